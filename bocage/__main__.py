@@ -1,0 +1,3 @@
+from bocage.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,294 @@
+"""The ``bocage`` command (also ``python -m bocage``).
+
+Every command takes ``--json`` (one JSON document on stdout, errors included)
+and ``--profile DIR`` (the device's keys and settings). Command names and JSON
+keys are a public interface: scripts depend on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bocage.client.api import ApiError, BocageClient
+from bocage.client.profile import DeviceKeys, OperatorKey, Profile
+from chalicelib.activation_qr import qr_terminal, write_qr
+from chalicelib.domain.activation_link import parse_activation
+from chalicelib.errors import BocageError
+
+DEFAULT_PROFILE = os.environ.get("BOCAGE_PROFILE", str(Path.home() / ".bocage" / "default"))
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+
+
+class CliError(Exception):
+    """A usage problem the user can fix, reported without a traceback."""
+
+
+Result = dict[str, Any]
+Command = Callable[[argparse.Namespace], Result]
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options accepted before or after the command name."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="one JSON document")
+    common.add_argument("--profile", default=argparse.SUPPRESS, help="profile directory (keys and settings)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(prog="bocage", description=__doc__, parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="run the API on this machine (embedded store)",
+        description="Serve the REST API on this machine, on the embedded SQLite store in --data. "
+        "One process holds all connections: run a single replica per data directory.",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--data", default=None, help="data directory (default: BOCAGE_DATA_DIR or .bocage-data)"
+    )
+    serve.add_argument("--org-name", default="Bocage", help="name of the organisation made on first start")
+    serve.set_defaults(func=cmd_serve)
+
+    org = sub.add_parser("org", parents=[common], help="organisations (operator)")
+    org_sub = org.add_subparsers(dest="org_command", required=True)
+    create = org_sub.add_parser(
+        "create", parents=[common], help="create an organisation and its owner's invitation"
+    )
+    create.add_argument("name")
+    create.add_argument("--plan", choices=["free", "pilot", "pro"], default="free")
+    create.add_argument("--owner-name", default="Owner")
+    where = create.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data", help="write the embedded store in DIR directly")
+    where.add_argument("--server", help="ask a running server (needs an operator key)")
+    create.add_argument(
+        "--operator-key",
+        default=os.environ.get("BOCAGE_OPERATOR_KEY_FILE"),
+        help="operator private key file (default: BOCAGE_OPERATOR_KEY_FILE)",
+    )
+    create.add_argument("--public-url", default=None, help="API URL put in activation links (with --data)")
+    create.set_defaults(func=cmd_org_create)
+
+    operator = sub.add_parser("operator", parents=[common], help="operator credentials")
+    op_sub = operator.add_subparsers(dest="operator_command", required=True)
+    keygen = op_sub.add_parser("keygen", parents=[common], help="make an operator key pair")
+    keygen.add_argument("file", help="where to write the private key (mode 0600)")
+    keygen.set_defaults(func=cmd_operator_keygen)
+
+    activate = sub.add_parser("activate", parents=[common], help="activate this device with a code or URL")
+    activate.add_argument("code_or_url")
+    activate.add_argument("--server", default=None, help="API URL, when the code comes without one")
+    activate.add_argument("--name", required=True, help="your name as others will see it")
+    activate.add_argument("--device-name", default=socket.gethostname())
+    activate.set_defaults(func=cmd_activate)
+
+    invite = sub.add_parser("invite", parents=[common], help="invite a person (admins)")
+    invite.add_argument("--name", required=True)
+    invite.add_argument("--email", default=None)
+    invite.add_argument("--role", choices=["member", "admin"], default="member")
+    invite.add_argument("--qr", default=None, help="write the activation QR code to FILE.png or FILE.svg")
+    invite.set_defaults(func=cmd_invite)
+
+    link = sub.add_parser("link-device", parents=[common], help="a code to activate another device of yours")
+    link.add_argument("--qr", default=None, help="write the activation QR code to FILE.png or FILE.svg")
+    link.set_defaults(func=cmd_link_device)
+
+    members = sub.add_parser("members", parents=[common], help="list the organisation's members")
+    members.set_defaults(func=cmd_members)
+
+    revoke = sub.add_parser(
+        "revoke", parents=[common], help="revoke a device (d_...) or remove a member (m_...)"
+    )
+    revoke.add_argument("target", metavar="MEMBER_OR_DEVICE")
+    revoke.set_defaults(func=cmd_revoke)
+
+    role = sub.add_parser("role", parents=[common], help="set a member's role (admins)")
+    role.add_argument("member")
+    role.add_argument("role", choices=["member", "admin", "owner"])
+    role.set_defaults(func=cmd_role)
+
+    whoami = sub.add_parser("whoami", parents=[common], help="this device, its member and organisation")
+    whoami.set_defaults(func=cmd_whoami)
+    return parser
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> Result:
+    from bocage.local.serve import serve
+
+    serve(args.host, args.port, args.data, args.org_name)
+    return {}
+
+
+def cmd_org_create(args: argparse.Namespace) -> Result:
+    if args.data:
+        return _org_create_local(args)
+    if not args.operator_key:
+        raise CliError("--server needs --operator-key FILE (or BOCAGE_OPERATOR_KEY_FILE); see README")
+    client = BocageClient(args.server, operator=OperatorKey.load(args.operator_key))
+    return client.create_org(args.name, args.plan, args.owner_name)
+
+
+def _org_create_local(args: argparse.Namespace) -> Result:
+    from bocage.local.serve import local_settings
+    from chalicelib import wiring
+    from chalicelib.domain.organisation import Plan
+    from chalicelib.services.invitations import Links
+
+    settings = local_settings(args.data, args.public_url or DEFAULT_PUBLIC_URL)
+    container = wiring.build(settings)
+    api = settings.public_url or DEFAULT_PUBLIC_URL
+    org, invitation = container.invitations.create_organisation(
+        args.name,
+        Plan(args.plan),
+        args.owner_name,
+        Links(api_url=api, app_url=settings.app_url or f"{api}/app"),
+    )
+    return {**invitation.public(), "org": org.public()}
+
+
+def cmd_operator_keygen(args: argparse.Namespace) -> Result:
+    if Path(args.file).exists():
+        raise CliError(f"{args.file} exists; remove it first to make a new key")
+    key = OperatorKey.generate()
+    key.save(args.file)
+    return {"key_file": args.file, "public_key": key.public_key, "key_id": key.key_id}
+
+
+def cmd_activate(args: argparse.Namespace) -> Result:
+    profile = _profile(args)
+    if profile.exists:
+        raise CliError(f"{profile.dir} already holds an activated device; use another --profile")
+    target = parse_activation(args.code_or_url)
+    server = args.server or target.server
+    if not server:
+        raise CliError("this code carries no server address: add --server URL")
+    keys = DeviceKeys.generate()
+    result = BocageClient(server).activate(
+        target.code, keys, device_name=args.device_name, display_name=args.name
+    )
+    profile.save_keys(keys)
+    profile.save_info({"server": server.rstrip("/"), **result})
+    return {**result, "server": server.rstrip("/"), "profile": str(profile.dir)}
+
+
+def cmd_invite(args: argparse.Namespace) -> Result:
+    result = _client(args).invite(args.name, role=args.role, email=args.email)
+    return _with_qr(result, args.qr)
+
+
+def cmd_link_device(args: argparse.Namespace) -> Result:
+    return _with_qr(_client(args).link_device(), args.qr)
+
+
+def cmd_members(args: argparse.Namespace) -> Result:
+    return {"members": _client(args).members()}
+
+
+def cmd_revoke(args: argparse.Namespace) -> Result:
+    client = _client(args)
+    if args.target.startswith("m_"):
+        return {"member": client.remove_member(args.target)}
+    if args.target.startswith("d_"):
+        return {"device": client.revoke_device(args.target)}
+    raise CliError("MEMBER_OR_DEVICE must be a member id (m_...) or a device id (d_...)")
+
+
+def cmd_role(args: argparse.Namespace) -> Result:
+    return {"member": _client(args).set_role(args.member, args.role)}
+
+
+def cmd_whoami(args: argparse.Namespace) -> Result:
+    return _client(args).whoami()
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def _profile(args: argparse.Namespace) -> Profile:
+    return Profile(getattr(args, "profile", None) or DEFAULT_PROFILE)
+
+
+def _client(args: argparse.Namespace) -> BocageClient:
+    profile = _profile(args)
+    try:
+        info = profile.info()
+        keys = profile.keys()
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from exc
+    return BocageClient(info["server"], device=keys)
+
+
+def _with_qr(result: Result, qr_file: str | None) -> Result:
+    if qr_file:
+        try:
+            write_qr(result["activation_url"], qr_file)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        result = {**result, "qr_file": qr_file}
+    return result
+
+
+def _print_human(command: str, result: Result) -> None:
+    if "activation_url" in result and "activation_code" in result:
+        print(f"Activation code: {result['activation_code']}")
+        print(f"Activation URL:  {result['activation_url']}")
+        if result.get("qr_file"):
+            print(f"QR code written to {result['qr_file']}")
+        else:
+            print(qr_terminal(result["activation_url"]))
+        if result.get("mail_error"):
+            print(f"Warning: {result['mail_error']}", file=sys.stderr)
+        return
+    if command == "members":
+        for m in result["members"]:
+            devices = ", ".join(
+                d["device_id"] + (" (revoked)" if d.get("revoked_at") else "") for d in m["devices"]
+            )
+            print(f"{m['member_id']}  {m['role']:<6}  {m['status']:<8}  {m['display_name']}  [{devices}]")
+        return
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    as_json = getattr(args, "json", False)
+    try:
+        result = args.func(args)
+    except (ApiError, BocageError, CliError, PermissionError, OSError) as exc:
+        error = _error_body(exc)
+        if as_json:
+            print(json.dumps(error))
+        else:
+            print(f"bocage: {error['message']}", file=sys.stderr)
+        return 1
+    if args.command == "serve":
+        return 0
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        _print_human(args.command, result)
+    return 0
+
+
+def _error_body(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, ApiError):
+        return {"error": exc.code, "status": exc.status, "message": exc.message}
+    if isinstance(exc, BocageError):
+        return {"error": exc.code, "status": exc.status, "message": exc.message}
+    return {"error": "cli_error", "message": str(exc)}

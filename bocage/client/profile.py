@@ -1,0 +1,146 @@
+"""A device's profile on disk: its private keys (mode 0600) and who it is.
+
+Layout of a profile directory::
+
+    profile.json   server URL, org, member and device ids (no secrets)
+    sign.key       Ed25519 seed, raw 32 bytes, mode 0600
+    box.key        X25519 private key, raw 32 bytes, mode 0600
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nacl.public import PrivateKey
+from nacl.signing import SigningKey
+
+from chalicelib.domain.auth_token import Claims, encode_token, request_digest
+from chalicelib.domain.encoding import b64d, b64e
+from chalicelib.domain.ids import device_id_for, operator_id_for
+
+TOKEN_LIFETIME = 120  # seconds; the server accepts at most 300
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Create or replace a secret file that is never readable by others, even briefly."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def sign_token(
+    key: SigningKey,
+    subject: str,
+    method: str,
+    path: str,
+    query: dict[str, str] | None,
+    body: bytes,
+    *,
+    now: int,
+    lifetime: int = TOKEN_LIFETIME,
+) -> str:
+    claims = Claims(
+        subject=subject,
+        issued_at=now,
+        expires_at=now + lifetime,
+        nonce=b64e(secrets.token_bytes(16)),
+        digest=request_digest(method, path, query, body),
+    ).to_bytes()
+    return encode_token(claims, key.sign(claims).signature)
+
+
+@dataclass(frozen=True)
+class DeviceKeys:
+    signing: SigningKey
+    box: PrivateKey
+
+    @classmethod
+    def generate(cls) -> DeviceKeys:
+        return cls(SigningKey.generate(), PrivateKey.generate())
+
+    @property
+    def sign_public_key(self) -> str:
+        return b64e(bytes(self.signing.verify_key))
+
+    @property
+    def box_public_key(self) -> str:
+        return b64e(bytes(self.box.public_key))
+
+    @property
+    def device_id(self) -> str:
+        return device_id_for(bytes(self.signing.verify_key))
+
+
+@dataclass(frozen=True)
+class OperatorKey:
+    """The operator's Ed25519 key: the server knows only its public half."""
+
+    signing: SigningKey
+
+    @classmethod
+    def generate(cls) -> OperatorKey:
+        return cls(SigningKey.generate())
+
+    @classmethod
+    def load(cls, path: str | Path) -> OperatorKey:
+        p = Path(path)
+        if p.stat().st_mode & 0o077:
+            raise PermissionError(f"{p} must not be readable by others (chmod 600)")
+        return cls(SigningKey(b64d(p.read_text().strip())))
+
+    def save(self, path: str | Path) -> None:
+        write_private(Path(path), (b64e(bytes(self.signing)) + "\n").encode())
+
+    @property
+    def public_key(self) -> str:
+        return b64e(bytes(self.signing.verify_key))
+
+    @property
+    def key_id(self) -> str:
+        return operator_id_for(bytes(self.signing.verify_key))
+
+
+class Profile:
+    """One device's identity in a directory; created at activation."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.dir = Path(directory)
+
+    @property
+    def exists(self) -> bool:
+        return (self.dir / "profile.json").exists()
+
+    def info(self) -> dict[str, Any]:
+        if not self.exists:
+            raise FileNotFoundError(f"no activated profile in {self.dir}; run 'bocage activate' first")
+        data: dict[str, Any] = json.loads((self.dir / "profile.json").read_text())
+        return data
+
+    def keys(self) -> DeviceKeys:
+        for name in ("sign.key", "box.key"):
+            if (self.dir / name).stat().st_mode & 0o077:
+                raise PermissionError(f"{self.dir / name} must not be readable by others (chmod 600)")
+        return DeviceKeys(
+            SigningKey((self.dir / "sign.key").read_bytes()), PrivateKey((self.dir / "box.key").read_bytes())
+        )
+
+    def save_keys(self, keys: DeviceKeys) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        write_private(self.dir / "sign.key", bytes(keys.signing))
+        write_private(self.dir / "box.key", bytes(keys.box))
+
+    def save_info(self, info: dict[str, Any]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / "profile.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,143 @@
+"""An HTTP server that plays API Gateway's REST proxy integration on one machine.
+
+Each request becomes the proxy event the Lambda would get on AWS, and the
+Chalice app's answer is written back: the very same code path, no Chalice-local.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from chalice import Chalice
+
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
+STAGE = "api"
+
+
+@dataclass(frozen=True)
+class Route:
+    template: str
+    pattern: re.Pattern[str]
+
+
+def compile_routes(app: Chalice) -> list[Route]:
+    """Static segments before parameters, as API Gateway prefers the most specific match."""
+    routes = []
+    for template in app.routes:
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+        routes.append(Route(template, re.compile(f"^{regex}$")))
+    return sorted(routes, key=lambda r: (r.template.count("{"), -len(r.template)))
+
+
+class LambdaContext:
+    """The few attributes of a Lambda context that Chalice and Powertools read."""
+
+    function_name = "bocage-local"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:local:000000000000:function:bocage-local"
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def proxy_event(
+    route: Route, method: str, raw_path: str, headers: dict[str, str], body: bytes, source_ip: str
+) -> dict[str, Any]:
+    parts = urlsplit(raw_path)
+    match = route.pattern.match(parts.path)
+    assert match is not None
+    multi_query = parse_qs(parts.query, keep_blank_values=True)
+    try:
+        text, is_b64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_b64 = base64.b64encode(body).decode("ascii"), True
+    request_id = str(uuid.uuid4())
+    return {
+        "resource": route.template,
+        "path": parts.path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": match.groupdict() or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": route.template,
+            "httpMethod": method,
+            "path": f"/{STAGE}{parts.path}",
+            "stage": STAGE,
+            "requestId": request_id,
+            "identity": {"sourceIp": source_ip},
+        },
+        "body": text if body else None,
+        "isBase64Encoded": is_b64,
+    }
+
+
+def make_handler(app: Chalice) -> type[BaseHTTPRequestHandler]:
+    routes = compile_routes(app)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        server_version = "bocage-local"
+
+        def _serve(self) -> None:
+            path = urlsplit(self.path).path
+            route = next((r for r in routes if r.pattern.match(path)), None)
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY:
+                self._reply(413, {"error": "payload_too_large", "message": "request body over 10 MiB"})
+                self.close_connection = True
+                return
+            body = self.rfile.read(length) if length else b""
+            if route is None:
+                self._reply(404, {"error": "not_found", "message": f"no route for {path}"})
+                return
+            headers = {k: v for k, v in self.headers.items()}
+            headers.setdefault("X-Forwarded-Proto", "http")
+            event = proxy_event(route, self.command, self.path, headers, body, self.client_address[0])
+            result = app(event, LambdaContext())
+            payload = result.get("body") or ""
+            raw = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode("utf-8")
+            self.send_response(result["statusCode"])
+            for name, values in (result.get("multiValueHeaders") or {}).items():
+                for value in values:
+                    self.send_header(name, value)
+            for name, value in (result.get("headers") or {}).items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def _reply(self, status: int, body: dict[str, str]) -> None:
+            raw = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Silence the default access log: it would print full paths; the app logs routes."""
+
+    return Handler
+
+
+def make_server(app: Chalice, host: str, port: int) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer((host, port), make_handler(app))
+    server.daemon_threads = True
+    return server

@@ -1,0 +1,1 @@
+"""Bocage server: everything the Lambda needs, bundled by Chalice."""

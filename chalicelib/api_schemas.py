@@ -1,0 +1,40 @@
+"""Request bodies of the REST API: validated at the edge, so services get clean values."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.domain.organisation import Plan
+
+# Deliberately loose: the mail server is the real judge; this catches typos early.
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CreateOrgBody(_Body):
+    name: str = Field(min_length=1, max_length=120)
+    plan: Plan = Plan.FREE
+    owner_name: str = Field(default="Owner", min_length=1, max_length=120)
+    owner_email: str | None = Field(default=None, max_length=254, pattern=EMAIL_PATTERN)
+
+
+class InviteBody(_Body):
+    display_name: str = Field(min_length=1, max_length=120)
+    role: str = "member"
+    email: str | None = Field(default=None, max_length=254, pattern=EMAIL_PATTERN)
+
+
+class ActivateBody(_Body):
+    code: str = Field(min_length=8, max_length=100)
+    sign_public_key: str = Field(min_length=40, max_length=60)
+    box_public_key: str = Field(min_length=40, max_length=60)
+    proof: str = Field(min_length=80, max_length=100)
+    device_name: str = Field(default="", max_length=120)
+    display_name: str | None = Field(default=None, max_length=120)
+
+
+class RoleBody(_Body):
+    role: str

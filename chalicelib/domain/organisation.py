@@ -1,0 +1,102 @@
+"""Organisations, members, roles and devices: pure models and the rules between them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.errors import Forbidden
+
+
+class Plan(StrEnum):
+    FREE = "free"
+    PILOT = "pilot"
+    PRO = "pro"
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    MEMBER = "member"
+
+    @property
+    def rank(self) -> int:
+        return {Role.MEMBER: 0, Role.ADMIN: 1, Role.OWNER: 2}[self]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.rank >= Role.ADMIN.rank
+
+
+class MemberStatus(StrEnum):
+    INVITED = "invited"
+    ACTIVE = "active"
+    REMOVED = "removed"
+
+
+DEFAULT_RETENTION_DAYS = 90
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    def public(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class Organisation(_Record):
+    org_id: str
+    name: str = Field(min_length=1, max_length=120)
+    plan: Plan = Plan.FREE
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    created_at: int
+
+
+class Member(_Record):
+    org_id: str
+    member_id: str
+    display_name: str = Field(min_length=1, max_length=120)
+    role: Role
+    status: MemberStatus
+    created_at: int
+    activated_at: int | None = None
+    removed_at: int | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status is MemberStatus.ACTIVE
+
+
+class Device(_Record):
+    device_id: str
+    org_id: str
+    member_id: str
+    name: str = Field(max_length=120)
+    sign_public_key: str  # base64url Ed25519 verify key
+    box_public_key: str  # base64url X25519 public key
+    created_at: int
+    revoked_at: int | None = None
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+def require_admin(role: Role) -> None:
+    if not role.is_admin:
+        raise Forbidden("only the organisation's owners and admins may do this")
+
+
+def require_may_manage(actor: Role, target: Role) -> None:
+    """Admins manage members and admins; only owners touch owners."""
+    require_admin(actor)
+    if target is Role.OWNER and actor is not Role.OWNER:
+        raise Forbidden("only an owner may change or remove another owner")
+
+
+def require_may_grant(actor: Role, granted: Role) -> None:
+    require_admin(actor)
+    if granted is Role.OWNER and actor is not Role.OWNER:
+        raise Forbidden("only an owner may make someone an owner")

@@ -1,0 +1,112 @@
+"""The ports the services depend on. Adapters implement them at the edge.
+
+Services never import boto3, sqlite3 or smtplib: they receive these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# An item is a flat-ish JSON-like mapping: str, int, bool, None, list and dict
+# values (no floats: money is integer cents, times are epoch seconds). Every item
+# has string keys "pk" and "sk"; "expires_at" (epoch seconds) is the TTL attribute.
+Item = dict[str, Any]
+
+#: DynamoDB's item size limit, enforced identically by every adapter.
+MAX_ITEM_BYTES = 400 * 1024
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a query; ``cursor`` is opaque and None on the last page."""
+
+    items: list[Item]
+    cursor: str | None = None
+
+
+class Clock(Protocol):
+    def now(self) -> int:
+        """Current time in whole epoch seconds."""
+        ...
+
+
+class Store(Protocol):
+    """A single-table, DynamoDB-shaped key-value store.
+
+    Items past their ``expires_at`` are never returned by any read, and count
+    as absent for ``if_absent`` writes, whether or not they are deleted yet.
+    Only single-item conditional writes: no transactions (see DESIGN, portable store).
+    """
+
+    def get(self, pk: str, sk: str) -> Item | None: ...
+
+    def put(
+        self,
+        item: Item,
+        *,
+        if_absent: bool = False,
+        if_match: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write an item whole.
+
+        ``if_absent``: fail unless no live item has this key.
+        ``if_match``: fail unless a live item exists whose attributes equal these values.
+        Raises ``ConditionFailed`` when a condition does not hold, ``ItemTooLarge``
+        over ``MAX_ITEM_BYTES``.
+        """
+        ...
+
+    def delete(self, pk: str, sk: str) -> None: ...
+
+    def query(
+        self,
+        pk: str,
+        *,
+        prefix: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        descending: bool = False,
+    ) -> Page:
+        """Items of one partition in sort-key order.
+
+        Either ``prefix`` or an inclusive ``start``/``end`` range (either bound
+        optional). ``cursor`` is a previous page's cursor, stable under writes.
+        """
+        ...
+
+    def increment(
+        self, pk: str, sk: str, attribute: str, amount: int = 1, *, expires_at: int | None = None
+    ) -> int:
+        """Atomically add ``amount`` to an integer attribute (created at 0); return the new value."""
+        ...
+
+    def batch_write(self, puts: Iterable[Item] = (), deletes: Iterable[tuple[str, str]] = ()) -> None:
+        """Unconditional puts and deletes, any number (adapters chunk by 25)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+    inline_id: str | None = None  # Content-ID for an inline image in the HTML part
+
+
+@dataclass(frozen=True)
+class MailMessage:
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    attachments: Sequence[Attachment] = field(default_factory=tuple)
+
+
+class Mailer(Protocol):
+    def send(self, message: MailMessage) -> None:
+        """Deliver one message, or raise."""
+        ...

@@ -1,0 +1,275 @@
+"""Invitations and activation: how a person joins without a phone number.
+
+An admin invites; the server keeps only the code's hash; the person's device
+generates its keys and activates with the code, which is consumed exactly once
+by a single-item conditional write (no transaction needed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from dataclasses import dataclass
+from typing import Any
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+
+from chalicelib.activation_qr import qr_png
+from chalicelib.domain import keys
+from chalicelib.domain.activation_link import activation_url
+from chalicelib.domain.encoding import b64d
+from chalicelib.domain.ids import device_id_for
+from chalicelib.domain.invitation import (
+    Invitation,
+    InvitationStatus,
+    activation_proof_message,
+    code_hash,
+    new_code,
+)
+from chalicelib.domain.organisation import (
+    Device,
+    Member,
+    MemberStatus,
+    Organisation,
+    Plan,
+    Role,
+    require_may_grant,
+)
+from chalicelib.domain.principal import Principal
+from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Gone, NotFound
+from chalicelib.ports import Attachment, Clock, Mailer, MailMessage, Store
+from chalicelib.services.organisations import OrganisationService
+
+OPERATOR = "operator"
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where clients reach the API, and where the web app opens activation links."""
+
+    api_url: str
+    app_url: str
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    org_id: str
+    member_id: str
+    role: Role
+    activation_code: str
+    activation_url: str
+    valid_until: int
+    emailed: bool = False
+    mail_error: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "org_id": self.org_id,
+            "member_id": self.member_id,
+            "role": self.role.value,
+            "activation_code": self.activation_code,
+            "activation_url": self.activation_url,
+            "valid_until": self.valid_until,
+            "emailed": self.emailed,
+        }
+        if self.mail_error:
+            body["mail_error"] = self.mail_error
+        return body
+
+
+@dataclass(frozen=True)
+class ActivationRequest:
+    code: str
+    sign_public_key: str
+    box_public_key: str
+    proof: str
+    device_name: str = ""
+    display_name: str | None = None
+
+
+class InvitationService:
+    def __init__(
+        self, store: Store, clock: Clock, orgs: OrganisationService, mailer: Mailer, *, ttl_days: int = 7
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._orgs = orgs
+        self._mailer = mailer
+        self._ttl = ttl_days * 86400
+
+    def create_organisation(
+        self, name: str, plan: Plan, owner_name: str, links: Links, *, email: str | None = None
+    ) -> tuple[Organisation, IssuedInvitation]:
+        """Bootstrap: the organisation and its first owner's invitation."""
+        org = self._orgs.create(name, plan)
+        member = self._orgs.add_invited_member(org.org_id, owner_name, Role.OWNER)
+        return org, self._issue(org, member, OPERATOR, links, email)
+
+    def invite(
+        self, who: Principal, display_name: str, role: Role, links: Links, *, email: str | None = None
+    ) -> IssuedInvitation:
+        require_may_grant(who.role, role)
+        member = self._orgs.add_invited_member(who.org_id, display_name, role)
+        return self._issue(self._orgs.get(who.org_id), member, who.member_id, links, email)
+
+    def link_device(self, who: Principal, links: Links) -> IssuedInvitation:
+        """A code for one more device of the caller (a phone beside a laptop)."""
+        member = self._orgs.member(who.org_id, who.member_id)
+        return self._issue(self._orgs.get(who.org_id), member, who.member_id, links, None)
+
+    def _issue(
+        self, org: Organisation, member: Member, invited_by: str, links: Links, email: str | None
+    ) -> IssuedInvitation:
+        code = new_code()
+        now = self._clock.now()
+        invitation = Invitation(
+            code_hash=code_hash(code),
+            org_id=org.org_id,
+            member_id=member.member_id,
+            display_name=member.display_name,
+            role=member.role,
+            invited_by=invited_by,
+            created_at=now,
+            valid_until=now + self._ttl,
+        )
+        self._save(invitation, if_absent=True)
+        url = activation_url(links.app_url, links.api_url, code)
+        issued = IssuedInvitation(
+            org_id=org.org_id,
+            member_id=member.member_id,
+            role=member.role,
+            activation_code=code,
+            activation_url=url,
+            valid_until=invitation.valid_until,
+        )
+        if not email:
+            return issued
+        try:
+            self._mailer.send(_invitation_mail(email, org, member, code, url, invitation.valid_until))
+        except Exception as exc:  # delivery failed: the admin still holds the code and the URL
+            return IssuedInvitation(
+                **{**issued.__dict__, "mail_error": f"e-mail not sent: {type(exc).__name__}"}
+            )
+        return IssuedInvitation(**{**issued.__dict__, "emailed": True})
+
+    def _save(self, invitation: Invitation, **condition: Any) -> None:
+        fields = {**invitation.model_dump(mode="json"), "expires_at": invitation.expires_at}
+        self._store.put(keys.record(keys.invitation(invitation.code_hash), fields), **condition)
+
+    # -- activation ----------------------------------------------------------------
+
+    def activate(self, request: ActivationRequest) -> dict[str, Any]:
+        sign_key = _public_key(request.sign_public_key, "sign_public_key")
+        _public_key(request.box_public_key, "box_public_key")
+        try:
+            VerifyKey(sign_key).verify(
+                activation_proof_message(request.code, request.box_public_key), b64d(request.proof)
+            )
+        except (BadSignatureError, ValueError) as exc:
+            raise BadRequest("proof does not verify with sign_public_key") from exc
+
+        item = self._store.get(*keys.invitation(code_hash(request.code)))
+        if item is None:
+            raise NotFound("unknown activation code")
+        invitation = Invitation.model_validate(item)
+        device_id = device_id_for(sign_key)
+        now = self._clock.now()
+        if invitation.status is InvitationStatus.PENDING:
+            if not invitation.is_valid_at(now):
+                raise Gone("this activation code has expired; ask an admin for a new invitation")
+            member = self._orgs.member(invitation.org_id, invitation.member_id)
+            if member.status is MemberStatus.REMOVED:
+                raise Gone("this invitation was withdrawn")
+            existing = self._orgs.get_device(device_id)
+            if existing is not None and existing.member_id != member.member_id:
+                raise Conflict("these device keys are already registered; create a new profile")
+            self._consume(invitation, device_id, now)
+        elif invitation.used_by_device != device_id:
+            raise Conflict("this activation code has already been used")
+        return self._finish(invitation, request, device_id, now)
+
+    def _consume(self, invitation: Invitation, device_id: str, now: int) -> None:
+        used = invitation.model_copy(
+            update={"status": InvitationStatus.USED, "used_by_device": device_id, "used_at": now}
+        )
+        try:
+            self._save(used, if_match={"status": InvitationStatus.PENDING.value})
+        except ConditionFailed as exc:
+            latest = self._store.get(*keys.invitation(invitation.code_hash))
+            if latest is None or latest.get("used_by_device") != device_id:
+                raise Conflict("this activation code has already been used") from exc
+
+    def _finish(
+        self, invitation: Invitation, request: ActivationRequest, device_id: str, now: int
+    ) -> dict[str, Any]:
+        """Idempotent steps after the code is consumed: a retry by the same device converges."""
+        member = self._orgs.member(invitation.org_id, invitation.member_id)
+        if member.status is MemberStatus.INVITED:
+            name = (request.display_name or "").strip() or member.display_name
+            member = member.model_copy(
+                update={"status": MemberStatus.ACTIVE, "activated_at": now, "display_name": name}
+            )
+            self._orgs.save_member(member)
+        if self._orgs.get_device(device_id) is None:
+            self._orgs.register_device(
+                Device(
+                    device_id=device_id,
+                    org_id=invitation.org_id,
+                    member_id=invitation.member_id,
+                    name=request.device_name.strip()[:120] or "device",
+                    sign_public_key=request.sign_public_key,
+                    box_public_key=request.box_public_key,
+                    created_at=now,
+                )
+            )
+        org = self._orgs.get(invitation.org_id)
+        return {
+            "org_id": org.org_id,
+            "org_name": org.name,
+            "member_id": member.member_id,
+            "device_id": device_id,
+            "role": member.role.value,
+            "display_name": member.display_name,
+        }
+
+
+def _public_key(value: str, name: str) -> bytes:
+    try:
+        raw = b64d(value)
+    except ValueError as exc:
+        raise BadRequest(f"{name} must be base64url") from exc
+    if len(raw) != 32:
+        raise BadRequest(f"{name} must be a 32-byte public key")
+    return raw
+
+
+def _invitation_mail(
+    to: str, org: Organisation, member: Member, code: str, url: str, valid_until: int
+) -> MailMessage:
+    """Bilingual (French first) invitation with the link and the QR code inline."""
+    until = dt.datetime.fromtimestamp(valid_until, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    text = (
+        f"Bonjour {member.display_name},\n\n"
+        f"{org.name} vous invite sur Bocage, sa messagerie chiffrée de bout en bout.\n"
+        f"Ouvrez ce lien sur votre appareil pour l'activer (valable jusqu'au {until}) :\n{url}\n\n"
+        f"Ou saisissez ce code : {code}\n\n"
+        f"---\n{org.name} invites you to Bocage. Open the link above on your device "
+        f"(valid until {until}) or enter the code.\n"
+    )
+    safe = {k: html.escape(v) for k, v in {"name": member.display_name, "org": org.name, "url": url}.items()}
+    body_html = (
+        f"<p>Bonjour {safe['name']},</p>"
+        f"<p>{safe['org']} vous invite sur Bocage, sa messagerie chiffrée de bout en bout.</p>"
+        f'<p><a href="{safe["url"]}">Activer mon appareil</a> (valable jusqu\'au {until})</p>'
+        '<p>Ou scannez ce code QR :</p><p><img src="cid:activation-qr" alt="QR code d\'activation"></p>'
+        f"<p>Code : <code>{html.escape(code)}</code></p>"
+        f'<hr><p lang="en">{safe["org"]} invites you to Bocage. Open the link or scan the code.</p>'
+    )
+    return MailMessage(
+        to=to,
+        subject=f"{org.name} vous invite sur Bocage / invites you to Bocage",
+        text=text,
+        html=body_html,
+        attachments=(Attachment("activation.png", "image/png", qr_png(url), inline_id="activation-qr"),),
+    )

@@ -1,0 +1,203 @@
+"""Organisations and their members: create, list, remove, change roles, revoke devices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.domain import keys
+from chalicelib.domain.ids import looks_like, new_id
+from chalicelib.domain.organisation import (
+    Device,
+    Member,
+    MemberStatus,
+    Organisation,
+    Plan,
+    Role,
+    require_may_grant,
+    require_may_manage,
+)
+from chalicelib.domain.principal import Principal
+from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
+from chalicelib.ports import Clock, Store
+
+MAX_PAGE = 200
+
+
+@dataclass(frozen=True)
+class MemberPage:
+    members: list[Member]
+    devices: list[Device]
+    cursor: str | None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "members": [m.public() for m in self.members],
+            "devices": [d.public() for d in self.devices],
+            "cursor": self.cursor,
+        }
+
+
+class OrganisationService:
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    # -- organisations -------------------------------------------------------------
+
+    def create(self, name: str, plan: Plan) -> Organisation:
+        org = Organisation(org_id=new_id("o"), name=name.strip(), plan=plan, created_at=self._clock.now())
+        self._store.put(keys.record(keys.org(org.org_id), org.model_dump(mode="json")), if_absent=True)
+        self._store.put(keys.record(keys.org_registry(org.org_id), {"org_id": org.org_id}))
+        return org
+
+    def any_exists(self) -> bool:
+        return bool(self._store.query(keys.ORGS_PK, limit=1).items)
+
+    def get(self, org_id: str) -> Organisation:
+        item = self._store.get(*keys.org(org_id))
+        if item is None:
+            raise NotFound("no such organisation")
+        return Organisation.model_validate(item)
+
+    # -- members -----------------------------------------------------------------
+
+    def add_invited_member(self, org_id: str, display_name: str, role: Role) -> Member:
+        member = Member(
+            org_id=org_id,
+            member_id=new_id("m"),
+            display_name=display_name,
+            role=role,
+            status=MemberStatus.INVITED,
+            created_at=self._clock.now(),
+        )
+        self.save_member(member, if_absent=True)
+        return member
+
+    def member(self, org_id: str, member_id: str) -> Member:
+        """A member of this organisation; 404 for anyone else's, so nothing leaks across orgs."""
+        item = self._store.get(*keys.member(org_id, member_id)) if looks_like(member_id, "m") else None
+        if item is None:
+            raise NotFound(f"no member {member_id} in this organisation")
+        return Member.model_validate(item)
+
+    def list_members(self, who: Principal, *, cursor: str | None = None, limit: int = 100) -> MemberPage:
+        """Every active member may list members: they need each other's device keys."""
+        page = self._store.query(
+            f"ORG#{who.org_id}", prefix=keys.MEMBER_PREFIX, cursor=cursor, limit=max(1, min(limit, MAX_PAGE))
+        )
+        members: list[Member] = []
+        devices: list[Device] = []
+        for item in page.items:
+            if keys.is_device_sk(item["sk"]):
+                devices.append(Device.model_validate(item))
+            else:
+                members.append(Member.model_validate(item))
+        return MemberPage(members=members, devices=devices, cursor=page.cursor)
+
+    def devices_of(self, org_id: str, member_id: str) -> list[Device]:
+        pk, sk = keys.member(org_id, member_id)
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page = self._store.query(pk, prefix=sk + keys.DEVICE_INFIX, cursor=cursor, limit=MAX_PAGE)
+            items.extend(page.items)
+            cursor = page.cursor
+            if cursor is None:
+                return [Device.model_validate(i) for i in items]
+
+    def remove_member(self, who: Principal, member_id: str) -> Member:
+        target = self.member(who.org_id, member_id)
+        require_may_manage(who.role, target.role)
+        if target.member_id == who.member_id:
+            raise Forbidden("you cannot remove yourself; ask another admin")
+        if target.status is MemberStatus.REMOVED:
+            return target
+        removed = target.model_copy(update={"status": MemberStatus.REMOVED, "removed_at": self._clock.now()})
+        self.save_member(removed)
+        for device in self.devices_of(who.org_id, member_id):
+            self._revoke(device)
+        return removed
+
+    def set_role(self, who: Principal, member_id: str, role: Role) -> Member:
+        target = self.member(who.org_id, member_id)
+        require_may_manage(who.role, target.role)
+        require_may_grant(who.role, role)
+        if target.status is MemberStatus.REMOVED:
+            raise Conflict("this member has been removed")
+        if target.role is Role.OWNER and role is not Role.OWNER and self._owner_count(who.org_id) <= 1:
+            raise Conflict("an organisation keeps at least one owner")
+        updated = target.model_copy(update={"role": role})
+        self.save_member(updated)
+        return updated
+
+    def _owner_count(self, org_id: str) -> int:
+        count, cursor = 0, None
+        while True:
+            page = self._store.query(
+                f"ORG#{org_id}", prefix=keys.MEMBER_PREFIX, cursor=cursor, limit=MAX_PAGE
+            )
+            count += sum(
+                1
+                for i in page.items
+                if not keys.is_device_sk(i["sk"]) and i["role"] == Role.OWNER and i["status"] != "removed"
+            )
+            cursor = page.cursor
+            if cursor is None:
+                return count
+
+    def save_member(self, member: Member, *, if_absent: bool = False) -> None:
+        key = keys.member(member.org_id, member.member_id)
+        self._store.put(keys.record(key, member.model_dump(mode="json")), if_absent=if_absent)
+
+    # -- devices -----------------------------------------------------------------
+
+    def register_device(self, device: Device) -> None:
+        """Two writes: the auth record, then the copy listed with the member.
+
+        Both are idempotent puts, so a retried activation converges.
+        """
+        fields = device.model_dump(mode="json")
+        self._store.put(keys.record(keys.device(device.device_id), fields))
+        self._store.put(
+            keys.record(keys.member_device(device.org_id, device.member_id, device.device_id), fields)
+        )
+
+    def get_device(self, device_id: str) -> Device | None:
+        item = self._store.get(*keys.device(device_id)) if looks_like(device_id, "d") else None
+        return None if item is None else Device.model_validate(item)
+
+    def revoke_device(self, who: Principal, device_id: str) -> Device:
+        device = self.get_device(device_id)
+        if device is None or device.org_id != who.org_id:
+            raise NotFound(f"no device {device_id} in this organisation")
+        if device.member_id != who.member_id:
+            owner = self.member(who.org_id, device.member_id)
+            require_may_manage(who.role, owner.role)
+        return self._revoke(device)
+
+    def _revoke(self, device: Device) -> Device:
+        if device.is_revoked:
+            return device
+        revoked = device.model_copy(update={"revoked_at": self._clock.now()})
+        self.register_device(revoked)
+        return revoked
+
+    def whoami(self, who: Principal) -> dict[str, Any]:
+        org = self.get(who.org_id)
+        member = self.member(who.org_id, who.member_id)
+        return {
+            "org": org.public(),
+            "member": member.public(),
+            "device_id": who.device_id,
+        }
+
+
+def parse_role(value: object, *, allowed: tuple[Role, ...] = tuple(Role)) -> Role:
+    try:
+        role = Role(str(value))
+    except ValueError as exc:
+        raise BadRequest(f"role must be one of {', '.join(r.value for r in allowed)}") from exc
+    if role not in allowed:
+        raise BadRequest(f"role must be one of {', '.join(r.value for r in allowed)}")
+    return role

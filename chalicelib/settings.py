@@ -1,0 +1,67 @@
+"""Settings, read once from environment variables (the only configuration channel).
+
+Every variable is listed in the README's settings table; keep both in step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    store: str = "sqlite"
+    data_dir: str = ".bocage-data"
+    table: str = "bocage"
+    dynamodb_endpoint: str | None = None
+    create_table: bool = False
+    region: str = "eu-west-3"
+    mailer: str = "console"
+    mail_from: str = "Bocage <no-reply@bocage.localhost>"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = False
+    public_url: str | None = None
+    app_url: str | None = None
+    operator_keys: tuple[str, ...] = ()
+    invite_ttl_days: int = 7
+    token_max_age: int = 300
+    max_body_bytes: int = 128 * 1024
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        on_lambda = bool(e.get("AWS_LAMBDA_FUNCTION_NAME"))
+        return cls(
+            store=e.get("BOCAGE_STORE", "dynamodb" if on_lambda else "sqlite"),
+            data_dir=e.get("BOCAGE_DATA_DIR", ".bocage-data"),
+            table=e.get("BOCAGE_TABLE", "bocage"),
+            dynamodb_endpoint=e.get("BOCAGE_DYNAMODB_ENDPOINT") or None,
+            create_table=_flag(e.get("BOCAGE_CREATE_TABLE")),
+            region=e.get("AWS_REGION") or e.get("AWS_DEFAULT_REGION") or "eu-west-3",
+            mailer=e.get("BOCAGE_MAILER", "ses" if on_lambda else "console"),
+            mail_from=e.get("BOCAGE_MAIL_FROM", cls.mail_from),
+            smtp_host=e.get("BOCAGE_SMTP_HOST", "localhost"),
+            smtp_port=int(e.get("BOCAGE_SMTP_PORT", "25")),
+            smtp_user=e.get("BOCAGE_SMTP_USER") or None,
+            smtp_password=e.get("BOCAGE_SMTP_PASSWORD") or None,
+            smtp_starttls=_flag(e.get("BOCAGE_SMTP_STARTTLS")),
+            public_url=(e.get("BOCAGE_PUBLIC_URL") or "").rstrip("/") or None,
+            app_url=(e.get("BOCAGE_APP_URL") or "").rstrip("/") or None,
+            operator_keys=_split(e.get("BOCAGE_OPERATOR_KEYS")),
+            invite_ttl_days=int(e.get("BOCAGE_INVITE_TTL_DAYS", "7")),
+            token_max_age=min(int(e.get("BOCAGE_TOKEN_MAX_AGE", "300")), 300),
+            max_body_bytes=int(e.get("BOCAGE_MAX_BODY_BYTES", str(128 * 1024))),
+        )

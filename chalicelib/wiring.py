@@ -1,0 +1,120 @@
+"""Builds the services from settings: the one place that picks adapters.
+
+The container is built lazily on first use (not at import), so importing the
+app stays fast and tests or the local runtime can install their own first.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.adapters.clocks import SystemClock
+from chalicelib.ports import Clock, Mailer, Store
+from chalicelib.services.authentication import Authenticator
+from chalicelib.services.invitations import InvitationService
+from chalicelib.services.organisations import OrganisationService
+from chalicelib.settings import Settings
+
+
+@dataclass
+class Container:
+    settings: Settings
+    store: Store
+    clock: Clock
+    mailer: Mailer
+    auth: Authenticator
+    orgs: OrganisationService
+    invitations: InvitationService
+
+
+def build(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    mailer: Mailer | None = None,
+) -> Container:
+    clock = clock or SystemClock()
+    store = store or build_store(settings, clock)
+    mailer = mailer or build_mailer(settings)
+    orgs = OrganisationService(store, clock)
+    return Container(
+        settings=settings,
+        store=store,
+        clock=clock,
+        mailer=mailer,
+        auth=Authenticator(
+            store, clock, max_age=settings.token_max_age, operator_keys=settings.operator_keys
+        ),
+        orgs=orgs,
+        invitations=InvitationService(store, clock, orgs, mailer, ttl_days=settings.invite_ttl_days),
+    )
+
+
+def build_store(settings: Settings, clock: Clock) -> Store:
+    if settings.store == "sqlite":
+        from chalicelib.adapters.sqlite_store import SqliteStore
+
+        return SqliteStore(os.path.join(settings.data_dir, "bocage.sqlite3"), clock)
+    if settings.store == "dynamodb":
+        from chalicelib.adapters.dynamodb_store import DynamoDbStore
+
+        dynamo = DynamoDbStore(
+            settings.table, clock, endpoint_url=settings.dynamodb_endpoint, region=settings.region
+        )
+        if settings.create_table:
+            dynamo.ensure_table()
+        return dynamo
+    raise ValueError(f"BOCAGE_STORE must be 'sqlite' or 'dynamodb', not {settings.store!r}")
+
+
+def build_mailer(settings: Settings) -> Mailer:
+    if settings.mailer == "console":
+        from chalicelib.adapters.console_mailer import ConsoleMailer
+
+        return ConsoleMailer()
+    if settings.mailer == "smtp":
+        from chalicelib.adapters.smtp_mailer import SmtpMailer
+
+        return SmtpMailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.mail_from,
+            user=settings.smtp_user,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+        )
+    if settings.mailer == "ses":
+        import boto3
+
+        from chalicelib.adapters.ses_mailer import SesMailer
+
+        return SesMailer(settings.mail_from, boto3.client("ses", region_name=settings.region))
+    raise ValueError(f"BOCAGE_MAILER must be 'console', 'smtp' or 'ses', not {settings.mailer!r}")
+
+
+_lock = threading.Lock()
+_current: Container | None = None
+
+
+def container() -> Container:
+    global _current
+    with _lock:
+        if _current is None:
+            _current = build(Settings.from_env())
+        return _current
+
+
+def use(replacement: Container | None) -> None:
+    """Install a container (tests, the local runtime); None rebuilds from the environment."""
+    global _current
+    with _lock:
+        _current = replacement
+
+
+def describe(c: Container) -> dict[str, Any]:
+    """What is wired, for start-up messages: adapter names only, never secrets."""
+    return {"store": type(c.store).__name__, "mailer": type(c.mailer).__name__}
