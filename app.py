@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice
+from chalice.app import Chalice
 
 from chalicelib.api_schemas import ActivateBody, CreateOrgBody, InviteBody, RoleBody
 from chalicelib.domain.organisation import Role

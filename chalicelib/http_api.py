@@ -13,8 +13,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Literal, TypeVar
 
-from chalice import Response
-from chalice.app import Request
+from chalice.app import Request, Response
 from pydantic import BaseModel, ValidationError
 
 from chalicelib import wiring
@@ -27,7 +26,7 @@ from chalicelib.services.invitations import Links
 
 Auth = Literal["device", "operator", "none"]
 B = TypeVar("B", bound=BaseModel)
-JSON_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+JSON_HEADERS: dict[str, str | list[str]] = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 # The request being handled by this thread. Chalice keeps ``app.current_request``
 # on the shared app object, which races when the one-machine runtime serves

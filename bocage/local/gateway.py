@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from chalice import Chalice
+from chalice.app import Chalice
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
 STAGE = "api"

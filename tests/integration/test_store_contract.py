@@ -109,8 +109,8 @@ def _sks(items: list[dict[str, Any]]) -> list[str]:
     return [item["sk"] for item in items]
 
 
-def _all_pages(store: Store, pk: str, limit: int, **kwargs: Any) -> list[list[str]]:
-    pages, cursor = [], None
+def _all_pages(store: Store, pk: str, limit: int, cursor: str | None = None, **kwargs: Any) -> list[list[str]]:
+    pages = []
     while True:
         page = store.query(pk, limit=limit, cursor=cursor, **kwargs)
         pages.append(_sks(page.items))
@@ -276,8 +276,9 @@ def test_cursor_is_stable_when_items_are_inserted_between_pages(store: Store) ->
     store.delete("CHAN#c", "MSG#06")
     second = store.query("CHAN#c", prefix="MSG#", limit=3, cursor=first.cursor)
     assert _sks(second.items) == ["MSG#07", "MSG#08", "MSG#10"]
-    rest = _all_pages(store, "CHAN#c", 3, prefix="MSG#", cursor=second.cursor) if second.cursor else []
-    assert [sk for page in rest for sk in page] == ["MSG#12", "MSG#14", "MSG#16", "MSG#18", "MSG#20"]
+    assert second.cursor is not None
+    rest = _all_pages(store, "CHAN#c", 3, cursor=second.cursor, prefix="MSG#")
+    assert rest == [["MSG#12", "MSG#14", "MSG#16"], ["MSG#18", "MSG#20"]]
 
 
 def test_malformed_cursor_is_a_bad_request(store: Store) -> None:
@@ -516,7 +517,7 @@ def test_dynamodb_batch_write_sends_chunks_of_25(dynamodb_store: DynamoDbStore) 
 
 def _stubbed_store(clock: ManualClock) -> tuple[DynamoDbStore, Stubber]:
     client = boto3.client("dynamodb", region_name=REGION, endpoint_url="http://127.0.0.1:9")
-    return DynamoDbStore("t", clock, client=client), Stubber(client)
+    return DynamoDbStore("tbl", clock, client=client), Stubber(client)
 
 
 def test_dynamodb_batch_write_retries_unprocessed_items(fake_aws: None, clock: ManualClock) -> None:
@@ -525,9 +526,9 @@ def test_dynamodb_batch_write_retries_unprocessed_items(fake_aws: None, clock: M
     first = {"PutRequest": {"Item": {"pk": {"S": "P"}, "sk": {"S": "1"}}}}
     second = {"DeleteRequest": {"Key": {"pk": {"S": "P"}, "sk": {"S": "2"}}}}
     stubber.add_response(
-        "batch_write_item", {"UnprocessedItems": {"t": [second]}}, {"RequestItems": {"t": [first, second]}}
+        "batch_write_item", {"UnprocessedItems": {"tbl": [second]}}, {"RequestItems": {"tbl": [first, second]}}
     )
-    stubber.add_response("batch_write_item", {"UnprocessedItems": {}}, {"RequestItems": {"t": [second]}})
+    stubber.add_response("batch_write_item", {"UnprocessedItems": {}}, {"RequestItems": {"tbl": [second]}})
     with stubber:
         store.batch_write(puts=[{"pk": "P", "sk": "1"}], deletes=[("P", "2")])
     stubber.assert_no_pending_responses()
@@ -536,9 +537,9 @@ def test_dynamodb_batch_write_retries_unprocessed_items(fake_aws: None, clock: M
 def test_dynamodb_ensure_table_tolerates_ttl_already_enabled(fake_aws: None, clock: ManualClock) -> None:
     # Real DynamoDB refuses to enable TTL twice (moto does not), so replay its answer.
     store, stubber = _stubbed_store(clock)
-    active = {"Table": {"TableName": "t", "TableStatus": "ACTIVE"}}
-    stubber.add_response("describe_table", active, {"TableName": "t"})
-    stubber.add_response("describe_table", active, {"TableName": "t"})  # the waiter's poll
+    active = {"Table": {"TableName": "tbl", "TableStatus": "ACTIVE"}}
+    stubber.add_response("describe_table", active, {"TableName": "tbl"})
+    stubber.add_response("describe_table", active, {"TableName": "tbl"})  # the waiter's poll
     stubber.add_client_error(
         "update_time_to_live", "ValidationException", "TimeToLive is already enabled", 400
     )
