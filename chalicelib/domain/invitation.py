@@ -40,7 +40,7 @@ def code_hash(code: str) -> str:
 
 
 class Invitation(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     code_hash: str
     org_id: str

@@ -40,7 +40,7 @@ DEFAULT_RETENTION_DAYS = 90
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     def public(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

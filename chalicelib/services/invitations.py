@@ -15,7 +15,6 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from chalicelib.activation_qr import qr_png
 from chalicelib.domain import keys
 from chalicelib.domain.activation_link import activation_url
 from chalicelib.domain.encoding import b64d
@@ -248,6 +247,8 @@ def _invitation_mail(
     to: str, org: Organisation, member: Member, code: str, url: str, valid_until: int
 ) -> MailMessage:
     """Bilingual (French first) invitation with the link and the QR code inline."""
+    from chalicelib.activation_qr import qr_png  # segno only when a mail is actually sent
+
     until = dt.datetime.fromtimestamp(valid_until, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = (
         f"Bonjour {member.display_name},\n\n"

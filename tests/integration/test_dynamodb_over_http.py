@@ -38,7 +38,9 @@ def test_conditional_put_conflict_over_http(endpoint: str) -> None:
     store.ensure_table()
     store.ensure_table()  # a second start finds the table and TTL already there
 
-    store.put({"pk": "INVITE#h", "sk": "META", "who": "first", "expires_at": clock.now() + 60}, if_absent=True)
+    store.put(
+        {"pk": "INVITE#h", "sk": "META", "who": "first", "expires_at": clock.now() + 60}, if_absent=True
+    )
     with pytest.raises(ConditionFailed):
         store.put({"pk": "INVITE#h", "sk": "META", "who": "second"}, if_absent=True)
     assert store.get("INVITE#h", "META") == {

@@ -109,7 +109,9 @@ def _sks(items: list[dict[str, Any]]) -> list[str]:
     return [item["sk"] for item in items]
 
 
-def _all_pages(store: Store, pk: str, limit: int, cursor: str | None = None, **kwargs: Any) -> list[list[str]]:
+def _all_pages(
+    store: Store, pk: str, limit: int, cursor: str | None = None, **kwargs: Any
+) -> list[list[str]]:
     pages = []
     while True:
         page = store.query(pk, limit=limit, cursor=cursor, **kwargs)
@@ -394,7 +396,9 @@ def test_concurrent_increments_are_atomic(store: Store) -> None:
 
 
 def test_batch_write_puts_then_deletes(store: Store, clock: ManualClock) -> None:
-    puts = [{"pk": "CHAN#c", "sk": f"CONN#{i:03d}", "expires_at": clock.now() + 7200} for i in range(60)]
+    puts: list[dict[str, Any]] = [
+        {"pk": "CHAN#c", "sk": f"CONN#{i:03d}", "expires_at": clock.now() + 7200} for i in range(60)
+    ]
     store.batch_write(puts=puts)
     assert store.query("CHAN#c", limit=100).items == puts
     store.batch_write(deletes=[(item["pk"], item["sk"]) for item in puts])
@@ -526,7 +530,9 @@ def test_dynamodb_batch_write_retries_unprocessed_items(fake_aws: None, clock: M
     first = {"PutRequest": {"Item": {"pk": {"S": "P"}, "sk": {"S": "1"}}}}
     second = {"DeleteRequest": {"Key": {"pk": {"S": "P"}, "sk": {"S": "2"}}}}
     stubber.add_response(
-        "batch_write_item", {"UnprocessedItems": {"tbl": [second]}}, {"RequestItems": {"tbl": [first, second]}}
+        "batch_write_item",
+        {"UnprocessedItems": {"tbl": [second]}},
+        {"RequestItems": {"tbl": [first, second]}},
     )
     stubber.add_response("batch_write_item", {"UnprocessedItems": {}}, {"RequestItems": {"tbl": [second]}})
     with stubber:

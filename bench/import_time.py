@@ -1,0 +1,61 @@
+"""Import time of app.py (the Lambda's cold-start share that is ours), next to a bare Chalice app.
+
+Runs ``python -X importtime -c "import app"`` several times in fresh processes and
+prints the median cumulative microseconds of the top-level module, for this
+project's app.py and for a hello-world Chalice app measured in the same run.
+
+    python bench/import_time.py [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HELLO = 'from chalice import Chalice\napp = Chalice(app_name="hello")\n\n@app.route("/")\ndef index():\n    return {"hello": "world"}\n'
+
+
+def cumulative_us(cwd: Path, module: str) -> int:
+    env = {**os.environ, "AWS_REGION": "eu-west-3", "PYTHONPATH": str(cwd)}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for line in done.stderr.splitlines():
+        match = re.match(r"import time:\s+\d+ \|\s+(\d+) \|\s*(\S+)$", line)
+        if match and match.group(2) == module:
+            return int(match.group(1))
+    raise RuntimeError(f"no import line for {module}:\n{done.stderr[-500:]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        hello_dir = Path(tmp)
+        (hello_dir / "hello_app.py").write_text(HELLO)
+        ours, bare = [], []
+        for _ in range(args.runs):  # interleaved, so machine noise hits both alike
+            ours.append(cumulative_us(ROOT, "app"))
+            bare.append(cumulative_us(hello_dir, "hello_app"))
+    m_ours, m_bare = statistics.median(ours), statistics.median(bare)
+    print(f"runs: {args.runs}")
+    print(f"app.py            median {m_ours / 1000:7.1f} ms  (min {min(ours) / 1000:.1f}, max {max(ours) / 1000:.1f})")
+    print(f"bare Chalice app  median {m_bare / 1000:7.1f} ms  (min {min(bare) / 1000:.1f}, max {max(bare) / 1000:.1f})")
+    print(f"ratio app.py / bare: {m_ours / m_bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()
