@@ -22,13 +22,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # one line per request would drown the figures
 
-from bocage.client.profile import DeviceKeys, OperatorKey  # noqa: E402
-from chalicelib import wiring  # noqa: E402
-from chalicelib.adapters.clocks import SystemClock  # noqa: E402
-from chalicelib.adapters.counting_store import CountingStore  # noqa: E402
-from chalicelib.ports import Store  # noqa: E402
-from chalicelib.settings import Settings  # noqa: E402
-from tests.support import RecordingMailer, SignedApi  # noqa: E402
+from bocage.client.profile import OperatorKey
+from chalicelib import wiring
+from chalicelib.adapters.clocks import SystemClock
+from chalicelib.adapters.counting_store import CountingStore
+from chalicelib.ports import Store
+from chalicelib.settings import Settings
+from tests.support import RecordingMailer, SignedApi
 
 
 @contextmanager
@@ -105,12 +105,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
     os.environ.setdefault("AWS_REGION", "eu-west-3")
-    print(f"{'adapter':<10}{'activation ops (r/w)':>22}{'GET /me ops':>13}{'invite ops':>12}{'GET /me median':>16}")
+    header = ("adapter", "activation ops (r/w)", "GET /me ops", "invite ops", "GET /me median")
+    print(f"{header[0]:<10}{header[1]:>22}{header[2]:>13}{header[3]:>12}{header[4]:>16}")
     for kind in ("sqlite", "dynamodb"):
         f = measure(kind, args.requests)
+        ops = f"{f['activation_ops']:.0f} ({f['activation_reads']:.0f}/{f['activation_writes']:.0f})"
         print(
-            f"{kind:<10}{f['activation_ops']:>10.0f} ({f['activation_reads']:.0f}/{f['activation_writes']:.0f})"
-            f"{'':>6}{f['me_ops_per_request']:>13.1f}{f['invite_ops']:>12.0f}{f['me_median_ms']:>13.2f} ms"
+            f"{kind:<10}{ops:>22}{f['me_ops_per_request']:>13.1f}{f['invite_ops']:>12.0f}"
+            f"{f['me_median_ms']:>13.2f} ms"
         )
     print("GET /me = authentication (get device, get member, put nonce) + whoami (get org, get member)")
 

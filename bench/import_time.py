@@ -19,7 +19,14 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HELLO = 'from chalice import Chalice\napp = Chalice(app_name="hello")\n\n@app.route("/")\ndef index():\n    return {"hello": "world"}\n'
+HELLO = """from chalice import Chalice
+app = Chalice(app_name="hello")
+
+
+@app.route("/")
+def index():
+    return {"hello": "world"}
+"""
 
 
 def cumulative_us(cwd: Path, module: str) -> int:
@@ -52,8 +59,9 @@ def main() -> None:
             bare.append(cumulative_us(hello_dir, "hello_app"))
     m_ours, m_bare = statistics.median(ours), statistics.median(bare)
     print(f"runs: {args.runs}")
-    print(f"app.py            median {m_ours / 1000:7.1f} ms  (min {min(ours) / 1000:.1f}, max {max(ours) / 1000:.1f})")
-    print(f"bare Chalice app  median {m_bare / 1000:7.1f} ms  (min {min(bare) / 1000:.1f}, max {max(bare) / 1000:.1f})")
+    for label, runs, median in (("app.py", ours, m_ours), ("bare Chalice app", bare, m_bare)):
+        low, high = min(runs) / 1000, max(runs) / 1000
+        print(f"{label:<17} median {median / 1000:7.1f} ms  (min {low:.1f}, max {high:.1f})")
     print(f"ratio app.py / bare: {m_ours / m_bare:.2f}")
 
 

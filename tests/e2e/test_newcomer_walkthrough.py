@@ -24,7 +24,9 @@ def test_readme_walkthrough(server: Server, tmp_path: Path) -> None:
     bocage("--profile", str(owner), "invite", "--name", "Élu", "--qr", str(svg))
     assert "<svg" in svg.read_text()
 
-    joined = bocage("--profile", str(agent), "activate", invitation["activation_url"], "--name", "Agent Dupont")
+    joined = bocage(
+        "--profile", str(agent), "activate", invitation["activation_url"], "--name", "Agent Dupont"
+    )
     assert joined["member_id"] == invitation["member_id"]
     assert joined["org_id"] == activated["org_id"]
 
@@ -49,7 +51,11 @@ def test_readme_walkthrough(server: Server, tmp_path: Path) -> None:
     for profile in (owner, agent):
         for key_file in ("sign.key", "box.key"):
             raw = (profile / key_file).read_bytes()
-            secrets += [base64.urlsafe_b64encode(raw).decode().rstrip("="), base64.b64encode(raw).decode(), raw.hex()]
+            secrets += [
+                base64.urlsafe_b64encode(raw).decode().rstrip("="),
+                base64.b64encode(raw).decode(),
+                raw.hex(),
+            ]
     for secret in secrets:
         assert secret not in log
     assert "Bocage " not in log.split("serving the REST API", 1)[1]  # no Authorization header echoed
@@ -66,8 +72,14 @@ def test_org_create_on_the_data_directory_then_serve(tmp_path: Path) -> None:
     try:
         assert "New organisation" not in srv.banner  # the store was not empty
         joined = bocage(
-            "--profile", str(tmp_path / "p"), "activate", created["activation_code"],
-            "--server", srv.url, "--name", "Présidente",
+            "--profile",
+            str(tmp_path / "p"),
+            "activate",
+            created["activation_code"],
+            "--server",
+            srv.url,
+            "--name",
+            "Présidente",
         )
         assert joined["org_id"] == created["org_id"] and joined["role"] == "owner"
     finally:
@@ -79,12 +91,16 @@ def test_org_create_through_a_server_with_an_operator_key(tmp_path: Path) -> Non
     key_file = tmp_path / "operator.key"
     generated = bocage("operator", "keygen", str(key_file))
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    srv = start_server(tmp_path / "data", tmp_path / "serve.log", BOCAGE_OPERATOR_KEYS=generated["public_key"])
+    srv = start_server(
+        tmp_path / "data", tmp_path / "serve.log", BOCAGE_OPERATOR_KEYS=generated["public_key"]
+    )
     try:
         created = bocage(
             "org", "create", "Association Bocage", "--server", srv.url, "--operator-key", str(key_file)
         )
-        joined = bocage("--profile", str(tmp_path / "p"), "activate", created["activation_url"], "--name", "A")
+        joined = bocage(
+            "--profile", str(tmp_path / "p"), "activate", created["activation_url"], "--name", "A"
+        )
         assert joined["org_id"] == created["org_id"]
         other_key = tmp_path / "other.key"
         bocage("operator", "keygen", str(other_key))

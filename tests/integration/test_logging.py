@@ -30,7 +30,9 @@ def test_logs_are_json_with_request_ids_and_no_secrets(
     api: SignedApi, owned_org: tuple[DeviceKeys, dict[str, Any]], log_output: io.StringIO
 ) -> None:
     owner, _ = owned_org
-    invite = api.call("POST", "/invitations", {"display_name": "Secret Name", "email": "s@example.org"}, signer=owner)
+    invite = api.call(
+        "POST", "/invitations", {"display_name": "Secret Name", "email": "s@example.org"}, signer=owner
+    )
     code = invite.body["activation_code"]
     keys, activated = api.activate(code, "Secret Name")
     assert activated.status == 201
@@ -49,5 +51,13 @@ def test_logs_are_json_with_request_ids_and_no_secrets(
         ("/me", 401),
         ("/invitations", 400),
     }
-    for secret in (code, code.replace("-", ""), token, keys.sign_public_key, "Secret Name", "s@example.org", "broken"):
+    for secret in (
+        code,
+        code.replace("-", ""),
+        token,
+        keys.sign_public_key,
+        "Secret Name",
+        "s@example.org",
+        "broken",
+    ):
         assert secret not in out
