@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from chalicelib.adapters.clocks import SystemClock
 from chalicelib.ports import Clock, Mailer, Store
@@ -115,6 +114,11 @@ def use(replacement: Container | None) -> None:
         _current = replacement
 
 
-def describe(c: Container) -> dict[str, Any]:
-    """What is wired, for start-up messages: adapter names only, never secrets."""
-    return {"store": type(c.store).__name__, "mailer": type(c.mailer).__name__}
+def describe(c: Container) -> str:
+    """What is wired, for start-up messages: adapters and places, never secrets."""
+    s = c.settings
+    if s.store == "dynamodb":
+        where = f"DynamoDbStore, table {s.table} at {s.dynamodb_endpoint or 'AWS ' + s.region}"
+    else:
+        where = f"SqliteStore in {os.path.join(s.data_dir, 'bocage.sqlite3')}"
+    return f"{where}; {type(c.mailer).__name__}"

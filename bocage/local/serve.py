@@ -60,8 +60,7 @@ def serve(
     wiring.use(container)
     bootstrap(container, org_name, sys.stdout)
     sys.stdout.write(
-        f"Bocage serving the REST API on http://{host}:{bound_port} "
-        f"({wiring.describe(container)['store']} in {settings.data_dir})\n"
+        f"Bocage serving the REST API on http://{host}:{bound_port} ({wiring.describe(container)})\n"
     )
     sys.stdout.flush()
 

@@ -109,3 +109,30 @@ def test_org_create_through_a_server_with_an_operator_key(tmp_path: Path) -> Non
     finally:
         srv.process.terminate()
         srv.process.wait(timeout=10)
+
+
+def test_serve_on_a_dynamodb_api_server(tmp_path: Path, moto_endpoint: str) -> None:
+    """`bocage serve` pointed at a DynamoDB-API server creates its table and works the same."""
+    srv = start_server(
+        tmp_path / "unused",
+        tmp_path / "serve.log",
+        BOCAGE_STORE="dynamodb",
+        BOCAGE_DYNAMODB_ENDPOINT=moto_endpoint,
+        BOCAGE_CREATE_TABLE="1",
+        BOCAGE_TABLE="bocage-e2e",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+    )
+    try:
+        assert "DynamoDbStore" in srv.banner
+        owner = tmp_path / "owner"
+        bocage("--profile", str(owner), "activate", srv.owner_url(), "--name", "Maire")
+        invitation = bocage("--profile", str(owner), "invite", "--name", "Agent")
+        bocage(
+            "--profile", str(tmp_path / "agent"), "activate", invitation["activation_url"], "--name", "Agent"
+        )
+        names = sorted(m["display_name"] for m in bocage("--profile", str(owner), "members")["members"])
+        assert names == ["Agent", "Maire"]
+    finally:
+        srv.process.terminate()
+        srv.process.wait(timeout=10)

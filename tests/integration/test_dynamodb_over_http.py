@@ -7,34 +7,17 @@ adapter takes to Alternator, DynamoDB Local or any other DynamoDB-API server.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.dynamodb_store import DynamoDbStore
 from chalicelib.errors import ConditionFailed
 
 
-@pytest.fixture
-def endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # port 0: a free one
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-def test_conditional_put_conflict_over_http(endpoint: str) -> None:
+def test_conditional_put_conflict_over_http(moto_endpoint: str) -> None:
     clock = ManualClock()
-    store = DynamoDbStore(f"bocage-http-{uuid.uuid4().hex[:8]}", clock, endpoint_url=endpoint)
+    store = DynamoDbStore(f"bocage-http-{uuid.uuid4().hex[:8]}", clock, endpoint_url=moto_endpoint)
     store.ensure_table()
     store.ensure_table()  # a second start finds the table and TTL already there
 
