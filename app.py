@@ -8,9 +8,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Chalice
+import os
 
-from chalicelib.api_schemas import ActivateBody, CreateOrgBody, InviteBody, RoleBody
+from chalice.app import Chalice, SQSEvent, WebsocketEvent
+
+from chalicelib import ws_api
+from chalicelib.api_schemas import (
+    ActivateBody,
+    ChannelRoleBody,
+    CreateChannelBody,
+    CreateOrgBody,
+    InviteBody,
+    PutKeysBody,
+    RenameChannelBody,
+    RoleBody,
+)
+from chalicelib.domain.channel import ChannelKind, ChannelRole
+from chalicelib.domain.envelope import parse_envelope
+from chalicelib.errors import BadRequest
 from chalicelib.domain.organisation import Role
 from chalicelib.http_api import ApiContext, endpoint, request_scope
 from chalicelib.services.invitations import ActivationRequest
@@ -20,12 +35,15 @@ app = Chalice(app_name="bocage")
 app.register_middleware(request_scope, "http")
 
 ROLES_TO_INVITE = (Role.MEMBER, Role.ADMIN)
+# The SQS queue large tribes fan out through; its name is fixed when the app is packaged.
+FANOUT_QUEUE = os.environ.get("BOCAGE_FANOUT_QUEUE", "bocage-fanout")
 
 
 @app.route("/health", methods=["GET"])
 @endpoint(auth="none")
 def health(ctx: ApiContext) -> dict[str, Any]:
-    return {"status": "ok"}
+    """Liveness, and where clients open their WebSocket."""
+    return {"status": "ok", "ws_url": ctx.container.settings.ws_url}
 
 
 @app.route("/orgs", methods=["POST"])
@@ -92,3 +110,97 @@ def set_role(ctx: ApiContext, member_id: str) -> dict[str, Any]:
 @endpoint()
 def revoke_device(ctx: ApiContext, device_id: str) -> dict[str, Any]:
     return ctx.container.orgs.revoke_device(ctx.principal, device_id).public()
+
+
+# -- channels -----------------------------------------------------------------------------
+
+
+@app.route("/channels", methods=["POST"])
+@endpoint(status=201)
+def create_channel(ctx: ApiContext) -> dict[str, Any]:
+    body = ctx.body(CreateChannelBody)
+    return ctx.container.channels.create(ctx.principal, ChannelKind(body.kind), body.name)
+
+
+@app.route("/channels", methods=["GET"])
+@endpoint()
+def list_channels(ctx: ApiContext) -> dict[str, Any]:
+    return ctx.container.messaging.sync(ctx.principal)
+
+
+@app.route("/channels/{channel_id}", methods=["PUT"])
+@endpoint()
+def rename_channel(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    return ctx.container.channels.rename(ctx.principal, channel_id, ctx.body(RenameChannelBody).name)
+
+
+@app.route("/channels/{channel_id}/members/{member_id}", methods=["PUT"])
+@endpoint()
+def add_channel_member(ctx: ApiContext, channel_id: str, member_id: str) -> dict[str, Any]:
+    role = ChannelRole(ctx.body(ChannelRoleBody).role)
+    return ctx.container.channels.add_member(ctx.principal, channel_id, member_id, role)
+
+
+@app.route("/channels/{channel_id}/members/{member_id}", methods=["DELETE"])
+@endpoint()
+def remove_channel_member(ctx: ApiContext, channel_id: str, member_id: str) -> dict[str, Any]:
+    return ctx.container.channels.remove_member(ctx.principal, channel_id, member_id)
+
+
+@app.route("/channels/{channel_id}/roster", methods=["GET"])
+@endpoint()
+def channel_roster(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    return ctx.container.channels.roster(ctx.principal, channel_id, ctx.query.get("cursor"))
+
+
+@app.route("/channels/{channel_id}/keys", methods=["PUT"])
+@endpoint()
+def put_sender_keys(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    body = ctx.body(PutKeysBody)
+    sealed = [k.model_dump() for k in body.keys]
+    return ctx.container.channels.put_keys(ctx.principal, channel_id, body.epoch, sealed)
+
+
+@app.route("/channels/{channel_id}/keys", methods=["GET"])
+@endpoint()
+def my_sender_keys(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    return ctx.container.channels.my_keys(ctx.principal, channel_id, ctx.query_int("epoch", 0))
+
+
+@app.route("/channels/{channel_id}/messages", methods=["POST"])
+@endpoint(status=201)
+def send_message(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    envelope = parse_envelope(ctx.json())
+    if envelope.channel_id != channel_id:
+        raise BadRequest("the envelope's channel_id differs from the URL's")
+    return ctx.container.messaging.send(ctx.principal, envelope)
+
+
+@app.route("/channels/{channel_id}/messages", methods=["GET"])
+@endpoint()
+def read_messages(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    since, limit = ctx.query_int("since", 0), ctx.query_int("limit", 100)
+    return ctx.container.messaging.read(ctx.principal, channel_id, since=since, limit=limit)
+
+
+# -- WebSocket API and fan-out queue ----------------------------------------------------------
+
+
+@app.on_ws_connect()
+def ws_connect(event: WebsocketEvent) -> dict[str, Any]:
+    return ws_api.on_connect(event.to_dict())
+
+
+@app.on_ws_message()
+def ws_message(event: WebsocketEvent) -> dict[str, Any]:
+    return ws_api.on_message(event.to_dict())
+
+
+@app.on_ws_disconnect()
+def ws_disconnect(event: WebsocketEvent) -> dict[str, Any]:
+    return ws_api.on_disconnect(event.to_dict())
+
+
+@app.on_sqs_message(queue=FANOUT_QUEUE, batch_size=10)
+def fanout(event: SQSEvent) -> None:
+    ws_api.on_fanout([record.body for record in event])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.domain.organisation import Plan
@@ -38,3 +40,28 @@ class ActivateBody(_Body):
 
 class RoleBody(_Body):
     role: str
+
+
+class CreateChannelBody(_Body):
+    kind: Literal["tribe", "group"]
+    name: str = Field(min_length=1, max_length=120)
+
+
+class RenameChannelBody(_Body):
+    name: str = Field(min_length=1, max_length=120)
+
+
+class ChannelRoleBody(_Body):
+    role: Literal["author", "member"] = "member"
+
+
+class SealedKey(_Body):
+    recipient_device: str = Field(min_length=3, max_length=40)
+    sender_device: str | None = Field(default=None, max_length=40)
+    epoch: int | None = None
+    sealed: str = Field(min_length=1, max_length=700)
+
+
+class PutKeysBody(_Body):
+    epoch: int = Field(ge=0)
+    keys: list[SealedKey] = Field(min_length=1, max_length=500)

@@ -92,13 +92,17 @@ class ApiContext:
             raise Unauthorized("this route needs a device token")
         return self._principal
 
-    def body(self, model: type[B]) -> B:
+    def json(self) -> dict[str, Any]:
         try:
             raw = json.loads(self.body_bytes or b"null")
         except ValueError as exc:
             raise BadRequest("malformed JSON body") from exc
         if not isinstance(raw, dict):
             raise BadRequest("the body must be a JSON object")
+        return raw
+
+    def body(self, model: type[B]) -> B:
+        raw = self.json()
         try:
             return model.model_validate(raw)
         except ValidationError as exc:

@@ -110,3 +110,27 @@ class Mailer(Protocol):
     def send(self, message: MailMessage) -> None:
         """Deliver one message, or raise."""
         ...
+
+
+class ConnectionGone(Exception):
+    """The WebSocket connection no longer exists (API Gateway answered 410 Gone)."""
+
+    def __init__(self, connection_id: str) -> None:
+        super().__init__(connection_id)
+        self.connection_id = connection_id
+
+
+class Push(Protocol):
+    def send(self, connection_id: str, data: bytes) -> None:
+        """Deliver one frame to one WebSocket connection; ``ConnectionGone`` if it is stale."""
+        ...
+
+    def close(self, connection_id: str) -> None:
+        """Close a connection (e.g. its device was revoked); a missing one is not an error."""
+        ...
+
+
+class Queue(Protocol):
+    def send_batch(self, bodies: Sequence[str]) -> None:
+        """Enqueue message bodies (JSON text) for asynchronous processing; any number."""
+        ...

@@ -39,6 +39,9 @@ class Settings:
     invite_ttl_days: int = 7
     token_max_age: int = 300
     max_body_bytes: int = 128 * 1024
+    ws_endpoint: str | None = None
+    ws_url: str | None = None
+    fanout_queue_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -64,4 +67,7 @@ class Settings:
             invite_ttl_days=int(e.get("BOCAGE_INVITE_TTL_DAYS", "7")),
             token_max_age=min(int(e.get("BOCAGE_TOKEN_MAX_AGE", "300")), 300),
             max_body_bytes=int(e.get("BOCAGE_MAX_BODY_BYTES", str(128 * 1024))),
+            ws_endpoint=(e.get("BOCAGE_WS_ENDPOINT") or "").rstrip("/") or None,
+            ws_url=e.get("BOCAGE_WS_URL") or None,
+            fanout_queue_url=e.get("BOCAGE_FANOUT_QUEUE_URL") or None,
         )

@@ -11,9 +11,13 @@ import threading
 from dataclasses import dataclass
 
 from chalicelib.adapters.clocks import SystemClock
-from chalicelib.ports import Clock, Mailer, Store
+from chalicelib.ports import Clock, Mailer, Push, Queue, Store
 from chalicelib.services.authentication import Authenticator
+from chalicelib.services.channels import ChannelService
+from chalicelib.services.delivery import Delivery
 from chalicelib.services.invitations import InvitationService
+from chalicelib.services.lifecycle import DeviceLifecycle
+from chalicelib.services.messaging import MessagingService
 from chalicelib.services.organisations import OrganisationService
 from chalicelib.settings import Settings
 
@@ -24,9 +28,13 @@ class Container:
     store: Store
     clock: Clock
     mailer: Mailer
+    push: Push
     auth: Authenticator
     orgs: OrganisationService
     invitations: InvitationService
+    channels: ChannelService
+    delivery: Delivery
+    messaging: MessagingService
 
 
 def build(
@@ -35,21 +43,31 @@ def build(
     store: Store | None = None,
     clock: Clock | None = None,
     mailer: Mailer | None = None,
+    push: Push | None = None,
+    queue: Queue | None = None,
 ) -> Container:
     clock = clock or SystemClock()
     store = store or build_store(settings, clock)
     mailer = mailer or build_mailer(settings)
+    push = push or build_push(settings)
+    queue = queue or build_queue(settings)
     orgs = OrganisationService(store, clock)
+    channels = ChannelService(store, clock, orgs)
+    delivery = Delivery(store, clock, push, queue)
+    channels.notifier = delivery
+    orgs.events = DeviceLifecycle(channels, delivery)
     return Container(
         settings=settings,
         store=store,
         clock=clock,
         mailer=mailer,
-        auth=Authenticator(
-            store, clock, max_age=settings.token_max_age, operator_keys=settings.operator_keys
-        ),
+        push=push,
+        auth=Authenticator(store, clock, max_age=settings.token_max_age, operator_keys=settings.operator_keys),
         orgs=orgs,
         invitations=InvitationService(store, clock, orgs, mailer, ttl_days=settings.invite_ttl_days),
+        channels=channels,
+        delivery=delivery,
+        messaging=MessagingService(store, clock, orgs, channels, delivery),
     )
 
 
@@ -68,6 +86,35 @@ def build_store(settings: Settings, clock: Clock) -> Store:
             dynamo.ensure_table()
         return dynamo
     raise ValueError(f"BOCAGE_STORE must be 'sqlite' or 'dynamodb', not {settings.store!r}")
+
+
+class UnconfiguredPush:
+    """Stands in when no WebSocket endpoint is set: fails loudly only if a push is attempted."""
+
+    def send(self, connection_id: str, data: bytes) -> None:
+        raise RuntimeError("BOCAGE_WS_ENDPOINT is not set: cannot push to WebSocket connections")
+
+    def close(self, connection_id: str) -> None:
+        self.send(connection_id, b"")
+
+
+def build_push(settings: Settings) -> Push:
+    if not settings.ws_endpoint:
+        return UnconfiguredPush()
+    from chalicelib.adapters.apigw_push import ApiGatewayPush
+
+    return ApiGatewayPush.for_endpoint(settings.ws_endpoint, settings.region)
+
+
+def build_queue(settings: Settings) -> Queue | None:
+    """SQS on AWS when configured; None means every fan-out is pushed inline."""
+    if not settings.fanout_queue_url:
+        return None
+    import boto3
+
+    from chalicelib.adapters.sqs_queue import SqsQueue
+
+    return SqsQueue(boto3.client("sqs", region_name=settings.region), settings.fanout_queue_url)
 
 
 def build_mailer(settings: Settings) -> Mailer:

@@ -13,7 +13,7 @@ from chalicelib import wiring
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.ports import Store
 from chalicelib.settings import Settings
-from tests.support import RecordingMailer, SignedApi
+from tests.support import People, RecordingMailer, RecordingPush, SignedApi
 
 
 @pytest.fixture
@@ -84,13 +84,18 @@ def mailer() -> RecordingMailer:
 
 
 @pytest.fixture
+def push() -> RecordingPush:
+    return RecordingPush()
+
+
+@pytest.fixture
 def container(
-    app_store: Store, clock: ManualClock, mailer: RecordingMailer, operator: OperatorKey
+    app_store: Store, clock: ManualClock, mailer: RecordingMailer, operator: OperatorKey, push: RecordingPush
 ) -> Iterator[wiring.Container]:
     settings = dataclasses.replace(
         Settings(), public_url="https://api.bocage.test", operator_keys=(operator.public_key,)
     )
-    built = wiring.build(settings, store=app_store, clock=clock, mailer=mailer)
+    built = wiring.build(settings, store=app_store, clock=clock, mailer=mailer, push=push)
     wiring.use(built)
     yield built
     wiring.use(None)
@@ -103,7 +108,7 @@ def api(container: wiring.Container, clock: ManualClock) -> Iterator[SignedApi]:
     from app import app
 
     with Client(app) as client:
-        yield SignedApi(client.http, clock)
+        yield SignedApi(client.http, clock, client.lambda_)
 
 
 @pytest.fixture
@@ -113,3 +118,9 @@ def owned_org(api: SignedApi, operator: OperatorKey) -> tuple[DeviceKeys, dict[s
     keys, reply = api.activate(created["activation_code"], "Maire")
     assert reply.status == 201, reply.body
     return keys, dict(reply.body)
+
+
+@pytest.fixture
+def people(api: SignedApi, owned_org: tuple[DeviceKeys, dict[str, Any]], tmp_path: Any) -> People:
+    """The owner's messenger, and ``join(name)`` for more members with their own profiles."""
+    return People(api, owned_org, tmp_path)

@@ -39,9 +39,19 @@ class Reply:
 class SignedApi:
     """Drives the Chalice app as a client would, signing with device or operator keys."""
 
-    def __init__(self, http: Any, clock: ManualClock) -> None:
+    def __init__(self, http: Any, clock: ManualClock, lambda_: Any = None) -> None:
         self.http = http
         self.clock = clock
+        self.lambda_ = lambda_
+
+    def ws(self, handler: str, event: dict[str, Any]) -> dict[str, Any]:
+        """Invoke a WebSocket handler of the app as API Gateway would."""
+        response = self.lambda_.invoke(handler, event)
+        return dict(response.payload)
+
+    def ws_connect(self, keys: DeviceKeys, connection_id: str) -> dict[str, Any]:
+        token = sign_token(keys.signing, keys.device_id, "GET", "$connect", None, b"", now=self.clock.now())
+        return self.ws("ws_connect", ws_event("$connect", connection_id, token=token))
 
     def call(
         self,
@@ -98,3 +108,100 @@ class SignedApi:
         keys, reply = self.activate(invite.body["activation_code"], name)
         assert reply.status == 201, reply.body
         return keys, dict(reply.body)
+
+
+class RecordingPush:
+    """Our own Push port in memory: records frames; ids in ``gone`` answer like a 410."""
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[str, dict[str, Any]]] = []
+        self.closed: list[str] = []
+        self.gone: set[str] = set()
+
+    def send(self, connection_id: str, data: bytes) -> None:
+        from chalicelib.ports import ConnectionGone
+
+        if connection_id in self.gone:
+            raise ConnectionGone(connection_id)
+        self.frames.append((connection_id, json.loads(data)))
+
+    def close(self, connection_id: str) -> None:
+        self.closed.append(connection_id)
+
+    def to(self, connection_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        return [f for c, f in self.frames if c == connection_id and (kind is None or f.get("type") == kind)]
+
+
+def ws_event(
+    route: str, connection_id: str, *, body: str | None = None, token: str | None = None
+) -> dict[str, Any]:
+    """An API Gateway WebSocket event as Lambda receives it."""
+    event_type = {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE")
+    event: dict[str, Any] = {
+        "requestContext": {
+            "routeKey": route,
+            "eventType": event_type,
+            "connectionId": connection_id,
+            "domainName": "abc123.execute-api.eu-west-3.amazonaws.com",
+            "stage": "api",
+            "apiId": "abc123",
+            "requestId": "req",
+            "connectedAt": 0,
+        },
+        "isBase64Encoded": False,
+    }
+    if token is not None:
+        event["queryStringParameters"] = {"token": token}
+    if body is not None:
+        event["body"] = body
+    return event
+
+
+class InProcessClient:
+    """A BocageClient look-alike that talks to the app through chalice.test.Client."""
+
+    def __init__(self, api: SignedApi, keys: DeviceKeys) -> None:
+        self.api = api
+        self.keys = keys
+
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, query: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        from bocage.client.api import ApiError
+
+        query = {k: v for k, v in (query or {}).items() if v is not None} or None
+        reply = self.api.call(method, path, body, signer=self.keys, query=query)
+        if reply.status >= 400:
+            raise ApiError(reply.status, reply.body.get("error", "error"), reply.body.get("message", ""))
+        return dict(reply.body or {})
+
+    def members(self) -> list[dict[str, Any]]:
+        from bocage.client.api import BocageClient
+
+        return BocageClient.members(self)  # type: ignore[arg-type]
+
+
+def messenger_for(api: SignedApi, keys: DeviceKeys, directory: Any, info: dict[str, Any]) -> Any:
+    """A Messenger over the in-process app, with its profile (keys, key ring) in ``directory``."""
+    from bocage.client.messenger import Messenger
+    from bocage.client.profile import Profile
+
+    profile = Profile(directory)
+    profile.save_keys(keys)
+    profile.save_info({"server": "http://in-process.invalid", **info})
+    return Messenger(profile, client=InProcessClient(api, keys))  # type: ignore[arg-type]
+
+
+class People:
+    def __init__(self, api: SignedApi, owned_org: tuple[DeviceKeys, dict[str, Any]], tmp_path: Any) -> None:
+        self.api = api
+        self.tmp = tmp_path
+        keys, info = owned_org
+        self.owner = messenger_for(api, keys, tmp_path / "owner", info)
+        self.keys = {"owner": keys}
+        self.info = {"owner": info}
+
+    def join(self, name: str, role: str = "member") -> Any:
+        keys, info = self.api.join(self.keys["owner"], name, role)
+        self.keys[name], self.info[name] = keys, info
+        return messenger_for(self.api, keys, self.tmp / name, info)

@@ -7,18 +7,25 @@ Chalice app's answer is written back: the very same code path, no Chalice-local.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import re
 import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from chalice.app import Chalice
 
+if TYPE_CHECKING:
+    from bocage.local.websocket_gateway import ConnectionRegistry
+
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
 STAGE = "api"
+MAX_FRAME = 128 * 1024  # PostToConnection's Data limit
+# API Gateway's management API; boto3 puts the stage in the path when the endpoint URL has it.
+MANAGEMENT_PATH = re.compile(rf"^(?:/{STAGE})?/@connections/(?P<connection_id>[^/]+)$")
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,17 @@ def proxy_event(
     }
 
 
-def make_handler(app: Chalice) -> type[BaseHTTPRequestHandler]:
+def is_loopback(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def make_handler(app: Chalice, connections: ConnectionRegistry | None = None) -> type[BaseHTTPRequestHandler]:
     routes = compile_routes(app)
 
     class Handler(BaseHTTPRequestHandler):
@@ -95,6 +112,11 @@ def make_handler(app: Chalice) -> type[BaseHTTPRequestHandler]:
 
         def _serve(self) -> None:
             path = urlsplit(self.path).path
+            management = MANAGEMENT_PATH.match(path) if connections is not None else None
+            if management is not None:
+                assert connections is not None
+                self._manage(connections, unquote(management["connection_id"]))
+                return
             route = next((r for r in routes if r.pattern.match(path)), None)
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY:
@@ -121,9 +143,56 @@ def make_handler(app: Chalice) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(raw)
 
-        def _reply(self, status: int, body: dict[str, str]) -> None:
+        def _manage(self, connections: ConnectionRegistry, connection_id: str) -> None:
+            """The @connections API: SigV4-signed by boto3, not checked, so loopback callers only."""
+            length = int(self.headers.get("Content-Length") or 0)
+            if not is_loopback(self.client_address[0]):
+                self.close_connection = True
+                self._reply(403, {"message": "Forbidden"}, error_type="ForbiddenException")
+                return
+            if length > MAX_FRAME:
+                self.close_connection = True
+                self._reply(413, {"message": "Message too long"}, error_type="PayloadTooLargeException")
+                return
+            data = self.rfile.read(length) if length else b""
+            if self.command == "POST":
+                try:
+                    found = connections.post(connection_id, data)
+                except TimeoutError:
+                    self._reply(429, {"message": "Client buffer full"}, error_type="LimitExceededException")
+                    return
+                if found:
+                    self._empty(200)
+            elif self.command == "GET":
+                info = connections.info(connection_id)
+                found = info is not None
+                if info is not None:
+                    self._reply(200, info)
+            elif self.command == "DELETE":
+                found = connections.close(connection_id)
+                if found:
+                    self._empty(204)
+            else:
+                self._reply(405, {"message": "Method not allowed"})
+                return
+            if not found:
+                self._gone()
+
+        def _gone(self) -> None:
+            # botocore takes the error code from this header; a body alone would read as "410".
+            self._reply(410, {"message": "Gone"}, error_type="GoneException")
+
+        def _empty(self, status: int) -> None:
+            self.send_response(status)
+            if status != 204:
+                self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def _reply(self, status: int, body: dict[str, Any], error_type: str | None = None) -> None:
             raw = json.dumps(body).encode()
             self.send_response(status)
+            if error_type is not None:
+                self.send_header("x-amzn-ErrorType", error_type)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(raw)))
             self.end_headers()
@@ -137,7 +206,10 @@ def make_handler(app: Chalice) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def make_server(app: Chalice, host: str, port: int) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer((host, port), make_handler(app))
+def make_server(
+    app: Chalice, host: str, port: int, connections: ConnectionRegistry | None = None
+) -> ThreadingHTTPServer:
+    """With ``connections``, also serve API Gateway's management API (``/@connections/{id}``)."""
+    server = ThreadingHTTPServer((host, port), make_handler(app, connections))
     server.daemon_threads = True
     return server

@@ -13,6 +13,11 @@ META = "META"
 ORGS_PK = "ORGS"  # registry of organisations, for operators and monthly jobs
 MEMBER_PREFIX = "MEMBER#"
 DEVICE_INFIX = "#DEVICE#"
+ROSTER_PREFIX = "DEVICE#"
+CHANNEL_PREFIX = "CHAN#"
+MESSAGE_PREFIX = "MSG#"
+CONNECTION_PREFIX = "CONN#"
+MAX_SEQ = 10**12 - 1  # message sequence numbers are zero-padded to 12 digits
 
 
 def org(org_id: str) -> Key:
@@ -41,6 +46,71 @@ def invitation(code_hash: str) -> Key:
 
 def nonce(subject: str, nonce_value: str) -> Key:
     return f"NONCE#{subject}", nonce_value
+
+
+def channel(channel_id: str) -> Key:
+    return f"CHAN#{channel_id}", META
+
+
+def channel_state(channel_id: str) -> Key:
+    """Atomic counters only: the ``roster`` version and the message ``seq``."""
+    return f"CHAN#{channel_id}", "STATE"
+
+
+def channel_epoch(channel_id: str) -> Key:
+    """The key epoch and when it started, moved on by conditional writes."""
+    return f"CHAN#{channel_id}", "EPOCH"
+
+
+def channel_member(channel_id: str, member_id: str) -> Key:
+    return f"CHAN#{channel_id}", f"{MEMBER_PREFIX}{member_id}"
+
+
+def channel_device(channel_id: str, device_id: str) -> Key:
+    """The channel's device roster: who senders distribute their keys to."""
+    return f"CHAN#{channel_id}", f"{ROSTER_PREFIX}{device_id}"
+
+
+def member_channel(member_id: str, channel_id: str) -> Key:
+    return f"MEMBER#{member_id}", f"{CHANNEL_PREFIX}{channel_id}"
+
+
+def sender_key(channel_id: str, epoch: int, recipient_device: str, sender_device: str) -> Key:
+    """Sorted by recipient, so a device fetches all its keys for an epoch in one query."""
+    return f"CHAN#{channel_id}", f"{key_prefix(epoch, recipient_device)}{sender_device}"
+
+
+def key_prefix(epoch: int, recipient_device: str) -> str:
+    return f"KEY#{epoch:010d}#{recipient_device}#"
+
+
+def message(channel_id: str, seq: int) -> Key:
+    return f"CHAN#{channel_id}", message_sk(seq)
+
+
+def message_sk(seq: int) -> str:
+    return f"{MESSAGE_PREFIX}{seq:012d}"
+
+
+def message_marker(channel_id: str, message_id: str) -> Key:
+    """Client message id → sequence number: what makes a resent message land once."""
+    return f"CHAN#{channel_id}", f"MID#{message_id}"
+
+
+def connection(connection_id: str) -> Key:
+    return f"CONN#{connection_id}", META
+
+
+def channel_connection(channel_id: str, connection_id: str) -> Key:
+    return f"CHAN#{channel_id}", f"{CONNECTION_PREFIX}{connection_id}"
+
+
+def member_connection(member_id: str, connection_id: str) -> Key:
+    return f"MEMBER#{member_id}", f"{CONNECTION_PREFIX}{connection_id}"
+
+
+def read_cursor(device_id: str, channel_id: str) -> Key:
+    return f"DEVICE#{device_id}", f"CURSOR#{channel_id}"
 
 
 def is_device_sk(sk: str) -> bool:

@@ -48,20 +48,29 @@ class Authenticator:
 
     def device(self, token: str | None, request: SignedRequest) -> Principal:
         claims, signed, signature = self._parse(token, request)
-        item = self._store.get(*keys.device(claims.subject))
+        principal = self.device_principal(claims.subject, signed_by=(signed, signature))
+        self._spend_nonce(claims)
+        return principal
+
+    def device_principal(self, device_id: str, *, signed_by: tuple[bytes, bytes] | None = None) -> Principal:
+        """The device's principal, if it is still allowed in: checked on every call and action.
+
+        ``signed_by`` (bytes, signature) is verified with the device's key when given.
+        """
+        item = self._store.get(*keys.device(device_id))
         if item is None:
             raise Unauthorized("unknown device")
         device = Device.model_validate(item)
         if device.is_revoked:
             raise Unauthorized("this device has been revoked")
-        _verify(VerifyKey(b64d(device.sign_public_key)), signed, signature)
+        if signed_by is not None:
+            _verify(VerifyKey(b64d(device.sign_public_key)), *signed_by)
         member_item = self._store.get(*keys.member(device.org_id, device.member_id))
         if member_item is None:
             raise Unauthorized("unknown member")
         member = Member.model_validate(member_item)
         if not member.is_active:
             raise Unauthorized("this member has been removed from the organisation")
-        self._spend_nonce(claims)
         return Principal(
             org_id=device.org_id, member_id=device.member_id, device_id=device.device_id, role=member.role
         )

@@ -211,7 +211,7 @@ class InvitationService:
             )
             self._orgs.save_member(member)
         if self._orgs.get_device(device_id) is None:
-            self._orgs.register_device(
+            self._orgs.add_device(
                 Device(
                     device_id=device_id,
                     org_id=invitation.org_id,

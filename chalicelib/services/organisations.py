@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from chalicelib.domain import keys
 from chalicelib.domain.ids import looks_like, new_id
@@ -20,6 +20,7 @@ from chalicelib.domain.organisation import (
 from chalicelib.domain.principal import Principal
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
 from chalicelib.ports import Clock, Store
+from chalicelib.services.paging import query_all
 
 MAX_PAGE = 200
 
@@ -38,10 +39,21 @@ class MemberPage:
         }
 
 
+class DeviceEvents(Protocol):
+    """What other services must hear about devices and members (channels re-key, sockets close)."""
+
+    def device_added(self, device: Device) -> None: ...
+
+    def device_revoked(self, device: Device) -> None: ...
+
+    def member_removed(self, member: Member) -> None: ...
+
+
 class OrganisationService:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
+        self.events: DeviceEvents | None = None
 
     # -- organisations -------------------------------------------------------------
 
@@ -97,14 +109,7 @@ class OrganisationService:
 
     def devices_of(self, org_id: str, member_id: str) -> list[Device]:
         pk, sk = keys.member(org_id, member_id)
-        items: list[dict[str, Any]] = []
-        cursor: str | None = None
-        while True:
-            page = self._store.query(pk, prefix=sk + keys.DEVICE_INFIX, cursor=cursor, limit=MAX_PAGE)
-            items.extend(page.items)
-            cursor = page.cursor
-            if cursor is None:
-                return [Device.model_validate(i) for i in items]
+        return [Device.model_validate(i) for i in query_all(self._store, pk, sk + keys.DEVICE_INFIX)]
 
     def remove_member(self, who: Principal, member_id: str) -> Member:
         target = self.member(who.org_id, member_id)
@@ -115,6 +120,8 @@ class OrganisationService:
             return target
         removed = target.model_copy(update={"status": MemberStatus.REMOVED, "removed_at": self._clock.now()})
         self.save_member(removed)
+        if self.events is not None:
+            self.events.member_removed(removed)
         for device in self.devices_of(who.org_id, member_id):
             self._revoke(device)
         return removed
@@ -132,19 +139,11 @@ class OrganisationService:
         return updated
 
     def _owner_count(self, org_id: str) -> int:
-        count, cursor = 0, None
-        while True:
-            page = self._store.query(
-                f"ORG#{org_id}", prefix=keys.MEMBER_PREFIX, cursor=cursor, limit=MAX_PAGE
-            )
-            count += sum(
-                1
-                for i in page.items
-                if not keys.is_device_sk(i["sk"]) and i["role"] == Role.OWNER and i["status"] != "removed"
-            )
-            cursor = page.cursor
-            if cursor is None:
-                return count
+        return sum(
+            1
+            for i in query_all(self._store, f"ORG#{org_id}", keys.MEMBER_PREFIX)
+            if not keys.is_device_sk(i["sk"]) and i["role"] == Role.OWNER and i["status"] != "removed"
+        )
 
     def save_member(self, member: Member, *, if_absent: bool = False) -> None:
         key = keys.member(member.org_id, member.member_id)
@@ -152,7 +151,12 @@ class OrganisationService:
 
     # -- devices -----------------------------------------------------------------
 
-    def register_device(self, device: Device) -> None:
+    def add_device(self, device: Device) -> None:
+        self._write_device(device)
+        if self.events is not None:
+            self.events.device_added(device)
+
+    def _write_device(self, device: Device) -> None:
         """Two writes: the auth record, then the copy listed with the member.
 
         Both are idempotent puts, so a retried activation converges.
@@ -180,7 +184,9 @@ class OrganisationService:
         if device.is_revoked:
             return device
         revoked = device.model_copy(update={"revoked_at": self._clock.now()})
-        self.register_device(revoked)
+        self._write_device(revoked)
+        if self.events is not None:
+            self.events.device_revoked(revoked)
         return revoked
 
     def whoami(self, who: Principal) -> dict[str, Any]:

@@ -1,0 +1,66 @@
+"""Channels: tribes (broadcast: authors post, members read) and groups (everyone posts)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.domain.envelope import Kind
+from chalicelib.domain.organisation import Role
+from chalicelib.errors import Forbidden
+
+
+class ChannelKind(StrEnum):
+    TRIBE = "tribe"
+    GROUP = "group"
+
+
+class ChannelRole(StrEnum):
+    AUTHOR = "author"  # posts in a tribe, and manages the channel
+    MEMBER = "member"
+
+
+class Channel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
+
+    channel_id: str
+    org_id: str
+    kind: ChannelKind
+    name: str = Field(min_length=1, max_length=120)
+    created_by: str
+    created_at: int
+
+    def public(self) -> dict[str, object]:
+        return self.model_dump(mode="json")
+
+
+class ChannelMember(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
+
+    channel_id: str
+    member_id: str
+    role: ChannelRole
+    added_at: int
+    added_by: str
+
+
+def require_may_create(kind: ChannelKind, org_role: Role) -> None:
+    """Anyone starts a group; a tribe speaks for the organisation, so admins create those."""
+    if kind is ChannelKind.TRIBE and not org_role.is_admin:
+        raise Forbidden("only the organisation's admins create tribes")
+
+
+def require_may_manage(org_role: Role, membership: ChannelMember | None) -> None:
+    """Org admins manage any channel; a channel's authors manage their own."""
+    if org_role.is_admin:
+        return
+    if membership is None or membership.role is not ChannelRole.AUTHOR:
+        raise Forbidden("only the channel's authors and the organisation's admins manage this channel")
+
+
+def require_may_send(channel: Channel, membership: ChannelMember | None, kind: Kind) -> None:
+    if membership is None:
+        raise Forbidden("you are not a member of this channel")
+    if channel.kind is ChannelKind.TRIBE and membership.role is not ChannelRole.AUTHOR:
+        raise Forbidden("in a tribe only authors post; members read")

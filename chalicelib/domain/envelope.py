@@ -1,0 +1,111 @@
+"""The message envelope: what the server stores and relays, and all it ever sees.
+
+Content is one SecretBox ciphertext under the sender device's key for the
+channel's epoch; the envelope is signed by the sender device's Ed25519 key.
+The server checks shape and sizes and stamps order and expiry; it cannot read
+or forge the content. The same model serves the client (bocage.client.crypto).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from chalicelib.domain.encoding import b64d
+
+VERSION = 1
+MAX_CIPHERTEXT_BYTES = 64 * 1024
+NONCE_BYTES = 24
+SIGNATURE_BYTES = 64
+MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+
+
+class Kind(StrEnum):
+    """What an envelope is, in clear: the server enforces who may send which kind."""
+
+    MESSAGE = "message"
+
+
+class Envelope(BaseModel):
+    """An envelope as the sender builds and signs it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    v: int = VERSION
+    channel_id: str = Field(min_length=3, max_length=40)
+    message_id: str = Field(pattern=MESSAGE_ID_PATTERN)
+    sender_device: str = Field(min_length=3, max_length=40)
+    epoch: int = Field(ge=0, le=2**31)
+    kind: Kind = Kind.MESSAGE
+    sent_at: int = Field(ge=0, le=2**42)  # client clock, epoch milliseconds: display only
+    nonce: str
+    ciphertext: str
+    signature: str
+
+    @field_validator("v")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        if value != VERSION:
+            raise ValueError(f"unsupported envelope version {value}")
+        return value
+
+    @field_validator("nonce")
+    @classmethod
+    def _nonce(cls, value: str) -> str:
+        return _b64_of_size(value, "nonce", exact=NONCE_BYTES)
+
+    @field_validator("signature")
+    @classmethod
+    def _signature(cls, value: str) -> str:
+        return _b64_of_size(value, "signature", exact=SIGNATURE_BYTES)
+
+    @field_validator("ciphertext")
+    @classmethod
+    def _ciphertext(cls, value: str) -> str:
+        if len(value) > (MAX_CIPHERTEXT_BYTES * 4) // 3 + 4:
+            raise ValueError(f"ciphertext over {MAX_CIPHERTEXT_BYTES} bytes")
+        return _b64_of_size(value, "ciphertext", maximum=MAX_CIPHERTEXT_BYTES, minimum=16)
+
+    def signing_bytes(self) -> bytes:
+        return signing_bytes(self.model_dump(mode="json"))
+
+
+def signing_bytes(fields: dict[str, Any]) -> bytes:
+    """The exact bytes a sender signs: every envelope field but the signature, canonical JSON."""
+    unsigned = {k: v for k, v in fields.items() if k in Envelope.model_fields and k != "signature"}
+    return json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def _b64_of_size(value: str, name: str, *, exact: int | None = None, maximum: int = 0, minimum: int = 0) -> str:
+    try:
+        raw = b64d(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be base64url") from exc
+    if exact is not None and len(raw) != exact:
+        raise ValueError(f"{name} must be {exact} bytes")
+    if exact is None and not minimum <= len(raw) <= maximum:
+        raise ValueError(f"{name} must be {minimum} to {maximum} bytes")
+    return value
+
+
+def parse_envelope(raw: object) -> Envelope:
+    """Validate a client's envelope: 413 over the ciphertext limit, 400 for anything else."""
+    from pydantic import ValidationError
+
+    from chalicelib.errors import BadRequest, PayloadTooLarge
+
+    if not isinstance(raw, dict):
+        raise BadRequest("envelope must be a JSON object")
+    ciphertext = raw.get("ciphertext")
+    if isinstance(ciphertext, str) and len(ciphertext) > (MAX_CIPHERTEXT_BYTES * 4 + 2) // 3:
+        raise PayloadTooLarge(f"ciphertext over {MAX_CIPHERTEXT_BYTES} bytes (64 KiB)")
+    try:
+        return Envelope.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'envelope'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise BadRequest(f"invalid envelope: {problems}") from exc

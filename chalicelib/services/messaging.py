@@ -1,0 +1,145 @@
+"""Sending and reading messages: one stored copy each, whatever the channel's size.
+
+Order comes from a per-channel sequence (an atomic counter), so catch-up is a
+range query after a cursor. A writer can take number n and store it after n+1
+is visible; a reader therefore stops at a fresh gap and returns it next time,
+and only skips gaps older than ``GAP_GRACE`` (a crashed writer, an expired or
+deleted message). Resends are recognised by the client's message id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.domain import keys
+from chalicelib.domain.channel import require_may_send
+from chalicelib.domain.envelope import Envelope
+from chalicelib.domain.principal import Principal
+from chalicelib.errors import BocageError, ConditionFailed, Conflict, Forbidden
+from chalicelib.ports import Clock, Store
+from chalicelib.services.channels import ChannelService
+from chalicelib.services.delivery import Delivery, message_frame, public_message
+from chalicelib.services.organisations import OrganisationService
+from chalicelib.services.paging import query_all
+
+GAP_GRACE = 10  # seconds a missing sequence number may still be in flight
+PENDING_TTL = 60  # a send that crashed midway frees its message id after this
+MAX_READ = 200
+
+
+class StaleEpoch(Conflict):
+    """The sender used an old epoch: fetch the roster, distribute a new key, resend."""
+
+    code = "stale_epoch"
+
+
+class MessagingService:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        orgs: OrganisationService,
+        channels: ChannelService,
+        delivery: Delivery,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._orgs = orgs
+        self._channels = channels
+        self._delivery = delivery
+
+    def send(self, who: Principal, envelope: Envelope) -> dict[str, Any]:
+        if envelope.sender_device != who.device_id:
+            raise Forbidden("sender_device must be the device that signs the request")
+        channel_id = envelope.channel_id
+        access = self._channels.access(who, channel_id)
+        require_may_send(access.channel, access.membership, envelope.kind)
+        epoch = self._channels.epoch(channel_id)
+        if envelope.epoch != epoch.number:
+            raise StaleEpoch(f"the channel is at epoch {epoch.number}; distribute a key for it and resend")
+
+        now = self._clock.now()
+        marker_pk, marker_sk = keys.message_marker(channel_id, envelope.message_id)
+        try:
+            self._store.put(
+                {"pk": marker_pk, "sk": marker_sk, "state": "pending", "expires_at": now + PENDING_TTL},
+                if_absent=True,
+            )
+        except ConditionFailed:
+            return self._already_sent(channel_id, envelope.message_id)
+
+        seq = self._store.increment(*keys.channel_state(channel_id), "seq")
+        expires_at = now + self._orgs.get(who.org_id).retention_days * 86400
+        pk, sk = keys.message(channel_id, seq)
+        item = {
+            "pk": pk,
+            "sk": sk,
+            **envelope.model_dump(mode="json"),
+            "seq": seq,
+            "sender_member": who.member_id,
+            "stored_at": now,
+            "expires_at": expires_at,
+        }
+        self._store.put(item)
+        self._store.put({"pk": marker_pk, "sk": marker_sk, "state": "stored", "seq": seq, "expires_at": expires_at})
+        delivered = self._delivery.publish(channel_id, message_frame(item), seq=seq)
+        return {
+            "message_id": envelope.message_id,
+            "channel_id": channel_id,
+            "seq": seq,
+            "expires_at": expires_at,
+            "duplicate": False,
+            "online": delivered,
+        }
+
+    def _already_sent(self, channel_id: str, message_id: str) -> dict[str, Any]:
+        marker = self._store.get(*keys.message_marker(channel_id, message_id)) or {}
+        if marker.get("state") != "stored":
+            raise Conflict("this message is being stored; retry in a minute if it does not show")
+        return {
+            "message_id": message_id,
+            "channel_id": channel_id,
+            "seq": marker["seq"],
+            "expires_at": marker["expires_at"],
+            "duplicate": True,
+            "online": 0,
+        }
+
+    def read(self, who: Principal, channel_id: str, *, since: int = 0, limit: int = 100) -> dict[str, Any]:
+        """Messages after ``since`` (a sequence number), and the cursor to pass next time."""
+        self._channels.access(who, channel_id)
+        limit = max(1, min(limit, MAX_READ))
+        now = self._clock.now()
+        page = self._store.query(
+            f"CHAN#{channel_id}", start=keys.message_sk(since + 1), end=keys.message_sk(keys.MAX_SEQ), limit=limit
+        )
+        messages: list[dict[str, Any]] = []
+        cursor = since
+        for item in page.items:
+            if item["seq"] != cursor + 1 and now - int(item["stored_at"]) < GAP_GRACE:
+                break  # an earlier number may still be landing: stop before the gap
+            messages.append(public_message(item))
+            cursor = item["seq"]
+        more = page.cursor is not None and len(messages) == len(page.items)
+        if cursor > since:
+            self._store.put(keys.record(keys.read_cursor(who.device_id, channel_id), {"seq": cursor, "at": now}))
+        return {"channel_id": channel_id, "messages": messages, "cursor": cursor, "more": more}
+
+    def sync(self, who: Principal) -> dict[str, Any]:
+        """My channels with what is new since this device last read each one."""
+        cursors = {
+            i["sk"].removeprefix("CURSOR#"): int(i["seq"])
+            for i in query_all(self._store, f"DEVICE#{who.device_id}", "CURSOR#")
+        }
+        result = []
+        for channel in self._channels.list_mine(who):
+            seen = cursors.get(channel["channel_id"], 0)
+            result.append({**channel, "cursor": seen, "unread": max(0, channel["latest_seq"] - seen)})
+        return {"channels": result}
+
+
+def error_frame(error: BocageError, ref: str | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "status": error.status, **error.to_body()}
+    if ref:
+        frame["ref"] = ref
+    return frame

@@ -1,0 +1,55 @@
+"""Invariant 2: one stored copy per message, whatever the channel's size.
+
+Runs on the SQLite store only: what is counted is the service's own calls to
+the Store port, which do not depend on the adapter, and seeding 1,000 members
+into in-process moto takes minutes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.adapters.clocks import ManualClock
+from chalicelib.adapters.counting_store import CountingStore
+from chalicelib.adapters.sqlite_store import SqliteStore
+from chalicelib.domain.channel import ChannelRole
+from chalicelib.domain.organisation import MemberStatus, Role
+from chalicelib.domain.principal import Principal
+from chalicelib.ports import Store
+from tests.support import People
+
+
+@pytest.fixture
+def app_store(tmp_path: Path, clock: ManualClock) -> Iterator[Store]:
+    store = SqliteStore(str(tmp_path / "bocage.sqlite3"), clock)
+    yield store
+    store.close()
+
+
+def test_one_message_to_a_tribe_of_1000_costs_the_same_writes_as_to_10(
+    people: People, container: Any
+) -> None:
+    counting = CountingStore(container.store)
+    container.messaging._store = counting  # measure exactly the send path's own store use
+    org_id, owner_id = people.info["owner"]["org_id"], people.info["owner"]["member_id"]
+    owner = Principal(
+        org_id=org_id, member_id=owner_id, device_id=people.keys["owner"].device_id, role=Role.OWNER
+    )
+
+    def writes_for_one_message(size: int) -> int:
+        cid = people.owner.create_channel("tribe", f"Tribe {size}")["channel_id"]
+        for i in range(size):  # members seeded through the services: activation is not what we measure
+            member = container.orgs.add_invited_member(org_id, f"Citizen {i}", Role.MEMBER)
+            container.orgs.save_member(member.model_copy(update={"status": MemberStatus.ACTIVE}))
+            container.channels.add_member(owner, cid, member.member_id, ChannelRole.MEMBER)
+        people.owner.distribute_key(cid)
+        counting.reset()
+        people.owner.send_text(cid, "Réunion publique lundi")
+        return counting.writes
+
+    small, large = writes_for_one_message(10), writes_for_one_message(1000)
+    assert small == large == 4  # marker, sequence number, the message, marker done: one stored copy

@@ -1,0 +1,184 @@
+"""Channels and end-to-end encrypted messages through the Chalice app, on both stores."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from bocage.client.api import ApiError
+from bocage.client.crypto import new_message_id, seal_message
+from bocage.client.profile import DeviceKeys
+from chalicelib.domain.envelope import MAX_CIPHERTEXT_BYTES
+from tests.support import People, RecordingPush, SignedApi, messenger_for
+
+Owner = tuple[DeviceKeys, dict[str, Any]]
+
+
+def test_group_conversation_both_ways(people: People) -> None:
+    alice, bob = people.join("alice"), people.join("bob")
+    group = alice.create_channel("group", "Conseil")
+    assert group["kind"] == "group" and group["my_role"] == "author"
+    alice.add_member(group["channel_id"], people.info["bob"]["member_id"])
+    alice.send_text(group["channel_id"], "Bonjour Bob")
+    bob.send_text(group["channel_id"], "Bonjour Alice")
+    for reader in (alice, bob):
+        messages = reader.read(group["channel_id"])["messages"]
+        assert [(m["text"], m["verified"]) for m in messages] == [
+            ("Bonjour Bob", True),
+            ("Bonjour Alice", True),
+        ]
+        assert [m["sender_name"] for m in messages] == ["alice", "bob"]
+
+
+def test_tribe_authors_post_members_read(people: People, api: SignedApi) -> None:
+    tribe = people.owner.create_channel("tribe", "Infos mairie")
+    citizen = people.join("citizen")
+    people.owner.add_member(tribe["channel_id"], people.info["citizen"]["member_id"])
+    people.owner.send_text(tribe["channel_id"], "Collecte des encombrants jeudi")
+    assert [m["text"] for m in citizen.read(tribe["channel_id"])["messages"]] == [
+        "Collecte des encombrants jeudi"
+    ]
+    with pytest.raises(ApiError) as refused:
+        citizen.send_text(tribe["channel_id"], "spam")
+    assert refused.value.status == 403 and "only authors post" in refused.value.message
+
+
+def test_only_admins_create_tribes_anyone_creates_groups(people: People) -> None:
+    member = people.join("agent")
+    with pytest.raises(ApiError) as refused:
+        member.create_channel("tribe", "Mine")
+    assert refused.value.status == 403
+    assert member.create_channel("group", "Équipe")["kind"] == "group"
+
+
+def test_non_members_and_other_organisations_are_refused(
+    people: People, api: SignedApi, operator: Any
+) -> None:
+    group = people.owner.create_channel("group", "Bureau")
+    people.owner.send_text(group["channel_id"], "ordre du jour")
+    outsider = people.join("outsider")
+    with pytest.raises(ApiError) as refused:
+        outsider.read(group["channel_id"])
+    assert refused.value.status == 403
+    other = api.create_org(operator, name="Autre")
+    stranger_keys, info = api.activate(other["activation_code"], "Stranger")
+    stranger = messenger_for(api, stranger_keys, people.tmp / "stranger", info.body)
+    with pytest.raises(ApiError) as hidden:
+        stranger.read(group["channel_id"])
+    assert hidden.value.status == 404
+
+
+def test_removed_member_cannot_read_what_follows_even_with_the_ciphertext(
+    people: People, api: SignedApi
+) -> None:
+    group = people.owner.create_channel("group", "Commission")
+    cid = group["channel_id"]
+    leaver = people.join("leaver")
+    people.owner.add_member(cid, people.info["leaver"]["member_id"])
+    people.owner.send_text(cid, "avant")
+    assert [m["text"] for m in leaver.read(cid)["messages"]] == ["avant"]
+
+    removed = people.owner.remove_member(cid, people.info["leaver"]["member_id"])
+    assert removed["epoch"] == 1
+    people.owner.send_text(cid, "après")
+    with pytest.raises(ApiError) as refused:
+        leaver.read(cid)
+    assert refused.value.status == 403
+    # Even handed the stored ciphertext, the leaver holds only epoch-0 keys.
+    stored = people.owner.client.request("GET", f"/channels/{cid}/messages")["messages"]
+    after = next(m for m in stored if m["epoch"] == 1)
+    opened = leaver.open(after)
+    assert opened["verified"] is False and "no key" in opened["error"]
+
+
+def test_resent_message_is_stored_and_pushed_once(
+    people: People, api: SignedApi, push: RecordingPush
+) -> None:
+    group = people.owner.create_channel("group", "G")
+    cid = group["channel_id"]
+    assert api.ws_connect(people.keys["owner"], "conn-owner")["statusCode"] == 200
+    epoch = people.owner.distribute_key(cid)
+    envelope = seal_message(
+        people.owner.keys,
+        people.owner.ring.own_key(cid, epoch),
+        channel_id=cid,
+        epoch=epoch,
+        message_id=new_message_id(),
+        content={"text": "once"},
+        sent_at_ms=1,
+    ).model_dump(mode="json")
+    first = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
+    again = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
+    assert first.status == again.status == 201
+    assert (first.body["duplicate"], again.body["duplicate"]) == (False, True)
+    assert first.body["seq"] == again.body["seq"]
+    assert len(people.owner.read(cid)["messages"]) == 1
+    assert len(push.to("conn-owner", "message")) == 1
+
+
+def test_messages_carry_the_organisation_retention(people: People, api: SignedApi) -> None:
+    group = people.owner.create_channel("group", "G")
+    sent = people.owner.send_text(group["channel_id"], "x")
+    (message,) = people.owner.read(group["channel_id"])["messages"]
+    assert sent["expires_at"] == message["expires_at"] == message["stored_at"] + 90 * 86400
+
+
+def test_ciphertext_over_64_kib_is_refused_clearly(people: People, api: SignedApi) -> None:
+    group = people.owner.create_channel("group", "G")
+    cid = group["channel_id"]
+    epoch = people.owner.distribute_key(cid)
+    envelope = seal_message(
+        people.owner.keys,
+        people.owner.ring.own_key(cid, epoch),
+        channel_id=cid,
+        epoch=epoch,
+        message_id=new_message_id(),
+        content={"text": "x"},
+        sent_at_ms=1,
+    ).model_dump(mode="json")
+    envelope["ciphertext"] = base64.urlsafe_b64encode(b"\0" * (MAX_CIPHERTEXT_BYTES + 1)).decode().rstrip("=")
+    reply = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
+    assert reply.status == 413 and "64 KiB" in reply.body["message"]
+    assert people.owner.read(cid)["messages"] == []
+
+
+def test_forged_envelope_is_flagged_not_shown(people: People, api: SignedApi) -> None:
+    group = people.owner.create_channel("group", "G")
+    cid = group["channel_id"]
+    bob = people.join("bob")
+    people.owner.add_member(cid, people.info["bob"]["member_id"])
+    epoch = bob.distribute_key(cid)
+    envelope = seal_message(
+        bob.keys,
+        bob.ring.own_key(cid, epoch),
+        channel_id=cid,
+        epoch=epoch,
+        message_id=new_message_id(),
+        content={"text": "real"},
+        sent_at_ms=1,
+    ).model_dump(mode="json")
+    envelope["sent_at"] = 2  # tampered after signing
+    assert api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["bob"]).status == 201
+    (shown,) = people.owner.read(cid)["messages"]
+    assert shown["verified"] is False and "forged" in shown["error"] and "text" not in shown
+
+
+def test_sender_must_be_the_signing_device(people: People, api: SignedApi) -> None:
+    group = people.owner.create_channel("group", "G")
+    cid = group["channel_id"]
+    bob = people.join("bob")
+    people.owner.add_member(cid, people.info["bob"]["member_id"])
+    epoch = people.owner.distribute_key(cid)
+    envelope = seal_message(
+        people.owner.keys,
+        people.owner.ring.own_key(cid, epoch),
+        channel_id=cid,
+        epoch=epoch,
+        message_id=new_message_id(),
+        content={"text": "x"},
+        sent_at_ms=1,
+    ).model_dump(mode="json")
+    reply = api.call("POST", f"/channels/{cid}/messages", envelope, signer=bob.keys)
+    assert reply.status == 403

@@ -1,0 +1,265 @@
+"""The Push and Queue adapters: API Gateway and SQS through botocore, and the in-process queue."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+
+from bocage.local.queue import InProcessQueue
+from chalicelib.adapters.apigw_push import ApiGatewayPush
+from chalicelib.adapters.sqs_queue import SqsQueue
+from chalicelib.ports import ConnectionGone
+
+REGION = "eu-west-3"
+ENDPOINT = "https://abc123.execute-api.eu-west-3.amazonaws.com/api"
+
+
+@pytest.fixture
+def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+
+
+@pytest.fixture
+def management(fake_aws: None) -> Any:
+    return boto3.session.Session().client(
+        "apigatewaymanagementapi", endpoint_url=ENDPOINT, region_name=REGION
+    )
+
+
+# -- ApiGatewayPush ------------------------------------------------------------------------
+
+
+def test_send_posts_the_frame(management: Any) -> None:
+    with Stubber(management) as stub:
+        stub.add_response("post_to_connection", {}, {"ConnectionId": "cid1=", "Data": b"frame"})
+        ApiGatewayPush(management).send("cid1=", b"frame")
+        stub.assert_no_pending_responses()
+
+
+def test_gone_maps_to_connection_gone_with_that_id(management: Any) -> None:
+    with Stubber(management) as stub:
+        stub.add_client_error(
+            "post_to_connection",
+            service_error_code="GoneException",
+            http_status_code=410,
+            expected_params={"ConnectionId": "stale+id=", "Data": b"x"},
+        )
+        with pytest.raises(ConnectionGone) as gone:
+            ApiGatewayPush(management).send("stale+id=", b"x")
+    assert gone.value.connection_id == "stale+id="
+    assert gone.value.__cause__ is None and gone.value.__suppress_context__
+
+
+def test_a_bare_410_is_gone_too(management: Any) -> None:
+    with Stubber(management) as stub:
+        stub.add_client_error("post_to_connection", service_error_code="410", http_status_code=410)
+        with pytest.raises(ConnectionGone):
+            ApiGatewayPush(management).send("cid=", b"x")
+
+
+def test_other_errors_propagate(management: Any) -> None:
+    with Stubber(management) as stub:
+        stub.add_client_error(
+            "post_to_connection", service_error_code="LimitExceededException", http_status_code=429
+        )
+        stub.add_client_error(
+            "delete_connection", service_error_code="ForbiddenException", http_status_code=403
+        )
+        push = ApiGatewayPush(management)
+        with pytest.raises(ClientError) as limited:
+            push.send("cid=", b"x")
+        assert not isinstance(limited.value, ConnectionGone)
+        with pytest.raises(ClientError):
+            push.close("cid=")
+
+
+def test_close_deletes_and_ignores_gone(management: Any) -> None:
+    with Stubber(management) as stub:
+        stub.add_response("delete_connection", {}, {"ConnectionId": "live="})
+        stub.add_client_error(
+            "delete_connection",
+            service_error_code="GoneException",
+            http_status_code=410,
+            expected_params={"ConnectionId": "gone="},
+        )
+        push = ApiGatewayPush(management)
+        push.close("live=")
+        push.close("gone=")
+        stub.assert_no_pending_responses()
+
+
+def test_for_endpoint_builds_a_fail_fast_client(fake_aws: None) -> None:
+    push = ApiGatewayPush.for_endpoint(ENDPOINT, REGION)
+    client = push._client
+    assert client.meta.endpoint_url == ENDPOINT
+    assert client.meta.region_name == REGION
+    config: Any = client.meta.config  # the stubs do not declare Config's attributes
+    assert config.connect_timeout <= 5
+    assert config.read_timeout <= 10
+    assert config.retries["total_max_attempts"] == 2
+
+
+# -- SqsQueue ------------------------------------------------------------------------------
+
+
+def test_sqs_queue_sends_23_bodies_in_batches_of_at_most_10(fake_aws: None) -> None:
+    from moto import mock_aws
+
+    with mock_aws():
+        sqs = boto3.session.Session().client("sqs", region_name=REGION)
+        url = sqs.create_queue(QueueName="bocage-fanout")["QueueUrl"]
+        batch_sizes: list[int] = []
+
+        def record(params: dict[str, Any], **_: Any) -> None:
+            batch_sizes.append(len(params["Entries"]))
+
+        sqs.meta.events.register("provide-client-params.sqs.SendMessageBatch", record)
+        bodies = [f'{{"n": {i}}}' for i in range(23)]
+        SqsQueue(sqs, url).send_batch(bodies)
+
+        received: list[str] = []
+        while True:
+            page = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            messages = page.get("Messages", [])
+            if not messages:
+                break
+            received += [m["Body"] for m in messages]
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+    assert batch_sizes == [10, 10, 3]
+    assert sorted(received) == sorted(bodies)
+
+
+def test_sqs_queue_retries_failed_entries_then_reports_the_rest(fake_aws: None) -> None:
+    sqs = boto3.session.Session().client("sqs", region_name=REGION)
+    url = "https://sqs.eu-west-3.amazonaws.com/000000000000/bocage-fanout"
+
+    def entries(*ids_and_bodies: tuple[str, str]) -> dict[str, Any]:
+        return {"QueueUrl": url, "Entries": [{"Id": i, "MessageBody": b} for i, b in ids_and_bodies]}
+
+    def failed(entry_id: str, sender_fault: bool) -> dict[str, Any]:
+        return {
+            "Id": entry_id,
+            "SenderFault": sender_fault,
+            "Code": "InternalError" if not sender_fault else "X",
+        }
+
+    with Stubber(sqs) as stub:
+        # Three bodies: "a" succeeds, "b" fails once (server side), "c" is the sender's fault.
+        stub.add_response(
+            "send_message_batch",
+            {
+                "Successful": [{"Id": "0", "MessageId": "m0", "MD5OfMessageBody": "x"}],
+                "Failed": [failed("1", False), failed("2", True)],
+            },
+            entries(("0", "a"), ("1", "b"), ("2", "c")),
+        )
+        stub.add_response(
+            "send_message_batch",
+            {"Successful": [{"Id": "1", "MessageId": "m1", "MD5OfMessageBody": "x"}], "Failed": []},
+            entries(("1", "b")),
+        )
+        with pytest.raises(RuntimeError, match=r"^1 of 3 "):
+            SqsQueue(sqs, url, backoff=0).send_batch(["a", "b", "c"])
+        stub.assert_no_pending_responses()
+
+    with Stubber(sqs) as stub:
+        for _ in range(3):  # a server-side failure that never clears: three attempts, then an error
+            stub.add_response(
+                "send_message_batch", {"Successful": [], "Failed": [failed("0", False)]}, entries(("0", "z"))
+            )
+        with pytest.raises(RuntimeError, match=r"^1 of 1 "):
+            SqsQueue(sqs, url, backoff=0).send_batch(["z"])
+        stub.assert_no_pending_responses()
+
+
+# -- InProcessQueue ------------------------------------------------------------------------
+
+
+def test_in_process_queue_handles_50_bodies_concurrently_exactly_once() -> None:
+    lock = threading.Lock()
+    seen: Counter[str] = Counter()
+    batch_sizes: set[int] = set()
+    running = peak = 0
+
+    def handler(batch: list[str]) -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            batch_sizes.add(len(batch))
+        time.sleep(0.02)
+        with lock:
+            seen.update(batch)
+            running -= 1
+
+    queue = InProcessQueue(handler, workers=4)
+    bodies = [f"body-{i}" for i in range(50)]
+    queue.send_batch(bodies)
+    queue.drain(timeout=10)
+    queue.close()
+    assert seen == Counter(bodies)  # every body, once
+    assert batch_sizes == {1}
+    assert 1 < peak <= 4
+
+
+def test_in_process_queue_retries_a_failing_handler(caplog: pytest.LogCaptureFixture) -> None:
+    attempts: Counter[str] = Counter()
+    done: list[str] = []
+    broken = "broken secret-payload"
+
+    def handler(batch: list[str]) -> None:
+        (body,) = batch
+        attempts[body] += 1
+        if body == "flaky" and attempts[body] == 1:
+            raise ValueError("transient")
+        if body == broken:
+            raise ValueError("always")
+        done.append(body)
+
+    queue = InProcessQueue(handler, workers=2, retry_delay=0)
+    with caplog.at_level("WARNING", logger="bocage.local.queue"):
+        queue.send_batch(["flaky", "fine", broken])
+        queue.drain(timeout=5)
+    queue.close()
+    assert sorted(done) == ["fine", "flaky"]
+    assert attempts["flaky"] == 2
+    assert attempts[broken] == 4  # the first try and three retries, then dropped
+    assert queue.dropped == 1
+    assert "secret-payload" not in caplog.text
+    assert [r.levelname for r in caplog.records].count("ERROR") == 1
+
+
+def test_drain_waits_for_work_in_progress() -> None:
+    release = threading.Event()
+    done: list[str] = []
+
+    def handler(batch: list[str]) -> None:
+        release.wait(5)
+        done.extend(batch)
+
+    queue = InProcessQueue(handler)
+    queue.send_batch(["slow"])
+    with pytest.raises(TimeoutError):
+        queue.drain(timeout=0.1)
+    assert done == []
+    release.set()
+    queue.drain(timeout=5)
+    assert done == ["slow"]
+    queue.close()
+    with pytest.raises(RuntimeError):
+        queue.send_batch(["after close"])
+    queue.drain(timeout=1)  # a refused send leaves nothing to wait for

@@ -1,0 +1,197 @@
+"""The WebSocket handlers ($connect, $default, $disconnect) and the SQS fan-out, in process."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from bocage.client.crypto import new_message_id, seal_message
+from bocage.client.profile import sign_token
+from chalicelib.adapters.apigw_push import ApiGatewayPush
+from chalicelib.adapters.sqs_queue import SqsQueue
+from chalicelib.services.delivery import Delivery
+from tests.support import People, RecordingPush, SignedApi, ws_event
+
+
+def _envelope(messenger: Any, cid: str, text: str) -> dict[str, Any]:
+    epoch = messenger.distribute_key(cid)
+    return seal_message(
+        messenger.keys,
+        messenger.ring.own_key(cid, epoch),
+        channel_id=cid,
+        epoch=epoch,
+        message_id=new_message_id(),
+        content={"type": "text", "text": text},
+        sent_at_ms=1,
+    ).model_dump(mode="json")
+
+
+def sqs_event(bodies: list[str]) -> dict[str, Any]:
+    """The event Lambda's SQS event source delivers (one record per message)."""
+    arn = "arn:aws:sqs:eu-west-3:123456789012:bocage-fanout"
+    records = [
+        {
+            "body": b,
+            "messageId": str(i),
+            "receiptHandle": "r",
+            "attributes": {},
+            "messageAttributes": {},
+            "md5OfBody": "",
+            "eventSource": "aws:sqs",
+            "eventSourceARN": arn,
+            "awsRegion": "eu-west-3",
+        }
+        for i, b in enumerate(bodies)
+    ]
+    return {"Records": records}
+
+
+def test_connect_needs_a_valid_fresh_token(api: SignedApi, people: People) -> None:
+    owner = people.keys["owner"]
+    assert api.ws_connect(owner, "good")["statusCode"] == 200
+    assert api.ws("ws_connect", ws_event("$connect", "none"))["statusCode"] == 401
+    bad = sign_token(owner.signing, owner.device_id, "GET", "/me", None, b"", now=api.clock.now())
+    assert api.ws("ws_connect", ws_event("$connect", "bound-elsewhere", token=bad))["statusCode"] == 401
+    old = sign_token(owner.signing, owner.device_id, "GET", "$connect", None, b"", now=api.clock.now())
+    api.clock.advance(200)
+    expired = api.ws("ws_connect", ws_event("$connect", "expired", token=old))
+    assert expired["statusCode"] == 401 and "expired" in expired["body"]
+
+
+def test_send_over_the_socket_reaches_every_online_device(
+    api: SignedApi, people: People, push: RecordingPush
+) -> None:
+    bob = people.join("bob")
+    cid = people.owner.create_channel("group", "G")["channel_id"]
+    people.owner.add_member(cid, people.info["bob"]["member_id"])
+    api.ws_connect(people.keys["owner"], "c-owner")
+    api.ws_connect(people.keys["bob"], "c-bob")
+    envelope = _envelope(people.owner, cid, "live")
+    api.ws(
+        "ws_message",
+        ws_event("$default", "c-owner", body=json.dumps({"action": "send", "envelope": envelope})),
+    )
+    (ack,) = push.to("c-owner", "ack")
+    assert ack["ref"] == envelope["message_id"] and ack["seq"] == 1
+    (delivered,) = push.to("c-bob", "message")
+    assert bob.open(delivered["message"])["text"] == "live"
+    assert len(push.to("c-owner", "message")) == 1  # the sender's own devices see it too
+
+    api.ws("ws_message", ws_event("$default", "c-bob", body=json.dumps({"action": "ping", "ref": "p1"})))
+    assert push.to("c-bob", "pong") == [{"type": "pong", "ref": "p1"}]
+
+
+def test_bad_frames_get_error_frames(api: SignedApi, people: People, push: RecordingPush) -> None:
+    api.ws_connect(people.keys["owner"], "c1")
+    for body, status in [("not json", 400), ('{"action": "dance"}', 400), ('{"action": "send"}', 400)]:
+        api.ws("ws_message", ws_event("$default", "c1", body=body))
+        assert push.to("c1", "error")[-1]["status"] == status
+    api.ws("ws_message", ws_event("$default", "never-connected", body='{"action": "ping"}'))
+    assert push.to("never-connected", "error")[-1]["status"] == 401
+
+
+def test_tribe_member_cannot_post_over_the_socket(
+    api: SignedApi, people: People, push: RecordingPush
+) -> None:
+    citizen = people.join("citizen")
+    cid = people.owner.create_channel("tribe", "T")["channel_id"]
+    people.owner.add_member(cid, people.info["citizen"]["member_id"])
+    api.ws_connect(people.keys["citizen"], "c-cit")
+    envelope = _envelope(citizen, cid, "spam")
+    api.ws(
+        "ws_message", ws_event("$default", "c-cit", body=json.dumps({"action": "send", "envelope": envelope}))
+    )
+    (error,) = push.to("c-cit", "error")
+    assert error["status"] == 403 and error["ref"] == envelope["message_id"]
+
+
+def test_revoked_device_is_cut_off_at_its_next_frame(
+    api: SignedApi, people: People, push: RecordingPush
+) -> None:
+    people.join("bob")
+    api.ws_connect(people.keys["bob"], "c-bob")
+    assert (
+        api.call(
+            "POST", f"/devices/{people.keys['bob'].device_id}/revoke", signer=people.keys["owner"]
+        ).status
+        == 200
+    )
+    assert "c-bob" in push.closed  # its live connection is closed at once
+    api.ws("ws_message", ws_event("$default", "c-bob", body='{"action": "ping"}'))
+    assert push.to("c-bob", "pong") == []
+
+
+def test_disconnect_forgets_presence(
+    api: SignedApi, people: People, push: RecordingPush, container: Any
+) -> None:
+    cid = people.owner.create_channel("group", "G")["channel_id"]
+    api.ws_connect(people.keys["owner"], "c-gone")
+    api.ws("ws_disconnect", ws_event("$disconnect", "c-gone"))
+    people.owner.send_text(cid, "nobody online")
+    assert push.to("c-gone") == []
+    assert container.store.get("CONN#c-gone", "META") is None
+
+
+def test_a_410_deletes_exactly_the_stale_connection(api: SignedApi, people: People, container: Any) -> None:
+    """API Gateway's real error, through the real adapter (Stubber): the stale one goes, not the sender's."""
+    cid = people.owner.create_channel("group", "G")["channel_id"]
+    api.ws_connect(people.keys["owner"], "sender")
+    api.ws_connect(people.keys["owner"], "stale")
+    client = boto3.client(
+        "apigatewaymanagementapi", region_name="eu-west-3", endpoint_url="https://abc123.execute-api.test/api"
+    )
+    stubber = Stubber(client)
+    for connection_id in ("sender", "stale"):
+        if connection_id == "stale":
+            stubber.add_client_error("post_to_connection", "GoneException", http_status_code=410)
+        else:
+            stubber.add_response("post_to_connection", {}, {"ConnectionId": "sender", "Data": ANY})
+    delivery = Delivery(container.store, container.clock, ApiGatewayPush(client), None)
+    item = {"pk": "x", "sk": "y", "seq": 1}
+    with stubber:
+        for connection_id in ("sender", "stale"):
+            delivery.send_to(connection_id, {"type": "message", "message": item})
+    assert container.store.get("CONN#stale", "META") is None
+    assert container.store.get("CONN#sender", "META") is not None
+    assert container.store.get(f"CHAN#{cid}", "CONN#stale") is None
+    assert container.store.get(f"CHAN#{cid}", "CONN#sender") is not None
+
+
+def test_large_tribes_fan_out_through_sqs_chunks(
+    api: SignedApi, people: People, container: Any, aws_env: None
+) -> None:
+    cid = people.owner.create_channel("tribe", "T")["channel_id"]
+    connections = [f"c{i:03d}" for i in range(230)]
+    for connection_id in connections:  # 230 online devices of the owner
+        container.delivery.connect(
+            connection_id,
+            org_id=people.info["owner"]["org_id"],
+            member_id=people.info["owner"]["member_id"],
+            device_id=people.keys["owner"].device_id,
+            channels=[cid],
+        )
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="eu-west-3")
+        url = sqs.create_queue(QueueName="bocage-fanout")["QueueUrl"]
+        push = RecordingPush()
+        delivery = Delivery(
+            container.store, container.clock, push, SqsQueue(sqs, url), inline_limit=50, chunk_size=100
+        )
+        container.messaging._delivery = delivery
+        people.owner.send_text(cid, "to many")
+        assert push.frames == []  # nothing pushed inline: the send returned after enqueueing
+        bodies = []
+        while True:
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                break
+            bodies += [m["Body"] for m in got]
+        assert sorted(len(json.loads(b)["connections"]) for b in bodies) == [30, 100, 100]
+        container.delivery._push = push  # the app's own SQS handler consumes the chunks
+        api.lambda_.invoke("fanout", sqs_event(bodies))
+    assert sorted(c for c, f in push.frames if f["type"] == "message") == connections
