@@ -6,9 +6,8 @@ Every view is a few lines: ``@endpoint`` authenticates and maps errors
 
 from __future__ import annotations
 
-from typing import Any
-
 import os
+from typing import Any
 
 from chalice.app import Chalice, SQSEvent, WebsocketEvent
 
@@ -25,8 +24,8 @@ from chalicelib.api_schemas import (
 )
 from chalicelib.domain.channel import ChannelKind, ChannelRole
 from chalicelib.domain.envelope import parse_envelope
-from chalicelib.errors import BadRequest
 from chalicelib.domain.organisation import Role
+from chalicelib.errors import BadRequest
 from chalicelib.http_api import ApiContext, endpoint, request_scope
 from chalicelib.services.invitations import ActivationRequest
 from chalicelib.services.organisations import parse_role

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bocage.client.api import ApiError, BocageClient
+from bocage.client.crypto import CryptoError
+from bocage.client.messenger import Messenger
 from bocage.client.profile import DeviceKeys, OperatorKey, Profile
 from chalicelib.activation_qr import qr_terminal, write_qr
 from chalicelib.domain.activation_link import parse_activation
@@ -51,14 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         parents=[common],
         help="run the API on this machine (embedded store)",
-        description="Serve the REST API on this machine, on the embedded SQLite store in --data. "
-        "One process holds all connections: run a single replica per data directory.",
+        description="Serve the REST and WebSocket APIs on this machine, on the embedded SQLite store in "
+        "--data. Single replica: this process holds every WebSocket connection, so run one "
+        "`bocage serve` per store; a second replica would not push to the first one's clients.",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
         "--data", default=None, help="data directory (default: BOCAGE_DATA_DIR or .bocage-data)"
     )
+    serve.add_argument("--ws-port", type=int, default=None, help="WebSocket port (default: --port + 1)")
     serve.add_argument("--org-name", default="Bocage", help="name of the organisation made on first start")
     serve.set_defaults(func=cmd_serve)
 
@@ -121,6 +125,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     whoami = sub.add_parser("whoami", parents=[common], help="this device, its member and organisation")
     whoami.set_defaults(func=cmd_whoami)
+
+    for kind, what in (
+        ("tribe", "a broadcast channel: authors post, members read"),
+        ("group", "everyone posts"),
+    ):
+        parser_kind = sub.add_parser(kind, parents=[common], help=f"{kind}s: {what}")
+        kind_sub = parser_kind.add_subparsers(dest=f"{kind}_command", required=True)
+        create_kind = kind_sub.add_parser("create", parents=[common], help=f"create a {kind}")
+        create_kind.add_argument("name")
+        create_kind.set_defaults(func=cmd_channel_create, kind=kind)
+
+    channel = sub.add_parser("channel", parents=[common], help="channel membership")
+    channel_sub = channel.add_subparsers(dest="channel_command", required=True)
+    add = channel_sub.add_parser("add", parents=[common], help="add a member (or change their role)")
+    add.add_argument("channel")
+    add.add_argument("member")
+    add.add_argument("--role", choices=["author", "member"], default="member")
+    add.set_defaults(func=cmd_channel_add)
+    remove = channel_sub.add_parser("remove", parents=[common], help="remove a member; the channel re-keys")
+    remove.add_argument("channel")
+    remove.add_argument("member")
+    remove.set_defaults(func=cmd_channel_remove)
+
+    channels = sub.add_parser("channels", parents=[common], help="my channels, with unread counts")
+    channels.set_defaults(func=cmd_channels)
+
+    send = sub.add_parser("send", parents=[common], help="send an encrypted message")
+    send.add_argument("channel")
+    send.add_argument("text")
+    send.set_defaults(func=cmd_send)
+
+    read = sub.add_parser("read", parents=[common], help="decrypt a channel's messages since a cursor")
+    read.add_argument("channel")
+    read.add_argument("--since", type=int, default=0, metavar="CURSOR")
+    read.add_argument("--limit", type=int, default=100)
+    read.set_defaults(func=cmd_read)
+
+    listen = sub.add_parser("listen", parents=[common], help="print messages as they arrive (JSON lines)")
+    listen.add_argument("--count", type=int, default=None, help="exit after N messages")
+    listen.add_argument("--timeout", type=float, default=None, help="exit after S seconds")
+    listen.set_defaults(func=cmd_listen)
     return parser
 
 
@@ -130,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_serve(args: argparse.Namespace) -> Result:
     from bocage.local.serve import serve
 
-    serve(args.host, args.port, args.data, args.org_name)
+    serve(args.host, args.port, args.data, args.org_name, ws_port=args.ws_port)
     return {}
 
 
@@ -216,7 +261,59 @@ def cmd_whoami(args: argparse.Namespace) -> Result:
     return _client(args).whoami()
 
 
+def cmd_channel_create(args: argparse.Namespace) -> Result:
+    return _messenger(args).create_channel(args.kind, args.name)
+
+
+def cmd_channel_add(args: argparse.Namespace) -> Result:
+    return _messenger(args).add_member(args.channel, args.member, args.role)
+
+
+def cmd_channel_remove(args: argparse.Namespace) -> Result:
+    return _messenger(args).remove_member(args.channel, args.member)
+
+
+def cmd_channels(args: argparse.Namespace) -> Result:
+    return {"channels": _messenger(args).channels()}
+
+
+def cmd_send(args: argparse.Namespace) -> Result:
+    return _messenger(args).send_text(args.channel, args.text)
+
+
+def cmd_read(args: argparse.Namespace) -> Result:
+    return _messenger(args).read(args.channel, since=args.since, limit=args.limit)
+
+
+def cmd_listen(args: argparse.Namespace) -> Result:
+    """Streams one JSON object a line (human or --json alike), then returns a summary."""
+    received = 0
+    def ready() -> None:
+        print("listening", file=sys.stderr, flush=True)
+
+    for message in _messenger(args).listen(count=args.count, timeout=args.timeout, on_ready=ready):
+        received += 1
+        if getattr(args, "json", False):
+            print(json.dumps(message, ensure_ascii=False), flush=True)
+        else:
+            print(
+                f"[{message['channel_id']}] {message.get('sender_name', '?')}: {_shown(message)}", flush=True
+            )
+    return {"received": received}
+
+
 # -- helpers ----------------------------------------------------------------------------
+
+
+def _messenger(args: argparse.Namespace) -> Messenger:
+    try:
+        return Messenger(_profile(args))
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _shown(message: Result) -> str:
+    return str(message["text"]) if message.get("verified") else f"<{message.get('error', 'unreadable')}>"
 
 
 def _profile(args: argparse.Namespace) -> Profile:
@@ -254,6 +351,11 @@ def _print_human(command: str, result: Result) -> None:
         if result.get("mail_error"):
             print(f"Warning: {result['mail_error']}", file=sys.stderr)
         return
+    if command == "read":
+        for m in result["messages"]:
+            print(f"#{m['seq']} {m['sender_name']}: {_shown(m)}")
+        print(f"cursor: {result['cursor']}")
+        return
     if command == "members":
         for m in result["members"]:
             devices = ", ".join(
@@ -270,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = getattr(args, "json", False)
     try:
         result = args.func(args)
-    except (ApiError, BocageError, CliError, PermissionError, OSError) as exc:
+    except (ApiError, BocageError, CliError, CryptoError, PermissionError, OSError) as exc:
         error = _error_body(exc)
         if as_json:
             print(json.dumps(error))
@@ -278,6 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"bocage: {error['message']}", file=sys.stderr)
         return 1
     if args.command == "serve":
+        return 0
+    if args.command == "listen":  # already streamed, one line a message
         return 0
     if as_json:
         print(json.dumps(result, ensure_ascii=False))

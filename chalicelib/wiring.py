@@ -62,7 +62,9 @@ def build(
         clock=clock,
         mailer=mailer,
         push=push,
-        auth=Authenticator(store, clock, max_age=settings.token_max_age, operator_keys=settings.operator_keys),
+        auth=Authenticator(
+            store, clock, max_age=settings.token_max_age, operator_keys=settings.operator_keys
+        ),
         orgs=orgs,
         invitations=InvitationService(store, clock, orgs, mailer, ttl_days=settings.invite_ttl_days),
         channels=channels,

@@ -91,6 +91,8 @@ def on_disconnect(event: dict[str, Any]) -> dict[str, Any]:
     return {"statusCode": 200}
 
 
-def on_fanout(bodies: list[str]) -> int:
+def on_fanout(bodies: list[str]) -> None:
+    """Queue consumer: push each chunk (SQS on AWS, the in-process queue on one machine)."""
     delivery = wiring.container().delivery
-    return sum(delivery.deliver_chunk(body) for body in bodies)
+    for body in bodies:
+        delivery.deliver_chunk(body)

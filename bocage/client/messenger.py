@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -113,11 +113,14 @@ class Messenger:
         if missing:
             key = self.ring.own_key(channel_id, epoch)
             sealed = [
-                seal_sender_key(self.keys, d, targets[d]["box_public_key"], channel_id, epoch, key) for d in missing
+                seal_sender_key(self.keys, d, targets[d]["box_public_key"], channel_id, epoch, key)
+                for d in missing
             ]
             for i in range(0, len(sealed), KEYS_PER_CALL):
                 self.client.request(
-                    "PUT", f"/channels/{channel_id}/keys", {"epoch": epoch, "keys": sealed[i : i + KEYS_PER_CALL]}
+                    "PUT",
+                    f"/channels/{channel_id}/keys",
+                    {"epoch": epoch, "keys": sealed[i : i + KEYS_PER_CALL]},
                 )
             self.ring.mark_distributed(channel_id, epoch, missing)
         self.ring.own_key(channel_id, epoch)
@@ -144,7 +147,12 @@ class Messenger:
         )
         messages = [self.open(m) for m in page["messages"]]
         self.save()
-        return {"channel_id": channel_id, "messages": messages, "cursor": page["cursor"], "more": page["more"]}
+        return {
+            "channel_id": channel_id,
+            "messages": messages,
+            "cursor": page["cursor"],
+            "more": page["more"],
+        }
 
     def open(self, message: dict[str, Any]) -> dict[str, Any]:
         """Verify then decrypt one stored message; forged or unreadable ones are flagged, not shown."""
@@ -181,7 +189,9 @@ class Messenger:
         if key is not None:
             return key
         try:
-            sealed = self.client.request("GET", f"/channels/{channel_id}/keys", query={"epoch": str(epoch)})["keys"]
+            sealed = self.client.request("GET", f"/channels/{channel_id}/keys", query={"epoch": str(epoch)})[
+                "keys"
+            ]
         except ApiError:
             return None
         for entry in sealed:
@@ -218,15 +228,28 @@ class Messenger:
             raise ApiError(503, "no_websocket", "this server offers no WebSocket endpoint")
         return str(url)
 
-    def listen(self, *, count: int | None = None, timeout: float | None = None) -> Iterator[dict[str, Any]]:
-        """Decrypted messages as they arrive, until ``count`` messages or ``timeout`` seconds."""
+    def listen(
+        self,
+        *,
+        count: int | None = None,
+        timeout: float | None = None,
+        on_ready: Callable[[], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Decrypted messages as they arrive, until ``count`` messages or ``timeout`` seconds.
+
+        ``on_ready`` is called once the socket is open, so a caller knows it will miss nothing.
+        """
         from websockets.exceptions import ConnectionClosed
         from websockets.sync.client import connect
 
-        token = sign_token(self.keys.signing, self.device_id, "GET", CONNECT_PATH, None, b"", now=int(time.time()))
+        token = sign_token(
+            self.keys.signing, self.device_id, "GET", CONNECT_PATH, None, b"", now=int(time.time())
+        )
         deadline = None if timeout is None else time.monotonic() + timeout
         seen = 0
         with connect(f"{self.ws_url()}?token={quote(token)}", open_timeout=10) as ws:
+            if on_ready is not None:
+                on_ready()
             while count is None or seen < count:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:

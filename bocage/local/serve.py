@@ -1,4 +1,10 @@
-"""``bocage serve``: the whole product on one machine, on the embedded SQLite store."""
+"""``bocage serve``: the whole product on one machine, on the embedded SQLite store.
+
+One process plays API Gateway twice over: a REST gateway (which also serves the
+``@connections`` management API) and a WebSocket gateway, both calling the very
+handlers the Lambdas run. The fan-out queue runs in process. All connections
+live in this process, so run one replica per store (see the README).
+"""
 
 from __future__ import annotations
 
@@ -16,13 +22,14 @@ from chalicelib.services.invitations import Links
 from chalicelib.settings import Settings
 
 
-def local_settings(data_dir: str | None, public_url: str) -> Settings:
+def local_settings(data_dir: str | None, public_url: str, **overrides: Any) -> Settings:
     """Environment settings, with the one-machine defaults filled in."""
     base = Settings.from_env()
     return dataclasses.replace(
         base,
         data_dir=data_dir or base.data_dir,
         public_url=base.public_url or public_url,
+        **{k: getattr(base, k) or v for k, v in overrides.items()},
     )
 
 
@@ -46,21 +53,32 @@ def bootstrap(container: wiring.Container, org_name: str, out: TextIO) -> dict[s
     return invitation.public()
 
 
-def serve(
-    host: str, port: int, data_dir: str | None, org_name: str, ready: threading.Event | None = None
-) -> int:
+def serve(host: str, port: int, data_dir: str | None, org_name: str, ws_port: int | None = None) -> int:
     os.environ.setdefault("AWS_REGION", "eu-west-3")
+    # boto3 signs every call, the local @connections ones too: placeholders, never real secrets.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     from app import app  # imported here: the app reads nothing until the first request
     from bocage.local.gateway import make_server
+    from bocage.local.queue import InProcessQueue
+    from bocage.local.websocket_gateway import ConnectionRegistry, WebSocketGateway
+    from chalicelib import ws_api
 
-    server = make_server(app, host, port)
-    bound_port = server.server_address[1]
-    settings = local_settings(data_dir, f"http://{host}:{bound_port}")
-    container = wiring.build(settings)
+    registry = ConnectionRegistry()
+    server = make_server(app, host, port, connections=registry)
+    rest_url = f"http://{host}:{server.server_address[1]}"
+    sockets = WebSocketGateway(
+        app, host, port + 1 if ws_port is None and port else ws_port or 0, connections=registry
+    )
+    sockets.start()
+    settings = local_settings(data_dir, rest_url, ws_endpoint=rest_url, ws_url=sockets.url)
+    queue = InProcessQueue(ws_api.on_fanout)
+    container = wiring.build(settings, queue=queue)
     wiring.use(container)
     bootstrap(container, org_name, sys.stdout)
     sys.stdout.write(
-        f"Bocage serving the REST API on http://{host}:{bound_port} ({wiring.describe(container)})\n"
+        f"Bocage serving the REST API on {rest_url} and WebSockets on {sockets.url} "
+        f"({wiring.describe(container)})\n"
     )
     sys.stdout.flush()
 
@@ -68,12 +86,12 @@ def serve(
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
-    if ready is not None:
-        ready.set()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        sockets.stop()
+        queue.close()
     return 0

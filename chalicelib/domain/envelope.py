@@ -79,7 +79,9 @@ def signing_bytes(fields: dict[str, Any]) -> bytes:
     return json.dumps(unsigned, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def _b64_of_size(value: str, name: str, *, exact: int | None = None, maximum: int = 0, minimum: int = 0) -> str:
+def _b64_of_size(
+    value: str, name: str, *, exact: int | None = None, maximum: int = 0, minimum: int = 0
+) -> str:
     try:
         raw = b64d(value)
     except ValueError as exc:

@@ -116,10 +116,16 @@ class ChannelService:
         require_may_create(kind, who.role)
         now = self._clock.now()
         channel = Channel(
-            channel_id=new_id("c"), org_id=who.org_id, kind=kind, name=name.strip(), created_by=who.member_id,
+            channel_id=new_id("c"),
+            org_id=who.org_id,
+            kind=kind,
+            name=name.strip(),
+            created_by=who.member_id,
             created_at=now,
         )
-        self._store.put(keys.record(keys.channel(channel.channel_id), channel.model_dump(mode="json")), if_absent=True)
+        self._store.put(
+            keys.record(keys.channel(channel.channel_id), channel.model_dump(mode="json")), if_absent=True
+        )
         pk, sk = keys.channel_epoch(channel.channel_id)
         self._store.put({"pk": pk, "sk": sk, "epoch": 0, "started_at": now})
         self._join(channel, who.member_id, ChannelRole.AUTHOR, who.member_id)
@@ -154,7 +160,9 @@ class ChannelService:
 
     # -- membership ------------------------------------------------------------------------
 
-    def add_member(self, who: Principal, channel_id: str, member_id: str, role: ChannelRole) -> dict[str, Any]:
+    def add_member(
+        self, who: Principal, channel_id: str, member_id: str, role: ChannelRole
+    ) -> dict[str, Any]:
         """Add a member, or change the role of one already in: the same call either way."""
         access = self.access(who, channel_id)
         require_may_manage(who.role, access.membership)
@@ -174,7 +182,9 @@ class ChannelService:
             raise NotFound(f"{member_id} is not a member of this channel")
         updated = current.model_copy(update={"role": role})
         self._save_membership(updated)
-        self._notify(channel_id, {"type": "role", "channel_id": channel_id, "member_id": member_id, "role": role})
+        self._notify(
+            channel_id, {"type": "role", "channel_id": channel_id, "member_id": member_id, "role": role}
+        )
         return {"channel_id": channel_id, "member_id": member_id, "role": role.value}
 
     def remove_member(self, who: Principal, channel_id: str, member_id: str) -> dict[str, Any]:
@@ -190,7 +200,10 @@ class ChannelService:
 
     def _join(self, channel: Channel, member_id: str, role: ChannelRole, added_by: str) -> None:
         membership = ChannelMember(
-            channel_id=channel.channel_id, member_id=member_id, role=role, added_at=self._clock.now(),
+            channel_id=channel.channel_id,
+            member_id=member_id,
+            role=role,
+            added_at=self._clock.now(),
             added_by=added_by,
         )
         self._save_membership(membership)
@@ -198,7 +211,12 @@ class ChannelService:
         self._store.batch_write(puts=[self._roster_item(channel.channel_id, d) for d in devices])
         roster = self._store.increment(*keys.channel_state(channel.channel_id), "roster")
         if self.notifier is not None:
-            event = {"type": "joined", "channel_id": channel.channel_id, "member_id": member_id, "roster": roster}
+            event = {
+                "type": "joined",
+                "channel_id": channel.channel_id,
+                "member_id": member_id,
+                "roster": roster,
+            }
             self.notifier.joined(channel.channel_id, member_id, event)
 
     def _save_membership(self, membership: ChannelMember) -> None:
@@ -212,7 +230,9 @@ class ChannelService:
 
     def _leave(self, channel_id: str, member_id: str) -> None:
         """Remove membership and devices, then move the epoch so new keys exclude them."""
-        devices = [item["device_id"] for item in self._roster_items(channel_id) if item["member_id"] == member_id]
+        devices = [
+            item["device_id"] for item in self._roster_items(channel_id) if item["member_id"] == member_id
+        ]
         self._store.batch_write(
             deletes=[
                 keys.channel_member(channel_id, member_id),
@@ -237,7 +257,9 @@ class ChannelService:
             current = int(item["epoch"]) if item else 0
             condition: dict[str, Any] = {"if_match": {"epoch": current}} if item else {"if_absent": True}
             try:
-                self._store.put({"pk": pk, "sk": sk, "epoch": current + 1, "started_at": self._clock.now()}, **condition)
+                self._store.put(
+                    {"pk": pk, "sk": sk, "epoch": current + 1, "started_at": self._clock.now()}, **condition
+                )
                 break
             except ConditionFailed:
                 continue
@@ -263,7 +285,9 @@ class ChannelService:
         """A revoked device leaves every roster, and each channel re-keys without it."""
         for channel_id in self.channel_ids_of(device.member_id):
             self._store.delete(*keys.channel_device(channel_id, device.device_id))
-            self.rekey(channel_id, {"type": "revoked", "channel_id": channel_id, "device_id": device.device_id})
+            self.rekey(
+                channel_id, {"type": "revoked", "channel_id": channel_id, "device_id": device.device_id}
+            )
 
     def member_removed(self, member: Member) -> None:
         for channel_id in self.channel_ids_of(member.member_id):
@@ -275,10 +299,15 @@ class ChannelService:
         self.access(who, channel_id)
         page = self._store.query(f"CHAN#{channel_id}", prefix=keys.ROSTER_PREFIX, cursor=cursor, limit=PAGE)
         state = self.state(channel_id)
-        devices = [{k: i[k] for k in ("device_id", "member_id", "sign_public_key", "box_public_key")} for i in page.items]
+        devices = [
+            {k: i[k] for k in ("device_id", "member_id", "sign_public_key", "box_public_key")}
+            for i in page.items
+        ]
         return {"epoch": state.epoch, "roster": state.roster, "devices": devices, "cursor": page.cursor}
 
-    def put_keys(self, who: Principal, channel_id: str, epoch: int, sealed: list[dict[str, Any]]) -> dict[str, Any]:
+    def put_keys(
+        self, who: Principal, channel_id: str, epoch: int, sealed: list[dict[str, Any]]
+    ) -> dict[str, Any]:
         """Store the caller's sender key sealed to each recipient device (once per epoch)."""
         access = self.access(who, channel_id)
         if access.membership is None:
@@ -320,7 +349,9 @@ class ChannelService:
         """The sender keys sealed to the caller's device for one epoch."""
         self.access(who, channel_id)
         items = self._all(f"CHAN#{channel_id}", keys.key_prefix(epoch, who.device_id))
-        keys_out = [{k: i[k] for k in ("sender_device", "recipient_device", "epoch", "sealed")} for i in items]
+        keys_out = [
+            {k: i[k] for k in ("sender_device", "recipient_device", "epoch", "sealed")} for i in items
+        ]
         return {"epoch": epoch, "keys": keys_out}
 
     def _roster_items(self, channel_id: str) -> list[Item]:

@@ -47,9 +47,16 @@ class Delivery:
 
     # -- connections -----------------------------------------------------------------------
 
-    def connect(self, connection_id: str, *, org_id: str, member_id: str, device_id: str, channels: list[str]) -> None:
+    def connect(
+        self, connection_id: str, *, org_id: str, member_id: str, device_id: str, channels: list[str]
+    ) -> None:
         expires = self._clock.now() + PRESENCE_TTL
-        base = {"connection_id": connection_id, "member_id": member_id, "device_id": device_id, "expires_at": expires}
+        base = {
+            "connection_id": connection_id,
+            "member_id": member_id,
+            "device_id": device_id,
+            "expires_at": expires,
+        }
         conn_pk, conn_sk = keys.connection(connection_id)
         puts: list[Item] = [
             {"pk": conn_pk, "sk": conn_sk, **base, "org_id": org_id, "connected_at": self._clock.now()},
@@ -95,7 +102,9 @@ class Delivery:
 
     def left(self, channel_id: str, member_id: str, event: dict[str, Any]) -> None:
         theirs = list(self._member_connections(member_id))
-        self._store.batch_write(deletes=[keys.channel_connection(channel_id, i["connection_id"]) for i in theirs])
+        self._store.batch_write(
+            deletes=[keys.channel_connection(channel_id, i["connection_id"]) for i in theirs]
+        )
         self.publish(channel_id, event)
         for item in theirs:
             self.send_to(item["connection_id"], event)
@@ -119,7 +128,9 @@ class Delivery:
             return len(targets)
         reference: dict[str, Any] = {"seq": seq} if seq is not None else {"frame": frame}
         bodies = [
-            json.dumps({"channel_id": channel_id, **reference, "connections": targets[i : i + self._chunk_size]})
+            json.dumps(
+                {"channel_id": channel_id, **reference, "connections": targets[i : i + self._chunk_size]}
+            )
             for i in range(0, len(targets), self._chunk_size)
         ]
         self._queue.send_batch(bodies)

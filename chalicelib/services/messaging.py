@@ -81,7 +81,9 @@ class MessagingService:
             "expires_at": expires_at,
         }
         self._store.put(item)
-        self._store.put({"pk": marker_pk, "sk": marker_sk, "state": "stored", "seq": seq, "expires_at": expires_at})
+        self._store.put(
+            {"pk": marker_pk, "sk": marker_sk, "state": "stored", "seq": seq, "expires_at": expires_at}
+        )
         delivered = self._delivery.publish(channel_id, message_frame(item), seq=seq)
         return {
             "message_id": envelope.message_id,
@@ -111,7 +113,10 @@ class MessagingService:
         limit = max(1, min(limit, MAX_READ))
         now = self._clock.now()
         page = self._store.query(
-            f"CHAN#{channel_id}", start=keys.message_sk(since + 1), end=keys.message_sk(keys.MAX_SEQ), limit=limit
+            f"CHAN#{channel_id}",
+            start=keys.message_sk(since + 1),
+            end=keys.message_sk(keys.MAX_SEQ),
+            limit=limit,
         )
         messages: list[dict[str, Any]] = []
         cursor = since
@@ -122,7 +127,9 @@ class MessagingService:
             cursor = item["seq"]
         more = page.cursor is not None and len(messages) == len(page.items)
         if cursor > since:
-            self._store.put(keys.record(keys.read_cursor(who.device_id, channel_id), {"seq": cursor, "at": now}))
+            self._store.put(
+                keys.record(keys.read_cursor(who.device_id, channel_id), {"seq": cursor, "at": now})
+            )
         return {"channel_id": channel_id, "messages": messages, "cursor": cursor, "more": more}
 
     def sync(self, who: Principal) -> dict[str, Any]:

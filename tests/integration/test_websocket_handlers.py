@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import boto3
-import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
