@@ -51,7 +51,7 @@ class Listener:
 
 def test_tribe_group_live_offline_and_removal(server: Server, tmp_path: Path) -> None:
     p = {name: tmp_path / name for name in ("owner", "alice", "bob_phone", "bob_laptop")}
-    owner = bocage("--profile", str(p["owner"]), "activate", server.owner_url(), "--name", "Maire")
+    bocage("--profile", str(p["owner"]), "activate", server.owner_url(), "--name", "Maire")
     alice_inv = bocage("--profile", str(p["owner"]), "invite", "--name", "Alice")
     bob_inv = bocage("--profile", str(p["owner"]), "invite", "--name", "Bob")
     alice = bocage("--profile", str(p["alice"]), "activate", alice_inv["activation_url"], "--name", "Alice")
