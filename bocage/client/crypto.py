@@ -265,6 +265,10 @@ class SenderKeyRing:
             self._own[slot] = new_sender_key()
         return self._own[slot]
 
+    def has_own(self, channel_id: str, epoch: int | None = None) -> bool:
+        """Whether I hold my own key for this channel (for this epoch, or for any)."""
+        return any(c == channel_id and epoch in (None, e) for c, e in self._own)
+
     def add_received(self, channel_id: str, epoch: int, sender_device: str, key: bytes) -> None:
         """Remember another device's key; a newer one for the same slot replaces the old."""
         if len(key) != SecretBox.KEY_SIZE:

@@ -104,9 +104,9 @@ class Messenger:
     def send_text(self, channel_id: str, text: str) -> dict[str, Any]:
         return self.send(channel_id, {"type": "text", "text": text})
 
-    def distribute_key(self, channel_id: str) -> int:
+    def distribute_key(self, channel_id: str, roster: dict[str, Any] | None = None) -> int:
         """Seal my key for the current epoch to every roster device that lacks it; return the epoch."""
-        roster = self._roster(channel_id)
+        roster = roster or self._roster(channel_id)
         epoch = int(roster["epoch"])
         targets = {d["device_id"]: d for d in roster["devices"] if d["device_id"] != self.device_id}
         missing = self.ring.undistributed(channel_id, epoch, list(targets))
@@ -141,7 +141,19 @@ class Messenger:
 
     # -- reading -------------------------------------------------------------------------------
 
+    def share_keys(self, channel_id: str) -> None:
+        """If I send in this channel, give my current key to devices that joined since (multi-device).
+
+        Cheap for readers who never sent: they hold no key of their own and ask nothing.
+        """
+        if not self.ring.has_own(channel_id):
+            return
+        roster = self._roster(channel_id)
+        if self.ring.has_own(channel_id, int(roster["epoch"])):
+            self.distribute_key(channel_id, roster)
+
     def read(self, channel_id: str, since: int = 0, limit: int = 100) -> dict[str, Any]:
+        self.share_keys(channel_id)
         page = self.client.request(
             "GET", f"/channels/{channel_id}/messages", query={"since": str(since), "limit": str(limit)}
         )
@@ -261,6 +273,8 @@ class Messenger:
                 except ConnectionClosed:
                     return
                 frame = json.loads(raw)
+                if frame.get("type") in {"joined", "device"} and frame.get("channel_id"):
+                    self.share_keys(frame["channel_id"])  # a new device may be waiting for my key
                 if frame.get("type") == "message":
                     seen += 1
                     opened = self.open(frame["message"])

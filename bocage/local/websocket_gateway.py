@@ -242,9 +242,10 @@ class WebSocketGateway:
         self._thread.start()
         if not ready.wait(timeout):
             raise TimeoutError("the WebSocket gateway did not start")
-        if failure:
+        if failure:  # e.g. the port is taken
             self._thread.join()
-            self._thread = None
+            self._executor.shutdown()
+            self._loop = self._thread = self._executor = None
             raise failure[0]
 
     def stop(self, timeout: float = 30.0) -> None:

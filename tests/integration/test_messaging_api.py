@@ -182,3 +182,30 @@ def test_sender_must_be_the_signing_device(people: People, api: SignedApi) -> No
     ).model_dump(mode="json")
     reply = api.call("POST", f"/channels/{cid}/messages", envelope, signer=bob.keys)
     assert reply.status == 403
+
+
+def test_a_new_device_reads_the_current_epoch(people: People, api: SignedApi) -> None:
+    """Multi-device: a member's device activated later gets the senders' current keys."""
+    cid = people.owner.create_channel("tribe", "T")["channel_id"]
+    bob_phone = people.join("bob")
+    people.owner.add_member(cid, people.info["bob"]["member_id"])
+    people.owner.send_text(cid, "sent before the laptop existed")
+    link = api.call("POST", "/devices/link", signer=people.keys["bob"])
+    laptop_keys, activated = api.activate(link.body["activation_code"], "bob")
+    assert activated.status == 201
+    laptop = messenger_for(api, laptop_keys, people.tmp / "bob-laptop", activated.body)
+    people.owner.read(cid)  # any read (or a live "device" event) lets the sender share its key
+    assert [m["text"] for m in laptop.read(cid)["messages"]] == ["sent before the laptop existed"]
+    laptop_sent = bob_phone.read(cid)["messages"]
+    assert [m["verified"] for m in laptop_sent] == [True]
+
+
+def test_own_messages_show_on_all_my_devices(people: People, api: SignedApi) -> None:
+    cid = people.owner.create_channel("group", "G")["channel_id"]
+    link = api.call("POST", "/devices/link", signer=people.keys["owner"])
+    tablet_keys, activated = api.activate(link.body["activation_code"], "Maire")
+    tablet = messenger_for(api, tablet_keys, people.tmp / "owner-tablet", activated.body)
+    people.owner.send_text(cid, "from my phone")
+    tablet.send_text(cid, "from my tablet")
+    for device in (people.owner, tablet):
+        assert [m["text"] for m in device.read(cid)["messages"]] == ["from my phone", "from my tablet"]
