@@ -288,6 +288,7 @@ def cmd_read(args: argparse.Namespace) -> Result:
 def cmd_listen(args: argparse.Namespace) -> Result:
     """Streams one JSON object a line (human or --json alike), then returns a summary."""
     received = 0
+
     def ready() -> None:
         print("listening", file=sys.stderr, flush=True)
 
