@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Literal, TypeVar
@@ -26,6 +27,7 @@ from chalicelib.services.invitations import Links
 
 Auth = Literal["device", "operator", "none"]
 B = TypeVar("B", bound=BaseModel)
+WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
 JSON_HEADERS: dict[str, str | list[str]] = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 # The request being handled by this thread. Chalice keeps ``app.current_request``
@@ -35,13 +37,18 @@ _request: ContextVar[Request] = ContextVar("bocage_request")
 
 
 def request_scope(event: Request, get_response: Callable[[Request], Response]) -> Response:
-    """Chalice HTTP middleware: scope the request to this thread, and log it."""
+    """Chalice HTTP middleware: scope the request to this thread, log it, and give Chalice's
+    own refusals (404, 405, 415...) the same ``{"error", "message"}`` shape as ours."""
     token = _request.set(event)
     try:
         response: Response = log_http(event, get_response)
-        return response
     finally:
         _request.reset(token)
+    body = response.body
+    if isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        code = re.sub(r"(?<!^)(?=[A-Z])", "_", str(body["Code"])).lower().removesuffix("_error")
+        response.body = {"error": code, "message": str(body["Message"])}
+    return response
 
 
 class ApiContext:
@@ -72,12 +79,14 @@ class ApiContext:
         return SignedRequest(self.method, self._path(), self.query, self.body_bytes)
 
     def _path(self) -> str:
-        """The path the client signed: API Gateway's ``path`` has no stage prefix.
+        """The path the client signed, relative to the API's root.
 
-        Chalice's test client only fills ``requestContext.path`` (also stage-less there).
+        Rebuilt from the route template and its parameters rather than read from
+        ``path``, which behind a custom domain carries the base-path mapping too.
         """
-        path = self._event.get("path") or self._event.get("requestContext", {}).get("path") or "/"
-        return str(path)
+        template = str(self._event.get("requestContext", {}).get("resourcePath") or "/")
+        params = self._event.get("pathParameters") or {}
+        return re.sub(r"\{(\w+)\}", lambda m: str(params.get(m.group(1), m.group(0))), template)
 
     @property
     def token(self) -> str | None:
@@ -95,7 +104,7 @@ class ApiContext:
     def json(self) -> dict[str, Any]:
         try:
             raw = json.loads(self.body_bytes or b"null")
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise BadRequest("malformed JSON body") from exc
         if not isinstance(raw, dict):
             raise BadRequest("the body must be a JSON object")
@@ -112,8 +121,8 @@ class ApiContext:
         value = self.query.get(name)
         if value is None:
             return default
-        if not value.isdigit():
-            raise BadRequest(f"query parameter {name} must be a whole number")
+        if not WHOLE_NUMBER.fullmatch(value):
+            raise BadRequest(f"query parameter {name} must be a whole number (at most 12 digits)")
         return int(value)
 
     @property

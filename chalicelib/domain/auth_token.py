@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -20,6 +21,8 @@ from chalicelib.domain.encoding import b64d, b64e
 VERSION = 1
 SCHEME = "Bocage"
 MAX_TOKEN_CHARS = 2048
+SUBJECT = re.compile(r"(d|op)_[a-z2-7]{16}")  # a device id or an operator key id
+NONCE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 def request_digest(method: str, path: str, query: Mapping[str, str] | None, body: bytes) -> str:
@@ -72,19 +75,24 @@ def decode_token(token: str) -> tuple[Claims, bytes, bytes]:
         raise ValueError("malformed token claims") from exc
     if not isinstance(raw, dict) or raw.get("v") != VERSION:
         raise ValueError("unsupported token version")
-    try:
-        claims = Claims(
-            subject=str(raw["sub"]),
-            issued_at=int(raw["iat"]),
-            expires_at=int(raw["exp"]),
-            nonce=str(raw["nonce"]),
-            digest=str(raw["req"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError("incomplete token claims") from exc
-    if not 8 <= len(claims.nonce) <= 64:
+    subject, nonce, digest = raw.get("sub"), raw.get("nonce"), raw.get("req")
+    issued_at, expires_at = raw.get("iat"), raw.get("exp")
+    if not all(isinstance(v, str) for v in (subject, nonce, digest)) or not all(
+        _is_epoch(v) for v in (issued_at, expires_at)
+    ):
+        raise ValueError("incomplete token claims")
+    assert isinstance(subject, str) and isinstance(nonce, str) and isinstance(digest, str)
+    if not SUBJECT.fullmatch(subject):
+        raise ValueError("bad token subject")
+    if not NONCE.fullmatch(nonce):
         raise ValueError("bad token nonce")
+    claims = Claims(subject, int(issued_at), int(expires_at), nonce, digest)  # type: ignore[arg-type]
     return claims, signed, signature
+
+
+def _is_epoch(value: object) -> bool:
+    """Whole seconds in a sane range: JSON also allows floats, booleans and huge numbers."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**40
 
 
 def parse_authorization(header: str | None) -> str | None:

@@ -47,7 +47,8 @@ class Invitation(BaseModel):
     member_id: str
     display_name: str
     role: Role
-    invited_by: str
+    invited_by: str  # a member id, or "operator"
+    invited_by_device: str | None = None
     created_at: int
     valid_until: int
     status: InvitationStatus = InvitationStatus.PENDING

@@ -36,7 +36,7 @@ from chalicelib.domain.organisation import (
     require_may_grant,
 )
 from chalicelib.domain.principal import Principal
-from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Gone, NotFound
+from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, Gone, NotFound
 from chalicelib.ports import Attachment, Clock, Mailer, MailMessage, Store
 from chalicelib.services.organisations import OrganisationService
 
@@ -103,23 +103,24 @@ class InvitationService:
         """Bootstrap: the organisation and its first owner's invitation."""
         org = self._orgs.create(name, plan)
         member = self._orgs.add_invited_member(org.org_id, owner_name, Role.OWNER)
-        return org, self._issue(org, member, OPERATOR, links, email)
+        return org, self._issue(org, member, None, links, email)
 
     def invite(
         self, who: Principal, display_name: str, role: Role, links: Links, *, email: str | None = None
     ) -> IssuedInvitation:
         require_may_grant(who.role, role)
         member = self._orgs.add_invited_member(who.org_id, display_name, role)
-        return self._issue(self._orgs.get(who.org_id), member, who.member_id, links, email)
+        return self._issue(self._orgs.get(who.org_id), member, who, links, email)
 
     def link_device(self, who: Principal, links: Links) -> IssuedInvitation:
         """A code for one more device of the caller (a phone beside a laptop)."""
         member = self._orgs.member(who.org_id, who.member_id)
-        return self._issue(self._orgs.get(who.org_id), member, who.member_id, links, None)
+        return self._issue(self._orgs.get(who.org_id), member, who, links, None)
 
     def _issue(
-        self, org: Organisation, member: Member, invited_by: str, links: Links, email: str | None
+        self, org: Organisation, member: Member, issuer: Principal | None, links: Links, email: str | None
     ) -> IssuedInvitation:
+        """``issuer`` None is the operator (bootstrap); otherwise the device that asked."""
         code = new_code()
         now = self._clock.now()
         invitation = Invitation(
@@ -128,7 +129,8 @@ class InvitationService:
             member_id=member.member_id,
             display_name=member.display_name,
             role=member.role,
-            invited_by=invited_by,
+            invited_by=issuer.member_id if issuer else OPERATOR,
+            invited_by_device=issuer.device_id if issuer else None,
             created_at=now,
             valid_until=now + self._ttl,
         )
@@ -180,13 +182,36 @@ class InvitationService:
             member = self._orgs.member(invitation.org_id, invitation.member_id)
             if member.status is MemberStatus.REMOVED:
                 raise Gone("this invitation was withdrawn")
+            self._require_issuer_still_entitled(invitation)
             existing = self._orgs.get_device(device_id)
-            if existing is not None and existing.member_id != member.member_id:
+            if existing is not None and (existing.member_id != member.member_id or existing.is_revoked):
                 raise Conflict("these device keys are already registered; create a new profile")
             self._consume(invitation, device_id, now)
         elif invitation.used_by_device != device_id:
             raise Conflict("this activation code has already been used")
         return self._finish(invitation, request, device_id, now)
+
+    def _require_issuer_still_entitled(self, invitation: Invitation) -> None:
+        """An invitation is only as good as its issuer: a revoked device or a removed or
+        demoted admin has withdrawn what they issued (a stolen phone's link codes die with it)."""
+        if invitation.invited_by == OPERATOR:
+            return
+        withdrawn = Gone("this invitation was withdrawn: whoever issued it may no longer do so")
+        if invitation.invited_by_device is not None:
+            device = self._orgs.get_device(invitation.invited_by_device)
+            if device is None or device.is_revoked:
+                raise withdrawn
+        try:
+            issuer = self._orgs.member(invitation.org_id, invitation.invited_by)
+        except NotFound as exc:
+            raise withdrawn from exc
+        if not issuer.is_active:
+            raise withdrawn
+        if issuer.member_id != invitation.member_id:
+            try:
+                require_may_grant(issuer.role, invitation.role)
+            except Forbidden as exc:
+                raise withdrawn from exc
 
     def _consume(self, invitation: Invitation, device_id: str, now: int) -> None:
         used = invitation.model_copy(
@@ -206,11 +231,20 @@ class InvitationService:
         member = self._orgs.member(invitation.org_id, invitation.member_id)
         if member.status is MemberStatus.INVITED:
             name = (request.display_name or "").strip() or member.display_name
-            member = member.model_copy(
+            activated = member.model_copy(
                 update={"status": MemberStatus.ACTIVE, "activated_at": now, "display_name": name}
             )
-            self._orgs.save_member(member)
-        if self._orgs.get_device(device_id) is None:
+            try:
+                self._orgs.save_member(activated, expected=member)
+            except Conflict as exc:  # removed while activating: the removal wins
+                raise Gone("this invitation was withdrawn") from exc
+            member = activated
+        if member.status is MemberStatus.REMOVED:
+            raise Gone("this invitation was withdrawn")
+        existing = self._orgs.get_device(device_id)
+        if existing is not None:
+            self._orgs.write_device(existing)  # converge: a crash may have left one copy unwritten
+        else:
             self._orgs.add_device(
                 Device(
                     device_id=device_id,

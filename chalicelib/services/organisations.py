@@ -18,7 +18,7 @@ from chalicelib.domain.organisation import (
     require_may_manage,
 )
 from chalicelib.domain.principal import Principal
-from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
+from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, NotFound
 from chalicelib.ports import Clock, Store
 from chalicelib.services.paging import query_all
 
@@ -116,10 +116,11 @@ class OrganisationService:
         require_may_manage(who.role, target.role)
         if target.member_id == who.member_id:
             raise Forbidden("you cannot remove yourself; ask another admin")
-        if target.status is MemberStatus.REMOVED:
-            return target
-        removed = target.model_copy(update={"status": MemberStatus.REMOVED, "removed_at": self._clock.now()})
-        self.save_member(removed)
+        removed = target
+        if target.status is not MemberStatus.REMOVED:
+            removed = target.model_copy(update={"status": MemberStatus.REMOVED, "removed_at": self._clock.now()})
+            self.save_member(removed, expected=target)
+        # Every step below is idempotent, so a retry after a crash finishes the job.
         if self.events is not None:
             self.events.member_removed(removed)
         for device in self.devices_of(who.org_id, member_id):
@@ -135,7 +136,7 @@ class OrganisationService:
         if target.role is Role.OWNER and role is not Role.OWNER and self._owner_count(who.org_id) <= 1:
             raise Conflict("an organisation keeps at least one owner")
         updated = target.model_copy(update={"role": role})
-        self.save_member(updated)
+        self.save_member(updated, expected=target)
         return updated
 
     def _owner_count(self, org_id: str) -> int:
@@ -145,18 +146,28 @@ class OrganisationService:
             if not keys.is_device_sk(i["sk"]) and i["role"] == Role.OWNER and i["status"] != "removed"
         )
 
-    def save_member(self, member: Member, *, if_absent: bool = False) -> None:
+    def save_member(self, member: Member, *, if_absent: bool = False, expected: Member | None = None) -> None:
+        """Write a member; with ``expected``, only if status and role are still what was read.
+
+        That makes a concurrent removal win over a role change or an activation (409).
+        """
         key = keys.member(member.org_id, member.member_id)
-        self._store.put(keys.record(key, member.model_dump(mode="json")), if_absent=if_absent)
+        condition = {"status": expected.status.value, "role": expected.role.value} if expected else None
+        try:
+            self._store.put(keys.record(key, member.model_dump(mode="json")), if_absent=if_absent, if_match=condition)
+        except ConditionFailed as exc:
+            if if_absent:
+                raise
+            raise Conflict("this member changed meanwhile; reload and retry") from exc
 
     # -- devices -----------------------------------------------------------------
 
     def add_device(self, device: Device) -> None:
-        self._write_device(device)
+        self.write_device(device)
         if self.events is not None:
             self.events.device_added(device)
 
-    def _write_device(self, device: Device) -> None:
+    def write_device(self, device: Device) -> None:
         """Two writes: the auth record, then the copy listed with the member.
 
         Both are idempotent puts, so a retried activation converges.
@@ -182,9 +193,10 @@ class OrganisationService:
 
     def _revoke(self, device: Device) -> Device:
         if device.is_revoked:
+            self.write_device(device)  # converge both copies after a crash between them
             return device
         revoked = device.model_copy(update={"revoked_at": self._clock.now()})
-        self._write_device(revoked)
+        self.write_device(revoked)
         if self.events is not None:
             self.events.device_revoked(revoked)
         return revoked

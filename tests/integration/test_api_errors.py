@@ -150,7 +150,6 @@ def test_unknown_device(api: SignedApi, owned_org: Owner) -> None:
 def test_unknown_member_and_device_ids(api: SignedApi, owned_org: Owner) -> None:
     owner, _ = owned_org
     assert api.call("DELETE", "/members/m_aaaaaaaaaaaaaaaa", signer=owner).status == 404
-    assert api.call("DELETE", "/members/../../etc", signer=owner).status in {403, 404}
     assert api.call("POST", "/devices/d_aaaaaaaaaaaaaaaa/revoke", signer=owner).status == 404
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -10,6 +11,7 @@ from nacl.signing import SigningKey
 from bocage.client.profile import sign_token
 from chalicelib.domain.activation_link import activation_url, parse_activation
 from chalicelib.domain.auth_token import decode_token, parse_authorization, request_digest
+from chalicelib.domain.encoding import b64e
 from chalicelib.domain.ids import device_id_for, looks_like, new_id
 from chalicelib.domain.invitation import CODE_BYTES, code_hash, new_code, normalise_code
 from chalicelib.domain.organisation import Role, require_may_grant, require_may_manage
@@ -46,16 +48,39 @@ def test_activation_url_round_trip_keeps_code_in_fragment() -> None:
 
 def test_token_round_trip_and_binding() -> None:
     key = SigningKey.generate()
-    token = sign_token(key, "d_x", "POST", "/invitations", {"b": "2", "a": "1"}, b"{}", now=1000, lifetime=60)
+    device = device_id_for(bytes(key.verify_key))
+    query = {"b": "2", "a": "1"}
+    token = sign_token(key, device, "POST", "/invitations", query, b"{}", now=1000, lifetime=60)
     claims, signed, signature = decode_token(token)
     key.verify_key.verify(signed, signature)
-    assert (claims.subject, claims.issued_at, claims.expires_at) == ("d_x", 1000, 1060)
+    assert (claims.subject, claims.issued_at, claims.expires_at) == (device, 1000, 1060)
     assert claims.digest == request_digest("POST", "/invitations", {"a": "1", "b": "2"}, b"{}")
     assert claims.digest != request_digest("POST", "/invitations", {"a": "1", "b": "2"}, b"{ }")
     assert claims.digest != request_digest("GET", "/invitations", {"a": "1", "b": "2"}, b"{}")
 
 
-@pytest.mark.parametrize("token", ["", "a.b.c", "x" * 3000 + ".y", "e30.AA", "!!!.AA"])
+def _claims(**fields: object) -> str:
+    base = {"v": 1, "sub": "d_" + "a" * 16, "iat": 1000, "exp": 1060, "nonce": "n" * 16, "req": "x"}
+    return b64e(json.dumps({**base, **fields}).encode()) + "." + b64e(b"s" * 64)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "a.b.c",
+        "x" * 3000 + ".y",
+        "e30.AA",
+        "!!!.AA",
+        _claims(iat=float("inf")),  # JSON's Infinity: must be refused, not overflow
+        _claims(exp=True),
+        _claims(exp=2**70),
+        _claims(sub="\ud800"),
+        _claims(sub="DEVICE#../x"),
+        _claims(nonce="short"),
+        _claims(nonce=12345678),
+    ],
+)
 def test_malformed_tokens_are_rejected(token: str) -> None:
     with pytest.raises(ValueError):
         decode_token(token)
