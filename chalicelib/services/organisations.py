@@ -118,7 +118,9 @@ class OrganisationService:
             raise Forbidden("you cannot remove yourself; ask another admin")
         removed = target
         if target.status is not MemberStatus.REMOVED:
-            removed = target.model_copy(update={"status": MemberStatus.REMOVED, "removed_at": self._clock.now()})
+            removed = target.model_copy(
+                update={"status": MemberStatus.REMOVED, "removed_at": self._clock.now()}
+            )
             self.save_member(removed, expected=target)
         # Every step below is idempotent, so a retry after a crash finishes the job.
         if self.events is not None:
@@ -154,7 +156,9 @@ class OrganisationService:
         key = keys.member(member.org_id, member.member_id)
         condition = {"status": expected.status.value, "role": expected.role.value} if expected else None
         try:
-            self._store.put(keys.record(key, member.model_dump(mode="json")), if_absent=if_absent, if_match=condition)
+            self._store.put(
+                keys.record(key, member.model_dump(mode="json")), if_absent=if_absent, if_match=condition
+            )
         except ConditionFailed as exc:
             if if_absent:
                 raise

@@ -7,15 +7,10 @@ from typing import Any
 from bocage.client.profile import DeviceKeys, OperatorKey, sign_token
 from chalicelib.domain import keys
 from chalicelib.domain.organisation import MemberStatus, Role
-from chalicelib.domain.principal import Principal
 from chalicelib.errors import ConditionFailed
 from tests.support import SignedApi
 
 Owner = tuple[DeviceKeys, dict[str, Any]]
-
-
-def _principal(container: Any, keys_: DeviceKeys) -> Principal:
-    return container.auth.device_principal(keys_.device_id)
 
 
 def test_a_removed_member_is_refused_even_with_a_live_device(
@@ -90,7 +85,7 @@ def test_keys_of_another_member_cannot_be_registered_again(api: SignedApi, owned
 def test_a_revoked_phones_link_codes_die_with_it(api: SignedApi, owned_org: Owner) -> None:
     """A thief asks for a link code with a stolen phone; once it is revoked the code is worthless."""
     owner, _ = owned_org
-    phone, member = api.join(owner, "Victim")
+    phone, _ = api.join(owner, "Victim")
     stolen_code = api.call("POST", "/devices/link", signer=phone).body["activation_code"]
     assert api.call("POST", f"/devices/{phone.device_id}/revoke", signer=owner).status == 200
     reply = api.activate(stolen_code)[1]
