@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from chalice.app import Chalice, SQSEvent, WebsocketEvent
+from chalice.app import Chalice, CloudWatchEvent, Rate, SQSEvent, WebsocketEvent
 
-from chalicelib import ws_api
+from chalicelib import jobs, ws_api
 from chalicelib.api_schemas import (
     ActivateBody,
     ChannelRoleBody,
@@ -20,11 +20,13 @@ from chalicelib.api_schemas import (
     InviteBody,
     PutKeysBody,
     RenameChannelBody,
+    RetentionBody,
     RoleBody,
 )
 from chalicelib.domain.channel import ChannelKind, ChannelRole
 from chalicelib.domain.envelope import parse_envelope
 from chalicelib.domain.organisation import Role
+from chalicelib.domain.retention import parse_duration
 from chalicelib.errors import BadRequest
 from chalicelib.http_api import ApiContext, endpoint, request_scope
 from chalicelib.services.invitations import ActivationRequest
@@ -180,6 +182,44 @@ def send_message(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 def read_messages(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     since, limit = ctx.query_int("since", 0), ctx.query_int("limit", 100)
     return ctx.container.messaging.read(ctx.principal, channel_id, since=since, limit=limit)
+
+
+# -- retention ------------------------------------------------------------------------------
+
+
+@app.route("/retention", methods=["GET"])
+@endpoint()
+def show_retention(ctx: ApiContext) -> dict[str, Any]:
+    return ctx.container.retention.show_org(ctx.principal)
+
+
+@app.route("/retention", methods=["PUT"])
+@endpoint()
+def set_retention(ctx: ApiContext) -> dict[str, Any]:
+    duration = ctx.body(RetentionBody).duration
+    if duration is None:
+        raise BadRequest("an organisation's retention needs a duration such as 90d, 3m or 1y")
+    return ctx.container.retention.set_org(ctx.principal, parse_duration(duration))
+
+
+@app.route("/channels/{channel_id}/retention", methods=["GET"])
+@endpoint()
+def show_channel_retention(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    return ctx.container.retention.show_channel(ctx.principal, channel_id)
+
+
+@app.route("/channels/{channel_id}/retention", methods=["PUT"])
+@endpoint()
+def set_channel_retention(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    duration = ctx.body(RetentionBody).duration
+    days = None if duration is None else parse_duration(duration)
+    return ctx.container.retention.set_channel(ctx.principal, channel_id, days)
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES))
+def retention_jobs(event: CloudWatchEvent) -> None:
+    """Make storage follow retention changes, four minutes of work at a time."""
+    jobs.run_retention(budget_seconds=240)
 
 
 # -- WebSocket API and fan-out queue ----------------------------------------------------------

@@ -162,6 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--limit", type=int, default=100)
     read.set_defaults(func=cmd_read)
 
+    retention = sub.add_parser("retention", parents=[common], help="how long messages are kept")
+    retention_sub = retention.add_subparsers(dest="retention_command", required=True)
+    set_retention = retention_sub.add_parser(
+        "set",
+        parents=[common],
+        help="set the organisation's retention (admins) or a channel's (its managers)",
+    )
+    set_retention.add_argument("duration", help="90d, 12w, 3m or 1y (1 day to 5 years)")
+    set_retention.add_argument("--channel", default=None)
+    set_retention.set_defaults(func=cmd_retention_set)
+    show_retention = retention_sub.add_parser("show", parents=[common], help="show the retention in force")
+    show_retention.add_argument("--channel", default=None)
+    show_retention.set_defaults(func=cmd_retention_show)
+
     listen = sub.add_parser("listen", parents=[common], help="print messages as they arrive (JSON lines)")
     listen.add_argument("--count", type=int, default=None, help="exit after N messages")
     listen.add_argument("--timeout", type=float, default=None, help="exit after S seconds")
@@ -215,6 +229,11 @@ def cmd_operator_keygen(args: argparse.Namespace) -> Result:
 
 
 def cmd_activate(args: argparse.Namespace) -> Result:
+    """Retryable: the keys are saved before the call, and a profile without profile.json reuses them.
+
+    If the reply is lost after the server consumed the code, running the same command again
+    presents the same device key, which the server recognises as a retry (201, not 409).
+    """
     profile = _profile(args)
     if profile.exists:
         raise CliError(f"{profile.dir} already holds an activated device; use another --profile")
@@ -222,13 +241,20 @@ def cmd_activate(args: argparse.Namespace) -> Result:
     server = args.server or target.server
     if not server:
         raise CliError("this code carries no server address: add --server URL")
-    keys = DeviceKeys.generate()
-    result = BocageClient(server).activate(
-        target.code, keys, device_name=args.device_name, display_name=args.name
-    )
-    profile.save_keys(keys)
+    client = BocageClient(server)  # checks the URL before any key is made
+    keys = _pending_keys(profile)
+    result = client.activate(target.code, keys, device_name=args.device_name, display_name=args.name)
     profile.save_info({"server": server.rstrip("/"), **result})
     return {**result, "server": server.rstrip("/"), "profile": str(profile.dir)}
+
+
+def _pending_keys(profile: Profile) -> DeviceKeys:
+    """Keys saved by an activation that never got its reply, or new ones, saved at once."""
+    if (profile.dir / "sign.key").exists() and (profile.dir / "box.key").exists():
+        return profile.keys()
+    keys = DeviceKeys.generate()
+    profile.save_keys(keys)
+    return keys
 
 
 def cmd_invite(args: argparse.Namespace) -> Result:
@@ -283,6 +309,17 @@ def cmd_send(args: argparse.Namespace) -> Result:
 
 def cmd_read(args: argparse.Namespace) -> Result:
     return _messenger(args).read(args.channel, since=args.since, limit=args.limit)
+
+
+def cmd_retention_set(args: argparse.Namespace) -> Result:
+    path = f"/channels/{args.channel}/retention" if args.channel else "/retention"
+    return _client(args).request("PUT", path, {"duration": args.duration})
+
+
+def cmd_retention_show(args: argparse.Namespace) -> Result:
+    return _client(args).request(
+        "GET", f"/channels/{args.channel}/retention" if args.channel else "/retention"
+    )
 
 
 def cmd_listen(args: argparse.Namespace) -> Result:
@@ -373,7 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_json = getattr(args, "json", False)
     try:
         result = args.func(args)
-    except (ApiError, BocageError, CliError, CryptoError, PermissionError, OSError) as exc:
+    # ValueError also covers a corrupt profile (JSONDecodeError), bad keys (nacl) and a bad URL.
+    except (ApiError, BocageError, CliError, CryptoError, OSError, ValueError) as exc:
         error = _error_body(exc)
         if as_json:
             print(json.dumps(error))

@@ -62,6 +62,10 @@ class SealedKey(_Body):
     sealed: str = Field(min_length=1, max_length=700)
 
 
+class RetentionBody(_Body):
+    duration: str | None = Field(default=None, max_length=20, description="90d, 12w, 3m, 1y; null: the org's")
+
+
 class PutKeysBody(_Body):
     epoch: int = Field(ge=0)
     keys: list[SealedKey] = Field(min_length=1, max_length=500)

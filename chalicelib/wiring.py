@@ -19,6 +19,7 @@ from chalicelib.services.invitations import InvitationService
 from chalicelib.services.lifecycle import DeviceLifecycle
 from chalicelib.services.messaging import MessagingService
 from chalicelib.services.organisations import OrganisationService
+from chalicelib.services.retention import RetentionService
 from chalicelib.settings import Settings
 
 
@@ -35,6 +36,7 @@ class Container:
     channels: ChannelService
     delivery: Delivery
     messaging: MessagingService
+    retention: RetentionService
 
 
 def build(
@@ -70,6 +72,7 @@ def build(
         channels=channels,
         delivery=delivery,
         messaging=MessagingService(store, clock, orgs, channels, delivery),
+        retention=RetentionService(store, clock, orgs, channels),
     )
 
 
@@ -123,7 +126,7 @@ def build_mailer(settings: Settings) -> Mailer:
     if settings.mailer == "console":
         from chalicelib.adapters.console_mailer import ConsoleMailer
 
-        return ConsoleMailer()
+        return ConsoleMailer(os.path.join(settings.data_dir, "outbox"), sender=settings.mail_from)
     if settings.mailer == "smtp":
         from chalicelib.adapters.smtp_mailer import SmtpMailer
 

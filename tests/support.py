@@ -205,3 +205,33 @@ class People:
         keys, info = self.api.join(self.keys["owner"], name, role)
         self.keys[name], self.info[name] = keys, info
         return messenger_for(self.api, keys, self.tmp / name, info)
+
+
+def scan_all(store: Any) -> list[dict[str, Any]]:
+    """Every raw row of the table, expired or not: what is physically stored.
+
+    Reads the adapter's own storage (the SQLite file, or a DynamoDB Scan), since the
+    Store port, by design, never shows expired items.
+    """
+    from chalicelib.adapters.dynamodb_store import DynamoDbStore, _from_attrs
+    from chalicelib.adapters.sqlite_store import SqliteStore
+
+    inner = getattr(store, "inner", store)
+    if isinstance(inner, SqliteStore):
+        import sqlite3
+
+        with sqlite3.connect(inner._path) as db:
+            return [
+                json.loads(data) | {"pk": pk, "sk": sk}
+                for pk, sk, data in db.execute("select pk, sk, data from items")
+            ]
+    if isinstance(inner, DynamoDbStore):
+        rows: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"TableName": inner._table}
+        while True:
+            page = inner._client.scan(**kwargs)
+            rows += [_from_attrs(item) for item in page["Items"]]
+            if "LastEvaluatedKey" not in page:
+                return rows
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    raise TypeError(f"cannot scan {type(inner).__name__}")

@@ -68,10 +68,18 @@ class BocageClient:
         )
         try:
             with urllib.request.urlopen(req, timeout=self._timeout) as resp:  # noqa: S310 (the scheme is checked in __init__)
-                payload = resp.read()
+                status, payload = resp.status, resp.read()
         except urllib.error.HTTPError as err:
             raise _api_error(err.code, err.read()) from None
-        result: dict[str, Any] = json.loads(payload) if payload else {}
+        if not payload:
+            return {}
+        try:
+            result = json.loads(payload)
+        except ValueError:
+            result = None
+        if not isinstance(result, dict):
+            # a proxy's page, a wrong URL: say so rather than fail to parse
+            raise ApiError(status, "bad_response", f"not a Bocage API reply from {self.server}")
         return result
 
     # -- high level ------------------------------------------------------------------

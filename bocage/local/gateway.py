@@ -26,6 +26,7 @@ STAGE = "api"
 MAX_FRAME = 128 * 1024  # PostToConnection's Data limit
 # API Gateway's management API; boto3 puts the stage in the path when the endpoint URL has it.
 MANAGEMENT_PATH = re.compile(rf"^(?:/{STAGE})?/@connections/(?P<connection_id>[^/]+)$")
+DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() and int() accept far more
 
 
 @dataclass(frozen=True)
@@ -110,18 +111,40 @@ def make_handler(app: Chalice, connections: ConnectionRegistry | None = None) ->
         protocol_version = "HTTP/1.1"
         server_version = "bocage-local"
 
+        def _body_length(self) -> int | None:
+            """The declared body length, or None once a refusal is sent and the connection doomed.
+
+            Chunked (any Transfer-Encoding) is refused: the body's end would be unknown, and
+            its bytes would otherwise be read as the next request on this connection.
+            """
+            if self.headers.get_all("Transfer-Encoding"):
+                self._refuse(411, "length_required", "chunked bodies are not supported: send Content-Length")
+                return None
+            values = {v.strip() for v in self.headers.get_all("Content-Length") or []}
+            if not values:
+                return 0
+            value = values.pop()
+            if values or not DIGITS.fullmatch(value):
+                self._refuse(400, "bad_request", "Content-Length must be one non-negative integer")
+                return None
+            return int(value)
+
+        def _refuse(self, status: int, error: str, message: str) -> None:
+            self._reply(status, {"error": error, "message": message}, close=True)
+
         def _serve(self) -> None:
+            length = self._body_length()
+            if length is None:
+                return
             path = urlsplit(self.path).path
             management = MANAGEMENT_PATH.match(path) if connections is not None else None
             if management is not None:
                 assert connections is not None
-                self._manage(connections, unquote(management["connection_id"]))
+                self._manage(connections, unquote(management["connection_id"]), length)
                 return
             route = next((r for r in routes if r.pattern.match(path)), None)
-            length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_BODY:
-                self._reply(413, {"error": "payload_too_large", "message": "request body over 10 MiB"})
-                self.close_connection = True
+                self._refuse(413, "payload_too_large", "request body over 10 MiB")
                 return
             body = self.rfile.read(length) if length else b""
             if route is None:
@@ -143,9 +166,8 @@ def make_handler(app: Chalice, connections: ConnectionRegistry | None = None) ->
             self.end_headers()
             self.wfile.write(raw)
 
-        def _manage(self, connections: ConnectionRegistry, connection_id: str) -> None:
+        def _manage(self, connections: ConnectionRegistry, connection_id: str, length: int) -> None:
             """The @connections API: SigV4-signed by boto3, not checked, so loopback callers only."""
-            length = int(self.headers.get("Content-Length") or 0)
             if not is_loopback(self.client_address[0]):
                 self.close_connection = True
                 self._reply(403, {"message": "Forbidden"}, error_type="ForbiddenException")
@@ -188,11 +210,15 @@ def make_handler(app: Chalice, connections: ConnectionRegistry | None = None) ->
                 self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def _reply(self, status: int, body: dict[str, Any], error_type: str | None = None) -> None:
+        def _reply(
+            self, status: int, body: dict[str, Any], error_type: str | None = None, close: bool = False
+        ) -> None:
             raw = json.dumps(body).encode()
             self.send_response(status)
             if error_type is not None:
                 self.send_header("x-amzn-ErrorType", error_type)
+            if close:  # the unread body makes the rest of the stream unframeable
+                self.send_header("Connection", "close")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(raw)))
             self.end_headers()

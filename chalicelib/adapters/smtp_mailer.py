@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import smtplib
 import ssl
@@ -13,10 +14,26 @@ from chalicelib.ports import MailMessage
 logger = logging.getLogger(__name__)
 
 
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1 (also IPv4-mapped) or the name localhost: traffic that never leaves the machine."""
+    name = host.strip().rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
 class SmtpMailer:
     """One SMTP connection per message: activation mail is rare, a pool would only go stale.
 
     Logs carry the relay's host and port only, never the body, the recipient or the password.
+    A login (``user``) needs ``starttls`` unless the relay is on loopback: credentials never
+    cross a network in clear.
     """
 
     def __init__(
@@ -29,6 +46,11 @@ class SmtpMailer:
         starttls: bool = False,
         timeout: float = 10,
     ) -> None:
+        if user and not starttls and not is_loopback_host(host):
+            raise ValueError(
+                f"refusing to send SMTP credentials in clear to {host}: enable STARTTLS "
+                "(BOCAGE_SMTP_STARTTLS=true) or use a relay on loopback"
+            )
         self._host = host
         self._port = port
         self._sender = sender

@@ -30,6 +30,7 @@ class Channel(BaseModel):
     name: str = Field(min_length=1, max_length=120)
     created_by: str
     created_at: int
+    retention_days: int | None = None  # shorter than the organisation's, or None
 
     def public(self) -> dict[str, object]:
         return self.model_dump(mode="json")

@@ -17,6 +17,9 @@ ROSTER_PREFIX = "DEVICE#"
 CHANNEL_PREFIX = "CHAN#"
 MESSAGE_PREFIX = "MSG#"
 CONNECTION_PREFIX = "CONN#"
+JOBS_PK = "JOBS"
+KEY_PREFIX = "KEY#"
+MARKER_PREFIX = "MID#"
 MAX_SEQ = 10**12 - 1  # message sequence numbers are zero-padded to 12 digits
 
 
@@ -52,6 +55,15 @@ def channel(channel_id: str) -> Key:
     return f"CHAN#{channel_id}", META
 
 
+def org_channel(org_id: str, channel_id: str) -> Key:
+    """The organisation's channels, for jobs that walk them all (retention)."""
+    return f"ORG#{org_id}", f"{CHANNEL_PREFIX}{channel_id}"
+
+
+def retention_job(scope: str) -> Key:
+    return JOBS_PK, f"RETENTION#{scope}"
+
+
 def channel_state(channel_id: str) -> Key:
     """Atomic counters only: the ``roster`` version and the message ``seq``."""
     return f"CHAN#{channel_id}", "STATE"
@@ -81,7 +93,7 @@ def sender_key(channel_id: str, epoch: int, recipient_device: str, sender_device
 
 
 def key_prefix(epoch: int, recipient_device: str) -> str:
-    return f"KEY#{epoch:010d}#{recipient_device}#"
+    return f"{KEY_PREFIX}{epoch:010d}#{recipient_device}#"
 
 
 def message(channel_id: str, seq: int) -> Key:
@@ -94,7 +106,7 @@ def message_sk(seq: int) -> str:
 
 def message_marker(channel_id: str, message_id: str) -> Key:
     """Client message id → sequence number: what makes a resent message land once."""
-    return f"CHAN#{channel_id}", f"MID#{message_id}"
+    return f"CHAN#{channel_id}", f"{MARKER_PREFIX}{message_id}"
 
 
 def connection(connection_id: str) -> Key:

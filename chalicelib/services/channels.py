@@ -25,6 +25,7 @@ from chalicelib.domain.encoding import b64d
 from chalicelib.domain.ids import looks_like, new_id
 from chalicelib.domain.organisation import Device, Member
 from chalicelib.domain.principal import Principal
+from chalicelib.domain.retention import DAY, effective_days
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, NotFound
 from chalicelib.ports import Clock, Item, Store
 from chalicelib.services.organisations import OrganisationService
@@ -126,6 +127,9 @@ class ChannelService:
         self._store.put(
             keys.record(keys.channel(channel.channel_id), channel.model_dump(mode="json")), if_absent=True
         )
+        self._store.put(
+            keys.record(keys.org_channel(who.org_id, channel.channel_id), {"channel_id": channel.channel_id})
+        )
         pk, sk = keys.channel_epoch(channel.channel_id)
         self._store.put({"pk": pk, "sk": sk, "epoch": 0, "started_at": now})
         self._join(channel, who.member_id, ChannelRole.AUTHOR, who.member_id)
@@ -157,6 +161,28 @@ class ChannelService:
             "roster": state.roster,
             "latest_seq": state.seq,
         }
+
+    def retention_days(self, channel: Channel) -> int:
+        """The channel's effective retention: the shorter of its own and its organisation's."""
+        return effective_days(self._orgs.get(channel.org_id).retention_days, channel.retention_days)
+
+    def set_retention(self, who: Principal, channel_id: str, days: int | None) -> Channel:
+        access = self.access(who, channel_id)
+        require_may_manage(who.role, access.membership)
+        org_days = self._orgs.get(who.org_id).retention_days
+        if days is not None and days > org_days:
+            raise BadRequest(
+                f"a channel may keep messages for less time than its organisation ({org_days} days), not more"
+            )
+        updated = access.channel.model_copy(update={"retention_days": days})
+        self._store.put(keys.record(keys.channel(channel_id), updated.model_dump(mode="json")))
+        return updated
+
+    def org_channel_ids(self, org_id: str, *, after: str | None = None) -> Iterator[str]:
+        """The organisation's channels in id order, optionally resuming after one."""
+        for item in self._all(f"ORG#{org_id}", keys.CHANNEL_PREFIX):
+            if after is None or item["channel_id"] > after:
+                yield str(item["channel_id"])
 
     # -- membership ------------------------------------------------------------------------
 
@@ -317,8 +343,8 @@ class ChannelService:
         state = self.state(channel_id)
         if epoch != state.epoch:
             raise Conflict(f"epoch {epoch} is not the channel's current epoch {state.epoch}")
-        org = self._orgs.get(who.org_id)
-        expires = self._clock.now() + 2 * org.retention_days * 86400 + KEY_GRACE_SECONDS
+        now = self._clock.now()
+        expires = now + 2 * self.retention_days(access.channel) * DAY + KEY_GRACE_SECONDS
         items = []
         for entry in sealed:
             recipient, blob = entry.get("recipient_device"), entry.get("sealed")
@@ -339,6 +365,7 @@ class ChannelService:
                     "sender_device": who.device_id,
                     "epoch": epoch,
                     "sealed": blob,
+                    "uploaded_at": now,
                     "expires_at": expires,
                 }
             )

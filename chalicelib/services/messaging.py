@@ -3,8 +3,10 @@
 Order comes from a per-channel sequence (an atomic counter), so catch-up is a
 range query after a cursor. A writer can take number n and store it after n+1
 is visible; a reader therefore stops at a fresh gap and returns it next time,
-and only skips gaps older than ``GAP_GRACE`` (a crashed writer, an expired or
-deleted message). Resends are recognised by the client's message id.
+and only skips gaps older than ``GAP_GRACE`` (a crashed writer). Gaps wider
+than ``MAX_IN_FLIGHT`` numbers cannot all be writers still at work: they are
+messages deleted by retention, and are skipped at once. Resends are recognised
+by the client's message id.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from chalicelib.domain import keys
 from chalicelib.domain.channel import require_may_send
 from chalicelib.domain.envelope import Envelope
 from chalicelib.domain.principal import Principal
+from chalicelib.domain.retention import DAY
 from chalicelib.errors import BocageError, ConditionFailed, Conflict, Forbidden
 from chalicelib.ports import Clock, Store
 from chalicelib.services.channels import ChannelService
@@ -23,6 +26,7 @@ from chalicelib.services.organisations import OrganisationService
 from chalicelib.services.paging import query_all
 
 GAP_GRACE = 10  # seconds a missing sequence number may still be in flight
+MAX_IN_FLIGHT = 8  # concurrent senders to one channel that a gap may be waiting for
 PENDING_TTL = 60  # a send that crashed midway frees its message id after this
 MAX_READ = 200
 
@@ -59,6 +63,7 @@ class MessagingService:
             raise StaleEpoch(f"the channel is at epoch {epoch.number}; distribute a key for it and resend")
 
         now = self._clock.now()
+        retention = self._channels.retention_days(access.channel)
         marker_pk, marker_sk = keys.message_marker(channel_id, envelope.message_id)
         try:
             self._store.put(
@@ -69,7 +74,7 @@ class MessagingService:
             return self._already_sent(channel_id, envelope.message_id)
 
         seq = self._store.increment(*keys.channel_state(channel_id), "seq")
-        expires_at = now + self._orgs.get(who.org_id).retention_days * 86400
+        expires_at = now + retention * DAY
         pk, sk = keys.message(channel_id, seq)
         item = {
             "pk": pk,
@@ -82,7 +87,14 @@ class MessagingService:
         }
         self._store.put(item)
         self._store.put(
-            {"pk": marker_pk, "sk": marker_sk, "state": "stored", "seq": seq, "expires_at": expires_at}
+            {
+                "pk": marker_pk,
+                "sk": marker_sk,
+                "state": "stored",
+                "seq": seq,
+                "stored_at": now,
+                "expires_at": expires_at,
+            }
         )
         delivered = self._delivery.publish(channel_id, message_frame(item), seq=seq)
         return {
@@ -109,9 +121,11 @@ class MessagingService:
 
     def read(self, who: Principal, channel_id: str, *, since: int = 0, limit: int = 100) -> dict[str, Any]:
         """Messages after ``since`` (a sequence number), and the cursor to pass next time."""
-        self._channels.access(who, channel_id)
+        access = self._channels.access(who, channel_id)
         limit = max(1, min(limit, MAX_READ))
         now = self._clock.now()
+        # Older than the *current* retention is gone, even before the job re-stamps it.
+        oldest = now - self._channels.retention_days(access.channel) * DAY
         page = self._store.query(
             f"CHAN#{channel_id}",
             start=keys.message_sk(since + 1),
@@ -121,10 +135,12 @@ class MessagingService:
         messages: list[dict[str, Any]] = []
         cursor = since
         for item in page.items:
-            if item["seq"] != cursor + 1 and now - int(item["stored_at"]) < GAP_GRACE:
+            gap = item["seq"] - cursor - 1
+            if 0 < gap <= MAX_IN_FLIGHT and now - int(item["stored_at"]) < GAP_GRACE:
                 break  # an earlier number may still be landing: stop before the gap
-            messages.append(public_message(item))
             cursor = item["seq"]
+            if int(item["stored_at"]) > oldest:
+                messages.append(public_message(item))
         more = page.cursor is not None and len(messages) == len(page.items)
         if cursor > since:
             self._store.put(

@@ -14,10 +14,12 @@ from chalicelib.domain.organisation import (
     Organisation,
     Plan,
     Role,
+    require_admin,
     require_may_grant,
     require_may_manage,
 )
 from chalicelib.domain.principal import Principal
+from chalicelib.domain.retention import check_days
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, NotFound
 from chalicelib.ports import Clock, Store
 from chalicelib.services.paging import query_all
@@ -62,6 +64,12 @@ class OrganisationService:
         self._store.put(keys.record(keys.org(org.org_id), org.model_dump(mode="json")), if_absent=True)
         self._store.put(keys.record(keys.org_registry(org.org_id), {"org_id": org.org_id}))
         return org
+
+    def set_retention(self, who: Principal, days: int) -> Organisation:
+        require_admin(who.role)
+        updated = self.get(who.org_id).model_copy(update={"retention_days": check_days(days)})
+        self._store.put(keys.record(keys.org(updated.org_id), updated.model_dump(mode="json")))
+        return updated
 
     def any_exists(self) -> bool:
         return bool(self._store.query(keys.ORGS_PK, limit=1).items)

@@ -52,7 +52,7 @@ def start_server(data: Path, log_path: Path, **env: str) -> Server:
     port = free_port()
     log = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bocage", "serve", "--port", str(port), "--data", str(data)],
+        [sys.executable, "-m", "bocage", "serve", "--port", str(port), "--ws-port", "0", "--data", str(data)],
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,

@@ -6,9 +6,11 @@ import email
 import io
 import smtplib
 import socket
+import stat
 from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -25,6 +27,8 @@ from chalicelib.adapters.console_mailer import ConsoleMailer
 from chalicelib.adapters.ses_mailer import SesMailer
 from chalicelib.adapters.smtp_mailer import SmtpMailer
 from chalicelib.ports import Attachment, MailMessage
+from chalicelib.settings import Settings
+from chalicelib.wiring import build_mailer
 
 REGION = "eu-west-3"
 SENDER = "Bocage <no-reply@bocage.example.org>"
@@ -233,21 +237,78 @@ def test_smtp_wrong_password_fails_and_is_not_in_repr(auth_smtp_server: tuple[Co
 # --- console -------------------------------------------------------------------------------------
 
 
-def test_console_mailer_writes_a_readable_summary() -> None:
+def test_console_mailer_saves_an_eml_and_logs_one_line_without_the_code(tmp_path: Path) -> None:
+    outbox = tmp_path / "data" / "outbox"
     stream = io.StringIO()
-    ConsoleMailer(stream).send(activation_message())
-    out = stream.getvalue()
-    assert f"To: {RECIPIENT}" in out
-    assert "Subject: Your Bocage invitation" in out
-    assert f"Open {ACTIVATION_URL} on your phone." in out
-    assert "activation.png" in out  # named, so the reader knows there was one
-    assert "PNG" not in out and "<p>" not in out  # neither the image nor the HTML
-    lines = out.splitlines()
-    assert lines[0] == lines[-1] and set(lines[0]) == {"="}
+    ConsoleMailer(outbox, stream).send(activation_message())
+
+    (eml,) = outbox.iterdir()
+    assert eml.suffix == ".eml"
+    assert stat.S_IMODE(eml.stat().st_mode) == 0o600
+    assert stat.S_IMODE(outbox.stat().st_mode) == 0o700
+    message = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    assert message["To"] == RECIPIENT
+    assert message["Subject"] == "Your Bocage invitation"
+    text = message.get_body(preferencelist=("plain",))
+    assert text is not None and ACTIVATION_URL in text.get_content()
+    assert inline_part(message, "qr").get_content() == PNG
+
+    assert stream.getvalue() == f"mail to {RECIPIENT} saved in {eml}\n"
+    assert "abc123" not in stream.getvalue() and "invitation" not in stream.getvalue()
 
 
-def test_console_mailer_defaults_to_current_stderr(capsys: pytest.CaptureFixture[str]) -> None:
-    ConsoleMailer().send(activation_message(attachments=()))
-    err = capsys.readouterr().err
-    assert "Subject: Your Bocage invitation" in err
-    assert "Attachments" not in err
+def test_console_mailer_keeps_every_mail_and_defaults_to_current_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mailer = ConsoleMailer(str(tmp_path / "outbox"))
+    mailer.send(activation_message(attachments=()))
+    mailer.send(activation_message(to="dominique@example.net"))
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split(" saved in ")[0] for line in lines] == [
+        f"mail to {RECIPIENT}",
+        "mail to dominique@example.net",
+    ]
+    assert not any(ACTIVATION_URL in line for line in lines)
+
+
+def test_console_mailer_refuses_header_injection(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    with pytest.raises(ValueError):
+        ConsoleMailer(tmp_path, stream).send(activation_message(to="a@example.net\r\nBcc: evil@example.com"))
+    assert stream.getvalue() == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_wiring_puts_the_console_outbox_in_the_data_directory(tmp_path: Path) -> None:
+    mailer = build_mailer(Settings(data_dir=str(tmp_path), mailer="console"))
+    assert isinstance(mailer, ConsoleMailer)
+    mailer.send(activation_message())
+    (eml,) = (tmp_path / "outbox").glob("*.eml")
+    assert parse(eml.read_bytes())["From"] == Settings().mail_from
+
+
+# --- SMTP credentials need TLS -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["smtp.example.org", "192.0.2.10", "2001:db8::1", "localhost.example.org"])
+def test_smtp_refuses_a_password_in_clear_to_a_remote_relay(host: str) -> None:
+    with pytest.raises(ValueError, match="STARTTLS"):
+        SmtpMailer(host, 587, SENDER, user="bocage", password="s3cret")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "::1", "localhost", "LOCALHOST."])
+def test_smtp_allows_a_login_in_clear_on_loopback(host: str) -> None:
+    SmtpMailer(host, 25, SENDER, user="bocage", password="s3cret")
+
+
+def test_smtp_remote_relay_is_fine_with_starttls_or_without_login() -> None:
+    SmtpMailer("smtp.example.org", 587, SENDER, user="bocage", password="s3cret", starttls=True)
+    SmtpMailer("smtp.example.org", 25, SENDER)
+
+
+def test_wiring_refuses_smtp_credentials_in_clear() -> None:
+    settings = Settings(mailer="smtp", smtp_host="smtp.example.org", smtp_user="u", smtp_password="p")
+    with pytest.raises(ValueError, match="STARTTLS"):
+        build_mailer(settings)
