@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -162,6 +164,43 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--limit", type=int, default=100)
     read.set_defaults(func=cmd_read)
 
+    send.add_argument("--reply-to", default=None, metavar="MESSAGE_ID", help="quote a message")
+
+    poll = sub.add_parser("poll", parents=[common], help="encrypted polls")
+    poll_sub = poll.add_subparsers(dest="poll_command", required=True)
+    poll_create = poll_sub.add_parser("create", parents=[common], help="ask a question (2 to 20 options)")
+    poll_create.add_argument("channel")
+    poll_create.add_argument("question")
+    poll_create.add_argument("options", nargs="+", metavar="OPTION")
+    poll_create.add_argument("--multiple", action="store_true", help="several choices per voter")
+    poll_create.add_argument("--closes", default=None, metavar="DURATION", help="close after 30m, 2h, 7d...")
+    poll_create.set_defaults(func=cmd_poll_create)
+    poll_vote = poll_sub.add_parser("vote", parents=[common], help="vote (a later vote replaces yours)")
+    poll_vote.add_argument("channel")
+    poll_vote.add_argument("poll_id")
+    poll_vote.add_argument("choices", nargs="+", type=int, metavar="OPTION_INDEX")
+    poll_vote.set_defaults(func=cmd_poll_vote)
+    poll_close = poll_sub.add_parser("close", parents=[common], help="close a poll (its author or a manager)")
+    poll_close.add_argument("channel")
+    poll_close.add_argument("poll_id")
+    poll_close.set_defaults(func=cmd_poll_close)
+    poll_results = poll_sub.add_parser("results", parents=[common], help="tally the votes, on this device")
+    poll_results.add_argument("channel")
+    poll_results.add_argument("poll_id")
+    poll_results.set_defaults(func=cmd_poll_results)
+
+    react = sub.add_parser("react", parents=[common], help="react to a message with an emoji")
+    react.add_argument("channel")
+    react.add_argument("message_id")
+    react.add_argument("emoji")
+    react.add_argument("--remove", action="store_true")
+    react.set_defaults(func=cmd_react)
+
+    delete = sub.add_parser("delete", parents=[common], help="delete a message for everyone")
+    delete.add_argument("channel")
+    delete.add_argument("message_id")
+    delete.set_defaults(func=cmd_delete)
+
     retention = sub.add_parser("retention", parents=[common], help="how long messages are kept")
     retention_sub = retention.add_subparsers(dest="retention_command", required=True)
     set_retention = retention_sub.add_parser(
@@ -304,7 +343,44 @@ def cmd_channels(args: argparse.Namespace) -> Result:
 
 
 def cmd_send(args: argparse.Namespace) -> Result:
-    return _messenger(args).send_text(args.channel, args.text)
+    return _messenger(args).send_text(args.channel, args.text, reply_to=args.reply_to)
+
+
+def cmd_poll_create(args: argparse.Namespace) -> Result:
+    closes_at = int(time.time()) + _seconds(args.closes) if args.closes else None
+    return _messenger(args).create_poll(
+        args.channel, args.question, args.options, multiple=args.multiple, closes_at=closes_at
+    )
+
+
+def cmd_poll_vote(args: argparse.Namespace) -> Result:
+    return _messenger(args).vote(args.channel, args.poll_id, args.choices)
+
+
+def cmd_poll_close(args: argparse.Namespace) -> Result:
+    return _messenger(args).close_poll(args.channel, args.poll_id)
+
+
+def cmd_poll_results(args: argparse.Namespace) -> Result:
+    try:
+        return _messenger(args).poll_results(args.channel, args.poll_id)
+    except LookupError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def cmd_react(args: argparse.Namespace) -> Result:
+    return _messenger(args).react(args.channel, args.message_id, args.emoji, remove=args.remove)
+
+
+def cmd_delete(args: argparse.Namespace) -> Result:
+    return _messenger(args).delete(args.channel, args.message_id)
+
+
+def _seconds(duration: str) -> int:
+    match = re.fullmatch(r"(\d{1,6})([smhd])", duration.strip())
+    if match is None:
+        raise CliError("a closing delay is a number and a unit: 30m, 2h or 7d")
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
 def cmd_read(args: argparse.Namespace) -> Result:

@@ -189,7 +189,7 @@ def messenger_for(api: SignedApi, keys: DeviceKeys, directory: Any, info: dict[s
     profile = Profile(directory)
     profile.save_keys(keys)
     profile.save_info({"server": "http://in-process.invalid", **info})
-    return Messenger(profile, client=InProcessClient(api, keys))  # type: ignore[arg-type]
+    return Messenger(profile, client=InProcessClient(api, keys), clock=api.clock.now)  # type: ignore[arg-type]
 
 
 class People:

@@ -175,6 +175,7 @@ def seal_message(
     content: dict[str, Any],
     kind: str = "message",
     sent_at_ms: int,
+    target: str | None = None,
 ) -> Envelope:
     """Encrypt ``content`` under the sender key and sign the whole envelope.
 
@@ -193,6 +194,7 @@ def seal_message(
         sender_device=sender.device_id,
         epoch=epoch,
         kind=Kind(kind),
+        target=target,
         sent_at=sent_at_ms,
         nonce=b64e(encrypted.nonce),
         ciphertext=b64e(encrypted.ciphertext),

@@ -25,6 +25,7 @@ from bocage.client.crypto import (
     seal_message,
     seal_sender_key,
 )
+from bocage.client.polls import new_poll, tally
 from bocage.client.profile import DeviceKeys, Profile, sign_token
 
 KEYS_PER_CALL = 500
@@ -40,8 +41,11 @@ class Directory:
 
 
 class Messenger:
-    def __init__(self, profile: Profile, client: BocageClient | None = None) -> None:
+    def __init__(
+        self, profile: Profile, client: BocageClient | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.profile = profile
+        self.clock = clock
         self.info = profile.info()
         self.keys: DeviceKeys = profile.keys()
         self.client = client or BocageClient(self.info["server"], device=self.keys)
@@ -73,7 +77,9 @@ class Messenger:
 
     # -- sending ---------------------------------------------------------------------------------
 
-    def send(self, channel_id: str, content: dict[str, Any], *, kind: str = "message") -> dict[str, Any]:
+    def send(
+        self, channel_id: str, content: dict[str, Any], *, kind: str = "message", target: str | None = None
+    ) -> dict[str, Any]:
         """Seal, sign and send; distribute this device's key first where it is missing."""
         message_id = new_message_id()
         for attempt in range(2):
@@ -86,6 +92,7 @@ class Messenger:
                 message_id=message_id,
                 content=content,
                 kind=kind,
+                target=target,
                 sent_at_ms=int(time.time() * 1000),
             )
             try:
@@ -101,8 +108,56 @@ class Messenger:
             return result
         raise AssertionError("unreachable")
 
-    def send_text(self, channel_id: str, text: str) -> dict[str, Any]:
-        return self.send(channel_id, {"type": "text", "text": text})
+    def send_text(self, channel_id: str, text: str, *, reply_to: str | None = None) -> dict[str, Any]:
+        content: dict[str, Any] = {"type": "text", "text": text}
+        if reply_to:
+            content["reply_to"] = reply_to
+        return self.send(channel_id, content)
+
+    def react(self, channel_id: str, message_id: str, emoji: str, *, remove: bool = False) -> dict[str, Any]:
+        content = {"type": "reaction", "target": message_id, "emoji": emoji, "remove": remove}
+        return self.send(channel_id, content, kind="reaction")
+
+    def delete(self, channel_id: str, message_id: str) -> dict[str, Any]:
+        """Delete for everyone: the server removes the ciphertext; clients hide the message."""
+        return self.send(
+            channel_id, {"type": "delete", "target": message_id}, kind="delete", target=message_id
+        )
+
+    def create_poll(
+        self,
+        channel_id: str,
+        question: str,
+        options: list[str],
+        *,
+        multiple: bool = False,
+        closes_at: int | None = None,
+    ) -> dict[str, Any]:
+        poll = new_poll(question, options, multiple=multiple, closes_at=closes_at)
+        result = self.send(channel_id, poll, kind="poll")
+        return {**result, "poll_id": result["message_id"]}
+
+    def vote(self, channel_id: str, poll_id: str, choices: list[int]) -> dict[str, Any]:
+        return self.send(channel_id, {"type": "vote", "poll_id": poll_id, "choices": choices}, kind="vote")
+
+    def close_poll(self, channel_id: str, poll_id: str) -> dict[str, Any]:
+        return self.send(channel_id, {"type": "close", "poll_id": poll_id}, kind="poll_close", target=poll_id)
+
+    def poll_results(self, channel_id: str, poll_id: str) -> dict[str, Any]:
+        """Tallied here, on the device: the server never sees a question, an option or a vote."""
+        members = {d["member_id"] for d in self._roster(channel_id)["devices"]}
+        return tally(self.history(channel_id), poll_id, members, now=self.clock())
+
+    def history(self, channel_id: str) -> list[dict[str, Any]]:
+        """Every readable message of the channel, opened, oldest first."""
+        opened: list[dict[str, Any]] = []
+        cursor = 0
+        while True:
+            page = self.read(channel_id, since=cursor, limit=200)
+            opened += page["messages"]
+            if page["cursor"] == cursor or not page["more"]:
+                return opened
+            cursor = page["cursor"]
 
     def distribute_key(self, channel_id: str, roster: dict[str, Any] | None = None) -> int:
         """Seal my key for the current epoch to every roster device that lacks it; return the epoch."""
@@ -182,6 +237,8 @@ class Messenger:
             "expires_at": message["expires_at"],
             "verified": False,
         }
+        if message.get("deleted"):
+            return {**shown, "deleted": True, "error": "deleted for everyone"}
         device = self._device(sender)
         key = self._sender_key(channel_id, epoch, sender)
         if device is None or key is None:
@@ -192,7 +249,10 @@ class Messenger:
             return {**shown, "error": "forged or tampered message: signature does not verify"}
         except CryptoError:
             return {**shown, "error": "could not decrypt this message"}
-        return {**shown, "verified": True, "content": content, "text": content.get("text")}
+        shown = {**shown, "verified": True, "content": content, "text": content.get("text")}
+        if content.get("reply_to"):
+            shown["reply_to"] = content["reply_to"]
+        return shown
 
     def _sender_key(self, channel_id: str, epoch: int, sender: str) -> bytes | None:
         if sender == self.device_id:

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.domain.envelope import Kind
+from chalicelib.domain.envelope import AUDIENCE_KINDS, Kind
 from chalicelib.domain.organisation import Role
 from chalicelib.errors import Forbidden
 
@@ -63,5 +63,17 @@ def require_may_manage(org_role: Role, membership: ChannelMember | None) -> None
 def require_may_send(channel: Channel, membership: ChannelMember | None, kind: Kind) -> None:
     if membership is None:
         raise Forbidden("you are not a member of this channel")
-    if channel.kind is ChannelKind.TRIBE and membership.role is not ChannelRole.AUTHOR:
-        raise Forbidden("in a tribe only authors post; members read")
+    if (
+        channel.kind is ChannelKind.TRIBE
+        and membership.role is not ChannelRole.AUTHOR
+        and kind not in AUDIENCE_KINDS
+    ):
+        raise Forbidden("in a tribe only authors post; members read, react and vote")
+
+
+def may_manage(org_role: Role, membership: ChannelMember | None) -> bool:
+    try:
+        require_may_manage(org_role, membership)
+    except Forbidden:
+        return False
+    return True

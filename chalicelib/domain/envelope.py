@@ -12,7 +12,7 @@ import json
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from chalicelib.domain.encoding import b64d
 
@@ -24,9 +24,24 @@ MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
 
 
 class Kind(StrEnum):
-    """What an envelope is, in clear: the server enforces who may send which kind."""
+    """What an envelope is, in clear: the server enforces who may send which kind.
 
-    MESSAGE = "message"
+    Everything else (text, a reply's quoted id, a poll's question and options, a
+    vote's choices, a reaction's emoji and target) is inside the ciphertext.
+    """
+
+    MESSAGE = "message"  # text, or a reply quoting another message
+    POLL = "poll"
+    VOTE = "vote"
+    POLL_CLOSE = "poll_close"  # target: the poll
+    REACTION = "reaction"
+    DELETE = "delete"  # target: the message to delete for everyone
+
+
+#: Kinds that name their target in clear, because the server acts on it.
+TARGETED = frozenset({Kind.POLL_CLOSE, Kind.DELETE})
+#: What a tribe's plain members may send: they read, react and vote.
+AUDIENCE_KINDS = frozenset({Kind.REACTION, Kind.VOTE})
 
 
 class Envelope(BaseModel):
@@ -40,6 +55,7 @@ class Envelope(BaseModel):
     sender_device: str = Field(min_length=3, max_length=40)
     epoch: int = Field(ge=0, le=2**31)
     kind: Kind = Kind.MESSAGE
+    target: str | None = Field(default=None, pattern=MESSAGE_ID_PATTERN)
     sent_at: int = Field(ge=0, le=2**42)  # client clock, epoch milliseconds: display only
     nonce: str
     ciphertext: str
@@ -68,6 +84,12 @@ class Envelope(BaseModel):
         if len(value) > (MAX_CIPHERTEXT_BYTES * 4) // 3 + 4:
             raise ValueError(f"ciphertext over {MAX_CIPHERTEXT_BYTES} bytes")
         return _b64_of_size(value, "ciphertext", maximum=MAX_CIPHERTEXT_BYTES, minimum=16)
+
+    @model_validator(mode="after")
+    def _target_for_targeted_kinds(self) -> Envelope:
+        if (self.kind in TARGETED) != (self.target is not None):
+            raise ValueError("target is required for poll_close and delete, and only for them")
+        return self
 
     def signing_bytes(self) -> bytes:
         return signing_bytes(self.model_dump(mode="json"))

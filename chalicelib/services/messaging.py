@@ -14,13 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.domain import keys
-from chalicelib.domain.channel import require_may_send
-from chalicelib.domain.envelope import Envelope
+from chalicelib.domain.channel import may_manage, require_may_send
+from chalicelib.domain.envelope import TARGETED, Envelope, Kind
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY
-from chalicelib.errors import BocageError, ConditionFailed, Conflict, Forbidden
-from chalicelib.ports import Clock, Store
-from chalicelib.services.channels import ChannelService
+from chalicelib.errors import BadRequest, BocageError, ConditionFailed, Conflict, Forbidden, NotFound
+from chalicelib.ports import Clock, Item, Store
+from chalicelib.services.channels import ChannelAccess, ChannelService
 from chalicelib.services.delivery import Delivery, message_frame, public_message
 from chalicelib.services.organisations import OrganisationService
 from chalicelib.services.paging import query_all
@@ -58,6 +58,7 @@ class MessagingService:
         channel_id = envelope.channel_id
         access = self._channels.access(who, channel_id)
         require_may_send(access.channel, access.membership, envelope.kind)
+        target = self._check_target(who, access, envelope)
         epoch = self._channels.epoch(channel_id)
         if envelope.epoch != epoch.number:
             raise StaleEpoch(f"the channel is at epoch {epoch.number}; distribute a key for it and resend")
@@ -96,6 +97,8 @@ class MessagingService:
                 "expires_at": expires_at,
             }
         )
+        if envelope.kind is Kind.DELETE and target is not None:
+            self._tombstone(target, who, now)
         delivered = self._delivery.publish(channel_id, message_frame(item), seq=seq)
         return {
             "message_id": envelope.message_id,
@@ -105,6 +108,33 @@ class MessagingService:
             "duplicate": False,
             "online": delivered,
         }
+
+    def _check_target(self, who: Principal, access: ChannelAccess, envelope: Envelope) -> Item | None:
+        """Closing a poll and deleting for everyone act on another message: its sender or a manager."""
+        if envelope.kind not in TARGETED or envelope.target is None:
+            return None
+        target = self.find(envelope.channel_id, envelope.target)
+        if target is None:
+            raise NotFound(f"no message {envelope.target} in this channel")
+        if envelope.kind is Kind.POLL_CLOSE and target["kind"] != Kind.POLL:
+            raise BadRequest("only a poll can be closed")
+        if envelope.kind is Kind.DELETE and target["kind"] == Kind.DELETE:
+            raise BadRequest("a deletion cannot itself be deleted")
+        if target["sender_member"] != who.member_id and not may_manage(who.role, access.membership):
+            raise Forbidden("only its sender or the channel's managers may do this")
+        return target
+
+    def find(self, channel_id: str, message_id: str) -> Item | None:
+        """A stored message by its client id (through its id marker)."""
+        marker = self._store.get(*keys.message_marker(channel_id, message_id))
+        if marker is None or marker.get("state") != "stored":
+            return None
+        return self._store.get(*keys.message(channel_id, int(marker["seq"])))
+
+    def _tombstone(self, target: Item, who: Principal, now: int) -> None:
+        """Delete for everyone: the ciphertext leaves storage; a bodiless marker keeps the order."""
+        kept = {k: v for k, v in target.items() if k not in ("nonce", "ciphertext", "signature")}
+        self._store.put({**kept, "deleted": True, "deleted_at": now, "deleted_by": who.member_id})
 
     def _already_sent(self, channel_id: str, message_id: str) -> dict[str, Any]:
         marker = self._store.get(*keys.message_marker(channel_id, message_id)) or {}

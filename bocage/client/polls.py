@@ -1,0 +1,105 @@
+"""Polls, tallied on the device (like Matrix's MSC3381): the server relays sealed votes only.
+
+A poll is a message of kind ``poll``; a vote (kind ``vote``) names the poll inside
+its ciphertext; a later vote by the same member replaces the earlier one, whichever
+of their devices sent it. Votes count only when they verify, come from a current
+member of the channel, and arrive before the poll closes (its author's, or a
+manager's, ``poll_close``, or its closing time).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+MIN_OPTIONS, MAX_OPTIONS = 2, 20
+MAX_QUESTION = 500
+MAX_OPTION = 200
+
+
+def new_poll(
+    question: str, options: list[str], *, multiple: bool = False, closes_at: int | None = None
+) -> dict[str, Any]:
+    """The content of a poll message; ValueError on what no client should accept either."""
+    question = question.strip()
+    cleaned = [o.strip() for o in options]
+    if not question or len(question) > MAX_QUESTION:
+        raise ValueError(f"a poll needs a question of 1 to {MAX_QUESTION} characters")
+    if not MIN_OPTIONS <= len(cleaned) <= MAX_OPTIONS:
+        raise ValueError(f"a poll has {MIN_OPTIONS} to {MAX_OPTIONS} options")
+    if any(not o or len(o) > MAX_OPTION for o in cleaned) or len(set(cleaned)) != len(cleaned):
+        raise ValueError(f"options are distinct and 1 to {MAX_OPTION} characters long")
+    return {
+        "type": "poll",
+        "question": question,
+        "options": cleaned,
+        "multiple": multiple,
+        "closes_at": closes_at,
+    }
+
+
+def tally(
+    messages: list[dict[str, Any]], poll_id: str, members: set[str], now: float | None = None
+) -> dict[str, Any]:
+    """Results of one poll from a channel's opened messages (as Messenger.open returns them)."""
+    poll = next(
+        (m for m in messages if m["message_id"] == poll_id and m["kind"] == "poll" and m.get("verified")),
+        None,
+    )
+    if poll is None:
+        raise LookupError(f"no readable poll {poll_id} in this channel")
+    content = poll["content"]
+    options: list[str] = content["options"]
+    closes_at = content.get("closes_at")
+    closes = [
+        m["seq"]
+        for m in messages
+        if m["kind"] == "poll_close" and m.get("verified") and m["content"].get("poll_id") == poll_id
+    ]
+    closed_seq = min(closes) if closes else None
+    latest: dict[str, dict[str, Any]] = {}
+    for m in messages:
+        if m["kind"] != "vote" or not m.get("verified") or m["content"].get("poll_id") != poll_id:
+            continue
+        late = (closed_seq is not None and m["seq"] > closed_seq) or (
+            closes_at is not None and m["stored_at"] > closes_at
+        )
+        if late or m["seq"] < poll["seq"] or m["sender_member"] not in members:
+            continue
+        choices = _valid_choices(
+            m["content"].get("choices"), len(options), multiple=bool(content.get("multiple"))
+        )
+        if choices is None:
+            continue
+        if m["sender_member"] not in latest or latest[m["sender_member"]]["seq"] < m["seq"]:
+            latest[m["sender_member"]] = {"seq": m["seq"], "choices": choices}
+    counts = [0] * len(options)
+    for vote in latest.values():
+        for choice in vote["choices"]:
+            counts[choice] += 1
+    now = time.time() if now is None else now
+    return {
+        "poll_id": poll_id,
+        "question": content["question"],
+        "options": [{"index": i, "option": o, "votes": counts[i]} for i, o in enumerate(options)],
+        "counts": counts,
+        "voters": len(latest),
+        "voter_ids": sorted(latest),
+        "multiple": bool(content.get("multiple")),
+        "closes_at": closes_at,
+        "closed": closed_seq is not None or (closes_at is not None and now >= closes_at),
+    }
+
+
+def _valid_choices(raw: object, size: int, *, multiple: bool) -> list[int] | None:
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(isinstance(c, int) and not isinstance(c, bool) for c in raw)
+    ):
+        return None
+    if len(set(raw)) != len(raw) or any(not 0 <= c < size for c in raw):
+        return None
+    if not multiple and len(raw) != 1:
+        return None
+    return sorted(raw)
