@@ -17,7 +17,8 @@ def test_poll_react_delete_over_the_network(server: Server, tmp_path: Path) -> N
     tribe = bocage("--profile", str(owner), "tribe", "create", "Consultation")["channel_id"]
     bocage("--profile", str(owner), "channel", "add", tribe, joined["member_id"])
 
-    question, options = "Faut-il piétonniser la place du marché ?", ["Oui tout le temps", "Le samedi seulement"]
+    question = "Faut-il piétonniser la place du marché ?"
+    options = ["Oui tout le temps", "Le samedi seulement"]
     poll = bocage("--profile", str(owner), "poll", "create", tribe, question, *options, "--closes", "7d")
     bocage("--profile", str(citizen), "poll", "vote", tribe, poll["poll_id"], "0")
     bocage("--profile", str(citizen), "poll", "vote", tribe, poll["poll_id"], "1")  # changed their mind
@@ -39,5 +40,6 @@ def test_poll_react_delete_over_the_network(server: Server, tmp_path: Path) -> N
     dump = "\n".join(str(row) for row in db.execute("select pk, sk, data from items"))
     log = server.output()
     for text in (question, *options, "Merci pour vos réponses", "🌳", '"choices"', "piétonniser"):
-        for form in (text, base64.b64encode(text.encode()).decode(), base64.urlsafe_b64encode(text.encode()).decode()):
+        encoded = text.encode()
+        for form in (text, base64.b64encode(encoded).decode(), base64.urlsafe_b64encode(encoded).decode()):
             assert form not in dump and form not in log, text
