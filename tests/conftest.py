@@ -66,8 +66,10 @@ def app_store(
     from moto import mock_aws
 
     from chalicelib.adapters.dynamodb_store import DynamoDbStore
+    from tests.moto_locking import serialise_moto_dynamodb
 
-    with mock_aws():
+    # moto is not atomic per item as DynamoDB is: races in the app would depend on the emulator.
+    with mock_aws(), serialise_moto_dynamodb():
         dynamo = DynamoDbStore("bocage-test", clock, region="eu-west-3")
         dynamo.ensure_table()
         yield dynamo

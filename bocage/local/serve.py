@@ -9,6 +9,7 @@ live in this process, so run one replica per store (see the README).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import signal
 import sys
@@ -20,6 +21,8 @@ from chalicelib.activation_qr import qr_terminal
 from chalicelib.domain.organisation import Plan
 from chalicelib.services.invitations import Links
 from chalicelib.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def local_settings(data_dir: str | None, public_url: str, **overrides: Any) -> Settings:
@@ -53,6 +56,28 @@ def bootstrap(container: wiring.Container, org_name: str, out: TextIO) -> dict[s
     return invitation.public()
 
 
+def start_purger(store: object, interval: float) -> threading.Event | None:
+    """Every ``interval`` seconds, purge the store's expired rows in a daemon thread.
+
+    Only a store that keeps expired rows needs it (SQLite: DynamoDB's TTL deletes them).
+    Returns the event that stops the thread, or None when there is nothing to run.
+    """
+    purge = getattr(store, "purge_all_expired", None)
+    if purge is None or interval <= 0:
+        return None
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(interval):
+            try:
+                purge()
+            except Exception as exc:  # the next round retries; the server keeps serving
+                logger.warning("purging expired rows failed", extra={"error": type(exc).__name__})
+
+    threading.Thread(target=run, name="bocage-purge", daemon=True).start()
+    return stop
+
+
 def serve(host: str, port: int, data_dir: str | None, org_name: str, ws_port: int | None = None) -> int:
     os.environ.setdefault("AWS_REGION", "eu-west-3")
     # boto3 signs every call, the local @connections ones too: placeholders, never real secrets.
@@ -75,6 +100,7 @@ def serve(host: str, port: int, data_dir: str | None, org_name: str, ws_port: in
     queue = InProcessQueue(ws_api.on_fanout)
     container = wiring.build(settings, queue=queue)
     wiring.use(container)
+    stop_purger = start_purger(container.store, float(os.environ.get("BOCAGE_PURGE_INTERVAL", "600")))
     bootstrap(container, org_name, sys.stdout)
     sys.stdout.write(
         f"Bocage serving the REST API on {rest_url} and WebSockets on {sockets.url} "
@@ -94,4 +120,6 @@ def serve(host: str, port: int, data_dir: str | None, org_name: str, ws_port: in
         server.server_close()
         sockets.stop()
         queue.close()
+        if stop_purger is not None:
+            stop_purger.set()
     return 0

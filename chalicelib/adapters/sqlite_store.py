@@ -3,12 +3,18 @@
 WAL lets readers run while one writer writes; every conditional write and increment
 runs inside ``BEGIN IMMEDIATE``, which takes the file's write lock before reading, so
 check-then-write is atomic across threads and across processes sharing the file.
+
+Connections come from a small pool, borrowed for one operation and returned: ``bocage
+serve`` runs a thread per HTTP connection, and a connection per thread kept two file
+descriptors open for every thread ever seen. New files use incremental auto-vacuum, so
+purging expired rows (every request leaves a nonce behind) gives the space back.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -70,62 +76,115 @@ def _prefix_end(prefix: str) -> str | None:
 
 
 class SqliteStore:
-    """A ``Store`` on one SQLite file, one connection per thread."""
+    """A ``Store`` on one SQLite file, over a pool of at most ``pool_size`` connections."""
 
-    def __init__(self, path: str, clock: Clock, *, busy_timeout_ms: int = 10_000) -> None:
+    POOL_SIZE = 8
+
+    def __init__(
+        self, path: str, clock: Clock, *, busy_timeout_ms: int = 10_000, pool_size: int = POOL_SIZE
+    ) -> None:
+        if pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
         self._path = path
         self._clock = clock
         self._busy_timeout_ms = busy_timeout_ms
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        # Idle connections, most recently used first (warm caches; the extras stay idle).
+        self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        # Borrowers beyond the bound wait here: at most pool_size connections ever exist.
+        self._slots = threading.BoundedSemaphore(pool_size)
+        self._generation = 0  # bumped by close(): connections borrowed before are not reused
         self._lock = threading.Lock()
+        self._held = threading.local()  # the connection this thread borrowed, if any
         with self._transaction() as conn:
             for statement in _SCHEMA:
                 conn.execute(statement)
 
     # -- connections -------------------------------------------------------------------
 
-    def _conn(self) -> sqlite3.Connection:
-        """This thread's connection: sqlite3 connections must not be shared between threads."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            # isolation_level=None: no implicit transactions, we issue BEGIN IMMEDIATE ourselves.
-            # check_same_thread=False only so that close() may close every thread's connection.
-            conn = sqlite3.connect(
-                self._path,
-                timeout=self._busy_timeout_ms / 1000,
-                isolation_level=None,
-                check_same_thread=False,
-            )
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: no implicit transactions, we issue BEGIN IMMEDIATE ourselves.
+        # check_same_thread=False: a pooled connection serves one thread at a time, any thread.
+        conn = sqlite3.connect(
+            self._path,
+            timeout=self._busy_timeout_ms / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            # Only takes effect on a new, empty file (before the first table); a no-op after.
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
             conn.execute("PRAGMA journal_mode = WAL")
             # NORMAL is safe from corruption in WAL mode; a power cut may lose the last commits.
             conn.execute("PRAGMA synchronous = NORMAL")
-            self._local.conn = conn
-            with self._lock:
-                self._connections.append(conn)
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    @contextmanager
+    def _borrow(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one operation, back to the pool after; waits while all are out."""
+        held: sqlite3.Connection | None = getattr(self._held, "conn", None)
+        if held is not None:  # nested use in one thread: share, never wait on ourselves
+            yield held
+            return
+        self._slots.acquire()
+        try:
+            with self._lock:
+                generation = self._generation
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = self._connect()
+            self._held.conn = conn
+            try:
+                yield conn
+            finally:
+                self._held.conn = None
+                self._give_back(conn, generation)
+        finally:
+            self._slots.release()
+
+    def _give_back(self, conn: sqlite3.Connection, generation: int) -> None:
+        try:
+            if conn.in_transaction:  # only after a failure mid-transaction
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            conn.close()  # unusable: the next borrower opens a fresh one
+            return
+        with self._lock:
+            if generation == self._generation:
+                self._idle.put(conn)
+                return
+        conn.close()  # borrowed before close(): do not revive the old pool
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction holding the file's write lock from its first read."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        with self._borrow() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:  # SQLite may have rolled back already (e.g. disk full)
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def close(self) -> None:
-        """Close every thread's connection; a later call reopens one."""
+        """Close the idle connections (borrowed ones close when returned); later calls reopen."""
         with self._lock:
-            connections, self._connections = self._connections, []
-            self._local = threading.local()
-        for conn in connections:
+            self._generation += 1
+            idle: list[sqlite3.Connection] = []
+            while True:
+                try:
+                    idle.append(self._idle.get_nowait())
+                except queue.Empty:
+                    break
+        for conn in idle:
             conn.close()
 
     # -- Store -------------------------------------------------------------------------
@@ -139,7 +198,8 @@ class SqliteStore:
 
     def get(self, pk: str, sk: str) -> Item | None:
         check_key(pk, sk)
-        return self._get_live(self._conn(), pk, sk, self._clock.now())
+        with self._borrow() as conn:
+            return self._get_live(conn, pk, sk, self._clock.now())
 
     def put(
         self,
@@ -151,7 +211,8 @@ class SqliteStore:
         check_item(item)
         check_conditions(if_absent, if_match)
         if not if_absent and if_match is None:
-            self._conn().execute(_UPSERT, _row(item))
+            with self._borrow() as conn:
+                conn.execute(_UPSERT, _row(item))
             return
         pk, sk = item["pk"], item["sk"]
         with self._transaction() as conn:
@@ -164,7 +225,8 @@ class SqliteStore:
 
     def delete(self, pk: str, sk: str) -> None:
         check_key(pk, sk)
-        self._conn().execute("DELETE FROM items WHERE pk = ? AND sk = ?", (pk, sk))
+        with self._borrow() as conn:
+            conn.execute("DELETE FROM items WHERE pk = ? AND sk = ?", (pk, sk))
 
     def query(
         self,
@@ -203,10 +265,11 @@ class SqliteStore:
         clauses.append(_LIVE)
         params.extend([self._clock.now(), limit + 1])
         order = "DESC" if descending else "ASC"
-        rows = self._conn().execute(
-            f"SELECT data FROM items WHERE {' AND '.join(clauses)} ORDER BY sk {order} LIMIT ?",  # noqa: S608
-            params,
-        )
+        with self._borrow() as conn:
+            rows = conn.execute(
+                f"SELECT data FROM items WHERE {' AND '.join(clauses)} ORDER BY sk {order} LIMIT ?",  # noqa: S608
+                params,
+            ).fetchall()
         return make_page([dict(json.loads(data)) for (data,) in rows], limit)
 
     def increment(
@@ -239,8 +302,34 @@ class SqliteStore:
 
     def purge_expired(self, limit: int = 1000) -> int:
         """Delete up to ``limit`` expired rows (reads already hide them); return how many."""
-        cur = self._conn().execute(
-            "DELETE FROM items WHERE (pk, sk) IN (SELECT pk, sk FROM items WHERE expires_at <= ? LIMIT ?)",
-            (self._clock.now(), limit),
-        )
-        return cur.rowcount
+        with self._borrow() as conn:
+            cur = conn.execute(
+                "DELETE FROM items WHERE (pk, sk) IN "
+                "(SELECT pk, sk FROM items WHERE expires_at <= ? LIMIT ?)",
+                (self._clock.now(), limit),
+            )
+            return cur.rowcount
+
+    def vacuum(self) -> None:
+        """Give free pages back to the file system: release them, then checkpoint the WAL.
+
+        Free pages go only on a file created with incremental auto-vacuum (a no-op on older
+        files); the checkpoint truncates the file and the WAL once no reader needs them.
+        """
+        with self._borrow() as conn:
+            # One step frees one page, and execute() steps once: executescript() steps to the end.
+            conn.executescript("PRAGMA incremental_vacuum")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    def purge_all_expired(self, batch: int = 1000) -> int:
+        """Purge in batches of ``batch`` rows (short write locks) until none are left, then
+        vacuum if anything went; return how many rows were deleted. Run periodically."""
+        total = 0
+        while True:
+            deleted = self.purge_expired(batch)
+            total += deleted
+            if deleted < batch:
+                break
+        if total:
+            self.vacuum()
+        return total

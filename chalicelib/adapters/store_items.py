@@ -22,6 +22,9 @@ MAX_SK_BYTES = 1024
 #: DynamoDB numbers hold 38 significant digits; integers stay below this bound.
 MAX_INT_ABS = 10**38
 EXPIRES_AT = "expires_at"
+#: Expiries are epoch seconds in [0, 2**63): SQLite stores signed 64-bit integers, and every
+#: adapter must refuse what one of them could not hold.
+MAX_EXPIRES_AT = 2**63 - 1
 
 # (pk, sk, item to put) or (pk, sk, None) for a delete.
 BatchOp = tuple[str, str, Item | None]
@@ -57,13 +60,30 @@ def item_size(item: Mapping[str, Any]) -> int:
     return sum(len(name.encode("utf-8")) + _measure(value, name) for name, value in item.items())
 
 
+def _check_key_part(name: str, value: Any, limit: int) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty string")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate: neither SQLite nor DynamoDB can hold it
+        raise ValueError(f"{name} is not valid Unicode (it holds a lone surrogate)") from None
+    if size > limit:
+        raise ValueError(f"{name} is over DynamoDB's {limit}-byte key limit")
+
+
 def check_key(pk: Any, sk: Any) -> None:
-    """Both key parts are non-empty strings within DynamoDB's key size limits."""
-    for name, value, limit in (("pk", pk, MAX_PK_BYTES), ("sk", sk, MAX_SK_BYTES)):
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"{name} must be a non-empty string")
-        if len(value.encode("utf-8")) > limit:
-            raise ValueError(f"{name} is over DynamoDB's {limit}-byte key limit")
+    """Both key parts are non-empty, UTF-8 encodable strings within DynamoDB's key size limits."""
+    _check_key_part("pk", pk, MAX_PK_BYTES)
+    _check_key_part("sk", sk, MAX_SK_BYTES)
+
+
+def check_expires_at(expires_at: Any) -> None:
+    """An integer number of epoch seconds, ``0 <= expires_at < 2**63``."""
+    if not isinstance(expires_at, int) or isinstance(expires_at, bool):
+        # DynamoDB's TTL and every expiry filter compare numbers: anything else never expires.
+        raise ValueError("expires_at must be an integer (epoch seconds)")
+    if not 0 <= expires_at <= MAX_EXPIRES_AT:
+        raise ValueError(f"expires_at must be epoch seconds from 0 to 2**63 - 1, not {expires_at}")
 
 
 def check_item(item: Mapping[str, Any]) -> None:
@@ -71,10 +91,8 @@ def check_item(item: Mapping[str, Any]) -> None:
     if not isinstance(item, Mapping):
         raise ValueError("an item must be a mapping")
     check_key(item.get("pk"), item.get("sk"))
-    expires_at = item.get(EXPIRES_AT)
-    if EXPIRES_AT in item and (not isinstance(expires_at, int) or isinstance(expires_at, bool)):
-        # DynamoDB's TTL and every expiry filter compare numbers: anything else never expires.
-        raise ValueError("expires_at must be an integer (epoch seconds)")
+    if EXPIRES_AT in item:
+        check_expires_at(item[EXPIRES_AT])
     size = item_size(item)
     if size > MAX_ITEM_BYTES:
         raise ItemTooLarge(
@@ -96,8 +114,8 @@ def check_increment(pk: str, sk: str, attribute: str, amount: int, expires_at: i
         raise ValueError(f"cannot increment attribute {attribute!r}")
     if not isinstance(amount, int) or isinstance(amount, bool):
         raise ValueError("amount must be an integer")
-    if expires_at is not None and (not isinstance(expires_at, int) or isinstance(expires_at, bool)):
-        raise ValueError("expires_at must be an integer (epoch seconds)")
+    if expires_at is not None:
+        check_expires_at(expires_at)
 
 
 def is_live(item: Mapping[str, Any], now: int) -> bool:
@@ -182,8 +200,13 @@ def decode_cursor(cursor: str) -> str:
     except (ValueError, TypeError, AttributeError, binascii.Error):
         raise BadRequest("invalid cursor") from None
     sk = data.get("sk") if isinstance(data, dict) else None
-    if not isinstance(sk, str) or not sk:
+    if not isinstance(sk, str):
         raise BadRequest("invalid cursor")
+    try:
+        # The same rules as a stored sort key: otherwise SQLite or DynamoDB fails on it later.
+        _check_key_part("sk", sk, MAX_SK_BYTES)
+    except ValueError:
+        raise BadRequest("invalid cursor") from None
     return sk
 
 

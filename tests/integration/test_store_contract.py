@@ -22,7 +22,6 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
-from moto.dynamodb.models import DynamoDBBackend
 
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.dynamodb_store import DynamoDbStore
@@ -30,6 +29,7 @@ from chalicelib.adapters.sqlite_store import SqliteStore
 from chalicelib.adapters.store_items import encode_cursor
 from chalicelib.errors import BadRequest, ConditionFailed, ItemTooLarge
 from chalicelib.ports import MAX_ITEM_BYTES, Store
+from tests.moto_locking import serialise_moto_dynamodb
 
 REGION = "eu-west-3"
 ENDPOINT = os.environ.get("BOCAGE_DYNAMODB_ENDPOINT")
@@ -54,20 +54,6 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
 
 
-def _serialise_moto_updates(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto's UpdateItem reads, modifies and writes with no lock, so concurrent ADDs lose
-    updates (391 of 400 when tried). DynamoDB serialises writes to one item; give moto
-    that guarantee so the concurrency test checks the adapter, not the emulator."""
-    lock = threading.Lock()
-    original = DynamoDBBackend.update_item
-
-    def update_item(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(DynamoDBBackend, "update_item", update_item)
-
-
 @pytest.fixture
 def sqlite_store(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteStore]:
     store = SqliteStore(str(tmp_path / "data" / "bocage.sqlite3"), clock)
@@ -76,9 +62,7 @@ def sqlite_store(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteStore]:
 
 
 @pytest.fixture
-def dynamodb_store(
-    fake_aws: None, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[DynamoDbStore]:
+def dynamodb_store(fake_aws: None, clock: ManualClock) -> Iterator[DynamoDbStore]:
     if ENDPOINT:
         client = boto3.client("dynamodb", region_name=REGION, endpoint_url=ENDPOINT)
         table = f"bocage-test-{uuid.uuid4().hex[:12]}"
@@ -87,8 +71,7 @@ def dynamodb_store(
         yield store
         client.delete_table(TableName=table)
         return
-    with mock_aws():
-        _serialise_moto_updates(monkeypatch)
+    with mock_aws(), serialise_moto_dynamodb():
         store = DynamoDbStore("bocage-test", clock, region=REGION)
         store.ensure_table()
         yield store
@@ -199,6 +182,33 @@ def test_put_if_match(store: Store, clock: ManualClock) -> None:
         store.put({"pk": "INV#3", "sk": "META", "state": "used"}, if_match={"state": "pending"})
 
 
+@pytest.mark.parametrize("expires_at", [2**63, 10**37, -1, True, "1700000000", None])
+def test_expires_at_must_be_an_epoch_within_64_bits(store: Store, expires_at: Any) -> None:
+    # SQLite stores 64-bit integers: a wider expiry overflowed there while DynamoDB took it.
+    with pytest.raises(ValueError, match="expires_at"):
+        store.put({"pk": "P", "sk": "S", "expires_at": expires_at})
+    with pytest.raises(ValueError, match="expires_at"):
+        store.put({"pk": "P", "sk": "S", "expires_at": expires_at}, if_absent=True)
+    with pytest.raises(ValueError, match="expires_at"):
+        store.batch_write(puts=[{"pk": "P", "sk": "B", "expires_at": expires_at}])
+    if expires_at is not None:  # None means "no expiry" to increment
+        with pytest.raises(ValueError, match="expires_at"):
+            store.increment("P", "C", "n", expires_at=expires_at)
+    assert store.query("P").items == []
+
+
+def test_expires_at_bounds_are_inclusive_of_zero_and_below_two_to_the_63(
+    store: Store, clock: ManualClock
+) -> None:
+    latest = 2**63 - 1
+    store.put({"pk": "P", "sk": "far", "expires_at": latest})
+    assert store.get("P", "far") == {"pk": "P", "sk": "far", "expires_at": latest}
+    assert store.increment("P", "C", "n", expires_at=latest) == 1
+    store.put({"pk": "P", "sk": "epoch", "expires_at": 0})  # long expired: hidden at once
+    assert store.get("P", "epoch") is None
+    assert _sks(store.query("P").items) == ["C", "far"]
+
+
 def test_put_rejects_both_conditions(store: Store) -> None:
     with pytest.raises(ValueError):
         store.put({"pk": "P", "sk": "S"}, if_absent=True, if_match={"a": 1})
@@ -301,6 +311,29 @@ def test_malformed_cursor_is_a_bad_request(store: Store) -> None:
             store.query("P", prefix="MSG#", cursor=cursor)
     with pytest.raises(BadRequest):
         store.query("P", start="MSG#2", cursor=encode_cursor("MSG#1"))
+
+
+@pytest.mark.parametrize(
+    "sk",
+    [
+        "MSG#\ud800",  # a lone surrogate: valid JSON, but no UTF-8 (nor DynamoDB) key can hold it
+        "MSG#" + "x" * 1021,  # 1,025 bytes: over the sort key limit
+        "MSG#" + "é" * 511,  # 1,026 bytes in 515 characters: the limit counts bytes
+    ],
+)
+def test_cursor_holding_an_impossible_sort_key_is_a_bad_request(store: Store, sk: str) -> None:
+    _put_all(store, "P", ["MSG#1", "MSG#2"])
+    cursor = _b64(json.dumps({"sk": sk}))  # ensure_ascii: the surrogate travels as \\ud800
+    for kwargs in ({}, {"prefix": "MSG#"}, {"start": "MSG#"}, {"descending": True}):
+        with pytest.raises(BadRequest, match="invalid cursor"):
+            store.query("P", cursor=cursor, **kwargs)
+
+
+def test_cursor_at_the_sort_key_limit_is_accepted(store: Store) -> None:
+    _put_all(store, "P", ["MSG#1", "MSG#2"])
+    widest = "MSG#" + "x" * 1020  # exactly 1,024 bytes
+    assert store.query("P", cursor=encode_cursor(widest)).items == []
+    assert _sks(store.query("P", cursor=encode_cursor(widest), descending=True).items) == ["MSG#2", "MSG#1"]
 
 
 def test_expired_items_are_never_returned_though_not_deleted(store: Store, clock: ManualClock) -> None:
@@ -454,6 +487,107 @@ def test_sqlite_purge_expired_removes_expired_rows_only(
     assert sqlite_store.purge_expired() == 0
     assert _row_count(path) == 4
     assert _sks(sqlite_store.query("P").items) == ["forever", "live0", "live1", "live2"]
+
+
+def test_sqlite_purge_and_vacuum_shrink_the_file(sqlite_store: SqliteStore, clock: ManualClock) -> None:
+    path = sqlite_store._path
+
+    def on_disk() -> int:
+        return sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2  # INCREMENTAL
+    empty = on_disk()
+    expires_at = clock.now() + 60
+    for start in range(0, 2000, 100):
+        sqlite_store.batch_write(
+            puts=[
+                {"pk": f"NONCE#{i % 7}", "sk": f"n{i:05d}", "blob": "x" * 4000, "expires_at": expires_at}
+                for i in range(start, start + 100)
+            ]
+        )
+    sqlite_store.put({"pk": "P", "sk": "keep", "blob": "y" * 4000})
+    full = on_disk()
+    assert full > empty + 2000 * 4000
+    clock.advance(60)
+    assert sqlite_store.purge_all_expired(batch=300) == 2000  # in batches of 300, then a vacuum
+    assert _row_count(path) == 1
+    assert on_disk() < full // 10
+    assert sqlite_store.get("P", "keep") == {"pk": "P", "sk": "keep", "blob": "y" * 4000}
+    assert sqlite_store.purge_all_expired() == 0
+
+
+def test_sqlite_vacuum_is_harmless_on_a_file_made_without_auto_vacuum(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    path = str(tmp_path / "old.db")
+    with sqlite3.connect(path) as conn:  # a file from before auto_vacuum was enabled
+        conn.execute("CREATE TABLE unrelated (x)")
+    store = SqliteStore(path, clock)
+    try:
+        store.put({"pk": "P", "sk": "S", "expires_at": clock.now() + 1})
+        clock.advance(1)
+        assert store.purge_all_expired() == 1
+        store.vacuum()
+        assert store.get("P", "S") is None
+    finally:
+        store.close()
+
+
+def test_serve_purger_purges_periodically_and_stops(sqlite_store: SqliteStore, clock: ManualClock) -> None:
+    from bocage.local.serve import start_purger
+
+    sqlite_store.put({"pk": "P", "sk": "S", "expires_at": clock.now() + 1})
+    clock.advance(1)
+    stop = start_purger(sqlite_store, interval=0.01)
+    assert stop is not None
+    try:
+        for _ in range(500):
+            if _row_count(sqlite_store._path) == 0:
+                break
+            threading.Event().wait(0.01)
+        assert _row_count(sqlite_store._path) == 0
+    finally:
+        stop.set()
+    for thread in threading.enumerate():
+        if thread.name == "bocage-purge":
+            thread.join(timeout=5)
+            assert not thread.is_alive()
+    assert start_purger(object(), interval=0.01) is None  # a store without purge: nothing to run
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+def test_sqlite_short_lived_threads_share_a_bounded_pool_of_connections(
+    sqlite_store: SqliteStore,
+) -> None:
+    """``bocage serve`` runs a thread per HTTP connection: one SQLite connection per thread
+    kept two descriptors open per thread ever seen, until the server ran out of them."""
+
+    def open_descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            sqlite_store.put({"pk": "P", "sk": f"S{i:03d}", "i": i})
+            assert sqlite_store.get("P", f"S{i:03d}") == {"pk": "P", "sk": f"S{i:03d}", "i": i}
+        except BaseException as exc:
+            errors.append(exc)
+
+    before = open_descriptors()
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(300)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    after = open_descriptors()
+    assert errors == []
+    assert len(sqlite_store.query("P", limit=1000).items) == 300
+    # A connection holds the file and its WAL; allow a couple more for the test runner.
+    assert after - before <= 2 * SqliteStore.POOL_SIZE + 2, (before, after)
+    sqlite_store.close()
+    assert open_descriptors() < before
 
 
 def test_sqlite_second_store_on_the_same_file_sees_writes(
