@@ -9,20 +9,19 @@ live in this process, so run one replica per store (see the README).
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import signal
 import sys
 import threading
 from typing import Any, TextIO
 
+from bocage.local.scheduler import LocalScheduler
 from chalicelib import wiring
 from chalicelib.activation_qr import qr_terminal
 from chalicelib.domain.organisation import Plan
+from chalicelib.jobs import run_retention
 from chalicelib.services.invitations import Links
 from chalicelib.settings import Settings
-
-logger = logging.getLogger(__name__)
 
 
 def local_settings(data_dir: str | None, public_url: str, **overrides: Any) -> Settings:
@@ -56,26 +55,21 @@ def bootstrap(container: wiring.Container, org_name: str, out: TextIO) -> dict[s
     return invitation.public()
 
 
-def start_purger(store: object, interval: float) -> threading.Event | None:
-    """Every ``interval`` seconds, purge the store's expired rows in a daemon thread.
+def schedule_housekeeping(scheduler: LocalScheduler, container: wiring.Container) -> None:
+    """What EventBridge runs on AWS, run here in process (intervals in seconds, 0 disables)."""
+    schedule_purge(scheduler, container.store, float(os.environ.get("BOCAGE_PURGE_INTERVAL", "600")))
+    jobs_every = float(os.environ.get("BOCAGE_JOBS_INTERVAL", "60"))
+    scheduler.every(jobs_every, "retention", lambda: run_retention(budget_seconds=30))
 
-    Only a store that keeps expired rows needs it (SQLite: DynamoDB's TTL deletes them).
-    Returns the event that stops the thread, or None when there is nothing to run.
-    """
+
+def schedule_purge(scheduler: LocalScheduler, store: object, interval: float) -> bool:
+    """Purge expired rows periodically, for a store that keeps them (SQLite; DynamoDB's TTL
+    deletes its own). Returns whether anything was scheduled."""
     purge = getattr(store, "purge_all_expired", None)
     if purge is None or interval <= 0:
-        return None
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.wait(interval):
-            try:
-                purge()
-            except Exception as exc:  # the next round retries; the server keeps serving
-                logger.warning("purging expired rows failed", extra={"error": type(exc).__name__})
-
-    threading.Thread(target=run, name="bocage-purge", daemon=True).start()
-    return stop
+        return False
+    scheduler.every(interval, "purge", purge)
+    return True
 
 
 def serve(host: str, port: int, data_dir: str | None, org_name: str, ws_port: int | None = None) -> int:
@@ -100,7 +94,9 @@ def serve(host: str, port: int, data_dir: str | None, org_name: str, ws_port: in
     queue = InProcessQueue(ws_api.on_fanout)
     container = wiring.build(settings, queue=queue)
     wiring.use(container)
-    stop_purger = start_purger(container.store, float(os.environ.get("BOCAGE_PURGE_INTERVAL", "600")))
+    scheduler = LocalScheduler()
+    schedule_housekeeping(scheduler, container)
+    scheduler.start()
     bootstrap(container, org_name, sys.stdout)
     sys.stdout.write(
         f"Bocage serving the REST API on {rest_url} and WebSockets on {sockets.url} "
@@ -120,6 +116,5 @@ def serve(host: str, port: int, data_dir: str | None, org_name: str, ws_port: in
         server.server_close()
         sockets.stop()
         queue.close()
-        if stop_purger is not None:
-            stop_purger.set()
+        scheduler.stop()
     return 0

@@ -534,13 +534,15 @@ def test_sqlite_vacuum_is_harmless_on_a_file_made_without_auto_vacuum(
         store.close()
 
 
-def test_serve_purger_purges_periodically_and_stops(sqlite_store: SqliteStore, clock: ManualClock) -> None:
-    from bocage.local.serve import start_purger
+def test_serve_purges_periodically(sqlite_store: SqliteStore, clock: ManualClock) -> None:
+    from bocage.local.scheduler import LocalScheduler
+    from bocage.local.serve import schedule_purge
 
     sqlite_store.put({"pk": "P", "sk": "S", "expires_at": clock.now() + 1})
     clock.advance(1)
-    stop = start_purger(sqlite_store, interval=0.01)
-    assert stop is not None
+    scheduler = LocalScheduler(tick=0.01)
+    assert schedule_purge(scheduler, sqlite_store, interval=0.01)
+    scheduler.start()
     try:
         for _ in range(500):
             if _row_count(sqlite_store._path) == 0:
@@ -548,15 +550,10 @@ def test_serve_purger_purges_periodically_and_stops(sqlite_store: SqliteStore, c
             threading.Event().wait(0.01)
         assert _row_count(sqlite_store._path) == 0
     finally:
-        stop.set()
-    for thread in threading.enumerate():
-        if thread.name == "bocage-purge":
-            thread.join(timeout=5)
-            assert not thread.is_alive()
-    assert start_purger(object(), interval=0.01) is None  # a store without purge: nothing to run
+        scheduler.stop()
+    assert not schedule_purge(LocalScheduler(), object(), interval=0.01)  # no purge method: nothing to run
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
 def test_sqlite_short_lived_threads_share_a_bounded_pool_of_connections(
     sqlite_store: SqliteStore,
 ) -> None:
