@@ -133,3 +133,43 @@ def record(key: Key, fields: dict[str, object]) -> dict[str, object]:
     """A store item: the key plus the model's fields (``model_dump(mode="json")``)."""
     pk, sk = key
     return {"pk": pk, "sk": sk, **{k: v for k, v in fields.items() if v is not None}}
+
+
+# -- billing and impact (see chalicelib/services/billing.py for the protocols) ----------------
+
+INVOICE_PREFIX = "INVOICE#"
+IMPACT_PREFIX = "IMPACT#"
+INVOICE_NO_PK = "INVOICE_NO"
+INVOICE_NO_PREFIX = "N#"
+DONATIONS_PK = "DONATIONS"
+DONATION_PREFIX = "MONTH#"
+
+
+def org_invoice(org_id: str, month: str) -> Key:
+    """The one invoice of an organisation for a month (``YYYY-MM``): draft, then issued."""
+    return f"ORG#{org_id}", f"{INVOICE_PREFIX}{month}"
+
+
+def invoice_number(number: int) -> Key:
+    """The claim on one invoice number: put if absent, never changed, points at its invoice."""
+    return INVOICE_NO_PK, f"{INVOICE_NO_PREFIX}{number:012d}"
+
+
+def invoice_pointer() -> Key:
+    """A number below which every number is known to be claimed: where claimers start probing."""
+    return INVOICE_NO_PK, "POINTER"
+
+
+def org_impact(org_id: str, month: str) -> Key:
+    """Counters of messages and notifications (deliveries) for an organisation and a month."""
+    return f"ORG#{org_id}", f"{IMPACT_PREFIX}{month}"
+
+
+def donation(month: str) -> Key:
+    """The month's donation ledger: revenue, parts per partner, trees and the carried remainder."""
+    return DONATIONS_PK, f"{DONATION_PREFIX}{month}"
+
+
+def donation_totals() -> Key:
+    """Running totals (trees, donations, impact), moved on once per ledger by a conditional put."""
+    return DONATIONS_PK, "TOTAL"

@@ -30,6 +30,13 @@ class Role(StrEnum):
         return self.rank >= Role.ADMIN.rank
 
 
+class PilotEndChoice(StrEnum):
+    """What a pilot becomes at the end of its free year: chosen in advance by its admins."""
+
+    CONVERT = "convert"  # becomes ``pro`` and is billed from then on
+    SUSPEND = "suspend"  # keeps reading, but its sending is suspended
+
+
 class MemberStatus(StrEnum):
     INVITED = "invited"
     ACTIVE = "active"
@@ -52,6 +59,14 @@ class Organisation(_Record):
     plan: Plan = Plan.FREE
     retention_days: int = DEFAULT_RETENTION_DAYS
     created_at: int
+    # When the current plan started; None (every organisation stored before billing) means
+    # at creation. A pilot's free year counts from here (see domain/billing.py).
+    plan_started_at: int | None = None
+    pilot_end_choice: PilotEndChoice = PilotEndChoice.CONVERT
+
+    @property
+    def plan_start(self) -> int:
+        return self.created_at if self.plan_started_at is None else self.plan_started_at
 
 
 class Member(_Record):

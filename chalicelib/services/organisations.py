@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chalicelib.domain import keys
+from chalicelib.domain.billing import pilot_ends_at
 from chalicelib.domain.ids import looks_like, new_id
 from chalicelib.domain.organisation import (
     Device,
     Member,
     MemberStatus,
     Organisation,
+    PilotEndChoice,
     Plan,
     Role,
     require_admin,
@@ -70,6 +72,48 @@ class OrganisationService:
         updated = self.get(who.org_id).model_copy(update={"retention_days": check_days(days)})
         self._store.put(keys.record(keys.org(updated.org_id), updated.model_dump(mode="json")))
         return updated
+
+    def set_pilot_end_choice(self, who: Principal, choice: PilotEndChoice | str) -> Organisation:
+        """Admins choose, before their pilot's end, whether it then converts to pro or stops sending."""
+        require_admin(who.role)
+        try:
+            wanted = PilotEndChoice(str(choice))
+        except ValueError as exc:
+            raise BadRequest("pilot_end_choice must be 'convert' or 'suspend'") from exc
+        org = self.get(who.org_id)
+        if org.plan is not Plan.PILOT:
+            raise Conflict("only a pilot organisation chooses what happens at the end of its pilot")
+        ends = pilot_ends_at(org)
+        if ends is not None and self._clock.now() >= ends:
+            raise Conflict("the pilot has ended: its choice is settled; ask the operator to change the plan")
+        return self._update_org(who.org_id, pilot_end_choice=wanted)
+
+    def set_plan(self, org_id: str, plan: Plan, *, started_at: int | None = None) -> Organisation:
+        """The operator moves an organisation to another plan, from ``started_at`` (default now).
+
+        Months already invoiced keep their invoices; a pilot's free year restarts from here.
+        """
+        return self._update_org(
+            org_id, plan=plan, plan_started_at=self._clock.now() if started_at is None else started_at
+        )
+
+    def _update_org(self, org_id: str, **changes: Any) -> Organisation:
+        """Change some fields, conditionally on the ones others change still being as read."""
+        for _ in range(5):
+            item = self._store.get(*keys.org(org_id))
+            if item is None:
+                raise NotFound("no such organisation")
+            updated = Organisation.model_validate(item).model_copy(update=changes)
+            watched = ("plan", "plan_started_at", "pilot_end_choice", "retention_days", "name")
+            try:
+                self._store.put(
+                    keys.record(keys.org(org_id), updated.model_dump(mode="json")),
+                    if_match={name: item[name] for name in watched if name in item},
+                )
+                return updated
+            except ConditionFailed:
+                continue
+        raise Conflict("the organisation changed meanwhile; retry")
 
     def any_exists(self) -> bool:
         return bool(self._store.query(keys.ORGS_PK, limit=1).items)

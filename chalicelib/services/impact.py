@@ -1,0 +1,213 @@
+"""Impact from metadata only: messages and deliveries per organisation and month, the CO2e the
+e-mails they replaced would have cost, trees funded; and the pilot report.
+
+Counting uses what the server already knows (a message was stored, for so many recipients),
+never content. ``ORG#o / IMPACT#YYYY-MM`` holds two atomic counters, ``messages`` and
+``notifications`` (one per recipient). CO2e is never stored: it is computed on read, in
+integer micrograms, from the counts and the current factors (``BillingSettings``, whose
+defaults cite their sources), so a better factor restates history consistently.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from chalicelib.billing_settings import BillingSettings
+from chalicelib.domain import keys
+from chalicelib.domain.billing import (
+    InvoiceStatus,
+    billable_member_ids,
+    co2e_avoided_ug,
+    format_grams,
+    month_end,
+    month_of,
+    month_start,
+    months_between,
+    percent_of,
+    pilot_ends_at,
+    plan_status,
+    ug_to_mg,
+)
+from chalicelib.ports import Clock, Store
+from chalicelib.services.billing import load_totals, member_history, org_invoices
+from chalicelib.services.organisations import OrganisationService
+from chalicelib.services.paging import query_all
+
+CSV_COLUMNS = (
+    "month",
+    "active_users",
+    "messages",
+    "notifications",
+    "emails_avoided",
+    "co2e_avoided_g",
+    "donation_cents",
+    "trees_funded",
+)
+
+
+class ImpactService:
+    def __init__(
+        self, store: Store, clock: Clock, orgs: OrganisationService, settings: BillingSettings | None = None
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._orgs = orgs
+        self.settings = settings or BillingSettings()
+
+    # -- counting --------------------------------------------------------------------------------
+
+    def record_message(self, org_id: str, at: int, recipients: int) -> None:
+        """Count one stored message delivered to ``recipients`` people (the sender excluded).
+
+        Two atomic increments on one item, whatever the number of recipients. Not idempotent:
+        call it once per newly stored message (not for a resend the message-id marker caught).
+        """
+        if recipients < 0:
+            raise ValueError("recipients cannot be negative")
+        pk, sk = keys.org_impact(org_id, month_of(at))
+        self._store.increment(pk, sk, "messages", 1)
+        if recipients:
+            self._store.increment(pk, sk, "notifications", recipients)
+
+    def _org_counts(self, org_id: str) -> dict[str, tuple[int, int]]:
+        """month -> (messages, notifications), for every month with a count."""
+        return {
+            item["sk"].removeprefix(keys.IMPACT_PREFIX): (
+                int(item.get("messages", 0)),
+                int(item.get("notifications", 0)),
+            )
+            for item in query_all(self._store, f"ORG#{org_id}", keys.IMPACT_PREFIX)
+        }
+
+    def _co2e_mg(self, notifications: int) -> int:
+        s = self.settings
+        return ug_to_mg(
+            co2e_avoided_ug(
+                notifications,
+                ug_per_email=s.co2e_ug_per_email,
+                ug_per_notification=s.co2e_ug_per_notification,
+            )
+        )
+
+    def _figures(self, messages: int, notifications: int) -> dict[str, Any]:
+        mg = self._co2e_mg(notifications)
+        return {
+            "messages": messages,
+            "notifications": notifications,
+            "emails_avoided": notifications,
+            "co2e_avoided_mg": mg,
+            "co2e_avoided_g": format_grams(mg),
+        }
+
+    def assumptions(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "co2e_ug_per_email": s.co2e_ug_per_email,
+            "co2e_ug_per_notification": s.co2e_ug_per_notification,
+            "emails_avoided": "one e-mail per recipient of each message",
+            "sources": {
+                "email": 'Mike Berners-Lee, "How Bad Are Bananas?" (2010): ~4 g CO2e for a typical e-mail',
+                "notification": "estimate: a few KB at ~0.06 kWh/GB (Aslan et al., 2018) and ~0.5 kg "
+                "CO2e/kWh; deliberately high",
+            },
+        }
+
+    # -- views -----------------------------------------------------------------------------------
+
+    def org_impact(self, org_id: str) -> dict[str, Any]:
+        """The organisation's messages, notifications, e-mails avoided and CO2e, month by month."""
+        counts = self._org_counts(org_id)
+        months = [{"month": m, **self._figures(*counts[m])} for m in sorted(counts)]
+        total_messages = sum(c[0] for c in counts.values())
+        total_notifications = sum(c[1] for c in counts.values())
+        return {
+            "org_id": org_id,
+            "months": months,
+            "totals": self._figures(total_messages, total_notifications),
+            "assumptions": self.assumptions(),
+        }
+
+    def public_impact(self) -> dict[str, Any]:
+        """All organisations, through the last closed month: one read (the running totals)."""
+        totals = load_totals(self._store)
+        messages = 0 if totals is None else totals.messages
+        notifications = 0 if totals is None else totals.notifications
+        return {
+            "through": None if totals is None else totals.applied_through,
+            "trees_planted": self.settings.trees_opening + (0 if totals is None else totals.trees),
+            "donated_cents": 0 if totals is None else totals.donated_cents,
+            **self._figures(messages, notifications),
+            "assumptions": self.assumptions(),
+        }
+
+    def pilot_report(self, org_id: str) -> dict[str, Any]:
+        """For a pilot's admins, at any time and at its end: month by month from the plan's start
+        to now (or the pilot's end), active users (the billable-user rule over the month; month to
+        date for the current one), messages, e-mails avoided, CO2e, and trees.
+
+        ``donation_cents`` is the organisation's own contribution (the donation rate of its
+        invoices before tax: nothing during a free pilot); ``trees_funded`` is that contribution
+        in whole trees, cumulated; ``trees_planted_all`` counts every organisation's.
+        """
+        org = self._orgs.get(org_id)
+        now = self._clock.now()
+        s = self.settings
+        status = plan_status(org, now, price_cents=s.price_cents, notice_days=s.notice_days)
+        ends = pilot_ends_at(org)
+        last = month_of(now if ends is None else min(now, ends - 1))
+        members, devices = member_history(self._store, org_id)
+        counts = self._org_counts(org_id)
+        invoiced = {
+            i.month: i.subtotal_cents
+            for i in org_invoices(self._store, org_id)
+            if i.status is InvoiceStatus.ISSUED
+        }
+        rows: list[dict[str, Any]] = []
+        contributed = 0
+        for month in months_between(month_of(org.plan_start), last):
+            messages, notifications = counts.get(month, (0, 0))
+            donation = percent_of(invoiced.get(month, 0), s.donation_bp)
+            trees_before = contributed // s.tree_cost_cents
+            contributed += donation
+            active = billable_member_ids(members, devices, month_start(month), month_end(month))
+            rows.append(
+                {
+                    "month": month,
+                    "active_users": len(active),
+                    **self._figures(messages, notifications),
+                    "invoiced_cents": invoiced.get(month, 0),
+                    "donation_cents": donation,
+                    "trees_funded": contributed // s.tree_cost_cents - trees_before,
+                }
+            )
+        totals = self._figures(sum(r["messages"] for r in rows), sum(r["notifications"] for r in rows))
+        totals.update(
+            invoiced_cents=sum(r["invoiced_cents"] for r in rows),
+            donation_cents=contributed,
+            trees_funded=contributed // s.tree_cost_cents,
+        )
+        global_totals = load_totals(self._store)
+        return {
+            "org_id": org.org_id,
+            "org_name": org.name,
+            "generated_at": now,
+            "plan": status.public(),
+            "months": rows,
+            "totals": totals,
+            "trees_planted_all": s.trees_opening + (0 if global_totals is None else global_totals.trees),
+            "assumptions": self.assumptions(),
+        }
+
+    def pilot_report_csv(self, org_id: str) -> str:
+        """The report's months as CSV (RFC 4180, comma-separated, UTF-8), then a ``total`` row."""
+        report = self.pilot_report(org_id)
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(CSV_COLUMNS)
+        for row in report["months"]:
+            writer.writerow([row[column] for column in CSV_COLUMNS])
+        totals = report["totals"]
+        writer.writerow(["total", "", *(totals[column] for column in CSV_COLUMNS[2:])])
+        return out.getvalue()
