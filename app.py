@@ -9,30 +9,34 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from chalice.app import Chalice, CloudWatchEvent, Rate, SQSEvent, WebsocketEvent
+from chalice.app import Chalice, CloudWatchEvent, Cron, Rate, SQSEvent, WebsocketEvent
 
 from chalicelib import jobs, ws_api
 from chalicelib.api_schemas import (
     ActivateBody,
+    BillingRunBody,
     ChannelRoleBody,
     CreateChannelBody,
     CreateOrgBody,
     InviteBody,
+    PilotEndBody,
     PutKeysBody,
     RenameChannelBody,
     RetentionBody,
     RoleBody,
 )
+from chalicelib.domain.billing import month_of, parse_month
 from chalicelib.domain.channel import ChannelKind, ChannelRole
 from chalicelib.domain.envelope import parse_envelope
 from chalicelib.domain.organisation import Role
 from chalicelib.domain.retention import parse_duration
-from chalicelib.errors import BadRequest
+from chalicelib.errors import BadRequest, NotFound
 from chalicelib.http_api import ApiContext, endpoint, request_scope
 from chalicelib.services.invitations import ActivationRequest
 from chalicelib.services.organisations import parse_role
 
 app = Chalice(app_name="bocage")
+app.experimental_feature_flags.update(["WEBSOCKETS"])  # Chalice still calls its WebSocket API experimental
 app.register_middleware(request_scope, "http")
 
 ROLES_TO_INVITE = (Role.MEMBER, Role.ADMIN)
@@ -220,6 +224,82 @@ def set_channel_retention(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 def retention_jobs(event: CloudWatchEvent) -> None:
     """Make storage follow retention changes, four minutes of work at a time."""
     jobs.run_retention(budget_seconds=240)
+
+
+# -- plans, billing and impact ---------------------------------------------------------------
+
+
+@app.route("/plan", methods=["GET"])
+@endpoint()
+def show_plan(ctx: ApiContext) -> dict[str, Any]:
+    """The plan, its dates, and this month's estimate to date (admins)."""
+    org_id = ctx.admin().org_id
+    estimate = ctx.container.billing.estimate(org_id)
+    return {
+        **ctx.container.billing.plan_status(org_id),
+        "month_to_date": estimate.public() if estimate else None,
+    }
+
+
+@app.route("/plan/pilot-end", methods=["PUT"])
+@endpoint()
+def choose_pilot_end(ctx: ApiContext) -> dict[str, Any]:
+    org = ctx.container.orgs.set_pilot_end_choice(ctx.principal, ctx.body(PilotEndBody).choice)
+    return ctx.container.billing.plan_status(org)
+
+
+@app.route("/invoices", methods=["GET"])
+@endpoint()
+def list_invoices(ctx: ApiContext) -> dict[str, Any]:
+    return {"invoices": [i.public() for i in ctx.container.billing.invoices_of(ctx.admin().org_id)]}
+
+
+@app.route("/invoices/{month}", methods=["GET"])
+@endpoint()
+def show_invoice(ctx: ApiContext, month: str) -> dict[str, Any]:
+    invoice = ctx.container.billing.invoice(ctx.admin().org_id, parse_month(month))
+    if invoice is None:
+        raise NotFound(f"no invoice for {month}")
+    return invoice.public()
+
+
+@app.route("/report", methods=["GET"])
+@endpoint()
+def pilot_report(ctx: ApiContext) -> dict[str, Any]:
+    org_id = ctx.admin().org_id
+    if ctx.query.get("format") == "csv":
+        return {"format": "csv", "csv": ctx.container.impact.pilot_report_csv(org_id)}
+    return ctx.container.impact.pilot_report(org_id)
+
+
+@app.route("/impact", methods=["GET"])
+@endpoint(auth="none")
+def public_impact(ctx: ApiContext) -> dict[str, Any]:
+    """Trees planted and CO2e avoided, for everyone: no organisation's detail."""
+    return ctx.container.impact.public_impact()
+
+
+@app.route("/impact/org", methods=["GET"])
+@endpoint()
+def org_impact(ctx: ApiContext) -> dict[str, Any]:
+    return ctx.container.impact.org_impact(ctx.admin().org_id)
+
+
+@app.route("/billing/run", methods=["POST"])
+@endpoint(auth="operator")
+def billing_run(ctx: ApiContext) -> dict[str, Any]:
+    body = ctx.body(BillingRunBody)
+    billing = ctx.container.billing
+    if body.month is None and not body.dry_run:
+        return billing.run_previous_month().public()
+    month = body.month or month_of(ctx.container.clock.now())
+    return billing.run_month(month, dry_run=body.dry_run).public()
+
+
+@app.schedule(Cron(0, 2, 1, "*", "?", "*"))
+def billing_monthly(event: CloudWatchEvent) -> None:
+    """02:00 UTC on the 1st: bill the month that just ended (reruns are no-ops)."""
+    jobs.run_billing(budget_seconds=780)
 
 
 # -- WebSocket API and fan-out queue ----------------------------------------------------------

@@ -40,7 +40,7 @@ section 1 goes through the whole client path (``Messenger.send_text``: POST
 same items, faster. The script checks that both paths store items of the same shape, and that the
 reader opens a seeded message.
 
-    python bench/retention.py [--messages 10000] [--runs 3] [--moto-messages 2000] [--skip-moto]
+    python bench/retention.py [--messages 10000] [--runs 3] [--moto-messages 1000] [--skip-moto]
 
 No figure here is asserted: timings are noisy on a small machine, so quote medians.
 """
@@ -310,8 +310,8 @@ class SizeFigures:
     length: int
     messages: int
     envelope: str  # content bytes -> padded -> ciphertext -> base64 characters
-    seconds: float  # seeding time (for the record)
     file_growth: float = 0.0
+    page_size: int = 0
     rows: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
     items: dict[str, list[int]] = dataclasses.field(default_factory=dict)
     moto: dict[str, list[int]] = dataclasses.field(default_factory=dict)
@@ -338,11 +338,9 @@ def measure_sizes(kind: str, length: int, messages: int) -> SizeFigures:
     with deployed(kind) as d:
         channel = d.open_channel(f"Sizes {length}")
         before = sqlite_file_bytes(d.raw._path) if isinstance(d.raw, SqliteStore) else 0
-        started = time.perf_counter()
         first = d.owner.send_text(channel.channel_id, french_text(length, 0))  # the whole client path
         for i in range(1, messages):
             d.send_direct(channel, text_content(length, i))
-        seconds = time.perf_counter() - started
         after = sqlite_file_bytes(d.raw._path) if isinstance(d.raw, SqliteStore) else 0
 
         items = d.stored(channel.channel_id)
@@ -350,9 +348,11 @@ def measure_sizes(kind: str, length: int, messages: int) -> SizeFigures:
         http_sent, direct_sent = by_sk[keys.message_sk(first["seq"])], by_sk[keys.message_sk(messages)]
         require(same_shape(http_sent, direct_sent), "direct sends store items unlike the API's")
         envelope = describe_envelope(text_content(length, messages - 1), direct_sent["ciphertext"])
-        figures = SizeFigures(kind, length, messages, envelope, seconds)
+        figures = SizeFigures(kind, length, messages, envelope)
         if isinstance(d.raw, SqliteStore):
             figures.file_growth = (after - before) / messages
+            with closing(sqlite3.connect(d.raw._path)) as db:
+                figures.page_size = int(db.execute("PRAGMA page_size").fetchone()[0])
             figures.rows = sqlite_row_bytes(d.raw._path, channel.channel_id)
         else:
             for item in items:
@@ -377,7 +377,8 @@ def print_sizes(figures: list[SizeFigures]) -> None:
     sqlite = [f for f in figures if f.adapter == "sqlite"]
     if sqlite:
         print()
-        print("   SQLite                        file growth    row bytes (pk + sk + JSON)   file growth")
+        print(f"   SQLite ({sqlite[0].page_size:,}-byte pages)")
+        print("                                 file growth    row bytes (pk + sk + JSON)   file growth")
         print("   text           messages     per message      MSG#     MID#    message    / row bytes")
         for f in sqlite:
             n = f.messages
@@ -555,6 +556,13 @@ def print_job(results: dict[str, list[JobRun]]) -> None:
         "seeding time per run, median (not scaled)",
         [f"{statistics.median(r.seed_seconds for r in results[c]):.1f} s" for c in columns],
     )
+    for c in columns:
+        if scale(c) != 1:
+            print(
+                f"   {names[c]}: figures scaled linearly from {results[c][0].messages:,} messages"
+                f" (x {scale(c):g}), wall time included; the\n   job's fixed operations (list jobs, list"
+                " channels, re-read and delete the job) are multiplied too."
+            )
     errors = {r.reader_error for runs in results.values() for r in runs if r.reader_error}
     for error in sorted(errors):
         print(f"   The reader, after the job: {error!r}")
@@ -578,7 +586,7 @@ def main() -> None:
     parser.add_argument(
         "--moto-messages",
         type=int,
-        default=2_000,
+        default=1_000,
         help="messages per measurement on in-process moto (figures scaled to 10,000)",
     )
     parser.add_argument("--skip-moto", action="store_true", help="SQLite only")

@@ -201,6 +201,37 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("message_id")
     delete.set_defaults(func=cmd_delete)
 
+    billing = sub.add_parser("billing", parents=[common], help="the monthly billing job (operator)")
+    billing_sub = billing.add_subparsers(dest="billing_command", required=True)
+    billing_run = billing_sub.add_parser("run", parents=[common], help="bill a month (default: the last one)")
+    billing_run.add_argument("--month", default=None, metavar="YYYY-MM")
+    billing_run.add_argument("--dry-run", action="store_true", help="compute only (this month: to date)")
+    _data_or_server(billing_run, operator=True)
+    billing_run.set_defaults(func=cmd_billing_run)
+
+    plan = sub.add_parser("plan", parents=[common], help="the organisation's plan (admins)")
+    plan_sub = plan.add_subparsers(dest="plan_command", required=True)
+    plan_show = plan_sub.add_parser(
+        "show", parents=[common], help="plan, pilot dates, month-to-date estimate"
+    )
+    plan_show.set_defaults(func=cmd_plan_show)
+    plan_end = plan_sub.add_parser("pilot-end", parents=[common], help="what the pilot becomes at its end")
+    plan_end.add_argument("choice", choices=["convert", "suspend"])
+    plan_end.set_defaults(func=cmd_plan_pilot_end)
+
+    invoices = sub.add_parser("invoices", parents=[common], help="the organisation's invoices (admins)")
+    invoices.set_defaults(func=cmd_invoices)
+    invoice = sub.add_parser("invoice", parents=[common], help="one invoice (admins)")
+    invoice.add_argument("month", metavar="YYYY-MM")
+    invoice.add_argument("--csv", action="store_true")
+    invoice.set_defaults(func=cmd_invoice)
+    report = sub.add_parser("report", parents=[common], help="the pilot report (admins)")
+    report.add_argument("--csv", action="store_true")
+    report.set_defaults(func=cmd_report)
+    impact = sub.add_parser("impact", parents=[common], help="trees planted and CO2e avoided (public)")
+    _data_or_server(impact, operator=False)
+    impact.set_defaults(func=cmd_impact)
+
     retention = sub.add_parser("retention", parents=[common], help="how long messages are kept")
     retention_sub = retention.add_subparsers(dest="retention_command", required=True)
     set_retention = retention_sub.add_parser(
@@ -387,6 +418,69 @@ def cmd_read(args: argparse.Namespace) -> Result:
     return _messenger(args).read(args.channel, since=args.since, limit=args.limit)
 
 
+def _data_or_server(parser: argparse.ArgumentParser, *, operator: bool) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data", help="use the embedded store in DIR directly")
+    where.add_argument("--server", help="ask a running server")
+    if operator:
+        parser.add_argument("--operator-key", default=os.environ.get("BOCAGE_OPERATOR_KEY_FILE"))
+
+
+def _local_container(data: str) -> Any:
+    from bocage.local.serve import local_settings
+    from chalicelib import wiring
+
+    return wiring.build(local_settings(data, DEFAULT_PUBLIC_URL))
+
+
+def cmd_billing_run(args: argparse.Namespace) -> Result:
+    if args.server:
+        if not args.operator_key:
+            raise CliError("--server needs --operator-key FILE (or BOCAGE_OPERATOR_KEY_FILE)")
+        client = BocageClient(args.server, operator=OperatorKey.load(args.operator_key))
+        body: dict[str, Any] = {"dry_run": args.dry_run}
+        if args.month:
+            body["month"] = args.month
+        return client.request("POST", "/billing/run", body)
+    from chalicelib.domain.billing import month_of
+
+    billing = _local_container(args.data).billing
+    if args.month is None and not args.dry_run:
+        return dict(billing.run_previous_month().public())
+    return dict(billing.run_month(args.month or month_of(int(time.time())), dry_run=args.dry_run).public())
+
+
+def cmd_plan_show(args: argparse.Namespace) -> Result:
+    return _client(args).request("GET", "/plan")
+
+
+def cmd_plan_pilot_end(args: argparse.Namespace) -> Result:
+    return _client(args).request("PUT", "/plan/pilot-end", {"choice": args.choice})
+
+
+def cmd_invoices(args: argparse.Namespace) -> Result:
+    return _client(args).request("GET", "/invoices")
+
+
+def cmd_invoice(args: argparse.Namespace) -> Result:
+    found = _client(args).request("GET", f"/invoices/{args.month}")
+    if args.csv:
+        from chalicelib.domain.billing import Invoice, invoice_csv
+
+        return {"format": "csv", "csv": invoice_csv(Invoice.model_validate(found))}
+    return found
+
+
+def cmd_report(args: argparse.Namespace) -> Result:
+    return _client(args).request("GET", "/report", query={"format": "csv"} if args.csv else None)
+
+
+def cmd_impact(args: argparse.Namespace) -> Result:
+    if args.server:
+        return BocageClient(args.server).request("GET", "/impact")
+    return dict(_local_container(args.data).impact.public_impact())
+
+
 def cmd_retention_set(args: argparse.Namespace) -> Result:
     path = f"/channels/{args.channel}/retention" if args.channel else "/retention"
     return _client(args).request("PUT", path, {"duration": args.duration})
@@ -464,6 +558,9 @@ def _print_human(command: str, result: Result) -> None:
             print(qr_terminal(result["activation_url"]))
         if result.get("mail_error"):
             print(f"Warning: {result['mail_error']}", file=sys.stderr)
+        return
+    if result.get("format") == "csv":
+        print(result["csv"], end="")
         return
     if command == "read":
         for m in result["messages"]:

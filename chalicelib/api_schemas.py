@@ -66,6 +66,15 @@ class RetentionBody(_Body):
     duration: str | None = Field(default=None, max_length=20, description="90d, 12w, 3m, 1y; null: the org's")
 
 
+class PilotEndBody(_Body):
+    choice: Literal["convert", "suspend"]
+
+
+class BillingRunBody(_Body):
+    month: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}$")
+    dry_run: bool = False
+
+
 class PutKeysBody(_Body):
     epoch: int = Field(ge=0)
     keys: list[SealedKey] = Field(min_length=1, max_length=500)

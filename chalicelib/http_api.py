@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib import wiring
 from chalicelib.domain.auth_token import parse_authorization
+from chalicelib.domain.organisation import require_admin
 from chalicelib.domain.principal import Principal
 from chalicelib.errors import BadRequest, BocageError, PayloadTooLarge, Unauthorized
 from chalicelib.request_logging import log_http, logger
@@ -109,6 +110,11 @@ class ApiContext:
         if not isinstance(raw, dict):
             raise BadRequest("the body must be a JSON object")
         return raw
+
+    def admin(self) -> Principal:
+        """The caller, if an owner or admin of their organisation (403 otherwise)."""
+        require_admin(self.principal.role)
+        return self.principal
 
     def body(self, model: type[B]) -> B:
         raw = self.json()

@@ -11,10 +11,13 @@ import threading
 from dataclasses import dataclass
 
 from chalicelib.adapters.clocks import SystemClock
+from chalicelib.billing_settings import BillingSettings
 from chalicelib.ports import Clock, Mailer, Push, Queue, Store
 from chalicelib.services.authentication import Authenticator
+from chalicelib.services.billing import BillingService
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.delivery import Delivery
+from chalicelib.services.impact import ImpactService
 from chalicelib.services.invitations import InvitationService
 from chalicelib.services.lifecycle import DeviceLifecycle
 from chalicelib.services.messaging import MessagingService
@@ -37,6 +40,8 @@ class Container:
     delivery: Delivery
     messaging: MessagingService
     retention: RetentionService
+    billing: BillingService
+    impact: ImpactService
 
 
 def build(
@@ -47,6 +52,7 @@ def build(
     mailer: Mailer | None = None,
     push: Push | None = None,
     queue: Queue | None = None,
+    billing_settings: BillingSettings | None = None,
 ) -> Container:
     clock = clock or SystemClock()
     store = store or build_store(settings, clock)
@@ -58,6 +64,8 @@ def build(
     delivery = Delivery(store, clock, push, queue)
     channels.notifier = delivery
     orgs.events = DeviceLifecycle(channels, delivery)
+    billing_settings = billing_settings or BillingSettings.from_env()
+    impact = ImpactService(store, clock, orgs, billing_settings)
     return Container(
         settings=settings,
         store=store,
@@ -71,8 +79,10 @@ def build(
         invitations=InvitationService(store, clock, orgs, mailer, ttl_days=settings.invite_ttl_days),
         channels=channels,
         delivery=delivery,
-        messaging=MessagingService(store, clock, orgs, channels, delivery),
+        messaging=MessagingService(store, clock, orgs, channels, delivery, impact),
         retention=RetentionService(store, clock, orgs, channels),
+        billing=BillingService(store, clock, orgs, billing_settings),
+        impact=impact,
     )
 
 

@@ -30,7 +30,9 @@ class LocalScheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def every(self, seconds: float, name: str, run: Callable[[], object], *, first_after: float | None = None) -> None:
+    def every(
+        self, seconds: float, name: str, run: Callable[[], object], *, first_after: float | None = None
+    ) -> None:
         """Run ``run`` every ``seconds`` (the first time after ``first_after``, default one interval)."""
         if seconds <= 0:
             return
@@ -56,4 +58,6 @@ class LocalScheduler:
                 try:
                     task.run()
                 except Exception as exc:  # the next tick retries; never take the server down
-                    logger.warning("scheduled task failed", extra={"task": task.name, "error": type(exc).__name__})
+                    logger.warning(
+                        "scheduled task failed", extra={"task": task.name, "error": type(exc).__name__}
+                    )

@@ -19,7 +19,7 @@ from bocage.local.scheduler import LocalScheduler
 from chalicelib import wiring
 from chalicelib.activation_qr import qr_terminal
 from chalicelib.domain.organisation import Plan
-from chalicelib.jobs import run_retention
+from chalicelib.jobs import run_billing, run_retention
 from chalicelib.services.invitations import Links
 from chalicelib.settings import Settings
 
@@ -60,6 +60,9 @@ def schedule_housekeeping(scheduler: LocalScheduler, container: wiring.Container
     schedule_purge(scheduler, container.store, float(os.environ.get("BOCAGE_PURGE_INTERVAL", "600")))
     jobs_every = float(os.environ.get("BOCAGE_JOBS_INTERVAL", "60"))
     scheduler.every(jobs_every, "retention", lambda: run_retention(budget_seconds=30))
+    # The monthly bill runs on the 1st on AWS; here an hourly check catches up (a no-op once done).
+    billing_every = float(os.environ.get("BOCAGE_BILLING_INTERVAL", "3600"))
+    scheduler.every(billing_every, "billing", lambda: run_billing(budget_seconds=300), first_after=60)
 
 
 def schedule_purge(scheduler: LocalScheduler, store: object, interval: float) -> bool:

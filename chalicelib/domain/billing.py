@@ -572,3 +572,35 @@ def format_grams(milligrams: int) -> str:
     """``12345`` mg as ``"12.345"`` g (a decimal string: exact, no float)."""
     grams, rest = divmod(milligrams, 1000)
     return f"{grams}.{rest:03d}"
+
+
+def invoice_csv(invoice: Invoice) -> str:
+    """An invoice as CSV (one row a line, then the totals), amounts in cents and in euros."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    reference = invoice.reference or "draft"
+    writer.writerow(
+        ["invoice", "month", "description", "quantity", "unit_price_cents", "amount_cents", "amount_eur"]
+    )
+    for line in invoice.lines:
+        writer.writerow(
+            [
+                reference,
+                invoice.month,
+                line.description,
+                line.quantity,
+                line.unit_price_cents,
+                line.amount_cents,
+                format_eur(line.amount_cents),
+            ]
+        )
+    for label, cents in (
+        ("subtotal", invoice.subtotal_cents),
+        ("vat", invoice.vat_cents),
+        ("total", invoice.total_cents),
+    ):
+        writer.writerow([reference, invoice.month, label, "", "", cents, format_eur(cents)])
+    return out.getvalue()

@@ -65,7 +65,7 @@ def retention_job(scope: str) -> Key:
 
 
 def channel_state(channel_id: str) -> Key:
-    """Atomic counters only: the ``roster`` version and the message ``seq``."""
+    """Atomic counters only: the ``roster`` version, the message ``seq``, the ``members`` count."""
     return f"CHAN#{channel_id}", "STATE"
 
 

@@ -331,6 +331,21 @@ class BillingService:
 
     # -- invoices ----------------------------------------------------------------------------------
 
+    def estimate(self, org_id: str, month: str | None = None) -> Invoice | None:
+        """What the organisation would owe for ``month`` (default: this month, to date); writes nothing."""
+        now = self._clock.now()
+        month = parse_month(month or month_of(now))
+        members, devices = member_history(self._store, org_id)
+        return compute_invoice(
+            self._orgs.get(org_id),
+            month,
+            members,
+            devices,
+            price_cents=self.settings.price_cents,
+            vat_bp=self.settings.vat_bp,
+            computed_at=now,
+        )
+
     def invoice(self, org_id: str, month: str) -> Invoice | None:
         return load_invoice(self._store, org_id, parse_month(month))
 

@@ -100,6 +100,10 @@ class ChannelService:
             seq=int(counters.get("seq", 0)),
         )
 
+    def member_count(self, channel_id: str) -> int:
+        """People in the channel, from a counter kept on join and leave (impact figures)."""
+        return int((self._store.get(*keys.channel_state(channel_id)) or {}).get("members", 0))
+
     def epoch(self, channel_id: str) -> Epoch:
         item = self._store.get(*keys.channel_epoch(channel_id)) or {}
         return Epoch(number=int(item.get("epoch", 0)), started_at=int(item.get("started_at", 0)))
@@ -236,6 +240,7 @@ class ChannelService:
         devices = [d for d in self._orgs.devices_of(channel.org_id, member_id) if not d.is_revoked]
         self._store.batch_write(puts=[self._roster_item(channel.channel_id, d) for d in devices])
         roster = self._store.increment(*keys.channel_state(channel.channel_id), "roster")
+        self._store.increment(*keys.channel_state(channel.channel_id), "members")
         if self.notifier is not None:
             event = {
                 "type": "joined",
@@ -266,6 +271,7 @@ class ChannelService:
                 *(keys.channel_device(channel_id, d) for d in devices),
             ]
         )
+        self._store.increment(*keys.channel_state(channel_id), "members", -1)
         epoch = self.rekey(channel_id, None)
         if self.notifier is not None:
             event = {"type": "left", "channel_id": channel_id, "member_id": member_id, "epoch": epoch}

@@ -14,14 +14,16 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.domain import keys
+from chalicelib.domain.billing import require_sending_allowed
 from chalicelib.domain.channel import may_manage, require_may_send
 from chalicelib.domain.envelope import TARGETED, Envelope, Kind
 from chalicelib.domain.principal import Principal
-from chalicelib.domain.retention import DAY
+from chalicelib.domain.retention import DAY, effective_days
 from chalicelib.errors import BadRequest, BocageError, ConditionFailed, Conflict, Forbidden, NotFound
 from chalicelib.ports import Clock, Item, Store
 from chalicelib.services.channels import ChannelAccess, ChannelService
 from chalicelib.services.delivery import Delivery, message_frame, public_message
+from chalicelib.services.impact import ImpactService
 from chalicelib.services.organisations import OrganisationService
 from chalicelib.services.paging import query_all
 
@@ -45,12 +47,14 @@ class MessagingService:
         orgs: OrganisationService,
         channels: ChannelService,
         delivery: Delivery,
+        impact: ImpactService,
     ) -> None:
         self._store = store
         self._clock = clock
         self._orgs = orgs
         self._channels = channels
         self._delivery = delivery
+        self._impact = impact
 
     def send(self, who: Principal, envelope: Envelope) -> dict[str, Any]:
         if envelope.sender_device != who.device_id:
@@ -64,7 +68,9 @@ class MessagingService:
             raise StaleEpoch(f"the channel is at epoch {epoch.number}; distribute a key for it and resend")
 
         now = self._clock.now()
-        retention = self._channels.retention_days(access.channel)
+        org = self._orgs.get(who.org_id)
+        require_sending_allowed(org, now)  # a pilot past its end that chose to suspend
+        retention = effective_days(org.retention_days, access.channel.retention_days)
         marker_pk, marker_sk = keys.message_marker(channel_id, envelope.message_id)
         try:
             self._store.put(
@@ -99,6 +105,8 @@ class MessagingService:
         )
         if envelope.kind is Kind.DELETE and target is not None:
             self._tombstone(target, who, now)
+        recipients = self._channels.member_count(channel_id) - 1
+        self._impact.record_message(who.org_id, now, max(0, recipients))  # metadata only: counts
         delivered = self._delivery.publish(channel_id, message_frame(item), seq=seq)
         return {
             "message_id": envelope.message_id,
