@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from chalice.app import Chalice, CloudWatchEvent, Cron, Rate, SQSEvent, WebsocketEvent
+from chalice.app import Chalice, CloudWatchEvent, CORSConfig, Cron, Rate, SQSEvent, WebsocketEvent
 
 from chalicelib import jobs, ws_api
 from chalicelib.api_schemas import (
@@ -37,6 +37,13 @@ from chalicelib.services.organisations import parse_role
 
 app = Chalice(app_name="bocage")
 app.experimental_feature_flags.update(["WEBSOCKETS"])  # Chalice still calls its WebSocket API experimental
+# The web app may be served from another origin (CloudFront): requests carry signed headers,
+# never cookies, so allowing that origin to call the API exposes nothing of anyone else.
+app.api.cors = CORSConfig(
+    allow_origin=os.environ.get("BOCAGE_APP_ORIGIN", "*"),
+    allow_headers=["Authorization", "Content-Type"],
+    max_age=600,
+)
 app.register_middleware(request_scope, "http")
 
 ROLES_TO_INVITE = (Role.MEMBER, Role.ADMIN)

@@ -168,3 +168,9 @@ def test_chalice_refusals_use_the_same_error_shape(api: SignedApi) -> None:
     assert set(json.loads(reply.body)) == {"error", "message"}
     wrong_type = api.http.request("POST", "/activate", headers={"Content-Type": "text/plain"}, body=b"x")
     assert wrong_type.status_code == 415 and set(json.loads(wrong_type.body)) == {"error", "message"}
+
+
+def test_the_web_app_may_call_from_another_origin(api: SignedApi) -> None:
+    reply = api.http.request("GET", "/health")
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Authorization" in reply.headers["Access-Control-Allow-Headers"]
