@@ -69,6 +69,11 @@ def channel_state(channel_id: str) -> Key:
     return f"CHAN#{channel_id}", "STATE"
 
 
+def channel_floor(channel_id: str) -> Key:
+    """The highest message number the retention job deleted: gaps below it are not in flight."""
+    return f"CHAN#{channel_id}", "FLOOR"
+
+
 def channel_epoch(channel_id: str) -> Key:
     """The key epoch and when it started, moved on by conditional writes."""
     return f"CHAN#{channel_id}", "EPOCH"

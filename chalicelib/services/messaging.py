@@ -71,6 +71,11 @@ class MessagingService:
         org = self._orgs.get(who.org_id)
         require_sending_allowed(org, now)  # a pilot past its end that chose to suspend
         retention = effective_days(org.retention_days, access.channel.retention_days)
+        if now - epoch.started_at >= retention * DAY:
+            # Keys older than one retention rotate, so every sealed key can expire one
+            # retention after its last message (see services/retention.KeyUsage).
+            self._channels.rekey(channel_id, {"type": "rotated", "channel_id": channel_id})
+            raise StaleEpoch("the channel's keys are due for rotation; distribute a new key and resend")
         marker_pk, marker_sk = keys.message_marker(channel_id, envelope.message_id)
         try:
             self._store.put(
@@ -172,10 +177,14 @@ class MessagingService:
         )
         messages: list[dict[str, Any]] = []
         cursor = since
+        floor: int | None = None
         for item in page.items:
             gap = item["seq"] - cursor - 1
             if 0 < gap <= MAX_IN_FLIGHT and now - int(item["stored_at"]) < GAP_GRACE:
-                break  # an earlier number may still be landing: stop before the gap
+                if floor is None:
+                    floor = int((self._store.get(*keys.channel_floor(channel_id)) or {}).get("seq", 0))
+                if item["seq"] - 1 > floor:
+                    break  # an earlier number may still be landing: stop before the gap
             cursor = item["seq"]
             if int(item["stored_at"]) > oldest:
                 messages.append(public_message(item))

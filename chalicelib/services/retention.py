@@ -19,7 +19,7 @@ from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY, describe, effective_days
 from chalicelib.errors import ConditionFailed
 from chalicelib.ports import Clock, Item, Store
-from chalicelib.services.channels import KEY_GRACE_SECONDS, ChannelService
+from chalicelib.services.channels import KEY_GRACE_SECONDS, ChannelService, Epoch
 from chalicelib.services.organisations import OrganisationService
 
 PAGE = 200
@@ -122,6 +122,9 @@ class RetentionService:
                 continue
             days = self._channels.retention_days(Channel.model_validate(item))
             resuming = channel_id == at
+            usage = KeyUsage(
+                self._channels.epoch(channel_id), dict(job.get("uses") or {}) if resuming else {}
+            )
             for index, prefix in enumerate(PREFIXES):
                 if resuming and index < start_index:
                     continue
@@ -130,16 +133,35 @@ class RetentionService:
                     if report.pages >= max_pages or (deadline is not None and time.monotonic() >= deadline):
                         return False
                     page = self._store.query(f"CHAN#{channel_id}", prefix=prefix, cursor=cursor, limit=PAGE)
-                    self._apply(page.items, days, report)
+                    self._apply(page.items, days, report, usage)
                     report.pages += 1
                     cursor = page.cursor
-                    position = {"at": channel_id, "prefix_index": index + (cursor is None), "cursor": cursor}
+                    position = {
+                        "at": channel_id,
+                        "prefix_index": index + (cursor is None),
+                        "cursor": cursor,
+                        "uses": usage.latest,
+                    }
                     if not self._checkpoint(job, position):
                         return True  # superseded by a newer setting: that job takes over
                     if cursor is None:
                         break
         self._finish(job, report)
         return True
+
+    def _raise_floor(self, channel_id: str, seq: int) -> None:
+        """Record that messages up to ``seq`` were deleted, so readers skip those gaps at once."""
+        pk, sk = keys.channel_floor(channel_id)
+        while True:
+            item = self._store.get(pk, sk)
+            if item is not None and int(item["seq"]) >= seq:
+                return
+            condition: dict[str, Any] = {"if_match": {"seq": item["seq"]}} if item else {"if_absent": True}
+            try:
+                self._store.put({"pk": pk, "sk": sk, "seq": seq}, **condition)
+                return
+            except ConditionFailed:
+                continue
 
     def _checkpoint(self, job: Item, position: dict[str, Any]) -> bool:
         """Save the position, unless a newer setting restarted the job meanwhile."""
@@ -155,32 +177,66 @@ class RetentionService:
             self._store.delete(job["pk"], job["sk"])  # not superseded by a newer setting meanwhile
         report.finished.append(job["sk"].removeprefix("RETENTION#"))
 
-    def _apply(self, items: list[Item], days: int, report: JobReport) -> None:
+    def _apply(self, items: list[Item], days: int, report: JobReport, usage: KeyUsage) -> None:
         now = self._clock.now()
         puts: list[Item] = []
         deletes: list[tuple[str, str]] = []
         for item in items:
             report.scanned += 1
-            due = _due(item, days)
+            due = (
+                usage.key_due(item, days) if str(item["sk"]).startswith(keys.KEY_PREFIX) else _due(item, days)
+            )
             if due is None:
                 continue
             if due <= now:
                 deletes.append((item["pk"], item["sk"]))
-            elif item.get("expires_at") != due:
+                continue
+            if str(item["sk"]).startswith(keys.MESSAGE_PREFIX):
+                usage.used(item)
+            if item.get("expires_at") != due:
                 puts.append({**item, "expires_at": due})
         self._store.batch_write(puts=puts, deletes=deletes)
+        deleted_seqs = [
+            int(sk.removeprefix(keys.MESSAGE_PREFIX))
+            for _, sk in deletes
+            if sk.startswith(keys.MESSAGE_PREFIX)
+        ]
+        if deleted_seqs:
+            self._raise_floor(deletes[0][0].removeprefix("CHAN#"), max(deleted_seqs))
         report.restamped += len(puts)
         report.deleted += len(deletes)
 
 
 def _due(item: Item, days: int) -> int | None:
-    """When an item must be gone under ``days`` of retention (None: not the job's to judge).
-
-    Messages and their id markers follow ``stored_at``; sealed keys outlive the
-    messages they open (see ChannelService.put_keys).
-    """
-    if "uploaded_at" in item:
-        return int(item["uploaded_at"]) + 2 * days * DAY + KEY_GRACE_SECONDS
+    """When a message or id marker must be gone under ``days`` of retention (None: not ours)."""
     if "stored_at" in item:
         return int(item["stored_at"]) + days * DAY
     return None
+
+
+@dataclass
+class KeyUsage:
+    """What a channel's sealed keys must outlive, learnt while its messages are scanned.
+
+    A sender key opens every message its sender sent in that epoch, so its copy lives
+    until the last of those messages expires. The current epoch's keys may still be used:
+    they live until the latest moment the epoch can end (messaging rotates an epoch older
+    than the retention) plus one retention.
+    """
+
+    current: Epoch
+    latest: dict[str, int]  # "epoch#sender_device" -> the newest surviving message's stored_at
+
+    def used(self, message: Item) -> None:
+        slot = f"{message['epoch']}#{message['sender_device']}"
+        self.latest[slot] = max(self.latest.get(slot, 0), int(message["stored_at"]))
+
+    def key_due(self, key: Item, days: int) -> int | None:
+        if "uploaded_at" not in key:
+            return None
+        window = days * DAY + KEY_GRACE_SECONDS
+        last_message = self.latest.get(f"{key['epoch']}#{key['sender_device']}")
+        due = 0 if last_message is None else last_message + window
+        if int(key["epoch"]) == self.current.number:
+            due = max(due, self.current.started_at + days * DAY + window)
+        return due

@@ -163,3 +163,36 @@ def test_every_expiring_kind_carries_expires_at(people: People, api: SignedApi, 
         kinds_seen.add(kind)
         assert isinstance(row.get("expires_at"), int), row
     assert kinds_seen == {"MSG#", "MID#", "KEY#", "CONN#", "INVITE#", "NONCE#"}
+
+
+def test_keys_rotate_once_older_than_retention_and_stay_readable(people: People, api: SignedApi) -> None:
+    cid = people.owner.create_channel("group", "G")["channel_id"]
+    bob = people.join("bob")  # a member from the start who reads only at the end: no key cached
+    people.owner.add_member(cid, people.info["bob"]["member_id"])
+    people.owner.send_text(cid, "jour 0")
+    api.clock.advance(60 * DAY)
+    people.owner.send_text(cid, "jour 60")
+    api.clock.advance(40 * DAY)
+    third = people.owner.send_text(cid, "jour 100")  # the epoch is 100 days old: it rotates first
+    shown = bob.read(cid)["messages"]
+    assert [(m["text"], m["verified"]) for m in shown] == [("jour 60", True), ("jour 100", True)]
+    stored = {m["seq"]: m for m in people.owner.client.request("GET", f"/channels/{cid}/messages")["messages"]}
+    assert stored[third["seq"]]["epoch"] == stored[2]["epoch"] + 1
+
+
+def test_a_retention_change_keeps_the_keys_live_messages_need(
+    people: People, api: SignedApi, container: Any
+) -> None:
+    people.owner.client.request("PUT", "/retention", {"duration": "1y"})
+    cid = people.owner.create_channel("group", "G")["channel_id"]
+    bob = people.join("bob")
+    people.owner.add_member(cid, people.info["bob"]["member_id"])
+    people.owner.send_text(cid, "il y a longtemps")
+    api.clock.advance(200 * DAY)
+    people.owner.send_text(cid, "hier")  # same epoch, same key, uploaded 200 days ago
+    people.owner.client.request("PUT", "/retention", {"duration": "3m"})
+    container.retention.run()
+    shown = bob.read(cid)["messages"]  # bob never fetched the key before: it must still be stored
+    assert [(m["text"], m["verified"]) for m in shown] == [("hier", True)]
+    keys_left = [r for r in scan_all(container.store) if r["pk"] == f"CHAN#{cid}" and r["sk"].startswith("KEY#")]
+    assert keys_left and all(r["expires_at"] >= api.clock.now() + 90 * DAY for r in keys_left)
