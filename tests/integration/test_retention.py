@@ -176,7 +176,9 @@ def test_keys_rotate_once_older_than_retention_and_stay_readable(people: People,
     third = people.owner.send_text(cid, "jour 100")  # the epoch is 100 days old: it rotates first
     shown = bob.read(cid)["messages"]
     assert [(m["text"], m["verified"]) for m in shown] == [("jour 60", True), ("jour 100", True)]
-    stored = {m["seq"]: m for m in people.owner.client.request("GET", f"/channels/{cid}/messages")["messages"]}
+    stored = {
+        m["seq"]: m for m in people.owner.client.request("GET", f"/channels/{cid}/messages")["messages"]
+    }
     assert stored[third["seq"]]["epoch"] == stored[2]["epoch"] + 1
 
 
@@ -194,5 +196,7 @@ def test_a_retention_change_keeps_the_keys_live_messages_need(
     container.retention.run()
     shown = bob.read(cid)["messages"]  # bob never fetched the key before: it must still be stored
     assert [(m["text"], m["verified"]) for m in shown] == [("hier", True)]
-    keys_left = [r for r in scan_all(container.store) if r["pk"] == f"CHAN#{cid}" and r["sk"].startswith("KEY#")]
+    keys_left = [
+        r for r in scan_all(container.store) if r["pk"] == f"CHAN#{cid}" and r["sk"].startswith("KEY#")
+    ]
     assert keys_left and all(r["expires_at"] >= api.clock.now() + 90 * DAY for r in keys_left)
