@@ -235,3 +235,25 @@ def scan_all(store: Any) -> list[dict[str, Any]]:
                 return rows
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     raise TypeError(f"cannot scan {type(inner).__name__}")
+
+
+def sealed_envelope(
+    messenger: Any, channel_id: str, content: dict[str, Any], *, kind: str = "message", sent_at_ms: int = 1
+) -> dict[str, Any]:
+    """An envelope sealed and signed by ``messenger``'s device for the channel's current epoch,
+    as JSON, so a test can send it by hand (twice, tampered, over the socket...)."""
+    from bocage.client.crypto import new_message_id, seal_message
+
+    epoch = messenger.distribute_key(channel_id)
+    return dict(
+        seal_message(
+            messenger.keys,
+            messenger.ring.own_key(channel_id, epoch),
+            channel_id=channel_id,
+            epoch=epoch,
+            message_id=new_message_id(),
+            content=content,
+            kind=kind,
+            sent_at_ms=sent_at_ms,
+        ).model_dump(mode="json")
+    )

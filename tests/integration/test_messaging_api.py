@@ -8,10 +8,9 @@ from typing import Any
 import pytest
 
 from bocage.client.api import ApiError
-from bocage.client.crypto import new_message_id, seal_message
 from bocage.client.profile import DeviceKeys
 from chalicelib.domain.envelope import MAX_CIPHERTEXT_BYTES
-from tests.support import People, RecordingPush, SignedApi, messenger_for
+from tests.support import People, RecordingPush, SignedApi, messenger_for, sealed_envelope
 
 Owner = tuple[DeviceKeys, dict[str, Any]]
 
@@ -99,16 +98,7 @@ def test_resent_message_is_stored_and_pushed_once(
     group = people.owner.create_channel("group", "G")
     cid = group["channel_id"]
     assert api.ws_connect(people.keys["owner"], "conn-owner")["statusCode"] == 200
-    epoch = people.owner.distribute_key(cid)
-    envelope = seal_message(
-        people.owner.keys,
-        people.owner.ring.own_key(cid, epoch),
-        channel_id=cid,
-        epoch=epoch,
-        message_id=new_message_id(),
-        content={"text": "once"},
-        sent_at_ms=1,
-    ).model_dump(mode="json")
+    envelope = sealed_envelope(people.owner, cid, {"text": "once"})
     first = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
     again = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
     assert first.status == again.status == 201
@@ -128,16 +118,7 @@ def test_messages_carry_the_organisation_retention(people: People, api: SignedAp
 def test_ciphertext_over_64_kib_is_refused_clearly(people: People, api: SignedApi) -> None:
     group = people.owner.create_channel("group", "G")
     cid = group["channel_id"]
-    epoch = people.owner.distribute_key(cid)
-    envelope = seal_message(
-        people.owner.keys,
-        people.owner.ring.own_key(cid, epoch),
-        channel_id=cid,
-        epoch=epoch,
-        message_id=new_message_id(),
-        content={"text": "x"},
-        sent_at_ms=1,
-    ).model_dump(mode="json")
+    envelope = sealed_envelope(people.owner, cid, {"text": "x"})
     envelope["ciphertext"] = base64.urlsafe_b64encode(b"\0" * (MAX_CIPHERTEXT_BYTES + 1)).decode().rstrip("=")
     reply = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
     assert reply.status == 413 and "64 KiB" in reply.body["message"]
@@ -149,16 +130,7 @@ def test_forged_envelope_is_flagged_not_shown(people: People, api: SignedApi) ->
     cid = group["channel_id"]
     bob = people.join("bob")
     people.owner.add_member(cid, people.info["bob"]["member_id"])
-    epoch = bob.distribute_key(cid)
-    envelope = seal_message(
-        bob.keys,
-        bob.ring.own_key(cid, epoch),
-        channel_id=cid,
-        epoch=epoch,
-        message_id=new_message_id(),
-        content={"text": "real"},
-        sent_at_ms=1,
-    ).model_dump(mode="json")
+    envelope = sealed_envelope(bob, cid, {"text": "real"})
     envelope["sent_at"] = 2  # tampered after signing
     assert api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["bob"]).status == 201
     (shown,) = people.owner.read(cid)["messages"]
@@ -170,16 +142,7 @@ def test_sender_must_be_the_signing_device(people: People, api: SignedApi) -> No
     cid = group["channel_id"]
     bob = people.join("bob")
     people.owner.add_member(cid, people.info["bob"]["member_id"])
-    epoch = people.owner.distribute_key(cid)
-    envelope = seal_message(
-        people.owner.keys,
-        people.owner.ring.own_key(cid, epoch),
-        channel_id=cid,
-        epoch=epoch,
-        message_id=new_message_id(),
-        content={"text": "x"},
-        sent_at_ms=1,
-    ).model_dump(mode="json")
+    envelope = sealed_envelope(people.owner, cid, {"text": "x"})
     reply = api.call("POST", f"/channels/{cid}/messages", envelope, signer=bob.keys)
     assert reply.status == 403
 

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from bocage.client.api import ApiError
-from bocage.client.crypto import new_message_id, seal_message
-from tests.support import People, SignedApi, scan_all
+from tests.support import People, SignedApi, scan_all, sealed_envelope
 
 
 def _tribe_with(people: People, names: list[str]) -> tuple[str, dict[str, Any]]:
@@ -45,17 +44,7 @@ def test_late_forged_and_non_member_votes_do_not_count(people: People, api: Sign
     citizens["bea"].vote(cid, poll, [1])
     # A forged vote: bea's envelope tampered after signing (the server cannot tell; clients can).
     bea = citizens["bea"]
-    epoch = bea.distribute_key(cid)
-    forged = seal_message(
-        bea.keys,
-        bea.ring.own_key(cid, epoch),
-        channel_id=cid,
-        epoch=epoch,
-        message_id=new_message_id(),
-        content={"type": "vote", "poll_id": poll, "choices": [0]},
-        kind="vote",
-        sent_at_ms=1,
-    ).model_dump(mode="json")
+    forged = sealed_envelope(bea, cid, {"type": "vote", "poll_id": poll, "choices": [0]}, kind="vote")
     forged["sent_at"] = 2
     assert api.call("POST", f"/channels/{cid}/messages", forged, signer=people.keys["bea"]).status == 201
     # A member who votes then leaves: no longer a member, the vote drops out.
@@ -146,17 +135,7 @@ def test_envelope_targets_are_checked(people: People, api: SignedApi) -> None:
     with pytest.raises(ApiError) as missing:
         people.owner.delete(cid, "no-such-message-id")
     assert missing.value.status == 404
-    epoch = people.owner.distribute_key(cid)
-    untargeted = seal_message(
-        people.owner.keys,
-        people.owner.ring.own_key(cid, epoch),
-        channel_id=cid,
-        epoch=epoch,
-        message_id=new_message_id(),
-        content={"type": "delete"},
-        kind="message",
-        sent_at_ms=1,
-    ).model_dump(mode="json")
+    untargeted = sealed_envelope(people.owner, cid, {"type": "delete"}, kind="message")
     untargeted["kind"] = "delete"
     reply = api.call("POST", f"/channels/{cid}/messages", untargeted, signer=people.keys["owner"])
     assert reply.status == 400 and "target" in reply.body["message"]

@@ -9,25 +9,15 @@ import boto3
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
-from bocage.client.crypto import new_message_id, seal_message
 from bocage.client.profile import sign_token
 from chalicelib.adapters.apigw_push import ApiGatewayPush
 from chalicelib.adapters.sqs_queue import SqsQueue
 from chalicelib.services.delivery import Delivery
-from tests.support import People, RecordingPush, SignedApi, ws_event
+from tests.support import People, RecordingPush, SignedApi, sealed_envelope, ws_event
 
 
 def _envelope(messenger: Any, cid: str, text: str) -> dict[str, Any]:
-    epoch = messenger.distribute_key(cid)
-    return seal_message(
-        messenger.keys,
-        messenger.ring.own_key(cid, epoch),
-        channel_id=cid,
-        epoch=epoch,
-        message_id=new_message_id(),
-        content={"type": "text", "text": text},
-        sent_at_ms=1,
-    ).model_dump(mode="json")
+    return sealed_envelope(messenger, cid, {"type": "text", "text": text})
 
 
 def sqs_event(bodies: list[str]) -> dict[str, Any]:
