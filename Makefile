@@ -5,8 +5,23 @@ BIN := $(VENV)/bin
 DATA ?= .bocage-data
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# AWS packaging and deployment (docs/deploy-aws.md)
+STAGE ?= dev
+REGION ?= eu-west-3
+DIST ?= dist/aws
+MERGE := infra/aws/resources.json
+# The API and end-to-end suites again, their DynamoDB half over HTTP (tests/conftest.py, network
+# mode). Left out: two volume tests (same code as their neighbours; 105 s on moto's server).
+NETWORK_TESTS := tests/integration/test_api_errors.py tests/integration/test_api_hardening.py \
+	tests/integration/test_api_identity.py tests/integration/test_messaging_api.py \
+	tests/integration/test_retention.py tests/integration/test_polls.py \
+	tests/integration/test_billing_api.py tests/integration/test_websocket_handlers.py \
+	tests/integration/test_logging.py tests/integration/test_store_contract.py \
+	tests/e2e/test_newcomer_walkthrough.py tests/e2e/test_messaging_walkthrough.py \
+	tests/e2e/test_polls_walkthrough.py tests/e2e/test_billing_cli.py
+NETWORK_SELECT := (dynamodb or e2e) and not test_a_crashed_job_resumes and not test_fifty_members_vote
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench clean package infra-check test-network deploy deploy-preflight
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +33,52 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 run: $(BIN)/.installed
 	$(BIN)/bocage serve --host $(HOST) --port $(PORT) --data $(DATA)
 
-## test: lint, format check, type check and the whole test suite
+## test: lint, format check, type check, the whole test suite, the AWS template check, and the
+## API suite again over HTTP to a DynamoDB-API server
 test: $(BIN)/.installed lint typecheck
 	$(BIN)/pytest
+	$(MAKE) infra-check
+	$(MAKE) test-network
+
+## test-network: the API and e2e tests with DynamoDB over HTTP (moto's server on loopback, or the
+## server at BOCAGE_DYNAMODB_ENDPOINT, e.g. ScyllaDB Alternator)
+test-network: $(BIN)/.installed
+	BOCAGE_TEST_STORE=dynamodb-server $(BIN)/pytest -q $(NETWORK_TESTS) -k "$(NETWORK_SELECT)"
+
+## package: the SAM template and the code for AWS, in $(DIST)/ (sam.json, deployment.zip with
+## its bytecode: Lambda cannot cache it, see bench/bundle.py)
+package: $(BIN)/.installed
+	rm -rf $(DIST)
+	AWS_DEFAULT_REGION=$(REGION) $(BIN)/chalice package --stage $(STAGE) --merge-template $(MERGE) $(DIST)
+	$(BIN)/python infra/aws/precompile.py $(DIST)/deployment.zip
+
+## infra-check: package both stages offline and lint the templates (cfn-lint, informational rules too)
+infra-check: $(BIN)/.installed
+	@for stage in dev prod; do \
+	  rm -rf dist/check/$$stage && \
+	  AWS_DEFAULT_REGION=$(REGION) $(BIN)/chalice package --stage $$stage --merge-template $(MERGE) \
+	    dist/check/$$stage > /dev/null && \
+	  $(BIN)/cfn-lint --include-checks I -- dist/check/$$stage/sam.json && \
+	  echo "cfn-lint: dist/check/$$stage/sam.json passes" || exit 1; \
+	done
+
+## deploy: package, upload the code to S3 and create or update the stack bocage-$(STAGE).
+## Never in CI. make deploy STAGE=prod BUCKET=my-artifacts MAIL_FROM=no-reply@example.org
+##   [OPERATOR_KEYS=k1,k2] [ALARM_EMAIL=ops@example.org] [PARAMS="PublicUrl=https://..."]
+## Parameters left out keep their current value on an update.
+DEPLOY_PARAMS = Stage=$(STAGE) $(if $(MAIL_FROM),MailFromAddress=$(MAIL_FROM)) \
+	$(if $(OPERATOR_KEYS),OperatorKeys=$(OPERATOR_KEYS)) $(if $(ALARM_EMAIL),AlarmEmail=$(ALARM_EMAIL)) $(PARAMS)
+deploy-preflight:
+	@if [ -n "$$CI" ]; then echo "make deploy never runs in CI" >&2; exit 1; fi
+	@if [ -z "$(BUCKET)" ]; then echo "BUCKET=<an S3 bucket in $(REGION) for the code> is required" >&2; exit 1; fi
+
+deploy: deploy-preflight package
+	aws sts get-caller-identity --query Account --output text
+	aws cloudformation package --region $(REGION) --template-file $(DIST)/sam.json \
+	  --s3-bucket $(BUCKET) --s3-prefix bocage-$(STAGE) --use-json --output-template-file $(DIST)/packaged.json
+	aws cloudformation deploy --region $(REGION) --template-file $(DIST)/packaged.json \
+	  --stack-name bocage-$(STAGE) --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
+	  --no-fail-on-empty-changeset --parameter-overrides $(DEPLOY_PARAMS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
@@ -32,6 +90,7 @@ typecheck: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/identity_ops.py
 	$(BIN)/python bench/import_time.py
+	$(BIN)/python bench/bundle.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist

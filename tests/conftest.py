@@ -1,9 +1,20 @@
-"""Fixtures shared by integration and e2e tests: clock, stores on both adapters, the app."""
+"""Fixtures shared by integration and e2e tests: clock, stores on both adapters, the app.
+
+Network mode: with ``BOCAGE_TEST_STORE=dynamodb-server`` (``make test-network``), every
+DynamoDB test talks HTTP to a DynamoDB-API server instead of in-process moto: the one at
+``BOCAGE_DYNAMODB_ENDPOINT`` if set (ScyllaDB Alternator, DynamoDB Local), else a moto
+server this session starts on loopback. Each test gets a table of its own.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +25,76 @@ from chalicelib.adapters.clocks import ManualClock
 from chalicelib.ports import Store
 from chalicelib.settings import Settings
 from tests.support import People, RecordingMailer, RecordingPush, SignedApi
+
+ROOT = Path(__file__).resolve().parents[1]
+NETWORK_MODE = "dynamodb-server"
+
+# moto's server in a child process: ThreadedMotoServer shares moto's global backends with
+# the in-process ``mock_aws``, whose start resets them, which would drop the server's tables
+# whenever another test mocks AWS. The child also serialises moto's item handlers (DynamoDB
+# is atomic per item; moto is not), prints its URL, and stops when stdin closes.
+_MOTO_SERVER = """
+import logging
+import sys
+from moto.server import ThreadedMotoServer
+from tests.moto_locking import serialise_moto_dynamodb
+
+logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log on the test output
+with serialise_moto_dynamodb():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    print(f"http://{host}:{port}", flush=True)
+    sys.stdin.read()
+    server.stop()
+"""
+_moto_server: subprocess.Popen[str] | None = None
+
+
+def network_mode() -> bool:
+    return os.environ.get("BOCAGE_TEST_STORE") == NETWORK_MODE
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In network mode, have a server before test modules are imported (some read the endpoint then)."""
+    global _moto_server
+    if not network_mode() or os.environ.get("BOCAGE_DYNAMODB_ENDPOINT"):
+        return
+    _moto_server = subprocess.Popen(
+        [sys.executable, "-c", _MOTO_SERVER],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert _moto_server.stdout is not None
+    url = _moto_server.stdout.readline().strip()
+    if not url.startswith("http://"):
+        _moto_server.kill()
+        raise RuntimeError("the moto server did not start")
+    os.environ["BOCAGE_DYNAMODB_ENDPOINT"] = url
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    global _moto_server
+    if _moto_server is not None:
+        assert _moto_server.stdin is not None
+        _moto_server.stdin.close()
+        try:
+            _moto_server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            _moto_server.kill()
+        os.environ.pop("BOCAGE_DYNAMODB_ENDPOINT", None)
+        _moto_server = None
+
+
+@pytest.fixture(scope="session")
+def dynamodb_server() -> str:
+    """The DynamoDB-API server of network mode (skips the test outside that mode)."""
+    if not network_mode():
+        pytest.skip(f"network mode only (BOCAGE_TEST_STORE={NETWORK_MODE})")
+    return os.environ["BOCAGE_DYNAMODB_ENDPOINT"]
 
 
 @pytest.fixture
@@ -55,7 +136,8 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def app_store(
     request: pytest.FixtureRequest, tmp_path: Any, clock: ManualClock, aws_env: None
 ) -> Iterator[Store]:
-    """The app's store on both adapters: a real SQLite file, and DynamoDB through moto."""
+    """The app's store on both adapters: a real SQLite file, and DynamoDB through moto
+    (in process, or over HTTP in network mode)."""
     if request.param == "sqlite":
         from chalicelib.adapters.sqlite_store import SqliteStore
 
@@ -63,9 +145,20 @@ def app_store(
         yield store
         store.close()
         return
+    from chalicelib.adapters.dynamodb_store import DynamoDbStore
+
+    if network_mode():  # over HTTP, to a table of this test's own
+        import boto3
+
+        endpoint = request.getfixturevalue("dynamodb_server")
+        table = f"bocage-test-{uuid.uuid4().hex[:12]}"
+        over_http = DynamoDbStore(table, clock, endpoint_url=endpoint, region="eu-west-3")
+        over_http.ensure_table()
+        yield over_http
+        boto3.client("dynamodb", region_name="eu-west-3", endpoint_url=endpoint).delete_table(TableName=table)
+        return
     from moto import mock_aws
 
-    from chalicelib.adapters.dynamodb_store import DynamoDbStore
     from tests.moto_locking import serialise_moto_dynamodb
 
     # moto is not atomic per item as DynamoDB is: races in the app would depend on the emulator.

@@ -6,9 +6,11 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +40,33 @@ class Server:
     log_path: Path
     banner: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    data: Path | None = None
 
     def output(self) -> str:
         return self.log_path.read_text()
+
+    def stored_items(self) -> list[dict[str, Any]]:
+        """Every item the server stored, from its SQLite file or its DynamoDB-API table alike,
+        so that checks on what the server keeps also hold in network mode."""
+        if self.env.get("BOCAGE_STORE") == "dynamodb":
+            import boto3
+            from boto3.dynamodb.types import TypeDeserializer
+
+            client = boto3.client(
+                "dynamodb",
+                endpoint_url=self.env["BOCAGE_DYNAMODB_ENDPOINT"],
+                region_name="eu-west-3",
+                aws_access_key_id=self.env.get("AWS_ACCESS_KEY_ID", "testing"),
+                aws_secret_access_key=self.env.get("AWS_SECRET_ACCESS_KEY", "testing"),
+            )
+            plain = TypeDeserializer()
+            pages = client.get_paginator("scan").paginate(TableName=self.env["BOCAGE_TABLE"])
+            return [
+                {k: plain.deserialize(v) for k, v in item.items()} for page in pages for item in page["Items"]
+            ]
+        assert self.data is not None
+        with sqlite3.connect(self.data / "bocage.sqlite3") as db:
+            return [json.loads(data) for (data,) in db.execute("select data from items")]
 
     def owner_url(self) -> str:
         match = re.search(r"Activation URL:\s+(\S+)", self.banner)
@@ -48,7 +74,23 @@ class Server:
         return match.group(1)
 
 
+def network_store_env() -> dict[str, str]:
+    """Network mode (BOCAGE_TEST_STORE=dynamodb-server, see tests/conftest.py): `bocage serve`
+    keeps its data on the session's DynamoDB-API server, in a table of its own."""
+    if os.environ.get("BOCAGE_TEST_STORE") != "dynamodb-server":
+        return {}
+    return {
+        "BOCAGE_STORE": "dynamodb",
+        "BOCAGE_DYNAMODB_ENDPOINT": os.environ["BOCAGE_DYNAMODB_ENDPOINT"],
+        "BOCAGE_CREATE_TABLE": "1",
+        "BOCAGE_TABLE": f"bocage-e2e-{uuid.uuid4().hex[:12]}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+
+
 def start_server(data: Path, log_path: Path, **env: str) -> Server:
+    env = {**network_store_env(), **env}  # what a test asks for explicitly wins
     port = free_port()
     log = log_path.open("w")
     process = subprocess.Popen(
@@ -63,12 +105,36 @@ def start_server(data: Path, log_path: Path, **env: str) -> Server:
     while time.monotonic() < deadline:
         text = log_path.read_text()
         if "serving the REST API" in text:
-            return Server(f"http://127.0.0.1:{port}", process, log_path, banner=text)
+            return Server(f"http://127.0.0.1:{port}", process, log_path, banner=text, env=env, data=data)
         if process.poll() is not None:
             raise RuntimeError(f"bocage serve exited: {text}")
         time.sleep(0.1)
     process.kill()
     raise RuntimeError("bocage serve did not start in 30 s")
+
+
+# Network mode runs every test that starts `bocage serve` on a DynamoDB-API server, except
+# those that read the SQLite file themselves (to move them over: Server.stored_items()).
+SQLITE_ONLY = {
+    "test_tribe_group_live_offline_and_removal": "reads the server's SQLite file",
+    "test_poll_react_delete_over_the_network": "reads the server's SQLite file",
+    "test_org_create_on_the_data_directory_then_serve": "the CLI writes the embedded store (--data)",
+    "test_billing_and_impact_on_the_data_directory": "the CLI on the embedded store (--data), no server",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In network mode, leave out (deselect, not skip) what only makes sense on SQLite:
+    those tests run in the main pass."""
+    if os.environ.get("BOCAGE_TEST_STORE") != "dynamodb-server":
+        return
+    here = Path(__file__).parent
+    left_out = [
+        i for i in items if getattr(i, "originalname", i.name) in SQLITE_ONLY and i.path.is_relative_to(here)
+    ]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [i for i in items if i not in left_out]
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""What `chalice package` produces for AWS: the schedules, the WebSocket API, the queue consumer."""
+"""What `make package` produces for AWS: the schedules, the WebSocket API, the queue consumer, the
+bundle and its bytecode. (tests/integration/test_infra.py checks the merged infrastructure.)"""
 
 from __future__ import annotations
 
@@ -20,7 +21,10 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], 
     out = tmp_path_factory.mktemp("package")
     env = {**os.environ, "AWS_DEFAULT_REGION": "eu-west-3"}
     chalice = Path(sys.executable).with_name("chalice")
-    subprocess.run([str(chalice), "package", str(out)], cwd=ROOT, env=env, check=True, capture_output=True)
+    merge = ["--merge-template", "infra/aws/resources.json"]
+    subprocess.run(
+        [str(chalice), "package", *merge, str(out)], cwd=ROOT, env=env, check=True, capture_output=True
+    )
     return json.loads((out / "sam.json").read_text()), out / "deployment.zip"
 
 
@@ -56,3 +60,37 @@ def test_the_bundle_holds_the_server_only(packaged: tuple[dict[str, Any], Path])
     assert "app.py" in names and any(n.startswith("chalicelib/") for n in names)
     assert not any(n.startswith(("bocage/", "tests/", "bench/")) for n in names)  # client code stays out
     assert not any(n.startswith(("boto3/", "botocore/", "moto/")) for n in names)  # the runtime has boto3
+
+
+def test_the_bundle_fits_lambda_with_room_to_spare(packaged: tuple[dict[str, Any], Path]) -> None:
+    with zipfile.ZipFile(packaged[1]) as archive:
+        unzipped = sum(i.file_size for i in archive.infolist())
+    assert packaged[1].stat().st_size < 25 * 1024 * 1024  # half of the 50 MB direct-upload limit
+    assert unzipped < 100 * 1024 * 1024  # Lambda allows 250 MB unzipped
+
+
+@pytest.mark.skipif(sys.version_info[:2] != (3, 11), reason="bytecode for the python3.11 runtime only")
+def test_the_bundle_carries_bytecode_that_python_loads(
+    packaged: tuple[dict[str, Any], Path], tmp_path: Path
+) -> None:
+    sys.path.insert(0, str(ROOT / "infra" / "aws"))
+    try:
+        from precompile import precompile
+    finally:
+        sys.path.pop(0)
+    bundle = tmp_path / "deployment.zip"
+    bundle.write_bytes(packaged[1].read_bytes())
+    assert precompile(bundle) > 100
+    assert precompile(bundle) == 0  # once only
+    with zipfile.ZipFile(bundle) as archive:
+        names = archive.namelist()
+        assert "__pycache__/app.cpython-311.pyc" in names
+        assert "chalicelib/__pycache__/wiring.cpython-311.pyc" in names
+        archive.extractall(tmp_path / "task")
+    env = {**os.environ, "AWS_REGION": "eu-west-3", "PYTHONPATH": str(tmp_path / "task")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # /var/task is read-only
+    done = subprocess.run(
+        [sys.executable, "-v", "-c", "import app"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"code object from '{tmp_path}/task/__pycache__/app.cpython-311.pyc'" in done.stderr

@@ -1,0 +1,494 @@
+"""The AWS template we deploy: `chalice package --merge-template infra/aws/resources.json`.
+
+Packaged offline (no credentials, a region only) for each stage; these tests read the SAM
+template CloudFormation receives and check the table, the queues, the settings every
+function gets, the IAM policy against what the adapters call, the alarms and the log groups.
+cfn-lint runs on the same output in `make infra-check`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
+STAGES = sorted(CONFIG["stages"])
+Template = dict[str, Any]
+
+
+def package(stage: str, out: Path) -> Template:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_DEFAULT_REGION="eu-west-3",  # all `chalice package` needs: no credentials, no call to AWS
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
+    chalice = Path(sys.executable).with_name("chalice")
+    command = [str(chalice), "package", "--stage", stage, "--merge-template", "infra/aws/resources.json"]
+    subprocess.run([*command, str(out)], cwd=ROOT, env=env, check=True, capture_output=True)
+    template: Template = json.loads((out / "sam.json").read_text())
+    return template
+
+
+@pytest.fixture(scope="module", params=STAGES)
+def template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Template:
+    return package(request.param, tmp_path_factory.mktemp(f"sam-{request.param}"))
+
+
+def resources(template: Template, kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def functions(template: Template) -> dict[str, dict[str, Any]]:
+    return {name: r["Properties"] for name, r in resources(template, "AWS::Serverless::Function").items()}
+
+
+def stage_of(template: Template) -> str:
+    tags = next(iter(functions(template).values()))["Tags"]["aws-chalice"]
+    match = re.search(r"stage=(\w+)", tags)
+    assert match, tags
+    return match.group(1)
+
+
+def sub(value: Any, stage: str) -> str:
+    """A literal or a Fn::Sub string with ${Stage} replaced (other references are left as they are)."""
+    text = value["Fn::Sub"] if isinstance(value, dict) else value
+    assert isinstance(text, str), value
+    return text.replace("${Stage}", stage)
+
+
+def strings(value: Any) -> list[str]:
+    """Every string inside a template value (Sub strings, GetAtt names, Refs)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in strings(v)]
+    return []
+
+
+# -- the table ----------------------------------------------------------------------------
+
+
+def test_the_table_is_on_demand_with_ttl_pitr_encryption_and_deletion_protection(template: Template) -> None:
+    (table,) = resources(template, "AWS::DynamoDB::Table").values()
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert {(k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]} == {
+        ("pk", "HASH"),
+        ("sk", "RANGE"),
+    }
+    assert {(a["AttributeName"], a["AttributeType"]) for a in props["AttributeDefinitions"]} == {
+        ("pk", "S"),
+        ("sk", "S"),
+    }
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["DeletionProtectionEnabled"] is True
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_the_ttl_attribute_is_the_one_the_adapters_write() -> None:
+    from chalicelib.adapters.store_items import EXPIRES_AT
+
+    assert EXPIRES_AT == "expires_at"
+
+
+# -- WebSocket API, schedules, fan-out queue ------------------------------------------------
+
+
+def test_the_websocket_api_routes_each_event_to_its_function(template: Template) -> None:
+    (api,) = resources(template, "AWS::ApiGatewayV2::Api").values()
+    assert api["Properties"]["ProtocolType"] == "WEBSOCKET"
+    integrations = resources(template, "AWS::ApiGatewayV2::Integration")
+    routed = {}
+    for route in resources(template, "AWS::ApiGatewayV2::Route").values():
+        integration = route["Properties"]["Target"]["Fn::Join"][1][1]["Ref"]
+        uri = integrations[integration]["Properties"]["IntegrationUri"]["Fn::Sub"][1]
+        routed[route["Properties"]["RouteKey"]] = uri["WebsocketHandler"]["Ref"]
+    assert routed == {
+        "$connect": "WebsocketConnect",
+        "$default": "WebsocketMessage",
+        "$disconnect": "WebsocketDisconnect",
+    }
+
+
+def _budget(job: str) -> int:
+    """The seconds of work app.py gives a scheduled job (its ``budget_seconds=``)."""
+    match = re.search(rf"jobs\.{job}\(budget_seconds=(\d+)\)", (ROOT / "app.py").read_text())
+    assert match, f"app.py no longer calls jobs.{job}(budget_seconds=N): update this test"
+    return int(match.group(1))
+
+
+def test_monthly_billing_and_retention_schedules_have_time_for_their_budget(template: Template) -> None:
+    fns = functions(template)
+    billing, retention = fns["BillingMonthly"], fns["RetentionJobs"]
+    assert billing["Events"]["BillingMonthlyEvent"]["Properties"]["Schedule"] == "cron(0 2 1 * ? *)"
+    assert retention["Events"]["RetentionJobsEvent"]["Properties"]["Schedule"] == "rate(5 minutes)"
+    # A Lambda killed at its timeout would stop a job mid-budget, every time.
+    assert billing["Timeout"] >= _budget("run_billing") + 60
+    assert retention["Timeout"] >= _budget("run_retention") + 30
+    assert retention["Timeout"] < 5 * 60 + 1  # never two retention runs at once
+
+
+def test_the_fan_out_consumer_reads_this_stacks_queue_which_has_a_dead_letter_queue(
+    template: Template,
+) -> None:
+    stage = stage_of(template)
+    fanout = functions(template)["Fanout"]
+    (source,) = fanout["Events"].values()
+    assert source["Type"] == "SQS"
+    assert source["Properties"]["Queue"] == {"Fn::Sub": "${FanoutQueue.Arn}"}  # a reference: created first
+    queues = resources(template, "AWS::SQS::Queue")
+    queue = queues["FanoutQueue"]["Properties"]
+    # The name app.py's @app.on_sqs_message was packaged with (BOCAGE_FANOUT_QUEUE) is this queue's.
+    assert (
+        sub(queue["QueueName"], stage)
+        == CONFIG["stages"][stage]["environment_variables"]["BOCAGE_FANOUT_QUEUE"]
+    )
+    assert queue["VisibilityTimeout"] >= 6 * fanout["Timeout"]  # AWS's advice for Lambda consumers
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["FanoutDeadLetterQueue", "Arn"]}
+    assert 1 < queue["RedrivePolicy"]["maxReceiveCount"] <= 10
+    dlq = queues["FanoutDeadLetterQueue"]["Properties"]
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert all(q["Properties"]["SqsManagedSseEnabled"] for q in queues.values())
+
+
+# -- settings -------------------------------------------------------------------------------
+
+
+def _known_settings() -> set[str]:
+    sources = (ROOT / "chalicelib" / "settings.py").read_text() + (ROOT / "app.py").read_text()
+    return set(re.findall(r"\"(BOCAGE_[A-Z_]+)\"", sources)) | {
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_LOG_LEVEL",
+    }
+
+
+def test_every_function_gets_the_settings_of_this_stack(template: Template) -> None:
+    stage = stage_of(template)
+    wired = template["Globals"]["Function"]["Environment"]["Variables"]
+    api_stage = CONFIG["stages"][stage]["api_gateway_stage"]
+    assert wired["BOCAGE_TABLE"] == {"Ref": "Table"}
+    assert wired["BOCAGE_FANOUT_QUEUE_URL"] == {"Ref": "FanoutQueue"}
+    host = "${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
+    assert wired["BOCAGE_WS_ENDPOINT"] == {"Fn::Sub": f"https://{host}/{api_stage}"}
+    assert wired["BOCAGE_WS_URL"] == {"Fn::Sub": f"wss://{host}/{api_stage}"}
+    assert wired["BOCAGE_OPERATOR_KEYS"] == {"Ref": "OperatorKeys"}
+    assert wired["BOCAGE_MAIL_FROM"] == {"Fn::Sub": "${MailFromName} <${MailFromAddress}>"}
+    assert wired["BOCAGE_PUBLIC_URL"] == {"Ref": "PublicUrl"}
+    for name, fn in functions(template).items():
+        own = fn["Environment"]["Variables"]
+        # SAM merges Globals under each function's own variables: a same-named one would win.
+        assert not set(own) & set(wired), f"{name} shadows {set(own) & set(wired)} (.chalice/config.json)"
+        assert {**wired, **own}["BOCAGE_STORE"] == "dynamodb"
+        assert {**wired, **own}["BOCAGE_MAILER"] == "ses"
+        unknown = (set(wired) | set(own)) - _known_settings()
+        assert not unknown, f"{name}: no such setting {unknown}"
+
+
+def test_the_websocket_stage_in_the_settings_is_the_deployed_one(template: Template) -> None:
+    (ws_stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
+    assert ws_stage["Properties"]["StageName"] == CONFIG["stages"][stage_of(template)]["api_gateway_stage"]
+
+
+# -- IAM ------------------------------------------------------------------------------------
+
+# What each boto3 call the Lambda's adapters make needs, and nothing more. Calls only the
+# one-machine or sovereign runtime makes (BOCAGE_CREATE_TABLE) map to None.
+IAM_ACTION_OF_CALL = {
+    "get_item": "dynamodb:GetItem",
+    "put_item": "dynamodb:PutItem",
+    "update_item": "dynamodb:UpdateItem",
+    "delete_item": "dynamodb:DeleteItem",
+    "query": "dynamodb:Query",
+    "batch_write_item": "dynamodb:BatchWriteItem",
+    "describe_table": "dynamodb:DescribeTable",
+    "create_table": None,
+    "update_time_to_live": None,
+    "get_waiter": None,
+    "send_message_batch": "sqs:SendMessage",
+    "send_message": "sqs:SendMessage",
+    "post_to_connection": "execute-api:ManageConnections",
+    "delete_connection": "execute-api:ManageConnections",
+    "get_connection": "execute-api:ManageConnections",
+    "send_raw_email": "ses:SendRawEmail",
+}
+# What the Lambda service does with the function's role: poll the queue, write the logs.
+SERVICE_ACTIONS = {
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+}
+
+
+def _adapter_calls() -> set[str]:
+    calls = set()
+    for source in (ROOT / "chalicelib" / "adapters").glob("*.py"):
+        calls |= set(re.findall(r"\b_?client\.([a-z_]+)\(", source.read_text()))
+    return calls
+
+
+def _statements(template: Template) -> dict[str, list[dict[str, Any]]]:
+    return {
+        name: [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+        for name, role in resources(template, "AWS::IAM::Role").items()
+    }
+
+
+def test_each_function_has_its_own_role_with_the_policy_in_infra(template: Template) -> None:
+    policy = json.loads((ROOT / "infra" / "aws" / "lambda-policy.json").read_text())
+    statements = _statements(template)
+    for name, fn in functions(template).items():
+        role = fn["Role"]["Fn::GetAtt"][0]
+        assert statements[role] == policy["Statement"], name
+    assert "DefaultRole" not in template["Resources"]  # Chalice's generated policy is not used
+
+
+def test_the_policy_allows_exactly_what_the_adapters_call(template: Template) -> None:
+    unmapped = _adapter_calls() - set(IAM_ACTION_OF_CALL)
+    assert not unmapped, f"adapters call {unmapped}: add the IAM action to lambda-policy.json and here"
+    needed = {IAM_ACTION_OF_CALL[c] for c in _adapter_calls()} - {None} | SERVICE_ACTIONS
+    for role, statements in _statements(template).items():
+        allowed = {a for s in statements for a in s["Action"]}
+        assert allowed == needed, (role, allowed ^ needed)
+
+
+def test_every_statement_is_scoped_to_this_stacks_resources(template: Template) -> None:
+    scope = {
+        "dynamodb": "Table",
+        "sqs": "FanoutQueue",
+        "execute-api": "${WebsocketAPI}/",
+        "ses": ":identity/",
+        "logs": ":log-group:/aws/lambda/bocage-${Stage}-",
+    }
+    for role, statements in _statements(template).items():
+        for s in statements:
+            assert s["Effect"] == "Allow"
+            assert isinstance(s["Action"], list) and isinstance(s["Resource"], list)
+            assert all("*" not in action for action in s["Action"]), (role, s["Action"])
+            services = {action.split(":")[0] for action in s["Action"]}
+            assert len(services) == 1, f"one service per statement: {s['Action']}"
+            (service,) = services
+            for resource in s["Resource"]:
+                assert resource != "*", (role, s)
+                text = " ".join(strings(resource))
+                assert scope[service] in text, (role, service, resource)
+                if text.startswith("arn:"):  # no other account, region or partition
+                    assert text.startswith(
+                        f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:"
+                    )
+    policy = (ROOT / "infra" / "aws" / "lambda-policy.json").read_text()
+    assert "dynamodb:*" not in policy and "dynamodb:Scan" not in policy
+    assert "/api/POST/@connections/*" in policy  # pushes to this API's own stage only
+
+
+# -- alarms and logs ------------------------------------------------------------------------
+
+
+def test_alarms_watch_the_dead_letter_queue_every_function_and_both_apis(template: Template) -> None:
+    stage = stage_of(template)
+    alarms = {name: r["Properties"] for name, r in resources(template, "AWS::CloudWatch::Alarm").items()}
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    dlq = alarms["FanoutDeadLetterAlarm"]
+    assert dlq["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["FanoutDeadLetterQueue", "QueueName"]}}
+    ]
+    assert (dlq["MetricName"], dlq["Threshold"]) == ("ApproximateNumberOfMessagesVisible", 1)
+    names = {sub(fn["FunctionName"], stage) for fn in functions(template).values()}
+    for alarm, metric in (("LambdaErrorsAlarm", "Errors"), ("LambdaThrottlesAlarm", "Throttles")):
+        watched = {
+            sub(m["MetricStat"]["Metric"]["Dimensions"][0]["Value"], stage)
+            for m in alarms[alarm]["Metrics"]
+            if "MetricStat" in m and m["MetricStat"]["Metric"]["MetricName"] == metric
+        }
+        assert watched == names, alarm
+    rest = alarms["RestApi5xxAlarm"]
+    rest_name = template["Resources"]["RestAPI"]["Properties"]["Name"]
+    assert rest["MetricName"] == "5XXError"
+    assert {d["Name"]: d["Value"] for d in rest["Dimensions"]} == {
+        "ApiName": rest_name,
+        "Stage": CONFIG["stages"][stage]["api_gateway_stage"],
+    }
+    ws = alarms["WebsocketApiErrorsAlarm"]
+    assert ws["MetricName"] == "ExecutionError"
+    assert {d["Name"]: d["Value"] for d in ws["Dimensions"]}["ApiId"] == {"Ref": "WebsocketAPI"}
+    subscription = template["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+
+
+def test_every_function_logs_to_a_group_with_a_retention(template: Template) -> None:
+    stage = stage_of(template)
+    groups = resources(template, "AWS::Logs::LogGroup")
+    for name, fn in functions(template).items():
+        group = f"{name}LogGroup"
+        assert groups[group]["Properties"]["LogGroupName"] == {
+            "Fn::Sub": f"/aws/lambda/bocage-${{Stage}}-{name}"
+        }
+        assert sub(fn["FunctionName"], stage) == f"bocage-{stage}-{name}"
+        assert groups[group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        assert group in template["Resources"][name]["DependsOn"]  # exists before the function logs
+    assert template["Parameters"]["LogRetentionDays"]["Default"] == 30
+
+
+# -- the sovereign target: container recipe, Compose and Kubernetes manifests ----------------
+
+SOVEREIGN = ROOT / "infra" / "sovereign"
+AWS_SDK_SETTINGS = {"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+SERVE = ["serve", "--host", "0.0.0.0", "--port", "8000", "--ws-port", "8001"]
+
+
+def _settings_read_by_the_code() -> set[str]:
+    """Every BOCAGE_ variable the server side reads (settings, billing, `bocage serve`'s timers)."""
+    sources = [
+        ROOT / "app.py",
+        *(ROOT / "chalicelib").rglob("*.py"),
+        *(ROOT / "bocage" / "local").rglob("*.py"),
+    ]
+    names = set()
+    for source in sources:
+        names |= set(re.findall(r"[\"'](BOCAGE_[A-Z0-9_]+)[\"']", source.read_text()))
+    return names | AWS_SDK_SETTINGS | {"POWERTOOLS_LOG_LEVEL", "POWERTOOLS_SERVICE_NAME"}
+
+
+def _yaml(path: Path) -> list[dict[str, Any]]:
+    import yaml  # type: ignore[import-untyped]  # no stubs pinned; PyYAML comes with moto[server]
+
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def _k8s() -> dict[str, dict[str, Any]]:
+    kustomization = _yaml(SOVEREIGN / "k8s" / "kustomization.yaml")[0]
+    docs = [doc for name in kustomization["resources"] for doc in _yaml(SOVEREIGN / "k8s" / name)]
+    by_kind_name = {f"{d['kind']}/{d['metadata']['name']}": d for d in docs}
+    assert len(by_kind_name) == len(docs)
+    return by_kind_name
+
+
+def test_the_container_serves_on_every_interface_as_an_unprivileged_user() -> None:
+    recipe = (SOVEREIGN / "Containerfile").read_text()
+    assert 'ENTRYPOINT ["bocage"]' in recipe
+    assert f"CMD {json.dumps(SERVE)}" in recipe
+    assert re.search(r"^USER 10001", recipe, re.MULTILINE)
+    assert "pip install -c requirements-dev.txt ." in recipe  # the pins CI tests
+    for name in re.findall(r"^\s+(\w+)=", recipe, re.MULTILINE):
+        assert name in _settings_read_by_the_code() | {
+            "PYTHONUNBUFFERED",
+            "PIP_NO_CACHE_DIR",
+            "PIP_DISABLE_PIP_VERSION_CHECK",
+        }
+    copied = set(re.findall(r"^COPY (.+) \S+$", recipe, re.MULTILINE))
+    kept = {
+        line[1:].rstrip("/")
+        for line in (SOVEREIGN / "Containerfile.dockerignore").read_text().split()
+        if line.startswith("!")
+    }
+    assert {p.rstrip("/") for entry in copied for p in entry.split()} <= kept
+
+
+def test_compose_runs_bocage_on_alternator_and_an_smtp_relay() -> None:
+    (compose,) = _yaml(SOVEREIGN / "compose.yaml")
+    services = compose["services"]
+    bocage, scylla = services["bocage"], services["scylla"]
+    assert bocage["command"] == SERVE
+    assert bocage["build"] == {"context": "../..", "dockerfile": "infra/sovereign/Containerfile"}
+    env = bocage["environment"]
+    assert not set(env) - _settings_read_by_the_code(), set(env) - _settings_read_by_the_code()
+    assert env["BOCAGE_STORE"] == "dynamodb" and env["BOCAGE_MAILER"] == "smtp"
+    assert env["BOCAGE_DYNAMODB_ENDPOINT"] == "http://scylla:8000" and env["BOCAGE_SMTP_HOST"] == "smtp"
+    assert "BOCAGE_WS_ENDPOINT" not in env  # bocage serve pushes to its own connections
+    assert "/health" in " ".join(bocage["healthcheck"]["test"])
+    assert bocage["read_only"] is True
+    assert bocage["depends_on"]["scylla"]["condition"] == "service_healthy"
+    assert "--alternator-port=8000" in scylla["command"]
+    assert any(a.startswith("--alternator-write-isolation=") for a in scylla["command"])
+    assert "smtp" in services
+    assert all(p.startswith("127.0.0.1:") for s in services.values() for p in s.get("ports", []))
+
+
+def test_kubernetes_runs_one_replica_with_probes_and_settings_the_code_reads() -> None:
+    k8s = _k8s()
+    deployment = k8s["Deployment/bocage"]["spec"]
+    assert deployment["replicas"] == 1 and deployment["strategy"]["type"] == "Recreate"
+    (container,) = deployment["template"]["spec"]["containers"]
+    assert [container["command"][0], *container["args"]] == ["bocage", *SERVE]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}, probe
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8000, "ws": 8001}
+    service = k8s["Service/bocage"]["spec"]
+    assert {p["name"]: p["targetPort"] for p in service["ports"]} == {"http": "http", "ws": "ws"}
+    config = k8s["ConfigMap/bocage-config"]["data"]
+    assert not set(config) - _settings_read_by_the_code(), set(config) - _settings_read_by_the_code()
+    assert "BOCAGE_WS_ENDPOINT" not in config
+    secret = _yaml(SOVEREIGN / "k8s" / "secret.example.yaml")[0]["stringData"]
+    assert not set(secret) - _settings_read_by_the_code()
+    assert not set(secret) & set(config)
+    for name in ("BOCAGE_SMTP_PASSWORD", "AWS_SECRET_ACCESS_KEY"):
+        assert name in secret and name not in config  # secrets stay out of the ConfigMap
+    image = container["image"]
+    for cron in ("CronJob/bocage-billing", "CronJob/bocage-retention"):
+        (job,) = k8s[cron]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        assert job["image"] == image
+        assert job["envFrom"] == container["envFrom"]
+
+
+def test_cronjobs_run_billing_daily_and_retention_every_five_minutes() -> None:
+    k8s = _k8s()
+    billing, retention = k8s["CronJob/bocage-billing"]["spec"], k8s["CronJob/bocage-retention"]["spec"]
+    assert (billing["schedule"], billing["timeZone"]) == ("0 2 * * *", "Etc/UTC")  # AWS: 02:00 UTC on the 1st
+    assert (retention["schedule"], retention["timeZone"]) == (
+        "*/5 * * * *",
+        "Etc/UTC",
+    )  # AWS: rate(5 minutes)
+    for spec in (billing, retention):
+        assert spec["concurrencyPolicy"] == "Forbid"
+    # The serve process leaves these jobs to the CronJobs.
+    config = k8s["ConfigMap/bocage-config"]["data"]
+    assert config["BOCAGE_JOBS_INTERVAL"] == config["BOCAGE_BILLING_INTERVAL"] == "0"
+    budget = re.search(r"budget_seconds=(\d+)", _job_command("retention")[-1])
+    assert budget and int(budget.group(1)) < retention["jobTemplate"]["spec"]["activeDeadlineSeconds"] < 300
+
+
+def _job_command(job: str) -> list[str]:
+    (container,) = _k8s()[f"CronJob/bocage-{job}"]["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    command: list[str] = container["command"]
+    return command
+
+
+@pytest.mark.parametrize("job", ["billing", "retention"])
+def test_the_cronjob_commands_run_the_jobs_on_a_dynamodb_api_server(moto_endpoint: str, job: str) -> None:
+    """The CronJobs' own command lines, with the ConfigMap's settings, against a real server."""
+    config = _k8s()["ConfigMap/bocage-config"]["data"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOCAGE_", "AWS_"))}
+    env.update(config)
+    env.update(
+        BOCAGE_DYNAMODB_ENDPOINT=moto_endpoint,
+        BOCAGE_TABLE=f"bocage-cron-{job}",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        PYTHONPATH=str(ROOT),
+    )
+    command = _job_command(job)
+    assert command[0] == "python"
+    done = subprocess.run(
+        [sys.executable, *command[1:]], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert isinstance(summary, dict)
