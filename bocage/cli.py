@@ -209,6 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     _data_or_server(billing_run, operator=True)
     billing_run.set_defaults(func=cmd_billing_run)
 
+    jobs = sub.add_parser("jobs", parents=[common], help="scheduled work, for cron (sovereign deployments)")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    jobs_run = jobs_sub.add_parser(
+        "run", parents=[common], help="run a scheduled job once on the store the environment names"
+    )
+    jobs_run.add_argument("job", choices=["retention", "billing"])
+    jobs_run.add_argument("--budget", type=float, default=240, metavar="SECONDS", help="stop after this long")
+    jobs_run.set_defaults(func=cmd_jobs_run)
+
     plan = sub.add_parser("plan", parents=[common], help="the organisation's plan (admins)")
     plan_sub = plan.add_subparsers(dest="plan_command", required=True)
     plan_show = plan_sub.add_parser(
@@ -448,6 +457,14 @@ def cmd_billing_run(args: argparse.Namespace) -> Result:
     if args.month is None and not args.dry_run:
         return dict(billing.run_previous_month().public())
     return dict(billing.run_month(args.month or month_of(int(time.time())), dry_run=args.dry_run).public())
+
+
+def cmd_jobs_run(args: argparse.Namespace) -> Result:
+    """What EventBridge runs on AWS: the same functions, on the store the settings describe."""
+    from chalicelib import jobs
+
+    run = jobs.run_retention if args.job == "retention" else jobs.run_billing
+    return {"job": args.job, **run(budget_seconds=args.budget)}
 
 
 def cmd_plan_show(args: argparse.Namespace) -> Result:
