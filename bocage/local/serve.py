@@ -100,6 +100,13 @@ def serve(host: str, port: int, data_dir: str | None, org_name: str, ws_port: in
     scheduler = LocalScheduler()
     schedule_housekeeping(scheduler, container)
     scheduler.start()
+    if host in ("0.0.0.0", "::") and not (
+        os.environ.get("BOCAGE_PUBLIC_URL") and os.environ.get("BOCAGE_WS_URL")
+    ):
+        sys.stdout.write(
+            f"Warning: listening on {host} without BOCAGE_PUBLIC_URL and BOCAGE_WS_URL: activation links and "
+            "the announced WebSocket URL name an address clients cannot reach; set both.\n"
+        )
     bootstrap(container, org_name, sys.stdout)
     sys.stdout.write(
         f"Bocage serving the REST API on {rest_url} and WebSockets on {sockets.url} "
