@@ -100,7 +100,7 @@ def serve(host: str, port: int, data_dir: str | None, org_name: str, ws_port: in
     scheduler = LocalScheduler()
     schedule_housekeeping(scheduler, container)
     scheduler.start()
-    if host in ("0.0.0.0", "::") and not (
+    if host in ("0.0.0.0", "::") and not (  # noqa: S104 (detecting it, not binding)
         os.environ.get("BOCAGE_PUBLIC_URL") and os.environ.get("BOCAGE_WS_URL")
     ):
         sys.stdout.write(
