@@ -21,7 +21,9 @@ NETWORK_TESTS := tests/integration/test_api_errors.py tests/integration/test_api
 	tests/e2e/test_polls_walkthrough.py tests/e2e/test_billing_cli.py
 NETWORK_SELECT := (dynamodb or e2e) and not test_a_crashed_job_resumes and not test_fifty_members_vote
 
-.PHONY: run test lint typecheck unit bench clean package infra-check test-network deploy deploy-preflight
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test lint typecheck unit bench clean package infra-check test-network deploy deploy-preflight browser
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,13 +31,22 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
+# The web app's NaCl and QR code libraries, pinned in package-lock.json (served from node_modules).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+## browser: Debian's Chromium for the browser tests (never a downloaded browser build)
+browser: $(CHROMIUM)
+$(CHROMIUM):
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-noto-color-emoji
+
 ## run: serve Bocage on this machine, on the embedded SQLite store in $(DATA)
-run: $(BIN)/.installed
+run: $(BIN)/.installed node_modules/.package-lock.json
 	$(BIN)/bocage serve --host $(HOST) --port $(PORT) --data $(DATA)
 
 ## test: lint, format check, type check, the whole test suite, the AWS template check, and the
 ## API suite again over HTTP to a DynamoDB-API server
-test: $(BIN)/.installed lint typecheck
+test: $(BIN)/.installed node_modules/.package-lock.json $(CHROMIUM) lint typecheck
 	$(BIN)/pytest
 	$(MAKE) infra-check
 	$(MAKE) test-network

@@ -42,6 +42,7 @@ app.experimental_feature_flags.update(["WEBSOCKETS"])  # Chalice still calls its
 app.api.cors = CORSConfig(
     allow_origin=os.environ.get("BOCAGE_APP_ORIGIN", "*"),
     allow_headers=["Authorization", "Content-Type"],
+    expose_headers=["Date"],  # the web app corrects a wrong device clock from it
     max_age=600,
 )
 app.register_middleware(request_scope, "http")
@@ -157,6 +158,12 @@ def add_channel_member(ctx: ApiContext, channel_id: str, member_id: str) -> dict
 @endpoint()
 def remove_channel_member(ctx: ApiContext, channel_id: str, member_id: str) -> dict[str, Any]:
     return ctx.container.channels.remove_member(ctx.principal, channel_id, member_id)
+
+
+@app.route("/channels/{channel_id}/members", methods=["GET"])
+@endpoint()
+def channel_members(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    return ctx.container.channels.members(ctx.principal, channel_id)
 
 
 @app.route("/channels/{channel_id}/roster", methods=["GET"])

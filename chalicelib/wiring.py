@@ -169,6 +169,12 @@ def container() -> Container:
         return _current
 
 
+def current() -> Container | None:
+    """The container if one is built or installed, without building one."""
+    with _lock:
+        return _current
+
+
 def use(replacement: Container | None) -> None:
     """Install a container (tests, the local runtime); None rebuilds from the environment."""
     global _current

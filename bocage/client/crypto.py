@@ -57,8 +57,13 @@ def new_sender_key() -> bytes:
 
 
 def new_message_id() -> str:
-    """A client-chosen id (128 random bits, base64url): retries of a send reuse it."""
-    return b64e(secrets.token_bytes(16))
+    """A client-chosen id (128 random bits, base64url): retries of a send reuse it.
+
+    Never starting with "-", so that it can follow a command on a command line."""
+    while True:
+        message_id = b64e(secrets.token_bytes(16))
+        if not message_id.startswith("-"):
+            return message_id
 
 
 # --- sender key distribution -------------------------------------------------------------------

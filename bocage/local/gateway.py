@@ -7,12 +7,14 @@ Chalice app's answer is written back: the very same code path, no Chalice-local.
 from __future__ import annotations
 
 import base64
+import hashlib
 import ipaddress
 import json
 import re
 import uuid
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -27,6 +29,93 @@ MAX_FRAME = 128 * 1024  # PostToConnection's Data limit
 # API Gateway's management API; boto3 puts the stage in the path when the endpoint URL has it.
 MANAGEMENT_PATH = re.compile(rf"^(?:/{STAGE})?/@connections/(?P<connection_id>[^/]+)$")
 DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() and int() accept far more
+
+# The web app (web/) and its pinned npm dependencies (node_modules/), from the repository root.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WEB_DIR = REPO_ROOT / "web"
+NODE_MODULES = REPO_ROOT / "node_modules"
+APP_PREFIX = "/app"
+#: /app/vendor/<name>: only these files of node_modules, never a directory listing or a path.
+VENDOR_FILES = {
+    "nacl-fast.min.js": "tweetnacl/nacl-fast.min.js",
+    "qrcode.mjs": "qrcode-generator/dist/qrcode.mjs",
+}
+STATIC_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".json": "application/json",
+    ".webmanifest": "application/manifest+json",
+    ".txt": "text/plain; charset=utf-8",
+}
+STATIC_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # no dot-files, no "..", no encoded tricks
+
+
+def static_file(path: str) -> Path | None:
+    """The file ``/app/...`` names: web/ itself, or an allow-listed vendor file; None otherwise."""
+    rest = path[len(APP_PREFIX) :].lstrip("/") if path.startswith(APP_PREFIX + "/") else None
+    if rest is None:
+        return None
+    if rest == "":
+        return WEB_DIR / "index.html"
+    if rest.startswith("vendor/"):
+        target = VENDOR_FILES.get(rest.removeprefix("vendor/"))
+        return NODE_MODULES / target if target else None
+    parts = rest.split("/")
+    if not all(STATIC_PART.fullmatch(p) for p in parts):
+        return None
+    candidate = WEB_DIR.joinpath(*parts)
+    if candidate.suffix not in STATIC_TYPES:
+        return None
+    try:
+        candidate.resolve().relative_to(WEB_DIR.resolve())
+    except ValueError:  # a symbolic link out of web/
+        return None
+    return candidate
+
+
+def _ws_origin() -> str | None:
+    """The WebSocket origin the app connects to, for its Content-Security-Policy."""
+    from chalicelib import wiring
+
+    current = wiring.current()  # never build a container just for this
+    url = current.settings.ws_url if current is not None else None
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("ws", "wss") and parts.netloc else None
+
+
+def app_security_headers() -> dict[str, str]:
+    """A strict policy: this origin only (scripts, styles, images, fetches) and the WebSocket."""
+    connect = "'self'" + (f" {ws}" if (ws := _ws_origin()) else "")
+    policy = "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self'",
+            "font-src 'self'",
+            f"connect-src {connect}",
+            "manifest-src 'self'",
+            "base-uri 'none'",
+            "form-action 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+    return {
+        "Content-Security-Policy": policy,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "X-Frame-Options": "DENY",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cross-Origin-Resource-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+    }
 
 
 @dataclass(frozen=True)
@@ -137,6 +226,9 @@ def make_handler(app: Chalice, connections: ConnectionRegistry | None = None) ->
             if length is None:
                 return
             path = urlsplit(self.path).path
+            if path == APP_PREFIX or path.startswith(APP_PREFIX + "/"):
+                self._static(path, length)
+                return
             management = MANAGEMENT_PATH.match(path) if connections is not None else None
             if management is not None:
                 assert connections is not None
@@ -165,6 +257,48 @@ def make_handler(app: Chalice, connections: ConnectionRegistry | None = None) ->
             self.send_header("Content-Length", str(len(raw)))
             self.end_headers()
             self.wfile.write(raw)
+
+        def _static(self, path: str, length: int) -> None:
+            """The web app: GET only, files of web/ and allow-listed vendor files, else 404."""
+            if length > MAX_BODY:
+                self._refuse(413, "payload_too_large", "request body over 10 MiB")
+                return
+            if length:
+                self.rfile.read(length)
+            if self.command != "GET":
+                self.send_response(405)
+                self.send_header("Allow", "GET")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if path == APP_PREFIX:  # the app's relative URLs need the trailing slash
+                self.send_response(308)
+                self.send_header("Location", APP_PREFIX + "/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            file = static_file(path)
+            try:
+                data = file.read_bytes() if file is not None and file.is_file() else None
+            except OSError:
+                data = None
+            if file is None or data is None:
+                self._reply(404, {"error": "not_found", "message": f"no file {path}"})
+                return
+            etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+            status = 304 if etag in (self.headers.get("If-None-Match") or "") else 200
+            self.send_response(status)
+            self.send_header("Content-Type", STATIC_TYPES.get(file.suffix, "application/octet-stream"))
+            # Revalidate every time (a 304 costs a round trip, not the file): names carry no hash.
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("ETag", etag)
+            for name, value in app_security_headers().items():
+                self.send_header(name, value)
+            if status == 200:
+                self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if status == 200:
+                self.wfile.write(data)
 
         def _manage(self, connections: ConnectionRegistry, connection_id: str, length: int) -> None:
             """The @connections API: SigV4-signed by boto3, not checked, so loopback callers only."""

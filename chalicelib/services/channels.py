@@ -337,6 +337,15 @@ class ChannelService:
         ]
         return {"epoch": state.epoch, "roster": state.roster, "devices": devices, "cursor": page.cursor}
 
+    def members(self, who: Principal, channel_id: str) -> dict[str, Any]:
+        """Who is in the channel and with which role (authors post in a tribe)."""
+        self.access(who, channel_id)
+        members = [
+            {"member_id": i["member_id"], "role": i["role"], "added_at": i["added_at"]}
+            for i in self._all(f"CHAN#{channel_id}", keys.MEMBER_PREFIX)
+        ]
+        return {"channel_id": channel_id, "members": members}
+
     def put_keys(
         self, who: Principal, channel_id: str, epoch: int, sealed: list[dict[str, Any]]
     ) -> dict[str, Any]:

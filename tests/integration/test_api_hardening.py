@@ -174,3 +174,4 @@ def test_the_web_app_may_call_from_another_origin(api: SignedApi) -> None:
     reply = api.http.request("GET", "/health")
     assert reply.headers["Access-Control-Allow-Origin"] == "*"
     assert "Authorization" in reply.headers["Access-Control-Allow-Headers"]
+    assert reply.headers["Access-Control-Expose-Headers"] == "Date"

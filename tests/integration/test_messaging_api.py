@@ -186,3 +186,16 @@ def test_a_fresh_gap_is_waited_for_then_skipped(people: People, api: SignedApi, 
     assert [m["text"] for m in first["messages"]] == ["one"] and first["cursor"] == 1
     api.clock.advance(11)  # the writer crashed: the gap is skipped
     assert [m["text"] for m in people.owner.read(cid, since=first["cursor"])["messages"]] == ["three"]
+
+
+def test_channel_members_with_their_roles(people: People) -> None:
+    cid = people.owner.create_channel("tribe", "T")["channel_id"]
+    people.join("ana")
+    people.owner.add_member(cid, people.info["ana"]["member_id"])
+    listed = people.owner.client.request("GET", f"/channels/{cid}/members")["members"]
+    roles = {m["member_id"]: m["role"] for m in listed}
+    assert roles == {people.info["owner"]["member_id"]: "author", people.info["ana"]["member_id"]: "member"}
+    outsider = people.join("outsider")
+    with pytest.raises(ApiError) as refused:
+        outsider.client.request("GET", f"/channels/{cid}/members")
+    assert refused.value.status == 403

@@ -375,3 +375,7 @@ def test_ring_load_missing_file_is_empty(tmp_path: Path) -> None:
     ring = SenderKeyRing.load(tmp_path / "absent.json")
     assert ring.received(CHANNEL, 0, "d_bob") is None
     assert ring.undistributed(CHANNEL, 0, ["d_bob"]) == ["d_bob"]
+
+
+def test_message_ids_never_look_like_options() -> None:
+    assert not any(new_message_id().startswith("-") for _ in range(2000))

@@ -1,0 +1,106 @@
+// Runs the web app's wire code (web/js/wire.js, web/js/polls.js) under node for
+// test_wire_compat.py: reads a JSON array of commands on stdin, writes a JSON array of results.
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+
+const require = createRequire(import.meta.url);
+globalThis.nacl = require('tweetnacl');
+const wire = await import('../../web/js/wire.js');
+const polls = await import('../../web/js/polls.js');
+
+const d = wire.b64d;
+const e = wire.b64e;
+
+function device(spec) {
+  const keys = wire.deviceKeysFromSeeds(d(spec.sign_seed), d(spec.box_secret));
+  return { ...keys, deviceId: spec.device_id };
+}
+
+const commands = {
+  async i18n() {
+    const out = {};
+    for (const lang of ['fr', 'en']) {
+      const dict = (await import(`../../web/js/i18n/${lang}.js`)).default;
+      out[lang] = Object.fromEntries(Object.entries(dict).map(([k, v]) => [k, typeof v === 'object' ? Object.keys(v).sort() : 'text']));
+    }
+    return out;
+  },
+  async canonical({ value, ascii }) {
+    return wire.canonicalJson(value, { ascii });
+  },
+  async digest({ method, path, query, body }) {
+    return wire.requestDigest(method, path, query, d(body));
+  },
+  async token({ sign_seed, subject, method, path, query, body, now, nonce }) {
+    const keys = wire.deviceKeysFromSeeds(d(sign_seed), new Uint8Array(32));
+    return wire.signToken(keys.signSecretKey, subject, method, path, query, d(body), now, { nonce });
+  },
+  async device_id({ sign_public_key }) {
+    return wire.deviceIdFor(d(sign_public_key));
+  },
+  async public_keys({ sign_seed, box_secret }) {
+    const keys = wire.deviceKeysFromSeeds(d(sign_seed), d(box_secret));
+    return { sign_public_key: e(keys.signPublicKey), box_public_key: e(keys.boxPublicKey) };
+  },
+  async proof({ code, sign_seed, box_public_key }) {
+    const keys = wire.deviceKeysFromSeeds(d(sign_seed), new Uint8Array(32));
+    const message = await wire.activationProofMessage(code, box_public_key);
+    return { message: e(message), signature: e(wire.nacl().sign.detached(message, keys.signSecretKey)) };
+  },
+  async parse_activation({ text }) {
+    return wire.parseActivation(text);
+  },
+  async signing_bytes({ envelope }) {
+    return e(wire.envelopeSigningBytes(envelope));
+  },
+  async seal_message({ sender, key, fields }) {
+    return wire.sealMessage(device(sender), d(key), {
+      channelId: fields.channel_id,
+      epoch: fields.epoch,
+      messageId: fields.message_id,
+      content: fields.content,
+      kind: fields.kind,
+      sentAtMs: fields.sent_at,
+      target: fields.target ?? null,
+    });
+  },
+  async open_message({ envelope, key, sign_public_key }) {
+    try {
+      return { content: await wire.openMessage(envelope, d(key), sign_public_key) };
+    } catch (err) {
+      return { error: err.constructor.name };
+    }
+  },
+  async seal_sender_key({ sender, recipient_device, recipient_box_public_key, channel_id, epoch, key }) {
+    return wire.sealSenderKey(device(sender), recipient_device, recipient_box_public_key, channel_id, epoch, d(key));
+  },
+  async open_sender_key({ recipient, sealed, sender_box_public_key, channel_id }) {
+    try {
+      return { key: e(wire.openSenderKey(device(recipient), sealed, sender_box_public_key, channel_id)) };
+    } catch (err) {
+      return { error: err.constructor.name };
+    }
+  },
+  async pad({ data }) {
+    return e(wire.pad(d(data)));
+  },
+  async tally({ messages, poll_id, members, now }) {
+    const result = polls.tally(messages, poll_id, new Set(members), now);
+    delete result.votes_by; // the browser's extra (who voted what, for "your vote")
+    return result;
+  },
+  async new_poll({ question, options, multiple, closes_at }) {
+    try {
+      return polls.newPoll(question, options, { multiple, closesAt: closes_at });
+    } catch (err) {
+      return { error: err.message };
+    }
+  },
+};
+
+const input = JSON.parse(readFileSync(0, 'utf8'));
+const output = [];
+for (const { op, ...args } of input) {
+  output.push(await commands[op](args));
+}
+process.stdout.write(JSON.stringify(output));

@@ -1,0 +1,261 @@
+// Bocage in the browser: boot, routes (#/...), the top bar, and the shared context views use.
+import { DeviceStore } from './db.js';
+import { h, replace, focus } from './dom.js';
+import { LANGUAGES, lang, setLang, t } from './i18n.js';
+import { Messenger } from './messenger.js';
+import { renderActivation } from './ui/activate.js';
+import { renderMessages, messagesEvent } from './ui/messages.js';
+import { renderAdmin } from './ui/admin.js';
+import { renderImpact } from './ui/impact.js';
+import { renderDevice } from './ui/device.js';
+
+const PURGE_EVERY = 60_000;
+
+export const app = {
+  store: null,
+  device: null,
+  messenger: null,
+  route: { name: 'home', params: {} },
+  view: null, // the current view's {event(type, detail), dispose()} hooks
+
+  /** Where public calls (impact) go: this device's server, else the app's own origin. */
+  server() {
+    return this.device?.server || globalThis.location.origin;
+  },
+
+  isAdmin() {
+    return ['owner', 'admin'].includes(this.messenger?.device.role || this.device?.role);
+  },
+
+  navigate(hash) {
+    if (location.hash === hash) render();
+    else location.hash = hash;
+  },
+
+  toast(message, kind = 'info') {
+    const el = document.getElementById('toast');
+    replace(el, message ? h('p', { class: `toast-body ${kind}`, onClick: () => replace(el) }, message) : null);
+    clearTimeout(this.toastTimer);
+    if (message) this.toastTimer = setTimeout(() => replace(el), kind === 'error' ? 9000 : 4000);
+  },
+
+  announce(message) {
+    const el = document.getElementById('announcer');
+    el.textContent = '';
+    setTimeout(() => {
+      el.textContent = message;
+    }, 50);
+  },
+
+  errorText(err) {
+    if (!err) return t('error.generic');
+    if (err.status === 0) return t('error.network');
+    const known = `error.${err.code}`;
+    const text = t(known);
+    if (text !== known) return text;
+    if (err.status === 403) return t('error.forbidden');
+    return err.detail || err.message || t('error.generic');
+  },
+
+  /** Start messaging for an activated device: the socket, the channels, the purge timer. */
+  async startDevice(device) {
+    this.device = device;
+    if (this.messenger) this.messenger.stop();
+    const messenger = new Messenger(this.store, device);
+    this.messenger = messenger;
+    await messenger.init();
+    for (const type of ['message', 'channels', 'roster', 'status', 'revoked', 'error']) {
+      messenger.addEventListener(type, (e) => onMessengerEvent(type, e.detail));
+    }
+    messenger.loadChannels().catch(() => null);
+    messenger.loadDirectory().catch(() => null);
+    messenger.connect();
+  },
+
+  async forgetDevice() {
+    if (this.messenger) this.messenger.stop();
+    this.messenger = null;
+    this.device = null;
+    await this.store.wipe();
+    this.store = await DeviceStore.open();
+  },
+};
+
+function parseRoute() {
+  const hash = location.hash.replace(/^#/, '') || '/';
+  const [path, query = ''] = hash.split('?');
+  const params = Object.fromEntries(new URLSearchParams(query));
+  const parts = path.split('/').filter(Boolean);
+  if (parts[0] === 'activate') return { name: 'activate', params };
+  if (parts[0] === 'c' && parts[1]) return { name: 'channel', params: { channelId: parts[1] } };
+  if (parts[0] === 'admin') return { name: 'admin', params: { section: parts[1] || null } };
+  if (parts[0] === 'impact') return { name: 'impact', params };
+  if (parts[0] === 'device') return { name: 'device', params };
+  if (parts[0] === 'new') return { name: 'new-channel', params };
+  return { name: 'home', params };
+}
+
+function onMessengerEvent(type, detail) {
+  if (type === 'revoked') {
+    app.announce(t('device.revoked'));
+    renderTopbar();
+    render();
+    return;
+  }
+  if (type === 'status') renderTopbar();
+  if (type === 'error' && detail) app.toast(app.errorText(detail), 'error');
+  if (type === 'channels') renderTopbar();
+  messagesEvent(app, type, detail);
+  if (app.view?.event) app.view.event(type, detail);
+}
+
+function navLink(hash, label, current, short = null) {
+  // On a phone a short label shows; the full one stays the link's accessible name.
+  const text = short
+    ? [h('span', { class: 'label-long' }, label), h('span', { class: 'label-short', 'aria-hidden': 'true' }, short)]
+    : label;
+  return h('a', { href: hash, class: 'nav-link', 'aria-current': current ? 'page' : null }, text);
+}
+
+export function renderTopbar() {
+  const bar = document.getElementById('topbar');
+  const route = app.route.name;
+  const m = app.messenger;
+  const unread = m ? [...m.channels.values()].reduce((n, c) => n + (c.unread || 0), 0) : 0;
+  const langSelect = h(
+    'select',
+    {
+      id: 'lang-select',
+      class: 'lang-select',
+      onChange: (e) => {
+        setLang(e.target.value);
+        renderTopbar();
+        render({ keepFocus: true });
+        document.getElementById('lang-select')?.focus();
+      },
+    },
+    LANGUAGES.map((l) => h('option', { value: l.code, selected: l.code === lang(), lang: l.code }, l.name)),
+  );
+  const links = [];
+  if (app.device) {
+    links.push(
+      navLink(
+        '#/',
+        [t('nav.messages'), unread ? h('span', { class: 'badge count', 'aria-label': t('channels.unread', { count: unread }) }, String(unread)) : null],
+        route === 'home' || route === 'channel' || route === 'new-channel',
+      ),
+    );
+    if (app.isAdmin()) links.push(navLink('#/admin', t('nav.admin'), route === 'admin', t('nav.admin_short')));
+  }
+  links.push(navLink('#/impact', t('nav.impact'), route === 'impact'));
+  if (app.device) links.push(navLink('#/device', t('nav.device'), route === 'device', t('nav.device_short')));
+  const status = app.device
+    ? h(
+        'span',
+        { class: ['conn', m?.online ? 'online' : 'offline'], title: m?.online ? t('status.online_hint') : t('status.offline_hint') },
+        m?.revoked ? t('status.revoked') : m?.online ? t('status.online') : t('status.offline'),
+      )
+    : null;
+  replace(
+    bar,
+    h(
+      'div',
+      { class: 'brand' },
+      h('img', { src: 'icon.svg', alt: '', width: 28, height: 28 }),
+      h('span', { class: 'brand-name' }, 'Bocage'),
+      app.device ? h('span', { class: 'org-name' }, app.device.org_name || '') : null,
+    ),
+    h('nav', { 'aria-label': t('nav.label') }, h('ul', { class: 'nav' }, links.map((l) => h('li', null, l)))),
+    h(
+      'div',
+      { class: 'topbar-tools' },
+      status,
+      h('label', { for: 'lang-select', class: 'visually-hidden' }, t('nav.language')),
+      langSelect,
+    ),
+  );
+  const skip = document.getElementById('skip-link');
+  skip.textContent = t('nav.skip');
+}
+
+let rendering = 0;
+export async function render({ keepFocus = false } = {}) {
+  const ticket = ++rendering;
+  const focusedBefore = document.activeElement;
+  app.route = parseRoute();
+  if (app.view?.dispose) app.view.dispose();
+  app.view = null;
+  renderTopbar();
+  const main = document.getElementById('main');
+  const route = app.route;
+  const messaging = Boolean(app.device) && ['home', 'channel', 'new-channel'].includes(route.name);
+  document.body.classList.toggle('fill', messaging);
+  let view;
+  if (route.name === 'activate') {
+    view = await renderActivation(app, main, route.params);
+  } else if (route.name === 'impact') {
+    view = await renderImpact(app, main);
+  } else if (!app.device) {
+    view = await renderActivation(app, main, {});
+  } else if (app.messenger?.revoked && route.name !== 'device') {
+    view = renderRevoked(main);
+  } else if (route.name === 'admin') {
+    view = await renderAdmin(app, main, route.params);
+  } else if (route.name === 'device') {
+    view = await renderDevice(app, main);
+  } else {
+    view = await renderMessages(app, main, route);
+  }
+  if (ticket !== rendering) {
+    view?.dispose?.();
+    return;
+  }
+  app.view = view || null;
+  // Focus goes to the new screen, unless the person already moved it there while it loaded.
+  const active = document.activeElement;
+  const moved = active && active !== focusedBefore && active !== document.body && active !== main && active.isConnected;
+  if (!keepFocus && !moved) focus(main.querySelector('[data-autofocus]') || main.querySelector('h1') || main);
+  document.title = view?.title ? `${view.title} · Bocage` : 'Bocage';
+}
+
+function renderRevoked(main) {
+  replace(
+    main,
+    h('section', { class: 'card narrow', 'aria-labelledby': 'revoked-title' },
+      h('h1', { id: 'revoked-title' }, t('device.revoked_title')),
+      h('p', null, t('device.revoked')),
+      h('p', null, t('device.revoked_next')),
+      h('p', { class: 'actions' }, h('a', { class: 'button primary', href: '#/device' }, t('device.revoked_forget')))),
+  );
+  return { title: t('device.revoked_title') };
+}
+
+async function boot() {
+  setLang(lang());
+  document.getElementById('skip-link').addEventListener('click', (e) => {
+    e.preventDefault();
+    focus(document.getElementById('main'));
+  });
+  if (!globalThis.nacl) {
+    replace(document.getElementById('main'), h('p', { class: 'notice error' }, t('error.no_nacl')));
+    return;
+  }
+  try {
+    app.store = await DeviceStore.open();
+  } catch {
+    replace(document.getElementById('main'), h('p', { class: 'notice error' }, t('error.no_storage')));
+    return;
+  }
+  const device = await app.store.device();
+  if (device) await app.startDevice(device);
+  await app.store.purgeExpired().catch(() => 0);
+  setInterval(async () => {
+    const gone = await app.store.purgeExpired().catch(() => 0);
+    if (gone && app.view?.event) app.view.event('purged', gone);
+  }, PURGE_EVERY);
+  window.addEventListener('hashchange', () => render());
+  window.addEventListener('online', () => app.messenger?.connect());
+  await render();
+}
+
+boot();

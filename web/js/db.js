@@ -1,0 +1,144 @@
+// What the device keeps, in IndexedDB (this origin only): its keys and identity (like the CLI
+// profile's files), its sender-key ring, and opened messages for offline reading, each removed
+// once past its expires_at (the organisation's retention holds on the device too).
+
+const NAME = 'bocage';
+const VERSION = 1;
+
+function promisify(request) {
+  return new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+function done(tx) {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error || new Error('transaction aborted'));
+  });
+}
+
+export class DeviceStore {
+  constructor(db) {
+    this.db = db;
+  }
+
+  static async open(name = NAME) {
+    const request = indexedDB.open(name, VERSION);
+    request.onupgradeneeded = () => {
+      const db = request.result;
+      db.createObjectStore('kv'); // 'device', 'ring', and per-channel 'cursor:<id>'
+      const messages = db.createObjectStore('messages', { keyPath: ['channel_id', 'seq'] });
+      messages.createIndex('expires_at', 'expires_at');
+      messages.createIndex('message_id', ['channel_id', 'message_id']);
+    };
+    return new DeviceStore(await promisify(request));
+  }
+
+  async get(key) {
+    return promisify(this.db.transaction('kv').objectStore('kv').get(key));
+  }
+
+  async put(key, value) {
+    const tx = this.db.transaction('kv', 'readwrite');
+    tx.objectStore('kv').put(value, key);
+    await done(tx);
+  }
+
+  async delete(key) {
+    const tx = this.db.transaction('kv', 'readwrite');
+    tx.objectStore('kv').delete(key);
+    await done(tx);
+  }
+
+  async device() {
+    return (await this.get('device')) || null;
+  }
+
+  async saveDevice(device) {
+    await this.put('device', device);
+  }
+
+  async ring() {
+    return (await this.get('ring')) || { own: {}, received: {}, distributed: {} };
+  }
+
+  async saveRing(ring) {
+    await this.put('ring', ring);
+  }
+
+  async cursor(channelId) {
+    return (await this.get(`cursor:${channelId}`)) || 0;
+  }
+
+  async saveCursor(channelId, cursor) {
+    await this.put(`cursor:${channelId}`, cursor);
+  }
+
+  /** Store opened messages (a later copy of the same seq replaces the earlier). */
+  async putMessages(messages) {
+    if (!messages.length) return;
+    const tx = this.db.transaction('messages', 'readwrite');
+    const store = tx.objectStore('messages');
+    for (const m of messages) store.put(m);
+    await done(tx);
+  }
+
+  async messages(channelId, now = Math.floor(Date.now() / 1000)) {
+    const range = IDBKeyRange.bound([channelId, 0], [channelId, Number.MAX_SAFE_INTEGER]);
+    const all = await promisify(this.db.transaction('messages').objectStore('messages').getAll(range));
+    return all.filter((m) => !m.expires_at || m.expires_at > now);
+  }
+
+  /** Delete every cached message past its expiry; returns how many went. */
+  async purgeExpired(now = Math.floor(Date.now() / 1000)) {
+    const tx = this.db.transaction('messages', 'readwrite');
+    const index = tx.objectStore('messages').index('expires_at');
+    let count = 0;
+    await new Promise((resolve, reject) => {
+      const request = index.openCursor(IDBKeyRange.upperBound(now));
+      request.onsuccess = () => {
+        const cursor = request.result;
+        if (!cursor) return resolve();
+        cursor.delete();
+        count += 1;
+        cursor.continue();
+      };
+      request.onerror = () => reject(request.error);
+    });
+    await done(tx);
+    return count;
+  }
+
+  /** Forget a channel's cache (the member left it). */
+  async dropChannel(channelId) {
+    const tx = this.db.transaction(['messages', 'kv'], 'readwrite');
+    tx.objectStore('messages').delete(IDBKeyRange.bound([channelId, 0], [channelId, Number.MAX_SAFE_INTEGER]));
+    tx.objectStore('kv').delete(`cursor:${channelId}`);
+    await done(tx);
+  }
+
+  /** Erase cached messages, cursors and sender keys; keep who this device was. */
+  async eraseContent() {
+    const tx = this.db.transaction(['messages', 'kv'], 'readwrite');
+    tx.objectStore('messages').clear();
+    const kv = tx.objectStore('kv');
+    await new Promise((resolve, reject) => {
+      const request = kv.getAllKeys();
+      request.onsuccess = () => {
+        for (const key of request.result) if (key !== 'device') kv.delete(key);
+        resolve();
+      };
+      request.onerror = () => reject(request.error);
+    });
+    await done(tx);
+  }
+
+  /** Forget everything: keys, ring and messages. */
+  async wipe() {
+    this.db.close();
+    await promisify(indexedDB.deleteDatabase(NAME));
+  }
+}

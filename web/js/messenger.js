@@ -1,0 +1,597 @@
+// End-to-end encrypted messaging for this browser's device: bocage/client/messenger.py in JS.
+//
+// Sender keys are made here, sealed to each roster device once per epoch and kept in the ring
+// (IndexedDB); messages are sealed and signed before they leave and verified before they show.
+// Events (EventTarget): 'message' (an opened message), 'channels', 'roster' (channel id),
+// 'status' (online/offline), 'revoked', 'error'.
+import { Api, ApiError } from './api.js';
+import { newPoll, tally } from './polls.js';
+import {
+  CryptoError,
+  ForgedMessage,
+  newMessageId,
+  newSenderKey,
+  openMessage,
+  openSenderKey,
+  sealMessage,
+  sealSenderKey,
+  signToken,
+} from './wire.js';
+
+const KEYS_PER_CALL = 500;
+const READ_LIMIT = 200;
+const PING_EVERY = 240_000; // API Gateway drops idle WebSockets after 10 minutes
+const CONNECT_PATH = '$connect';
+const slot = (...parts) => parts.join('|');
+const READABLE_KINDS = new Set(['message', 'poll']);
+
+export class Messenger extends EventTarget {
+  /** `device`: the stored device record (identity and private keys). */
+  constructor(store, device) {
+    super();
+    this.store = store;
+    this.device = device;
+    this.keys = { deviceId: device.device_id, signSecretKey: device.signSecretKey, boxSecretKey: device.boxSecretKey };
+    this.api = new Api(device.server, this.keys);
+    this.api.onUnauthorized = (err) => this.unauthorized(err);
+    this.ring = { own: {}, received: {}, distributed: {} };
+    this.directory = null;
+    this.directoryAt = 0;
+    this.channels = new Map();
+    this.rosters = new Map();
+    this.keyFetches = new Map();
+    this.ws = null;
+    this.online = false;
+    this.stopped = false;
+    this.backoff = 1000;
+    this.revoked = false;
+  }
+
+  get memberId() {
+    return this.device.member_id;
+  }
+
+  get deviceId() {
+    return this.device.device_id;
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  unauthorized(err) {
+    if (!this.revoked && /revoked|unknown device|unknown member|removed/i.test(err.detail || '')) this.onRevoked();
+  }
+
+  /** Revoked or removed: stop, and erase what this device kept (a lost phone keeps nothing). */
+  async onRevoked() {
+    if (this.revoked) return;
+    this.revoked = true;
+    this.stop();
+    await this.store.eraseContent().catch(() => null);
+    this.ring = { own: {}, received: {}, distributed: {} };
+    this.emit('revoked');
+  }
+
+  async init() {
+    this.ring = await this.store.ring();
+    await this.api.health().catch(() => null); // learns the server's clock
+  }
+
+  // -- key ring ----------------------------------------------------------------------------
+
+  async withRing(work) {
+    // One device may be open in several tabs: they share the ring through IndexedDB.
+    const run = async () => {
+      const stored = await this.store.ring();
+      for (const part of ['own', 'received', 'distributed']) {
+        this.ring[part] = { ...this.ring[part], ...stored[part] };
+      }
+      const result = await work();
+      await this.store.saveRing(this.ring);
+      return result;
+    };
+    return globalThis.navigator?.locks ? navigator.locks.request('bocage-ring', run) : run();
+  }
+
+  ownKey(channelId, epoch) {
+    const s = slot(channelId, epoch);
+    if (!this.ring.own[s]) this.ring.own[s] = newSenderKey();
+    return this.ring.own[s];
+  }
+
+  hasOwn(channelId, epoch = null) {
+    return Object.keys(this.ring.own).some((s) => {
+      const [c, e] = s.split('|');
+      return c === channelId && (epoch === null || Number(e) === epoch);
+    });
+  }
+
+  // -- channels ----------------------------------------------------------------------------
+
+  async loadChannels() {
+    const { channels } = await this.api.get('/channels');
+    this.channels = new Map(channels.map((c) => [c.channel_id, c]));
+    for (const c of channels) await this.refineUnread(c.channel_id);
+    this.emit('channels');
+    return channels;
+  }
+
+  /**
+   * The server counts every envelope past this device's cursor, reactions and votes too. When
+   * the cache holds that whole range, count only what a person reads: others' messages and polls.
+   */
+  async refineUnread(channelId) {
+    const c = this.channels.get(channelId);
+    if (!c) return;
+    const from = c.cursor || 0;
+    const to = c.latest_seq || 0;
+    if (to <= from) {
+      c.unread = 0;
+      return;
+    }
+    const inRange = (await this.store.messages(channelId)).filter((m) => m.seq > from && m.seq <= to);
+    if (inRange.length < to - from) return; // a gap: keep the server's count
+    c.unread = inRange.filter((m) => READABLE_KINDS.has(m.kind) && m.sender_member !== this.memberId && !m.deleted).length;
+  }
+
+  channel(channelId) {
+    return this.channels.get(channelId) || null;
+  }
+
+  /** Whether I may post (message, poll) here: a tribe's plain members only react and vote. */
+  mayPost(channel) {
+    return Boolean(channel) && (channel.kind !== 'tribe' || channel.my_role === 'author');
+  }
+
+  /** Managers: the organisation's admins and the channel's authors. */
+  mayManage(channel) {
+    return this.isAdmin() || channel?.my_role === 'author';
+  }
+
+  isAdmin() {
+    return ['owner', 'admin'].includes(this.device.role);
+  }
+
+  async createChannel(kind, name) {
+    const created = await this.api.request('POST', '/channels', { body: { kind, name } });
+    await this.loadChannels();
+    return created;
+  }
+
+  async addMember(channelId, memberId, role = 'member') {
+    const result = await this.api.request('PUT', `/channels/${channelId}/members/${memberId}`, { body: { role } });
+    this.rosters.delete(channelId);
+    return result;
+  }
+
+  async removeMember(channelId, memberId) {
+    const result = await this.api.request('DELETE', `/channels/${channelId}/members/${memberId}`);
+    this.rosters.delete(channelId);
+    return result;
+  }
+
+  async roster(channelId, { fresh = false } = {}) {
+    const cached = this.rosters.get(channelId);
+    if (cached && !fresh) return cached;
+    const devices = [];
+    let cursor = null;
+    let page;
+    do {
+      page = await this.api.get(`/channels/${channelId}/roster`, cursor ? { cursor } : undefined);
+      devices.push(...page.devices);
+      cursor = page.cursor;
+    } while (cursor);
+    const roster = { ...page, devices, members: new Set(devices.map((d) => d.member_id)) };
+    this.rosters.set(channelId, roster);
+    return roster;
+  }
+
+  // -- directory -----------------------------------------------------------------------------
+
+  async loadDirectory() {
+    const members = new Map();
+    const devices = [];
+    let cursor = null;
+    do {
+      const page = await this.api.get('/members', cursor ? { cursor } : undefined);
+      for (const m of page.members) members.set(m.member_id, { ...m, devices: [] });
+      devices.push(...page.devices);
+      cursor = page.cursor;
+    } while (cursor);
+    for (const d of devices) members.get(d.member_id)?.devices.push(d);
+    this.directory = { members, devices: new Map(devices.map((d) => [d.device_id, d])) };
+    this.directoryAt = Date.now();
+    const me = members.get(this.memberId);
+    if (me && (me.role !== this.device.role || me.display_name !== this.device.display_name)) {
+      this.device = { ...this.device, role: me.role, display_name: me.display_name };
+      await this.store.saveDevice(this.device);
+      this.emit('channels');
+    }
+    return this.directory;
+  }
+
+  async deviceInfo(deviceId) {
+    if (!this.directory) await this.loadDirectory();
+    let device = this.directory.devices.get(deviceId);
+    if (!device && Date.now() - this.directoryAt > 2000) {
+      await this.loadDirectory(); // a device activated since we last looked
+      device = this.directory.devices.get(deviceId);
+    }
+    return device || null;
+  }
+
+  memberName(memberId) {
+    return this.directory?.members.get(memberId)?.display_name || null;
+  }
+
+  // -- sending -------------------------------------------------------------------------------
+
+  /** Seal my current key to every roster device that lacks it; returns the epoch. */
+  async distributeKey(channelId, roster = null) {
+    const current = roster || (await this.roster(channelId, { fresh: true }));
+    const epoch = Number(current.epoch);
+    return this.withRing(async () => {
+      const s = slot(channelId, epoch);
+      const done = new Set(this.ring.distributed[s] || []);
+      const targets = new Map(current.devices.filter((d) => d.device_id !== this.deviceId).map((d) => [d.device_id, d]));
+      const missing = [...targets.keys()].filter((d) => !done.has(d));
+      const key = this.ownKey(channelId, epoch);
+      if (missing.length) {
+        const sealed = missing.map((d) => sealSenderKey(this.keys, d, targets.get(d).box_public_key, channelId, epoch, key));
+        for (let i = 0; i < sealed.length; i += KEYS_PER_CALL) {
+          await this.api.request('PUT', `/channels/${channelId}/keys`, {
+            body: { epoch, keys: sealed.slice(i, i + KEYS_PER_CALL) },
+          });
+        }
+        this.ring.distributed[s] = [...done, ...missing];
+      }
+      return epoch;
+    });
+  }
+
+  /** Seal, sign and send; retried once on stale_epoch (someone left: re-key). */
+  async send(channelId, content, { kind = 'message', target = null } = {}) {
+    const messageId = newMessageId();
+    for (let attempt = 0; ; attempt += 1) {
+      const epoch = await this.distributeKey(channelId);
+      const envelope = sealMessage(this.keys, this.ownKey(channelId, epoch), {
+        channelId,
+        epoch,
+        messageId,
+        content,
+        kind,
+        target,
+        sentAtMs: Date.now(),
+      });
+      let result;
+      try {
+        result = await this.api.request('POST', `/channels/${channelId}/messages`, { body: envelope });
+      } catch (err) {
+        if (err instanceof ApiError && err.code === 'stale_epoch' && attempt === 0) continue;
+        throw err;
+      }
+      const opened = {
+        channel_id: channelId,
+        seq: result.seq,
+        message_id: messageId,
+        kind,
+        target,
+        sender_member: this.memberId,
+        sender_device: this.deviceId,
+        sent_at_ms: envelope.sent_at,
+        stored_at: this.api.now(),
+        expires_at: result.expires_at,
+        verified: true,
+        content,
+      };
+      await this.accept([opened]);
+      return result;
+    }
+  }
+
+  sendText(channelId, text, replyTo = null) {
+    const content = { type: 'text', text };
+    if (replyTo) content.reply_to = replyTo;
+    return this.send(channelId, content);
+  }
+
+  react(channelId, messageId, emoji, remove = false) {
+    return this.send(channelId, { type: 'reaction', target: messageId, emoji, remove }, { kind: 'reaction' });
+  }
+
+  deleteForEveryone(channelId, messageId) {
+    return this.send(channelId, { type: 'delete', target: messageId }, { kind: 'delete', target: messageId });
+  }
+
+  async createPoll(channelId, question, options, { multiple = false, closesAt = null } = {}) {
+    const poll = newPoll(question, options, { multiple, closesAt });
+    const result = await this.send(channelId, poll, { kind: 'poll' });
+    return { ...result, poll_id: result.message_id };
+  }
+
+  vote(channelId, pollId, choices) {
+    return this.send(channelId, { type: 'vote', poll_id: pollId, choices }, { kind: 'vote' });
+  }
+
+  closePoll(channelId, pollId) {
+    return this.send(channelId, { type: 'close', poll_id: pollId }, { kind: 'poll_close', target: pollId });
+  }
+
+  async pollResults(channelId, pollId, messages) {
+    const roster = await this.roster(channelId);
+    return tally(messages, pollId, roster.members, Date.now() / 1000);
+  }
+
+  // -- reading -------------------------------------------------------------------------------
+
+  /** If I send here, give my current key to devices that joined since (multi-device). */
+  async shareKeys(channelId) {
+    if (!this.hasOwn(channelId)) return;
+    const roster = await this.roster(channelId, { fresh: true });
+    if (this.hasOwn(channelId, Number(roster.epoch))) await this.distributeKey(channelId, roster);
+  }
+
+  async read(channelId, since = 0, limit = READ_LIMIT) {
+    await this.shareKeys(channelId);
+    const page = await this.api.get(`/channels/${channelId}/messages`, { since, limit });
+    const messages = [];
+    for (const m of page.messages) messages.push(await this.open(m));
+    return { messages, cursor: page.cursor, more: page.more };
+  }
+
+  /** Everything since this device's cursor, into the cache; returns the new messages. */
+  async catchUp(channelId) {
+    let cursor = await this.store.cursor(channelId);
+    const fresh = [];
+    for (;;) {
+      const page = await this.read(channelId, cursor);
+      fresh.push(...page.messages);
+      await this.accept(page.messages, { emit: false });
+      const moved = page.cursor !== cursor;
+      cursor = page.cursor;
+      await this.store.saveCursor(channelId, cursor);
+      if (!moved || !page.more) break;
+    }
+    const channel = this.channels.get(channelId);
+    if (channel) {
+      channel.cursor = Math.max(channel.cursor || 0, cursor);
+      channel.latest_seq = Math.max(channel.latest_seq || 0, cursor);
+      channel.unread = Math.max(0, channel.latest_seq - channel.cursor);
+      await this.refineUnread(channelId);
+      this.emit('channels');
+    }
+    return fresh;
+  }
+
+  /** Retry cached messages that had no key yet (a sender shares it on their next send or read). */
+  async retryUnreadable(channelId) {
+    const cached = await this.store.messages(channelId);
+    const retried = [];
+    for (const m of cached) {
+      if (m.error !== 'no_key' || !m.raw) continue;
+      const opened = await this.open(m.raw);
+      if (opened.verified) retried.push(opened);
+    }
+    await this.accept(retried, { emit: false });
+    return retried.length;
+  }
+
+  /** Store opened messages, apply deletions, and tell the UI. */
+  async accept(messages, { emit = true } = {}) {
+    if (!messages.length) return;
+    await this.store.putMessages(messages);
+    const deletions = messages.filter((m) => m.kind === 'delete' && m.verified && m.target);
+    for (const d of deletions) {
+      const cached = await this.store.messages(d.channel_id);
+      const hit = cached.find((m) => m.message_id === d.target);
+      if (hit && !hit.deleted) {
+        await this.store.putMessages([{ ...hit, deleted: true, content: null, raw: null, verified: false }]);
+      }
+    }
+    if (emit) for (const m of messages) this.emit('message', m);
+  }
+
+  /** Verify then decrypt one stored message; forged or unreadable ones are flagged, not shown. */
+  async open(message) {
+    const channelId = message.channel_id;
+    const epoch = Number(message.epoch);
+    const sender = message.sender_device;
+    const shown = {
+      channel_id: channelId,
+      seq: message.seq,
+      message_id: message.message_id,
+      kind: message.kind,
+      target: message.target ?? null,
+      sender_member: message.sender_member,
+      sender_device: sender,
+      sent_at_ms: message.sent_at,
+      stored_at: message.stored_at,
+      expires_at: message.expires_at,
+      verified: false,
+    };
+    if (message.deleted) return { ...shown, deleted: true };
+    const device = await this.deviceInfo(sender);
+    const key = await this.senderKey(channelId, epoch, sender);
+    if (!device || !key) return { ...shown, error: 'no_key', raw: message };
+    try {
+      const content = await openMessage(message, key, device.sign_public_key);
+      return { ...shown, verified: true, content };
+    } catch (err) {
+      if (err instanceof ForgedMessage) return { ...shown, error: 'forged' };
+      if (err instanceof CryptoError) return { ...shown, error: 'undecryptable' };
+      throw err;
+    }
+  }
+
+  async senderKey(channelId, epoch, sender) {
+    if (sender === this.deviceId) {
+      const own = this.ring.own[slot(channelId, epoch)];
+      return own || null;
+    }
+    const s = slot(channelId, epoch, sender);
+    if (this.ring.received[s]) return this.ring.received[s];
+    const fetchSlot = slot(channelId, epoch);
+    const last = this.keyFetches.get(fetchSlot);
+    if (last && Date.now() - last.at < 3000) {
+      await last.promise;
+      return this.ring.received[s] || null;
+    }
+    const promise = this.fetchKeys(channelId, epoch);
+    this.keyFetches.set(fetchSlot, { at: Date.now(), promise });
+    await promise;
+    return this.ring.received[s] || null;
+  }
+
+  async fetchKeys(channelId, epoch) {
+    let sealed;
+    try {
+      ({ keys: sealed } = await this.api.get(`/channels/${channelId}/keys`, { epoch }));
+    } catch (err) {
+      if (err instanceof ApiError) return;
+      throw err;
+    }
+    const opened = [];
+    for (const entry of sealed) {
+      const device = await this.deviceInfo(entry.sender_device);
+      if (!device) continue;
+      try {
+        opened.push([entry.sender_device, openSenderKey(this.keys, entry, device.box_public_key, channelId)]);
+      } catch (err) {
+        if (!(err instanceof CryptoError)) throw err; // a bad envelope is ignored, never trusted
+      }
+    }
+    if (opened.length) {
+      await this.withRing(async () => {
+        for (const [senderDevice, key] of opened) this.ring.received[slot(channelId, epoch, senderDevice)] = key;
+      });
+    }
+  }
+
+  // -- live ----------------------------------------------------------------------------------
+
+  async connect() {
+    this.stopped = false;
+    if (this.ws) return;
+    let url;
+    try {
+      url = (await this.api.health()).ws_url;
+    } catch {
+      url = null;
+    }
+    if (!url) {
+      this.scheduleReconnect();
+      return;
+    }
+    const token = await signToken(this.keys.signSecretKey, this.deviceId, 'GET', CONNECT_PATH, {}, new Uint8Array(0), this.api.now());
+    const ws = new WebSocket(`${url}?token=${encodeURIComponent(token)}`);
+    this.ws = ws;
+    ws.onopen = () => {
+      this.online = true;
+      this.backoff = 1000;
+      this.pinger = setInterval(() => this.sendFrame({ action: 'ping' }), PING_EVERY);
+      this.emit('status', { online: true });
+      this.loadChannels().catch(() => null); // what arrived while away: unread counts, new channels
+    };
+    ws.onmessage = (event) => {
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      this.handleFrame(frame).catch((err) => this.emit('error', err));
+    };
+    ws.onclose = () => {
+      clearInterval(this.pinger);
+      const was = this.online;
+      // Refused at $connect: ask the REST API why (a revoked device learns it here).
+      if (!was) this.api.get('/me').catch(() => null);
+      this.ws = null;
+      this.online = false;
+      if (was) this.emit('status', { online: false });
+      this.scheduleReconnect();
+    };
+  }
+
+  scheduleReconnect() {
+    if (this.stopped || this.revoked) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.connect(), this.backoff);
+    this.backoff = Math.min(this.backoff * 2, 30_000);
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.pinger);
+    if (this.ws) this.ws.close();
+    this.ws = null;
+  }
+
+  sendFrame(frame) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+  }
+
+  async handleFrame(frame) {
+    const channelId = frame.channel_id;
+    switch (frame.type) {
+      case 'message': {
+        const opened = await this.open(frame.message);
+        const channel = this.channels.get(opened.channel_id);
+        if (channel) {
+          channel.latest_seq = Math.max(channel.latest_seq || 0, opened.seq);
+          if (opened.sender_device === this.deviceId) channel.cursor = Math.max(channel.cursor || 0, opened.seq);
+          channel.unread = Math.max(0, channel.latest_seq - (channel.cursor || 0));
+        }
+        await this.accept([opened]);
+        await this.refineUnread(opened.channel_id);
+        this.emit('channels');
+        break;
+      }
+      case 'joined':
+      case 'device':
+        this.rosters.delete(channelId);
+        if (frame.type === 'joined' && frame.member_id === this.memberId) await this.loadChannels();
+        if (frame.type === 'device') await this.loadDirectory();
+        await this.shareKeys(channelId); // a new device may be waiting for my key
+        this.emit('roster', channelId);
+        break;
+      case 'left':
+        this.rosters.delete(channelId);
+        if (frame.member_id === this.memberId) {
+          this.channels.delete(channelId);
+          await this.store.dropChannel(channelId);
+          this.emit('channels');
+        }
+        this.emit('roster', channelId);
+        break;
+      case 'revoked':
+        this.rosters.delete(channelId);
+        if (frame.device_id === this.deviceId) await this.onRevoked();
+        this.emit('roster', channelId);
+        break;
+      case 'rotated': // the epoch moved on (keys older than one retention): the next send re-keys
+        this.rosters.delete(channelId);
+        break;
+      case 'role':
+        if (frame.member_id === this.memberId && this.channels.has(channelId)) {
+          this.channels.get(channelId).my_role = frame.role;
+          this.emit('channels');
+        }
+        this.emit('roster', channelId);
+        break;
+      case 'channel':
+        if (this.channels.has(channelId)) {
+          this.channels.get(channelId).name = frame.name;
+          this.emit('channels');
+        }
+        break;
+      case 'error':
+        this.emit('error', new ApiError(frame.status || 0, frame.error || 'error', frame.message || ''));
+        break;
+      default:
+        break; // pong, ack
+    }
+  }
+}

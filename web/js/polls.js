@@ -1,0 +1,69 @@
+// Polls, tallied on the device with the rules of bocage/client/polls.py: the server relays
+// sealed votes only. One vote per member (their latest, from any of their devices), counted
+// only from verified envelopes of current channel members, after the poll and before it closes.
+
+export const MIN_OPTIONS = 2;
+export const MAX_OPTIONS = 20;
+export const MAX_QUESTION = 500;
+export const MAX_OPTION = 200;
+
+export class PollError extends Error {}
+
+/** The content of a poll message; PollError on what no client should accept either. */
+export function newPoll(question, options, { multiple = false, closesAt = null } = {}) {
+  const q = String(question).trim();
+  const cleaned = options.map((o) => String(o).trim());
+  if (!q || q.length > MAX_QUESTION) throw new PollError('question');
+  if (cleaned.length < MIN_OPTIONS || cleaned.length > MAX_OPTIONS) throw new PollError('options_count');
+  if (cleaned.some((o) => !o || o.length > MAX_OPTION) || new Set(cleaned).size !== cleaned.length) {
+    throw new PollError('options_distinct');
+  }
+  return { type: 'poll', question: q, options: cleaned, multiple: Boolean(multiple), closes_at: closesAt };
+}
+
+function validChoices(raw, size, multiple) {
+  if (!Array.isArray(raw) || !raw.length || !raw.every((c) => Number.isInteger(c))) return null;
+  if (new Set(raw).size !== raw.length || raw.some((c) => c < 0 || c >= size)) return null;
+  if (!multiple && raw.length !== 1) return null;
+  return [...raw].sort((a, b) => a - b);
+}
+
+/**
+ * Results of one poll from a channel's opened messages (`kind`, `seq`, `verified`, `content`,
+ * `sender_member`, `stored_at`), `members` the channel's current member ids, `now` in seconds.
+ */
+export function tally(messages, pollId, members, now = Date.now() / 1000) {
+  const poll = messages.find((m) => m.message_id === pollId && m.kind === 'poll' && m.verified);
+  if (!poll) throw new PollError('no_poll');
+  const content = poll.content;
+  const options = content.options;
+  const closesAt = content.closes_at ?? null;
+  const closes = messages
+    .filter((m) => m.kind === 'poll_close' && m.verified && m.content?.poll_id === pollId)
+    .map((m) => m.seq);
+  const closedSeq = closes.length ? Math.min(...closes) : null;
+  const latest = new Map();
+  for (const m of messages) {
+    if (m.kind !== 'vote' || !m.verified || m.content?.poll_id !== pollId) continue;
+    const late = (closedSeq !== null && m.seq > closedSeq) || (closesAt !== null && m.stored_at > closesAt);
+    if (late || m.seq < poll.seq || !members.has(m.sender_member)) continue;
+    const choices = validChoices(m.content.choices, options.length, Boolean(content.multiple));
+    if (choices === null) continue;
+    const seen = latest.get(m.sender_member);
+    if (!seen || seen.seq < m.seq) latest.set(m.sender_member, { seq: m.seq, choices });
+  }
+  const counts = options.map(() => 0);
+  for (const vote of latest.values()) for (const c of vote.choices) counts[c] += 1;
+  return {
+    poll_id: pollId,
+    question: content.question,
+    options: options.map((option, index) => ({ index, option, votes: counts[index] })),
+    counts,
+    voters: latest.size,
+    voter_ids: [...latest.keys()].sort(),
+    votes_by: Object.fromEntries([...latest].map(([member, v]) => [member, v.choices])),
+    multiple: Boolean(content.multiple),
+    closes_at: closesAt,
+    closed: closedSeq !== null || (closesAt !== null && now >= closesAt),
+  };
+}

@@ -1,0 +1,359 @@
+// The admin console: invitations with a QR code, members and devices, retention, plan and
+// invoices, the pilot report. Shown to owners and admins only (the server refuses others anyway).
+import { h, field, replace, focus } from '../dom.js';
+import { formatDate, formatDays, formatMass, formatMoney, formatMonth, formatNumber, t } from '../i18n.js';
+import { qrSvg } from '../qr.js';
+import { barChart, dataTable } from '../charts.js';
+
+const SECTIONS = ['invite', 'members', 'retention', 'plan', 'report'];
+const RETENTION_PRESETS = ['7d', '30d', '3m', '6m', '1y', '2y', '5y'];
+const DAYS = { d: 1, w: 7, m: 30, y: 365 };
+const toDays = (d) => Number(d.slice(0, -1)) * DAYS[d.slice(-1)];
+
+function roleName(role) {
+  return t(`role.${role}`);
+}
+
+export async function renderAdmin(app, main, params) {
+  if (!app.isAdmin()) {
+    replace(main, h('section', { class: 'card narrow' }, h('h1', null, t('admin.title')), h('p', null, t('admin.only_admins'))));
+    return { title: t('admin.title') };
+  }
+  const section = SECTIONS.includes(params.section) ? params.section : 'invite';
+  const body = h('div', { class: 'admin-body' });
+  replace(
+    main,
+    h('div', { class: 'page admin' },
+      h('h1', null, t('admin.title')),
+      h('nav', { class: 'tabs', 'aria-label': t('admin.sections') },
+        h('ul', null, SECTIONS.map((s) => h('li', null, h('a', { href: `#/admin/${s}`, 'aria-current': s === section ? 'page' : null }, t(`admin.${s}`)))))),
+      body),
+  );
+  const renderers = { invite: inviteSection, members: membersSection, retention: retentionSection, plan: planSection, report: reportSection };
+  await renderers[section](app, body);
+  if (params.section) focus(body.querySelector('h2'));
+  return { title: t(`admin.${section}`) };
+}
+
+function failure(app, el, err) {
+  replace(el, h('p', { class: 'notice error' }, app.errorText(err)));
+}
+
+// -- invite ------------------------------------------------------------------------------------
+
+async function inviteSection(app, body) {
+  const name = h('input', { type: 'text', maxlength: 120, required: true, autocomplete: 'off' });
+  const role = h('select', null, h('option', { value: 'member' }, roleName('member')), h('option', { value: 'admin' }, roleName('admin')));
+  const email = h('input', { type: 'email', maxlength: 254, autocomplete: 'off' });
+  const status = h('p', { class: 'form-status', role: 'alert' });
+  const result = h('div', { class: 'invite-result' });
+  const submit = h('button', { type: 'submit', class: 'primary' }, t('invite.submit'));
+  const form = h('form', {
+    class: 'stack',
+    onSubmit: async (e) => {
+      e.preventDefault();
+      status.textContent = '';
+      if (!name.value.trim()) {
+        status.textContent = t('invite.need_name');
+        name.focus();
+        return;
+      }
+      submit.disabled = true;
+      try {
+        const invitation = await app.messenger.api.request('POST', '/invitations', {
+          body: { display_name: name.value.trim(), role: role.value, ...(email.value.trim() ? { email: email.value.trim() } : {}) },
+        });
+        showInvitation(app, result, invitation, name.value.trim());
+        form.reset();
+        focus(result.querySelector('h3'));
+      } catch (err) {
+        status.textContent = app.errorText(err);
+      } finally {
+        submit.disabled = false;
+      }
+    },
+  },
+  field(t('invite.name'), name),
+  field(t('invite.role'), role, t('invite.role_hint')),
+  field(t('invite.email'), email, t('invite.email_hint')),
+  h('div', { class: 'actions' }, submit),
+  status);
+  replace(body, h('section', { class: 'card', 'aria-labelledby': 'invite-title' }, h('h2', { id: 'invite-title' }, t('admin.invite')), h('p', { class: 'lead' }, t('invite.lead')), form), result);
+  name.setAttribute('data-autofocus', '');
+}
+
+export function showInvitation(app, el, invitation, name) {
+  const url = invitation.activation_url;
+  const link = h('input', { type: 'text', readOnly: true, value: url, class: 'mono', id: 'activation-url' });
+  const copy = h('button', { type: 'button', onClick: async () => {
+    try {
+      await navigator.clipboard.writeText(url);
+      app.toast(t('invite.copied'));
+    } catch {
+      link.select();
+      app.toast(t('invite.copy_manually'));
+    }
+  } }, t('invite.copy'));
+  replace(el, h('section', { class: 'card invitation', 'aria-labelledby': 'invitation-title' },
+    h('h3', { id: 'invitation-title', tabindex: '-1' }, name ? t('invite.ready_for', { name }) : t('invite.ready')),
+    h('div', { class: 'invitation-grid' },
+      h('div', { class: 'qr-box' }, qrSvg(url, t('invite.qr_label', { name: name || '' }))),
+      h('div', { class: 'stack' },
+        h('p', null, t('invite.scan')),
+        field(t('invite.link'), link),
+        h('div', { class: 'actions' }, copy),
+        h('p', { class: 'hint' }, t('invite.valid_until', { date: formatDate(invitation.valid_until) })),
+        invitation.emailed ? h('p', { class: 'ok' }, t('invite.emailed')) : null,
+        invitation.mail_error ? h('p', { class: 'notice error' }, t('invite.mail_error')) : null,
+        h('p', { class: 'hint' }, t('invite.once'))))));
+}
+
+// -- members -----------------------------------------------------------------------------------
+
+async function membersSection(app, body) {
+  const m = app.messenger;
+  const box = h('section', { class: 'card', 'aria-labelledby': 'members-title' }, h('h2', { id: 'members-title' }, t('admin.members')), h('p', null, t('common.loading')));
+  replace(body, box);
+  let directory;
+  try {
+    directory = await m.loadDirectory();
+  } catch (err) {
+    failure(app, box, err);
+    return;
+  }
+  const myRole = m.device.role;
+  const members = [...directory.members.values()].sort((a, b) => (a.status === 'removed') - (b.status === 'removed') || a.display_name.localeCompare(b.display_name));
+  const rows = members.map((member) => {
+    const isMe = member.member_id === m.memberId;
+    const mayEdit = !isMe && member.status !== 'removed' && (myRole === 'owner' || member.role !== 'owner');
+    const roleSelect = h('select', { 'aria-label': t('members.role_of', { name: member.display_name }), disabled: !mayEdit, onChange: async (e) => {
+      try {
+        await m.api.request('PUT', `/members/${member.member_id}/role`, { body: { role: e.target.value } });
+        app.toast(t('members.role_set', { name: member.display_name, role: roleName(e.target.value) }));
+      } catch (err) {
+        app.toast(app.errorText(err), 'error');
+        e.target.value = member.role;
+      }
+    } }, ['member', 'admin', 'owner'].filter((r) => r !== 'owner' || myRole === 'owner' || member.role === 'owner').map((r) => h('option', { value: r, selected: r === member.role }, roleName(r))));
+    const devices = member.devices.length
+      ? h('ul', { class: 'device-list' }, member.devices.map((d) => h('li', { class: d.revoked_at ? 'revoked' : null },
+          h('span', null, d.name || t('device.unnamed'), ' ', h('code', null, d.device_id), d.device_id === m.deviceId ? ` (${t('members.this_device')})` : ''),
+          h('span', { class: 'hint' }, d.revoked_at ? t('members.revoked_on', { date: formatDate(d.revoked_at) }) : t('members.since', { date: formatDate(d.created_at) })),
+          !d.revoked_at && d.device_id !== m.deviceId && (myRole === 'owner' || member.role !== 'owner')
+            ? revokeButton(app, d, member, () => membersSection(app, body))
+            : null)))
+      : h('p', { class: 'hint' }, member.status === 'invited' ? t('members.not_activated') : t('members.no_device'));
+    return h('tr', { class: member.status === 'removed' ? 'removed' : null },
+      h('th', { scope: 'row' }, member.display_name, isMe ? ` (${t('channel.you')})` : ''),
+      h('td', null, roleSelect),
+      h('td', null, t(`status.${member.status}`)),
+      h('td', null, devices),
+      h('td', null, mayEdit ? removeButton(app, member, () => membersSection(app, body)) : null));
+  });
+  replace(box,
+    h('h2', { id: 'members-title' }, t('admin.members')),
+    h('div', { class: 'table-wrap' },
+      h('table', { class: 'members' },
+        h('caption', { class: 'visually-hidden' }, t('admin.members')),
+        h('thead', null, h('tr', null, [t('members.name'), t('members.role'), t('members.status'), t('members.devices'), t('members.actions')].map((c) => h('th', { scope: 'col' }, c)))),
+        h('tbody', null, rows))));
+}
+
+function confirmButton(label, confirmLabel, action) {
+  const wrap = h('span', { class: 'confirmable' });
+  const start = h('button', { type: 'button', class: 'small danger-outline', onClick: () => {
+    replace(wrap, h('span', { class: 'confirm' }, h('button', { type: 'button', class: 'small danger', onClick: action }, confirmLabel),
+      h('button', { type: 'button', class: 'small', onClick: () => {
+        replace(wrap, start);
+        start.focus();
+      } }, t('common.cancel'))));
+    wrap.querySelector('.danger').focus();
+  } }, label);
+  wrap.append(start);
+  return wrap;
+}
+
+function revokeButton(app, device, member, done) {
+  return confirmButton(t('members.revoke', { name: device.name || device.device_id }), t('members.revoke_confirm'), async () => {
+    try {
+      await app.messenger.api.request('POST', `/devices/${device.device_id}/revoke`);
+      app.toast(t('members.revoked', { name: member.display_name }));
+      await done();
+    } catch (err) {
+      app.toast(app.errorText(err), 'error');
+    }
+  });
+}
+
+function removeButton(app, member, done) {
+  return confirmButton(t('members.remove', { name: member.display_name }), t('members.remove_confirm'), async () => {
+    try {
+      await app.messenger.api.request('DELETE', `/members/${member.member_id}`);
+      app.toast(t('members.removed', { name: member.display_name }));
+      await done();
+    } catch (err) {
+      app.toast(app.errorText(err), 'error');
+    }
+  });
+}
+
+// -- retention ---------------------------------------------------------------------------------
+
+async function retentionSection(app, body) {
+  const box = h('section', { class: 'card', 'aria-labelledby': 'retention-title' }, h('h2', { id: 'retention-title' }, t('admin.retention')), h('p', null, t('common.loading')));
+  replace(body, box);
+  let current;
+  try {
+    current = await app.messenger.api.get('/retention');
+  } catch (err) {
+    failure(app, box, err);
+    return;
+  }
+  const presets = RETENTION_PRESETS.map((d) => [d, toDays(d)]);
+  if (!presets.some(([, days]) => days === current.retention_days)) presets.push([current.retention, current.retention_days]);
+  presets.sort((a, b) => a[1] - b[1]);
+  const select = h('select', null, presets.map(([d, days]) => h('option', { value: d, selected: days === current.retention_days }, formatDays(days))));
+  const status = h('p', { class: 'form-status', role: 'alert' });
+  replace(box,
+    h('h2', { id: 'retention-title' }, t('admin.retention')),
+    h('p', { class: 'lead' }, t('retention.current', { duration: formatDays(current.retention_days) })),
+    h('p', null, t('retention.explain')),
+    h('form', { class: 'inline-form', onSubmit: async (e) => {
+      e.preventDefault();
+      try {
+        const updated = await app.messenger.api.request('PUT', '/retention', { body: { duration: select.value } });
+        app.toast(t('retention.saved', { duration: formatDays(updated.retention_days) }));
+        await retentionSection(app, body);
+        focus(body.querySelector('h2'));
+      } catch (err) {
+        status.textContent = app.errorText(err);
+      }
+    } }, h('div', { class: 'row' }, field(t('retention.label'), select), h('button', { type: 'submit', class: 'primary' }, t('retention.save')))),
+    h('p', { class: 'hint' }, t('retention.shorter_warning')),
+    status);
+}
+
+// -- plan and invoices -------------------------------------------------------------------------
+
+async function planSection(app, body) {
+  const box = h('section', { class: 'card', 'aria-labelledby': 'plan-title' }, h('h2', { id: 'plan-title' }, t('admin.plan')), h('p', null, t('common.loading')));
+  replace(body, box);
+  let plan;
+  let invoices;
+  try {
+    [plan, { invoices }] = await Promise.all([app.messenger.api.get('/plan'), app.messenger.api.get('/invoices')]);
+  } catch (err) {
+    failure(app, box, err);
+    return;
+  }
+  const facts = [
+    [t('plan.plan'), t(`plan.name_${plan.plan}`)],
+    [t('plan.phase'), t(`plan.phase_${plan.phase}`)],
+    [t('plan.started'), formatDate(plan.plan_started_at)],
+    [t('plan.price'), t('plan.price_value', { price: formatMoney(plan.price_cents_per_user) })],
+  ];
+  if (plan.pilot_ends_at) facts.push([t('plan.pilot_ends'), t('plan.pilot_ends_value', { date: formatDate(plan.pilot_ends_at), count: plan.days_left })]);
+  if (plan.pro_since) facts.push([t('plan.pro_since'), formatDate(plan.pro_since)]);
+  let choice = null;
+  if (plan.plan === 'pilot') {
+    const status = h('p', { class: 'form-status', role: 'alert' });
+    const radios = ['convert', 'suspend'].map((c) => h('div', { class: 'check' },
+      h('input', { type: 'radio', name: 'pilot-end', id: `pilot-end-${c}`, value: c, checked: plan.pilot_end_choice === c }),
+      h('label', { for: `pilot-end-${c}` }, t(`plan.choice_${c}`, { price: formatMoney(plan.price_cents_per_user) }))));
+    choice = h('form', { class: 'stack', onSubmit: async (e) => {
+      e.preventDefault();
+      const picked = e.target.querySelector('input[name="pilot-end"]:checked')?.value;
+      try {
+        await app.messenger.api.request('PUT', '/plan/pilot-end', { body: { choice: picked } });
+        app.toast(t('plan.choice_saved'));
+        await planSection(app, body);
+      } catch (err) {
+        status.textContent = app.errorText(err);
+      }
+    } }, h('fieldset', null, h('legend', null, t('plan.choice_legend')), radios), h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, t('plan.choice_save'))), status);
+  }
+  const estimate = plan.month_to_date;
+  const estimateBox = estimate
+    ? h('dl', { class: 'facts' },
+        h('dt', null, t('plan.estimate_users')), h('dd', null, formatNumber(estimate.billable_users)),
+        h('dt', null, t('plan.estimate_subtotal')), h('dd', null, formatMoney(estimate.subtotal_cents)),
+        h('dt', null, t('plan.estimate_vat')), h('dd', null, formatMoney(estimate.vat_cents)),
+        h('dt', null, t('plan.estimate_total')), h('dd', null, h('strong', null, formatMoney(estimate.total_cents))))
+    : h('p', null, t('plan.no_estimate'));
+  const invoiceTable = invoices.length
+    ? h('div', { class: 'table-wrap' }, h('table', { class: 'data' },
+        h('caption', { class: 'visually-hidden' }, t('plan.invoices')),
+        h('thead', null, h('tr', null, [t('invoice.reference'), t('invoice.month'), t('invoice.users'), t('invoice.subtotal'), t('invoice.vat'), t('invoice.total')].map((c, i) => h('th', { scope: 'col', class: i > 1 ? 'num' : null }, c)))),
+        h('tbody', null, invoices.slice().reverse().map((i) => h('tr', null,
+          h('th', { scope: 'row' }, i.reference || '—'),
+          h('td', null, formatMonth(i.month)),
+          h('td', { class: 'num' }, formatNumber(i.billable_users)),
+          h('td', { class: 'num' }, formatMoney(i.subtotal_cents)),
+          h('td', { class: 'num' }, formatMoney(i.vat_cents)),
+          h('td', { class: 'num' }, formatMoney(i.total_cents)))))))
+    : h('p', null, t('plan.no_invoices'));
+  replace(box,
+    h('h2', { id: 'plan-title' }, t('admin.plan')),
+    plan.notice ? h('p', { class: 'notice' }, plan.notice) : null,
+    h('dl', { class: 'facts' }, facts.flatMap(([k, v]) => [h('dt', null, k), h('dd', null, v)])),
+    choice,
+    h('h3', null, t('plan.estimate')),
+    estimateBox,
+    h('h3', null, t('plan.invoices')),
+    invoiceTable);
+}
+
+// -- pilot report ------------------------------------------------------------------------------
+
+async function reportSection(app, body) {
+  const box = h('section', { class: 'card', 'aria-labelledby': 'report-title' }, h('h2', { id: 'report-title' }, t('admin.report')), h('p', null, t('common.loading')));
+  replace(body, box);
+  let report;
+  try {
+    report = await app.messenger.api.get('/report');
+  } catch (err) {
+    failure(app, box, err);
+    return;
+  }
+  const months = report.months;
+  const totals = report.totals;
+  const chart = barChart({
+    title: t('report.chart_title'),
+    series: [t('report.active_users'), t('report.messages')],
+    rows: months.map((r) => ({ label: formatMonth(r.month), values: [r.active_users, r.messages] })),
+    format: (v) => formatNumber(v),
+  });
+  const download = h('button', { type: 'button', onClick: async () => {
+    try {
+      const { csv } = await app.messenger.api.get('/report', { format: 'csv' });
+      const url = URL.createObjectURL(new Blob([csv], { type: 'text/csv;charset=utf-8' }));
+      const a = h('a', { href: url, download: `bocage-rapport-${report.org_id}.csv` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    } catch (err) {
+      app.toast(app.errorText(err), 'error');
+    }
+  } }, t('report.download'));
+  replace(box,
+    h('h2', { id: 'report-title' }, t('admin.report')),
+    h('p', { class: 'lead' }, t('report.lead', { org: report.org_name })),
+    h('div', { class: 'kpis' },
+      kpi(formatNumber(totals.messages), t('report.messages')),
+      kpi(formatNumber(totals.emails_avoided), t('report.emails_avoided')),
+      kpi(formatMass(totals.co2e_avoided_mg), t('report.co2e')),
+      kpi(formatNumber(totals.trees_funded), t('report.trees_funded'))),
+    chart,
+    dataTable({
+      caption: t('report.table_caption'),
+      columns: [t('report.month'), t('report.active_users'), t('report.messages'), t('report.emails_avoided'), t('report.co2e'), t('report.donation')],
+      rows: months.map((r) => [formatMonth(r.month), formatNumber(r.active_users), formatNumber(r.messages), formatNumber(r.emails_avoided), formatMass(r.co2e_avoided_mg), formatMoney(r.donation_cents)]),
+    }),
+    h('div', { class: 'actions' }, download),
+    h('p', { class: 'hint' }, t('report.trees_all', { count: report.trees_planted_all })));
+}
+
+export function kpi(value, label) {
+  return h('div', { class: 'kpi' }, h('span', { class: 'kpi-value' }, value), h('span', { class: 'kpi-label' }, label));
+}

@@ -1,0 +1,60 @@
+// This device: who it is, linking another device (a QR code), forgetting this one.
+import { h, replace, focus } from '../dom.js';
+import { formatDate, t } from '../i18n.js';
+import { showInvitation } from './admin.js';
+
+export async function renderDevice(app, main) {
+  const d = app.messenger?.device || app.device;
+  const linkResult = h('div', { class: 'invite-result' });
+  const revoked = app.messenger?.revoked;
+  const forget = h('div', { class: 'confirmable' });
+  const askForget = () => replace(forget, h('button', { type: 'button', class: 'danger-outline', onClick: () => {
+    replace(forget, h('p', null, t('device.forget_confirm_text')),
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'danger', onClick: async () => {
+          await app.forgetDevice();
+          app.toast(t('device.forgotten'));
+          app.navigate('#/');
+        } }, t('device.forget_yes')),
+        h('button', { type: 'button', onClick: () => {
+          askForget();
+          forget.querySelector('button').focus();
+        } }, t('common.cancel'))));
+    forget.querySelector('.danger').focus();
+  } }, t('device.forget')));
+  askForget();
+  replace(
+    main,
+    h('div', { class: 'page' },
+      h('h1', null, t('device.title')),
+      revoked ? h('p', { class: 'notice error' }, t('device.revoked')) : null,
+      h('section', { class: 'card', 'aria-labelledby': 'device-who' },
+        h('h2', { id: 'device-who' }, t('device.identity')),
+        h('dl', { class: 'facts' },
+          h('dt', null, t('device.name')), h('dd', null, d.display_name),
+          h('dt', null, t('device.org')), h('dd', null, d.org_name),
+          h('dt', null, t('device.role')), h('dd', null, t(`role.${d.role}`)),
+          h('dt', null, t('device.device')), h('dd', null, d.device_name || '—', ' ', h('code', null, d.device_id)),
+          h('dt', null, t('device.activated')), h('dd', null, d.activated_at ? formatDate(d.activated_at) : '—'),
+          h('dt', null, t('device.server')), h('dd', null, h('code', null, d.server))),
+        h('p', { class: 'hint' }, t('device.keys_note'))),
+      revoked ? null : h('section', { class: 'card', 'aria-labelledby': 'device-link' },
+        h('h2', { id: 'device-link' }, t('device.link_title')),
+        h('p', null, t('device.link_lead')),
+        h('div', { class: 'actions' }, h('button', { type: 'button', class: 'primary', onClick: async () => {
+          try {
+            const invitation = await app.messenger.api.request('POST', '/devices/link');
+            showInvitation(app, linkResult, invitation, null);
+            focus(linkResult.querySelector('h3'));
+          } catch (err) {
+            app.toast(app.errorText(err), 'error');
+          }
+        } }, t('device.link_button'))),
+        linkResult),
+      h('section', { class: 'card', 'aria-labelledby': 'device-forget' },
+        h('h2', { id: 'device-forget' }, t('device.forget_title')),
+        h('p', null, t('device.forget_lead')),
+        forget)),
+  );
+  return { title: t('device.title') };
+}

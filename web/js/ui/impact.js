@@ -1,0 +1,75 @@
+// The public impact page (GET /impact, no device needed): trees planted and CO2e avoided.
+// Admins also see their organisation's months (GET /impact/org).
+import { Api } from '../api.js';
+import { h, replace } from '../dom.js';
+import { formatDate, formatMass, formatMoney, formatMonth, formatNumber, t } from '../i18n.js';
+import { barChart, dataTable } from '../charts.js';
+import { kpi } from './admin.js';
+
+const RECIPIENTS = 100; // the comparison: one message to this many people
+
+export async function renderImpact(app, main) {
+  const page = h('div', { class: 'page impact' }, h('h1', null, t('impact.title')), h('p', null, t('common.loading')));
+  replace(main, page);
+  let impact;
+  let org = null;
+  try {
+    impact = await new Api(app.server()).get('/impact');
+    if (app.isAdmin() && app.messenger && !app.messenger.revoked) {
+      org = await app.messenger.api.get('/impact/org').catch(() => null);
+    }
+  } catch (err) {
+    replace(page, h('h1', null, t('impact.title')), h('p', { class: 'notice error' }, app.errorText(err)));
+    return { title: t('impact.title') };
+  }
+  const a = impact.assumptions;
+  // Milligrams of CO2e for one message to RECIPIENTS people: by e-mail, and by Bocage.
+  const byEmail = (RECIPIENTS * a.co2e_ug_per_email) / 1000;
+  const byBocage = (RECIPIENTS * a.co2e_ug_per_notification) / 1000;
+  const trees = Math.min(impact.trees_planted, 60);
+  replace(
+    page,
+    h('h1', null, t('impact.title')),
+    h('p', { class: 'lead' }, t('impact.lead')),
+    h('div', { class: 'kpis' },
+      kpi(formatNumber(impact.trees_planted), t('impact.trees')),
+      kpi(formatMass(impact.co2e_avoided_mg), t('impact.co2e')),
+      kpi(formatNumber(impact.emails_avoided), t('impact.emails')),
+      kpi(formatMoney(impact.donated_cents), t('impact.donated'))),
+    trees ? h('p', { class: 'forest', 'aria-hidden': 'true' }, '🌳'.repeat(trees) + (impact.trees_planted > trees ? ' …' : '')) : null,
+    h('p', { class: 'hint' }, impact.through ? t('impact.through', { month: formatMonth(impact.through) }) : t('impact.not_yet')),
+    h('section', { class: 'card', 'aria-labelledby': 'impact-chart-title' },
+      h('h2', { id: 'impact-chart-title' }, t('impact.chart_title', { count: RECIPIENTS })),
+      barChart({
+        title: t('impact.chart_title', { count: RECIPIENTS }),
+        series: [t('impact.co2e_series')],
+        rows: [
+          { label: t('impact.by_email'), values: [byEmail] },
+          { label: t('impact.by_bocage'), values: [byBocage] },
+        ],
+        format: (v) => formatMass(v),
+      }),
+      h('p', { class: 'hint' }, t('impact.chart_hint', { email: formatMass(a.co2e_ug_per_email / 1000), notification: formatMass(a.co2e_ug_per_notification / 1000) }))),
+    org && org.months.length
+      ? h('section', { class: 'card', 'aria-labelledby': 'impact-org' },
+          h('h2', { id: 'impact-org' }, t('impact.org_title', { org: app.device.org_name })),
+          barChart({
+            title: t('impact.org_chart'),
+            series: [t('impact.co2e_series')],
+            rows: org.months.map((r) => ({ label: formatMonth(r.month), values: [r.co2e_avoided_mg] })),
+            format: (v) => formatMass(v),
+          }),
+          dataTable({
+            caption: t('impact.org_table'),
+            columns: [t('report.month'), t('report.messages'), t('report.emails_avoided'), t('report.co2e')],
+            rows: org.months.map((r) => [formatMonth(r.month), formatNumber(r.messages), formatNumber(r.emails_avoided), formatMass(r.co2e_avoided_mg)]),
+          }))
+      : null,
+    h('section', { class: 'card', 'aria-labelledby': 'impact-sources' },
+      h('h2', { id: 'impact-sources' }, t('impact.sources')),
+      h('ul', { lang: 'en' }, h('li', null, a.sources.email), h('li', null, a.sources.notification)),
+      h('p', { class: 'hint' }, t('impact.method'))),
+    h('p', { class: 'hint' }, t('impact.updated', { date: formatDate(Date.now() / 1000) })),
+  );
+  return { title: t('impact.title') };
+}
