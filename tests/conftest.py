@@ -104,10 +104,12 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Placeholder credentials: boto3 signs every call, and no test may reach real AWS."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": "eu-west-3",
         "AWS_REGION": "eu-west-3",
     }.items():

@@ -104,15 +104,6 @@ def whoami(ws: ClientConnection) -> str:
     return reply
 
 
-@pytest.fixture
-def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
-    monkeypatch.setenv("AWS_REGION", REGION)
-
-
 def start_stack(rest_host: str) -> tuple[Stack, Callable[[], None]]:
     registry = ConnectionRegistry()
     rest = make_server(app, rest_host, 0, connections=registry)
@@ -133,7 +124,7 @@ def start_stack(rest_host: str) -> tuple[Stack, Callable[[], None]]:
 
 
 @pytest.fixture
-def stack(fake_aws: None) -> Iterator[Stack]:
+def stack(aws_env: None) -> Iterator[Stack]:
     started, stop = start_stack("127.0.0.1")
     yield started
     stop()
@@ -264,7 +255,7 @@ def test_unknown_connection_is_gone_and_ids_are_url_decoded(stack: Stack) -> Non
         assert ws.recv(timeout=5) == "straight from the backend"
 
 
-def test_management_api_answers_loopback_callers_only(fake_aws: None) -> None:
+def test_management_api_answers_loopback_callers_only(aws_env: None) -> None:
     probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface

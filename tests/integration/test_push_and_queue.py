@@ -22,16 +22,7 @@ ENDPOINT = "https://abc123.execute-api.eu-west-3.amazonaws.com/api"
 
 
 @pytest.fixture
-def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
-
-@pytest.fixture
-def management(fake_aws: None) -> Any:
+def management(aws_env: None) -> Any:
     return boto3.session.Session().client(
         "apigatewaymanagementapi", endpoint_url=ENDPOINT, region_name=REGION
     )
@@ -99,7 +90,7 @@ def test_close_deletes_and_ignores_gone(management: Any) -> None:
         stub.assert_no_pending_responses()
 
 
-def test_for_endpoint_builds_a_fail_fast_client(fake_aws: None) -> None:
+def test_for_endpoint_builds_a_fail_fast_client(aws_env: None) -> None:
     push = ApiGatewayPush.for_endpoint(ENDPOINT, REGION)
     client = push._client
     assert client.meta.endpoint_url == ENDPOINT
@@ -113,7 +104,7 @@ def test_for_endpoint_builds_a_fail_fast_client(fake_aws: None) -> None:
 # -- SqsQueue ------------------------------------------------------------------------------
 
 
-def test_sqs_queue_sends_23_bodies_in_batches_of_at_most_10(fake_aws: None) -> None:
+def test_sqs_queue_sends_23_bodies_in_batches_of_at_most_10(aws_env: None) -> None:
     from moto import mock_aws
 
     with mock_aws():
@@ -143,7 +134,7 @@ def test_sqs_queue_sends_23_bodies_in_batches_of_at_most_10(fake_aws: None) -> N
     assert sorted(received) == sorted(bodies)
 
 
-def test_sqs_queue_retries_failed_entries_then_reports_the_rest(fake_aws: None) -> None:
+def test_sqs_queue_retries_failed_entries_then_reports_the_rest(aws_env: None) -> None:
     sqs = boto3.session.Session().client("sqs", region_name=REGION)
     url = "https://sqs.eu-west-3.amazonaws.com/000000000000/bocage-fanout"
 

@@ -45,16 +45,6 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Placeholder credentials: boto3 signs every call, and no test may reach real AWS."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-
-
-@pytest.fixture
 def sqlite_store(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteStore]:
     store = SqliteStore(str(tmp_path / "data" / "bocage.sqlite3"), clock)
     yield store
@@ -62,7 +52,7 @@ def sqlite_store(tmp_path: Path, clock: ManualClock) -> Iterator[SqliteStore]:
 
 
 @pytest.fixture
-def dynamodb_store(fake_aws: None, clock: ManualClock) -> Iterator[DynamoDbStore]:
+def dynamodb_store(aws_env: None, clock: ManualClock) -> Iterator[DynamoDbStore]:
     if ENDPOINT:
         client = boto3.client("dynamodb", region_name=REGION, endpoint_url=ENDPOINT)
         table = f"bocage-test-{uuid.uuid4().hex[:12]}"
@@ -655,7 +645,7 @@ def _stubbed_store(clock: ManualClock) -> tuple[DynamoDbStore, Stubber]:
     return DynamoDbStore("tbl", clock, client=client), Stubber(client)
 
 
-def test_dynamodb_batch_write_retries_unprocessed_items(fake_aws: None, clock: ManualClock) -> None:
+def test_dynamodb_batch_write_retries_unprocessed_items(aws_env: None, clock: ManualClock) -> None:
     # moto never leaves items unprocessed, so replay what throttled DynamoDB answers.
     store, stubber = _stubbed_store(clock)
     first = {"PutRequest": {"Item": {"pk": {"S": "P"}, "sk": {"S": "1"}}}}
@@ -671,7 +661,7 @@ def test_dynamodb_batch_write_retries_unprocessed_items(fake_aws: None, clock: M
     stubber.assert_no_pending_responses()
 
 
-def test_dynamodb_ensure_table_tolerates_ttl_already_enabled(fake_aws: None, clock: ManualClock) -> None:
+def test_dynamodb_ensure_table_tolerates_ttl_already_enabled(aws_env: None, clock: ManualClock) -> None:
     # Real DynamoDB refuses to enable TTL twice (moto does not), so replay its answer.
     store, stubber = _stubbed_store(clock)
     active = {"Table": {"TableName": "tbl", "TableStatus": "ACTIVE"}}
