@@ -334,10 +334,13 @@ class BillingService:
     def estimate(self, org_id: str, month: str | None = None) -> Invoice | None:
         """What the organisation would owe for ``month`` (default: this month, to date); writes nothing."""
         now = self._clock.now()
-        month = parse_month(month or month_of(now))
-        members, devices = member_history(self._store, org_id)
+        return self._compute(self._orgs.get(org_id), parse_month(month or month_of(now)), now)
+
+    def _compute(self, org: Organisation, month: str, now: int) -> Invoice | None:
+        """The month's invoice from the members' and devices' history, as it stands at ``now``."""
+        members, devices = member_history(self._store, org.org_id)
         return compute_invoice(
-            self._orgs.get(org_id),
+            org,
             month,
             members,
             devices,
@@ -443,16 +446,7 @@ class BillingService:
             except NotFound:
                 run.not_billed["missing"] += 1
                 return
-            members, devices = member_history(self._store, org_id)
-            computed = compute_invoice(
-                org,
-                month,
-                members,
-                devices,
-                price_cents=self.settings.price_cents,
-                vat_bp=self.settings.vat_bp,
-                computed_at=now,
-            )
+            computed = self._compute(org, month, now)
             if computed is None:
                 run.not_billed[self._reason(org, month)] += 1
                 return
