@@ -23,7 +23,8 @@ NETWORK_SELECT := (dynamodb or e2e) and not test_a_crashed_job_resumes and not t
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint typecheck unit bench clean package infra-check test-network deploy deploy-preflight browser
+.PHONY: run test lint typecheck unit bench clean package infra-check test-network deploy deploy-preflight browser \
+	web-dist
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +63,11 @@ package: $(BIN)/.installed
 	rm -rf $(DIST)
 	AWS_DEFAULT_REGION=$(REGION) $(BIN)/chalice package --stage $(STAGE) --merge-template $(MERGE) $(DIST)
 	$(BIN)/python infra/aws/precompile.py $(DIST)/deployment.zip
+
+## web-dist: the web app as static files in dist/web/, the layout `bocage serve` gives /app/ (web/
+## and the allow-listed vendor/ files of node_modules): upload it to the AppBucket (docs/deploy-aws.md)
+web-dist: $(BIN)/.installed node_modules/.package-lock.json
+	$(BIN)/python infra/web_dist.py dist/web
 
 ## infra-check: package both stages offline and lint the templates (cfn-lint, informational rules too)
 infra-check: $(BIN)/.installed

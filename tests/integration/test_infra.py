@@ -390,13 +390,28 @@ def test_the_container_serves_on_every_interface_as_an_unprivileged_user() -> No
             "PIP_NO_CACHE_DIR",
             "PIP_DISABLE_PIP_VERSION_CHECK",
         }
-    copied = set(re.findall(r"^COPY (.+) \S+$", recipe, re.MULTILINE))
+    copied = set(re.findall(r"^COPY (?!--from=)(.+) \S+$", recipe, re.MULTILINE))
     kept = {
         line[1:].rstrip("/")
         for line in (SOVEREIGN / "Containerfile.dockerignore").read_text().split()
         if line.startswith("!")
     }
     assert {p.rstrip("/") for entry in copied for p in entry.split()} <= kept
+
+
+def test_the_container_serves_the_web_app_where_the_installed_gateway_looks() -> None:
+    recipe = (SOVEREIGN / "Containerfile").read_text()
+    # A node stage installs the libraries package-lock.json pins; the runtime gets them and web/.
+    assert re.search(r"^FROM \S+/node:\S+ AS web$", recipe, re.MULTILINE)
+    assert "COPY package.json package-lock.json ./" in recipe
+    assert "RUN npm ci --omit=dev" in recipe
+    # `pip install .` puts bocage in site-packages: gateway.REPO_ROOT is site-packages itself.
+    assert re.search(r"^FROM \S+/python:3\.11-", recipe, re.MULTILINE)
+    assert re.search(r"^ARG SITE=/usr/local/lib/python3\.11/site-packages$", recipe, re.MULTILINE)
+    assert "COPY web/ ${SITE}/web/" in recipe
+    assert "COPY --from=web /build/node_modules/ ${SITE}/node_modules/" in recipe
+    assert "static_file" in recipe and "VENDOR_FILES" in recipe  # the build checks every /app/ file
+    assert recipe.index("${SITE}/node_modules/") < recipe.index("USER 10001")
 
 
 def test_compose_runs_bocage_on_alternator_and_an_smtp_relay() -> None:
@@ -493,3 +508,106 @@ def test_the_cronjob_commands_run_the_jobs_on_a_dynamodb_api_server(moto_endpoin
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert isinstance(summary, dict)
+
+
+# -- the web app: static files on S3 behind CloudFront --------------------------------------
+
+
+def test_the_app_bucket_is_private_and_encrypted(template: Template) -> None:
+    bucket = template["Resources"]["AppBucket"]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert "WebsiteConfiguration" not in bucket and "AccessControl" not in bucket
+
+
+def test_cloudfront_reads_the_bucket_through_origin_access_control_over_https(template: Template) -> None:
+    (distribution,) = resources(template, "AWS::CloudFront::Distribution").values()
+    config = distribution["Properties"]["DistributionConfig"]
+    (origin,) = config["Origins"]
+    assert origin["DomainName"] == {"Fn::GetAtt": ["AppBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["AppOriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}  # no legacy OAI
+    assert not resources(template, "AWS::CloudFront::CloudFrontOriginAccessIdentity")
+    oac = template["Resources"]["AppOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"], oac["SigningProtocol"]) == (
+        "s3",
+        "always",
+        "sigv4",
+    )
+    for behaviour in [config["DefaultCacheBehavior"], *config.get("CacheBehaviors", [])]:
+        assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
+        assert behaviour["AllowedMethods"] == ["GET", "HEAD"]
+        assert behaviour["ResponseHeadersPolicyId"] == {"Ref": "AppHeadersPolicy"}
+    assert config["DefaultRootObject"] == "index.html"  # the app is at the distribution's root
+    assert template["Outputs"]["AppUrl"]["Value"] == {"Fn::Sub": "https://${AppDistribution.DomainName}/"}
+
+
+def test_only_this_distribution_may_read_the_bucket(template: Template) -> None:
+    (policy,) = resources(template, "AWS::S3::BucketPolicy").values()
+    assert policy["Properties"]["Bucket"] == {"Ref": "AppBucket"}
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (allow,) = [s for s in statements if s["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert allow["Action"] == "s3:GetObject"
+    assert allow["Resource"] == {"Fn::Sub": "${AppBucket.Arn}/*"}
+    distribution = "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${AppDistribution}"
+    assert allow["Condition"] == {"StringEquals": {"AWS:SourceArn": {"Fn::Sub": distribution}}}
+    for deny in (s for s in statements if s["Effect"] == "Deny"):
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def _directives(policy: str) -> dict[str, str]:
+    return dict(d.split(" ", 1) for d in policy.split("; "))
+
+
+def test_the_app_gets_the_gateways_headers_with_this_stacks_api_origins(template: Template) -> None:
+    from bocage.local.gateway import app_security_headers
+
+    local = app_security_headers()
+    config = template["Resources"]["AppHeadersPolicy"]["Properties"]["ResponseHeadersPolicyConfig"]
+    security = config["SecurityHeadersConfig"]
+    assert security["ContentSecurityPolicy"]["Override"] is True
+    directives = _directives(security["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"])
+    host = "execute-api.${AWS::Region}.${AWS::URLSuffix}"
+    assert directives.pop("connect-src").split() == [
+        "'self'",
+        f"https://${{RestAPI}}.{host}",
+        f"wss://${{WebsocketAPI}}.{host}",
+    ]
+    expected = _directives(local["Content-Security-Policy"])
+    expected.pop("connect-src")
+    assert directives == expected  # every other directive is the gateway's
+    assert security["ContentTypeOptions"] == {"Override": True}  # X-Content-Type-Options: nosniff
+    assert security["FrameOptions"]["FrameOption"] == local["X-Frame-Options"]
+    assert security["ReferrerPolicy"]["ReferrerPolicy"] == local["Referrer-Policy"]
+    custom = {h["Header"]: h["Value"] for h in config["CustomHeadersConfig"]["Items"]}
+    for name in ("Cross-Origin-Opener-Policy", "Cross-Origin-Resource-Policy", "Permissions-Policy"):
+        assert custom[name] == local[name]
+
+
+def test_web_dist_has_the_layout_the_gateway_serves_under_app(tmp_path: Path) -> None:
+    import importlib.util
+
+    from bocage.local.gateway import VENDOR_FILES, static_file
+
+    spec = importlib.util.spec_from_file_location("web_dist", ROOT / "infra" / "web_dist.py")
+    assert spec and spec.loader
+    web_dist = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(web_dist)
+    out = tmp_path / "web"
+    written = web_dist.build(out)
+    assert (out / "index.html").read_bytes() == (ROOT / "web" / "index.html").read_bytes()
+    for name in VENDOR_FILES:
+        source = static_file(f"/app/vendor/{name}")
+        assert source is not None and (out / "vendor" / name).read_bytes() == source.read_bytes(), name
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == written
+    for relative in written:  # every file is one the gateway serves at the same path under /app/
+        assert static_file(f"/app/{relative}") is not None, relative
+    assert web_dist.build(out) == written  # a second build replaces the first

@@ -1,0 +1,75 @@
+"""The web app as static files (`make web-dist`): exactly what `bocage serve` answers under /app/.
+
+    python infra/web_dist.py [OUT]        # OUT defaults to dist/web
+
+OUT/ gets every file of web/ the gateway would serve (known types, no dot-files) and
+OUT/vendor/<name> for each file of the gateway's own allow-list into node_modules
+(bocage/local/gateway.py: VENDOR_FILES). Upload OUT/ to the app's bucket (docs/deploy-aws.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from bocage.local.gateway import APP_PREFIX, NODE_MODULES, VENDOR_FILES, WEB_DIR, static_file
+
+
+def served_web_files() -> dict[str, Path]:
+    """Relative path under /app/ -> file of web/, for each file the gateway serves as itself."""
+    files = {}
+    for source in sorted(WEB_DIR.rglob("*")):
+        if not source.is_file():
+            continue
+        relative = source.relative_to(WEB_DIR).as_posix()
+        if relative.startswith("vendor/"):
+            continue  # /app/vendor/ is the allow-list's, never web/'s
+        if static_file(f"{APP_PREFIX}/{relative}") == source:
+            files[relative] = source
+    return files
+
+
+def vendor_files() -> dict[str, Path]:
+    """vendor/<name> -> its file in node_modules, as the gateway resolves it."""
+    files = {}
+    for name in sorted(VENDOR_FILES):
+        source = static_file(f"{APP_PREFIX}/vendor/{name}")
+        if source is None or not source.is_file():
+            raise FileNotFoundError(f"{NODE_MODULES / VENDOR_FILES[name]} is missing: run `npm ci` first")
+        files[f"vendor/{name}"] = source
+    return files
+
+
+def build(out: Path) -> list[str]:
+    """Replace OUT with the app's files; the relative paths written, sorted."""
+    files = {**served_web_files(), **vendor_files()}
+    if "index.html" not in files:
+        raise FileNotFoundError(f"{WEB_DIR / 'index.html'} is missing")
+    if out.exists():
+        resolved = out.resolve()
+        if WEB_DIR.resolve().is_relative_to(resolved) or (
+            any(out.iterdir()) and not (out / "index.html").is_file()
+        ):
+            raise FileExistsError(f"{out} is not an earlier web-dist: refusing to replace it")
+        shutil.rmtree(out)
+    for relative, source in files.items():
+        target = out / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return sorted(files)
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[0]) if argv else Path("dist/web")
+    try:
+        written = build(out)
+    except (FileNotFoundError, FileExistsError) as error:
+        print(f"web-dist: {error}", file=sys.stderr)
+        return 1
+    print(f"web-dist: {len(written)} files in {out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
