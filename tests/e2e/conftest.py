@@ -145,8 +145,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     srv.process.wait(timeout=10)
 
 
-def bocage(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Run the CLI with --json and return its one JSON document; fail on a non-zero exit."""
+def _run_cli(args: tuple[str, ...], env: dict[str, str] | None, expected_exit: int) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "bocage", *args, "--json"],
         capture_output=True,
@@ -156,21 +155,16 @@ def bocage(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
         timeout=60,
         check=False,
     )
-    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert done.returncode == expected_exit, (done.stdout, done.stderr)
     document: dict[str, Any] = json.loads(done.stdout)
     return document
+
+
+def bocage(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run the CLI with --json and return its one JSON document; fail on a non-zero exit."""
+    return _run_cli(args, env, 0)
 
 
 def bocage_fails(*args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-m", "bocage", *args, "--json"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=base_env(),
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 1, (done.stdout, done.stderr)
-    document: dict[str, Any] = json.loads(done.stdout)
-    return document
+    """Run the CLI expecting a refusal (exit 1) and return its JSON error document."""
+    return _run_cli(args, None, 1)
