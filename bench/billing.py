@@ -40,9 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.counting_store import CountingStore
+from chalicelib.adapters.records import keys
 from chalicelib.adapters.sqlite_store import SqliteStore
 from chalicelib.billing_settings import BillingSettings
-from chalicelib.domain import keys
 from chalicelib.domain.billing import month_end, month_start, next_month
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.organisation import Device, Member, MemberStatus, Organisation, Plan, Role

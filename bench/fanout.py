@@ -74,8 +74,9 @@ from chalicelib import wiring, ws_api
 from chalicelib.adapters.apigw_push import ApiGatewayPush
 from chalicelib.adapters.clocks import SystemClock
 from chalicelib.adapters.counting_store import CountingStore
+from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.paging import query_all
 from chalicelib.adapters.sqlite_store import SqliteStore
-from chalicelib.domain import keys
 from chalicelib.domain.channel import ChannelKind, ChannelRole
 from chalicelib.domain.encoding import b64d, b64e
 from chalicelib.domain.envelope import Envelope
@@ -84,7 +85,6 @@ from chalicelib.domain.organisation import Plan, Role
 from chalicelib.domain.principal import Principal
 from chalicelib.services.delivery import CHUNK_SIZE, INLINE_LIMIT
 from chalicelib.services.invitations import ActivationRequest, Links
-from chalicelib.services.paging import query_all
 from chalicelib.settings import Settings
 
 HOST = "127.0.0.1"

@@ -75,9 +75,9 @@ from chalicelib import wiring
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.counting_store import CountingStore
 from chalicelib.adapters.dynamodb_store import BATCH_SIZE, DynamoDbStore
+from chalicelib.adapters.records import keys
 from chalicelib.adapters.sqlite_store import SqliteStore
 from chalicelib.adapters.store_items import item_size
-from chalicelib.domain import keys
 from chalicelib.domain.encoding import b64d
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY

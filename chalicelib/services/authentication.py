@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from chalicelib.domain import keys
+from chalicelib.adapters.records import keys
 from chalicelib.domain.auth_token import Claims, decode_token, request_digest
 from chalicelib.domain.encoding import b64d
 from chalicelib.domain.ids import operator_id_for

@@ -41,8 +41,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.paging import query_all
 from chalicelib.billing_settings import BillingSettings
-from chalicelib.domain import keys
 from chalicelib.domain.billing import (
     DonationLedger,
     Invoice,
@@ -68,7 +69,6 @@ from chalicelib.domain.organisation import Device, Member, Organisation
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict, NotFound
 from chalicelib.ports import Clock, Store
 from chalicelib.services.organisations import OrganisationService
-from chalicelib.services.paging import query_all
 
 #: The pointer is advanced every this many numbers (and at the end of a run): a crash leaves it
 #: at most this far behind, which only costs the next run as many reads to catch up.

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chalicelib.domain import keys
+from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.paging import query_all
 from chalicelib.domain.channel import (
     Channel,
     ChannelKind,
@@ -29,7 +30,6 @@ from chalicelib.domain.retention import DAY, effective_days
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, NotFound
 from chalicelib.ports import Clock, Item, Store
 from chalicelib.services.organisations import OrganisationService
-from chalicelib.services.paging import query_all
 
 PAGE = 200
 MAX_KEYS_PER_CALL = 500

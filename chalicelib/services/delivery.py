@@ -13,9 +13,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from chalicelib.domain import keys
+from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.paging import query_all
 from chalicelib.ports import Clock, ConnectionGone, Item, Push, Queue, Store
-from chalicelib.services.paging import query_all
 
 PRESENCE_TTL = 2 * 3600 + 600  # API Gateway closes connections after 2 hours
 INLINE_LIMIT = 50

@@ -14,8 +14,9 @@ import csv
 import io
 from typing import Any
 
+from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.paging import query_all
 from chalicelib.billing_settings import BillingSettings
-from chalicelib.domain import keys
 from chalicelib.domain.billing import (
     InvoiceStatus,
     billable_member_ids,
@@ -33,7 +34,6 @@ from chalicelib.domain.billing import (
 from chalicelib.ports import Clock, Store
 from chalicelib.services.billing import load_totals, member_history, org_invoices
 from chalicelib.services.organisations import OrganisationService
-from chalicelib.services.paging import query_all
 
 CSV_COLUMNS = (
     "month",

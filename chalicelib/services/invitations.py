@@ -15,7 +15,7 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from chalicelib.domain import keys
+from chalicelib.adapters.records import keys
 from chalicelib.domain.activation_link import activation_url
 from chalicelib.domain.encoding import b64d
 from chalicelib.domain.ids import device_id_for

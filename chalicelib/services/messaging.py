@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.domain import keys
+from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.paging import query_all
 from chalicelib.domain.billing import require_sending_allowed
 from chalicelib.domain.channel import may_manage, require_may_send
 from chalicelib.domain.envelope import TARGETED, Envelope, Kind
@@ -25,7 +26,6 @@ from chalicelib.services.channels import ChannelAccess, ChannelService
 from chalicelib.services.delivery import Delivery, message_frame, public_message
 from chalicelib.services.impact import ImpactService
 from chalicelib.services.organisations import OrganisationService
-from chalicelib.services.paging import query_all
 
 GAP_GRACE = 10  # seconds a missing sequence number may still be in flight
 MAX_IN_FLIGHT = 8  # concurrent senders to one channel that a gap may be waiting for

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chalicelib.domain import keys
+from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.paging import query_all
 from chalicelib.domain.billing import pilot_ends_at
 from chalicelib.domain.ids import looks_like, new_id
 from chalicelib.domain.organisation import (
@@ -24,7 +25,6 @@ from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import check_days
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, NotFound
 from chalicelib.ports import Clock, Store
-from chalicelib.services.paging import query_all
 
 MAX_PAGE = 200
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.domain import keys
+from chalicelib.adapters.records import keys
 from chalicelib.domain.channel import Channel
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY, describe, effective_days

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bocage.client.profile import DeviceKeys, OperatorKey, sign_token
-from chalicelib.domain import keys
+from chalicelib.adapters.records import keys
 from chalicelib.domain.organisation import MemberStatus, Role
 from chalicelib.errors import ConditionFailed
 from tests.support import SignedApi

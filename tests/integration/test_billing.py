@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.clocks import ManualClock
+from chalicelib.adapters.records import keys
 from chalicelib.billing_settings import BillingSettings
-from chalicelib.domain import keys
 from chalicelib.domain.billing import InvoiceStatus, month_end, month_start, months_between
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.organisation import Device, MemberStatus, Plan, Role

@@ -176,7 +176,7 @@ def test_own_messages_show_on_all_my_devices(people: People, api: SignedApi) -> 
 
 def test_a_fresh_gap_is_waited_for_then_skipped(people: People, api: SignedApi, container: Any) -> None:
     """A number taken by a writer that has not stored yet holds readers back, briefly."""
-    from chalicelib.domain import keys
+    from chalicelib.adapters.records import keys
 
     cid = people.owner.create_channel("group", "G")["channel_id"]
     people.owner.send_text(cid, "one")

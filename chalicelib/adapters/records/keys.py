@@ -1,4 +1,4 @@
-"""The single-table key layout, in one place (see DESIGN, section 3).
+"""The single-table key layout, in one place (docs/architecture.md, "Store layout").
 
 Partition ``ORG#o`` holds the organisation (``META``), its members
 (``MEMBER#m``) and, right after each member, copies of their devices
