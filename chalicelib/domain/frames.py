@@ -1,0 +1,227 @@
+"""WebSocket frames, one model each: what the server pushes and what clients send.
+
+The server builds these and never a bare dict; the Python client parses every frame it
+receives with ``parse_frame``, and docs/protocol.md describes the same shapes for the web
+client. A frame is one JSON object whose ``type`` (server to client) or ``action`` (client
+to server) names its model.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from chalicelib.domain.envelope import Kind
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+
+class StoredMessage(_Model):
+    """A message as readers receive it: the sender's signed envelope plus what the server stamped.
+
+    The envelope fields are exactly the signed ones (``target`` stays present when null, since
+    the signature covers it); ``nonce``, ``ciphertext`` and ``signature`` are gone once a
+    message is deleted for everyone. ``seq``, ``sender_member``, ``stored_at`` and
+    ``expires_at`` come from the server and are not signed.
+    """
+
+    v: int
+    channel_id: str
+    message_id: str
+    sender_device: str
+    epoch: int
+    kind: Kind
+    target: str | None = None
+    sent_at: int
+    nonce: str | None = None
+    ciphertext: str | None = None
+    signature: str | None = None
+    seq: int
+    sender_member: str
+    stored_at: int
+    expires_at: int
+    deleted: bool | None = None
+    deleted_at: int | None = None
+    deleted_by: str | None = None
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON object clients get: the envelope fields always, server extras when set."""
+        data = self.model_dump(mode="json")
+        return {k: v for k, v in data.items() if v is not None or k in _ALWAYS_SENT}
+
+
+_ALWAYS_SENT = frozenset({"target"})
+
+
+# -- server to client -------------------------------------------------------------------------
+
+
+class MessageFrame(_Model):
+    type: Literal["message"] = "message"
+    message: StoredMessage
+
+    def wire(self) -> dict[str, Any]:
+        return {"type": self.type, "message": self.message.wire()}
+
+
+class JoinedFrame(_Model):
+    """A member joined the channel; ``roster`` is the device roster's new version."""
+
+    type: Literal["joined"] = "joined"
+    channel_id: str
+    member_id: str
+    roster: int
+
+
+class LeftFrame(_Model):
+    """A member left or was removed; the channel moved to ``epoch`` without their devices."""
+
+    type: Literal["left"] = "left"
+    channel_id: str
+    member_id: str
+    epoch: int
+
+
+class DeviceFrame(_Model):
+    """A member of the channel linked a new device: senders share their key with it."""
+
+    type: Literal["device"] = "device"
+    channel_id: str
+    roster: int
+
+
+class RevokedFrame(_Model):
+    """A device was revoked; the channel moved to ``epoch`` without it."""
+
+    type: Literal["revoked"] = "revoked"
+    channel_id: str
+    device_id: str
+    epoch: int
+
+
+class RotatedFrame(_Model):
+    """The channel's keys aged past one retention and moved to ``epoch``."""
+
+    type: Literal["rotated"] = "rotated"
+    channel_id: str
+    epoch: int
+
+
+class RoleFrame(_Model):
+    type: Literal["role"] = "role"
+    channel_id: str
+    member_id: str
+    role: str
+
+
+class ChannelFrame(_Model):
+    """The channel was renamed."""
+
+    type: Literal["channel"] = "channel"
+    channel_id: str
+    name: str
+
+
+class AckFrame(_Model):
+    """The answer to a ``send`` action: where the message was stored."""
+
+    type: Literal["ack"] = "ack"
+    ref: str | None = None
+    message_id: str
+    channel_id: str
+    seq: int
+    expires_at: int
+    duplicate: bool
+    online: int
+
+
+class ErrorFrame(_Model):
+    """An action failed: the same status, code and message as the REST error body."""
+
+    type: Literal["error"] = "error"
+    status: int
+    error: str
+    message: str
+    ref: str | None = None
+
+
+class PongFrame(_Model):
+    type: Literal["pong"] = "pong"
+    ref: str | None = None
+
+
+ServerFrame = Annotated[
+    MessageFrame
+    | JoinedFrame
+    | LeftFrame
+    | DeviceFrame
+    | RevokedFrame
+    | RotatedFrame
+    | RoleFrame
+    | ChannelFrame
+    | AckFrame
+    | ErrorFrame
+    | PongFrame,
+    Field(discriminator="type"),
+]
+
+#: Frames that change a channel's membership or keys: clients refresh their roster on them.
+MembershipFrame = (
+    JoinedFrame | LeftFrame | DeviceFrame | RevokedFrame | RotatedFrame | RoleFrame | ChannelFrame
+)
+
+
+# -- client to server -------------------------------------------------------------------------
+
+
+class PingAction(_Model):
+    action: Literal["ping"] = "ping"
+    ref: str | None = Field(default=None, max_length=64)
+
+
+class SendAction(_Model):
+    """Send a message over the open socket; answered by an ``ack`` or an ``error`` with ``ref``."""
+
+    action: Literal["send"] = "send"
+    ref: str | None = Field(default=None, max_length=64)
+    envelope: dict[str, Any]
+
+
+ClientAction = Annotated[PingAction | SendAction, Field(discriminator="action")]
+
+
+@cache
+def _server_frames() -> TypeAdapter[ServerFrame]:
+    return TypeAdapter(ServerFrame)
+
+
+@cache
+def _client_actions() -> TypeAdapter[ClientAction]:
+    return TypeAdapter(ClientAction)
+
+
+def parse_frame(raw: object) -> ServerFrame:
+    """A frame from the server, validated (``pydantic.ValidationError`` if it is not one)."""
+    return _server_frames().validate_python(raw)
+
+
+def parse_action(raw: object) -> ClientAction:
+    """An action from a client, validated (``pydantic.ValidationError`` if it is not one)."""
+    return _client_actions().validate_python(raw)
+
+
+def frame_dict(frame: BaseModel) -> dict[str, Any]:
+    """The JSON object of a frame, as it goes on the wire."""
+    if isinstance(frame, MessageFrame | StoredMessage):
+        return frame.wire()
+    return frame.model_dump(mode="json")
+
+
+def frame_bytes(frame: BaseModel) -> bytes:
+    """A frame serialised once, ready for every connection it goes to."""
+    return json.dumps(frame_dict(frame), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
