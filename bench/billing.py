@@ -48,6 +48,7 @@ from chalicelib.domain.ids import new_id
 from chalicelib.domain.organisation import Device, Member, MemberStatus, Organisation, Plan, Role
 from chalicelib.ports import Item
 from chalicelib.services.billing import BillingService
+from chalicelib.services.event_bus import EventBus
 from chalicelib.services.impact import ImpactService
 from chalicelib.services.organisations import OrganisationService
 
@@ -131,7 +132,7 @@ def main() -> None:
         items = seed(inner, args.orgs, args.members, months)
         print(f"seeded {items} items in {time.perf_counter() - started:.1f} s\n")
         store = CountingStore(inner)
-        orgs = OrganisationService(store, clock)
+        orgs = OrganisationService(store, clock, EventBus())
         settings = BillingSettings()
         billing = BillingService(store, clock, orgs, settings)
         impact = ImpactService(store, clock, orgs, settings)

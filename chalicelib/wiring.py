@@ -17,6 +17,7 @@ from chalicelib.services.authentication import Authenticator
 from chalicelib.services.billing import BillingService
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.delivery import Delivery
+from chalicelib.services.event_bus import EventBus
 from chalicelib.services.impact import ImpactService
 from chalicelib.services.invitations import InvitationService
 from chalicelib.services.lifecycle import DeviceLifecycle
@@ -59,11 +60,13 @@ def build(
     mailer = mailer or build_mailer(settings)
     push = push or build_push(settings)
     queue = queue or build_queue(settings)
-    orgs = OrganisationService(store, clock)
-    channels = ChannelService(store, clock, orgs)
+    # In dependency order; the event bus carries the organisation's events to channels and
+    # sockets, which themselves depend on the organisation service.
+    events = EventBus()
+    orgs = OrganisationService(store, clock, events)
     delivery = Delivery(store, clock, push, queue)
-    channels.notifier = delivery
-    orgs.events = DeviceLifecycle(channels, delivery)
+    channels = ChannelService(store, clock, orgs, delivery)
+    DeviceLifecycle(channels, delivery).subscribe(events)
     billing_settings = billing_settings or BillingSettings.from_env()
     impact = ImpactService(store, clock, orgs, billing_settings)
     return Container(

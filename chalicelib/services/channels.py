@@ -69,11 +69,13 @@ class ChannelAccess:
 
 
 class ChannelService:
-    def __init__(self, store: Store, clock: Clock, orgs: OrganisationService) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, orgs: OrganisationService, notifier: MembershipNotifier
+    ) -> None:
         self._store = store
         self._clock = clock
         self._orgs = orgs
-        self.notifier: MembershipNotifier | None = None
+        self._notifier = notifier
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -241,14 +243,8 @@ class ChannelService:
         self._store.batch_write(puts=[self._roster_item(channel.channel_id, d) for d in devices])
         roster = self._store.increment(*keys.channel_state(channel.channel_id), "roster")
         self._store.increment(*keys.channel_state(channel.channel_id), "members")
-        if self.notifier is not None:
-            event = {
-                "type": "joined",
-                "channel_id": channel.channel_id,
-                "member_id": member_id,
-                "roster": roster,
-            }
-            self.notifier.joined(channel.channel_id, member_id, event)
+        event = {"type": "joined", "channel_id": channel.channel_id, "member_id": member_id, "roster": roster}
+        self._notifier.joined(channel.channel_id, member_id, event)
 
     def _save_membership(self, membership: ChannelMember) -> None:
         fields = membership.model_dump(mode="json")
@@ -273,9 +269,8 @@ class ChannelService:
         )
         self._store.increment(*keys.channel_state(channel_id), "members", -1)
         epoch = self.rekey(channel_id, None)
-        if self.notifier is not None:
-            event = {"type": "left", "channel_id": channel_id, "member_id": member_id, "epoch": epoch}
-            self.notifier.left(channel_id, member_id, event)
+        event = {"type": "left", "channel_id": channel_id, "member_id": member_id, "epoch": epoch}
+        self._notifier.left(channel_id, member_id, event)
 
     def rekey(self, channel_id: str, event: dict[str, Any] | None) -> int:
         """Move to a new epoch, strictly after every change made before this call.
@@ -301,8 +296,7 @@ class ChannelService:
         return current + 1
 
     def _notify(self, channel_id: str, event: dict[str, Any]) -> None:
-        if self.notifier is not None:
-            self.notifier.changed(channel_id, event)
+        self._notifier.changed(channel_id, event)
 
     # -- organisation events -------------------------------------------------------------
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from chalicelib.adapters.records import keys
 from chalicelib.adapters.records.paging import query_all
 from chalicelib.domain.billing import pilot_ends_at
+from chalicelib.domain.events import DeviceAdded, DeviceRevoked, MemberRemoved
 from chalicelib.domain.ids import looks_like, new_id
 from chalicelib.domain.organisation import (
     Device,
@@ -25,6 +26,7 @@ from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import check_days
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, NotFound
 from chalicelib.ports import Clock, Store
+from chalicelib.services.event_bus import EventBus
 
 MAX_PAGE = 200
 
@@ -43,21 +45,11 @@ class MemberPage:
         }
 
 
-class DeviceEvents(Protocol):
-    """What other services must hear about devices and members (channels re-key, sockets close)."""
-
-    def device_added(self, device: Device) -> None: ...
-
-    def device_revoked(self, device: Device) -> None: ...
-
-    def member_removed(self, member: Member) -> None: ...
-
-
 class OrganisationService:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, events: EventBus) -> None:
         self._store = store
         self._clock = clock
-        self.events: DeviceEvents | None = None
+        self._events = events
 
     # -- organisations -------------------------------------------------------------
 
@@ -175,8 +167,7 @@ class OrganisationService:
             )
             self.save_member(removed, expected=target)
         # Every step below is idempotent, so a retry after a crash finishes the job.
-        if self.events is not None:
-            self.events.member_removed(removed)
+        self._events.publish(MemberRemoved(removed))
         for device in self.devices_of(who.org_id, member_id):
             self._revoke(device)
         return removed
@@ -220,8 +211,7 @@ class OrganisationService:
 
     def add_device(self, device: Device) -> None:
         self.write_device(device)
-        if self.events is not None:
-            self.events.device_added(device)
+        self._events.publish(DeviceAdded(device))
 
     def write_device(self, device: Device) -> None:
         """Two writes: the auth record, then the copy listed with the member.
@@ -253,8 +243,7 @@ class OrganisationService:
             return device
         revoked = device.model_copy(update={"revoked_at": self._clock.now()})
         self.write_device(revoked)
-        if self.events is not None:
-            self.events.device_revoked(revoked)
+        self._events.publish(DeviceRevoked(revoked))
         return revoked
 
     def whoami(self, who: Principal) -> dict[str, Any]:
