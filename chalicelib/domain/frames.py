@@ -18,7 +18,8 @@ from chalicelib.domain.envelope import Kind
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    # Unknown fields are ignored, so a client keeps working when a later server adds one.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
 
 class StoredMessage(_Model):
