@@ -85,8 +85,7 @@ class SqliteStore:
     ) -> None:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+        _create_private(path)
         self._path = path
         self._clock = clock
         self._busy_timeout_ms = busy_timeout_ms
@@ -333,3 +332,21 @@ class SqliteStore:
         if total:
             self.vacuum()
         return total
+
+
+def _create_private(path: str) -> None:
+    """Create the data directory (0700) and the database file (0600) readable by their owner only.
+
+    SQLite gives the -wal and -shm files it creates the database file's permissions, so the
+    ciphertext, keys' metadata and nonces never sit in world-readable files. An existing file
+    left more open by an older version is tightened.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
