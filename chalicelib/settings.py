@@ -8,6 +8,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+
+#: The web app in this source tree (or next to the installed packages): BOCAGE_WEB_DIR's default.
+DEFAULT_WEB_DIR = str(Path(__file__).resolve().parents[1] / "web")
 
 
 def _flag(value: str | None) -> bool:
@@ -42,6 +46,7 @@ class Settings:
     ws_endpoint: str | None = None
     ws_url: str | None = None
     fanout_queue_url: str | None = None
+    web_dir: str = DEFAULT_WEB_DIR
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -70,4 +75,5 @@ class Settings:
             ws_endpoint=(e.get("BOCAGE_WS_ENDPOINT") or "").rstrip("/") or None,
             ws_url=e.get("BOCAGE_WS_URL") or None,
             fanout_queue_url=e.get("BOCAGE_FANOUT_QUEUE_URL") or None,
+            web_dir=e.get("BOCAGE_WEB_DIR") or DEFAULT_WEB_DIR,
         )

@@ -4,7 +4,7 @@
 
 OUT/ gets every file of web/ the gateway would serve (known types, no dot-files) and
 OUT/vendor/<name> for each file of the gateway's own allow-list into node_modules
-(bocage/local/gateway.py: VENDOR_FILES). Upload OUT/ to the app's bucket (docs/deploy-aws.md).
+(bocage/local/static_files.py: VENDOR_FILES). Upload OUT/ to the app's bucket (docs/deploy-aws.md).
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from bocage.local.gateway import APP_PREFIX, NODE_MODULES, VENDOR_FILES, WEB_DIR, static_file
+from bocage.local.static_files import APP_PREFIX, VENDOR_FILES, StaticFiles
+
+WEB_APP = StaticFiles.from_env()  # BOCAGE_WEB_DIR, as `bocage serve` reads it
+WEB_DIR, NODE_MODULES, static_file = WEB_APP.web_dir, WEB_APP.node_modules, WEB_APP.file
 
 
 def served_web_files() -> dict[str, Path]:

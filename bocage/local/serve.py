@@ -2,8 +2,9 @@
 
 One process plays API Gateway twice over: a REST gateway (which also serves the
 ``@connections`` management API) and a WebSocket gateway, both calling the very
-handlers the Lambdas run. The fan-out queue runs in process. All connections
-live in this process, so run one replica per store (see the README).
+handlers the Lambdas run. The fan-out queue runs in process, and pushes go straight
+to the connections. All connections live in this process, so run one replica per
+store (see the README).
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bocage.local.scheduler import LocalScheduler
 from chalicelib import wiring
 from chalicelib.activation_qr import qr_terminal
 from chalicelib.domain.organisation import Plan
 from chalicelib.jobs import run_billing, run_retention
+from chalicelib.ports import Push
 from chalicelib.services.invitations import Links
 from chalicelib.settings import Settings
+
+if TYPE_CHECKING:  # the WebSocket side is imported by serve() only, not by every CLI command
+    from bocage.local.connections import ConnectionRegistry
 
 
 def local_settings(data_dir: str | None, public_url: str, **overrides: Any) -> Settings:
@@ -75,15 +80,37 @@ def schedule_purge(scheduler: LocalScheduler, store: object, interval: float) ->
     return True
 
 
+def local_push(registry: ConnectionRegistry) -> Push | None:
+    """Pushes written straight to this process's connections: no signing, no HTTP hop.
+
+    An explicit ``BOCAGE_WS_ENDPOINT`` still wins: None lets wiring build the boto3 adapter for it.
+    """
+    from bocage.local.in_process_push import InProcessPush
+
+    return None if Settings.from_env().ws_endpoint else InProcessPush(registry)
+
+
+def warn_if_unreachable(host: str) -> None:
+    if host in ("0.0.0.0", "::") and not (  # noqa: S104 (detecting it, not binding)
+        os.environ.get("BOCAGE_PUBLIC_URL") and os.environ.get("BOCAGE_WS_URL")
+    ):
+        sys.stdout.write(
+            f"Warning: listening on {host} without BOCAGE_PUBLIC_URL and BOCAGE_WS_URL: activation links and "
+            "the announced WebSocket URL name an address clients cannot reach; set both.\n"
+        )
+
+
 def serve(host: str, port: int, data_dir: str | None, org_name: str, ws_port: int | None = None) -> int:
     os.environ.setdefault("AWS_REGION", "eu-west-3")
-    # boto3 signs every call, the local @connections ones too: placeholders, never real secrets.
+    # boto3 signs every call (a DynamoDB-API store's, an explicit BOCAGE_WS_ENDPOINT's): placeholders
+    # unless the environment has credentials, never real secrets.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     from app import app  # imported here: the app reads nothing until the first request
+    from bocage.local.connections import ConnectionRegistry
     from bocage.local.gateway import make_server
     from bocage.local.queue import InProcessQueue
-    from bocage.local.websocket_gateway import ConnectionRegistry, WebSocketGateway
+    from bocage.local.websocket_gateway import WebSocketGateway
     from chalicelib import ws_api
 
     registry = ConnectionRegistry()
@@ -95,18 +122,12 @@ def serve(host: str, port: int, data_dir: str | None, org_name: str, ws_port: in
     sockets.start()
     settings = local_settings(data_dir, rest_url, ws_endpoint=rest_url, ws_url=sockets.url)
     queue = InProcessQueue(ws_api.on_fanout)
-    container = wiring.build(settings, queue=queue)
+    container = wiring.build(settings, queue=queue, push=local_push(registry))
     wiring.use(container)
     scheduler = LocalScheduler()
     schedule_housekeeping(scheduler, container)
     scheduler.start()
-    if host in ("0.0.0.0", "::") and not (  # noqa: S104 (detecting it, not binding)
-        os.environ.get("BOCAGE_PUBLIC_URL") and os.environ.get("BOCAGE_WS_URL")
-    ):
-        sys.stdout.write(
-            f"Warning: listening on {host} without BOCAGE_PUBLIC_URL and BOCAGE_WS_URL: activation links and "
-            "the announced WebSocket URL name an address clients cannot reach; set both.\n"
-        )
+    warn_if_unreachable(host)
     bootstrap(container, org_name, sys.stdout)
     sys.stdout.write(
         f"Bocage serving the REST API on {rest_url} and WebSockets on {sockets.url} "

@@ -2,8 +2,8 @@
 
 ``chalice local`` serves no WebSockets, so this plays the three routes
 ($connect, $default, $disconnect) with API Gateway-shaped events, and keeps the
-open connections in a ``ConnectionRegistry`` through which the REST gateway
-answers the ``@connections`` management API. The asyncio server runs on a thread
+open connections in a ``ConnectionRegistry`` (bocage/local/connections.py), through
+which pushes reach them. The asyncio server runs on a thread
 of its own; the (blocking) Chalice handlers run on a thread pool, never on the loop.
 """
 
@@ -21,7 +21,6 @@ import threading
 import time
 import uuid
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -33,7 +32,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from bocage.local.gateway import STAGE, LambdaContext
+from bocage.local.connections import ConnectionRegistry, OpenConnection
+from bocage.local.lambda_events import STAGE, LambdaContext, result_body
 
 logger = logging.getLogger(__name__)
 
@@ -45,113 +45,6 @@ CONNECT_TIMEOUT = 30.0  # API Gateway's integration timeout is 29 s
 def new_connection_id() -> str:
     """Sixteen characters ending in '=' like API Gateway's, from the URL-safe alphabet: ids go in paths."""
     return base64.urlsafe_b64encode(secrets.token_bytes(10)).decode("ascii")
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-@dataclass(eq=False)
-class _Connection:
-    """One accepted connection, shared by the loop thread and the registry's callers."""
-
-    connection_id: str
-    websocket: ServerConnection
-    loop: asyncio.AbstractEventLoop
-    source_ip: str
-    user_agent: str
-    connected_at: float = field(default_factory=time.time)
-    last_active_at: float = field(default_factory=time.time)
-    disconnected: bool = False  # touched on the loop thread only
-
-
-class ConnectionRegistry:
-    """The open connections, for the management API (``@connections``) called from other threads.
-
-    A connection is here from the moment it opens (after ``$connect`` accepted it)
-    until it closes, as API Gateway only posts to connections past ``$connect``.
-    """
-
-    def __init__(self, send_timeout: float = 5.0) -> None:
-        self._send_timeout = send_timeout
-        self._lock = threading.Lock()
-        self._open: dict[str, _Connection] = {}
-
-    def register(self, connection: _Connection) -> None:
-        with self._lock:
-            self._open[connection.connection_id] = connection
-
-    def unregister(self, connection_id: str) -> _Connection | None:
-        with self._lock:
-            return self._open.pop(connection_id, None)
-
-    def _get(self, connection_id: str) -> _Connection | None:
-        with self._lock:
-            return self._open.get(connection_id)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._open)
-
-    def post(self, connection_id: str, data: bytes) -> bool:
-        """Send one frame and wait until it is written; False when the connection is unknown or closed.
-
-        UTF-8 data goes out as a text frame (what browsers and our JSON clients
-        expect), anything else as a binary frame. Raises ``TimeoutError`` when the
-        client does not read fast enough.
-        """
-        connection = self._get(connection_id)
-        if connection is None:
-            return False
-        _refuse_on_loop(connection.loop)
-        message: str | bytes
-        try:
-            message = data.decode("utf-8")
-        except UnicodeDecodeError:
-            message = data
-        future = asyncio.run_coroutine_threadsafe(connection.websocket.send(message), connection.loop)
-        try:
-            future.result(self._send_timeout)
-        except ConnectionClosed:
-            self.unregister(connection_id)
-            return False
-        except TimeoutError:
-            future.cancel()
-            raise TimeoutError("the WebSocket client is not reading its frames") from None
-        return True
-
-    def info(self, connection_id: str) -> dict[str, Any] | None:
-        """What API Gateway's GetConnection answers, or None when the connection is gone."""
-        connection = self._get(connection_id)
-        if connection is None:
-            return None
-        return {
-            "connectedAt": _iso(connection.connected_at),
-            "lastActiveAt": _iso(connection.last_active_at),
-            "identity": {"sourceIp": connection.source_ip, "userAgent": connection.user_agent},
-        }
-
-    def close(self, connection_id: str) -> bool:
-        """Start closing a connection (its ``$disconnect`` follows); False when it is already gone."""
-        connection = self.unregister(connection_id)
-        if connection is None:
-            return False
-        _refuse_on_loop(connection.loop)
-        future = asyncio.run_coroutine_threadsafe(connection.websocket.close(), connection.loop)
-        # On a timeout the closing handshake goes on in the background; the id is gone already.
-        with contextlib.suppress(TimeoutError):
-            future.result(self._send_timeout)
-        return True
-
-
-def _refuse_on_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Blocking on the loop's own thread would deadlock it: handlers must run on worker threads."""
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    if running is loop:
-        raise RuntimeError("ConnectionRegistry blocks: call it from a worker thread, not the event loop")
 
 
 def _refusal(status: int, body: bytes, content_type: str) -> Response:
@@ -174,10 +67,8 @@ def _refusal(status: int, body: bytes, content_type: str) -> Response:
 
 
 def _response_body(result: dict[str, Any]) -> tuple[bytes, str]:
-    body = result.get("body") or ""
-    raw = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8")
     headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
-    return raw, str(headers.get("content-type", "text/plain; charset=utf-8"))
+    return result_body(result), str(headers.get("content-type", "text/plain; charset=utf-8"))
 
 
 class WebSocketGateway:
@@ -212,7 +103,7 @@ class WebSocketGateway:
         self._stopping: asyncio.Event | None = None
         # Accepted by $connect, handler not started yet: whoever pops first (the handler,
         # or the watcher of a connection lost mid-handshake) owns its $disconnect.
-        self._accepted: dict[ServerConnection, _Connection] = {}
+        self._accepted: dict[ServerConnection, OpenConnection] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -303,7 +194,7 @@ class WebSocketGateway:
     async def _connect(self, websocket: ServerConnection, request: Request) -> Response | None:
         """$connect runs before the handshake is accepted, so the handler can refuse it."""
         peer = websocket.remote_address
-        connection = _Connection(
+        connection = OpenConnection(
             connection_id=new_connection_id(),
             websocket=websocket,
             loop=asyncio.get_running_loop(),
@@ -334,7 +225,7 @@ class WebSocketGateway:
         return None
 
     async def _after_abandoned_connect(
-        self, job: asyncio.Future[dict[str, Any]], connection: _Connection
+        self, job: asyncio.Future[dict[str, Any]], connection: OpenConnection
     ) -> None:
         try:
             result = await job
@@ -365,7 +256,7 @@ class WebSocketGateway:
             self.connections.unregister(connection.connection_id)
             await self._disconnect(connection)
 
-    async def _message(self, connection: _Connection, frame: str | bytes) -> None:
+    async def _message(self, connection: OpenConnection, frame: str | bytes) -> None:
         event = self._event(connection, "$default", "MESSAGE")
         event["requestContext"]["messageId"] = base64.urlsafe_b64encode(secrets.token_bytes(10)).decode()
         if isinstance(frame, bytes):
@@ -385,7 +276,7 @@ class WebSocketGateway:
                     f'"requestId": "{event["requestContext"]["requestId"]}"}}'
                 )
 
-    async def _disconnect(self, connection: _Connection) -> None:
+    async def _disconnect(self, connection: OpenConnection) -> None:
         """Exactly once per accepted connection, after its last $default."""
         if connection.disconnected:
             return
@@ -412,7 +303,7 @@ class WebSocketGateway:
 
         return asyncio.get_running_loop().run_in_executor(self._executor, invoke)
 
-    def _event(self, connection: _Connection, route_key: str, event_type: str) -> dict[str, Any]:
+    def _event(self, connection: OpenConnection, route_key: str, event_type: str) -> dict[str, Any]:
         now = time.time()
         request_id = str(uuid.uuid4())
         return {

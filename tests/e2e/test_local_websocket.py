@@ -1,8 +1,9 @@
-"""The local WebSocket gateway and @connections endpoint, over real sockets on loopback.
+"""The local WebSocket gateway, @connections endpoint and in-process push, over real sockets on loopback.
 
 A small echo app defined here: $connect checks a token, $default pushes the body
-back uppercased through ApiGatewayPush (boto3, signed, to the REST gateway's
-@connections endpoint), $disconnect records the connection id.
+back uppercased, $disconnect records the connection id. Every test of the ``stack``
+fixture runs with both Push adapters: ApiGatewayPush (boto3, signed, to the REST
+gateway's @connections endpoint, as on AWS) and InProcessPush (what ``bocage serve`` uses).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,10 +25,15 @@ from chalice.app import Chalice, WebsocketEvent
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from bocage.local.connections import MAX_FRAME, ConnectionRegistry
 from bocage.local.gateway import make_server
-from bocage.local.websocket_gateway import ConnectionRegistry, WebSocketGateway
+from bocage.local.in_process_push import FrameTooLarge, InProcessPush
+from bocage.local.websocket_gateway import WebSocketGateway
 from chalicelib.adapters.apigw_push import ApiGatewayPush
-from chalicelib.ports import ConnectionGone
+from chalicelib.adapters.clocks import SystemClock
+from chalicelib.adapters.sqlite_store import SqliteStore
+from chalicelib.ports import ConnectionGone, Push
+from chalicelib.services.delivery import Delivery
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +42,7 @@ REGION = "eu-west-3"
 
 @dataclass
 class AppState:
-    push: ApiGatewayPush | None = None
+    push: Push | None = None
     disconnected: list[str] = field(default_factory=list)
 
 
@@ -77,7 +84,7 @@ def ws_disconnect(event: WebsocketEvent) -> None:
 class Stack:
     rest_url: str
     ws_url: str
-    push: ApiGatewayPush
+    push: Push
     registry: ConnectionRegistry
 
     def client(self, token: str = "ok") -> ClientConnection:
@@ -104,14 +111,16 @@ def whoami(ws: ClientConnection) -> str:
     return reply
 
 
-def start_stack(rest_host: str) -> tuple[Stack, Callable[[], None]]:
+def start_stack(rest_host: str, push_kind: str = "boto3") -> tuple[Stack, Callable[[], None]]:
     registry = ConnectionRegistry()
     rest = make_server(app, rest_host, 0, connections=registry)
     threading.Thread(target=rest.serve_forever, daemon=True).start()
     gateway = WebSocketGateway(app, "127.0.0.1", 0, connections=registry)
     gateway.start()
     rest_url = f"http://127.0.0.1:{rest.server_address[1]}"
-    push = ApiGatewayPush.for_endpoint(rest_url, REGION)
+    push: Push = (
+        ApiGatewayPush.for_endpoint(rest_url, REGION) if push_kind == "boto3" else InProcessPush(registry)
+    )
     STATE.push, STATE.disconnected = push, []
 
     def stop() -> None:
@@ -123,9 +132,9 @@ def start_stack(rest_host: str) -> tuple[Stack, Callable[[], None]]:
     return Stack(rest_url, gateway.url, push, registry), stop
 
 
-@pytest.fixture
-def stack(aws_env: None) -> Iterator[Stack]:
-    started, stop = start_stack("127.0.0.1")
+@pytest.fixture(params=["boto3", "in_process"])
+def stack(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Stack]:
+    started, stop = start_stack("127.0.0.1", request.param)
     yield started
     stop()
 
@@ -277,3 +286,41 @@ def test_management_api_answers_loopback_callers_only(aws_env: None) -> None:
         outside.close()
     finally:
         stop()
+
+
+@pytest.fixture
+def in_process(aws_env: None) -> Iterator[Stack]:
+    started, stop = start_stack("127.0.0.1", "in_process")
+    yield started
+    stop()
+
+
+def test_a_closed_connection_is_gone_and_delivery_forgets_it(in_process: Stack, tmp_path: Path) -> None:
+    clock = SystemClock()
+    store = SqliteStore(str(tmp_path / "bocage.sqlite3"), clock)
+    delivery = Delivery(store, clock, in_process.push, None)
+    try:
+        with in_process.client() as ws:
+            connection_id = whoami(ws)
+            delivery.connect(connection_id, org_id="o1", member_id="m1", device_id="d1", channels=["c1"])
+            # what a fan-out queue worker hands it: one chunk of a channel's connections
+            chunk = json.dumps(
+                {"channel_id": "c1", "frame": {"type": "pong"}, "connections": [connection_id]}
+            )
+            assert delivery.deliver_chunk(chunk) == 1
+            assert json.loads(ws.recv(timeout=5))["type"] == "pong"
+        wait_for(lambda: connection_id in STATE.disconnected)
+        assert delivery.connection(connection_id) is not None  # the echo app's $disconnect keeps presence
+        assert delivery.deliver_chunk(chunk) == 0  # ConnectionGone, handled by forgetting it
+        assert delivery.connection(connection_id) is None
+    finally:
+        store.close()
+
+
+def test_in_process_push_refuses_a_frame_api_gateway_would_refuse(in_process: Stack) -> None:
+    with in_process.client() as ws:
+        connection_id = whoami(ws)
+        with pytest.raises(FrameTooLarge):
+            in_process.push.send(connection_id, b"x" * (MAX_FRAME + 1))
+        in_process.push.send(connection_id, b"x" * MAX_FRAME)
+        assert ws.recv(timeout=5) == "x" * MAX_FRAME

@@ -405,7 +405,7 @@ def test_the_container_serves_the_web_app_where_the_installed_gateway_looks() ->
     assert re.search(r"^FROM \S+/node:\S+ AS web$", recipe, re.MULTILINE)
     assert "COPY package.json package-lock.json ./" in recipe
     assert "RUN npm ci --omit=dev" in recipe
-    # `pip install .` puts bocage in site-packages: gateway.REPO_ROOT is site-packages itself.
+    # `pip install .` puts chalicelib in site-packages: BOCAGE_WEB_DIR's default is site-packages/web.
     assert re.search(r"^FROM \S+/python:3\.11-", recipe, re.MULTILINE)
     assert re.search(r"^ARG SITE=/usr/local/lib/python3\.11/site-packages$", recipe, re.MULTILINE)
     assert "COPY web/ ${SITE}/web/" in recipe
@@ -568,7 +568,7 @@ def _directives(policy: str) -> dict[str, str]:
 
 
 def test_the_app_gets_the_gateways_headers_with_this_stacks_api_origins(template: Template) -> None:
-    from bocage.local.gateway import app_security_headers
+    from bocage.local.static_files import app_security_headers
 
     local = app_security_headers()
     config = template["Resources"]["AppHeadersPolicy"]["Properties"]["ResponseHeadersPolicyConfig"]
@@ -595,7 +595,9 @@ def test_the_app_gets_the_gateways_headers_with_this_stacks_api_origins(template
 def test_web_dist_has_the_layout_the_gateway_serves_under_app(tmp_path: Path) -> None:
     import importlib.util
 
-    from bocage.local.gateway import VENDOR_FILES, static_file
+    from bocage.local.static_files import VENDOR_FILES, StaticFiles
+
+    static_file = StaticFiles.from_env().file
 
     spec = importlib.util.spec_from_file_location("web_dist", ROOT / "infra" / "web_dist.py")
     assert spec and spec.loader
