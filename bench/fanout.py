@@ -14,8 +14,10 @@ What it measures, for each N (100, 1,000 and 10,000 by default):
 How: this process is the server, assembled as ``bocage serve`` assembles it, on a SQLite store in
 a temporary directory: the REST gateway (which serves API Gateway's ``@connections`` management
 API) on a free loopback port, the WebSocket gateway in front of the Chalice app's handlers,
-``ApiGatewayPush`` (boto3, SigV4-signed with placeholder credentials) pointed at that REST
-gateway, and the in-process queue whose workers run ``ws_api.on_fanout``. A second process (this
+``InProcessPush`` writing straight to the gateway's open connections, and the in-process queue
+whose workers run ``ws_api.on_fanout``. ``--push boto3`` measures the previous path instead:
+``ApiGatewayPush`` (boto3, SigV4-signed with placeholder credentials) posting to that REST
+gateway's ``@connections`` endpoint, as on AWS. A second process (this
 script with ``--client-process``) opens N real WebSocket clients, each with its own device token
 for ``GET $connect``, and timestamps every message frame as it arrives. Both processes read
 ``time.perf_counter``, which is system-wide (CLOCK_MONOTONIC on Linux), so arrival times compare
@@ -27,7 +29,7 @@ per connection (one presence item each), not per member. The tribe's author send
 ``container.messaging.send`` and an envelope sealed by the client library (``seal_message``); an
 untimed warm-up message precedes the timed runs of each N.
 
-    python bench/fanout.py [--sizes 100,1000,10000] [--runs 5] [--workers 8]
+    python bench/fanout.py [--sizes 100,1000,10000] [--runs 5] [--workers 8] [--push boto3]
 
 Loopback only. Quote medians: the figures are noisy on a small machine.
 """
@@ -67,9 +69,11 @@ from websockets.protocol import State
 
 from bocage.client.crypto import new_message_id, new_sender_key, seal_message
 from bocage.client.profile import DeviceKeys, sign_token
+from bocage.local.connections import ConnectionRegistry
 from bocage.local.gateway import make_server
+from bocage.local.in_process_push import InProcessPush
 from bocage.local.queue import InProcessQueue
-from bocage.local.websocket_gateway import MAX_MESSAGE, ConnectionRegistry, WebSocketGateway
+from bocage.local.websocket_gateway import MAX_MESSAGE, WebSocketGateway
 from chalicelib import wiring, ws_api
 from chalicelib.adapters.apigw_push import ApiGatewayPush
 from chalicelib.adapters.clocks import SystemClock
@@ -83,6 +87,7 @@ from chalicelib.domain.envelope import Envelope
 from chalicelib.domain.invitation import activation_proof_message
 from chalicelib.domain.organisation import Plan, Role
 from chalicelib.domain.principal import Principal
+from chalicelib.ports import Push
 from chalicelib.services.delivery import CHUNK_SIZE, INLINE_LIMIT
 from chalicelib.services.invitations import ActivationRequest, Links
 from chalicelib.settings import Settings
@@ -93,6 +98,11 @@ DEFAULT_SIZES = (100, 1_000, 10_000)
 FD_MARGIN = 256  # descriptors besides the N sockets: SQLite, HTTP keep-alive, pipes, the interpreter
 COUNTED_OPS = ("get", "query", "put", "increment")
 CONNECT_PATH = ws_api.CONNECT_PATH
+#: --push: how a frame reaches a connection. "in-process" is what ``bocage serve`` does.
+PUSH_PATHS = {
+    "in-process": "InProcessPush -> the gateway's connections",
+    "boto3": "ApiGatewayPush (boto3) -> @connections",
+}
 
 
 # -- limits ---------------------------------------------------------------------------------------
@@ -391,8 +401,14 @@ def use_placeholder_aws_credentials() -> None:
     os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = REGION
 
 
+def make_push(kind: str, registry: ConnectionRegistry, rest_url: str) -> Push:
+    if kind == "boto3":
+        return ApiGatewayPush.for_endpoint(rest_url, REGION)
+    return InProcessPush(registry)
+
+
 @contextlib.contextmanager
-def server_stack(data_dir: str, workers: int) -> Iterator[Stack]:
+def server_stack(data_dir: str, workers: int, push: str) -> Iterator[Stack]:
     """The one-machine runtime of ``bocage serve``, on loopback, with counting store and queue."""
     from app import app  # the app reads nothing until its first request
 
@@ -415,7 +431,7 @@ def server_stack(data_dir: str, workers: int) -> Iterator[Stack]:
             settings,
             store=store,
             clock=SystemClock(),
-            push=ApiGatewayPush.for_endpoint(rest_url, REGION),
+            push=make_push(push, registry, rest_url),
             queue=queue_port,
         )
         wiring.use(container)
@@ -733,6 +749,12 @@ def main() -> None:
         "--timeout", type=float, default=None, help="seconds to wait for deliveries per message"
     )
     parser.add_argument("--connect-concurrency", type=int, default=64, help="WebSocket handshakes in flight")
+    parser.add_argument(
+        "--push",
+        choices=sorted(PUSH_PATHS),
+        default="in-process",
+        help="the Push adapter: in process (as bocage serve) or boto3 to @connections (as on AWS)",
+    )
     parser.add_argument("--client-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_process:
@@ -751,11 +773,11 @@ def main() -> None:
     )
     with (
         tempfile.TemporaryDirectory(prefix="bocage-fanout-") as data_dir,
-        server_stack(data_dir, args.workers) as stack,
+        server_stack(data_dir, args.workers, args.push) as stack,
     ):
         print(
             f"SQLite store, REST gateway with @connections on {stack.rest_url}, WebSocket gateway on "
-            f"{stack.ws_url}, ApiGatewayPush (boto3) -> @connections, {args.workers} push workers, "
+            f"{stack.ws_url}, {PUSH_PATHS[args.push]}, {args.workers} push workers, "
             f"clients in a separate process",
             flush=True,
         )
