@@ -232,13 +232,79 @@ async def wait_all(tasks: Sequence[asyncio.Task[Any]], timeout: float) -> None:
         await asyncio.wait(pending, timeout=5)
 
 
+class ClientSide:
+    """The client process's state: its open clients, their frame readers and the arrivals ledger."""
+
+    def __init__(self) -> None:
+        self.ledger = Ledger()
+        self.sockets: list[ClientConnection] = []
+        self.readers: list[asyncio.Task[None]] = []
+
+    async def connect(self, command: dict[str, Any]) -> dict[str, Any]:
+        signing = SigningKey(b64d(command["signing_seed"]))
+        gate = asyncio.Semaphore(int(command["concurrency"]))
+        started = time.perf_counter()
+        opening = [
+            asyncio.create_task(open_client(command["url"], command["device_id"], signing, gate))
+            for _ in range(int(command["count"]))
+        ]
+        await wait_all(opening, float(command["timeout"]))
+        errors: Counter[str] = Counter()
+        for task in opening:
+            if task.cancelled():
+                errors["connect timed out"] += 1
+            elif (exc := task.exception()) is not None:
+                errors[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
+            else:
+                self.sockets.append(task.result())
+        self.ledger.expected = len(self.sockets)
+        self.readers = [
+            asyncio.create_task(read_frames(i, ws, self.ledger)) for i, ws in enumerate(self.sockets)
+        ]
+        return {
+            "connected": len(self.sockets),
+            "errors": dict(errors.most_common(5)),
+            "failed": sum(errors.values()),
+            "seconds": time.perf_counter() - started,
+        }
+
+    async def await_message(self, command: dict[str, Any]) -> dict[str, Any]:
+        seq = int(command["seq"])
+        record = self.ledger.of(seq)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(record.complete.wait(), float(command["timeout"]))
+        del self.ledger.messages[seq]
+        return {
+            "received": len(record.clients),
+            "first": record.first,
+            "last": record.last,
+            "duplicates": record.duplicates,
+            "closed": sum(1 for ws in self.sockets if ws.state is State.CLOSED),
+        }
+
+    async def close(self, command: dict[str, Any]) -> dict[str, Any]:
+        gate = asyncio.Semaphore(int(command.get("concurrency", 64)))
+        await wait_all(
+            [asyncio.create_task(close_client(ws, gate)) for ws in self.sockets], float(command["timeout"])
+        )
+        await wait_all(self.readers, 5)
+        closed = len(self.sockets)
+        self.sockets, self.readers = [], []
+        return {"closed": closed}
+
+    def abort(self) -> None:
+        for reader in self.readers:
+            reader.cancel()
+        for ws in self.sockets:
+            ws.transport.abort()
+
+
 async def client_process() -> None:
     """Serve the coordinator's commands (one JSON object a line on stdin, one answer each on stdout)."""
     raise_fd_limit()
     loop = asyncio.get_running_loop()
-    ledger = Ledger()
-    sockets: list[ClientConnection] = []
-    readers: list[asyncio.Task[None]] = []
+    side = ClientSide()
+    handlers = {"connect": side.connect, "await": side.await_message, "close": side.close}
 
     def reply(answer: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(answer) + "\n")
@@ -250,64 +316,15 @@ async def client_process() -> None:
             if not line:  # the coordinator is gone
                 return
             command = json.loads(line)
-            if command["cmd"] == "connect":
-                signing = SigningKey(b64d(command["signing_seed"]))
-                gate = asyncio.Semaphore(int(command["concurrency"]))
-                started = time.perf_counter()
-                opening = [
-                    asyncio.create_task(open_client(command["url"], command["device_id"], signing, gate))
-                    for _ in range(int(command["count"]))
-                ]
-                await wait_all(opening, float(command["timeout"]))
-                errors: Counter[str] = Counter()
-                for task in opening:
-                    if task.cancelled():
-                        errors["connect timed out"] += 1
-                    elif (exc := task.exception()) is not None:
-                        errors[f"{type(exc).__name__}: {str(exc)[:120]}"] += 1
-                    else:
-                        sockets.append(task.result())
-                ledger.expected = len(sockets)
-                readers = [asyncio.create_task(read_frames(i, ws, ledger)) for i, ws in enumerate(sockets)]
-                reply(
-                    {
-                        "connected": len(sockets),
-                        "errors": dict(errors.most_common(5)),
-                        "failed": sum(errors.values()),
-                        "seconds": time.perf_counter() - started,
-                    }
-                )
-            elif command["cmd"] == "await":
-                seq = int(command["seq"])
-                record = ledger.of(seq)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(record.complete.wait(), float(command["timeout"]))
-                reply(
-                    {
-                        "received": len(record.clients),
-                        "first": record.first,
-                        "last": record.last,
-                        "duplicates": record.duplicates,
-                        "closed": sum(1 for ws in sockets if ws.state is State.CLOSED),
-                    }
-                )
-                del ledger.messages[seq]
-            elif command["cmd"] == "close":
-                gate = asyncio.Semaphore(int(command.get("concurrency", 64)))
-                await wait_all(
-                    [asyncio.create_task(close_client(ws, gate)) for ws in sockets], float(command["timeout"])
-                )
-                await wait_all(readers, 5)
-                reply({"closed": len(sockets)})
-                sockets, readers = [], []
-                return
-            else:
+            handler = handlers.get(command["cmd"])
+            if handler is None:
                 reply({"error": f"unknown command {command['cmd']!r}"})
+                continue
+            reply(await handler(command))
+            if command["cmd"] == "close":
+                return
     finally:
-        for reader in readers:
-            reader.cancel()
-        for ws in sockets:
-            ws.transport.abort()
+        side.abort()
 
 
 class ClientProcess:
