@@ -37,7 +37,7 @@ class Store(Protocol):
 
     Items past their ``expires_at`` are never returned by any read, and count
     as absent for ``if_absent`` writes, whether or not they are deleted yet.
-    Only single-item conditional writes: no transactions (see DESIGN, portable store).
+    Only single-item conditional writes: no transactions (docs/architecture.md, "The store contract").
     """
 
     def get(self, pk: str, sk: str) -> Item | None: ...

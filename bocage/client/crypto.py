@@ -1,4 +1,4 @@
-"""End-to-end group encryption with sender keys (DESIGN section 4), pure and I/O-free.
+"""End-to-end group encryption with sender keys (docs/protocol.md, section 6), pure and I/O-free.
 
 Each sending device holds one random symmetric key per (channel, epoch). It hands that key once
 to every member device in a NaCl Box (``seal_sender_key``); every message is then one SecretBox
