@@ -1,0 +1,143 @@
+// @ts-check
+// Writing in a channel: the text box (Enter sends, Shift+Enter breaks the line), the message
+// being replied to, and the poll form above it; in a tribe, its readers see why they cannot write.
+import { h, replace } from '../../dom.js';
+import { t } from '../../i18n.js';
+import { focusComposer } from './context.js';
+import { snippet } from './history.js';
+import { pollForm } from './poll-form.js';
+
+/** @typedef {import('./context.js').ChannelContext} ChannelContext */
+/** @typedef {import('./context.js').StoredMessage} StoredMessage */
+
+/**
+ * @param {ChannelContext} ctx
+ * @param {(messageId: string) => StoredMessage | undefined} findMessage
+ */
+export function createComposer(ctx, findMessage) {
+  const box = h('div', { class: 'composer-box' });
+  /** @type {string | null} */
+  let replyTo = null;
+  let pollOpen = false;
+
+  /** Change what the composer shows, render it, and focus where the member continues. */
+  const change = (/** @type {{replyTo?: string | null, pollOpen?: boolean}} */ what, focusPoll = false) => {
+    if (what.replyTo !== undefined) replyTo = what.replyTo;
+    if (what.pollOpen !== undefined) pollOpen = what.pollOpen;
+    render();
+    if (focusPoll) document.getElementById('poll-question')?.focus();
+    else focusComposer();
+  };
+
+  function render() {
+    if (!ctx.mayPost()) {
+      replace(box, h('p', { class: 'notice tribe-notice', id: 'composer-notice' }, h('strong', null, t('composer.tribe_title')), ' ', t('composer.tribe_body')));
+      return;
+    }
+    const replying = replyTo ? findMessage(replyTo) : null;
+    replace(box,
+      pollOpen ? pollForm(ctx, () => change({ pollOpen: false })) : null,
+      composerForm(ctx, {
+        replyTo,
+        pollOpen,
+        replyBanner: replying ? replyBanner(ctx, replying, () => change({ replyTo: null })) : null,
+        onSent: () => change({ replyTo: null }),
+        onEscape: () => change({ replyTo: null }),
+        onTogglePoll: () => change({ pollOpen: !pollOpen }, !pollOpen),
+      }));
+  }
+
+  return {
+    element: box,
+    render,
+    /** Render again if this member's right to write changed (a role given or taken). */
+    renderIfRoleChanged() {
+      if (ctx.mayPost() !== !box.querySelector('#composer-notice')) render();
+    },
+    /** @param {string} messageId the message to answer */
+    replyTo: (messageId) => change({ replyTo: messageId, pollOpen: false }),
+  };
+}
+
+/**
+ * @param {ChannelContext} ctx
+ * @param {StoredMessage} replying
+ * @param {() => void} cancel
+ */
+function replyBanner(ctx, replying, cancel) {
+  return h('div', { class: 'replying' },
+    h('span', null, t('composer.replying_to', { name: ctx.nameOf(replying.sender_member) }), ' ', h('q', null, snippet(replying))),
+    h('button', { type: 'button', class: 'small', onClick: cancel }, t('composer.cancel_reply')));
+}
+
+/**
+ * @typedef {object} ComposerOptions
+ * @property {string | null} replyTo
+ * @property {boolean} pollOpen
+ * @property {HTMLElement | null} replyBanner
+ * @property {() => void} onSent
+ * @property {() => void} onEscape cancels the reply (when there is one)
+ * @property {() => void} onTogglePoll
+ */
+
+/**
+ * @param {ChannelContext} ctx
+ * @param {ComposerOptions} options
+ */
+function composerForm(ctx, options) {
+  const status = h('p', { class: 'form-status', role: 'alert' });
+  const text = composerText(() => form.requestSubmit(), options.replyTo ? options.onEscape : null);
+  const send = h('button', { type: 'submit', class: 'primary' }, t('composer.send'));
+  const submit = async () => {
+    const value = text.value.trim();
+    if (!value) return;
+    send.disabled = true;
+    status.textContent = '';
+    try {
+      await ctx.m.sendText(ctx.channelId, value, options.replyTo);
+      text.value = '';
+      options.onSent();
+    } catch (err) {
+      status.textContent = ctx.app.errorText(err);
+      send.disabled = false;
+    }
+  };
+  const form = h('form', {
+    class: 'composer',
+    onSubmit: (/** @type {SubmitEvent} */ e) => {
+      e.preventDefault();
+      return submit();
+    },
+  },
+  options.replyBanner,
+  h('label', { for: 'composer-text', class: 'visually-hidden' }, t('composer.label')),
+  h('div', { class: 'composer-row' },
+    text,
+    send,
+    h('button', { type: 'button', 'aria-expanded': options.pollOpen ? 'true' : 'false', 'aria-controls': 'poll-form', onClick: options.onTogglePoll }, t('composer.poll'))),
+  h('p', { id: 'composer-hint', class: 'hint' }, t('composer.hint')),
+  status);
+  return form;
+}
+
+/**
+ * @param {() => void} submit
+ * @param {(() => void) | null} onEscape
+ * @returns {HTMLTextAreaElement}
+ */
+function composerText(submit, onEscape) {
+  return h('textarea', {
+    id: 'composer-text',
+    rows: 2,
+    maxlength: 20000,
+    placeholder: t('composer.placeholder'),
+    'aria-describedby': 'composer-hint',
+    onKeydown: (/** @type {KeyboardEvent} */ e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        submit();
+      }
+      if (e.key === 'Escape' && onEscape) onEscape();
+    },
+  });
+}

@@ -1,0 +1,114 @@
+// @ts-check
+// Who is in the channel: the roster, leaving, and for its managers removing and adding members.
+import { h, field, replace } from '../../dom.js';
+import { t } from '../../i18n.js';
+
+/** @typedef {import('./context.js').ChannelContext} ChannelContext */
+
+/** @param {ChannelContext} ctx */
+export function createMembersPanel(ctx) {
+  const panel = h('div', { class: 'members-panel', id: 'members-panel', hidden: true });
+  let open = false;
+
+  async function render() {
+    panel.hidden = !open;
+    if (!open) return;
+    replace(panel, h('p', null, t('common.loading')));
+    let roster;
+    try {
+      roster = await ctx.m.roster(ctx.channelId, { fresh: true });
+      await ctx.m.loadDirectory(); // people activated since the app started
+    } catch (err) {
+      replace(panel, h('p', { class: 'form-status' }, ctx.app.errorText(err)));
+      return;
+    }
+    const rows = [...roster.members]
+      .map((id) => ({ id, name: ctx.m.memberName(id) || id }))
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map(({ id, name }) => memberRow(ctx, id, name, render));
+    replace(
+      panel,
+      h('h2', { tabindex: '-1' }, t('channel.members_title', { count: roster.members.size })),
+      h('ul', { class: 'member-list' }, rows),
+      ctx.mayManage() ? addMemberForm(ctx, roster.members, async () => {
+        await render();
+        panel.querySelector('select')?.focus();
+      }) : null,
+    );
+  }
+
+  return {
+    element: panel,
+    get open() {
+      return open;
+    },
+    render,
+    /** Show or hide the panel; once shown, focus its heading. */
+    toggle() {
+      open = !open;
+      render().then(() => {
+        if (open) panel.querySelector('h2')?.focus();
+      });
+    },
+  };
+}
+
+/**
+ * @param {ChannelContext} ctx
+ * @param {string} id
+ * @param {string} name
+ * @param {() => void} refresh
+ */
+function memberRow(ctx, id, name, refresh) {
+  const { app, m } = ctx;
+  const me = id === m.memberId;
+  const remove = async () => {
+    try {
+      await m.removeMember(ctx.channelId, id);
+      app.toast(me ? t('channel.left') : t('channel.removed', { name }));
+      if (me) app.navigate('#/');
+      else refresh();
+    } catch (err) {
+      app.toast(app.errorText(err), 'error');
+    }
+  };
+  return h('li', null,
+    h('span', null, name, me ? ` (${t('channel.you')})` : ''),
+    ctx.mayManage() || me
+      ? h('button', { type: 'button', class: 'small danger-outline', onClick: remove }, me ? t('channel.leave') : t('channel.remove', { name }))
+      : null);
+}
+
+/**
+ * @param {ChannelContext} ctx
+ * @param {Set<string>} members those already in
+ * @param {() => Promise<void>} added
+ */
+function addMemberForm(ctx, members, added) {
+  const { app, m } = ctx;
+  const candidates = [...m.directory.members.values()].filter((x) => x.status === 'active').sort((a, b) => a.display_name.localeCompare(b.display_name));
+  const who = h('select', null, candidates.map((c) => h('option', { value: c.member_id }, c.display_name + (members.has(c.member_id) ? ` (${t('channel.already_in')})` : ''))));
+  const role = h('select', null,
+    h('option', { value: 'member' }, ctx.channel().kind === 'tribe' ? t('channel.role_reader') : t('channel.role_member')),
+    h('option', { value: 'author' }, t('channel.role_author_option')));
+  const status = h('p', { class: 'form-status', role: 'alert' });
+  const submit = async () => {
+    try {
+      await m.addMember(ctx.channelId, who.value, role.value);
+      app.toast(t('channel.added', { name: m.memberName(who.value) || who.value }));
+      await added();
+    } catch (err) {
+      status.textContent = app.errorText(err);
+    }
+  };
+  return h('form', {
+    class: 'inline-form',
+    onSubmit: (/** @type {SubmitEvent} */ e) => {
+      e.preventDefault();
+      return submit();
+    },
+  },
+  h('h3', null, t('channel.add_title')),
+  h('div', { class: 'row' }, field(t('channel.add_who'), who), field(t('channel.add_role'), role), h('button', { type: 'submit', class: 'primary' }, t('channel.add_submit'))),
+  status);
+}

@@ -1,0 +1,190 @@
+// @ts-check
+// One line of the conversation: what a message shows, as data with a signature (equal
+// signatures mean the element can stay as it is), and the element built from it.
+import { h } from '../../dom.js';
+import { formatDate, formatDateTime, formatTime, t } from '../../i18n.js';
+import { tally } from '../../polls.js';
+import { reactionSummary, snippet } from './history.js';
+import { pollCard } from './poll-card.js';
+import { FIRST_EMOJI, reactionChips, reactionPicker } from './reactions.js';
+
+/** @typedef {import('./context.js').ChannelContext} ChannelContext */
+/** @typedef {import('./context.js').StoredMessage} StoredMessage */
+/** @typedef {import('./history.js').Effects} Effects */
+/** @typedef {import('./history.js').ReactionCount} ReactionCount */
+/** @typedef {import('./poll-card.js').PollResult} PollResult */
+
+/**
+ * The log a message is read against.
+ * @typedef {object} Log
+ * @property {StoredMessage[]} messages
+ * @property {Effects} done deletions and reactions
+ * @property {Map<string, StoredMessage>} byId
+ * @property {Set<string> | null} roster the channel's members, who may vote
+ */
+
+/**
+ * What the list keeps across rebuilds, and what a message's controls do.
+ * @typedef {object} ItemHandlers
+ * @property {{picker: string | null, confirm: string | null, pending: Map<string, number[]>}} ui
+ * @property {(key: 'picker' | 'confirm', value: string | null, messageId: string, focusKey: string) => void} setUi
+ * @property {(msg: StoredMessage, emoji: string, remove: boolean) => void} react
+ * @property {(messageId: string) => void} reply
+ * @property {(messageId: string) => Promise<void>} remove delete for everyone
+ */
+
+/**
+ * @typedef {object} MessageView
+ * @property {StoredMessage} msg
+ * @property {ReactionCount[]} reactions
+ * @property {PollResult | null} poll
+ * @property {{name: string, text: string} | null} quote
+ * @property {string} signature
+ */
+
+/**
+ * @param {ChannelContext} ctx
+ * @param {ItemHandlers} handlers
+ * @param {StoredMessage} msg
+ * @param {Log} log
+ * @returns {MessageView}
+ */
+export function describe(ctx, handlers, msg, log) {
+  const reactions = msg.verified ? reactionSummary(msg, log.done.reactions) : [];
+  const poll = msg.verified && msg.kind === 'poll' ? pollResult(msg, log) : null;
+  const quote = msg.verified && msg.content?.reply_to ? quoteOf(ctx, msg.content.reply_to, log) : null;
+  const id = msg.message_id;
+  const signature = JSON.stringify([
+    msg.seq, msg.verified, msg.error, msg.content, msg.expires_at, ctx.m.memberName(msg.sender_member),
+    reactions, poll, quote, handlers.ui.picker === id, handlers.ui.confirm === id,
+    ctx.mayPost(), ctx.mayManage(),
+  ]);
+  return { msg, reactions, poll, quote, signature };
+}
+
+/**
+ * @param {StoredMessage} msg
+ * @param {Log} log
+ */
+function pollResult(msg, log) {
+  try {
+    return tally(log.messages, msg.message_id, log.roster, Date.now() / 1000);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * @param {ChannelContext} ctx
+ * @param {string} quotedId
+ * @param {Log} log
+ */
+function quoteOf(ctx, quotedId, log) {
+  const quoted = log.byId.get(quotedId);
+  return {
+    name: quoted ? ctx.nameOf(quoted.sender_member) : t('channel.someone'),
+    text: log.done.deleted.has(quotedId) ? t('message.deleted') : snippet(quoted),
+  };
+}
+
+/**
+ * @param {ChannelContext} ctx
+ * @param {ItemHandlers} handlers
+ * @param {MessageView} view
+ * @returns {HTMLLIElement & {signature?: string}}
+ */
+export function messageItem(ctx, handlers, view) {
+  const { msg } = view;
+  const when = msg.sent_at_ms ? Math.floor(msg.sent_at_ms / 1000) : msg.stored_at;
+  const headId = `h-${msg.message_id}`;
+  const [actions, picker] = msg.verified ? messageActions(ctx, handlers, msg) : [null, null];
+  const li = h('li', { class: ['msg', msg.sender_member === ctx.m.memberId ? 'mine' : null, msg.kind === 'poll' ? 'is-poll' : null], id: `msg-${msg.message_id}` },
+    h('article', { 'aria-labelledby': headId },
+      h('header', { class: 'msg-head', id: headId },
+        h('strong', { class: 'who' }, ctx.nameOf(msg.sender_member)),
+        ' ',
+        h('time', { datetime: new Date(when * 1000).toISOString(), title: formatDateTime(when) }, formatTime(when))),
+      messageBody(ctx, handlers, view),
+      reactionChips(ctx, msg, view.reactions, handlers.react),
+      h('footer', { class: 'msg-foot' },
+        msg.expires_at ? h('span', { class: 'expiry' }, t('message.expires', { date: formatDate(msg.expires_at) })) : null,
+        actions),
+      picker));
+  return Object.assign(/** @type {HTMLLIElement} */ (li), { signature: view.signature });
+}
+
+/**
+ * @param {ChannelContext} ctx
+ * @param {ItemHandlers} handlers
+ * @param {MessageView} view
+ */
+function messageBody(ctx, handlers, view) {
+  const { msg } = view;
+  if (!msg.verified) {
+    return h('p', { class: 'unreadable' }, msg.error === 'forged' ? t('message.forged') : t('message.no_key'));
+  }
+  if (msg.kind === 'poll') {
+    return view.poll ? pollCard(ctx, msg, view.poll, handlers.ui.pending) : h('p', { class: 'unreadable' }, t('poll.error_no_poll'));
+  }
+  const quote = view.quote
+    ? h('blockquote', { class: 'quote' },
+        h('span', { class: 'quote-who' }, t('message.in_reply_to', { name: view.quote.name })), ' ', h('span', null, view.quote.text))
+    : null;
+  return [quote, h('p', { class: 'text' }, String(msg.content?.text ?? ''))];
+}
+
+/**
+ * A run of messages this device cannot read, as one line.
+ * @param {StoredMessage[]} folded
+ * @param {string} key
+ * @param {string} signature
+ * @returns {HTMLLIElement & {signature?: string}}
+ */
+export function foldedItem(folded, key, signature) {
+  const li = h('li', { class: 'msg folded', id: `msg-${key}` },
+    h('p', { class: 'unreadable' }, t('message.no_key_many', { count: folded.length })));
+  return Object.assign(/** @type {HTMLLIElement} */ (li), { signature });
+}
+
+/**
+ * Reply, react and delete (with its confirmation), and the reaction picker when open.
+ * @param {ChannelContext} ctx
+ * @param {ItemHandlers} handlers
+ * @param {StoredMessage} msg
+ * @returns {[HTMLElement, HTMLElement | null]}
+ */
+function messageActions(ctx, handlers, msg) {
+  const id = msg.message_id;
+  const { ui, setUi } = handlers;
+  const canDelete = msg.sender_member === ctx.m.memberId || ctx.mayManage();
+  const pickerOpen = ui.picker === id;
+  const actions = h('div', { class: 'msg-actions' });
+  if (ctx.mayPost() && msg.kind === 'message') {
+    actions.append(h('button', { type: 'button', class: 'link', 'data-key': 'reply', onClick: () => handlers.reply(id) }, t('message.reply')));
+  }
+  actions.append(h('button', {
+    type: 'button',
+    class: 'link',
+    'data-key': 'react',
+    'aria-expanded': pickerOpen ? 'true' : 'false',
+    onClick: () => setUi('picker', pickerOpen ? null : id, id, pickerOpen ? 'react' : FIRST_EMOJI),
+  }, t('message.react')));
+  if (canDelete) actions.append(deleteControl(handlers, id));
+  const picker = pickerOpen ? reactionPicker(msg, handlers.react, () => setUi('picker', null, id, 'react')) : null;
+  return [actions, picker];
+}
+
+/**
+ * "Delete", or while confirming: the question, yes and cancel.
+ * @param {ItemHandlers} handlers
+ * @param {string} id
+ */
+function deleteControl({ ui, setUi, remove }, id) {
+  if (ui.confirm !== id) {
+    return h('button', { type: 'button', class: 'link danger-text', 'data-key': 'delete', onClick: () => setUi('confirm', id, id, 'delete-yes') }, t('message.delete'));
+  }
+  return h('span', { class: 'confirm' },
+    h('span', null, t('message.delete_confirm')),
+    h('button', { type: 'button', class: 'small danger', 'data-key': 'delete-yes', onClick: () => remove(id) }, t('message.delete_yes')),
+    h('button', { type: 'button', class: 'small', 'data-key': 'delete-no', onClick: () => setUi('confirm', null, id, 'delete') }, t('common.cancel')));
+}

@@ -1,0 +1,145 @@
+// @ts-check
+// The conversation: a list kept in step with the device's log. Each message is rebuilt only when
+// what it shows changed (its signature), so an open reaction picker, a confirmation or a poll
+// choice not yet sent survive live updates; the focused control is found again by its data-key
+// when its message is rebuilt, and the list stays at the bottom when it was there.
+import { focus, h } from '../../dom.js';
+import { t } from '../../i18n.js';
+import { effects, entries } from './history.js';
+import { describe, foldedItem, messageItem } from './message-item.js';
+
+/** @typedef {import('./context.js').ChannelContext} ChannelContext */
+/** @typedef {import('./context.js').StoredMessage} StoredMessage */
+/** @typedef {import('./message-item.js').ItemHandlers} ItemHandlers */
+/** @typedef {import('./message-item.js').Log} Log */
+/** @typedef {import('./history.js').Entry} Entry */
+/** @typedef {HTMLElement & {signature?: string}} Line */
+
+const NEAR_BOTTOM = 80; // px: closer than this to the end counts as "at the bottom"
+
+/**
+ * @param {ChannelContext} ctx
+ * @param {{onReply: (messageId: string) => void}} options
+ */
+export function createMessageList(ctx, { onReply }) {
+  const list = h('ol', { class: 'messages', 'aria-label': t('channel.messages_label'), 'aria-describedby': 'messages-help' });
+  const help = h('p', { id: 'messages-help', class: 'visually-hidden' }, t('channel.messages_help'));
+  const scroller = h('div', { class: 'messages-scroll', role: 'region', tabindex: '0', 'aria-label': t('channel.messages_label') }, help, list);
+  /** @type {Map<string, Line>} */
+  let items = new Map(); // entry key -> its li
+  /** @type {Log} */
+  let log = { messages: [], done: effects([]), byId: new Map(), roster: null };
+  let first = true;
+  const emptyItem = h('li', { class: 'empty' }, t('channel.empty'));
+
+  const handlers = itemHandlers(ctx, list, () => render(), onReply);
+
+  /** @param {Entry} entry */
+  const lineFor = (entry) => {
+    const existing = items.get(entry.key);
+    if (entry.folded) {
+      const signature = `fold:${entry.folded.length}`;
+      return existing && existing.signature === signature ? existing : foldedItem(entry.folded, entry.key, signature);
+    }
+    const view = describe(ctx, handlers, entry.msg, log);
+    return existing && existing.signature === view.signature ? existing : messageItem(ctx, handlers, view);
+  };
+
+  function render() {
+    const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR_BOTTOM;
+    const focused = focusedControl(list);
+    /** @type {Map<string, Line>} */
+    const next = new Map();
+    for (const entry of entries(log.messages, log.done)) next.set(entry.key, lineFor(entry));
+    items = next;
+    reconcile(list, next.size ? [...next.values()] : [emptyItem]);
+    if (focused.li && !focused.li.isConnected) refocus(list, focused.li.id, focused.key);
+    if (first || atBottom) scroller.scrollTop = scroller.scrollHeight;
+    first = false;
+  }
+
+  return {
+    element: scroller,
+    /**
+     * Show the log (sorted by seq) against the channel's members.
+     * @param {StoredMessage[]} messages
+     * @param {Set<string> | null} roster
+     */
+    show(messages, roster) {
+      log = { messages, done: effects(messages), byId: new Map(messages.map((x) => [x.message_id, x])), roster };
+      render();
+    },
+  };
+}
+
+/**
+ * What a message's controls do, and the state the list keeps for them across rebuilds.
+ * @param {ChannelContext} ctx
+ * @param {HTMLElement} list
+ * @param {() => void} render
+ * @param {(messageId: string) => void} reply
+ * @returns {ItemHandlers}
+ */
+function itemHandlers(ctx, list, render, reply) {
+  const { app, m, channelId } = ctx;
+  /** @type {ItemHandlers} */
+  const handlers = {
+    ui: { picker: null, confirm: null, pending: new Map() },
+    setUi(key, value, messageId, focusKey) {
+      handlers.ui[key] = value;
+      render();
+      focus(document.getElementById(`msg-${messageId}`)?.querySelector(`[data-key="${focusKey}"]`));
+    },
+    async react(msg, emoji, remove) {
+      try {
+        await m.react(channelId, msg.message_id, emoji, remove);
+      } catch (err) {
+        app.toast(app.errorText(err), 'error');
+      }
+    },
+    reply,
+    async remove(messageId) {
+      try {
+        await m.deleteForEveryone(channelId, messageId);
+        handlers.ui.confirm = null;
+        app.toast(t('message.deleted_done'));
+        focus(document.getElementById('composer-text') || list);
+      } catch (err) {
+        app.toast(app.errorText(err), 'error');
+      }
+    },
+  };
+  return handlers;
+}
+
+/**
+ * The message holding focus, and the data-key of its focused control.
+ * @param {HTMLElement} list
+ */
+function focusedControl(list) {
+  const active = document.activeElement;
+  const li = active && list.contains(active) ? active.closest('li') : null;
+  return { li, key: active?.getAttribute?.('data-key') };
+}
+
+/**
+ * @param {HTMLElement} list
+ * @param {string} id the rebuilt message's element id
+ * @param {string | null | undefined} key
+ */
+function refocus(list, id, key) {
+  const again = document.getElementById(id);
+  focus((key && again?.querySelector(`[data-key="${key}"]`)) || again?.querySelector('button, input') || list);
+}
+
+/**
+ * Make the list's children exactly these nodes, moving only what moved.
+ * @param {HTMLElement} list
+ * @param {Element[]} nodes
+ */
+function reconcile(list, nodes) {
+  nodes.forEach((node, i) => {
+    if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null);
+  });
+  while (list.children.length > nodes.length) list.lastElementChild?.remove();
+}
