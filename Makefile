@@ -23,7 +23,7 @@ NETWORK_SELECT := (dynamodb or e2e) and not test_a_crashed_job_resumes and not t
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint typecheck unit bench clean package infra-check test-network deploy deploy-preflight browser \
+.PHONY: run test lint jscheck typecheck unit bench clean package infra-check test-network deploy deploy-preflight browser \
 	web-dist
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -97,9 +97,13 @@ deploy: deploy-preflight package
 	  --stack-name bocage-$(STAGE) --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND \
 	  --no-fail-on-empty-changeset --parameter-overrides $(DEPLOY_PARAMS)
 
-lint: $(BIN)/.installed
+lint: $(BIN)/.installed jscheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## jscheck: type-check the web app's JS (// @ts-check, JSDoc) with the pinned TypeScript compiler
+jscheck: node_modules/.package-lock.json
+	node_modules/.bin/tsc -p web-types --noEmit
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy .

@@ -1,3 +1,4 @@
+// @ts-check
 // The REST client: every call signed by the device key (bocage/client/api.py).
 import { canonicalQuery, signToken, utf8 } from './wire.js';
 
@@ -31,6 +32,11 @@ export class Api {
     }
   }
 
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {{body?: unknown, query?: Record<string, unknown>, retried?: boolean}} [options]
+   */
   async request(method, path, { body, query, retried = false } = {}) {
     const data = body === undefined ? new Uint8Array(0) : utf8(JSON.stringify(body));
     const q = Object.fromEntries(Object.entries(query || {}).filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => [k, String(v)]));

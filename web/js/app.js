@@ -1,3 +1,4 @@
+// @ts-check
 // Bocage in the browser: boot, routes (#/...), the top bar, and the shared context views use.
 import { DeviceStore } from './db.js';
 import { h, replace, focus } from './dom.js';
@@ -65,7 +66,7 @@ export const app = {
     this.messenger = messenger;
     await messenger.init();
     for (const type of ['message', 'channels', 'roster', 'status', 'revoked', 'error']) {
-      messenger.addEventListener(type, (e) => onMessengerEvent(type, e.detail));
+      messenger.addEventListener(type, (e) => onMessengerEvent(type, /** @type {CustomEvent} */ (e).detail));
     }
     messenger.loadChannels().catch(() => null);
     messenger.loadDirectory().catch(() => null);

@@ -1,3 +1,4 @@
+// @ts-check
 // Small charts as inline SVG (no library): labelled for screen readers, with the figures also
 // given as a table beside them.
 import { h, svg } from './dom.js';
@@ -5,6 +6,7 @@ import { h, svg } from './dom.js';
 /**
  * Vertical bars, one or two series. `rows`: [{label, values: [a, b?]}], `series`: names,
  * `format`: value -> text.
+ * @param {{title: string, rows: {label: string, values: number[]}[], series: string[], format?: (value: number) => string, height?: number}} chart
  */
 export function barChart({ title, rows, series, format = String, height = 180 }) {
   const width = Math.max(280, rows.length * 56 + 48);

@@ -1,3 +1,4 @@
+// @ts-check
 // What the device keeps, in IndexedDB (this origin only): its keys and identity (like the CLI
 // profile's files), its sender-key ring, and opened messages for offline reading, each removed
 // once past its expires_at (the organisation's retention holds on the device too).

@@ -1,3 +1,4 @@
+// @ts-check
 // Building the DOM without innerHTML: text is always text, never markup (and the CSP forbids
 // inline scripts and styles anyway).
 
@@ -26,7 +27,19 @@ function append(el, children) {
   }
 }
 
-/** h('button', {class: 'primary', onClick}, 'Envoyer') */
+/**
+ * Attributes and properties; `onX` functions become listeners, `class` may be a list.
+ * @typedef {Record<string, any> | null | undefined} Attrs
+ */
+
+/**
+ * h('button', {class: 'primary', onClick}, 'Envoyer')
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Attrs} attrs
+ * @param {...any} children nodes, text, nested lists; null, undefined and false are left out
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   apply(el, attrs);

@@ -1,3 +1,4 @@
+// @ts-check
 // Strings: one dictionary per language (i18n/fr.js, i18n/en.js), French by default.
 import fr from './i18n/fr.js';
 import en from './i18n/en.js';
@@ -62,6 +63,7 @@ export function formatTime(seconds) {
   const date = toDate(seconds);
   const today = new Date();
   const sameDay = date.toDateString() === today.toDateString();
+  /** @type {Intl.DateTimeFormatOptions} */
   const options = sameDay ? { timeStyle: 'short' } : { day: 'numeric', month: 'short', hour: '2-digit', minute: '2-digit' };
   return new Intl.DateTimeFormat(locale(), options).format(date);
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // End-to-end encrypted messaging for this browser's device: bocage/client/messenger.py in JS.
 //
 // Sender keys are made here, sealed to each roster device once per epoch and kept in the ring

@@ -1,3 +1,4 @@
+// @ts-check
 // Polls, tallied on the device with the rules of bocage/client/polls.py: the server relays
 // sealed votes only. One vote per member (their latest, from any of their devices), counted
 // only from verified envelopes of current channel members, after the poll and before it closes.

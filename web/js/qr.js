@@ -1,3 +1,4 @@
+// @ts-check
 // QR codes drawn in the browser (qrcode-generator from npm, served as /app/vendor/qrcode.mjs),
 // as an SVG of the activation URL: nothing leaves the device to make it.
 import qrcode from '../vendor/qrcode.mjs';

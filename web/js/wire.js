@@ -1,3 +1,4 @@
+// @ts-check
 // The wire formats, byte for byte those of the Python client (chalicelib/domain, bocage/client).
 //
 // Pure functions, no DOM: the same file runs in the browser and under node (tests/browser),
@@ -367,9 +368,7 @@ export function sealMessage(sender, senderKey, { channelId, epoch, messageId, co
   }
   const plaintext = utf8(canonicalJson(content));
   if (plaintext.length > MAX_CONTENT_BYTES) {
-    const err = new Error(`message content is ${plaintext.length} bytes; at most ${MAX_CONTENT_BYTES} fit`);
-    err.code = 'too_large';
-    throw err;
+    throw Object.assign(new Error(`message content is ${plaintext.length} bytes; at most ${MAX_CONTENT_BYTES} fit`), { code: 'too_large' });
   }
   const nonce = randomBytes(nacl().secretbox.nonceLength);
   const ciphertext = nacl().secretbox(pad(plaintext), nonce, senderKey);

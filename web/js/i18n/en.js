@@ -1,3 +1,4 @@
+// @ts-check
 // English. Plurals are {one, other} objects.
 export default {
   'nav.label': 'Main navigation',

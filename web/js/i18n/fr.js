@@ -1,3 +1,4 @@
+// @ts-check
 // Français (langue par défaut). Les pluriels sont des objets {one, other}.
 export default {
   'nav.label': 'Navigation principale',

@@ -1,3 +1,4 @@
+// @ts-check
 // Activation: the code arrives in the URL fragment (never sent to a server); the keys are made
 // here, kept in IndexedDB before the call (a retry with the same keys converges), and the device
 // proves it holds its signing key.

@@ -1,3 +1,4 @@
+// @ts-check
 // The admin console: invitations with a QR code, members and devices, retention, plan and
 // invoices, the pilot report. Shown to owners and admins only (the server refuses others anyway).
 import { h, field, replace, focus } from '../dom.js';
@@ -122,7 +123,7 @@ async function membersSection(app, body) {
     return;
   }
   const myRole = m.device.role;
-  const members = [...directory.members.values()].sort((a, b) => (a.status === 'removed') - (b.status === 'removed') || a.display_name.localeCompare(b.display_name));
+  const members = [...directory.members.values()].sort((a, b) => Number(a.status === 'removed') - Number(b.status === 'removed') || a.display_name.localeCompare(b.display_name));
   const rows = members.map((member) => {
     const isMe = member.member_id === m.memberId;
     const mayEdit = !isMe && member.status !== 'removed' && (myRole === 'owner' || member.role !== 'owner');
@@ -167,7 +168,7 @@ function confirmButton(label, confirmLabel, action) {
         replace(wrap, start);
         start.focus();
       } }, t('common.cancel'))));
-    wrap.querySelector('.danger').focus();
+    /** @type {HTMLElement} */ (wrap.querySelector('.danger')).focus();
   } }, label);
   wrap.append(start);
   return wrap;
@@ -209,6 +210,7 @@ async function retentionSection(app, body) {
     failure(app, box, err);
     return;
   }
+  /** @type {[string, number][]} */
   const presets = RETENTION_PRESETS.map((d) => [d, toDays(d)]);
   if (!presets.some(([, days]) => days === current.retention_days)) presets.push([current.retention, current.retention_days]);
   presets.sort((a, b) => a[1] - b[1]);

@@ -1,3 +1,4 @@
+// @ts-check
 // This device: who it is, linking another device (a QR code), forgetting this one.
 import { h, replace, focus } from '../dom.js';
 import { formatDate, t } from '../i18n.js';
@@ -20,7 +21,7 @@ export async function renderDevice(app, main) {
           askForget();
           forget.querySelector('button').focus();
         } }, t('common.cancel'))));
-    forget.querySelector('.danger').focus();
+    /** @type {HTMLElement} */ (forget.querySelector('.danger')).focus();
   } }, t('device.forget')));
   askForget();
   replace(

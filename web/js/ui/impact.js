@@ -1,3 +1,4 @@
+// @ts-check
 // The public impact page (GET /impact, no device needed): trees planted and CO2e avoided.
 // Admins also see their organisation's months (GET /impact/org).
 import { Api } from '../api.js';
