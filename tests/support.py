@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from bocage.client.api import ApiError, BocageClient
 from bocage.client.profile import DeviceKeys, OperatorKey, sign_token
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.domain.auth_token import SCHEME
@@ -157,28 +158,21 @@ def ws_event(
     return event
 
 
-class InProcessClient:
-    """A BocageClient look-alike that talks to the app through chalice.test.Client."""
+class InProcessClient(BocageClient):
+    """A BocageClient whose transport is the app through chalice.test.Client."""
 
-    def __init__(self, api: SignedApi, keys: DeviceKeys) -> None:
+    def __init__(self, api: SignedApi, keys: DeviceKeys) -> None:  # no URL, no socket
         self.api = api
         self.keys = keys
 
     def request(
         self, method: str, path: str, body: dict[str, Any] | None = None, query: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        from bocage.client.api import ApiError
-
         query = {k: v for k, v in (query or {}).items() if v is not None} or None
         reply = self.api.call(method, path, body, signer=self.keys, query=query)
         if reply.status >= 400:
             raise ApiError(reply.status, reply.body.get("error", "error"), reply.body.get("message", ""))
         return dict(reply.body or {})
-
-    def members(self) -> list[dict[str, Any]]:
-        from bocage.client.api import BocageClient
-
-        return BocageClient.members(self)  # type: ignore[arg-type]
 
 
 def messenger_for(api: SignedApi, keys: DeviceKeys, directory: Any, info: dict[str, Any]) -> Any:
@@ -189,7 +183,7 @@ def messenger_for(api: SignedApi, keys: DeviceKeys, directory: Any, info: dict[s
     profile = Profile(directory)
     profile.save_keys(keys)
     profile.save_info({"server": "http://in-process.invalid", **info})
-    return Messenger(profile, client=InProcessClient(api, keys), clock=api.clock.now)  # type: ignore[arg-type]
+    return Messenger(profile, client=InProcessClient(api, keys), clock=api.clock.now)
 
 
 class People:

@@ -9,15 +9,35 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from nacl.signing import SigningKey
 
 from bocage.client.profile import DeviceKeys, OperatorKey, sign_token
+from bocage.client.results import (
+    Channel,
+    ChannelList,
+    Device,
+    Document,
+    Health,
+    Invitation,
+    KeysStored,
+    MembersPage,
+    MemberWithDevices,
+    MessagePage,
+    Receipt,
+    Roster,
+    RosterDevice,
+    RosterPage,
+    SealedKey,
+    SealedKeys,
+    WhoAmI,
+)
 from chalicelib.domain.auth_token import SCHEME
 from chalicelib.domain.encoding import b64e
+from chalicelib.domain.envelope import Envelope
 from chalicelib.domain.invitation import activation_proof_message
 
 
@@ -32,6 +52,8 @@ class ApiError(Exception):
 
 
 class BocageClient:
+    """Every route of the REST API as a method; ``request`` is the signed transport under them."""
+
     def __init__(
         self,
         server: str,
@@ -55,6 +77,7 @@ class BocageClient:
     def request(
         self, method: str, path: str, body: dict[str, Any] | None = None, query: dict[str, str] | None = None
     ) -> dict[str, Any]:
+        """One signed call; an error answer raises ApiError, a reply that is not ours too."""
         data = b"" if body is None else json.dumps(body).encode("utf-8")
         query = {k: v for k, v in (query or {}).items() if v is not None}
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -82,14 +105,28 @@ class BocageClient:
             raise ApiError(status, "bad_response", f"not a Bocage API reply from {self.server}")
         return result
 
-    # -- high level ------------------------------------------------------------------
+    def _paged(self, path: str) -> Iterator[dict[str, Any]]:
+        """Every page of a listing, following the server's cursor."""
+        cursor: str | None = None
+        while True:
+            page = self.request("GET", path, query={"cursor": cursor} if cursor else None)
+            yield page
+            cursor = page.get("cursor")
+            if not cursor:
+                return
 
-    def create_org(self, name: str, plan: str = "free", owner_name: str = "Owner") -> dict[str, Any]:
+    # -- identity and organisation -------------------------------------------------------------
+
+    def health(self) -> Health:
+        return cast(Health, self.request("GET", "/health"))
+
+    def create_org(self, name: str, plan: str = "free", owner_name: str = "Owner") -> Document:
+        """A new organisation and its owner's invitation (operator)."""
         return self.request("POST", "/orgs", {"name": name, "plan": plan, "owner_name": owner_name})
 
     def activate(
         self, code: str, keys: DeviceKeys, *, device_name: str = "", display_name: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Document:
         proof = keys.signing.sign(activation_proof_message(code, keys.box_public_key)).signature
         body: dict[str, Any] = {
             "code": code,
@@ -102,44 +139,130 @@ class BocageClient:
             body["display_name"] = display_name
         return self.request("POST", "/activate", body)
 
-    def whoami(self) -> dict[str, Any]:
-        return self.request("GET", "/me")
+    def whoami(self) -> WhoAmI:
+        return cast(WhoAmI, self.request("GET", "/me"))
 
-    def invite(self, display_name: str, *, role: str = "member", email: str | None = None) -> dict[str, Any]:
+    def invite(self, display_name: str, *, role: str = "member", email: str | None = None) -> Invitation:
         body: dict[str, Any] = {"display_name": display_name, "role": role}
         if email:
             body["email"] = email
-        return self.request("POST", "/invitations", body)
+        return cast(Invitation, self.request("POST", "/invitations", body))
 
-    def link_device(self) -> dict[str, Any]:
-        return self.request("POST", "/devices/link")
+    def link_device(self) -> Invitation:
+        return cast(Invitation, self.request("POST", "/devices/link"))
 
-    def members(self) -> list[dict[str, Any]]:
+    def members(self) -> list[MemberWithDevices]:
         """Every member with their devices, gathered over all pages."""
-        members: dict[str, dict[str, Any]] = {}
-        devices: list[dict[str, Any]] = []
-        cursor: str | None = None
-        while True:
-            page = self.request("GET", "/members", query={"cursor": cursor} if cursor else None)
-            for m in page["members"]:
-                members[m["member_id"]] = {**m, "devices": []}
-            devices.extend(page["devices"])
-            cursor = page.get("cursor")
-            if not cursor:
-                break
+        members: dict[str, MemberWithDevices] = {}
+        devices: list[Device] = []
+        for page in self._paged("/members"):
+            for m in cast(MembersPage, page)["members"]:
+                members[m["member_id"]] = cast(MemberWithDevices, {**m, "devices": []})
+            devices.extend(cast(MembersPage, page)["devices"])
         for d in devices:
             if d["member_id"] in members:
                 members[d["member_id"]]["devices"].append(d)
         return list(members.values())
 
-    def remove_member(self, member_id: str) -> dict[str, Any]:
+    def remove_member(self, member_id: str) -> Document:
         return self.request("DELETE", f"/members/{member_id}")
 
-    def set_role(self, member_id: str, role: str) -> dict[str, Any]:
+    def set_role(self, member_id: str, role: str) -> Document:
         return self.request("PUT", f"/members/{member_id}/role", {"role": role})
 
-    def revoke_device(self, device_id: str) -> dict[str, Any]:
+    def revoke_device(self, device_id: str) -> Document:
         return self.request("POST", f"/devices/{device_id}/revoke")
+
+    # -- channels ------------------------------------------------------------------------------
+
+    def create_channel(self, kind: str, name: str) -> Channel:
+        return cast(Channel, self.request("POST", "/channels", {"kind": kind, "name": name}))
+
+    def channels(self) -> ChannelList:
+        """My channels, where each stands and what is unread on this device."""
+        return cast(ChannelList, self.request("GET", "/channels"))
+
+    def rename_channel(self, channel_id: str, name: str) -> Channel:
+        return cast(Channel, self.request("PUT", f"/channels/{channel_id}", {"name": name}))
+
+    def add_channel_member(self, channel_id: str, member_id: str, role: str = "member") -> Document:
+        return self.request("PUT", f"/channels/{channel_id}/members/{member_id}", {"role": role})
+
+    def remove_channel_member(self, channel_id: str, member_id: str) -> Document:
+        return self.request("DELETE", f"/channels/{channel_id}/members/{member_id}")
+
+    def channel_members(self, channel_id: str) -> Document:
+        return self.request("GET", f"/channels/{channel_id}/members")
+
+    def roster(self, channel_id: str) -> Roster:
+        """Every device of the channel, gathered over all pages."""
+        devices: list[RosterDevice] = []
+        last: dict[str, Any] = {}
+        for page in self._paged(f"/channels/{channel_id}/roster"):
+            devices.extend(cast(RosterPage, page)["devices"])
+            last = page
+        return {"epoch": int(last["epoch"]), "roster": int(last["roster"]), "devices": devices}
+
+    def put_sender_keys(self, channel_id: str, epoch: int, sealed: list[SealedKey]) -> KeysStored:
+        body = {"epoch": epoch, "keys": sealed}
+        return cast(KeysStored, self.request("PUT", f"/channels/{channel_id}/keys", body))
+
+    def sender_keys(self, channel_id: str, epoch: int) -> SealedKeys:
+        """The sender keys sealed to this device for one epoch."""
+        query = {"epoch": str(epoch)}
+        return cast(SealedKeys, self.request("GET", f"/channels/{channel_id}/keys", query=query))
+
+    def send_message(self, envelope: Envelope) -> Receipt:
+        path = f"/channels/{envelope.channel_id}/messages"
+        return cast(Receipt, self.request("POST", path, envelope.model_dump(mode="json")))
+
+    def messages(self, channel_id: str, *, since: int = 0, limit: int = 100) -> MessagePage:
+        query = {"since": str(since), "limit": str(limit)}
+        return cast(MessagePage, self.request("GET", f"/channels/{channel_id}/messages", query=query))
+
+    # -- retention -------------------------------------------------------------------------------
+
+    def retention(self, channel_id: str | None = None) -> Document:
+        """The retention in force: the organisation's, or a channel's."""
+        return self.request("GET", _retention_path(channel_id))
+
+    def set_retention(self, duration: str, channel_id: str | None = None) -> Document:
+        return self.request("PUT", _retention_path(channel_id), {"duration": duration})
+
+    # -- plan, billing and impact --------------------------------------------------------------
+
+    def plan(self) -> Document:
+        return self.request("GET", "/plan")
+
+    def choose_pilot_end(self, choice: str) -> Document:
+        return self.request("PUT", "/plan/pilot-end", {"choice": choice})
+
+    def invoices(self) -> Document:
+        return self.request("GET", "/invoices")
+
+    def invoice(self, month: str) -> Document:
+        return self.request("GET", f"/invoices/{month}")
+
+    def pilot_report(self, *, csv: bool = False) -> Document:
+        return self.request("GET", "/report", query={"format": "csv"} if csv else None)
+
+    def impact(self) -> Document:
+        """Trees planted and CO2e avoided, for everyone (no signature needed)."""
+        return self.request("GET", "/impact")
+
+    def org_impact(self) -> Document:
+        return self.request("GET", "/impact/org")
+
+    def run_billing(self, *, month: str | None = None, dry_run: bool = False) -> Document:
+        """Bill a month (operator); without a month, the last one (or, dry, this one to date)."""
+        body: dict[str, Any] = {"dry_run": dry_run}
+        if month:
+            body["month"] = month
+        return self.request("POST", "/billing/run", body)
+
+
+def _retention_path(channel_id: str | None) -> str:
+    return f"/channels/{channel_id}/retention" if channel_id else "/retention"
 
 
 def _api_error(status: int, payload: bytes) -> ApiError:

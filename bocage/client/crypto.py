@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from nacl.signing import VerifyKey
 from pydantic import ValidationError
 
 from bocage.client.profile import DeviceKeys, write_private
+from bocage.client.results import SealedKey
 from chalicelib.domain.encoding import b64d, b64e
 from chalicelib.domain.envelope import MAX_CIPHERTEXT_BYTES, Envelope, Kind
 from chalicelib.domain.ids import device_id_for
@@ -76,7 +78,7 @@ def seal_sender_key(
     channel_id: str,
     epoch: int,
     sender_key: bytes,
-) -> dict[str, Any]:
+) -> SealedKey:
     """Box a sender key to one recipient device.
 
     The boxed payload repeats channel, epoch and both device ids, so the (clear) routing fields
@@ -105,7 +107,7 @@ def seal_sender_key(
 
 def open_sender_key(
     recipient: DeviceKeys,
-    sealed_envelope: dict[str, Any],
+    sealed_envelope: Mapping[str, Any],
     sender_box_public_key: str,
     channel_id: str,
 ) -> bytes:
