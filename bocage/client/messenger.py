@@ -7,10 +7,9 @@ and signed before they leave and verified before they are shown.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -25,19 +24,25 @@ from bocage.client.crypto import (
     seal_message,
     seal_sender_key,
 )
+from bocage.client.directory import Directory
+from bocage.client.live import LiveSession
 from bocage.client.polls import new_poll, tally
 from bocage.client.profile import DeviceKeys, Profile, sign_token
+from bocage.client.results import Channel, ChannelSync, Document, Receipt, Roster, RosterDevice
+from bocage.client.rosters import RosterCache
+from chalicelib.domain.envelope import Envelope
+from chalicelib.domain.frames import (
+    DeviceFrame,
+    JoinedFrame,
+    LeftFrame,
+    MessageFrame,
+    RevokedFrame,
+    RotatedFrame,
+    ServerFrame,
+)
 
 KEYS_PER_CALL = 500
 CONNECT_PATH = "$connect"
-
-
-@dataclass
-class Directory:
-    """Public keys of the organisation's devices (revoked ones too: old messages stay verifiable)."""
-
-    devices: dict[str, dict[str, Any]]
-    names: dict[str, str]
 
 
 class Messenger:
@@ -48,10 +53,12 @@ class Messenger:
         self.clock = clock
         self.info = profile.info()
         self.keys: DeviceKeys = profile.keys()
-        self.client = client or BocageClient(self.info["server"], device=self.keys)
+        self.client = client or BocageClient(self.info["server"], device=self.keys, clock=clock)
         self.ring_path = profile.dir / "keyring.json"
         self.ring = SenderKeyRing.load(self.ring_path)
-        self._directory: Directory | None = None
+        self.directory = Directory.load(profile.dir / "directory.json")
+        self.rosters = RosterCache()
+        self._session: LiveSession | None = None
 
     @property
     def device_id(self) -> str:
@@ -62,63 +69,84 @@ class Messenger:
 
     # -- channels ------------------------------------------------------------------------------
 
-    def create_channel(self, kind: str, name: str) -> dict[str, Any]:
-        return self.client.request("POST", "/channels", {"kind": kind, "name": name})
+    def create_channel(self, kind: str, name: str) -> Channel:
+        return self.client.create_channel(kind, name)
 
-    def channels(self) -> list[dict[str, Any]]:
-        channels: list[dict[str, Any]] = self.client.request("GET", "/channels")["channels"]
+    def channels(self) -> list[ChannelSync]:
+        channels = self.client.channels()["channels"]
+        for c in channels:
+            self.rosters.heard(c["channel_id"], version=c["roster"], epoch=c["epoch"])
         return channels
 
-    def add_member(self, channel_id: str, member_id: str, role: str = "member") -> dict[str, Any]:
-        return self.client.request("PUT", f"/channels/{channel_id}/members/{member_id}", {"role": role})
+    def add_member(self, channel_id: str, member_id: str, role: str = "member") -> Document:
+        result = self.client.add_channel_member(channel_id, member_id, role)
+        self.rosters.forget(channel_id)
+        return result
 
-    def remove_member(self, channel_id: str, member_id: str) -> dict[str, Any]:
-        return self.client.request("DELETE", f"/channels/{channel_id}/members/{member_id}")
+    def remove_member(self, channel_id: str, member_id: str) -> Document:
+        result = self.client.remove_channel_member(channel_id, member_id)
+        self.rosters.forget(channel_id)
+        return result
 
     # -- sending ---------------------------------------------------------------------------------
 
     def send(
-        self, channel_id: str, content: dict[str, Any], *, kind: str = "message", target: str | None = None
-    ) -> dict[str, Any]:
-        """Seal, sign and send; distribute this device's key first where it is missing."""
+        self,
+        channel_id: str,
+        content: dict[str, Any],
+        *,
+        kind: str = "message",
+        target: str | None = None,
+        live: bool = False,
+    ) -> Receipt:
+        """Seal, sign and send; distribute this device's key first where it is missing.
+
+        ``live``: over the open live connection (see ``live()``) rather than a REST call.
+        """
+        post = self._live_session().send if live else self.client.send_message
         message_id = new_message_id()
         for attempt in range(2):
-            epoch = self.distribute_key(channel_id)
-            envelope = seal_message(
-                self.keys,
-                self.ring.own_key(channel_id, epoch),
-                channel_id=channel_id,
-                epoch=epoch,
-                message_id=message_id,
-                content=content,
-                kind=kind,
-                target=target,
-                sent_at_ms=int(time.time() * 1000),
-            )
+            envelope = self._seal(channel_id, message_id, content, kind, target)
             try:
-                result = self.client.request(
-                    "POST", f"/channels/{channel_id}/messages", envelope.model_dump(mode="json")
-                )
+                return post(envelope)
             except ApiError as err:
                 if err.code == "stale_epoch" and attempt == 0:
+                    self.rosters.forget(channel_id)
                     continue  # someone left meanwhile: re-key and resend once
                 raise
             finally:
                 self.save()
-            return result
         raise AssertionError("unreachable")
 
-    def send_text(self, channel_id: str, text: str, *, reply_to: str | None = None) -> dict[str, Any]:
+    def _seal(
+        self, channel_id: str, message_id: str, content: dict[str, Any], kind: str, target: str | None
+    ) -> Envelope:
+        epoch = self.distribute_key(channel_id)
+        return seal_message(
+            self.keys,
+            self.ring.own_key(channel_id, epoch),
+            channel_id=channel_id,
+            epoch=epoch,
+            message_id=message_id,
+            content=content,
+            kind=kind,
+            target=target,
+            sent_at_ms=int(self.clock() * 1000),
+        )
+
+    def send_text(
+        self, channel_id: str, text: str, *, reply_to: str | None = None, live: bool = False
+    ) -> Receipt:
         content: dict[str, Any] = {"type": "text", "text": text}
         if reply_to:
             content["reply_to"] = reply_to
-        return self.send(channel_id, content)
+        return self.send(channel_id, content, live=live)
 
-    def react(self, channel_id: str, message_id: str, emoji: str, *, remove: bool = False) -> dict[str, Any]:
+    def react(self, channel_id: str, message_id: str, emoji: str, *, remove: bool = False) -> Receipt:
         content = {"type": "reaction", "target": message_id, "emoji": emoji, "remove": remove}
         return self.send(channel_id, content, kind="reaction")
 
-    def delete(self, channel_id: str, message_id: str) -> dict[str, Any]:
+    def delete(self, channel_id: str, message_id: str) -> Receipt:
         """Delete for everyone: the server removes the ciphertext; clients hide the message."""
         return self.send(
             channel_id, {"type": "delete", "target": message_id}, kind="delete", target=message_id
@@ -137,15 +165,15 @@ class Messenger:
         result = self.send(channel_id, poll, kind="poll")
         return {**result, "poll_id": result["message_id"]}
 
-    def vote(self, channel_id: str, poll_id: str, choices: list[int]) -> dict[str, Any]:
+    def vote(self, channel_id: str, poll_id: str, choices: list[int]) -> Receipt:
         return self.send(channel_id, {"type": "vote", "poll_id": poll_id, "choices": choices}, kind="vote")
 
-    def close_poll(self, channel_id: str, poll_id: str) -> dict[str, Any]:
+    def close_poll(self, channel_id: str, poll_id: str) -> Receipt:
         return self.send(channel_id, {"type": "close", "poll_id": poll_id}, kind="poll_close", target=poll_id)
 
     def poll_results(self, channel_id: str, poll_id: str) -> dict[str, Any]:
         """Tallied here, on the device: the server never sees a question, an option or a vote."""
-        members = {d["member_id"] for d in self._roster(channel_id)["devices"]}
+        members = {d["member_id"] for d in self.roster(channel_id)["devices"]}
         return tally(self.history(channel_id), poll_id, members, now=self.clock())
 
     def history(self, channel_id: str) -> list[dict[str, Any]]:
@@ -159,9 +187,9 @@ class Messenger:
                 return opened
             cursor = page["cursor"]
 
-    def distribute_key(self, channel_id: str, roster: dict[str, Any] | None = None) -> int:
+    def distribute_key(self, channel_id: str, roster: Roster | None = None) -> int:
         """Seal my key for the current epoch to every roster device that lacks it; return the epoch."""
-        roster = roster or self._roster(channel_id)
+        roster = roster or self.roster(channel_id)
         epoch = int(roster["epoch"])
         targets = {d["device_id"]: d for d in roster["devices"] if d["device_id"] != self.device_id}
         missing = self.ring.undistributed(channel_id, epoch, list(targets))
@@ -172,27 +200,21 @@ class Messenger:
                 for d in missing
             ]
             for i in range(0, len(sealed), KEYS_PER_CALL):
-                self.client.request(
-                    "PUT",
-                    f"/channels/{channel_id}/keys",
-                    {"epoch": epoch, "keys": sealed[i : i + KEYS_PER_CALL]},
-                )
+                self.client.put_sender_keys(channel_id, epoch, sealed[i : i + KEYS_PER_CALL])
             self.ring.mark_distributed(channel_id, epoch, missing)
         self.ring.own_key(channel_id, epoch)
         self.save()
         return epoch
 
-    def _roster(self, channel_id: str) -> dict[str, Any]:
-        devices: list[dict[str, Any]] = []
-        cursor: str | None = None
-        while True:
-            page = self.client.request(
-                "GET", f"/channels/{channel_id}/roster", query={"cursor": cursor} if cursor else None
-            )
-            devices.extend(page["devices"])
-            cursor = page.get("cursor")
-            if not cursor:
-                return {**page, "devices": devices}
+    def roster(self, channel_id: str) -> Roster:
+        """The channel's devices: the kept roster while a live connection vouches for it."""
+        if self._session is not None:
+            self._session.pump()  # hear what the server announced before trusting the kept one
+        roster = self.rosters.get(channel_id)
+        if roster is None:
+            roster = self.client.roster(channel_id)
+            self.rosters.put(channel_id, roster)
+        return roster
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -203,15 +225,13 @@ class Messenger:
         """
         if not self.ring.has_own(channel_id):
             return
-        roster = self._roster(channel_id)
+        roster = self.roster(channel_id)
         if self.ring.has_own(channel_id, int(roster["epoch"])):
             self.distribute_key(channel_id, roster)
 
     def read(self, channel_id: str, since: int = 0, limit: int = 100) -> dict[str, Any]:
         self.share_keys(channel_id)
-        page = self.client.request(
-            "GET", f"/channels/{channel_id}/messages", query={"since": str(since), "limit": str(limit)}
-        )
+        page = self.client.messages(channel_id, since=since, limit=limit)
         messages = [self.open(m) for m in page["messages"]]
         self.save()
         return {
@@ -231,7 +251,7 @@ class Messenger:
             "kind": message["kind"],
             "sender_member": message["sender_member"],
             "sender_device": sender,
-            "sender_name": self.directory().names.get(message["sender_member"], "?"),
+            "sender_name": self.directory.name(message["sender_member"], self.client.members),
             "sent_at_ms": message["sent_at"],
             "stored_at": message["stored_at"],
             "expires_at": message["expires_at"],
@@ -261,9 +281,7 @@ class Messenger:
         if key is not None:
             return key
         try:
-            sealed = self.client.request("GET", f"/channels/{channel_id}/keys", query={"epoch": str(epoch)})[
-                "keys"
-            ]
+            sealed = self.client.sender_keys(channel_id, epoch)["keys"]
         except ApiError:
             return None
         for entry in sealed:
@@ -277,28 +295,47 @@ class Messenger:
             self.ring.add_received(channel_id, epoch, entry["sender_device"], opened)
         return self.ring.received(channel_id, epoch, sender)
 
-    def directory(self, *, refresh: bool = False) -> Directory:
-        if self._directory is None or refresh:
-            members = self.client.members()
-            self._directory = Directory(
-                devices={d["device_id"]: d for m in members for d in m["devices"]},
-                names={m["member_id"]: m["display_name"] for m in members},
-            )
-        return self._directory
-
-    def _device(self, device_id: str) -> dict[str, Any] | None:
-        device = self.directory().devices.get(device_id)
-        if device is None:  # a device activated since we last looked
-            device = self.directory(refresh=True).devices.get(device_id)
-        return device
+    def _device(self, device_id: str) -> RosterDevice | None:
+        return self.directory.device(device_id, self.client.members)
 
     # -- live ------------------------------------------------------------------------------------
 
     def ws_url(self) -> str:
-        url = self.client.request("GET", "/health").get("ws_url")
+        url = self.client.health().get("ws_url")
         if not url:
             raise ApiError(503, "no_websocket", "this server offers no WebSocket endpoint")
         return str(url)
+
+    @contextmanager
+    def live(self) -> Iterator[LiveSession]:
+        """An open WebSocket connection: pushed frames, and ``send(..., live=True)`` over it.
+
+        While it is open, what the server announces keeps the kept rosters current.
+        """
+        from websockets.sync.client import connect
+
+        now = int(self.clock())
+        token = sign_token(self.keys.signing, self.device_id, "GET", CONNECT_PATH, None, b"", now=now)
+        with connect(f"{self.ws_url()}?token={quote(token)}", open_timeout=10) as ws:
+            self._session = LiveSession(ws, on_frame=self.note)
+            self.rosters.watched = True
+            try:
+                yield self._session
+            finally:
+                self._session = None
+                self.rosters.watched = False
+
+    def _live_session(self) -> LiveSession:
+        if self._session is None:
+            raise RuntimeError("no live connection is open: send inside `with messenger.live():`")
+        return self._session
+
+    def note(self, frame: ServerFrame) -> None:
+        """Keep what a frame announces: a roster's new version, a channel's new epoch."""
+        if isinstance(frame, JoinedFrame | DeviceFrame):
+            self.rosters.heard(frame.channel_id, version=frame.roster)
+        elif isinstance(frame, LeftFrame | RevokedFrame | RotatedFrame):
+            self.rosters.heard(frame.channel_id, epoch=frame.epoch)
 
     def listen(
         self,
@@ -311,32 +348,26 @@ class Messenger:
 
         ``on_ready`` is called once the socket is open, so a caller knows it will miss nothing.
         """
-        from websockets.exceptions import ConnectionClosed
-        from websockets.sync.client import connect
-
-        token = sign_token(
-            self.keys.signing, self.device_id, "GET", CONNECT_PATH, None, b"", now=int(time.time())
-        )
-        deadline = None if timeout is None else time.monotonic() + timeout
-        seen = 0
-        with connect(f"{self.ws_url()}?token={quote(token)}", open_timeout=10) as ws:
+        with self.live() as session:
             if on_ready is not None:
                 on_ready()
+            frames = session.frames(timeout)
+            seen = 0
             while count is None or seen < count:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
+                frame = next(frames, None)
+                if frame is None:
                     return
-                try:
-                    raw = ws.recv(timeout=remaining)
-                except TimeoutError:
-                    return
-                except ConnectionClosed:
-                    return
-                frame = json.loads(raw)
-                if frame.get("type") in {"joined", "device"} and frame.get("channel_id"):
-                    self.share_keys(frame["channel_id"])  # a new device may be waiting for my key
-                if frame.get("type") == "message":
+                opened = self.handle(frame)
+                if opened is not None:
                     seen += 1
-                    opened = self.open(frame["message"])
-                    self.save()
                     yield opened
+
+    def handle(self, frame: ServerFrame) -> dict[str, Any] | None:
+        """Act on a pushed frame; a message comes back opened."""
+        if isinstance(frame, MessageFrame):
+            opened = self.open(frame.message.wire())
+            self.save()
+            return opened
+        if isinstance(frame, JoinedFrame | DeviceFrame):
+            self.share_keys(frame.channel_id)  # a new device may be waiting for my key
+        return None

@@ -1,0 +1,102 @@
+"""One open WebSocket connection: frames as they arrive, and sends answered by their ack.
+
+Every frame is parsed into its model (``chalicelib.domain.frames``) as soon as it is read
+and shown to ``on_frame`` at once, so what it announces (a roster version, a new epoch)
+is known even while a send waits for its ack; frames read meanwhile are kept, in order,
+for ``frames()``. One thread at a time uses a session.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from bocage.client.api import ApiError
+from bocage.client.results import Receipt
+from chalicelib.domain.envelope import Envelope
+from chalicelib.domain.frames import AckFrame, ErrorFrame, SendAction, ServerFrame, parse_frame
+
+if TYPE_CHECKING:
+    from websockets.sync.client import ClientConnection
+
+ACK_TIMEOUT = 30.0
+
+
+class LiveSession:
+    def __init__(self, ws: ClientConnection, on_frame: Callable[[ServerFrame], None]) -> None:
+        self._ws = ws
+        self._on_frame = on_frame
+        self._pending: deque[ServerFrame] = deque()
+        self.closed = False
+
+    def frames(self, timeout: float | None = None) -> Iterator[ServerFrame]:
+        """Frames as they come, until ``timeout`` seconds pass or the server closes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._pending:
+                yield self._pending.popleft()
+                continue
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            frame = self._receive(remaining)
+            if frame is None:
+                return
+            yield frame
+
+    def pump(self) -> None:
+        """Read what already arrived, without waiting, so its announcements are known."""
+        while (frame := self._receive(0)) is not None:
+            self._pending.append(frame)
+
+    def send(self, envelope: Envelope, timeout: float = ACK_TIMEOUT) -> Receipt:
+        """Send a sealed message and wait for the server's answer to it (``ref``: its id)."""
+        ref = envelope.message_id
+        action = SendAction(ref=ref, envelope=envelope.model_dump(mode="json"))
+        self._ws.send(json.dumps(action.model_dump(mode="json")))
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            frame = self._receive(remaining)
+            if self.closed:
+                raise ConnectionError(f"the connection closed before the server answered message {ref}")
+            if isinstance(frame, AckFrame | ErrorFrame) and frame.ref == ref:
+                return _receipt(frame)
+            if frame is not None:
+                self._pending.append(frame)
+        raise TimeoutError(f"no answer from the server to message {ref}")
+
+    def _receive(self, timeout: float | None) -> ServerFrame | None:
+        """The next frame that parses (a newer server's unknown kinds are skipped), or None
+        when the time is up or the connection closed."""
+        from websockets.exceptions import ConnectionClosed
+
+        while True:
+            try:
+                raw = self._ws.recv(timeout=timeout)
+            except TimeoutError:
+                return None
+            except ConnectionClosed:
+                self.closed = True
+                return None
+            try:
+                frame = parse_frame(json.loads(raw))
+            except ValueError:  # not JSON, or not a frame this client knows (ValidationError)
+                continue
+            self._on_frame(frame)
+            return frame
+
+
+def _receipt(frame: AckFrame | ErrorFrame) -> Receipt:
+    if isinstance(frame, ErrorFrame):
+        raise ApiError(frame.status, frame.error, frame.message)
+    return {
+        "message_id": frame.message_id,
+        "channel_id": frame.channel_id,
+        "seq": frame.seq,
+        "expires_at": frame.expires_at,
+        "duplicate": frame.duplicate,
+        "online": frame.online,
+    }
