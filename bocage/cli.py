@@ -13,10 +13,9 @@ import os
 import re
 import socket
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from bocage.client.api import ApiError, BocageClient
 from bocage.client.crypto import CryptoError
@@ -27,15 +26,15 @@ from chalicelib.domain.activation_link import parse_activation
 from chalicelib.errors import BocageError
 
 DEFAULT_PROFILE = os.environ.get("BOCAGE_PROFILE", str(Path.home() / ".bocage" / "default"))
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 class CliError(Exception):
     """A usage problem the user can fix, reported without a traceback."""
 
 
-Result = dict[str, Any]
+Result = Mapping[str, Any]
 Command = Callable[[argparse.Namespace], Result]
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _common() -> argparse.ArgumentParser:
@@ -50,7 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = argparse.ArgumentParser(prog="bocage", description=__doc__, parents=[common])
     sub = parser.add_subparsers(dest="command", required=True)
+    for register in (
+        register_serve_and_jobs,
+        register_operator_and_org,
+        register_identity,
+        register_messaging,
+        register_polls,
+        register_billing_and_plan,
+        register_retention,
+    ):
+        register(sub, common)
+    return parser
 
+
+def register_serve_and_jobs(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     serve = sub.add_parser(
         "serve",
         parents=[common],
@@ -68,6 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--org-name", default="Bocage", help="name of the organisation made on first start")
     serve.set_defaults(func=cmd_serve)
 
+    jobs = sub.add_parser("jobs", parents=[common], help="scheduled work, for cron (sovereign deployments)")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    jobs_run = jobs_sub.add_parser(
+        "run", parents=[common], help="run a scheduled job once on the store the environment names"
+    )
+    jobs_run.add_argument("job", choices=["retention", "billing"])
+    jobs_run.add_argument("--budget", type=float, default=240, metavar="SECONDS", help="stop after this long")
+    jobs_run.set_defaults(func=cmd_jobs_run)
+
+
+def register_operator_and_org(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     org = sub.add_parser("org", parents=[common], help="organisations (operator)")
     org_sub = org.add_subparsers(dest="org_command", required=True)
     create = org_sub.add_parser(
@@ -93,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("file", help="where to write the private key (mode 0600)")
     keygen.set_defaults(func=cmd_operator_keygen)
 
+
+def register_identity(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     activate = sub.add_parser("activate", parents=[common], help="activate this device with a code or URL")
     activate.add_argument("code_or_url")
     activate.add_argument("--server", default=None, help="API URL, when the code comes without one")
@@ -128,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     whoami = sub.add_parser("whoami", parents=[common], help="this device, its member and organisation")
     whoami.set_defaults(func=cmd_whoami)
 
+
+def register_messaging(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    """Channels, their membership, and sending, reading and listening."""
     for kind, what in (
         ("tribe", "a broadcast channel: authors post, members read"),
         ("group", "everyone posts"),
@@ -152,10 +180,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     channels = sub.add_parser("channels", parents=[common], help="my channels, with unread counts")
     channels.set_defaults(func=cmd_channels)
+    _register_send_and_read(sub, common)
 
+    listen = sub.add_parser("listen", parents=[common], help="print messages as they arrive (JSON lines)")
+    listen.add_argument("--count", type=int, default=None, help="exit after N messages")
+    listen.add_argument("--timeout", type=float, default=None, help="exit after S seconds")
+    listen.set_defaults(func=cmd_listen)
+
+
+def _register_send_and_read(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     send = sub.add_parser("send", parents=[common], help="send an encrypted message")
     send.add_argument("channel")
     send.add_argument("text")
+    send.add_argument("--reply-to", default=None, metavar="MESSAGE_ID", help="quote a message")
+    send.add_argument(
+        "--live", action="store_true", help="send over a WebSocket connection and wait for its ack"
+    )
     send.set_defaults(func=cmd_send)
 
     read = sub.add_parser("read", parents=[common], help="decrypt a channel's messages since a cursor")
@@ -164,8 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--limit", type=int, default=100)
     read.set_defaults(func=cmd_read)
 
-    send.add_argument("--reply-to", default=None, metavar="MESSAGE_ID", help="quote a message")
+    react = sub.add_parser("react", parents=[common], help="react to a message with an emoji")
+    react.add_argument("channel")
+    react.add_argument("message_id")
+    react.add_argument("emoji")
+    react.add_argument("--remove", action="store_true")
+    react.set_defaults(func=cmd_react)
 
+    delete = sub.add_parser("delete", parents=[common], help="delete a message for everyone")
+    delete.add_argument("channel")
+    delete.add_argument("message_id")
+    delete.set_defaults(func=cmd_delete)
+
+
+def register_polls(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     poll = sub.add_parser("poll", parents=[common], help="encrypted polls")
     poll_sub = poll.add_subparsers(dest="poll_command", required=True)
     poll_create = poll_sub.add_parser("create", parents=[common], help="ask a question (2 to 20 options)")
@@ -189,18 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     poll_results.add_argument("poll_id")
     poll_results.set_defaults(func=cmd_poll_results)
 
-    react = sub.add_parser("react", parents=[common], help="react to a message with an emoji")
-    react.add_argument("channel")
-    react.add_argument("message_id")
-    react.add_argument("emoji")
-    react.add_argument("--remove", action="store_true")
-    react.set_defaults(func=cmd_react)
 
-    delete = sub.add_parser("delete", parents=[common], help="delete a message for everyone")
-    delete.add_argument("channel")
-    delete.add_argument("message_id")
-    delete.set_defaults(func=cmd_delete)
-
+def register_billing_and_plan(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     billing = sub.add_parser("billing", parents=[common], help="the monthly billing job (operator)")
     billing_sub = billing.add_subparsers(dest="billing_command", required=True)
     billing_run = billing_sub.add_parser("run", parents=[common], help="bill a month (default: the last one)")
@@ -208,15 +250,6 @@ def build_parser() -> argparse.ArgumentParser:
     billing_run.add_argument("--dry-run", action="store_true", help="compute only (this month: to date)")
     _data_or_server(billing_run, operator=True)
     billing_run.set_defaults(func=cmd_billing_run)
-
-    jobs = sub.add_parser("jobs", parents=[common], help="scheduled work, for cron (sovereign deployments)")
-    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
-    jobs_run = jobs_sub.add_parser(
-        "run", parents=[common], help="run a scheduled job once on the store the environment names"
-    )
-    jobs_run.add_argument("job", choices=["retention", "billing"])
-    jobs_run.add_argument("--budget", type=float, default=240, metavar="SECONDS", help="stop after this long")
-    jobs_run.set_defaults(func=cmd_jobs_run)
 
     plan = sub.add_parser("plan", parents=[common], help="the organisation's plan (admins)")
     plan_sub = plan.add_subparsers(dest="plan_command", required=True)
@@ -241,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     _data_or_server(impact, operator=False)
     impact.set_defaults(func=cmd_impact)
 
+
+def register_retention(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     retention = sub.add_parser("retention", parents=[common], help="how long messages are kept")
     retention_sub = retention.add_subparsers(dest="retention_command", required=True)
     set_retention = retention_sub.add_parser(
@@ -255,11 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     show_retention.add_argument("--channel", default=None)
     show_retention.set_defaults(func=cmd_retention_show)
 
-    listen = sub.add_parser("listen", parents=[common], help="print messages as they arrive (JSON lines)")
-    listen.add_argument("--count", type=int, default=None, help="exit after N messages")
-    listen.add_argument("--timeout", type=float, default=None, help="exit after S seconds")
-    listen.set_defaults(func=cmd_listen)
-    return parser
+
+def _data_or_server(parser: argparse.ArgumentParser, *, operator: bool) -> None:
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data", help="use the embedded store in DIR directly")
+    where.add_argument("--server", help="ask a running server")
+    if operator:
+        parser.add_argument("--operator-key", default=os.environ.get("BOCAGE_OPERATOR_KEY_FILE"))
 
 
 # -- commands -------------------------------------------------------------------------
@@ -272,31 +309,19 @@ def cmd_serve(args: argparse.Namespace) -> Result:
     return {}
 
 
+def cmd_jobs_run(args: argparse.Namespace) -> Result:
+    """What EventBridge runs on AWS: the same functions, on the store the settings describe."""
+    from bocage.local import admin
+
+    return admin.run_job(args.job, args.budget)
+
+
 def cmd_org_create(args: argparse.Namespace) -> Result:
     if args.data:
-        return _org_create_local(args)
-    if not args.operator_key:
-        raise CliError("--server needs --operator-key FILE (or BOCAGE_OPERATOR_KEY_FILE); see README")
-    client = BocageClient(args.server, operator=OperatorKey.load(args.operator_key))
-    return client.create_org(args.name, args.plan, args.owner_name)
+        from bocage.local import admin
 
-
-def _org_create_local(args: argparse.Namespace) -> Result:
-    from bocage.local.serve import local_settings
-    from chalicelib import wiring
-    from chalicelib.domain.organisation import Plan
-    from chalicelib.services.invitations import Links
-
-    settings = local_settings(args.data, args.public_url or DEFAULT_PUBLIC_URL)
-    container = wiring.build(settings)
-    api = settings.public_url or DEFAULT_PUBLIC_URL
-    org, invitation = container.invitations.create_organisation(
-        args.name,
-        Plan(args.plan),
-        args.owner_name,
-        Links(api_url=api, app_url=settings.app_url or f"{api}/app"),
-    )
-    return {**invitation.public(), "org": org.public()}
+        return admin.create_org(args.data, args.name, args.plan, args.owner_name, args.public_url)
+    return _operator_client(args, "; see README").create_org(args.name, args.plan, args.owner_name)
 
 
 def cmd_operator_keygen(args: argparse.Namespace) -> Result:
@@ -383,29 +408,15 @@ def cmd_channels(args: argparse.Namespace) -> Result:
 
 
 def cmd_send(args: argparse.Namespace) -> Result:
-    return _messenger(args).send_text(args.channel, args.text, reply_to=args.reply_to)
+    messenger = _messenger(args)
+    if not args.live:
+        return messenger.send_text(args.channel, args.text, reply_to=args.reply_to)
+    with messenger.live():
+        return messenger.send_text(args.channel, args.text, reply_to=args.reply_to, live=True)
 
 
-def cmd_poll_create(args: argparse.Namespace) -> Result:
-    closes_at = int(time.time()) + _seconds(args.closes) if args.closes else None
-    return _messenger(args).create_poll(
-        args.channel, args.question, args.options, multiple=args.multiple, closes_at=closes_at
-    )
-
-
-def cmd_poll_vote(args: argparse.Namespace) -> Result:
-    return _messenger(args).vote(args.channel, args.poll_id, args.choices)
-
-
-def cmd_poll_close(args: argparse.Namespace) -> Result:
-    return _messenger(args).close_poll(args.channel, args.poll_id)
-
-
-def cmd_poll_results(args: argparse.Namespace) -> Result:
-    try:
-        return _messenger(args).poll_results(args.channel, args.poll_id)
-    except LookupError as exc:
-        raise CliError(str(exc)) from exc
+def cmd_read(args: argparse.Namespace) -> Result:
+    return _messenger(args).read(args.channel, since=args.since, limit=args.limit)
 
 
 def cmd_react(args: argparse.Namespace) -> Result:
@@ -414,99 +425,6 @@ def cmd_react(args: argparse.Namespace) -> Result:
 
 def cmd_delete(args: argparse.Namespace) -> Result:
     return _messenger(args).delete(args.channel, args.message_id)
-
-
-def _seconds(duration: str) -> int:
-    match = re.fullmatch(r"(\d{1,6})([smhd])", duration.strip())
-    if match is None:
-        raise CliError("a closing delay is a number and a unit: 30m, 2h or 7d")
-    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-
-
-def cmd_read(args: argparse.Namespace) -> Result:
-    return _messenger(args).read(args.channel, since=args.since, limit=args.limit)
-
-
-def _data_or_server(parser: argparse.ArgumentParser, *, operator: bool) -> None:
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--data", help="use the embedded store in DIR directly")
-    where.add_argument("--server", help="ask a running server")
-    if operator:
-        parser.add_argument("--operator-key", default=os.environ.get("BOCAGE_OPERATOR_KEY_FILE"))
-
-
-def _local_container(data: str) -> Any:
-    from bocage.local.serve import local_settings
-    from chalicelib import wiring
-
-    return wiring.build(local_settings(data, DEFAULT_PUBLIC_URL))
-
-
-def cmd_billing_run(args: argparse.Namespace) -> Result:
-    if args.server:
-        if not args.operator_key:
-            raise CliError("--server needs --operator-key FILE (or BOCAGE_OPERATOR_KEY_FILE)")
-        client = BocageClient(args.server, operator=OperatorKey.load(args.operator_key))
-        body: dict[str, Any] = {"dry_run": args.dry_run}
-        if args.month:
-            body["month"] = args.month
-        return client.request("POST", "/billing/run", body)
-    from chalicelib.domain.billing import month_of
-
-    billing = _local_container(args.data).billing
-    if args.month is None and not args.dry_run:
-        return dict(billing.run_previous_month().public())
-    return dict(billing.run_month(args.month or month_of(int(time.time())), dry_run=args.dry_run).public())
-
-
-def cmd_jobs_run(args: argparse.Namespace) -> Result:
-    """What EventBridge runs on AWS: the same functions, on the store the settings describe."""
-    from chalicelib import jobs
-
-    run = jobs.run_retention if args.job == "retention" else jobs.run_billing
-    return {"job": args.job, **run(budget_seconds=args.budget)}
-
-
-def cmd_plan_show(args: argparse.Namespace) -> Result:
-    return _client(args).request("GET", "/plan")
-
-
-def cmd_plan_pilot_end(args: argparse.Namespace) -> Result:
-    return _client(args).request("PUT", "/plan/pilot-end", {"choice": args.choice})
-
-
-def cmd_invoices(args: argparse.Namespace) -> Result:
-    return _client(args).request("GET", "/invoices")
-
-
-def cmd_invoice(args: argparse.Namespace) -> Result:
-    found = _client(args).request("GET", f"/invoices/{args.month}")
-    if args.csv:
-        from chalicelib.domain.billing import Invoice, invoice_csv
-
-        return {"format": "csv", "csv": invoice_csv(Invoice.model_validate(found))}
-    return found
-
-
-def cmd_report(args: argparse.Namespace) -> Result:
-    return _client(args).request("GET", "/report", query={"format": "csv"} if args.csv else None)
-
-
-def cmd_impact(args: argparse.Namespace) -> Result:
-    if args.server:
-        return BocageClient(args.server).request("GET", "/impact")
-    return dict(_local_container(args.data).impact.public_impact())
-
-
-def cmd_retention_set(args: argparse.Namespace) -> Result:
-    path = f"/channels/{args.channel}/retention" if args.channel else "/retention"
-    return _client(args).request("PUT", path, {"duration": args.duration})
-
-
-def cmd_retention_show(args: argparse.Namespace) -> Result:
-    return _client(args).request(
-        "GET", f"/channels/{args.channel}/retention" if args.channel else "/retention"
-    )
 
 
 def cmd_listen(args: argparse.Namespace) -> Result:
@@ -527,6 +445,86 @@ def cmd_listen(args: argparse.Namespace) -> Result:
     return {"received": received}
 
 
+def cmd_poll_create(args: argparse.Namespace) -> Result:
+    delay = _seconds(args.closes) if args.closes else None
+    messenger = _messenger(args)
+    closes_at = None if delay is None else int(messenger.clock()) + delay
+    return messenger.create_poll(
+        args.channel, args.question, args.options, multiple=args.multiple, closes_at=closes_at
+    )
+
+
+def cmd_poll_vote(args: argparse.Namespace) -> Result:
+    return _messenger(args).vote(args.channel, args.poll_id, args.choices)
+
+
+def cmd_poll_close(args: argparse.Namespace) -> Result:
+    return _messenger(args).close_poll(args.channel, args.poll_id)
+
+
+def cmd_poll_results(args: argparse.Namespace) -> Result:
+    try:
+        return _messenger(args).poll_results(args.channel, args.poll_id)
+    except LookupError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _seconds(duration: str) -> int:
+    match = re.fullmatch(r"(\d{1,6})([smhd])", duration.strip())
+    if match is None:
+        raise CliError("a closing delay is a number and a unit: 30m, 2h or 7d")
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def cmd_billing_run(args: argparse.Namespace) -> Result:
+    if args.server:
+        return _operator_client(args).run_billing(month=args.month, dry_run=args.dry_run)
+    from bocage.local import admin
+
+    return admin.run_billing(args.data, args.month, dry_run=args.dry_run)
+
+
+def cmd_plan_show(args: argparse.Namespace) -> Result:
+    return _client(args).plan()
+
+
+def cmd_plan_pilot_end(args: argparse.Namespace) -> Result:
+    return _client(args).choose_pilot_end(args.choice)
+
+
+def cmd_invoices(args: argparse.Namespace) -> Result:
+    return _client(args).invoices()
+
+
+def cmd_invoice(args: argparse.Namespace) -> Result:
+    found = _client(args).invoice(args.month)
+    if args.csv:
+        from chalicelib.domain.billing import Invoice, invoice_csv
+
+        return {"format": "csv", "csv": invoice_csv(Invoice.model_validate(found))}
+    return found
+
+
+def cmd_report(args: argparse.Namespace) -> Result:
+    return _client(args).pilot_report(csv=args.csv)
+
+
+def cmd_impact(args: argparse.Namespace) -> Result:
+    if args.server:
+        return BocageClient(args.server).impact()
+    from bocage.local import admin
+
+    return admin.public_impact(args.data)
+
+
+def cmd_retention_set(args: argparse.Namespace) -> Result:
+    return _client(args).set_retention(args.duration, args.channel)
+
+
+def cmd_retention_show(args: argparse.Namespace) -> Result:
+    return _client(args).retention(args.channel)
+
+
 # -- helpers ----------------------------------------------------------------------------
 
 
@@ -543,6 +541,12 @@ def _shown(message: Result) -> str:
 
 def _profile(args: argparse.Namespace) -> Profile:
     return Profile(getattr(args, "profile", None) or DEFAULT_PROFILE)
+
+
+def _operator_client(args: argparse.Namespace, hint: str = "") -> BocageClient:
+    if not args.operator_key:
+        raise CliError(f"--server needs --operator-key FILE (or BOCAGE_OPERATOR_KEY_FILE){hint}")
+    return BocageClient(args.server, operator=OperatorKey.load(args.operator_key))
 
 
 def _client(args: argparse.Namespace) -> BocageClient:
