@@ -192,14 +192,14 @@ def send_message(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     envelope = parse_envelope(ctx.json())
     if envelope.channel_id != channel_id:
         raise BadRequest("the envelope's channel_id differs from the URL's")
-    return ctx.container.messaging.send(ctx.principal, envelope)
+    return ctx.container.messaging.send(ctx.principal, envelope).public()
 
 
 @app.route("/channels/{channel_id}/messages", methods=["GET"])
 @endpoint()
 def read_messages(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     since, limit = ctx.query_int("since", 0), ctx.query_int("limit", 100)
-    return ctx.container.messaging.read(ctx.principal, channel_id, since=since, limit=limit)
+    return ctx.container.messaging.read(ctx.principal, channel_id, since=since, limit=limit).public()
 
 
 # -- retention ------------------------------------------------------------------------------

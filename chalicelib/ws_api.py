@@ -11,12 +11,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import ValidationError
+
 from chalicelib import wiring
 from chalicelib.domain.envelope import parse_envelope
+from chalicelib.domain.frames import (
+    ClientAction,
+    ErrorFrame,
+    Frame,
+    PongFrame,
+    SendAction,
+    parse_action,
+)
+from chalicelib.domain.principal import Principal
 from chalicelib.errors import BadRequest, BocageError, Unauthorized
 from chalicelib.request_logging import logger
 from chalicelib.services.authentication import SignedRequest
-from chalicelib.services.messaging import error_frame
 
 CONNECT_PATH = "$connect"
 MAX_FRAME_BYTES = 128 * 1024  # API Gateway's WebSocket frame limit
@@ -48,42 +58,71 @@ def on_connect(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def on_message(event: dict[str, Any]) -> dict[str, Any]:
+    """Answer one client action with a pong, an ack or an error frame; never raise."""
     c = wiring.container()
     connection_id = event["requestContext"]["connectionId"]
     ref: str | None = None
     try:
-        record = c.delivery.connection(connection_id)
-        if record is None:
-            raise Unauthorized("unknown connection; reconnect")
-        who = c.auth.device_principal(record["device_id"])
-        body = event.get("body") or ""
-        if len(body) > MAX_FRAME_BYTES:
-            raise BadRequest("frame too large")
-        try:
-            frame = json.loads(body)
-        except ValueError as exc:
-            raise BadRequest("frames are JSON objects with an 'action'") from exc
-        if not isinstance(frame, dict):
-            raise BadRequest("frames are JSON objects with an 'action'")
-        action = frame.get("action")
-        ref = frame.get("ref") if isinstance(frame.get("ref"), str) else None
-        if action == "ping":
-            c.delivery.send_to(connection_id, {"type": "pong", "ref": ref})
-        elif action == "send":
-            envelope = parse_envelope(frame.get("envelope"))
+        who = _sender(connection_id)
+        raw = _json_frame(event.get("body") or "")
+        ref = _ref_of(raw)
+        action = _action(raw)
+        if isinstance(action, SendAction):
+            envelope = parse_envelope(action.envelope)
             ref = ref or envelope.message_id
-            result = c.messaging.send(who, envelope)
-            c.delivery.send_to(connection_id, {"type": "ack", "ref": ref, **result})
+            answer: Frame = c.messaging.send(who, envelope).ack(ref)
         else:
-            raise BadRequest("unknown action; use 'send' or 'ping'")
-        logger.info("ws message", action=action, status=200)
+            answer = PongFrame(ref=action.ref)
+        c.delivery.send_to(connection_id, answer)
+        logger.info("ws message", action=action.action, status=200)
     except BocageError as exc:
         logger.info("ws message refused", status=exc.status)
-        c.delivery.send_to(connection_id, error_frame(exc, ref))
+        c.delivery.send_to(connection_id, ErrorFrame.of(exc, ref))
         if isinstance(exc, Unauthorized):
             c.delivery.disconnect(connection_id)
             c.push.close(connection_id)
     return {"statusCode": 200}
+
+
+def _sender(connection_id: str) -> Principal:
+    """The device behind a connection, re-checked: a revoked device is refused here."""
+    c = wiring.container()
+    connection = c.delivery.connection(connection_id)
+    if connection is None:
+        raise Unauthorized("unknown connection; reconnect")
+    return c.auth.device_principal(connection.device_id)
+
+
+def _json_frame(body: str) -> object:
+    if len(body) > MAX_FRAME_BYTES:
+        raise BadRequest("frame too large")
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise BadRequest("frames are JSON objects with an 'action'") from exc
+
+
+def _action(raw: object) -> ClientAction:
+    if not isinstance(raw, dict):
+        raise BadRequest("frames are JSON objects with an 'action'")
+    if raw.get("action") not in ("ping", "send"):
+        raise BadRequest("unknown action; use 'send' or 'ping'")
+    try:
+        return parse_action(raw)
+    except ValidationError as exc:
+        raise BadRequest(f"invalid {raw['action']} frame: {_first_error(exc)}") from None
+
+
+def _ref_of(raw: object) -> str | None:
+    """The action's ``ref``, echoed in its answer, even an error."""
+    ref = raw.get("ref") if isinstance(raw, dict) else None
+    return ref if isinstance(ref, str) else None
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
 def on_disconnect(event: dict[str, Any]) -> dict[str, Any]:

@@ -15,11 +15,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from chalicelib.domain.envelope import Kind
+from chalicelib.errors import BocageError
 
 
 class _Model(BaseModel):
     # Unknown fields are ignored, so a client keeps working when a later server adds one.
     model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON object that goes on the wire."""
+        return self.model_dump(mode="json")
 
 
 class StoredMessage(_Model):
@@ -62,7 +67,11 @@ _ALWAYS_SENT = frozenset({"target"})
 # -- server to client -------------------------------------------------------------------------
 
 
-class MessageFrame(_Model):
+class Frame(_Model):
+    """What the server pushes: one JSON object whose ``type`` names the model."""
+
+
+class MessageFrame(Frame):
     type: Literal["message"] = "message"
     message: StoredMessage
 
@@ -70,7 +79,7 @@ class MessageFrame(_Model):
         return {"type": self.type, "message": self.message.wire()}
 
 
-class JoinedFrame(_Model):
+class JoinedFrame(Frame):
     """A member joined the channel; ``roster`` is the device roster's new version."""
 
     type: Literal["joined"] = "joined"
@@ -79,7 +88,7 @@ class JoinedFrame(_Model):
     roster: int
 
 
-class LeftFrame(_Model):
+class LeftFrame(Frame):
     """A member left or was removed; the channel moved to ``epoch`` without their devices."""
 
     type: Literal["left"] = "left"
@@ -88,7 +97,7 @@ class LeftFrame(_Model):
     epoch: int
 
 
-class DeviceFrame(_Model):
+class DeviceFrame(Frame):
     """A member of the channel linked a new device: senders share their key with it."""
 
     type: Literal["device"] = "device"
@@ -96,7 +105,7 @@ class DeviceFrame(_Model):
     roster: int
 
 
-class RevokedFrame(_Model):
+class RevokedFrame(Frame):
     """A device was revoked; the channel moved to ``epoch`` without it."""
 
     type: Literal["revoked"] = "revoked"
@@ -105,7 +114,7 @@ class RevokedFrame(_Model):
     epoch: int
 
 
-class RotatedFrame(_Model):
+class RotatedFrame(Frame):
     """The channel's keys aged past one retention and moved to ``epoch``."""
 
     type: Literal["rotated"] = "rotated"
@@ -113,14 +122,14 @@ class RotatedFrame(_Model):
     epoch: int
 
 
-class RoleFrame(_Model):
+class RoleFrame(Frame):
     type: Literal["role"] = "role"
     channel_id: str
     member_id: str
     role: str
 
 
-class ChannelFrame(_Model):
+class ChannelFrame(Frame):
     """The channel was renamed."""
 
     type: Literal["channel"] = "channel"
@@ -128,7 +137,7 @@ class ChannelFrame(_Model):
     name: str
 
 
-class AckFrame(_Model):
+class AckFrame(Frame):
     """The answer to a ``send`` action: where the message was stored."""
 
     type: Literal["ack"] = "ack"
@@ -141,7 +150,7 @@ class AckFrame(_Model):
     online: int
 
 
-class ErrorFrame(_Model):
+class ErrorFrame(Frame):
     """An action failed: the same status, code and message as the REST error body."""
 
     type: Literal["error"] = "error"
@@ -150,8 +159,17 @@ class ErrorFrame(_Model):
     message: str
     ref: str | None = None
 
+    @classmethod
+    def of(cls, error: BocageError, ref: str | None = None) -> ErrorFrame:
+        return cls.model_validate({"status": error.status, **error.to_body(), "ref": ref})
 
-class PongFrame(_Model):
+    def wire(self) -> dict[str, Any]:
+        """``ref`` only when the failed action had one."""
+        data = self.model_dump(mode="json")
+        return data if self.ref is not None else {k: v for k, v in data.items() if k != "ref"}
+
+
+class PongFrame(Frame):
     type: Literal["pong"] = "pong"
     ref: str | None = None
 
@@ -216,13 +234,11 @@ def parse_action(raw: object) -> ClientAction:
     return _client_actions().validate_python(raw)
 
 
-def frame_dict(frame: BaseModel) -> dict[str, Any]:
+def frame_dict(frame: Frame) -> dict[str, Any]:
     """The JSON object of a frame, as it goes on the wire."""
-    if isinstance(frame, MessageFrame | StoredMessage):
-        return frame.wire()
-    return frame.model_dump(mode="json")
+    return frame.wire()
 
 
-def frame_bytes(frame: BaseModel) -> bytes:
+def frame_bytes(frame: Frame) -> bytes:
     """A frame serialised once, ready for every connection it goes to."""
     return json.dumps(frame_dict(frame), separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chalicelib.adapters.records import keys
-from chalicelib.adapters.records.paging import query_all
+from chalicelib.adapters.records.channels import ChannelRecords
+from chalicelib.adapters.records.sender_keys import SenderKeys
 from chalicelib.domain.channel import (
     Channel,
     ChannelKind,
@@ -23,12 +23,23 @@ from chalicelib.domain.channel import (
     require_may_manage,
 )
 from chalicelib.domain.encoding import b64d
+from chalicelib.domain.frames import (
+    ChannelFrame,
+    DeviceFrame,
+    JoinedFrame,
+    LeftFrame,
+    MembershipFrame,
+    RevokedFrame,
+    RoleFrame,
+    RotatedFrame,
+)
 from chalicelib.domain.ids import looks_like, new_id
 from chalicelib.domain.organisation import Device, Member
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY, effective_days
-from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, NotFound
-from chalicelib.ports import Clock, Item, Store
+from chalicelib.domain.roster import Epoch, SealedKey
+from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
+from chalicelib.ports import Clock, Store
 from chalicelib.services.organisations import OrganisationService
 
 PAGE = 200
@@ -40,17 +51,11 @@ KEY_GRACE_SECONDS = 86400
 class MembershipNotifier(Protocol):
     """Told when a channel's membership changes, to update presence and tell online devices."""
 
-    def joined(self, channel_id: str, member_id: str, event: dict[str, Any]) -> None: ...
+    def joined(self, channel_id: str, member_id: str, frame: JoinedFrame) -> None: ...
 
-    def left(self, channel_id: str, member_id: str, event: dict[str, Any]) -> None: ...
+    def left(self, channel_id: str, member_id: str, frame: LeftFrame) -> None: ...
 
-    def changed(self, channel_id: str, event: dict[str, Any]) -> None: ...
-
-
-@dataclass(frozen=True)
-class Epoch:
-    number: int
-    started_at: int
+    def changed(self, channel_id: str, frame: MembershipFrame) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,8 @@ class ChannelService:
     def __init__(
         self, store: Store, clock: Clock, orgs: OrganisationService, notifier: MembershipNotifier
     ) -> None:
-        self._store = store
+        self._records = ChannelRecords(store)
+        self._sealed = SenderKeys(store)
         self._clock = clock
         self._orgs = orgs
         self._notifier = notifier
@@ -81,8 +87,7 @@ class ChannelService:
 
     def access(self, who: Principal, channel_id: str, *, member_only: bool = True) -> ChannelAccess:
         """The channel if it is in the caller's organisation (404 otherwise, so nothing leaks)."""
-        item = self._store.get(*keys.channel(channel_id)) if looks_like(channel_id, "c") else None
-        channel = Channel.model_validate(item) if item else None
+        channel = self.find(channel_id)
         if channel is None or channel.org_id != who.org_id:
             raise NotFound(f"no channel {channel_id}")
         membership = self.membership(channel_id, who.member_id)
@@ -90,54 +95,44 @@ class ChannelService:
             raise Forbidden("you are not a member of this channel")
         return ChannelAccess(channel, membership)
 
+    def find(self, channel_id: str) -> Channel | None:
+        """A channel by id, whoever asks (jobs); None for an unknown or malformed id."""
+        return self._records.get(channel_id) if looks_like(channel_id, "c") else None
+
     def membership(self, channel_id: str, member_id: str) -> ChannelMember | None:
-        item = self._store.get(*keys.channel_member(channel_id, member_id))
-        return ChannelMember.model_validate(item) if item else None
+        return self._records.membership(channel_id, member_id)
 
     def state(self, channel_id: str) -> ChannelState:
-        counters = self._store.get(*keys.channel_state(channel_id)) or {}
-        return ChannelState(
-            epoch=self.epoch(channel_id).number,
-            roster=int(counters.get("roster", 0)),
-            seq=int(counters.get("seq", 0)),
-        )
+        counters = self._records.counters(channel_id)
+        return ChannelState(epoch=self.epoch(channel_id).number, roster=counters.roster, seq=counters.seq)
 
     def member_count(self, channel_id: str) -> int:
         """People in the channel, from a counter kept on join and leave (impact figures)."""
-        return int((self._store.get(*keys.channel_state(channel_id)) or {}).get("members", 0))
+        return self._records.counters(channel_id).members
 
     def epoch(self, channel_id: str) -> Epoch:
-        item = self._store.get(*keys.channel_epoch(channel_id)) or {}
-        return Epoch(number=int(item.get("epoch", 0)), started_at=int(item.get("started_at", 0)))
+        return self._records.epoch(channel_id)
 
     def channel_ids_of(self, member_id: str) -> list[str]:
-        return [item["channel_id"] for item in self._all(f"MEMBER#{member_id}", keys.CHANNEL_PREFIX)]
+        return self._records.channel_ids_of(member_id)
 
     def member_ids(self, channel_id: str) -> Iterator[str]:
-        for item in self._all(f"CHAN#{channel_id}", keys.MEMBER_PREFIX):
-            yield str(item["member_id"])
+        for membership in self._records.members(channel_id):
+            yield membership.member_id
 
     # -- channels ----------------------------------------------------------------------------
 
     def create(self, who: Principal, kind: ChannelKind, name: str) -> dict[str, Any]:
         require_may_create(kind, who.role)
-        now = self._clock.now()
         channel = Channel(
             channel_id=new_id("c"),
             org_id=who.org_id,
             kind=kind,
             name=name.strip(),
             created_by=who.member_id,
-            created_at=now,
+            created_at=self._clock.now(),
         )
-        self._store.put(
-            keys.record(keys.channel(channel.channel_id), channel.model_dump(mode="json")), if_absent=True
-        )
-        self._store.put(
-            keys.record(keys.org_channel(who.org_id, channel.channel_id), {"channel_id": channel.channel_id})
-        )
-        pk, sk = keys.channel_epoch(channel.channel_id)
-        self._store.put({"pk": pk, "sk": sk, "epoch": 0, "started_at": now})
+        self._records.create(channel)
         self._join(channel, who.member_id, ChannelRole.AUTHOR, who.member_id)
         return self._describe(channel, ChannelRole.AUTHOR)
 
@@ -145,17 +140,16 @@ class ChannelService:
         access = self.access(who, channel_id)
         require_may_manage(who.role, access.membership)
         renamed = access.channel.model_copy(update={"name": name.strip()})
-        self._store.put(keys.record(keys.channel(channel_id), renamed.model_dump(mode="json")))
-        self._notify(channel_id, {"type": "channel", "channel_id": channel_id, "name": renamed.name})
+        self._records.save(renamed)
+        self._notifier.changed(channel_id, ChannelFrame(channel_id=channel_id, name=renamed.name))
         return self._describe(renamed, access.membership.role if access.membership else None)
 
     def list_mine(self, who: Principal) -> list[dict[str, Any]]:
         result = []
-        for item in self._all(f"MEMBER#{who.member_id}", keys.CHANNEL_PREFIX):
-            channel_item = self._store.get(*keys.channel(item["channel_id"]))
-            if channel_item is None:
-                continue
-            result.append(self._describe(Channel.model_validate(channel_item), ChannelRole(item["role"])))
+        for membership in self._records.memberships_of(who.member_id):
+            channel = self._records.get(membership.channel_id)
+            if channel is not None:
+                result.append(self._describe(channel, membership.role))
         return result
 
     def _describe(self, channel: Channel, role: ChannelRole | None) -> dict[str, Any]:
@@ -181,14 +175,14 @@ class ChannelService:
                 f"a channel may keep messages for less time than its organisation ({org_days} days), not more"
             )
         updated = access.channel.model_copy(update={"retention_days": days})
-        self._store.put(keys.record(keys.channel(channel_id), updated.model_dump(mode="json")))
+        self._records.save(updated)
         return updated
 
     def org_channel_ids(self, org_id: str, *, after: str | None = None) -> Iterator[str]:
         """The organisation's channels in id order, optionally resuming after one."""
-        for item in self._all(f"ORG#{org_id}", keys.CHANNEL_PREFIX):
-            if after is None or item["channel_id"] > after:
-                yield str(item["channel_id"])
+        for channel_id in self._records.org_channel_ids(org_id):
+            if after is None or channel_id > after:
+                yield channel_id
 
     # -- membership ------------------------------------------------------------------------
 
@@ -212,11 +206,9 @@ class ChannelService:
         current = self.membership(channel_id, member_id)
         if current is None:
             raise NotFound(f"{member_id} is not a member of this channel")
-        updated = current.model_copy(update={"role": role})
-        self._save_membership(updated)
-        self._notify(
-            channel_id, {"type": "role", "channel_id": channel_id, "member_id": member_id, "role": role}
-        )
+        self._records.save_membership(current.model_copy(update={"role": role}))
+        frame = RoleFrame(channel_id=channel_id, member_id=member_id, role=role.value)
+        self._notifier.changed(channel_id, frame)
         return {"channel_id": channel_id, "member_id": member_id, "role": role.value}
 
     def remove_member(self, who: Principal, channel_id: str, member_id: str) -> dict[str, Any]:
@@ -231,89 +223,60 @@ class ChannelService:
         return {"channel_id": channel_id, "member_id": member_id, "removed": True, "epoch": state.epoch}
 
     def _join(self, channel: Channel, member_id: str, role: ChannelRole, added_by: str) -> None:
+        channel_id = channel.channel_id
         membership = ChannelMember(
-            channel_id=channel.channel_id,
+            channel_id=channel_id,
             member_id=member_id,
             role=role,
             added_at=self._clock.now(),
             added_by=added_by,
         )
-        self._save_membership(membership)
+        self._records.save_membership(membership)
         devices = [d for d in self._orgs.devices_of(channel.org_id, member_id) if not d.is_revoked]
-        self._store.batch_write(puts=[self._roster_item(channel.channel_id, d) for d in devices])
-        roster = self._store.increment(*keys.channel_state(channel.channel_id), "roster")
-        self._store.increment(*keys.channel_state(channel.channel_id), "members")
-        event = {"type": "joined", "channel_id": channel.channel_id, "member_id": member_id, "roster": roster}
-        self._notifier.joined(channel.channel_id, member_id, event)
-
-    def _save_membership(self, membership: ChannelMember) -> None:
-        fields = membership.model_dump(mode="json")
-        self._store.batch_write(
-            puts=[
-                keys.record(keys.channel_member(membership.channel_id, membership.member_id), fields),
-                keys.record(keys.member_channel(membership.member_id, membership.channel_id), fields),
-            ]
-        )
+        self._records.add_devices(channel_id, devices)
+        roster = self._records.bump_roster(channel_id)
+        self._records.count_members(channel_id, 1)
+        frame = JoinedFrame(channel_id=channel_id, member_id=member_id, roster=roster)
+        self._notifier.joined(channel_id, member_id, frame)
 
     def _leave(self, channel_id: str, member_id: str) -> None:
         """Remove membership and devices, then move the epoch so new keys exclude them."""
-        devices = [
-            item["device_id"] for item in self._roster_items(channel_id) if item["member_id"] == member_id
-        ]
-        self._store.batch_write(
-            deletes=[
-                keys.channel_member(channel_id, member_id),
-                keys.member_channel(member_id, channel_id),
-                *(keys.channel_device(channel_id, d) for d in devices),
-            ]
+        devices = [d.device_id for d in self._records.roster(channel_id) if d.member_id == member_id]
+        self._records.remove_membership(channel_id, member_id, devices)
+        self._records.count_members(channel_id, -1)
+        epoch = self.rekey(channel_id)
+        self._notifier.left(
+            channel_id, member_id, LeftFrame(channel_id=channel_id, member_id=member_id, epoch=epoch)
         )
-        self._store.increment(*keys.channel_state(channel_id), "members", -1)
-        epoch = self.rekey(channel_id, None)
-        event = {"type": "left", "channel_id": channel_id, "member_id": member_id, "epoch": epoch}
-        self._notifier.left(channel_id, member_id, event)
 
-    def rekey(self, channel_id: str, event: dict[str, Any] | None) -> int:
-        """Move to a new epoch, strictly after every change made before this call.
+    def rekey(self, channel_id: str) -> int:
+        """Move to a new epoch, strictly after every change made before this call; returns it."""
+        epoch = self._records.advance_epoch(channel_id, self._clock.now())
+        self._records.bump_roster(channel_id)
+        return epoch
 
-        A lost race is retried from the latest epoch rather than taken as done: the
-        winner's bump may predate our roster change.
-        """
-        pk, sk = keys.channel_epoch(channel_id)
-        while True:
-            item = self._store.get(pk, sk)
-            current = int(item["epoch"]) if item else 0
-            condition: dict[str, Any] = {"if_match": {"epoch": current}} if item else {"if_absent": True}
-            try:
-                self._store.put(
-                    {"pk": pk, "sk": sk, "epoch": current + 1, "started_at": self._clock.now()}, **condition
-                )
-                break
-            except ConditionFailed:
-                continue
-        self._store.increment(*keys.channel_state(channel_id), "roster")
-        if event is not None:
-            self._notify(channel_id, {**event, "epoch": current + 1})
-        return current + 1
-
-    def _notify(self, channel_id: str, event: dict[str, Any]) -> None:
-        self._notifier.changed(channel_id, event)
+    def rotate_keys(self, channel_id: str) -> int:
+        """The channel's keys are one retention old: a new epoch, and online devices are told."""
+        epoch = self.rekey(channel_id)
+        self._notifier.changed(channel_id, RotatedFrame(channel_id=channel_id, epoch=epoch))
+        return epoch
 
     # -- organisation events -------------------------------------------------------------
 
     def device_registered(self, device: Device) -> None:
         """A member's new device joins the roster of every channel of theirs (multi-device)."""
         for channel_id in self.channel_ids_of(device.member_id):
-            self._store.put(self._roster_item(channel_id, device))
-            roster = self._store.increment(*keys.channel_state(channel_id), "roster")
-            self._notify(channel_id, {"type": "device", "channel_id": channel_id, "roster": roster})
+            self._records.add_device(channel_id, device)
+            roster = self._records.bump_roster(channel_id)
+            self._notifier.changed(channel_id, DeviceFrame(channel_id=channel_id, roster=roster))
 
     def device_revoked(self, device: Device) -> None:
         """A revoked device leaves every roster, and each channel re-keys without it."""
         for channel_id in self.channel_ids_of(device.member_id):
-            self._store.delete(*keys.channel_device(channel_id, device.device_id))
-            self.rekey(
-                channel_id, {"type": "revoked", "channel_id": channel_id, "device_id": device.device_id}
-            )
+            self._records.remove_device(channel_id, device.device_id)
+            epoch = self.rekey(channel_id)
+            frame = RevokedFrame(channel_id=channel_id, device_id=device.device_id, epoch=epoch)
+            self._notifier.changed(channel_id, frame)
 
     def member_removed(self, member: Member) -> None:
         for channel_id in self.channel_ids_of(member.member_id):
@@ -323,20 +286,21 @@ class ChannelService:
 
     def roster(self, who: Principal, channel_id: str, cursor: str | None = None) -> dict[str, Any]:
         self.access(who, channel_id)
-        page = self._store.query(f"CHAN#{channel_id}", prefix=keys.ROSTER_PREFIX, cursor=cursor, limit=PAGE)
+        devices, next_cursor = self._records.roster_page(channel_id, cursor, PAGE)
         state = self.state(channel_id)
-        devices = [
-            {k: i[k] for k in ("device_id", "member_id", "sign_public_key", "box_public_key")}
-            for i in page.items
-        ]
-        return {"epoch": state.epoch, "roster": state.roster, "devices": devices, "cursor": page.cursor}
+        return {
+            "epoch": state.epoch,
+            "roster": state.roster,
+            "devices": [d.model_dump(mode="json") for d in devices],
+            "cursor": next_cursor,
+        }
 
     def members(self, who: Principal, channel_id: str) -> dict[str, Any]:
         """Who is in the channel and with which role (authors post in a tribe)."""
         self.access(who, channel_id)
         members = [
-            {"member_id": i["member_id"], "role": i["role"], "added_at": i["added_at"]}
-            for i in self._all(f"CHAN#{channel_id}", keys.MEMBER_PREFIX)
+            {"member_id": m.member_id, "role": m.role.value, "added_at": m.added_at}
+            for m in self._records.members(channel_id)
         ]
         return {"channel_id": channel_id, "members": members}
 
@@ -352,57 +316,28 @@ class ChannelService:
         state = self.state(channel_id)
         if epoch != state.epoch:
             raise Conflict(f"epoch {epoch} is not the channel's current epoch {state.epoch}")
+        checked = [_sealed_key(entry, who.device_id, epoch) for entry in sealed]
         now = self._clock.now()
         expires = now + 2 * self.retention_days(access.channel) * DAY + KEY_GRACE_SECONDS
-        items = []
-        for entry in sealed:
-            recipient, blob = entry.get("recipient_device"), entry.get("sealed")
-            if not isinstance(recipient, str) or not looks_like(recipient, "d") or not isinstance(blob, str):
-                raise BadRequest("each sealed key needs recipient_device (d_...) and sealed (base64url)")
-            try:
-                size = len(b64d(blob))
-            except ValueError as exc:
-                raise BadRequest("sealed must be base64url") from exc
-            if size > MAX_SEALED_KEY_BYTES:
-                raise BadRequest(f"a sealed key is at most {MAX_SEALED_KEY_BYTES} bytes")
-            pk, sk = keys.sender_key(channel_id, epoch, recipient, who.device_id)
-            items.append(
-                {
-                    "pk": pk,
-                    "sk": sk,
-                    "recipient_device": recipient,
-                    "sender_device": who.device_id,
-                    "epoch": epoch,
-                    "sealed": blob,
-                    "uploaded_at": now,
-                    "expires_at": expires,
-                }
-            )
-        self._store.batch_write(puts=items)
-        return {"stored": len(items), "epoch": epoch}
+        stored = self._sealed.put(channel_id, checked, uploaded_at=now, expires_at=expires)
+        return {"stored": stored, "epoch": epoch}
 
     def my_keys(self, who: Principal, channel_id: str, epoch: int) -> dict[str, Any]:
         """The sender keys sealed to the caller's device for one epoch."""
         self.access(who, channel_id)
-        items = self._all(f"CHAN#{channel_id}", keys.key_prefix(epoch, who.device_id))
-        keys_out = [
-            {k: i[k] for k in ("sender_device", "recipient_device", "epoch", "sealed")} for i in items
-        ]
-        return {"epoch": epoch, "keys": keys_out}
+        sealed = self._sealed.sealed_to(channel_id, epoch, who.device_id)
+        return {"epoch": epoch, "keys": [k.model_dump(mode="json") for k in sealed]}
 
-    def _roster_items(self, channel_id: str) -> list[Item]:
-        return list(self._all(f"CHAN#{channel_id}", keys.ROSTER_PREFIX))
 
-    def _roster_item(self, channel_id: str, device: Device) -> Item:
-        pk, sk = keys.channel_device(channel_id, device.device_id)
-        return {
-            "pk": pk,
-            "sk": sk,
-            "device_id": device.device_id,
-            "member_id": device.member_id,
-            "sign_public_key": device.sign_public_key,
-            "box_public_key": device.box_public_key,
-        }
-
-    def _all(self, pk: str, prefix: str) -> Iterator[Item]:
-        return query_all(self._store, pk, prefix)
+def _sealed_key(entry: dict[str, Any], sender_device: str, epoch: int) -> SealedKey:
+    """One uploaded sealed key, checked: a device id and at most MAX_SEALED_KEY_BYTES."""
+    recipient, blob = entry.get("recipient_device"), entry.get("sealed")
+    if not isinstance(recipient, str) or not looks_like(recipient, "d") or not isinstance(blob, str):
+        raise BadRequest("each sealed key needs recipient_device (d_...) and sealed (base64url)")
+    try:
+        size = len(b64d(blob))
+    except ValueError as exc:
+        raise BadRequest("sealed must be base64url") from exc
+    if size > MAX_SEALED_KEY_BYTES:
+        raise BadRequest(f"a sealed key is at most {MAX_SEALED_KEY_BYTES} bytes")
+    return SealedKey(sender_device=sender_device, recipient_device=recipient, epoch=epoch, sealed=blob)

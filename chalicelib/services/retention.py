@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
-from chalicelib.adapters.records import keys
-from chalicelib.domain.channel import Channel
+from chalicelib.adapters.records.channels import ChannelRecords
+from chalicelib.adapters.records.expiring import SWEEP_ORDER, Expiring, ExpiringItem, ExpiringItems
+from chalicelib.adapters.records.retention_jobs import RetentionJob, RetentionJobs
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY, describe, effective_days
-from chalicelib.errors import ConditionFailed
-from chalicelib.ports import Clock, Item, Store
-from chalicelib.services.channels import KEY_GRACE_SECONDS, ChannelService, Epoch
+from chalicelib.domain.roster import Epoch
+from chalicelib.ports import Clock, Store
+from chalicelib.services.channels import KEY_GRACE_SECONDS, ChannelService
 from chalicelib.services.organisations import OrganisationService
 
 PAGE = 200
-PREFIXES = (keys.MESSAGE_PREFIX, keys.MARKER_PREFIX, keys.KEY_PREFIX)
 
 
 @dataclass
@@ -39,11 +40,44 @@ class JobReport:
         return self.__dict__.copy()
 
 
+class Outcome(Enum):
+    """How a stretch of a job's work ended."""
+
+    DONE = "done"
+    STOPPED = "stopped"  # by a page or time limit: the position is saved, the job stays
+    SUPERSEDED = "superseded"  # a newer setting restarted the job: that run takes over
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One run's limits, and its report: the pages it counts are what the limit is on."""
+
+    report: JobReport
+    max_pages: int
+    deadline: float | None  # time.monotonic()
+
+    def spent(self) -> bool:
+        return self.report.pages >= self.max_pages or (
+            self.deadline is not None and time.monotonic() >= self.deadline
+        )
+
+
+@dataclass(frozen=True)
+class ChannelSweep:
+    """One channel's walk: its retention, and what its sealed keys must outlive."""
+
+    channel_id: str
+    days: int
+    usage: KeyUsage
+
+
 class RetentionService:
     def __init__(
         self, store: Store, clock: Clock, orgs: OrganisationService, channels: ChannelService
     ) -> None:
-        self._store = store
+        self._jobs = RetentionJobs(store)
+        self._expiring = ExpiringItems(store)
+        self._floors = ChannelRecords(store)
         self._clock = clock
         self._orgs = orgs
         self._channels = channels
@@ -52,12 +86,12 @@ class RetentionService:
 
     def set_org(self, who: Principal, days: int) -> dict[str, Any]:
         org = self._orgs.set_retention(who, days)
-        self._schedule(org.org_id, org.org_id, None)
+        self._jobs.schedule(org.org_id, org.org_id, None, self._clock.now())
         return self.show_org(who)
 
     def set_channel(self, who: Principal, channel_id: str, days: int | None) -> dict[str, Any]:
         channel = self._channels.set_retention(who, channel_id, days)
-        self._schedule(channel.channel_id, channel.org_id, channel.channel_id)
+        self._jobs.schedule(channel.channel_id, channel.org_id, channel.channel_id, self._clock.now())
         return self.show_channel(who, channel_id)
 
     def show_org(self, who: Principal) -> dict[str, Any]:
@@ -80,138 +114,101 @@ class RetentionService:
             "retention": describe(days),
         }
 
-    def _schedule(self, scope: str, org_id: str, channel_id: str | None) -> None:
-        """(Re)start the job for this scope from the beginning: a newer setting supersedes."""
-        pk, sk = keys.retention_job(scope)
-        self._store.put(
-            {
-                "pk": pk,
-                "sk": sk,
-                "org_id": org_id,
-                "channel_id": channel_id,
-                "requested_at": self._clock.now(),
-            }
-        )
-
     # -- the job -------------------------------------------------------------------------------
 
     def run(self, *, max_pages: int = 1_000_000, deadline: float | None = None) -> JobReport:
         """Work through pending jobs until done, ``max_pages`` pages, or ``deadline`` (monotonic)."""
-        report = JobReport()
-        for job in list(self._store.query(keys.JOBS_PK, prefix="RETENTION#", limit=100).items):
-            report.jobs += 1
-            if not self._run_job(job, report, max_pages, deadline):
-                return report
-        return report
+        budget = Budget(JobReport(), max_pages, deadline)
+        for job in self._jobs.pending():
+            budget.report.jobs += 1
+            if self._run_job(job, budget) is Outcome.STOPPED:
+                break
+        return budget.report
 
-    def _run_job(self, job: Item, report: JobReport, max_pages: int, deadline: float | None) -> bool:
-        """Returns False when stopped by a limit (the job stays, with its position saved).
-
-        Channels go in id order, and in each the prefixes in PREFIXES order, so the
-        saved position (channel, prefix index, page cursor) says exactly where to resume.
+    def _run_job(self, job: RetentionJob, budget: Budget) -> Outcome:
+        """Channels go in id order, and in each the kinds of item in SWEEP_ORDER, so the saved
+        position (channel, step, page cursor) says exactly where to resume.
         """
-        at, start_index, saved_cursor = job.get("at"), int(job.get("prefix_index") or 0), job.get("cursor")
-        channel_ids = (
-            [job["channel_id"]] if job.get("channel_id") else self._channels.org_channel_ids(job["org_id"])
-        )
+        channel_ids = [job.channel_id] if job.channel_id else self._channels.org_channel_ids(job.org_id)
         for channel_id in channel_ids:
-            if at is not None and channel_id < at:
+            if job.at is not None and channel_id < job.at:
                 continue
-            item = self._store.get(*keys.channel(channel_id))
-            if item is None:
-                continue
-            days = self._channels.retention_days(Channel.model_validate(item))
-            resuming = channel_id == at
-            usage = KeyUsage(
-                self._channels.epoch(channel_id), dict(job.get("uses") or {}) if resuming else {}
-            )
-            for index, prefix in enumerate(PREFIXES):
-                if resuming and index < start_index:
-                    continue
-                cursor = saved_cursor if resuming and index == start_index else None
-                while True:
-                    if report.pages >= max_pages or (deadline is not None and time.monotonic() >= deadline):
-                        return False
-                    page = self._store.query(f"CHAN#{channel_id}", prefix=prefix, cursor=cursor, limit=PAGE)
-                    self._apply(page.items, days, report, usage)
-                    report.pages += 1
-                    cursor = page.cursor
-                    position = {
-                        "at": channel_id,
-                        "prefix_index": index + (cursor is None),
-                        "cursor": cursor,
-                        "uses": usage.latest,
-                    }
-                    if not self._checkpoint(job, position):
-                        return True  # superseded by a newer setting: that job takes over
-                    if cursor is None:
-                        break
-        self._finish(job, report)
-        return True
+            outcome = self._sweep_channel(job, channel_id, budget)
+            if outcome is not Outcome.DONE:
+                return outcome
+        self._jobs.finish(job)
+        budget.report.finished.append(job.scope)
+        return Outcome.DONE
 
-    def _raise_floor(self, channel_id: str, seq: int) -> None:
-        """Record that messages up to ``seq`` were deleted, so readers skip those gaps at once."""
-        pk, sk = keys.channel_floor(channel_id)
+    def _sweep_channel(self, job: RetentionJob, channel_id: str, budget: Budget) -> Outcome:
+        channel = self._channels.find(channel_id)
+        if channel is None:
+            return Outcome.DONE
+        resuming = channel_id == job.at
+        usage = KeyUsage(self._channels.epoch(channel_id), dict(job.uses) if resuming else {})
+        sweep = ChannelSweep(channel_id, self._channels.retention_days(channel), usage)
+        for step in range(len(SWEEP_ORDER)):
+            if resuming and step < job.step:
+                continue
+            cursor = job.cursor if resuming and step == job.step else None
+            outcome = self._sweep_kind(job, sweep, step, cursor, budget)
+            if outcome is not Outcome.DONE:
+                return outcome
+        return Outcome.DONE
+
+    def _sweep_kind(
+        self,
+        job: RetentionJob,
+        sweep: ChannelSweep,
+        step: int,
+        cursor: str | None,
+        budget: Budget,
+    ) -> Outcome:
+        """Page through one kind of item, saving the position after each page."""
         while True:
-            item = self._store.get(pk, sk)
-            if item is not None and int(item["seq"]) >= seq:
-                return
-            condition: dict[str, Any] = {"if_match": {"seq": item["seq"]}} if item else {"if_absent": True}
-            try:
-                self._store.put({"pk": pk, "sk": sk, "seq": seq}, **condition)
-                return
-            except ConditionFailed:
-                continue
+            if budget.spent():
+                return Outcome.STOPPED
+            items, cursor = self._expiring.page(sweep.channel_id, SWEEP_ORDER[step], cursor, PAGE)
+            self._apply(sweep, items, budget.report)
+            budget.report.pages += 1
+            saved = self._jobs.checkpoint(
+                job, at=sweep.channel_id, step=step + (cursor is None), cursor=cursor, uses=sweep.usage.latest
+            )
+            if not saved:
+                return Outcome.SUPERSEDED
+            if cursor is None:
+                return Outcome.DONE
 
-    def _checkpoint(self, job: Item, position: dict[str, Any]) -> bool:
-        """Save the position, unless a newer setting restarted the job meanwhile."""
-        try:
-            self._store.put({**job, **position}, if_match={"requested_at": job["requested_at"]})
-        except ConditionFailed:
-            return False
-        return True
-
-    def _finish(self, job: Item, report: JobReport) -> None:
-        latest = self._store.get(job["pk"], job["sk"])
-        if latest is not None and latest.get("requested_at") == job.get("requested_at"):
-            self._store.delete(job["pk"], job["sk"])  # not superseded by a newer setting meanwhile
-        report.finished.append(job["sk"].removeprefix("RETENTION#"))
-
-    def _apply(self, items: list[Item], days: int, report: JobReport, usage: KeyUsage) -> None:
+    def _apply(self, sweep: ChannelSweep, items: list[ExpiringItem], report: JobReport) -> None:
         now = self._clock.now()
-        puts: list[Item] = []
-        deletes: list[tuple[str, str]] = []
+        restamp: list[tuple[ExpiringItem, int]] = []
+        delete: list[ExpiringItem] = []
         for item in items:
             report.scanned += 1
             due = (
-                usage.key_due(item, days) if str(item["sk"]).startswith(keys.KEY_PREFIX) else _due(item, days)
+                sweep.usage.key_due(item, sweep.days) if item.kind is Expiring.KEY else _due(item, sweep.days)
             )
             if due is None:
                 continue
             if due <= now:
-                deletes.append((item["pk"], item["sk"]))
+                delete.append(item)
                 continue
-            if str(item["sk"]).startswith(keys.MESSAGE_PREFIX):
-                usage.used(item)
-            if item.get("expires_at") != due:
-                puts.append({**item, "expires_at": due})
-        self._store.batch_write(puts=puts, deletes=deletes)
-        deleted_seqs = [
-            int(sk.removeprefix(keys.MESSAGE_PREFIX))
-            for _, sk in deletes
-            if sk.startswith(keys.MESSAGE_PREFIX)
-        ]
+            if item.kind is Expiring.MESSAGE:
+                sweep.usage.used(item)
+            if item.expires_at != due:
+                restamp.append((item, due))
+        self._expiring.apply(restamp, delete)
+        deleted_seqs = [x.seq for x in delete if x.kind is Expiring.MESSAGE and x.seq is not None]
         if deleted_seqs:
-            self._raise_floor(deletes[0][0].removeprefix("CHAN#"), max(deleted_seqs))
-        report.restamped += len(puts)
-        report.deleted += len(deletes)
+            # Readers skip gaps below the floor at once: those numbers are not in flight.
+            self._floors.raise_floor(sweep.channel_id, max(deleted_seqs))
+        report.restamped += len(restamp)
+        report.deleted += len(delete)
 
 
-def _due(item: Item, days: int) -> int | None:
+def _due(item: ExpiringItem, days: int) -> int | None:
     """When a message or id marker must be gone under ``days`` of retention (None: not ours)."""
-    if "stored_at" in item:
-        return int(item["stored_at"]) + days * DAY
-    return None
+    return None if item.stored_at is None else item.stored_at + days * DAY
 
 
 @dataclass
@@ -227,16 +224,21 @@ class KeyUsage:
     current: Epoch
     latest: dict[str, int]  # "epoch#sender_device" -> the newest surviving message's stored_at
 
-    def used(self, message: Item) -> None:
-        slot = f"{message['epoch']}#{message['sender_device']}"
-        self.latest[slot] = max(self.latest.get(slot, 0), int(message["stored_at"]))
+    def used(self, message: ExpiringItem) -> None:
+        slot, stored_at = _slot(message), message.stored_at or 0
+        self.latest[slot] = max(self.latest.get(slot, 0), stored_at)
 
-    def key_due(self, key: Item, days: int) -> int | None:
-        if "uploaded_at" not in key:
+    def key_due(self, key: ExpiringItem, days: int) -> int | None:
+        if key.uploaded_at is None:
             return None
         window = days * DAY + KEY_GRACE_SECONDS
-        last_message = self.latest.get(f"{key['epoch']}#{key['sender_device']}")
+        last_message = self.latest.get(_slot(key))
         due = 0 if last_message is None else last_message + window
-        if int(key["epoch"]) == self.current.number:
+        if key.epoch == self.current.number:
             due = max(due, self.current.started_at + days * DAY + window)
         return due
+
+
+def _slot(item: ExpiringItem) -> str:
+    """Which sender key an item belongs to: its epoch and sender device."""
+    return f"{item.epoch}#{item.sender_device}"

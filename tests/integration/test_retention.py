@@ -117,7 +117,7 @@ def test_a_crashed_job_resumes_and_deletes_nothing_that_should_live(
             people.owner.send_text(cid, f"young {i}")
     people.owner.client.request("PUT", "/retention", {"duration": "3m"})
 
-    store = container.retention._store
+    store = container.store  # the store the retention job writes through
     real_batch_write = store.batch_write
     calls = {"n": 0}
 

@@ -12,6 +12,7 @@ from moto import mock_aws
 from bocage.client.profile import sign_token
 from chalicelib.adapters.apigw_push import ApiGatewayPush
 from chalicelib.adapters.sqs_queue import SqsQueue
+from chalicelib.domain.frames import PongFrame
 from chalicelib.services.delivery import Delivery
 from tests.support import People, RecordingPush, SignedApi, sealed_envelope, ws_event
 
@@ -84,6 +85,18 @@ def test_bad_frames_get_error_frames(api: SignedApi, people: People, push: Recor
     assert push.to("never-connected", "error")[-1]["status"] == 401
 
 
+def test_error_frames_echo_the_ref_only_when_the_action_had_one(
+    api: SignedApi, people: People, push: RecordingPush
+) -> None:
+    api.ws_connect(people.keys["owner"], "c1")
+    api.ws("ws_message", ws_event("$default", "c1", body='{"action": "dance"}'))
+    assert "ref" not in push.to("c1", "error")[-1]
+    api.ws("ws_message", ws_event("$default", "c1", body='{"action": "dance", "ref": "r7"}'))
+    assert push.to("c1", "error")[-1]["ref"] == "r7"
+    api.ws("ws_message", ws_event("$default", "c1", body='{"action": "ping", "ref": 7}'))
+    assert push.to("c1", "error")[-1]["status"] == 400 and push.to("c1", "pong") == []
+
+
 def test_tribe_member_cannot_post_over_the_socket(
     api: SignedApi, people: People, push: RecordingPush
 ) -> None:
@@ -141,10 +154,9 @@ def test_a_410_deletes_exactly_the_stale_connection(api: SignedApi, people: Peop
         else:
             stubber.add_response("post_to_connection", {}, {"ConnectionId": "sender", "Data": ANY})
     delivery = Delivery(container.store, container.clock, ApiGatewayPush(client), None)
-    item = {"pk": "x", "sk": "y", "seq": 1}
     with stubber:
         for connection_id in ("sender", "stale"):
-            delivery.send_to(connection_id, {"type": "message", "message": item})
+            delivery.send_to(connection_id, PongFrame(ref="r1"))
     assert container.store.get("CONN#stale", "META") is None
     assert container.store.get("CONN#sender", "META") is not None
     assert container.store.get(f"CHAN#{cid}", "CONN#stale") is None

@@ -20,6 +20,8 @@ CONNECTION_PREFIX = "CONN#"
 JOBS_PK = "JOBS"
 KEY_PREFIX = "KEY#"
 MARKER_PREFIX = "MID#"
+CURSOR_PREFIX = "CURSOR#"
+RETENTION_PREFIX = "RETENTION#"
 MAX_SEQ = 10**12 - 1  # message sequence numbers are zero-padded to 12 digits
 
 
@@ -55,13 +57,28 @@ def channel(channel_id: str) -> Key:
     return f"CHAN#{channel_id}", META
 
 
+def channel_partition(channel_id: str) -> str:
+    """Everything of one channel: members, roster, keys, messages, markers, connections."""
+    return f"CHAN#{channel_id}"
+
+
+def member_partition(member_id: str) -> str:
+    """A member's side of their channel memberships and of their connections."""
+    return f"MEMBER#{member_id}"
+
+
+def device_partition(device_id: str) -> str:
+    """A device's read cursors."""
+    return f"DEVICE#{device_id}"
+
+
 def org_channel(org_id: str, channel_id: str) -> Key:
     """The organisation's channels, for jobs that walk them all (retention)."""
     return f"ORG#{org_id}", f"{CHANNEL_PREFIX}{channel_id}"
 
 
 def retention_job(scope: str) -> Key:
-    return JOBS_PK, f"RETENTION#{scope}"
+    return JOBS_PK, f"{RETENTION_PREFIX}{scope}"
 
 
 def channel_state(channel_id: str) -> Key:
@@ -127,7 +144,7 @@ def member_connection(member_id: str, connection_id: str) -> Key:
 
 
 def read_cursor(device_id: str, channel_id: str) -> Key:
-    return f"DEVICE#{device_id}", f"CURSOR#{channel_id}"
+    return device_partition(device_id), f"{CURSOR_PREFIX}{channel_id}"
 
 
 def is_device_sk(sk: str) -> bool:

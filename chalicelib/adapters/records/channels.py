@@ -1,0 +1,192 @@
+"""A channel's items: the channel, its place in the organisation, membership both ways, the
+device roster, the key epoch, the state counters and the retention floor.
+
+Membership is written twice (under the channel and under the member) so both "who is in
+this channel" and "which channels is this member in" are one query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.paging import query_all
+from chalicelib.domain.channel import Channel, ChannelMember
+from chalicelib.domain.organisation import Device
+from chalicelib.domain.roster import ChannelCounters, Epoch, RosterDevice
+from chalicelib.errors import ConditionFailed
+from chalicelib.ports import Item, Store
+
+
+class ChannelRecords:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    # -- the channel and the organisation's index of channels ------------------------------
+
+    def get(self, channel_id: str) -> Channel | None:
+        item = self._store.get(*keys.channel(channel_id))
+        return None if item is None else Channel.model_validate(item)
+
+    def create(self, channel: Channel) -> None:
+        """A new channel (never overwrites one), listed in its organisation, at epoch 0."""
+        self._store.put(_channel_item(channel), if_absent=True)
+        index = keys.org_channel(channel.org_id, channel.channel_id)
+        self._store.put(keys.record(index, {"channel_id": channel.channel_id}))
+        self._store.put(_epoch_item(channel.channel_id, Epoch(number=0, started_at=channel.created_at)))
+
+    def save(self, channel: Channel) -> None:
+        self._store.put(_channel_item(channel))
+
+    def org_channel_ids(self, org_id: str) -> Iterator[str]:
+        """The organisation's channels in id order."""
+        for item in query_all(self._store, *_org_channels(org_id)):
+            yield str(item["channel_id"])
+
+    # -- membership -------------------------------------------------------------------------
+
+    def membership(self, channel_id: str, member_id: str) -> ChannelMember | None:
+        item = self._store.get(*keys.channel_member(channel_id, member_id))
+        return None if item is None else ChannelMember.model_validate(item)
+
+    def save_membership(self, membership: ChannelMember) -> None:
+        fields = membership.model_dump(mode="json")
+        channel_id, member_id = membership.channel_id, membership.member_id
+        self._store.batch_write(
+            puts=[
+                keys.record(keys.channel_member(channel_id, member_id), fields),
+                keys.record(keys.member_channel(member_id, channel_id), fields),
+            ]
+        )
+
+    def remove_membership(self, channel_id: str, member_id: str, device_ids: Iterable[str]) -> None:
+        """The member and their devices leave the channel, in one batch."""
+        self._store.batch_write(
+            deletes=[
+                keys.channel_member(channel_id, member_id),
+                keys.member_channel(member_id, channel_id),
+                *(keys.channel_device(channel_id, d) for d in device_ids),
+            ]
+        )
+
+    def members(self, channel_id: str) -> Iterator[ChannelMember]:
+        for item in query_all(self._store, keys.channel_partition(channel_id), keys.MEMBER_PREFIX):
+            yield ChannelMember.model_validate(item)
+
+    def memberships_of(self, member_id: str) -> Iterator[ChannelMember]:
+        """The member's channels (with their role in each), in channel id order."""
+        for item in query_all(self._store, *_member_channels(member_id)):
+            yield ChannelMember.model_validate(item)
+
+    def channel_ids_of(self, member_id: str) -> list[str]:
+        return [str(item["channel_id"]) for item in query_all(self._store, *_member_channels(member_id))]
+
+    # -- the device roster ------------------------------------------------------------------
+
+    def roster(self, channel_id: str) -> Iterator[RosterDevice]:
+        for item in query_all(self._store, keys.channel_partition(channel_id), keys.ROSTER_PREFIX):
+            yield RosterDevice.model_validate(item)
+
+    def roster_page(
+        self, channel_id: str, cursor: str | None, limit: int
+    ) -> tuple[list[RosterDevice], str | None]:
+        """One page of the roster and the cursor of the next (None on the last)."""
+        page = self._store.query(
+            keys.channel_partition(channel_id), prefix=keys.ROSTER_PREFIX, cursor=cursor, limit=limit
+        )
+        return [RosterDevice.model_validate(item) for item in page.items], page.cursor
+
+    def add_devices(self, channel_id: str, devices: Iterable[Device]) -> None:
+        self._store.batch_write(puts=[_roster_item(channel_id, d) for d in devices])
+
+    def add_device(self, channel_id: str, device: Device) -> None:
+        self._store.put(_roster_item(channel_id, device))
+
+    def remove_device(self, channel_id: str, device_id: str) -> None:
+        self._store.delete(*keys.channel_device(channel_id, device_id))
+
+    # -- counters -----------------------------------------------------------------------------
+
+    def counters(self, channel_id: str) -> ChannelCounters:
+        return ChannelCounters.model_validate(self._store.get(*keys.channel_state(channel_id)) or {})
+
+    def bump_roster(self, channel_id: str) -> int:
+        """A new roster version: senders then know to distribute their key again."""
+        return self._store.increment(*keys.channel_state(channel_id), "roster")
+
+    def count_members(self, channel_id: str, delta: int) -> int:
+        return self._store.increment(*keys.channel_state(channel_id), "members", delta)
+
+    def next_seq(self, channel_id: str) -> int:
+        """The next message number: unique, increasing, possibly with gaps (crashed writers)."""
+        return self._store.increment(*keys.channel_state(channel_id), "seq")
+
+    # -- the key epoch ------------------------------------------------------------------------
+
+    def epoch(self, channel_id: str) -> Epoch:
+        item = self._store.get(*keys.channel_epoch(channel_id)) or {}
+        return Epoch(number=int(item.get("epoch", 0)), started_at=int(item.get("started_at", 0)))
+
+    def advance_epoch(self, channel_id: str, now: int) -> int:
+        """Move to the next epoch, strictly after every change made before this call.
+
+        A lost race is retried from the latest epoch rather than taken as done: the
+        winner's bump may predate the caller's change.
+        """
+        while True:
+            item = self._store.get(*keys.channel_epoch(channel_id))
+            current = int(item["epoch"]) if item else 0
+            condition: dict[str, Any] = {"if_match": {"epoch": current}} if item else {"if_absent": True}
+            try:
+                self._store.put(
+                    _epoch_item(channel_id, Epoch(number=current + 1, started_at=now)), **condition
+                )
+            except ConditionFailed:
+                continue
+            return current + 1
+
+    # -- the retention floor --------------------------------------------------------------------
+
+    def floor(self, channel_id: str) -> int:
+        """The highest message number retention deleted: gaps below it are not in flight."""
+        return int((self._store.get(*keys.channel_floor(channel_id)) or {}).get("seq", 0))
+
+    def raise_floor(self, channel_id: str, seq: int) -> None:
+        """Record that messages up to ``seq`` were deleted; the floor never goes down."""
+        key = keys.channel_floor(channel_id)
+        while True:
+            item = self._store.get(*key)
+            if item is not None and int(item["seq"]) >= seq:
+                return
+            condition: dict[str, Any] = {"if_match": {"seq": item["seq"]}} if item else {"if_absent": True}
+            try:
+                self._store.put(keys.record(key, {"seq": seq}), **condition)
+            except ConditionFailed:
+                continue
+            return
+
+
+def _org_channels(org_id: str) -> tuple[str, str]:
+    """The partition and sort-key prefix of an organisation's channel index."""
+    return keys.org(org_id)[0], keys.CHANNEL_PREFIX
+
+
+def _member_channels(member_id: str) -> tuple[str, str]:
+    """The partition and sort-key prefix of a member's side of their memberships."""
+    return keys.member_partition(member_id), keys.CHANNEL_PREFIX
+
+
+def _channel_item(channel: Channel) -> Item:
+    return keys.record(keys.channel(channel.channel_id), channel.model_dump(mode="json"))
+
+
+def _epoch_item(channel_id: str, epoch: Epoch) -> Item:
+    return keys.record(
+        keys.channel_epoch(channel_id), {"epoch": epoch.number, "started_at": epoch.started_at}
+    )
+
+
+def _roster_item(channel_id: str, device: Device) -> Item:
+    entry = RosterDevice.model_validate(device.model_dump())
+    return keys.record(keys.channel_device(channel_id, device.device_id), entry.model_dump(mode="json"))

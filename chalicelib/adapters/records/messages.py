@@ -1,0 +1,118 @@
+"""A channel's messages, the id markers that make a resent message land once, and each
+device's read cursor per channel.
+
+A message is stored once, under its sequence number; its marker maps the client's message
+id to that number. The marker is claimed *pending* before the number is taken, and marked
+*stored* once the message is written, so a resend finds the first copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.paging import query_all
+from chalicelib.domain.frames import StoredMessage
+from chalicelib.errors import ConditionFailed
+from chalicelib.ports import Item, Store
+
+
+@dataclass(frozen=True)
+class IdMarker:
+    """Where a client message id landed: ``seq`` is None while its send is still at work."""
+
+    seq: int | None
+    expires_at: int
+
+    @property
+    def stored(self) -> bool:
+        return self.seq is not None
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    """Stored messages in sequence order; ``more`` when the store holds further ones."""
+
+    messages: list[StoredMessage]
+    more: bool
+
+
+class MessageRecords:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    # -- id markers ---------------------------------------------------------------------------
+
+    def claim(self, channel_id: str, message_id: str, expires_at: int) -> bool:
+        """Take a message id for a send (False if taken); a crashed send frees it at ``expires_at``."""
+        key = keys.message_marker(channel_id, message_id)
+        try:
+            self._store.put(keys.record(key, {"state": "pending", "expires_at": expires_at}), if_absent=True)
+        except ConditionFailed:
+            return False
+        return True
+
+    def marker(self, channel_id: str, message_id: str) -> IdMarker | None:
+        item = self._store.get(*keys.message_marker(channel_id, message_id))
+        if item is None:
+            return None
+        seq = int(item["seq"]) if item.get("state") == "stored" else None
+        return IdMarker(seq=seq, expires_at=int(item["expires_at"]))
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def add(self, message: StoredMessage) -> None:
+        """Store a message under its number, then mark its id stored (it expires with it)."""
+        self._store.put(_message_item(message))
+        marker = {
+            "state": "stored",
+            "seq": message.seq,
+            "stored_at": message.stored_at,
+            "expires_at": message.expires_at,
+        }
+        self._store.put(keys.record(keys.message_marker(message.channel_id, message.message_id), marker))
+
+    def replace(self, message: StoredMessage) -> None:
+        """Overwrite a stored message (a deletion for everyone leaves a bodiless copy)."""
+        self._store.put(_message_item(message))
+
+    def get(self, channel_id: str, seq: int) -> StoredMessage | None:
+        item = self._store.get(*keys.message(channel_id, seq))
+        return None if item is None else _message(item)
+
+    def find(self, channel_id: str, message_id: str) -> StoredMessage | None:
+        """A stored message by its client id (through its id marker)."""
+        marker = self.marker(channel_id, message_id)
+        if marker is None or marker.seq is None:
+            return None
+        return self.get(channel_id, marker.seq)
+
+    def after(self, channel_id: str, since: int, limit: int) -> MessagePage:
+        """Up to ``limit`` messages numbered after ``since``, in order."""
+        page = self._store.query(
+            keys.channel_partition(channel_id),
+            start=keys.message_sk(since + 1),
+            end=keys.message_sk(keys.MAX_SEQ),
+            limit=limit,
+        )
+        return MessagePage([_message(item) for item in page.items], more=page.cursor is not None)
+
+    # -- read cursors -------------------------------------------------------------------------
+
+    def save_cursor(self, device_id: str, channel_id: str, seq: int, at: int) -> None:
+        """The device has read the channel up to ``seq``."""
+        self._store.put(keys.record(keys.read_cursor(device_id, channel_id), {"seq": seq, "at": at}))
+
+    def cursors(self, device_id: str) -> dict[str, int]:
+        """Channel id -> the last message number this device read there."""
+        items = query_all(self._store, keys.device_partition(device_id), keys.CURSOR_PREFIX)
+        return {str(i["sk"]).removeprefix(keys.CURSOR_PREFIX): int(i["seq"]) for i in items}
+
+
+def _message_item(message: StoredMessage) -> Item:
+    """Exactly the wire fields: what readers get back is what was stored, ``target`` included."""
+    return keys.record(keys.message(message.channel_id, message.seq), {}) | message.wire()
+
+
+def _message(item: Item) -> StoredMessage:
+    return StoredMessage.model_validate(item)

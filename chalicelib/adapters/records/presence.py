@@ -1,0 +1,86 @@
+"""Who is online: a record per WebSocket connection, and copies under its member and under
+each of the member's channels, so a message costs one query to find its connections.
+
+Every copy carries a TTL a little past API Gateway's two-hour connection limit, so presence
+a lost ``$disconnect`` left behind goes away by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from pydantic import BaseModel, ConfigDict
+
+from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.paging import query_all
+from chalicelib.ports import Item, Store
+
+PAGE = 1000  # a channel's connections are read on every message: few, large pages
+
+
+class Connection(BaseModel):
+    """One open WebSocket; ``org_id`` and ``connected_at`` are on the connection's own record only."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
+
+    connection_id: str
+    member_id: str
+    device_id: str
+    expires_at: int
+    org_id: str | None = None
+    connected_at: int | None = None
+
+
+_INDEXED = {"connection_id", "member_id", "device_id", "expires_at"}
+
+
+class Presence:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def connect(self, connection: Connection, channel_ids: Iterable[str]) -> None:
+        """The connection's record and its copies under its member and channels, in one batch."""
+        cid = connection.connection_id
+        puts: list[Item] = [
+            keys.record(keys.connection(cid), connection.model_dump(mode="json")),
+            _copy(keys.member_connection(connection.member_id, cid), connection),
+            *(_copy(keys.channel_connection(c, cid), connection) for c in channel_ids),
+        ]
+        self._store.batch_write(puts=puts)
+
+    def get(self, connection_id: str) -> Connection | None:
+        item = self._store.get(*keys.connection(connection_id))
+        return None if item is None else Connection.model_validate(item)
+
+    def forget(self, connection: Connection, channel_ids: Iterable[str]) -> None:
+        cid = connection.connection_id
+        self._store.batch_write(
+            deletes=[
+                keys.connection(cid),
+                keys.member_connection(connection.member_id, cid),
+                *(keys.channel_connection(c, cid) for c in channel_ids),
+            ]
+        )
+
+    def of_channel(self, channel_id: str) -> Iterator[Connection]:
+        return self._connections(keys.channel_partition(channel_id))
+
+    def of_member(self, member_id: str) -> Iterator[Connection]:
+        return self._connections(keys.member_partition(member_id))
+
+    def add_to_channel(self, channel_id: str, connections: Iterable[Connection]) -> None:
+        """A member joined: their open connections start receiving the channel."""
+        puts = [_copy(keys.channel_connection(channel_id, c.connection_id), c) for c in connections]
+        self._store.batch_write(puts=puts)
+
+    def remove_from_channel(self, channel_id: str, connections: Iterable[Connection]) -> None:
+        deletes = [keys.channel_connection(channel_id, c.connection_id) for c in connections]
+        self._store.batch_write(deletes=deletes)
+
+    def _connections(self, pk: str) -> Iterator[Connection]:
+        for item in query_all(self._store, pk, keys.CONNECTION_PREFIX, page_size=PAGE):
+            yield Connection.model_validate(item)
+
+
+def _copy(key: keys.Key, connection: Connection) -> Item:
+    return keys.record(key, connection.model_dump(mode="json", include=_INDEXED))

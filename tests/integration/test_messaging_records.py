@@ -1,0 +1,193 @@
+"""The messaging records on both store adapters: what is written is what readers get back."""
+
+from __future__ import annotations
+
+from chalicelib.adapters.clocks import ManualClock
+from chalicelib.adapters.records.channels import ChannelRecords
+from chalicelib.adapters.records.expiring import Expiring, ExpiringItems
+from chalicelib.adapters.records.messages import MessageRecords
+from chalicelib.adapters.records.presence import Connection, Presence
+from chalicelib.adapters.records.retention_jobs import RetentionJobs
+from chalicelib.adapters.records.sender_keys import SenderKeys
+from chalicelib.domain.channel import ChannelMember, ChannelRole
+from chalicelib.domain.envelope import Kind
+from chalicelib.domain.frames import MessageFrame, StoredMessage, frame_bytes
+from chalicelib.domain.organisation import Device
+from chalicelib.domain.roster import SealedKey
+from chalicelib.ports import Store
+
+CID = "c_records"
+NOW = ManualClock().now()  # what the app_store's clock says: items expire after it
+
+
+def _message(seq: int, *, message_id: str | None = None, stored_at: int = NOW) -> StoredMessage:
+    return StoredMessage(
+        v=1,
+        channel_id=CID,
+        message_id=message_id or f"msg-{seq:08d}",
+        sender_device="d_sender",
+        epoch=2,
+        kind=Kind.MESSAGE,
+        sent_at=1_700_000_000_000,
+        nonce="bm9uY2U",
+        ciphertext="Y2lwaGVy",
+        signature="c2lnbg",
+        seq=seq,
+        sender_member="m_sender",
+        stored_at=stored_at,
+        expires_at=stored_at + 86400,
+    )
+
+
+def _device(device_id: str, member_id: str) -> Device:
+    return Device(
+        device_id=device_id,
+        org_id="o_1",
+        member_id=member_id,
+        name="phone",
+        sign_public_key=f"sign-{device_id}",
+        box_public_key=f"box-{device_id}",
+        created_at=0,
+    )
+
+
+def test_a_stored_message_reads_back_byte_for_byte_with_its_null_target(app_store: Store) -> None:
+    messages = MessageRecords(app_store)
+    sent = _message(1)
+    messages.add(sent)
+    page = messages.after(CID, 0, 10)
+    assert page.messages == [sent] and not page.more
+    (read,) = page.messages
+    assert read.wire()["target"] is None  # the signature covers it: it must stay on the wire
+    assert frame_bytes(MessageFrame(message=read)) == frame_bytes(MessageFrame(message=sent))
+    assert messages.find(CID, sent.message_id) == sent
+
+
+def test_a_message_id_is_claimed_once_and_found_only_once_stored(app_store: Store) -> None:
+    messages = MessageRecords(app_store)
+    assert messages.claim(CID, "resent-001", expires_at=NOW + 60)
+    assert not messages.claim(CID, "resent-001", expires_at=NOW + 60)
+    pending = messages.marker(CID, "resent-001")
+    assert pending is not None and not pending.stored
+    assert messages.find(CID, "resent-001") is None
+    messages.add(_message(7, message_id="resent-001"))
+    stored = messages.marker(CID, "resent-001")
+    assert stored is not None and stored.seq == 7 and stored.expires_at == NOW + 86400
+
+
+def test_a_crashed_send_frees_its_message_id_when_the_claim_expires(
+    app_store: Store, clock: ManualClock
+) -> None:
+    messages = MessageRecords(app_store)
+    assert messages.claim(CID, "crashed-01", expires_at=NOW + 60)
+    clock.advance(61)
+    assert messages.claim(CID, "crashed-01", expires_at=NOW + 121)
+
+
+def test_a_message_deleted_for_everyone_keeps_its_place_without_its_body(app_store: Store) -> None:
+    messages = MessageRecords(app_store)
+    messages.add(_message(1))
+    bodiless = {"nonce": None, "ciphertext": None, "signature": None, "deleted": True, "deleted_at": 5}
+    messages.replace(_message(1).model_copy(update={**bodiless, "deleted_by": "m_admin"}))
+    (read,) = messages.after(CID, 0, 10).messages
+    wire = read.wire()
+    assert {"nonce", "ciphertext", "signature"}.isdisjoint(wire)
+    assert (wire["deleted"], wire["deleted_by"], wire["seq"]) == (True, "m_admin", 1)
+
+
+def test_reading_after_a_cursor_pages_in_sequence_order(app_store: Store) -> None:
+    messages = MessageRecords(app_store)
+    for seq in (3, 1, 2, 4):
+        messages.add(_message(seq))
+    first = messages.after(CID, 1, 2)
+    assert [m.seq for m in first.messages] == [2, 3] and first.more
+    assert [m.seq for m in messages.after(CID, 3, 2).messages] == [4]
+
+
+def test_read_cursors_are_per_device_and_channel(app_store: Store) -> None:
+    messages = MessageRecords(app_store)
+    messages.save_cursor("d_1", "c_a", 4, at=10)
+    messages.save_cursor("d_1", "c_b", 9, at=10)
+    messages.save_cursor("d_2", "c_a", 1, at=10)
+    assert messages.cursors("d_1") == {"c_a": 4, "c_b": 9}
+
+
+def test_membership_is_listed_both_ways_and_leaving_takes_the_devices(app_store: Store) -> None:
+    channels = ChannelRecords(app_store)
+    for member_id in ("m_a", "m_b"):
+        membership = ChannelMember(
+            channel_id=CID, member_id=member_id, role=ChannelRole.MEMBER, added_at=1, added_by="m_a"
+        )
+        channels.save_membership(membership)
+        channels.add_devices(CID, [_device(f"d_{member_id}", member_id)])
+    assert [m.member_id for m in channels.members(CID)] == ["m_a", "m_b"]
+    assert channels.channel_ids_of("m_b") == [CID]
+    channels.remove_membership(CID, "m_b", ["d_m_b"])
+    assert channels.membership(CID, "m_b") is None and channels.channel_ids_of("m_b") == []
+    assert [d.device_id for d in channels.roster(CID)] == ["d_m_a"]
+
+
+def test_the_epoch_moves_on_from_the_latest_and_the_floor_never_goes_down(app_store: Store) -> None:
+    channels = ChannelRecords(app_store)
+    assert channels.advance_epoch(CID, 100) == 1
+    assert channels.advance_epoch(CID, 200) == 2
+    epoch = channels.epoch(CID)
+    assert (epoch.number, epoch.started_at) == (2, 200)
+    channels.raise_floor(CID, 30)
+    channels.raise_floor(CID, 10)
+    assert channels.floor(CID) == 30
+    assert [channels.next_seq(CID), channels.next_seq(CID)] == [1, 2]
+    assert channels.counters(CID).seq == 2
+
+
+def test_presence_is_found_by_channel_and_member_and_forgotten_everywhere(app_store: Store) -> None:
+    presence = Presence(app_store)
+    connection = Connection(
+        connection_id="k1", member_id="m_a", device_id="d_a", expires_at=10**10, org_id="o_1", connected_at=1
+    )
+    presence.connect(connection, [CID])
+    assert presence.get("k1") == connection
+    assert [c.connection_id for c in presence.of_channel(CID)] == ["k1"]
+    assert [c.device_id for c in presence.of_member("m_a")] == ["d_a"]
+    presence.forget(connection, [CID])
+    assert presence.get("k1") is None
+    assert list(presence.of_channel(CID)) == [] and list(presence.of_member("m_a")) == []
+
+
+def test_a_device_gets_the_keys_sealed_to_it_for_one_epoch(app_store: Store) -> None:
+    keys = SenderKeys(app_store)
+    sealed = [
+        SealedKey(sender_device="d_s", recipient_device=r, epoch=e, sealed=f"{r}{e}")
+        for r in ("d_1", "d_2")
+        for e in (1, 2)
+    ]
+    assert keys.put(CID, sealed, uploaded_at=5, expires_at=10**10) == 4
+    assert [k.sealed for k in keys.sealed_to(CID, 2, "d_1")] == ["d_12"]
+
+
+def test_a_retention_job_stops_saving_once_a_newer_setting_restarts_it(app_store: Store) -> None:
+    jobs = RetentionJobs(app_store)
+    jobs.schedule("o_1", "o_1", None, requested_at=1)
+    (job,) = jobs.pending()
+    assert jobs.checkpoint(job, at=CID, step=1, cursor=None, uses={"2#d_s": 7})
+    (saved,) = jobs.pending()
+    assert (saved.at, saved.step, saved.uses) == (CID, 1, {"2#d_s": 7})
+    jobs.schedule("o_1", "o_1", None, requested_at=2)  # the admin changed the setting again
+    assert not jobs.checkpoint(job, at=CID, step=2, cursor=None, uses={})
+    jobs.finish(job)  # the superseded run's finish leaves the new job in place
+    (restarted,) = jobs.pending()
+    assert (restarted.requested_at, restarted.at) == (2, None)
+    jobs.finish(restarted)
+    assert jobs.pending() == []
+
+
+def test_retention_sees_each_kind_of_item_and_restamps_or_deletes_it(app_store: Store) -> None:
+    messages, expiring = MessageRecords(app_store), ExpiringItems(app_store)
+    messages.add(_message(1))
+    messages.add(_message(2))
+    (one, two), _ = expiring.page(CID, Expiring.MESSAGE, None, 10)
+    assert (one.seq, one.epoch, one.sender_device, one.stored_at) == (1, 2, "d_sender", NOW)
+    markers, _ = expiring.page(CID, Expiring.MARKER, None, 10)
+    assert len(markers) == 2 and all(m.stored_at == NOW for m in markers)
+    expiring.apply([(two, NOW + 5000)], [one])
+    assert [(m.seq, m.expires_at) for m in messages.after(CID, 0, 10).messages] == [(2, NOW + 5000)]
