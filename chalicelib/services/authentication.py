@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.members import MemberRecords
+from chalicelib.adapters.records.nonces import NonceRecords
 from chalicelib.domain.auth_token import Claims, decode_token, request_digest
 from chalicelib.domain.encoding import b64d
 from chalicelib.domain.ids import operator_id_for
-from chalicelib.domain.organisation import Device, Member
 from chalicelib.domain.principal import Operator, Principal
-from chalicelib.errors import ConditionFailed, Unauthorized
+from chalicelib.errors import Unauthorized
 from chalicelib.ports import Clock, Store
 
 CLOCK_SKEW = 30  # seconds a client clock may run ahead
@@ -41,7 +41,8 @@ class Authenticator:
     def __init__(
         self, store: Store, clock: Clock, *, max_age: int = 300, operator_keys: tuple[str, ...] = ()
     ) -> None:
-        self._store = store
+        self._members = MemberRecords(store)
+        self._nonces = NonceRecords(store)
         self._clock = clock
         self._max_age = max_age
         self._operators = {operator_id_for(b64d(k)): VerifyKey(b64d(k)) for k in operator_keys}
@@ -57,18 +58,16 @@ class Authenticator:
 
         ``signed_by`` (bytes, signature) is verified with the device's key when given.
         """
-        item = self._store.get(*keys.device(device_id))
-        if item is None:
+        device = self._members.device(device_id)
+        if device is None:
             raise Unauthorized("unknown device")
-        device = Device.model_validate(item)
         if device.is_revoked:
             raise Unauthorized("this device has been revoked")
         if signed_by is not None:
             _verify(VerifyKey(b64d(device.sign_public_key)), *signed_by)
-        member_item = self._store.get(*keys.member(device.org_id, device.member_id))
-        if member_item is None:
+        member = self._members.get(device.org_id, device.member_id)
+        if member is None:
             raise Unauthorized("unknown member")
-        member = Member.model_validate(member_item)
         if not member.is_active:
             raise Unauthorized("this member has been removed from the organisation")
         return Principal(
@@ -101,13 +100,8 @@ class Authenticator:
         return claims, signed, signature
 
     def _spend_nonce(self, claims: Claims) -> None:
-        pk, sk = keys.nonce(claims.subject, claims.nonce)
-        try:
-            self._store.put(
-                {"pk": pk, "sk": sk, "expires_at": claims.expires_at + CLOCK_SKEW}, if_absent=True
-            )
-        except ConditionFailed as exc:
-            raise Unauthorized("token already used (replayed nonce)") from exc
+        if not self._nonces.spend(claims.subject, claims.nonce, keep_until=claims.expires_at + CLOCK_SKEW):
+            raise Unauthorized("token already used (replayed nonce)")
 
 
 def _verify(key: VerifyKey, signed: bytes, signature: bytes) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.invitations import InvitationRecords
 from chalicelib.domain.activation_link import activation_url
 from chalicelib.domain.encoding import b64d
 from chalicelib.domain.ids import device_id_for
@@ -91,7 +91,7 @@ class InvitationService:
     def __init__(
         self, store: Store, clock: Clock, orgs: OrganisationService, mailer: Mailer, *, ttl_days: int = 7
     ) -> None:
-        self._store = store
+        self._invitations = InvitationRecords(store)
         self._clock = clock
         self._orgs = orgs
         self._mailer = mailer
@@ -134,7 +134,7 @@ class InvitationService:
             created_at=now,
             valid_until=now + self._ttl,
         )
-        self._save(invitation, if_absent=True)
+        self._invitations.add(invitation)
         url = activation_url(links.app_url, links.api_url, code)
         issued = IssuedInvitation(
             org_id=org.org_id,
@@ -154,10 +154,6 @@ class InvitationService:
             )
         return IssuedInvitation(**{**issued.__dict__, "emailed": True})
 
-    def _save(self, invitation: Invitation, **condition: Any) -> None:
-        fields = {**invitation.model_dump(mode="json"), "expires_at": invitation.expires_at}
-        self._store.put(keys.record(keys.invitation(invitation.code_hash), fields), **condition)
-
     # -- activation ----------------------------------------------------------------
 
     def activate(self, request: ActivationRequest) -> dict[str, Any]:
@@ -170,10 +166,9 @@ class InvitationService:
         except (BadSignatureError, ValueError) as exc:
             raise BadRequest("proof does not verify with sign_public_key") from exc
 
-        item = self._store.get(*keys.invitation(code_hash(request.code)))
-        if item is None:
+        invitation = self._invitations.get(code_hash(request.code))
+        if invitation is None:
             raise NotFound("unknown activation code")
-        invitation = Invitation.model_validate(item)
         device_id = device_id_for(sign_key)
         now = self._clock.now()
         if invitation.status is InvitationStatus.PENDING:
@@ -218,10 +213,10 @@ class InvitationService:
             update={"status": InvitationStatus.USED, "used_by_device": device_id, "used_at": now}
         )
         try:
-            self._save(used, if_match={"status": InvitationStatus.PENDING.value})
+            self._invitations.save_if_pending(used)
         except ConditionFailed as exc:
-            latest = self._store.get(*keys.invitation(invitation.code_hash))
-            if latest is None or latest.get("used_by_device") != device_id:
+            latest = self._invitations.get(invitation.code_hash)
+            if latest is None or latest.used_by_device != device_id:
                 raise Conflict("this activation code has already been used") from exc
 
     def _finish(

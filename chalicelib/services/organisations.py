@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.adapters.records import keys
-from chalicelib.adapters.records.paging import query_all
+from chalicelib.adapters.records.members import MemberRecords
+from chalicelib.adapters.records.organisations import OrganisationRecords
 from chalicelib.domain.billing import pilot_ends_at
 from chalicelib.domain.events import DeviceAdded, DeviceRevoked, MemberRemoved
 from chalicelib.domain.ids import looks_like, new_id
@@ -47,7 +48,8 @@ class MemberPage:
 
 class OrganisationService:
     def __init__(self, store: Store, clock: Clock, events: EventBus) -> None:
-        self._store = store
+        self._organisations = OrganisationRecords(store)
+        self._members = MemberRecords(store)
         self._clock = clock
         self._events = events
 
@@ -55,14 +57,13 @@ class OrganisationService:
 
     def create(self, name: str, plan: Plan) -> Organisation:
         org = Organisation(org_id=new_id("o"), name=name.strip(), plan=plan, created_at=self._clock.now())
-        self._store.put(keys.record(keys.org(org.org_id), org.model_dump(mode="json")), if_absent=True)
-        self._store.put(keys.record(keys.org_registry(org.org_id), {"org_id": org.org_id}))
+        self._organisations.create(org)
         return org
 
     def set_retention(self, who: Principal, days: int) -> Organisation:
         require_admin(who.role)
         updated = self.get(who.org_id).model_copy(update={"retention_days": check_days(days)})
-        self._store.put(keys.record(keys.org(updated.org_id), updated.model_dump(mode="json")))
+        self._organisations.save(updated)
         return updated
 
     def set_pilot_end_choice(self, who: Principal, choice: PilotEndChoice | str) -> Organisation:
@@ -92,29 +93,27 @@ class OrganisationService:
     def _update_org(self, org_id: str, **changes: Any) -> Organisation:
         """Change some fields, conditionally on the ones others change still being as read."""
         for _ in range(5):
-            item = self._store.get(*keys.org(org_id))
-            if item is None:
-                raise NotFound("no such organisation")
-            updated = Organisation.model_validate(item).model_copy(update=changes)
-            watched = ("plan", "plan_started_at", "pilot_end_choice", "retention_days", "name")
             try:
-                self._store.put(
-                    keys.record(keys.org(org_id), updated.model_dump(mode="json")),
-                    if_match={name: item[name] for name in watched if name in item},
-                )
-                return updated
+                updated = self._organisations.update(org_id, changes)
             except ConditionFailed:
                 continue
+            if updated is None:
+                raise NotFound("no such organisation")
+            return updated
         raise Conflict("the organisation changed meanwhile; retry")
 
     def any_exists(self) -> bool:
-        return bool(self._store.query(keys.ORGS_PK, limit=1).items)
+        return self._organisations.any_exists()
+
+    def ids(self) -> Iterator[str]:
+        """Every organisation's id, in id order (what the monthly jobs walk)."""
+        return self._organisations.ids()
 
     def get(self, org_id: str) -> Organisation:
-        item = self._store.get(*keys.org(org_id))
-        if item is None:
+        org = self._organisations.get(org_id)
+        if org is None:
             raise NotFound("no such organisation")
-        return Organisation.model_validate(item)
+        return org
 
     # -- members -----------------------------------------------------------------
 
@@ -132,28 +131,24 @@ class OrganisationService:
 
     def member(self, org_id: str, member_id: str) -> Member:
         """A member of this organisation; 404 for anyone else's, so nothing leaks across orgs."""
-        item = self._store.get(*keys.member(org_id, member_id)) if looks_like(member_id, "m") else None
-        if item is None:
+        member = self._members.get(org_id, member_id) if looks_like(member_id, "m") else None
+        if member is None:
             raise NotFound(f"no member {member_id} in this organisation")
-        return Member.model_validate(item)
+        return member
 
     def list_members(self, who: Principal, *, cursor: str | None = None, limit: int = 100) -> MemberPage:
         """Every active member may list members: they need each other's device keys."""
-        page = self._store.query(
-            f"ORG#{who.org_id}", prefix=keys.MEMBER_PREFIX, cursor=cursor, limit=max(1, min(limit, MAX_PAGE))
+        members, devices, next_cursor = self._members.page(
+            who.org_id, cursor=cursor, limit=max(1, min(limit, MAX_PAGE))
         )
-        members: list[Member] = []
-        devices: list[Device] = []
-        for item in page.items:
-            if keys.is_device_sk(item["sk"]):
-                devices.append(Device.model_validate(item))
-            else:
-                members.append(Member.model_validate(item))
-        return MemberPage(members=members, devices=devices, cursor=page.cursor)
+        return MemberPage(members=members, devices=devices, cursor=next_cursor)
 
     def devices_of(self, org_id: str, member_id: str) -> list[Device]:
-        pk, sk = keys.member(org_id, member_id)
-        return [Device.model_validate(i) for i in query_all(self._store, pk, sk + keys.DEVICE_INFIX)]
+        return self._members.devices_of(org_id, member_id)
+
+    def history(self, org_id: str) -> tuple[list[Member], list[Device]]:
+        """Every member ever (removed ones included) and every device ever (revoked ones included)."""
+        return self._members.history(org_id)
 
     def remove_member(self, who: Principal, member_id: str) -> Member:
         target = self.member(who.org_id, member_id)
@@ -185,23 +180,16 @@ class OrganisationService:
         return updated
 
     def _owner_count(self, org_id: str) -> int:
-        return sum(
-            1
-            for i in query_all(self._store, f"ORG#{org_id}", keys.MEMBER_PREFIX)
-            if not keys.is_device_sk(i["sk"]) and i["role"] == Role.OWNER and i["status"] != "removed"
-        )
+        members, _ = self._members.history(org_id)
+        return sum(1 for m in members if m.role is Role.OWNER and m.status is not MemberStatus.REMOVED)
 
     def save_member(self, member: Member, *, if_absent: bool = False, expected: Member | None = None) -> None:
         """Write a member; with ``expected``, only if status and role are still what was read.
 
         That makes a concurrent removal win over a role change or an activation (409).
         """
-        key = keys.member(member.org_id, member.member_id)
-        condition = {"status": expected.status.value, "role": expected.role.value} if expected else None
         try:
-            self._store.put(
-                keys.record(key, member.model_dump(mode="json")), if_absent=if_absent, if_match=condition
-            )
+            self._members.save(member, if_absent=if_absent, unchanged_since=expected)
         except ConditionFailed as exc:
             if if_absent:
                 raise
@@ -214,19 +202,12 @@ class OrganisationService:
         self._events.publish(DeviceAdded(device))
 
     def write_device(self, device: Device) -> None:
-        """Two writes: the auth record, then the copy listed with the member.
-
-        Both are idempotent puts, so a retried activation converges.
-        """
-        fields = device.model_dump(mode="json")
-        self._store.put(keys.record(keys.device(device.device_id), fields))
-        self._store.put(
-            keys.record(keys.member_device(device.org_id, device.member_id, device.device_id), fields)
-        )
+        """Both copies of the device (its own record, the one listed with its member): idempotent,
+        so a retried activation converges."""
+        self._members.save_device(device)
 
     def get_device(self, device_id: str) -> Device | None:
-        item = self._store.get(*keys.device(device_id)) if looks_like(device_id, "d") else None
-        return None if item is None else Device.model_validate(item)
+        return self._members.device(device_id) if looks_like(device_id, "d") else None
 
     def revoke_device(self, who: Principal, device_id: str) -> Device:
         device = self.get_device(device_id)

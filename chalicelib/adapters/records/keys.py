@@ -11,6 +11,7 @@ Key = tuple[str, str]
 
 META = "META"
 ORGS_PK = "ORGS"  # registry of organisations, for operators and monthly jobs
+ORG_PREFIX = "ORG#"  # sort keys in the registry
 MEMBER_PREFIX = "MEMBER#"
 DEVICE_INFIX = "#DEVICE#"
 ROSTER_PREFIX = "DEVICE#"
@@ -29,8 +30,14 @@ def org(org_id: str) -> Key:
     return f"ORG#{org_id}", META
 
 
+def org_partition(org_id: str) -> str:
+    """Everything of one organisation: itself, its members and their devices, its channels'
+    index, its invoices and its impact counters."""
+    return f"ORG#{org_id}"
+
+
 def org_registry(org_id: str) -> Key:
-    return ORGS_PK, f"ORG#{org_id}"
+    return ORGS_PK, f"{ORG_PREFIX}{org_id}"
 
 
 def member(org_id: str, member_id: str) -> Key:
@@ -38,7 +45,12 @@ def member(org_id: str, member_id: str) -> Key:
 
 
 def member_device(org_id: str, member_id: str, device_id: str) -> Key:
-    return f"ORG#{org_id}", f"{MEMBER_PREFIX}{member_id}{DEVICE_INFIX}{device_id}"
+    return f"ORG#{org_id}", f"{member_devices_prefix(member_id)}{device_id}"
+
+
+def member_devices_prefix(member_id: str) -> str:
+    """The sort-key prefix of one member's device copies, listed right after the member."""
+    return f"{MEMBER_PREFIX}{member_id}{DEVICE_INFIX}"
 
 
 def device(device_id: str) -> Key:
