@@ -1,11 +1,11 @@
 """Monthly billing: one invoice per organisation and month, numbered without gaps, and the
 month's donation and trees, all with single-item conditional writes (no transactions).
 
-**Invoices.** ``ORG#o / INVOICE#YYYY-MM`` is created once (put if absent) as a *draft* holding
+**Invoices.** An organisation's invoice for a month is created once (put if absent) as a *draft* holding
 its computed amounts and ``claiming``, the number it is trying to take; the first draft
 written is the invoice, whoever computed it. A draft becomes *issued* when it holds a number.
 
-**Gapless numbering.** Numbers are claimed with items ``INVOICE_NO / N#<n>`` (put if absent,
+**Gapless numbering.** Numbers are claimed with one claim record per number (put if absent,
 never changed or deleted), each naming its invoice. Three rules keep the claimed numbers a
 gapless prefix 1..K, each on exactly one invoice:
 
@@ -21,17 +21,19 @@ and ``claiming`` leaves n only when n is someone else's); a crash between any tw
 a draft whose ``claiming`` says where to resume: the rerun finds the claim on n naming it (or
 absent: 1..n-1 are still claimed, so taking n leaves no gap) and stamps it. Each number has one
 claim, so no duplicate; each invoice takes a number only at its ``claiming``, so no invoice
-takes two. ``INVOICE_NO / POINTER`` holds a number up to which every claim is known to exist;
+takes two. The pointer holds a number up to which every claim is known to exist;
 it only saves probing (``if_match`` on its previous value, so it never moves back) and may lag
 after a crash.
 
-**Donation and trees.** Once every invoice of the month is issued, ``DONATIONS / MONTH#m`` is
+**Donation and trees.** Once every invoice of the month is issued, the month's donation ledger is
 put if absent (the first complete run's figures win; reruns read it). The running totals
-``DONATIONS / TOTAL`` (trees, donations, impact) then move on one ledger at a time with a put
+(trees, donations, impact) then move on one ledger at a time with a put
 ``if_match`` on ``applied_through``: a crash between ledger and totals is completed by the next
 run, exactly once, and two runs cannot both add the same month. Months close in order (the
 carry from one month's trees flows into the next), so ``run_month`` refuses a month whose
 previous month is not closed yet, once any month is; ``run_previous_month`` catches up.
+
+Where these live in the store: chalicelib/adapters/records/invoices.py and donations.py.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.adapters.records import keys
-from chalicelib.adapters.records.paging import query_all
+from chalicelib.adapters.records.donations import DonationRecords
+from chalicelib.adapters.records.impact import ImpactRecords
+from chalicelib.adapters.records.invoices import InvoiceRecords
 from chalicelib.billing_settings import BillingSettings
 from chalicelib.domain.billing import (
     DonationLedger,
@@ -65,7 +68,7 @@ from chalicelib.domain.billing import (
     require_sending_allowed,
     sending_allowed,
 )
-from chalicelib.domain.organisation import Device, Member, Organisation
+from chalicelib.domain.organisation import Organisation
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict, NotFound
 from chalicelib.ports import Clock, Store
 from chalicelib.services.organisations import OrganisationService
@@ -73,68 +76,6 @@ from chalicelib.services.organisations import OrganisationService
 #: The pointer is advanced every this many numbers (and at the end of a run): a crash leaves it
 #: at most this far behind, which only costs the next run as many reads to catch up.
 POINTER_STRIDE = 16
-
-
-# -- reading the records (shared with the impact service) ---------------------------------------
-
-
-def load_invoice(store: Store, org_id: str, month: str) -> Invoice | None:
-    item = store.get(*keys.org_invoice(org_id, month))
-    return None if item is None else Invoice.model_validate(item)
-
-
-def org_invoices(store: Store, org_id: str) -> list[Invoice]:
-    """The organisation's invoices, issued or not, oldest month first."""
-    return [Invoice.model_validate(i) for i in query_all(store, f"ORG#{org_id}", keys.INVOICE_PREFIX)]
-
-
-def load_ledger(store: Store, month: str) -> DonationLedger | None:
-    item = store.get(*keys.donation(month))
-    return None if item is None else DonationLedger.model_validate(item)
-
-
-def _edge_ledger(store: Store, *, descending: bool, end: str | None = None) -> DonationLedger | None:
-    pk = keys.DONATIONS_PK
-    if end is None:
-        page = store.query(pk, prefix=keys.DONATION_PREFIX, limit=1, descending=descending)
-    else:
-        page = store.query(pk, start=keys.DONATION_PREFIX, end=end, limit=1, descending=descending)
-    return DonationLedger.model_validate(page.items[0]) if page.items else None
-
-
-def latest_ledger(store: Store, *, before: str | None = None) -> DonationLedger | None:
-    """The latest month's ledger, or the latest strictly before month ``before``."""
-    end = None if before is None else keys.donation(previous_month(before))[1]
-    return _edge_ledger(store, descending=True, end=end)
-
-
-def all_ledgers(store: Store) -> list[DonationLedger]:
-    return [
-        DonationLedger.model_validate(i) for i in query_all(store, keys.DONATIONS_PK, keys.DONATION_PREFIX)
-    ]
-
-
-def load_totals(store: Store) -> Totals | None:
-    item = store.get(*keys.donation_totals())
-    return None if item is None else Totals.model_validate(item)
-
-
-def impact_counts(store: Store, org_id: str, month: str) -> tuple[int, int]:
-    """(messages, notifications) recorded for the organisation and month."""
-    item = store.get(*keys.org_impact(org_id, month)) or {}
-    return int(item.get("messages", 0)), int(item.get("notifications", 0))
-
-
-def member_history(store: Store, org_id: str) -> tuple[list[Member], list[Device]]:
-    """Every member ever (removed ones included) and every device ever (revoked ones included)."""
-    members: list[Member] = []
-    devices: list[Device] = []
-    for item in query_all(store, f"ORG#{org_id}", keys.MEMBER_PREFIX):
-        if keys.is_device_sk(item["sk"]):
-            devices.append(Device.model_validate(item))
-        else:
-            members.append(Member.model_validate(item))
-    return members, devices
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -183,16 +124,15 @@ class _Numbering:
     """One run's view of the invoice numbers: ``known`` is a number up to which every claim is
     known to exist (read from the pointer, then probed; grows with each claim seen)."""
 
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self._store = store
+    def __init__(self, invoices: InvoiceRecords, clock: Clock) -> None:
+        self._invoices = invoices
         self._clock = clock
         self.known = 0
         self.pointer: int | None = None  # last value read or written; None: no pointer item yet
         self._synced = False
 
     def _read_pointer(self) -> int:
-        item = self._store.get(*keys.invoice_pointer())
-        self.pointer = None if item is None else int(item["last"])
+        self.pointer = self._invoices.pointer()
         self.known = max(self.known, self.pointer or 0)
         return self.known
 
@@ -200,7 +140,7 @@ class _Numbering:
         """The lowest number possibly free: every number below it is claimed."""
         if not self._synced:
             self._read_pointer()
-            while self._store.get(*keys.invoice_number(self.known + 1)) is not None:
+            while self._invoices.is_claimed(self.known + 1):
                 self.known += 1
             self._synced = True
         return self.known + 1
@@ -209,63 +149,39 @@ class _Numbering:
         """Issue a draft: claim its ``claiming`` number, or move on to the next free one.
 
         Returns the issued invoice, and whether this run stamped it (not a concurrent one)."""
-        key = keys.org_invoice(draft.org_id, draft.month)
         while True:
             n = draft.claiming
             assert n is not None and n >= 1, "a stored draft always claims a number"
-            if self._claim(draft, n):
+            if self._invoices.claim(n, draft, at=self._clock.now()).names(draft):
                 return self._stamp(draft, n)
             # n is another invoice's: by rule 1, every number up to n is claimed.
             self.known = max(self.known, n)
             following = max(n, self._read_pointer()) + 1
             moved = draft.model_copy(update={"claiming": following})
             try:
-                self._store.put(
-                    keys.record(key, moved.model_dump(mode="json")),
-                    if_match={"status": InvoiceStatus.DRAFT.value, "claiming": n},
-                )
+                self._invoices.replace_draft(moved, claiming=n)
                 draft = moved
             except ConditionFailed:
-                current = load_invoice(self._store, draft.org_id, draft.month)
+                current = self._invoices.get(draft.org_id, draft.month)
                 assert current is not None, "invoices are never deleted"
                 if current.status is InvoiceStatus.ISSUED:
                     return current, False  # a concurrent run issued it meanwhile
                 draft = current  # a concurrent run moved it on: follow
 
-    def _claim(self, draft: Invoice, n: int) -> bool:
-        pk, sk = keys.invoice_number(n)
-        claim = {
-            "pk": pk,
-            "sk": sk,
-            "number": n,
-            "org_id": draft.org_id,
-            "month": draft.month,
-            "claimed_at": self._clock.now(),
-        }
-        try:
-            self._store.put(claim, if_absent=True)
-            return True
-        except ConditionFailed:
-            holder = self._store.get(pk, sk)
-            assert holder is not None, "claims are never deleted"
-            return bool(holder["org_id"] == draft.org_id and holder["month"] == draft.month)
-
     def _stamp(self, draft: Invoice, n: int) -> tuple[Invoice, bool]:
         issued = draft.model_copy(
             update={"status": InvoiceStatus.ISSUED, "number": n, "issued_at": self._clock.now()}
         )
-        key = keys.org_invoice(draft.org_id, draft.month)
         stamped = True
         try:
-            self._store.put(
-                keys.record(key, issued.model_dump(mode="json")),
-                if_match={"status": InvoiceStatus.DRAFT.value, "claiming": n},
-            )
+            self._invoices.replace_draft(issued, claiming=n)
         except ConditionFailed:
             stamped = False
-            current = load_invoice(self._store, draft.org_id, draft.month)
+            current = self._invoices.get(draft.org_id, draft.month)
             if current is None or current.status is not InvoiceStatus.ISSUED or current.number != n:
-                raise RuntimeError(f"invoice {key} lost its claim on number {n}") from None
+                raise RuntimeError(
+                    f"the invoice of {draft.org_id} for {draft.month} lost its claim on number {n}"
+                ) from None
             issued = current  # a concurrent run stamped it first
         self.known = max(self.known, n)
         if self.known - (self.pointer or 0) >= POINTER_STRIDE:
@@ -276,13 +192,8 @@ class _Numbering:
         """Move the pointer up to ``known`` unless someone moved it meanwhile (it never goes back)."""
         if self.known <= (self.pointer or 0):
             return
-        pk, sk = keys.invoice_pointer()
-        item = {"pk": pk, "sk": sk, "last": self.known, "updated_at": self._clock.now()}
         try:
-            if self.pointer is None:
-                self._store.put(item, if_absent=True)
-            else:
-                self._store.put(item, if_match={"last": self.pointer})
+            self._invoices.move_pointer(self.known, previous=self.pointer, at=self._clock.now())
             self.pointer = self.known
         except ConditionFailed:
             self._read_pointer()
@@ -296,7 +207,9 @@ class BillingService:
         orgs: OrganisationService,
         settings: BillingSettings | None = None,
     ) -> None:
-        self._store = store
+        self._invoices = InvoiceRecords(store)
+        self._donations = DonationRecords(store)
+        self._impact = ImpactRecords(store)
         self._clock = clock
         self._orgs = orgs
         self.settings = settings or BillingSettings()
@@ -338,7 +251,7 @@ class BillingService:
 
     def _compute(self, org: Organisation, month: str, now: int) -> Invoice | None:
         """The month's invoice from the members' and devices' history, as it stands at ``now``."""
-        members, devices = member_history(self._store, org.org_id)
+        members, devices = self._orgs.history(org.org_id)
         return compute_invoice(
             org,
             month,
@@ -350,24 +263,21 @@ class BillingService:
         )
 
     def invoice(self, org_id: str, month: str) -> Invoice | None:
-        return load_invoice(self._store, org_id, parse_month(month))
+        return self._invoices.get(org_id, parse_month(month))
 
     def invoices_of(self, org_id: str) -> list[Invoice]:
         """The organisation's issued invoices, oldest first (what its admins see)."""
-        return [i for i in org_invoices(self._store, org_id) if i.status is InvoiceStatus.ISSUED]
+        return [i for i in self._invoices.of_org(org_id) if i.status is InvoiceStatus.ISSUED]
 
     def invoice_register(self) -> list[dict[str, Any]]:
         """Every claimed number in order, with the invoice it names: the accounting register."""
-        return [
-            {"number": int(i["number"]), "org_id": i["org_id"], "month": i["month"]}
-            for i in query_all(self._store, keys.INVOICE_NO_PK, keys.INVOICE_NO_PREFIX)
-        ]
+        return [claim.public() for claim in self._invoices.claims()]
 
     def run_previous_month(self, now: int | None = None, *, deadline: float | None = None) -> BillingRun:
         """Bill the month before ``now`` (the scheduled job, e.g. on the 1st), first closing any
         month skipped since the last one closed (a missed schedule catches up in order)."""
         target = previous_month(month_of(self._clock.now() if now is None else now))
-        latest = latest_ledger(self._store)
+        latest = self._donations.latest_ledger()
         caught_up: list[str] = []
         if latest is not None and latest.month < previous_month(target):
             for month in months_between(next_month(latest.month), previous_month(target)):
@@ -401,16 +311,16 @@ class BillingService:
                 "a dry run shows it to date"
             )
         run = BillingRun(month=month, dry_run=dry_run, month_to_date=ongoing)
-        closed = load_ledger(self._store, month)
+        closed = self._donations.ledger(month)
         if closed is None and not dry_run:
             self._require_next_to_close(month)
-        numbering = _Numbering(self._store, self._clock)
-        for count, item in enumerate(query_all(self._store, keys.ORGS_PK, "ORG#")):
+        numbering = _Numbering(self._invoices, self._clock)
+        for count, org_id in enumerate(self._orgs.ids()):
             if count and deadline is not None and time.monotonic() >= deadline:
                 run.complete = False
                 numbering.advance_pointer()  # a no-op in a dry run: it numbers nothing
                 return run
-            self._bill(item["org_id"], month, run, numbering, now, closed=closed is not None)
+            self._bill(org_id, month, run, numbering, now, closed=closed is not None)
         if dry_run:
             run.donation = closed or self._donation(month, run, now, preview=True)
             return run
@@ -420,7 +330,7 @@ class BillingService:
         return run
 
     def _require_next_to_close(self, month: str) -> None:
-        latest = latest_ledger(self._store)
+        latest = self._donations.latest_ledger()
         if latest is None:
             return  # the first month ever closed may be any month
         if latest.month > month:
@@ -431,13 +341,13 @@ class BillingService:
     def _bill(
         self, org_id: str, month: str, run: BillingRun, numbering: _Numbering, now: int, *, closed: bool
     ) -> None:
-        invoice = load_invoice(self._store, org_id, month)
+        invoice = self._invoices.get(org_id, month)
         if closed:  # every invoice was issued before the ledger: only report them
             if invoice is not None:
                 run.invoices.append(invoice)
                 run.existing += 1
             return
-        messages, notifications = impact_counts(self._store, org_id, month)
+        messages, notifications = self._impact.counts(org_id, month)
         run.messages += messages
         run.notifications += notifications
         if invoice is None:
@@ -468,11 +378,10 @@ class BillingService:
 
     def _create_draft(self, computed: Invoice, numbering: _Numbering) -> Invoice:
         draft = computed.model_copy(update={"claiming": numbering.candidate()})
-        key = keys.org_invoice(draft.org_id, draft.month)
         try:
-            self._store.put(keys.record(key, draft.model_dump(mode="json")), if_absent=True)
+            self._invoices.create(draft)
         except ConditionFailed:
-            stored = load_invoice(self._store, draft.org_id, draft.month)
+            stored = self._invoices.get(draft.org_id, draft.month)
             assert stored is not None, "invoices are never deleted"
             return stored  # a concurrent run wrote it first: its draft is the invoice
         return draft
@@ -480,20 +389,20 @@ class BillingService:
     # -- donations and trees -----------------------------------------------------------------------
 
     def donation(self, month: str) -> DonationLedger | None:
-        return load_ledger(self._store, parse_month(month))
+        return self._donations.ledger(parse_month(month))
 
     def donations(self) -> list[DonationLedger]:
-        return all_ledgers(self._store)
+        return self._donations.ledgers()
 
     def trees_planted(self) -> int:
         """The opening balance plus every closed month's trees."""
-        totals = load_totals(self._store)
+        totals = self._donations.totals()
         return self.settings.trees_opening + (0 if totals is None else totals.trees)
 
     def _donation(self, month: str, run: BillingRun, now: int, *, preview: bool) -> DonationLedger:
-        previous = load_ledger(self._store, previous_month(month))
+        previous = self._donations.ledger(previous_month(month))
         if previous is None and preview:  # the previous month may still be open: last carry known
-            previous = latest_ledger(self._store, before=month)
+            previous = self._donations.latest_ledger(before=month)
         s = self.settings
         ledger = compute_donation(
             month,
@@ -510,30 +419,26 @@ class BillingService:
         if preview:
             return ledger
         try:
-            self._store.put(keys.record(keys.donation(month), ledger.model_dump(mode="json")), if_absent=True)
+            self._donations.record_ledger(ledger)
         except ConditionFailed:
-            stored = load_ledger(self._store, month)
+            stored = self._donations.ledger(month)
             assert stored is not None, "ledgers are never deleted"
             return stored  # a concurrent run recorded it first
         return ledger
 
     def _apply_ledgers(self, now: int) -> None:
         """Add every recorded ledger not yet in the totals, in month order, each exactly once."""
-        totals = load_totals(self._store)
+        totals = self._donations.totals()
         while True:
             if totals is None:
-                ledger = _edge_ledger(self._store, descending=False)
+                ledger = self._donations.first_ledger()
             else:
-                ledger = load_ledger(self._store, next_month(totals.applied_through))
+                ledger = self._donations.ledger(next_month(totals.applied_through))
             if ledger is None:
                 return
             updated = Totals.after(totals, ledger, now)
-            item = keys.record(keys.donation_totals(), updated.model_dump(mode="json"))
             try:
-                if totals is None:
-                    self._store.put(item, if_absent=True)
-                else:
-                    self._store.put(item, if_match={"applied_through": totals.applied_through})
+                self._donations.save_totals(updated, previous=totals)
                 totals = updated
             except ConditionFailed:
-                totals = load_totals(self._store)  # a concurrent run applied it: carry on from there
+                totals = self._donations.totals()  # a concurrent run applied it: carry on from there

@@ -2,10 +2,11 @@
 e-mails they replaced would have cost, trees funded; and the pilot report.
 
 Counting uses what the server already knows (a message was stored, for so many recipients),
-never content. ``ORG#o / IMPACT#YYYY-MM`` holds two atomic counters, ``messages`` and
-``notifications`` (one per recipient). CO2e is never stored: it is computed on read, in
-integer micrograms, from the counts and the current factors (``BillingSettings``, whose
-defaults cite their sources), so a better factor restates history consistently.
+never content: per organisation and month, two atomic counters, ``messages`` and
+``notifications`` (one per recipient; see chalicelib/adapters/records/impact.py). CO2e is
+never stored: it is computed on read, in integer micrograms, from the counts and the current
+factors (``BillingSettings``, whose defaults cite their sources), so a better factor restates
+history consistently.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import csv
 import io
 from typing import Any
 
-from chalicelib.adapters.records import keys
-from chalicelib.adapters.records.paging import query_all
+from chalicelib.adapters.records.donations import DonationRecords
+from chalicelib.adapters.records.impact import Counts, ImpactRecords
+from chalicelib.adapters.records.invoices import InvoiceRecords
 from chalicelib.billing_settings import BillingSettings
 from chalicelib.domain.billing import (
     InvoiceStatus,
@@ -32,7 +34,6 @@ from chalicelib.domain.billing import (
     ug_to_mg,
 )
 from chalicelib.ports import Clock, Store
-from chalicelib.services.billing import load_totals, member_history, org_invoices
 from chalicelib.services.organisations import OrganisationService
 
 CSV_COLUMNS = (
@@ -51,7 +52,9 @@ class ImpactService:
     def __init__(
         self, store: Store, clock: Clock, orgs: OrganisationService, settings: BillingSettings | None = None
     ) -> None:
-        self._store = store
+        self._counters = ImpactRecords(store)
+        self._invoices = InvoiceRecords(store)
+        self._donations = DonationRecords(store)
         self._clock = clock
         self._orgs = orgs
         self.settings = settings or BillingSettings()
@@ -66,20 +69,7 @@ class ImpactService:
         """
         if recipients < 0:
             raise ValueError("recipients cannot be negative")
-        pk, sk = keys.org_impact(org_id, month_of(at))
-        self._store.increment(pk, sk, "messages", 1)
-        if recipients:
-            self._store.increment(pk, sk, "notifications", recipients)
-
-    def _org_counts(self, org_id: str) -> dict[str, tuple[int, int]]:
-        """month -> (messages, notifications), for every month with a count."""
-        return {
-            item["sk"].removeprefix(keys.IMPACT_PREFIX): (
-                int(item.get("messages", 0)),
-                int(item.get("notifications", 0)),
-            )
-            for item in query_all(self._store, f"ORG#{org_id}", keys.IMPACT_PREFIX)
-        }
+        self._counters.add(org_id, month_of(at), messages=1, notifications=recipients)
 
     def _co2e_mg(self, notifications: int) -> int:
         s = self.settings
@@ -118,10 +108,10 @@ class ImpactService:
 
     def org_impact(self, org_id: str) -> dict[str, Any]:
         """The organisation's messages, notifications, e-mails avoided and CO2e, month by month."""
-        counts = self._org_counts(org_id)
+        counts = self._counters.by_month(org_id)
         months = [{"month": m, **self._figures(*counts[m])} for m in sorted(counts)]
-        total_messages = sum(c[0] for c in counts.values())
-        total_notifications = sum(c[1] for c in counts.values())
+        total_messages = sum(c.messages for c in counts.values())
+        total_notifications = sum(c.notifications for c in counts.values())
         return {
             "org_id": org_id,
             "months": months,
@@ -131,7 +121,7 @@ class ImpactService:
 
     def public_impact(self) -> dict[str, Any]:
         """All organisations, through the last closed month: one read (the running totals)."""
-        totals = load_totals(self._store)
+        totals = self._donations.totals()
         messages = 0 if totals is None else totals.messages
         notifications = 0 if totals is None else totals.notifications
         return {
@@ -157,17 +147,17 @@ class ImpactService:
         status = plan_status(org, now, price_cents=s.price_cents, notice_days=s.notice_days)
         ends = pilot_ends_at(org)
         last = month_of(now if ends is None else min(now, ends - 1))
-        members, devices = member_history(self._store, org_id)
-        counts = self._org_counts(org_id)
+        members, devices = self._orgs.history(org_id)
+        counts = self._counters.by_month(org_id)
         invoiced = {
             i.month: i.subtotal_cents
-            for i in org_invoices(self._store, org_id)
+            for i in self._invoices.of_org(org_id)
             if i.status is InvoiceStatus.ISSUED
         }
         rows: list[dict[str, Any]] = []
         contributed = 0
         for month in months_between(month_of(org.plan_start), last):
-            messages, notifications = counts.get(month, (0, 0))
+            messages, notifications = counts.get(month, Counts(0, 0))
             donation = percent_of(invoiced.get(month, 0), s.donation_bp)
             trees_before = contributed // s.tree_cost_cents
             contributed += donation
@@ -188,7 +178,7 @@ class ImpactService:
             donation_cents=contributed,
             trees_funded=contributed // s.tree_cost_cents,
         )
-        global_totals = load_totals(self._store)
+        global_totals = self._donations.totals()
         return {
             "org_id": org.org_id,
             "org_name": org.name,

@@ -16,6 +16,7 @@ import pytest
 
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.donations import DonationRecords
 from chalicelib.billing_settings import BillingSettings
 from chalicelib.domain.billing import InvoiceStatus, month_end, month_start, months_between
 from chalicelib.domain.ids import new_id
@@ -23,7 +24,7 @@ from chalicelib.domain.organisation import Device, MemberStatus, Plan, Role
 from chalicelib.domain.principal import Principal
 from chalicelib.errors import BadRequest, Conflict, Forbidden
 from chalicelib.services import billing as billing_module
-from chalicelib.services.billing import BillingService, load_totals
+from chalicelib.services.billing import BillingService
 from chalicelib.services.impact import ImpactService
 from chalicelib.services.organisations import OrganisationService
 from tests.support import scan_all
@@ -279,7 +280,7 @@ def test_a_crash_anywhere_then_a_rerun_bills_everyone_once_with_gapless_numbers(
     billing.run_month("2027-03")  # and once more, for good measure
     assert_gapless(billing, org_ids, ["2027-03"])
     # 5 x 2 users x 2.00 = 20.00; 10 % = 2.00 = 2 trees at 1.00, counted once.
-    totals = load_totals(container.store)
+    totals = DonationRecords(container.store).totals()
     assert totals is not None and (totals.months, totals.trees, totals.revenue_cents) == (1, 2, 2000)
     assert billing.trees_planted() == 9 == impact.public_impact()["trees_planted"]
 
@@ -319,7 +320,7 @@ def test_a_run_paused_while_another_runs_whole_still_yields_one_invoice_each(
     )
     assert a_run.donation == b_run.donation
     assert_gapless(billing, org_ids, ["2027-03"])
-    totals = load_totals(container.store)
+    totals = DonationRecords(container.store).totals()
     assert totals is not None and totals.months == 1
 
 
@@ -365,7 +366,7 @@ def test_concurrent_runs_issue_one_invoice_per_organisation_numbered_without_gap
     assert all(len(r.invoices) == 10 for r in runs)
     assert_gapless(billing, march + april, ["2027-03", "2027-04"])
     assert all(i.number is not None and i.number > 6 for i in billing.invoices_of(april[0]))
-    totals = load_totals(container.store)
+    totals = DonationRecords(container.store).totals()
     assert totals is not None and (totals.months, totals.applied_through) == (2, "2027-04")
 
 
@@ -521,7 +522,7 @@ def test_the_trees_counter_never_double_counts(
     billing.run_previous_month()  # May: 200 + 25 -> 3 trees
     billing.run_previous_month()
     assert billing.trees_planted() == 508 == impact.public_impact()["trees_planted"]
-    totals = load_totals(container.store)
+    totals = DonationRecords(container.store).totals()
     assert totals is not None and (totals.months, totals.trees, totals.donated_cents) == (3, 8, 600)
 
 
