@@ -9,7 +9,6 @@ manager's, ``poll_close``, or its closing time).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 MIN_OPTIONS, MAX_OPTIONS = 2, 20
@@ -38,10 +37,11 @@ def new_poll(
     }
 
 
-def tally(
-    messages: list[dict[str, Any]], poll_id: str, members: set[str], now: float | None = None
-) -> dict[str, Any]:
-    """Results of one poll from a channel's opened messages (as Messenger.open returns them)."""
+def tally(messages: list[dict[str, Any]], poll_id: str, members: set[str], *, now: float) -> dict[str, Any]:
+    """Results of one poll from a channel's opened messages (as Messenger.open returns them).
+
+    ``now`` (the caller's clock) decides whether a poll's closing time has passed.
+    """
     poll = next(
         (m for m in messages if m["message_id"] == poll_id and m["kind"] == "poll" and m.get("verified")),
         None,
@@ -77,7 +77,6 @@ def tally(
     for vote in latest.values():
         for choice in vote["choices"]:
             counts[choice] += 1
-    now = time.time() if now is None else now
     return {
         "poll_id": poll_id,
         "question": content["question"],

@@ -253,3 +253,17 @@ def test_activation_against_the_real_app_survives_a_lost_reply(
         server.shutdown()
         server.server_close()
         wiring.use(None)
+
+
+def test_the_cli_loads_no_server_code() -> None:
+    """Everyday commands start without the server's services; only --data commands load them."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, bocage.cli; "
+        "print(sorted(m for m in sys.modules if m.startswith("
+        "('chalicelib.services', 'chalicelib.wiring', 'chalicelib.jobs', 'bocage.local'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
