@@ -137,7 +137,7 @@ class OrganisationService:
         return member
 
     def list_members(self, who: Principal, *, cursor: str | None = None, limit: int = 100) -> MemberPage:
-        """Every active member may list members: they need each other's device keys."""
+        """Every active member may list members: they need the public keys of each other's devices."""
         members, devices, next_cursor = self._members.page(
             who.org_id, cursor=cursor, limit=max(1, min(limit, MAX_PAGE))
         )
