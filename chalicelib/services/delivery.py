@@ -109,7 +109,7 @@ class Delivery:
         For a stored message pass ``seq``: queued chunks then carry only the reference,
         and each consumer reads the message once, whatever the chunk's size.
         """
-        targets = [c.connection_id for c in self._presence.of_channel(channel_id)]
+        targets = list(self._presence.ids_in_channel(channel_id))
         if len(targets) <= self._inline_limit or self._queue is None:
             data = frame_bytes(frame)
             for connection_id in targets:

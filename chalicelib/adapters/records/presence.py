@@ -62,8 +62,10 @@ class Presence:
             ]
         )
 
-    def of_channel(self, channel_id: str) -> Iterator[Connection]:
-        return self._connections(keys.channel_partition(channel_id))
+    def ids_in_channel(self, channel_id: str) -> Iterator[str]:
+        """The channel's connection ids only: read on every message, so no model per connection."""
+        for item in self._items(keys.channel_partition(channel_id)):
+            yield str(item["connection_id"])
 
     def of_member(self, member_id: str) -> Iterator[Connection]:
         return self._connections(keys.member_partition(member_id))
@@ -78,8 +80,11 @@ class Presence:
         self._store.batch_write(deletes=deletes)
 
     def _connections(self, pk: str) -> Iterator[Connection]:
-        for item in query_all(self._store, pk, keys.CONNECTION_PREFIX, page_size=PAGE):
+        for item in self._items(pk):
             yield Connection.model_validate(item)
+
+    def _items(self, pk: str) -> Iterator[Item]:
+        return query_all(self._store, pk, keys.CONNECTION_PREFIX, page_size=PAGE)
 
 
 def _copy(key: keys.Key, connection: Connection) -> Item:
