@@ -576,7 +576,7 @@ def send_one(
     result = stack.container.messaging.send(author.who, envelope)
     returned = time.perf_counter()
 
-    seen = clients.call({"cmd": "await", "seq": result["seq"], "timeout": timeout}, timeout + 30)
+    seen = clients.call({"cmd": "await", "seq": result.seq, "timeout": timeout}, timeout + 30)
     try:
         stack.queue.inner.drain(timeout)  # every consumer done: its store operations are counted
         drained = True
@@ -589,7 +589,7 @@ def send_one(
         last_s=None if seen["last"] is None else seen["last"] - started,
         received=int(seen["received"]),
         expected=expected,
-        online=int(result["online"]),
+        online=result.online,
         duplicates=int(seen["duplicates"]),
         chunks=stack.queue.chunks - chunks_before,
         ops=ops,

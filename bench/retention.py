@@ -79,6 +79,7 @@ from chalicelib.adapters.records import keys
 from chalicelib.adapters.sqlite_store import SqliteStore
 from chalicelib.adapters.store_items import item_size
 from chalicelib.domain.encoding import b64d
+from chalicelib.domain.messages_api import SendResult
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY
 from chalicelib.ports import Item
@@ -199,7 +200,7 @@ class Deployment:
         epoch = self.owner.distribute_key(channel_id)
         return Channel(channel_id, epoch, self.owner.ring.own_key(channel_id, epoch))
 
-    def send_direct(self, channel: Channel, content: dict[str, Any]) -> dict[str, Any]:
+    def send_direct(self, channel: Channel, content: dict[str, Any]) -> SendResult:
         """Seal and sign on the client side, then hand the envelope to the messaging service."""
         envelope = seal_message(
             self.owner.keys,
