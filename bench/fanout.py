@@ -6,18 +6,15 @@ What it measures, for each N (100, 1,000 and 10,000 by default):
 - p50 and p99, over the runs, of that send-to-last-delivery time (nearest rank: with fewer
   than 100 runs, p99 is the slowest run);
 - p50 of the time ``MessagingService.send`` itself takes to return (it stores the message, then
-  pushes inline up to 50 connections, or enqueues chunks of 100 connections and returns);
-- store operations per message, from a ``CountingStore`` around the whole store: what ``send``
-  and the fan-out consumers do (gets, queries, puts, increments; anything else is listed too);
-- the queue's share: push workers, chunks enqueued per message, connections per busy worker.
+  hands the frame for every connection to the event loop in one batch, and returns);
+- store operations per message, from a ``CountingStore`` around the whole store (gets, queries,
+  puts, increments; anything else is listed too).
 
-How: this process is the server, assembled as ``bocage serve`` assembles it, on a SQLite store in
-a temporary directory: the REST gateway (which serves API Gateway's ``@connections`` management
-API) on a free loopback port, the WebSocket gateway in front of the Chalice app's handlers,
-``InProcessPush`` writing straight to the gateway's open connections, and the in-process queue
-whose workers run ``ws_api.on_fanout``. ``--push boto3`` measures the previous path instead:
-``ApiGatewayPush`` (boto3, SigV4-signed with placeholder credentials) posting to that REST
-gateway's ``@connections`` endpoint, as on AWS. A second process (this
+How: this process is the server, assembled as ``bocage serve`` assembles it (bocage/local/asgi.py:
+uvicorn, the REST and WebSocket ASGI apps, ``InProcessPush`` writing each frame, serialised once,
+straight to the sockets), on a SQLite store in a temporary directory, on a thread of its own.
+The previous runtime's figures (``http.server``, a second port, pushes through an in-process
+queue, optionally through boto3 to ``@connections``) are in git history. A second process (this
 script with ``--client-process``) opens N real WebSocket clients, each with its own device token
 for ``GET $connect``, and timestamps every message frame as it arrives. Both processes read
 ``time.perf_counter``, which is system-wide (CLOCK_MONOTONIC on Linux), so arrival times compare
@@ -29,7 +26,7 @@ per connection (one presence item each), not per member. The tribe's author send
 ``container.messaging.send`` and an envelope sealed by the client library (``seal_message``); an
 untimed warm-up message precedes the timed runs of each N.
 
-    python bench/fanout.py [--sizes 100,1000,10000] [--runs 5] [--workers 8] [--push boto3]
+    python bench/fanout.py [--sizes 100,1000,10000] [--runs 5] [--workers 16]
 
 Loopback only. Quote medians: the figures are noisy on a small machine.
 """
@@ -53,8 +50,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -69,13 +66,12 @@ from websockets.protocol import State
 
 from bocage.client.crypto import new_message_id, new_sender_key, seal_message
 from bocage.client.profile import DeviceKeys, sign_token
+from bocage.local.asgi import ServerThread, assemble, listen, make_server
 from bocage.local.connections import ConnectionRegistry
-from bocage.local.gateway import make_server
 from bocage.local.in_process_push import InProcessPush
-from bocage.local.queue import InProcessQueue
-from bocage.local.websocket_gateway import MAX_MESSAGE, WebSocketGateway
+from bocage.local.serve_settings import ServeSettings
+from bocage.local.sockets import MAX_MESSAGE
 from chalicelib import wiring, ws_api
-from chalicelib.adapters.apigw_push import ApiGatewayPush
 from chalicelib.adapters.clocks import SystemClock
 from chalicelib.adapters.counting_store import CountingStore
 from chalicelib.adapters.records import keys
@@ -87,8 +83,6 @@ from chalicelib.domain.envelope import Envelope
 from chalicelib.domain.invitation import activation_proof_message
 from chalicelib.domain.organisation import Plan, Role
 from chalicelib.domain.principal import Principal
-from chalicelib.ports import Push
-from chalicelib.services.delivery import CHUNK_SIZE, INLINE_LIMIT
 from chalicelib.services.invitations import ActivationRequest, Links
 from chalicelib.settings import Settings
 
@@ -98,11 +92,6 @@ DEFAULT_SIZES = (100, 1_000, 10_000)
 FD_MARGIN = 256  # descriptors besides the N sockets: SQLite, HTTP keep-alive, pipes, the interpreter
 COUNTED_OPS = ("get", "query", "put", "increment")
 CONNECT_PATH = ws_api.CONNECT_PATH
-#: --push: how a frame reaches a connection. "in-process" is what ``bocage serve`` does.
-PUSH_PATHS = {
-    "in-process": "InProcessPush -> the gateway's connections",
-    "boto3": "ApiGatewayPush (boto3) -> @connections",
-}
 
 
 # -- limits ---------------------------------------------------------------------------------------
@@ -383,25 +372,10 @@ class ClientProcess:
 # == the server side ==============================================================================
 
 
-class ChunkCounter:
-    """The Queue port: counts the chunks ``Delivery.publish`` enqueues, then hands them on."""
-
-    def __init__(self, inner: InProcessQueue) -> None:
-        self.inner = inner
-        self.chunks = 0
-        self._lock = threading.Lock()
-
-    def send_batch(self, bodies: Sequence[str]) -> None:
-        with self._lock:
-            self.chunks += len(bodies)
-        self.inner.send_batch(bodies)
-
-
 @dataclass
 class Stack:
     container: wiring.Container
     store: CountingStore
-    queue: ChunkCounter
     registry: ConnectionRegistry
     rest_url: str
     ws_url: str
@@ -410,7 +384,7 @@ class Stack:
 
 
 def use_placeholder_aws_credentials() -> None:
-    """boto3 signs every call, the loopback @connections ones too: placeholders, never real secrets."""
+    """boto3 is imported by the app: placeholders, never real secrets."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         os.environ.pop(name, None)
     os.environ["AWS_ACCESS_KEY_ID"] = "bench"
@@ -418,56 +392,36 @@ def use_placeholder_aws_credentials() -> None:
     os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = REGION
 
 
-def make_push(kind: str, registry: ConnectionRegistry, rest_url: str) -> Push:
-    if kind == "boto3":
-        return ApiGatewayPush.for_endpoint(rest_url, REGION)
-    return InProcessPush(registry)
-
-
 @contextlib.contextmanager
-def server_stack(data_dir: str, workers: int, push: str) -> Iterator[Stack]:
-    """The one-machine runtime of ``bocage serve``, on loopback, with counting store and queue."""
+def server_stack(data_dir: str, workers: int, connections: int) -> Iterator[Stack]:
+    """The runtime of ``bocage serve`` on loopback, on a thread, with a counting store."""
     from app import app  # the app reads nothing until its first request
 
-    registry = ConnectionRegistry()
-    rest: ThreadingHTTPServer = make_server(app, HOST, 0, connections=registry)
-    rest_thread = threading.Thread(target=rest.serve_forever, name="bench-rest", daemon=True)
-    rest_thread.start()
-    rest_url = f"http://{HOST}:{rest.server_address[1]}"
-    gateway = WebSocketGateway(app, HOST, 0, connections=registry)
-    fanout = InProcessQueue(ws_api.on_fanout, workers=workers)
+    options = ServeSettings(workers=workers, max_connections=connections + FD_MARGIN, ws_idle_timeout=3600)
+    registry = ConnectionRegistry(options.ws_send_buffer)
+    executor = ThreadPoolExecutor(workers, thread_name_prefix="bench-worker")
+    listener = listen(HOST, 0)
+    port = int(listener.getsockname()[1])
+    rest_url, ws_url = f"http://{HOST}:{port}", f"ws://{HOST}:{port}/ws"
     sqlite = SqliteStore(os.path.join(data_dir, "bocage.sqlite3"), SystemClock())
     store = CountingStore(sqlite)
+    settings = Settings(data_dir=data_dir, public_url=rest_url, ws_url=ws_url, region=REGION)
+    container = wiring.build(settings, store=store, clock=SystemClock(), push=InProcessPush(registry))
+    wiring.use(container)
+    asgi = assemble(app, executor, registry, options, domain_name=f"{HOST}:{port}")
+    server = ServerThread(make_server(asgi, options), [listener]).start()
     try:
-        gateway.start()
-        settings = Settings(
-            data_dir=data_dir, public_url=rest_url, ws_endpoint=rest_url, ws_url=gateway.url, region=REGION
-        )
-        queue_port = ChunkCounter(fanout)
-        container = wiring.build(
-            settings,
-            store=store,
-            clock=SystemClock(),
-            push=make_push(push, registry, rest_url),
-            queue=queue_port,
-        )
-        wiring.use(container)
         yield Stack(
             container=container,
             store=store,
-            queue=queue_port,
             registry=registry,
             rest_url=rest_url,
-            ws_url=gateway.url,
+            ws_url=ws_url,
             workers=workers,
             links=Links(api_url=rest_url, app_url=f"{rest_url}/app"),
         )
     finally:
-        gateway.stop()
-        rest.shutdown()
-        rest.server_close()
-        rest_thread.join(5)
-        fanout.close()
+        server.stop()
         wiring.use(None)
         sqlite.close()
 
@@ -540,9 +494,7 @@ class Run:
     expected: int
     online: int
     duplicates: int
-    chunks: int
     ops: Counter[str]
-    drained: bool
 
     @property
     def missing(self) -> int:
@@ -568,20 +520,13 @@ def send_one(
         content={"type": "text", "text": "Réunion publique lundi à 18 h, salle des fêtes"},
         sent_at_ms=int(time.time() * 1000),
     )
-    stack.queue.inner.drain(timeout)  # nothing of the previous message still running
     stack.store.reset()
-    chunks_before = stack.queue.chunks
 
     started = time.perf_counter()
     result = stack.container.messaging.send(author.who, envelope)
     returned = time.perf_counter()
 
     seen = clients.call({"cmd": "await", "seq": result.seq, "timeout": timeout}, timeout + 30)
-    try:
-        stack.queue.inner.drain(timeout)  # every consumer done: its store operations are counted
-        drained = True
-    except TimeoutError:
-        drained = False
     ops = stack.store.reset()
     return Run(
         send_s=returned - started,
@@ -591,9 +536,7 @@ def send_one(
         expected=expected,
         online=result.online,
         duplicates=int(seen["duplicates"]),
-        chunks=stack.queue.chunks - chunks_before,
         ops=ops,
-        drained=drained,
     )
 
 
@@ -659,7 +602,7 @@ def measure_size(
         for i in range(runs):
             run = send_one(stack, clients, author, channel_id, result.connected, delivery_timeout)
             result.runs.append(run)
-            flags = "" if run.drained else ", queue NOT drained"
+            flags = ""
             if run.duplicates:
                 flags += f", {run.duplicates} duplicate frames"
             if run.online != run.expected:
@@ -667,7 +610,7 @@ def measure_size(
             print(
                 f"    run {i + 1}: send() {ms(run.send_s)}, first {ms(run.first_s)}, "
                 f"last {ms(run.last_s)}, {run.received:,}/{run.expected:,} delivered, "
-                f"{run.chunks} chunk(s), ops {dict(sorted(run.ops.items()))}{flags}",
+                f"ops {dict(sorted(run.ops.items()))}{flags}",
                 flush=True,
             )
     finally:
@@ -724,22 +667,7 @@ def report(results: Sequence[SizeResult], workers: int) -> None:
             f"{sum(run.missing for run in r.runs):>7}  {ops_summary(r.runs)}"
         )
     print()
-    print(
-        f"Push workers: {workers} (InProcessQueue threads; each chunk of up to {CHUNK_SIZE} connections "
-        f"is pushed serially by one worker; up to {INLINE_LIMIT} connections are pushed inline by send())"
-    )
-    for r in results:
-        if not r.runs:
-            continue
-        chunks = int(statistics.median(run.chunks for run in r.runs))
-        if chunks == 0:
-            print(f"{r.connected:>7}: inline, 0 chunks: {r.connected} connections on the sending thread")
-            continue
-        busy = min(workers, chunks)
-        print(
-            f"{r.connected:>7}: {chunks} chunk(s) enqueued per message; {busy} of {workers} workers busy; "
-            f"{r.connected / busy:,.0f} connections per busy worker ({chunks / busy:.1f} chunks each)"
-        )
+    print(f"Worker threads: {workers}; every frame is pushed by the sending thread, in one batch per message")
     for r in results:
         if r.note:
             print(f"Note: N={r.wanted:,} ran with {r.connected:,} connections: {r.note}")
@@ -761,17 +689,11 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=parse_sizes, default=list(DEFAULT_SIZES), help="connection counts")
     parser.add_argument("--runs", type=int, default=5, help="timed messages per size (after a warm-up)")
-    parser.add_argument("--workers", type=int, default=8, help="push workers of the in-process queue")
+    parser.add_argument("--workers", type=int, default=16, help="worker threads of the server")
     parser.add_argument(
         "--timeout", type=float, default=None, help="seconds to wait for deliveries per message"
     )
     parser.add_argument("--connect-concurrency", type=int, default=64, help="WebSocket handshakes in flight")
-    parser.add_argument(
-        "--push",
-        choices=sorted(PUSH_PATHS),
-        default="in-process",
-        help="the Push adapter: in process (as bocage serve) or boto3 to @connections (as on AWS)",
-    )
     parser.add_argument("--client-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_process:
@@ -790,12 +712,11 @@ def main() -> None:
     )
     with (
         tempfile.TemporaryDirectory(prefix="bocage-fanout-") as data_dir,
-        server_stack(data_dir, args.workers, args.push) as stack,
+        server_stack(data_dir, args.workers, max(args.sizes)) as stack,
     ):
         print(
-            f"SQLite store, REST gateway with @connections on {stack.rest_url}, WebSocket gateway on "
-            f"{stack.ws_url}, {PUSH_PATHS[args.push]}, {args.workers} push workers, "
-            f"clients in a separate process",
+            f"SQLite store, bocage serve's ASGI server (uvicorn) on {stack.rest_url}, WebSockets on "
+            f"{stack.ws_url}, InProcessPush, {args.workers} worker threads, clients in a separate process",
             flush=True,
         )
         author = seed_author(stack)

@@ -67,16 +67,16 @@ def register_serve_and_jobs(sub: Subparsers, common: argparse.ArgumentParser) ->
         "serve",
         parents=[common],
         help="run the API on this machine (embedded store)",
-        description="Serve the REST and WebSocket APIs on this machine, on the embedded SQLite store in "
-        "--data. Single replica: this process holds every WebSocket connection, so run one "
-        "`bocage serve` per store; a second replica would not push to the first one's clients.",
+        description="Serve the REST API, the web app (/app/) and WebSockets (/ws) on one port, on the "
+        "embedded SQLite store in --data or the store the environment names (BOCAGE_STORE). Run as "
+        "many replicas as you like on one DynamoDB-API store: each finds the others through it, and a "
+        "message reaches every client whichever replica holds its connection.",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument(
         "--data", default=None, help="data directory (default: BOCAGE_DATA_DIR or .bocage-data)"
     )
-    serve.add_argument("--ws-port", type=int, default=None, help="WebSocket port (default: --port + 1)")
     serve.add_argument("--org-name", default="Bocage", help="name of the organisation made on first start")
     serve.set_defaults(func=cmd_serve)
 
@@ -305,7 +305,7 @@ def _data_or_server(parser: argparse.ArgumentParser, *, operator: bool) -> None:
 def cmd_serve(args: argparse.Namespace) -> Result:
     from bocage.local.serve import serve
 
-    serve(args.host, args.port, args.data, args.org_name, ws_port=args.ws_port)
+    serve(args.host, args.port, args.data, args.org_name)
     return {}
 
 

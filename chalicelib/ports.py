@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 # An item is a flat-ish JSON-like mapping: str, int, bool, None, list and dict
 # values (no floats: money is integer cents, times are epoch seconds). Every item
@@ -127,6 +127,23 @@ class Push(Protocol):
 
     def close(self, connection_id: str) -> None:
         """Close a connection (e.g. its device was revoked); a missing one is not an error."""
+        ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """A connection to push to, and the replica of ``bocage serve`` that holds it (None on AWS)."""
+
+    connection_id: str
+    replica: str | None = None
+
+
+@runtime_checkable
+class BatchPush(Push, Protocol):
+    """A Push that takes one frame for many connections at once, serialising it once."""
+
+    def send_many(self, targets: Sequence[Target], data: bytes) -> list[str]:
+        """Deliver one frame to each target; returns the ids of the connections that are gone."""
         ...
 
 

@@ -54,7 +54,9 @@ def build(
     push: Push | None = None,
     queue: Queue | None = None,
     billing_settings: BillingSettings | None = None,
+    replica: str | None = None,
 ) -> Container:
+    """``replica``: the ``bocage serve`` replica this process is, written in presence records."""
     clock = clock or SystemClock()
     store = store or build_store(settings, clock)
     mailer = mailer or build_mailer(settings)
@@ -64,7 +66,7 @@ def build(
     # sockets, which themselves depend on the organisation service.
     events = EventBus()
     orgs = OrganisationService(store, clock, events)
-    delivery = Delivery(store, clock, push, queue)
+    delivery = Delivery(store, clock, push, queue, replica=replica)
     channels = ChannelService(store, clock, orgs, delivery)
     DeviceLifecycle(channels, delivery).subscribe(events)
     billing_settings = billing_settings or BillingSettings.from_env()

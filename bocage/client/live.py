@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from websockets.sync.client import ClientConnection
 
 ACK_TIMEOUT = 30.0
+#: Close codes after which the server wants the client back, soon, elsewhere if need be: going
+#: away (idle, a replica stopping), abnormal closure (a replica died, or dropped a client that
+#: did not keep up), internal error, service restart, try again later.
+RECONNECT_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
 
 
 class LiveSession:
@@ -31,6 +35,11 @@ class LiveSession:
         self._on_frame = on_frame
         self._pending: deque[ServerFrame] = deque()
         self.closed = False
+
+    @property
+    def should_reconnect(self) -> bool:
+        """Closed by the server with a code that asks the client to come back (and catch up)."""
+        return self.closed and self._ws.close_code in RECONNECT_CODES
 
     def frames(self, timeout: float | None = None) -> Iterator[ServerFrame]:
         """Frames as they come, until ``timeout`` seconds pass or the server closes."""

@@ -10,8 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from itertools import chain
 from typing import Any
 from urllib.parse import quote
+
+from websockets.exceptions import WebSocketException
 
 from bocage.client.api import ApiError, BocageClient
 from bocage.client.crypto import (
@@ -43,6 +46,34 @@ from chalicelib.domain.frames import (
 
 KEYS_PER_CALL = 500
 CONNECT_PATH = "$connect"
+RECONNECT_DELAY = 0.5  # seconds, times the attempt number, at most 5
+
+
+class CatchUp:
+    """Where a listener stands in each channel, so that after a reconnection every message
+    stored meanwhile is shown once, whether it came live or from the catch-up read."""
+
+    def __init__(self, heads: dict[str, int]) -> None:
+        self._read_up_to = dict(heads)  # every message at or below this seq was shown (or predates us)
+        self._shown: dict[str, set[int]] = {}  # shown live above that
+        self.shown = 0  # messages shown in all
+
+    def since(self, channel_id: str) -> int:
+        return self._read_up_to.get(channel_id, 0)
+
+    def first_time(self, message: dict[str, Any]) -> bool:
+        channel_id, seq = message["channel_id"], int(message["seq"])
+        shown = self._shown.setdefault(channel_id, set())
+        if seq <= self.since(channel_id) or seq in shown:
+            return False
+        shown.add(seq)
+        self.shown += 1
+        return True
+
+    def read_up_to(self, channel_id: str, seq: int) -> None:
+        """A catch-up read every message of the channel up to ``seq``."""
+        self._read_up_to[channel_id] = max(seq, self.since(channel_id))
+        self._shown[channel_id] = {s for s in self._shown.get(channel_id, set()) if s > seq}
 
 
 class Messenger:
@@ -346,21 +377,54 @@ class Messenger:
     ) -> Iterator[dict[str, Any]]:
         """Decrypted messages as they arrive, until ``count`` messages or ``timeout`` seconds.
 
-        ``on_ready`` is called once the socket is open, so a caller knows it will miss nothing.
+        ``on_ready`` is called once the socket is open, so a caller knows it will miss nothing:
+        when the server closes the connection with a code that asks for it (a replica stopping
+        or dying, an idle timeout, a client that fell behind), this reconnects and first yields,
+        once each, the messages stored meanwhile.
         """
-        with self.live() as session:
-            if on_ready is not None:
-                on_ready()
-            frames = session.frames(timeout)
-            seen = 0
-            while count is None or seen < count:
-                frame = next(frames, None)
-                if frame is None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        catch_up = CatchUp({c["channel_id"]: c["latest_seq"] for c in self.channels()})
+        attempt = 0
+        while True:
+            try:
+                with self.live() as session:
+                    if attempt == 0 and on_ready is not None:
+                        on_ready()
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    live = self._opened(session.frames(remaining))
+                    for opened in chain(self._caught_up(catch_up) if attempt else (), live):
+                        if catch_up.first_time(opened):
+                            yield opened
+                            if catch_up.shown == count:
+                                return
+                if not session.should_reconnect:
                     return
-                opened = self.handle(frame)
-                if opened is not None:
-                    seen += 1
-                    yield opened
+            except (OSError, ApiError, WebSocketException):
+                if attempt == 0:  # the server was never reached: say so
+                    raise
+            if deadline is not None and time.monotonic() >= deadline:
+                return
+            attempt += 1
+            time.sleep(min(RECONNECT_DELAY * attempt, 5.0))
+
+    def _opened(self, frames: Iterator[ServerFrame]) -> Iterator[dict[str, Any]]:
+        for frame in frames:
+            opened = self.handle(frame)
+            if opened is not None:
+                yield opened
+
+    def _caught_up(self, catch_up: CatchUp) -> Iterator[dict[str, Any]]:
+        """What every channel stored since the last catch-up (or since listening began)."""
+        for channel in self.channels():
+            channel_id = channel["channel_id"]
+            since = catch_up.since(channel_id)
+            while True:
+                page = self.read(channel_id, since=since, limit=200)
+                yield from page["messages"]
+                if page["cursor"] == since or not page["more"]:
+                    break
+                since = page["cursor"]
+            catch_up.read_up_to(channel_id, page["cursor"])
 
     def handle(self, frame: ServerFrame) -> dict[str, Any] | None:
         """Act on a pushed frame; a message comes back opened."""

@@ -1,129 +1,171 @@
-"""The open WebSocket connections of this process, reachable from any thread.
+"""The open WebSocket connections of this process, written to from any thread without waiting.
 
-The WebSocket gateway registers each connection ``$connect`` accepted and unregisters it
-when it closes; the ``@connections`` management API and the in-process Push adapter send
-to it and close it from other threads (request handlers, queue workers), as API Gateway
-lets a backend do with its connections.
+The WebSocket routes register each connection ``$connect`` accepted and unregister it when it
+closes. Pushes come from worker threads (handlers, the cluster endpoint): ``post_many``
+serialises the frame once, finds the connections, and hands the whole batch to the event loop
+in one call; the loop writes the same bytes to each socket. A client whose socket already holds
+more than ``send_buffer`` unread bytes is dropped rather than buffered for: it reconnects and
+catches up from the store, and nobody else waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 
-from websockets.asyncio.server import ServerConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+
+from bocage.local.protocols import Wire
+
+logger = logging.getLogger(__name__)
 
 MAX_FRAME = 128 * 1024  # PostToConnection's Data limit
+CLOSE_TIMEOUT = 5.0  # a client that does not take our close frame is dropped after this
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def encode_frame(data: bytes) -> bytes:
+    """The whole WebSocket frame, as a server sends it (unmasked): text for UTF-8, else binary."""
+    try:
+        data.decode("utf-8")
+        opcode = Opcode.TEXT
+    except UnicodeDecodeError:
+        opcode = Opcode.BINARY
+    return Frame(opcode, data).serialize(mask=False)
 
 
 @dataclass(eq=False)
-class OpenConnection:
-    """One accepted connection, shared by the loop thread and the registry's callers."""
+class LiveConnection:
+    """One accepted connection; its fields are touched on the event loop only."""
 
     connection_id: str
-    websocket: ServerConnection
-    loop: asyncio.AbstractEventLoop
+    wire: Wire
+    #: Sends the ASGI close message (code, reason); the connection's handler then gets its disconnect.
+    send_close: Callable[[int, str], Awaitable[None]]
     source_ip: str
     user_agent: str
     connected_at: float = field(default_factory=time.time)
-    last_active_at: float = field(default_factory=time.time)
-    disconnected: bool = False  # touched on the loop thread only
+    last_active: float = field(default_factory=time.monotonic)
+    opened: float = field(default_factory=time.monotonic)
 
 
 class ConnectionRegistry:
-    """The open connections, for ``@connections`` and the in-process Push, called from other threads.
+    """This process's open connections, reachable from any thread."""
 
-    A connection is here from the moment it opens (after ``$connect`` accepted it)
-    until it closes, as API Gateway only posts to connections past ``$connect``.
-    """
-
-    def __init__(self, send_timeout: float = 5.0) -> None:
-        self._send_timeout = send_timeout
+    def __init__(self, send_buffer: int = 1024 * 1024) -> None:
+        self._send_buffer = send_buffer
         self._lock = threading.Lock()
-        self._open: dict[str, OpenConnection] = {}
+        self._open: dict[str, LiveConnection] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        self.dropped = 0  # slow clients dropped so far
 
-    def register(self, connection: OpenConnection) -> None:
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The event loop that owns the sockets (the server's, at start-up)."""
+        self._loop = loop
+
+    def register(self, connection: LiveConnection) -> None:
         with self._lock:
             self._open[connection.connection_id] = connection
 
-    def unregister(self, connection_id: str) -> OpenConnection | None:
+    def unregister(self, connection_id: str) -> LiveConnection | None:
         with self._lock:
             return self._open.pop(connection_id, None)
-
-    def _get(self, connection_id: str) -> OpenConnection | None:
-        with self._lock:
-            return self._open.get(connection_id)
 
     def __len__(self) -> int:
         with self._lock:
             return len(self._open)
 
-    def post(self, connection_id: str, data: bytes) -> bool:
-        """Send one frame and wait until it is written; False when the connection is unknown or closed.
+    def __contains__(self, connection_id: object) -> bool:
+        with self._lock:
+            return connection_id in self._open
 
-        UTF-8 data goes out as a text frame (what browsers and our JSON clients
-        expect), anything else as a binary frame. Raises ``TimeoutError`` when the
-        client does not read fast enough.
+    def snapshot(self) -> list[LiveConnection]:
+        with self._lock:
+            return list(self._open.values())
+
+    # -- from any thread ----------------------------------------------------------------------
+
+    def post_many(self, connection_ids: Iterable[str], data: bytes) -> list[str]:
+        """Queue one frame to many connections; returns the ids not open here (gone).
+
+        Never waits for the sockets: the event loop writes the batch as soon as it runs.
         """
-        connection = self._get(connection_id)
-        if connection is None:
-            return False
-        _refuse_on_loop(connection.loop)
-        message: str | bytes
-        try:
-            message = data.decode("utf-8")
-        except UnicodeDecodeError:
-            message = data
-        future = asyncio.run_coroutine_threadsafe(connection.websocket.send(message), connection.loop)
-        try:
-            future.result(self._send_timeout)
-        except ConnectionClosed:
-            self.unregister(connection_id)
-            return False
-        except TimeoutError:
-            future.cancel()
-            raise TimeoutError("the WebSocket client is not reading its frames") from None
-        return True
+        found: list[LiveConnection] = []
+        gone: list[str] = []
+        with self._lock:
+            for connection_id in connection_ids:
+                connection = self._open.get(connection_id)
+                if connection is None:
+                    gone.append(connection_id)
+                else:
+                    found.append(connection)
+        if found:
+            self._on_loop(self._write_all, found, encode_frame(data))
+        return gone
 
-    def info(self, connection_id: str) -> dict[str, Any] | None:
-        """What API Gateway's GetConnection answers, or None when the connection is gone."""
-        connection = self._get(connection_id)
-        if connection is None:
-            return None
-        return {
-            "connectedAt": _iso(connection.connected_at),
-            "lastActiveAt": _iso(connection.last_active_at),
-            "identity": {"sourceIp": connection.source_ip, "userAgent": connection.user_agent},
-        }
-
-    def close(self, connection_id: str) -> bool:
-        """Start closing a connection (its ``$disconnect`` follows); False when it is already gone."""
+    def close(self, connection_id: str, code: int = 1000, reason: str = "") -> bool:
+        """Start closing a connection (its ``$disconnect`` follows); False when it is not open here."""
         connection = self.unregister(connection_id)
         if connection is None:
             return False
-        _refuse_on_loop(connection.loop)
-        future = asyncio.run_coroutine_threadsafe(connection.websocket.close(), connection.loop)
-        # On a timeout the closing handshake goes on in the background; the id is gone already.
-        with contextlib.suppress(TimeoutError):
-            future.result(self._send_timeout)
+        self._on_loop(self._start_closing, connection, code, reason)
         return True
 
+    def _on_loop(self, callback: Callable[..., None], *args: object) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            callback(*args)
+        else:
+            loop.call_soon_threadsafe(callback, *args)
 
-def _refuse_on_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Blocking on the loop's own thread would deadlock it: handlers must run on worker threads."""
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    if running is loop:
-        raise RuntimeError("ConnectionRegistry blocks: call it from a worker thread, not the event loop")
+    # -- on the event loop ----------------------------------------------------------------------
+
+    def _write_all(self, connections: list[LiveConnection], frame: bytes) -> None:
+        limit = self._send_buffer - len(frame)
+        for connection in connections:
+            wire = connection.wire
+            if wire.backlog() > limit:
+                self._drop(connection)
+            else:
+                wire.write(frame)
+
+    def _drop(self, connection: LiveConnection) -> None:
+        """A client that stopped reading: cut it off; it catches up when it reconnects."""
+        self.dropped += 1
+        self.unregister(connection.connection_id)
+        logger.warning("slow WebSocket client dropped", extra={"connection_id": connection.connection_id})
+        connection.wire.abort()
+
+    def _start_closing(self, connection: LiveConnection, code: int, reason: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._closing_handshake(connection, code, reason))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _closing_handshake(self, connection: LiveConnection, code: int, reason: str) -> None:
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await connection.send_close(code, reason)
+        except TimeoutError:
+            connection.wire.abort()
+        except Exception:  # already gone: its disconnect is on its way
+            with contextlib.suppress(Exception):
+                connection.wire.abort()
+
+    def close_idle(self, idle_for: float, max_age: float) -> int:
+        """Close (1001, as API Gateway does) what was silent for ``idle_for`` or open ``max_age`` seconds."""
+        now = time.monotonic()
+        stale = [c for c in self.snapshot() if now - c.last_active > idle_for or now - c.opened > max_age]
+        for connection in stale:
+            self.close(connection.connection_id, 1001, "Going away")
+        return len(stale)

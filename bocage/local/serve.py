@@ -1,31 +1,38 @@
-"""``bocage serve``: the whole product on one machine, on the embedded SQLite store.
+"""``bocage serve``: the whole product on one machine, or on several sharing one store.
 
-One process plays API Gateway twice over: a REST gateway (which also serves the
-``@connections`` management API) and a WebSocket gateway, both calling the very
-handlers the Lambdas run. The fan-out queue runs in process, and pushes go straight
-to the connections. All connections live in this process, so run one replica per
-store (see the README).
+One uvicorn server runs one ASGI app (bocage/local/asgi.py) that plays API Gateway for the
+very handlers the Lambdas run: REST requests become proxy events (rest.py), WebSockets on
+``/ws`` get $connect/$default/$disconnect (sockets.py), and pushes are written straight to the
+sockets (in_process_push.py). The blocking handlers run in a bounded pool of worker threads;
+the event loop only moves bytes. Housekeeping that EventBridge runs on AWS runs on timers here.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import os
-import signal
+import resource
+import socket
 import sys
-import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from bocage.local.scheduler import LocalScheduler
+from bocage.local.serve_settings import ServeSettings
 from chalicelib import wiring
 from chalicelib.activation_qr import qr_terminal
 from chalicelib.domain.organisation import Plan
 from chalicelib.jobs import run_billing, run_retention
-from chalicelib.ports import Push
 from chalicelib.services.invitations import Links
 from chalicelib.settings import Settings
 
-if TYPE_CHECKING:  # the WebSocket side is imported by serve() only, not by every CLI command
+if TYPE_CHECKING:  # the server side is imported by serve() only, not by every CLI command
+    import uvicorn
+    from chalice.app import Chalice
+
     from bocage.local.connections import ConnectionRegistry
 
 
@@ -60,14 +67,16 @@ def bootstrap(container: wiring.Container, org_name: str, out: TextIO) -> dict[s
     return invitation.public()
 
 
-def schedule_housekeeping(scheduler: LocalScheduler, container: wiring.Container) -> None:
+def schedule_housekeeping(
+    scheduler: LocalScheduler, container: wiring.Container, timers: ServeSettings
+) -> None:
     """What EventBridge runs on AWS, run here in process (intervals in seconds, 0 disables)."""
-    schedule_purge(scheduler, container.store, float(os.environ.get("BOCAGE_PURGE_INTERVAL", "600")))
-    jobs_every = float(os.environ.get("BOCAGE_JOBS_INTERVAL", "60"))
-    scheduler.every(jobs_every, "retention", lambda: run_retention(budget_seconds=30))
+    schedule_purge(scheduler, container.store, timers.purge_interval)
+    scheduler.every(timers.jobs_interval, "retention", lambda: run_retention(budget_seconds=30))
     # The monthly bill runs on the 1st on AWS; here an hourly check catches up (a no-op once done).
-    billing_every = float(os.environ.get("BOCAGE_BILLING_INTERVAL", "3600"))
-    scheduler.every(billing_every, "billing", lambda: run_billing(budget_seconds=300), first_after=60)
+    scheduler.every(
+        timers.billing_interval, "billing", lambda: run_billing(budget_seconds=300), first_after=60
+    )
 
 
 def schedule_purge(scheduler: LocalScheduler, store: object, interval: float) -> bool:
@@ -80,16 +89,6 @@ def schedule_purge(scheduler: LocalScheduler, store: object, interval: float) ->
     return True
 
 
-def local_push(registry: ConnectionRegistry) -> Push | None:
-    """Pushes written straight to this process's connections: no signing, no HTTP hop.
-
-    An explicit ``BOCAGE_WS_ENDPOINT`` still wins: None lets wiring build the boto3 adapter for it.
-    """
-    from bocage.local.in_process_push import InProcessPush
-
-    return None if Settings.from_env().ws_endpoint else InProcessPush(registry)
-
-
 def warn_if_unreachable(host: str) -> None:
     if host in ("0.0.0.0", "::") and not (  # noqa: S104 (detecting it, not binding)
         os.environ.get("BOCAGE_PUBLIC_URL") and os.environ.get("BOCAGE_WS_URL")
@@ -100,52 +99,107 @@ def warn_if_unreachable(host: str) -> None:
         )
 
 
-def serve(host: str, port: int, data_dir: str | None, org_name: str, ws_port: int | None = None) -> int:
+def raise_fd_limit() -> int:
+    """Each connection is a file descriptor: take the soft limit up to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def placeholder_aws_credentials() -> None:
     os.environ.setdefault("AWS_REGION", "eu-west-3")
-    # boto3 signs every call (a DynamoDB-API store's, an explicit BOCAGE_WS_ENDPOINT's): placeholders
-    # unless the environment has credentials, never real secrets.
+    # boto3 signs every call to a DynamoDB-API store: placeholders unless the environment has
+    # credentials, never real secrets.
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
-    from app import app  # imported here: the app reads nothing until the first request
-    from bocage.local.connections import ConnectionRegistry
-    from bocage.local.gateway import make_server
-    from bocage.local.queue import InProcessQueue
-    from bocage.local.websocket_gateway import WebSocketGateway
-    from chalicelib import ws_api
 
-    registry = ConnectionRegistry()
-    server = make_server(app, host, port, connections=registry)
-    rest_url = f"http://{host}:{server.server_address[1]}"
-    sockets = WebSocketGateway(
-        app, host, port + 1 if ws_port is None and port else ws_port or 0, connections=registry
-    )
-    sockets.start()
-    settings = local_settings(data_dir, rest_url, ws_endpoint=rest_url, ws_url=sockets.url)
-    queue = InProcessQueue(ws_api.on_fanout)
-    container = wiring.build(settings, queue=queue, push=local_push(registry))
+
+@dataclass
+class Runtime:
+    """Everything one ``bocage serve`` process runs, built but not started."""
+
+    server: uvicorn.Server
+    listeners: list[socket.socket]
+    container: wiring.Container
+    connections: ConnectionRegistry
+    url: str
+    ws_url: str
+    executor: ThreadPoolExecutor
+    scheduler: LocalScheduler = field(default_factory=LocalScheduler)
+
+    def run(self) -> None:
+        """Serve until SIGTERM/SIGINT (or ``server.should_exit``), then drain and stop."""
+        try:
+            self.server.run(sockets=self.listeners)
+        finally:
+            for listener in self.listeners:
+                listener.close()
+
+
+def build_runtime(
+    app: Chalice,
+    host: str,
+    port: int,
+    data_dir: str | None,
+    options: ServeSettings | None = None,
+) -> Runtime:
+    from bocage.local.asgi import assemble, listen, make_server
+    from bocage.local.connections import ConnectionRegistry
+    from bocage.local.in_process_push import InProcessPush
+
+    options = options or ServeSettings.from_env()
+    public = listen(host, port)
+    bound = int(public.getsockname()[1])
+    url, ws_url = f"http://{host}:{bound}", f"ws://{host}:{bound}/ws"
+    connections = ConnectionRegistry(options.ws_send_buffer)
+    executor = ThreadPoolExecutor(options.workers, thread_name_prefix="bocage-worker")
+    # No fan-out queue: a push costs a socket write, so every channel is pushed inline.
+    container = wiring.build(local_settings(data_dir, url, ws_url=ws_url), push=InProcessPush(connections))
     wiring.use(container)
     scheduler = LocalScheduler()
-    schedule_housekeeping(scheduler, container)
-    scheduler.start()
+    schedule_housekeeping(scheduler, container, options)
+
+    async def startup() -> None:
+        scheduler.start()
+
+    async def shutdown() -> None:
+        await asyncio.to_thread(scheduler.stop)
+
+    asgi = assemble(
+        app,
+        executor,
+        connections,
+        options,
+        domain_name=f"{host}:{bound}",
+        startup=startup,
+        shutdown=shutdown,
+    )
+    return Runtime(
+        server=make_server(asgi, options),
+        listeners=[public],
+        container=container,
+        connections=connections,
+        url=url,
+        ws_url=ws_url,
+        executor=executor,
+        scheduler=scheduler,
+    )
+
+
+def serve(host: str, port: int, data_dir: str | None, org_name: str) -> int:
+    placeholder_aws_credentials()
+    raise_fd_limit()
+    from app import app  # imported here: the app reads nothing until the first request
+
+    runtime = build_runtime(app, host, port, data_dir)
     warn_if_unreachable(host)
-    bootstrap(container, org_name, sys.stdout)
+    bootstrap(runtime.container, org_name, sys.stdout)
     sys.stdout.write(
-        f"Bocage serving the REST API on {rest_url} and WebSockets on {sockets.url} "
-        f"({wiring.describe(container)})\n"
+        f"Bocage serving the REST API on {runtime.url} and WebSockets on {runtime.ws_url} "
+        f"({wiring.describe(runtime.container)})\n"
     )
     sys.stdout.flush()
-
-    def stop(*_: object) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, stop)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        sockets.stop()
-        queue.close()
-        scheduler.stop()
+    runtime.run()
     return 0

@@ -35,8 +35,12 @@ STATIC_TYPES = {
 STATIC_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # no dot-files, no "..", no encoded tricks
 
 
-def _ws_origin() -> str | None:
-    """The WebSocket origin the app connects to, for its Content-Security-Policy."""
+def _ws_source() -> str | None:
+    """The WebSocket URL the app connects to (no query), for its Content-Security-Policy.
+
+    With ``bocage serve`` it is on the page's own host and port (``/ws``); it is still named,
+    since browsers differ on whether ``'self'`` covers ``ws:`` and ``wss:``.
+    """
     from chalicelib import wiring
 
     current = wiring.current()  # never build a container just for this
@@ -44,12 +48,14 @@ def _ws_origin() -> str | None:
     if not url:
         return None
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("ws", "wss") and parts.netloc else None
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
 def app_security_headers() -> dict[str, str]:
     """A strict policy: this origin only (scripts, styles, images, fetches) and the WebSocket."""
-    connect = "'self'" + (f" {ws}" if (ws := _ws_origin()) else "")
+    connect = "'self'" + (f" {ws}" if (ws := _ws_source()) else "")
     policy = "; ".join(
         [
             "default-src 'none'",

@@ -4,7 +4,9 @@ Presence is written once per connection (not per message): the connection's
 record, one item under its member, and one under each of the member's channels,
 all with a TTL a little past API Gateway's two-hour connection limit. A message
 costs one presence query; small channels are pushed inline, large ones are cut
-into chunks handed to a queue and pushed in parallel by the queue's consumers.
+into chunks handed to a queue and pushed in parallel by the queue's consumers. A Push that
+takes many connections at once (``BatchPush``: ``bocage serve``, whose replicas each hold some
+connections) gets the whole channel in one call, with the frame serialised once.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from chalicelib.domain.frames import (
     frame_dict,
     parse_frame,
 )
-from chalicelib.ports import Clock, ConnectionGone, Push, Queue, Store
+from chalicelib.ports import BatchPush, Clock, ConnectionGone, Push, Queue, Store, Target
 
 PRESENCE_TTL = 2 * 3600 + 600  # API Gateway closes connections after 2 hours
 INLINE_LIMIT = 50
@@ -42,13 +44,16 @@ class Delivery:
         *,
         inline_limit: int = INLINE_LIMIT,
         chunk_size: int = CHUNK_SIZE,
+        replica: str | None = None,
     ) -> None:
         self._presence = Presence(store)
         self._memberships = ChannelRecords(store)
         self._messages = MessageRecords(store)
         self._clock = clock
         self._push = push
+        self._batch = push if isinstance(push, BatchPush) else None
         self._queue = queue
+        self._replica = replica  # the bocage serve replica holding this process's connections
         self._inline_limit = inline_limit
         self._chunk_size = chunk_size
 
@@ -65,6 +70,7 @@ class Delivery:
             expires_at=now + PRESENCE_TTL,
             org_id=org_id,
             connected_at=now,
+            replica=self._replica,
         )
         self._presence.connect(connection, channels)
 
@@ -109,17 +115,13 @@ class Delivery:
         For a stored message pass ``seq``: queued chunks then carry only the reference,
         and each consumer reads the message once, whatever the chunk's size.
         """
-        targets = list(self._presence.ids_in_channel(channel_id))
+        targets = list(self._presence.targets_in_channel(channel_id))
         if len(targets) <= self._inline_limit or self._queue is None:
-            data = frame_bytes(frame)
-            for connection_id in targets:
-                self._send(connection_id, data)
+            self._push_all(targets, frame_bytes(frame))
             return len(targets)
         reference: dict[str, Any] = {"seq": seq} if seq is not None else {"frame": frame_dict(frame)}
         bodies = [
-            json.dumps(
-                {"channel_id": channel_id, **reference, "connections": targets[i : i + self._chunk_size]}
-            )
+            json.dumps({"channel_id": channel_id, **reference, **_chunk(targets[i : i + self._chunk_size])})
             for i in range(0, len(targets), self._chunk_size)
         ]
         self._queue.send_batch(bodies)
@@ -131,8 +133,9 @@ class Delivery:
         frame = self._chunk_frame(chunk)
         if frame is None:  # the message was deleted or expired meanwhile: nothing to deliver
             return 0
-        data = frame_bytes(frame)
-        return sum(1 for connection_id in chunk["connections"] if self._send(connection_id, data))
+        replicas = chunk.get("replicas") or [None] * len(chunk["connections"])
+        targets = [Target(c, r) for c, r in zip(chunk["connections"], replicas, strict=True)]
+        return self._push_all(targets, frame_bytes(frame))
 
     def _chunk_frame(self, chunk: dict[str, Any]) -> Frame | None:
         if "frame" in chunk:
@@ -144,6 +147,15 @@ class Delivery:
     def send_to(self, connection_id: str, frame: Frame) -> bool:
         return self._send(connection_id, frame_bytes(frame))
 
+    def _push_all(self, targets: list[Target], data: bytes) -> int:
+        """One frame to every target; returns deliveries made."""
+        if self._batch is None:
+            return sum(1 for t in targets if self._send(t.connection_id, data))
+        gone = self._batch.send_many(targets, data)
+        for connection_id in gone:
+            self.disconnect(connection_id)
+        return len(targets) - len(gone)
+
     def _send(self, connection_id: str, data: bytes) -> bool:
         try:
             self._push.send(connection_id, data)
@@ -151,3 +163,11 @@ class Delivery:
         except ConnectionGone as gone:
             self.disconnect(gone.connection_id)  # exactly the stale one, never the sender's
             return False
+
+
+def _chunk(targets: list[Target]) -> dict[str, Any]:
+    """A chunk's connections, and their replicas only when some are set (never on AWS)."""
+    chunk: dict[str, Any] = {"connections": [t.connection_id for t in targets]}
+    if any(t.replica is not None for t in targets):
+        chunk["replicas"] = [t.replica for t in targets]
+    return chunk

@@ -17,6 +17,7 @@ import sqlite3
 import time
 import urllib.request
 from collections.abc import Callable
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -128,12 +129,13 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 20) -> None:
 
 
 def test_static_app_is_served_with_a_strict_policy(web_server: Server) -> None:
-    def get(path: str) -> tuple[int, dict[str, str], bytes]:
+    def get(path: str) -> tuple[int, Message, bytes]:
+        """Header names are case-insensitive (the server sends them in lower case)."""
         try:
             with urllib.request.urlopen(web_server.url + path, timeout=10) as resp:
-                return resp.status, dict(resp.headers), resp.read()
+                return resp.status, resp.headers, resp.read()
         except urllib.error.HTTPError as err:
-            return err.code, dict(err.headers), err.read()
+            return err.code, err.headers, err.read()
 
     status, headers, body = get("/app/")
     assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"

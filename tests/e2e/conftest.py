@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,11 +13,13 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chalice.app import Chalice
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,6 +77,28 @@ class Server:
         return match.group(1)
 
 
+@contextlib.contextmanager
+def rest_server(app: Chalice) -> Iterator[tuple[str, int]]:
+    """The REST side of `bocage serve` (the same ASGI app and uvicorn set-up) in front of ``app``,
+    on a thread of this process; yields its address."""
+    from bocage.local.asgi import BocageAsgi, ServerThread, listen, make_server
+    from bocage.local.rest import RestGateway
+    from bocage.local.serve_settings import ServeSettings
+
+    executor = ThreadPoolExecutor(4)
+
+    async def no_websockets(*_: Any) -> None:
+        raise AssertionError("no WebSocket expected")
+
+    asgi = BocageAsgi(RestGateway(app, executor), no_websockets)
+    server = ServerThread(make_server(asgi, ServeSettings()), [listen("127.0.0.1", 0)]).start()
+    try:
+        yield "127.0.0.1", server.port
+    finally:
+        server.stop()
+        executor.shutdown()
+
+
 def network_store_env() -> dict[str, str]:
     """Network mode (BOCAGE_TEST_STORE=dynamodb-server, see tests/conftest.py): `bocage serve`
     keeps its data on the session's DynamoDB-API server, in a table of its own."""
@@ -89,12 +114,12 @@ def network_store_env() -> dict[str, str]:
     }
 
 
-def start_server(data: Path, log_path: Path, **env: str) -> Server:
+def start_server(data: Path, log_path: Path, port: int | None = None, **env: str) -> Server:
     env = {**network_store_env(), **env}  # what a test asks for explicitly wins
-    port = free_port()
+    port = port or free_port()
     log = log_path.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "bocage", "serve", "--port", str(port), "--ws-port", "0", "--data", str(data)],
+        [sys.executable, "-m", "bocage", "serve", "--port", str(port), "--data", str(data)],
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,

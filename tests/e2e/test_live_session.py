@@ -4,6 +4,7 @@ from what the device already knows."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from bocage.client.api import ApiError, BocageClient
 from bocage.client.messenger import Messenger
 from bocage.client.profile import Profile
 from chalicelib.domain.frames import JoinedFrame, MessageFrame
-from tests.e2e.conftest import Server, bocage, bocage_fails
+from tests.e2e.conftest import Server, bocage, bocage_fails, start_server
 from tests.e2e.test_messaging_walkthrough import Listener
 
 
@@ -120,3 +121,26 @@ def test_a_pushed_message_from_a_known_device_opens_without_a_request(server: Se
     assert (opened["message_id"], opened["text"], opened["verified"]) == (sent["message_id"], "pushed", True)
     assert opened["sender_name"] == "Maire"
     assert calls == []
+
+
+def test_listen_comes_back_after_a_restart_and_shows_each_message_once(
+    server: Server, tmp_path: Path
+) -> None:
+    """A stopping server closes with 1012: `listen` reconnects (retrying while the server is
+    down), catches up on what was sent meanwhile, and shows every message exactly once."""
+    p, group, _ = org_with_group(server, tmp_path, "alice")
+    listener = Listener(p["alice"], 3)
+    bocage("--profile", str(p["owner"]), "send", group, "avant")
+    server.process.terminate()  # drains, then ends by the signal (uvicorn re-raises it)
+    assert server.process.wait(timeout=15) in (0, -signal.SIGTERM)
+    assert "Traceback" not in server.output()
+    port = int(server.url.rsplit(":", 1)[1])
+    assert server.data is not None
+    again = start_server(server.data, tmp_path / "again.log", port=port, **server.env)
+    try:
+        bocage("--profile", str(p["owner"]), "send", group, "pendant")
+        bocage("--profile", str(p["owner"]), "send", group, "après")
+        assert [m["text"] for m in listener.messages()] == ["avant", "pendant", "après"]
+    finally:
+        again.process.terminate()
+        again.process.wait(timeout=10)

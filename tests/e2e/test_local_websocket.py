@@ -1,49 +1,47 @@
-"""The local WebSocket gateway, @connections endpoint and in-process push, over real sockets on loopback.
+"""`bocage serve`'s WebSocket side and its in-process push, over real sockets on loopback.
 
-A small echo app defined here: $connect checks a token, $default pushes the body
-back uppercased, $disconnect records the connection id. Every test of the ``stack``
-fixture runs with both Push adapters: ApiGatewayPush (boto3, signed, to the REST
-gateway's @connections endpoint, as on AWS) and InProcessPush (what ``bocage serve`` uses).
+A small echo app defined here: $connect checks a token, $default pushes the body back
+uppercased, $disconnect records the connection id. The server is the one `bocage serve`
+runs (bocage/local/asgi.py: uvicorn, the same protocols, limits and upkeep), on a thread.
 """
 
 from __future__ import annotations
 
 import base64
-import http.client
+import contextlib
 import json
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from chalice.app import Chalice, WebsocketEvent
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
+from bocage.local import connections as connections_module
+from bocage.local.asgi import ServerThread, assemble, listen, make_server
 from bocage.local.connections import MAX_FRAME, ConnectionRegistry
-from bocage.local.gateway import make_server
 from bocage.local.in_process_push import FrameTooLarge, InProcessPush
-from bocage.local.websocket_gateway import WebSocketGateway
-from chalicelib.adapters.apigw_push import ApiGatewayPush
+from bocage.local.serve_settings import ServeSettings
 from chalicelib.adapters.clocks import SystemClock
 from chalicelib.adapters.sqlite_store import SqliteStore
-from chalicelib.ports import ConnectionGone, Push
+from chalicelib.ports import ConnectionGone, Target
 from chalicelib.services.delivery import Delivery
 
 pytestmark = pytest.mark.e2e
 
-REGION = "eu-west-3"
-
 
 @dataclass
 class AppState:
-    push: Push | None = None
+    push: InProcessPush | None = None
     disconnected: list[str] = field(default_factory=list)
+    codes: list[int] = field(default_factory=list)
 
 
 STATE = AppState()
@@ -78,22 +76,21 @@ def ws_message(event: WebsocketEvent) -> dict[str, Any]:
 @app.on_ws_disconnect()
 def ws_disconnect(event: WebsocketEvent) -> None:
     STATE.disconnected.append(event.connection_id)
+    STATE.codes.append(int(event.to_dict()["requestContext"]["disconnectStatusCode"]))
 
 
 @dataclass
 class Stack:
-    rest_url: str
+    url: str
     ws_url: str
-    push: Push
+    push: InProcessPush
     registry: ConnectionRegistry
+    server: ServerThread
 
-    def client(self, token: str = "ok") -> ClientConnection:
-        return connect(f"{self.ws_url}/?token={token}", open_timeout=5)
-
-    def management(self) -> Any:
-        return boto3.session.Session().client(
-            "apigatewaymanagementapi", endpoint_url=self.rest_url, region_name=REGION
-        )
+    def client(self, token: str = "ok", **options: Any) -> ClientConnection:
+        options.setdefault("open_timeout", 5)
+        ws: ClientConnection = connect(f"{self.ws_url}?token={token}", **options)
+        return ws
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -111,32 +108,35 @@ def whoami(ws: ClientConnection) -> str:
     return reply
 
 
-def start_stack(rest_host: str, push_kind: str = "boto3") -> tuple[Stack, Callable[[], None]]:
-    registry = ConnectionRegistry()
-    rest = make_server(app, rest_host, 0, connections=registry)
-    threading.Thread(target=rest.serve_forever, daemon=True).start()
-    gateway = WebSocketGateway(app, "127.0.0.1", 0, connections=registry)
-    gateway.start()
-    rest_url = f"http://127.0.0.1:{rest.server_address[1]}"
-    push: Push = (
-        ApiGatewayPush.for_endpoint(rest_url, REGION) if push_kind == "boto3" else InProcessPush(registry)
-    )
-    STATE.push, STATE.disconnected = push, []
-
-    def stop() -> None:
-        gateway.stop()
-        rest.shutdown()
-        rest.server_close()
-        STATE.push = None
-
-    return Stack(rest_url, gateway.url, push, registry), stop
+def start_stack(options: ServeSettings) -> Stack:
+    registry = ConnectionRegistry(options.ws_send_buffer)
+    executor = ThreadPoolExecutor(options.workers)
+    listener = listen("127.0.0.1", 0)
+    port = int(listener.getsockname()[1])
+    asgi = assemble(app, executor, registry, options, domain_name=f"127.0.0.1:{port}")
+    server = ServerThread(make_server(asgi, options), [listener]).start()
+    push = InProcessPush(registry)
+    STATE.push, STATE.disconnected, STATE.codes = push, [], []
+    return Stack(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws", push, registry, server)
 
 
-@pytest.fixture(params=["boto3", "in_process"])
-def stack(request: pytest.FixtureRequest, aws_env: None) -> Iterator[Stack]:
-    started, stop = start_stack("127.0.0.1", request.param)
-    yield started
-    stop()
+@pytest.fixture
+def stack_with(aws_env: None) -> Iterator[Callable[..., Stack]]:
+    started: list[Stack] = []
+
+    def start(**options: Any) -> Stack:
+        started.append(start_stack(ServeSettings(**{"shutdown_timeout": 2, **options})))
+        return started[-1]
+
+    yield start
+    for stack in started:
+        stack.server.stop()
+    STATE.push = None
+
+
+@pytest.fixture
+def stack(stack_with: Callable[..., Stack]) -> Stack:
+    return stack_with()
 
 
 def test_bad_token_refuses_the_handshake_with_the_handlers_status(stack: Stack) -> None:
@@ -155,6 +155,12 @@ def test_a_crashing_connect_handler_refuses_with_500(stack: Stack) -> None:
     assert refused.value.response.status_code == 500
 
 
+def test_websockets_live_on_ws_only(stack: Stack) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{stack.url.replace('http', 'ws')}/elsewhere?token=ok", open_timeout=5)
+    assert refused.value.response.status_code == 404
+
+
 def test_a_crashing_message_handler_tells_the_client_and_keeps_the_connection(stack: Stack) -> None:
     with stack.client() as ws:
         connection_id = whoami(ws)
@@ -168,7 +174,7 @@ def test_a_crashing_message_handler_tells_the_client_and_keeps_the_connection(st
 
 def test_a_client_leaving_during_connect_still_gets_its_disconnect(stack: Stack) -> None:
     with pytest.raises(TimeoutError):
-        connect(f"{stack.ws_url}/?token=slow", open_timeout=0.1)
+        stack.client(token="slow", open_timeout=0.1)
     wait_for(lambda: len(STATE.disconnected) == 1)  # $connect said yes, after the client had gone
     time.sleep(0.2)
     assert len(STATE.disconnected) == 1
@@ -207,26 +213,17 @@ def test_network_drop_fires_disconnect(stack: Stack) -> None:
         wait_for(lambda: connection_id in STATE.disconnected)
     time.sleep(0.2)
     assert STATE.disconnected == [connection_id]
-    assert stack.registry.info(connection_id) is None
+    assert connection_id not in stack.registry
 
 
-def test_get_and_delete_connection(stack: Stack) -> None:
-    management = stack.management()
+def test_the_backend_closes_a_connection(stack: Stack) -> None:
     with stack.client() as ws:
         connection_id = whoami(ws)
-        info = management.get_connection(ConnectionId=connection_id)
-        assert info["Identity"]["SourceIp"] == "127.0.0.1"
-        assert info["ConnectedAt"] <= info["LastActiveAt"]
-        assert info["ResponseMetadata"]["HTTPStatusCode"] == 200
-
         stack.push.close(connection_id)
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=5)
+        assert ws.close_code == 1000
     wait_for(lambda: STATE.disconnected == [connection_id])
-    with pytest.raises(management.exceptions.GoneException):
-        management.get_connection(ConnectionId=connection_id)
-    with pytest.raises(management.exceptions.GoneException):
-        management.delete_connection(ConnectionId=connection_id)
 
 
 def test_two_clients_get_only_their_own_echoes_in_order(stack: Stack) -> None:
@@ -255,52 +252,40 @@ def test_a_binary_frame_round_trips(stack: Stack) -> None:
         assert ws.recv(timeout=5) == b"\x00\xff\xfeBINARY"
 
 
-def test_unknown_connection_is_gone_and_ids_are_url_decoded(stack: Stack) -> None:
+def test_unknown_connection_is_gone(stack: Stack) -> None:
     with pytest.raises(ConnectionGone):
-        stack.push.send("Xy12ab34CdE=", b"x")  # boto3 sends Xy12ab34CdE%3D
+        stack.push.send("Xy12ab34CdE=", b"x")
     with stack.client() as ws:
         connection_id = whoami(ws)
         stack.push.send(connection_id, b"straight from the backend")
         assert ws.recv(timeout=5) == "straight from the backend"
 
 
-def test_management_api_answers_loopback_callers_only(aws_env: None) -> None:
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        probe.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
-        address = probe.getsockname()[0]
-    except OSError:
-        address = "127.0.0.1"
-    finally:
-        probe.close()
-    if address.startswith("127."):
-        pytest.skip("no non-loopback interface to call from")
-    started, stop = start_stack("0.0.0.0")
-    try:
-        port = int(started.rest_url.rsplit(":", 1)[1])
-        outside = http.client.HTTPConnection(address, port, timeout=5)
-        outside.request("POST", "/@connections/abc%3D", body=b"x")
-        answer = outside.getresponse()
-        assert answer.status == 403
-        assert answer.getheader("x-amzn-ErrorType") == "ForbiddenException"
-        outside.close()
-    finally:
-        stop()
+def test_one_frame_to_many_is_serialised_once(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = connections_module.encode_frame
+
+    def counting(data: bytes) -> bytes:
+        calls.append(data)
+        return real(data)
+
+    monkeypatch.setattr(connections_module, "encode_frame", counting)
+    with contextlib.ExitStack() as opened:
+        clients = [opened.enter_context(stack.client()) for _ in range(3)]
+        ids = [whoami(ws) for ws in clients]
+        calls.clear()
+        gone = stack.push.send_many([Target(i) for i in [*ids, "Gone00000000="]], b'{"type": "pong"}')
+        assert gone == ["Gone00000000="]
+        assert [ws.recv(timeout=5) for ws in clients] == ['{"type": "pong"}'] * 3
+        assert calls == [b'{"type": "pong"}']
 
 
-@pytest.fixture
-def in_process(aws_env: None) -> Iterator[Stack]:
-    started, stop = start_stack("127.0.0.1", "in_process")
-    yield started
-    stop()
-
-
-def test_a_closed_connection_is_gone_and_delivery_forgets_it(in_process: Stack, tmp_path: Path) -> None:
+def test_a_closed_connection_is_gone_and_delivery_forgets_it(stack: Stack, tmp_path: Path) -> None:
     clock = SystemClock()
     store = SqliteStore(str(tmp_path / "bocage.sqlite3"), clock)
-    delivery = Delivery(store, clock, in_process.push, None)
+    delivery = Delivery(store, clock, stack.push, None)
     try:
-        with in_process.client() as ws:
+        with stack.client() as ws:
             connection_id = whoami(ws)
             delivery.connect(connection_id, org_id="o1", member_id="m1", device_id="d1", channels=["c1"])
             # what a fan-out queue worker hands it: one chunk of a channel's connections
@@ -311,16 +296,80 @@ def test_a_closed_connection_is_gone_and_delivery_forgets_it(in_process: Stack, 
             assert json.loads(ws.recv(timeout=5))["type"] == "pong"
         wait_for(lambda: connection_id in STATE.disconnected)
         assert delivery.connection(connection_id) is not None  # the echo app's $disconnect keeps presence
-        assert delivery.deliver_chunk(chunk) == 0  # ConnectionGone, handled by forgetting it
+        assert delivery.deliver_chunk(chunk) == 0  # gone, handled by forgetting it
         assert delivery.connection(connection_id) is None
     finally:
         store.close()
 
 
-def test_in_process_push_refuses_a_frame_api_gateway_would_refuse(in_process: Stack) -> None:
-    with in_process.client() as ws:
+def test_in_process_push_refuses_a_frame_api_gateway_would_refuse(stack: Stack) -> None:
+    with stack.client() as ws:
         connection_id = whoami(ws)
         with pytest.raises(FrameTooLarge):
-            in_process.push.send(connection_id, b"x" * (MAX_FRAME + 1))
-        in_process.push.send(connection_id, b"x" * MAX_FRAME)
+            stack.push.send(connection_id, b"x" * (MAX_FRAME + 1))
+        stack.push.send(connection_id, b"x" * MAX_FRAME)
         assert ws.recv(timeout=5) == "x" * MAX_FRAME
+
+
+# -- the server's limits ----------------------------------------------------------------------
+
+
+def test_a_client_that_stops_reading_is_dropped_and_others_keep_up(stack_with: Callable[..., Stack]) -> None:
+    stack = stack_with(ws_send_buffer=256 * 1024)
+    frame = b"y" * (64 * 1024)
+    with stack.client() as reader, stack.client(max_size=None) as stalled:
+        reader_id, stalled_id = whoami(reader), whoami(stalled)
+        # the stalled client never reads again: its kernel buffers fill, then the server's
+        received = 0
+        for _ in range(200):
+            if stalled_id not in stack.registry:
+                break
+            stack.push.send_many([Target(stalled_id), Target(reader_id)], frame)
+            assert reader.recv(timeout=5) == frame.decode()
+            received += 1
+        wait_for(lambda: stalled_id in STATE.disconnected)
+        assert stack.registry.dropped == 1
+        assert stalled_id not in stack.registry
+        stack.push.send(reader_id, b"still served")
+        assert reader.recv(timeout=5) == "still served"
+    assert received < 200
+
+
+def test_an_idle_websocket_is_closed_with_1001(stack_with: Callable[..., Stack]) -> None:
+    stack = stack_with(ws_idle_timeout=0.6)
+    with stack.client() as idle, stack.client() as busy:
+        idle_id = whoami(idle)
+        started = time.monotonic()
+        while time.monotonic() - started < 1.5:
+            whoami(busy)  # every frame counts as activity
+            time.sleep(0.1)
+        with pytest.raises(ConnectionClosed):
+            idle.recv(timeout=5)
+        assert idle.close_code == 1001
+        assert whoami(busy)
+    wait_for(lambda: idle_id in STATE.disconnected)
+
+
+def test_connections_over_the_cap_are_refused_with_503(stack_with: Callable[..., Stack]) -> None:
+    stack = stack_with(max_connections=2)
+    with stack.client() as first, stack.client() as second:
+        assert whoami(first) and whoami(second)
+        with pytest.raises(InvalidStatus) as refused:
+            stack.client()
+        assert refused.value.response.status_code == 503
+    wait_for(lambda: len(stack.registry) == 0)
+    with stack.client() as again:
+        assert whoami(again)
+
+
+def test_stopping_closes_websockets_with_1012_and_runs_their_disconnect(
+    stack_with: Callable[..., Stack],
+) -> None:
+    stack = stack_with()
+    with stack.client() as ws:
+        connection_id = whoami(ws)
+        stack.server.stop()
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=5)
+        assert ws.close_code == 1012  # Service Restart: both clients reconnect on it
+    assert STATE.disconnected == [connection_id]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -11,9 +10,9 @@ from pathlib import Path
 import pytest
 from chalice.app import Chalice
 
-from bocage.local.gateway import make_server
 from bocage.local.static_files import StaticFiles
 from chalicelib.settings import Settings
+from tests.e2e.conftest import rest_server
 
 pytestmark = pytest.mark.e2e
 
@@ -35,13 +34,8 @@ def web_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def url(web_dir: Path) -> Iterator[str]:
-    server = make_server(Chalice(app_name="static-only"), "127.0.0.1", 0)  # reads the environment
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with rest_server(Chalice(app_name="static-only")) as (host, port):  # reads the environment
+        yield f"http://{host}:{port}"
 
 
 def get(url: str) -> tuple[int, str]:

@@ -348,7 +348,7 @@ def test_every_function_logs_to_a_group_with_a_retention(template: Template) -> 
 
 SOVEREIGN = ROOT / "infra" / "sovereign"
 AWS_SDK_SETTINGS = {"AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
-SERVE = ["serve", "--host", "0.0.0.0", "--port", "8000", "--ws-port", "8001"]
+SERVE = ["serve", "--host", "0.0.0.0", "--port", "8000"]
 
 
 def _settings_read_by_the_code() -> set[str]:

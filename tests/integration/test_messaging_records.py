@@ -147,11 +147,11 @@ def test_presence_is_found_by_channel_and_member_and_forgotten_everywhere(app_st
     )
     presence.connect(connection, [CID])
     assert presence.get("k1") == connection
-    assert list(presence.ids_in_channel(CID)) == ["k1"]
+    assert [t.connection_id for t in presence.targets_in_channel(CID)] == ["k1"]
     assert [c.device_id for c in presence.of_member("m_a")] == ["d_a"]
     presence.forget(connection, [CID])
     assert presence.get("k1") is None
-    assert list(presence.ids_in_channel(CID)) == [] and list(presence.of_member("m_a")) == []
+    assert list(presence.targets_in_channel(CID)) == [] and list(presence.of_member("m_a")) == []
 
 
 def test_a_device_gets_the_keys_sealed_to_it_for_one_epoch(app_store: Store) -> None:

@@ -1,10 +1,7 @@
-"""The Push and Queue adapters: API Gateway and SQS through botocore, and the in-process queue."""
+"""The Push and Queue adapters of AWS: API Gateway and SQS through botocore."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import Counter
 from typing import Any
 
 import boto3
@@ -12,7 +9,6 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from bocage.local.queue import InProcessQueue
 from chalicelib.adapters.apigw_push import ApiGatewayPush
 from chalicelib.adapters.sqs_queue import SqsQueue
 from chalicelib.ports import ConnectionGone
@@ -175,82 +171,3 @@ def test_sqs_queue_retries_failed_entries_then_reports_the_rest(aws_env: None) -
         with pytest.raises(RuntimeError, match=r"^1 of 1 "):
             SqsQueue(sqs, url, backoff=0).send_batch(["z"])
         stub.assert_no_pending_responses()
-
-
-# -- InProcessQueue ------------------------------------------------------------------------
-
-
-def test_in_process_queue_handles_50_bodies_concurrently_exactly_once() -> None:
-    lock = threading.Lock()
-    seen: Counter[str] = Counter()
-    batch_sizes: set[int] = set()
-    running = peak = 0
-
-    def handler(batch: list[str]) -> None:
-        nonlocal running, peak
-        with lock:
-            running += 1
-            peak = max(peak, running)
-            batch_sizes.add(len(batch))
-        time.sleep(0.02)
-        with lock:
-            seen.update(batch)
-            running -= 1
-
-    queue = InProcessQueue(handler, workers=4)
-    bodies = [f"body-{i}" for i in range(50)]
-    queue.send_batch(bodies)
-    queue.drain(timeout=10)
-    queue.close()
-    assert seen == Counter(bodies)  # every body, once
-    assert batch_sizes == {1}
-    assert 1 < peak <= 4
-
-
-def test_in_process_queue_retries_a_failing_handler(caplog: pytest.LogCaptureFixture) -> None:
-    attempts: Counter[str] = Counter()
-    done: list[str] = []
-    broken = "broken secret-payload"
-
-    def handler(batch: list[str]) -> None:
-        (body,) = batch
-        attempts[body] += 1
-        if body == "flaky" and attempts[body] == 1:
-            raise ValueError("transient")
-        if body == broken:
-            raise ValueError("always")
-        done.append(body)
-
-    queue = InProcessQueue(handler, workers=2, retry_delay=0)
-    with caplog.at_level("WARNING", logger="bocage.local.queue"):
-        queue.send_batch(["flaky", "fine", broken])
-        queue.drain(timeout=5)
-    queue.close()
-    assert sorted(done) == ["fine", "flaky"]
-    assert attempts["flaky"] == 2
-    assert attempts[broken] == 4  # the first try and three retries, then dropped
-    assert queue.dropped == 1
-    assert "secret-payload" not in caplog.text
-    assert [r.levelname for r in caplog.records].count("ERROR") == 1
-
-
-def test_drain_waits_for_work_in_progress() -> None:
-    release = threading.Event()
-    done: list[str] = []
-
-    def handler(batch: list[str]) -> None:
-        release.wait(5)
-        done.extend(batch)
-
-    queue = InProcessQueue(handler)
-    queue.send_batch(["slow"])
-    with pytest.raises(TimeoutError):
-        queue.drain(timeout=0.1)
-    assert done == []
-    release.set()
-    queue.drain(timeout=5)
-    assert done == ["slow"]
-    queue.close()
-    with pytest.raises(RuntimeError):
-        queue.send_batch(["after close"])
-    queue.drain(timeout=1)  # a refused send leaves nothing to wait for

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -214,17 +215,17 @@ def test_activation_against_the_real_app_survives_a_lost_reply(
 ) -> None:
     """The server consumes the code, the reply is lost; the retry gets 201 again, not 409."""
     from app import app
-    from bocage.local.gateway import make_server
     from chalicelib import wiring
     from chalicelib.domain.organisation import Plan
     from chalicelib.services.invitations import Links
     from chalicelib.settings import Settings
+    from tests.e2e.conftest import rest_server
 
     container = wiring.build(Settings(data_dir=str(tmp_path / "data")))
     wiring.use(container)
-    server = make_server(app, "127.0.0.1", 0)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    serving = contextlib.ExitStack()
+    host, port = serving.enter_context(rest_server(app))
+    url = f"http://{host}:{port}"
     real = BocageClient.activate
     calls: list[str] = []
 
@@ -250,8 +251,7 @@ def test_activation_against_the_real_app_survives_a_lost_reply(
         monkeypatch.setattr(BocageClient, "activate", real)
         assert run(capsys, "--profile", profile, "whoami", logs=True)[1]["device_id"] == result["device_id"]
     finally:
-        server.shutdown()
-        server.server_close()
+        serving.close()
         wiring.use(None)
 
 

@@ -2,7 +2,9 @@
 each of the member's channels, so a message costs one query to find its connections.
 
 Every copy carries a TTL a little past API Gateway's two-hour connection limit, so presence
-a lost ``$disconnect`` left behind goes away by itself.
+a lost ``$disconnect`` left behind goes away by itself. Under ``bocage serve`` every copy also
+names the replica that holds the connection, so any replica knows where to push; on AWS
+(no replica) the items are as they always were.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from chalicelib.adapters.records import keys
 from chalicelib.adapters.records.paging import query_all
-from chalicelib.ports import Item, Store
+from chalicelib.ports import Item, Store, Target
 
 PAGE = 1000  # a channel's connections are read on every message: few, large pages
 
@@ -29,9 +31,10 @@ class Connection(BaseModel):
     expires_at: int
     org_id: str | None = None
     connected_at: int | None = None
+    replica: str | None = None
 
 
-_INDEXED = {"connection_id", "member_id", "device_id", "expires_at"}
+_INDEXED = {"connection_id", "member_id", "device_id", "expires_at", "replica"}
 
 
 class Presence:
@@ -42,7 +45,7 @@ class Presence:
         """The connection's record and its copies under its member and channels, in one batch."""
         cid = connection.connection_id
         puts: list[Item] = [
-            keys.record(keys.connection(cid), connection.model_dump(mode="json")),
+            keys.record(keys.connection(cid), connection.model_dump(mode="json", exclude_none=True)),
             _copy(keys.member_connection(connection.member_id, cid), connection),
             *(_copy(keys.channel_connection(c, cid), connection) for c in channel_ids),
         ]
@@ -62,10 +65,10 @@ class Presence:
             ]
         )
 
-    def ids_in_channel(self, channel_id: str) -> Iterator[str]:
-        """The channel's connection ids only: read on every message, so no model per connection."""
+    def targets_in_channel(self, channel_id: str) -> Iterator[Target]:
+        """The channel's connections and their replicas: read on every message, so no model each."""
         for item in self._items(keys.channel_partition(channel_id)):
-            yield str(item["connection_id"])
+            yield Target(str(item["connection_id"]), item.get("replica"))
 
     def of_member(self, member_id: str) -> Iterator[Connection]:
         return self._connections(keys.member_partition(member_id))
@@ -88,4 +91,4 @@ class Presence:
 
 
 def _copy(key: keys.Key, connection: Connection) -> Item:
-    return keys.record(key, connection.model_dump(mode="json", include=_INDEXED))
+    return keys.record(key, connection.model_dump(mode="json", include=_INDEXED, exclude_none=True))

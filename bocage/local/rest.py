@@ -1,0 +1,149 @@
+"""The REST side of ``bocage serve``, as an ASGI app: API Gateway's REST proxy integration.
+
+Each request becomes the proxy event the Lambda would get on AWS, the Chalice app runs on it in
+a worker thread (never on the event loop), and its answer is written back, gzipped when that
+pays: the very same code path as on AWS. ``/app/`` is the web app (static_files.py). What the
+server adds is its own limits: one clear answer to a chunked or oversized body, a deadline to
+receive the body, and API Gateway's 29 s deadline on the handler (504).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+from chalice.app import Chalice
+
+from bocage.local.answers import BODILESS, Answer, compressed, json_answer, refusal
+from bocage.local.lambda_events import compile_routes, find_route, invoke, proxy_event
+from bocage.local.static_files import StaticFiles, is_app_path
+
+MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
+DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() and int() accept far more
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+T = TypeVar("T")
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request was whole."""
+
+
+def header_pairs(scope: Scope) -> list[tuple[str, str]]:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+
+
+def framing_refusal(headers: list[tuple[str, str]]) -> Answer | None:
+    """A refusal for a body whose end is unknown or that is too large, before reading any of it.
+
+    Chunked bodies are refused as API Gateway's REST API would not frame them for the Lambda.
+    """
+    if any(name == "transfer-encoding" for name, _ in headers):
+        return refusal(411, "length_required", "chunked bodies are not supported: send Content-Length")
+    values = {value.strip() for name, value in headers if name == "content-length"}
+    if not values:
+        return None
+    value = values.pop()
+    if values or not DIGITS.fullmatch(value):
+        return refusal(400, "bad_request", "Content-Length must be one non-negative integer")
+    if int(value) > MAX_BODY:
+        return refusal(413, "payload_too_large", "request body over 10 MiB")
+    return None
+
+
+async def read_body(receive: Receive) -> bytes:
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def respond(send: Send, answer: Answer, *, head_only: bool = False) -> None:
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers]
+    if answer.close:
+        headers.append((b"connection", b"close"))
+    bodiless = answer.status in BODILESS
+    if not bodiless:
+        headers.append((b"content-length", str(len(answer.body)).encode()))
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    body = b"" if bodiless or head_only else answer.body
+    await send({"type": "http.response.body", "body": body})
+
+
+class RestGateway:
+    """Requests to the Chalice app and to the web app, each run on ``executor``."""
+
+    def __init__(
+        self,
+        app: Chalice,
+        executor: Executor,
+        *,
+        static: StaticFiles | None = None,
+        read_timeout: float = 10.0,
+        handler_timeout: float = 29.0,
+    ) -> None:
+        self._app = app
+        self._routes = compile_routes(app)
+        self._executor = executor
+        self._static = static if static is not None else StaticFiles.from_env()
+        self._read_timeout = read_timeout
+        self._handler_timeout = handler_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = header_pairs(scope)
+        refused = framing_refusal(headers)
+        if refused is not None:
+            await respond(send, refused)
+            return
+        try:
+            async with asyncio.timeout(self._read_timeout):
+                body = await read_body(receive)
+        except TimeoutError:
+            await respond(send, refusal(408, "request_timeout", "the request body took too long"))
+            return
+        except ClientGone:
+            return
+        method = scope["method"]
+        try:
+            answer = await self._run(self._answer, scope, headers, body)
+        except TimeoutError:  # as API Gateway answers when the integration takes over 29 s
+            answer = json_answer(504, {"message": "Endpoint request timed out"})
+        await respond(send, answer, head_only=method == "HEAD")
+
+    async def _run(self, job: Callable[..., T], *args: Any) -> T:
+        future = asyncio.get_running_loop().run_in_executor(self._executor, job, *args)
+        async with asyncio.timeout(self._handler_timeout):
+            return await future
+
+    def _answer(self, scope: Scope, headers: list[tuple[str, str]], body: bytes) -> Answer:
+        """On a worker thread: the web app's file or the Lambda's answer, compressed if it pays."""
+        named = dict(headers)  # the last of repeated headers, as API Gateway's single-value map
+        raw_path = scope["raw_path"].decode("latin-1")
+        method = scope["method"]
+        if is_app_path(raw_path):
+            answer = self._static.answer(method, raw_path, named.get("if-none-match"))
+        else:
+            answer = self._invoke(method, raw_path, scope, named, body)
+        return compressed(answer, named.get("accept-encoding"))
+
+    def _invoke(
+        self, method: str, raw_path: str, scope: Scope, headers: dict[str, str], body: bytes
+    ) -> Answer:
+        route = find_route(self._routes, raw_path)
+        if route is None:
+            return json_answer(404, {"error": "not_found", "message": f"no route for {raw_path}"})
+        query = scope["query_string"].decode("latin-1")
+        target = f"{raw_path}?{query}" if query else raw_path
+        headers.setdefault("x-forwarded-proto", "http")
+        client = scope.get("client")
+        source_ip = str(client[0]) if client else ""
+        return invoke(self._app, proxy_event(route, method, target, headers, body, source_ip))

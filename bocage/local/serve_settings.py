@@ -1,0 +1,66 @@
+"""What only ``bocage serve`` reads: the server's limits, its timers and its place in a cluster.
+
+The Lambda never reads these (chalicelib/settings.py is what both runtimes share). Every
+variable is in the README's settings table; keep both in step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    #: Seconds a client has to send a request's headers, then its body (slow clients get 408).
+    read_timeout: float = 10.0
+    #: Seconds a REST handler may run before the client gets 504 (API Gateway's limit is 29 s).
+    handler_timeout: float = 29.0
+    #: Seconds an idle keep-alive HTTP connection stays open.
+    keepalive_timeout: int = 30
+    #: Seconds a WebSocket may stay silent before it is closed with 1001 (API Gateway: 10 minutes).
+    ws_idle_timeout: float = 600.0
+    #: Open connections (HTTP and WebSocket) beyond which new ones are refused with 503.
+    max_connections: int = 20_000
+    #: Threads running the (blocking) Chalice handlers; the event loop never runs them.
+    workers: int = 16
+    #: Bytes of frames a WebSocket may have waiting to be written before it is dropped.
+    ws_send_buffer: int = MIB
+    #: Seconds a stopping server waits for requests in flight and $disconnect handlers.
+    shutdown_timeout: int = 10
+    purge_interval: float = 600.0
+    jobs_interval: float = 60.0
+    billing_interval: float = 3600.0
+    #: Shared by the replicas of one store to authenticate pushes to each other; unset: a random
+    #: secret kept in the store itself (fine on one machine; set it for replicas on several).
+    cluster_secret: str | None = field(default=None, repr=False)
+    #: Where the internal (replica-to-replica) endpoint listens; port 0 picks a free one.
+    internal_host: str = "127.0.0.1"
+    internal_port: int = 0
+    #: The host other replicas dial to reach this one (e.g. the pod's IP); default internal_host.
+    internal_advertise: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServeSettings:
+        e = os.environ if env is None else env
+        d = cls()
+        return cls(
+            read_timeout=float(e.get("BOCAGE_READ_TIMEOUT", d.read_timeout)),
+            handler_timeout=float(e.get("BOCAGE_HANDLER_TIMEOUT", d.handler_timeout)),
+            keepalive_timeout=int(e.get("BOCAGE_KEEPALIVE_TIMEOUT", d.keepalive_timeout)),
+            ws_idle_timeout=float(e.get("BOCAGE_WS_IDLE_TIMEOUT", d.ws_idle_timeout)),
+            max_connections=int(e.get("BOCAGE_MAX_CONNECTIONS", d.max_connections)),
+            workers=int(e.get("BOCAGE_WORKERS", d.workers)),
+            ws_send_buffer=int(e.get("BOCAGE_WS_SEND_BUFFER", d.ws_send_buffer)),
+            shutdown_timeout=int(e.get("BOCAGE_SHUTDOWN_TIMEOUT", d.shutdown_timeout)),
+            purge_interval=float(e.get("BOCAGE_PURGE_INTERVAL", d.purge_interval)),
+            jobs_interval=float(e.get("BOCAGE_JOBS_INTERVAL", d.jobs_interval)),
+            billing_interval=float(e.get("BOCAGE_BILLING_INTERVAL", d.billing_interval)),
+            cluster_secret=e.get("BOCAGE_CLUSTER_SECRET") or None,
+            internal_host=e.get("BOCAGE_INTERNAL_HOST") or d.internal_host,
+            internal_port=int(e.get("BOCAGE_INTERNAL_PORT", d.internal_port)),
+            internal_advertise=e.get("BOCAGE_INTERNAL_ADVERTISE") or None,
+        )

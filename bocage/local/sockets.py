@@ -1,0 +1,217 @@
+"""The WebSocket side of ``bocage serve``, as an ASGI app: API Gateway's WebSocket API.
+
+Each connection plays the three routes ($connect, $default, $disconnect) with the events API
+Gateway sends, on the very Chalice handlers the Lambdas run (in worker threads, never on the
+event loop). ``$connect`` runs before the handshake is answered, so it can refuse it with its
+own status and body. Frames of one connection are handled in order; different connections in
+parallel. Accepted connections are kept in a ``ConnectionRegistry``, through which pushes
+reach them; ``$disconnect`` runs exactly once per accepted connection, however it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets
+import time
+import uuid
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from chalice.app import Chalice
+
+from bocage.local.connections import ConnectionRegistry, LiveConnection
+from bocage.local.lambda_events import STAGE, LambdaContext, result_body
+from bocage.local.protocols import WIRE
+from bocage.local.rest import Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+API_ID = "local"
+MAX_MESSAGE = 128 * 1024  # API Gateway's WebSocket message limit
+MAX_AGE = 2 * 3600.0  # API Gateway closes connections after two hours (presence lives 2 h 10 min)
+ROUTES = {"$connect": "ws_connect", "$default": "ws_message", "$disconnect": "ws_disconnect"}
+
+
+def new_connection_id() -> str:
+    """Sixteen characters ending in '=' like API Gateway's, from the URL-safe alphabet: ids go in paths."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(10)).decode("ascii")
+
+
+async def refuse(send: Send, status: int, body: bytes, content_type: str = "application/json") -> None:
+    """Answer the handshake with an HTTP status instead of accepting it."""
+    if not 200 <= status <= 599:
+        status = 500
+    headers = [
+        (b"content-type", content_type.encode("latin-1")),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+class WebSocketRoutes:
+    """Serve a Chalice app's ``on_ws_*`` handlers to ASGI WebSocket connections."""
+
+    def __init__(
+        self,
+        app: Chalice,
+        executor: Executor,
+        connections: ConnectionRegistry,
+        *,
+        domain_name: str = "localhost",
+        max_connections: int = 20_000,
+        routes: dict[str, str] | None = None,
+    ) -> None:
+        self._app = app
+        self._executor = executor
+        self.connections = connections
+        self.domain_name = domain_name
+        self._max_connections = max_connections
+        self._routes = routes or ROUTES
+        missing = [name for name in self._routes.values() if name not in app.handler_map]
+        if missing:
+            raise ValueError(f"no such Chalice handlers: {', '.join(missing)}")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return
+        if len(self.connections) >= self._max_connections:
+            await refuse(send, 503, b'{"message": "Too many connections; try again later"}')
+            return
+        client = scope.get("client")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+
+        async def send_close(code: int, reason: str) -> None:
+            await send({"type": "websocket.close", "code": code, "reason": reason})
+
+        connection = LiveConnection(
+            connection_id=new_connection_id(),
+            wire=scope["extensions"][WIRE],
+            send_close=send_close,
+            source_ip=str(client[0]) if client else "",
+            user_agent=next((v for k, v in headers if k == "user-agent"), ""),
+        )
+        if await self._connect(connection, scope, headers, send):
+            await self._serve(connection, receive)
+
+    async def _connect(
+        self, connection: LiveConnection, scope: Scope, headers: list[tuple[str, str]], send: Send
+    ) -> bool:
+        """$connect, then the handshake's answer; True when the connection is open."""
+        event = self._event(connection, "$connect", "CONNECT")
+        event.update(_handshake_fields(headers, scope["query_string"].decode("latin-1")))
+        try:
+            result = await self._call("$connect", event)
+        except Exception:
+            logger.exception("$connect handler failed", extra={"connection_id": connection.connection_id})
+            await refuse(send, 500, b'{"message": "Internal server error"}')
+            return False
+        status = int(result.get("statusCode", 200))
+        if status != 200:
+            await refuse(send, status, *_response_body(result))
+            return False
+        try:
+            await send({"type": "websocket.accept"})
+        except Exception:  # the client left while $connect ran: it was accepted, so it gets its $disconnect
+            await self._disconnect(connection, 1006, "")
+            return False
+        self.connections.register(connection)
+        return True
+
+    async def _serve(self, connection: LiveConnection, receive: Receive) -> None:
+        code, reason = 1006, ""
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    code, reason = int(message.get("code", 1005)), str(message.get("reason") or "")
+                    break
+                connection.last_active = time.monotonic()
+                await self._message(connection, message)
+        finally:
+            self.connections.unregister(connection.connection_id)
+            await asyncio.shield(self._disconnect(connection, code, reason))
+
+    async def _message(self, connection: LiveConnection, message: dict[str, Any]) -> None:
+        event = self._event(connection, "$default", "MESSAGE")
+        event["requestContext"]["messageId"] = base64.urlsafe_b64encode(secrets.token_bytes(10)).decode()
+        if message.get("text") is not None:
+            event["body"] = message["text"]
+        else:
+            event["body"] = base64.b64encode(message.get("bytes") or b"").decode("ascii")
+            event["isBase64Encoded"] = True
+        try:
+            await self._call("$default", event)
+        except Exception:
+            # The handler's answer is not sent back (no route response), but a failed
+            # integration is: API Gateway tells the client "Internal server error".
+            logger.exception("$default handler failed", extra={"connection_id": connection.connection_id})
+            error = (
+                '{"message": "Internal server error", '
+                f'"connectionId": "{connection.connection_id}", '
+                f'"requestId": "{event["requestContext"]["requestId"]}"}}'
+            )
+            self.connections.post_many((connection.connection_id,), error.encode())
+
+    async def _disconnect(self, connection: LiveConnection, code: int, reason: str) -> None:
+        event = self._event(connection, "$disconnect", "DISCONNECT")
+        event["requestContext"]["disconnectStatusCode"] = code
+        event["requestContext"]["disconnectReason"] = reason
+        try:
+            await self._call("$disconnect", event)
+        except Exception:
+            logger.exception("$disconnect handler failed", extra={"connection_id": connection.connection_id})
+
+    def _call(self, route_key: str, event: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
+        handler = self._app.handler_map[self._routes[route_key]]
+
+        def run() -> dict[str, Any]:
+            result = handler(event, LambdaContext())
+            return result if isinstance(result, dict) else {"statusCode": 200}
+
+        return asyncio.get_running_loop().run_in_executor(self._executor, run)
+
+    def _event(self, connection: LiveConnection, route_key: str, event_type: str) -> dict[str, Any]:
+        now = time.time()
+        request_id = str(uuid.uuid4())
+        return {
+            "requestContext": {
+                "routeKey": route_key,
+                "eventType": event_type,
+                "messageDirection": "IN",
+                "connectionId": connection.connection_id,
+                "requestId": request_id,
+                "extendedRequestId": request_id,
+                "connectedAt": int(connection.connected_at * 1000),
+                "requestTimeEpoch": int(now * 1000),
+                "requestTime": datetime.fromtimestamp(now, UTC).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "domainName": self.domain_name,
+                "stage": STAGE,
+                "apiId": API_ID,
+                "identity": {"sourceIp": connection.source_ip, "userAgent": connection.user_agent},
+            },
+            "isBase64Encoded": False,
+        }
+
+
+def _response_body(result: dict[str, Any]) -> tuple[bytes, str]:
+    headers = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+    return result_body(result), str(headers.get("content-type", "text/plain; charset=utf-8"))
+
+
+def _handshake_fields(headers: list[tuple[str, str]], query: str) -> dict[str, Any]:
+    """What $connect adds to the event: the handshake's headers and query string."""
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        multi_headers.setdefault(name, []).append(value)
+    multi_query = parse_qs(query, keep_blank_values=True)
+    return {
+        "headers": {name: ",".join(values) for name, values in multi_headers.items()},
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+    }
