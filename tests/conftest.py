@@ -55,12 +55,9 @@ def network_mode() -> bool:
     return os.environ.get("BOCAGE_TEST_STORE") == NETWORK_MODE
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """In network mode, have a server before test modules are imported (some read the endpoint then)."""
-    global _moto_server
-    if not network_mode() or os.environ.get("BOCAGE_DYNAMODB_ENDPOINT"):
-        return
-    _moto_server = subprocess.Popen(
+def start_moto_server() -> tuple[subprocess.Popen[str], str]:
+    """moto's server in a child process (see _MOTO_SERVER); stop it by closing its stdin."""
+    process = subprocess.Popen(
         [sys.executable, "-c", _MOTO_SERVER],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -68,25 +65,50 @@ def pytest_configure(config: pytest.Config) -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert _moto_server.stdout is not None
-    url = _moto_server.stdout.readline().strip()
+    assert process.stdout is not None
+    url = process.stdout.readline().strip()
     if not url.startswith("http://"):
-        _moto_server.kill()
+        process.kill()
         raise RuntimeError("the moto server did not start")
-    os.environ["BOCAGE_DYNAMODB_ENDPOINT"] = url
+    return process, url
+
+
+def stop_moto_server(process: subprocess.Popen[str]) -> None:
+    assert process.stdin is not None
+    process.stdin.close()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In network mode, have a server before test modules are imported (some read the endpoint then)."""
+    global _moto_server
+    if not network_mode() or os.environ.get("BOCAGE_DYNAMODB_ENDPOINT"):
+        return
+    _moto_server, os.environ["BOCAGE_DYNAMODB_ENDPOINT"] = start_moto_server()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     global _moto_server
     if _moto_server is not None:
-        assert _moto_server.stdin is not None
-        _moto_server.stdin.close()
-        try:
-            _moto_server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            _moto_server.kill()
+        stop_moto_server(_moto_server)
         os.environ.pop("BOCAGE_DYNAMODB_ENDPOINT", None)
         _moto_server = None
+
+
+@pytest.fixture(scope="session")
+def shared_dynamodb() -> Iterator[str]:
+    """A DynamoDB-API server over HTTP, in any mode: network mode's, else one for this session."""
+    if os.environ.get("BOCAGE_DYNAMODB_ENDPOINT"):
+        yield os.environ["BOCAGE_DYNAMODB_ENDPOINT"]
+        return
+    process, url = start_moto_server()
+    try:
+        yield url
+    finally:
+        stop_moto_server(process)
 
 
 @pytest.fixture(scope="session")

@@ -51,6 +51,10 @@ class LiveConnection:
     connected_at: float = field(default_factory=time.time)
     last_active: float = field(default_factory=time.monotonic)
     opened: float = field(default_factory=time.monotonic)
+    #: Frames pushed while $connect still runs (its presence is written, the handshake not
+    #: answered yet): written right after the handshake, so none is lost. None once open.
+    pending: list[bytes] | None = field(default_factory=list)
+    pending_bytes: int = 0
 
 
 class ConnectionRegistry:
@@ -69,8 +73,15 @@ class ConnectionRegistry:
         self._loop = loop
 
     def register(self, connection: LiveConnection) -> None:
+        """From before ``$connect`` runs: pushes to it wait in ``pending`` until ``opened``."""
         with self._lock:
             self._open[connection.connection_id] = connection
+
+    def opened(self, connection: LiveConnection) -> None:
+        """On the loop, once the handshake is answered: write what was pushed meanwhile."""
+        pending, connection.pending = connection.pending, None
+        for frame in pending or ():
+            connection.wire.write(frame)
 
     def unregister(self, connection_id: str) -> LiveConnection | None:
         with self._lock:
@@ -134,11 +145,14 @@ class ConnectionRegistry:
     def _write_all(self, connections: list[LiveConnection], frame: bytes) -> None:
         limit = self._send_buffer - len(frame)
         for connection in connections:
-            wire = connection.wire
-            if wire.backlog() > limit:
+            if connection.pending is not None:
+                if connection.pending_bytes <= limit:
+                    connection.pending.append(frame)
+                    connection.pending_bytes += len(frame)
+            elif connection.wire.backlog() > limit:
                 self._drop(connection)
             else:
-                wire.write(frame)
+                connection.wire.write(frame)
 
     def _drop(self, connection: LiveConnection) -> None:
         """A client that stopped reading: cut it off; it catches up when it reconnects."""

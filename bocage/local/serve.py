@@ -1,10 +1,11 @@
-"""``bocage serve``: the whole product on one machine, or on several sharing one store.
+"""``bocage serve``: the whole product on one machine, or as replicas sharing one store.
 
 One uvicorn server runs one ASGI app (bocage/local/asgi.py) that plays API Gateway for the
 very handlers the Lambdas run: REST requests become proxy events (rest.py), WebSockets on
 ``/ws`` get $connect/$default/$disconnect (sockets.py), and pushes are written straight to the
-sockets (in_process_push.py). The blocking handlers run in a bounded pool of worker threads;
-the event loop only moves bytes. Housekeeping that EventBridge runs on AWS runs on timers here.
+sockets, or sent to the replica that holds the connection (cluster.py). The blocking handlers
+run in a bounded pool of worker threads; the event loop only moves bytes. Housekeeping that
+EventBridge runs on AWS runs on timers here, each run claimed by one replica.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import dataclasses
 import os
 import resource
+import secrets
 import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +36,7 @@ if TYPE_CHECKING:  # the server side is imported by serve() only, not by every C
     from chalice.app import Chalice
 
     from bocage.local.connections import ConnectionRegistry
+    from chalicelib.adapters.records.cluster import Replica
 
 
 def local_settings(data_dir: str | None, public_url: str, **overrides: Any) -> Settings:
@@ -126,6 +129,7 @@ class Runtime:
     connections: ConnectionRegistry
     url: str
     ws_url: str
+    replica: Replica
     executor: ThreadPoolExecutor
     scheduler: LocalScheduler = field(default_factory=LocalScheduler)
 
@@ -145,27 +149,59 @@ def build_runtime(
     data_dir: str | None,
     options: ServeSettings | None = None,
 ) -> Runtime:
+    """One replica: its public and internal listeners, its services, its place in the cluster."""
     from bocage.local.asgi import assemble, listen, make_server
+    from bocage.local.cluster import HEARTBEAT, REPLICA_TTL, ClusterPush, InternalApi, Membership, Peers
     from bocage.local.connections import ConnectionRegistry
-    from bocage.local.in_process_push import InProcessPush
+    from chalicelib.adapters.clocks import SystemClock
+    from chalicelib.adapters.records.cluster import ClusterRecords, Replica
 
     options = options or ServeSettings.from_env()
-    public = listen(host, port)
-    bound = int(public.getsockname()[1])
+    public, internal = listen(host, port), listen(options.internal_host, options.internal_port)
+    bound, internal_port = int(public.getsockname()[1]), int(internal.getsockname()[1])
+    if bound == internal_port:
+        raise ValueError(
+            "BOCAGE_INTERNAL_PORT must differ from --port: the internal endpoint is never public"
+        )
     url, ws_url = f"http://{host}:{bound}", f"ws://{host}:{bound}/ws"
+    settings = local_settings(data_dir, url, ws_url=ws_url)
+    clock = SystemClock()
+    store = wiring.build_store(settings, clock)
+    replica = Replica(
+        replica_id=f"r{secrets.token_hex(6)}",
+        address=f"http://{_url_host(options.internal_advertise or options.internal_host)}:{internal_port}",
+        expires_at=0,
+    )
+    secret = (
+        options.cluster_secret or ClusterRecords(store).shared_secret(secrets.token_urlsafe(32))
+    ).encode()
     connections = ConnectionRegistry(options.ws_send_buffer)
-    executor = ThreadPoolExecutor(options.workers, thread_name_prefix="bocage-worker")
-    # No fan-out queue: a push costs a socket write, so every channel is pushed inline.
-    container = wiring.build(local_settings(data_dir, url, ws_url=ws_url), push=InProcessPush(connections))
+    push = ClusterPush(connections, replica.replica_id, store, Peers(secret, replica.replica_id))
+    # No fan-out queue: a push costs a socket write (or one request per replica), so inline.
+    container = wiring.build(settings, store=store, clock=clock, push=push, replica=replica.replica_id)
     wiring.use(container)
-    scheduler = LocalScheduler()
+    membership = Membership(store, replica)
+    membership.heartbeat()  # in the directory before any presence record names this replica
+    records = ClusterRecords(store)
+
+    def claim(job: str, slot: int, interval: float) -> bool:
+        return records.claim(job, slot, replica.replica_id, int((slot + 2) * interval))
+
+    scheduler = LocalScheduler(claim=claim)
     schedule_housekeeping(scheduler, container, options)
+    # A thread of its own: a long job (a billing run) must not let this replica's record expire.
+    heartbeat = LocalScheduler()
+    heartbeat.every(HEARTBEAT, "heartbeat", membership.heartbeat, everywhere=True)
+    executor = ThreadPoolExecutor(options.workers, thread_name_prefix="bocage-worker")
 
     async def startup() -> None:
+        heartbeat.start()
         scheduler.start()
 
     async def shutdown() -> None:
         await asyncio.to_thread(scheduler.stop)
+        await asyncio.to_thread(heartbeat.stop)
+        await asyncio.to_thread(membership.leave)
 
     asgi = assemble(
         app,
@@ -173,32 +209,47 @@ def build_runtime(
         connections,
         options,
         domain_name=f"{host}:{bound}",
+        internal=InternalApi(connections, secret, options.read_timeout),
+        internal_port=internal_port,
         startup=startup,
         shutdown=shutdown,
     )
+    assert REPLICA_TTL > 2 * HEARTBEAT
     return Runtime(
         server=make_server(asgi, options),
-        listeners=[public],
+        listeners=[public, internal],
         container=container,
         connections=connections,
         url=url,
         ws_url=ws_url,
+        replica=replica,
         executor=executor,
         scheduler=scheduler,
     )
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def serve(host: str, port: int, data_dir: str | None, org_name: str) -> int:
     placeholder_aws_credentials()
     raise_fd_limit()
     from app import app  # imported here: the app reads nothing until the first request
+    from chalicelib.adapters.records.cluster import ClusterRecords
 
     runtime = build_runtime(app, host, port, data_dir)
     warn_if_unreachable(host)
-    bootstrap(runtime.container, org_name, sys.stdout)
+    # Replicas starting together on an empty store: the one that claims it makes the organisation.
+    first = ClusterRecords(runtime.container.store).claim(
+        "bootstrap", 0, runtime.replica.replica_id, runtime.container.clock.now() + 60
+    )
+    if first:
+        bootstrap(runtime.container, org_name, sys.stdout)
     sys.stdout.write(
         f"Bocage serving the REST API on {runtime.url} and WebSockets on {runtime.ws_url} "
-        f"({wiring.describe(runtime.container)})\n"
+        f"({wiring.describe(runtime.container)}); replica {runtime.replica.replica_id}, "
+        f"internal endpoint {runtime.replica.address}\n"
     )
     sys.stdout.flush()
     runtime.run()

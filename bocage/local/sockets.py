@@ -101,25 +101,33 @@ class WebSocketRoutes:
     async def _connect(
         self, connection: LiveConnection, scope: Scope, headers: list[tuple[str, str]], send: Send
     ) -> bool:
-        """$connect, then the handshake's answer; True when the connection is open."""
+        """$connect, then the handshake's answer; True when the connection is open.
+
+        The connection is registered before $connect runs: once its presence is written, a
+        push finds it (and waits in ``pending``) rather than finding it gone.
+        """
         event = self._event(connection, "$connect", "CONNECT")
         event.update(_handshake_fields(headers, scope["query_string"].decode("latin-1")))
+        self.connections.register(connection)
         try:
             result = await self._call("$connect", event)
         except Exception:
+            self.connections.unregister(connection.connection_id)
             logger.exception("$connect handler failed", extra={"connection_id": connection.connection_id})
             await refuse(send, 500, b'{"message": "Internal server error"}')
             return False
         status = int(result.get("statusCode", 200))
         if status != 200:
+            self.connections.unregister(connection.connection_id)
             await refuse(send, status, *_response_body(result))
             return False
         try:
             await send({"type": "websocket.accept"})
         except Exception:  # the client left while $connect ran: it was accepted, so it gets its $disconnect
+            self.connections.unregister(connection.connection_id)
             await self._disconnect(connection, 1006, "")
             return False
-        self.connections.register(connection)
+        self.connections.opened(connection)
         return True
 
     async def _serve(self, connection: LiveConnection, receive: Receive) -> None:

@@ -114,7 +114,7 @@ def network_store_env() -> dict[str, str]:
     }
 
 
-def start_server(data: Path, log_path: Path, port: int | None = None, **env: str) -> Server:
+def start_server(data: Path, log_path: Path, *, port: int | None = None, **env: str) -> Server:
     env = {**network_store_env(), **env}  # what a test asks for explicitly wins
     port = port or free_port()
     log = log_path.open("w")

@@ -207,3 +207,25 @@ def donation(month: str) -> Key:
 def donation_totals() -> Key:
     """Running totals (trees, donations, impact), moved on once per ledger by a conditional put."""
     return DONATIONS_PK, "TOTAL"
+
+
+# -- bocage serve's replicas: who they are, the secret they share, the leases of their jobs ----
+
+CLUSTER_PK = "CLUSTER"
+REPLICA_PREFIX = "REPLICA#"
+LEASE_PREFIX = "LEASE#"
+
+
+def replica(replica_id: str) -> Key:
+    """A running replica and its internal address, kept alive by a heartbeat (TTL)."""
+    return CLUSTER_PK, f"{REPLICA_PREFIX}{replica_id}"
+
+
+def cluster_secret() -> Key:
+    """The replicas' shared secret when no BOCAGE_CLUSTER_SECRET is set: written once."""
+    return CLUSTER_PK, "SECRET"
+
+
+def job_lease(job: str, slot: int) -> Key:
+    """The claim on one run of a scheduled job (its slot: the interval's number since the epoch)."""
+    return CLUSTER_PK, f"{LEASE_PREFIX}{job}#{slot:012d}"
