@@ -7,6 +7,8 @@ What it measures, for each N (100, 1,000 and 10,000 by default):
   than 100 runs, p99 is the slowest run);
 - p50 of the time ``MessagingService.send`` itself takes to return (it stores the message, then
   hands the frame for every connection to the event loop in one batch, and returns);
+- p50 of "written": when the server's event loop had queued the frame on every socket (the rest
+  of "last" is the kernel and the client process reading N sockets, on the same two cores);
 - store operations per message, from a ``CountingStore`` around the whole store (gets, queries,
   puts, increments; anything else is listed too).
 
@@ -372,11 +374,22 @@ class ClientProcess:
 # == the server side ==============================================================================
 
 
+class TimedRegistry(ConnectionRegistry):
+    """Notes when the event loop has written a batch to every socket: the server's share of a
+    delivery, apart from the time the client process takes to read 10,000 sockets."""
+
+    written_at = 0.0
+
+    def _write_all(self, connections: list[Any], frame: bytes) -> None:
+        super()._write_all(connections, frame)
+        self.written_at = time.perf_counter()
+
+
 @dataclass
 class Stack:
     container: wiring.Container
     store: CountingStore
-    registry: ConnectionRegistry
+    registry: TimedRegistry
     rest_url: str
     ws_url: str
     workers: int
@@ -398,7 +411,7 @@ def server_stack(data_dir: str, workers: int, connections: int) -> Iterator[Stac
     from app import app  # the app reads nothing until its first request
 
     options = ServeSettings(workers=workers, max_connections=connections + FD_MARGIN, ws_idle_timeout=3600)
-    registry = ConnectionRegistry(options.ws_send_buffer)
+    registry = TimedRegistry(options.ws_send_buffer)
     executor = ThreadPoolExecutor(workers, thread_name_prefix="bench-worker")
     listener = listen(HOST, 0)
     port = int(listener.getsockname()[1])
@@ -490,6 +503,7 @@ class Run:
     send_s: float
     first_s: float | None
     last_s: float | None
+    written_s: float
     received: int
     expected: int
     online: int
@@ -531,6 +545,7 @@ def send_one(
     return Run(
         send_s=returned - started,
         first_s=None if seen["first"] is None else seen["first"] - started,
+        written_s=stack.registry.written_at - started,
         last_s=None if seen["last"] is None else seen["last"] - started,
         received=int(seen["received"]),
         expected=expected,
@@ -609,7 +624,8 @@ def measure_size(
                 flags += f", send() saw {run.online} online"
             print(
                 f"    run {i + 1}: send() {ms(run.send_s)}, first {ms(run.first_s)}, "
-                f"last {ms(run.last_s)}, {run.received:,}/{run.expected:,} delivered, "
+                f"written {ms(run.written_s)}, last {ms(run.last_s)}, "
+                f"{run.received:,}/{run.expected:,} delivered, "
                 f"ops {dict(sorted(run.ops.items()))}{flags}",
                 flush=True,
             )
@@ -650,7 +666,7 @@ def report(results: Sequence[SizeResult], workers: int) -> None:
     )
     header = (
         f"{'N':>7} {'runs':>4} {'deliv/s':>9} {'last p50':>11} {'last p99':>11} {'send() p50':>11} "
-        f"{'first p50':>10} {'missing':>7}  store ops/msg get/query/put/incr"
+        f"{'first p50':>10} {'written p50':>11} {'missing':>7}  store ops/msg get/query/put/incr"
     )
     print(header)
     for r in results:
@@ -664,6 +680,7 @@ def report(results: Sequence[SizeResult], workers: int) -> None:
             f"{r.connected:>7} {len(r.runs):>4} {r.median([run.rate for run in r.runs]) or 0:>9,.0f} "
             f"{ms(last_p50):>11} {ms(last_p99):>11} {ms(r.median([run.send_s for run in r.runs])):>11} "
             f"{ms(r.median([run.first_s for run in r.runs])):>10} "
+            f"{ms(r.median([run.written_s for run in r.runs])):>11} "
             f"{sum(run.missing for run in r.runs):>7}  {ops_summary(r.runs)}"
         )
     print()

@@ -24,6 +24,7 @@ process shares the machine's cores with the servers: quote medians, and say the 
 
     python bench/load.py --receivers 50 --messages 300 [--senders 1] [--size 1024] [--rate 20]
                          [--replicas 3] [--store sqlite|dynamodb] [--runs 3] [--grace 30]
+                         [--client-processes 2]
 
 Loopback only; every loop is bounded by its message count and timeouts.
 """
@@ -169,6 +170,8 @@ class Clients:
 
     async def run(self, messages: int, rate: float | None) -> None:
         senders = self.plan["senders"]
+        if not senders:
+            return
         share = [
             messages // len(senders) + (1 if i < messages % len(senders) else 0) for i in range(len(senders))
         ]
@@ -237,12 +240,14 @@ async def client_process() -> None:
             clients = Clients(command["plan"])
             await clients.open()
             answer: dict[str, Any] = {"open": len(clients.receivers) + len(clients.senders)}
-        elif command["cmd"] == "run":
+        elif command["cmd"] == "reset":
             assert clients is not None
-            clients.arrivals.clear()
-            clients.sent.clear()
-            clients.acked.clear()
+            for kept in (clients.arrivals, clients.sent, clients.acked):
+                kept.clear()
             clients.refused.clear()
+            answer = {}
+        elif command["cmd"] == "run":  # the process with the senders
+            assert clients is not None
             await clients.run(int(command["messages"]), command.get("rate"))
             await clients.settle(len(clients.receivers), float(command["grace"]))
             answer = {
@@ -251,6 +256,11 @@ async def client_process() -> None:
                 "refused": clients.refused[:5],
                 "arrivals": {k: v for k, v in clients.arrivals.items() if k in clients.sent},
             }
+        elif command["cmd"] == "collect":  # the others: what arrived of the messages sent
+            assert clients is not None
+            clients.sent = dict.fromkeys(command["ids"], 0.0)
+            await clients.settle(len(clients.receivers), float(command["grace"]))
+            answer = {"arrivals": {k: v for k, v in clients.arrivals.items() if k in clients.sent}}
         else:
             break
         sys.stdout.write(json.dumps(answer) + "\n")
@@ -435,10 +445,18 @@ class Result:
         )
 
 
-def measure(replicas: list[Replica], clients: ClientProcess, args: argparse.Namespace) -> Result:
+def measure(replicas: list[Replica], clients: list[ClientProcess], args: argparse.Namespace) -> Result:
+    for process in clients:
+        process.call({"cmd": "reset"})
     cpu_before = sum(r.cpu_seconds() for r in replicas)
     with RssSampler(replicas) as rss:
-        seen = clients.call({"cmd": "run", "messages": args.messages, "rate": args.rate, "grace": args.grace})
+        seen = clients[0].call(
+            {"cmd": "run", "messages": args.messages, "rate": args.rate, "grace": args.grace}
+        )
+        for process in clients[1:]:
+            more = process.call({"cmd": "collect", "ids": list(seen["sent"]), "grace": args.grace})
+            for message_id, times in more["arrivals"].items():
+                seen["arrivals"].setdefault(message_id, []).extend(times)
     cpu = sum(r.cpu_seconds() for r in replicas) - cpu_before
     sent: dict[str, float] = seen["sent"]
     acked: dict[str, float] = seen["acked"]
@@ -501,6 +519,7 @@ def main() -> None:
     parser.add_argument(
         "--grace", type=float, default=30.0, help="seconds without a delivery before giving up"
     )
+    parser.add_argument("--client-processes", type=int, default=1, help="processes sharing the receivers")
     parser.add_argument("--client-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_process:
@@ -513,18 +532,21 @@ def main() -> None:
     env.update({"BOCAGE_PURGE_INTERVAL": "0", "BOCAGE_JOBS_INTERVAL": "0", "BOCAGE_BILLING_INTERVAL": "0"})
     with tempfile.TemporaryDirectory(prefix="bocage-load-") as tmp, store_env(args.store) as store:
         replicas, activation = start_replicas(args.replicas, {**env, **store}, Path(tmp))
-        clients = ClientProcess()
+        clients = [ClientProcess() for _ in range(args.client_processes)]
         try:
             print(f"{args.replicas} replica(s): {', '.join(r.url for r in replicas)}; seeding...", flush=True)
             seeded = seed(replicas, activation, args.receivers, args.senders)
-            plan = {
-                "receivers": seeded.receivers,
-                "senders": seeded.senders,
-                "channel_id": seeded.channel_id,
-                "epoch": seeded.epoch,
-                "size": args.size,
-            }
-            print(f"  {clients.call({'cmd': 'open', 'plan': plan})['open']} WebSockets open", flush=True)
+            opened = 0
+            for i, process in enumerate(clients):  # receivers dealt out; every sender in the first
+                plan = {
+                    "receivers": seeded.receivers[i :: len(clients)],
+                    "senders": seeded.senders if i == 0 else [],
+                    "channel_id": seeded.channel_id,
+                    "epoch": seeded.epoch,
+                    "size": args.size,
+                }
+                opened += int(process.call({"cmd": "open", "plan": plan})["open"])
+            print(f"  {opened} WebSockets open in {len(clients)} client process(es)", flush=True)
             results = []
             for i in range(args.runs):
                 result = measure(replicas, clients, args)
@@ -534,7 +556,8 @@ def main() -> None:
                     print(f"    refused: {result.refused}", flush=True)
             report(results, args)
         finally:
-            clients.stop()
+            for process in clients:
+                process.stop()
             for replica in replicas:
                 replica.process.terminate()
             for replica in replicas:

@@ -169,7 +169,7 @@ def build_runtime(
     store = wiring.build_store(settings, clock)
     replica = Replica(
         replica_id=f"r{secrets.token_hex(6)}",
-        address=f"http://{_url_host(options.internal_advertise or options.internal_host)}:{internal_port}",
+        address=f"http://{_url_host(advertised_host(options))}:{internal_port}",
         expires_at=0,
     )
     secret = (
@@ -226,6 +226,16 @@ def build_runtime(
         executor=executor,
         scheduler=scheduler,
     )
+
+
+def advertised_host(options: ServeSettings) -> str:
+    """The host other replicas dial: the setting, else the bound one, else (bound to every
+    interface, as in a container) this machine's own address."""
+    if options.internal_advertise:
+        return options.internal_advertise
+    if options.internal_host not in ("0.0.0.0", "::", ""):  # noqa: S104 (comparing, not binding)
+        return options.internal_host
+    return socket.gethostbyname(socket.gethostname())
 
 
 def _url_host(host: str) -> str:

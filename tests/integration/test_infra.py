@@ -414,10 +414,13 @@ def test_the_container_serves_the_web_app_where_the_installed_gateway_looks() ->
     assert recipe.index("${SITE}/node_modules/") < recipe.index("USER 10001")
 
 
-def test_compose_runs_bocage_on_alternator_and_an_smtp_relay() -> None:
+def test_compose_runs_two_replicas_behind_a_proxy_on_alternator_and_an_smtp_relay() -> None:
     (compose,) = _yaml(SOVEREIGN / "compose.yaml")
     services = compose["services"]
-    bocage, scylla = services["bocage"], services["scylla"]
+    replicas = [services["bocage-a"], services["bocage-b"]]
+    scylla, proxy = services["scylla"], services["proxy"]
+    assert replicas[0] == replicas[1]  # one definition, two replicas
+    bocage = replicas[0]
     assert bocage["command"] == SERVE
     assert bocage["build"] == {"context": "../..", "dockerfile": "infra/sovereign/Containerfile"}
     env = bocage["environment"]
@@ -425,34 +428,58 @@ def test_compose_runs_bocage_on_alternator_and_an_smtp_relay() -> None:
     assert env["BOCAGE_STORE"] == "dynamodb" and env["BOCAGE_MAILER"] == "smtp"
     assert env["BOCAGE_DYNAMODB_ENDPOINT"] == "http://scylla:8000" and env["BOCAGE_SMTP_HOST"] == "smtp"
     assert "BOCAGE_WS_ENDPOINT" not in env  # bocage serve pushes to its own connections
+    assert env["BOCAGE_WS_URL"].endswith(":8000/ws}")  # through the proxy, on the one port
+    assert env["BOCAGE_CLUSTER_SECRET"].startswith("${BOCAGE_CLUSTER_SECRET:?")  # required, never a default
     assert "/health" in " ".join(bocage["healthcheck"]["test"])
-    assert bocage["read_only"] is True
+    assert bocage["read_only"] is True and "ports" not in bocage  # reached through the proxy only
     assert bocage["depends_on"]["scylla"]["condition"] == "service_healthy"
     assert "--alternator-port=8000" in scylla["command"]
     assert any(a.startswith("--alternator-write-isolation=") for a in scylla["command"])
     assert "smtp" in services
     assert all(p.startswith("127.0.0.1:") for s in services.values() for p in s.get("ports", []))
+    nginx = (SOVEREIGN / "nginx.conf").read_text()
+    assert "server bocage-a:8000" in nginx and "server bocage-b:8000" in nginx
+    assert "proxy_set_header Upgrade $http_upgrade" in nginx
+    assert proxy["volumes"] == ["./nginx.conf:/etc/nginx/conf.d/default.conf:ro"]
 
 
-def test_kubernetes_runs_one_replica_with_probes_and_settings_the_code_reads() -> None:
+def test_kubernetes_runs_replicas_with_probes_a_budget_an_autoscaler_and_settings_the_code_reads() -> None:
     k8s = _k8s()
     deployment = k8s["Deployment/bocage"]["spec"]
-    assert deployment["replicas"] == 1 and deployment["strategy"]["type"] == "Recreate"
+    assert deployment["replicas"] >= 2 and deployment["strategy"]["type"] == "RollingUpdate"
+    assert deployment["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     (container,) = deployment["template"]["spec"]["containers"]
     assert [container["command"][0], *container["args"]] == ["bocage", *SERVE]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}, probe
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"http": 8000, "ws": 8001}
+    assert ports == {"http": 8000, "internal": 8081}
+    (advertise,) = container["env"]
+    assert advertise == {
+        "name": "BOCAGE_INTERNAL_ADVERTISE",
+        "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+    }
     service = k8s["Service/bocage"]["spec"]
-    assert {p["name"]: p["targetPort"] for p in service["ports"]} == {"http": "http", "ws": "ws"}
+    assert {p["name"]: p["targetPort"] for p in service["ports"]} == {"http": "http"}  # never 8081
+    budget = k8s["PodDisruptionBudget/bocage"]["spec"]
+    assert 1 <= budget["minAvailable"] < deployment["replicas"]
+    assert budget["selector"]["matchLabels"] == deployment["selector"]["matchLabels"]
+    hpa = k8s["HorizontalPodAutoscaler/bocage"]["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "bocage"}
+    assert budget["minAvailable"] <= hpa["minReplicas"] <= deployment["replicas"] <= hpa["maxReplicas"]
+    ((metric,),) = [hpa["metrics"]]
+    assert metric["resource"]["name"] == "cpu" and "cpu" in container["resources"]["requests"]
+    policy = k8s["NetworkPolicy/bocage-internal"]["spec"]
+    internal = next(rule for rule in policy["ingress"] if rule["ports"] == [{"port": 8081}])
+    assert internal["from"] == [{"podSelector": deployment["selector"]}]
     config = k8s["ConfigMap/bocage-config"]["data"]
     assert not set(config) - _settings_read_by_the_code(), set(config) - _settings_read_by_the_code()
     assert "BOCAGE_WS_ENDPOINT" not in config
+    assert config["BOCAGE_INTERNAL_PORT"] == "8081" and config["BOCAGE_WS_URL"].endswith("/ws")
     secret = _yaml(SOVEREIGN / "k8s" / "secret.example.yaml")[0]["stringData"]
     assert not set(secret) - _settings_read_by_the_code()
     assert not set(secret) & set(config)
-    for name in ("BOCAGE_SMTP_PASSWORD", "AWS_SECRET_ACCESS_KEY"):
+    for name in ("BOCAGE_SMTP_PASSWORD", "AWS_SECRET_ACCESS_KEY", "BOCAGE_CLUSTER_SECRET"):
         assert name in secret and name not in config  # secrets stay out of the ConfigMap
     image = container["image"]
     for cron in ("CronJob/bocage-billing", "CronJob/bocage-retention"):
