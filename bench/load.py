@@ -24,7 +24,7 @@ process shares the machine's cores with the servers: quote medians, and say the 
 
     python bench/load.py --receivers 50 --messages 300 [--senders 1] [--size 1024] [--rate 20]
                          [--replicas 3] [--store sqlite|dynamodb] [--runs 3] [--grace 30]
-                         [--client-processes 2]
+                         [--client-processes 2] [--idle 10000]
 
 Loopback only; every loop is bounded by its message count and timeouts.
 """
@@ -108,6 +108,7 @@ class Clients:
         self.refused: list[str] = []
         self.receivers: list[ClientConnection] = []
         self.senders: list[ClientConnection] = []
+        self.idle: list[ClientConnection] = []
         self._acks: dict[str, asyncio.Future[None]] = {}
         self._readers: list[asyncio.Task[None]] = []
 
@@ -120,6 +121,8 @@ class Clients:
 
         self.receivers = list(await asyncio.gather(*(one(s) for s in self.plan["receivers"])))
         self.senders = list(await asyncio.gather(*(one(s) for s in self.plan["senders"])))
+        # Idle connections (--idle): the server's memory per open WebSocket; never read from.
+        self.idle = list(await asyncio.gather(*(one(s) for s in self.plan.get("idle", []))))
         self._readers = [asyncio.create_task(self._receive(ws)) for ws in self.receivers]
         self._readers += [asyncio.create_task(self._acks_of(ws)) for ws in self.senders]
 
@@ -231,7 +234,7 @@ def _box_placeholder() -> Any:
 async def client_process() -> None:
     """Commands as JSON lines on stdin, one JSON answer line each on stdout."""
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
+    reader = asyncio.StreamReader(limit=2**26)  # plans and results are large JSON lines
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     clients: Clients | None = None
     while line := await reader.readline():
@@ -239,7 +242,9 @@ async def client_process() -> None:
         if command["cmd"] == "open":
             clients = Clients(command["plan"])
             await clients.open()
-            answer: dict[str, Any] = {"open": len(clients.receivers) + len(clients.senders)}
+            answer: dict[str, Any] = {
+                "open": len(clients.receivers) + len(clients.senders) + len(clients.idle)
+            }
         elif command["cmd"] == "reset":
             assert clients is not None
             for kept in (clients.arrivals, clients.sent, clients.acked):
@@ -445,6 +450,22 @@ class Result:
         )
 
 
+def idle_rss(replicas: list[Replica], clients: list[ClientProcess], seeded: Seeded, count: int) -> str:
+    """Open ``count`` more WebSockets (the last receiver's device, in an extra client process
+    that never reads them) and report the replicas' resident memory, before and after."""
+    before = sum(r.rss_bytes() for r in replicas)
+    idler = ClientProcess()
+    clients.append(idler)  # stopped with the others
+    plan = {"receivers": [], "senders": [], "idle": [seeded.receivers[-1]] * count}
+    opened = int(idler.call({"cmd": "open", "plan": plan})["open"])
+    time.sleep(2)
+    after = sum(r.rss_bytes() for r in replicas)
+    return (
+        f"{opened:,} opened; RSS {before / 2**20:.0f} MiB before, {after / 2**20:.0f} MiB after "
+        f"({(after - before) / max(1, opened) / 1024:.1f} KiB per connection)"
+    )
+
+
 def measure(replicas: list[Replica], clients: list[ClientProcess], args: argparse.Namespace) -> Result:
     for process in clients:
         process.call({"cmd": "reset"})
@@ -520,6 +541,9 @@ def main() -> None:
         "--grace", type=float, default=30.0, help="seconds without a delivery before giving up"
     )
     parser.add_argument("--client-processes", type=int, default=1, help="processes sharing the receivers")
+    parser.add_argument(
+        "--idle", type=int, default=0, help="also open N idle WebSockets: memory per connection"
+    )
     parser.add_argument("--client-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_process:
@@ -547,6 +571,11 @@ def main() -> None:
                 }
                 opened += int(process.call({"cmd": "open", "plan": plan})["open"])
             print(f"  {opened} WebSockets open in {len(clients)} client process(es)", flush=True)
+            if args.idle:
+                print(
+                    f"  with {args.idle:,} idle WebSockets: {idle_rss(replicas, clients, seeded, args.idle)}"
+                )
+                return  # no run: every message would pile up on sockets nobody reads
             results = []
             for i in range(args.runs):
                 result = measure(replicas, clients, args)

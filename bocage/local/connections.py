@@ -38,7 +38,7 @@ def encode_frame(data: bytes) -> bytes:
     return Frame(opcode, data).serialize(mask=False)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class LiveConnection:
     """One accepted connection; its fields are touched on the event loop only."""
 

@@ -95,7 +95,9 @@ class WebSocketRoutes:
             source_ip=str(client[0]) if client else "",
             user_agent=next((v for k, v in headers if k == "user-agent"), ""),
         )
-        if await self._connect(connection, scope, headers, send):
+        opened = await self._connect(connection, scope, headers, send)
+        del headers  # this frame lives as long as the connection: keep nothing it does not need
+        if opened:
             await self._serve(connection, receive)
 
     async def _connect(
