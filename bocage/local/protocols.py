@@ -8,7 +8,8 @@
   each socket, sees each socket's backlog, and drops a client that does not read.
 
 Both subclass uvicorn's own classes and touch only ``transport`` and the closing flags;
-uvicorn is pinned (requirements-dev.txt) and tests/e2e/test_asgi_server.py covers both.
+uvicorn is pinned (requirements-dev.txt); tests/e2e/test_gateway_framing.py and
+test_local_websocket.py cover both.
 """
 
 from __future__ import annotations

@@ -78,9 +78,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def rest_server(app: Chalice) -> Iterator[tuple[str, int]]:
+def rest_server(app: Chalice, **options: Any) -> Iterator[tuple[str, int]]:
     """The REST side of `bocage serve` (the same ASGI app and uvicorn set-up) in front of ``app``,
-    on a thread of this process; yields its address."""
+    on a thread of this process, with ``options`` (ServeSettings fields); yields its address."""
     from bocage.local.asgi import BocageAsgi, ServerThread, listen, make_server
     from bocage.local.rest import RestGateway
     from bocage.local.serve_settings import ServeSettings
@@ -90,8 +90,12 @@ def rest_server(app: Chalice) -> Iterator[tuple[str, int]]:
     async def no_websockets(*_: Any) -> None:
         raise AssertionError("no WebSocket expected")
 
-    asgi = BocageAsgi(RestGateway(app, executor), no_websockets)
-    server = ServerThread(make_server(asgi, ServeSettings()), [listen("127.0.0.1", 0)]).start()
+    settings = ServeSettings(**options)
+    rest = RestGateway(
+        app, executor, read_timeout=settings.read_timeout, handler_timeout=settings.handler_timeout
+    )
+    server = ServerThread(make_server(BocageAsgi(rest, no_websockets), settings), [listen("127.0.0.1", 0)])
+    server.start()
     try:
         yield "127.0.0.1", server.port
     finally:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from chalice.app import Chalice
 
 from chalicelib import wiring
 from chalicelib.settings import Settings
@@ -134,3 +136,59 @@ def test_a_content_length_beside_chunked_is_refused(address: tuple[str, int]) ->
     ((status, headers, _),) = responses(data)
     assert status in (400, 411)
     assert headers.get("connection") == "close"
+
+
+# -- the server's deadlines ---------------------------------------------------------------------
+
+slow = Chalice(app_name="slow")
+
+
+@slow.route("/slow")
+def slow_route() -> dict[str, str]:
+    time.sleep(1.0)
+    return {"done": "late"}
+
+
+@slow.route("/quick", methods=["GET", "POST"])
+def quick_route() -> dict[str, str]:
+    return {"done": "now"}
+
+
+def test_headers_sent_too_slowly_get_408_and_a_closed_connection() -> None:
+    with rest_server(slow, read_timeout=0.5) as address:
+        started = time.monotonic()
+        data = exchange(address, b"GET /quick HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # never ends
+        ((status, headers, body),) = responses(data)
+        assert status == 408 and headers.get("connection") == "close"
+        assert error_body(body)["error"] == "request_timeout"
+        assert 0.4 < time.monotonic() - started < 3
+
+
+def test_a_body_sent_too_slowly_gets_408() -> None:
+    with rest_server(slow, read_timeout=0.5) as address:
+        data = exchange(address, b"POST /quick HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n{}")
+        ((status, _, body),) = responses(data)
+        assert status == 408
+        assert error_body(body)["error"] == "request_timeout"
+
+
+def test_a_handler_past_its_deadline_gets_504_as_from_api_gateway() -> None:
+    with rest_server(slow, handler_timeout=0.3) as address:
+        data = exchange(address, b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        ((status, _, body),) = responses(data)
+        assert status == 504
+        assert json.loads(body) == {"message": "Endpoint request timed out"}
+
+
+def test_an_idle_keep_alive_connection_is_closed() -> None:
+    with (
+        rest_server(slow, keepalive_timeout=1) as address,
+        socket.create_connection(address, timeout=5) as sock,
+    ):
+        sock.sendall(b"GET /quick HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        started = time.monotonic()
+        data = b""
+        while chunk := sock.recv(65536):  # the answer, then the end of the stream
+            data += chunk
+        assert [status for status, _, _ in responses(data)] == [200]
+        assert 0.8 < time.monotonic() - started < 4

@@ -25,6 +25,7 @@ def web_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (web / "js").mkdir(parents=True)
     (web / "index.html").write_text("<!doctype html><title>elsewhere</title>")
     (web / "js" / "app.js").write_text("export const here = 1;\n")
+    (web / "js" / "big.js").write_text("export const words = 'bocage';\n" * 200)
     nacl = tmp_path / "site" / "node_modules" / "tweetnacl"
     nacl.mkdir(parents=True)
     (nacl / "nacl-fast.min.js").write_text("/* the pinned nacl */")
@@ -67,3 +68,28 @@ def test_the_default_is_the_repositorys_web_dir() -> None:
     assert site.file("/app/vendor/qrcode.mjs") == Path(
         "/srv/bocage/node_modules/qrcode-generator/dist/qrcode.mjs"
     )
+
+
+def test_text_over_1_kib_is_gzipped_for_clients_that_take_it(url: str) -> None:
+    import gzip
+
+    big = "export const words = 'bocage';\n" * 200
+    asked = urllib.request.Request(f"{url}/app/js/big.js", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(asked, timeout=5) as response:
+        assert response.headers["Content-Encoding"] == "gzip"
+        assert response.headers["Vary"] == "Accept-Encoding"
+        assert response.headers["ETag"].startswith('W/"')  # not the file's bytes: a weak validator
+        body = response.read()
+        assert len(body) < len(big) / 10 and gzip.decompress(body).decode() == big
+        etag = response.headers["ETag"]
+    again = urllib.request.Request(
+        f"{url}/app/js/big.js", headers={"Accept-Encoding": "gzip", "If-None-Match": etag}
+    )
+    with pytest.raises(urllib.error.HTTPError) as not_modified:
+        urllib.request.urlopen(again, timeout=5)
+    assert not_modified.value.code == 304
+    with urllib.request.urlopen(f"{url}/app/js/big.js", timeout=5) as plain:  # no Accept-Encoding
+        assert plain.headers["Content-Encoding"] is None and plain.read().decode() == big
+    small = urllib.request.Request(f"{url}/app/js/app.js", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(small, timeout=5) as response:  # too small to pay
+        assert response.headers["Content-Encoding"] is None
