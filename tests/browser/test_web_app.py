@@ -17,6 +17,7 @@ import sqlite3
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -180,34 +181,46 @@ def test_static_app_is_served_with_a_strict_policy(web_server: Server) -> None:
         assert err.code == 405
 
 
-def test_web_app_walkthrough(
-    web_server: Server,
-    new_context: Callable[..., Any],
-    artifacts: Path,
-    cli: Callable[..., dict[str, Any]],
-    tmp_path: Path,
-) -> None:
-    problems: list[str] = []
-    owner = new_context("owner").pages[0]
-    agent = new_context("agent").pages[0]
-    for page in (owner, agent):
-        watch_console(page, problems)
+@dataclass
+class Walkthrough:
+    """What the walkthrough's steps share: the server, both browsers, the CLI and what they created."""
 
-    # -- activation: the owner from the URL `bocage serve` printed, the agent from the shown link
-    owner.goto(web_server.owner_url())
+    server: Server
+    owner: Page
+    agent: Page
+    artifacts: Path
+    cli: Callable[..., dict[str, Any]]
+    new_context: Callable[..., Any]
+    cli_profile: str
+    problems: list[str] = field(default_factory=list)
+    agent_url: str = ""
+    group_id: str = ""
+    cli_joined: dict[str, Any] = field(default_factory=dict)
+
+    def shoot(self, page: Page, name: str) -> None:
+        shoot(page, self.artifacts, name)
+
+
+def activation_and_invitation(w: Walkthrough) -> None:
+    """The owner activates from the URL `bocage serve` printed, the agent from the shown link."""
+    owner, agent = w.owner, w.agent
+    owner.goto(w.server.owner_url())
     expect(owner.get_by_role("button", name="Activer cet appareil")).to_be_visible()
-    shoot(owner, artifacts, "01-activation")
-    activate(owner, web_server.owner_url(), "Maire Dupuis")
-    shoot(owner, artifacts, "02-no-channel-yet")
-    agent_url = invite(owner, "Agent Martin")
-    shoot(owner, artifacts, "03-admin-invite-qr")
-    activate(agent, agent_url, "")  # keeps the name the admin chose
+    w.shoot(owner, "01-activation")
+    activate(owner, w.server.owner_url(), "Maire Dupuis")
+    w.shoot(owner, "02-no-channel-yet")
+    w.agent_url = invite(owner, "Agent Martin")
+    w.shoot(owner, "03-admin-invite-qr")
+    activate(agent, w.agent_url, "")  # keeps the name the admin chose
     expect(agent.get_by_role("link", name="Administration")).to_have_count(0)  # members see no console
     agent.goto(agent.url.split("#")[0] + "#/admin")
     expect(agent.get_by_text("réservée aux administrateurs")).to_be_visible()
     agent.get_by_role("link", name="Messages").click()
 
-    # -- a group, both ways in real time --------------------------------------------------------
+
+def group_messaging_both_ways(w: Walkthrough) -> None:
+    """A group, both ways in real time: send, reply, react, delete for everyone."""
+    owner, agent = w.owner, w.agent
     create_channel(owner, GROUP, "group")
     add_to_channel(owner, "Agent Martin")
     expect(agent.get_by_role("link", name=re.compile(GROUP))).to_be_visible()  # pushed: no reload
@@ -232,7 +245,10 @@ def test_web_app_walkthrough(
     expect(message(owner, SECRET_DELETED)).to_have_count(0)
     expect(message(agent, SECRET_DELETED)).to_have_count(0)
 
-    # -- a poll, with live results tallied in each browser --------------------------------------
+
+def group_poll(w: Walkthrough) -> None:
+    """A poll, with live results tallied in each browser; a later vote replaces the first."""
+    owner, agent = w.owner, w.agent
     owner.get_by_role("button", name="Sondage", exact=True).click()
     owner.get_by_label("Question", exact=True).fill(POLL_Q)
     owner.get_by_label("Réponse 1", exact=True).fill(POLL_OPTIONS[0])
@@ -252,13 +268,16 @@ def test_web_app_walkthrough(
     expect(poll_owner.locator(".poll-option").nth(0)).to_contain_text("2 votes · 100 %")
     expect(poll_owner.locator(".poll-option").nth(1)).to_contain_text("0 vote")
     expect(poll_agent.locator(".poll-meta")).to_contain_text(f"votre vote : {POLL_OPTIONS[0]}")
-    shoot(agent, artifacts, "04-group-conversation-and-poll")
+    w.shoot(agent, "04-group-conversation-and-poll")
     poll_owner.get_by_role("button", name="Clore le sondage").click()
     expect(poll_agent.locator(".poll-meta")).to_contain_text("Sondage clos")
     expect(poll_agent.get_by_role("button", name="Changer mon vote")).to_have_count(0)
-    shoot(owner, artifacts, "05-owner-group-poll-closed")
+    w.shoot(owner, "05-owner-group-poll-closed")
 
-    # -- a tribe: the agent reads, reacts and votes, and is told why they cannot post -----------
+
+def tribe_reader(w: Walkthrough) -> None:
+    """A tribe: the agent reads, reacts and votes, and is told why they cannot post."""
+    owner, agent = w.owner, w.agent
     create_channel(owner, TRIBE, "tribe")
     add_to_channel(owner, "Agent Martin")
     send(owner, TRIBE_NEWS)
@@ -270,17 +289,19 @@ def test_web_app_walkthrough(
     message(agent, TRIBE_NEWS).get_by_role("button", name="Réagir").click()
     agent.get_by_role("button", name="Réagir : merci").click()
     expect(message(owner, TRIBE_NEWS).locator(".chip")).to_have_text("🙏 1")
-    shoot(agent, artifacts, "06-tribe-member-view")
+    w.shoot(agent, "06-tribe-member-view")
 
-    # -- interoperability with the CLI ---------------------------------------------------------
-    cli_profile = str(tmp_path / "cli-profile")
+
+def cli_interoperability(w: Walkthrough) -> None:
+    """A CLI profile joins the group: each side reads the other, and tallies the same poll."""
+    owner, agent, cli, cli_profile = w.owner, w.agent, w.cli, w.cli_profile
     cli_url = invite(owner, "Poste Accueil")
-    joined = cli("--profile", cli_profile, "activate", cli_url, "--name", "Poste Accueil")
+    w.cli_joined = cli("--profile", cli_profile, "activate", cli_url, "--name", "Poste Accueil")
     owner.get_by_role("link", name="Messages").click()
     open_channel(owner, GROUP)
     add_to_channel(owner, "Poste Accueil")
     channels = cli("--profile", cli_profile, "channels")["channels"]
-    group_id = next(c["channel_id"] for c in channels if c["name"] == GROUP)
+    group_id = w.group_id = next(c["channel_id"] for c in channels if c["name"] == GROUP)
     cli("--profile", cli_profile, "send", group_id, FROM_CLI)
     expect(message(owner, FROM_CLI)).to_be_visible()
     agent.get_by_role("link", name=re.compile(GROUP)).click()
@@ -308,9 +329,12 @@ def test_web_app_walkthrough(
     assert results["question"] == POLL_Q
     deleted = [m for m in read.values() if m.get("deleted")]
     assert len(deleted) == 1  # the message deleted for everyone, a bodiless marker
-    shoot(owner, artifacts, "07-group-with-cli-member")
+    w.shoot(owner, "07-group-with-cli-member")
 
-    # -- admin console: members and devices, roles, retention, plan, report -------------------
+
+def admin_console(w: Walkthrough) -> None:
+    """Members and devices, roles, revoking the CLI's device, retention, plan, pilot report."""
+    owner = w.owner
     owner.get_by_role("link", name="Administration").click()
     owner.get_by_role("link", name="Membres et appareils").click()
     expect(owner.locator("table.members")).to_contain_text("Poste Accueil")
@@ -320,27 +344,30 @@ def test_web_app_walkthrough(
     row.get_by_role("button", name=re.compile("^Révoquer")).click()
     owner.get_by_role("button", name="Confirmer la révocation").click()
     expect(owner.locator("table.members tr", has_text="Poste Accueil")).to_contain_text("révoqué le")
-    shoot(owner, artifacts, "08-admin-members-devices")
-    refused = bocage_fails("--profile", cli_profile, "read", group_id)
+    w.shoot(owner, "08-admin-members-devices")
+    refused = bocage_fails("--profile", w.cli_profile, "read", w.group_id)
     assert refused["status"] == 401  # the revoked device is refused at once
-    assert joined["member_id"]
+    assert w.cli_joined["member_id"]
 
     owner.get_by_role("link", name="Conservation").click()
     expect(owner.get_by_text("Les messages sont conservés 3 mois.")).to_be_visible()
     owner.get_by_label("Durée de conservation").select_option("30d")
     owner.get_by_role("button", name="Enregistrer").click()
     expect(owner.get_by_text("Les messages sont conservés 1 mois.")).to_be_visible()
-    shoot(owner, artifacts, "09-admin-retention")
+    w.shoot(owner, "09-admin-retention")
     owner.get_by_role("link", name="Offre et factures").click()
     expect(owner.get_by_text("Période pilote en cours")).to_be_visible()
     expect(owner.get_by_role("heading", name="Estimation du mois en cours")).to_be_visible()
-    shoot(owner, artifacts, "10-admin-plan-invoices")
+    w.shoot(owner, "10-admin-plan-invoices")
     owner.get_by_role("link", name="Rapport pilote").click()
     expect(owner.locator("svg.chart rect.bar").first).to_be_visible()
     expect(owner.locator("table.data")).to_contain_text("Utilisateurs actifs")
-    shoot(owner, artifacts, "11-admin-pilot-report")
+    w.shoot(owner, "11-admin-pilot-report")
 
-    # After the retention change, a new message says it disappears in 30 days (re-stamped too).
+
+def new_message_follows_retention(w: Walkthrough) -> None:
+    """After the retention change, a new message says it disappears in 30 days (re-stamped too)."""
+    owner = w.owner
     owner.get_by_role("link", name="Messages").click()
     open_channel(owner, GROUP)
     expect(owner.locator(".channel-meta")).to_contain_text("messages conservés 1 mois")
@@ -351,12 +378,15 @@ def test_web_app_walkthrough(
     send(owner, "Après le changement de conservation")
     expect(message(owner, "Après le changement de conservation")).to_contain_text(f"Disparaît le {expected}")
 
-    # -- impact page, English, phone size --------------------------------------------------------
+
+def impact_english_and_phone(w: Walkthrough) -> None:
+    """The impact page, the app in English, and the agent's channel at phone size."""
+    owner, agent = w.owner, w.agent
     owner.get_by_role("link", name="Impact").click()
     expect(owner.get_by_role("heading", name="Notre impact")).to_be_visible()
     expect(owner.locator("svg.chart")).not_to_have_count(0)
     expect(owner.locator(".kpi")).to_have_count(4)
-    shoot(owner, artifacts, "12-impact")
+    w.shoot(owner, "12-impact")
     owner.get_by_label("Langue").select_option("en")
     expect(owner.get_by_role("heading", name="Our impact")).to_be_visible()
     expect(owner.get_by_role("link", name="This device")).to_be_visible()
@@ -364,7 +394,7 @@ def test_web_app_walkthrough(
     owner.get_by_role("link", name="Messages").click()
     open_channel(owner, GROUP)
     expect(owner.get_by_role("button", name="Send")).to_be_visible()
-    shoot(owner, artifacts, "13-channel-in-english")
+    w.shoot(owner, "13-channel-in-english")
     owner.get_by_label("Language").select_option("fr")
     expect(owner.get_by_role("button", name="Envoyer")).to_be_visible()
 
@@ -372,12 +402,15 @@ def test_web_app_walkthrough(
     agent.reload()
     expect(agent.get_by_role("link", name="← Canaux")).to_be_visible()
     expect(agent.locator(".channels-pane")).to_be_hidden()
-    shoot(agent, artifacts, "14-phone-channel")
+    w.shoot(agent, "14-phone-channel")
     agent.get_by_role("link", name="← Canaux").click()
     expect(agent.locator(".channels-pane")).to_be_visible()
-    shoot(agent, artifacts, "15-phone-channel-list")
+    w.shoot(agent, "15-phone-channel-list")
 
-    # -- offline reading from the device's cache, and retention on the device ------------------
+
+def offline_reading_and_device_retention(w: Walkthrough) -> None:
+    """Offline reading from the device's cache, catching up, and expired messages leaving it."""
+    owner, agent = w.owner, w.agent
     agent.set_viewport_size({"width": 1280, "height": 860})
     agent.context.set_offline(True)
     agent.get_by_role("link", name=re.compile(GROUP)).click()
@@ -395,14 +428,18 @@ def test_web_app_walkthrough(
     assert after["expired"] == 0 and after["count"] == before["count"] - 1
     expect(message(agent, REPLY)).to_have_count(0)
 
+
+def owner_second_device(w: Walkthrough) -> None:
+    """The owner links a phone from "this device": it reads what was sent since the last re-key."""
+    owner = w.owner
     owner.get_by_role("link", name="Cet appareil").click()
     expect(owner.get_by_role("heading", name="Cet appareil", exact=True)).to_be_visible()
     owner.get_by_role("button", name="Créer un lien pour un autre appareil").click()
     expect(owner.locator("svg.qr path")).to_have_count(1)
-    shoot(owner, artifacts, "16-this-device-link")
+    w.shoot(owner, "16-this-device-link")
     phone_url = owner.locator("#activation-url").input_value()
-    phone = new_context("owner-phone", viewport={"width": 390, "height": 844}).pages[0]
-    watch_console(phone, problems)
+    phone = w.new_context("owner-phone", viewport={"width": 390, "height": 844}).pages[0]
+    watch_console(phone, w.problems)
     activate(phone, phone_url, "")
     open_channel(phone, GROUP)
     # The laptop gives the new device its current key (multi-device): what it sends since the
@@ -413,9 +450,12 @@ def test_web_app_walkthrough(
     expect(phone.locator(".msg.folded")).to_contain_text("messages illisibles sur cet appareil")
     send(phone, "Depuis mon téléphone")
     expect(message(owner_group_view(owner), "Depuis mon téléphone")).to_be_visible()
-    shoot(phone, artifacts, "17-second-device-phone")
+    w.shoot(phone, "17-second-device-phone")
 
-    # -- revoking the agent's browser: it is told at once, and may forget its keys ------------
+
+def revoking_the_agent(w: Walkthrough) -> None:
+    """Revoking the agent's browser: it is told at once, keeps no message, and may forget its keys."""
+    owner, agent = w.owner, w.agent
     owner.get_by_role("link", name="Administration").click()
     owner.get_by_role("link", name="Membres et appareils").click()
     agent_row = owner.locator("table.members tr", has_text="Agent Martin")
@@ -425,30 +465,35 @@ def test_web_app_walkthrough(
     expect(agent.get_by_role("heading", name="Cet appareil a été révoqué")).to_be_visible()
     cached = agent.evaluate(CACHE_JS, {})["count"]
     assert cached == 0  # a revoked (lost, stolen) device keeps no message
-    shoot(agent, artifacts, "18-revoked-device")
+    w.shoot(agent, "18-revoked-device")
     agent.get_by_role("link", name="Oublier cet appareil").click()
     expect(agent.locator("#main").get_by_text("révoqué par un administrateur")).to_be_visible()
     agent.get_by_role("button", name="Oublier cet appareil…").click()
     agent.get_by_role("button", name="Oui, tout effacer").click()
     expect(agent.get_by_role("heading", name="Bienvenue sur Bocage")).to_be_visible()
-    agent.get_by_label("Lien ou code d'activation").fill(agent_url)  # already used
+    agent.get_by_label("Lien ou code d'activation").fill(w.agent_url)  # already used
     agent.get_by_role("button", name="Activer cet appareil").click()
     expect(agent.get_by_role("alert")).to_contain_text("a déjà servi")
     agent.get_by_label("Lien ou code d'activation").fill("AAAA-BBBB-CCCC-DDDD")
     agent.get_by_role("button", name="Activer cet appareil").click()
     expect(agent.get_by_role("alert")).to_contain_text("inconnu")
 
+
+def phone_admin_invite(w: Walkthrough) -> None:
+    """The admin console at phone size still invites; the forgotten browser kept no database."""
+    owner = w.owner
     owner.set_viewport_size({"width": 390, "height": 844})
     owner.get_by_role("link", name="Admin").click()
     invite(owner, "Élu de quartier")
-    shoot(owner, artifacts, "19-phone-admin-invite")
-    assert agent.evaluate(
+    w.shoot(owner, "19-phone-admin-invite")
+    assert w.agent.evaluate(
         "indexedDB.databases().then((d) => d.filter((x) => x.name === 'bocage').length)"
     ) in (0, 1)
 
-    assert not problems, problems
 
-    # -- the server stored and logged no plaintext ----------------------------------------------
+def server_kept_no_plaintext(w: Walkthrough) -> None:
+    """Once stopped, the server's store and log hold nothing said in clear, nor its base64."""
+    web_server = w.server
     web_server.process.terminate()
     web_server.process.wait(timeout=10)
     stored_items = getattr(web_server, "stored_items", None)  # any store (SQLite or DynamoDB-API)
@@ -481,3 +526,39 @@ def test_web_app_walkthrough(
         ):
             assert form not in dump and form not in log, text
     assert json.dumps(HELLO)[1:-1] not in dump  # nor its JSON-escaped form
+
+
+def test_web_app_walkthrough(
+    web_server: Server,
+    new_context: Callable[..., Any],
+    artifacts: Path,
+    cli: Callable[..., dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """One walkthrough, in order: each step starts from the state the previous ones left."""
+    w = Walkthrough(
+        server=web_server,
+        owner=new_context("owner").pages[0],
+        agent=new_context("agent").pages[0],
+        artifacts=artifacts,
+        cli=cli,
+        new_context=new_context,
+        cli_profile=str(tmp_path / "cli-profile"),
+    )
+    for page in (w.owner, w.agent):
+        watch_console(page, w.problems)
+
+    activation_and_invitation(w)
+    group_messaging_both_ways(w)
+    group_poll(w)
+    tribe_reader(w)
+    cli_interoperability(w)
+    admin_console(w)
+    new_message_follows_retention(w)
+    impact_english_and_phone(w)
+    offline_reading_and_device_retention(w)
+    owner_second_device(w)
+    revoking_the_agent(w)
+    phone_admin_invite(w)
+    assert not w.problems, w.problems
+    server_kept_no_plaintext(w)
