@@ -12,6 +12,7 @@ from chalicelib.adapters.clocks import ManualClock
 from chalicelib.domain.auth_token import SCHEME
 from chalicelib.domain.encoding import b64e
 from chalicelib.domain.invitation import activation_proof_message
+from chalicelib.domain.organisation import Device
 from chalicelib.ports import MailMessage
 
 
@@ -250,4 +251,17 @@ def sealed_envelope(
             kind=kind,
             sent_at_ms=sent_at_ms,
         ).model_dump(mode="json")
+    )
+
+
+def device_model(device_id: str, member_id: str, *, org_id: str = "o_1", created_at: int = 0) -> Device:
+    """A device record with placeholder keys, for tests of storage and events (no crypto)."""
+    return Device(
+        device_id=device_id,
+        org_id=org_id,
+        member_id=member_id,
+        name="phone",
+        sign_public_key=f"sign-{device_id}",
+        box_public_key=f"box-{device_id}",
+        created_at=created_at,
     )
