@@ -317,10 +317,19 @@ class ChannelService:
         if epoch != state.epoch:
             raise Conflict(f"epoch {epoch} is not the channel's current epoch {state.epoch}")
         checked = [_sealed_key(entry, who.device_id, epoch) for entry in sealed]
+        self._require_in_roster(channel_id, {key.recipient_device for key in checked})
         now = self._clock.now()
         expires = now + 2 * self.retention_days(access.channel) * DAY + KEY_GRACE_SECONDS
         stored = self._sealed.put(channel_id, checked, uploaded_at=now, expires_at=expires)
         return {"stored": stored, "epoch": epoch}
+
+    def _require_in_roster(self, channel_id: str, device_ids: set[str]) -> None:
+        """A sealed key is for a device of the channel's roster only, so none is stored for a
+        stranger's device (one read per recipient: the same order as the writes it guards)."""
+        outside = sorted(d for d in device_ids if not self._records.in_roster(channel_id, d))
+        if outside:
+            shown = ", ".join(outside[:5]) + (" ..." if len(outside) > 5 else "")
+            raise BadRequest(f"{len(outside)} recipient device(s) are not in this channel's roster: {shown}")
 
     def my_keys(self, who: Principal, channel_id: str, epoch: int) -> dict[str, Any]:
         """The sender keys sealed to the caller's device for one epoch."""

@@ -199,3 +199,19 @@ def test_channel_members_with_their_roles(people: People) -> None:
     with pytest.raises(ApiError) as refused:
         outsider.client.request("GET", f"/channels/{cid}/members")
     assert refused.value.status == 403
+
+
+def test_sealed_keys_only_for_devices_in_the_channel_roster(people: People) -> None:
+    """Red-team finding: a key sealed for a device outside the channel was stored."""
+    alice, outsider = people.join("alice"), people.join("outsider")
+    group = alice.create_channel("group", "Voirie")
+    cid = group["channel_id"]
+    epoch = group["epoch"]
+    sealed = base64.urlsafe_b64encode(b"x" * 80).decode().rstrip("=")
+    entry: Any = {"recipient_device": outsider.device_id, "sealed": sealed}
+    with pytest.raises(ApiError) as refused:
+        alice.client.put_sender_keys(cid, epoch, [entry])
+    assert refused.value.status == 400 and outsider.device_id in refused.value.message
+    alice.add_member(cid, outsider.info["member_id"])  # once in the roster, the same key is accepted
+    assert alice.client.put_sender_keys(cid, epoch, [entry])["stored"] == 1
+    assert [k["sender_device"] for k in outsider.client.sender_keys(cid, epoch)["keys"]] == [alice.device_id]
