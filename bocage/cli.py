@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         register_polls,
         register_billing_and_plan,
         register_retention,
+        register_backup,
     ):
         register(sub, common)
     return parser
@@ -291,6 +292,24 @@ def register_retention(sub: Subparsers, common: argparse.ArgumentParser) -> None
     show_retention.set_defaults(func=cmd_retention_show)
 
 
+def register_backup(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    backup = sub.add_parser(
+        "backup",
+        parents=[common],
+        help="copy the embedded store to a file, safely while `bocage serve` runs",
+    )
+    backup.add_argument("--data", required=True, help="the data directory `bocage serve` uses")
+    backup.add_argument("--out", required=True, help="the backup file to write (created 0600)")
+    backup.set_defaults(func=cmd_backup)
+    restore = sub.add_parser(
+        "restore", parents=[common], help="put a backup in place as the embedded store (server stopped)"
+    )
+    restore.add_argument("file", help="a file written by `bocage backup`")
+    restore.add_argument("--data", required=True, help="the data directory to restore into")
+    restore.add_argument("--force", action="store_true", help="replace a store that already holds items")
+    restore.set_defaults(func=cmd_restore)
+
+
 def _data_or_server(parser: argparse.ArgumentParser, *, operator: bool) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--data", help="use the embedded store in DIR directly")
@@ -307,6 +326,18 @@ def cmd_serve(args: argparse.Namespace) -> Result:
 
     serve(args.host, args.port, args.data, args.org_name, ws_port=args.ws_port)
     return {}
+
+
+def cmd_backup(args: argparse.Namespace) -> Result:
+    from bocage.local.backup import backup
+
+    return backup(args.data, args.out)
+
+
+def cmd_restore(args: argparse.Namespace) -> Result:
+    from bocage.local.backup import restore
+
+    return restore(args.file, args.data, force=args.force)
 
 
 def cmd_jobs_run(args: argparse.Namespace) -> Result:
