@@ -99,6 +99,7 @@ def restore(
 
 def _backup(source: Path, target: Path) -> dict[str, Any]:
     check_store(source)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
     _private_file(partial)
     try:

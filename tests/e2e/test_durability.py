@@ -133,7 +133,6 @@ def test_kill_9_under_load_loses_no_confirmed_message(tmp_path: Path) -> None:
 
 def test_backup_while_serving_then_restore_reads_back_every_message(tmp_path: Path) -> None:
     data, owner, backup_file = tmp_path / "data", tmp_path / "owner", tmp_path / "backups" / "bocage.backup"
-    backup_file.parent.mkdir()
     server = start_server(data, tmp_path / "serve-1.log")
     try:
         channel_id = group_with_owner(server, owner)
