@@ -95,8 +95,9 @@ def test_a_resend_after_a_fault_at_any_step_of_send_stores_one_message(
     def post(envelope: dict[str, Any]) -> Reply:
         return api.call("POST", f"/channels/{cid}/messages", envelope, signer=owner)
 
+    probe = sealed_envelope(people.owner, cid, {"text": "probe"})  # the key goes out here, once
     faulty.heal()
-    assert post(sealed_envelope(people.owner, cid, {"text": "probe"})).status == 201
+    assert post(probe).status == 201
     steps = list(faulty.calls)  # authentication, checks, claim, number, marker, message, fan-out
     assert {op for op, _ in steps} >= {"get", "put", "increment", "query"}
     sent: list[str] = ["probe"]
