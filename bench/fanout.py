@@ -67,8 +67,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from bocage.client.crypto import new_message_id, new_sender_key, seal_message
+from bocage.client.crypto import new_message_id, seal_message
 from bocage.client.profile import DeviceKeys, sign_token
+from bocage.client.ratchet import message_key, new_chain_key
 from bocage.local.connections import ConnectionRegistry
 from bocage.local.gateway import make_server
 from bocage.local.in_process_push import InProcessPush
@@ -557,11 +558,12 @@ def send_one(
     stack: Stack, clients: ClientProcess, author: Signer, channel_id: str, expected: int, timeout: float
 ) -> Run:
     """Seal, then time ``messaging.send`` and the arrivals; count the store operations of both."""
-    sender_key = new_sender_key()
+    sender_key = message_key(new_chain_key())
     epoch = stack.container.channels.epoch(channel_id).number
     envelope: Envelope = seal_message(
         author.keys,
         sender_key,
+        index=0,
         channel_id=channel_id,
         epoch=epoch,
         message_id=new_message_id(),

@@ -239,13 +239,17 @@ def sealed_envelope(
     from bocage.client.crypto import new_message_id, seal_message
 
     epoch = messenger.distribute_key(channel_id)
+    message_id = new_message_id()
+    index, key = messenger.ring.next_key(channel_id, epoch, message_id, int(messenger.clock()))
+    messenger.save()
     return dict(
         seal_message(
             messenger.keys,
-            messenger.ring.own_key(channel_id, epoch),
+            key,
+            index=index,
             channel_id=channel_id,
             epoch=epoch,
-            message_id=new_message_id(),
+            message_id=message_id,
             content=content,
             kind=kind,
             sent_at_ms=sent_at_ms,

@@ -10,14 +10,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote
 
 from bocage.client.api import ApiError, BocageClient
 from bocage.client.crypto import (
     CryptoError,
     ForgedMessage,
-    SenderKeyRing,
+    MislabelledMessage,
     new_message_id,
     open_message,
     open_sender_key,
@@ -28,6 +28,7 @@ from bocage.client.directory import Directory
 from bocage.client.live import LiveSession
 from bocage.client.polls import new_poll, tally
 from bocage.client.profile import DeviceKeys, Profile, sign_token
+from bocage.client.ratchet import KeyUnavailable, ReplayedMessage, SenderKeyRing, TooFarAhead
 from bocage.client.results import Channel, ChannelSync, Document, Receipt, Roster, RosterDevice
 from bocage.client.rosters import RosterCache
 from chalicelib.domain.envelope import Envelope
@@ -40,9 +41,14 @@ from chalicelib.domain.frames import (
     RotatedFrame,
     ServerFrame,
 )
+from chalicelib.domain.x25519 import UnsafeBoxKey
 
 KEYS_PER_CALL = 500
 CONNECT_PATH = "$connect"
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class Messenger:
@@ -76,6 +82,8 @@ class Messenger:
         channels = self.client.channels()["channels"]
         for c in channels:
             self.rosters.heard(c["channel_id"], version=c["roster"], epoch=c["epoch"])
+        self.ring.forget(int(self.clock()), {c["channel_id"]: c["epoch"] for c in channels})
+        self.save()
         return channels
 
     def add_member(self, channel_id: str, member_id: str, role: str = "member") -> Document:
@@ -108,7 +116,16 @@ class Messenger:
         for attempt in range(2):
             envelope = self._seal(channel_id, message_id, content, kind, target)
             try:
-                return post(envelope)
+                receipt = post(envelope)
+                if not receipt["duplicate"]:  # a duplicate's key is the first attempt's
+                    self.ring.confirm(
+                        channel_id,
+                        envelope.epoch,
+                        envelope.index,
+                        seq=receipt["seq"],
+                        expires_at=receipt["expires_at"],
+                    )
+                return receipt
             except ApiError as err:
                 if err.code == "stale_epoch" and attempt == 0:
                     self.rosters.forget(channel_id)
@@ -122,9 +139,11 @@ class Messenger:
         self, channel_id: str, message_id: str, content: dict[str, Any], kind: str, target: str | None
     ) -> Envelope:
         epoch = self.distribute_key(channel_id)
+        index, message_key = self.ring.next_key(channel_id, epoch, message_id, int(self.clock()))
         return seal_message(
             self.keys,
-            self.ring.own_key(channel_id, epoch),
+            message_key,
+            index=index,
             channel_id=channel_id,
             epoch=epoch,
             message_id=message_id,
@@ -194,15 +213,22 @@ class Messenger:
         targets = {d["device_id"]: d for d in roster["devices"] if d["device_id"] != self.device_id}
         missing = self.ring.undistributed(channel_id, epoch, list(targets))
         if missing:
-            key = self.ring.own_key(channel_id, epoch)
-            sealed = [
-                seal_sender_key(self.keys, d, targets[d]["box_public_key"], channel_id, epoch, key)
-                for d in missing
-            ]
+            chain_key, index = self.ring.own_state(channel_id, epoch)
+            sealed = []
+            for d in missing:
+                try:
+                    sealed.append(
+                        seal_sender_key(
+                            self.keys, d, targets[d]["box_public_key"], channel_id, epoch, chain_key, index
+                        )
+                    )
+                except UnsafeBoxKey:
+                    continue  # anyone could open it: never sealed to (the certificate checks report it)
             for i in range(0, len(sealed), KEYS_PER_CALL):
                 self.client.put_sender_keys(channel_id, epoch, sealed[i : i + KEYS_PER_CALL])
-            self.ring.mark_distributed(channel_id, epoch, missing)
-        self.ring.own_key(channel_id, epoch)
+            self.ring.mark_distributed(channel_id, epoch, [k["recipient_device"] for k in sealed])
+        self.ring.own_state(channel_id, epoch)
+        self.ring.forget(int(self.clock()), {channel_id: epoch})
         self.save()
         return epoch
 
@@ -233,6 +259,7 @@ class Messenger:
         self.share_keys(channel_id)
         page = self.client.messages(channel_id, since=since, limit=limit)
         messages = [self.open(m) for m in page["messages"]]
+        self.ring.forget(int(self.clock()))
         self.save()
         return {
             "channel_id": channel_id,
@@ -243,7 +270,7 @@ class Messenger:
 
     def open(self, message: dict[str, Any]) -> dict[str, Any]:
         """Verify then decrypt one stored message; forged or unreadable ones are flagged, not shown."""
-        channel_id, epoch, sender = message["channel_id"], int(message["epoch"]), message["sender_device"]
+        channel_id, sender = message["channel_id"], message["sender_device"]
         shown: dict[str, Any] = {
             "message_id": message["message_id"],
             "channel_id": channel_id,
@@ -260,13 +287,18 @@ class Messenger:
         if message.get("deleted"):
             return {**shown, "deleted": True, "error": "deleted for everyone"}
         device = self._device(sender)
-        key = self._sender_key(channel_id, epoch, sender)
-        if device is None or key is None:
+        if device is None:
             return {**shown, "error": "no key for this message (sent before you joined, or after you left)"}
         try:
-            content = open_message(message, key, device["sign_public_key"])
+            content = self._open_sealed(message, device)
         except ForgedMessage:
             return {**shown, "error": "forged or tampered message: signature does not verify"}
+        except MislabelledMessage as err:
+            return {**shown, "error": f"mislabelled message, dropped: {err}"}
+        except ReplayedMessage as err:
+            return {**shown, "replayed": True, "error": str(err)}
+        except (KeyUnavailable, TooFarAhead) as err:
+            return {**shown, "error": f"no key for this message: {err}"}
         except CryptoError:
             return {**shown, "error": "could not decrypt this message"}
         shown = {**shown, "verified": True, "content": content, "text": content.get("text")}
@@ -274,26 +306,41 @@ class Messenger:
             shown["reply_to"] = content["reply_to"]
         return shown
 
-    def _sender_key(self, channel_id: str, epoch: int, sender: str) -> bytes | None:
-        if sender == self.device_id:
-            return self.ring.own_key(channel_id, epoch)
-        key = self.ring.received(channel_id, epoch, sender)
-        if key is not None:
-            return key
+    def _open_sealed(self, message: dict[str, Any], device: RosterDevice) -> dict[str, Any]:
+        """Derive the message's key from the sender's chain, then verify, decrypt and check labels."""
+        channel_id, epoch, sender = message["channel_id"], message["epoch"], message["sender_device"]
+        index, seq = message.get("index"), message.get("seq")
+        if not (_is_int(epoch) and _is_int(index) and _is_int(seq)):
+            raise CryptoError("malformed message")
+        own = sender == self.device_id
+        if not own and not self.ring.holds(channel_id, epoch, sender):
+            self._fetch_keys(channel_id, epoch)
+        return self.ring.open_with(
+            channel_id,
+            epoch,
+            None if own else sender,
+            index,
+            seq=seq,
+            message_id=message["message_id"],
+            expires_at=int(message["expires_at"]),
+            opener=lambda key: open_message(message, key, device["sign_public_key"]),
+        )
+
+    def _fetch_keys(self, channel_id: str, epoch: int) -> None:
+        """Open every chain state sealed to this device for the epoch that the ring does not hold."""
         try:
             sealed = self.client.sender_keys(channel_id, epoch)["keys"]
         except ApiError:
-            return None
+            return
         for entry in sealed:
             device = self._device(entry["sender_device"])
-            if device is None:
+            if device is None or self.ring.holds(channel_id, epoch, entry["sender_device"]):
                 continue
             try:
-                opened = open_sender_key(self.keys, entry, device["box_public_key"], channel_id)
+                chain_key, index = open_sender_key(self.keys, entry, device["box_public_key"], channel_id)
             except CryptoError:
                 continue  # a bad envelope is ignored, never trusted
-            self.ring.add_received(channel_id, epoch, entry["sender_device"], opened)
-        return self.ring.received(channel_id, epoch, sender)
+            self.ring.add_received(channel_id, epoch, entry["sender_device"], chain_key, index)
 
     def _device(self, device_id: str) -> RosterDevice | None:
         return self.directory.device(device_id, self.client.members)

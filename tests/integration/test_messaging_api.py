@@ -98,7 +98,7 @@ def test_resent_message_is_stored_and_pushed_once(
     group = people.owner.create_channel("group", "G")
     cid = group["channel_id"]
     assert api.ws_connect(people.keys["owner"], "conn-owner")["statusCode"] == 200
-    envelope = sealed_envelope(people.owner, cid, {"text": "once"})
+    envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "once"})
     first = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
     again = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
     assert first.status == again.status == 201
@@ -118,7 +118,7 @@ def test_messages_carry_the_organisation_retention(people: People, api: SignedAp
 def test_ciphertext_over_64_kib_is_refused_clearly(people: People, api: SignedApi) -> None:
     group = people.owner.create_channel("group", "G")
     cid = group["channel_id"]
-    envelope = sealed_envelope(people.owner, cid, {"text": "x"})
+    envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "x"})
     envelope["ciphertext"] = base64.urlsafe_b64encode(b"\0" * (MAX_CIPHERTEXT_BYTES + 1)).decode().rstrip("=")
     reply = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
     assert reply.status == 413 and "64 KiB" in reply.body["message"]
@@ -130,7 +130,7 @@ def test_forged_envelope_is_flagged_not_shown(people: People, api: SignedApi) ->
     cid = group["channel_id"]
     bob = people.join("bob")
     people.owner.add_member(cid, people.info["bob"]["member_id"])
-    envelope = sealed_envelope(bob, cid, {"text": "real"})
+    envelope = sealed_envelope(bob, cid, {"type": "text", "text": "real"})
     envelope["sent_at"] = 2  # tampered after signing
     assert api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["bob"]).status == 201
     (shown,) = people.owner.read(cid)["messages"]
@@ -142,13 +142,14 @@ def test_sender_must_be_the_signing_device(people: People, api: SignedApi) -> No
     cid = group["channel_id"]
     bob = people.join("bob")
     people.owner.add_member(cid, people.info["bob"]["member_id"])
-    envelope = sealed_envelope(people.owner, cid, {"text": "x"})
+    envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "x"})
     reply = api.call("POST", f"/channels/{cid}/messages", envelope, signer=bob.keys)
     assert reply.status == 403
 
 
-def test_a_new_device_reads_the_current_epoch(people: People, api: SignedApi) -> None:
-    """Multi-device: a member's device activated later gets the senders' current keys."""
+def test_a_new_device_reads_from_its_link_on(people: People, api: SignedApi) -> None:
+    """Multi-device: a member's device linked later gets the senders' current ratchet state, so it
+    reads what is sent from then on, and nothing sent before it existed (protocol v2)."""
     cid = people.owner.create_channel("tribe", "T")["channel_id"]
     bob_phone = people.join("bob")
     people.owner.add_member(cid, people.info["bob"]["member_id"])
@@ -158,9 +159,11 @@ def test_a_new_device_reads_the_current_epoch(people: People, api: SignedApi) ->
     assert activated.status == 201
     laptop = messenger_for(api, laptop_keys, people.tmp / "bob-laptop", activated.body)
     people.owner.read(cid)  # any read (or a live "device" event) lets the sender share its key
-    assert [m["text"] for m in laptop.read(cid)["messages"]] == ["sent before the laptop existed"]
-    laptop_sent = bob_phone.read(cid)["messages"]
-    assert [m["verified"] for m in laptop_sent] == [True]
+    people.owner.send_text(cid, "sent after the link")
+    seen = laptop.read(cid)["messages"]
+    assert [m.get("text") for m in seen] == [None, "sent after the link"]
+    assert "no key for this message" in seen[0]["error"] and not seen[0]["verified"]
+    assert [m["verified"] for m in bob_phone.read(cid)["messages"]] == [True, True]
 
 
 def test_own_messages_show_on_all_my_devices(people: People, api: SignedApi) -> None:
