@@ -125,6 +125,26 @@ def test_ciphertext_over_64_kib_is_refused_clearly(people: People, api: SignedAp
     assert people.owner.read(cid)["messages"] == []
 
 
+def test_a_version_1_envelope_is_refused_with_a_call_to_update(people: People, api: SignedApi) -> None:
+    cid = people.owner.create_channel("group", "G")["channel_id"]
+    envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "x"})
+    old = {k: v for k, v in envelope.items() if k != "index"} | {"v": 1}
+    reply = api.call("POST", f"/channels/{cid}/messages", old, signer=people.keys["owner"])
+    assert reply.status == 400
+    assert "version 1" in reply.body["message"] and "update the client" in reply.body["message"]
+    for bad in ({"index": None}, {"index": -1}, {"index": True}, {"index": "3"}, {"index": 2**31}, {"v": 3}):
+        reply = api.call("POST", f"/channels/{cid}/messages", envelope | bad, signer=people.keys["owner"])
+        assert reply.status == 400, bad
+    missing = {k: v for k, v in envelope.items() if k != "index"}
+    reply = api.call("POST", f"/channels/{cid}/messages", missing, signer=people.keys["owner"])
+    assert reply.status == 400 and "index" in reply.body["message"]
+    assert people.owner.read(cid)["messages"] == []
+    stored = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
+    assert stored.status == 201
+    page = api.call("GET", f"/channels/{cid}/messages", signer=people.keys["owner"])
+    assert [m["index"] for m in page.body["messages"]] == [envelope["index"]]  # stored and relayed
+
+
 def test_forged_envelope_is_flagged_not_shown(people: People, api: SignedApi) -> None:
     group = people.owner.create_channel("group", "G")
     cid = group["channel_id"]
