@@ -251,6 +251,27 @@ export function deviceKeysFromSeeds(signSeed, boxSecret) {
   };
 }
 
+// -- low-order box keys (chalicelib/domain/x25519.py; docs/protocol.md 13.6) -----------------
+
+const P25519 = 2n ** 255n - 19n;
+// u-coordinates (mod p) of the points of order 1, 2, 4 and 8: whatever is sealed to them opens
+// for anyone. X25519 ignores the top bit and reads u >= p modulo p, so every encoding counts.
+const SMALL_ORDER_U = new Set([
+  0n,
+  1n,
+  P25519 - 1n,
+  325606250916557431795983626356110631294008115727848805560023387167927233504n,
+  39382357235489614581723060781553021112529911719440698176882885853963445705823n,
+]);
+
+/** Whether a 32-byte X25519 public key is all zero or of small order (never seal to it). */
+export function isSmallOrder(publicKey) {
+  if (publicKey.length !== 32) throw new CryptoError('an X25519 public key is 32 bytes');
+  let u = 0n;
+  for (let i = 31; i >= 0; i -= 1) u = (u << 8n) | BigInt(i === 31 ? publicKey[i] & 0x7f : publicKey[i]);
+  return SMALL_ORDER_U.has(u % P25519);
+}
+
 // -- sender keys (bocage/client/crypto.py) ---------------------------------------------------
 
 export function newSenderKey() {

@@ -1,0 +1,113 @@
+// Runs the web app's trust code (web/js/certs.js, membership.js) under node for
+// test_trust_compat.py: reads a JSON array of commands on stdin, writes a JSON array of results.
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+
+const require = createRequire(import.meta.url);
+globalThis.nacl = require('tweetnacl');
+const wire = await import('../../web/js/wire.js');
+const certs = await import('../../web/js/certs.js');
+const membership = await import('../../web/js/membership.js');
+
+const d = wire.b64d;
+const error = (err) => ({ error: err.constructor.name, message: err.message });
+
+/** Everything a view decides about every member and device it lists. */
+function verdicts(view) {
+  const members = {};
+  for (const id of view.members.keys()) {
+    const trust = view.member(id);
+    members[id] = {
+      trusted: trust !== null,
+      display_name: trust?.display_name ?? null,
+      role: view.role(id),
+      certified: view.certified(id),
+      vouched_only: view.vouchedOnly(id),
+      why_not: view.whyNotMember(id)?.code ?? null,
+      removed_at: view.removedAt(id),
+    };
+  }
+  const devices = {};
+  for (const id of view.devices.keys()) {
+    devices[id] = {
+      trusted: view.device(id) !== null,
+      usable: view.usable(id) !== null,
+      why_not: view.whyNot(id)?.code ?? null,
+      revoked_at: view.revokedAt(id),
+    };
+  }
+  return { members, devices };
+}
+
+const view = (a) => certs.TrustView.create(a.org_id, a.root, a.members, a.devices, { verified: a.verified || {}, seen: a.seen || {} });
+
+const commands = {
+  async sign({ body, seed }) {
+    try {
+      const statement = certs.signStatement(body, d(seed));
+      return { statement, hash: await certs.statementHash(statement) };
+    } catch (err) {
+      return error(err);
+    }
+  },
+  async verify({ statement, purpose, key }) {
+    try {
+      certs.verifyStatement(statement, purpose, key);
+      return { ok: true };
+    } catch (err) {
+      return error(err);
+    }
+  },
+  async public_key({ seed }) {
+    return certs.publicKeyOf(d(seed));
+  },
+  async fingerprint({ key }) {
+    return certs.fingerprint(key);
+  },
+  async safety({ a, b, org_id, member_id }) {
+    const number = certs.safetyNumber(a, b);
+    return { number, payload: certs.verifyPayload(org_id, member_id, number), parsed: certs.parseVerification(certs.verifyPayload(org_id, member_id, number)) };
+  },
+  async parse_verification({ text }) {
+    return certs.parseVerification(text);
+  },
+  async with_fragment({ url, params }) {
+    return certs.withFragment(url, params);
+  },
+  async activation_certs({ link, keys, display_name, now, identity_seed }) {
+    const out = certs.activationCertificates(link, keys, display_name, now, identity_seed ? d(identity_seed) : undefined);
+    return { member_cert: out.member_cert, device_cert: out.device_cert, identity_key: out.identity_key };
+  },
+  async small_order({ key }) {
+    return wire.isSmallOrder(d(key));
+  },
+  async evaluate(args) {
+    return verdicts(await view(args));
+  },
+  async replay(args) {
+    const { state, error: err } = await membership.replay(args.entries, await view(args));
+    return { state, error: err ? err.message : null };
+  },
+  async advance(args) {
+    return membership.advance(args.kept, args.answer, await view(args));
+  },
+  async sign_entry({ device, channel_id, state, change, now }) {
+    const keys = wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32));
+    return membership.signEntry({ ...device, signSecretKey: keys.signSecretKey }, channel_id, state, change, now);
+  },
+  async recipients(args) {
+    const trust = await view(args);
+    return membership.effectiveRoster(trust, args.state, args.roster, args.self);
+  },
+  async sender(args) {
+    const trust = await view(args);
+    return certs.certifiedSender(trust, args.message);
+  },
+};
+
+const input = JSON.parse(readFileSync(0, 'utf8'));
+const output = [];
+for (const { op, ...args } of input) {
+  output.push(await commands[op](args));
+}
+process.stdout.write(JSON.stringify(output));
