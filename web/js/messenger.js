@@ -1,17 +1,35 @@
 // @ts-check
 // End-to-end encrypted messaging for this browser's device: bocage/client/messenger.py in JS.
 //
-// Sender keys are made here, sealed to each roster device once per epoch and kept in the ring
-// (IndexedDB); messages are sealed and signed before they leave and verified before they show.
+// Sender keys are ratchets (ratchet.js): made here, their current state sealed to each roster
+// device once per epoch and kept in the ring (IndexedDB); messages are sealed under the next key
+// and signed before they leave, and verified (labels included) before they show.
 // Events (EventTarget): 'message' (an opened message), 'channels', 'roster' (channel id),
 // 'status' (online/offline), 'revoked', 'error'.
 import { Api, ApiError } from './api.js';
 import { newPoll, tally } from './polls.js';
 import {
+  KeyUnavailable,
+  ReplayedMessage,
+  TooFarAhead,
+  addReceived,
+  confirm,
+  emptyRing,
+  forget,
+  hasOwn,
+  holds,
+  markDistributed,
+  nextKey,
+  openWith,
+  ownState,
+  ringFrom,
+  undistributed,
+} from './ratchet.js';
+import {
   CryptoError,
   ForgedMessage,
+  MislabelledMessage,
   newMessageId,
-  newSenderKey,
   openMessage,
   openSenderKey,
   sealMessage,
@@ -24,6 +42,7 @@ const READ_LIMIT = 200;
 const PING_EVERY = 240_000; // API Gateway drops idle WebSockets after 10 minutes
 const CONNECT_PATH = '$connect';
 const slot = (...parts) => parts.join('|');
+const nowSeconds = () => Math.floor(Date.now() / 1000);
 const READABLE_KINDS = new Set(['message', 'poll']);
 
 export class Messenger extends EventTarget {
@@ -35,7 +54,7 @@ export class Messenger extends EventTarget {
     this.keys = { deviceId: device.device_id, signSecretKey: device.signSecretKey, boxSecretKey: device.boxSecretKey };
     this.api = new Api(device.server, this.keys);
     this.api.onUnauthorized = (err) => this.unauthorized(err);
-    this.ring = { own: {}, received: {}, distributed: {} };
+    this.ring = emptyRing();
     this.directory = null;
     this.directoryAt = 0;
     this.channels = new Map();
@@ -70,24 +89,25 @@ export class Messenger extends EventTarget {
     this.revoked = true;
     this.stop();
     await this.store.eraseContent().catch(() => null);
-    this.ring = { own: {}, received: {}, distributed: {} };
+    this.ring = emptyRing();
     this.emit('revoked');
   }
 
   async init() {
-    this.ring = await this.store.ring();
+    this.ring = ringFrom(await this.store.ring());
     await this.api.health().catch(() => null); // learns the server's clock
   }
 
   // -- key ring ----------------------------------------------------------------------------
 
+  /**
+   * Every change to the ring runs here. One device may be open in several tabs: they share the
+   * ring through IndexedDB, under a lock, and the stored ring is the truth (a ratchet must never
+   * hand out the same index twice, nor move back).
+   */
   async withRing(work) {
-    // One device may be open in several tabs: they share the ring through IndexedDB.
     const run = async () => {
-      const stored = await this.store.ring();
-      for (const part of ['own', 'received', 'distributed']) {
-        this.ring[part] = { ...this.ring[part], ...stored[part] };
-      }
+      this.ring = ringFrom(await this.store.ring());
       const result = await work();
       await this.store.saveRing(this.ring);
       return result;
@@ -95,24 +115,13 @@ export class Messenger extends EventTarget {
     return globalThis.navigator?.locks ? navigator.locks.request('bocage-ring', run) : run();
   }
 
-  ownKey(channelId, epoch) {
-    const s = slot(channelId, epoch);
-    if (!this.ring.own[s]) this.ring.own[s] = newSenderKey();
-    return this.ring.own[s];
-  }
-
-  hasOwn(channelId, epoch = null) {
-    return Object.keys(this.ring.own).some((s) => {
-      const [c, e] = s.split('|');
-      return c === channelId && (epoch === null || Number(e) === epoch);
-    });
-  }
-
   // -- channels ----------------------------------------------------------------------------
 
   async loadChannels() {
     const { channels } = await this.api.get('/channels');
     this.channels = new Map(channels.map((c) => [c.channel_id, c]));
+    const epochs = Object.fromEntries(channels.map((c) => [c.channel_id, c.epoch]));
+    await this.withRing(async () => forget(this.ring, nowSeconds(), epochs));
     for (const c of channels) await this.refineUnread(c.channel_id);
     this.emit('channels');
     return channels;
@@ -228,42 +237,48 @@ export class Messenger extends EventTarget {
 
   // -- sending -------------------------------------------------------------------------------
 
-  /** Seal my current key to every roster device that lacks it; returns the epoch. */
+  /** Seal my chain's current state to every roster device that lacks it; returns the epoch. */
   async distributeKey(channelId, roster = null) {
     const current = roster || (await this.roster(channelId, { fresh: true }));
     const epoch = Number(current.epoch);
     return this.withRing(async () => {
-      const s = slot(channelId, epoch);
-      const done = new Set(this.ring.distributed[s] || []);
-      const targets = new Map(current.devices.filter((d) => d.device_id !== this.deviceId).map((d) => [d.device_id, d]));
-      const missing = [...targets.keys()].filter((d) => !done.has(d));
-      const key = this.ownKey(channelId, epoch);
-      if (missing.length) {
-        const sealed = missing.map((d) => sealSenderKey(this.keys, d, targets.get(d).box_public_key, channelId, epoch, key));
-        for (let i = 0; i < sealed.length; i += KEYS_PER_CALL) {
-          await this.api.request('PUT', `/channels/${channelId}/keys`, {
-            body: { epoch, keys: sealed.slice(i, i + KEYS_PER_CALL) },
-          });
-        }
-        this.ring.distributed[s] = [...done, ...missing];
-      }
+      await this.distributeLocked(channelId, epoch, current);
       return epoch;
     });
+  }
+
+  /** distributeKey's work, inside withRing. */
+  async distributeLocked(channelId, epoch, roster) {
+    const targets = new Map(roster.devices.filter((d) => d.device_id !== this.deviceId).map((d) => [d.device_id, d]));
+    const missing = undistributed(this.ring, channelId, epoch, [...targets.keys()]);
+    const { chainKey, index } = ownState(this.ring, channelId, epoch);
+    const sealed = [];
+    for (const d of missing) {
+      try {
+        sealed.push(sealSenderKey(this.keys, d, targets.get(d).box_public_key, channelId, epoch, chainKey, index));
+      } catch (err) {
+        if (!(err instanceof CryptoError)) throw err; // a small-order key: anyone could open it, never sealed to
+      }
+    }
+    for (let i = 0; i < sealed.length; i += KEYS_PER_CALL) {
+      await this.api.request('PUT', `/channels/${channelId}/keys`, {
+        body: { epoch, keys: sealed.slice(i, i + KEYS_PER_CALL) },
+      });
+    }
+    markDistributed(this.ring, channelId, epoch, sealed.map((k) => k.recipient_device));
+    forget(this.ring, nowSeconds(), { [channelId]: epoch });
   }
 
   /** Seal, sign and send; retried once on stale_epoch (someone left: re-key). */
   async send(channelId, content, { kind = 'message', target = null } = {}) {
     const messageId = newMessageId();
     for (let attempt = 0; ; attempt += 1) {
-      const epoch = await this.distributeKey(channelId);
-      const envelope = sealMessage(this.keys, this.ownKey(channelId, epoch), {
-        channelId,
-        epoch,
-        messageId,
-        content,
-        kind,
-        target,
-        sentAtMs: Date.now(),
+      const roster = await this.roster(channelId, { fresh: true });
+      const epoch = Number(roster.epoch);
+      const envelope = await this.withRing(async () => {
+        await this.distributeLocked(channelId, epoch, roster);
+        const { index, key } = await nextKey(this.ring, channelId, epoch, messageId, nowSeconds());
+        return sealMessage(this.keys, key, { channelId, epoch, index, messageId, content, kind, target, sentAtMs: Date.now() });
       });
       let result;
       try {
@@ -271,6 +286,9 @@ export class Messenger extends EventTarget {
       } catch (err) {
         if (err instanceof ApiError && err.code === 'stale_epoch' && attempt === 0) continue;
         throw err;
+      }
+      if (!result.duplicate) {
+        await this.withRing(async () => confirm(this.ring, channelId, epoch, envelope.index, result.seq, result.expires_at));
       }
       const opened = {
         channel_id: channelId,
@@ -328,9 +346,9 @@ export class Messenger extends EventTarget {
 
   /** If I send here, give my current key to devices that joined since (multi-device). */
   async shareKeys(channelId) {
-    if (!this.hasOwn(channelId)) return;
+    if (!hasOwn(this.ring, channelId)) return;
     const roster = await this.roster(channelId, { fresh: true });
-    if (this.hasOwn(channelId, Number(roster.epoch))) await this.distributeKey(channelId, roster);
+    if (hasOwn(this.ring, channelId, Number(roster.epoch))) await this.distributeKey(channelId, roster);
   }
 
   async read(channelId, since = 0, limit = READ_LIMIT) {
@@ -379,7 +397,8 @@ export class Messenger extends EventTarget {
   }
 
   /** Store opened messages, apply deletions, and tell the UI. */
-  async accept(messages, { emit = true } = {}) {
+  async accept(opened, { emit = true } = {}) {
+    const messages = opened.filter((m) => m.error !== 'replayed'); // shown once: never a second copy
     if (!messages.length) return;
     await this.store.putMessages(messages);
     const deletions = messages.filter((m) => m.kind === 'delete' && m.verified && m.target);
@@ -413,38 +432,44 @@ export class Messenger extends EventTarget {
     };
     if (message.deleted) return { ...shown, deleted: true };
     const device = await this.deviceInfo(sender);
-    const key = await this.senderKey(channelId, epoch, sender);
-    if (!device || !key) return { ...shown, error: 'no_key', raw: message };
+    if (!device) return { ...shown, error: 'no_key', raw: message };
     try {
-      const content = await openMessage(message, key, device.sign_public_key);
+      const content = await this.openSealed(message, device);
       return { ...shown, verified: true, content };
     } catch (err) {
-      if (err instanceof ForgedMessage) return { ...shown, error: 'forged' };
-      if (err instanceof CryptoError) return { ...shown, error: 'undecryptable' };
-      throw err;
+      return { ...shown, ...openError(err, message) };
     }
   }
 
-  async senderKey(channelId, epoch, sender) {
-    if (sender === this.deviceId) {
-      const own = this.ring.own[slot(channelId, epoch)];
-      return own || null;
-    }
-    const s = slot(channelId, epoch, sender);
-    if (this.ring.received[s]) return this.ring.received[s];
-    const fetchSlot = slot(channelId, epoch);
-    const last = this.keyFetches.get(fetchSlot);
-    if (last && Date.now() - last.at < 3000) {
-      await last.promise;
-      return this.ring.received[s] || null;
-    }
-    const promise = this.fetchKeys(channelId, epoch);
-    this.keyFetches.set(fetchSlot, { at: Date.now(), promise });
-    await promise;
-    return this.ring.received[s] || null;
+  /** Derive the message's key from the sender's chain, then verify, decrypt and check labels. */
+  async openSealed(message, device) {
+    const { channel_id: channelId, epoch, sender_device: sender, index, seq } = message;
+    if (![epoch, index, seq].every(Number.isInteger)) throw new CryptoError('malformed message');
+    const own = sender === this.deviceId;
+    if (!own && !holds(this.ring, channelId, epoch, sender)) await this.fetchKeys(channelId, epoch);
+    return this.withRing(async () =>
+      openWith(
+        this.ring,
+        channelId,
+        epoch,
+        own ? null : sender,
+        index,
+        { seq, messageId: message.message_id, expiresAt: message.expires_at },
+        (key) => openMessage(message, key, device.sign_public_key),
+      ),
+    );
   }
 
   async fetchKeys(channelId, epoch) {
+    const fetchSlot = slot(channelId, epoch);
+    const last = this.keyFetches.get(fetchSlot);
+    if (last && Date.now() - last.at < 3000) return last.promise;
+    const promise = this.fetchKeysNow(channelId, epoch);
+    this.keyFetches.set(fetchSlot, { at: Date.now(), promise });
+    return promise;
+  }
+
+  async fetchKeysNow(channelId, epoch) {
     let sealed;
     try {
       ({ keys: sealed } = await this.api.get(`/channels/${channelId}/keys`, { epoch }));
@@ -464,7 +489,7 @@ export class Messenger extends EventTarget {
     }
     if (opened.length) {
       await this.withRing(async () => {
-        for (const [senderDevice, key] of opened) this.ring.received[slot(channelId, epoch, senderDevice)] = key;
+        for (const [senderDevice, { chainKey, index }] of opened) addReceived(this.ring, channelId, epoch, senderDevice, chainKey, index);
       });
     }
   }
@@ -595,4 +620,15 @@ export class Messenger extends EventTarget {
         break; // pong, ack
     }
   }
+}
+
+/** Why a message is not shown: `no_key` ones are retried when a key arrives, the rest are final. */
+function openError(err, message) {
+  if (err instanceof ForgedMessage) return { error: 'forged' };
+  if (err instanceof MislabelledMessage) return { error: 'mislabelled', detail: err.message };
+  if (err instanceof ReplayedMessage) return { error: 'replayed', detail: err.message };
+  if (err instanceof KeyUnavailable) return { error: 'no_key', raw: message, detail: err.message };
+  if (err instanceof TooFarAhead) return { error: 'too_far_ahead', detail: err.message };
+  if (err instanceof CryptoError) return { error: 'undecryptable' };
+  throw err;
 }

@@ -143,6 +143,8 @@ export default {
     other: '🔒 {count} messages unreadable on this device: sent before it joined the channel (or their keys have not been shared yet).',
   },
   'message.no_key': '🔒 Unreadable on this device: sent before you joined the channel, or its key has not been shared yet.',
+  'message.mislabelled': '⚠ Message refused: its clear kind or target (what the server acted on) does not match its content.',
+  'message.too_far_ahead': '🔒 Unreadable: more than 2,000 messages from this sender are missing before it.',
   'message.forged': '⚠ Message rejected: its signature does not match its sender.',
 
   'reaction.pick': 'Pick a reaction',

@@ -144,6 +144,8 @@ export default {
   },
   'message.no_key': '🔒 Message illisible sur cet appareil : envoyé avant votre arrivée dans le canal, ou sa clé n’a pas encore été partagée.',
   'message.forged': '⚠ Message refusé : sa signature ne correspond pas à son expéditeur.',
+  'message.mislabelled': '⚠ Message refusé : son type ou sa cible en clair (ce sur quoi le serveur a agi) ne correspond pas à son contenu.',
+  'message.too_far_ahead': '🔒 Message illisible : plus de 2 000 messages de cet expéditeur manquent avant lui.',
 
   'reaction.pick': 'Choisir une réaction',
   'reaction.with': 'Réagir : {name}',
