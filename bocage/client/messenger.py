@@ -31,6 +31,7 @@ from bocage.client.profile import DeviceKeys, Profile, sign_token
 from bocage.client.ratchet import KeyUnavailable, ReplayedMessage, SenderKeyRing, TooFarAhead
 from bocage.client.results import Channel, ChannelSync, Document, Receipt, Roster, RosterDevice
 from bocage.client.rosters import RosterCache
+from bocage.client.trust import Trust
 from chalicelib.domain.envelope import Envelope
 from chalicelib.domain.frames import (
     DeviceFrame,
@@ -64,6 +65,7 @@ class Messenger:
         self.ring = SenderKeyRing.load(self.ring_path)
         self.directory = Directory.load(profile.dir / "directory.json")
         self.rosters = RosterCache()
+        self.trust = Trust(profile, self.client, self.keys, clock)
         self._session: LiveSession | None = None
 
     @property
@@ -76,7 +78,11 @@ class Messenger:
     # -- channels ------------------------------------------------------------------------------
 
     def create_channel(self, kind: str, name: str) -> Channel:
-        return self.client.create_channel(kind, name)
+        """A channel whose id and signed creation entry this device makes (docs/protocol.md, 14)."""
+        entry = self.trust.new_channel_entry(kind)
+        channel = self.client.create_channel(kind, name, entry)
+        self.trust.created(entry)
+        return channel
 
     def channels(self) -> list[ChannelSync]:
         channels = self.client.channels()["channels"]
@@ -87,14 +93,42 @@ class Messenger:
         return channels
 
     def add_member(self, channel_id: str, member_id: str, role: str = "member") -> Document:
-        result = self.client.add_channel_member(channel_id, member_id, role)
+        """Add a member (or change their role) with a signed membership entry."""
+        op = "role" if member_id in self.trust.membership(channel_id).members else "add"
+        result = self._signed_change(
+            channel_id,
+            lambda: self.trust.next_entry(channel_id, op, member_id, role),
+            lambda entry: self.client.add_channel_member(channel_id, member_id, role, entry),
+        )
         self.rosters.forget(channel_id)
         return result
 
     def remove_member(self, channel_id: str, member_id: str) -> Document:
-        result = self.client.remove_channel_member(channel_id, member_id)
+        """Remove a member, or leave (oneself), with a signed membership entry."""
+        op = "leave" if member_id == self.info["member_id"] else "remove"
+        result = self._signed_change(
+            channel_id,
+            lambda: self.trust.next_entry(channel_id, op, member_id, None),
+            lambda entry: self.client.remove_channel_member(channel_id, member_id, entry),
+        )
         self.rosters.forget(channel_id)
         return result
+
+    def _signed_change(
+        self, channel_id: str, sign: Callable[[], Document], post: Callable[[Document], Document]
+    ) -> Document:
+        """Sign the next log entry and post it; if another writer took that number, sign again once."""
+        for attempt in range(2):
+            entry = sign()
+            try:
+                result = post(entry)
+            except ApiError as err:
+                if err.status == 409 and attempt == 0:
+                    continue
+                raise
+            self.trust.membership(channel_id)
+            return result
+        raise AssertionError("unreachable")
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -192,7 +226,7 @@ class Messenger:
 
     def poll_results(self, channel_id: str, poll_id: str) -> dict[str, Any]:
         """Tallied here, on the device: the server never sees a question, an option or a vote."""
-        members = {d["member_id"] for d in self.roster(channel_id)["devices"]}
+        members = set(self.trust.membership(channel_id).members)  # the signed membership, not the server's
         return tally(self.history(channel_id), poll_id, members, now=self.clock())
 
     def history(self, channel_id: str) -> list[dict[str, Any]]:
@@ -210,7 +244,9 @@ class Messenger:
         """Seal my key for the current epoch to every roster device that lacks it; return the epoch."""
         roster = roster or self.roster(channel_id)
         epoch = int(roster["epoch"])
-        targets = {d["device_id"]: d for d in roster["devices"] if d["device_id"] != self.device_id}
+        # Only certified devices of members in the verified membership (docs/protocol.md, 14);
+        # the box key is the certificate's, never the roster's.
+        targets = self.trust.recipients(channel_id, [dict(d) for d in roster["devices"]])
         missing = self.ring.undistributed(channel_id, epoch, list(targets))
         if missing:
             chain_key, index = self.ring.own_state(channel_id, epoch)
@@ -218,9 +254,7 @@ class Messenger:
             for d in missing:
                 try:
                     sealed.append(
-                        seal_sender_key(
-                            self.keys, d, targets[d]["box_public_key"], channel_id, epoch, chain_key, index
-                        )
+                        seal_sender_key(self.keys, d, targets[d], channel_id, epoch, chain_key, index)
                     )
                 except UnsafeBoxKey:
                     continue  # anyone could open it: never sealed to (the certificate checks report it)
@@ -271,14 +305,17 @@ class Messenger:
     def open(self, message: dict[str, Any]) -> dict[str, Any]:
         """Verify then decrypt one stored message; forged or unreadable ones are flagged, not shown."""
         channel_id, sender = message["channel_id"], message["sender_device"]
+        # The sender shown is the device certificate's member, never the server's sender_member.
+        certified, forged_sender = self.trust.sender(sender, message.get("sender_member"))
         shown: dict[str, Any] = {
             "message_id": message["message_id"],
             "channel_id": channel_id,
             "seq": message["seq"],
             "kind": message["kind"],
-            "sender_member": message["sender_member"],
+            "sender_member": certified["member_id"] if certified else None,
             "sender_device": sender,
-            "sender_name": self.directory.name(message["sender_member"], self.client.members),
+            "sender_name": certified["display_name"] if certified else None,
+            "sender_verified": certified is not None and not forged_sender,
             "sent_at_ms": message["sent_at"],
             "stored_at": message["stored_at"],
             "expires_at": message["expires_at"],
@@ -286,9 +323,11 @@ class Messenger:
         }
         if message.get("deleted"):
             return {**shown, "deleted": True, "error": "deleted for everyone"}
-        device = self._device(sender)
-        if device is None:
-            return {**shown, "error": "no key for this message (sent before you joined, or after you left)"}
+        if certified is None:
+            return {**shown, "error": "sent from a device that is not certified: not shown"}
+        device: RosterDevice = {
+            k: certified[k] for k in ("device_id", "member_id", "sign_public_key", "box_public_key")
+        }  # type: ignore[assignment]
         try:
             content = self._open_sealed(message, device)
         except ForgedMessage:
@@ -343,7 +382,11 @@ class Messenger:
             self.ring.add_received(channel_id, epoch, entry["sender_device"], chain_key, index)
 
     def _device(self, device_id: str) -> RosterDevice | None:
-        return self.directory.device(device_id, self.client.members)
+        """A certified device's keys (from its certificate), revoked ones included for old messages."""
+        certified, _ = self.trust.sender(device_id, None)
+        if certified is None:
+            return None
+        return {k: certified[k] for k in ("device_id", "member_id", "sign_public_key", "box_public_key")}  # type: ignore[return-value]
 
     # -- live ------------------------------------------------------------------------------------
 

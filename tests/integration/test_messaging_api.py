@@ -174,8 +174,8 @@ def test_a_new_device_reads_from_its_link_on(people: People, api: SignedApi) -> 
     bob_phone = people.join("bob")
     people.owner.add_member(cid, people.info["bob"]["member_id"])
     people.owner.send_text(cid, "sent before the laptop existed")
-    link = api.call("POST", "/devices/link", signer=people.keys["bob"])
-    laptop_keys, activated = api.activate(link.body["activation_code"], "bob")
+    link = api.link(people.keys["bob"])
+    laptop_keys, activated = api.activate(link["activation_code"], "bob")
     assert activated.status == 201
     laptop = messenger_for(api, laptop_keys, people.tmp / "bob-laptop", activated.body)
     people.owner.read(cid)  # any read (or a live "device" event) lets the sender share its key
@@ -188,8 +188,8 @@ def test_a_new_device_reads_from_its_link_on(people: People, api: SignedApi) -> 
 
 def test_own_messages_show_on_all_my_devices(people: People, api: SignedApi) -> None:
     cid = people.owner.create_channel("group", "G")["channel_id"]
-    link = api.call("POST", "/devices/link", signer=people.keys["owner"])
-    tablet_keys, activated = api.activate(link.body["activation_code"], "Maire")
+    link = api.link(people.keys["owner"])
+    tablet_keys, activated = api.activate(link["activation_code"], "Maire")
     tablet = messenger_for(api, tablet_keys, people.tmp / "owner-tablet", activated.body)
     people.owner.send_text(cid, "from my phone")
     tablet.send_text(cid, "from my tablet")
