@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,43 +44,7 @@ from chalicelib.domain.encoding import b64d, b64e
 from chalicelib.domain.envelope import Envelope, signing_bytes
 from chalicelib.domain.ids import device_id_for
 from chalicelib.domain.invitation import activation_proof_message, new_code
-
-ROOT = Path(__file__).resolve().parents[2]
-HARNESS = Path(__file__).with_name("wire_harness.mjs")
-
-
-def run_js(*commands: dict[str, Any]) -> list[Any]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail(
-            "node is not installed: the web app's wire code cannot be checked (apt-get install nodejs)"
-        )
-    if not (ROOT / "node_modules" / "tweetnacl").is_dir():
-        pytest.fail("node_modules/tweetnacl is missing: run `npm ci` at the repository root")
-    done = subprocess.run(
-        [node, str(HARNESS)],
-        input=json.dumps(list(commands)),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result: list[Any] = json.loads(done.stdout)
-    return result
-
-
-def js(op: str, **args: Any) -> Any:
-    return run_js({"op": op, **args})[0]
-
-
-def spec(keys: DeviceKeys) -> dict[str, str]:
-    return {
-        "sign_seed": b64e(bytes(keys.signing)),
-        "box_secret": b64e(bytes(keys.box)),
-        "device_id": keys.device_id,
-    }
+from tests.wire_js import ROOT, js, run_js, spec
 
 
 def test_canonical_json_matches_python() -> None:
