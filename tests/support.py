@@ -6,16 +6,15 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
-
 from nacl.signing import SigningKey
 
 from bocage.client.api import ApiError, BocageClient
 from bocage.client.issuing import device_ticket, enrol, member_ticket, removal, revocation, role_statement
 from bocage.client.profile import DeviceKeys, OperatorKey, sign_token
 from chalicelib.adapters.clocks import ManualClock
+from chalicelib.domain.activation_link import ActivationTarget, parse_activation, with_fragment_params
 from chalicelib.domain.auth_token import SCHEME
 from chalicelib.domain.encoding import b64e
-from chalicelib.domain.activation_link import ActivationTarget, parse_activation, with_fragment_params
 from chalicelib.domain.invitation import activation_proof_message, normalise_code
 from chalicelib.domain.statements import public_key_of
 from chalicelib.ports import MailMessage
@@ -89,6 +88,8 @@ class SignedApi:
         url = path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
         response = self.http.request(method, url, headers=headers, body=data)
         parsed = json.loads(response.body) if response.body else None
+        if isinstance(parsed, dict) and "activation_url" in parsed and "activation_code" in parsed:
+            self._remember_url(parsed)  # an e-mailed invitation's link, as the mail carries it
         return Reply(response.status_code, parsed)
 
     def create_org(
@@ -109,6 +110,19 @@ class SignedApi:
     ) -> tuple[DeviceKeys, Reply]:
         """Activate as the web app or the CLI would from the URL handed over for ``code``."""
         keys = keys or DeviceKeys.generate()
+        body = self.activation_body(code, name, keys)
+        reply = self.call("POST", "/activate", body)
+        if reply.status == 201:
+            self.devices[keys.device_id] = {
+                "org_id": reply.body["org_id"],
+                "member_id": reply.body["member_id"],
+                "root": str(reply.body.get("root")),
+                "first": "yes" if body.get("member_cert") else "",
+            }
+        return keys, reply
+
+    def activation_body(self, code: str, name: str, keys: DeviceKeys) -> dict[str, Any]:
+        """What ``POST /activate`` carries: keys, proof and the certificates the URL allows."""
         proof = keys.signing.sign(activation_proof_message(code, keys.box_public_key)).signature
         body: dict[str, Any] = {
             "code": code,
@@ -134,15 +148,7 @@ class SignedApi:
                 body.pop("display_name")
             if enrolment.identity is not None:
                 self.identities[str(target.member)] = enrolment.identity
-        reply = self.call("POST", "/activate", body)
-        if reply.status == 201:
-            self.devices[keys.device_id] = {
-                "org_id": reply.body["org_id"],
-                "member_id": reply.body["member_id"],
-                "root": str(reply.body.get("root")),
-                "first": "yes" if "member_cert" in body and body["member_cert"] else "",
-            }
-        return keys, reply
+        return body
 
     def invite(
         self, admin: DeviceKeys, name: str, role: str = "member", *, expect: int = 201
@@ -186,7 +192,10 @@ class SignedApi:
 
     def set_role(self, by: DeviceKeys, member_id: str, role: str, serial: int | None = None) -> Reply:
         """``PUT /members/{m}/role`` with a role statement signed by ``by``."""
-        member = self._member_row(by, member_id)
+        try:
+            member = self._member_row(by, member_id)
+        except KeyError:  # another organisation's member: the server answers 404 first
+            return self.call("PUT", f"/members/{member_id}/role", {"role": role}, signer=by)
         serial = serial or 1 + max((s["serial"] for s in member["role_statements"]), default=0)
         statement = role_statement(by.signing, by.device_id, member, role, serial, self.clock.now())
         return self.call(
@@ -285,9 +294,7 @@ class InProcessClient(BocageClient):
 def messenger_for(api: SignedApi, keys: DeviceKeys, directory: Any, info: dict[str, Any]) -> Any:
     """A Messenger over the in-process app, with its profile (keys, key ring) in ``directory``."""
     from bocage.client.messenger import Messenger
-    from bocage.client.profile import Profile
-
-    from bocage.client.profile import TrustState
+    from bocage.client.profile import Profile, TrustState
 
     profile = Profile(directory)
     profile.save_keys(keys)

@@ -130,11 +130,17 @@ class Trust:
         """The channel's verified membership state; MembershipRefused on a rollback or a fork."""
         kept_json = self.state.logs.get(channel_id)
         kept = LogState.from_json(kept_json) if kept_json else None
-        view = self.view()
         try:
             state, warnings = sync(
-                channel_id, kept, lambda start: self.client.membership_log(channel_id, start), view
+                channel_id, kept, lambda s: self.client.membership_log(channel_id, s), self.view()
             )
+            if warnings:  # perhaps only a member who joined since the kept listing: look again
+                state, warnings = sync(
+                    channel_id,
+                    kept,
+                    lambda s: self.client.membership_log(channel_id, s),
+                    self.view(refresh=True),
+                )
         except MembershipRefused as refused:
             self.warn(refused.warning)
             raise

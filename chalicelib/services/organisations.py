@@ -163,7 +163,12 @@ class OrganisationService:
             raise Forbidden("you cannot remove yourself; ask another admin")
         removed = target
         if target.status is not MemberStatus.REMOVED:
-            removal = check_removal(statement, target, self._calling_device(who))
+            # A member who never activated has no identity key: withdrawing them needs no statement.
+            removal = (
+                None
+                if target.identity_key is None
+                else check_removal(statement, target, self._calling_device(who))
+            )
             removed = target.model_copy(
                 update={"status": MemberStatus.REMOVED, "removed_at": self._clock.now(), "removal": removal}
             )
@@ -237,7 +242,7 @@ class OrganisationService:
         if device.member_id != who.member_id:
             owner = self.member(who.org_id, device.member_id)
             require_may_manage(who.role, owner.role)
-        if device.is_revoked:
+        if device.is_revoked or device.device_cert is None:  # no certificate: nobody trusts it anyway
             return self._revoke(device)
         return self._revoke(device, check_revocation(statement, device, self._calling_device(who)))
 

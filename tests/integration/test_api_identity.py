@@ -147,8 +147,6 @@ def test_two_concurrent_activations_of_one_code_exactly_one_wins(
     owner, _ = owned_org
     code = api.invite(owner, "E")["activation_code"]
     # The race is in the service, where a store's conditional write decides it.
-    from chalicelib.domain.encoding import b64e
-    from chalicelib.domain.invitation import activation_proof_message
     from chalicelib.services.invitations import ActivationRequest
 
     outcomes: list[str] = []
@@ -156,8 +154,7 @@ def test_two_concurrent_activations_of_one_code_exactly_one_wins(
 
     def attempt() -> None:
         keys = DeviceKeys.generate()
-        proof = keys.signing.sign(activation_proof_message(code, keys.box_public_key)).signature
-        request = ActivationRequest(code, keys.sign_public_key, keys.box_public_key, b64e(proof))
+        request = ActivationRequest(**api.activation_body(code, "E", keys))
         barrier.wait()
         try:
             container.invitations.activate(request)
