@@ -57,10 +57,14 @@ CACHE_JS = """async (action) => {
 }"""
 
 
-def activate(page: Page, url: str, name: str) -> None:
+def activate(page: Page, url: str, name: str | None) -> None:
+    """Activate from a link; ``name`` None for a device link (the member's name is already certified)."""
     page.goto(url)
     expect(page.get_by_role("heading", name="Activer Bocage sur cet appareil")).to_be_visible()
-    page.get_by_label("Votre nom (facultatif)").fill(name)
+    if name is None:
+        expect(page.get_by_label("Votre nom")).to_have_count(0)
+    else:
+        page.get_by_label("Votre nom").fill(name)
     page.get_by_role("button", name="Activer cet appareil").click()
     expect(page.get_by_role("heading", name="Canaux")).to_be_visible()
     assert "code=" not in page.url, "the activation code must leave the address bar"
@@ -109,6 +113,7 @@ def invite(page: Page, name: str) -> str:
     expect(page.locator("svg.qr path")).to_have_count(1)
     url = page.locator("#activation-url").input_value()
     assert "/app/#/activate?" in url and "code=" in url
+    assert "&ticket=" in url and "&root=" in url  # the secret half and the root: in the fragment only
     return url
 
 
@@ -201,7 +206,7 @@ def test_web_app_walkthrough(
     shoot(owner, artifacts, "02-no-channel-yet")
     agent_url = invite(owner, "Agent Martin")
     shoot(owner, artifacts, "03-admin-invite-qr")
-    activate(agent, agent_url, "")  # keeps the name the admin chose
+    activate(agent, agent_url, "Agent Martin")  # the name goes into the member certificate
     expect(agent.get_by_role("link", name="Administration")).to_have_count(0)  # members see no console
     agent.goto(agent.url.split("#")[0] + "#/admin")
     expect(agent.get_by_text("réservée aux administrateurs")).to_be_visible()
@@ -403,7 +408,8 @@ def test_web_app_walkthrough(
     phone_url = owner.locator("#activation-url").input_value()
     phone = new_context("owner-phone", viewport={"width": 390, "height": 844}).pages[0]
     watch_console(phone, problems)
-    activate(phone, phone_url, "")
+    assert "&ik=" in phone_url  # a device link names the member's identity key
+    activate(phone, phone_url, None)
     open_channel(phone, GROUP)
     # The laptop gives the new device its current key (multi-device): what it sends since the
     # last re-key reads on the phone; older epochs' messages do not, by design.
@@ -432,11 +438,12 @@ def test_web_app_walkthrough(
     agent.get_by_role("button", name="Oui, tout effacer").click()
     expect(agent.get_by_role("heading", name="Bienvenue sur Bocage")).to_be_visible()
     agent.get_by_label("Lien ou code d'activation").fill(agent_url)  # already used
+    agent.get_by_label("Votre nom").fill("Agent Martin")
     agent.get_by_role("button", name="Activer cet appareil").click()
     expect(agent.get_by_role("alert")).to_contain_text("a déjà servi")
     agent.get_by_label("Lien ou code d'activation").fill("AAAA-BBBB-CCCC-DDDD")
     agent.get_by_role("button", name="Activer cet appareil").click()
-    expect(agent.get_by_role("alert")).to_contain_text("inconnu")
+    expect(agent.get_by_role("alert")).to_contain_text("incomplet")  # v2: the whole link or nothing
 
     owner.set_viewport_size({"width": 390, "height": 844})
     owner.get_by_role("link", name="Admin").click()

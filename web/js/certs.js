@@ -35,7 +35,7 @@ export class StatementError extends Error {}
 
 /**
  * @typedef {Record<string, any>} Statement
- * @typedef {{code: string, member_id: string|null, device_id: string|null, message: string}} TrustWarning
+ * @typedef {{code: string, member_id: string|null, device_id: string|null, message: string, channel_id?: string, verified?: boolean}} TrustWarning
  * @typedef {{member_id: string, identity_key: string, display_name: string, base_role: string|null, via: string}} MemberTrust
  * @typedef {{device_id: string, member_id: string, sign_public_key: string, box_public_key: string}} DeviceTrust
  */

@@ -7,6 +7,7 @@
 // Events (EventTarget): 'message' (an opened message), 'channels', 'roster' (channel id),
 // 'status' (online/offline), 'revoked', 'error'.
 import { Api, ApiError } from './api.js';
+import { newChannelId, signEntry } from './membership.js';
 import { newPoll, tally } from './polls.js';
 import {
   KeyUnavailable,
@@ -36,6 +37,8 @@ import {
   sealSenderKey,
   signToken,
 } from './wire.js';
+import { newTicket, withFragment } from './certs.js';
+import { TrustKeeper } from './trust.js';
 
 const KEYS_PER_CALL = 500;
 const READ_LIMIT = 200;
@@ -55,6 +58,8 @@ export class Messenger extends EventTarget {
     this.api = new Api(device.server, this.keys);
     this.api.onUnauthorized = (err) => this.unauthorized(err);
     this.ring = emptyRing();
+    this.trust = new TrustKeeper(store, device);
+    this.trust.addEventListener('warnings', (e) => this.emit('warnings', /** @type {CustomEvent} */ (e).detail));
     this.directory = null;
     this.directoryAt = 0;
     this.channels = new Map();
@@ -95,6 +100,7 @@ export class Messenger extends EventTarget {
 
   async init() {
     this.ring = ringFrom(await this.store.ring());
+    await this.trust.load();
     await this.api.health().catch(() => null); // learns the server's clock
   }
 
@@ -163,22 +169,87 @@ export class Messenger extends EventTarget {
     return ['owner', 'admin'].includes(this.device.role);
   }
 
+  /** A channel whose id this client makes, so it signs the log's creation entry (section 14). */
   async createChannel(kind, name) {
-    const created = await this.api.request('POST', '/channels', { body: { kind, name } });
+    const channelId = newChannelId();
+    const change = { op: 'create', memberId: this.memberId, role: 'author', kind };
+    const membership = signEntry(this.device, channelId, null, change, this.api.now());
+    const created = await this.api.request('POST', '/channels', { body: { kind, name, membership } });
     await this.loadChannels();
     return created;
   }
 
-  async addMember(channelId, memberId, role = 'member') {
-    const result = await this.api.request('PUT', `/channels/${channelId}/members/${memberId}`, { body: { role } });
-    this.rosters.delete(channelId);
+  addMember(channelId, memberId, role = 'member') {
+    return this.changeMembership(channelId, memberId, 'PUT', (state) => ({ op: memberId in state.members ? 'role' : 'add', memberId, role }), { role });
+  }
+
+  removeMember(channelId, memberId) {
+    return this.changeMembership(channelId, memberId, 'DELETE', () => ({ op: memberId === this.memberId ? 'leave' : 'remove', memberId }));
+  }
+
+  /** Sign the next log entry on the verified head; once more if the log moved meanwhile (409). */
+  async changeMembership(channelId, memberId, method, change, extra = {}) {
+    for (let attempt = 0; ; attempt += 1) {
+      await this.loadDirectory(); // the member may have activated since
+      const { state, blocked } = await this.trust.membership(this.api, channelId, `change:${Date.now()}`);
+      if (blocked || !state) throw membershipBlocked(channelId);
+      const membership = signEntry(this.device, channelId, state, change(state), this.api.now());
+      try {
+        const result = await this.api.request(method, `/channels/${channelId}/members/${memberId}`, { body: { ...extra, membership } });
+        this.rosters.delete(channelId);
+        return result;
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status === 409 && attempt === 0)) throw err;
+      }
+    }
+  }
+
+  // -- the organisation: signed operations (docs/protocol.md, 13.3, 13.8, 13.9) ------------
+
+  /**
+   * A QR or link invitation: a one-time ticket signed here, its secret and the pinned root only
+   * in the URL's fragment. An e-mailed invitation cannot carry a secret: no ticket (13.7).
+   */
+  async invite(displayName, role, email = null) {
+    if (email) return this.api.request('POST', '/invitations', { body: { display_name: displayName, role, email } });
+    const { seed, ticket } = newTicket(this.device, { grant: 'member', role, display_name: displayName }, this.api.now());
+    const invitation = await this.api.request('POST', '/invitations', { body: { display_name: displayName, role, ticket } });
+    return { ...invitation, activation_url: withFragment(invitation.activation_url, { ticket: seed, root: this.device.root }) };
+  }
+
+  /** A link for one more device of mine, certified by a ticket this device signs (13.3). */
+  async linkDevice() {
+    if (!this.trust.view) await this.loadDirectory();
+    const ik = this.trust.myIdentityKey();
+    if (!ik) throw new Error('this member has no identity key');
+    const { seed, ticket } = newTicket(this.device, { grant: 'device', member_id: this.memberId }, this.api.now());
+    const invitation = await this.api.request('POST', '/devices/link', { body: { ticket } });
+    return { ...invitation, activation_url: withFragment(invitation.activation_url, { ticket: seed, root: this.device.root, ik }) };
+  }
+
+  async setRole(memberId, role) {
+    if (!this.trust.view) await this.loadDirectory();
+    const statement = this.trust.roleStatement(memberId, role, this.api.now());
+    const result = await this.api.request('PUT', `/members/${memberId}/role`, { body: { role, statement } });
+    await this.loadDirectory();
     return result;
   }
 
-  async removeMember(channelId, memberId) {
-    const result = await this.api.request('DELETE', `/channels/${channelId}/members/${memberId}`);
-    this.rosters.delete(channelId);
-    return result;
+  /** Confirm an e-mail invitee for everyone: a role statement naming their identity key. */
+  endorse(memberId) {
+    const listed = this.directory?.members.get(memberId)?.role;
+    return this.setRole(memberId, listed === 'admin' ? 'admin' : 'member');
+  }
+
+  async removeFromOrg(memberId) {
+    if (!this.trust.view) await this.loadDirectory();
+    const statement = this.trust.removalStatement(memberId, this.api.now());
+    return this.api.request('DELETE', `/members/${memberId}`, { body: { statement } });
+  }
+
+  async revokeDevice(device) {
+    const statement = this.trust.revocationStatement(device, this.api.now());
+    return this.api.request('POST', `/devices/${device.device_id}/revoke`, { body: { statement } });
   }
 
   async roster(channelId, { fresh = false } = {}) {
@@ -192,9 +263,22 @@ export class Messenger extends EventTarget {
       devices.push(...page.devices);
       cursor = page.cursor;
     } while (cursor);
-    const roster = { ...page, devices, members: new Set(devices.map((d) => d.member_id)) };
+    const roster = await this.certifyRoster(channelId, { ...page, devices });
     this.rosters.set(channelId, roster);
     return roster;
+  }
+
+  /**
+   * The server's roster reduced to the effective roster (section 14): certified devices of the
+   * members in the verified membership log, with their certified keys. `listed` keeps what the
+   * server said; `blocked` after a rolled-back or forked log (nothing is sealed or sent then).
+   */
+  async certifyRoster(channelId, raw) {
+    const unknown = raw.devices.some((d) => !this.directory?.devices.has(d.device_id));
+    if (!this.trust.view || unknown) await this.loadDirectory();
+    const { state, blocked } = await this.trust.membership(this.api, channelId, raw.roster);
+    const devices = blocked ? [] : this.trust.recipients(channelId, state, raw.devices).devices;
+    return { ...raw, listed: raw.devices, devices, members: new Set(Object.keys(state?.members || {})), blocked, state };
   }
 
   // -- directory -----------------------------------------------------------------------------
@@ -210,6 +294,7 @@ export class Messenger extends EventTarget {
       cursor = page.cursor;
     } while (cursor);
     for (const d of devices) members.get(d.member_id)?.devices.push(d);
+    await this.trust.rebuild([...members.values()], devices);
     this.directory = { members, devices: new Map(devices.map((d) => [d.device_id, d])) };
     this.directoryAt = Date.now();
     const me = members.get(this.memberId);
@@ -221,18 +306,24 @@ export class Messenger extends EventTarget {
     return this.directory;
   }
 
+  /** A device's certified keys (its certificate's, checked to the root); null if not certified. */
   async deviceInfo(deviceId) {
     if (!this.directory) await this.loadDirectory();
-    let device = this.directory.devices.get(deviceId);
-    if (!device && Date.now() - this.directoryAt > 2000) {
+    if (!this.directory.devices.has(deviceId) && Date.now() - this.directoryAt > 2000) {
       await this.loadDirectory(); // a device activated since we last looked
-      device = this.directory.devices.get(deviceId);
     }
-    return device || null;
+    return this.trust.view?.device(deviceId) || null;
   }
 
+  /** The certified sender of a stored message, the server's stamp only compared (section 15). */
+  async certifiedSender(message) {
+    await this.deviceInfo(message.sender_device);
+    return this.trust.sender(message);
+  }
+
+  /** The name a member's certificate carries (the server's listing only for the uncertified). */
   memberName(memberId) {
-    return this.directory?.members.get(memberId)?.display_name || null;
+    return this.trust.displayName(memberId) || this.directory?.members.get(memberId)?.display_name || null;
   }
 
   // -- sending -------------------------------------------------------------------------------
@@ -274,6 +365,7 @@ export class Messenger extends EventTarget {
     const messageId = newMessageId();
     for (let attempt = 0; ; attempt += 1) {
       const roster = await this.roster(channelId, { fresh: true });
+      if (roster.blocked) throw membershipBlocked(channelId);
       const epoch = Number(roster.epoch);
       const envelope = await this.withRing(async () => {
         await this.distributeLocked(channelId, epoch, roster);
@@ -431,8 +523,10 @@ export class Messenger extends EventTarget {
       verified: false,
     };
     if (message.deleted) return { ...shown, deleted: true };
-    const device = await this.deviceInfo(sender);
-    if (!device) return { ...shown, error: 'no_key', raw: message };
+    const author = await this.certifiedSender(message);
+    if (!author?.sign_public_key) return { ...shown, sender_member: null, error: 'forged_sender', raw: message };
+    shown.sender_member = author.member_id; // the device certificate's member, never the server's stamp
+    const device = { sign_public_key: author.sign_public_key };
     try {
       const content = await this.openSealed(message, device);
       return { ...shown, verified: true, content };
@@ -588,6 +682,7 @@ export class Messenger extends EventTarget {
         if (frame.member_id === this.memberId) {
           this.channels.delete(channelId);
           await this.store.dropChannel(channelId);
+          await this.trust.forgetChannel(channelId);
           this.emit('channels');
         }
         this.emit('roster', channelId);
@@ -631,4 +726,12 @@ function openError(err, message) {
   if (err instanceof TooFarAhead) return { error: 'too_far_ahead', detail: err.message };
   if (err instanceof CryptoError) return { error: 'undecryptable' };
   throw err;
+}
+
+/** A channel whose membership log the server rolled back or forked: nothing is sealed or sent. */
+function membershipBlocked(channelId) {
+  return Object.assign(new Error(`the membership log of ${channelId} does not extend the one seen here`), {
+    status: 409,
+    code: 'membership_blocked',
+  });
 }

@@ -2,6 +2,7 @@
 // Who is in the channel: the roster, leaving, and for its managers removing and adding members.
 import { h, field, replace } from '../../dom.js';
 import { t } from '../../i18n.js';
+import { badge } from '../verify.js';
 
 /** @typedef {import('./context.js').ChannelContext} ChannelContext */
 
@@ -74,6 +75,7 @@ function memberRow(ctx, id, name, refresh) {
   };
   return h('li', null,
     h('span', null, name, me ? ` (${t('channel.you')})` : ''),
+    me ? null : [' ', badge(m, id), ' ', h('a', { href: `#/verify/${id}`, class: 'small' }, t('verify.open'))],
     ctx.mayManage() || me
       ? h('button', { type: 'button', class: 'small danger-outline', onClick: remove }, me ? t('channel.leave') : t('channel.remove', { name }))
       : null);

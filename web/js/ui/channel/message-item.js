@@ -121,7 +121,7 @@ export function messageItem(ctx, handlers, view) {
 function messageBody(ctx, handlers, view) {
   const { msg } = view;
   if (!msg.verified) {
-    const reason = { forged: 'message.forged', mislabelled: 'message.mislabelled', too_far_ahead: 'message.too_far_ahead' }[msg.error || ''];
+    const reason = { forged: 'message.forged', forged_sender: 'message.forged_sender', mislabelled: 'message.mislabelled', too_far_ahead: 'message.too_far_ahead' }[msg.error || ''];
     return h('p', { class: 'unreadable' }, t(reason || 'message.no_key'));
   }
   if (msg.kind === 'poll') {
