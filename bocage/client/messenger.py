@@ -39,6 +39,7 @@ from chalicelib.domain.frames import (
     LeftFrame,
     MessageFrame,
     RevokedFrame,
+    RoleFrame,
     RotatedFrame,
     ServerFrame,
 )
@@ -246,7 +247,8 @@ class Messenger:
         epoch = int(roster["epoch"])
         # Only certified devices of members in the verified membership (docs/protocol.md, 14);
         # the box key is the certificate's, never the roster's.
-        targets = self.trust.recipients(channel_id, [dict(d) for d in roster["devices"]])
+        devices = [dict(d) for d in roster["devices"]]
+        targets = self.trust.recipients(channel_id, devices, watched=self.rosters.watched)
         missing = self.ring.undistributed(channel_id, epoch, list(targets))
         if missing:
             chain_key, index = self.ring.own_state(channel_id, epoch)
@@ -426,6 +428,8 @@ class Messenger:
             self.rosters.heard(frame.channel_id, version=frame.roster)
         elif isinstance(frame, LeftFrame | RevokedFrame | RotatedFrame):
             self.rosters.heard(frame.channel_id, epoch=frame.epoch)
+        if isinstance(frame, JoinedFrame | LeftFrame | RoleFrame | DeviceFrame | RevokedFrame):
+            self.trust.changed(frame.channel_id)  # the signed log and the certificates, fetched again
 
     def listen(
         self,

@@ -11,6 +11,7 @@ recipient list before sealing and for the sender shown on a message.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ from bocage.client import issuing
 from bocage.client.api import BocageClient, Statement
 from bocage.client.certs import TrustView, TrustWarning
 from bocage.client.membership import MembershipRefused, sync
-from bocage.client.profile import DeviceKeys, Profile, TrustState
+from bocage.client.profile import DeviceKeys, Profile, TrustState, write_private
 from bocage.client.verification import grouped, normalise, qr_payload, safety_digits
 from chalicelib.domain.activation_link import ActivationTarget, with_fragment_params
 from chalicelib.domain.ids import new_id
@@ -48,6 +49,8 @@ class Trust:
         self._view: TrustView | None = None
         self._listing: str = ""
         self._device_certs: dict[str, str] = {}  # device id -> hash of its certificate in the view
+        self._synced: set[str] = set()  # channels whose log was fetched since the last change heard
+        self.listing_path = profile.dir / "members.json"
 
     # -- warnings ----------------------------------------------------------------------------------
 
@@ -66,13 +69,22 @@ class Trust:
     # -- the organisation ------------------------------------------------------------------------
 
     def view(self, *, refresh: bool = False) -> TrustView:
-        """The organisation as verified from the current member listing (kept while unchanged)."""
+        """The organisation as verified from the member listing (kept while unchanged).
+
+        The last listing is kept in the profile and verified again locally at start, so a message
+        from a known device opens without asking the server; ``refresh`` asks it.
+        """
         if self._view is not None and not refresh:
             return self._view
-        members, devices = self.client.member_listing()
+        if not refresh and self.listing_path.exists():
+            kept = json.loads(self.listing_path.read_text())
+            members, devices = list(kept["members"]), list(kept["devices"])
+        else:
+            members, devices = self.client.member_listing()
         listing = hashlib.sha256(canonical({"m": members, "d": devices})).hexdigest()
         if self._view is not None and listing == self._listing:
             return self._view
+        write_private(self.listing_path, json.dumps({"members": members, "devices": devices}).encode())
         if not self.state.root:
             raise TrustError("this profile has no pinned root: activate it again with protocol v2")
         view = TrustView(
@@ -126,10 +138,19 @@ class Trust:
 
     # -- channels ------------------------------------------------------------------------------
 
-    def membership(self, channel_id: str) -> LogState:
-        """The channel's verified membership state; MembershipRefused on a rollback or a fork."""
+    def changed(self, channel_id: str) -> None:
+        """A frame announced a membership change: fetch the log again before relying on it."""
+        self._synced.discard(channel_id)
+
+    def membership(self, channel_id: str, *, watched: bool = False) -> LogState:
+        """The channel's verified membership state; MembershipRefused on a rollback or a fork.
+
+        ``watched``: a live connection would have announced a change, so the state kept since the
+        last fetch is current."""
         kept_json = self.state.logs.get(channel_id)
         kept = LogState.from_json(kept_json) if kept_json else None
+        if watched and kept is not None and channel_id in self._synced:
+            return kept
         try:
             state, warnings = sync(
                 channel_id, kept, lambda s: self.client.membership_log(channel_id, s), self.view()
@@ -146,15 +167,21 @@ class Trust:
             raise
         for warning in warnings:
             self.warn(warning)
+        self._synced.add(channel_id)
         if kept is None or state.seq != kept.seq:
             self.state.logs[channel_id] = state.to_json()
             self.save()
         return state
 
-    def recipients(self, channel_id: str, devices: list[dict[str, Any]]) -> dict[str, str]:
-        """Device id -> certified box key of every roster device that may receive a sender key."""
-        state = self.membership(channel_id)
-        view = self.view_for(devices)
+    def recipients(
+        self, channel_id: str, devices: list[dict[str, Any]], *, watched: bool = False
+    ) -> dict[str, str]:
+        """Device id -> certified box key of every roster device that may receive a sender key.
+
+        Not ``watched`` (no live connection to hear of changes), the listing is asked for again:
+        an unchanged one is not verified again."""
+        state = self.membership(channel_id, watched=watched)
+        view = self.view_for(devices) if watched else self.view(refresh=True)
         chosen: dict[str, str] = {}
         for d in devices:
             device_id, member_id = str(d["device_id"]), str(d["member_id"])

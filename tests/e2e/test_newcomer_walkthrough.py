@@ -80,6 +80,10 @@ def test_org_create_on_the_data_directory_then_serve(tmp_path: Path) -> None:
             srv.url,
             "--name",
             "Présidente",
+            "--org",  # a bare code: the URL fragment's org and member, given separately
+            created["org_id"],
+            "--member",
+            created["member_id"],
         )
         assert joined["org_id"] == created["org_id"] and joined["role"] == "owner"
     finally:
