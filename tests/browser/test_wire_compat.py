@@ -237,6 +237,39 @@ def test_messages_sealed_by_js_open_in_python_and_back(text: str) -> None:
     }
 
 
+def test_signatures_verify_as_strictly_as_libsodium() -> None:
+    """The web client verifies with WebCrypto where it can: same answers as PyNaCl (libsodium)."""
+    import nacl.exceptions
+
+    key = SigningKey.generate()
+    message = b"bocage envelope"
+    signature = key.sign(message).signature
+    order = 2**252 + 27742317777372353535851937790883648493
+    s = int.from_bytes(signature[32:], "little")
+    malleated = signature[:32] + (s + order).to_bytes(32, "little")  # the same S, not reduced
+    flipped = bytes([signature[0] ^ 1]) + signature[1:]
+    cases = [(message, signature), (message + b"!", signature), (message, malleated), (message, flipped)]
+    answers = run_js(
+        *(
+            {
+                "op": "verify",
+                "message": b64e(m),
+                "signature": b64e(sig),
+                "public_key": b64e(bytes(key.verify_key)),
+            }
+            for m, sig in cases
+        )
+    )
+    for (m, sig), answer in zip(cases, answers, strict=True):
+        try:
+            key.verify_key.verify(m, sig)
+            expected = True
+        except nacl.exceptions.BadSignatureError:
+            expected = False
+        assert answer is expected
+    assert answers == [True, False, False, False]
+
+
 def test_padding_is_identical() -> None:
     for size in (0, 1, 255, 256, 600):
         data = secrets.token_bytes(size)

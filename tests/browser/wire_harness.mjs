@@ -144,6 +144,35 @@ const commands = {
     }));
     return { results, chains };
   },
+  // bench/ratchet.py: the web client's opening path (openWith + openMessage, no IndexedDB) over
+  // stored messages, timed in node: `cold` from the sealed state (every key derived), `warm` the
+  // same messages again (keys kept), `reverse` a fresh ring reading the newest first.
+  async bench_open({ recipient, sealed, sender_box_public_key, sender_sign_public_key, channel_id, messages }) {
+    const me = device(recipient);
+    const fresh = () => {
+      const ring = ratchet.emptyRing();
+      const { chainKey, index } = wire.openSenderKey(me, sealed, sender_box_public_key, channel_id);
+      ratchet.addReceived(ring, channel_id, sealed.epoch, sealed.sender_device, chainKey, index);
+      return ring;
+    };
+    const readAll = async (ring, list) => {
+      const started = performance.now();
+      for (const m of list) {
+        const meta = { seq: m.seq, messageId: m.message_id, expiresAt: m.expires_at };
+        await ratchet.openWith(ring, m.channel_id, m.epoch, m.sender_device, m.index, meta,
+          (key) => wire.openMessage(m, key, sender_sign_public_key));
+      }
+      return performance.now() - started;
+    };
+    const ring = fresh();
+    const cold = await readAll(ring, messages);
+    const warm = await readAll(ring, messages);
+    const reverse = await readAll(fresh(), [...messages].reverse());
+    return { cold_ms: cold, warm_ms: warm, reverse_ms: reverse };
+  },
+  async verify({ message, signature, public_key }) {
+    return wire.verifySignature(d(message), d(signature), d(public_key));
+  },
   async pad({ data }) {
     return e(wire.pad(d(data)));
   },

@@ -281,6 +281,46 @@ export function isSmallOrder(publicKey) {
   return SMALL_ORDER_U.has(u % P25519);
 }
 
+// -- Ed25519 verification ----------------------------------------------------------------------
+
+let webCryptoEd25519 = null; // unknown until first use; then whether this runtime has it
+const verifyKeys = new Map();
+
+async function hasWebCryptoEd25519() {
+  if (webCryptoEd25519 === null) {
+    try {
+      const probe = new Uint8Array(nacl().sign.keyPair.fromSeed(new Uint8Array(32)).publicKey);
+      await globalThis.crypto.subtle.importKey('raw', probe, { name: 'Ed25519' }, false, ['verify']);
+      webCryptoEd25519 = true;
+    } catch {
+      webCryptoEd25519 = false;
+    }
+  }
+  return webCryptoEd25519;
+}
+
+/**
+ * Ed25519 verification: WebCrypto's where the runtime has it (Chromium 137+, node 20; some forty
+ * times faster than tweetnacl's pure JS, and as strict as libsodium on non-canonical signatures),
+ * tweetnacl's otherwise. A key WebCrypto refuses verifies nothing.
+ */
+export async function verifySignature(message, signature, publicKey) {
+  if (signature.length !== 64 || publicKey.length !== 32) return false;
+  if (!(await hasWebCryptoEd25519())) return nacl().sign.detached.verify(message, signature, publicKey);
+  const id = b64e(publicKey);
+  let key = verifyKeys.get(id);
+  try {
+    if (!key) {
+      key = await globalThis.crypto.subtle.importKey('raw', publicKey, { name: 'Ed25519' }, false, ['verify']);
+      if (verifyKeys.size >= 4096) verifyKeys.clear();
+      verifyKeys.set(id, key);
+    }
+    return await globalThis.crypto.subtle.verify('Ed25519', key, signature, message);
+  } catch {
+    return false;
+  }
+}
+
 /** The bytes of a b64url box public key that is safe to seal to; CryptoError otherwise. */
 export function checkBoxPublicKey(value) {
   const raw = b64d(value);
@@ -492,7 +532,7 @@ export async function openMessage(raw, messageKey, senderSignPublicKey) {
   } catch {
     throw new ForgedMessage('envelope signature does not verify');
   }
-  if (signature.length !== 64 || !nacl().sign.detached.verify(envelopeSigningBytes(envelope), signature, verifyKey)) {
+  if (!(await verifySignature(envelopeSigningBytes(envelope), signature, verifyKey))) {
     throw new ForgedMessage('envelope signature does not verify');
   }
   let padded;
