@@ -95,8 +95,8 @@ def test_no_one_added_later_reads_what_was_sent_before(
     people.owner.add_member(cid, people.info["bob"]["member_id"])
     ada = people.join("ada", role="admin")
     ada.add_member(cid, people.info["ada"]["member_id"])  # an admin joins on her own
-    link = api.call("POST", "/devices/link", signer=people.keys["owner"])
-    tablet_keys, activated = api.activate(link.body["activation_code"], "Maire")
+    link = api.link(people.keys["owner"])
+    tablet_keys, activated = api.activate(link["activation_code"], "Maire")
     assert activated.status == 201, activated.body
     tablet = messenger_for(api, tablet_keys, people.tmp / "owner-tablet", activated.body)
     people.owner.send_text(cid, "après")
