@@ -488,3 +488,103 @@ def test_web_app_walkthrough(
         ):
             assert form not in dump and form not in log, text
     assert json.dumps(HELLO)[1:-1] not in dump  # nor its JSON-escaped form
+
+
+# The device record and the trust state a browser keeps in IndexedDB ('kv' store).
+KV_JS = """async ([key, patch]) => {
+  const db = await new Promise((ok, ko) => {
+    const r = indexedDB.open('bocage');
+    r.onsuccess = () => ok(r.result);
+    r.onerror = () => ko(r.error);
+  });
+  const wait = (r) => new Promise((ok, ko) => { r.onsuccess = () => ok(r.result); r.onerror = ko; });
+  let value = await wait(db.transaction('kv').objectStore('kv').get(key));
+  if (patch) {
+    value = { ...value, ...patch, verified: { ...(value.verified || {}), ...(patch.verified || {}) } };
+    await wait(db.transaction('kv', 'readwrite').objectStore('kv').put(value, key));
+  }
+  db.close();
+  return { member_id: value.member_id || null, root: value.root || null, verified: value.verified || null };
+}"""
+
+
+def test_trust_warnings_and_verification(
+    web_server: Server, new_context: Callable[..., Any], artifacts: Path
+) -> None:
+    """An e-mail invitee is vouched for by the server only: added to a group, they get no key and
+    the owner is warned; once the owner compares safety numbers with them (and so endorses them),
+    they read what is sent from then on. A verified member whose key changes stops everything."""
+    problems: list[str] = []
+    owner = new_context("owner").pages[0]
+    invitee = new_context("invitee").pages[0]
+    for page in (owner, invitee):
+        watch_console(page, problems)
+    activate(owner, web_server.owner_url(), "Maire Dupuis")
+    owner_id = owner.evaluate(KV_JS, ["device", None])["member_id"]
+
+    owner.get_by_role("link", name="Administration").click()
+    owner.get_by_label("Nom de la personne").fill("Invitée Courriel")
+    owner.get_by_label("Courriel (facultatif)").fill("invitee@example.org")
+    owner.get_by_role("button", name="Créer l'invitation").click()
+    expect(owner.get_by_text("garantie par le serveur seulement", exact=False)).to_be_visible()
+    url = owner.locator("#activation-url").input_value()
+    assert "&root=" in url and "ticket=" not in url  # the server's claim of the root; no secret
+    activate(invitee, url, "Invitée Courriel")
+
+    create_channel(owner, "Équipe vérifiée", "group")
+    owner.get_by_role("button", name="Membres").click()
+    owner.get_by_label("Personne").select_option(label="Invitée Courriel")
+    owner.get_by_role("button", name="Valider").click()
+    expect(owner.get_by_text("Invitée Courriel fait partie du canal.")).to_be_visible()
+    owner.get_by_role("button", name="Membres").click()
+    send(owner, "Avant la vérification")
+    notices = owner.locator("#trust-notices")
+    expect(notices).to_contain_text("Alertes de sécurité")
+    expect(notices).to_contain_text("n'est garanti que par le serveur")
+    shoot(owner, artifacts, "20-trust-warning")
+
+    # Both sides compute the same number; the owner types the one the invitee's screen shows.
+    invitee.goto(invitee.url.split("#")[0] + f"#/verify/{owner_id}")
+    theirs = invitee.locator(".safety-number").inner_text().split()
+    assert len(theirs) == 12 and all(len(g) == 5 and g.isdigit() for g in theirs)
+    notices.get_by_role("link", name="Vérifier Invitée Courriel").click()
+    expect(
+        owner.get_by_role("heading", level=1, name=re.compile("Vérifier Invitée Courriel"))
+    ).to_be_visible()
+    expect(owner.locator("h1 .trust-badge")).to_have_text("Garanti par le serveur seulement")
+    assert owner.locator(".safety-number").inner_text().split() == theirs
+    expect(owner.locator(".verify svg.qr path")).to_have_count(1)
+    owner.get_by_label("Numéro affiché chez Invitée Courriel").fill("12345 " * 12)
+    owner.get_by_role("button", name="Confirmer").click()
+    expect(owner.get_by_role("alert").filter(has_text="ne correspondent pas")).to_be_visible()
+    expect(owner.locator("#toast .toast-body")).to_have_count(0, timeout=10_000)
+    shoot(owner, artifacts, "21-verification-screen")
+    owner.get_by_label("Numéro affiché chez Invitée Courriel").fill(" ".join(theirs))
+    owner.get_by_role("button", name="Confirmer").click()
+    expect(owner.get_by_text("Vérification réussie pour Invitée Courriel", exact=False)).to_be_visible()
+    expect(owner.locator("h1 .trust-badge")).to_have_text("✔ Vérifié")
+    shoot(owner, artifacts, "22-verified-badge")
+    invitee_id = owner.url.split("#/verify/")[1]
+
+    owner.get_by_role("link", name="← Retour aux messages").click()
+    open_channel(owner, "Équipe vérifiée")
+    send(owner, "Après la vérification")
+    invitee.goto(invitee.url.split("#")[0] + "#/")
+    open_channel(invitee, "Équipe vérifiée")
+    expect(message(invitee, "Après la vérification")).to_be_visible(timeout=30_000)
+    expect(message(invitee, "Après la vérification")).to_contain_text("Maire Dupuis")
+    expect(message(invitee, "Avant la vérification")).to_have_count(0)  # sent before she was trusted
+
+    # The server shows another identity key for a member the owner verified: a modal dialog.
+    owner.evaluate(KV_JS, ["trust", {"verified": {invitee_id: "A" * 43}}])
+    owner.reload()
+    dialog = owner.get_by_role("alertdialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("la clé de Invitée Courriel a changé")
+    expect(owner.locator("#trust-notices")).not_to_contain_text("rôle plus ancien")
+    shoot(owner, artifacts, "23-blocking-key-change")
+    owner.keyboard.press("Escape")
+    expect(dialog).to_be_visible()  # it must be answered
+    dialog.get_by_role("button", name="Vérifier maintenant").click()
+    expect(owner.locator("h1 .trust-badge")).to_contain_text("Clé changée")
+    assert not problems, problems

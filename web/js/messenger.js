@@ -294,9 +294,9 @@ export class Messenger extends EventTarget {
       cursor = page.cursor;
     } while (cursor);
     for (const d of devices) members.get(d.member_id)?.devices.push(d);
-    await this.trust.rebuild([...members.values()], devices);
     this.directory = { members, devices: new Map(devices.map((d) => [d.device_id, d])) };
     this.directoryAt = Date.now();
+    await this.trust.rebuild([...members.values()], devices);
     const me = members.get(this.memberId);
     if (me && (me.role !== this.device.role || me.display_name !== this.device.display_name)) {
       this.device = { ...this.device, role: me.role, display_name: me.display_name };

@@ -91,6 +91,7 @@ export class TrustKeeper extends EventTarget {
       cache: this.cache,
     });
     this.view = view;
+    this.checkedAt.clear(); // another view may accept entries the last one refused: replay again
     const warnings = [];
     let changed = false;
     for (const m of members) {
@@ -101,7 +102,8 @@ export class TrustKeeper extends EventTarget {
         warnings.push({ ...why, verified: id in this.kept.verified });
       }
       const trusted = view.member(id);
-      if (trusted && !this.kept.seen[id]) {
+      if (!trusted) continue;
+      if (!this.kept.seen[id]) {
         this.kept.seen[id] = trusted.identity_key;
         changed = true;
       }

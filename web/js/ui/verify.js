@@ -35,7 +35,8 @@ export async function renderVerify(app, main, params) {
     }
     let endorsed = false;
     if (app.isAdmin() && safety.vouched_only) endorsed = await m.endorse(memberId).then(() => true, () => false);
-    app.toast(endorsed ? `${t('verify.ok', { name })} ${t('verify.endorsed', { name })}` : t('verify.ok', { name }));
+    else await m.loadDirectory().catch(() => null); // the verified key now counts
+    app.toast(endorsed ? `${t('verify.ok', { name })} ${t('verify.endorsed')}` : t('verify.ok', { name }));
     await renderVerify(app, main, params);
     focus(main.querySelector('h1'));
   };
@@ -49,7 +50,7 @@ export async function renderVerify(app, main, params) {
       h('div', { class: 'qr-box' }, qrSvg(safety.payload, t('verify.qr_label', { name }))),
       h('p', { class: 'hint' }, t('verify.qr_hint', { name }))),
     h('section', { class: 'card', 'aria-labelledby': 'verify-theirs' },
-      h('h2', { id: 'verify-theirs' }, t('verify.input_label', { name })),
+      h('h2', { id: 'verify-theirs' }, t('verify.compare_title')),
       h('form', { class: 'stack', onSubmit: (e) => {
         e.preventDefault();
         confirm(input.value);
