@@ -298,3 +298,58 @@ def test_ring_distribution_json_round_trip_and_private_file(alice: DeviceKeys, t
 def test_ring_rejects_malformed_or_version_1_json(text: str) -> None:
     with pytest.raises(ValueError):
         SenderKeyRing.from_json(text)
+
+
+def test_the_protocol_vectors_reproduce() -> None:
+    """docs/protocol.md, appendix: the ratchet, a v2 envelope and a sealed chain state."""
+    from nacl.public import Box, PrivateKey
+    from nacl.secret import SecretBox
+    from nacl.signing import SigningKey
+
+    from bocage.client.crypto import pad
+    from chalicelib.domain.envelope import Envelope
+    from chalicelib.domain.ids import device_id_for
+
+    chain = bytes([7]) * 32
+    assert [b64e(message_key(advance(chain, i))) for i in (0, 3)] == [
+        "PYsvoqJTf9zdpG5wSWahBXItJo0untQ7vlsd2daAKTU",
+        "khAuGAT0K3hv_iOr2HnMgxTh7f3qjmEYGZIyZ2sAOqo",
+    ]
+    assert b64e(advance(chain, 3)) == "ze_NhRF26DiBR9eik2KJ37uEeVQ9RTC0ptYN8mUrrOg"
+    signing = SigningKey(bytes(range(32)))
+    device = device_id_for(bytes(signing.verify_key))
+    sealed = b'{"content":{"text":"Bonjour","type":"text"},"kind":"message","target":null}'
+    encrypted = SecretBox(message_key(advance(chain, 3))).encrypt(pad(sealed), bytes([9]) * 24)
+    envelope = Envelope(
+        channel_id="c_aaaaaaaaaaaaaaaa",
+        message_id="bWVzc2FnZS0wMDAwMDAx",
+        sender_device=device,
+        epoch=3,
+        index=3,
+        sent_at=1767225600123,
+        nonce=b64e(encrypted.nonce),
+        ciphertext=b64e(encrypted.ciphertext),
+        signature=b64e(bytes(64)),
+    )
+    assert envelope.ciphertext.startswith("AXQGl1r71VrGaDwwlksxwAjjeZleAwv4CNJT1W9KDyhaP_TxIUPLDhXXe02SLjxAh")
+    assert envelope.ciphertext.endswith("jCwToYEjcruy0ds")
+    signature = b64e(signing.sign(envelope.signing_bytes()).signature)
+    assert (
+        signature == "qzljVSFbKdwfq8eiwmu97k6SoHoZ_ly3-hF15maOESCEFu6PAtmT1Alz4C9IdFOhFPbaE3WQKkddTvbqrrNfAg"
+    )
+    signed = envelope.model_dump(mode="json") | {"signature": signature}
+    assert open_message(signed, message_key(advance(chain, 3)), b64e(bytes(signing.verify_key))) == {
+        "text": "Bonjour",
+        "type": "text",
+    }
+
+    recipient_box = PrivateKey(bytes(range(64, 96)))
+    recipient = device_id_for(bytes(SigningKey(bytes(range(96, 128))).verify_key))
+    payload = (
+        '{"chain_key":"ze_NhRF26DiBR9eik2KJ37uEeVQ9RTC0ptYN8mUrrOg","channel_id":"c_aaaaaaaaaaaaaaaa",'
+        '"epoch":3,"index":3,"purpose":"bocage/sender-key/v2","recipient_device":"' + recipient + '",'
+        '"sender_device":"' + device + '"}'
+    ).encode()
+    boxed = Box(PrivateKey(bytes(range(32, 64))), recipient_box.public_key).encrypt(payload, bytes([5]) * 24)
+    assert b64e(bytes(boxed)).endswith("aOEcmN1fF2cGX3o")
+    assert b64e(bytes(boxed)).startswith("BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFjYs_nufK7SwFkFwVidkBAdL8O9iyPirx")
