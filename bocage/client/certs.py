@@ -28,6 +28,7 @@ from chalicelib.domain.statements import (
     fingerprint,
     sign_statement,
     statement_hash,
+    verify_checked,
     verify_statement,
 )
 from chalicelib.domain.x25519 import is_small_order
@@ -448,7 +449,7 @@ def _verify(
     statement: Mapping[str, Any], purpose: str, key: str, member_id: str, device_id: str | None = None
 ) -> dict[str, Any]:
     try:
-        return verify_statement(statement, purpose, key)
+        return verify_checked(dict(statement), key)  # every caller checked the shape first
     except StatementError as exc:
         raise _Untrusted("invalid_statement", f"{device_id or member_id}: {exc}") from exc
 

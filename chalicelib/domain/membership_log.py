@@ -18,7 +18,7 @@ from chalicelib.domain.statements import (
     StatementError,
     check_shape,
     statement_hash,
-    verify_statement,
+    verify_checked,
 )
 
 ADMIN_ROLES = ("admin", "owner")
@@ -78,7 +78,7 @@ def _signer(entry: Mapping[str, Any], authority: Authority) -> str:
         raise LogError(f"entry {entry['seq']}: {entry['by_device']} is not a certified device at that time")
     member_id, public_key = found
     try:
-        verify_statement(entry, MEMBERSHIP, public_key)
+        verify_checked(dict(entry), public_key)
     except StatementError as exc:
         raise LogError(f"entry {entry['seq']}: {exc}") from exc
     return member_id

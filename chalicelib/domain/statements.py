@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -45,13 +46,12 @@ def _id(prefix: str) -> Callable[[object], bool]:
     return lambda v: isinstance(v, str) and looks_like(v, prefix)
 
 
+#: 32 bytes in unpadded base64url: 42 characters, then one whose two low bits are zero.
+_KEY_PATTERN = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
+
+
 def _key(value: object) -> bool:
-    if not isinstance(value, str) or len(value) != HASH_CHARS:
-        return False
-    try:
-        return len(b64d(value)) == KEY_BYTES
-    except ValueError:
-        return False
+    return isinstance(value, str) and _KEY_PATTERN.fullmatch(value) is not None
 
 
 def _int(minimum: int) -> Callable[[object], bool]:
@@ -215,11 +215,15 @@ def sign_statement(body: Mapping[str, Any], seed: bytes) -> dict[str, Any]:
 
 def verify_statement(statement: object, purpose: str, public_key: str) -> dict[str, Any]:
     """The statement if it has the shape of ``purpose`` and ``public_key`` signed it."""
-    checked = check_shape(statement, purpose)
+    return verify_checked(check_shape(statement, purpose), public_key)
+
+
+def verify_checked(checked: dict[str, Any], public_key: str) -> dict[str, Any]:
+    """``checked`` (already through ``check_shape``) if ``public_key`` signed it."""
     try:
         VerifyKey(b64d(public_key)).verify(signing_bytes(checked), b64d(checked["sig"]))
     except (BadSignatureError, ValueError) as exc:
-        raise StatementError(f"{purpose}: the signature does not verify") from exc
+        raise StatementError(f"{checked['purpose']}: the signature does not verify") from exc
     return checked
 
 
