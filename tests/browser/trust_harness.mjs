@@ -39,7 +39,13 @@ function verdicts(view) {
   return { members, devices };
 }
 
-const view = (a) => certs.TrustView.create(a.org_id, a.root, a.members, a.devices, { verified: a.verified || {}, seen: a.seen || {} });
+// `cached`: with a cache of checked signatures, so the platform's Ed25519 checks them ahead (prewarm).
+const view = (a) =>
+  certs.TrustView.create(a.org_id, a.root, a.members, a.devices, {
+    verified: a.verified || {},
+    seen: a.seen || {},
+    cache: a.cached ? new certs.VerifiedCache() : null,
+  });
 
 const commands = {
   async sign({ body, seed }) {

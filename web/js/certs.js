@@ -213,6 +213,53 @@ export class VerifiedCache {
   }
 }
 
+let platformEd25519 = null; // WebCrypto's Ed25519, where the platform has it (probed once)
+
+async function platformKey(raw) {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle || platformEd25519 === false) return null;
+  try {
+    const key = await subtle.importKey('raw', raw, { name: 'Ed25519' }, false, ['verify']);
+    platformEd25519 = true;
+    return key;
+  } catch {
+    if (platformEd25519 === null) platformEd25519 = false; // no Ed25519 here: tweetnacl does it all
+    return null;
+  }
+}
+
+/**
+ * Check many (statement, claimed signer key) pairs at once with the platform's native Ed25519
+ * and remember those that verify, so the synchronous evaluation that follows finds them in the
+ * cache: a cold client checks a thousand devices in a fraction of the time tweetnacl takes.
+ * Only successes are cached, keyed by key, signature and bytes; everything else (and every
+ * platform without Ed25519 in WebCrypto) is verified by tweetnacl as before.
+ * @param {VerifiedCache} cache
+ * @param {{statement: any, key: unknown}[]} pairs
+ */
+export async function prewarm(cache, pairs) {
+  const subtle = globalThis.crypto?.subtle;
+  await Promise.all(
+    pairs.map(async ({ statement, key }) => {
+      if (!isObject(statement) || typeof key !== 'string' || typeof statement.sig !== 'string') return;
+      let pk;
+      let sig;
+      try {
+        pk = b64d(key);
+        sig = b64d(statement.sig);
+      } catch {
+        return;
+      }
+      if (pk.length !== 32 || sig.length !== 64) return;
+      const bytes = signingBytes(statement);
+      const memo = VerifiedCache.key(pk, sig, bytes);
+      if (cache.seen.has(memo)) return;
+      const imported = await platformKey(pk);
+      if (imported && subtle && (await subtle.verify({ name: 'Ed25519' }, imported, sig, bytes).catch(() => false))) cache.seen.add(memo);
+    }),
+  );
+}
+
 /**
  * The statement if it has the shape of `purpose` and `publicKey` (b64url) signed it.
  * @param {unknown} statement
@@ -408,11 +455,34 @@ export class TrustView {
     this.ticketUses = ticketUses(this.members.values(), this.devices.values());
   }
 
-  /** A view with the hashes evaluation needs computed first (WebCrypto is async). */
+  /**
+   * A view with the hashes evaluation needs computed first (WebCrypto is async), and, given a
+   * cache, every signature checked ahead in parallel (prewarm).
+   */
   static async create(orgId, root, members, devices, options = {}) {
     const m = [...members];
     const d = [...devices];
-    return new TrustView(orgId, root, m, d, { ...options, derived: await derive(m, d) });
+    const view = new TrustView(orgId, root, m, d, { ...options, derived: await derive(m, d) });
+    if (view.cache) await prewarm(view.cache, view.claims());
+    return view;
+  }
+
+  /** The key that claims to sign a device's statements (its certificate's; unchecked). */
+  claimedKey(deviceId) {
+    return this.devices.get(deviceId)?.device_cert?.sign_public_key;
+  }
+
+  /** Every statement listed, with the key it says signed it (for prewarm). */
+  claims() {
+    const self = (cert) => ({ statement: cert, key: cert?.ticket_key ?? cert?.identity_key });
+    const by = (s, field) => ({ statement: s, key: this.claimedKey(s?.[field]) });
+    const out = [];
+    for (const m of this.members.values()) {
+      out.push(self(m.member_cert), by(m.ticket, 'issuer_device'), by(m.removal, 'by_device'));
+      for (const s of Array.isArray(m.role_statements) ? m.role_statements : []) out.push(by(s, 'by_device'));
+    }
+    for (const d of this.devices.values()) out.push(self(d.device_cert), by(d.ticket, 'issuer_device'), by(d.revocation, 'by_device'));
+    return out;
   }
 
   // -- members ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 //
 // The organisation side of each check (who signed, with which role at the time, who may join)
 // comes from an authority: a TrustView (certs.js) built from the certificates this client checked.
-import { MEMBERSHIP, StatementError, checkShape, signSeed, signStatement, statementHash, verifyStatement } from './certs.js';
+import { MEMBERSHIP, StatementError, checkShape, prewarm, signSeed, signStatement, statementHash, verifyStatement } from './certs.js';
 import { base32Lower, randomBytes } from './wire.js';
 
 const ADMIN_ROLES = ['admin', 'owner'];
@@ -15,7 +15,7 @@ export class LogError extends Error {}
 
 /**
  * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string}} LogState
- * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string): boolean, cache?: any}} Authority
+ * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string): boolean, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
  */
 
 function shape(entry) {
@@ -133,6 +133,9 @@ export async function advance(kept, answer, authority) {
     if (!first || first.seq !== kept.seq || (await statementHash(first)) !== kept.head) {
       return { state: kept, blocked: true, warnings: note('membership_fork', `the server's membership log of ${kept.channel_id} differs from the one seen here at entry ${kept.seq}`) };
     }
+  }
+  if (authority.cache && authority.claimedKey) {
+    await prewarm(authority.cache, entries.map((e) => ({ statement: e, key: authority.claimedKey(e?.by_device) })));
   }
   const { state, error } = await replay(kept ? entries.slice(1) : entries, authority, kept);
   return { state, blocked: false, warnings: error ? note('membership_invalid', error.message) : [] };
