@@ -284,6 +284,10 @@ def test_web_app_walkthrough(
     owner.get_by_role("link", name="Messages").click()
     open_channel(owner, GROUP)
     add_to_channel(owner, "Poste Accueil")
+    # Everyone in the channel is told, from the signed membership log, who joined and by whom.
+    expect(agent.locator("#toast")).to_contain_text(
+        "Poste Accueil a rejoint « Équipe technique », ajouté par Maire Dupuis"
+    )
     channels = cli("--profile", cli_profile, "channels")["channels"]
     group_id = next(c["channel_id"] for c in channels if c["name"] == GROUP)
     cli("--profile", cli_profile, "send", group_id, FROM_CLI)

@@ -9,7 +9,7 @@ import { renderMessages, messagesEvent } from './ui/messages.js';
 import { renderAdmin } from './ui/admin.js';
 import { renderImpact } from './ui/impact.js';
 import { renderDevice } from './ui/device.js';
-import { renderTrustNotices } from './ui/trust-notices.js';
+import { membershipEventText, renderTrustNotices } from './ui/trust-notices.js';
 import { renderVerify } from './ui/verify.js';
 
 const PURGE_EVERY = 60_000;
@@ -67,7 +67,7 @@ export const app = {
     const messenger = new Messenger(this.store, device);
     this.messenger = messenger;
     await messenger.init();
-    for (const type of ['message', 'channels', 'roster', 'status', 'revoked', 'error', 'warnings']) {
+    for (const type of ['message', 'channels', 'roster', 'status', 'revoked', 'error', 'warnings', 'membership']) {
       messenger.addEventListener(type, (e) => onMessengerEvent(type, /** @type {CustomEvent} */ (e).detail));
     }
     messenger.loadChannels().catch(() => null);
@@ -108,6 +108,12 @@ function onMessengerEvent(type, detail) {
   }
   if (type === 'status') renderTopbar();
   if (type === 'warnings') renderTrustNotices(app);
+  if (type === 'membership') {
+    // Someone else changed a channel's members: everyone in it is told, from the signed log.
+    const name = app.messenger?.channel(detail.channelId)?.name || '';
+    const others = detail.events.filter((e) => e.by_member !== app.messenger?.memberId);
+    if (others.length) app.toast(others.map((e) => membershipEventText(app, name, e)).join(' '));
+  }
   if (type === 'error' && detail) app.toast(app.errorText(detail), 'error');
   if (type === 'channels') renderTopbar();
   messagesEvent(app, type, detail);

@@ -94,21 +94,23 @@ function apply(entry, signer, members, authority) {
 }
 
 /**
- * Replay entries onto `state` (null: from entry 0): the last valid state and the error that
- * stopped the replay, if any.
- * @returns {Promise<{state: LogState|null, error: LogError|null}>}
+ * Replay entries onto `state` (null: from entry 0): the last valid state, the error that
+ * stopped the replay, if any, and the entries applied (what members are shown as signed events).
+ * @returns {Promise<{state: LogState|null, error: LogError|null, applied: Record<string, any>[]}>}
  */
 export async function replay(entries, authority, state = null) {
   let current = state;
+  const applied = [];
   for (const entry of entries) {
     try {
       current = current === null ? await create(entry, authority) : await extend(current, entry, authority);
+      applied.push(entry);
     } catch (err) {
-      if (err instanceof LogError) return { state: current, error: err };
+      if (err instanceof LogError) return { state: current, error: err, applied };
       throw err;
     }
   }
-  return { state: current, error: null };
+  return { state: current, error: null, applied };
 }
 
 /**
@@ -119,7 +121,7 @@ export async function replay(entries, authority, state = null) {
  * @param {LogState|null} kept
  * @param {{entries: any[], head?: {seq: number, hash: string}|null}} answer
  * @param {Authority} authority
- * @returns {Promise<{state: LogState|null, blocked: boolean, warnings: import('./certs.js').TrustWarning[]}>}
+ * @returns {Promise<{state: LogState|null, blocked: boolean, warnings: import('./certs.js').TrustWarning[], applied: Record<string, any>[]}>}
  */
 export async function advance(kept, answer, authority) {
   const entries = Array.isArray(answer.entries) ? answer.entries : [];
@@ -127,18 +129,18 @@ export async function advance(kept, answer, authority) {
   if (kept) {
     const headSeq = Number(answer.head?.seq ?? -1);
     if (headSeq < kept.seq) {
-      return { state: kept, blocked: true, warnings: note('membership_rollback', `the server's membership log of ${kept.channel_id} ends at ${headSeq}, before entry ${kept.seq} seen here`) };
+      return { state: kept, blocked: true, applied: [], warnings: note('membership_rollback', `the server's membership log of ${kept.channel_id} ends at ${headSeq}, before entry ${kept.seq} seen here`) };
     }
     const first = entries[0];
     if (!first || first.seq !== kept.seq || (await statementHash(first)) !== kept.head) {
-      return { state: kept, blocked: true, warnings: note('membership_fork', `the server's membership log of ${kept.channel_id} differs from the one seen here at entry ${kept.seq}`) };
+      return { state: kept, blocked: true, applied: [], warnings: note('membership_fork', `the server's membership log of ${kept.channel_id} differs from the one seen here at entry ${kept.seq}`) };
     }
   }
   if (authority.cache && authority.claimedKey) {
     await prewarm(authority.cache, entries.map((e) => ({ statement: e, key: authority.claimedKey(e?.by_device) })));
   }
-  const { state, error } = await replay(kept ? entries.slice(1) : entries, authority, kept);
-  return { state, blocked: false, warnings: error ? note('membership_invalid', error.message) : [] };
+  const { state, error, applied } = await replay(kept ? entries.slice(1) : entries, authority, kept);
+  return { state, blocked: false, applied, warnings: error ? note('membership_invalid', error.message) : [] };
 }
 
 /** A new channel id made by the client, so it can sign the creation (section 14). */

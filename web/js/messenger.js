@@ -60,6 +60,7 @@ export class Messenger extends EventTarget {
     this.ring = emptyRing();
     this.trust = new TrustKeeper(store, device);
     this.trust.addEventListener('warnings', (e) => this.emit('warnings', /** @type {CustomEvent} */ (e).detail));
+    this.trust.addEventListener('membership', (e) => this.emit('membership', /** @type {CustomEvent} */ (e).detail));
     this.directory = null;
     this.directoryAt = 0;
     this.channels = new Map();
@@ -675,6 +676,7 @@ export class Messenger extends EventTarget {
         if (frame.type === 'joined' && frame.member_id === this.memberId) await this.loadChannels();
         if (frame.type === 'device') await this.loadDirectory();
         await this.shareKeys(channelId); // a new device may be waiting for my key
+        if (this.channels.has(channelId)) await this.roster(channelId, { fresh: true }).catch(() => null); // the signed log: who joined, by whom
         this.emit('roster', channelId);
         break;
       case 'left':

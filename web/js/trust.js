@@ -19,11 +19,13 @@ import {
 import { advance, effectiveRoster } from './membership.js';
 
 const LOG_PAGE = 500;
+const HISTORY_KEPT = 200; // signed membership events remembered per channel, for display
 
 /**
  * @typedef {import('./certs.js').TrustWarning} TrustWarning
  * @typedef {import('./membership.js').LogState} LogState
- * @typedef {{seen: Record<string, string>, verified: Record<string, string>, serials: Record<string, number>, logs: Record<string, LogState>}} Kept
+ * @typedef {{op: string, member_id: string, role: string|null, by_member: string|null, at: number, seq: number}} MembershipEvent
+ * @typedef {{seen: Record<string, string>, verified: Record<string, string>, serials: Record<string, number>, logs: Record<string, LogState>, history: Record<string, MembershipEvent[]>}} Kept
  */
 
 const warningKey = (w) => `${w.code}|${w.member_id || ''}|${w.device_id || ''}`;
@@ -38,7 +40,7 @@ export class TrustKeeper extends EventTarget {
     this.store = store;
     this.device = device;
     /** @type {Kept} */
-    this.kept = { seen: {}, verified: {}, serials: {}, logs: {} };
+    this.kept = { seen: {}, verified: {}, serials: {}, logs: {}, history: {} };
     /** @type {TrustView|null} */
     this.view = null;
     this.cache = new VerifiedCache();
@@ -52,7 +54,7 @@ export class TrustKeeper extends EventTarget {
 
   async load() {
     const stored = await this.store.get('trust');
-    if (stored) this.kept = { seen: {}, verified: {}, serials: {}, logs: {}, ...stored };
+    if (stored) this.kept = { seen: {}, verified: {}, serials: {}, logs: {}, history: {}, ...stored };
     this.checkRoot(this.device.server_root);
   }
 
@@ -158,7 +160,18 @@ export class TrustKeeper extends EventTarget {
     this.checkedAt.set(channelId, version);
     if (result.state && !result.blocked && result.state !== kept) {
       this.kept.logs[channelId] = result.state;
+      const events = result.applied.map((e) => ({
+        op: e.op,
+        member_id: e.member_id,
+        role: e.role,
+        by_member: this.view.signer(e.by_device, e.issued_at)?.[0] ?? null,
+        at: e.issued_at,
+        seq: e.seq,
+      }));
+      this.kept.history[channelId] = [...(this.kept.history[channelId] || []), ...events].slice(-HISTORY_KEPT);
       await this.save();
+      // Changes seen live (not the first replay of a channel): every member is told, signed.
+      if (kept && events.length) this.dispatchEvent(new CustomEvent('membership', { detail: { channelId, events } }));
     }
     return { state: result.state, blocked: result.blocked, entries };
   }
@@ -171,8 +184,14 @@ export class TrustKeeper extends EventTarget {
     return { devices, warnings };
   }
 
+  /** The signed membership events verified for a channel, oldest first. */
+  history(channelId) {
+    return this.kept.history[channelId] || [];
+  }
+
   forgetChannel(channelId) {
     delete this.kept.logs[channelId];
+    delete this.kept.history[channelId];
     this.checkedAt.delete(channelId);
     return this.save();
   }

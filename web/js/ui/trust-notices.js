@@ -21,6 +21,13 @@ function nameOf(app, memberId) {
   return (memberId && app.messenger?.memberName(memberId)) || t('trust.someone');
 }
 
+/** A verified membership-log entry in words: "X a rejoint « C », ajouté par Y". */
+export function membershipEventText(app, channelName, e) {
+  const vars = { name: nameOf(app, e.member_id), by: nameOf(app, e.by_member), channel: channelName, role: t(`channel.event_role_${e.role}`) };
+  const key = e.op === 'add' && e.by_member === e.member_id ? 'add_self' : e.op;
+  return t(`channel.event_${key}`, vars);
+}
+
 export function warningText(app, w) {
   const key = `trust.warning.${w.code}`;
   const text = t(key, { name: nameOf(app, w.member_id) });
