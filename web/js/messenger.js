@@ -686,6 +686,8 @@ export class Messenger extends EventTarget {
           await this.store.dropChannel(channelId);
           await this.trust.forgetChannel(channelId);
           this.emit('channels');
+        } else if (this.channels.has(channelId)) {
+          await this.roster(channelId, { fresh: true }).catch(() => null); // the signed log says who left
         }
         this.emit('roster', channelId);
         break;
@@ -702,6 +704,8 @@ export class Messenger extends EventTarget {
           this.channels.get(channelId).my_role = frame.role;
           this.emit('channels');
         }
+        this.trust.checkedAt.delete(channelId); // a role entry does not move the roster's version
+        if (this.channels.has(channelId)) await this.roster(channelId, { fresh: true }).catch(() => null);
         this.emit('roster', channelId);
         break;
       case 'channel':
