@@ -105,6 +105,27 @@ const commands = {
     const trust = await view(args);
     return membership.effectiveRoster(trust, args.state, args.roster, args.self);
   },
+  /** What the web client decides before a send, from the server's answers (membership, roster). */
+  async decide(args) {
+    const trust = await view({ ...args, cached: true });
+    const out = { blocked: false, state: null, recipients: [], senders: [], warnings: [] };
+    if (args.answer) {
+      const advanced = await membership.advance(args.kept, args.answer, trust);
+      Object.assign(out, { blocked: advanced.blocked, state: advanced.state });
+      out.warnings.push(...advanced.warnings);
+      if (!advanced.blocked && args.roster) {
+        const selected = membership.effectiveRoster(trust, advanced.state, args.roster, args.self);
+        out.recipients = selected.devices.map((dev) => dev.device_id).sort();
+        out.warnings.push(...selected.warnings);
+      }
+    }
+    for (const message of args.messages || []) {
+      const sender = certs.certifiedSender(trust, message);
+      out.senders.push(sender.member_id);
+      if (sender.warning) out.warnings.push(sender.warning);
+    }
+    return { ...out, codes: [...new Set(out.warnings.map((w) => w.code))].sort() };
+  },
   async sender(args) {
     const trust = await view(args);
     return certs.certifiedSender(trust, args.message);
