@@ -481,7 +481,7 @@ export class Messenger extends EventTarget {
     const cached = await this.store.messages(channelId);
     const retried = [];
     for (const m of cached) {
-      if (m.error !== 'no_key' || !m.raw) continue;
+      if (!['no_key', 'forged_sender'].includes(m.error) || !m.raw) continue; // a sender verified since counts now
       const opened = await this.open(m.raw);
       if (opened.verified) retried.push(opened);
     }
