@@ -206,6 +206,11 @@ def register_messaging(sub: Subparsers, common: argparse.ArgumentParser) -> None
     remove.add_argument("channel")
     remove.add_argument("member")
     remove.set_defaults(func=cmd_channel_remove)
+    log = channel_sub.add_parser(
+        "log", parents=[common], help="the channel's signed membership history (who added whom)"
+    )
+    log.add_argument("channel")
+    log.set_defaults(func=cmd_channel_log)
 
     channels = sub.add_parser("channels", parents=[common], help="my channels, with unread counts")
     channels.set_defaults(func=cmd_channels)
@@ -407,7 +412,11 @@ def cmd_link_device(args: argparse.Namespace) -> Result:
 
 
 def cmd_members(args: argparse.Namespace) -> Result:
-    return {"members": _client(args).members()}
+    """Every member, with how this device sees them (certified, verified, vouched by the server only)."""
+    messenger = _messenger(args)
+    members = messenger.client.members()
+    messenger.trust.view(refresh=True)
+    return {"members": [{**m, **messenger.trust.standing(m["member_id"])} for m in members]}
 
 
 def cmd_revoke(args: argparse.Namespace) -> Result:
@@ -452,6 +461,10 @@ def cmd_channel_add(args: argparse.Namespace) -> Result:
 
 def cmd_channel_remove(args: argparse.Namespace) -> Result:
     return _messenger(args).remove_member(args.channel, args.member)
+
+
+def cmd_channel_log(args: argparse.Namespace) -> Result:
+    return _messenger(args).trust.events(args.channel)
 
 
 def cmd_channels(args: argparse.Namespace) -> Result:

@@ -23,7 +23,7 @@ from bocage.client.profile import DeviceKeys, Profile, TrustState, write_private
 from bocage.client.verification import grouped, normalise, qr_payload, safety_digits
 from chalicelib.domain.activation_link import ActivationTarget, with_fragment_params
 from chalicelib.domain.ids import new_id
-from chalicelib.domain.membership_log import LogState
+from chalicelib.domain.membership_log import LogState, replay
 from chalicelib.domain.statements import canonical, statement_hash
 
 __all__ = ["MembershipRefused", "Trust", "TrustError"]
@@ -172,6 +172,38 @@ class Trust:
             self.state.logs[channel_id] = state.to_json()
             self.save()
         return state
+
+    def events(self, channel_id: str) -> dict[str, Any]:
+        """The channel's membership history as verified from entry 0: who added whom, and when."""
+        entries, _ = self.client.membership_log(channel_id, 0)
+        view = self.view(refresh=True)
+        state, error = replay(entries, view)
+        if error is not None:
+            self.warn(TrustWarning("membership_invalid", f"{channel_id}: {error}; later entries ignored"))
+        verified = entries[: (state.seq + 1) if state else 0]
+        events = []
+        for entry in verified:
+            signer = view.device(str(entry["by_device"]))
+            events.append(
+                {
+                    "seq": entry["seq"],
+                    "op": entry["op"],
+                    "member_id": entry["member_id"],
+                    "role": entry["role"],
+                    "by_member": signer.member_id if signer else None,
+                    "issued_at": entry["issued_at"],
+                }
+            )
+        return {"channel_id": channel_id, "members": dict(state.members) if state else {}, "events": events}
+
+    def standing(self, member_id: str) -> dict[str, Any]:
+        """How this device sees a member: certified, verified, or vouched by the server only."""
+        view = self.view()
+        return {
+            "certified": view.certified(member_id),
+            "verified": self.state.verified.get(member_id) == view.identity_key(member_id),
+            "vouched_by_server_only": view.vouched_only(member_id),
+        }
 
     def recipients(
         self, channel_id: str, devices: list[dict[str, Any]], *, watched: bool = False

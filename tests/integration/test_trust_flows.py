@@ -132,3 +132,21 @@ def _seed(text: str) -> bytes:
     from chalicelib.domain.encoding import b64d
 
     return b64d(text)
+
+
+def test_an_admin_who_joins_a_group_shows_as_a_signed_event(people: People, api: SignedApi) -> None:
+    bob = people.join("bob")
+    cid = bob.create_channel("group", "Entre agents")["channel_id"]
+    owner_id = people.info["owner"]["member_id"]
+    people.owner.add_member(cid, owner_id)  # the org's owner adds herself: allowed, and signed
+    seen_by_bob = bob.trust.events(cid)
+    assert [(e["op"], e["member_id"], e["by_member"]) for e in seen_by_bob["events"]] == [
+        ("create", people.info["bob"]["member_id"], people.info["bob"]["member_id"]),
+        ("add", owner_id, owner_id),
+    ]
+    assert seen_by_bob["members"][owner_id] == "member"
+    assert bob.trust.standing(owner_id) == {
+        "certified": True,
+        "verified": False,
+        "vouched_by_server_only": False,
+    }
