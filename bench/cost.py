@@ -77,7 +77,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import boto3
 from moto import mock_aws
 
-from bocage.client.crypto import new_message_id, seal_message
+from bocage.client.crypto import new_message_id
 from bocage.client.profile import DeviceKeys, OperatorKey
 from chalicelib import wiring
 from chalicelib.adapters.apigw_push import ApiGatewayPush
@@ -122,7 +122,7 @@ class Load:
     devices: float = 1
     channel_size: int = 0  # 0: receives / sends + 1
     retention_days: int = 90
-    message_bytes: int = 990  # of text: its sealed content ({"type": "text", ...}) pads to 1 KiB
+    message_bytes: int = 955  # of text: sealed with its labels ({"kind": ..., "content": ...}), 1 KiB padded
     region: str = "eu-west-3"
     live_share: float = 1.0  # of received messages, the share pushed live (recipient online)
     connects_per_day: float = 0  # per device; 0: one per two hours online
@@ -412,7 +412,6 @@ def counting_logs(meter: AwsMeter) -> Iterator[None]:
 class Member:
     keys: DeviceKeys
     messenger: Any  # bocage.client.messenger.Messenger
-    epoch: int
 
 
 def assemble(region: str, operator: OperatorKey) -> tuple[AwsMeter, wiring.Container]:
@@ -468,7 +467,9 @@ class Deployment:
         self.channel_id = people.owner.create_channel("group", "Conseil")["channel_id"]
         for name in list(people.info)[1:]:
             people.owner.add_member(self.channel_id, people.info[name]["member_id"])
-        self.members = [Member(m.keys, m, m.distribute_key(self.channel_id)) for m in messengers]
+        for m in messengers:
+            m.distribute_key(self.channel_id)
+        self.members = [Member(m.keys, m) for m in messengers]
         return self.members
 
     def connect(self, member: Member, connection_id: str) -> None:
@@ -513,15 +514,8 @@ class Deployment:
 
     def envelope(self, member: Member, message_bytes: int) -> dict[str, Any]:
         """A text message of ``message_bytes`` sealed by the member's device, as the client sends it."""
-        sealed = seal_message(
-            member.keys,
-            member.messenger.ring.own_key(self.channel_id, member.epoch),
-            channel_id=self.channel_id,
-            epoch=member.epoch,
-            message_id=new_message_id(),
-            content={"type": "text", "text": text_of(message_bytes)},
-            sent_at_ms=self.api.clock.now() * 1000,
-        )
+        content = {"type": "text", "text": text_of(message_bytes)}
+        sealed = member.messenger.seal(self.channel_id, new_message_id(), content, "message", None)
         return dict(sealed.model_dump(mode="json"))
 
     @staticmethod

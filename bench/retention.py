@@ -176,7 +176,6 @@ def raw_store(kind: str, clock: ManualClock) -> Iterator[SqliteStore | DynamoDbS
 class Channel:
     channel_id: str
     epoch: int
-    sender_key: bytes
 
 
 @dataclass
@@ -198,16 +197,19 @@ class Deployment:
         channel_id = self.owner.create_channel("group", name)["channel_id"]
         self.owner.add_member(channel_id, self.reader_member_id)
         epoch = self.owner.distribute_key(channel_id)
-        return Channel(channel_id, epoch, self.owner.ring.own_key(channel_id, epoch))
+        return Channel(channel_id, epoch)
 
     def send_direct(self, channel: Channel, content: dict[str, Any]) -> SendResult:
         """Seal and sign on the client side, then hand the envelope to the messaging service."""
+        message_id = new_message_id()
+        index, key = self.owner.ring.next_key(channel.channel_id, channel.epoch, message_id, self.clock.now())
         envelope = seal_message(
             self.owner.keys,
-            channel.sender_key,
+            key,
+            index=index,
             channel_id=channel.channel_id,
             epoch=channel.epoch,
-            message_id=new_message_id(),
+            message_id=message_id,
             content=content,
             sent_at_ms=self.clock.now() * 1000,
         )
@@ -320,7 +322,8 @@ class SizeFigures:
 
 def describe_envelope(content: dict[str, Any], ciphertext: str) -> str:
     """Content size through padding and encryption, as ``seal_message`` does it."""
-    plain = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    sealed_content = {"kind": "message", "target": None, "content": content}  # what is sealed (v2)
+    plain = json.dumps(sealed_content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     sealed = len(b64d(ciphertext))
     return (
         f"content {len(plain)} B of JSON -> padded to {len(pad(plain))} B -> ciphertext {sealed} B "

@@ -121,6 +121,10 @@ class ApiContext:
         except ValidationError as exc:
             raise BadRequest(_describe(exc)) from exc
 
+    def optional_body(self, model: type[B]) -> B:
+        """The body, or the model's defaults when there is none (a DELETE may carry one or not)."""
+        return self.body(model) if self.body_bytes else model()
+
     def query_int(self, name: str, default: int) -> int:
         value = self.query.get(name)
         if value is None:

@@ -41,6 +41,7 @@ class StoredMessage(_Model):
     message_id: str
     sender_device: str
     epoch: int
+    index: int
     kind: Kind
     target: str | None = None
     sent_at: int

@@ -58,10 +58,14 @@ CACHE_JS = """async (action) => {
 }"""
 
 
-def activate(page: Page, url: str, name: str) -> None:
+def activate(page: Page, url: str, name: str | None) -> None:
+    """Activate from a link; ``name`` None for a device link (the member's name is already certified)."""
     page.goto(url)
     expect(page.get_by_role("heading", name="Activer Bocage sur cet appareil")).to_be_visible()
-    page.get_by_label("Votre nom (facultatif)").fill(name)
+    if name is None:
+        expect(page.get_by_label("Votre nom")).to_have_count(0)
+    else:
+        page.get_by_label("Votre nom").fill(name)
     page.get_by_role("button", name="Activer cet appareil").click()
     expect(page.get_by_role("heading", name="Canaux")).to_be_visible()
     assert "code=" not in page.url, "the activation code must leave the address bar"
@@ -110,6 +114,7 @@ def invite(page: Page, name: str) -> str:
     expect(page.locator("svg.qr path")).to_have_count(1)
     url = page.locator("#activation-url").input_value()
     assert "/app/#/activate?" in url and "code=" in url
+    assert "&ticket=" in url and "&root=" in url  # the secret half and the root: in the fragment only
     return url
 
 
@@ -211,7 +216,7 @@ def activation_and_invitation(w: Walkthrough) -> None:
     w.shoot(owner, "02-no-channel-yet")
     w.agent_url = invite(owner, "Agent Martin")
     w.shoot(owner, "03-admin-invite-qr")
-    activate(agent, w.agent_url, "")  # keeps the name the admin chose
+    activate(agent, w.agent_url, "Agent Martin")  # the name goes into the member certificate
     expect(agent.get_by_role("link", name="Administration")).to_have_count(0)  # members see no console
     agent.goto(agent.url.split("#")[0] + "#/admin")
     expect(agent.get_by_text("réservée aux administrateurs")).to_be_visible()
@@ -300,6 +305,10 @@ def cli_interoperability(w: Walkthrough) -> None:
     owner.get_by_role("link", name="Messages").click()
     open_channel(owner, GROUP)
     add_to_channel(owner, "Poste Accueil")
+    # Everyone in the channel is told, from the signed membership log, who joined and by whom.
+    expect(agent.locator("#toast")).to_contain_text(
+        "Poste Accueil a rejoint « Équipe technique », ajouté par Maire Dupuis"
+    )
     channels = cli("--profile", cli_profile, "channels")["channels"]
     group_id = w.group_id = next(c["channel_id"] for c in channels if c["name"] == GROUP)
     cli("--profile", cli_profile, "send", group_id, FROM_CLI)
@@ -322,11 +331,10 @@ def cli_interoperability(w: Walkthrough) -> None:
 
     wait_for(cli_sees_browser, "the CLI to read the browser's message")
     read = cli_read()
-    assert any(m.get("text") == HELLO and m["verified"] for m in read.values())  # keys shared on join
-    poll_id = next(mid for mid, m in read.items() if m["kind"] == "poll")
-    results = cli("--profile", cli_profile, "poll", "results", group_id, poll_id)
-    assert results["counts"] == [2, 0] and results["closed"] is True  # same tally as the browsers
-    assert results["question"] == POLL_Q
+    # Protocol v2: a member added later reads only from their join (the ratchet's current state),
+    # so what the browsers said before, the poll included, stays closed to the CLI.
+    assert not any(m.get("text") == HELLO or m.get("question") == POLL_Q for m in read.values())
+    assert any(m["kind"] == "message" and not m["verified"] for m in read.values())
     deleted = [m for m in read.values() if m.get("deleted")]
     assert len(deleted) == 1  # the message deleted for everyone, a bodiless marker
     w.shoot(owner, "07-group-with-cli-member")
@@ -440,12 +448,14 @@ def owner_second_device(w: Walkthrough) -> None:
     phone_url = owner.locator("#activation-url").input_value()
     phone = w.new_context("owner-phone", viewport={"width": 390, "height": 844}).pages[0]
     watch_console(phone, w.problems)
-    activate(phone, phone_url, "")
+    assert "&ik=" in phone_url  # a device link names the member's identity key
+    activate(phone, phone_url, None)
     open_channel(phone, GROUP)
-    # The laptop gives the new device its current key (multi-device): what it sends since the
-    # last re-key reads on the phone; older epochs' messages do not, by design.
-    expect(message(phone, "Pendant votre absence")).to_be_visible(timeout=30_000)
-    expect(message(phone, "Après le changement de conservation")).to_be_visible()
+    # Protocol v2: the linked device is certified by the laptop's ticket, and the laptop gives it
+    # its chain's current state: it reads what is sent from now on, nothing from before.
+    send(owner_group_view(owner), "Pour le téléphone")
+    expect(message(phone, "Pour le téléphone")).to_be_visible(timeout=30_000)
+    expect(message(phone, "Pendant votre absence")).to_have_count(0)
     expect(message(phone, HELLO)).to_have_count(0)
     expect(phone.locator(".msg.folded")).to_contain_text("messages illisibles sur cet appareil")
     send(phone, "Depuis mon téléphone")
@@ -472,11 +482,12 @@ def revoking_the_agent(w: Walkthrough) -> None:
     agent.get_by_role("button", name="Oui, tout effacer").click()
     expect(agent.get_by_role("heading", name="Bienvenue sur Bocage")).to_be_visible()
     agent.get_by_label("Lien ou code d'activation").fill(w.agent_url)  # already used
+    agent.get_by_label("Votre nom").fill("Agent Martin")
     agent.get_by_role("button", name="Activer cet appareil").click()
     expect(agent.get_by_role("alert")).to_contain_text("a déjà servi")
     agent.get_by_label("Lien ou code d'activation").fill("AAAA-BBBB-CCCC-DDDD")
     agent.get_by_role("button", name="Activer cet appareil").click()
-    expect(agent.get_by_role("alert")).to_contain_text("inconnu")
+    expect(agent.get_by_role("alert")).to_contain_text("incomplet")  # v2: the whole link or nothing
 
 
 def phone_admin_invite(w: Walkthrough) -> None:
@@ -562,3 +573,112 @@ def test_web_app_walkthrough(
     phone_admin_invite(w)
     assert not w.problems, w.problems
     server_kept_no_plaintext(w)
+
+
+# The device record and the trust state a browser keeps in IndexedDB ('kv' store).
+KV_JS = """async ([key, patch]) => {
+  const db = await new Promise((ok, ko) => {
+    const r = indexedDB.open('bocage');
+    r.onsuccess = () => ok(r.result);
+    r.onerror = () => ko(r.error);
+  });
+  const wait = (r) => new Promise((ok, ko) => { r.onsuccess = () => ok(r.result); r.onerror = ko; });
+  let value = await wait(db.transaction('kv').objectStore('kv').get(key));
+  if (patch) {
+    value = { ...value, ...patch, verified: { ...(value.verified || {}), ...(patch.verified || {}) } };
+    await wait(db.transaction('kv', 'readwrite').objectStore('kv').put(value, key));
+  }
+  db.close();
+  return { member_id: value.member_id || null, root: value.root || null, verified: value.verified || null };
+}"""
+
+
+def test_trust_warnings_and_verification(
+    web_server: Server, new_context: Callable[..., Any], artifacts: Path
+) -> None:
+    """An e-mail invitee is vouched for by the server only: added to a group, they get no key and
+    the owner is warned; once the owner compares safety numbers with them (and so endorses them),
+    they read what is sent from then on. A verified member whose key changes stops everything."""
+    problems: list[str] = []
+    owner = new_context("owner").pages[0]
+    invitee = new_context("invitee").pages[0]
+    for page in (owner, invitee):
+        watch_console(page, problems)
+    activate(owner, web_server.owner_url(), "Maire Dupuis")
+    owner_id = owner.evaluate(KV_JS, ["device", None])["member_id"]
+    invite_by_email_and_warn(owner, invitee, artifacts)
+    invitee_id = verify_safety_number(owner, invitee, owner_id, artifacts)
+
+    owner.get_by_role("link", name="← Retour aux messages").click()
+    open_channel(owner, "Équipe vérifiée")
+    send(owner, "Après la vérification")
+    invitee.goto(invitee.url.split("#")[0] + "#/")
+    open_channel(invitee, "Équipe vérifiée")
+    expect(message(invitee, "Après la vérification")).to_be_visible(timeout=30_000)
+    expect(message(invitee, "Après la vérification")).to_contain_text("Maire Dupuis")
+    expect(message(invitee, "Avant la vérification")).to_have_count(0)  # sent before she was trusted
+
+    # The server shows another identity key for a member the owner verified: a modal dialog.
+    owner.evaluate(KV_JS, ["trust", {"verified": {invitee_id: "A" * 43}}])
+    owner.reload()
+    dialog = owner.get_by_role("alertdialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("la clé de Invitée Courriel a changé")
+    expect(owner.locator("#trust-notices")).not_to_contain_text("rôle plus ancien")
+    shoot(owner, artifacts, "23-blocking-key-change")
+    owner.keyboard.press("Escape")
+    expect(dialog).to_be_visible()  # it must be answered
+    dialog.get_by_role("button", name="Vérifier maintenant").click()
+    expect(owner.locator("h1 .trust-badge")).to_contain_text("Clé changée")
+    assert not problems, problems
+
+
+def invite_by_email_and_warn(owner: Page, invitee: Page, artifacts: Path) -> None:
+    """The owner invites by e-mail (no ticket in the link), adds the invitee to a group and sends:
+    the security notices say the invitee is vouched for by the server only."""
+    owner.get_by_role("link", name="Administration").click()
+    owner.get_by_label("Nom de la personne").fill("Invitée Courriel")
+    owner.get_by_label("Courriel (facultatif)").fill("invitee@example.org")
+    owner.get_by_role("button", name="Créer l'invitation").click()
+    expect(owner.get_by_text("garantie par le serveur seulement", exact=False)).to_be_visible()
+    url = owner.locator("#activation-url").input_value()
+    assert "&root=" in url and "ticket=" not in url  # the server's claim of the root; no secret
+    activate(invitee, url, "Invitée Courriel")
+
+    create_channel(owner, "Équipe vérifiée", "group")
+    owner.get_by_role("button", name="Membres").click()
+    owner.get_by_label("Personne").select_option(label="Invitée Courriel")
+    owner.get_by_role("button", name="Valider").click()
+    expect(owner.get_by_text("Invitée Courriel fait partie du canal.")).to_be_visible()
+    owner.get_by_role("button", name="Membres").click()
+    send(owner, "Avant la vérification")
+    notices = owner.locator("#trust-notices")
+    expect(notices).to_contain_text("Alertes de sécurité")
+    expect(notices).to_contain_text("n'est garanti que par le serveur")
+    shoot(owner, artifacts, "20-trust-warning")
+
+
+def verify_safety_number(owner: Page, invitee: Page, owner_id: str, artifacts: Path) -> str:
+    """Both sides compute the same number; a wrong one is refused, the one the invitee's screen
+    shows verifies her. Returns the invitee's member id."""
+    invitee.goto(invitee.url.split("#")[0] + f"#/verify/{owner_id}")
+    theirs = invitee.locator(".safety-number").inner_text().split()
+    assert len(theirs) == 12 and all(len(g) == 5 and g.isdigit() for g in theirs)
+    owner.locator("#trust-notices").get_by_role("link", name="Vérifier Invitée Courriel").click()
+    expect(
+        owner.get_by_role("heading", level=1, name=re.compile("Vérifier Invitée Courriel"))
+    ).to_be_visible()
+    expect(owner.locator("h1 .trust-badge")).to_have_text("Garanti par le serveur seulement")
+    assert owner.locator(".safety-number").inner_text().split() == theirs
+    expect(owner.locator(".verify svg.qr path")).to_have_count(1)
+    owner.get_by_label("Numéro affiché chez Invitée Courriel").fill("12345 " * 12)
+    owner.get_by_role("button", name="Confirmer").click()
+    expect(owner.get_by_role("alert").filter(has_text="ne correspondent pas")).to_be_visible()
+    expect(owner.locator("#toast .toast-body")).to_have_count(0, timeout=10_000)
+    shoot(owner, artifacts, "21-verification-screen")
+    owner.get_by_label("Numéro affiché chez Invitée Courriel").fill(" ".join(theirs))
+    owner.get_by_role("button", name="Confirmer").click()
+    expect(owner.get_by_text("Vérification réussie pour Invitée Courriel", exact=False)).to_be_visible()
+    expect(owner.locator("h1 .trust-badge")).to_have_text("✔ Vérifié")
+    shoot(owner, artifacts, "22-verified-badge")
+    return owner.url.split("#/verify/")[1]

@@ -57,7 +57,7 @@ class Load:
                 return
             text = f"message {i}"
             try:  # sealing may ask the server for the channel's roster, sending always does
-                self.in_flight = self.messenger._seal(
+                self.in_flight = self.messenger.seal(
                     self.channel_id, new_message_id(), {"type": "text", "text": text}, "message", None
                 )
                 receipt = self.messenger.client.send_message(self.in_flight)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from bocage.client.issuing import member_ticket, role_statement
 from bocage.client.profile import DeviceKeys, OperatorKey
 from chalicelib import wiring
 from chalicelib.adapters.clocks import ManualClock
@@ -95,14 +96,16 @@ def test_a_resend_after_a_fault_at_any_step_of_send_stores_one_message(
     def post(envelope: dict[str, Any]) -> Reply:
         return api.call("POST", f"/channels/{cid}/messages", envelope, signer=owner)
 
-    probe = sealed_envelope(people.owner, cid, {"text": "probe"})  # the key goes out here, once
+    probe = sealed_envelope(
+        people.owner, cid, {"type": "text", "text": "probe"}
+    )  # the key goes out here, once
     faulty.heal()
     assert post(probe).status == 201
     steps = list(faulty.calls)  # authentication, checks, claim, number, marker, message, fan-out
     assert {op for op, _ in steps} >= {"get", "put", "increment", "query"}
     sent: list[str] = ["probe"]
     for step in range(1, len(steps) + 1):
-        envelope = sealed_envelope(people.owner, cid, {"text": f"step {step}"})
+        envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": f"step {step}"})
         faulty.fail("any", nth=step, error=read_timeout, after=landed)
         first = post(envelope)
         faulty.heal()
@@ -121,7 +124,7 @@ def test_every_store_fault_on_the_channel_counter_is_retry_safe(
 ) -> None:
     """ "Every increment on CHAN#…/STATE" fails: sends answer 5xx until it heals, then land once."""
     cid = people.owner.create_channel("group", "G")["channel_id"]
-    envelope = sealed_envelope(people.owner, cid, {"text": "once"})
+    envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "once"})
     faulty.fail("increment", key=keys.channel_state(cid), error=STORE_FAULTS[fault])
     for _ in range(3):
         reply = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
@@ -138,7 +141,7 @@ def test_a_resend_after_a_lost_message_write_and_a_lost_give_back_lands_once(
     """Two faults in a row: the message write and the release of its id. The resend waits out
     GAP_GRACE (503 send_in_flight meanwhile), takes the id back and stores the message once."""
     cid = people.owner.create_channel("group", "G")["channel_id"]
-    envelope = sealed_envelope(people.owner, cid, {"text": "twice unlucky"})
+    envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "twice unlucky"})
     marker = keys.message_marker(cid, envelope["message_id"])
 
     def post() -> Reply:
@@ -161,7 +164,7 @@ def test_a_delete_for_everyone_resent_after_its_tombstone_failed_completes(
     people: People, api: SignedApi, faulty: FaultyStore
 ) -> None:
     cid = people.owner.create_channel("group", "G")["channel_id"]
-    target = sealed_envelope(people.owner, cid, {"text": "oops"})
+    target = sealed_envelope(people.owner, cid, {"type": "text", "text": "oops"})
     assert api.call("POST", f"/channels/{cid}/messages", target, signer=people.keys["owner"]).status == 201
     deletion = deletion_of(people, cid, target["message_id"])
     faulty.fail("put", key=keys.message(cid, 1))  # the tombstone over message #1
@@ -176,19 +179,10 @@ def test_a_delete_for_everyone_resent_after_its_tombstone_failed_completes(
 
 def deletion_of(people: People, channel_id: str, message_id: str) -> dict[str, Any]:
     """A sealed "delete for everyone" of ``message_id``, to send (and resend) by hand."""
-    from bocage.client.crypto import new_message_id, seal_message
+    from bocage.client.crypto import new_message_id
 
-    epoch = people.owner.distribute_key(channel_id)
-    envelope = seal_message(
-        people.owner.keys,
-        people.owner.ring.own_key(channel_id, epoch),
-        channel_id=channel_id,
-        epoch=epoch,
-        message_id=new_message_id(),
-        content={},
-        kind="delete",
-        sent_at_ms=2,
-        target=message_id,
+    envelope = people.owner.seal(
+        channel_id, new_message_id(), {"type": "delete", "target": message_id}, "delete", message_id
     )
     return dict(envelope.model_dump(mode="json"))
 
@@ -207,32 +201,53 @@ class Route:
 
 
 def routes(people: People, api: SignedApi, operator: OperatorKey) -> list[Route]:
+    """Each route with the protocol v2 statements a client signs once and resends as they are."""
     owner = people.keys["owner"]
+    org_id = api.devices[owner.device_id]["org_id"]
     people.join("bob")
     bob_id = people.info["bob"]["member_id"]
     cid = people.owner.create_channel("group", "G")["channel_id"]
+    trust = people.owner.trust
+
+    def ticket() -> dict[str, Any]:
+        issued = member_ticket(owner.signing, owner.device_id, org_id, "member", "New", api.clock.now())
+        return {"display_name": "New", "role": "member", "ticket": issued.statement}
 
     def invite() -> tuple[str, DeviceKeys]:
-        reply = api.call("POST", "/invitations", {"display_name": "New", "role": "member"}, signer=owner)
-        return str(reply.body["activation_code"]), DeviceKeys.generate()
+        return api.invite(owner, "New")["activation_code"], DeviceKeys.generate()
 
     def activate(invited: tuple[str, DeviceKeys]) -> Reply:
         code, keys = invited
         return api.activate(code, "New", keys=keys)[1]
 
+    def add_bob() -> dict[str, Any]:  # then, once bob is in, a role change to the same role
+        op = "role" if bob_id in trust.membership(cid).members else "add"
+        return {"role": "member", "membership": trust.next_entry(cid, op, bob_id, "member")}
+
+    def make_admin() -> dict[str, Any]:
+        bob = api.member_row(owner, bob_id)
+        serial = 1 + max((s["serial"] for s in bob["role_statements"]), default=0)
+        statement = role_statement(owner.signing, owner.device_id, bob, "admin", serial, api.clock.now())
+        return {"role": "admin", "statement": statement}
+
     def call(method: str, path: str, body: Any = None) -> Callable[[Any], Reply]:
-        return lambda _: api.call(method, path, body, signer=owner)
+        """``body`` as given, or else what ``prepare`` signed."""
+        return lambda prepared: api.call(method, path, body or prepared, signer=owner)
 
     return [
         Route("GET /me", call("GET", "/me")),
         Route("POST /orgs", lambda _: api.call("POST", "/orgs", {"name": "Autre"}, signer=operator)),
-        Route("POST /invitations", call("POST", "/invitations", {"display_name": "X", "role": "member"})),
+        Route("POST /invitations", call("POST", "/invitations"), prepare=ticket),
         Route("POST /activate", activate, prepare=invite),
-        Route("POST /channels", call("POST", "/channels", {"kind": "group", "name": "H"})),
+        Route(
+            "POST /channels",
+            call("POST", "/channels"),
+            prepare=lambda: {"kind": "group", "name": "H", "membership": trust.new_channel_entry("group")},
+        ),
         Route("PUT /channels/{id}", call("PUT", f"/channels/{cid}", {"name": "G2"})),
-        Route("PUT /channels/{id}/members/{m}", call("PUT", f"/channels/{cid}/members/{bob_id}", {})),
+        Route("PUT /channels/{id}/members/{m}", call("PUT", f"/channels/{cid}/members/{bob_id}"), add_bob),
         Route("GET /channels/{id}/messages", call("GET", f"/channels/{cid}/messages")),
-        Route("PUT /members/{m}/role", call("PUT", f"/members/{bob_id}/role", {"role": "admin"})),
+        Route("PUT /members/{m}/role", call("PUT", f"/members/{bob_id}/role"), prepare=make_admin),
         Route("PUT /retention", call("PUT", "/retention", {"duration": "30d"})),
         Route("GET /plan", call("GET", "/plan")),
     ]
@@ -271,15 +286,13 @@ def test_a_lost_conditional_write_on_a_nonce_is_refused_not_half_done(
 ) -> None:
     """A conditional-check failure where none was expected (a replayed token's nonce): 401 and
     nothing written by the route; the next request goes through."""
+    body = {"kind": "group", "name": "H", "membership": people.owner.trust.new_channel_entry("group")}
     faulty.fail("put", nth=1, error=condition_failed)
-    refused = api.call("POST", "/channels", {"kind": "group", "name": "H"}, signer=people.keys["owner"])
+    refused = api.call("POST", "/channels", body, signer=people.keys["owner"])
     assert refused.status == 401
     faulty.heal()
     assert [c["name"] for c in people.owner.channels()] == []
-    assert (
-        api.call("POST", "/channels", {"kind": "group", "name": "H"}, signer=people.keys["owner"]).status
-        == 201
-    )
+    assert api.call("POST", "/channels", body, signer=people.keys["owner"]).status == 201
 
 
 # -- fan-out and push ---------------------------------------------------------------------------
@@ -312,7 +325,7 @@ def test_a_failing_push_loses_no_message_and_skips_no_other_connection(
     for name in ("owner", "bob"):
         api.ws_connect(people.keys[name], f"conn-{name}")
     faulty_push.fail("conn-owner")
-    envelope = sealed_envelope(people.owner, cid, {"text": "still here"})
+    envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "still here"})
     reply = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
     assert reply.status == 201
     assert len(push.to("conn-bob", "message")) == 1
@@ -332,7 +345,7 @@ def test_a_hanging_push_holds_the_others_back_at_most_its_timeout(
         api.ws_connect(people.keys[name], f"conn-{name}")
     faulty_push.hang("conn-owner")
     started = time.monotonic()
-    envelope = sealed_envelope(people.owner, cid, {"text": "not stuck"})
+    envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "not stuck"})
     reply = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
     took = time.monotonic() - started
     assert reply.status == 201
@@ -348,7 +361,7 @@ def test_a_fan_out_that_cannot_be_queued_still_stores_the_message(
     and every member reads the message on catch-up."""
     cid = people.owner.create_channel("group", "G")["channel_id"]
     faulty.fail("query", key=(keys.channel_partition(cid), keys.CONNECTION_PREFIX))
-    envelope = sealed_envelope(people.owner, cid, {"text": "stored anyway"})
+    envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "stored anyway"})
     reply = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
     faulty.heal()
     assert reply.status == 201 and reply.body["online"] == 0

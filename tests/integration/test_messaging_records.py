@@ -22,11 +22,12 @@ NOW = ManualClock().now()  # what the app_store's clock says: items expire after
 
 def _message(seq: int, *, message_id: str | None = None, stored_at: int = NOW) -> StoredMessage:
     return StoredMessage(
-        v=1,
+        v=2,
         channel_id=CID,
         message_id=message_id or f"msg-{seq:08d}",
         sender_device="d_sender",
         epoch=2,
+        index=seq - 1,
         kind=Kind.MESSAGE,
         sent_at=1_700_000_000_000,
         nonce="bm9uY2U",

@@ -117,12 +117,7 @@ def test_revoked_device_is_cut_off_at_its_next_frame(
 ) -> None:
     people.join("bob")
     api.ws_connect(people.keys["bob"], "c-bob")
-    assert (
-        api.call(
-            "POST", f"/devices/{people.keys['bob'].device_id}/revoke", signer=people.keys["owner"]
-        ).status
-        == 200
-    )
+    assert api.revoke(people.keys["owner"], people.keys["bob"].device_id).status == 200
     assert "c-bob" in push.closed  # its live connection is closed at once
     api.ws("ws_message", ws_event("$default", "c-bob", body='{"action": "ping"}'))
     assert push.to("c-bob", "pong") == []
