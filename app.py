@@ -19,11 +19,14 @@ from chalicelib.api_schemas import (
     CreateChannelBody,
     CreateOrgBody,
     InviteBody,
+    LinkBody,
+    MembershipBody,
     PilotEndBody,
     PutKeysBody,
     RenameChannelBody,
     RetentionBody,
     RoleBody,
+    StatementBody,
 )
 from chalicelib.domain.billing import month_of, parse_month
 from chalicelib.domain.channel import ChannelKind, ChannelRole
@@ -87,14 +90,15 @@ def invite(ctx: ApiContext) -> dict[str, Any]:
     body = ctx.body(InviteBody)
     role = parse_role(body.role, allowed=ROLES_TO_INVITE)
     return ctx.container.invitations.invite(
-        ctx.principal, body.display_name, role, ctx.links, email=body.email
+        ctx.principal, body.display_name, role, ctx.links, email=body.email, ticket=body.ticket
     ).public()
 
 
 @app.route("/devices/link", methods=["POST"])
 @endpoint(status=201)
 def link_device(ctx: ApiContext) -> dict[str, Any]:
-    return ctx.container.invitations.link_device(ctx.principal, ctx.links).public()
+    ticket = ctx.body(LinkBody).ticket
+    return ctx.container.invitations.link_device(ctx.principal, ctx.links, ticket).public()
 
 
 @app.route("/members", methods=["GET"])
@@ -109,20 +113,24 @@ def list_members(ctx: ApiContext) -> dict[str, Any]:
 @app.route("/members/{member_id}", methods=["DELETE"])
 @endpoint()
 def remove_member(ctx: ApiContext, member_id: str) -> dict[str, Any]:
-    return ctx.container.orgs.remove_member(ctx.principal, member_id).public()
+    statement = ctx.optional_body(StatementBody).statement
+    return ctx.container.orgs.remove_member(ctx.principal, member_id, statement).public()
 
 
 @app.route("/members/{member_id}/role", methods=["PUT"])
 @endpoint()
 def set_role(ctx: ApiContext, member_id: str) -> dict[str, Any]:
-    role = parse_role(ctx.body(RoleBody).role)
-    return ctx.container.orgs.set_role(ctx.principal, member_id, role).public()
+    body = ctx.body(RoleBody)
+    return ctx.container.orgs.set_role(
+        ctx.principal, member_id, parse_role(body.role), body.statement
+    ).public()
 
 
 @app.route("/devices/{device_id}/revoke", methods=["POST"])
 @endpoint()
 def revoke_device(ctx: ApiContext, device_id: str) -> dict[str, Any]:
-    return ctx.container.orgs.revoke_device(ctx.principal, device_id).public()
+    statement = ctx.optional_body(StatementBody).statement
+    return ctx.container.orgs.revoke_device(ctx.principal, device_id, statement).public()
 
 
 # -- channels -----------------------------------------------------------------------------
@@ -132,7 +140,7 @@ def revoke_device(ctx: ApiContext, device_id: str) -> dict[str, Any]:
 @endpoint(status=201)
 def create_channel(ctx: ApiContext) -> dict[str, Any]:
     body = ctx.body(CreateChannelBody)
-    return ctx.container.channels.create(ctx.principal, ChannelKind(body.kind), body.name)
+    return ctx.container.channels.create(ctx.principal, ChannelKind(body.kind), body.name, body.membership)
 
 
 @app.route("/channels", methods=["GET"])
@@ -150,20 +158,31 @@ def rename_channel(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 @app.route("/channels/{channel_id}/members/{member_id}", methods=["PUT"])
 @endpoint()
 def add_channel_member(ctx: ApiContext, channel_id: str, member_id: str) -> dict[str, Any]:
-    role = ChannelRole(ctx.body(ChannelRoleBody).role)
-    return ctx.container.channels.add_member(ctx.principal, channel_id, member_id, role)
+    body = ctx.body(ChannelRoleBody)
+    return ctx.container.channels.add_member(
+        ctx.principal, channel_id, member_id, ChannelRole(body.role), body.membership
+    )
 
 
 @app.route("/channels/{channel_id}/members/{member_id}", methods=["DELETE"])
 @endpoint()
 def remove_channel_member(ctx: ApiContext, channel_id: str, member_id: str) -> dict[str, Any]:
-    return ctx.container.channels.remove_member(ctx.principal, channel_id, member_id)
+    membership = ctx.optional_body(MembershipBody).membership
+    return ctx.container.channels.remove_member(ctx.principal, channel_id, member_id, membership)
 
 
 @app.route("/channels/{channel_id}/members", methods=["GET"])
 @endpoint()
 def channel_members(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     return ctx.container.channels.members(ctx.principal, channel_id)
+
+
+@app.route("/channels/{channel_id}/membership", methods=["GET"])
+@endpoint()
+def membership_log(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    return ctx.container.channels.membership_log(
+        ctx.principal, channel_id, ctx.query_int("from", 0), ctx.query_int("limit", 500)
+    )
 
 
 @app.route("/channels/{channel_id}/roster", methods=["GET"])

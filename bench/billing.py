@@ -47,7 +47,7 @@ from chalicelib.domain.billing import month_end, month_start, next_month
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.organisation import Device, Member, MemberStatus, Organisation, Plan, Role
 from chalicelib.ports import Item
-from chalicelib.services.billing import BillingService
+from chalicelib.services.billing import BillingRun, BillingService
 from chalicelib.services.event_bus import EventBus
 from chalicelib.services.impact import ImpactService
 from chalicelib.services.organisations import OrganisationService
@@ -112,13 +112,75 @@ def ops(counts: Counter[str]) -> str:
     return ", ".join(f"{name} {counts[name]}" for name in sorted(counts))
 
 
-def main() -> None:
+Timings = dict[str, list[tuple[float, Counter[str]]]]
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--orgs", type=int, default=1000)
     parser.add_argument("--members", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def bench_month(
+    billing: BillingService, store: CountingStore, clock: ManualClock, month: str, orgs: int, results: Timings
+) -> BillingRun:
+    """Dry run mid-month, first run and rerun after the month closes; time and count each."""
+    clock.set(month_start(month) + 15 * DAY)
+    store.reset()
+    t0 = time.perf_counter()
+    dry = billing.run_month(month, dry_run=True)
+    results["dry"].append((time.perf_counter() - t0, store.reset()))
+
+    clock.set(month_end(month) + 3600)
+    t0 = time.perf_counter()
+    run = billing.run_month(month)
+    results["first"].append((time.perf_counter() - t0, store.reset()))
+    assert run.issued == orgs, run.public()["not_billed"]
+    t0 = time.perf_counter()
+    again = billing.run_month(month)
+    results["rerun"].append((time.perf_counter() - t0, store.reset()))
+    assert again.issued == 0 and again.existing == orgs
+    first, last = run.invoices[0].number, run.invoices[-1].number
+    print(
+        f"{month}: {run.issued} invoices, numbers {first}..{last} (in registry order), "
+        f"revenue {run.revenue_cents / 100:.2f} EUR, "
+        f"{run.invoices[0].billable_users} billable users in the first org; "
+        f"dry run to the 16th: {len(dry.invoices)} invoices"
+    )
+    return run
+
+
+def print_register(billing: BillingService) -> None:
+    register = billing.invoice_register()
+    gapless = [r["number"] for r in register] == list(range(1, len(register) + 1))
+    print(f"\nregister: {len(register)} numbers, gapless: {gapless}")
+    print(f"trees planted: {billing.trees_planted()}\n")
+
+
+def print_timings(label: str, runs: list[tuple[float, Counter[str]]], orgs: int) -> None:
+    """Median time over the runs, and the Store operations of the run with the median total."""
+    times = [t for t, _ in runs]
+    totals = [sum(c.values()) for _, c in runs]
+    middle = sorted(range(len(totals)), key=totals.__getitem__)[len(totals) // 2]
+    median_counts = runs[middle][1]
+    reads = median_counts["get"] + median_counts["query"]
+    writes = sum(median_counts[op] for op in WRITE_OPS)
+    print(f"{label}:")
+    print(
+        f"  time: median {statistics.median(times):.2f} s "
+        f"(runs: {', '.join(f'{t:.2f}' for t in times)}), "
+        f"{statistics.median(times) / orgs * 1000:.2f} ms per organisation"
+    )
+    print(
+        f"  store operations (median run): {sum(median_counts.values())} = {ops(median_counts)}; "
+        f"per organisation: {reads / orgs:.2f} reads, {writes / orgs:.2f} writes"
+    )
+
+
+def main() -> None:
+    args = parse_args()
     months = [FIRST_MONTH]
     while len(months) < args.runs:
         months.append(next_month(months[-1]))
@@ -137,57 +199,16 @@ def main() -> None:
         billing = BillingService(store, clock, orgs, settings)
         impact = ImpactService(store, clock, orgs, settings)
 
-        results: dict[str, list[tuple[float, Counter[str]]]] = {"first": [], "rerun": [], "dry": []}
+        results: Timings = {"first": [], "rerun": [], "dry": []}
         for month in months:
-            clock.set(month_start(month) + 15 * DAY)
-            store.reset()
-            t0 = time.perf_counter()
-            dry = billing.run_month(month, dry_run=True)
-            results["dry"].append((time.perf_counter() - t0, store.reset()))
-
-            clock.set(month_end(month) + 3600)
-            t0 = time.perf_counter()
-            run = billing.run_month(month)
-            results["first"].append((time.perf_counter() - t0, store.reset()))
-            assert run.issued == args.orgs, run.public()["not_billed"]
-            t0 = time.perf_counter()
-            again = billing.run_month(month)
-            results["rerun"].append((time.perf_counter() - t0, store.reset()))
-            assert again.issued == 0 and again.existing == args.orgs
-            first, last = run.invoices[0].number, run.invoices[-1].number
-            print(
-                f"{month}: {run.issued} invoices, numbers {first}..{last} (in registry order), "
-                f"revenue {run.revenue_cents / 100:.2f} EUR, "
-                f"{run.invoices[0].billable_users} billable users in the first org; "
-                f"dry run to the 16th: {len(dry.invoices)} invoices"
-            )
-
-        register = billing.invoice_register()
-        gapless = [r["number"] for r in register] == list(range(1, len(register) + 1))
-        print(f"\nregister: {len(register)} numbers, gapless: {gapless}")
-        print(f"trees planted: {billing.trees_planted()}\n")
-
+            run = bench_month(billing, store, clock, month, args.orgs, results)
+        print_register(billing)
         for label, key in (
             ("first run (bills every organisation)", "first"),
             ("rerun (month already closed)", "rerun"),
             ("dry run (current month to date)", "dry"),
         ):
-            times = [t for t, _ in results[key]]
-            totals = [sum(c.values()) for _, c in results[key]]
-            middle = sorted(range(len(totals)), key=totals.__getitem__)[len(totals) // 2]
-            median_counts = results[key][middle][1]
-            reads = median_counts["get"] + median_counts["query"]
-            writes = sum(median_counts[op] for op in WRITE_OPS)
-            print(f"{label}:")
-            print(
-                f"  time: median {statistics.median(times):.2f} s "
-                f"(runs: {', '.join(f'{t:.2f}' for t in times)}), "
-                f"{statistics.median(times) / args.orgs * 1000:.2f} ms per organisation"
-            )
-            print(
-                f"  store operations (median run): {sum(median_counts.values())} = {ops(median_counts)}; "
-                f"per organisation: {reads / args.orgs:.2f} reads, {writes / args.orgs:.2f} writes"
-            )
+            print_timings(label, results[key], args.orgs)
 
         org_id = run.invoices[0].org_id
         store.reset()

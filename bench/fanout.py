@@ -66,8 +66,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from bocage.client.crypto import new_message_id, new_sender_key, seal_message
+from bocage.client.crypto import new_message_id, seal_message
+from bocage.client.issuing import enrol, member_ticket, membership_entry
 from bocage.client.profile import DeviceKeys, sign_token
+from bocage.client.ratchet import message_key, new_chain_key
 from bocage.local.asgi import ServerThread, assemble, listen, make_server
 from bocage.local.connections import ConnectionRegistry
 from bocage.local.in_process_push import InProcessPush
@@ -79,9 +81,11 @@ from chalicelib.adapters.counting_store import CountingStore
 from chalicelib.adapters.records import keys
 from chalicelib.adapters.records.paging import query_all
 from chalicelib.adapters.sqlite_store import SqliteStore
+from chalicelib.domain.activation_link import parse_activation, with_fragment_params
 from chalicelib.domain.channel import ChannelKind, ChannelRole
 from chalicelib.domain.encoding import b64d, b64e
 from chalicelib.domain.envelope import Envelope
+from chalicelib.domain.ids import new_id
 from chalicelib.domain.invitation import activation_proof_message
 from chalicelib.domain.organisation import Plan, Role
 from chalicelib.domain.principal import Principal
@@ -447,18 +451,29 @@ class Signer:
     who: Principal
 
 
-def activate(stack: Stack, code: str, name: str) -> Signer:
-    """Activate a fresh device with an invitation code, through the invitation service."""
+def activate(stack: Stack, url: str, name: str) -> Signer:
+    """Activate a fresh device from an activation URL (protocol v2 certificates), through the service."""
     device = DeviceKeys.generate()
-    proof = device.signing.sign(activation_proof_message(code, device.box_public_key)).signature
+    target = parse_activation(url)
+    enrolment = enrol(
+        target,
+        device_id=device.device_id,
+        sign_public_key=device.sign_public_key,
+        box_public_key=device.box_public_key,
+        display_name=name,
+        now=int(time.time()),
+    )
+    proof = device.signing.sign(activation_proof_message(target.code, device.box_public_key)).signature
     stack.container.invitations.activate(
         ActivationRequest(
-            code=code,
+            code=target.code,
             sign_public_key=device.sign_public_key,
             box_public_key=device.box_public_key,
             proof=b64e(proof),
             device_name="bench",
             display_name=name,
+            member_cert=enrolment.member_cert,
+            device_cert=enrolment.device_cert,
         )
     )
     return Signer(device, stack.container.auth.device_principal(device.device_id))
@@ -468,16 +483,30 @@ def seed_author(stack: Stack) -> Signer:
     _, invitation = stack.container.invitations.create_organisation(
         "Fan-out bench", Plan.PILOT, "Author", stack.links
     )
-    return activate(stack, invitation.activation_code, "Author")
+    return activate(stack, invitation.activation_url, "Author")
 
 
 def seed_tribe(stack: Stack, author: Signer, size: int) -> tuple[str, Signer]:
     """A fresh tribe of the author with one listener member, whose device opens every connection."""
     c = stack.container
-    invitation = c.invitations.invite(author.who, f"Listener {size}", Role.MEMBER, stack.links)
-    listener = activate(stack, invitation.activation_code, f"Listener {size}")
-    channel_id = str(c.channels.create(author.who, ChannelKind.TRIBE, f"Fan-out {size}")["channel_id"])
-    c.channels.add_member(author.who, channel_id, listener.who.member_id, ChannelRole.MEMBER)
+    name, now = f"Listener {size}", int(time.time())
+    ticket = member_ticket(author.keys.signing, author.keys.device_id, author.who.org_id, "member", name, now)
+    invitation = c.invitations.invite(author.who, name, Role.MEMBER, stack.links, ticket=ticket.statement)
+    url = with_fragment_params(invitation.activation_url, ticket=ticket.fragment_seed, root="-")
+    listener = activate(stack, url, name)
+    signing, device_id, org_id = author.keys.signing, author.keys.device_id, author.who.org_id
+    created = membership_entry(
+        signing, device_id, org_id=org_id, channel_id=new_id("c"), previous=None, op="create",
+        member_id=author.who.member_id, role="author", kind="tribe", now=now,
+    )  # fmt: skip
+    channel_id = str(
+        c.channels.create(author.who, ChannelKind.TRIBE, f"Fan-out {size}", created)["channel_id"]
+    )
+    added = membership_entry(
+        signing, device_id, org_id=org_id, channel_id=channel_id, previous=created, op="add",
+        member_id=listener.who.member_id, role="member", now=now,
+    )  # fmt: skip
+    c.channels.add_member(author.who, channel_id, listener.who.member_id, ChannelRole.MEMBER, added)
     return channel_id, listener
 
 
@@ -523,11 +552,12 @@ def send_one(
     stack: Stack, clients: ClientProcess, author: Signer, channel_id: str, expected: int, timeout: float
 ) -> Run:
     """Seal, then time ``messaging.send`` and the arrivals; count the store operations of both."""
-    sender_key = new_sender_key()
+    sender_key = message_key(new_chain_key())
     epoch = stack.container.channels.epoch(channel_id).number
     envelope: Envelope = seal_message(
         author.keys,
         sender_key,
+        index=0,
         channel_id=channel_id,
         epoch=epoch,
         message_id=new_message_id(),

@@ -61,8 +61,11 @@ from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 from bocage.client.api import BocageClient  # noqa: E402
-from bocage.client.crypto import new_message_id, new_sender_key, seal_message  # noqa: E402
-from bocage.client.profile import DeviceKeys, sign_token  # noqa: E402
+from bocage.client.crypto import new_message_id, seal_message  # noqa: E402
+from bocage.client.messenger import Messenger  # noqa: E402
+from bocage.client.profile import DeviceKeys, Profile, sign_token  # noqa: E402
+from bocage.client.ratchet import message_key, new_chain_key, next_chain  # noqa: E402
+from bocage.client.trust import activate  # noqa: E402
 from chalicelib.domain.activation_link import parse_activation  # noqa: E402
 from chalicelib.domain.encoding import b64d, b64e  # noqa: E402
 
@@ -153,20 +156,22 @@ class Clients:
     def sealed(self, sender: dict[str, str], count: int) -> list[tuple[str, str]]:
         """Every message of one sender, sealed before the clock starts: (message id, send action)."""
         keys = DeviceKeys(SigningKey(b64d(sender["seed"])), _box_placeholder())
-        key = new_sender_key()
+        chain = new_chain_key()  # receivers are not asked to open them: delivery is measured
         text = "x" * int(self.plan["size"])
         out = []
-        for _ in range(count):
+        for index in range(count):
             message_id = new_message_id()
             envelope = seal_message(
                 keys,
-                key,
+                message_key(chain),
+                index=index,
                 channel_id=self.plan["channel_id"],
                 epoch=int(self.plan["epoch"]),
                 message_id=message_id,
                 content={"type": "text", "text": text},
                 sent_at_ms=int(time.time() * 1000),
             )
+            chain = next_chain(chain)
             action = {"action": "send", "ref": message_id, "envelope": envelope.model_dump(mode="json")}
             out.append((message_id, json.dumps(action)))
         return out
@@ -324,27 +329,44 @@ class Seeded:
     senders: list[dict[str, str]] = field(default_factory=list)
 
 
-def seed(replicas: list[Replica], activation: str, receivers: int, senders: int) -> Seeded:
-    """The owner, then R + S members with one device each, all in one group (over REST)."""
-    target = parse_activation(activation)
-    owner_keys = DeviceKeys.generate()
-    BocageClient(replicas[0].url).activate(target.code, owner_keys, display_name="Owner")
-    owner = BocageClient(replicas[0].url, device=owner_keys)
-    channel_id = owner.create_channel("group", "Load")["channel_id"]
+def seed(replicas: list[Replica], activation: str, receivers: int, senders: int, profiles: Path) -> Seeded:
+    """The owner, then R + S members with one device each, all in one group (over REST, protocol
+    v2: each member invited with a ticket, each addition a signed membership entry)."""
 
-    def member(i: int) -> dict[str, str]:
+    def joined(server: str, link: str, name: str, directory: Path) -> Messenger:
+        profile = Profile(directory)
         keys = DeviceKeys.generate()
-        code = parse_activation(owner.invite(f"Member {i}")["activation_url"]).code
-        joined = BocageClient(replicas[i % len(replicas)].url).activate(
-            code, keys, display_name=f"Member {i}"
+        profile.save_keys(keys)
+        result = activate(
+            BocageClient(server),
+            profile,
+            parse_activation(link),
+            keys,
+            device_name="load",
+            display_name=name,
+            now=int(time.time()),
         )
-        owner.add_channel_member(channel_id, str(joined["member_id"]))
-        ws_url = str(BocageClient(replicas[i % len(replicas)].url).health()["ws_url"])
-        return {"url": ws_url, "device_id": keys.device_id, "seed": b64e(bytes(keys.signing))}
+        result.pop("warnings")
+        profile.save_info({"server": server, **result})
+        return Messenger(profile)
+
+    owner = joined(replicas[0].url, activation, "Owner", profiles / "owner")
+    channel_id = owner.create_channel("group", "Load")["channel_id"]
+    count = receivers + senders
+    links = [owner.trust.invite(f"Member {i}")["activation_url"] for i in range(count)]
+
+    def member(i: int) -> Messenger:
+        server = replicas[i % len(replicas)].url
+        return joined(server, links[i], f"Member {i}", profiles / f"member-{i}")
 
     with ThreadPoolExecutor(4) as pool:
-        members = list(pool.map(member, range(receivers + senders)))
-    epoch = next(c["epoch"] for c in owner.channels()["channels"] if c["channel_id"] == channel_id)
+        messengers = list(pool.map(member, range(count)))
+    members = []
+    for i, m in enumerate(messengers):
+        owner.add_member(channel_id, str(m.info["member_id"]))  # one signed entry after another
+        ws_url = str(BocageClient(replicas[i % len(replicas)].url).health()["ws_url"])
+        members.append({"url": ws_url, "device_id": m.keys.device_id, "seed": b64e(bytes(m.keys.signing))})
+    epoch = next(c["epoch"] for c in owner.channels() if c["channel_id"] == channel_id)
     return Seeded(channel_id, int(epoch), members[:receivers], members[receivers:])
 
 
@@ -559,7 +581,7 @@ def main() -> None:
         clients = [ClientProcess() for _ in range(args.client_processes)]
         try:
             print(f"{args.replicas} replica(s): {', '.join(r.url for r in replicas)}; seeding...", flush=True)
-            seeded = seed(replicas, activation, args.receivers, args.senders)
+            seeded = seed(replicas, activation, args.receivers, args.senders, Path(tmp) / "profiles")
             opened = 0
             for i, process in enumerate(clients):  # receivers dealt out; every sender in the first
                 plan = {

@@ -176,7 +176,6 @@ def raw_store(kind: str, clock: ManualClock) -> Iterator[SqliteStore | DynamoDbS
 class Channel:
     channel_id: str
     epoch: int
-    sender_key: bytes
 
 
 @dataclass
@@ -198,16 +197,19 @@ class Deployment:
         channel_id = self.owner.create_channel("group", name)["channel_id"]
         self.owner.add_member(channel_id, self.reader_member_id)
         epoch = self.owner.distribute_key(channel_id)
-        return Channel(channel_id, epoch, self.owner.ring.own_key(channel_id, epoch))
+        return Channel(channel_id, epoch)
 
     def send_direct(self, channel: Channel, content: dict[str, Any]) -> SendResult:
         """Seal and sign on the client side, then hand the envelope to the messaging service."""
+        message_id = new_message_id()
+        index, key = self.owner.ring.next_key(channel.channel_id, channel.epoch, message_id, self.clock.now())
         envelope = seal_message(
             self.owner.keys,
-            channel.sender_key,
+            key,
+            index=index,
             channel_id=channel.channel_id,
             epoch=channel.epoch,
-            message_id=new_message_id(),
+            message_id=message_id,
             content=content,
             sent_at_ms=self.clock.now() * 1000,
         )
@@ -320,7 +322,8 @@ class SizeFigures:
 
 def describe_envelope(content: dict[str, Any], ciphertext: str) -> str:
     """Content size through padding and encryption, as ``seal_message`` does it."""
-    plain = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    sealed_content = {"kind": "message", "target": None, "content": content}  # what is sealed (v2)
+    plain = json.dumps(sealed_content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     sealed = len(b64d(ciphertext))
     return (
         f"content {len(plain)} B of JSON -> padded to {len(pad(plain))} B -> ciphertext {sealed} B "
@@ -484,6 +487,35 @@ def job_run(kind: str, messages: int) -> JobRun:
         )
 
 
+JOB_COLUMNS = {"sqlite": "SQLite", "dynamodb": "DynamoDB (moto)"}
+JOB_OPS = (
+    ("query", "query pages"),
+    ("get", "gets"),
+    ("put", "puts (job checkpoints)"),
+    ("batch_put", "batch puts (items re-stamped)"),
+    ("batch_delete", "batch deletes (items)"),
+    ("delete", "deletes (the finished job)"),
+    ("increment", "increments"),
+    ("batch_write call", "batch_write calls (one per page)"),
+    ("BatchWriteItem request", "BatchWriteItem requests (<= 25 items)"),
+)
+JOB_REPORT = (
+    ("pages", "pages"),
+    ("items scanned", "scanned"),
+    ("items re-stamped", "restamped"),
+    ("items deleted", "deleted"),
+)
+
+
+def print_row(label: str, values: list[str]) -> None:
+    print(f"   {label:<44}" + "".join(f"{v:>24}" for v in values))
+
+
+def job_scale(runs: list[JobRun]) -> float:
+    """The factor from the messages seeded to the PER messages the figures are quoted for."""
+    return PER / runs[0].messages
+
+
 def print_job(results: dict[str, list[JobRun]]) -> None:
     print()
     print(
@@ -492,77 +524,78 @@ def print_job(results: dict[str, list[JobRun]]) -> None:
         f" change, half just before it;\n   each message is a MSG# and a MID# item, and each channel holds"
         f" one sender key item (KEY#), uploaded {AGE_DAYS} days before)"
     )
-    names = {"sqlite": "SQLite", "dynamodb": "DynamoDB (moto)"}
-    columns = list(results)
     print()
-    print(f"   {'':<44}" + "".join(f"{names[c]:>24}" for c in columns))
+    print_row("", [JOB_COLUMNS[c] for c in results])
+    print_job_timing(results)
+    print_job_operations(results)
+    print_job_outcome(results)
+    print_job_notes(results)
 
-    def row(label: str, values: list[str]) -> None:
-        print(f"   {label:<44}" + "".join(f"{v:>24}" for v in values))
 
-    def scale(c: str) -> float:
-        return PER / results[c][0].messages
-
-    row("messages seeded per run", [f"{results[c][0].messages:,}" for c in columns])
-    row("channels", [str(results[c][0].channels) for c in columns])
-    row("runs (fresh store each)", [str(len(results[c])) for c in columns])
-    row("scale to 10,000 messages", [f"x {scale(c):g}" for c in columns])
-    row(
+def print_job_timing(results: dict[str, list[JobRun]]) -> None:
+    scales = {c: job_scale(runs) for c, runs in results.items()}
+    print_row("messages seeded per run", [f"{runs[0].messages:,}" for runs in results.values()])
+    print_row("channels", [str(runs[0].channels) for runs in results.values()])
+    print_row("runs (fresh store each)", [str(len(runs)) for runs in results.values()])
+    print_row("scale to 10,000 messages", [f"x {scales[c]:g}" for c in results])
+    print_row(
         "wall time of run(), median (min-max)",
         [
-            f"{statistics.median(r.seconds for r in results[c]) * scale(c):.2f} s "
-            f"({min(r.seconds for r in results[c]) * scale(c):.2f}-"
-            f"{max(r.seconds for r in results[c]) * scale(c):.2f})"
-            for c in columns
+            f"{statistics.median(r.seconds for r in runs) * scales[c]:.2f} s "
+            f"({min(r.seconds for r in runs) * scales[c]:.2f}-"
+            f"{max(r.seconds for r in runs) * scales[c]:.2f})"
+            for c, runs in results.items()
         ],
     )
+
+
+def print_job_operations(results: dict[str, list[JobRun]]) -> None:
+    """Store operations, DynamoDB requests and the job's own report, all of the first run, scaled."""
+    firsts = {c: runs[0] for c, runs in results.items()}
+    scales = {c: job_scale(runs) for c, runs in results.items()}
     print("   Store operations (CountingStore, first run):")
-    ops_labels = (
-        ("query", "query pages"),
-        ("get", "gets"),
-        ("put", "puts (job checkpoints)"),
-        ("batch_put", "batch puts (items re-stamped)"),
-        ("batch_delete", "batch deletes (items)"),
-        ("delete", "deletes (the finished job)"),
-        ("increment", "increments"),
-        ("batch_write call", "batch_write calls (one per page)"),
-        ("BatchWriteItem request", "BatchWriteItem requests (<= 25 items)"),
-    )
-    for key, label in ops_labels:
-        row(f"  {label}", [f"{results[c][0].ops[key] * scale(c):,.0f}" for c in columns])
-    if "dynamodb" in results:
-        calls = results["dynamodb"][0].api
+    for key, label in JOB_OPS:
+        print_row(f"  {label}", [f"{first.ops[key] * scales[c]:,.0f}" for c, first in firsts.items()])
+    if "dynamodb" in firsts:
+        calls = firsts["dynamodb"].api
         print("   DynamoDB API requests (moto, first run):")
         for name in sorted(calls):
-            row(f"  {name}", ["" if c != "dynamodb" else f"{calls[name] * scale(c):,.0f}" for c in columns])
+            print_row(
+                f"  {name}", ["" if c != "dynamodb" else f"{calls[name] * scales[c]:,.0f}" for c in firsts]
+            )
     print("   Job report (first run):")
-    for label, attr in (
-        ("pages", "pages"),
-        ("items scanned", "scanned"),
-        ("items re-stamped", "restamped"),
-        ("items deleted", "deleted"),
-    ):
-        row(f"  {label}", [f"{getattr(results[c][0].report, attr) * scale(c):,.0f}" for c in columns])
+    for label, attr in JOB_REPORT:
+        print_row(
+            f"  {label}", [f"{getattr(first.report, attr) * scales[c]:,.0f}" for c, first in firsts.items()]
+        )
+
+
+def print_job_outcome(results: dict[str, list[JobRun]]) -> None:
+    """What the job left stored, whether the reader still opens the newest message, seeding time."""
     print("   Stored items before -> after the job (first run, not scaled):")
     for prefix in ITEM_KINDS:
-        row(
+        print_row(
             f"  {prefix}",
-            [f"{results[c][0].before[prefix]:,} -> {results[c][0].after[prefix]:,}" for c in columns],
+            [f"{runs[0].before[prefix]:,} -> {runs[0].after[prefix]:,}" for runs in results.values()],
         )
-    row(
+    print_row(
         "reader opens the newest message afterwards",
-        ["yes" if all(r.reader_error is None for r in results[c]) else "NO" for c in columns],
+        ["yes" if all(r.reader_error is None for r in runs) else "NO" for runs in results.values()],
     )
-    row(
+    print_row(
         "seeding time per run, median (not scaled)",
-        [f"{statistics.median(r.seed_seconds for r in results[c]):.1f} s" for c in columns],
+        [f"{statistics.median(r.seed_seconds for r in runs):.1f} s" for runs in results.values()],
     )
-    for c in columns:
-        if scale(c) != 1:
+
+
+def print_job_notes(results: dict[str, list[JobRun]]) -> None:
+    """How scaled figures were scaled, and why the reader failed, if it did."""
+    for c, runs in results.items():
+        if job_scale(runs) != 1:
             print(
-                f"   {names[c]}: figures scaled linearly from {results[c][0].messages:,} messages"
-                f" (x {scale(c):g}), wall time included; the\n   job's fixed operations (list jobs, list"
-                " channels, re-read and delete the job) are multiplied too."
+                f"   {JOB_COLUMNS[c]}: figures scaled linearly from {runs[0].messages:,} messages"
+                f" (x {job_scale(runs):g}), wall time included; the\n   job's fixed operations (list jobs,"
+                " list channels, re-read and delete the job) are multiplied too."
             )
     errors = {r.reader_error for runs in results.values() for r in runs if r.reader_error}
     for error in sorted(errors):

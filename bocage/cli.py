@@ -13,7 +13,9 @@ import os
 import re
 import socket
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -21,8 +23,9 @@ from bocage.client.api import ApiError, BocageClient
 from bocage.client.crypto import CryptoError
 from bocage.client.messenger import Messenger
 from bocage.client.profile import DeviceKeys, OperatorKey, Profile
+from bocage.client.trust import MembershipRefused, TrustError, activate
 from chalicelib.activation_qr import qr_terminal, write_qr
-from chalicelib.domain.activation_link import parse_activation
+from chalicelib.domain.activation_link import TRUST_PARAMS, parse_activation
 from chalicelib.errors import BocageError
 
 DEFAULT_PROFILE = os.environ.get("BOCAGE_PROFILE", str(Path.home() / ".bocage" / "default"))
@@ -57,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         register_polls,
         register_billing_and_plan,
         register_retention,
+        register_backup,
     ):
         register(sub, common)
     return parser
@@ -123,6 +127,14 @@ def register_identity(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     activate.add_argument("--server", default=None, help="API URL, when the code comes without one")
     activate.add_argument("--name", required=True, help="your name as others will see it")
     activate.add_argument("--device-name", default=socket.gethostname())
+    for name, what in (
+        ("org", "organisation id"),
+        ("member", "member id"),
+        ("ticket", "ticket secret"),
+        ("root", "root fingerprint"),
+        ("ik", "identity key (device links)"),
+    ):
+        activate.add_argument(f"--{name}", default=None, help=f"the URL fragment's {what}, with a bare code")
     activate.set_defaults(func=cmd_activate)
 
     invite = sub.add_parser("invite", parents=[common], help="invite a person (admins)")
@@ -153,6 +165,24 @@ def register_identity(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     whoami = sub.add_parser("whoami", parents=[common], help="this device, its member and organisation")
     whoami.set_defaults(func=cmd_whoami)
 
+    verify = sub.add_parser(
+        "verify",
+        parents=[common],
+        help="show a member's safety number, or confirm it (--confirm) to mark them verified",
+        description="Compare the safety number with the member (in person, by phone, or by scanning the QR "
+        "payload). --confirm marks them verified on this device; run by an admin on a member vouched by "
+        "the server only (an e-mail invitee), it also endorses them for the whole organisation.",
+    )
+    verify.add_argument("member")
+    verify.add_argument("--confirm", default=None, metavar="NUMBER", help="the number they read out")
+    verify.set_defaults(func=cmd_verify)
+
+    endorse = sub.add_parser(
+        "endorse", parents=[common], help="vouch for an e-mail invitee as an admin, without verifying"
+    )
+    endorse.add_argument("member")
+    endorse.set_defaults(func=cmd_endorse)
+
 
 def register_messaging(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     """Channels, their membership, and sending, reading and listening."""
@@ -177,6 +207,11 @@ def register_messaging(sub: Subparsers, common: argparse.ArgumentParser) -> None
     remove.add_argument("channel")
     remove.add_argument("member")
     remove.set_defaults(func=cmd_channel_remove)
+    log = channel_sub.add_parser(
+        "log", parents=[common], help="the channel's signed membership history (who added whom)"
+    )
+    log.add_argument("channel")
+    log.set_defaults(func=cmd_channel_log)
 
     channels = sub.add_parser("channels", parents=[common], help="my channels, with unread counts")
     channels.set_defaults(func=cmd_channels)
@@ -291,6 +326,24 @@ def register_retention(sub: Subparsers, common: argparse.ArgumentParser) -> None
     show_retention.set_defaults(func=cmd_retention_show)
 
 
+def register_backup(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    backup = sub.add_parser(
+        "backup",
+        parents=[common],
+        help="copy the embedded store to a file, safely while `bocage serve` runs",
+    )
+    backup.add_argument("--data", required=True, help="the data directory `bocage serve` uses")
+    backup.add_argument("--out", required=True, help="the backup file to write (created 0600)")
+    backup.set_defaults(func=cmd_backup)
+    restore = sub.add_parser(
+        "restore", parents=[common], help="put a backup in place as the embedded store (server stopped)"
+    )
+    restore.add_argument("file", help="a file written by `bocage backup`")
+    restore.add_argument("--data", required=True, help="the data directory to restore into")
+    restore.add_argument("--force", action="store_true", help="replace a store that already holds items")
+    restore.set_defaults(func=cmd_restore)
+
+
 def _data_or_server(parser: argparse.ArgumentParser, *, operator: bool) -> None:
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--data", help="use the embedded store in DIR directly")
@@ -307,6 +360,18 @@ def cmd_serve(args: argparse.Namespace) -> Result:
 
     serve(args.host, args.port, args.data, args.org_name)
     return {}
+
+
+def cmd_backup(args: argparse.Namespace) -> Result:
+    from bocage.local.backup import backup
+
+    return backup(args.data, args.out)
+
+
+def cmd_restore(args: argparse.Namespace) -> Result:
+    from bocage.local.backup import restore
+
+    return restore(args.file, args.data, force=args.force)
 
 
 def cmd_jobs_run(args: argparse.Namespace) -> Result:
@@ -346,10 +411,16 @@ def cmd_activate(args: argparse.Namespace) -> Result:
     if not server:
         raise CliError("this code carries no server address: add --server URL")
     client = BocageClient(server)  # checks the URL before any key is made
+    extra = {name: getattr(args, name) for name in TRUST_PARAMS if getattr(args, name, None)}
+    target = replace(target, **extra)
     keys = _pending_keys(profile)
-    result = client.activate(target.code, keys, device_name=args.device_name, display_name=args.name)
+    now = int(time.time())
+    result = activate(
+        client, profile, target, keys, device_name=args.device_name, display_name=args.name, now=now
+    )
+    warnings = result.pop("warnings")
     profile.save_info({"server": server.rstrip("/"), **result})
-    return {**result, "server": server.rstrip("/"), "profile": str(profile.dir)}
+    return {**result, "server": server.rstrip("/"), "profile": str(profile.dir), "warnings": warnings}
 
 
 def _pending_keys(profile: Profile) -> DeviceKeys:
@@ -362,29 +433,49 @@ def _pending_keys(profile: Profile) -> DeviceKeys:
 
 
 def cmd_invite(args: argparse.Namespace) -> Result:
-    result = _client(args).invite(args.name, role=args.role, email=args.email)
+    """The URL (and QR code) carries the ticket's secret: hand it over in person or privately."""
+    result = _messenger(args).trust.invite(args.name, role=args.role, email=args.email)
     return _with_qr(result, args.qr)
 
 
 def cmd_link_device(args: argparse.Namespace) -> Result:
-    return _with_qr(_client(args).link_device(), args.qr)
+    return _with_qr(_messenger(args).trust.link_device(), args.qr)
 
 
 def cmd_members(args: argparse.Namespace) -> Result:
-    return {"members": _client(args).members()}
+    """Every member, with how this device sees them (certified, verified, vouched by the server only)."""
+    messenger = _messenger(args)
+    members = messenger.client.members()
+    messenger.trust.view(refresh=True)
+    return {"members": [{**m, **messenger.trust.standing(m["member_id"])} for m in members]}
 
 
 def cmd_revoke(args: argparse.Namespace) -> Result:
-    client = _client(args)
     if args.target.startswith("m_"):
-        return {"member": client.remove_member(args.target)}
+        return {"member": _messenger(args).trust.remove(args.target)}
     if args.target.startswith("d_"):
-        return {"device": client.revoke_device(args.target)}
+        return {"device": _messenger(args).trust.revoke(args.target)}
     raise CliError("MEMBER_OR_DEVICE must be a member id (m_...) or a device id (d_...)")
 
 
 def cmd_role(args: argparse.Namespace) -> Result:
-    return {"member": _client(args).set_role(args.member, args.role)}
+    return {"member": _messenger(args).trust.set_role(args.member, args.role)}
+
+
+def cmd_verify(args: argparse.Namespace) -> Result:
+    trust = _messenger(args).trust
+    if args.confirm is None:
+        return trust.safety(args.member)
+    confirmed = trust.confirm(args.member, args.confirm)
+    endorsed = False
+    if confirmed["vouched_by_server_only"] and trust.view().role(trust.member_id) in ("admin", "owner"):
+        trust.endorse(args.member)
+        endorsed = True
+    return {**confirmed, "endorsed": endorsed}
+
+
+def cmd_endorse(args: argparse.Namespace) -> Result:
+    return _messenger(args).trust.endorse(args.member)
 
 
 def cmd_whoami(args: argparse.Namespace) -> Result:
@@ -401,6 +492,10 @@ def cmd_channel_add(args: argparse.Namespace) -> Result:
 
 def cmd_channel_remove(args: argparse.Namespace) -> Result:
     return _messenger(args).remove_member(args.channel, args.member)
+
+
+def cmd_channel_log(args: argparse.Namespace) -> Result:
+    return _messenger(args).trust.events(args.channel)
 
 
 def cmd_channels(args: argparse.Namespace) -> Result:
@@ -529,10 +624,19 @@ def cmd_retention_show(args: argparse.Namespace) -> Result:
 
 
 def _messenger(args: argparse.Namespace) -> Messenger:
-    try:
-        return Messenger(_profile(args))
-    except FileNotFoundError as exc:
-        raise CliError(str(exc)) from exc
+    """The device's Messenger, kept on ``args`` so that its trust warnings reach the output."""
+    if getattr(args, "messenger", None) is None:
+        try:
+            args.messenger = Messenger(_profile(args))
+        except FileNotFoundError as exc:
+            raise CliError(str(exc)) from exc
+    messenger: Messenger = args.messenger
+    return messenger
+
+
+def _warnings(args: argparse.Namespace) -> list[dict[str, Any]]:
+    messenger = getattr(args, "messenger", None)
+    return messenger.trust.take_warnings() if messenger is not None else []
 
 
 def _shown(message: Result) -> str:
@@ -605,13 +709,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = args.func(args)
     # ValueError also covers a corrupt profile (JSONDecodeError), bad keys (nacl) and a bad URL.
-    except (ApiError, BocageError, CliError, CryptoError, OSError, ValueError) as exc:
-        error = _error_body(exc)
+    except (
+        ApiError,
+        BocageError,
+        CliError,
+        CryptoError,
+        OSError,
+        ValueError,
+        TrustError,
+        MembershipRefused,
+    ) as exc:
+        error = {**_error_body(exc), "warnings": _warnings(args)}
         if as_json:
-            print(json.dumps(error))
+            print(json.dumps(error, ensure_ascii=False))
         else:
             print(f"bocage: {error['message']}", file=sys.stderr)
-        return 1
+            _print_warnings(error["warnings"])
+        return 3 if isinstance(exc, MembershipRefused) else 1
+    warnings = _warnings(args)
+    if warnings or getattr(args, "messenger", None) is not None:
+        result = {**result, "warnings": [*result.get("warnings", []), *warnings]}
     if args.command == "serve":
         return 0
     if args.command == "listen":  # already streamed, one line a message
@@ -619,11 +736,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if as_json:
         print(json.dumps(result, ensure_ascii=False))
     else:
-        _print_human(args.command, result)
+        _print_human(args.command, {k: v for k, v in result.items() if k != "warnings"})
+        _print_warnings(result.get("warnings", []))
     return 0
 
 
+def _print_warnings(warnings: list[dict[str, Any]]) -> None:
+    for warning in warnings:
+        print(f"bocage: warning [{warning['code']}]: {warning['message']}", file=sys.stderr)
+
+
 def _error_body(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, MembershipRefused):
+        return {"error": exc.warning.code, "message": str(exc)}
     if isinstance(exc, ApiError):
         return {"error": exc.code, "status": exc.status, "message": exc.message}
     if isinstance(exc, BocageError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,10 +23,19 @@ class CreateOrgBody(_Body):
     owner_email: str | None = Field(default=None, max_length=254, pattern=EMAIL_PATTERN)
 
 
+#: A signed statement (docs/protocol.md, 13.1): checked by chalicelib/domain/statements.py.
+Statement = dict[str, Any]
+
+
 class InviteBody(_Body):
     display_name: str = Field(min_length=1, max_length=120)
     role: str = "member"
     email: str | None = Field(default=None, max_length=254, pattern=EMAIL_PATTERN)
+    ticket: Statement | None = None
+
+
+class LinkBody(_Body):
+    ticket: Statement | None = None
 
 
 class ActivateBody(_Body):
@@ -36,15 +45,25 @@ class ActivateBody(_Body):
     proof: str = Field(min_length=80, max_length=100)
     device_name: str = Field(default="", max_length=120)
     display_name: str | None = Field(default=None, max_length=120)
+    member_cert: Statement | None = None
+    device_cert: Statement | None = None
 
 
 class RoleBody(_Body):
     role: str
+    statement: Statement | None = None
+
+
+class StatementBody(_Body):
+    """A removal or a revocation: the signed statement alone."""
+
+    statement: Statement | None = None
 
 
 class CreateChannelBody(_Body):
     kind: Literal["tribe", "group"]
     name: str = Field(min_length=1, max_length=120)
+    membership: Statement | None = None
 
 
 class RenameChannelBody(_Body):
@@ -53,6 +72,13 @@ class RenameChannelBody(_Body):
 
 class ChannelRoleBody(_Body):
     role: Literal["author", "member"] = "member"
+    membership: Statement | None = None
+
+
+class MembershipBody(_Body):
+    """Leaving or removing from a channel: the signed log entry."""
+
+    membership: Statement | None = None
 
 
 class SealedKey(_Body):

@@ -56,6 +56,14 @@ class PayloadTooLarge(BocageError):
     code = "payload_too_large"
 
 
+class Unavailable(BocageError):
+    """Try again shortly: an earlier attempt is still settling. Whatever raised it left
+    nothing that the same request, resent, cannot finish."""
+
+    status = 503
+    code = "unavailable"
+
+
 class ConditionFailed(Conflict):
     """A conditional store write lost: the item exists, or differs from what was expected."""
 

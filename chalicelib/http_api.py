@@ -8,7 +8,6 @@ validates JSON, and maps ``BocageError`` to a JSON error with its status code.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -22,6 +21,7 @@ from chalicelib.domain.auth_token import parse_authorization
 from chalicelib.domain.organisation import require_admin
 from chalicelib.domain.principal import Principal
 from chalicelib.errors import BadRequest, BocageError, PayloadTooLarge, Unauthorized
+from chalicelib.json_input import parse_object
 from chalicelib.request_logging import log_http, logger
 from chalicelib.services.authentication import SignedRequest
 from chalicelib.services.invitations import Links
@@ -103,13 +103,11 @@ class ApiContext:
         return self._principal
 
     def json(self) -> dict[str, Any]:
-        try:
-            raw = json.loads(self.body_bytes or b"null")
-        except (ValueError, RecursionError) as exc:
-            raise BadRequest("malformed JSON body") from exc
-        if not isinstance(raw, dict):
-            raise BadRequest("the body must be a JSON object")
-        return raw
+        return parse_object(
+            self.body_bytes or b"null",
+            malformed="malformed JSON body",
+            not_object="the body must be a JSON object",
+        )
 
     def admin(self) -> Principal:
         """The caller, if an owner or admin of their organisation (403 otherwise)."""
@@ -122,6 +120,10 @@ class ApiContext:
             return model.model_validate(raw)
         except ValidationError as exc:
             raise BadRequest(_describe(exc)) from exc
+
+    def optional_body(self, model: type[B]) -> B:
+        """The body, or the model's defaults when there is none (a DELETE may carry one or not)."""
+        return self.body(model) if self.body_bytes else model()
 
     def query_int(self, name: str, default: int) -> int:
         value = self.query.get(name)

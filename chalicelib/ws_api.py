@@ -25,6 +25,7 @@ from chalicelib.domain.frames import (
 )
 from chalicelib.domain.principal import Principal
 from chalicelib.errors import BadRequest, BocageError, Unauthorized
+from chalicelib.json_input import parse_object
 from chalicelib.request_logging import logger
 from chalicelib.services.authentication import SignedRequest
 
@@ -93,18 +94,14 @@ def _sender(connection_id: str) -> Principal:
     return c.auth.device_principal(connection.device_id)
 
 
-def _json_frame(body: str) -> object:
+def _json_frame(body: str) -> dict[str, Any]:
     if len(body) > MAX_FRAME_BYTES:
         raise BadRequest("frame too large")
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise BadRequest("frames are JSON objects with an 'action'") from exc
+    message = "frames are JSON objects with an 'action'"
+    return parse_object(body, malformed=message, not_object=message)
 
 
-def _action(raw: object) -> ClientAction:
-    if not isinstance(raw, dict):
-        raise BadRequest("frames are JSON objects with an 'action'")
+def _action(raw: dict[str, Any]) -> ClientAction:
     if raw.get("action") not in ("ping", "send"):
         raise BadRequest("unknown action; use 'send' or 'ping'")
     try:
@@ -113,9 +110,9 @@ def _action(raw: object) -> ClientAction:
         raise BadRequest(f"invalid {raw['action']} frame: {_first_error(exc)}") from None
 
 
-def _ref_of(raw: object) -> str | None:
+def _ref_of(raw: dict[str, Any]) -> str | None:
     """The action's ``ref``, echoed in its answer, even an error."""
-    ref = raw.get("ref") if isinstance(raw, dict) else None
+    ref = raw.get("ref")
     return ref if isinstance(ref, str) else None
 
 

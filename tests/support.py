@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from nacl.signing import SigningKey
+
 from bocage.client.api import ApiError, BocageClient
+from bocage.client.issuing import device_ticket, enrol, member_ticket, removal, revocation, role_statement
 from bocage.client.profile import DeviceKeys, OperatorKey, sign_token
 from chalicelib.adapters.clocks import ManualClock
+from chalicelib.domain.activation_link import ActivationTarget, parse_activation, with_fragment_params
 from chalicelib.domain.auth_token import SCHEME
 from chalicelib.domain.encoding import b64e
-from chalicelib.domain.invitation import activation_proof_message
+from chalicelib.domain.invitation import activation_proof_message, normalise_code
+from chalicelib.domain.organisation import Device
+from chalicelib.domain.statements import public_key_of
 from chalicelib.ports import MailMessage
 
 
@@ -44,6 +50,11 @@ class SignedApi:
         self.http = http
         self.clock = clock
         self.lambda_ = lambda_
+        # What the people's devices keep (docs/protocol.md, 13): the fragments of the activation
+        # URLs they were handed (by code), members' identity keys, and each device's org and member.
+        self.targets: dict[str, ActivationTarget] = {}
+        self.identities: dict[str, SigningKey] = {}
+        self.devices: dict[str, dict[str, str]] = {}
 
     def ws(self, handler: str, event: dict[str, Any]) -> dict[str, Any]:
         """Invoke a WebSocket handler of the app as API Gateway would."""
@@ -78,6 +89,8 @@ class SignedApi:
         url = path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
         response = self.http.request(method, url, headers=headers, body=data)
         parsed = json.loads(response.body) if response.body else None
+        if isinstance(parsed, dict) and "activation_url" in parsed and "activation_code" in parsed:
+            self._remember_url(parsed)  # an e-mailed invitation's link, as the mail carries it
         return Reply(response.status_code, parsed)
 
     def create_org(
@@ -85,14 +98,34 @@ class SignedApi:
     ) -> dict[str, Any]:
         reply = self.call("POST", "/orgs", {"name": name, **extra}, signer=operator)
         assert reply.status == 201, reply.body
+        self._remember_url(reply.body)
         return dict(reply.body)
+
+    def _remember_url(self, invitation: dict[str, Any]) -> None:
+        self.targets[normalise_code(invitation["activation_code"])] = parse_activation(
+            invitation["activation_url"]
+        )
 
     def activate(
         self, code: str, name: str = "Someone", keys: DeviceKeys | None = None
     ) -> tuple[DeviceKeys, Reply]:
+        """Activate as the web app or the CLI would from the URL handed over for ``code``."""
         keys = keys or DeviceKeys.generate()
+        body = self.activation_body(code, name, keys)
+        reply = self.call("POST", "/activate", body)
+        if reply.status == 201:
+            self.devices[keys.device_id] = {
+                "org_id": reply.body["org_id"],
+                "member_id": reply.body["member_id"],
+                "root": str(reply.body.get("root")),
+                "first": "yes" if body.get("member_cert") else "",
+            }
+        return keys, reply
+
+    def activation_body(self, code: str, name: str, keys: DeviceKeys) -> dict[str, Any]:
+        """What ``POST /activate`` carries: keys, proof and the certificates the URL allows."""
         proof = keys.signing.sign(activation_proof_message(code, keys.box_public_key)).signature
-        body = {
+        body: dict[str, Any] = {
             "code": code,
             "sign_public_key": keys.sign_public_key,
             "box_public_key": keys.box_public_key,
@@ -100,13 +133,97 @@ class SignedApi:
             "device_name": "test",
             "display_name": name,
         }
-        return keys, self.call("POST", "/activate", body)
+        target = self.targets.get(normalise_code(code))
+        if target is not None:
+            enrolment = enrol(
+                replace(target, code=code),
+                device_id=keys.device_id,
+                sign_public_key=keys.sign_public_key,
+                box_public_key=keys.box_public_key,
+                display_name=name,
+                now=self.clock.now(),
+                identity=self.identities.get(str(target.member)),
+            )
+            body.update(member_cert=enrolment.member_cert, device_cert=enrolment.device_cert)
+            if enrolment.member_cert is None:
+                body.pop("display_name")
+            if enrolment.identity is not None:
+                self.identities[str(target.member)] = enrolment.identity
+        return body
+
+    def invite(
+        self, admin: DeviceKeys, name: str, role: str = "member", *, expect: int = 201
+    ) -> dict[str, Any]:
+        """``POST /invitations`` with the admin device's ticket; the URL gets its fragment (13.4)."""
+        issuer = self.devices[admin.device_id]
+        ticket = member_ticket(admin.signing, admin.device_id, issuer["org_id"], role, name, self.clock.now())
+        body = {"display_name": name, "role": role, "ticket": ticket.statement}
+        reply = self.call("POST", "/invitations", body, signer=admin)
+        assert reply.status == expect, reply.body
+        if reply.status == 201:
+            url = with_fragment_params(
+                reply.body["activation_url"], ticket=ticket.fragment_seed, root=issuer["root"]
+            )
+            reply.body["activation_url"] = url
+            self._remember_url(reply.body)
+        return dict(reply.body)
+
+    def link(self, device: DeviceKeys, *, expect: int = 201) -> dict[str, Any]:
+        """``POST /devices/link`` with the device's link ticket."""
+        mine = self.devices[device.device_id]
+        ticket = device_ticket(
+            device.signing, device.device_id, mine["org_id"], mine["member_id"], self.clock.now()
+        )
+        reply = self.call("POST", "/devices/link", {"ticket": ticket.statement}, signer=device)
+        assert reply.status == expect, reply.body
+        if reply.status == 201:
+            identity = public_key_of(bytes(self.identities[mine["member_id"]]))
+            url = with_fragment_params(
+                reply.body["activation_url"], ticket=ticket.fragment_seed, root=mine["root"], ik=identity
+            )
+            reply.body["activation_url"] = url
+            self._remember_url(reply.body)
+        return dict(reply.body)
+
+    def member_row(self, by: DeviceKeys, member_id: str) -> dict[str, Any]:
+        for member in self.call("GET", "/members", signer=by).body["members"]:
+            if member["member_id"] == member_id:
+                return dict(member)
+        raise KeyError(member_id)
+
+    def set_role(self, by: DeviceKeys, member_id: str, role: str, serial: int | None = None) -> Reply:
+        """``PUT /members/{m}/role`` with a role statement signed by ``by``."""
+        try:
+            member = self.member_row(by, member_id)
+        except KeyError:  # another organisation's member: the server answers 404 first
+            return self.call("PUT", f"/members/{member_id}/role", {"role": role}, signer=by)
+        serial = serial or 1 + max((s["serial"] for s in member["role_statements"]), default=0)
+        statement = role_statement(by.signing, by.device_id, member, role, serial, self.clock.now())
+        return self.call(
+            "PUT", f"/members/{member_id}/role", {"role": role, "statement": statement}, signer=by
+        )
+
+    def remove(self, by: DeviceKeys, member_id: str) -> Reply:
+        """``DELETE /members/{m}`` with a removal statement signed by ``by``."""
+        try:
+            statement: Any = removal(
+                by.signing, by.device_id, self.member_row(by, member_id), self.clock.now()
+            )
+        except (KeyError, TypeError):
+            statement = None  # another organisation's member, or one never activated
+        return self.call("DELETE", f"/members/{member_id}", {"statement": statement}, signer=by)
+
+    def revoke(self, by: DeviceKeys, device_id: str) -> Reply:
+        """``POST /devices/{d}/revoke`` with a revocation statement signed by ``by``."""
+        devices = self.call("GET", "/members", signer=by).body["devices"]
+        target = next((d for d in devices if d["device_id"] == device_id), None)
+        statement = None if target is None else revocation(by.signing, by.device_id, target, self.clock.now())
+        return self.call("POST", f"/devices/{device_id}/revoke", {"statement": statement}, signer=by)
 
     def join(self, admin: DeviceKeys, name: str, role: str = "member") -> tuple[DeviceKeys, dict[str, Any]]:
         """Invite then activate: a new active member's keys and activation result."""
-        invite = self.call("POST", "/invitations", {"display_name": name, "role": role}, signer=admin)
-        assert invite.status == 201, invite.body
-        keys, reply = self.activate(invite.body["activation_code"], name)
+        invite = self.invite(admin, name, role)
+        keys, reply = self.activate(invite["activation_code"], name)
         assert reply.status == 201, reply.body
         return keys, dict(reply.body)
 
@@ -178,11 +295,15 @@ class InProcessClient(BocageClient):
 def messenger_for(api: SignedApi, keys: DeviceKeys, directory: Any, info: dict[str, Any]) -> Any:
     """A Messenger over the in-process app, with its profile (keys, key ring) in ``directory``."""
     from bocage.client.messenger import Messenger
-    from bocage.client.profile import Profile
+    from bocage.client.profile import Profile, TrustState
 
     profile = Profile(directory)
     profile.save_keys(keys)
     profile.save_info({"server": "http://in-process.invalid", **info})
+    mine = api.devices[keys.device_id]
+    if mine["first"]:
+        profile.save_identity(api.identities[mine["member_id"]])
+    profile.save_trust(TrustState(root=mine["root"]))
     return Messenger(profile, client=InProcessClient(api, keys), clock=api.clock.now)
 
 
@@ -239,15 +360,32 @@ def sealed_envelope(
     from bocage.client.crypto import new_message_id, seal_message
 
     epoch = messenger.distribute_key(channel_id)
+    message_id = new_message_id()
+    index, key = messenger.ring.next_key(channel_id, epoch, message_id, int(messenger.clock()))
+    messenger.save()
     return dict(
         seal_message(
             messenger.keys,
-            messenger.ring.own_key(channel_id, epoch),
+            key,
+            index=index,
             channel_id=channel_id,
             epoch=epoch,
-            message_id=new_message_id(),
+            message_id=message_id,
             content=content,
             kind=kind,
             sent_at_ms=sent_at_ms,
         ).model_dump(mode="json")
+    )
+
+
+def device_model(device_id: str, member_id: str, *, org_id: str = "o_1", created_at: int = 0) -> Device:
+    """A device record with placeholder keys, for tests of storage and events (no crypto)."""
+    return Device(
+        device_id=device_id,
+        org_id=org_id,
+        member_id=member_id,
+        name="phone",
+        sign_public_key=f"sign-{device_id}",
+        box_public_key=f"box-{device_id}",
+        created_at=created_at,
     )

@@ -40,6 +40,9 @@ from chalicelib.domain.encoding import b64e
 from chalicelib.domain.envelope import Envelope
 from chalicelib.domain.invitation import activation_proof_message
 
+#: A signed statement (docs/protocol.md, 13.1), sent and received as a JSON object.
+Statement = dict[str, Any]
+
 
 class ApiError(Exception):
     """An error answer from the server: status, stable code and message."""
@@ -125,7 +128,14 @@ class BocageClient:
         return self.request("POST", "/orgs", {"name": name, "plan": plan, "owner_name": owner_name})
 
     def activate(
-        self, code: str, keys: DeviceKeys, *, device_name: str = "", display_name: str | None = None
+        self,
+        code: str,
+        keys: DeviceKeys,
+        *,
+        device_name: str = "",
+        display_name: str | None = None,
+        member_cert: Statement | None = None,
+        device_cert: Statement | None = None,
     ) -> Document:
         proof = keys.signing.sign(activation_proof_message(code, keys.box_public_key)).signature
         body: dict[str, Any] = {
@@ -134,6 +144,8 @@ class BocageClient:
             "box_public_key": keys.box_public_key,
             "proof": b64e(proof),
             "device_name": device_name,
+            "member_cert": member_cert,
+            "device_cert": device_cert,
         }
         if display_name:
             body["display_name"] = display_name
@@ -142,14 +154,33 @@ class BocageClient:
     def whoami(self) -> WhoAmI:
         return cast(WhoAmI, self.request("GET", "/me"))
 
-    def invite(self, display_name: str, *, role: str = "member", email: str | None = None) -> Invitation:
+    def invite(
+        self,
+        display_name: str,
+        *,
+        role: str = "member",
+        email: str | None = None,
+        ticket: Statement | None = None,
+    ) -> Invitation:
+        """The ticket's secret stays here: the caller appends it to the URL's fragment (13.4)."""
         body: dict[str, Any] = {"display_name": display_name, "role": role}
         if email:
             body["email"] = email
+        if ticket is not None:
+            body["ticket"] = ticket
         return cast(Invitation, self.request("POST", "/invitations", body))
 
-    def link_device(self) -> Invitation:
-        return cast(Invitation, self.request("POST", "/devices/link"))
+    def link_device(self, ticket: Statement) -> Invitation:
+        return cast(Invitation, self.request("POST", "/devices/link", {"ticket": ticket}))
+
+    def member_listing(self) -> tuple[list[Document], list[Document]]:
+        """Every member and every device as the server lists them, certificates included."""
+        members: list[Document] = []
+        devices: list[Document] = []
+        for page in self._paged("/members"):
+            members.extend(page["members"])
+            devices.extend(page["devices"])
+        return members, devices
 
     def members(self) -> list[MemberWithDevices]:
         """Every member with their devices, gathered over all pages."""
@@ -164,19 +195,20 @@ class BocageClient:
                 members[d["member_id"]]["devices"].append(d)
         return list(members.values())
 
-    def remove_member(self, member_id: str) -> Document:
-        return self.request("DELETE", f"/members/{member_id}")
+    def remove_member(self, member_id: str, statement: Statement) -> Document:
+        return self.request("DELETE", f"/members/{member_id}", {"statement": statement})
 
-    def set_role(self, member_id: str, role: str) -> Document:
-        return self.request("PUT", f"/members/{member_id}/role", {"role": role})
+    def set_role(self, member_id: str, role: str, statement: Statement) -> Document:
+        return self.request("PUT", f"/members/{member_id}/role", {"role": role, "statement": statement})
 
-    def revoke_device(self, device_id: str) -> Document:
-        return self.request("POST", f"/devices/{device_id}/revoke")
+    def revoke_device(self, device_id: str, statement: Statement) -> Document:
+        return self.request("POST", f"/devices/{device_id}/revoke", {"statement": statement})
 
     # -- channels ------------------------------------------------------------------------------
 
-    def create_channel(self, kind: str, name: str) -> Channel:
-        return cast(Channel, self.request("POST", "/channels", {"kind": kind, "name": name}))
+    def create_channel(self, kind: str, name: str, membership: Statement) -> Channel:
+        body = {"kind": kind, "name": name, "membership": membership}
+        return cast(Channel, self.request("POST", "/channels", body))
 
     def channels(self) -> ChannelList:
         """My channels, where each stands and what is unread on this device."""
@@ -185,11 +217,28 @@ class BocageClient:
     def rename_channel(self, channel_id: str, name: str) -> Channel:
         return cast(Channel, self.request("PUT", f"/channels/{channel_id}", {"name": name}))
 
-    def add_channel_member(self, channel_id: str, member_id: str, role: str = "member") -> Document:
-        return self.request("PUT", f"/channels/{channel_id}/members/{member_id}", {"role": role})
+    def add_channel_member(
+        self, channel_id: str, member_id: str, role: str, membership: Statement
+    ) -> Document:
+        body = {"role": role, "membership": membership}
+        return self.request("PUT", f"/channels/{channel_id}/members/{member_id}", body)
 
-    def remove_channel_member(self, channel_id: str, member_id: str) -> Document:
-        return self.request("DELETE", f"/channels/{channel_id}/members/{member_id}")
+    def remove_channel_member(self, channel_id: str, member_id: str, membership: Statement) -> Document:
+        return self.request(
+            "DELETE", f"/channels/{channel_id}/members/{member_id}", {"membership": membership}
+        )
+
+    def membership_log(self, channel_id: str, start: int = 0) -> tuple[list[Statement], Document | None]:
+        """The channel's signed membership log from entry ``start``, every page, and its head."""
+        entries: list[Statement] = []
+        head: Document | None = None
+        while True:
+            query = {"from": str(start + len(entries))}
+            page = self.request("GET", f"/channels/{channel_id}/membership", query=query)
+            entries.extend(page["entries"])
+            head = page.get("head")
+            if not page.get("more") or not page["entries"]:
+                return entries, head
 
     def channel_members(self, channel_id: str) -> Document:
         return self.request("GET", f"/channels/{channel_id}/members")

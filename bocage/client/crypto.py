@@ -1,40 +1,55 @@
-"""End-to-end group encryption with sender keys (docs/protocol.md, section 6), pure and I/O-free.
+"""End-to-end group encryption with ratcheted sender keys (docs/protocol.md, sections 6 and 7),
+pure and I/O-free.
 
-Each sending device holds one random symmetric key per (channel, epoch). It hands that key once
-to every member device in a NaCl Box (``seal_sender_key``); every message is then one SecretBox
-ciphertext under it, wrapped in an ``Envelope`` signed by the device's Ed25519 key
-(``seal_message``). The server relays both and can read neither. Bumping the epoch on removal
-means the next send uses a fresh key the removed member never receives.
+Each sending device holds one chain per (channel, epoch) (``bocage.client.ratchet``). It hands
+the chain's current state to every member device in a NaCl Box (``seal_sender_key``); every
+message is then one SecretBox ciphertext under the next message key of the chain, wrapped in an
+``Envelope`` signed by the device's Ed25519 key (``seal_message``). The sealed plaintext repeats
+the envelope's clear ``kind`` and ``target``, so a reader drops a message whose clear labels,
+on which the server acted, say something else than its content (``open_message``). The server
+relays all of it and can read none. Bumping the epoch on removal means the next send uses a
+fresh chain the removed member never receives.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import nacl.exceptions
-import nacl.utils
 from nacl.public import Box, PublicKey
 from nacl.secret import SecretBox
 from nacl.signing import VerifyKey
 from pydantic import ValidationError
 
-from bocage.client.profile import DeviceKeys, write_private
+from bocage.client.profile import DeviceKeys
 from bocage.client.results import SealedKey
 from chalicelib.domain.encoding import b64d, b64e
-from chalicelib.domain.envelope import MAX_CIPHERTEXT_BYTES, Envelope, Kind
+from chalicelib.domain.envelope import MAX_CIPHERTEXT_BYTES, MAX_INDEX, Envelope, Kind
 from chalicelib.domain.ids import device_id_for
+from chalicelib.domain.x25519 import check_box_public_key
 
 PAD_BLOCK = 256
 # The largest padded plaintext whose ciphertext (plus the 16-byte MAC) fits in an envelope.
 MAX_PADDED_BYTES = (MAX_CIPHERTEXT_BYTES - SecretBox.MACBYTES) // PAD_BLOCK * PAD_BLOCK
-# One byte goes to the padding marker, so this is the largest JSON content we can send.
+# One byte goes to the padding marker, so this is the largest sealed JSON we can send (the
+# content wrapped with its kind and target).
 MAX_CONTENT_BYTES = MAX_PADDED_BYTES - 1
-SENDER_KEY_PURPOSE = "bocage/sender-key/v1"
+SENDER_KEY_PURPOSE = "bocage/sender-key/v2"
+KEY_BYTES = 32
+#: The content ``type`` each envelope kind carries: a reader refuses any other pairing.
+CONTENT_TYPES = {
+    Kind.MESSAGE: "text",
+    Kind.POLL: "poll",
+    Kind.VOTE: "vote",
+    Kind.POLL_CLOSE: "close",
+    Kind.REACTION: "reaction",
+    Kind.DELETE: "delete",
+}
+#: Where a targeted kind's content names its target: it must be the envelope's clear target.
+CONTENT_TARGETS = {Kind.POLL_CLOSE: "poll_id", Kind.DELETE: "target"}
 _PAD_MARKER = 0x80
 _PLACEHOLDER_SIGNATURE = b64e(bytes(64))
 
@@ -47,15 +62,13 @@ class ForgedMessage(CryptoError):
     """The envelope's signature does not verify for the claimed sender device."""
 
 
+class MislabelledMessage(CryptoError):
+    """The clear kind or target (what the server acted on) differs from the sealed content."""
+
+
 def _canonical(value: dict[str, Any]) -> bytes:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return text.encode("utf-8")
-
-
-def new_sender_key() -> bytes:
-    """A fresh symmetric key for one (channel, epoch, sending device)."""
-    key: bytes = nacl.utils.random(SecretBox.KEY_SIZE)
-    return key
 
 
 def new_message_id() -> str:
@@ -68,6 +81,10 @@ def new_message_id() -> str:
             return message_id
 
 
+def _is_index(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_INDEX
+
+
 # --- sender key distribution -------------------------------------------------------------------
 
 
@@ -77,15 +94,21 @@ def seal_sender_key(
     recipient_box_public_key: str,
     channel_id: str,
     epoch: int,
-    sender_key: bytes,
+    chain_key: bytes,
+    index: int,
 ) -> SealedKey:
-    """Box a sender key to one recipient device.
+    """Box a chain state (``chain_key`` at ``index``) to one recipient device.
 
     The boxed payload repeats channel, epoch and both device ids, so the (clear) routing fields
-    cannot be rewritten to replay the key into another channel or epoch or to another device.
+    cannot be rewritten to replay the state into another channel or epoch or to another device.
+    UnsafeBoxKey (a ValueError) if the recipient's key is all zero or of small order: whatever
+    is sealed to such a key, anyone can open.
     """
-    if len(sender_key) != SecretBox.KEY_SIZE:
-        raise ValueError(f"a sender key is {SecretBox.KEY_SIZE} bytes")
+    if len(chain_key) != KEY_BYTES:
+        raise ValueError(f"a chain key is {KEY_BYTES} bytes")
+    if not _is_index(index):
+        raise ValueError("a chain index is an integer from 0 to 2**31 - 1")
+    recipient_key = check_box_public_key(recipient_box_public_key)
     payload = _canonical(
         {
             "purpose": SENDER_KEY_PURPOSE,
@@ -93,10 +116,11 @@ def seal_sender_key(
             "epoch": epoch,
             "sender_device": sender.device_id,
             "recipient_device": recipient_device_id,
-            "key": b64e(sender_key),
+            "chain_key": b64e(chain_key),
+            "index": index,
         }
     )
-    box = Box(sender.box, PublicKey(b64d(recipient_box_public_key)))
+    box = Box(sender.box, PublicKey(recipient_key))
     return {
         "recipient_device": recipient_device_id,
         "sender_device": sender.device_id,
@@ -110,8 +134,8 @@ def open_sender_key(
     sealed_envelope: Mapping[str, Any],
     sender_box_public_key: str,
     channel_id: str,
-) -> bytes:
-    """Open a sealed sender key addressed to this device, checking every bound field."""
+) -> tuple[bytes, int]:
+    """Open a chain state sealed to this device, checking every bound field: (chain key, index)."""
     try:
         sender_device = sealed_envelope["sender_device"]
         epoch = sealed_envelope["epoch"]
@@ -126,7 +150,8 @@ def open_sender_key(
     if recipient_device != recipient.device_id:
         raise CryptoError("sealed key is addressed to another device")
     try:
-        box = Box(recipient.box, PublicKey(b64d(sender_box_public_key)))
+        sender_key = check_box_public_key(sender_box_public_key)
+        box = Box(recipient.box, PublicKey(sender_key))
         payload = json.loads(box.decrypt(sealed).decode("utf-8"))
     except (nacl.exceptions.CryptoError, ValueError) as exc:  # JSON/Unicode errors are ValueErrors
         raise CryptoError("sealed key does not open") from exc
@@ -138,16 +163,16 @@ def open_sender_key(
         "recipient_device": recipient.device_id,
     }
     if not isinstance(payload, dict) or any(payload.get(k) != v for k, v in expected.items()):
-        raise CryptoError("sealed key is bound to another channel, epoch or device")
-    if isinstance(payload["epoch"], bool):
+        raise CryptoError("sealed key is bound to another channel, epoch or device (or is not a v2 key)")
+    if isinstance(payload["epoch"], bool) or not _is_index(payload.get("index")):
         raise CryptoError("malformed sealed key")
     try:
-        key = b64d(payload["key"])
+        chain_key = b64d(payload["chain_key"])
     except (KeyError, ValueError) as exc:
         raise CryptoError("malformed sealed key") from exc
-    if len(key) != SecretBox.KEY_SIZE:
+    if len(chain_key) != KEY_BYTES:
         raise CryptoError("malformed sealed key")
-    return key
+    return chain_key, payload["index"]
 
 
 # --- messages ----------------------------------------------------------------------------------
@@ -172,10 +197,34 @@ def unpad(data: bytes) -> bytes:
     return stripped[:-1]
 
 
+def check_labels(kind: str, target: str | None, sealed: Mapping[str, Any]) -> dict[str, Any]:
+    """The content inside a sealed plaintext, if its labels agree with the clear ones.
+
+    The server enforces who may send which kind and acts on targets, reading only the clear
+    labels; a sender (with or without the server) could label a post as a reaction, or close a
+    poll in clear while the content names another. Readers refuse both (MislabelledMessage).
+    """
+    content = sealed.get("content")
+    if set(sealed) != {"kind", "target", "content"} or not isinstance(content, dict):
+        raise MislabelledMessage("the sealed content does not carry its kind and target")
+    if sealed["kind"] != kind or sealed["target"] != target:
+        raise MislabelledMessage(
+            f"the clear labels ({kind}, {target}) differ from the sealed ones "
+            f"({sealed['kind']}, {sealed['target']})"
+        )
+    if kind not in CONTENT_TYPES or content.get("type") != CONTENT_TYPES[Kind(kind)]:
+        raise MislabelledMessage(f"a {kind} envelope carries content of type {content.get('type')!r}")
+    named = CONTENT_TARGETS.get(Kind(kind))
+    if named is not None and content.get(named) != target:
+        raise MislabelledMessage(f"the clear target {target} differs from the content's {named}")
+    return content
+
+
 def seal_message(
     sender: DeviceKeys,
-    sender_key: bytes,
+    message_key: bytes,
     *,
+    index: int,
     channel_id: str,
     epoch: int,
     message_id: str,
@@ -184,22 +233,30 @@ def seal_message(
     sent_at_ms: int,
     target: str | None = None,
 ) -> Envelope:
-    """Encrypt ``content`` under the sender key and sign the whole envelope.
+    """Encrypt ``content`` (with its kind and target) under message key ``index`` and sign it all.
 
-    ValueError, before anything is sent, if the content is too large for one envelope.
+    ValueError, before anything is sent, if the content is too large for one envelope or does
+    not match its kind (a reader would drop it).
     """
-    plaintext = _canonical(content)
+    try:
+        check_labels(kind, target, {"kind": kind, "target": target, "content": content})
+    except MislabelledMessage as exc:
+        raise ValueError(f"readers would drop this message: {exc}") from exc
+    plaintext = _canonical({"kind": kind, "target": target, "content": content})
     if len(plaintext) > MAX_CONTENT_BYTES:
         raise ValueError(
             f"message content is {len(plaintext)} bytes encoded; at most {MAX_CONTENT_BYTES} fit in one "
             "envelope (send large data as an attachment)"
         )
-    encrypted = SecretBox(sender_key).encrypt(pad(plaintext))
+    if len(message_key) != KEY_BYTES:
+        raise ValueError(f"a message key is {KEY_BYTES} bytes")
+    encrypted = SecretBox(message_key).encrypt(pad(plaintext))
     unsigned = Envelope(
         channel_id=channel_id,
         message_id=message_id,
         sender_device=sender.device_id,
         epoch=epoch,
+        index=index,
         kind=Kind(kind),
         target=target,
         sent_at=sent_at_ms,
@@ -211,21 +268,25 @@ def seal_message(
     return unsigned.model_copy(update={"signature": b64e(signature)})
 
 
+def parse_envelope(envelope: Envelope | Mapping[str, Any]) -> Envelope:
+    """The signed envelope in a stored message (server-added fields dropped); CryptoError if malformed."""
+    if isinstance(envelope, Envelope):
+        return envelope
+    try:
+        return Envelope.model_validate({k: v for k, v in envelope.items() if k in Envelope.model_fields})
+    except ValidationError as exc:
+        raise CryptoError("malformed envelope") from exc
+
+
 def open_message(
-    envelope: Envelope | dict[str, Any], sender_key: bytes, sender_sign_public_key: str
+    envelope: Envelope | Mapping[str, Any], message_key: bytes, sender_sign_public_key: str
 ) -> dict[str, Any]:
-    """Verify the signature first, then decrypt and unpad; returns the content.
+    """Verify the signature first, then decrypt, unpad and check the labels; returns the content.
 
     A dict may carry server-added fields (seq, stored_at, ...): they are not signed and ignored.
     The signing key must belong to the envelope's ``sender_device`` (ids derive from the key).
     """
-    if not isinstance(envelope, Envelope):
-        try:
-            envelope = Envelope.model_validate(
-                {k: v for k, v in envelope.items() if k in Envelope.model_fields}
-            )
-        except ValidationError as exc:
-            raise CryptoError("malformed envelope") from exc
+    envelope = parse_envelope(envelope)
     try:
         verify_key_bytes = b64d(sender_sign_public_key)
         verify_key = VerifyKey(verify_key_bytes)
@@ -238,113 +299,13 @@ def open_message(
     except nacl.exceptions.BadSignatureError as exc:
         raise ForgedMessage("envelope signature does not verify") from exc
     try:
-        padded = SecretBox(sender_key).decrypt(b64d(envelope.ciphertext), b64d(envelope.nonce))
-    except nacl.exceptions.CryptoError as exc:
-        raise CryptoError("message does not decrypt with this sender key") from exc
+        padded = SecretBox(message_key).decrypt(b64d(envelope.ciphertext), b64d(envelope.nonce))
+    except (nacl.exceptions.CryptoError, ValueError) as exc:
+        raise CryptoError("message does not decrypt with this key") from exc
     try:
-        content = json.loads(unpad(padded).decode("utf-8"))
+        sealed = json.loads(unpad(padded).decode("utf-8"))
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise CryptoError("message content is not JSON") from exc
-    if not isinstance(content, dict):
+    if not isinstance(sealed, dict):
         raise CryptoError("message content is not a JSON object")
-    return content
-
-
-# --- the client's key ring ---------------------------------------------------------------------
-
-
-class SenderKeyRing:
-    """Sender keys a device holds: its own, those received, and where its own were sent.
-
-    Kept in the profile (mode 0600) so a restart neither loses old epochs' keys nor
-    redistributes keys to devices that already have them.
-    """
-
-    VERSION = 1
-
-    def __init__(self) -> None:
-        self._own: dict[tuple[str, int], bytes] = {}
-        self._received: dict[tuple[str, int, str], bytes] = {}
-        self._distributed: dict[tuple[str, int], set[str]] = {}
-
-    def own_key(self, channel_id: str, epoch: int) -> bytes:
-        """My key for (channel, epoch), created on first use."""
-        slot = (channel_id, epoch)
-        if slot not in self._own:
-            self._own[slot] = new_sender_key()
-        return self._own[slot]
-
-    def has_own(self, channel_id: str, epoch: int | None = None) -> bool:
-        """Whether I hold my own key for this channel (for this epoch, or for any)."""
-        return any(c == channel_id and epoch in (None, e) for c, e in self._own)
-
-    def add_received(self, channel_id: str, epoch: int, sender_device: str, key: bytes) -> None:
-        """Remember another device's key; a newer one for the same slot replaces the old."""
-        if len(key) != SecretBox.KEY_SIZE:
-            raise ValueError(f"a sender key is {SecretBox.KEY_SIZE} bytes")
-        self._received[(channel_id, epoch, sender_device)] = key
-
-    def received(self, channel_id: str, epoch: int, sender_device: str) -> bytes | None:
-        return self._received.get((channel_id, epoch, sender_device))
-
-    def mark_distributed(self, channel_id: str, epoch: int, device_ids: list[str] | set[str]) -> None:
-        self._distributed.setdefault((channel_id, epoch), set()).update(device_ids)
-
-    def undistributed(self, channel_id: str, epoch: int, device_ids: list[str] | set[str]) -> list[str]:
-        """Devices (in the given order, without duplicates) that still need my key."""
-        done = self._distributed.get((channel_id, epoch), set())
-        return [d for d in dict.fromkeys(device_ids) if d not in done]
-
-    def to_json(self) -> str:
-        data = {
-            "v": self.VERSION,
-            "own": [{"channel_id": c, "epoch": e, "key": b64e(k)} for (c, e), k in sorted(self._own.items())],
-            "received": [
-                {"channel_id": c, "epoch": e, "sender_device": d, "key": b64e(k)}
-                for (c, e, d), k in sorted(self._received.items())
-            ],
-            "distributed": [
-                {"channel_id": c, "epoch": e, "devices": sorted(ds)}
-                for (c, e), ds in sorted(self._distributed.items())
-            ],
-        }
-        return json.dumps(data, indent=1, sort_keys=True) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> SenderKeyRing:
-        data = json.loads(text)
-        if not isinstance(data, dict) or data.get("v") != cls.VERSION:
-            raise ValueError("not a sender key ring (or an unsupported version)")
-        ring = cls()
-        try:
-            for item in data["own"]:
-                key = b64d(item["key"])
-                if len(key) != SecretBox.KEY_SIZE:
-                    raise ValueError(f"a sender key is {SecretBox.KEY_SIZE} bytes")
-                ring._own[(str(item["channel_id"]), int(item["epoch"]))] = key
-            for item in data["received"]:
-                ring.add_received(
-                    str(item["channel_id"]), int(item["epoch"]), str(item["sender_device"]), b64d(item["key"])
-                )
-            for item in data["distributed"]:
-                ring.mark_distributed(
-                    str(item["channel_id"]), int(item["epoch"]), [str(d) for d in item["devices"]]
-                )
-        except (KeyError, TypeError) as exc:
-            raise ValueError("malformed sender key ring") from exc
-        return ring
-
-    def save(self, path: str | Path) -> None:
-        write_private(Path(path), self.to_json().encode("utf-8"))
-
-    @classmethod
-    def load(cls, path: str | Path) -> SenderKeyRing:
-        """The ring at ``path``, or an empty one if there is none yet (a new device)."""
-        p = Path(path)
-        try:
-            mode = os.stat(p).st_mode
-        except FileNotFoundError:
-            return cls()
-        if mode & 0o077:
-            raise PermissionError(f"{p} must not be readable by others (chmod 600)")
-        return cls.from_json(p.read_text(encoding="utf-8"))
+    return check_labels(envelope.kind.value, envelope.target, sealed)

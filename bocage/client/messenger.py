@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from itertools import chain
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote
 
 from websockets.exceptions import WebSocketException
@@ -20,7 +20,7 @@ from bocage.client.api import ApiError, BocageClient
 from bocage.client.crypto import (
     CryptoError,
     ForgedMessage,
-    SenderKeyRing,
+    MislabelledMessage,
     new_message_id,
     open_message,
     open_sender_key,
@@ -31,8 +31,10 @@ from bocage.client.directory import Directory
 from bocage.client.live import LiveSession
 from bocage.client.polls import new_poll, tally
 from bocage.client.profile import DeviceKeys, Profile, sign_token
+from bocage.client.ratchet import KeyUnavailable, ReplayedMessage, SenderKeyRing, TooFarAhead
 from bocage.client.results import Channel, ChannelSync, Document, Receipt, Roster, RosterDevice
 from bocage.client.rosters import RosterCache
+from bocage.client.trust import Trust
 from chalicelib.domain.envelope import Envelope
 from chalicelib.domain.frames import (
     DeviceFrame,
@@ -40,9 +42,11 @@ from chalicelib.domain.frames import (
     LeftFrame,
     MessageFrame,
     RevokedFrame,
+    RoleFrame,
     RotatedFrame,
     ServerFrame,
 )
+from chalicelib.domain.x25519 import UnsafeBoxKey
 
 KEYS_PER_CALL = 500
 CONNECT_PATH = "$connect"
@@ -76,6 +80,10 @@ class CatchUp:
         self._shown[channel_id] = {s for s in self._shown.get(channel_id, set()) if s > seq}
 
 
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class Messenger:
     def __init__(
         self, profile: Profile, client: BocageClient | None = None, *, clock: Callable[[], float] = time.time
@@ -89,6 +97,7 @@ class Messenger:
         self.ring = SenderKeyRing.load(self.ring_path)
         self.directory = Directory.load(profile.dir / "directory.json")
         self.rosters = RosterCache()
+        self.trust = Trust(profile, self.client, self.keys, clock)
         self._session: LiveSession | None = None
 
     @property
@@ -101,23 +110,57 @@ class Messenger:
     # -- channels ------------------------------------------------------------------------------
 
     def create_channel(self, kind: str, name: str) -> Channel:
-        return self.client.create_channel(kind, name)
+        """A channel whose id and signed creation entry this device makes (docs/protocol.md, 14)."""
+        entry = self.trust.new_channel_entry(kind)
+        channel = self.client.create_channel(kind, name, entry)
+        self.trust.created(entry)
+        return channel
 
     def channels(self) -> list[ChannelSync]:
         channels = self.client.channels()["channels"]
         for c in channels:
             self.rosters.heard(c["channel_id"], version=c["roster"], epoch=c["epoch"])
+        self.ring.forget(int(self.clock()), {c["channel_id"]: c["epoch"] for c in channels})
+        self.save()
         return channels
 
     def add_member(self, channel_id: str, member_id: str, role: str = "member") -> Document:
-        result = self.client.add_channel_member(channel_id, member_id, role)
+        """Add a member (or change their role) with a signed membership entry."""
+        op = "role" if member_id in self.trust.membership(channel_id).members else "add"
+        result = self._signed_change(
+            channel_id,
+            lambda: self.trust.next_entry(channel_id, op, member_id, role),
+            lambda entry: self.client.add_channel_member(channel_id, member_id, role, entry),
+        )
         self.rosters.forget(channel_id)
         return result
 
     def remove_member(self, channel_id: str, member_id: str) -> Document:
-        result = self.client.remove_channel_member(channel_id, member_id)
+        """Remove a member, or leave (oneself), with a signed membership entry."""
+        op = "leave" if member_id == self.info["member_id"] else "remove"
+        result = self._signed_change(
+            channel_id,
+            lambda: self.trust.next_entry(channel_id, op, member_id, None),
+            lambda entry: self.client.remove_channel_member(channel_id, member_id, entry),
+        )
         self.rosters.forget(channel_id)
         return result
+
+    def _signed_change(
+        self, channel_id: str, sign: Callable[[], Document], post: Callable[[Document], Document]
+    ) -> Document:
+        """Sign the next log entry and post it; if another writer took that number, sign again once."""
+        for attempt in range(2):
+            entry = sign()
+            try:
+                result = post(entry)
+            except ApiError as err:
+                if err.status == 409 and attempt == 0:
+                    continue
+                raise
+            self.trust.membership(channel_id)
+            return result
+        raise AssertionError("unreachable")
 
     # -- sending ---------------------------------------------------------------------------------
 
@@ -137,9 +180,18 @@ class Messenger:
         post = self._live_session().send if live else self.client.send_message
         message_id = new_message_id()
         for attempt in range(2):
-            envelope = self._seal(channel_id, message_id, content, kind, target)
+            envelope = self.seal(channel_id, message_id, content, kind, target)
             try:
-                return post(envelope)
+                receipt = post(envelope)
+                if not receipt["duplicate"]:  # a duplicate's key is the first attempt's
+                    self.ring.confirm(
+                        channel_id,
+                        envelope.epoch,
+                        envelope.index,
+                        seq=receipt["seq"],
+                        expires_at=receipt["expires_at"],
+                    )
+                return receipt
             except ApiError as err:
                 if err.code == "stale_epoch" and attempt == 0:
                     self.rosters.forget(channel_id)
@@ -149,13 +201,16 @@ class Messenger:
                 self.save()
         raise AssertionError("unreachable")
 
-    def _seal(
+    def seal(
         self, channel_id: str, message_id: str, content: dict[str, Any], kind: str, target: str | None
     ) -> Envelope:
+        """The next envelope of this device's chain, sealed but not sent (``send`` sends it)."""
         epoch = self.distribute_key(channel_id)
+        index, message_key = self.ring.next_key(channel_id, epoch, message_id, int(self.clock()))
         return seal_message(
             self.keys,
-            self.ring.own_key(channel_id, epoch),
+            message_key,
+            index=index,
             channel_id=channel_id,
             epoch=epoch,
             message_id=message_id,
@@ -204,7 +259,7 @@ class Messenger:
 
     def poll_results(self, channel_id: str, poll_id: str) -> dict[str, Any]:
         """Tallied here, on the device: the server never sees a question, an option or a vote."""
-        members = {d["member_id"] for d in self.roster(channel_id)["devices"]}
+        members = set(self.trust.membership(channel_id).members)  # the signed membership, not the server's
         return tally(self.history(channel_id), poll_id, members, now=self.clock())
 
     def history(self, channel_id: str) -> list[dict[str, Any]]:
@@ -222,18 +277,26 @@ class Messenger:
         """Seal my key for the current epoch to every roster device that lacks it; return the epoch."""
         roster = roster or self.roster(channel_id)
         epoch = int(roster["epoch"])
-        targets = {d["device_id"]: d for d in roster["devices"] if d["device_id"] != self.device_id}
+        # Only certified devices of members in the verified membership (docs/protocol.md, 14);
+        # the box key is the certificate's, never the roster's.
+        devices = [dict(d) for d in roster["devices"]]
+        targets = self.trust.recipients(channel_id, devices, watched=self.rosters.watched)
         missing = self.ring.undistributed(channel_id, epoch, list(targets))
         if missing:
-            key = self.ring.own_key(channel_id, epoch)
-            sealed = [
-                seal_sender_key(self.keys, d, targets[d]["box_public_key"], channel_id, epoch, key)
-                for d in missing
-            ]
+            chain_key, index = self.ring.own_state(channel_id, epoch)
+            sealed = []
+            for d in missing:
+                try:
+                    sealed.append(
+                        seal_sender_key(self.keys, d, targets[d], channel_id, epoch, chain_key, index)
+                    )
+                except UnsafeBoxKey:
+                    continue  # anyone could open it: never sealed to (the certificate checks report it)
             for i in range(0, len(sealed), KEYS_PER_CALL):
                 self.client.put_sender_keys(channel_id, epoch, sealed[i : i + KEYS_PER_CALL])
-            self.ring.mark_distributed(channel_id, epoch, missing)
-        self.ring.own_key(channel_id, epoch)
+            self.ring.mark_distributed(channel_id, epoch, [k["recipient_device"] for k in sealed])
+        self.ring.own_state(channel_id, epoch)
+        self.ring.forget(int(self.clock()), {channel_id: epoch})
         self.save()
         return epoch
 
@@ -264,6 +327,7 @@ class Messenger:
         self.share_keys(channel_id)
         page = self.client.messages(channel_id, since=since, limit=limit)
         messages = [self.open(m) for m in page["messages"]]
+        self.ring.forget(int(self.clock()))
         self.save()
         return {
             "channel_id": channel_id,
@@ -274,15 +338,18 @@ class Messenger:
 
     def open(self, message: dict[str, Any]) -> dict[str, Any]:
         """Verify then decrypt one stored message; forged or unreadable ones are flagged, not shown."""
-        channel_id, epoch, sender = message["channel_id"], int(message["epoch"]), message["sender_device"]
+        channel_id, sender = message["channel_id"], message["sender_device"]
+        # The sender shown is the device certificate's member, never the server's sender_member.
+        certified, forged_sender = self.trust.sender(sender, message.get("sender_member"))
         shown: dict[str, Any] = {
             "message_id": message["message_id"],
             "channel_id": channel_id,
             "seq": message["seq"],
             "kind": message["kind"],
-            "sender_member": message["sender_member"],
+            "sender_member": certified["member_id"] if certified else None,
             "sender_device": sender,
-            "sender_name": self.directory.name(message["sender_member"], self.client.members),
+            "sender_name": certified["display_name"] if certified else None,
+            "sender_verified": certified is not None and not forged_sender,
             "sent_at_ms": message["sent_at"],
             "stored_at": message["stored_at"],
             "expires_at": message["expires_at"],
@@ -290,14 +357,21 @@ class Messenger:
         }
         if message.get("deleted"):
             return {**shown, "deleted": True, "error": "deleted for everyone"}
-        device = self._device(sender)
-        key = self._sender_key(channel_id, epoch, sender)
-        if device is None or key is None:
-            return {**shown, "error": "no key for this message (sent before you joined, or after you left)"}
+        if certified is None:
+            return {**shown, "error": "sent from a device that is not certified: not shown"}
+        device: RosterDevice = {
+            k: certified[k] for k in ("device_id", "member_id", "sign_public_key", "box_public_key")
+        }  # type: ignore[assignment]
         try:
-            content = open_message(message, key, device["sign_public_key"])
+            content = self._open_sealed(message, device)
         except ForgedMessage:
             return {**shown, "error": "forged or tampered message: signature does not verify"}
+        except MislabelledMessage as err:
+            return {**shown, "error": f"mislabelled message, dropped: {err}"}
+        except ReplayedMessage as err:
+            return {**shown, "replayed": True, "error": str(err)}
+        except (KeyUnavailable, TooFarAhead) as err:
+            return {**shown, "error": f"no key for this message: {err}"}
         except CryptoError:
             return {**shown, "error": "could not decrypt this message"}
         shown = {**shown, "verified": True, "content": content, "text": content.get("text")}
@@ -305,29 +379,48 @@ class Messenger:
             shown["reply_to"] = content["reply_to"]
         return shown
 
-    def _sender_key(self, channel_id: str, epoch: int, sender: str) -> bytes | None:
-        if sender == self.device_id:
-            return self.ring.own_key(channel_id, epoch)
-        key = self.ring.received(channel_id, epoch, sender)
-        if key is not None:
-            return key
+    def _open_sealed(self, message: dict[str, Any], device: RosterDevice) -> dict[str, Any]:
+        """Derive the message's key from the sender's chain, then verify, decrypt and check labels."""
+        channel_id, epoch, sender = message["channel_id"], message["epoch"], message["sender_device"]
+        index, seq = message.get("index"), message.get("seq")
+        if not (_is_int(epoch) and _is_int(index) and _is_int(seq)):
+            raise CryptoError("malformed message")
+        own = sender == self.device_id
+        if not own and not self.ring.holds(channel_id, epoch, sender):
+            self._fetch_keys(channel_id, epoch)
+        return self.ring.open_with(
+            channel_id,
+            epoch,
+            None if own else sender,
+            index,
+            seq=seq,
+            message_id=message["message_id"],
+            expires_at=int(message["expires_at"]),
+            opener=lambda key: open_message(message, key, device["sign_public_key"]),
+        )
+
+    def _fetch_keys(self, channel_id: str, epoch: int) -> None:
+        """Open every chain state sealed to this device for the epoch that the ring does not hold."""
         try:
             sealed = self.client.sender_keys(channel_id, epoch)["keys"]
         except ApiError:
-            return None
+            return
         for entry in sealed:
             device = self._device(entry["sender_device"])
-            if device is None:
+            if device is None or self.ring.holds(channel_id, epoch, entry["sender_device"]):
                 continue
             try:
-                opened = open_sender_key(self.keys, entry, device["box_public_key"], channel_id)
+                chain_key, index = open_sender_key(self.keys, entry, device["box_public_key"], channel_id)
             except CryptoError:
                 continue  # a bad envelope is ignored, never trusted
-            self.ring.add_received(channel_id, epoch, entry["sender_device"], opened)
-        return self.ring.received(channel_id, epoch, sender)
+            self.ring.add_received(channel_id, epoch, entry["sender_device"], chain_key, index)
 
     def _device(self, device_id: str) -> RosterDevice | None:
-        return self.directory.device(device_id, self.client.members)
+        """A certified device's keys (from its certificate), revoked ones included for old messages."""
+        certified, _ = self.trust.sender(device_id, None)
+        if certified is None:
+            return None
+        return {k: certified[k] for k in ("device_id", "member_id", "sign_public_key", "box_public_key")}  # type: ignore[return-value]
 
     # -- live ------------------------------------------------------------------------------------
 
@@ -367,6 +460,8 @@ class Messenger:
             self.rosters.heard(frame.channel_id, version=frame.roster)
         elif isinstance(frame, LeftFrame | RevokedFrame | RotatedFrame):
             self.rosters.heard(frame.channel_id, epoch=frame.epoch)
+        if isinstance(frame, JoinedFrame | LeftFrame | RoleFrame | DeviceFrame | RevokedFrame):
+            self.trust.changed(frame.channel_id)  # the signed log and the certificates, fetched again
 
     def listen(
         self,

@@ -5,6 +5,9 @@ Layout of a profile directory::
     profile.json   server URL, org, member and device ids (no secrets)
     sign.key       Ed25519 seed, raw 32 bytes, mode 0600
     box.key        X25519 private key, raw 32 bytes, mode 0600
+    identity.key   the member's identity key (Ed25519 seed), on their first device only, 0600
+    trust.json     the pinned root, verified members, identity keys seen, role serials seen and
+                   the last verified membership state of each channel (docs/protocol.md, 13-15)
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 import os
 import secrets
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +144,63 @@ class Profile:
         write_private(self.dir / "sign.key", bytes(keys.signing))
         write_private(self.dir / "box.key", bytes(keys.box))
 
+    def identity(self) -> SigningKey | None:
+        """The member's identity key, if this is the device that made it."""
+        path = self.dir / "identity.key"
+        if not path.exists():
+            return None
+        if path.stat().st_mode & 0o077:
+            raise PermissionError(f"{path} must not be readable by others (chmod 600)")
+        return SigningKey(path.read_bytes())
+
+    def save_identity(self, identity: SigningKey) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_private(self.dir / "identity.key", bytes(identity))
+
+    @property
+    def trust_path(self) -> Path:
+        return self.dir / "trust.json"
+
+    def trust(self) -> TrustState:
+        return TrustState.load(self.trust_path)
+
+    def save_trust(self, state: TrustState) -> None:
+        state.save(self.trust_path)
+
     def save_info(self, info: dict[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "profile.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
+@dataclass
+class TrustState:
+    """What this device verified and must never forget (a server cannot roll it back)."""
+
+    root: str = ""
+    verified: dict[str, str] = field(default_factory=dict)  # member id -> identity key
+    seen: dict[str, str] = field(default_factory=dict)  # member id -> identity key first seen
+    role_serials: dict[str, int] = field(default_factory=dict)
+    logs: dict[str, dict[str, Any]] = field(default_factory=dict)  # channel id -> LogState JSON
+
+    @classmethod
+    def load(cls, path: Path) -> TrustState:
+        if not path.exists():
+            return cls()
+        data = json.loads(path.read_text())
+        return cls(
+            root=str(data.get("root", "")),
+            verified=dict(data.get("verified", {})),
+            seen=dict(data.get("seen", {})),
+            role_serials={k: int(v) for k, v in data.get("role_serials", {}).items()},
+            logs=dict(data.get("logs", {})),
+        )
+
+    def save(self, path: Path) -> None:
+        data = {
+            "root": self.root,
+            "verified": self.verified,
+            "seen": self.seen,
+            "role_serials": self.role_serials,
+            "logs": self.logs,
+        }
+        write_private(path, json.dumps(data, sort_keys=True).encode("utf-8"))

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.adapters.store_items import (
     EXPIRES_AT,
+    KeyRange,
     batch_ops,
     check_conditions,
     check_increment,
@@ -68,6 +69,20 @@ def _key(pk: str, sk: str) -> dict[str, Any]:
 
 def _number(value: int) -> dict[str, Any]:
     return {"N": str(value)}
+
+
+def _sort_key_condition(key_range: KeyRange) -> tuple[str, dict[str, Any]]:
+    """The sort-key part of a KeyConditionExpression (" AND ..." or "") and the values it names."""
+    if key_range.prefix is not None:
+        return " AND begins_with(#sk, :prefix)", {":prefix": {"S": key_range.prefix}}
+    start, end = key_range.start, key_range.end
+    if start is not None and end is not None:
+        return " AND #sk BETWEEN :start AND :end", {":start": {"S": start}, ":end": {"S": end}}
+    if start is not None:
+        return " AND #sk >= :start", {":start": {"S": start}}
+    if end is not None:
+        return " AND #sk <= :end", {":end": {"S": end}}
+    return "", {}
 
 
 def _error_code(error: ClientError) -> str:
@@ -217,23 +232,11 @@ class DynamoDbStore:
             raise ValueError("pk must be a non-empty string")
         if key_range.is_empty():  # DynamoDB rejects BETWEEN with bounds reversed
             return make_page([], limit)
-        condition = "#pk = :pk"
-        values: dict[str, Any] = {":pk": {"S": pk}, ":now": _number(self._clock.now())}
-        if key_range.prefix is not None:
-            condition += " AND begins_with(#sk, :prefix)"
-            values[":prefix"] = {"S": key_range.prefix}
-        elif key_range.start is not None and key_range.end is not None:
-            condition += " AND #sk BETWEEN :start AND :end"
-            values[":start"] = {"S": key_range.start}
-            values[":end"] = {"S": key_range.end}
-        elif key_range.start is not None:
-            condition += " AND #sk >= :start"
-            values[":start"] = {"S": key_range.start}
-        elif key_range.end is not None:
-            condition += " AND #sk <= :end"
-            values[":end"] = {"S": key_range.end}
+        sk_condition, sk_values = _sort_key_condition(key_range)
+        condition = "#pk = :pk" + sk_condition
+        values: dict[str, Any] = {":pk": {"S": pk}, ":now": _number(self._clock.now()), **sk_values}
         names = {"#pk": "pk", "#exp": EXPIRES_AT}
-        if "#sk" in condition:
+        if sk_condition:
             names["#sk"] = "sk"  # DynamoDB rejects unused attribute names
         request: dict[str, Any] = {
             "TableName": self._table,

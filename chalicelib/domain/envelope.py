@@ -1,9 +1,10 @@
 """The message envelope: what the server stores and relays, and all it ever sees.
 
-Content is one SecretBox ciphertext under the sender device's key for the
-channel's epoch; the envelope is signed by the sender device's Ed25519 key.
-The server checks shape and sizes and stamps order and expiry; it cannot read
-or forge the content. The same model serves the client (bocage.client.crypto).
+Content is one SecretBox ciphertext under the message key at ``index`` of the
+sender device's ratchet for the channel's epoch (docs/protocol.md, sections 6
+and 7); the envelope is signed by the sender device's Ed25519 key. The server
+checks shape and sizes and stamps order and expiry; it cannot read or forge the
+content. The same model serves the client (bocage.client.crypto).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from chalicelib.domain.encoding import b64d
 
-VERSION = 1
+VERSION = 2
+#: The ratchet index is a 31-bit counter: a sender device never sends 2**31 messages in one epoch.
+MAX_INDEX = 2**31 - 1
 MAX_CIPHERTEXT_BYTES = 64 * 1024
 NONCE_BYTES = 24
 SIGNATURE_BYTES = 64
@@ -54,6 +57,7 @@ class Envelope(BaseModel):
     message_id: str = Field(pattern=MESSAGE_ID_PATTERN)
     sender_device: str = Field(min_length=3, max_length=40)
     epoch: int = Field(ge=0, le=2**31)
+    index: int = Field(ge=0, le=MAX_INDEX, strict=True)  # the message key's place in the sender's ratchet
     kind: Kind = Kind.MESSAGE
     target: str | None = Field(default=None, pattern=MESSAGE_ID_PATTERN)
     sent_at: int = Field(ge=0, le=2**42)  # client clock, epoch milliseconds: display only
@@ -123,6 +127,11 @@ def parse_envelope(raw: object) -> Envelope:
 
     if not isinstance(raw, dict):
         raise BadRequest("envelope must be a JSON object")
+    if raw.get("v") != VERSION and isinstance(raw.get("v"), int):
+        raise BadRequest(
+            f"envelope version {raw['v']} is not accepted: this server speaks protocol version "
+            f"{VERSION} only; update the client"
+        )
     ciphertext = raw.get("ciphertext")
     if isinstance(ciphertext, str) and len(ciphertext) > (MAX_CIPHERTEXT_BYTES * 4 + 2) // 3:
         raise PayloadTooLarge(f"ciphertext over {MAX_CIPHERTEXT_BYTES} bytes (64 KiB)")

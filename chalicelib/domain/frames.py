@@ -41,6 +41,7 @@ class StoredMessage(_Model):
     message_id: str
     sender_device: str
     epoch: int
+    index: int
     kind: Kind
     target: str | None = None
     sent_at: int
@@ -137,17 +138,25 @@ class ChannelFrame(Frame):
     name: str
 
 
-class AckFrame(Frame):
-    """The answer to a ``send`` action: where the message was stored."""
+class Receipt(_Model):
+    """Where a message was stored; ``duplicate`` for a resend, ``online``: devices pushed to.
 
-    type: Literal["ack"] = "ack"
-    ref: str | None = None
+    The REST answer to a send (``SendResult``) and the WebSocket ``ack`` share these fields.
+    """
+
     message_id: str
     channel_id: str
     seq: int
     expires_at: int
     duplicate: bool
     online: int
+
+
+class AckFrame(Frame, Receipt):
+    """The answer to a ``send`` action: its receipt, tied to the action's ``ref``."""
+
+    type: Literal["ack"] = "ack"
+    ref: str | None = None
 
 
 class ErrorFrame(Frame):

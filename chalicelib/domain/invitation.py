@@ -6,6 +6,7 @@ import base64
 import hashlib
 import secrets
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -54,6 +55,10 @@ class Invitation(BaseModel):
     status: InvitationStatus = InvitationStatus.PENDING
     used_by_device: str | None = None
     used_at: int | None = None
+    # The signed ticket of a QR or link invitation (docs/protocol.md, 13.3); None when e-mailed
+    # or for an organisation's first owner.
+    ticket: dict[str, Any] | None = None
+    emailed: bool = False
 
     @property
     def expires_at(self) -> int:

@@ -10,22 +10,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from chalicelib.domain.frames import AckFrame, StoredMessage
+from chalicelib.domain.frames import AckFrame, Receipt, StoredMessage
 
 
 class _Response(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
-class SendResult(_Response):
-    """Where a message was stored; ``duplicate`` for a resend, ``online``: devices pushed to."""
+class SendResult(Receipt):
+    """The answer to ``POST /channels/{c}/messages``: the message's receipt."""
 
-    message_id: str
-    channel_id: str
-    seq: int
-    expires_at: int
-    duplicate: bool
-    online: int
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     def public(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

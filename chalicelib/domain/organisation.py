@@ -46,6 +46,10 @@ class MemberStatus(StrEnum):
 DEFAULT_RETENTION_DAYS = 90
 
 
+#: A signed statement as stored and returned: a JSON object (chalicelib/domain/statements.py).
+Statement = dict[str, Any]
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
@@ -63,6 +67,9 @@ class Organisation(_Record):
     # at creation. A pilot's free year counts from here (see domain/billing.py).
     plan_started_at: int | None = None
     pilot_end_choice: PilotEndChoice = PilotEndChoice.CONVERT
+    # The fingerprint of the first owner's identity key (docs/protocol.md, 13.2), once they
+    # activated: only a hint for clients, who pin their own.
+    root: str | None = None
 
     @property
     def plan_start(self) -> int:
@@ -78,10 +85,28 @@ class Member(_Record):
     created_at: int
     activated_at: int | None = None
     removed_at: int | None = None
+    # Signed statements (docs/protocol.md, section 13), stored as received: clients check them.
+    member_cert: Statement | None = None
+    ticket: Statement | None = None
+    role_statements: tuple[Statement, ...] = ()
+    removal: Statement | None = None
 
     @property
     def is_active(self) -> bool:
         return self.status is MemberStatus.ACTIVE
+
+    @property
+    def identity_key(self) -> str | None:
+        return None if self.member_cert is None else str(self.member_cert["identity_key"])
+
+    def statements(self) -> dict[str, Any]:
+        """What clients verify, with explicit nulls (docs/protocol.md, 13.9)."""
+        return {
+            "member_cert": self.member_cert,
+            "ticket": self.ticket,
+            "role_statements": list(self.role_statements),
+            "removal": self.removal,
+        }
 
 
 class Device(_Record):
@@ -93,10 +118,16 @@ class Device(_Record):
     box_public_key: str  # base64url X25519 public key
     created_at: int
     revoked_at: int | None = None
+    device_cert: Statement | None = None
+    ticket: Statement | None = None  # the link ticket, for a device linked from another
+    revocation: Statement | None = None
 
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def statements(self) -> dict[str, Any]:
+        return {"device_cert": self.device_cert, "ticket": self.ticket, "revocation": self.revocation}
 
 
 def require_admin(role: Role) -> None:

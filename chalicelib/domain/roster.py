@@ -6,6 +6,8 @@ moves on when someone leaves, so the next message uses keys they never receive.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -35,6 +37,8 @@ class RosterDevice(_Model):
     member_id: str
     sign_public_key: str
     box_public_key: str
+    device_cert: dict[str, Any] | None = None
+    ticket: dict[str, Any] | None = None
 
 
 class SealedKey(_Model):

@@ -33,13 +33,14 @@ from chalicelib.domain.frames import (
     RoleFrame,
     RotatedFrame,
 )
-from chalicelib.domain.ids import looks_like, new_id
+from chalicelib.domain.ids import looks_like
 from chalicelib.domain.organisation import Device, Member
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY, effective_days
 from chalicelib.domain.roster import Epoch, SealedKey
-from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
+from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, NotFound
 from chalicelib.ports import Clock, Store
+from chalicelib.services.membership_log import MembershipLog
 from chalicelib.services.organisations import OrganisationService
 
 PAGE = 200
@@ -78,6 +79,7 @@ class ChannelService:
         self, store: Store, clock: Clock, orgs: OrganisationService, notifier: MembershipNotifier
     ) -> None:
         self._records = ChannelRecords(store)
+        self._log = MembershipLog(store, orgs)
         self._sealed = SenderKeys(store)
         self._clock = clock
         self._orgs = orgs
@@ -122,17 +124,28 @@ class ChannelService:
 
     # -- channels ----------------------------------------------------------------------------
 
-    def create(self, who: Principal, kind: ChannelKind, name: str) -> dict[str, Any]:
+    def create(self, who: Principal, kind: ChannelKind, name: str, membership: object) -> dict[str, Any]:
+        """A channel whose id and creation entry the creator's device made and signed (14)."""
         require_may_create(kind, who.role)
+        entry = self._log.check_creation(who.org_id, membership)
+        if entry["kind"] != kind.value or entry["by_device"] != who.device_id:
+            raise BadRequest("membership: the creation entry must be the caller's, for this kind")
         channel = Channel(
-            channel_id=new_id("c"),
+            channel_id=entry["channel_id"],
             org_id=who.org_id,
             kind=kind,
             name=name.strip(),
             created_by=who.member_id,
             created_at=self._clock.now(),
         )
-        self._records.create(channel)
+        try:
+            self._records.create(channel)
+        except ConditionFailed as exc:
+            existing = self._records.get(channel.channel_id)
+            if existing is None or (existing.org_id, existing.created_by) != (who.org_id, who.member_id):
+                raise Conflict("a channel with this id exists; make another id") from exc
+            channel = existing  # a retry: converge
+        self._log.append_creation(channel.channel_id, entry)
         self._join(channel, who.member_id, ChannelRole.AUTHOR, who.member_id)
         return self._describe(channel, ChannelRole.AUTHOR)
 
@@ -187,37 +200,69 @@ class ChannelService:
     # -- membership ------------------------------------------------------------------------
 
     def add_member(
-        self, who: Principal, channel_id: str, member_id: str, role: ChannelRole
+        self, who: Principal, channel_id: str, member_id: str, role: ChannelRole, membership: object
     ) -> dict[str, Any]:
-        """Add a member, or change the role of one already in: the same call either way."""
-        access = self.access(who, channel_id)
-        require_may_manage(who.role, access.membership)
-        if self.membership(channel_id, member_id) is not None:
-            return self.set_role(who, channel_id, member_id, role)
-        member = self._orgs.member(who.org_id, member_id)
-        if not member.is_active:
-            raise Conflict(f"{member.display_name} has not activated a device yet, or was removed")
-        self._join(access.channel, member_id, role, who.member_id)
-        return {"channel_id": channel_id, "member_id": member_id, "role": role.value}
-
-    def set_role(self, who: Principal, channel_id: str, member_id: str, role: ChannelRole) -> dict[str, Any]:
+        """Add a member, or change the role of one already in, with the signed log entry (14)."""
         access = self.access(who, channel_id)
         require_may_manage(who.role, access.membership)
         current = self.membership(channel_id, member_id)
-        if current is None:
-            raise NotFound(f"{member_id} is not a member of this channel")
+        member = self._orgs.member(who.org_id, member_id)
+        if current is None and not member.is_active:
+            raise Conflict(f"{member.display_name} has not activated a device yet, or was removed")
+        self._append(
+            who, channel_id, membership, op="role" if current else "add", member_id=member_id, role=role
+        )
+        if current is not None:
+            return self._set_role(current, role)
+        if self.membership(channel_id, member_id) is None:
+            self._join(access.channel, member_id, role, who.member_id)
+        return {"channel_id": channel_id, "member_id": member_id, "role": role.value}
+
+    def _append(
+        self,
+        who: Principal,
+        channel_id: str,
+        entry: object,
+        *,
+        op: str,
+        member_id: str,
+        role: ChannelRole | None,
+    ) -> None:
+        """The signed entry must say what the request does, by the calling device."""
+        if isinstance(entry, dict) and (
+            entry.get("op") != op
+            or entry.get("member_id") != member_id
+            or entry.get("role") != (role.value if role else None)
+            or entry.get("by_device") != who.device_id
+        ):
+            raise BadRequest(
+                f"membership: expected a signed '{op}' entry for {member_id} by the calling device"
+            )
+        self._log.append(who.org_id, channel_id, list(self._records.members(channel_id)), entry)
+
+    def membership_log(self, who: Principal, channel_id: str, start: int, limit: int) -> dict[str, Any]:
+        """The channel's signed membership log from ``start`` (members and org admins)."""
+        self.access(who, channel_id)
+        return self._log.page(channel_id, start, limit)
+
+    def _set_role(self, current: ChannelMember, role: ChannelRole) -> dict[str, Any]:
+        channel_id, member_id = current.channel_id, current.member_id
         self._records.save_membership(current.model_copy(update={"role": role}))
         frame = RoleFrame(channel_id=channel_id, member_id=member_id, role=role.value)
         self._notifier.changed(channel_id, frame)
         return {"channel_id": channel_id, "member_id": member_id, "role": role.value}
 
-    def remove_member(self, who: Principal, channel_id: str, member_id: str) -> dict[str, Any]:
+    def remove_member(
+        self, who: Principal, channel_id: str, member_id: str, membership: object
+    ) -> dict[str, Any]:
         """Managers remove anyone; anyone may leave. Either way the epoch moves on."""
         access = self.access(who, channel_id)
         if member_id != who.member_id:
             require_may_manage(who.role, access.membership)
         if self.membership(channel_id, member_id) is None:
             raise NotFound(f"{member_id} is not a member of this channel")
+        op = "leave" if member_id == who.member_id else "remove"
+        self._append(who, channel_id, membership, op=op, member_id=member_id, role=None)
         self._leave(channel_id, member_id)
         state = self.state(channel_id)
         return {"channel_id": channel_id, "member_id": member_id, "removed": True, "epoch": state.epoch}
@@ -317,10 +362,19 @@ class ChannelService:
         if epoch != state.epoch:
             raise Conflict(f"epoch {epoch} is not the channel's current epoch {state.epoch}")
         checked = [_sealed_key(entry, who.device_id, epoch) for entry in sealed]
+        self._require_in_roster(channel_id, {key.recipient_device for key in checked})
         now = self._clock.now()
         expires = now + 2 * self.retention_days(access.channel) * DAY + KEY_GRACE_SECONDS
         stored = self._sealed.put(channel_id, checked, uploaded_at=now, expires_at=expires)
         return {"stored": stored, "epoch": epoch}
+
+    def _require_in_roster(self, channel_id: str, device_ids: set[str]) -> None:
+        """A sealed key is for a device of the channel's roster only, so none is stored for a
+        stranger's device (one read per recipient: the same order as the writes it guards)."""
+        outside = sorted(d for d in device_ids if not self._records.in_roster(channel_id, d))
+        if outside:
+            shown = ", ".join(outside[:5]) + (" ..." if len(outside) > 5 else "")
+            raise BadRequest(f"{len(outside)} recipient device(s) are not in this channel's roster: {shown}")
 
     def my_keys(self, who: Principal, channel_id: str, epoch: int) -> dict[str, Any]:
         """The sender keys sealed to the caller's device for one epoch."""

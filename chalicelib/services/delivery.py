@@ -12,6 +12,7 @@ connections) gets the whole channel in one call, with the frame serialised once.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from chalicelib.adapters.records.channels import ChannelRecords
@@ -32,6 +33,8 @@ from chalicelib.ports import BatchPush, Clock, ConnectionGone, Push, Queue, Stor
 PRESENCE_TTL = 2 * 3600 + 600  # API Gateway closes connections after 2 hours
 INLINE_LIMIT = 50
 CHUNK_SIZE = 100
+
+logger = logging.getLogger(__name__)
 
 
 class Delivery:
@@ -157,11 +160,16 @@ class Delivery:
         return len(targets) - len(gone)
 
     def _send(self, connection_id: str, data: bytes) -> bool:
+        """One push; a failing or timed-out connection costs only its own copy, never the
+        others' nor the caller's (the message is stored: that device reads it on catch-up)."""
         try:
             self._push.send(connection_id, data)
             return True
         except ConnectionGone as gone:
             self.disconnect(gone.connection_id)  # exactly the stale one, never the sender's
+            return False
+        except Exception:
+            logger.warning("push failed", extra={"connection_id": connection_id}, exc_info=True)
             return False
 
 

@@ -1,8 +1,9 @@
 """Invitations and activation: how a person joins without a phone number.
 
-An admin invites; the server keeps only the code's hash; the person's device
-generates its keys and activates with the code, which is consumed exactly once
-by a single-item conditional write (no transaction needed).
+An admin invites; the server keeps only the code's hash and the admin device's signed ticket;
+the person's device generates its keys and activates with the code, which is consumed exactly
+once by a single-item conditional write (no transaction needed), presenting certificates signed
+with the ticket's private key, which only the URL fragment carried (docs/protocol.md, 13.3-13.5).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from nacl.signing import VerifyKey
 
 from chalicelib.adapters.records.invitations import InvitationRecords
 from chalicelib.domain.activation_link import activation_url
+from chalicelib.domain.certificates import check_box_key, check_device_cert, check_member_cert, check_ticket
 from chalicelib.domain.encoding import b64d
 from chalicelib.domain.ids import device_id_for
 from chalicelib.domain.invitation import (
@@ -36,6 +38,7 @@ from chalicelib.domain.organisation import (
     require_may_grant,
 )
 from chalicelib.domain.principal import Principal
+from chalicelib.domain.statements import fingerprint
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, Gone, NotFound
 from chalicelib.ports import Attachment, Clock, Mailer, MailMessage, Store
 from chalicelib.services.organisations import OrganisationService
@@ -85,6 +88,16 @@ class ActivationRequest:
     proof: str
     device_name: str = ""
     display_name: str | None = None
+    member_cert: dict[str, Any] | None = None
+    device_cert: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class CheckedCertificates:
+    """The statements an activation stores: a member certificate (None for a linked device)."""
+
+    member_cert: dict[str, Any] | None
+    device_cert: dict[str, Any]
 
 
 class InvitationService:
@@ -106,23 +119,58 @@ class InvitationService:
         return org, self._issue(org, member, None, links, email)
 
     def invite(
-        self, who: Principal, display_name: str, role: Role, links: Links, *, email: str | None = None
+        self,
+        who: Principal,
+        display_name: str,
+        role: Role,
+        links: Links,
+        *,
+        email: str | None = None,
+        ticket: dict[str, Any] | None = None,
     ) -> IssuedInvitation:
+        """A QR or link invitation carries the admin device's ticket; an e-mailed one cannot (13.7)."""
         require_may_grant(who.role, role)
+        if email and ticket is not None:
+            raise BadRequest(
+                "an e-mailed invitation carries no ticket: its secret would pass through the server"
+            )
+        checked = None
+        if not email:
+            checked = check_ticket(
+                ticket,
+                self._calling_device(who),
+                self._clock.now(),
+                role=role.value,
+                display_name=display_name,
+            )
         member = self._orgs.add_invited_member(who.org_id, display_name, role)
-        return self._issue(self._orgs.get(who.org_id), member, who, links, email)
+        return self._issue(self._orgs.get(who.org_id), member, who, links, email, checked)
 
-    def link_device(self, who: Principal, links: Links) -> IssuedInvitation:
-        """A code for one more device of the caller (a phone beside a laptop)."""
+    def link_device(self, who: Principal, links: Links, ticket: dict[str, Any] | None) -> IssuedInvitation:
+        """A code for one more device of the caller (a phone beside a laptop), with its link ticket."""
+        checked = check_ticket(ticket, self._calling_device(who), self._clock.now())
         member = self._orgs.member(who.org_id, who.member_id)
-        return self._issue(self._orgs.get(who.org_id), member, who, links, None)
+        return self._issue(self._orgs.get(who.org_id), member, who, links, None, checked)
+
+    def _calling_device(self, who: Principal) -> Device:
+        device = self._orgs.get_device(who.device_id)
+        if device is None:
+            raise NotFound("the calling device is unknown")
+        return device
 
     def _issue(
-        self, org: Organisation, member: Member, issuer: Principal | None, links: Links, email: str | None
+        self,
+        org: Organisation,
+        member: Member,
+        issuer: Principal | None,
+        links: Links,
+        email: str | None,
+        ticket: dict[str, Any] | None = None,
     ) -> IssuedInvitation:
         """``issuer`` None is the operator (bootstrap); otherwise the device that asked."""
         code = new_code()
         now = self._clock.now()
+        valid_until = now + self._ttl if ticket is None else min(now + self._ttl, int(ticket["expires_at"]))
         invitation = Invitation(
             code_hash=code_hash(code),
             org_id=org.org_id,
@@ -132,10 +180,15 @@ class InvitationService:
             invited_by=issuer.member_id if issuer else OPERATOR,
             invited_by_device=issuer.device_id if issuer else None,
             created_at=now,
-            valid_until=now + self._ttl,
+            valid_until=valid_until,
+            ticket=ticket,
+            emailed=bool(email) and issuer is not None,
         )
         self._invitations.add(invitation)
-        url = activation_url(links.app_url, links.api_url, code)
+        root = org.root if invitation.emailed else None
+        url = activation_url(
+            links.app_url, links.api_url, code, org=org.org_id, member=member.member_id, root=root
+        )
         issued = IssuedInvitation(
             org_id=org.org_id,
             member_id=member.member_id,
@@ -159,6 +212,7 @@ class InvitationService:
     def activate(self, request: ActivationRequest) -> dict[str, Any]:
         sign_key = _public_key(request.sign_public_key, "sign_public_key")
         _public_key(request.box_public_key, "box_public_key")
+        check_box_key(request.box_public_key)
         try:
             VerifyKey(sign_key).verify(
                 activation_proof_message(request.code, request.box_public_key), b64d(request.proof)
@@ -171,6 +225,7 @@ class InvitationService:
             raise NotFound("unknown activation code")
         device_id = device_id_for(sign_key)
         now = self._clock.now()
+        certs = self._check_certificates(invitation, request)
         if invitation.status is InvitationStatus.PENDING:
             if not invitation.is_valid_at(now):
                 raise Gone("this activation code has expired; ask an admin for a new invitation")
@@ -184,7 +239,42 @@ class InvitationService:
             self._consume(invitation, device_id, now)
         elif invitation.used_by_device != device_id:
             raise Conflict("this activation code has already been used")
-        return self._finish(invitation, request, device_id, now)
+        return self._finish(invitation, request, certs, device_id, now)
+
+    def _check_certificates(self, invitation: Invitation, request: ActivationRequest) -> CheckedCertificates:
+        """The certificates an activation must present for its kind of invitation (13.5)."""
+        keys = {"sign_public_key": request.sign_public_key, "box_public_key": request.box_public_key}
+        ticket = invitation.ticket
+        if ticket is not None and ticket["grant"] == "device":
+            if request.member_cert is not None:
+                raise BadRequest("member_cert: a device link presents only a device certificate")
+            member = self._orgs.member(invitation.org_id, invitation.member_id)
+            if member.identity_key is None:
+                raise Gone("this member has no identity key: link from a device activated with protocol v2")
+            device_cert = check_device_cert(
+                request.device_cert,
+                org_id=invitation.org_id,
+                member_id=invitation.member_id,
+                identity_key=member.identity_key,
+                ticket=ticket,
+                **keys,
+            )
+            return CheckedCertificates(None, device_cert)
+        member_cert = check_member_cert(
+            invitation, request.member_cert, first_owner=invitation.invited_by == OPERATOR
+        )
+        name = (request.display_name or "").strip()
+        if name and name != member_cert["display_name"]:
+            raise BadRequest("display_name must be the member certificate's")
+        device_cert = check_device_cert(
+            request.device_cert,
+            org_id=invitation.org_id,
+            member_id=invitation.member_id,
+            identity_key=str(member_cert["identity_key"]),
+            ticket=None,
+            **keys,
+        )
+        return CheckedCertificates(member_cert, device_cert)
 
     def _require_issuer_still_entitled(self, invitation: Invitation) -> None:
         """An invitation is only as good as its issuer: a revoked device or a removed or
@@ -220,14 +310,24 @@ class InvitationService:
                 raise Conflict("this activation code has already been used") from exc
 
     def _finish(
-        self, invitation: Invitation, request: ActivationRequest, device_id: str, now: int
+        self,
+        invitation: Invitation,
+        request: ActivationRequest,
+        certs: CheckedCertificates,
+        device_id: str,
+        now: int,
     ) -> dict[str, Any]:
         """Idempotent steps after the code is consumed: a retry by the same device converges."""
         member = self._orgs.member(invitation.org_id, invitation.member_id)
-        if member.status is MemberStatus.INVITED:
-            name = (request.display_name or "").strip() or member.display_name
+        if member.status is MemberStatus.INVITED and certs.member_cert is not None:
             activated = member.model_copy(
-                update={"status": MemberStatus.ACTIVE, "activated_at": now, "display_name": name}
+                update={
+                    "status": MemberStatus.ACTIVE,
+                    "activated_at": now,
+                    "display_name": certs.member_cert["display_name"],
+                    "member_cert": certs.member_cert,
+                    "ticket": invitation.ticket,
+                }
             )
             try:
                 self._orgs.save_member(activated, expected=member)
@@ -249,9 +349,13 @@ class InvitationService:
                     sign_public_key=request.sign_public_key,
                     box_public_key=request.box_public_key,
                     created_at=now,
+                    device_cert=certs.device_cert,
+                    ticket=invitation.ticket if certs.member_cert is None else None,
                 )
             )
         org = self._orgs.get(invitation.org_id)
+        if certs.member_cert is not None and certs.member_cert["root"] and org.root is None:
+            org = self._orgs.set_root(org.org_id, fingerprint(str(certs.member_cert["identity_key"])))
         return {
             "org_id": org.org_id,
             "org_name": org.name,
@@ -259,6 +363,7 @@ class InvitationService:
             "device_id": device_id,
             "role": member.role.value,
             "display_name": member.display_name,
+            "root": org.root,
         }
 
 

@@ -11,6 +11,8 @@ by the client's message id.
 
 from __future__ import annotations
 
+import logging
+import secrets
 from typing import Any
 
 from chalicelib.adapters.records.channels import ChannelRecords
@@ -22,7 +24,7 @@ from chalicelib.domain.frames import MessageFrame, StoredMessage
 from chalicelib.domain.messages_api import ReadPage, SendResult
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY, effective_days
-from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
+from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from chalicelib.ports import Clock, Store
 from chalicelib.services.channels import ChannelAccess, ChannelService
 from chalicelib.services.delivery import Delivery
@@ -33,6 +35,14 @@ GAP_GRACE = 10  # seconds a missing sequence number may still be in flight
 MAX_IN_FLIGHT = 8  # concurrent senders to one channel that a gap may be waiting for
 PENDING_TTL = 60  # a send that crashed midway frees its message id after this
 MAX_READ = 200
+
+logger = logging.getLogger(__name__)
+
+
+class SendInFlight(Unavailable):
+    """A send of this message id is still at work (or failed moments ago): resend shortly."""
+
+    code = "send_in_flight"
 
 
 class StaleEpoch(Conflict):
@@ -68,23 +78,17 @@ class MessagingService:
         target = self._check_target(who, access, envelope)
         now = self._clock.now()
         retention = self._retention_for_sending(who, access, envelope, now)
-        if not self._messages.claim(channel_id, envelope.message_id, now + PENDING_TTL):
-            return self._already_sent(channel_id, envelope.message_id)
-        message = StoredMessage.model_validate(
-            {
-                **envelope.model_dump(),
-                "seq": self._counters.next_seq(channel_id),
-                "sender_member": who.member_id,
-                "stored_at": now,
-                "expires_at": now + retention * DAY,
-            }
-        )
-        self._messages.add(message)
+        attempt = secrets.token_urlsafe(12)
+        if not self._claim(envelope, attempt, now):
+            resent = self._already_sent(envelope, attempt, target, now)
+            if resent is not None:
+                return resent
+        message = self._store_message(who, envelope, attempt, now, retention)
         if envelope.kind is Kind.DELETE and target is not None:
-            self._tombstone(target, who, now)
+            self._tombstone(target, message.sender_member, now)
         recipients = self._channels.member_count(channel_id) - 1
         self._impact.record_message(who.org_id, now, max(0, recipients))  # metadata only: counts
-        delivered = self._delivery.publish(channel_id, MessageFrame(message=message), seq=message.seq)
+        delivered = self._publish(message)
         return SendResult(
             message_id=envelope.message_id,
             channel_id=channel_id,
@@ -93,6 +97,60 @@ class MessagingService:
             duplicate=False,
             online=delivered,
         )
+
+    def _claim(self, envelope: Envelope, attempt: str, now: int) -> bool:
+        """Take the message id for this attempt; False when a send of it came first."""
+        try:
+            return self._messages.claim(
+                envelope.channel_id, envelope.message_id, now + PENDING_TTL, attempt=attempt
+            )
+        except Exception:  # the claim may have landed all the same (a timeout)
+            self._give_back(envelope, attempt, None, now)
+            raise
+
+    def _store_message(
+        self, who: Principal, envelope: Envelope, attempt: str, now: int, retention: int
+    ) -> StoredMessage:
+        """Number and store a message whose id this attempt claimed.
+
+        On a failure the claim is given back unless the message may have landed, so the
+        client's resend of the same id goes through at once and is stored exactly once.
+        """
+        seq: int | None = None
+        try:
+            seq = self._counters.next_seq(envelope.channel_id)
+            message = StoredMessage.model_validate(
+                {
+                    **envelope.model_dump(),
+                    "seq": seq,
+                    "sender_member": who.member_id,
+                    "stored_at": now,
+                    "expires_at": now + retention * DAY,
+                }
+            )
+            self._messages.add(message, attempt=attempt)
+        except Exception:
+            self._give_back(envelope, attempt, seq, now)
+            raise
+        return message
+
+    def _give_back(self, envelope: Envelope, attempt: str, seq: int | None, now: int) -> None:
+        """Best effort after a failed attempt: free the id unless its message landed."""
+        channel_id = envelope.channel_id
+        try:
+            if seq is None or self._messages.get(channel_id, seq) is None:
+                self._messages.release(channel_id, envelope.message_id, attempt, now)
+        except Exception:  # the store is failing: the resend settles it (see _already_sent)
+            logger.warning("could not give a failed send's message id back", exc_info=True)
+
+    def _publish(self, message: StoredMessage) -> int:
+        """Push to the online devices; the message is stored, so a failure here only costs
+        them the live copy (they read it on their next catch-up), never the send."""
+        try:
+            return self._delivery.publish(message.channel_id, MessageFrame(message=message), seq=message.seq)
+        except Exception:
+            logger.warning("fan-out failed for a stored message", exc_info=True)
+            return 0
 
     def _retention_for_sending(
         self, who: Principal, access: ChannelAccess, envelope: Envelope, now: int
@@ -133,16 +191,33 @@ class MessagingService:
         """A stored message by its client id."""
         return self._messages.find(channel_id, message_id)
 
-    def _tombstone(self, target: StoredMessage, who: Principal, now: int) -> None:
+    def _tombstone(self, target: StoredMessage, deleted_by: str, now: int) -> None:
         """Delete for everyone: the ciphertext leaves storage; a bodiless marker keeps the order."""
         bodiless = {"nonce": None, "ciphertext": None, "signature": None}
-        deleted = {"deleted": True, "deleted_at": now, "deleted_by": who.member_id}
+        deleted = {"deleted": True, "deleted_at": now, "deleted_by": deleted_by}
         self._messages.replace(target.model_copy(update={**bodiless, **deleted}))
 
-    def _already_sent(self, channel_id: str, message_id: str) -> SendResult:
+    def _already_sent(
+        self, envelope: Envelope, attempt: str, target: StoredMessage | None, now: int
+    ) -> SendResult | None:
+        """A resend: the first copy's receipt, after finishing what its send left undone.
+
+        None when the first send marked a number and never stored the message (it failed
+        past ``GAP_GRACE`` ago): the id is taken back and this send stores it afresh.
+        """
+        channel_id, message_id = envelope.channel_id, envelope.message_id
         marker = self._messages.marker(channel_id, message_id)
         if marker is None or marker.seq is None:
-            raise Conflict("this message is being stored; retry in a minute if it does not show")
+            raise SendInFlight("this message is being stored; retry shortly")
+        first = self._messages.get(channel_id, marker.seq)
+        if first is None:
+            if now - marker.stored_at < GAP_GRACE:
+                raise SendInFlight("this message is being stored; retry shortly")
+            if not self._messages.reclaim(channel_id, message_id, attempt, marker.seq, now + PENDING_TTL):
+                raise SendInFlight("this message is being stored; retry shortly")
+            return None
+        if first.kind is Kind.DELETE and target is not None and not target.deleted:
+            self._tombstone(target, first.sender_member, first.stored_at)  # its send failed before this
         return SendResult(
             message_id=message_id,
             channel_id=channel_id,

@@ -9,6 +9,7 @@ from typing import Any
 from chalicelib.adapters.records.members import MemberRecords
 from chalicelib.adapters.records.organisations import OrganisationRecords
 from chalicelib.domain.billing import pilot_ends_at
+from chalicelib.domain.certificates import check_removal, check_revocation, check_role_statement
 from chalicelib.domain.events import DeviceAdded, DeviceRevoked, MemberRemoved
 from chalicelib.domain.ids import looks_like, new_id
 from chalicelib.domain.organisation import (
@@ -40,8 +41,8 @@ class MemberPage:
 
     def public(self) -> dict[str, Any]:
         return {
-            "members": [m.public() for m in self.members],
-            "devices": [d.public() for d in self.devices],
+            "members": [{**m.public(), **m.statements()} for m in self.members],
+            "devices": [{**d.public(), **d.statements()} for d in self.devices],
             "cursor": self.cursor,
         }
 
@@ -102,6 +103,10 @@ class OrganisationService:
             return updated
         raise Conflict("the organisation changed meanwhile; retry")
 
+    def set_root(self, org_id: str, root: str) -> Organisation:
+        """Record the first owner's identity-key fingerprint (a hint: clients pin their own)."""
+        return self._update_org(org_id, root=root)
+
     def any_exists(self) -> bool:
         return self._organisations.any_exists()
 
@@ -150,15 +155,22 @@ class OrganisationService:
         """Every member ever (removed ones included) and every device ever (revoked ones included)."""
         return self._members.history(org_id)
 
-    def remove_member(self, who: Principal, member_id: str) -> Member:
+    def remove_member(self, who: Principal, member_id: str, statement: object) -> Member:
+        """Remove a member, with the admin device's signed removal statement (13.7)."""
         target = self.member(who.org_id, member_id)
         require_may_manage(who.role, target.role)
         if target.member_id == who.member_id:
             raise Forbidden("you cannot remove yourself; ask another admin")
         removed = target
         if target.status is not MemberStatus.REMOVED:
+            # A member who never activated has no identity key: withdrawing them needs no statement.
+            removal = (
+                None
+                if target.identity_key is None
+                else check_removal(statement, target, self._calling_device(who))
+            )
             removed = target.model_copy(
-                update={"status": MemberStatus.REMOVED, "removed_at": self._clock.now()}
+                update={"status": MemberStatus.REMOVED, "removed_at": self._clock.now(), "removal": removal}
             )
             self.save_member(removed, expected=target)
         # Every step below is idempotent, so a retry after a crash finishes the job.
@@ -167,7 +179,8 @@ class OrganisationService:
             self._revoke(device)
         return removed
 
-    def set_role(self, who: Principal, member_id: str, role: Role) -> Member:
+    def set_role(self, who: Principal, member_id: str, role: Role, statement: object) -> Member:
+        """Change a role (or endorse an e-mail invitee with their role), with a signed statement."""
         target = self.member(who.org_id, member_id)
         require_may_manage(who.role, target.role)
         require_may_grant(who.role, role)
@@ -175,9 +188,21 @@ class OrganisationService:
             raise Conflict("this member has been removed")
         if target.role is Role.OWNER and role is not Role.OWNER and self._owner_count(who.org_id) <= 1:
             raise Conflict("an organisation keeps at least one owner")
-        updated = target.model_copy(update={"role": role})
+        if target.member_id == who.member_id:
+            raise Forbidden("you cannot change your own role; ask another admin")
+        floor = max((int(s["serial"]) for s in target.role_statements), default=0)
+        checked = check_role_statement(statement, target, self._calling_device(who), role.value, floor)
+        updated = target.model_copy(
+            update={"role": role, "role_statements": (*target.role_statements, checked)}
+        )
         self.save_member(updated, expected=target)
         return updated
+
+    def _calling_device(self, who: Principal) -> Device:
+        device = self.get_device(who.device_id)
+        if device is None:
+            raise NotFound("the calling device is unknown")
+        return device
 
     def _owner_count(self, org_id: str) -> int:
         members, _ = self._members.history(org_id)
@@ -209,20 +234,23 @@ class OrganisationService:
     def get_device(self, device_id: str) -> Device | None:
         return self._members.device(device_id) if looks_like(device_id, "d") else None
 
-    def revoke_device(self, who: Principal, device_id: str) -> Device:
+    def revoke_device(self, who: Principal, device_id: str, statement: object) -> Device:
+        """Revoke a device, with the signed revocation statement of an admin or the member (13.7)."""
         device = self.get_device(device_id)
         if device is None or device.org_id != who.org_id:
             raise NotFound(f"no device {device_id} in this organisation")
         if device.member_id != who.member_id:
             owner = self.member(who.org_id, device.member_id)
             require_may_manage(who.role, owner.role)
-        return self._revoke(device)
+        if device.is_revoked or device.device_cert is None:  # no certificate: nobody trusts it anyway
+            return self._revoke(device)
+        return self._revoke(device, check_revocation(statement, device, self._calling_device(who)))
 
-    def _revoke(self, device: Device) -> Device:
+    def _revoke(self, device: Device, revocation: dict[str, Any] | None = None) -> Device:
         if device.is_revoked:
             self.write_device(device)  # converge both copies after a crash between them
             return device
-        revoked = device.model_copy(update={"revoked_at": self._clock.now()})
+        revoked = device.model_copy(update={"revoked_at": self._clock.now(), "revocation": revocation})
         self.write_device(revoked)
         self._events.publish(DeviceRevoked(revoked))
         return revoked

@@ -17,6 +17,7 @@ import sqlite3
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -58,10 +59,14 @@ CACHE_JS = """async (action) => {
 }"""
 
 
-def activate(page: Page, url: str, name: str) -> None:
+def activate(page: Page, url: str, name: str | None) -> None:
+    """Activate from a link; ``name`` None for a device link (the member's name is already certified)."""
     page.goto(url)
     expect(page.get_by_role("heading", name="Activer Bocage sur cet appareil")).to_be_visible()
-    page.get_by_label("Votre nom (facultatif)").fill(name)
+    if name is None:
+        expect(page.get_by_label("Votre nom")).to_have_count(0)
+    else:
+        page.get_by_label("Votre nom").fill(name)
     page.get_by_role("button", name="Activer cet appareil").click()
     expect(page.get_by_role("heading", name="Canaux")).to_be_visible()
     assert "code=" not in page.url, "the activation code must leave the address bar"
@@ -110,6 +115,7 @@ def invite(page: Page, name: str) -> str:
     expect(page.locator("svg.qr path")).to_have_count(1)
     url = page.locator("#activation-url").input_value()
     assert "/app/#/activate?" in url and "code=" in url
+    assert "&ticket=" in url and "&root=" in url  # the secret half and the root: in the fragment only
     return url
 
 
@@ -182,34 +188,46 @@ def test_static_app_is_served_with_a_strict_policy(web_server: Server) -> None:
         assert err.code == 405
 
 
-def test_web_app_walkthrough(
-    web_server: Server,
-    new_context: Callable[..., Any],
-    artifacts: Path,
-    cli: Callable[..., dict[str, Any]],
-    tmp_path: Path,
-) -> None:
-    problems: list[str] = []
-    owner = new_context("owner").pages[0]
-    agent = new_context("agent").pages[0]
-    for page in (owner, agent):
-        watch_console(page, problems)
+@dataclass
+class Walkthrough:
+    """What the walkthrough's steps share: the server, both browsers, the CLI and what they created."""
 
-    # -- activation: the owner from the URL `bocage serve` printed, the agent from the shown link
-    owner.goto(web_server.owner_url())
+    server: Server
+    owner: Page
+    agent: Page
+    artifacts: Path
+    cli: Callable[..., dict[str, Any]]
+    new_context: Callable[..., Any]
+    cli_profile: str
+    problems: list[str] = field(default_factory=list)
+    agent_url: str = ""
+    group_id: str = ""
+    cli_joined: dict[str, Any] = field(default_factory=dict)
+
+    def shoot(self, page: Page, name: str) -> None:
+        shoot(page, self.artifacts, name)
+
+
+def activation_and_invitation(w: Walkthrough) -> None:
+    """The owner activates from the URL `bocage serve` printed, the agent from the shown link."""
+    owner, agent = w.owner, w.agent
+    owner.goto(w.server.owner_url())
     expect(owner.get_by_role("button", name="Activer cet appareil")).to_be_visible()
-    shoot(owner, artifacts, "01-activation")
-    activate(owner, web_server.owner_url(), "Maire Dupuis")
-    shoot(owner, artifacts, "02-no-channel-yet")
-    agent_url = invite(owner, "Agent Martin")
-    shoot(owner, artifacts, "03-admin-invite-qr")
-    activate(agent, agent_url, "")  # keeps the name the admin chose
+    w.shoot(owner, "01-activation")
+    activate(owner, w.server.owner_url(), "Maire Dupuis")
+    w.shoot(owner, "02-no-channel-yet")
+    w.agent_url = invite(owner, "Agent Martin")
+    w.shoot(owner, "03-admin-invite-qr")
+    activate(agent, w.agent_url, "Agent Martin")  # the name goes into the member certificate
     expect(agent.get_by_role("link", name="Administration")).to_have_count(0)  # members see no console
     agent.goto(agent.url.split("#")[0] + "#/admin")
     expect(agent.get_by_text("réservée aux administrateurs")).to_be_visible()
     agent.get_by_role("link", name="Messages").click()
 
-    # -- a group, both ways in real time --------------------------------------------------------
+
+def group_messaging_both_ways(w: Walkthrough) -> None:
+    """A group, both ways in real time: send, reply, react, delete for everyone."""
+    owner, agent = w.owner, w.agent
     create_channel(owner, GROUP, "group")
     add_to_channel(owner, "Agent Martin")
     expect(agent.get_by_role("link", name=re.compile(GROUP))).to_be_visible()  # pushed: no reload
@@ -234,7 +252,10 @@ def test_web_app_walkthrough(
     expect(message(owner, SECRET_DELETED)).to_have_count(0)
     expect(message(agent, SECRET_DELETED)).to_have_count(0)
 
-    # -- a poll, with live results tallied in each browser --------------------------------------
+
+def group_poll(w: Walkthrough) -> None:
+    """A poll, with live results tallied in each browser; a later vote replaces the first."""
+    owner, agent = w.owner, w.agent
     owner.get_by_role("button", name="Sondage", exact=True).click()
     owner.get_by_label("Question", exact=True).fill(POLL_Q)
     owner.get_by_label("Réponse 1", exact=True).fill(POLL_OPTIONS[0])
@@ -254,13 +275,16 @@ def test_web_app_walkthrough(
     expect(poll_owner.locator(".poll-option").nth(0)).to_contain_text("2 votes · 100 %")
     expect(poll_owner.locator(".poll-option").nth(1)).to_contain_text("0 vote")
     expect(poll_agent.locator(".poll-meta")).to_contain_text(f"votre vote : {POLL_OPTIONS[0]}")
-    shoot(agent, artifacts, "04-group-conversation-and-poll")
+    w.shoot(agent, "04-group-conversation-and-poll")
     poll_owner.get_by_role("button", name="Clore le sondage").click()
     expect(poll_agent.locator(".poll-meta")).to_contain_text("Sondage clos")
     expect(poll_agent.get_by_role("button", name="Changer mon vote")).to_have_count(0)
-    shoot(owner, artifacts, "05-owner-group-poll-closed")
+    w.shoot(owner, "05-owner-group-poll-closed")
 
-    # -- a tribe: the agent reads, reacts and votes, and is told why they cannot post -----------
+
+def tribe_reader(w: Walkthrough) -> None:
+    """A tribe: the agent reads, reacts and votes, and is told why they cannot post."""
+    owner, agent = w.owner, w.agent
     create_channel(owner, TRIBE, "tribe")
     add_to_channel(owner, "Agent Martin")
     send(owner, TRIBE_NEWS)
@@ -272,17 +296,23 @@ def test_web_app_walkthrough(
     message(agent, TRIBE_NEWS).get_by_role("button", name="Réagir").click()
     agent.get_by_role("button", name="Réagir : merci").click()
     expect(message(owner, TRIBE_NEWS).locator(".chip")).to_have_text("🙏 1")
-    shoot(agent, artifacts, "06-tribe-member-view")
+    w.shoot(agent, "06-tribe-member-view")
 
-    # -- interoperability with the CLI ---------------------------------------------------------
-    cli_profile = str(tmp_path / "cli-profile")
+
+def cli_interoperability(w: Walkthrough) -> None:
+    """A CLI profile joins the group: each side reads the other, and tallies the same poll."""
+    owner, agent, cli, cli_profile = w.owner, w.agent, w.cli, w.cli_profile
     cli_url = invite(owner, "Poste Accueil")
-    joined = cli("--profile", cli_profile, "activate", cli_url, "--name", "Poste Accueil")
+    w.cli_joined = cli("--profile", cli_profile, "activate", cli_url, "--name", "Poste Accueil")
     owner.get_by_role("link", name="Messages").click()
     open_channel(owner, GROUP)
     add_to_channel(owner, "Poste Accueil")
+    # Everyone in the channel is told, from the signed membership log, who joined and by whom.
+    expect(agent.locator("#toast")).to_contain_text(
+        "Poste Accueil a rejoint « Équipe technique », ajouté par Maire Dupuis"
+    )
     channels = cli("--profile", cli_profile, "channels")["channels"]
-    group_id = next(c["channel_id"] for c in channels if c["name"] == GROUP)
+    group_id = w.group_id = next(c["channel_id"] for c in channels if c["name"] == GROUP)
     cli("--profile", cli_profile, "send", group_id, FROM_CLI)
     expect(message(owner, FROM_CLI)).to_be_visible()
     agent.get_by_role("link", name=re.compile(GROUP)).click()
@@ -303,16 +333,18 @@ def test_web_app_walkthrough(
 
     wait_for(cli_sees_browser, "the CLI to read the browser's message")
     read = cli_read()
-    assert any(m.get("text") == HELLO and m["verified"] for m in read.values())  # keys shared on join
-    poll_id = next(mid for mid, m in read.items() if m["kind"] == "poll")
-    results = cli("--profile", cli_profile, "poll", "results", group_id, poll_id)
-    assert results["counts"] == [2, 0] and results["closed"] is True  # same tally as the browsers
-    assert results["question"] == POLL_Q
+    # Protocol v2: a member added later reads only from their join (the ratchet's current state),
+    # so what the browsers said before, the poll included, stays closed to the CLI.
+    assert not any(m.get("text") == HELLO or m.get("question") == POLL_Q for m in read.values())
+    assert any(m["kind"] == "message" and not m["verified"] for m in read.values())
     deleted = [m for m in read.values() if m.get("deleted")]
     assert len(deleted) == 1  # the message deleted for everyone, a bodiless marker
-    shoot(owner, artifacts, "07-group-with-cli-member")
+    w.shoot(owner, "07-group-with-cli-member")
 
-    # -- admin console: members and devices, roles, retention, plan, report -------------------
+
+def admin_console(w: Walkthrough) -> None:
+    """Members and devices, roles, revoking the CLI's device, retention, plan, pilot report."""
+    owner = w.owner
     owner.get_by_role("link", name="Administration").click()
     owner.get_by_role("link", name="Membres et appareils").click()
     expect(owner.locator("table.members")).to_contain_text("Poste Accueil")
@@ -322,27 +354,30 @@ def test_web_app_walkthrough(
     row.get_by_role("button", name=re.compile("^Révoquer")).click()
     owner.get_by_role("button", name="Confirmer la révocation").click()
     expect(owner.locator("table.members tr", has_text="Poste Accueil")).to_contain_text("révoqué le")
-    shoot(owner, artifacts, "08-admin-members-devices")
-    refused = bocage_fails("--profile", cli_profile, "read", group_id)
+    w.shoot(owner, "08-admin-members-devices")
+    refused = bocage_fails("--profile", w.cli_profile, "read", w.group_id)
     assert refused["status"] == 401  # the revoked device is refused at once
-    assert joined["member_id"]
+    assert w.cli_joined["member_id"]
 
     owner.get_by_role("link", name="Conservation").click()
     expect(owner.get_by_text("Les messages sont conservés 3 mois.")).to_be_visible()
     owner.get_by_label("Durée de conservation").select_option("30d")
     owner.get_by_role("button", name="Enregistrer").click()
     expect(owner.get_by_text("Les messages sont conservés 1 mois.")).to_be_visible()
-    shoot(owner, artifacts, "09-admin-retention")
+    w.shoot(owner, "09-admin-retention")
     owner.get_by_role("link", name="Offre et factures").click()
     expect(owner.get_by_text("Période pilote en cours")).to_be_visible()
     expect(owner.get_by_role("heading", name="Estimation du mois en cours")).to_be_visible()
-    shoot(owner, artifacts, "10-admin-plan-invoices")
+    w.shoot(owner, "10-admin-plan-invoices")
     owner.get_by_role("link", name="Rapport pilote").click()
     expect(owner.locator("svg.chart rect.bar").first).to_be_visible()
     expect(owner.locator("table.data")).to_contain_text("Utilisateurs actifs")
-    shoot(owner, artifacts, "11-admin-pilot-report")
+    w.shoot(owner, "11-admin-pilot-report")
 
-    # After the retention change, a new message says it disappears in 30 days (re-stamped too).
+
+def new_message_follows_retention(w: Walkthrough) -> None:
+    """After the retention change, a new message says it disappears in 30 days (re-stamped too)."""
+    owner = w.owner
     owner.get_by_role("link", name="Messages").click()
     open_channel(owner, GROUP)
     expect(owner.locator(".channel-meta")).to_contain_text("messages conservés 1 mois")
@@ -353,12 +388,15 @@ def test_web_app_walkthrough(
     send(owner, "Après le changement de conservation")
     expect(message(owner, "Après le changement de conservation")).to_contain_text(f"Disparaît le {expected}")
 
-    # -- impact page, English, phone size --------------------------------------------------------
+
+def impact_english_and_phone(w: Walkthrough) -> None:
+    """The impact page, the app in English, and the agent's channel at phone size."""
+    owner, agent = w.owner, w.agent
     owner.get_by_role("link", name="Impact").click()
     expect(owner.get_by_role("heading", name="Notre impact")).to_be_visible()
     expect(owner.locator("svg.chart")).not_to_have_count(0)
     expect(owner.locator(".kpi")).to_have_count(4)
-    shoot(owner, artifacts, "12-impact")
+    w.shoot(owner, "12-impact")
     owner.get_by_label("Langue").select_option("en")
     expect(owner.get_by_role("heading", name="Our impact")).to_be_visible()
     expect(owner.get_by_role("link", name="This device")).to_be_visible()
@@ -366,7 +404,7 @@ def test_web_app_walkthrough(
     owner.get_by_role("link", name="Messages").click()
     open_channel(owner, GROUP)
     expect(owner.get_by_role("button", name="Send")).to_be_visible()
-    shoot(owner, artifacts, "13-channel-in-english")
+    w.shoot(owner, "13-channel-in-english")
     owner.get_by_label("Language").select_option("fr")
     expect(owner.get_by_role("button", name="Envoyer")).to_be_visible()
 
@@ -374,12 +412,15 @@ def test_web_app_walkthrough(
     agent.reload()
     expect(agent.get_by_role("link", name="← Canaux")).to_be_visible()
     expect(agent.locator(".channels-pane")).to_be_hidden()
-    shoot(agent, artifacts, "14-phone-channel")
+    w.shoot(agent, "14-phone-channel")
     agent.get_by_role("link", name="← Canaux").click()
     expect(agent.locator(".channels-pane")).to_be_visible()
-    shoot(agent, artifacts, "15-phone-channel-list")
+    w.shoot(agent, "15-phone-channel-list")
 
-    # -- offline reading from the device's cache, and retention on the device ------------------
+
+def offline_reading_and_device_retention(w: Walkthrough) -> None:
+    """Offline reading from the device's cache, catching up, and expired messages leaving it."""
+    owner, agent = w.owner, w.agent
     agent.set_viewport_size({"width": 1280, "height": 860})
     agent.context.set_offline(True)
     agent.get_by_role("link", name=re.compile(GROUP)).click()
@@ -397,27 +438,36 @@ def test_web_app_walkthrough(
     assert after["expired"] == 0 and after["count"] == before["count"] - 1
     expect(message(agent, REPLY)).to_have_count(0)
 
+
+def owner_second_device(w: Walkthrough) -> None:
+    """The owner links a phone from "this device": it reads what was sent since the last re-key."""
+    owner = w.owner
     owner.get_by_role("link", name="Cet appareil").click()
     expect(owner.get_by_role("heading", name="Cet appareil", exact=True)).to_be_visible()
     owner.get_by_role("button", name="Créer un lien pour un autre appareil").click()
     expect(owner.locator("svg.qr path")).to_have_count(1)
-    shoot(owner, artifacts, "16-this-device-link")
+    w.shoot(owner, "16-this-device-link")
     phone_url = owner.locator("#activation-url").input_value()
-    phone = new_context("owner-phone", viewport={"width": 390, "height": 844}).pages[0]
-    watch_console(phone, problems)
-    activate(phone, phone_url, "")
+    phone = w.new_context("owner-phone", viewport={"width": 390, "height": 844}).pages[0]
+    watch_console(phone, w.problems)
+    assert "&ik=" in phone_url  # a device link names the member's identity key
+    activate(phone, phone_url, None)
     open_channel(phone, GROUP)
-    # The laptop gives the new device its current key (multi-device): what it sends since the
-    # last re-key reads on the phone; older epochs' messages do not, by design.
-    expect(message(phone, "Pendant votre absence")).to_be_visible(timeout=30_000)
-    expect(message(phone, "Après le changement de conservation")).to_be_visible()
+    # Protocol v2: the linked device is certified by the laptop's ticket, and the laptop gives it
+    # its chain's current state: it reads what is sent from now on, nothing from before.
+    send(owner_group_view(owner), "Pour le téléphone")
+    expect(message(phone, "Pour le téléphone")).to_be_visible(timeout=30_000)
+    expect(message(phone, "Pendant votre absence")).to_have_count(0)
     expect(message(phone, HELLO)).to_have_count(0)
     expect(phone.locator(".msg.folded")).to_contain_text("messages illisibles sur cet appareil")
     send(phone, "Depuis mon téléphone")
     expect(message(owner_group_view(owner), "Depuis mon téléphone")).to_be_visible()
-    shoot(phone, artifacts, "17-second-device-phone")
+    w.shoot(phone, "17-second-device-phone")
 
-    # -- revoking the agent's browser: it is told at once, and may forget its keys ------------
+
+def revoking_the_agent(w: Walkthrough) -> None:
+    """Revoking the agent's browser: it is told at once, keeps no message, and may forget its keys."""
+    owner, agent = w.owner, w.agent
     owner.get_by_role("link", name="Administration").click()
     owner.get_by_role("link", name="Membres et appareils").click()
     agent_row = owner.locator("table.members tr", has_text="Agent Martin")
@@ -427,30 +477,36 @@ def test_web_app_walkthrough(
     expect(agent.get_by_role("heading", name="Cet appareil a été révoqué")).to_be_visible()
     cached = agent.evaluate(CACHE_JS, {})["count"]
     assert cached == 0  # a revoked (lost, stolen) device keeps no message
-    shoot(agent, artifacts, "18-revoked-device")
+    w.shoot(agent, "18-revoked-device")
     agent.get_by_role("link", name="Oublier cet appareil").click()
     expect(agent.locator("#main").get_by_text("révoqué par un administrateur")).to_be_visible()
     agent.get_by_role("button", name="Oublier cet appareil…").click()
     agent.get_by_role("button", name="Oui, tout effacer").click()
     expect(agent.get_by_role("heading", name="Bienvenue sur Bocage")).to_be_visible()
-    agent.get_by_label("Lien ou code d'activation").fill(agent_url)  # already used
+    agent.get_by_label("Lien ou code d'activation").fill(w.agent_url)  # already used
+    agent.get_by_label("Votre nom").fill("Agent Martin")
     agent.get_by_role("button", name="Activer cet appareil").click()
     expect(agent.get_by_role("alert")).to_contain_text("a déjà servi")
     agent.get_by_label("Lien ou code d'activation").fill("AAAA-BBBB-CCCC-DDDD")
     agent.get_by_role("button", name="Activer cet appareil").click()
-    expect(agent.get_by_role("alert")).to_contain_text("inconnu")
+    expect(agent.get_by_role("alert")).to_contain_text("incomplet")  # v2: the whole link or nothing
 
+
+def phone_admin_invite(w: Walkthrough) -> None:
+    """The admin console at phone size still invites; the forgotten browser kept no database."""
+    owner = w.owner
     owner.set_viewport_size({"width": 390, "height": 844})
     owner.get_by_role("link", name="Admin").click()
     invite(owner, "Élu de quartier")
-    shoot(owner, artifacts, "19-phone-admin-invite")
-    assert agent.evaluate(
+    w.shoot(owner, "19-phone-admin-invite")
+    assert w.agent.evaluate(
         "indexedDB.databases().then((d) => d.filter((x) => x.name === 'bocage').length)"
     ) in (0, 1)
 
-    assert not problems, problems
 
-    # -- the server stored and logged no plaintext ----------------------------------------------
+def server_kept_no_plaintext(w: Walkthrough) -> None:
+    """Once stopped, the server's store and log hold nothing said in clear, nor its base64."""
+    web_server = w.server
     web_server.process.terminate()
     web_server.process.wait(timeout=10)
     stored_items = getattr(web_server, "stored_items", None)  # any store (SQLite or DynamoDB-API)
@@ -483,3 +539,148 @@ def test_web_app_walkthrough(
         ):
             assert form not in dump and form not in log, text
     assert json.dumps(HELLO)[1:-1] not in dump  # nor its JSON-escaped form
+
+
+def test_web_app_walkthrough(
+    web_server: Server,
+    new_context: Callable[..., Any],
+    artifacts: Path,
+    cli: Callable[..., dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """One walkthrough, in order: each step starts from the state the previous ones left."""
+    w = Walkthrough(
+        server=web_server,
+        owner=new_context("owner").pages[0],
+        agent=new_context("agent").pages[0],
+        artifacts=artifacts,
+        cli=cli,
+        new_context=new_context,
+        cli_profile=str(tmp_path / "cli-profile"),
+    )
+    for page in (w.owner, w.agent):
+        watch_console(page, w.problems)
+
+    activation_and_invitation(w)
+    group_messaging_both_ways(w)
+    group_poll(w)
+    tribe_reader(w)
+    cli_interoperability(w)
+    admin_console(w)
+    new_message_follows_retention(w)
+    impact_english_and_phone(w)
+    offline_reading_and_device_retention(w)
+    owner_second_device(w)
+    revoking_the_agent(w)
+    phone_admin_invite(w)
+    assert not w.problems, w.problems
+    server_kept_no_plaintext(w)
+
+
+# The device record and the trust state a browser keeps in IndexedDB ('kv' store).
+KV_JS = """async ([key, patch]) => {
+  const db = await new Promise((ok, ko) => {
+    const r = indexedDB.open('bocage');
+    r.onsuccess = () => ok(r.result);
+    r.onerror = () => ko(r.error);
+  });
+  const wait = (r) => new Promise((ok, ko) => { r.onsuccess = () => ok(r.result); r.onerror = ko; });
+  let value = await wait(db.transaction('kv').objectStore('kv').get(key));
+  if (patch) {
+    value = { ...value, ...patch, verified: { ...(value.verified || {}), ...(patch.verified || {}) } };
+    await wait(db.transaction('kv', 'readwrite').objectStore('kv').put(value, key));
+  }
+  db.close();
+  return { member_id: value.member_id || null, root: value.root || null, verified: value.verified || null };
+}"""
+
+
+def test_trust_warnings_and_verification(
+    web_server: Server, new_context: Callable[..., Any], artifacts: Path
+) -> None:
+    """An e-mail invitee is vouched for by the server only: added to a group, they get no key and
+    the owner is warned; once the owner compares safety numbers with them (and so endorses them),
+    they read what is sent from then on. A verified member whose key changes stops everything."""
+    problems: list[str] = []
+    owner = new_context("owner").pages[0]
+    invitee = new_context("invitee").pages[0]
+    for page in (owner, invitee):
+        watch_console(page, problems)
+    activate(owner, web_server.owner_url(), "Maire Dupuis")
+    owner_id = owner.evaluate(KV_JS, ["device", None])["member_id"]
+    invite_by_email_and_warn(owner, invitee, artifacts)
+    invitee_id = verify_safety_number(owner, invitee, owner_id, artifacts)
+
+    owner.get_by_role("link", name="← Retour aux messages").click()
+    open_channel(owner, "Équipe vérifiée")
+    send(owner, "Après la vérification")
+    invitee.goto(invitee.url.split("#")[0] + "#/")
+    open_channel(invitee, "Équipe vérifiée")
+    expect(message(invitee, "Après la vérification")).to_be_visible(timeout=30_000)
+    expect(message(invitee, "Après la vérification")).to_contain_text("Maire Dupuis")
+    expect(message(invitee, "Avant la vérification")).to_have_count(0)  # sent before she was trusted
+
+    # The server shows another identity key for a member the owner verified: a modal dialog.
+    owner.evaluate(KV_JS, ["trust", {"verified": {invitee_id: "A" * 43}}])
+    owner.reload()
+    dialog = owner.get_by_role("alertdialog")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("la clé de Invitée Courriel a changé")
+    expect(owner.locator("#trust-notices")).not_to_contain_text("rôle plus ancien")
+    shoot(owner, artifacts, "23-blocking-key-change")
+    owner.keyboard.press("Escape")
+    expect(dialog).to_be_visible()  # it must be answered
+    dialog.get_by_role("button", name="Vérifier maintenant").click()
+    expect(owner.locator("h1 .trust-badge")).to_contain_text("Clé changée")
+    assert not problems, problems
+
+
+def invite_by_email_and_warn(owner: Page, invitee: Page, artifacts: Path) -> None:
+    """The owner invites by e-mail (no ticket in the link), adds the invitee to a group and sends:
+    the security notices say the invitee is vouched for by the server only."""
+    owner.get_by_role("link", name="Administration").click()
+    owner.get_by_label("Nom de la personne").fill("Invitée Courriel")
+    owner.get_by_label("Courriel (facultatif)").fill("invitee@example.org")
+    owner.get_by_role("button", name="Créer l'invitation").click()
+    expect(owner.get_by_text("garantie par le serveur seulement", exact=False)).to_be_visible()
+    url = owner.locator("#activation-url").input_value()
+    assert "&root=" in url and "ticket=" not in url  # the server's claim of the root; no secret
+    activate(invitee, url, "Invitée Courriel")
+
+    create_channel(owner, "Équipe vérifiée", "group")
+    owner.get_by_role("button", name="Membres").click()
+    owner.get_by_label("Personne").select_option(label="Invitée Courriel")
+    owner.get_by_role("button", name="Valider").click()
+    expect(owner.get_by_text("Invitée Courriel fait partie du canal.")).to_be_visible()
+    owner.get_by_role("button", name="Membres").click()
+    send(owner, "Avant la vérification")
+    notices = owner.locator("#trust-notices")
+    expect(notices).to_contain_text("Alertes de sécurité")
+    expect(notices).to_contain_text("n'est garanti que par le serveur")
+    shoot(owner, artifacts, "20-trust-warning")
+
+
+def verify_safety_number(owner: Page, invitee: Page, owner_id: str, artifacts: Path) -> str:
+    """Both sides compute the same number; a wrong one is refused, the one the invitee's screen
+    shows verifies her. Returns the invitee's member id."""
+    invitee.goto(invitee.url.split("#")[0] + f"#/verify/{owner_id}")
+    theirs = invitee.locator(".safety-number").inner_text().split()
+    assert len(theirs) == 12 and all(len(g) == 5 and g.isdigit() for g in theirs)
+    owner.locator("#trust-notices").get_by_role("link", name="Vérifier Invitée Courriel").click()
+    expect(
+        owner.get_by_role("heading", level=1, name=re.compile("Vérifier Invitée Courriel"))
+    ).to_be_visible()
+    expect(owner.locator("h1 .trust-badge")).to_have_text("Garanti par le serveur seulement")
+    assert owner.locator(".safety-number").inner_text().split() == theirs
+    expect(owner.locator(".verify svg.qr path")).to_have_count(1)
+    owner.get_by_label("Numéro affiché chez Invitée Courriel").fill("12345 " * 12)
+    owner.get_by_role("button", name="Confirmer").click()
+    expect(owner.get_by_role("alert").filter(has_text="ne correspondent pas")).to_be_visible()
+    expect(owner.locator("#toast .toast-body")).to_have_count(0, timeout=10_000)
+    shoot(owner, artifacts, "21-verification-screen")
+    owner.get_by_label("Numéro affiché chez Invitée Courriel").fill(" ".join(theirs))
+    owner.get_by_role("button", name="Confirmer").click()
+    expect(owner.get_by_text("Vérification réussie pour Invitée Courriel", exact=False)).to_be_visible()
+    expect(owner.locator("h1 .trust-badge")).to_have_text("✔ Vérifié")
+    shoot(owner, artifacts, "22-verified-badge")
+    return owner.url.split("#/verify/")[1]

@@ -1,17 +1,16 @@
-"""The web app's wire code (web/js/wire.js, polls.js) against the Python implementation, under node.
+"""The web app's wire code (web/js/wire.js, ratchet.js, polls.js) against the Python implementation,
+under node.
 
 Every format both clients produce is made by one side and checked by the other: request tokens,
-device ids, activation proofs, envelope signing bytes, sealed messages and sealed sender keys,
-padding and poll tallies. No browser needed, so an incompatibility shows in seconds.
+device ids, activation proofs, envelope signing bytes, sealed messages and sealed chain states,
+the ratchet, label checks, small-order keys, padding and poll tallies. No browser needed, so an
+incompatibility shows in seconds.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from nacl.signing import SigningKey, VerifyKey
 from bocage.client.crypto import (
     CryptoError,
     ForgedMessage,
+    new_message_id,
     open_message,
     open_sender_key,
     pad,
@@ -29,49 +29,22 @@ from bocage.client.crypto import (
 )
 from bocage.client.polls import new_poll, tally
 from bocage.client.profile import DeviceKeys, sign_token
+from bocage.client.ratchet import (
+    MAX_SKIP,
+    KeyUnavailable,
+    SenderKeyRing,
+    advance,
+    message_key,
+    new_chain_key,
+    next_chain,
+)
 from chalicelib.domain.activation_link import activation_url, parse_activation
 from chalicelib.domain.auth_token import Claims, decode_token, request_digest
 from chalicelib.domain.encoding import b64d, b64e
 from chalicelib.domain.envelope import Envelope, signing_bytes
 from chalicelib.domain.ids import device_id_for
 from chalicelib.domain.invitation import activation_proof_message, new_code
-
-ROOT = Path(__file__).resolve().parents[2]
-HARNESS = Path(__file__).with_name("wire_harness.mjs")
-
-
-def run_js(*commands: dict[str, Any]) -> list[Any]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail(
-            "node is not installed: the web app's wire code cannot be checked (apt-get install nodejs)"
-        )
-    if not (ROOT / "node_modules" / "tweetnacl").is_dir():
-        pytest.fail("node_modules/tweetnacl is missing: run `npm ci` at the repository root")
-    done = subprocess.run(
-        [node, str(HARNESS)],
-        input=json.dumps(list(commands)),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result: list[Any] = json.loads(done.stdout)
-    return result
-
-
-def js(op: str, **args: Any) -> Any:
-    return run_js({"op": op, **args})[0]
-
-
-def spec(keys: DeviceKeys) -> dict[str, str]:
-    return {
-        "sign_seed": b64e(bytes(keys.signing)),
-        "box_secret": b64e(bytes(keys.box)),
-        "device_id": keys.device_id,
-    }
+from tests.wire_js import ROOT, js, run_js, spec
 
 
 def test_canonical_json_matches_python() -> None:
@@ -171,13 +144,15 @@ def test_envelope_signing_bytes_match_python() -> None:
     keys = DeviceKeys.generate()
     sender_key = secrets.token_bytes(32)
     for kind, target in (("message", None), ("delete", "m" * 22)):
+        content = {"type": "text", "text": "x"} if kind == "message" else {"type": "delete", "target": target}
         envelope = seal_message(
             keys,
             sender_key,
+            index=11,
             channel_id="c_abcdefghijklmnop",
             epoch=3,
             message_id="M" * 22,
-            content={"type": "text", "text": "x"},
+            content=content,
             kind=kind,
             target=target,
             sent_at_ms=1_800_000_000_123,
@@ -205,6 +180,7 @@ def test_messages_sealed_by_js_open_in_python_and_back(text: str) -> None:
     fields = {
         "channel_id": "c_abcdefghijklmnop",
         "epoch": 2,
+        "index": 5,
         "message_id": b64e(secrets.token_bytes(16)),
         "content": content,
         "kind": "message",
@@ -215,13 +191,15 @@ def test_messages_sealed_by_js_open_in_python_and_back(text: str) -> None:
     assert len(b64d(parsed.ciphertext)) % 256 == 16  # padded to 256-byte blocks, plus the MAC
     assert open_message(envelope, sender_key, alice.sign_public_key) == content
 
+    close = {"type": "close", "poll_id": "t" * 22}
     python_env = seal_message(
         alice,
         sender_key,
+        index=7,
         channel_id="c_abcdefghijklmnop",
         epoch=2,
         message_id="P" * 22,
-        content=content,
+        content=close,
         sent_at_ms=1,
         kind="poll_close",
         target="t" * 22,
@@ -232,9 +210,9 @@ def test_messages_sealed_by_js_open_in_python_and_back(text: str) -> None:
         key=b64e(sender_key),
         sign_public_key=alice.sign_public_key,
     )
-    assert opened == {"content": content}
+    assert opened == {"content": close}
 
-    tampered = {**python_env, "epoch": 3}
+    tampered = {**python_env, "index": 8}
     forged = js(
         "open_message", envelope=tampered, key=b64e(sender_key), sign_public_key=alice.sign_public_key
     )
@@ -253,6 +231,43 @@ def test_messages_sealed_by_js_open_in_python_and_back(text: str) -> None:
     assert other_key == {"error": "CryptoError"}
     with pytest.raises(ForgedMessage):
         open_message({**envelope, "kind": "reaction"}, sender_key, alice.sign_public_key)
+    old = {**python_env, "v": 1}  # a version 1 envelope is not read
+    assert js("open_message", envelope=old, key=b64e(sender_key), sign_public_key=alice.sign_public_key) == {
+        "error": "CryptoError"
+    }
+
+
+def test_signatures_verify_as_strictly_as_libsodium() -> None:
+    """The web client verifies with WebCrypto where it can: same answers as PyNaCl (libsodium)."""
+    import nacl.exceptions
+
+    key = SigningKey.generate()
+    message = b"bocage envelope"
+    signature = key.sign(message).signature
+    order = 2**252 + 27742317777372353535851937790883648493
+    s = int.from_bytes(signature[32:], "little")
+    malleated = signature[:32] + (s + order).to_bytes(32, "little")  # the same S, not reduced
+    flipped = bytes([signature[0] ^ 1]) + signature[1:]
+    cases = [(message, signature), (message + b"!", signature), (message, malleated), (message, flipped)]
+    answers = run_js(
+        *(
+            {
+                "op": "verify",
+                "message": b64e(m),
+                "signature": b64e(sig),
+                "public_key": b64e(bytes(key.verify_key)),
+            }
+            for m, sig in cases
+        )
+    )
+    for (m, sig), answer in zip(cases, answers, strict=True):
+        try:
+            key.verify_key.verify(m, sig)
+            expected = True
+        except nacl.exceptions.BadSignatureError:
+            expected = False
+        assert answer is expected
+    assert answers == [True, False, False, False]
 
 
 def test_padding_is_identical() -> None:
@@ -263,7 +278,7 @@ def test_padding_is_identical() -> None:
 
 def test_sender_keys_sealed_by_js_open_in_python_and_back() -> None:
     alice, bob = DeviceKeys.generate(), DeviceKeys.generate()
-    sender_key = secrets.token_bytes(32)
+    chain_key = new_chain_key()
     channel = "c_abcdefghijklmnop"
     sealed = js(
         "seal_sender_key",
@@ -272,21 +287,22 @@ def test_sender_keys_sealed_by_js_open_in_python_and_back() -> None:
         recipient_box_public_key=bob.box_public_key,
         channel_id=channel,
         epoch=5,
-        key=b64e(sender_key),
+        chain_key=b64e(chain_key),
+        index=3,
     )
     assert sealed["sender_device"] == alice.device_id and sealed["epoch"] == 5
-    assert open_sender_key(bob, sealed, alice.box_public_key, channel) == sender_key
+    assert open_sender_key(bob, sealed, alice.box_public_key, channel) == (chain_key, 3)
     with pytest.raises(CryptoError):
         open_sender_key(bob, sealed, alice.box_public_key, "c_otherchannelxxxx")
 
-    from_python = seal_sender_key(alice, bob.device_id, bob.box_public_key, channel, 7, sender_key)
+    from_python = seal_sender_key(alice, bob.device_id, bob.box_public_key, channel, 7, chain_key, 12)
     assert js(
         "open_sender_key",
         recipient=spec(bob),
         sealed=from_python,
         sender_box_public_key=alice.box_public_key,
         channel_id=channel,
-    ) == {"key": b64e(sender_key)}
+    ) == {"chain_key": b64e(chain_key), "index": 12}
     replayed = {**from_python, "epoch": 8}  # routing fields rewritten: the sealed payload disagrees
     assert js(
         "open_sender_key",
@@ -297,8 +313,300 @@ def test_sender_keys_sealed_by_js_open_in_python_and_back() -> None:
     ) == {"error": "CryptoError"}
     # The raw box layout: 24-byte nonce, then NaCl's box, as PyNaCl's Box.encrypt writes it.
     raw = b64d(sealed["sealed"])
-    payload = Box(bob.box, PublicKey(b64d(alice.box_public_key))).decrypt(raw[24:], raw[:24])
-    assert json.loads(payload)["key"] == b64e(sender_key)
+    payload = json.loads(Box(bob.box, PublicKey(b64d(alice.box_public_key))).decrypt(raw[24:], raw[:24]))
+    assert payload == {
+        "purpose": "bocage/sender-key/v2",
+        "channel_id": channel,
+        "epoch": 5,
+        "sender_device": alice.device_id,
+        "recipient_device": bob.device_id,
+        "chain_key": b64e(chain_key),
+        "index": 3,
+    }
+
+
+# --- the ratchet, both ways ----------------------------------------------------------------------
+
+CHANNEL = "c_abcdefghijklmnop"
+NOW = 1_800_000_000
+
+
+def _stored(
+    envelopes: list[dict[str, Any]], *, first_seq: int = 1, expires_at: int = NOW + 86400
+) -> list[dict[str, Any]]:
+    """Envelopes as the server returns them: seq, stored_at and expires_at added."""
+    return [
+        {**env, "seq": first_seq + i, "stored_at": NOW, "expires_at": expires_at, "sender_member": "m_x"}
+        for i, env in enumerate(envelopes)
+    ]
+
+
+def _python_send(sender: DeviceKeys, chain_key: bytes, texts: list[str]) -> list[dict[str, Any]]:
+    """Messages 0, 1, ... of a chain, sealed by the Python client."""
+    return [
+        seal_message(
+            sender,
+            message_key(advance(chain_key, index)),
+            index=index,
+            channel_id=CHANNEL,
+            epoch=0,
+            message_id=new_message_id(),
+            content={"type": "text", "text": text},
+            sent_at_ms=NOW * 1000,
+        ).model_dump(mode="json")
+        for index, text in enumerate(texts)
+    ]
+
+
+def _python_open(reader: SenderKeyRing, sender: DeviceKeys, stored: dict[str, Any]) -> dict[str, Any]:
+    return reader.open_with(
+        CHANNEL,
+        0,
+        stored["sender_device"],
+        stored["index"],
+        seq=stored["seq"],
+        message_id=stored["message_id"],
+        expires_at=stored["expires_at"],
+        opener=lambda key: open_message(stored, key, sender.sign_public_key),
+    )
+
+
+def test_the_chain_is_the_same_in_js() -> None:
+    chain_key = new_chain_key()
+    derived = js("chain", chain_key=b64e(chain_key), steps=12)
+    assert derived["message_keys"] == [b64e(message_key(advance(chain_key, i))) for i in range(12)]
+    assert derived["chain_key"] == b64e(advance(chain_key, 12))
+    vector = js("chain", chain_key=b64e(bytes([7]) * 32), steps=6)["message_keys"][5]
+    assert vector == b64e(message_key(advance(bytes([7]) * 32, 5)))  # docs/protocol.md, section 6
+
+
+def test_a_js_senders_message_at_index_five_opens_in_python_and_back() -> None:
+    alice, bob = DeviceKeys.generate(), DeviceKeys.generate()
+    chain_key = new_chain_key()
+    texts = [f"message {i} ✉" for i in range(6)]
+    from_js = _stored(
+        js(
+            "ratchet_send",
+            sender=spec(alice),
+            chain_key=b64e(chain_key),
+            index=0,
+            channel_id=CHANNEL,
+            epoch=0,
+            messages=[{"content": {"type": "text", "text": t}} for t in texts],
+            now=NOW,
+        )
+    )
+    assert [m["index"] for m in from_js] == list(range(6))
+    reader = SenderKeyRing()
+    reader.add_received(CHANNEL, 0, alice.device_id, chain_key, 0)
+    assert _python_open(reader, alice, from_js[5])["text"] == texts[5]  # 0 to 4 missing: skipped
+    assert [_python_open(reader, alice, m)["text"] for m in from_js[:5]] == texts[:5]  # then late
+
+    from_python = _stored(_python_send(bob, chain_key, texts))
+    sealed = seal_sender_key(bob, alice.device_id, alice.box_public_key, CHANNEL, 0, chain_key, 0)
+    opened = js(
+        "ratchet_open",
+        recipient=spec(alice),
+        sealed=[sealed],
+        sender_box_public_key=bob.box_public_key,
+        sender_sign_public_key=bob.sign_public_key,
+        channel_id=CHANNEL,
+        messages=[from_python[5], *from_python[:5]],
+    )
+    assert [r["content"]["text"] for r in opened["results"]] == [texts[5], *texts[:5]]
+
+
+def test_a_state_sealed_at_index_three_cannot_open_index_two_either_way() -> None:
+    alice, bob = DeviceKeys.generate(), DeviceKeys.generate()
+    chain_key = new_chain_key()
+    messages = _stored(_python_send(alice, chain_key, ["zéro", "un", "deux", "trois", "quatre"]))
+    at_three = advance(chain_key, 3)
+    # Python seals the state at 3; the JS reader cannot go back to 2 and reads 3 and 4.
+    sealed = seal_sender_key(alice, bob.device_id, bob.box_public_key, CHANNEL, 0, at_three, 3)
+    opened = js(
+        "ratchet_open",
+        recipient=spec(bob),
+        sealed=[sealed],
+        sender_box_public_key=alice.box_public_key,
+        sender_sign_public_key=alice.sign_public_key,
+        channel_id=CHANNEL,
+        messages=messages,
+    )["results"]
+    assert [r.get("error") for r in opened[:3]] == ["KeyUnavailable"] * 3
+    assert [r["content"]["text"] for r in opened[3:]] == ["trois", "quatre"]
+    # JS seals the state at 3; the Python reader likewise.
+    sealed_js = js(
+        "seal_sender_key",
+        sender=spec(alice),
+        recipient_device=bob.device_id,
+        recipient_box_public_key=bob.box_public_key,
+        channel_id=CHANNEL,
+        epoch=0,
+        chain_key=b64e(at_three),
+        index=3,
+    )
+    reader = SenderKeyRing()
+    reader.add_received(
+        CHANNEL, 0, alice.device_id, *open_sender_key(bob, sealed_js, alice.box_public_key, CHANNEL)
+    )
+    with pytest.raises(KeyUnavailable):
+        _python_open(reader, alice, messages[2])
+    assert _python_open(reader, alice, messages[3])["text"] == "trois"
+
+
+def test_the_js_window_is_two_thousand_and_replays_show_once() -> None:
+    alice, bob = DeviceKeys.generate(), DeviceKeys.generate()
+    chain_key = new_chain_key()
+
+    def at(index: int, text: str, seq: int) -> dict[str, Any]:
+        envelope = seal_message(
+            alice,
+            message_key(advance(chain_key, index)),
+            index=index,
+            channel_id=CHANNEL,
+            epoch=0,
+            message_id=new_message_id(),
+            content={"type": "text", "text": text},
+            sent_at_ms=1,
+        ).model_dump(mode="json")
+        return _stored([envelope], first_seq=seq)[0]
+
+    first, edge, beyond = (
+        at(0, "premier", 1),
+        at(MAX_SKIP + 1, "au bord", 2),
+        at(2 * MAX_SKIP + 3, "trop loin", 3),
+    )
+    sealed = seal_sender_key(alice, bob.device_id, bob.box_public_key, CHANNEL, 0, chain_key, 0)
+    results = js(
+        "ratchet_open",
+        recipient=spec(bob),
+        sealed=[sealed],
+        sender_box_public_key=alice.box_public_key,
+        sender_sign_public_key=alice.sign_public_key,
+        channel_id=CHANNEL,
+        messages=[first, edge, beyond, {**first, "seq": 9}, first],
+    )["results"]
+    assert results[0]["content"]["text"] == "premier"
+    assert results[1]["content"]["text"] == "au bord"  # 2,000 missing in between
+    assert results[2]["error"] == "TooFarAhead" and "at most 2000" in results[2]["message"]
+    assert results[3]["error"] == "ReplayedMessage" and "seq 1" in results[3]["message"]
+    assert results[4]["content"]["text"] == "premier"  # the same message read again
+
+
+def test_the_js_ring_forgets_what_expired() -> None:
+    alice, bob = DeviceKeys.generate(), DeviceKeys.generate()
+    chain_key = new_chain_key()
+    envelopes = _python_send(alice, chain_key, [f"m{i}" for i in range(5)])
+    short = _stored(envelopes[:3], expires_at=NOW + 86400)
+    long = _stored(envelopes[3:], first_seq=4, expires_at=NOW + 30 * 86400)
+    sealed = seal_sender_key(alice, bob.device_id, bob.box_public_key, CHANNEL, 0, chain_key, 0)
+    kept = js(
+        "ratchet_open",
+        recipient=spec(bob),
+        sealed=[sealed],
+        sender_box_public_key=alice.box_public_key,
+        sender_sign_public_key=alice.sign_public_key,
+        channel_id=CHANNEL,
+        messages=[short[0], short[2], *long],
+        forget_at=NOW + 2 * 86400,
+    )
+    assert all("content" in r for r in kept["results"])
+    (chain,) = kept["chains"]
+    assert chain["index"] == 5 and sorted(k["index"] for k in chain["keys"]) == [3, 4]
+    derivable = {b64d(k["key"]) for k in chain["keys"]}
+    state = b64d(chain["chain_key"])
+    for _ in range(MAX_SKIP):
+        derivable.add(message_key(state))
+        state = next_chain(state)
+    for expired in short:
+        for key in derivable:
+            with pytest.raises(CryptoError):
+                open_message(expired, key, alice.sign_public_key)
+
+
+def test_mislabelled_messages_are_refused_by_js() -> None:
+    from nacl.secret import SecretBox
+
+    from chalicelib.domain.envelope import Envelope
+
+    alice, bob = DeviceKeys.generate(), DeviceKeys.generate()
+    chain_key = new_chain_key()
+    poll, other = "P" * 22, "Q" * 22
+
+    def lying(kind: str, target: str | None, sealed: dict[str, Any], seq: int) -> dict[str, Any]:
+        key = message_key(advance(chain_key, seq - 1))
+        encrypted = SecretBox(key).encrypt(pad(json.dumps(sealed).encode()))
+        unsigned = Envelope.model_validate(
+            {
+                "channel_id": CHANNEL,
+                "message_id": new_message_id(),
+                "sender_device": alice.device_id,
+                "epoch": 0,
+                "index": seq - 1,
+                "kind": kind,
+                "target": target,
+                "sent_at": 1,
+                "nonce": b64e(encrypted.nonce),
+                "ciphertext": b64e(encrypted.ciphertext),
+                "signature": b64e(bytes(64)),
+            }
+        )
+        signature = b64e(alice.signing.sign(unsigned.signing_bytes()).signature)
+        return _stored([{**unsigned.model_dump(mode="json"), "signature": signature}], first_seq=seq)[0]
+
+    text = {"type": "text", "text": "un post"}
+    messages = [
+        lying("reaction", None, {"kind": "reaction", "target": None, "content": text}, 1),
+        lying(
+            "poll_close",
+            poll,
+            {"kind": "poll_close", "target": poll, "content": {"type": "close", "poll_id": other}},
+            2,
+        ),
+        lying("message", None, text, 3),  # a version 1 content: no labels
+        lying(
+            "poll_close",
+            poll,
+            {"kind": "poll_close", "target": poll, "content": {"type": "close", "poll_id": poll}},
+            4,
+        ),
+    ]
+    sealed = seal_sender_key(alice, bob.device_id, bob.box_public_key, CHANNEL, 0, chain_key, 0)
+    results = js(
+        "ratchet_open",
+        recipient=spec(bob),
+        sealed=[sealed],
+        sender_box_public_key=alice.box_public_key,
+        sender_sign_public_key=alice.sign_public_key,
+        channel_id=CHANNEL,
+        messages=messages,
+    )["results"]
+    assert [r.get("error") for r in results] == ["MislabelledMessage"] * 3 + [None]
+    assert results[3]["content"] == {"type": "close", "poll_id": poll}
+
+
+def test_small_order_keys_are_the_same_in_js() -> None:
+    from chalicelib.domain.x25519 import _SMALL_ORDER_U, is_small_order
+
+    p = 2**255 - 19
+    samples = [bytes(DeviceKeys.generate().box.public_key) for _ in range(8)]
+    for u in _SMALL_ORDER_U:
+        samples += [(u | bit).to_bytes(32, "little") for bit in (0, 1 << 255)]
+        if u + p < 2**255:
+            samples.append((u + p).to_bytes(32, "little"))
+    assert js("is_small_order", keys=[b64e(k) for k in samples]) == [is_small_order(k) for k in samples]
+    alice = DeviceKeys.generate()
+    refused = js(
+        "seal_sender_key",
+        sender=spec(alice),
+        recipient_device="d_ghost",
+        recipient_box_public_key=b64e(bytes(32)),
+        channel_id=CHANNEL,
+        epoch=0,
+        chain_key=b64e(new_chain_key()),
+        index=0,
+    )
+    assert refused["error"] == "CryptoError" and "small order" in refused["message"]
 
 
 def test_poll_tally_and_validation_match_python() -> None:

@@ -1,4 +1,4 @@
-// Runs the web app's wire code (web/js/wire.js, web/js/polls.js) under node for
+// Runs the web app's wire code (web/js/wire.js, ratchet.js, polls.js) under node for
 // test_wire_compat.py: reads a JSON array of commands on stdin, writes a JSON array of results.
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
@@ -7,6 +7,7 @@ const require = createRequire(import.meta.url);
 globalThis.nacl = require('tweetnacl');
 const wire = await import('../../web/js/wire.js');
 const polls = await import('../../web/js/polls.js');
+const ratchet = await import('../../web/js/ratchet.js');
 
 const d = wire.b64d;
 const e = wire.b64e;
@@ -57,6 +58,7 @@ const commands = {
     return wire.sealMessage(device(sender), d(key), {
       channelId: fields.channel_id,
       epoch: fields.epoch,
+      index: fields.index,
       messageId: fields.message_id,
       content: fields.content,
       kind: fields.kind,
@@ -71,15 +73,105 @@ const commands = {
       return { error: err.constructor.name };
     }
   },
-  async seal_sender_key({ sender, recipient_device, recipient_box_public_key, channel_id, epoch, key }) {
-    return wire.sealSenderKey(device(sender), recipient_device, recipient_box_public_key, channel_id, epoch, d(key));
+  async seal_sender_key({ sender, recipient_device, recipient_box_public_key, channel_id, epoch, chain_key, index }) {
+    try {
+      return wire.sealSenderKey(device(sender), recipient_device, recipient_box_public_key, channel_id, epoch, d(chain_key), index);
+    } catch (err) {
+      return { error: err.constructor.name, message: err.message };
+    }
   },
   async open_sender_key({ recipient, sealed, sender_box_public_key, channel_id }) {
     try {
-      return { key: e(wire.openSenderKey(device(recipient), sealed, sender_box_public_key, channel_id)) };
+      const { chainKey, index } = wire.openSenderKey(device(recipient), sealed, sender_box_public_key, channel_id);
+      return { chain_key: e(chainKey), index };
     } catch (err) {
       return { error: err.constructor.name };
     }
+  },
+  async is_small_order({ keys }) {
+    return keys.map((k) => wire.isSmallOrder(d(k)));
+  },
+  async chain({ chain_key, steps }) {
+    const keys = [];
+    let chain = d(chain_key);
+    for (let i = 0; i < steps; i += 1) {
+      keys.push(e(await ratchet.messageKey(chain)));
+      chain = await ratchet.nextChain(chain);
+    }
+    return { message_keys: keys, chain_key: e(chain) };
+  },
+  // The web messenger's sending path: its ring at a given chain state, nextKey then sealMessage.
+  async ratchet_send({ sender, chain_key, index, channel_id, epoch, messages, now }) {
+    const ring = ratchet.emptyRing();
+    ring.chains[`${channel_id}|${epoch}|`] = { chain_key: d(chain_key), index, kept: {}, retired_until: null };
+    const out = [];
+    for (const { content, kind = 'message', target = null } of messages) {
+      const messageId = wire.newMessageId();
+      const next = await ratchet.nextKey(ring, channel_id, epoch, messageId, now);
+      out.push(wire.sealMessage(device(sender), next.key, {
+        channelId: channel_id, epoch, index: next.index, messageId, content, kind, target, sentAtMs: now * 1000,
+      }));
+    }
+    return out;
+  },
+  // The web messenger's reading path: the sealed state opened into a ring, then each stored
+  // message through openWith; optionally forget, and the ring as IndexedDB would keep it.
+  async ratchet_open({ recipient, sealed, sender_box_public_key, sender_sign_public_key, channel_id, messages, forget_at, epochs }) {
+    const ring = ratchet.emptyRing();
+    const me = device(recipient);
+    for (const entry of sealed) {
+      const { chainKey, index } = wire.openSenderKey(me, entry, sender_box_public_key, channel_id);
+      ratchet.addReceived(ring, channel_id, entry.epoch, entry.sender_device, chainKey, index);
+    }
+    const results = [];
+    for (const m of messages) {
+      try {
+        const meta = { seq: m.seq, messageId: m.message_id, expiresAt: m.expires_at };
+        const content = await ratchet.openWith(ring, m.channel_id, m.epoch, m.sender_device, m.index, meta,
+          (key) => wire.openMessage(m, key, sender_sign_public_key));
+        results.push({ content });
+      } catch (err) {
+        results.push({ error: err.constructor.name, message: err.message });
+      }
+    }
+    if (forget_at !== undefined) ratchet.forget(ring, forget_at, epochs || {});
+    const stored = structuredClone(ring);
+    const chains = Object.entries(stored.chains).map(([slot, c]) => ({
+      slot,
+      chain_key: c.chain_key ? e(c.chain_key) : null,
+      index: c.index,
+      keys: Object.entries(c.kept).map(([i, k]) => ({ index: Number(i), key: e(k.key), expires_at: k.expires_at })),
+    }));
+    return { results, chains };
+  },
+  // bench/ratchet.py: the web client's opening path (openWith + openMessage, no IndexedDB) over
+  // stored messages, timed in node: `cold` from the sealed state (every key derived), `warm` the
+  // same messages again (keys kept), `reverse` a fresh ring reading the newest first.
+  async bench_open({ recipient, sealed, sender_box_public_key, sender_sign_public_key, channel_id, messages }) {
+    const me = device(recipient);
+    const fresh = () => {
+      const ring = ratchet.emptyRing();
+      const { chainKey, index } = wire.openSenderKey(me, sealed, sender_box_public_key, channel_id);
+      ratchet.addReceived(ring, channel_id, sealed.epoch, sealed.sender_device, chainKey, index);
+      return ring;
+    };
+    const readAll = async (ring, list) => {
+      const started = performance.now();
+      for (const m of list) {
+        const meta = { seq: m.seq, messageId: m.message_id, expiresAt: m.expires_at };
+        await ratchet.openWith(ring, m.channel_id, m.epoch, m.sender_device, m.index, meta,
+          (key) => wire.openMessage(m, key, sender_sign_public_key));
+      }
+      return performance.now() - started;
+    };
+    const ring = fresh();
+    const cold = await readAll(ring, messages);
+    const warm = await readAll(ring, messages);
+    const reverse = await readAll(fresh(), [...messages].reverse());
+    return { cold_ms: cold, warm_ms: warm, reverse_ms: reverse };
+  },
+  async verify({ message, signature, public_key }) {
+    return wire.verifySignature(d(message), d(signature), d(public_key));
   },
   async pad({ data }) {
     return e(wire.pad(d(data)));

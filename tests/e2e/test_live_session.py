@@ -60,7 +60,8 @@ def test_send_live_is_acknowledged_stored_once_and_received(server: Server, tmp_
     listener = Listener(p["alice"], 1)
     text = "Réunion avancée à 17h"
     sent = bocage("--profile", str(p["owner"]), "send", group, text, "--live")
-    assert set(sent) == {"message_id", "channel_id", "seq", "expires_at", "duplicate", "online"}
+    assert set(sent) == {"message_id", "channel_id", "seq", "expires_at", "duplicate", "online", "warnings"}
+    assert sent["warnings"] == []  # every recipient certified, the membership verified
     assert (sent["channel_id"], sent["seq"], sent["duplicate"]) == (group, 1, False)
     (got,) = listener.messages()
     assert (got["message_id"], got["text"], got["verified"], got["sender_name"]) == (
@@ -103,7 +104,7 @@ def test_a_watched_roster_makes_a_send_one_round_trip_until_someone_joins(
         owner.send_text(group, "welcome Bob")
         assert ("GET", f"/channels/{group}/roster") in calls  # the newer version was fetched
     read = bocage("--profile", str(p["bob"]), "read", group)
-    assert [(m["text"], m["verified"]) for m in read["messages"]][-1] == ("welcome Bob", True)
+    assert [(m.get("text"), m["verified"]) for m in read["messages"]][-1] == ("welcome Bob", True)
 
 
 def test_a_pushed_message_from_a_known_device_opens_without_a_request(server: Server, tmp_path: Path) -> None:

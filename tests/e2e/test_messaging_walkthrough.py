@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bocage.client.crypto import CryptoError, SenderKeyRing, open_message
+from bocage.client.crypto import CryptoError, open_message
+from bocage.client.ratchet import SenderKeyRing, message_key, next_chain
 from tests.e2e.conftest import ROOT, Server, base_env, bocage, bocage_fails
 
 
@@ -105,13 +106,17 @@ def test_tribe_group_live_offline_and_removal(server: Server, tmp_path: Path) ->
     secret_row = next(r for r in rows if r["channel_id"] == group and r["epoch"] == 1)
     for device in ("bob_phone", "bob_laptop"):
         ring = SenderKeyRing.load(p[device] / "keyring.json")
-        held = [ring.received(group, e, secret_row["sender_device"]) for e in range(3)]
-        for key in [k for k in held if k is not None]:
-            try:
-                open_message(secret_row, key, _sign_key(p["alice"]))
-            except CryptoError:
-                continue
-            raise AssertionError(f"{device} decrypted a message sent after its removal")
+        held = [ring.state(group, e, secret_row["sender_device"]) for e in range(3)]
+        for state in [s for s in held if s is not None and s[0] is not None]:
+            chain_key = state[0]
+            assert chain_key is not None
+            for _ in range(50):  # every key the old chain leads to
+                try:
+                    open_message(secret_row, message_key(chain_key), _sign_key(p["alice"]))
+                except CryptoError:
+                    chain_key = next_chain(chain_key)
+                    continue
+                raise AssertionError(f"{device} decrypted a message sent after its removal")
 
     server.process.terminate()
     server.process.wait(timeout=10)

@@ -80,6 +80,10 @@ def test_org_create_on_the_data_directory_then_serve(tmp_path: Path) -> None:
             srv.url,
             "--name",
             "Présidente",
+            "--org",  # a bare code: the URL fragment's org and member, given separately
+            created["org_id"],
+            "--member",
+            created["member_id"],
         )
         assert joined["org_id"] == created["org_id"] and joined["role"] == "owner"
     finally:
@@ -136,3 +140,39 @@ def test_serve_on_a_dynamodb_api_server(tmp_path: Path, moto_endpoint: str) -> N
     finally:
         srv.process.terminate()
         srv.process.wait(timeout=10)
+
+
+def test_trust_walkthrough_verify_and_a_clean_send(server: Server, tmp_path: Path) -> None:
+    """README steps 1 to 5 with protocol v2: the invitation's fragment, the identity key file,
+    safety numbers both sides agree on, a confirmation, and a send with no warning."""
+    owner, agent = tmp_path / "owner", tmp_path / "agent"
+    activated = bocage("--profile", str(owner), "activate", server.owner_url(), "--name", "Maire")
+    assert activated["warnings"] == [] and len(activated["root"]) == 43
+    assert stat.S_IMODE((owner / "identity.key").stat().st_mode) == 0o600
+    invitation = bocage("--profile", str(owner), "invite", "--name", "Agent Dupont")
+    fragment = invitation["activation_url"].split("#", 1)[1]
+    assert "&ticket=" in fragment and f"&root={activated['root']}" in fragment
+    joined = bocage(
+        "--profile", str(agent), "activate", invitation["activation_url"], "--name", "Agent Dupont"
+    )
+    assert joined["root"] == activated["root"] and joined["warnings"] == []
+
+    mine = bocage("--profile", str(owner), "verify", joined["member_id"])
+    theirs = bocage("--profile", str(agent), "verify", activated["member_id"])
+    assert mine["safety_number"] == theirs["safety_number"] and not mine["verified"]
+    assert mine["qr_payload"].startswith(f"bocage-verify:v2:{activated['org_id']}:{activated['member_id']}:")
+    wrong = bocage_fails("--profile", str(owner), "verify", joined["member_id"], "--confirm", "1" * 60)
+    assert "differ" in wrong["message"]
+    confirmed = bocage(
+        "--profile", str(owner), "verify", joined["member_id"], "--confirm", theirs["safety_number"]
+    )
+    assert confirmed["verified"] and confirmed["certified"] and not confirmed["endorsed"]
+
+    group = bocage("--profile", str(owner), "group", "create", "Bureau")["channel_id"]
+    bocage("--profile", str(owner), "channel", "add", group, joined["member_id"])
+    sent = bocage("--profile", str(owner), "send", group, "Bonjour")
+    assert sent["warnings"] == []
+    read = bocage("--profile", str(agent), "read", group)
+    assert [(m["text"], m["sender_name"], m["sender_verified"]) for m in read["messages"]] == [
+        ("Bonjour", "Maire", True)
+    ]

@@ -48,7 +48,7 @@ def test_missing_and_unknown_fields(api: SignedApi, owned_org: Owner) -> None:
 
 def test_activation_with_bad_keys_or_proof(api: SignedApi, owned_org: Owner) -> None:
     owner, _ = owned_org
-    code = api.call("POST", "/invitations", {"display_name": "K"}, signer=owner).body["activation_code"]
+    code = api.invite(owner, "K")["activation_code"]
     keys = DeviceKeys.generate()
     body = {
         "code": code,

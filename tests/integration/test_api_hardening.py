@@ -52,31 +52,31 @@ def test_tokens_issued_in_the_future_are_refused(api: SignedApi, owned_org: Owne
 def test_admins_cannot_remove_themselves_or_crown_themselves(api: SignedApi, owned_org: Owner) -> None:
     owner, _ = owned_org
     admin_keys, admin = api.join(owner, "Adjoint", role="admin")
-    remove_self = api.call("DELETE", f"/members/{admin['member_id']}", signer=admin_keys)
+    remove_self = api.remove(admin_keys, admin["member_id"])
     assert remove_self.status == 403 and "yourself" in remove_self.body["message"]
-    crown = api.call("PUT", f"/members/{admin['member_id']}/role", {"role": "owner"}, signer=admin_keys)
+    crown = api.set_role(admin_keys, admin["member_id"], "owner")
     assert crown.status == 403 and "owner" in crown.body["message"]
 
 
 def test_a_removed_members_role_cannot_change(api: SignedApi, owned_org: Owner) -> None:
     owner, _ = owned_org
     _, member = api.join(owner, "Gone")
-    assert api.call("DELETE", f"/members/{member['member_id']}", signer=owner).status == 200
-    reply = api.call("PUT", f"/members/{member['member_id']}/role", {"role": "admin"}, signer=owner)
+    assert api.remove(owner, member["member_id"]).status == 200
+    reply = api.set_role(owner, member["member_id"], "admin")
     assert reply.status == 409 and "removed" in reply.body["message"]
 
 
 def test_an_invitation_to_a_removed_member_is_withdrawn(api: SignedApi, owned_org: Owner) -> None:
     owner, _ = owned_org
-    invite = api.call("POST", "/invitations", {"display_name": "Never"}, signer=owner).body
-    assert api.call("DELETE", f"/members/{invite['member_id']}", signer=owner).status == 200
+    invite = api.invite(owner, "Never")
+    assert api.remove(owner, invite["member_id"]).status == 200
     reply = api.activate(invite["activation_code"])[1]
     assert reply.status == 410 and "withdrawn" in reply.body["message"]
 
 
 def test_keys_of_another_member_cannot_be_registered_again(api: SignedApi, owned_org: Owner) -> None:
     owner, _ = owned_org
-    code = api.call("POST", "/invitations", {"display_name": "X"}, signer=owner).body["activation_code"]
+    code = api.invite(owner, "X")["activation_code"]
     reply = api.activate(code, keys=owner)[1]
     assert reply.status == 409 and "already registered" in reply.body["message"]
     assert api.activate(code)[1].status == 201  # the refused attempt did not spend the code
@@ -86,8 +86,8 @@ def test_a_revoked_phones_link_codes_die_with_it(api: SignedApi, owned_org: Owne
     """A thief asks for a link code with a stolen phone; once it is revoked the code is worthless."""
     owner, _ = owned_org
     phone, _ = api.join(owner, "Victim")
-    stolen_code = api.call("POST", "/devices/link", signer=phone).body["activation_code"]
-    assert api.call("POST", f"/devices/{phone.device_id}/revoke", signer=owner).status == 200
+    stolen_code = api.link(phone)["activation_code"]
+    assert api.revoke(owner, phone.device_id).status == 200
     reply = api.activate(stolen_code)[1]
     assert reply.status == 410 and "withdrawn" in reply.body["message"]
 
@@ -95,22 +95,16 @@ def test_a_revoked_phones_link_codes_die_with_it(api: SignedApi, owned_org: Owne
 def test_a_removed_admins_invitations_are_withdrawn(api: SignedApi, owned_org: Owner) -> None:
     owner, _ = owned_org
     admin_keys, admin = api.join(owner, "Ex-adjoint", role="admin")
-    code = api.call(
-        "POST", "/invitations", {"display_name": "Crony", "role": "admin"}, signer=admin_keys
-    ).body["activation_code"]
-    assert api.call("DELETE", f"/members/{admin['member_id']}", signer=owner).status == 200
+    code = api.invite(admin_keys, "Crony", "admin")["activation_code"]
+    assert api.remove(owner, admin["member_id"]).status == 200
     assert api.activate(code)[1].status == 410
 
 
 def test_a_demoted_admins_admin_invitations_are_withdrawn(api: SignedApi, owned_org: Owner) -> None:
     owner, _ = owned_org
     admin_keys, admin = api.join(owner, "Adjoint", role="admin")
-    code = api.call("POST", "/invitations", {"display_name": "A2", "role": "admin"}, signer=admin_keys).body[
-        "activation_code"
-    ]
-    assert (
-        api.call("PUT", f"/members/{admin['member_id']}/role", {"role": "member"}, signer=owner).status == 200
-    )
+    code = api.invite(admin_keys, "A2", "admin")["activation_code"]
+    assert api.set_role(owner, admin["member_id"], "member").status == 200
     assert api.activate(code)[1].status == 410
 
 
@@ -120,7 +114,7 @@ def test_a_role_change_loses_to_a_concurrent_removal(
     owner, _ = owned_org
     _, member = api.join(owner, "Raced")
     stale = container.orgs.member(member["org_id"], member["member_id"])  # read before the removal
-    assert api.call("DELETE", f"/members/{member['member_id']}", signer=owner).status == 200
+    assert api.remove(owner, member["member_id"]).status == 200
     promoted = stale.model_copy(update={"role": Role.ADMIN})
     try:
         container.orgs.save_member(promoted, expected=stale)
@@ -139,9 +133,9 @@ def test_removal_retried_after_a_crash_revokes_every_device(
     monkeypatch.setattr(
         container.orgs, "_revoke", lambda device: (_ for _ in ()).throw(ConditionFailed("crash"))
     )
-    assert api.call("DELETE", f"/members/{member['member_id']}", signer=owner).status == 409
+    assert api.remove(owner, member["member_id"]).status == 409
     monkeypatch.setattr(container.orgs, "_revoke", original)
-    assert api.call("DELETE", f"/members/{member['member_id']}", signer=owner).status == 200
+    assert api.remove(owner, member["member_id"]).status == 200
     device = container.orgs.get_device(member_keys.device_id)
     assert device is not None and device.is_revoked
     listing = api.call("GET", "/members", signer=owner).body

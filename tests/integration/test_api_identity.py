@@ -86,7 +86,7 @@ def test_failed_mail_still_returns_the_invitation(
 
 def test_code_is_stored_only_as_a_hash(api: SignedApi, owned_org: Owner, container: Any) -> None:
     owner, _ = owned_org
-    code = api.call("POST", "/invitations", {"display_name": "B"}, signer=owner).body["activation_code"]
+    code = api.invite(owner, "B")["activation_code"]
     item = container.store.get(f"INVITE#{code_hash(code)}", "META")
     assert item is not None and item["status"] == "pending"
     assert code not in repr(item) and code.replace("-", "") not in repr(item)
@@ -95,25 +95,22 @@ def test_code_is_stored_only_as_a_hash(api: SignedApi, owned_org: Owner, contain
 def test_plain_members_cannot_invite_or_remove(api: SignedApi, owned_org: Owner) -> None:
     owner, activation = owned_org
     member, _ = api.join(owner, "Agent")
-    assert api.call("POST", "/invitations", {"display_name": "X"}, signer=member).status == 403
-    assert api.call("DELETE", f"/members/{activation['member_id']}", signer=member).status == 403
+    api.invite(member, "X", expect=403)
+    assert api.remove(member, activation["member_id"]).status == 403
 
 
 def test_admin_invites_but_cannot_touch_owners(api: SignedApi, owned_org: Owner) -> None:
     owner, activation = owned_org
     admin, _ = api.join(owner, "Secrétaire", role="admin")
-    new_admin = api.call("POST", "/invitations", {"display_name": "Adj", "role": "admin"}, signer=admin)
-    assert new_admin.status == 201 and new_admin.body["role"] == "admin"
-    assert (
-        api.call("POST", "/invitations", {"display_name": "O", "role": "owner"}, signer=admin).status == 400
-    )
-    reply = api.call("DELETE", f"/members/{activation['member_id']}", signer=admin)
+    assert api.invite(admin, "Adj", "admin")["role"] == "admin"
+    api.invite(admin, "O", "owner", expect=400)
+    reply = api.remove(admin, activation["member_id"])
     assert reply.status == 403
 
 
 def test_code_is_single_use(api: SignedApi, owned_org: Owner) -> None:
     owner, _ = owned_org
-    code = api.call("POST", "/invitations", {"display_name": "C"}, signer=owner).body["activation_code"]
+    code = api.invite(owner, "C")["activation_code"]
     assert api.activate(code)[1].status == 201
     reused = api.activate(code)[1]
     assert reused.status == 409 and "already been used" in reused.body["message"]
@@ -121,7 +118,7 @@ def test_code_is_single_use(api: SignedApi, owned_org: Owner) -> None:
 
 def test_retried_activation_by_the_same_device_converges(api: SignedApi, owned_org: Owner) -> None:
     owner, _ = owned_org
-    code = api.call("POST", "/invitations", {"display_name": "C"}, signer=owner).body["activation_code"]
+    code = api.invite(owner, "C")["activation_code"]
     keys, first = api.activate(code)
     _, second = api.activate(code, keys=keys)
     assert first.status == second.status == 201
@@ -130,13 +127,13 @@ def test_retried_activation_by_the_same_device_converges(api: SignedApi, owned_o
 
 def test_codes_are_accepted_without_dashes_or_case(api: SignedApi, owned_org: Owner) -> None:
     owner, _ = owned_org
-    code = api.call("POST", "/invitations", {"display_name": "C"}, signer=owner).body["activation_code"]
+    code = api.invite(owner, "C")["activation_code"]
     assert api.activate(code.replace("-", "").lower())[1].status == 201
 
 
 def test_expired_and_unknown_codes(api: SignedApi, owned_org: Owner) -> None:
     owner, _ = owned_org
-    code = api.call("POST", "/invitations", {"display_name": "D"}, signer=owner).body["activation_code"]
+    code = api.invite(owner, "D")["activation_code"]
     api.clock.advance(7 * 86400 + 1)
     expired = api.activate(code)[1]
     assert expired.status == 410 and "expired" in expired.body["message"]
@@ -148,10 +145,8 @@ def test_two_concurrent_activations_of_one_code_exactly_one_wins(
     api: SignedApi, owned_org: Owner, container: Any
 ) -> None:
     owner, _ = owned_org
-    code = api.call("POST", "/invitations", {"display_name": "E"}, signer=owner).body["activation_code"]
+    code = api.invite(owner, "E")["activation_code"]
     # The race is in the service, where a store's conditional write decides it.
-    from chalicelib.domain.encoding import b64e
-    from chalicelib.domain.invitation import activation_proof_message
     from chalicelib.services.invitations import ActivationRequest
 
     outcomes: list[str] = []
@@ -159,8 +154,7 @@ def test_two_concurrent_activations_of_one_code_exactly_one_wins(
 
     def attempt() -> None:
         keys = DeviceKeys.generate()
-        proof = keys.signing.sign(activation_proof_message(code, keys.box_public_key)).signature
-        request = ActivationRequest(code, keys.sign_public_key, keys.box_public_key, b64e(proof))
+        request = ActivationRequest(**api.activation_body(code, "E", keys))
         barrier.wait()
         try:
             container.invitations.activate(request)
@@ -183,7 +177,7 @@ def test_removed_member_is_locked_out_at_once(api: SignedApi, owned_org: Owner) 
     owner, _ = owned_org
     member_keys, member = api.join(owner, "Leaving")
     assert api.call("GET", "/me", signer=member_keys).status == 200
-    removed = api.call("DELETE", f"/members/{member['member_id']}", signer=owner)
+    removed = api.remove(owner, member["member_id"])
     assert removed.status == 200 and removed.body["status"] == "removed"
     reply = api.call("GET", "/me", signer=member_keys)
     assert reply.status == 401 and "revoked" in reply.body["message"]
@@ -194,12 +188,12 @@ def test_revoked_device_fails_on_next_request_other_device_keeps_working(
 ) -> None:
     owner, _ = owned_org
     phone, member = api.join(owner, "Two devices")
-    link = api.call("POST", "/devices/link", signer=phone)
-    assert link.status == 201 and link.body["member_id"] == member["member_id"]
-    laptop, second = api.activate(link.body["activation_code"])
+    link = api.link(phone)
+    assert link["member_id"] == member["member_id"]
+    laptop, second = api.activate(link["activation_code"])
     assert second.status == 201 and second.body["member_id"] == member["member_id"]
 
-    assert api.call("POST", f"/devices/{phone.device_id}/revoke", signer=laptop).status == 200
+    assert api.revoke(laptop, phone.device_id).status == 200
     assert api.call("GET", "/me", signer=phone).status == 401
     assert api.call("GET", "/me", signer=laptop).status == 200
 
@@ -213,23 +207,18 @@ def test_another_organisation_sees_nothing_of_this_one(
     owner_b, _ = api.activate(other["activation_code"], "Maire B")
     listing = api.call("GET", "/members", signer=owner_b).body
     assert {m["display_name"] for m in listing["members"]} == {"Maire B"}
-    assert api.call("DELETE", f"/members/{member_a_info['member_id']}", signer=owner_b).status == 404
-    assert api.call("POST", f"/devices/{member_a.device_id}/revoke", signer=owner_b).status == 404
-    assert (
-        api.call("PUT", f"/members/{org_a['member_id']}/role", {"role": "member"}, signer=owner_b).status
-        == 404
-    )
+    assert api.remove(owner_b, member_a_info["member_id"]).status == 404
+    assert api.revoke(owner_b, member_a.device_id).status == 404
+    assert api.set_role(owner_b, org_a["member_id"], "member").status == 404
     assert api.call("GET", "/me", signer=member_a).status == 200
 
 
 def test_roles_can_change_but_the_last_owner_stays(api: SignedApi, owned_org: Owner) -> None:
     owner, activation = owned_org
     _, member = api.join(owner, "Promoted")
-    promoted = api.call("PUT", f"/members/{member['member_id']}/role", {"role": "admin"}, signer=owner)
+    promoted = api.set_role(owner, member["member_id"], "admin")
     assert promoted.status == 200 and promoted.body["role"] == "admin"
-    demote_self = api.call(
-        "PUT", f"/members/{activation['member_id']}/role", {"role": "member"}, signer=owner
-    )
+    demote_self = api.set_role(owner, activation["member_id"], "member")
     assert demote_self.status == 409 and "at least one owner" in demote_self.body["message"]
 
 

@@ -84,11 +84,11 @@ class Seed:
 
     def revoke(self, org_id: str, device_id: str, when: int) -> None:
         self.at(when)
-        self.orgs.revoke_device(self.owners[org_id], device_id)
+        self.orgs.revoke_device(self.owners[org_id], device_id, None)  # uncertified: no statement
 
     def remove(self, org_id: str, member_id: str, when: int) -> None:
         self.at(when)
-        self.orgs.remove_member(self.owners[org_id], member_id)
+        self.orgs.remove_member(self.owners[org_id], member_id, None)  # never certified: no statement
 
 
 @pytest.fixture

@@ -12,26 +12,15 @@ from chalicelib.adapters.records.members import MemberRecords
 from chalicelib.adapters.records.nonces import NonceRecords
 from chalicelib.adapters.records.organisations import OrganisationRecords
 from chalicelib.domain.invitation import GRACE_SECONDS, Invitation, InvitationStatus
-from chalicelib.domain.organisation import Device, Member, MemberStatus, Organisation, Plan, Role
+from chalicelib.domain.organisation import Member, MemberStatus, Organisation, Plan, Role
 from chalicelib.errors import ConditionFailed
 from chalicelib.ports import Item, Store
+from tests.support import device_model
 
 
 def _member(member_id: str, role: Role = Role.MEMBER, status: MemberStatus = MemberStatus.ACTIVE) -> Member:
     return Member(
         org_id="o_1", member_id=member_id, display_name=member_id, role=role, status=status, created_at=1
-    )
-
-
-def _device(device_id: str, member_id: str) -> Device:
-    return Device(
-        device_id=device_id,
-        org_id="o_1",
-        member_id=member_id,
-        name="phone",
-        sign_public_key=f"sign-{device_id}",
-        box_public_key=f"box-{device_id}",
-        created_at=1,
     )
 
 
@@ -80,10 +69,10 @@ def test_members_list_with_their_devices_and_each_member_has_only_their_own(app_
         members.save(_member(member_id))
     removed = _member("m_2", status=MemberStatus.REMOVED)
     members.save(removed)
-    for device in (_device("d_a", "m_1"), _device("d_b", "m_10"), _device("d_c", "m_1")):
+    for device in (device_model("d_a", "m_1"), device_model("d_b", "m_10"), device_model("d_c", "m_1")):
         members.save_device(device)
     assert [d.device_id for d in members.devices_of("o_1", "m_1")] == ["d_a", "d_c"]
-    assert members.device("d_b") == _device("d_b", "m_10") and members.device("d_zz") is None
+    assert members.device("d_b") == device_model("d_b", "m_10") and members.device("d_zz") is None
     everyone, devices = members.history("o_1")
     assert [m.member_id for m in everyone] == ["m_1", "m_10", "m_2"] and removed in everyone
     assert sorted(d.device_id for d in devices) == ["d_a", "d_b", "d_c"]

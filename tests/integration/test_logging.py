@@ -17,13 +17,17 @@ from tests.support import SignedApi
 
 @pytest.fixture
 def log_output() -> Iterator[io.StringIO]:
-    """What the app logs, formatted exactly as in production (Powertools' JSON formatter)."""
+    """What the app logs, formatted exactly as in production (Powertools' JSON formatter), at the
+    deployed functions' level (INFO: no POWERTOOLS_LOG_LEVEL), whatever earlier tests left."""
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
     handler.setFormatter(logger.registered_formatter)
+    level = logger.log_level
+    logger.setLevel("INFO")
     logging.getLogger(logger.name).addHandler(handler)
     yield buffer
     logging.getLogger(logger.name).removeHandler(handler)
+    logger.setLevel(level)
 
 
 def test_logs_are_json_with_request_ids_and_no_secrets(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from bocage.client.issuing import membership_entry
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.counting_store import CountingStore
 from chalicelib.adapters.records.channels import ChannelRecords
@@ -48,10 +49,22 @@ def test_one_message_to_a_tribe_of_1000_costs_the_same_writes_as_to_10(
 
     def writes_for_one_message(size: int) -> int:
         cid = people.owner.create_channel("tribe", f"Tribe {size}")["channel_id"]
+        previous = container.channels.membership_log(owner, cid, 0, 1)["entries"][0]
         for i in range(size):  # members seeded through the services: activation is not what we measure
             member = container.orgs.add_invited_member(org_id, f"Citizen {i}", Role.MEMBER)
             container.orgs.save_member(member.model_copy(update={"status": MemberStatus.ACTIVE}))
-            container.channels.add_member(owner, cid, member.member_id, ChannelRole.MEMBER)
+            previous = membership_entry(
+                people.keys["owner"].signing,
+                owner.device_id,
+                org_id=org_id,
+                channel_id=cid,
+                previous=previous,
+                op="add",
+                member_id=member.member_id,
+                role="member",
+                now=0,
+            )
+            container.channels.add_member(owner, cid, member.member_id, ChannelRole.MEMBER, previous)
         people.owner.distribute_key(cid)
         counting.reset()
         people.owner.send_text(cid, "Réunion publique lundi")

@@ -98,7 +98,7 @@ def test_resent_message_is_stored_and_pushed_once(
     group = people.owner.create_channel("group", "G")
     cid = group["channel_id"]
     assert api.ws_connect(people.keys["owner"], "conn-owner")["statusCode"] == 200
-    envelope = sealed_envelope(people.owner, cid, {"text": "once"})
+    envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "once"})
     first = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
     again = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
     assert first.status == again.status == 201
@@ -118,11 +118,31 @@ def test_messages_carry_the_organisation_retention(people: People, api: SignedAp
 def test_ciphertext_over_64_kib_is_refused_clearly(people: People, api: SignedApi) -> None:
     group = people.owner.create_channel("group", "G")
     cid = group["channel_id"]
-    envelope = sealed_envelope(people.owner, cid, {"text": "x"})
+    envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "x"})
     envelope["ciphertext"] = base64.urlsafe_b64encode(b"\0" * (MAX_CIPHERTEXT_BYTES + 1)).decode().rstrip("=")
     reply = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
     assert reply.status == 413 and "64 KiB" in reply.body["message"]
     assert people.owner.read(cid)["messages"] == []
+
+
+def test_a_version_1_envelope_is_refused_with_a_call_to_update(people: People, api: SignedApi) -> None:
+    cid = people.owner.create_channel("group", "G")["channel_id"]
+    envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "x"})
+    old = {k: v for k, v in envelope.items() if k != "index"} | {"v": 1}
+    reply = api.call("POST", f"/channels/{cid}/messages", old, signer=people.keys["owner"])
+    assert reply.status == 400
+    assert "version 1" in reply.body["message"] and "update the client" in reply.body["message"]
+    for bad in ({"index": None}, {"index": -1}, {"index": True}, {"index": "3"}, {"index": 2**31}, {"v": 3}):
+        reply = api.call("POST", f"/channels/{cid}/messages", envelope | bad, signer=people.keys["owner"])
+        assert reply.status == 400, bad
+    missing = {k: v for k, v in envelope.items() if k != "index"}
+    reply = api.call("POST", f"/channels/{cid}/messages", missing, signer=people.keys["owner"])
+    assert reply.status == 400 and "index" in reply.body["message"]
+    assert people.owner.read(cid)["messages"] == []
+    stored = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
+    assert stored.status == 201
+    page = api.call("GET", f"/channels/{cid}/messages", signer=people.keys["owner"])
+    assert [m["index"] for m in page.body["messages"]] == [envelope["index"]]  # stored and relayed
 
 
 def test_forged_envelope_is_flagged_not_shown(people: People, api: SignedApi) -> None:
@@ -130,7 +150,7 @@ def test_forged_envelope_is_flagged_not_shown(people: People, api: SignedApi) ->
     cid = group["channel_id"]
     bob = people.join("bob")
     people.owner.add_member(cid, people.info["bob"]["member_id"])
-    envelope = sealed_envelope(bob, cid, {"text": "real"})
+    envelope = sealed_envelope(bob, cid, {"type": "text", "text": "real"})
     envelope["sent_at"] = 2  # tampered after signing
     assert api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["bob"]).status == 201
     (shown,) = people.owner.read(cid)["messages"]
@@ -142,31 +162,34 @@ def test_sender_must_be_the_signing_device(people: People, api: SignedApi) -> No
     cid = group["channel_id"]
     bob = people.join("bob")
     people.owner.add_member(cid, people.info["bob"]["member_id"])
-    envelope = sealed_envelope(people.owner, cid, {"text": "x"})
+    envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "x"})
     reply = api.call("POST", f"/channels/{cid}/messages", envelope, signer=bob.keys)
     assert reply.status == 403
 
 
-def test_a_new_device_reads_the_current_epoch(people: People, api: SignedApi) -> None:
-    """Multi-device: a member's device activated later gets the senders' current keys."""
+def test_a_new_device_reads_from_its_link_on(people: People, api: SignedApi) -> None:
+    """Multi-device: a member's device linked later gets the senders' current ratchet state, so it
+    reads what is sent from then on, and nothing sent before it existed (protocol v2)."""
     cid = people.owner.create_channel("tribe", "T")["channel_id"]
     bob_phone = people.join("bob")
     people.owner.add_member(cid, people.info["bob"]["member_id"])
     people.owner.send_text(cid, "sent before the laptop existed")
-    link = api.call("POST", "/devices/link", signer=people.keys["bob"])
-    laptop_keys, activated = api.activate(link.body["activation_code"], "bob")
+    link = api.link(people.keys["bob"])
+    laptop_keys, activated = api.activate(link["activation_code"], "bob")
     assert activated.status == 201
     laptop = messenger_for(api, laptop_keys, people.tmp / "bob-laptop", activated.body)
     people.owner.read(cid)  # any read (or a live "device" event) lets the sender share its key
-    assert [m["text"] for m in laptop.read(cid)["messages"]] == ["sent before the laptop existed"]
-    laptop_sent = bob_phone.read(cid)["messages"]
-    assert [m["verified"] for m in laptop_sent] == [True]
+    people.owner.send_text(cid, "sent after the link")
+    seen = laptop.read(cid)["messages"]
+    assert [m.get("text") for m in seen] == [None, "sent after the link"]
+    assert "no key for this message" in seen[0]["error"] and not seen[0]["verified"]
+    assert [m["verified"] for m in bob_phone.read(cid)["messages"]] == [True, True]
 
 
 def test_own_messages_show_on_all_my_devices(people: People, api: SignedApi) -> None:
     cid = people.owner.create_channel("group", "G")["channel_id"]
-    link = api.call("POST", "/devices/link", signer=people.keys["owner"])
-    tablet_keys, activated = api.activate(link.body["activation_code"], "Maire")
+    link = api.link(people.keys["owner"])
+    tablet_keys, activated = api.activate(link["activation_code"], "Maire")
     tablet = messenger_for(api, tablet_keys, people.tmp / "owner-tablet", activated.body)
     people.owner.send_text(cid, "from my phone")
     tablet.send_text(cid, "from my tablet")
@@ -199,3 +222,19 @@ def test_channel_members_with_their_roles(people: People) -> None:
     with pytest.raises(ApiError) as refused:
         outsider.client.request("GET", f"/channels/{cid}/members")
     assert refused.value.status == 403
+
+
+def test_sealed_keys_only_for_devices_in_the_channel_roster(people: People) -> None:
+    """Red-team finding: a key sealed for a device outside the channel was stored."""
+    alice, outsider = people.join("alice"), people.join("outsider")
+    group = alice.create_channel("group", "Voirie")
+    cid = group["channel_id"]
+    epoch = group["epoch"]
+    sealed = base64.urlsafe_b64encode(b"x" * 80).decode().rstrip("=")
+    entry: Any = {"recipient_device": outsider.device_id, "sealed": sealed}
+    with pytest.raises(ApiError) as refused:
+        alice.client.put_sender_keys(cid, epoch, [entry])
+    assert refused.value.status == 400 and outsider.device_id in refused.value.message
+    alice.add_member(cid, outsider.info["member_id"])  # once in the roster, the same key is accepted
+    assert alice.client.put_sender_keys(cid, epoch, [entry])["stored"] == 1
+    assert [k["sender_device"] for k in outsider.client.sender_keys(cid, epoch)["keys"]] == [alice.device_id]

@@ -12,9 +12,9 @@ from chalicelib.adapters.records.sender_keys import SenderKeys
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from chalicelib.domain.envelope import Kind
 from chalicelib.domain.frames import MessageFrame, StoredMessage, frame_bytes
-from chalicelib.domain.organisation import Device
 from chalicelib.domain.roster import SealedKey
 from chalicelib.ports import Store
+from tests.support import device_model
 
 CID = "c_records"
 NOW = ManualClock().now()  # what the app_store's clock says: items expire after it
@@ -22,11 +22,12 @@ NOW = ManualClock().now()  # what the app_store's clock says: items expire after
 
 def _message(seq: int, *, message_id: str | None = None, stored_at: int = NOW) -> StoredMessage:
     return StoredMessage(
-        v=1,
+        v=2,
         channel_id=CID,
         message_id=message_id or f"msg-{seq:08d}",
         sender_device="d_sender",
         epoch=2,
+        index=seq - 1,
         kind=Kind.MESSAGE,
         sent_at=1_700_000_000_000,
         nonce="bm9uY2U",
@@ -36,18 +37,6 @@ def _message(seq: int, *, message_id: str | None = None, stored_at: int = NOW) -
         sender_member="m_sender",
         stored_at=stored_at,
         expires_at=stored_at + 86400,
-    )
-
-
-def _device(device_id: str, member_id: str) -> Device:
-    return Device(
-        device_id=device_id,
-        org_id="o_1",
-        member_id=member_id,
-        name="phone",
-        sign_public_key=f"sign-{device_id}",
-        box_public_key=f"box-{device_id}",
-        created_at=0,
     )
 
 
@@ -119,7 +108,7 @@ def test_membership_is_listed_both_ways_and_leaving_takes_the_devices(app_store:
             channel_id=CID, member_id=member_id, role=ChannelRole.MEMBER, added_at=1, added_by="m_a"
         )
         channels.save_membership(membership)
-        channels.add_devices(CID, [_device(f"d_{member_id}", member_id)])
+        channels.add_devices(CID, [device_model(f"d_{member_id}", member_id)])
     assert [m.member_id for m in channels.members(CID)] == ["m_a", "m_b"]
     assert channels.channel_ids_of("m_b") == [CID]
     channels.remove_membership(CID, "m_b", ["d_m_b"])

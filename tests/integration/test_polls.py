@@ -135,7 +135,7 @@ def test_envelope_targets_are_checked(people: People, api: SignedApi) -> None:
     with pytest.raises(ApiError) as missing:
         people.owner.delete(cid, "no-such-message-id")
     assert missing.value.status == 404
-    untargeted = sealed_envelope(people.owner, cid, {"type": "delete"}, kind="message")
+    untargeted = sealed_envelope(people.owner, cid, {"type": "text", "text": "x"}, kind="message")
     untargeted["kind"] = "delete"
     reply = api.call("POST", f"/channels/{cid}/messages", untargeted, signer=people.keys["owner"])
     assert reply.status == 400 and "target" in reply.body["message"]

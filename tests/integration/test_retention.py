@@ -150,7 +150,7 @@ def test_every_expiring_kind_carries_expires_at(people: People, api: SignedApi, 
     people.owner.add_member(cid, people.info["bob"]["member_id"])
     people.owner.send_text(cid, "x")  # message, id marker, sealed key
     bob.read(cid)  # nonce (every signed request), read cursor
-    api.call("POST", "/invitations", {"display_name": "pending"}, signer=people.keys["owner"])  # invitation
+    api.invite(people.keys["owner"], "pending")  # invitation
     api.ws_connect(people.keys["bob"], "conn-1")  # presence
     expiring = ("MSG#", "MID#", "KEY#", "CONN#")
     rows = scan_all(container.store)

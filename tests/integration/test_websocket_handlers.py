@@ -117,12 +117,7 @@ def test_revoked_device_is_cut_off_at_its_next_frame(
 ) -> None:
     people.join("bob")
     api.ws_connect(people.keys["bob"], "c-bob")
-    assert (
-        api.call(
-            "POST", f"/devices/{people.keys['bob'].device_id}/revoke", signer=people.keys["owner"]
-        ).status
-        == 200
-    )
+    assert api.revoke(people.keys["owner"], people.keys["bob"].device_id).status == 200
     assert "c-bob" in push.closed  # its live connection is closed at once
     api.ws("ws_message", ws_event("$default", "c-bob", body='{"action": "ping"}'))
     assert push.to("c-bob", "pong") == []
@@ -196,3 +191,24 @@ def test_large_tribes_fan_out_through_sqs_chunks(
         container.delivery._push = push  # the app's own SQS handler consumes the chunks
         api.lambda_.invoke("fanout", sqs_event(bodies))
     assert sorted(c for c, f in push.frames if f["type"] == "message") == connections
+
+
+def test_deeply_nested_frames_get_an_error_frame_not_an_exception(
+    api: SignedApi, people: People, push: RecordingPush
+) -> None:
+    """Red-team finding: a frame nested 5,000 deep raised and left a traceback in the log."""
+    api.ws_connect(people.keys["owner"], "c1")
+    deep = "[" * 5000 + "]" * 5000
+    bodies = [
+        deep,
+        '{"action": "ping", "ref": "r1", "x": ' + deep + "}",
+        '{"action": "send", "ref": "r2", "envelope": {"ciphertext": ' + deep + "}}",
+        '{"action": "send", "ref": "r3", "envelope": ' + "{" + '"a":{' * 4000 + "}" * 4001 + "}",
+    ]
+    for body in bodies:
+        assert api.ws("ws_message", ws_event("$default", "c1", body=body)) == {"statusCode": 200}
+    errors = push.to("c1", "error")
+    assert [e["status"] for e in errors] == [400, 400, 400, 400]
+    assert all("JSON objects" in e["message"] and "ref" not in e for e in errors)  # unreadable: no ref
+    api.ws("ws_message", ws_event("$default", "c1", body='{"action": "ping", "ref": "after"}'))
+    assert push.to("c1", "pong")[-1]["ref"] == "after"  # the connection still works

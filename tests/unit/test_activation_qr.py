@@ -10,6 +10,8 @@ import math
 import struct
 import xml.etree.ElementTree as ET
 import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 import segno
@@ -28,13 +30,32 @@ def _paeth(a: int, b: int, c: int) -> int:
     return b if pb <= pc else c
 
 
-def read_png_gray(data: bytes) -> list[list[int]]:
-    """Decode a non-interlaced greyscale or palette PNG into rows of 0..255 luminance."""
+# PNG filter type -> the prediction added back to each byte, from its left, up and up-left bytes.
+_PREDICTORS: dict[int, Callable[[int, int, int], int]] = {
+    0: lambda left, up, up_left: 0,
+    1: lambda left, up, up_left: left,
+    2: lambda left, up, up_left: up,
+    3: lambda left, up, up_left: (left + up) // 2,
+    4: _paeth,
+}
+
+
+@dataclass(frozen=True)
+class PngImage:
+    """What the decoder needs from the chunks: the IHDR fields, the palette and the joined IDAT data."""
+
+    width: int
+    height: int
+    bit_depth: int
+    colour_type: int
+    palette: list[bytes]
+    idat: bytes
+
+
+def read_png_chunks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Yield each chunk's (type, body) up to IEND, checking every CRC."""
     assert data.startswith(PNG_SIGNATURE)
     pos = len(PNG_SIGNATURE)
-    idat = b""
-    palette: list[bytes] = []
-    width = height = bit_depth = colour_type = 0
     while pos < len(data):
         (length,) = struct.unpack(">I", data[pos : pos + 4])
         kind = data[pos + 4 : pos + 8]
@@ -42,6 +63,17 @@ def read_png_gray(data: bytes) -> list[list[int]]:
         (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
         assert zlib.crc32(kind + body) == crc, kind
         pos += 12 + length
+        if kind == b"IEND":
+            return
+        yield kind, body
+
+
+def read_png_image(data: bytes) -> PngImage:
+    """Collect the header, palette and image data of a non-interlaced greyscale or palette PNG."""
+    idat = b""
+    palette: list[bytes] = []
+    width = height = bit_depth = colour_type = 0
+    for kind, body in read_png_chunks(data):
         if kind == b"IHDR":
             width, height, bit_depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", body)
             assert interlace == 0
@@ -50,43 +82,46 @@ def read_png_gray(data: bytes) -> list[list[int]]:
             palette = [body[i : i + 3] for i in range(0, len(body), 3)]
         elif kind == b"IDAT":
             idat += body
-        elif kind == b"IEND":
-            break
-    raw = zlib.decompress(idat)
-    bits_per_row = width * bit_depth
-    stride = (bits_per_row + 7) // 8
-    bpp = max(1, bit_depth // 8)
-    rows: list[list[int]] = []
+    return PngImage(width, height, bit_depth, colour_type, palette, idat)
+
+
+def unfilter_line(filter_type: int, line: bytearray, previous: bytearray, bpp: int) -> bytearray:
+    """Undo one scanline's filter in place, given the already unfiltered line above it."""
+    assert filter_type in _PREDICTORS, filter_type
+    predict = _PREDICTORS[filter_type]
+    for i in range(len(line)):
+        left = line[i - bpp] if i >= bpp else 0
+        up_left = previous[i - bpp] if i >= bpp else 0
+        line[i] = (line[i] + predict(left, previous[i], up_left)) & 0xFF
+    return line
+
+
+def unfiltered_lines(raw: bytes, image: PngImage) -> Iterator[bytearray]:
+    """Split the inflated image data into scanlines and unfilter each."""
+    stride = (image.width * image.bit_depth + 7) // 8
+    bpp = max(1, image.bit_depth // 8)
     previous = bytearray(stride)
-    offset = 0
-    for _ in range(height):
-        filter_type = raw[offset]
+    for offset in range(0, image.height * (1 + stride), 1 + stride):
         line = bytearray(raw[offset + 1 : offset + 1 + stride])
-        offset += 1 + stride
-        for i in range(stride):
-            left = line[i - bpp] if i >= bpp else 0
-            up = previous[i]
-            up_left = previous[i - bpp] if i >= bpp else 0
-            if filter_type == 1:
-                line[i] = (line[i] + left) & 0xFF
-            elif filter_type == 2:
-                line[i] = (line[i] + up) & 0xFF
-            elif filter_type == 3:
-                line[i] = (line[i] + (left + up) // 2) & 0xFF
-            elif filter_type == 4:
-                line[i] = (line[i] + _paeth(left, up, up_left)) & 0xFF
-            else:
-                assert filter_type == 0, filter_type
-        previous = line
-        mask = (1 << bit_depth) - 1
-        samples = [
-            (line[(x * bit_depth) // 8] >> (8 - bit_depth - (x * bit_depth) % 8)) & mask for x in range(width)
-        ]
-        if colour_type == 3:
-            rows.append([sum(palette[s]) // 3 for s in samples])
-        else:
-            rows.append([s * 255 // mask for s in samples])
-    return rows
+        previous = unfilter_line(raw[offset], line, previous, bpp)
+        yield previous
+
+
+def luminance(line: bytearray, image: PngImage) -> list[int]:
+    """One scanline's samples as 0..255 luminance (a palette entry's mean of red, green and blue)."""
+    depth = image.bit_depth
+    mask = (1 << depth) - 1
+    samples = [(line[(x * depth) // 8] >> (8 - depth - (x * depth) % 8)) & mask for x in range(image.width)]
+    if image.colour_type == 3:
+        return [sum(image.palette[s]) // 3 for s in samples]
+    return [s * 255 // mask for s in samples]
+
+
+def read_png_gray(data: bytes) -> list[list[int]]:
+    """Decode a non-interlaced greyscale or palette PNG into rows of 0..255 luminance."""
+    image = read_png_image(data)
+    raw = zlib.decompress(image.idat)
+    return [luminance(line, image) for line in unfiltered_lines(raw, image)]
 
 
 def expected_grid(url: str) -> list[list[bool]]:

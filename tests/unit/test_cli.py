@@ -143,11 +143,13 @@ class FlakyActivate:
 
     def __init__(self, failures: int = 1) -> None:
         self.device_ids: list[str] = []
+        self.identity_keys: list[str] = []
         self.failures = failures
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         def activate(client: BocageClient, code: str, keys: DeviceKeys, **kwargs: Any) -> dict[str, Any]:
             self.device_ids.append(keys.device_id)
+            self.identity_keys.append(kwargs["member_cert"]["identity_key"])
             if len(self.device_ids) <= self.failures:
                 raise ConnectionResetError("the reply was lost")
             return {"org_id": "o_1", "member_id": "m_1", "device_id": keys.device_id, "role": "member"}
@@ -156,8 +158,18 @@ class FlakyActivate:
 
 
 def activate(capsys: pytest.CaptureFixture[str], profile: Path) -> tuple[int, dict[str, Any]]:
+    fragment = ("--org", "o_aaaaaaaaaaaaaaaa", "--member", "m_aaaaaaaaaaaaaaaa")  # a first owner's
     return run(
-        capsys, "--profile", str(profile), "activate", CODE, "--server", "http://127.0.0.1:1", "--name", "A"
+        capsys,
+        "--profile",
+        str(profile),
+        "activate",
+        CODE,
+        "--server",
+        "http://127.0.0.1:1",
+        "--name",
+        "A",
+        *fragment,
     )
 
 
@@ -178,6 +190,8 @@ def test_activation_saves_keys_first_and_a_retry_reuses_them(
     status, result = activate(capsys, profile)
     assert status == 0
     assert server.device_ids == [saved, saved]  # the same device key: the server sees a retry
+    assert server.identity_keys[0] == server.identity_keys[1]  # and the same identity key
+    assert (profile / "identity.key").stat().st_mode & 0o777 == 0o600
     assert result["device_id"] == saved
     assert Profile(profile).info()["device_id"] == saved
     assert Profile(profile).keys().device_id == saved

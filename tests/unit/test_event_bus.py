@@ -5,20 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.domain.events import DeviceAdded, DeviceRevoked
-from chalicelib.domain.organisation import Device
 from chalicelib.services.event_bus import EventBus, UnhandledEvent
-
-
-def _device() -> Device:
-    return Device(
-        device_id="d_0123456789abcdef",
-        member_id="m_0123456789abcdef",
-        org_id="o_0123456789abcdef",
-        name="phone",
-        sign_public_key="A" * 43,
-        box_public_key="B" * 43,
-        created_at=1,
-    )
+from tests.support import device_model
 
 
 def test_handlers_run_in_subscription_order_for_their_event_type_only() -> None:
@@ -27,7 +15,7 @@ def test_handlers_run_in_subscription_order_for_their_event_type_only() -> None:
     bus.subscribe(DeviceAdded, lambda e: seen.append(f"first {e.device.device_id}"))
     bus.subscribe(DeviceAdded, lambda e: seen.append("second"))
     bus.subscribe(DeviceRevoked, lambda e: seen.append("revoked"))
-    bus.publish(DeviceAdded(_device()))
+    bus.publish(DeviceAdded(device_model("d_0123456789abcdef", "m_0123456789abcdef")))
     assert seen == ["first d_0123456789abcdef", "second"]
 
 
@@ -35,4 +23,4 @@ def test_an_event_without_a_handler_is_a_wiring_error_not_a_silent_drop() -> Non
     bus = EventBus()
     bus.subscribe(DeviceAdded, lambda e: None)
     with pytest.raises(UnhandledEvent, match="DeviceRevoked"):
-        bus.publish(DeviceRevoked(_device()))
+        bus.publish(DeviceRevoked(device_model("d_0123456789abcdef", "m_0123456789abcdef")))

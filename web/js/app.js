@@ -9,6 +9,8 @@ import { renderMessages, messagesEvent } from './ui/messages.js';
 import { renderAdmin } from './ui/admin.js';
 import { renderImpact } from './ui/impact.js';
 import { renderDevice } from './ui/device.js';
+import { membershipEventText, renderTrustNotices } from './ui/trust-notices.js';
+import { renderVerify } from './ui/verify.js';
 
 const PURGE_EVERY = 60_000;
 
@@ -65,7 +67,7 @@ export const app = {
     const messenger = new Messenger(this.store, device);
     this.messenger = messenger;
     await messenger.init();
-    for (const type of ['message', 'channels', 'roster', 'status', 'revoked', 'error']) {
+    for (const type of ['message', 'channels', 'roster', 'status', 'revoked', 'error', 'warnings', 'membership']) {
       messenger.addEventListener(type, (e) => onMessengerEvent(type, /** @type {CustomEvent} */ (e).detail));
     }
     messenger.loadChannels().catch(() => null);
@@ -92,6 +94,7 @@ function parseRoute() {
   if (parts[0] === 'admin') return { name: 'admin', params: { section: parts[1] || null } };
   if (parts[0] === 'impact') return { name: 'impact', params };
   if (parts[0] === 'device') return { name: 'device', params };
+  if (parts[0] === 'verify' && parts[1]) return { name: 'verify', params: { memberId: parts[1] } };
   if (parts[0] === 'new') return { name: 'new-channel', params };
   return { name: 'home', params };
 }
@@ -104,6 +107,13 @@ function onMessengerEvent(type, detail) {
     return;
   }
   if (type === 'status') renderTopbar();
+  if (type === 'warnings') renderTrustNotices(app);
+  if (type === 'membership') {
+    // Someone else changed a channel's members: everyone in it is told, from the signed log.
+    const name = app.messenger?.channel(detail.channelId)?.name || '';
+    const others = detail.events.filter((e) => e.by_member !== app.messenger?.memberId);
+    if (others.length) app.toast(others.map((e) => membershipEventText(app, name, e)).join(' '));
+  }
   if (type === 'error' && detail) app.toast(app.errorText(detail), 'error');
   if (type === 'channels') renderTopbar();
   messagesEvent(app, type, detail);
@@ -204,6 +214,8 @@ export async function render({ keepFocus = false } = {}) {
     view = await renderAdmin(app, main, route.params);
   } else if (route.name === 'device') {
     view = await renderDevice(app, main);
+  } else if (route.name === 'verify') {
+    view = await renderVerify(app, main, route.params);
   } else {
     view = await renderMessages(app, main, route);
   }
@@ -212,6 +224,7 @@ export async function render({ keepFocus = false } = {}) {
     return;
   }
   app.view = view || null;
+  renderTrustNotices(app);
   // Focus goes to the new screen, unless the person already moved it there while it loaded.
   const active = document.activeElement;
   const moved = active && active !== focusedBefore && active !== document.body && active !== main && active.isConnected;

@@ -1,7 +1,8 @@
 // @ts-check
 // What the device keeps, in IndexedDB (this origin only): its keys and identity (like the CLI
-// profile's files), its sender-key ring, and opened messages for offline reading, each removed
-// once past its expires_at (the organisation's retention holds on the device too).
+// profile's files), its sender-key ring (chain states, and message keys until they expire), and
+// opened messages for offline reading, each removed once past its expires_at (the organisation's
+// retention holds on the device too).
 
 const NAME = 'bocage';
 const VERSION = 1;
@@ -62,8 +63,9 @@ export class DeviceStore {
     await this.put('device', device);
   }
 
+  /** The ratchet ring (ratchet.js), or null before the first one; the messenger reads it with ringFrom. */
   async ring() {
-    return (await this.get('ring')) || { own: {}, received: {}, distributed: {} };
+    return (await this.get('ring')) || null;
   }
 
   async saveRing(ring) {

@@ -1,29 +1,51 @@
 // @ts-check
 // End-to-end encrypted messaging for this browser's device: bocage/client/messenger.py in JS.
 //
-// Sender keys are made here, sealed to each roster device once per epoch and kept in the ring
-// (IndexedDB); messages are sealed and signed before they leave and verified before they show.
+// Sender keys are ratchets (ratchet.js): made here, their current state sealed to each roster
+// device once per epoch and kept in the ring (IndexedDB); messages are sealed under the next key
+// and signed before they leave, and verified (labels included) before they show.
 // Events (EventTarget): 'message' (an opened message), 'channels', 'roster' (channel id),
 // 'status' (online/offline), 'revoked', 'error'.
 import { Api, ApiError } from './api.js';
+import { newChannelId, signEntry } from './membership.js';
 import { newPoll, tally } from './polls.js';
+import {
+  KeyUnavailable,
+  ReplayedMessage,
+  TooFarAhead,
+  addReceived,
+  confirm,
+  emptyRing,
+  forget,
+  hasOwn,
+  holds,
+  markDistributed,
+  nextKey,
+  openWith,
+  ownState,
+  ringFrom,
+  undistributed,
+} from './ratchet.js';
 import {
   CryptoError,
   ForgedMessage,
+  MislabelledMessage,
   newMessageId,
-  newSenderKey,
   openMessage,
   openSenderKey,
   sealMessage,
   sealSenderKey,
   signToken,
 } from './wire.js';
+import { newTicket, withFragment } from './certs.js';
+import { TrustKeeper } from './trust.js';
 
 const KEYS_PER_CALL = 500;
 const READ_LIMIT = 200;
 const PING_EVERY = 240_000; // API Gateway drops idle WebSockets after 10 minutes
 const CONNECT_PATH = '$connect';
 const slot = (...parts) => parts.join('|');
+const nowSeconds = () => Math.floor(Date.now() / 1000);
 const READABLE_KINDS = new Set(['message', 'poll']);
 
 export class Messenger extends EventTarget {
@@ -35,7 +57,10 @@ export class Messenger extends EventTarget {
     this.keys = { deviceId: device.device_id, signSecretKey: device.signSecretKey, boxSecretKey: device.boxSecretKey };
     this.api = new Api(device.server, this.keys);
     this.api.onUnauthorized = (err) => this.unauthorized(err);
-    this.ring = { own: {}, received: {}, distributed: {} };
+    this.ring = emptyRing();
+    this.trust = new TrustKeeper(store, device);
+    this.trust.addEventListener('warnings', (e) => this.emit('warnings', /** @type {CustomEvent} */ (e).detail));
+    this.trust.addEventListener('membership', (e) => this.emit('membership', /** @type {CustomEvent} */ (e).detail));
     this.directory = null;
     this.directoryAt = 0;
     this.channels = new Map();
@@ -70,24 +95,26 @@ export class Messenger extends EventTarget {
     this.revoked = true;
     this.stop();
     await this.store.eraseContent().catch(() => null);
-    this.ring = { own: {}, received: {}, distributed: {} };
+    this.ring = emptyRing();
     this.emit('revoked');
   }
 
   async init() {
-    this.ring = await this.store.ring();
+    this.ring = ringFrom(await this.store.ring());
+    await this.trust.load();
     await this.api.health().catch(() => null); // learns the server's clock
   }
 
   // -- key ring ----------------------------------------------------------------------------
 
+  /**
+   * Every change to the ring runs here. One device may be open in several tabs: they share the
+   * ring through IndexedDB, under a lock, and the stored ring is the truth (a ratchet must never
+   * hand out the same index twice, nor move back).
+   */
   async withRing(work) {
-    // One device may be open in several tabs: they share the ring through IndexedDB.
     const run = async () => {
-      const stored = await this.store.ring();
-      for (const part of ['own', 'received', 'distributed']) {
-        this.ring[part] = { ...this.ring[part], ...stored[part] };
-      }
+      this.ring = ringFrom(await this.store.ring());
       const result = await work();
       await this.store.saveRing(this.ring);
       return result;
@@ -95,24 +122,13 @@ export class Messenger extends EventTarget {
     return globalThis.navigator?.locks ? navigator.locks.request('bocage-ring', run) : run();
   }
 
-  ownKey(channelId, epoch) {
-    const s = slot(channelId, epoch);
-    if (!this.ring.own[s]) this.ring.own[s] = newSenderKey();
-    return this.ring.own[s];
-  }
-
-  hasOwn(channelId, epoch = null) {
-    return Object.keys(this.ring.own).some((s) => {
-      const [c, e] = s.split('|');
-      return c === channelId && (epoch === null || Number(e) === epoch);
-    });
-  }
-
   // -- channels ----------------------------------------------------------------------------
 
   async loadChannels() {
     const { channels } = await this.api.get('/channels');
     this.channels = new Map(channels.map((c) => [c.channel_id, c]));
+    const epochs = Object.fromEntries(channels.map((c) => [c.channel_id, c.epoch]));
+    await this.withRing(async () => forget(this.ring, nowSeconds(), epochs));
     for (const c of channels) await this.refineUnread(c.channel_id);
     this.emit('channels');
     return channels;
@@ -154,22 +170,87 @@ export class Messenger extends EventTarget {
     return ['owner', 'admin'].includes(this.device.role);
   }
 
+  /** A channel whose id this client makes, so it signs the log's creation entry (section 14). */
   async createChannel(kind, name) {
-    const created = await this.api.request('POST', '/channels', { body: { kind, name } });
+    const channelId = newChannelId();
+    const change = { op: 'create', memberId: this.memberId, role: 'author', kind };
+    const membership = signEntry(this.device, channelId, null, change, this.api.now());
+    const created = await this.api.request('POST', '/channels', { body: { kind, name, membership } });
     await this.loadChannels();
     return created;
   }
 
-  async addMember(channelId, memberId, role = 'member') {
-    const result = await this.api.request('PUT', `/channels/${channelId}/members/${memberId}`, { body: { role } });
-    this.rosters.delete(channelId);
+  addMember(channelId, memberId, role = 'member') {
+    return this.changeMembership(channelId, memberId, 'PUT', (state) => ({ op: memberId in state.members ? 'role' : 'add', memberId, role }), { role });
+  }
+
+  removeMember(channelId, memberId) {
+    return this.changeMembership(channelId, memberId, 'DELETE', () => ({ op: memberId === this.memberId ? 'leave' : 'remove', memberId }));
+  }
+
+  /** Sign the next log entry on the verified head; once more if the log moved meanwhile (409). */
+  async changeMembership(channelId, memberId, method, change, extra = {}) {
+    for (let attempt = 0; ; attempt += 1) {
+      await this.loadDirectory(); // the member may have activated since
+      const { state, blocked } = await this.trust.membership(this.api, channelId, `change:${Date.now()}`);
+      if (blocked || !state) throw membershipBlocked(channelId);
+      const membership = signEntry(this.device, channelId, state, change(state), this.api.now());
+      try {
+        const result = await this.api.request(method, `/channels/${channelId}/members/${memberId}`, { body: { ...extra, membership } });
+        this.rosters.delete(channelId);
+        return result;
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status === 409 && attempt === 0)) throw err;
+      }
+    }
+  }
+
+  // -- the organisation: signed operations (docs/protocol.md, 13.3, 13.8, 13.9) ------------
+
+  /**
+   * A QR or link invitation: a one-time ticket signed here, its secret and the pinned root only
+   * in the URL's fragment. An e-mailed invitation cannot carry a secret: no ticket (13.7).
+   */
+  async invite(displayName, role, email = null) {
+    if (email) return this.api.request('POST', '/invitations', { body: { display_name: displayName, role, email } });
+    const { seed, ticket } = newTicket(this.device, { grant: 'member', role, display_name: displayName }, this.api.now());
+    const invitation = await this.api.request('POST', '/invitations', { body: { display_name: displayName, role, ticket } });
+    return { ...invitation, activation_url: withFragment(invitation.activation_url, { ticket: seed, root: this.device.root }) };
+  }
+
+  /** A link for one more device of mine, certified by a ticket this device signs (13.3). */
+  async linkDevice() {
+    if (!this.trust.view) await this.loadDirectory();
+    const ik = this.trust.myIdentityKey();
+    if (!ik) throw new Error('this member has no identity key');
+    const { seed, ticket } = newTicket(this.device, { grant: 'device', member_id: this.memberId }, this.api.now());
+    const invitation = await this.api.request('POST', '/devices/link', { body: { ticket } });
+    return { ...invitation, activation_url: withFragment(invitation.activation_url, { ticket: seed, root: this.device.root, ik }) };
+  }
+
+  async setRole(memberId, role) {
+    if (!this.trust.view) await this.loadDirectory();
+    const statement = this.trust.roleStatement(memberId, role, this.api.now());
+    const result = await this.api.request('PUT', `/members/${memberId}/role`, { body: { role, statement } });
+    await this.loadDirectory();
     return result;
   }
 
-  async removeMember(channelId, memberId) {
-    const result = await this.api.request('DELETE', `/channels/${channelId}/members/${memberId}`);
-    this.rosters.delete(channelId);
-    return result;
+  /** Confirm an e-mail invitee for everyone: a role statement naming their identity key. */
+  endorse(memberId) {
+    const listed = this.directory?.members.get(memberId)?.role;
+    return this.setRole(memberId, listed === 'admin' ? 'admin' : 'member');
+  }
+
+  async removeFromOrg(memberId) {
+    if (!this.trust.view) await this.loadDirectory();
+    const statement = this.trust.removalStatement(memberId, this.api.now());
+    return this.api.request('DELETE', `/members/${memberId}`, { body: { statement } });
+  }
+
+  async revokeDevice(device) {
+    const statement = this.trust.revocationStatement(device, this.api.now());
+    return this.api.request('POST', `/devices/${device.device_id}/revoke`, { body: { statement } });
   }
 
   async roster(channelId, { fresh = false } = {}) {
@@ -183,9 +264,22 @@ export class Messenger extends EventTarget {
       devices.push(...page.devices);
       cursor = page.cursor;
     } while (cursor);
-    const roster = { ...page, devices, members: new Set(devices.map((d) => d.member_id)) };
+    const roster = await this.certifyRoster(channelId, { ...page, devices });
     this.rosters.set(channelId, roster);
     return roster;
+  }
+
+  /**
+   * The server's roster reduced to the effective roster (section 14): certified devices of the
+   * members in the verified membership log, with their certified keys. `listed` keeps what the
+   * server said; `blocked` after a rolled-back or forked log (nothing is sealed or sent then).
+   */
+  async certifyRoster(channelId, raw) {
+    const unknown = raw.devices.some((d) => !this.directory?.devices.has(d.device_id));
+    if (!this.trust.view || unknown) await this.loadDirectory();
+    const { state, blocked } = await this.trust.membership(this.api, channelId, raw.roster);
+    const devices = blocked ? [] : this.trust.recipients(channelId, state, raw.devices).devices;
+    return { ...raw, listed: raw.devices, devices, members: new Set(Object.keys(state?.members || {})), blocked, state };
   }
 
   // -- directory -----------------------------------------------------------------------------
@@ -203,6 +297,7 @@ export class Messenger extends EventTarget {
     for (const d of devices) members.get(d.member_id)?.devices.push(d);
     this.directory = { members, devices: new Map(devices.map((d) => [d.device_id, d])) };
     this.directoryAt = Date.now();
+    await this.trust.rebuild([...members.values()], devices);
     const me = members.get(this.memberId);
     if (me && (me.role !== this.device.role || me.display_name !== this.device.display_name)) {
       this.device = { ...this.device, role: me.role, display_name: me.display_name };
@@ -212,58 +307,71 @@ export class Messenger extends EventTarget {
     return this.directory;
   }
 
+  /** A device's certified keys (its certificate's, checked to the root); null if not certified. */
   async deviceInfo(deviceId) {
     if (!this.directory) await this.loadDirectory();
-    let device = this.directory.devices.get(deviceId);
-    if (!device && Date.now() - this.directoryAt > 2000) {
+    if (!this.directory.devices.has(deviceId) && Date.now() - this.directoryAt > 2000) {
       await this.loadDirectory(); // a device activated since we last looked
-      device = this.directory.devices.get(deviceId);
     }
-    return device || null;
+    return this.trust.view?.device(deviceId) || null;
   }
 
+  /** The certified sender of a stored message, the server's stamp only compared (section 15). */
+  async certifiedSender(message) {
+    await this.deviceInfo(message.sender_device);
+    return this.trust.sender(message);
+  }
+
+  /** The name a member's certificate carries (the server's listing only for the uncertified). */
   memberName(memberId) {
-    return this.directory?.members.get(memberId)?.display_name || null;
+    return this.trust.displayName(memberId) || this.directory?.members.get(memberId)?.display_name || null;
   }
 
   // -- sending -------------------------------------------------------------------------------
 
-  /** Seal my current key to every roster device that lacks it; returns the epoch. */
+  /** Seal my chain's current state to every roster device that lacks it; returns the epoch. */
   async distributeKey(channelId, roster = null) {
     const current = roster || (await this.roster(channelId, { fresh: true }));
     const epoch = Number(current.epoch);
     return this.withRing(async () => {
-      const s = slot(channelId, epoch);
-      const done = new Set(this.ring.distributed[s] || []);
-      const targets = new Map(current.devices.filter((d) => d.device_id !== this.deviceId).map((d) => [d.device_id, d]));
-      const missing = [...targets.keys()].filter((d) => !done.has(d));
-      const key = this.ownKey(channelId, epoch);
-      if (missing.length) {
-        const sealed = missing.map((d) => sealSenderKey(this.keys, d, targets.get(d).box_public_key, channelId, epoch, key));
-        for (let i = 0; i < sealed.length; i += KEYS_PER_CALL) {
-          await this.api.request('PUT', `/channels/${channelId}/keys`, {
-            body: { epoch, keys: sealed.slice(i, i + KEYS_PER_CALL) },
-          });
-        }
-        this.ring.distributed[s] = [...done, ...missing];
-      }
+      await this.distributeLocked(channelId, epoch, current);
       return epoch;
     });
+  }
+
+  /** distributeKey's work, inside withRing. */
+  async distributeLocked(channelId, epoch, roster) {
+    const targets = new Map(roster.devices.filter((d) => d.device_id !== this.deviceId).map((d) => [d.device_id, d]));
+    const missing = undistributed(this.ring, channelId, epoch, [...targets.keys()]);
+    const { chainKey, index } = ownState(this.ring, channelId, epoch);
+    const sealed = [];
+    for (const d of missing) {
+      try {
+        sealed.push(sealSenderKey(this.keys, d, targets.get(d).box_public_key, channelId, epoch, chainKey, index));
+      } catch (err) {
+        if (!(err instanceof CryptoError)) throw err; // a small-order key: anyone could open it, never sealed to
+      }
+    }
+    for (let i = 0; i < sealed.length; i += KEYS_PER_CALL) {
+      await this.api.request('PUT', `/channels/${channelId}/keys`, {
+        body: { epoch, keys: sealed.slice(i, i + KEYS_PER_CALL) },
+      });
+    }
+    markDistributed(this.ring, channelId, epoch, sealed.map((k) => k.recipient_device));
+    forget(this.ring, nowSeconds(), { [channelId]: epoch });
   }
 
   /** Seal, sign and send; retried once on stale_epoch (someone left: re-key). */
   async send(channelId, content, { kind = 'message', target = null } = {}) {
     const messageId = newMessageId();
     for (let attempt = 0; ; attempt += 1) {
-      const epoch = await this.distributeKey(channelId);
-      const envelope = sealMessage(this.keys, this.ownKey(channelId, epoch), {
-        channelId,
-        epoch,
-        messageId,
-        content,
-        kind,
-        target,
-        sentAtMs: Date.now(),
+      const roster = await this.roster(channelId, { fresh: true });
+      if (roster.blocked) throw membershipBlocked(channelId);
+      const epoch = Number(roster.epoch);
+      const envelope = await this.withRing(async () => {
+        await this.distributeLocked(channelId, epoch, roster);
+        const { index, key } = await nextKey(this.ring, channelId, epoch, messageId, nowSeconds());
+        return sealMessage(this.keys, key, { channelId, epoch, index, messageId, content, kind, target, sentAtMs: Date.now() });
       });
       let result;
       try {
@@ -271,6 +379,9 @@ export class Messenger extends EventTarget {
       } catch (err) {
         if (err instanceof ApiError && err.code === 'stale_epoch' && attempt === 0) continue;
         throw err;
+      }
+      if (!result.duplicate) {
+        await this.withRing(async () => confirm(this.ring, channelId, epoch, envelope.index, result.seq, result.expires_at));
       }
       const opened = {
         channel_id: channelId,
@@ -328,9 +439,9 @@ export class Messenger extends EventTarget {
 
   /** If I send here, give my current key to devices that joined since (multi-device). */
   async shareKeys(channelId) {
-    if (!this.hasOwn(channelId)) return;
+    if (!hasOwn(this.ring, channelId)) return;
     const roster = await this.roster(channelId, { fresh: true });
-    if (this.hasOwn(channelId, Number(roster.epoch))) await this.distributeKey(channelId, roster);
+    if (hasOwn(this.ring, channelId, Number(roster.epoch))) await this.distributeKey(channelId, roster);
   }
 
   async read(channelId, since = 0, limit = READ_LIMIT) {
@@ -370,7 +481,7 @@ export class Messenger extends EventTarget {
     const cached = await this.store.messages(channelId);
     const retried = [];
     for (const m of cached) {
-      if (m.error !== 'no_key' || !m.raw) continue;
+      if (!['no_key', 'forged_sender'].includes(m.error) || !m.raw) continue; // a sender verified since counts now
       const opened = await this.open(m.raw);
       if (opened.verified) retried.push(opened);
     }
@@ -379,7 +490,8 @@ export class Messenger extends EventTarget {
   }
 
   /** Store opened messages, apply deletions, and tell the UI. */
-  async accept(messages, { emit = true } = {}) {
+  async accept(opened, { emit = true } = {}) {
+    const messages = opened.filter((m) => m.error !== 'replayed'); // shown once: never a second copy
     if (!messages.length) return;
     await this.store.putMessages(messages);
     const deletions = messages.filter((m) => m.kind === 'delete' && m.verified && m.target);
@@ -412,39 +524,47 @@ export class Messenger extends EventTarget {
       verified: false,
     };
     if (message.deleted) return { ...shown, deleted: true };
-    const device = await this.deviceInfo(sender);
-    const key = await this.senderKey(channelId, epoch, sender);
-    if (!device || !key) return { ...shown, error: 'no_key', raw: message };
+    const author = await this.certifiedSender(message);
+    if (!author?.sign_public_key) return { ...shown, sender_member: null, error: 'forged_sender', raw: message };
+    shown.sender_member = author.member_id; // the device certificate's member, never the server's stamp
+    const device = { sign_public_key: author.sign_public_key };
     try {
-      const content = await openMessage(message, key, device.sign_public_key);
+      const content = await this.openSealed(message, device);
       return { ...shown, verified: true, content };
     } catch (err) {
-      if (err instanceof ForgedMessage) return { ...shown, error: 'forged' };
-      if (err instanceof CryptoError) return { ...shown, error: 'undecryptable' };
-      throw err;
+      return { ...shown, ...openError(err, message) };
     }
   }
 
-  async senderKey(channelId, epoch, sender) {
-    if (sender === this.deviceId) {
-      const own = this.ring.own[slot(channelId, epoch)];
-      return own || null;
-    }
-    const s = slot(channelId, epoch, sender);
-    if (this.ring.received[s]) return this.ring.received[s];
-    const fetchSlot = slot(channelId, epoch);
-    const last = this.keyFetches.get(fetchSlot);
-    if (last && Date.now() - last.at < 3000) {
-      await last.promise;
-      return this.ring.received[s] || null;
-    }
-    const promise = this.fetchKeys(channelId, epoch);
-    this.keyFetches.set(fetchSlot, { at: Date.now(), promise });
-    await promise;
-    return this.ring.received[s] || null;
+  /** Derive the message's key from the sender's chain, then verify, decrypt and check labels. */
+  async openSealed(message, device) {
+    const { channel_id: channelId, epoch, sender_device: sender, index, seq } = message;
+    if (![epoch, index, seq].every(Number.isInteger)) throw new CryptoError('malformed message');
+    const own = sender === this.deviceId;
+    if (!own && !holds(this.ring, channelId, epoch, sender)) await this.fetchKeys(channelId, epoch);
+    return this.withRing(async () =>
+      openWith(
+        this.ring,
+        channelId,
+        epoch,
+        own ? null : sender,
+        index,
+        { seq, messageId: message.message_id, expiresAt: message.expires_at },
+        (key) => openMessage(message, key, device.sign_public_key),
+      ),
+    );
   }
 
   async fetchKeys(channelId, epoch) {
+    const fetchSlot = slot(channelId, epoch);
+    const last = this.keyFetches.get(fetchSlot);
+    if (last && Date.now() - last.at < 3000) return last.promise;
+    const promise = this.fetchKeysNow(channelId, epoch);
+    this.keyFetches.set(fetchSlot, { at: Date.now(), promise });
+    return promise;
+  }
+
+  async fetchKeysNow(channelId, epoch) {
     let sealed;
     try {
       ({ keys: sealed } = await this.api.get(`/channels/${channelId}/keys`, { epoch }));
@@ -464,7 +584,7 @@ export class Messenger extends EventTarget {
     }
     if (opened.length) {
       await this.withRing(async () => {
-        for (const [senderDevice, key] of opened) this.ring.received[slot(channelId, epoch, senderDevice)] = key;
+        for (const [senderDevice, { chainKey, index }] of opened) addReceived(this.ring, channelId, epoch, senderDevice, chainKey, index);
       });
     }
   }
@@ -556,6 +676,7 @@ export class Messenger extends EventTarget {
         if (frame.type === 'joined' && frame.member_id === this.memberId) await this.loadChannels();
         if (frame.type === 'device') await this.loadDirectory();
         await this.shareKeys(channelId); // a new device may be waiting for my key
+        if (this.channels.has(channelId)) await this.roster(channelId, { fresh: true }).catch(() => null); // the signed log: who joined, by whom
         this.emit('roster', channelId);
         break;
       case 'left':
@@ -563,7 +684,10 @@ export class Messenger extends EventTarget {
         if (frame.member_id === this.memberId) {
           this.channels.delete(channelId);
           await this.store.dropChannel(channelId);
+          await this.trust.forgetChannel(channelId);
           this.emit('channels');
+        } else if (this.channels.has(channelId)) {
+          await this.roster(channelId, { fresh: true }).catch(() => null); // the signed log says who left
         }
         this.emit('roster', channelId);
         break;
@@ -580,6 +704,8 @@ export class Messenger extends EventTarget {
           this.channels.get(channelId).my_role = frame.role;
           this.emit('channels');
         }
+        this.trust.checkedAt.delete(channelId); // a role entry does not move the roster's version
+        if (this.channels.has(channelId)) await this.roster(channelId, { fresh: true }).catch(() => null);
         this.emit('roster', channelId);
         break;
       case 'channel':
@@ -595,4 +721,23 @@ export class Messenger extends EventTarget {
         break; // pong, ack
     }
   }
+}
+
+/** Why a message is not shown: `no_key` ones are retried when a key arrives, the rest are final. */
+function openError(err, message) {
+  if (err instanceof ForgedMessage) return { error: 'forged' };
+  if (err instanceof MislabelledMessage) return { error: 'mislabelled', detail: err.message };
+  if (err instanceof ReplayedMessage) return { error: 'replayed', detail: err.message };
+  if (err instanceof KeyUnavailable) return { error: 'no_key', raw: message, detail: err.message };
+  if (err instanceof TooFarAhead) return { error: 'too_far_ahead', detail: err.message };
+  if (err instanceof CryptoError) return { error: 'undecryptable' };
+  throw err;
+}
+
+/** A channel whose membership log the server rolled back or forked: nothing is sealed or sent. */
+function membershipBlocked(channelId) {
+  return Object.assign(new Error(`the membership log of ${channelId} does not extend the one seen here`), {
+    status: 409,
+    code: 'membership_blocked',
+  });
 }

@@ -8,22 +8,31 @@
 
 const TOKEN_VERSION = 1;
 export const TOKEN_LIFETIME = 120; // seconds; the server accepts at most 300
-export const ENVELOPE_VERSION = 1;
+export const ENVELOPE_VERSION = 2;
+export const MAX_INDEX = 2 ** 31 - 1;
 export const PAD_BLOCK = 256;
 export const MAX_CIPHERTEXT_BYTES = 64 * 1024;
 const MAC_BYTES = 16;
 export const MAX_PADDED_BYTES = Math.floor((MAX_CIPHERTEXT_BYTES - MAC_BYTES) / PAD_BLOCK) * PAD_BLOCK;
 export const MAX_CONTENT_BYTES = MAX_PADDED_BYTES - 1;
-export const SENDER_KEY_PURPOSE = 'bocage/sender-key/v1';
+export const SENDER_KEY_PURPOSE = 'bocage/sender-key/v2';
 export const KINDS = ['message', 'poll', 'vote', 'poll_close', 'reaction', 'delete'];
 export const TARGETED_KINDS = ['poll_close', 'delete'];
+/** The content `type` each kind carries (bocage/client/crypto.py CONTENT_TYPES). */
+export const CONTENT_TYPES = {
+  message: 'text', poll: 'poll', vote: 'vote', poll_close: 'close', reaction: 'reaction', delete: 'delete',
+};
+/** Where a targeted kind's content names its target: it must equal the clear target. */
+export const CONTENT_TARGETS = { poll_close: 'poll_id', delete: 'target' };
 const ENVELOPE_FIELDS = [
-  'v', 'channel_id', 'message_id', 'sender_device', 'epoch', 'kind', 'target', 'sent_at', 'nonce',
+  'v', 'channel_id', 'message_id', 'sender_device', 'epoch', 'index', 'kind', 'target', 'sent_at', 'nonce',
   'ciphertext', 'signature',
 ];
 
 export class CryptoError extends Error {}
 export class ForgedMessage extends CryptoError {}
+/** The clear kind or target (what the server acted on) differs from the sealed content. */
+export class MislabelledMessage extends CryptoError {}
 
 export function nacl() {
   const lib = globalThis.nacl;
@@ -251,11 +260,79 @@ export function deviceKeysFromSeeds(signSeed, boxSecret) {
   };
 }
 
+// -- low-order box keys (chalicelib/domain/x25519.py; docs/protocol.md 13.6) -----------------
+
+const P25519 = 2n ** 255n - 19n;
+// u-coordinates (mod p) of the points of order 1, 2, 4 and 8: whatever is sealed to them opens
+// for anyone. X25519 ignores the top bit and reads u >= p modulo p, so every encoding counts.
+const SMALL_ORDER_U = new Set([
+  0n,
+  1n,
+  P25519 - 1n,
+  325606250916557431795983626356110631294008115727848805560023387167927233504n,
+  39382357235489614581723060781553021112529911719440698176882885853963445705823n,
+]);
+
+/** Whether a 32-byte X25519 public key is all zero or of small order (never seal to it). */
+export function isSmallOrder(publicKey) {
+  if (publicKey.length !== 32) throw new CryptoError('an X25519 public key is 32 bytes');
+  let u = 0n;
+  for (let i = 31; i >= 0; i -= 1) u = (u << 8n) | BigInt(i === 31 ? publicKey[i] & 0x7f : publicKey[i]);
+  return SMALL_ORDER_U.has(u % P25519);
+}
+
+// -- Ed25519 verification ----------------------------------------------------------------------
+
+let webCryptoEd25519 = null; // unknown until first use; then whether this runtime has it
+const verifyKeys = new Map();
+
+async function hasWebCryptoEd25519() {
+  if (webCryptoEd25519 === null) {
+    try {
+      const probe = new Uint8Array(nacl().sign.keyPair.fromSeed(new Uint8Array(32)).publicKey);
+      await globalThis.crypto.subtle.importKey('raw', probe, { name: 'Ed25519' }, false, ['verify']);
+      webCryptoEd25519 = true;
+    } catch {
+      webCryptoEd25519 = false;
+    }
+  }
+  return webCryptoEd25519;
+}
+
+/**
+ * Ed25519 verification: WebCrypto's where the runtime has it (Chromium 137+, node 20; some forty
+ * times faster than tweetnacl's pure JS, and as strict as libsodium on non-canonical signatures),
+ * tweetnacl's otherwise. A key WebCrypto refuses verifies nothing.
+ */
+export async function verifySignature(message, signature, publicKey) {
+  if (signature.length !== 64 || publicKey.length !== 32) return false;
+  if (!(await hasWebCryptoEd25519())) return nacl().sign.detached.verify(message, signature, publicKey);
+  const id = b64e(publicKey);
+  let key = verifyKeys.get(id);
+  try {
+    if (!key) {
+      key = await globalThis.crypto.subtle.importKey('raw', publicKey, { name: 'Ed25519' }, false, ['verify']);
+      if (verifyKeys.size >= 4096) verifyKeys.clear();
+      verifyKeys.set(id, key);
+    }
+    return await globalThis.crypto.subtle.verify('Ed25519', key, signature, message);
+  } catch {
+    return false;
+  }
+}
+
+/** The bytes of a b64url box public key that is safe to seal to; CryptoError otherwise. */
+export function checkBoxPublicKey(value) {
+  const raw = b64d(value);
+  if (isSmallOrder(raw)) {
+    throw new CryptoError('box_public_key is all zero or of small order: nothing sealed to it would be secret');
+  }
+  return raw;
+}
+
 // -- sender keys (bocage/client/crypto.py) ---------------------------------------------------
 
-export function newSenderKey() {
-  return randomBytes(nacl().secretbox.keyLength);
-}
+const isIndex = (value) => Number.isInteger(value) && value >= 0 && value <= MAX_INDEX;
 
 /**
  * A client-chosen message id: 128 random bits, base64url. Never starting with '-', so a person
@@ -268,9 +345,14 @@ export function newMessageId() {
   }
 }
 
-/** Box a sender key to one device; the payload repeats the routing fields it is bound to. */
-export function sealSenderKey(sender, recipientDevice, recipientBoxPublicKey, channelId, epoch, senderKey) {
-  if (senderKey.length !== 32) throw new Error('a sender key is 32 bytes');
+/**
+ * Box a chain state (`chainKey` at `index`) to one device; the payload repeats the routing fields
+ * it is bound to. Throws (CryptoError) for a small-order recipient key: anyone could open it.
+ */
+export function sealSenderKey(sender, recipientDevice, recipientBoxPublicKey, channelId, epoch, chainKey, index) {
+  if (chainKey.length !== 32) throw new Error('a chain key is 32 bytes');
+  if (!isIndex(index)) throw new Error('a chain index is an integer from 0 to 2**31 - 1');
+  const recipientKey = checkBoxPublicKey(recipientBoxPublicKey);
   const payload = utf8(
     canonicalJson({
       purpose: SENDER_KEY_PURPOSE,
@@ -278,11 +360,12 @@ export function sealSenderKey(sender, recipientDevice, recipientBoxPublicKey, ch
       epoch,
       sender_device: sender.deviceId,
       recipient_device: recipientDevice,
-      key: b64e(senderKey),
+      chain_key: b64e(chainKey),
+      index,
     }),
   );
   const nonce = randomBytes(nacl().box.nonceLength);
-  const boxed = nacl().box(payload, nonce, b64d(recipientBoxPublicKey), sender.boxSecretKey);
+  const boxed = nacl().box(payload, nonce, recipientKey, sender.boxSecretKey);
   return {
     recipient_device: recipientDevice,
     sender_device: sender.deviceId,
@@ -291,6 +374,7 @@ export function sealSenderKey(sender, recipientDevice, recipientBoxPublicKey, ch
   };
 }
 
+/** Open a chain state sealed to this device, checking every bound field: {chainKey, index}. */
 export function openSenderKey(recipient, sealedEnvelope, senderBoxPublicKey, channelId) {
   const { sender_device: senderDevice, epoch, recipient_device: recipientDevice } = sealedEnvelope || {};
   if (typeof senderDevice !== 'string' || typeof recipientDevice !== 'string') {
@@ -302,7 +386,8 @@ export function openSenderKey(recipient, sealedEnvelope, senderBoxPublicKey, cha
   try {
     const sealed = b64d(sealedEnvelope.sealed);
     const n = nacl().box.nonceLength;
-    const opened = nacl().box.open(sealed.slice(n), sealed.slice(0, n), b64d(senderBoxPublicKey), recipient.boxSecretKey);
+    const senderKey = checkBoxPublicKey(senderBoxPublicKey);
+    const opened = nacl().box.open(sealed.slice(n), sealed.slice(0, n), senderKey, recipient.boxSecretKey);
     if (!opened) throw new CryptoError('sealed key does not open');
     payload = JSON.parse(fromUtf8(opened));
   } catch (err) {
@@ -317,16 +402,17 @@ export function openSenderKey(recipient, sealedEnvelope, senderBoxPublicKey, cha
     recipient_device: recipient.deviceId,
   };
   if (!payload || typeof payload !== 'object' || Object.entries(expected).some(([k, v]) => payload[k] !== v)) {
-    throw new CryptoError('sealed key is bound to another channel, epoch or device');
+    throw new CryptoError('sealed key is bound to another channel, epoch or device (or is not a v2 key)');
   }
-  let key;
+  if (!isIndex(payload.index)) throw new CryptoError('malformed sealed key');
+  let chainKey;
   try {
-    key = b64d(payload.key);
+    chainKey = b64d(payload.chain_key);
   } catch {
     throw new CryptoError('malformed sealed key');
   }
-  if (key.length !== 32) throw new CryptoError('malformed sealed key');
-  return key;
+  if (chainKey.length !== 32) throw new CryptoError('malformed sealed key');
+  return { chainKey, index: payload.index };
 }
 
 // -- messages --------------------------------------------------------------------------------
@@ -361,23 +447,56 @@ export function envelopeSigningBytes(envelope) {
   return utf8(canonicalJson(fields, { ascii: true }));
 }
 
-export function sealMessage(sender, senderKey, { channelId, epoch, messageId, content, kind = 'message', sentAtMs, target = null }) {
+/**
+ * The content inside a sealed plaintext, if its labels agree with the clear ones (crypto.py
+ * check_labels): a post labelled as a reaction, or a poll close whose clear target is not the
+ * poll its content closes, is refused (MislabelledMessage).
+ */
+export function checkLabels(kind, target, sealed) {
+  const isObject = (v) => Boolean(v) && typeof v === 'object' && !Array.isArray(v);
+  if (!isObject(sealed) || Object.keys(sealed).sort().join() !== 'content,kind,target' || !isObject(sealed.content)) {
+    throw new MislabelledMessage('the sealed content does not carry its kind and target');
+  }
+  const { content } = sealed;
+  if (sealed.kind !== kind || sealed.target !== target) {
+    throw new MislabelledMessage(`the clear labels (${kind}, ${target}) differ from the sealed ones (${sealed.kind}, ${sealed.target})`);
+  }
+  if (!Object.hasOwn(CONTENT_TYPES, kind) || content.type !== CONTENT_TYPES[kind]) {
+    throw new MislabelledMessage(`a ${kind} envelope carries content of type ${content.type}`);
+  }
+  const named = CONTENT_TARGETS[kind];
+  if (named && content[named] !== target) {
+    throw new MislabelledMessage(`the clear target ${target} differs from the content's ${named}`);
+  }
+  return content;
+}
+
+/** Encrypt `content` (with its kind and target) under message key `index`, and sign it all. */
+export function sealMessage(sender, messageKey, { channelId, epoch, index, messageId, content, kind = 'message', sentAtMs, target = null }) {
   if (!KINDS.includes(kind)) throw new Error(`unknown kind ${kind}`);
   if (TARGETED_KINDS.includes(kind) !== (target !== null)) {
     throw new Error('target is required for poll_close and delete, and only for them');
   }
-  const plaintext = utf8(canonicalJson(content));
+  if (!isIndex(index)) throw new Error('a ratchet index is an integer from 0 to 2**31 - 1');
+  const sealed = { kind, target, content };
+  try {
+    checkLabels(kind, target, sealed);
+  } catch (err) {
+    throw new Error(`readers would drop this message: ${err.message}`);
+  }
+  const plaintext = utf8(canonicalJson(sealed));
   if (plaintext.length > MAX_CONTENT_BYTES) {
     throw Object.assign(new Error(`message content is ${plaintext.length} bytes; at most ${MAX_CONTENT_BYTES} fit`), { code: 'too_large' });
   }
   const nonce = randomBytes(nacl().secretbox.nonceLength);
-  const ciphertext = nacl().secretbox(pad(plaintext), nonce, senderKey);
+  const ciphertext = nacl().secretbox(pad(plaintext), nonce, messageKey);
   const envelope = {
     v: ENVELOPE_VERSION,
     channel_id: channelId,
     message_id: messageId,
     sender_device: sender.deviceId,
     epoch,
+    index,
     kind,
     target,
     sent_at: sentAtMs,
@@ -388,13 +507,15 @@ export function sealMessage(sender, senderKey, { channelId, epoch, messageId, co
   return { ...envelope, signature: b64e(signature) };
 }
 
-/** Verify first (the key must be the sender device's), then decrypt and unpad. */
-export async function openMessage(raw, senderKey, senderSignPublicKey) {
+/** Verify first (the key must be the sender device's), then decrypt, unpad and check the labels. */
+export async function openMessage(raw, messageKey, senderSignPublicKey) {
   const envelope = envelopeFields(raw);
   for (const field of ['channel_id', 'message_id', 'sender_device', 'nonce', 'ciphertext', 'signature']) {
     if (typeof envelope[field] !== 'string') throw new CryptoError('malformed envelope');
   }
-  if (envelope.v !== ENVELOPE_VERSION || !KINDS.includes(envelope.kind)) throw new CryptoError('malformed envelope');
+  if (envelope.v !== ENVELOPE_VERSION || !KINDS.includes(envelope.kind) || !isIndex(envelope.index)) {
+    throw new CryptoError('malformed envelope');
+  }
   let verifyKey;
   try {
     verifyKey = b64d(senderSignPublicKey);
@@ -411,25 +532,25 @@ export async function openMessage(raw, senderKey, senderSignPublicKey) {
   } catch {
     throw new ForgedMessage('envelope signature does not verify');
   }
-  if (signature.length !== 64 || !nacl().sign.detached.verify(envelopeSigningBytes(envelope), signature, verifyKey)) {
+  if (!(await verifySignature(envelopeSigningBytes(envelope), signature, verifyKey))) {
     throw new ForgedMessage('envelope signature does not verify');
   }
   let padded;
   try {
-    padded = nacl().secretbox.open(b64d(envelope.ciphertext), b64d(envelope.nonce), senderKey);
+    padded = nacl().secretbox.open(b64d(envelope.ciphertext), b64d(envelope.nonce), messageKey);
   } catch {
     padded = null;
   }
-  if (!padded) throw new CryptoError('message does not decrypt with this sender key');
-  let content;
+  if (!padded) throw new CryptoError('message does not decrypt with this key');
+  let sealed;
   try {
-    content = JSON.parse(fromUtf8(unpad(padded)));
+    sealed = JSON.parse(fromUtf8(unpad(padded)));
   } catch (err) {
     if (err instanceof CryptoError) throw err;
     throw new CryptoError('message content is not JSON');
   }
-  if (!content || typeof content !== 'object' || Array.isArray(content)) {
+  if (!sealed || typeof sealed !== 'object' || Array.isArray(sealed)) {
     throw new CryptoError('message content is not a JSON object');
   }
-  return content;
+  return checkLabels(envelope.kind, envelope.target, sealed);
 }

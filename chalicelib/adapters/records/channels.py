@@ -97,6 +97,9 @@ class ChannelRecords:
         )
         return [RosterDevice.model_validate(item) for item in page.items], page.cursor
 
+    def in_roster(self, channel_id: str, device_id: str) -> bool:
+        return self._store.get(*keys.channel_device(channel_id, device_id)) is not None
+
     def add_devices(self, channel_id: str, devices: Iterable[Device]) -> None:
         self._store.batch_write(puts=[_roster_item(channel_id, d) for d in devices])
 

@@ -23,6 +23,7 @@ KEY_PREFIX = "KEY#"
 MARKER_PREFIX = "MID#"
 CURSOR_PREFIX = "CURSOR#"
 RETENTION_PREFIX = "RETENTION#"
+MEMBERSHIP_LOG_PREFIX = "MLOG#"
 MAX_SEQ = 10**12 - 1  # message sequence numbers are zero-padded to 12 digits
 
 
@@ -136,6 +137,11 @@ def message(channel_id: str, seq: int) -> Key:
 
 def message_sk(seq: int) -> str:
     return f"{MESSAGE_PREFIX}{seq:012d}"
+
+
+def membership_entry(channel_id: str, seq: int) -> Key:
+    """Entry ``seq`` of the channel's signed membership log: put if absent, never changed."""
+    return f"CHAN#{channel_id}", f"{MEMBERSHIP_LOG_PREFIX}{seq:012d}"
 
 
 def message_marker(channel_id: str, message_id: str) -> Key:

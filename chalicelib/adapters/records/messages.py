@@ -2,12 +2,14 @@
 device's read cursor per channel.
 
 A message is stored once, under its sequence number; its marker maps the client's message
-id to that number. The marker is claimed *pending* before the number is taken, and marked
-*stored* once the message is written, so a resend finds the first copy.
+id to that number. The marker is claimed *pending* before the number is taken, and points at
+the number *before* the message is written: a send that fails after writing the message
+(a timeout that hid a landed write) still leaves its resend a way to find the first copy.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from chalicelib.adapters.records import keys
@@ -23,6 +25,7 @@ class IdMarker:
 
     seq: int | None
     expires_at: int
+    stored_at: int = 0
 
     @property
     def stored(self) -> bool:
@@ -43,11 +46,13 @@ class MessageRecords:
 
     # -- id markers ---------------------------------------------------------------------------
 
-    def claim(self, channel_id: str, message_id: str, expires_at: int) -> bool:
-        """Take a message id for a send (False if taken); a crashed send frees it at ``expires_at``."""
+    def claim(self, channel_id: str, message_id: str, expires_at: int, *, attempt: str | None = None) -> bool:
+        """Take a message id for a send (False if taken); a crashed send frees it at
+        ``expires_at``, a failed ``attempt`` at once with ``release``."""
         key = keys.message_marker(channel_id, message_id)
+        pending: dict[str, object] = {"state": "pending", "attempt": attempt, "expires_at": expires_at}
         try:
-            self._store.put(keys.record(key, {"state": "pending", "expires_at": expires_at}), if_absent=True)
+            self._store.put(keys.record(key, pending), if_absent=True)
         except ConditionFailed:
             return False
         return True
@@ -57,20 +62,40 @@ class MessageRecords:
         if item is None:
             return None
         seq = int(item["seq"]) if item.get("state") == "stored" else None
-        return IdMarker(seq=seq, expires_at=int(item["expires_at"]))
+        return IdMarker(seq=seq, expires_at=int(item["expires_at"]), stored_at=int(item.get("stored_at", 0)))
+
+    def release(self, channel_id: str, message_id: str, attempt: str, now: int) -> None:
+        """Give the id back after ``attempt`` failed, so a resend need not wait for the claim to
+        expire: the marker expires now, if it is still this attempt's (never another's)."""
+        key = keys.message_marker(channel_id, message_id)
+        released = keys.record(key, {"state": "released", "expires_at": now})
+        with contextlib.suppress(ConditionFailed):  # not ours, or the claim never landed
+            self._store.put(released, if_match={"attempt": attempt})
+
+    def reclaim(self, channel_id: str, message_id: str, attempt: str, seq: int, expires_at: int) -> bool:
+        """Take back, for ``attempt``, an id whose send marked number ``seq`` and never stored
+        the message (False if another resend did first)."""
+        key = keys.message_marker(channel_id, message_id)
+        pending = keys.record(key, {"state": "pending", "attempt": attempt, "expires_at": expires_at})
+        try:
+            self._store.put(pending, if_match={"state": "stored", "seq": seq})
+        except ConditionFailed:
+            return False
+        return True
 
     # -- messages -----------------------------------------------------------------------------
 
-    def add(self, message: StoredMessage) -> None:
-        """Store a message under its number, then mark its id stored (it expires with it)."""
-        self._store.put(_message_item(message))
-        marker = {
+    def add(self, message: StoredMessage, *, attempt: str | None = None) -> None:
+        """Point the message's id at its number (the marker expires with it), then store it."""
+        marker: dict[str, object] = {
             "state": "stored",
+            "attempt": attempt,
             "seq": message.seq,
             "stored_at": message.stored_at,
             "expires_at": message.expires_at,
         }
         self._store.put(keys.record(keys.message_marker(message.channel_id, message.message_id), marker))
+        self._store.put(_message_item(message))
 
     def replace(self, message: StoredMessage) -> None:
         """Overwrite a stored message (a deletion for everyone leaves a bodiless copy)."""

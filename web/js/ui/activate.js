@@ -1,11 +1,15 @@
 // @ts-check
-// Activation: the code arrives in the URL fragment (never sent to a server); the keys are made
-// here, kept in IndexedDB before the call (a retry with the same keys converges), and the device
-// proves it holds its signing key.
+// Activation: the code, the ticket's secret and the root to pin arrive in the URL fragment
+// (never sent to a server: docs/protocol.md 13.4). The keys (and, on a member's first device,
+// the identity key) are made here and kept in IndexedDB before the call, with the certificates'
+// time, so a retry sends the same certificates and converges.
 import { Api } from '../api.js';
+import { activationCertificates, fingerprint } from '../certs.js';
 import { h, field, replace } from '../dom.js';
 import { t } from '../i18n.js';
-import { activationProofMessage, b64e, codeHash, deviceIdFor, generateDeviceKeys, nacl, normaliseCode, parseActivation } from '../wire.js';
+import { activationProofMessage, b64e, codeHash, deviceIdFor, generateDeviceKeys, nacl, normaliseCode, parseActivation, randomBytes } from '../wire.js';
+
+const LINK_PARAMS = ['org', 'member', 'ticket', 'root', 'ik'];
 
 function defaultDeviceName() {
   const ua = navigator.userAgent;
@@ -22,14 +26,37 @@ function hostOf(server) {
   }
 }
 
-async function activate(app, { code, server, displayName, deviceName }) {
+/** org, member, ticket, root, ik from a pasted activation URL's fragment (13.4). */
+function linkParams(text) {
+  try {
+    const fragment = new URL(text).hash.replace(/^#/, '');
+    const params = new URLSearchParams(fragment.slice(fragment.indexOf('?') + 1));
+    return Object.fromEntries(LINK_PARAMS.map((k) => [k, params.get(k) || null]));
+  } catch {
+    return {};
+  }
+}
+
+/** What kind of activation the fragment describes (13.4): only a device link needs no name. */
+const isDeviceLink = (link) => Boolean(link.ticket && link.ik);
+
+async function activate(app, { code, server, link, displayName, deviceName }) {
   const pendingKey = `pending:${await codeHash(code)}`;
   let keys = await app.store.get(pendingKey);
   if (!keys) {
-    keys = generateDeviceKeys();
+    keys = { ...generateDeviceKeys(), identitySeed: randomBytes(32), issuedAt: Math.floor(Date.now() / 1000) };
     await app.store.put(pendingKey, keys); // before the call: a retry reuses the same keys
   }
   const boxPublicKey = b64e(keys.boxPublicKey);
+  const deviceId = await deviceIdFor(keys.signPublicKey);
+  const name = isDeviceLink(link) ? '' : displayName.slice(0, 120);
+  const certs = activationCertificates(
+    link,
+    { device_id: deviceId, sign_public_key: b64e(keys.signPublicKey), box_public_key: boxPublicKey },
+    name,
+    keys.issuedAt,
+    keys.identitySeed,
+  );
   const proof = nacl().sign.detached(await activationProofMessage(code, boxPublicKey), keys.signSecretKey);
   const body = {
     code,
@@ -37,11 +64,14 @@ async function activate(app, { code, server, displayName, deviceName }) {
     box_public_key: boxPublicKey,
     proof: b64e(proof),
     device_name: deviceName.slice(0, 120),
+    member_cert: certs.member_cert,
+    device_cert: certs.device_cert,
   };
-  if (displayName) body.display_name = displayName.slice(0, 120);
+  if (name) body.display_name = name;
   const result = await new Api(server).request('POST', '/activate', { body });
-  const deviceId = await deviceIdFor(keys.signPublicKey);
   if (result.device_id !== deviceId) throw new Error('the server registered another device id');
+  // The root is pinned from the fragment, never from the server; the first owner pins their own.
+  const root = link.root || (await fingerprint(certs.identity_key));
   const device = {
     server,
     org_id: result.org_id,
@@ -52,7 +82,14 @@ async function activate(app, { code, server, displayName, deviceName }) {
     display_name: result.display_name,
     device_name: body.device_name,
     activated_at: Math.floor(Date.now() / 1000),
-    ...keys,
+    signSecretKey: keys.signSecretKey,
+    signPublicKey: keys.signPublicKey,
+    boxSecretKey: keys.boxSecretKey,
+    boxPublicKey: keys.boxPublicKey,
+    root,
+    server_root: result.root ?? null,
+    identity_key: certs.identity_key,
+    identitySeed: certs.identitySeed, // the member's identity key: on their first device only
   };
   await app.store.saveDevice(device);
   await app.store.delete(pendingKey);
@@ -60,7 +97,9 @@ async function activate(app, { code, server, displayName, deviceName }) {
 }
 
 export async function renderActivation(app, main, params) {
-  const fromLink = params.code ? { code: params.code, server: (params.server || location.origin).replace(/\/+$/, '') } : null;
+  const fromLink = params.code
+    ? { code: params.code, server: (params.server || location.origin).replace(/\/+$/, ''), link: Object.fromEntries(LINK_PARAMS.map((k) => [k, params[k] || null])) }
+    : null;
 
   if (app.device) {
     replace(
@@ -100,7 +139,18 @@ export async function renderActivation(app, main, params) {
             linkInput.focus();
             return;
           }
-          target = { code: parsed.code, server: parsed.server || location.origin };
+          target = { code: parsed.code, server: parsed.server || location.origin, link: linkParams(linkInput.value.trim()) };
+        }
+        if (!target.link.org || !target.link.member || (target.link.ticket && !target.link.root)) {
+          status.textContent = t('activate.need_full_link');
+          linkInput?.focus();
+          return;
+        }
+        if (!isDeviceLink(target.link) && !nameInput.value.trim()) {
+          status.textContent = t('activate.need_name');
+          nameInput.setAttribute('aria-invalid', 'true');
+          nameInput.focus();
+          return;
         }
         if (!deviceInput.value.trim()) {
           status.textContent = t('activate.need_device_name');
@@ -113,6 +163,7 @@ export async function renderActivation(app, main, params) {
           const device = await activate(app, {
             code: target.code,
             server: target.server,
+            link: target.link,
             displayName: nameInput.value.trim(),
             deviceName: deviceInput.value.trim(),
           });
@@ -129,7 +180,7 @@ export async function renderActivation(app, main, params) {
     fromLink
       ? h('p', { class: 'server-line' }, t('activate.server', { host: hostOf(fromLink.server) }))
       : field(t('activate.link_label'), linkInput, t('activate.link_hint')),
-    field(t('activate.name_label'), nameInput, t('activate.name_hint')),
+    fromLink && isDeviceLink(fromLink.link) ? null : field(t('activate.name_label'), nameInput, t('activate.name_hint')),
     field(t('activate.device_label'), deviceInput, t('activate.device_hint')),
     h('div', { class: 'actions' }, submit),
     status,

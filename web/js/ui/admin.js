@@ -5,6 +5,7 @@ import { h, field, replace, focus } from '../dom.js';
 import { formatDate, formatDays, formatMass, formatMoney, formatMonth, formatNumber, t } from '../i18n.js';
 import { qrSvg } from '../qr.js';
 import { barChart, dataTable } from '../charts.js';
+import { badge } from './verify.js';
 
 const SECTIONS = ['invite', 'members', 'retention', 'plan', 'report'];
 const RETENTION_PRESETS = ['7d', '30d', '3m', '6m', '1y', '2y', '5y'];
@@ -61,9 +62,7 @@ async function inviteSection(app, body) {
       }
       submit.disabled = true;
       try {
-        const invitation = await app.messenger.api.request('POST', '/invitations', {
-          body: { display_name: name.value.trim(), role: role.value, ...(email.value.trim() ? { email: email.value.trim() } : {}) },
-        });
+        const invitation = await app.messenger.invite(name.value.trim(), role.value, email.value.trim() || null);
         showInvitation(app, result, invitation, name.value.trim());
         form.reset();
         focus(result.querySelector('h3'));
@@ -106,6 +105,7 @@ export function showInvitation(app, el, invitation, name) {
         h('p', { class: 'hint' }, t('invite.valid_until', { date: formatDate(invitation.valid_until) })),
         invitation.emailed ? h('p', { class: 'ok' }, t('invite.emailed')) : null,
         invitation.mail_error ? h('p', { class: 'notice error' }, t('invite.mail_error')) : null,
+        invitation.emailed || invitation.mail_error ? h('p', { class: 'notice' }, t('invite.email_vouched')) : null,
         h('p', { class: 'hint' }, t('invite.once'))))));
 }
 
@@ -129,7 +129,7 @@ async function membersSection(app, body) {
     const mayEdit = !isMe && member.status !== 'removed' && (myRole === 'owner' || member.role !== 'owner');
     const roleSelect = h('select', { 'aria-label': t('members.role_of', { name: member.display_name }), disabled: !mayEdit, onChange: async (e) => {
       try {
-        await m.api.request('PUT', `/members/${member.member_id}/role`, { body: { role: e.target.value } });
+        await m.setRole(member.member_id, e.target.value);
         app.toast(t('members.role_set', { name: member.display_name, role: roleName(e.target.value) }));
       } catch (err) {
         app.toast(app.errorText(err), 'error');
@@ -145,7 +145,8 @@ async function membersSection(app, body) {
             : null)))
       : h('p', { class: 'hint' }, member.status === 'invited' ? t('members.not_activated') : t('members.no_device'));
     return h('tr', { class: member.status === 'removed' ? 'removed' : null },
-      h('th', { scope: 'row' }, member.display_name, isMe ? ` (${t('channel.you')})` : ''),
+      h('th', { scope: 'row' }, m.memberName(member.member_id) || member.display_name, isMe ? ` (${t('channel.you')})` : '',
+        !isMe && member.member_cert ? [' ', badge(m, member.member_id), ' ', h('a', { href: `#/verify/${member.member_id}`, class: 'small' }, t('verify.open'))] : null),
       h('td', null, roleSelect),
       h('td', null, t(`status.${member.status}`)),
       h('td', null, devices),
@@ -177,7 +178,7 @@ function confirmButton(label, confirmLabel, action) {
 function revokeButton(app, device, member, done) {
   return confirmButton(t('members.revoke', { name: device.name || device.device_id }), t('members.revoke_confirm'), async () => {
     try {
-      await app.messenger.api.request('POST', `/devices/${device.device_id}/revoke`);
+      await app.messenger.revokeDevice(device);
       app.toast(t('members.revoked', { name: member.display_name }));
       await done();
     } catch (err) {
@@ -189,7 +190,7 @@ function revokeButton(app, device, member, done) {
 function removeButton(app, member, done) {
   return confirmButton(t('members.remove', { name: member.display_name }), t('members.remove_confirm'), async () => {
     try {
-      await app.messenger.api.request('DELETE', `/members/${member.member_id}`);
+      await app.messenger.removeFromOrg(member.member_id);
       app.toast(t('members.removed', { name: member.display_name }));
       await done();
     } catch (err) {

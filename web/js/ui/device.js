@@ -44,7 +44,7 @@ export async function renderDevice(app, main) {
         h('p', null, t('device.link_lead')),
         h('div', { class: 'actions' }, h('button', { type: 'button', class: 'primary', onClick: async () => {
           try {
-            const invitation = await app.messenger.api.request('POST', '/devices/link');
+            const invitation = await app.messenger.linkDevice();
             showInvitation(app, linkResult, invitation, null);
             focus(linkResult.querySelector('h3'));
           } catch (err) {

@@ -2,6 +2,8 @@
 // Who is in the channel: the roster, leaving, and for its managers removing and adding members.
 import { h, field, replace } from '../../dom.js';
 import { t } from '../../i18n.js';
+import { membershipEventText } from '../trust-notices.js';
+import { badge } from '../verify.js';
 
 /** @typedef {import('./context.js').ChannelContext} ChannelContext */
 
@@ -30,6 +32,7 @@ export function createMembersPanel(ctx) {
       panel,
       h('h2', { tabindex: '-1' }, t('channel.members_title', { count: roster.members.size })),
       h('ul', { class: 'member-list' }, rows),
+      history(ctx),
       ctx.mayManage() ? addMemberForm(ctx, roster.members, async () => {
         await render();
         panel.querySelector('select')?.focus();
@@ -53,6 +56,16 @@ export function createMembersPanel(ctx) {
   };
 }
 
+/** The channel's membership changes, as verified from the signed log (newest first). */
+function history(ctx) {
+  const events = ctx.m.trust.history(ctx.channelId);
+  if (!events.length) return null;
+  const name = ctx.m.channel(ctx.channelId)?.name || '';
+  return h('details', { class: 'member-history' },
+    h('summary', null, t('channel.history_title')),
+    h('ol', { reversed: true }, [...events].reverse().map((e) => h('li', null, membershipEventText(ctx.app, name, e)))));
+}
+
 /**
  * @param {ChannelContext} ctx
  * @param {string} id
@@ -74,6 +87,7 @@ function memberRow(ctx, id, name, refresh) {
   };
   return h('li', null,
     h('span', null, name, me ? ` (${t('channel.you')})` : ''),
+    me ? null : [' ', badge(m, id), ' ', h('a', { href: `#/verify/${id}`, class: 'small' }, t('verify.open'))],
     ctx.mayManage() || me
       ? h('button', { type: 'button', class: 'small danger-outline', onClick: remove }, me ? t('channel.leave') : t('channel.remove', { name }))
       : null);

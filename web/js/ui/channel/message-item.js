@@ -121,7 +121,8 @@ export function messageItem(ctx, handlers, view) {
 function messageBody(ctx, handlers, view) {
   const { msg } = view;
   if (!msg.verified) {
-    return h('p', { class: 'unreadable' }, msg.error === 'forged' ? t('message.forged') : t('message.no_key'));
+    const reason = { forged: 'message.forged', forged_sender: 'message.forged_sender', mislabelled: 'message.mislabelled', too_far_ahead: 'message.too_far_ahead' }[msg.error || ''];
+    return h('p', { class: 'unreadable' }, t(reason || 'message.no_key'));
   }
   if (msg.kind === 'poll') {
     return view.poll ? pollCard(ctx, msg, view.poll, handlers.ui.pending) : h('p', { class: 'unreadable' }, t('poll.error_no_poll'));

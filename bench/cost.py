@@ -1,0 +1,803 @@
+"""AWS cost per user-month at a given load, measured on the real app (issue 18, item 1).
+
+What runs: the Chalice app (``app.py``, through ``chalice.test.Client``) on in-process moto
+(``mock_aws``) with the real adapters: ``DynamoDbStore``, ``SqsQueue``, ``ApiGatewayPush``
+posting to moto's ``@connections`` API, and ``SesMailer``. Every AWS call those adapters make
+goes through a boto3 client this bench watches (``before-parameter-build``, ``before-call`` and
+``after-call`` events), so each call is counted by service and operation and charged to the
+activity being driven: a send, a push, a ping, a catch-up read, a channel list, a connect or a
+disconnect.
+
+What is measured per call: DynamoDB capacity units from the real item sizes (an item's billable
+size by DynamoDB's rules, read back from the table before and after each write; reads from the
+items returned, which in this slice are all the items a query reads since nothing expires; a
+read unit per 4 KB when ``ConsistentRead`` is set, half a unit otherwise, exactly as the adapter
+asks today), WebSocket messages (32 KB units) and bytes of every ``PostToConnection``, SQS
+requests (64 KB units), the bytes of the app's structured log lines (the Powertools handler's
+stream is swapped for a counter), and the bytes of the items a send creates (storage).
+
+What is modelled: Lambda duration is the handler's measured in-process wall time (moto cannot
+time AWS: its in-process calls stand for the network round trips), billed per millisecond at
+``--lambda-mb``; the time of ``PostToConnection`` calls during a send is moved from the send to
+the pushes, so "pushes" carries the sequential fan-out. Cold starts are not modelled. Lambda's
+own START/END/REPORT lines are a constant per invocation. Connection minutes are the online
+hours. Storage is the steady state: a user's messages of ``--retention-days`` days, each with the
+items its send created, plus 100 bytes of DynamoDB overhead per item; point-in-time recovery is
+billed on the same size.
+
+How the slice scales to a user-month: one organisation with one group channel of
+``--channel-size`` members (by default receives / sends + 1, so that every member receives what
+the others send), each member online with ``--devices`` connections (rounded; a second device
+is a second connection of the same device: fan-out is per connection). Every connection
+connects (``GET /health``, then ``$connect``) and lists its channels; the members take turns to
+send ``--slice-messages`` messages of ``--message-bytes`` over REST (as the web client does), each
+pushed to every connection of the channel, the sender's own included (the echo, as today); one
+member catches up from the start in one page; every connection pings once (the web client's
+``{"action": "ping"}``) and disconnects. Each activity's cost per occurrence (per send, per push,
+per message read, per ping, ...) is then multiplied by its occurrences per user-month:
+
+- sends: ``sends`` a day;
+- pushes: ``receives x devices x live-share`` plus the echo ``sends x (1 + (devices - 1) x live-share)``;
+- pings: one per ``PING_EVERY`` of ``web/js/messenger.js`` (read from the file) per online device;
+- catch-up reads: every message of the channel (received and own) read once per device, in
+  pages of ``--catch-up-page`` (the web client's ``READ_LIMIT``), plus one channel list per connect;
+- connects and disconnects: ``--connects-per-day`` per device (default: one per two hours
+  online, API Gateway's connection limit).
+
+    python bench/cost.py                    # the issue's reference load
+    python bench/cost.py --preset docs      # docs/deploy-aws.md's 1,000 users at 20 messages a day
+    python bench/cost.py --sends 20 --receives 200 --online-hours 4 --json
+
+Prices come from ``infra/aws/prices.json`` (``--region``); no free tier is applied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import logging
+import math
+import os
+import re
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from unittest import mock
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import boto3
+from moto import mock_aws
+
+from bocage.client.crypto import new_message_id
+from bocage.client.profile import DeviceKeys, OperatorKey
+from chalicelib import wiring
+from chalicelib.adapters.apigw_push import ApiGatewayPush
+from chalicelib.adapters.clocks import ManualClock
+from chalicelib.adapters.dynamodb_store import DynamoDbStore
+from chalicelib.adapters.records import keys
+from chalicelib.adapters.ses_mailer import SesMailer
+from chalicelib.adapters.sqs_queue import SqsQueue
+from chalicelib.request_logging import logger as app_logger
+from chalicelib.settings import Settings
+from tests.support import People, Reply, SignedApi, ws_event
+
+ROOT = Path(__file__).resolve().parents[1]
+PRICES = ROOT / "infra" / "aws" / "prices.json"
+WEB_MESSENGER = ROOT / "web" / "js" / "messenger.js"
+DAYS = 30  # a user-month
+GIB = 2**30  # AWS bills storage and transfer in GiB, which its pages call GB
+WS_UNIT = 32 * 1024  # API Gateway bills WebSocket messages in 32 KB increments
+SQS_UNIT = 64 * 1024  # SQS bills each 64 KB chunk of a request as one request
+READ_UNIT = 4 * 1024
+WRITE_UNIT = 1024
+ITEM_OVERHEAD = 100  # bytes DynamoDB adds to every item when it bills storage
+LOG_EVENT_OVERHEAD = 26  # bytes CloudWatch Logs bills per event on top of its message
+PLATFORM_LOG_BYTES = 330  # Lambda's own START, END and REPORT lines per invocation, typical lengths
+PLATFORM_LOG_EVENTS = 3
+TABLE = "bocage-cost"
+KEY_NAMES = ("pk", "sk")
+PUSH_ENDPOINT = "https://cost0bench.execute-api.{region}.amazonaws.com/api"
+FILLER = "Réunion du conseil jeudi à 18 h 30, salle des fêtes : voirie, cantine, éclairage. "
+
+
+# -- the load --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    """What a user does, per day, and how the deployment is sized."""
+
+    sends: float = 50
+    receives: float = 500
+    online_hours: float = 8
+    devices: float = 1
+    channel_size: int = 0  # 0: receives / sends + 1
+    retention_days: int = 90
+    message_bytes: int = 955  # of text: sealed with its labels ({"kind": ..., "content": ...}), 1 KiB padded
+    region: str = "eu-west-3"
+    live_share: float = 1.0  # of received messages, the share pushed live (recipient online)
+    connects_per_day: float = 0  # per device; 0: one per two hours online
+    catch_up_page: int = 200  # messages per catch-up read: the web client's READ_LIMIT
+    lambda_mb: int = 1024  # the prod stage's lambda_memory_size (.chalice/config.json)
+    users: int = 1  # only for the monthly total of an organisation
+
+    def members(self) -> int:
+        return self.channel_size or round(self.receives / self.sends) + 1
+
+    def connects(self) -> float:
+        return self.connects_per_day or max(1, math.ceil(self.online_hours / 2))
+
+    def connections_per_member(self) -> int:
+        return max(1, round(self.devices))
+
+
+PRESETS = {
+    # issue 18: 50 sent and 500 received a day, 8 h online, 90-day retention, ~1 KiB, one device
+    "reference": Load(),
+    # docs/deploy-aws.md: 1,000 users with 1.5 devices, 20 messages a day each reaching 25 devices
+    # (about 16 other members), 40 % of them online, 6 connects a device a day
+    "docs": Load(
+        sends=20, receives=320, devices=1.5, channel_size=17, live_share=0.4, connects_per_day=6, users=1000
+    ),
+}
+
+
+def ping_interval_seconds() -> float:
+    """The web client's keepalive period, read from its source so the model follows it."""
+    match = re.search(r"const PING_EVERY = ([\d_]+);", WEB_MESSENGER.read_text(encoding="utf-8"))
+    if match is None:
+        raise SystemExit(f"cost bench: no PING_EVERY in {WEB_MESSENGER}")
+    return int(match.group(1).replace("_", "")) / 1000
+
+
+# -- DynamoDB's billable sizes ----------------------------------------------------------------
+
+
+def number_bytes(text: str) -> int:
+    """A number's size: one byte per two significant digits, plus one."""
+    digits = text.lstrip("-").replace(".", "").strip("0") or "0"
+    return (len(digits) + 1) // 2 + 1
+
+
+_SCALAR_BYTES: dict[str, Any] = {
+    "S": lambda value: len(value.encode("utf-8")),
+    "N": number_bytes,
+    "B": len,
+    "BOOL": lambda value: 1,
+    "NULL": lambda value: 1,
+}
+
+
+def attribute_bytes(value: Mapping[str, Any]) -> int:
+    """The size of one typed attribute value (``{"S": ...}``) as DynamoDB bills it."""
+    ((kind, inner),) = value.items()
+    if kind in _SCALAR_BYTES:
+        return int(_SCALAR_BYTES[kind](inner))
+    if kind == "L":
+        return 3 + sum(1 + attribute_bytes(element) for element in inner)
+    if kind == "M":
+        return 3 + sum(1 + len(name.encode("utf-8")) + attribute_bytes(v) for name, v in inner.items())
+    return sum(int(_SCALAR_BYTES[kind[0]](element)) for element in inner)  # SS, NS, BS
+
+
+def item_bytes(attrs: Mapping[str, Any]) -> int:
+    return sum(len(name.encode("utf-8")) + attribute_bytes(value) for name, value in attrs.items())
+
+
+def read_units(operation: str, params: Mapping[str, Any], parsed: Mapping[str, Any]) -> float:
+    """GetItem or Query: 4 KB units of what was read, at least one; half for eventual consistency."""
+    items = parsed.get("Items", []) if operation == "Query" else [parsed["Item"]] if "Item" in parsed else []
+    units = max(1, math.ceil(sum(item_bytes(item) for item in items) / READ_UNIT))
+    return units if params.get("ConsistentRead") else units / 2
+
+
+def written_keys(operation: str, params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(table, key) of every item a write request touches."""
+    if operation == "PutItem":
+        return [(params["TableName"], {k: params["Item"][k] for k in KEY_NAMES})]
+    if operation in ("UpdateItem", "DeleteItem"):
+        return [(params["TableName"], dict(params["Key"]))]
+    touched = []
+    for table, requests in params.get("RequestItems", {}).items():  # BatchWriteItem
+        for request in requests:
+            if "PutRequest" in request:
+                touched.append((table, {k: request["PutRequest"]["Item"][k] for k in KEY_NAMES}))
+            else:
+                touched.append((table, dict(request["DeleteRequest"]["Key"])))
+    return touched
+
+
+DYNAMODB_READS = ("GetItem", "Query")
+DYNAMODB_WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
+
+
+# -- the meter ------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """What one activity cost in the slice, summed over its occurrences."""
+
+    occurrences: int = 0
+    calls: Counter[str] = field(default_factory=Counter)
+    read_units: float = 0.0
+    write_units: float = 0.0
+    ws_messages: int = 0
+    bytes_out: int = 0  # WebSocket frames pushed and REST responses
+    rest_requests: int = 0
+    invocations: int = 0
+    lambda_ms: float = 0.0
+    log_bytes: int = 0
+    log_events: int = 0
+    sqs_requests: int = 0
+
+
+@dataclass
+class Call:
+    """One AWS call in flight: who pays for it, its API parameters, the items' sizes before it."""
+
+    activity: str
+    params: Mapping[str, Any]
+    before: list[tuple[str, dict[str, Any], int]]
+    started: float = 0.0
+
+
+Client = TypeVar("Client")
+
+
+class AwsMeter:
+    """Charges every call of the watched boto3 clients to the activity being driven (none: free).
+
+    Pushes made during a send are charged to "push", with the time they took, so the send's
+    Lambda time is its own work and the fan-out shows as a line of its own.
+    """
+
+    def __init__(self, peek: Any) -> None:
+        self.tallies: defaultdict[str, Tally] = defaultdict(Tally)
+        self.activity: str | None = None
+        self._peek = peek  # an unwatched DynamoDB client: reads item sizes around writes
+        self._push_seconds = 0.0
+        self._peek_seconds = 0.0  # the meter's own reads, not the function's time
+
+    def watch(self, client: Client) -> Client:
+        events = client.meta.events  # type: ignore[attr-defined]
+        events.register("before-parameter-build", self._inspect)
+        events.register("before-call", self._count)
+        events.register("after-call", self._settle)
+        return client
+
+    @contextmanager
+    def charging(self, activity: str) -> Iterator[Tally]:
+        previous, self.activity = self.activity, activity
+        try:
+            yield self.tallies[activity]
+        finally:
+            self.activity = previous
+
+    @contextmanager
+    def invocation(
+        self, activity: str, *, rest: bool = False, frame_in: str | None = None
+    ) -> Iterator[Tally]:
+        """One Lambda invocation: its billed milliseconds (pushes excepted), its REST request or frame."""
+        with self.charging(activity) as tally:
+            pushed, peeked, started = self._push_seconds, self._peek_seconds, time.process_time()
+            yield tally
+            elapsed = time.process_time() - started
+            own = elapsed - (self._push_seconds - pushed) - (self._peek_seconds - peeked)
+        tally.invocations += 1
+        tally.lambda_ms += math.ceil(own * 1000)
+        tally.rest_requests += int(rest)
+        if frame_in is not None:
+            tally.ws_messages += math.ceil(len(frame_in.encode("utf-8")) / WS_UNIT)
+
+    def occurred(self, activity: str, times: int = 1) -> None:
+        self.tallies[activity].occurrences += times
+
+    def log_line(self, text: str) -> None:
+        if self.activity is not None:
+            tally = self.tallies[self.activity]
+            tally.log_bytes += len(text.encode("utf-8"))
+            tally.log_events += text.count("\n")
+
+    # -- boto3 event handlers -------------------------------------------------------------
+
+    def _inspect(self, params: Mapping[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        if self.activity is None:
+            return
+        activity = "push" if self.activity == "send" and model.name == "PostToConnection" else self.activity
+        before = []
+        if model.name in DYNAMODB_WRITES:
+            before = [(table, key, self._size(table, key)) for table, key in written_keys(model.name, params)]
+        context["cost_call"] = Call(activity, params, before)
+
+    def _count(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+        call: Call | None = context.get("cost_call")
+        if call is not None:
+            call.started = time.process_time()
+            self.tallies[call.activity].calls[f"{model.service_model.service_name}.{model.name}"] += 1
+
+    def _settle(self, parsed: Mapping[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        call: Call | None = context.get("cost_call")
+        if call is None:
+            return
+        tally, service = self.tallies[call.activity], model.service_model.service_name
+        if service == "dynamodb":
+            self._dynamodb(tally, model.name, call, parsed)
+        elif service == "apigatewaymanagementapi" and model.name == "PostToConnection":
+            self._pushed(tally, call, time.process_time() - call.started)
+        elif service == "sqs":
+            payload = sum(len(e["MessageBody"].encode("utf-8")) for e in call.params.get("Entries", []))
+            tally.sqs_requests += max(1, math.ceil(payload / SQS_UNIT))
+
+    def _dynamodb(self, tally: Tally, operation: str, call: Call, parsed: Mapping[str, Any]) -> None:
+        if operation in DYNAMODB_READS:
+            tally.read_units += read_units(operation, call.params, parsed)
+            return
+        for table, key, before in call.before:
+            after = self._size(table, key)
+            tally.write_units += max(1, math.ceil(max(before, after) / WRITE_UNIT))
+
+    def _pushed(self, tally: Tally, call: Call, seconds: float) -> None:
+        size = len(call.params["Data"])
+        tally.ws_messages += max(1, math.ceil(size / WS_UNIT))
+        tally.bytes_out += size
+        if call.activity == "push":
+            tally.occurrences += 1
+            tally.lambda_ms += seconds * 1000
+            self._push_seconds += seconds
+
+    def _size(self, table: str, key: dict[str, Any]) -> int:
+        started = time.process_time()
+        item = self._peek.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+        self._peek_seconds += time.process_time() - started
+        return item_bytes(item) if item else 0
+
+    def stored_bytes(self, table: str, channel_id: str) -> int:
+        """What a channel's messages occupy: each message item and its id marker, with the overhead."""
+        kinds, total = (keys.MESSAGE_PREFIX, keys.MARKER_PREFIX), 0
+        request: dict[str, Any] = {
+            "TableName": table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": f"{keys.CHANNEL_PREFIX}{channel_id}"}},
+        }
+        while True:
+            page = self._peek.query(**request)
+            total += sum(
+                item_bytes(i) + ITEM_OVERHEAD for i in page["Items"] if i["sk"]["S"].startswith(kinds)
+            )
+            if "LastEvaluatedKey" not in page:
+                return total
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+class LogBytes(io.TextIOBase):
+    """Stands in for the app logger's stdout: each structured line is counted, not printed."""
+
+    def __init__(self, meter: AwsMeter) -> None:
+        self._meter = meter
+
+    def write(self, text: str) -> int:
+        self._meter.log_line(text)
+        return len(text)
+
+
+@contextmanager
+def counting_logs(meter: AwsMeter) -> Iterator[None]:
+    handler = app_logger.registered_handler
+    if not isinstance(handler, logging.StreamHandler):
+        raise SystemExit("cost bench: the app logger does not write to a stream")
+    level = app_logger.log_level
+    app_logger.setLevel("INFO")  # the deployed functions' level (no POWERTOOLS_LOG_LEVEL set)
+    previous = handler.setStream(LogBytes(meter))
+    try:
+        yield
+    finally:
+        handler.setStream(previous)
+        app_logger.setLevel(level)
+
+
+# -- the deployment and the slice ---------------------------------------------------------------
+
+
+@dataclass
+class Member:
+    keys: DeviceKeys
+    messenger: Any  # bocage.client.messenger.Messenger
+
+
+def assemble(region: str, operator: OperatorKey) -> tuple[AwsMeter, wiring.Container]:
+    """The app's container over moto: real DynamoDB, SQS, API Gateway push and SES adapters, watched."""
+    meter_session = boto3.session.Session(region_name=region)
+    clock = ManualClock()  # still: nothing expires during the slice, so reads see what they scan
+    meter = AwsMeter(meter_session.client("dynamodb"))
+    store = DynamoDbStore(TABLE, clock, client=meter.watch(meter_session.client("dynamodb")))
+    store.ensure_table()
+    sqs = meter.watch(meter_session.client("sqs"))
+    queue_url = sqs.create_queue(QueueName="bocage-cost-fanout")["QueueUrl"]
+    ses = meter.watch(meter_session.client("ses"))
+    ses.verify_domain_identity(Domain="bocage.localhost")
+    push = meter.watch(
+        meter_session.client("apigatewaymanagementapi", endpoint_url=PUSH_ENDPOINT.format(region=region))
+    )
+    settings = Settings(
+        store="dynamodb",
+        table=TABLE,
+        region=region,
+        public_url="https://bench.invalid",
+        operator_keys=(operator.public_key,),
+        fanout_queue_url=queue_url,
+    )
+    container = wiring.build(
+        settings,
+        store=store,
+        clock=clock,
+        mailer=SesMailer(settings.mail_from, ses),
+        push=ApiGatewayPush(push),
+        queue=SqsQueue(sqs, queue_url),
+    )
+    return meter, container
+
+
+class Deployment:
+    """The app on moto, metered, with one channel of members to drive through REST and WebSocket."""
+
+    def __init__(self, api: SignedApi, meter: AwsMeter, operator: OperatorKey, profiles: Path) -> None:
+        self.api = api
+        self.meter = meter
+        self.operator = operator
+        self.profiles = profiles
+        self.channel_id = ""
+        self.members: list[Member] = []
+
+    def open_channel(self, size: int) -> list[Member]:
+        """An organisation and a group of ``size`` members, each with its sender key out (not charged)."""
+        created = self.api.create_org(self.operator)
+        owner_keys, reply = self.api.activate(created["activation_code"], "Maire")
+        people = People(self.api, (owner_keys, dict(reply.body)), self.profiles)
+        messengers = [people.owner] + [people.join(f"agent{i}") for i in range(1, size)]
+        self.channel_id = people.owner.create_channel("group", "Conseil")["channel_id"]
+        for name in list(people.info)[1:]:
+            people.owner.add_member(self.channel_id, people.info[name]["member_id"])
+        for m in messengers:
+            m.distribute_key(self.channel_id)
+        self.members = [Member(m.keys, m) for m in messengers]
+        return self.members
+
+    def connect(self, member: Member, connection_id: str) -> None:
+        with self.meter.invocation("connect", rest=True) as tally:
+            self._rest(tally, self.api.call("GET", "/health"), 200)
+        with self.meter.invocation("connect"):
+            answer = self.api.ws_connect(member.keys, connection_id)
+        _require(answer["statusCode"] == 200, f"$connect answered {answer}")
+        self.meter.occurred("connect")
+
+    def list_channels(self, member: Member) -> None:
+        with self.meter.invocation("channel_list", rest=True) as tally:
+            self._rest(tally, self.api.call("GET", "/channels", signer=member.keys), 200)
+        self.meter.occurred("channel_list")
+
+    def send(self, member: Member, message_bytes: int) -> None:
+        envelope = self.envelope(member, message_bytes)
+        path = f"/channels/{self.channel_id}/messages"
+        with self.meter.invocation("send", rest=True) as tally:
+            self._rest(tally, self.api.call("POST", path, envelope, signer=member.keys), 201)
+        self.meter.occurred("send")
+
+    def catch_up(self, member: Member, limit: int) -> int:
+        """One catch-up page from the start; each message read is one occurrence."""
+        path, query = f"/channels/{self.channel_id}/messages", {"since": "0", "limit": str(limit)}
+        with self.meter.invocation("read", rest=True) as tally:
+            reply = self._rest(tally, self.api.call("GET", path, signer=member.keys, query=query), 200)
+        read = len(reply.body["messages"])
+        self.meter.occurred("read", read)
+        return read
+
+    def ping(self, connection_id: str) -> None:
+        frame = json.dumps({"action": "ping"}, separators=(",", ":"))  # what the web client sends
+        with self.meter.invocation("ping", frame_in=frame):
+            self.api.ws("ws_message", ws_event("$default", connection_id, body=frame))
+        self.meter.occurred("ping")
+
+    def disconnect(self, connection_id: str) -> None:
+        with self.meter.invocation("disconnect"):
+            self.api.ws("ws_disconnect", ws_event("$disconnect", connection_id))
+        self.meter.occurred("disconnect")
+
+    def envelope(self, member: Member, message_bytes: int) -> dict[str, Any]:
+        """A text message of ``message_bytes`` sealed by the member's device, as the client sends it."""
+        content = {"type": "text", "text": text_of(message_bytes)}
+        sealed = member.messenger.seal(self.channel_id, new_message_id(), content, "message", None)
+        return dict(sealed.model_dump(mode="json"))
+
+    @staticmethod
+    def _rest(tally: Tally, reply: Reply, status: int) -> Reply:
+        _require(reply.status == status, f"the API answered {reply.status}: {reply.body}")
+        tally.bytes_out += len(json.dumps(reply.body).encode("utf-8"))
+        return reply
+
+
+def text_of(size: int) -> str:
+    """French text of exactly ``size`` UTF-8 bytes (spaces make up for a cut accent)."""
+    text = (FILLER * (size // len(FILLER) + 1)).encode("utf-8")[:size].decode("utf-8", errors="ignore")
+    return text + " " * (size - len(text.encode("utf-8")))
+
+
+def _require(condition: bool, problem: str) -> None:
+    if not condition:
+        raise SystemExit(f"cost bench: {problem}")
+
+
+@contextmanager
+def deployed(region: str) -> Iterator[Deployment]:
+    """The metered app on in-process moto, for the length of the block."""
+    from chalice.test import Client
+
+    from app import app
+
+    operator = OperatorKey.generate()
+    region_env = {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}  # Chalice's WebSocket API reads it
+    with (
+        mock.patch.dict(os.environ, region_env),
+        mock_aws(),
+        tempfile.TemporaryDirectory(prefix="bocage-cost-") as profiles,
+    ):
+        meter, container = assemble(region, operator)
+        wiring.use(container)
+        try:
+            with counting_logs(meter), Client(app) as client:
+                api = SignedApi(client.http, container.clock, client.lambda_)  # type: ignore[arg-type]
+                yield Deployment(api, meter, operator, Path(profiles))
+        finally:
+            wiring.use(None)
+
+
+@dataclass
+class Measured:
+    """What the slice cost, by activity, and what its messages occupy in the table."""
+
+    tallies: dict[str, Tally]
+    bytes_per_message: float
+
+
+def run_slice(load: Load, messages: int) -> Measured:
+    """Drive one channel through a day's kinds of activity; what each activity cost, in total."""
+    with deployed(load.region) as deployment:
+        members = deployment.open_channel(load.members())
+        connections = [
+            (member, f"conn-{m}-{d}")
+            for m, member in enumerate(members)
+            for d in range(load.connections_per_member())
+        ]
+        for member, connection_id in connections:
+            deployment.connect(member, connection_id)
+            deployment.list_channels(member)
+        for i in range(messages):
+            deployment.send(members[i % len(members)], load.message_bytes)
+        deployment.catch_up(members[-1], min(load.catch_up_page, messages))
+        for _, connection_id in connections:
+            deployment.ping(connection_id)
+        for _, connection_id in connections:
+            deployment.disconnect(connection_id)
+        stored = deployment.meter.stored_bytes(TABLE, deployment.channel_id)
+        return Measured(dict(deployment.meter.tallies), stored / messages)
+
+
+# -- from the slice to a user-month ------------------------------------------------------------
+
+#: Each line of the bill and the activities it is made of (storage and connection minutes are modelled).
+LINES: dict[str, tuple[str, ...]] = {
+    "pushes": ("push",),
+    "sends": ("send",),
+    "pings": ("ping",),
+    "catch-up reads": ("read", "channel_list"),
+    "storage": (),
+    "connection minutes": (),
+    "connects": ("connect", "disconnect"),
+}
+
+
+def occurrences_per_user_month(load: Load) -> dict[str, float]:
+    d, live = load.devices, load.live_share
+    connects = d * load.connects() * DAYS
+    return {
+        "send": load.sends * DAYS,
+        "push": (load.receives * d * live + load.sends * (1 + (d - 1) * live)) * DAYS,
+        "ping": d * load.online_hours * 3600 / ping_interval_seconds() * DAYS,
+        "read": (load.receives + load.sends) * d * DAYS,
+        "channel_list": connects,
+        "connect": connects,
+        "disconnect": connects,
+    }
+
+
+def meters_per_occurrence(tally: Tally, load: Load) -> dict[str, float]:
+    """The AWS meters one occurrence of an activity runs, on average over the slice."""
+    n = max(1, tally.occurrences)
+    log_bytes = (
+        tally.log_bytes
+        + tally.log_events * LOG_EVENT_OVERHEAD
+        + tally.invocations * (PLATFORM_LOG_BYTES + PLATFORM_LOG_EVENTS * LOG_EVENT_OVERHEAD)
+    )
+    return {
+        "websocket_messages": tally.ws_messages / n,
+        "rest_requests": tally.rest_requests / n,
+        "lambda_requests": tally.invocations / n,
+        "lambda_gb_seconds": tally.lambda_ms / 1000 * load.lambda_mb / 1024 / n,
+        "dynamodb_write_units": tally.write_units / n,
+        "dynamodb_read_units": tally.read_units / n,
+        "sqs_requests": tally.sqs_requests / n,
+        "logs_ingested_gb": log_bytes / GIB / n,
+        # kept 30 days (LogRetentionDays): a month's lines stay about a month (uncompressed: an upper bound)
+        "logs_stored_gb_month": log_bytes / GIB / n,
+    }
+
+
+def stored_bytes_per_user(measured: Measured, load: Load) -> float:
+    """Steady state: a user's messages of one retention period, each with its id marker."""
+    return measured.bytes_per_message * load.sends * load.retention_days
+
+
+def modelled_meters(measured: Measured, load: Load) -> dict[str, dict[str, float]]:
+    stored_gb = stored_bytes_per_user(measured, load) / GIB
+    return {
+        "storage": {"dynamodb_storage_gb_month": stored_gb, "dynamodb_pitr_gb_month": stored_gb},
+        "connection minutes": {"websocket_connection_minutes": load.devices * load.online_hours * 60 * DAYS},
+    }
+
+
+def line_meters(measured: Measured, load: Load) -> dict[str, defaultdict[str, float]]:
+    """Per line, each meter's quantity per user-month."""
+    counts = occurrences_per_user_month(load)
+    modelled = modelled_meters(measured, load)
+    result: dict[str, defaultdict[str, float]] = {}
+    for line, activities in LINES.items():
+        quantities = defaultdict(float, modelled.get(line, {}))
+        for activity in activities:
+            for meter, amount in meters_per_occurrence(measured.tallies[activity], load).items():
+                quantities[meter] += amount * counts[activity]
+        result[line] = quantities
+    return result
+
+
+def load_prices(region: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(units, the region's prices) from infra/aws/prices.json."""
+    table = json.loads(PRICES.read_text(encoding="utf-8"))
+    if region not in table["regions"]:
+        raise SystemExit(
+            f"cost bench: no prices for {region} in {PRICES} (have {', '.join(table['regions'])})"
+        )
+    return table["units"], table["regions"][region]
+
+
+def usd(meter: str, quantity: float, units: Mapping[str, Any], prices: Mapping[str, Any]) -> float:
+    return float(quantity * prices[meter]["usd"] / units[meter]["per"])
+
+
+def estimate(measured: Measured, load: Load) -> dict[str, Any]:
+    """The bill per user-month by line and by meter, with the bytes behind it."""
+    units, prices = load_prices(load.region)
+    by_line = line_meters(measured, load)
+    lines = {
+        line: sum(usd(m, q, units, prices) for m, q in meters.items()) for line, meters in by_line.items()
+    }
+    totals: defaultdict[str, float] = defaultdict(float)
+    for meters in by_line.values():
+        for meter, quantity in meters.items():
+            totals[meter] += quantity
+    meters_out = {
+        m: {"quantity": q, "usd": usd(m, q, units, prices), "unit": units[m]["meaning"]}
+        for m, q in totals.items()
+    }
+    counts = occurrences_per_user_month(load)
+    tallies = measured.tallies
+    transferred = sum(t.bytes_out / max(1, t.occurrences) * counts.get(a, 0) for a, t in tallies.items())
+    total = sum(lines.values())
+    return {
+        "load": dataclasses.asdict(load),
+        "ping_every_seconds": ping_interval_seconds(),
+        "total_usd_per_user_month": total,
+        "total_usd_per_month": total * load.users,
+        "lines": lines,
+        "meters": meters_out,
+        "bytes_stored_per_message": measured.bytes_per_message,
+        "bytes_stored_per_user": stored_bytes_per_user(measured, load),
+        "bytes_transferred_out_per_user_month": transferred,
+        "data_transfer_usd_per_user_month": usd("data_transfer_out_gb", transferred / GIB, units, prices),
+        "per_operation": {a: per_operation(t) for a, t in sorted(tallies.items())},
+        "prices": {m: prices[m] for m in sorted(totals)},
+    }
+
+
+def per_operation(tally: Tally) -> dict[str, Any]:
+    """An activity's measured cost per occurrence, as the pinned test reads it."""
+    n = max(1, tally.occurrences)
+    return {
+        "occurrences": tally.occurrences,
+        "calls": {name: count / n for name, count in sorted(tally.calls.items())},
+        "write_units": tally.write_units / n,
+        "read_units": tally.read_units / n,
+        "lambda_ms": tally.lambda_ms / n,
+        "log_bytes": tally.log_bytes / n,
+    }
+
+
+# -- the report --------------------------------------------------------------------------------
+
+
+def describe(load: Load) -> str:
+    return (
+        f"{load.sends:g} sent and {load.receives:g} received a user a day, {load.online_hours:g} h online, "
+        f"{load.devices:g} device(s), channel of {load.members()}, {load.live_share:.0%} of receives live, "
+        f"{load.retention_days}-day retention, {load.message_bytes}-byte messages, "
+        f"{load.lambda_mb} MB functions, {load.region}"
+    )
+
+
+def print_report(result: Mapping[str, Any], load: Load) -> None:
+    total = result["total_usd_per_user_month"]
+    print(f"AWS cost per user-month at {describe(load)}")
+    print(f"\n{'line':<22}{'USD/user-month':>16}{'share':>8}")
+    for line, amount in result["lines"].items():
+        print(f"{line:<22}{amount:>16.4f}{amount / total:>8.0%}")
+    print(f"{'total':<22}{total:>16.4f}")
+    if load.users > 1:
+        print(f"{load.users} users: {result['total_usd_per_month']:.2f} USD a month")
+    print(f"\n{'AWS meter':<30}{'quantity/user-month':>22}{'USD':>10}")
+    for meter, row in sorted(result["meters"].items(), key=lambda kv: -kv[1]["usd"]):
+        print(f"{meter:<30}{row['quantity']:>22.6g}{row['usd']:>10.4f}")
+    print(f"\nper operation (measured; pings every {result['ping_every_seconds']:g} s):")
+    for activity, row in result["per_operation"].items():
+        calls = ", ".join(f"{name} {count:g}" for name, count in row["calls"].items())
+        print(
+            f"  {activity:<13} WU {row['write_units']:.2f}  RU {row['read_units']:.2f}  "
+            f"{row['lambda_ms']:.1f} ms  logs {row['log_bytes']:.0f} B  [{calls}]"
+        )
+    stored, sent = result["bytes_stored_per_user"], result["bytes_transferred_out_per_user_month"]
+    print(f"\na message and its id marker: {result['bytes_stored_per_message']:.0f} bytes stored")
+    transfer_usd = result["data_transfer_usd_per_user_month"]
+    print(f"\nstored per user (steady state): {stored / 1e6:.2f} MB; out per user-month: {sent / 1e6:.2f} MB")
+    print(
+        f"data transfer out, not in the total: {transfer_usd:.4f} USD/user-month "
+        "(AWS's 100 GB a month of free transfer out covers it for most organisations)"
+    )
+    print("prices: infra/aws/prices.json, list prices marked 'to re-check'; no free tier")
+
+
+def parse_load(argv: list[str] | None) -> tuple[Load, int, bool]:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="reference")
+    for f in dataclasses.fields(Load):
+        parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(Load(), f.name)), default=None)
+    parser.add_argument(
+        "--slice-messages", type=int, default=200, help="messages sent in the slice (a full page: 200)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    args = parser.parse_args(argv)
+    chosen = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(Load) if getattr(args, f.name) is not None
+    }
+    return dataclasses.replace(PRESETS[args.preset], **chosen), args.slice_messages, args.json
+
+
+def main(argv: list[str] | None = None) -> None:
+    load, messages, as_json = parse_load(argv)
+    result = estimate(run_slice(load, messages), load)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_report(result, load)
+
+
+if __name__ == "__main__":
+    main()

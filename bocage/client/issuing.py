@@ -1,0 +1,253 @@
+"""What this device signs (docs/protocol.md, sections 13 and 14): pure builders, no I/O.
+
+Every statement the Python client makes comes from here, signed with the device key, the
+member's identity key or a one-time ticket key, so the CLI, the Messenger and the tests build
+the exact shapes chalicelib/domain/statements.py checks.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from chalicelib.domain.activation_link import ActivationTarget
+from chalicelib.domain.encoding import b64d, b64e
+from chalicelib.domain.ids import looks_like
+from chalicelib.domain.statements import (
+    DEVICE_CERT,
+    MEMBER_CERT,
+    MEMBERSHIP,
+    REMOVAL,
+    REVOCATION,
+    ROLE,
+    TICKET,
+    fingerprint,
+    public_key_of,
+    sign_statement,
+    statement_hash,
+)
+
+MEMBER_TICKET_SECONDS = 7 * 86400
+DEVICE_TICKET_SECONDS = 86400
+
+
+class EnrolmentError(ValueError):
+    """An activation URL or code that lacks what this kind of activation needs."""
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A ticket and its private seed: the statement goes to the server, the seed in the fragment."""
+
+    statement: dict[str, Any]
+    seed: bytes
+
+    @property
+    def fragment_seed(self) -> str:
+        return b64e(self.seed)
+
+
+def seed_of(key: SigningKey) -> bytes:
+    return bytes(key)
+
+
+def new_identity() -> SigningKey:
+    """A member's identity key (IK), made on their first device at activation."""
+    return SigningKey.generate()
+
+
+def member_ticket(
+    device: SigningKey, device_id: str, org_id: str, role: str, display_name: str, now: int
+) -> Ticket:
+    seed = secrets.token_bytes(32)
+    body = {
+        "purpose": TICKET,
+        "org_id": org_id,
+        "grant": "member",
+        "ticket_key": public_key_of(seed),
+        "role": role,
+        "display_name": display_name,
+        "issuer_device": device_id,
+        "issued_at": now,
+        "expires_at": now + MEMBER_TICKET_SECONDS,
+    }
+    return Ticket(sign_statement(body, bytes(device)), seed)
+
+
+def device_ticket(device: SigningKey, device_id: str, org_id: str, member_id: str, now: int) -> Ticket:
+    seed = secrets.token_bytes(32)
+    body = {
+        "purpose": TICKET,
+        "org_id": org_id,
+        "grant": "device",
+        "ticket_key": public_key_of(seed),
+        "member_id": member_id,
+        "issuer_device": device_id,
+        "issued_at": now,
+        "expires_at": now + DEVICE_TICKET_SECONDS,
+    }
+    return Ticket(sign_statement(body, bytes(device)), seed)
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What an activating device presents (13.5), and the identity key it keeps (None if linked)."""
+
+    member_cert: dict[str, Any] | None
+    device_cert: dict[str, Any]
+    identity: SigningKey | None
+    root: str  # the fingerprint to pin
+
+
+def enrol(
+    target: ActivationTarget,
+    *,
+    device_id: str,
+    sign_public_key: str,
+    box_public_key: str,
+    display_name: str | None,
+    now: int,
+    identity: SigningKey | None = None,
+) -> Enrolment:
+    """The certificates for an activation, from what the URL's fragment carried (13.4).
+
+    ``identity``: the identity key of an earlier attempt whose answer was lost (a retry)."""
+    if (
+        not target.org
+        or not target.member
+        or not looks_like(target.org, "o")
+        or not looks_like(target.member, "m")
+    ):
+        raise EnrolmentError("the activation URL carries no org and member: use the full URL (protocol v2)")
+    keys = {"sign_public_key": sign_public_key, "box_public_key": box_public_key}
+    if target.ticket and target.ik:
+        return _linked(target, device_id, keys, now)
+    identity = identity or new_identity()
+    ik = public_key_of(bytes(identity))
+    first_owner = not target.ticket and not target.root
+    ticket_seed = b64d(target.ticket) if target.ticket else None
+    if target.ticket and not target.root:
+        raise EnrolmentError("the activation URL carries a ticket but no root fingerprint")
+    name = (display_name or "").strip()
+    if not name:
+        raise EnrolmentError("a display name is needed (--name)")
+    body = {
+        "purpose": MEMBER_CERT,
+        "org_id": target.org,
+        "member_id": target.member,
+        "identity_key": ik,
+        "display_name": name,
+        "ticket_key": None if ticket_seed is None else public_key_of(ticket_seed),
+        "root": first_owner,
+        "issued_at": now,
+    }
+    member_cert = sign_statement(body, ticket_seed or bytes(identity))
+    device_cert = _device_cert(target, device_id, keys, ik, None, now, bytes(identity))
+    root = fingerprint(ik) if first_owner else str(target.root)
+    return Enrolment(member_cert, device_cert, identity, root)
+
+
+def _linked(target: ActivationTarget, device_id: str, keys: dict[str, str], now: int) -> Enrolment:
+    seed = b64d(str(target.ticket))
+    device_cert = _device_cert(target, device_id, keys, str(target.ik), public_key_of(seed), now, seed)
+    if not target.root:
+        raise EnrolmentError("the link URL carries no root fingerprint")
+    return Enrolment(None, device_cert, None, target.root)
+
+
+def _device_cert(
+    target: ActivationTarget,
+    device_id: str,
+    keys: dict[str, str],
+    identity_key: str,
+    ticket_key: str | None,
+    now: int,
+    signer: bytes,
+) -> dict[str, Any]:
+    body = {
+        "purpose": DEVICE_CERT,
+        "org_id": target.org,
+        "member_id": target.member,
+        "device_id": device_id,
+        **keys,
+        "identity_key": identity_key,
+        "ticket_key": ticket_key,
+        "issued_at": now,
+    }
+    return sign_statement(body, signer)
+
+
+def role_statement(
+    device: SigningKey, device_id: str, member: dict[str, Any], role: str, serial: int, now: int
+) -> dict[str, Any]:
+    """``member``: the target's ``GET /members`` entry (its certificate names the IK)."""
+    body = {
+        "purpose": ROLE,
+        "org_id": member["org_id"],
+        "member_id": member["member_id"],
+        "identity_key": member["member_cert"]["identity_key"],
+        "role": role,
+        "serial": serial,
+        "issued_at": now,
+        "by_device": device_id,
+    }
+    return sign_statement(body, bytes(device))
+
+
+def removal(device: SigningKey, device_id: str, member: dict[str, Any], now: int) -> dict[str, Any]:
+    body = {
+        "purpose": REMOVAL,
+        "org_id": member["org_id"],
+        "member_id": member["member_id"],
+        "identity_key": member["member_cert"]["identity_key"],
+        "issued_at": now,
+        "by_device": device_id,
+    }
+    return sign_statement(body, bytes(device))
+
+
+def revocation(device: SigningKey, device_id: str, target: dict[str, Any], now: int) -> dict[str, Any]:
+    """``target``: the revoked device's ``GET /members`` entry."""
+    body = {
+        "purpose": REVOCATION,
+        "org_id": target["org_id"],
+        "member_id": target["member_id"],
+        "device_id": target["device_id"],
+        "sign_public_key": target["sign_public_key"],
+        "issued_at": now,
+        "by_device": device_id,
+    }
+    return sign_statement(body, bytes(device))
+
+
+def membership_entry(
+    device: SigningKey,
+    device_id: str,
+    *,
+    org_id: str,
+    channel_id: str,
+    previous: dict[str, Any] | None,
+    op: str,
+    member_id: str,
+    role: str | None,
+    kind: str | None = None,
+    now: int,
+) -> dict[str, Any]:
+    """The next entry of a channel's log after ``previous`` (None: the creation, entry 0)."""
+    body = {
+        "purpose": MEMBERSHIP,
+        "org_id": org_id,
+        "channel_id": channel_id,
+        "seq": 0 if previous is None else int(previous["seq"]) + 1,
+        "prev": None if previous is None else statement_hash(previous),
+        "op": op,
+        "member_id": member_id,
+        "role": role,
+        "kind": kind,
+        "by_device": device_id,
+        "issued_at": now,
+    }
+    return sign_statement(body, bytes(device))

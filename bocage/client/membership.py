@@ -1,0 +1,82 @@
+"""Keeping a channel's verified membership state up to date (docs/protocol.md, section 14).
+
+The client keeps, per channel, the state after the last entry it verified (in the profile, so
+no server answer can make it forget). It fetches from that entry on: the server must show the
+same entry there (else a fork) and must not stop before it (a rollback); both refuse the
+channel. New entries are replayed with chalicelib/domain/membership_log.py: the first invalid
+one (unsigned, unchained, unauthorised) stops the replay and is reported, so an addition no
+authorised member signed never gets a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from bocage.client.certs import TrustWarning
+from chalicelib.domain.membership_log import Authority, LogError, LogState, create, extend
+from chalicelib.domain.statements import statement_hash
+
+#: Fetches a channel's log entries from a number on, with the server's head: ``(entries, head)``.
+Fetch = Callable[[int], tuple[list[dict[str, Any]], Mapping[str, Any] | None]]
+
+
+class MembershipRefused(Exception):
+    """The server's log does not extend the one this client kept: nothing is sealed or sent."""
+
+    def __init__(self, warning: TrustWarning) -> None:
+        super().__init__(warning.message)
+        self.warning = warning
+
+
+def sync(
+    channel_id: str, kept: LogState | None, fetch: Fetch, authority: Authority
+) -> tuple[LogState, list[TrustWarning]]:
+    """The verified state after what the server shows now, and what was refused on the way."""
+    entries, head = fetch(kept.seq if kept else 0)
+    state, rest = _continue_from(channel_id, kept, entries, head)
+    warnings: list[TrustWarning] = []
+    for entry in rest:
+        try:
+            state = create(entry, authority) if state is None else extend(state, entry, authority)
+        except LogError as exc:
+            warnings.append(
+                TrustWarning("membership_invalid", f"{channel_id}: {exc}; later entries ignored", None, None)
+            )
+            break
+    if state is None:
+        raise MembershipRefused(
+            TrustWarning("membership_invalid", f"{channel_id}: no valid signed creation entry", None, None)
+        )
+    return state, warnings
+
+
+def _continue_from(
+    channel_id: str, kept: LogState | None, entries: list[dict[str, Any]], head: Mapping[str, Any] | None
+) -> tuple[LogState | None, list[dict[str, Any]]]:
+    """The kept state and the entries after it, if the server's log extends it."""
+    if kept is None:
+        return None, entries
+    if (
+        head is None
+        or int(head.get("seq", -1)) < kept.seq
+        or not entries
+        or entries[0].get("seq") != kept.seq
+    ):
+        shown = "none" if head is None else head.get("seq")
+        raise MembershipRefused(
+            TrustWarning(
+                "membership_rollback",
+                f"{channel_id}: the server's membership log ends at {shown}, before entry {kept.seq} "
+                "this device already verified (rolled back)",
+            )
+        )
+    if statement_hash(entries[0]) != kept.head:
+        raise MembershipRefused(
+            TrustWarning(
+                "membership_fork",
+                f"{channel_id}: the server shows another entry {kept.seq} than the one this device "
+                "verified (forked log)",
+            )
+        )
+    return kept, entries[1:]

@@ -1,0 +1,497 @@
+"""This device's trust in its organisation: who gets sender keys, who a message is from, and the
+statements it signs (docs/protocol.md, sections 13 to 15).
+
+It holds the profile's ``TrustState`` (pinned root, verified members, identity keys seen, role
+serials seen, each channel's last verified membership state), builds a ``TrustView`` from what
+``GET /members`` returns (kept while the listing is unchanged: a warm client re-verifies
+nothing), and collects ``warnings`` for the caller to report. The Messenger asks it for the
+recipient list before sealing and for the sender shown on a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from bocage.client import issuing
+from bocage.client.api import BocageClient, Statement
+from bocage.client.certs import TrustView, TrustWarning
+from bocage.client.membership import MembershipRefused, sync
+from bocage.client.profile import DeviceKeys, Profile, TrustState, write_private
+from bocage.client.verification import grouped, normalise, qr_payload, safety_digits
+from chalicelib.domain.activation_link import ActivationTarget, with_fragment_params
+from chalicelib.domain.ids import new_id
+from chalicelib.domain.membership_log import LogState, replay
+from chalicelib.domain.statements import canonical, statement_hash
+
+__all__ = ["MembershipRefused", "Trust", "TrustError"]
+
+
+class TrustError(Exception):
+    """An action this device refuses because it cannot verify what it would rely on."""
+
+
+class Trust:
+    def __init__(
+        self, profile: Profile, client: BocageClient, keys: DeviceKeys, clock: Callable[[], float]
+    ) -> None:
+        self.profile = profile
+        self.client = client
+        self.keys = keys
+        self.clock = clock
+        info = profile.info()
+        self.org_id: str = str(info["org_id"])
+        self.member_id: str = str(info["member_id"])
+        self.state = profile.trust()
+        self.warnings: list[TrustWarning] = []
+        self._view: TrustView | None = None
+        self._listing: str = ""
+        self._device_certs: dict[str, str] = {}  # device id -> hash of its certificate in the view
+        self._synced: set[str] = set()  # channels whose log was fetched since the last change heard
+        self.listing_path = profile.dir / "members.json"
+
+    # -- warnings ----------------------------------------------------------------------------------
+
+    def warn(self, warning: TrustWarning | None) -> None:
+        if warning is None:
+            return
+        key = (warning.code, warning.member_id, warning.device_id)
+        if all((w.code, w.member_id, w.device_id) != key for w in self.warnings):
+            self.warnings.append(warning)
+
+    def take_warnings(self) -> list[dict[str, Any]]:
+        """The warnings collected so far, as ``--json`` prints them, and forget them."""
+        taken, self.warnings = [w.to_json() for w in self.warnings], []
+        return taken
+
+    # -- the organisation ------------------------------------------------------------------------
+
+    def view(self, *, refresh: bool = False) -> TrustView:
+        """The organisation as verified from the member listing (kept while unchanged).
+
+        The last listing is kept in the profile and verified again locally at start, so a message
+        from a known device opens without asking the server; ``refresh`` asks it.
+        """
+        if self._view is not None and not refresh:
+            return self._view
+        if not refresh and self.listing_path.exists():
+            kept = json.loads(self.listing_path.read_text())
+            members, devices = list(kept["members"]), list(kept["devices"])
+        else:
+            members, devices = self.client.member_listing()
+        listing = hashlib.sha256(canonical({"m": members, "d": devices})).hexdigest()
+        if self._view is not None and listing == self._listing:
+            return self._view
+        write_private(self.listing_path, json.dumps({"members": members, "devices": devices}).encode())
+        if not self.state.root:
+            raise TrustError("this profile has no pinned root: activate it again with protocol v2")
+        view = TrustView(
+            self.org_id, self.state.root, members, devices, verified=self.state.verified, seen=self.state.seen
+        )
+        self._view, self._listing = view, listing
+        self._device_certs = {
+            str(d["device_id"]): _hash(d.get("device_cert")) for d in devices if d.get("device_cert")
+        }
+        self._remember(view, members)
+        return view
+
+    def view_for(self, devices: list[dict[str, Any]]) -> TrustView:
+        """A view that knows these devices (with these certificates), refreshed if it did not."""
+        view = self.view()
+        for d in devices:
+            if self._device_certs.get(str(d["device_id"])) != _hash(d.get("device_cert")):
+                return self.view(refresh=True)
+        return view
+
+    def _remember(self, view: TrustView, members: list[dict[str, Any]]) -> None:
+        """Identity keys seen and role serials seen: later changes and rollbacks are reported."""
+        changed = False
+        for raw in members:
+            member_id = str(raw["member_id"])
+            trusted = view.member(member_id)
+            if trusted is not None and member_id not in self.state.seen:
+                self.state.seen[member_id] = trusted.identity_key
+                changed = True
+            self.warn(view.why_not_member(member_id) if raw.get("status") != "invited" else None)
+            serials = [
+                int(s.get("serial", 0)) for s in raw.get("role_statements") or [] if isinstance(s, dict)
+            ]
+            highest = max(serials, default=0)
+            if highest < self.state.role_serials.get(member_id, 0):
+                self.warn(
+                    TrustWarning(
+                        "role_rollback",
+                        f"{member_id}: the server shows an older role than one seen",
+                        member_id,
+                    )
+                )
+            elif highest > self.state.role_serials.get(member_id, 0):
+                self.state.role_serials[member_id] = highest
+                changed = True
+        if changed:
+            self.save()
+
+    def save(self) -> None:
+        self.profile.save_trust(self.state)
+
+    # -- channels ------------------------------------------------------------------------------
+
+    def changed(self, channel_id: str) -> None:
+        """A frame announced a membership change: fetch the log again before relying on it."""
+        self._synced.discard(channel_id)
+
+    def membership(self, channel_id: str, *, watched: bool = False) -> LogState:
+        """The channel's verified membership state; MembershipRefused on a rollback or a fork.
+
+        ``watched``: a live connection would have announced a change, so the state kept since the
+        last fetch is current."""
+        kept_json = self.state.logs.get(channel_id)
+        kept = LogState.from_json(kept_json) if kept_json else None
+        if watched and kept is not None and channel_id in self._synced:
+            return kept
+        try:
+            state, warnings = sync(
+                channel_id, kept, lambda s: self.client.membership_log(channel_id, s), self.view()
+            )
+            if warnings:  # perhaps only a member who joined since the kept listing: look again
+                state, warnings = sync(
+                    channel_id,
+                    kept,
+                    lambda s: self.client.membership_log(channel_id, s),
+                    self.view(refresh=True),
+                )
+        except MembershipRefused as refused:
+            self.warn(refused.warning)
+            raise
+        for warning in warnings:
+            self.warn(warning)
+        self._synced.add(channel_id)
+        if kept is None or state.seq != kept.seq:
+            self.state.logs[channel_id] = state.to_json()
+            self.save()
+        return state
+
+    def events(self, channel_id: str) -> dict[str, Any]:
+        """The channel's membership history as verified from entry 0: who added whom, and when."""
+        entries, _ = self.client.membership_log(channel_id, 0)
+        view = self.view(refresh=True)
+        state, error = replay(entries, view)
+        if error is not None:
+            self.warn(TrustWarning("membership_invalid", f"{channel_id}: {error}; later entries ignored"))
+        verified = entries[: (state.seq + 1) if state else 0]
+        events = []
+        for entry in verified:
+            signer = view.device(str(entry["by_device"]))
+            events.append(
+                {
+                    "seq": entry["seq"],
+                    "op": entry["op"],
+                    "member_id": entry["member_id"],
+                    "role": entry["role"],
+                    "by_member": signer.member_id if signer else None,
+                    "issued_at": entry["issued_at"],
+                }
+            )
+        return {"channel_id": channel_id, "members": dict(state.members) if state else {}, "events": events}
+
+    def standing(self, member_id: str) -> dict[str, Any]:
+        """How this device sees a member: certified, verified, or vouched by the server only."""
+        view = self.view()
+        return {
+            "certified": view.certified(member_id),
+            "verified": self.state.verified.get(member_id) == view.identity_key(member_id),
+            "vouched_by_server_only": view.vouched_only(member_id),
+        }
+
+    def recipients(
+        self, channel_id: str, devices: list[dict[str, Any]], *, watched: bool = False
+    ) -> dict[str, str]:
+        """Device id -> certified box key of every roster device that may receive a sender key.
+
+        Not ``watched`` (no live connection to hear of changes), the listing is asked for again:
+        an unchanged one is not verified again."""
+        state = self.membership(channel_id, watched=watched)
+        view = self.view_for(devices) if watched else self.view(refresh=True)
+        chosen: dict[str, str] = {}
+        for d in devices:
+            device_id, member_id = str(d["device_id"]), str(d["member_id"])
+            if device_id == self.keys.device_id:
+                continue
+            trusted = view.usable(device_id)
+            if trusted is None or trusted.member_id != member_id:
+                self.warn(
+                    view.why_not_member(member_id)
+                    or view.why_not(device_id)
+                    or _revoked(device_id, member_id)
+                )
+                continue
+            if member_id not in state.members:
+                self.warn(
+                    TrustWarning(
+                        "not_in_membership",
+                        f"{device_id}: its member is not in the channel's signed membership",
+                        member_id,
+                        device_id,
+                    )
+                )
+                continue
+            chosen[device_id] = trusted.box_public_key
+        return chosen
+
+    def sender(self, device_id: str, server_member: str | None) -> tuple[dict[str, str] | None, bool]:
+        """(the certified sender's device keys, member id and name, or None; whether the server lied)."""
+        view = self.view()
+        if view.device(device_id) is None:
+            view = self.view(refresh=True)
+        trusted = view.device(device_id)
+        if trusted is None:
+            self.warn(view.why_not(device_id))
+            return None, True
+        member = view.member(trusted.member_id)
+        found = {
+            "device_id": device_id,
+            "member_id": trusted.member_id,
+            "sign_public_key": trusted.sign_public_key,
+            "box_public_key": trusted.box_public_key,
+            "display_name": member.display_name if member else "?",
+        }
+        lied = server_member is not None and server_member != trusted.member_id
+        if lied:
+            self.warn(
+                TrustWarning(
+                    "forged_sender",
+                    f"the server says {server_member} sent from {device_id}, whose certificate names "
+                    f"{trusted.member_id}",
+                    trusted.member_id,
+                    device_id,
+                )
+            )
+        return found, lied
+
+    # -- statements this device signs ----------------------------------------------------------------
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    def new_channel_entry(self, kind: str) -> Statement:
+        return issuing.membership_entry(
+            self.keys.signing,
+            self.keys.device_id,
+            org_id=self.org_id,
+            channel_id=new_id("c"),
+            previous=None,
+            op="create",
+            member_id=self.member_id,
+            role="author",
+            kind=kind,
+            now=self.now(),
+        )
+
+    def created(self, entry: Statement) -> None:
+        """Keep the state of a channel this device just created."""
+        self.state.logs[str(entry["channel_id"])] = LogState(
+            channel_id=str(entry["channel_id"]),
+            kind=str(entry["kind"]),
+            members={self.member_id: "author"},
+            seq=0,
+            head=statement_hash(entry),
+        ).to_json()
+        self.save()
+
+    def next_entry(self, channel_id: str, op: str, member_id: str, role: str | None) -> Statement:
+        """The entry that extends the channel's log as this device verified it."""
+        self.membership(channel_id)
+        entries, _ = self.client.membership_log(channel_id, int(self.state.logs[channel_id]["seq"]))
+        return issuing.membership_entry(
+            self.keys.signing,
+            self.keys.device_id,
+            org_id=self.org_id,
+            channel_id=channel_id,
+            previous=entries[0],
+            op=op,
+            member_id=member_id,
+            role=role,
+            now=self.now(),
+        )
+
+    def member_ticket(self, role: str, display_name: str) -> issuing.Ticket:
+        return issuing.member_ticket(
+            self.keys.signing, self.keys.device_id, self.org_id, role, display_name, self.now()
+        )
+
+    def device_ticket(self) -> issuing.Ticket:
+        return issuing.device_ticket(
+            self.keys.signing, self.keys.device_id, self.org_id, self.member_id, self.now()
+        )
+
+    def member_entry(self, member_id: str) -> dict[str, Any]:
+        members, _ = self.client.member_listing()
+        for member in members:
+            if member["member_id"] == member_id:
+                return member
+        raise TrustError(f"no member {member_id} in this organisation")
+
+    def role_statement(self, member_id: str, role: str) -> Statement:
+        member = self._certified_entry(member_id)
+        serials = [int(s["serial"]) for s in member.get("role_statements") or []]
+        serial = max([*serials, self.state.role_serials.get(member_id, 0)], default=0) + 1
+        return issuing.role_statement(
+            self.keys.signing, self.keys.device_id, member, role, serial, self.now()
+        )
+
+    def removal(self, member_id: str) -> Statement:
+        return issuing.removal(
+            self.keys.signing, self.keys.device_id, self._certified_entry(member_id), self.now()
+        )
+
+    def revocation(self, device_id: str) -> Statement:
+        _, devices = self.client.member_listing()
+        for device in devices:
+            if device["device_id"] == device_id:
+                return issuing.revocation(self.keys.signing, self.keys.device_id, device, self.now())
+        raise TrustError(f"no device {device_id} in this organisation")
+
+    def _certified_entry(self, member_id: str) -> dict[str, Any]:
+        member = self.member_entry(member_id)
+        if not isinstance(member.get("member_cert"), dict):
+            raise TrustError(f"{member_id} has no member certificate (not activated with protocol v2)")
+        identity = self.view(refresh=True).identity_key(member_id)
+        if identity != member["member_cert"]["identity_key"]:
+            raise TrustError(f"{member_id}'s certificate could not be read")
+        return member
+
+    # -- invitations and administration -------------------------------------------------------------
+
+    def invite(self, display_name: str, *, role: str = "member", email: str | None = None) -> dict[str, Any]:
+        """An invitation; unless e-mailed, its ticket's secret and the root ride in the URL fragment."""
+        if email:
+            return dict(self.client.invite(display_name, role=role, email=email))
+        ticket = self.member_ticket(role, display_name)
+        result = dict(self.client.invite(display_name, role=role, ticket=ticket.statement))
+        url = with_fragment_params(
+            str(result["activation_url"]), ticket=ticket.fragment_seed, root=self.state.root
+        )
+        return {**result, "activation_url": url}
+
+    def link_device(self) -> dict[str, Any]:
+        """A link for another device of this member: it will sign its certificate with the ticket."""
+        identity = self.my_identity_key()
+        ticket = self.device_ticket()
+        result = dict(self.client.link_device(ticket.statement))
+        url = with_fragment_params(
+            str(result["activation_url"]), ticket=ticket.fragment_seed, root=self.state.root, ik=identity
+        )
+        return {**result, "activation_url": url}
+
+    def set_role(self, member_id: str, role: str) -> dict[str, Any]:
+        return dict(self.client.set_role(member_id, role, self.role_statement(member_id, role)))
+
+    def endorse(self, member_id: str) -> dict[str, Any]:
+        """Vouch, as an admin, for a member the server alone vouched for (an e-mail invitee)."""
+        member = self.member_entry(member_id)
+        return {**self.set_role(member_id, str(member["role"])), "endorsed": True}
+
+    def remove(self, member_id: str) -> dict[str, Any]:
+        return dict(self.client.remove_member(member_id, self.removal(member_id)))
+
+    def revoke(self, device_id: str) -> dict[str, Any]:
+        return dict(self.client.revoke_device(device_id, self.revocation(device_id)))
+
+    # -- verification --------------------------------------------------------------------------
+
+    def my_identity_key(self) -> str:
+        view = self.view(refresh=True)
+        mine = view.member(self.member_id)
+        if mine is None:
+            raise TrustError("this device cannot verify its own member certificate")
+        return mine.identity_key
+
+    def safety(self, member_id: str) -> dict[str, Any]:
+        """What ``bocage verify MEMBER`` prints: the number, the QR payload, and the member's standing."""
+        mine = self.my_identity_key()
+        view = self.view()
+        theirs = view.identity_key(member_id)
+        if theirs is None:
+            raise TrustError(f"{member_id} has no identity key (not activated with protocol v2)")
+        digits = safety_digits(mine, theirs)
+        member = view.member(member_id)
+        return {
+            "member_id": member_id,
+            "display_name": member.display_name if member else None,
+            "identity_key": theirs,
+            "safety_number": grouped(digits),
+            "qr_payload": qr_payload(self.org_id, self.member_id, digits),
+            "verified": self.state.verified.get(member_id) == theirs,
+            "certified": view.certified(member_id),
+            "vouched_by_server_only": view.vouched_only(member_id),
+        }
+
+    def confirm(self, member_id: str, number: str) -> dict[str, Any]:
+        """Mark the member verified if ``number`` is the safety number; TrustError otherwise."""
+        shown = self.safety(member_id)
+        if normalise(number) != shown["safety_number"].replace(" ", ""):
+            raise TrustError(
+                "the safety numbers differ: do not trust this member's keys until you find out why"
+            )
+        self.state.verified[member_id] = shown["identity_key"]
+        self.state.seen[member_id] = shown["identity_key"]
+        self.save()
+        self._view = None
+        return {**shown, "verified": True}
+
+
+def _hash(statement: object) -> str:
+    if not isinstance(statement, dict):
+        return ""
+    return hashlib.sha256(canonical(statement)).hexdigest()
+
+
+def _revoked(device_id: str, member_id: str) -> TrustWarning:
+    return TrustWarning(
+        "uncertified_device", f"{device_id} is revoked or its member removed", member_id, device_id
+    )
+
+
+def activate(
+    client: BocageClient,
+    profile: Profile,
+    target: ActivationTarget,
+    keys: DeviceKeys,
+    *,
+    device_name: str,
+    display_name: str | None,
+    now: int,
+) -> dict[str, Any]:
+    """Activate with the certificates the URL's fragment allows, keep the identity key and pin the root.
+
+    The identity key is saved before the call, so a retry after a lost answer presents the same one.
+    """
+    enrolment = issuing.enrol(
+        target,
+        device_id=keys.device_id,
+        sign_public_key=keys.sign_public_key,
+        box_public_key=keys.box_public_key,
+        display_name=display_name,
+        now=now,
+        identity=profile.identity(),
+    )
+    if enrolment.identity is not None:
+        profile.save_identity(enrolment.identity)
+    result = dict(
+        client.activate(
+            target.code,
+            keys,
+            device_name=device_name,
+            display_name=display_name if enrolment.member_cert else None,
+            member_cert=enrolment.member_cert,
+            device_cert=enrolment.device_cert,
+        )
+    )
+    profile.save_trust(TrustState(root=enrolment.root))
+    warnings = []
+    if result.get("root") and result["root"] != enrolment.root:
+        message = "the server names another organisation root than the one your invitation carried"
+        warnings.append(TrustWarning("root_mismatch", message).to_json())
+    return {**result, "root": enrolment.root, "warnings": warnings}

@@ -1,0 +1,174 @@
+"""A channel's signed membership log (docs/protocol.md, section 14): chaining and replay rules.
+
+Entries are ``bocage/membership/v2`` statements numbered from 0 and chained by hash. Replaying
+them gives the channel's kind and its members' channel roles. Who may sign what depends on the
+organisation (a device's member, that member's role at a time), which the caller supplies as an
+``Authority``: the server answers from its records, the Python client from the certificates it
+verified (bocage/client/certs.py). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from chalicelib.domain.statements import (
+    MEMBERSHIP,
+    StatementError,
+    check_shape,
+    statement_hash,
+    verify_checked,
+)
+
+ADMIN_ROLES = ("admin", "owner")
+
+
+class LogError(ValueError):
+    """An entry that does not extend the log: unsigned, unchained or unauthorised."""
+
+
+class Authority(Protocol):
+    """What replay needs to know about the organisation."""
+
+    def signer(self, device_id: str, at: int) -> tuple[str, str] | None:
+        """(member id, sign public key) of a certified device that could sign at ``at``, or None."""
+
+    def org_role(self, member_id: str, at: int) -> str | None:
+        """The member's organisation role at ``at`` (None if not a certified member)."""
+
+    def may_join(self, member_id: str) -> bool:
+        """Whether the member may be added (certified, or verified by the viewer; not removed)."""
+
+
+@dataclass(frozen=True)
+class LogState:
+    """The state after replaying entries 0..seq: what ``head`` hashes and who is in."""
+
+    channel_id: str
+    kind: str
+    members: Mapping[str, str] = field(default_factory=dict)  # member id -> channel role
+    seq: int = 0
+    head: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "channel_id": self.channel_id,
+            "kind": self.kind,
+            "members": dict(self.members),
+            "seq": self.seq,
+            "head": self.head,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LogState:
+        return cls(
+            channel_id=str(data["channel_id"]),
+            kind=str(data["kind"]),
+            members={str(k): str(v) for k, v in dict(data["members"]).items()},
+            seq=int(data["seq"]),
+            head=str(data["head"]),
+        )
+
+
+def _signer(entry: Mapping[str, Any], authority: Authority) -> str:
+    """The member whose certified device signed the entry; LogError if none did."""
+    found = authority.signer(str(entry["by_device"]), int(entry["issued_at"]))
+    if found is None:
+        raise LogError(f"entry {entry['seq']}: {entry['by_device']} is not a certified device at that time")
+    member_id, public_key = found
+    try:
+        verify_checked(dict(entry), public_key)
+    except StatementError as exc:
+        raise LogError(f"entry {entry['seq']}: {exc}") from exc
+    return member_id
+
+
+def create(entry: Mapping[str, Any], authority: Authority) -> LogState:
+    """The state after entry 0, which must create the channel."""
+    checked = _shape(entry)
+    if checked["seq"] != 0 or checked["prev"] is not None or checked["op"] != "create":
+        raise LogError("entry 0 must be the channel's creation (seq 0, prev null, op create)")
+    if checked["role"] != "author" or checked["kind"] is None:
+        raise LogError("the creation names the kind and makes its creator an author")
+    signer = _signer(checked, authority)
+    if signer != checked["member_id"]:
+        raise LogError("a channel's creator signs its creation")
+    if checked["kind"] == "tribe" and authority.org_role(signer, checked["issued_at"]) not in ADMIN_ROLES:
+        raise LogError("only the organisation's admins create tribes")
+    return LogState(
+        channel_id=checked["channel_id"],
+        kind=checked["kind"],
+        members={signer: "author"},
+        seq=0,
+        head=statement_hash(checked),
+    )
+
+
+def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> LogState:
+    """The state after one more entry; LogError (the state unchanged) if it does not extend it."""
+    checked = _shape(entry)
+    if checked["channel_id"] != state.channel_id:
+        raise LogError(f"entry {checked['seq']} is for another channel")
+    if checked["seq"] != state.seq + 1 or checked["prev"] != state.head:
+        raise LogError(f"entry {checked['seq']} does not follow entry {state.seq}")
+    if checked["kind"] is not None:
+        raise LogError(f"entry {checked['seq']}: only the creation names a kind")
+    signer = _signer(checked, authority)
+    members = dict(state.members)
+    _apply(checked, signer, members, state, authority)
+    return LogState(
+        channel_id=state.channel_id,
+        kind=state.kind,
+        members=members,
+        seq=checked["seq"],
+        head=statement_hash(checked),
+    )
+
+
+def _apply(
+    entry: dict[str, Any], signer: str, members: dict[str, str], state: LogState, authority: Authority
+) -> None:
+    op, target, role = entry["op"], entry["member_id"], entry["role"]
+    if op == "leave":
+        if signer != target or target not in members or role is not None:
+            raise LogError(f"entry {entry['seq']}: only a member in the channel leaves it, by themselves")
+        del members[target]
+        return
+    manager = members.get(signer) == "author" or authority.org_role(signer, entry["issued_at"]) in ADMIN_ROLES
+    if not manager:
+        raise LogError(f"entry {entry['seq']}: {signer} may not manage this channel")
+    if op == "add":
+        if target in members or role is None or not authority.may_join(target):
+            raise LogError(f"entry {entry['seq']}: {target} cannot be added")
+        members[target] = role
+    elif op == "role":
+        if target not in members or role is None:
+            raise LogError(f"entry {entry['seq']}: {target} is not in the channel")
+        members[target] = role
+    elif op == "remove":
+        if target not in members or role is not None:
+            raise LogError(f"entry {entry['seq']}: {target} is not in the channel")
+        del members[target]
+    else:
+        raise LogError(f"entry {entry['seq']}: a channel is created once")
+
+
+def _shape(entry: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return check_shape(entry, MEMBERSHIP)
+    except StatementError as exc:
+        raise LogError(str(exc)) from exc
+
+
+def replay(
+    entries: Iterable[Mapping[str, Any]], authority: Authority
+) -> tuple[LogState | None, LogError | None]:
+    """Replay a log from entry 0: the last valid state and the error that stopped it, if any."""
+    state: LogState | None = None
+    for entry in entries:
+        try:
+            state = create(entry, authority) if state is None else extend(state, entry, authority)
+        except LogError as exc:
+            return state, exc
+    return state, None

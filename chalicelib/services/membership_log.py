@@ -1,0 +1,108 @@
+"""Appending to a channel's signed membership log (docs/protocol.md, section 14).
+
+The server checks each entry as a client would, against its own records (defence in depth: a
+client never trusts the server's check), then writes it with a conditional put at its number,
+so concurrent writers cannot fork the log. Effects on the channel's records follow the append
+and are idempotent, so a retried request converges.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.adapters.records.membership_log import MembershipLogRecords
+from chalicelib.domain.channel import ChannelMember
+from chalicelib.domain.membership_log import LogError, LogState, create, extend
+from chalicelib.domain.statements import statement_hash
+from chalicelib.errors import BadRequest, ConditionFailed, Conflict
+from chalicelib.ports import Store
+from chalicelib.services.organisations import OrganisationService
+
+MAX_PAGE = 500
+
+
+class RecordsAuthority:
+    """The membership log's view of the organisation, from the server's records."""
+
+    def __init__(self, orgs: OrganisationService, org_id: str) -> None:
+        self._orgs = orgs
+        self._org_id = org_id
+
+    def signer(self, device_id: str, at: int) -> tuple[str, str] | None:
+        device = self._orgs.get_device(device_id)
+        if device is None or device.org_id != self._org_id or device.is_revoked:
+            return None
+        return device.member_id, device.sign_public_key
+
+    def org_role(self, member_id: str, at: int) -> str | None:
+        member = self._orgs.member(self._org_id, member_id)
+        return member.role.value if member.is_active else None
+
+    def may_join(self, member_id: str) -> bool:
+        return self._orgs.member(self._org_id, member_id).is_active
+
+
+class MembershipLog:
+    def __init__(self, store: Store, orgs: OrganisationService) -> None:
+        self._records = MembershipLogRecords(store)
+        self._orgs = orgs
+
+    def check_creation(self, org_id: str, entry: object) -> dict[str, Any]:
+        """Entry 0 of a new channel, checked (not yet written)."""
+        if not isinstance(entry, dict):
+            raise BadRequest("membership: the channel's creation entry is required (docs/protocol.md, 14)")
+        try:
+            create(entry, RecordsAuthority(self._orgs, org_id))
+        except LogError as exc:
+            raise BadRequest(f"membership: {exc}") from exc
+        if entry["org_id"] != org_id:
+            raise BadRequest("membership: the entry names another organisation")
+        return entry
+
+    def append_creation(self, channel_id: str, entry: dict[str, Any]) -> None:
+        self._append(channel_id, entry)
+
+    def append(
+        self, org_id: str, channel_id: str, members: list[ChannelMember], entry: object
+    ) -> dict[str, Any]:
+        """Check ``entry`` extends the log whose members are ``members`` and write it."""
+        if not isinstance(entry, dict):
+            raise BadRequest("membership: a signed membership entry is required (docs/protocol.md, 14)")
+        head = self._records.head(channel_id)
+        if head is None:
+            raise Conflict("this channel has no membership log: it was created before protocol v2")
+        if entry.get("seq") == head["seq"] and statement_hash(entry) == statement_hash(head):
+            return entry  # a retry of the entry already written: its effects are re-applied
+        state = LogState(
+            channel_id=channel_id,
+            kind="",
+            members={m.member_id: m.role.value for m in members},
+            seq=int(head["seq"]),
+            head=statement_hash(head),
+        )
+        try:
+            extend(state, entry, RecordsAuthority(self._orgs, org_id))
+        except LogError as exc:
+            if "does not follow" in str(exc):
+                raise Conflict(f"the membership log moved; fetch it and sign again ({exc})") from exc
+            raise BadRequest(f"membership: {exc}") from exc
+        self._append(channel_id, entry)
+        return entry
+
+    def _append(self, channel_id: str, entry: dict[str, Any]) -> None:
+        try:
+            self._records.append(channel_id, entry)
+        except ConditionFailed as exc:
+            existing = self._records.get(channel_id, int(entry["seq"]))
+            if existing is None or statement_hash(existing) != statement_hash(entry):
+                raise Conflict("the membership log moved; fetch it and sign again") from exc
+
+    def page(self, channel_id: str, start: int, limit: int) -> dict[str, Any]:
+        entries, more = self._records.page(channel_id, max(0, start), max(1, min(limit, MAX_PAGE)))
+        head = self._records.head(channel_id)
+        return {
+            "channel_id": channel_id,
+            "entries": entries,
+            "head": None if head is None else {"seq": head["seq"], "hash": statement_hash(head)},
+            "more": more,
+        }

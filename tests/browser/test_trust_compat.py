@@ -1,0 +1,665 @@
+"""The web app's trust code (web/js/certs.js, membership.js) against the Python implementation.
+
+Under node, like test_wire_compat.py: the JS reproduces docs/protocol.md's worked examples byte
+for byte, verifies what Python signs and the reverse, and reaches the same verdict as
+bocage/client/certs.py on every member and device of the same organisation, honest or forged.
+Then the malicious server's moves (ghost device, swapped key, unsigned or unauthorised addition,
+rolled-back or forked log, forged sender) are played against the JS: each is detected and no
+sender key would go to the attacker's device.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bocage.client.certs import TrustView
+from chalicelib.domain import membership_log
+from chalicelib.domain.activation_link import activation_url, with_fragment_params
+from chalicelib.domain.encoding import b64e
+from chalicelib.domain.statements import (
+    StatementError,
+    fingerprint,
+    public_key_of,
+    sign_statement,
+    statement_hash,
+    verify_statement,
+)
+from tests.trust_vectors import (
+    CHANNEL,
+    INVITEE,
+    INVITEE_DEVICE_SIGN,
+    INVITEE_IK,
+    LINKED_SIGN,
+    ORG,
+    OWNER,
+    OWNER_DEVICE_SIGN,
+    OWNER_IK,
+    ROOT,
+    SAFETY_NUMBER,
+    TICKET_SEED,
+    VECTORS,
+    T,
+    box_public,
+    build_vectors,
+    device_id,
+    members_and_devices,
+)
+
+ROOT_DIR = Path(__file__).resolve().parents[2]
+HARNESS = Path(__file__).with_name("trust_harness.mjs")
+OWNER_DEVICE = "d_kzdvvj2umnduyauf"
+INVITEE_DEVICE = "d_nceu2whrr4wdjve6"
+LINKED = device_id(LINKED_SIGN)
+GHOST_SIGN, GHOST_IK = bytes([0x77]) * 32, bytes([0x78]) * 32
+
+
+def run_js(*commands: dict[str, Any]) -> list[Any]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail(
+            "node is not installed: the web app's trust code cannot be checked (apt-get install nodejs)"
+        )
+    if not (ROOT_DIR / "node_modules" / "tweetnacl").is_dir():
+        pytest.fail("node_modules/tweetnacl is missing: run `npm ci` at the repository root")
+    done = subprocess.run(
+        [node, str(HARNESS)],
+        input=json.dumps(list(commands)),
+        capture_output=True,
+        text=True,
+        cwd=ROOT_DIR,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: list[Any] = json.loads(done.stdout)
+    return result
+
+
+def js(op: str, **args: Any) -> Any:
+    return run_js({"op": op, **args})[0]
+
+
+def body(statement: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in statement.items() if k != "sig"}
+
+
+def org() -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    v = build_vectors()
+    members, devices = members_and_devices(v)
+    return v, members, devices
+
+
+def scene(members: list[dict[str, Any]], devices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"org_id": ORG, "root": ROOT, "members": members, "devices": devices, **extra}
+
+
+def python_verdicts(s: dict[str, Any]) -> dict[str, Any]:
+    """What bocage/client/certs.py decides, in the harness's shape."""
+    view = TrustView(
+        s["org_id"], s["root"], s["members"], s["devices"], verified=s.get("verified"), seen=s.get("seen")
+    )
+    members = {}
+    for m in s["members"]:
+        mid = m["member_id"]
+        trust = view.member(mid)
+        why = view.why_not_member(mid)
+        members[mid] = {
+            "trusted": trust is not None,
+            "display_name": trust.display_name if trust else None,
+            "role": view.role(mid),
+            "certified": view.certified(mid),
+            "vouched_only": view.vouched_only(mid),
+            "why_not": why.code if why else None,
+            "removed_at": view.removed_at(mid),
+        }
+    devices = {}
+    for d in s["devices"]:
+        did = d["device_id"]
+        why_d = view.why_not(did)
+        devices[did] = {
+            "trusted": view.device(did) is not None,
+            "usable": view.usable(did) is not None,
+            "why_not": why_d.code if why_d else None,
+            "revoked_at": view.revoked_at(did),
+        }
+    return {"members": members, "devices": devices}
+
+
+# -- the worked examples, byte for byte -----------------------------------------------------------
+
+
+def test_js_signs_every_worked_example_byte_for_byte() -> None:
+    v = build_vectors()
+    seeds = {
+        "mc_root": OWNER_IK,
+        "dc_own": OWNER_IK,
+        "ticket": OWNER_DEVICE_SIGN,
+        "mc_inv": TICKET_SEED,
+        "dc_inv": INVITEE_IK,
+        "lticket": INVITEE_DEVICE_SIGN,
+        "dc_link": bytes([0x44]) * 32,
+        "role": OWNER_DEVICE_SIGN,
+        "revoc": INVITEE_DEVICE_SIGN,
+        "removal": OWNER_DEVICE_SIGN,
+        "op0": OWNER_DEVICE_SIGN,
+        "op1": OWNER_DEVICE_SIGN,
+    }
+    names = list(VECTORS)
+    signed = run_js(*({"op": "sign", "body": body(v[n]), "seed": b64e(seeds[n])} for n in names))
+    for name, out in zip(names, signed, strict=True):
+        assert (out["statement"]["sig"], out["hash"]) == VECTORS[name], name
+        assert out["statement"] == v[name], name
+        assert statement_hash(out["statement"]) == out["hash"]
+
+
+def test_js_and_python_check_each_others_signatures() -> None:
+    v = build_vectors()
+    ik = public_key_of(OWNER_IK)
+    tampered = {**v["mc_root"], "display_name": "Claire Fontaine (faux)"}
+    results = run_js(
+        {"op": "verify", "statement": v["mc_root"], "purpose": "bocage/member-cert/v2", "key": ik},
+        {"op": "verify", "statement": tampered, "purpose": "bocage/member-cert/v2", "key": ik},
+        {"op": "verify", "statement": v["mc_root"], "purpose": "bocage/device-cert/v2", "key": ik},
+        {
+            "op": "verify",
+            "statement": {**v["mc_root"], "extra": 1},
+            "purpose": "bocage/member-cert/v2",
+            "key": ik,
+        },
+        {
+            "op": "verify",
+            "statement": {**v["mc_root"], "purpose": "bocage/member-cert/v1"},
+            "purpose": "bocage/member-cert/v2",
+            "key": ik,
+        },
+        {"op": "verify", "statement": {**v["role"], "serial": True}, "purpose": "bocage/role/v2", "key": ik},
+        {"op": "sign", "body": {**body(v["mc_inv"]), "display_name": " padded"}, "seed": b64e(TICKET_SEED)},
+    )
+    assert results[0] == {"ok": True}
+    assert [r["error"] for r in results[1:]] == ["StatementError"] * 6
+    assert "signature does not verify" in results[1]["message"]
+    assert "update it" in results[4]["message"]
+    with pytest.raises(StatementError):
+        verify_statement(tampered, "bocage/member-cert/v2", ik)
+    # A statement the JS makes for a fresh body is accepted by the Python (the server's) check.
+    fresh = {**body(v["mc_inv"]), "display_name": "Zoé « test » 🌳", "issued_at": T + 999}
+    made = js("sign", body=fresh, seed=b64e(TICKET_SEED))["statement"]
+    assert verify_statement(made, "bocage/member-cert/v2", public_key_of(TICKET_SEED)) == made
+
+
+def test_root_fingerprint_safety_number_qr_and_activation_url() -> None:
+    owner_ik, invitee_ik = public_key_of(OWNER_IK), public_key_of(INVITEE_IK)
+    fp, safety, swapped, typed, wrong = run_js(
+        {"op": "fingerprint", "key": owner_ik},
+        {"op": "safety", "a": owner_ik, "b": invitee_ik, "org_id": ORG, "member_id": OWNER},
+        {"op": "safety", "a": invitee_ik, "b": owner_ik, "org_id": ORG, "member_id": INVITEE},
+        {"op": "parse_verification", "text": f"  {SAFETY_NUMBER}  "},
+        {"op": "parse_verification", "text": SAFETY_NUMBER[:-1]},
+    )
+    assert fp == ROOT == fingerprint(owner_ik)
+    assert safety["number"] == swapped["number"] == SAFETY_NUMBER
+    digits = SAFETY_NUMBER.replace(" ", "")
+    assert safety["payload"] == f"bocage-verify:v2:{ORG}:{OWNER}:{digits}"
+    assert safety["parsed"] == {"digits": digits, "org_id": ORG, "member_id": OWNER}
+    assert typed == {"digits": digits, "org_id": None, "member_id": None} and wrong is None
+
+    code = "ABCD-EFGH-IJKL-MNOP-QRST-UVWX-YZ23-4567"
+    server_url = activation_url(
+        "https://app.example.org", "https://api.example.org", code, org=ORG, member=INVITEE
+    )
+    secret = {"ticket": b64e(TICKET_SEED), "root": ROOT}
+    assert js("with_fragment", url=server_url, params=secret) == with_fragment_params(server_url, **secret)
+    assert js("with_fragment", url=server_url, params=secret) == (
+        "https://app.example.org/#/activate?server=https%3A%2F%2Fapi.example.org"
+        f"&code={code}&org={ORG}&member={INVITEE}&ticket=IiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiI"
+        f"&root={ROOT}"
+    )
+
+
+def test_low_order_box_keys_are_recognised() -> None:
+    p = 2**255 - 19
+    bad = [0, 1, p - 1, p, p + 1]
+    bad += [
+        325606250916557431795983626356110631294008115727848805560023387167927233504,
+        39382357235489614581723060781553021112529911719440698176882885853963445705823,
+    ]
+    keys = [b64e(u.to_bytes(32, "little")) for u in bad]
+    keys.append(b64e((1 | 1 << 255).to_bytes(32, "little")))  # top bit set: still the point 1
+    good = [box_public(bytes(range(32, 64))), box_public(bytes([0x66]) * 32)]
+    results = run_js(*({"op": "small_order", "key": k} for k in [*keys, *good]))
+    assert results == [True] * len(keys) + [False] * len(good)
+
+
+def test_activation_certificates_are_what_the_server_accepts() -> None:
+    """Each kind of invitation (13.4): the JS's certificates pass the Python chain evaluation."""
+    from chalicelib.domain.certificates import check_device_cert
+
+    v, members, devices = org()
+    sign, box = bytes([0x31]) * 32, bytes([0x32]) * 32
+    keys = {
+        "device_id": device_id(sign),
+        "sign_public_key": public_key_of(sign),
+        "box_public_key": box_public(box),
+    }
+    new_member = "m_cccccccccccccccc"
+    link_ticket_seed = bytes([0x45]) * 32
+    ticket = sign_statement(
+        {**body(v["ticket"]), "ticket_key": public_key_of(bytes([0x23]) * 32), "display_name": "Noé"},
+        OWNER_DEVICE_SIGN,
+    )
+    lticket = sign_statement(
+        {**body(v["lticket"]), "ticket_key": public_key_of(link_ticket_seed)}, INVITEE_DEVICE_SIGN
+    )
+    invited, linked = run_js(
+        {
+            "op": "activation_certs",
+            "link": {"org": ORG, "member": new_member, "ticket": b64e(bytes([0x23]) * 32), "root": ROOT},
+            "keys": keys,
+            "display_name": "Noé Petit",
+            "now": T + 500,
+            "identity_seed": b64e(bytes([0x34]) * 32),
+        },
+        {
+            "op": "activation_certs",
+            "link": {
+                "org": ORG,
+                "member": INVITEE,
+                "ticket": b64e(link_ticket_seed),
+                "root": ROOT,
+                "ik": public_key_of(INVITEE_IK),
+            },
+            "keys": keys,
+            "display_name": "",
+            "now": T + 500,
+        },
+    )
+    assert (
+        invited["member_cert"]["root"] is False
+        and invited["member_cert"]["ticket_key"] == ticket["ticket_key"]
+    )
+    assert linked["member_cert"] is None and linked["device_cert"]["identity_key"] == public_key_of(
+        INVITEE_IK
+    )
+    row = {
+        **keys,
+        "member_id": new_member,
+        "device_cert": invited["device_cert"],
+        "ticket": None,
+        "revocation": None,
+    }
+    member = {
+        "member_id": new_member,
+        "member_cert": invited["member_cert"],
+        "ticket": ticket,
+        "role_statements": [],
+        "removal": None,
+    }
+    view = TrustView(ORG, ROOT, [*members, member], [*devices, row])
+    assert view.role(new_member) == "member" and view.usable(keys["device_id"]) is not None
+    link_row = {
+        **keys,
+        "member_id": INVITEE,
+        "device_cert": linked["device_cert"],
+        "ticket": lticket,
+        "revocation": None,
+    }
+    view = TrustView(ORG, ROOT, members, [*devices, link_row])
+    assert view.usable(keys["device_id"]) is not None, view.why_not(keys["device_id"])
+    check_device_cert(
+        linked["device_cert"],
+        org_id=ORG,
+        member_id=INVITEE,
+        identity_key=public_key_of(INVITEE_IK),
+        ticket=lticket,
+        **{k: keys[k] for k in ("sign_public_key", "box_public_key")},
+    )
+
+
+# -- the same verdicts as the Python chain evaluation ----------------------------------------------
+
+
+def _scenes() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    v, members, devices = org()
+    out["honest"] = scene(members, devices)
+    out["another root"] = {**scene(members, devices), "root": b64e(bytes(32))}
+    out["another org"] = {**scene(members, devices), "org_id": "o_bbbbbbbbbbbbbbbb"}
+
+    v, members, devices = org()
+    members[1]["role_statements"] = [v["role"]]
+    devices[2]["revocation"] = v["revoc"]
+    out["role and revocation"] = scene(members, devices)
+    members = copy.deepcopy(members)
+    members[1]["removal"] = v["removal"]
+    out["removal"] = scene(members, devices)
+
+    v, members, devices = org()
+    members[1]["role_statements"] = [
+        sign_statement(
+            {**body(v["role"]), "by_device": INVITEE_DEVICE, "role": "owner", "serial": 5},
+            INVITEE_DEVICE_SIGN,
+        )
+    ]
+    out["self-signed role"] = scene(members, devices)
+
+    v, members, devices = org()
+    out["identity changed"] = scene(members, devices, seen={INVITEE: public_key_of(bytes([1]) * 32)})
+    out["verified identity changed"] = scene(
+        members, devices, verified={INVITEE: public_key_of(bytes([1]) * 32)}
+    )
+
+    v, members, devices = org()
+    cert = {**body(v["mc_inv"]), "ticket_key": None}
+    members[1] = {**members[1], "member_cert": sign_statement(cert, INVITEE_IK), "ticket": None}
+    out["e-mail invitee"] = scene(members, devices)
+    out["e-mail invitee verified"] = scene(members, devices, verified={INVITEE: public_key_of(INVITEE_IK)})
+    endorsed = copy.deepcopy(members)
+    endorsed[1]["role_statements"] = [v["role"]]
+    out["e-mail invitee endorsed"] = scene(endorsed, devices)
+
+    v, members, devices = org()
+    second = {**copy.deepcopy(members[1]), "member_id": "m_cccccccccccccccc"}
+    out["ticket reused"] = scene([*members, second], devices)
+
+    v, members, devices = org()
+    low = {**body(v["dc_inv"]), "box_public_key": b64e(bytes(32))}
+    devices[1] = {
+        **devices[1],
+        "box_public_key": low["box_public_key"],
+        "device_cert": sign_statement(low, INVITEE_IK),
+    }
+    out["low-order box key"] = scene(members, devices)
+
+    v, members, devices = org()
+    devices[2]["ticket"] = sign_statement(
+        {**body(v["lticket"]), "issuer_device": OWNER_DEVICE}, OWNER_DEVICE_SIGN
+    )
+    out["linked by another member"] = scene(members, devices)
+
+    v, members, devices = org()
+    expired = {**body(v["mc_inv"]), "issued_at": v["ticket"]["expires_at"] + 1}
+    members[1]["member_cert"] = sign_statement(expired, TICKET_SEED)
+    out["certified after the ticket expired"] = scene(members, devices)
+
+    v, members, devices = org()
+    admin_ticket = sign_statement({**body(v["ticket"]), "role": "owner"}, OWNER_DEVICE_SIGN)
+    members[1]["ticket"] = admin_ticket
+    out["owner grants owner"] = scene(members, devices)
+    out.update(_malicious_scenes())
+    return out
+
+
+def _ghost(members: list[dict[str, Any]], devices: list[dict[str, Any]], v: dict[str, Any]) -> dict[str, Any]:
+    """A device row the attacker added under a real member, certified by a key of its own."""
+    cert = {
+        **body(v["dc_inv"]),
+        "device_id": device_id(GHOST_SIGN),
+        "sign_public_key": public_key_of(GHOST_SIGN),
+        "box_public_key": box_public(bytes([0x79]) * 32),
+    }
+    forged = sign_statement(cert, GHOST_IK)
+    return {
+        "device_id": forged["device_id"],
+        "member_id": INVITEE,
+        "sign_public_key": forged["sign_public_key"],
+        "box_public_key": forged["box_public_key"],
+        "device_cert": forged,
+        "ticket": None,
+        "revocation": None,
+    }
+
+
+def _malicious_scenes() -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    v, members, devices = org()
+    out["ghost device"] = scene(members, [*devices, _ghost(members, devices, v)])
+    v, members, devices = org()
+    devices[1]["box_public_key"] = box_public(bytes([0x79]) * 32)
+    out["swapped box key"] = scene(members, devices)
+    v, members, devices = org()
+    # A member minted by the server: a certificate signed by a ticket key nobody was given.
+    rogue_ticket_seed = bytes([0x7A]) * 32
+    rogue = sign_statement(
+        {
+            **body(v["mc_inv"]),
+            "member_id": "m_dddddddddddddddd",
+            "ticket_key": public_key_of(rogue_ticket_seed),
+        },
+        rogue_ticket_seed,
+    )
+    rogue_ticket = {**v["ticket"], "ticket_key": public_key_of(rogue_ticket_seed)}  # sig no longer matches
+    out["minted member"] = scene(
+        [
+            *members,
+            {
+                "member_id": "m_dddddddddddddddd",
+                "member_cert": rogue,
+                "ticket": rogue_ticket,
+                "role_statements": [],
+                "removal": None,
+            },
+        ],
+        devices,
+    )
+    return out
+
+
+def test_js_reaches_the_python_verdict_on_every_scene() -> None:
+    scenes = _scenes()
+    results = run_js(*({"op": "evaluate", **s} for s in scenes.values()))
+    cached = run_js(*({"op": "evaluate", "cached": True, **s} for s in scenes.values()))
+    for (name, s), got, prewarmed in zip(scenes.items(), results, cached, strict=True):
+        assert got == python_verdicts(s), name
+        assert prewarmed == got, name  # signatures checked ahead by WebCrypto: the same verdicts
+    by_name = dict(zip(scenes, results, strict=True))
+    honest = by_name["honest"]
+    assert all(d["usable"] for d in honest["devices"].values())
+    assert honest["members"][INVITEE]["display_name"] == "Élise Martin"
+    assert by_name["ghost device"]["devices"][device_id(GHOST_SIGN)]["usable"] is False
+    assert by_name["swapped box key"]["devices"][INVITEE_DEVICE]["why_not"] == "uncertified_device"
+    assert by_name["minted member"]["members"]["m_dddddddddddddddd"]["trusted"] is False
+    assert by_name["identity changed"]["members"][INVITEE]["why_not"] == "identity_changed"
+    assert by_name["e-mail invitee"]["members"][INVITEE]["why_not"] == "server_vouched"
+    assert by_name["ticket reused"]["members"][INVITEE]["why_not"] == "ticket_reused"
+    assert by_name["low-order box key"]["devices"][INVITEE_DEVICE]["usable"] is False
+
+
+# -- the membership log ---------------------------------------------------------------------------
+
+
+def _entry(
+    seq: int, prev: str | None, op: str, member: str, role: str | None, signer: bytes, **kw: Any
+) -> dict[str, Any]:
+    return sign_statement(
+        {
+            "purpose": "bocage/membership/v2",
+            "org_id": ORG,
+            "channel_id": CHANNEL,
+            "seq": seq,
+            "prev": prev,
+            "op": op,
+            "member_id": member,
+            "role": role,
+            "kind": kw.get("kind"),
+            "by_device": kw.get("by", device_id(signer)),
+            "issued_at": T + 200 + seq,
+        },
+        signer,
+    )
+
+
+def test_membership_replay_matches_python() -> None:
+    v, members, devices = org()
+    op2 = _entry(2, statement_hash(v["op1"]), "leave", INVITEE, None, INVITEE_DEVICE_SIGN)
+    logs = {
+        "honest": [v["op0"], v["op1"], op2],
+        "unsigned addition": [v["op0"], {**v["op1"], "sig": v["op0"]["sig"]}],
+        "added by a plain member": [
+            v["op0"],
+            v["op1"],
+            _entry(2, statement_hash(v["op1"]), "add", "m_cccccccccccccccc", "member", INVITEE_DEVICE_SIGN),
+        ],
+        "broken chain": [v["op0"], _entry(1, "A" * 43, "add", INVITEE, "member", OWNER_DEVICE_SIGN)],
+        "tribe by a member": [
+            _entry(0, None, "create", INVITEE, "author", INVITEE_DEVICE_SIGN, kind="tribe")
+        ],
+        "signed by a ghost": [
+            v["op0"],
+            _entry(1, statement_hash(v["op0"]), "add", INVITEE, "member", GHOST_SIGN),
+        ],
+    }
+    ghost_devices = [*devices, _ghost(members, devices, v)]
+    view = TrustView(ORG, ROOT, members, ghost_devices)
+    results = run_js(
+        *({"op": "replay", **scene(members, ghost_devices), "entries": e} for e in logs.values())
+    )
+    for (name, entries), got in zip(logs.items(), results, strict=True):
+        state, error = membership_log.replay(entries, view)
+        assert got["state"] == (state.to_json() if state else None), name
+        assert (got["error"] is None) == (error is None), name
+    honest = results[0]["state"]
+    assert honest["members"] == {OWNER: "author"} and honest["seq"] == 2
+    assert results[1]["state"]["members"] == {OWNER: "author"} and "signature" in results[1]["error"]
+
+
+def test_the_web_client_refuses_a_rolled_back_or_forked_log() -> None:
+    v, members, devices = org()
+    kept = membership_log.replay([v["op0"], v["op1"]], TrustView(ORG, ROOT, members, devices))[0]
+    assert kept is not None
+    kept_json = kept.to_json()
+    forked = _entry(1, statement_hash(v["op0"]), "add", INVITEE, "author", OWNER_DEVICE_SIGN)
+    op2 = _entry(2, statement_hash(v["op1"]), "role", INVITEE, "author", OWNER_DEVICE_SIGN)
+    unsigned3 = {
+        **_entry(3, statement_hash(op2), "add", "m_cccccccccccccccc", "member", OWNER_DEVICE_SIGN),
+        "sig": op2["sig"],
+    }
+    s = scene(members, devices)
+    rollback, fork, extended, invalid, fresh = run_js(
+        {
+            "op": "advance",
+            **s,
+            "kept": kept_json,
+            "answer": {"entries": [v["op0"]], "head": {"seq": 0, "hash": VECTORS["op0"][1]}},
+        },
+        {
+            "op": "advance",
+            **s,
+            "kept": kept_json,
+            "answer": {"entries": [forked], "head": {"seq": 1, "hash": statement_hash(forked)}},
+        },
+        {
+            "op": "advance",
+            **s,
+            "kept": kept_json,
+            "answer": {"entries": [v["op1"], op2], "head": {"seq": 2, "hash": statement_hash(op2)}},
+        },
+        {
+            "op": "advance",
+            **s,
+            "cached": True,  # checked ahead by WebCrypto too: a copied signature still fails
+            "kept": kept_json,
+            "answer": {
+                "entries": [v["op1"], op2, unsigned3],
+                "head": {"seq": 3, "hash": statement_hash(unsigned3)},
+            },
+        },
+        {
+            "op": "advance",
+            **s,
+            "kept": None,
+            "answer": {"entries": [v["op0"], v["op1"]], "head": {"seq": 1, "hash": VECTORS["op1"][1]}},
+        },
+    )
+    assert rollback["blocked"] and rollback["state"] == kept_json
+    assert [w["code"] for w in rollback["warnings"]] == ["membership_rollback"]
+    assert fork["blocked"] and [w["code"] for w in fork["warnings"]] == ["membership_fork"]
+    assert not extended["blocked"] and extended["state"]["members"] == {OWNER: "author", INVITEE: "author"}
+    assert extended["state"]["head"] == statement_hash(op2) and extended["warnings"] == []
+    assert not invalid["blocked"] and [w["code"] for w in invalid["warnings"]] == ["membership_invalid"]
+    assert invalid["state"]["seq"] == 2 and "m_cccccccccccccccc" not in invalid["state"]["members"]
+    assert fresh["state"] == kept_json
+
+
+def test_entries_the_web_client_signs_extend_the_log_for_python() -> None:
+    v, members, devices = org()
+    view = TrustView(ORG, ROOT, members, devices)
+    kept = membership_log.replay([v["op0"], v["op1"]], view)[0]
+    assert kept is not None
+    device = {"org_id": ORG, "device_id": OWNER_DEVICE, "sign_seed": b64e(OWNER_DEVICE_SIGN)}
+    made = js(
+        "sign_entry",
+        device=device,
+        channel_id=CHANNEL,
+        state=kept.to_json(),
+        change={"op": "remove", "memberId": INVITEE},
+        now=T + 400,
+    )
+    after = membership_log.extend(kept, made, view)
+    assert after.members == {OWNER: "author"} and after.seq == 2
+
+
+# -- who gets a sender key, who is shown as the sender --------------------------------------------
+
+
+def test_no_sender_key_for_an_attackers_device() -> None:
+    """Ghost device, swapped key, unsigned addition: the effective roster leaves them out."""
+    v, members, devices = org()
+    ghost = _ghost(members, devices, v)
+    swapped = {**copy.deepcopy(devices[2]), "box_public_key": box_public(bytes([0x79]) * 32)}
+    roster = [
+        {k: d[k] for k in ("device_id", "member_id", "box_public_key")}
+        for d in (devices[0], devices[1], swapped, ghost)
+    ]
+    state = membership_log.replay([v["op0"], v["op1"]], TrustView(ORG, ROOT, members, devices))[0]
+    assert state is not None
+    only_owner = {**state.to_json(), "members": {OWNER: "author"}}  # the unsigned addition was refused
+    full, without_invitee = run_js(
+        {
+            "op": "recipients",
+            **scene(members, [*devices, ghost]),
+            "state": state.to_json(),
+            "roster": roster,
+            "self": OWNER_DEVICE,
+        },
+        {
+            "op": "recipients",
+            **scene(members, [*devices, ghost]),
+            "state": only_owner,
+            "roster": roster,
+            "self": OWNER_DEVICE,
+        },
+    )
+    assert [d["device_id"] for d in full["devices"]] == [INVITEE_DEVICE]
+    assert {(w["device_id"], w["code"]) for w in full["warnings"]} == {
+        (LINKED, "uncertified_device"),
+        (ghost["device_id"], "invalid_statement"),
+    }
+    assert full["devices"][0]["box_public_key"] == devices[1]["box_public_key"]  # the certified key
+    assert without_invitee["devices"] == []
+    assert {w["code"] for w in without_invitee["warnings"]} >= {"not_in_membership"}
+
+
+def test_the_displayed_sender_comes_from_the_device_certificate() -> None:
+    v, members, devices = org()
+    ghost = _ghost(members, devices, v)
+    s = scene(members, [*devices, ghost])
+    honest, relabelled, from_ghost = run_js(
+        {"op": "sender", **s, "message": {"sender_device": INVITEE_DEVICE, "sender_member": INVITEE}},
+        {"op": "sender", **s, "message": {"sender_device": INVITEE_DEVICE, "sender_member": OWNER}},
+        {"op": "sender", **s, "message": {"sender_device": ghost["device_id"], "sender_member": INVITEE}},
+    )
+    assert honest == {
+        "member_id": INVITEE,
+        "display_name": "Élise Martin",
+        "sign_public_key": devices[1]["sign_public_key"],
+        "warning": None,
+    }
+    assert relabelled["member_id"] == INVITEE and relabelled["warning"]["code"] == "forged_sender"
+    assert from_ghost["member_id"] is None and from_ghost["warning"]["code"] == "forged_sender"

@@ -1,0 +1,140 @@
+// Runs the web app's trust code (web/js/certs.js, membership.js) under node for
+// test_trust_compat.py: reads a JSON array of commands on stdin, writes a JSON array of results.
+import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
+
+const require = createRequire(import.meta.url);
+globalThis.nacl = require('tweetnacl');
+const wire = await import('../../web/js/wire.js');
+const certs = await import('../../web/js/certs.js');
+const membership = await import('../../web/js/membership.js');
+
+const d = wire.b64d;
+const error = (err) => ({ error: err.constructor.name, message: err.message });
+
+/** Everything a view decides about every member and device it lists. */
+function verdicts(view) {
+  const members = {};
+  for (const id of view.members.keys()) {
+    const trust = view.member(id);
+    members[id] = {
+      trusted: trust !== null,
+      display_name: trust?.display_name ?? null,
+      role: view.role(id),
+      certified: view.certified(id),
+      vouched_only: view.vouchedOnly(id),
+      why_not: view.whyNotMember(id)?.code ?? null,
+      removed_at: view.removedAt(id),
+    };
+  }
+  const devices = {};
+  for (const id of view.devices.keys()) {
+    devices[id] = {
+      trusted: view.device(id) !== null,
+      usable: view.usable(id) !== null,
+      why_not: view.whyNot(id)?.code ?? null,
+      revoked_at: view.revokedAt(id),
+    };
+  }
+  return { members, devices };
+}
+
+// `cached`: with a cache of checked signatures, so the platform's Ed25519 checks them ahead (prewarm).
+const view = (a) =>
+  certs.TrustView.create(a.org_id, a.root, a.members, a.devices, {
+    verified: a.verified || {},
+    seen: a.seen || {},
+    cache: a.cached ? new certs.VerifiedCache() : null,
+  });
+
+const commands = {
+  async sign({ body, seed }) {
+    try {
+      const statement = certs.signStatement(body, d(seed));
+      return { statement, hash: await certs.statementHash(statement) };
+    } catch (err) {
+      return error(err);
+    }
+  },
+  async verify({ statement, purpose, key }) {
+    try {
+      certs.verifyStatement(statement, purpose, key);
+      return { ok: true };
+    } catch (err) {
+      return error(err);
+    }
+  },
+  async public_key({ seed }) {
+    return certs.publicKeyOf(d(seed));
+  },
+  async fingerprint({ key }) {
+    return certs.fingerprint(key);
+  },
+  async safety({ a, b, org_id, member_id }) {
+    const number = certs.safetyNumber(a, b);
+    return { number, payload: certs.verifyPayload(org_id, member_id, number), parsed: certs.parseVerification(certs.verifyPayload(org_id, member_id, number)) };
+  },
+  async parse_verification({ text }) {
+    return certs.parseVerification(text);
+  },
+  async with_fragment({ url, params }) {
+    return certs.withFragment(url, params);
+  },
+  async activation_certs({ link, keys, display_name, now, identity_seed }) {
+    const out = certs.activationCertificates(link, keys, display_name, now, identity_seed ? d(identity_seed) : undefined);
+    return { member_cert: out.member_cert, device_cert: out.device_cert, identity_key: out.identity_key };
+  },
+  async small_order({ key }) {
+    return wire.isSmallOrder(d(key));
+  },
+  async evaluate(args) {
+    return verdicts(await view(args));
+  },
+  async replay(args) {
+    const { state, error: err } = await membership.replay(args.entries, await view(args));
+    return { state, error: err ? err.message : null };
+  },
+  async advance(args) {
+    return membership.advance(args.kept, args.answer, await view(args));
+  },
+  async sign_entry({ device, channel_id, state, change, now }) {
+    const keys = wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32));
+    return membership.signEntry({ ...device, signSecretKey: keys.signSecretKey }, channel_id, state, change, now);
+  },
+  async recipients(args) {
+    const trust = await view(args);
+    return membership.effectiveRoster(trust, args.state, args.roster, args.self);
+  },
+  /** What the web client decides before a send, from the server's answers (membership, roster). */
+  async decide(args) {
+    const trust = await view({ ...args, cached: true });
+    const out = { blocked: false, state: null, recipients: [], senders: [], warnings: [] };
+    if (args.answer) {
+      const advanced = await membership.advance(args.kept, args.answer, trust);
+      Object.assign(out, { blocked: advanced.blocked, state: advanced.state });
+      out.warnings.push(...advanced.warnings);
+      if (!advanced.blocked && args.roster) {
+        const selected = membership.effectiveRoster(trust, advanced.state, args.roster, args.self);
+        out.recipients = selected.devices.map((dev) => dev.device_id).sort();
+        out.warnings.push(...selected.warnings);
+      }
+    }
+    for (const message of args.messages || []) {
+      const sender = certs.certifiedSender(trust, message);
+      out.senders.push(sender.member_id);
+      if (sender.warning) out.warnings.push(sender.warning);
+    }
+    return { ...out, codes: [...new Set(out.warnings.map((w) => w.code))].sort() };
+  },
+  async sender(args) {
+    const trust = await view(args);
+    return certs.certifiedSender(trust, args.message);
+  },
+};
+
+const input = JSON.parse(readFileSync(0, 'utf8'));
+const output = [];
+for (const { op, ...args } of input) {
+  output.push(await commands[op](args));
+}
+process.stdout.write(JSON.stringify(output));

@@ -1,0 +1,99 @@
+"""The AWS calls each operation makes, as bench/cost.py counts them (issue 18).
+
+The app runs on in-process moto with the real adapters (DynamoDB, SQS, API Gateway push, SES);
+every boto3 call is counted by service and operation, and DynamoDB's write and read units are
+computed from the stored items' sizes. The counts are pinned exactly, not the dollars: a change
+that adds a call, a write or a push to an operation fails here, and its cost shows in the bench.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+# bench/ holds scripts, not a package: a static import would name bench/cost.py twice for mypy.
+cost: Any = importlib.import_module("bench.cost")
+
+MEMBERS = 3
+TEXT_BYTES = cost.Load().message_bytes  # the reference load's message: its sealed content is 1 KiB
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[Any]:
+    """One channel of three members, each online with one connection (set up free of charge)."""
+    with cost.deployed("eu-west-3") as running:
+        members = running.open_channel(MEMBERS)
+        for i, member in enumerate(members):
+            running.connect(member, f"c{i}")
+        yield running
+
+
+@pytest.fixture(scope="module")
+def measured(deployment: Any) -> dict[str, dict[str, Any]]:
+    members = deployment.members
+    deployment.send(members[0], TEXT_BYTES)
+    deployment.catch_up(members[1], 200)
+    deployment.list_channels(members[1])
+    deployment.ping("c0")
+    for i in range(MEMBERS):
+        deployment.disconnect(f"c{i}")
+    return {activity: cost.per_operation(t) for activity, t in deployment.meter.tallies.items()}
+
+
+def test_a_send_over_rest_costs_15_dynamodb_calls_and_8_write_units(measured: dict[str, Any]) -> None:
+    send = measured["send"]
+    # device, member, nonce (authentication); channel, membership, epoch, organisation; marker
+    # pending, sequence, marker stored, message; member count; two impact counters; presence
+    assert send["calls"] == {
+        "dynamodb.GetItem": 7,
+        "dynamodb.PutItem": 4,
+        "dynamodb.Query": 1,
+        "dynamodb.UpdateItem": 3,
+    }
+    # nonce 1, marker 1 + 1, sequence 1, the 1 KiB message (a ~1.8 KB item) 2, impact counters 2
+    assert send["write_units"] == 8
+    assert send["read_units"] == 8  # every read strongly consistent, as the adapter asks today
+
+
+def test_a_send_pushes_once_to_every_connection_the_senders_own_included(measured: dict[str, Any]) -> None:
+    push = measured["push"]
+    assert push["occurrences"] == MEMBERS  # two recipients and the sender's own echo
+    assert push["calls"] == {"apigatewaymanagementapi.PostToConnection": 1}
+    assert push["write_units"] == push["read_units"] == 0
+
+
+def test_a_catch_up_read_and_a_channel_list(measured: dict[str, Any]) -> None:
+    read = measured["read"]
+    assert read["occurrences"] == 1  # the one message in the channel
+    assert read["calls"] == {"dynamodb.GetItem": 5, "dynamodb.PutItem": 2, "dynamodb.Query": 1}
+    assert (read["write_units"], read["read_units"]) == (2, 6)  # nonce and read cursor
+    listing = measured["channel_list"]
+    assert listing["calls"] == {"dynamodb.GetItem": 5, "dynamodb.PutItem": 1, "dynamodb.Query": 2}
+    assert (listing["write_units"], listing["read_units"]) == (1, 7)
+
+
+def test_a_ping_reads_three_items_and_answers_with_one_push(measured: dict[str, Any]) -> None:
+    ping = measured["ping"]
+    assert ping["calls"] == {"apigatewaymanagementapi.PostToConnection": 1, "dynamodb.GetItem": 3}
+    assert (ping["write_units"], ping["read_units"]) == (0, 3)
+
+
+def test_connect_and_disconnect_write_and_delete_presence(measured: dict[str, Any]) -> None:
+    connect, disconnect = measured["connect"], measured["disconnect"]
+    assert connect["occurrences"] == disconnect["occurrences"] == MEMBERS
+    assert connect["calls"] == {
+        "dynamodb.BatchWriteItem": 1,
+        "dynamodb.GetItem": 2,
+        "dynamodb.PutItem": 1,
+        "dynamodb.Query": 1,
+    }
+    assert (connect["write_units"], connect["read_units"]) == (4, 3)
+    assert disconnect["calls"] == {"dynamodb.BatchWriteItem": 1, "dynamodb.GetItem": 1, "dynamodb.Query": 1}
+    assert (disconnect["write_units"], disconnect["read_units"]) == (3, 2)
+
+
+def test_nothing_else_was_charged(measured: dict[str, Any]) -> None:
+    assert set(measured) == {"connect", "send", "push", "read", "channel_list", "ping", "disconnect"}

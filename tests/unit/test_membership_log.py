@@ -1,0 +1,100 @@
+"""The membership log's replay rules (chalicelib/domain/membership_log.py) and the client's
+rollback and fork detection (bocage/client/membership.py), on the protocol's worked examples."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bocage.client.certs import TrustView
+from bocage.client.issuing import membership_entry
+from bocage.client.membership import MembershipRefused, sync
+from chalicelib.domain.membership_log import LogError, create, extend, replay
+from chalicelib.domain.statements import statement_hash
+from tests.trust_vectors import (
+    CHANNEL,
+    INVITEE,
+    INVITEE_DEVICE_SIGN,
+    ORG,
+    OWNER,
+    OWNER_DEVICE_SIGN,
+    ROOT,
+    T,
+    build_vectors,
+    device_id,
+    members_and_devices,
+)
+
+
+def org() -> tuple[dict[str, dict[str, Any]], TrustView]:
+    v = build_vectors()
+    members, devices = members_and_devices(v)
+    return v, TrustView(ORG, ROOT, members, devices)
+
+
+def entry(seed: bytes, previous: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:
+    return membership_entry(
+        _signing(seed),
+        device_id(seed),
+        org_id=ORG,
+        channel_id=CHANNEL,
+        previous=previous,
+        now=T + 500,
+        **fields,
+    )
+
+
+def _signing(seed: bytes) -> Any:
+    from nacl.signing import SigningKey
+
+    return SigningKey(seed)
+
+
+def test_the_worked_example_replays_to_two_members() -> None:
+    v, view = org()
+    state, error = replay([v["op0"], v["op1"]], view)
+    assert error is None and state is not None
+    assert dict(state.members) == {OWNER: "author", INVITEE: "member"}
+    assert (state.seq, state.head, state.kind) == (1, statement_hash(v["op1"]), "group")
+
+
+def test_who_may_do_what() -> None:
+    v, view = org()
+    state = extend(create(v["op0"], view), v["op1"], view)
+    with pytest.raises(LogError, match="may not manage"):  # a plain member adds nobody
+        extend(state, entry(INVITEE_DEVICE_SIGN, v["op1"], op="role", member_id=INVITEE, role="author"), view)
+    with pytest.raises(LogError, match="leaves it, by themselves"):  # nor makes another leave
+        extend(state, entry(INVITEE_DEVICE_SIGN, v["op1"], op="leave", member_id=OWNER, role=None), view)
+    left = extend(state, entry(INVITEE_DEVICE_SIGN, v["op1"], op="leave", member_id=INVITEE, role=None), view)
+    assert dict(left.members) == {OWNER: "author"}
+    tribe = entry(INVITEE_DEVICE_SIGN, None, op="create", member_id=INVITEE, role="author", kind="tribe")
+    with pytest.raises(LogError, match="admins create tribes"):
+        create(tribe, view)
+    with pytest.raises(LogError, match="does not follow"):
+        extend(state, entry(OWNER_DEVICE_SIGN, v["op0"], op="remove", member_id=INVITEE, role=None), view)
+
+
+def test_an_unsigned_entry_stops_the_replay_where_it_is() -> None:
+    v, view = org()
+    forged = {
+        **entry(OWNER_DEVICE_SIGN, v["op1"], op="remove", member_id=INVITEE, role=None),
+        "sig": v["op1"]["sig"],
+    }
+    state, error = replay([v["op0"], v["op1"], forged], view)
+    assert state is not None and state.seq == 1 and error is not None and "signature" in str(error)
+
+
+def test_the_client_refuses_a_rollback_and_a_fork() -> None:
+    v, view = org()
+    kept, _ = sync(CHANNEL, None, lambda start: ([v["op0"], v["op1"]][start:], {"seq": 1}), view)
+    assert kept.seq == 1
+    with pytest.raises(MembershipRefused) as rolled:
+        sync(CHANNEL, kept, lambda start: ([], {"seq": 0}), view)
+    assert rolled.value.warning.code == "membership_rollback"
+    other = entry(OWNER_DEVICE_SIGN, v["op0"], op="add", member_id=INVITEE, role="author")
+    with pytest.raises(MembershipRefused) as forked:
+        sync(CHANNEL, kept, lambda start: ([other], {"seq": 1}), view)
+    assert forked.value.warning.code == "membership_fork"
+    same, warnings = sync(CHANNEL, kept, lambda start: ([v["op1"]], {"seq": 1}), view)
+    assert same == kept and warnings == []

@@ -1,0 +1,201 @@
+// @ts-check
+// A channel's signed membership log (docs/protocol.md, section 14): replaying it, keeping the
+// last verified state, refusing a log that does not extend it, and signing the entries this
+// browser makes. The same rules as chalicelib/domain/membership_log.py; pure, runs under node.
+//
+// The organisation side of each check (who signed, with which role at the time, who may join)
+// comes from an authority: a TrustView (certs.js) built from the certificates this client checked.
+import { MEMBERSHIP, StatementError, checkShape, prewarm, signSeed, signStatement, statementHash, verifyStatement } from './certs.js';
+import { base32Lower, randomBytes } from './wire.js';
+
+const ADMIN_ROLES = ['admin', 'owner'];
+
+/** An entry that does not extend the log: unsigned, unchained or unauthorised. */
+export class LogError extends Error {}
+
+/**
+ * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string}} LogState
+ * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string): boolean, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
+ */
+
+function shape(entry) {
+  try {
+    return checkShape(entry, MEMBERSHIP);
+  } catch (err) {
+    if (err instanceof StatementError) throw new LogError(err.message);
+    throw err;
+  }
+}
+
+/** The member whose certified device signed the entry; LogError if none did. */
+function signerOf(entry, authority) {
+  const found = authority.signer(String(entry.by_device), entry.issued_at);
+  if (!found) throw new LogError(`entry ${entry.seq}: ${entry.by_device} is not a certified device at that time`);
+  const [memberId, publicKey] = found;
+  try {
+    verifyStatement(entry, MEMBERSHIP, publicKey, authority.cache || null);
+  } catch (err) {
+    if (err instanceof StatementError) throw new LogError(`entry ${entry.seq}: ${err.message}`);
+    throw err;
+  }
+  return memberId;
+}
+
+/** @returns {Promise<LogState>} the state after entry 0, which must create the channel */
+export async function create(entry, authority) {
+  const e = shape(entry);
+  if (e.seq !== 0 || e.prev !== null || e.op !== 'create') {
+    throw new LogError("entry 0 must be the channel's creation (seq 0, prev null, op create)");
+  }
+  if (e.role !== 'author' || e.kind === null) throw new LogError('the creation names the kind and makes its creator an author');
+  const signer = signerOf(e, authority);
+  if (signer !== e.member_id) throw new LogError("a channel's creator signs its creation");
+  if (e.kind === 'tribe' && !ADMIN_ROLES.includes(authority.orgRole(signer, e.issued_at) || '')) {
+    throw new LogError("only the organisation's admins create tribes");
+  }
+  return { channel_id: e.channel_id, kind: e.kind, members: { [signer]: 'author' }, seq: 0, head: await statementHash(e) };
+}
+
+/** @returns {Promise<LogState>} the state after one more entry; LogError if it does not extend it */
+export async function extend(state, entry, authority) {
+  const e = shape(entry);
+  if (e.channel_id !== state.channel_id) throw new LogError(`entry ${e.seq} is for another channel`);
+  if (e.seq !== state.seq + 1 || e.prev !== state.head) throw new LogError(`entry ${e.seq} does not follow entry ${state.seq}`);
+  if (e.kind !== null) throw new LogError(`entry ${e.seq}: only the creation names a kind`);
+  const signer = signerOf(e, authority);
+  const members = { ...state.members };
+  apply(e, signer, members, authority);
+  return { ...state, members, seq: e.seq, head: await statementHash(e) };
+}
+
+function apply(entry, signer, members, authority) {
+  const { op, member_id: target, role, seq } = entry;
+  if (op === 'leave') {
+    if (signer !== target || !(target in members) || role !== null) {
+      throw new LogError(`entry ${seq}: only a member in the channel leaves it, by themselves`);
+    }
+    delete members[target];
+    return;
+  }
+  const manager = members[signer] === 'author' || ADMIN_ROLES.includes(authority.orgRole(signer, entry.issued_at) || '');
+  if (!manager) throw new LogError(`entry ${seq}: ${signer} may not manage this channel`);
+  if (op === 'add') {
+    if (target in members || role === null || !authority.mayJoin(target)) throw new LogError(`entry ${seq}: ${target} cannot be added`);
+    members[target] = role;
+  } else if (op === 'role') {
+    if (!(target in members) || role === null) throw new LogError(`entry ${seq}: ${target} is not in the channel`);
+    members[target] = role;
+  } else if (op === 'remove') {
+    if (!(target in members) || role !== null) throw new LogError(`entry ${seq}: ${target} is not in the channel`);
+    delete members[target];
+  } else {
+    throw new LogError(`entry ${seq}: a channel is created once`);
+  }
+}
+
+/**
+ * Replay entries onto `state` (null: from entry 0): the last valid state, the error that
+ * stopped the replay, if any, and the entries applied (what members are shown as signed events).
+ * @returns {Promise<{state: LogState|null, error: LogError|null, applied: Record<string, any>[]}>}
+ */
+export async function replay(entries, authority, state = null) {
+  let current = state;
+  const applied = [];
+  for (const entry of entries) {
+    try {
+      current = current === null ? await create(entry, authority) : await extend(current, entry, authority);
+      applied.push(entry);
+    } catch (err) {
+      if (err instanceof LogError) return { state: current, error: err, applied };
+      throw err;
+    }
+  }
+  return { state: current, error: null, applied };
+}
+
+/**
+ * What a client concludes from the server's answer to GET /channels/{c}/membership?from=<kept
+ * seq>, given the state it kept (null for none: the answer starts at entry 0).
+ * - `blocked`: a rollback or a fork: keep the old state, seal and send nothing in the channel;
+ * - otherwise the new verified state (the one before an invalid entry, reported).
+ * @param {LogState|null} kept
+ * @param {{entries: any[], head?: {seq: number, hash: string}|null}} answer
+ * @param {Authority} authority
+ * @returns {Promise<{state: LogState|null, blocked: boolean, warnings: import('./certs.js').TrustWarning[], applied: Record<string, any>[]}>}
+ */
+export async function advance(kept, answer, authority) {
+  const entries = Array.isArray(answer.entries) ? answer.entries : [];
+  const note = (code, message) => [{ code, member_id: null, device_id: null, message }];
+  if (kept) {
+    const headSeq = Number(answer.head?.seq ?? -1);
+    if (headSeq < kept.seq) {
+      return { state: kept, blocked: true, applied: [], warnings: note('membership_rollback', `the server's membership log of ${kept.channel_id} ends at ${headSeq}, before entry ${kept.seq} seen here`) };
+    }
+    const first = entries[0];
+    if (!first || first.seq !== kept.seq || (await statementHash(first)) !== kept.head) {
+      return { state: kept, blocked: true, applied: [], warnings: note('membership_fork', `the server's membership log of ${kept.channel_id} differs from the one seen here at entry ${kept.seq}`) };
+    }
+  }
+  if (authority.cache && authority.claimedKey) {
+    await prewarm(authority.cache, entries.map((e) => ({ statement: e, key: authority.claimedKey(e?.by_device) })));
+  }
+  const { state, error, applied } = await replay(kept ? entries.slice(1) : entries, authority, kept);
+  return { state, blocked: false, applied, warnings: error ? note('membership_invalid', error.message) : [] };
+}
+
+/** A new channel id made by the client, so it can sign the creation (section 14). */
+export const newChannelId = () => `c_${base32Lower(randomBytes(10))}`;
+
+/**
+ * A signed entry by this device. `device`: {org_id, device_id, signSecretKey}; `state`: the
+ * verified state it extends (null for a creation).
+ */
+export function signEntry(device, channelId, state, { op, memberId, role = null, kind = null }, now) {
+  const body = {
+    purpose: MEMBERSHIP,
+    org_id: device.org_id,
+    channel_id: channelId,
+    seq: state ? state.seq + 1 : 0,
+    prev: state ? state.head : null,
+    op,
+    member_id: memberId,
+    role,
+    kind,
+    by_device: device.device_id,
+    issued_at: now,
+  };
+  return signStatement(body, signSeed(device));
+}
+
+/**
+ * The devices a sender key goes to (section 14, "effective roster"): those the server's roster
+ * lists, certified and usable, of members in the verified state, with their certified box key.
+ * Everything left out is reported. `self`: this device, which needs no copy.
+ * @param {import('./certs.js').TrustView} trust
+ * @param {LogState|null} state
+ * @param {{device_id: string, member_id: string, box_public_key?: string}[]} roster
+ * @param {string} self
+ */
+export function effectiveRoster(trust, state, roster, self) {
+  /** @type {import('./certs.js').DeviceTrust[]} */
+  const devices = [];
+  /** @type {import('./certs.js').TrustWarning[]} */
+  const warnings = [];
+  const refuse = (code, row, message) => warnings.push({ code, member_id: row.member_id ?? null, device_id: row.device_id, message });
+  for (const row of roster) {
+    if (row.device_id === self) continue;
+    const device = trust.usable(row.device_id);
+    if (!device) {
+      const why = trust.whyNot(row.device_id) || trust.whyNotMember(String(row.member_id));
+      if (why) warnings.push({ ...why, device_id: row.device_id });
+      else refuse('uncertified_device', row, `${row.device_id}: revoked, or its member removed or not trusted`);
+    } else if (row.box_public_key !== undefined && row.box_public_key !== device.box_public_key) {
+      refuse('uncertified_device', row, `${row.device_id}: the roster's box key differs from its certificate`);
+    } else if (!state || !(device.member_id in state.members)) {
+      refuse('not_in_membership', row, `${row.device_id}: its member is not in the channel's verified membership`);
+    } else {
+      devices.push(device);
+    }
+  }
+  return { devices, warnings };
+}

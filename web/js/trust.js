@@ -1,0 +1,296 @@
+// @ts-check
+// What this browser trusts, kept between sessions (IndexedDB key 'trust'): the identity keys it
+// saw and verified, the role serials and membership-log heads it saw, and the warnings it must
+// show. certs.js and membership.js decide; this module remembers and reports (protocol.md 13-15).
+import {
+  REMOVAL,
+  REVOCATION,
+  ROLE,
+  TrustView,
+  VerifiedCache,
+  certifiedSender,
+  parseVerification,
+  safetyDigits,
+  safetyNumber,
+  signSeed,
+  signStatement,
+  verifyPayload,
+} from './certs.js';
+import { advance, effectiveRoster } from './membership.js';
+
+const LOG_PAGE = 500;
+const HISTORY_KEPT = 200; // signed membership events remembered per channel, for display
+
+/**
+ * @typedef {import('./certs.js').TrustWarning} TrustWarning
+ * @typedef {import('./membership.js').LogState} LogState
+ * @typedef {{op: string, member_id: string, role: string|null, by_member: string|null, at: number, seq: number}} MembershipEvent
+ * @typedef {{seen: Record<string, string>, verified: Record<string, string>, serials: Record<string, number>, logs: Record<string, LogState>, history: Record<string, MembershipEvent[]>}} Kept
+ */
+
+const warningKey = (w) => `${w.code}|${w.member_id || ''}|${w.device_id || ''}`;
+
+export class TrustKeeper extends EventTarget {
+  /**
+   * @param {{get(key: string): Promise<any>, put(key: string, value: any): Promise<void>}} store
+   * @param {{org_id: string, member_id: string, device_id: string, root?: string, server_root?: string|null, signSecretKey: Uint8Array}} device
+   */
+  constructor(store, device) {
+    super();
+    this.store = store;
+    this.device = device;
+    /** @type {Kept} */
+    this.kept = { seen: {}, verified: {}, serials: {}, logs: {}, history: {} };
+    /** @type {TrustView|null} */
+    this.view = null;
+    this.cache = new VerifiedCache();
+    /** @type {Map<string, TrustWarning>} */
+    this.warnings = new Map();
+    /** @type {Map<string, number|string>} the roster version each channel's log was last checked at */
+    this.checkedAt = new Map();
+    /** @type {Map<string, boolean>} */
+    this.blocked = new Map();
+  }
+
+  async load() {
+    const stored = await this.store.get('trust');
+    if (stored) this.kept = { seen: {}, verified: {}, serials: {}, logs: {}, history: {}, ...stored };
+    this.checkRoot(this.device.server_root);
+  }
+
+  async save() {
+    await this.store.put('trust', this.kept);
+  }
+
+  /** Add warnings; tell listeners ('warnings') when any is new. */
+  report(warnings) {
+    let fresh = false;
+    for (const w of warnings) {
+      if (!this.warnings.has(warningKey(w))) fresh = true;
+      this.warnings.set(warningKey(w), w);
+    }
+    if (fresh) this.dispatchEvent(new CustomEvent('warnings', { detail: [...this.warnings.values()] }));
+  }
+
+  dismiss(w) {
+    this.warnings.delete(warningKey(w));
+    this.dispatchEvent(new CustomEvent('warnings', { detail: [...this.warnings.values()] }));
+  }
+
+  /**
+   * Evaluate GET /members's answer against the pinned root. Identity keys seen for the first
+   * time are remembered (a later change blocks the member); role serials only go up.
+   */
+  async rebuild(members, devices) {
+    if (!this.device.root) {
+      this.view = null;
+      this.report([{ code: 'root_mismatch', member_id: null, device_id: null, message: 'this device pinned no root: activate it again' }]);
+      return null;
+    }
+    const view = await TrustView.create(this.device.org_id, this.device.root, members, devices, {
+      verified: this.kept.verified,
+      seen: this.kept.seen,
+      cache: this.cache,
+    });
+    this.view = view;
+    this.checkedAt.clear(); // another view may accept entries the last one refused: replay again
+    const warnings = [];
+    let changed = false;
+    for (const m of members) {
+      const id = String(m.member_id);
+      if (!m.member_cert || m.status === 'removed') continue; // invited, not activated yet; or gone
+      const why = view.whyNotMember(id);
+      if (why && ['identity_changed', 'ticket_reused', 'invalid_statement'].includes(why.code)) {
+        warnings.push({ ...why, verified: id in this.kept.verified });
+      }
+      const trusted = view.member(id);
+      if (!trusted) continue;
+      if (!this.kept.seen[id]) {
+        this.kept.seen[id] = trusted.identity_key;
+        changed = true;
+      }
+      const serial = view.highestSerial(id);
+      const before = this.kept.serials[id] || 0;
+      if (serial > before) {
+        this.kept.serials[id] = serial;
+        changed = true;
+      } else if (serial < before) {
+        warnings.push({ code: 'role_rollback', member_id: id, device_id: null, message: `${id}: the server shows role serial ${serial}, below ${before} seen before` });
+      }
+    }
+    if (changed) await this.save();
+    this.report(warnings);
+    return view;
+  }
+
+  /** The server's `root` (activation answer, hints) against the pinned one. */
+  checkRoot(serverRoot) {
+    if (serverRoot && this.device.root && serverRoot !== this.device.root) {
+      this.report([{ code: 'root_mismatch', member_id: null, device_id: null, message: `the server names root ${serverRoot}, not the pinned ${this.device.root}` }]);
+    }
+  }
+
+  // -- channels --------------------------------------------------------------------------
+
+  /**
+   * The channel's verified membership state, fetching the log from the kept head when the
+   * roster version moved. Returns {state, blocked}: blocked after a rollback or a fork.
+   * @param {{get(path: string, query?: any): Promise<any>}} api
+   */
+  async membership(api, channelId, version) {
+    const kept = this.kept.logs[channelId] || null;
+    if (kept && this.checkedAt.get(channelId) === version) {
+      return { state: kept, blocked: this.blocked.get(channelId) || false };
+    }
+    const entries = [];
+    let from = kept ? kept.seq : 0;
+    let answer;
+    do {
+      answer = await api.get(`/channels/${channelId}/membership`, { from, limit: LOG_PAGE });
+      const page = Array.isArray(answer.entries) ? answer.entries : [];
+      entries.push(...page);
+      from += page.length;
+      if (!page.length) break;
+    } while (answer.more);
+    if (!this.view) throw new Error('the organisation is not loaded yet');
+    const result = await advance(kept, { entries, head: answer.head }, this.view);
+    for (const w of result.warnings) w.channel_id = channelId;
+    this.report(result.warnings);
+    this.blocked.set(channelId, result.blocked);
+    this.checkedAt.set(channelId, version);
+    if (result.state && !result.blocked && result.state !== kept) {
+      this.kept.logs[channelId] = result.state;
+      const events = result.applied.map((e) => ({
+        op: e.op,
+        member_id: e.member_id,
+        role: e.role,
+        by_member: this.view.signer(e.by_device, e.issued_at)?.[0] ?? null,
+        at: e.issued_at,
+        seq: e.seq,
+      }));
+      this.kept.history[channelId] = [...(this.kept.history[channelId] || []), ...events].slice(-HISTORY_KEPT);
+      await this.save();
+      // Changes seen live (not the first replay of a channel): every member is told, signed.
+      if (kept && events.length) this.dispatchEvent(new CustomEvent('membership', { detail: { channelId, events } }));
+    }
+    return { state: result.state, blocked: result.blocked, entries };
+  }
+
+  /** Who gets a sender key in the channel (section 14), the rest reported. */
+  recipients(channelId, state, rosterDevices) {
+    if (!this.view) return { devices: [], warnings: [] };
+    const { devices, warnings } = effectiveRoster(this.view, state, rosterDevices, this.device.device_id);
+    this.report(warnings.map((w) => ({ ...w, channel_id: channelId })));
+    return { devices, warnings };
+  }
+
+  /** The signed membership events verified for a channel, oldest first. */
+  history(channelId) {
+    return this.kept.history[channelId] || [];
+  }
+
+  forgetChannel(channelId) {
+    delete this.kept.logs[channelId];
+    delete this.kept.history[channelId];
+    this.checkedAt.delete(channelId);
+    return this.save();
+  }
+
+  // -- senders ---------------------------------------------------------------------------
+
+  /** The certified sender of a message (null member: not a certified device). */
+  sender(message) {
+    if (!this.view) return null;
+    const found = certifiedSender(this.view, message);
+    if (found.warning) this.report([found.warning]);
+    return found;
+  }
+
+  displayName(memberId) {
+    return this.view?.displayName(memberId) ?? null;
+  }
+
+  // -- verification (section 15) ---------------------------------------------------------
+
+  myIdentityKey() {
+    return this.view?.identityKey(this.device.member_id) ?? null;
+  }
+
+  /** The safety number with a member, the QR payload I show, and where the member stands. */
+  safety(memberId) {
+    const mine = this.myIdentityKey();
+    const theirs = this.view?.identityKey(memberId) ?? null;
+    if (!mine || !theirs) return null;
+    const number = safetyNumber(mine, theirs);
+    return {
+      number,
+      payload: verifyPayload(this.device.org_id, this.device.member_id, number),
+      identity_key: theirs,
+      verified: this.kept.verified[memberId] === theirs,
+      changed: Boolean(this.kept.verified[memberId] && this.kept.verified[memberId] !== theirs) || this.view?.whyNotMember(memberId)?.code === 'identity_changed',
+      certified: this.view?.certified(memberId) ?? false,
+      vouched_only: this.view?.vouchedOnly(memberId) ?? false,
+    };
+  }
+
+  isVerified(memberId) {
+    const ik = this.view?.identityKey(memberId);
+    return Boolean(ik && this.kept.verified[memberId] === ik);
+  }
+
+  /**
+   * A typed or scanned number against the one computed here: on a match the member's current
+   * identity key is marked verified (and seen), on this device only. Returns 'ok', 'mismatch',
+   * 'other_member' (a scanned code shown by someone else) or 'unknown'.
+   */
+  async confirm(memberId, text) {
+    const safety = this.safety(memberId);
+    const parsed = parseVerification(text);
+    if (!safety || !parsed) return safety ? 'mismatch' : 'unknown';
+    if (parsed.member_id && (parsed.member_id !== memberId || parsed.org_id !== this.device.org_id)) return 'other_member';
+    if (parsed.digits !== safetyDigits(safety.number)) return 'mismatch';
+    this.kept.verified[memberId] = safety.identity_key;
+    this.kept.seen[memberId] = safety.identity_key;
+    await this.save();
+    for (const [key, w] of this.warnings) if (w.member_id === memberId && ['identity_changed', 'server_vouched'].includes(w.code)) this.warnings.delete(key);
+    this.dispatchEvent(new CustomEvent('warnings', { detail: [...this.warnings.values()] }));
+    return 'ok';
+  }
+
+  // -- statements an admin's device signs (13.8, 13.9) -----------------------------------
+
+  /** A role statement for `memberId` (also how an e-mail invitee is endorsed). */
+  roleStatement(memberId, role, now) {
+    const identityKey = this.view?.identityKey(memberId);
+    if (!identityKey) throw new Error(`${memberId} has no identity key yet`);
+    const serial = Math.max(this.view?.highestSerial(memberId) || 0, this.kept.serials[memberId] || 0) + 1;
+    return signStatement(
+      { purpose: ROLE, org_id: this.device.org_id, member_id: memberId, identity_key: identityKey, role, serial, issued_at: now, by_device: this.device.device_id },
+      signSeed(this.device),
+    );
+  }
+
+  removalStatement(memberId, now) {
+    const identityKey = this.view?.identityKey(memberId);
+    if (!identityKey) return null; // never activated: nothing to sign about
+    return signStatement(
+      { purpose: REMOVAL, org_id: this.device.org_id, member_id: memberId, identity_key: identityKey, issued_at: now, by_device: this.device.device_id },
+      signSeed(this.device),
+    );
+  }
+
+  revocationStatement(device, now) {
+    return signStatement(
+      {
+        purpose: REVOCATION,
+        org_id: this.device.org_id,
+        member_id: device.member_id,
+        device_id: device.device_id,
+        sign_public_key: device.sign_public_key,
+        issued_at: now,
+        by_device: this.device.device_id,
+      },
+      signSeed(this.device),
+    );
+  }
+}
