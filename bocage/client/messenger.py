@@ -204,9 +204,14 @@ class Messenger:
     def seal(
         self, channel_id: str, message_id: str, content: dict[str, Any], kind: str, target: str | None
     ) -> Envelope:
-        """The next envelope of this device's chain, sealed but not sent (``send`` sends it)."""
+        """The next envelope of this device's chain, sealed but not sent (``send`` sends it).
+
+        The ring is saved before the envelope leaves: after a crash this device still reads its
+        own message back, and never seals another one under the same index.
+        """
         epoch = self.distribute_key(channel_id)
         index, message_key = self.ring.next_key(channel_id, epoch, message_id, int(self.clock()))
+        self.save()
         return seal_message(
             self.keys,
             message_key,
