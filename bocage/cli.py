@@ -523,20 +523,34 @@ def cmd_delete(args: argparse.Namespace) -> Result:
 
 
 def cmd_listen(args: argparse.Namespace) -> Result:
-    """Streams one JSON object a line (human or --json alike), then returns a summary."""
+    """Streams messages on stdout, one a line, then returns a summary.
+
+    Trust warnings (an uncertified sender, a changed key, a membership log that does not extend
+    what this device saw) go to stderr as they arise, not only in the summary: a listener may run
+    for days.
+    """
     received = 0
+    as_json = getattr(args, "json", False)
+    messenger = _messenger(args)
 
     def ready() -> None:
         print("listening", file=sys.stderr, flush=True)
 
-    for message in _messenger(args).listen(count=args.count, timeout=args.timeout, on_ready=ready):
+    for message in messenger.listen(count=args.count, timeout=args.timeout, on_ready=ready):
         received += 1
-        if getattr(args, "json", False):
+        if as_json:
             print(json.dumps(message, ensure_ascii=False), flush=True)
         else:
             print(
                 f"[{message['channel_id']}] {message.get('sender_name', '?')}: {_shown(message)}", flush=True
             )
+        for warning in messenger.trust.take_warnings():
+            line = (
+                json.dumps({"warning": warning}, ensure_ascii=False)
+                if as_json
+                else f"warning: {warning['message']}"
+            )
+            print(line, file=sys.stderr, flush=True)
     return {"received": received}
 
 

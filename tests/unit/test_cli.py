@@ -281,3 +281,40 @@ def test_the_cli_loads_no_server_code() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_listen_reports_trust_warnings_as_they_arise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listener runs for days: a warning raised while opening a message reaches stderr right
+    after it, not only in the summary; stdout keeps one message a line."""
+    from bocage.client.certs import TrustWarning
+    from bocage.client.messenger import Messenger
+
+    profile = tmp_path / "p"
+    info = {"server": "http://127.0.0.1:1", "org_id": "o_x", "device_id": "d_x", "member_id": "m_x"}
+    saved_profile(profile, info)
+
+    def listen(self: Messenger, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        kwargs["on_ready"]()
+        self.trust.warn(TrustWarning("uncertified_device", "d_ghost is not certified", "m_bob", "d_ghost"))
+        yield {"channel_id": "c_1", "kind": "message", "verified": False, "error": "uncertified sender"}
+        yield {"channel_id": "c_1", "kind": "message", "verified": True, "text": "bonjour"}
+
+    monkeypatch.setattr(Messenger, "listen", listen)
+    assert cli.main(["--profile", str(profile), "listen", "--count", "2", "--json"]) == 0
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [m.get("text") for m in lines[:2]] == [None, "bonjour"]
+    streamed = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert streamed == [
+        {
+            "warning": {
+                "code": "uncertified_device",
+                "member_id": "m_bob",
+                "device_id": "d_ghost",
+                "message": "d_ghost is not certified",
+            }
+        }
+    ]
+    assert err.index("listening") < err.index("d_ghost")
