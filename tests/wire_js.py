@@ -18,26 +18,29 @@ ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "tests" / "browser" / "wire_harness.mjs"
 
 
-def run_js(*commands: dict[str, Any]) -> list[Any]:
+def run_harness(harness: Path, *commands: dict[str, Any]) -> list[Any]:
+    """Run the web app's JS under node through ``harness``: commands in on stdin, results out."""
     node = shutil.which("node")
     if node is None:
-        pytest.fail(
-            "node is not installed: the web app's wire code cannot be checked (apt-get install nodejs)"
-        )
+        pytest.fail("node is not installed: the web app's JS cannot be checked (apt-get install nodejs)")
     if not (ROOT / "node_modules" / "tweetnacl").is_dir():
         pytest.fail("node_modules/tweetnacl is missing: run `npm ci` at the repository root")
     done = subprocess.run(
-        [node, str(HARNESS)],
+        [node, str(harness)],
         input=json.dumps(list(commands)),
         capture_output=True,
         text=True,
         cwd=ROOT,
-        timeout=60,
+        timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr
     result: list[Any] = json.loads(done.stdout)
     return result
+
+
+def run_js(*commands: dict[str, Any]) -> list[Any]:
+    return run_harness(HARNESS, *commands)
 
 
 def js(op: str, **args: Any) -> Any:

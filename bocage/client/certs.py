@@ -10,9 +10,9 @@ check is ignored and reported. The server's own fields (role, status, keys) are 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from chalicelib.domain.encoding import b64d
 from chalicelib.domain.ids import device_id_for
@@ -32,6 +32,8 @@ from chalicelib.domain.statements import (
     verify_statement,
 )
 from chalicelib.domain.x25519 import is_small_order
+
+T = TypeVar("T")
 
 __all__ = ["TrustView", "TrustWarning", "sign_statement", "verify_statement"]
 
@@ -131,21 +133,33 @@ class TrustView:
         return str(raw["identity_key"]) if isinstance(raw, Mapping) and "identity_key" in raw else None
 
     def _member(self, member_id: str, depth: int) -> MemberTrust | _Untrusted:
-        if member_id in self._member_memo:
-            return self._member_memo[member_id]
-        key = f"m:{member_id}"
+        return self._memoised(
+            self._member_memo, member_id, "uncertified_member", depth, self._evaluate_member
+        )
+
+    def _memoised(
+        self,
+        memo: dict[str, T | _Untrusted],
+        subject: str,
+        code: str,
+        depth: int,
+        evaluate: Callable[[str, int], T],
+    ) -> T | _Untrusted:
+        """``evaluate`` once per subject (its verdict kept), refusing chains that loop or go deeper
+        than MAX_DEPTH: a server could otherwise make a client recurse without end."""
+        if subject in memo:
+            return memo[subject]
+        key = f"{code}:{subject}"
         if depth > MAX_DEPTH or key in self._busy:
-            return _Untrusted(
-                "uncertified_member", f"{member_id}: the certificate chain loops or is too deep"
-            )
+            return _Untrusted(code, f"{subject}: the certificate chain loops or is too deep")
         self._busy.add(key)
         try:
-            result: MemberTrust | _Untrusted = self._evaluate_member(member_id, depth)
+            result: T | _Untrusted = evaluate(subject, depth)
         except _Untrusted as exc:
             result = exc
         finally:
             self._busy.discard(key)
-        self._member_memo[member_id] = result
+        memo[subject] = result
         return result
 
     def _evaluate_member(self, member_id: str, depth: int) -> MemberTrust:
@@ -344,22 +358,9 @@ class TrustView:
         return found
 
     def _device(self, device_id: str, depth: int) -> DeviceTrust | _Untrusted:
-        if device_id in self._device_memo:
-            return self._device_memo[device_id]
-        key = f"d:{device_id}"
-        if depth > MAX_DEPTH or key in self._busy:
-            return _Untrusted(
-                "uncertified_device", f"{device_id}: the certificate chain loops or is too deep"
-            )
-        self._busy.add(key)
-        try:
-            result: DeviceTrust | _Untrusted = self._evaluate_device(device_id, depth)
-        except _Untrusted as exc:
-            result = exc
-        finally:
-            self._busy.discard(key)
-        self._device_memo[device_id] = result
-        return result
+        return self._memoised(
+            self._device_memo, device_id, "uncertified_device", depth, self._evaluate_device
+        )
 
     def _evaluate_device(self, device_id: str, depth: int) -> DeviceTrust:
         raw = self._devices.get(device_id)

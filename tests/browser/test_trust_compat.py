@@ -11,9 +11,6 @@ sender key would go to the attacker's device.
 from __future__ import annotations
 
 import copy
-import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +48,8 @@ from tests.trust_vectors import (
     device_id,
     members_and_devices,
 )
+from tests.wire_js import run_harness
 
-ROOT_DIR = Path(__file__).resolve().parents[2]
 HARNESS = Path(__file__).with_name("trust_harness.mjs")
 OWNER_DEVICE = "d_kzdvvj2umnduyauf"
 INVITEE_DEVICE = "d_nceu2whrr4wdjve6"
@@ -61,25 +58,7 @@ GHOST_SIGN, GHOST_IK = bytes([0x77]) * 32, bytes([0x78]) * 32
 
 
 def run_js(*commands: dict[str, Any]) -> list[Any]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail(
-            "node is not installed: the web app's trust code cannot be checked (apt-get install nodejs)"
-        )
-    if not (ROOT_DIR / "node_modules" / "tweetnacl").is_dir():
-        pytest.fail("node_modules/tweetnacl is missing: run `npm ci` at the repository root")
-    done = subprocess.run(
-        [node, str(HARNESS)],
-        input=json.dumps(list(commands)),
-        capture_output=True,
-        text=True,
-        cwd=ROOT_DIR,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    result: list[Any] = json.loads(done.stdout)
-    return result
+    return run_harness(HARNESS, *commands)
 
 
 def js(op: str, **args: Any) -> Any:
