@@ -684,3 +684,48 @@ def verify_safety_number(owner: Page, invitee: Page, owner_id: str, artifacts: P
     expect(owner.locator("h1 .trust-badge")).to_have_text("✔ Vérifié")
     shoot(owner, artifacts, "22-verified-badge")
     return owner.url.split("#/verify/")[1]
+
+
+def test_live_messages_need_no_read_and_the_cursor_follows_once(
+    web_server: Server, new_context: Callable[..., Any]
+) -> None:
+    """A reader with the channel open shows live messages without asking the server for them (one
+    REST read per live message was the web client's largest avoidable cost); the server learns how
+    far it read with one read, here when the reader leaves the channel, so its unread count is 0."""
+    problems: list[str] = []
+    owner = new_context("owner").pages[0]
+    agent = new_context("agent").pages[0]
+    for page in (owner, agent):
+        watch_console(page, problems)
+    activate(owner, web_server.owner_url(), "Maire Dupuis")
+    url = invite(owner, "Agent Martin")
+    activate(agent, url, "Agent Martin")
+    create_channel(owner, "Voirie", "group")
+    add_to_channel(owner, "Agent Martin")
+    reads: list[str] = []
+    with agent.expect_response(lambda r: re.search(r"/channels/[^/]+/messages", r.url) is not None):
+        open_channel(agent, "Voirie")  # the catch-up on opening: the device then holds everything
+    agent.wait_for_timeout(500)  # for that read's page to be stored
+    agent.on(
+        "request",
+        lambda r: (
+            reads.append(r.url)
+            if r.method == "GET" and re.search(r"/channels/[^/]+/messages", r.url)
+            else None
+        ),
+    )
+    texts = [f"Nid-de-poule rue {n}" for n in ("Haute", "Basse", "du Moulin")]
+    for text in texts:
+        send(owner, text)
+        expect(message(agent, text)).to_be_visible()
+    agent.wait_for_timeout(1500)  # the old client read 300 ms after each live message
+    assert reads == [], reads
+    agent.get_by_role("link", name="Messages").click()  # leaving the channel moves the cursor, once
+    wait = time.monotonic() + 10
+    while not reads and time.monotonic() < wait:
+        agent.wait_for_timeout(100)
+    assert len(reads) == 1, reads
+    agent.reload()
+    expect(agent.get_by_role("link", name=re.compile("Voirie"))).to_be_visible()
+    expect(agent.get_by_role("link", name=re.compile("Voirie")).locator(".badge.count")).to_have_count(0)
+    assert not problems, problems

@@ -65,6 +65,8 @@ export class Messenger extends EventTarget {
     this.directoryAt = 0;
     this.channels = new Map();
     this.rosters = new Map();
+    /** @type {Map<string, number>} per channel, the highest seq held with nothing missing before it */
+    this.seen = new Map();
     this.keyFetches = new Map();
     this.ws = null;
     this.online = false;
@@ -452,6 +454,23 @@ export class Messenger extends EventTarget {
     return { messages, cursor: page.cursor, more: page.more };
   }
 
+  /**
+   * Whether a live message follows, without a gap, what this device already holds of the channel
+   * (then no catch-up read is needed to show it); the channel counts as read up to it.
+   * @param {{channel_id: string, seq: number}} message
+   */
+  followsSeen(message) {
+    const seen = this.seen.get(message.channel_id);
+    if (seen === undefined || message.seq !== seen + 1) return false;
+    this.seen.set(message.channel_id, message.seq);
+    const channel = this.channels.get(message.channel_id);
+    if (channel) {
+      channel.cursor = Math.max(channel.cursor || 0, message.seq);
+      channel.unread = Math.max(0, (channel.latest_seq || 0) - channel.cursor);
+    }
+    return true;
+  }
+
   /** Everything since this device's cursor, into the cache; returns the new messages. */
   async catchUp(channelId) {
     let cursor = await this.store.cursor(channelId);
@@ -465,6 +484,7 @@ export class Messenger extends EventTarget {
       await this.store.saveCursor(channelId, cursor);
       if (!moved || !page.more) break;
     }
+    this.seen.set(channelId, Math.max(this.seen.get(channelId) || 0, cursor));
     const channel = this.channels.get(channelId);
     if (channel) {
       channel.cursor = Math.max(channel.cursor || 0, cursor);

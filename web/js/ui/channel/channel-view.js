@@ -20,6 +20,10 @@ import { createMessageList } from './message-list.js';
 
 const REFRESH_AFTER = 40; // ms: a burst of live messages renders once
 const CATCH_UP_AFTER = 300;
+// A live message that follows what the device holds needs no read; the server's read cursor for
+// this device (other devices' unread counts start from it) is moved by one read within this time,
+// or when the channel is left, rather than by a REST call per live message.
+const SYNC_CURSOR_WITHIN = 30_000;
 // Messages without a key yet: their senders share it when they learn of this device (a live
 // event on their side), so look again a few times while the channel is open.
 const RETRY_AFTER = [2000, 6000, 15000];
@@ -38,12 +42,32 @@ class Timers {
    */
   set(name, ms, run) {
     clearTimeout(this.#ids.get(name));
-    if (!this.#disposed) this.#ids.set(name, setTimeout(run, ms));
+    if (this.#disposed) return;
+    this.#ids.set(name, setTimeout(() => {
+      this.#ids.delete(name);
+      run();
+    }, ms));
+  }
+
+  /**
+   * Like set(), but one already waiting keeps its time (a steady stream still runs it).
+   * @param {string} name
+   * @param {number} ms
+   * @param {() => unknown} run
+   */
+  once(name, ms, run) {
+    if (!this.pending(name)) this.set(name, ms, run);
+  }
+
+  /** @param {string} name */
+  pending(name) {
+    return this.#ids.has(name);
   }
 
   /** @param {string} name */
   clear(name) {
     clearTimeout(this.#ids.get(name));
+    this.#ids.delete(name);
   }
 
   dispose() {
@@ -141,7 +165,8 @@ class ChannelController {
   onMessage(detail) {
     const { app, m, nameOf } = this.ctx;
     this.scheduleRefresh();
-    this.scheduleCatchUp(); // moves this device's read cursor (unread counts), fills any gap
+    if (m.followsSeen(detail)) this.timers.once('sync-cursor', SYNC_CURSOR_WITHIN, () => this.catchUp());
+    else this.scheduleCatchUp(); // fills the gap
     if (detail.sender_device === m.deviceId || !SHOWN_KINDS.has(detail.kind) || !detail.verified) return;
     const who = nameOf(detail.sender_member);
     app.announce(detail.kind === 'poll'
@@ -161,6 +186,7 @@ class ChannelController {
   }
 
   dispose() {
+    if (this.timers.pending('sync-cursor')) this.ctx.m.catchUp(this.ctx.channelId).catch(() => null);
     this.timers.dispose();
   }
 
@@ -188,6 +214,7 @@ class ChannelController {
   /** Ask the server for what this device has not seen; "offline" when it cannot be reached. */
   async catchUp() {
     const { app, m, channelId } = this.ctx;
+    this.timers.clear('sync-cursor'); // this read moves the cursor
     let offline = false;
     try {
       await m.catchUp(channelId);
