@@ -729,3 +729,32 @@ def test_live_messages_need_no_read_and_the_cursor_follows_once(
     expect(agent.get_by_role("link", name=re.compile("Voirie"))).to_be_visible()
     expect(agent.get_by_role("link", name=re.compile("Voirie")).locator(".badge.count")).to_have_count(0)
     assert not problems, problems
+
+
+def test_a_quiet_connection_pings_once_every_eight_minutes(
+    web_server: Server, new_context: Callable[..., Any]
+) -> None:
+    """Each ping is a Lambda invocation on AWS: the web app pings only after 8 minutes without a
+    frame of its own (API Gateway closes a WebSocket after 10 silent minutes)."""
+    page = new_context("owner").pages[0]
+    page.clock.install()
+    pings: list[float] = []
+
+    def watch(ws: Any) -> None:
+        ws.on(
+            "framesent", lambda payload: pings.append(time.monotonic()) if '"ping"' in str(payload) else None
+        )
+
+    page.on("websocket", watch)
+    activate(page, web_server.owner_url(), "Maire Dupuis")
+    page.clock.run_for(7 * 60_000)
+    assert pings == []  # the old client pinged every 4 minutes
+    page.clock.run_for(2 * 60_000)
+    page.wait_for_timeout(200)
+    assert len(pings) == 1
+    page.clock.run_for(6 * 60_000)
+    page.wait_for_timeout(200)
+    assert len(pings) == 1  # 7 minutes after that ping (sent at 8:00): not yet
+    page.clock.run_for(2 * 60_000)
+    page.wait_for_timeout(200)
+    assert len(pings) == 2

@@ -42,7 +42,11 @@ import { TrustKeeper } from './trust.js';
 
 const KEYS_PER_CALL = 500;
 const READ_LIMIT = 200;
-const PING_EVERY = 240_000; // API Gateway drops idle WebSockets after 10 minutes
+// API Gateway (and bocage serve) close a WebSocket after 10 minutes without a frame from the
+// client: a ping after 8 quiet minutes keeps it, with 2 minutes to spare for the timers of a
+// background tab, which browsers run late. Each ping costs a Lambda invocation on AWS.
+const PING_EVERY = 480_000;
+const PING_CHECK = 60_000;
 const CONNECT_PATH = '$connect';
 const slot = (...parts) => parts.join('|');
 const nowSeconds = () => Math.floor(Date.now() / 1000);
@@ -72,6 +76,7 @@ export class Messenger extends EventTarget {
     this.online = false;
     this.stopped = false;
     this.backoff = 1000;
+    this.lastFrame = 0; // when this client last sent a WebSocket frame (ms)
     this.revoked = false;
   }
 
@@ -630,7 +635,10 @@ export class Messenger extends EventTarget {
     ws.onopen = () => {
       this.online = true;
       this.backoff = 1000;
-      this.pinger = setInterval(() => this.sendFrame({ action: 'ping' }), PING_EVERY);
+      this.lastFrame = Date.now();
+      this.pinger = setInterval(() => {
+        if (Date.now() - this.lastFrame >= PING_EVERY) this.sendFrame({ action: 'ping' });
+      }, PING_CHECK);
       this.emit('status', { online: true });
       this.loadChannels().catch(() => null); // what arrived while away: unread counts, new channels
     };
@@ -671,7 +679,10 @@ export class Messenger extends EventTarget {
   }
 
   sendFrame(frame) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify(frame));
+      this.lastFrame = Date.now();
+    }
   }
 
   async handleFrame(frame) {
