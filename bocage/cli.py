@@ -125,7 +125,9 @@ def register_identity(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     activate = sub.add_parser("activate", parents=[common], help="activate this device with a code or URL")
     activate.add_argument("code_or_url")
     activate.add_argument("--server", default=None, help="API URL, when the code comes without one")
-    activate.add_argument("--name", required=True, help="your name as others will see it")
+    activate.add_argument(
+        "--name", default=None, help="your name as others will see it, if the link does not name you"
+    )
     activate.add_argument("--device-name", default=socket.gethostname())
     for name, what in (
         ("org", "organisation id"),

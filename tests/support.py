@@ -107,9 +107,10 @@ class SignedApi:
         )
 
     def activate(
-        self, code: str, name: str = "Someone", keys: DeviceKeys | None = None
+        self, code: str, name: str | None = None, keys: DeviceKeys | None = None
     ) -> tuple[DeviceKeys, Reply]:
-        """Activate as the web app or the CLI would from the URL handed over for ``code``."""
+        """Activate as the web app or the CLI would from the URL handed over for ``code``;
+        ``name`` None: the one the link names (an invitation), else "Someone"."""
         keys = keys or DeviceKeys.generate()
         body = self.activation_body(code, name, keys)
         reply = self.call("POST", "/activate", body)
@@ -122,7 +123,7 @@ class SignedApi:
             }
         return keys, reply
 
-    def activation_body(self, code: str, name: str, keys: DeviceKeys) -> dict[str, Any]:
+    def activation_body(self, code: str, name: str | None, keys: DeviceKeys) -> dict[str, Any]:
         """What ``POST /activate`` carries: keys, proof and the certificates the URL allows."""
         proof = keys.signing.sign(activation_proof_message(code, keys.box_public_key)).signature
         body: dict[str, Any] = {
@@ -131,7 +132,7 @@ class SignedApi:
             "box_public_key": keys.box_public_key,
             "proof": b64e(proof),
             "device_name": "test",
-            "display_name": name,
+            "display_name": name or "Someone",
         }
         target = self.targets.get(normalise_code(code))
         if target is not None:
@@ -140,13 +141,15 @@ class SignedApi:
                 device_id=keys.device_id,
                 sign_public_key=keys.sign_public_key,
                 box_public_key=keys.box_public_key,
-                display_name=name,
+                display_name=name if name is not None or target.name else "Someone",
                 now=self.clock.now(),
                 identity=self.identities.get(str(target.member)),
             )
             body.update(member_cert=enrolment.member_cert, device_cert=enrolment.device_cert)
             if enrolment.member_cert is None:
                 body.pop("display_name")
+            else:
+                body["display_name"] = enrolment.member_cert["display_name"]
             if enrolment.identity is not None:
                 self.identities[str(target.member)] = enrolment.identity
         return body

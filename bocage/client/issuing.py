@@ -131,9 +131,7 @@ def enrol(
     ticket_seed = b64d(target.ticket) if target.ticket else None
     if target.ticket and not target.root:
         raise EnrolmentError("the activation URL carries a ticket but no root fingerprint")
-    name = (display_name or "").strip()
-    if not name:
-        raise EnrolmentError("a display name is needed (--name)")
+    name = _display_name(target, display_name)
     body = {
         "purpose": MEMBER_CERT,
         "org_id": target.org,
@@ -148,6 +146,19 @@ def enrol(
     device_cert = _device_cert(target, device_id, keys, ik, None, now, bytes(identity))
     root = fingerprint(ik) if first_owner else str(target.root)
     return Enrolment(member_cert, device_cert, identity, root)
+
+
+def _display_name(target: ActivationTarget, proposed: str | None) -> str:
+    """The admin's choice from the link stands (13.5); only the first owner names themselves."""
+    chosen, name = (target.name or "").strip(), (proposed or "").strip()
+    if chosen and name and name != chosen:
+        raise EnrolmentError(
+            f"your admin named you {chosen!r} and that name stands: leave out --name, or ask an admin"
+            " to invite you again under another name"
+        )
+    if not (chosen or name):
+        raise EnrolmentError("a display name is needed (--name)")
+    return chosen or name
 
 
 def _linked(target: ActivationTarget, device_id: str, keys: dict[str, str], now: int) -> Enrolment:

@@ -484,7 +484,7 @@ def activate(
             target.code,
             keys,
             device_name=device_name,
-            display_name=display_name if enrolment.member_cert else None,
+            display_name=enrolment.member_cert["display_name"] if enrolment.member_cert else None,
             member_cert=enrolment.member_cert,
             device_cert=enrolment.device_cert,
         )

@@ -22,6 +22,7 @@ from chalice.app import Chalice
 
 from bocage.local.connections import ConnectionRegistry
 from bocage.local.protocols import WireWebSocketProtocol, timed_http
+from bocage.local.rate_limit import SourceLimiter
 from bocage.local.rest import Receive, RestGateway, Scope, Send
 from bocage.local.serve_settings import ServeSettings
 from bocage.local.sockets import MAX_AGE, MAX_MESSAGE, WebSocketRoutes, refuse
@@ -149,8 +150,18 @@ def assemble(
 ) -> BocageAsgi:
     """The ASGI app of ``bocage serve`` around a Chalice app: REST, WebSockets and their upkeep
     (idle WebSockets closed, the worker pool stopped last); ``startup``/``shutdown`` add to it."""
+    attempts = (
+        SourceLimiter(options.activation_rate, options.activation_burst)
+        if options.activation_rate > 0
+        else None
+    )
     rest = RestGateway(
-        app, executor, read_timeout=options.read_timeout, handler_timeout=options.handler_timeout
+        app,
+        executor,
+        read_timeout=options.read_timeout,
+        handler_timeout=options.handler_timeout,
+        attempts=attempts,
+        trusted_proxies=options.trusted_proxies,
     )
     sockets = WebSocketRoutes(
         app, executor, connections, domain_name=domain_name, max_connections=options.max_connections

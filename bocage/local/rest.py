@@ -10,6 +10,7 @@ receive the body, and API Gateway's 29 s deadline on the handler (504).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -19,9 +20,12 @@ from chalice.app import Chalice
 
 from bocage.local.answers import BODILESS, Answer, compressed, json_answer, refusal
 from bocage.local.lambda_events import compile_routes, find_route, invoke, proxy_event
+from bocage.local.rate_limit import Network, SourceLimiter, client_address
 from bocage.local.static_files import StaticFiles, is_app_path
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
+#: Unauthenticated routes that consume or probe codes: limited per source (``attempts``).
+LIMITED = frozenset({("POST", "/activate")})
 DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() and int() accept far more
 
 Scope = dict[str, Any]
@@ -90,6 +94,8 @@ class RestGateway:
         static: StaticFiles | None = None,
         read_timeout: float = 10.0,
         handler_timeout: float = 29.0,
+        attempts: SourceLimiter | None = None,
+        trusted_proxies: tuple[Network, ...] = (),
     ) -> None:
         self._app = app
         self._routes = compile_routes(app)
@@ -97,10 +103,13 @@ class RestGateway:
         self._static = static if static is not None else StaticFiles.from_env()
         self._read_timeout = read_timeout
         self._handler_timeout = handler_timeout
+        self._attempts = attempts
+        self._trusted = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = header_pairs(scope)
-        refused = framing_refusal(headers)
+        source = self._source(scope, headers)
+        refused = framing_refusal(headers) or self._throttled(scope, source)
         if refused is not None:
             await respond(send, refused)
             return
@@ -114,7 +123,7 @@ class RestGateway:
             return
         method = scope["method"]
         try:
-            answer = await self._run(self._answer, scope, headers, body)
+            answer = await self._run(self._answer, scope, headers, body, source)
         except TimeoutError:  # as API Gateway answers when the integration takes over 29 s
             answer = json_answer(504, {"message": "Endpoint request timed out"})
         await respond(send, answer, head_only=method == "HEAD")
@@ -124,7 +133,27 @@ class RestGateway:
         async with asyncio.timeout(self._handler_timeout):
             return await future
 
-    def _answer(self, scope: Scope, headers: list[tuple[str, str]], body: bytes) -> Answer:
+    def _source(self, scope: Scope, headers: list[tuple[str, str]]) -> str:
+        """The client's address: the peer's, or the one a trusted proxy forwarded."""
+        client = scope.get("client")
+        peer = str(client[0]) if client else ""
+        if not self._trusted:
+            return peer
+        return client_address(peer, (v for k, v in headers if k == "x-forwarded-for"), self._trusted)
+
+    def _throttled(self, scope: Scope, source: str) -> Answer | None:
+        """429 for a source past its share of the routes that consume codes (``LIMITED``)."""
+        if self._attempts is None or (scope["method"], scope["path"].rstrip("/")) not in LIMITED:
+            return None
+        wait = self._attempts.retry_after(source)
+        if not wait:
+            return None
+        answer = refusal(
+            429, "rate_limited", f"too many activation attempts from this address; retry in {wait} s"
+        )
+        return dataclasses.replace(answer, headers=[*answer.headers, ("Retry-After", str(wait))])
+
+    def _answer(self, scope: Scope, headers: list[tuple[str, str]], body: bytes, source: str) -> Answer:
         """On a worker thread: the web app's file or the Lambda's answer, compressed if it pays."""
         named = dict(headers)  # the last of repeated headers, as API Gateway's single-value map
         raw_path = scope["raw_path"].decode("latin-1")
@@ -132,11 +161,11 @@ class RestGateway:
         if is_app_path(raw_path):
             answer = self._static.answer(method, raw_path, named.get("if-none-match"))
         else:
-            answer = self._invoke(method, raw_path, scope, named, body)
+            answer = self._invoke(method, raw_path, scope, named, body, source)
         return compressed(answer, named.get("accept-encoding"))
 
     def _invoke(
-        self, method: str, raw_path: str, scope: Scope, headers: dict[str, str], body: bytes
+        self, method: str, raw_path: str, scope: Scope, headers: dict[str, str], body: bytes, source_ip: str
     ) -> Answer:
         route = find_route(self._routes, raw_path)
         if route is None:
@@ -144,6 +173,4 @@ class RestGateway:
         query = scope["query_string"].decode("latin-1")
         target = f"{raw_path}?{query}" if query else raw_path
         headers.setdefault("x-forwarded-proto", "http")
-        client = scope.get("client")
-        source_ip = str(client[0]) if client else ""
         return invoke(self._app, proxy_event(route, method, target, headers, body, source_ip))

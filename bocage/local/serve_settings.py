@@ -10,6 +10,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bocage.local.rate_limit import Network, parse_networks
+
 MIB = 1024 * 1024
 
 
@@ -42,6 +44,12 @@ class ServeSettings:
     internal_port: int = 0
     #: The host other replicas dial to reach this one (e.g. the pod's IP); default internal_host.
     internal_advertise: str | None = None
+    #: ``POST /activate`` attempts per minute and per client address (0: no limit), and the burst
+    #: a source may spend at once (a training session behind one office address).
+    activation_rate: float = 10.0
+    activation_burst: int = 20
+    #: Proxies whose ``X-Forwarded-For`` is believed (addresses or CIDR blocks); none by default.
+    trusted_proxies: tuple[Network, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServeSettings:
@@ -63,4 +71,16 @@ class ServeSettings:
             internal_host=e.get("BOCAGE_INTERNAL_HOST") or d.internal_host,
             internal_port=int(e.get("BOCAGE_INTERNAL_PORT", d.internal_port)),
             internal_advertise=e.get("BOCAGE_INTERNAL_ADVERTISE") or None,
+            activation_rate=float(e.get("BOCAGE_ACTIVATION_RATE", d.activation_rate)),
+            activation_burst=int(e.get("BOCAGE_ACTIVATION_BURST", d.activation_burst)),
+            trusted_proxies=_networks(e.get("BOCAGE_TRUSTED_PROXIES", "")),
         )
+
+
+def _networks(text: str) -> tuple[Network, ...]:
+    try:
+        return parse_networks(text)
+    except ValueError as exc:
+        raise ValueError(
+            f"BOCAGE_TRUSTED_PROXIES: {exc} (addresses or CIDR blocks, comma-separated)"
+        ) from exc

@@ -3,6 +3,7 @@
 Everything travels in the URL *fragment*, which browsers never send to a server, so it cannot
 land in an access log: ``{app}/#/activate?server=<api>&code=<code>&org=&member=``, to which the
 inviting client appends ``ticket``, ``root`` (and ``ik`` for a device link): docs/protocol.md, 13.4.
+An invitation's link also names the member as the admin chose (``name``), which stands.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class ActivationTarget:
     ticket: str | None = None  # the ticket key's private seed: never sent to the server
     root: str | None = None
     ik: str | None = None
+    name: str | None = None  # the display name the admin chose: it stands (13.5)
 
 
 def activation_url(app_url: str, api_url: str, code: str, **params: str | None) -> str:
@@ -54,4 +56,10 @@ def parse_activation(code_or_url: str) -> ActivationTarget:
         raise BadRequest("the activation URL carries no code")
     servers = params.get("server")
     extra = {name: params[name][0] for name in TRUST_PARAMS if params.get(name)}
-    return ActivationTarget(code=codes[0], server=servers[0].rstrip("/") if servers else None, **extra)
+    named = params.get("name")
+    return ActivationTarget(
+        code=codes[0],
+        server=servers[0].rstrip("/") if servers else None,
+        name=named[0].strip() if named else None,
+        **extra,
+    )

@@ -186,8 +186,17 @@ class InvitationService:
         )
         self._invitations.add(invitation)
         root = org.root if invitation.emailed else None
+        # The name an admin chose travels with the link and stands (13.5); a device link needs
+        # none, and the first owner, invited by the operator, names themselves.
+        named = issuer is not None and (ticket is None or ticket["grant"] == "member")
         url = activation_url(
-            links.app_url, links.api_url, code, org=org.org_id, member=member.member_id, root=root
+            links.app_url,
+            links.api_url,
+            code,
+            org=org.org_id,
+            member=member.member_id,
+            root=root,
+            name=member.display_name if named else None,
         )
         issued = IssuedInvitation(
             org_id=org.org_id,
@@ -266,6 +275,11 @@ class InvitationService:
         name = (request.display_name or "").strip()
         if name and name != member_cert["display_name"]:
             raise BadRequest("display_name must be the member certificate's")
+        if invitation.invited_by != OPERATOR and member_cert["display_name"] != invitation.display_name:
+            raise BadRequest(
+                f"member_cert: the admin named this member {invitation.display_name!r} and that name stands;"
+                " activate with it (an admin may invite you again under another name)"
+            )
         device_cert = check_device_cert(
             request.device_cert,
             org_id=invitation.org_id,

@@ -31,6 +31,7 @@ from chalicelib.ports import Clock, Store
 from chalicelib.services.event_bus import EventBus
 
 MAX_PAGE = 200
+LAST_OWNER = "an organisation keeps at least one owner"
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,11 @@ class OrganisationService:
             status=MemberStatus.INVITED,
             created_at=self._clock.now(),
         )
+        if role is Role.OWNER:  # the first owner, at the organisation's creation
+            self._start_owner_count(org_id)
         self.save_member(member, if_absent=True)
+        if role is Role.OWNER:
+            self._members.add_owners(org_id, 1)
         return member
 
     def member(self, org_id: str, member_id: str) -> Member:
@@ -172,7 +177,7 @@ class OrganisationService:
             removed = target.model_copy(
                 update={"status": MemberStatus.REMOVED, "removed_at": self._clock.now(), "removal": removal}
             )
-            self.save_member(removed, expected=target)
+            self._save_counting_owners(target, removed)
         # Every step below is idempotent, so a retry after a crash finishes the job.
         self._events.publish(MemberRemoved(removed))
         for device in self.devices_of(who.org_id, member_id):
@@ -186,8 +191,8 @@ class OrganisationService:
         require_may_grant(who.role, role)
         if target.status is MemberStatus.REMOVED:
             raise Conflict("this member has been removed")
-        if target.role is Role.OWNER and role is not Role.OWNER and self._owner_count(who.org_id) <= 1:
-            raise Conflict("an organisation keeps at least one owner")
+        if _is_owner(target) and role is not Role.OWNER and self._start_owner_count(who.org_id) <= 1:
+            raise Conflict(LAST_OWNER)  # early and plain; the count taken below is what guards
         if target.member_id == who.member_id:
             raise Forbidden("you cannot change your own role; ask another admin")
         floor = max((int(s["serial"]) for s in target.role_statements), default=0)
@@ -195,7 +200,7 @@ class OrganisationService:
         updated = target.model_copy(
             update={"role": role, "role_statements": (*target.role_statements, checked)}
         )
-        self.save_member(updated, expected=target)
+        self._save_counting_owners(target, updated)
         return updated
 
     def _calling_device(self, who: Principal) -> Device:
@@ -204,9 +209,50 @@ class OrganisationService:
             raise NotFound("the calling device is unknown")
         return device
 
-    def _owner_count(self, org_id: str) -> int:
-        members, _ = self._members.history(org_id)
-        return sum(1 for m in members if m.role is Role.OWNER and m.status is not MemberStatus.REMOVED)
+    # -- at least one owner ------------------------------------------------------------
+    #
+    # No transactions (docs/architecture.md, "The store contract"), so reading the members and
+    # then writing a demotion lets two owners demote each other at once. The guard is one
+    # counter item: a demotion or removal of an owner takes one off it (atomic ADD) *before* its
+    # write and gives it back if that write is refused; a promotion adds one *after* its write.
+    # The count may thus lag below the truth (a crash between the two steps), never above it,
+    # so the last owner always stays; an organisation created before the count gets it from
+    # its members the first time an owner changes.
+
+    def _save_counting_owners(self, before: Member, after: Member) -> None:
+        """Write a member's new role or status, keeping the owner count (409 for the last owner)."""
+        org_id = before.org_id
+        leaving, arriving = (
+            _is_owner(before) and not _is_owner(after),
+            _is_owner(after) and not _is_owner(before),
+        )
+        if leaving:
+            self._take_owner(org_id)
+        elif arriving:
+            self._start_owner_count(org_id)
+        try:
+            self.save_member(after, expected=before)
+        except Conflict:  # not written: the owner taken off the count is still one
+            if leaving:
+                self._members.add_owners(org_id, 1)
+            raise
+        if arriving:
+            self._members.add_owners(org_id, 1)
+
+    def _take_owner(self, org_id: str) -> None:
+        self._start_owner_count(org_id)
+        if self._members.add_owners(org_id, -1) < 1:
+            self._members.add_owners(org_id, 1)
+            raise Conflict(LAST_OWNER)
+
+    def _start_owner_count(self, org_id: str) -> int:
+        """The counted owners, counting them from the members if there is no count yet."""
+        counted = self._members.owner_count(org_id)
+        if counted is None:
+            members, _ = self._members.history(org_id)
+            self._members.start_owner_count(org_id, sum(1 for m in members if _is_owner(m)))
+            counted = self._members.owner_count(org_id)
+        return counted or 0
 
     def save_member(self, member: Member, *, if_absent: bool = False, expected: Member | None = None) -> None:
         """Write a member; with ``expected``, only if status and role are still what was read.
@@ -263,6 +309,11 @@ class OrganisationService:
             "member": member.public(),
             "device_id": who.device_id,
         }
+
+
+def _is_owner(member: Member) -> bool:
+    """Counted as an owner: the role, unless removed (an invited owner counts: they may yet activate)."""
+    return member.role is Role.OWNER and member.status is not MemberStatus.REMOVED
 
 
 def parse_role(value: object, *, allowed: tuple[Role, ...] = tuple(Role)) -> Role:

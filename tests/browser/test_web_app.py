@@ -65,6 +65,9 @@ def activate(page: Page, url: str, name: str | None) -> None:
     expect(page.get_by_role("heading", name="Activer Bocage sur cet appareil")).to_be_visible()
     if name is None:
         expect(page.get_by_label("Votre nom")).to_have_count(0)
+    elif "name=" in url.split("#", 1)[1]:  # an invitation: the admin's name stands (13.5)
+        expect(page.get_by_label("Votre nom")).to_have_value(name)
+        expect(page.get_by_label("Votre nom")).not_to_be_editable()
     else:
         page.get_by_label("Votre nom").fill(name)
     page.get_by_role("button", name="Activer cet appareil").click()
@@ -484,7 +487,8 @@ def revoking_the_agent(w: Walkthrough) -> None:
     agent.get_by_role("button", name="Oui, tout effacer").click()
     expect(agent.get_by_role("heading", name="Bienvenue sur Bocage")).to_be_visible()
     agent.get_by_label("Lien ou code d'activation").fill(w.agent_url)  # already used
-    agent.get_by_label("Votre nom").fill("Agent Martin")
+    expect(agent.get_by_label("Votre nom")).to_have_value("Agent Martin")  # named by the pasted link
+    expect(agent.get_by_label("Votre nom")).not_to_be_editable()
     agent.get_by_role("button", name="Activer cet appareil").click()
     expect(agent.get_by_role("alert")).to_contain_text("a déjà servi")
     agent.get_by_label("Lien ou code d'activation").fill("AAAA-BBBB-CCCC-DDDD")

@@ -113,7 +113,7 @@ def point_at(profile: Path, url: str) -> None:
     p.save_info({**p.info(), "server": url})
 
 
-SHOWN_AS = {"owner": "Maire", "alice": "alice", "bob": "bob"}
+SHOWN_AS = {"owner": "Maire", "alice": "Alice", "bob": "Bob"}  # as the owner named them: that stands
 
 
 def org(tmp_path: Path, owner_url: str) -> tuple[dict[str, Path], str]:
@@ -122,8 +122,8 @@ def org(tmp_path: Path, owner_url: str) -> tuple[dict[str, Path], str]:
     bocage("--profile", str(p["owner"]), "activate", owner_url, "--name", SHOWN_AS["owner"])
     group = bocage("--profile", str(p["owner"]), "group", "create", "Conseil")["channel_id"]
     for name in ("alice", "bob"):
-        invitation = bocage("--profile", str(p["owner"]), "invite", "--name", name.title())
-        member = bocage("--profile", str(p[name]), "activate", invitation["activation_url"], "--name", name)
+        invitation = bocage("--profile", str(p["owner"]), "invite", "--name", SHOWN_AS[name])
+        member = bocage("--profile", str(p[name]), "activate", invitation["activation_url"])
         bocage("--profile", str(p["owner"]), "channel", "add", group, member["member_id"])
     return p, group
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from bocage.local.serve_settings import ServeSettings
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 STAGES = sorted(CONFIG["stages"])
@@ -200,6 +202,24 @@ def test_every_function_gets_the_settings_of_this_stack(template: Template) -> N
 def test_the_websocket_stage_in_the_settings_is_the_deployed_one(template: Template) -> None:
     (ws_stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
     assert ws_stage["Properties"]["StageName"] == CONFIG["stages"][stage_of(template)]["api_gateway_stage"]
+
+
+def test_both_apis_are_throttled_by_stage_and_activation_more_strictly(template: Template) -> None:
+    """API Gateway's throttles (per stage and route, for all clients together: docs/deploy-aws.md)
+    bound what a flood costs; ``bocage serve`` limits per source address instead."""
+    settings = template["Resources"]["RestAPI"]["Properties"]["MethodSettings"]
+    by_route = {(s["ResourcePath"], s["HttpMethod"]): s for s in settings}
+    stage_wide, activation = by_route[("/*", "*")], by_route[("/activate", "POST")]
+    assert "/activate" in template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    for limits in (stage_wide, activation):
+        assert 0 < limits["ThrottlingRateLimit"] <= limits["ThrottlingBurstLimit"]
+    assert activation["ThrottlingRateLimit"] < stage_wide["ThrottlingRateLimit"] / 10
+    assert activation["ThrottlingBurstLimit"] < stage_wide["ThrottlingBurstLimit"] / 10
+    (ws_stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
+    frames = ws_stage["Properties"]["DefaultRouteSettings"]
+    connects = ws_stage["Properties"]["RouteSettings"]["$connect"]
+    assert 0 < frames["ThrottlingRateLimit"] <= frames["ThrottlingBurstLimit"]
+    assert 0 < connects["ThrottlingRateLimit"] < frames["ThrottlingRateLimit"]
 
 
 # -- IAM ------------------------------------------------------------------------------------
@@ -440,6 +460,9 @@ def test_compose_runs_two_replicas_behind_a_proxy_on_alternator_and_an_smtp_rela
     nginx = (SOVEREIGN / "nginx.conf").read_text()
     assert "server bocage-a:8000" in nginx and "server bocage-b:8000" in nginx
     assert "proxy_set_header Upgrade $http_upgrade" in nginx
+    # Activation attempts are limited per client: the proxy forwards it, the replicas believe it.
+    assert nginx.count("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for") == 2
+    assert ServeSettings.from_env(env).trusted_proxies
     assert proxy["volumes"] == ["./nginx.conf:/etc/nginx/conf.d/default.conf:ro"]
 
 
@@ -476,6 +499,7 @@ def test_kubernetes_runs_replicas_with_probes_a_budget_an_autoscaler_and_setting
     assert not set(config) - _settings_read_by_the_code(), set(config) - _settings_read_by_the_code()
     assert "BOCAGE_WS_ENDPOINT" not in config
     assert config["BOCAGE_INTERNAL_PORT"] == "8081" and config["BOCAGE_WS_URL"].endswith("/ws")
+    assert ServeSettings.from_env(config).trusted_proxies  # the ingress forwards each client's address
     secret = _yaml(SOVEREIGN / "k8s" / "secret.example.yaml")[0]["stringData"]
     assert not set(secret) - _settings_read_by_the_code()
     assert not set(secret) & set(config)

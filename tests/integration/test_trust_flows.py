@@ -31,7 +31,8 @@ def test_an_invitation_url_carries_the_ticket_secret_the_server_never_saw(
 ) -> None:
     invitation = people.owner.trust.invite("Lina", role="member")
     params = fragment(invitation["activation_url"])
-    assert set(params) == {"server", "code", "org", "member", "ticket", "root"}
+    assert set(params) == {"server", "code", "org", "member", "name", "ticket", "root"}
+    assert params["name"] == "Lina"  # the admin's choice, which stands (13.5)
     assert params["root"] == people.owner.trust.state.root
     from tests.support import scan_all
 

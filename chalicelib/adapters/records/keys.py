@@ -10,6 +10,7 @@ from __future__ import annotations
 Key = tuple[str, str]
 
 META = "META"
+OWNERS = "OWNERS"
 ORGS_PK = "ORGS"  # registry of organisations, for operators and monthly jobs
 ORG_PREFIX = "ORG#"  # sort keys in the registry
 MEMBER_PREFIX = "MEMBER#"
@@ -39,6 +40,11 @@ def org_partition(org_id: str) -> str:
 
 def org_registry(org_id: str) -> Key:
     return ORGS_PK, f"{ORG_PREFIX}{org_id}"
+
+
+def owner_count(org_id: str) -> Key:
+    """The organisation's count of owners, the single item that guards "at least one owner"."""
+    return f"ORG#{org_id}", OWNERS
 
 
 def member(org_id: str, member_id: str) -> Key:

@@ -7,11 +7,13 @@ device also has its own record, ``DEVICE#d / META``, which authentication reads 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from chalicelib.adapters.records import keys
 from chalicelib.adapters.records.paging import query_all
 from chalicelib.domain.organisation import Device, Member
+from chalicelib.errors import ConditionFailed
 from chalicelib.ports import Item, Store
 
 
@@ -52,6 +54,22 @@ class MemberRecords:
     def history(self, org_id: str) -> tuple[list[Member], list[Device]]:
         """Every member ever (removed ones included) and every device ever (revoked ones included)."""
         return _split(query_all(self._store, keys.org_partition(org_id), keys.MEMBER_PREFIX))
+
+    # -- the owner count --------------------------------------------------------------------
+
+    def owner_count(self, org_id: str) -> int | None:
+        """The counted owners, or None if this organisation has no count yet (created before it)."""
+        item = self._store.get(*keys.owner_count(org_id))
+        return None if item is None else int(item["owners"])
+
+    def start_owner_count(self, org_id: str, owners: int) -> None:
+        """Create the count unless another writer created it first (theirs stands)."""
+        with contextlib.suppress(ConditionFailed):
+            self._store.put(keys.record(keys.owner_count(org_id), {"owners": owners}), if_absent=True)
+
+    def add_owners(self, org_id: str, amount: int) -> int:
+        """Atomically add to the count (UpdateItem ADD); the new count."""
+        return self._store.increment(*keys.owner_count(org_id), "owners", amount)
 
     # -- devices -----------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ export default {
   'activate.link_hint': 'Paste the whole link (it starts with http): besides the code, it carries what certifies this device.',
   'activate.name_label': 'Your name',
   'activate.name_hint': 'As other members will see it; it is written into your certificate.',
+  'activate.name_locked': 'The name chosen by the admin who invited you; it is written into your certificate. To change it, ask them for a new invitation.',
   'activate.device_label': 'Name of this device',
   'activate.device_hint': 'To recognise it in your list of devices, e.g. “Town hall computer”.',
   'activate.submit': 'Activate this device',

@@ -51,6 +51,7 @@ export default {
   'activate.link_hint': "Collez le lien complet (il commence par http) : il porte, en plus du code, de quoi certifier cet appareil.",
   'activate.name_label': 'Votre nom',
   'activate.name_hint': "Tel que les autres membres le verront ; il est inscrit dans votre certificat.",
+  'activate.name_locked': "Le nom choisi par l'administrateur qui vous a invité ; il est inscrit dans votre certificat. Pour en changer, demandez-lui une nouvelle invitation.",
   'activate.device_label': 'Nom de cet appareil',
   'activate.device_hint': 'Pour le reconnaître dans la liste de vos appareils, par exemple « Ordinateur de la mairie ».',
   'activate.submit': 'Activer cet appareil',

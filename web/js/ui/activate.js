@@ -9,7 +9,7 @@ import { h, field, replace } from '../dom.js';
 import { t } from '../i18n.js';
 import { activationProofMessage, b64e, codeHash, deviceIdFor, generateDeviceKeys, nacl, normaliseCode, parseActivation, randomBytes } from '../wire.js';
 
-const LINK_PARAMS = ['org', 'member', 'ticket', 'root', 'ik'];
+const LINK_PARAMS = ['org', 'member', 'ticket', 'root', 'ik', 'name'];
 
 function defaultDeviceName() {
   const ua = navigator.userAgent;
@@ -26,7 +26,7 @@ function hostOf(server) {
   }
 }
 
-/** org, member, ticket, root, ik from a pasted activation URL's fragment (13.4). */
+/** org, member, ticket, root, ik and the admin's name from a pasted activation URL's fragment (13.4). */
 function linkParams(text) {
   try {
     const fragment = new URL(text).hash.replace(/^#/, '');
@@ -49,7 +49,7 @@ async function activate(app, { code, server, link, displayName, deviceName }) {
   }
   const boxPublicKey = b64e(keys.boxPublicKey);
   const deviceId = await deviceIdFor(keys.signPublicKey);
-  const name = isDeviceLink(link) ? '' : displayName.slice(0, 120);
+  const name = isDeviceLink(link) ? '' : (link.name || displayName).slice(0, 120); // the admin's name stands
   const certs = activationCertificates(
     link,
     { device_id: deviceId, sign_public_key: b64e(keys.signPublicKey), box_public_key: boxPublicKey },
@@ -119,8 +119,20 @@ export async function renderActivation(app, main, params) {
 
   const status = h('p', { class: 'form-status', role: 'alert' });
   const nameInput = h('input', { type: 'text', name: 'display_name', autocomplete: 'name', maxlength: 120 });
+  const nameHint = h('span', null, t('activate.name_hint'));
+  /** The name an admin chose travels in the link and stands (13.5): shown, not editable. */
+  const lockName = (/** @type {string|null|undefined} */ chosen) => {
+    nameInput.readOnly = Boolean(chosen);
+    if (chosen) nameInput.value = chosen;
+    nameHint.textContent = t(chosen ? 'activate.name_locked' : 'activate.name_hint');
+  };
+  lockName(fromLink?.link.name);
   const deviceInput = h('input', { type: 'text', name: 'device_name', value: defaultDeviceName(), maxlength: 120, required: true });
   const linkInput = fromLink ? null : h('input', { type: 'text', name: 'link', required: true, autocomplete: 'off', spellcheck: 'false', 'data-autofocus': '' });
+  linkInput?.addEventListener('input', () => {
+    const named = linkParams(linkInput.value.trim()).name;
+    if (named || nameInput.readOnly) lockName(named);
+  });
   const submit = h('button', { type: 'submit', class: 'primary' }, t('activate.submit'));
 
   const form = h(
@@ -146,7 +158,7 @@ export async function renderActivation(app, main, params) {
           linkInput?.focus();
           return;
         }
-        if (!isDeviceLink(target.link) && !nameInput.value.trim()) {
+        if (!isDeviceLink(target.link) && !target.link.name && !nameInput.value.trim()) {
           status.textContent = t('activate.need_name');
           nameInput.setAttribute('aria-invalid', 'true');
           nameInput.focus();
@@ -180,7 +192,7 @@ export async function renderActivation(app, main, params) {
     fromLink
       ? h('p', { class: 'server-line' }, t('activate.server', { host: hostOf(fromLink.server) }))
       : field(t('activate.link_label'), linkInput, t('activate.link_hint')),
-    fromLink && isDeviceLink(fromLink.link) ? null : field(t('activate.name_label'), nameInput, t('activate.name_hint')),
+    fromLink && isDeviceLink(fromLink.link) ? null : field(t('activate.name_label'), nameInput, nameHint),
     field(t('activate.device_label'), deviceInput, t('activate.device_hint')),
     h('div', { class: 'actions' }, submit),
     status,
@@ -197,6 +209,6 @@ export async function renderActivation(app, main, params) {
       h('p', { class: 'hint keys-note' }, '🔒 ', t('activate.keys_note')),
     ),
   );
-  if (fromLink) nameInput.setAttribute('data-autofocus', '');
+  if (fromLink && !nameInput.readOnly) nameInput.setAttribute('data-autofocus', '');
   return { title: t('activate.title') };
 }
