@@ -19,7 +19,9 @@ stream is swapped for a counter), and the bytes of the items a send creates (sto
 What is modelled: Lambda duration is the handler's measured in-process wall time (moto cannot
 time AWS: its in-process calls stand for the network round trips), billed per millisecond at
 ``--lambda-mb``; the time of ``PostToConnection`` calls during a send is moved from the send to
-the pushes, so "pushes" carries the sequential fan-out. Cold starts are not modelled. Lambda's
+the pushes, so "pushes" carries the fan-out, whose posts run ``PARALLEL_PUSHES`` at a time
+(``chalicelib/adapters/apigw_push.py``): each post's time is divided by the concurrency a send to
+the channel reaches (each call timed on its own thread). Cold starts are not modelled. Lambda's
 own START/END/REPORT lines are a constant per invocation. Connection minutes are the online
 hours. Storage is the steady state: a user's messages of ``--retention-days`` days, each with the
 items its send created, plus 100 bytes of DynamoDB overhead per item; point-in-time recovery is
@@ -80,7 +82,7 @@ from moto import mock_aws
 from bocage.client.crypto import new_message_id
 from bocage.client.profile import DeviceKeys, OperatorKey
 from chalicelib import wiring
-from chalicelib.adapters.apigw_push import ApiGatewayPush
+from chalicelib.adapters.apigw_push import PARALLEL_PUSHES, ApiGatewayPush
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.dynamodb_store import DynamoDbStore
 from chalicelib.adapters.records import keys
@@ -267,6 +269,7 @@ class AwsMeter:
         self._peek = peek  # an unwatched DynamoDB client: reads item sizes around writes
         self._push_seconds = 0.0
         self._peek_seconds = 0.0  # the meter's own reads, not the function's time
+        self.push_concurrency = 1  # posts of one fan-out in flight at once
 
     def watch(self, client: Client) -> Client:
         events = client.meta.events  # type: ignore[attr-defined]
@@ -322,7 +325,7 @@ class AwsMeter:
     def _count(self, model: Any, context: dict[str, Any], **_: Any) -> None:
         call: Call | None = context.get("cost_call")
         if call is not None:
-            call.started = time.process_time()
+            call.started = time.thread_time()  # pushes run on a pool: each call on its own thread
             self.tallies[call.activity].calls[f"{model.service_model.service_name}.{model.name}"] += 1
 
     def _settle(self, parsed: Mapping[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
@@ -333,7 +336,7 @@ class AwsMeter:
         if service == "dynamodb":
             self._dynamodb(tally, model.name, call, parsed)
         elif service == "apigatewaymanagementapi" and model.name == "PostToConnection":
-            self._pushed(tally, call, time.process_time() - call.started)
+            self._pushed(tally, call, time.thread_time() - call.started)
         elif service == "sqs":
             payload = sum(len(e["MessageBody"].encode("utf-8")) for e in call.params.get("Entries", []))
             tally.sqs_requests += max(1, math.ceil(payload / SQS_UNIT))
@@ -352,7 +355,7 @@ class AwsMeter:
         tally.bytes_out += size
         if call.activity == "push":
             tally.occurrences += 1
-            tally.lambda_ms += seconds * 1000
+            tally.lambda_ms += seconds * 1000 / self.push_concurrency  # the function waits for the slowest
             self._push_seconds += seconds
 
     def _size(self, table: str, key: dict[str, Any]) -> int:
@@ -577,6 +580,7 @@ def run_slice(load: Load, messages: int) -> Measured:
             for m, member in enumerate(members)
             for d in range(load.connections_per_member())
         ]
+        deployment.meter.push_concurrency = min(PARALLEL_PUSHES, len(connections))
         for member, connection_id in connections:
             deployment.connect(member, connection_id)
             deployment.list_channels(member)
