@@ -35,7 +35,8 @@ connects (``GET /health``, then ``$connect``) and lists its channels; the member
 send ``--slice-messages`` messages of ``--message-bytes`` over REST (as the web client does), each
 pushed to every connection of the channel, the sender's own included (the echo, as today); one
 member catches up from the start in one page; every connection pings once (the web client's
-``{"action": "ping"}``) and disconnects. Each activity's cost per occurrence (per send, per push,
+``{"action": "ping"}``, which the template routes to a mock integration: one inbound message, no
+function, no answer) and disconnects. Each activity's cost per occurrence (per send, per push,
 per message read, per ping, ...) is then multiplied by its occurrences per user-month:
 
 - sends: ``sends`` a day;
@@ -505,9 +506,11 @@ class Deployment:
         return read
 
     def ping(self, connection_id: str) -> None:
+        """API Gateway answers it (the ``ping`` route's mock integration, infra/aws/resources.json):
+        the app never sees it, so only the inbound message is billed."""
         frame = json.dumps({"action": "ping"}, separators=(",", ":"))  # what the web client sends
-        with self.meter.invocation("ping", frame_in=frame):
-            self.api.ws("ws_message", ws_event("$default", connection_id, body=frame))
+        del connection_id  # every connection's ping costs the same
+        self.meter.tallies["ping"].ws_messages += math.ceil(len(frame.encode("utf-8")) / WS_UNIT)
         self.meter.occurred("ping")
 
     def disconnect(self, connection_id: str) -> None:
@@ -729,6 +732,8 @@ def per_operation(tally: Tally) -> dict[str, Any]:
         "calls": {name: count / n for name, count in sorted(tally.calls.items())},
         "write_units": tally.write_units / n,
         "read_units": tally.read_units / n,
+        "ws_messages": tally.ws_messages / n,
+        "lambda_requests": tally.invocations / n,
         "lambda_ms": tally.lambda_ms / n,
         "log_bytes": tally.log_bytes / n,
     }

@@ -77,10 +77,12 @@ def test_a_catch_up_read_and_a_channel_list(measured: dict[str, Any]) -> None:
     assert (listing["write_units"], listing["read_units"]) == (1, 7)
 
 
-def test_a_ping_reads_three_items_and_answers_with_one_push(measured: dict[str, Any]) -> None:
+def test_a_ping_is_one_inbound_message_and_no_call(measured: dict[str, Any]) -> None:
+    """The template's ``ping`` route ends in API Gateway (tests/integration/test_infra.py)."""
     ping = measured["ping"]
-    assert ping["calls"] == {"apigatewaymanagementapi.PostToConnection": 1, "dynamodb.GetItem": 3}
-    assert (ping["write_units"], ping["read_units"]) == (0, 3)
+    assert ping["calls"] == {}
+    assert (ping["ws_messages"], ping["lambda_requests"]) == (1, 0)
+    assert (ping["write_units"], ping["read_units"]) == (0, 0)
 
 
 def test_connect_and_disconnect_write_and_delete_presence(measured: dict[str, Any]) -> None:
