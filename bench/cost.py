@@ -33,14 +33,15 @@ the others send), each member online with ``--devices`` connections (rounded; a 
 is a second connection of the same device: fan-out is per connection). Every connection
 connects (``GET /health``, then ``$connect``) and lists its channels; the members take turns to
 send ``--slice-messages`` messages of ``--message-bytes`` over REST (as the web client does), each
-pushed to every connection of the channel, the sender's own included (the echo, as today); one
+pushed to every connection of the channel but the sending device's (it has the message); one
 member catches up from the start in one page; every connection pings once (the web client's
 ``{"action": "ping"}``, which the template routes to a mock integration: one inbound message, no
 function, no answer) and disconnects. Each activity's cost per occurrence (per send, per push,
 per message read, per ping, ...) is then multiplied by its occurrences per user-month:
 
 - sends: ``sends`` a day;
-- pushes: ``receives x devices x live-share`` plus the echo ``sends x (1 + (devices - 1) x live-share)``;
+- pushes: ``receives x devices x live-share`` plus the sender's other devices ``sends x (devices - 1) x
+  live-share`` (never the sending device: it has the message);
 - pings: one per ``PING_EVERY`` of ``web/js/messenger.js`` (read from the file) per online device;
 - catch-up reads: every message of the channel (received and own) read once per device, in
   pages of ``--catch-up-page`` (the web client's ``READ_LIMIT``), plus one channel list per connect;
@@ -617,7 +618,7 @@ def occurrences_per_user_month(load: Load) -> dict[str, float]:
     connects = d * load.connects() * DAYS
     return {
         "send": load.sends * DAYS,
-        "push": (load.receives * d * live + load.sends * (1 + (d - 1) * live)) * DAYS,
+        "push": (load.receives * d * live + load.sends * (d - 1) * live) * DAYS,
         "ping": d * load.online_hours * 3600 / ping_interval_seconds() * DAYS,
         "read": (load.receives + load.sends) * d * DAYS,
         "channel_list": connects,

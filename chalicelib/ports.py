@@ -141,6 +141,7 @@ class Target:
 
     connection_id: str
     replica: str | None = None
+    device_id: str | None = None  # known from presence: a send skips the sending device's own
 
 
 @runtime_checkable

@@ -72,7 +72,7 @@ class Presence:
         miss one live push, which its device reads on the catch-up it makes after connecting.
         """
         for item in self._items(keys.channel_partition(channel_id), consistent=False):
-            yield Target(str(item["connection_id"]), item.get("replica"))
+            yield Target(str(item["connection_id"]), item.get("replica"), item.get("device_id"))
 
     def of_member(self, member_id: str) -> Iterator[Connection]:
         return self._connections(keys.member_partition(member_id))
