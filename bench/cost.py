@@ -19,7 +19,9 @@ stream is swapped for a counter), and the bytes of the items a send creates (sto
 What is modelled: Lambda duration is the handler's measured in-process wall time (moto cannot
 time AWS: its in-process calls stand for the network round trips), billed per millisecond at
 ``--lambda-mb``; the time of ``PostToConnection`` calls during a send is moved from the send to
-the pushes, so "pushes" carries the sequential fan-out. Cold starts are not modelled. Lambda's
+the pushes, so "pushes" carries the fan-out, whose posts run ``PARALLEL_PUSHES`` at a time
+(``chalicelib/adapters/apigw_push.py``): each post's time is divided by the concurrency a send to
+the channel reaches (each call timed on its own thread). Cold starts are not modelled. Lambda's
 own START/END/REPORT lines are a constant per invocation. Connection minutes are the online
 hours. Storage is the steady state: a user's messages of ``--retention-days`` days, each with the
 items its send created, plus 100 bytes of DynamoDB overhead per item; point-in-time recovery is
@@ -31,13 +33,15 @@ the others send), each member online with ``--devices`` connections (rounded; a 
 is a second connection of the same device: fan-out is per connection). Every connection
 connects (``GET /health``, then ``$connect``) and lists its channels; the members take turns to
 send ``--slice-messages`` messages of ``--message-bytes`` over REST (as the web client does), each
-pushed to every connection of the channel, the sender's own included (the echo, as today); one
+pushed to every connection of the channel but the sending device's (it has the message); one
 member catches up from the start in one page; every connection pings once (the web client's
-``{"action": "ping"}``) and disconnects. Each activity's cost per occurrence (per send, per push,
+``{"action": "ping"}``, which the template routes to a mock integration: one inbound message, no
+function, no answer) and disconnects. Each activity's cost per occurrence (per send, per push,
 per message read, per ping, ...) is then multiplied by its occurrences per user-month:
 
 - sends: ``sends`` a day;
-- pushes: ``receives x devices x live-share`` plus the echo ``sends x (1 + (devices - 1) x live-share)``;
+- pushes: ``receives x devices x live-share`` plus the sender's other devices ``sends x (devices - 1) x
+  live-share`` (never the sending device: it has the message);
 - pings: one per ``PING_EVERY`` of ``web/js/messenger.js`` (read from the file) per online device;
 - catch-up reads: every message of the channel (received and own) read once per device, in
   pages of ``--catch-up-page`` (the web client's ``READ_LIMIT``), plus one channel list per connect;
@@ -80,7 +84,7 @@ from moto import mock_aws
 from bocage.client.crypto import new_message_id
 from bocage.client.profile import DeviceKeys, OperatorKey
 from chalicelib import wiring
-from chalicelib.adapters.apigw_push import ApiGatewayPush
+from chalicelib.adapters.apigw_push import PARALLEL_PUSHES, ApiGatewayPush
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.dynamodb_store import DynamoDbStore
 from chalicelib.adapters.records import keys
@@ -267,6 +271,7 @@ class AwsMeter:
         self._peek = peek  # an unwatched DynamoDB client: reads item sizes around writes
         self._push_seconds = 0.0
         self._peek_seconds = 0.0  # the meter's own reads, not the function's time
+        self.push_concurrency = 1  # posts of one fan-out in flight at once
 
     def watch(self, client: Client) -> Client:
         events = client.meta.events  # type: ignore[attr-defined]
@@ -322,7 +327,7 @@ class AwsMeter:
     def _count(self, model: Any, context: dict[str, Any], **_: Any) -> None:
         call: Call | None = context.get("cost_call")
         if call is not None:
-            call.started = time.process_time()
+            call.started = time.thread_time()  # pushes run on a pool: each call on its own thread
             self.tallies[call.activity].calls[f"{model.service_model.service_name}.{model.name}"] += 1
 
     def _settle(self, parsed: Mapping[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
@@ -333,7 +338,7 @@ class AwsMeter:
         if service == "dynamodb":
             self._dynamodb(tally, model.name, call, parsed)
         elif service == "apigatewaymanagementapi" and model.name == "PostToConnection":
-            self._pushed(tally, call, time.process_time() - call.started)
+            self._pushed(tally, call, time.thread_time() - call.started)
         elif service == "sqs":
             payload = sum(len(e["MessageBody"].encode("utf-8")) for e in call.params.get("Entries", []))
             tally.sqs_requests += max(1, math.ceil(payload / SQS_UNIT))
@@ -352,7 +357,7 @@ class AwsMeter:
         tally.bytes_out += size
         if call.activity == "push":
             tally.occurrences += 1
-            tally.lambda_ms += seconds * 1000
+            tally.lambda_ms += seconds * 1000 / self.push_concurrency  # the function waits for the slowest
             self._push_seconds += seconds
 
     def _size(self, table: str, key: dict[str, Any]) -> int:
@@ -502,9 +507,11 @@ class Deployment:
         return read
 
     def ping(self, connection_id: str) -> None:
+        """API Gateway answers it (the ``ping`` route's mock integration, infra/aws/resources.json):
+        the app never sees it, so only the inbound message is billed."""
         frame = json.dumps({"action": "ping"}, separators=(",", ":"))  # what the web client sends
-        with self.meter.invocation("ping", frame_in=frame):
-            self.api.ws("ws_message", ws_event("$default", connection_id, body=frame))
+        del connection_id  # every connection's ping costs the same
+        self.meter.tallies["ping"].ws_messages += math.ceil(len(frame.encode("utf-8")) / WS_UNIT)
         self.meter.occurred("ping")
 
     def disconnect(self, connection_id: str) -> None:
@@ -577,6 +584,7 @@ def run_slice(load: Load, messages: int) -> Measured:
             for m, member in enumerate(members)
             for d in range(load.connections_per_member())
         ]
+        deployment.meter.push_concurrency = min(PARALLEL_PUSHES, len(connections))
         for member, connection_id in connections:
             deployment.connect(member, connection_id)
             deployment.list_channels(member)
@@ -610,7 +618,7 @@ def occurrences_per_user_month(load: Load) -> dict[str, float]:
     connects = d * load.connects() * DAYS
     return {
         "send": load.sends * DAYS,
-        "push": (load.receives * d * live + load.sends * (1 + (d - 1) * live)) * DAYS,
+        "push": (load.receives * d * live + load.sends * (d - 1) * live) * DAYS,
         "ping": d * load.online_hours * 3600 / ping_interval_seconds() * DAYS,
         "read": (load.receives + load.sends) * d * DAYS,
         "channel_list": connects,
@@ -725,6 +733,8 @@ def per_operation(tally: Tally) -> dict[str, Any]:
         "calls": {name: count / n for name, count in sorted(tally.calls.items())},
         "write_units": tally.write_units / n,
         "read_units": tally.read_units / n,
+        "ws_messages": tally.ws_messages / n,
+        "lambda_requests": tally.invocations / n,
         "lambda_ms": tally.lambda_ms / n,
         "log_bytes": tally.log_bytes / n,
     }

@@ -40,7 +40,10 @@ class Store(Protocol):
     Only single-item conditional writes: no transactions (docs/architecture.md, "The store contract").
     """
 
-    def get(self, pk: str, sk: str) -> Item | None: ...
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None:
+        """One item. ``consistent=False`` may miss a write of the last second (half the cost on
+        DynamoDB): only for reads whose callers tolerate that (docs/architecture.md)."""
+        ...
 
     def put(
         self,
@@ -70,11 +73,13 @@ class Store(Protocol):
         limit: int = 100,
         cursor: str | None = None,
         descending: bool = False,
+        consistent: bool = True,
     ) -> Page:
         """Items of one partition in sort-key order.
 
         Either ``prefix`` or an inclusive ``start``/``end`` range (either bound
-        optional). ``cursor`` is a previous page's cursor, stable under writes.
+        optional). ``cursor`` is a previous page's cursor, stable under writes. ``consistent`` as
+        for ``get``.
         """
         ...
 
@@ -136,6 +141,7 @@ class Target:
 
     connection_id: str
     replica: str | None = None
+    device_id: str | None = None  # known from presence: a send skips the sending device's own
 
 
 @runtime_checkable

@@ -157,8 +157,10 @@ class FaultyStore:
 
     # -- Store --------------------------------------------------------------------------------
 
-    def get(self, pk: str, sk: str) -> Item | None:
-        result: Item | None = self._call("get", ((pk, sk),), lambda: self.inner.get(pk, sk))
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None:
+        result: Item | None = self._call(
+            "get", ((pk, sk),), lambda: self.inner.get(pk, sk, consistent=consistent)
+        )
         return result
 
     def put(self, item: Item, *, if_absent: bool = False, if_match: Mapping[str, Any] | None = None) -> None:
@@ -178,10 +180,18 @@ class FaultyStore:
         limit: int = 100,
         cursor: str | None = None,
         descending: bool = False,
+        consistent: bool = True,
     ) -> Page:
         def run() -> Page:
             return self.inner.query(
-                pk, prefix=prefix, start=start, end=end, limit=limit, cursor=cursor, descending=descending
+                pk,
+                prefix=prefix,
+                start=start,
+                end=end,
+                limit=limit,
+                cursor=cursor,
+                descending=descending,
+                consistent=consistent,
             )
 
         page: Page = self._call("query", ((pk, prefix or ""),), run)

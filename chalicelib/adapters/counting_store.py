@@ -28,9 +28,9 @@ class CountingStore:
     def writes(self) -> int:
         return sum(self.counts[op] for op in ("put", "delete", "increment", "batch_put", "batch_delete"))
 
-    def get(self, pk: str, sk: str) -> Item | None:
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None:
         self.counts["get"] += 1
-        return self.inner.get(pk, sk)
+        return self.inner.get(pk, sk, consistent=consistent)
 
     def put(self, item: Item, *, if_absent: bool = False, if_match: Mapping[str, Any] | None = None) -> None:
         self.counts["put"] += 1
@@ -50,10 +50,18 @@ class CountingStore:
         limit: int = 100,
         cursor: str | None = None,
         descending: bool = False,
+        consistent: bool = True,
     ) -> Page:
         self.counts["query"] += 1
         return self.inner.query(
-            pk, prefix=prefix, start=start, end=end, limit=limit, cursor=cursor, descending=descending
+            pk,
+            prefix=prefix,
+            start=start,
+            end=end,
+            limit=limit,
+            cursor=cursor,
+            descending=descending,
+            consistent=consistent,
         )
 
     def increment(

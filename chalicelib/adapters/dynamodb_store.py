@@ -170,10 +170,10 @@ class DynamoDbStore:
 
     # -- Store -------------------------------------------------------------------------
 
-    def get(self, pk: str, sk: str) -> Item | None:
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None:
         check_key(pk, sk)
         response = self._client.get_item(
-            TableName=self._table, Key=_key(pk, sk), ConsistentRead=self._consistent
+            TableName=self._table, Key=_key(pk, sk), ConsistentRead=self._consistent and consistent
         )
         attrs = response.get("Item")
         if not attrs:
@@ -226,6 +226,7 @@ class DynamoDbStore:
         limit: int = 100,
         cursor: str | None = None,
         descending: bool = False,
+        consistent: bool = True,
     ) -> Page:
         key_range, after = parse_query(prefix, start, end, limit, cursor)
         if not isinstance(pk, str) or not pk:
@@ -245,7 +246,7 @@ class DynamoDbStore:
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
             "ScanIndexForward": not descending,
-            "ConsistentRead": self._consistent,
+            "ConsistentRead": self._consistent and consistent,
         }
         if after is not None:
             request["ExclusiveStartKey"] = _key(pk, after)

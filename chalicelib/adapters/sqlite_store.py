@@ -195,7 +195,8 @@ class SqliteStore:
         ).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
-    def get(self, pk: str, sk: str) -> Item | None:
+    def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None:
+        """One file, one writer: every read sees every committed write (``consistent`` is moot)."""
         check_key(pk, sk)
         with self._borrow() as conn:
             return self._get_live(conn, pk, sk, self._clock.now())
@@ -237,6 +238,7 @@ class SqliteStore:
         limit: int = 100,
         cursor: str | None = None,
         descending: bool = False,
+        consistent: bool = True,
     ) -> Page:
         key_range, after = parse_query(prefix, start, end, limit, cursor)
         if not isinstance(pk, str) or not pk:

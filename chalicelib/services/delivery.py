@@ -112,13 +112,20 @@ class Delivery:
 
     # -- fan-out ------------------------------------------------------------------------------
 
-    def publish(self, channel_id: str, frame: Frame, *, seq: int | None = None) -> int:
+    def publish(
+        self, channel_id: str, frame: Frame, *, seq: int | None = None, skip_device: str | None = None
+    ) -> int:
         """Push a frame to every online device of a channel; returns how many connections.
 
         For a stored message pass ``seq``: queued chunks then carry only the reference,
-        and each consumer reads the message once, whatever the chunk's size.
+        and each consumer reads the message once, whatever the chunk's size. ``skip_device``:
+        the device that sent the message has it already (its other devices still get it).
         """
-        targets = list(self._presence.targets_in_channel(channel_id))
+        targets = [
+            t
+            for t in self._presence.targets_in_channel(channel_id)
+            if skip_device is None or t.device_id != skip_device
+        ]
         if len(targets) <= self._inline_limit or self._queue is None:
             self._push_all(targets, frame_bytes(frame))
             return len(targets)

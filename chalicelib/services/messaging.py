@@ -147,7 +147,12 @@ class MessagingService:
         """Push to the online devices; the message is stored, so a failure here only costs
         them the live copy (they read it on their next catch-up), never the send."""
         try:
-            return self._delivery.publish(message.channel_id, MessageFrame(message=message), seq=message.seq)
+            return self._delivery.publish(
+                message.channel_id,
+                MessageFrame(message=message),
+                seq=message.seq,
+                skip_device=message.sender_device,  # it has the message: no echo to pay for
+            )
         except Exception:
             logger.warning("fan-out failed for a stored message", exc_info=True)
             return 0

@@ -151,15 +151,13 @@ def test_messages_sent_through_each_replica_reach_clients_on_all(cluster: Cluste
     senders = {"owner": 0, "alice": 1, "bob": 2}  # each device talks to a replica of its own
     for name, replica in senders.items():
         point_at(p[name], cluster.replicas[replica].url)
-    listeners = {name: Listener(p[name], 3) for name in senders}
+    listeners = {name: Listener(p[name], 2) for name in senders}
     for name in senders:
         bocage("--profile", str(p[name]), "send", group, f"de {name}")
     for name, listener in listeners.items():
         got = listener.messages()
-        assert len({m["message_id"] for m in got}) == 3, name
-        # (a listener cannot open its own device's message: the sending process made the key)
-        others = sorted(m["text"] for m in got if m["sender_name"] != SHOWN_AS[name])
-        assert others == sorted(f"de {n}" for n in senders if n != name), name
+        # every other member's message, never its own device's back (the sender has it)
+        assert sorted(m["text"] for m in got) == sorted(f"de {n}" for n in senders if n != name), name
     started = time.monotonic()
     time.sleep(max(0.0, 4 - (time.monotonic() - started)))
     runs = job_runs(cluster)

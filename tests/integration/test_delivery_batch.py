@@ -43,9 +43,9 @@ def test_a_channel_is_one_batch_with_each_connections_replica(app_store: Store, 
     assert here.publish("c", PongFrame()) == 3
     ((targets, data),) = push.batches
     assert sorted(targets, key=lambda t: t.connection_id) == [
-        Target("k1", "r1"),
-        Target("k2", "r1"),
-        Target("k3", "r2"),
+        Target("k1", "r1", "d_k1"),
+        Target("k2", "r1", "d_k2"),
+        Target("k3", "r2", "d_k3"),
     ]
     assert json.loads(data) == {"type": "pong", "ref": None}
     assert here.connection("k2") is None  # gone: forgotten everywhere

@@ -320,17 +320,18 @@ def test_a_failing_push_loses_no_message_and_skips_no_other_connection(
     people: People, api: SignedApi, faulty_push: FaultyPush, push: RecordingPush
 ) -> None:
     bob = people.join("bob")
+    carol = people.join("carol")
     cid = people.owner.create_channel("group", "G")["channel_id"]
-    people.owner.add_member(cid, people.info["bob"]["member_id"])
-    for name in ("owner", "bob"):
+    for name in ("bob", "carol"):
+        people.owner.add_member(cid, people.info[name]["member_id"])
         api.ws_connect(people.keys[name], f"conn-{name}")
-    faulty_push.fail("conn-owner")
+    faulty_push.fail("conn-carol")
     envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "still here"})
     reply = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
     assert reply.status == 201
     assert len(push.to("conn-bob", "message")) == 1
     assert [m["text"] for m in bob.read(cid)["messages"]] == ["still here"]
-    assert [m["text"] for m in people.owner.read(cid)["messages"]] == ["still here"]
+    assert [m["text"] for m in carol.read(cid)["messages"]] == ["still here"]
 
 
 def test_a_hanging_push_holds_the_others_back_at_most_its_timeout(
@@ -339,11 +340,12 @@ def test_a_hanging_push_holds_the_others_back_at_most_its_timeout(
     """A connection that never reads delays the send by the push's timeout (here 1 s; the
     in-process push 5 s, API Gateway's 2 + 5 s with one retry) and no more, once."""
     bob = people.join("bob")
+    people.join("carol")
     cid = people.owner.create_channel("group", "G")["channel_id"]
-    people.owner.add_member(cid, people.info["bob"]["member_id"])
-    for name in ("owner", "bob"):
+    for name in ("bob", "carol"):
+        people.owner.add_member(cid, people.info[name]["member_id"])
         api.ws_connect(people.keys[name], f"conn-{name}")
-    faulty_push.hang("conn-owner")
+    faulty_push.hang("conn-carol")
     started = time.monotonic()
     envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "not stuck"})
     reply = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])

@@ -51,8 +51,8 @@ def test_an_organisation_update_loses_to_a_change_made_after_its_read(app_store:
     orgs.create(Organisation(org_id="o_1", name="Org", created_at=1))
     original_get = app_store.get
 
-    def get_then_someone_renames(pk: str, sk: str) -> Item | None:
-        item = original_get(pk, sk)
+    def get_then_someone_renames(pk: str, sk: str, *, consistent: bool = True) -> Item | None:
+        item = original_get(pk, sk, consistent=consistent)
         orgs.save(Organisation(org_id="o_1", name="Renamed", created_at=1))
         return item
 

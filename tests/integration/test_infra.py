@@ -115,14 +115,33 @@ def test_the_websocket_api_routes_each_event_to_its_function(template: Template)
     integrations = resources(template, "AWS::ApiGatewayV2::Integration")
     routed = {}
     for route in resources(template, "AWS::ApiGatewayV2::Route").values():
-        integration = route["Properties"]["Target"]["Fn::Join"][1][1]["Ref"]
-        uri = integrations[integration]["Properties"]["IntegrationUri"]["Fn::Sub"][1]
+        integration = integrations[route["Properties"]["Target"]["Fn::Join"][1][1]["Ref"]]["Properties"]
+        if integration["IntegrationType"] == "MOCK":
+            routed[route["Properties"]["RouteKey"]] = "MOCK"
+            continue
+        uri = integration["IntegrationUri"]["Fn::Sub"][1]
         routed[route["Properties"]["RouteKey"]] = uri["WebsocketHandler"]["Ref"]
     assert routed == {
         "$connect": "WebsocketConnect",
         "$default": "WebsocketMessage",
         "$disconnect": "WebsocketDisconnect",
+        "ping": "MOCK",
     }
+
+
+def test_a_keepalive_ping_runs_no_function_and_gets_no_answer(template: Template) -> None:
+    """`{"action": "ping"}` (the clients' keepalive) ends in API Gateway: one inbound message billed,
+    no Lambda invocation, no pong pushed back (a route without a route response is one-way)."""
+    routes = resources(template, "AWS::ApiGatewayV2::Route")
+    (name,) = [n for n, r in routes.items() if r["Properties"]["RouteKey"] == "ping"]
+    assert not resources(template, "AWS::ApiGatewayV2::RouteResponse")
+    integrations = resources(template, "AWS::ApiGatewayV2::Integration")
+    integration = integrations["WebsocketPingIntegration"]["Properties"]
+    selected = integration["TemplateSelectionExpression"].replace("\\", "")
+    assert json.loads(integration["RequestTemplates"][selected]) == {"statusCode": 200}
+    # the deployment must come after every route, or the ping route would not be in it
+    (deployment,) = resources(template, "AWS::ApiGatewayV2::Deployment").values()
+    assert set(deployment["DependsOn"]) == set(routes) and name in routes
 
 
 def _budget(job: str) -> int:

@@ -97,7 +97,9 @@ def test_resent_message_is_stored_and_pushed_once(
 ) -> None:
     group = people.owner.create_channel("group", "G")
     cid = group["channel_id"]
-    assert api.ws_connect(people.keys["owner"], "conn-owner")["statusCode"] == 200
+    people.join("bob")
+    people.owner.add_member(cid, people.info["bob"]["member_id"])
+    assert api.ws_connect(people.keys["bob"], "conn-bob")["statusCode"] == 200
     envelope = sealed_envelope(people.owner, cid, {"type": "text", "text": "once"})
     first = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
     again = api.call("POST", f"/channels/{cid}/messages", envelope, signer=people.keys["owner"])
@@ -105,7 +107,7 @@ def test_resent_message_is_stored_and_pushed_once(
     assert (first.body["duplicate"], again.body["duplicate"]) == (False, True)
     assert first.body["seq"] == again.body["seq"]
     assert len(people.owner.read(cid)["messages"]) == 1
-    assert len(push.to("conn-owner", "message")) == 1
+    assert len(push.to("conn-bob", "message")) == 1
 
 
 def test_messages_carry_the_organisation_retention(people: People, api: SignedApi) -> None:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from moto import mock_aws
+from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
+from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT
 
-from chalicelib.adapters.apigw_push import ApiGatewayPush
+from chalicelib.adapters.apigw_push import PARALLEL_PUSHES, ApiGatewayPush
 from chalicelib.adapters.sqs_queue import SqsQueue
-from chalicelib.ports import ConnectionGone
+from chalicelib.ports import ConnectionGone, Target
 
 REGION = "eu-west-3"
 ENDPOINT = "https://abc123.execute-api.eu-west-3.amazonaws.com/api"
@@ -84,6 +92,44 @@ def test_close_deletes_and_ignores_gone(management: Any) -> None:
         push.close("live=")
         push.close("gone=")
         stub.assert_no_pending_responses()
+
+
+def test_send_many_posts_in_parallel_and_returns_only_the_gone(aws_env: None) -> None:
+    """A fan-out waits for a few round trips, not one per member; a failing post costs only its copy."""
+    targets = [Target(f"c{i}=") for i in range(40)]
+    gone, failing = {"c3=", "c17="}, {"c5="}
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["connection_id"] = params["ConnectionId"]
+
+    def round_trip(context: dict[str, Any], **_: Any) -> Any:
+        connection_id = context["connection_id"]
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.02)  # the network: overlapping posts show as several in flight
+        with lock:
+            in_flight[0] -= 1
+        if connection_id in gone | failing:
+            status, code = (410, "GoneException") if connection_id in gone else (429, "TooManyRequests")
+            answer = AWSResponse(ENDPOINT, status, HTTPHeaders(), None)
+            return answer, {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        return None
+
+    with mock_aws():
+        client = boto3.session.Session().client(
+            "apigatewaymanagementapi", endpoint_url=ENDPOINT, region_name=REGION
+        )
+        events = client.meta.events
+        events.register("before-parameter-build.apigatewaymanagementapi.PostToConnection", remember)
+        events.register("before-call.apigatewaymanagementapi.PostToConnection", round_trip)
+        returned = ApiGatewayPush(client).send_many(targets, b"frame")
+        backend = apigatewaymanagementapi_backends[ACCOUNT][REGION]
+        delivered = {unquote(c) for c, held in backend.connections.items() if held.data == b"frame"}
+    assert sorted(returned) == sorted(gone)
+    assert delivered == {t.connection_id for t in targets} - gone - failing
+    assert 1 < peak[0] <= PARALLEL_PUSHES
 
 
 def test_for_endpoint_builds_a_fail_fast_client(aws_env: None) -> None:

@@ -70,10 +70,27 @@ def test_send_over_the_socket_reaches_every_online_device(
     assert ack["ref"] == envelope["message_id"] and ack["seq"] == 1
     (delivered,) = push.to("c-bob", "message")
     assert bob.open(delivered["message"])["text"] == "live"
-    assert len(push.to("c-owner", "message")) == 1  # the sender's own devices see it too
+    assert push.to("c-owner", "message") == []  # the sending device has it: no echo
 
     api.ws("ws_message", ws_event("$default", "c-bob", body=json.dumps({"action": "ping", "ref": "p1"})))
     assert push.to("c-bob", "pong") == [{"type": "pong", "ref": "p1"}]
+
+
+def test_a_send_skips_the_sending_device_but_reaches_the_senders_other_devices(
+    api: SignedApi, people: People, push: RecordingPush
+) -> None:
+    """No echo to pay for: the device that sent a message has it; the member's tablet still gets it."""
+    cid = people.owner.create_channel("group", "G")["channel_id"]
+    tablet_keys, activated = api.activate(api.link(people.keys["owner"])["activation_code"], "Maire")
+    assert activated.status == 201
+    api.ws_connect(people.keys["owner"], "c-phone")
+    api.ws_connect(people.keys["owner"], "c-phone-second-tab")
+    api.ws_connect(tablet_keys, "c-tablet")
+    receipt = people.owner.send_text(cid, "from my phone")
+    assert receipt["online"] == 1
+    assert push.to("c-phone", "message") == push.to("c-phone-second-tab", "message") == []
+    (delivered,) = push.to("c-tablet", "message")
+    assert delivered["message"]["message_id"] == receipt["message_id"]
 
 
 def test_bad_frames_get_error_frames(api: SignedApi, people: People, push: RecordingPush) -> None:
@@ -163,12 +180,12 @@ def test_large_tribes_fan_out_through_sqs_chunks(
 ) -> None:
     cid = people.owner.create_channel("tribe", "T")["channel_id"]
     connections = [f"c{i:03d}" for i in range(230)]
-    for connection_id in connections:  # 230 online devices of the owner
+    for connection_id in connections:  # 230 online devices of the owner, besides the sending one
         container.delivery.connect(
             connection_id,
             org_id=people.info["owner"]["org_id"],
             member_id=people.info["owner"]["member_id"],
-            device_id=people.keys["owner"].device_id,
+            device_id=f"d_other_{connection_id}",
             channels=[cid],
         )
     with mock_aws():

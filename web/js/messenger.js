@@ -44,7 +44,7 @@ const KEYS_PER_CALL = 500;
 const READ_LIMIT = 200;
 // API Gateway (and bocage serve) close a WebSocket after 10 minutes without a frame from the
 // client: a ping after 8 quiet minutes keeps it, with 2 minutes to spare for the timers of a
-// background tab, which browsers run late. Each ping costs a Lambda invocation on AWS.
+// background tab, which browsers run late. On AWS, API Gateway answers it alone (no function runs).
 const PING_EVERY = 480_000;
 const PING_CHECK = 60_000;
 const CONNECT_PATH = '$connect';

@@ -113,12 +113,20 @@ class MessageRecords:
         return self.get(channel_id, marker.seq)
 
     def after(self, channel_id: str, since: int, limit: int) -> MessagePage:
-        """Up to ``limit`` messages numbered after ``since``, in order."""
+        """Up to ``limit`` messages numbered after ``since``, in order.
+
+        Eventually consistent (half the cost): a message stored in the last second may be
+        missing from the page, which the reader's gap rule already allows for (a younger
+        number is held back until ``GAP_GRACE``; services/messaging.py), and the next page
+        brings it. A stale copy of a just-deleted message can show for that second; the
+        deletion itself follows in the same channel.
+        """
         page = self._store.query(
             keys.channel_partition(channel_id),
             start=keys.message_sk(since + 1),
             end=keys.message_sk(keys.MAX_SEQ),
             limit=limit,
+            consistent=False,
         )
         return MessagePage([_message(item) for item in page.items], more=page.cursor is not None)
 
@@ -129,7 +137,10 @@ class MessageRecords:
         self._store.put(keys.record(keys.read_cursor(device_id, channel_id), {"seq": seq, "at": at}))
 
     def cursors(self, device_id: str) -> dict[str, int]:
-        """Channel id -> the last message number this device read there."""
+        """Channel id -> the last message number this device read there.
+
+        Strong: the device's own cursors, read right after it advanced them (unread counts).
+        """
         items = query_all(self._store, keys.device_partition(device_id), keys.CURSOR_PREFIX)
         return {str(i["sk"]).removeprefix(keys.CURSOR_PREFIX): int(i["seq"]) for i in items}
 

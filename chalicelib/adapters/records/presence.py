@@ -66,9 +66,13 @@ class Presence:
         )
 
     def targets_in_channel(self, channel_id: str) -> Iterator[Target]:
-        """The channel's connections and their replicas: read on every message, so no model each."""
-        for item in self._items(keys.channel_partition(channel_id)):
-            yield Target(str(item["connection_id"]), item.get("replica"))
+        """The channel's connections and their replicas: read on every message, so no model each.
+
+        An eventually consistent read (half the cost): a connection made in the last second may
+        miss one live push, which its device reads on the catch-up it makes after connecting.
+        """
+        for item in self._items(keys.channel_partition(channel_id), consistent=False):
+            yield Target(str(item["connection_id"]), item.get("replica"), item.get("device_id"))
 
     def of_member(self, member_id: str) -> Iterator[Connection]:
         return self._connections(keys.member_partition(member_id))
@@ -86,8 +90,9 @@ class Presence:
         for item in self._items(pk):
             yield Connection.model_validate(item)
 
-    def _items(self, pk: str) -> Iterator[Item]:
-        return query_all(self._store, pk, keys.CONNECTION_PREFIX, page_size=PAGE)
+    def _items(self, pk: str, *, consistent: bool = True) -> Iterator[Item]:
+        """Strong by default: closing a revoked device's connections must see them all."""
+        return query_all(self._store, pk, keys.CONNECTION_PREFIX, page_size=PAGE, consistent=consistent)
 
 
 def _copy(key: keys.Key, connection: Connection) -> Item:
