@@ -58,11 +58,12 @@ test-network: $(BIN)/.installed
 	BOCAGE_TEST_STORE=dynamodb-server $(BIN)/pytest -q $(NETWORK_TESTS) -k "$(NETWORK_SELECT)"
 
 ## package: the SAM template and the code for AWS, in $(DIST)/ (sam.json, deployment.zip with
-## its bytecode: Lambda cannot cache it, see bench/bundle.py)
+## its bytecode: Lambda cannot cache it, see bench/bundle.py), and openapi.json (docs/api.md)
 package: $(BIN)/.installed
 	rm -rf $(DIST)
 	AWS_DEFAULT_REGION=$(REGION) $(BIN)/chalice package --stage $(STAGE) --merge-template $(MERGE) $(DIST)
 	$(BIN)/python infra/aws/precompile.py $(DIST)/deployment.zip
+	$(BIN)/python -m chalicelib.openapi $(DIST)/openapi.json
 
 ## web-dist: the web app as static files in dist/web/, the layout `bocage serve` gives /app/ (web/
 ## and the allow-listed vendor/ files of node_modules): upload it to the AppBucket (docs/deploy-aws.md)

@@ -1,0 +1,94 @@
+"""The OpenAPI description is derived from the routes: it names each of them, and only them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from chalice.app import Chalice
+from openapi_spec_validator import validate
+
+from app import app
+from chalicelib.api_responses import HealthAnswer
+from chalicelib.api_schemas import LinkBody
+from chalicelib.http_api import endpoint
+from chalicelib.openapi import MissingRouteDoc, build_spec
+
+METHODS = {"get", "post", "put", "delete", "patch", "head", "options"}
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict[str, Any]:
+    return build_spec(app)
+
+
+def test_the_spec_is_valid_openapi_3_1(spec: dict[str, Any]) -> None:
+    assert spec["openapi"].startswith("3.1")
+    validate(spec)
+
+
+def test_every_route_of_the_app_and_no_other(spec: dict[str, Any]) -> None:
+    routes = {(path, method.lower()) for path, methods in app.routes.items() for method in methods}
+    documented = {(path, m) for path, ops in spec["paths"].items() for m in ops if m in METHODS}
+    assert documented == routes
+    assert len(routes) >= 34
+
+
+def test_a_route_without_its_models_is_caught() -> None:
+    other = Chalice(app_name="undocumented")
+
+    @other.route("/documented", methods=["GET"])
+    @endpoint(HealthAnswer, auth="none")
+    def documented(ctx: Any) -> dict[str, Any]:
+        return {}
+
+    @other.route("/forgotten", methods=["GET"])
+    def forgotten() -> dict[str, Any]:
+        return {}
+
+    with pytest.raises(MissingRouteDoc, match="GET /forgotten"):
+        build_spec(other)
+
+
+def test_security_follows_each_routes_authentication(spec: dict[str, Any]) -> None:
+    ops = spec["paths"]
+    assert ops["/health"]["get"]["security"] == [] and ops["/activate"]["post"]["security"] == []
+    assert ops["/orgs"]["post"]["security"] == [{"operatorToken": []}]
+    assert ops["/channels/{channel_id}/messages"]["post"]["security"] == [{"deviceToken": []}]
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["deviceToken"] == {**schemes["deviceToken"], "in": "header", "name": "Authorization"}
+
+
+def test_bodies_responses_and_parameters_come_from_the_models(spec: dict[str, Any]) -> None:
+    send = spec["paths"]["/channels/{channel_id}/messages"]["post"]
+    assert send["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Envelope"
+    }
+    assert set(send["responses"]) >= {"201", "400", "401", "403", "404"}
+    envelope = spec["components"]["schemas"]["Envelope"]
+    assert envelope["additionalProperties"] is False and "ciphertext" in envelope["required"]
+    read = spec["paths"]["/channels/{channel_id}/messages"]["get"]
+    assert {(p["name"], p["in"]) for p in read["parameters"]} == {
+        ("channel_id", "path"),
+        ("since", "query"),
+        ("limit", "query"),
+    }
+    leave = spec["paths"]["/channels/{channel_id}/members/{member_id}"]["delete"]
+    assert leave["requestBody"]["required"] is False
+    members = spec["components"]["schemas"]["MembersAnswer"]
+    assert set(members["required"]) == {"members", "devices", "cursor"}
+
+
+def test_a_view_reading_another_body_than_it_declares_is_refused() -> None:
+    """The declaration is checked when the view runs, so the spec cannot drift from the code."""
+    from chalicelib.http_api import ApiContext, RouteDoc
+
+    doc = RouteDoc("v", "none", 200, LinkBody, True, HealthAnswer, ("limit",), "v")
+    ctx = ApiContext.__new__(ApiContext)
+    ctx._doc = doc
+    with pytest.raises(TypeError, match="declares"):
+        ctx.body(HealthAnswer)
+    with pytest.raises(TypeError, match="without declaring"):
+        ctx.query_str("cursor")
+    with pytest.raises(TypeError, match="optional body"):
+        ctx.optional_body(LinkBody)
