@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from chalice.app import Chalice
+from nacl.signing import SigningKey
 from openapi_spec_validator import validate
 
 from app import app
 from chalicelib.api_responses import HealthAnswer
 from chalicelib.api_schemas import LinkBody
+from chalicelib.domain.auth_token import Claims, decode_token, encode_token, request_digest
+from chalicelib.domain.ids import device_id_for
 from chalicelib.http_api import endpoint
 from chalicelib.openapi import MissingRouteDoc, build_spec
 
@@ -92,3 +97,32 @@ def test_a_view_reading_another_body_than_it_declares_is_refused() -> None:
         ctx.query_str("cursor")
     with pytest.raises(TypeError, match="optional body"):
         ctx.optional_body(LinkBody)
+
+
+def _doc() -> str:
+    return (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+
+
+def test_the_worked_example_of_docs_api_md_is_what_the_code_signs() -> None:
+    key = SigningKey(bytes(range(32)))
+    body = b'{"name":"Conseil municipal"}'
+    digest = request_digest("PUT", "/channels/c_aaaaaaaaaaaaaaaa", {}, body)
+    claims = Claims(device_id_for(bytes(key.verify_key)), 1767225600, 1767225720, "A" * 22, digest).to_bytes()
+    token = encode_token(claims, key.sign(claims).signature)
+    doc = _doc()
+    assert f"Authorization: Bocage {token}\n" in doc
+    assert f"req               = {digest}\n" in doc and f"claims            = {claims.decode()}\n" in doc
+
+
+def test_the_python_snippet_of_docs_api_md_makes_tokens_the_server_accepts() -> None:
+    snippet = re.search(r"```python\n(.*?)```", _doc(), re.S)
+    assert snippet is not None
+    scope: dict[str, Any] = {}
+    exec(snippet.group(1), scope)  # our own documentation, checked as code
+    key = SigningKey(bytes(range(32)))
+    device = device_id_for(bytes(key.verify_key))
+    query = {"q": "a b+c/é", "cursor": "x=="}
+    made = scope["token"](key, device, "GET", "/members", query, b"")
+    claims, signed, signature = decode_token(made)
+    key.verify_key.verify(signed, signature)
+    assert claims.subject == device and claims.digest == request_digest("GET", "/members", query, b"")
