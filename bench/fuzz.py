@@ -2,15 +2,16 @@
 
 Starts `bocage serve` on loopback on a fresh SQLite store (activation limiter off, an operator
 key configured), activates an owner and a member with the SDK, then generates ``--examples``
-requests per operation of the server's /openapi.json (tests/fuzzing.py does the work; the short
-run of the same is tests/e2e/test_fuzz.py). Prints requests, routes covered, statuses, server
-errors (5xx), answers outside the spec, and whether the organisation still works afterwards;
-exits 1 on any failure.
+requests per operation of the server's /openapi.json, and ``--negative`` more that break it
+(tests/fuzzing.py does the work; the short run of the same is tests/e2e/test_fuzz.py). Prints
+requests, routes covered, statuses, server errors (5xx), answers outside the spec, and whether
+the organisation still works afterwards; exits 1 on any failure.
 
-    python bench/fuzz.py [--examples 320] [--seed N]
+    python bench/fuzz.py [--examples 320] [--negative 80] [--seed N]
 
-320 examples per operation: over 10,000 requests (/health and /impact take no input, so one
-each), about 5 minutes on a busy 2-core machine.
+320 examples per operation that fit the spec and 80 that break it on purpose (a 4xx expected):
+over 12,000 requests (/health and /impact take no input, so one each), about 7 minutes on a
+busy 2-core machine.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tests.fuzzing import build_world, check_invariants, fuzz  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=320, help="generated requests per operation")
+    parser.add_argument("--negative", type=int, default=80, help="more per operation, breaking the spec")
     parser.add_argument("--seed", type=int, default=None, help="a seed (default: derandomized)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,7 +47,7 @@ def main() -> int:
         )
         try:
             world = build_world(server.url, server.owner_url(), operator, work / "profiles")
-            report = fuzz(world, args.examples, seed=args.seed)
+            report = fuzz(world, args.examples, negative=args.negative, seed=args.seed)
             problems = check_invariants(world)
             tracebacks = server.output().count("Traceback")
         finally:

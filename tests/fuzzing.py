@@ -25,10 +25,12 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as seed_fn
 from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from nacl.signing import SigningKey
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure
 from schemathesis.core.result import Err
+from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -158,8 +160,9 @@ def _path_parameters(operation: Any, world: World) -> st.SearchStrategy[dict[str
     return st.one_of(st.none(), real)
 
 
-def fuzz(world: World, examples: int, *, seed: int | None = None) -> Report:
-    """``examples`` generated requests per operation of the server's spec, all checked.
+def fuzz(world: World, examples: int, *, negative: int = 0, seed: int | None = None) -> Report:
+    """``examples`` generated requests per operation of the server's spec, and ``negative`` more
+    that break it on purpose (a wrong type, a missing field: a 4xx expected), all checked.
 
     ``seed`` None: the same cases every run (derandomized, for ``make test``); else that seed.
     """
@@ -170,20 +173,29 @@ def fuzz(world: World, examples: int, *, seed: int | None = None) -> Report:
     for result in schema.get_all_operations():
         if isinstance(result, Err):
             raise result.err()  # the spec itself is wrong: nothing to fuzz
-        _fuzz_operation(result.ok(), world, report, session, examples, seed)
+        operation = result.ok()
+        _fuzz_operation(operation, world, report, session, examples, seed, GenerationMode.POSITIVE)
+        if negative:
+            _fuzz_operation(operation, world, report, session, negative, seed, GenerationMode.NEGATIVE)
     report.seconds = time.monotonic() - started
     return report
 
 
 def _fuzz_operation(
-    operation: Any, world: World, report: Report, session: requests.Session, examples: int, seed: int | None
+    operation: Any,
+    world: World,
+    report: Report,
+    session: requests.Session,
+    examples: int,
+    seed: int | None,
+    mode: GenerationMode,
 ) -> None:
     label = f"{operation.method.upper()} {operation.path}"
     signers = world.signers
 
     def case_for(pp: dict[str, Any] | None) -> st.SearchStrategy[Any]:
         strategy: st.SearchStrategy[Any] = (
-            operation.as_strategy(path_parameters=pp) if pp else operation.as_strategy()
+            operation.as_strategy(mode, path_parameters=pp) if pp else operation.as_strategy(mode)
         )
         return strategy
 
@@ -214,7 +226,12 @@ def _fuzz_operation(
 
     if seed is not None:
         one = seed_fn(seed)(one)
-    one()
+    try:
+        one()
+    except Unsatisfiable:
+        if mode is GenerationMode.POSITIVE:
+            raise
+        # Nothing to break: an operation without parameters nor body (GET /health) has no invalid input.
 
 
 def _record(
