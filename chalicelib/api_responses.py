@@ -1,6 +1,7 @@
 """Response bodies of the REST API, for its OpenAPI description (chalicelib/openapi.py).
 
-Views still return plain dicts (the JSON on the wire is theirs); these models describe them.
+Views still return plain dicts (the JSON on the wire is theirs); these models describe them, and
+``@endpoint`` names them as strings, so the Lambda never imports this module (cold start).
 A field without a default is always sent; one with a default may be left out. Objects stay open
 (unknown keys allowed), so a server that adds a field does not break a client checking the spec.
 Signed statements and stored records are described as JSON objects: their own shapes are in
@@ -14,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from chalicelib.domain.frames import StoredMessage
+from chalicelib.domain.messages_api import SendResult as SendResult  # POST /channels/{c}/messages
 
 #: A JSON object whose detail is documented elsewhere (a record, a statement, a figure set).
 Obj = dict[str, Any]

@@ -43,7 +43,8 @@ class RouteDoc:
     status: int
     body: type[BaseModel] | None
     body_required: bool
-    response: type[BaseModel]
+    response: str  # a model of chalicelib/api_responses.py, imported only to build the spec
+
     query: tuple[str, ...]
     summary: str
 
@@ -186,7 +187,7 @@ class ApiContext:
 
 
 def endpoint(
-    response: type[BaseModel],
+    response: str,
     *,
     body: type[BaseModel] | None = None,
     body_required: bool = True,
@@ -194,9 +195,13 @@ def endpoint(
     auth: Auth = "device",
     status: int = 200,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
-    """Declare a view: ``response`` and ``body`` are the pydantic models of its JSON (the
-    OpenAPI spec's; ``body_required=False``: read with ``optional_body``), ``query`` the
-    query parameters it reads; then authenticate and map errors."""
+    """Declare a view, then authenticate and map errors.
+
+    ``response`` names the model of its JSON answer in chalicelib/api_responses.py (a name, so
+    the Lambda never imports those models); ``body`` is the model of its request
+    (``body_required=False``: read with ``optional_body``); ``query``, the query parameters it
+    reads. chalicelib/openapi.py builds the spec from these.
+    """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
         summary = (view.__doc__ or view.__name__.replace("_", " ")).strip().splitlines()[0]

@@ -18,6 +18,7 @@ from chalice.app import Chalice
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from chalicelib import api_responses
 from chalicelib.api_responses import ErrorAnswer
 from chalicelib.http_api import ROUTE_DOCS, RouteDoc
 
@@ -112,7 +113,7 @@ def _schemas(
     """Every model's JSON Schema under components, and each (model, mode)'s reference to it."""
     wanted: set[tuple[type[BaseModel], JsonSchemaMode]] = {(ErrorAnswer, "serialization")}
     for doc, _ in routes.values():
-        wanted.add((doc.response, "serialization"))
+        wanted.add((answer_model(doc), "serialization"))
         if doc.body is not None:
             wanted.add((doc.body, "validation"))
     ordered = sorted(wanted, key=lambda pair: (pair[0].__name__, pair[1]))
@@ -124,10 +125,11 @@ def _operation(
     doc: RouteDoc, params: list[str], refs: dict[tuple[type[BaseModel], JsonSchemaMode], dict[str, Any]]
 ) -> dict[str, Any]:
     error = {"content": {"application/json": {"schema": refs[(ErrorAnswer, "serialization")]}}}
+    answer = answer_model(doc)
     responses: dict[str, Any] = {
         str(doc.status): {
-            "description": doc.response.__doc__.strip().splitlines()[0] if doc.response.__doc__ else "OK",
-            "content": {"application/json": {"schema": refs[(doc.response, "serialization")]}},
+            "description": answer.__doc__.strip().splitlines()[0] if answer.__doc__ else "OK",
+            "content": {"application/json": {"schema": refs[(answer, "serialization")]}},
         }
     }
     for status, meaning in REFUSALS.items():
@@ -148,6 +150,14 @@ def _operation(
             "content": {"application/json": {"schema": refs[(doc.body, "validation")]}},
         }
     return operation
+
+
+def answer_model(doc: RouteDoc) -> type[BaseModel]:
+    """The model a route's ``@endpoint`` names; MissingRouteDoc if there is no such model."""
+    model = getattr(api_responses, doc.response, None)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise MissingRouteDoc(f"{doc.view}: no answer model {doc.response!r} in chalicelib/api_responses.py")
+    return model
 
 
 def _query_parameter(name: str) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,7 @@ def test_a_route_without_its_models_is_caught() -> None:
     other = Chalice(app_name="undocumented")
 
     @other.route("/documented", methods=["GET"])
-    @endpoint(HealthAnswer, auth="none")
+    @endpoint("HealthAnswer", auth="none")
     def documented(ctx: Any) -> dict[str, Any]:
         return {}
 
@@ -53,6 +56,29 @@ def test_a_route_without_its_models_is_caught() -> None:
 
     with pytest.raises(MissingRouteDoc, match="GET /forgotten"):
         build_spec(other)
+
+    misnamed = Chalice(app_name="misnamed")
+
+    @misnamed.route("/typo", methods=["GET"])
+    @endpoint("HealthAnswr", auth="none")
+    def typo(ctx: Any) -> dict[str, Any]:
+        return {}
+
+    with pytest.raises(MissingRouteDoc, match="HealthAnswr"):
+        build_spec(misnamed)
+
+
+def test_the_lambda_does_not_import_the_answer_models() -> None:
+    """They only describe the JSON: importing them would add to every cold start."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, app; print('chalicelib.api_responses' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "AWS_REGION": "eu-west-3"},
+    )
+    assert done.stdout.strip() == "False"
 
 
 def test_security_follows_each_routes_authentication(spec: dict[str, Any]) -> None:
@@ -88,7 +114,7 @@ def test_a_view_reading_another_body_than_it_declares_is_refused() -> None:
     """The declaration is checked when the view runs, so the spec cannot drift from the code."""
     from chalicelib.http_api import ApiContext, RouteDoc
 
-    doc = RouteDoc("v", "none", 200, LinkBody, True, HealthAnswer, ("limit",), "v")
+    doc = RouteDoc("v", "none", 200, LinkBody, True, "HealthAnswer", ("limit",), "v")
     ctx = ApiContext.__new__(ApiContext)
     ctx._doc = doc
     with pytest.raises(TypeError, match="declares"):
