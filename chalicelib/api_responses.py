@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from chalicelib.domain.frames import StoredMessage
 from chalicelib.domain.messages_api import SendResult as SendResult  # POST /channels/{c}/messages
+from chalicelib.domain.roster import RosterDevice, SealedKey
 
 #: A JSON object whose detail is documented elsewhere (a record, a statement, a figure set).
 Obj = dict[str, Any]
@@ -95,8 +96,10 @@ class DeviceAnswer(_Answer):
 
 
 class MembersAnswer(_Answer):
-    members: list[Obj]
-    devices: list[Obj]
+    """Every member and device, with their certificates and statements (docs/protocol.md, 13.9)."""
+
+    members: list[MemberAnswer]
+    devices: list[DeviceAnswer]
     cursor: str | None
 
 
@@ -112,7 +115,7 @@ class ChannelAnswer(_Answer):
     retention_days: int | None = None
     my_role: str | None = None
     epoch: int
-    roster: Any
+    roster: int  # the roster's version: it changes whenever a device joins or leaves
     latest_seq: int
 
 
@@ -138,9 +141,15 @@ class ChannelLeftAnswer(_Answer):
     epoch: int
 
 
+class ChannelMember(_Answer):
+    member_id: str
+    role: str
+    added_at: int
+
+
 class ChannelMembersAnswer(_Answer):
     channel_id: str
-    members: list[Obj]
+    members: list[ChannelMember]
 
 
 class MembershipLogAnswer(_Answer):
@@ -152,8 +161,8 @@ class MembershipLogAnswer(_Answer):
 
 class RosterAnswer(_Answer):
     epoch: int
-    roster: Any
-    devices: list[Obj]
+    roster: int
+    devices: list[RosterDevice]
     cursor: str | None
 
 
@@ -164,7 +173,7 @@ class KeysStoredAnswer(_Answer):
 
 class KeysAnswer(_Answer):
     epoch: int
-    keys: list[Obj]
+    keys: list[SealedKey]
 
 
 class MessagesAnswer(_Answer):
@@ -219,6 +228,8 @@ class InvoiceAnswer(_Answer):
 
 
 class InvoicesAnswer(_Answer):
+    """This organisation's invoices, newest first."""
+
     invoices: list[InvoiceAnswer]
 
 
