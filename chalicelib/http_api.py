@@ -44,7 +44,6 @@ class RouteDoc:
     body: type[BaseModel] | None
     body_required: bool
     response: str  # a model of chalicelib/api_responses.py, imported only to build the spec
-
     query: tuple[str, ...]
     summary: str
 
