@@ -120,4 +120,4 @@ fuzz: $(BIN)/.installed
 	$(BIN)/python bench/fuzz.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis dist
