@@ -30,7 +30,7 @@ from chalicelib.api_schemas import (
 )
 from chalicelib.domain.billing import month_of, parse_month
 from chalicelib.domain.channel import ChannelKind, ChannelRole
-from chalicelib.domain.envelope import parse_envelope
+from chalicelib.domain.envelope import Envelope, parse_envelope
 from chalicelib.domain.organisation import Role
 from chalicelib.domain.retention import parse_duration
 from chalicelib.errors import BadRequest, NotFound
@@ -56,14 +56,14 @@ FANOUT_QUEUE = os.environ.get("BOCAGE_FANOUT_QUEUE", "bocage-fanout")
 
 
 @app.route("/health", methods=["GET"])
-@endpoint(auth="none")
+@endpoint("HealthAnswer", auth="none")
 def health(ctx: ApiContext) -> dict[str, Any]:
     """Liveness, and where clients open their WebSocket."""
     return {"status": "ok", "ws_url": ctx.container.settings.ws_url}
 
 
 @app.route("/orgs", methods=["POST"])
-@endpoint(auth="operator", status=201)
+@endpoint("NewOrgAnswer", body=CreateOrgBody, auth="operator", status=201)
 def create_org(ctx: ApiContext) -> dict[str, Any]:
     body = ctx.body(CreateOrgBody)
     org, invitation = ctx.container.invitations.create_organisation(
@@ -73,19 +73,19 @@ def create_org(ctx: ApiContext) -> dict[str, Any]:
 
 
 @app.route("/activate", methods=["POST"])
-@endpoint(auth="none", status=201)
+@endpoint("ActivationAnswer", body=ActivateBody, auth="none", status=201)
 def activate(ctx: ApiContext) -> dict[str, Any]:
     return ctx.container.invitations.activate(ActivationRequest(**ctx.body(ActivateBody).model_dump()))
 
 
 @app.route("/me", methods=["GET"])
-@endpoint()
+@endpoint("WhoAmIAnswer")
 def whoami(ctx: ApiContext) -> dict[str, Any]:
     return ctx.container.orgs.whoami(ctx.principal)
 
 
 @app.route("/invitations", methods=["POST"])
-@endpoint(status=201)
+@endpoint("InvitationAnswer", body=InviteBody, status=201)
 def invite(ctx: ApiContext) -> dict[str, Any]:
     body = ctx.body(InviteBody)
     role = parse_role(body.role, allowed=ROLES_TO_INVITE)
@@ -95,30 +95,30 @@ def invite(ctx: ApiContext) -> dict[str, Any]:
 
 
 @app.route("/devices/link", methods=["POST"])
-@endpoint(status=201)
+@endpoint("InvitationAnswer", body=LinkBody, status=201)
 def link_device(ctx: ApiContext) -> dict[str, Any]:
     ticket = ctx.body(LinkBody).ticket
     return ctx.container.invitations.link_device(ctx.principal, ctx.links, ticket).public()
 
 
 @app.route("/members", methods=["GET"])
-@endpoint()
+@endpoint("MembersAnswer", query=("cursor", "limit"))
 def list_members(ctx: ApiContext) -> dict[str, Any]:
     page = ctx.container.orgs.list_members(
-        ctx.principal, cursor=ctx.query.get("cursor"), limit=ctx.query_int("limit", 100)
+        ctx.principal, cursor=ctx.query_str("cursor"), limit=ctx.query_int("limit", 100)
     )
     return page.public()
 
 
 @app.route("/members/{member_id}", methods=["DELETE"])
-@endpoint()
+@endpoint("MemberAnswer", body=StatementBody, body_required=False)
 def remove_member(ctx: ApiContext, member_id: str) -> dict[str, Any]:
     statement = ctx.optional_body(StatementBody).statement
     return ctx.container.orgs.remove_member(ctx.principal, member_id, statement).public()
 
 
 @app.route("/members/{member_id}/role", methods=["PUT"])
-@endpoint()
+@endpoint("MemberAnswer", body=RoleBody)
 def set_role(ctx: ApiContext, member_id: str) -> dict[str, Any]:
     body = ctx.body(RoleBody)
     return ctx.container.orgs.set_role(
@@ -127,7 +127,7 @@ def set_role(ctx: ApiContext, member_id: str) -> dict[str, Any]:
 
 
 @app.route("/devices/{device_id}/revoke", methods=["POST"])
-@endpoint()
+@endpoint("DeviceAnswer", body=StatementBody, body_required=False)
 def revoke_device(ctx: ApiContext, device_id: str) -> dict[str, Any]:
     statement = ctx.optional_body(StatementBody).statement
     return ctx.container.orgs.revoke_device(ctx.principal, device_id, statement).public()
@@ -137,26 +137,26 @@ def revoke_device(ctx: ApiContext, device_id: str) -> dict[str, Any]:
 
 
 @app.route("/channels", methods=["POST"])
-@endpoint(status=201)
+@endpoint("ChannelAnswer", body=CreateChannelBody, status=201)
 def create_channel(ctx: ApiContext) -> dict[str, Any]:
     body = ctx.body(CreateChannelBody)
     return ctx.container.channels.create(ctx.principal, ChannelKind(body.kind), body.name, body.membership)
 
 
 @app.route("/channels", methods=["GET"])
-@endpoint()
+@endpoint("ChannelsAnswer")
 def list_channels(ctx: ApiContext) -> dict[str, Any]:
     return ctx.container.messaging.sync(ctx.principal)
 
 
 @app.route("/channels/{channel_id}", methods=["PUT"])
-@endpoint()
+@endpoint("ChannelAnswer", body=RenameChannelBody)
 def rename_channel(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     return ctx.container.channels.rename(ctx.principal, channel_id, ctx.body(RenameChannelBody).name)
 
 
 @app.route("/channels/{channel_id}/members/{member_id}", methods=["PUT"])
-@endpoint()
+@endpoint("ChannelRoleAnswer", body=ChannelRoleBody)
 def add_channel_member(ctx: ApiContext, channel_id: str, member_id: str) -> dict[str, Any]:
     body = ctx.body(ChannelRoleBody)
     return ctx.container.channels.add_member(
@@ -165,20 +165,20 @@ def add_channel_member(ctx: ApiContext, channel_id: str, member_id: str) -> dict
 
 
 @app.route("/channels/{channel_id}/members/{member_id}", methods=["DELETE"])
-@endpoint()
+@endpoint("ChannelLeftAnswer", body=MembershipBody, body_required=False)
 def remove_channel_member(ctx: ApiContext, channel_id: str, member_id: str) -> dict[str, Any]:
     membership = ctx.optional_body(MembershipBody).membership
     return ctx.container.channels.remove_member(ctx.principal, channel_id, member_id, membership)
 
 
 @app.route("/channels/{channel_id}/members", methods=["GET"])
-@endpoint()
+@endpoint("ChannelMembersAnswer")
 def channel_members(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     return ctx.container.channels.members(ctx.principal, channel_id)
 
 
 @app.route("/channels/{channel_id}/membership", methods=["GET"])
-@endpoint()
+@endpoint("MembershipLogAnswer", query=("from", "limit"))
 def membership_log(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     return ctx.container.channels.membership_log(
         ctx.principal, channel_id, ctx.query_int("from", 0), ctx.query_int("limit", 500)
@@ -186,13 +186,13 @@ def membership_log(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 
 
 @app.route("/channels/{channel_id}/roster", methods=["GET"])
-@endpoint()
+@endpoint("RosterAnswer", query=("cursor",))
 def channel_roster(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
-    return ctx.container.channels.roster(ctx.principal, channel_id, ctx.query.get("cursor"))
+    return ctx.container.channels.roster(ctx.principal, channel_id, ctx.query_str("cursor"))
 
 
 @app.route("/channels/{channel_id}/keys", methods=["PUT"])
-@endpoint()
+@endpoint("KeysStoredAnswer", body=PutKeysBody)
 def put_sender_keys(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     body = ctx.body(PutKeysBody)
     sealed = [k.model_dump() for k in body.keys]
@@ -200,13 +200,13 @@ def put_sender_keys(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 
 
 @app.route("/channels/{channel_id}/keys", methods=["GET"])
-@endpoint()
+@endpoint("KeysAnswer", query=("epoch",))
 def my_sender_keys(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     return ctx.container.channels.my_keys(ctx.principal, channel_id, ctx.query_int("epoch", 0))
 
 
 @app.route("/channels/{channel_id}/messages", methods=["POST"])
-@endpoint(status=201)
+@endpoint("SendResult", body=Envelope, status=201)
 def send_message(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     envelope = parse_envelope(ctx.json())
     if envelope.channel_id != channel_id:
@@ -215,7 +215,7 @@ def send_message(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 
 
 @app.route("/channels/{channel_id}/messages", methods=["GET"])
-@endpoint()
+@endpoint("MessagesAnswer", query=("since", "limit"))
 def read_messages(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     since, limit = ctx.query_int("since", 0), ctx.query_int("limit", 100)
     return ctx.container.messaging.read(ctx.principal, channel_id, since=since, limit=limit).public()
@@ -225,13 +225,13 @@ def read_messages(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 
 
 @app.route("/retention", methods=["GET"])
-@endpoint()
+@endpoint("OrgRetentionAnswer")
 def show_retention(ctx: ApiContext) -> dict[str, Any]:
     return ctx.container.retention.show_org(ctx.principal)
 
 
 @app.route("/retention", methods=["PUT"])
-@endpoint()
+@endpoint("OrgRetentionAnswer", body=RetentionBody)
 def set_retention(ctx: ApiContext) -> dict[str, Any]:
     duration = ctx.body(RetentionBody).duration
     if duration is None:
@@ -240,13 +240,13 @@ def set_retention(ctx: ApiContext) -> dict[str, Any]:
 
 
 @app.route("/channels/{channel_id}/retention", methods=["GET"])
-@endpoint()
+@endpoint("ChannelRetentionAnswer")
 def show_channel_retention(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     return ctx.container.retention.show_channel(ctx.principal, channel_id)
 
 
 @app.route("/channels/{channel_id}/retention", methods=["PUT"])
-@endpoint()
+@endpoint("ChannelRetentionAnswer", body=RetentionBody)
 def set_channel_retention(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     duration = ctx.body(RetentionBody).duration
     days = None if duration is None else parse_duration(duration)
@@ -263,7 +263,7 @@ def retention_jobs(event: CloudWatchEvent) -> None:
 
 
 @app.route("/plan", methods=["GET"])
-@endpoint()
+@endpoint("PlanAnswer")
 def show_plan(ctx: ApiContext) -> dict[str, Any]:
     """The plan, its dates, and this month's estimate to date (admins)."""
     org_id = ctx.admin().org_id
@@ -275,20 +275,20 @@ def show_plan(ctx: ApiContext) -> dict[str, Any]:
 
 
 @app.route("/plan/pilot-end", methods=["PUT"])
-@endpoint()
+@endpoint("PlanStatusAnswer", body=PilotEndBody)
 def choose_pilot_end(ctx: ApiContext) -> dict[str, Any]:
     org = ctx.container.orgs.set_pilot_end_choice(ctx.principal, ctx.body(PilotEndBody).choice)
     return ctx.container.billing.plan_status(org)
 
 
 @app.route("/invoices", methods=["GET"])
-@endpoint()
+@endpoint("InvoicesAnswer")
 def list_invoices(ctx: ApiContext) -> dict[str, Any]:
     return {"invoices": [i.public() for i in ctx.container.billing.invoices_of(ctx.admin().org_id)]}
 
 
 @app.route("/invoices/{month}", methods=["GET"])
-@endpoint()
+@endpoint("InvoiceAnswer")
 def show_invoice(ctx: ApiContext, month: str) -> dict[str, Any]:
     invoice = ctx.container.billing.invoice(ctx.admin().org_id, parse_month(month))
     if invoice is None:
@@ -297,29 +297,29 @@ def show_invoice(ctx: ApiContext, month: str) -> dict[str, Any]:
 
 
 @app.route("/report", methods=["GET"])
-@endpoint()
+@endpoint("ReportAnswer", query=("format",))
 def pilot_report(ctx: ApiContext) -> dict[str, Any]:
     org_id = ctx.admin().org_id
-    if ctx.query.get("format") == "csv":
+    if ctx.query_str("format") == "csv":
         return {"format": "csv", "csv": ctx.container.impact.pilot_report_csv(org_id)}
     return ctx.container.impact.pilot_report(org_id)
 
 
 @app.route("/impact", methods=["GET"])
-@endpoint(auth="none")
+@endpoint("PublicImpactAnswer", auth="none")
 def public_impact(ctx: ApiContext) -> dict[str, Any]:
     """Trees planted and CO2e avoided, for everyone: no organisation's detail."""
     return ctx.container.impact.public_impact()
 
 
 @app.route("/impact/org", methods=["GET"])
-@endpoint()
+@endpoint("OrgImpactAnswer")
 def org_impact(ctx: ApiContext) -> dict[str, Any]:
     return ctx.container.impact.org_impact(ctx.admin().org_id)
 
 
 @app.route("/billing/run", methods=["POST"])
-@endpoint(auth="operator")
+@endpoint("BillingRunAnswer", body=BillingRunBody, auth="operator")
 def billing_run(ctx: ApiContext) -> dict[str, Any]:
     body = ctx.body(BillingRunBody)
     billing = ctx.container.billing

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from chalicelib.domain.organisation import Plan
 
@@ -12,14 +12,27 @@ from chalicelib.domain.organisation import Plan
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
+def _not_blank(value: str) -> str:
+    """Pydantic strips Unicode white space; the services strip with ``str.strip``, which also
+    takes ASCII separators (U+001C..U+001F): a name of those alone must be refused here."""
+    stripped = value.strip()
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+#: A display name (organisation, member, channel): 1 to 120 characters, not blank.
+Name = Annotated[str, Field(min_length=1, max_length=120), AfterValidator(_not_blank)]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
 
 class CreateOrgBody(_Body):
-    name: str = Field(min_length=1, max_length=120)
+    name: Name
     plan: Plan = Plan.FREE
-    owner_name: str = Field(default="Owner", min_length=1, max_length=120)
+    owner_name: Name = "Owner"
     owner_email: str | None = Field(default=None, max_length=254, pattern=EMAIL_PATTERN)
 
 
@@ -28,7 +41,7 @@ Statement = dict[str, Any]
 
 
 class InviteBody(_Body):
-    display_name: str = Field(min_length=1, max_length=120)
+    display_name: Name
     role: str = "member"
     email: str | None = Field(default=None, max_length=254, pattern=EMAIL_PATTERN)
     ticket: Statement | None = None
@@ -62,12 +75,12 @@ class StatementBody(_Body):
 
 class CreateChannelBody(_Body):
     kind: Literal["tribe", "group"]
-    name: str = Field(min_length=1, max_length=120)
+    name: Name
     membership: Statement | None = None
 
 
 class RenameChannelBody(_Body):
-    name: str = Field(min_length=1, max_length=120)
+    name: Name
 
 
 class ChannelRoleBody(_Body):

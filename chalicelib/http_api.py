@@ -11,6 +11,7 @@ import functools
 import re
 from collections.abc import Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from chalice.app import Request, Response
@@ -30,6 +31,25 @@ Auth = Literal["device", "operator", "none"]
 B = TypeVar("B", bound=BaseModel)
 WHOLE_NUMBER = re.compile(r"[0-9]{1,12}")
 JSON_HEADERS: dict[str, str | list[str]] = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+
+
+@dataclass(frozen=True)
+class RouteDoc:
+    """What a route takes and answers, declared beside it: chalicelib/openapi.py builds the
+    spec from these, and a route without one is caught (tests/unit/test_openapi.py)."""
+
+    view: str
+    auth: Auth
+    status: int
+    body: type[BaseModel] | None
+    body_required: bool
+    response: str  # a model of chalicelib/api_responses.py, imported only to build the spec
+    query: tuple[str, ...]
+    summary: str
+
+
+#: Every ``@endpoint`` view's RouteDoc, by the handler Chalice routes to.
+ROUTE_DOCS: dict[Callable[..., Response], RouteDoc] = {}
 
 # The request being handled by this thread. Chalice keeps ``app.current_request``
 # on the shared app object, which races when the one-machine runtime serves
@@ -55,8 +75,9 @@ def request_scope(event: Request, get_response: Callable[[Request], Response]) -
 class ApiContext:
     """What a view sees: the authenticated caller, the body, the query, the links."""
 
-    def __init__(self, request: Request, container: wiring.Container) -> None:
+    def __init__(self, request: Request, container: wiring.Container, doc: RouteDoc | None = None) -> None:
         self.container = container
+        self._doc = doc
         self._event = request.to_original_event()
         self._headers = request.headers
         self.method = request.method
@@ -115,6 +136,7 @@ class ApiContext:
         return self.principal
 
     def body(self, model: type[B]) -> B:
+        self._require_declared(model)
         raw = self.json()
         try:
             return model.model_validate(raw)
@@ -123,10 +145,24 @@ class ApiContext:
 
     def optional_body(self, model: type[B]) -> B:
         """The body, or the model's defaults when there is none (a DELETE may carry one or not)."""
+        self._require_declared(model)
+        if self._doc is not None and self._doc.body_required:
+            raise TypeError(f"{self._doc.view} reads an optional body but declares it required")
         return self.body(model) if self.body_bytes else model()
 
+    def _require_declared(self, model: type[BaseModel]) -> None:
+        """A view reads the body its ``@endpoint`` declared, so the spec cannot drift from it."""
+        if self._doc is not None and self._doc.body is not model:
+            raise TypeError(f"{self._doc.view} reads a {model.__name__} but declares {self._doc.body}")
+
+    def query_str(self, name: str) -> str | None:
+        """A query parameter the route declared (``@endpoint(query=...)``), or None."""
+        if self._doc is not None and name not in self._doc.query:
+            raise TypeError(f"{self._doc.view} reads query parameter {name} without declaring it")
+        return self.query.get(name)
+
     def query_int(self, name: str, default: int) -> int:
-        value = self.query.get(name)
+        value = self.query_str(name)
         if value is None:
             return default
         if not WHOLE_NUMBER.fullmatch(value):
@@ -150,14 +186,31 @@ class ApiContext:
 
 
 def endpoint(
-    *, auth: Auth = "device", status: int = 200
+    response: str,
+    *,
+    body: type[BaseModel] | None = None,
+    body_required: bool = True,
+    query: tuple[str, ...] = (),
+    auth: Auth = "device",
+    status: int = 200,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+    """Declare a view, then authenticate and map errors.
+
+    ``response`` names the model of its JSON answer in chalicelib/api_responses.py (a name, so
+    the Lambda never imports those models); ``body`` is the model of its request
+    (``body_required=False``: read with ``optional_body``); ``query``, the query parameters it
+    reads. chalicelib/openapi.py builds the spec from these.
+    """
+
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
+        summary = (view.__doc__ or view.__name__.replace("_", " ")).strip().splitlines()[0]
+        doc = RouteDoc(view.__name__, auth, status, body, body_required, response, query, summary)
+
         @functools.wraps(view)
         def handle(**params: str) -> Response:
             try:
                 container = wiring.container()
-                ctx = ApiContext(_request.get(), container)
+                ctx = ApiContext(_request.get(), container, doc)
                 ctx.authenticate(auth)
                 result = view(ctx, **params)
                 return Response(
@@ -170,6 +223,7 @@ def endpoint(
                 body = {"error": "internal_error", "message": "an internal error occurred"}
                 return Response(body=body, status_code=500, headers=JSON_HEADERS)
 
+        ROUTE_DOCS[handle] = doc
         return handle
 
     return decorate

@@ -2,7 +2,8 @@
 
 Each request becomes the proxy event the Lambda would get on AWS, the Chalice app runs on it in
 a worker thread (never on the event loop), and its answer is written back, gzipped when that
-pays: the very same code path as on AWS. ``/app/`` is the web app (static_files.py). What the
+pays: the very same code path as on AWS. ``/app/`` is the web app (static_files.py), and
+``/openapi.json`` the API's description (chalicelib/openapi.py). What the
 server adds is its own limits: one clear answer to a chunked or oversized body, a deadline to
 receive the body, and API Gateway's 29 s deadline on the handler (504).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -22,10 +24,12 @@ from bocage.local.answers import BODILESS, Answer, compressed, json_answer, refu
 from bocage.local.lambda_events import compile_routes, find_route, invoke, proxy_event
 from bocage.local.rate_limit import Network, SourceLimiter, client_address
 from bocage.local.static_files import StaticFiles, is_app_path
+from chalicelib.openapi import build_spec
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
 #: Unauthenticated routes that consume or probe codes: limited per source (``attempts``).
 LIMITED = frozenset({("POST", "/activate")})
+SPEC_PATH = "/openapi.json"
 DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() and int() accept far more
 
 Scope = dict[str, Any]
@@ -160,9 +164,16 @@ class RestGateway:
         method = scope["method"]
         if is_app_path(raw_path):
             answer = self._static.answer(method, raw_path, named.get("if-none-match"))
+        elif raw_path == SPEC_PATH and method in ("GET", "HEAD"):
+            answer = json_answer(200, self._spec)
         else:
             answer = self._invoke(method, raw_path, scope, named, body, source)
         return compressed(answer, named.get("accept-encoding"))
+
+    @functools.cached_property
+    def _spec(self) -> dict[str, Any]:
+        """Built on first use (tens of ms): unauthenticated, like /health, and the same for all."""
+        return build_spec(self._app)
 
     def _invoke(
         self, method: str, raw_path: str, scope: Scope, headers: dict[str, str], body: bytes, source_ip: str

@@ -1,0 +1,266 @@
+"""Response bodies of the REST API, for its OpenAPI description (chalicelib/openapi.py).
+
+Views still return plain dicts (the JSON on the wire is theirs); these models describe them, and
+``@endpoint`` names them as strings, so the Lambda never imports this module (cold start).
+A field without a default is always sent; one with a default may be left out. Objects stay open
+(unknown keys allowed), so a server that adds a field does not break a client checking the spec.
+Signed statements and stored records are described as JSON objects: their own shapes are in
+docs/protocol.md and chalicelib/domain.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from chalicelib.domain.frames import StoredMessage
+from chalicelib.domain.messages_api import SendResult as SendResult  # POST /channels/{c}/messages
+from chalicelib.domain.roster import RosterDevice, SealedKey
+
+#: A JSON object whose detail is documented elsewhere (a record, a statement, a figure set).
+Obj = dict[str, Any]
+
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+
+class ErrorAnswer(_Answer):
+    """Every refusal: a stable code (``not_found``, ``forbidden``...) and a sentence for people."""
+
+    error: str
+    message: str
+
+
+class HealthAnswer(_Answer):
+    status: str
+    ws_url: str | None
+
+
+class InvitationAnswer(_Answer):
+    """An activation code for a new member or device; the code is shown once."""
+
+    org_id: str
+    member_id: str
+    role: str
+    activation_code: str
+    activation_url: str
+    valid_until: int
+    emailed: bool
+    mail_error: str | None = None
+
+
+class NewOrgAnswer(InvitationAnswer):
+    org: Obj
+
+
+class ActivationAnswer(_Answer):
+    org_id: str
+    org_name: str
+    member_id: str
+    device_id: str
+    role: str
+    display_name: str
+    root: str | None = None
+
+
+class WhoAmIAnswer(_Answer):
+    org: Obj
+    member: Obj
+    device_id: str
+
+
+class MemberAnswer(_Answer):
+    """A member's record (after a role change or a removal); statements as stored."""
+
+    org_id: str
+    member_id: str
+    display_name: str
+    role: str
+    status: str
+    created_at: int
+
+
+class DeviceAnswer(_Answer):
+    """A device's record (after a revocation)."""
+
+    device_id: str
+    org_id: str
+    member_id: str
+    name: str
+    sign_public_key: str
+    box_public_key: str
+    created_at: int
+    revoked_at: int | None = None
+
+
+class MembersAnswer(_Answer):
+    """Every member and device, with their certificates and statements (docs/protocol.md, 13.9)."""
+
+    members: list[MemberAnswer]
+    devices: list[DeviceAnswer]
+    cursor: str | None
+
+
+class ChannelAnswer(_Answer):
+    """A channel as its members see it: its record, the caller's role, epoch, roster and head."""
+
+    channel_id: str
+    org_id: str
+    kind: str
+    name: str
+    created_by: str
+    created_at: int
+    retention_days: int | None = None
+    my_role: str | None = None
+    epoch: int
+    roster: int  # the roster's version: it changes whenever a device joins or leaves
+    latest_seq: int
+
+
+class SyncedChannel(ChannelAnswer):
+    cursor: int
+    unread: int
+
+
+class ChannelsAnswer(_Answer):
+    channels: list[SyncedChannel]
+
+
+class ChannelRoleAnswer(_Answer):
+    channel_id: str
+    member_id: str
+    role: str
+
+
+class ChannelLeftAnswer(_Answer):
+    channel_id: str
+    member_id: str
+    removed: bool
+    epoch: int
+
+
+class ChannelMember(_Answer):
+    member_id: str
+    role: str
+    added_at: int
+
+
+class ChannelMembersAnswer(_Answer):
+    channel_id: str
+    members: list[ChannelMember]
+
+
+class MembershipLogAnswer(_Answer):
+    channel_id: str
+    entries: list[Obj]
+    head: Obj | None
+    more: bool
+
+
+class RosterAnswer(_Answer):
+    epoch: int
+    roster: int
+    devices: list[RosterDevice]
+    cursor: str | None
+
+
+class KeysStoredAnswer(_Answer):
+    stored: int
+    epoch: int
+
+
+class KeysAnswer(_Answer):
+    epoch: int
+    keys: list[SealedKey]
+
+
+class MessagesAnswer(_Answer):
+    channel_id: str
+    messages: list[StoredMessage]
+    cursor: int
+    more: bool
+
+
+class OrgRetentionAnswer(_Answer):
+    org_id: str
+    retention_days: int
+    retention: str
+
+
+class ChannelRetentionAnswer(_Answer):
+    channel_id: str
+    channel_retention_days: int | None
+    org_retention_days: int
+    retention_days: int
+    retention: str
+
+
+class PlanStatusAnswer(_Answer):
+    org_id: str
+    plan: str
+    phase: str
+    plan_started_at: int
+    price_cents_per_user: int
+    pilot_ends_at: int | None = None
+    days_left: int | None = None
+    pilot_end_choice: str | None = None
+    pro_since: int | None = None
+    suspended_since: int | None = None
+    notice: str | None = None
+
+
+class PlanAnswer(PlanStatusAnswer):
+    month_to_date: Obj | None
+
+
+class InvoiceAnswer(_Answer):
+    org_id: str
+    month: str
+    status: str
+    lines: list[Obj]
+    subtotal_cents: int
+    vat_cents: int
+    total_cents: int
+    currency: str
+    reference: str | None = None
+
+
+class InvoicesAnswer(_Answer):
+    """This organisation's invoices, newest first."""
+
+    invoices: list[InvoiceAnswer]
+
+
+class ReportAnswer(_Answer):
+    """The pilot report as JSON, or (``format=csv``) as CSV text in ``csv``."""
+
+    format: str | None = None
+    csv: str | None = None
+    org_id: str | None = None
+    months: list[Obj] | None = None
+    totals: Obj | None = None
+
+
+class PublicImpactAnswer(_Answer):
+    through: str | None
+    trees_planted: int
+    donated_cents: int
+    messages: int
+    notifications: int
+    assumptions: Obj
+
+
+class OrgImpactAnswer(_Answer):
+    org_id: str
+    months: list[Obj]
+    totals: Obj
+    assumptions: Obj
+
+
+class BillingRunAnswer(_Answer):
+    month: str
+    dry_run: bool
+    invoices: list[Obj]
+    complete: bool
