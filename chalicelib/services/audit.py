@@ -3,6 +3,9 @@
 It listens on the event bus (``subscribe``), so the services that change the organisation
 only state what happened. Each entry costs one put (plus one read of the organisation's audit
 period); its id is derived from its content, so a re-published event rewrites it in place.
+The entry is written after the change it records: if that write fails, the change stands and
+the failure is logged (an error, with the action and ids). Failing the request instead would
+not undo the change, and would make its retry fail (a role statement is used once).
 Channel changes are recorded when an owner or admin made them: what members do among
 themselves in their groups is not the administrators' business.
 """
@@ -28,6 +31,7 @@ from chalicelib.domain.organisation import require_admin
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import describe
 from chalicelib.ports import Store
+from chalicelib.request_logging import logger
 from chalicelib.services.event_bus import EventBus
 from chalicelib.services.organisations import OrganisationService
 
@@ -102,9 +106,14 @@ class AuditLog:
         targets: dict[str, str],
         details: dict[str, Detail] | None = None,
     ) -> None:
-        days = self._orgs.get(org_id).audit_days
         written = entry(org_id, at, actor, action, targets, details)
-        self._records.add(written, expires_at=expires_at(at, days))
+        try:
+            days = self._orgs.get(org_id).audit_days
+            self._records.add(written, expires_at=expires_at(at, days))
+        except Exception:
+            logger.exception(
+                "audit entry not written", audit_action=written.action, org_id=org_id, targets=targets
+            )
 
     def invitation_issued(self, event: InvitationIssued) -> None:
         member = event.member

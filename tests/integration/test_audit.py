@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from bocage.client.api import ApiError
 from bocage.client.profile import DeviceKeys, OperatorKey
 from chalicelib.adapters.clocks import ManualClock
+from chalicelib.adapters.records.audit import AuditRecords
 from chalicelib.domain.organisation import Plan
 from chalicelib.domain.retention import DAY
 from tests.support import InProcessClient, People, SignedApi, scan_all
@@ -76,7 +78,12 @@ def test_invitations_activations_roles_devices_and_removals_are_recorded(
     issued = [e for e in entries(api, owner) if e["action"] == "invitation.issued"][1]
     assert issued["actor"] == {"member_id": org["member_id"], "display_name": "Maire"}
     assert issued["targets"] == {"member_id": agent_info["member_id"]}
-    assert issued["details"] == {"name": "Agent Dupont", "role": "member", "grant": "member", "emailed": False}
+    assert issued["details"] == {
+        "name": "Agent Dupont",
+        "role": "member",
+        "grant": "member",
+        "emailed": False,
+    }
     role = the(api, owner, "member.role_changed")
     assert role["details"] == {"name": "Agent Dupont", "old_role": "member", "new_role": "admin"}
     assert the(api, owner, "device.linked")["actor"]["display_name"] == "Agent Dupont"
@@ -125,13 +132,14 @@ def test_channel_changes_by_admins_are_recorded_not_members_own_groups(
     clock.advance(10)
     tribe = people.owner.create_channel("tribe", "Infos mairie")
     channel_id = tribe["channel_id"]
-    for change in (
+    changes: list[Callable[[], object]] = [
         lambda: people.owner.add_member(channel_id, agent_id),
         lambda: people.owner.add_member(channel_id, agent_id, "author"),
         lambda: people.owner.client.rename_channel(channel_id, "Infos de la mairie"),
         lambda: people.owner.client.set_retention("30d", channel_id),
         lambda: people.owner.remove_member(channel_id, agent_id),
-    ):
+    ]
+    for change in changes:
         clock.advance(10)
         change()
     group = agent.create_channel("group", "Pause café")  # a member's own group: not the admins' business
@@ -155,6 +163,25 @@ def test_channel_changes_by_admins_are_recorded_not_members_own_groups(
     assert added["details"] == {"channel_name": "Infos mairie", "role": "member"}
     assert the(api, owner, "channel.role_changed")["details"]["role"] == "author"
     assert all(e["targets"].get("channel_id") != group["channel_id"] for e in entries(api, owner))
+
+
+def test_a_failed_audit_write_leaves_the_change_done_and_is_logged(
+    api: SignedApi, owned_org: Owner, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner, _ = owned_org
+    _, agent = api.join(owner, "Agent")
+
+    def lost(self: AuditRecords, entry: Any, *, expires_at: int) -> None:
+        raise OSError("store unreachable")
+
+    monkeypatch.setattr(AuditRecords, "add", lost)
+    assert api.set_role(owner, agent["member_id"], "admin").status == 200
+    assert api.member_row(owner, agent["member_id"])["role"] == "admin"
+    failures = [r for r in caplog.records if r.getMessage() == "audit entry not written"]
+    assert len(failures) == 1 and failures[0].levelname == "ERROR"
+    assert failures[0].__dict__["audit_action"] == "member.role_changed"
+    monkeypatch.undo()
+    assert "member.role_changed" not in actions(api, owner)
 
 
 def test_no_secret_is_recorded(api: SignedApi, owned_org: Owner, container: Any) -> None:
