@@ -226,6 +226,8 @@ class OrganisationService:
             raise Conflict(LAST_OWNER)  # early and plain; the count taken below is what guards
         if target.member_id == who.member_id:
             raise Forbidden("you cannot change your own role; ask another admin")
+        if target.role is role and target.role_statements and statement == target.role_statements[-1]:
+            return target  # the same request resent (its answer was lost): already done
         floor = max((int(s["serial"]) for s in target.role_statements), default=0)
         checked = check_role_statement(statement, target, self._calling_device(who), role.value, floor)
         updated = target.model_copy(

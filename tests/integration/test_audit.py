@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bocage.client.api import ApiError
+from bocage.client.issuing import role_statement
 from bocage.client.profile import DeviceKeys, OperatorKey
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.records.audit import AuditRecords
@@ -182,6 +183,22 @@ def test_a_failed_audit_write_leaves_the_change_done_and_is_logged(
     assert failures[0].__dict__["audit_action"] == "member.role_changed"
     monkeypatch.undo()
     assert "member.role_changed" not in actions(api, owner)
+
+
+def test_a_resent_role_change_is_answered_again_and_recorded_once(
+    api: SignedApi, owned_org: Owner, clock: ManualClock
+) -> None:
+    owner, _ = owned_org
+    _, agent = api.join(owner, "Agent")
+    row = api.member_row(owner, agent["member_id"])
+    statement = role_statement(owner.signing, owner.device_id, row, "admin", 1, clock.now())
+    body = {"role": "admin", "statement": statement}
+    first = api.call("PUT", f"/members/{agent['member_id']}/role", body, signer=owner)
+    clock.advance(5)
+    again = api.call("PUT", f"/members/{agent['member_id']}/role", body, signer=owner)
+    assert first.status == again.status == 200 and again.body["role"] == "admin"
+    assert len(api.member_row(owner, agent["member_id"])["role_statements"]) == 1
+    assert actions(api, owner).count("member.role_changed") == 1
 
 
 def test_no_secret_is_recorded(api: SignedApi, owned_org: Owner, container: Any) -> None:

@@ -379,7 +379,7 @@ async function journalSection(app, body) {
   const more = h('div', { class: 'actions' });
   const show = (current) => {
     rows.append(...current.entries.map((entry) => h('tr', null,
-      h('td', { class: 'nowrap' }, h('time', { datetime: new Date(entry.at * 1000).toISOString() }, formatDateTime(entry.at))),
+      h('td', null, h('time', { datetime: new Date(entry.at * 1000).toISOString() }, formatDateTime(entry.at))),
       h('td', null, describeEntry(m, entry)))));
     replace(more, current.cursor
       ? h('button', { type: 'button', onClick: async () => {
