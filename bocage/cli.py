@@ -654,11 +654,11 @@ def cmd_retention_show(args: argparse.Namespace) -> Result:
 
 
 def cmd_audit(args: argparse.Namespace) -> Result:
+    if args.limit < 1:
+        raise CliError("--limit must be at least 1")
     client = _client(args)
     if args.keep:
         return client.set_audit_retention(args.keep)
-    if args.limit < 1:
-        raise CliError("--limit must be at least 1")
     entries = list(itertools.islice(client.audit_entries(page_size=min(args.limit, 200)), args.limit))
     return {"entries": entries}
 
