@@ -14,6 +14,7 @@ from chalice.app import Chalice, CloudWatchEvent, CORSConfig, Cron, Rate, SQSEve
 from chalicelib import jobs, ws_api
 from chalicelib.api_schemas import (
     ActivateBody,
+    AuditRetentionBody,
     BillingRunBody,
     ChannelRoleBody,
     CreateChannelBody,
@@ -32,7 +33,7 @@ from chalicelib.domain.billing import month_of, parse_month
 from chalicelib.domain.channel import ChannelKind, ChannelRole
 from chalicelib.domain.envelope import Envelope, parse_envelope
 from chalicelib.domain.organisation import Role
-from chalicelib.domain.retention import parse_duration
+from chalicelib.domain.retention import describe, parse_duration
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.http_api import ApiContext, endpoint, request_scope
 from chalicelib.services.invitations import ActivationRequest
@@ -257,6 +258,27 @@ def set_channel_retention(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 def retention_jobs(event: CloudWatchEvent) -> None:
     """Make storage follow retention changes, four minutes of work at a time."""
     jobs.run_retention(budget_seconds=240)
+
+
+# -- the administrators' audit log -----------------------------------------------------------
+
+
+@app.route("/audit", methods=["GET"])
+@endpoint()
+def audit_log(ctx: ApiContext) -> dict[str, Any]:
+    """Newest first, owners and admins only."""
+    page = ctx.container.audit.page(
+        ctx.principal, cursor=ctx.query.get("cursor"), limit=ctx.query_int("limit", 50)
+    )
+    return page.public()
+
+
+@app.route("/audit/retention", methods=["PUT"])
+@endpoint()
+def set_audit_retention(ctx: ApiContext) -> dict[str, Any]:
+    days = parse_duration(ctx.body(AuditRetentionBody).duration)
+    org = ctx.container.orgs.set_audit_days(ctx.principal, days)
+    return {"retention_days": org.audit_days, "retention": describe(org.audit_days)}
 
 
 # -- plans, billing and impact ---------------------------------------------------------------

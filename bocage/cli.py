@@ -8,13 +8,15 @@ keys are a public interface: scripts depend on them.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import itertools
 import json
 import os
 import re
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         register_polls,
         register_billing_and_plan,
         register_retention,
+        register_audit,
         register_backup,
     ):
         register(sub, common)
@@ -326,6 +329,20 @@ def register_retention(sub: Subparsers, common: argparse.ArgumentParser) -> None
     show_retention = retention_sub.add_parser("show", parents=[common], help="show the retention in force")
     show_retention.add_argument("--channel", default=None)
     show_retention.set_defaults(func=cmd_retention_show)
+
+
+def register_audit(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    audit = sub.add_parser(
+        "audit", parents=[common], help="the administrators' audit log, newest first (owners and admins)"
+    )
+    audit.add_argument("--limit", type=int, default=100, help="at most this many entries (default 100)")
+    audit.add_argument(
+        "--keep",
+        default=None,
+        metavar="DURATION",
+        help="instead: keep new entries this long (owners; 30d-5y)",
+    )
+    audit.set_defaults(func=cmd_audit)
 
 
 def register_backup(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -636,6 +653,16 @@ def cmd_retention_show(args: argparse.Namespace) -> Result:
     return _client(args).retention(args.channel)
 
 
+def cmd_audit(args: argparse.Namespace) -> Result:
+    if args.limit < 1:
+        raise CliError("--limit must be at least 1")
+    client = _client(args)
+    if args.keep:
+        return client.set_audit_retention(args.keep)
+    entries = list(itertools.islice(client.audit_entries(page_size=min(args.limit, 200)), args.limit))
+    return {"entries": entries}
+
+
 # -- helpers ----------------------------------------------------------------------------
 
 
@@ -689,6 +716,37 @@ def _with_qr(result: Result, qr_file: str | None) -> Result:
     return result
 
 
+def _read_lines(result: Result) -> Iterator[str]:
+    for m in result["messages"]:
+        yield f"#{m['seq']} {m['sender_name']}: {_shown(m)}"
+    yield f"cursor: {result['cursor']}"
+
+
+def _audit_lines(result: Result) -> Iterator[str]:
+    for e in result["entries"]:
+        when = dt.datetime.fromtimestamp(e["at"], tz=dt.UTC).strftime("%Y-%m-%d %H:%M")
+        who = e["actor"]["display_name"] or e["actor"]["member_id"]
+        what = " ".join(f"{k}={v}" for k, v in {**e["targets"], **e["details"]}.items())
+        yield f"{when}  {who}  {e['action']}  {what}"
+
+
+def _member_lines(result: Result) -> Iterator[str]:
+    for m in result["members"]:
+        devices = ", ".join(
+            d["device_id"] + (" (revoked)" if d.get("revoked_at") else "") for d in m["devices"]
+        )
+        yield f"{m['member_id']}  {m['role']:<6}  {m['status']:<8}  {m['display_name']}  [{devices}]"
+
+
+#: Commands shown one line per item, and the key their listing is under.
+_LINES: dict[str, Callable[[Result], Iterator[str]]] = {
+    "read": _read_lines,
+    "audit": _audit_lines,
+    "members": _member_lines,
+}
+_LINES_KEY = {"read": "messages", "audit": "entries", "members": "members"}
+
+
 def _print_human(command: str, result: Result) -> None:
     if "activation_url" in result and "activation_code" in result:
         print(f"Activation code: {result['activation_code']}")
@@ -703,17 +761,10 @@ def _print_human(command: str, result: Result) -> None:
     if result.get("format") == "csv":
         print(result["csv"], end="")
         return
-    if command == "read":
-        for m in result["messages"]:
-            print(f"#{m['seq']} {m['sender_name']}: {_shown(m)}")
-        print(f"cursor: {result['cursor']}")
-        return
-    if command == "members":
-        for m in result["members"]:
-            devices = ", ".join(
-                d["device_id"] + (" (revoked)" if d.get("revoked_at") else "") for d in m["devices"]
-            )
-            print(f"{m['member_id']}  {m['role']:<6}  {m['status']:<8}  {m['display_name']}  [{devices}]")
+    lines = _LINES.get(command)
+    if lines is not None and _LINES_KEY[command] in result:
+        for line in lines(result):
+            print(line)
         return
     print(json.dumps(result, indent=2, ensure_ascii=False))
 

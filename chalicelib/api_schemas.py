@@ -105,6 +105,10 @@ class RetentionBody(_Body):
     duration: str | None = Field(default=None, max_length=20, description="90d, 12w, 3m, 1y; null: the org's")
 
 
+class AuditRetentionBody(_Body):
+    duration: str = Field(max_length=20, description="how long the audit log keeps an entry: 30d to 5y")
+
+
 class PilotEndBody(_Body):
     choice: Literal["convert", "suspend"]
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from chalicelib.adapters.clocks import SystemClock
 from chalicelib.billing_settings import BillingSettings
 from chalicelib.ports import Clock, Mailer, Push, Queue, Store
+from chalicelib.services.audit import AuditLog
 from chalicelib.services.authentication import Authenticator
 from chalicelib.services.billing import BillingService
 from chalicelib.services.channels import ChannelService
@@ -43,6 +44,7 @@ class Container:
     retention: RetentionService
     billing: BillingService
     impact: ImpactService
+    audit: AuditLog
 
 
 def build(
@@ -67,8 +69,10 @@ def build(
     events = EventBus()
     orgs = OrganisationService(store, clock, events)
     delivery = Delivery(store, clock, push, queue, replica=replica)
-    channels = ChannelService(store, clock, orgs, delivery)
+    channels = ChannelService(store, clock, orgs, delivery, events)
     DeviceLifecycle(channels, delivery).subscribe(events)
+    audit = AuditLog(store, orgs)
+    audit.subscribe(events)
     billing_settings = billing_settings or BillingSettings.from_env()
     impact = ImpactService(store, clock, orgs, billing_settings)
     return Container(
@@ -81,13 +85,14 @@ def build(
             store, clock, max_age=settings.token_max_age, operator_keys=settings.operator_keys
         ),
         orgs=orgs,
-        invitations=InvitationService(store, clock, orgs, mailer, ttl_days=settings.invite_ttl_days),
+        invitations=InvitationService(store, clock, orgs, mailer, events, ttl_days=settings.invite_ttl_days),
         channels=channels,
         delivery=delivery,
         messaging=MessagingService(store, clock, orgs, channels, delivery, impact),
         retention=RetentionService(store, clock, orgs, channels),
         billing=BillingService(store, clock, orgs, billing_settings),
         impact=impact,
+        audit=audit,
     )
 
 

@@ -17,6 +17,8 @@ from nacl.signing import SigningKey
 
 from bocage.client.profile import DeviceKeys, OperatorKey, sign_token
 from bocage.client.results import (
+    AuditEntry,
+    AuditPage,
     Channel,
     ChannelList,
     Device,
@@ -277,6 +279,27 @@ class BocageClient:
 
     def set_retention(self, duration: str, channel_id: str | None = None) -> Document:
         return self.request("PUT", _retention_path(channel_id), {"duration": duration})
+
+    # -- the administrators' audit log -----------------------------------------------------------
+
+    def audit(self, *, cursor: str | None = None, limit: int = 50) -> AuditPage:
+        """One page of the audit log, newest first (owners and admins)."""
+        query = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
+        return cast(AuditPage, self.request("GET", "/audit", query=query))
+
+    def audit_entries(self, *, page_size: int = 200) -> Iterator[AuditEntry]:
+        """Every entry still kept, newest first, page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.audit(cursor=cursor, limit=page_size)
+            yield from page["entries"]
+            cursor = page["cursor"]
+            if not cursor:
+                return
+
+    def set_audit_retention(self, duration: str) -> Document:
+        """How long the audit log keeps what is recorded from now on (owners; 30d to 5y)."""
+        return self.request("PUT", "/audit/retention", {"duration": duration})
 
     # -- plan, billing and impact --------------------------------------------------------------
 

@@ -136,3 +136,26 @@ class MessagePage(TypedDict):
     messages: list[Document]
     cursor: int
     more: bool
+
+
+class AuditActor(TypedDict):
+    member_id: str  # "operator" for the service operator
+    display_name: str | None
+
+
+class AuditEntry(TypedDict):
+    """One recorded administrative action (docs/architecture.md, "The audit log")."""
+
+    entry_id: str
+    at: int
+    actor: AuditActor
+    action: str
+    targets: dict[str, str]
+    details: dict[str, str | int | bool | None]
+
+
+class AuditPage(TypedDict):
+    entries: list[AuditEntry]
+    cursor: str | None
+    retention_days: int
+    retention: str

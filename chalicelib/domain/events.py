@@ -1,13 +1,18 @@
-"""Domain events: facts one service states and others act on (channels re-key, sockets close).
+"""Domain events: facts one service states and others act on (channels re-key, sockets close,
+the audit log records).
 
-The organisation service publishes them on the event bus; it does not know who listens.
+Services publish them on the event bus; they do not know who listens. ``by`` is who asked
+(None: the operator, or a consequence of another change that is itself recorded).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+from chalicelib.domain.channel import Channel, ChannelRole
 from chalicelib.domain.organisation import Device, Member
+from chalicelib.domain.principal import Principal
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,7 @@ class DeviceRevoked:
     """A device was revoked: it leaves every roster and loses its live connections."""
 
     device: Device
+    by: Principal | None = None  # None when its member's removal revoked it
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,87 @@ class MemberRemoved:
     """A member was removed from the organisation: they leave every channel."""
 
     member: Member
+    by: Principal | None = None
 
 
-Event = DeviceAdded | DeviceRevoked | MemberRemoved
+@dataclass(frozen=True)
+class InvitationIssued:
+    """An activation code was issued: for a new member, or for one more device of the caller."""
+
+    member: Member
+    by: Principal | None  # None: the operator, inviting an organisation's first owner
+    grant: Literal["member", "device"]
+    emailed: bool
+    at: int
+
+
+@dataclass(frozen=True)
+class InvitationActivated:
+    """An activation code was used: a new member's first device, or a linked device."""
+
+    member: Member
+    device: Device
+    linked: bool
+
+
+@dataclass(frozen=True)
+class RoleChanged:
+    by: Principal
+    before: Member
+    after: Member
+    at: int
+
+
+OrgSetting = Literal["retention_days", "audit_days", "plan", "pilot_end_choice"]
+
+
+@dataclass(frozen=True)
+class OrgSettingChanged:
+    """One of the organisation's settings moved from ``old`` to ``new``."""
+
+    org_id: str
+    by: Principal | None
+    setting: OrgSetting
+    old: str | int | None
+    new: str | int | None
+    at: int
+
+
+ChannelChange = Literal["created", "renamed", "retention"]
+
+
+@dataclass(frozen=True)
+class ChannelChanged:
+    """A channel was created or renamed, or its retention changed (``old``/``new``: its name or days)."""
+
+    by: Principal
+    channel: Channel
+    change: ChannelChange
+    old: str | int | None
+    new: str | int | None
+    at: int
+
+
+@dataclass(frozen=True)
+class ChannelMembershipChanged:
+    """Someone was added to a channel, changed role in it, or was removed from it by another."""
+
+    by: Principal
+    channel: Channel
+    member_id: str
+    op: Literal["add", "role", "remove"]
+    role: ChannelRole | None
+    at: int
+
+
+Event = (
+    DeviceAdded
+    | DeviceRevoked
+    | MemberRemoved
+    | InvitationIssued
+    | InvitationActivated
+    | RoleChanged
+    | OrgSettingChanged
+    | ChannelChanged
+    | ChannelMembershipChanged
+)

@@ -44,6 +44,7 @@ class MemberStatus(StrEnum):
 
 
 DEFAULT_RETENTION_DAYS = 90
+DEFAULT_AUDIT_DAYS = 365
 
 
 #: A signed statement as stored and returned: a JSON object (chalicelib/domain/statements.py).
@@ -70,6 +71,8 @@ class Organisation(_Record):
     # The fingerprint of the first owner's identity key (docs/protocol.md, 13.2), once they
     # activated: only a hint for clients, who pin their own.
     root: str | None = None
+    # How long the administrators' audit log keeps an entry (chalicelib/domain/audit.py).
+    audit_days: int = DEFAULT_AUDIT_DAYS
 
     @property
     def plan_start(self) -> int:

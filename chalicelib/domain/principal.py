@@ -13,6 +13,8 @@ class Principal:
     member_id: str
     device_id: str
     role: Role
+    # The member's name as authentication read it: what the audit log records them under.
+    display_name: str = ""
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,11 @@ class Authenticator:
         if not member.is_active:
             raise Unauthorized("this member has been removed from the organisation")
         return Principal(
-            org_id=device.org_id, member_id=device.member_id, device_id=device.device_id, role=member.role
+            org_id=device.org_id,
+            member_id=device.member_id,
+            device_id=device.device_id,
+            role=member.role,
+            display_name=member.display_name,
         )
 
     def operator(self, token: str | None, request: SignedRequest) -> Operator:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.sender_keys import SenderKeys
@@ -23,6 +23,7 @@ from chalicelib.domain.channel import (
     require_may_manage,
 )
 from chalicelib.domain.encoding import b64d
+from chalicelib.domain.events import ChannelChanged, ChannelMembershipChanged
 from chalicelib.domain.frames import (
     ChannelFrame,
     DeviceFrame,
@@ -40,6 +41,7 @@ from chalicelib.domain.retention import DAY, effective_days
 from chalicelib.domain.roster import Epoch, SealedKey
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, NotFound
 from chalicelib.ports import Clock, Store
+from chalicelib.services.event_bus import EventBus
 from chalicelib.services.membership_log import MembershipLog
 from chalicelib.services.organisations import OrganisationService
 
@@ -76,7 +78,12 @@ class ChannelAccess:
 
 class ChannelService:
     def __init__(
-        self, store: Store, clock: Clock, orgs: OrganisationService, notifier: MembershipNotifier
+        self,
+        store: Store,
+        clock: Clock,
+        orgs: OrganisationService,
+        notifier: MembershipNotifier,
+        events: EventBus,
     ) -> None:
         self._records = ChannelRecords(store)
         self._log = MembershipLog(store, orgs)
@@ -84,6 +91,7 @@ class ChannelService:
         self._clock = clock
         self._orgs = orgs
         self._notifier = notifier
+        self._events = events
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -147,6 +155,7 @@ class ChannelService:
             channel = existing  # a retry: converge
         self._log.append_creation(channel.channel_id, entry)
         self._join(channel, who.member_id, ChannelRole.AUTHOR, who.member_id)
+        self._events.publish(ChannelChanged(who, channel, "created", None, channel.name, channel.created_at))
         return self._describe(channel, ChannelRole.AUTHOR)
 
     def rename(self, who: Principal, channel_id: str, name: str) -> dict[str, Any]:
@@ -155,6 +164,11 @@ class ChannelService:
         renamed = access.channel.model_copy(update={"name": name.strip()})
         self._records.save(renamed)
         self._notifier.changed(channel_id, ChannelFrame(channel_id=channel_id, name=renamed.name))
+        if renamed.name != access.channel.name:
+            old = access.channel.name
+            self._events.publish(
+                ChannelChanged(who, renamed, "renamed", old, renamed.name, self._clock.now())
+            )
         return self._describe(renamed, access.membership.role if access.membership else None)
 
     def list_mine(self, who: Principal) -> list[dict[str, Any]]:
@@ -189,6 +203,9 @@ class ChannelService:
             )
         updated = access.channel.model_copy(update={"retention_days": days})
         self._records.save(updated)
+        old = access.channel.retention_days
+        if old != days:
+            self._events.publish(ChannelChanged(who, updated, "retention", old, days, self._clock.now()))
         return updated
 
     def org_channel_ids(self, org_id: str, *, after: str | None = None) -> Iterator[str]:
@@ -209,13 +226,16 @@ class ChannelService:
         member = self._orgs.member(who.org_id, member_id)
         if current is None and not member.is_active:
             raise Conflict(f"{member.display_name} has not activated a device yet, or was removed")
-        self._append(
-            who, channel_id, membership, op="role" if current else "add", member_id=member_id, role=role
-        )
+        op: Literal["add", "role"] = "role" if current else "add"
+        self._append(who, channel_id, membership, op=op, member_id=member_id, role=role)
+        changed = ChannelMembershipChanged(who, access.channel, member_id, op, role, self._clock.now())
         if current is not None:
-            return self._set_role(current, role)
+            described = self._set_role(current, role)
+            self._events.publish(changed)
+            return described
         if self.membership(channel_id, member_id) is None:
             self._join(access.channel, member_id, role, who.member_id)
+        self._events.publish(changed)
         return {"channel_id": channel_id, "member_id": member_id, "role": role.value}
 
     def _append(
@@ -264,6 +284,10 @@ class ChannelService:
         op = "leave" if member_id == who.member_id else "remove"
         self._append(who, channel_id, membership, op=op, member_id=member_id, role=None)
         self._leave(channel_id, member_id)
+        if op == "remove":
+            self._events.publish(
+                ChannelMembershipChanged(who, access.channel, member_id, "remove", None, self._clock.now())
+            )
         state = self.state(channel_id)
         return {"channel_id": channel_id, "member_id": member_id, "removed": True, "epoch": state.epoch}
 

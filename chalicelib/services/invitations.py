@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
@@ -20,6 +20,7 @@ from chalicelib.adapters.records.invitations import InvitationRecords
 from chalicelib.domain.activation_link import activation_url
 from chalicelib.domain.certificates import check_box_key, check_device_cert, check_member_cert, check_ticket
 from chalicelib.domain.encoding import b64d
+from chalicelib.domain.events import InvitationActivated, InvitationIssued
 from chalicelib.domain.ids import device_id_for
 from chalicelib.domain.invitation import (
     Invitation,
@@ -41,6 +42,7 @@ from chalicelib.domain.principal import Principal
 from chalicelib.domain.statements import fingerprint
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, Gone, NotFound
 from chalicelib.ports import Attachment, Clock, Mailer, MailMessage, Store
+from chalicelib.services.event_bus import EventBus
 from chalicelib.services.organisations import OrganisationService
 
 OPERATOR = "operator"
@@ -102,9 +104,17 @@ class CheckedCertificates:
 
 class InvitationService:
     def __init__(
-        self, store: Store, clock: Clock, orgs: OrganisationService, mailer: Mailer, *, ttl_days: int = 7
+        self,
+        store: Store,
+        clock: Clock,
+        orgs: OrganisationService,
+        mailer: Mailer,
+        events: EventBus,
+        *,
+        ttl_days: int = 7,
     ) -> None:
         self._invitations = InvitationRecords(store)
+        self._events = events
         self._clock = clock
         self._orgs = orgs
         self._mailer = mailer
@@ -185,6 +195,8 @@ class InvitationService:
             emailed=bool(email) and issuer is not None,
         )
         self._invitations.add(invitation)
+        grant: Literal["member", "device"] = "device" if ticket and ticket["grant"] == "device" else "member"
+        self._events.publish(InvitationIssued(member, issuer, grant, bool(email), now))
         root = org.root if invitation.emailed else None
         # The name an admin chose travels with the link and stands (13.5); a device link needs
         # none, and the first owner, invited by the operator, names themselves.
@@ -350,23 +362,24 @@ class InvitationService:
             member = activated
         if member.status is MemberStatus.REMOVED:
             raise Gone("this invitation was withdrawn")
-        existing = self._orgs.get_device(device_id)
-        if existing is not None:
-            self._orgs.write_device(existing)  # converge: a crash may have left one copy unwritten
+        device = self._orgs.get_device(device_id)
+        if device is not None:
+            self._orgs.write_device(device)  # converge: a crash may have left one copy unwritten
         else:
-            self._orgs.add_device(
-                Device(
-                    device_id=device_id,
-                    org_id=invitation.org_id,
-                    member_id=invitation.member_id,
-                    name=request.device_name.strip()[:120] or "device",
-                    sign_public_key=request.sign_public_key,
-                    box_public_key=request.box_public_key,
-                    created_at=now,
-                    device_cert=certs.device_cert,
-                    ticket=invitation.ticket if certs.member_cert is None else None,
-                )
+            device = Device(
+                device_id=device_id,
+                org_id=invitation.org_id,
+                member_id=invitation.member_id,
+                name=request.device_name.strip()[:120] or "device",
+                sign_public_key=request.sign_public_key,
+                box_public_key=request.box_public_key,
+                created_at=now,
+                device_cert=certs.device_cert,
+                ticket=invitation.ticket if certs.member_cert is None else None,
             )
+            self._orgs.add_device(device)
+        # Again on a retry: the entry is rewritten in place, and is there even after a crash.
+        self._events.publish(InvitationActivated(member, device, linked=certs.member_cert is None))
         org = self._orgs.get(invitation.org_id)
         if certs.member_cert is not None and certs.member_cert["root"] and org.root is None:
             org = self._orgs.set_root(org.org_id, fingerprint(str(certs.member_cert["identity_key"])))

@@ -8,9 +8,17 @@ from typing import Any
 
 from chalicelib.adapters.records.members import MemberRecords
 from chalicelib.adapters.records.organisations import OrganisationRecords
+from chalicelib.domain.audit import check_audit_days
 from chalicelib.domain.billing import pilot_ends_at
 from chalicelib.domain.certificates import check_removal, check_revocation, check_role_statement
-from chalicelib.domain.events import DeviceAdded, DeviceRevoked, MemberRemoved
+from chalicelib.domain.events import (
+    DeviceAdded,
+    DeviceRevoked,
+    MemberRemoved,
+    OrgSetting,
+    OrgSettingChanged,
+    RoleChanged,
+)
 from chalicelib.domain.ids import looks_like, new_id
 from chalicelib.domain.organisation import (
     Device,
@@ -64,9 +72,27 @@ class OrganisationService:
 
     def set_retention(self, who: Principal, days: int) -> Organisation:
         require_admin(who.role)
-        updated = self.get(who.org_id).model_copy(update={"retention_days": check_days(days)})
+        org = self.get(who.org_id)
+        updated = org.model_copy(update={"retention_days": check_days(days)})
         self._organisations.save(updated)
+        self._setting_changed(who.org_id, who, "retention_days", org.retention_days, updated.retention_days)
         return updated
+
+    def set_audit_days(self, who: Principal, days: int) -> Organisation:
+        """How long the audit log keeps what is recorded from now on: owners only, since it
+        bounds how far back anyone can check what the admins did."""
+        if who.role is not Role.OWNER:
+            raise Forbidden("only an owner may change how long the audit log is kept")
+        before = self.get(who.org_id).audit_days
+        updated = self._update_org(who.org_id, audit_days=check_audit_days(days))
+        self._setting_changed(who.org_id, who, "audit_days", before, updated.audit_days)
+        return updated
+
+    def _setting_changed(
+        self, org_id: str, who: Principal | None, setting: OrgSetting, old: str | int, new: str | int
+    ) -> None:
+        if old != new:
+            self._events.publish(OrgSettingChanged(org_id, who, setting, old, new, self._clock.now()))
 
     def set_pilot_end_choice(self, who: Principal, choice: PilotEndChoice | str) -> Organisation:
         """Admins choose, before their pilot's end, whether it then converts to pro or stops sending."""
@@ -81,16 +107,21 @@ class OrganisationService:
         ends = pilot_ends_at(org)
         if ends is not None and self._clock.now() >= ends:
             raise Conflict("the pilot has ended: its choice is settled; ask the operator to change the plan")
-        return self._update_org(who.org_id, pilot_end_choice=wanted)
+        updated = self._update_org(who.org_id, pilot_end_choice=wanted)
+        self._setting_changed(who.org_id, who, "pilot_end_choice", org.pilot_end_choice.value, wanted.value)
+        return updated
 
     def set_plan(self, org_id: str, plan: Plan, *, started_at: int | None = None) -> Organisation:
         """The operator moves an organisation to another plan, from ``started_at`` (default now).
 
         Months already invoiced keep their invoices; a pilot's free year restarts from here.
         """
-        return self._update_org(
+        before = self.get(org_id).plan
+        updated = self._update_org(
             org_id, plan=plan, plan_started_at=self._clock.now() if started_at is None else started_at
         )
+        self._setting_changed(org_id, None, "plan", before.value, plan.value)
+        return updated
 
     def _update_org(self, org_id: str, **changes: Any) -> Organisation:
         """Change some fields, conditionally on the ones others change still being as read."""
@@ -179,7 +210,7 @@ class OrganisationService:
             )
             self._save_counting_owners(target, removed)
         # Every step below is idempotent, so a retry after a crash finishes the job.
-        self._events.publish(MemberRemoved(removed))
+        self._events.publish(MemberRemoved(removed, by=who))
         for device in self.devices_of(who.org_id, member_id):
             self._revoke(device)
         return removed
@@ -195,12 +226,15 @@ class OrganisationService:
             raise Conflict(LAST_OWNER)  # early and plain; the count taken below is what guards
         if target.member_id == who.member_id:
             raise Forbidden("you cannot change your own role; ask another admin")
+        if target.role is role and target.role_statements and statement == target.role_statements[-1]:
+            return target  # the same request resent (its answer was lost): already done
         floor = max((int(s["serial"]) for s in target.role_statements), default=0)
         checked = check_role_statement(statement, target, self._calling_device(who), role.value, floor)
         updated = target.model_copy(
             update={"role": role, "role_statements": (*target.role_statements, checked)}
         )
         self._save_counting_owners(target, updated)
+        self._events.publish(RoleChanged(who, target, updated, self._clock.now()))
         return updated
 
     def _calling_device(self, who: Principal) -> Device:
@@ -289,16 +323,18 @@ class OrganisationService:
             owner = self.member(who.org_id, device.member_id)
             require_may_manage(who.role, owner.role)
         if device.is_revoked or device.device_cert is None:  # no certificate: nobody trusts it anyway
-            return self._revoke(device)
-        return self._revoke(device, check_revocation(statement, device, self._calling_device(who)))
+            return self._revoke(device, by=who)
+        return self._revoke(device, check_revocation(statement, device, self._calling_device(who)), by=who)
 
-    def _revoke(self, device: Device, revocation: dict[str, Any] | None = None) -> Device:
+    def _revoke(
+        self, device: Device, revocation: dict[str, Any] | None = None, *, by: Principal | None = None
+    ) -> Device:
         if device.is_revoked:
             self.write_device(device)  # converge both copies after a crash between them
             return device
         revoked = device.model_copy(update={"revoked_at": self._clock.now(), "revocation": revocation})
         self.write_device(revoked)
-        self._events.publish(DeviceRevoked(revoked))
+        self._events.publish(DeviceRevoked(revoked, by=by))
         return revoked
 
     def whoami(self, who: Principal) -> dict[str, Any]:

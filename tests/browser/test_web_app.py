@@ -346,7 +346,8 @@ def cli_interoperability(w: Walkthrough) -> None:
 
 
 def admin_console(w: Walkthrough) -> None:
-    """Members and devices, roles, revoking the CLI's device, retention, plan, pilot report."""
+    """Members and devices, roles, revoking the CLI's device, retention, plan, pilot report, and
+    the journal that recorded those changes."""
     owner = w.owner
     owner.get_by_role("link", name="Administration").click()
     owner.get_by_role("link", name="Membres et appareils").click()
@@ -376,6 +377,17 @@ def admin_console(w: Walkthrough) -> None:
     expect(owner.locator("svg.chart rect.bar").first).to_be_visible()
     expect(owner.locator("table.data")).to_contain_text("Utilisateurs actifs")
     w.shoot(owner, "11-admin-pilot-report")
+    owner.get_by_role("link", name="Journal").click()
+    journal = owner.locator("table.journal")
+    expect(journal).to_contain_text("Maire Dupuis a changé le rôle de Agent Martin : Membre → Administrateur")
+    expect(journal).to_contain_text("Maire Dupuis a réglé la conservation des messages : 3 mois → 1 mois")
+    expect(journal.locator("tr", has_text="a révoqué l'appareil")).to_contain_text("de Poste Accueil")
+    expect(journal.locator("tbody tr").first).to_contain_text("conservation des messages")  # newest first
+    owner.get_by_label("Conservation du journal").select_option("2y")
+    owner.get_by_role("button", name="Enregistrer").click()
+    expect(owner.get_by_text("Chaque entrée est conservée 2 ans")).to_be_visible()
+    expect(journal.locator("tbody tr").first).to_contain_text("conservation du journal : 1 an → 2 ans")
+    w.shoot(owner, "11b-admin-journal")
 
 
 def new_message_follows_retention(w: Walkthrough) -> None:

@@ -318,3 +318,21 @@ def test_listen_reports_trust_warnings_as_they_arise(
         }
     ]
     assert err.index("listening") < err.index("d_ghost")
+
+
+def test_the_audit_log_prints_one_line_an_entry(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    entry = {
+        "entry_id": "a_1",
+        "at": 1767225600,  # 2026-01-01 00:00 UTC
+        "actor": {"member_id": "m_1", "display_name": "Maire"},
+        "action": "member.role_changed",
+        "targets": {"member_id": "m_2"},
+        "details": {"old_role": "member", "new_role": "admin"},
+    }
+    cli._print_human("audit", {"entries": [entry]})
+    out = capsys.readouterr().out
+    assert (
+        out == "2026-01-01 00:00  Maire  member.role_changed  member_id=m_2 old_role=member new_role=admin\n"
+    )
+    status, error = run(capsys, "--profile", str(tmp_path / "nowhere"), "audit", "--limit", "0")
+    assert status == 1 and error["message"] == "--limit must be at least 1"

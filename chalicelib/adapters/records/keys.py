@@ -241,3 +241,19 @@ def cluster_secret() -> Key:
 def job_lease(job: str, slot: int) -> Key:
     """The claim on one run of a scheduled job (its slot: the interval's number since the epoch)."""
     return CLUSTER_PK, f"{LEASE_PREFIX}{job}#{slot:012d}"
+
+
+# -- the administrators' audit log -------------------------------------------------------------
+
+AUDIT_PREFIX = "AT#"
+
+
+def audit_partition(org_id: str) -> str:
+    """An organisation's audit entries, apart from its own partition: listing members never
+    reads them, and they expire on their own (TTL)."""
+    return f"AUDIT#{org_id}"
+
+
+def audit_entry(org_id: str, at: int, entry_id: str) -> Key:
+    """Sorted by time, so the newest come first in one descending query."""
+    return audit_partition(org_id), f"{AUDIT_PREFIX}{at:012d}#{entry_id}"

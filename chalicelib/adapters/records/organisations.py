@@ -12,7 +12,7 @@ from chalicelib.domain.organisation import Organisation
 from chalicelib.ports import Store
 
 #: The fields services change: an update is written only if none of them moved since it was read.
-WATCHED = ("plan", "plan_started_at", "pilot_end_choice", "retention_days", "name")
+WATCHED = ("plan", "plan_started_at", "pilot_end_choice", "retention_days", "name", "audit_days")
 
 
 class OrganisationRecords:

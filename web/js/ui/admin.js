@@ -1,13 +1,14 @@
 // @ts-check
 // The admin console: invitations with a QR code, members and devices, retention, plan and
-// invoices, the pilot report. Shown to owners and admins only (the server refuses others anyway).
+// invoices, the pilot report, the journal (audit log). Shown to owners and admins only (the server refuses others anyway).
 import { h, field, replace, focus } from '../dom.js';
-import { formatDate, formatDays, formatMass, formatMoney, formatMonth, formatNumber, t } from '../i18n.js';
+import { formatDate, formatDateTime, formatDays, formatMass, formatMoney, formatMonth, formatNumber, t } from '../i18n.js';
 import { qrSvg } from '../qr.js';
 import { barChart, dataTable } from '../charts.js';
 import { badge } from './verify.js';
 
-const SECTIONS = ['invite', 'members', 'retention', 'plan', 'report'];
+const SECTIONS = ['invite', 'members', 'retention', 'plan', 'report', 'journal'];
+const JOURNAL_PRESETS = ['30d', '3m', '6m', '1y', '2y', '5y'];
 const RETENTION_PRESETS = ['7d', '30d', '3m', '6m', '1y', '2y', '5y'];
 const DAYS = { d: 1, w: 7, m: 30, y: 365 };
 const toDays = (d) => Number(d.slice(0, -1)) * DAYS[d.slice(-1)];
@@ -31,7 +32,7 @@ export async function renderAdmin(app, main, params) {
         h('ul', null, SECTIONS.map((s) => h('li', null, h('a', { href: `#/admin/${s}`, 'aria-current': s === section ? 'page' : null }, t(`admin.${s}`)))))),
       body),
   );
-  const renderers = { invite: inviteSection, members: membersSection, retention: retentionSection, plan: planSection, report: reportSection };
+  const renderers = { invite: inviteSection, members: membersSection, retention: retentionSection, plan: planSection, report: reportSection, journal: journalSection };
   await renderers[section](app, body);
   if (params.section) focus(body.querySelector('h2'));
   return { title: t(`admin.${section}`) };
@@ -359,4 +360,95 @@ async function reportSection(app, body) {
 
 export function kpi(value, label) {
   return h('div', { class: 'kpi' }, h('span', { class: 'kpi-value' }, value), h('span', { class: 'kpi-label' }, label));
+}
+
+// -- journal (the audit log) -------------------------------------------------------------------
+
+async function journalSection(app, body) {
+  const box = h('section', { class: 'card', 'aria-labelledby': 'journal-title' }, h('h2', { id: 'journal-title' }, t('admin.journal')), h('p', null, t('common.loading')));
+  replace(body, box);
+  const m = app.messenger;
+  let page;
+  try {
+    [page] = await Promise.all([m.api.get('/audit', { limit: '50' }), m.directory ? null : m.loadDirectory()]);
+  } catch (err) {
+    failure(app, box, err);
+    return;
+  }
+  const rows = h('tbody', null);
+  const more = h('div', { class: 'actions' });
+  const show = (current) => {
+    rows.append(...current.entries.map((entry) => h('tr', null,
+      h('td', null, h('time', { datetime: new Date(entry.at * 1000).toISOString() }, formatDateTime(entry.at))),
+      h('td', null, describeEntry(m, entry)))));
+    replace(more, current.cursor
+      ? h('button', { type: 'button', onClick: async () => {
+          try {
+            show(await m.api.get('/audit', { limit: '50', cursor: current.cursor }));
+          } catch (err) {
+            app.toast(app.errorText(err), 'error');
+          }
+        } }, t('journal.older'))
+      : null);
+  };
+  show(page);
+  replace(box,
+    h('h2', { id: 'journal-title' }, t('admin.journal')),
+    h('p', { class: 'lead' }, t('journal.lead', { duration: formatDays(page.retention_days) })),
+    page.entries.length
+      ? h('div', { class: 'table-wrap' }, h('table', { class: 'data journal' },
+          h('caption', { class: 'visually-hidden' }, t('admin.journal')),
+          h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('journal.when')), h('th', { scope: 'col' }, t('journal.what')))),
+          rows))
+      : h('p', null, t('journal.empty')),
+    more,
+    m.device.role === 'owner' ? journalKeepForm(app, body, page) : h('p', { class: 'hint' }, t('journal.owners_keep')));
+}
+
+function journalKeepForm(app, body, page) {
+  /** @type {[string, number][]} */
+  const presets = JOURNAL_PRESETS.map((d) => [d, toDays(d)]);
+  if (!presets.some(([, days]) => days === page.retention_days)) presets.push([page.retention, page.retention_days]);
+  presets.sort((a, b) => a[1] - b[1]);
+  const select = h('select', null, presets.map(([d, days]) => h('option', { value: d, selected: days === page.retention_days }, formatDays(days))));
+  const status = h('p', { class: 'form-status', role: 'alert' });
+  return h('form', { class: 'inline-form', onSubmit: async (e) => {
+    e.preventDefault();
+    try {
+      const updated = await app.messenger.api.request('PUT', '/audit/retention', { body: { duration: select.value } });
+      app.toast(t('journal.keep_saved', { duration: formatDays(updated.retention_days) }));
+      await journalSection(app, body);
+      focus(body.querySelector('h2'));
+    } catch (err) {
+      status.textContent = app.errorText(err);
+    }
+  } }, h('div', { class: 'row' }, field(t('journal.keep_label'), select, t('journal.keep_hint')), h('button', { type: 'submit', class: 'primary' }, t('retention.save'))), status);
+}
+
+/** One entry as a sentence; an action this version does not know is shown as recorded. */
+function describeEntry(m, entry) {
+  const { actor, targets, details } = entry;
+  const name = (id) => (id ? m.memberName(id) || id : '');
+  const value = (v) => journalValue(entry.action, v);
+  const vars = {
+    actor: actor.member_id === 'operator' ? t('journal.operator') : actor.display_name || name(actor.member_id),
+    name: details.name || name(targets.member_id),
+    role: details.role ? (entry.action.startsWith('channel.') ? t(`channel.role_${details.role}`) : roleName(details.role)) : '',
+    old: value(entry.action === 'member.role_changed' ? details.old_role : details.old),
+    new: value(entry.action === 'member.role_changed' ? details.new_role : details.new),
+    device: details.device_name || targets.device_id || '',
+    channel: details.channel_name || details.name || '',
+  };
+  const key = entry.action === 'invitation.issued' && details.grant === 'device' ? 'journal.invitation.issued_device' : `journal.${entry.action}`;
+  const text = t(key, vars);
+  return text === key ? `${entry.action} ${JSON.stringify({ ...targets, ...details })}` : text;
+}
+
+function journalValue(action, v) {
+  if (v === null || v === undefined) return t('journal.org_default');
+  if (action.endsWith('retention_changed')) return formatDays(v);
+  if (action === 'member.role_changed') return roleName(v);
+  if (action === 'plan.changed') return t(`plan.name_${v}`);
+  if (action === 'plan.pilot_end_chosen') return t(`journal.choice_${v}`);
+  return String(v);
 }
