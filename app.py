@@ -264,17 +264,17 @@ def retention_jobs(event: CloudWatchEvent) -> None:
 
 
 @app.route("/audit", methods=["GET"])
-@endpoint()
+@endpoint("AuditPageAnswer", query=("cursor", "limit"))
 def audit_log(ctx: ApiContext) -> dict[str, Any]:
     """Newest first, owners and admins only."""
     page = ctx.container.audit.page(
-        ctx.principal, cursor=ctx.query.get("cursor"), limit=ctx.query_int("limit", 50)
+        ctx.principal, cursor=ctx.query_str("cursor"), limit=ctx.query_int("limit", 50)
     )
     return page.public()
 
 
 @app.route("/audit/retention", methods=["PUT"])
-@endpoint()
+@endpoint("AuditRetentionAnswer", body=AuditRetentionBody)
 def set_audit_retention(ctx: ApiContext) -> dict[str, Any]:
     days = parse_duration(ctx.body(AuditRetentionBody).duration)
     org = ctx.container.orgs.set_audit_days(ctx.principal, days)

@@ -197,6 +197,34 @@ class ChannelRetentionAnswer(_Answer):
     retention: str
 
 
+class AuditActor(_Answer):
+    member_id: str  # "operator" for the service's operator
+    display_name: str | None = None
+
+
+class AuditEntryAnswer(_Answer):
+    """Who did what, when: ids and small details, never content, codes or keys."""
+
+    entry_id: str
+    at: int
+    actor: AuditActor
+    action: str
+    targets: dict[str, str]
+    details: dict[str, str | int | bool | None]
+
+
+class AuditRetentionAnswer(_Answer):
+    retention_days: int
+    retention: str
+
+
+class AuditPageAnswer(AuditRetentionAnswer):
+    """Newest first; pass ``cursor`` back for older entries (None: no more)."""
+
+    entries: list[AuditEntryAnswer]
+    cursor: str | None
+
+
 class PlanStatusAnswer(_Answer):
     org_id: str
     plan: str
