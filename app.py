@@ -18,6 +18,7 @@ from chalicelib.api_schemas import (
     ChannelRoleBody,
     CreateChannelBody,
     CreateOrgBody,
+    DirectBody,
     InviteBody,
     LinkBody,
     MembershipBody,
@@ -141,6 +142,13 @@ def revoke_device(ctx: ApiContext, device_id: str) -> dict[str, Any]:
 def create_channel(ctx: ApiContext) -> dict[str, Any]:
     body = ctx.body(CreateChannelBody)
     return ctx.container.channels.create(ctx.principal, ChannelKind(body.kind), body.name, body.membership)
+
+
+@app.route("/direct/{member_id}", methods=["PUT"])
+@endpoint()
+def open_direct(ctx: ApiContext, member_id: str) -> dict[str, Any]:
+    """The caller's one-to-one conversation with a member: found again, or created."""
+    return ctx.container.channels.open_direct(ctx.principal, member_id, ctx.body(DirectBody).membership)
 
 
 @app.route("/channels", methods=["GET"])

@@ -215,6 +215,12 @@ def register_messaging(sub: Subparsers, common: argparse.ArgumentParser) -> None
     log.add_argument("channel")
     log.set_defaults(func=cmd_channel_log)
 
+    direct = sub.add_parser(
+        "dm", parents=[common], help="the one-to-one conversation with a member (found again, or created)"
+    )
+    direct.add_argument("member")
+    direct.set_defaults(func=cmd_dm)
+
     channels = sub.add_parser("channels", parents=[common], help="my channels, with unread counts")
     channels.set_defaults(func=cmd_channels)
     _register_send_and_read(sub, common)
@@ -498,6 +504,10 @@ def cmd_channel_remove(args: argparse.Namespace) -> Result:
 
 def cmd_channel_log(args: argparse.Namespace) -> Result:
     return _messenger(args).trust.events(args.channel)
+
+
+def cmd_dm(args: argparse.Namespace) -> Result:
+    return _messenger(args).open_direct(args.member)
 
 
 def cmd_channels(args: argparse.Namespace) -> Result:

@@ -51,6 +51,7 @@ from chalicelib.domain.x25519 import UnsafeBoxKey
 KEYS_PER_CALL = 500
 CONNECT_PATH = "$connect"
 RECONNECT_DELAY = 0.5  # seconds, times the attempt number, at most 5
+DIRECT_ATTEMPTS = 5  # the other member may be opening the same direct conversation
 
 
 class CatchUp:
@@ -115,6 +116,18 @@ class Messenger:
         channel = self.client.create_channel(kind, name, entry)
         self.trust.created(entry)
         return channel
+
+    def open_direct(self, member_id: str) -> Channel:
+        """The direct conversation with ``member_id``, found again or created. When the other
+        member opens it at the same moment the server says so (409): ask again shortly."""
+        for attempt in range(DIRECT_ATTEMPTS):
+            try:
+                return self.client.open_direct(member_id, self.trust.direct_entries(member_id))
+            except ApiError as err:
+                if err.status != 409 or attempt == DIRECT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def channels(self) -> list[ChannelSync]:
         channels = self.client.channels()["channels"]
