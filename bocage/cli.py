@@ -254,6 +254,12 @@ def _register_send_and_read(sub: Subparsers, common: argparse.ArgumentParser) ->
     react.add_argument("--remove", action="store_true")
     react.set_defaults(func=cmd_react)
 
+    edit = sub.add_parser("edit", parents=[common], help="replace the text of one of your messages")
+    edit.add_argument("channel")
+    edit.add_argument("message_id")
+    edit.add_argument("text")
+    edit.set_defaults(func=cmd_edit)
+
     delete = sub.add_parser("delete", parents=[common], help="delete a message for everyone")
     delete.add_argument("channel")
     delete.add_argument("message_id")
@@ -528,6 +534,10 @@ def cmd_read(args: argparse.Namespace) -> Result:
 
 def cmd_react(args: argparse.Namespace) -> Result:
     return _messenger(args).react(args.channel, args.message_id, args.emoji, remove=args.remove)
+
+
+def cmd_edit(args: argparse.Namespace) -> Result:
+    return _messenger(args).edit(args.channel, args.message_id, args.text)
 
 
 def cmd_delete(args: argparse.Namespace) -> Result:

@@ -183,6 +183,8 @@ class MessagingService:
             raise BadRequest("only a poll can be closed")
         if envelope.kind is Kind.DELETE and target.kind is Kind.DELETE:
             raise BadRequest("a deletion cannot itself be deleted")
+        if envelope.kind is Kind.EDIT:
+            _require_editable(who, target)
         if target.sender_member != who.member_id and not may_manage(who.role, access.membership):
             raise Forbidden("only its sender or the channel's managers may do this")
         return target
@@ -270,3 +272,14 @@ class MessagingService:
             seen = cursors.get(channel["channel_id"], 0)
             result.append({**channel, "cursor": seen, "unread": max(0, channel["latest_seq"] - seen)})
         return {"channels": result}
+
+
+def _require_editable(who: Principal, target: StoredMessage) -> None:
+    """Only a text message's own sender edits it (managers delete, they do not put words in
+    someone's mouth), and not once it is deleted."""
+    if target.kind is not Kind.MESSAGE:
+        raise BadRequest("only a text message can be edited")
+    if target.sender_member != who.member_id:
+        raise Forbidden("only its sender may edit a message")
+    if target.deleted:
+        raise Conflict("this message was deleted for everyone: it cannot be edited")
