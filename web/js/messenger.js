@@ -7,7 +7,8 @@
 // Events (EventTarget): 'message' (an opened message), 'channels', 'roster' (channel id),
 // 'status' (online/offline), 'revoked', 'error'.
 import { Api, ApiError } from './api.js';
-import { newChannelId, signEntry } from './membership.js';
+import { directChannelId, newChannelId, signEntry } from './membership.js';
+import { statementHash } from './certs.js';
 import { newPoll, tally } from './polls.js';
 import {
   KeyUnavailable,
@@ -51,6 +52,7 @@ const CONNECT_PATH = '$connect';
 const slot = (...parts) => parts.join('|');
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const READABLE_KINDS = new Set(['message', 'poll']);
+const DIRECT_ATTEMPTS = 5; // the other member may be opening the same direct conversation
 
 export class Messenger extends EventTarget {
   /** `device`: the stored device record (identity and private keys). */
@@ -185,6 +187,37 @@ export class Messenger extends EventTarget {
     const created = await this.api.request('POST', '/channels', { body: { kind, name, membership } });
     await this.loadChannels();
     return created;
+  }
+
+  /**
+   * The direct conversation with a member (section 14.1): its id is the pair's, so it is found
+   * again; else created with its two signed entries. When the other member is opening it at
+   * the same moment the server answers 409: ask again shortly.
+   */
+  async openDirect(memberId) {
+    const channelId = await directChannelId(this.device.org_id, this.memberId, memberId);
+    if (this.channels.has(channelId)) return this.channels.get(channelId);
+    const now = this.api.now();
+    const creation = signEntry(this.device, channelId, null, { op: 'create', memberId: this.memberId, role: 'author', kind: 'direct' }, now);
+    const state = { channel_id: channelId, kind: 'direct', members: { [this.memberId]: 'author' }, seq: 0, head: await statementHash(creation) };
+    const addition = signEntry(this.device, channelId, state, { op: 'add', memberId, role: 'author' }, now);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const opened = await this.api.request('PUT', `/direct/${memberId}`, { body: { membership: [creation, addition] } });
+        await this.loadChannels();
+        return opened;
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status === 409 && attempt < DIRECT_ATTEMPTS)) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+      }
+    }
+  }
+
+  /** What a channel is called here: a direct conversation by the other member's certified name. */
+  channelName(channel) {
+    if (channel?.kind !== 'direct') return channel?.name || '';
+    const other = (channel.direct_members || []).find((id) => id !== this.memberId);
+    return (other && this.memberName(other)) || channel.name;
   }
 
   addMember(channelId, memberId, role = 'member') {
@@ -417,6 +450,11 @@ export class Messenger extends EventTarget {
 
   react(channelId, messageId, emoji, remove = false) {
     return this.send(channelId, { type: 'reaction', target: messageId, emoji, remove }, { kind: 'reaction' });
+  }
+
+  /** Replace the text of one of my messages, on every device (an `edit`, section 7). */
+  edit(channelId, messageId, text) {
+    return this.send(channelId, { type: 'edit', target: messageId, text }, { kind: 'edit', target: messageId });
   }
 
   deleteForEveryone(channelId, messageId) {

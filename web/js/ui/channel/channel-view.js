@@ -94,7 +94,7 @@ export async function channelView(app, pane, channelId) {
   const controller = new ChannelController(channelContext(app, channel), pane);
   await controller.start();
   return {
-    title: controller.ctx.channel().name,
+    title: controller.ctx.m.channelName(controller.ctx.channel()),
     event: (type, detail) => controller.event(type, detail),
     dispose: () => controller.dispose(),
   };

@@ -84,7 +84,7 @@ function itemHandlers(ctx, list, render, reply) {
   const { app, m, channelId } = ctx;
   /** @type {ItemHandlers} */
   const handlers = {
-    ui: { picker: null, confirm: null, pending: new Map() },
+    ui: { picker: null, confirm: null, editing: null, pending: new Map() },
     setUi(key, value, messageId, focusKey) {
       handlers.ui[key] = value;
       render();
@@ -98,6 +98,16 @@ function itemHandlers(ctx, list, render, reply) {
       }
     },
     reply,
+    async edit(messageId, text) {
+      try {
+        await m.edit(channelId, messageId, text);
+        handlers.ui.editing = null;
+        render();
+        focus(document.getElementById(`msg-${messageId}`)?.querySelector('[data-key="edit"]') || list);
+      } catch (err) {
+        app.toast(app.errorText(err), 'error');
+      }
+    },
     async remove(messageId) {
       try {
         await m.deleteForEveryone(channelId, messageId);
