@@ -80,6 +80,8 @@ export class Messenger extends EventTarget {
     this.backoff = 1000;
     this.lastFrame = 0; // when this client last sent a WebSocket frame (ms)
     this.revoked = false;
+    /** @type {Promise<void> | null} the outbox flush at work, if any */
+    this.flushing = null;
   }
 
   get memberId() {
@@ -139,6 +141,8 @@ export class Messenger extends EventTarget {
     const epochs = Object.fromEntries(channels.map((c) => [c.channel_id, c.epoch]));
     await this.withRing(async () => forget(this.ring, nowSeconds(), epochs));
     for (const c of channels) await this.refineUnread(c.channel_id);
+    const strangers = channels.some((c) => c.kind === 'direct' && (c.direct_members || []).some((id) => !this.memberName(id)));
+    if (strangers) await this.loadDirectory().catch(() => null); // a direct conversation is named after the other
     this.emit('channels');
     return channels;
   }
@@ -402,8 +406,7 @@ export class Messenger extends EventTarget {
   }
 
   /** Seal, sign and send; retried once on stale_epoch (someone left: re-key). */
-  async send(channelId, content, { kind = 'message', target = null } = {}) {
-    const messageId = newMessageId();
+  async send(channelId, content, { kind = 'message', target = null, messageId = newMessageId() } = {}) {
     for (let attempt = 0; ; attempt += 1) {
       const roster = await this.roster(channelId, { fresh: true });
       if (roster.blocked) throw membershipBlocked(channelId);
@@ -446,6 +449,57 @@ export class Messenger extends EventTarget {
     const content = { type: 'text', text };
     if (replyTo) content.reply_to = replyTo;
     return this.send(channelId, content);
+  }
+
+  // -- the outbox: what is written is kept until the server stored it ------------------------
+
+  /**
+   * Write a text: kept in the outbox (IndexedDB) first, so neither a lost network nor leaving
+   * the page loses it, then sent with the outbox. Returns false when it waits for the network
+   * ("en attente"); throws when the server refuses it (it leaves the outbox then).
+   */
+  async write(channelId, text, replyTo = null) {
+    const content = { type: 'text', text };
+    if (replyTo) content.reply_to = replyTo;
+    const entry = { channel_id: channelId, message_id: newMessageId(), content, queued_at: Date.now() };
+    await this.store.putOutbox(entry);
+    this.emit('outbox', channelId);
+    const { refused } = await this.flushOutbox(entry.message_id);
+    if (refused.has(entry.message_id)) throw refused.get(entry.message_id);
+    return !(await this.store.outbox()).some((x) => x.message_id === entry.message_id);
+  }
+
+  /**
+   * Send what the outbox holds, oldest first, each under the id it was given when written: the
+   * server stores a message id once, so a send whose answer was lost, or a second tab sending
+   * the same entry, lands exactly once. Stops at the first network failure (kept for the next
+   * reconnect); a message the server refuses (4xx) leaves the outbox and is reported.
+   * @param {string | null} own the entry whose writer reports its own refusal
+   * @returns {Promise<{refused: Map<string, Error>}>}
+   */
+  async flushOutbox(own = null) {
+    while (this.flushing) await this.flushing;
+    /** @type {Map<string, Error>} */
+    const refused = new Map();
+    this.flushing = (async () => {
+      for (const entry of await this.store.outbox()) {
+        try {
+          await this.send(entry.channel_id, entry.content, { messageId: entry.message_id });
+        } catch (err) {
+          if (!(err instanceof ApiError) || err.status === 0 || err.status >= 500) return; // offline, or later
+          refused.set(entry.message_id, err);
+          if (entry.message_id !== own) this.emit('error', err); // written earlier: say it here
+        }
+        await this.store.removeOutbox(entry);
+        this.emit('outbox', entry.channel_id);
+      }
+    })();
+    try {
+      await this.flushing;
+    } finally {
+      this.flushing = null;
+    }
+    return { refused };
   }
 
   react(channelId, messageId, emoji, remove = false) {
@@ -656,6 +710,7 @@ export class Messenger extends EventTarget {
 
   async connect() {
     this.stopped = false;
+    this.flushOutbox().catch(() => null); // the network is back, perhaps before the socket knows
     if (this.ws) return;
     let url;
     try {
@@ -679,6 +734,7 @@ export class Messenger extends EventTarget {
       }, PING_CHECK);
       this.emit('status', { online: true });
       this.loadChannels().catch(() => null); // what arrived while away: unread counts, new channels
+      this.flushOutbox().catch(() => null); // what was written offline
     };
     ws.onmessage = (event) => {
       let frame;

@@ -159,6 +159,7 @@ class ChannelController {
       this.scheduleRefresh();
     } else if (type === 'status' && detail?.online) this.scheduleCatchUp();
     else if (type === 'purged') this.scheduleRefresh();
+    else if (type === 'outbox' && detail === channelId) this.scheduleRefresh();
   }
 
   /** @param {StoredMessage} detail */
@@ -208,7 +209,8 @@ class ChannelController {
     } catch {
       this.roster = this.roster || new Set(cached.map((x) => x.sender_member));
     }
-    this.list.show(this.messages, this.roster);
+    const pending = (await app.store.outbox()).filter((x) => x.channel_id === channelId);
+    this.list.show(this.messages, this.roster, pending);
   }
 
   /** Ask the server for what this device has not seen; "offline" when it cannot be reached. */

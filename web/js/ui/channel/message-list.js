@@ -29,6 +29,8 @@ export function createMessageList(ctx, { onReply }) {
   let items = new Map(); // entry key -> its li
   /** @type {Log} */
   let log = { messages: [], done: effects([]), byId: new Map(), roster: null };
+  /** @type {{message_id: string, content: {text: string}}[]} written, not yet stored by the server */
+  let pending = [];
   let first = true;
   const emptyItem = h('li', { class: 'empty' }, t('channel.empty'));
 
@@ -51,6 +53,11 @@ export function createMessageList(ctx, { onReply }) {
     /** @type {Map<string, Line>} */
     const next = new Map();
     for (const entry of entries(log.messages, log.done)) next.set(entry.key, lineFor(entry));
+    for (const waiting of pending) {
+      if (log.byId.has(waiting.message_id)) continue; // sent meanwhile: shown as itself
+      const key = `pending-${waiting.message_id}`;
+      next.set(key, items.get(key) || pendingItem(ctx, waiting, key));
+    }
     items = next;
     reconcile(list, next.size ? [...next.values()] : [emptyItem]);
     if (focused.li && !focused.li.isConnected) refocus(list, focused.li.id, focused.key);
@@ -64,12 +71,28 @@ export function createMessageList(ctx, { onReply }) {
      * Show the log (sorted by seq) against the channel's members.
      * @param {StoredMessage[]} messages
      * @param {Set<string> | null} roster
+     * @param {{message_id: string, content: {text: string}}[]} [waiting] the outbox's, for this channel
      */
-    show(messages, roster) {
+    show(messages, roster, waiting = []) {
       log = { messages, done: effects(messages), byId: new Map(messages.map((x) => [x.message_id, x])), roster };
+      pending = waiting;
       render();
     },
   };
+}
+
+/**
+ * A message written here that the server has not stored yet: its text, "en attente".
+ * @param {ChannelContext} ctx
+ * @param {{message_id: string, content: {text: string}}} waiting
+ * @param {string} key
+ * @returns {Line}
+ */
+function pendingItem(ctx, waiting, key) {
+  return h('li', { class: 'msg mine pending', id: `msg-${key}` },
+    h('article', null,
+      h('header', { class: 'msg-head' }, h('strong', { class: 'who' }, ctx.nameOf(ctx.m.memberId)), ' ', h('span', { class: 'pending-note' }, t('message.pending'))),
+      h('p', { class: 'text' }, String(waiting.content?.text ?? ''))));
 }
 
 /**
