@@ -222,6 +222,13 @@ def send_message(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     return ctx.container.messaging.send(ctx.principal, envelope).public()
 
 
+@app.route("/channels/{channel_id}/seen", methods=["GET"])
+@endpoint()
+def seen_by(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    """How far each member has read ("vu par N / M"), from the read cursors already kept."""
+    return ctx.container.messaging.seen(ctx.principal, channel_id)
+
+
 @app.route("/channels/{channel_id}/messages", methods=["GET"])
 @endpoint()
 def read_messages(ctx: ApiContext, channel_id: str) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from chalicelib.domain.ids import looks_like
 from chalicelib.domain.organisation import Device, Member
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY, effective_days
-from chalicelib.domain.roster import Epoch, SealedKey
+from chalicelib.domain.roster import Epoch, RosterDevice, SealedKey
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, NotFound
 from chalicelib.ports import Clock, Store
 from chalicelib.services.membership_log import MembershipLog
@@ -119,6 +119,10 @@ class ChannelService:
 
     def channel_ids_of(self, member_id: str) -> list[str]:
         return self._records.channel_ids_of(member_id)
+
+    def roster_devices(self, channel_id: str) -> Iterator[RosterDevice]:
+        """The devices of the channel's members (not revoked), as the roster lists them."""
+        return self._records.roster(channel_id)
 
     def member_ids(self, channel_id: str) -> Iterator[str]:
         for membership in self._records.members(channel_id):

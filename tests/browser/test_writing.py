@@ -106,3 +106,9 @@ def draft_and_outbox(server: Server, agent_context: Any, owner: Page, agent: Pag
     stored = stored_messages(server, channel_id)
     assert len(stored) == before + 1, stored
     expect(message(owner, offline_text)).to_have_count(1)
+    # "Vu par N / M" from the read cursors: the owner leaving the channel records how far she read.
+    owner.get_by_role("link", name="Messages").click()
+    owner.wait_for_timeout(1500)
+    agent.get_by_role("link", name="Messages").click()
+    open_channel(agent, "Maire Dupuis")
+    expect(message(agent, offline_text).locator(".seen-by")).to_contain_text("vu par 1 / 1")

@@ -506,6 +506,16 @@ export class Messenger extends EventTarget {
     return this.send(channelId, { type: 'reaction', target: messageId, emoji, remove }, { kind: 'reaction' });
   }
 
+  /**
+   * How far each member has read the channel ("vu par N / M"): member id -> seq, from the read
+   * cursors the server keeps (GET /channels/{c}/seen: a group's members, a tribe's managers).
+   * @returns {Promise<Map<string, number>>}
+   */
+  async seenBy(channelId) {
+    const { members } = await this.api.get(`/channels/${channelId}/seen`);
+    return new Map(members.map((x) => [x.member_id, x.seq]));
+  }
+
   /** Replace the text of one of my messages, on every device (an `edit`, section 7). */
   edit(channelId, messageId, text) {
     return this.send(channelId, { type: 'edit', target: messageId, text }, { kind: 'edit', target: messageId });

@@ -141,6 +141,7 @@ export default {
   'message.edit': 'Edit',
   'message.edit_save': 'Save',
   'message.edit_label': 'Edit the message',
+  'message.seen_by': 'seen by {n} / {total}',
   'message.pending': 'pending',
   'channel.direct': 'Direct conversation',
   'channel.message_direct': 'Direct message',

@@ -141,6 +141,7 @@ export default {
   'message.edit': 'Modifier',
   'message.edit_save': 'Enregistrer',
   'message.edit_label': 'Modifier le message',
+  'message.seen_by': 'vu par {n} / {total}',
   'message.pending': 'en attente',
   'channel.direct': 'Conversation directe',
   'channel.message_direct': 'Message direct',

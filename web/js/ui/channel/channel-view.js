@@ -112,6 +112,8 @@ class ChannelController {
     this.messages = [];
     /** @type {Set<string> | null} who may vote in the channel's polls */
     this.roster = null;
+    /** @type {Map<string, number> | null} how far each member read, for "vu par N / M" */
+    this.seen = null;
     /** @type {number | null} days, when the organisation keeps messages for a limited time */
     this.retention = null;
     this.head = h('header', { class: 'channel-head' });
@@ -210,7 +212,7 @@ class ChannelController {
       this.roster = this.roster || new Set(cached.map((x) => x.sender_member));
     }
     const pending = (await app.store.outbox()).filter((x) => x.channel_id === channelId);
-    this.list.show(this.messages, this.roster, pending);
+    this.list.show(this.messages, this.roster, pending, this.seen);
   }
 
   /** Ask the server for what this device has not seen; "offline" when it cannot be reached. */
@@ -221,6 +223,7 @@ class ChannelController {
     try {
       await m.catchUp(channelId);
       if (await m.retryUnreadable(channelId)) this.scheduleRefresh();
+      if (this.ctx.channel().kind !== 'tribe' || this.ctx.mayManage()) this.seen = await m.seenBy(channelId);
     } catch (err) {
       offline = err.status === 0;
       if (err.status === 403 || err.status === 404) app.toast(app.errorText(err), 'error');

@@ -21,6 +21,7 @@ import { FIRST_EMOJI, reactionChips, reactionPicker } from './reactions.js';
  * @property {Effects} done deletions and reactions
  * @property {Map<string, StoredMessage>} byId
  * @property {Set<string> | null} roster the channel's members, who may vote
+ * @property {Map<string, number> | null} seen how far each member read (member id -> seq)
  */
 
 /**
@@ -41,6 +42,7 @@ import { FIRST_EMOJI, reactionChips, reactionPicker } from './reactions.js';
  * @property {PollResult | null} poll
  * @property {{name: string, text: string} | null} quote
  * @property {{text: string, seq: number} | null} edited the author's latest edit
+ * @property {{n: number, total: number} | null} seenBy "vu par N / M"
  * @property {string} signature
  */
 
@@ -53,6 +55,7 @@ import { FIRST_EMOJI, reactionChips, reactionPicker } from './reactions.js';
  */
 export function describe(ctx, handlers, msg, log) {
   const edited = log.done.edits.get(msg.message_id) || null;
+  const seenBy = seenCount(ctx, msg, log.seen);
   const reactions = msg.verified ? reactionSummary(msg, log.done.reactions) : [];
   const poll = msg.verified && msg.kind === 'poll' ? pollResult(msg, log) : null;
   const quote = msg.verified && msg.content?.reply_to ? quoteOf(ctx, msg.content.reply_to, log) : null;
@@ -60,9 +63,23 @@ export function describe(ctx, handlers, msg, log) {
   const signature = JSON.stringify([
     msg.seq, msg.verified, msg.error, msg.content, msg.expires_at, ctx.m.memberName(msg.sender_member),
     reactions, poll, quote, handlers.ui.picker === id, handlers.ui.confirm === id,
-    ctx.mayPost(), ctx.mayManage(), msg.deleted, edited, handlers.ui.editing === id,
+    ctx.mayPost(), ctx.mayManage(), msg.deleted, edited, handlers.ui.editing === id, seenBy,
   ]);
-  return { msg, reactions, poll, quote, edited, signature };
+  return { msg, reactions, poll, quote, edited, seenBy, signature };
+}
+
+/**
+ * "Vu par N / M": of the channel's other members, how many read up to this message. For its
+ * sender, and a channel's managers.
+ * @param {ChannelContext} ctx
+ * @param {StoredMessage} msg
+ * @param {Map<string, number> | null} seen
+ * @returns {{n: number, total: number} | null}
+ */
+function seenCount(ctx, msg, seen) {
+  if (!seen || msg.deleted || !msg.verified || (msg.sender_member !== ctx.m.memberId && !ctx.mayManage())) return null;
+  const others = [...seen].filter(([member]) => member !== msg.sender_member);
+  return { n: others.filter(([, seq]) => seq >= msg.seq).length, total: others.length };
 }
 
 /**
@@ -111,6 +128,7 @@ export function messageItem(ctx, handlers, view) {
       reactionChips(ctx, msg, view.reactions, handlers.react),
       h('footer', { class: 'msg-foot' },
         msg.expires_at ? h('span', { class: 'expiry' }, t('message.expires', { date: formatDate(msg.expires_at) })) : null,
+        view.seenBy ? h('span', { class: 'seen-by' }, ' · ', t('message.seen_by', { n: view.seenBy.n, total: view.seenBy.total })) : null,
         actions),
       picker));
   return Object.assign(/** @type {HTMLLIElement} */ (li), { signature: view.signature });

@@ -28,7 +28,7 @@ export function createMessageList(ctx, { onReply }) {
   /** @type {Map<string, Line>} */
   let items = new Map(); // entry key -> its li
   /** @type {Log} */
-  let log = { messages: [], done: effects([]), byId: new Map(), roster: null };
+  let log = { messages: [], done: effects([]), byId: new Map(), roster: null, seen: null };
   /** @type {{message_id: string, content: {text: string}}[]} written, not yet stored by the server */
   let pending = [];
   let first = true;
@@ -72,9 +72,10 @@ export function createMessageList(ctx, { onReply }) {
      * @param {StoredMessage[]} messages
      * @param {Set<string> | null} roster
      * @param {{message_id: string, content: {text: string}}[]} [waiting] the outbox's, for this channel
+     * @param {Map<string, number> | null} [seen] how far each member read
      */
-    show(messages, roster, waiting = []) {
-      log = { messages, done: effects(messages), byId: new Map(messages.map((x) => [x.message_id, x])), roster };
+    show(messages, roster, waiting = [], seen = null) {
+      log = { messages, done: effects(messages), byId: new Map(messages.map((x) => [x.message_id, x])), roster, seen };
       pending = waiting;
       render();
     },
