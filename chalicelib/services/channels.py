@@ -192,8 +192,10 @@ class ChannelService:
             channel = existing  # a retry of the caller's own creation: converge
         self._log.append_creation(channel_id, entry)
         self._join(channel, who.member_id, ChannelRole.AUTHOR, who.member_id)
-        creator = [m for m in self._records.members(channel_id) if m.member_id == who.member_id]
-        self._log.append(who.org_id, channel_id, ChannelKind.DIRECT.value, creator, addition)
+        creator = self.membership(channel_id, who.member_id)
+        self._log.append(
+            who.org_id, channel_id, ChannelKind.DIRECT.value, [creator] if creator else [], addition
+        )
         if self.membership(channel_id, member_id) is None:
             self._join(channel, member_id, ChannelRole.AUTHOR, who.member_id)
         return {**self._describe(channel, ChannelRole.AUTHOR), "created": True}
@@ -268,7 +270,7 @@ class ChannelService:
         if current is None and not member.is_active:
             raise Conflict(f"{member.display_name} has not activated a device yet, or was removed")
         self._append(
-            who, channel_id, membership, op="role" if current else "add", member_id=member_id, role=role
+            who, access.channel, membership, op="role" if current else "add", member_id=member_id, role=role
         )
         if current is not None:
             return self._set_role(current, role)
@@ -279,7 +281,7 @@ class ChannelService:
     def _append(
         self,
         who: Principal,
-        channel_id: str,
+        channel: Channel,
         entry: object,
         *,
         op: str,
@@ -296,9 +298,8 @@ class ChannelService:
             raise BadRequest(
                 f"membership: expected a signed '{op}' entry for {member_id} by the calling device"
             )
-        kind = self._records.get(channel_id)
-        members = list(self._records.members(channel_id))
-        self._log.append(who.org_id, channel_id, kind.kind.value if kind else "", members, entry)
+        members = list(self._records.members(channel.channel_id))
+        self._log.append(who.org_id, channel.channel_id, channel.kind.value, members, entry)
 
     def membership_log(self, who: Principal, channel_id: str, start: int, limit: int) -> dict[str, Any]:
         """The channel's signed membership log from ``start`` (members and org admins)."""
@@ -323,7 +324,7 @@ class ChannelService:
         if self.membership(channel_id, member_id) is None:
             raise NotFound(f"{member_id} is not a member of this channel")
         op = "leave" if member_id == who.member_id else "remove"
-        self._append(who, channel_id, membership, op=op, member_id=member_id, role=None)
+        self._append(who, access.channel, membership, op=op, member_id=member_id, role=None)
         self._leave(channel_id, member_id)
         state = self.state(channel_id)
         return {"channel_id": channel_id, "member_id": member_id, "removed": True, "epoch": state.epoch}
