@@ -163,7 +163,7 @@ class ChannelService:
             raise BadRequest("a direct conversation is with another member")
         peer = self._orgs.member(who.org_id, member_id)  # 404 for another organisation's member
         channel_id = direct_channel_id(who.org_id, who.member_id, member_id)
-        found = self._found_direct(who, channel_id)
+        found = self._found_direct(who, peer, channel_id)
         if found is not None:
             return found
         if not peer.is_active:
@@ -185,14 +185,16 @@ class ChannelService:
         except ConditionFailed as exc:
             existing = self._records.get(channel_id)
             if existing is None or existing.created_by != who.member_id:
-                found = self._found_direct(who, channel_id)
+                found = self._found_direct(who, peer, channel_id)
                 if found is not None:
                     return found
                 raise Conflict("the other member is opening this conversation right now; retry") from exc
             channel = existing  # a retry of the caller's own creation: converge
         self._log.append_creation(channel_id, entry)
-        self._join(channel, who.member_id, ChannelRole.AUTHOR, who.member_id)
         creator = self.membership(channel_id, who.member_id)
+        if creator is None:
+            self._join(channel, who.member_id, ChannelRole.AUTHOR, who.member_id)
+            creator = self.membership(channel_id, who.member_id)
         self._log.append(
             who.org_id, channel_id, ChannelKind.DIRECT.value, [creator] if creator else [], addition
         )
@@ -200,11 +202,14 @@ class ChannelService:
             self._join(channel, member_id, ChannelRole.AUTHOR, who.member_id)
         return {**self._describe(channel, ChannelRole.AUTHOR), "created": True}
 
-    def _found_direct(self, who: Principal, channel_id: str) -> dict[str, Any] | None:
-        """The direct conversation if it exists with the caller in it."""
+    def _found_direct(self, who: Principal, peer: Member, channel_id: str) -> dict[str, Any] | None:
+        """The direct conversation if it exists, complete: the caller in it, and the other member
+        too unless they have left the organisation (a half-done creation is finished instead)."""
         channel = self.find(channel_id)
         membership = self.membership(channel_id, who.member_id) if channel is not None else None
         if channel is None or membership is None or channel.org_id != who.org_id:
+            return None
+        if peer.is_active and self.membership(channel_id, peer.member_id) is None:
             return None
         return {**self._describe(channel, membership.role), "created": False}
 

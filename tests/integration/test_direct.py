@@ -209,3 +209,13 @@ def test_a_server_that_adds_a_third_member_is_caught(people: People, container: 
         alice_id in alice.trust.membership(cid).members and eve_id not in alice.trust.membership(cid).members
     )
     assert not any(m["verified"] for m in eve.read(cid)["messages"])
+
+
+def test_the_new_routes_need_a_device_token(people: People, api: SignedApi) -> None:
+    alice = people.join("alice")
+    alice_id = people.info["alice"]["member_id"]
+    cid = people.owner.open_direct(alice_id)["channel_id"]
+    entries = people.owner.trust.direct_entries(alice_id)
+    assert api.call("PUT", f"/direct/{alice_id}", {"membership": entries}).status == 401
+    assert api.call("GET", f"/channels/{cid}/seen").status == 401
+    assert alice is not None
