@@ -19,6 +19,7 @@ from chalicelib.api_schemas import (
     ChannelRoleBody,
     CreateChannelBody,
     CreateOrgBody,
+    DirectBody,
     InviteBody,
     LinkBody,
     MembershipBody,
@@ -144,6 +145,13 @@ def create_channel(ctx: ApiContext) -> dict[str, Any]:
     return ctx.container.channels.create(ctx.principal, ChannelKind(body.kind), body.name, body.membership)
 
 
+@app.route("/direct/{member_id}", methods=["PUT"])
+@endpoint("DirectAnswer", body=DirectBody)
+def open_direct(ctx: ApiContext, member_id: str) -> dict[str, Any]:
+    """The caller's one-to-one conversation with a member: found again, or created."""
+    return ctx.container.channels.open_direct(ctx.principal, member_id, ctx.body(DirectBody).membership)
+
+
 @app.route("/channels", methods=["GET"])
 @endpoint("ChannelsAnswer")
 def list_channels(ctx: ApiContext) -> dict[str, Any]:
@@ -213,6 +221,13 @@ def send_message(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     if envelope.channel_id != channel_id:
         raise BadRequest("the envelope's channel_id differs from the URL's")
     return ctx.container.messaging.send(ctx.principal, envelope).public()
+
+
+@app.route("/channels/{channel_id}/seen", methods=["GET"])
+@endpoint("SeenAnswer")
+def seen_by(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    """How far each member has read ("vu par N / M"), from the read cursors already kept."""
+    return ctx.container.messaging.seen(ctx.principal, channel_id)
 
 
 @app.route("/channels/{channel_id}/messages", methods=["GET"])

@@ -218,6 +218,12 @@ def register_messaging(sub: Subparsers, common: argparse.ArgumentParser) -> None
     log.add_argument("channel")
     log.set_defaults(func=cmd_channel_log)
 
+    direct = sub.add_parser(
+        "dm", parents=[common], help="the one-to-one conversation with a member (found again, or created)"
+    )
+    direct.add_argument("member")
+    direct.set_defaults(func=cmd_dm)
+
     channels = sub.add_parser("channels", parents=[common], help="my channels, with unread counts")
     channels.set_defaults(func=cmd_channels)
     _register_send_and_read(sub, common)
@@ -250,6 +256,12 @@ def _register_send_and_read(sub: Subparsers, common: argparse.ArgumentParser) ->
     react.add_argument("emoji")
     react.add_argument("--remove", action="store_true")
     react.set_defaults(func=cmd_react)
+
+    edit = sub.add_parser("edit", parents=[common], help="replace the text of one of your messages")
+    edit.add_argument("channel")
+    edit.add_argument("message_id")
+    edit.add_argument("text")
+    edit.set_defaults(func=cmd_edit)
 
     delete = sub.add_parser("delete", parents=[common], help="delete a message for everyone")
     delete.add_argument("channel")
@@ -517,6 +529,10 @@ def cmd_channel_log(args: argparse.Namespace) -> Result:
     return _messenger(args).trust.events(args.channel)
 
 
+def cmd_dm(args: argparse.Namespace) -> Result:
+    return _messenger(args).open_direct(args.member)
+
+
 def cmd_channels(args: argparse.Namespace) -> Result:
     return {"channels": _messenger(args).channels()}
 
@@ -535,6 +551,10 @@ def cmd_read(args: argparse.Namespace) -> Result:
 
 def cmd_react(args: argparse.Namespace) -> Result:
     return _messenger(args).react(args.channel, args.message_id, args.emoji, remove=args.remove)
+
+
+def cmd_edit(args: argparse.Namespace) -> Result:
+    return _messenger(args).edit(args.channel, args.message_id, args.text)
 
 
 def cmd_delete(args: argparse.Namespace) -> Result:

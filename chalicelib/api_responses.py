@@ -114,9 +114,27 @@ class ChannelAnswer(_Answer):
     created_at: int
     retention_days: int | None = None
     my_role: str | None = None
+    direct_members: list[str] | None = None  # the two members of a direct conversation
     epoch: int
     roster: int  # the roster's version: it changes whenever a device joins or leaves
     latest_seq: int
+
+
+class DirectAnswer(ChannelAnswer):
+    """A direct conversation, found again (``created`` false) or just created."""
+
+    direct_members: list[str]
+    created: bool
+
+
+class SeenMember(_Answer):
+    member_id: str
+    seq: int  # the furthest message any of the member's devices has read
+
+
+class SeenAnswer(_Answer):
+    channel_id: str
+    members: list[SeenMember]
 
 
 class SyncedChannel(ChannelAnswer):

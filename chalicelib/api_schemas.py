@@ -79,6 +79,12 @@ class CreateChannelBody(_Body):
     membership: Statement | None = None
 
 
+class DirectBody(_Body):
+    """Opening a direct conversation: its creation and the addition of the other member, signed."""
+
+    membership: list[Statement] | None = Field(default=None, max_length=2)
+
+
 class RenameChannelBody(_Body):
     name: Name
 

@@ -212,6 +212,10 @@ class BocageClient:
         body = {"kind": kind, "name": name, "membership": membership}
         return cast(Channel, self.request("POST", "/channels", body))
 
+    def open_direct(self, member_id: str, membership: list[Statement]) -> Channel:
+        """The one-to-one conversation with a member: found again, or created (protocol 14.1)."""
+        return cast(Channel, self.request("PUT", f"/direct/{member_id}", {"membership": membership}))
+
     def channels(self) -> ChannelList:
         """My channels, where each stands and what is unread on this device."""
         return cast(ChannelList, self.request("GET", "/channels"))

@@ -47,9 +47,10 @@ CONTENT_TYPES = {
     Kind.POLL_CLOSE: "close",
     Kind.REACTION: "reaction",
     Kind.DELETE: "delete",
+    Kind.EDIT: "edit",
 }
 #: Where a targeted kind's content names its target: it must be the envelope's clear target.
-CONTENT_TARGETS = {Kind.POLL_CLOSE: "poll_id", Kind.DELETE: "target"}
+CONTENT_TARGETS = {Kind.POLL_CLOSE: "poll_id", Kind.DELETE: "target", Kind.EDIT: "target"}
 _PAD_MARKER = 0x80
 _PLACEHOLDER_SIGNATURE = b64e(bytes(64))
 

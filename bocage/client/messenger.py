@@ -28,6 +28,7 @@ from bocage.client.crypto import (
     seal_sender_key,
 )
 from bocage.client.directory import Directory
+from bocage.client.edits import apply_edits
 from bocage.client.live import LiveSession
 from bocage.client.polls import new_poll, tally
 from bocage.client.profile import DeviceKeys, Profile, sign_token
@@ -51,6 +52,7 @@ from chalicelib.domain.x25519 import UnsafeBoxKey
 KEYS_PER_CALL = 500
 CONNECT_PATH = "$connect"
 RECONNECT_DELAY = 0.5  # seconds, times the attempt number, at most 5
+DIRECT_ATTEMPTS = 5  # the other member may be opening the same direct conversation
 
 
 class CatchUp:
@@ -115,6 +117,18 @@ class Messenger:
         channel = self.client.create_channel(kind, name, entry)
         self.trust.created(entry)
         return channel
+
+    def open_direct(self, member_id: str) -> Channel:
+        """The direct conversation with ``member_id``, found again or created. When the other
+        member opens it at the same moment the server says so (409): ask again shortly."""
+        for attempt in range(DIRECT_ATTEMPTS):
+            try:
+                return self.client.open_direct(member_id, self.trust.direct_entries(member_id))
+            except ApiError as err:
+                if err.status != 409 or attempt == DIRECT_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def channels(self) -> list[ChannelSync]:
         channels = self.client.channels()["channels"]
@@ -233,6 +247,11 @@ class Messenger:
             content["reply_to"] = reply_to
         return self.send(channel_id, content, live=live)
 
+    def edit(self, channel_id: str, message_id: str, text: str) -> Receipt:
+        """Replace the text of one of this member's messages, on every device (an ``edit``)."""
+        content = {"type": "edit", "target": message_id, "text": text}
+        return self.send(channel_id, content, kind="edit", target=message_id)
+
     def react(self, channel_id: str, message_id: str, emoji: str, *, remove: bool = False) -> Receipt:
         content = {"type": "reaction", "target": message_id, "emoji": emoji, "remove": remove}
         return self.send(channel_id, content, kind="reaction")
@@ -275,7 +294,7 @@ class Messenger:
             page = self.read(channel_id, since=cursor, limit=200)
             opened += page["messages"]
             if page["cursor"] == cursor or not page["more"]:
-                return opened
+                return apply_edits(opened)
             cursor = page["cursor"]
 
     def distribute_key(self, channel_id: str, roster: Roster | None = None) -> int:
@@ -331,7 +350,7 @@ class Messenger:
     def read(self, channel_id: str, since: int = 0, limit: int = 100) -> dict[str, Any]:
         self.share_keys(channel_id)
         page = self.client.messages(channel_id, since=since, limit=limit)
-        messages = [self.open(m) for m in page["messages"]]
+        messages = apply_edits([self.open(m) for m in page["messages"]])
         self.ring.forget(int(self.clock()))
         self.save()
         return {

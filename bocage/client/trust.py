@@ -22,6 +22,7 @@ from bocage.client.membership import MembershipRefused, sync
 from bocage.client.profile import DeviceKeys, Profile, TrustState, write_private
 from bocage.client.verification import grouped, normalise, qr_payload, safety_digits
 from chalicelib.domain.activation_link import ActivationTarget, with_fragment_params
+from chalicelib.domain.direct import direct_channel_id
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.membership_log import LogState, replay
 from chalicelib.domain.statements import canonical, statement_hash
@@ -288,6 +289,35 @@ class Trust:
             kind=kind,
             now=self.now(),
         )
+
+    def direct_entries(self, member_id: str) -> list[Statement]:
+        """The creation of this member's direct conversation with ``member_id`` and the addition of
+        the other member: its id is the pair's (docs/protocol.md, 14.1)."""
+        channel_id, now = direct_channel_id(self.org_id, self.member_id, member_id), self.now()
+        creation = issuing.membership_entry(
+            self.keys.signing,
+            self.keys.device_id,
+            org_id=self.org_id,
+            channel_id=channel_id,
+            previous=None,
+            op="create",
+            member_id=self.member_id,
+            role="author",
+            kind="direct",
+            now=now,
+        )
+        addition = issuing.membership_entry(
+            self.keys.signing,
+            self.keys.device_id,
+            org_id=self.org_id,
+            channel_id=channel_id,
+            previous=creation,
+            op="add",
+            member_id=member_id,
+            role="author",
+            now=now,
+        )
+        return [creation, addition]
 
     def created(self, entry: Statement) -> None:
         """Keep the state of a channel this device just created."""

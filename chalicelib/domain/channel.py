@@ -1,4 +1,5 @@
-"""Channels: tribes (broadcast: authors post, members read) and groups (everyone posts)."""
+"""Channels: tribes (broadcast: authors post, members read), groups (everyone posts) and direct
+conversations (a group of exactly two members, one per pair: domain/direct.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from chalicelib.errors import Forbidden
 class ChannelKind(StrEnum):
     TRIBE = "tribe"
     GROUP = "group"
+    DIRECT = "direct"
 
 
 class ChannelRole(StrEnum):
@@ -31,6 +33,7 @@ class Channel(BaseModel):
     created_by: str
     created_at: int
     retention_days: int | None = None  # shorter than the organisation's, or None
+    direct_members: tuple[str, str] | None = None  # a direct conversation's two members, sorted
 
     def public(self) -> dict[str, object]:
         return self.model_dump(mode="json")
@@ -50,6 +53,14 @@ def require_may_create(kind: ChannelKind, org_role: Role) -> None:
     """Anyone starts a group; a tribe speaks for the organisation, so admins create those."""
     if kind is ChannelKind.TRIBE and not org_role.is_admin:
         raise Forbidden("only the organisation's admins create tribes")
+
+
+def require_may_change_members(channel: Channel) -> None:
+    """A direct conversation is between its two members for good (docs/protocol.md, 14.1)."""
+    if channel.kind is ChannelKind.DIRECT:
+        raise Forbidden(
+            "a direct conversation keeps its two members: create a group to talk with more people"
+        )
 
 
 def require_may_manage(org_role: Role, membership: ChannelMember | None) -> None:

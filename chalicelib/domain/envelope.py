@@ -39,10 +39,11 @@ class Kind(StrEnum):
     POLL_CLOSE = "poll_close"  # target: the poll
     REACTION = "reaction"
     DELETE = "delete"  # target: the message to delete for everyone
+    EDIT = "edit"  # target: the sender's own text message, whose text it replaces
 
 
 #: Kinds that name their target in clear, because the server acts on it.
-TARGETED = frozenset({Kind.POLL_CLOSE, Kind.DELETE})
+TARGETED = frozenset({Kind.POLL_CLOSE, Kind.DELETE, Kind.EDIT})
 #: What a tribe's plain members may send: they read, react and vote.
 AUDIENCE_KINDS = frozenset({Kind.REACTION, Kind.VOTE})
 
@@ -92,7 +93,7 @@ class Envelope(BaseModel):
     @model_validator(mode="after")
     def _target_for_targeted_kinds(self) -> Envelope:
         if (self.kind in TARGETED) != (self.target is not None):
-            raise ValueError("target is required for poll_close and delete, and only for them")
+            raise ValueError("target is required for poll_close, delete and edit, and only for them")
         return self
 
     def signing_bytes(self) -> bytes:

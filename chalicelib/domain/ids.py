@@ -28,5 +28,10 @@ def operator_id_for(sign_public_key: bytes) -> str:
     return f"op_{_b32(hashlib.sha256(sign_public_key).digest()[:_ID_BYTES])}"
 
 
+def b32_id(prefix: str, digest: bytes) -> str:
+    """An id derived from a digest (its first 80 bits), in the same form as the random ones."""
+    return f"{prefix}_{_b32(digest[:_ID_BYTES])}"
+
+
 def looks_like(value: str, prefix: str) -> bool:
     return value.startswith(f"{prefix}_") and len(value) == len(prefix) + 1 + 16

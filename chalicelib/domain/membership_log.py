@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from chalicelib.domain.direct import is_direct_pair
 from chalicelib.domain.statements import (
     MEMBERSHIP,
     StatementError,
@@ -22,6 +23,7 @@ from chalicelib.domain.statements import (
 )
 
 ADMIN_ROLES = ("admin", "owner")
+DIRECT = "direct"
 
 
 class LogError(ValueError):
@@ -116,6 +118,8 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         raise LogError(f"entry {checked['seq']}: only the creation names a kind")
     signer = _signer(checked, authority)
     members = dict(state.members)
+    if state.kind == DIRECT:
+        _check_direct(checked, signer, state)
     _apply(checked, signer, members, state, authority)
     return LogState(
         channel_id=state.channel_id,
@@ -124,6 +128,20 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         seq=checked["seq"],
         head=statement_hash(checked),
     )
+
+
+def _check_direct(entry: dict[str, Any], signer: str, state: LogState) -> None:
+    """A direct conversation's log is its creation and the addition, by its creator, of the one
+    other member its id names (section 14.1): nobody joins, leaves or changes role after that."""
+    creator = next(iter(state.members), None)
+    if not (
+        entry["op"] == "add"
+        and entry["seq"] == 1
+        and entry["role"] == "author"
+        and signer == creator
+        and is_direct_pair(state.channel_id, str(entry["org_id"]), signer, str(entry["member_id"]))
+    ):
+        raise LogError(f"entry {entry['seq']}: a direct conversation keeps its two members and no other")
 
 
 def _apply(

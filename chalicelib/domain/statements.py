@@ -146,7 +146,7 @@ _FIELDS: dict[str, dict[str, Callable[[object], bool]]] = {
         "op": _one_of("create", "add", "remove", "role", "leave"),
         "member_id": _id("m"),
         "role": _nullable(_one_of(*_CHANNEL_ROLES)),
-        "kind": _nullable(_one_of("tribe", "group")),
+        "kind": _nullable(_one_of("tribe", "group", "direct")),
         "by_device": _id("d"),
         "issued_at": _TIME,
     },

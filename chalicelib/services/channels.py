@@ -19,9 +19,11 @@ from chalicelib.domain.channel import (
     ChannelKind,
     ChannelMember,
     ChannelRole,
+    require_may_change_members,
     require_may_create,
     require_may_manage,
 )
+from chalicelib.domain.direct import direct_channel_id
 from chalicelib.domain.encoding import b64d
 from chalicelib.domain.events import ChannelChanged, ChannelMembershipChanged
 from chalicelib.domain.frames import (
@@ -38,7 +40,7 @@ from chalicelib.domain.ids import looks_like
 from chalicelib.domain.organisation import Device, Member
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY, effective_days
-from chalicelib.domain.roster import Epoch, SealedKey
+from chalicelib.domain.roster import Epoch, RosterDevice, SealedKey
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, NotFound
 from chalicelib.ports import Clock, Store
 from chalicelib.services.event_bus import EventBus
@@ -126,6 +128,10 @@ class ChannelService:
     def channel_ids_of(self, member_id: str) -> list[str]:
         return self._records.channel_ids_of(member_id)
 
+    def roster_devices(self, channel_id: str) -> Iterator[RosterDevice]:
+        """The devices of the channel's members (not revoked), as the roster lists them."""
+        return self._records.roster(channel_id)
+
     def member_ids(self, channel_id: str) -> Iterator[str]:
         for membership in self._records.members(channel_id):
             yield membership.member_id
@@ -157,6 +163,64 @@ class ChannelService:
         self._join(channel, who.member_id, ChannelRole.AUTHOR, who.member_id)
         self._events.publish(ChannelChanged(who, channel, "created", None, channel.name, channel.created_at))
         return self._describe(channel, ChannelRole.AUTHOR)
+
+    def open_direct(self, who: Principal, member_id: str, entries: object) -> dict[str, Any]:
+        """The caller's direct conversation with ``member_id``: found again, or created with its
+        two signed entries (docs/protocol.md, 14.1). Its id is the pair's, so two members opening
+        it at once race on one conditional write: the loser finds it, or is told to retry."""
+        if member_id == who.member_id:
+            raise BadRequest("a direct conversation is with another member")
+        peer = self._orgs.member(who.org_id, member_id)  # 404 for another organisation's member
+        channel_id = direct_channel_id(who.org_id, who.member_id, member_id)
+        found = self._found_direct(who, peer, channel_id)
+        if found is not None:
+            return found
+        if not peer.is_active:
+            raise Conflict(f"{peer.display_name} has not activated a device yet, or was removed")
+        creation, addition = _direct_entries(entries, channel_id, who, member_id)
+        entry = self._log.check_creation(who.org_id, creation)
+        first, second = sorted((who.member_id, member_id))
+        channel = Channel(
+            channel_id=channel_id,
+            org_id=who.org_id,
+            kind=ChannelKind.DIRECT,
+            name="direct",
+            created_by=who.member_id,
+            created_at=self._clock.now(),
+            direct_members=(first, second),
+        )
+        try:
+            self._records.create(channel)
+        except ConditionFailed as exc:
+            existing = self._records.get(channel_id)
+            if existing is None or existing.created_by != who.member_id:
+                found = self._found_direct(who, peer, channel_id)
+                if found is not None:
+                    return found
+                raise Conflict("the other member is opening this conversation right now; retry") from exc
+            channel = existing  # a retry of the caller's own creation: converge
+        self._log.append_creation(channel_id, entry)
+        creator = self.membership(channel_id, who.member_id)
+        if creator is None:
+            self._join(channel, who.member_id, ChannelRole.AUTHOR, who.member_id)
+            creator = self.membership(channel_id, who.member_id)
+        self._log.append(
+            who.org_id, channel_id, ChannelKind.DIRECT.value, [creator] if creator else [], addition
+        )
+        if self.membership(channel_id, member_id) is None:
+            self._join(channel, member_id, ChannelRole.AUTHOR, who.member_id)
+        return {**self._describe(channel, ChannelRole.AUTHOR), "created": True}
+
+    def _found_direct(self, who: Principal, peer: Member, channel_id: str) -> dict[str, Any] | None:
+        """The direct conversation if it exists, complete: the caller in it, and the other member
+        too unless they have left the organisation (a half-done creation is finished instead)."""
+        channel = self.find(channel_id)
+        membership = self.membership(channel_id, who.member_id) if channel is not None else None
+        if channel is None or membership is None or channel.org_id != who.org_id:
+            return None
+        if peer.is_active and self.membership(channel_id, peer.member_id) is None:
+            return None
+        return {**self._describe(channel, membership.role), "created": False}
 
     def rename(self, who: Principal, channel_id: str, name: str) -> dict[str, Any]:
         access = self.access(who, channel_id)
@@ -221,13 +285,14 @@ class ChannelService:
     ) -> dict[str, Any]:
         """Add a member, or change the role of one already in, with the signed log entry (14)."""
         access = self.access(who, channel_id)
+        require_may_change_members(access.channel)
         require_may_manage(who.role, access.membership)
         current = self.membership(channel_id, member_id)
         member = self._orgs.member(who.org_id, member_id)
         if current is None and not member.is_active:
             raise Conflict(f"{member.display_name} has not activated a device yet, or was removed")
         op: Literal["add", "role"] = "role" if current else "add"
-        self._append(who, channel_id, membership, op=op, member_id=member_id, role=role)
+        self._append(who, access.channel, membership, op=op, member_id=member_id, role=role)
         changed = ChannelMembershipChanged(who, access.channel, member_id, op, role, self._clock.now())
         if current is not None:
             described = self._set_role(current, role)
@@ -241,7 +306,7 @@ class ChannelService:
     def _append(
         self,
         who: Principal,
-        channel_id: str,
+        channel: Channel,
         entry: object,
         *,
         op: str,
@@ -258,7 +323,8 @@ class ChannelService:
             raise BadRequest(
                 f"membership: expected a signed '{op}' entry for {member_id} by the calling device"
             )
-        self._log.append(who.org_id, channel_id, list(self._records.members(channel_id)), entry)
+        members = list(self._records.members(channel.channel_id))
+        self._log.append(who.org_id, channel.channel_id, channel.kind.value, members, entry)
 
     def membership_log(self, who: Principal, channel_id: str, start: int, limit: int) -> dict[str, Any]:
         """The channel's signed membership log from ``start`` (members and org admins)."""
@@ -277,12 +343,13 @@ class ChannelService:
     ) -> dict[str, Any]:
         """Managers remove anyone; anyone may leave. Either way the epoch moves on."""
         access = self.access(who, channel_id)
+        require_may_change_members(access.channel)
         if member_id != who.member_id:
             require_may_manage(who.role, access.membership)
         if self.membership(channel_id, member_id) is None:
             raise NotFound(f"{member_id} is not a member of this channel")
         op = "leave" if member_id == who.member_id else "remove"
-        self._append(who, channel_id, membership, op=op, member_id=member_id, role=None)
+        self._append(who, access.channel, membership, op=op, member_id=member_id, role=None)
         self._leave(channel_id, member_id)
         if op == "remove":
             self._events.publish(
@@ -405,6 +472,32 @@ class ChannelService:
         self.access(who, channel_id)
         sealed = self._sealed.sealed_to(channel_id, epoch, who.device_id)
         return {"epoch": epoch, "keys": [k.model_dump(mode="json") for k in sealed]}
+
+
+def _direct_entries(
+    entries: object, channel_id: str, who: Principal, member_id: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The creation of the pair's channel and the addition of the other member, by the caller."""
+    if not (isinstance(entries, list) and len(entries) == 2 and all(isinstance(e, dict) for e in entries)):
+        raise BadRequest(
+            "membership: the creation and the addition entries are required (docs/protocol.md, 14.1)"
+        )
+    creation, addition = entries
+    if (
+        creation.get("channel_id") != channel_id
+        or creation.get("kind") != ChannelKind.DIRECT.value
+        or creation.get("by_device") != who.device_id
+    ):
+        raise BadRequest(
+            f"membership: expected the caller's creation of the direct conversation {channel_id}"
+        )
+    if (
+        addition.get("op") != "add"
+        or addition.get("member_id") != member_id
+        or addition.get("role") != "author"
+    ):
+        raise BadRequest(f"membership: expected the addition of {member_id} as an author")
+    return creation, addition
 
 
 def _sealed_key(entry: dict[str, Any], sender_device: str, epoch: int) -> SealedKey:

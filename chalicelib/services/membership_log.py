@@ -63,9 +63,10 @@ class MembershipLog:
         self._append(channel_id, entry)
 
     def append(
-        self, org_id: str, channel_id: str, members: list[ChannelMember], entry: object
+        self, org_id: str, channel_id: str, kind: str, members: list[ChannelMember], entry: object
     ) -> dict[str, Any]:
-        """Check ``entry`` extends the log whose members are ``members`` and write it."""
+        """Check ``entry`` extends the log of a ``kind`` channel whose members are ``members``, and
+        write it."""
         if not isinstance(entry, dict):
             raise BadRequest("membership: a signed membership entry is required (docs/protocol.md, 14)")
         head = self._records.head(channel_id)
@@ -75,7 +76,7 @@ class MembershipLog:
             return entry  # a retry of the entry already written: its effects are re-applied
         state = LogState(
             channel_id=channel_id,
-            kind="",
+            kind=kind,
             members={m.member_id: m.role.value for m in members},
             seq=int(head["seq"]),
             head=statement_hash(head),

@@ -18,7 +18,7 @@ from typing import Any
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.messages import MessageRecords
 from chalicelib.domain.billing import require_sending_allowed
-from chalicelib.domain.channel import may_manage, require_may_send
+from chalicelib.domain.channel import ChannelKind, may_manage, require_may_manage, require_may_send
 from chalicelib.domain.envelope import TARGETED, Envelope, Kind
 from chalicelib.domain.frames import MessageFrame, StoredMessage
 from chalicelib.domain.messages_api import ReadPage, SendResult
@@ -188,6 +188,8 @@ class MessagingService:
             raise BadRequest("only a poll can be closed")
         if envelope.kind is Kind.DELETE and target.kind is Kind.DELETE:
             raise BadRequest("a deletion cannot itself be deleted")
+        if envelope.kind is Kind.EDIT:
+            _require_editable(who, target)
         if target.sender_member != who.member_id and not may_manage(who.role, access.membership):
             raise Forbidden("only its sender or the channel's managers may do this")
         return target
@@ -267,6 +269,21 @@ class MessagingService:
             cursor = message.seq
         return page
 
+    def seen(self, who: Principal, channel_id: str) -> dict[str, Any]:
+        """How far each member of the channel has read: the furthest read cursor of their devices
+        (the ones unread counts come from; no write per message). Members of a group or a direct
+        conversation see it for what they sent; in a tribe only its managers do."""
+        access = self._channels.access(who, channel_id)
+        if access.channel.kind is ChannelKind.TRIBE:
+            require_may_manage(who.role, access.membership)
+        furthest: dict[str, int] = dict.fromkeys(self._channels.member_ids(channel_id), 0)
+        for device in self._channels.roster_devices(channel_id):
+            if device.member_id in furthest:
+                seq = self._messages.cursor(device.device_id, channel_id)
+                furthest[device.member_id] = max(furthest[device.member_id], seq)
+        members = [{"member_id": m, "seq": seq} for m, seq in sorted(furthest.items())]
+        return {"channel_id": channel_id, "members": members}
+
     def sync(self, who: Principal) -> dict[str, Any]:
         """My channels with what is new since this device last read each one."""
         cursors = self._messages.cursors(who.device_id)
@@ -275,3 +292,14 @@ class MessagingService:
             seen = cursors.get(channel["channel_id"], 0)
             result.append({**channel, "cursor": seen, "unread": max(0, channel["latest_seq"] - seen)})
         return {"channels": result}
+
+
+def _require_editable(who: Principal, target: StoredMessage) -> None:
+    """Only a text message's own sender edits it (managers delete, they do not put words in
+    someone's mouth), and not once it is deleted."""
+    if target.kind is not Kind.MESSAGE:
+        raise BadRequest("only a text message can be edited")
+    if target.sender_member != who.member_id:
+        raise Forbidden("only its sender may edit a message")
+    if target.deleted:
+        raise Conflict("this message was deleted for everyone: it cannot be edited")

@@ -460,7 +460,7 @@ def _entry(
         {
             "purpose": "bocage/membership/v2",
             "org_id": ORG,
-            "channel_id": CHANNEL,
+            "channel_id": kw.get("channel", CHANNEL),
             "seq": seq,
             "prev": prev,
             "op": op,

@@ -90,6 +90,9 @@ const commands = {
   async evaluate(args) {
     return verdicts(await view(args));
   },
+  async direct_id({ org_id, a, b }) {
+    return membership.directChannelId(org_id, a, b);
+  },
   async replay(args) {
     const { state, error: err } = await membership.replay(args.entries, await view(args));
     return { state, error: err ? err.message : null };

@@ -8,6 +8,7 @@ globalThis.nacl = require('tweetnacl');
 const wire = await import('../../web/js/wire.js');
 const polls = await import('../../web/js/polls.js');
 const ratchet = await import('../../web/js/ratchet.js');
+const edits = await import('../../web/js/edits.js');
 
 const d = wire.b64d;
 const e = wire.b64e;
@@ -18,6 +19,9 @@ function device(spec) {
 }
 
 const commands = {
+  async latest_edits({ messages }) {
+    return Object.fromEntries(edits.latestEdits(messages));
+  },
   async i18n() {
     const out = {};
     for (const lang of ['fr', 'en']) {

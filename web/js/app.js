@@ -67,7 +67,7 @@ export const app = {
     const messenger = new Messenger(this.store, device);
     this.messenger = messenger;
     await messenger.init();
-    for (const type of ['message', 'channels', 'roster', 'status', 'revoked', 'error', 'warnings', 'membership']) {
+    for (const type of ['message', 'channels', 'roster', 'status', 'revoked', 'error', 'warnings', 'membership', 'outbox']) {
       messenger.addEventListener(type, (e) => onMessengerEvent(type, /** @type {CustomEvent} */ (e).detail));
     }
     messenger.loadChannels().catch(() => null);
@@ -110,7 +110,7 @@ function onMessengerEvent(type, detail) {
   if (type === 'warnings') renderTrustNotices(app);
   if (type === 'membership') {
     // Someone else changed a channel's members: everyone in it is told, from the signed log.
-    const name = app.messenger?.channel(detail.channelId)?.name || '';
+    const name = app.messenger?.channelName(app.messenger.channel(detail.channelId)) || '';
     const others = detail.events.filter((e) => e.by_member !== app.messenger?.memberId);
     if (others.length) app.toast(others.map((e) => membershipEventText(app, name, e)).join(' '));
   }

@@ -135,7 +135,7 @@ const FIELDS = {
     op: oneOf('create', 'add', 'remove', 'role', 'leave'),
     member_id: isId('m'),
     role: nullable(oneOf('author', 'member')),
-    kind: nullable(oneOf('tribe', 'group')),
+    kind: nullable(oneOf('tribe', 'group', 'direct')),
     by_device: isId('d'),
     issued_at: isTime,
   },

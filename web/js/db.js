@@ -22,6 +22,9 @@ function done(tx) {
   });
 }
 
+/** Sorted by the time written, then the message id. */
+const outboxKey = (entry) => `outbox:${String(entry.queued_at).padStart(15, '0')}:${entry.message_id}`;
+
 export class DeviceStore {
   constructor(db) {
     this.db = db;
@@ -78,6 +81,32 @@ export class DeviceStore {
 
   async saveCursor(channelId, cursor) {
     await this.put(`cursor:${channelId}`, cursor);
+  }
+
+  // -- writing that never loses anything: drafts and the outbox (purged with the rest) ----------
+
+  /** The text being written in a channel, kept across navigation and restarts. */
+  async draft(channelId) {
+    return (await this.get(`draft:${channelId}`)) || '';
+  }
+
+  async saveDraft(channelId, text) {
+    if (text) await this.put(`draft:${channelId}`, text);
+    else await this.delete(`draft:${channelId}`);
+  }
+
+  /** Messages written but not yet stored by the server, oldest first (messenger.js flushOutbox). */
+  async outbox() {
+    const range = IDBKeyRange.bound('outbox:', 'outbox:\uffff');
+    return promisify(this.db.transaction('kv').objectStore('kv').getAll(range));
+  }
+
+  async putOutbox(entry) {
+    await this.put(outboxKey(entry), entry);
+  }
+
+  async removeOutbox(entry) {
+    await this.delete(outboxKey(entry));
   }
 
   /** Store opened messages (a later copy of the same seq replaces the earlier). */

@@ -6,9 +6,10 @@
 // The organisation side of each check (who signed, with which role at the time, who may join)
 // comes from an authority: a TrustView (certs.js) built from the certificates this client checked.
 import { MEMBERSHIP, StatementError, checkShape, prewarm, signSeed, signStatement, statementHash, verifyStatement } from './certs.js';
-import { base32Lower, randomBytes } from './wire.js';
+import { base32Lower, randomBytes, sha256, utf8 } from './wire.js';
 
 const ADMIN_ROLES = ['admin', 'owner'];
+const DIRECT_PURPOSE = 'bocage/direct/v2';
 
 /** An entry that does not extend the log: unsigned, unchained or unauthorised. */
 export class LogError extends Error {}
@@ -64,8 +65,30 @@ export async function extend(state, entry, authority) {
   if (e.kind !== null) throw new LogError(`entry ${e.seq}: only the creation names a kind`);
   const signer = signerOf(e, authority);
   const members = { ...state.members };
+  if (state.kind === 'direct') await checkDirect(e, signer, state);
   apply(e, signer, members, authority);
   return { ...state, members, seq: e.seq, head: await statementHash(e) };
+}
+
+/**
+ * The direct conversation of two members (section 14.1): `c_` + base32 of the first 80 bits of
+ * SHA-256 over the purpose, the organisation and the sorted pair, one per line.
+ * @returns {Promise<string>}
+ */
+export async function directChannelId(orgId, memberA, memberB) {
+  const [first, second] = [memberA, memberB].sort();
+  const digest = await sha256(utf8(`${DIRECT_PURPOSE}\n${orgId}\n${first}\n${second}`));
+  return `c_${base32Lower(digest.slice(0, 10))}`;
+}
+
+/** A direct conversation's log is its creation and the addition, by its creator, of the one
+ * other member its id names: nobody joins, leaves or changes role after that. */
+async function checkDirect(entry, signer, state) {
+  const creator = Object.keys(state.members)[0];
+  const pair = entry.member_id !== signer && (await directChannelId(entry.org_id, signer, entry.member_id)) === state.channel_id;
+  if (!(entry.op === 'add' && entry.seq === 1 && entry.role === 'author' && signer === creator && pair)) {
+    throw new LogError(`entry ${entry.seq}: a direct conversation keeps its two members and no other`);
+  }
 }
 
 function apply(entry, signer, members, authority) {

@@ -7,7 +7,8 @@
 // Events (EventTarget): 'message' (an opened message), 'channels', 'roster' (channel id),
 // 'status' (online/offline), 'revoked', 'error'.
 import { Api, ApiError } from './api.js';
-import { newChannelId, signEntry } from './membership.js';
+import { directChannelId, newChannelId, signEntry } from './membership.js';
+import { statementHash } from './certs.js';
 import { newPoll, tally } from './polls.js';
 import {
   KeyUnavailable,
@@ -51,6 +52,7 @@ const CONNECT_PATH = '$connect';
 const slot = (...parts) => parts.join('|');
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const READABLE_KINDS = new Set(['message', 'poll']);
+const DIRECT_ATTEMPTS = 5; // the other member may be opening the same direct conversation
 
 export class Messenger extends EventTarget {
   /** `device`: the stored device record (identity and private keys). */
@@ -78,6 +80,8 @@ export class Messenger extends EventTarget {
     this.backoff = 1000;
     this.lastFrame = 0; // when this client last sent a WebSocket frame (ms)
     this.revoked = false;
+    /** @type {Promise<void> | null} the outbox flush at work, if any */
+    this.flushing = null;
   }
 
   get memberId() {
@@ -137,6 +141,8 @@ export class Messenger extends EventTarget {
     const epochs = Object.fromEntries(channels.map((c) => [c.channel_id, c.epoch]));
     await this.withRing(async () => forget(this.ring, nowSeconds(), epochs));
     for (const c of channels) await this.refineUnread(c.channel_id);
+    const strangers = channels.some((c) => c.kind === 'direct' && (c.direct_members || []).some((id) => !this.memberName(id)));
+    if (strangers) await this.loadDirectory().catch(() => null); // a direct conversation is named after the other
     this.emit('channels');
     return channels;
   }
@@ -185,6 +191,37 @@ export class Messenger extends EventTarget {
     const created = await this.api.request('POST', '/channels', { body: { kind, name, membership } });
     await this.loadChannels();
     return created;
+  }
+
+  /**
+   * The direct conversation with a member (section 14.1): its id is the pair's, so it is found
+   * again; else created with its two signed entries. When the other member is opening it at
+   * the same moment the server answers 409: ask again shortly.
+   */
+  async openDirect(memberId) {
+    const channelId = await directChannelId(this.device.org_id, this.memberId, memberId);
+    if (this.channels.has(channelId)) return this.channels.get(channelId);
+    const now = this.api.now();
+    const creation = signEntry(this.device, channelId, null, { op: 'create', memberId: this.memberId, role: 'author', kind: 'direct' }, now);
+    const state = { channel_id: channelId, kind: 'direct', members: { [this.memberId]: 'author' }, seq: 0, head: await statementHash(creation) };
+    const addition = signEntry(this.device, channelId, state, { op: 'add', memberId, role: 'author' }, now);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const opened = await this.api.request('PUT', `/direct/${memberId}`, { body: { membership: [creation, addition] } });
+        await this.loadChannels();
+        return opened;
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status === 409 && attempt < DIRECT_ATTEMPTS)) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+      }
+    }
+  }
+
+  /** What a channel is called here: a direct conversation by the other member's certified name. */
+  channelName(channel) {
+    if (channel?.kind !== 'direct') return channel?.name || '';
+    const other = (channel.direct_members || []).find((id) => id !== this.memberId);
+    return (other && this.memberName(other)) || channel.name;
   }
 
   addMember(channelId, memberId, role = 'member') {
@@ -369,8 +406,7 @@ export class Messenger extends EventTarget {
   }
 
   /** Seal, sign and send; retried once on stale_epoch (someone left: re-key). */
-  async send(channelId, content, { kind = 'message', target = null } = {}) {
-    const messageId = newMessageId();
+  async send(channelId, content, { kind = 'message', target = null, messageId = newMessageId() } = {}) {
     for (let attempt = 0; ; attempt += 1) {
       const roster = await this.roster(channelId, { fresh: true });
       if (roster.blocked) throw membershipBlocked(channelId);
@@ -415,8 +451,74 @@ export class Messenger extends EventTarget {
     return this.send(channelId, content);
   }
 
+  // -- the outbox: what is written is kept until the server stored it ------------------------
+
+  /**
+   * Write a text: kept in the outbox (IndexedDB) first, so neither a lost network nor leaving
+   * the page loses it, then sent with the outbox. Returns false when it waits for the network
+   * ("en attente"); throws when the server refuses it (it leaves the outbox then).
+   */
+  async write(channelId, text, replyTo = null) {
+    const content = { type: 'text', text };
+    if (replyTo) content.reply_to = replyTo;
+    const entry = { channel_id: channelId, message_id: newMessageId(), content, queued_at: Date.now() };
+    await this.store.putOutbox(entry);
+    this.emit('outbox', channelId);
+    const { refused } = await this.flushOutbox(entry.message_id);
+    if (refused.has(entry.message_id)) throw refused.get(entry.message_id);
+    return !(await this.store.outbox()).some((x) => x.message_id === entry.message_id);
+  }
+
+  /**
+   * Send what the outbox holds, oldest first, each under the id it was given when written: the
+   * server stores a message id once, so a send whose answer was lost, or a second tab sending
+   * the same entry, lands exactly once. Stops at the first network failure (kept for the next
+   * reconnect); a message the server refuses (4xx) leaves the outbox and is reported.
+   * @param {string | null} own the entry whose writer reports its own refusal
+   * @returns {Promise<{refused: Map<string, Error>}>}
+   */
+  async flushOutbox(own = null) {
+    while (this.flushing) await this.flushing;
+    /** @type {Map<string, Error>} */
+    const refused = new Map();
+    this.flushing = (async () => {
+      for (const entry of await this.store.outbox()) {
+        try {
+          await this.send(entry.channel_id, entry.content, { messageId: entry.message_id });
+        } catch (err) {
+          if (!(err instanceof ApiError) || err.status === 0 || err.status >= 500) return; // offline, or later
+          refused.set(entry.message_id, err);
+          if (entry.message_id !== own) this.emit('error', err); // written earlier: say it here
+        }
+        await this.store.removeOutbox(entry);
+        this.emit('outbox', entry.channel_id);
+      }
+    })();
+    try {
+      await this.flushing;
+    } finally {
+      this.flushing = null;
+    }
+    return { refused };
+  }
+
   react(channelId, messageId, emoji, remove = false) {
     return this.send(channelId, { type: 'reaction', target: messageId, emoji, remove }, { kind: 'reaction' });
+  }
+
+  /**
+   * How far each member has read the channel ("vu par N / M"): member id -> seq, from the read
+   * cursors the server keeps (GET /channels/{c}/seen: a group's members, a tribe's managers).
+   * @returns {Promise<Map<string, number>>}
+   */
+  async seenBy(channelId) {
+    const { members } = await this.api.get(`/channels/${channelId}/seen`);
+    return new Map(members.map((x) => [x.member_id, x.seq]));
+  }
+
+  /** Replace the text of one of my messages, on every device (an `edit`, section 7). */
+  edit(channelId, messageId, text) {
+    return this.send(channelId, { type: 'edit', target: messageId, text }, { kind: 'edit', target: messageId });
   }
 
   deleteForEveryone(channelId, messageId) {
@@ -618,6 +720,7 @@ export class Messenger extends EventTarget {
 
   async connect() {
     this.stopped = false;
+    this.flushOutbox().catch(() => null); // the network is back, perhaps before the socket knows
     if (this.ws) return;
     let url;
     try {
@@ -641,6 +744,7 @@ export class Messenger extends EventTarget {
       }, PING_CHECK);
       this.emit('status', { online: true });
       this.loadChannels().catch(() => null); // what arrived while away: unread counts, new channels
+      this.flushOutbox().catch(() => null); // what was written offline
     };
     ws.onmessage = (event) => {
       let frame;

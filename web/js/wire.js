@@ -16,14 +16,15 @@ const MAC_BYTES = 16;
 export const MAX_PADDED_BYTES = Math.floor((MAX_CIPHERTEXT_BYTES - MAC_BYTES) / PAD_BLOCK) * PAD_BLOCK;
 export const MAX_CONTENT_BYTES = MAX_PADDED_BYTES - 1;
 export const SENDER_KEY_PURPOSE = 'bocage/sender-key/v2';
-export const KINDS = ['message', 'poll', 'vote', 'poll_close', 'reaction', 'delete'];
-export const TARGETED_KINDS = ['poll_close', 'delete'];
+export const KINDS = ['message', 'poll', 'vote', 'poll_close', 'reaction', 'delete', 'edit'];
+export const TARGETED_KINDS = ['poll_close', 'delete', 'edit'];
 /** The content `type` each kind carries (bocage/client/crypto.py CONTENT_TYPES). */
 export const CONTENT_TYPES = {
   message: 'text', poll: 'poll', vote: 'vote', poll_close: 'close', reaction: 'reaction', delete: 'delete',
+  edit: 'edit',
 };
 /** Where a targeted kind's content names its target: it must equal the clear target. */
-export const CONTENT_TARGETS = { poll_close: 'poll_id', delete: 'target' };
+export const CONTENT_TARGETS = { poll_close: 'poll_id', delete: 'target', edit: 'target' };
 const ENVELOPE_FIELDS = [
   'v', 'channel_id', 'message_id', 'sender_device', 'epoch', 'index', 'kind', 'target', 'sent_at', 'nonce',
   'ciphertext', 'signature',

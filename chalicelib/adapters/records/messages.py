@@ -136,6 +136,11 @@ class MessageRecords:
         """The device has read the channel up to ``seq``."""
         self._store.put(keys.record(keys.read_cursor(device_id, channel_id), {"seq": seq, "at": at}))
 
+    def cursor(self, device_id: str, channel_id: str) -> int:
+        """The last message number this device read in the channel (0 before its first read)."""
+        item = self._store.get(*keys.read_cursor(device_id, channel_id))
+        return 0 if item is None else int(item["seq"])
+
     def cursors(self, device_id: str) -> dict[str, int]:
         """Channel id -> the last message number this device read there.
 

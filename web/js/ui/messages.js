@@ -4,8 +4,9 @@
 import { h, field, replace } from '../dom.js';
 import { t } from '../i18n.js';
 import { channelView } from './channel/channel-view.js';
-import { kindLabel } from './channel/context.js';
+import { kindIcon, kindLabel } from './channel/context.js';
 import { SHOWN_KINDS } from './channel/history.js';
+import { directButton } from './channel/members-panel.js';
 
 /** Global reactions to messenger events (whatever view is shown): announce other channels. */
 export function messagesEvent(app, type, detail) {
@@ -14,13 +15,13 @@ export function messagesEvent(app, type, detail) {
   const open = app.route.name === 'channel' && app.route.params.channelId === detail.channel_id;
   if (!open) {
     const channel = app.messenger.channel(detail.channel_id);
-    if (channel) app.announce(t('live.new_in', { channel: channel.name }));
+    if (channel) app.announce(t('live.new_in', { channel: app.messenger.channelName(channel) }));
   }
 }
 
 function channelList(app, currentId) {
   const m = app.messenger;
-  const channels = [...m.channels.values()].sort((a, b) => Number(b.latest_seq > 0) - Number(a.latest_seq > 0) || a.name.localeCompare(b.name));
+  const channels = [...m.channels.values()].sort((a, b) => Number(b.latest_seq > 0) - Number(a.latest_seq > 0) || m.channelName(a).localeCompare(m.channelName(b)));
   const list = channels.length
     ? h(
         'ul',
@@ -32,8 +33,8 @@ function channelList(app, currentId) {
             h(
               'a',
               { href: `#/c/${c.channel_id}`, class: 'channel-link', 'aria-current': c.channel_id === currentId ? 'page' : null },
-              h('span', { class: 'channel-icon', 'aria-hidden': 'true' }, c.kind === 'tribe' ? '📢' : '👥'),
-              h('span', { class: 'channel-name' }, c.name),
+              h('span', { class: 'channel-icon', 'aria-hidden': 'true' }, kindIcon(c.kind)),
+              h('span', { class: 'channel-name' }, m.channelName(c)),
               h('span', { class: 'visually-hidden' }, `, ${kindLabel(c.kind)}`),
               c.unread ? h('span', { class: 'badge count' }, String(c.unread), h('span', { class: 'visually-hidden' }, ` ${t('channels.unread_word', { count: c.unread })}`)) : null,
             ),
@@ -42,6 +43,18 @@ function channelList(app, currentId) {
       )
     : h('p', { class: 'empty' }, t('channels.none'));
   return list;
+}
+
+/** The organisation's members, each with "Message direct" (section 14.1). */
+async function directList(app) {
+  const m = app.messenger;
+  const directory = m.directory || (await m.loadDirectory());
+  const others = [...directory.members.values()]
+    .filter((x) => x.status === 'active' && x.member_id !== m.memberId)
+    .sort((a, b) => a.display_name.localeCompare(b.display_name));
+  return h('div', { class: 'stack direct-list' },
+    h('h2', null, t('channels.direct_title')),
+    h('ul', { class: 'member-list' }, others.map((x) => h('li', null, h('span', null, m.memberName(x.member_id) || x.display_name), ' ', directButton(app, x.member_id)))));
 }
 
 function newChannelForm(app, onDone) {
@@ -90,7 +103,8 @@ export async function renderMessages(app, main, route) {
   replace(main, layout);
 
   let creating = route.name === 'new-channel';
-  const renderAside = () => {
+  let directing = false;
+  const renderAside = async () => {
     const newButton = h(
       'button',
       { type: 'button', class: 'small', 'aria-expanded': creating ? 'true' : 'false', onClick: () => {
@@ -100,9 +114,19 @@ export async function renderMessages(app, main, route) {
       } },
       t('channels.new'),
     );
+    const directToggle = h(
+      'button',
+      { type: 'button', class: 'small', 'aria-expanded': directing ? 'true' : 'false', onClick: () => {
+        directing = !directing;
+        renderAside();
+      } },
+      t('channel.message_direct'),
+    );
+    const directs = directing ? await directList(app).catch((err) => h('p', { class: 'form-status' }, app.errorText(err))) : null;
     replace(
       aside,
-      h('div', { class: 'pane-head' }, h(channelId ? 'h2' : 'h1', { id: 'channels-title' }, t('channels.title')), newButton),
+      h('div', { class: 'pane-head' }, h(channelId ? 'h2' : 'h1', { id: 'channels-title' }, t('channels.title')), newButton, directToggle),
+      directs,
       creating
         ? newChannelForm(app, (created) => {
             creating = false;
@@ -113,9 +137,9 @@ export async function renderMessages(app, main, route) {
       channelList(app, channelId),
     );
   };
-  renderAside();
+  await renderAside();
   if (!m.channels.size) await m.loadChannels().catch(() => null);
-  renderAside();
+  await renderAside();
 
   if (!channelId) {
     replace(

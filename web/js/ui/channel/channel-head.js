@@ -3,7 +3,7 @@
 // messages are kept, and the button that shows who is in it.
 import { h, replace } from '../../dom.js';
 import { formatDays, t } from '../../i18n.js';
-import { kindLabel } from './context.js';
+import { kindIcon, kindLabel } from './context.js';
 
 /** @typedef {import('./context.js').ChannelContext} ChannelContext */
 
@@ -20,7 +20,7 @@ export function renderHead(ctx, head, { retention, membersOpen, onToggleMembers 
     head,
     h('a', { class: 'back-link', href: '#/' }, '← ', t('channels.title')),
     h('div', { class: 'channel-title-row' },
-      h('h1', { id: 'channel-title' }, h('span', { 'aria-hidden': 'true' }, isTribe ? '📢 ' : '👥 '), channel.name),
+      h('h1', { id: 'channel-title' }, h('span', { 'aria-hidden': 'true' }, `${kindIcon(channel.kind)} `), ctx.m.channelName(channel)),
       h('button', {
         type: 'button',
         class: 'small',

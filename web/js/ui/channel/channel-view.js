@@ -94,7 +94,7 @@ export async function channelView(app, pane, channelId) {
   const controller = new ChannelController(channelContext(app, channel), pane);
   await controller.start();
   return {
-    title: controller.ctx.channel().name,
+    title: controller.ctx.m.channelName(controller.ctx.channel()),
     event: (type, detail) => controller.event(type, detail),
     dispose: () => controller.dispose(),
   };
@@ -112,6 +112,8 @@ class ChannelController {
     this.messages = [];
     /** @type {Set<string> | null} who may vote in the channel's polls */
     this.roster = null;
+    /** @type {Map<string, number> | null} how far each member read, for "vu par N / M" */
+    this.seen = null;
     /** @type {number | null} days, when the organisation keeps messages for a limited time */
     this.retention = null;
     this.head = h('header', { class: 'channel-head' });
@@ -159,6 +161,7 @@ class ChannelController {
       this.scheduleRefresh();
     } else if (type === 'status' && detail?.online) this.scheduleCatchUp();
     else if (type === 'purged') this.scheduleRefresh();
+    else if (type === 'outbox' && detail === channelId) this.scheduleRefresh();
   }
 
   /** @param {StoredMessage} detail */
@@ -208,7 +211,8 @@ class ChannelController {
     } catch {
       this.roster = this.roster || new Set(cached.map((x) => x.sender_member));
     }
-    this.list.show(this.messages, this.roster);
+    const pending = (await app.store.outbox()).filter((x) => x.channel_id === channelId);
+    this.list.show(this.messages, this.roster, pending, this.seen);
   }
 
   /** Ask the server for what this device has not seen; "offline" when it cannot be reached. */
@@ -219,6 +223,7 @@ class ChannelController {
     try {
       await m.catchUp(channelId);
       if (await m.retryUnreadable(channelId)) this.scheduleRefresh();
+      if (this.ctx.channel().kind !== 'tribe' || this.ctx.mayManage()) this.seen = await m.seenBy(channelId);
     } catch (err) {
       offline = err.status === 0;
       if (err.status === 403 || err.status === 404) app.toast(app.errorText(err), 'error');

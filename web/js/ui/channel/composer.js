@@ -1,6 +1,8 @@
 // @ts-check
 // Writing in a channel: the text box (Enter sends, Shift+Enter breaks the line), the message
 // being replied to, and the poll form above it; in a tribe, its readers see why they cannot write.
+// What is typed is kept as the channel's draft (IndexedDB) until sent; what is sent goes through
+// the outbox, so a message written offline waits "en attente" and leaves on reconnect.
 import { h, replace } from '../../dom.js';
 import { t } from '../../i18n.js';
 import { focusComposer } from './context.js';
@@ -87,20 +89,29 @@ function replyBanner(ctx, replying, cancel) {
 function composerForm(ctx, options) {
   const status = h('p', { class: 'form-status', role: 'alert' });
   const text = composerText(() => form.requestSubmit(), options.replyTo ? options.onEscape : null);
+  const store = ctx.app.store;
+  store.draft(ctx.channelId).then((draft) => {
+    if (draft && !text.value) text.value = draft;
+  }).catch(() => null);
+  text.addEventListener('input', () => store.saveDraft(ctx.channelId, text.value).catch(() => null));
   const send = h('button', { type: 'submit', class: 'primary' }, t('composer.send'));
   const submit = async () => {
     const value = text.value.trim();
     if (!value) return;
     send.disabled = true;
     status.textContent = '';
+    const written = ctx.m.write(ctx.channelId, value, options.replyTo);
+    text.value = ''; // kept in the outbox from here on, shown "en attente" until sent
+    await store.saveDraft(ctx.channelId, '').catch(() => null);
     try {
-      await ctx.m.sendText(ctx.channelId, value, options.replyTo);
-      text.value = '';
+      await written;
       options.onSent();
     } catch (err) {
+      text.value = value; // refused by the server: the text comes back to be changed
+      await store.saveDraft(ctx.channelId, value).catch(() => null);
       status.textContent = ctx.app.errorText(err);
-      send.disabled = false;
     }
+    send.disabled = false;
   };
   const form = h('form', {
     class: 'composer',

@@ -11,7 +11,8 @@ import { t } from '../../i18n.js';
  * @typedef {object} Channel
  * @property {string} channel_id
  * @property {string} name
- * @property {string} kind 'group' or 'tribe'
+ * @property {string} kind 'group', 'tribe' or 'direct'
+ * @property {string[] | null} [direct_members] a direct conversation's two members
  * @property {string} [my_role] 'author' or 'member'
  * @property {number} [latest_seq]
  * @property {number} [unread]
@@ -77,5 +78,10 @@ export function focusComposer() {
 
 /** @param {string} channelKind */
 export function kindLabel(channelKind) {
-  return channelKind === 'tribe' ? t('channel.tribe') : t('channel.group');
+  return { tribe: t('channel.tribe'), direct: t('channel.direct') }[channelKind] || t('channel.group');
+}
+
+/** @param {string} channelKind */
+export function kindIcon(channelKind) {
+  return { tribe: '📢', direct: '💬' }[channelKind] || '👥';
 }

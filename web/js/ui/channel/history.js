@@ -1,21 +1,22 @@
 // @ts-check
 // A channel's log read as a conversation: which messages show, which are deleted, who reacted
 // with what, and the runs of messages this device cannot read. Pure functions of the log.
+import { latestEdits } from '../../edits.js';
 import { t } from '../../i18n.js';
 
 /** @typedef {import('./context.js').StoredMessage} StoredMessage */
 /** @typedef {Map<string, Map<string, Map<string, {seq: number, remove: boolean}>>>} ReactionLog target -> emoji -> member -> latest */
-/** @typedef {{deleted: Set<string>, reactions: ReactionLog}} Effects */
+/** @typedef {{deleted: Set<string>, reactions: ReactionLog, edits: Map<string, {text: string, seq: number}>}} Effects */
 /** @typedef {[string, string[]]} ReactionCount an emoji and the members showing it, sorted */
 /** @typedef {{key: string, msg?: StoredMessage, folded?: StoredMessage[]}} Entry one line of the list */
 
-/** The kinds that are a line of the conversation; the others act on one (reaction, delete, vote). */
+/** The kinds that are a line of the conversation; the others act on one (reaction, delete, edit, vote). */
 export const SHOWN_KINDS = new Set(['message', 'poll']);
 const MAX_EMOJI = 16;
 const SNIPPET = 80;
 
 /**
- * Deletions and reactions, as the log's later entries leave them.
+ * Deletions, reactions and edits, as the log's later entries leave them.
  * @param {StoredMessage[]} messages
  * @returns {Effects}
  */
@@ -30,7 +31,7 @@ export function effects(messages) {
     if (msg.kind === 'delete' && msg.content?.target) deleted.add(msg.content.target);
     if (isReaction(msg)) addReaction(reactions, msg);
   }
-  return { deleted, reactions };
+  return { deleted, reactions, edits: latestEdits(messages) };
 }
 
 /** @param {StoredMessage} msg */
@@ -73,18 +74,19 @@ export function reactionSummary(msg, reactions) {
 /**
  * A message in a few words, for a quote or the reply banner.
  * @param {StoredMessage | undefined | null} message
+ * @param {Map<string, {text: string}>} [edits] the latest edits, by message id
  */
-export function snippet(message) {
+export function snippet(message, edits) {
   if (!message) return t('message.unavailable');
   if (message.deleted) return t('message.deleted');
   if (message.kind === 'poll') return message.content?.question || '';
-  const text = message.content?.text || '';
+  const text = edits?.get(message.message_id)?.text ?? message.content?.text ?? '';
   return text.length > SNIPPET ? `${text.slice(0, SNIPPET)}…` : text;
 }
 
 /**
- * The lines of the list: shown messages, runs of unreadable ones (sent before this device
- * joined) folded into one line.
+ * The lines of the list: shown messages, a bodiless "message supprimé" line for each deleted
+ * one, runs of unreadable ones (sent before this device joined) folded into one line.
  * @param {StoredMessage[]} messages
  * @param {Effects} done
  * @returns {Entry[]}
@@ -93,7 +95,11 @@ export function entries(messages, done) {
   /** @type {Entry[]} */
   const lines = [];
   for (const msg of messages) {
-    if (!SHOWN_KINDS.has(msg.kind) || done.deleted.has(msg.message_id)) continue;
+    if (!SHOWN_KINDS.has(msg.kind)) continue;
+    if (done.deleted.has(msg.message_id)) {
+      lines.push({ key: msg.message_id, msg: { ...msg, deleted: true, verified: false, content: null } });
+      continue;
+    }
     const last = lines[lines.length - 1];
     if (msg.error === 'no_key' && last?.folded) last.folded.push(msg);
     else if (msg.error === 'no_key') lines.push({ key: `fold-${msg.seq}`, folded: [msg] });

@@ -33,7 +33,7 @@ export function createMembersPanel(ctx) {
       h('h2', { tabindex: '-1' }, t('channel.members_title', { count: roster.members.size })),
       h('ul', { class: 'member-list' }, rows),
       history(ctx),
-      ctx.mayManage() ? addMemberForm(ctx, roster.members, async () => {
+      ctx.mayManage() && ctx.channel().kind !== 'direct' ? addMemberForm(ctx, roster.members, async () => {
         await render();
         panel.querySelector('select')?.focus();
       }) : null,
@@ -60,7 +60,7 @@ export function createMembersPanel(ctx) {
 function history(ctx) {
   const events = ctx.m.trust.history(ctx.channelId);
   if (!events.length) return null;
-  const name = ctx.m.channel(ctx.channelId)?.name || '';
+  const name = ctx.m.channelName(ctx.m.channel(ctx.channelId));
   return h('details', { class: 'member-history' },
     h('summary', null, t('channel.history_title')),
     h('ol', { reversed: true }, [...events].reverse().map((e) => h('li', null, membershipEventText(ctx.app, name, e)))));
@@ -75,6 +75,7 @@ function history(ctx) {
 function memberRow(ctx, id, name, refresh) {
   const { app, m } = ctx;
   const me = id === m.memberId;
+  const direct = ctx.channel().kind === 'direct';
   const remove = async () => {
     try {
       await m.removeMember(ctx.channelId, id);
@@ -88,9 +89,26 @@ function memberRow(ctx, id, name, refresh) {
   return h('li', null,
     h('span', null, name, me ? ` (${t('channel.you')})` : ''),
     me ? null : [' ', badge(m, id), ' ', h('a', { href: `#/verify/${id}`, class: 'small' }, t('verify.open'))],
-    ctx.mayManage() || me
+    me || direct ? null : [' ', directButton(app, id)],
+    (ctx.mayManage() || me) && !direct
       ? h('button', { type: 'button', class: 'small danger-outline', onClick: remove }, me ? t('channel.leave') : t('channel.remove', { name }))
       : null);
+}
+
+/**
+ * "Message direct": open (or create) the one-to-one conversation with this member.
+ * @param {import('./context.js').App} app
+ * @param {string} memberId
+ */
+export function directButton(app, memberId) {
+  return h('button', { type: 'button', class: 'small', onClick: async () => {
+    try {
+      const opened = await app.messenger.openDirect(memberId);
+      app.navigate(`#/c/${opened.channel_id}`);
+    } catch (err) {
+      app.toast(app.errorText(err), 'error');
+    }
+  } }, t('channel.message_direct'));
 }
 
 /**

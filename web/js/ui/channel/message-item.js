@@ -21,16 +21,18 @@ import { FIRST_EMOJI, reactionChips, reactionPicker } from './reactions.js';
  * @property {Effects} done deletions and reactions
  * @property {Map<string, StoredMessage>} byId
  * @property {Set<string> | null} roster the channel's members, who may vote
+ * @property {Map<string, number> | null} seen how far each member read (member id -> seq)
  */
 
 /**
  * What the list keeps across rebuilds, and what a message's controls do.
  * @typedef {object} ItemHandlers
- * @property {{picker: string | null, confirm: string | null, pending: Map<string, number[]>}} ui
- * @property {(key: 'picker' | 'confirm', value: string | null, messageId: string, focusKey: string) => void} setUi
+ * @property {{picker: string | null, confirm: string | null, editing: string | null, pending: Map<string, number[]>}} ui
+ * @property {(key: 'picker' | 'confirm' | 'editing', value: string | null, messageId: string, focusKey: string) => void} setUi
  * @property {(msg: StoredMessage, emoji: string, remove: boolean) => void} react
  * @property {(messageId: string) => void} reply
  * @property {(messageId: string) => Promise<void>} remove delete for everyone
+ * @property {(messageId: string, text: string) => Promise<void>} edit replace the text of my message
  */
 
 /**
@@ -39,6 +41,8 @@ import { FIRST_EMOJI, reactionChips, reactionPicker } from './reactions.js';
  * @property {ReactionCount[]} reactions
  * @property {PollResult | null} poll
  * @property {{name: string, text: string} | null} quote
+ * @property {{text: string, seq: number} | null} edited the author's latest edit
+ * @property {{n: number, total: number} | null} seenBy "vu par N / M"
  * @property {string} signature
  */
 
@@ -50,6 +54,8 @@ import { FIRST_EMOJI, reactionChips, reactionPicker } from './reactions.js';
  * @returns {MessageView}
  */
 export function describe(ctx, handlers, msg, log) {
+  const edited = log.done.edits.get(msg.message_id) || null;
+  const seenBy = seenCount(ctx, msg, log.seen);
   const reactions = msg.verified ? reactionSummary(msg, log.done.reactions) : [];
   const poll = msg.verified && msg.kind === 'poll' ? pollResult(msg, log) : null;
   const quote = msg.verified && msg.content?.reply_to ? quoteOf(ctx, msg.content.reply_to, log) : null;
@@ -57,9 +63,23 @@ export function describe(ctx, handlers, msg, log) {
   const signature = JSON.stringify([
     msg.seq, msg.verified, msg.error, msg.content, msg.expires_at, ctx.m.memberName(msg.sender_member),
     reactions, poll, quote, handlers.ui.picker === id, handlers.ui.confirm === id,
-    ctx.mayPost(), ctx.mayManage(),
+    ctx.mayPost(), ctx.mayManage(), msg.deleted, edited, handlers.ui.editing === id, seenBy,
   ]);
-  return { msg, reactions, poll, quote, signature };
+  return { msg, reactions, poll, quote, edited, seenBy, signature };
+}
+
+/**
+ * "Vu par N / M": of the channel's other members, how many read up to this message. For its
+ * sender, and a channel's managers.
+ * @param {ChannelContext} ctx
+ * @param {StoredMessage} msg
+ * @param {Map<string, number> | null} seen
+ * @returns {{n: number, total: number} | null}
+ */
+function seenCount(ctx, msg, seen) {
+  if (!seen || msg.deleted || !msg.verified || (msg.sender_member !== ctx.m.memberId && !ctx.mayManage())) return null;
+  const others = [...seen].filter(([member]) => member !== msg.sender_member);
+  return { n: others.filter(([, seq]) => seq >= msg.seq).length, total: others.length };
 }
 
 /**
@@ -83,7 +103,7 @@ function quoteOf(ctx, quotedId, log) {
   const quoted = log.byId.get(quotedId);
   return {
     name: quoted ? ctx.nameOf(quoted.sender_member) : t('channel.someone'),
-    text: log.done.deleted.has(quotedId) ? t('message.deleted') : snippet(quoted),
+    text: log.done.deleted.has(quotedId) ? t('message.deleted') : snippet(quoted, log.done.edits),
   };
 }
 
@@ -97,7 +117,7 @@ export function messageItem(ctx, handlers, view) {
   const { msg } = view;
   const when = msg.sent_at_ms ? Math.floor(msg.sent_at_ms / 1000) : msg.stored_at;
   const headId = `h-${msg.message_id}`;
-  const [actions, picker] = msg.verified ? messageActions(ctx, handlers, msg) : [null, null];
+  const [actions, picker] = msg.verified && !msg.deleted ? messageActions(ctx, handlers, msg) : [null, null];
   const li = h('li', { class: ['msg', msg.sender_member === ctx.m.memberId ? 'mine' : null, msg.kind === 'poll' ? 'is-poll' : null], id: `msg-${msg.message_id}` },
     h('article', { 'aria-labelledby': headId },
       h('header', { class: 'msg-head', id: headId },
@@ -108,6 +128,7 @@ export function messageItem(ctx, handlers, view) {
       reactionChips(ctx, msg, view.reactions, handlers.react),
       h('footer', { class: 'msg-foot' },
         msg.expires_at ? h('span', { class: 'expiry' }, t('message.expires', { date: formatDate(msg.expires_at) })) : null,
+        view.seenBy ? h('span', { class: 'seen-by' }, ' · ', t('message.seen_by', { n: view.seenBy.n, total: view.seenBy.total })) : null,
         actions),
       picker));
   return Object.assign(/** @type {HTMLLIElement} */ (li), { signature: view.signature });
@@ -120,6 +141,7 @@ export function messageItem(ctx, handlers, view) {
  */
 function messageBody(ctx, handlers, view) {
   const { msg } = view;
+  if (msg.deleted) return h('p', { class: 'unreadable deleted' }, t('message.deleted_placeholder'));
   if (!msg.verified) {
     const reason = { forged: 'message.forged', forged_sender: 'message.forged_sender', mislabelled: 'message.mislabelled', too_far_ahead: 'message.too_far_ahead' }[msg.error || ''];
     return h('p', { class: 'unreadable' }, t(reason || 'message.no_key'));
@@ -131,7 +153,35 @@ function messageBody(ctx, handlers, view) {
     ? h('blockquote', { class: 'quote' },
         h('span', { class: 'quote-who' }, t('message.in_reply_to', { name: view.quote.name })), ' ', h('span', null, view.quote.text))
     : null;
-  return [quote, h('p', { class: 'text' }, String(msg.content?.text ?? ''))];
+  if (handlers.ui.editing === msg.message_id) return [quote, editForm(handlers, msg, view.edited?.text ?? String(msg.content?.text ?? ''))];
+  const text = view.edited ? view.edited.text : String(msg.content?.text ?? '');
+  return [quote, h('p', { class: 'text' }, text, view.edited ? h('span', { class: 'edited' }, ` (${t('message.edited')})`) : null)];
+}
+
+/**
+ * The text of my message, being edited: save sends an edit, Escape or cancel gives up.
+ * @param {ItemHandlers} handlers
+ * @param {StoredMessage} msg
+ * @param {string} current
+ */
+function editForm(handlers, msg, current) {
+  const id = msg.message_id;
+  const input = h('textarea', { class: 'edit-text', 'data-key': 'edit-text', rows: 2, 'aria-label': t('message.edit_label') });
+  input.value = current;
+  const cancel = () => handlers.setUi('editing', null, id, 'edit');
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') cancel();
+  });
+  return h('form', { class: 'edit-form', onSubmit: (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (text && text !== current) handlers.edit(id, text);
+    else cancel();
+  } },
+  input,
+  h('div', { class: 'actions' },
+    h('button', { type: 'submit', class: 'small primary', 'data-key': 'edit-save' }, t('message.edit_save')),
+    h('button', { type: 'button', class: 'small', 'data-key': 'edit-cancel', onClick: cancel }, t('common.cancel'))));
 }
 
 /**
@@ -170,6 +220,9 @@ function messageActions(ctx, handlers, msg) {
     'aria-expanded': pickerOpen ? 'true' : 'false',
     onClick: () => setUi('picker', pickerOpen ? null : id, id, pickerOpen ? 'react' : FIRST_EMOJI),
   }, t('message.react')));
+  if (msg.kind === 'message' && msg.sender_member === ctx.m.memberId && ctx.mayPost()) {
+    actions.append(h('button', { type: 'button', class: 'link', 'data-key': 'edit', onClick: () => setUi('editing', id, id, 'edit-text') }, t('message.edit')));
+  }
   if (canDelete) actions.append(deleteControl(handlers, id));
   const picker = pickerOpen ? reactionPicker(msg, handlers.react, () => setUi('picker', null, id, 'react')) : null;
   return [actions, picker];

@@ -28,7 +28,9 @@ export function createMessageList(ctx, { onReply }) {
   /** @type {Map<string, Line>} */
   let items = new Map(); // entry key -> its li
   /** @type {Log} */
-  let log = { messages: [], done: effects([]), byId: new Map(), roster: null };
+  let log = { messages: [], done: effects([]), byId: new Map(), roster: null, seen: null };
+  /** @type {{message_id: string, content: {text: string}}[]} written, not yet stored by the server */
+  let pending = [];
   let first = true;
   const emptyItem = h('li', { class: 'empty' }, t('channel.empty'));
 
@@ -51,6 +53,11 @@ export function createMessageList(ctx, { onReply }) {
     /** @type {Map<string, Line>} */
     const next = new Map();
     for (const entry of entries(log.messages, log.done)) next.set(entry.key, lineFor(entry));
+    for (const waiting of pending) {
+      if (log.byId.has(waiting.message_id)) continue; // sent meanwhile: shown as itself
+      const key = `pending-${waiting.message_id}`;
+      next.set(key, items.get(key) || pendingItem(ctx, waiting, key));
+    }
     items = next;
     reconcile(list, next.size ? [...next.values()] : [emptyItem]);
     if (focused.li && !focused.li.isConnected) refocus(list, focused.li.id, focused.key);
@@ -64,12 +71,29 @@ export function createMessageList(ctx, { onReply }) {
      * Show the log (sorted by seq) against the channel's members.
      * @param {StoredMessage[]} messages
      * @param {Set<string> | null} roster
+     * @param {{message_id: string, content: {text: string}}[]} [waiting] the outbox's, for this channel
+     * @param {Map<string, number> | null} [seen] how far each member read
      */
-    show(messages, roster) {
-      log = { messages, done: effects(messages), byId: new Map(messages.map((x) => [x.message_id, x])), roster };
+    show(messages, roster, waiting = [], seen = null) {
+      log = { messages, done: effects(messages), byId: new Map(messages.map((x) => [x.message_id, x])), roster, seen };
+      pending = waiting;
       render();
     },
   };
+}
+
+/**
+ * A message written here that the server has not stored yet: its text, "en attente".
+ * @param {ChannelContext} ctx
+ * @param {{message_id: string, content: {text: string}}} waiting
+ * @param {string} key
+ * @returns {Line}
+ */
+function pendingItem(ctx, waiting, key) {
+  return h('li', { class: 'msg mine pending', id: `msg-${key}` },
+    h('article', null,
+      h('header', { class: 'msg-head' }, h('strong', { class: 'who' }, ctx.nameOf(ctx.m.memberId)), ' ', h('span', { class: 'pending-note' }, t('message.pending'))),
+      h('p', { class: 'text' }, String(waiting.content?.text ?? ''))));
 }
 
 /**
@@ -84,7 +108,7 @@ function itemHandlers(ctx, list, render, reply) {
   const { app, m, channelId } = ctx;
   /** @type {ItemHandlers} */
   const handlers = {
-    ui: { picker: null, confirm: null, pending: new Map() },
+    ui: { picker: null, confirm: null, editing: null, pending: new Map() },
     setUi(key, value, messageId, focusKey) {
       handlers.ui[key] = value;
       render();
@@ -98,6 +122,16 @@ function itemHandlers(ctx, list, render, reply) {
       }
     },
     reply,
+    async edit(messageId, text) {
+      try {
+        await m.edit(channelId, messageId, text);
+        handlers.ui.editing = null;
+        render();
+        focus(document.getElementById(`msg-${messageId}`)?.querySelector('[data-key="edit"]') || list);
+      } catch (err) {
+        app.toast(app.errorText(err), 'error');
+      }
+    },
     async remove(messageId) {
       try {
         await m.deleteForEveryone(channelId, messageId);

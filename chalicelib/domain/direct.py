@@ -1,0 +1,26 @@
+"""Direct conversations: one channel per pair of members of an organisation.
+
+Its id is derived from the pair (docs/protocol.md, section 14.1), so two members who open it at
+the same moment name the same channel and the store's conditional write keeps one; and a client
+can check from the id alone who the two members are, so a server cannot slip a third one in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from chalicelib.domain.ids import b32_id
+
+PURPOSE = "bocage/direct/v2"
+
+
+def direct_channel_id(org_id: str, member_a: str, member_b: str) -> str:
+    """``c_`` + base32 of the first 80 bits of SHA-256 over the purpose, the org and the sorted pair."""
+    first, second = sorted((member_a, member_b))
+    digest = hashlib.sha256(f"{PURPOSE}\n{org_id}\n{first}\n{second}".encode()).digest()
+    return b32_id("c", digest)
+
+
+def is_direct_pair(channel_id: str, org_id: str, member_a: str, member_b: str) -> bool:
+    """Whether ``channel_id`` is the direct conversation of these two (distinct) members."""
+    return member_a != member_b and channel_id == direct_channel_id(org_id, member_a, member_b)
