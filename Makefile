@@ -104,6 +104,7 @@ lint: $(BIN)/.installed jscheck
 ## jscheck: type-check the web app's JS (// @ts-check, JSDoc) with the pinned TypeScript compiler
 jscheck: node_modules/.package-lock.json
 	node_modules/.bin/tsc -p web-types --noEmit
+	node_modules/.bin/tsc -p web-types/tsconfig.sw.json --noEmit
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy .

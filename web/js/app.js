@@ -1,9 +1,11 @@
 // @ts-check
 // Bocage in the browser: boot, routes (#/...), the top bar, and the shared context views use.
+import { setBadge, titleWithCount, unreadTotal } from './attention.js';
 import { DeviceStore } from './db.js';
 import { h, replace, focus } from './dom.js';
 import { LANGUAGES, lang, setLang, t } from './i18n.js';
 import { Messenger } from './messenger.js';
+import { registerServiceWorker } from './pwa.js';
 import { renderActivation } from './ui/activate.js';
 import { renderMessages, messagesEvent } from './ui/messages.js';
 import { renderAdmin } from './ui/admin.js';
@@ -20,6 +22,7 @@ export const app = {
   messenger: null,
   route: { name: 'home', params: {} },
   view: null, // the current view's {event(type, detail), dispose()} hooks
+  screenTitle: '', // the current view's title; the tab shows it after the unread count
 
   /** Where public calls (impact) go: this device's server, else the app's own origin. */
   server() {
@@ -67,6 +70,7 @@ export const app = {
     const messenger = new Messenger(this.store, device);
     this.messenger = messenger;
     await messenger.init();
+    await messenger.loadCachedChannels(); // what the device knew: the app starts offline too
     for (const type of ['message', 'channels', 'roster', 'status', 'revoked', 'error', 'warnings', 'membership']) {
       messenger.addEventListener(type, (e) => onMessengerEvent(type, /** @type {CustomEvent} */ (e).detail));
     }
@@ -132,7 +136,9 @@ export function renderTopbar() {
   const bar = document.getElementById('topbar');
   const route = app.route.name;
   const m = app.messenger;
-  const unread = m ? [...m.channels.values()].reduce((n, c) => n + (c.unread || 0), 0) : 0;
+  const unread = unreadTotal(m);
+  document.title = titleWithCount(app.screenTitle, unread);
+  setBadge(unread);
   const langSelect = h(
     'select',
     {
@@ -229,7 +235,8 @@ export async function render({ keepFocus = false } = {}) {
   const active = document.activeElement;
   const moved = active && active !== focusedBefore && active !== document.body && active !== main && active.isConnected;
   if (!keepFocus && !moved) focus(main.querySelector('[data-autofocus]') || main.querySelector('h1') || main);
-  document.title = view?.title ? `${view.title} · Bocage` : 'Bocage';
+  app.screenTitle = view?.title || '';
+  document.title = titleWithCount(app.screenTitle, unreadTotal(app.messenger));
 }
 
 function renderRevoked(main) {
@@ -260,6 +267,7 @@ async function boot() {
     replace(document.getElementById('main'), h('p', { class: 'notice error' }, t('error.no_storage')));
     return;
   }
+  registerServiceWorker();
   const device = await app.store.device();
   if (device) await app.startDevice(device);
   await app.store.purgeExpired().catch(() => 0);

@@ -72,6 +72,9 @@ export default {
 
   'channels.title': 'Channels',
   'channels.new': 'New channel',
+  'channels.notify': 'Turn on notifications',
+  'pwa.update_ready': 'New version available: it applies at the next start.',
+  'pwa.update_now': 'Reload now',
   'channels.none': 'You are not in any channel yet.',
   'channels.pick': 'Pick a channel to read and write messages.',
   'channels.empty_help': 'No channel yet. Create a group, or wait for an admin to add you to a channel.',

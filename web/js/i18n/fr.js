@@ -72,6 +72,9 @@ export default {
 
   'channels.title': 'Canaux',
   'channels.new': 'Nouveau canal',
+  'channels.notify': 'Activer les notifications',
+  'pwa.update_ready': 'Nouvelle version disponible : elle s’appliquera au prochain démarrage.',
+  'pwa.update_now': 'Recharger maintenant',
   'channels.none': "Vous ne faites encore partie d'aucun canal.",
   'channels.pick': 'Choisissez un canal pour lire et écrire des messages.',
   'channels.empty_help': "Aucun canal pour l'instant. Créez un groupe, ou attendez qu'un administrateur vous ajoute à un canal.",
