@@ -15,6 +15,7 @@ import { membershipEventText, renderTrustNotices } from './ui/trust-notices.js';
 import { renderVerify } from './ui/verify.js';
 
 const PURGE_EVERY = 60_000;
+const PHONE = globalThis.matchMedia('(max-width: 760px)'); // style.css's phone layout
 
 export const app = {
   store: null,
@@ -151,7 +152,8 @@ export function renderTopbar() {
         document.getElementById('lang-select')?.focus();
       },
     },
-    LANGUAGES.map((l) => h('option', { value: l.code, selected: l.code === lang(), lang: l.code }, l.name)),
+    // On a phone the closed menu shows the code (FR), so the bar keeps to one row.
+    LANGUAGES.map((l) => h('option', { value: l.code, selected: l.code === lang(), lang: l.code, title: l.name }, PHONE.matches ? l.code.toUpperCase() : l.name)),
   );
   const links = [];
   if (app.device) {
@@ -276,6 +278,7 @@ async function boot() {
     if (gone && app.view?.event) app.view.event('purged', gone);
   }, PURGE_EVERY);
   window.addEventListener('hashchange', () => render());
+  PHONE.addEventListener('change', () => renderTopbar());
   window.addEventListener('online', () => app.messenger?.connect());
   await render();
 }
