@@ -18,6 +18,10 @@ from typing import Protocol
 BUILD_LINE = re.compile(rb"^const BUILD = \{.*\};$", re.MULTILINE)
 
 
+#: Files the app never shows itself: the install prompt's large icon (the browser fetches it once).
+NOT_PRECACHED = frozenset({"icons/icon-512.png"})
+
+
 class ShellSource(Protocol):
     def web_files(self) -> dict[str, Path]: ...
 
@@ -27,8 +31,7 @@ class ShellSource(Protocol):
 def shell_files(static: ShellSource, worker: str = "sw.js") -> dict[str, Path]:
     """Relative path under /app/ -> file, for every file the worker precaches (all but itself)."""
     files = {**static.web_files(), **static.vendor_files()}
-    files.pop(worker, None)
-    return dict(sorted(files.items()))
+    return {name: files[name] for name in sorted(files) if name != worker and name not in NOT_PRECACHED}
 
 
 def shell_version(files: dict[str, Path]) -> str:
@@ -42,10 +45,9 @@ def shell_version(files: dict[str, Path]) -> str:
 
 def stamp_worker(static: ShellSource, source: bytes) -> bytes:
     """sw.js's source with its ``const BUILD = {...};`` line holding this shell's version and files."""
+    if not BUILD_LINE.search(source):
+        raise ValueError("sw.js has no `const BUILD = {...};` line to stamp")
     files = shell_files(static)
     build = {"version": shell_version(files), "files": list(files)}
     line = b"const BUILD = " + json.dumps(build, separators=(",", ":")).encode() + b";"
-    stamped, count = BUILD_LINE.subn(lambda _: line, source, count=1)
-    if count != 1:
-        raise ValueError("sw.js has no `const BUILD = {...};` line to stamp")
-    return stamped
+    return BUILD_LINE.sub(lambda _: line, source, count=1)

@@ -8,11 +8,7 @@ import { Messenger } from './messenger.js';
 import { registerServiceWorker } from './pwa.js';
 import { renderActivation } from './ui/activate.js';
 import { renderMessages, messagesEvent } from './ui/messages.js';
-import { renderAdmin } from './ui/admin.js';
-import { renderImpact } from './ui/impact.js';
-import { renderDevice } from './ui/device.js';
 import { membershipEventText, renderTrustNotices } from './ui/trust-notices.js';
-import { renderVerify } from './ui/verify.js';
 
 const PURGE_EVERY = 60_000;
 const PHONE = globalThis.matchMedia('(max-width: 760px)'); // style.css's phone layout
@@ -145,8 +141,8 @@ export function renderTopbar() {
     {
       id: 'lang-select',
       class: 'lang-select',
-      onChange: (e) => {
-        setLang(e.target.value);
+      onChange: async (e) => {
+        await setLang(e.target.value);
         renderTopbar();
         render({ keepFocus: true });
         document.getElementById('lang-select')?.focus();
@@ -210,20 +206,22 @@ export async function render({ keepFocus = false } = {}) {
   const messaging = Boolean(app.device) && ['home', 'channel', 'new-channel'].includes(route.name);
   document.body.classList.toggle('fill', messaging);
   let view;
+  // The screens a first visit does not open (the console, impact and its charts, the QR code
+  // library) load on first use: the first load stays light; the service worker keeps them all.
   if (route.name === 'activate') {
     view = await renderActivation(app, main, route.params);
   } else if (route.name === 'impact') {
-    view = await renderImpact(app, main);
+    view = await (await import('./ui/impact.js')).renderImpact(app, main);
   } else if (!app.device) {
     view = await renderActivation(app, main, {});
   } else if (app.messenger?.revoked && route.name !== 'device') {
     view = renderRevoked(main);
   } else if (route.name === 'admin') {
-    view = await renderAdmin(app, main, route.params);
+    view = await (await import('./ui/admin.js')).renderAdmin(app, main, route.params);
   } else if (route.name === 'device') {
-    view = await renderDevice(app, main);
+    view = await (await import('./ui/device.js')).renderDevice(app, main);
   } else if (route.name === 'verify') {
-    view = await renderVerify(app, main, route.params);
+    view = await (await import('./ui/verify.js')).renderVerify(app, main, route.params);
   } else {
     view = await renderMessages(app, main, route);
   }
@@ -254,7 +252,7 @@ function renderRevoked(main) {
 }
 
 async function boot() {
-  setLang(lang());
+  await setLang(lang()).catch(() => null); // French stands if the other dictionary cannot load
   document.getElementById('skip-link').addEventListener('click', (e) => {
     e.preventDefault();
     focus(document.getElementById('main'));

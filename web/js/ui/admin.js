@@ -5,7 +5,7 @@ import { h, field, replace, focus } from '../dom.js';
 import { formatDate, formatDays, formatMass, formatMoney, formatMonth, formatNumber, t } from '../i18n.js';
 import { qrSvg } from '../qr.js';
 import { barChart, dataTable } from '../charts.js';
-import { badge } from './verify.js';
+import { badge } from './trust-badge.js';
 
 const SECTIONS = ['invite', 'members', 'retention', 'plan', 'report'];
 const RETENTION_PRESETS = ['7d', '30d', '3m', '6m', '1y', '2y', '5y'];
