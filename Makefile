@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= .bocage-data
+ORG_NAME ?= Bocage
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # AWS packaging and deployment (docs/deploy-aws.md)
@@ -43,7 +44,7 @@ $(CHROMIUM):
 
 ## run: serve Bocage on this machine, on the embedded SQLite store in $(DATA)
 run: $(BIN)/.installed node_modules/.package-lock.json
-	$(BIN)/bocage serve --host $(HOST) --port $(PORT) --data $(DATA)
+	$(BIN)/bocage serve --host $(HOST) --port $(PORT) --data $(DATA) --org-name "$(ORG_NAME)"
 
 ## test: lint, format check, type check, the whole test suite, the AWS template check, and the
 ## API suite again over HTTP to a DynamoDB-API server

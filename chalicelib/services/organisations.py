@@ -68,6 +68,12 @@ class OrganisationService:
         self._organisations.save(updated)
         return updated
 
+    def rename(self, who: Principal, name: str) -> Organisation:
+        """Admins rename their organisation. The name is for display only: no signed statement
+        carries it (docs/protocol.md, 13.1), so a rename touches no certificate or pinned key."""
+        require_admin(who.role)
+        return self._update_org(who.org_id, name=name.strip())
+
     def set_pilot_end_choice(self, who: Principal, choice: PilotEndChoice | str) -> Organisation:
         """Admins choose, before their pilot's end, whether it then converts to pro or stops sending."""
         require_admin(who.role)

@@ -73,7 +73,17 @@ export const app = {
     }
     messenger.loadChannels().catch(() => null);
     messenger.loadDirectory().catch(() => null);
+    messenger.api.get('/me').then((me) => this.setOrgName(me.org.name)).catch(() => null); // renamed meanwhile?
     messenger.connect();
+  },
+
+  /** The organisation's name as this device shows it (an admin may rename it: PUT /org). */
+  async setOrgName(name) {
+    if (!this.device || !name || name === this.device.org_name) return;
+    this.device = { ...this.device, org_name: name };
+    if (this.messenger) this.messenger.device.org_name = name;
+    await this.store.saveDevice(this.device);
+    renderTopbar();
   },
 
   async forgetDevice() {

@@ -202,6 +202,7 @@ export default {
   'admin.only_admins': 'This page is for the organisation’s admins.',
   'admin.invite': 'Invite',
   'admin.members': 'Members and devices',
+  'admin.organisation': 'Organisation',
   'admin.retention': 'Retention',
   'admin.plan': 'Plan and invoices',
   'admin.report': 'Pilot report',
@@ -248,6 +249,10 @@ export default {
 
   'retention.current': 'Messages are kept {duration}.',
   'retention.explain': 'After that, each message disappears from the server and from devices. A channel may keep less, never more.',
+  'organisation.explain': 'The organisation’s name shows in invitations and on every device. Changing it touches no key: it is in no certificate.',
+  'organisation.label': 'Organisation name',
+  'organisation.need_name': 'Give the organisation a name.',
+  'organisation.saved': 'The organisation is now called “{name}”.',
   'retention.label': 'Retention',
   'retention.save': 'Save',
   'retention.saved': 'Retention set to {duration}.',

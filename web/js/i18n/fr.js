@@ -202,6 +202,7 @@ export default {
   'admin.only_admins': "Cette page est réservée aux administrateurs de l'organisation.",
   'admin.invite': 'Inviter',
   'admin.members': 'Membres et appareils',
+  'admin.organisation': 'Organisation',
   'admin.retention': 'Conservation',
   'admin.plan': 'Offre et factures',
   'admin.report': 'Rapport pilote',
@@ -248,6 +249,10 @@ export default {
 
   'retention.current': 'Les messages sont conservés {duration}.',
   'retention.explain': "Passé ce délai, chaque message disparaît du serveur et des appareils. Un canal peut garder moins longtemps, jamais plus.",
+  'organisation.explain': 'Le nom de l’organisation apparaît dans les invitations et sur chaque appareil. Le changer ne touche à aucune clé : il n’entre dans aucun certificat.',
+  'organisation.label': 'Nom de l’organisation',
+  'organisation.need_name': 'Donnez un nom à l’organisation.',
+  'organisation.saved': 'L’organisation s’appelle maintenant « {name} ».',
   'retention.label': 'Durée de conservation',
   'retention.save': 'Enregistrer',
   'retention.saved': 'Conservation réglée sur {duration}.',

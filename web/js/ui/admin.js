@@ -7,7 +7,7 @@ import { qrSvg } from '../qr.js';
 import { barChart, dataTable } from '../charts.js';
 import { badge } from './trust-badge.js';
 
-const SECTIONS = ['invite', 'members', 'retention', 'plan', 'report'];
+const SECTIONS = ['invite', 'members', 'organisation', 'retention', 'plan', 'report'];
 const RETENTION_PRESETS = ['7d', '30d', '3m', '6m', '1y', '2y', '5y'];
 const DAYS = { d: 1, w: 7, m: 30, y: 365 };
 const toDays = (d) => Number(d.slice(0, -1)) * DAYS[d.slice(-1)];
@@ -31,7 +31,7 @@ export async function renderAdmin(app, main, params) {
         h('ul', null, SECTIONS.map((s) => h('li', null, h('a', { href: `#/admin/${s}`, 'aria-current': s === section ? 'page' : null }, t(`admin.${s}`)))))),
       body),
   );
-  const renderers = { invite: inviteSection, members: membersSection, retention: retentionSection, plan: planSection, report: reportSection };
+  const renderers = { invite: inviteSection, members: membersSection, organisation: organisationSection, retention: retentionSection, plan: planSection, report: reportSection };
   await renderers[section](app, body);
   if (params.section) focus(body.querySelector('h2'));
   return { title: t(`admin.${section}`) };
@@ -200,6 +200,33 @@ function removeButton(app, member, done) {
 }
 
 // -- retention ---------------------------------------------------------------------------------
+
+/** The organisation's name, as invitations and every device show it (display only: no signed
+ * statement carries it, so renaming touches no key nor certificate). */
+async function organisationSection(app, body) {
+  const name = h('input', { type: 'text', maxlength: 120, required: true, value: app.device.org_name || '' });
+  const status = h('p', { class: 'form-status', role: 'alert' });
+  replace(body, h('section', { class: 'card', 'aria-labelledby': 'organisation-title' },
+    h('h2', { id: 'organisation-title' }, t('admin.organisation')),
+    h('p', null, t('organisation.explain')),
+    h('form', { class: 'inline-form', onSubmit: async (e) => {
+      e.preventDefault();
+      if (!name.value.trim()) {
+        status.textContent = t('organisation.need_name');
+        name.focus();
+        return;
+      }
+      try {
+        const renamed = await app.messenger.api.request('PUT', '/org', { body: { name: name.value.trim() } });
+        await app.setOrgName(renamed.org_name);
+        status.textContent = '';
+        app.toast(t('organisation.saved', { name: renamed.org_name }));
+      } catch (err) {
+        status.textContent = app.errorText(err);
+      }
+    } }, h('div', { class: 'row' }, field(t('organisation.label'), name), h('button', { type: 'submit', class: 'primary' }, t('retention.save')))),
+    status));
+}
 
 async function retentionSection(app, body) {
   const box = h('section', { class: 'card', 'aria-labelledby': 'retention-title' }, h('h2', { id: 'retention-title' }, t('admin.retention')), h('p', null, t('common.loading')));
