@@ -74,7 +74,7 @@ def title_count_and_hidden_notification(
     page: Any, send_from_cli: Callable[[str], object], group_id: str
 ) -> None:
     """The unread count leads the tab's title; a hidden page notifies, naming the channel only."""
-    page.get_by_role("link", name="Impact").click()
+    impact_page_agrees_with_itself(page)
     send_from_cli(FIRST)
     expect(page).to_have_title(re.compile(r"^\(1\) .*Bocage$"))
     page.get_by_role("link", name=re.compile("^Messages")).click()
@@ -91,6 +91,32 @@ def title_count_and_hidden_notification(
     wait_for(lambda: bool(page.evaluate(NOTIFICATIONS_JS)), "the notification")
     shown = page.evaluate(NOTIFICATIONS_JS)
     assert shown == [{"title": f"Nouveau message dans {GROUP}", "body": "", "tag": f"channel:{group_id}"}]
+
+
+def impact_page_agrees_with_itself(page: Any) -> None:
+    """The organisation's headline CO2e is its table's total; the sources are in French too."""
+    page.get_by_role("link", name="Impact").click()
+    org = page.locator("section[aria-labelledby=impact-org]")
+    expect(org.locator(".org-kpis .kpi").first).to_be_visible()
+    headline = org.locator(".org-kpis .kpi-value").first.inner_text()
+    total = org.locator("table.data tbody tr").last
+    expect(total.locator("th")).to_have_text("Total")
+    expect(total.locator("td").last).to_have_text(headline)
+    assert headline != "0 mg", headline  # messages were sent: the figure is not a placeholder
+    sources = page.locator("section[aria-labelledby=impact-sources] li")
+    expect(sources.first).to_contain_text("Courriel : environ")
+    expect(sources.last).to_contain_text("Notification Bocage")
+
+
+def invitation_qr_above_the_fold(page: Any, name: str, artifacts: Path) -> str:
+    """On a 1280x800 desktop the invitation's QR code shows whole without scrolling."""
+    page.set_viewport_size({"width": 1280, "height": 800})
+    url = invite(page, name)
+    box = page.locator("svg.qr").bounding_box()
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 800, box
+    assert page.evaluate("window.scrollY") == 0
+    page.screenshot(path=str(artifacts / "pwa-00-invite-qr-1280x800.png"))  # the viewport, as seen
+    return url
 
 
 def offline_start(page: Any, artifacts: Path) -> None:
@@ -141,7 +167,14 @@ def test_installable_offline_start_title_notification_and_phone_layout(
 
     # The other member: a CLI profile in a group.
     profile = str(tmp_path / "cli")
-    cli("--profile", profile, "activate", invite(page, "Agent Roux"), "--name", "Agent Roux")
+    cli(
+        "--profile",
+        profile,
+        "activate",
+        invitation_qr_above_the_fold(page, "Agent Roux", artifacts),
+        "--name",
+        "Agent Roux",
+    )
     create_channel(page, GROUP, "group")
     add_to_channel(page, "Agent Roux")
     group_id = next(c["channel_id"] for c in cli("--profile", profile, "channels")["channels"])

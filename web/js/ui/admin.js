@@ -4,7 +4,7 @@
 import { h, field, replace, focus } from '../dom.js';
 import { formatDate, formatDays, formatMass, formatMoney, formatMonth, formatNumber, t } from '../i18n.js';
 import { qrSvg } from '../qr.js';
-import { barChart, dataTable } from '../charts.js';
+import { barChart, dataTable, kpi } from '../charts.js';
 import { badge } from './trust-badge.js';
 
 const SECTIONS = ['invite', 'members', 'organisation', 'retention', 'plan', 'report'];
@@ -78,7 +78,8 @@ async function inviteSection(app, body) {
   field(t('invite.email'), email, t('invite.email_hint')),
   h('div', { class: 'actions' }, submit),
   status);
-  replace(body, h('section', { class: 'card', 'aria-labelledby': 'invite-title' }, h('h2', { id: 'invite-title' }, t('admin.invite')), h('p', { class: 'lead' }, t('invite.lead')), form), result);
+  // Side by side on a desktop: the QR code shows beside the form, without scrolling (1280×800).
+  replace(body, h('div', { class: 'invite-layout' }, h('section', { class: 'card', 'aria-labelledby': 'invite-title' }, h('h2', { id: 'invite-title' }, t('admin.invite')), h('p', { class: 'lead' }, t('invite.lead')), form), result));
   name.setAttribute('data-autofocus', '');
 }
 
@@ -382,8 +383,4 @@ async function reportSection(app, body) {
     }),
     h('div', { class: 'actions' }, download),
     h('p', { class: 'hint' }, t('report.trees_all', { count: report.trees_planted_all })));
-}
-
-export function kpi(value, label) {
-  return h('div', { class: 'kpi' }, h('span', { class: 'kpi-value' }, value), h('span', { class: 'kpi-label' }, label));
 }
