@@ -1,6 +1,7 @@
 """The installable web app in Chromium: manifest and service worker (install criteria), an offline
 start that shows the cached messages, the unread count in the tab title, a notification from the
-hidden page that names the channel only, and the phone layout's share of the screen.
+hidden page that names the channel only, the phone layout's share of the screen, the QR code and
+the impact page on a desktop; and a new version that waits and is announced.
 
 One browser (the owner) and a CLI profile (the other member who writes), over a real `bocage serve`.
 """
@@ -8,13 +9,14 @@ One browser (the owner) and a CLI profile (the other member who writes), over a 
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import shoot, watch_console
+from tests.browser.conftest import ROOT, shoot, watch_console
 from tests.browser.test_web_app import (
     activate,
     add_to_channel,
@@ -24,7 +26,7 @@ from tests.browser.test_web_app import (
     send,
     wait_for,
 )
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, start_server
 
 GROUP = "Voirie"
 FIRST = "Nids-de-poule rue des Lilas"
@@ -186,3 +188,37 @@ def test_installable_offline_start_title_notification_and_phone_layout(
     offline_start(page, artifacts)
     phone_layout(page, web_server, group_id, artifacts)
     assert not problems, problems
+
+
+def test_a_new_version_installs_waits_and_is_announced(
+    new_context: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Change a file: the next visit installs the new worker, which waits; the page says so, and
+    taking it reloads once onto the new files."""
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "web", site / "web")
+    (site / "node_modules").symlink_to(ROOT / "node_modules")
+    server = start_server(tmp_path / "data", tmp_path / "serve.log", BOCAGE_WEB_DIR=str(site / "web"))
+    try:
+        page = new_context("pwa-update").pages[0]
+        page.goto(server.url + "/app/")
+        expect(page.get_by_role("button", name="Activer cet appareil")).to_be_visible()
+        page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+        wait_for(
+            lambda: page.evaluate("Boolean(navigator.serviceWorker.controller)"), "the worker in control"
+        )
+        expect(page.locator("#update-notice")).to_be_hidden()
+        style = site / "web" / "style.css"
+        style.write_text(style.read_text() + "\n.new-in-this-version { color: inherit; }\n")
+        page.reload()  # the browser checks sw.js on each navigation: new bytes, a new version
+        notice = page.locator("#update-notice")
+        expect(notice).to_contain_text("Nouvelle version disponible", timeout=20_000)
+        served = "() => fetch('style.css').then((r) => r.text())"
+        assert "new-in-this-version" not in page.evaluate(served)  # the running version stands
+        notice.get_by_role("button", name="Recharger maintenant").click()
+        expect(page.get_by_role("button", name="Activer cet appareil")).to_be_visible()
+        wait_for(lambda: "new-in-this-version" in page.evaluate(served), "the new version's files")
+        expect(notice).to_be_hidden()
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=10)
