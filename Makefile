@@ -24,7 +24,7 @@ NETWORK_SELECT := (dynamodb or e2e) and not test_a_crashed_job_resumes and not t
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint jscheck typecheck unit bench clean package infra-check test-network deploy deploy-preflight browser \
+.PHONY: run test lint jscheck typecheck unit bench bench-web clean package infra-check test-network deploy deploy-preflight browser \
 	web-dist
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -114,6 +114,10 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/identity_ops.py
 	$(BIN)/python bench/import_time.py
 	$(BIN)/python bench/bundle.py
+
+## bench-web: the web app's first load in Chromium on slow 4G (bytes, requests, time to usable)
+bench-web: $(BIN)/.installed node_modules/.package-lock.json
+	$(BIN)/python bench/page_weight.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist
