@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= .bocage-data
+ORG_NAME ?= Bocage
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # AWS packaging and deployment (docs/deploy-aws.md)
@@ -23,7 +24,7 @@ NETWORK_SELECT := (dynamodb or e2e) and not test_a_crashed_job_resumes and not t
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint jscheck typecheck unit bench fuzz clean package infra-check test-network deploy deploy-preflight browser \
+.PHONY: run test lint jscheck typecheck unit bench bench-web fuzz clean package infra-check test-network deploy deploy-preflight browser \
 	web-dist
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt pyproject.toml
@@ -43,7 +44,7 @@ $(CHROMIUM):
 
 ## run: serve Bocage on this machine, on the embedded SQLite store in $(DATA)
 run: $(BIN)/.installed node_modules/.package-lock.json
-	$(BIN)/bocage serve --host $(HOST) --port $(PORT) --data $(DATA)
+	$(BIN)/bocage serve --host $(HOST) --port $(PORT) --data $(DATA) --org-name "$(ORG_NAME)"
 
 ## test: lint, format check, type check, the whole test suite, the AWS template check, and the
 ## API suite again over HTTP to a DynamoDB-API server
@@ -105,6 +106,7 @@ lint: $(BIN)/.installed jscheck
 ## jscheck: type-check the web app's JS (// @ts-check, JSDoc) with the pinned TypeScript compiler
 jscheck: node_modules/.package-lock.json
 	node_modules/.bin/tsc -p web-types --noEmit
+	node_modules/.bin/tsc -p web-types/tsconfig.sw.json --noEmit
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy .
@@ -118,6 +120,10 @@ bench: $(BIN)/.installed
 ## `bocage serve`; 0 server errors and 0 answers outside the spec expected
 fuzz: $(BIN)/.installed
 	$(BIN)/python bench/fuzz.py
+
+## bench-web: the web app's first load in Chromium on slow 4G (bytes, requests, time to usable)
+bench-web: $(BIN)/.installed node_modules/.package-lock.json
+	$(BIN)/python bench/page_weight.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis dist

@@ -23,6 +23,7 @@ from chalicelib.api_schemas import (
     InviteBody,
     LinkBody,
     MembershipBody,
+    OrgNameBody,
     PilotEndBody,
     PutKeysBody,
     RenameChannelBody,
@@ -84,6 +85,13 @@ def activate(ctx: ApiContext) -> dict[str, Any]:
 @endpoint("WhoAmIAnswer")
 def whoami(ctx: ApiContext) -> dict[str, Any]:
     return ctx.container.orgs.whoami(ctx.principal)
+
+
+@app.route("/org", methods=["PUT"])
+@endpoint("OrgNameAnswer", body=OrgNameBody)
+def rename_org(ctx: ApiContext) -> dict[str, Any]:
+    org = ctx.container.orgs.rename(ctx.principal, ctx.body(OrgNameBody).name)
+    return {"org_id": org.org_id, "org_name": org.name}
 
 
 @app.route("/invitations", methods=["POST"])

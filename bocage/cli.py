@@ -98,7 +98,7 @@ def register_serve_and_jobs(sub: Subparsers, common: argparse.ArgumentParser) ->
 
 
 def register_operator_and_org(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    org = sub.add_parser("org", parents=[common], help="organisations (operator)")
+    org = sub.add_parser("org", parents=[common], help="organisations (operator; rename: admins)")
     org_sub = org.add_subparsers(dest="org_command", required=True)
     create = org_sub.add_parser(
         "create", parents=[common], help="create an organisation and its owner's invitation"
@@ -116,6 +116,9 @@ def register_operator_and_org(sub: Subparsers, common: argparse.ArgumentParser) 
     )
     create.add_argument("--public-url", default=None, help="API URL put in activation links (with --data)")
     create.set_defaults(func=cmd_org_create)
+    rename = org_sub.add_parser("rename", parents=[common], help="rename your organisation (admins)")
+    rename.add_argument("name")
+    rename.set_defaults(func=cmd_org_rename)
 
     operator = sub.add_parser("operator", parents=[common], help="operator credentials")
     op_sub = operator.add_subparsers(dest="operator_command", required=True)
@@ -507,6 +510,10 @@ def cmd_verify(args: argparse.Namespace) -> Result:
 
 def cmd_endorse(args: argparse.Namespace) -> Result:
     return _messenger(args).trust.endorse(args.member)
+
+
+def cmd_org_rename(args: argparse.Namespace) -> Result:
+    return _client(args).rename_org(args.name)
 
 
 def cmd_whoami(args: argparse.Namespace) -> Result:

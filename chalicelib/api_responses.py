@@ -38,6 +38,11 @@ class HealthAnswer(_Answer):
     ws_url: str | None
 
 
+class OrgNameAnswer(_Answer):
+    org_id: str
+    org_name: str
+
+
 class InvitationAnswer(_Answer):
     """An activation code for a new member or device; the code is shown once."""
 

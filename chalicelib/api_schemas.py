@@ -107,6 +107,10 @@ class SealedKey(_Body):
     sealed: str = Field(min_length=1, max_length=700)
 
 
+class OrgNameBody(_Body):
+    name: Name = Field(description="the organisation's name, as people see it")
+
+
 class RetentionBody(_Body):
     duration: str | None = Field(default=None, max_length=20, description="90d, 12w, 3m, 1y; null: the org's")
 

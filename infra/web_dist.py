@@ -4,7 +4,9 @@
 
 OUT/ gets every file of web/ the gateway would serve (known types, no dot-files) and
 OUT/vendor/<name> for each file of the gateway's own allow-list into node_modules
-(bocage/local/static_files.py: VENDOR_FILES). Upload OUT/ to the app's bucket (docs/deploy-aws.md).
+(bocage/local/static_files.py: VENDOR_FILES); OUT/sw.js is stamped with the shell's file list
+and version exactly as the gateway stamps it (bocage/local/app_shell.py). Upload OUT/ to the
+app's bucket (docs/deploy-aws.md).
 """
 
 from __future__ import annotations
@@ -13,35 +15,21 @@ import shutil
 import sys
 from pathlib import Path
 
-from bocage.local.static_files import APP_PREFIX, VENDOR_FILES, StaticFiles
+from bocage.local.app_shell import stamp_worker
+from bocage.local.static_files import SERVICE_WORKER, StaticFiles
 
 WEB_APP = StaticFiles.from_env()  # BOCAGE_WEB_DIR, as `bocage serve` reads it
-WEB_DIR, NODE_MODULES, static_file = WEB_APP.web_dir, WEB_APP.node_modules, WEB_APP.file
+WEB_DIR = WEB_APP.web_dir
 
 
 def served_web_files() -> dict[str, Path]:
     """Relative path under /app/ -> file of web/, for each file the gateway serves as itself."""
-    files = {}
-    for source in sorted(WEB_DIR.rglob("*")):
-        if not source.is_file():
-            continue
-        relative = source.relative_to(WEB_DIR).as_posix()
-        if relative.startswith("vendor/"):
-            continue  # /app/vendor/ is the allow-list's, never web/'s
-        if static_file(f"{APP_PREFIX}/{relative}") == source:
-            files[relative] = source
-    return files
+    return WEB_APP.web_files()
 
 
 def vendor_files() -> dict[str, Path]:
     """vendor/<name> -> its file in node_modules, as the gateway resolves it."""
-    files = {}
-    for name in sorted(VENDOR_FILES):
-        source = static_file(f"{APP_PREFIX}/vendor/{name}")
-        if source is None or not source.is_file():
-            raise FileNotFoundError(f"{NODE_MODULES / VENDOR_FILES[name]} is missing: run `npm ci` first")
-        files[f"vendor/{name}"] = source
-    return files
+    return WEB_APP.vendor_files()
 
 
 def build(out: Path) -> list[str]:
@@ -59,7 +47,10 @@ def build(out: Path) -> list[str]:
     for relative, source in files.items():
         target = out / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        if relative == SERVICE_WORKER:  # the same stamp (shell list, version) bocage serve writes
+            target.write_bytes(stamp_worker(WEB_APP, source.read_bytes()))
+        else:
+            shutil.copyfile(source, target)
     return sorted(files)
 
 

@@ -156,6 +156,10 @@ class BocageClient:
     def whoami(self) -> WhoAmI:
         return cast(WhoAmI, self.request("GET", "/me"))
 
+    def rename_org(self, name: str) -> Document:
+        """Admins: the organisation's new name (display only, in no signed statement)."""
+        return self.request("PUT", "/org", {"name": name})
+
     def invite(
         self,
         display_name: str,

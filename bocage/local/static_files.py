@@ -32,6 +32,8 @@ STATIC_TYPES = {
     ".webmanifest": "application/manifest+json",
     ".txt": "text/plain; charset=utf-8",
 }
+#: The service worker: at /app/ so its default scope is the whole app (no Service-Worker-Allowed).
+SERVICE_WORKER = "sw.js"
 STATIC_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # no dot-files, no "..", no encoded tricks
 
 
@@ -81,6 +83,23 @@ def app_security_headers() -> dict[str, str]:
     }
 
 
+#: What a browser may render as a document (an SVG runs scripts when opened): the whole policy.
+DOCUMENT_TYPES = (".html", ".svg")
+#: Headers that matter on a script, style sheet, image or manifest (Referrer-Policy: a module's
+#: imports and a style sheet's url() follow their response's). A Content-Security-Policy or the
+#: framing and opener rules act only on documents and workers: sent with each of the ~40 files
+#: of a first load they cost ~20 KB over HTTP/1.1, where headers are not compressed.
+SUBRESOURCE_HEADERS = ("X-Content-Type-Options", "Referrer-Policy", "Cross-Origin-Resource-Policy")
+
+
+def file_security_headers(relative: str) -> dict[str, str]:
+    """The full policy for documents and the service worker (a worker obeys its own response's CSP)."""
+    headers = app_security_headers()
+    if relative.endswith(DOCUMENT_TYPES) or relative in ("", SERVICE_WORKER):
+        return headers
+    return {name: headers[name] for name in SUBRESOURCE_HEADERS}
+
+
 def is_app_path(path: str) -> bool:
     return path == APP_PREFIX or path.startswith(APP_PREFIX + "/")
 
@@ -114,6 +133,28 @@ class StaticFiles:
             return self.node_modules / target if target else None
         return self._web_file(rest.split("/"))
 
+    def web_files(self) -> dict[str, Path]:
+        """Relative path under /app/ -> file of the web directory, for each file served as itself."""
+        files = {}
+        for source in sorted(self.web_dir.rglob("*")):
+            relative = source.relative_to(self.web_dir).as_posix()
+            if relative.startswith("vendor/"):
+                continue  # /app/vendor/ is the allow-list's, never web/'s
+            if source.is_file() and self.file(f"{APP_PREFIX}/{relative}") == source:
+                files[relative] = source
+        return files
+
+    def vendor_files(self) -> dict[str, Path]:
+        """vendor/<name> -> its file in node_modules; FileNotFoundError when one is missing."""
+        files = {}
+        for name in sorted(VENDOR_FILES):
+            source = self.file(f"{APP_PREFIX}/vendor/{name}")
+            if source is None or not source.is_file():
+                missing = self.node_modules / VENDOR_FILES[name]
+                raise FileNotFoundError(f"{missing} is missing: run `npm ci` first")
+            files[f"vendor/{name}"] = source
+        return files
+
     def _web_file(self, parts: list[str]) -> Path | None:
         if not all(STATIC_PART.fullmatch(p) for p in parts):
             return None
@@ -134,19 +175,32 @@ class StaticFiles:
             return Answer(308, [("Location", APP_PREFIX + "/")])
         file = self.file(path)
         data = _read(file) if file is not None else None
+        if file is not None and data is not None and path == f"{APP_PREFIX}/{SERVICE_WORKER}":
+            data = _stamped_worker(self, data)
         if file is None or data is None:
             return json_answer(404, {"error": "not_found", "message": f"no file {path}"})
         etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
         headers = [
             ("Content-Type", STATIC_TYPES.get(file.suffix, "application/octet-stream")),
-            # Revalidate every time (a 304 costs a round trip, not the file): names carry no hash.
+            # Revalidate every time (a 304 costs a round trip, not the file): names carry no hash,
+            # and the service worker (sw.js) must be checked on each start to bring updates.
             ("Cache-Control", "no-cache"),
             ("ETag", etag),
-            *app_security_headers().items(),
+            *file_security_headers(path.removeprefix(APP_PREFIX + "/")).items(),
         ]
         if etag in (if_none_match or ""):
             return Answer(304, headers)
         return Answer(200, headers, data)
+
+
+def _stamped_worker(static: StaticFiles, source: bytes) -> bytes | None:
+    """sw.js with the shell's list and version; None (a 404) if a vendor file is missing."""
+    from bocage.local.app_shell import stamp_worker
+
+    try:
+        return stamp_worker(static, source)
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def _read(file: Path) -> bytes | None:

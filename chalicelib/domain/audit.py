@@ -40,6 +40,7 @@ class AuditAction(StrEnum):
     DEVICE_REVOKED = "device.revoked"
     MEMBER_REMOVED = "member.removed"
     ROLE_CHANGED = "member.role_changed"
+    RENAMED = "org.renamed"
     RETENTION_CHANGED = "org.retention_changed"
     AUDIT_RETENTION_CHANGED = "org.audit_retention_changed"
     PLAN_CHANGED = "plan.changed"

@@ -66,7 +66,7 @@ class RoleChanged:
     at: int
 
 
-OrgSetting = Literal["retention_days", "audit_days", "plan", "pilot_end_choice"]
+OrgSetting = Literal["name", "retention_days", "audit_days", "plan", "pilot_end_choice"]
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from chalicelib.services.organisations import OrganisationService
 MAX_PAGE = 200
 
 _SETTING_ACTIONS = {
+    "name": AuditAction.RENAMED,
     "retention_days": AuditAction.RETENTION_CHANGED,
     "audit_days": AuditAction.AUDIT_RETENTION_CHANGED,
     "plan": AuditAction.PLAN_CHANGED,

@@ -78,6 +78,15 @@ class OrganisationService:
         self._setting_changed(who.org_id, who, "retention_days", org.retention_days, updated.retention_days)
         return updated
 
+    def rename(self, who: Principal, name: str) -> Organisation:
+        """Admins rename their organisation. The name is for display only: no signed statement
+        carries it (docs/protocol.md, 13.1), so a rename touches no certificate or pinned key."""
+        require_admin(who.role)
+        before = self.get(who.org_id).name
+        updated = self._update_org(who.org_id, name=name.strip())
+        self._setting_changed(who.org_id, who, "name", before, updated.name)
+        return updated
+
     def set_audit_days(self, who: Principal, days: int) -> Organisation:
         """How long the audit log keeps what is recorded from now on: owners only, since it
         bounds how far back anyone can check what the admins did."""

@@ -236,3 +236,31 @@ def test_members_list_pages_with_a_cursor(api: SignedApi, owned_org: Owner) -> N
         if not cursor:
             break
     assert len(seen) == len(set(seen)) == 6
+
+
+def test_admins_rename_their_organisation_members_cannot(api: SignedApi, owned_org: Owner) -> None:
+    owner, _ = owned_org
+    admin, _ = api.join(owner, "Secrétaire", role="admin")
+    member, _ = api.join(owner, "Agent")
+    renamed = api.call("PUT", "/org", {"name": "  Mairie de Saint-Aubin  "}, signer=owner)
+    assert renamed.status == 200 and renamed.body["org_name"] == "Mairie de Saint-Aubin"
+    assert api.call("PUT", "/org", {"name": "Saint-Aubin"}, signer=admin).status == 200
+    refused = api.call("PUT", "/org", {"name": "Chez moi"}, signer=member)
+    assert refused.status == 403
+    assert api.call("GET", "/me", signer=member).body["org"]["name"] == "Saint-Aubin"
+    for bad in ({"name": ""}, {"name": "   "}, {"name": "x" * 121}, {}, {"name": "A", "plan": "pro"}):
+        reply = api.call("PUT", "/org", bad, signer=owner)
+        assert reply.status == 400 and reply.body["error"] == "bad_request", bad
+    assert api.call("PUT", "/org", {"name": "Anonyme"}).status == 401
+
+
+def test_renaming_an_organisation_leaves_the_others_alone(
+    api: SignedApi, operator: OperatorKey, owned_org: Owner
+) -> None:
+    owner_a, org_a = owned_org
+    other = api.create_org(operator, name="Autre commune")
+    owner_b, _ = api.activate(other["activation_code"], "Maire B")
+    renamed = api.call("PUT", "/org", {"name": "Commune B renommée"}, signer=owner_b).body
+    assert renamed["org_id"] == other["org_id"] != org_a["org_id"]  # the caller's, never another's
+    assert api.call("GET", "/me", signer=owner_a).body["org"]["name"] != "Commune B renommée"
+    assert api.call("GET", "/me", signer=owner_b).body["org"]["name"] == "Commune B renommée"

@@ -249,6 +249,7 @@ def routes(people: People, api: SignedApi, operator: OperatorKey) -> list[Route]
         Route("GET /channels/{id}/messages", call("GET", f"/channels/{cid}/messages")),
         Route("PUT /members/{m}/role", call("PUT", f"/members/{bob_id}/role"), prepare=make_admin),
         Route("PUT /retention", call("PUT", "/retention", {"duration": "30d"})),
+        Route("PUT /org", call("PUT", "/org", {"name": "Mairie renommée"})),
         Route("GET /plan", call("GET", "/plan")),
     ]
 

@@ -682,4 +682,7 @@ def test_web_dist_has_the_layout_the_gateway_serves_under_app(tmp_path: Path) ->
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == written
     for relative in written:  # every file is one the gateway serves at the same path under /app/
         assert static_file(f"/app/{relative}") is not None, relative
+    served_worker = StaticFiles.from_env().answer("GET", "/app/sw.js", None).body
+    assert (out / "sw.js").read_bytes() == served_worker  # the same shell list and version stamp
+    assert b'const BUILD = {"version":' in served_worker
     assert web_dist.build(out) == written  # a second build replaces the first

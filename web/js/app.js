@@ -1,18 +1,17 @@
 // @ts-check
 // Bocage in the browser: boot, routes (#/...), the top bar, and the shared context views use.
+import { setBadge, titleWithCount, unreadTotal } from './attention.js';
 import { DeviceStore } from './db.js';
 import { h, replace, focus } from './dom.js';
 import { LANGUAGES, lang, setLang, t } from './i18n.js';
 import { Messenger } from './messenger.js';
+import { registerServiceWorker } from './pwa.js';
 import { renderActivation } from './ui/activate.js';
 import { renderMessages, messagesEvent } from './ui/messages.js';
-import { renderAdmin } from './ui/admin.js';
-import { renderImpact } from './ui/impact.js';
-import { renderDevice } from './ui/device.js';
 import { membershipEventText, renderTrustNotices } from './ui/trust-notices.js';
-import { renderVerify } from './ui/verify.js';
 
 const PURGE_EVERY = 60_000;
+const PHONE = globalThis.matchMedia('(max-width: 760px)'); // style.css's phone layout
 
 export const app = {
   store: null,
@@ -20,6 +19,7 @@ export const app = {
   messenger: null,
   route: { name: 'home', params: {} },
   view: null, // the current view's {event(type, detail), dispose()} hooks
+  screenTitle: '', // the current view's title; the tab shows it after the unread count
 
   /** Where public calls (impact) go: this device's server, else the app's own origin. */
   server() {
@@ -67,12 +67,23 @@ export const app = {
     const messenger = new Messenger(this.store, device);
     this.messenger = messenger;
     await messenger.init();
+    await messenger.loadCachedChannels(); // what the device knew: the app starts offline too
     for (const type of ['message', 'channels', 'roster', 'status', 'revoked', 'error', 'warnings', 'membership', 'outbox']) {
       messenger.addEventListener(type, (e) => onMessengerEvent(type, /** @type {CustomEvent} */ (e).detail));
     }
     messenger.loadChannels().catch(() => null);
     messenger.loadDirectory().catch(() => null);
+    messenger.api.get('/me').then((me) => this.setOrgName(me.org.name)).catch(() => null); // renamed meanwhile?
     messenger.connect();
+  },
+
+  /** The organisation's name as this device shows it (an admin may rename it: PUT /org). */
+  async setOrgName(name) {
+    if (!this.device || !name || name === this.device.org_name) return;
+    this.device = { ...this.device, org_name: name };
+    if (this.messenger) this.messenger.device.org_name = name;
+    await this.store.saveDevice(this.device);
+    renderTopbar();
   },
 
   async forgetDevice() {
@@ -132,20 +143,23 @@ export function renderTopbar() {
   const bar = document.getElementById('topbar');
   const route = app.route.name;
   const m = app.messenger;
-  const unread = m ? [...m.channels.values()].reduce((n, c) => n + (c.unread || 0), 0) : 0;
+  const unread = unreadTotal(m);
+  document.title = titleWithCount(app.screenTitle, unread);
+  setBadge(unread);
   const langSelect = h(
     'select',
     {
       id: 'lang-select',
       class: 'lang-select',
-      onChange: (e) => {
-        setLang(e.target.value);
+      onChange: async (e) => {
+        await setLang(e.target.value);
         renderTopbar();
         render({ keepFocus: true });
         document.getElementById('lang-select')?.focus();
       },
     },
-    LANGUAGES.map((l) => h('option', { value: l.code, selected: l.code === lang(), lang: l.code }, l.name)),
+    // On a phone the closed menu shows the code (FR), so the bar keeps to one row.
+    LANGUAGES.map((l) => h('option', { value: l.code, selected: l.code === lang(), lang: l.code, title: l.name }, PHONE.matches ? l.code.toUpperCase() : l.name)),
   );
   const links = [];
   if (app.device) {
@@ -202,20 +216,22 @@ export async function render({ keepFocus = false } = {}) {
   const messaging = Boolean(app.device) && ['home', 'channel', 'new-channel'].includes(route.name);
   document.body.classList.toggle('fill', messaging);
   let view;
+  // The screens a first visit does not open (the console, impact and its charts, the QR code
+  // library) load on first use: the first load stays light; the service worker keeps them all.
   if (route.name === 'activate') {
     view = await renderActivation(app, main, route.params);
   } else if (route.name === 'impact') {
-    view = await renderImpact(app, main);
+    view = await (await import('./ui/impact.js')).renderImpact(app, main);
   } else if (!app.device) {
     view = await renderActivation(app, main, {});
   } else if (app.messenger?.revoked && route.name !== 'device') {
     view = renderRevoked(main);
   } else if (route.name === 'admin') {
-    view = await renderAdmin(app, main, route.params);
+    view = await (await import('./ui/admin.js')).renderAdmin(app, main, route.params);
   } else if (route.name === 'device') {
-    view = await renderDevice(app, main);
+    view = await (await import('./ui/device.js')).renderDevice(app, main);
   } else if (route.name === 'verify') {
-    view = await renderVerify(app, main, route.params);
+    view = await (await import('./ui/verify.js')).renderVerify(app, main, route.params);
   } else {
     view = await renderMessages(app, main, route);
   }
@@ -229,7 +245,8 @@ export async function render({ keepFocus = false } = {}) {
   const active = document.activeElement;
   const moved = active && active !== focusedBefore && active !== document.body && active !== main && active.isConnected;
   if (!keepFocus && !moved) focus(main.querySelector('[data-autofocus]') || main.querySelector('h1') || main);
-  document.title = view?.title ? `${view.title} · Bocage` : 'Bocage';
+  app.screenTitle = view?.title || '';
+  document.title = titleWithCount(app.screenTitle, unreadTotal(app.messenger));
 }
 
 function renderRevoked(main) {
@@ -245,7 +262,7 @@ function renderRevoked(main) {
 }
 
 async function boot() {
-  setLang(lang());
+  await setLang(lang()).catch(() => null); // French stands if the other dictionary cannot load
   document.getElementById('skip-link').addEventListener('click', (e) => {
     e.preventDefault();
     focus(document.getElementById('main'));
@@ -260,6 +277,7 @@ async function boot() {
     replace(document.getElementById('main'), h('p', { class: 'notice error' }, t('error.no_storage')));
     return;
   }
+  registerServiceWorker();
   const device = await app.store.device();
   if (device) await app.startDevice(device);
   await app.store.purgeExpired().catch(() => 0);
@@ -268,6 +286,7 @@ async function boot() {
     if (gone && app.view?.event) app.view.event('purged', gone);
   }, PURGE_EVERY);
   window.addEventListener('hashchange', () => render());
+  PHONE.addEventListener('change', () => renderTopbar());
   window.addEventListener('online', () => app.messenger?.connect());
   await render();
 }

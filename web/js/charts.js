@@ -52,3 +52,8 @@ export function dataTable({ caption, columns, rows }) {
     h('tbody', null, rows.map((r) => h('tr', null, r.map((cell, i) => (i ? h('td', { class: 'num' }, cell) : h('th', { scope: 'row' }, cell)))))),
   );
 }
+
+/** A headline figure: its value large, what it counts below. */
+export function kpi(value, label) {
+  return h('div', { class: 'kpi' }, h('span', { class: 'kpi-value' }, value), h('span', { class: 'kpi-label' }, label));
+}

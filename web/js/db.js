@@ -34,7 +34,7 @@ export class DeviceStore {
     const request = indexedDB.open(name, VERSION);
     request.onupgradeneeded = () => {
       const db = request.result;
-      db.createObjectStore('kv'); // 'device', 'ring', and per-channel 'cursor:<id>'
+      db.createObjectStore('kv'); // 'device', 'ring', 'channels' (the last list), per-channel 'cursor:<id>'
       const messages = db.createObjectStore('messages', { keyPath: ['channel_id', 'seq'] });
       messages.createIndex('expires_at', 'expires_at');
       messages.createIndex('message_id', ['channel_id', 'message_id']);

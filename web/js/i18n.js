@@ -1,9 +1,10 @@
 // @ts-check
 // Strings: one dictionary per language (i18n/fr.js, i18n/en.js), French by default.
 import fr from './i18n/fr.js';
-import en from './i18n/en.js';
 
-export const DICTIONARIES = { fr, en };
+/** French is built in; another language's dictionary loads when it is chosen (first load stays light). */
+export const DICTIONARIES = { fr };
+const LOADERS = { en: () => import('./i18n/en.js') };
 export const LANGUAGES = [
   { code: 'fr', name: 'Français' },
   { code: 'en', name: 'English' },
@@ -14,7 +15,7 @@ const STORAGE_KEY = 'bocage.lang';
 let current = 'fr';
 try {
   const saved = globalThis.localStorage?.getItem(STORAGE_KEY);
-  if (saved && DICTIONARIES[saved]) current = saved;
+  if (saved && LANGUAGES.some((l) => l.code === saved)) current = saved;
 } catch {
   // storage may be unavailable: French it is
 }
@@ -27,7 +28,8 @@ export function locale() {
   return LOCALES[current];
 }
 
-export function setLang(code) {
+export async function setLang(code) {
+  if (!DICTIONARIES[code] && LOADERS[code]) DICTIONARIES[code] = (await LOADERS[code]()).default;
   if (!DICTIONARIES[code]) return;
   current = code;
   try {
@@ -40,7 +42,7 @@ export function setLang(code) {
 
 /** t('channels.unread', {count: 3}): plural forms are {one, other} objects. */
 export function t(key, vars = {}) {
-  let entry = DICTIONARIES[current][key] ?? DICTIONARIES.fr[key];
+  let entry = DICTIONARIES[current]?.[key] ?? DICTIONARIES.fr[key];
   if (entry === undefined) return key;
   if (typeof entry === 'object') {
     const rule = new Intl.PluralRules(LOCALES[current]).select(Number(vars.count ?? 0));

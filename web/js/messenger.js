@@ -138,6 +138,7 @@ export class Messenger extends EventTarget {
   async loadChannels() {
     const { channels } = await this.api.get('/channels');
     this.channels = new Map(channels.map((c) => [c.channel_id, c]));
+    await this.store.put('channels', channels).catch(() => null);
     const epochs = Object.fromEntries(channels.map((c) => [c.channel_id, c.epoch]));
     await this.withRing(async () => forget(this.ring, nowSeconds(), epochs));
     for (const c of channels) await this.refineUnread(c.channel_id);
@@ -145,6 +146,14 @@ export class Messenger extends EventTarget {
     if (strangers) await this.loadDirectory().catch(() => null); // a direct conversation is named after the other
     this.emit('channels');
     return channels;
+  }
+
+  /** The channel list last fetched, kept on the device: an offline start still lists and opens them. */
+  async loadCachedChannels() {
+    if (this.channels.size) return;
+    const channels = (await this.store.get('channels').catch(() => null)) || [];
+    this.channels = new Map(channels.map((c) => [c.channel_id, c]));
+    if (channels.length) this.emit('channels');
   }
 
   /**
@@ -819,6 +828,7 @@ export class Messenger extends EventTarget {
         if (frame.member_id === this.memberId) {
           this.channels.delete(channelId);
           await this.store.dropChannel(channelId);
+          await this.store.put('channels', [...this.channels.values()]);
           await this.trust.forgetChannel(channelId);
           this.emit('channels');
         } else if (this.channels.has(channelId)) {

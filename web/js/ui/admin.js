@@ -4,10 +4,10 @@
 import { h, field, replace, focus } from '../dom.js';
 import { formatDate, formatDateTime, formatDays, formatMass, formatMoney, formatMonth, formatNumber, t } from '../i18n.js';
 import { qrSvg } from '../qr.js';
-import { barChart, dataTable } from '../charts.js';
-import { badge } from './verify.js';
+import { barChart, dataTable, kpi } from '../charts.js';
+import { badge } from './trust-badge.js';
 
-const SECTIONS = ['invite', 'members', 'retention', 'plan', 'report', 'journal'];
+const SECTIONS = ['invite', 'members', 'organisation', 'retention', 'plan', 'report', 'journal'];
 const JOURNAL_PRESETS = ['30d', '3m', '6m', '1y', '2y', '5y'];
 const RETENTION_PRESETS = ['7d', '30d', '3m', '6m', '1y', '2y', '5y'];
 const DAYS = { d: 1, w: 7, m: 30, y: 365 };
@@ -32,7 +32,7 @@ export async function renderAdmin(app, main, params) {
         h('ul', null, SECTIONS.map((s) => h('li', null, h('a', { href: `#/admin/${s}`, 'aria-current': s === section ? 'page' : null }, t(`admin.${s}`)))))),
       body),
   );
-  const renderers = { invite: inviteSection, members: membersSection, retention: retentionSection, plan: planSection, report: reportSection, journal: journalSection };
+  const renderers = { invite: inviteSection, members: membersSection, organisation: organisationSection, retention: retentionSection, plan: planSection, report: reportSection, journal: journalSection };
   await renderers[section](app, body);
   if (params.section) focus(body.querySelector('h2'));
   return { title: t(`admin.${section}`) };
@@ -79,7 +79,8 @@ async function inviteSection(app, body) {
   field(t('invite.email'), email, t('invite.email_hint')),
   h('div', { class: 'actions' }, submit),
   status);
-  replace(body, h('section', { class: 'card', 'aria-labelledby': 'invite-title' }, h('h2', { id: 'invite-title' }, t('admin.invite')), h('p', { class: 'lead' }, t('invite.lead')), form), result);
+  // Side by side on a desktop: the QR code shows beside the form, without scrolling (1280×800).
+  replace(body, h('div', { class: 'invite-layout' }, h('section', { class: 'card', 'aria-labelledby': 'invite-title' }, h('h2', { id: 'invite-title' }, t('admin.invite')), h('p', { class: 'lead' }, t('invite.lead')), form), result));
   name.setAttribute('data-autofocus', '');
 }
 
@@ -201,6 +202,33 @@ function removeButton(app, member, done) {
 }
 
 // -- retention ---------------------------------------------------------------------------------
+
+/** The organisation's name, as invitations and every device show it (display only: no signed
+ * statement carries it, so renaming touches no key nor certificate). */
+async function organisationSection(app, body) {
+  const name = h('input', { type: 'text', maxlength: 120, required: true, value: app.device.org_name || '' });
+  const status = h('p', { class: 'form-status', role: 'alert' });
+  replace(body, h('section', { class: 'card', 'aria-labelledby': 'organisation-title' },
+    h('h2', { id: 'organisation-title' }, t('admin.organisation')),
+    h('p', null, t('organisation.explain')),
+    h('form', { class: 'inline-form', onSubmit: async (e) => {
+      e.preventDefault();
+      if (!name.value.trim()) {
+        status.textContent = t('organisation.need_name');
+        name.focus();
+        return;
+      }
+      try {
+        const renamed = await app.messenger.api.request('PUT', '/org', { body: { name: name.value.trim() } });
+        await app.setOrgName(renamed.org_name);
+        status.textContent = '';
+        app.toast(t('organisation.saved', { name: renamed.org_name }));
+      } catch (err) {
+        status.textContent = app.errorText(err);
+      }
+    } }, h('div', { class: 'row' }, field(t('organisation.label'), name), h('button', { type: 'submit', class: 'primary' }, t('retention.save')))),
+    status));
+}
 
 async function retentionSection(app, body) {
   const box = h('section', { class: 'card', 'aria-labelledby': 'retention-title' }, h('h2', { id: 'retention-title' }, t('admin.retention')), h('p', null, t('common.loading')));
@@ -356,10 +384,6 @@ async function reportSection(app, body) {
     }),
     h('div', { class: 'actions' }, download),
     h('p', { class: 'hint' }, t('report.trees_all', { count: report.trees_planted_all })));
-}
-
-export function kpi(value, label) {
-  return h('div', { class: 'kpi' }, h('span', { class: 'kpi-value' }, value), h('span', { class: 'kpi-label' }, label));
 }
 
 // -- journal (the audit log) -------------------------------------------------------------------

@@ -1,11 +1,12 @@
 // @ts-check
-// The public impact page (GET /impact, no device needed): trees planted and CO2e avoided.
-// Admins also see their organisation's months (GET /impact/org).
+// The public impact page (GET /impact, no device needed): trees planted and CO2e avoided by every
+// organisation, through the last closed month. Admins also see their organisation's months
+// (GET /impact/org): its headline figures are that answer's totals and its table that answer's
+// months, with the same totals as its last row, so the two always agree.
 import { Api } from '../api.js';
 import { h, replace } from '../dom.js';
 import { formatDate, formatMass, formatMoney, formatMonth, formatNumber, t } from '../i18n.js';
-import { barChart, dataTable } from '../charts.js';
-import { kpi } from './admin.js';
+import { barChart, dataTable, kpi } from '../charts.js';
 
 const RECIPIENTS = 100; // the comparison: one message to this many people
 
@@ -51,26 +52,36 @@ export async function renderImpact(app, main) {
         format: (v) => formatMass(v),
       }),
       h('p', { class: 'hint' }, t('impact.chart_hint', { email: formatMass(a.co2e_ug_per_email / 1000), notification: formatMass(a.co2e_ug_per_notification / 1000) }))),
-    org && org.months.length
-      ? h('section', { class: 'card', 'aria-labelledby': 'impact-org' },
-          h('h2', { id: 'impact-org' }, t('impact.org_title', { org: app.device.org_name })),
-          barChart({
-            title: t('impact.org_chart'),
-            series: [t('impact.co2e_series')],
-            rows: org.months.map((r) => ({ label: formatMonth(r.month), values: [r.co2e_avoided_mg] })),
-            format: (v) => formatMass(v),
-          }),
-          dataTable({
-            caption: t('impact.org_table'),
-            columns: [t('report.month'), t('report.messages'), t('report.emails_avoided'), t('report.co2e')],
-            rows: org.months.map((r) => [formatMonth(r.month), formatNumber(r.messages), formatNumber(r.emails_avoided), formatMass(r.co2e_avoided_mg)]),
-          }))
-      : null,
+    org && org.months.length ? orgSection(app, org) : null,
     h('section', { class: 'card', 'aria-labelledby': 'impact-sources' },
       h('h2', { id: 'impact-sources' }, t('impact.sources')),
-      h('ul', { lang: 'en' }, h('li', null, a.sources.email), h('li', null, a.sources.notification)),
+      h('ul', null,
+        h('li', null, t('impact.source_email', { mass: formatMass(a.co2e_ug_per_email / 1000) })),
+        h('li', null, t('impact.source_notification', { mass: formatMass(a.co2e_ug_per_notification / 1000) }))),
       h('p', { class: 'hint' }, t('impact.method'))),
     h('p', { class: 'hint' }, t('impact.updated', { date: formatDate(Date.now() / 1000) })),
   );
   return { title: t('impact.title') };
+}
+
+/** This organisation's figures: headline, chart and table, all from the one /impact/org answer. */
+function orgSection(app, org) {
+  const row = (label, r) => [label, formatNumber(r.messages), formatNumber(r.emails_avoided), formatMass(r.co2e_avoided_mg)];
+  return h('section', { class: 'card', 'aria-labelledby': 'impact-org' },
+    h('h2', { id: 'impact-org' }, t('impact.org_title', { org: app.device.org_name })),
+    h('div', { class: 'kpis org-kpis' },
+      kpi(formatMass(org.totals.co2e_avoided_mg), t('impact.co2e')),
+      kpi(formatNumber(org.totals.emails_avoided), t('impact.emails')),
+      kpi(formatNumber(org.totals.messages), t('impact.messages'))),
+    barChart({
+      title: t('impact.org_chart'),
+      series: [t('impact.co2e_series')],
+      rows: org.months.map((r) => ({ label: formatMonth(r.month), values: [r.co2e_avoided_mg] })),
+      format: (v) => formatMass(v),
+    }),
+    dataTable({
+      caption: t('impact.org_table'),
+      columns: [t('report.month'), t('report.messages'), t('report.emails_avoided'), t('report.co2e')],
+      rows: [...org.months.map((r) => row(formatMonth(r.month), r)), row(t('impact.total'), org.totals)],
+    }));
 }

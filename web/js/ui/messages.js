@@ -1,6 +1,7 @@
 // @ts-check
 // The messaging page: the list of channels (and the form that creates one) beside the open
 // channel, whose parts live in ui/channel/.
+import { askPermission, mayAskPermission, notifyHidden } from '../attention.js';
 import { h, field, replace } from '../dom.js';
 import { t } from '../i18n.js';
 import { channelView } from './channel/channel-view.js';
@@ -13,10 +14,17 @@ export function messagesEvent(app, type, detail) {
   if (type !== 'message' || !detail || detail.sender_device === app.messenger?.deviceId) return;
   if (!SHOWN_KINDS.has(detail.kind)) return;
   const open = app.route.name === 'channel' && app.route.params.channelId === detail.channel_id;
-  if (!open) {
-    const channel = app.messenger.channel(detail.channel_id);
-    if (channel) app.announce(t('live.new_in', { channel: app.messenger.channelName(channel) }));
-  }
+  const channel = app.messenger.channel(detail.channel_id);
+  if (!channel) return;
+  const name = app.messenger.channelName(channel);
+  if (!open) app.announce(t('live.new_in', { channel: name }));
+  notifyHidden(name, channel.channel_id).catch(() => null); // only when the page is hidden
+}
+
+/** "Activer les notifications": the permission is asked on this click, never unprompted. */
+function notifyButton(onAnswer) {
+  if (!mayAskPermission()) return null;
+  return h('button', { type: 'button', class: 'small', onClick: () => askPermission().then(onAnswer, onAnswer) }, t('channels.notify'));
 }
 
 function channelList(app, currentId) {
@@ -125,7 +133,7 @@ export async function renderMessages(app, main, route) {
     const directs = directing ? await directList(app).catch((err) => h('p', { class: 'form-status' }, app.errorText(err))) : null;
     replace(
       aside,
-      h('div', { class: 'pane-head' }, h(channelId ? 'h2' : 'h1', { id: 'channels-title' }, t('channels.title')), newButton, directToggle),
+      h('div', { class: 'pane-head' }, h(channelId ? 'h2' : 'h1', { id: 'channels-title' }, t('channels.title')), notifyButton(renderAside), newButton, directToggle),
       directs,
       creating
         ? newChannelForm(app, (created) => {

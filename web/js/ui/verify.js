@@ -6,6 +6,7 @@
 import { h, field, replace, focus } from '../dom.js';
 import { t } from '../i18n.js';
 import { qrSvg } from '../qr.js';
+import { badge } from './trust-badge.js';
 
 export async function renderVerify(app, main, params) {
   const m = app.messenger;
@@ -63,16 +64,6 @@ export async function renderVerify(app, main, params) {
         status)),
     back);
   return { title: t('verify.title', { name }) };
-}
-
-/** The member's standing, as a badge: verified, key changed, vouched only, or certified. */
-export function badge(m, memberId) {
-  const safety = m.trust.safety(memberId);
-  if (!safety) return null;
-  if (safety.changed) return h('span', { class: 'trust-badge changed' }, '⚠ ', t('verify.changed'));
-  if (safety.verified) return h('span', { class: 'trust-badge verified' }, '✔ ', t('verify.verified'));
-  if (safety.vouched_only) return h('span', { class: 'trust-badge vouched' }, t('verify.vouched'));
-  return h('span', { class: 'trust-badge' }, t('verify.not_verified'));
 }
 
 /** Scanning with the camera where the browser reads QR codes (BarcodeDetector); typing always works. */

@@ -33,7 +33,7 @@ export function createComposer(ctx, findMessage) {
 
   function render() {
     if (!ctx.mayPost()) {
-      replace(box, h('p', { class: 'notice tribe-notice', id: 'composer-notice' }, h('strong', null, t('composer.tribe_title')), ' ', t('composer.tribe_body')));
+      replace(box, tribeNotice());
       return;
     }
     const replying = replyTo ? findMessage(replyTo) : null;
@@ -59,6 +59,29 @@ export function createComposer(ctx, findMessage) {
     /** @param {string} messageId the message to answer */
     replyTo: (messageId) => change({ replyTo: messageId, pollOpen: false }),
   };
+}
+
+const NOTICE_KEY = 'bocage.tribe_notice';
+
+/** Why a tribe's reader has no text box: folded to its title once read, and remembered folded. */
+function tribeNotice() {
+  let folded = false;
+  try {
+    folded = globalThis.localStorage?.getItem(NOTICE_KEY) === 'folded';
+  } catch {
+    // storage unavailable: shown in full
+  }
+  const notice = h('details', { class: 'notice tribe-notice', id: 'composer-notice', open: !folded },
+    h('summary', null, h('strong', null, t('composer.tribe_title'))),
+    h('p', null, t('composer.tribe_body')));
+  notice.addEventListener('toggle', () => {
+    try {
+      globalThis.localStorage?.setItem(NOTICE_KEY, notice.open ? 'open' : 'folded');
+    } catch {
+      // not remembered, still folded
+    }
+  });
+  return notice;
 }
 
 /**

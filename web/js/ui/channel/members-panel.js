@@ -3,7 +3,7 @@
 import { h, field, replace } from '../../dom.js';
 import { t } from '../../i18n.js';
 import { membershipEventText } from '../trust-notices.js';
-import { badge } from '../verify.js';
+import { badge } from '../trust-badge.js';
 
 /** @typedef {import('./context.js').ChannelContext} ChannelContext */
 
