@@ -114,7 +114,7 @@ class UnconfiguredPush:
     def send(self, connection_id: str, data: bytes) -> None:
         raise RuntimeError("BOCAGE_WS_ENDPOINT is not set: cannot push to WebSocket connections")
 
-    def close(self, connection_id: str) -> None:
+    def close(self, connection_id: str, code: int = 1000, reason: str = "") -> None:
         self.send(connection_id, b"")
 
 

@@ -57,7 +57,8 @@ class ApiGatewayPush:
                 raise ConnectionGone(connection_id) from None
             raise
 
-    def close(self, connection_id: str) -> None:
+    def close(self, connection_id: str, code: int = 1000, reason: str = "") -> None:
+        """DELETE @connections: API Gateway closes with 1000 whatever ``code`` says."""
         try:
             self._client.delete_connection(ConnectionId=connection_id)
         except ClientError as error:

@@ -163,12 +163,12 @@ def test_large_tribes_fan_out_through_sqs_chunks(
 ) -> None:
     cid = people.owner.create_channel("tribe", "T")["channel_id"]
     connections = [f"c{i:03d}" for i in range(230)]
-    for connection_id in connections:  # 230 online devices of the owner
+    for connection_id in connections:  # 230 online devices of the owner (5 connections at most each)
         container.delivery.connect(
             connection_id,
             org_id=people.info["owner"]["org_id"],
             member_id=people.info["owner"]["member_id"],
-            device_id=people.keys["owner"].device_id,
+            device_id=f"d_{connection_id}",
             channels=[cid],
         )
     with mock_aws():
