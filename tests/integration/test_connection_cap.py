@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bocage.client.profile import sign_token
+from bocage.client.profile import DeviceKeys, sign_token
 from chalicelib.domain.frames import CLOSE_REPLACED
 from chalicelib.services.delivery import MAX_PER_DEVICE, Delivery
-from tests.support import DeviceKeys, People, RecordingPush, SignedApi, ws_event
+from tests.support import People, RecordingPush, SignedApi, ws_event
 
 T0 = 1_767_225_600_000  # API Gateway's connectedAt, epoch milliseconds
 
