@@ -577,6 +577,8 @@ def main() -> None:
     env.update({"PYTHONPATH": str(ROOT), "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"})
     env.update({"BOCAGE_PURGE_INTERVAL": "0", "BOCAGE_JOBS_INTERVAL": "0", "BOCAGE_BILLING_INTERVAL": "0"})
     env["BOCAGE_ACTIVATION_RATE"] = "0"  # every simulated device activates from this one address
+    if args.idle:  # the idle sockets are all one device's: lift the per-device cap for them
+        env["BOCAGE_WS_PER_DEVICE"] = str(args.idle + 1)
     with tempfile.TemporaryDirectory(prefix="bocage-load-") as tmp, store_env(args.store) as store:
         replicas, activation = start_replicas(args.replicas, {**env, **store}, Path(tmp))
         clients = [ClientProcess() for _ in range(args.client_processes)]

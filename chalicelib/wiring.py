@@ -66,7 +66,7 @@ def build(
     # sockets, which themselves depend on the organisation service.
     events = EventBus()
     orgs = OrganisationService(store, clock, events)
-    delivery = Delivery(store, clock, push, queue, replica=replica)
+    delivery = Delivery(store, clock, push, queue, replica=replica, max_per_device=settings.ws_per_device)
     channels = ChannelService(store, clock, orgs, delivery)
     DeviceLifecycle(channels, delivery).subscribe(events)
     billing_settings = billing_settings or BillingSettings.from_env()
