@@ -104,6 +104,8 @@ class SoakClient:
         self.errors: Counter[str] = Counter()
         self.ws: ClientConnection | None = None
         self.reader: asyncio.Task[None] | None = None
+        self.cut = False  # the server closed the socket (e.g. dropped a client that fell behind)
+        self.server_closes: Counter[str] = Counter()  # by close code
 
     def record(self, message: dict[str, Any]) -> None:
         self.received[str(message["message_id"])] += 1
@@ -123,6 +125,9 @@ class SoakClient:
                         self.acked[str(frame["message_id"])] = str(frame["channel_id"])
                 elif kind == "error":
                     self.errors[str(frame.get("error"))] += 1
+        if ws is self.ws:  # not one of our own drops: come back, as clients do
+            self.cut = True
+            self.server_closes[str(ws.close_code)] += 1
 
     async def connect(self) -> None:
         """Open the socket (a refused or failed handshake is retried, a few times) and read it."""
@@ -190,24 +195,35 @@ class SoakClient:
         next_send = time.monotonic() + self.rng.uniform(0, period)
         leave_at = self.life(mean_life)
         while (now := time.monotonic()) < until:
-            if now >= leave_at:
-                await self.drop()
+            if self.cut or now >= leave_at:
+                if not self.cut:
+                    await self.drop()
                 await asyncio.sleep(self.rng.uniform(0.5, 3.0))
-                await self.connect()
-                self.reconnects += 1
-                await self.catch_up(pool)
-                await self.resend()
+                await self.come_back(pool)
                 leave_at = self.life(mean_life)
             if now >= next_send:
                 await self.send_one()
                 next_send += period
             await asyncio.sleep(min(0.5, max(0.0, min(next_send, leave_at, until) - time.monotonic())))
 
-    async def finish(self, settle: float) -> None:
-        """Every send acknowledged (resent while not), then the socket closed."""
+    async def come_back(self, pool: ThreadPoolExecutor) -> None:
+        """Reconnect, catch up over REST, resend what was not acknowledged."""
+        if self.reader is not None:
+            await self.reader
+        self.cut = False
+        await self.connect()
+        self.reconnects += 1
+        await self.catch_up(pool)
+        await self.resend()
+
+    async def finish(self, settle: float, pool: ThreadPoolExecutor) -> None:
+        """Every send acknowledged (resent while not), back first if the server closed the socket."""
         deadline = time.monotonic() + settle
-        while self.unacked and time.monotonic() < deadline:
-            await self.resend()
+        while (self.unacked or self.cut) and time.monotonic() < deadline:
+            if self.cut:
+                await self.come_back(pool)
+            else:
+                await self.resend()
             await asyncio.sleep(1.0)
 
     def report(self) -> dict[str, Any]:
@@ -217,6 +233,7 @@ class SoakClient:
             "unacked": len(self.unacked),
             "reconnects": self.reconnects,
             "errors": dict(self.errors),
+            "server_closes": dict(self.server_closes),
         }
 
 
@@ -245,12 +262,18 @@ async def client_process(command: dict[str, Any]) -> dict[str, Any]:
         await client.run(until, command["period"], command["mean_life"], pool)
 
     await asyncio.gather(*(run(c) for c in clients))
-    await asyncio.gather(*(c.finish(command["settle"]) for c in clients))
+    await asyncio.gather(*(c.finish(command["settle"], pool) for c in clients))
     # Every process done sending (resends included) before any stops listening: a barrier.
     sys.stdout.write('{"sent": true}\n')
     sys.stdout.flush()
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     await quiet(clients, command["settle"])
+    for _ in range(3):  # a client the server closed meanwhile comes back and catches up
+        cut = [c for c in clients if c.cut]
+        if not cut:
+            break
+        await asyncio.gather(*(c.come_back(pool) for c in cut))
+        await quiet(clients, command["settle"])
     for client in clients:
         await client.drop()  # half close, half vanish: the server must clean up after both
     pool.shutdown()
@@ -361,6 +384,7 @@ class SoakResult:
     unacked: int
     reconnects: int
     errors: dict[str, int]
+    server_closes: dict[str, int]
     rss_start: int
     rss_end: int
     fds: tuple[int, int]
@@ -377,7 +401,8 @@ class SoakResult:
             f"{self.seconds:.0f} s: {self.messages} messages sent and acknowledged, "
             f"{self.expected} deliveries expected, {self.delivered} delivered, lost {self.lost}, "
             f"duplicates before de-dup {self.duplicates}, unacknowledged {self.unacked}, "
-            f"reconnects {self.reconnects}, error frames {self.errors or 0}\n"
+            f"reconnects {self.reconnects}, error frames {self.errors or 0}, "
+            f"closed by the server (by code) {self.server_closes or 0}\n"
             f"server RSS {self.rss_start / 2**20:.1f} MiB after warm-up, {self.rss_end / 2**20:.1f} MiB "
             f"at the end ({100 * self.rss_growth:+.1f} %); file descriptors {self.fds[0]} before, "
             f"{self.fds[1]} after the clients left; threads {self.threads[0]} before, {self.threads[1]} after"
@@ -483,8 +508,10 @@ def soak(
             k += 1
     counts = tally(plan, ordered)
     errors: Counter[str] = Counter()
+    closes: Counter[str] = Counter()
     for report in ordered:
         errors.update(report["errors"])
+        closes.update(report["server_closes"])
     return SoakResult(
         clients=clients,
         groups=len(plan.channels) - 1,
@@ -498,6 +525,7 @@ def soak(
         unacked=sum(r["unacked"] for r in ordered),
         reconnects=sum(r["reconnects"] for r in ordered),
         errors=dict(errors),
+        server_closes=dict(closes),
         rss_start=rss_start,
         rss_end=rss_end,
         fds=(fds_before, fds_after),
