@@ -78,5 +78,5 @@ class Settings:
             ws_url=e.get("BOCAGE_WS_URL") or None,
             fanout_queue_url=e.get("BOCAGE_FANOUT_QUEUE_URL") or None,
             web_dir=e.get("BOCAGE_WEB_DIR") or DEFAULT_WEB_DIR,
-            ws_per_device=max(1, int(e.get("BOCAGE_WS_PER_DEVICE", "5"))),
+            ws_per_device=max(1, int(e.get("BOCAGE_WS_PER_DEVICE", cls.ws_per_device))),
         )

@@ -99,3 +99,16 @@ def test_the_new_connection_is_never_the_one_closed(
     assert connect(api, owner, "skewed", T0)["statusCode"] == 200
     assert present(container, "skewed")
     assert push.closed == ["c0"]  # the oldest of the others
+
+
+def test_the_cap_is_a_setting(app_store: Any, clock: Any, push: RecordingPush) -> None:
+    """BOCAGE_WS_PER_DEVICE (e.g. kiosks, or a bench holding many sockets of one device)."""
+    from chalicelib import wiring
+    from chalicelib.settings import Settings
+
+    settings = Settings.from_env({"BOCAGE_WS_PER_DEVICE": "2"})
+    assert settings.ws_per_device == 2 and Settings.from_env({}).ws_per_device == MAX_PER_DEVICE
+    delivery = wiring.build(settings, store=app_store, clock=clock, push=push).delivery
+    for i in range(3):
+        delivery.connect(f"k{i}", org_id="o", member_id="m", device_id="d", channels=[], connected_ms=T0 + i)
+    assert push.closed == ["k0"]
