@@ -259,6 +259,7 @@ async def client_process(command: dict[str, Any]) -> dict[str, Any]:
     async def run(client: SoakClient) -> None:
         async with gate:  # the handshakes, 50 at a time; then each client runs on its own
             await client.connect()
+        await client.catch_up(pool)  # what was sent before this client's socket opened
         await client.run(until, command["period"], command["mean_life"], pool)
 
     await asyncio.gather(*(run(c) for c in clients))
