@@ -155,25 +155,15 @@ class Clients:
 
     def sealed(self, sender: dict[str, str], count: int) -> list[tuple[str, str]]:
         """Every message of one sender, sealed before the clock starts: (message id, send action)."""
-        keys = DeviceKeys(SigningKey(b64d(sender["seed"])), _box_placeholder())
+        keys = signing_keys(sender["seed"])
         chain = new_chain_key()  # receivers are not asked to open them: delivery is measured
         text = "x" * int(self.plan["size"])
         out = []
         for index in range(count):
-            message_id = new_message_id()
-            envelope = seal_message(
-                keys,
-                message_key(chain),
-                index=index,
-                channel_id=self.plan["channel_id"],
-                epoch=int(self.plan["epoch"]),
-                message_id=message_id,
-                content={"type": "text", "text": text},
-                sent_at_ms=int(time.time() * 1000),
+            out.append(
+                send_action(keys, chain, self.plan["channel_id"], int(self.plan["epoch"]), index, text)
             )
             chain = next_chain(chain)
-            action = {"action": "send", "ref": message_id, "envelope": envelope.model_dump(mode="json")}
-            out.append((message_id, json.dumps(action)))
         return out
 
     async def run(self, messages: int, rate: float | None) -> None:
@@ -230,10 +220,30 @@ class Clients:
             await asyncio.sleep(0.05)
 
 
-def _box_placeholder() -> Any:
+def signing_keys(seed: str) -> DeviceKeys:
+    """A device's keys for sending, from its signing seed (sealing signs; the box key is unused)."""
     from nacl.public import PrivateKey
 
-    return PrivateKey.generate()  # sealing a message signs it; the box key is not used
+    return DeviceKeys(SigningKey(b64d(seed)), PrivateKey.generate())
+
+
+def send_action(
+    keys: DeviceKeys, chain: bytes, channel_id: str, epoch: int, index: int, text: str
+) -> tuple[str, str]:
+    """A real envelope (signed, encrypted with ``chain``'s key), as a ``send`` action: (id, JSON)."""
+    message_id = new_message_id()
+    envelope = seal_message(
+        keys,
+        message_key(chain),
+        index=index,
+        channel_id=channel_id,
+        epoch=epoch,
+        message_id=message_id,
+        content={"type": "text", "text": text},
+        sent_at_ms=int(time.time() * 1000),
+    )
+    action = {"action": "send", "ref": message_id, "envelope": envelope.model_dump(mode="json")}
+    return message_id, json.dumps(action)
 
 
 async def client_process() -> None:
@@ -329,27 +339,28 @@ class Seeded:
     senders: list[dict[str, str]] = field(default_factory=list)
 
 
+def joined(server: str, link: str, name: str, directory: Path) -> Messenger:
+    """A member activated from an invitation link (protocol v2), its profile in ``directory``."""
+    profile = Profile(directory)
+    keys = DeviceKeys.generate()
+    profile.save_keys(keys)
+    result = activate(
+        BocageClient(server),
+        profile,
+        parse_activation(link),
+        keys,
+        device_name="load",
+        display_name=name,
+        now=int(time.time()),
+    )
+    result.pop("warnings")
+    profile.save_info({"server": server, **result})
+    return Messenger(profile)
+
+
 def seed(replicas: list[Replica], activation: str, receivers: int, senders: int, profiles: Path) -> Seeded:
     """The owner, then R + S members with one device each, all in one group (over REST, protocol
     v2: each member invited with a ticket, each addition a signed membership entry)."""
-
-    def joined(server: str, link: str, name: str, directory: Path) -> Messenger:
-        profile = Profile(directory)
-        keys = DeviceKeys.generate()
-        profile.save_keys(keys)
-        result = activate(
-            BocageClient(server),
-            profile,
-            parse_activation(link),
-            keys,
-            device_name="load",
-            display_name=name,
-            now=int(time.time()),
-        )
-        result.pop("warnings")
-        profile.save_info({"server": server, **result})
-        return Messenger(profile)
-
     owner = joined(replicas[0].url, activation, "Owner", profiles / "owner")
     channel_id = owner.create_channel("group", "Load")["channel_id"]
     count = receivers + senders
@@ -577,6 +588,8 @@ def main() -> None:
     env.update({"PYTHONPATH": str(ROOT), "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"})
     env.update({"BOCAGE_PURGE_INTERVAL": "0", "BOCAGE_JOBS_INTERVAL": "0", "BOCAGE_BILLING_INTERVAL": "0"})
     env["BOCAGE_ACTIVATION_RATE"] = "0"  # every simulated device activates from this one address
+    if args.idle:  # the idle sockets are all one device's: lift the per-device cap for them
+        env["BOCAGE_WS_PER_DEVICE"] = str(args.idle + 1)
     with tempfile.TemporaryDirectory(prefix="bocage-load-") as tmp, store_env(args.store) as store:
         replicas, activation = start_replicas(args.replicas, {**env, **store}, Path(tmp))
         clients = [ClientProcess() for _ in range(args.client_processes)]

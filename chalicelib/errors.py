@@ -46,6 +46,12 @@ class Conflict(BocageError):
     code = "conflict"
 
 
+class Replaced(Conflict):
+    """A WebSocket closed because its device opened more than its share of newer ones."""
+
+    code = "replaced"
+
+
 class Gone(BocageError):
     status = 410
     code = "gone"
@@ -54,6 +60,13 @@ class Gone(BocageError):
 class PayloadTooLarge(BocageError):
     status = 413
     code = "payload_too_large"
+
+
+class TooManyRequests(BocageError):
+    """Over a rate limit: slow down (``bocage serve``'s activation and WebSocket frame limits)."""
+
+    status = 429
+    code = "rate_limited"
 
 
 class Unavailable(BocageError):

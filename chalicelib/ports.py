@@ -130,8 +130,12 @@ class Push(Protocol):
         """Deliver one frame to one WebSocket connection; ``ConnectionGone`` if it is stale."""
         ...
 
-    def close(self, connection_id: str) -> None:
-        """Close a connection (e.g. its device was revoked); a missing one is not an error."""
+    def close(self, connection_id: str, code: int = 1000, reason: str = "") -> None:
+        """Close a connection (e.g. its device was revoked); a missing one is not an error.
+
+        ``code`` and ``reason`` reach the client under ``bocage serve`` only: API Gateway's
+        @connections DELETE takes neither (its clients see 1000), hence an error frame first.
+        """
         ...
 
 

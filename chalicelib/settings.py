@@ -47,6 +47,8 @@ class Settings:
     ws_url: str | None = None
     fanout_queue_url: str | None = None
     web_dir: str = DEFAULT_WEB_DIR
+    #: WebSockets a device may hold; its next connect closes the oldest (docs/protocol.md, 9).
+    ws_per_device: int = 5
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,4 +78,5 @@ class Settings:
             ws_url=e.get("BOCAGE_WS_URL") or None,
             fanout_queue_url=e.get("BOCAGE_FANOUT_QUEUE_URL") or None,
             web_dir=e.get("BOCAGE_WEB_DIR") or DEFAULT_WEB_DIR,
+            ws_per_device=max(1, int(e.get("BOCAGE_WS_PER_DEVICE", cls.ws_per_device))),
         )

@@ -68,7 +68,7 @@ def build(
     # sockets, which themselves depend on the organisation service.
     events = EventBus()
     orgs = OrganisationService(store, clock, events)
-    delivery = Delivery(store, clock, push, queue, replica=replica)
+    delivery = Delivery(store, clock, push, queue, replica=replica, max_per_device=settings.ws_per_device)
     channels = ChannelService(store, clock, orgs, delivery, events)
     DeviceLifecycle(channels, delivery).subscribe(events)
     audit = AuditLog(store, orgs)
@@ -119,7 +119,7 @@ class UnconfiguredPush:
     def send(self, connection_id: str, data: bytes) -> None:
         raise RuntimeError("BOCAGE_WS_ENDPOINT is not set: cannot push to WebSocket connections")
 
-    def close(self, connection_id: str) -> None:
+    def close(self, connection_id: str, code: int = 1000, reason: str = "") -> None:
         self.send(connection_id, b"")
 
 

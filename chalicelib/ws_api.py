@@ -1,8 +1,9 @@
 """The WebSocket edge: API Gateway's $connect, $default and $disconnect events.
 
 ``$connect`` authenticates the device token from the query string (signed for
-``GET $connect``); every later frame is re-checked against the device and member
-records, so a revoked device or removed member is cut off at its next action.
+``GET $connect``) and closes the device's oldest connections past its cap; every later frame
+is re-checked against the device and member records, so a revoked device or removed member is
+cut off at its next action.
 Answers are pushed back through the Push port (an ack, an error, a pong).
 """
 
@@ -47,15 +48,22 @@ def on_connect(event: dict[str, Any]) -> dict[str, Any]:
     except BocageError as exc:
         logger.info("ws connect refused", status=exc.status)
         return {"statusCode": exc.status, "body": json.dumps(exc.to_body())}
-    c.delivery.connect(
+    replaced = c.delivery.connect(
         connection_id,
         org_id=who.org_id,
         member_id=who.member_id,
         device_id=who.device_id,
         channels=c.channels.channel_ids_of(who.member_id),
+        connected_ms=_connected_ms(event),
     )
-    logger.info("ws connect", status=200)
+    logger.info("ws connect", status=200, replaced=len(replaced))
     return {"statusCode": 200}
+
+
+def _connected_ms(event: dict[str, Any]) -> int | None:
+    """API Gateway's ``connectedAt`` (epoch ms): orders a device's connections to the millisecond."""
+    value = event["requestContext"].get("connectedAt")
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def on_message(event: dict[str, Any]) -> dict[str, Any]:

@@ -251,5 +251,5 @@ class FaultyPush:
             raise TimeoutError(f"push to {connection_id} hung {time.monotonic() - started:.1f} s")
         self.inner.send(connection_id, data)
 
-    def close(self, connection_id: str) -> None:
-        self.inner.close(connection_id)
+    def close(self, connection_id: str, code: int = 1000, reason: str = "") -> None:
+        self.inner.close(connection_id, code, reason)

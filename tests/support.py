@@ -237,6 +237,7 @@ class RecordingPush:
     def __init__(self) -> None:
         self.frames: list[tuple[str, dict[str, Any]]] = []
         self.closed: list[str] = []
+        self.close_codes: dict[str, tuple[int, str]] = {}
         self.gone: set[str] = set()
 
     def send(self, connection_id: str, data: bytes) -> None:
@@ -246,8 +247,9 @@ class RecordingPush:
             raise ConnectionGone(connection_id)
         self.frames.append((connection_id, json.loads(data)))
 
-    def close(self, connection_id: str) -> None:
+    def close(self, connection_id: str, code: int = 1000, reason: str = "") -> None:
         self.closed.append(connection_id)
+        self.close_codes[connection_id] = (code, reason)
 
     def to(self, connection_id: str, kind: str | None = None) -> list[dict[str, Any]]:
         return [f for c, f in self.frames if c == connection_id and (kind is None or f.get("type") == kind)]

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 from bocage.client.api import ApiError
 from bocage.client.results import Receipt
 from chalicelib.domain.envelope import Envelope
-from chalicelib.domain.frames import AckFrame, ErrorFrame, SendAction, ServerFrame, parse_frame
+from chalicelib.domain.frames import (
+    CLOSE_RATE_LIMITED,
+    CLOSE_REPLACED,
+    AckFrame,
+    ErrorFrame,
+    SendAction,
+    ServerFrame,
+    parse_frame,
+)
 
 if TYPE_CHECKING:
     from websockets.sync.client import ClientConnection
@@ -25,8 +33,17 @@ if TYPE_CHECKING:
 ACK_TIMEOUT = 30.0
 #: Close codes after which the server wants the client back, soon, elsewhere if need be: going
 #: away (idle, a replica stopping), abnormal closure (a replica died, or dropped a client that
-#: did not keep up), internal error, service restart, try again later.
-RECONNECT_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
+#: did not keep up), internal error, service restart, try again later; and too many frames,
+#: after a pause. Never after "replaced" (4008): the device's newer connections would take turns.
+RECONNECT_CODES = frozenset({1001, 1006, 1011, 1012, 1013, CLOSE_RATE_LIMITED})
+RATE_LIMITED_PAUSE = 30.0  # seconds before reconnecting after 4029
+
+
+class ConnectionReplaced(ApiError):
+    """The server closed this connection: the device opened newer ones past its cap."""
+
+    def __init__(self) -> None:
+        super().__init__(409, "replaced", "this device opened newer connections; this one was closed")
 
 
 class LiveSession:
@@ -35,11 +52,26 @@ class LiveSession:
         self._on_frame = on_frame
         self._pending: deque[ServerFrame] = deque()
         self.closed = False
+        self._told_replaced = False  # the "replaced" error frame, all API Gateway's close says
 
     @property
     def should_reconnect(self) -> bool:
         """Closed by the server with a code that asks the client to come back (and catch up)."""
-        return self.closed and self._ws.close_code in RECONNECT_CODES
+        return self.closed and not self.replaced and self._ws.close_code in RECONNECT_CODES
+
+    @property
+    def replaced(self) -> bool:
+        """Closed because this device opened newer connections past its cap (docs/protocol.md 9)."""
+        return self.closed and (self._told_replaced or self._ws.close_code == CLOSE_REPLACED)
+
+    def pause_before_reconnecting(self) -> float | None:
+        """Once closed: the least pause before reconnecting (a client closed for flooding
+        waits), None when the server does not want the client back; ``ConnectionReplaced``."""
+        if self.replaced:
+            raise ConnectionReplaced()
+        if not self.should_reconnect:
+            return None
+        return RATE_LIMITED_PAUSE if self._ws.close_code == CLOSE_RATE_LIMITED else 0.0
 
     def frames(self, timeout: float | None = None) -> Iterator[ServerFrame]:
         """Frames as they come, until ``timeout`` seconds pass or the server closes."""
@@ -73,6 +105,8 @@ class LiveSession:
                 raise ConnectionError(f"the connection closed before the server answered message {ref}")
             if isinstance(frame, AckFrame | ErrorFrame) and frame.ref == ref:
                 return _receipt(frame)
+            if isinstance(frame, ErrorFrame) and frame.error == "rate_limited" and frame.ref is None:
+                return _receipt(frame)  # the frame was refused unread: it was this send
             if frame is not None:
                 self._pending.append(frame)
         raise TimeoutError(f"no answer from the server to message {ref}")
@@ -94,6 +128,8 @@ class LiveSession:
                 frame = parse_frame(json.loads(raw))
             except ValueError:  # not JSON, or not a frame this client knows (ValidationError)
                 continue
+            if isinstance(frame, ErrorFrame) and frame.error == "replaced":
+                self._told_replaced = True
             self._on_frame(frame)
             return frame
 

@@ -29,7 +29,7 @@ from bocage.client.crypto import (
 )
 from bocage.client.directory import Directory
 from bocage.client.edits import apply_edits
-from bocage.client.live import LiveSession
+from bocage.client.live import ConnectionReplaced, LiveSession
 from bocage.client.polls import new_poll, tally
 from bocage.client.profile import DeviceKeys, Profile, sign_token
 from bocage.client.ratchet import KeyUnavailable, ReplayedMessage, SenderKeyRing, TooFarAhead
@@ -516,15 +516,19 @@ class Messenger:
                             yield opened
                             if catch_up.shown == count:
                                 return
-                if not session.should_reconnect:
+                pause = session.pause_before_reconnecting()
+                if pause is None:
                     return
-            except (OSError, ApiError, WebSocketException):
-                if attempt == 0:  # the server was never reached: say so
+            except (OSError, ApiError, WebSocketException) as exc:
+                # The server was never reached, or wants this connection gone (reconnecting
+                # would close the device's newer connection in turn): say so.
+                if attempt == 0 or isinstance(exc, ConnectionReplaced):
                     raise
+                pause = 0.0
             if deadline is not None and time.monotonic() >= deadline:
                 return
             attempt += 1
-            time.sleep(min(RECONNECT_DELAY * attempt, 5.0))
+            time.sleep(max(pause, min(RECONNECT_DELAY * attempt, 5.0)))
 
     def _opened(self, frames: Iterator[ServerFrame]) -> Iterator[dict[str, Any]]:
         for frame in frames:

@@ -164,7 +164,13 @@ def assemble(
         trusted_proxies=options.trusted_proxies,
     )
     sockets = WebSocketRoutes(
-        app, executor, connections, domain_name=domain_name, max_connections=options.max_connections
+        app,
+        executor,
+        connections,
+        domain_name=domain_name,
+        max_connections=options.max_connections,
+        frame_rate=options.ws_frame_rate,
+        frame_burst=options.ws_frame_burst,
     )
     background: list[asyncio.Task[None]] = []
     idle = options.ws_idle_timeout

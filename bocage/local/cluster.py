@@ -55,6 +55,19 @@ def unpack(body: bytes) -> tuple[list[str], bytes]:
     return [i for i in ids.decode("ascii").split(",") if i], data
 
 
+def pack_close(code: int, reason: str) -> bytes:
+    """A close's code and reason, after the ids: ``4008 replaced by a newer connection``."""
+    return f"{code} {reason}".encode()
+
+
+def unpack_close(data: bytes) -> tuple[int, str]:
+    """The code and reason of ``pack_close``; a bare close (an older replica's) is 1000."""
+    code, _, reason = data.decode("utf-8", "replace").partition(" ")
+    return (
+        (int(code), reason) if code.isascii() and code.isdigit() and 1000 <= int(code) <= 4999 else (1000, "")
+    )
+
+
 class PeerDown(Exception):
     """The replica refused the connection: nothing listens there any more."""
 
@@ -176,12 +189,12 @@ class ClusterPush:
             gone += self._forward(replica, PUSH_PATH, connection_ids, data)
         return gone
 
-    def close(self, connection_id: str) -> None:
-        if self._connections.close(connection_id):
+    def close(self, connection_id: str, code: int = 1000, reason: str = "") -> None:
+        if self._connections.close(connection_id, code, reason):
             return
         replica = self._replica_of(connection_id)
         if replica is not None:
-            self._forward(replica, CLOSE_PATH, [connection_id], b"")
+            self._forward(replica, CLOSE_PATH, [connection_id], pack_close(code, reason))
 
     def _replica_of(self, connection_id: str) -> str | None:
         """The other replica holding a connection, from its presence record."""
@@ -234,8 +247,9 @@ class InternalApi:
             return
         connection_ids, data = unpack(body)
         if path == CLOSE_PATH:
+            code, reason = unpack_close(data)
             for connection_id in connection_ids:
-                self._connections.close(connection_id)
+                self._connections.close(connection_id, code, reason)
             await _answer(send, 200, b"")
             return
         gone = self._connections.post_many(connection_ids, data)

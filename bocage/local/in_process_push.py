@@ -38,5 +38,5 @@ class InProcessPush:
         check_size(data)
         return self._connections.post_many((t.connection_id for t in targets), data)
 
-    def close(self, connection_id: str) -> None:
-        self._connections.close(connection_id)  # False (already gone) is not an error
+    def close(self, connection_id: str, code: int = 1000, reason: str = "") -> None:
+        self._connections.close(connection_id, code, reason)  # False (already gone) is not an error

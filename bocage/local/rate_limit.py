@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 Clock = Callable[[], float]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -40,6 +41,24 @@ class TokenBucket:
             self.tokens -= 1
             return 0.0
         return (1 - self.tokens) / self.rate
+
+
+class FrameLimiter:
+    """One WebSocket connection's frames: ``burst`` at once, then ``rate`` a second.
+
+    A frame past them is refused (the client gets a ``rate_limited`` error frame); refusals
+    spend a second bucket of ``strikes``, refilled at one a second, and a client that empties
+    it too is closed: a burst costs a few errors, a flood its connection.
+    """
+
+    def __init__(self, rate: float, burst: float, strikes: float, now: float) -> None:
+        self._frames = TokenBucket.full(rate, burst, now)
+        self._strikes = TokenBucket.full(1.0, strikes, now)
+
+    def admit(self, now: float) -> Literal["ok", "refuse", "close"]:
+        if self._frames.take(now) == 0:
+            return "ok"
+        return "refuse" if self._strikes.take(now) == 0 else "close"
 
 
 class SourceLimiter:

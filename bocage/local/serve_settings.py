@@ -29,6 +29,9 @@ class ServeSettings:
     max_connections: int = 20_000
     #: Threads running the (blocking) Chalice handlers; the event loop never runs them.
     workers: int = 16
+    #: Frames a WebSocket may send a second (0: no limit), after a burst of ``ws_frame_burst``.
+    ws_frame_rate: float = 20.0
+    ws_frame_burst: int = 40
     #: Bytes of frames a WebSocket may have waiting to be written before it is dropped.
     ws_send_buffer: int = MIB
     #: Seconds a stopping server waits for requests in flight and $disconnect handlers.
@@ -62,6 +65,8 @@ class ServeSettings:
             ws_idle_timeout=float(e.get("BOCAGE_WS_IDLE_TIMEOUT", d.ws_idle_timeout)),
             max_connections=int(e.get("BOCAGE_MAX_CONNECTIONS", d.max_connections)),
             workers=int(e.get("BOCAGE_WORKERS", d.workers)),
+            ws_frame_rate=float(e.get("BOCAGE_WS_FRAME_RATE", d.ws_frame_rate)),
+            ws_frame_burst=int(e.get("BOCAGE_WS_FRAME_BURST", d.ws_frame_burst)),
             ws_send_buffer=int(e.get("BOCAGE_WS_SEND_BUFFER", d.ws_send_buffer)),
             shutdown_timeout=int(e.get("BOCAGE_SHUTDOWN_TIMEOUT", d.shutdown_timeout)),
             purge_interval=float(e.get("BOCAGE_PURGE_INTERVAL", d.purge_interval)),

@@ -6,6 +6,9 @@ event loop). ``$connect`` runs before the handshake is answered, so it can refus
 own status and body. Frames of one connection are handled in order; different connections in
 parallel. Accepted connections are kept in a ``ConnectionRegistry``, through which pushes
 reach them; ``$disconnect`` runs exactly once per accepted connection, however it ends.
+
+Each connection's frames are rate-limited here, before any handler runs (``FrameLimiter``):
+on AWS every frame is a Lambda invocation and API Gateway throttles them per stage instead.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from chalice.app import Chalice
 from bocage.local.connections import ConnectionRegistry, LiveConnection
 from bocage.local.lambda_events import STAGE, LambdaContext, result_body
 from bocage.local.protocols import WIRE
+from bocage.local.rate_limit import FrameLimiter
 from bocage.local.rest import Receive, Scope, Send
+from chalicelib.domain.frames import CLOSE_RATE_LIMITED, ErrorFrame, frame_bytes
+from chalicelib.errors import TooManyRequests
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +40,9 @@ API_ID = "local"
 MAX_MESSAGE = 128 * 1024  # API Gateway's WebSocket message limit
 MAX_AGE = 2 * 3600.0  # API Gateway closes connections after two hours (presence lives 2 h 10 min)
 ROUTES = {"$connect": "ws_connect", "$default": "ws_message", "$disconnect": "ws_disconnect"}
+FRAME_RATE = 20.0  # frames a second per connection, after a burst of FRAME_BURST
+FRAME_BURST = 40
+FRAME_STRIKES = 10  # refused frames (refilled one a second) before the connection is closed
 
 
 def new_connection_id() -> str:
@@ -65,6 +74,8 @@ class WebSocketRoutes:
         domain_name: str = "localhost",
         max_connections: int = 20_000,
         routes: dict[str, str] | None = None,
+        frame_rate: float = FRAME_RATE,
+        frame_burst: int = FRAME_BURST,
     ) -> None:
         self._app = app
         self._executor = executor
@@ -72,6 +83,13 @@ class WebSocketRoutes:
         self.domain_name = domain_name
         self._max_connections = max_connections
         self._routes = routes or ROUTES
+        self._frame_rate = frame_rate  # 0: no limit
+        self._frame_burst = frame_burst
+        self._rate_limited = frame_bytes(
+            ErrorFrame.of(
+                TooManyRequests(f"more than {frame_rate:g} frames a second: this one was not handled")
+            )
+        )
         missing = [name for name in self._routes.values() if name not in app.handler_map]
         if missing:
             raise ValueError(f"no such Chalice handlers: {', '.join(missing)}")
@@ -134,6 +152,7 @@ class WebSocketRoutes:
 
     async def _serve(self, connection: LiveConnection, receive: Receive) -> None:
         code, reason = 1006, ""
+        limiter = self._limiter(time.monotonic())
         try:
             while True:
                 message = await receive()
@@ -141,10 +160,29 @@ class WebSocketRoutes:
                     code, reason = int(message.get("code", 1005)), str(message.get("reason") or "")
                     break
                 connection.last_active = time.monotonic()
-                await self._message(connection, message)
+                verdict = "ok" if limiter is None else limiter.admit(connection.last_active)
+                if verdict == "ok":
+                    await self._message(connection, message)
+                else:
+                    self._refuse_frame(connection, close=verdict == "close")
         finally:
             self.connections.unregister(connection.connection_id)
             await asyncio.shield(self._disconnect(connection, code, reason))
+
+    def _limiter(self, now: float) -> FrameLimiter | None:
+        if self._frame_rate <= 0:
+            return None
+        return FrameLimiter(self._frame_rate, self._frame_burst, FRAME_STRIKES, now)
+
+    def _refuse_frame(self, connection: LiveConnection, *, close: bool) -> None:
+        """A frame past the limit is not handled: the client is told, then closed if it goes on
+        (the error first, as on AWS; once closing, the registry has let the connection go)."""
+        self.connections.post_many((connection.connection_id,), self._rate_limited)
+        if close and self.connections.close(connection.connection_id, CLOSE_RATE_LIMITED, "too many frames"):
+            logger.warning(
+                "WebSocket client over the frame limit closed",
+                extra={"connection_id": connection.connection_id},
+            )
 
     async def _message(self, connection: LiveConnection, message: dict[str, Any]) -> None:
         event = self._event(connection, "$default", "MESSAGE")

@@ -90,7 +90,8 @@ class ApiGatewayPush:
             logger.warning("push failed", extra={"connection_id": connection_id}, exc_info=True)
         return False
 
-    def close(self, connection_id: str) -> None:
+    def close(self, connection_id: str, code: int = 1000, reason: str = "") -> None:
+        """DELETE @connections: API Gateway closes with 1000 whatever ``code`` says."""
         try:
             self._client.delete_connection(ConnectionId=connection_id)
         except ClientError as error:

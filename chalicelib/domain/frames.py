@@ -204,6 +204,13 @@ MembershipFrame = (
 )
 
 
+#: Close codes of the application's range (docs/protocol.md, section 9). API Gateway's close
+#: (the @connections DELETE) carries no code, so the server first sends an ``error`` frame with
+#: the same meaning (``replaced``, ``rate_limited``): clients act on either.
+CLOSE_REPLACED = 4008  # the device opened newer connections past its cap: do not reconnect
+CLOSE_RATE_LIMITED = 4029  # frames kept coming past the rate limit: reconnect, but slowly
+
+
 # -- client to server -------------------------------------------------------------------------
 
 

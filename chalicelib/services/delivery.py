@@ -19,6 +19,8 @@ from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.messages import MessageRecords
 from chalicelib.adapters.records.presence import Connection, Presence
 from chalicelib.domain.frames import (
+    CLOSE_REPLACED,
+    ErrorFrame,
     Frame,
     JoinedFrame,
     LeftFrame,
@@ -28,9 +30,13 @@ from chalicelib.domain.frames import (
     frame_dict,
     parse_frame,
 )
+from chalicelib.errors import Replaced
 from chalicelib.ports import BatchPush, Clock, ConnectionGone, Push, Queue, Store, Target
 
 PRESENCE_TTL = 2 * 3600 + 600  # API Gateway closes connections after 2 hours
+#: Open connections a device may hold (tabs, windows); a newer one closes the oldest past it.
+MAX_PER_DEVICE = 5
+REPLACED_REASON = "replaced by a newer connection of this device"
 INLINE_LIMIT = 50
 CHUNK_SIZE = 100
 
@@ -48,6 +54,7 @@ class Delivery:
         inline_limit: int = INLINE_LIMIT,
         chunk_size: int = CHUNK_SIZE,
         replica: str | None = None,
+        max_per_device: int = MAX_PER_DEVICE,
     ) -> None:
         self._presence = Presence(store)
         self._memberships = ChannelRecords(store)
@@ -59,12 +66,26 @@ class Delivery:
         self._replica = replica  # the bocage serve replica holding this process's connections
         self._inline_limit = inline_limit
         self._chunk_size = chunk_size
+        self._max_per_device = max_per_device
 
     # -- connections -----------------------------------------------------------------------
 
     def connect(
-        self, connection_id: str, *, org_id: str, member_id: str, device_id: str, channels: list[str]
-    ) -> None:
+        self,
+        connection_id: str,
+        *,
+        org_id: str,
+        member_id: str,
+        device_id: str,
+        channels: list[str],
+        connected_ms: int | None = None,
+    ) -> list[str]:
+        """Write the connection's presence, then close the device's oldest connections past
+        ``max_per_device``; returns the ids closed.
+
+        Without transactions two simultaneous connects may each miss the other: the device then
+        holds one connection too many until its next connect trims it (both agree on the order).
+        """
         now = self._clock.now()
         connection = Connection(
             connection_id=connection_id,
@@ -74,8 +95,27 @@ class Delivery:
             org_id=org_id,
             connected_at=now,
             replica=self._replica,
+            connected_ms=connected_ms if connected_ms else now * 1000,
         )
         self._presence.connect(connection, channels)
+        return self._trim(connection)
+
+    def _trim(self, newest: Connection) -> list[str]:
+        """The device's connections past the cap, oldest first, told why then closed (never
+        ``newest``: it is not open yet, and it is the one the user is looking at)."""
+        mine = self._presence.of_device(newest.member_id, newest.device_id)
+        others = [c for c in mine if c.connection_id != newest.connection_id]
+        excess = others[: max(0, len(others) + 1 - self._max_per_device)]
+        refusal = ErrorFrame.of(
+            Replaced(
+                f"this device opened more than {self._max_per_device} connections; its oldest are closed"
+            )
+        )
+        for old in excess:
+            self.send_to(old.connection_id, refusal)  # API Gateway's close carries no code: this does
+            self._push.close(old.connection_id, CLOSE_REPLACED, REPLACED_REASON)
+            self.disconnect(old.connection_id)
+        return [c.connection_id for c in excess]
 
     def connection(self, connection_id: str) -> Connection | None:
         return self._presence.get(connection_id)

@@ -786,3 +786,34 @@ def test_a_quiet_connection_pings_once_every_eight_minutes(
     page.clock.run_for(2 * 60_000)
     page.wait_for_timeout(200)
     assert len(pings) == 2
+
+
+def test_a_replaced_tab_waits_for_the_user_instead_of_reconnecting(
+    web_server: Server, new_context: Callable[..., Any]
+) -> None:
+    """A device keeps 5 WebSockets (docs/protocol.md, 9): a sixth tab closes the first tab's with
+    4008. That tab must not reconnect by itself (it would close another tab's in turn, and so on):
+    it says it is open elsewhere, and reconnects when the user asks."""
+    context = new_context("owner")
+    first = context.pages[0]
+    sockets: list[Any] = []
+    first.on("websocket", lambda ws: sockets.append(ws))
+    activate(first, web_server.owner_url(), "Maire Dupuis")
+    app_url = first.url
+    others = []
+    for _ in range(5):  # the same profile: the same device, in five more tabs
+        tab = context.new_page()
+        tab.goto(app_url)
+        expect(tab.locator(".conn.online")).to_be_visible()
+        others.append(tab)
+    replaced = first.get_by_role("button", name=re.compile("Ouvert ailleurs"))
+    expect(replaced).to_be_visible()
+    assert len(sockets) == 1
+    first.wait_for_timeout(4000)  # the plain backoff would have come back after 1 s, then 2 s
+    assert len(sockets) == 1 and replaced.is_visible()
+    replaced.click()  # the user's choice: this tab again, and the oldest of the others goes
+    expect(first.locator(".conn.online")).to_be_visible()
+    assert len(sockets) == 2
+    expect(others[0].get_by_role("button", name=re.compile("Ouvert ailleurs"))).to_be_visible()
+    for tab in others[1:]:
+        expect(tab.locator(".conn.online")).to_be_visible()

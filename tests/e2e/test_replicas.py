@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from bocage.client.profile import Profile
+from chalicelib.domain.frames import CLOSE_REPLACED
 from tests.e2e.conftest import Server, bocage, free_port, start_server
 from tests.e2e.test_messaging_walkthrough import Listener
 
@@ -196,3 +197,25 @@ def test_a_replica_killed_mid_stream_loses_no_message(shared_dynamodb: str, tmp_
     finally:
         balancer.stop()
         stop_cluster(cluster)
+
+
+def test_a_sixth_connection_on_another_replica_closes_the_oldest_with_4008(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The per-device cap across replicas: the close and its code travel to the replica holding
+    the oldest connection (its internal endpoint), as the `replaced` error frame does."""
+    from tests.e2e.test_websocket_limits import frames_until_closed, open_socket
+
+    bocage(
+        "--profile", str(tmp_path / "owner"), "activate", cluster.replicas[0].owner_url(), "--name", "Maire"
+    )
+    owner = Profile(tmp_path / "owner")
+    with contextlib.ExitStack() as opened:
+        first = [open_socket(opened, cluster.replicas[0], owner) for _ in range(5)]
+        sixth = open_socket(opened, cluster.replicas[1], owner)
+        oldest = frames_until_closed(first[0])
+        assert [(f["type"], f["error"]) for f in oldest] == [("error", "replaced")]
+        assert first[0].close_code == CLOSE_REPLACED
+        for ws in [*first[1:], sixth]:
+            ws.send('{"action": "ping", "ref": "still"}')
+            assert json.loads(ws.recv(timeout=5)) == {"type": "pong", "ref": "still"}

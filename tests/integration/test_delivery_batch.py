@@ -24,7 +24,7 @@ class RecordingBatchPush:
         self.batches.append((list(targets), data))
         return [t.connection_id for t in targets if t.connection_id in self.gone]
 
-    def close(self, connection_id: str) -> None:
+    def close(self, connection_id: str, code: int = 1000, reason: str = "") -> None:
         pass
 
 

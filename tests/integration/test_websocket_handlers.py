@@ -180,7 +180,7 @@ def test_large_tribes_fan_out_through_sqs_chunks(
 ) -> None:
     cid = people.owner.create_channel("tribe", "T")["channel_id"]
     connections = [f"c{i:03d}" for i in range(230)]
-    for connection_id in connections:  # 230 online devices of the owner, besides the sending one
+    for connection_id in connections:  # 230 online devices of the owner (not the sending one)
         container.delivery.connect(
             connection_id,
             org_id=people.info["owner"]["org_id"],

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bocage.local.rate_limit import SourceLimiter, TokenBucket, client_address, parse_networks
+from bocage.local.cluster import pack_close, unpack_close
+from bocage.local.rate_limit import FrameLimiter, SourceLimiter, TokenBucket, client_address, parse_networks
 from bocage.local.serve_settings import ServeSettings
 
 
@@ -67,3 +68,38 @@ def test_settings_read_the_limits_and_refuse_a_bad_proxy_list() -> None:
     assert ServeSettings.from_env({}).trusted_proxies == ()
     with pytest.raises(ValueError, match="BOCAGE_TRUSTED_PROXIES"):
         ServeSettings.from_env({"BOCAGE_TRUSTED_PROXIES": "not-an-address"})
+
+
+def test_frames_past_the_rate_are_refused_then_a_flood_is_closed() -> None:
+    limiter = FrameLimiter(rate=20, burst=40, strikes=10, now=0.0)
+    assert [limiter.admit(0.0) for _ in range(40)] == ["ok"] * 40
+    assert [limiter.admit(0.0) for _ in range(10)] == ["refuse"] * 10
+    assert limiter.admit(0.0) == "close"
+    assert limiter.admit(0.05) == "ok"  # 1/20 s later a frame is allowed again
+
+
+def test_a_client_at_the_rate_is_never_refused() -> None:
+    limiter = FrameLimiter(rate=20, burst=40, strikes=10, now=0.0)
+    assert {limiter.admit(i / 20) for i in range(2_000)} == {"ok"}  # 100 s at 20 frames a second
+
+
+def test_a_burst_now_and_then_costs_refusals_not_the_connection() -> None:
+    limiter = FrameLimiter(rate=20, burst=40, strikes=10, now=0.0)
+    for second in range(0, 60, 5):  # 45 frames at once every 5 s: 5 past the burst each time
+        verdicts = [limiter.admit(float(second)) for _ in range(45)]
+        assert verdicts.count("refuse") == 5 and "close" not in verdicts
+
+
+def test_a_close_code_crosses_to_the_replica_holding_the_connection() -> None:
+    assert unpack_close(pack_close(4008, "replaced by a newer connection")) == (
+        4008,
+        "replaced by a newer connection",
+    )
+    assert unpack_close(b"") == (1000, "")  # from a replica that sends no code
+    assert unpack_close(b"\xb2 x") == (1000, "") and unpack_close(b"99 x") == (1000, "")
+
+
+def test_settings_read_the_frame_limit() -> None:
+    settings = ServeSettings.from_env({"BOCAGE_WS_FRAME_RATE": "5", "BOCAGE_WS_FRAME_BURST": "7"})
+    assert (settings.ws_frame_rate, settings.ws_frame_burst) == (5.0, 7)
+    assert (ServeSettings().ws_frame_rate, ServeSettings().ws_frame_burst) == (20.0, 40)

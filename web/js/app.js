@@ -174,13 +174,15 @@ export function renderTopbar() {
   }
   links.push(navLink('#/impact', t('nav.impact'), route === 'impact'));
   if (app.device) links.push(navLink('#/device', t('nav.device'), route === 'device', t('nav.device_short')));
-  const status = app.device
-    ? h(
-        'span',
-        { class: ['conn', m?.online ? 'online' : 'offline'], title: m?.online ? t('status.online_hint') : t('status.offline_hint') },
-        m?.revoked ? t('status.revoked') : m?.online ? t('status.online') : t('status.offline'),
-      )
-    : null;
+  const status = !app.device
+    ? null
+    : m?.replaced && !m.revoked
+      ? h('button', { type: 'button', class: ['conn', 'offline'], title: t('status.replaced_hint'), onClick: () => m.resume() }, t('status.replaced'))
+      : h(
+          'span',
+          { class: ['conn', m?.online ? 'online' : 'offline'], title: m?.online ? t('status.online_hint') : t('status.offline_hint') },
+          m?.revoked ? t('status.revoked') : m?.online ? t('status.online') : t('status.offline'),
+        );
   replace(
     bar,
     h(
@@ -288,6 +290,10 @@ async function boot() {
   window.addEventListener('hashchange', () => render());
   PHONE.addEventListener('change', () => renderTopbar());
   window.addEventListener('online', () => app.messenger?.connect());
+  // A tab whose connection a newer one replaced (docs/protocol.md, 9) reconnects when the user returns to it.
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') app.messenger?.resume();
+  });
   await render();
 }
 

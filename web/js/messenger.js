@@ -49,6 +49,12 @@ const READ_LIMIT = 200;
 const PING_EVERY = 480_000;
 const PING_CHECK = 60_000;
 const CONNECT_PATH = '$connect';
+// Close codes (docs/protocol.md, section 9). Replaced: this device opened newer connections past
+// its cap; reconnecting by itself would close one of them in turn, so only the user brings this
+// tab back (returning to it, or the status button). Rate limited: back, but after 30 s at least.
+const CLOSE_REPLACED = 4008;
+const CLOSE_RATE_LIMITED = 4029;
+const RATE_LIMITED_PAUSE = 30_000;
 const slot = (...parts) => parts.join('|');
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const READABLE_KINDS = new Set(['message', 'poll']);
@@ -82,6 +88,7 @@ export class Messenger extends EventTarget {
     this.revoked = false;
     /** @type {Promise<void> | null} the outbox flush at work, if any */
     this.flushing = null;
+    this.replaced = false; // closed for a newer connection of this device: wait for the user
   }
 
   get memberId() {
@@ -730,7 +737,7 @@ export class Messenger extends EventTarget {
   async connect() {
     this.stopped = false;
     this.flushOutbox().catch(() => null); // the network is back, perhaps before the socket knows
-    if (this.ws) return;
+    if (this.ws || this.replaced) return; // a replaced tab comes back through resume()
     let url;
     try {
       url = (await this.api.health()).ws_url;
@@ -764,20 +771,31 @@ export class Messenger extends EventTarget {
       }
       this.handleFrame(frame).catch((err) => this.emit('error', err));
     };
-    ws.onclose = () => {
+    ws.onclose = (event) => {
       clearInterval(this.pinger);
       const was = this.online;
       // Refused at $connect: ask the REST API why (a revoked device learns it here).
       if (!was) this.api.get('/me').catch(() => null);
       this.ws = null;
       this.online = false;
-      if (was) this.emit('status', { online: false });
+      // API Gateway's close carries no code: the `replaced` error frame before it set the flag.
+      if (event.code === CLOSE_REPLACED) this.replaced = true;
+      if (event.code === CLOSE_RATE_LIMITED) this.backoff = Math.max(this.backoff, RATE_LIMITED_PAUSE);
+      if (was || this.replaced) this.emit('status', { online: false, replaced: this.replaced });
       this.scheduleReconnect();
     };
   }
 
+  /** The user came back to a tab whose connection a newer one replaced: connect again. */
+  resume() {
+    if (!this.replaced) return;
+    this.replaced = false;
+    this.backoff = 1000;
+    this.connect();
+  }
+
   scheduleReconnect() {
-    if (this.stopped || this.revoked) return;
+    if (this.stopped || this.revoked || this.replaced) return;
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => this.connect(), this.backoff);
     this.backoff = Math.min(this.backoff * 2, 30_000);
@@ -860,6 +878,10 @@ export class Messenger extends EventTarget {
         }
         break;
       case 'error':
+        if (frame.error === 'replaced') {
+          this.replaced = true; // the close follows; not an error the user caused
+          break;
+        }
         this.emit('error', new ApiError(frame.status || 0, frame.error || 'error', frame.message || ''));
         break;
       default:

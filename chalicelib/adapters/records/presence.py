@@ -21,7 +21,9 @@ PAGE = 1000  # a channel's connections are read on every message: few, large pag
 
 
 class Connection(BaseModel):
-    """One open WebSocket; ``org_id`` and ``connected_at`` are on the connection's own record only."""
+    """One open WebSocket; ``org_id`` and ``connected_at`` are on the connection's own record only,
+    ``connected_ms`` (API Gateway's ``connectedAt``) on it and on the member's copy, where it
+    orders a device's connections (the oldest are closed past the cap)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
@@ -32,9 +34,11 @@ class Connection(BaseModel):
     org_id: str | None = None
     connected_at: int | None = None
     replica: str | None = None
+    connected_ms: int | None = None
 
 
 _INDEXED = {"connection_id", "member_id", "device_id", "expires_at", "replica"}
+_MEMBER_COPY = _INDEXED | {"connected_ms"}
 
 
 class Presence:
@@ -46,7 +50,7 @@ class Presence:
         cid = connection.connection_id
         puts: list[Item] = [
             keys.record(keys.connection(cid), connection.model_dump(mode="json", exclude_none=True)),
-            _copy(keys.member_connection(connection.member_id, cid), connection),
+            _copy(keys.member_connection(connection.member_id, cid), connection, _MEMBER_COPY),
             *(_copy(keys.channel_connection(c, cid), connection) for c in channel_ids),
         ]
         self._store.batch_write(puts=puts)
@@ -77,6 +81,11 @@ class Presence:
     def of_member(self, member_id: str) -> Iterator[Connection]:
         return self._connections(keys.member_partition(member_id))
 
+    def of_device(self, member_id: str, device_id: str) -> list[Connection]:
+        """A device's connections, oldest first (ties, within a millisecond, by id)."""
+        mine = (c for c in self.of_member(member_id) if c.device_id == device_id)
+        return sorted(mine, key=lambda c: (c.connected_ms or 0, c.connection_id))
+
     def add_to_channel(self, channel_id: str, connections: Iterable[Connection]) -> None:
         """A member joined: their open connections start receiving the channel."""
         puts = [_copy(keys.channel_connection(channel_id, c.connection_id), c) for c in connections]
@@ -95,5 +104,5 @@ class Presence:
         return query_all(self._store, pk, keys.CONNECTION_PREFIX, page_size=PAGE, consistent=consistent)
 
 
-def _copy(key: keys.Key, connection: Connection) -> Item:
-    return keys.record(key, connection.model_dump(mode="json", include=_INDEXED, exclude_none=True))
+def _copy(key: keys.Key, connection: Connection, fields: set[str] = _INDEXED) -> Item:
+    return keys.record(key, connection.model_dump(mode="json", include=fields, exclude_none=True))

@@ -16,6 +16,8 @@ export default {
   'status.online_hint': 'New messages arrive live.',
   'status.offline_hint': 'Reconnecting; messages saved on this device stay readable.',
   'status.revoked': 'Device revoked',
+  'status.replaced': 'Open elsewhere: reconnect',
+  'status.replaced_hint': 'This device opened newer connections (other tabs or windows), so this one was closed. Click, or come back to this tab, to reconnect here.',
   'status.active': 'Active',
   'status.invited': 'Invited (not activated yet)',
   'status.removed': 'Removed',

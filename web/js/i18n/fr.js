@@ -16,6 +16,8 @@ export default {
   'status.online_hint': 'Les nouveaux messages arrivent en direct.',
   'status.offline_hint': 'Reconnexion en cours ; les messages enregistrés sur cet appareil restent lisibles.',
   'status.revoked': 'Appareil révoqué',
+  'status.replaced': 'Ouvert ailleurs : se reconnecter',
+  'status.replaced_hint': 'Cet appareil a ouvert des connexions plus récentes (autres onglets ou fenêtres) : celle-ci a été fermée. Cliquez, ou revenez sur cet onglet, pour vous reconnecter ici.',
   'status.active': 'Actif',
   'status.invited': 'Invité (pas encore activé)',
   'status.removed': 'Retiré',
