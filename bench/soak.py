@@ -13,8 +13,8 @@ does. A send whose ack the connection did not bring is resent with the same mess
 reconnecting (the server answers a resend as a duplicate and stores nothing more).
 
 Counted at the end, with every message id the server acknowledged: expected deliveries (each
-message times its channel's member devices, the sender's own included, since every device
-sees its own messages), delivered (distinct (device, message id) pairs, live or through
+message times its channel's member devices, the sender's own included: it holds its message
+from the ack, since the server never pushes a message back to its sender), delivered (distinct (device, message id) pairs, live or through
 catch-up), lost (expected minus delivered), and duplicates (copies a device received beyond
 the first: a catch-up overlapping what arrived live; they are removed by message id, as
 clients do). The server's RSS is read after warm-up and at the end of the run; its file
@@ -123,6 +123,7 @@ class SoakClient:
                 elif kind == "ack":
                     if self.unacked.pop(str(frame["ref"]), None) is not None:
                         self.acked[str(frame["message_id"])] = str(frame["channel_id"])
+                        self.record(frame)  # the sender holds its message: it is not pushed back
                 elif kind == "error":
                     self.errors[str(frame.get("error"))] += 1
         if ws is self.ws:  # not one of our own drops: come back, as clients do

@@ -49,8 +49,8 @@ def test_presence_names_the_replica_only_when_there_is_one(app_store: Store) -> 
     presence.connect(on_aws, ["c"])
     presence.connect(served, ["c"])
     assert sorted(presence.targets_in_channel("c"), key=lambda t: t.connection_id) == [
-        Target("k1", None),
-        Target("k2", "r1"),
+        Target("k1", None, "d"),
+        Target("k2", "r1", "d"),
     ]
     assert presence.get("k2") == served
     assert "replica" not in (app_store.get(*keys.connection("k1")) or {})  # AWS items as before

@@ -50,7 +50,7 @@ def test_websocket_routes_and_the_fan_out_consumer(packaged: tuple[dict[str, Any
         for r in template["Resources"].values()
         if r["Type"] == "AWS::ApiGatewayV2::Route"
     }
-    assert routes == {"$connect", "$default", "$disconnect"}
+    assert routes == {"$connect", "$default", "$disconnect", "ping"}  # ping: API Gateway answers it
     events = _functions(template)["Fanout"]["Properties"]["Events"]
     assert [e["Type"] for e in events.values()] == ["SQS"]
 
