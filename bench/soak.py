@@ -13,13 +13,13 @@ does. A send whose ack the connection did not bring is resent with the same mess
 reconnecting (the server answers a resend as a duplicate and stores nothing more).
 
 Counted at the end, with every message id the server acknowledged: expected deliveries (each
-message times its channel's member devices, the sender's own included: it holds its message
-from the ack, since the server never pushes a message back to its sender), delivered
-(distinct (device, message id) pairs, live or through catch-up), lost (expected minus delivered), and duplicates (copies a device received beyond
-the first: a catch-up overlapping what arrived live; they are removed by message id, as
-clients do). The server's RSS is read after warm-up and at the end of the run; its file
-descriptors and threads (/proc/<pid>/fd, /proc/<pid>/status) before the clients come and
-after they leave.
+message times its channel's member devices, the sender's own included: it holds its message from
+the ack, since the server never pushes a message back to its sender), delivered (distinct
+(device, message id) pairs, live or through catch-up), lost (expected minus delivered), and
+duplicates (copies a device received beyond the first: a catch-up overlapping what arrived live;
+they are removed by message id, as clients do). The server's RSS is read after warm-up and at
+the end of the run; its file descriptors and threads (/proc/<pid>/fd, /proc/<pid>/status) before
+the clients come and after they leave.
 
     python bench/soak.py --clients 1000 --minutes 10 [--rate 50] [--churn 0.2]
                          [--client-processes 4] [--json]
