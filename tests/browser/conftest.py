@@ -43,12 +43,15 @@ def chromium_path() -> str:
 def playwright_api() -> Iterator[tuple[Any, str]]:
     """Playwright, and the Chromium it drives."""
     try:
-        from playwright.sync_api import sync_playwright
+        from playwright.sync_api import expect, sync_playwright
     except ImportError:
         pytest.fail("Playwright for Python is missing: pip install playwright (see requirements-dev.txt)")
     if not (ROOT / "node_modules" / "tweetnacl" / "nacl-fast.min.js").is_file():
         pytest.fail("node_modules is missing: run `npm ci` at the repository root (the app's tweetnacl)")
     executable = chromium_path()
+    # Assertions wait as long as actions do: signing a channel's creation or a roster in the page
+    # takes seconds on a loaded 2-core machine, and a too-short wait fails a working page.
+    expect.set_options(timeout=15_000)
     with sync_playwright() as api:
         yield api, executable
 
