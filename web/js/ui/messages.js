@@ -112,11 +112,23 @@ export async function renderMessages(app, main, route) {
 
   let creating = route.name === 'new-channel';
   let directing = false;
+  /** @type {HTMLElement | null} the open form, kept across re-renders so typing is never lost */
+  let form = null;
+  const creationForm = () => {
+    form ||= newChannelForm(app, (created) => {
+      creating = false;
+      form = null;
+      if (created) app.navigate(`#/c/${created}`);
+      else renderAside();
+    });
+    return form;
+  };
   const renderAside = async () => {
     const newButton = h(
       'button',
       { type: 'button', class: 'small', 'aria-expanded': creating ? 'true' : 'false', onClick: () => {
         creating = !creating;
+        if (!creating) form = null;
         renderAside();
         aside.querySelector(creating ? 'input' : 'button')?.focus();
       } },
@@ -135,13 +147,7 @@ export async function renderMessages(app, main, route) {
       aside,
       h('div', { class: 'pane-head' }, h(channelId ? 'h2' : 'h1', { id: 'channels-title' }, t('channels.title')), notifyButton(renderAside), newButton, directToggle),
       directs,
-      creating
-        ? newChannelForm(app, (created) => {
-            creating = false;
-            if (created) app.navigate(`#/c/${created}`);
-            else renderAside();
-          })
-        : null,
+      creating ? creationForm() : null, // a live update re-renders the list, not the form
       channelList(app, channelId),
     );
   };
