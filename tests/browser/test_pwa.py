@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from tests.browser.conftest import ROOT, shoot, watch_console
@@ -190,6 +191,14 @@ def test_installable_offline_start_title_notification_and_phone_layout(
     assert not problems, problems
 
 
+def served_now(page: Any, script: str) -> str:
+    """What the page fetches now; empty while the reload is still navigating (no page to ask)."""
+    try:
+        return str(page.evaluate(script))
+    except PlaywrightError:
+        return ""
+
+
 def test_a_new_version_installs_waits_and_is_announced(
     new_context: Callable[..., Any], tmp_path: Path
 ) -> None:
@@ -217,7 +226,7 @@ def test_a_new_version_installs_waits_and_is_announced(
         assert "new-in-this-version" not in page.evaluate(served)  # the running version stands
         notice.get_by_role("button", name="Recharger maintenant").click()
         expect(page.get_by_role("button", name="Activer cet appareil")).to_be_visible()
-        wait_for(lambda: "new-in-this-version" in page.evaluate(served), "the new version's files")
+        wait_for(lambda: "new-in-this-version" in served_now(page, served), "the new version's files")
         expect(notice).to_be_hidden()
     finally:
         server.process.terminate()
