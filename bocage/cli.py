@@ -243,6 +243,13 @@ def _register_send_and_read(sub: Subparsers, common: argparse.ArgumentParser) ->
     send.add_argument("text")
     send.add_argument("--reply-to", default=None, metavar="MESSAGE_ID", help="quote a message")
     send.add_argument(
+        "--mention",
+        action="append",
+        default=[],
+        metavar="MEMBER_ID",
+        help="mention a member of the channel (repeatable; their name is written in the text as @Name)",
+    )
+    send.add_argument(
         "--live", action="store_true", help="send over a WebSocket connection and wait for its ack"
     )
     send.set_defaults(func=cmd_send)
@@ -546,10 +553,11 @@ def cmd_channels(args: argparse.Namespace) -> Result:
 
 def cmd_send(args: argparse.Namespace) -> Result:
     messenger = _messenger(args)
+    options: dict[str, Any] = {"reply_to": args.reply_to, "mentions": args.mention}
     if not args.live:
-        return messenger.send_text(args.channel, args.text, reply_to=args.reply_to)
+        return messenger.send_text(args.channel, args.text, **options)
     with messenger.live():
-        return messenger.send_text(args.channel, args.text, reply_to=args.reply_to, live=True)
+        return messenger.send_text(args.channel, args.text, **options, live=True)
 
 
 def cmd_read(args: argparse.Namespace) -> Result:

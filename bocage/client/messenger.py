@@ -240,11 +240,20 @@ class Messenger:
         )
 
     def send_text(
-        self, channel_id: str, text: str, *, reply_to: str | None = None, live: bool = False
+        self,
+        channel_id: str,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        mentions: list[str] | None = None,
+        live: bool = False,
     ) -> Receipt:
+        """A text; ``mentions`` are member ids whose ``@Name`` the text holds (protocol section 7)."""
         content: dict[str, Any] = {"type": "text", "text": text}
         if reply_to:
             content["reply_to"] = reply_to
+        if mentions:
+            content["mentions"] = list(dict.fromkeys(mentions))
         return self.send(channel_id, content, live=live)
 
     def edit(self, channel_id: str, message_id: str, text: str) -> Receipt:
@@ -401,6 +410,9 @@ class Messenger:
         shown = {**shown, "verified": True, "content": content, "text": content.get("text")}
         if content.get("reply_to"):
             shown["reply_to"] = content["reply_to"]
+        mentions = content.get("mentions")
+        if isinstance(mentions, list) and all(isinstance(m, str) for m in mentions):
+            shown["mentions"] = mentions
         return shown
 
     def _open_sealed(self, message: dict[str, Any], device: RosterDevice) -> dict[str, Any]:

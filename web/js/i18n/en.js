@@ -461,4 +461,17 @@ export default {
   'verify.open': 'Verify',
   'verify.back': '← Back to messages',
   'invite.email_vouched': "E-mail invitation: it goes through the server, so the person will show as “vouched for by the server only” until an admin confirms them or a member verifies their number. For immediate trust, invite without e-mail and show the QR code.",
+  // reading: links, mentions, search, previews, theme
+  'message.mentions_you': 'mentions you',
+  'composer.mention_label': 'Mention someone',
+  'search.label': 'Search messages',
+  'search.placeholder': 'Search messages',
+  'search.count': { one: '1 message found on this device', other: '{count} messages found on this device' },
+  'search.none': 'No message contains “{query}” on this device.',
+  'search.unknown_channel': 'Channel left',
+  'device.display_title': 'Display',
+  'theme.label': 'Theme',
+  'theme.auto': 'As the device',
+  'theme.light': 'Light',
+  'theme.dark': 'Dark',
 };

@@ -461,4 +461,17 @@ export default {
   'verify.open': 'Vérifier',
   'verify.back': '← Retour aux messages',
   'invite.email_vouched': "Invitation par courriel : elle passe par le serveur, donc la personne apparaîtra « garantie par le serveur seulement » jusqu'à ce qu'un administrateur la confirme ou qu'un membre vérifie son numéro. Pour une confiance immédiate, invitez sans courriel et montrez le QR code.",
+  // reading: links, mentions, search, previews, theme
+  'message.mentions_you': 'vous mentionne',
+  'composer.mention_label': "Mentionner quelqu'un",
+  'search.label': 'Rechercher dans les messages',
+  'search.placeholder': 'Rechercher dans les messages',
+  'search.count': { one: '1 message trouvé sur cet appareil', other: '{count} messages trouvés sur cet appareil' },
+  'search.none': 'Aucun message ne contient « {query} » sur cet appareil.',
+  'search.unknown_channel': 'Canal quitté',
+  'device.display_title': 'Affichage',
+  'theme.label': 'Thème',
+  'theme.auto': "Comme l'appareil",
+  'theme.light': 'Clair',
+  'theme.dark': 'Sombre',
 };
