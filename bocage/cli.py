@@ -260,6 +260,11 @@ def _register_send_and_read(sub: Subparsers, common: argparse.ArgumentParser) ->
     read.add_argument("--limit", type=int, default=100)
     read.set_defaults(func=cmd_read)
 
+    seen = sub.add_parser("seen", parents=[common], help='who has read a message ("vu par N / M")')
+    seen.add_argument("channel")
+    seen.add_argument("message_id")
+    seen.set_defaults(func=cmd_seen)
+
     react = sub.add_parser("react", parents=[common], help="react to a message with an emoji")
     react.add_argument("channel")
     react.add_argument("message_id")
@@ -287,6 +292,9 @@ def register_polls(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     poll_create.add_argument("question")
     poll_create.add_argument("options", nargs="+", metavar="OPTION")
     poll_create.add_argument("--multiple", action="store_true", help="several choices per voter")
+    poll_create.add_argument(
+        "--show-voters", action="store_true", help="results name who chose each option (else totals only)"
+    )
     poll_create.add_argument("--closes", default=None, metavar="DURATION", help="close after 30m, 2h, 7d...")
     poll_create.set_defaults(func=cmd_poll_create)
     poll_vote = poll_sub.add_parser("vote", parents=[common], help="vote (a later vote replaces yours)")
@@ -564,6 +572,13 @@ def cmd_read(args: argparse.Namespace) -> Result:
     return _messenger(args).read(args.channel, since=args.since, limit=args.limit)
 
 
+def cmd_seen(args: argparse.Namespace) -> Result:
+    try:
+        return _messenger(args).seen_by(args.channel, args.message_id)
+    except LookupError as exc:
+        raise CliError(str(exc)) from exc
+
+
 def cmd_react(args: argparse.Namespace) -> Result:
     return _messenger(args).react(args.channel, args.message_id, args.emoji, remove=args.remove)
 
@@ -613,7 +628,12 @@ def cmd_poll_create(args: argparse.Namespace) -> Result:
     messenger = _messenger(args)
     closes_at = None if delay is None else int(messenger.clock()) + delay
     return messenger.create_poll(
-        args.channel, args.question, args.options, multiple=args.multiple, closes_at=closes_at
+        args.channel,
+        args.question,
+        args.options,
+        multiple=args.multiple,
+        closes_at=closes_at,
+        show_voters=args.show_voters,
     )
 
 

@@ -85,6 +85,7 @@ def test_links_mentions_previews_search_and_theme(
     expect(link).to_have_attribute("target", "_blank")
     expect(link).to_have_attribute("rel", re.compile(r"\bnoopener\b.*\bnoreferrer\b"))
 
+    named_poll(owner, agent)
     mention_from_the_agent(agent)
     expect(message(owner, "pour les plans").locator(".mention.me")).to_have_text("@Maire Dupuis")
     expect(message(owner, "pour les plans")).to_contain_text("vous mentionne")
@@ -96,6 +97,23 @@ def test_links_mentions_previews_search_and_theme(
     search(owner)
     theme(owner)
     assert not problems, problems
+
+
+def named_poll(owner: Page, agent: Page) -> None:
+    """A poll created with "Montrer qui a voté quoi" names the voters under each option."""
+    owner.get_by_role("button", name="Sondage", exact=True).click()
+    owner.get_by_label("Question", exact=True).fill("Date de la visite ?")
+    owner.get_by_label("Réponse 1", exact=True).fill("Lundi")
+    owner.get_by_label("Réponse 2", exact=True).fill("Mardi")
+    owner.get_by_label("Montrer qui a voté quoi").check()
+    owner.get_by_role("button", name="Publier le sondage").click()
+    poll_agent, poll_owner = message(agent, "Date de la visite"), message(owner, "Date de la visite")
+    poll_agent.get_by_label("Mardi").check()
+    poll_agent.get_by_role("button", name="Voter").click()
+    expect(poll_owner.locator(".poll-option").nth(1).locator(".poll-voters")).to_have_text("Agent Martin")
+    expect(poll_owner.locator(".poll-option").nth(0).locator(".poll-voters")).to_have_count(0)
+    expect(poll_owner.locator(".poll-meta")).to_contain_text("votes nominatifs")
+    expect(poll_agent.locator(".poll-option").nth(1).locator(".poll-voters")).to_have_text("vous")
 
 
 def mention_from_the_agent(agent: Page) -> None:

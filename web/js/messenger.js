@@ -538,8 +538,8 @@ export class Messenger extends EventTarget {
     return this.send(channelId, { type: 'delete', target: messageId }, { kind: 'delete', target: messageId });
   }
 
-  async createPoll(channelId, question, options, { multiple = false, closesAt = null } = {}) {
-    const poll = newPoll(question, options, { multiple, closesAt });
+  async createPoll(channelId, question, options, { multiple = false, closesAt = null, showVoters = false } = {}) {
+    const poll = newPoll(question, options, { multiple, closesAt, showVoters });
     const result = await this.send(channelId, poll, { kind: 'poll' });
     return { ...result, poll_id: result.message_id };
   }

@@ -474,4 +474,8 @@ export default {
   'theme.auto': 'As the device',
   'theme.light': 'Light',
   'theme.dark': 'Dark',
+  'poll.show_voters': 'Show who voted for what',
+  'poll.show_voters_hint': "Otherwise only the totals show. Either way the server sees no vote; members' devices receive each encrypted vote, and the app does not show the names.",
+  'poll.voters_shown': 'named votes',
+  'poll.voters_hidden': 'totals only',
 };

@@ -474,4 +474,8 @@ export default {
   'theme.auto': "Comme l'appareil",
   'theme.light': 'Clair',
   'theme.dark': 'Sombre',
+  'poll.show_voters': 'Montrer qui a voté quoi',
+  'poll.show_voters_hint': "Sinon, seuls les totaux s'affichent. Dans les deux cas le serveur ne voit aucun vote ; les appareils des membres reçoivent chaque vote chiffré, c'est l'application qui n'affiche pas les noms.",
+  'poll.voters_shown': 'votes nominatifs',
+  'poll.voters_hidden': 'totaux seulement',
 };
