@@ -23,6 +23,7 @@ NETWORK_TESTS := tests/integration/test_api_errors.py tests/integration/test_api
 NETWORK_SELECT := (dynamodb or e2e) and not test_a_crashed_job_resumes and not test_fifty_members_vote
 
 CHROMIUM ?= /usr/bin/chromium
+TURNSERVER ?= /usr/bin/turnserver
 
 .PHONY: run test lint jscheck typecheck unit bench bench-web fuzz clean package infra-check test-network deploy deploy-preflight browser \
 	web-dist
@@ -42,13 +43,17 @@ browser: $(CHROMIUM)
 $(CHROMIUM):
 	apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium fonts-noto-color-emoji
 
+## coturn: Debian's TURN server (and its test client) for the call tests
+$(TURNSERVER):
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends coturn
+
 ## run: serve Bocage on this machine, on the embedded SQLite store in $(DATA)
 run: $(BIN)/.installed node_modules/.package-lock.json
 	$(BIN)/bocage serve --host $(HOST) --port $(PORT) --data $(DATA) --org-name "$(ORG_NAME)"
 
 ## test: lint, format check, type check, the whole test suite, the AWS template check, and the
 ## API suite again over HTTP to a DynamoDB-API server
-test: $(BIN)/.installed node_modules/.package-lock.json $(CHROMIUM) lint typecheck
+test: $(BIN)/.installed node_modules/.package-lock.json $(CHROMIUM) $(TURNSERVER) lint typecheck
 	$(BIN)/pytest
 	$(MAKE) infra-check
 	$(MAKE) test-network

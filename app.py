@@ -231,6 +231,13 @@ def send_message(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     return ctx.container.messaging.send(ctx.principal, envelope).public()
 
 
+@app.route("/channels/{channel_id}/calls/ice", methods=["GET"])
+@endpoint("CallIceAnswer")
+def call_ice(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    """STUN and short-lived TURN credentials for a call in this channel (pro plan, members)."""
+    return ctx.container.calls.ice(ctx.principal, channel_id)
+
+
 @app.route("/channels/{channel_id}/seen", methods=["GET"])
 @endpoint("SeenAnswer")
 def seen_by(ctx: ApiContext, channel_id: str) -> dict[str, Any]:

@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         register_retention,
         register_audit,
         register_backup,
+        register_calls,
     ):
         register(sub, common)
     return parser
@@ -373,6 +374,16 @@ def register_audit(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help="instead: keep new entries this long (owners; 30d-5y)",
     )
     audit.set_defaults(func=cmd_audit)
+
+
+def register_calls(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    call = sub.add_parser("call", parents=[common], help="calls in a group or direct conversation (pro plan)")
+    call_sub = call.add_subparsers(dest="call_command", required=True)
+    credentials = call_sub.add_parser(
+        "credentials", parents=[common], help="ICE servers and short-lived TURN credentials for a call"
+    )
+    credentials.add_argument("channel")
+    credentials.set_defaults(func=cmd_call_credentials)
 
 
 def register_backup(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -706,6 +717,10 @@ def cmd_retention_set(args: argparse.Namespace) -> Result:
 
 def cmd_retention_show(args: argparse.Namespace) -> Result:
     return _client(args).retention(args.channel)
+
+
+def cmd_call_credentials(args: argparse.Namespace) -> Result:
+    return _client(args).call_ice(args.channel)
 
 
 def cmd_audit(args: argparse.Namespace) -> Result:

@@ -132,6 +132,19 @@ class DirectAnswer(ChannelAnswer):
     created: bool
 
 
+class IceServer(_Answer):
+    urls: list[str]
+    username: str | None = None  # TURN only: "<expiry>:<member id>"
+    credential: str | None = None  # TURN only: HMAC of the username with the TURN server's secret
+
+
+class CallIceAnswer(_Answer):
+    channel_id: str
+    ice_servers: list[IceServer]  # as RTCPeerConnection takes them
+    relay: bool  # a TURN server is configured: media can always go through it
+    expires_at: int  # the TURN credential's expiry (ask again, and restart ICE, after it)
+
+
 class SeenMember(_Answer):
     member_id: str
     seq: int  # the furthest message any of the member's devices has read

@@ -49,6 +49,12 @@ class Settings:
     web_dir: str = DEFAULT_WEB_DIR
     #: WebSockets a device may hold; its next connect closes the oldest (docs/protocol.md, 9).
     ws_per_device: int = 5
+    #: Calls (docs/calls.md): STUN and TURN URLs handed to members' devices, the secret the TURN
+    #: server shares (coturn's static-auth-secret), and how long a TURN credential lasts.
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = field(default=None, repr=False)
+    turn_ttl: int = 4 * 3600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -78,5 +84,9 @@ class Settings:
             ws_url=e.get("BOCAGE_WS_URL") or None,
             fanout_queue_url=e.get("BOCAGE_FANOUT_QUEUE_URL") or None,
             web_dir=e.get("BOCAGE_WEB_DIR") or DEFAULT_WEB_DIR,
+            stun_urls=_split(e.get("BOCAGE_STUN_URLS")),
+            turn_urls=_split(e.get("BOCAGE_TURN_URLS")),
+            turn_secret=e.get("BOCAGE_TURN_SECRET") or None,
+            turn_ttl=int(e.get("BOCAGE_TURN_TTL", str(4 * 3600))),
             ws_per_device=max(1, int(e.get("BOCAGE_WS_PER_DEVICE", cls.ws_per_device))),
         )

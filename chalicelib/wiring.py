@@ -16,6 +16,7 @@ from chalicelib.ports import Clock, Mailer, Push, Queue, Store
 from chalicelib.services.audit import AuditLog
 from chalicelib.services.authentication import Authenticator
 from chalicelib.services.billing import BillingService
+from chalicelib.services.calls import CallService
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.delivery import Delivery
 from chalicelib.services.event_bus import EventBus
@@ -45,6 +46,7 @@ class Container:
     billing: BillingService
     impact: ImpactService
     audit: AuditLog
+    calls: CallService
 
 
 def build(
@@ -93,6 +95,7 @@ def build(
         billing=BillingService(store, clock, orgs, billing_settings),
         impact=impact,
         audit=audit,
+        calls=CallService(settings, clock, orgs, channels),
     )
 
 

@@ -279,6 +279,10 @@ class BocageClient:
         query = {"since": str(since), "limit": str(limit)}
         return cast(MessagePage, self.request("GET", f"/channels/{channel_id}/messages", query=query))
 
+    def call_ice(self, channel_id: str) -> dict[str, Any]:
+        """ICE servers and TURN credentials for a call in the channel (docs/calls.md)."""
+        return self.request("GET", f"/channels/{channel_id}/calls/ice")
+
     def seen(self, channel_id: str) -> dict[str, Any]:
         """How far each member of the channel has read (their devices' furthest cursor)."""
         return self.request("GET", f"/channels/{channel_id}/seen")
