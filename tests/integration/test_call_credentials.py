@@ -35,7 +35,8 @@ def calls(container: Any) -> None:
 
 
 def ice(reader: Any, cid: str) -> dict[str, Any]:
-    return reader.client.call_ice(cid)
+    answer: dict[str, Any] = reader.client.call_ice(cid)
+    return answer
 
 
 def refusal(reader: Any, cid: str) -> tuple[int, str]:

@@ -17,8 +17,15 @@ from chalicelib.domain.organisation import Organisation, PilotEndChoice, Plan
 YEAR = 365 * 86400
 
 
-def org(plan: Plan, **extra: object) -> Organisation:
-    return Organisation(org_id="o_1", name="Mairie", plan=plan, created_at=0, plan_started_at=0, **extra)
+def org(plan: Plan, pilot_end_choice: PilotEndChoice = PilotEndChoice.CONVERT) -> Organisation:
+    return Organisation(
+        org_id="o_1",
+        name="Mairie",
+        plan=plan,
+        created_at=0,
+        plan_started_at=0,
+        pilot_end_choice=pilot_end_choice,
+    )
 
 
 def test_pro_and_a_running_pilot_call_in_groups_and_direct_conversations() -> None:
