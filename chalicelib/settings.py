@@ -49,6 +49,12 @@ class Settings:
     web_dir: str = DEFAULT_WEB_DIR
     #: WebSockets a device may hold; its next connect closes the oldest (docs/protocol.md, 9).
     ws_per_device: int = 5
+    #: Web Push (docs/protocol.md, "Web Push"): the VAPID private key (base64url or PEM; None:
+    #: no pushes), who the push services may contact about it, and push services beyond the
+    #: browsers' (``host``, ``.suffix`` or ``host:port``).
+    vapid_private_key: str | None = field(default=None, repr=False)
+    vapid_subject: str = "mailto:admin@bocage.localhost"
+    push_services: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,4 +85,7 @@ class Settings:
             fanout_queue_url=e.get("BOCAGE_FANOUT_QUEUE_URL") or None,
             web_dir=e.get("BOCAGE_WEB_DIR") or DEFAULT_WEB_DIR,
             ws_per_device=max(1, int(e.get("BOCAGE_WS_PER_DEVICE", cls.ws_per_device))),
+            vapid_private_key=e.get("BOCAGE_VAPID_PRIVATE_KEY") or None,
+            vapid_subject=e.get("BOCAGE_VAPID_SUBJECT") or cls.vapid_subject,
+            push_services=_split(e.get("BOCAGE_PUSH_SERVICES")),
         )

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from chalicelib.adapters.clocks import SystemClock
 from chalicelib.billing_settings import BillingSettings
-from chalicelib.ports import Clock, Mailer, Push, Queue, Store
+from chalicelib.domain.push import DEFAULT_PUSH_SERVICES
+from chalicelib.ports import Clock, Mailer, Push, Queue, Store, WebPush
 from chalicelib.services.audit import AuditLog
 from chalicelib.services.authentication import Authenticator
 from chalicelib.services.billing import BillingService
@@ -23,6 +24,7 @@ from chalicelib.services.impact import ImpactService
 from chalicelib.services.invitations import InvitationService
 from chalicelib.services.lifecycle import DeviceLifecycle
 from chalicelib.services.messaging import MessagingService
+from chalicelib.services.notifications import PushNotifications
 from chalicelib.services.organisations import OrganisationService
 from chalicelib.services.retention import RetentionService
 from chalicelib.settings import Settings
@@ -45,6 +47,7 @@ class Container:
     billing: BillingService
     impact: ImpactService
     audit: AuditLog
+    notifications: PushNotifications
 
 
 def build(
@@ -57,6 +60,7 @@ def build(
     queue: Queue | None = None,
     billing_settings: BillingSettings | None = None,
     replica: str | None = None,
+    web_push: WebPush | None = None,
 ) -> Container:
     """``replica``: the ``bocage serve`` replica this process is, written in presence records."""
     clock = clock or SystemClock()
@@ -68,7 +72,19 @@ def build(
     # sockets, which themselves depend on the organisation service.
     events = EventBus()
     orgs = OrganisationService(store, clock, events)
-    delivery = Delivery(store, clock, push, queue, replica=replica, max_per_device=settings.ws_per_device)
+    notifications = PushNotifications(
+        store, clock, web_push or build_web_push(settings), DEFAULT_PUSH_SERVICES + settings.push_services
+    )
+    notifications.subscribe(events)
+    delivery = Delivery(
+        store,
+        clock,
+        push,
+        queue,
+        replica=replica,
+        max_per_device=settings.ws_per_device,
+        notifier=notifications,
+    )
     channels = ChannelService(store, clock, orgs, delivery, events)
     DeviceLifecycle(channels, delivery).subscribe(events)
     audit = AuditLog(store, orgs)
@@ -93,6 +109,7 @@ def build(
         billing=BillingService(store, clock, orgs, billing_settings),
         impact=impact,
         audit=audit,
+        notifications=notifications,
     )
 
 
@@ -129,6 +146,15 @@ def build_push(settings: Settings) -> Push:
     from chalicelib.adapters.apigw_push import ApiGatewayPush
 
     return ApiGatewayPush.for_endpoint(settings.ws_endpoint, settings.region)
+
+
+def build_web_push(settings: Settings) -> WebPush | None:
+    """Web Push when a VAPID key is set; its cryptography loads on the first push."""
+    if not settings.vapid_private_key:
+        return None
+    from chalicelib.adapters.web_push import WebPushSender
+
+    return WebPushSender(settings.vapid_private_key, settings.vapid_subject)
 
 
 def build_queue(settings: Settings) -> Queue | None:
