@@ -83,7 +83,7 @@ def build(
         queue,
         replica=replica,
         max_per_device=settings.ws_per_device,
-        notifier=notifications,
+        notifier=notifications if notifications.enabled else None,
     )
     channels = ChannelService(store, clock, orgs, delivery, events)
     DeviceLifecycle(channels, delivery).subscribe(events)

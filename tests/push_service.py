@@ -135,7 +135,9 @@ class PushServiceStandIn:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 with outer.arrived:
-                    outer.received.append(Received(self.path, dict(self.headers.items()), body))
+                    outer.received.append(
+                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    )
                     outer.arrived.notify_all()
                 status = outer.answers.get(self.path, 201)
                 self.send_response(status)

@@ -176,29 +176,35 @@ class Delivery:
         For a stored message pass ``seq``: queued chunks then carry only the reference,
         and each consumer reads the message once, whatever the chunk's size. ``skip_device``:
         the device that sent the message has it already (its other devices still get it).
-        ``wake``: the channel's devices with no live connection get a Web Push (a new message).
+        ``wake``: the channel's devices with no live connection get a Web Push (a new message),
+        through the queue when there is one (the sender does not wait on push services).
         """
         targets = [
             t
             for t in self._presence.targets_in_channel(channel_id)
             if skip_device is None or t.device_id != skip_device
         ]
-        reached = sorted({d for d in (*(t.device_id for t in targets), skip_device) if d})
-        waking = wake and self._notifier is not None
+        bodies: list[str] = []
         if len(targets) <= self._inline_limit or self._queue is None:
             self._push_all(targets, frame_bytes(frame))
-            if waking:
+        else:
+            bodies = self._chunks(channel_id, targets, frame, seq)
+        if wake and self._notifier is not None:
+            reached = sorted({d for d in (*(t.device_id for t in targets), skip_device) if d})
+            if self._queue is None:
                 self._wake(channel_id, reached)
-            return len(targets)
+            else:  # the push services' round trips are a consumer's to wait for, never the sender's
+                bodies.append(json.dumps({"channel_id": channel_id, "wake": reached}))
+        if bodies and self._queue is not None:
+            self._queue.send_batch(bodies)
+        return len(targets)
+
+    def _chunks(self, channel_id: str, targets: list[Target], frame: Frame, seq: int | None) -> list[str]:
         reference: dict[str, Any] = {"seq": seq} if seq is not None else {"frame": frame_dict(frame)}
-        bodies = [
+        return [
             json.dumps({"channel_id": channel_id, **reference, **_chunk(targets[i : i + self._chunk_size])})
             for i in range(0, len(targets), self._chunk_size)
         ]
-        if waking:  # the push services' round trips are a consumer's, not the sender's, to wait for
-            bodies.append(json.dumps({"channel_id": channel_id, "wake": reached}))
-        self._queue.send_batch(bodies)
-        return len(targets)
 
     def _wake(self, channel_id: str, reached: list[str]) -> int:
         """Web Push to the offline devices; a failure costs only the pushes, never the send."""

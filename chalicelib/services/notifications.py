@@ -38,6 +38,10 @@ class PushNotifications:
         bus.subscribe(DeviceRevoked, self.device_revoked)
 
     @property
+    def enabled(self) -> bool:
+        return self._sender is not None
+
+    @property
     def public_key(self) -> str | None:
         """The VAPID public key devices subscribe with; None when pushes are not configured."""
         return None if self._sender is None else self._sender.public_key

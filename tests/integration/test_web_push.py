@@ -1,0 +1,301 @@
+"""Web Push through the app, on both stores, against a push service stand-in on loopback (real
+HTTPS, the VAPID signature checked, the body opened with the device's own keys): registration
+(own device only, endpoints allow-listed), pushes to offline devices only, coalesced, through
+the inline and the SQS queue paths, and a 404/410 that forgets the subscription."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib import wiring
+from chalicelib.adapters.clocks import ManualClock
+from chalicelib.adapters.records.push import PushRecords
+from chalicelib.adapters.sqs_queue import SqsQueue
+from chalicelib.adapters.web_push_crypto import VapidKey
+from chalicelib.ports import Store
+from chalicelib.services.delivery import Delivery
+from chalicelib.services.notifications import COALESCE
+from chalicelib.settings import Settings
+from tests.integration.test_websocket_handlers import sqs_event
+from tests.push_service import PushDevice, PushServiceStandIn, verify_vapid
+from tests.support import OperatorKey, People, RecordingMailer, RecordingPush, SignedApi
+
+VAPID = VapidKey.generate()
+SUBJECT = "mailto:dsi@mairie.example"
+
+
+@pytest.fixture
+def push_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PushServiceStandIn]:
+    service = PushServiceStandIn(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(service.cert_file))  # trust the stand-in's certificate
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def container(
+    app_store: Store,
+    clock: ManualClock,
+    mailer: RecordingMailer,
+    operator: OperatorKey,
+    push: RecordingPush,
+    push_service: PushServiceStandIn,
+) -> Iterator[wiring.Container]:
+    settings = dataclasses.replace(
+        Settings(),
+        public_url="https://api.bocage.test",
+        operator_keys=(operator.public_key,),
+        vapid_private_key=VAPID.private_text(),
+        vapid_subject=SUBJECT,
+        push_services=(push_service.host,),
+    )
+    built = wiring.build(settings, store=app_store, clock=clock, mailer=mailer, push=push)
+    wiring.use(built)
+    yield built
+    wiring.use(None)
+
+
+def register(api: SignedApi, people: People, name: str, endpoint: str, device: PushDevice) -> Any:
+    keys = people.keys[name]
+    return api.call("PUT", f"/devices/{keys.device_id}/push", device.subscription(endpoint), signer=keys)
+
+
+def opened(received: Any, device: PushDevice, audience: str) -> dict[str, Any]:
+    """The push's payload, after checking it is signed with the server's VAPID key."""
+    claims = verify_vapid(received.headers["authorization"], audience, VAPID.public_key)
+    assert claims["sub"] == SUBJECT
+    assert received.headers["content-encoding"] == "aes128gcm"
+    payload: dict[str, Any] = json.loads(device.open(received.body))
+    return payload
+
+
+@pytest.fixture
+def group(people: People) -> tuple[str, Any]:
+    """A group of the owner and alice; returns its id and alice's messenger."""
+    alice = people.join("alice")
+    cid = people.owner.create_channel("group", "Conseil municipal")["channel_id"]
+    people.owner.add_member(cid, people.info["alice"]["member_id"])
+    return cid, alice
+
+
+def test_the_public_key_is_served_and_a_device_registers_its_own_subscription_only(
+    api: SignedApi, people: People, push_service: PushServiceStandIn, container: wiring.Container
+) -> None:
+    assert api.call("GET", "/push").body == {"public_key": VAPID.public_key}
+    people.join("alice")
+    device = PushDevice()
+    reply = register(api, people, "owner", push_service.endpoint("owner"), device)
+    assert reply.status == 200, reply.body
+    owner_id = people.keys["owner"].device_id
+    assert reply.body["device_id"] == owner_id
+    alice_device = people.keys["alice"].device_id
+    for refused in (
+        api.call(  # another device of the same organisation
+            "PUT",
+            f"/devices/{alice_device}/push",
+            device.subscription(push_service.endpoint("x")),
+            signer=people.keys["owner"],
+        ),
+        api.call("DELETE", f"/devices/{alice_device}/push", signer=people.keys["owner"]),
+    ):
+        assert (refused.status, refused.body["error"]) == (404, "not_found")
+    records = PushRecords(container.store)
+    assert records.get(alice_device) is None
+    assert api.call("DELETE", f"/devices/{owner_id}/push", signer=people.keys["owner"]).status == 200
+    assert records.get(owner_id) is None
+
+
+def test_another_organisations_device_is_not_found(
+    api: SignedApi,
+    people: People,
+    operator: OperatorKey,
+    push_service: PushServiceStandIn,
+    container: wiring.Container,
+) -> None:
+    other = api.create_org(operator, name="Mairie voisine")
+    stranger, _ = api.activate(other["activation_code"], "Voisin")
+    device = PushDevice()
+    assert register(api, people, "owner", push_service.endpoint("owner"), device).status == 200
+    ours = people.keys["owner"].device_id
+    for reply in (
+        api.call(
+            "PUT", f"/devices/{ours}/push", device.subscription(push_service.endpoint("s")), signer=stranger
+        ),
+        api.call("DELETE", f"/devices/{ours}/push", signer=stranger),
+    ):
+        assert (reply.status, reply.body["error"]) == (404, "not_found")
+    kept = PushRecords(container.store).get(ours)
+    assert kept is not None and kept.endpoint == push_service.endpoint("owner")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "why"),
+    [
+        ("https://169.254.169.254/latest/meta-data/", "not a known push service"),
+        ("http://fcm.googleapis.com/fcm/send/x", "https"),
+        ("https://localhost:1/push", "not a known push service"),
+    ],
+)
+def test_an_endpoint_off_the_allow_list_is_refused_and_nothing_is_stored(
+    api: SignedApi, people: People, container: wiring.Container, endpoint: str, why: str
+) -> None:
+    reply = register(api, people, "owner", endpoint, PushDevice())
+    assert (reply.status, reply.body["error"]) == (400, "bad_request")
+    assert why in reply.body["message"]
+    assert PushRecords(container.store).get(people.keys["owner"].device_id) is None
+
+
+def test_bad_keys_and_oversized_bodies_are_refused(
+    api: SignedApi, people: People, push_service: PushServiceStandIn
+) -> None:
+    keys = people.keys["owner"]
+    body = PushDevice().subscription(push_service.endpoint("o"))
+    for broken in (
+        {**body, "keys": {"p256dh": "AAAA", "auth": body["keys"]["auth"]}},
+        {**body, "keys": {"p256dh": body["keys"]["p256dh"]}},
+        {**body, "endpoint": "https://localhost/" + "a" * 1100},
+        {**body, "extra": 1},
+    ):
+        reply = api.call("PUT", f"/devices/{keys.device_id}/push", broken, signer=keys)
+        assert reply.status == 400, (broken, reply.body)
+
+
+def test_an_offline_device_gets_one_sealed_push_naming_the_channel_by_id_only(
+    api: SignedApi, people: People, group: tuple[str, Any], push_service: PushServiceStandIn
+) -> None:
+    cid, _ = group
+    alice_device, owner_device = PushDevice(), PushDevice()
+    assert register(api, people, "alice", push_service.endpoint("alice"), alice_device).status == 200
+    assert register(api, people, "owner", push_service.endpoint("owner"), owner_device).status == 200
+    people.owner.send_text(cid, "Réunion du conseil jeudi à 18 h")
+    [received] = push_service.wait_for(1)
+    assert received.path == "/push/alice"  # the sender's own device is never woken
+    assert opened(received, alice_device, f"https://localhost:{push_service.port}") == {"channel_id": cid}
+    assert received.headers["ttl"] and received.headers["topic"] == "bocage"
+    assert b"conseil" not in received.body and b"Conseil" not in received.body
+
+
+def test_pushes_are_coalesced_per_device_and_reactions_wake_nobody(
+    api: SignedApi,
+    people: People,
+    group: tuple[str, Any],
+    push_service: PushServiceStandIn,
+    clock: ManualClock,
+) -> None:
+    cid, _ = group
+    assert register(api, people, "alice", push_service.endpoint("alice"), PushDevice()).status == 200
+    first = people.owner.send_text(cid, "un")
+    people.owner.send_text(cid, "deux")
+    people.owner.react(cid, first["message_id"], "👍")
+    assert len(push_service.wait_for(1)) == 1
+    clock.advance(COALESCE + 1)
+    people.owner.react(cid, first["message_id"], "🎉")
+    people.owner.send_text(cid, "trois")
+    assert len(push_service.wait_for(2)) == 2
+
+
+def test_a_device_with_a_live_websocket_gets_no_push(
+    api: SignedApi,
+    people: People,
+    group: tuple[str, Any],
+    push_service: PushServiceStandIn,
+    push: RecordingPush,
+) -> None:
+    cid, _ = group
+    assert register(api, people, "alice", push_service.endpoint("alice"), PushDevice()).status == 200
+    assert api.ws_connect(people.keys["alice"], "alice-conn")["statusCode"] == 200
+    people.owner.send_text(cid, "en direct")
+    assert [f["type"] for f in push.to("alice-conn")] == ["message"]
+    assert push_service.received == []
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_a_gone_subscription_is_forgotten(
+    api: SignedApi,
+    people: People,
+    group: tuple[str, Any],
+    push_service: PushServiceStandIn,
+    container: wiring.Container,
+    clock: ManualClock,
+    status: int,
+) -> None:
+    cid, _ = group
+    alice = people.keys["alice"].device_id
+    assert register(api, people, "alice", push_service.endpoint("alice"), PushDevice()).status == 200
+    push_service.answers["/push/alice"] = status
+    people.owner.send_text(cid, "un")
+    assert len(push_service.wait_for(1)) == 1
+    assert PushRecords(container.store).get(alice) is None
+    clock.advance(COALESCE + 1)
+    people.owner.send_text(cid, "deux")
+    assert len(push_service.received) == 1  # nothing more was sent to it
+
+
+def test_a_redirect_is_not_followed_and_other_failures_keep_the_subscription(
+    api: SignedApi,
+    people: People,
+    group: tuple[str, Any],
+    push_service: PushServiceStandIn,
+    container: wiring.Container,
+) -> None:
+    cid, _ = group
+    assert register(api, people, "alice", push_service.endpoint("alice"), PushDevice()).status == 200
+    push_service.answers["/push/alice"] = 302
+    sent = people.owner.send_text(cid, "un")
+    assert sent["seq"] >= 1  # the message is stored whatever the push service says
+    assert [r.path for r in push_service.wait_for(1)] == ["/push/alice"]  # not '/redirected'
+    assert PushRecords(container.store).get(people.keys["alice"].device_id) is not None
+
+
+def test_a_revoked_device_loses_its_subscription(
+    api: SignedApi,
+    people: People,
+    group: tuple[str, Any],
+    push_service: PushServiceStandIn,
+    container: wiring.Container,
+) -> None:
+    cid, _ = group
+    alice = people.keys["alice"].device_id
+    assert register(api, people, "alice", push_service.endpoint("alice"), PushDevice()).status == 200
+    assert api.revoke(people.keys["owner"], alice).status == 200
+    assert PushRecords(container.store).get(alice) is None
+    people.owner.send_text(cid, "après")
+    assert push_service.received == []
+
+
+def test_the_queue_path_pushes_from_the_consumer(
+    api: SignedApi,
+    people: People,
+    group: tuple[str, Any],
+    push_service: PushServiceStandIn,
+    container: wiring.Container,
+    push: RecordingPush,
+) -> None:
+    """On AWS with a fan-out queue the sender only enqueues; the SQS consumer sends the pushes."""
+    cid, _ = group
+    device = PushDevice()
+    assert register(api, people, "alice", push_service.endpoint("alice"), device).status == 200
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="eu-west-3")
+        url = sqs.create_queue(QueueName="bocage-fanout")["QueueUrl"]
+        container.messaging._delivery = Delivery(
+            container.store, container.clock, push, SqsQueue(sqs, url), notifier=container.notifications
+        )
+        people.owner.send_text(cid, "par la file")
+        assert push_service.received == []  # the send returned without waiting on the push service
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        bodies = [m["Body"] for m in got]
+        assert [json.loads(b) for b in bodies] == [
+            {"channel_id": cid, "wake": [people.keys["owner"].device_id]}
+        ]
+        api.lambda_.invoke("fanout", sqs_event(bodies))
+    [received] = push_service.wait_for(1)
+    assert opened(received, device, f"https://localhost:{push_service.port}") == {"channel_id": cid}
