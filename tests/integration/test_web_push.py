@@ -15,6 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from bocage.client.profile import OperatorKey
 from chalicelib import wiring
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.records.push import PushRecords
@@ -26,7 +27,7 @@ from chalicelib.services.notifications import COALESCE
 from chalicelib.settings import Settings
 from tests.integration.test_websocket_handlers import sqs_event
 from tests.push_service import PushDevice, PushServiceStandIn, verify_vapid
-from tests.support import OperatorKey, People, RecordingMailer, RecordingPush, SignedApi
+from tests.support import People, RecordingMailer, RecordingPush, SignedApi
 
 VAPID = VapidKey.generate()
 SUBJECT = "mailto:dsi@mairie.example"
