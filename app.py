@@ -159,8 +159,9 @@ def push_key(ctx: ApiContext) -> dict[str, Any]:
 def register_push(ctx: ApiContext, device_id: str) -> dict[str, Any]:
     """Register the calling device's push subscription (its own id only)."""
     body = ctx.body(PushSubscriptionBody)
+    device_keys = body.keys
     subscription = ctx.container.notifications.register(
-        ctx.principal, device_id, body.endpoint, body.keys.p256dh, body.keys.auth
+        ctx.principal, device_id, body.endpoint, device_keys.p256dh, device_keys.auth, muted=body.muted
     )
     return {"device_id": subscription.device_id, "created_at": subscription.created_at}
 

@@ -147,3 +147,6 @@ class PushSubscriptionBody(_Body):
     endpoint: str = Field(min_length=1, max_length=1024, description="an https URL of a push service")
     expirationTime: int | None = None  # the browser's name for it
     keys: PushKeys
+    muted: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=500, description="channels this device wants no push for"
+    )

@@ -43,6 +43,9 @@ class PushSubscription(BaseModel):
     p256dh: str
     auth: str
     created_at: int
+    #: Channels the device muted: no push for them (the service worker must show every push it
+    #: gets, so muting is the server's to apply; it learns which channels, nothing more).
+    muted: tuple[str, ...] = ()
 
 
 def b64url_decode(text: str) -> bytes:

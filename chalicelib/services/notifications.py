@@ -47,9 +47,17 @@ class PushNotifications:
         return None if self._sender is None else self._sender.public_key
 
     def register(
-        self, who: Principal, device_id: str, endpoint: str, p256dh: str, auth: str
+        self,
+        who: Principal,
+        device_id: str,
+        endpoint: str,
+        p256dh: str,
+        auth: str,
+        *,
+        muted: Iterable[str] = (),
     ) -> PushSubscription:
-        """The caller's own device only: any other id, of this organisation or another, is 404."""
+        """The caller's own device only: any other id, of this organisation or another, is 404.
+        Registering again replaces the subscription (a new endpoint, another list of muted channels)."""
         self._own(who, device_id)
         if self._sender is None:
             raise NotConfigured("Web Push is not configured on this server")
@@ -61,6 +69,7 @@ class PushNotifications:
             p256dh=p256dh,
             auth=auth,
             created_at=self._clock.now(),
+            muted=tuple(sorted(set(muted))),
         )
         self._records.save(subscription)
         return subscription
@@ -86,6 +95,7 @@ class PushNotifications:
             s
             for d in self._roster.roster(channel_id)
             if d.device_id not in skip and (s := self._records.get(d.device_id)) is not None
+            if channel_id not in s.muted
         ]
         until = self._clock.now() + COALESCE
         due = [s for s in subscriptions if self._records.take_slot(s.device_id, until)]

@@ -300,3 +300,18 @@ def test_the_queue_path_pushes_from_the_consumer(
         api.lambda_.invoke("fanout", sqs_event(bodies))
     [received] = push_service.wait_for(1)
     assert opened(received, device, f"https://localhost:{push_service.port}") == {"channel_id": cid}
+
+
+def test_a_muted_channel_wakes_nobody_and_unmuting_restores_it(
+    api: SignedApi, people: People, group: tuple[str, Any], push_service: PushServiceStandIn, clock: ManualClock
+) -> None:
+    cid, _ = group
+    keys, device = people.keys["alice"], PushDevice()
+    muted = {**device.subscription(push_service.endpoint("alice")), "muted": [cid]}
+    assert api.call("PUT", f"/devices/{keys.device_id}/push", muted, signer=keys).status == 200
+    people.owner.send_text(cid, "en sourdine")
+    assert push_service.received == []
+    assert register(api, people, "alice", push_service.endpoint("alice"), device).status == 200  # unmuted
+    clock.advance(COALESCE + 1)
+    people.owner.send_text(cid, "de nouveau")
+    assert [r.path for r in push_service.wait_for(1)] == ["/push/alice"]
