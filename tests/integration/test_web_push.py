@@ -303,7 +303,11 @@ def test_the_queue_path_pushes_from_the_consumer(
 
 
 def test_a_muted_channel_wakes_nobody_and_unmuting_restores_it(
-    api: SignedApi, people: People, group: tuple[str, Any], push_service: PushServiceStandIn, clock: ManualClock
+    api: SignedApi,
+    people: People,
+    group: tuple[str, Any],
+    push_service: PushServiceStandIn,
+    clock: ManualClock,
 ) -> None:
     cid, _ = group
     keys, device = people.keys["alice"], PushDevice()
