@@ -53,6 +53,8 @@ class Settings:
     #: no pushes), who the push services may contact about it, and push services beyond the
     #: browsers' (``host``, ``.suffix`` or ``host:port``).
     vapid_private_key: str | None = field(default=None, repr=False)
+    #: On AWS: the SSM SecureString holding that key, read on the first push (never in the env).
+    vapid_parameter: str | None = None
     vapid_subject: str = "mailto:admin@bocage.localhost"
     push_services: tuple[str, ...] = ()
 
@@ -86,6 +88,7 @@ class Settings:
             web_dir=e.get("BOCAGE_WEB_DIR") or DEFAULT_WEB_DIR,
             ws_per_device=max(1, int(e.get("BOCAGE_WS_PER_DEVICE", cls.ws_per_device))),
             vapid_private_key=e.get("BOCAGE_VAPID_PRIVATE_KEY") or None,
+            vapid_parameter=e.get("BOCAGE_VAPID_PARAMETER") or None,
             vapid_subject=e.get("BOCAGE_VAPID_SUBJECT") or cls.vapid_subject,
             push_services=_split(e.get("BOCAGE_PUSH_SERVICES")),
         )

@@ -149,12 +149,23 @@ def build_push(settings: Settings) -> Push:
 
 
 def build_web_push(settings: Settings) -> WebPush | None:
-    """Web Push when a VAPID key is set; its cryptography loads on the first push."""
-    if not settings.vapid_private_key:
+    """Web Push when a VAPID key is set (or, on AWS, its SSM parameter named); the key and the
+    cryptography load on the first push, not at start."""
+    if not (settings.vapid_private_key or settings.vapid_parameter):
         return None
     from chalicelib.adapters.web_push import WebPushSender
 
-    return WebPushSender(settings.vapid_private_key, settings.vapid_subject)
+    if settings.vapid_private_key:
+        return WebPushSender(settings.vapid_private_key, settings.vapid_subject)
+    name, region = str(settings.vapid_parameter), settings.region
+
+    def from_ssm() -> str:
+        import boto3
+
+        answer = boto3.client("ssm", region_name=region).get_parameter(Name=name, WithDecryption=True)
+        return str(answer["Parameter"]["Value"])
+
+    return WebPushSender(from_ssm, settings.vapid_subject)
 
 
 def build_queue(settings: Settings) -> Queue | None:

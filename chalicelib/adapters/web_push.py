@@ -14,7 +14,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -38,8 +38,11 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 class WebPushSender:
-    def __init__(self, private_key: str, subject: str, *, parallel: int = PARALLEL) -> None:
-        self._private_text = private_key
+    def __init__(
+        self, private_key: str | Callable[[], str], subject: str, *, parallel: int = PARALLEL
+    ) -> None:
+        """``private_key``: the VAPID key's text, or what reads it (AWS: an SSM SecureString)."""
+        self._private_key = private_key
         self._subject = subject
         self._key: VapidKey | None = None
         self._parallel = parallel
@@ -50,7 +53,8 @@ class WebPushSender:
         if self._key is None:
             from chalicelib.adapters.web_push_crypto import VapidKey
 
-            self._key = VapidKey.from_text(self._private_text)
+            text = self._private_key if isinstance(self._private_key, str) else self._private_key()
+            self._key = VapidKey.from_text(text)
         return self._key
 
     @property
