@@ -10,10 +10,7 @@ start: a Lambda that only stores a message does not load it.
 from __future__ import annotations
 
 import logging
-import ssl
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -21,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.ports import PushRequest
 
 if TYPE_CHECKING:
+    import urllib.request
+
     from chalicelib.adapters.web_push_crypto import VapidKey
 
 logger = logging.getLogger(__name__)
@@ -32,9 +31,19 @@ TOPIC = "bocage"  # the push service keeps the newest pending push of this topic
 GONE = (404, 410)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a 3xx is then an HTTPError: the push failed, nothing else was called
+def _opener() -> urllib.request.OpenerDirector:
+    """HTTPS that follows no redirect (a 3xx is then an HTTPError: the push failed, nothing else
+    was called), with a context per push: it reads SSL_CERT_FILE, as a self-hosted push service
+    may need. Imported here: a cold start that sends no push does not load ssl or urllib."""
+    import ssl
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    https = urllib.request.HTTPSHandler(context=ssl.create_default_context())
+    return urllib.request.build_opener(NoRedirect, https)
 
 
 class WebPushSender:
@@ -73,9 +82,11 @@ class WebPushSender:
     def _try_send(self, request: PushRequest) -> bool:
         """True when the push service says the subscription is gone. Endpoints are not logged:
         they identify a device to its push service."""
+        from urllib.error import HTTPError
+
         try:
             self.send(request)
-        except urllib.error.HTTPError as error:
+        except HTTPError as error:
             if error.code in GONE:
                 return True
             logger.warning("web push refused", extra={"status": error.code, "device_id": request.device_id})
@@ -84,6 +95,8 @@ class WebPushSender:
         return False
 
     def send(self, request: PushRequest) -> None:
+        import urllib.request
+
         from chalicelib.adapters.web_push_crypto import encrypt
 
         body = encrypt(request.payload, request.p256dh, request.auth)
@@ -97,8 +110,5 @@ class WebPushSender:
         }
         # The endpoint passed check_endpoint when it was registered: https, an allowed host.
         post = urllib.request.Request(request.endpoint, data=body, headers=headers, method="POST")  # noqa: S310
-        # A context per push: it reads SSL_CERT_FILE, as a self-hosted push service may need.
-        https = urllib.request.HTTPSHandler(context=ssl.create_default_context())
-        opener = urllib.request.build_opener(_NoRedirect, https)
-        with opener.open(post, timeout=TIMEOUT) as answer:
+        with _opener().open(post, timeout=TIMEOUT) as answer:
             answer.read()
