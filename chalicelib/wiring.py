@@ -157,15 +157,10 @@ def build_web_push(settings: Settings) -> WebPush | None:
 
     if settings.vapid_private_key:
         return WebPushSender(settings.vapid_private_key, settings.vapid_subject)
+    from chalicelib.adapters.ssm_secret import read_secure_parameter
+
     name, region = str(settings.vapid_parameter), settings.region
-
-    def from_ssm() -> str:
-        import boto3
-
-        answer = boto3.client("ssm", region_name=region).get_parameter(Name=name, WithDecryption=True)
-        return str(answer["Parameter"]["Value"])
-
-    return WebPushSender(from_ssm, settings.vapid_subject)
+    return WebPushSender(lambda: read_secure_parameter(name, region), settings.vapid_subject)
 
 
 def build_queue(settings: Settings) -> Queue | None:

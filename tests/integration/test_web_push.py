@@ -319,3 +319,14 @@ def test_a_muted_channel_wakes_nobody_and_unmuting_restores_it(
     clock.advance(COALESCE + 1)
     people.owner.send_text(cid, "de nouveau")
     assert [r.path for r in push_service.wait_for(1)] == ["/push/alice"]
+
+
+def test_on_aws_the_key_is_read_from_its_ssm_parameter_on_first_use(aws_env: None) -> None:
+    with mock_aws():
+        settings = Settings(vapid_parameter="/bocage/dev/vapid", region="eu-west-3")
+        sender = wiring.build_web_push(settings)  # built before the parameter exists: nothing read yet
+        assert sender is not None
+        ssm = boto3.client("ssm", region_name="eu-west-3")
+        ssm.put_parameter(Name="/bocage/dev/vapid", Type="SecureString", Value=VAPID.private_text())
+        assert sender.public_key == VAPID.public_key
+    assert wiring.build_web_push(Settings()) is None  # no key, no parameter: no Web Push
