@@ -208,13 +208,18 @@ def push() -> RecordingPush:
 
 
 @pytest.fixture
-def container(
-    app_store: Store, clock: ManualClock, mailer: RecordingMailer, operator: OperatorKey, push: RecordingPush
-) -> Iterator[wiring.Container]:
-    settings = dataclasses.replace(
+def app_settings(operator: OperatorKey) -> Settings:
+    """The app's settings in tests; a module overrides this fixture to turn a feature on."""
+    return dataclasses.replace(
         Settings(), public_url="https://api.bocage.test", operator_keys=(operator.public_key,)
     )
-    built = wiring.build(settings, store=app_store, clock=clock, mailer=mailer, push=push)
+
+
+@pytest.fixture
+def container(
+    app_store: Store, clock: ManualClock, mailer: RecordingMailer, app_settings: Settings, push: RecordingPush
+) -> Iterator[wiring.Container]:
+    built = wiring.build(app_settings, store=app_store, clock=clock, mailer=mailer, push=push)
     wiring.use(built)
     yield built
     wiring.use(None)

@@ -21,13 +21,12 @@ from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.records.push import PushRecords
 from chalicelib.adapters.sqs_queue import SqsQueue
 from chalicelib.adapters.web_push_crypto import VapidKey
-from chalicelib.ports import Store
 from chalicelib.services.delivery import Delivery
 from chalicelib.services.notifications import COALESCE
 from chalicelib.settings import Settings
 from tests.integration.test_websocket_handlers import sqs_event
 from tests.push_service import PushDevice, PushServiceStandIn, verify_vapid
-from tests.support import People, RecordingMailer, RecordingPush, SignedApi
+from tests.support import People, RecordingPush, SignedApi
 
 VAPID = VapidKey.generate()
 SUBJECT = "mailto:dsi@mairie.example"
@@ -42,15 +41,8 @@ def push_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pu
 
 
 @pytest.fixture
-def container(
-    app_store: Store,
-    clock: ManualClock,
-    mailer: RecordingMailer,
-    operator: OperatorKey,
-    push: RecordingPush,
-    push_service: PushServiceStandIn,
-) -> Iterator[wiring.Container]:
-    settings = dataclasses.replace(
+def app_settings(operator: OperatorKey, push_service: PushServiceStandIn) -> Settings:
+    return dataclasses.replace(
         Settings(),
         public_url="https://api.bocage.test",
         operator_keys=(operator.public_key,),
@@ -58,10 +50,6 @@ def container(
         vapid_subject=SUBJECT,
         push_services=(push_service.host,),
     )
-    built = wiring.build(settings, store=app_store, clock=clock, mailer=mailer, push=push)
-    wiring.use(built)
-    yield built
-    wiring.use(None)
 
 
 def register(api: SignedApi, people: People, name: str, endpoint: str, device: PushDevice) -> Any:
@@ -85,6 +73,39 @@ def group(people: People) -> tuple[str, Any]:
     cid = people.owner.create_channel("group", "Conseil municipal")["channel_id"]
     people.owner.add_member(cid, people.info["alice"]["member_id"])
     return cid, alice
+
+
+@dataclasses.dataclass(frozen=True)
+class Subscribed:
+    """A group of the owner and alice, alice's device registered for pushes (no WebSocket open),
+    and what the tests drive and look at."""
+
+    api: SignedApi
+    people: People
+    cid: str
+    device: PushDevice
+    service: PushServiceStandIn
+    container: wiring.Container
+    clock: ManualClock
+    push: RecordingPush
+
+    def alice_subscription(self) -> Any:
+        return PushRecords(self.container.store).get(self.people.keys["alice"].device_id)
+
+
+@pytest.fixture
+def alice(
+    api: SignedApi,
+    people: People,
+    group: tuple[str, Any],
+    push_service: PushServiceStandIn,
+    container: wiring.Container,
+    clock: ManualClock,
+    push: RecordingPush,
+) -> Subscribed:
+    device = PushDevice()
+    assert register(api, people, "alice", push_service.endpoint("alice"), device).status == 200
+    return Subscribed(api, people, group[0], device, push_service, container, clock, push)
 
 
 def test_the_public_key_is_served_and_a_device_registers_its_own_subscription_only(
@@ -184,122 +205,70 @@ def test_an_offline_device_gets_one_sealed_push_naming_the_channel_by_id_only(
     assert b"conseil" not in received.body and b"Conseil" not in received.body
 
 
-def test_pushes_are_coalesced_per_device_and_reactions_wake_nobody(
-    api: SignedApi,
-    people: People,
-    group: tuple[str, Any],
-    push_service: PushServiceStandIn,
-    clock: ManualClock,
-) -> None:
-    cid, _ = group
-    assert register(api, people, "alice", push_service.endpoint("alice"), PushDevice()).status == 200
-    first = people.owner.send_text(cid, "un")
-    people.owner.send_text(cid, "deux")
-    people.owner.react(cid, first["message_id"], "👍")
-    assert len(push_service.wait_for(1)) == 1
-    clock.advance(COALESCE + 1)
-    people.owner.react(cid, first["message_id"], "🎉")
-    people.owner.send_text(cid, "trois")
-    assert len(push_service.wait_for(2)) == 2
+def test_pushes_are_coalesced_per_device_and_reactions_wake_nobody(alice: Subscribed) -> None:
+    owner, cid = alice.people.owner, alice.cid
+    first = owner.send_text(cid, "un")
+    owner.send_text(cid, "deux")
+    owner.react(cid, first["message_id"], "👍")
+    assert len(alice.service.wait_for(1)) == 1
+    alice.clock.advance(COALESCE + 1)
+    owner.react(cid, first["message_id"], "🎉")
+    owner.send_text(cid, "trois")
+    assert len(alice.service.wait_for(2)) == 2
 
 
-def test_a_device_with_a_live_websocket_gets_no_push(
-    api: SignedApi,
-    people: People,
-    group: tuple[str, Any],
-    push_service: PushServiceStandIn,
-    push: RecordingPush,
-) -> None:
-    cid, _ = group
-    assert register(api, people, "alice", push_service.endpoint("alice"), PushDevice()).status == 200
-    assert api.ws_connect(people.keys["alice"], "alice-conn")["statusCode"] == 200
-    people.owner.send_text(cid, "en direct")
-    assert [f["type"] for f in push.to("alice-conn")] == ["message"]
-    assert push_service.received == []
+def test_a_device_with_a_live_websocket_gets_no_push(alice: Subscribed) -> None:
+    assert alice.api.ws_connect(alice.people.keys["alice"], "alice-conn")["statusCode"] == 200
+    alice.people.owner.send_text(alice.cid, "en direct")
+    assert [f["type"] for f in alice.push.to("alice-conn")] == ["message"]
+    assert alice.service.received == []
 
 
 @pytest.mark.parametrize("status", [404, 410])
-def test_a_gone_subscription_is_forgotten(
-    api: SignedApi,
-    people: People,
-    group: tuple[str, Any],
-    push_service: PushServiceStandIn,
-    container: wiring.Container,
-    clock: ManualClock,
-    status: int,
-) -> None:
-    cid, _ = group
-    alice = people.keys["alice"].device_id
-    assert register(api, people, "alice", push_service.endpoint("alice"), PushDevice()).status == 200
-    push_service.answers["/push/alice"] = status
-    people.owner.send_text(cid, "un")
-    assert len(push_service.wait_for(1)) == 1
-    assert PushRecords(container.store).get(alice) is None
-    clock.advance(COALESCE + 1)
-    people.owner.send_text(cid, "deux")
-    assert len(push_service.received) == 1  # nothing more was sent to it
+def test_a_gone_subscription_is_forgotten(alice: Subscribed, status: int) -> None:
+    alice.service.answers["/push/alice"] = status
+    alice.people.owner.send_text(alice.cid, "un")
+    assert len(alice.service.wait_for(1)) == 1
+    assert alice.alice_subscription() is None
+    alice.clock.advance(COALESCE + 1)
+    alice.people.owner.send_text(alice.cid, "deux")
+    assert len(alice.service.received) == 1  # nothing more was sent to it
 
 
-def test_a_redirect_is_not_followed_and_other_failures_keep_the_subscription(
-    api: SignedApi,
-    people: People,
-    group: tuple[str, Any],
-    push_service: PushServiceStandIn,
-    container: wiring.Container,
-) -> None:
-    cid, _ = group
-    assert register(api, people, "alice", push_service.endpoint("alice"), PushDevice()).status == 200
-    push_service.answers["/push/alice"] = 302
-    sent = people.owner.send_text(cid, "un")
+def test_a_redirect_is_not_followed_and_other_failures_keep_the_subscription(alice: Subscribed) -> None:
+    alice.service.answers["/push/alice"] = 302
+    sent = alice.people.owner.send_text(alice.cid, "un")
     assert sent["seq"] >= 1  # the message is stored whatever the push service says
-    assert [r.path for r in push_service.wait_for(1)] == ["/push/alice"]  # not '/redirected'
-    assert PushRecords(container.store).get(people.keys["alice"].device_id) is not None
+    assert [r.path for r in alice.service.wait_for(1)] == ["/push/alice"]  # not '/redirected'
+    assert alice.alice_subscription() is not None
 
 
-def test_a_revoked_device_loses_its_subscription(
-    api: SignedApi,
-    people: People,
-    group: tuple[str, Any],
-    push_service: PushServiceStandIn,
-    container: wiring.Container,
-) -> None:
-    cid, _ = group
-    alice = people.keys["alice"].device_id
-    assert register(api, people, "alice", push_service.endpoint("alice"), PushDevice()).status == 200
-    assert api.revoke(people.keys["owner"], alice).status == 200
-    assert PushRecords(container.store).get(alice) is None
-    people.owner.send_text(cid, "après")
-    assert push_service.received == []
+def test_a_revoked_device_loses_its_subscription(alice: Subscribed) -> None:
+    assert alice.api.revoke(alice.people.keys["owner"], alice.people.keys["alice"].device_id).status == 200
+    assert alice.alice_subscription() is None
+    alice.people.owner.send_text(alice.cid, "après")
+    assert alice.service.received == []
 
 
-def test_the_queue_path_pushes_from_the_consumer(
-    api: SignedApi,
-    people: People,
-    group: tuple[str, Any],
-    push_service: PushServiceStandIn,
-    container: wiring.Container,
-    push: RecordingPush,
-) -> None:
+def test_the_queue_path_pushes_from_the_consumer(alice: Subscribed) -> None:
     """On AWS with a fan-out queue the sender only enqueues; the SQS consumer sends the pushes."""
-    cid, _ = group
-    device = PushDevice()
-    assert register(api, people, "alice", push_service.endpoint("alice"), device).status == 200
+    container, service = alice.container, alice.service
     with mock_aws():
         sqs = boto3.client("sqs", region_name="eu-west-3")
         url = sqs.create_queue(QueueName="bocage-fanout")["QueueUrl"]
         container.messaging._delivery = Delivery(
-            container.store, container.clock, push, SqsQueue(sqs, url), notifier=container.notifications
+            container.store, container.clock, alice.push, SqsQueue(sqs, url), notifier=container.notifications
         )
-        people.owner.send_text(cid, "par la file")
-        assert push_service.received == []  # the send returned without waiting on the push service
+        alice.people.owner.send_text(alice.cid, "par la file")
+        assert service.received == []  # the send returned without waiting on the push service
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         bodies = [m["Body"] for m in got]
         assert [json.loads(b) for b in bodies] == [
-            {"channel_id": cid, "wake": [people.keys["owner"].device_id]}
+            {"channel_id": alice.cid, "wake": [alice.people.keys["owner"].device_id]}
         ]
-        api.lambda_.invoke("fanout", sqs_event(bodies))
-    [received] = push_service.wait_for(1)
-    assert opened(received, device, f"https://localhost:{push_service.port}") == {"channel_id": cid}
+        alice.api.lambda_.invoke("fanout", sqs_event(bodies))
+    [received] = service.wait_for(1)
+    assert opened(received, alice.device, f"https://localhost:{service.port}") == {"channel_id": alice.cid}
 
 
 def test_a_muted_channel_wakes_nobody_and_unmuting_restores_it(
