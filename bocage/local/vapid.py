@@ -26,7 +26,7 @@ def load_or_create(data_dir: str) -> str:
     from chalicelib.adapters.web_push_crypto import VapidKey
 
     path = os.path.join(data_dir, KEY_FILE)
-    os.makedirs(data_dir, exist_ok=True)
+    os.makedirs(data_dir, mode=0o700, exist_ok=True)  # as the SQLite store makes it
     if not os.path.exists(path):
         # Written whole under a name of its own, then linked into place: a replica starting
         # at the same moment reads either no file or the whole key, and the first link wins.

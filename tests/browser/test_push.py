@@ -12,6 +12,7 @@ after checking it was given the server's VAPID key. Everything else is the app's
 from __future__ import annotations
 
 import json
+import stat
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -123,6 +124,8 @@ def test_opt_in_then_a_sealed_push_shows_the_channel_name_only(
     page.get_by_role("button", name="Recevoir les notifications").click()
     expect(page.locator(".push-status")).to_have_text("Les notifications sont activées sur cet appareil.")
     assert page.evaluate("globalThis.__vapidKey") == server_key(push_server)
+    key_file = tmp_path / "data" / "vapid.key"  # generated on the first start, for its owner only
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     shoot(page, artifacts, "push-01-opted-in")
     page.get_by_role("link", name="Messages").click()
     page.get_by_role("link", name=GROUP).click()

@@ -135,6 +135,7 @@ def test_bocage_serve_generates_its_key_once_readable_by_its_owner_only(tmp_path
     first = load_or_create(str(tmp_path / "data"))
     path = tmp_path / "data" / KEY_FILE
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "data").st_mode) == 0o700
     assert load_or_create(str(tmp_path / "data")) == first  # kept across restarts
     assert json.dumps(first) and VapidKey.from_text(first).public_key
     assert [p.name for p in (tmp_path / "data").iterdir()] == [KEY_FILE]  # no draft left behind
