@@ -2,7 +2,8 @@
 (real HTTPS on loopback): the opt-in on the device page registers the subscription, a message
 written while the app is closed reaches the stand-in sealed for the device, and the service
 worker, handed that push through the DevTools protocol (``ServiceWorker.deliverPushMessage``),
-shows "Nouveau message dans <channel>" with the name the device knows and no text in clear.
+shows "Nouveau message dans <channel>" with the name the device knows and no text in clear,
+and shows nothing a forged push carries.
 
 Headless Chromium cannot reach a real push service, so ``pushManager.subscribe`` is the one part
 replaced: it answers a subscription to the stand-in with this test's keys (``PushDevice``),
@@ -156,4 +157,17 @@ def test_opt_in_then_a_sealed_push_shows_the_channel_name_only(
     assert page.evaluate(NOTIFICATIONS_JS) == [
         {"title": f"Nouveau message dans {GROUP}", "body": "", "tag": f"channel:{group_id}"}
     ]
+
+    # A malicious server (or push service) slipping words into a push gets none of them shown:
+    # an unknown channel, extra fields or a payload that is no JSON give the generic title.
+    for forged in (
+        json.dumps({"channel_id": "c_unknown", "text": "Virement urgent : cliquez ici", "title": "Banque"}),
+        json.dumps({"channel_id": group_id + "<img src=x onerror=alert(1)>"}),
+        "Virement urgent : cliquez ici",
+    ):
+        page.evaluate(CLOSE_NOTIFICATIONS_JS)
+        deliver_push(page, push_server.url, forged)
+        wait_for(lambda: bool(page.evaluate(NOTIFICATIONS_JS)), "the forged push's notification")
+        [shown] = page.evaluate(NOTIFICATIONS_JS)
+        assert (shown["title"], shown["body"]) == ("Nouveau message dans Bocage", ""), (forged, shown)
     assert not problems, problems
