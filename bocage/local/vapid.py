@@ -17,7 +17,16 @@ KEY_FILE = "vapid.key"
 
 
 def with_vapid_key(settings: Settings) -> Settings:
+    """The settings with a VAPID key; a key set but unreadable stops the start with why."""
     if settings.vapid_private_key:
+        from chalicelib.adapters.web_push_crypto import VapidKey
+
+        try:
+            VapidKey.from_text(settings.vapid_private_key)
+        except ValueError as exc:
+            raise ValueError(
+                f"BOCAGE_VAPID_PRIVATE_KEY is not a P-256 private key (base64url or PEM): {exc}"
+            ) from exc
         return settings
     return dataclasses.replace(settings, vapid_private_key=load_or_create(settings.data_dir))
 

@@ -86,7 +86,10 @@ class VapidKey:
             if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
                 raise ValueError("the VAPID key must be a P-256 key")
             return cls(key)
-        return cls(ec.derive_private_key(int.from_bytes(unb64url(text), "big"), ec.SECP256R1()))
+        raw = unb64url(text)
+        if len(raw) != 32:
+            raise ValueError("a base64url VAPID key is 32 bytes")
+        return cls(ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1()))
 
     def private_text(self) -> str:
         return b64url(self._private.private_numbers().private_value.to_bytes(32, "big"))

@@ -12,10 +12,11 @@ import http_ece
 import pytest
 from cryptography.exceptions import InvalidSignature
 
-from bocage.local.vapid import KEY_FILE, load_or_create
+from bocage.local.vapid import KEY_FILE, load_or_create, with_vapid_key
 from chalicelib.adapters.web_push_crypto import PADDED, VapidKey, encrypt
 from chalicelib.domain.push import DEFAULT_PUSH_SERVICES, allowed_host, check_endpoint, check_keys
 from chalicelib.errors import BadRequest
+from chalicelib.settings import Settings
 from tests.push_service import PushDevice, b64url, verify_vapid
 
 FCM = "https://fcm.googleapis.com/fcm/send/abc:APA91b"
@@ -120,15 +121,30 @@ def test_the_vapid_header_is_an_es256_jwt_for_the_push_services_origin() -> None
         )
 
 
-def test_a_pem_key_is_read_too() -> None:
+@pytest.mark.parametrize("form", ["TraditionalOpenSSL", "PKCS8"])  # openssl ecparam writes the first
+def test_a_pem_key_is_read_too(form: str) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
     private = ec.generate_private_key(ec.SECP256R1())
     pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        serialization.Encoding.PEM, getattr(serialization.PrivateFormat, form), serialization.NoEncryption()
     ).decode()
     assert VapidKey.from_text(pem).private_text() == VapidKey(private).private_text()
+    other_curve = ec.generate_private_key(ec.SECP384R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    with pytest.raises(ValueError, match="P-256"):
+        VapidKey.from_text(other_curve.decode())
+
+
+def test_bocage_serve_refuses_an_unreadable_key_and_keeps_a_good_one(tmp_path: Path) -> None:
+    good = VapidKey.generate().private_text()
+    kept = with_vapid_key(Settings(data_dir=str(tmp_path), vapid_private_key=good))
+    assert kept.vapid_private_key == good and not (tmp_path / KEY_FILE).exists()
+    for bad in ("not-a-key", "QUJD", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"):
+        with pytest.raises(ValueError, match="BOCAGE_VAPID_PRIVATE_KEY"):
+            with_vapid_key(Settings(data_dir=str(tmp_path), vapid_private_key=bad))
 
 
 def test_bocage_serve_generates_its_key_once_readable_by_its_owner_only(tmp_path: Path) -> None:
