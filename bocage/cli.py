@@ -243,6 +243,13 @@ def _register_send_and_read(sub: Subparsers, common: argparse.ArgumentParser) ->
     send.add_argument("text")
     send.add_argument("--reply-to", default=None, metavar="MESSAGE_ID", help="quote a message")
     send.add_argument(
+        "--mention",
+        action="append",
+        default=[],
+        metavar="MEMBER_ID",
+        help="mention a member of the channel (repeatable; their name is written in the text as @Name)",
+    )
+    send.add_argument(
         "--live", action="store_true", help="send over a WebSocket connection and wait for its ack"
     )
     send.set_defaults(func=cmd_send)
@@ -252,6 +259,11 @@ def _register_send_and_read(sub: Subparsers, common: argparse.ArgumentParser) ->
     read.add_argument("--since", type=int, default=0, metavar="CURSOR")
     read.add_argument("--limit", type=int, default=100)
     read.set_defaults(func=cmd_read)
+
+    seen = sub.add_parser("seen", parents=[common], help='who has read a message ("vu par N / M")')
+    seen.add_argument("channel")
+    seen.add_argument("message_id")
+    seen.set_defaults(func=cmd_seen)
 
     react = sub.add_parser("react", parents=[common], help="react to a message with an emoji")
     react.add_argument("channel")
@@ -280,6 +292,9 @@ def register_polls(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     poll_create.add_argument("question")
     poll_create.add_argument("options", nargs="+", metavar="OPTION")
     poll_create.add_argument("--multiple", action="store_true", help="several choices per voter")
+    poll_create.add_argument(
+        "--show-voters", action="store_true", help="results name who chose each option (else totals only)"
+    )
     poll_create.add_argument("--closes", default=None, metavar="DURATION", help="close after 30m, 2h, 7d...")
     poll_create.set_defaults(func=cmd_poll_create)
     poll_vote = poll_sub.add_parser("vote", parents=[common], help="vote (a later vote replaces yours)")
@@ -546,14 +561,22 @@ def cmd_channels(args: argparse.Namespace) -> Result:
 
 def cmd_send(args: argparse.Namespace) -> Result:
     messenger = _messenger(args)
+    options: dict[str, Any] = {"reply_to": args.reply_to, "mentions": args.mention}
     if not args.live:
-        return messenger.send_text(args.channel, args.text, reply_to=args.reply_to)
+        return messenger.send_text(args.channel, args.text, **options)
     with messenger.live():
-        return messenger.send_text(args.channel, args.text, reply_to=args.reply_to, live=True)
+        return messenger.send_text(args.channel, args.text, **options, live=True)
 
 
 def cmd_read(args: argparse.Namespace) -> Result:
     return _messenger(args).read(args.channel, since=args.since, limit=args.limit)
+
+
+def cmd_seen(args: argparse.Namespace) -> Result:
+    try:
+        return _messenger(args).seen_by(args.channel, args.message_id)
+    except LookupError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def cmd_react(args: argparse.Namespace) -> Result:
@@ -605,7 +628,12 @@ def cmd_poll_create(args: argparse.Namespace) -> Result:
     messenger = _messenger(args)
     closes_at = None if delay is None else int(messenger.clock()) + delay
     return messenger.create_poll(
-        args.channel, args.question, args.options, multiple=args.multiple, closes_at=closes_at
+        args.channel,
+        args.question,
+        args.options,
+        multiple=args.multiple,
+        closes_at=closes_at,
+        show_voters=args.show_voters,
     )
 
 

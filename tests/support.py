@@ -9,11 +9,22 @@ from typing import Any
 from nacl.signing import SigningKey
 
 from bocage.client.api import ApiError, BocageClient
-from bocage.client.issuing import device_ticket, enrol, member_ticket, removal, revocation, role_statement
+from bocage.client.issuing import (
+    device_ticket,
+    enrol,
+    member_ticket,
+    membership_entry,
+    removal,
+    revocation,
+    role_statement,
+)
 from bocage.client.profile import DeviceKeys, OperatorKey, sign_token
 from chalicelib.adapters.clocks import ManualClock
+from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.domain.activation_link import ActivationTarget, parse_activation, with_fragment_params
 from chalicelib.domain.auth_token import SCHEME
+from chalicelib.domain.channel import ChannelMember, ChannelRole
 from chalicelib.domain.encoding import b64e
 from chalicelib.domain.invitation import activation_proof_message, normalise_code
 from chalicelib.domain.organisation import Device
@@ -393,4 +404,40 @@ def device_model(device_id: str, member_id: str, *, org_id: str = "o_1", created
         sign_public_key=f"sign-{device_id}",
         box_public_key=f"box-{device_id}",
         created_at=created_at,
+    )
+
+
+def plant_addition(
+    container: Any,
+    signer: DeviceKeys,
+    *,
+    org_id: str,
+    channel_id: str,
+    previous: dict[str, Any],
+    member_id: str,
+    now: int,
+) -> None:
+    """What a malicious server does to slip a member into a channel: an ``add`` entry signed by a
+    device of its choosing, written after ``previous`` in the channel's log, and the membership
+    row. Clients must refuse the entry (docs/protocol.md, section 14)."""
+    signed = membership_entry(
+        signer.signing,
+        signer.device_id,
+        org_id=org_id,
+        channel_id=channel_id,
+        previous=previous,
+        op="add",
+        member_id=member_id,
+        role="member",
+        now=now,
+    )
+    container.store.put(keys.record(keys.membership_entry(channel_id, signed["seq"]), {"entry": signed}))
+    ChannelRecords(container.store).save_membership(
+        ChannelMember(
+            channel_id=channel_id,
+            member_id=member_id,
+            role=ChannelRole.MEMBER,
+            added_at=1,
+            added_by=member_id,
+        )
     )

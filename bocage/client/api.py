@@ -279,6 +279,10 @@ class BocageClient:
         query = {"since": str(since), "limit": str(limit)}
         return cast(MessagePage, self.request("GET", f"/channels/{channel_id}/messages", query=query))
 
+    def seen(self, channel_id: str) -> dict[str, Any]:
+        """How far each member of the channel has read (their devices' furthest cursor)."""
+        return self.request("GET", f"/channels/{channel_id}/seen")
+
     # -- retention -------------------------------------------------------------------------------
 
     def retention(self, channel_id: str | None = None) -> Document:

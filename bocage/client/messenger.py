@@ -240,11 +240,20 @@ class Messenger:
         )
 
     def send_text(
-        self, channel_id: str, text: str, *, reply_to: str | None = None, live: bool = False
+        self,
+        channel_id: str,
+        text: str,
+        *,
+        reply_to: str | None = None,
+        mentions: list[str] | None = None,
+        live: bool = False,
     ) -> Receipt:
+        """A text; ``mentions`` are member ids whose ``@Name`` the text holds (protocol section 7)."""
         content: dict[str, Any] = {"type": "text", "text": text}
         if reply_to:
             content["reply_to"] = reply_to
+        if mentions:
+            content["mentions"] = list(dict.fromkeys(mentions))
         return self.send(channel_id, content, live=live)
 
     def edit(self, channel_id: str, message_id: str, text: str) -> Receipt:
@@ -270,8 +279,9 @@ class Messenger:
         *,
         multiple: bool = False,
         closes_at: int | None = None,
+        show_voters: bool = False,
     ) -> dict[str, Any]:
-        poll = new_poll(question, options, multiple=multiple, closes_at=closes_at)
+        poll = new_poll(question, options, multiple=multiple, closes_at=closes_at, show_voters=show_voters)
         result = self.send(channel_id, poll, kind="poll")
         return {**result, "poll_id": result["message_id"]}
 
@@ -285,6 +295,25 @@ class Messenger:
         """Tallied here, on the device: the server never sees a question, an option or a vote."""
         members = set(self.trust.membership(channel_id).members)  # the signed membership, not the server's
         return tally(self.history(channel_id), poll_id, members, now=self.clock())
+
+    def seen_by(self, channel_id: str, message_id: str) -> dict[str, Any]:
+        """Who of the channel's other members has read up to one message ("vu par N / M"), from
+        the read cursors the server keeps (for the sender and, in a tribe, its managers)."""
+        message = next((m for m in self.history(channel_id) if m["message_id"] == message_id), None)
+        if message is None:
+            raise LookupError(f"no message {message_id} in this channel")
+        members = self.client.seen(channel_id)["members"]
+        others = [m for m in members if m["member_id"] != message["sender_member"]]
+        seen = sorted(m["member_id"] for m in others if m["seq"] >= message["seq"])
+        return {
+            "channel_id": channel_id,
+            "message_id": message_id,
+            "seq": message["seq"],
+            "seen_by": seen,
+            "not_seen_by": sorted(m["member_id"] for m in others if m["seq"] < message["seq"]),
+            "count": len(seen),
+            "total": len(others),
+        }
 
     def history(self, channel_id: str) -> list[dict[str, Any]]:
         """Every readable message of the channel, opened, oldest first."""
@@ -401,6 +430,9 @@ class Messenger:
         shown = {**shown, "verified": True, "content": content, "text": content.get("text")}
         if content.get("reply_to"):
             shown["reply_to"] = content["reply_to"]
+        mentions = content.get("mentions")
+        if isinstance(mentions, list) and all(isinstance(m, str) for m in mentions):
+            shown["mentions"] = mentions
         return shown
 
     def _open_sealed(self, message: dict[str, Any], device: RosterDevice) -> dict[str, Any]:

@@ -17,9 +17,17 @@ MAX_OPTION = 200
 
 
 def new_poll(
-    question: str, options: list[str], *, multiple: bool = False, closes_at: int | None = None
+    question: str,
+    options: list[str],
+    *,
+    multiple: bool = False,
+    closes_at: int | None = None,
+    show_voters: bool = False,
 ) -> dict[str, Any]:
-    """The content of a poll message; ValueError on what no client should accept either."""
+    """The content of a poll message; ValueError on what no client should accept either.
+
+    ``show_voters``: results name who chose each option (docs/protocol.md, section 8).
+    """
     question = question.strip()
     cleaned = [o.strip() for o in options]
     if not question or len(question) > MAX_QUESTION:
@@ -28,13 +36,14 @@ def new_poll(
         raise ValueError(f"a poll has {MIN_OPTIONS} to {MAX_OPTIONS} options")
     if any(not o or len(o) > MAX_OPTION for o in cleaned) or len(set(cleaned)) != len(cleaned):
         raise ValueError(f"options are distinct and 1 to {MAX_OPTION} characters long")
-    return {
+    content = {
         "type": "poll",
         "question": question,
         "options": cleaned,
         "multiple": multiple,
         "closes_at": closes_at,
     }
+    return {**content, "show_voters": True} if show_voters else content
 
 
 def tally(messages: list[dict[str, Any]], poll_id: str, members: set[str], *, now: float) -> dict[str, Any]:
@@ -77,10 +86,18 @@ def tally(messages: list[dict[str, Any]], poll_id: str, members: set[str], *, no
     for vote in latest.values():
         for choice in vote["choices"]:
             counts[choice] += 1
+    show_voters = content.get("show_voters") is True
+
+    def who_chose(i: int) -> dict[str, list[str]]:
+        return {"voter_ids": sorted(m for m, v in latest.items() if i in v["choices"])} if show_voters else {}
+
     return {
         "poll_id": poll_id,
         "question": content["question"],
-        "options": [{"index": i, "option": o, "votes": counts[i]} for i, o in enumerate(options)],
+        "options": [
+            {"index": i, "option": o, "votes": counts[i]} | who_chose(i) for i, o in enumerate(options)
+        ],
+        "show_voters": show_voters,
         "counts": counts,
         "voters": len(latest),
         "voter_ids": sorted(latest),

@@ -277,6 +277,8 @@ def group_poll(w: Walkthrough) -> None:
     poll_agent.get_by_role("button", name="Changer mon vote").click()  # a later vote replaces it
     expect(poll_owner.locator(".poll-option").nth(0)).to_contain_text("2 votes · 100 %")
     expect(poll_owner.locator(".poll-option").nth(1)).to_contain_text("0 vote")
+    expect(poll_owner.locator(".poll-meta")).to_contain_text("totaux seulement")
+    expect(poll_owner.locator(".poll-voters")).to_have_count(0)  # not created with named votes
     expect(poll_agent.locator(".poll-meta")).to_contain_text(f"votre vote : {POLL_OPTIONS[0]}")
     w.shoot(agent, "04-group-conversation-and-poll")
     poll_owner.get_by_role("button", name="Clore le sondage").click()

@@ -651,6 +651,26 @@ def test_poll_tally_and_validation_match_python() -> None:
         expected = tally(messages[:cut], poll_id, set(members), now=5_000)
         assert js("tally", messages=messages[:cut], poll_id=poll_id, members=members, now=5_000) == expected
     assert tally(messages, poll_id, set(members), now=5_000)["counts"] == [0, 1, 1]
+    assert all("voter_ids" not in o for o in tally(messages, poll_id, set(members), now=5_000)["options"])
+
+    # Created with show_voters: each option names who chose it, the same on both clients.
+    named = new_poll("Aire de jeux ?", ["Oui", "Non", "Ailleurs"], closes_at=10_000, show_voters=True)
+    assert (
+        js(
+            "new_poll",
+            question="Aire de jeux ?",
+            options=["Oui", "Non", "Ailleurs"],
+            multiple=False,
+            closes_at=10_000,
+            show_voters=True,
+        )
+        == named
+    )
+    with_names = [msg(2, "poll", "m_owner", named) if m["kind"] == "poll" else m for m in messages]
+    expected = tally(with_names, poll_id, set(members), now=5_000)
+    assert js("tally", messages=with_names, poll_id=poll_id, members=members, now=5_000) == expected
+    assert expected["show_voters"] is True
+    assert [o["voter_ids"] for o in expected["options"]] == [[], ["m_b"], ["m_a"]]
 
     assert js("new_poll", question=" Q ? ", options=[" a", "b "], multiple=True, closes_at=None) == new_poll(
         " Q ? ", [" a", "b "], multiple=True

@@ -185,9 +185,9 @@ const commands = {
     delete result.votes_by; // the browser's extra (who voted what, for "your vote")
     return result;
   },
-  async new_poll({ question, options, multiple, closes_at }) {
+  async new_poll({ question, options, multiple, closes_at, show_voters = false }) {
     try {
-      return polls.newPoll(question, options, { multiple, closesAt: closes_at });
+      return polls.newPoll(question, options, { multiple, closesAt: closes_at, showVoters: show_voters });
     } catch (err) {
       return { error: err.message };
     }

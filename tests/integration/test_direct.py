@@ -9,17 +9,14 @@ from typing import Any
 import pytest
 
 from bocage.client.api import ApiError
-from bocage.client.issuing import membership_entry
-from chalicelib.adapters.records import keys
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.members import MemberRecords
 from chalicelib.adapters.records.sender_keys import SenderKeys
-from chalicelib.domain.channel import ChannelMember, ChannelRole
 from chalicelib.domain.direct import direct_channel_id
 from chalicelib.domain.organisation import Role
 from chalicelib.domain.principal import Principal
 from chalicelib.errors import Conflict
-from tests.support import People, SignedApi, messenger_for
+from tests.support import People, SignedApi, messenger_for, plant_addition
 
 
 def principal(people: People, name: str) -> Principal:
@@ -179,23 +176,16 @@ def test_a_server_that_adds_a_third_member_is_caught(people: People, container: 
     alice.send_text(cid, "bonjour")
     alice.trust.take_warnings()
     head = container.channels.membership_log(principal(people, "alice"), cid, 0, 500)["entries"][-1]
-    owner = people.keys["owner"]
-    signed = membership_entry(
-        owner.signing,
-        owner.device_id,
+    plant_addition(
+        container,
+        people.keys["owner"],  # the organisation's owner may add anyone to a group, not here
         org_id=people.info["owner"]["org_id"],
         channel_id=cid,
         previous=head,
-        op="add",
         member_id=eve_id,
-        role="member",
         now=api.clock.now(),
     )
-    container.store.put(keys.record(keys.membership_entry(cid, signed["seq"]), {"entry": signed}))
     channels = ChannelRecords(container.store)
-    channels.save_membership(
-        ChannelMember(channel_id=cid, member_id=eve_id, role=ChannelRole.MEMBER, added_at=1, added_by="x")
-    )
     device = MemberRecords(container.store).device(people.keys["eve"].device_id)
     assert device is not None
     channels.add_device(cid, device)

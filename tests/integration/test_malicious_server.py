@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from bocage.client.issuing import membership_entry
 from bocage.client.membership import MembershipRefused
 from bocage.client.profile import DeviceKeys
 from chalicelib.adapters.records import keys
@@ -23,7 +22,7 @@ from chalicelib.adapters.records.sender_keys import SenderKeys
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from chalicelib.domain.organisation import Device
 from chalicelib.domain.statements import public_key_of, sign_statement
-from tests.support import People, SignedApi, messenger_for
+from tests.support import People, SignedApi, messenger_for, plant_addition
 
 Setup = tuple[People, Any, str]
 
@@ -135,20 +134,14 @@ def test_a_log_entry_signed_by_someone_not_entitled_stops_the_replay(
     eve = people.join("eve")
     eve_id, eve_keys = people.info["eve"]["member_id"], people.keys["eve"]
     head = container.channels.membership_log(_principal(people, "owner"), cid, 0, 500)["entries"][-1]
-    forged = membership_entry(  # Eve's own device adds her: she manages nothing here
-        eve_keys.signing,
-        eve_keys.device_id,
+    plant_addition(  # Eve's own device adds her: she manages nothing here
+        container,
+        eve_keys,
         org_id=people.info["owner"]["org_id"],
         channel_id=cid,
         previous=head,
-        op="add",
         member_id=eve_id,
-        role="member",
         now=api.clock.now(),
-    )
-    container.store.put(keys.record(keys.membership_entry(cid, forged["seq"]), {"entry": forged}))
-    ChannelRecords(container.store).save_membership(
-        ChannelMember(channel_id=cid, member_id=eve_id, role=ChannelRole.MEMBER, added_at=1, added_by=eve_id)
     )
     plant_device(container, cid, MemberRecords(container.store).device(eve_keys.device_id))  # type: ignore[arg-type]
     people.owner.send_text(cid, "toujours sans Eve")

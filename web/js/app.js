@@ -1,5 +1,6 @@
 // @ts-check
 // Bocage in the browser: boot, routes (#/...), the top bar, and the shared context views use.
+import './theme.js'; // first: the page is painted in the chosen theme
 import { setBadge, titleWithCount, unreadTotal } from './attention.js';
 import { DeviceStore } from './db.js';
 import { h, replace, focus } from './dom.js';
@@ -102,7 +103,7 @@ function parseRoute() {
   const params = Object.fromEntries(new URLSearchParams(query));
   const parts = path.split('/').filter(Boolean);
   if (parts[0] === 'activate') return { name: 'activate', params };
-  if (parts[0] === 'c' && parts[1]) return { name: 'channel', params: { channelId: parts[1] } };
+  if (parts[0] === 'c' && parts[1]) return { name: 'channel', params: { channelId: parts[1], messageId: parts[2] || null } };
   if (parts[0] === 'admin') return { name: 'admin', params: { section: parts[1] || null } };
   if (parts[0] === 'impact') return { name: 'impact', params };
   if (parts[0] === 'device') return { name: 'device', params };

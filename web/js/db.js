@@ -120,8 +120,29 @@ export class DeviceStore {
 
   async messages(channelId, now = Math.floor(Date.now() / 1000)) {
     const range = IDBKeyRange.bound([channelId, 0], [channelId, Number.MAX_SAFE_INTEGER]);
-    const all = await promisify(this.db.transaction('messages').objectStore('messages').getAll(range));
-    return all.filter((m) => !m.expires_at || m.expires_at > now);
+    return unexpired(await promisify(this.db.transaction('messages').objectStore('messages').getAll(range)), now);
+  }
+
+  /** Every unexpired message this device keeps, all channels (search.js searches them). */
+  async allMessages(now = Math.floor(Date.now() / 1000)) {
+    return unexpired(await promisify(this.db.transaction('messages').objectStore('messages').getAll()), now);
+  }
+
+  /** A channel's newest `limit` unexpired messages, oldest first (the channel list's preview). */
+  async recentMessages(channelId, limit, now = Math.floor(Date.now() / 1000)) {
+    const range = IDBKeyRange.bound([channelId, 0], [channelId, Number.MAX_SAFE_INTEGER]);
+    const request = this.db.transaction('messages').objectStore('messages').openCursor(range, 'prev');
+    const newest = [];
+    await new Promise((resolve, reject) => {
+      request.onsuccess = () => {
+        const cursor = request.result;
+        if (!cursor || newest.length >= limit) return resolve();
+        newest.push(...unexpired([cursor.value], now));
+        cursor.continue();
+      };
+      request.onerror = () => reject(request.error);
+    });
+    return newest.reverse();
   }
 
   /** Delete every cached message past its expiry; returns how many went. */
@@ -173,4 +194,9 @@ export class DeviceStore {
     this.db.close();
     await promisify(indexedDB.deleteDatabase(NAME));
   }
+}
+
+/** What may still be shown: nothing expired ever is. */
+function unexpired(messages, now) {
+  return messages.filter((m) => !m.expires_at || m.expires_at > now);
 }

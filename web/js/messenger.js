@@ -462,9 +462,7 @@ export class Messenger extends EventTarget {
   }
 
   sendText(channelId, text, replyTo = null) {
-    const content = { type: 'text', text };
-    if (replyTo) content.reply_to = replyTo;
-    return this.send(channelId, content);
+    return this.send(channelId, textContent(text, { replyTo }));
   }
 
   // -- the outbox: what is written is kept until the server stored it ------------------------
@@ -474,9 +472,8 @@ export class Messenger extends EventTarget {
    * the page loses it, then sent with the outbox. Returns false when it waits for the network
    * ("en attente"); throws when the server refuses it (it leaves the outbox then).
    */
-  async write(channelId, text, replyTo = null) {
-    const content = { type: 'text', text };
-    if (replyTo) content.reply_to = replyTo;
+  async write(channelId, text, { replyTo = null, mentions = [] } = {}) {
+    const content = textContent(text, { replyTo, mentions });
     const entry = { channel_id: channelId, message_id: newMessageId(), content, queued_at: Date.now() };
     await this.store.putOutbox(entry);
     this.emit('outbox', channelId);
@@ -541,8 +538,8 @@ export class Messenger extends EventTarget {
     return this.send(channelId, { type: 'delete', target: messageId }, { kind: 'delete', target: messageId });
   }
 
-  async createPoll(channelId, question, options, { multiple = false, closesAt = null } = {}) {
-    const poll = newPoll(question, options, { multiple, closesAt });
+  async createPoll(channelId, question, options, { multiple = false, closesAt = null, showVoters = false } = {}) {
+    const poll = newPoll(question, options, { multiple, closesAt, showVoters });
     const result = await this.send(channelId, poll, { kind: 'poll' });
     return { ...result, poll_id: result.message_id };
   }
@@ -907,4 +904,18 @@ function membershipBlocked(channelId) {
     status: 409,
     code: 'membership_blocked',
   });
+}
+
+/**
+ * A text message's sealed content: the text, the message it answers, and the members it
+ * mentions by id (their "@Name" is in the text; section 9 of the protocol).
+ * @param {string} text
+ * @param {{replyTo?: string | null, mentions?: string[]}} [extra]
+ */
+export function textContent(text, { replyTo = null, mentions = [] } = {}) {
+  /** @type {{type: string, text: string, reply_to?: string, mentions?: string[]}} */
+  const content = { type: 'text', text };
+  if (replyTo) content.reply_to = replyTo;
+  if (mentions.length) content.mentions = mentions;
+  return content;
 }

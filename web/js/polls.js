@@ -11,7 +11,7 @@ export const MAX_OPTION = 200;
 export class PollError extends Error {}
 
 /** The content of a poll message; PollError on what no client should accept either. */
-export function newPoll(question, options, { multiple = false, closesAt = null } = {}) {
+export function newPoll(question, options, { multiple = false, closesAt = null, showVoters = false } = {}) {
   const q = String(question).trim();
   const cleaned = options.map((o) => String(o).trim());
   if (!q || q.length > MAX_QUESTION) throw new PollError('question');
@@ -19,7 +19,8 @@ export function newPoll(question, options, { multiple = false, closesAt = null }
   if (cleaned.some((o) => !o || o.length > MAX_OPTION) || new Set(cleaned).size !== cleaned.length) {
     throw new PollError('options_distinct');
   }
-  return { type: 'poll', question: q, options: cleaned, multiple: Boolean(multiple), closes_at: closesAt };
+  const content = { type: 'poll', question: q, options: cleaned, multiple: Boolean(multiple), closes_at: closesAt };
+  return showVoters ? { ...content, show_voters: true } : content;
 }
 
 function validChoices(raw, size, multiple) {
@@ -55,10 +56,14 @@ export function tally(messages, pollId, members, now = Date.now() / 1000) {
   }
   const counts = options.map(() => 0);
   for (const vote of latest.values()) for (const c of vote.choices) counts[c] += 1;
+  const showVoters = content.show_voters === true;
+  /** @param {number} index */
+  const chose = (index) => [...latest].filter(([, v]) => v.choices.includes(index)).map(([member]) => member).sort();
   return {
     poll_id: pollId,
     question: content.question,
-    options: options.map((option, index) => ({ index, option, votes: counts[index] })),
+    options: options.map((option, index) => ({ index, option, votes: counts[index], ...(showVoters ? { voter_ids: chose(index) } : {}) })),
+    show_voters: showVoters,
     counts,
     voters: latest.size,
     voter_ids: [...latest.keys()].sort(),

@@ -1,7 +1,8 @@
 // @ts-check
 // This device: who it is, linking another device (a QR code), forgetting this one.
-import { h, replace, focus } from '../dom.js';
+import { h, replace, focus, field } from '../dom.js';
 import { formatDate, t } from '../i18n.js';
+import { chooseTheme, chosenTheme, THEMES } from '../theme.js';
 import { showInvitation } from './admin.js';
 import { disablePush, enablePush, pushPrefs, pushSupported } from '../push.js';
 
@@ -94,6 +95,7 @@ export async function renderDevice(app, main) {
         } }, t('device.link_button'))),
         linkResult),
       revoked ? null : push,
+      displaySettings(),
       h('section', { class: 'card', 'aria-labelledby': 'device-forget' },
         h('h2', { id: 'device-forget' }, t('device.forget_title')),
         h('p', null, t('device.forget_lead')),
@@ -101,4 +103,14 @@ export async function renderDevice(app, main) {
   );
   if (!revoked && app.messenger) await renderPush(app, push);
   return { title: t('device.title') };
+}
+
+/** "Affichage": light, dark, or as the device is set (kept on this device only). */
+function displaySettings() {
+  const current = chosenTheme();
+  const select = h('select', { onChange: (/** @type {Event} */ e) => chooseTheme(/** @type {any} */ (e.target).value) },
+    THEMES.map((x) => h('option', { value: x, selected: x === current }, t(`theme.${x}`))));
+  return h('section', { class: 'card', 'aria-labelledby': 'device-display' },
+    h('h2', { id: 'device-display' }, t('device.display_title')),
+    field(t('theme.label'), select));
 }

@@ -3,11 +3,18 @@
 // channel, whose parts live in ui/channel/.
 import { askPermission, mayAskPermission, notifyHidden } from '../attention.js';
 import { h, field, replace } from '../dom.js';
-import { t } from '../i18n.js';
+import { formatDate, formatDateTime, formatTime, t } from '../i18n.js';
+import { lastShown, MIN_QUERY, searchMessages } from '../search.js';
 import { channelView } from './channel/channel-view.js';
 import { kindIcon, kindLabel } from './channel/context.js';
 import { SHOWN_KINDS } from './channel/history.js';
 import { directButton } from './channel/members-panel.js';
+
+/** @typedef {import('../search.js').Found} Found */
+
+/** How many of a channel's newest messages its preview looks through (for edits and deletions). */
+const PREVIEW_WINDOW = 50;
+const SEARCH_DELAY_MS = 200;
 
 /** Global reactions to messenger events (whatever view is shown): announce other channels. */
 export function messagesEvent(app, type, detail) {
@@ -27,9 +34,38 @@ function notifyButton(onAnswer) {
   return h('button', { type: 'button', class: 'small', onClick: () => askPermission().then(onAnswer, onAnswer) }, t('channels.notify'));
 }
 
-function channelList(app, currentId) {
+/**
+ * Each channel's last shown message, from what this device keeps (readable offline).
+ * @returns {Promise<Map<string, Found | null>>}
+ */
+async function channelPreviews(app) {
+  const ids = [...app.messenger.channels.keys()];
+  const found = await Promise.all(ids.map((id) => app.store.recentMessages(id, PREVIEW_WINDOW).then(lastShown, () => null)));
+  return new Map(ids.map((id, i) => [id, found[i]]));
+}
+
+/** Today: the time; before: the date (the title has both). @param {number} when seconds */
+function shortWhen(when) {
+  const sameDay = new Date(when * 1000).toDateString() === new Date().toDateString();
+  return h('time', { class: 'channel-when', datetime: new Date(when * 1000).toISOString(), title: formatDateTime(when) }, sameDay ? formatTime(when) : formatDate(when));
+}
+
+/** "Name : text" under the channel's name; a message this device cannot open says so. */
+function previewLine(app, found) {
   const m = app.messenger;
-  const channels = [...m.channels.values()].sort((a, b) => Number(b.latest_seq > 0) - Number(a.latest_seq > 0) || m.channelName(a).localeCompare(m.channelName(b)));
+  const who = found.msg.sender_member === m.memberId ? t('channel.you') : m.memberName(found.msg.sender_member) || t('channel.someone');
+  const text = found.msg.verified ? found.text : t('message.no_key');
+  return h('span', { class: 'channel-preview', id: `preview-${found.msg.channel_id}` }, `${who} : ${text}`);
+}
+
+/**
+ * Channels with news first (newest message on top), then by name.
+ * @param {Map<string, Found | null>} previews
+ */
+function channelList(app, currentId, previews) {
+  const m = app.messenger;
+  const whenOf = (c) => previews.get(c.channel_id)?.when ?? (c.latest_seq > 0 ? 1 : 0);
+  const channels = [...m.channels.values()].sort((a, b) => whenOf(b) - whenOf(a) || m.channelName(a).localeCompare(m.channelName(b)));
   const list = channels.length
     ? h(
         'ul',
@@ -40,10 +76,20 @@ function channelList(app, currentId) {
             null,
             h(
               'a',
-              { href: `#/c/${c.channel_id}`, class: 'channel-link', 'aria-current': c.channel_id === currentId ? 'page' : null },
+              {
+                href: `#/c/${c.channel_id}`,
+                class: 'channel-link',
+                'aria-current': c.channel_id === currentId ? 'page' : null,
+                // named by the channel alone: the preview is its description, not its name
+                'aria-label': [m.channelName(c), kindLabel(c.kind), c.unread ? `${c.unread} ${t('channels.unread_word', { count: c.unread })}` : null].filter(Boolean).join(', '),
+                'aria-describedby': previews.get(c.channel_id) ? `preview-${c.channel_id}` : null,
+              },
               h('span', { class: 'channel-icon', 'aria-hidden': 'true' }, kindIcon(c.kind)),
-              h('span', { class: 'channel-name' }, m.channelName(c)),
-              h('span', { class: 'visually-hidden' }, `, ${kindLabel(c.kind)}`),
+              h('span', { class: 'channel-text' },
+                h('span', { class: 'channel-name' }, m.channelName(c)),
+                h('span', { class: 'visually-hidden' }, `, ${kindLabel(c.kind)}`),
+                previews.get(c.channel_id) ? previewLine(app, previews.get(c.channel_id)) : null),
+              previews.get(c.channel_id) ? shortWhen(previews.get(c.channel_id).when) : null,
               c.unread ? h('span', { class: 'badge count' }, String(c.unread), h('span', { class: 'visually-hidden' }, ` ${t('channels.unread_word', { count: c.unread })}`)) : null,
             ),
           ),
@@ -102,6 +148,48 @@ function newChannelForm(app, onDone) {
   return form;
 }
 
+/**
+ * "Rechercher": the messages this device keeps whose text holds the words typed, newest
+ * first, each a link to the message in its channel. Nothing is asked of the server.
+ * @param {() => void} onChange the aside renders again (results in place of the channel list)
+ */
+function searchBox(app, onChange) {
+  const input = h('input', { type: 'search', id: 'message-search', autocomplete: 'off', placeholder: t('search.placeholder') });
+  let query = '';
+  let timer = 0;
+  input.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = window.setTimeout(() => {
+      query = input.value.trim();
+      onChange();
+    }, SEARCH_DELAY_MS);
+  });
+  input.addEventListener('keydown', (e) => {
+    if (e.key !== 'Escape' || !input.value) return;
+    input.value = '';
+    query = '';
+    onChange();
+  });
+  const form = h('form', { role: 'search', class: 'search-form', onSubmit: (e) => e.preventDefault() },
+    h('label', { for: 'message-search', class: 'visually-hidden' }, t('search.label')), input);
+  const results = async () => {
+    const found = searchMessages(await app.store.allMessages(), query);
+    const m = app.messenger;
+    const status = h('p', { class: 'search-status', role: 'status' }, found.length ? t('search.count', { count: found.length }) : t('search.none', { query }));
+    return h('div', { class: 'search-results' }, status,
+      found.length ? h('ul', { class: 'channel-list' }, found.map(({ msg, text, when }) => {
+        const channel = m.channel(msg.channel_id);
+        const who = msg.sender_member === m.memberId ? t('channel.you') : m.memberName(msg.sender_member) || t('channel.someone');
+        return h('li', null, h('a', { href: `#/c/${msg.channel_id}/${msg.message_id}`, class: 'channel-link search-hit' },
+          h('span', { class: 'channel-text' },
+            h('span', { class: 'channel-name' }, channel ? m.channelName(channel) : t('search.unknown_channel')),
+            h('span', { class: 'channel-preview' }, `${who} : ${text}`)),
+          shortWhen(when)));
+      })) : null);
+  };
+  return { form, searching: () => query.length >= MIN_QUERY, results };
+}
+
 export async function renderMessages(app, main, route) {
   const m = app.messenger;
   const channelId = route.name === 'channel' ? route.params.channelId : null;
@@ -143,14 +231,18 @@ export async function renderMessages(app, main, route) {
       t('channel.message_direct'),
     );
     const directs = directing ? await directList(app).catch((err) => h('p', { class: 'form-status' }, app.errorText(err))) : null;
+    const found = search.searching() ? await search.results() : null;
+    const previews = found ? null : await channelPreviews(app).catch(() => new Map());
     replace(
       aside,
       h('div', { class: 'pane-head' }, h(channelId ? 'h2' : 'h1', { id: 'channels-title' }, t('channels.title')), notifyButton(renderAside), newButton, directToggle),
+      search.form, // kept, like the creation form: typing goes on while messages arrive
       directs,
       creating ? creationForm() : null, // a live update re-renders the list, not the form
-      channelList(app, channelId),
+      found || channelList(app, channelId, previews || new Map()),
     );
   };
+  const search = searchBox(app, () => renderAside());
   await renderAside();
   if (!m.channels.size) await m.loadChannels().catch(() => null);
   await renderAside();
@@ -167,7 +259,7 @@ export async function renderMessages(app, main, route) {
       },
     };
   }
-  const view = await channelView(app, pane, channelId);
+  const view = await channelView(app, pane, channelId, route.params.messageId || null);
   return {
     title: view.title,
     event(type, detail) {

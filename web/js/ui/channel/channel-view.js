@@ -81,9 +81,10 @@ class Timers {
  * @param {App} app
  * @param {HTMLElement} pane
  * @param {string} channelId
+ * @param {string | null} [messageId] a message to show (a search result)
  * @returns {Promise<View>}
  */
-export async function channelView(app, pane, channelId) {
+export async function channelView(app, pane, channelId, messageId = null) {
   const m = app.messenger;
   if (!m.channel(channelId)) await m.loadChannels().catch(() => null);
   const channel = m.channel(channelId);
@@ -93,6 +94,7 @@ export async function channelView(app, pane, channelId) {
   }
   const controller = new ChannelController(channelContext(app, channel), pane);
   await controller.start();
+  if (messageId) controller.list.reveal(messageId);
   return {
     title: controller.ctx.m.channelName(controller.ctx.channel()),
     event: (type, detail) => controller.event(type, detail),

@@ -5,6 +5,7 @@
 // the outbox, so a message written offline waits "en attente" and leaves on reconnect.
 import { h, replace } from '../../dom.js';
 import { t } from '../../i18n.js';
+import { fold, mentionQuery, mentionsIn } from '../../rich-text.js';
 import { focusComposer } from './context.js';
 import { snippet } from './history.js';
 import { pollForm } from './poll-form.js';
@@ -117,13 +118,15 @@ function composerForm(ctx, options) {
     if (draft && !text.value) text.value = draft;
   }).catch(() => null);
   text.addEventListener('input', () => store.saveDraft(ctx.channelId, text.value).catch(() => null));
+  const suggestions = mentionSuggestions(ctx, text);
   const send = h('button', { type: 'submit', class: 'primary' }, t('composer.send'));
   const submit = async () => {
     const value = text.value.trim();
     if (!value) return;
     send.disabled = true;
     status.textContent = '';
-    const written = ctx.m.write(ctx.channelId, value, options.replyTo);
+    const mentions = mentionsIn(value, await channelMembers(ctx).catch(() => []));
+    const written = ctx.m.write(ctx.channelId, value, { replyTo: options.replyTo, mentions });
     text.value = ''; // kept in the outbox from here on, shown "en attente" until sent
     await store.saveDraft(ctx.channelId, '').catch(() => null);
     try {
@@ -146,6 +149,7 @@ function composerForm(ctx, options) {
   options.replyBanner,
   h('label', { for: 'composer-text', class: 'visually-hidden' }, t('composer.label')),
   h('div', { class: 'composer-row' },
+    suggestions.element,
     text,
     send,
     h('button', { type: 'button', 'aria-expanded': options.pollOpen ? 'true' : 'false', 'aria-controls': 'poll-form', onClick: options.onTogglePoll }, t('composer.poll'))),
@@ -174,4 +178,94 @@ function composerText(submit, onEscape) {
       if (e.key === 'Escape' && onEscape) onEscape();
     },
   });
+}
+
+/**
+ * The channel's other members with a name: who "@" suggests and who a text may mention.
+ * @param {ChannelContext} ctx
+ * @returns {Promise<import('../../rich-text.js').Mentionable[]>}
+ */
+async function channelMembers(ctx) {
+  const roster = await ctx.m.roster(ctx.channelId);
+  return [...roster.members]
+    .filter((id) => id !== ctx.m.memberId)
+    .map((memberId) => ({ memberId, name: ctx.m.memberName(memberId) || '' }))
+    .filter((x) => x.name);
+}
+
+const MAX_SUGGESTIONS = 6;
+
+/**
+ * "@" in the text box lists the channel's members whose name matches what follows it (arrows
+ * move, Enter or Tab picks, Escape closes); picking writes "@Name " in the text.
+ * @param {ChannelContext} ctx
+ * @param {HTMLTextAreaElement} text
+ */
+function mentionSuggestions(ctx, text) {
+  const list = h('ul', { id: 'mention-list', role: 'listbox', class: 'mention-list', hidden: true, 'aria-label': t('composer.mention_label') });
+  /** @type {import('../../rich-text.js').Mentionable[]} */
+  let shown = [];
+  let active = 0;
+  text.setAttribute('aria-autocomplete', 'list');
+  text.setAttribute('aria-controls', 'mention-list');
+  const close = () => {
+    shown = [];
+    list.hidden = true;
+    text.removeAttribute('aria-activedescendant');
+  };
+  const pick = (/** @type {import('../../rich-text.js').Mentionable} */ member) => {
+    const typed = mentionQuery(text.value, text.selectionStart);
+    if (!typed) return close();
+    const after = text.value.slice(text.selectionStart);
+    const inserted = `@${member.name} `;
+    text.value = text.value.slice(0, typed.start) + inserted + after;
+    const caret = typed.start + inserted.length;
+    text.setSelectionRange(caret, caret);
+    close();
+    text.dispatchEvent(new Event('input')); // the draft keeps it
+    text.focus();
+  };
+  const render = () => {
+    if (!shown.length) return close();
+    active = Math.min(active, shown.length - 1);
+    replace(list, shown.map((member, i) => h('li', {
+      id: `mention-${i}`,
+      role: 'option',
+      class: i === active ? 'active' : null,
+      'aria-selected': i === active ? 'true' : 'false',
+      onMousedown: (/** @type {MouseEvent} */ e) => {
+        e.preventDefault(); // the text box keeps the focus and the caret
+        pick(member);
+      },
+    }, `@${member.name}`)));
+    list.hidden = false;
+    text.setAttribute('aria-activedescendant', `mention-${active}`);
+  };
+  text.addEventListener('input', async () => {
+    const typed = mentionQuery(text.value, text.selectionStart);
+    if (!typed) return close();
+    const wanted = fold(typed.query);
+    const members = await channelMembers(ctx).catch(() => []);
+    shown = members.filter((x) => fold(x.name).includes(wanted)).sort((a, b) => a.name.localeCompare(b.name)).slice(0, MAX_SUGGESTIONS);
+    render();
+  });
+  text.addEventListener('blur', close);
+  // Before the text box's own keys (Enter sends): while the list is open, keys are its.
+  text.addEventListener('keydown', (e) => {
+    if (list.hidden || !shown.length) return;
+    const moves = { ArrowDown: 1, ArrowUp: -1 };
+    if (e.key in moves) {
+      active = (active + moves[/** @type {'ArrowDown' | 'ArrowUp'} */ (e.key)] + shown.length) % shown.length;
+      render();
+    } else if (e.key === 'Enter' || e.key === 'Tab') {
+      pick(shown[active]);
+    } else if (e.key === 'Escape') {
+      close();
+    } else {
+      return;
+    }
+    e.preventDefault();
+    e.stopImmediatePropagation();
+  }, { capture: true });
+  return { element: list };
 }

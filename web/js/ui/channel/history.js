@@ -79,9 +79,19 @@ export function reactionSummary(msg, reactions) {
 export function snippet(message, edits) {
   if (!message) return t('message.unavailable');
   if (message.deleted) return t('message.deleted');
-  if (message.kind === 'poll') return message.content?.question || '';
-  const text = edits?.get(message.message_id)?.text ?? message.content?.text ?? '';
+  const text = shownText(message, edits);
   return text.length > SNIPPET ? `${text.slice(0, SNIPPET)}…` : text;
+}
+
+/**
+ * What a message says: a poll its question, a text its latest edit or itself.
+ * @param {StoredMessage} message
+ * @param {Map<string, {text: string}>} [edits] the latest edits, by message id
+ * @returns {string}
+ */
+export function shownText(message, edits) {
+  if (message.kind === 'poll') return String(message.content?.question ?? '');
+  return String(edits?.get(message.message_id)?.text ?? message.content?.text ?? '');
 }
 
 /**

@@ -4,6 +4,7 @@
 import { h } from '../../dom.js';
 import { formatDate, formatDateTime, formatTime, t } from '../../i18n.js';
 import { tally } from '../../polls.js';
+import { segments } from '../../rich-text.js';
 import { reactionSummary, snippet } from './history.js';
 import { pollCard } from './poll-card.js';
 import { FIRST_EMOJI, reactionChips, reactionPicker } from './reactions.js';
@@ -118,12 +119,13 @@ export function messageItem(ctx, handlers, view) {
   const when = msg.sent_at_ms ? Math.floor(msg.sent_at_ms / 1000) : msg.stored_at;
   const headId = `h-${msg.message_id}`;
   const [actions, picker] = msg.verified && !msg.deleted ? messageActions(ctx, handlers, msg) : [null, null];
-  const li = h('li', { class: ['msg', msg.sender_member === ctx.m.memberId ? 'mine' : null, msg.kind === 'poll' ? 'is-poll' : null], id: `msg-${msg.message_id}` },
+  const li = h('li', { class: ['msg', msg.sender_member === ctx.m.memberId ? 'mine' : null, msg.kind === 'poll' ? 'is-poll' : null, mentionsMe(ctx, msg) ? 'mentions-me' : null], id: `msg-${msg.message_id}` },
     h('article', { 'aria-labelledby': headId },
       h('header', { class: 'msg-head', id: headId },
         h('strong', { class: 'who' }, ctx.nameOf(msg.sender_member)),
         ' ',
-        h('time', { datetime: new Date(when * 1000).toISOString(), title: formatDateTime(when) }, formatTime(when))),
+        h('time', { datetime: new Date(when * 1000).toISOString(), title: formatDateTime(when) }, formatTime(when)),
+        mentionsMe(ctx, msg) ? h('span', { class: 'badge mention-badge' }, t('message.mentions_you')) : null),
       messageBody(ctx, handlers, view),
       reactionChips(ctx, msg, view.reactions, handlers.react),
       h('footer', { class: 'msg-foot' },
@@ -155,7 +157,37 @@ function messageBody(ctx, handlers, view) {
     : null;
   if (handlers.ui.editing === msg.message_id) return [quote, editForm(handlers, msg, view.edited?.text ?? String(msg.content?.text ?? ''))];
   const text = view.edited ? view.edited.text : String(msg.content?.text ?? '');
-  return [quote, h('p', { class: 'text' }, text, view.edited ? h('span', { class: 'edited' }, ` (${t('message.edited')})`) : null)];
+  return [quote, h('p', { class: 'text' }, richText(ctx, text, msg), view.edited ? h('span', { class: 'edited' }, ` (${t('message.edited')})`) : null)];
+}
+
+/**
+ * The members a message's sealed content mentions (its `mentions`), each with their name.
+ * @param {ChannelContext} ctx
+ * @param {StoredMessage} msg
+ */
+function mentionedIn(ctx, msg) {
+  const ids = Array.isArray(msg.content?.mentions) ? msg.content.mentions.filter((/** @type {unknown} */ id) => typeof id === 'string') : [];
+  return ids.map((/** @type {string} */ memberId) => ({ memberId, name: ctx.m.memberName(memberId) || '' }));
+}
+
+/** @param {ChannelContext} ctx @param {StoredMessage} msg */
+function mentionsMe(ctx, msg) {
+  return msg.verified && !msg.deleted && Array.isArray(msg.content?.mentions) && msg.content.mentions.includes(ctx.m.memberId);
+}
+
+/**
+ * Text with its web links (opened in a new tab, telling the site nothing of where it was
+ * found) and its mentions, built as elements: nothing in a message is ever parsed as HTML.
+ * @param {ChannelContext} ctx
+ * @param {string} text
+ * @param {StoredMessage} msg
+ */
+function richText(ctx, text, msg) {
+  return segments(text, mentionedIn(ctx, msg)).map((s) => {
+    if (s.type === 'link') return h('a', { href: s.href, target: '_blank', rel: 'noopener noreferrer nofollow', class: 'msg-link' }, s.text);
+    if (s.type === 'mention') return h('span', { class: ['mention', s.memberId === ctx.m.memberId ? 'me' : null] }, s.text);
+    return s.text;
+  });
 }
 
 /**

@@ -68,6 +68,19 @@ export function createMessageList(ctx, { onReply }) {
   return {
     element: scroller,
     /**
+     * Bring a message into view and mark it (a search result); false when it is not shown here.
+     * @param {string} messageId
+     */
+    reveal(messageId) {
+      const li = list.querySelector(`#msg-${CSS.escape(messageId)}`);
+      if (!(li instanceof HTMLElement)) return false;
+      li.classList.add('found');
+      li.scrollIntoView({ block: 'center' });
+      li.querySelector('article')?.setAttribute('tabindex', '-1');
+      li.querySelector('article')?.focus({ preventScroll: true });
+      return true;
+    },
+    /**
      * Show the log (sorted by seq) against the channel's members.
      * @param {StoredMessage[]} messages
      * @param {Set<string> | null} roster

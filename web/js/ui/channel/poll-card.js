@@ -21,7 +21,7 @@ export function pollCard(ctx, msg, result, pending) {
   const name = `poll-${id}`;
   const legendId = `poll-q-${id}`;
   const type = result.multiple ? 'checkbox' : 'radio';
-  const options = result.options.map((o) => pollOption(result, o, { name, type, sent, chosen: pending.get(id) || sent, onPick: () => {
+  const options = result.options.map((o) => pollOption(ctx, result, o, { name, type, sent, chosen: pending.get(id) || sent, onPick: () => {
     pending.set(id, picked(document, name)); // survives live updates until sent
   } }));
   const form = h('form', {
@@ -69,11 +69,12 @@ async function vote(ctx, pollId, choices, pending) {
 }
 
 /**
+ * @param {ChannelContext} ctx
  * @param {PollResult} result
  * @param {PollResult['options'][number]} o
  * @param {{name: string, type: string, sent: number[], chosen: number[], onPick: () => void}} how
  */
-function pollOption(result, o, { name, type, sent, chosen, onPick }) {
+function pollOption(ctx, result, o, { name, type, sent, chosen, onPick }) {
   const inputId = `${name}-${o.index}`;
   const total = result.voters;
   const percent = total ? Math.round((o.votes / total) * 100) : 0;
@@ -87,7 +88,8 @@ function pollOption(result, o, { name, type, sent, chosen, onPick }) {
       }),
       h('label', { for: inputId }, o.option)),
     h('span', { class: 'poll-bar', 'aria-hidden': 'true' }, fill),
-    h('span', { class: 'poll-count' }, t('poll.votes', { count: o.votes }), total ? ` · ${percent} %` : ''));
+    h('span', { class: 'poll-count' }, t('poll.votes', { count: o.votes }), total ? ` · ${percent} %` : ''),
+    o.voter_ids?.length ? h('p', { class: 'poll-voters' }, o.voter_ids.map((id) => ctx.nameOf(id)).join(', ')) : null);
 }
 
 /**
@@ -103,6 +105,7 @@ function pollMeta(result, sent) {
     ' · ',
     state,
     result.multiple ? [' · ', t('poll.multiple_short')] : null,
+    [' · ', t(result.show_voters ? 'poll.voters_shown' : 'poll.voters_hidden')],
     sent.length ? [' · ', t('poll.your_vote', { choice: sent.map((i) => result.options[i].option).join(', ') })] : null);
 }
 

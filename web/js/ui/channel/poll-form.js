@@ -24,13 +24,14 @@ export function pollForm(ctx, close) {
   const question = h('input', { id: 'poll-question', type: 'text', maxlength: 500, required: true });
   const options = optionList();
   const multiple = h('input', { type: 'checkbox', id: newId('multi') });
+  const showVoters = h('input', { type: 'checkbox', id: newId('voters'), 'aria-describedby': 'poll-voters-hint' });
   const closes = h('select', null, CLOSES.map(([v, k]) => h('option', { value: v }, t(k))));
   const status = h('p', { class: 'form-status', role: 'alert' });
   const publish = async () => {
     const days = Number(closes.value || 0);
     const closesAt = days ? Math.floor(Date.now() / 1000) + days * DAY : null;
     try {
-      await ctx.m.createPoll(ctx.channelId, question.value, options.values(), { multiple: multiple.checked, closesAt });
+      await ctx.m.createPoll(ctx.channelId, question.value, options.values(), { multiple: multiple.checked, closesAt, showVoters: showVoters.checked });
       ctx.app.toast(t('poll.created'));
       close();
     } catch (err) {
@@ -53,6 +54,8 @@ export function pollForm(ctx, close) {
   options.element,
   h('button', { type: 'button', class: 'small', onClick: () => options.add()?.focus() }, t('poll.add_option')),
   h('div', { class: 'check' }, multiple, h('label', { for: multiple.id }, t('poll.multiple'))),
+  h('div', { class: 'check' }, showVoters, h('label', { for: showVoters.id }, t('poll.show_voters'))),
+  h('p', { class: 'hint', id: 'poll-voters-hint' }, t('poll.show_voters_hint')),
   field(t('poll.closes_label'), closes),
   h('div', { class: 'actions' },
     h('button', { type: 'submit', class: 'primary' }, t('poll.publish')),
