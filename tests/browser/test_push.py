@@ -15,17 +15,16 @@ from __future__ import annotations
 import json
 import stat
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import shoot, watch_console
 from tests.browser.test_pwa import NOTIFICATIONS_JS
 from tests.browser.test_web_app import activate, add_to_channel, create_channel, invite, wait_for
-from tests.e2e.conftest import Server, start_server
+from tests.e2e.conftest import Server
 from tests.push_service import PushDevice, PushServiceStandIn, verify_vapid
 
 GROUP = "Voirie"
@@ -49,28 +48,6 @@ SUBSCRIBE_JS = """(subscription) => {
 CLOSE_NOTIFICATIONS_JS = """async () => {
   for (const n of await (await navigator.serviceWorker.ready).getNotifications()) n.close();
 }"""
-
-
-@pytest.fixture
-def push_service(tmp_path: Path) -> Iterator[PushServiceStandIn]:
-    service = PushServiceStandIn(tmp_path)
-    yield service
-    service.stop()
-
-
-@pytest.fixture
-def push_server(tmp_path: Path, push_service: PushServiceStandIn) -> Iterator[Server]:
-    """`bocage serve` allowed to push to the stand-in, and trusting its certificate."""
-    server = start_server(
-        tmp_path / "data",
-        tmp_path / "serve.log",
-        BOCAGE_PUSH_SERVICES=push_service.host,
-        SSL_CERT_FILE=str(push_service.cert_file),
-    )
-    yield server
-    if server.process.poll() is None:
-        server.process.terminate()
-        server.process.wait(timeout=10)
 
 
 def server_key(server: Server) -> str:

@@ -6,35 +6,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from bocage.client.api import BocageClient
 from bocage.client.profile import Profile
-from tests.e2e.conftest import Server, bocage, start_server
+from tests.e2e.conftest import Server, bocage
 from tests.push_service import PushDevice, PushServiceStandIn, verify_vapid
-
-
-@pytest.fixture
-def push_service(tmp_path: Path) -> Iterator[PushServiceStandIn]:
-    service = PushServiceStandIn(tmp_path)
-    yield service
-    service.stop()
-
-
-@pytest.fixture
-def push_server(tmp_path: Path, push_service: PushServiceStandIn) -> Iterator[Server]:
-    server = start_server(
-        tmp_path / "data",
-        tmp_path / "serve.log",
-        BOCAGE_PUSH_SERVICES=push_service.host,
-        SSL_CERT_FILE=str(push_service.cert_file),
-    )
-    yield server
-    server.process.terminate()
-    server.process.wait(timeout=10)
 
 
 def test_bocage_serve_pushes_to_an_offline_device_and_forgets_a_gone_one(

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -33,15 +31,10 @@ SUBJECT = "mailto:dsi@mairie.example"
 
 
 @pytest.fixture
-def push_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PushServiceStandIn]:
-    service = PushServiceStandIn(tmp_path)
-    monkeypatch.setenv("SSL_CERT_FILE", str(service.cert_file))  # trust the stand-in's certificate
-    yield service
-    service.stop()
-
-
-@pytest.fixture
-def app_settings(operator: OperatorKey, push_service: PushServiceStandIn) -> Settings:
+def app_settings(
+    operator: OperatorKey, push_service: PushServiceStandIn, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    monkeypatch.setenv("SSL_CERT_FILE", str(push_service.cert_file))  # trust the stand-in's certificate
     return dataclasses.replace(
         Settings(),
         public_url="https://api.bocage.test",
