@@ -25,6 +25,7 @@ from chalicelib.api_schemas import (
     MembershipBody,
     OrgNameBody,
     PilotEndBody,
+    PushSubscriptionBody,
     PutKeysBody,
     RenameChannelBody,
     RetentionBody,
@@ -141,6 +142,36 @@ def set_role(ctx: ApiContext, member_id: str) -> dict[str, Any]:
 def revoke_device(ctx: ApiContext, device_id: str) -> dict[str, Any]:
     statement = ctx.optional_body(StatementBody).statement
     return ctx.container.orgs.revoke_device(ctx.principal, device_id, statement).public()
+
+
+# -- Web Push (docs/protocol.md, "Web Push") ----------------------------------------------------
+
+
+@app.route("/push", methods=["GET"])
+@endpoint("PushKeyAnswer", auth="none")
+def push_key(ctx: ApiContext) -> dict[str, Any]:
+    """The VAPID public key devices subscribe with (null when this server sends no pushes)."""
+    return {"public_key": ctx.container.notifications.public_key}
+
+
+@app.route("/devices/{device_id}/push", methods=["PUT"])
+@endpoint("PushSubscriptionAnswer", body=PushSubscriptionBody)
+def register_push(ctx: ApiContext, device_id: str) -> dict[str, Any]:
+    """Register the calling device's push subscription (its own id only)."""
+    body = ctx.body(PushSubscriptionBody)
+    device_keys = body.keys
+    subscription = ctx.container.notifications.register(
+        ctx.principal, device_id, body.endpoint, device_keys.p256dh, device_keys.auth, muted=body.muted
+    )
+    return {"device_id": subscription.device_id, "created_at": subscription.created_at}
+
+
+@app.route("/devices/{device_id}/push", methods=["DELETE"])
+@endpoint("PushRemovedAnswer")
+def remove_push(ctx: ApiContext, device_id: str) -> dict[str, Any]:
+    """Forget the calling device's push subscription."""
+    ctx.container.notifications.remove(ctx.principal, device_id)
+    return {"device_id": device_id, "removed": True}
 
 
 # -- channels -----------------------------------------------------------------------------

@@ -328,3 +328,20 @@ class BillingRunAnswer(_Answer):
     dry_run: bool
     invoices: list[Obj]
     complete: bool
+
+
+# -- Web Push ------------------------------------------------------------------------------------
+
+
+class PushKeyAnswer(_Answer):
+    public_key: str | None  # the VAPID key for pushManager.subscribe; null: no Web Push here
+
+
+class PushSubscriptionAnswer(_Answer):
+    device_id: str
+    created_at: int
+
+
+class PushRemovedAnswer(_Answer):
+    device_id: str
+    removed: bool

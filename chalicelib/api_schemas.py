@@ -131,3 +131,22 @@ class BillingRunBody(_Body):
 class PutKeysBody(_Body):
     epoch: int = Field(ge=0)
     keys: list[SealedKey] = Field(min_length=1, max_length=500)
+
+
+# -- Web Push ------------------------------------------------------------------------------------
+
+
+class PushKeys(_Body):
+    p256dh: str = Field(min_length=1, max_length=100, description="the device's P-256 key, base64url")
+    auth: str = Field(min_length=1, max_length=40, description="the device's 16-byte auth secret, base64url")
+
+
+class PushSubscriptionBody(_Body):
+    """What the browser's ``PushSubscription.toJSON()`` gives (docs/protocol.md, "Web Push")."""
+
+    endpoint: str = Field(min_length=1, max_length=1024, description="an https URL of a push service")
+    expirationTime: int | None = None  # the browser's name for it
+    keys: PushKeys
+    muted: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=500, description="channels this device wants no push for"
+    )

@@ -57,6 +57,13 @@ class Gone(BocageError):
     code = "gone"
 
 
+class NotConfigured(BocageError):
+    """A feature this server was not set up for (e.g. Web Push without a VAPID key)."""
+
+    status = 501
+    code = "not_configured"
+
+
 class PayloadTooLarge(BocageError):
     status = 413
     code = "payload_too_large"

@@ -161,3 +161,30 @@ class Queue(Protocol):
     def send_batch(self, bodies: Sequence[str]) -> None:
         """Enqueue message bodies (JSON text) for asynchronous processing; any number."""
         ...
+
+
+# -- Web Push (RFC 8030): waking a device that has no live WebSocket ---------------------------
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    """One push to one device's subscription: ``payload`` is sealed for it by the sender."""
+
+    device_id: str
+    endpoint: str
+    p256dh: str
+    auth: str
+    payload: bytes
+
+
+class WebPush(Protocol):
+    @property
+    def public_key(self) -> str:
+        """The VAPID public key clients subscribe with."""
+        ...
+
+    def send_many(self, requests: Sequence[PushRequest]) -> list[str]:
+        """Send each push; returns the device ids whose subscription is gone (404 or 410).
+        Any other failure costs only that push (the message is stored: the device reads it
+        when it opens the app)."""
+        ...

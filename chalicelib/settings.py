@@ -55,6 +55,14 @@ class Settings:
     turn_urls: tuple[str, ...] = ()
     turn_secret: str | None = field(default=None, repr=False)
     turn_ttl: int = 4 * 3600
+    #: Web Push (docs/protocol.md, "Web Push"): the VAPID private key (base64url or PEM; None:
+    #: no pushes), who the push services may contact about it, and push services beyond the
+    #: browsers' (``host``, ``.suffix`` or ``host:port``).
+    vapid_private_key: str | None = field(default=None, repr=False)
+    #: On AWS: the SSM SecureString holding that key, read on the first push (never in the env).
+    vapid_parameter: str | None = None
+    vapid_subject: str = "mailto:admin@bocage.localhost"
+    push_services: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,4 +97,8 @@ class Settings:
             turn_secret=e.get("BOCAGE_TURN_SECRET") or None,
             turn_ttl=int(e.get("BOCAGE_TURN_TTL", str(4 * 3600))),
             ws_per_device=max(1, int(e.get("BOCAGE_WS_PER_DEVICE", cls.ws_per_device))),
+            vapid_private_key=e.get("BOCAGE_VAPID_PRIVATE_KEY") or None,
+            vapid_parameter=e.get("BOCAGE_VAPID_PARAMETER") or None,
+            vapid_subject=e.get("BOCAGE_VAPID_SUBJECT") or cls.vapid_subject,
+            push_services=_split(e.get("BOCAGE_PUSH_SERVICES")),
         )

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from chalicelib.adapters.clocks import SystemClock
 from chalicelib.billing_settings import BillingSettings
-from chalicelib.ports import Clock, Mailer, Push, Queue, Store
+from chalicelib.domain.push import DEFAULT_PUSH_SERVICES
+from chalicelib.ports import Clock, Mailer, Push, Queue, Store, WebPush
 from chalicelib.services.audit import AuditLog
 from chalicelib.services.authentication import Authenticator
 from chalicelib.services.billing import BillingService
@@ -24,6 +25,7 @@ from chalicelib.services.impact import ImpactService
 from chalicelib.services.invitations import InvitationService
 from chalicelib.services.lifecycle import DeviceLifecycle
 from chalicelib.services.messaging import MessagingService
+from chalicelib.services.notifications import PushNotifications
 from chalicelib.services.organisations import OrganisationService
 from chalicelib.services.retention import RetentionService
 from chalicelib.settings import Settings
@@ -47,6 +49,7 @@ class Container:
     impact: ImpactService
     audit: AuditLog
     calls: CallService
+    notifications: PushNotifications
 
 
 def build(
@@ -59,6 +62,7 @@ def build(
     queue: Queue | None = None,
     billing_settings: BillingSettings | None = None,
     replica: str | None = None,
+    web_push: WebPush | None = None,
 ) -> Container:
     """``replica``: the ``bocage serve`` replica this process is, written in presence records."""
     clock = clock or SystemClock()
@@ -70,7 +74,19 @@ def build(
     # sockets, which themselves depend on the organisation service.
     events = EventBus()
     orgs = OrganisationService(store, clock, events)
-    delivery = Delivery(store, clock, push, queue, replica=replica, max_per_device=settings.ws_per_device)
+    notifications = PushNotifications(
+        store, clock, web_push or build_web_push(settings), DEFAULT_PUSH_SERVICES + settings.push_services
+    )
+    notifications.subscribe(events)
+    delivery = Delivery(
+        store,
+        clock,
+        push,
+        queue,
+        replica=replica,
+        max_per_device=settings.ws_per_device,
+        notifier=notifications if notifications.enabled else None,
+    )
     channels = ChannelService(store, clock, orgs, delivery, events)
     DeviceLifecycle(channels, delivery).subscribe(events)
     audit = AuditLog(store, orgs)
@@ -96,6 +112,7 @@ def build(
         impact=impact,
         audit=audit,
         calls=CallService(settings, clock, orgs, channels),
+        notifications=notifications,
     )
 
 
@@ -132,6 +149,21 @@ def build_push(settings: Settings) -> Push:
     from chalicelib.adapters.apigw_push import ApiGatewayPush
 
     return ApiGatewayPush.for_endpoint(settings.ws_endpoint, settings.region)
+
+
+def build_web_push(settings: Settings) -> WebPush | None:
+    """Web Push when a VAPID key is set (or, on AWS, its SSM parameter named); the key and the
+    cryptography load on the first push, not at start."""
+    if not (settings.vapid_private_key or settings.vapid_parameter):
+        return None
+    from chalicelib.adapters.web_push import WebPushSender
+
+    if settings.vapid_private_key:
+        return WebPushSender(settings.vapid_private_key, settings.vapid_subject)
+    from chalicelib.adapters.ssm_secret import read_secure_parameter
+
+    name, region = str(settings.vapid_parameter), settings.region
+    return WebPushSender(lambda: read_secure_parameter(name, region), settings.vapid_subject)
 
 
 def build_queue(settings: Settings) -> Queue | None:

@@ -208,13 +208,18 @@ def push() -> RecordingPush:
 
 
 @pytest.fixture
-def container(
-    app_store: Store, clock: ManualClock, mailer: RecordingMailer, operator: OperatorKey, push: RecordingPush
-) -> Iterator[wiring.Container]:
-    settings = dataclasses.replace(
+def app_settings(operator: OperatorKey) -> Settings:
+    """The app's settings in tests; a module overrides this fixture to turn a feature on."""
+    return dataclasses.replace(
         Settings(), public_url="https://api.bocage.test", operator_keys=(operator.public_key,)
     )
-    built = wiring.build(settings, store=app_store, clock=clock, mailer=mailer, push=push)
+
+
+@pytest.fixture
+def container(
+    app_store: Store, clock: ManualClock, mailer: RecordingMailer, app_settings: Settings, push: RecordingPush
+) -> Iterator[wiring.Container]:
+    built = wiring.build(app_settings, store=app_store, clock=clock, mailer=mailer, push=push)
     wiring.use(built)
     yield built
     wiring.use(None)
@@ -243,3 +248,33 @@ def owned_org(api: SignedApi, operator: OperatorKey) -> tuple[DeviceKeys, dict[s
 def people(api: SignedApi, owned_org: tuple[DeviceKeys, dict[str, Any]], tmp_path: Any) -> People:
     """The owner's messenger, and ``join(name)`` for more members with their own profiles."""
     return People(api, owned_org, tmp_path)
+
+
+# -- Web Push: a push service stand-in, and `bocage serve` allowed to push to it ------------------
+
+
+@pytest.fixture
+def push_service(tmp_path: Path) -> Iterator[Any]:
+    """A real HTTPS push service on loopback (tests/push_service.py)."""
+    from tests.push_service import PushServiceStandIn
+
+    service = PushServiceStandIn(tmp_path)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def push_server(tmp_path: Path, push_service: Any) -> Iterator[Any]:
+    """`bocage serve` allowed to push to the stand-in, and trusting its certificate."""
+    from tests.e2e.conftest import start_server
+
+    server = start_server(
+        tmp_path / "data",
+        tmp_path / "serve.log",
+        BOCAGE_PUSH_SERVICES=push_service.host,
+        SSL_CERT_FILE=str(push_service.cert_file),
+    )
+    yield server
+    if server.process.poll() is None:
+        server.process.terminate()
+        server.process.wait(timeout=10)

@@ -51,10 +51,8 @@ sw.addEventListener('fetch', (event) => {
   );
 });
 
-// A click on a notification (the page's "Nouveau message dans <channel>", tag channel:<id>,
-// data.channelId) opens that channel: in the app's window if one is open, else a new one. This is
-// the hook Web Push will use too: its 'push' listener opens the payload on the device and shows
-// the same notification (attention.js: notificationFor) through sw.registration.showNotification.
+// A click on a notification (the page's or a push's "Nouveau message dans <channel>", tag
+// channel:<id>, data.channelId) opens that channel: in the app's window if one is open, else a new one.
 sw.addEventListener('notificationclick', (event) => {
   event.notification.close();
   const channelId = event.notification.data?.channelId;
@@ -68,6 +66,58 @@ sw.addEventListener('notificationclick', (event) => {
       } else {
         await sw.clients.openWindow(new URL(`./${hash}`, sw.registration.scope).href);
       }
+    })(),
+  );
+});
+
+// Web Push (docs/protocol.md, "Web Push"): the push service hands over a payload sealed for this
+// device, which the browser has already opened: a channel id, nothing else. The notification
+// names the channel as this device knows it (push.js keeps the names and the title in the
+// person's language in IndexedDB), never anything the server wrote: no text, no sender.
+
+/** The page's push preferences (push.js), read from the app's IndexedDB; null if none yet. */
+function pushPrefs() {
+  return new Promise((resolve) => {
+    const open = indexedDB.open('bocage');
+    open.onerror = () => resolve(null);
+    open.onsuccess = () => {
+      const db = open.result;
+      try {
+        const get = db.transaction('kv').objectStore('kv').get('push');
+        get.onsuccess = () => resolve(get.result || null);
+        get.onerror = () => resolve(null);
+      } catch {
+        resolve(null); // no store yet: a push before the app ever ran
+      } finally {
+        db.close();
+      }
+    };
+  });
+}
+
+/** The channel id a push names, or null for anything else (an unreadable or foreign payload). */
+function pushedChannel(data) {
+  try {
+    const payload = data?.json();
+    return typeof payload?.channel_id === 'string' && payload.channel_id.length <= 64 ? payload.channel_id : null;
+  } catch {
+    return null;
+  }
+}
+
+sw.addEventListener('push', (event) => {
+  event.waitUntil(
+    (async () => {
+      const channelId = pushedChannel(event.data);
+      const prefs = await pushPrefs();
+      const name = channelId && prefs?.names?.[channelId];
+      const title = name && prefs?.title ? prefs.title.replace('{channel}', name) : prefs?.fallback || 'Nouveau message';
+      await sw.registration.showNotification(title, {
+        tag: channelId ? `channel:${channelId}` : 'bocage',
+        icon: 'icons/icon-192.png',
+        badge: 'icons/icon-192.png',
+        data: channelId ? { channelId } : {},
+      });
     })(),
   );
 });

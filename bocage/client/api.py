@@ -9,7 +9,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 from urllib.parse import urlencode
 
@@ -347,6 +347,22 @@ class BocageClient:
         if month:
             body["month"] = month
         return self.request("POST", "/billing/run", body)
+
+    # -- Web Push (docs/protocol.md, section 16) ------------------------------------------------
+
+    def push_key(self) -> str | None:
+        """The server's VAPID public key; None when it sends no Web Push."""
+        key = self.request("GET", "/push").get("public_key")
+        return str(key) if key else None
+
+    def register_push(
+        self, device_id: str, subscription: dict[str, Any], muted: Iterable[str] = ()
+    ) -> Document:
+        """Register this device's push subscription (``PushSubscription.toJSON()``'s shape)."""
+        return self.request("PUT", f"/devices/{device_id}/push", {**subscription, "muted": list(muted)})
+
+    def remove_push(self, device_id: str) -> Document:
+        return self.request("DELETE", f"/devices/{device_id}/push")
 
 
 def _retention_path(channel_id: str | None) -> str:

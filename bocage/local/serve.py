@@ -153,6 +153,7 @@ def build_runtime(
     from bocage.local.asgi import assemble, listen, make_server
     from bocage.local.cluster import HEARTBEAT, REPLICA_TTL, ClusterPush, InternalApi, Membership, Peers
     from bocage.local.connections import ConnectionRegistry
+    from bocage.local.vapid import with_vapid_key
     from chalicelib.adapters.clocks import SystemClock
     from chalicelib.adapters.records.cluster import ClusterRecords, Replica
 
@@ -164,7 +165,7 @@ def build_runtime(
             "BOCAGE_INTERNAL_PORT must differ from --port: the internal endpoint is never public"
         )
     url, ws_url = f"http://{host}:{bound}", f"ws://{host}:{bound}/ws"
-    settings = local_settings(data_dir, url, ws_url=ws_url)
+    settings = with_vapid_key(local_settings(data_dir, url, ws_url=ws_url))
     clock = SystemClock()
     store = wiring.build_store(settings, clock)
     replica = Replica(

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.messages import MessageRecords
@@ -32,6 +33,13 @@ from chalicelib.domain.frames import (
 )
 from chalicelib.errors import Replaced
 from chalicelib.ports import BatchPush, Clock, ConnectionGone, Push, Queue, Store, Target
+
+
+class OfflineNotifier(Protocol):
+    """Wakes a channel's devices the fan-out did not reach (chalicelib/services/notifications.py)."""
+
+    def notify(self, channel_id: str, reached: Iterable[str]) -> int: ...
+
 
 PRESENCE_TTL = 2 * 3600 + 600  # API Gateway closes connections after 2 hours
 #: Open connections a device may hold (tabs, windows); a newer one closes the oldest past it.
@@ -55,6 +63,7 @@ class Delivery:
         chunk_size: int = CHUNK_SIZE,
         replica: str | None = None,
         max_per_device: int = MAX_PER_DEVICE,
+        notifier: OfflineNotifier | None = None,
     ) -> None:
         self._presence = Presence(store)
         self._memberships = ChannelRecords(store)
@@ -67,6 +76,7 @@ class Delivery:
         self._inline_limit = inline_limit
         self._chunk_size = chunk_size
         self._max_per_device = max_per_device
+        self._notifier = notifier
 
     # -- connections -----------------------------------------------------------------------
 
@@ -153,33 +163,64 @@ class Delivery:
     # -- fan-out ------------------------------------------------------------------------------
 
     def publish(
-        self, channel_id: str, frame: Frame, *, seq: int | None = None, skip_device: str | None = None
+        self,
+        channel_id: str,
+        frame: Frame,
+        *,
+        seq: int | None = None,
+        skip_device: str | None = None,
+        wake: bool = False,
     ) -> int:
         """Push a frame to every online device of a channel; returns how many connections.
 
         For a stored message pass ``seq``: queued chunks then carry only the reference,
         and each consumer reads the message once, whatever the chunk's size. ``skip_device``:
         the device that sent the message has it already (its other devices still get it).
+        ``wake``: the channel's devices with no live connection get a Web Push (a new message),
+        through the queue when there is one (the sender does not wait on push services).
         """
         targets = [
             t
             for t in self._presence.targets_in_channel(channel_id)
             if skip_device is None or t.device_id != skip_device
         ]
+        bodies: list[str] = []
         if len(targets) <= self._inline_limit or self._queue is None:
             self._push_all(targets, frame_bytes(frame))
-            return len(targets)
+        else:
+            bodies = self._chunks(channel_id, targets, frame, seq)
+        if wake and self._notifier is not None:
+            reached = sorted({d for d in (*(t.device_id for t in targets), skip_device) if d})
+            if self._queue is None:
+                self._wake(channel_id, reached)
+            else:  # the push services' round trips are a consumer's to wait for, never the sender's
+                bodies.append(json.dumps({"channel_id": channel_id, "wake": reached}))
+        if bodies and self._queue is not None:
+            self._queue.send_batch(bodies)
+        return len(targets)
+
+    def _chunks(self, channel_id: str, targets: list[Target], frame: Frame, seq: int | None) -> list[str]:
         reference: dict[str, Any] = {"seq": seq} if seq is not None else {"frame": frame_dict(frame)}
-        bodies = [
+        return [
             json.dumps({"channel_id": channel_id, **reference, **_chunk(targets[i : i + self._chunk_size])})
             for i in range(0, len(targets), self._chunk_size)
         ]
-        self._queue.send_batch(bodies)
-        return len(targets)
+
+    def _wake(self, channel_id: str, reached: list[str]) -> int:
+        """Web Push to the offline devices; a failure costs only the pushes, never the send."""
+        if self._notifier is None:
+            return 0
+        try:
+            return self._notifier.notify(channel_id, reached)
+        except Exception:
+            logger.warning("web push fan-out failed", exc_info=True)
+            return 0
 
     def deliver_chunk(self, body: str) -> int:
         """Queue consumer: push one chunk; returns deliveries made."""
         chunk = json.loads(body)
+        if "wake" in chunk:
+            return self._wake(chunk["channel_id"], chunk["wake"])
         frame = self._chunk_frame(chunk)
         if frame is None:  # the message was deleted or expired meanwhile: nothing to deliver
             return 0

@@ -35,6 +35,8 @@ GAP_GRACE = 10  # seconds a missing sequence number may still be in flight
 MAX_IN_FLIGHT = 8  # concurrent senders to one channel that a gap may be waiting for
 PENDING_TTL = 60  # a send that crashed midway frees its message id after this
 MAX_READ = 200
+#: What wakes an offline device (Web Push): something new to read, not a reaction or a vote.
+WAKING_KINDS = frozenset({Kind.MESSAGE, Kind.POLL})
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +154,7 @@ class MessagingService:
                 MessageFrame(message=message),
                 seq=message.seq,
                 skip_device=message.sender_device,  # it has the message: no echo to pay for
+                wake=message.kind in WAKING_KINDS,
             )
         except Exception:
             logger.warning("fan-out failed for a stored message", exc_info=True)

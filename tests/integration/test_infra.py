@@ -262,6 +262,7 @@ IAM_ACTION_OF_CALL = {
     "delete_connection": "execute-api:ManageConnections",
     "get_connection": "execute-api:ManageConnections",
     "send_raw_email": "ses:SendRawEmail",
+    "get_parameter": "ssm:GetParameter",  # the Web Push VAPID key (chalicelib/adapters/ssm_secret.py)
 }
 # What the Lambda service does with the function's role: poll the queue, write the logs.
 SERVICE_ACTIONS = {
@@ -312,6 +313,7 @@ def test_every_statement_is_scoped_to_this_stacks_resources(template: Template) 
         "execute-api": "${WebsocketAPI}/",
         "ses": ":identity/",
         "logs": ":log-group:/aws/lambda/bocage-${Stage}-",
+        "ssm": ":parameter/bocage/${Stage}/",
     }
     for role, statements in _statements(template).items():
         for s in statements:

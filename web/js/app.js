@@ -7,6 +7,7 @@ import { h, replace, focus } from './dom.js';
 import { LANGUAGES, lang, setLang, t } from './i18n.js';
 import { Messenger } from './messenger.js';
 import { registerServiceWorker } from './pwa.js';
+import { rememberChannelNames } from './push.js';
 import { renderActivation } from './ui/activate.js';
 import { renderMessages, messagesEvent } from './ui/messages.js';
 import { membershipEventText, renderTrustNotices } from './ui/trust-notices.js';
@@ -127,7 +128,10 @@ function onMessengerEvent(type, detail) {
     if (others.length) app.toast(others.map((e) => membershipEventText(app, name, e)).join(' '));
   }
   if (type === 'error' && detail) app.toast(app.errorText(detail), 'error');
-  if (type === 'channels') renderTopbar();
+  if (type === 'channels') {
+    renderTopbar();
+    if (app.messenger) rememberChannelNames(app.messenger).catch(() => null); // for the service worker's pushes
+  }
   messagesEvent(app, type, detail);
   if (app.view?.event) app.view.event(type, detail);
 }

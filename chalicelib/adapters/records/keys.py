@@ -257,3 +257,16 @@ def audit_partition(org_id: str) -> str:
 def audit_entry(org_id: str, at: int, entry_id: str) -> Key:
     """Sorted by time, so the newest come first in one descending query."""
     return audit_partition(org_id), f"{AUDIT_PREFIX}{at:012d}#{entry_id}"
+
+
+# -- Web Push: a device's subscription and its coalescing slot -----------------------------------
+
+
+def push_subscription(device_id: str) -> Key:
+    """The device's Web Push subscription, beside its read cursors."""
+    return device_partition(device_id), "PUSH"
+
+
+def push_slot(device_id: str) -> Key:
+    """Taken (put if absent, with a TTL) by each push to the device: at most one per slot."""
+    return device_partition(device_id), "PUSHED"

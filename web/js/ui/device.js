@@ -4,6 +4,46 @@ import { h, replace, focus, field } from '../dom.js';
 import { formatDate, t } from '../i18n.js';
 import { chooseTheme, chosenTheme, THEMES } from '../theme.js';
 import { showInvitation } from './admin.js';
+import { disablePush, enablePush, pushPrefs, pushSupported } from '../push.js';
+
+const PUSH_OUTCOMES = { on: 'push.on', denied: 'push.denied', unavailable: 'push.unavailable' };
+
+/** The opt-in for Web Push: a clear button, what it does, and where it stands on this device. */
+async function renderPush(app, section) {
+  const m = app.messenger;
+  const status = h('p', { class: 'push-status', role: 'status' });
+  const button = h('button', { type: 'button', class: 'primary' });
+  const show = async (key = null) => {
+    const { enabled } = await pushPrefs(m.store);
+    status.textContent = t(key || (enabled ? 'push.on' : 'push.off'));
+    button.textContent = t(enabled ? 'push.disable' : 'push.enable');
+    button.className = enabled ? '' : 'primary';
+    button.onclick = async () => {
+      button.disabled = true;
+      try {
+        if (enabled) {
+          await disablePush(m);
+          await show();
+        } else {
+          await show(PUSH_OUTCOMES[await enablePush(m)]);
+        }
+      } catch (err) {
+        status.textContent = t('push.failed', { error: err?.message || String(err) });
+      } finally {
+        button.disabled = false;
+      }
+    };
+  };
+  replace(
+    section,
+    h('h2', { id: 'device-push' }, t('push.title')),
+    h('p', null, t('push.lead')),
+    pushSupported() ? h('div', { class: 'actions' }, button) : null,
+    status,
+  );
+  if (pushSupported()) await show();
+  else status.textContent = t('push.unsupported');
+}
 
 export async function renderDevice(app, main) {
   const d = app.messenger?.device || app.device;
@@ -25,6 +65,7 @@ export async function renderDevice(app, main) {
     /** @type {HTMLElement} */ (forget.querySelector('.danger')).focus();
   } }, t('device.forget')));
   askForget();
+  const push = h('section', { class: 'card', 'aria-labelledby': 'device-push' });
   replace(
     main,
     h('div', { class: 'page' },
@@ -53,12 +94,14 @@ export async function renderDevice(app, main) {
           }
         } }, t('device.link_button'))),
         linkResult),
+      revoked ? null : push,
       displaySettings(),
       h('section', { class: 'card', 'aria-labelledby': 'device-forget' },
         h('h2', { id: 'device-forget' }, t('device.forget_title')),
         h('p', null, t('device.forget_lead')),
         forget)),
   );
+  if (!revoked && app.messenger) await renderPush(app, push);
   return { title: t('device.title') };
 }
 

@@ -1,8 +1,9 @@
 // @ts-check
 // A channel's header: its name and kind, what the kind means, this member's role, how long
-// messages are kept, and the button that shows who is in it.
+// messages are kept, the button that shows who is in it, and (with Web Push on) its mute switch.
 import { h, replace } from '../../dom.js';
 import { formatDays, t } from '../../i18n.js';
+import { pushPrefs, setMuted } from '../../push.js';
 import { kindIcon, kindLabel } from './context.js';
 
 /** @typedef {import('./context.js').ChannelContext} ChannelContext */
@@ -28,6 +29,7 @@ export function renderHead(ctx, head, { retention, membersOpen, onToggleMembers 
         'aria-controls': 'members-panel',
         onClick: onToggleMembers,
       }, t('channel.members_button')),
+      muteSwitch(ctx),
     ),
     h('p', { class: 'channel-meta' },
       h('span', { class: ['kind-badge', channel.kind] }, kindLabel(channel.kind)),
@@ -38,4 +40,28 @@ export function renderHead(ctx, head, { retention, membersOpen, onToggleMembers 
       retention ? [' · ', h('span', null, t('channel.retention', { duration: formatDays(retention) }))] : null,
     ),
   );
+}
+
+/**
+ * Mute or unmute this channel's notifications: shown once Web Push is on for this device.
+ * @param {ChannelContext} ctx
+ */
+function muteSwitch(ctx) {
+  const button = h('button', { type: 'button', class: 'small', hidden: true });
+  const show = (prefs) => {
+    const muted = prefs.muted.includes(ctx.channelId);
+    button.hidden = !prefs.enabled;
+    button.textContent = t(muted ? 'push.unmute' : 'push.mute');
+    button.setAttribute('aria-pressed', muted ? 'true' : 'false');
+    button.onclick = async () => {
+      try {
+        show(await setMuted(ctx.m, ctx.channelId, !muted));
+        ctx.app.toast(t(muted ? 'push.unmuted' : 'push.muted'));
+      } catch (err) {
+        ctx.app.toast(ctx.app.errorText(err), 'error');
+      }
+    };
+  };
+  pushPrefs(ctx.m.store).then(show, () => null);
+  return button;
 }

@@ -1,0 +1,150 @@
+"""Web Push in Chromium, end to end over a real `bocage serve` and a push service stand-in
+(real HTTPS on loopback): the opt-in on the device page registers the subscription, a message
+written while the app is closed reaches the stand-in sealed for the device, and the service
+worker, handed that push through the DevTools protocol (``ServiceWorker.deliverPushMessage``),
+shows "Nouveau message dans <channel>" with the name the device knows and no text in clear,
+and shows nothing a forged push carries.
+
+Headless Chromium cannot reach a real push service, so ``pushManager.subscribe`` is the one part
+replaced: it answers a subscription to the stand-in with this test's keys (``PushDevice``),
+after checking it was given the server's VAPID key. Everything else is the app's own code.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import shoot, watch_console
+from tests.browser.test_pwa import NOTIFICATIONS_JS
+from tests.browser.test_web_app import activate, add_to_channel, create_channel, invite, wait_for
+from tests.e2e.conftest import Server
+from tests.push_service import PushDevice, PushServiceStandIn, verify_vapid
+
+GROUP = "Voirie"
+SECRET_TEXT = "Le code du portail est 4521"
+
+# The browser's subscribe, answering a subscription to the stand-in (headless Chromium has no
+# push service); the key the app passed is kept for the test to compare with the server's.
+SUBSCRIBE_JS = """(subscription) => {
+  let current = null;
+  PushManager.prototype.subscribe = async function (options) {
+    const key = new Uint8Array(options.applicationServerKey);
+    globalThis.__vapidKey = btoa(String.fromCharCode(...key))
+      .replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');
+    current = { endpoint: subscription.endpoint, toJSON: () => subscription, unsubscribe: async () => true };
+    return current;
+  };
+  PushManager.prototype.getSubscription = async function () { return current; };
+}"""
+
+
+CLOSE_NOTIFICATIONS_JS = """async () => {
+  for (const n of await (await navigator.serviceWorker.ready).getNotifications()) n.close();
+}"""
+
+
+def server_key(server: Server) -> str:
+    with urllib.request.urlopen(server.url + "/push", timeout=10) as answer:
+        key: str = json.load(answer)["public_key"]
+    return key
+
+
+def deliver_push(page: Any, origin: str, data: str) -> None:
+    """Hand the service worker a push, as the browser does when its push service delivers one."""
+    cdp = page.context.new_cdp_session(page)
+    registrations: list[dict[str, Any]] = []
+    cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
+    cdp.send("ServiceWorker.enable")
+    for _ in range(40):  # CDP events arrive while Playwright waits, not while Python sleeps
+        if any(r["scopeURL"] == origin + "/app/" for r in registrations):
+            break
+        page.wait_for_timeout(250)
+    registration = next(r for r in registrations if r["scopeURL"] == origin + "/app/" and not r["isDeleted"])
+    cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {"origin": origin, "registrationId": registration["registrationId"], "data": data},
+    )
+    cdp.detach()
+
+
+def test_opt_in_then_a_sealed_push_shows_the_channel_name_only(
+    push_server: Server,
+    push_service: PushServiceStandIn,
+    new_context: Callable[..., Any],
+    cli: Callable[..., dict[str, Any]],
+    artifacts: Path,
+    tmp_path: Path,
+) -> None:
+    device = PushDevice()
+    context = new_context("push-owner", permissions=["notifications"])
+    context.add_init_script(
+        script=f"({SUBSCRIBE_JS})({json.dumps(device.subscription(push_service.endpoint('owner')))})"
+    )
+    page = context.pages[0]
+    problems: list[str] = []
+    watch_console(page, problems)
+    activate(page, push_server.owner_url(), "Maire Dupuis")
+    profile = str(tmp_path / "cli")
+    cli("--profile", profile, "activate", invite(page, "Agent Roux"), "--name", "Agent Roux")
+    create_channel(page, GROUP, "group")
+    add_to_channel(page, "Agent Roux")
+    group_id = next(c["channel_id"] for c in cli("--profile", profile, "channels")["channels"])
+
+    # The opt-in, on the device page.
+    page.get_by_role("link", name="Cet appareil").click()
+    page.get_by_role("button", name="Recevoir les notifications").click()
+    expect(page.locator(".push-status")).to_have_text("Les notifications sont activées sur cet appareil.")
+    assert page.evaluate("globalThis.__vapidKey") == server_key(push_server)
+    key_file = tmp_path / "data" / "vapid.key"  # generated on the first start, for its owner only
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    shoot(page, artifacts, "push-01-opted-in")
+    page.get_by_role("link", name="Messages").click()
+    page.get_by_role("link", name=GROUP).click()
+    expect(page.get_by_role("button", name="Couper les notifications")).to_be_visible()
+
+    # The app closed (no WebSocket): a message from the other member is pushed, sealed.
+    page.goto("about:blank")
+    for _ in range(4):  # the server may take a moment to see the WebSocket go: until then it is live
+        cli("--profile", profile, "send", group_id, SECRET_TEXT)
+        if push_service.wait_for(1, timeout=3):
+            break
+    [received] = push_service.received
+    assert received.path == "/push/owner"
+    verify_vapid(
+        received.headers["authorization"], f"https://localhost:{push_service.port}", server_key(push_server)
+    )
+    payload = device.open(received.body).decode()
+    assert json.loads(payload) == {"channel_id": group_id}
+    assert SECRET_TEXT.encode() not in received.body and GROUP.encode() not in received.body
+
+    # The browser hands the push to the service worker: it names the channel as the device knows it.
+    page.goto(push_server.url + "/app/#/device")
+    expect(page.locator(".push-status")).to_be_visible()
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.evaluate(CLOSE_NOTIFICATIONS_JS)
+    deliver_push(page, push_server.url, payload)
+    wait_for(lambda: bool(page.evaluate(NOTIFICATIONS_JS)), "the push's notification")
+    assert page.evaluate(NOTIFICATIONS_JS) == [
+        {"title": f"Nouveau message dans {GROUP}", "body": "", "tag": f"channel:{group_id}"}
+    ]
+
+    # A malicious server (or push service) slipping words into a push gets none of them shown:
+    # an unknown channel, extra fields or a payload that is no JSON give the generic title.
+    for forged in (
+        json.dumps({"channel_id": "c_unknown", "text": "Virement urgent : cliquez ici", "title": "Banque"}),
+        json.dumps({"channel_id": group_id + "<img src=x onerror=alert(1)>"}),
+        "Virement urgent : cliquez ici",
+    ):
+        page.evaluate(CLOSE_NOTIFICATIONS_JS)
+        deliver_push(page, push_server.url, forged)
+        wait_for(lambda: bool(page.evaluate(NOTIFICATIONS_JS)), "the forged push's notification")
+        [shown] = page.evaluate(NOTIFICATIONS_JS)
+        assert (shown["title"], shown["body"]) == ("Nouveau message dans Bocage", ""), (forged, shown)
+    assert not problems, problems

@@ -1,0 +1,51 @@
+"""Web Push from a real `bocage serve`: the key it generated on its first start, a device
+registering through the Python SDK, and a message from the CLI reaching a push service
+stand-in (HTTPS on loopback) sealed for that device and VAPID-signed; a 410 forgets it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from bocage.client.api import BocageClient
+from bocage.client.profile import Profile
+from tests.e2e.conftest import Server, bocage
+from tests.push_service import PushDevice, PushServiceStandIn, verify_vapid
+
+
+def test_bocage_serve_pushes_to_an_offline_device_and_forgets_a_gone_one(
+    push_server: Server, push_service: PushServiceStandIn, tmp_path: Path
+) -> None:
+    owner, agent = tmp_path / "owner", tmp_path / "agent"
+    bocage("--profile", str(owner), "activate", push_server.owner_url(), "--name", "Maire")
+    invitation = bocage("--profile", str(owner), "invite", "--name", "Agent")
+    joined = bocage("--profile", str(agent), "activate", invitation["activation_url"], "--name", "Agent")
+    group = bocage("--profile", str(owner), "group", "create", "Conseil")["channel_id"]
+    bocage("--profile", str(owner), "channel", "add", group, joined["member_id"])
+
+    profile = Profile(agent)
+    client = BocageClient(push_server.url, device=profile.keys())
+    key = client.push_key()
+    assert key is not None
+    device = PushDevice()
+    device_id = profile.info()["device_id"]
+    assert (
+        client.register_push(device_id, device.subscription(push_service.endpoint("agent")))["device_id"]
+        == device_id
+    )
+
+    bocage("--profile", str(owner), "send", group, "Séance levée à 20 h")  # the agent has no WebSocket
+    [received] = push_service.wait_for(1)
+    verify_vapid(received.headers["authorization"], f"https://localhost:{push_service.port}", key)
+    assert json.loads(device.open(received.body)) == {"channel_id": group}
+    assert "levée".encode() not in received.body
+
+    push_service.answers["/push/agent"] = 410  # the browser unsubscribed: the server forgets it
+    time.sleep(6)  # past the coalescing slot
+    bocage("--profile", str(owner), "send", group, "deux")
+    assert len(push_service.wait_for(2)) == 2
+    time.sleep(6)
+    bocage("--profile", str(owner), "send", group, "trois")
+    time.sleep(1)
+    assert len(push_service.received) == 2  # nothing was sent to the forgotten subscription
