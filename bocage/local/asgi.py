@@ -44,7 +44,7 @@ class BocageAsgi:
     def __init__(
         self,
         rest: AsgiApp,
-        websocket_protocol: type[LeanWebSocket],
+        websocket_protocol: type[LeanWebSocket] | None = None,
         *,
         internal: AsgiApp | None = None,
         internal_port: int | None = None,
@@ -52,7 +52,7 @@ class BocageAsgi:
         shutdown: Hook | None = None,
     ) -> None:
         self._rest = rest
-        #: uvicorn's ``ws`` protocol class: WebSocket upgrades never reach this ASGI app.
+        #: uvicorn's ``ws`` protocol class (None: no WebSockets); upgrades never reach this ASGI app.
         self.websocket_protocol = websocket_protocol
         self._internal = internal
         self._internal_port = internal_port
@@ -120,7 +120,8 @@ def make_server(app: BocageAsgi, settings: ServeSettings) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         http=timed_http(settings.read_timeout),
-        ws=app.websocket_protocol,  # no compression: API Gateway negotiates none, frames are serialised once
+        # No compression: API Gateway negotiates none, and frames are serialised once.
+        ws=app.websocket_protocol or "none",
         loop=event_loop_name(),
         lifespan="on",
         timeout_keep_alive=settings.keepalive_timeout,

@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 _framing_logger = logging.getLogger("bocage.local.websocket")  # one for all: no logger per connection
 
 CLOSE_TIMEOUT = 5.0  # a client that does not answer our close frame is cut off after this
+INBOX = 8  # messages waiting for their handler, beyond which the client is no longer read
 _LOST = object()  # in the inbox: the connection ended, $disconnect comes after what is queued
 
 
@@ -209,16 +210,21 @@ class LeanWebSocket(asyncio.Protocol):
                 return
         else:
             message = data
-        if self.routes.admit(connection):
-            self._enqueue(message)
+        self._enqueue(message)
 
     def _enqueue(self, item: object) -> None:
-        """Messages are handled one after the other, then $disconnect: a task only while busy."""
+        """Messages are handled one after the other, then $disconnect: a task only while busy.
+
+        A client that sends faster than its messages are handled stops being read (TCP then
+        slows it down) once ``INBOX`` messages wait, as uvicorn's own protocol does.
+        """
         if self._inbox is None:
             self._inbox = deque()
         self._inbox.append(item)
         if self._worker is None:
             self._worker = self._track(self._drain())
+        elif len(self._inbox) >= INBOX and self.transport is not None and self._close_code is None:
+            self.transport.pause_reading()
 
     async def _drain(self) -> None:
         connection = self.connection
@@ -231,7 +237,11 @@ class LeanWebSocket(asyncio.Protocol):
                     await self.routes.closed(connection, code, reason)
                     return
                 assert isinstance(item, str | bytes)
-                await self.routes.message(connection, item)
+                if len(self._inbox) < INBOX and self._close_code is None and self.transport is not None:
+                    if not self.transport.is_reading():
+                        self.transport.resume_reading()
+                if self.routes.admit(connection):  # the frame rate, as messages are taken in
+                    await self.routes.message(connection, item)
         finally:
             self._worker = None
             if not self._inbox:
