@@ -237,15 +237,19 @@ class LeanWebSocket(asyncio.Protocol):
                     await self.routes.closed(connection, code, reason)
                     return
                 assert isinstance(item, str | bytes)
-                if len(self._inbox) < INBOX and self._close_code is None and self.transport is not None:
-                    if not self.transport.is_reading():
-                        self.transport.resume_reading()
+                if len(self._inbox) < INBOX:
+                    self._resume_reading()
                 if self.routes.admit(connection):  # the frame rate, as messages are taken in
                     await self.routes.message(connection, item)
         finally:
             self._worker = None
             if not self._inbox:
                 self._inbox = None
+
+    def _resume_reading(self) -> None:
+        transport = self.transport
+        if transport is not None and self._close_code is None and not transport.is_reading():
+            transport.resume_reading()
 
     def _track(self, work: Awaitable[None]) -> asyncio.Task[None]:
         """A task uvicorn waits for when stopping (before the worker pool stops)."""
