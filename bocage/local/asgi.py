@@ -33,9 +33,6 @@ from bocage.local.websocket_protocol import LeanWebSocket, lean_websocket
 
 logger = logging.getLogger(__name__)
 
-#: Seconds between keep-alive pings (one sweep over every connection): a connection that sent
-#: nothing, not even a pong, for a whole interval is dead and is cut off.
-PING_INTERVAL = 20.0
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
 
@@ -181,7 +178,8 @@ def assemble(
         background.append(
             asyncio.create_task(every(sweep_every, lambda: connections.close_idle(idle, MAX_AGE)))
         )
-        background.append(asyncio.create_task(every(PING_INTERVAL, connections.ping_all)))
+        if options.ws_ping_interval > 0:  # one sweep pings every connection (none has a timer)
+            background.append(asyncio.create_task(every(options.ws_ping_interval, connections.ping_all)))
         if startup is not None:
             await startup()
 

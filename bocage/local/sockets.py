@@ -102,6 +102,9 @@ class WebSocketRoutes:
         if len(self.connections) >= self._max_connections:
             wire.refuse(503, b'{"message": "Too many connections; try again later"}')
             return
+        response = wire.check(request)
+        if response is None:
+            return
         peer = wire.peer()
         headers = [(name.lower(), value) for name, value in request.headers.raw_items()]
         connection = LiveConnection(
@@ -127,7 +130,7 @@ class WebSocketRoutes:
             self.connections.unregister(connection.connection_id)
             wire.refuse(status, *_response_body(result))
             return
-        if not wire.accept(request, connection):
+        if not wire.accept(response, connection):
             # the client left while $connect ran: it was accepted, so it gets its $disconnect
             await self.closed(connection, 1006, "")
             return

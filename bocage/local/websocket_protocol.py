@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from bocage.local.sockets import WebSocketRoutes
 
 logger = logging.getLogger(__name__)
-_framing_logger = logging.getLogger("bocage.local.websocket")  # one for all: no logger per connection
+# One for all connections; websockets logs each opening and refusal at INFO: not worth a line each.
+_framing_logger = logging.getLogger("bocage.local.websocket")
+_framing_logger.setLevel(logging.WARNING)
 
 CLOSE_TIMEOUT = 5.0  # a client that does not answer our close frame is cut off after this
 INBOX = 8  # messages waiting for their handler, beyond which the client is no longer read
@@ -147,17 +149,22 @@ class LeanWebSocket(asyncio.Protocol):
         headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body)))])
         self._write_and_close(Response(status, phrase, headers, body).serialize())
 
-    def accept(self, request: Request, connection: LiveConnection) -> bool:
-        """Answer 101 and serve ``connection``; False when the client has gone meanwhile (or the
-        request was no valid upgrade): the caller then owes it its $disconnect."""
-        if self._close_code is not None or self.transport is None or self.transport.is_closing():
-            return False
+    def check(self, request: Request) -> Response | None:
+        """The 101 answer to ``request``, before any handler runs; None when it is no valid
+        upgrade (websockets' answer, such as 400 with its reason, is sent and the client cut off)."""
         response = self._ws.accept(request)
-        if response.status_code != 101:  # not a valid upgrade request: websockets says why
-            self._ws.send_response(response)
-            self._flush()
-            if not self.transport.is_closing():
-                self.transport.close()
+        if response.status_code == 101:
+            return response
+        self._ws.send_response(response)
+        self._flush()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        return None
+
+    def accept(self, response: Response, connection: LiveConnection) -> bool:
+        """Send the 101 of ``check`` and serve ``connection``; False when the client has gone
+        meanwhile: the caller then owes it its $disconnect."""
+        if self._close_code is not None or self.transport is None or self.transport.is_closing():
             return False
         self._ws.send_response(response)
         unread = bytes(self._ws.reader.buffer)  # frames a client sent before the 101 (it should not)
