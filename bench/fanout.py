@@ -23,9 +23,9 @@ for ``GET $connect``, and timestamps every message frame as it arrives. Both pro
 with the send time. Two processes need N sockets each rather than 2N in one, and keep the
 clients off the server's GIL (the machine's cores are still shared).
 
-All N connections belong to one member of a fresh tribe per N, five per device (a device's cap:
-bench/extra_devices.py clones the member's device in the store): the fan-out cost is per
-connection (one presence item each), not per member or device. The tribe's author sends with
+The N connections belong to the members of a fresh tribe per N, five per member (one device each:
+a device's cap; bench/extra_members.py clones the tribe's listener member in the store): the
+fan-out cost is per connection (one presence item each). The tribe's author sends with
 ``container.messaging.send`` and an envelope sealed by the client library (``seal_message``); an
 untimed warm-up message precedes the timed runs of each N.
 
@@ -62,7 +62,7 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # one log line per $connect would drown the figures
 
-from extra_devices import PER_DEVICE, clone_devices
+from extra_members import PER_DEVICE, clone_members
 from nacl.signing import SigningKey
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
@@ -227,6 +227,7 @@ class LeanClient(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
             self.opened.set_exception(ConnectionError("closed during the handshake"))
+            self.opened.exception()  # retrieved: whoever waited may have timed out already
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -666,11 +667,11 @@ def measure_size(
 ) -> SizeResult:
     channel_id, listener = seed_tribe(stack, author, wanted)
     delivery_timeout = timeout if timeout is not None else 30 + connections / 50
-    connect_timeout = 60 + connections / 20
+    connect_timeout = 60 + connections / 5  # each $connect is a worker's job; the machine is shared
     clients = ClientProcess()
     result = SizeResult(wanted=wanted, connected=0, runs=[], connect_s=0.0, note=note)
     try:
-        clones = clone_devices(stack.store.inner, listener.keys.device_id, connections)
+        clones = clone_members(stack.store.inner, listener.keys.device_id, connections)
         opened = clients.call(
             {
                 "cmd": "connect",

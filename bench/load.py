@@ -486,16 +486,16 @@ class Result:
 def idle_rss(
     replicas: list[Replica], clients: list[ClientProcess], seeded: Seeded, count: int, data: Path
 ) -> str:
-    """Open ``count`` more WebSockets (five per clone of the last receiver's device, in an extra
-    client process that never reads them) and report the replicas' resident memory, before and after."""
-    from extra_devices import PER_DEVICE, clone_devices
+    """Open ``count`` more WebSockets (five per clone of the last receiver, in an extra client
+    process that never reads them) and report the replicas' resident memory, before and after."""
+    from extra_members import PER_DEVICE, clone_members
 
     from chalicelib.adapters.clocks import SystemClock
     from chalicelib.adapters.sqlite_store import SqliteStore
 
     store = SqliteStore(str(data / "bocage.sqlite3"), SystemClock())
     try:
-        clones = clone_devices(store, seeded.receivers[-1]["device_id"], count)
+        clones = clone_members(store, seeded.receivers[-1]["device_id"], count)
     finally:
         store.close()
     url = seeded.receivers[-1]["url"]
