@@ -376,6 +376,16 @@ async def client_process() -> None:
         side.abort()
 
 
+def run_client_process() -> None:
+    """On uvloop when installed, as the server runs: reading 10,000 sockets costs it less."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(client_process())
+        return
+    uvloop.run(client_process())
+
+
 class ClientProcess:
     """The coordinator's handle on the client process: commands with a deadline, never a hang."""
 
@@ -798,7 +808,7 @@ def main() -> None:
     parser.add_argument("--client-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_process:
-        asyncio.run(client_process())
+        run_client_process()
         return
     if args.runs < 1 or args.workers < 1:
         parser.error("--runs and --workers must be at least 1")

@@ -34,8 +34,8 @@ class Wire(Protocol):
     def write(self, frame: bytes) -> bool:
         """Queue a whole frame, already serialised; False once the connection is closing."""
 
-    def backlog(self) -> int:
-        """Bytes written but not yet taken by the client."""
+    def send(self, frame: bytes, limit: int) -> bool:
+        """Queue a frame unless more than ``limit`` bytes wait unread: False then (a slow client)."""
 
     def abort(self) -> None:
         """Drop the connection now, unsent bytes included."""
@@ -165,10 +165,8 @@ class ConnectionRegistry:
                 if connection.pending_bytes <= limit:
                     connection.pending.append(frame)
                     connection.pending_bytes += len(frame)
-            elif connection.wire.backlog() > limit:
+            elif not connection.wire.send(frame, limit):
                 self._drop(connection)
-            else:
-                connection.wire.write(frame)
 
     def _drop(self, connection: LiveConnection) -> None:
         """A client that stopped reading: cut it off; it catches up when it reconnects."""

@@ -288,9 +288,16 @@ class LeanWebSocket(asyncio.Protocol):
         transport.write(frame)
         return True
 
-    def backlog(self) -> int:
-        """Bytes written but not yet taken by the client."""
-        return 0 if self.transport is None else self.transport.get_write_buffer_size()
+    def send(self, frame: bytes, limit: int) -> bool:
+        """``write``, for a push to many: False, and nothing written, when more than ``limit``
+        bytes already wait for the client (it stopped reading: the registry drops it)."""
+        transport = self.transport
+        if transport is None or self._ws.close_sent is not None or transport.is_closing():
+            return True  # closing: nothing to write, and nobody to drop
+        if transport.get_write_buffer_size() > limit:
+            return False
+        transport.write(frame)
+        return True
 
     def abort(self) -> None:
         """Drop the connection now, unsent bytes included (its $disconnect follows)."""
