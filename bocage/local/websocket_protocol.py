@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from bocage.local.connections import LiveConnection
     from bocage.local.sockets import WebSocketRoutes
 
-logger = logging.getLogger(__name__)
 # One for all connections; websockets logs each opening and refusal at INFO: not worth a line each.
 _framing_logger = logging.getLogger("bocage.local.websocket")
 _framing_logger.setLevel(logging.WARNING)
@@ -124,7 +123,7 @@ class LeanWebSocket(asyncio.Protocol):
 
     def _handshake_events(self) -> None:
         ws = self._ws
-        if ws.handshake_exc is not None and self.connection is None:
+        if ws.handshake_exc is not None:
             # Not a WebSocket request: websockets queued its answer (431, 414), or nothing.
             output = b"".join(ws.data_to_send())
             if not output:
