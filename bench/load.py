@@ -602,6 +602,9 @@ def main() -> None:
     env.update({"PYTHONPATH": str(ROOT), "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"})
     env.update({"BOCAGE_PURGE_INTERVAL": "0", "BOCAGE_JOBS_INTERVAL": "0", "BOCAGE_BILLING_INTERVAL": "0"})
     env["BOCAGE_ACTIVATION_RATE"] = "0"  # every simulated device activates from this one address
+    # One sender device stands for a whole town's senders: lift the per-connection frame limit
+    # (20 a second), or a refused frame, which has no ``ref``, leaves the sender waiting.
+    env["BOCAGE_WS_FRAME_RATE"] = "0"
     if args.idle and args.store != "sqlite":
         parser.error("--idle writes its devices to the replicas' SQLite store: use --store sqlite")
     with tempfile.TemporaryDirectory(prefix="bocage-load-") as tmp, store_env(args.store) as store:
