@@ -23,8 +23,9 @@ for ``GET $connect``, and timestamps every message frame as it arrives. Both pro
 with the send time. Two processes need N sockets each rather than 2N in one, and keep the
 clients off the server's GIL (the machine's cores are still shared).
 
-All N connections belong to one device of one member of a fresh tribe per N: the fan-out cost is
-per connection (one presence item each), not per member. The tribe's author sends with
+The N connections belong to the members of a fresh tribe per N, five per member (one device each:
+a device's cap; bench/extra_members.py clones the tribe's listener member in the store): the
+fan-out cost is per connection (one presence item each). The tribe's author sends with
 ``container.messaging.send`` and an envelope sealed by the client library (``seal_message``); an
 untimed warm-up message precedes the timed runs of each N.
 
@@ -61,10 +62,13 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # one log line per $connect would drown the figures
 
+from extra_members import PER_DEVICE, clone_members
 from nacl.signing import SigningKey
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
 from websockets.protocol import State
+from websockets.uri import parse_uri
 
 from bocage.client.crypto import new_message_id, seal_message
 from bocage.client.issuing import enrol, member_ticket, membership_entry
@@ -186,32 +190,88 @@ class Ledger:
             record.complete.set()
 
 
+class LeanClient(asyncio.Protocol):
+    """One receiving connection, as lean as the server's own: websockets' sans-I/O client on an
+    ``asyncio.Protocol``, no task per connection, so that reading 10,000 sockets on the cores the
+    server also uses costs the client process little. A frame is timestamped as its bytes arrive."""
+
+    def __init__(self, client: int, uri: str, ledger: Ledger) -> None:
+        self.client = client
+        self.ledger = ledger
+        self.ws = ClientProtocol(parse_uri(uri), max_size=MAX_MESSAGE)
+        self.transport: asyncio.Transport | None = None
+        loop = asyncio.get_running_loop()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[None] = loop.create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.ws.send_request(self.ws.connect())
+        self.flush()
+
+    def data_received(self, data: bytes) -> None:
+        at = time.perf_counter()  # before parsing: the frame is here
+        self.ws.receive_data(data)
+        for event in self.ws.events_received():
+            if isinstance(event, Response):
+                if self.ws.handshake_exc is not None:
+                    self.opened.set_exception(self.ws.handshake_exc)
+                else:
+                    self.opened.set_result(None)
+            elif isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                frame = json.loads(bytes(event.data))
+                if frame.get("type") == "message":
+                    self.ledger.arrived(self.client, int(frame["message"]["seq"]), at)
+        self.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError("closed during the handshake"))
+            self.opened.exception()  # retrieved: whoever waited may have timed out already
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def flush(self) -> None:
+        assert self.transport is not None
+        for data in self.ws.data_to_send():
+            if data:
+                self.transport.write(data)
+            elif self.transport.can_write_eof():
+                self.transport.write_eof()
+
+    async def close(self) -> None:
+        """The closing handshake, then the TCP connection (the server ends it)."""
+        assert self.transport is not None
+        if self.ws.state is State.OPEN:
+            self.ws.send_close()
+            self.flush()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.closed), 5)
+        self.transport.close()
+
+
 async def open_client(
-    url: str, device_id: str, signing: SigningKey, gate: asyncio.Semaphore
-) -> ClientConnection:
+    client: int, url: str, device_id: str, signing: SigningKey, ledger: Ledger, gate: asyncio.Semaphore
+) -> LeanClient:
     """One authenticated connection: a fresh token each (the server spends every token's nonce)."""
     async with gate:
         token = sign_token(signing, device_id, "GET", CONNECT_PATH, None, b"", now=int(time.time()))
-        return await connect(
-            f"{url}/?token={quote(token)}",
-            open_timeout=30,
-            close_timeout=5,
-            ping_interval=None,  # no client pings: they would only add noise to the timings
-            compression=None,
-            max_size=MAX_MESSAGE,
+        uri = f"{url}/?token={quote(token)}"
+        parsed = parse_uri(uri)
+        loop = asyncio.get_running_loop()
+        _, protocol = await loop.create_connection(
+            lambda: LeanClient(client, uri, ledger), parsed.host, parsed.port
         )
+        try:
+            await asyncio.wait_for(asyncio.shield(protocol.opened), 30)
+        except BaseException:
+            if protocol.transport is not None:
+                protocol.transport.abort()
+            raise
+        return protocol
 
 
-async def read_frames(client: int, websocket: ClientConnection, ledger: Ledger) -> None:
-    with contextlib.suppress(ConnectionClosed):
-        async for raw in websocket:
-            at = time.perf_counter()  # before parsing: the frame is here
-            frame = json.loads(raw)
-            if frame.get("type") == "message":
-                ledger.arrived(client, int(frame["message"]["seq"]), at)
-
-
-async def close_client(websocket: ClientConnection, gate: asyncio.Semaphore) -> None:
+async def close_client(websocket: LeanClient, gate: asyncio.Semaphore) -> None:
     async with gate:
         await websocket.close()
 
@@ -228,20 +288,19 @@ async def wait_all(tasks: Sequence[asyncio.Task[Any]], timeout: float) -> None:
 
 
 class ClientSide:
-    """The client process's state: its open clients, their frame readers and the arrivals ledger."""
+    """The client process's state: its open clients and the arrivals ledger."""
 
     def __init__(self) -> None:
         self.ledger = Ledger()
-        self.sockets: list[ClientConnection] = []
-        self.readers: list[asyncio.Task[None]] = []
+        self.sockets: list[LeanClient] = []
 
     async def connect(self, command: dict[str, Any]) -> dict[str, Any]:
-        signing = SigningKey(b64d(command["signing_seed"]))
         gate = asyncio.Semaphore(int(command["concurrency"]))
         started = time.perf_counter()
+        devices = [(device_id, SigningKey(b64d(seed))) for device_id, seed in command["devices"]]
         opening = [
-            asyncio.create_task(open_client(command["url"], command["device_id"], signing, gate))
-            for _ in range(int(command["count"]))
+            asyncio.create_task(open_client(i, command["url"], *devices[i // PER_DEVICE], self.ledger, gate))
+            for i in range(int(command["count"]))
         ]
         await wait_all(opening, float(command["timeout"]))
         errors: Counter[str] = Counter()
@@ -253,9 +312,6 @@ class ClientSide:
             else:
                 self.sockets.append(task.result())
         self.ledger.expected = len(self.sockets)
-        self.readers = [
-            asyncio.create_task(read_frames(i, ws, self.ledger)) for i, ws in enumerate(self.sockets)
-        ]
         return {
             "connected": len(self.sockets),
             "errors": dict(errors.most_common(5)),
@@ -274,7 +330,7 @@ class ClientSide:
             "first": record.first,
             "last": record.last,
             "duplicates": record.duplicates,
-            "closed": sum(1 for ws in self.sockets if ws.state is State.CLOSED),
+            "closed": sum(1 for ws in self.sockets if ws.closed.done()),
         }
 
     async def close(self, command: dict[str, Any]) -> dict[str, Any]:
@@ -282,16 +338,14 @@ class ClientSide:
         await wait_all(
             [asyncio.create_task(close_client(ws, gate)) for ws in self.sockets], float(command["timeout"])
         )
-        await wait_all(self.readers, 5)
         closed = len(self.sockets)
-        self.sockets, self.readers = [], []
+        self.sockets = []
         return {"closed": closed}
 
     def abort(self) -> None:
-        for reader in self.readers:
-            reader.cancel()
         for ws in self.sockets:
-            ws.transport.abort()
+            if ws.transport is not None:
+                ws.transport.abort()
 
 
 async def client_process() -> None:
@@ -320,6 +374,16 @@ async def client_process() -> None:
                 return
     finally:
         side.abort()
+
+
+def run_client_process() -> None:
+    """On uvloop when installed, as the server runs: reading 10,000 sockets costs it less."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(client_process())
+        return
+    uvloop.run(client_process())
 
 
 class ClientProcess:
@@ -613,16 +677,16 @@ def measure_size(
 ) -> SizeResult:
     channel_id, listener = seed_tribe(stack, author, wanted)
     delivery_timeout = timeout if timeout is not None else 30 + connections / 50
-    connect_timeout = 60 + connections / 20
+    connect_timeout = 60 + connections / 5  # each $connect is a worker's job; the machine is shared
     clients = ClientProcess()
     result = SizeResult(wanted=wanted, connected=0, runs=[], connect_s=0.0, note=note)
     try:
+        clones = clone_members(stack.store.inner, listener.keys.device_id, connections)
         opened = clients.call(
             {
                 "cmd": "connect",
                 "url": stack.ws_url,
-                "device_id": listener.keys.device_id,
-                "signing_seed": b64e(bytes(listener.keys.signing)),
+                "devices": [(c.device_id, c.signing_seed) for c in clones],
                 "count": connections,
                 "concurrency": concurrency,
                 "timeout": connect_timeout,
@@ -744,7 +808,7 @@ def main() -> None:
     parser.add_argument("--client-process", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client_process:
-        asyncio.run(client_process())
+        run_client_process()
         return
     if args.runs < 1 or args.workers < 1:
         parser.error("--runs and --workers must be at least 1")

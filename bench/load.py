@@ -483,13 +483,27 @@ class Result:
         )
 
 
-def idle_rss(replicas: list[Replica], clients: list[ClientProcess], seeded: Seeded, count: int) -> str:
-    """Open ``count`` more WebSockets (the last receiver's device, in an extra client process
-    that never reads them) and report the replicas' resident memory, before and after."""
+def idle_rss(
+    replicas: list[Replica], clients: list[ClientProcess], seeded: Seeded, count: int, data: Path
+) -> str:
+    """Open ``count`` more WebSockets (five per clone of the last receiver, in an extra client
+    process that never reads them) and report the replicas' resident memory, before and after."""
+    from extra_members import PER_DEVICE, clone_members
+
+    from chalicelib.adapters.clocks import SystemClock
+    from chalicelib.adapters.sqlite_store import SqliteStore
+
+    store = SqliteStore(str(data / "bocage.sqlite3"), SystemClock())
+    try:
+        clones = clone_members(store, seeded.receivers[-1]["device_id"], count)
+    finally:
+        store.close()
+    url = seeded.receivers[-1]["url"]
+    idle = [{"url": url, "device_id": c.device_id, "seed": c.signing_seed} for c in clones]
     before = sum(r.rss_bytes() for r in replicas)
     idler = ClientProcess()
     clients.append(idler)  # stopped with the others
-    plan = {"receivers": [], "senders": [], "idle": [seeded.receivers[-1]] * count}
+    plan = {"receivers": [], "senders": [], "idle": [d for d in idle for _ in range(PER_DEVICE)][:count]}
     opened = int(idler.call({"cmd": "open", "plan": plan})["open"])
     time.sleep(2)
     after = sum(r.rss_bytes() for r in replicas)
@@ -588,8 +602,11 @@ def main() -> None:
     env.update({"PYTHONPATH": str(ROOT), "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"})
     env.update({"BOCAGE_PURGE_INTERVAL": "0", "BOCAGE_JOBS_INTERVAL": "0", "BOCAGE_BILLING_INTERVAL": "0"})
     env["BOCAGE_ACTIVATION_RATE"] = "0"  # every simulated device activates from this one address
-    if args.idle:  # the idle sockets are all one device's: lift the per-device cap for them
-        env["BOCAGE_WS_PER_DEVICE"] = str(args.idle + 1)
+    # One sender device stands for a whole town's senders: lift the per-connection frame limit
+    # (20 a second), or a refused frame, which has no ``ref``, leaves the sender waiting.
+    env["BOCAGE_WS_FRAME_RATE"] = "0"
+    if args.idle and args.store != "sqlite":
+        parser.error("--idle writes its devices to the replicas' SQLite store: use --store sqlite")
     with tempfile.TemporaryDirectory(prefix="bocage-load-") as tmp, store_env(args.store) as store:
         replicas, activation = start_replicas(args.replicas, {**env, **store}, Path(tmp))
         clients = [ClientProcess() for _ in range(args.client_processes)]
@@ -608,9 +625,8 @@ def main() -> None:
                 opened += int(process.call({"cmd": "open", "plan": plan})["open"])
             print(f"  {opened} WebSockets open in {len(clients)} client process(es)", flush=True)
             if args.idle:
-                print(
-                    f"  with {args.idle:,} idle WebSockets: {idle_rss(replicas, clients, seeded, args.idle)}"
-                )
+                measured = idle_rss(replicas, clients, seeded, args.idle, Path(tmp))
+                print(f"  with {args.idle:,} idle WebSockets: {measured}")
                 return  # no run: every message would pile up on sockets nobody reads
             results = []
             for i in range(args.runs):

@@ -4,6 +4,10 @@ One server, two listeners: the public one (the REST API, the web app, and WebSoc
 ``/ws``) and the internal one, where replicas of the same store push to each other's
 connections. Which listener a request came in on decides what it may reach, so the internal
 endpoint is never on the public port (there, its paths are unknown routes: 404).
+
+HTTP requests go through uvicorn's protocol to the ASGI app; WebSocket upgrades go to a lean
+protocol of our own (websocket_protocol.py), which calls the WebSocket routes directly: no
+ASGI task, queue or scope per idle connection.
 """
 
 from __future__ import annotations
@@ -15,21 +19,20 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from typing import Any
 
 import uvicorn
 from chalice.app import Chalice
 
 from bocage.local.connections import ConnectionRegistry
-from bocage.local.protocols import WireWebSocketProtocol, timed_http
+from bocage.local.protocols import timed_http
 from bocage.local.rate_limit import SourceLimiter
 from bocage.local.rest import Receive, RestGateway, Scope, Send
 from bocage.local.serve_settings import ServeSettings
-from bocage.local.sockets import MAX_AGE, MAX_MESSAGE, WebSocketRoutes, refuse
+from bocage.local.sockets import MAX_AGE, MAX_MESSAGE, WebSocketRoutes
+from bocage.local.websocket_protocol import LeanWebSocket, lean_websocket
 
 logger = logging.getLogger(__name__)
 
-WS_PATH = "/ws"
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Hook = Callable[[], Awaitable[None]]
 
@@ -38,7 +41,7 @@ class BocageAsgi:
     def __init__(
         self,
         rest: AsgiApp,
-        sockets: AsgiApp,
+        websocket_protocol: type[LeanWebSocket] | None = None,
         *,
         internal: AsgiApp | None = None,
         internal_port: int | None = None,
@@ -46,7 +49,8 @@ class BocageAsgi:
         shutdown: Hook | None = None,
     ) -> None:
         self._rest = rest
-        self._sockets = sockets
+        #: uvicorn's ``ws`` protocol class (None: no WebSockets); upgrades never reach this ASGI app.
+        self.websocket_protocol = websocket_protocol
         self._internal = internal
         self._internal_port = internal_port
         self._startup = startup
@@ -57,18 +61,11 @@ class BocageAsgi:
         if kind == "lifespan":
             await self._lifespan(receive, send)
             return
+        if kind != "http":  # WebSockets go to ``websocket_protocol``, never here
+            return
         server = scope.get("server")
         if self._internal is not None and server is not None and server[1] == self._internal_port:
-            if kind == "http":
-                await self._internal(scope, receive, send)
-            else:
-                await refuse(send, 404, b'{"message": "Not Found"}')
-            return
-        if kind == "websocket":
-            if scope["path"].rstrip("/") == WS_PATH:
-                await self._sockets(scope, receive, send)
-            else:
-                await refuse(send, 404, b'{"message": "Not Found"}')
+            await self._internal(scope, receive, send)
             return
         await self._rest(scope, receive, send)
 
@@ -110,7 +107,7 @@ def event_loop_name() -> str:
     return "uvloop"
 
 
-def make_server(app: Any, settings: ServeSettings) -> uvicorn.Server:
+def make_server(app: BocageAsgi, settings: ServeSettings) -> uvicorn.Server:
     """uvicorn with the runtime's limits; run it with ``server.run(sockets=[...])``.
 
     Stopping (SIGTERM, SIGINT) closes the listeners, ends every WebSocket with 1012 (Service
@@ -120,11 +117,10 @@ def make_server(app: Any, settings: ServeSettings) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
         http=timed_http(settings.read_timeout),
-        ws=WireWebSocketProtocol,
+        # No compression: API Gateway negotiates none, and frames are serialised once.
+        ws=app.websocket_protocol or "none",
         loop=event_loop_name(),
         lifespan="on",
-        ws_max_size=MAX_MESSAGE,
-        ws_per_message_deflate=False,  # API Gateway negotiates none, and frames are serialised once
         timeout_keep_alive=settings.keepalive_timeout,
         timeout_graceful_shutdown=settings.shutdown_timeout,
         limit_concurrency=settings.max_connections,
@@ -171,6 +167,7 @@ def assemble(
         max_connections=options.max_connections,
         frame_rate=options.ws_frame_rate,
         frame_burst=options.ws_frame_burst,
+        internal_port=internal_port,
     )
     background: list[asyncio.Task[None]] = []
     idle = options.ws_idle_timeout
@@ -181,6 +178,8 @@ def assemble(
         background.append(
             asyncio.create_task(every(sweep_every, lambda: connections.close_idle(idle, MAX_AGE)))
         )
+        if options.ws_ping_interval > 0:  # one sweep pings every connection (none has a timer)
+            background.append(asyncio.create_task(every(options.ws_ping_interval, connections.ping_all)))
         if startup is not None:
             await startup()
 
@@ -192,7 +191,12 @@ def assemble(
         await asyncio.to_thread(executor.shutdown, True, cancel_futures=True)
 
     return BocageAsgi(
-        rest, sockets, internal=internal, internal_port=internal_port, startup=start, shutdown=stop
+        rest,
+        lean_websocket(sockets, MAX_MESSAGE),
+        internal=internal,
+        internal_port=internal_port,
+        startup=start,
+        shutdown=stop,
     )
 
 

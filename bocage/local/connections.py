@@ -11,21 +11,37 @@ catches up from the store, and nobody else waits for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from websockets.frames import Frame, Opcode
 
-from bocage.local.protocols import Wire
+from bocage.local.rate_limit import FrameLimiter
 
 logger = logging.getLogger(__name__)
 
 MAX_FRAME = 128 * 1024  # PostToConnection's Data limit
-CLOSE_TIMEOUT = 5.0  # a client that does not take our close frame is dropped after this
+PING_FRAME = Frame(Opcode.PING, b"").serialize(mask=False)
+
+
+class Wire(Protocol):
+    """An accepted WebSocket's socket, on the event loop (websocket_protocol.LeanWebSocket)."""
+
+    def write(self, frame: bytes) -> bool:
+        """Queue a whole frame, already serialised; False once the connection is closing."""
+
+    def send(self, frame: bytes, limit: int) -> bool:
+        """Queue a frame unless more than ``limit`` bytes wait unread: False then (a slow client)."""
+
+    def abort(self) -> None:
+        """Drop the connection now, unsent bytes included."""
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Start the closing handshake (a client that does not answer is cut off)."""
 
 
 def encode_frame(data: bytes) -> bytes:
@@ -44,10 +60,11 @@ class LiveConnection:
 
     connection_id: str
     wire: Wire
-    #: Sends the ASGI close message (code, reason); the connection's handler then gets its disconnect.
-    send_close: Callable[[int, str], Awaitable[None]]
     source_ip: str
     user_agent: str
+    limiter: FrameLimiter | None = None
+    #: Whether the client sent anything since the last keep-alive ping (``ping_all``).
+    alive: bool = True
     connected_at: float = field(default_factory=time.time)
     last_active: float = field(default_factory=time.monotonic)
     opened: float = field(default_factory=time.monotonic)
@@ -65,7 +82,6 @@ class ConnectionRegistry:
         self._lock = threading.Lock()
         self._open: dict[str, LiveConnection] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._closing: set[asyncio.Task[None]] = set()
         self.dropped = 0  # slow clients dropped so far
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -124,7 +140,7 @@ class ConnectionRegistry:
         connection = self.unregister(connection_id)
         if connection is None:
             return False
-        self._on_loop(self._start_closing, connection, code, reason)
+        self._on_loop(connection.wire.close, code, reason)
         return True
 
     def _on_loop(self, callback: Callable[..., None], *args: object) -> None:
@@ -149,10 +165,8 @@ class ConnectionRegistry:
                 if connection.pending_bytes <= limit:
                     connection.pending.append(frame)
                     connection.pending_bytes += len(frame)
-            elif connection.wire.backlog() > limit:
+            elif not connection.wire.send(frame, limit):
                 self._drop(connection)
-            else:
-                connection.wire.write(frame)
 
     def _drop(self, connection: LiveConnection) -> None:
         """A client that stopped reading: cut it off; it catches up when it reconnects."""
@@ -161,21 +175,6 @@ class ConnectionRegistry:
         logger.warning("slow WebSocket client dropped", extra={"connection_id": connection.connection_id})
         connection.wire.abort()
 
-    def _start_closing(self, connection: LiveConnection, code: int, reason: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._closing_handshake(connection, code, reason))
-        self._closing.add(task)
-        task.add_done_callback(self._closing.discard)
-
-    async def _closing_handshake(self, connection: LiveConnection, code: int, reason: str) -> None:
-        try:
-            async with asyncio.timeout(CLOSE_TIMEOUT):
-                await connection.send_close(code, reason)
-        except TimeoutError:
-            connection.wire.abort()
-        except Exception:  # already gone: its disconnect is on its way
-            with contextlib.suppress(Exception):
-                connection.wire.abort()
-
     def close_idle(self, idle_for: float, max_age: float) -> int:
         """Close (1001, as API Gateway does) what was silent for ``idle_for`` or open ``max_age`` seconds."""
         now = time.monotonic()
@@ -183,3 +182,19 @@ class ConnectionRegistry:
         for connection in stale:
             self.close(connection.connection_id, 1001, "Going away")
         return len(stale)
+
+    def ping_all(self) -> int:
+        """On the loop: ping every open connection, and cut off those that sent nothing, not even
+        a pong, since the last round (their TCP connection is dead); returns how many were cut."""
+        dead = 0
+        for connection in self.snapshot():
+            if connection.pending is not None:
+                continue
+            if not connection.alive:
+                dead += 1
+                self.unregister(connection.connection_id)
+                connection.wire.abort()
+                continue
+            connection.alive = False
+            connection.wire.write(PING_FRAME)
+        return dead

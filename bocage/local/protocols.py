@@ -1,15 +1,10 @@
-"""uvicorn's HTTP and WebSocket protocols, with the two things ``bocage serve`` adds to them.
+"""uvicorn's HTTP protocol, with a deadline on a request's headers.
 
-- HTTP: a deadline on a request's headers. uvicorn times out idle keep-alive connections but
-  not a client that sends its headers a byte at a time; this answers such a client 408 and
-  hangs up, so slow clients cannot hold connections open.
-- WebSocket: the accepted connection's socket (``Wire``), handed to the app in the scope's
-  extensions, so a push writes one frame, serialised once for all its recipients, straight to
-  each socket, sees each socket's backlog, and drops a client that does not read.
-
-Both subclass uvicorn's own classes and touch only ``transport`` and the closing flags;
-uvicorn is pinned (requirements-dev.txt); tests/e2e/test_gateway_framing.py and
-test_local_websocket.py cover both.
+uvicorn times out idle keep-alive connections but not a client that sends its headers a byte
+at a time; this answers such a client 408 and hangs up, so slow clients cannot hold
+connections open. It subclasses uvicorn's own class and touches only ``transport``; uvicorn is
+pinned (requirements-dev.txt); tests/e2e/test_gateway_framing.py covers it. WebSockets have a
+protocol of their own (websocket_protocol.py).
 """
 
 from __future__ import annotations
@@ -18,11 +13,6 @@ import asyncio
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.http11 import Request
-
-#: The scope extension that carries a ``Wire``.
-WIRE = "bocage.wire"
 
 
 def _timeout_answer() -> bytes:
@@ -81,37 +71,3 @@ class TimedHttpProtocol(HttpToolsProtocol):
 
 def timed_http(header_timeout: float) -> type[TimedHttpProtocol]:
     return type("TimedHttp", (TimedHttpProtocol,), {"header_timeout": header_timeout})
-
-
-class Wire:
-    """One accepted WebSocket's socket, for writing frames that are already serialised."""
-
-    __slots__ = ("_protocol",)
-
-    def __init__(self, protocol: WireWebSocketProtocol) -> None:
-        self._protocol = protocol
-
-    def write(self, frame: bytes) -> bool:
-        """Queue a whole frame on the socket; False once the connection is closing."""
-        protocol = self._protocol
-        transport = protocol.transport
-        if protocol.close_sent or protocol.disconnected or transport.is_closing():
-            return False
-        transport.write(frame)
-        return True
-
-    def backlog(self) -> int:
-        """Bytes written but not yet taken by the client."""
-        return self._protocol.transport.get_write_buffer_size()
-
-    def abort(self) -> None:
-        """Drop the connection now, unsent bytes included (the app then gets its disconnect)."""
-        self._protocol.transport.abort()
-
-
-class WireWebSocketProtocol(WebSocketsSansIOProtocol):
-    def handle_connect(self, event: Request) -> None:
-        super().handle_connect(event)
-        scope = getattr(self, "scope", None)
-        if scope is not None:  # None: a refused handshake, no app runs
-            scope["extensions"][WIRE] = Wire(self)

@@ -20,7 +20,7 @@ Clock = Callable[[], float]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@dataclass
+@dataclass(slots=True)  # one pair per open WebSocket: no __dict__ each
 class TokenBucket:
     """``burst`` tokens at most, refilled at ``rate`` per second; each event spends one."""
 
@@ -50,6 +50,8 @@ class FrameLimiter:
     spend a second bucket of ``strikes``, refilled at one a second, and a client that empties
     it too is closed: a burst costs a few errors, a flood its connection.
     """
+
+    __slots__ = ("_frames", "_strikes")
 
     def __init__(self, rate: float, burst: float, strikes: float, now: float) -> None:
         self._frames = TokenBucket.full(rate, burst, now)

@@ -34,6 +34,9 @@ class ServeSettings:
     ws_frame_burst: int = 40
     #: Bytes of frames a WebSocket may have waiting to be written before it is dropped.
     ws_send_buffer: int = MIB
+    #: Seconds between keep-alive pings; a WebSocket that sent nothing, not even a pong, for a
+    #: whole interval is dead and is cut off (0: no pings).
+    ws_ping_interval: float = 20.0
     #: Seconds a stopping server waits for requests in flight and $disconnect handlers.
     shutdown_timeout: int = 10
     purge_interval: float = 600.0
@@ -68,6 +71,7 @@ class ServeSettings:
             ws_frame_rate=float(e.get("BOCAGE_WS_FRAME_RATE", d.ws_frame_rate)),
             ws_frame_burst=int(e.get("BOCAGE_WS_FRAME_BURST", d.ws_frame_burst)),
             ws_send_buffer=int(e.get("BOCAGE_WS_SEND_BUFFER", d.ws_send_buffer)),
+            ws_ping_interval=float(e.get("BOCAGE_WS_PING_INTERVAL", d.ws_ping_interval)),
             shutdown_timeout=int(e.get("BOCAGE_SHUTDOWN_TIMEOUT", d.shutdown_timeout)),
             purge_interval=float(e.get("BOCAGE_PURGE_INTERVAL", d.purge_interval)),
             jobs_interval=float(e.get("BOCAGE_JOBS_INTERVAL", d.jobs_interval)),

@@ -1,11 +1,12 @@
-"""The WebSocket side of ``bocage serve``, as an ASGI app: API Gateway's WebSocket API.
+"""The WebSocket side of ``bocage serve``: API Gateway's WebSocket API, on ``/ws``.
 
 Each connection plays the three routes ($connect, $default, $disconnect) with the events API
 Gateway sends, on the very Chalice handlers the Lambdas run (in worker threads, never on the
 event loop). ``$connect`` runs before the handshake is answered, so it can refuse it with its
 own status and body. Frames of one connection are handled in order; different connections in
 parallel. Accepted connections are kept in a ``ConnectionRegistry``, through which pushes
-reach them; ``$disconnect`` runs exactly once per accepted connection, however it ends.
+reach them; ``$disconnect`` runs exactly once per accepted connection, however it ends. The
+sockets themselves are ``LeanWebSocket`` protocols (websocket_protocol.py), which call in here.
 
 Each connection's frames are rate-limited here, before any handler runs (``FrameLimiter``):
 on AWS every frame is a Lambda invocation and API Gateway throttles them per stage instead.
@@ -21,22 +22,26 @@ import time
 import uuid
 from concurrent.futures import Executor
 from datetime import UTC, datetime
-from typing import Any
-from urllib.parse import parse_qs
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote
 
 from chalice.app import Chalice
 
 from bocage.local.connections import ConnectionRegistry, LiveConnection
 from bocage.local.lambda_events import STAGE, LambdaContext, result_body
-from bocage.local.protocols import WIRE
 from bocage.local.rate_limit import FrameLimiter
-from bocage.local.rest import Receive, Scope, Send
 from chalicelib.domain.frames import CLOSE_RATE_LIMITED, ErrorFrame, frame_bytes
 from chalicelib.errors import TooManyRequests
+
+if TYPE_CHECKING:
+    from websockets.http11 import Request
+
+    from bocage.local.websocket_protocol import LeanWebSocket
 
 logger = logging.getLogger(__name__)
 
 API_ID = "local"
+WS_PATH = "/ws"
 MAX_MESSAGE = 128 * 1024  # API Gateway's WebSocket message limit
 MAX_AGE = 2 * 3600.0  # API Gateway closes connections after two hours (presence lives 2 h 10 min)
 ROUTES = {"$connect": "ws_connect", "$default": "ws_message", "$disconnect": "ws_disconnect"}
@@ -50,20 +55,8 @@ def new_connection_id() -> str:
     return base64.urlsafe_b64encode(secrets.token_bytes(10)).decode("ascii")
 
 
-async def refuse(send: Send, status: int, body: bytes, content_type: str = "application/json") -> None:
-    """Answer the handshake with an HTTP status instead of accepting it."""
-    if not 200 <= status <= 599:
-        status = 500
-    headers = [
-        (b"content-type", content_type.encode("latin-1")),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
-    await send({"type": "websocket.http.response.body", "body": body})
-
-
 class WebSocketRoutes:
-    """Serve a Chalice app's ``on_ws_*`` handlers to ASGI WebSocket connections."""
+    """Serve a Chalice app's ``on_ws_*`` handlers to the server's WebSocket connections."""
 
     def __init__(
         self,
@@ -76,6 +69,7 @@ class WebSocketRoutes:
         routes: dict[str, str] | None = None,
         frame_rate: float = FRAME_RATE,
         frame_burst: int = FRAME_BURST,
+        internal_port: int | None = None,
     ) -> None:
         self._app = app
         self._executor = executor
@@ -85,6 +79,7 @@ class WebSocketRoutes:
         self._routes = routes or ROUTES
         self._frame_rate = frame_rate  # 0: no limit
         self._frame_burst = frame_burst
+        self._internal_port = internal_port  # the replicas' endpoint: no WebSocket there
         self._rate_limited = frame_bytes(
             ErrorFrame.of(
                 TooManyRequests(f"more than {frame_rate:g} frames a second: this one was not handled")
@@ -94,80 +89,67 @@ class WebSocketRoutes:
         if missing:
             raise ValueError(f"no such Chalice handlers: {', '.join(missing)}")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (await receive())["type"] != "websocket.connect":
-            return
-        if len(self.connections) >= self._max_connections:
-            await refuse(send, 503, b'{"message": "Too many connections; try again later"}')
-            return
-        client = scope.get("client")
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-
-        async def send_close(code: int, reason: str) -> None:
-            await send({"type": "websocket.close", "code": code, "reason": reason})
-
-        connection = LiveConnection(
-            connection_id=new_connection_id(),
-            wire=scope["extensions"][WIRE],
-            send_close=send_close,
-            source_ip=str(client[0]) if client else "",
-            user_agent=next((v for k, v in headers if k == "user-agent"), ""),
-        )
-        opened = await self._connect(connection, scope, headers, send)
-        del headers  # this frame lives as long as the connection: keep nothing it does not need
-        if opened:
-            await self._serve(connection, receive)
-
-    async def _connect(
-        self, connection: LiveConnection, scope: Scope, headers: list[tuple[str, str]], send: Send
-    ) -> bool:
-        """$connect, then the handshake's answer; True when the connection is open.
+    async def handshake(self, wire: LeanWebSocket, request: Request, port: int) -> None:
+        """An upgrade request: refused, or $connect then the handshake's answer, on a task of its own.
 
         The connection is registered before $connect runs: once its presence is written, a
         push finds it (and waits in ``pending``) rather than finding it gone.
         """
+        path, _, query = request.path.partition("?")
+        if port == self._internal_port or unquote(path).rstrip("/") != WS_PATH:
+            wire.refuse(404, b'{"message": "Not Found"}')
+            return
+        if len(self.connections) >= self._max_connections:
+            wire.refuse(503, b'{"message": "Too many connections; try again later"}')
+            return
+        response = wire.check(request)
+        if response is None:
+            return
+        peer = wire.peer()
+        headers = [(name.lower(), value) for name, value in request.headers.raw_items()]
+        connection = LiveConnection(
+            connection_id=new_connection_id(),
+            wire=wire,
+            source_ip=peer,
+            user_agent=next((v for k, v in headers if k == "user-agent"), ""),
+            limiter=self._limiter(time.monotonic()),
+        )
         event = self._event(connection, "$connect", "CONNECT")
-        event.update(_handshake_fields(headers, scope["query_string"].decode("latin-1")))
+        event.update(_handshake_fields(headers, query))
+        del headers
         self.connections.register(connection)
         try:
             result = await self._call("$connect", event)
         except Exception:
             self.connections.unregister(connection.connection_id)
             logger.exception("$connect handler failed", extra={"connection_id": connection.connection_id})
-            await refuse(send, 500, b'{"message": "Internal server error"}')
-            return False
+            wire.refuse(500, b'{"message": "Internal server error"}')
+            return
         status = int(result.get("statusCode", 200))
         if status != 200:
             self.connections.unregister(connection.connection_id)
-            await refuse(send, status, *_response_body(result))
-            return False
-        try:
-            await send({"type": "websocket.accept"})
-        except Exception:  # the client left while $connect ran: it was accepted, so it gets its $disconnect
-            self.connections.unregister(connection.connection_id)
-            await self._disconnect(connection, 1006, "")
-            return False
+            wire.refuse(status, *_response_body(result))
+            return
+        if not wire.accept(response, connection):
+            # the client left while $connect ran: it was accepted, so it gets its $disconnect
+            await self.closed(connection, 1006, "")
+            return
         self.connections.opened(connection)
-        return True
 
-    async def _serve(self, connection: LiveConnection, receive: Receive) -> None:
-        code, reason = 1006, ""
-        limiter = self._limiter(time.monotonic())
-        try:
-            while True:
-                message = await receive()
-                if message["type"] == "websocket.disconnect":
-                    code, reason = int(message.get("code", 1005)), str(message.get("reason") or "")
-                    break
-                connection.last_active = time.monotonic()
-                verdict = "ok" if limiter is None else limiter.admit(connection.last_active)
-                if verdict == "ok":
-                    await self._message(connection, message)
-                else:
-                    self._refuse_frame(connection, close=verdict == "close")
-        finally:
-            self.connections.unregister(connection.connection_id)
-            await asyncio.shield(self._disconnect(connection, code, reason))
+    def admit(self, connection: LiveConnection) -> bool:
+        """A message arrived: whether to handle it (its frame rate), else the client is told."""
+        connection.last_active = now = time.monotonic()
+        limiter = connection.limiter
+        verdict = "ok" if limiter is None else limiter.admit(now)
+        if verdict == "ok":
+            return True
+        self._refuse_frame(connection, close=verdict == "close")
+        return False
+
+    async def closed(self, connection: LiveConnection, code: int, reason: str) -> None:
+        """The connection ended (after its last message was handled): $disconnect, exactly once."""
+        self.connections.unregister(connection.connection_id)
+        await self._disconnect(connection, code, reason)
 
     def _limiter(self, now: float) -> FrameLimiter | None:
         if self._frame_rate <= 0:
@@ -184,13 +166,14 @@ class WebSocketRoutes:
                 extra={"connection_id": connection.connection_id},
             )
 
-    async def _message(self, connection: LiveConnection, message: dict[str, Any]) -> None:
+    async def message(self, connection: LiveConnection, message: str | bytes) -> None:
+        """One message, through $default (the next waits for it)."""
         event = self._event(connection, "$default", "MESSAGE")
         event["requestContext"]["messageId"] = base64.urlsafe_b64encode(secrets.token_bytes(10)).decode()
-        if message.get("text") is not None:
-            event["body"] = message["text"]
+        if isinstance(message, str):
+            event["body"] = message
         else:
-            event["body"] = base64.b64encode(message.get("bytes") or b"").decode("ascii")
+            event["body"] = base64.b64encode(message).decode("ascii")
             event["isBase64Encoded"] = True
         try:
             await self._call("$default", event)

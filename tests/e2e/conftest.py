@@ -86,15 +86,11 @@ def rest_server(app: Chalice, **options: Any) -> Iterator[tuple[str, int]]:
     from bocage.local.serve_settings import ServeSettings
 
     executor = ThreadPoolExecutor(4)
-
-    async def no_websockets(*_: Any) -> None:
-        raise AssertionError("no WebSocket expected")
-
     settings = ServeSettings(**options)
     rest = RestGateway(
         app, executor, read_timeout=settings.read_timeout, handler_timeout=settings.handler_timeout
     )
-    server = ServerThread(make_server(BocageAsgi(rest, no_websockets), settings), [listen("127.0.0.1", 0)])
+    server = ServerThread(make_server(BocageAsgi(rest), settings), [listen("127.0.0.1", 0)])
     server.start()
     try:
         yield "127.0.0.1", server.port

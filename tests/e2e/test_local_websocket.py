@@ -373,3 +373,129 @@ def test_stopping_closes_websockets_with_1012_and_runs_their_disconnect(
             ws.recv(timeout=5)
         assert ws.close_code == 1012  # Service Restart: both clients reconnect on it
     assert STATE.disconnected == [connection_id]
+
+
+# -- the lean WebSocket protocol (bocage/local/websocket_protocol.py) -----------------------------
+
+UPGRADE = (
+    "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+)
+
+
+def raw_upgrade(stack: Stack, path: str = "/ws?token=ok", extra: str = "") -> tuple[socket.socket, bytes]:
+    """A bare TCP client sends an upgrade request; returns the socket and the answer's head."""
+    port = int(stack.url.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(UPGRADE.format(path=path, extra=extra).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    return sock, head
+
+
+def closed_by_server(sock: socket.socket, timeout: float) -> bool:
+    """Whether the server ends the TCP connection within ``timeout`` (whatever it sends first)."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+    return True
+
+
+def test_an_upgrade_without_a_key_is_refused_with_400_and_no_handler_runs(stack: Stack) -> None:
+    port = int(stack.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            b"GET /ws?token=ok HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b"Sec-WebSocket-Key" in answer  # websockets says what is wrong
+    time.sleep(0.2)
+    assert len(stack.registry) == 0 and STATE.disconnected == []
+
+
+def test_a_message_over_128_kib_closes_with_1009_and_runs_disconnect(stack: Stack) -> None:
+    with stack.client(max_size=None) as ws:
+        connection_id = whoami(ws)
+        ws.send("z" * (128 * 1024 + 1))
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=5)
+        assert ws.close_code == 1009  # Message Too Big
+    wait_for(lambda: connection_id in STATE.disconnected)
+    assert STATE.codes == [1009]
+
+
+def test_a_fragmented_message_is_handled_whole_and_one_of_exactly_128_kib_passes(stack: Stack) -> None:
+    with stack.client(max_size=None) as ws:
+        ws.send(["frag", "mented ", "message"])  # three frames: TEXT, CONT, CONT
+        assert ws.recv(timeout=5) == "FRAGMENTED MESSAGE"
+        ws.send([b"\xffbin", b"ary"])  # BINARY, CONT (not UTF-8: it comes back as binary)
+        assert ws.recv(timeout=5) == b"\xffBINARY"
+        ws.send(["a" * (64 * 1024), "b" * (64 * 1024)])  # 128 KiB in all: the limit, not over it
+        reply = ws.recv(timeout=5)
+        assert reply == "A" * (64 * 1024) + "B" * (64 * 1024)
+
+
+def test_invalid_utf8_in_a_text_frame_closes_with_1007(stack: Stack) -> None:
+    with stack.client() as ws:
+        connection_id = whoami(ws)
+        with ws.protocol_mutex:  # a TEXT frame that is not UTF-8, below the client's own checks
+            ws.protocol.send_text(b"\xff\xfe not UTF-8")
+            pending = ws.protocol.data_to_send()
+        for data in pending:
+            ws.socket.sendall(data)
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=5)
+        assert ws.close_code == 1007
+    wait_for(lambda: connection_id in STATE.disconnected)
+
+
+def test_a_client_that_answers_no_ping_is_cut_off_and_one_that_answers_stays(
+    stack_with: Callable[..., Stack],
+) -> None:
+    stack = stack_with(ws_ping_interval=0.3)
+    dead, head = raw_upgrade(stack)  # completes the handshake, then neither reads nor answers
+    with dead, stack.client() as alive:  # websockets' client answers pings by itself
+        assert head.startswith(b"HTTP/1.1 101 ")
+        wait_for(lambda: len(stack.registry) == 2)
+        assert closed_by_server(dead, timeout=5)
+        wait_for(lambda: len(stack.registry) == 1 and len(STATE.disconnected) == 1)
+        time.sleep(1.0)  # three more rounds of pings
+        assert whoami(alive) in stack.registry
+
+
+def test_a_client_that_never_answers_our_close_is_cut_off(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bocage.local import websocket_protocol
+
+    monkeypatch.setattr(websocket_protocol, "CLOSE_TIMEOUT", 0.5)
+    sock, head = raw_upgrade(stack)
+    with sock:
+        assert head.startswith(b"HTTP/1.1 101 ")
+        wait_for(lambda: len(stack.registry) == 1)
+        (connection_id,) = [c.connection_id for c in stack.registry.snapshot()]
+        started = time.monotonic()
+        stack.push.close(connection_id, 1000, "bye")
+        assert closed_by_server(sock, timeout=5)  # our close frame came, no answer went back
+        assert 0.4 < time.monotonic() - started < 4
+    wait_for(lambda: STATE.disconnected == [connection_id])
+
+
+def test_upgrades_on_other_paths_are_refused_with_404_before_any_handler(stack: Stack) -> None:
+    sock, head = raw_upgrade(stack, path="/@connections/abc?token=ok")
+    with sock:
+        assert head.startswith(b"HTTP/1.1 404 ")
+    assert len(stack.registry) == 0
