@@ -19,6 +19,7 @@ from chalicelib.services.billing import BillingService
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.delivery import Delivery
 from chalicelib.services.event_bus import EventBus
+from chalicelib.services.followers import FollowerService
 from chalicelib.services.impact import ImpactService
 from chalicelib.services.invitations import InvitationService
 from chalicelib.services.lifecycle import DeviceLifecycle
@@ -39,6 +40,7 @@ class Container:
     orgs: OrganisationService
     invitations: InvitationService
     channels: ChannelService
+    followers: FollowerService
     delivery: Delivery
     messaging: MessagingService
     retention: RetentionService
@@ -87,6 +89,7 @@ def build(
         orgs=orgs,
         invitations=InvitationService(store, clock, orgs, mailer, events, ttl_days=settings.invite_ttl_days),
         channels=channels,
+        followers=FollowerService(store, clock, orgs, channels),
         delivery=delivery,
         messaging=MessagingService(store, clock, orgs, channels, delivery, impact),
         retention=RetentionService(store, clock, orgs, channels),

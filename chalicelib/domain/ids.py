@@ -23,6 +23,11 @@ def device_id_for(sign_public_key: bytes) -> str:
     return f"d_{_b32(hashlib.sha256(sign_public_key).digest()[:_ID_BYTES])}"
 
 
+def follower_id_for(sign_public_key: bytes) -> str:
+    """A follower is their one device: their id is derived from its key like the device's."""
+    return f"f_{_b32(hashlib.sha256(sign_public_key).digest()[:_ID_BYTES])}"
+
+
 def operator_id_for(sign_public_key: bytes) -> str:
     """An operator key's id, derived the same way: rotation is adding and removing keys."""
     return f"op_{_b32(hashlib.sha256(sign_public_key).digest()[:_ID_BYTES])}"
