@@ -40,6 +40,7 @@ from bocage.client.results import (
 from chalicelib.domain.auth_token import SCHEME
 from chalicelib.domain.encoding import b64e
 from chalicelib.domain.envelope import Envelope
+from chalicelib.domain.followers import join_proof_message
 from chalicelib.domain.invitation import activation_proof_message
 
 #: A signed statement (docs/protocol.md, 13.1), sent and received as a JSON object.
@@ -339,6 +340,39 @@ class BocageClient:
         if month:
             body["month"] = month
         return self.request("POST", "/billing/run", body)
+
+    # -- public tribes and followers (docs/protocol.md, 16) --------------------------------------
+
+    def publish_tribe(self, channel_id: str, ticket: Statement, *, cap: int | None = None) -> Document:
+        """A new join link for the tribe; the ticket's seed stays here (the caller puts it in the link)."""
+        body: dict[str, Any] = {"ticket": ticket}
+        if cap is not None:
+            body["cap"] = cap
+        return self.request("PUT", f"/channels/{channel_id}/public", body)
+
+    def join_link(self, channel_id: str) -> Document:
+        return self.request("GET", f"/channels/{channel_id}/public")
+
+    def revoke_join_link(self, channel_id: str) -> Document:
+        return self.request("DELETE", f"/channels/{channel_id}/public")
+
+    def join(
+        self, link: str, keys: DeviceKeys, follower_cert: Statement, *, device_name: str = ""
+    ) -> Document:
+        """Activate this device as a follower (no token: the join link's certificate vouches)."""
+        proof = keys.signing.sign(join_proof_message(link, keys.box_public_key)).signature
+        body = {
+            "link": link,
+            "sign_public_key": keys.sign_public_key,
+            "box_public_key": keys.box_public_key,
+            "proof": b64e(proof),
+            "follower_cert": follower_cert,
+            "device_name": device_name,
+        }
+        return self.request("POST", "/join", body)
+
+    def leave_as_follower(self) -> Document:
+        return self.request("DELETE", "/follower")
 
 
 def _retention_path(channel_id: str | None) -> str:

@@ -7,8 +7,9 @@ Python client (which seals a tribe's sender keys to a follower only once these c
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
@@ -69,6 +70,40 @@ def join_url(app_url: str, api_url: str, link: JoinLink) -> str:
         f"server={quote(api_url, safe='')}&link={link.link_id}&org={link.org_id}&channel={link.channel_id}"
     )
     return f"{app_url}/#/join?{query}"
+
+
+@dataclass(frozen=True)
+class JoinTarget:
+    """What a scanned join link tells a device: where, which link and tribe, and its secrets."""
+
+    server: str
+    link: str
+    org: str
+    channel: str
+    ticket_seed: bytes
+    root: str
+
+
+def parse_join_url(url: str) -> JoinTarget:
+    """A join link as scanned from a poster; ValueError naming what is missing."""
+    fragment = urlsplit(url.strip()).fragment
+    if not fragment.startswith("/join?"):
+        raise ValueError("not a join link: its fragment must start with /join?")
+    params = {name: values[0] for name, values in parse_qs(fragment.split("?", 1)[1]).items()}
+    missing = [n for n in ("server", "link", "org", "channel", "ticket", "root") if not params.get(n)]
+    if missing:
+        raise ValueError(f"this join link lacks {', '.join(missing)}: scan the whole poster's code")
+    seed = b64d(params["ticket"])
+    if len(seed) != 32:
+        raise ValueError("this join link's ticket is not a 32-byte key")
+    return JoinTarget(
+        server=params["server"].rstrip("/"),
+        link=params["link"],
+        org=params["org"],
+        channel=params["channel"],
+        ticket_seed=seed,
+        root=params["root"],
+    )
 
 
 def join_proof_message(link_id: str, box_public_key: str) -> bytes:

@@ -38,5 +38,10 @@ def b32_id(prefix: str, digest: bytes) -> str:
     return f"{prefix}_{_b32(digest[:_ID_BYTES])}"
 
 
+def is_follower_id(member_id: str) -> bool:
+    """A follower of a public tribe (docs/protocol.md, 16), never a member."""
+    return looks_like(member_id, "f")
+
+
 def looks_like(value: str, prefix: str) -> bool:
     return value.startswith(f"{prefix}_") and len(value) == len(prefix) + 1 + 16

@@ -7,6 +7,8 @@ Partition ``ORG#o`` holds the organisation (``META``), its members
 
 from __future__ import annotations
 
+from chalicelib.domain.ids import is_follower_id
+
 Key = tuple[str, str]
 
 META = "META"
@@ -26,7 +28,6 @@ CURSOR_PREFIX = "CURSOR#"
 RETENTION_PREFIX = "RETENTION#"
 MEMBERSHIP_LOG_PREFIX = "MLOG#"
 FOLLOWER_PREFIX = "FOLLOWER#"
-FOLLOWER_ID_PREFIX = "f_"
 MAX_SEQ = 10**12 - 1  # message sequence numbers are zero-padded to 12 digits
 
 
@@ -57,10 +58,6 @@ def member_home(org_id: str, member_id: str) -> str:
     """Where a member and their device copies live: a follower (``f_``) apart from the
     organisation's members, so member listings and billing never read followers."""
     return followers_partition(org_id) if is_follower_id(member_id) else org_partition(org_id)
-
-
-def is_follower_id(member_id: str) -> bool:
-    return member_id.startswith(FOLLOWER_ID_PREFIX)
 
 
 def followers_partition(org_id: str) -> str:
