@@ -179,7 +179,7 @@ class FollowerService:
     def _open_link(self, link_id: str) -> tuple[JoinLink, Channel]:
         """The link and its tribe, if it still takes followers: 404 unknown, 410 revoked, expired,
         full or replaced by a newer link."""
-        link = self._links.by_id(link_id) if looks_like(link_id, "j") else None
+        link = self._links.current_for(link_id) if looks_like(link_id, "j") else None
         if link is None:
             raise NotFound("unknown join link")
         channel = self._channels.find(link.channel_id)

@@ -20,21 +20,16 @@ class JoinLinkRecords:
         item = self._store.get(*keys.join_link(channel_id))
         return None if item is None else JoinLink.model_validate(item)
 
-    def by_id(self, link_id: str) -> JoinLink | None:
-        """The link with this id; a replaced one is None (its index entry was removed)."""
+    def current_for(self, link_id: str) -> JoinLink | None:
+        """The current link of the tribe this link id was made for (another one if it was
+        replaced since), or None for an id never made."""
         index = self._store.get(*keys.join_link_index(link_id))
-        if index is None:
-            return None
-        link = self.of_channel(str(index["channel_id"]))
-        return link if link is not None and link.link_id == link_id else None
+        return None if index is None else self.of_channel(str(index["channel_id"]))
 
     def save(self, link: JoinLink) -> None:
         self._store.put(keys.record(keys.join_link(link.channel_id), link.model_dump(mode="json")))
         index = {"channel_id": link.channel_id}
         self._store.put(keys.record(keys.join_link_index(link.link_id), index))
-
-    def forget_index(self, link_id: str) -> None:
-        self._store.delete(*keys.join_link_index(link_id))
 
     def count_join(self, channel_id: str, delta: int) -> int:
         """Joins through the tribe's current link (atomic ADD): what a cap is checked against."""
