@@ -28,7 +28,7 @@ class JoinLinkRecords:
 
     def save(self, link: JoinLink) -> None:
         self._store.put(keys.record(keys.join_link(link.channel_id), link.model_dump(mode="json")))
-        index = {"channel_id": link.channel_id}
+        index: dict[str, object] = {"channel_id": link.channel_id}
         self._store.put(keys.record(keys.join_link_index(link.link_id), index))
 
     def count_join(self, channel_id: str, delta: int) -> int:
