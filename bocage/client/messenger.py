@@ -460,6 +460,7 @@ class Messenger:
         url = with_fragment_params(
             answer["join_url"], ticket=ticket.fragment_seed, root=self.trust.state.root
         )
+        self.profile.save_join_link(channel_id, url)  # kept for the poster, never sent
         return {**answer, "join_url": url}
 
     def _fetch_keys(self, channel_id: str, epoch: int) -> None:
