@@ -3,7 +3,7 @@ of them are online, and its author sends one message to all of them.
 
 Drives the real Chalice app in process (chalice.test.Client) on SQLite over a CountingStore,
 with the real Python client on the author's side (it verifies every follower's certificate,
-then seals its sender key to each in batches of 500) and the real WebSocket handlers for the
+then seals its sender key to each in batches of 200) and the real WebSocket handlers for the
 online followers (``$connect`` through the app, frames to a recording Push port). Prints, as
 medians over ``--runs``:
 
