@@ -360,19 +360,25 @@ class BocageClient:
         self, link: str, keys: DeviceKeys, follower_cert: Statement, *, device_name: str = ""
     ) -> Document:
         """Activate this device as a follower (no token: the join link's certificate vouches)."""
-        proof = keys.signing.sign(join_proof_message(link, keys.box_public_key)).signature
-        body = {
-            "link": link,
-            "sign_public_key": keys.sign_public_key,
-            "box_public_key": keys.box_public_key,
-            "proof": b64e(proof),
-            "follower_cert": follower_cert,
-            "device_name": device_name,
-        }
-        return self.request("POST", "/join", body)
+        return self.request("POST", "/join", join_body(link, keys, follower_cert, device_name=device_name))
 
     def leave_as_follower(self) -> Document:
         return self.request("DELETE", "/follower")
+
+
+def join_body(
+    link: str, keys: DeviceKeys, follower_cert: Statement, *, device_name: str = ""
+) -> dict[str, Any]:
+    """``POST /join``'s body: the device's keys, the proof it holds them, its certificate."""
+    proof = keys.signing.sign(join_proof_message(link, keys.box_public_key)).signature
+    return {
+        "link": link,
+        "sign_public_key": keys.sign_public_key,
+        "box_public_key": keys.box_public_key,
+        "proof": b64e(proof),
+        "follower_cert": follower_cert,
+        "device_name": device_name,
+    }
 
 
 def _retention_path(channel_id: str | None) -> str:

@@ -15,6 +15,7 @@ from nacl.signing import SigningKey
 
 from chalicelib.domain.activation_link import ActivationTarget
 from chalicelib.domain.encoding import b64d, b64e
+from chalicelib.domain.followers import JoinTarget
 from chalicelib.domain.ids import device_id_for, follower_id_for, looks_like
 from chalicelib.domain.statements import (
     DEVICE_CERT,
@@ -290,27 +291,20 @@ def follower_ticket(
 
 
 def follower_cert(
-    ticket_seed: bytes,
-    *,
-    org_id: str,
-    channel_id: str,
-    sign_public_key: str,
-    box_public_key: str,
-    display_name: str,
-    now: int,
+    target: JoinTarget, *, sign_public_key: str, box_public_key: str, display_name: str, now: int
 ) -> dict[str, Any]:
     """A joining device's certificate, signed with the join link's ticket key (16.2)."""
     raw = b64d(sign_public_key)
     body = {
         "purpose": FOLLOWER_CERT,
-        "org_id": org_id,
-        "channel_id": channel_id,
+        "org_id": target.org,
+        "channel_id": target.channel,
         "follower_id": follower_id_for(raw),
         "device_id": device_id_for(raw),
         "sign_public_key": sign_public_key,
         "box_public_key": box_public_key,
         "display_name": display_name,
-        "ticket_key": public_key_of(ticket_seed),
+        "ticket_key": public_key_of(target.ticket_seed),
         "issued_at": now,
     }
-    return sign_statement(body, ticket_seed)
+    return sign_statement(body, target.ticket_seed)

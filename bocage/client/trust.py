@@ -55,6 +55,7 @@ class Trust:
         self._synced: set[str] = set()  # channels whose log was fetched since the last change heard
         # Followers of public tribes verified from rosters (docs/protocol.md, 16.3): device id -> keys.
         self.followers: dict[str, dict[str, str]] = {}
+        self._follower_seen: dict[str, tuple[Any, ...]] = {}  # what each was verified from
         self.listing_path = profile.dir / "members.json"
 
     # -- warnings ----------------------------------------------------------------------------------
@@ -262,11 +263,23 @@ class Trust:
     def _follower(
         self, channel_id: str, device: dict[str, Any], view: TrustView, state: LogState
     ) -> dict[str, str] | None:
+        seen = (
+            channel_id,
+            _hash(device.get("device_cert")),
+            _hash(device.get("ticket")),
+            device.get("box_public_key"),
+            state.head,  # the tribe's log and the organisation's listing as verified: a change there
+            self._listing,  # (an author removed, a device revoked) checks every follower again
+        )
+        kept = self.followers.get(str(device["device_id"]))
+        if kept is not None and self._follower_seen.get(kept["device_id"]) == seen:
+            return kept  # verified already from these very statements: a town's tribe checks each once
         found = verified_follower(device, channel_id, self.org_id, view, state)
         if isinstance(found, TrustWarning):
             self.warn(found)
             return None
         self.followers[found["device_id"]] = found
+        self._follower_seen[found["device_id"]] = seen
         return found
 
     def learn_followers(self, channel_id: str, devices: list[dict[str, Any]]) -> None:
@@ -579,15 +592,8 @@ def join(
     now: int,
 ) -> dict[str, Any]:
     """Activate this device as a follower (docs/protocol.md, 16.2) and pin the link's root."""
-    cert = issuing.follower_cert(
-        target.ticket_seed,
-        org_id=target.org,
-        channel_id=target.channel,
-        sign_public_key=keys.sign_public_key,
-        box_public_key=keys.box_public_key,
-        display_name=display_name,
-        now=now,
-    )
+    keys_of = {"sign_public_key": keys.sign_public_key, "box_public_key": keys.box_public_key}
+    cert = issuing.follower_cert(target, **keys_of, display_name=display_name, now=now)
     result = dict(client.join(target.link, keys, cert, device_name=device_name))
     profile.save_trust(TrustState(root=target.root))
     warnings = []

@@ -3,19 +3,19 @@ SQLite and moto's DynamoDB, with the real Python client on both sides."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bocage.client.api import ApiError
+from bocage.client.api import join_body as api_join_body
 from bocage.client.issuing import follower_cert, follower_ticket
 from bocage.client.messenger import Messenger
 from bocage.client.profile import DeviceKeys, Profile
 from bocage.client.trust import join
 from chalicelib.domain.encoding import b64e
-from chalicelib.domain.followers import join_proof_message, parse_join_url
+from chalicelib.domain.followers import parse_join_url
 from tests.support import InProcessClient, People, SignedApi, messenger_for, scan_all
 
 
@@ -48,26 +48,9 @@ def join_body(
 ) -> dict[str, Any]:
     """``POST /join`` as a client builds it (for ``link``, if given); ``changes`` spoil one part."""
     target = parse_join_url(url)
-    target = replace(target, link=link or target.link)
-    cert = follower_cert(
-        target.ticket_seed,
-        org_id=target.org,
-        channel_id=target.channel,
-        sign_public_key=keys.sign_public_key,
-        box_public_key=keys.box_public_key,
-        display_name=name,
-        now=now,
-    )
-    proof = keys.signing.sign(join_proof_message(target.link, keys.box_public_key)).signature
-    body = {
-        "link": target.link,
-        "sign_public_key": keys.sign_public_key,
-        "box_public_key": keys.box_public_key,
-        "proof": b64e(proof),
-        "follower_cert": cert,
-        "device_name": "phone",
-    }
-    return {**body, **changes}
+    keys_of = {"sign_public_key": keys.sign_public_key, "box_public_key": keys.box_public_key}
+    cert = follower_cert(target, **keys_of, display_name=name, now=now)
+    return {**api_join_body(link or target.link, keys, cert, device_name="phone"), **changes}
 
 
 def test_a_follower_reads_from_joining_reacts_and_votes_but_never_posts(

@@ -10,7 +10,7 @@ from typing import Any
 from bocage.client.issuing import follower_cert, follower_ticket
 from bocage.client.profile import DeviceKeys
 from chalicelib.domain.encoding import b64d
-from chalicelib.domain.followers import parse_join_url
+from chalicelib.domain.followers import JoinTarget, parse_join_url
 from chalicelib.domain.ids import follower_id_for
 from chalicelib.domain.organisation import Device
 from tests.integration.test_malicious_server import codes, plant_device, sealed_to
@@ -35,16 +35,8 @@ def follower_device(
 
 
 def certified(url: str, keys: DeviceKeys, now: int) -> dict[str, Any]:
-    target = parse_join_url(url)
-    return follower_cert(
-        target.ticket_seed,
-        org_id=target.org,
-        channel_id=target.channel,
-        sign_public_key=keys.sign_public_key,
-        box_public_key=keys.box_public_key,
-        display_name="Intrus",
-        now=now,
-    )
+    keys_of = {"sign_public_key": keys.sign_public_key, "box_public_key": keys.box_public_key}
+    return follower_cert(parse_join_url(url), **keys_of, display_name="Intrus", now=now)
 
 
 def setup_tribes(people: People, container: Any) -> tuple[str, str, str, dict[str, Any]]:
@@ -87,16 +79,9 @@ def test_a_follower_ticket_the_server_forged_or_a_plain_member_signed_is_refused
     planted = []
     for ticket in (by_ana, forged):
         keys = DeviceKeys.generate()
-        seed = ticket.seed
-        cert = follower_cert(
-            seed,
-            org_id=org_id,
-            channel_id=public,
-            sign_public_key=keys.sign_public_key,
-            box_public_key=keys.box_public_key,
-            display_name="Faux",
-            now=api.clock.now(),
-        )
+        target = JoinTarget("https://x.invalid", "j_aaaaaaaaaaaaaaaa", org_id, public, ticket.seed, "root")
+        keys_of = {"sign_public_key": keys.sign_public_key, "box_public_key": keys.box_public_key}
+        cert = follower_cert(target, **keys_of, display_name="Faux", now=api.clock.now())
         plant_device(container, public, follower_device(keys, cert, ticket.statement, org_id))
         planted.append(keys.device_id)
     people.owner.send_text(public, "bonjour le village")

@@ -38,8 +38,8 @@ def test_the_svg_draws_exactly_the_join_links_qr_code_150_mm_wide() -> None:
     assert "Mairie de Saint-Éloi &lt;&amp; Co&gt;" in svg and "La vie du village" in svg
     size, dark = _expected(URL)
     module = QR_MM / size
-    rects = [
-        tuple(float(v) for v in m.groups())
+    rects: list[tuple[float, float, float, float]] = [
+        (float(m[1]), float(m[2]), float(m[3]), float(m[4]))
         for m in re.finditer(r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"/>', svg)
     ]
     left = (A4_MM[0] - QR_MM) / 2
