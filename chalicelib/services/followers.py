@@ -160,7 +160,7 @@ class FollowerService:
         device_id, follower_id = device_id_for(sign_key), follower_id_for(sign_key)
         existing = self._orgs.get_device(device_id)
         if existing is None:
-            self._admit(link, request, cert)
+            self._admit(link, channel, request, cert)
         elif existing.member_id != follower_id or existing.org_id != link.org_id:
             raise Conflict("these device keys are already registered; create a new profile")
         org = self._orgs.get(link.org_id)
@@ -192,7 +192,7 @@ class FollowerService:
             raise Gone(refusal)
         return link, channel
 
-    def _admit(self, link: JoinLink, request: JoinRequest, cert: dict[str, Any]) -> None:
+    def _admit(self, link: JoinLink, channel: Channel, request: JoinRequest, cert: dict[str, Any]) -> None:
         joined = self._links.count_join(link.channel_id, 1)
         if link.cap is not None and joined > link.cap:
             self._links.count_join(link.channel_id, -1)
@@ -220,14 +220,8 @@ class FollowerService:
         )
         self._members.save(follower)
         self._orgs.write_device(device)
-        self._channels.add_follower(self._require(self._channels.find(link.channel_id)), device, now)
+        self._channels.add_follower(channel, device, now)
         self._links.count_followers(link.org_id, 1)
-
-    @staticmethod
-    def _require(channel: Channel | None) -> Channel:
-        if channel is None:
-            raise NotFound("unknown join link")
-        return channel
 
     def leave(self, who: Principal) -> dict[str, Any]:
         """The follower's device, membership and sealed keys are deleted; their next request is 401."""
