@@ -118,3 +118,27 @@ def test_a_follower_certified_after_the_link_expired_gets_nothing(people: People
     plant_device(container, public, follower_device(timely, certified(url, timely, 1), ticket, org_id))
     people.owner.send_text(public, "et encore")
     assert len(sealed_to(container, public, timely.device_id)) == 1
+
+
+def test_the_web_client_leaves_followers_out_without_a_warning_each(
+    people: People, container: Any, api: Any, tmp_path: Any
+) -> None:
+    """docs/web.md: the web app does not verify follower certificates yet, so it seals to no
+    follower, genuine or planted, and a town's tribe does not flood it with one warning each."""
+    from tests.integration.test_followers import follow
+    from tests.integration.test_malicious_server_js import decide
+
+    public, _, url, ticket = setup_tribes(people, container)
+    genuine = follow(api, url, tmp_path / "lea", "Léa")
+    planted = DeviceKeys.generate()
+    org_id = people.info["owner"]["org_id"]
+    plant_device(container, public, follower_device(planted, certified(url, planted, 1), ticket, org_id))
+    ana = people.join("ana")
+    people.owner.add_member(public, people.info["ana"]["member_id"])
+    people.owner.send_text(public, "bonjour")  # the Python client seals to the genuine follower
+    assert len(sealed_to(container, public, genuine.device_id)) == 1
+    ana.read(public)
+    decided = decide(people.owner, public, fresh=True)
+    assert decided["recipients"] == [people.keys["ana"].device_id]
+    followers = {genuine.device_id, planted.device_id}
+    assert not [w for w in decided["warnings"] if w.get("device_id") in followers]
