@@ -21,10 +21,12 @@ from chalicelib.api_schemas import (
     CreateOrgBody,
     DirectBody,
     InviteBody,
+    JoinBody,
     LinkBody,
     MembershipBody,
     OrgNameBody,
     PilotEndBody,
+    PublishBody,
     PushSubscriptionBody,
     PutKeysBody,
     RenameChannelBody,
@@ -39,6 +41,7 @@ from chalicelib.domain.organisation import Role
 from chalicelib.domain.retention import describe, parse_duration
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.http_api import ApiContext, endpoint, request_scope
+from chalicelib.services.followers import JoinRequest
 from chalicelib.services.invitations import ActivationRequest
 from chalicelib.services.organisations import parse_role
 
@@ -83,7 +86,7 @@ def activate(ctx: ApiContext) -> dict[str, Any]:
 
 
 @app.route("/me", methods=["GET"])
-@endpoint("WhoAmIAnswer")
+@endpoint("WhoAmIAnswer", followers=True)
 def whoami(ctx: ApiContext) -> dict[str, Any]:
     return ctx.container.orgs.whoami(ctx.principal)
 
@@ -113,8 +116,11 @@ def link_device(ctx: ApiContext) -> dict[str, Any]:
 
 
 @app.route("/members", methods=["GET"])
-@endpoint("MembersAnswer", query=("cursor", "limit"))
+@endpoint("MembersAnswer", query=("cursor", "limit"), followers=True)
 def list_members(ctx: ApiContext) -> dict[str, Any]:
+    """Every member and device; to a follower only their tribes' members and certifiers."""
+    if ctx.principal.role.is_follower:
+        return ctx.container.followers.visible_members(ctx.principal).public()
     page = ctx.container.orgs.list_members(
         ctx.principal, cursor=ctx.query_str("cursor"), limit=ctx.query_int("limit", 100)
     )
@@ -192,7 +198,7 @@ def open_direct(ctx: ApiContext, member_id: str) -> dict[str, Any]:
 
 
 @app.route("/channels", methods=["GET"])
-@endpoint("ChannelsAnswer")
+@endpoint("ChannelsAnswer", followers=True)
 def list_channels(ctx: ApiContext) -> dict[str, Any]:
     return ctx.container.messaging.sync(ctx.principal)
 
@@ -226,7 +232,7 @@ def channel_members(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 
 
 @app.route("/channels/{channel_id}/membership", methods=["GET"])
-@endpoint("MembershipLogAnswer", query=("from", "limit"))
+@endpoint("MembershipLogAnswer", query=("from", "limit"), followers=True)
 def membership_log(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     return ctx.container.channels.membership_log(
         ctx.principal, channel_id, ctx.query_int("from", 0), ctx.query_int("limit", 500)
@@ -234,13 +240,13 @@ def membership_log(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 
 
 @app.route("/channels/{channel_id}/roster", methods=["GET"])
-@endpoint("RosterAnswer", query=("cursor",))
+@endpoint("RosterAnswer", query=("cursor",), followers=True)
 def channel_roster(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     return ctx.container.channels.roster(ctx.principal, channel_id, ctx.query_str("cursor"))
 
 
 @app.route("/channels/{channel_id}/keys", methods=["PUT"])
-@endpoint("KeysStoredAnswer", body=PutKeysBody)
+@endpoint("KeysStoredAnswer", body=PutKeysBody, followers=True)
 def put_sender_keys(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     body = ctx.body(PutKeysBody)
     sealed = [k.model_dump() for k in body.keys]
@@ -248,13 +254,13 @@ def put_sender_keys(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 
 
 @app.route("/channels/{channel_id}/keys", methods=["GET"])
-@endpoint("KeysAnswer", query=("epoch",))
+@endpoint("KeysAnswer", query=("epoch",), followers=True)
 def my_sender_keys(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     return ctx.container.channels.my_keys(ctx.principal, channel_id, ctx.query_int("epoch", 0))
 
 
 @app.route("/channels/{channel_id}/messages", methods=["POST"])
-@endpoint("SendResult", body=Envelope, status=201)
+@endpoint("SendResult", body=Envelope, status=201, followers=True)
 def send_message(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     envelope = parse_envelope(ctx.json())
     if envelope.channel_id != channel_id:
@@ -277,10 +283,49 @@ def seen_by(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 
 
 @app.route("/channels/{channel_id}/messages", methods=["GET"])
-@endpoint("MessagesAnswer", query=("since", "limit"))
+@endpoint("MessagesAnswer", query=("since", "limit"), followers=True)
 def read_messages(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     since, limit = ctx.query_int("since", 0), ctx.query_int("limit", 100)
     return ctx.container.messaging.read(ctx.principal, channel_id, since=since, limit=limit).public()
+
+
+# -- public tribes and followers (docs/protocol.md, 16) --------------------------------------
+
+
+@app.route("/channels/{channel_id}/public", methods=["PUT"])
+@endpoint("JoinLinkAnswer", body=PublishBody)
+def publish_tribe(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    """Make a tribe public with a new multi-use join link (managers); the previous one stops."""
+    body = ctx.body(PublishBody)
+    return ctx.container.followers.publish(ctx.principal, channel_id, body.ticket, body.cap, ctx.links)
+
+
+@app.route("/channels/{channel_id}/public", methods=["GET"])
+@endpoint("JoinLinkAnswer")
+def join_link_status(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    """The tribe's join link and its follower count (managers)."""
+    return ctx.container.followers.status(ctx.principal, channel_id)
+
+
+@app.route("/channels/{channel_id}/public", methods=["DELETE"])
+@endpoint("JoinLinkAnswer")
+def revoke_join_link(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    """Revoke the tribe's join link (managers): it answers 410; followers stay."""
+    return ctx.container.followers.revoke(ctx.principal, channel_id)
+
+
+@app.route("/join", methods=["POST"])
+@endpoint("JoinAnswer", body=JoinBody, auth="none", status=201)
+def join(ctx: ApiContext) -> dict[str, Any]:
+    """A new follower's device, certified by a join link's ticket (no token)."""
+    return ctx.container.followers.join(JoinRequest(**ctx.body(JoinBody).model_dump()))
+
+
+@app.route("/follower", methods=["DELETE"])
+@endpoint("FollowerLeftAnswer", followers=True)
+def leave_as_follower(ctx: ApiContext) -> dict[str, Any]:
+    """The calling follower leaves: their device, membership and sealed keys are deleted."""
+    return ctx.container.followers.leave(ctx.principal)
 
 
 # -- retention ------------------------------------------------------------------------------
@@ -354,6 +399,7 @@ def show_plan(ctx: ApiContext) -> dict[str, Any]:
     return {
         **ctx.container.billing.plan_status(org_id),
         "month_to_date": estimate.public() if estimate else None,
+        "followers": ctx.container.followers.follower_count(org_id),
     }
 
 

@@ -24,10 +24,12 @@ from typing import Any, TypeAlias
 from bocage.client.api import ApiError, BocageClient
 from bocage.client.crypto import CryptoError
 from bocage.client.messenger import Messenger
+from bocage.client.poster import poster_pdf, poster_svg
 from bocage.client.profile import DeviceKeys, OperatorKey, Profile
-from bocage.client.trust import MembershipRefused, TrustError, activate
+from bocage.client.trust import MembershipRefused, TrustError, activate, join
 from chalicelib.activation_qr import qr_terminal, write_qr
 from chalicelib.domain.activation_link import TRUST_PARAMS, parse_activation
+from chalicelib.domain.followers import parse_join_url
 from chalicelib.errors import BocageError
 
 DEFAULT_PROFILE = os.environ.get("BOCAGE_PROFILE", str(Path.home() / ".bocage" / "default"))
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         register_identity,
         register_messaging,
         register_polls,
+        register_followers,
         register_billing_and_plan,
         register_retention,
         register_audit,
@@ -204,6 +207,8 @@ def register_messaging(sub: Subparsers, common: argparse.ArgumentParser) -> None
         create_kind = kind_sub.add_parser("create", parents=[common], help=f"create a {kind}")
         create_kind.add_argument("name")
         create_kind.set_defaults(func=cmd_channel_create, kind=kind)
+        if kind == "tribe":
+            _register_public_tribes(kind_sub, create_kind, common)
 
     channel = sub.add_parser("channel", parents=[common], help="channel membership")
     channel_sub = channel.add_subparsers(dest="channel_command", required=True)
@@ -236,6 +241,43 @@ def register_messaging(sub: Subparsers, common: argparse.ArgumentParser) -> None
     listen.add_argument("--count", type=int, default=None, help="exit after N messages")
     listen.add_argument("--timeout", type=float, default=None, help="exit after S seconds")
     listen.set_defaults(func=cmd_listen)
+
+
+def _register_public_tribes(
+    tribe_sub: Subparsers, create: argparse.ArgumentParser, common: argparse.ArgumentParser
+) -> None:
+    """Public tribes and their followers (docs/protocol.md, 16)."""
+    publish = tribe_sub.add_parser(
+        "publish", parents=[common], help="make a tribe public: a new join link (the old one stops)"
+    )
+    publish.add_argument("channel")
+    publish.set_defaults(func=cmd_tribe_publish)
+    for parser in (create, publish):
+        parser.add_argument("--cap", type=int, default=None, help="at most N followers through this link")
+        parser.add_argument("--days", type=int, default=365, help="the link's lifetime (default 365)")
+    create.add_argument("--public", action="store_true", help="publish it at once with a join link")
+    link = tribe_sub.add_parser("link", parents=[common], help="a public tribe's join link and followers")
+    link.add_argument("channel")
+    link.set_defaults(func=cmd_tribe_link)
+    revoke = tribe_sub.add_parser("revoke-link", parents=[common], help="stop the join link (410)")
+    revoke.add_argument("channel")
+    revoke.set_defaults(func=cmd_tribe_revoke_link)
+    poster = tribe_sub.add_parser("poster", parents=[common], help="an A4 poster with the join QR code")
+    poster.add_argument("channel")
+    poster.add_argument("--out", required=True, help="FILE.svg or FILE.pdf")
+    poster.set_defaults(func=cmd_tribe_poster)
+
+
+def register_followers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    join = sub.add_parser("join", parents=[common], help="follow a public tribe from its join link")
+    join.add_argument("join_url")
+    join.add_argument("--name", required=True, help="the name you choose to be shown under")
+    join.add_argument("--device-name", default=socket.gethostname()[:120])
+    join.set_defaults(func=cmd_join)
+    follower = sub.add_parser("follower", parents=[common], help="this follower device")
+    follower_sub = follower.add_subparsers(dest="follower_command", required=True)
+    leave = follower_sub.add_parser("leave", parents=[common], help="stop following; device and keys deleted")
+    leave.set_defaults(func=cmd_follower_leave)
 
 
 def _register_send_and_read(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -547,7 +589,74 @@ def cmd_whoami(args: argparse.Namespace) -> Result:
 
 
 def cmd_channel_create(args: argparse.Namespace) -> Result:
-    return _messenger(args).create_channel(args.kind, args.name)
+    messenger = _messenger(args)
+    channel = messenger.create_channel(args.kind, args.name)
+    if not getattr(args, "public", False):
+        return channel
+    published = messenger.publish(channel["channel_id"], cap=args.cap, days=args.days)
+    return {**channel, "join_url": published["join_url"], "link_id": published["link_id"]}
+
+
+# -- public tribes and followers (docs/protocol.md, 16) -------------------------------------------
+
+
+def cmd_tribe_publish(args: argparse.Namespace) -> Result:
+    return _messenger(args).publish(args.channel, cap=args.cap, days=args.days)
+
+
+def cmd_tribe_link(args: argparse.Namespace) -> Result:
+    messenger = _messenger(args)
+    status = messenger.client.join_link(args.channel)
+    return {**status, "join_url": messenger.profile.join_links().get(args.channel)}
+
+
+def cmd_tribe_revoke_link(args: argparse.Namespace) -> Result:
+    return _messenger(args).client.revoke_join_link(args.channel)
+
+
+def cmd_tribe_poster(args: argparse.Namespace) -> Result:
+    messenger = _messenger(args)
+    url = messenger.profile.join_links().get(args.channel)
+    if url is None:
+        raise CliError("this device published no join link for that tribe: run 'bocage tribe publish' first")
+    names = {c["channel_id"]: c["name"] for c in messenger.channels()}
+    if args.channel not in names:
+        raise CliError(f"no tribe {args.channel} among your channels")
+    org_name = str(messenger.client.whoami()["org"]["name"])
+    out = Path(args.out)
+    if out.suffix.lower() == ".pdf":
+        out.write_bytes(poster_pdf(org_name, names[args.channel], url))
+    elif out.suffix.lower() == ".svg":
+        out.write_text(poster_svg(org_name, names[args.channel], url), encoding="utf-8")
+    else:
+        raise CliError("--out must end in .svg or .pdf")
+    return {"channel_id": args.channel, "poster": str(out), "join_url": url}
+
+
+def cmd_join(args: argparse.Namespace) -> Result:
+    """Retryable like activation: the keys are saved first, and the server recognises them."""
+    profile = _profile(args)
+    if profile.exists:
+        raise CliError(f"{profile.dir} already holds an activated device; use another --profile")
+    name = args.name.strip()
+    if not 1 <= len(name) <= 120:
+        raise CliError("--name must be 1 to 120 characters")
+    target = parse_join_url(args.join_url)
+    client = BocageClient(target.server)
+    keys = _pending_keys(profile)
+    result = join(
+        client, profile, target, keys, display_name=name, device_name=args.device_name, now=int(time.time())
+    )
+    warnings = result.pop("warnings")
+    profile.save_info({"server": target.server, **result})
+    return {**result, "server": target.server, "profile": str(profile.dir), "warnings": warnings}
+
+
+def cmd_follower_leave(args: argparse.Namespace) -> Result:
+    profile = _profile(args)
+    result = dict(_client(args).leave_as_follower())
+    profile.forget()
+    return {**result, "profile_deleted": str(profile.dir)}
 
 
 def cmd_channel_add(args: argparse.Namespace) -> Result:

@@ -277,6 +277,7 @@ class PlanStatusAnswer(_Answer):
 
 class PlanAnswer(PlanStatusAnswer):
     month_to_date: Obj | None
+    followers: int = 0  # followers of the public tribes: never billed (docs/protocol.md, 16)
 
 
 class InvoiceAnswer(_Answer):
@@ -345,3 +346,37 @@ class PushSubscriptionAnswer(_Answer):
 class PushRemovedAnswer(_Answer):
     device_id: str
     removed: bool
+
+
+# -- public tribes and followers (docs/protocol.md, 16) ------------------------------------------
+
+
+class JoinLinkAnswer(_Answer):
+    """A public tribe's join link as its managers see it, and how many follow the tribe."""
+
+    channel_id: str
+    link_id: str
+    expires_at: int
+    cap: int | None
+    joined: int
+    revoked: bool
+    followers: int
+    join_url: str | None = None  # only when published: without the ticket's secret, which the client appends
+
+
+class JoinAnswer(_Answer):
+    org_id: str
+    org_name: str
+    channel_id: str
+    channel_name: str
+    follower_id: str
+    device_id: str
+    display_name: str
+    role: str
+    root: str | None = None
+
+
+class FollowerLeftAnswer(_Answer):
+    follower_id: str
+    device_id: str
+    left: bool

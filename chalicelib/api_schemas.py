@@ -150,3 +150,22 @@ class PushSubscriptionBody(_Body):
     muted: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=500, description="channels this device wants no push for"
     )
+
+
+# -- public tribes and followers (docs/protocol.md, 16) ------------------------------------------
+
+
+class PublishBody(_Body):
+    """A tribe made public: the manager device's follower ticket, and an optional cap."""
+
+    ticket: Statement
+    cap: int | None = Field(default=None, ge=1, le=1_000_000)
+
+
+class JoinBody(_Body):
+    link: str = Field(min_length=3, max_length=40)
+    sign_public_key: str = Field(min_length=40, max_length=60)
+    box_public_key: str = Field(min_length=40, max_length=60)
+    proof: str = Field(min_length=80, max_length=100)
+    follower_cert: Statement | None = None
+    device_name: str = Field(default="", max_length=120)

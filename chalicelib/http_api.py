@@ -21,7 +21,7 @@ from chalicelib import wiring
 from chalicelib.domain.auth_token import parse_authorization
 from chalicelib.domain.organisation import require_admin
 from chalicelib.domain.principal import Principal
-from chalicelib.errors import BadRequest, BocageError, PayloadTooLarge, Unauthorized
+from chalicelib.errors import BadRequest, BocageError, Forbidden, PayloadTooLarge, Unauthorized
 from chalicelib.json_input import parse_object
 from chalicelib.request_logging import log_http, logger
 from chalicelib.services.authentication import SignedRequest
@@ -46,6 +46,8 @@ class RouteDoc:
     response: str  # a model of chalicelib/api_responses.py, imported only to build the spec
     query: tuple[str, ...]
     summary: str
+    # Open to followers of public tribes (docs/protocol.md, 16); every other route answers them 403.
+    followers: bool = False
 
 
 #: Every ``@endpoint`` view's RouteDoc, by the handler Chalice routes to.
@@ -93,6 +95,8 @@ class ApiContext:
             raise PayloadTooLarge(f"the body is over {limit} bytes")
         if auth == "device":
             self._principal = self.container.auth.device(self.token, self.signed_request)
+            if self._principal.role.is_follower and not (self._doc is not None and self._doc.followers):
+                raise Forbidden("a follower reads their public tribes, reacts and votes: nothing more")
         elif auth == "operator":
             self.container.auth.operator(self.token, self.signed_request)
 
@@ -193,18 +197,20 @@ def endpoint(
     query: tuple[str, ...] = (),
     auth: Auth = "device",
     status: int = 200,
+    followers: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Declare a view, then authenticate and map errors.
 
     ``response`` names the model of its JSON answer in chalicelib/api_responses.py (a name, so
     the Lambda never imports those models); ``body`` is the model of its request
     (``body_required=False``: read with ``optional_body``); ``query``, the query parameters it
-    reads. chalicelib/openapi.py builds the spec from these.
+    reads; ``followers``, whether followers of public tribes may call it (403 otherwise).
+    chalicelib/openapi.py builds the spec from these.
     """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Response]:
         summary = (view.__doc__ or view.__name__.replace("_", " ")).strip().splitlines()[0]
-        doc = RouteDoc(view.__name__, auth, status, body, body_required, response, query, summary)
+        doc = RouteDoc(view.__name__, auth, status, body, body_required, response, query, summary, followers)
 
         @functools.wraps(view)
         def handle(**params: str) -> Response:

@@ -21,6 +21,7 @@ from chalicelib.services.calls import CallService
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.delivery import Delivery
 from chalicelib.services.event_bus import EventBus
+from chalicelib.services.followers import FollowerService
 from chalicelib.services.impact import ImpactService
 from chalicelib.services.invitations import InvitationService
 from chalicelib.services.lifecycle import DeviceLifecycle
@@ -42,6 +43,7 @@ class Container:
     orgs: OrganisationService
     invitations: InvitationService
     channels: ChannelService
+    followers: FollowerService
     delivery: Delivery
     messaging: MessagingService
     retention: RetentionService
@@ -105,6 +107,7 @@ def build(
         orgs=orgs,
         invitations=InvitationService(store, clock, orgs, mailer, events, ttl_days=settings.invite_ttl_days),
         channels=channels,
+        followers=FollowerService(store, clock, orgs, channels),
         delivery=delivery,
         messaging=MessagingService(store, clock, orgs, channels, delivery, impact),
         retention=RetentionService(store, clock, orgs, channels),

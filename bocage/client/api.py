@@ -40,6 +40,7 @@ from bocage.client.results import (
 from chalicelib.domain.auth_token import SCHEME
 from chalicelib.domain.encoding import b64e
 from chalicelib.domain.envelope import Envelope
+from chalicelib.domain.followers import join_proof_message
 from chalicelib.domain.invitation import activation_proof_message
 
 #: A signed statement (docs/protocol.md, 13.1), sent and received as a JSON object.
@@ -348,7 +349,7 @@ class BocageClient:
             body["month"] = month
         return self.request("POST", "/billing/run", body)
 
-    # -- Web Push (docs/protocol.md, section 16) ------------------------------------------------
+    # -- Web Push (docs/protocol.md, section 17) ------------------------------------------------
 
     def push_key(self) -> str | None:
         """The server's VAPID public key; None when it sends no Web Push."""
@@ -363,6 +364,45 @@ class BocageClient:
 
     def remove_push(self, device_id: str) -> Document:
         return self.request("DELETE", f"/devices/{device_id}/push")
+
+    # -- public tribes and followers (docs/protocol.md, 16) --------------------------------------
+
+    def publish_tribe(self, channel_id: str, ticket: Statement, *, cap: int | None = None) -> Document:
+        """A new join link for the tribe; the ticket's seed stays here (the caller puts it in the link)."""
+        body: dict[str, Any] = {"ticket": ticket}
+        if cap is not None:
+            body["cap"] = cap
+        return self.request("PUT", f"/channels/{channel_id}/public", body)
+
+    def join_link(self, channel_id: str) -> Document:
+        return self.request("GET", f"/channels/{channel_id}/public")
+
+    def revoke_join_link(self, channel_id: str) -> Document:
+        return self.request("DELETE", f"/channels/{channel_id}/public")
+
+    def join(
+        self, link: str, keys: DeviceKeys, follower_cert: Statement, *, device_name: str = ""
+    ) -> Document:
+        """Activate this device as a follower (no token: the join link's certificate vouches)."""
+        return self.request("POST", "/join", join_body(link, keys, follower_cert, device_name=device_name))
+
+    def leave_as_follower(self) -> Document:
+        return self.request("DELETE", "/follower")
+
+
+def join_body(
+    link: str, keys: DeviceKeys, follower_cert: Statement, *, device_name: str = ""
+) -> dict[str, Any]:
+    """``POST /join``'s body: the device's keys, the proof it holds them, its certificate."""
+    proof = keys.signing.sign(join_proof_message(link, keys.box_public_key)).signature
+    return {
+        "link": link,
+        "sign_public_key": keys.sign_public_key,
+        "box_public_key": keys.box_public_key,
+        "proof": b64e(proof),
+        "follower_cert": follower_cert,
+        "device_name": device_name,
+    }
 
 
 def _retention_path(channel_id: str | None) -> str:

@@ -15,9 +15,11 @@ from nacl.signing import SigningKey
 
 from chalicelib.domain.activation_link import ActivationTarget
 from chalicelib.domain.encoding import b64d, b64e
-from chalicelib.domain.ids import looks_like
+from chalicelib.domain.followers import JoinTarget
+from chalicelib.domain.ids import device_id_for, follower_id_for, looks_like
 from chalicelib.domain.statements import (
     DEVICE_CERT,
+    FOLLOWER_CERT,
     MEMBER_CERT,
     MEMBERSHIP,
     REMOVAL,
@@ -262,3 +264,47 @@ def membership_entry(
         "issued_at": now,
     }
     return sign_statement(body, bytes(device))
+
+
+# -- public tribes and followers (docs/protocol.md, 16) ------------------------------------------
+
+#: A poster's default lifetime; a join ticket may last up to five years.
+FOLLOWER_TICKET_SECONDS = 365 * 86400
+
+
+def follower_ticket(
+    device: SigningKey, device_id: str, org_id: str, channel_id: str, now: int, *, lifetime: int
+) -> Ticket:
+    """A tribe's multi-use join ticket, signed by a manager's device: its seed goes on the poster."""
+    seed = secrets.token_bytes(32)
+    body = {
+        "purpose": TICKET,
+        "org_id": org_id,
+        "grant": "follower",
+        "ticket_key": public_key_of(seed),
+        "channel_id": channel_id,
+        "issuer_device": device_id,
+        "issued_at": now,
+        "expires_at": now + lifetime,
+    }
+    return Ticket(sign_statement(body, bytes(device)), seed)
+
+
+def follower_cert(
+    target: JoinTarget, *, sign_public_key: str, box_public_key: str, display_name: str, now: int
+) -> dict[str, Any]:
+    """A joining device's certificate, signed with the join link's ticket key (16.2)."""
+    raw = b64d(sign_public_key)
+    body = {
+        "purpose": FOLLOWER_CERT,
+        "org_id": target.org,
+        "channel_id": target.channel,
+        "follower_id": follower_id_for(raw),
+        "device_id": device_id_for(raw),
+        "sign_public_key": sign_public_key,
+        "box_public_key": box_public_key,
+        "display_name": display_name,
+        "ticket_key": public_key_of(target.ticket_seed),
+        "issued_at": now,
+    }
+    return sign_statement(body, target.ticket_seed)

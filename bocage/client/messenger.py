@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from websockets.exceptions import WebSocketException
 
+from bocage.client import issuing
 from bocage.client.api import ApiError, BocageClient
 from bocage.client.crypto import (
     CryptoError,
@@ -36,6 +37,7 @@ from bocage.client.ratchet import KeyUnavailable, ReplayedMessage, SenderKeyRing
 from bocage.client.results import Channel, ChannelSync, Document, Receipt, Roster, RosterDevice
 from bocage.client.rosters import RosterCache
 from bocage.client.trust import Trust
+from chalicelib.domain.activation_link import with_fragment_params
 from chalicelib.domain.envelope import Envelope
 from chalicelib.domain.frames import (
     DeviceFrame,
@@ -47,9 +49,12 @@ from chalicelib.domain.frames import (
     RotatedFrame,
     ServerFrame,
 )
+from chalicelib.domain.ids import is_follower_id
 from chalicelib.domain.x25519 import UnsafeBoxKey
 
-KEYS_PER_CALL = 500
+# Sealed keys per PUT /keys: the server takes up to 500, but at ~400 bytes of JSON each, 500 are
+# over the 128 KiB body limit (413); 200 stay well under it (bench/followers.py found it).
+KEYS_PER_CALL = 200
 CONNECT_PATH = "$connect"
 RECONNECT_DELAY = 0.5  # seconds, times the attempt number, at most 5
 DIRECT_ATTEMPTS = 5  # the other member may be opening the same direct conversation
@@ -292,9 +297,14 @@ class Messenger:
         return self.send(channel_id, {"type": "close", "poll_id": poll_id}, kind="poll_close", target=poll_id)
 
     def poll_results(self, channel_id: str, poll_id: str) -> dict[str, Any]:
-        """Tallied here, on the device: the server never sees a question, an option or a vote."""
+        """Tallied here, on the device: the server never sees a question, an option or a vote.
+
+        Voters are the signed membership's members and, in a public tribe, the followers this
+        device verified (one device each, so one vote per device), counted apart."""
         members = set(self.trust.membership(channel_id).members)  # the signed membership, not the server's
-        return tally(self.history(channel_id), poll_id, members, now=self.clock())
+        messages = self.history(channel_id)
+        followers = {f["member_id"] for f in self.trust.followers.values()}
+        return tally(messages, poll_id, members | followers, now=self.clock())
 
     def seen_by(self, channel_id: str, message_id: str) -> dict[str, Any]:
         """Who of the channel's other members has read up to one message ("vu par N / M"), from
@@ -379,6 +389,7 @@ class Messenger:
     def read(self, channel_id: str, since: int = 0, limit: int = 100) -> dict[str, Any]:
         self.share_keys(channel_id)
         page = self.client.messages(channel_id, since=since, limit=limit)
+        self._learn_followers(channel_id, page["messages"])
         messages = apply_edits([self.open(m) for m in page["messages"]])
         self.ring.forget(int(self.clock()))
         self.save()
@@ -454,6 +465,37 @@ class Messenger:
             expires_at=int(message["expires_at"]),
             opener=lambda key: open_message(message, key, device["sign_public_key"]),
         )
+
+    def _learn_followers(self, channel_id: str, messages: list[dict[str, Any]]) -> None:
+        """A public tribe's followers react and vote: verify them from the roster when one appears
+        (the server's ``sender_member`` only says when to look; the certificates decide)."""
+        unknown = any(
+            is_follower_id(str(m.get("sender_member"))) and m["sender_device"] not in self.trust.followers
+            for m in messages
+        )
+        if unknown and not self.trust.is_follower:
+            self.trust.learn_followers(channel_id, [dict(d) for d in self.roster(channel_id)["devices"]])
+
+    # -- public tribes (docs/protocol.md, 16) ------------------------------------------------------
+
+    def publish(self, channel_id: str, *, cap: int | None = None, days: int = 365) -> dict[str, Any]:
+        """Make a tribe public: a join link whose fragment carries the ticket's seed and our root."""
+        if not 1 <= days <= 5 * 365:
+            raise ValueError("a join link lasts 1 to 1825 days")
+        ticket = issuing.follower_ticket(
+            self.keys.signing,
+            self.device_id,
+            self.trust.org_id,
+            channel_id,
+            self.trust.now(),
+            lifetime=days * 86400,
+        )
+        answer = dict(self.client.publish_tribe(channel_id, ticket.statement, cap=cap))
+        url = with_fragment_params(
+            answer["join_url"], ticket=ticket.fragment_seed, root=self.trust.state.root
+        )
+        self.profile.save_join_link(channel_id, url)  # kept for the poster, never sent
+        return {**answer, "join_url": url}
 
     def _fetch_keys(self, channel_id: str, epoch: int) -> None:
         """Open every chain state sealed to this device for the epoch that the ring does not hold."""

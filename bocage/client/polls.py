@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.domain.ids import is_follower_id
+
 MIN_OPTIONS, MAX_OPTIONS = 2, 20
 MAX_QUESTION = 500
 MAX_OPTION = 200
@@ -101,6 +103,8 @@ def tally(messages: list[dict[str, Any]], poll_id: str, members: set[str], *, no
         "counts": counts,
         "voters": len(latest),
         "voter_ids": sorted(latest),
+        # A public tribe's followers vote too (one device each): counted apart from members.
+        "follower_voters": sum(1 for voter in latest if is_follower_id(voter)),
         "multiple": bool(content.get("multiple")),
         "closes_at": closes_at,
         "closed": closed_seq is not None or (closes_at is not None and now >= closes_at),

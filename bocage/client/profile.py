@@ -167,6 +167,25 @@ class Profile:
     def save_trust(self, state: TrustState) -> None:
         state.save(self.trust_path)
 
+    def join_links(self) -> dict[str, str]:
+        """Public tribes' join links this device published, secret seed included (for posters)."""
+        path = self.dir / "join_links.json"
+        return dict(json.loads(path.read_text())) if path.exists() else {}
+
+    def save_join_link(self, channel_id: str, url: str) -> None:
+        write_private(
+            self.dir / "join_links.json", json.dumps({**self.join_links(), channel_id: url}).encode()
+        )
+
+    def forget(self) -> None:
+        """Delete every file of this profile (a follower who left: their keys go with them)."""
+        for path in self.dir.glob("*"):
+            if path.is_file():
+                path.unlink()
+        for path in self.dir.glob(".*"):
+            if path.is_file():
+                path.unlink()
+
     def save_info(self, info: dict[str, Any]) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "profile.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")

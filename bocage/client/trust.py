@@ -18,16 +18,18 @@ from typing import Any
 from bocage.client import issuing
 from bocage.client.api import BocageClient, Statement
 from bocage.client.certs import TrustView, TrustWarning
+from bocage.client.followers import is_follower_device, verified_follower
 from bocage.client.membership import MembershipRefused, sync
 from bocage.client.profile import DeviceKeys, Profile, TrustState, write_private
 from bocage.client.verification import grouped, normalise, qr_payload, safety_digits
 from chalicelib.domain.activation_link import ActivationTarget, with_fragment_params
 from chalicelib.domain.direct import direct_channel_id
-from chalicelib.domain.ids import new_id
+from chalicelib.domain.followers import JoinTarget
+from chalicelib.domain.ids import is_follower_id, new_id
 from chalicelib.domain.membership_log import LogState, replay
 from chalicelib.domain.statements import canonical, statement_hash
 
-__all__ = ["MembershipRefused", "Trust", "TrustError"]
+__all__ = ["MembershipRefused", "Trust", "TrustError", "activate", "join"]
 
 
 class TrustError(Exception):
@@ -51,6 +53,9 @@ class Trust:
         self._listing: str = ""
         self._device_certs: dict[str, str] = {}  # device id -> hash of its certificate in the view
         self._synced: set[str] = set()  # channels whose log was fetched since the last change heard
+        # Followers of public tribes verified from rosters (docs/protocol.md, 16.3): device id -> keys.
+        self.followers: dict[str, dict[str, str]] = {}
+        self._follower_seen: dict[str, tuple[Any, ...]] = {}  # what each was verified from
         self.listing_path = profile.dir / "members.json"
 
     # -- warnings ----------------------------------------------------------------------------------
@@ -214,11 +219,21 @@ class Trust:
         Not ``watched`` (no live connection to hear of changes), the listing is asked for again:
         an unchanged one is not verified again."""
         state = self.membership(channel_id, watched=watched)
-        view = self.view_for(devices) if watched else self.view(refresh=True)
+        view = (
+            self.view_for([d for d in devices if not is_follower_device(d)])
+            if watched
+            else self.view(refresh=True)
+        )
         chosen: dict[str, str] = {}
         for d in devices:
             device_id, member_id = str(d["device_id"]), str(d["member_id"])
             if device_id == self.keys.device_id:
+                continue
+            if is_follower_device(d):
+                # A follower's own votes and reactions go to the tribe's members only.
+                found = None if self.is_follower else self._follower(channel_id, d, view, state)
+                if found is not None:
+                    chosen[device_id] = found["box_public_key"]
                 continue
             trusted = view.usable(device_id)
             if trusted is None or trusted.member_id != member_id:
@@ -241,8 +256,44 @@ class Trust:
             chosen[device_id] = trusted.box_public_key
         return chosen
 
+    @property
+    def is_follower(self) -> bool:
+        return is_follower_id(self.member_id)
+
+    def _follower(
+        self, channel_id: str, device: dict[str, Any], view: TrustView, state: LogState
+    ) -> dict[str, str] | None:
+        seen = (
+            channel_id,
+            _hash(device.get("device_cert")),
+            _hash(device.get("ticket")),
+            device.get("box_public_key"),
+            state.head,  # the tribe's log and the organisation's listing as verified: a change there
+            self._listing,  # (an author removed, a device revoked) checks every follower again
+        )
+        kept = self.followers.get(str(device["device_id"]))
+        if kept is not None and self._follower_seen.get(kept["device_id"]) == seen:
+            return kept  # verified already from these very statements: a town's tribe checks each once
+        found = verified_follower(device, channel_id, self.org_id, view, state)
+        if isinstance(found, TrustWarning):
+            self.warn(found)
+            return None
+        self.followers[found["device_id"]] = found
+        self._follower_seen[found["device_id"]] = seen
+        return found
+
+    def learn_followers(self, channel_id: str, devices: list[dict[str, Any]]) -> None:
+        """Verify the followers a roster lists, so that their votes and reactions are shown as theirs."""
+        state, view = self.membership(channel_id), self.view()
+        for d in devices:
+            if is_follower_device(d) and str(d["device_id"]) not in self.followers:
+                self._follower(channel_id, d, view, state)
+
     def sender(self, device_id: str, server_member: str | None) -> tuple[dict[str, str] | None, bool]:
         """(the certified sender's device keys, member id and name, or None; whether the server lied)."""
+        follower = self.followers.get(device_id)
+        if follower is not None:
+            return self._found(follower, server_member)
         view = self.view()
         if view.device(device_id) is None:
             view = self.view(refresh=True)
@@ -258,15 +309,18 @@ class Trust:
             "box_public_key": trusted.box_public_key,
             "display_name": member.display_name if member else "?",
         }
-        lied = server_member is not None and server_member != trusted.member_id
+        return self._found(found, server_member)
+
+    def _found(self, found: dict[str, str], server_member: str | None) -> tuple[dict[str, str], bool]:
+        lied = server_member is not None and server_member != found["member_id"]
         if lied:
             self.warn(
                 TrustWarning(
                     "forged_sender",
-                    f"the server says {server_member} sent from {device_id}, whose certificate names "
-                    f"{trusted.member_id}",
-                    trusted.member_id,
-                    device_id,
+                    f"the server says {server_member} sent from {found['device_id']}, whose certificate "
+                    f"names {found['member_id']}",
+                    found["member_id"],
+                    found["device_id"],
                 )
             )
         return found, lied
@@ -525,3 +579,25 @@ def activate(
         message = "the server names another organisation root than the one your invitation carried"
         warnings.append(TrustWarning("root_mismatch", message).to_json())
     return {**result, "root": enrolment.root, "warnings": warnings}
+
+
+def join(
+    client: BocageClient,
+    profile: Profile,
+    target: JoinTarget,
+    keys: DeviceKeys,
+    *,
+    display_name: str,
+    device_name: str,
+    now: int,
+) -> dict[str, Any]:
+    """Activate this device as a follower (docs/protocol.md, 16.2) and pin the link's root."""
+    keys_of = {"sign_public_key": keys.sign_public_key, "box_public_key": keys.box_public_key}
+    cert = issuing.follower_cert(target, **keys_of, display_name=display_name, now=now)
+    result = dict(client.join(target.link, keys, cert, device_name=device_name))
+    profile.save_trust(TrustState(root=target.root))
+    warnings = []
+    if result.get("root") and result["root"] != target.root:
+        message = "the server names another organisation root than the one the join link carried"
+        warnings.append(TrustWarning("root_mismatch", message).to_json())
+    return {**result, "member_id": result["follower_id"], "root": target.root, "warnings": warnings}

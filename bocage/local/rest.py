@@ -28,7 +28,7 @@ from chalicelib.openapi import build_spec
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
 #: Unauthenticated routes that consume or probe codes: limited per source (``attempts``).
-LIMITED = frozenset({("POST", "/activate")})
+LIMITED = frozenset({("POST", "/activate"), ("POST", "/join")})  # each a device made from nothing
 SPEC_PATH = "/openapi.json"
 DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() and int() accept far more
 
@@ -153,7 +153,7 @@ class RestGateway:
         if not wait:
             return None
         answer = refusal(
-            429, "rate_limited", f"too many activation attempts from this address; retry in {wait} s"
+            429, "rate_limited", f"too many activation or join attempts from this address; retry in {wait} s"
         )
         return dataclasses.replace(answer, headers=[*answer.headers, ("Retry-After", str(wait))])
 

@@ -21,6 +21,7 @@ class ChannelKind(StrEnum):
 class ChannelRole(StrEnum):
     AUTHOR = "author"  # posts in a tribe, and manages the channel
     MEMBER = "member"
+    FOLLOWER = "follower"  # reads a public tribe, reacts and votes; never in its signed log
 
 
 class Channel(BaseModel):

@@ -23,6 +23,11 @@ def device_id_for(sign_public_key: bytes) -> str:
     return f"d_{_b32(hashlib.sha256(sign_public_key).digest()[:_ID_BYTES])}"
 
 
+def follower_id_for(sign_public_key: bytes) -> str:
+    """A follower is their one device: their id is derived from its key like the device's."""
+    return f"f_{_b32(hashlib.sha256(sign_public_key).digest()[:_ID_BYTES])}"
+
+
 def operator_id_for(sign_public_key: bytes) -> str:
     """An operator key's id, derived the same way: rotation is adding and removing keys."""
     return f"op_{_b32(hashlib.sha256(sign_public_key).digest()[:_ID_BYTES])}"
@@ -31,6 +36,11 @@ def operator_id_for(sign_public_key: bytes) -> str:
 def b32_id(prefix: str, digest: bytes) -> str:
     """An id derived from a digest (its first 80 bits), in the same form as the random ones."""
     return f"{prefix}_{_b32(digest[:_ID_BYTES])}"
+
+
+def is_follower_id(member_id: str) -> bool:
+    """A follower of a public tribe (docs/protocol.md, 16), never a member."""
+    return looks_like(member_id, "f")
 
 
 def looks_like(value: str, prefix: str) -> bool:

@@ -20,10 +20,17 @@ class Role(StrEnum):
     OWNER = "owner"
     ADMIN = "admin"
     MEMBER = "member"
+    # Reads an organisation's public tribes, reacts and votes there; never a member
+    # (docs/protocol.md, section 16): not billed, not listed, certified by a join link.
+    FOLLOWER = "follower"
 
     @property
     def rank(self) -> int:
-        return {Role.MEMBER: 0, Role.ADMIN: 1, Role.OWNER: 2}[self]
+        return {Role.FOLLOWER: -1, Role.MEMBER: 0, Role.ADMIN: 1, Role.OWNER: 2}[self]
+
+    @property
+    def is_follower(self) -> bool:
+        return self is Role.FOLLOWER
 
     @property
     def is_admin(self) -> bool:

@@ -28,6 +28,7 @@ class ChannelCounters(_Model):
     roster: int = 0
     seq: int = 0
     members: int = 0
+    followers: int = 0  # a public tribe's followers (not counted in ``members``)
 
 
 class RosterDevice(_Model):

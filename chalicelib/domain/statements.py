@@ -29,6 +29,7 @@ ROLE = "bocage/role/v2"
 REMOVAL = "bocage/removal/v2"
 REVOCATION = "bocage/revocation/v2"
 MEMBERSHIP = "bocage/membership/v2"
+FOLLOWER_CERT = "bocage/follower-cert/v2"
 MAX_STATEMENT_BYTES = 2048
 KEY_BYTES = 32
 HASH_CHARS = 43  # b64url of a SHA-256 digest
@@ -113,6 +114,26 @@ _FIELDS: dict[str, dict[str, Callable[[object], bool]]] = {
         "issuer_device": _id("d"),
         "issued_at": _TIME,
         "expires_at": _TIME,
+    },
+    TICKET + "#follower": {
+        "org_id": _id("o"),
+        "grant": _one_of("follower"),
+        "ticket_key": _key,
+        "channel_id": _id("c"),
+        "issuer_device": _id("d"),
+        "issued_at": _TIME,
+        "expires_at": _TIME,
+    },
+    FOLLOWER_CERT: {
+        "org_id": _id("o"),
+        "channel_id": _id("c"),
+        "follower_id": _id("f"),
+        "device_id": _id("d"),
+        "sign_public_key": _key,
+        "box_public_key": _key,
+        "display_name": _name,
+        "ticket_key": _key,
+        "issued_at": _TIME,
     },
     ROLE: {
         "org_id": _id("o"),

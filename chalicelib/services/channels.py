@@ -385,6 +385,40 @@ class ChannelService:
             channel_id, member_id, LeftFrame(channel_id=channel_id, member_id=member_id, epoch=epoch)
         )
 
+    # -- followers of a public tribe (docs/protocol.md, 16) ----------------------------------
+
+    def add_follower(self, channel: Channel, device: Device, now: int) -> None:
+        """The follower and their one device join the tribe's roster (idempotent: a retry converges).
+
+        Like a member's joining, the roster version moves and online devices are told, so
+        senders seal their current key to the new device; nothing sent before is readable."""
+        channel_id = channel.channel_id
+        membership = ChannelMember(
+            channel_id=channel_id,
+            member_id=device.member_id,
+            role=ChannelRole.FOLLOWER,
+            added_at=now,
+            added_by=device.member_id,
+        )
+        self._records.save_membership(membership)
+        self._records.add_device(channel_id, device)
+        roster = self._records.bump_roster(channel_id)
+        self._records.count_followers(channel_id, 1)
+        frame = JoinedFrame(channel_id=channel_id, member_id=device.member_id, roster=roster)
+        self._notifier.joined(channel_id, device.member_id, frame)
+
+    def remove_follower(self, channel_id: str, device: Device) -> None:
+        """The follower leaves: no epoch change (what they could read was public to any follower),
+        and the keys sealed to their device for the current epoch are deleted."""
+        self._records.remove_membership(channel_id, device.member_id, [device.device_id])
+        self._records.count_followers(channel_id, -1)
+        self._sealed.forget_recipient(channel_id, self.epoch(channel_id).number, device.device_id)
+        roster = self._records.bump_roster(channel_id)
+        self._notifier.changed(channel_id, DeviceFrame(channel_id=channel_id, roster=roster))
+
+    def follower_count(self, channel_id: str) -> int:
+        return self._records.counters(channel_id).followers
+
     def rekey(self, channel_id: str) -> int:
         """Move to a new epoch, strictly after every change made before this call; returns it."""
         epoch = self._records.advance_epoch(channel_id, self._clock.now())

@@ -231,8 +231,8 @@ class InvitationService:
     # -- activation ----------------------------------------------------------------
 
     def activate(self, request: ActivationRequest) -> dict[str, Any]:
-        sign_key = _public_key(request.sign_public_key, "sign_public_key")
-        _public_key(request.box_public_key, "box_public_key")
+        sign_key = public_key_bytes(request.sign_public_key, "sign_public_key")
+        public_key_bytes(request.box_public_key, "box_public_key")
         check_box_key(request.box_public_key)
         try:
             VerifyKey(sign_key).verify(
@@ -394,7 +394,8 @@ class InvitationService:
         }
 
 
-def _public_key(value: str, name: str) -> bytes:
+def public_key_bytes(value: str, name: str) -> bytes:
+    """A request's b64url public key as its 32 bytes (400 otherwise)."""
     try:
         raw = b64d(value)
     except ValueError as exc:

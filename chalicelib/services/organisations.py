@@ -39,6 +39,7 @@ from chalicelib.ports import Clock, Store
 from chalicelib.services.event_bus import EventBus
 
 MAX_PAGE = 200
+MEMBER_ROLES = (Role.OWNER, Role.ADMIN, Role.MEMBER)  # what a role statement may grant
 LAST_OWNER = "an organisation keeps at least one owner"
 
 
@@ -348,7 +349,9 @@ class OrganisationService:
 
     def whoami(self, who: Principal) -> dict[str, Any]:
         org = self.get(who.org_id)
-        member = self.member(who.org_id, who.member_id)
+        member = self._members.get(who.org_id, who.member_id)  # a follower's id is no member id
+        if member is None:
+            raise NotFound("no such member")
         return {
             "org": org.public(),
             "member": member.public(),
@@ -361,7 +364,7 @@ def _is_owner(member: Member) -> bool:
     return member.role is Role.OWNER and member.status is not MemberStatus.REMOVED
 
 
-def parse_role(value: object, *, allowed: tuple[Role, ...] = tuple(Role)) -> Role:
+def parse_role(value: object, *, allowed: tuple[Role, ...] = MEMBER_ROLES) -> Role:
     try:
         role = Role(str(value))
     except ValueError as exc:

@@ -76,3 +76,26 @@ def test_a_trusted_proxy_has_each_forwarded_client_counted_apart(proxied: Server
     assert _post_activate(proxied.url, forwarded_for="198.51.100.1, 203.0.113.9")[0] == 429
     assert _post_activate(proxied.url, forwarded_for="203.0.113.9, 198.51.100.1")[0] == 400
     assert _post_activate(proxied.url, forwarded_for="198.51.100.2")[0] == 400
+
+
+def test_join_attempts_share_the_allowance(server: Server) -> None:
+    """``POST /join`` makes a device from a poster's link: a script filling a poll with followers
+    is slowed per address like activation guesses (docs/protocol.md, 16.2)."""
+    for path in ("/join", "/activate") * (BURST // 2):
+        request = urllib.request.Request(
+            f"{server.url}{path}", data=b"{}", headers={"Content-Type": "application/json"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 400
+    status, headers, body = _post_join(server.url)
+    assert status == 429 and body["error"] == "rate_limited" and int(headers["Retry-After"]) >= 1
+
+
+def _post_join(url: str) -> tuple[int, Message, Any]:
+    request = urllib.request.Request(f"{url}/join", data=b"{}", headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.headers, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, json.loads(error.read())

@@ -10,6 +10,7 @@ import { base32Lower, randomBytes, sha256, utf8 } from './wire.js';
 
 const ADMIN_ROLES = ['admin', 'owner'];
 const DIRECT_PURPOSE = 'bocage/direct/v2';
+const FOLLOWER_CERT = 'bocage/follower-cert/v2';  // a public tribe's follower (protocol.md, 16)
 
 /** An entry that does not extend the log: unsigned, unchained or unauthorised. */
 export class LogError extends Error {}
@@ -196,7 +197,7 @@ export function signEntry(device, channelId, state, { op, memberId, role = null,
  * Everything left out is reported. `self`: this device, which needs no copy.
  * @param {import('./certs.js').TrustView} trust
  * @param {LogState|null} state
- * @param {{device_id: string, member_id: string, box_public_key?: string}[]} roster
+ * @param {{device_id: string, member_id: string, box_public_key?: string, device_cert?: {purpose?: string}|null}[]} roster
  * @param {string} self
  */
 export function effectiveRoster(trust, state, roster, self) {
@@ -207,6 +208,9 @@ export function effectiveRoster(trust, state, roster, self) {
   const refuse = (code, row, message) => warnings.push({ code, member_id: row.member_id ?? null, device_id: row.device_id, message });
   for (const row of roster) {
     if (row.device_id === self) continue;
+    // A public tribe's followers (protocol.md, 16): the Python client verifies and seals to them;
+    // this client does not yet, and leaves them out without a warning per follower.
+    if (row.device_cert && row.device_cert.purpose === FOLLOWER_CERT) continue;
     const device = trust.usable(row.device_id);
     if (!device) {
       const why = trust.whyNot(row.device_id) || trust.whyNotMember(String(row.member_id));

@@ -41,7 +41,7 @@ import {
 import { newTicket, withFragment } from './certs.js';
 import { TrustKeeper } from './trust.js';
 
-const KEYS_PER_CALL = 500;
+const KEYS_PER_CALL = 200; // at ~400 bytes each, 500 sealed keys are over the 128 KiB body limit
 const READ_LIMIT = 200;
 // API Gateway (and bocage serve) close a WebSocket after 10 minutes without a frame from the
 // client: a ping after 8 quiet minutes keeps it, with 2 minutes to spare for the timers of a

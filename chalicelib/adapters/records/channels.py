@@ -121,6 +121,9 @@ class ChannelRecords:
     def count_members(self, channel_id: str, delta: int) -> int:
         return self._store.increment(*keys.channel_state(channel_id), "members", delta)
 
+    def count_followers(self, channel_id: str, delta: int) -> int:
+        return self._store.increment(*keys.channel_state(channel_id), "followers", delta)
+
     def next_seq(self, channel_id: str) -> int:
         """The next message number: unique, increasing, possibly with gaps (crashed writers)."""
         return self._store.increment(*keys.channel_state(channel_id), "seq")

@@ -7,6 +7,8 @@ Partition ``ORG#o`` holds the organisation (``META``), its members
 
 from __future__ import annotations
 
+from chalicelib.domain.ids import is_follower_id
+
 Key = tuple[str, str]
 
 META = "META"
@@ -25,6 +27,7 @@ MARKER_PREFIX = "MID#"
 CURSOR_PREFIX = "CURSOR#"
 RETENTION_PREFIX = "RETENTION#"
 MEMBERSHIP_LOG_PREFIX = "MLOG#"
+FOLLOWER_PREFIX = "FOLLOWER#"
 MAX_SEQ = 10**12 - 1  # message sequence numbers are zero-padded to 12 digits
 
 
@@ -48,11 +51,36 @@ def owner_count(org_id: str) -> Key:
 
 
 def member(org_id: str, member_id: str) -> Key:
-    return f"ORG#{org_id}", f"{MEMBER_PREFIX}{member_id}"
+    return member_home(org_id, member_id), f"{MEMBER_PREFIX}{member_id}"
+
+
+def member_home(org_id: str, member_id: str) -> str:
+    """Where a member and their device copies live: a follower (``f_``) apart from the
+    organisation's members, so member listings and billing never read followers."""
+    return followers_partition(org_id) if is_follower_id(member_id) else org_partition(org_id)
+
+
+def followers_partition(org_id: str) -> str:
+    """An organisation's followers (docs/protocol.md, 16) and their devices, beside their count."""
+    return f"FOLLOWERS#{org_id}"
+
+
+def follower_count(org_id: str) -> Key:
+    return followers_partition(org_id), "COUNT"
+
+
+def join_link(channel_id: str) -> Key:
+    """A public tribe's current join link (revoked ones stay, marked, until replaced)."""
+    return f"CHAN#{channel_id}", "JOINLINK"
+
+
+def join_link_index(link_id: str) -> Key:
+    """Which channel a join link's id names: what ``POST /join`` reads first."""
+    return f"JOIN#{link_id}", META
 
 
 def member_device(org_id: str, member_id: str, device_id: str) -> Key:
-    return f"ORG#{org_id}", f"{member_devices_prefix(member_id)}{device_id}"
+    return member_home(org_id, member_id), f"{member_devices_prefix(member_id)}{device_id}"
 
 
 def member_devices_prefix(member_id: str) -> str:
@@ -116,7 +144,9 @@ def channel_epoch(channel_id: str) -> Key:
 
 
 def channel_member(channel_id: str, member_id: str) -> Key:
-    return f"CHAN#{channel_id}", f"{MEMBER_PREFIX}{member_id}"
+    """A follower's place in a public tribe sorts apart, so listing its members reads no follower."""
+    prefix = FOLLOWER_PREFIX if is_follower_id(member_id) else MEMBER_PREFIX
+    return f"CHAN#{channel_id}", f"{prefix}{member_id}"
 
 
 def channel_device(channel_id: str, device_id: str) -> Key:

@@ -78,7 +78,8 @@ class MemberRecords:
         return None if item is None else Device.model_validate(item)
 
     def devices_of(self, org_id: str, member_id: str) -> list[Device]:
-        items = query_all(self._store, keys.org_partition(org_id), keys.member_devices_prefix(member_id))
+        home = keys.member_home(org_id, member_id)
+        items = query_all(self._store, home, keys.member_devices_prefix(member_id))
         return [Device.model_validate(i) for i in items]
 
     def save_device(self, device: Device) -> None:
@@ -91,6 +92,17 @@ class MemberRecords:
         self._store.put(
             keys.record(keys.member_device(device.org_id, device.member_id, device.device_id), fields)
         )
+
+    def forget(self, member: Member, devices: Iterable[Device]) -> None:
+        """Delete a member and their devices outright: a follower who leaves (nothing signed by
+        them needs checking later, unlike a member's, whose records stay for old messages)."""
+        deletes = [keys.member(member.org_id, member.member_id)]
+        for device in devices:
+            deletes += [
+                keys.device(device.device_id),
+                keys.member_device(device.org_id, device.member_id, device.device_id),
+            ]
+        self._store.batch_write(deletes=deletes)
 
 
 def _split(items: Iterable[Item]) -> tuple[list[Member], list[Device]]:

@@ -40,3 +40,15 @@ class SenderKeys:
         prefix = keys.key_prefix(epoch, device_id)
         for item in query_all(self._store, keys.channel_partition(channel_id), prefix):
             yield SealedKey.model_validate(item)
+
+    def forget_recipient(self, channel_id: str, epoch: int, device_id: str) -> int:
+        """Delete the keys of ``epoch`` sealed to a device that left for good (a follower)."""
+        doomed = [
+            (str(item["pk"]), str(item["sk"]))
+            for item in query_all(
+                self._store, keys.channel_partition(channel_id), keys.key_prefix(epoch, device_id)
+            )
+        ]
+        if doomed:
+            self._store.batch_write(deletes=doomed)
+        return len(doomed)

@@ -1,0 +1,42 @@
+"""Public tribes' join links and follower counts (docs/protocol.md, section 16).
+
+A tribe's current link is ``CHAN#c / JOINLINK``, found from the link's id through
+``JOIN#j / META``; an organisation's follower count is ``FOLLOWERS#o / COUNT``, beside the
+followers themselves (chalicelib/adapters/records/keys.py, ``member_home``).
+"""
+
+from __future__ import annotations
+
+from chalicelib.adapters.records import keys
+from chalicelib.domain.followers import JoinLink
+from chalicelib.ports import Store
+
+
+class JoinLinkRecords:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def of_channel(self, channel_id: str) -> JoinLink | None:
+        item = self._store.get(*keys.join_link(channel_id))
+        return None if item is None else JoinLink.model_validate(item)
+
+    def current_for(self, link_id: str) -> JoinLink | None:
+        """The current link of the tribe this link id was made for (another one if it was
+        replaced since), or None for an id never made."""
+        index = self._store.get(*keys.join_link_index(link_id))
+        return None if index is None else self.of_channel(str(index["channel_id"]))
+
+    def save(self, link: JoinLink) -> None:
+        self._store.put(keys.record(keys.join_link(link.channel_id), link.model_dump(mode="json")))
+        index: dict[str, object] = {"channel_id": link.channel_id}
+        self._store.put(keys.record(keys.join_link_index(link.link_id), index))
+
+    def count_join(self, channel_id: str, delta: int) -> int:
+        """Joins through the tribe's current link (atomic ADD): what a cap is checked against."""
+        return self._store.increment(*keys.join_link(channel_id), "joined", delta)
+
+    def follower_count(self, org_id: str) -> int:
+        return int((self._store.get(*keys.follower_count(org_id)) or {}).get("followers", 0))
+
+    def count_followers(self, org_id: str, delta: int) -> int:
+        return self._store.increment(*keys.follower_count(org_id), "followers", delta)

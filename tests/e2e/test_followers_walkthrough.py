@@ -1,0 +1,65 @@
+"""A public tribe over `bocage serve`, by the CLI: the town hall publishes it and prints its
+poster, an inhabitant joins from the link with a name of their choice, reads, votes and
+leaves; the server stores nothing of what was said in clear."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import segno
+
+from tests.e2e.conftest import Server, bocage, bocage_fails
+
+
+def test_a_town_hall_publishes_a_tribe_and_an_inhabitant_follows_it(server: Server, tmp_path: Path) -> None:
+    owner, lea = str(tmp_path / "owner"), str(tmp_path / "lea")
+    bocage("--profile", owner, "activate", server.owner_url(), "--name", "Maire")
+    created = bocage("--profile", owner, "tribe", "create", "La vie du village", "--public", "--days", "30")
+    tribe, url = created["channel_id"], created["join_url"]
+    assert "#/join?" in url and "&ticket=" in url and "&root=" in url
+
+    svg, pdf = tmp_path / "affiche.svg", tmp_path / "affiche.pdf"
+    assert bocage("--profile", owner, "tribe", "poster", tribe, "--out", str(svg))["join_url"] == url
+    bocage("--profile", owner, "tribe", "poster", tribe, "--out", str(pdf))
+    text = svg.read_text()
+    assert 'width="210mm" height="297mm"' in text and "La vie du village" in text
+    assert text.count("<rect") > len(segno.make_qr(url, error="m").matrix)  # the QR code is drawn
+    assert pdf.read_bytes().startswith(b"%PDF-1.4") and b"La vie du village" in pdf.read_bytes()
+
+    joined = bocage("--profile", lea, "join", url, "--name", "Léa du moulin")
+    assert joined["follower_id"].startswith("f_") and joined["device_id"].startswith("d_")
+    assert joined["channel_id"] == tribe and joined["role"] == "follower" and joined["warnings"] == []
+
+    bocage("--profile", owner, "send", tribe, "Marché de Noël samedi sur la place")
+    read = bocage("--profile", lea, "read", tribe)["messages"]
+    assert [(m["text"], m["sender_name"], m["verified"]) for m in read] == [
+        ("Marché de Noël samedi sur la place", "Maire", True)
+    ]
+    poll = bocage("--profile", owner, "poll", "create", tribe, "Un sapin sur la place ?", "Oui", "Non")
+    bocage("--profile", lea, "read", tribe)
+    bocage("--profile", lea, "poll", "vote", tribe, poll["poll_id"], "0")
+    results = bocage("--profile", owner, "poll", "results", tribe, poll["poll_id"])
+    assert results["counts"] == [1, 0] and results["follower_voters"] == 1
+
+    assert bocage_fails("--profile", lea, "send", tribe, "moi aussi")["status"] == 403
+    assert [m["display_name"] for m in bocage("--profile", lea, "members")["members"]] == ["Maire"]
+    assert bocage_fails("--profile", lea, "invite", "--name", "X")["status"] == 403
+
+    link = bocage("--profile", owner, "tribe", "link", tribe)
+    assert (link["followers"], link["joined"], link["revoked"]) == (1, 1, False)
+    assert bocage("--profile", owner, "plan", "show")["followers"] == 1
+    bocage("--profile", owner, "tribe", "revoke-link", tribe)
+    late = bocage_fails("--profile", str(tmp_path / "late"), "join", url, "--name", "Trop tard")
+    assert late["status"] == 410
+
+    left = bocage("--profile", lea, "follower", "leave")
+    assert left["left"] is True and not any(Path(lea).iterdir())  # keys deleted with the profile
+    assert bocage("--profile", owner, "tribe", "link", tribe)["followers"] == 0
+
+    server.process.terminate()
+    server.process.wait(timeout=10)
+    db = sqlite3.connect(tmp_path / "data" / "bocage.sqlite3")
+    dump = "\n".join(str(row) for row in db.execute("select pk, sk, data from items"))
+    for secret in ("Marché de Noël", "Un sapin", url.split("&ticket=")[1].split("&")[0]):
+        assert secret not in dump and secret not in server.output()

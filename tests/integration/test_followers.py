@@ -1,0 +1,232 @@
+"""Public tribes and their followers (docs/protocol.md, section 16), through the real app on
+SQLite and moto's DynamoDB, with the real Python client on both sides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bocage.client.api import ApiError
+from bocage.client.api import join_body as api_join_body
+from bocage.client.issuing import follower_cert, follower_ticket
+from bocage.client.messenger import Messenger
+from bocage.client.profile import DeviceKeys, Profile
+from bocage.client.trust import join
+from chalicelib.domain.encoding import b64e
+from chalicelib.domain.followers import parse_join_url
+from tests.support import InProcessClient, People, SignedApi, messenger_for, scan_all
+
+
+def follow(api: SignedApi, url: str, directory: Path, name: str) -> Messenger:
+    """A new follower's device, joined from the link as the CLI does."""
+    keys, profile = DeviceKeys.generate(), Profile(directory)
+    profile.save_keys(keys)
+    client = InProcessClient(api, keys)
+    result = join(
+        client,
+        profile,
+        parse_join_url(url),
+        keys,
+        display_name=name,
+        device_name="phone",
+        now=api.clock.now(),
+    )
+    assert result.pop("warnings") == []
+    profile.save_info({"server": "http://in-process.invalid", **result})
+    return Messenger(profile, client=client, clock=api.clock.now)
+
+
+def public_tribe(people: People) -> tuple[str, str]:
+    cid = people.owner.create_channel("tribe", "La vie du village")["channel_id"]
+    return cid, people.owner.publish(cid)["join_url"]
+
+
+def join_body(
+    url: str, keys: DeviceKeys, name: str = "Léa", now: int = 0, link: str | None = None, **changes: Any
+) -> dict[str, Any]:
+    """``POST /join`` as a client builds it (for ``link``, if given); ``changes`` spoil one part."""
+    target = parse_join_url(url)
+    keys_of = {"sign_public_key": keys.sign_public_key, "box_public_key": keys.box_public_key}
+    cert = follower_cert(target, **keys_of, display_name=name, now=now)
+    return {**api_join_body(link or target.link, keys, cert, device_name="phone"), **changes}
+
+
+def test_a_follower_reads_from_joining_reacts_and_votes_but_never_posts(
+    people: People, api: SignedApi, tmp_path: Path
+) -> None:
+    cid, url = public_tribe(people)
+    people.owner.send_text(cid, "avant")
+    lea = follow(api, url, tmp_path / "lea", "Léa")
+    people.owner.send_text(cid, "Fête du village samedi")
+    read = lea.read(cid)["messages"]
+    assert [m.get("text") for m in read] == [None, "Fête du village samedi"]
+    assert "no key" in read[0]["error"]  # sent before she joined: never readable
+    assert read[1]["verified"] and read[1]["sender_name"] == "Maire"
+    poll = people.owner.create_poll(cid, "Un marché le dimanche ?", ["Oui", "Non"])["poll_id"]
+    lea.read(cid)
+    lea.vote(cid, poll, [0])
+    lea.react(cid, poll, "👍")
+    results = people.owner.poll_results(cid, poll)
+    assert results["counts"] == [1, 0] and results["voters"] == 1 and results["follower_voters"] == 1
+    reactions = [m for m in people.owner.history(cid) if m["kind"] == "reaction"]
+    assert reactions[0]["verified"] and reactions[0]["sender_name"] == "Léa"
+    for attempt in (lambda: lea.send_text(cid, "moi aussi"), lambda: lea.create_poll(cid, "?", ["a", "b"])):
+        with pytest.raises(ApiError) as refused:
+            attempt()
+        assert refused.value.status == 403
+    assert lea.trust.take_warnings() == []
+
+
+def test_a_follower_sees_no_directory_no_other_channel_and_no_member_route(
+    people: People, api: SignedApi, tmp_path: Path
+) -> None:
+    cid, url = public_tribe(people)
+    people.join("ana")  # a member in no public tribe: not for followers to see
+    gid = people.owner.create_channel("group", "Conseil")["channel_id"]
+    lea = follow(api, url, tmp_path / "lea", "Léa")
+    follow(api, url, tmp_path / "max", "Max")
+    assert [c["channel_id"] for c in lea.channels()] == [cid]
+    listed = lea.client.request("GET", "/members")
+    assert [m["member_id"] for m in listed["members"]] == [people.info["owner"]["member_id"]]
+    keys = lea.keys
+    for method, path in [
+        ("POST", "/channels"),
+        ("POST", "/invitations"),
+        ("GET", "/audit"),
+        ("GET", "/plan"),
+        ("GET", f"/channels/{cid}/members"),
+        ("GET", f"/channels/{cid}/seen"),
+        ("GET", f"/channels/{cid}/public"),
+        ("PUT", f"/channels/{cid}"),
+        ("PUT", "/org"),
+    ]:
+        reply = api.call(method, path, {}, signer=keys)
+        assert reply.status == 403, (method, path, reply.body)
+        assert "follower" in reply.body["message"]
+    assert api.call("GET", f"/channels/{gid}/messages", signer=keys).status == 403  # not theirs
+
+
+def test_join_links_refuse_clearly_and_lose_nothing(people: People, api: SignedApi, tmp_path: Path) -> None:
+    cid, url = public_tribe(people)
+    stranger = DeviceKeys.generate()
+    now = api.clock.now()
+    assert (
+        api.call("POST", "/join", join_body(url, stranger, now=now, link="j_aaaaaaaaaaaaaaaa")).status == 404
+    )
+    bad_proof = join_body(url, stranger, now=now, proof=b64e(bytes(64)))
+    assert api.call("POST", "/join", bad_proof).status == 400
+    other_key = join_body(url, DeviceKeys.generate(), now=now) | {"sign_public_key": stranger.sign_public_key}
+    assert api.call("POST", "/join", other_key).status == 400  # the certificate names other keys
+    first = api.call("POST", "/join", join_body(url, stranger, now=now))
+    assert first.status == 201 and first.body["follower_id"].startswith("f_")
+    again = api.call("POST", "/join", join_body(url, stranger, now=now))
+    assert again.status == 201 and again.body["device_id"] == first.body["device_id"]  # a retry converges
+    people.owner.client.revoke_join_link(cid)
+    revoked = api.call("POST", "/join", join_body(url, DeviceKeys.generate(), now=now))
+    assert revoked.status == 410 and "revoked" in revoked.body["message"]
+    fresh = people.owner.publish(cid, cap=1, days=1)["join_url"]
+    replaced = api.call("POST", "/join", join_body(url, DeviceKeys.generate(), now=now))
+    assert replaced.status == 410 and "replaced" in replaced.body["message"]
+    assert api.call("POST", "/join", join_body(fresh, DeviceKeys.generate(), now=now)).status == 201
+    full = api.call("POST", "/join", join_body(fresh, DeviceKeys.generate(), now=now))
+    assert full.status == 410 and "cap" in full.body["message"]
+    status = people.owner.client.join_link(cid)
+    assert (status["joined"], status["followers"], status["cap"]) == (1, 2, 1)
+    newest = people.owner.publish(cid, days=1)["join_url"]
+    api.clock.advance(86400)
+    expired = api.call("POST", "/join", join_body(newest, DeviceKeys.generate(), now=api.clock.now()))
+    assert expired.status == 410 and "expired" in expired.body["message"]
+
+
+def test_only_managers_publish_and_only_tribes(people: People, api: SignedApi) -> None:
+    cid = people.owner.create_channel("tribe", "Annonces")["channel_id"]
+    ana = people.join("ana")
+    people.owner.add_member(cid, people.info["ana"]["member_id"])
+    with pytest.raises(ApiError) as refused:
+        ana.publish(cid)
+    assert refused.value.status == 403
+    gid = people.owner.create_channel("group", "Conseil")["channel_id"]
+    with pytest.raises(ApiError) as not_tribe:
+        people.owner.publish(gid)
+    assert not_tribe.value.status == 400
+    owner = people.keys["owner"]
+    ticket = follower_ticket(
+        owner.signing, owner.device_id, people.info["owner"]["org_id"], gid, api.clock.now(), lifetime=60
+    )
+    wrong_channel = api.call("PUT", f"/channels/{cid}/public", {"ticket": ticket.statement}, signer=owner)
+    assert wrong_channel.status == 400  # a ticket names its tribe
+    assert api.call("GET", f"/channels/{cid}/public", signer=owner).status == 404  # not public yet
+
+
+def test_another_organisations_ids_answer_404(
+    people: People, api: SignedApi, operator: Any, tmp_path: Path
+) -> None:
+    cid, url = public_tribe(people)
+    lea = follow(api, url, tmp_path / "lea", "Léa")
+    other = api.create_org(operator, "Autre mairie")
+    other_keys, reply = api.activate(other["activation_code"], "Voisin")
+    assert reply.status == 201
+    theirs = api.call("POST", "/channels", {}, signer=other_keys)  # bodyless: only to show they are admins
+    assert theirs.status == 400
+    owner = people.keys["owner"]
+    ticket = follower_ticket(
+        owner.signing, owner.device_id, people.info["owner"]["org_id"], cid, api.clock.now(), lifetime=60
+    )
+    for method, body in [("GET", None), ("DELETE", None), ("PUT", {"ticket": ticket.statement})]:
+        assert api.call(method, f"/channels/{cid}/public", body, signer=other_keys).status == 404
+    voisin = messenger_for(api, other_keys, tmp_path / "voisin", dict(reply.body))
+    their_tribe = voisin.create_channel("tribe", "Chez eux")["channel_id"]
+    for path in (f"/channels/{their_tribe}/messages", f"/channels/{their_tribe}/roster"):
+        assert api.call("GET", path, signer=lea.keys).status == 404
+
+
+def test_leaving_deletes_the_follower_and_keeps_the_epoch(
+    people: People, api: SignedApi, tmp_path: Path, container: Any
+) -> None:
+    cid, url = public_tribe(people)
+    lea = follow(api, url, tmp_path / "lea", "Léa")
+    people.owner.send_text(cid, "bonjour")
+    epoch = people.owner.client.roster(cid)["epoch"]
+    device_id, follower_id = lea.device_id, lea.trust.member_id
+    assert people.owner.client.request("GET", "/plan")["followers"] == 1
+    assert (
+        api.call("DELETE", "/follower", signer=people.keys["owner"]).status == 403
+    )  # members do not leave so
+    left = lea.client.leave_as_follower()
+    assert left == {"follower_id": follower_id, "device_id": device_id, "left": True}
+    assert api.call("GET", "/channels", signer=lea.keys).status == 401
+    assert people.owner.client.roster(cid)["epoch"] == epoch  # no rotation: anyone may follow again
+    assert people.owner.client.request("GET", "/plan")["followers"] == 0
+    assert people.owner.client.join_link(cid)["followers"] == 0
+    leftovers = [
+        i
+        for i in scan_all(container.store)
+        if (
+            device_id in str(i.get("sk")) + str(i.get("pk"))
+            or follower_id in str(i.get("pk")) + str(i.get("sk"))
+        )
+        and not str(i["pk"]).startswith("NONCE#")  # spent token nonces expire within minutes
+    ]
+    assert leftovers == []  # device, copies, memberships, roster entry and sealed keys: all gone
+
+
+def test_followers_are_never_billed_nor_listed_to_members(
+    api: SignedApi, operator: Any, tmp_path: Path
+) -> None:
+    created = api.create_org(operator, "Mairie abonnée", plan="pro")
+    keys, reply = api.activate(created["activation_code"], "Maire")
+    owner = messenger_for(api, keys, tmp_path / "owner", dict(reply.body))
+    cid = owner.create_channel("tribe", "La vie du village")["channel_id"]
+    url = owner.publish(cid)["join_url"]
+    for name in ("Léa", "Max", "Zoé"):
+        follow(api, url, tmp_path / name, name)
+    members = owner.client.request("GET", "/members")["members"]
+    assert [m["member_id"] for m in members] == [reply.body["member_id"]]
+    assert [m["member_id"] for m in owner.client.request("GET", f"/channels/{cid}/members")["members"]] == [
+        reply.body["member_id"]
+    ]
+    plan = owner.client.request("GET", "/plan")
+    assert plan["followers"] == 3
+    assert plan["month_to_date"]["billable_users"] == 1  # the owner alone

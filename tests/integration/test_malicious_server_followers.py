@@ -1,0 +1,144 @@
+"""The server as an attacker against public tribes (docs/protocol.md, 16.5): it writes follower
+devices straight into the store and rosters, and members' devices must seal their keys only to
+followers a manager's join ticket certifies for that very tribe. Each case asserts on the sealed
+keys stored, not only on the warning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bocage.client.issuing import follower_cert, follower_ticket
+from bocage.client.profile import DeviceKeys
+from chalicelib.domain.encoding import b64d
+from chalicelib.domain.followers import JoinTarget, parse_join_url
+from chalicelib.domain.ids import follower_id_for
+from chalicelib.domain.organisation import Device
+from tests.integration.test_malicious_server import codes, plant_device, sealed_to
+from tests.support import People
+
+
+def follower_device(
+    keys: DeviceKeys, cert: dict[str, Any], ticket: dict[str, Any], org_id: str, **changes: Any
+) -> Device:
+    fields: dict[str, Any] = {
+        "device_id": keys.device_id,
+        "org_id": org_id,
+        "member_id": follower_id_for(b64d(keys.sign_public_key)),
+        "name": "planted",
+        "sign_public_key": keys.sign_public_key,
+        "box_public_key": keys.box_public_key,
+        "created_at": 1,
+        "device_cert": cert,
+        "ticket": ticket,
+    }
+    return Device(**{**fields, **changes})
+
+
+def certified(url: str, keys: DeviceKeys, now: int) -> dict[str, Any]:
+    keys_of = {"sign_public_key": keys.sign_public_key, "box_public_key": keys.box_public_key}
+    return follower_cert(parse_join_url(url), **keys_of, display_name="Intrus", now=now)
+
+
+def setup_tribes(people: People, container: Any) -> tuple[str, str, str, dict[str, Any]]:
+    """A public tribe (with its poster's link, which anyone may hold) and a private one."""
+    public = people.owner.create_channel("tribe", "Village")["channel_id"]
+    url = people.owner.publish(public)["join_url"]
+    private = people.owner.create_channel("tribe", "Élus")["channel_id"]
+    ticket = container.followers._links.of_channel(public).ticket
+    return public, private, url, ticket
+
+
+def test_a_public_tribes_follower_planted_in_a_private_tribe_gets_nothing(
+    people: People, container: Any
+) -> None:
+    _, private, url, ticket = setup_tribes(people, container)
+    intruder = DeviceKeys.generate()
+    org_id = people.info["owner"]["org_id"]
+    plant_device(container, private, follower_device(intruder, certified(url, intruder, 1), ticket, org_id))
+    people.owner.send_text(private, "séance à huis clos")
+    assert sealed_to(container, private, intruder.device_id) == []
+    assert "uncertified_follower" in codes(people.owner)
+
+
+def test_a_follower_ticket_the_server_forged_or_a_plain_member_signed_is_refused(
+    people: People, container: Any, api: Any
+) -> None:
+    public, _, _, genuine = setup_tribes(people, container)
+    org_id = people.info["owner"]["org_id"]
+    ana = people.join("ana")
+    people.owner.add_member(public, people.info["ana"]["member_id"])
+    ana_keys = people.keys["ana"]
+    # A plain member's device signs a join ticket (the honest server refuses it; this one stores it).
+    by_ana = follower_ticket(
+        ana_keys.signing, ana_keys.device_id, org_id, public, api.clock.now(), lifetime=600
+    )
+    # The server signs one with its own key under the owner's device id.
+    forged = follower_ticket(
+        DeviceKeys.generate().signing, genuine["issuer_device"], org_id, public, api.clock.now(), lifetime=600
+    )
+    planted = []
+    for ticket in (by_ana, forged):
+        keys = DeviceKeys.generate()
+        target = JoinTarget("https://x.invalid", "j_aaaaaaaaaaaaaaaa", org_id, public, ticket.seed, "root")
+        keys_of = {"sign_public_key": keys.sign_public_key, "box_public_key": keys.box_public_key}
+        cert = follower_cert(target, **keys_of, display_name="Faux", now=api.clock.now())
+        plant_device(container, public, follower_device(keys, cert, ticket.statement, org_id))
+        planted.append(keys.device_id)
+    people.owner.send_text(public, "bonjour le village")
+    ana.read(public)
+    for device_id in planted:
+        assert sealed_to(container, public, device_id) == []
+    assert "uncertified_follower" in codes(people.owner)
+
+
+def test_a_genuine_followers_keys_swapped_by_the_server_get_nothing(people: People, container: Any) -> None:
+    public, _, url, ticket = setup_tribes(people, container)
+    org_id = people.info["owner"]["org_id"]
+    follower, server_box = DeviceKeys.generate(), DeviceKeys.generate()
+    cert = certified(url, follower, 1)
+    # The certificate is the follower's; the roster carries the server's box key to open what is sealed.
+    swapped = follower_device(follower, cert, ticket, org_id, box_public_key=server_box.box_public_key)
+    plant_device(container, public, swapped)
+    people.owner.send_text(public, "bonjour")
+    assert sealed_to(container, public, follower.device_id) == []
+    assert "uncertified_follower" in codes(people.owner)
+
+
+def test_a_follower_certified_after_the_link_expired_gets_nothing(people: People, container: Any) -> None:
+    public, _, url, ticket = setup_tribes(people, container)
+    org_id = people.info["owner"]["org_id"]
+    late = DeviceKeys.generate()
+    cert = certified(url, late, int(ticket["expires_at"]) + 1)
+    plant_device(container, public, follower_device(late, cert, ticket, org_id))
+    people.owner.send_text(public, "bonjour")
+    assert sealed_to(container, public, late.device_id) == []
+    # ...while one certified in time, planted the same way, does get the key: the check is the
+    # certificate, not the way the device arrived.
+    timely = DeviceKeys.generate()
+    plant_device(container, public, follower_device(timely, certified(url, timely, 1), ticket, org_id))
+    people.owner.send_text(public, "et encore")
+    assert len(sealed_to(container, public, timely.device_id)) == 1
+
+
+def test_the_web_client_leaves_followers_out_without_a_warning_each(
+    people: People, container: Any, api: Any, tmp_path: Any
+) -> None:
+    """docs/web.md: the web app does not verify follower certificates yet, so it seals to no
+    follower, genuine or planted, and a town's tribe does not flood it with one warning each."""
+    from tests.integration.test_followers import follow
+    from tests.integration.test_malicious_server_js import decide
+
+    public, _, url, ticket = setup_tribes(people, container)
+    genuine = follow(api, url, tmp_path / "lea", "Léa")
+    planted = DeviceKeys.generate()
+    org_id = people.info["owner"]["org_id"]
+    plant_device(container, public, follower_device(planted, certified(url, planted, 1), ticket, org_id))
+    ana = people.join("ana")
+    people.owner.add_member(public, people.info["ana"]["member_id"])
+    people.owner.send_text(public, "bonjour")  # the Python client seals to the genuine follower
+    assert len(sealed_to(container, public, genuine.device_id)) == 1
+    ana.read(public)
+    decided = decide(people.owner, public, fresh=True)
+    assert decided["recipients"] == [people.keys["ana"].device_id]
+    followers = {genuine.device_id, planted.device_id}
+    assert not [w for w in decided["warnings"] if w.get("device_id") in followers]

@@ -1,0 +1,64 @@
+"""The public tribe's poster: A4, the names, and a QR code of the join link big enough to scan
+from a metre, in SVG and in a hand-written PDF that a reader can parse."""
+
+from __future__ import annotations
+
+import re
+
+import segno
+
+from bocage.client.poster import A4_MM, MM_TO_PT, QR_MM, poster_pdf, poster_svg
+
+URL = (
+    "https://bocage.example/app/#/join?server=https%3A%2F%2Fbocage.example&link=j_abcdefghijklmnop"
+    "&org=o_abcdefghijklmnop&channel=c_abcdefghijklmnop&ticket=" + "A" * 43 + "&root=" + "B" * 43
+)
+
+
+def _modules(
+    rects: list[tuple[float, float, float, float]], module: float, left: float, top: float
+) -> set[tuple[int, int]]:
+    dark = set()
+    for x, y, w, _ in rects:
+        row, col = round((y - top) / module), round((x - left) / module)
+        for k in range(round(w / module)):
+            dark.add((row, col + k))
+    return dark
+
+
+def _expected(url: str) -> tuple[int, set[tuple[int, int]]]:
+    matrix = segno.make_qr(url, error="m").matrix
+    dark = {(r + 4, c + 4) for r, row in enumerate(matrix) for c, v in enumerate(row) if v}
+    return len(matrix) + 8, dark
+
+
+def test_the_svg_draws_exactly_the_join_links_qr_code_150_mm_wide() -> None:
+    svg = poster_svg("Mairie de Saint-Éloi <& Co>", "La vie du village", URL)
+    assert 'width="210mm" height="297mm" viewBox="0 0 210 297"' in svg
+    assert "Mairie de Saint-Éloi &lt;&amp; Co&gt;" in svg and "La vie du village" in svg
+    size, dark = _expected(URL)
+    module = QR_MM / size
+    rects: list[tuple[float, float, float, float]] = [
+        (float(m[1]), float(m[2]), float(m[3]), float(m[4]))
+        for m in re.finditer(r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)"/>', svg)
+    ]
+    left = (A4_MM[0] - QR_MM) / 2
+    assert _modules(rects, module, left, 75.0) == dark
+    assert QR_MM >= 100  # a phone reads a code from ~10 times its width: a metre needs 10 cm
+
+
+def test_the_pdf_is_one_a4_page_with_a_sound_cross_reference_table() -> None:
+    pdf = poster_pdf("Mairie de Saint-Éloi", "Marché (du dimanche)", URL)
+    assert pdf.startswith(b"%PDF-1.4") and pdf.rstrip().endswith(b"%%EOF")
+    start = int(pdf.rsplit(b"startxref\n", 1)[1].split(b"\n")[0])
+    table = pdf[start:].split(b"trailer")[0].split(b"\n")[3:-1]
+    for number, line in enumerate(table, start=1):
+        offset = int(line.split(b" ")[0])
+        assert pdf[offset:].startswith(f"{number} 0 obj".encode())
+    width, height = (f"{v * MM_TO_PT:.2f}".encode() for v in A4_MM)
+    assert b"/MediaBox [0 0 " + width + b" " + height + b"]" in pdf
+    assert "Mairie de Saint-Éloi".encode("latin-1") in pdf and b"March\xe9 \\(du dimanche\\)" in pdf
+    size, dark = _expected(URL)
+    runs = re.findall(rb"[\d.]+ [\d.]+ ([\d.]+) [\d.]+ re", pdf)
+    module = QR_MM / size * MM_TO_PT
+    assert sum(round(float(w) / module) for w in runs) == len(dark)
