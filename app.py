@@ -161,7 +161,7 @@ def push_key(ctx: ApiContext) -> dict[str, Any]:
 
 
 @app.route("/devices/{device_id}/push", methods=["PUT"])
-@endpoint("PushSubscriptionAnswer", body=PushSubscriptionBody)
+@endpoint("PushSubscriptionAnswer", body=PushSubscriptionBody, followers=True)
 def register_push(ctx: ApiContext, device_id: str) -> dict[str, Any]:
     """Register the calling device's push subscription (its own id only)."""
     body = ctx.body(PushSubscriptionBody)
@@ -173,7 +173,7 @@ def register_push(ctx: ApiContext, device_id: str) -> dict[str, Any]:
 
 
 @app.route("/devices/{device_id}/push", methods=["DELETE"])
-@endpoint("PushRemovedAnswer")
+@endpoint("PushRemovedAnswer", followers=True)
 def remove_push(ctx: ApiContext, device_id: str) -> dict[str, Any]:
     """Forget the calling device's push subscription."""
     ctx.container.notifications.remove(ctx.principal, device_id)

@@ -22,6 +22,7 @@ from chalicelib.adapters.web_push_crypto import VapidKey
 from chalicelib.services.delivery import Delivery
 from chalicelib.services.notifications import COALESCE
 from chalicelib.settings import Settings
+from tests.integration.test_followers import follow, public_tribe
 from tests.integration.test_websocket_handlers import sqs_event
 from tests.push_service import PushDevice, PushServiceStandIn, verify_vapid
 from tests.support import People, RecordingPush, SignedApi
@@ -292,3 +293,20 @@ def test_on_aws_the_key_is_read_from_its_ssm_parameter_on_first_use(aws_env: Non
         ssm.put_parameter(Name="/bocage/dev/vapid", Type="SecureString", Value=VAPID.private_text())
         assert sender.public_key == VAPID.public_key
     assert wiring.build_web_push(Settings()) is None  # no key, no parameter: no Web Push
+
+
+def test_a_follower_s_device_is_woken_by_its_public_tribe(
+    api: SignedApi, people: People, push_service: PushServiceStandIn, tmp_path: Any
+) -> None:
+    """A citizen following the town's public tribe turns notifications on like a member does and
+    is woken by a new post there (the payload names the tribe by id only)."""
+    cid, url = public_tribe(people)
+    follower = follow(api, url, tmp_path / "lea", "Léa")
+    keys = follower.profile.keys()
+    device = PushDevice()
+    subscription = device.subscription(push_service.endpoint("lea"))
+    assert api.call("PUT", f"/devices/{keys.device_id}/push", subscription, signer=keys).status == 200
+    people.owner.send_text(cid, "Marché de Noël samedi")
+    (received,) = push_service.wait_for(1)
+    assert opened(received, device, f"https://localhost:{push_service.port}") == {"channel_id": cid}
+    assert api.call("DELETE", f"/devices/{keys.device_id}/push", signer=keys).status == 200
