@@ -2,6 +2,7 @@
 // The messaging page: the list of channels (and the form that creates one) beside the open
 // channel, whose parts live in ui/channel/.
 import { askPermission, mayAskPermission, notifyHidden } from '../attention.js';
+import { enablePush, pushSupported } from '../push.js';
 import { h, field, replace } from '../dom.js';
 import { formatDate, formatDateTime, formatTime, t } from '../i18n.js';
 import { lastShown, MIN_QUERY, searchMessages } from '../search.js';
@@ -28,10 +29,19 @@ export function messagesEvent(app, type, detail) {
   notifyHidden(name, channel.channel_id).catch(() => null); // only when the page is hidden
 }
 
-/** "Activer les notifications": the permission is asked on this click, never unprompted. */
-function notifyButton(onAnswer) {
+/**
+ * "Activer les notifications": the permission is asked on this click, never unprompted. Where
+ * the browser and the server do Web Push, this is the same opt-in as on "Cet appareil" (the
+ * app closed still notifies); otherwise notifications come from the open page only.
+ */
+function notifyButton(app, onAnswer) {
   if (!mayAskPermission()) return null;
-  return h('button', { type: 'button', class: 'small', onClick: () => askPermission().then(onAnswer, onAnswer) }, t('channels.notify'));
+  const turnOn = async () => {
+    const pushed = pushSupported() ? await enablePush(app.messenger).catch(() => 'failed') : 'unsupported';
+    if (pushed !== 'on' && pushed !== 'denied') await askPermission();
+    onAnswer();
+  };
+  return h('button', { type: 'button', class: 'small', onClick: () => turnOn().catch(onAnswer) }, t('channels.notify'));
 }
 
 /**
@@ -235,7 +245,7 @@ export async function renderMessages(app, main, route) {
     const previews = found ? null : await channelPreviews(app).catch(() => new Map());
     replace(
       aside,
-      h('div', { class: 'pane-head' }, h(channelId ? 'h2' : 'h1', { id: 'channels-title' }, t('channels.title')), notifyButton(renderAside), newButton, directToggle),
+      h('div', { class: 'pane-head' }, h(channelId ? 'h2' : 'h1', { id: 'channels-title' }, t('channels.title')), notifyButton(app, renderAside), newButton, directToggle),
       search.form, // kept, like the creation form: typing goes on while messages arrive
       directs,
       creating ? creationForm() : null, // a live update re-renders the list, not the form
