@@ -115,8 +115,9 @@ def test_opt_in_then_a_sealed_push_shows_the_channel_name_only(
         cli("--profile", profile, "send", group_id, SECRET_TEXT)
         if push_service.wait_for(1, timeout=3):
             break
-    [received] = push_service.received
-    assert received.path == "/push/owner"
+    # Under load a second send may land after the coalescing window: each push is checked alike.
+    assert push_service.received and all(r.path == "/push/owner" for r in push_service.received)
+    received = push_service.received[0]
     verify_vapid(
         received.headers["authorization"], f"https://localhost:{push_service.port}", server_key(push_server)
     )
