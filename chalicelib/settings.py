@@ -49,6 +49,9 @@ class Settings:
     web_dir: str = DEFAULT_WEB_DIR
     #: WebSockets a device may hold; its next connect closes the oldest (docs/protocol.md, 9).
     ws_per_device: int = 5
+    #: Files (docs/protocol.md, 16): an S3 bucket, or else a directory of the data dir.
+    bucket: str | None = None
+    s3_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,4 +82,6 @@ class Settings:
             fanout_queue_url=e.get("BOCAGE_FANOUT_QUEUE_URL") or None,
             web_dir=e.get("BOCAGE_WEB_DIR") or DEFAULT_WEB_DIR,
             ws_per_device=max(1, int(e.get("BOCAGE_WS_PER_DEVICE", cls.ws_per_device))),
+            bucket=e.get("BOCAGE_BUCKET") or None,
+            s3_endpoint=(e.get("BOCAGE_S3_ENDPOINT") or "").rstrip("/") or None,
         )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from chalicelib.adapters.clocks import SystemClock
 from chalicelib.billing_settings import BillingSettings
-from chalicelib.ports import Clock, Mailer, Push, Queue, Store
+from chalicelib.ports import Clock, Mailer, ObjectStore, Push, Queue, Store
 from chalicelib.services.audit import AuditLog
 from chalicelib.services.authentication import Authenticator
 from chalicelib.services.billing import BillingService
@@ -45,6 +45,7 @@ class Container:
     billing: BillingService
     impact: ImpactService
     audit: AuditLog
+    objects: ObjectStore
 
 
 def build(
@@ -57,6 +58,7 @@ def build(
     queue: Queue | None = None,
     billing_settings: BillingSettings | None = None,
     replica: str | None = None,
+    objects: ObjectStore | None = None,
 ) -> Container:
     """``replica``: the ``bocage serve`` replica this process is, written in presence records."""
     clock = clock or SystemClock()
@@ -93,6 +95,7 @@ def build(
         billing=BillingService(store, clock, orgs, billing_settings),
         impact=impact,
         audit=audit,
+        objects=objects or build_objects(settings, clock),
     )
 
 
@@ -111,6 +114,20 @@ def build_store(settings: Settings, clock: Clock) -> Store:
             dynamo.ensure_table()
         return dynamo
     raise ValueError(f"BOCAGE_STORE must be 'sqlite' or 'dynamodb', not {settings.store!r}")
+
+
+def build_objects(settings: Settings, clock: Clock) -> ObjectStore:
+    """Where file blobs live: the S3 bucket when one is set, else ``blobs/`` in the data directory
+    (served by ``bocage serve`` under /blobs/ with URLs signed by a secret of the data directory)."""
+    if settings.bucket:
+        from chalicelib.adapters.s3_objects import S3ObjectStore
+
+        return S3ObjectStore(
+            settings.bucket, clock, region=settings.region, endpoint_url=settings.s3_endpoint
+        )
+    from chalicelib.adapters.local_objects import LocalObjectStore
+
+    return LocalObjectStore(settings.data_dir, settings.public_url or "http://localhost:8000", clock)
 
 
 class UnconfiguredPush:

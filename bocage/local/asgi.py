@@ -26,6 +26,7 @@ from bocage.local.rate_limit import SourceLimiter
 from bocage.local.rest import Receive, RestGateway, Scope, Send
 from bocage.local.serve_settings import ServeSettings
 from bocage.local.sockets import MAX_AGE, MAX_MESSAGE, WebSocketRoutes, refuse
+from chalicelib.adapters.local_objects import BLOB_PATH
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,10 @@ class BocageAsgi:
         internal_port: int | None = None,
         startup: Hook | None = None,
         shutdown: Hook | None = None,
+        blobs: AsgiApp | None = None,
     ) -> None:
         self._rest = rest
+        self._blobs = blobs
         self._sockets = sockets
         self._internal = internal
         self._internal_port = internal_port
@@ -69,6 +72,9 @@ class BocageAsgi:
                 await self._sockets(scope, receive, send)
             else:
                 await refuse(send, 404, b'{"message": "Not Found"}')
+            return
+        if self._blobs is not None and scope["path"].startswith(BLOB_PATH):
+            await self._blobs(scope, receive, send)
             return
         await self._rest(scope, receive, send)
 
@@ -147,6 +153,7 @@ def assemble(
     internal_port: int | None = None,
     startup: Hook | None = None,
     shutdown: Hook | None = None,
+    blobs: AsgiApp | None = None,
 ) -> BocageAsgi:
     """The ASGI app of ``bocage serve`` around a Chalice app: REST, WebSockets and their upkeep
     (idle WebSockets closed, the worker pool stopped last); ``startup``/``shutdown`` add to it."""
@@ -192,7 +199,13 @@ def assemble(
         await asyncio.to_thread(executor.shutdown, True, cancel_futures=True)
 
     return BocageAsgi(
-        rest, sockets, internal=internal, internal_port=internal_port, startup=start, shutdown=stop
+        rest,
+        sockets,
+        internal=internal,
+        internal_port=internal_port,
+        startup=start,
+        shutdown=stop,
+        blobs=blobs,
     )
 
 
