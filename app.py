@@ -20,6 +20,8 @@ from chalicelib.api_schemas import (
     CreateChannelBody,
     CreateOrgBody,
     DirectBody,
+    FileReferenceBody,
+    FileSlotBody,
     InviteBody,
     LinkBody,
     MembershipBody,
@@ -243,6 +245,31 @@ def seen_by(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 def read_messages(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     since, limit = ctx.query_int("since", 0), ctx.query_int("limit", 100)
     return ctx.container.messaging.read(ctx.principal, channel_id, since=since, limit=limit).public()
+
+
+# -- files (docs/protocol.md, section 16) ----------------------------------------------------
+
+
+@app.route("/channels/{channel_id}/files", methods=["POST"])
+@endpoint("FileSlotAnswer", body=FileSlotBody, status=201)
+def new_file_slot(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    """An upload URL for one encrypted file blob of this channel."""
+    return ctx.container.files.new_slot(ctx.principal, channel_id, ctx.body(FileSlotBody).size)
+
+
+@app.route("/channels/{channel_id}/files/{blob_id}", methods=["PUT"])
+@endpoint("FileAnswer", body=FileReferenceBody)
+def reference_file(ctx: ApiContext, channel_id: str, blob_id: str) -> dict[str, Any]:
+    """Bind an uploaded blob to the uploader's message: it lives exactly as long."""
+    message_id = ctx.body(FileReferenceBody).message_id
+    return ctx.container.files.reference(ctx.principal, channel_id, blob_id, message_id)
+
+
+@app.route("/channels/{channel_id}/files/{blob_id}", methods=["GET"])
+@endpoint("FileUrlAnswer")
+def download_file(ctx: ApiContext, channel_id: str, blob_id: str) -> dict[str, Any]:
+    """A short-lived URL to fetch a referenced blob, for a current member of the channel."""
+    return ctx.container.files.download(ctx.principal, channel_id, blob_id)
 
 
 # -- retention ------------------------------------------------------------------------------

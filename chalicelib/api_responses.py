@@ -315,3 +315,33 @@ class BillingRunAnswer(_Answer):
     dry_run: bool
     invoices: list[Obj]
     complete: bool
+
+
+# -- files (docs/protocol.md, section 16) ------------------------------------------------------
+
+
+class FileSlotAnswer(_Answer):
+    """Where to PUT the encrypted blob (those headers, exactly ``size`` bytes) before ``expires_at``."""
+
+    blob_id: str
+    upload_url: str
+    method: str
+    headers: dict[str, str]
+    size: int
+    max_size: int
+    expires_at: int
+
+
+class FileAnswer(_Answer):
+    blob_id: str
+    channel_id: str
+    message_id: str | None
+    size: int
+    expires_at: int
+
+
+class FileUrlAnswer(FileAnswer):
+    """A short-lived URL to GET the encrypted blob from."""
+
+    url: str
+    url_expires_at: int

@@ -131,3 +131,16 @@ class BillingRunBody(_Body):
 class PutKeysBody(_Body):
     epoch: int = Field(ge=0)
     keys: list[SealedKey] = Field(min_length=1, max_length=500)
+
+
+# -- files (docs/protocol.md, section 16) ------------------------------------------------------
+
+
+class FileSlotBody(_Body):
+    size: int = Field(
+        ge=1, le=2**31 - 1, strict=True, description="the encrypted blob's exact length in bytes"
+    )
+
+
+class FileReferenceBody(_Body):
+    message_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="the uploader's message naming it")

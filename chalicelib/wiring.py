@@ -19,6 +19,7 @@ from chalicelib.services.billing import BillingService
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.delivery import Delivery
 from chalicelib.services.event_bus import EventBus
+from chalicelib.services.files import FileService
 from chalicelib.services.impact import ImpactService
 from chalicelib.services.invitations import InvitationService
 from chalicelib.services.lifecycle import DeviceLifecycle
@@ -46,6 +47,7 @@ class Container:
     impact: ImpactService
     audit: AuditLog
     objects: ObjectStore
+    files: FileService
 
 
 def build(
@@ -77,6 +79,8 @@ def build(
     audit.subscribe(events)
     billing_settings = billing_settings or BillingSettings.from_env()
     impact = ImpactService(store, clock, orgs, billing_settings)
+    messaging = MessagingService(store, clock, orgs, channels, delivery, impact)
+    objects = objects or build_objects(settings, clock)
     return Container(
         settings=settings,
         store=store,
@@ -90,12 +94,13 @@ def build(
         invitations=InvitationService(store, clock, orgs, mailer, events, ttl_days=settings.invite_ttl_days),
         channels=channels,
         delivery=delivery,
-        messaging=MessagingService(store, clock, orgs, channels, delivery, impact),
+        messaging=messaging,
         retention=RetentionService(store, clock, orgs, channels),
         billing=BillingService(store, clock, orgs, billing_settings),
         impact=impact,
         audit=audit,
-        objects=objects or build_objects(settings, clock),
+        objects=objects,
+        files=FileService(store, clock, objects, orgs, channels, messaging),
     )
 
 

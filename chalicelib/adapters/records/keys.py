@@ -25,6 +25,7 @@ MARKER_PREFIX = "MID#"
 CURSOR_PREFIX = "CURSOR#"
 RETENTION_PREFIX = "RETENTION#"
 MEMBERSHIP_LOG_PREFIX = "MLOG#"
+BLOB_PREFIX = "FILE#"
 MAX_SEQ = 10**12 - 1  # message sequence numbers are zero-padded to 12 digits
 
 
@@ -153,6 +154,11 @@ def membership_entry(channel_id: str, seq: int) -> Key:
 def message_marker(channel_id: str, message_id: str) -> Key:
     """Client message id → sequence number: what makes a resent message land once."""
     return f"CHAN#{channel_id}", f"{MARKER_PREFIX}{message_id}"
+
+
+def blob(channel_id: str, blob_id: str) -> Key:
+    """An encrypted file blob of a channel (docs/protocol.md, section 16)."""
+    return f"CHAN#{channel_id}", f"{BLOB_PREFIX}{blob_id}"
 
 
 def connection(connection_id: str) -> Key:
