@@ -79,8 +79,10 @@ def build(
     audit.subscribe(events)
     billing_settings = billing_settings or BillingSettings.from_env()
     impact = ImpactService(store, clock, orgs, billing_settings)
-    messaging = MessagingService(store, clock, orgs, channels, delivery, impact)
+    messaging = MessagingService(store, clock, orgs, channels, delivery, impact, events)
     objects = objects or build_objects(settings, clock)
+    files = FileService(store, clock, objects, orgs, channels, messaging)
+    files.subscribe(events)
     return Container(
         settings=settings,
         store=store,
@@ -100,7 +102,7 @@ def build(
         impact=impact,
         audit=audit,
         objects=objects,
-        files=FileService(store, clock, objects, orgs, channels, messaging),
+        files=files,
     )
 
 

@@ -5,11 +5,14 @@ to a current member, a reference from the uploader's own message in the same cha
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from chalicelib.adapters.records.files import FileRecords
 from chalicelib.domain.channel import require_may_send
 from chalicelib.domain.envelope import Kind
+from chalicelib.domain.events import MessageDeleted
 from chalicelib.domain.files import (
     DOWNLOAD_SECONDS,
     SLOT_SECONDS,
@@ -22,8 +25,11 @@ from chalicelib.domain.principal import Principal
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from chalicelib.ports import Clock, ObjectStore, Store
 from chalicelib.services.channels import ChannelService
+from chalicelib.services.event_bus import EventBus
 from chalicelib.services.messaging import MessagingService
 from chalicelib.services.organisations import OrganisationService
+
+logger = logging.getLogger(__name__)
 
 
 class FileService:
@@ -118,6 +124,38 @@ class FileService:
             raise NotFound(f"no file {blob_id} in this channel")
         url = self._objects.download_url(blob.object_key, DOWNLOAD_SECONDS)
         return {**self._answer(blob), "url": url.url, "url_expires_at": url.expires_at}
+
+    def subscribe(self, bus: EventBus) -> None:
+        bus.subscribe(MessageDeleted, self.message_deleted)
+
+    def message_deleted(self, event: MessageDeleted) -> None:
+        """Delete for everyone: the message's blob goes at once, bytes first."""
+        blob_id = self._records.referenced_by(event.channel_id, event.message_id)
+        blob = self._records.get(event.channel_id, blob_id) if blob_id is not None else None
+        if blob is None:
+            return
+        self._objects.delete(blob.object_key)
+        self._records.delete(blob)
+
+    def purge(self, *, deadline: float) -> int:
+        """Delete the bytes of every blob whose time is up: its message expired, or none ever
+        referenced it within the hour. Returns how many went; stops at ``deadline`` (monotonic)."""
+        purged = 0
+        while time.monotonic() < deadline:
+            due = self._records.due(self._clock.now())
+            if not due:
+                break
+            for entry in due:
+                live = self._records.get(entry.channel_id, entry.blob_id)
+                if live is None or live.expires_at <= self._clock.now():
+                    self._objects.delete(entry.object_key)
+                    if live is not None:
+                        self._records.delete(live)
+                    purged += 1
+                self._records.forget_due(entry)
+        if purged:
+            logger.info("file blobs purged: %d", purged)
+        return purged
 
     @staticmethod
     def _answer(blob: StoredBlob) -> dict[str, Any]:

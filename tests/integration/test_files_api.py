@@ -244,3 +244,41 @@ def test_a_client_refuses_a_blob_the_server_swapped_or_cut_short(
         fetch_file(bob, cid, sent["message_id"], transfer=transfer)
     target.write_bytes(original)
     assert fetch_file(bob, cid, sent["message_id"], transfer=transfer)[1] == PHOTO
+
+
+def _stored(transfer: StoreTransfer, who: Any, cid: str, blob_id: str) -> int | None:
+    return transfer.objects.size_of(f"{who.info['org_id']}/{cid}/{blob_id}")
+
+
+def test_delete_for_everyone_deletes_the_blob_at_once(
+    group: tuple[Any, Any, str], transfer: StoreTransfer, app_store: Store
+) -> None:
+    alice, bob, cid = group
+    sent = send_file(alice, cid, PHOTO, "photo.jpg", "image/jpeg", transfer=transfer)
+    blob_id = sent["attachment"]["blob_id"]
+    assert _stored(transfer, alice, cid, blob_id) == sent["attachment"]["stored_bytes"]
+    alice.delete(cid, sent["message_id"])
+    assert _stored(transfer, alice, cid, blob_id) is None
+    assert _status(lambda: bob.client.request("GET", f"/channels/{cid}/files/{blob_id}")) == 404
+    assert not [i for i in scan_all(app_store) if blob_id in repr(i) and not i["pk"].startswith("FILEEXPIRY")]
+
+
+def test_no_blob_outlives_its_message_nor_an_hour_unreferenced(
+    group: tuple[Any, Any, str], transfer: StoreTransfer, container: wiring.Container, clock: Any
+) -> None:
+    alice, bob, cid = group
+    kept = send_file(alice, cid, b"plan v1", "plan.txt", "text/plain", transfer=transfer)
+    orphan = _slot(alice, cid, 300)
+    transfer.put(orphan["upload_url"], orphan["headers"], bytes(300))
+    clock.advance(UNREFERENCED_SECONDS + 1)
+    assert container.files.purge(deadline=float("inf")) == 1
+    assert _stored(transfer, alice, cid, orphan["blob_id"]) is None  # never referenced: gone
+    assert _stored(transfer, alice, cid, kept["attachment"]["blob_id"]) is not None  # its message lives
+    assert fetch_file(bob, cid, kept["message_id"], transfer=transfer)[1] == b"plan v1"
+    clock.advance(kept["expires_at"] - clock.now() - 1)
+    assert container.files.purge(deadline=float("inf")) == 0
+    assert _stored(transfer, alice, cid, kept["attachment"]["blob_id"]) is not None
+    clock.advance(1)  # the message expires now: its blob with it
+    assert container.files.purge(deadline=float("inf")) == 1
+    assert _stored(transfer, alice, cid, kept["attachment"]["blob_id"]) is None
+    assert container.files.purge(deadline=float("inf")) == 0

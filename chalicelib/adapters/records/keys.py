@@ -26,6 +26,8 @@ CURSOR_PREFIX = "CURSOR#"
 RETENTION_PREFIX = "RETENTION#"
 MEMBERSHIP_LOG_PREFIX = "MLOG#"
 BLOB_PREFIX = "FILE#"
+BLOB_REF_PREFIX = "FILEREF#"
+BLOB_EXPIRY_PK = "FILEEXPIRY"
 MAX_SEQ = 10**12 - 1  # message sequence numbers are zero-padded to 12 digits
 
 
@@ -159,6 +161,17 @@ def message_marker(channel_id: str, message_id: str) -> Key:
 def blob(channel_id: str, blob_id: str) -> Key:
     """An encrypted file blob of a channel (docs/protocol.md, section 16)."""
     return f"CHAN#{channel_id}", f"{BLOB_PREFIX}{blob_id}"
+
+
+def message_blob(channel_id: str, message_id: str) -> Key:
+    """The one blob a message references: found again when the message is deleted."""
+    return f"CHAN#{channel_id}", f"{BLOB_REF_PREFIX}{message_id}"
+
+
+def blob_expiry(expires_at: int, channel_id: str, blob_id: str) -> Key:
+    """When a blob's bytes must go: walked by time by the purge job. Never expired by the store,
+    since an expired blob record can no longer be read to find them."""
+    return BLOB_EXPIRY_PK, f"{expires_at:012d}#{channel_id}#{blob_id}"
 
 
 def connection(connection_id: str) -> Key:
