@@ -12,13 +12,20 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from bocage.client.filecrypt import FileCryptoError, blob_size, decrypt_file, parse_file_ref, seal_file
+from bocage.client.filecrypt import (
+    FileCryptoError,
+    FileRef,
+    blob_size,
+    decrypt_file,
+    parse_file_ref,
+    seal_file,
+)
 from bocage.client.messenger import Messenger
 
 TRANSFER_TIMEOUT = 120
 
 
-class FileUnavailable(Exception):
+class FileUnavailable(ValueError):
     """The message has no file this client can fetch (none, deleted, or not served)."""
 
 
@@ -72,6 +79,9 @@ def send_file(
 ) -> dict[str, Any]:
     """Encrypt, upload, send the message carrying the key, bind the blob to it."""
     transfer = transfer or HttpTransfer()
+    parse_file_ref(
+        FileRef("b_check", name, mime, len(data), "0" * 64, bytes(32)).to_content()
+    )  # before any slot
     client = messenger.client
     slot = client.request("POST", f"/channels/{channel_id}/files", {"size": blob_size(len(data))})
     ref, blob = seal_file(data, slot["blob_id"], name, mime)
