@@ -192,7 +192,8 @@ def main() -> None:
     else:
         enc, dec = js["encrypt_mb_s"], js["decrypt_mb_s"]
         print(
-            f"JS under node (tweetnacl): encrypt {enc:.1f} MB/s, decrypt {dec:.1f} MB/s (median of {args.runs})"
+            f"JS under node (tweetnacl): encrypt {enc:.1f} MB/s, decrypt {dec:.1f} MB/s",
+            f"(median of {args.runs})",
         )
         print("  runs:", [f"{x:.1f}" for x in js["encrypt_runs"]], [f"{x:.1f}" for x in js["decrypt_runs"]])
     costs = requests_per_attachment(data)
