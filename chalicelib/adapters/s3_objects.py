@@ -26,12 +26,12 @@ class S3ObjectStore:
             import boto3  # the Lambda runtime provides it; imported only when files are used
 
             client = boto3.client("s3", region_name=region, endpoint_url=endpoint_url)
-        self._s3 = client
+        self._client = client
         self._bucket = bucket
         self._clock = clock
 
     def upload_url(self, key: str, size: int, expires_in: int) -> SignedUrl:
-        url = self._s3.generate_presigned_url(
+        url = self._client.generate_presigned_url(
             "put_object",
             Params={"Bucket": self._bucket, "Key": key, "ContentLength": size},
             ExpiresIn=expires_in,
@@ -40,19 +40,19 @@ class S3ObjectStore:
         return SignedUrl(url, "PUT", self._clock.now() + expires_in, {"Content-Length": str(size)})
 
     def download_url(self, key: str, expires_in: int) -> SignedUrl:
-        url = self._s3.generate_presigned_url(
+        url = self._client.generate_presigned_url(
             "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
         )
         return SignedUrl(url, "GET", self._clock.now() + expires_in)
 
     def size_of(self, key: str) -> int | None:
         try:
-            head = self._s3.head_object(Bucket=self._bucket, Key=key)
-        except self._s3.exceptions.ClientError as exc:
+            head = self._client.head_object(Bucket=self._bucket, Key=key)
+        except self._client.exceptions.ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
                 return None
             raise
         return int(head["ContentLength"])
 
     def delete(self, key: str) -> None:
-        self._s3.delete_object(Bucket=self._bucket, Key=key)
+        self._client.delete_object(Bucket=self._bucket, Key=key)
