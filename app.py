@@ -20,6 +20,7 @@ from chalicelib.api_schemas import (
     CreateChannelBody,
     CreateOrgBody,
     DirectBody,
+    FileLimitsBody,
     FileReferenceBody,
     FileSlotBody,
     InviteBody,
@@ -270,6 +271,21 @@ def reference_file(ctx: ApiContext, channel_id: str, blob_id: str) -> dict[str, 
 def download_file(ctx: ApiContext, channel_id: str, blob_id: str) -> dict[str, Any]:
     """A short-lived URL to fetch a referenced blob, for a current member of the channel."""
     return ctx.container.files.download(ctx.principal, channel_id, blob_id)
+
+
+@app.route("/files/usage", methods=["GET"])
+@endpoint("FilesUsageAnswer")
+def files_usage(ctx: ApiContext) -> dict[str, Any]:
+    """The organisation's file storage in use and its limits (owners and admins)."""
+    return ctx.container.files.usage(ctx.principal)
+
+
+@app.route("/orgs/{org_id}/files", methods=["PUT"])
+@endpoint("FileLimitsAnswer", body=FileLimitsBody, auth="operator")
+def set_file_limits(ctx: ApiContext, org_id: str) -> dict[str, Any]:
+    """The operator sets an organisation's file limits (null: its plan's)."""
+    body = ctx.body(FileLimitsBody)
+    return ctx.container.files.set_limits(org_id, body.max_file_bytes, body.quota_bytes)
 
 
 # -- retention ------------------------------------------------------------------------------

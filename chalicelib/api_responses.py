@@ -345,3 +345,15 @@ class FileUrlAnswer(FileAnswer):
 
     url: str
     url_expires_at: int
+
+
+class FileLimitsAnswer(_Answer):
+    org_id: str
+    max_file_bytes: int
+    quota_bytes: int
+
+
+class FilesUsageAnswer(FileLimitsAnswer):
+    """Bytes of encrypted blobs that messages reference now, against the organisation's quota."""
+
+    bytes_in_use: int

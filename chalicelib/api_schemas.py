@@ -144,3 +144,10 @@ class FileSlotBody(_Body):
 
 class FileReferenceBody(_Body):
     message_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="the uploader's message naming it")
+
+
+class FileLimitsBody(_Body):
+    max_file_bytes: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, strict=True, description="null: the plan's"
+    )
+    quota_bytes: int | None = Field(default=None, ge=0, le=2**50, strict=True, description="null: the plan's")

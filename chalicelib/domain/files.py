@@ -3,12 +3,17 @@ channel, an uploader, a length, and the message that references it. Never a name
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 from pydantic import BaseModel, ConfigDict
 
 from chalicelib.domain.organisation import Plan
 
 #: The largest blob an organisation's members may upload, by plan (bytes of the encrypted blob).
 PLAN_LIMITS = {Plan.FREE: 5_000_000, Plan.PILOT: 25_000_000, Plan.PRO: 25_000_000}
+#: What an organisation's files may take in all, by plan (bytes of referenced blobs).
+PLAN_QUOTAS = {Plan.FREE: 1_000_000_000, Plan.PILOT: 20_000_000_000, Plan.PRO: 20_000_000_000}
 #: How long an upload URL works, and a download URL.
 SLOT_SECONDS = 15 * 60
 DOWNLOAD_SECONDS = 5 * 60
@@ -34,5 +39,16 @@ class StoredBlob(BaseModel):
         return f"{self.org_id}/{self.channel_id}/{self.blob_id}"
 
 
-def blob_limit(plan: Plan) -> int:
-    return PLAN_LIMITS[plan]
+@dataclass(frozen=True)
+class FileLimits:
+    """An organisation's limits: its plan's, unless the operator set its own."""
+
+    max_file_bytes: int
+    quota_bytes: int
+
+    @classmethod
+    def of(cls, plan: Plan, overrides: Mapping[str, int]) -> FileLimits:
+        return cls(
+            overrides.get("max_file_bytes", PLAN_LIMITS[plan]),
+            overrides.get("quota_bytes", PLAN_QUOTAS[plan]),
+        )

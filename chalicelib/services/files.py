@@ -17,10 +17,11 @@ from chalicelib.domain.files import (
     DOWNLOAD_SECONDS,
     SLOT_SECONDS,
     UNREFERENCED_SECONDS,
+    FileLimits,
     StoredBlob,
-    blob_limit,
 )
 from chalicelib.domain.ids import new_id
+from chalicelib.domain.organisation import require_admin
 from chalicelib.domain.principal import Principal
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
 from chalicelib.ports import Clock, ObjectStore, Store
@@ -53,11 +54,18 @@ class FileService:
         """An upload URL for one blob of exactly ``size`` bytes, bound to this channel."""
         access = self._channels.access(who, channel_id)
         require_may_send(access.channel, access.membership, Kind.MESSAGE)
-        limit = blob_limit(self._orgs.get(who.org_id).plan)
-        if size > limit:
-            raise PayloadTooLarge(f"a file may be at most {limit} bytes once encrypted on this plan")
         if size < 1:
             raise BadRequest("size must be a positive number of bytes")
+        limits = self.limits(who.org_id)
+        limit = limits.max_file_bytes
+        if size > limit:
+            raise PayloadTooLarge(f"a file may be at most {limit} bytes once encrypted in this organisation")
+        in_use = self._records.bytes_in_use(who.org_id)
+        if in_use + size > limits.quota_bytes:
+            raise Forbidden(
+                f"the organisation's file storage is full ({in_use} of {limits.quota_bytes} bytes): "
+                "delete files or ask your operator for more"
+            )
         now = self._clock.now()
         blob = StoredBlob(
             blob_id=new_id("b"),
@@ -125,6 +133,27 @@ class FileService:
         url = self._objects.download_url(blob.object_key, DOWNLOAD_SECONDS)
         return {**self._answer(blob), "url": url.url, "url_expires_at": url.expires_at}
 
+    def limits(self, org_id: str) -> FileLimits:
+        return FileLimits.of(self._orgs.get(org_id).plan, self._records.limits(org_id))
+
+    def usage(self, who: Principal) -> dict[str, Any]:
+        """The organisation's file storage in use and its limits (administrators)."""
+        require_admin(who.role)
+        limits = self.limits(who.org_id)
+        return {
+            "org_id": who.org_id,
+            "bytes_in_use": self._records.bytes_in_use(who.org_id),
+            "quota_bytes": limits.quota_bytes,
+            "max_file_bytes": limits.max_file_bytes,
+        }
+
+    def set_limits(self, org_id: str, max_file_bytes: int | None, quota_bytes: int | None) -> dict[str, Any]:
+        """The operator's limits for one organisation (None: back to its plan's)."""
+        self._orgs.get(org_id)  # 404 for an unknown organisation
+        self._records.set_limits(org_id, max_file_bytes, quota_bytes)
+        limits = self.limits(org_id)
+        return {"org_id": org_id, "max_file_bytes": limits.max_file_bytes, "quota_bytes": limits.quota_bytes}
+
     def subscribe(self, bus: EventBus) -> None:
         bus.subscribe(MessageDeleted, self.message_deleted)
 
@@ -136,6 +165,8 @@ class FileService:
             return
         self._objects.delete(blob.object_key)
         self._records.delete(blob)
+        if blob.message_id is not None:
+            self._records.count(blob.org_id, -blob.size)
 
     def purge(self, *, deadline: float) -> int:
         """Delete the bytes of every blob whose time is up: its message expired, or none ever
@@ -151,6 +182,8 @@ class FileService:
                     self._objects.delete(entry.object_key)
                     if live is not None:
                         self._records.delete(live)
+                    if entry.counted and entry.org_id:
+                        self._records.count(entry.org_id, -entry.counted)
                     purged += 1
                 self._records.forget_due(entry)
         if purged:

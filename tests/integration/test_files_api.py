@@ -24,6 +24,7 @@ from bocage.client.profile import OperatorKey
 from chalicelib import wiring
 from chalicelib.adapters.local_objects import BLOB_PATH, LocalObjectStore
 from chalicelib.domain.files import PLAN_LIMITS, SLOT_SECONDS, UNREFERENCED_SECONDS
+from chalicelib.domain.organisation import Plan
 from chalicelib.ports import Store
 from chalicelib.settings import Settings
 from tests.support import (
@@ -282,3 +283,43 @@ def test_no_blob_outlives_its_message_nor_an_hour_unreferenced(
     assert container.files.purge(deadline=float("inf")) == 1
     assert _stored(transfer, alice, cid, kept["attachment"]["blob_id"]) is None
     assert container.files.purge(deadline=float("inf")) == 0
+
+
+def test_storage_in_use_is_counted_and_the_operators_limits_apply(
+    people: People,
+    group: tuple[Any, Any, str],
+    transfer: StoreTransfer,
+    api: SignedApi,
+    operator: OperatorKey,
+) -> None:
+    alice, _, cid = group
+    org_id = alice.info["org_id"]
+    usage = people.owner.client.request("GET", "/files/usage")
+    assert usage["bytes_in_use"] == 0 and usage["max_file_bytes"] == PLAN_LIMITS[Plan.FREE]
+    assert _status(lambda: alice.client.request("GET", "/files/usage")) == 403  # admins only
+    sent = send_file(alice, cid, PHOTO, "a.jpg", "image/jpeg", transfer=transfer)
+    in_use = sent["attachment"]["stored_bytes"]
+    assert people.owner.client.request("GET", "/files/usage")["bytes_in_use"] == in_use
+
+    limits = {"max_file_bytes": 10_000, "quota_bytes": in_use + 5_000}
+    assert api.call("PUT", f"/orgs/{org_id}/files", limits, signer=people.keys["owner"]).status == 401
+    set_by_operator = api.call("PUT", f"/orgs/{org_id}/files", limits, signer=operator)
+    assert set_by_operator.status == 200 and set_by_operator.body["max_file_bytes"] == 10_000
+    assert api.call("PUT", "/orgs/o_aaaaaaaaaaaaaaaa/files", limits, signer=operator).status == 404
+    with pytest.raises(ApiError) as too_big:
+        send_file(alice, cid, bytes(20_000), "b.bin", "application/octet-stream", transfer=transfer)
+    assert too_big.value.status == 413 and "10000" in too_big.value.message
+    send_file(alice, cid, bytes(3_000), "c.bin", "application/octet-stream", transfer=transfer)
+    with pytest.raises(ApiError) as full:
+        send_file(alice, cid, bytes(3_000), "d.bin", "application/octet-stream", transfer=transfer)
+    assert full.value.status == 403 and "storage is full" in full.value.message
+    blobs = transfer.objects.path_of("x").parent
+    assert len([p for p in blobs.rglob("*") if p.is_file()]) == 2  # nothing half-stored
+
+    alice.delete(cid, sent["message_id"])
+    after = people.owner.client.request("GET", "/files/usage")["bytes_in_use"]
+    assert after == blob_size(3_000)
+    reset = api.call(
+        "PUT", f"/orgs/{org_id}/files", {"max_file_bytes": None, "quota_bytes": None}, signer=operator
+    )
+    assert reset.body["max_file_bytes"] == PLAN_LIMITS[Plan.FREE]

@@ -27,6 +27,8 @@ class DueBlob:
     object_key: str
     channel_id: str
     blob_id: str
+    org_id: str = ""
+    counted: int = 0  # bytes it adds to its organisation's storage in use (once referenced)
 
 
 class FileRecords:
@@ -35,9 +37,9 @@ class FileRecords:
 
     def _due(self, blob: StoredBlob) -> dict[str, object]:
         key = keys.blob_expiry(blob.expires_at, blob.channel_id, blob.blob_id)
-        return keys.record(
-            key, {"object_key": blob.object_key, "channel_id": blob.channel_id, "blob_id": blob.blob_id}
-        )
+        fields = {"object_key": blob.object_key, "channel_id": blob.channel_id, "blob_id": blob.blob_id}
+        counted = blob.size if blob.message_id is not None else 0
+        return keys.record(key, {**fields, "org_id": blob.org_id, "counted": counted})
 
     def add(self, blob: StoredBlob) -> None:
         """The slot's record, and its deletion an hour on (index first: never an orphan blob)."""
@@ -75,7 +77,26 @@ class FileRecords:
             self._store.delete(*keys.message_blob(blob.channel_id, message_id))
             return self._bound(blob, message_id)
         self._store.delete(*keys.blob_expiry(blob.expires_at, blob.channel_id, blob.blob_id))
+        self.count(blob.org_id, blob.size)
         return True
+
+    def count(self, org_id: str, delta: int) -> int:
+        """Move the organisation's bytes in use (referenced blobs only); the new total."""
+        return self._store.increment(*keys.org_files_usage(org_id), "bytes_in_use", delta)
+
+    def bytes_in_use(self, org_id: str) -> int:
+        item = self._store.get(*keys.org_files_usage(org_id))
+        return int(item["bytes_in_use"]) if item is not None else 0
+
+    def limits(self, org_id: str) -> dict[str, int]:
+        """The limits the operator set for this organisation: ``max_file_bytes``, ``quota_bytes``."""
+        item = self._store.get(*keys.org_files_limits(org_id)) or {}
+        return {k: int(v) for k, v in item.items() if k in {"max_file_bytes", "quota_bytes"}}
+
+    def set_limits(self, org_id: str, max_file_bytes: int | None, quota_bytes: int | None) -> None:
+        """None: the plan's."""
+        fields: dict[str, object] = {"max_file_bytes": max_file_bytes, "quota_bytes": quota_bytes}
+        self._store.put(keys.record(keys.org_files_limits(org_id), fields))
 
     def _bound(self, blob: StoredBlob, message_id: str) -> bool:
         now = self.get(blob.channel_id, blob.blob_id)
@@ -93,7 +114,8 @@ class FileRecords:
         self._store.delete(keys.BLOB_EXPIRY_PK, due.sk)
 
     def delete(self, blob: StoredBlob) -> None:
-        """The blob's records; its purge entry stays and finds nothing left to delete."""
+        """The blob's records and its purge entry (its bytes are the caller's to delete first)."""
         if blob.message_id is not None:
             self._store.delete(*keys.message_blob(blob.channel_id, blob.message_id))
         self._store.delete(*keys.blob(blob.channel_id, blob.blob_id))
+        self._store.delete(*keys.blob_expiry(blob.expires_at, blob.channel_id, blob.blob_id))

@@ -168,6 +168,16 @@ def message_blob(channel_id: str, message_id: str) -> Key:
     return f"CHAN#{channel_id}", f"{BLOB_REF_PREFIX}{message_id}"
 
 
+def org_files_usage(org_id: str) -> Key:
+    """The organisation's file storage in use, in bytes (a counter)."""
+    return f"ORG#{org_id}", "FILES#USAGE"
+
+
+def org_files_limits(org_id: str) -> Key:
+    """The limits the operator set for the organisation's files (else its plan's)."""
+    return f"ORG#{org_id}", "FILES#LIMITS"
+
+
 def blob_expiry(expires_at: int, channel_id: str, blob_id: str) -> Key:
     """When a blob's bytes must go: walked by time by the purge job. Never expired by the store,
     since an expired blob record can no longer be read to find them."""
