@@ -1,16 +1,23 @@
-"""Photos and documents over real sockets: `bocage serve` keeping blobs in its data directory,
-the CLI sending a file and another member downloading it decrypted; what the server holds of it
-is an opaque blob, gone with its message."""
+"""Photos and documents over real sockets: `bocage serve` keeping blobs in its data directory or
+in S3 (moto's server over HTTP, as an S3-compatible service through BOCAGE_S3_ENDPOINT), the CLI
+sending a file and another member downloading it decrypted; what the server holds of it is an
+opaque blob, gone with its message."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.e2e.conftest import Server, bocage, bocage_fails
+import boto3
+
+from tests.e2e.conftest import Server, bocage, bocage_fails, start_server
+
+BUCKET = "bocage-files-e2e"
+Blobs = Callable[[], dict[str, bytes]]
 
 
-def test_send_a_document_then_download_it_and_delete_it(server: Server, tmp_path: Path) -> None:
+def _walkthrough(server: Server, tmp_path: Path, blobs: Blobs) -> None:
     owner, alice = tmp_path / "owner", tmp_path / "alice"
     owner_id = bocage("--profile", str(owner), "activate", server.owner_url(), "--name", "Maire")["member_id"]
     invitation = bocage("--profile", str(owner), "invite", "--name", "Alice")
@@ -28,10 +35,8 @@ def test_send_a_document_then_download_it_and_delete_it(server: Server, tmp_path
         "application/pdf",
         len(content),
     )
-    assert server.data is not None
-    blobs = [p for p in (server.data / "blobs").rglob("*") if p.is_file()]
-    assert len(blobs) == 1 and blobs[0].name == attachment["blob_id"]
-    stored = blobs[0].read_bytes()
+    ((name, stored),) = blobs().items()
+    assert name.endswith(attachment["blob_id"])
     assert len(stored) == attachment["stored_bytes"] and content[:1000] not in stored
 
     out = tmp_path / "downloads"
@@ -46,6 +51,35 @@ def test_send_a_document_then_download_it_and_delete_it(server: Server, tmp_path
     assert "nothing to send" in bocage_fails("--profile", str(alice), "send", group)["message"]
 
     bocage("--profile", str(alice), "delete", group, sent["message_id"])
-    assert not [p for p in (server.data / "blobs").rglob("*") if p.is_file()]
+    assert blobs() == {}  # gone with its message, at once
     gone = bocage_fails("--profile", str(owner), "download", group, sent["message_id"])
     assert gone["error"] in {"not_found", "cli_error"}
+
+
+def test_a_document_on_the_data_directory(server: Server, tmp_path: Path) -> None:
+    assert server.data is not None
+    root = server.data / "blobs"
+    _walkthrough(server, tmp_path, lambda: {str(p): p.read_bytes() for p in root.rglob("*") if p.is_file()})
+
+
+def test_a_document_on_an_s3_compatible_service(moto_endpoint: str, tmp_path: Path) -> None:
+    s3 = boto3.client("s3", region_name="eu-west-3", endpoint_url=moto_endpoint)
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+
+    def blobs() -> dict[str, bytes]:
+        listed = s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+        return {o["Key"]: s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in listed}
+
+    srv = start_server(
+        tmp_path / "data",
+        tmp_path / "serve.log",
+        BOCAGE_STORE="sqlite",
+        BOCAGE_BUCKET=BUCKET,
+        BOCAGE_S3_ENDPOINT=moto_endpoint,
+    )
+    try:
+        _walkthrough(srv, tmp_path, blobs)
+        assert not (tmp_path / "data" / "blobs").exists()  # nothing kept beside the bucket
+    finally:
+        srv.process.terminate()
+        srv.process.wait(timeout=10)
