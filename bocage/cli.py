@@ -244,6 +244,9 @@ def _register_send_and_read(sub: Subparsers, common: argparse.ArgumentParser) ->
     send.add_argument("text", nargs="?", default="")
     send.add_argument("--file", default=None, metavar="PATH", help="attach a photo or document")
     send.add_argument("--type", default=None, metavar="MIME", help="the file's media type (guessed)")
+    send.add_argument(
+        "--original", action="store_true", help="send a photo as it is (not resized, metadata kept)"
+    )
     send.add_argument("--reply-to", default=None, metavar="MESSAGE_ID", help="quote a message")
     send.add_argument(
         "--live", action="store_true", help="send over a WebSocket connection and wait for its ack"
@@ -589,8 +592,15 @@ def _send_file(args: argparse.Namespace) -> Result:
     if args.live or args.reply_to:
         raise CliError("--file is sent over REST, without --live or --reply-to")
     path = Path(args.file)
-    mime = args.type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return send_file(_messenger(args), args.channel, path.read_bytes(), path.name, mime.lower(), args.text)
+    mime = (args.type or mimetypes.guess_type(path.name)[0] or "application/octet-stream").lower()
+    data, name = path.read_bytes(), path.name
+    original = len(data)
+    if not args.original:
+        from bocage.client.images import compress_image
+
+        data, name, mime = compress_image(data, name, mime)
+    sent = send_file(_messenger(args), args.channel, data, name, mime, args.text)
+    return {**sent, "attachment": {**sent["attachment"], "original_bytes": original}}
 
 
 def cmd_download(args: argparse.Namespace) -> Result:

@@ -17,7 +17,7 @@ BUCKET = "bocage-files-e2e"
 Blobs = Callable[[], dict[str, bytes]]
 
 
-def _walkthrough(server: Server, tmp_path: Path, blobs: Blobs) -> None:
+def _walkthrough(server: Server, tmp_path: Path, blobs: Blobs) -> tuple[Path, Path, str]:
     owner, alice = tmp_path / "owner", tmp_path / "alice"
     owner_id = bocage("--profile", str(owner), "activate", server.owner_url(), "--name", "Maire")["member_id"]
     invitation = bocage("--profile", str(owner), "invite", "--name", "Alice")
@@ -54,6 +54,7 @@ def _walkthrough(server: Server, tmp_path: Path, blobs: Blobs) -> None:
     assert blobs() == {}  # gone with its message, at once
     gone = bocage_fails("--profile", str(owner), "download", group, sent["message_id"])
     assert gone["error"] in {"not_found", "cli_error"}
+    return owner, alice, group
 
 
 def test_a_document_on_the_data_directory(server: Server, tmp_path: Path) -> None:
