@@ -265,7 +265,11 @@ def test_delete_for_everyone_deletes_the_blob_at_once(
 
 
 def test_no_blob_outlives_its_message_nor_an_hour_unreferenced(
-    group: tuple[Any, Any, str], transfer: StoreTransfer, container: wiring.Container, clock: Any
+    people: People,
+    group: tuple[Any, Any, str],
+    transfer: StoreTransfer,
+    container: wiring.Container,
+    clock: Any,
 ) -> None:
     alice, bob, cid = group
     kept = send_file(alice, cid, b"plan v1", "plan.txt", "text/plain", transfer=transfer)
@@ -279,9 +283,14 @@ def test_no_blob_outlives_its_message_nor_an_hour_unreferenced(
     clock.advance(kept["expires_at"] - clock.now() - 1)
     assert container.files.purge(deadline=float("inf")) == 0
     assert _stored(transfer, alice, cid, kept["attachment"]["blob_id"]) is not None
+    assert (
+        people.owner.client.request("GET", "/files/usage")["bytes_in_use"]
+        == kept["attachment"]["stored_bytes"]
+    )
     clock.advance(1)  # the message expires now: its blob with it
     assert container.files.purge(deadline=float("inf")) == 1
     assert _stored(transfer, alice, cid, kept["attachment"]["blob_id"]) is None
+    assert people.owner.client.request("GET", "/files/usage")["bytes_in_use"] == 0
     assert container.files.purge(deadline=float("inf")) == 0
 
 

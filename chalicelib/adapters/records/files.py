@@ -106,7 +106,14 @@ class FileRecords:
         """Blobs whose time is up, oldest first (one page: the job comes back for more)."""
         page = self._store.query(keys.BLOB_EXPIRY_PK, end=f"{now:012d}#~", limit=PURGE_PAGE)
         return [
-            DueBlob(item["sk"], item["object_key"], item["channel_id"], item["blob_id"])
+            DueBlob(
+                item["sk"],
+                item["object_key"],
+                item["channel_id"],
+                item["blob_id"],
+                item.get("org_id", ""),
+                int(item.get("counted", 0)),
+            )
             for item in page.items
         ]
 
