@@ -8,10 +8,8 @@ exactly as the `bocage serve` gateway does (that gateway, and S3, over HTTP: tes
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -26,11 +24,8 @@ from chalicelib.adapters.local_objects import BLOB_PATH, LocalObjectStore
 from chalicelib.domain.files import PLAN_LIMITS, SLOT_SECONDS, UNREFERENCED_SECONDS
 from chalicelib.domain.organisation import Plan
 from chalicelib.ports import Store
-from chalicelib.settings import Settings
 from tests.support import (
     People,
-    RecordingMailer,
-    RecordingPush,
     SignedApi,
     messenger_for,
     scan_all,
@@ -61,25 +56,6 @@ class StoreTransfer:
 
 
 @pytest.fixture
-def container(
-    app_store: Store,
-    clock: Any,
-    mailer: RecordingMailer,
-    operator: OperatorKey,
-    push: RecordingPush,
-    tmp_path: Path,
-) -> Iterator[wiring.Container]:
-    settings = dataclasses.replace(
-        Settings(), public_url="https://api.bocage.test", operator_keys=(operator.public_key,)
-    )
-    objects = LocalObjectStore(str(tmp_path / "data"), "https://api.bocage.test", clock)
-    built = wiring.build(settings, store=app_store, clock=clock, mailer=mailer, push=push, objects=objects)
-    wiring.use(built)
-    yield built
-    wiring.use(None)
-
-
-@pytest.fixture
 def transfer(container: wiring.Container) -> StoreTransfer:
     assert isinstance(container.objects, LocalObjectStore)
     return StoreTransfer(container.objects)
@@ -91,6 +67,14 @@ def group(people: People) -> tuple[Any, Any, str]:
     cid = alice.create_channel("group", "Chantier")["channel_id"]
     alice.add_member(cid, people.info["bob"]["member_id"])
     return alice, bob, cid
+
+
+@pytest.fixture
+def stranger(people: People, api: SignedApi, operator: OperatorKey) -> Any:
+    """The owner of another organisation."""
+    other = api.create_org(operator, name="Autre")
+    keys, info = api.activate(other["activation_code"], "Stranger")
+    return messenger_for(api, keys, people.tmp / "stranger", info.body)
 
 
 def test_a_photo_goes_encrypted_and_comes_back_whole(
@@ -111,7 +95,7 @@ def test_a_photo_goes_encrypted_and_comes_back_whole(
 
 
 def test_slots_only_for_those_who_may_post(
-    people: People, group: tuple[Any, Any, str], api: SignedApi, operator: OperatorKey
+    people: People, group: tuple[Any, Any, str], stranger: Any
 ) -> None:
     _, bob, cid = group
     carol = people.join("carol")  # in the organisation, not in the channel
@@ -121,9 +105,6 @@ def test_slots_only_for_those_who_may_post(
         with pytest.raises(ApiError) as refused:
             who.client.request("POST", f"/channels/{channel}/files", {"size": 1000})
         assert refused.value.status == 403
-    other = api.create_org(operator, name="Autre")
-    keys, info = api.activate(other["activation_code"], "Stranger")
-    stranger = messenger_for(api, keys, people.tmp / "stranger", info.body)
     with pytest.raises(ApiError) as hidden:
         stranger.client.request("POST", f"/channels/{cid}/files", {"size": 1000})
     assert hidden.value.status == 404
@@ -186,11 +167,7 @@ def test_a_blob_is_referenced_once_by_its_uploaders_message_in_its_channel(
 
 
 def test_download_urls_only_for_current_members(
-    people: People,
-    group: tuple[Any, Any, str],
-    transfer: StoreTransfer,
-    api: SignedApi,
-    operator: OperatorKey,
+    people: People, group: tuple[Any, Any, str], transfer: StoreTransfer, stranger: Any
 ) -> None:
     alice, bob, cid = group
     sent = send_file(alice, cid, b"compte rendu", "cr.txt", "text/plain", transfer=transfer)
@@ -203,9 +180,6 @@ def test_download_urls_only_for_current_members(
     assert _status(lambda: bob.client.request("GET", f"/channels/{cid}/files/b_aaaaaaaaaaaaaaaa")) == 404
     alice.remove_member(cid, people.info["bob"]["member_id"])
     assert _status(lambda: bob.client.request("GET", f"/channels/{cid}/files/{blob_id}")) in {403, 404}
-    other = api.create_org(operator, name="Autre")
-    keys, info = api.activate(other["activation_code"], "Stranger")
-    stranger = messenger_for(api, keys, people.tmp / "stranger", info.body)
     own = stranger.create_channel("group", "Chez moi")["channel_id"]
     assert _status(lambda: stranger.client.request("GET", f"/channels/{cid}/files/{blob_id}")) == 404
     assert _status(lambda: stranger.client.request("GET", f"/channels/{own}/files/{blob_id}")) == 404
