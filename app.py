@@ -20,6 +20,9 @@ from chalicelib.api_schemas import (
     CreateChannelBody,
     CreateOrgBody,
     DirectBody,
+    FileLimitsBody,
+    FileReferenceBody,
+    FileSlotBody,
     InviteBody,
     JoinBody,
     LinkBody,
@@ -326,6 +329,46 @@ def join(ctx: ApiContext) -> dict[str, Any]:
 def leave_as_follower(ctx: ApiContext) -> dict[str, Any]:
     """The calling follower leaves: their device, membership and sealed keys are deleted."""
     return ctx.container.followers.leave(ctx.principal)
+
+
+# -- files (docs/protocol.md, section 18) ----------------------------------------------------
+
+
+@app.route("/channels/{channel_id}/files", methods=["POST"])
+@endpoint("FileSlotAnswer", body=FileSlotBody, status=201)
+def new_file_slot(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    """An upload URL for one encrypted file blob of this channel."""
+    return ctx.container.files.new_slot(ctx.principal, channel_id, ctx.body(FileSlotBody).size)
+
+
+@app.route("/channels/{channel_id}/files/{blob_id}", methods=["PUT"])
+@endpoint("FileAnswer", body=FileReferenceBody)
+def reference_file(ctx: ApiContext, channel_id: str, blob_id: str) -> dict[str, Any]:
+    """Bind an uploaded blob to the uploader's message: it lives exactly as long."""
+    message_id = ctx.body(FileReferenceBody).message_id
+    return ctx.container.files.reference(ctx.principal, channel_id, blob_id, message_id)
+
+
+@app.route("/channels/{channel_id}/files/{blob_id}", methods=["GET"])
+@endpoint("FileUrlAnswer")
+def download_file(ctx: ApiContext, channel_id: str, blob_id: str) -> dict[str, Any]:
+    """A short-lived URL to fetch a referenced blob, for a current member of the channel."""
+    return ctx.container.files.download(ctx.principal, channel_id, blob_id)
+
+
+@app.route("/files/usage", methods=["GET"])
+@endpoint("FilesUsageAnswer")
+def files_usage(ctx: ApiContext) -> dict[str, Any]:
+    """The organisation's file storage in use and its limits (owners and admins)."""
+    return ctx.container.files.usage(ctx.principal)
+
+
+@app.route("/orgs/{org_id}/files", methods=["PUT"])
+@endpoint("FileLimitsAnswer", body=FileLimitsBody, auth="operator")
+def set_file_limits(ctx: ApiContext, org_id: str) -> dict[str, Any]:
+    """The operator sets an organisation's file limits (null: its plan's)."""
+    body = ctx.body(FileLimitsBody)
+    return ctx.container.files.set_limits(org_id, body.max_file_bytes, body.quota_bytes)
 
 
 # -- retention ------------------------------------------------------------------------------

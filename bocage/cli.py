@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import itertools
 import json
+import mimetypes
 import os
 import re
 import socket
@@ -281,9 +282,14 @@ def register_followers(sub: Subparsers, common: argparse.ArgumentParser) -> None
 
 
 def _register_send_and_read(sub: Subparsers, common: argparse.ArgumentParser) -> None:
-    send = sub.add_parser("send", parents=[common], help="send an encrypted message")
+    send = sub.add_parser("send", parents=[common], help="send an encrypted message (and a file)")
     send.add_argument("channel")
-    send.add_argument("text")
+    send.add_argument("text", nargs="?", default="")
+    send.add_argument("--file", default=None, metavar="PATH", help="attach a photo or document")
+    send.add_argument("--type", default=None, metavar="MIME", help="the file's media type (guessed)")
+    send.add_argument(
+        "--original", action="store_true", help="send a photo as it is (not resized, metadata kept)"
+    )
     send.add_argument("--reply-to", default=None, metavar="MESSAGE_ID", help="quote a message")
     send.add_argument(
         "--mention",
@@ -296,6 +302,12 @@ def _register_send_and_read(sub: Subparsers, common: argparse.ArgumentParser) ->
         "--live", action="store_true", help="send over a WebSocket connection and wait for its ack"
     )
     send.set_defaults(func=cmd_send)
+
+    download = sub.add_parser("download", parents=[common], help="fetch and decrypt a message's file")
+    download.add_argument("channel")
+    download.add_argument("message_id")
+    download.add_argument("--out", default=".", metavar="DIR", help="directory to write it in")
+    download.set_defaults(func=cmd_download)
 
     read = sub.add_parser("read", parents=[common], help="decrypt a channel's messages since a cursor")
     read.add_argument("channel")
@@ -680,12 +692,67 @@ def cmd_channels(args: argparse.Namespace) -> Result:
 
 
 def cmd_send(args: argparse.Namespace) -> Result:
+    if args.file is not None:
+        return _send_file(args)
+    if not args.text:
+        raise CliError("nothing to send: give a text, a --file, or both")
     messenger = _messenger(args)
     options: dict[str, Any] = {"reply_to": args.reply_to, "mentions": args.mention}
     if not args.live:
         return messenger.send_text(args.channel, args.text, **options)
     with messenger.live():
         return messenger.send_text(args.channel, args.text, **options, live=True)
+
+
+# -- files (docs/protocol.md, section 18) -------------------------------------------------------
+
+
+def _late_text(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+    """``send CHANNEL --file PATH TEXT``: argparse leaves a positional after an option unparsed."""
+    if not extra:
+        return
+    if (
+        getattr(args, "command", None) == "send"
+        and not args.text
+        and len(extra) == 1
+        and not extra[0].startswith("-")
+    ):
+        args.text = extra[0]
+        return
+    parser.error(f"unrecognized arguments: {' '.join(extra)}")
+
+
+def _send_file(args: argparse.Namespace) -> Result:
+    from bocage.client.files import send_file
+
+    if args.live or args.reply_to or args.mention:
+        raise CliError("--file is sent over REST, without --live, --reply-to or --mention")
+    path = Path(args.file)
+    mime = (args.type or mimetypes.guess_type(path.name)[0] or "application/octet-stream").lower()
+    data, name = path.read_bytes(), path.name
+    original = len(data)
+    if not args.original:
+        from bocage.client.images import compress_image
+
+        data, name, mime = compress_image(data, name, mime)
+    sent = send_file(_messenger(args), args.channel, data, name, mime, args.text)
+    return {**sent, "attachment": {**sent["attachment"], "original_bytes": original}}
+
+
+def cmd_download(args: argparse.Namespace) -> Result:
+    from bocage.client.files import fetch_file
+
+    meta, data = fetch_file(_messenger(args), args.channel, args.message_id)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem, suffix = Path(meta["name"]).stem, Path(meta["name"]).suffix
+    target, n = out / meta["name"], 1
+    while target.exists():  # never overwrite: "plan (1).pdf"
+        target, n = out / f"{stem} ({n}){suffix}", n + 1
+    partial = target.with_name(f".{target.name}.part")
+    partial.write_bytes(data)
+    partial.replace(target)
+    return {**meta, "path": str(target.resolve())}
 
 
 def cmd_read(args: argparse.Namespace) -> Result:
@@ -950,7 +1017,8 @@ def _print_human(command: str, result: Result) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    _late_text(parser, args, extra)
     as_json = getattr(args, "json", False)
     try:
         result = args.func(args)

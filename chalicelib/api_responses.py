@@ -380,3 +380,45 @@ class FollowerLeftAnswer(_Answer):
     follower_id: str
     device_id: str
     left: bool
+
+
+# -- files (docs/protocol.md, section 18) ------------------------------------------------------
+
+
+class FileSlotAnswer(_Answer):
+    """Where to PUT the encrypted blob (those headers, exactly ``size`` bytes) before ``expires_at``."""
+
+    blob_id: str
+    upload_url: str
+    method: str
+    headers: dict[str, str]
+    size: int
+    max_size: int
+    expires_at: int
+
+
+class FileAnswer(_Answer):
+    blob_id: str
+    channel_id: str
+    message_id: str | None
+    size: int
+    expires_at: int
+
+
+class FileUrlAnswer(FileAnswer):
+    """A short-lived URL to GET the encrypted blob from."""
+
+    url: str
+    url_expires_at: int
+
+
+class FileLimitsAnswer(_Answer):
+    org_id: str
+    max_file_bytes: int
+    quota_bytes: int
+
+
+class FilesUsageAnswer(FileLimitsAnswer):
+    """Bytes of encrypted blobs that messages reference now, against the organisation's quota."""
+
+    bytes_in_use: int

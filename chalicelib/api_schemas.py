@@ -169,3 +169,23 @@ class JoinBody(_Body):
     proof: str = Field(min_length=80, max_length=100)
     follower_cert: Statement | None = None
     device_name: str = Field(default="", max_length=120)
+
+
+# -- files (docs/protocol.md, section 18) ------------------------------------------------------
+
+
+class FileSlotBody(_Body):
+    size: int = Field(
+        ge=1, le=2**31 - 1, strict=True, description="the encrypted blob's exact length in bytes"
+    )
+
+
+class FileReferenceBody(_Body):
+    message_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="the uploader's message naming it")
+
+
+class FileLimitsBody(_Body):
+    max_file_bytes: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, strict=True, description="null: the plan's"
+    )
+    quota_bytes: int | None = Field(default=None, ge=0, le=2**50, strict=True, description="null: the plan's")

@@ -18,9 +18,12 @@ def run_billing(budget_seconds: float) -> dict[str, Any]:
 
 
 def run_retention(budget_seconds: float) -> dict[str, Any]:
-    """Advance pending retention jobs until done or the budget is spent; log counts only."""
-    report = wiring.container().retention.run(deadline=time.monotonic() + budget_seconds)
-    summary = report.public()
+    """Advance pending retention jobs until done or the budget is spent, then delete the file
+    blobs whose message expired or that no message referenced within the hour; log counts only."""
+    container = wiring.container()
+    deadline = time.monotonic() + budget_seconds
+    report = container.retention.run(deadline=deadline)
+    summary = {**report.public(), "blobs_purged": container.files.purge(deadline=deadline)}
     if report.jobs:
         logger.info("retention jobs", **summary)
     return summary

@@ -187,4 +187,38 @@ class WebPush(Protocol):
         """Send each push; returns the device ids whose subscription is gone (404 or 410).
         Any other failure costs only that push (the message is stored: the device reads it
         when it opens the app)."""
+
+
+# -- Object storage (files, docs/protocol.md section 18) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class SignedUrl:
+    """A short-lived URL a client uses directly, so a file's bytes never pass through the API.
+
+    ``headers`` are those the request must carry as they are (they are part of the signature)."""
+
+    url: str
+    method: str
+    expires_at: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class ObjectStore(Protocol):
+    """Where encrypted file blobs live (S3 or a directory of ``bocage serve``), by opaque key."""
+
+    def upload_url(self, key: str, size: int, expires_in: int) -> SignedUrl:
+        """A URL accepting one PUT of exactly ``size`` bytes at ``key`` until it expires."""
+        ...
+
+    def download_url(self, key: str, expires_in: int) -> SignedUrl:
+        """A URL from which the blob at ``key`` can be fetched (GET) until it expires."""
+        ...
+
+    def size_of(self, key: str) -> int | None:
+        """The stored blob's length in bytes, or None when nothing was uploaded at ``key``."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the blob at ``key`` and give its space back; a missing one is not an error."""
         ...

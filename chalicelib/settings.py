@@ -63,6 +63,9 @@ class Settings:
     vapid_parameter: str | None = None
     vapid_subject: str = "mailto:admin@bocage.localhost"
     push_services: tuple[str, ...] = ()
+    #: Files (docs/protocol.md, 18): an S3 bucket, or else a directory of the data dir.
+    bucket: str | None = None
+    s3_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -101,4 +104,6 @@ class Settings:
             vapid_parameter=e.get("BOCAGE_VAPID_PARAMETER") or None,
             vapid_subject=e.get("BOCAGE_VAPID_SUBJECT") or cls.vapid_subject,
             push_services=_split(e.get("BOCAGE_PUSH_SERVICES")),
+            bucket=e.get("BOCAGE_BUCKET") or None,
+            s3_endpoint=(e.get("BOCAGE_S3_ENDPOINT") or "").rstrip("/") or None,
         )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from chalicelib.adapters.clocks import SystemClock
 from chalicelib.billing_settings import BillingSettings
 from chalicelib.domain.push import DEFAULT_PUSH_SERVICES
-from chalicelib.ports import Clock, Mailer, Push, Queue, Store, WebPush
+from chalicelib.ports import Clock, Mailer, ObjectStore, Push, Queue, Store, WebPush
 from chalicelib.services.audit import AuditLog
 from chalicelib.services.authentication import Authenticator
 from chalicelib.services.billing import BillingService
@@ -21,6 +21,7 @@ from chalicelib.services.calls import CallService
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.delivery import Delivery
 from chalicelib.services.event_bus import EventBus
+from chalicelib.services.files import FileService
 from chalicelib.services.followers import FollowerService
 from chalicelib.services.impact import ImpactService
 from chalicelib.services.invitations import InvitationService
@@ -52,6 +53,8 @@ class Container:
     audit: AuditLog
     calls: CallService
     notifications: PushNotifications
+    objects: ObjectStore
+    files: FileService
 
 
 def build(
@@ -65,6 +68,7 @@ def build(
     billing_settings: BillingSettings | None = None,
     replica: str | None = None,
     web_push: WebPush | None = None,
+    objects: ObjectStore | None = None,
 ) -> Container:
     """``replica``: the ``bocage serve`` replica this process is, written in presence records."""
     clock = clock or SystemClock()
@@ -95,6 +99,10 @@ def build(
     audit.subscribe(events)
     billing_settings = billing_settings or BillingSettings.from_env()
     impact = ImpactService(store, clock, orgs, billing_settings)
+    messaging = MessagingService(store, clock, orgs, channels, delivery, impact, events)
+    objects = objects or build_objects(settings, clock)
+    files = FileService(store, clock, objects, orgs, channels, messaging)
+    files.subscribe(events)
     return Container(
         settings=settings,
         store=store,
@@ -109,13 +117,15 @@ def build(
         channels=channels,
         followers=FollowerService(store, clock, orgs, channels),
         delivery=delivery,
-        messaging=MessagingService(store, clock, orgs, channels, delivery, impact),
+        messaging=messaging,
         retention=RetentionService(store, clock, orgs, channels),
         billing=BillingService(store, clock, orgs, billing_settings),
         impact=impact,
         audit=audit,
         calls=CallService(settings, clock, orgs, channels),
         notifications=notifications,
+        objects=objects,
+        files=files,
     )
 
 
@@ -134,6 +144,20 @@ def build_store(settings: Settings, clock: Clock) -> Store:
             dynamo.ensure_table()
         return dynamo
     raise ValueError(f"BOCAGE_STORE must be 'sqlite' or 'dynamodb', not {settings.store!r}")
+
+
+def build_objects(settings: Settings, clock: Clock) -> ObjectStore:
+    """Where file blobs live: the S3 bucket when one is set, else ``blobs/`` in the data directory
+    (served by ``bocage serve`` under /blobs/ with URLs signed by a secret of the data directory)."""
+    if settings.bucket:
+        from chalicelib.adapters.s3_objects import S3ObjectStore
+
+        return S3ObjectStore(
+            settings.bucket, clock, region=settings.region, endpoint_url=settings.s3_endpoint
+        )
+    from chalicelib.adapters.local_objects import LocalObjectStore
+
+    return LocalObjectStore(settings.data_dir, settings.public_url or "http://localhost:8000", clock)
 
 
 class UnconfiguredPush:

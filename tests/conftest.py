@@ -22,6 +22,7 @@ import pytest
 from bocage.client.profile import DeviceKeys, OperatorKey
 from chalicelib import wiring
 from chalicelib.adapters.clocks import ManualClock
+from chalicelib.adapters.local_objects import LocalObjectStore
 from chalicelib.ports import Store
 from chalicelib.settings import Settings
 from tests.support import People, RecordingMailer, RecordingPush, SignedApi
@@ -217,9 +218,17 @@ def app_settings(operator: OperatorKey) -> Settings:
 
 @pytest.fixture
 def container(
-    app_store: Store, clock: ManualClock, mailer: RecordingMailer, app_settings: Settings, push: RecordingPush
+    app_store: Store,
+    clock: ManualClock,
+    mailer: RecordingMailer,
+    app_settings: Settings,
+    push: RecordingPush,
+    tmp_path: Path,
 ) -> Iterator[wiring.Container]:
-    built = wiring.build(app_settings, store=app_store, clock=clock, mailer=mailer, push=push)
+    # File blobs in a real directory of the test's own (tests/integration/test_files_api.py).
+    settings = app_settings
+    objects = LocalObjectStore(str(tmp_path / "data"), settings.public_url or "", clock)
+    built = wiring.build(settings, store=app_store, clock=clock, mailer=mailer, push=push, objects=objects)
     wiring.use(built)
     yield built
     wiring.use(None)

@@ -30,6 +30,7 @@ from bocage.local.rest import Receive, RestGateway, Scope, Send
 from bocage.local.serve_settings import ServeSettings
 from bocage.local.sockets import MAX_AGE, MAX_MESSAGE, WebSocketRoutes
 from bocage.local.websocket_protocol import LeanWebSocket, lean_websocket
+from chalicelib.adapters.local_objects import BLOB_PATH
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +48,12 @@ class BocageAsgi:
         internal_port: int | None = None,
         startup: Hook | None = None,
         shutdown: Hook | None = None,
+        blobs: AsgiApp | None = None,
     ) -> None:
         self._rest = rest
         #: uvicorn's ``ws`` protocol class (None: no WebSockets); upgrades never reach this ASGI app.
         self.websocket_protocol = websocket_protocol
+        self._blobs = blobs
         self._internal = internal
         self._internal_port = internal_port
         self._startup = startup
@@ -66,6 +69,9 @@ class BocageAsgi:
         server = scope.get("server")
         if self._internal is not None and server is not None and server[1] == self._internal_port:
             await self._internal(scope, receive, send)
+            return
+        if self._blobs is not None and scope["path"].startswith(BLOB_PATH):
+            await self._blobs(scope, receive, send)
             return
         await self._rest(scope, receive, send)
 
@@ -143,6 +149,7 @@ def assemble(
     internal_port: int | None = None,
     startup: Hook | None = None,
     shutdown: Hook | None = None,
+    blobs: AsgiApp | None = None,
 ) -> BocageAsgi:
     """The ASGI app of ``bocage serve`` around a Chalice app: REST, WebSockets and their upkeep
     (idle WebSockets closed, the worker pool stopped last); ``startup``/``shutdown`` add to it."""
@@ -197,6 +204,7 @@ def assemble(
         internal_port=internal_port,
         startup=start,
         shutdown=stop,
+        blobs=blobs,
     )
 
 

@@ -50,6 +50,14 @@ def local_settings(data_dir: str | None, public_url: str, **overrides: Any) -> S
     )
 
 
+def blob_gateway(objects: object) -> Any:
+    """The gateway serving file blobs when they live in the data directory (not on S3)."""
+    from bocage.local.blobs import BlobGateway
+    from chalicelib.adapters.local_objects import LocalObjectStore
+
+    return BlobGateway(objects) if isinstance(objects, LocalObjectStore) else None
+
+
 def bootstrap(container: wiring.Container, org_name: str, out: TextIO) -> dict[str, Any] | None:
     """On an empty store, create the first organisation and show its owner's invitation."""
     if container.orgs.any_exists():
@@ -214,6 +222,7 @@ def build_runtime(
         internal_port=internal_port,
         startup=startup,
         shutdown=shutdown,
+        blobs=blob_gateway(container.objects),
     )
     assert REPLICA_TTL > 2 * HEARTBEAT
     return Runtime(

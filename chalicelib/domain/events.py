@@ -108,8 +108,17 @@ class ChannelMembershipChanged:
     at: int
 
 
+@dataclass(frozen=True)
+class MessageDeleted:
+    """A message was deleted for everyone: what it carried (a file's blob) goes at once."""
+
+    channel_id: str
+    message_id: str
+
+
 Event = (
     DeviceAdded
+    | MessageDeleted
     | DeviceRevoked
     | MemberRemoved
     | InvitationIssued

@@ -20,6 +20,7 @@ from chalicelib.adapters.records.messages import MessageRecords
 from chalicelib.domain.billing import require_sending_allowed
 from chalicelib.domain.channel import ChannelKind, may_manage, require_may_manage, require_may_send
 from chalicelib.domain.envelope import TARGETED, Envelope, Kind
+from chalicelib.domain.events import MessageDeleted
 from chalicelib.domain.frames import MessageFrame, StoredMessage
 from chalicelib.domain.messages_api import ReadPage, SendResult
 from chalicelib.domain.principal import Principal
@@ -28,6 +29,7 @@ from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, Unavail
 from chalicelib.ports import Clock, Store
 from chalicelib.services.channels import ChannelAccess, ChannelService
 from chalicelib.services.delivery import Delivery
+from chalicelib.services.event_bus import EventBus
 from chalicelib.services.impact import ImpactService
 from chalicelib.services.organisations import OrganisationService
 
@@ -62,8 +64,10 @@ class MessagingService:
         channels: ChannelService,
         delivery: Delivery,
         impact: ImpactService,
+        events: EventBus | None = None,
     ) -> None:
         self._messages = MessageRecords(store)
+        self._events = events
         self._counters = ChannelRecords(store)
         self._clock = clock
         self._orgs = orgs
@@ -206,6 +210,8 @@ class MessagingService:
         bodiless = {"nonce": None, "ciphertext": None, "signature": None}
         deleted = {"deleted": True, "deleted_at": now, "deleted_by": deleted_by}
         self._messages.replace(target.model_copy(update={**bodiless, **deleted}))
+        if self._events is not None:  # what the message carried (a file) goes with it
+            self._events.publish(MessageDeleted(target.channel_id, target.message_id))
 
     def _already_sent(
         self, envelope: Envelope, attempt: str, target: StoredMessage | None, now: int

@@ -263,6 +263,11 @@ IAM_ACTION_OF_CALL = {
     "get_connection": "execute-api:ManageConnections",
     "send_raw_email": "ses:SendRawEmail",
     "get_parameter": "ssm:GetParameter",  # the Web Push VAPID key (chalicelib/adapters/ssm_secret.py)
+    # Files (s3_objects): a presigned PUT is used with the signer's rights (a presigned GET is
+    # covered by head_object's action); the HEAD that checks an upload; the deletion.
+    "generate_presigned_url": "s3:PutObject",
+    "head_object": "s3:GetObject",
+    "delete_object": "s3:DeleteObject",
 }
 # What the Lambda service does with the function's role: poll the queue, write the logs.
 SERVICE_ACTIONS = {
@@ -314,6 +319,7 @@ def test_every_statement_is_scoped_to_this_stacks_resources(template: Template) 
         "ses": ":identity/",
         "logs": ":log-group:/aws/lambda/bocage-${Stage}-",
         "ssm": ":parameter/bocage/${Stage}/",
+        "s3": "${FilesBucket.Arn}/",
     }
     for role, statements in _statements(template).items():
         for s in statements:
@@ -599,6 +605,37 @@ def test_the_app_bucket_is_private_and_encrypted(template: Template) -> None:
     assert "WebsiteConfiguration" not in bucket and "AccessControl" not in bucket
 
 
+def test_the_files_bucket_is_private_encrypted_tls_only_with_cors_for_the_app_only(
+    template: Template,
+) -> None:
+    """Encrypted file blobs (docs/protocol.md, section 18): presigned URLs only, from the web app."""
+    bucket = template["Resources"]["FilesBucket"]["Properties"]
+    assert (
+        bucket["PublicAccessBlockConfiguration"]
+        == template["Resources"]["AppBucket"]["Properties"]["PublicAccessBlockConfiguration"]
+    )
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    (cors,) = bucket["CorsConfiguration"]["CorsRules"]
+    # The web app's origin (AppUrl, set to the distribution's once deployed: docs/deploy-aws.md).
+    assert cors["AllowedOrigins"] == [{"Fn::If": ["HasAppUrl", {"Ref": "AppUrl"}, {"Ref": "PublicUrl"}]}]
+    assert sorted(cors["AllowedMethods"]) == ["GET", "PUT"]
+    (backstop,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert backstop["Status"] == "Enabled" and 5 * 365 < backstop["ExpirationInDays"] <= 5 * 366 + 1
+    (policy,) = [
+        p
+        for p in resources(template, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": "FilesBucket"}
+    ]
+    (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["BOCAGE_BUCKET"] == {
+        "Ref": "FilesBucket"
+    }
+
+
 def test_cloudfront_reads_the_bucket_through_origin_access_control_over_https(template: Template) -> None:
     (distribution,) = resources(template, "AWS::CloudFront::Distribution").values()
     config = distribution["Properties"]["DistributionConfig"]
@@ -622,7 +659,11 @@ def test_cloudfront_reads_the_bucket_through_origin_access_control_over_https(te
 
 
 def test_only_this_distribution_may_read_the_bucket(template: Template) -> None:
-    (policy,) = resources(template, "AWS::S3::BucketPolicy").values()
+    (policy,) = [
+        p
+        for p in resources(template, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": "AppBucket"}
+    ]
     assert policy["Properties"]["Bucket"] == {"Ref": "AppBucket"}
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     (allow,) = [s for s in statements if s["Effect"] == "Allow"]

@@ -28,6 +28,9 @@ CURSOR_PREFIX = "CURSOR#"
 RETENTION_PREFIX = "RETENTION#"
 MEMBERSHIP_LOG_PREFIX = "MLOG#"
 FOLLOWER_PREFIX = "FOLLOWER#"
+BLOB_PREFIX = "FILE#"
+BLOB_REF_PREFIX = "FILEREF#"
+BLOB_EXPIRY_PK = "FILEEXPIRY"
 MAX_SEQ = 10**12 - 1  # message sequence numbers are zero-padded to 12 digits
 
 
@@ -183,6 +186,32 @@ def membership_entry(channel_id: str, seq: int) -> Key:
 def message_marker(channel_id: str, message_id: str) -> Key:
     """Client message id → sequence number: what makes a resent message land once."""
     return f"CHAN#{channel_id}", f"{MARKER_PREFIX}{message_id}"
+
+
+def blob(channel_id: str, blob_id: str) -> Key:
+    """An encrypted file blob of a channel (docs/protocol.md, section 18)."""
+    return f"CHAN#{channel_id}", f"{BLOB_PREFIX}{blob_id}"
+
+
+def message_blob(channel_id: str, message_id: str) -> Key:
+    """The one blob a message references: found again when the message is deleted."""
+    return f"CHAN#{channel_id}", f"{BLOB_REF_PREFIX}{message_id}"
+
+
+def org_files_usage(org_id: str) -> Key:
+    """The organisation's file storage in use, in bytes (a counter)."""
+    return f"ORG#{org_id}", "FILES#USAGE"
+
+
+def org_files_limits(org_id: str) -> Key:
+    """The limits the operator set for the organisation's files (else its plan's)."""
+    return f"ORG#{org_id}", "FILES#LIMITS"
+
+
+def blob_expiry(expires_at: int, channel_id: str, blob_id: str) -> Key:
+    """When a blob's bytes must go: walked by time by the purge job. Never expired by the store,
+    since an expired blob record can no longer be read to find them."""
+    return BLOB_EXPIRY_PK, f"{expires_at:012d}#{channel_id}#{blob_id}"
 
 
 def connection(connection_id: str) -> Key:

@@ -1,0 +1,117 @@
+"""Sending and fetching photos and documents (docs/protocol.md, section 18) with a Messenger.
+
+The blob goes to the upload URL the server issues and comes back from a download URL: its bytes
+never pass through the API. The message that carries the file's key is sent first, then the blob
+is bound to it, so the blob lives exactly as long as that message.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from bocage.client.filecrypt import (
+    FileCryptoError,
+    FileRef,
+    blob_size,
+    decrypt_file,
+    parse_file_ref,
+    seal_file,
+)
+from bocage.client.messenger import Messenger
+
+TRANSFER_TIMEOUT = 120
+
+
+class FileUnavailable(ValueError):
+    """The message has no file this client can fetch (none, deleted, or not served)."""
+
+
+class Transfer(Protocol):
+    """Moves blob bytes to and from signed URLs (HTTP; in-process tests go straight to the store)."""
+
+    def put(self, url: str, headers: Mapping[str, str], body: bytes) -> None: ...
+
+    def get(self, url: str) -> bytes: ...
+
+
+def _http_only(url: str) -> str:
+    """A blob URL from the server: plain HTTP(S) only, never file: or another scheme."""
+    if not url.startswith(("https://", "http://")):
+        raise FileUnavailable("the server gave a file URL that is not HTTP(S)")
+    return url
+
+
+class HttpTransfer:
+    def put(self, url: str, headers: Mapping[str, str], body: bytes) -> None:
+        request = urllib.request.Request(  # noqa: S310  (checked: HTTP(S) only)
+            _http_only(url),
+            data=body,
+            method="PUT",
+            headers={**headers, "Content-Type": "application/octet-stream"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=TRANSFER_TIMEOUT):  # noqa: S310
+                return
+        except urllib.error.HTTPError as refused:
+            raise FileUnavailable(f"the upload was refused ({refused.code})") from None
+
+    def get(self, url: str) -> bytes:
+        try:
+            with urllib.request.urlopen(_http_only(url), timeout=TRANSFER_TIMEOUT) as answer:  # noqa: S310
+                data: bytes = answer.read()
+                return data
+        except urllib.error.HTTPError as refused:
+            raise FileUnavailable(f"the file could not be fetched ({refused.code})") from None
+
+
+def send_file(
+    messenger: Messenger,
+    channel_id: str,
+    data: bytes,
+    name: str,
+    mime: str,
+    text: str = "",
+    *,
+    transfer: Transfer | None = None,
+) -> dict[str, Any]:
+    """Encrypt, upload, send the message carrying the key, bind the blob to it."""
+    transfer = transfer or HttpTransfer()
+    parse_file_ref(
+        FileRef("b_check", name, mime, len(data), "0" * 64, bytes(32)).to_content()
+    )  # before any slot
+    client = messenger.client
+    slot = client.request("POST", f"/channels/{channel_id}/files", {"size": blob_size(len(data))})
+    ref, blob = seal_file(data, slot["blob_id"], name, mime)
+    transfer.put(slot["upload_url"], slot["headers"], blob)
+    receipt = messenger.send(channel_id, {"type": "text", "text": text, "file": ref.to_content()})
+    bound = client.request(
+        "PUT", f"/channels/{channel_id}/files/{ref.blob_id}", {"message_id": receipt["message_id"]}
+    )
+    attachment = {"blob_id": ref.blob_id, "name": name, "mime": mime, "size": len(data)}
+    return {
+        **receipt,
+        "attachment": {**attachment, "stored_bytes": len(blob), "expires_at": bound["expires_at"]},
+    }
+
+
+def fetch_file(
+    messenger: Messenger, channel_id: str, message_id: str, *, transfer: Transfer | None = None
+) -> tuple[dict[str, Any], bytes]:
+    """The file of one message, decrypted and checked against what the message says of it."""
+    transfer = transfer or HttpTransfer()
+    shown = next((m for m in messenger.history(channel_id) if m.get("message_id") == message_id), None)
+    if shown is None or not shown.get("verified"):
+        raise FileUnavailable(f"no readable message {message_id} in this channel")
+    raw = (shown.get("content") or {}).get("file")
+    if raw is None:
+        raise FileUnavailable(f"message {message_id} carries no file")
+    ref = parse_file_ref(raw)
+    answer = messenger.client.request("GET", f"/channels/{channel_id}/files/{ref.blob_id}")
+    data = decrypt_file(transfer.get(answer["url"]), ref)
+    return {"name": ref.name, "mime": ref.mime, "size": ref.size, "sha256": ref.sha256}, data
+
+
+__all__ = ["FileCryptoError", "FileUnavailable", "HttpTransfer", "Transfer", "fetch_file", "send_file"]

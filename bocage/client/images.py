@@ -1,0 +1,45 @@
+"""Photos made sober before they leave the device: the longest side brought down to 1,600 px,
+re-encoded, and every metadata block (EXIF, with its GPS location) left behind.
+
+Pillow is an optional, client-only extra (``pip install 'bocage[images]'``): the server never
+decodes an image (it could not: they are encrypted).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import PurePath
+
+MAX_SIDE = 1600
+JPEG_QUALITY = 82
+#: What is re-encoded; any other type (a PDF, a GIF that may be animated) is sent as it is.
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff"})
+
+
+class ImagesUnavailable(ValueError):
+    """Pillow is missing: a photo would leave with its metadata (its location) if sent as it is."""
+
+
+def compress_image(data: bytes, name: str, mime: str, *, max_side: int = MAX_SIDE) -> tuple[bytes, str, str]:
+    """(bytes, name, mime) of the photo to send: resized, oriented, re-encoded, without metadata.
+
+    Images with transparency stay PNG; the others become JPEG. Non-images come back unchanged."""
+    if mime not in IMAGE_TYPES:
+        return data, name, mime
+    try:
+        from PIL import Image, ImageOps
+    except ImportError:
+        raise ImagesUnavailable(
+            "photos are compressed and stripped of their location before sending: "
+            "install the images extra (pip install 'bocage[images]'), or send it as it is with --original"
+        ) from None
+    with Image.open(io.BytesIO(data)) as opened:
+        image = ImageOps.exif_transpose(opened)  # the orientation the EXIF said, then no EXIF
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        transparent = image.mode in {"RGBA", "LA"} or (image.mode == "P" and "transparency" in image.info)
+        if transparent:
+            image.save(out, "PNG", optimize=True)  # no pnginfo: no text chunks
+            return out.getvalue(), str(PurePath(name).with_suffix(".png")), "image/png"
+        image.convert("RGB").save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
+        return out.getvalue(), str(PurePath(name).with_suffix(".jpg")), "image/jpeg"

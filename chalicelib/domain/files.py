@@ -1,0 +1,54 @@
+"""Encrypted file blobs as the server knows them (docs/protocol.md, section 18): an opaque id, a
+channel, an uploader, a length, and the message that references it. Never a name, type or key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict
+
+from chalicelib.domain.organisation import Plan
+
+#: The largest blob an organisation's members may upload, by plan (bytes of the encrypted blob).
+PLAN_LIMITS = {Plan.FREE: 5_000_000, Plan.PILOT: 25_000_000, Plan.PRO: 25_000_000}
+#: What an organisation's files may take in all, by plan (bytes of referenced blobs).
+PLAN_QUOTAS = {Plan.FREE: 1_000_000_000, Plan.PILOT: 20_000_000_000, Plan.PRO: 20_000_000_000}
+#: How long an upload URL works, and a download URL.
+SLOT_SECONDS = 15 * 60
+DOWNLOAD_SECONDS = 5 * 60
+#: A blob no message references by then is deleted (the record expires, the job removes the bytes).
+UNREFERENCED_SECONDS = 60 * 60
+
+
+class StoredBlob(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    blob_id: str
+    org_id: str
+    channel_id: str
+    uploader: str  # member id
+    size: int  # the exact length the upload URL was signed for
+    created_at: int
+    expires_at: int  # the record's expiry: an hour while unreferenced, then its message's
+    message_id: str | None = None
+
+    @property
+    def object_key(self) -> str:
+        """Where the bytes live in the object store: a prefix per organisation and channel."""
+        return f"{self.org_id}/{self.channel_id}/{self.blob_id}"
+
+
+@dataclass(frozen=True)
+class FileLimits:
+    """An organisation's limits: its plan's, unless the operator set its own."""
+
+    max_file_bytes: int
+    quota_bytes: int
+
+    @classmethod
+    def of(cls, plan: Plan, overrides: Mapping[str, int]) -> FileLimits:
+        return cls(
+            overrides.get("max_file_bytes", PLAN_LIMITS[plan]),
+            overrides.get("quota_bytes", PLAN_QUOTAS[plan]),
+        )

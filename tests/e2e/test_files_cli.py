@@ -1,0 +1,86 @@
+"""Photos and documents over real sockets: `bocage serve` keeping blobs in its data directory or
+in S3 (moto's server over HTTP, as an S3-compatible service through BOCAGE_S3_ENDPOINT), the CLI
+sending a file and another member downloading it decrypted; what the server holds of it is an
+opaque blob, gone with its message."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+import boto3
+
+from tests.e2e.conftest import Server, bocage, bocage_fails, start_server
+
+BUCKET = "bocage-files-e2e"
+Blobs = Callable[[], dict[str, bytes]]
+
+
+def _walkthrough(server: Server, tmp_path: Path, blobs: Blobs) -> tuple[Path, Path, str]:
+    owner, alice = tmp_path / "owner", tmp_path / "alice"
+    owner_id = bocage("--profile", str(owner), "activate", server.owner_url(), "--name", "Maire")["member_id"]
+    invitation = bocage("--profile", str(owner), "invite", "--name", "Alice")
+    bocage("--profile", str(alice), "activate", invitation["activation_url"], "--name", "Alice")
+    group = bocage("--profile", str(alice), "group", "create", "Chantier")["channel_id"]
+    bocage("--profile", str(alice), "channel", "add", group, owner_id)
+
+    document = tmp_path / "compte rendu.pdf"
+    content = b"%PDF-1.7 " + secrets.token_bytes(300_000)
+    document.write_bytes(content)
+    sent = bocage("--profile", str(alice), "send", group, "--file", str(document), "Le compte rendu")
+    attachment = sent["attachment"]
+    assert (attachment["name"], attachment["mime"], attachment["size"]) == (
+        "compte rendu.pdf",
+        "application/pdf",
+        len(content),
+    )
+    ((name, stored),) = blobs().items()
+    assert name.endswith(attachment["blob_id"])
+    assert len(stored) == attachment["stored_bytes"] and content[:1000] not in stored
+
+    out = tmp_path / "downloads"
+    got = bocage("--profile", str(owner), "download", group, sent["message_id"], "--out", str(out))
+    assert Path(got["path"]).read_bytes() == content and Path(got["path"]).name == "compte rendu.pdf"
+    again = bocage("--profile", str(owner), "download", group, sent["message_id"], "--out", str(out))
+    assert Path(again["path"]).name == "compte rendu (1).pdf"  # never overwrites
+
+    text_only = bocage("--profile", str(alice), "send", group, "sans pièce jointe")["message_id"]
+    refused = bocage_fails("--profile", str(owner), "download", group, text_only)
+    assert "carries no file" in refused["message"]
+    assert "nothing to send" in bocage_fails("--profile", str(alice), "send", group)["message"]
+
+    bocage("--profile", str(alice), "delete", group, sent["message_id"])
+    assert blobs() == {}  # gone with its message, at once
+    gone = bocage_fails("--profile", str(owner), "download", group, sent["message_id"])
+    assert gone["error"] in {"not_found", "cli_error"}
+    return owner, alice, group
+
+
+def test_a_document_on_the_data_directory(server: Server, tmp_path: Path) -> None:
+    assert server.data is not None
+    root = server.data / "blobs"
+    _walkthrough(server, tmp_path, lambda: {str(p): p.read_bytes() for p in root.rglob("*") if p.is_file()})
+
+
+def test_a_document_on_an_s3_compatible_service(moto_endpoint: str, tmp_path: Path) -> None:
+    s3 = boto3.client("s3", region_name="eu-west-3", endpoint_url=moto_endpoint)
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-3"})
+
+    def blobs() -> dict[str, bytes]:
+        listed = s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+        return {o["Key"]: s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in listed}
+
+    srv = start_server(
+        tmp_path / "data",
+        tmp_path / "serve.log",
+        BOCAGE_STORE="sqlite",
+        BOCAGE_BUCKET=BUCKET,
+        BOCAGE_S3_ENDPOINT=moto_endpoint,
+    )
+    try:
+        _walkthrough(srv, tmp_path, blobs)
+        assert not (tmp_path / "data" / "blobs").exists()  # nothing kept beside the bucket
+    finally:
+        srv.process.terminate()
+        srv.process.wait(timeout=10)
