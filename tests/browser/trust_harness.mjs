@@ -8,6 +8,7 @@ globalThis.nacl = require('tweetnacl');
 const wire = await import('../../web/js/wire.js');
 const certs = await import('../../web/js/certs.js');
 const membership = await import('../../web/js/membership.js');
+const followers = await import('../../web/js/followers.js');
 
 const d = wire.b64d;
 const error = (err) => ({ error: err.constructor.name, message: err.message });
@@ -117,7 +118,8 @@ const commands = {
       Object.assign(out, { blocked: advanced.blocked, state: advanced.state });
       out.warnings.push(...advanced.warnings);
       if (!advanced.blocked && args.roster) {
-        const selected = membership.effectiveRoster(trust, advanced.state, args.roster, args.self);
+        const verified = await followers.verifyFollowers(trust, advanced.state, args.roster, args.channel_id);
+        const selected = membership.effectiveRoster(trust, advanced.state, args.roster, args.self, verified);
         out.recipients = selected.devices.map((dev) => dev.device_id).sort();
         out.warnings.push(...selected.warnings);
       }

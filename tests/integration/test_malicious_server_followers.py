@@ -39,6 +39,21 @@ def certified(url: str, keys: DeviceKeys, now: int) -> dict[str, Any]:
     return follower_cert(parse_join_url(url), **keys_of, display_name="Intrus", now=now)
 
 
+def web_refuses(people: People, cid: str, device_ids: list[str]) -> list[str]:
+    """The web client's decision (web/js/followers.js, under node) for the owner's device: none of
+    these devices gets the key and each is reported; returns who does get it."""
+    from tests.integration.test_malicious_server_js import decide
+
+    decided = decide(people.owner, cid, fresh=True)
+    for device_id in device_ids:
+        assert device_id not in decided["recipients"]
+        assert "uncertified_follower" in [
+            w["code"] for w in decided["warnings"] if w.get("device_id") == device_id
+        ]
+    recipients: list[str] = decided["recipients"]
+    return recipients
+
+
 def setup_tribes(people: People, container: Any) -> tuple[str, str, str, dict[str, Any]]:
     """A public tribe (with its poster's link, which anyone may hold) and a private one."""
     public = people.owner.create_channel("tribe", "Village")["channel_id"]
@@ -89,6 +104,7 @@ def test_a_follower_ticket_the_server_forged_or_a_plain_member_signed_is_refused
     for device_id in planted:
         assert sealed_to(container, public, device_id) == []
     assert "uncertified_follower" in codes(people.owner)
+    web_refuses(people, public, planted)
 
 
 def test_a_genuine_followers_keys_swapped_by_the_server_get_nothing(people: People, container: Any) -> None:
@@ -102,6 +118,7 @@ def test_a_genuine_followers_keys_swapped_by_the_server_get_nothing(people: Peop
     people.owner.send_text(public, "bonjour")
     assert sealed_to(container, public, follower.device_id) == []
     assert "uncertified_follower" in codes(people.owner)
+    web_refuses(people, public, [follower.device_id])
 
 
 def test_a_follower_certified_after_the_link_expired_gets_nothing(people: People, container: Any) -> None:
@@ -118,27 +135,37 @@ def test_a_follower_certified_after_the_link_expired_gets_nothing(people: People
     plant_device(container, public, follower_device(timely, certified(url, timely, 1), ticket, org_id))
     people.owner.send_text(public, "et encore")
     assert len(sealed_to(container, public, timely.device_id)) == 1
+    assert timely.device_id in web_refuses(people, public, [late.device_id])
 
 
-def test_the_web_client_leaves_followers_out_without_a_warning_each(
+def test_the_web_client_seals_to_the_followers_the_python_client_does(
     people: People, container: Any, api: Any, tmp_path: Any
 ) -> None:
-    """docs/web.md: the web app does not verify follower certificates yet, so it seals to no
-    follower, genuine or planted, and a town's tribe does not flood it with one warning each."""
+    """web/js/followers.js applies bocage/client/followers.py's rules: in the public tribe it seals
+    to the genuine follower and to one the server planted with a certificate the link signed (the
+    certificate is what counts), and to a member; in the private tribe, a follower the server
+    planted with the public link's ticket gets nothing and is reported."""
     from tests.integration.test_followers import follow
     from tests.integration.test_malicious_server_js import decide
 
-    public, _, url, ticket = setup_tribes(people, container)
+    public, private, url, ticket = setup_tribes(people, container)
     genuine = follow(api, url, tmp_path / "lea", "Léa")
     planted = DeviceKeys.generate()
     org_id = people.info["owner"]["org_id"]
     plant_device(container, public, follower_device(planted, certified(url, planted, 1), ticket, org_id))
     ana = people.join("ana")
     people.owner.add_member(public, people.info["ana"]["member_id"])
-    people.owner.send_text(public, "bonjour")  # the Python client seals to the genuine follower
-    assert len(sealed_to(container, public, genuine.device_id)) == 1
+    people.owner.send_text(public, "bonjour")  # the Python client's decision, in the store
     ana.read(public)
     decided = decide(people.owner, public, fresh=True)
-    assert decided["recipients"] == [people.keys["ana"].device_id]
-    followers = {genuine.device_id, planted.device_id}
-    assert not [w for w in decided["warnings"] if w.get("device_id") in followers]
+    expected = sorted([people.keys["ana"].device_id, genuine.device_id, planted.device_id])
+    assert decided["recipients"] == expected
+    assert sorted(d for d in expected if sealed_to(container, public, d)) == expected  # as Python sealed
+
+    intruder = DeviceKeys.generate()
+    plant_device(container, private, follower_device(intruder, certified(url, intruder, 1), ticket, org_id))
+    refused = decide(people.owner, private, fresh=True)
+    assert intruder.device_id not in refused["recipients"]
+    assert [w["code"] for w in refused["warnings"] if w.get("device_id") == intruder.device_id] == [
+        "uncertified_follower"
+    ]

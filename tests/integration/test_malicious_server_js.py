@@ -40,6 +40,7 @@ def decide(messenger: Any, cid: str, *, fresh: bool = False, messages: bool = Fa
             "kept": kept,
             "answer": {"entries": entries, "head": head},
             "roster": trust.client.roster(cid)["devices"],
+            "channel_id": cid,
             "self": messenger.device_id,
             "messages": [
                 {"sender_device": m["sender_device"], "sender_member": m.get("sender_member")} for m in listed

@@ -16,6 +16,7 @@ export const ROLE = 'bocage/role/v2';
 export const REMOVAL = 'bocage/removal/v2';
 export const REVOCATION = 'bocage/revocation/v2';
 export const MEMBERSHIP = 'bocage/membership/v2';
+export const FOLLOWER_CERT = 'bocage/follower-cert/v2';
 export const MAX_STATEMENT_BYTES = 2048;
 export const V1_MESSAGE = 'this client speaks protocol v1: update it';
 export const MAX_DEPTH = 16;
@@ -102,6 +103,26 @@ const FIELDS = {
     issuer_device: isId('d'),
     issued_at: isTime,
     expires_at: isTime,
+  },
+  [`${TICKET}#follower`]: {
+    org_id: isId('o'),
+    grant: oneOf('follower'),
+    ticket_key: isKey,
+    channel_id: isId('c'),
+    issuer_device: isId('d'),
+    issued_at: isTime,
+    expires_at: isTime,
+  },
+  [FOLLOWER_CERT]: {
+    org_id: isId('o'),
+    channel_id: isId('c'),
+    follower_id: isId('f'),
+    device_id: isId('d'),
+    sign_public_key: isKey,
+    box_public_key: isKey,
+    display_name: isName,
+    ticket_key: isKey,
+    issued_at: isTime,
   },
   [ROLE]: {
     org_id: isId('o'),

@@ -6,11 +6,11 @@
 // The organisation side of each check (who signed, with which role at the time, who may join)
 // comes from an authority: a TrustView (certs.js) built from the certificates this client checked.
 import { MEMBERSHIP, StatementError, checkShape, prewarm, signSeed, signStatement, statementHash, verifyStatement } from './certs.js';
+import { isFollowerDevice } from './followers.js';
 import { base32Lower, randomBytes, sha256, utf8 } from './wire.js';
 
 const ADMIN_ROLES = ['admin', 'owner'];
 const DIRECT_PURPOSE = 'bocage/direct/v2';
-const FOLLOWER_CERT = 'bocage/follower-cert/v2';  // a public tribe's follower (protocol.md, 16)
 
 /** An entry that does not extend the log: unsigned, unchained or unauthorised. */
 export class LogError extends Error {}
@@ -199,8 +199,10 @@ export function signEntry(device, channelId, state, { op, memberId, role = null,
  * @param {LogState|null} state
  * @param {{device_id: string, member_id: string, box_public_key?: string, device_cert?: {purpose?: string}|null}[]} roster
  * @param {string} self
+ * @param {Map<string, import('./certs.js').DeviceTrust|import('./certs.js').TrustWarning>} [followers]
+ *   the roster's followers as followers.js verified them (a public tribe's; none elsewhere)
  */
-export function effectiveRoster(trust, state, roster, self) {
+export function effectiveRoster(trust, state, roster, self, followers = new Map()) {
   /** @type {import('./certs.js').DeviceTrust[]} */
   const devices = [];
   /** @type {import('./certs.js').TrustWarning[]} */
@@ -208,9 +210,14 @@ export function effectiveRoster(trust, state, roster, self) {
   const refuse = (code, row, message) => warnings.push({ code, member_id: row.member_id ?? null, device_id: row.device_id, message });
   for (const row of roster) {
     if (row.device_id === self) continue;
-    // A public tribe's followers (protocol.md, 16): the Python client verifies and seals to them;
-    // this client does not yet, and leaves them out without a warning per follower.
-    if (row.device_cert && row.device_cert.purpose === FOLLOWER_CERT) continue;
+    // A public tribe's followers (protocol.md, 16.3), verified beforehand (followers.js).
+    if (isFollowerDevice(row)) {
+      const follower = followers.get(row.device_id);
+      if (follower && 'sign_public_key' in follower) devices.push(follower);
+      else if (follower && 'code' in follower) warnings.push(follower);
+      else refuse('uncertified_follower', row, `${row.device_id}: a follower not verified`);
+      continue;
+    }
     const device = trust.usable(row.device_id);
     if (!device) {
       const why = trust.whyNot(row.device_id) || trust.whyNotMember(String(row.member_id));

@@ -338,7 +338,7 @@ export class Messenger extends EventTarget {
     const unknown = raw.devices.some((d) => !this.directory?.devices.has(d.device_id));
     if (!this.trust.view || unknown) await this.loadDirectory();
     const { state, blocked } = await this.trust.membership(this.api, channelId, raw.roster);
-    const devices = blocked ? [] : this.trust.recipients(channelId, state, raw.devices).devices;
+    const devices = blocked ? [] : (await this.trust.recipients(channelId, state, raw.devices)).devices;
     return { ...raw, listed: raw.devices, devices, members: new Set(Object.keys(state?.members || {})), blocked, state };
   }
 

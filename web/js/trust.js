@@ -16,6 +16,7 @@ import {
   signStatement,
   verifyPayload,
 } from './certs.js';
+import { verifyFollowers } from './followers.js';
 import { advance, effectiveRoster } from './membership.js';
 
 const LOG_PAGE = 500;
@@ -176,10 +177,11 @@ export class TrustKeeper extends EventTarget {
     return { state: result.state, blocked: result.blocked, entries };
   }
 
-  /** Who gets a sender key in the channel (section 14), the rest reported. */
-  recipients(channelId, state, rosterDevices) {
+  /** Who gets a sender key in the channel (section 14; its followers, 16.3), the rest reported. */
+  async recipients(channelId, state, rosterDevices) {
     if (!this.view) return { devices: [], warnings: [] };
-    const { devices, warnings } = effectiveRoster(this.view, state, rosterDevices, this.device.device_id);
+    const followers = await verifyFollowers(this.view, state, rosterDevices, channelId);
+    const { devices, warnings } = effectiveRoster(this.view, state, rosterDevices, this.device.device_id, followers);
     this.report(warnings.map((w) => ({ ...w, channel_id: channelId })));
     return { devices, warnings };
   }

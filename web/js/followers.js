@@ -1,0 +1,127 @@
+// @ts-check
+// Which followers of a public tribe get its sender keys, as this device verifies them
+// (docs/protocol.md, 16.3; bocage/client/followers.py's rules): never on the server's word.
+// A roster device is a follower when its certificate is a follower certificate. It gets the key
+// only when its join ticket names this tribe and organisation and was signed by a device this
+// view certifies, unrevoked then, of a member who was then an admin or owner, or who is an
+// author in the tribe's verified log; and when its certificate was signed by that ticket's key,
+// for exactly the roster's keys and ids, before the link expired and before its signer left.
+import { FOLLOWER_CERT, StatementError, TICKET, checkShape, verifyStatement } from './certs.js';
+import { b64d, base32Lower, checkBoxPublicKey, deviceIdFor, sha256 } from './wire.js';
+
+/** @typedef {import('./certs.js').TrustView} TrustView */
+/** @typedef {import('./certs.js').DeviceTrust} DeviceTrust */
+/** @typedef {import('./certs.js').TrustWarning} TrustWarning */
+/** @typedef {import('./membership.js').LogState} LogState */
+/** @typedef {{device_id: string, member_id?: string, sign_public_key?: string, box_public_key?: string, device_cert?: any, ticket?: any}} RosterRow */
+
+const MAX_JOIN_TICKET_SECONDS = 5 * 365 * 86400;
+const ADMIN_ROLES = ['admin', 'owner'];
+
+/** @param {RosterRow} row */
+export function isFollowerDevice(row) {
+  return Boolean(row.device_cert) && row.device_cert.purpose === FOLLOWER_CERT;
+}
+
+/** f_ + base32(sha256(sign public key)[:10]) (chalicelib/domain/ids.py follower_id_for). */
+export async function followerIdFor(signPublicKey) {
+  return `f_${base32Lower((await sha256(signPublicKey)).slice(0, 10))}`;
+}
+
+/**
+ * Every follower the roster lists, verified: the device trust of those who get the key, a
+ * warning for each refused one.
+ * @param {TrustView} view
+ * @param {LogState|null} state
+ * @param {RosterRow[]} roster
+ * @param {string} channelId
+ * @returns {Promise<Map<string, DeviceTrust|TrustWarning>>}
+ */
+export async function verifyFollowers(view, state, roster, channelId) {
+  /** @type {Map<string, DeviceTrust|TrustWarning>} */
+  const found = new Map();
+  for (const row of roster.filter(isFollowerDevice)) found.set(row.device_id, await verifiedFollower(view, state, row, channelId));
+  return found;
+}
+
+/**
+ * @param {TrustView} view
+ * @param {LogState|null} state
+ * @param {RosterRow} row
+ * @param {string} channelId
+ * @returns {Promise<DeviceTrust|TrustWarning>}
+ */
+export async function verifiedFollower(view, state, row, channelId) {
+  const refused = (/** @type {string} */ message) => ({ code: 'uncertified_follower', member_id: row.member_id ?? null, device_id: row.device_id, message: `${row.device_id}: ${message}` });
+  try {
+    const shape = checkShape(row.ticket, TICKET);
+    const issuedAt = Number(shape.issued_at);
+    const issuer = view.usable(String(shape.issuer_device), issuedAt);
+    if (!issuer) return refused('its join ticket was not signed by a certified, unrevoked device');
+    const role = view.orgRole(issuer.member_id, issuedAt);
+    if (!ADMIN_ROLES.includes(role || '') && state?.members[issuer.member_id] !== 'author') {
+      return refused('its join ticket was signed by someone who does not manage this tribe');
+    }
+    const ticket = joinTicket(shape, view.orgId, channelId, issuer.sign_public_key);
+    const cert = await followerCert(row, ticket);
+    const revoked = view.revokedAt(issuer.device_id);
+    const removed = view.removedAt(issuer.member_id);
+    const at = Number(cert.issued_at);
+    if ((revoked !== null && at >= revoked) || (removed !== null && at >= removed)) {
+      return refused("certified after its join ticket's signer was revoked or removed");
+    }
+    /** @type {DeviceTrust} the certificate's keys, never the roster's */
+    const device = {
+      device_id: row.device_id,
+      member_id: String(row.member_id),
+      sign_public_key: String(cert.sign_public_key),
+      box_public_key: String(cert.box_public_key),
+    };
+    return device;
+  } catch (err) {
+    if (err instanceof StatementError) return refused(err.message);
+    throw err;
+  }
+}
+
+/** A follower ticket of this tribe, signed by the issuer's device key; StatementError if not. */
+function joinTicket(shape, orgId, channelId, issuerSignKey) {
+  const checked = verifyStatement(shape, TICKET, issuerSignKey);
+  if (checked.grant !== 'follower' || checked.org_id !== orgId || checked.channel_id !== channelId) {
+    throw new StatementError('ticket: expected a follower ticket of this tribe');
+  }
+  const issued = Number(checked.issued_at);
+  const expires = Number(checked.expires_at);
+  if (!(issued < expires && expires <= issued + MAX_JOIN_TICKET_SECONDS)) {
+    throw new StatementError('ticket: expires_at must follow issued_at, within five years');
+  }
+  return checked;
+}
+
+/** The follower's certificate, signed by the ticket's key for exactly this row's keys and ids. */
+async function followerCert(row, ticket) {
+  const checked = verifyStatement(row.device_cert, FOLLOWER_CERT, String(ticket.ticket_key));
+  const signKey = String(row.sign_public_key);
+  const raw = b64d(signKey);
+  const expected = {
+    org_id: ticket.org_id,
+    channel_id: ticket.channel_id,
+    ticket_key: ticket.ticket_key,
+    sign_public_key: signKey,
+    box_public_key: row.box_public_key,
+    device_id: await deviceIdFor(raw),
+    follower_id: await followerIdFor(raw),
+  };
+  const wrong = Object.entries(expected).filter(([name, value]) => checked[name] !== value).map(([name]) => name).sort();
+  if (wrong.length) throw new StatementError(`follower_cert: ${wrong.join(', ')} do not match this device and join link`);
+  if (Number(checked.issued_at) > Number(ticket.expires_at)) throw new StatementError('follower_cert: issued after its join link expired');
+  try {
+    checkBoxPublicKey(String(row.box_public_key));
+  } catch (err) {
+    throw new StatementError(err instanceof Error ? err.message : String(err));
+  }
+  if (checked.device_id !== row.device_id || checked.follower_id !== row.member_id) {
+    throw new StatementError('the roster names another device or follower than its certificate');
+  }
+  return checked;
+}
