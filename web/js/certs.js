@@ -360,10 +360,13 @@ export function parseVerification(text) {
 
 export const signSeed = (device) => device.signSecretKey.slice(0, 32);
 
-/** A fresh one-time ticket: its seed (for the URL fragment only) and the signed ticket. */
-export function newTicket(device, fields, now) {
+/**
+ * A fresh ticket: its seed (for the URL fragment only) and the signed ticket. Member and device
+ * tickets are one-time with fixed lifetimes; a follower ticket (a public tribe's join link,
+ * section 16.1) is multi-use and lasts `lifetime` seconds.
+ */
+export function newTicket(device, fields, now, lifetime = fields.grant === 'device' ? DEVICE_TICKET_LIFETIME : MEMBER_TICKET_LIFETIME) {
   const seed = randomBytes(32);
-  const lifetime = fields.grant === 'device' ? DEVICE_TICKET_LIFETIME : MEMBER_TICKET_LIFETIME;
   const body = {
     purpose: TICKET,
     org_id: device.org_id,

@@ -8,7 +8,6 @@
 // 'status' (online/offline), 'revoked', 'error'.
 import { Api, ApiError } from './api.js';
 import { directChannelId, newChannelId, signEntry } from './membership.js';
-import { statementHash } from './certs.js';
 import { newPoll, tally } from './polls.js';
 import {
   KeyUnavailable,
@@ -38,11 +37,12 @@ import {
   sealSenderKey,
   signToken,
 } from './wire.js';
-import { newTicket, withFragment } from './certs.js';
+import { newTicket, statementHash, withFragment } from './certs.js';
 import { TrustKeeper } from './trust.js';
 
 const KEYS_PER_CALL = 200; // at ~400 bytes each, 500 sealed keys are over the 128 KiB body limit
 const READ_LIMIT = 200;
+const DAY_SECONDS = 86400;
 // API Gateway (and bocage serve) close a WebSocket after 10 minutes without a frame from the
 // client: a ping after 8 quiet minutes keeps it, with 2 minutes to spare for the timers of a
 // background tab, which browsers run late. On AWS, API Gateway answers it alone (no function runs).
@@ -286,6 +286,39 @@ export class Messenger extends EventTarget {
     const { seed, ticket } = newTicket(this.device, { grant: 'device', member_id: this.memberId }, this.api.now());
     const invitation = await this.api.request('POST', '/devices/link', { body: { ticket } });
     return { ...invitation, activation_url: withFragment(invitation.activation_url, { ticket: seed, root: this.device.root, ik }) };
+  }
+
+  // -- public tribes (section 16) ---------------------------------------------------------------
+
+  /**
+   * Make a tribe public: a join link whose fragment carries the ticket's seed and our root. The
+   * full link is kept on this device (for its QR code), never sent; a new one replaces the last.
+   */
+  async publishTribe(channelId, { days = 365, cap = null } = {}) {
+    const { seed, ticket } = newTicket(this.device, { grant: 'follower', channel_id: channelId }, this.api.now(), days * DAY_SECONDS);
+    const answer = await this.api.request('PUT', `/channels/${channelId}/public`, { body: cap ? { ticket, cap } : { ticket } });
+    const url = withFragment(answer.join_url, { ticket: seed, root: this.device.root });
+    await this.store.put(`join:${channelId}`, url);
+    return { ...answer, join_url: url };
+  }
+
+  /** The tribe's join link as its managers see it (null when not public), with the full link if this device made it. */
+  async joinLink(channelId) {
+    let status;
+    try {
+      status = await this.api.get(`/channels/${channelId}/public`);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return null;
+      throw err;
+    }
+    const url = status.revoked ? null : await this.store.get(`join:${channelId}`).catch(() => null);
+    return { ...status, join_url: url || null };
+  }
+
+  async revokeJoinLink(channelId) {
+    const status = await this.api.request('DELETE', `/channels/${channelId}/public`);
+    await this.store.delete(`join:${channelId}`);
+    return status;
   }
 
   async setRole(memberId, role) {

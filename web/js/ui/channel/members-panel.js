@@ -4,6 +4,7 @@ import { h, field, replace } from '../../dom.js';
 import { t } from '../../i18n.js';
 import { membershipEventText } from '../trust-notices.js';
 import { badge } from '../trust-badge.js';
+import { publicLinkSection } from './public-link.js';
 
 /** @typedef {import('./context.js').ChannelContext} ChannelContext */
 
@@ -37,6 +38,7 @@ export function createMembersPanel(ctx) {
         await render();
         panel.querySelector('select')?.focus();
       }) : null,
+      ctx.mayManage() && ctx.channel().kind === 'tribe' ? publicLinkSection(ctx) : null,
     );
   }
 
