@@ -510,4 +510,13 @@ export default {
   'public.link': 'Follow link',
   'public.qr_label': 'QR code to follow {channel}',
   'public.download_qr': 'Download the QR code (SVG)',
+  // files (docs/protocol.md, 18)
+  'file.download': 'Download',
+  'file.downloading': 'Downloading and decrypting…',
+  'file.unavailable': 'This file is no longer available.',
+  'file.tampered': 'File refused: it does not match what its message says (altered or truncated).',
+  'file.malformed': 'Unreadable attachment.',
+  'file.mb': '{size} MB',
+  'file.kb': '{size} kB',
+  'file.bytes': { one: '{count} byte', other: '{count} bytes' },
 };

@@ -510,4 +510,13 @@ export default {
   'public.link': "Lien d'abonnement",
   'public.qr_label': "QR code d'abonnement à {channel}",
   'public.download_qr': 'Télécharger le QR code (SVG)',
+  // files (docs/protocol.md, 18)
+  'file.download': 'Télécharger',
+  'file.downloading': 'Téléchargement et déchiffrement…',
+  'file.unavailable': "Ce fichier n'est plus disponible.",
+  'file.tampered': "Fichier refusé : il ne correspond pas à ce que le message annonce (modifié ou tronqué).",
+  'file.malformed': 'Fichier joint illisible.',
+  'file.mb': '{size} Mo',
+  'file.kb': '{size} ko',
+  'file.bytes': { one: '{count} octet', other: '{count} octets' },
 };

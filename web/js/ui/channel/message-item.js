@@ -5,6 +5,7 @@ import { h } from '../../dom.js';
 import { formatDate, formatDateTime, formatTime, t } from '../../i18n.js';
 import { tally } from '../../polls.js';
 import { segments } from '../../rich-text.js';
+import { fileChip } from './file-chip.js';
 import { reactionSummary, snippet } from './history.js';
 import { pollCard } from './poll-card.js';
 import { FIRST_EMOJI, reactionChips, reactionPicker } from './reactions.js';
@@ -157,7 +158,9 @@ function messageBody(ctx, handlers, view) {
     : null;
   if (handlers.ui.editing === msg.message_id) return [quote, editForm(handlers, msg, view.edited?.text ?? String(msg.content?.text ?? ''))];
   const text = view.edited ? view.edited.text : String(msg.content?.text ?? '');
-  return [quote, h('p', { class: 'text' }, richText(ctx, text, msg), view.edited ? h('span', { class: 'edited' }, ` (${t('message.edited')})`) : null)];
+  const file = msg.content?.file ? fileChip(ctx, msg.content.file) : null;
+  const words = text || !file ? h('p', { class: 'text' }, richText(ctx, text, msg), view.edited ? h('span', { class: 'edited' }, ` (${t('message.edited')})`) : null) : null;
+  return [quote, file, words];
 }
 
 /**

@@ -1,0 +1,63 @@
+// @ts-check
+// A file in a message (docs/protocol.md, 18): its name, type and size from the sealed content,
+// and "Télécharger", which fetches the encrypted blob, decrypts and checks it on this device
+// and hands it to the browser. A file whose reference or bytes do not check out is refused.
+import { h } from '../../dom.js';
+import { formatNumber, t } from '../../i18n.js';
+import { FileCryptoError, decryptFile, parseFileRef } from '../../filecrypt.js';
+
+/** @typedef {import('./context.js').ChannelContext} ChannelContext */
+
+/** "1,2 Mo", "340 ko", "12 octets". @param {number} size */
+function sizeText(size) {
+  if (size >= 1e6) return t('file.mb', { size: formatNumber(size / 1e6, 1) });
+  if (size >= 1e3) return t('file.kb', { size: formatNumber(size / 1e3, 0) });
+  return t('file.bytes', { count: size });
+}
+
+/**
+ * @param {ChannelContext} ctx
+ * @param {unknown} raw the message's `content.file`
+ * @returns {HTMLElement}
+ */
+export function fileChip(ctx, raw) {
+  let ref;
+  try {
+    ref = parseFileRef(raw);
+  } catch {
+    return h('p', { class: 'unreadable' }, t('file.malformed'));
+  }
+  const status = h('span', { class: 'file-status', role: 'status' });
+  const button = h('button', { type: 'button', class: 'small', 'data-key': 'download' }, t('file.download'));
+  button.addEventListener('click', async () => {
+    button.disabled = true;
+    status.textContent = t('file.downloading');
+    try {
+      const { url } = await ctx.m.api.get(`/channels/${ctx.channelId}/files/${ref.blobId}`);
+      const answer = await fetch(url);
+      if (!answer.ok) throw new Error(t('file.unavailable'));
+      const data = await decryptFile(new Uint8Array(await answer.arrayBuffer()), ref);
+      save(data, ref.name, ref.mime);
+      status.textContent = '';
+    } catch (err) {
+      status.textContent = err instanceof FileCryptoError ? t('file.tampered') : ctx.app.errorText(err);
+    }
+    button.disabled = false;
+  });
+  return h('div', { class: 'file-chip' },
+    h('span', { class: 'file-icon', 'aria-hidden': 'true' }, '📎'),
+    h('span', { class: 'file-name' }, ref.name),
+    h('span', { class: 'file-size' }, ` · ${sizeText(ref.size)}`),
+    button,
+    status);
+}
+
+/** @param {Uint8Array} data @param {string} name @param {string} mime */
+function save(data, name, mime) {
+  const url = URL.createObjectURL(new Blob([new Uint8Array(data)], { type: mime }));
+  const link = h('a', { href: url, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
