@@ -5,8 +5,7 @@
 //
 // The organisation side of each check (who signed, with which role at the time, who may join)
 // comes from an authority: a TrustView (certs.js) built from the certificates this client checked.
-import { MEMBERSHIP, StatementError, checkShape, prewarm, signSeed, signStatement, statementHash, verifyStatement } from './certs.js';
-import { isFollowerDevice } from './followers.js';
+import { FOLLOWER_CERT, MEMBERSHIP, StatementError, checkShape, prewarm, signSeed, signStatement, statementHash, verifyStatement } from './certs.js';
 import { base32Lower, randomBytes, sha256, utf8 } from './wire.js';
 
 const ADMIN_ROLES = ['admin', 'owner'];
@@ -211,7 +210,7 @@ export function effectiveRoster(trust, state, roster, self, followers = new Map(
   for (const row of roster) {
     if (row.device_id === self) continue;
     // A public tribe's followers (protocol.md, 16.3), verified beforehand (followers.js).
-    if (isFollowerDevice(row)) {
+    if (row.device_cert?.purpose === FOLLOWER_CERT) {
       const follower = followers.get(row.device_id);
       if (follower && 'sign_public_key' in follower) devices.push(follower);
       else if (follower && 'code' in follower) warnings.push(follower);

@@ -3,6 +3,7 @@
 // saw and verified, the role serials and membership-log heads it saw, and the warnings it must
 // show. certs.js and membership.js decide; this module remembers and reports (protocol.md 13-15).
 import {
+  FOLLOWER_CERT,
   REMOVAL,
   REVOCATION,
   ROLE,
@@ -16,7 +17,6 @@ import {
   signStatement,
   verifyPayload,
 } from './certs.js';
-import { verifyFollowers } from './followers.js';
 import { advance, effectiveRoster } from './membership.js';
 
 const LOG_PAGE = 500;
@@ -180,7 +180,11 @@ export class TrustKeeper extends EventTarget {
   /** Who gets a sender key in the channel (section 14; its followers, 16.3), the rest reported. */
   async recipients(channelId, state, rosterDevices) {
     if (!this.view) return { devices: [], warnings: [] };
-    const followers = await verifyFollowers(this.view, state, rosterDevices, channelId);
+    // Followers are a public tribe's only: their rules load with the first one (first screen's weight).
+    const hasFollowers = rosterDevices.some((d) => d.device_cert?.purpose === FOLLOWER_CERT);
+    const followers = hasFollowers
+      ? await (await import('./followers.js')).verifyFollowers(this.view, state, rosterDevices, channelId)
+      : new Map();
     const { devices, warnings } = effectiveRoster(this.view, state, rosterDevices, this.device.device_id, followers);
     this.report(warnings.map((w) => ({ ...w, channel_id: channelId })));
     return { devices, warnings };

@@ -4,7 +4,6 @@ import { h, field, replace } from '../../dom.js';
 import { t } from '../../i18n.js';
 import { membershipEventText } from '../trust-notices.js';
 import { badge } from '../trust-badge.js';
-import { publicLinkSection } from './public-link.js';
 
 /** @typedef {import('./context.js').ChannelContext} ChannelContext */
 
@@ -38,7 +37,7 @@ export function createMembersPanel(ctx) {
         await render();
         panel.querySelector('select')?.focus();
       }) : null,
-      ctx.mayManage() && ctx.channel().kind === 'tribe' ? publicLinkSection(ctx) : null,
+      ctx.mayManage() && ctx.channel().kind === 'tribe' ? publicLink(ctx) : null,
     );
   }
 
@@ -145,4 +144,18 @@ function addMemberForm(ctx, members, added) {
   h('h3', null, t('channel.add_title')),
   h('div', { class: 'row' }, field(t('channel.add_who'), who), field(t('channel.add_role'), role), h('button', { type: 'submit', class: 'primary' }, t('channel.add_submit'))),
   status);
+}
+
+/**
+ * A tribe's join link for its managers, loaded when first shown: its QR code library stays off
+ * the first screen's weight.
+ * @param {ChannelContext} ctx
+ */
+function publicLink(ctx) {
+  const slot = h('div', { class: 'public-link-slot' });
+  import('./public-link.js').then(
+    (module) => slot.replaceWith(module.publicLinkSection(ctx)),
+    (err) => slot.append(h('p', { class: 'form-status' }, ctx.app.errorText(err))),
+  );
+  return slot;
 }
