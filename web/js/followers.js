@@ -62,8 +62,8 @@ export async function verifiedFollower(view, state, row, channelId) {
     if (!ADMIN_ROLES.includes(role || '') && state?.members[issuer.member_id] !== 'author') {
       return refused('its join ticket was signed by someone who does not manage this tribe');
     }
-    const ticket = joinTicket(shape, view.orgId, channelId, issuer.sign_public_key);
-    const cert = await followerCert(row, ticket);
+    const ticket = joinTicket(shape, view.orgId, channelId, issuer.sign_public_key, view.cache);
+    const cert = await followerCert(row, ticket, view.cache);
     const revoked = view.revokedAt(issuer.device_id);
     const removed = view.removedAt(issuer.member_id);
     const at = Number(cert.issued_at);
@@ -84,9 +84,13 @@ export async function verifiedFollower(view, state, row, channelId) {
   }
 }
 
-/** A follower ticket of this tribe, signed by the issuer's device key; StatementError if not. */
-function joinTicket(shape, orgId, channelId, issuerSignKey) {
-  const checked = verifyStatement(shape, TICKET, issuerSignKey);
+/**
+ * A follower ticket of this tribe, signed by the issuer's device key; StatementError if not.
+ * Signatures checked once stay checked (`cache`): a tribe of a thousand followers is not a
+ * thousand verifications at each send.
+ */
+function joinTicket(shape, orgId, channelId, issuerSignKey, cache) {
+  const checked = verifyStatement(shape, TICKET, issuerSignKey, cache);
   if (checked.grant !== 'follower' || checked.org_id !== orgId || checked.channel_id !== channelId) {
     throw new StatementError('ticket: expected a follower ticket of this tribe');
   }
@@ -99,8 +103,8 @@ function joinTicket(shape, orgId, channelId, issuerSignKey) {
 }
 
 /** The follower's certificate, signed by the ticket's key for exactly this row's keys and ids. */
-async function followerCert(row, ticket) {
-  const checked = verifyStatement(row.device_cert, FOLLOWER_CERT, String(ticket.ticket_key));
+async function followerCert(row, ticket, cache) {
+  const checked = verifyStatement(row.device_cert, FOLLOWER_CERT, String(ticket.ticket_key), cache);
   const signKey = String(row.sign_public_key);
   const raw = b64d(signKey);
   const expected = {
