@@ -34,9 +34,9 @@ _MIN_GRAIN_BITS = 8
 _MANTISSA_BITS = 3
 _MARKER = 0x80
 _MAX_NAME = 255
-_MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
-_BLOB_ID = re.compile(r"^[A-Za-z0-9_-]{3,64}$")
+_MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\Z")
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}\Z")
+_BLOB_ID = re.compile(r"^[A-Za-z0-9_-]{3,64}\Z")
 
 
 class FileCryptoError(CryptoError):

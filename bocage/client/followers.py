@@ -51,7 +51,7 @@ def verified_follower(
             sign_public_key=str(device.get("sign_public_key")),
             box_public_key=str(device.get("box_public_key")),
         )
-    except StatementError as exc:
+    except (StatementError, ValueError) as exc:  # a key that is no base64url: refused, never a crash
         return refused(str(exc))
     if (cert["device_id"], cert["follower_id"]) != (device_id, member_id):
         return refused("the roster names another device or follower than its certificate")

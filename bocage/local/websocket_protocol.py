@@ -45,6 +45,9 @@ _framing_logger.setLevel(logging.WARNING)
 
 CLOSE_TIMEOUT = 5.0  # a client that does not answer our close frame is cut off after this
 INBOX = 8  # messages waiting for their handler, beyond which the client is no longer read
+#: Pongs and close frames waiting for a client that does not read: past this, it is cut off (a
+#: client sending pings and never reading would otherwise grow this process's memory).
+MAX_CONTROL_BACKLOG = 1024 * 1024
 _LOST = object()  # in the inbox: the connection ended, $disconnect comes after what is queued
 
 
@@ -274,8 +277,12 @@ class LeanWebSocket(asyncio.Protocol):
             if not data:
                 transport.close()
                 return
-            if not transport.is_closing():
-                transport.write(data)
+            if transport.is_closing():
+                return
+            if transport.get_write_buffer_size() > MAX_CONTROL_BACKLOG:
+                transport.abort()
+                return
+            transport.write(data)
 
     # -- the Wire: what the registry and the server do with an open connection -----------------------
 

@@ -23,7 +23,7 @@ from chalicelib.ports import Clock, SignedUrl
 #: Where the gateway serves blobs.
 BLOB_PATH = "/blobs/"
 SIGNING_KEY_FILENAME = "blob-urls.key"
-_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,4}$")
+_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}(/[A-Za-z0-9_-]{1,64}){0,4}\Z")
 
 
 class BadBlobUrl(Exception):
@@ -89,7 +89,8 @@ class LocalObjectStore:
         except ValueError:
             raise BadBlobUrl("the blob URL is not signed") from None
         expected = self._signature(method, key, size, expires)
-        if not hmac.compare_digest(expected, query.get("sig", "")):
+        given = query.get("sig", "")
+        if not given.isascii() or not hmac.compare_digest(expected, given):  # non-ASCII: refused, not a 500
             raise BadBlobUrl("the blob URL's signature does not match")
         if self._clock.now() > expires:
             raise BadBlobUrl("the blob URL has expired")

@@ -36,7 +36,7 @@ from chalicelib.domain.frames import (
     RoleFrame,
     RotatedFrame,
 )
-from chalicelib.domain.ids import looks_like
+from chalicelib.domain.ids import is_follower_id, looks_like
 from chalicelib.domain.organisation import Device, Member
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY, effective_days
@@ -455,8 +455,12 @@ class ChannelService:
     # -- rosters and sender keys ------------------------------------------------------------
 
     def roster(self, who: Principal, channel_id: str, cursor: str | None = None) -> dict[str, Any]:
+        """A follower sees the tribe's members' devices only: followers do not see each other
+        (their names and keys are in their certificates), and seal only to members."""
         self.access(who, channel_id)
         devices, next_cursor = self._records.roster_page(channel_id, cursor, PAGE)
+        if is_follower_id(who.member_id):
+            devices = [d for d in devices if not is_follower_id(d.member_id) or d.device_id == who.device_id]
         state = self.state(channel_id)
         return {
             "epoch": state.epoch,

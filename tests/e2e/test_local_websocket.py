@@ -476,6 +476,25 @@ def test_a_client_that_answers_no_ping_is_cut_off_and_one_that_answers_stays(
         assert whoami(alive) in stack.registry
 
 
+def test_a_client_that_pings_and_never_reads_its_pongs_is_cut_off(stack: Stack) -> None:
+    """Each ping gets a pong; a client that sends pings and reads nothing would make the server
+    hold its pongs without end. Past MAX_CONTROL_BACKLOG unread, the connection is dropped."""
+    sock, head = raw_upgrade(stack)
+    with sock:
+        assert head.startswith(b"HTTP/1.1 101 ")
+        ping = bytes([0x89, 0x80 | 125]) + b"\0\0\0\0" + b"p" * 125  # masked, with a zero mask
+        sock.settimeout(10)
+        sent, ceiling = 0, 64 * 1024 * 1024
+        try:
+            while sent < ceiling:
+                sock.sendall(ping * 512)
+                sent += len(ping) * 512
+        except (ConnectionResetError, BrokenPipeError, TimeoutError):
+            pass
+        assert sent < ceiling
+        assert closed_by_server(sock, timeout=5)
+
+
 def test_a_client_that_never_answers_our_close_is_cut_off(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -230,3 +230,18 @@ def test_followers_are_never_billed_nor_listed_to_members(
     plan = owner.client.request("GET", "/plan")
     assert plan["followers"] == 3
     assert plan["month_to_date"]["billable_users"] == 1  # the owner alone
+
+
+def test_followers_do_not_see_each_other_in_the_roster(
+    people: People, api: SignedApi, tmp_path: Path
+) -> None:
+    """docs/protocol.md 16.3: a follower's roster lists the tribe's members' devices and their own,
+    never another follower's (whose name and keys are in their certificate); members see all."""
+    cid, url = public_tribe(people)
+    lea = follow(api, url, tmp_path / "lea", "Léa")
+    tom = follow(api, url, tmp_path / "tom", "Tom")
+    owner_device = people.keys["owner"].device_id
+    seen_by_lea = {d["device_id"] for d in lea.client.roster(cid)["devices"]}
+    assert seen_by_lea == {owner_device, lea.device_id}
+    seen_by_owner = {d["device_id"] for d in people.owner.client.roster(cid)["devices"]}
+    assert seen_by_owner == {owner_device, lea.device_id, tom.device_id}

@@ -7,7 +7,7 @@
 // author in the tribe's verified log; and when its certificate was signed by that ticket's key,
 // for exactly the roster's keys and ids, before the link expired and before its signer left.
 import { FOLLOWER_CERT, StatementError, TICKET, checkShape, verifyStatement } from './certs.js';
-import { b64d, base32Lower, checkBoxPublicKey, deviceIdFor, sha256 } from './wire.js';
+import { CryptoError, b64d, base32Lower, checkBoxPublicKey, deviceIdFor, sha256 } from './wire.js';
 
 /** @typedef {import('./certs.js').TrustView} TrustView */
 /** @typedef {import('./certs.js').DeviceTrust} DeviceTrust */
@@ -79,7 +79,8 @@ export async function verifiedFollower(view, state, row, channelId) {
     };
     return device;
   } catch (err) {
-    if (err instanceof StatementError) return refused(err.message);
+    // A key that is no base64url (CryptoError) is a refusal too, never a failed send.
+    if (err instanceof StatementError || err instanceof CryptoError) return refused(err.message);
     throw err;
   }
 }
