@@ -651,6 +651,16 @@ def test_poll_tally_and_validation_match_python() -> None:
         expected = tally(messages[:cut], poll_id, set(members), now=5_000)
         assert js("tally", messages=messages[:cut], poll_id=poll_id, members=members, now=5_000) == expected
     assert tally(messages, poll_id, set(members), now=5_000)["counts"] == [0, 1, 1]
+    # A public tribe's follower votes too, counted apart (section 16), the same on both clients.
+    follower = "f_" + "a" * 16
+    vote = {"type": "vote", "poll_id": poll_id, "choices": [1]}
+    with_follower = [*messages[:9], msg(13, "vote", follower, vote)]
+    expected = tally(with_follower, poll_id, {*members, follower}, now=5_000)
+    assert (expected["follower_voters"], expected["voters"]) == (1, 3)
+    assert (
+        js("tally", messages=with_follower, poll_id=poll_id, members=[*members, follower], now=5_000)
+        == expected
+    )
     assert all("voter_ids" not in o for o in tally(messages, poll_id, set(members), now=5_000)["options"])
 
     # Created with show_voters: each option names who chose it, the same on both clients.

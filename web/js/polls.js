@@ -10,6 +10,9 @@ export const MAX_OPTION = 200;
 
 export class PollError extends Error {}
 
+/** A follower's id (chalicelib/domain/ids.py is_follower_id): f_ and 16 characters. */
+const isFollowerId = (/** @type {string} */ id) => id.startsWith('f_') && id.length === 18;
+
 /** The content of a poll message; PollError on what no client should accept either. */
 export function newPoll(question, options, { multiple = false, closesAt = null, showVoters = false } = {}) {
   const q = String(question).trim();
@@ -67,6 +70,8 @@ export function tally(messages, pollId, members, now = Date.now() / 1000) {
     counts,
     voters: latest.size,
     voter_ids: [...latest.keys()].sort(),
+    // A public tribe's followers vote too (one device each): counted apart from members.
+    follower_voters: [...latest.keys()].filter(isFollowerId).length,
     votes_by: Object.fromEntries([...latest].map(([member, v]) => [member, v.choices])),
     multiple: Boolean(content.multiple),
     closes_at: closesAt,
