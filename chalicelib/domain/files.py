@@ -12,7 +12,8 @@ from chalicelib.domain.organisation import Plan
 
 #: The largest blob an organisation's members may upload, by plan (bytes of the encrypted blob).
 PLAN_LIMITS = {Plan.FREE: 5_000_000, Plan.PILOT: 25_000_000, Plan.PRO: 25_000_000}
-#: What an organisation's files may take in all, by plan (bytes of referenced blobs).
+#: What an organisation's files may take in all, by plan (bytes of blobs referenced or being
+#: uploaded: a slot reserves its size when issued).
 PLAN_QUOTAS = {Plan.FREE: 1_000_000_000, Plan.PILOT: 20_000_000_000, Plan.PRO: 20_000_000_000}
 #: How long an upload URL works, and a download URL.
 SLOT_SECONDS = 15 * 60
@@ -32,6 +33,14 @@ class StoredBlob(BaseModel):
     created_at: int
     expires_at: int  # the record's expiry: an hour while unreferenced, then its message's
     message_id: str | None = None
+    #: Its size was added to the organisation's storage in use when its slot was issued (records
+    #: written before slots reserved have False: they count from their reference on).
+    reserved: bool = False
+
+    @property
+    def counted(self) -> bool:
+        """Whether its size is in the organisation's storage in use."""
+        return self.reserved or self.message_id is not None
 
     @property
     def object_key(self) -> str:

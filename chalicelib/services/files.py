@@ -60,12 +60,6 @@ class FileService:
         limit = limits.max_file_bytes
         if size > limit:
             raise PayloadTooLarge(f"a file may be at most {limit} bytes once encrypted in this organisation")
-        in_use = self._records.bytes_in_use(who.org_id)
-        if in_use + size > limits.quota_bytes:
-            raise Forbidden(
-                f"the organisation's file storage is full ({in_use} of {limits.quota_bytes} bytes): "
-                "delete files or ask your operator for more"
-            )
         now = self._clock.now()
         blob = StoredBlob(
             blob_id=new_id("b"),
@@ -75,7 +69,9 @@ class FileService:
             size=size,
             created_at=now,
             expires_at=now + UNREFERENCED_SECONDS,
+            reserved=True,
         )
+        self._reserve(blob, limits.quota_bytes)
         self._records.add(blob)
         url = self._objects.upload_url(blob.object_key, size, SLOT_SECONDS)
         return {
@@ -87,6 +83,17 @@ class FileService:
             "size": size,
             "expires_at": url.expires_at,
         }
+
+    def _reserve(self, blob: StoredBlob, quota: int) -> None:
+        """Count the slot's bytes before its URL exists, so parallel slots cannot pass the quota
+        together: add first, then give back and refuse if the total went over (no transaction)."""
+        total = self._records.count(blob.org_id, blob.size)
+        if total > quota:
+            self._records.count(blob.org_id, -blob.size)
+            raise Forbidden(
+                f"the organisation's file storage is full ({total - blob.size} of {quota} bytes): "
+                "delete files or ask your operator for more"
+            )
 
     def _blob(self, who: Principal, channel_id: str, blob_id: str) -> StoredBlob:
         blob = self._records.get(channel_id, blob_id) if blob_id.startswith("b_") else None
@@ -165,7 +172,7 @@ class FileService:
             return
         self._objects.delete(blob.object_key)
         self._records.delete(blob)
-        if blob.message_id is not None:
+        if blob.counted:
             self._records.count(blob.org_id, -blob.size)
 
     def purge(self, *, deadline: float) -> int:

@@ -306,3 +306,32 @@ def test_storage_in_use_is_counted_and_the_operators_limits_apply(
         "PUT", f"/orgs/{org_id}/files", {"max_file_bytes": None, "quota_bytes": None}, signer=operator
     )
     assert reset.body["max_file_bytes"] == PLAN_LIMITS[Plan.FREE]
+
+
+def test_upload_slots_reserve_their_bytes_so_many_slots_cannot_pass_the_quota(
+    people: People,
+    group: tuple[Any, Any, str],
+    transfer: StoreTransfer,
+    api: SignedApi,
+    operator: OperatorKey,
+    container: wiring.Container,
+    clock: Any,
+) -> None:
+    """A member taking slot after slot (or in parallel) without referencing any is refused once
+    their sizes reach the quota; the bytes come back when the slots expire unreferenced."""
+    alice, _, cid = group
+    org_id = alice.info["org_id"]
+    limits = {"max_file_bytes": 10_000, "quota_bytes": 25_000}
+    assert api.call("PUT", f"/orgs/{org_id}/files", limits, signer=operator).status == 200
+    slots = [_slot(alice, cid, 10_000), _slot(alice, cid, 10_000)]
+    assert people.owner.client.request("GET", "/files/usage")["bytes_in_use"] == 20_000
+    assert _status(lambda: _slot(alice, cid, 10_000)) == 403  # 30,000 would pass 25,000
+    assert people.owner.client.request("GET", "/files/usage")["bytes_in_use"] == 20_000  # given back
+    transfer.put(slots[0]["upload_url"], slots[0]["headers"], bytes(10_000))
+    sent = alice.send_text(cid, "plan")
+    _refer(alice, cid, slots[0]["blob_id"], sent["message_id"])
+    assert people.owner.client.request("GET", "/files/usage")["bytes_in_use"] == 20_000  # counted once
+    clock.advance(UNREFERENCED_SECONDS + 1)
+    assert container.files.purge(deadline=float("inf")) == 1  # the unreferenced slot
+    assert people.owner.client.request("GET", "/files/usage")["bytes_in_use"] == 10_000
+    assert _slot(alice, cid, 10_000)["size"] == 10_000  # room again

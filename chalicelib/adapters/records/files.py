@@ -38,12 +38,19 @@ class FileRecords:
     def _due(self, blob: StoredBlob) -> dict[str, object]:
         key = keys.blob_expiry(blob.expires_at, blob.channel_id, blob.blob_id)
         fields = {"object_key": blob.object_key, "channel_id": blob.channel_id, "blob_id": blob.blob_id}
-        counted = blob.size if blob.message_id is not None else 0
+        counted = blob.size if blob.counted else 0
         return keys.record(key, {**fields, "org_id": blob.org_id, "counted": counted})
 
     def add(self, blob: StoredBlob) -> None:
-        """The slot's record, and its deletion an hour on (index first: never an orphan blob)."""
-        self._store.put(self._due(blob))
+        """The slot's record, and its deletion an hour on (index first: never an orphan blob).
+        Its reserved bytes are given back if the index cannot be written; once it is, the purge
+        gives them back whatever happens next."""
+        try:
+            self._store.put(self._due(blob))
+        except Exception:
+            if blob.reserved:
+                self.count(blob.org_id, -blob.size)
+            raise
         self._store.put(
             keys.record(keys.blob(blob.channel_id, blob.blob_id), blob.model_dump()), if_absent=True
         )
@@ -77,11 +84,12 @@ class FileRecords:
             self._store.delete(*keys.message_blob(blob.channel_id, message_id))
             return self._bound(blob, message_id)
         self._store.delete(*keys.blob_expiry(blob.expires_at, blob.channel_id, blob.blob_id))
-        self.count(blob.org_id, blob.size)
+        if not blob.reserved:
+            self.count(blob.org_id, blob.size)
         return True
 
     def count(self, org_id: str, delta: int) -> int:
-        """Move the organisation's bytes in use (referenced blobs only); the new total."""
+        """Move the organisation's bytes in use (blobs referenced or being uploaded); the new total."""
         return self._store.increment(*keys.org_files_usage(org_id), "bytes_in_use", delta)
 
     def bytes_in_use(self, org_id: str) -> int:
