@@ -86,9 +86,9 @@ class CountingTransfer(StoreTransfer):
         self.requests["PUT"] += 1
         super().put(url, headers, body)
 
-    def get(self, url: str) -> bytes:
+    def get(self, url: str, limit: int) -> bytes:
         self.requests["GET"] += 1
-        return super().get(url)
+        return super().get(url, limit)
 
 
 def phone_photo(target_mb: int) -> bytes:

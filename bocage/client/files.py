@@ -34,7 +34,9 @@ class Transfer(Protocol):
 
     def put(self, url: str, headers: Mapping[str, str], body: bytes) -> None: ...
 
-    def get(self, url: str) -> bytes: ...
+    def get(self, url: str, limit: int) -> bytes:
+        """The blob at ``url``; FileUnavailable past ``limit`` bytes (never reads more)."""
+        ...
 
 
 def _http_only(url: str) -> str:
@@ -58,13 +60,15 @@ class HttpTransfer:
         except urllib.error.HTTPError as refused:
             raise FileUnavailable(f"the upload was refused ({refused.code})") from None
 
-    def get(self, url: str) -> bytes:
+    def get(self, url: str, limit: int) -> bytes:
         try:
             with urllib.request.urlopen(_http_only(url), timeout=TRANSFER_TIMEOUT) as answer:  # noqa: S310
-                data: bytes = answer.read()
-                return data
+                data: bytes = answer.read(limit + 1)
         except urllib.error.HTTPError as refused:
             raise FileUnavailable(f"the file could not be fetched ({refused.code})") from None
+        if len(data) > limit:  # a server cannot fill the disk or memory with a bigger "file"
+            raise FileUnavailable(f"the server sent more than the file's {limit} bytes")
+        return data
 
 
 def send_file(
@@ -110,7 +114,7 @@ def fetch_file(
         raise FileUnavailable(f"message {message_id} carries no file")
     ref = parse_file_ref(raw)
     answer = messenger.client.request("GET", f"/channels/{channel_id}/files/{ref.blob_id}")
-    data = decrypt_file(transfer.get(answer["url"]), ref)
+    data = decrypt_file(transfer.get(answer["url"], blob_size(ref.size)), ref)
     return {"name": ref.name, "mime": ref.mime, "size": ref.size, "sha256": ref.sha256}, data
 
 

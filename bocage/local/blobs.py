@@ -1,19 +1,36 @@
 """The encrypted file blobs of ``bocage serve``: what S3's presigned URLs are on AWS.
 
 ``PUT /blobs/<key>?expires&size&sig`` stores exactly ``size`` bytes (Content-Length must say so;
-the body is written to a temporary file and renamed, so a cut upload leaves nothing), ``GET``
-returns the blob. The URL's HMAC (chalicelib/adapters/local_objects.py) is the only authority:
+the body is streamed to a temporary file and renamed, so a cut upload leaves nothing and an
+upload never sits in memory), ``GET`` returns the blob as an opaque download: a member could
+upload any bytes in place of a sealed blob, and this is the web app's origin, so a browser must
+never sniff or render one. The URL's HMAC (chalicelib/adapters/local_objects.py) is the only authority:
 the API issued it to a member allowed to do that one thing.
 """
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import IO
 from urllib.parse import parse_qsl
 
 from bocage.local.answers import Answer, refusal
-from bocage.local.rest import ClientGone, Receive, Scope, Send, header_pairs, read_body, respond
+from bocage.local.rest import ClientGone, Receive, Scope, Send, header_pairs, respond
 from chalicelib.adapters.local_objects import BLOB_PATH, BadBlobUrl, LocalObjectStore
+
+#: A blob is never rendered nor sniffed, even if it is not what its uploader's client sealed.
+BLOB_HEADERS = (
+    ("Content-Type", "application/octet-stream"),
+    ("Content-Disposition", "attachment"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Content-Security-Policy", "default-src 'none'; sandbox"),
+    ("Cache-Control", "no-store"),
+)
+
+
+class TooLong(Exception):
+    """The body went past the size its URL was signed for."""
 
 
 class BlobGateway:
@@ -43,9 +60,7 @@ class BlobGateway:
             data = self._store.path_of(key).read_bytes()
         except FileNotFoundError:
             return refusal(404, "not_found", "no such blob (never uploaded, or deleted with its message)")
-        return Answer(
-            200, [("Content-Type", "application/octet-stream"), ("Cache-Control", "no-store")], data
-        )
+        return Answer(200, list(BLOB_HEADERS), data)
 
     async def _upload(self, scope: Scope, receive: Receive, key: str, size: int) -> Answer:
         headers = header_pairs(scope)
@@ -56,12 +71,38 @@ class BlobGateway:
             )
         if self._store.size_of(key) is not None:
             return refusal(409, "conflict", "this upload slot was already used")
+        partial = self._store.partial(key)
         try:
             async with asyncio.timeout(self._read_timeout):
-                body = await read_body(receive)
+                received = await self._receive_into(receive, partial, size)
+            if received != size:
+                return refusal(400, "bad_request", f"the upload must be exactly {size} bytes")
+            await asyncio.to_thread(self._store.commit, partial, key)
+        except TooLong:
+            return refusal(400, "bad_request", f"the upload must be exactly {size} bytes")
         except (TimeoutError, ClientGone):
             return refusal(408, "request_timeout", "the upload did not arrive whole: nothing was stored")
-        if len(body) != size:
-            return refusal(400, "bad_request", f"the upload must be exactly {size} bytes")
-        await asyncio.to_thread(self._store.write, key, body)
+        finally:
+            partial.unlink(missing_ok=True)
         return Answer(200)
+
+    @staticmethod
+    async def _receive_into(receive: Receive, partial: Path, size: int) -> int:
+        """Write the body to ``partial`` as it arrives; the number of bytes received."""
+        received = 0
+        out: IO[bytes] = await asyncio.to_thread(partial.open, "wb")
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientGone
+                chunk = message.get("body", b"")
+                received += len(chunk)
+                if received > size:
+                    raise TooLong
+                if chunk:
+                    await asyncio.to_thread(out.write, chunk)
+                if not message.get("more_body", False):
+                    return received
+        finally:
+            await asyncio.to_thread(out.close)

@@ -103,13 +103,20 @@ class LocalObjectStore:
         except FileNotFoundError:
             return None
 
-    def write(self, key: str, data: bytes) -> None:
-        """Store a whole blob at once (a temporary file renamed): never a half-written one."""
+    def partial(self, key: str) -> Path:
+        """A temporary file to receive a blob into; ``commit`` makes it the blob whole."""
         path = self.path_of(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        return path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+
+    def commit(self, partial: Path, key: str) -> None:
+        os.replace(partial, self.path_of(key))
+
+    def write(self, key: str, data: bytes) -> None:
+        """Store a whole blob at once (a temporary file renamed): never a half-written one."""
+        partial = self.partial(key)
         partial.write_bytes(data)
-        os.replace(partial, path)
+        self.commit(partial, key)
 
     def delete(self, key: str) -> None:
         self.path_of(key).unlink(missing_ok=True)

@@ -41,7 +41,15 @@ class S3ObjectStore:
 
     def download_url(self, key: str, expires_in: int) -> SignedUrl:
         url = self._client.generate_presigned_url(
-            "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+            "get_object",
+            # Opaque bytes, never rendered: a member could upload anything in place of a blob.
+            Params={
+                "Bucket": self._bucket,
+                "Key": key,
+                "ResponseContentType": "application/octet-stream",
+                "ResponseContentDisposition": "attachment",
+            },
+            ExpiresIn=expires_in,
         )
         return SignedUrl(url, "GET", self._clock.now() + expires_in)
 

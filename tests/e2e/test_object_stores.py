@@ -84,6 +84,10 @@ def test_a_blob_goes_up_and_down_by_signed_urls_then_is_gone(objects: ObjectStor
     assert objects.size_of(key) == len(blob)
     status, fetched = call(objects.download_url(key, 300))
     assert (status, fetched) == (200, blob)
+    with urllib.request.urlopen(objects.download_url(key, 300).url, timeout=30) as answer:
+        # Any bytes a member uploaded come back as a download, never a page a browser renders.
+        assert answer.headers["Content-Type"] == "application/octet-stream"
+        assert answer.headers["Content-Disposition"] == "attachment"
     objects.delete(key)
     objects.delete(key)  # already gone: not an error
     assert objects.size_of(key) is None
@@ -103,8 +107,14 @@ def test_local_urls_do_only_what_they_were_signed_for(local_server: Server) -> N
     assert call(slot, blob + b"x", method="PUT")[0] == 400  # not the signed size
     assert objects.size_of(key) is None  # nothing half-stored
     assert call(objects.download_url(key, 300), blob, method="PUT")[0] == 403  # a GET URL cannot write
+    assert call(slot, blob[:100], method="PUT")[0] == 400  # short of the signed size
+    assert objects.size_of(key) is None
+    assert not list(objects.path_of(key).parent.glob("*.part"))  # no partial left behind
     assert call(slot, blob)[0] == 200
     assert call(slot, blob)[0] == 409  # an upload slot is used once
+    with urllib.request.urlopen(objects.download_url(key, 60).url, timeout=30) as answer:
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert "sandbox" in answer.headers["Content-Security-Policy"]
     expired = local_store(local_server, ShiftedClock(-3600))
     status, body = call(expired.download_url(key, 60))
     assert status == 403 and b"expired" in body

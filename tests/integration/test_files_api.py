@@ -17,7 +17,7 @@ import pytest
 
 from bocage.client.api import ApiError
 from bocage.client.filecrypt import TamperedFile, TruncatedFile, blob_size
-from bocage.client.files import fetch_file, send_file
+from bocage.client.files import FileUnavailable, fetch_file, send_file
 from bocage.client.profile import OperatorKey
 from chalicelib import wiring
 from chalicelib.adapters.local_objects import BLOB_PATH, LocalObjectStore
@@ -50,9 +50,13 @@ class StoreTransfer:
         assert headers["Content-Length"] == str(size) == str(len(body))
         self.objects.write(key, body)
 
-    def get(self, url: str) -> bytes:
+    def get(self, url: str, limit: int) -> bytes:
         key, _ = self._parse(url, "GET")
-        return self.objects.path_of(key).read_bytes()
+        with self.objects.path_of(key).open("rb") as blob:
+            data = blob.read(limit + 1)
+        if len(data) > limit:
+            raise FileUnavailable(f"more than {limit} bytes")
+        return data
 
 
 @pytest.fixture
