@@ -54,7 +54,7 @@ run: $(BIN)/.installed node_modules/.package-lock.json
 ## test: lint, format check, type check, the whole test suite, the AWS template check, and the
 ## API suite again over HTTP to a DynamoDB-API server
 test: $(BIN)/.installed node_modules/.package-lock.json $(CHROMIUM) $(TURNSERVER) lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=30
 	$(MAKE) infra-check
 	$(MAKE) test-network
 
