@@ -54,6 +54,8 @@ class Settings:
     stun_urls: tuple[str, ...] = ()
     turn_urls: tuple[str, ...] = ()
     turn_secret: str | None = field(default=None, repr=False)
+    #: On AWS: the SSM SecureString holding that secret, read on the first call (never in the env).
+    turn_secret_parameter: str | None = None
     turn_ttl: int = 4 * 3600
     #: Web Push (docs/protocol.md, "Web Push"): the VAPID private key (base64url or PEM; None:
     #: no pushes), who the push services may contact about it, and push services beyond the
@@ -98,6 +100,7 @@ class Settings:
             stun_urls=_split(e.get("BOCAGE_STUN_URLS")),
             turn_urls=_split(e.get("BOCAGE_TURN_URLS")),
             turn_secret=e.get("BOCAGE_TURN_SECRET") or None,
+            turn_secret_parameter=e.get("BOCAGE_TURN_SECRET_PARAMETER") or None,
             turn_ttl=int(e.get("BOCAGE_TURN_TTL", str(4 * 3600))),
             ws_per_device=max(1, int(e.get("BOCAGE_WS_PER_DEVICE", cls.ws_per_device))),
             vapid_private_key=e.get("BOCAGE_VAPID_PRIVATE_KEY") or None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib.adapters.clocks import SystemClock
@@ -122,7 +123,7 @@ def build(
         billing=BillingService(store, clock, orgs, billing_settings),
         impact=impact,
         audit=audit,
-        calls=CallService(settings, clock, orgs, channels),
+        calls=CallService(settings, clock, orgs, channels, build_turn_secret(settings)),
         notifications=notifications,
         objects=objects,
         files=files,
@@ -191,6 +192,16 @@ def build_web_push(settings: Settings) -> WebPush | None:
 
     name, region = str(settings.vapid_parameter), settings.region
     return WebPushSender(lambda: read_secure_parameter(name, region), settings.vapid_subject)
+
+
+def build_turn_secret(settings: Settings) -> Callable[[], str | None]:
+    """The TURN server's shared secret: from the settings, or on AWS its SSM parameter, read on
+    the first call."""
+    if settings.turn_secret or not settings.turn_secret_parameter:
+        return lambda: settings.turn_secret
+    from chalicelib.adapters.ssm_secret import cached_secure_parameter
+
+    return cached_secure_parameter(settings.turn_secret_parameter, settings.region)
 
 
 def build_queue(settings: Settings) -> Queue | None:

@@ -48,17 +48,32 @@ def _require(tool: str) -> str:
 
 
 @contextmanager
-def coturn(tmp: Path) -> Iterator[Coturn]:
+def coturn(tmp: Path, config: Path | None = None) -> Iterator[Coturn]:
     """UDP only on loopback (the TCP listener fights over its port between coturn's threads in
-    some containers), no TLS, a fresh secret, relay ports from a small range."""
+    some containers), no TLS, a fresh secret, relay ports from a small range. With ``config``,
+    that configuration file (the one infra/sovereign ships) instead of a test's, loopback peers
+    then as it says."""
     server = Coturn(port=_udp_port(), secret=secrets.token_urlsafe(24), log=tmp / "turnserver.log")
     relay = 49152 + secrets.randbelow(1000) * 10
+    settings = (
+        ["-c", str(config)]
+        if config
+        else [
+            "-n",
+            "--use-auth-secret",
+            "--realm=bocage.test",
+            "--no-tls",
+            "--no-dtls",
+            "--no-cli",
+            "--allow-loopback-peers",
+            "--fingerprint",
+            "--log-file=stdout",
+        ]
+    )
     command = [
-        _require("turnserver"), "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
+        _require("turnserver"), *settings, "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
         f"--listening-port={server.port}", f"--min-port={relay}", f"--max-port={relay + 9}",
-        "--use-auth-secret", f"--static-auth-secret={server.secret}", "--realm=bocage.test",
-        "--no-tls", "--no-dtls", "--no-tcp", "--no-cli", "--allow-loopback-peers", "--fingerprint",
-        "--log-file=stdout", "--simple-log",
+        f"--static-auth-secret={server.secret}", "--no-tcp", "--simple-log",
         f"--pidfile={tmp / 'turnserver.pid'}", f"--userdb={tmp / 'turndb'}",
     ]  # fmt: skip
     with server.log.open("w") as log:

@@ -7,6 +7,7 @@ seconds (a longer call asks again and restarts ICE).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.domain.calls import ice_servers, require_calls_allowed, turn_credential
@@ -20,9 +21,16 @@ from chalicelib.settings import Settings
 
 class CallService:
     def __init__(
-        self, settings: Settings, clock: Clock, orgs: OrganisationService, channels: ChannelService
+        self,
+        settings: Settings,
+        clock: Clock,
+        orgs: OrganisationService,
+        channels: ChannelService,
+        turn_secret: Callable[[], str | None] | None = None,
     ) -> None:
         self._settings = settings
+        #: Read when a member first asks (on AWS, from SSM): never at start.
+        self._turn_secret = turn_secret or (lambda: settings.turn_secret)
         self._clock = clock
         self._orgs = orgs
         self._channels = channels
@@ -34,8 +42,9 @@ class CallService:
         now = self._clock.now()
         require_calls_allowed(self._orgs.get(who.org_id), access.channel.kind, now)
         s = self._settings
-        relay = bool(s.turn_urls and s.turn_secret)
-        credential = turn_credential(s.turn_secret or "", who.member_id, now, s.turn_ttl) if relay else None
+        secret = self._turn_secret() if s.turn_urls else None
+        relay = bool(s.turn_urls and secret)
+        credential = turn_credential(secret or "", who.member_id, now, s.turn_ttl) if relay else None
         return {
             "channel_id": channel_id,
             "ice_servers": ice_servers(s.stun_urls, s.turn_urls, credential),

@@ -65,6 +65,22 @@ def test_coturn_relays_for_the_credential_bocage_hands_out(tmp_path: Path) -> No
             server.process.wait(timeout=10)
 
 
+def test_the_shipped_coturn_configuration_authenticates_bocage_credentials_and_denies_local_peers(
+    tmp_path: Path,
+) -> None:
+    """infra/sovereign's turnserver.conf (Compose and Kubernetes run it): a credential made with
+    the shared secret allocates a relay, and the relay refuses to reach the host's own addresses
+    (as it refuses private networks and the cloud metadata service)."""
+    config = Path(__file__).parents[2] / "infra" / "sovereign" / "k8s" / "turnserver.conf"
+    with coturn(tmp_path, config) as turn:
+        credential = turn_credential(turn.secret, "m_visitor", int(time.time()), 600)
+        relayed, output = relay_through(turn, credential.username, credential.credential)
+        assert not relayed and "403 (Forbidden IP)" in output, output  # allocated, then no loopback peer
+        wrong = turn_credential("not-the-secret", "m_visitor", int(time.time()), 600)
+        refused = relay_through(turn, wrong.username, wrong.credential)[1]
+        assert "Cannot complete Allocation" in refused and "Forbidden IP" not in refused  # no relay at all
+
+
 def test_the_free_plan_gets_a_clear_refusal(tmp_path: Path) -> None:
     data = tmp_path / "data"
     created = bocage("org", "create", "Association", "--data", str(data))

@@ -11,9 +11,12 @@ import hashlib
 import hmac
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from bocage.client.api import ApiError
+from chalicelib import wiring
 from chalicelib.domain.organisation import Plan
 from chalicelib.services.calls import CallService
 from tests.support import People, SignedApi, messenger_for
@@ -98,3 +101,29 @@ def test_without_a_turn_server_only_stun_and_no_relay(people: People, container:
     cid = alice.create_channel("group", "Chantier")["channel_id"]
     answer = ice(alice, cid)
     assert (answer["ice_servers"], answer["relay"]) == ([], False)
+
+
+def test_on_aws_the_turn_secret_is_read_from_its_ssm_parameter_when_first_asked(
+    people: People, container: Any, aws_env: None
+) -> None:
+    settings = dataclasses.replace(
+        container.settings,
+        turn_urls=("turn:turn.mairie.test:3478",),
+        turn_secret=None,
+        turn_secret_parameter="/bocage/dev/turn-secret",
+        region="eu-west-3",
+    )
+    with mock_aws():
+        # Built before the parameter exists: nothing is read at start.
+        container.calls = CallService(
+            settings, container.clock, container.orgs, container.channels, wiring.build_turn_secret(settings)
+        )
+        boto3.client("ssm", region_name="eu-west-3").put_parameter(
+            Name="/bocage/dev/turn-secret", Type="SecureString", Value=SECRET
+        )
+        container.orgs.set_plan(people.info["owner"]["org_id"], Plan.PRO)
+        alice = people.join("alice")
+        cid = alice.open_direct(people.info["owner"]["member_id"])["channel_id"]
+        turn = ice(alice, cid)["ice_servers"][0]
+    expected = hmac.new(SECRET.encode(), turn["username"].encode(), hashlib.sha1).digest()
+    assert base64.b64decode(turn["credential"]) == expected

@@ -208,6 +208,11 @@ def test_every_function_gets_the_settings_of_this_stack(template: Template) -> N
     assert wired["BOCAGE_OPERATOR_KEYS"] == {"Ref": "OperatorKeys"}
     assert wired["BOCAGE_MAIL_FROM"] == {"Fn::Sub": "${MailFromName} <${MailFromAddress}>"}
     assert wired["BOCAGE_PUBLIC_URL"] == {"Ref": "PublicUrl"}
+    # Calls: the TURN server's URLs, and its shared secret only by the name of its SSM parameter.
+    assert wired["BOCAGE_TURN_URLS"] == {"Ref": "TurnUrls"}
+    assert wired["BOCAGE_TURN_SECRET_PARAMETER"] == {"Ref": "TurnSecretParameter"}
+    assert "BOCAGE_TURN_SECRET" not in wired
+    assert template["Parameters"]["TurnSecretParameter"]["AllowedPattern"].startswith("^(/bocage/")
     for name, fn in functions(template).items():
         own = fn["Environment"]["Variables"]
         # SAM merges Globals under each function's own variables: a same-named one would win.
@@ -262,7 +267,7 @@ IAM_ACTION_OF_CALL = {
     "delete_connection": "execute-api:ManageConnections",
     "get_connection": "execute-api:ManageConnections",
     "send_raw_email": "ses:SendRawEmail",
-    "get_parameter": "ssm:GetParameter",  # the Web Push VAPID key (chalicelib/adapters/ssm_secret.py)
+    "get_parameter": "ssm:GetParameter",  # the VAPID key and the TURN secret (adapters/ssm_secret.py)
     # Files (s3_objects): a presigned PUT is used with the signer's rights (a presigned GET is
     # covered by head_object's action); the HEAD that checks an upload; the deletion.
     "generate_presigned_url": "s3:PutObject",
@@ -491,6 +496,28 @@ def test_compose_runs_two_replicas_behind_a_proxy_on_alternator_and_an_smtp_rela
     assert nginx.count("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for") == 2
     assert ServeSettings.from_env(env).trusted_proxies
     assert proxy["volumes"] == ["./nginx.conf:/etc/nginx/conf.d/default.conf:ro"]
+    # Calls: coturn on demand (profile), configured by the file Kubernetes uses, sharing the
+    # secret the replicas sign credentials with, never a default.
+    turn = services["turn"]
+    assert turn["profiles"] == ["calls"] and turn["network_mode"] == "host"
+    assert turn["volumes"] == ["./k8s/turnserver.conf:/etc/coturn/turnserver.conf:ro"]
+    assert env["BOCAGE_TURN_SECRET"] == turn["environment"]["BOCAGE_TURN_SECRET"] == "${BOCAGE_TURN_SECRET:-}"
+    assert '--static-auth-secret="$$BOCAGE_TURN_SECRET"' in turn["command"][0]
+
+
+def _denied_peers(text: str) -> list[str]:
+    return re.findall(r"^denied-peer-ip=(\S+)", text, re.MULTILINE)
+
+
+def test_the_shipped_turn_configuration_is_the_documented_one() -> None:
+    """coturn's settings that matter for safety: the shared-secret mode, and relays kept off the
+    host, private networks and the metadata service, exactly as docs/calls.md lists them."""
+    shipped = (SOVEREIGN / "k8s" / "turnserver.conf").read_text()
+    documented = (ROOT / "docs" / "calls.md").read_text()
+    assert "use-auth-secret" in shipped.splitlines() and "static-auth-secret" not in shipped
+    assert _denied_peers(shipped) == _denied_peers(documented)
+    assert "169.254.0.0-169.254.255.255" in _denied_peers(shipped)
+    assert "allow-loopback-peers" not in shipped
 
 
 def test_kubernetes_runs_replicas_with_probes_a_budget_an_autoscaler_and_settings_the_code_reads() -> None:
@@ -532,6 +559,20 @@ def test_kubernetes_runs_replicas_with_probes_a_budget_an_autoscaler_and_setting
     assert not set(secret) & set(config)
     for name in ("BOCAGE_SMTP_PASSWORD", "AWS_SECRET_ACCESS_KEY", "BOCAGE_CLUSTER_SECRET"):
         assert name in secret and name not in config  # secrets stay out of the ConfigMap
+    assert "BOCAGE_TURN_SECRET" in secret and "BOCAGE_TURN_URLS" in config
+    turn = k8s["Deployment/bocage-turn"]["spec"]["template"]["spec"]
+    assert turn["hostNetwork"] is True  # clients reach its UDP ports directly
+    (coturn,) = turn["containers"]
+    assert coturn["args"] == [
+        "-c",
+        "/etc/coturn/turnserver.conf",
+        "--static-auth-secret=$(BOCAGE_TURN_SECRET)",
+    ]
+    (secret_ref,) = coturn["env"]
+    assert secret_ref["valueFrom"]["secretKeyRef"] == {"name": "bocage-secrets", "key": "BOCAGE_TURN_SECRET"}
+    assert {"name": "config", "configMap": {"name": "bocage-turn"}} in turn["volumes"]
+    kustomization = _yaml(SOVEREIGN / "k8s" / "kustomization.yaml")[0]
+    assert {"name": "bocage-turn", "files": ["turnserver.conf"]} in kustomization["configMapGenerator"]
     image = container["image"]
     for cron in ("CronJob/bocage-billing", "CronJob/bocage-retention"):
         (job,) = k8s[cron]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
