@@ -93,8 +93,8 @@ def test_links_mentions_previews_search_and_theme(
     expect(message(agent, "pour les plans").locator(".mention")).to_have_text("@Maire Dupuis")
     expect(message(agent, "pour les plans")).not_to_have_class(re.compile(r"\bmentions-me\b"))
 
-    previews(owner)
-    search(owner)
+    previews(owner, agent)
+    search(owner, agent)
     theme(owner)
     assert not problems, problems
 
@@ -130,8 +130,9 @@ def mention_from_the_agent(agent: Page) -> None:
     expect(message(agent, "pour les plans")).to_be_visible()
 
 
-def previews(owner: Page) -> None:
-    """The channel list: the last message and who wrote it, under the channel's name."""
+def previews(owner: Page, agent: Page) -> None:
+    """The channel list: the last message and who wrote it, under the channel's name; a live
+    message replaces it (the list keeps previews until the device's cache changes)."""
     owner.get_by_role("link", name="Messages").click()
     channel = owner.get_by_role("link", name=re.compile(GROUP))
     expect(channel).to_have_count(1)  # the preview describes the link; it is not in its name
@@ -139,10 +140,13 @@ def previews(owner: Page) -> None:
         "Agent Martin : Merci @Maire Dupuis pour les plans"
     )
     expect(channel.locator("time.channel-when")).to_have_text(re.compile(r"^\d{2}:\d{2}$"))
+    send(agent, "Le calendrier suit")
+    expect(channel.locator(".channel-preview")).to_have_text("Agent Martin : Le calendrier suit")
 
 
-def search(owner: Page) -> None:
-    """Found on this device, accents and case aside; the result opens the message."""
+def search(owner: Page, agent: Page) -> None:
+    """Found on this device, accents and case aside, including what arrived while searching;
+    the result opens the message."""
     box = owner.get_by_role("searchbox", name="Rechercher dans les messages")
     box.fill("ECOLE reunion")
     hits = owner.locator(".search-results a")
@@ -154,11 +158,15 @@ def search(owner: Page) -> None:
     box.fill("plans")
     expect(hits).to_have_count(2)  # newest first
     expect(hits.first).to_contain_text("Merci @Maire Dupuis pour les plans")
+    send(agent, "Calendrier du chantier de l'école")  # arrives while the owner searches
+    box.fill("calendrier chantier")
+    expect(hits).to_have_count(1)
+    expect(hits.first).to_contain_text("Calendrier du chantier")
     box.fill("introuvable")
     expect(owner.locator(".search-results")).to_contain_text("Aucun message ne contient")
-    box.fill("école")  # the message, and the link's "ecole.pdf": newest first
-    expect(hits).to_have_count(2)
-    hits.first.click()
+    box.fill("école")  # the live message, the message, and the link's "ecole.pdf": newest first
+    expect(hits).to_have_count(3)
+    hits.nth(1).click()
     expect(owner.get_by_role("heading", level=1, name=re.compile(GROUP))).to_be_visible()
     found = owner.locator(".messages .msg.found")
     expect(found).to_have_count(1)

@@ -28,6 +28,33 @@ const outboxKey = (entry) => `outbox:${String(entry.queued_at).padStart(15, '0')
 export class DeviceStore {
   constructor(db) {
     this.db = db;
+    /** Bumped by every write to the messages: a reader's cache of them is stale when it moved. */
+    this.writes = 0;
+    /** Bumped when every channel's cache changed at once (expiry, erasure). */
+    this.cleared = 0;
+    /** @type {Map<string, number>} the value of `writes` at each channel's last change */
+    this.channelWrites = new Map();
+  }
+
+  /** @param {string[]} channelIds the channels whose cached messages changed */
+  changed(channelIds) {
+    this.writes += 1;
+    for (const id of channelIds) this.channelWrites.set(id, this.writes);
+  }
+
+  /** Every channel's cache changed at once. */
+  clearedAll() {
+    this.writes += 1;
+    this.cleared += 1;
+  }
+
+  /**
+   * A token that changes whenever the channel's cached messages may have changed: what a
+   * preview read from them is kept by.
+   * @param {string} channelId
+   */
+  version(channelId) {
+    return `${this.channelWrites.get(channelId) ?? 0}/${this.cleared}`;
   }
 
   static async open(name = NAME) {
@@ -116,6 +143,7 @@ export class DeviceStore {
     const store = tx.objectStore('messages');
     for (const m of messages) store.put(m);
     await done(tx);
+    this.changed([...new Set(messages.map((m) => m.channel_id))]);
   }
 
   async messages(channelId, now = Math.floor(Date.now() / 1000)) {
@@ -162,6 +190,7 @@ export class DeviceStore {
       request.onerror = () => reject(request.error);
     });
     await done(tx);
+    if (count) this.clearedAll();
     return count;
   }
 
@@ -171,6 +200,7 @@ export class DeviceStore {
     tx.objectStore('messages').delete(IDBKeyRange.bound([channelId, 0], [channelId, Number.MAX_SAFE_INTEGER]));
     tx.objectStore('kv').delete(`cursor:${channelId}`);
     await done(tx);
+    this.changed([channelId]);
   }
 
   /** Erase cached messages, cursors and sender keys; keep who this device was. */
@@ -187,6 +217,7 @@ export class DeviceStore {
       request.onerror = () => reject(request.error);
     });
     await done(tx);
+    this.clearedAll();
   }
 
   /** Forget everything: keys, ring and messages. */

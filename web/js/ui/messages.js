@@ -45,13 +45,23 @@ function notifyButton(app, onAnswer) {
 }
 
 /**
- * Each channel's last shown message, from what this device keeps (readable offline).
+ * Each channel's last shown message, from what this device keeps (readable offline). A
+ * channel's is read again only when its cached messages changed (or it expired): a live
+ * message re-renders the list, and re-reading every channel then cost one IndexedDB walk each.
+ * @param {Map<string, { version: string, found: Found | null }>} cache kept by the caller
  * @returns {Promise<Map<string, Found | null>>}
  */
-async function channelPreviews(app) {
+async function channelPreviews(app, cache) {
   const ids = [...app.messenger.channels.keys()];
-  const found = await Promise.all(ids.map((id) => app.store.recentMessages(id, PREVIEW_WINDOW).then(lastShown, () => null)));
-  return new Map(ids.map((id, i) => [id, found[i]]));
+  const now = Date.now() / 1000;
+  await Promise.all(ids.map(async (id) => {
+    const version = app.store.version(id);
+    const kept = cache.get(id);
+    if (kept && kept.version === version && !(kept.found && kept.found.msg.expires_at <= now)) return;
+    const found = await app.store.recentMessages(id, PREVIEW_WINDOW).then(lastShown, () => null);
+    cache.set(id, { version, found });
+  }));
+  return new Map(ids.map((id) => [id, cache.get(id)?.found ?? null]));
 }
 
 /** Today: the time; before: the date (the title has both). @param {number} when seconds */
@@ -182,8 +192,16 @@ function searchBox(app, onChange) {
   });
   const form = h('form', { role: 'search', class: 'search-form', onSubmit: (e) => e.preventDefault() },
     h('label', { for: 'message-search', class: 'visually-hidden' }, t('search.label')), input);
+  /** The messages searched, read again only after the device's cache changed. */
+  let kept = { writes: -1, messages: /** @type {any[]} */ ([]) };
+  const cached = async () => {
+    const writes = app.store.writes;
+    if (kept.writes !== writes) kept = { writes, messages: await app.store.allMessages() };
+    const now = Date.now() / 1000;
+    return kept.messages.filter((msg) => !(msg.expires_at <= now));
+  };
   const results = async () => {
-    const found = searchMessages(await app.store.allMessages(), query);
+    const found = searchMessages(await cached(), query);
     const m = app.messenger;
     const status = h('p', { class: 'search-status', role: 'status' }, found.length ? t('search.count', { count: found.length }) : t('search.none', { query }));
     return h('div', { class: 'search-results' }, status,
@@ -208,6 +226,8 @@ export async function renderMessages(app, main, route) {
   const layout = h('div', { class: ['messaging', channelId ? 'has-channel' : 'no-channel'] }, aside, pane);
   replace(main, layout);
 
+  /** @type {Map<string, { version: string, found: Found | null }>} */
+  const previewCache = new Map();
   let creating = route.name === 'new-channel';
   let directing = false;
   /** @type {HTMLElement | null} the open form, kept across re-renders so typing is never lost */
@@ -242,7 +262,7 @@ export async function renderMessages(app, main, route) {
     );
     const directs = directing ? await directList(app).catch((err) => h('p', { class: 'form-status' }, app.errorText(err))) : null;
     const found = search.searching() ? await search.results() : null;
-    const previews = found ? null : await channelPreviews(app).catch(() => new Map());
+    const previews = found ? null : await channelPreviews(app, previewCache).catch(() => new Map());
     replace(
       aside,
       h('div', { class: 'pane-head' }, h(channelId ? 'h2' : 'h1', { id: 'channels-title' }, t('channels.title')), notifyButton(app, renderAside), newButton, directToggle),

@@ -241,12 +241,18 @@ function mentionSuggestions(ctx, text) {
     list.hidden = false;
     text.setAttribute('aria-activedescendant', `mention-${active}`);
   };
+  /** The roster, asked once per "@" typed (not on every key after it). */
+  let members = /** @type {Promise<import('../../rich-text.js').Mentionable[]> | null} */ (null);
   text.addEventListener('input', async () => {
     const typed = mentionQuery(text.value, text.selectionStart);
-    if (!typed) return close();
+    if (!typed) {
+      members = null; // the next "@" asks again: someone may have joined since
+      return close();
+    }
     const wanted = fold(typed.query);
-    const members = await channelMembers(ctx).catch(() => []);
-    shown = members.filter((x) => fold(x.name).includes(wanted)).sort((a, b) => a.name.localeCompare(b.name)).slice(0, MAX_SUGGESTIONS);
+    members ||= channelMembers(ctx).catch(() => []);
+    const named = await members;
+    shown = named.filter((x) => fold(x.name).includes(wanted)).sort((a, b) => a.name.localeCompare(b.name)).slice(0, MAX_SUGGESTIONS);
     render();
   });
   text.addEventListener('blur', close);
