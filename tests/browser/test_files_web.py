@@ -1,6 +1,8 @@
 """A file in the web app (docs/protocol.md, 18): a CLI member sends the minutes to a group; the
 mayor's browser shows the file's name and size from the sealed message and "Télécharger" gives
-exactly the bytes sent, fetched encrypted and decrypted on the device."""
+exactly the bytes sent, fetched encrypted and decrypted on the device. The other way, the mayor
+attaches a document and a phone photo in the browser: the CLI member gets the document's exact
+bytes, and the photo made sober on the device (1,600 px at most, upright, no EXIF or location)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
 from playwright.sync_api import expect
 
 from tests.browser.conftest import watch_console
-from tests.browser.test_web_app import activate, add_to_channel, create_channel, invite, message
+from tests.browser.test_web_app import activate, add_to_channel, create_channel, invite, message, send
 from tests.e2e.conftest import Server
 
 GROUP = "Conseil municipal"
@@ -42,4 +45,61 @@ def test_a_file_sent_from_the_cli_downloads_in_the_browser(
     download = arriving.value
     assert download.suggested_filename == "compte-rendu.txt"
     assert Path(download.path()).read_bytes() == minutes.read_bytes()
+    assert not problems, problems
+
+
+def phone_photo(path: Path) -> bytes:
+    """A 3000 x 2000 JPEG as a phone takes it: EXIF with the camera, the place and an orientation
+    that says "turn me upright" (a portrait photo stored landscape)."""
+    image = Image.new("RGB", (3000, 2000), (40, 120, 60))
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to show
+    exif[0x8825] = {1: "N", 2: (48.0, 31.0, 12.0), 3: "W", 4: (2.0, 46.0, 30.0)}  # GPS
+    image.save(path, "JPEG", quality=90, exif=exif)
+    return path.read_bytes()
+
+
+def test_a_document_and_a_photo_sent_from_the_browser_reach_the_cli(
+    web_server: Server, new_context: Callable[..., Any], cli: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    problems: list[str] = []
+    owner = new_context("owner").pages[0]
+    watch_console(owner, problems)
+    activate(owner, web_server.owner_url(), "Maire Dupuis")
+    clerk = str(tmp_path / "clerk")
+    cli("--profile", clerk, "activate", invite(owner, "Secrétariat"), "--name", "Secrétariat")
+    create_channel(owner, GROUP, "group")
+    add_to_channel(owner, "Secrétariat")
+    group = owner.url.rsplit("/", 1)[1]
+
+    plan = tmp_path / "plan du chantier.pdf"
+    plan.write_bytes(b"%PDF-1.4 " + bytes(range(256)) * 400)  # 102 kB, two chunks and more
+    owner.locator("#composer-file").set_input_files(str(plan))
+    expect(owner.locator(".attachment .file-name")).to_have_text("plan du chantier.pdf")
+    send(owner, "Le plan révisé")
+    expect(owner.locator(".attachment")).to_be_hidden()  # sent: the picker is empty again
+    expect(message(owner, "Le plan révisé").locator(".file-name")).to_have_text("plan du chantier.pdf")
+
+    photo = tmp_path / "IMG_0042.jpeg"
+    original = phone_photo(photo)
+    owner.locator("#composer-file").set_input_files(str(photo))
+    owner.get_by_role("button", name="Envoyer").click()  # a file alone, no text
+    expect(owner.locator(".attachment")).to_be_hidden()
+
+    shown = {m.get("text"): m for m in cli("--profile", clerk, "read", group)["messages"]}
+    out = tmp_path / "downloads"
+    got = cli("--profile", clerk, "download", group, shown["Le plan révisé"]["message_id"], "--out", str(out))
+    assert Path(got["path"]).read_bytes() == plan.read_bytes()
+    assert Path(got["path"]).name == "plan du chantier.pdf"
+
+    (photo_message,) = [m for m in shown.values() if m.get("text") == "" and m.get("message_id")]
+    got = cli("--profile", clerk, "download", group, photo_message["message_id"], "--out", str(out))
+    arrived = Path(got["path"])
+    assert arrived.name == "IMG_0042.jpg"
+    with Image.open(arrived) as image:
+        assert image.format == "JPEG"
+        assert image.size == (1067, 1600)  # upright (portrait) and 1,600 px on its longest side
+        assert not image.getexif()  # no camera, no place, no orientation left
+    assert arrived.stat().st_size < len(original) / 4
     assert not problems, problems

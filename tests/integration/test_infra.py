@@ -721,7 +721,9 @@ def _directives(policy: str) -> dict[str, str]:
     return dict(d.split(" ", 1) for d in policy.split("; "))
 
 
-def test_the_app_gets_the_gateways_headers_with_this_stacks_api_origins(template: Template) -> None:
+def test_the_app_gets_the_gateways_headers_with_this_stacks_api_origins(
+    template: Template, aws_env: None
+) -> None:
     from bocage.local.static_files import app_security_headers
 
     local = app_security_headers()
@@ -734,7 +736,14 @@ def test_the_app_gets_the_gateways_headers_with_this_stacks_api_origins(template
         "'self'",
         f"https://${{RestAPI}}.{host}",
         f"wss://${{WebsocketAPI}}.{host}",
+        "https://${FilesBucket}.s3.${AWS::URLSuffix}",  # files go up and down by presigned URLs
     ]
+    # ... at the host the functions' presigned URLs name.
+    from chalicelib.adapters.clocks import SystemClock
+    from chalicelib.adapters.s3_objects import S3ObjectStore
+
+    presigned = S3ObjectStore("bocage-files-x", SystemClock(), region="eu-west-3").upload_url("o/c/b", 9, 60)
+    assert presigned.url.startswith("https://bocage-files-x.s3.amazonaws.com/")
     expected = _directives(local["Content-Security-Policy"])
     expected.pop("connect-src")
     assert directives == expected  # every other directive is the gateway's

@@ -511,6 +511,10 @@ export default {
   'public.qr_label': 'QR code to follow {channel}',
   'public.download_qr': 'Download the QR code (SVG)',
   // files (docs/protocol.md, 18)
+  'file.attach': 'Attach',
+  'file.remove': 'Remove',
+  'file.sending': 'Preparing, encrypting and sending the file…',
+  'file.not_sent': 'File not sent: {reason}',
   'file.download': 'Download',
   'file.downloading': 'Downloading and decrypting…',
   'file.unavailable': 'This file is no longer available.',

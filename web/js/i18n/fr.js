@@ -511,6 +511,10 @@ export default {
   'public.qr_label': "QR code d'abonnement à {channel}",
   'public.download_qr': 'Télécharger le QR code (SVG)',
   // files (docs/protocol.md, 18)
+  'file.attach': 'Joindre',
+  'file.remove': 'Retirer',
+  'file.sending': 'Préparation, chiffrement et envoi du fichier…',
+  'file.not_sent': 'Fichier non envoyé : {reason}',
   'file.download': 'Télécharger',
   'file.downloading': 'Téléchargement et déchiffrement…',
   'file.unavailable': "Ce fichier n'est plus disponible.",

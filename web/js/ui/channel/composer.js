@@ -6,6 +6,7 @@
 import { h, replace } from '../../dom.js';
 import { t } from '../../i18n.js';
 import { fold, mentionQuery, mentionsIn } from '../../rich-text.js';
+import { sizeText } from './file-chip.js';
 import { focusComposer } from './context.js';
 import { snippet } from './history.js';
 import { pollForm } from './poll-form.js';
@@ -120,8 +121,10 @@ function composerForm(ctx, options) {
   text.addEventListener('input', () => store.saveDraft(ctx.channelId, text.value).catch(() => null));
   const suggestions = mentionSuggestions(ctx, text);
   const send = h('button', { type: 'submit', class: 'primary' }, t('composer.send'));
+  const attachment = attachmentPicker(ctx);
   const submit = async () => {
     const value = text.value.trim();
+    if (attachment.file()) return submitFile(value);
     if (!value) return;
     send.disabled = true;
     status.textContent = '';
@@ -139,6 +142,22 @@ function composerForm(ctx, options) {
     }
     send.disabled = false;
   };
+  /** A file goes at once (no outbox: its upload needs the network), its text beside it. */
+  const submitFile = async (/** @type {string} */ value) => {
+    send.disabled = true;
+    status.textContent = t('file.sending');
+    try {
+      const mentions = value ? mentionsIn(value, await channelMembers(ctx).catch(() => [])) : [];
+      await attachment.send(value, { replyTo: options.replyTo, mentions });
+      text.value = '';
+      await store.saveDraft(ctx.channelId, '').catch(() => null);
+      status.textContent = '';
+      options.onSent();
+    } catch (err) {
+      status.textContent = t('file.not_sent', { reason: ctx.app.errorText(err) });
+    }
+    send.disabled = false;
+  };
   const form = h('form', {
     class: 'composer',
     onSubmit: (/** @type {SubmitEvent} */ e) => {
@@ -147,15 +166,68 @@ function composerForm(ctx, options) {
     },
   },
   options.replyBanner,
+  attachment.line,
   h('label', { for: 'composer-text', class: 'visually-hidden' }, t('composer.label')),
   h('div', { class: 'composer-row' },
     suggestions.element,
     text,
     send,
+    attachment.button,
     h('button', { type: 'button', 'aria-expanded': options.pollOpen ? 'true' : 'false', 'aria-controls': 'poll-form', onClick: options.onTogglePoll }, t('composer.poll'))),
   h('p', { id: 'composer-hint', class: 'hint' }, t('composer.hint')),
   status);
+  form.addEventListener('dragover', (e) => e.preventDefault());
+  form.addEventListener('drop', (e) => {
+    const dropped = e.dataTransfer?.files?.[0];
+    if (!dropped) return;
+    e.preventDefault();
+    attachment.pick(dropped);
+  });
   return form;
+}
+
+/**
+ * "Joindre un fichier": the file picked (or dropped on the composer) shown above the text box
+ * with its size and "Retirer", and how to send it.
+ * @param {ChannelContext} ctx
+ */
+function attachmentPicker(ctx) {
+  /** @type {File | null} */
+  let picked = null;
+  const input = h('input', { type: 'file', id: 'composer-file', class: 'visually-hidden', tabindex: -1 });
+  const line = h('div', { class: 'attachment', hidden: true });
+  const pick = (/** @type {File | null} */ file) => {
+    picked = file;
+    if (!file) {
+      input.value = '';
+      line.hidden = true;
+      replace(line);
+      return;
+    }
+    line.hidden = false;
+    replace(line,
+      h('span', { class: 'file-icon', 'aria-hidden': 'true' }, '📎'),
+      h('span', { class: 'file-name' }, file.name),
+      h('span', { class: 'file-size' }, ` · ${sizeText(file.size)}`),
+      h('button', { type: 'button', class: 'small', onClick: () => pick(null) }, t('file.remove')));
+  };
+  input.addEventListener('change', () => pick(input.files?.[0] || null));
+  const button = h('button', { type: 'button', 'aria-controls': 'composer-file', onClick: () => input.click() },
+    h('span', { 'aria-hidden': 'true' }, '📎 '), t('file.attach'));
+  return {
+    line,
+    button: h('span', { class: 'attach' }, input, button),
+    pick,
+    file: () => picked,
+    /** @param {string} text @param {{replyTo?: string | null, mentions?: string[]}} extra */
+    async send(text, extra) {
+      if (!picked) return;
+      const { prepareFile, sendFile } = await import('../../files.js');
+      const prepared = await prepareFile(picked, picked.name, picked.type || 'application/octet-stream');
+      await sendFile(ctx.m, ctx.channelId, prepared, text, extra);
+      pick(null);
+    },
+  };
 }
 
 /**

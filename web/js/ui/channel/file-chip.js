@@ -9,7 +9,7 @@ import { FileCryptoError, decryptFile, parseFileRef } from '../../filecrypt.js';
 /** @typedef {import('./context.js').ChannelContext} ChannelContext */
 
 /** "1,2 Mo", "340 ko", "12 octets". @param {number} size */
-function sizeText(size) {
+export function sizeText(size) {
   if (size >= 1e6) return t('file.mb', { size: formatNumber(size / 1e6, 1) });
   if (size >= 1e3) return t('file.kb', { size: formatNumber(size / 1e3, 0) });
   return t('file.bytes', { count: size });

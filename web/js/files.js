@@ -1,0 +1,82 @@
+// @ts-check
+// Sending a photo or a document (docs/protocol.md, 18), as the Python SDK does: a photo is made
+// sober on the device first (its longest side brought to 1,600 px, re-encoded, its metadata and
+// location left behind), the file is encrypted under a fresh key, uploaded to the short-lived
+// URL the server gives, the message carrying the key is sent, then the blob is bound to it so it
+// lives exactly as long as that message.
+import { ApiError } from './api.js';
+import { blobSize, fileRefContent, sealFile } from './filecrypt.js';
+import { textContent } from './messenger.js';
+
+export const MAX_SIDE = 1600;
+const JPEG_QUALITY = 0.82;
+/** What is re-encoded (the Python client's list); any other type is sent as it is. */
+const IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/bmp', 'image/tiff']);
+/** Headers the browser sets itself and refuses from a page. */
+const BROWSER_HEADERS = new Set(['content-length', 'host']);
+
+/**
+ * @typedef {object} Prepared
+ * @property {Uint8Array} data
+ * @property {string} name
+ * @property {string} mime
+ */
+
+/** "photo.HEIC" → "photo.jpg". @param {string} name @param {string} ext */
+function withExtension(name, ext) {
+  const dot = name.lastIndexOf('.');
+  return `${dot > 0 ? name.slice(0, dot) : name}.${ext}`;
+}
+
+/**
+ * The bytes to send for a file the member picked: a photo resized, oriented and re-encoded
+ * (drawing it on a canvas keeps the pixels only, never the EXIF), anything else as it is.
+ * PNGs stay PNG (they may be transparent); other photos become JPEG.
+ * @param {Blob} file @param {string} name @param {string} mime
+ * @returns {Promise<Prepared>}
+ */
+export async function prepareFile(file, name, mime) {
+  if (!IMAGE_TYPES.has(mime)) return { data: new Uint8Array(await file.arrayBuffer()), name, mime };
+  const bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
+  const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
+  const canvas = document.createElement('canvas');
+  canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+  canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+  const drawing = canvas.getContext('2d');
+  if (!drawing) throw new Error('no canvas');
+  drawing.imageSmoothingQuality = 'high';
+  drawing.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  bitmap.close();
+  const png = mime === 'image/png';
+  const type = png ? 'image/png' : 'image/jpeg';
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, type, JPEG_QUALITY));
+  if (!blob) throw new Error('the photo could not be encoded');
+  return { data: new Uint8Array(await blob.arrayBuffer()), name: withExtension(name, png ? 'png' : 'jpg'), mime: type };
+}
+
+/**
+ * Encrypt, upload, send the message carrying the key, bind the blob to it.
+ * @param {import('./messenger.js').Messenger} messenger
+ * @param {string} channelId
+ * @param {Prepared} file
+ * @param {string} text the message's text beside the file (may be empty)
+ * @param {{replyTo?: string | null, mentions?: string[]}} [extra]
+ * @returns {Promise<{message_id: string, blob_id: string}>}
+ */
+export async function sendFile(messenger, channelId, file, text, extra = {}) {
+  const api = messenger.api;
+  const slot = await api.request('POST', `/channels/${channelId}/files`, { body: { size: blobSize(file.data.length) } });
+  const { ref, blob } = await sealFile(file.data, slot.blob_id, file.name, file.mime);
+  /** @type {Record<string, string>} */
+  const headers = { 'Content-Type': 'application/octet-stream' };
+  for (const [name, value] of Object.entries(slot.headers || {})) {
+    if (!BROWSER_HEADERS.has(name.toLowerCase())) headers[name] = String(value);
+  }
+  const uploaded = await fetch(slot.upload_url, { method: slot.method, headers, body: blob, credentials: 'omit' })
+    .catch(() => { throw new ApiError(0, 'network', 'the upload did not reach the file store'); });
+  if (!uploaded.ok) throw new ApiError(uploaded.status, 'upload_refused', `the file store refused the upload (${uploaded.status})`);
+  const content = { ...textContent(text, extra), file: fileRefContent(ref) };
+  const messageId = (await messenger.send(channelId, content)).message_id;
+  await api.request('PUT', `/channels/${channelId}/files/${ref.blobId}`, { body: { message_id: messageId } });
+  return { message_id: messageId, blob_id: ref.blobId };
+}
