@@ -45,6 +45,13 @@ def test_a_file_sent_from_the_cli_downloads_in_the_browser(
     download = arriving.value
     assert download.suggested_filename == "compte-rendu.txt"
     assert Path(download.path()).read_bytes() == minutes.read_bytes()
+
+    # A server that serves more than the sealed message announces is cut off and refused.
+    assert web_server.data is not None
+    (blob,) = (web_server.data / "blobs").rglob(sent["attachment"]["blob_id"])
+    blob.write_bytes(blob.read_bytes() + bytes(5_000_000))
+    shown.get_by_role("button", name="Télécharger").click()
+    expect(shown.locator(".file-status")).to_contain_text("Fichier refusé")
     assert not problems, problems
 
 

@@ -4,7 +4,7 @@
 // and hands it to the browser. A file whose reference or bytes do not check out is refused.
 import { h } from '../../dom.js';
 import { formatNumber, t } from '../../i18n.js';
-import { FileCryptoError, decryptFile, parseFileRef } from '../../filecrypt.js';
+import { FileCryptoError, TamperedFile, blobSize, decryptFile, parseFileRef } from '../../filecrypt.js';
 
 /** @typedef {import('./context.js').ChannelContext} ChannelContext */
 
@@ -34,9 +34,9 @@ export function fileChip(ctx, raw) {
     status.textContent = t('file.downloading');
     try {
       const { url } = await ctx.m.api.get(`/channels/${ctx.channelId}/files/${ref.blobId}`);
-      const answer = await fetch(url);
+      const answer = await fetch(url, { credentials: 'omit' });
       if (!answer.ok) throw new Error(t('file.unavailable'));
-      const data = await decryptFile(new Uint8Array(await answer.arrayBuffer()), ref);
+      const data = await decryptFile(await readAtMost(answer, blobSize(ref.size)), ref);
       save(data, ref.name, ref.mime);
       status.textContent = '';
     } catch (err) {
@@ -60,4 +60,33 @@ function save(data, name, mime) {
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/**
+ * The body, refused past `limit` bytes as it arrives: a server cannot fill the device's memory
+ * with a "file" bigger than the sealed message says.
+ * @param {Response} answer @param {number} limit
+ */
+async function readAtMost(answer, limit) {
+  if (!answer.body) return new Uint8Array(await answer.arrayBuffer());
+  const reader = answer.body.getReader();
+  const parts = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > limit) {
+      await reader.cancel();
+      throw new TamperedFile('the blob is longer than the file the message announces');
+    }
+    parts.push(value);
+  }
+  const whole = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    whole.set(part, at);
+    at += part.length;
+  }
+  return whole;
 }
