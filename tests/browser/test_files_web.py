@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import watch_console
 from tests.browser.test_web_app import activate, add_to_channel, create_channel, invite, message, send
@@ -20,9 +20,11 @@ from tests.e2e.conftest import Server
 GROUP = "Conseil municipal"
 
 
-def test_a_file_sent_from_the_cli_downloads_in_the_browser(
+def mayor_and_clerk(
     web_server: Server, new_context: Callable[..., Any], cli: Callable[..., dict[str, Any]], tmp_path: Path
-) -> None:
+) -> tuple[Page, str, str, list[str]]:
+    """The mayor in the browser and the secretariat's CLI profile in a group: (page, profile,
+    group id, the page's console problems)."""
     problems: list[str] = []
     owner = new_context("owner", accept_downloads=True).pages[0]
     watch_console(owner, problems)
@@ -31,7 +33,13 @@ def test_a_file_sent_from_the_cli_downloads_in_the_browser(
     cli("--profile", clerk, "activate", invite(owner, "Secrétariat"), "--name", "Secrétariat")
     create_channel(owner, GROUP, "group")
     add_to_channel(owner, "Secrétariat")
-    group = owner.url.rsplit("/", 1)[1]
+    return owner, clerk, owner.url.rsplit("/", 1)[1], problems
+
+
+def test_a_file_sent_from_the_cli_downloads_in_the_browser(
+    web_server: Server, new_context: Callable[..., Any], cli: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    owner, clerk, group, problems = mayor_and_clerk(web_server, new_context, cli, tmp_path)
     minutes = tmp_path / "compte-rendu.txt"
     minutes.write_bytes(("Séance du 3 décembre : budget voté.\n" * 2000).encode())  # 78 kB: two chunks
     sent = cli("--profile", clerk, "send", group, "--file", str(minutes), "Le compte rendu")
@@ -70,15 +78,7 @@ def phone_photo(path: Path) -> bytes:
 def test_a_document_and_a_photo_sent_from_the_browser_reach_the_cli(
     web_server: Server, new_context: Callable[..., Any], cli: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:
-    problems: list[str] = []
-    owner = new_context("owner").pages[0]
-    watch_console(owner, problems)
-    activate(owner, web_server.owner_url(), "Maire Dupuis")
-    clerk = str(tmp_path / "clerk")
-    cli("--profile", clerk, "activate", invite(owner, "Secrétariat"), "--name", "Secrétariat")
-    create_channel(owner, GROUP, "group")
-    add_to_channel(owner, "Secrétariat")
-    group = owner.url.rsplit("/", 1)[1]
+    owner, clerk, group, problems = mayor_and_clerk(web_server, new_context, cli, tmp_path)
 
     plan = tmp_path / "plan du chantier.pdf"
     plan.write_bytes(b"%PDF-1.4 " + bytes(range(256)) * 400)  # 102 kB, two chunks and more
