@@ -731,11 +731,12 @@ def _send_file(args: argparse.Namespace) -> Result:
     mime = (args.type or mimetypes.guess_type(path.name)[0] or "application/octet-stream").lower()
     data, name = path.read_bytes(), path.name
     original = len(data)
-    if not args.original:
-        from bocage.client.images import compress_image
+    from bocage.client.images import compress_image, thumbnail
 
+    if not args.original:
         data, name, mime = compress_image(data, name, mime)
-    sent = send_file(_messenger(args), args.channel, data, name, mime, args.text)
+    thumb = thumbnail(data, mime)
+    sent = send_file(_messenger(args), args.channel, data, name, mime, args.text, thumb=thumb)
     return {**sent, "attachment": {**sent["attachment"], "original_bytes": original}}
 
 

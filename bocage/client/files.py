@@ -20,7 +20,9 @@ from bocage.client.filecrypt import (
     parse_file_ref,
     seal_file,
 )
+from bocage.client.images import THUMB_MAX_BYTES
 from bocage.client.messenger import Messenger
+from chalicelib.domain.encoding import b64e
 
 TRANSFER_TIMEOUT = 120
 
@@ -80,8 +82,10 @@ def send_file(
     text: str = "",
     *,
     transfer: Transfer | None = None,
+    thumb: bytes | None = None,
 ) -> dict[str, Any]:
-    """Encrypt, upload, send the message carrying the key, bind the blob to it."""
+    """Encrypt, upload, send the message carrying the key (and a photo's thumbnail, at most
+    8 KB, inside the sealed content), bind the blob to it."""
     transfer = transfer or HttpTransfer()
     parse_file_ref(
         FileRef("b_check", name, mime, len(data), "0" * 64, bytes(32)).to_content()
@@ -90,7 +94,12 @@ def send_file(
     slot = client.request("POST", f"/channels/{channel_id}/files", {"size": blob_size(len(data))})
     ref, blob = seal_file(data, slot["blob_id"], name, mime)
     transfer.put(slot["upload_url"], slot["headers"], blob)
-    receipt = messenger.send(channel_id, {"type": "text", "text": text, "file": ref.to_content()})
+    content: dict[str, Any] = {"type": "text", "text": text, "file": ref.to_content()}
+    if thumb is not None:
+        if len(thumb) > THUMB_MAX_BYTES:
+            raise ValueError(f"a thumbnail is at most {THUMB_MAX_BYTES} bytes")
+        content["thumb"] = b64e(thumb)
+    receipt = messenger.send(channel_id, content)
     bound = client.request(
         "PUT", f"/channels/{channel_id}/files/{ref.blob_id}", {"message_id": receipt["message_id"]}
     )

@@ -12,6 +12,11 @@ from pathlib import PurePath
 
 MAX_SIDE = 1600
 JPEG_QUALITY = 82
+#: The thumbnail that travels inside the sealed message (docs/protocol.md, 18): a JPEG of at most
+#: this many bytes and this side, shown before the photo is fetched.
+THUMB_MAX_BYTES = 8 * 1024
+THUMB_SIDE = 160
+THUMB_QUALITIES = (70, 55, 40, 25)
 #: What is re-encoded; any other type (a PDF, a GIF that may be animated) is sent as it is.
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff"})
 
@@ -43,3 +48,23 @@ def compress_image(data: bytes, name: str, mime: str, *, max_side: int = MAX_SID
             return out.getvalue(), str(PurePath(name).with_suffix(".png")), "image/png"
         image.convert("RGB").save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
         return out.getvalue(), str(PurePath(name).with_suffix(".jpg")), "image/jpeg"
+
+
+def thumbnail(data: bytes, mime: str) -> bytes | None:
+    """A JPEG of at most 8 KB and 160 px of a photo, upright and without metadata; None for
+    anything else, when Pillow is missing, or when no quality fits (a message then has none)."""
+    if mime not in IMAGE_TYPES:
+        return None
+    try:
+        from PIL import Image, ImageOps
+    except ImportError:
+        return None
+    with Image.open(io.BytesIO(data)) as opened:
+        image = ImageOps.exif_transpose(opened).convert("RGB")
+    image.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+    for quality in THUMB_QUALITIES:
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=quality, optimize=True)
+        if out.tell() <= THUMB_MAX_BYTES:
+            return out.getvalue()
+    return None

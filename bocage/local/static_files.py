@@ -63,7 +63,7 @@ def app_security_headers() -> dict[str, str]:
             "default-src 'none'",
             "script-src 'self'",
             "style-src 'self'",
-            "img-src 'self'",
+            "img-src 'self' blob:",  # photos decrypted on the device
             "font-src 'self'",
             f"connect-src {connect}",
             "manifest-src 'self'",

@@ -13,6 +13,7 @@ from typing import Any
 from PIL import Image
 from playwright.sync_api import Page, expect
 
+from chalicelib.domain.encoding import b64d
 from tests.browser.conftest import watch_console
 from tests.browser.test_web_app import activate, add_to_channel, create_channel, invite, message, send
 from tests.e2e.conftest import Server
@@ -93,6 +94,14 @@ def test_a_document_and_a_photo_sent_from_the_browser_reach_the_cli(
     owner.locator("#composer-file").set_input_files(str(photo))
     owner.get_by_role("button", name="Envoyer").click()  # a file alone, no text
     expect(owner.locator(".attachment")).to_be_hidden()
+    # Shown at once from the thumbnail inside the message; a tap fetches and shows the photo.
+    thumb = owner.get_by_role("button", name="Afficher la photo IMG_0042.jpg").locator("img")
+    expect(thumb).to_be_visible()
+    assert thumb.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [107, 160]
+    owner.get_by_role("button", name="Afficher la photo IMG_0042.jpg").click()
+    full = owner.locator("img.file-photo")
+    expect(full).to_be_visible()
+    assert full.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [1067, 1600]
 
     shown = {m.get("text"): m for m in cli("--profile", clerk, "read", group)["messages"]}
     out = tmp_path / "downloads"
@@ -101,6 +110,9 @@ def test_a_document_and_a_photo_sent_from_the_browser_reach_the_cli(
     assert Path(got["path"]).name == "plan du chantier.pdf"
 
     (photo_message,) = [m for m in shown.values() if m.get("text") == "" and m.get("message_id")]
+    thumb_bytes = b64d(photo_message["content"]["thumb"])
+    assert len(thumb_bytes) <= 8 * 1024 and thumb_bytes[:2] == b"\xff\xd8"
+    assert "thumb" not in shown["Le plan révisé"]["content"]  # documents have none
     got = cli("--profile", clerk, "download", group, photo_message["message_id"], "--out", str(out))
     arrived = Path(got["path"])
     assert arrived.name == "IMG_0042.jpg"

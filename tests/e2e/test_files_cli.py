@@ -5,12 +5,15 @@ opaque blob, gone with its message."""
 
 from __future__ import annotations
 
+import io
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 import boto3
+from PIL import Image
 
+from chalicelib.domain.encoding import b64d
 from tests.e2e.conftest import Server, bocage, bocage_fails, start_server
 
 BUCKET = "bocage-files-e2e"
@@ -57,10 +60,36 @@ def _walkthrough(server: Server, tmp_path: Path, blobs: Blobs) -> tuple[Path, Pa
     return owner, alice, group
 
 
-def test_a_document_on_the_data_directory(server: Server, tmp_path: Path) -> None:
+def test_a_document_on_the_data_directory_then_a_phone_photo(server: Server, tmp_path: Path) -> None:
     assert server.data is not None
     root = server.data / "blobs"
-    _walkthrough(server, tmp_path, lambda: {str(p): p.read_bytes() for p in root.rglob("*") if p.is_file()})
+    owner, alice, group = _walkthrough(
+        server, tmp_path, lambda: {str(p): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    )
+    # A phone photo leaves sober: 1,600 px, re-encoded without its EXIF (camera, place), with a
+    # thumbnail of at most 8 KB inside the sealed message.
+    photo = tmp_path / "IMG_0042.jpeg"
+    exif = Image.Exif()
+    exif[0x0110] = "Phone 12"  # Model
+    exif[0x8825] = {1: "N", 2: (48.0, 51.0, 24.0), 3: "E", 4: (2.0, 21.0, 3.0)}  # GPS
+    Image.new("RGB", (3000, 2000), (200, 180, 40)).save(photo, "JPEG", quality=95, exif=exif)
+    sent = bocage("--profile", str(alice), "send", group, "--file", str(photo))
+    assert sent["attachment"]["name"] == "IMG_0042.jpg"
+    assert sent["attachment"]["original_bytes"] == photo.stat().st_size
+    got = Path(
+        bocage("--profile", str(owner), "download", group, sent["message_id"], "--out", str(tmp_path))["path"]
+    )
+    with Image.open(got) as arrived:
+        assert arrived.size == (1600, 1067) and not arrived.getexif()
+    (shown,) = [
+        m
+        for m in bocage("--profile", str(owner), "read", group)["messages"]
+        if m["message_id"] == sent["message_id"]
+    ]
+    thumb = b64d(shown["content"]["thumb"])
+    assert len(thumb) <= 8 * 1024
+    with Image.open(io.BytesIO(thumb)) as small:
+        assert small.size == (160, 107) and not small.getexif()
 
 
 def test_a_document_on_an_s3_compatible_service(moto_endpoint: str, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import random
 
 from PIL import Image
 
-from bocage.client.images import MAX_SIDE, compress_image
+from bocage.client.images import MAX_SIDE, THUMB_MAX_BYTES, compress_image, thumbnail
 
 GPS_IFD = 0x8825
 ORIENTATION = 0x0112
@@ -55,3 +55,14 @@ def test_a_transparent_image_stays_png_and_a_document_is_untouched() -> None:
     assert Image.open(io.BytesIO(data)).size == (1600, 800)
     pdf = b"%PDF-1.7 minutes"
     assert compress_image(pdf, "cr.pdf", "application/pdf") == (pdf, "cr.pdf", "application/pdf")
+
+
+def test_a_photo_s_thumbnail_fits_in_the_message() -> None:
+    """At most 8 KB and 160 px even for pure noise (the worst case for JPEG), upright, no EXIF."""
+    original = photo_with_location(3000, 2000, orientation=6)
+    thumb = thumbnail(original, "image/jpeg")
+    assert thumb is not None and len(thumb) <= THUMB_MAX_BYTES
+    shown = Image.open(io.BytesIO(thumb))
+    assert shown.format == "JPEG" and shown.size == (107, 160)  # portrait, as the EXIF said
+    assert not shown.getexif() and b"Phone 12" not in thumb
+    assert thumbnail(b"%PDF-1.4", "application/pdf") is None  # documents have none

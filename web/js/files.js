@@ -7,9 +7,14 @@
 import { ApiError } from './api.js';
 import { blobSize, fileRefContent, sealFile } from './filecrypt.js';
 import { textContent } from './messenger.js';
+import { b64e } from './wire.js';
 
 export const MAX_SIDE = 1600;
 const JPEG_QUALITY = 0.82;
+/** The thumbnail inside the sealed message (docs/protocol.md, 18), as the Python client makes it. */
+export const THUMB_MAX_BYTES = 8 * 1024;
+const THUMB_SIDE = 160;
+const THUMB_QUALITIES = [0.7, 0.55, 0.4, 0.25];
 /** What is re-encoded (the Python client's list); any other type is sent as it is. */
 const IMAGE_TYPES = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/bmp', 'image/tiff']);
 /** Headers the browser sets itself and refuses from a page. */
@@ -20,6 +25,7 @@ const BROWSER_HEADERS = new Set(['content-length', 'host']);
  * @property {Uint8Array} data
  * @property {string} name
  * @property {string} mime
+ * @property {Uint8Array | null} thumb a photo's JPEG thumbnail (at most 8 KB), or none
  */
 
 /** "photo.HEIC" → "photo.jpg". @param {string} name @param {string} ext */
@@ -36,9 +42,30 @@ function withExtension(name, ext) {
  * @returns {Promise<Prepared>}
  */
 export async function prepareFile(file, name, mime) {
-  if (!IMAGE_TYPES.has(mime)) return { data: new Uint8Array(await file.arrayBuffer()), name, mime };
+  if (!IMAGE_TYPES.has(mime)) return { data: new Uint8Array(await file.arrayBuffer()), name, mime, thumb: null };
   const bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
-  const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
+  try {
+    const png = mime === 'image/png';
+    const type = png ? 'image/png' : 'image/jpeg';
+    const photo = await encoded(draw(bitmap, MAX_SIDE), type, JPEG_QUALITY);
+    const small = draw(bitmap, THUMB_SIDE);
+    let thumb = null;
+    for (const quality of THUMB_QUALITIES) {
+      const candidate = await encoded(small, 'image/jpeg', quality);
+      if (candidate.length <= THUMB_MAX_BYTES) {
+        thumb = candidate;
+        break;
+      }
+    }
+    return { data: photo, name: withExtension(name, png ? 'png' : 'jpg'), mime: type, thumb };
+  } finally {
+    bitmap.close();
+  }
+}
+
+/** The picture on a canvas whose longest side is at most `side`. @param {ImageBitmap} bitmap @param {number} side */
+function draw(bitmap, side) {
+  const scale = Math.min(1, side / Math.max(bitmap.width, bitmap.height));
   const canvas = document.createElement('canvas');
   canvas.width = Math.max(1, Math.round(bitmap.width * scale));
   canvas.height = Math.max(1, Math.round(bitmap.height * scale));
@@ -46,12 +73,14 @@ export async function prepareFile(file, name, mime) {
   if (!drawing) throw new Error('no canvas');
   drawing.imageSmoothingQuality = 'high';
   drawing.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  bitmap.close();
-  const png = mime === 'image/png';
-  const type = png ? 'image/png' : 'image/jpeg';
-  const blob = await new Promise((resolve) => canvas.toBlob(resolve, type, JPEG_QUALITY));
+  return canvas;
+}
+
+/** @param {HTMLCanvasElement} canvas @param {string} type @param {number} quality */
+async function encoded(canvas, type, quality) {
+  const blob = await new Promise((resolve) => canvas.toBlob(resolve, type, quality));
   if (!blob) throw new Error('the photo could not be encoded');
-  return { data: new Uint8Array(await blob.arrayBuffer()), name: withExtension(name, png ? 'png' : 'jpg'), mime: type };
+  return new Uint8Array(await blob.arrayBuffer());
 }
 
 /**
@@ -75,7 +104,9 @@ export async function sendFile(messenger, channelId, file, text, extra = {}) {
   const uploaded = await fetch(slot.upload_url, { method: slot.method, headers, body: blob, credentials: 'omit' })
     .catch(() => { throw new ApiError(0, 'network', 'the upload did not reach the file store'); });
   if (!uploaded.ok) throw new ApiError(uploaded.status, 'upload_refused', `the file store refused the upload (${uploaded.status})`);
+  /** @type {Record<string, unknown>} */
   const content = { ...textContent(text, extra), file: fileRefContent(ref) };
+  if (file.thumb) content.thumb = b64e(file.thumb);
   const messageId = (await messenger.send(channelId, content)).message_id;
   await api.request('PUT', `/channels/${channelId}/files/${ref.blobId}`, { body: { message_id: messageId } });
   return { message_id: messageId, blob_id: ref.blobId };

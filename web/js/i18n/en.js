@@ -515,6 +515,7 @@ export default {
   'file.remove': 'Remove',
   'file.sending': 'Preparing, encrypting and sending the file…',
   'file.not_sent': 'File not sent: {reason}',
+  'file.show_photo': 'Show the photo {name}',
   'file.download': 'Download',
   'file.downloading': 'Downloading and decrypting…',
   'file.unavailable': 'This file is no longer available.',

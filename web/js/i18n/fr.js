@@ -515,6 +515,7 @@ export default {
   'file.remove': 'Retirer',
   'file.sending': 'Préparation, chiffrement et envoi du fichier…',
   'file.not_sent': 'Fichier non envoyé : {reason}',
+  'file.show_photo': 'Afficher la photo {name}',
   'file.download': 'Télécharger',
   'file.downloading': 'Téléchargement et déchiffrement…',
   'file.unavailable': "Ce fichier n'est plus disponible.",

@@ -158,7 +158,7 @@ function messageBody(ctx, handlers, view) {
     : null;
   if (handlers.ui.editing === msg.message_id) return [quote, editForm(handlers, msg, view.edited?.text ?? String(msg.content?.text ?? ''))];
   const text = view.edited ? view.edited.text : String(msg.content?.text ?? '');
-  const file = msg.content?.file ? fileChip(ctx, msg.content.file) : null;
+  const file = msg.content?.file ? fileChip(ctx, msg.content.file, msg.content.thumb) : null;
   const words = text || !file ? h('p', { class: 'text' }, richText(ctx, text, msg), view.edited ? h('span', { class: 'edited' }, ` (${t('message.edited')})`) : null) : null;
   return [quote, file, words];
 }
