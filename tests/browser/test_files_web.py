@@ -121,4 +121,12 @@ def test_a_document_and_a_photo_sent_from_the_browser_reach_the_cli(
         assert image.size == (1067, 1600)  # upright (portrait) and 1,600 px on its longest side
         assert not image.getexif()  # no camera, no place, no orientation left
     assert arrived.stat().st_size < len(original) / 4
+
+    # The console shows what the organisation's files take: both blobs, against its plan's limits.
+    owner.get_by_role("link", name="Administration").click()
+    owner.get_by_role("link", name="Offre et factures").click()
+    used = sum(Path(p).stat().st_size for p in (web_server.data or Path()).glob("blobs/**/b_*"))
+    expect(
+        owner.get_by_text(f"{round(used / 1000)} ko utilisés sur 20 Go (un fichier : 25 Mo au plus)")
+    ).to_be_visible()
     assert not problems, problems

@@ -85,6 +85,14 @@ export function formatNumber(value, digits = 0) {
   return new Intl.NumberFormat(locale(), { maximumFractionDigits: digits }).format(Number(value));
 }
 
+/** A size in bytes: "1,2 Go", "1,2 Mo", "340 ko", "12 octets". @param {number} size */
+export function formatSize(size) {
+  if (size >= 1e9) return t('file.gb', { size: formatNumber(size / 1e9, 1) });
+  if (size >= 1e6) return t('file.mb', { size: formatNumber(size / 1e6, 1) });
+  if (size >= 1e3) return t('file.kb', { size: formatNumber(size / 1e3, 0) });
+  return t('file.bytes', { count: size });
+}
+
 /** A mass of CO2e given in milligrams: "850 mg", "12,3 g", "4,1 kg", "2,5 t". */
 export function formatMass(mg) {
   const value = Number(mg);

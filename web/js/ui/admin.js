@@ -2,7 +2,7 @@
 // The admin console: invitations with a QR code, members and devices, retention, plan and
 // invoices, the pilot report, the journal (audit log). Shown to owners and admins only (the server refuses others anyway).
 import { h, field, replace, focus } from '../dom.js';
-import { formatDate, formatDateTime, formatDays, formatMass, formatMoney, formatMonth, formatNumber, t } from '../i18n.js';
+import { formatDate, formatDateTime, formatDays, formatMass, formatMoney, formatMonth, formatNumber, formatSize, t } from '../i18n.js';
 import { qrSvg } from '../qr.js';
 import { barChart, dataTable, kpi } from '../charts.js';
 import { badge } from './trust-badge.js';
@@ -272,8 +272,13 @@ async function planSection(app, body) {
   replace(body, box);
   let plan;
   let invoices;
+  let files;
   try {
-    [plan, { invoices }] = await Promise.all([app.messenger.api.get('/plan'), app.messenger.api.get('/invoices')]);
+    [plan, { invoices }, files] = await Promise.all([
+      app.messenger.api.get('/plan'),
+      app.messenger.api.get('/invoices'),
+      app.messenger.api.get('/files/usage'),
+    ]);
   } catch (err) {
     failure(app, box, err);
     return;
@@ -286,6 +291,8 @@ async function planSection(app, body) {
   ];
   if (plan.pilot_ends_at) facts.push([t('plan.pilot_ends'), t('plan.pilot_ends_value', { date: formatDate(plan.pilot_ends_at), count: plan.days_left })]);
   if (plan.pro_since) facts.push([t('plan.pro_since'), formatDate(plan.pro_since)]);
+  // Encrypted photos and documents: what they take (uploads under way included) and the limits.
+  facts.push([t('plan.files'), t('plan.files_value', { used: formatSize(files.bytes_in_use), quota: formatSize(files.quota_bytes), max: formatSize(files.max_file_bytes) })]);
   let choice = null;
   if (plan.plan === 'pilot') {
     const status = h('p', { class: 'form-status', role: 'alert' });

@@ -4,9 +4,8 @@
 // What is typed is kept as the channel's draft (IndexedDB) until sent; what is sent goes through
 // the outbox, so a message written offline waits "en attente" and leaves on reconnect.
 import { h, replace } from '../../dom.js';
-import { t } from '../../i18n.js';
+import { formatSize, t } from '../../i18n.js';
 import { fold, mentionQuery, mentionsIn } from '../../rich-text.js';
-import { sizeText } from './file-chip.js';
 import { focusComposer } from './context.js';
 import { snippet } from './history.js';
 import { pollForm } from './poll-form.js';
@@ -208,7 +207,7 @@ function attachmentPicker(ctx) {
     replace(line,
       h('span', { class: 'file-icon', 'aria-hidden': 'true' }, '📎'),
       h('span', { class: 'file-name' }, file.name),
-      h('span', { class: 'file-size' }, ` · ${sizeText(file.size)}`),
+      h('span', { class: 'file-size' }, ` · ${formatSize(file.size)}`),
       h('button', { type: 'button', class: 'small', onClick: () => pick(null) }, t('file.remove')));
   };
   input.addEventListener('change', () => pick(input.files?.[0] || null));

@@ -3,18 +3,12 @@
 // and "Télécharger", which fetches the encrypted blob, decrypts and checks it on this device
 // and hands it to the browser. A file whose reference or bytes do not check out is refused.
 import { h } from '../../dom.js';
-import { formatNumber, t } from '../../i18n.js';
+import { formatSize, t } from '../../i18n.js';
 import { b64d } from '../../wire.js';
 import { FileCryptoError, TamperedFile, blobSize, decryptFile, parseFileRef } from '../../filecrypt.js';
 
 /** @typedef {import('./context.js').ChannelContext} ChannelContext */
 
-/** "1,2 Mo", "340 ko", "12 octets". @param {number} size */
-export function sizeText(size) {
-  if (size >= 1e6) return t('file.mb', { size: formatNumber(size / 1e6, 1) });
-  if (size >= 1e3) return t('file.kb', { size: formatNumber(size / 1e3, 0) });
-  return t('file.bytes', { count: size });
-}
 
 /** The most a thumbnail may be (the senders' limit): anything else is not shown. */
 const THUMB_MAX_BYTES = 8 * 1024;
@@ -76,7 +70,7 @@ export function fileChip(ctx, raw, rawThumb) {
     thumb ? photo(thumb, fileRef, fetchFile) : null,
     h('span', { class: 'file-icon', 'aria-hidden': 'true' }, '📎'),
     h('span', { class: 'file-name' }, ref.name),
-    h('span', { class: 'file-size' }, ` · ${sizeText(ref.size)}`),
+    h('span', { class: 'file-size' }, ` · ${formatSize(ref.size)}`),
     button,
     status);
 }
