@@ -13,6 +13,7 @@ from typing import Any
 from PIL import Image
 from playwright.sync_api import Page, expect
 
+from bocage.client.filecrypt import blob_size
 from chalicelib.domain.encoding import b64d
 from tests.browser.conftest import watch_console
 from tests.browser.test_web_app import activate, add_to_channel, create_channel, invite, message, send
@@ -89,6 +90,19 @@ def test_a_document_and_a_photo_sent_from_the_browser_reach_the_cli(
     expect(owner.locator(".attachment")).to_be_hidden()  # sent: the picker is empty again
     expect(message(owner, "Le plan révisé").locator(".file-name")).to_have_text("plan du chantier.pdf")
 
+    # An upload held by the network can be cancelled: no message is sent.
+    held: list[Any] = []
+    owner.route("**/blobs/**", lambda route: held.append(route))  # never answered
+    owner.locator("#composer-file").set_input_files(str(plan))
+    owner.get_by_label("Votre message").fill("Ne partira pas")
+    owner.get_by_role("button", name="Envoyer").click()
+    owner.locator(".attachment").get_by_role("button", name="Annuler").click()
+    expect(owner.get_by_role("alert").filter(has_text="Envoi annulé")).to_be_visible()
+    assert held  # the upload had started
+    owner.unroute("**/blobs/**")
+    owner.locator(".attachment").get_by_role("button", name="Retirer").click()
+    owner.get_by_label("Votre message").fill("")
+
     photo = tmp_path / "IMG_0042.jpeg"
     original = phone_photo(photo)
     owner.locator("#composer-file").set_input_files(str(photo))
@@ -104,6 +118,7 @@ def test_a_document_and_a_photo_sent_from_the_browser_reach_the_cli(
     assert full.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [1067, 1600]
 
     shown = {m.get("text"): m for m in cli("--profile", clerk, "read", group)["messages"]}
+    assert "Ne partira pas" not in shown
     out = tmp_path / "downloads"
     got = cli("--profile", clerk, "download", group, shown["Le plan révisé"]["message_id"], "--out", str(out))
     assert Path(got["path"]).read_bytes() == plan.read_bytes()
@@ -122,10 +137,12 @@ def test_a_document_and_a_photo_sent_from_the_browser_reach_the_cli(
         assert not image.getexif()  # no camera, no place, no orientation left
     assert arrived.stat().st_size < len(original) / 4
 
-    # The console shows what the organisation's files take: both blobs, against its plan's limits.
+    # The console shows what the organisation's files take: both blobs, and the cancelled upload's
+    # slot until it expires unused, against the plan's limits.
     owner.get_by_role("link", name="Administration").click()
     owner.get_by_role("link", name="Offre et factures").click()
-    used = sum(Path(p).stat().st_size for p in (web_server.data or Path()).glob("blobs/**/b_*"))
+    stored = sum(Path(p).stat().st_size for p in (web_server.data or Path()).glob("blobs/**/b_*"))
+    used = stored + blob_size(plan.stat().st_size)
     expect(
         owner.get_by_text(f"{round(used / 1000)} ko utilisés sur 20 Go (un fichier : 25 Mo au plus)")
     ).to_be_visible()

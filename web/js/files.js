@@ -83,6 +83,39 @@ async function encoded(canvas, type, quality) {
   return new Uint8Array(await blob.arrayBuffer());
 }
 
+/** The upload was cancelled by the member: nothing was sent. */
+export class UploadCancelled extends Error {
+  name = 'UploadCancelled';
+}
+
+/**
+ * @typedef {object} Progress
+ * @property {(sent: number, total: number) => void} [onProgress] bytes of the blob sent so far
+ * @property {AbortSignal} [signal] cancels the upload (then `UploadCancelled`, and no message)
+ */
+
+/**
+ * PUT the blob to its slot, reporting progress (XMLHttpRequest: fetch reports none on upload).
+ * @param {{upload_url: string, method: string}} slot @param {Record<string, string>} headers
+ * @param {Uint8Array} blob @param {Progress} progress
+ */
+function upload(slot, headers, blob, { onProgress, signal } = {}) {
+  return new Promise((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open(slot.method, slot.upload_url);
+    for (const [name, value] of Object.entries(headers)) request.setRequestHeader(name, value);
+    request.upload.onprogress = (e) => onProgress?.(e.loaded, blob.length);
+    request.onload = () => (request.status >= 200 && request.status < 300
+      ? resolve(undefined)
+      : reject(new ApiError(request.status, 'upload_refused', `the file store refused the upload (${request.status})`)));
+    request.onerror = () => reject(new ApiError(0, 'network', 'the upload did not reach the file store'));
+    request.onabort = () => reject(new UploadCancelled('the upload was cancelled'));
+    if (signal?.aborted) return request.onabort(new ProgressEvent('abort'));
+    signal?.addEventListener('abort', () => request.abort(), { once: true });
+    request.send(new Blob([new Uint8Array(blob)]));
+  });
+}
+
 /**
  * Encrypt, upload, send the message carrying the key, bind the blob to it.
  * @param {import('./messenger.js').Messenger} messenger
@@ -90,9 +123,10 @@ async function encoded(canvas, type, quality) {
  * @param {Prepared} file
  * @param {string} text the message's text beside the file (may be empty)
  * @param {{replyTo?: string | null, mentions?: string[]}} [extra]
+ * @param {Progress} [progress]
  * @returns {Promise<{message_id: string, blob_id: string}>}
  */
-export async function sendFile(messenger, channelId, file, text, extra = {}) {
+export async function sendFile(messenger, channelId, file, text, extra = {}, progress = {}) {
   const api = messenger.api;
   const slot = await api.request('POST', `/channels/${channelId}/files`, { body: { size: blobSize(file.data.length) } });
   const { ref, blob } = await sealFile(file.data, slot.blob_id, file.name, file.mime);
@@ -101,9 +135,7 @@ export async function sendFile(messenger, channelId, file, text, extra = {}) {
   for (const [name, value] of Object.entries(slot.headers || {})) {
     if (!BROWSER_HEADERS.has(name.toLowerCase())) headers[name] = String(value);
   }
-  const uploaded = await fetch(slot.upload_url, { method: slot.method, headers, body: blob, credentials: 'omit' })
-    .catch(() => { throw new ApiError(0, 'network', 'the upload did not reach the file store'); });
-  if (!uploaded.ok) throw new ApiError(uploaded.status, 'upload_refused', `the file store refused the upload (${uploaded.status})`);
+  await upload(slot, headers, blob, progress);
   /** @type {Record<string, unknown>} */
   const content = { ...textContent(text, extra), file: fileRefContent(ref) };
   if (file.thumb) content.thumb = b64e(file.thumb);

@@ -153,7 +153,9 @@ function composerForm(ctx, options) {
       status.textContent = '';
       options.onSent();
     } catch (err) {
-      status.textContent = t('file.not_sent', { reason: ctx.app.errorText(err) });
+      status.textContent = err instanceof Error && err.name === 'UploadCancelled'
+        ? t('file.cancelled')
+        : t('file.not_sent', { reason: ctx.app.errorText(err) });
     }
     send.disabled = false;
   };
@@ -195,6 +197,9 @@ function attachmentPicker(ctx) {
   let picked = null;
   const input = h('input', { type: 'file', id: 'composer-file', class: 'visually-hidden', tabindex: -1 });
   const line = h('div', { class: 'attachment', hidden: true });
+  /** @type {AbortController | null} while the file goes up */
+  let sending = null;
+  const bar = h('progress', { max: 100, value: 0, 'aria-label': t('file.progress') });
   const pick = (/** @type {File | null} */ file) => {
     picked = file;
     if (!file) {
@@ -204,12 +209,15 @@ function attachmentPicker(ctx) {
       return;
     }
     line.hidden = false;
+    bar.value = 0;
     replace(line,
       h('span', { class: 'file-icon', 'aria-hidden': 'true' }, '📎'),
       h('span', { class: 'file-name' }, file.name),
       h('span', { class: 'file-size' }, ` · ${formatSize(file.size)}`),
-      h('button', { type: 'button', class: 'small', onClick: () => pick(null) }, t('file.remove')));
+      bar,
+      removal);
   };
+  const removal = h('button', { type: 'button', class: 'small', onClick: () => (sending ? sending.abort() : pick(null)) }, t('file.remove'));
   input.addEventListener('change', () => pick(input.files?.[0] || null));
   const button = h('button', { type: 'button', 'aria-controls': 'composer-file', onClick: () => input.click() },
     h('span', { 'aria-hidden': 'true' }, '📎 '), t('file.attach'));
@@ -222,8 +230,21 @@ function attachmentPicker(ctx) {
     async send(text, extra) {
       if (!picked) return;
       const { prepareFile, sendFile } = await import('../../files.js');
-      const prepared = await prepareFile(picked, picked.name, picked.type || 'application/octet-stream');
-      await sendFile(ctx.m, ctx.channelId, prepared, text, extra);
+      sending = new AbortController();
+      removal.textContent = t('file.cancel');
+      const progress = {
+        signal: sending.signal,
+        onProgress: (/** @type {number} */ done, /** @type {number} */ total) => {
+          bar.value = Math.round((100 * done) / Math.max(1, total));
+        },
+      };
+      try {
+        const prepared = await prepareFile(picked, picked.name, picked.type || 'application/octet-stream');
+        await sendFile(ctx.m, ctx.channelId, prepared, text, extra, progress);
+      } finally {
+        sending = null;
+        removal.textContent = t('file.remove');
+      }
       pick(null);
     },
   };
