@@ -90,32 +90,14 @@ def test_a_document_and_a_photo_sent_from_the_browser_reach_the_cli(
     expect(owner.locator(".attachment")).to_be_hidden()  # sent: the picker is empty again
     expect(message(owner, "Le plan révisé").locator(".file-name")).to_have_text("plan du chantier.pdf")
 
-    # An upload held by the network can be cancelled: no message is sent.
-    held: list[Any] = []
-    owner.route("**/blobs/**", lambda route: held.append(route))  # never answered
-    owner.locator("#composer-file").set_input_files(str(plan))
-    owner.get_by_label("Votre message").fill("Ne partira pas")
-    owner.get_by_role("button", name="Envoyer").click()
-    owner.locator(".attachment").get_by_role("button", name="Annuler").click()
-    expect(owner.get_by_role("alert").filter(has_text="Envoi annulé")).to_be_visible()
-    assert held  # the upload had started
-    owner.unroute("**/blobs/**")
-    owner.locator(".attachment").get_by_role("button", name="Retirer").click()
-    owner.get_by_label("Votre message").fill("")
+    cancel_an_upload(owner, plan)
 
     photo = tmp_path / "IMG_0042.jpeg"
     original = phone_photo(photo)
     owner.locator("#composer-file").set_input_files(str(photo))
     owner.get_by_role("button", name="Envoyer").click()  # a file alone, no text
     expect(owner.locator(".attachment")).to_be_hidden()
-    # Shown at once from the thumbnail inside the message; a tap fetches and shows the photo.
-    thumb = owner.get_by_role("button", name="Afficher la photo IMG_0042.jpg").locator("img")
-    expect(thumb).to_be_visible()
-    assert thumb.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [107, 160]
-    owner.get_by_role("button", name="Afficher la photo IMG_0042.jpg").click()
-    full = owner.locator("img.file-photo")
-    expect(full).to_be_visible()
-    assert full.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [1067, 1600]
+    thumbnail_then_photo(owner)
 
     shown = {m.get("text"): m for m in cli("--profile", clerk, "read", group)["messages"]}
     assert "Ne partira pas" not in shown
@@ -147,3 +129,29 @@ def test_a_document_and_a_photo_sent_from_the_browser_reach_the_cli(
         owner.get_by_text(f"{round(used / 1000)} ko utilisés sur 20 Go (un fichier : 25 Mo au plus)")
     ).to_be_visible()
     assert not problems, problems
+
+
+def cancel_an_upload(owner: Page, plan: Path) -> None:
+    """An upload held by the network is cancelled: no message is sent."""
+    held: list[Any] = []
+    owner.route("**/blobs/**", lambda route: held.append(route))  # never answered
+    owner.locator("#composer-file").set_input_files(str(plan))
+    owner.get_by_label("Votre message").fill("Ne partira pas")
+    owner.get_by_role("button", name="Envoyer").click()
+    owner.locator(".attachment").get_by_role("button", name="Annuler").click()
+    expect(owner.get_by_role("alert").filter(has_text="Envoi annulé")).to_be_visible()
+    assert held  # the upload had started
+    owner.unroute("**/blobs/**")
+    owner.locator(".attachment").get_by_role("button", name="Retirer").click()
+    owner.get_by_label("Votre message").fill("")
+
+
+def thumbnail_then_photo(owner: Page) -> None:
+    """Shown at once from the thumbnail inside the message; a tap fetches and shows the photo."""
+    thumb = owner.get_by_role("button", name="Afficher la photo IMG_0042.jpg").locator("img")
+    expect(thumb).to_be_visible()
+    assert thumb.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [107, 160]
+    owner.get_by_role("button", name="Afficher la photo IMG_0042.jpg").click()
+    full = owner.locator("img.file-photo")
+    expect(full).to_be_visible()
+    assert full.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [1067, 1600]
