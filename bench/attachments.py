@@ -76,6 +76,10 @@ class CountingObjects:
         self.requests["DELETE"] += 1
         self.inner.delete(key)
 
+    def set_lifetime(self, key: str, days: int) -> None:
+        self.requests["TAG"] += 1  # on S3, a PutObjectTagging
+        self.inner.set_lifetime(key, days)
+
 
 class CountingTransfer(StoreTransfer):
     def __init__(self, objects: LocalObjectStore, requests: Counter[str]) -> None:

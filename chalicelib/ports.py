@@ -222,3 +222,8 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None:
         """Remove the blob at ``key`` and give its space back; a missing one is not an error."""
         ...
+
+    def set_lifetime(self, key: str, days: int) -> None:
+        """Let the store itself delete the blob ``days`` after its upload (one of the
+        ``LIFETIME_CLASSES``): a backstop to the purge job, where the store has one."""
+        ...

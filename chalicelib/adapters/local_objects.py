@@ -120,3 +120,7 @@ class LocalObjectStore:
 
     def delete(self, key: str) -> None:
         self.path_of(key).unlink(missing_ok=True)
+
+    def set_lifetime(self, key: str, days: int) -> None:
+        """A directory has no lifecycle of its own: the purge job is the only deleter here."""
+        self.path_of(key)

@@ -11,6 +11,9 @@ from typing import Any
 
 from chalicelib.ports import Clock, SignedUrl
 
+#: The object tag the bucket's lifecycle rules select on (one rule per ``LIFETIME_CLASSES`` value).
+LIFETIME_TAG = "bocage-lifetime-days"
+
 
 class S3ObjectStore:
     def __init__(
@@ -64,3 +67,11 @@ class S3ObjectStore:
 
     def delete(self, key: str) -> None:
         self._client.delete_object(Bucket=self._bucket, Key=key)
+
+    def set_lifetime(self, key: str, days: int) -> None:
+        """The tag the bucket's lifecycle rule of that class expires objects by (infra/aws)."""
+        self._client.put_object_tagging(
+            Bucket=self._bucket,
+            Key=key,
+            Tagging={"TagSet": [{"Key": LIFETIME_TAG, "Value": str(days)}]},
+        )

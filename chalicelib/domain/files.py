@@ -20,6 +20,11 @@ SLOT_SECONDS = 15 * 60
 DOWNLOAD_SECONDS = 5 * 60
 #: A blob no message references by then is deleted (the record expires, the job removes the bytes).
 UNREFERENCED_SECONDS = 60 * 60
+#: The object store's own expiry classes, in days (one lifecycle rule each, by tag, on S3): a
+#: referenced blob is tagged with the shortest class its message's lifetime fits in, so that even
+#: if the purge job never ran, its bytes would go at most a class step after its message. The
+#: longest is the longest retention (5 years) and the bucket's backstop for untagged objects.
+LIFETIME_CLASSES = (8, 31, 92, 183, 366, 731, 1096, 1827)
 
 
 class StoredBlob(BaseModel):
@@ -61,3 +66,9 @@ class FileLimits:
             overrides.get("max_file_bytes", PLAN_LIMITS[plan]),
             overrides.get("quota_bytes", PLAN_QUOTAS[plan]),
         )
+
+
+def lifetime_class(created_at: int, expires_at: int) -> int:
+    """The shortest lifecycle class (days after the upload) that outlives the message."""
+    days = -(-(expires_at - created_at) // 86400) + 1  # whole days, and one for the clock's skew
+    return next((c for c in LIFETIME_CLASSES if c >= days), LIFETIME_CLASSES[-1])

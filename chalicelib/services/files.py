@@ -19,6 +19,7 @@ from chalicelib.domain.files import (
     UNREFERENCED_SECONDS,
     FileLimits,
     StoredBlob,
+    lifetime_class,
 )
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.organisation import require_admin
@@ -125,9 +126,18 @@ class FileService:
             raise BadRequest(f"the upload was {stored} bytes, not the {blob.size} its slot allowed")
         if not self._records.reference(blob, message_id, message.expires_at):
             raise Conflict("this file is already referenced by another message")
+        self._backstop(blob, message.expires_at)
         return self._answer(
             blob.model_copy(update={"message_id": message_id, "expires_at": message.expires_at})
         )
+
+    def _backstop(self, blob: StoredBlob, expires_at: int) -> None:
+        """Tag the bytes with their lifecycle class; a failure leaves the bucket's 5-year
+        backstop and the purge job, so it is logged, not the member's error."""
+        try:
+            self._objects.set_lifetime(blob.object_key, lifetime_class(blob.created_at, expires_at))
+        except Exception:
+            logger.warning("file lifetime not set on the object store", exc_info=True)
 
     def download(self, who: Principal, channel_id: str, blob_id: str) -> dict[str, Any]:
         """A short-lived URL to fetch a referenced blob, for a current member of its channel."""

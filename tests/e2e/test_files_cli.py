@@ -13,6 +13,7 @@ from pathlib import Path
 import boto3
 from PIL import Image
 
+from chalicelib.adapters.s3_objects import LIFETIME_TAG
 from chalicelib.domain.encoding import b64d
 from tests.e2e.conftest import Server, bocage, bocage_fails, start_server
 
@@ -108,8 +109,17 @@ def test_a_document_on_an_s3_compatible_service(moto_endpoint: str, tmp_path: Pa
         BOCAGE_S3_ENDPOINT=moto_endpoint,
     )
     try:
-        _walkthrough(srv, tmp_path, blobs)
+        _owner, alice, group = _walkthrough(srv, tmp_path, blobs)
         assert not (tmp_path / "data" / "blobs").exists()  # nothing kept beside the bucket
+        # A referenced blob carries its lifecycle class: the bucket itself would delete it a
+        # class step after its message (90 days by default) if the purge job never ran.
+        note = tmp_path / "note.txt"
+        note.write_bytes(b"ordre du jour")
+        sent = bocage("--profile", str(alice), "send", group, "--file", str(note))
+        (key,) = blobs()
+        assert key.endswith(sent["attachment"]["blob_id"])
+        tags = s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]
+        assert tags == [{"Key": LIFETIME_TAG, "Value": "92"}]
     finally:
         srv.process.terminate()
         srv.process.wait(timeout=10)

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from bocage.local.serve_settings import ServeSettings
+from chalicelib.adapters.s3_objects import LIFETIME_TAG
+from chalicelib.domain.files import LIFETIME_CLASSES
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
@@ -273,6 +275,7 @@ IAM_ACTION_OF_CALL = {
     "generate_presigned_url": "s3:PutObject",
     "head_object": "s3:GetObject",
     "delete_object": "s3:DeleteObject",
+    "put_object_tagging": "s3:PutObjectTagging",  # a blob's lifetime class, once referenced
 }
 # What the Lambda service does with the function's role: poll the queue, write the logs.
 SERVICE_ACTIONS = {
@@ -663,8 +666,14 @@ def test_the_files_bucket_is_private_encrypted_tls_only_with_cors_for_the_app_on
     # The web app's origin (AppUrl, set to the distribution's once deployed: docs/deploy-aws.md).
     assert cors["AllowedOrigins"] == [{"Fn::If": ["HasAppUrl", {"Ref": "AppUrl"}, {"Ref": "PublicUrl"}]}]
     assert sorted(cors["AllowedMethods"]) == ["GET", "PUT"]
-    (backstop,) = bucket["LifecycleConfiguration"]["Rules"]
+    *classes, backstop = bucket["LifecycleConfiguration"]["Rules"]
     assert backstop["Status"] == "Enabled" and 5 * 365 < backstop["ExpirationInDays"] <= 5 * 366 + 1
+    assert "TagFilters" not in backstop and "Prefix" not in backstop  # every object, tagged or not
+    # One rule per lifetime class the service tags blobs with, expiring exactly that class.
+    assert [(r["ExpirationInDays"], r["TagFilters"]) for r in classes] == [
+        (days, [{"Key": LIFETIME_TAG, "Value": str(days)}]) for days in LIFETIME_CLASSES[:-1]
+    ]
+    assert backstop["ExpirationInDays"] == LIFETIME_CLASSES[-1]
     (policy,) = [
         p
         for p in resources(template, "AWS::S3::BucketPolicy").values()
