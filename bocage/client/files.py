@@ -7,9 +7,11 @@ is bound to it, so the blob lives exactly as long as that message.
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any, Protocol
 
 from bocage.client.filecrypt import (
@@ -49,6 +51,15 @@ def _http_only(url: str) -> str:
 
 
 class HttpTransfer:
+    """Blob bytes over HTTP(S). An upload cut by the network is tried again (``attempts`` in all,
+    a second apart): the slot's URL stays valid for 15 minutes, and a retry after an upload
+    that did land is answered 409 by `bocage serve` (S3 simply overwrites), which counts as done
+    since binding the blob checks its stored size anyway."""
+
+    def __init__(self, attempts: int = 3, pause: float = 1.0) -> None:
+        self._attempts = attempts
+        self._pause = pause
+
     def put(self, url: str, headers: Mapping[str, str], body: bytes) -> None:
         request = urllib.request.Request(  # noqa: S310  (checked: HTTP(S) only)
             _http_only(url),
@@ -56,11 +67,18 @@ class HttpTransfer:
             method="PUT",
             headers={**headers, "Content-Type": "application/octet-stream"},
         )
-        try:
-            with urllib.request.urlopen(request, timeout=TRANSFER_TIMEOUT):  # noqa: S310
-                return
-        except urllib.error.HTTPError as refused:
-            raise FileUnavailable(f"the upload was refused ({refused.code})") from None
+        for attempt in range(1, self._attempts + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=TRANSFER_TIMEOUT):  # noqa: S310
+                    return
+            except urllib.error.HTTPError as refused:
+                if refused.code == HTTPStatus.CONFLICT and attempt > 1:
+                    return  # the earlier attempt landed; its answer was lost
+                raise FileUnavailable(f"the upload was refused ({refused.code})") from None
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as cut:
+                if attempt == self._attempts:
+                    raise FileUnavailable(f"the upload did not get through ({cut})") from None
+                time.sleep(self._pause)
 
     def get(self, url: str, limit: int) -> bytes:
         try:

@@ -3,6 +3,7 @@ size (a malicious or broken one) is cut off at that size, so it cannot fill memo
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,3 +53,56 @@ def test_a_download_stops_at_the_files_size(server: str) -> None:
 def test_only_http_urls_are_fetched() -> None:
     with pytest.raises(FileUnavailable, match="not HTTP"):
         HttpTransfer().get("file:///etc/passwd", 1000)
+
+
+class FlakyStore(BaseHTTPRequestHandler):
+    """Stores the first whole upload; ``drop_first`` connections are cut without an answer, and
+    any upload after one landed is answered 409, as `bocage serve` does for a used slot."""
+
+    drop_first = 1
+    attempts = 0
+    stored: bytes | None = None
+
+    def do_PUT(self) -> None:
+        cls = type(self)
+        cls.attempts += 1
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if cls.stored is not None:
+            self.send_response(409)
+            self.end_headers()
+            return
+        if cls.attempts <= cls.drop_first:
+            if cls.attempts == 1 and cls.drop_first == 1:
+                cls.stored = body  # it landed, but the answer is lost
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        cls.stored = body
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def _serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}/blob"
+
+
+@pytest.mark.parametrize("drop_first", [1, 2])
+def test_an_upload_cut_by_the_network_is_tried_again(drop_first: int) -> None:
+    """Whether the cut attempt landed (then 409 on the retry) or not, the upload ends done."""
+    FlakyStore.drop_first, FlakyStore.attempts, FlakyStore.stored = drop_first, 0, None
+    httpd, url = _serve(FlakyStore)
+    try:
+        HttpTransfer(pause=0).put(url, {"Content-Length": "5"}, b"blob!")
+        assert FlakyStore.stored == b"blob!"
+        assert FlakyStore.attempts == drop_first + 1  # landed-then-409, or stored on the third
+        FlakyStore.drop_first, FlakyStore.attempts, FlakyStore.stored = 9, 0, None
+        with pytest.raises(FileUnavailable, match="did not get through"):
+            HttpTransfer(attempts=3, pause=0).put(url, {"Content-Length": "5"}, b"blob!")
+        assert FlakyStore.attempts == 3
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
