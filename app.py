@@ -28,6 +28,7 @@ from chalicelib.api_schemas import (
     LinkBody,
     MembershipBody,
     OrgNameBody,
+    OrgPhotosBody,
     PilotEndBody,
     PublishBody,
     PushSubscriptionBody,
@@ -99,6 +100,14 @@ def whoami(ctx: ApiContext) -> dict[str, Any]:
 def rename_org(ctx: ApiContext) -> dict[str, Any]:
     org = ctx.container.orgs.rename(ctx.principal, ctx.body(OrgNameBody).name)
     return {"org_id": org.org_id, "org_name": org.name}
+
+
+@app.route("/org/photos", methods=["PUT"])
+@endpoint("OrgPhotosAnswer", body=OrgPhotosBody)
+def set_photo_size(ctx: ApiContext) -> dict[str, Any]:
+    """The longest side of the photos the organisation's devices send (admins)."""
+    org = ctx.container.orgs.set_photo_side(ctx.principal, ctx.body(OrgPhotosBody).max_side)
+    return {"org_id": org.org_id, "photo_max_side": org.photo_max_side}
 
 
 @app.route("/invitations", methods=["POST"])

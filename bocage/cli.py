@@ -124,6 +124,11 @@ def register_operator_and_org(sub: Subparsers, common: argparse.ArgumentParser) 
     rename = org_sub.add_parser("rename", parents=[common], help="rename your organisation (admins)")
     rename.add_argument("name")
     rename.set_defaults(func=cmd_org_rename)
+    photos = org_sub.add_parser(
+        "photos", parents=[common], help="the longest side of the photos your devices send (admins)"
+    )
+    photos.add_argument("max_side", type=int, help="pixels, 480 to 4096 (1600 by default)")
+    photos.set_defaults(func=cmd_org_photos)
 
     operator = sub.add_parser("operator", parents=[common], help="operator credentials")
     op_sub = operator.add_subparsers(dest="operator_command", required=True)
@@ -596,6 +601,10 @@ def cmd_org_rename(args: argparse.Namespace) -> Result:
     return _client(args).rename_org(args.name)
 
 
+def cmd_org_photos(args: argparse.Namespace) -> Result:
+    return _client(args).request("PUT", "/org/photos", {"max_side": args.max_side})
+
+
 def cmd_whoami(args: argparse.Namespace) -> Result:
     return _client(args).whoami()
 
@@ -731,10 +740,11 @@ def _send_file(args: argparse.Namespace) -> Result:
     mime = (args.type or mimetypes.guess_type(path.name)[0] or "application/octet-stream").lower()
     data, name = path.read_bytes(), path.name
     original = len(data)
-    from bocage.client.images import compress_image, thumbnail
+    from bocage.client.images import MAX_SIDE, compress_image, thumbnail
 
     if not args.original:
-        data, name, mime = compress_image(data, name, mime)
+        side = int(_client(args).whoami()["org"].get("photo_max_side", MAX_SIDE))
+        data, name, mime = compress_image(data, name, mime, max_side=side)
     thumb = thumbnail(data, mime)
     sent = send_file(_messenger(args), args.channel, data, name, mime, args.text, thumb=thumb)
     return {**sent, "attachment": {**sent["attachment"], "original_bytes": original}}

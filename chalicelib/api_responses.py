@@ -412,6 +412,11 @@ class FileUrlAnswer(FileAnswer):
     url_expires_at: int
 
 
+class OrgPhotosAnswer(_Answer):
+    org_id: str
+    photo_max_side: int
+
+
 class FileLimitsAnswer(_Answer):
     org_id: str
     max_file_bytes: int

@@ -184,6 +184,10 @@ class FileReferenceBody(_Body):
     message_id: str = Field(pattern=r"^[A-Za-z0-9_-]{8,64}$", description="the uploader's message naming it")
 
 
+class OrgPhotosBody(_Body):
+    max_side: int = Field(strict=True, description="pixels, 480 to 4096: the longest side of a photo sent")
+
+
 class FileLimitsBody(_Body):
     max_file_bytes: int | None = Field(
         default=None, ge=1, le=2**31 - 1, strict=True, description="null: the plan's"

@@ -43,6 +43,7 @@ class AuditAction(StrEnum):
     RENAMED = "org.renamed"
     RETENTION_CHANGED = "org.retention_changed"
     AUDIT_RETENTION_CHANGED = "org.audit_retention_changed"
+    PHOTO_SIZE_CHANGED = "org.photo_size_changed"
     PLAN_CHANGED = "plan.changed"
     PILOT_END_CHOSEN = "plan.pilot_end_chosen"
     CHANNEL_CREATED = "channel.created"

@@ -66,7 +66,7 @@ class RoleChanged:
     at: int
 
 
-OrgSetting = Literal["name", "retention_days", "audit_days", "plan", "pilot_end_choice"]
+OrgSetting = Literal["name", "retention_days", "audit_days", "plan", "pilot_end_choice", "photo_max_side"]
 
 
 @dataclass(frozen=True)

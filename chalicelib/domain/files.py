@@ -9,7 +9,12 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict
 
 from chalicelib.domain.organisation import Plan
+from chalicelib.errors import BadRequest
 
+#: The longest side of a photo as the organisation's devices send it (re-encoded on the device;
+#: docs/protocol.md, 18): the organisation's admins choose it between these bounds.
+PHOTO_MAX_SIDE = 1600
+PHOTO_SIDE_RANGE = (480, 4096)
 #: The largest blob an organisation's members may upload, by plan (bytes of the encrypted blob).
 PLAN_LIMITS = {Plan.FREE: 5_000_000, Plan.PILOT: 25_000_000, Plan.PRO: 25_000_000}
 #: What an organisation's files may take in all, by plan (bytes of blobs referenced or being
@@ -72,3 +77,10 @@ def lifetime_class(created_at: int, expires_at: int) -> int:
     """The shortest lifecycle class (days after the upload) that outlives the message."""
     days = -(-(expires_at - created_at) // 86400) + 1  # whole days, and one for the clock's skew
     return next((c for c in LIFETIME_CLASSES if c >= days), LIFETIME_CLASSES[-1])
+
+
+def check_photo_side(side: int) -> int:
+    low, high = PHOTO_SIDE_RANGE
+    if not low <= side <= high:
+        raise BadRequest(f"a photo's longest side is set between {low} and {high} pixels")
+    return side

@@ -80,6 +80,8 @@ class Organisation(_Record):
     root: str | None = None
     # How long the administrators' audit log keeps an entry (chalicelib/domain/audit.py).
     audit_days: int = DEFAULT_AUDIT_DAYS
+    # The longest side of the photos its devices send (chalicelib/domain/files.py).
+    photo_max_side: int = 1600
 
     @property
     def plan_start(self) -> int:

@@ -43,6 +43,7 @@ _SETTING_ACTIONS = {
     "audit_days": AuditAction.AUDIT_RETENTION_CHANGED,
     "plan": AuditAction.PLAN_CHANGED,
     "pilot_end_choice": AuditAction.PILOT_END_CHOSEN,
+    "photo_max_side": AuditAction.PHOTO_SIZE_CHANGED,
 }
 _CHANNEL_ACTIONS = {
     "created": AuditAction.CHANNEL_CREATED,

@@ -19,6 +19,7 @@ from chalicelib.domain.events import (
     OrgSettingChanged,
     RoleChanged,
 )
+from chalicelib.domain.files import check_photo_side
 from chalicelib.domain.ids import looks_like, new_id
 from chalicelib.domain.organisation import (
     Device,
@@ -86,6 +87,15 @@ class OrganisationService:
         before = self.get(who.org_id).name
         updated = self._update_org(who.org_id, name=name.strip())
         self._setting_changed(who.org_id, who, "name", before, updated.name)
+        return updated
+
+    def set_photo_side(self, who: Principal, side: int) -> Organisation:
+        """The longest side of the photos the organisation's devices send (admins): a sobriety
+        choice, applied by the devices before encrypting (the server never sees a photo)."""
+        require_admin(who.role)
+        before = self.get(who.org_id).photo_max_side
+        updated = self._update_org(who.org_id, photo_max_side=check_photo_side(side))
+        self._setting_changed(who.org_id, who, "photo_max_side", before, updated.photo_max_side)
         return updated
 
     def set_audit_days(self, who: Principal, days: int) -> Organisation:

@@ -6,6 +6,7 @@ bytes, and the photo made sober on the device (1,600 px at most, upright, no EXI
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,12 @@ def test_a_document_and_a_photo_sent_from_the_browser_reach_the_cli(
     expect(
         owner.get_by_text(f"{round(used / 1000)} ko utilisés sur 20 Go (un fichier : 25 Mo au plus)")
     ).to_be_visible()
+    # ... and its admins choose how large photos leave the devices.
+    owner.get_by_role("link", name="Organisation").click()
+    owner.get_by_label("Taille des photos envoyées").select_option("1280")
+    owner.get_by_role("button", name="Enregistrer").nth(1).click()
+    expect(owner.get_by_text(re.compile(r"Les photos partiront en 1\W280 px"))).to_be_visible()
+    assert cli("--profile", clerk, "whoami")["org"]["photo_max_side"] == 1280
     assert not problems, problems
 
 
@@ -137,7 +144,8 @@ def cancel_an_upload(owner: Page, plan: Path) -> None:
     owner.route("**/blobs/**", lambda route: held.append(route))  # never answered
     owner.locator("#composer-file").set_input_files(str(plan))
     owner.get_by_label("Votre message").fill("Ne partira pas")
-    owner.get_by_role("button", name="Envoyer").click()
+    with owner.expect_request("**/blobs/**"):  # the upload is under way (held)
+        owner.get_by_role("button", name="Envoyer").click()
     owner.locator(".attachment").get_by_role("button", name="Annuler").click()
     expect(owner.get_by_role("alert").filter(has_text="Envoi annulé")).to_be_visible()
     assert held  # the upload had started

@@ -67,8 +67,10 @@ def test_a_document_on_the_data_directory_then_a_phone_photo(server: Server, tmp
     owner, alice, group = _walkthrough(
         server, tmp_path, lambda: {str(p): p.read_bytes() for p in root.rglob("*") if p.is_file()}
     )
-    # A phone photo leaves sober: 1,600 px, re-encoded without its EXIF (camera, place), with a
-    # thumbnail of at most 8 KB inside the sealed message.
+    # A phone photo leaves sober: at the size the organisation's admins chose (1,280 px here),
+    # re-encoded without its EXIF (camera, place), with a thumbnail of at most 8 KB inside the
+    # sealed message.
+    assert bocage("--profile", str(owner), "org", "photos", "1280")["photo_max_side"] == 1280
     photo = tmp_path / "IMG_0042.jpeg"
     exif = Image.Exif()
     exif[0x0110] = "Phone 12"  # Model
@@ -81,7 +83,7 @@ def test_a_document_on_the_data_directory_then_a_phone_photo(server: Server, tmp
         bocage("--profile", str(owner), "download", group, sent["message_id"], "--out", str(tmp_path))["path"]
     )
     with Image.open(got) as arrived:
-        assert arrived.size == (1600, 1067) and not arrived.getexif()
+        assert arrived.size == (1280, 853) and not arrived.getexif()
     (shown,) = [
         m
         for m in bocage("--profile", str(owner), "read", group)["messages"]

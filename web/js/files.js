@@ -39,15 +39,16 @@ function withExtension(name, ext) {
  * (drawing it on a canvas keeps the pixels only, never the EXIF), anything else as it is.
  * PNGs stay PNG (they may be transparent); other photos become JPEG.
  * @param {Blob} file @param {string} name @param {string} mime
+ * @param {number} [maxSide] the organisation's choice (1,600 px unless its admins chose another)
  * @returns {Promise<Prepared>}
  */
-export async function prepareFile(file, name, mime) {
+export async function prepareFile(file, name, mime, maxSide = MAX_SIDE) {
   if (!IMAGE_TYPES.has(mime)) return { data: new Uint8Array(await file.arrayBuffer()), name, mime, thumb: null };
   const bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
   try {
     const png = mime === 'image/png';
     const type = png ? 'image/png' : 'image/jpeg';
-    const photo = await encoded(draw(bitmap, MAX_SIDE), type, JPEG_QUALITY);
+    const photo = await encoded(draw(bitmap, maxSide), type, JPEG_QUALITY);
     const small = draw(bitmap, THUMB_SIDE);
     let thumb = null;
     for (const quality of THUMB_QUALITIES) {

@@ -227,7 +227,30 @@ async function organisationSection(app, body) {
         status.textContent = app.errorText(err);
       }
     } }, h('div', { class: 'row' }, field(t('organisation.label'), name), h('button', { type: 'submit', class: 'primary' }, t('retention.save')))),
-    status));
+    status,
+    await photoSizeForm(app)));
+}
+
+/** The longest side of the photos the organisation's devices send: a sobriety choice. */
+const PHOTO_SIDES = [1024, 1280, 1600, 2048, 3072];
+
+async function photoSizeForm(app) {
+  const current = (await app.messenger.api.get('/me').catch(() => null))?.org?.photo_max_side ?? 1600;
+  const sides = PHOTO_SIDES.includes(current) ? PHOTO_SIDES : [...PHOTO_SIDES, current].sort((a, b) => a - b);
+  const select = h('select', null, sides.map((side) => h('option', { value: String(side), selected: side === current }, t('organisation.photo_side', { side: formatNumber(side) }))));
+  const status = h('p', { class: 'form-status', role: 'alert' });
+  return h('form', { class: 'inline-form', onSubmit: async (e) => {
+    e.preventDefault();
+    try {
+      const saved = await app.messenger.api.request('PUT', '/org/photos', { body: { max_side: Number(select.value) } });
+      status.textContent = t('organisation.photos_saved', { side: formatNumber(saved.photo_max_side) });
+    } catch (err) {
+      status.textContent = app.errorText(err);
+    }
+  } },
+  h('p', null, t('organisation.photos_explain')),
+  h('div', { class: 'row' }, field(t('organisation.photos_label'), select), h('button', { type: 'submit', class: 'primary' }, t('retention.save'))),
+  status);
 }
 
 async function retentionSection(app, body) {

@@ -239,7 +239,8 @@ function attachmentPicker(ctx) {
         },
       };
       try {
-        const prepared = await prepareFile(picked, picked.name, picked.type || 'application/octet-stream');
+        const side = (await ctx.m.api.get('/me').catch(() => null))?.org?.photo_max_side;
+        const prepared = await prepareFile(picked, picked.name, picked.type || 'application/octet-stream', side);
         await sendFile(ctx.m, ctx.channelId, prepared, text, extra, progress);
       } finally {
         sending = null;
