@@ -648,12 +648,19 @@ def cmd_tribe_poster(args: argparse.Namespace) -> Result:
 def cmd_join(args: argparse.Namespace) -> Result:
     """Retryable like activation: the keys are saved first, and the server recognises them."""
     profile = _profile(args)
-    if profile.exists:
-        raise CliError(f"{profile.dir} already holds an activated device; use another --profile")
     name = args.name.strip()
     if not 1 <= len(name) <= 120:
         raise CliError("--name must be 1 to 120 characters")
     target = parse_join_url(args.join_url)
+    if profile.exists:
+        messenger = _messenger(args)
+        if not messenger.trust.is_follower:
+            raise CliError(f"{profile.dir} already holds an activated device; use another --profile")
+        try:  # a follower's device follows another public tribe of its organisation
+            result = messenger.follow(target, name, device_name=args.device_name)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        return {**result, "member_id": result["follower_id"], "profile": str(profile.dir), "warnings": []}
     client = BocageClient(target.server)
     keys = _pending_keys(profile)
     result = join(

@@ -39,6 +39,7 @@ from bocage.client.rosters import RosterCache
 from bocage.client.trust import Trust
 from chalicelib.domain.activation_link import with_fragment_params
 from chalicelib.domain.envelope import Envelope
+from chalicelib.domain.followers import JoinTarget
 from chalicelib.domain.frames import (
     DeviceFrame,
     JoinedFrame,
@@ -303,7 +304,7 @@ class Messenger:
         device verified (one device each, so one vote per device), counted apart."""
         members = set(self.trust.membership(channel_id).members)  # the signed membership, not the server's
         messages = self.history(channel_id)
-        followers = {f["member_id"] for f in self.trust.followers.values()}
+        followers = {f["member_id"] for f in self.trust.followers.get(channel_id, {}).values()}
         return tally(messages, poll_id, members | followers, now=self.clock())
 
     def seen_by(self, channel_id: str, message_id: str) -> dict[str, Any]:
@@ -404,7 +405,7 @@ class Messenger:
         """Verify then decrypt one stored message; forged or unreadable ones are flagged, not shown."""
         channel_id, sender = message["channel_id"], message["sender_device"]
         # The sender shown is the device certificate's member, never the server's sender_member.
-        certified, forged_sender = self.trust.sender(sender, message.get("sender_member"))
+        certified, forged_sender = self.trust.sender(sender, message.get("sender_member"), channel_id)
         shown: dict[str, Any] = {
             "message_id": message["message_id"],
             "channel_id": channel_id,
@@ -470,13 +471,28 @@ class Messenger:
         """A public tribe's followers react and vote: verify them from the roster when one appears
         (the server's ``sender_member`` only says when to look; the certificates decide)."""
         unknown = any(
-            is_follower_id(str(m.get("sender_member"))) and m["sender_device"] not in self.trust.followers
+            is_follower_id(str(m.get("sender_member")))
+            and m["sender_device"] not in self.trust.followers.get(channel_id, {})
             for m in messages
         )
         if unknown and not self.trust.is_follower:
             self.trust.learn_followers(channel_id, [dict(d) for d in self.roster(channel_id)["devices"]])
 
     # -- public tribes (docs/protocol.md, 16) ------------------------------------------------------
+
+    def follow(self, target: JoinTarget, display_name: str, *, device_name: str = "") -> dict[str, Any]:
+        """This follower's device follows another public tribe of its organisation (16.2): the
+        same keys, a new certificate signed with that tribe's join ticket."""
+        if not self.trust.is_follower:
+            raise ValueError("only a follower's device follows a tribe from a join link")
+        if target.org != self.trust.org_id or target.root != self.trust.state.root:
+            raise ValueError("this join link is another organisation's: join it with a new profile")
+        keys_of = {"sign_public_key": self.keys.sign_public_key, "box_public_key": self.keys.box_public_key}
+        cert = issuing.follower_cert(target, **keys_of, display_name=display_name, now=self.trust.now())
+        result = dict(self.client.join(target.link, self.keys, cert, device_name=device_name))
+        if result.get("device_id") != self.device_id or result.get("org_id") != self.trust.org_id:
+            raise ValueError("the server answered for another device or organisation")
+        return result
 
     def publish(self, channel_id: str, *, cap: int | None = None, days: int = 365) -> dict[str, Any]:
         """Make a tribe public: a join link whose fragment carries the ticket's seed and our root."""
@@ -504,7 +520,7 @@ class Messenger:
         except ApiError:
             return
         for entry in sealed:
-            device = self._device(entry["sender_device"])
+            device = self._device(entry["sender_device"], channel_id)
             if device is None or self.ring.holds(channel_id, epoch, entry["sender_device"]):
                 continue
             try:
@@ -513,9 +529,9 @@ class Messenger:
                 continue  # a bad envelope is ignored, never trusted
             self.ring.add_received(channel_id, epoch, entry["sender_device"], chain_key, index)
 
-    def _device(self, device_id: str) -> RosterDevice | None:
+    def _device(self, device_id: str, channel_id: str) -> RosterDevice | None:
         """A certified device's keys (from its certificate), revoked ones included for old messages."""
-        certified, _ = self.trust.sender(device_id, None)
+        certified, _ = self.trust.sender(device_id, None, channel_id)
         if certified is None:
             return None
         return {k: certified[k] for k in ("device_id", "member_id", "sign_public_key", "box_public_key")}  # type: ignore[return-value]

@@ -46,6 +46,16 @@ def test_a_town_hall_publishes_a_tribe_and_an_inhabitant_follows_it(server: Serv
     assert [m["display_name"] for m in bocage("--profile", lea, "members")["members"]] == ["Maire"]
     assert bocage_fails("--profile", lea, "invite", "--name", "X")["status"] == 403
 
+    market = bocage("--profile", owner, "tribe", "create", "Le marché", "--public")
+    second = bocage("--profile", lea, "join", market["join_url"], "--name", "Léa du moulin")
+    assert (second["channel_id"], second["device_id"]) == (market["channel_id"], joined["device_id"])
+    bocage("--profile", owner, "send", market["channel_id"], "Les forains arrivent")
+    assert [m["text"] for m in bocage("--profile", lea, "read", market["channel_id"])["messages"]] == [
+        "Les forains arrivent"
+    ]
+    member_joins = bocage_fails("--profile", owner, "join", market["join_url"], "--name", "X")
+    assert "another --profile" in member_joins["message"]  # a member's profile does not follow
+
     link = bocage("--profile", owner, "tribe", "link", tribe)
     assert (link["followers"], link["joined"], link["revoked"]) == (1, 1, False)
     assert bocage("--profile", owner, "plan", "show")["followers"] == 1
