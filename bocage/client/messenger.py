@@ -305,6 +305,8 @@ class Messenger:
         members = set(self.trust.membership(channel_id).members)  # the signed membership, not the server's
         messages = self.history(channel_id)
         followers = {f["member_id"] for f in self.trust.followers.get(channel_id, {}).values()}
+        if self.trust.is_follower:
+            followers.add(self.trust.member_id)  # a follower's own vote counts in their own tally
         return tally(messages, poll_id, members | followers, now=self.clock())
 
     def seen_by(self, channel_id: str, message_id: str) -> dict[str, Any]:

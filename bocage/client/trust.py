@@ -298,6 +298,16 @@ class Trust:
 
         A follower is one only in the channel whose ticket certified them."""
         follower = self.followers.get(channel_id, {}).get(device_id)
+        if follower is None and self.is_follower and device_id == self.keys.device_id:
+            # A follower's own device is in no member listing: its own messages verify with its own keys.
+            name = str(self.profile.info().get("display_name", ""))
+            follower = {
+                "device_id": device_id,
+                "member_id": self.member_id,
+                "sign_public_key": self.keys.sign_public_key,
+                "box_public_key": self.keys.box_public_key,
+                "display_name": name,
+            }
         if follower is not None:
             return self._found(follower, server_member)
         view = self.view()

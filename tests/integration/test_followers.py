@@ -272,6 +272,7 @@ def test_a_follower_follows_a_second_public_tribe_of_the_organisation_and_reads_
     lea.vote(second, poll, [1])
     results = people.owner.poll_results(second, poll)
     assert (results["counts"], results["follower_voters"]) == ([0, 1], 1)
+    assert lea.poll_results(second, poll)["counts"] == [0, 1]  # her own vote counts in her tally
     assert people.owner.trust.take_warnings() == [] and lea.trust.take_warnings() == []
     lea.client.leave_as_follower()
     for cid in (first, second):

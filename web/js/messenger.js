@@ -30,6 +30,7 @@ import {
   CryptoError,
   ForgedMessage,
   MislabelledMessage,
+  b64e,
   newMessageId,
   openMessage,
   openSenderKey,
@@ -197,6 +198,16 @@ export class Messenger extends EventTarget {
 
   isAdmin() {
     return ['owner', 'admin'].includes(this.device.role);
+  }
+
+  /** A public tribe's follower (docs/protocol.md, 16.3): reads, reacts and votes, nothing more. */
+  isFollower() {
+    return this.device.role === 'follower';
+  }
+
+  /** Stop following (16.3): the server deletes this follower and their device; then this browser forgets. */
+  leaveAsFollower() {
+    return this.api.request('DELETE', '/follower');
   }
 
   /** A channel whose id this client makes, so it signs the log's creation entry (section 14). */
@@ -368,11 +379,14 @@ export class Messenger extends EventTarget {
    * server said; `blocked` after a rolled-back or forked log (nothing is sealed or sent then).
    */
   async certifyRoster(channelId, raw) {
-    const unknown = raw.devices.some((d) => !this.directory?.devices.has(d.device_id));
+    // A follower's own device is in no member listing (it is in its tribes' rosters only).
+    const unknown = raw.devices.some((d) => d.device_id !== this.deviceId && !this.directory?.devices.has(d.device_id));
     if (!this.trust.view || unknown) await this.loadDirectory();
     const { state, blocked } = await this.trust.membership(this.api, channelId, raw.roster);
     const devices = blocked ? [] : (await this.trust.recipients(channelId, state, raw.devices)).devices;
-    return { ...raw, listed: raw.devices, devices, members: new Set(Object.keys(state?.members || {})), blocked, state };
+    const members = new Set(Object.keys(state?.members || {}));
+    if (this.isFollower()) members.add(this.memberId); // a follower's own vote counts in their own tally (16.3)
+    return { ...raw, listed: raw.devices, devices, members, blocked, state };
   }
 
   // -- directory -----------------------------------------------------------------------------
@@ -697,7 +711,9 @@ export class Messenger extends EventTarget {
       verified: false,
     };
     if (message.deleted) return { ...shown, deleted: true };
-    const author = await this.certifiedSender(message);
+    // A follower's own device is in no member listing: its own messages verify with its own key.
+    const mine = this.isFollower() && sender === this.deviceId ? { member_id: this.memberId, sign_public_key: b64e(this.device.signPublicKey) } : null;
+    const author = mine || (await this.certifiedSender(message));
     if (!author?.sign_public_key) return { ...shown, sender_member: null, error: 'forged_sender', raw: message };
     shown.sender_member = author.member_id; // the device certificate's member, never the server's stamp
     const device = { sign_public_key: author.sign_public_key };

@@ -127,7 +127,8 @@ class ChannelController {
   }
 
   async start() {
-    const retention = this.ctx.m.api.get(`/channels/${this.ctx.channelId}/retention`).catch(() => null);
+    // A follower may not ask the tribe's settings (16.3): its messages expire as stored all the same.
+    const retention = this.ctx.m.isFollower() ? null : this.ctx.m.api.get(`/channels/${this.ctx.channelId}/retention`).catch(() => null);
     this.renderHead();
     this.composer.render();
     await this.refresh(); // from the device's cache first: readable offline
