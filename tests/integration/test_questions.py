@@ -159,9 +159,17 @@ def test_a_device_the_server_adds_gets_no_question(
         },
         attacker_ik,
     )
-    fields = {"org_id": org_id, "member_id": owner_id, "name": "ghost", "created_at": 1}
-    keys_of = {"sign_public_key": ghost.sign_public_key, "box_public_key": ghost.box_public_key}
-    plant_device(container, cid, Device(device_id=ghost.device_id, **fields, **keys_of, device_cert=cert))
+    planted = Device(
+        device_id=ghost.device_id,
+        org_id=org_id,
+        member_id=owner_id,
+        name="ghost",
+        sign_public_key=ghost.sign_public_key,
+        box_public_key=ghost.box_public_key,
+        created_at=1,
+        device_cert=cert,
+    )
+    plant_device(container, cid, planted)
     bob_id = people.info["bob"]["member_id"]
     record = ChannelMember(
         channel_id=cid, member_id=bob_id, role=ChannelRole.AUTHOR, added_at=1, added_by=owner_id
