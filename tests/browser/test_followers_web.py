@@ -63,6 +63,25 @@ def test_a_tribe_made_public_in_the_browser_reaches_its_followers(
         lambda: any(m.get("text") == POST and m["verified"] for m in read()), "the follower to read the post"
     )
 
+    # The managers' inbox: Léa's question, sealed by her CLI, opened in the mayor's browser; the
+    # answer sealed to her device there, and published in the tribe (docs/protocol.md, 20).
+    cli("--profile", follower, "question", tribe, "Où se garer samedi ?")
+    owner.get_by_text("Questions des abonnés").click()
+    expect(owner.locator(".question-text")).to_have_text("Léa : Où se garer samedi ?")
+    owner.get_by_label("Réponse", exact=True).fill("Sur le parking de l'école.")
+    owner.get_by_label("Publier aussi la réponse dans la tribu").check()
+    owner.get_by_role("button", name="Envoyer la réponse").click()
+    expect(owner.get_by_text("répondu")).to_be_visible()
+    mine = cli("--profile", follower, "questions", tribe)["questions"]
+    assert (
+        mine[0]["answer"]["text"] == "Sur le parking de l'école."
+        and mine[0]["answer"]["by_name"] == "Maire Dupuis"
+    )
+    published = mine[0]["published_message_id"]
+    wait_for(
+        lambda: any(m["message_id"] == published and m["verified"] for m in read()), "the published answer"
+    )
+
     members_panel(owner)
     owner.get_by_role("button", name="Révoquer le lien").click()
     expect(owner.get_by_role("button", name="Publier un lien d'abonnement")).to_be_visible()
@@ -117,6 +136,23 @@ def test_a_citizen_follows_a_public_tribe_in_the_browser_reads_votes_and_leaves(
     expect(page.get_by_role("button", name="Nouveau canal")).to_have_count(0)
     expect(page.get_by_role("link", name="Administration")).to_have_count(0)
     expect(page.locator(".channel-list a.channel-link")).to_have_count(1)
+
+    # A question to the town hall, sealed in the browser, opened by the mayor's CLI; the answer,
+    # sealed by the CLI to her device, opened in the browser (docs/protocol.md, 20).
+    page.get_by_text("Poser une question à la mairie").click()
+    page.get_by_label("Votre question").fill("Le sapin sera-t-il illuminé ?")
+    page.get_by_role("button", name="Envoyer la question").click()
+    expect(page.get_by_text("En attente de réponse.")).to_be_visible()
+    inbox = cli("--profile", owner, "questions", tribe)["questions"]
+    assert [(q["text"], q["asker_name"]) for q in inbox] == [
+        ("Le sapin sera-t-il illuminé ?", "Léa du moulin")
+    ]
+    cli("--profile", owner, "answer", tribe, inbox[0]["question_id"], "Oui, dès le 1er décembre.")
+    page.get_by_text("Poser une question à la mairie").click()  # closed, then opened again: fetched anew
+    page.get_by_text("Poser une question à la mairie").click()
+    expect(page.locator(".question-answer")).to_have_text(
+        "Réponse de Maire Dupuis : Oui, dès le 1er décembre."
+    )
 
     page.get_by_role("link", name="Quitter").click()
     page.get_by_role("button", name="Quitter").click()
