@@ -25,7 +25,7 @@ export function checkText(text) {
 }
 
 /** One box from this device to one recipient device (nonce then ciphertext, b64url). */
-function seal(m, recipientDevice, recipientBox, fields) {
+export function seal(m, recipientDevice, recipientBox, fields) {
   const payload = { ...fields, sender_device: m.deviceId, recipient_device: recipientDevice };
   const nonce = randomBytes(24);
   const box = nacl().box(utf8(canonicalJson(payload)), nonce, checkBoxPublicKey(recipientBox), m.device.boxSecretKey);
@@ -36,7 +36,7 @@ function seal(m, recipientDevice, recipientBox, fields) {
 }
 
 /** A box sealed to this device, every bound field checked; null if it does not open as such. */
-function openBox(m, sealed, senderDevice, senderBox, fields) {
+export function openBox(m, sealed, senderDevice, senderBox, fields) {
   try {
     const raw = b64d(sealed);
     const plain = nacl().box.open(raw.slice(24), raw.slice(0, 24), checkBoxPublicKey(senderBox), m.device.boxSecretKey);
