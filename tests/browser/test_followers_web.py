@@ -63,6 +63,14 @@ def test_a_tribe_made_public_in_the_browser_reaches_its_followers(
         lambda: any(m.get("text") == POST and m["verified"] for m in read()), "the follower to read the post"
     )
 
+    # Léa's reaction, from her CLI: the mayor's browser verifies her against this tribe's ticket
+    # and shows it under her certificate's name (docs/protocol.md, 16.3).
+    post_id = next(m["message_id"] for m in read() if m.get("text") == POST)
+    cli("--profile", follower, "react", tribe, post_id, "👍")
+    expect(message(owner, POST).locator(".reactions .chip")).to_have_attribute(
+        "aria-label", re.compile(r"^👍 : 1, par Léa\.")
+    )
+
     # The managers' inbox: Léa's question, sealed by her CLI, opened in the mayor's browser; the
     # answer sealed to her device there, and published in the tribe (docs/protocol.md, 20).
     cli("--profile", follower, "question", tribe, "Où se garer samedi ?")

@@ -78,6 +78,11 @@ export class Messenger extends EventTarget {
     this.directoryAt = 0;
     this.channels = new Map();
     this.rosters = new Map();
+    /** @type {Map<string, Map<string, {device_id: string, member_id: string, sign_public_key: string, box_public_key: string}>>}
+     * per public tribe, the followers this device verified there (16.3): never across tribes */
+    this.tribeFollowers = new Map();
+    /** @type {Map<string, string>} a verified follower's name, from their certificate */
+    this.followerNames = new Map();
     /** @type {Map<string, number>} per channel, the highest seq held with nothing missing before it */
     this.seen = new Map();
     this.keyFetches = new Map();
@@ -386,6 +391,14 @@ export class Messenger extends EventTarget {
     const devices = blocked ? [] : (await this.trust.recipients(channelId, state, raw.devices)).devices;
     const members = new Set(Object.keys(state?.members || {}));
     if (this.isFollower()) members.add(this.memberId); // a follower's own vote counts in their own tally (16.3)
+    // The followers verified in this tribe (their certificates, this tribe's ticket): their
+    // reactions and votes open and count here, and only here.
+    const followers = new Map(devices.filter((d) => d.member_id.startsWith('f_')).map((d) => [d.device_id, d]));
+    this.tribeFollowers.set(channelId, followers);
+    for (const row of raw.devices) {
+      if (followers.has(row.device_id)) this.followerNames.set(row.member_id, String(row.device_cert?.display_name || ''));
+    }
+    for (const f of followers.values()) members.add(f.member_id);
     return { ...raw, listed: raw.devices, devices, members, blocked, state };
   }
 
@@ -429,8 +442,16 @@ export class Messenger extends EventTarget {
     return this.trust.sender(message);
   }
 
+  /** A follower verified in this tribe (16.3): their certified keys, or null. */
+  async tribeFollower(channelId, deviceId) {
+    if (this.isFollower() || this.channel(channelId)?.kind !== 'tribe') return null; // followers do not read each other
+    if (!this.tribeFollowers.get(channelId)?.has(deviceId)) await this.roster(channelId, { fresh: true }).catch(() => null);
+    return this.tribeFollowers.get(channelId)?.get(deviceId) || null;
+  }
+
   /** The name a member's certificate carries (the server's listing only for the uncertified). */
   memberName(memberId) {
+    if (memberId?.startsWith('f_')) return this.followerNames.get(memberId) || null;
     return this.trust.displayName(memberId) || this.directory?.members.get(memberId)?.display_name || null;
   }
 
@@ -713,7 +734,9 @@ export class Messenger extends EventTarget {
     if (message.deleted) return { ...shown, deleted: true };
     // A follower's own device is in no member listing: its own messages verify with its own key.
     const mine = this.isFollower() && sender === this.deviceId ? { member_id: this.memberId, sign_public_key: b64e(this.device.signPublicKey) } : null;
-    const author = mine || (await this.certifiedSender(message));
+    // A follower's reaction or vote: their certificate, checked against this tribe's ticket.
+    const follower = !mine && message.sender_member?.startsWith('f_') ? await this.tribeFollower(channelId, sender) : null;
+    const author = mine || follower || (await this.certifiedSender(message));
     if (!author?.sign_public_key) return { ...shown, sender_member: null, error: 'forged_sender', raw: message };
     shown.sender_member = author.member_id; // the device certificate's member, never the server's stamp
     const device = { sign_public_key: author.sign_public_key };
@@ -763,7 +786,8 @@ export class Messenger extends EventTarget {
     }
     const opened = [];
     for (const entry of sealed) {
-      const device = await this.deviceInfo(entry.sender_device);
+      const cached = this.tribeFollowers.get(channelId)?.get(entry.sender_device);
+      const device = cached || (await this.deviceInfo(entry.sender_device)) || (await this.tribeFollower(channelId, entry.sender_device));
       if (!device) continue;
       try {
         opened.push([entry.sender_device, openSenderKey(this.keys, entry, device.box_public_key, channelId)]);
