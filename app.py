@@ -14,6 +14,8 @@ from chalice.app import Chalice, CloudWatchEvent, CORSConfig, Cron, Rate, SQSEve
 from chalicelib import jobs, ws_api
 from chalicelib.api_schemas import (
     ActivateBody,
+    AnswerBody,
+    AskBody,
     AuditRetentionBody,
     BillingRunBody,
     ChannelRoleBody,
@@ -338,6 +340,34 @@ def join(ctx: ApiContext) -> dict[str, Any]:
 def leave_as_follower(ctx: ApiContext) -> dict[str, Any]:
     """The calling follower leaves: their device, membership and sealed keys are deleted."""
     return ctx.container.followers.leave(ctx.principal)
+
+
+# -- questions to the town hall (docs/protocol.md, section 20) --------------------------------
+
+
+@app.route("/channels/{channel_id}/questions", methods=["POST"])
+@endpoint("QuestionAnswer", body=AskBody, status=201, followers=True)
+def ask_question(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    """A follower's private question, sealed for the tribe's managers' devices."""
+    body = ctx.body(AskBody)
+    return ctx.container.questions.ask(ctx.principal, channel_id, body.question_id, body.sealed)
+
+
+@app.route("/channels/{channel_id}/questions", methods=["GET"])
+@endpoint("QuestionsAnswer", query=("cursor",), followers=True)
+def list_questions(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    """The tribe's questions (managers), or the calling follower's own."""
+    return ctx.container.questions.list(ctx.principal, channel_id, ctx.query_str("cursor"))
+
+
+@app.route("/channels/{channel_id}/questions/{question_id}/answer", methods=["PUT"])
+@endpoint("QuestionAnswer", body=AnswerBody)
+def answer_question(ctx: ApiContext, channel_id: str, question_id: str) -> dict[str, Any]:
+    """A manager's answer, sealed to the asker's device (and published in the tribe, if chosen)."""
+    body = ctx.body(AnswerBody)
+    return ctx.container.questions.answer(
+        ctx.principal, channel_id, question_id, body.sealed, body.published_message_id
+    )
 
 
 # -- files (docs/protocol.md, section 18) ----------------------------------------------------

@@ -284,6 +284,24 @@ def register_followers(sub: Subparsers, common: argparse.ArgumentParser) -> None
     follower_sub = follower.add_subparsers(dest="follower_command", required=True)
     leave = follower_sub.add_parser("leave", parents=[common], help="stop following; device and keys deleted")
     leave.set_defaults(func=cmd_follower_leave)
+    # Questions to the town hall (docs/protocol.md, 20).
+    question = sub.add_parser(
+        "question", parents=[common], help="ask the managers of a public tribe you follow, privately"
+    )
+    question.add_argument("channel")
+    question.add_argument("text")
+    question.set_defaults(func=cmd_question)
+    listed = sub.add_parser(
+        "questions", parents=[common], help="a tribe's questions (managers), or your own (a follower)"
+    )
+    listed.add_argument("channel")
+    listed.set_defaults(func=cmd_questions)
+    answer = sub.add_parser("answer", parents=[common], help="answer a follower's question (managers)")
+    answer.add_argument("channel")
+    answer.add_argument("question_id")
+    answer.add_argument("text")
+    answer.add_argument("--publish", action="store_true", help="also post the answer in the tribe")
+    answer.set_defaults(func=cmd_answer)
 
 
 def _register_send_and_read(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -657,12 +675,19 @@ def cmd_tribe_poster(args: argparse.Namespace) -> Result:
 def cmd_join(args: argparse.Namespace) -> Result:
     """Retryable like activation: the keys are saved first, and the server recognises them."""
     profile = _profile(args)
-    if profile.exists:
-        raise CliError(f"{profile.dir} already holds an activated device; use another --profile")
     name = args.name.strip()
     if not 1 <= len(name) <= 120:
         raise CliError("--name must be 1 to 120 characters")
     target = parse_join_url(args.join_url)
+    if profile.exists:
+        messenger = _messenger(args)
+        if not messenger.trust.is_follower:
+            raise CliError(f"{profile.dir} already holds an activated device; use another --profile")
+        try:  # a follower's device follows another public tribe of its organisation
+            result = messenger.follow(target, name, device_name=args.device_name)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        return {**result, "member_id": result["follower_id"], "profile": str(profile.dir), "warnings": []}
     client = BocageClient(target.server)
     keys = _pending_keys(profile)
     result = join(
@@ -671,6 +696,26 @@ def cmd_join(args: argparse.Namespace) -> Result:
     warnings = result.pop("warnings")
     profile.save_info({"server": target.server, **result})
     return {**result, "server": target.server, "profile": str(profile.dir), "warnings": warnings}
+
+
+def cmd_question(args: argparse.Namespace) -> Result:
+    try:
+        return _messenger(args).ask(args.channel, args.text)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def cmd_questions(args: argparse.Namespace) -> Result:
+    messenger = _messenger(args)
+    found = messenger.questions(args.channel)
+    return {"channel_id": args.channel, "questions": found, "warnings": messenger.trust.take_warnings()}
+
+
+def cmd_answer(args: argparse.Namespace) -> Result:
+    try:
+        return _messenger(args).answer(args.channel, args.question_id, args.text, publish=args.publish)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def cmd_follower_leave(args: argparse.Namespace) -> Result:

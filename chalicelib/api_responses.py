@@ -376,6 +376,34 @@ class JoinAnswer(_Answer):
     root: str | None = None
 
 
+class QuestionAnswerPart(_Answer):
+    by_member: str
+    by_device: str
+    sealed: str
+    answered_at: int
+    published_message_id: str | None = None
+
+
+class QuestionAnswer(_Answer):
+    """A question to the town hall as the calling device sees it: its own sealed box only."""
+
+    question_id: str
+    channel_id: str
+    asker: str
+    asker_device: str
+    asked_at: int
+    expires_at: int
+    sealed: str | None
+    recipients: list[str]
+    answer: QuestionAnswerPart | None
+
+
+class QuestionsAnswer(_Answer):
+    channel_id: str
+    questions: list[QuestionAnswer]
+    cursor: str | None
+
+
 class FollowerLeftAnswer(_Answer):
     follower_id: str
     device_id: str

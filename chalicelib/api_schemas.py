@@ -162,6 +162,21 @@ class PublishBody(_Body):
     cap: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
+class AskBody(_Body):
+    """A follower's question to the town hall: its id and one sealed box per recipient device
+    (docs/protocol.md, 20)."""
+
+    question_id: str = Field(min_length=18, max_length=18)
+    sealed: dict[str, str] = Field(min_length=1, max_length=64)
+
+
+class AnswerBody(_Body):
+    """A manager's answer, sealed to the asker's device; the tribe message that published it, if any."""
+
+    sealed: str = Field(min_length=1, max_length=12_000)
+    published_message_id: str | None = Field(default=None, min_length=1, max_length=40)
+
+
 class JoinBody(_Body):
     link: str = Field(min_length=3, max_length=40)
     sign_public_key: str = Field(min_length=40, max_length=60)

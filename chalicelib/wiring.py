@@ -30,6 +30,7 @@ from chalicelib.services.lifecycle import DeviceLifecycle
 from chalicelib.services.messaging import MessagingService
 from chalicelib.services.notifications import PushNotifications
 from chalicelib.services.organisations import OrganisationService
+from chalicelib.services.questions import QuestionService
 from chalicelib.services.retention import RetentionService
 from chalicelib.settings import Settings
 
@@ -46,6 +47,7 @@ class Container:
     invitations: InvitationService
     channels: ChannelService
     followers: FollowerService
+    questions: QuestionService
     delivery: Delivery
     messaging: MessagingService
     retention: RetentionService
@@ -117,6 +119,7 @@ def build(
         invitations=InvitationService(store, clock, orgs, mailer, events, ttl_days=settings.invite_ttl_days),
         channels=channels,
         followers=FollowerService(store, clock, orgs, channels),
+        questions=QuestionService(store, clock, orgs, channels),
         delivery=delivery,
         messaging=messaging,
         retention=RetentionService(store, clock, orgs, channels),

@@ -389,6 +389,30 @@ class BocageClient:
     def leave_as_follower(self) -> Document:
         return self.request("DELETE", "/follower")
 
+    # -- questions to the town hall (docs/protocol.md, 20) ----------------------------------------
+
+    def ask_question(self, channel_id: str, question_id: str, sealed: dict[str, str]) -> Document:
+        body = {"question_id": question_id, "sealed": sealed}
+        return self.request("POST", f"/channels/{channel_id}/questions", body)
+
+    def questions(self, channel_id: str) -> list[dict[str, Any]]:
+        """Every question this device may see in the tribe, over all pages."""
+        found: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            query = {"cursor": cursor} if cursor else None
+            page = self.request("GET", f"/channels/{channel_id}/questions", query=query)
+            found += page["questions"]
+            cursor = page.get("cursor")
+            if not cursor:
+                return found
+
+    def answer_question(
+        self, channel_id: str, question_id: str, sealed: str, published_message_id: str | None
+    ) -> Document:
+        body = {"sealed": sealed, "published_message_id": published_message_id}
+        return self.request("PUT", f"/channels/{channel_id}/questions/{question_id}/answer", body)
+
 
 def join_body(
     link: str, keys: DeviceKeys, follower_cert: Statement, *, device_name: str = ""

@@ -423,6 +423,10 @@ class TrustView:
             return None
         return self._role_at(member_id, at, 0)
 
+    def device_ids(self) -> list[str]:
+        """Every device the listing named (trusted or not: ``usable`` decides)."""
+        return list(self._devices)
+
     def may_join(self, member_id: str) -> bool:
         return self._role_at(member_id, FOREVER, 0) is not None and self.removed_at(member_id) is None
 

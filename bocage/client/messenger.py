@@ -16,8 +16,9 @@ from urllib.parse import quote
 
 from websockets.exceptions import WebSocketException
 
-from bocage.client import issuing
+from bocage.client import issuing, questions
 from bocage.client.api import ApiError, BocageClient
+from bocage.client.certs import TrustWarning
 from bocage.client.crypto import (
     CryptoError,
     ForgedMessage,
@@ -39,6 +40,7 @@ from bocage.client.rosters import RosterCache
 from bocage.client.trust import Trust
 from chalicelib.domain.activation_link import with_fragment_params
 from chalicelib.domain.envelope import Envelope
+from chalicelib.domain.followers import JoinTarget
 from chalicelib.domain.frames import (
     DeviceFrame,
     JoinedFrame,
@@ -49,7 +51,8 @@ from chalicelib.domain.frames import (
     RotatedFrame,
     ServerFrame,
 )
-from chalicelib.domain.ids import is_follower_id
+from chalicelib.domain.ids import is_follower_id, new_id
+from chalicelib.domain.questions import ANSWER_PURPOSE, QUESTION_PURPOSE
 from chalicelib.domain.x25519 import UnsafeBoxKey
 
 # Sealed keys per PUT /keys: the server takes up to 500, but at ~400 bytes of JSON each, 500 are
@@ -303,7 +306,9 @@ class Messenger:
         device verified (one device each, so one vote per device), counted apart."""
         members = set(self.trust.membership(channel_id).members)  # the signed membership, not the server's
         messages = self.history(channel_id)
-        followers = {f["member_id"] for f in self.trust.followers.values()}
+        followers = {f["member_id"] for f in self.trust.followers.get(channel_id, {}).values()}
+        if self.trust.is_follower:
+            followers.add(self.trust.member_id)  # a follower's own vote counts in their own tally
         return tally(messages, poll_id, members | followers, now=self.clock())
 
     def seen_by(self, channel_id: str, message_id: str) -> dict[str, Any]:
@@ -404,7 +409,7 @@ class Messenger:
         """Verify then decrypt one stored message; forged or unreadable ones are flagged, not shown."""
         channel_id, sender = message["channel_id"], message["sender_device"]
         # The sender shown is the device certificate's member, never the server's sender_member.
-        certified, forged_sender = self.trust.sender(sender, message.get("sender_member"))
+        certified, forged_sender = self.trust.sender(sender, message.get("sender_member"), channel_id)
         shown: dict[str, Any] = {
             "message_id": message["message_id"],
             "channel_id": channel_id,
@@ -470,13 +475,176 @@ class Messenger:
         """A public tribe's followers react and vote: verify them from the roster when one appears
         (the server's ``sender_member`` only says when to look; the certificates decide)."""
         unknown = any(
-            is_follower_id(str(m.get("sender_member"))) and m["sender_device"] not in self.trust.followers
+            is_follower_id(str(m.get("sender_member")))
+            and m["sender_device"] not in self.trust.followers.get(channel_id, {})
             for m in messages
         )
         if unknown and not self.trust.is_follower:
             self.trust.learn_followers(channel_id, [dict(d) for d in self.roster(channel_id)["devices"]])
 
     # -- public tribes (docs/protocol.md, 16) ------------------------------------------------------
+
+    def follow(self, target: JoinTarget, display_name: str, *, device_name: str = "") -> dict[str, Any]:
+        """This follower's device follows another public tribe of its organisation (16.2): the
+        same keys, a new certificate signed with that tribe's join ticket."""
+        if not self.trust.is_follower:
+            raise ValueError("only a follower's device follows a tribe from a join link")
+        if target.org != self.trust.org_id or target.root != self.trust.state.root:
+            raise ValueError("this join link is another organisation's: join it with a new profile")
+        keys_of = {"sign_public_key": self.keys.sign_public_key, "box_public_key": self.keys.box_public_key}
+        cert = issuing.follower_cert(target, **keys_of, display_name=display_name, now=self.trust.now())
+        result = dict(self.client.join(target.link, self.keys, cert, device_name=device_name))
+        if result.get("device_id") != self.device_id or result.get("org_id") != self.trust.org_id:
+            raise ValueError("the server answered for another device or organisation")
+        return result
+
+    # -- questions to the town hall (docs/protocol.md, 20) ------------------------------------------
+
+    def ask(self, channel_id: str, text: str) -> dict[str, Any]:
+        """A follower's private question, sealed on this device for the tribe's managers' devices
+        as this device verifies them (never a device on the server's word), and a copy for itself."""
+        if not self.trust.is_follower:
+            raise ValueError("only a follower asks the town hall; members write in the tribe")
+        text = questions.check_text(text)
+        state = self.trust.membership(channel_id)
+        managers = questions.managers_devices(self.trust.view(refresh=True), state)
+        if not managers:
+            raise ValueError("no certified device of this tribe's managers to seal the question to")
+        question_id = new_id("q")
+        recipients = {**managers, self.device_id: self.keys.box_public_key}
+        sealed = {
+            device_id: questions.seal(
+                self.keys,
+                device_id,
+                box_key,
+                purpose=QUESTION_PURPOSE,
+                channel_id=channel_id,
+                question_id=question_id,
+                text=text,
+            )
+            for device_id, box_key in recipients.items()
+        }
+        stored = self.client.ask_question(channel_id, question_id, sealed)
+        return {**self._question(channel_id, dict(stored)), "warnings": self.trust.take_warnings()}
+
+    def questions(self, channel_id: str) -> list[dict[str, Any]]:
+        """The tribe's questions (a manager) or my own (a follower), opened on this device."""
+        listed = self.client.questions(channel_id)
+        if not self.trust.is_follower and listed:
+            self.trust.learn_followers(
+                channel_id, [dict(d) for d in self.client.roster(channel_id)["devices"]]
+            )
+        return sorted((self._question(channel_id, q) for q in listed), key=lambda q: q["asked_at"])
+
+    def answer(
+        self, channel_id: str, question_id: str, text: str, *, publish: bool = False
+    ) -> dict[str, Any]:
+        """Answer a follower privately, sealed to their device; ``publish``: also in the tribe."""
+        text = questions.check_text(text)
+        found = {q["question_id"]: q for q in self.questions(channel_id)}.get(question_id)
+        if found is None:
+            raise ValueError(f"no question {question_id} in this tribe")
+        asker = self.trust.followers.get(channel_id, {}).get(found["asker_device"])
+        if asker is None:
+            raise ValueError("the asker is not a follower of this tribe that this device could verify")
+        published = None
+        if publish:
+            quoted = f"« {found['text']} »\n{text}" if found.get("text") else text
+            published = self.send_text(channel_id, quoted)["message_id"]
+        sealed = questions.seal(
+            self.keys,
+            asker["device_id"],
+            asker["box_public_key"],
+            purpose=ANSWER_PURPOSE,
+            channel_id=channel_id,
+            question_id=question_id,
+            text=text,
+            published_message_id=published,
+        )
+        stored = self.client.answer_question(channel_id, question_id, sealed, published)
+        return self._question(channel_id, dict(stored))
+
+    def _question(self, channel_id: str, listed: dict[str, Any]) -> dict[str, Any]:
+        """One listed question, its text and answer opened here when this device can verify who
+        sealed them (the asker, a follower of this tribe; the answer's device, a manager's)."""
+        question_id, asker_device = str(listed["question_id"]), str(listed["asker_device"])
+        shown: dict[str, Any] = {
+            "question_id": question_id,
+            "channel_id": channel_id,
+            "asked_at": listed["asked_at"],
+            "asker": listed["asker"],
+            "asker_device": asker_device,
+            "asker_name": None,
+            "text": None,
+            "answered": listed.get("answer") is not None,
+            "answer": None,
+            "published_message_id": None,
+        }
+        if asker_device == self.device_id:
+            asker_keys: dict[str, str] | None = {
+                "box_public_key": self.keys.box_public_key,
+                "display_name": str(self.profile.info().get("display_name", "")),
+            }
+        else:
+            asker_keys = self.trust.followers.get(channel_id, {}).get(asker_device)
+        if asker_keys is not None and listed.get("sealed"):
+            shown["asker_name"] = asker_keys["display_name"]
+            try:
+                shown["text"] = questions.open_box(
+                    self.keys,
+                    str(listed["sealed"]),
+                    asker_device,
+                    asker_keys["box_public_key"],
+                    purpose=QUESTION_PURPOSE,
+                    channel_id=channel_id,
+                    question_id=question_id,
+                )["text"]
+            except CryptoError:
+                shown["text"] = None
+        answer = listed.get("answer")
+        if answer and asker_device == self.device_id:
+            shown["answer"], shown["published_message_id"] = self._open_answer(
+                channel_id, question_id, answer
+            )
+        return shown
+
+    def _open_answer(
+        self, channel_id: str, question_id: str, answer: dict[str, Any]
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        by_device, by_member = str(answer["by_device"]), str(answer["by_member"])
+        view, state = self.trust.view(refresh=True), self.trust.membership(channel_id)
+        if not questions.is_manager(view, state, by_device, by_member):
+            self.trust.warn(
+                TrustWarning(
+                    "uncertified_answer",
+                    f"{by_device}: an answer from a device that is not a certified manager's of this tribe",
+                    by_member,
+                    by_device,
+                )
+            )
+            return None, None
+        usable = view.usable(by_device)
+        member = view.member(by_member)
+        assert usable is not None
+        try:
+            payload = questions.open_box(
+                self.keys,
+                str(answer["sealed"]),
+                by_device,
+                usable.box_public_key,
+                purpose=ANSWER_PURPOSE,
+                channel_id=channel_id,
+                question_id=question_id,
+            )
+        except CryptoError:
+            return None, None
+        opened = {
+            "text": payload["text"],
+            "by_member": by_member,
+            "by_name": member.display_name if member else None,
+            "answered_at": answer["answered_at"],
+        }
+        return opened, payload.get("published_message_id")
 
     def publish(self, channel_id: str, *, cap: int | None = None, days: int = 365) -> dict[str, Any]:
         """Make a tribe public: a join link whose fragment carries the ticket's seed and our root."""
@@ -504,7 +672,7 @@ class Messenger:
         except ApiError:
             return
         for entry in sealed:
-            device = self._device(entry["sender_device"])
+            device = self._device(entry["sender_device"], channel_id)
             if device is None or self.ring.holds(channel_id, epoch, entry["sender_device"]):
                 continue
             try:
@@ -513,9 +681,9 @@ class Messenger:
                 continue  # a bad envelope is ignored, never trusted
             self.ring.add_received(channel_id, epoch, entry["sender_device"], chain_key, index)
 
-    def _device(self, device_id: str) -> RosterDevice | None:
+    def _device(self, device_id: str, channel_id: str) -> RosterDevice | None:
         """A certified device's keys (from its certificate), revoked ones included for old messages."""
-        certified, _ = self.trust.sender(device_id, None)
+        certified, _ = self.trust.sender(device_id, None, channel_id)
         if certified is None:
             return None
         return {k: certified[k] for k in ("device_id", "member_id", "sign_public_key", "box_public_key")}  # type: ignore[return-value]

@@ -53,9 +53,10 @@ class Trust:
         self._listing: str = ""
         self._device_certs: dict[str, str] = {}  # device id -> hash of its certificate in the view
         self._synced: set[str] = set()  # channels whose log was fetched since the last change heard
-        # Followers of public tribes verified from rosters (docs/protocol.md, 16.3): device id -> keys.
-        self.followers: dict[str, dict[str, str]] = {}
-        self._follower_seen: dict[str, tuple[Any, ...]] = {}  # what each was verified from
+        # Followers of public tribes verified from rosters (docs/protocol.md, 16.3), per channel:
+        # a follower is certified by one tribe's ticket, never for the organisation's other tribes.
+        self.followers: dict[str, dict[str, dict[str, str]]] = {}  # channel id -> device id -> keys
+        self._follower_seen: dict[tuple[str, str], tuple[Any, ...]] = {}  # what each was verified from
         self.listing_path = profile.dir / "members.json"
 
     # -- warnings ----------------------------------------------------------------------------------
@@ -271,27 +272,42 @@ class Trust:
             state.head,  # the tribe's log and the organisation's listing as verified: a change there
             self._listing,  # (an author removed, a device revoked) checks every follower again
         )
-        kept = self.followers.get(str(device["device_id"]))
-        if kept is not None and self._follower_seen.get(kept["device_id"]) == seen:
+        kept = self.followers.get(channel_id, {}).get(str(device["device_id"]))
+        if kept is not None and self._follower_seen.get((channel_id, kept["device_id"])) == seen:
             return kept  # verified already from these very statements: a town's tribe checks each once
         found = verified_follower(device, channel_id, self.org_id, view, state)
         if isinstance(found, TrustWarning):
             self.warn(found)
+            self.followers.get(channel_id, {}).pop(str(device["device_id"]), None)  # no longer certified
             return None
-        self.followers[found["device_id"]] = found
-        self._follower_seen[found["device_id"]] = seen
+        self.followers.setdefault(channel_id, {})[found["device_id"]] = found
+        self._follower_seen[(channel_id, found["device_id"])] = seen
         return found
 
     def learn_followers(self, channel_id: str, devices: list[dict[str, Any]]) -> None:
         """Verify the followers a roster lists, so that their votes and reactions are shown as theirs."""
         state, view = self.membership(channel_id), self.view()
         for d in devices:
-            if is_follower_device(d) and str(d["device_id"]) not in self.followers:
+            if is_follower_device(d) and str(d["device_id"]) not in self.followers.get(channel_id, {}):
                 self._follower(channel_id, d, view, state)
 
-    def sender(self, device_id: str, server_member: str | None) -> tuple[dict[str, str] | None, bool]:
-        """(the certified sender's device keys, member id and name, or None; whether the server lied)."""
-        follower = self.followers.get(device_id)
+    def sender(
+        self, device_id: str, server_member: str | None, channel_id: str
+    ) -> tuple[dict[str, str] | None, bool]:
+        """(the certified sender's device keys, member id and name, or None; whether the server lied).
+
+        A follower is one only in the channel whose ticket certified them."""
+        follower = self.followers.get(channel_id, {}).get(device_id)
+        if follower is None and self.is_follower and device_id == self.keys.device_id:
+            # A follower's own device is in no member listing: its own messages verify with its own keys.
+            name = str(self.profile.info().get("display_name", ""))
+            follower = {
+                "device_id": device_id,
+                "member_id": self.member_id,
+                "sign_public_key": self.keys.sign_public_key,
+                "box_public_key": self.keys.box_public_key,
+                "display_name": name,
+            }
         if follower is not None:
             return self._found(follower, server_member)
         view = self.view()

@@ -163,6 +163,8 @@ class FollowerService:
             self._admit(link, channel, request, cert)
         elif existing.member_id != follower_id or existing.org_id != link.org_id:
             raise Conflict("these device keys are already registered; create a new profile")
+        elif self._channels.membership(channel.channel_id, follower_id) is None:
+            self._follow_another(link, channel, existing, cert)
         org = self._orgs.get(link.org_id)
         return {
             "org_id": org.org_id,
@@ -222,6 +224,17 @@ class FollowerService:
         self._orgs.write_device(device)
         self._channels.add_follower(channel, device, now)
         self._links.count_followers(link.org_id, 1)
+
+    def _follow_another(self, link: JoinLink, channel: Channel, device: Device, cert: dict[str, Any]) -> None:
+        """A follower's device joins another public tribe of its organisation: its roster entry
+        there carries this tribe's ticket and the certificate signed with it (clients check each
+        tribe's followers against that tribe's ticket, 16.3); the follower is counted once."""
+        joined = self._links.count_join(link.channel_id, 1)
+        if link.cap is not None and joined > link.cap:
+            self._links.count_join(link.channel_id, -1)
+            raise Gone(f"this join link has reached its cap of {link.cap} followers")
+        here = device.model_copy(update={"device_cert": cert, "ticket": link.ticket})
+        self._channels.add_follower(channel, here, self._clock.now())
 
     def leave(self, who: Principal) -> dict[str, Any]:
         """The follower's device, membership and sealed keys are deleted; their next request is 401."""

@@ -13,7 +13,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import watch_console
-from tests.browser.test_web_app import activate, create_channel, send, wait_for
+from tests.browser.test_web_app import activate, create_channel, message, send, wait_for
 from tests.e2e.conftest import Server, bocage_fails
 
 TRIBE = "Vie du village"
@@ -63,10 +63,110 @@ def test_a_tribe_made_public_in_the_browser_reaches_its_followers(
         lambda: any(m.get("text") == POST and m["verified"] for m in read()), "the follower to read the post"
     )
 
+    # Léa's reaction, from her CLI: the mayor's browser verifies her against this tribe's ticket
+    # and shows it under her certificate's name (docs/protocol.md, 16.3).
+    post_id = next(m["message_id"] for m in read() if m.get("text") == POST)
+    cli("--profile", follower, "react", tribe, post_id, "👍")
+    expect(message(owner, POST).locator(".reactions .chip")).to_have_attribute(
+        "aria-label", re.compile(r"^👍 : 1, par Léa\.")
+    )
+
+    # The managers' inbox: Léa's question, sealed by her CLI, opened in the mayor's browser; the
+    # answer sealed to her device there, and published in the tribe (docs/protocol.md, 20).
+    cli("--profile", follower, "question", tribe, "Où se garer samedi ?")
+    owner.get_by_text("Questions des abonnés").click()
+    expect(owner.locator(".question-text")).to_have_text("Léa : Où se garer samedi ?")
+    owner.get_by_label("Réponse", exact=True).fill("Sur le parking de l'école.")
+    owner.get_by_label("Publier aussi la réponse dans la tribu").check()
+    owner.get_by_role("button", name="Envoyer la réponse").click()
+    expect(owner.get_by_text("répondu")).to_be_visible()
+    mine = cli("--profile", follower, "questions", tribe)["questions"]
+    assert (
+        mine[0]["answer"]["text"] == "Sur le parking de l'école."
+        and mine[0]["answer"]["by_name"] == "Maire Dupuis"
+    )
+    published = mine[0]["published_message_id"]
+    wait_for(
+        lambda: any(m["message_id"] == published and m["verified"] for m in read()), "the published answer"
+    )
+
     members_panel(owner)
     owner.get_by_role("button", name="Révoquer le lien").click()
     expect(owner.get_by_role("button", name="Publier un lien d'abonnement")).to_be_visible()
     expect(owner.locator("#join-url")).to_have_count(0)
     refused = bocage_fails("--profile", str(tmp_path / "late"), "join", join_url, "--name", "Tom")
     assert refused["status"] == 410
+    assert not problems, problems
+
+
+def test_a_citizen_follows_a_public_tribe_in_the_browser_reads_votes_and_leaves(
+    web_server: Server, new_context: Callable[..., Any], cli: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    """The follower's web view (docs/protocol.md, 16): from the poster's join URL, a name of
+    their choice, keys made in the browser; then their town's tribe only: the mayor's post,
+    read and checked on the device, a poll to vote in, no directory, no composer, no console;
+    and "Quitter" deletes the follower on the server and everything in the browser."""
+    problems: list[str] = []
+    owner = str(tmp_path / "owner")
+    cli("--profile", owner, "activate", web_server.owner_url(), "--name", "Maire Dupuis")
+    created = cli("--profile", owner, "tribe", "create", TRIBE, "--public")
+    tribe, join_url = created["channel_id"], created["join_url"]
+
+    page = new_context("lea").pages[0]
+    watch_console(page, problems)
+    page.goto(join_url)
+    expect(page.get_by_role("heading", name="Suivre la tribu publique de votre commune")).to_be_visible()
+    page.get_by_label("Votre nom").fill("Léa du moulin")
+    page.get_by_role("button", name="S'abonner").click()
+    expect(page.get_by_role("heading", level=1, name=re.compile(TRIBE))).to_be_visible()
+    assert "ticket=" not in page.url  # the ticket's seed left the address bar
+    expect(page.get_by_text("vous êtes abonné")).to_be_visible()
+    follower = cli("--profile", owner, "tribe", "link", tribe)
+    assert follower["followers"] == 1
+
+    cli("--profile", owner, "send", tribe, POST)
+    poll = cli("--profile", owner, "poll", "create", tribe, "Un sapin sur la place ?", "Oui", "Non")
+    expect(message(page, POST)).to_be_visible()  # sealed to her device by the mayor's CLI, opened here
+    page.get_by_label("Non").check()
+    page.get_by_role("button", name="Voter").click()
+    expect(page.get_by_role("button", name="Changer mon vote")).to_be_visible()
+
+    def results() -> dict[str, Any]:
+        found: dict[str, Any] = cli("--profile", owner, "poll", "results", tribe, poll["poll_id"])
+        return found
+
+    wait_for(lambda: results()["counts"] == [0, 1], "the follower's vote to count")
+    assert results()["follower_voters"] == 1
+
+    # A follower's app: their tribes only; no composer, no members, no channel to create, no console.
+    expect(page.get_by_label("Votre message")).to_have_count(0)
+    expect(page.get_by_role("button", name="Membres")).to_have_count(0)
+    expect(page.get_by_role("button", name="Nouveau canal")).to_have_count(0)
+    expect(page.get_by_role("link", name="Administration")).to_have_count(0)
+    expect(page.locator(".channel-list a.channel-link")).to_have_count(1)
+
+    # A question to the town hall, sealed in the browser, opened by the mayor's CLI; the answer,
+    # sealed by the CLI to her device, opened in the browser (docs/protocol.md, 20).
+    page.get_by_text("Poser une question à la mairie").click()
+    page.get_by_label("Votre question").fill("Le sapin sera-t-il illuminé ?")
+    page.get_by_role("button", name="Envoyer la question").click()
+    expect(page.get_by_text("En attente de réponse.")).to_be_visible()
+    inbox = cli("--profile", owner, "questions", tribe)["questions"]
+    assert [(q["text"], q["asker_name"]) for q in inbox] == [
+        ("Le sapin sera-t-il illuminé ?", "Léa du moulin")
+    ]
+    cli("--profile", owner, "answer", tribe, inbox[0]["question_id"], "Oui, dès le 1er décembre.")
+    page.get_by_text("Poser une question à la mairie").click()  # closed, then opened again: fetched anew
+    page.get_by_text("Poser une question à la mairie").click()
+    expect(page.locator(".question-answer")).to_have_text(
+        "Réponse de Maire Dupuis : Oui, dès le 1er décembre."
+    )
+
+    page.get_by_role("link", name="Quitter").click()
+    page.get_by_role("button", name="Quitter").click()
+    page.get_by_role("button", name="Oui, quitter").click()
+    expect(page.get_by_role("heading", name="Bienvenue sur Bocage")).to_be_visible()
+    assert cli("--profile", owner, "tribe", "link", tribe)["followers"] == 0
+    page.reload()  # nothing of the follower is left in this browser: the welcome screen again
+    expect(page.get_by_role("heading", name="Bienvenue sur Bocage")).to_be_visible()
     assert not problems, problems

@@ -27,8 +27,10 @@ from bocage.client.crypto import (
     seal_message,
     seal_sender_key,
 )
+from bocage.client.issuing import follower_cert
 from bocage.client.polls import new_poll, tally
 from bocage.client.profile import DeviceKeys, sign_token
+from bocage.client.questions import open_box, seal
 from bocage.client.ratchet import (
     MAX_SKIP,
     KeyUnavailable,
@@ -42,8 +44,10 @@ from chalicelib.domain.activation_link import activation_url, parse_activation
 from chalicelib.domain.auth_token import Claims, decode_token, request_digest
 from chalicelib.domain.encoding import b64d, b64e
 from chalicelib.domain.envelope import Envelope, signing_bytes
+from chalicelib.domain.followers import JoinTarget, join_proof_message
 from chalicelib.domain.ids import device_id_for
 from chalicelib.domain.invitation import activation_proof_message, new_code
+from chalicelib.domain.questions import ANSWER_PURPOSE, QUESTION_PURPOSE
 from tests.wire_js import ROOT, js, run_js, spec
 
 
@@ -704,3 +708,76 @@ def test_french_and_english_dictionaries_cover_every_string() -> None:
         used |= set(re.findall(r"'((?:reaction|poll)\.[a-z0-9_]+)'\]", source.read_text()))
     assert len(used) > 150
     assert sorted(used - set(fr)) == []
+
+
+def test_follower_certificates_join_proofs_and_question_boxes_match_python() -> None:
+    """docs/protocol.md 16.2 and 20.2: the browser's follower certificate is the Python client's,
+    byte for byte (Ed25519 signs deterministically); a question sealed by either opens in the
+    other, and a box bound to another question opens in neither."""
+    keys, seed = DeviceKeys.generate(), secrets.token_bytes(32)
+    target = JoinTarget(
+        "https://x.invalid", "j_aaaaaaaaaaaaaaaa", "o_bbbbbbbbbbbbbbbb", "c_cccccccccccccccc", seed, "r"
+    )
+    keys_of = {"sign_public_key": keys.sign_public_key, "box_public_key": keys.box_public_key}
+    expected = follower_cert(target, **keys_of, display_name="Léa du moulin", now=1_800_000_000)
+    link = {"link": target.link, "org": target.org, "channel": target.channel, "ticket": b64e(seed)}
+    made = js(
+        "follower_cert",
+        link=link,
+        sign_seed=b64e(bytes(keys.signing)),
+        box_secret=b64e(bytes(keys.box)),
+        display_name="Léa du moulin",
+        now=1_800_000_000,
+    )
+    assert made["cert"] == expected
+    assert b64d(made["proof_message"]) == join_proof_message(target.link, keys.box_public_key)
+
+    manager, question_id = DeviceKeys.generate(), "q_dddddddddddddddd"
+    fields = {"purpose": QUESTION_PURPOSE, "channel_id": target.channel, "question_id": question_id}
+    by_js = js(
+        "seal_box",
+        sender=spec(keys),
+        recipient_device=manager.device_id,
+        recipient_box=manager.box_public_key,
+        fields={**fields, "text": "Où se garer ?"},
+    )
+    opened = open_box(manager, by_js, keys.device_id, keys.box_public_key, **fields)
+    assert opened["text"] == "Où se garer ?"
+    with pytest.raises(CryptoError):
+        open_box(
+            manager,
+            by_js,
+            keys.device_id,
+            keys.box_public_key,
+            **{**fields, "question_id": "q_eeeeeeeeeeeeeeee"},
+        )
+    answer_fields = {**fields, "purpose": ANSWER_PURPOSE}
+    by_python = seal(
+        manager,
+        keys.device_id,
+        keys.box_public_key,
+        text="Place de l'école.",
+        published_message_id=None,
+        **answer_fields,
+    )
+    back = js(
+        "open_box",
+        recipient=spec(keys),
+        sealed=by_python,
+        sender_device=manager.device_id,
+        sender_box=manager.box_public_key,
+        fields=answer_fields,
+    )
+    assert back["text"] == "Place de l'école." and back["published_message_id"] is None
+    elsewhere = {**answer_fields, "channel_id": "c_ffffffffffffffff"}
+    assert (
+        js(
+            "open_box",
+            recipient=spec(keys),
+            sealed=by_python,
+            sender_device=manager.device_id,
+            sender_box=manager.box_public_key,
+            fields=elsewhere,
+        )
+        is None
+    )

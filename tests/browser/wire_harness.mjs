@@ -9,6 +9,8 @@ const wire = await import('../../web/js/wire.js');
 const polls = await import('../../web/js/polls.js');
 const ratchet = await import('../../web/js/ratchet.js');
 const edits = await import('../../web/js/edits.js');
+const followers = await import('../../web/js/followers.js');
+const questions = await import('../../web/js/questions.js');
 
 const d = wire.b64d;
 const e = wire.b64e;
@@ -179,6 +181,21 @@ const commands = {
   },
   async pad({ data }) {
     return e(wire.pad(d(data)));
+  },
+  async follower_cert({ link, sign_seed, box_secret, display_name, now }) {
+    const keys = wire.deviceKeysFromSeeds(d(sign_seed), d(box_secret));
+    const cert = await followers.followerCertificate(link, keys.signPublicKey, keys.boxPublicKey, display_name, now);
+    return { cert, proof_message: e(followers.joinProofMessage(link.link, e(keys.boxPublicKey))) };
+  },
+  async seal_box({ sender, recipient_device, recipient_box, fields }) {
+    const keys = device(sender);
+    const m = { deviceId: keys.deviceId, device: { boxSecretKey: keys.boxSecretKey } };
+    return questions.seal(m, recipient_device, recipient_box, fields);
+  },
+  async open_box({ recipient, sealed, sender_device, sender_box, fields }) {
+    const keys = device(recipient);
+    const m = { deviceId: keys.deviceId, device: { boxSecretKey: keys.boxSecretKey } };
+    return questions.openBox(m, sealed, sender_device, sender_box, fields);
   },
   async tally({ messages, poll_id, members, now }) {
     const result = polls.tally(messages, poll_id, new Set(members), now);

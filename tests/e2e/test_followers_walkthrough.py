@@ -46,6 +46,8 @@ def test_a_town_hall_publishes_a_tribe_and_an_inhabitant_follows_it(server: Serv
     assert [m["display_name"] for m in bocage("--profile", lea, "members")["members"]] == ["Maire"]
     assert bocage_fails("--profile", lea, "invite", "--name", "X")["status"] == 403
 
+    ask_the_town_hall_and_follow_a_second_tribe(owner, lea, tribe, joined["device_id"])
+
     link = bocage("--profile", owner, "tribe", "link", tribe)
     assert (link["followers"], link["joined"], link["revoked"]) == (1, 1, False)
     assert bocage("--profile", owner, "plan", "show")["followers"] == 1
@@ -61,5 +63,40 @@ def test_a_town_hall_publishes_a_tribe_and_an_inhabitant_follows_it(server: Serv
     server.process.wait(timeout=10)
     db = sqlite3.connect(tmp_path / "data" / "bocage.sqlite3")
     dump = "\n".join(str(row) for row in db.execute("select pk, sk, data from items"))
-    for secret in ("Marché de Noël", "Un sapin", url.split("&ticket=")[1].split("&")[0]):
+    for secret in (
+        "Marché de Noël",
+        "Un sapin",
+        "illuminé",
+        "1er décembre",
+        url.split("&ticket=")[1].split("&")[0],
+    ):
         assert secret not in dump and secret not in server.output()
+
+
+def ask_the_town_hall_and_follow_a_second_tribe(owner: str, lea: str, tribe: str, device_id: str) -> None:
+    """A question to the town hall, answered privately (docs/protocol.md, 20); then the same
+    device follows a second public tribe from its poster (16.2)."""
+    asked = bocage("--profile", lea, "question", tribe, "Le sapin sera-t-il illuminé ?")
+    assert asked["question_id"].startswith("q_") and asked["warnings"] == []
+    inbox = bocage("--profile", owner, "questions", tribe)["questions"]
+    assert [(q["text"], q["asker_name"]) for q in inbox] == [
+        ("Le sapin sera-t-il illuminé ?", "Léa du moulin")
+    ]
+    bocage("--profile", owner, "answer", tribe, asked["question_id"], "Oui, dès le 1er décembre.")
+    mine = bocage("--profile", lea, "questions", tribe)["questions"]
+    assert (
+        mine[0]["answer"]["text"] == "Oui, dès le 1er décembre." and mine[0]["answer"]["by_name"] == "Maire"
+    )
+    assert (
+        bocage_fails("--profile", owner, "question", tribe, "?")["error"] == "cli_error"
+    )  # members do not ask
+
+    market = bocage("--profile", owner, "tribe", "create", "Le marché", "--public")
+    second = bocage("--profile", lea, "join", market["join_url"], "--name", "Léa du moulin")
+    assert (second["channel_id"], second["device_id"]) == (market["channel_id"], device_id)
+    bocage("--profile", owner, "send", market["channel_id"], "Les forains arrivent")
+    assert [m["text"] for m in bocage("--profile", lea, "read", market["channel_id"])["messages"]] == [
+        "Les forains arrivent"
+    ]
+    member_joins = bocage_fails("--profile", owner, "join", market["join_url"], "--name", "X")
+    assert "another --profile" in member_joins["message"]  # a member's profile does not follow

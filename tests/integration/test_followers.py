@@ -245,3 +245,37 @@ def test_followers_do_not_see_each_other_in_the_roster(
     assert seen_by_lea == {owner_device, lea.device_id}
     seen_by_owner = {d["device_id"] for d in people.owner.client.roster(cid)["devices"]}
     assert seen_by_owner == {owner_device, lea.device_id, tom.device_id}
+
+
+def test_a_follower_follows_a_second_public_tribe_of_the_organisation_and_reads_both(
+    people: People, api: SignedApi, tmp_path: Path
+) -> None:
+    """The same device joins a second poster's tribe: it is added there (the answer is not a
+    success for nothing), under that tribe's own ticket, and reads both; leaving leaves both."""
+    first, url = public_tribe(people)
+    second = people.owner.create_channel("tribe", "Le marché")["channel_id"]
+    second_url = people.owner.publish(second)["join_url"]
+    lea = follow(api, url, tmp_path / "lea", "Léa")
+    joined = lea.follow(parse_join_url(second_url), "Léa")
+    assert (joined["channel_id"], joined["device_id"]) == (second, lea.device_id)
+    assert sorted(c["channel_id"] for c in lea.channels()) == sorted([first, second])
+    again = lea.follow(parse_join_url(second_url), "Léa")  # a retry converges
+    assert again["device_id"] == lea.device_id
+    assert people.owner.client.join_link(second)["followers"] == 1
+    assert people.owner.client.request("GET", "/plan")["followers"] == 1  # one follower, two tribes
+    people.owner.send_text(first, "Fête samedi")
+    people.owner.send_text(second, "Marché dimanche")
+    assert [m.get("text") for m in lea.read(first)["messages"]] == ["Fête samedi"]
+    assert [m.get("text") for m in lea.read(second)["messages"]] == ["Marché dimanche"]
+    poll = people.owner.create_poll(second, "Des forains ?", ["Oui", "Non"])["poll_id"]
+    lea.read(second)
+    lea.vote(second, poll, [1])
+    results = people.owner.poll_results(second, poll)
+    assert (results["counts"], results["follower_voters"]) == ([0, 1], 1)
+    assert lea.poll_results(second, poll)["counts"] == [0, 1]  # her own vote counts in her tally
+    assert people.owner.trust.take_warnings() == [] and lea.trust.take_warnings() == []
+    lea.client.leave_as_follower()
+    for cid in (first, second):
+        devices = {d["device_id"] for d in people.owner.client.roster(cid)["devices"]}
+        assert lea.device_id not in devices
+        assert people.owner.client.join_link(cid)["followers"] == 0

@@ -169,3 +169,30 @@ def test_the_web_client_seals_to_the_followers_the_python_client_does(
     assert [w["code"] for w in refused["warnings"] if w.get("device_id") == intruder.device_id] == [
         "uncertified_follower"
     ]
+
+
+def test_a_follower_verified_in_one_tribe_is_no_follower_in_another(
+    people: People, container: Any, api: Any, tmp_path: Any
+) -> None:
+    """The server holds the poster like anyone: it follows the public tribe, then adds its
+    follower to the private tribe. Verified once in the public tribe, that follower must not
+    be taken for one in the private tribe: its reaction there is not shown as verified, and
+    its sender key there is not opened (docs/protocol.md, 16.3: a ticket certifies one tribe)."""
+    from tests.integration.test_followers import follow
+
+    public, private, url, _ = setup_tribes(people, container)
+    spy = follow(api, url, tmp_path / "spy", "Intrus")
+    post = people.owner.send_text(public, "bonjour le village")["message_id"]
+    spy.read(public)
+    spy.react(public, post, "👍")
+    shown = [m for m in people.owner.history(public) if m["kind"] == "reaction"]
+    assert shown[0]["verified"] and shown[0]["sender_name"] == "Intrus"  # a genuine follower there
+    secret = people.owner.send_text(private, "séance à huis clos")["message_id"]
+    planted = container.orgs.get_device(spy.device_id)
+    container.channels.add_follower(container.channels.find(private), planted, api.clock.now())
+    spy.react(private, secret, "👀")
+    reactions = [m for m in people.owner.history(private) if m["kind"] == "reaction"]
+    assert len(reactions) == 1
+    assert not reactions[0]["verified"] and reactions[0]["sender_name"] is None
+    assert "uncertified_follower" in codes(people.owner)
+    assert sealed_to(container, private, spy.device_id) == []

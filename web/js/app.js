@@ -32,6 +32,11 @@ export const app = {
     return ['owner', 'admin'].includes(this.messenger?.device.role || this.device?.role);
   },
 
+  /** A public tribe's follower (docs/protocol.md, 16): their tribes, reactions, votes; no more. */
+  isFollower() {
+    return (this.messenger?.device.role || this.device?.role) === 'follower';
+  },
+
   navigate(hash) {
     if (location.hash === hash) render();
     else location.hash = hash;
@@ -103,6 +108,7 @@ function parseRoute() {
   const params = Object.fromEntries(new URLSearchParams(query));
   const parts = path.split('/').filter(Boolean);
   if (parts[0] === 'activate') return { name: 'activate', params };
+  if (parts[0] === 'join') return { name: 'join', params };
   if (parts[0] === 'c' && parts[1]) return { name: 'channel', params: { channelId: parts[1], messageId: parts[2] || null } };
   if (parts[0] === 'admin') return { name: 'admin', params: { section: parts[1] || null } };
   if (parts[0] === 'impact') return { name: 'impact', params };
@@ -227,6 +233,8 @@ export async function render({ keepFocus = false } = {}) {
   // library) load on first use: the first load stays light; the service worker keeps them all.
   if (route.name === 'activate') {
     view = await renderActivation(app, main, route.params);
+  } else if (route.name === 'join') {
+    view = await (await import('./ui/join.js')).renderJoin(app, main, route.params);
   } else if (route.name === 'impact') {
     view = await (await import('./ui/impact.js')).renderImpact(app, main);
   } else if (!app.device) {

@@ -6,8 +6,8 @@
 // view certifies, unrevoked then, of a member who was then an admin or owner, or who is an
 // author in the tribe's verified log; and when its certificate was signed by that ticket's key,
 // for exactly the roster's keys and ids, before the link expired and before its signer left.
-import { FOLLOWER_CERT, StatementError, TICKET, checkShape, verifyStatement } from './certs.js';
-import { CryptoError, b64d, base32Lower, checkBoxPublicKey, deviceIdFor, sha256 } from './wire.js';
+import { FOLLOWER_CERT, StatementError, TICKET, checkShape, publicKeyOf, signStatement, verifyStatement } from './certs.js';
+import { CryptoError, b64d, b64e, base32Lower, checkBoxPublicKey, deviceIdFor, sha256, utf8 } from './wire.js';
 
 /** @typedef {import('./certs.js').TrustView} TrustView */
 /** @typedef {import('./certs.js').DeviceTrust} DeviceTrust */
@@ -26,6 +26,37 @@ export function isFollowerDevice(row) {
 /** f_ + base32(sha256(sign public key)[:10]) (chalicelib/domain/ids.py follower_id_for). */
 export async function followerIdFor(signPublicKey) {
   return `f_${base32Lower((await sha256(signPublicKey)).slice(0, 10))}`;
+}
+
+/**
+ * A joining device's follower certificate, signed with the join link's ticket key (16.2; the
+ * same bytes as bocage/client/issuing.py follower_cert).
+ * @param {{org: string, channel: string, ticket: string}} link the join URL's parameters
+ * @param {Uint8Array} signPublicKey
+ * @param {Uint8Array} boxPublicKey
+ * @param {string} displayName
+ * @param {number} now
+ */
+export async function followerCertificate(link, signPublicKey, boxPublicKey, displayName, now) {
+  const seed = b64d(link.ticket);
+  const body = {
+    purpose: FOLLOWER_CERT,
+    org_id: link.org,
+    channel_id: link.channel,
+    follower_id: await followerIdFor(signPublicKey),
+    device_id: await deviceIdFor(signPublicKey),
+    sign_public_key: b64e(signPublicKey),
+    box_public_key: b64e(boxPublicKey),
+    display_name: displayName,
+    ticket_key: publicKeyOf(seed),
+    issued_at: now,
+  };
+  return signStatement(body, seed);
+}
+
+/** What a joining device signs with its new key (chalicelib/domain/followers.py join_proof_message). */
+export function joinProofMessage(linkId, boxPublicKey) {
+  return utf8(`bocage-join\n${linkId}\n${boxPublicKey}`);
 }
 
 /**

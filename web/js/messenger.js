@@ -30,6 +30,7 @@ import {
   CryptoError,
   ForgedMessage,
   MislabelledMessage,
+  b64e,
   newMessageId,
   openMessage,
   openSenderKey,
@@ -77,6 +78,11 @@ export class Messenger extends EventTarget {
     this.directoryAt = 0;
     this.channels = new Map();
     this.rosters = new Map();
+    /** @type {Map<string, Map<string, {device_id: string, member_id: string, sign_public_key: string, box_public_key: string}>>}
+     * per public tribe, the followers this device verified there (16.3): never across tribes */
+    this.tribeFollowers = new Map();
+    /** @type {Map<string, string>} a verified follower's name, from their certificate */
+    this.followerNames = new Map();
     /** @type {Map<string, number>} per channel, the highest seq held with nothing missing before it */
     this.seen = new Map();
     this.keyFetches = new Map();
@@ -197,6 +203,16 @@ export class Messenger extends EventTarget {
 
   isAdmin() {
     return ['owner', 'admin'].includes(this.device.role);
+  }
+
+  /** A public tribe's follower (docs/protocol.md, 16.3): reads, reacts and votes, nothing more. */
+  isFollower() {
+    return this.device.role === 'follower';
+  }
+
+  /** Stop following (16.3): the server deletes this follower and their device; then this browser forgets. */
+  leaveAsFollower() {
+    return this.api.request('DELETE', '/follower');
   }
 
   /** A channel whose id this client makes, so it signs the log's creation entry (section 14). */
@@ -368,11 +384,22 @@ export class Messenger extends EventTarget {
    * server said; `blocked` after a rolled-back or forked log (nothing is sealed or sent then).
    */
   async certifyRoster(channelId, raw) {
-    const unknown = raw.devices.some((d) => !this.directory?.devices.has(d.device_id));
+    // A follower's own device is in no member listing (it is in its tribes' rosters only).
+    const unknown = raw.devices.some((d) => d.device_id !== this.deviceId && !this.directory?.devices.has(d.device_id));
     if (!this.trust.view || unknown) await this.loadDirectory();
     const { state, blocked } = await this.trust.membership(this.api, channelId, raw.roster);
     const devices = blocked ? [] : (await this.trust.recipients(channelId, state, raw.devices)).devices;
-    return { ...raw, listed: raw.devices, devices, members: new Set(Object.keys(state?.members || {})), blocked, state };
+    const members = new Set(Object.keys(state?.members || {}));
+    if (this.isFollower()) members.add(this.memberId); // a follower's own vote counts in their own tally (16.3)
+    // The followers verified in this tribe (their certificates, this tribe's ticket): their
+    // reactions and votes open and count here, and only here.
+    const followers = new Map(devices.filter((d) => d.member_id.startsWith('f_')).map((d) => [d.device_id, d]));
+    this.tribeFollowers.set(channelId, followers);
+    for (const row of raw.devices) {
+      if (followers.has(row.device_id)) this.followerNames.set(row.member_id, String(row.device_cert?.display_name || ''));
+    }
+    for (const f of followers.values()) members.add(f.member_id);
+    return { ...raw, listed: raw.devices, devices, members, blocked, state };
   }
 
   // -- directory -----------------------------------------------------------------------------
@@ -415,8 +442,16 @@ export class Messenger extends EventTarget {
     return this.trust.sender(message);
   }
 
+  /** A follower verified in this tribe (16.3): their certified keys, or null. */
+  async tribeFollower(channelId, deviceId) {
+    if (this.isFollower() || this.channel(channelId)?.kind !== 'tribe') return null; // followers do not read each other
+    if (!this.tribeFollowers.get(channelId)?.has(deviceId)) await this.roster(channelId, { fresh: true }).catch(() => null);
+    return this.tribeFollowers.get(channelId)?.get(deviceId) || null;
+  }
+
   /** The name a member's certificate carries (the server's listing only for the uncertified). */
   memberName(memberId) {
+    if (memberId?.startsWith('f_')) return this.followerNames.get(memberId) || null;
     return this.trust.displayName(memberId) || this.directory?.members.get(memberId)?.display_name || null;
   }
 
@@ -697,7 +732,11 @@ export class Messenger extends EventTarget {
       verified: false,
     };
     if (message.deleted) return { ...shown, deleted: true };
-    const author = await this.certifiedSender(message);
+    // A follower's own device is in no member listing: its own messages verify with its own key.
+    const mine = this.isFollower() && sender === this.deviceId ? { member_id: this.memberId, sign_public_key: b64e(this.device.signPublicKey) } : null;
+    // A follower's reaction or vote: their certificate, checked against this tribe's ticket.
+    const follower = !mine && message.sender_member?.startsWith('f_') ? await this.tribeFollower(channelId, sender) : null;
+    const author = mine || follower || (await this.certifiedSender(message));
     if (!author?.sign_public_key) return { ...shown, sender_member: null, error: 'forged_sender', raw: message };
     shown.sender_member = author.member_id; // the device certificate's member, never the server's stamp
     const device = { sign_public_key: author.sign_public_key };
@@ -747,7 +786,8 @@ export class Messenger extends EventTarget {
     }
     const opened = [];
     for (const entry of sealed) {
-      const device = await this.deviceInfo(entry.sender_device);
+      const cached = this.tribeFollowers.get(channelId)?.get(entry.sender_device);
+      const device = cached || (await this.deviceInfo(entry.sender_device)) || (await this.tribeFollower(channelId, entry.sender_device));
       if (!device) continue;
       try {
         opened.push([entry.sender_device, openSenderKey(this.keys, entry, device.box_public_key, channelId)]);

@@ -180,6 +180,11 @@ export class TrustKeeper extends EventTarget {
   /** Who gets a sender key in the channel (section 14; its followers, 16.3), the rest reported. */
   async recipients(channelId, state, rosterDevices) {
     if (!this.view) return { devices: [], warnings: [] };
+    if (this.device.member_id.startsWith('f_')) {
+      // A follower seals its own votes and reactions to the tribe's members only (16.3), never
+      // to another follower a server would list.
+      rosterDevices = rosterDevices.filter((d) => d.device_cert?.purpose !== FOLLOWER_CERT);
+    }
     // Followers are a public tribe's only: their rules load with the first one (first screen's weight).
     const hasFollowers = rosterDevices.some((d) => d.device_cert?.purpose === FOLLOWER_CERT);
     const followers = hasFollowers

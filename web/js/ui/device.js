@@ -65,6 +65,7 @@ export async function renderDevice(app, main) {
     /** @type {HTMLElement} */ (forget.querySelector('.danger')).focus();
   } }, t('device.forget')));
   askForget();
+  const follower = d.role === 'follower';
   const push = h('section', { class: 'card', 'aria-labelledby': 'device-push' });
   replace(
     main,
@@ -81,7 +82,7 @@ export async function renderDevice(app, main) {
           h('dt', null, t('device.activated')), h('dd', null, d.activated_at ? formatDate(d.activated_at) : '—'),
           h('dt', null, t('device.server')), h('dd', null, h('code', null, d.server))),
         h('p', { class: 'hint' }, t('device.keys_note'))),
-      revoked ? null : h('section', { class: 'card', 'aria-labelledby': 'device-link' },
+      revoked || follower ? null : h('section', { class: 'card', 'aria-labelledby': 'device-link' },
         h('h2', { id: 'device-link' }, t('device.link_title')),
         h('p', null, t('device.link_lead')),
         h('div', { class: 'actions' }, h('button', { type: 'button', class: 'primary', onClick: async () => {
@@ -96,7 +97,7 @@ export async function renderDevice(app, main) {
         linkResult),
       revoked ? null : push,
       displaySettings(),
-      h('section', { class: 'card', 'aria-labelledby': 'device-forget' },
+      follower && !revoked ? leaveSection(app) : h('section', { class: 'card', 'aria-labelledby': 'device-forget' },
         h('h2', { id: 'device-forget' }, t('device.forget_title')),
         h('p', null, t('device.forget_lead')),
         forget)),
@@ -113,4 +114,35 @@ function displaySettings() {
   return h('section', { class: 'card', 'aria-labelledby': 'device-display' },
     h('h2', { id: 'device-display' }, t('device.display_title')),
     field(t('theme.label'), select));
+}
+
+/**
+ * "Quitter" for a public tribe's follower (docs/protocol.md, 16.3): the server deletes the
+ * follower, their device and the keys sealed to it; then this browser forgets everything.
+ */
+function leaveSection(app) {
+  const box = h('div', { class: 'confirmable' });
+  const ask = () =>
+    replace(box, h('button', { type: 'button', class: 'danger-outline', onClick: () => {
+      replace(box, h('p', null, t('follower.leave_confirm')),
+        h('div', { class: 'actions' },
+          h('button', { type: 'button', class: 'danger', onClick: async () => {
+            try {
+              await app.messenger.leaveAsFollower();
+            } catch (err) {
+              app.toast(app.errorText(err), 'error');
+              return;
+            }
+            await app.forgetDevice();
+            app.toast(t('follower.left'));
+            app.navigate('#/');
+          } }, t('follower.leave_yes')),
+          h('button', { type: 'button', onClick: () => ask() }, t('common.cancel'))));
+      /** @type {HTMLElement} */ (box.querySelector('.danger')).focus();
+    } }, t('follower.leave')));
+  ask();
+  return h('section', { class: 'card', 'aria-labelledby': 'follower-leave' },
+    h('h2', { id: 'follower-leave' }, t('follower.leave_title')),
+    h('p', null, t('follower.leave_lead')),
+    box);
 }

@@ -16,13 +16,15 @@ import { kindIcon, kindLabel } from './context.js';
 export function renderHead(ctx, head, { retention, membersOpen, onToggleMembers }) {
   const channel = ctx.channel();
   const isTribe = channel.kind === 'tribe';
-  const role = channel.my_role === 'author' ? t('channel.role_author') : t('channel.role_member');
+  const follower = ctx.m.isFollower();
+  const role = t(follower ? 'channel.role_follower' : channel.my_role === 'author' ? 'channel.role_author' : 'channel.role_member');
   replace(
     head,
     h('a', { class: 'back-link', href: '#/' }, '← ', t('channels.title')),
     h('div', { class: 'channel-title-row' },
       h('h1', { id: 'channel-title' }, h('span', { 'aria-hidden': 'true' }, `${kindIcon(channel.kind)} `), ctx.m.channelName(channel)),
-      h('button', {
+      // A follower sees no member directory (16.3): no members button.
+      follower ? null : h('button', {
         type: 'button',
         class: 'small',
         'aria-expanded': membersOpen ? 'true' : 'false',

@@ -123,13 +123,25 @@ class ChannelController {
     this.offlineNote = h('p', { class: 'offline-note', hidden: true, role: 'status' }, t('channel.offline'));
     this.list = createMessageList(ctx, { onReply: (id) => this.composer.replyTo(id) });
     this.composer = createComposer(ctx, (id) => this.messages.find((x) => x.message_id === id));
-    replace(pane, this.head, this.members.element, this.offlineNote, this.list.element, this.composer.element);
+    this.questions = h('div', { class: 'questions-slot' });
+    replace(pane, this.head, this.members.element, this.offlineNote, this.list.element, this.questions, this.composer.element);
+  }
+
+  /** Questions to the town hall (docs/protocol.md, 20): a follower asks, a tribe's managers answer. */
+  async showQuestions() {
+    const { m } = this.ctx;
+    const channel = this.ctx.channel();
+    if (channel?.kind !== 'tribe' || !(m.isFollower() || this.ctx.mayManage())) return;
+    const { createQuestionsPanel } = await import('./questions.js');
+    replace(this.questions, createQuestionsPanel(this.ctx).element);
   }
 
   async start() {
-    const retention = this.ctx.m.api.get(`/channels/${this.ctx.channelId}/retention`).catch(() => null);
+    // A follower may not ask the tribe's settings (16.3): its messages expire as stored all the same.
+    const retention = this.ctx.m.isFollower() ? null : this.ctx.m.api.get(`/channels/${this.ctx.channelId}/retention`).catch(() => null);
     this.renderHead();
     this.composer.render();
+    this.showQuestions().catch(() => null);
     await this.refresh(); // from the device's cache first: readable offline
     this.retention = (await retention)?.retention_days || null;
     this.renderHead();
