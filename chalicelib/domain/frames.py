@@ -264,7 +264,7 @@ class SendAction(_Model):
 
 _CALL_ID = r"^k_[a-z2-7]{16}$"
 _DEVICE_ID = r"^d_[a-z2-7]{16}$"
-_SEALED = r"^[A-Za-z0-9+/]+={0,2}$"
+_SEALED = r"^[A-Za-z0-9_-]+={0,2}$"  # base64url, as b64e writes it
 
 
 class CallTarget(_Model):
