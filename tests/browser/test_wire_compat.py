@@ -704,3 +704,53 @@ def test_french_and_english_dictionaries_cover_every_string() -> None:
         used |= set(re.findall(r"'((?:reaction|poll)\.[a-z0-9_]+)'\]", source.read_text()))
     assert len(used) > 150
     assert sorted(used - set(fr)) == []
+
+
+def test_call_signals_are_the_same_bytes_from_both_clients_and_open_on_either() -> None:
+    """docs/protocol.md 19.3: with the same nonce, both clients seal an offer to the same bytes;
+    each opens the other's, and neither opens one relabelled for another call or signal."""
+    from bocage.client.crypto import open_call_signal, seal_call_signal
+
+    alice, bob = DeviceKeys.generate(), DeviceKeys.generate()
+    channel, call = "c_abcdefghijklmnop", "k_abcdefghijklmnop"
+    data = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=« appel »\r\n"}
+    nonce = secrets.token_bytes(24)
+    from_python = seal_call_signal(
+        alice, bob.device_id, bob.box_public_key, channel, call, "offer", data, nonce=nonce
+    )
+    common = {"recipient_box_public_key": bob.box_public_key, "channel_id": channel, "call_id": call}
+    from_js = js(
+        "seal_call_signal",
+        sender=spec(alice),
+        recipient_device=bob.device_id,
+        signal="offer",
+        data=data,
+        nonce=b64e(nonce),
+        **common,
+    )
+    assert from_js == from_python
+    unsealed = js(
+        "seal_call_signal",
+        sender=spec(alice),
+        recipient_device=bob.device_id,
+        signal="offer",
+        data=data,
+        **common,
+    )
+    assert (
+        open_call_signal(bob, unsealed, alice.device_id, alice.box_public_key, channel, call, "offer") == data
+    )
+    opened = {
+        "recipient": spec(bob),
+        "sealed": from_python,
+        "sender_device": alice.device_id,
+        "sender_box_public_key": alice.box_public_key,
+        "channel_id": channel,
+    }
+    assert js("open_call_signal", call_id=call, signal="offer", **opened) == {"data": data}
+    assert js("open_call_signal", call_id=call, signal="answer", **opened) == {"error": "CryptoError"}
+    assert js("open_call_signal", call_id="k_otherotherother", signal="offer", **opened) == {
+        "error": "CryptoError"
+    }
+    with pytest.raises(CryptoError):
+        open_call_signal(bob, from_js, alice.device_id, alice.box_public_key, channel, call, "candidate")

@@ -9,6 +9,7 @@ const wire = await import('../../web/js/wire.js');
 const polls = await import('../../web/js/polls.js');
 const ratchet = await import('../../web/js/ratchet.js');
 const edits = await import('../../web/js/edits.js');
+const calls = await import('../../web/js/call/sealed.js');
 
 const d = wire.b64d;
 const e = wire.b64e;
@@ -88,6 +89,16 @@ const commands = {
     try {
       const { chainKey, index } = wire.openSenderKey(device(recipient), sealed, sender_box_public_key, channel_id);
       return { chain_key: e(chainKey), index };
+    } catch (err) {
+      return { error: err.constructor.name };
+    }
+  },
+  async seal_call_signal({ sender, recipient_device, recipient_box_public_key, channel_id, call_id, signal, data, nonce }) {
+    return calls.sealCallSignal(device(sender), recipient_device, recipient_box_public_key, channel_id, call_id, signal, data, nonce ? d(nonce) : undefined);
+  },
+  async open_call_signal({ recipient, sealed, sender_device, sender_box_public_key, channel_id, call_id, signal }) {
+    try {
+      return { data: calls.openCallSignal(device(recipient), sealed, sender_device, sender_box_public_key, channel_id, call_id, signal) };
     } catch (err) {
       return { error: err.constructor.name };
     }
