@@ -1,0 +1,130 @@
+"""A call in the web app (docs/calls.md, protocol 19), in Debian's Chromium with fake camera and
+microphone, between two browser contexts on loopback, media forced through the coturn the test
+starts (``iceTransportPolicy: "relay"``): the owner calls from the group, the agent's device
+rings and answers, each side's ``getStats()`` shows audio and video bytes received over a relay
+candidate pair, and hanging up ends the call on both. Then the microphone refused shows why."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import CHROMIUM_ARGS, watch_console
+from tests.browser.test_web_app import activate, add_to_channel, create_channel, invite, wait_for
+from tests.coturn import coturn
+from tests.e2e.conftest import Server, bocage, start_server
+
+FAKE_MEDIA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+RELAY_ONLY = "localStorage.setItem('bocage.calls.relay_only', '1')"
+
+
+@pytest.fixture
+def call_setup(tmp_path: Path, playwright_api: tuple[Any, str]) -> Iterator[tuple[Server, Any, Any]]:
+    data = tmp_path / "data"
+    created = bocage("org", "create", "Mairie de Plouha", "--plan", "pro", "--data", str(data))
+    with coturn(tmp_path) as turn:
+        server = start_server(
+            data,
+            tmp_path / "serve.log",
+            BOCAGE_TURN_URLS=turn.turn_url,
+            BOCAGE_STUN_URLS=turn.stun_url,
+            BOCAGE_TURN_SECRET=turn.secret,
+        )
+        api, executable = playwright_api
+        contexts = []
+        try:
+            for name in ("owner", "agent"):
+                context = api.chromium.launch_persistent_context(
+                    str(tmp_path / f"chromium-{name}"),
+                    executable_path=executable,
+                    headless=True,
+                    args=[*CHROMIUM_ARGS, *FAKE_MEDIA],
+                    locale="fr-FR",
+                    timezone_id="Europe/Paris",
+                    viewport={"width": 1000, "height": 760},
+                )
+                context.set_default_timeout(20_000)
+                context.add_init_script(RELAY_ONLY)
+                contexts.append(context)
+            url = created["activation_url"].replace("http://127.0.0.1:8000", server.url)
+            url = url.replace(
+                "http%3A%2F%2F127.0.0.1%3A8000", server.url.replace(":", "%3A").replace("/", "%2F")
+            )
+            yield server, contexts[0], contexts[1], url
+        finally:
+            for context in contexts:
+                context.close()
+            server.process.terminate()
+            server.process.wait(timeout=10)
+
+
+def received(page: Page) -> dict[str, Any]:
+    stats: dict[str, Any] = page.evaluate("() => window.bocageCall ? window.bocageCall.received() : null")
+    return stats or {"audio": 0, "video": 0, "relayed": False}
+
+
+def flowing(page: Page) -> bool:
+    got = received(page)
+    return got["audio"] > 0 and got["video"] > 0 and got["relayed"]
+
+
+def call_once(owner: Page, agent: Page) -> float:
+    """The owner calls, the agent answers; both receive audio and video through the relay.
+    Returns the ms from the call to the owner's first remote video frame."""
+    owner.get_by_role("button", name="Appeler").click()
+    expect(owner.get_by_role("dialog", name="Appel")).to_be_visible()
+    ring = agent.get_by_role("alertdialog", name=re.compile("Maire Dupuis vous appelle"))
+    expect(ring).to_be_visible()
+    ring.get_by_role("button", name="Décrocher").click()
+    for page in (owner, agent):
+        expect(page.locator(".call-view video.remote")).to_have_count(1)
+    wait_for(lambda: flowing(owner) and flowing(agent), "audio and video through the relay, both ways", 40)
+    wait_for(
+        lambda: owner.evaluate("() => window.bocageCall.firstVideoMs") is not None, "a first video frame"
+    )
+    first: float = owner.evaluate("() => window.bocageCall.firstVideoMs")
+    owner.get_by_role("button", name="Raccrocher").click()
+    for page in (owner, agent):
+        expect(page.locator(".call-view")).to_have_count(0)
+        expect(page.locator("#toast")).to_contain_text("Appel terminé")
+    return first
+
+
+def test_two_browsers_call_through_the_relay_and_hang_up(call_setup: Any) -> None:
+    server, owner_context, agent_context, url = call_setup
+    problems: list[str] = []
+    owner, agent = owner_context.pages[0], agent_context.pages[0]
+    for page in (owner, agent):
+        watch_console(page, problems)
+    activate(owner, url, "Maire Dupuis")
+    activate(agent, invite(owner, "Agent Martin"), "Agent Martin")
+    create_channel(owner, "Visite de chantier", "group")
+    add_to_channel(owner, "Agent Martin")
+
+    times = [call_once(owner, agent) for _ in range(3)]
+    shown = [round(t) for t in times]
+    print(f"call to first remote video frame, ms: {shown}, median {statistics.median(times):.0f}")
+    stored = str(server.stored_items())
+    assert "a=fingerprint" not in stored and "candidate:" not in stored and "ice-pwd" not in stored
+    assert "a=fingerprint" not in server.output() and "candidate:" not in server.output()
+    assert not problems, problems
+
+
+def test_a_refused_microphone_says_why(call_setup: Any) -> None:
+    _, owner_context, _, url = call_setup
+    owner = owner_context.pages[0]
+    activate(owner, url, "Maire Dupuis")
+    create_channel(owner, "Bureau", "group")
+    refuse = "() => Promise.reject(new DOMException('denied', 'NotAllowedError'))"
+    owner.evaluate(f"() => {{ navigator.mediaDevices.getUserMedia = {refuse}; }}")
+    owner.get_by_role("button", name="Appeler").click()
+    view = owner.get_by_role("dialog", name="Appel")
+    expect(view.get_by_role("alert")).to_contain_text("La caméra ou le micro sont refusés ou absents")
+    view.get_by_role("button", name="Raccrocher").click()
+    expect(view).to_have_count(0)
