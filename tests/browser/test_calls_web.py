@@ -52,11 +52,7 @@ def call_setup(tmp_path: Path, playwright_api: tuple[Any, str]) -> Iterator[tupl
                 context.set_default_timeout(20_000)
                 context.add_init_script(RELAY_ONLY)
                 contexts.append(context)
-            url = created["activation_url"].replace("http://127.0.0.1:8000", server.url)
-            url = url.replace(
-                "http%3A%2F%2F127.0.0.1%3A8000", server.url.replace(":", "%3A").replace("/", "%2F")
-            )
-            yield server, contexts[0], contexts[1], url
+            yield server, contexts[0], contexts[1], local_url(created["activation_url"], server)
         finally:
             for context in contexts:
                 context.close()
@@ -128,3 +124,28 @@ def test_a_refused_microphone_says_why(call_setup: Any) -> None:
     expect(view.get_by_role("alert")).to_contain_text("La caméra ou le micro sont refusés ou absents")
     view.get_by_role("button", name="Raccrocher").click()
     expect(view).to_have_count(0)
+
+
+def test_a_free_organisation_is_told_why_it_cannot_call(tmp_path: Path, new_context: Any) -> None:
+    data = tmp_path / "data"
+    created = bocage("org", "create", "Association", "--data", str(data))  # the free plan
+    server = start_server(data, tmp_path / "serve.log")
+    try:
+        owner = new_context("owner").pages[0]
+        activate(owner, local_url(created["activation_url"], server), "Maire Dupuis")
+        create_channel(owner, "Bureau", "group")
+        owner.get_by_role("button", name="Appeler").click()
+        expect(owner.locator("#toast")).to_contain_text(
+            re.compile("Appel impossible : les appels font partie")
+        )
+        expect(owner.locator("#toast")).to_contain_text("offre pro")
+        expect(owner.get_by_role("dialog", name="Appel")).to_have_count(0)
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=10)
+
+
+def local_url(url: str, server: Server) -> str:
+    """An activation URL the CLI printed for the default address, pointed at the test's server."""
+    encoded = server.url.replace(":", "%3A").replace("/", "%2F")
+    return url.replace("http://127.0.0.1:8000", server.url).replace("http%3A%2F%2F127.0.0.1%3A8000", encoded)

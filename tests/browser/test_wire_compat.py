@@ -754,3 +754,14 @@ def test_call_signals_are_the_same_bytes_from_both_clients_and_open_on_either() 
     }
     with pytest.raises(CryptoError):
         open_call_signal(bob, from_js, alice.device_id, alice.box_public_key, channel, call, "candidate")
+
+
+def test_the_call_views_strings_exist_in_both_languages() -> None:
+    """The call view carries its own strings (web/js/call/strings.js, loaded with it): the same keys
+    in French and English, and every one the view asks for."""
+    strings = js("call_strings")
+    assert strings["fr"] == strings["en"]
+    import re
+
+    used = set(re.findall(r"\bt\(\s*'([a-z_]+\.[a-z0-9_]+)'", (ROOT / "web/js/call/call-ui.js").read_text()))
+    assert len(used) > 10 and sorted(used - set(strings["fr"])) == []

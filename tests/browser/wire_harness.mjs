@@ -31,6 +31,10 @@ const commands = {
     }
     return out;
   },
+  async call_strings() {
+    const { STRINGS } = await import('../../web/js/call/strings.js');
+    return Object.fromEntries(Object.entries(STRINGS).map(([lang, dict]) => [lang, Object.keys(dict).sort()]));
+  },
   async canonical({ value, ascii }) {
     return wire.canonicalJson(value, { ascii });
   },

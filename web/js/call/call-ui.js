@@ -2,8 +2,8 @@
 // Calls in the web app, loaded on first use: the call button's start, ringing with answer and
 // decline, and the call view (the others' video, this device's, mute, camera off, hang up).
 import { h, replace } from '../dom.js';
-import { t } from '../i18n.js';
 import { CallSession, certifiedDevices, newCallId, verifySignal } from './call-session.js';
+import { ct as t, refusal } from './strings.js';
 
 /** @type {CallSession | null} */
 let current = null;
@@ -53,7 +53,7 @@ export async function startCall(app, channelId) {
   try {
     servers = await iceServers(app, channelId);
   } catch (err) {
-    app.toast(t('call.unavailable', { reason: app.errorText(err) }), 'error');
+    app.toast(t('call.unavailable', { reason: refusal(app, err) }), 'error');
     return;
   }
   const session = new CallSession(m, channelId, newCallId(), servers, { relayOnly: relayOnly() });
@@ -66,7 +66,7 @@ export async function startCall(app, channelId) {
     status(view, t('call.calling'));
   } catch (err) {
     session.end('refused');
-    app.toast(app.errorText(err), 'error');
+    app.toast(refusal(app, err), 'error');
   }
 }
 
@@ -114,7 +114,7 @@ async function answer(app, frame) {
   try {
     servers = await iceServers(app, frame.channel_id);
   } catch (err) {
-    app.toast(t('call.unavailable', { reason: app.errorText(err) }), 'error');
+    app.toast(t('call.unavailable', { reason: refusal(app, err) }), 'error');
     return;
   }
   const session = new CallSession(app.messenger, frame.channel_id, frame.call_id, servers, { relayOnly: relayOnly() });
@@ -128,7 +128,7 @@ async function answer(app, frame) {
     status(view, t('call.connecting'));
   } catch (err) {
     session.end('refused');
-    app.toast(app.errorText(err), 'error');
+    app.toast(refusal(app, err), 'error');
   }
 }
 
