@@ -85,6 +85,11 @@ def call_once(owner: Page, agent: Page) -> float:
         lambda: owner.evaluate("() => window.bocageCall.firstVideoMs") is not None, "a first video frame"
     )
     first: float = owner.evaluate("() => window.bocageCall.firstVideoMs")
+    for button, kind in (("Couper le micro", "Audio"), ("Couper la caméra", "Video")):
+        agent.get_by_role("button", name=button).click()
+        expect(agent.get_by_role("button", pressed=True)).to_have_count(1 if kind == "Audio" else 2)
+        enabled = f"() => window.bocageCall.local.get{kind}Tracks().map((t) => t.enabled)"
+        assert agent.evaluate(enabled) == [False]
     owner.get_by_role("button", name="Raccrocher").click()
     for page in (owner, agent):
         expect(page.locator(".call-view")).to_have_count(0)

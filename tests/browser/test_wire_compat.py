@@ -763,5 +763,5 @@ def test_the_call_views_strings_exist_in_both_languages() -> None:
     assert strings["fr"] == strings["en"]
     import re
 
-    used = set(re.findall(r"\bt\(\s*'([a-z_]+\.[a-z0-9_]+)'", (ROOT / "web/js/call/call-ui.js").read_text()))
+    used = set(re.findall(r"\bct\(\s*'([a-z_]+\.[a-z0-9_]+)'", (ROOT / "web/js/call/call-ui.js").read_text()))
     assert len(used) > 10 and sorted(used - set(strings["fr"])) == []

@@ -3,7 +3,7 @@
 // decline, and the call view (the others' video, this device's, mute, camera off, hang up).
 import { h, replace } from '../dom.js';
 import { CallSession, certifiedDevices, newCallId, verifySignal } from './call-session.js';
-import { ct as t, refusal } from './strings.js';
+import { ct, refusal } from './strings.js';
 
 /** @type {CallSession | null} */
 let current = null;
@@ -53,7 +53,7 @@ export async function startCall(app, channelId) {
   try {
     servers = await iceServers(app, channelId);
   } catch (err) {
-    app.toast(t('call.unavailable', { reason: refusal(app, err) }), 'error');
+    app.toast(ct('call.unavailable', { reason: refusal(app, err) }), 'error');
     return;
   }
   const session = new CallSession(m, channelId, newCallId(), servers, { relayOnly: relayOnly() });
@@ -63,7 +63,7 @@ export async function startCall(app, channelId) {
   const targets = [...session.devices.keys()];
   try {
     await session.send('ring', targets);
-    status(view, t('call.calling'));
+    status(view, ct('call.calling'));
   } catch (err) {
     session.end('refused');
     app.toast(refusal(app, err), 'error');
@@ -76,25 +76,25 @@ async function withMedia(app, session, view) {
     showLocal(view, session);
     return true;
   } catch (err) {
-    const message = h('p', { class: 'call-error', role: 'alert' }, t('call.media_refused'), ' ', h('small', null, String(err?.name || '')));
+    const message = h('p', { class: 'call-error', role: 'alert' }, ct('call.media_refused'), ' ', h('small', null, String(err?.name || '')));
     replace(view.querySelector('.call-status'), message);
     session.end('media');
-    app.announce(t('call.media_refused'));
+    app.announce(ct('call.media_refused'));
     return false;
   }
 }
 
 function showRing(app, frame) {
   const name = app.messenger.memberName(frame.from_member) || '?';
-  const el = h('div', { class: 'call-ring', role: 'alertdialog', 'aria-label': t('call.incoming', { name }) },
-    h('p', null, t('call.incoming', { name })),
-    h('button', { type: 'button', class: 'primary', onClick: () => answer(app, frame) }, t('call.accept')),
-    h('button', { type: 'button', class: 'danger', onClick: () => decline(app, frame) }, t('call.decline')),
+  const el = h('div', { class: 'call-ring', role: 'alertdialog', 'aria-label': ct('call.incoming', { name }) },
+    h('p', null, ct('call.incoming', { name })),
+    h('button', { type: 'button', class: 'primary', onClick: () => answer(app, frame) }, ct('call.accept')),
+    h('button', { type: 'button', class: 'danger', onClick: () => decline(app, frame) }, ct('call.decline')),
   );
   stylesheet();
   document.body.append(el);
   ringing = { frame, el };
-  app.announce(t('call.incoming', { name }));
+  app.announce(ct('call.incoming', { name }));
 }
 
 function stopRinging() {
@@ -114,7 +114,7 @@ async function answer(app, frame) {
   try {
     servers = await iceServers(app, frame.channel_id);
   } catch (err) {
-    app.toast(t('call.unavailable', { reason: refusal(app, err) }), 'error');
+    app.toast(ct('call.unavailable', { reason: refusal(app, err) }), 'error');
     return;
   }
   const session = new CallSession(app.messenger, frame.channel_id, frame.call_id, servers, { relayOnly: relayOnly() });
@@ -125,7 +125,7 @@ async function answer(app, frame) {
     const ack = await session.send('accept', [frame.from_device]);
     const others = ack.participants.filter((d) => d !== app.messenger.deviceId && d !== frame.from_device);
     if (others.length) await session.send('join', others); // a call already under way: each of them offers
-    status(view, t('call.connecting'));
+    status(view, ct('call.connecting'));
   } catch (err) {
     session.end('refused');
     app.toast(refusal(app, err), 'error');
@@ -146,22 +146,22 @@ function openView(app, session) {
   current = session;
   const remote = h('div', { class: 'call-remote' });
   const toggle = (kind, offKey, onKey) => {
-    const button = h('button', { type: 'button', 'aria-pressed': 'false' }, t(offKey));
+    const button = h('button', { type: 'button', 'aria-pressed': 'false' }, ct(offKey));
     button.onclick = () => {
       const off = !session.toggle(kind);
       button.setAttribute('aria-pressed', off ? 'true' : 'false');
-      button.textContent = t(off ? onKey : offKey);
+      button.textContent = ct(off ? onKey : offKey);
     };
     return button;
   };
-  const view = h('section', { class: 'call-view', role: 'dialog', 'aria-label': t('call.title') },
-    h('p', { class: 'call-status', role: 'status' }, t('call.starting')),
+  const view = h('section', { class: 'call-view', role: 'dialog', 'aria-label': ct('call.title') },
+    h('p', { class: 'call-status', role: 'status' }, ct('call.starting')),
     remote,
     h('video', { class: 'local', autoplay: true, playsinline: true, muted: true }),
     h('div', { class: 'call-controls' },
       toggle('audio', 'call.mute', 'call.unmute'),
       toggle('video', 'call.camera_off', 'call.camera_on'),
-      h('button', { type: 'button', class: 'danger', onClick: () => (session.ended ? view.remove() : session.leave()) }, t('call.leave')),
+      h('button', { type: 'button', class: 'danger', onClick: () => (session.ended ? view.remove() : session.leave()) }, ct('call.leave')),
     ),
   );
   const local = /** @type {HTMLVideoElement} */ (view.querySelector('video.local'));
@@ -176,17 +176,17 @@ function openView(app, session) {
       return video;
     });
     replace(remote, videos);
-    if (videos.length) status(view, t('call.connected'));
+    if (videos.length) status(view, ct('call.connected'));
   });
   session.addEventListener('declined', (e) => {
     const name = app.messenger.memberName(/** @type {CustomEvent} */ (e).detail.from_member) || '?';
-    app.toast(t('call.declined', { name }));
+    app.toast(ct('call.declined', { name }));
   });
   session.addEventListener('ended', (e) => {
     if (current === session) current = null;
     if (/** @type {CustomEvent} */ (e).detail === 'media') return; // the view stays, saying why
     view.remove();
-    app.toast(t('call.ended'));
+    app.toast(ct('call.ended'));
   });
   document.body.append(view);
   // Diagnostics for the browser tests: the current call (its getStats and timings).
