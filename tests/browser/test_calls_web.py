@@ -111,7 +111,12 @@ def test_two_browsers_call_through_the_relay_and_hang_up(call_setup: Any) -> Non
     times = [call_once(owner, agent) for _ in range(3)]
     shown = [round(t) for t in times]
     print(f"call to first remote video frame, ms: {shown}, median {statistics.median(times):.0f}")
+    calls = [i for i in server.stored_items() if "call_id" in i and "started_at" in i]
+    assert len(calls) == 3 and all(c["ended_at"] and c["participants"] == {} for c in calls)
+    assert all(len(c["joined"]) == 2 for c in calls)
     stored = str(server.stored_items())
+    signals = server.output().count('"action":"call"')
+    print(f"signalling frames sent per call (both devices): {signals / 3:.1f}")
     assert "a=fingerprint" not in stored and "candidate:" not in stored and "ice-pwd" not in stored
     assert "a=fingerprint" not in server.output() and "candidate:" not in server.output()
     assert not problems, problems

@@ -175,7 +175,7 @@ export class CallSession extends EventTarget {
         break;
       case 'leave':
         this.drop(from);
-        if (!this.peers.size && this.participants.length <= 1) this.end('left');
+        if (!this.peers.size && this.participants.length <= 1) await this.leave(); // the last one: the call ends
         break;
       case 'hangup':
         this.end(checked.byServer ? frame.reason : 'hangup');
