@@ -16,7 +16,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import CHROMIUM_ARGS, watch_console
-from tests.browser.test_web_app import activate, add_to_channel, create_channel, invite, wait_for
+from tests.browser.test_web_app import (
+    activate,
+    add_to_channel,
+    create_channel,
+    invite,
+    open_channel,
+    wait_for,
+)
 from tests.coturn import coturn
 from tests.e2e.conftest import Server, bocage, start_server
 
@@ -111,6 +118,12 @@ def test_two_browsers_call_through_the_relay_and_hang_up(call_setup: Any) -> Non
     times = [call_once(owner, agent) for _ in range(3)]
     shown = [round(t) for t in times]
     print(f"call to first remote video frame, ms: {shown}, median {statistics.median(times):.0f}")
+    # The caller wrote each call in the channel, sealed: both read who joined and for how long.
+    open_channel(agent, "Visite de chantier")
+    for page in (owner, agent):
+        summaries = page.locator(".messages .msg", has_text="📞 Appel de")
+        expect(summaries).to_have_count(3)
+        expect(summaries.first).to_contain_text("Maire Dupuis, Agent Martin")
     calls = [i for i in server.stored_items() if "call_id" in i and "started_at" in i]
     assert len(calls) == 3 and all(c["ended_at"] and c["participants"] == {} for c in calls)
     assert all(len(c["joined"]) == 2 for c in calls)

@@ -78,6 +78,11 @@ export class CallSession extends EventTarget {
     this.startedAt = performance.now();
     /** @type {number | null} ms from the start to the first remote video frame */
     this.firstVideoMs = null;
+    /** @type {number | null} when media first came from another device (performance.now()) */
+    this.connectedAt = null;
+    this.isCaller = false;
+    /** @type {Set<string>} members whose devices joined (certified senders of accept or join) */
+    this.joinedMembers = new Set([m.memberId]);
   }
 
   async media() {
@@ -144,6 +149,7 @@ export class CallSession extends EventTarget {
     switch (frame.signal) {
       case 'accept':
       case 'join':
+        this.joinedMembers.add(frame.from_member);
         if (!this.participants.includes(from)) this.participants = [...this.participants, from];
         await this.offerTo(from);
         break;
@@ -202,6 +208,7 @@ export class CallSession extends EventTarget {
     };
     pc.ontrack = (event) => {
       entry.stream.addTrack(event.track);
+      if (this.connectedAt === null) this.connectedAt = performance.now();
       this.dispatchEvent(new CustomEvent('streams'));
     };
     pc.onconnectionstatechange = () => this.dispatchEvent(new CustomEvent('state', { detail: pc.connectionState }));

@@ -57,6 +57,7 @@ export async function startCall(app, channelId) {
     return;
   }
   const session = new CallSession(m, channelId, newCallId(), servers, { relayOnly: relayOnly() });
+  session.isCaller = true;
   const view = openView(app, session);
   if (!(await withMedia(app, session, view))) return;
   await session.refreshDevices();
@@ -187,11 +188,27 @@ function openView(app, session) {
     if (/** @type {CustomEvent} */ (e).detail === 'media') return; // the view stays, saying why
     view.remove();
     app.toast(ct('call.ended'));
+    if (session.isCaller) postSummary(app, session).catch((err) => app.toast(refusal(app, err), 'error'));
   });
   document.body.append(view);
   // Diagnostics for the browser tests: the current call (its getStats and timings).
   /** @type {any} */ (window).bocageCall = session;
   return view;
+}
+
+/**
+ * The caller's device writes the call in the channel, sealed like any message: when, how long,
+ * who joined (the members whose certified devices answered). The server sees one more message.
+ */
+async function postSummary(app, session) {
+  const m = app.messenger;
+  const seconds = session.connectedAt === null ? 0 : Math.round((performance.now() - session.connectedAt) / 1000);
+  const joined = [...session.joinedMembers];
+  const names = joined.map((id) => m.memberName(id) || '?').join(', ');
+  const duration = seconds >= 60 ? `${Math.floor(seconds / 60)} min ${String(seconds % 60).padStart(2, '0')} s` : `${seconds} s`;
+  const text = joined.length > 1 ? ct('call.summary', { duration, names }) : ct('call.missed');
+  const call = { call_id: session.callId, duration_s: seconds, joined };
+  await m.send(session.channelId, { type: 'text', text, call });
 }
 
 export { certifiedDevices };

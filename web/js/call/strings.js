@@ -5,6 +5,8 @@ import { lang } from '../i18n.js';
 export const STRINGS = {
   fr: {
     'call.title': 'Appel',
+    'call.summary': '📞 Appel de {duration} avec {names}',
+    'call.missed': '📞 Appel sans réponse',
     'call.unavailable': 'Appel impossible : {reason}',
     'call.starting': 'Préparation de l’appel…',
     'call.calling': 'Ça sonne…',
@@ -28,6 +30,8 @@ export const STRINGS = {
   },
   en: {
     'call.title': 'Call',
+    'call.summary': '📞 Call of {duration} with {names}',
+    'call.missed': '📞 Missed call',
     'call.unavailable': 'Cannot call: {reason}',
     'call.starting': 'Getting the call ready…',
     'call.calling': 'Ringing…',
