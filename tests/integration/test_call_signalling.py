@@ -222,3 +222,18 @@ def test_a_member_removed_from_the_channel_is_dropped_from_the_call(room: Room, 
     assert ack["participants"] == sorted([owner, alice])
     back = room.signal("bob", call_id, "join", [owner])
     assert (back["status"], back["error"]) == (403, "forbidden")  # no longer a member
+
+
+def test_a_revoked_device_is_dropped_from_the_call(room: Room, api: SignedApi) -> None:
+    owner, alice, bob = room.device("owner"), room.device("alice"), room.device("bob")
+    call_id = new_call_id()
+    room.signal("owner", call_id, "ring", [alice, bob])
+    room.signal("alice", call_id, "accept", [owner])
+    assert api.revoke(room.people.keys["owner"], alice).status == 200
+    leave = room.calls_to("owner")[-1]
+    assert (leave["signal"], leave["from_device"], leave["reason"]) == ("leave", alice, "revoked")
+    ack = room.signal("owner", call_id, "ring", [bob])
+    assert ack["participants"] == [owner]  # Alice's device is out; the call goes on
+    room.signal("owner", call_id, "leave", [])
+    ended = room.signal("bob", call_id, "join", [owner])
+    assert (ended["status"], ended["error"]) == (409, "call_ended")  # the last one left: it ended
