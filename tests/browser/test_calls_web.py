@@ -32,7 +32,7 @@ RELAY_ONLY = "localStorage.setItem('bocage.calls.relay_only', '1')"
 
 
 @pytest.fixture
-def call_setup(tmp_path: Path, playwright_api: tuple[Any, str]) -> Iterator[tuple[Server, Any, Any]]:
+def call_setup(tmp_path: Path, playwright_api: tuple[Any, str]) -> Iterator[tuple[Server, Any, Any, str]]:
     data = tmp_path / "data"
     created = bocage("org", "create", "Mairie de Plouha", "--plan", "pro", "--data", str(data))
     with coturn(tmp_path) as turn:
@@ -74,7 +74,7 @@ def received(page: Page) -> dict[str, Any]:
 
 def flowing(page: Page) -> bool:
     got = received(page)
-    return got["audio"] > 0 and got["video"] > 0 and got["relayed"]
+    return bool(got["audio"] > 0 and got["video"] > 0 and got["relayed"])
 
 
 def call_once(owner: Page, agent: Page) -> float:
