@@ -32,7 +32,9 @@ RELAY_ONLY = "localStorage.setItem('bocage.calls.relay_only', '1')"
 
 
 @pytest.fixture
-def call_setup(tmp_path: Path, playwright_api: tuple[Any, str]) -> Iterator[tuple[Server, Any, Any, str]]:
+def call_setup(
+    tmp_path: Path, playwright_api: tuple[Any, str], request: pytest.FixtureRequest
+) -> Iterator[tuple[Server, list[Any], str]]:
     data = tmp_path / "data"
     created = bocage("org", "create", "Mairie de Plouha", "--plan", "pro", "--data", str(data))
     with coturn(tmp_path) as turn:
@@ -46,7 +48,9 @@ def call_setup(tmp_path: Path, playwright_api: tuple[Any, str]) -> Iterator[tupl
         api, executable = playwright_api
         contexts = []
         try:
-            for name in ("owner", "agent"):
+            for name in ("owner", "agent", "third"):
+                if name == "third" and "third" not in request.node.name:
+                    continue
                 context = api.chromium.launch_persistent_context(
                     str(tmp_path / f"chromium-{name}"),
                     executable_path=executable,
@@ -59,7 +63,7 @@ def call_setup(tmp_path: Path, playwright_api: tuple[Any, str]) -> Iterator[tupl
                 context.set_default_timeout(20_000)
                 context.add_init_script(RELAY_ONLY)
                 contexts.append(context)
-            yield server, contexts[0], contexts[1], local_url(created["activation_url"], server)
+            yield server, contexts, local_url(created["activation_url"], server)
         finally:
             for context in contexts:
                 context.close()
@@ -105,9 +109,9 @@ def call_once(owner: Page, agent: Page) -> float:
 
 
 def test_two_browsers_call_through_the_relay_and_hang_up(call_setup: Any) -> None:
-    server, owner_context, agent_context, url = call_setup
+    server, contexts, url = call_setup
     problems: list[str] = []
-    owner, agent = owner_context.pages[0], agent_context.pages[0]
+    owner, agent = contexts[0].pages[0], contexts[1].pages[0]
     for page in (owner, agent):
         watch_console(page, problems)
     activate(owner, url, "Maire Dupuis")
@@ -136,8 +140,8 @@ def test_two_browsers_call_through_the_relay_and_hang_up(call_setup: Any) -> Non
 
 
 def test_a_refused_microphone_says_why(call_setup: Any) -> None:
-    _, owner_context, _, url = call_setup
-    owner = owner_context.pages[0]
+    _, contexts, url = call_setup
+    owner = contexts[0].pages[0]
     activate(owner, url, "Maire Dupuis")
     create_channel(owner, "Bureau", "group")
     refuse = "() => Promise.reject(new DOMException('denied', 'NotAllowedError'))"
@@ -172,3 +176,29 @@ def local_url(url: str, server: Server) -> str:
     """An activation URL the CLI printed for the default address, pointed at the test's server."""
     encoded = server.url.replace(":", "%3A").replace("/", "%2F")
     return url.replace("http://127.0.0.1:8000", server.url).replace("http%3A%2F%2F127.0.0.1%3A8000", encoded)
+
+
+def test_a_third_participant_joins_the_mesh_and_leaves(call_setup: Any) -> None:
+    _, contexts, url = call_setup
+    owner, agent, third = (c.pages[0] for c in contexts)
+    activate(owner, url, "Maire Dupuis")
+    activate(agent, invite(owner, "Agent Martin"), "Agent Martin")
+    activate(third, invite(owner, "Claire Secrétaire"), "Claire Secrétaire")
+    create_channel(owner, "Conseil", "group")
+    add_to_channel(owner, "Agent Martin")
+    add_to_channel(owner, "Claire Secrétaire")
+
+    owner.get_by_role("button", name="Appeler").click()
+    for page in (agent, third):  # both rung; they answer one after the other
+        page.get_by_role("alertdialog").get_by_role("button", name="Décrocher").click()
+        expect(page.get_by_role("dialog", name="Appel")).to_be_visible()
+    for page in (owner, agent, third):  # a mesh: each sees the two others
+        expect(page.locator(".call-view video.remote")).to_have_count(2)
+    wait_for(lambda: all(flowing(p) for p in (owner, agent, third)), "media between all three", 40)
+    third.get_by_role("button", name="Raccrocher").click()
+    expect(third.locator(".call-view")).to_have_count(0)
+    for page in (owner, agent):  # the two others go on together
+        expect(page.locator(".call-view video.remote")).to_have_count(1)
+    owner.get_by_role("button", name="Raccrocher").click()
+    for page in (owner, agent):
+        expect(page.locator(".call-view")).to_have_count(0)
