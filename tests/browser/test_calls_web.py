@@ -136,6 +136,9 @@ def test_two_browsers_call_through_the_relay_and_hang_up(call_setup: Any) -> Non
     print(f"signalling frames sent per call (both devices): {signals / 3:.1f}")
     assert "a=fingerprint" not in stored and "candidate:" not in stored and "ice-pwd" not in stored
     assert "a=fingerprint" not in server.output() and "candidate:" not in server.output()
+    relay = "() => window.bocageCall.config.iceServers.find((s) => s.credential)"
+    credential = owner.evaluate(f"{relay}.credential")
+    assert len(credential) > 20 and credential not in stored and credential not in server.output()
     assert not problems, problems
 
 
