@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bocage.client.crypto import CryptoError, open_call_signal, seal_call_signal
 from chalicelib.domain.calls import SEALED_SIGNALS, Signal
-from chalicelib.domain.frames import CallAckFrame, CallAction, CallFrame, CallTarget
+from chalicelib.domain.frames import CallAckFrame, CallAction, CallFrame, CallTarget, ServerFrame
 from chalicelib.domain.ids import new_id
 
 if TYPE_CHECKING:
@@ -116,12 +116,19 @@ class Calls:
     def signals(self, timeout: float) -> Iterator[CallSignal]:
         """The call frames that arrive within ``timeout`` seconds, checked and opened; a frame
         from an uncertified device is dropped (its warning kept in the trust view)."""
-        for frame in self._m._live_session().frames(timeout):
-            if isinstance(frame, CallFrame):
+        session = self._m._live_session()
+        others: list[ServerFrame] = []  # messages and the rest: kept for whoever reads them next
+        try:
+            for frame in session.frames(timeout):
+                if not isinstance(frame, CallFrame):
+                    others.append(frame)
+                    continue
                 try:
                     yield self.open(frame)
                 except UntrustedSignal:
                     continue
+        finally:
+            session.keep(others)
 
     # -- receiving -----------------------------------------------------------------------------
 

@@ -90,6 +90,11 @@ class LiveSession:
                 return
             yield frame
 
+    def keep(self, frames: list[ServerFrame]) -> None:
+        """Put back frames read but not for the reader (a call's signals read past a message):
+        they come first, in order, from the next ``frames()``."""
+        self._pending.extendleft(reversed(frames))
+
     def pump(self) -> None:
         """Read what already arrived, without waiting, so its announcements are known."""
         while (frame := self._receive(0)) is not None:

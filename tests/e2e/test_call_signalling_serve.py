@@ -42,10 +42,14 @@ def test_a_call_is_signalled_over_real_sockets_and_nothing_of_it_is_kept(tmp_pat
             heard = list(owner.calls.signals(timeout=3))
             assert [s.signal for s in heard] == ["accept", "answer", "candidate"]
             assert heard[2].data == {"candidate": CANDIDATE}
+            owner.send_text(group, "Je vous rappelle après la visite", live=True)
             offer = next(s for s in alice.calls.signals(timeout=3) if s.signal == "offer")
             assert offer.data == {"type": "offer", "sdp": SDP}
             assert owner.calls.signal(group, call_id, "hangup", [alice.device_id]).ended
             assert [s.signal for s in alice.calls.signals(timeout=3)] == ["hangup"]
+            # The message that came during the call was kept for the reader of messages.
+            (message,) = [alice.handle(f) for f in alice._live_session().frames(timeout=1)]
+            assert message is not None and message["text"] == "Je vous rappelle après la visite"
         stored = str(server.stored_items())
         logged = server.output()
         assert call_id in stored  # the call's record: ids and times
