@@ -765,3 +765,38 @@ def test_the_call_views_strings_exist_in_both_languages() -> None:
 
     used = set(re.findall(r"\bct\(\s*'([a-z_]+\.[a-z0-9_]+)'", (ROOT / "web/js/call/call-ui.js").read_text()))
     assert len(used) > 10 and sorted(used - set(strings["fr"])) == []
+
+
+def test_the_web_client_acts_only_on_call_signals_from_certified_devices() -> None:
+    """protocol 19.4 on the web client's code: given its effective roster (certified devices of the
+    signed membership, certificate keys), a signal from a device outside it, one naming another
+    member, one sealed for another call, and a server notice other than leave or hang-up are refused."""
+    from bocage.client.crypto import seal_call_signal
+
+    alice, bob, ghost = DeviceKeys.generate(), DeviceKeys.generate(), DeviceKeys.generate()
+    channel, call = "c_abcdefghijklmnop", "k_abcdefghijklmnop"
+    roster = [{"device_id": alice.device_id, "member_id": "m_alice", "box_public_key": alice.box_public_key}]
+    base = {"type": "call", "channel_id": channel, "call_id": call, "at": 1}
+    sealed = seal_call_signal(
+        alice, bob.device_id, bob.box_public_key, channel, call, "offer", {"sdp": "v=0"}
+    )
+    offer = {
+        **base,
+        "signal": "offer",
+        "from_device": alice.device_id,
+        "from_member": "m_alice",
+        "sealed": sealed,
+    }
+
+    def verify(frame: dict[str, Any]) -> Any:
+        return js("verify_call_signal", recipient=spec(bob), devices=roster, frame=frame)
+
+    assert verify(offer) == {"data": {"sdp": "v=0"}, "by_server": False}
+    assert verify({**base, "signal": "ring", "from_device": alice.device_id, "from_member": "m_alice"})
+    assert verify({**offer, "from_device": ghost.device_id}) is None  # not a certified device of the channel
+    assert verify({**offer, "from_member": "m_bob"}) is None  # the server names another member
+    assert verify({**offer, "call_id": "k_otherotherother"}) is None  # sealed for another call
+    assert verify({**offer, "signal": "answer"}) is None  # ...or as another signal
+    notice = {**base, "from_device": alice.device_id, "from_member": "m_alice", "reason": "removed"}
+    assert verify({**notice, "signal": "hangup"}) == {"data": None, "by_server": True}
+    assert verify({**notice, "signal": "ring"}) is None  # the server only ever ends a part in a call

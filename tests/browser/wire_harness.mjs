@@ -31,6 +31,14 @@ const commands = {
     }
     return out;
   },
+  async verify_call_signal({ recipient, devices, frame }) {
+    // The web client's acceptance rule (protocol 19.4), with the effective roster it would hold.
+    const session = await import('../../web/js/call/call-session.js');
+    const keys = device(recipient);
+    const m = { keys, deviceId: keys.deviceId, roster: async () => ({ devices }) };
+    const checked = await session.verifySignal(m, frame);
+    return checked ? { data: checked.data, by_server: checked.byServer } : null;
+  },
   async call_strings() {
     const { STRINGS } = await import('../../web/js/call/strings.js');
     return Object.fromEntries(Object.entries(STRINGS).map(([lang, dict]) => [lang, Object.keys(dict).sort()]));
