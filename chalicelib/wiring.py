@@ -18,6 +18,7 @@ from chalicelib.ports import Clock, Mailer, ObjectStore, Push, Queue, Store, Web
 from chalicelib.services.audit import AuditLog
 from chalicelib.services.authentication import Authenticator
 from chalicelib.services.billing import BillingService
+from chalicelib.services.call_signalling import CallSignalling
 from chalicelib.services.calls import CallService
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.delivery import Delivery
@@ -55,6 +56,7 @@ class Container:
     impact: ImpactService
     audit: AuditLog
     calls: CallService
+    call_signalling: CallSignalling
     notifications: PushNotifications
     objects: ObjectStore
     files: FileService
@@ -98,6 +100,8 @@ def build(
     )
     channels = ChannelService(store, clock, orgs, delivery, events)
     DeviceLifecycle(channels, delivery).subscribe(events)
+    call_signalling = CallSignalling(store, clock, orgs, channels, delivery)
+    call_signalling.subscribe(events)
     audit = AuditLog(store, orgs)
     audit.subscribe(events)
     billing_settings = billing_settings or BillingSettings.from_env()
@@ -127,6 +131,7 @@ def build(
         impact=impact,
         audit=audit,
         calls=CallService(settings, clock, orgs, channels, build_turn_secret(settings)),
+        call_signalling=call_signalling,
         notifications=notifications,
         objects=objects,
         files=files,

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from chalicelib import wiring
 from chalicelib.domain.envelope import parse_envelope
 from chalicelib.domain.frames import (
+    CallAction,
     ClientAction,
     ErrorFrame,
     Frame,
@@ -80,6 +81,8 @@ def on_message(event: dict[str, Any]) -> dict[str, Any]:
             envelope = parse_envelope(action.envelope)
             ref = ref or envelope.message_id
             answer: Frame = c.messaging.send(who, envelope).ack(ref)
+        elif isinstance(action, CallAction):
+            answer = c.call_signalling.signal(who, action)
         else:
             answer = PongFrame(ref=action.ref)
         c.delivery.send_to(connection_id, answer)
@@ -110,8 +113,8 @@ def _json_frame(body: str) -> dict[str, Any]:
 
 
 def _action(raw: dict[str, Any]) -> ClientAction:
-    if raw.get("action") not in ("ping", "send"):
-        raise BadRequest("unknown action; use 'send' or 'ping'")
+    if raw.get("action") not in ("ping", "send", "call"):
+        raise BadRequest("unknown action; use 'send', 'call' or 'ping'")
     try:
         return parse_action(raw)
     except ValidationError as exc:

@@ -310,3 +310,71 @@ def open_message(
     if not isinstance(sealed, dict):
         raise CryptoError("message content is not a JSON object")
     return check_labels(envelope.kind.value, envelope.target, sealed)
+
+
+# --- call signals (docs/protocol.md, section 19) -----------------------------------------------
+
+CALL_SIGNAL_PURPOSE = "bocage/call-signal/v1"
+
+
+def _call_binding(
+    channel_id: str, call_id: str, signal: str, sender_device: str, recipient_device: str
+) -> dict[str, Any]:
+    return {
+        "purpose": CALL_SIGNAL_PURPOSE,
+        "channel_id": channel_id,
+        "call_id": call_id,
+        "signal": signal,
+        "sender_device": sender_device,
+        "recipient_device": recipient_device,
+    }
+
+
+def seal_call_signal(
+    sender: DeviceKeys,
+    recipient_device_id: str,
+    recipient_box_public_key: str,
+    channel_id: str,
+    call_id: str,
+    signal: str,
+    data: Mapping[str, Any],
+    *,
+    nonce: bytes | None = None,
+) -> str:
+    """Box an offer, an answer or a candidate (``data``) to one device, bound to the channel, the
+    call, the signal and both devices, so the server cannot replay it elsewhere. ``nonce``: for
+    test vectors only (24 random bytes otherwise)."""
+    recipient_key = check_box_public_key(recipient_box_public_key)
+    payload = _canonical(
+        {
+            **_call_binding(channel_id, call_id, signal, sender.device_id, recipient_device_id),
+            "data": dict(data),
+        }
+    )
+    box = Box(sender.box, PublicKey(recipient_key))
+    return b64e(bytes(box.encrypt(payload, nonce)))
+
+
+def open_call_signal(
+    recipient: DeviceKeys,
+    sealed: str,
+    sender_device: str,
+    sender_box_public_key: str,
+    channel_id: str,
+    call_id: str,
+    signal: str,
+) -> dict[str, Any]:
+    """The ``data`` of a sealed signal, once every bound field is checked (CryptoError if not)."""
+    try:
+        sender_key = check_box_public_key(sender_box_public_key)
+        box = Box(recipient.box, PublicKey(sender_key))
+        payload = json.loads(box.decrypt(b64d(sealed)).decode("utf-8"))
+    except (nacl.exceptions.CryptoError, ValueError) as exc:
+        raise CryptoError("call signal does not open") from exc
+    expected = _call_binding(channel_id, call_id, signal, sender_device, recipient.device_id)
+    if not isinstance(payload, dict) or any(payload.get(k) != v for k, v in expected.items()):
+        raise CryptoError("call signal is bound to another channel, call, signal or device")
+    data = payload.get("data")
+    if not isinstance(data, dict):
+        raise CryptoError("malformed call signal")
+    return data

@@ -21,6 +21,8 @@ from chalicelib.domain.frames import (
     CLOSE_RATE_LIMITED,
     CLOSE_REPLACED,
     AckFrame,
+    CallAckFrame,
+    CallAction,
     ErrorFrame,
     SendAction,
     ServerFrame,
@@ -88,6 +90,11 @@ class LiveSession:
                 return
             yield frame
 
+    def keep(self, frames: list[ServerFrame]) -> None:
+        """Put back frames read but not for the reader (a call's signals read past a message):
+        they come first, in order, from the next ``frames()``."""
+        self._pending.extendleft(reversed(frames))
+
     def pump(self) -> None:
         """Read what already arrived, without waiting, so its announcements are known."""
         while (frame := self._receive(0)) is not None:
@@ -110,6 +117,25 @@ class LiveSession:
             if frame is not None:
                 self._pending.append(frame)
         raise TimeoutError(f"no answer from the server to message {ref}")
+
+    def call(self, action: CallAction, timeout: float = ACK_TIMEOUT) -> CallAckFrame:
+        """Send a call signal and wait for the server's ``call_ack`` (ApiError on its refusal)."""
+        ref = action.ref or f"call-{time.monotonic_ns()}"
+        action = action.model_copy(update={"ref": ref})
+        self._ws.send(json.dumps(action.wire()))
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            frame = self._receive(remaining)
+            if self.closed:
+                raise ConnectionError(f"the connection closed before the server answered signal {ref}")
+            if isinstance(frame, CallAckFrame) and frame.ref == ref:
+                return frame
+            unread = isinstance(frame, ErrorFrame) and frame.error == "rate_limited" and frame.ref is None
+            if isinstance(frame, ErrorFrame) and (frame.ref == ref or unread):
+                raise ApiError(frame.status, frame.error, frame.message)
+            if frame is not None:
+                self._pending.append(frame)
+        raise TimeoutError(f"no answer from the server to signal {ref}")
 
     def _receive(self, timeout: float | None) -> ServerFrame | None:
         """The next frame that parses (a newer server's unknown kinds are skipped), or None

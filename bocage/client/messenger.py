@@ -18,6 +18,7 @@ from websockets.exceptions import WebSocketException
 
 from bocage.client import issuing, questions
 from bocage.client.api import ApiError, BocageClient
+from bocage.client.calls import Calls
 from bocage.client.certs import TrustWarning
 from bocage.client.crypto import (
     CryptoError,
@@ -109,6 +110,7 @@ class Messenger:
         self.rosters = RosterCache()
         self.trust = Trust(profile, self.client, self.keys, clock)
         self._session: LiveSession | None = None
+        self.calls = Calls(self)
 
     @property
     def device_id(self) -> str:

@@ -79,7 +79,10 @@ def app_security_headers() -> dict[str, str]:
         "X-Frame-Options": "DENY",
         "Cross-Origin-Opener-Policy": "same-origin",
         "Cross-Origin-Resource-Policy": "same-origin",
-        "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+        # The camera and microphone for calls, from the app's own pages only (docs/calls.md).
+        "Permissions-Policy": (
+            "camera=(self), microphone=(self), display-capture=(self), geolocation=(), payment=()"
+        ),
     }
 
 

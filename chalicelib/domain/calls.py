@@ -14,12 +14,15 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from chalicelib.domain.billing import sending_allowed
 from chalicelib.domain.channel import ChannelKind
 from chalicelib.domain.organisation import Organisation, Plan
-from chalicelib.errors import Forbidden
+from chalicelib.errors import Conflict, Forbidden, NotFound
 
 #: Plans whose members may call; a pilot while it runs (it tries the pro offer), never a
 #: suspended one.
@@ -71,3 +74,139 @@ def ice_servers(
             {"urls": list(turn_urls), "username": credential.username, "credential": credential.credential}
         )
     return servers
+
+
+# -- signalling (docs/protocol.md, section 19) ------------------------------------------------
+
+#: A mesh: each device sends its media to every other, so six is the most a phone carries.
+MAX_PARTICIPANTS = 6
+#: A call's record lives this long at most; a call still open then has ended.
+CALL_TTL = 6 * 3600
+#: What a sealed signal (an offer, an answer, a candidate) may weigh, base64 included.
+MAX_SEALED_CHARS = 24 * 1024
+#: Devices one frame may go to: the other participants, or the devices a ring reaches.
+MAX_TARGETS = 64
+
+
+class Signal(StrEnum):
+    RING = "ring"  # starts the call (a new call id) or rings more devices into it
+    ACCEPT = "accept"  # a rung device answers: it is a participant
+    DECLINE = "decline"  # a rung device says no; the call goes on for the others
+    JOIN = "join"  # a device of the channel joins an ongoing call
+    LEAVE = "leave"  # a participant leaves; the call ends when the last one does
+    HANGUP = "hangup"  # a participant ends the call for everyone
+    OFFER = "offer"  # sealed SDP between two participants
+    ANSWER = "answer"  # sealed SDP between two participants
+    CANDIDATE = "candidate"  # a sealed ICE candidate between two participants
+
+
+#: Signals that carry a payload sealed to the receiving device, and only between participants.
+SEALED_SIGNALS = frozenset({Signal.OFFER, Signal.ANSWER, Signal.CANDIDATE})
+#: Signals that make the sending device a participant.
+JOINING_SIGNALS = frozenset({Signal.RING, Signal.ACCEPT, Signal.JOIN})
+
+
+class CallFull(Conflict):
+    code = "call_full"
+
+
+class CallEnded(Conflict):
+    code = "call_ended"
+
+
+class NotInCall(Forbidden):
+    code = "not_in_call"
+
+
+class CallRecord(BaseModel):
+    """What the server keeps of a call: who, where, when. Never an SDP, a candidate or a
+    credential (those are sealed in the frames and relayed, never stored)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    call_id: str
+    channel_id: str
+    caller_member: str
+    caller_device: str
+    started_at: int
+    ended_at: int | None = None
+    #: device id -> member id of the devices in the call now
+    participants: dict[str, str] = {}
+    #: devices that were ever in the call (for the call's summary)
+    joined: list[str] = []
+    version: int = 0
+    expires_at: int
+
+    @property
+    def ended(self) -> bool:
+        return self.ended_at is not None
+
+
+def after_signal(
+    call: CallRecord | None,
+    *,
+    call_id: str,
+    channel_id: str,
+    signal: Signal,
+    device_id: str,
+    member_id: str,
+    targets: list[str],
+    now: int,
+) -> CallRecord:
+    """The call once this signal from this device is applied; refuses what the rules forbid.
+
+    A ring with a new call id starts the call; every other signal needs a call that has not
+    ended; sealed signals go between participants only; the seventh participant is refused."""
+    if call is None:
+        if signal is not Signal.RING:
+            raise NotFound(f"no call {call_id} in this channel")
+        return CallRecord(
+            call_id=call_id,
+            channel_id=channel_id,
+            caller_member=member_id,
+            caller_device=device_id,
+            started_at=now,
+            participants={device_id: member_id},
+            joined=[device_id],
+            version=1,
+            expires_at=now + CALL_TTL,
+        )
+    if call.ended or call.expires_at <= now:
+        raise CallEnded("this call has ended")
+    inside = device_id in call.participants
+    if signal not in JOINING_SIGNALS and signal is not Signal.DECLINE and not inside:
+        raise NotInCall("this device is not in the call")
+    if signal in SEALED_SIGNALS:
+        outside = [t for t in targets if t not in call.participants]
+        if outside:
+            raise NotInCall(f"{len(outside)} target device(s) are not in the call")
+        return call
+    if signal in JOINING_SIGNALS and not inside:
+        return _joined(call, device_id, member_id)
+    if signal is Signal.LEAVE:
+        return without(call, {device_id}, now)
+    if signal is Signal.HANGUP:
+        return call.model_copy(update={"ended_at": now, "version": call.version + 1})
+    return call  # a decline, or a ring or join from a device already in the call
+
+
+def _joined(call: CallRecord, device_id: str, member_id: str) -> CallRecord:
+    if len(call.participants) >= MAX_PARTICIPANTS:
+        raise CallFull(f"this call is full: {MAX_PARTICIPANTS} participants at most")
+    joined = call.joined if device_id in call.joined else [*call.joined, device_id]
+    participants = {**call.participants, device_id: member_id}
+    update = {"participants": participants, "joined": joined, "version": call.version + 1}
+    return call.model_copy(update=update)
+
+
+def without(call: CallRecord, devices: set[str], now: int) -> CallRecord:
+    """These devices are out of the call (they left, were revoked, or their member left the
+    channel); the call ends with its last participant."""
+    participants = {d: m for d, m in call.participants.items() if d not in devices}
+    return call.model_copy(
+        update={
+            "participants": participants,
+            "ended_at": now if not participants else None,
+            "version": call.version + 1,
+        }
+    )

@@ -109,6 +109,15 @@ class ChannelMembershipChanged:
 
 
 @dataclass(frozen=True)
+class ChannelLeft:
+    """A member is out of a channel (left, removed, or removed from the organisation): an
+    ongoing call drops their devices."""
+
+    channel_id: str
+    member_id: str
+
+
+@dataclass(frozen=True)
 class MessageDeleted:
     """A message was deleted for everyone: what it carried (a file's blob) goes at once."""
 
@@ -118,6 +127,7 @@ class MessageDeleted:
 
 Event = (
     DeviceAdded
+    | ChannelLeft
     | MessageDeleted
     | DeviceRevoked
     | MemberRemoved

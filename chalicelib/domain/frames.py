@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from chalicelib.domain.calls import MAX_SEALED_CHARS, MAX_TARGETS, Signal
 from chalicelib.domain.envelope import Kind
 from chalicelib.errors import BocageError
 
@@ -183,6 +184,38 @@ class PongFrame(Frame):
     ref: str | None = None
 
 
+class CallFrame(Frame):
+    """A call signal from one device of the channel (docs/protocol.md, 19). ``sealed``: the
+    SDP or candidate boxed to the receiving device; ``reason`` on a hang-up the server sends."""
+
+    type: Literal["call"] = "call"
+    channel_id: str
+    call_id: str
+    signal: str
+    from_device: str
+    from_member: str
+    sealed: str | None = None
+    reason: str | None = None
+    at: int
+
+    def wire(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        return {k: v for k, v in data.items() if v is not None}
+
+
+class CallAckFrame(Frame):
+    """The answer to a ``call`` action: relayed to ``delivered`` connections; the call's
+    participants (device ids) once the signal is applied."""
+
+    type: Literal["call_ack"] = "call_ack"
+    ref: str | None = None
+    call_id: str
+    signal: str
+    delivered: int
+    participants: list[str]
+    ended: bool
+
+
 ServerFrame = Annotated[
     MessageFrame
     | JoinedFrame
@@ -194,7 +227,9 @@ ServerFrame = Annotated[
     | ChannelFrame
     | AckFrame
     | ErrorFrame
-    | PongFrame,
+    | PongFrame
+    | CallFrame
+    | CallAckFrame,
     Field(discriminator="type"),
 ]
 
@@ -227,7 +262,28 @@ class SendAction(_Model):
     envelope: dict[str, Any]
 
 
-ClientAction = Annotated[PingAction | SendAction, Field(discriminator="action")]
+_CALL_ID = r"^k_[a-z2-7]{16}$"
+_DEVICE_ID = r"^d_[a-z2-7]{16}$"
+_SEALED = r"^[A-Za-z0-9_-]+={0,2}$"  # base64url, as b64e writes it
+
+
+class CallTarget(_Model):
+    device_id: str = Field(pattern=_DEVICE_ID)
+    sealed: str | None = Field(default=None, max_length=MAX_SEALED_CHARS, pattern=_SEALED)
+
+
+class CallAction(_Model):
+    """A call signal to named devices of a channel's members; answered by a ``call_ack``."""
+
+    action: Literal["call"] = "call"
+    ref: str | None = Field(default=None, max_length=64)
+    channel_id: str = Field(max_length=64)
+    call_id: str = Field(pattern=_CALL_ID)
+    signal: Signal
+    to: list[CallTarget] = Field(default=[], max_length=MAX_TARGETS)
+
+
+ClientAction = Annotated[PingAction | SendAction | CallAction, Field(discriminator="action")]
 
 
 @cache

@@ -25,7 +25,7 @@ from chalicelib.domain.channel import (
 )
 from chalicelib.domain.direct import direct_channel_id
 from chalicelib.domain.encoding import b64d
-from chalicelib.domain.events import ChannelChanged, ChannelMembershipChanged
+from chalicelib.domain.events import ChannelChanged, ChannelLeft, ChannelMembershipChanged
 from chalicelib.domain.frames import (
     ChannelFrame,
     DeviceFrame,
@@ -131,6 +131,10 @@ class ChannelService:
     def roster_devices(self, channel_id: str) -> Iterator[RosterDevice]:
         """The devices of the channel's members (not revoked), as the roster lists them."""
         return self._records.roster(channel_id)
+
+    def roster_device(self, channel_id: str, device_id: str) -> RosterDevice | None:
+        """One device of the channel's roster (a current member's, not revoked), or None."""
+        return self._records.roster_device(channel_id, device_id)
 
     def member_ids(self, channel_id: str) -> Iterator[str]:
         for membership in self._records.members(channel_id):
@@ -384,6 +388,7 @@ class ChannelService:
         self._notifier.left(
             channel_id, member_id, LeftFrame(channel_id=channel_id, member_id=member_id, epoch=epoch)
         )
+        self._events.publish(ChannelLeft(channel_id, member_id))
 
     # -- followers of a public tribe (docs/protocol.md, 16) ----------------------------------
 

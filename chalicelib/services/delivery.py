@@ -238,6 +238,12 @@ class Delivery:
     def send_to(self, connection_id: str, frame: Frame) -> bool:
         return self._send(connection_id, frame_bytes(frame))
 
+    def send_to_device(self, member_id: str, device_id: str, frame: Frame) -> int:
+        """One frame to every open connection of one device; returns how many (0: offline)."""
+        data = frame_bytes(frame)
+        connections = self._presence.of_device(member_id, device_id)
+        return sum(1 for c in connections if self._send(c.connection_id, data))
+
     def _push_all(self, targets: list[Target], data: bytes) -> int:
         """One frame to every target; returns deliveries made."""
         if self._batch is None:

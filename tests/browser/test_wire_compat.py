@@ -781,3 +781,99 @@ def test_follower_certificates_join_proofs_and_question_boxes_match_python() -> 
         )
         is None
     )
+
+
+def test_call_signals_are_the_same_bytes_from_both_clients_and_open_on_either() -> None:
+    """docs/protocol.md 19.3: with the same nonce, both clients seal an offer to the same bytes;
+    each opens the other's, and neither opens one relabelled for another call or signal."""
+    from bocage.client.crypto import open_call_signal, seal_call_signal
+
+    alice, bob = DeviceKeys.generate(), DeviceKeys.generate()
+    channel, call = "c_abcdefghijklmnop", "k_abcdefghijklmnop"
+    data = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 192.0.2.1\r\ns=« appel »\r\n"}
+    nonce = secrets.token_bytes(24)
+    from_python = seal_call_signal(
+        alice, bob.device_id, bob.box_public_key, channel, call, "offer", data, nonce=nonce
+    )
+    common = {"recipient_box_public_key": bob.box_public_key, "channel_id": channel, "call_id": call}
+    from_js = js(
+        "seal_call_signal",
+        sender=spec(alice),
+        recipient_device=bob.device_id,
+        signal="offer",
+        data=data,
+        nonce=b64e(nonce),
+        **common,
+    )
+    assert from_js == from_python
+    unsealed = js(
+        "seal_call_signal",
+        sender=spec(alice),
+        recipient_device=bob.device_id,
+        signal="offer",
+        data=data,
+        **common,
+    )
+    assert (
+        open_call_signal(bob, unsealed, alice.device_id, alice.box_public_key, channel, call, "offer") == data
+    )
+    opened = {
+        "recipient": spec(bob),
+        "sealed": from_python,
+        "sender_device": alice.device_id,
+        "sender_box_public_key": alice.box_public_key,
+        "channel_id": channel,
+    }
+    assert js("open_call_signal", call_id=call, signal="offer", **opened) == {"data": data}
+    assert js("open_call_signal", call_id=call, signal="answer", **opened) == {"error": "CryptoError"}
+    assert js("open_call_signal", call_id="k_otherotherother", signal="offer", **opened) == {
+        "error": "CryptoError"
+    }
+    with pytest.raises(CryptoError):
+        open_call_signal(bob, from_js, alice.device_id, alice.box_public_key, channel, call, "candidate")
+
+
+def test_the_call_views_strings_exist_in_both_languages() -> None:
+    """The call view carries its own strings (web/js/call/strings.js, loaded with it): the same keys
+    in French and English, and every one the view asks for."""
+    strings = js("call_strings")
+    assert strings["fr"] == strings["en"]
+    import re
+
+    used = set(re.findall(r"\bct\(\s*'([a-z_]+\.[a-z0-9_]+)'", (ROOT / "web/js/call/call-ui.js").read_text()))
+    assert len(used) > 10 and sorted(used - set(strings["fr"])) == []
+
+
+def test_the_web_client_acts_only_on_call_signals_from_certified_devices() -> None:
+    """protocol 19.4 on the web client's code: given its effective roster (certified devices of the
+    signed membership, certificate keys), a signal from a device outside it, one naming another
+    member, one sealed for another call, and a server notice other than leave or hang-up are refused."""
+    from bocage.client.crypto import seal_call_signal
+
+    alice, bob, ghost = DeviceKeys.generate(), DeviceKeys.generate(), DeviceKeys.generate()
+    channel, call = "c_abcdefghijklmnop", "k_abcdefghijklmnop"
+    roster = [{"device_id": alice.device_id, "member_id": "m_alice", "box_public_key": alice.box_public_key}]
+    base = {"type": "call", "channel_id": channel, "call_id": call, "at": 1}
+    sealed = seal_call_signal(
+        alice, bob.device_id, bob.box_public_key, channel, call, "offer", {"sdp": "v=0"}
+    )
+    offer = {
+        **base,
+        "signal": "offer",
+        "from_device": alice.device_id,
+        "from_member": "m_alice",
+        "sealed": sealed,
+    }
+
+    def verify(frame: dict[str, Any]) -> Any:
+        return js("verify_call_signal", recipient=spec(bob), devices=roster, frame=frame)
+
+    assert verify(offer) == {"data": {"sdp": "v=0"}, "by_server": False}
+    assert verify({**base, "signal": "ring", "from_device": alice.device_id, "from_member": "m_alice"})
+    assert verify({**offer, "from_device": ghost.device_id}) is None  # not a certified device of the channel
+    assert verify({**offer, "from_member": "m_bob"}) is None  # the server names another member
+    assert verify({**offer, "call_id": "k_otherotherother"}) is None  # sealed for another call
+    assert verify({**offer, "signal": "answer"}) is None  # ...or as another signal
+    notice = {**base, "from_device": alice.device_id, "from_member": "m_alice", "reason": "removed"}
+    assert verify({**notice, "signal": "hangup"}) == {"data": None, "by_server": True}
+    assert verify({**notice, "signal": "ring"}) is None  # the server only ever ends a part in a call

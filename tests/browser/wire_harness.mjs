@@ -11,6 +11,7 @@ const ratchet = await import('../../web/js/ratchet.js');
 const edits = await import('../../web/js/edits.js');
 const followers = await import('../../web/js/followers.js');
 const questions = await import('../../web/js/questions.js');
+const calls = await import('../../web/js/call/sealed.js');
 
 const d = wire.b64d;
 const e = wire.b64e;
@@ -31,6 +32,18 @@ const commands = {
       out[lang] = Object.fromEntries(Object.entries(dict).map(([k, v]) => [k, typeof v === 'object' ? Object.keys(v).sort() : 'text']));
     }
     return out;
+  },
+  async verify_call_signal({ recipient, devices, frame }) {
+    // The web client's acceptance rule (protocol 19.4), with the effective roster it would hold.
+    const session = await import('../../web/js/call/call-session.js');
+    const keys = device(recipient);
+    const m = { keys, deviceId: keys.deviceId, roster: async () => ({ devices }) };
+    const checked = await session.verifySignal(m, frame);
+    return checked ? { data: checked.data, by_server: checked.byServer } : null;
+  },
+  async call_strings() {
+    const { STRINGS } = await import('../../web/js/call/strings.js');
+    return Object.fromEntries(Object.entries(STRINGS).map(([lang, dict]) => [lang, Object.keys(dict).sort()]));
   },
   async canonical({ value, ascii }) {
     return wire.canonicalJson(value, { ascii });
@@ -90,6 +103,16 @@ const commands = {
     try {
       const { chainKey, index } = wire.openSenderKey(device(recipient), sealed, sender_box_public_key, channel_id);
       return { chain_key: e(chainKey), index };
+    } catch (err) {
+      return { error: err.constructor.name };
+    }
+  },
+  async seal_call_signal({ sender, recipient_device, recipient_box_public_key, channel_id, call_id, signal, data, nonce }) {
+    return calls.sealCallSignal(device(sender), recipient_device, recipient_box_public_key, channel_id, call_id, signal, data, nonce ? d(nonce) : undefined);
+  },
+  async open_call_signal({ recipient, sealed, sender_device, sender_box_public_key, channel_id, call_id, signal }) {
+    try {
+      return { data: calls.openCallSignal(device(recipient), sealed, sender_device, sender_box_public_key, channel_id, call_id, signal) };
     } catch (err) {
       return { error: err.constructor.name };
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from chalicelib.domain.calls import (
@@ -64,3 +66,68 @@ def test_ice_servers_carry_the_credential_only_with_turn() -> None:
         {"urls": ["turn:a"], "username": cred.username, "credential": cred.credential},
     ]
     assert ice_servers((), ("turn:a",), None) == []
+
+
+# -- signalling rules (docs/protocol.md 19.2) ---------------------------------------------------
+
+
+def _signal(call: Any, signal: str, device: str, *, targets: list[str] | None = None, now: int = 100) -> Any:
+    from chalicelib.domain.calls import Signal, after_signal
+
+    return after_signal(
+        call,
+        call_id="k_aaaaaaaaaaaaaaaa",
+        channel_id="c_aaaaaaaaaaaaaaaa",
+        signal=Signal(signal),
+        device_id=device,
+        member_id=f"m_{device}",
+        targets=targets or [],
+        now=now,
+    )
+
+
+def test_a_ring_starts_the_call_and_only_a_ring_may() -> None:
+    from chalicelib.domain.calls import CALL_TTL
+    from chalicelib.errors import NotFound
+
+    call = _signal(None, "ring", "d1")
+    assert (call.participants, call.started_at, call.ended_at) == ({"d1": "m_d1"}, 100, None)
+    assert call.expires_at == 100 + CALL_TTL
+    for signal in ("accept", "join", "offer", "leave", "hangup", "decline"):
+        with pytest.raises(NotFound):
+            _signal(None, signal, "d1")
+
+
+def test_participants_join_leave_and_the_call_ends_with_the_last() -> None:
+    from chalicelib.domain.calls import CallEnded, NotInCall
+
+    call = _signal(None, "ring", "d1")
+    assert _signal(call, "decline", "d2") is call  # nothing changes, nothing is written
+    call = _signal(call, "accept", "d2")
+    assert set(call.participants) == {"d1", "d2"} and call.version == 2
+    assert _signal(call, "offer", "d1", targets=["d2"]) is call
+    with pytest.raises(NotInCall):
+        _signal(call, "offer", "d1", targets=["d3"])  # sealed signals go to participants only
+    with pytest.raises(NotInCall):
+        _signal(call, "candidate", "d3", targets=["d1"])  # ...and come from them
+    call = _signal(call, "leave", "d1")
+    assert call.participants == {"d2": "m_d2"} and call.ended_at is None
+    call = _signal(call, "leave", "d2", now=160)
+    assert call.ended_at == 160 and call.joined == ["d1", "d2"]
+    for signal in ("join", "offer", "ring"):
+        with pytest.raises(CallEnded):
+            _signal(call, signal, "d1", targets=["d2"])
+
+
+def test_the_seventh_is_refused_a_hangup_ends_it_for_all_and_old_calls_are_over() -> None:
+    from chalicelib.domain.calls import CALL_TTL, MAX_PARTICIPANTS, CallEnded, CallFull
+
+    call = _signal(None, "ring", "d0")
+    for i in range(1, MAX_PARTICIPANTS):
+        call = _signal(call, "join", f"d{i}")
+    with pytest.raises(CallFull):
+        _signal(call, "accept", "d9")
+    assert _signal(call, "join", "d3") is call  # one already in: no place taken twice
+    with pytest.raises(CallEnded):
+        _signal(call, "join", "d1", now=100 + CALL_TTL)
+    assert _signal(call, "hangup", "d2", now=130).ended_at == 130

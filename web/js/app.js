@@ -78,6 +78,11 @@ export const app = {
     for (const type of ['message', 'channels', 'roster', 'status', 'revoked', 'error', 'warnings', 'membership', 'outbox']) {
       messenger.addEventListener(type, (e) => onMessengerEvent(type, /** @type {CustomEvent} */ (e).detail));
     }
+    messenger.addEventListener('call', (e) => {
+      // Calls load on first use (a ring, or the call button): the first screen stays light.
+      const frame = /** @type {CustomEvent} */ (e).detail;
+      import('./call/call-ui.js').then((calls) => calls.onCallFrame(this, frame)).catch((err) => this.toast(this.errorText(err), 'error'));
+    });
     messenger.loadChannels().catch(() => null);
     messenger.loadDirectory().catch(() => null);
     messenger.api.get('/me').then((me) => this.setOrgName(me.org.name)).catch(() => null); // renamed meanwhile?

@@ -947,7 +947,15 @@ export class Messenger extends EventTarget {
           this.emit('channels');
         }
         break;
+      case 'call':
+      case 'call_ack':
+        this.emit('call', frame); // the call code (web/js/call/) loads on the first one
+        break;
       case 'error':
+        if (typeof frame.ref === 'string' && frame.ref.startsWith('call-')) {
+          this.emit('call', frame); // a refused call signal: the call view says why
+          break;
+        }
         if (frame.error === 'replaced') {
           this.replaced = true; // the close follows; not an error the user caused
           break;

@@ -100,6 +100,10 @@ class ChannelRecords:
     def in_roster(self, channel_id: str, device_id: str) -> bool:
         return self._store.get(*keys.channel_device(channel_id, device_id)) is not None
 
+    def roster_device(self, channel_id: str, device_id: str) -> RosterDevice | None:
+        item = self._store.get(*keys.channel_device(channel_id, device_id))
+        return None if item is None else RosterDevice.model_validate(item)
+
     def add_devices(self, channel_id: str, devices: Iterable[Device]) -> None:
         self._store.batch_write(puts=[_roster_item(channel_id, d) for d in devices])
 

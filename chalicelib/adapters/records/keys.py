@@ -31,6 +31,7 @@ FOLLOWER_PREFIX = "FOLLOWER#"
 BLOB_PREFIX = "FILE#"
 BLOB_REF_PREFIX = "FILEREF#"
 BLOB_EXPIRY_PK = "FILEEXPIRY"
+CALL_PREFIX = "CALL#"
 MAX_SEQ = 10**12 - 1  # message sequence numbers are zero-padded to 12 digits
 
 
@@ -216,6 +217,11 @@ def blob_expiry(expires_at: int, channel_id: str, blob_id: str) -> Key:
 
 def connection(connection_id: str) -> Key:
     return f"CONN#{connection_id}", META
+
+
+def call(channel_id: str, call_id: str) -> Key:
+    """A call's record, in its channel's partition (who, when; never what they said)."""
+    return f"CHAN#{channel_id}", f"{CALL_PREFIX}{call_id}"
 
 
 def channel_connection(channel_id: str, connection_id: str) -> Key:

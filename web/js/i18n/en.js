@@ -93,6 +93,7 @@ export default {
   'channel.role_reader': 'Member (reads, reacts, votes)',
   'channel.role_author_option': 'Author (posts and manages the channel)',
   'channel.retention': 'messages kept {duration}',
+  'channel.call_button': 'Call',
   'channel.members_button': 'Members',
   'channel.members_title': { one: 'Channel members ({count})', other: 'Channel members ({count})' },
   'channel.add_title': 'Add someone or change their role',

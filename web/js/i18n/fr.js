@@ -93,6 +93,7 @@ export default {
   'channel.role_reader': 'Membre (lit, réagit, vote)',
   'channel.role_author_option': 'Auteur (publie et gère le canal)',
   'channel.retention': 'messages conservés {duration}',
+  'channel.call_button': 'Appeler',
   'channel.members_button': 'Membres',
   'channel.members_title': { one: 'Membres du canal ({count})', other: 'Membres du canal ({count})' },
   'channel.add_title': "Ajouter une personne ou changer son rôle",

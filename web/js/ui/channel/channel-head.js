@@ -31,6 +31,7 @@ export function renderHead(ctx, head, { retention, membersOpen, onToggleMembers 
         'aria-controls': 'members-panel',
         onClick: onToggleMembers,
       }, t('channel.members_button')),
+      isTribe ? null : callButton(ctx),
       muteSwitch(ctx),
     ),
     h('p', { class: 'channel-meta' },
@@ -42,6 +43,16 @@ export function renderHead(ctx, head, { retention, membersOpen, onToggleMembers 
       retention ? [' · ', h('span', null, t('channel.retention', { duration: formatDays(retention) }))] : null,
     ),
   );
+}
+
+/**
+ * Call the channel's other devices; the call code loads on the first click (first screen's weight),
+ * and a plan without calls says why (the ICE route's 403).
+ * @param {ChannelContext} ctx
+ */
+function callButton(ctx) {
+  const start = () => import('../../call/call-ui.js').then((calls) => calls.startCall(ctx.app, ctx.channelId));
+  return h('button', { type: 'button', class: 'small call-button', onClick: () => start().catch((err) => ctx.app.toast(ctx.app.errorText(err), 'error')) }, t('channel.call_button'));
 }
 
 /**

@@ -1,0 +1,187 @@
+"""Calls from the Python SDK (docs/protocol.md, section 19): signals sealed to certified devices.
+
+``Calls`` builds each ``call`` action (sealing offers, answers and candidates to the receiving
+device's certified box key) and opens each ``call`` frame the server relays, accepting only a
+signal from a device the trust view certifies, of a member in the channel's signed membership.
+A frame the server sends on its own account (``reason`` set: a participant removed or revoked)
+is a leave or a hang-up only, shown as the server's.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from bocage.client.crypto import CryptoError, open_call_signal, seal_call_signal
+from chalicelib.domain.calls import SEALED_SIGNALS, Signal
+from chalicelib.domain.frames import CallAckFrame, CallAction, CallFrame, CallTarget, ServerFrame
+from chalicelib.domain.ids import new_id
+
+if TYPE_CHECKING:
+    from bocage.client.messenger import Messenger
+
+
+class UntrustedSignal(CryptoError):
+    """A call frame from a device the trust view does not certify for this channel, or whose
+    sealed payload does not open: never acted on."""
+
+
+@dataclass(frozen=True)
+class CallSignal:
+    """A call frame, checked and opened."""
+
+    channel_id: str
+    call_id: str
+    signal: Signal
+    from_device: str
+    from_member: str
+    at: int
+    data: dict[str, Any] | None = None  # the opened offer, answer or candidate
+    by_server: str | None = None  # the server's reason when the server sent it (removed, revoked)
+    display_name: str = field(default="?")
+
+
+def new_call_id() -> str:
+    return new_id("k")
+
+
+class Calls:
+    def __init__(self, messenger: Messenger) -> None:
+        self._m = messenger
+
+    # -- building signals ------------------------------------------------------------------
+
+    def devices(self, channel_id: str) -> dict[str, str]:
+        """Device id -> certified box key of the other devices of the channel's certified members."""
+        roster = self._m.roster(channel_id)
+        return self._m.trust.recipients(
+            channel_id, [dict(d) for d in roster["devices"]], watched=self._m.rosters.watched
+        )
+
+    def action(
+        self,
+        channel_id: str,
+        call_id: str,
+        signal: Signal | str,
+        to: Mapping[str, Mapping[str, Any] | None] | list[str],
+    ) -> CallAction:
+        """A ``call`` action to these devices; for an offer, an answer or a candidate ``to`` maps
+        each device to the data sealed to it (its certified box key; never the roster's)."""
+        signal = Signal(signal)
+        targets: list[CallTarget] = []
+        if signal in SEALED_SIGNALS:
+            if not isinstance(to, Mapping):
+                raise ValueError(f"a {signal.value} maps each device to its data")
+            keys = self._certified(channel_id, list(to))
+            for device_id, data in to.items():
+                sealed = seal_call_signal(
+                    self._m.keys, device_id, keys[device_id], channel_id, call_id, signal.value, data or {}
+                )
+                targets.append(CallTarget(device_id=device_id, sealed=sealed))
+        else:
+            targets = [CallTarget(device_id=d) for d in to]
+        ref = secrets.token_hex(8)
+        return CallAction(ref=ref, channel_id=channel_id, call_id=call_id, signal=signal, to=targets)
+
+    def _certified(self, channel_id: str, device_ids: list[str]) -> dict[str, str]:
+        keys = self.devices(channel_id)
+        missing = [d for d in device_ids if d not in keys]
+        if missing:
+            raise UntrustedSignal(f"not a certified device of this channel's members: {', '.join(missing)}")
+        return keys
+
+    # -- over the open connection ---------------------------------------------------------------
+
+    def send(self, action: CallAction) -> CallAckFrame:
+        """Send over ``messenger.live()``; ApiError when the server refuses (``call_full``, ...)."""
+        return self._m._live_session().call(action)
+
+    def ring(self, channel_id: str, devices: list[str] | None = None) -> tuple[str, CallAckFrame]:
+        """Start a call: ring these devices (by default every other certified device of the channel)."""
+        call_id = new_call_id()
+        targets = devices if devices is not None else sorted(self.devices(channel_id))
+        return call_id, self.send(self.action(channel_id, call_id, Signal.RING, targets))
+
+    def signal(
+        self,
+        channel_id: str,
+        call_id: str,
+        signal: Signal | str,
+        to: Mapping[str, Mapping[str, Any] | None] | list[str],
+    ) -> CallAckFrame:
+        return self.send(self.action(channel_id, call_id, signal, to))
+
+    def signals(self, timeout: float) -> Iterator[CallSignal]:
+        """The call frames that arrive within ``timeout`` seconds, checked and opened; a frame
+        from an uncertified device is dropped (its warning kept in the trust view)."""
+        session = self._m._live_session()
+        others: list[ServerFrame] = []  # messages and the rest: kept for whoever reads them next
+        try:
+            for frame in session.frames(timeout):
+                if not isinstance(frame, CallFrame):
+                    others.append(frame)
+                    continue
+                try:
+                    yield self.open(frame)
+                except UntrustedSignal:
+                    continue
+        finally:
+            session.keep(others)
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    def open(self, frame: CallFrame | Mapping[str, Any]) -> CallSignal:
+        """A relayed call frame, checked: UntrustedSignal if its sender is not a certified device of
+        a member of the channel, if the server claims another member for it, or if what is sealed
+        does not open for this device, this channel, this call and this signal."""
+        if not isinstance(frame, CallFrame):
+            frame = CallFrame.model_validate(dict(frame))
+        try:
+            signal = Signal(frame.signal)
+        except ValueError as exc:
+            raise UntrustedSignal(f"unknown call signal {frame.signal!r}") from exc
+        if frame.reason is not None:
+            if signal not in (Signal.LEAVE, Signal.HANGUP) or frame.sealed is not None:
+                raise UntrustedSignal("the server only ever ends a device's part in a call")
+            return CallSignal(
+                frame.channel_id,
+                frame.call_id,
+                signal,
+                frame.from_device,
+                frame.from_member,
+                frame.at,
+                by_server=frame.reason,
+            )
+        certified, lied = self._m.trust.sender(frame.from_device, frame.from_member, frame.channel_id)
+        if certified is None or lied:
+            raise UntrustedSignal(f"{frame.from_device} is not a certified device")
+        if certified["member_id"] not in self._m.trust.membership(frame.channel_id).members:
+            raise UntrustedSignal(f"{certified['member_id']} is not in the channel's signed membership")
+        data: dict[str, Any] | None = None
+        if signal in SEALED_SIGNALS:
+            if frame.sealed is None:
+                raise UntrustedSignal(f"a {signal.value} without its sealed payload")
+            try:
+                data = open_call_signal(
+                    self._m.keys,
+                    frame.sealed,
+                    frame.from_device,
+                    certified["box_public_key"],
+                    frame.channel_id,
+                    frame.call_id,
+                    signal.value,
+                )
+            except CryptoError as exc:
+                raise UntrustedSignal(str(exc)) from exc
+        return CallSignal(
+            frame.channel_id,
+            frame.call_id,
+            signal,
+            frame.from_device,
+            certified["member_id"],
+            frame.at,
+            data=data,
+            display_name=certified.get("display_name", "?"),
+        )

@@ -1,0 +1,207 @@
+"""A call in the web app (docs/calls.md, protocol 19), in Debian's Chromium with fake camera and
+microphone, between two browser contexts on loopback, media forced through the coturn the test
+starts (``iceTransportPolicy: "relay"``): the owner calls from the group, the agent's device
+rings and answers, each side's ``getStats()`` shows audio and video bytes received over a relay
+candidate pair, and hanging up ends the call on both. Then the microphone refused shows why."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import CHROMIUM_ARGS, watch_console
+from tests.browser.test_web_app import (
+    activate,
+    add_to_channel,
+    create_channel,
+    invite,
+    open_channel,
+    wait_for,
+)
+from tests.coturn import coturn
+from tests.e2e.conftest import Server, bocage, start_server
+
+FAKE_MEDIA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+RELAY_ONLY = "localStorage.setItem('bocage.calls.relay_only', '1')"
+
+
+@pytest.fixture
+def call_setup(
+    tmp_path: Path, playwright_api: tuple[Any, str], request: pytest.FixtureRequest
+) -> Iterator[tuple[Server, list[Any], str]]:
+    data = tmp_path / "data"
+    created = bocage("org", "create", "Mairie de Plouha", "--plan", "pro", "--data", str(data))
+    with coturn(tmp_path) as turn:
+        server = start_server(
+            data,
+            tmp_path / "serve.log",
+            BOCAGE_TURN_URLS=turn.turn_url,
+            BOCAGE_STUN_URLS=turn.stun_url,
+            BOCAGE_TURN_SECRET=turn.secret,
+        )
+        api, executable = playwright_api
+        contexts = []
+        try:
+            for name in ("owner", "agent", "third"):
+                if name == "third" and "third" not in request.node.name:
+                    continue
+                context = api.chromium.launch_persistent_context(
+                    str(tmp_path / f"chromium-{name}"),
+                    executable_path=executable,
+                    headless=True,
+                    args=[*CHROMIUM_ARGS, *FAKE_MEDIA],
+                    locale="fr-FR",
+                    timezone_id="Europe/Paris",
+                    viewport={"width": 1000, "height": 760},
+                )
+                context.set_default_timeout(20_000)
+                context.add_init_script(RELAY_ONLY)
+                contexts.append(context)
+            yield server, contexts, local_url(created["activation_url"], server)
+        finally:
+            for context in contexts:
+                context.close()
+            server.process.terminate()
+            server.process.wait(timeout=10)
+
+
+def received(page: Page) -> dict[str, Any]:
+    stats: dict[str, Any] = page.evaluate("() => window.bocageCall ? window.bocageCall.received() : null")
+    return stats or {"audio": 0, "video": 0, "relayed": False}
+
+
+def flowing(page: Page) -> bool:
+    got = received(page)
+    return bool(got["audio"] > 0 and got["video"] > 0 and got["relayed"])
+
+
+def call_once(owner: Page, agent: Page) -> float:
+    """The owner calls, the agent answers; both receive audio and video through the relay.
+    Returns the ms from the call to the owner's first remote video frame."""
+    owner.get_by_role("button", name="Appeler").click()
+    expect(owner.get_by_role("dialog", name="Appel")).to_be_visible()
+    ring = agent.get_by_role("alertdialog", name=re.compile("Maire Dupuis vous appelle"))
+    expect(ring).to_be_visible()
+    ring.get_by_role("button", name="Décrocher").click()
+    for page in (owner, agent):
+        expect(page.locator(".call-view video.remote")).to_have_count(1)
+    wait_for(lambda: flowing(owner) and flowing(agent), "audio and video through the relay, both ways", 40)
+    wait_for(
+        lambda: owner.evaluate("() => window.bocageCall.firstVideoMs") is not None, "a first video frame"
+    )
+    first: float = owner.evaluate("() => window.bocageCall.firstVideoMs")
+    for button, kind in (("Couper le micro", "Audio"), ("Couper la caméra", "Video")):
+        agent.get_by_role("button", name=button).click()
+        expect(agent.get_by_role("button", pressed=True)).to_have_count(1 if kind == "Audio" else 2)
+        enabled = f"() => window.bocageCall.local.get{kind}Tracks().map((t) => t.enabled)"
+        assert agent.evaluate(enabled) == [False]
+    owner.get_by_role("button", name="Raccrocher").click()
+    for page in (owner, agent):
+        expect(page.locator(".call-view")).to_have_count(0)
+        expect(page.locator("#toast")).to_contain_text("Appel terminé")
+    return first
+
+
+def test_two_browsers_call_through_the_relay_and_hang_up(call_setup: Any) -> None:
+    server, contexts, url = call_setup
+    problems: list[str] = []
+    owner, agent = contexts[0].pages[0], contexts[1].pages[0]
+    for page in (owner, agent):
+        watch_console(page, problems)
+    activate(owner, url, "Maire Dupuis")
+    activate(agent, invite(owner, "Agent Martin"), "Agent Martin")
+    create_channel(owner, "Visite de chantier", "group")
+    add_to_channel(owner, "Agent Martin")
+
+    times = [call_once(owner, agent) for _ in range(3)]
+    shown = [round(t) for t in times]
+    print(f"call to first remote video frame, ms: {shown}, median {statistics.median(times):.0f}")
+    # The caller wrote each call in the channel, sealed: both read who joined and for how long.
+    open_channel(agent, "Visite de chantier")
+    for page in (owner, agent):
+        summaries = page.locator(".messages .msg", has_text="📞 Appel de")
+        expect(summaries).to_have_count(3)
+        expect(summaries.first).to_contain_text("Maire Dupuis, Agent Martin")
+    calls = [i for i in server.stored_items() if "call_id" in i and "started_at" in i]
+    assert len(calls) == 3 and all(c["ended_at"] and c["participants"] == {} for c in calls)
+    assert all(len(c["joined"]) == 2 for c in calls)
+    stored = str(server.stored_items())
+    signals = server.output().count('"action":"call"')
+    print(f"signalling frames sent per call (both devices): {signals / 3:.1f}")
+    assert "a=fingerprint" not in stored and "candidate:" not in stored and "ice-pwd" not in stored
+    assert "a=fingerprint" not in server.output() and "candidate:" not in server.output()
+    relay = "() => window.bocageCall.config.iceServers.find((s) => s.credential)"
+    credential = owner.evaluate(f"{relay}.credential")
+    assert len(credential) > 20 and credential not in stored and credential not in server.output()
+    assert not problems, problems
+
+
+def test_a_refused_microphone_says_why(call_setup: Any) -> None:
+    _, contexts, url = call_setup
+    owner = contexts[0].pages[0]
+    activate(owner, url, "Maire Dupuis")
+    create_channel(owner, "Bureau", "group")
+    refuse = "() => Promise.reject(new DOMException('denied', 'NotAllowedError'))"
+    owner.evaluate(f"() => {{ navigator.mediaDevices.getUserMedia = {refuse}; }}")
+    owner.get_by_role("button", name="Appeler").click()
+    view = owner.get_by_role("dialog", name="Appel")
+    expect(view.get_by_role("alert")).to_contain_text("La caméra ou le micro sont refusés ou absents")
+    view.get_by_role("button", name="Raccrocher").click()
+    expect(view).to_have_count(0)
+
+
+def test_a_free_organisation_is_told_why_it_cannot_call(tmp_path: Path, new_context: Any) -> None:
+    data = tmp_path / "data"
+    created = bocage("org", "create", "Association", "--data", str(data))  # the free plan
+    server = start_server(data, tmp_path / "serve.log")
+    try:
+        owner = new_context("owner").pages[0]
+        activate(owner, local_url(created["activation_url"], server), "Maire Dupuis")
+        create_channel(owner, "Bureau", "group")
+        owner.get_by_role("button", name="Appeler").click()
+        expect(owner.locator("#toast")).to_contain_text(
+            re.compile("Appel impossible : les appels font partie")
+        )
+        expect(owner.locator("#toast")).to_contain_text("offre pro")
+        expect(owner.get_by_role("dialog", name="Appel")).to_have_count(0)
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=10)
+
+
+def local_url(url: str, server: Server) -> str:
+    """An activation URL the CLI printed for the default address, pointed at the test's server."""
+    encoded = server.url.replace(":", "%3A").replace("/", "%2F")
+    return url.replace("http://127.0.0.1:8000", server.url).replace("http%3A%2F%2F127.0.0.1%3A8000", encoded)
+
+
+def test_a_third_participant_joins_the_mesh_and_leaves(call_setup: Any) -> None:
+    _, contexts, url = call_setup
+    owner, agent, third = (c.pages[0] for c in contexts)
+    activate(owner, url, "Maire Dupuis")
+    activate(agent, invite(owner, "Agent Martin"), "Agent Martin")
+    activate(third, invite(owner, "Claire Secrétaire"), "Claire Secrétaire")
+    create_channel(owner, "Conseil", "group")
+    add_to_channel(owner, "Agent Martin")
+    add_to_channel(owner, "Claire Secrétaire")
+
+    owner.get_by_role("button", name="Appeler").click()
+    for page in (agent, third):  # both rung; they answer one after the other
+        page.get_by_role("alertdialog").get_by_role("button", name="Décrocher").click()
+        expect(page.get_by_role("dialog", name="Appel")).to_be_visible()
+    for page in (owner, agent, third):  # a mesh: each sees the two others
+        expect(page.locator(".call-view video.remote")).to_have_count(2)
+    wait_for(lambda: all(flowing(p) for p in (owner, agent, third)), "media between all three", 40)
+    third.get_by_role("button", name="Raccrocher").click()
+    expect(third.locator(".call-view")).to_have_count(0)
+    for page in (owner, agent):  # the two others go on together
+        expect(page.locator(".call-view video.remote")).to_have_count(1)
+    owner.get_by_role("button", name="Raccrocher").click()
+    for page in (owner, agent):
+        expect(page.locator(".call-view")).to_have_count(0)

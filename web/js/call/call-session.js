@@ -1,0 +1,271 @@
+// @ts-check
+// One call from this device (docs/protocol.md 19): a mesh of RTCPeerConnections, one per other
+// participant, signalled over the messenger's WebSocket. Offers, answers and candidates are
+// sealed to the receiving device's certified box key; a signal is acted on only when it comes
+// from a certified device of a member in the channel's verified membership (19.4).
+import { base32Lower, CryptoError, randomBytes } from '../wire.js';
+import { openCallSignal, SEALED_SIGNALS, sealCallSignal } from './sealed.js';
+
+const ACK_TIMEOUT = 15_000;
+
+export function newCallId() {
+  return `k_${base32Lower(randomBytes(10))}`;
+}
+
+/**
+ * The channel's other certified devices (the effective roster: certificate keys, signed membership).
+ * @param {any} m the Messenger
+ * @param {string} channelId
+ * @returns {Promise<Map<string, {device_id: string, member_id: string, box_public_key: string}>>}
+ */
+export async function certifiedDevices(m, channelId) {
+  const roster = await m.roster(channelId, { fresh: true });
+  return new Map(roster.devices.filter((d) => d.device_id !== m.deviceId).map((d) => [d.device_id, d]));
+}
+
+/**
+ * A relayed call frame, checked: null when its sender is not a certified device of the channel
+ * (or the server names another member for it), or when its sealed payload does not open.
+ * A frame with `reason` is the server's notice: a leave or a hang-up only.
+ * @returns {Promise<{frame: any, data: any, byServer: boolean} | null>}
+ */
+export async function verifySignal(m, frame, devices = null) {
+  if (frame.reason !== undefined) {
+    const ok = (frame.signal === 'leave' || frame.signal === 'hangup') && frame.sealed === undefined;
+    return ok ? { frame, data: null, byServer: true } : null;
+  }
+  const known = devices || (await certifiedDevices(m, frame.channel_id));
+  let device = known.get(frame.from_device);
+  if (!device && !devices) return null;
+  if (!device) device = (await certifiedDevices(m, frame.channel_id)).get(frame.from_device);
+  if (!device || device.member_id !== frame.from_member) return null;
+  let data = null;
+  if (SEALED_SIGNALS.includes(frame.signal)) {
+    try {
+      data = openCallSignal(m.keys, frame.sealed, frame.from_device, device.box_public_key, frame.channel_id, frame.call_id, frame.signal);
+    } catch (err) {
+      if (err instanceof CryptoError) return null;
+      throw err;
+    }
+  }
+  return { frame, data, byServer: false };
+}
+
+export class CallSession extends EventTarget {
+  /**
+   * @param {any} m the Messenger
+   * @param {string} channelId
+   * @param {string} callId
+   * @param {RTCIceServer[]} iceServers
+   * @param {{relayOnly?: boolean}} [options]
+   */
+  constructor(m, channelId, callId, iceServers, { relayOnly = false } = {}) {
+    super();
+    this.m = m;
+    this.channelId = channelId;
+    this.callId = callId;
+    /** @type {RTCConfiguration} */
+    this.config = { iceServers, iceTransportPolicy: relayOnly ? 'relay' : 'all' };
+    /** @type {Map<string, {pc: RTCPeerConnection, stream: MediaStream, queued: RTCIceCandidateInit[]}>} */
+    this.peers = new Map();
+    /** @type {MediaStream | null} */
+    this.local = null;
+    this.devices = new Map();
+    /** @type {string[]} */
+    this.participants = [];
+    this.pending = new Map();
+    this.ended = false;
+    this.startedAt = performance.now();
+    /** @type {number | null} ms from the start to the first remote video frame */
+    this.firstVideoMs = null;
+    /** @type {number | null} when media first came from another device (performance.now()) */
+    this.connectedAt = null;
+    this.isCaller = false;
+    /** @type {Set<string>} members whose devices joined (certified senders of accept or join) */
+    this.joinedMembers = new Set([m.memberId]);
+  }
+
+  async media() {
+    this.local = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+    return this.local;
+  }
+
+  async refreshDevices() {
+    this.devices = await certifiedDevices(this.m, this.channelId);
+  }
+
+  /**
+   * Send one signal; resolves with the server's call_ack, rejects with its refusal.
+   * @param {string} signal
+   * @param {string[] | Map<string, object>} to
+   */
+  send(signal, to) {
+    const targets = [];
+    if (to instanceof Map) {
+      for (const [deviceId, data] of to) {
+        const device = this.devices.get(deviceId);
+        if (!device) throw new CryptoError(`not a certified device of this channel: ${deviceId}`);
+        targets.push({ device_id: deviceId, sealed: sealCallSignal(this.m.keys, deviceId, device.box_public_key, this.channelId, this.callId, signal, data) });
+      }
+    } else {
+      targets.push(...to.map((deviceId) => ({ device_id: deviceId })));
+    }
+    const ref = `call-${base32Lower(randomBytes(8))}`;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(ref);
+        reject(new Error('no answer from the server'));
+      }, ACK_TIMEOUT);
+      this.pending.set(ref, { resolve, reject, timer });
+      this.m.sendFrame({ action: 'call', ref, channel_id: this.channelId, call_id: this.callId, signal, to: targets });
+    });
+  }
+
+  /** A call_ack or an error frame for one of this session's signals. */
+  settle(frame) {
+    const waiting = this.pending.get(frame.ref);
+    if (!waiting) return;
+    this.pending.delete(frame.ref);
+    clearTimeout(waiting.timer);
+    if (frame.type === 'call_ack') {
+      if (!this.ended) this.participants = frame.participants;
+      waiting.resolve(frame);
+    } else {
+      waiting.reject(Object.assign(new Error(frame.message || frame.error), { status: frame.status, code: frame.error, detail: frame.message }));
+    }
+  }
+
+  /** A relayed frame of this call: checked, then acted on. */
+  async receive(frame) {
+    if (this.ended) return;
+    if (!frame.reason && !this.devices.has(frame.from_device)) await this.refreshDevices();
+    const checked = await verifySignal(this.m, frame, this.devices);
+    if (!checked) {
+      this.dispatchEvent(new CustomEvent('refused', { detail: frame }));
+      return;
+    }
+    const from = frame.from_device;
+    const data = checked.data;
+    switch (frame.signal) {
+      case 'accept':
+      case 'join':
+        this.joinedMembers.add(frame.from_member);
+        if (!this.participants.includes(from)) this.participants = [...this.participants, from];
+        await this.offerTo(from);
+        break;
+      case 'offer': {
+        const peer = this.peer(from);
+        await peer.pc.setRemoteDescription(/** @type {RTCSessionDescriptionInit} */ (data));
+        await this.flush(peer);
+        const answer = await peer.pc.createAnswer();
+        await peer.pc.setLocalDescription(answer);
+        await this.send('answer', new Map([[from, { type: answer.type, sdp: answer.sdp }]]));
+        break;
+      }
+      case 'answer': {
+        const peer = this.peers.get(from);
+        if (peer) {
+          await peer.pc.setRemoteDescription(/** @type {RTCSessionDescriptionInit} */ (data));
+          await this.flush(peer);
+        }
+        break;
+      }
+      case 'candidate': {
+        const peer = this.peer(from);
+        if (peer.pc.remoteDescription) await peer.pc.addIceCandidate(data);
+        else peer.queued.push(data);
+        break;
+      }
+      case 'decline':
+        this.dispatchEvent(new CustomEvent('declined', { detail: frame }));
+        break;
+      case 'leave':
+        this.drop(from);
+        if (!this.peers.size && this.participants.length <= 1) await this.leave(); // the last one: the call ends
+        break;
+      case 'hangup':
+        this.end(checked.byServer ? frame.reason : 'hangup');
+        break;
+      default:
+        break;
+    }
+  }
+
+  async flush(peer) {
+    for (const candidate of peer.queued.splice(0)) await peer.pc.addIceCandidate(candidate);
+  }
+
+  /** The connection to one other device, made on first use. */
+  peer(deviceId) {
+    const known = this.peers.get(deviceId);
+    if (known) return known;
+    const pc = new RTCPeerConnection(this.config);
+    const entry = { pc, stream: new MediaStream(), queued: [] };
+    this.peers.set(deviceId, entry);
+    for (const track of this.local?.getTracks() || []) pc.addTrack(track, /** @type {MediaStream} */ (this.local));
+    pc.onicecandidate = (event) => {
+      if (event.candidate && !this.ended) this.send('candidate', new Map([[deviceId, event.candidate.toJSON()]])).catch(() => null);
+    };
+    pc.ontrack = (event) => {
+      entry.stream.addTrack(event.track);
+      if (this.connectedAt === null) this.connectedAt = performance.now();
+      this.dispatchEvent(new CustomEvent('streams'));
+    };
+    pc.onconnectionstatechange = () => this.dispatchEvent(new CustomEvent('state', { detail: pc.connectionState }));
+    return entry;
+  }
+
+  async offerTo(deviceId) {
+    const peer = this.peer(deviceId);
+    const offer = await peer.pc.createOffer();
+    await peer.pc.setLocalDescription(offer);
+    await this.send('offer', new Map([[deviceId, { type: offer.type, sdp: offer.sdp }]]));
+  }
+
+  drop(deviceId) {
+    const peer = this.peers.get(deviceId);
+    if (peer) peer.pc.close();
+    this.peers.delete(deviceId);
+    this.participants = this.participants.filter((d) => d !== deviceId);
+    this.dispatchEvent(new CustomEvent('streams'));
+  }
+
+  /** Mute or unmute the microphone, turn the camera off or on: returns the new state. */
+  toggle(kind) {
+    const tracks = kind === 'audio' ? this.local?.getAudioTracks() : this.local?.getVideoTracks();
+    const on = !(tracks || []).every((t) => !t.enabled);
+    for (const track of tracks || []) track.enabled = !on;
+    return !on;
+  }
+
+  /** Leave: the others are told; the call ends for them when nobody is left. */
+  async leave() {
+    const others = this.participants.filter((d) => d !== this.m.deviceId);
+    if (!this.ended) await this.send('leave', others).catch(() => null);
+    this.end('left');
+  }
+
+  end(reason) {
+    if (this.ended) return;
+    this.ended = true;
+    for (const deviceId of [...this.peers.keys()]) this.drop(deviceId);
+    for (const track of this.local?.getTracks() || []) track.stop();
+    this.dispatchEvent(new CustomEvent('ended', { detail: reason }));
+  }
+
+  /** Bytes received so far, by kind, over every peer (getStats' inbound-rtp). */
+  async received() {
+    const total = { audio: 0, video: 0, relayed: false };
+    for (const { pc } of this.peers.values()) {
+      const stats = await pc.getStats();
+      stats.forEach((s) => {
+        if (s.type === 'inbound-rtp' && (s.kind === 'audio' || s.kind === 'video')) total[s.kind] += s.bytesReceived || 0;
+        if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
+          const local = stats.get(s.localCandidateId);
+          if (local?.candidateType === 'relay') total.relayed = true;
+        }
+      });
+    }
+    return total;
+  }
+}
