@@ -127,4 +127,4 @@ def test_settings_from_environment() -> None:
     assert tuned.operator_keys == ("k1", "k2")
     assert tuned.token_max_age == 300  # never above five minutes
     assert tuned.public_url == "https://x"
-    assert "secret" not in repr(Settings(smtp_password="secret"))
+    assert "pa55-w0rd" not in repr(Settings(smtp_password="pa55-w0rd", turn_secret="pa55-w0rd"))
