@@ -85,16 +85,22 @@ class Relay:
                     end.shutdown(socket.SHUT_RDWR)
 
 
-def start(context: Any, url: str) -> tuple[Any, float]:
-    """Open ``url`` throttled to slow 4G; the page and the seconds until its first screen is usable."""
+def start(context: Any, url: str) -> tuple[Any, float, int]:
+    """Open ``url`` throttled to slow 4G: the page, the seconds until its first screen is usable,
+    and the bytes the page's own requests took on the wire until then (DevTools' encoded
+    lengths, headers included). The service worker's precache runs in its own target and
+    overlaps the first screen: counted by the relay alone, it made the figure vary by 20 KB
+    from one run to the next."""
     page = context.pages[0] if context.pages else context.new_page()
     cdp = context.new_cdp_session(page)
+    received: list[int] = []
+    cdp.on("Network.loadingFinished", lambda event: received.append(int(event["encodedDataLength"])))
     cdp.send("Network.enable")
     cdp.send("Network.emulateNetworkConditions", SLOW_4G)
     began = time.monotonic()
     page.goto(url)
     page.get_by_role("button", name="Activer cet appareil").wait_for(state="visible", timeout=120_000)
-    return page, time.monotonic() - began
+    return page, time.monotonic() - began, sum(received)
 
 
 def measure(url: str, relay: Relay, profile: Path, executable: str) -> dict[str, Any]:
@@ -105,8 +111,8 @@ def measure(url: str, relay: Relay, profile: Path, executable: str) -> dict[str,
         launch["args"] = ["--no-sandbox", "--disable-gpu"]
         context = api.chromium.launch_persistent_context(str(profile), **launch)
         relay.reset()
-        page, first_seconds = start(context, url)
-        first = relay.reset()
+        page, first_seconds, own = start(context, url)
+        first = {**relay.reset(), "own": own}
         first["requests"] = page.evaluate(REQUESTS_JS)
         page.evaluate("navigator.serviceWorker.ready.then(() => true)")
         worker = relay.reset()
@@ -114,7 +120,7 @@ def measure(url: str, relay: Relay, profile: Path, executable: str) -> dict[str,
         context.close()
         context = api.chromium.launch_persistent_context(str(profile), **launch)
         relay.reset()
-        page, again_seconds = start(context, url)
+        page, again_seconds, _ = start(context, url)
         page.wait_for_timeout(2000)  # whatever the start fetches after its first screen
         again = relay.reset()
         again["requests"] = page.evaluate(REQUESTS_JS)
@@ -161,13 +167,16 @@ def main() -> int:
         f"  then the service worker's precache: {worker['requests']['count']} requests, "
         f"{kb(worker['down'])} received"
     )
-    print(f"  first screen: {kb(first['down'])} received (budget {args.budget_kb:.0f} KB)")
+    print(
+        f"  first screen: {kb(first['own'])} received by the page's own requests "
+        f"(budget {args.budget_kb:.0f} KB; the relay saw {kb(first['down'])} with the precache's start)"
+    )
     print(f"  with the precache that follows it: {kb(first['down'] + worker['down'])}")
     print(
         f"second start (installed shell): {again['requests']['count']} requests for the shell, "
         f"{kb(again['down'])} received in all (API included), usable after {result['again_s']:.2f} s"
     )
-    return 0 if first["down"] <= args.budget_kb * 1000 else 1
+    return 0 if first["own"] <= args.budget_kb * 1000 else 1
 
 
 if __name__ == "__main__":
