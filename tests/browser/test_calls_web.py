@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,26 @@ def local_url(url: str, server: Server) -> str:
     return url.replace("http://127.0.0.1:8000", server.url).replace("http%3A%2F%2F127.0.0.1%3A8000", encoded)
 
 
+def sent_caps(page: Any) -> dict[str, list[int]]:
+    """The bitrate caps on what this device sends, per kind, over every peer connection."""
+    caps: dict[str, list[int]] = page.evaluate(
+        """() => {
+          const caps = { audio: [], video: [] };
+          for (const { pc } of window.bocageCall.peers.values()) {
+            for (const s of pc.getSenders()) {
+              if (s.track) caps[s.track.kind].push(...s.getParameters().encodings.map((e) => e.maxBitrate));
+            }
+          }
+          return caps;
+        }"""
+    )
+    return caps
+
+
+def capped(page: Any, audio: list[int], video: list[int]) -> Callable[[], bool]:
+    return lambda: sent_caps(page) == {"audio": audio, "video": video}
+
+
 def test_a_third_participant_joins_the_mesh_and_leaves(call_setup: Any) -> None:
     _, contexts, url = call_setup
     owner, agent, third = (c.pages[0] for c in contexts)
@@ -198,10 +218,14 @@ def test_a_third_participant_joins_the_mesh_and_leaves(call_setup: Any) -> None:
     for page in (owner, agent, third):  # a mesh: each sees the two others
         expect(page.locator(".call-view video.remote")).to_have_count(2)
     wait_for(lambda: all(flowing(p) for p in (owner, agent, third)), "media between all three", 40)
+    # Each device shares its uplink's video budget between the two streams it sends.
+    for page in (owner, agent, third):
+        wait_for(capped(page, audio=[40_000] * 2, video=[1_250_000] * 2), "caps for 3")
     third.get_by_role("button", name="Raccrocher").click()
     expect(third.locator(".call-view")).to_have_count(0)
-    for page in (owner, agent):  # the two others go on together
+    for page in (owner, agent):  # the two others go on together, with the whole budget each
         expect(page.locator(".call-view video.remote")).to_have_count(1)
+        wait_for(capped(page, audio=[40_000], video=[1_500_000]), "caps for 2")
     owner.get_by_role("button", name="Raccrocher").click()
     for page in (owner, agent):
         expect(page.locator(".call-view")).to_have_count(0)

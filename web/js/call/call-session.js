@@ -13,6 +13,21 @@ export function newCallId() {
 }
 
 /**
+ * What a device sends, in bits per second, to keep a mesh within a phone's uplink (docs/calls.md,
+ * "Limits"): the video budget is shared between the other participants (a six-person call sends
+ * five streams), each stream between a floor and a ceiling; audio has its own cap.
+ */
+export const UPLINK_VIDEO_BPS = 2_500_000;
+export const VIDEO_CEILING_BPS = 1_500_000;
+export const VIDEO_FLOOR_BPS = 250_000;
+export const AUDIO_BPS = 40_000;
+
+/** The video cap per stream with `others` other participants. @param {number} others */
+export function videoCap(others) {
+  return Math.max(VIDEO_FLOOR_BPS, Math.min(VIDEO_CEILING_BPS, Math.floor(UPLINK_VIDEO_BPS / Math.max(1, others))));
+}
+
+/**
  * The channel's other certified devices (the effective roster: certificate keys, signed membership).
  * @param {any} m the Messenger
  * @param {string} channelId
@@ -160,6 +175,7 @@ export class CallSession extends EventTarget {
         const answer = await peer.pc.createAnswer();
         await peer.pc.setLocalDescription(answer);
         await this.send('answer', new Map([[from, { type: answer.type, sdp: answer.sdp }]]));
+        await this.capBitrates();
         break;
       }
       case 'answer': {
@@ -220,6 +236,23 @@ export class CallSession extends EventTarget {
     const offer = await peer.pc.createOffer();
     await peer.pc.setLocalDescription(offer);
     await this.send('offer', new Map([[deviceId, { type: offer.type, sdp: offer.sdp }]]));
+    await this.capBitrates();
+  }
+
+  /** Each stream this device sends within its share of the uplink (again whenever peers change). */
+  async capBitrates() {
+    const video = videoCap(this.peers.size);
+    const caps = [];
+    for (const { pc } of this.peers.values()) {
+      for (const sender of pc.getSenders()) {
+        if (!sender.track) continue;
+        const parameters = sender.getParameters();
+        if (!parameters.encodings?.length) continue; // not negotiated yet: capped after it is
+        for (const encoding of parameters.encodings) encoding.maxBitrate = sender.track.kind === 'video' ? video : AUDIO_BPS;
+        caps.push(sender.setParameters(parameters).catch(() => null));
+      }
+    }
+    await Promise.all(caps);
   }
 
   drop(deviceId) {
@@ -228,6 +261,7 @@ export class CallSession extends EventTarget {
     this.peers.delete(deviceId);
     this.participants = this.participants.filter((d) => d !== deviceId);
     this.dispatchEvent(new CustomEvent('streams'));
+    if (!this.ended) this.capBitrates().catch(() => null); // one stream fewer: a larger share each
   }
 
   /** Mute or unmute the microphone, turn the camera off or on: returns the new state. */
