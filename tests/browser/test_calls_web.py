@@ -139,6 +139,17 @@ def test_two_browsers_call_through_the_relay_and_hang_up(call_setup: Any) -> Non
     relay = "() => window.bocageCall.config.iceServers.find((s) => s.credential)"
     credential = owner.evaluate(f"{relay}.credential")
     assert len(credential) > 20 and credential not in stored and credential not in server.output()
+
+    # Nobody answers: the caller hangs up when the ring runs out (3 s here), the callee's ring
+    # stops, and the channel says the call went unanswered.
+    for page in (owner, agent):
+        page.evaluate("() => localStorage.setItem('bocage.calls.ring_ms', '3000')")
+    owner.get_by_role("button", name="Appeler").click()
+    expect(agent.get_by_role("alertdialog")).to_be_visible()
+    expect(owner.get_by_text("Pas de réponse")).to_be_visible()
+    expect(owner.locator(".call-view")).to_have_count(0)
+    expect(agent.get_by_role("alertdialog")).to_have_count(0)
+    expect(agent.locator(".messages .msg", has_text="📞 Appel sans réponse")).to_have_count(1)
     assert not problems, problems
 
 

@@ -273,10 +273,11 @@ export class CallSession extends EventTarget {
   }
 
   /** Leave: the others are told; the call ends for them when nobody is left. */
-  async leave() {
+  /** @param {string} [reason] why, for the view: 'left', or 'no_answer' when a ring ran out */
+  async leave(reason = 'left') {
     const others = this.participants.filter((d) => d !== this.m.deviceId);
     if (!this.ended) await this.send('leave', others).catch(() => null);
-    this.end('left');
+    this.end(reason);
   }
 
   end(reason) {

@@ -10,6 +10,14 @@ let current = null;
 /** @type {{frame: any, el: HTMLElement} | null} */
 let ringing = null;
 
+/**
+ * How long a ring lasts: the caller hangs up unanswered after it (the call's summary then says
+ * "sans réponse"), and a callee's ring stops a little later even if that hang-up never came.
+ * Tests shorten it (localStorage 'bocage.calls.ring_ms').
+ */
+const ringMs = () => Number(localStorage.getItem('bocage.calls.ring_ms')) || 45_000;
+const RING_GRACE_MS = 5_000;
+
 /** Diagnostics and tests: force media through the TURN relay (localStorage, this device only). */
 const relayOnly = () => localStorage.getItem('bocage.calls.relay_only') === '1';
 
@@ -65,6 +73,10 @@ export async function startCall(app, channelId) {
   try {
     await session.send('ring', targets);
     status(view, ct('call.calling'));
+    setTimeout(() => {
+      if (session.ended || session.joinedMembers.size > 1) return;
+      session.leave('no_answer').catch(() => null);
+    }, ringMs());
   } catch (err) {
     session.end('refused');
     app.toast(refusal(app, err), 'error');
@@ -96,6 +108,11 @@ function showRing(app, frame) {
   document.body.append(el);
   ringing = { frame, el };
   app.announce(ct('call.incoming', { name }));
+  setTimeout(() => {
+    if (ringing?.el !== el) return; // answered, declined or hung up meanwhile
+    stopRinging();
+    app.toast(ct('call.missed_from', { name }));
+  }, ringMs() + RING_GRACE_MS);
 }
 
 function stopRinging() {
@@ -187,7 +204,7 @@ function openView(app, session) {
     if (current === session) current = null;
     if (/** @type {CustomEvent} */ (e).detail === 'media') return; // the view stays, saying why
     view.remove();
-    app.toast(ct('call.ended'));
+    app.toast(/** @type {CustomEvent} */ (e).detail === 'no_answer' ? ct('call.no_answer') : ct('call.ended'));
     if (session.isCaller) postSummary(app, session).catch((err) => app.toast(refusal(app, err), 'error'));
   });
   document.body.append(view);
