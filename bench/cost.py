@@ -32,10 +32,12 @@ How the slice scales to a user-month: one organisation with one group channel of
 the others send), each member online with ``--devices`` connections (rounded; a second device
 is a second connection of the same device: fan-out is per connection). Every connection
 connects (``GET /health``, then ``$connect``) and lists its channels; the members take turns to
-send ``--slice-messages`` messages of ``--message-bytes`` over REST (as the web client does), each
-pushed to every connection of the channel but the sending device's (it has the message); one
-member catches up from the start in one page; every connection pings once (the web client's
-``{"action": "ping"}``, which the template routes to a mock integration: one inbound message, no
+send ``--slice-messages`` messages of ``--message-bytes`` over their open WebSocket (the ``send``
+action, answered by an ``ack`` pushed to that connection, as both clients do by default;
+``--rest-share`` of them over REST, as a client without a socket does), each pushed to every
+connection of the channel but the sending device's (it has the message); one member catches up
+from the start in one page; every connection pings once (the web client's ``{"action": "ping"}``,
+which the template routes to a mock integration: one inbound message, no
 function, no answer) and disconnects. Each activity's cost per occurrence (per send, per push,
 per message read, per ping, ...) is then multiplied by its occurrences per user-month:
 
@@ -132,6 +134,7 @@ class Load:
     connects_per_day: float = 0  # per device; 0: one per two hours online
     catch_up_page: int = 200  # messages per catch-up read: the web client's READ_LIMIT
     lambda_mb: int = 1024  # the prod stage's lambda_memory_size (.chalice/config.json)
+    rest_share: float = 0.0  # of sends, the share over REST (clients without an open socket)
     users: int = 1  # only for the monthly total of an organisation
 
     def members(self) -> int:
@@ -272,6 +275,7 @@ class AwsMeter:
         self._push_seconds = 0.0
         self._peek_seconds = 0.0  # the meter's own reads, not the function's time
         self.push_concurrency = 1  # posts of one fan-out in flight at once
+        self.sending_connection: str | None = None  # a send over it: its ack is the send's, not a push
 
     def watch(self, client: Client) -> Client:
         events = client.meta.events  # type: ignore[attr-defined]
@@ -318,7 +322,9 @@ class AwsMeter:
     def _inspect(self, params: Mapping[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         if self.activity is None:
             return
-        activity = "push" if self.activity == "send" and model.name == "PostToConnection" else self.activity
+        activity = self.activity
+        if activity == "send" and model.name == "PostToConnection":
+            activity = "send" if params.get("ConnectionId") == self.sending_connection else "push"
         before = []
         if model.name in DYNAMODB_WRITES:
             before = [(table, key, self._size(table, key)) for table, key in written_keys(model.name, params)]
@@ -490,11 +496,24 @@ class Deployment:
             self._rest(tally, self.api.call("GET", "/channels", signer=member.keys), 200)
         self.meter.occurred("channel_list")
 
-    def send(self, member: Member, message_bytes: int) -> None:
+    def send(self, member: Member, message_bytes: int, connection_id: str | None = None) -> None:
+        """Over REST, or with ``connection_id`` over that open WebSocket as both clients do by
+        default: the ``send`` action in, its ``ack`` pushed back to that connection only."""
         envelope = self.envelope(member, message_bytes)
-        path = f"/channels/{self.channel_id}/messages"
-        with self.meter.invocation("send", rest=True) as tally:
-            self._rest(tally, self.api.call("POST", path, envelope, signer=member.keys), 201)
+        if connection_id is None:
+            path = f"/channels/{self.channel_id}/messages"
+            with self.meter.invocation("send", rest=True) as tally:
+                self._rest(tally, self.api.call("POST", path, envelope, signer=member.keys), 201)
+        else:
+            action = {"action": "send", "ref": envelope["message_id"], "envelope": envelope}
+            frame = json.dumps(action, separators=(",", ":"))
+            self.meter.sending_connection = connection_id
+            try:
+                with self.meter.invocation("send", frame_in=frame):
+                    answer = self.api.ws("ws_message", ws_event("$default", connection_id, body=frame))
+            finally:
+                self.meter.sending_connection = None
+            _require(answer.get("statusCode") == 200, f"the send frame was answered {answer}")
         self.meter.occurred("send")
 
     def catch_up(self, member: Member, limit: int) -> int:
@@ -588,8 +607,10 @@ def run_slice(load: Load, messages: int) -> Measured:
         for member, connection_id in connections:
             deployment.connect(member, connection_id)
             deployment.list_channels(member)
+        over_rest = round(messages * load.rest_share)
         for i in range(messages):
-            deployment.send(members[i % len(members)], load.message_bytes)
+            m = i % len(members)
+            deployment.send(members[m], load.message_bytes, None if i < over_rest else f"conn-{m}-0")
         deployment.catch_up(members[-1], min(load.catch_up_page, messages))
         for _, connection_id in connections:
             deployment.ping(connection_id)
@@ -748,7 +769,7 @@ def describe(load: Load) -> str:
         f"{load.sends:g} sent and {load.receives:g} received a user a day, {load.online_hours:g} h online, "
         f"{load.devices:g} device(s), channel of {load.members()}, {load.live_share:.0%} of receives live, "
         f"{load.retention_days}-day retention, {load.message_bytes}-byte messages, "
-        f"{load.lambda_mb} MB functions, {load.region}"
+        f"{load.rest_share:.0%} of sends over REST, {load.lambda_mb} MB functions, {load.region}"
     )
 
 

@@ -84,9 +84,20 @@ class Store(Protocol):
         ...
 
     def increment(
-        self, pk: str, sk: str, attribute: str, amount: int = 1, *, expires_at: int | None = None
+        self,
+        pk: str,
+        sk: str,
+        attribute: str,
+        amount: int = 1,
+        *,
+        expires_at: int | None = None,
+        also: Mapping[str, int] | None = None,
     ) -> int:
-        """Atomically add ``amount`` to an integer attribute (created at 0); return the new value."""
+        """Atomically add ``amount`` to an integer attribute (created at 0); return the new value.
+
+        ``also``: more integer attributes to add to in the same single write (one write unit for
+        a small item, however many counters move), e.g. a message number and a monthly count.
+        """
         ...
 
     def batch_write(self, puts: Iterable[Item] = (), deletes: Iterable[tuple[str, str]] = ()) -> None:

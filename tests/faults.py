@@ -198,10 +198,17 @@ class FaultyStore:
         return page
 
     def increment(
-        self, pk: str, sk: str, attribute: str, amount: int = 1, *, expires_at: int | None = None
+        self,
+        pk: str,
+        sk: str,
+        attribute: str,
+        amount: int = 1,
+        *,
+        expires_at: int | None = None,
+        also: Mapping[str, int] | None = None,
     ) -> int:
         def run() -> int:
-            return self.inner.increment(pk, sk, attribute, amount, expires_at=expires_at)
+            return self.inner.increment(pk, sk, attribute, amount, expires_at=expires_at, also=also)
 
         value: int = self._call("increment", ((pk, sk),), run)
         return value

@@ -7,6 +7,7 @@ and signed before they leave and verified before they are shown.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -111,6 +112,7 @@ class Messenger:
         self.trust = Trust(profile, self.client, self.keys, clock)
         self._session: LiveSession | None = None
         self.calls = Calls(self)
+        self._session_thread: int | None = None  # the thread that opened it
 
     @property
     def device_id(self) -> str:
@@ -195,13 +197,17 @@ class Messenger:
         *,
         kind: str = "message",
         target: str | None = None,
-        live: bool = False,
+        live: bool | None = None,
     ) -> Receipt:
         """Seal, sign and send; distribute this device's key first where it is missing.
 
-        ``live``: over the open live connection (see ``live()``) rather than a REST call.
+        Over the live connection when this thread opened one (``live()``): the ``send`` action,
+        no REST request and no token to spend (docs/protocol.md, section 9); if the socket
+        closes or leaves the send unanswered, over REST under the same message id, which the
+        server stores once. Else over REST. ``live=True``: the socket or an error;
+        ``live=False``: REST.
         """
-        post = self._live_session().send if live else self.client.send_message
+        post = self._poster(live)
         message_id = new_message_id()
         for attempt in range(2):
             envelope = self.seal(channel_id, message_id, content, kind, target)
@@ -256,7 +262,7 @@ class Messenger:
         *,
         reply_to: str | None = None,
         mentions: list[str] | None = None,
-        live: bool = False,
+        live: bool | None = None,
     ) -> Receipt:
         """A text; ``mentions`` are member ids whose ``@Name`` the text holds (protocol section 7)."""
         content: dict[str, Any] = {"type": "text", "text": text}
@@ -710,12 +716,30 @@ class Messenger:
         token = sign_token(self.keys.signing, self.device_id, "GET", CONNECT_PATH, None, b"", now=now)
         with connect(f"{self.ws_url()}?token={quote(token)}", open_timeout=10) as ws:
             self._session = LiveSession(ws, on_frame=self.note)
+            self._session_thread = threading.get_ident()  # a session is one thread's (live.py)
             self.rosters.watched = True
             try:
                 yield self._session
             finally:
                 self._session = None
+                self._session_thread = None
                 self.rosters.watched = False
+
+    def _poster(self, live: bool | None) -> Callable[[Envelope], Receipt]:
+        """How this send goes out (see ``send``)."""
+        if live:
+            return self._live_session().send
+        session = self._session if live is None and self._session_thread == threading.get_ident() else None
+        if session is None or session.closed:
+            return self.client.send_message
+
+        def over_socket(envelope: Envelope) -> Receipt:
+            try:
+                return session.send(envelope)
+            except (ConnectionError, TimeoutError, WebSocketException):  # REST settles it
+                return self.client.send_message(envelope)
+
+        return over_socket
 
     def _live_session(self) -> LiveSession:
         if self._session is None:

@@ -65,10 +65,17 @@ class CountingStore:
         )
 
     def increment(
-        self, pk: str, sk: str, attribute: str, amount: int = 1, *, expires_at: int | None = None
+        self,
+        pk: str,
+        sk: str,
+        attribute: str,
+        amount: int = 1,
+        *,
+        expires_at: int | None = None,
+        also: Mapping[str, int] | None = None,
     ) -> int:
         self.counts["increment"] += 1
-        return self.inner.increment(pk, sk, attribute, amount, expires_at=expires_at)
+        return self.inner.increment(pk, sk, attribute, amount, expires_at=expires_at, also=also)
 
     def batch_write(self, puts: Iterable[Item] = (), deletes: Iterable[tuple[str, str]] = ()) -> None:
         puts, deletes = list(puts), list(deletes)

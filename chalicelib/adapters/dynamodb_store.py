@@ -264,15 +264,26 @@ class DynamoDbStore:
         return make_page(items, limit)
 
     def increment(
-        self, pk: str, sk: str, attribute: str, amount: int = 1, *, expires_at: int | None = None
+        self,
+        pk: str,
+        sk: str,
+        attribute: str,
+        amount: int = 1,
+        *,
+        expires_at: int | None = None,
+        also: Mapping[str, int] | None = None,
     ) -> int:
         """ADD on a live item; an expired item counts as absent, so the count restarts."""
-        check_increment(pk, sk, attribute, amount, expires_at)
-        names = {"#c": attribute, "#exp": EXPIRES_AT}
-        update = "ADD #c :amount" if expires_at is None else "ADD #c :amount SET #exp = :exp"
+        amounts = {attribute: amount, **(also or {})}
+        for name, value in amounts.items():
+            check_increment(pk, sk, name, value, expires_at)
+        names = {f"#c{i}": name for i, name in enumerate(amounts)} | {"#exp": EXPIRES_AT}
+        adds = ", ".join(f"#c{i} :a{i}" for i in range(len(amounts)))
+        update = f"ADD {adds}" if expires_at is None else f"ADD {adds} SET #exp = :exp"
         for _ in range(_INCREMENT_ATTEMPTS):
             now = _number(self._clock.now())
-            values: dict[str, Any] = {":amount": _number(amount), ":now": now}
+            values: dict[str, Any] = {f":a{i}": _number(v) for i, v in enumerate(amounts.values())}
+            values[":now"] = now
             if expires_at is not None:
                 values[":exp"] = _number(expires_at)
             try:
@@ -294,7 +305,7 @@ class DynamoDbStore:
                     raise
             # Expired but not yet deleted: replace it with a fresh counter, unless another
             # writer replaced or removed it first, in which case add to theirs.
-            fresh: Item = {"pk": pk, "sk": sk, attribute: amount}
+            fresh: Item = {"pk": pk, "sk": sk, **amounts}
             if expires_at is not None:
                 fresh[EXPIRES_AT] = expires_at
             try:

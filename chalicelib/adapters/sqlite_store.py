@@ -274,15 +274,25 @@ class SqliteStore:
         return make_page([dict(json.loads(data)) for (data,) in rows], limit)
 
     def increment(
-        self, pk: str, sk: str, attribute: str, amount: int = 1, *, expires_at: int | None = None
+        self,
+        pk: str,
+        sk: str,
+        attribute: str,
+        amount: int = 1,
+        *,
+        expires_at: int | None = None,
+        also: Mapping[str, int] | None = None,
     ) -> int:
-        check_increment(pk, sk, attribute, amount, expires_at)
+        amounts = {attribute: amount, **(also or {})}
+        for name, amount_of in amounts.items():
+            check_increment(pk, sk, name, amount_of, expires_at)
         with self._transaction() as conn:
             item = self._get_live(conn, pk, sk, self._clock.now()) or {"pk": pk, "sk": sk}
-            current = item.get(attribute, 0)
-            if not isinstance(current, int) or isinstance(current, bool):
-                raise ValueError(f"{pk}/{sk} {attribute} is not an integer")
-            item[attribute] = current + amount
+            for name, amount_of in amounts.items():
+                current = item.get(name, 0)
+                if not isinstance(current, int) or isinstance(current, bool):
+                    raise ValueError(f"{pk}/{sk} {name} is not an integer")
+                item[name] = current + amount_of
             if expires_at is not None:
                 item[EXPIRES_AT] = expires_at
             check_item(item)

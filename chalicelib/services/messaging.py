@@ -16,8 +16,8 @@ import secrets
 from typing import Any
 
 from chalicelib.adapters.records.channels import ChannelRecords
-from chalicelib.adapters.records.messages import MessageRecords
-from chalicelib.domain.billing import require_sending_allowed
+from chalicelib.adapters.records.messages import IdMarker, MessageRecords
+from chalicelib.domain.billing import month_of, require_sending_allowed
 from chalicelib.domain.channel import ChannelKind, may_manage, require_may_manage, require_may_send
 from chalicelib.domain.envelope import TARGETED, Envelope, Kind
 from chalicelib.domain.events import MessageDeleted
@@ -35,7 +35,6 @@ from chalicelib.services.organisations import OrganisationService
 
 GAP_GRACE = 10  # seconds a missing sequence number may still be in flight
 MAX_IN_FLIGHT = 8  # concurrent senders to one channel that a gap may be waiting for
-PENDING_TTL = 60  # a send that crashed midway frees its message id after this
 MAX_READ = 200
 #: What wakes an offline device (Web Push): something new to read, not a reaction or a vote.
 WAKING_KINDS = frozenset({Kind.MESSAGE, Kind.POLL})
@@ -73,7 +72,7 @@ class MessagingService:
         self._orgs = orgs
         self._channels = channels
         self._delivery = delivery
-        self._impact = impact
+        del impact  # impact counts ride on the message number (records/impact.py): no write here
 
     def send(self, who: Principal, envelope: Envelope) -> SendResult:
         if envelope.sender_device != who.device_id:
@@ -84,16 +83,18 @@ class MessagingService:
         target = self._check_target(who, access, envelope)
         now = self._clock.now()
         retention = self._retention_for_sending(who, access, envelope, now)
-        attempt = secrets.token_urlsafe(12)
-        if not self._claim(envelope, attempt, now):
-            resent = self._already_sent(envelope, attempt, target, now)
+        abandoned: int | None = None
+        marker = self._messages.marker(channel_id, envelope.message_id)
+        if marker is not None:  # a resend
+            resent = self._already_sent(envelope, marker, target, now)
             if resent is not None:
                 return resent
-        message = self._store_message(who, envelope, attempt, now, retention)
+            abandoned = marker.seq  # its first attempt never stored it: this one does
+        message = self._store_message(who, envelope, now, retention, abandoned)
+        if message is None:  # another send of this id marked it first
+            return self._lost_race(envelope, target, now)
         if envelope.kind is Kind.DELETE and target is not None:
             self._tombstone(target, message.sender_member, now)
-        recipients = self._channels.member_count(channel_id) - 1
-        self._impact.record_message(who.org_id, now, max(0, recipients))  # metadata only: counts
         delivered = self._publish(message)
         return SendResult(
             message_id=envelope.message_id,
@@ -104,27 +105,20 @@ class MessagingService:
             online=delivered,
         )
 
-    def _claim(self, envelope: Envelope, attempt: str, now: int) -> bool:
-        """Take the message id for this attempt; False when a send of it came first."""
-        try:
-            return self._messages.claim(
-                envelope.channel_id, envelope.message_id, now + PENDING_TTL, attempt=attempt
-            )
-        except Exception:  # the claim may have landed all the same (a timeout)
-            self._give_back(envelope, attempt, None, now)
-            raise
-
     def _store_message(
-        self, who: Principal, envelope: Envelope, attempt: str, now: int, retention: int
-    ) -> StoredMessage:
-        """Number and store a message whose id this attempt claimed.
+        self, who: Principal, envelope: Envelope, now: int, retention: int, abandoned: int | None
+    ) -> StoredMessage | None:
+        """Number, mark and store a message: three writes, the number's also counting it for
+        the month's impact figures (records/impact.py). None when another send of the same id
+        marked it first (this number then stays a gap).
 
-        On a failure the claim is given back unless the message may have landed, so the
-        client's resend of the same id goes through at once and is stored exactly once.
+        On a failure the id is given back unless the message may have landed, so the client's
+        resend of the same id goes through at once and is stored exactly once.
         """
+        attempt = secrets.token_urlsafe(12)
         seq: int | None = None
         try:
-            seq = self._counters.next_seq(envelope.channel_id)
+            seq = self._counters.next_seq(envelope.channel_id, month_of(now))
             message = StoredMessage.model_validate(
                 {
                     **envelope.model_dump(),
@@ -134,20 +128,31 @@ class MessagingService:
                     "expires_at": now + retention * DAY,
                 }
             )
-            self._messages.add(message, attempt=attempt)
+            if not self._messages.mark(message, attempt=attempt, replacing=abandoned):
+                return None
+            self._messages.store(message)
         except Exception:
-            self._give_back(envelope, attempt, seq, now)
+            if seq is not None:  # the marker may have landed (a timeout): free it unless stored
+                self._give_back(envelope, attempt, seq)
             raise
         return message
 
-    def _give_back(self, envelope: Envelope, attempt: str, seq: int | None, now: int) -> None:
+    def _give_back(self, envelope: Envelope, attempt: str, seq: int) -> None:
         """Best effort after a failed attempt: free the id unless its message landed."""
         channel_id = envelope.channel_id
         try:
-            if seq is None or self._messages.get(channel_id, seq) is None:
-                self._messages.release(channel_id, envelope.message_id, attempt, now)
+            if self._messages.get(channel_id, seq) is None:
+                self._messages.release(channel_id, envelope.message_id, attempt, self._clock.now())
         except Exception:  # the store is failing: the resend settles it (see _already_sent)
             logger.warning("could not give a failed send's message id back", exc_info=True)
+
+    def _lost_race(self, envelope: Envelope, target: StoredMessage | None, now: int) -> SendResult:
+        """Two sends of one id at once: the other marked it; answer as its resend would be."""
+        marker = self._messages.marker(envelope.channel_id, envelope.message_id)
+        resent = None if marker is None else self._already_sent(envelope, marker, target, now)
+        if resent is None:
+            raise SendInFlight("this message is being stored; retry shortly")
+        return resent
 
     def _publish(self, message: StoredMessage) -> int:
         """Push to the online devices; the message is stored, so a failure here only costs
@@ -209,27 +214,24 @@ class MessagingService:
         """Delete for everyone: the ciphertext leaves storage; a bodiless marker keeps the order."""
         bodiless = {"nonce": None, "ciphertext": None, "signature": None}
         deleted = {"deleted": True, "deleted_at": now, "deleted_by": deleted_by}
-        self._messages.replace(target.model_copy(update={**bodiless, **deleted}))
+        self._messages.store(target.model_copy(update={**bodiless, **deleted}))
         if self._events is not None:  # what the message carried (a file) goes with it
             self._events.publish(MessageDeleted(target.channel_id, target.message_id))
 
     def _already_sent(
-        self, envelope: Envelope, attempt: str, target: StoredMessage | None, now: int
+        self, envelope: Envelope, marker: IdMarker, target: StoredMessage | None, now: int
     ) -> SendResult | None:
         """A resend: the first copy's receipt, after finishing what its send left undone.
 
         None when the first send marked a number and never stored the message (it failed
-        past ``GAP_GRACE`` ago): the id is taken back and this send stores it afresh.
+        past ``GAP_GRACE`` ago): this send then stores it afresh, taking the marker over.
         """
         channel_id, message_id = envelope.channel_id, envelope.message_id
-        marker = self._messages.marker(channel_id, message_id)
-        if marker is None or marker.seq is None:
+        if marker.seq is None:  # an older two-step marker, still pending
             raise SendInFlight("this message is being stored; retry shortly")
         first = self._messages.get(channel_id, marker.seq)
         if first is None:
             if now - marker.stored_at < GAP_GRACE:
-                raise SendInFlight("this message is being stored; retry shortly")
-            if not self._messages.reclaim(channel_id, message_id, attempt, marker.seq, now + PENDING_TTL):
                 raise SendInFlight("this message is being stored; retry shortly")
             return None
         if first.kind is Kind.DELETE and target is not None and not target.deleted:

@@ -767,6 +767,66 @@ def test_live_messages_need_no_read_and_the_cursor_follows_once(
     assert not problems, problems
 
 
+def test_sends_go_over_the_socket_and_over_rest_when_their_ack_is_lost(
+    web_server: Server, new_context: Callable[..., Any]
+) -> None:
+    """The web app sends over its open WebSocket (no REST request, no token spent); when a
+    send's ack never comes back, the same envelope goes over REST 10 s later and lands once."""
+    problems: list[str] = []
+    owner = new_context("owner").pages[0]
+    agent = new_context("agent").pages[0]
+    for page in (owner, agent):
+        watch_console(page, problems)
+    sent_frames: list[str] = []
+    lose_acks = {"on": False}
+
+    def relay(ws: Any) -> None:  # between the owner's page and the server, watching both ways
+        server = ws.connect_to_server()
+
+        def from_page(text: Any) -> None:
+            sent_frames.append(str(text))
+            server.send(text)
+
+        def from_server(text: Any) -> None:
+            if not (lose_acks["on"] and '"type":"ack"' in str(text).replace(" ", "")):
+                ws.send(text)
+
+        ws.on_message(from_page)
+        server.on_message(from_server)
+
+    owner.route_web_socket(re.compile(r"/ws(\?|$)"), relay)
+    posts: list[str] = []
+    owner.on(
+        "request",
+        lambda r: posts.append(r.url) if r.method == "POST" and r.url.endswith("/messages") else None,
+    )
+    activate(owner, web_server.owner_url(), "Maire Dupuis")
+    url = invite(owner, "Agent Martin")
+    activate(agent, url, "Agent Martin")
+    create_channel(owner, "Voirie", "group")
+    add_to_channel(owner, "Agent Martin")
+    open_channel(agent, "Voirie")
+    send(owner, "Réunion de chantier à 8 h")
+    expect(message(agent, "Réunion de chantier à 8 h")).to_be_visible()
+    assert posts == [], posts
+    assert sum('"action":"send"' in frame for frame in sent_frames) == 1
+    lose_acks["on"] = True
+    owner.get_by_label("Votre message").fill("Chantier reporté")
+    owner.get_by_role("button", name="Envoyer").click()
+    expect(message(agent, "Chantier reporté")).to_be_visible()  # the socket delivered it...
+    wait = time.monotonic() + 20
+    while not posts and time.monotonic() < wait:  # ...and its sender, unanswered, resends over REST
+        owner.wait_for_timeout(200)
+    assert len(posts) == 1, posts
+    expect(message(owner, "Chantier reporté")).to_be_visible()
+    owner.wait_for_timeout(1000)
+    expect(message(agent, "Chantier reporté")).to_have_count(1)
+    agent.reload()
+    open_channel(agent, "Voirie")
+    expect(message(agent, "Chantier reporté")).to_have_count(1)  # stored once
+    assert not problems, problems
+
+
 def test_a_quiet_connection_pings_once_every_eight_minutes(
     web_server: Server, new_context: Callable[..., Any]
 ) -> None:

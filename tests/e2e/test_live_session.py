@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bocage.client.api import ApiError, BocageClient
+from bocage.client.live import LiveSession
 from bocage.client.messenger import Messenger
 from bocage.client.profile import Profile
 from chalicelib.domain.frames import JoinedFrame, MessageFrame
@@ -87,6 +88,50 @@ def test_a_refused_live_send_is_the_same_error_as_over_rest(server: Server, tmp_
     )
 
 
+def test_sends_go_over_the_open_socket_by_default_and_over_rest_without_one(
+    server: Server, tmp_path: Path
+) -> None:
+    p, group, _ = org_with_group(server, tmp_path, "alice")
+    owner, calls = counting_messenger(p["owner"])
+    owner.send_text(group, "warm-up")  # the key goes out, the roster is kept
+    posted = ("POST", f"/channels/{group}/messages")
+    calls.clear()
+    owner.send_text(group, "no socket")
+    assert calls.count(posted) == 1
+    with owner.live():
+        calls.clear()
+        receipt = owner.send_text(group, "over the socket")
+        assert posted not in calls and receipt["duplicate"] is False
+        over_rest = owner.send_text(group, "asked for REST", live=False)
+        assert calls.count(posted) == 1 and over_rest["seq"] == receipt["seq"] + 1
+    texts = [m.get("text") for m in bocage("--profile", str(p["alice"]), "read", group)["messages"]]
+    assert texts == ["warm-up", "no socket", "over the socket", "asked for REST"]
+
+
+def test_a_live_send_whose_ack_is_lost_is_resent_over_rest_and_stored_once(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The frame reached the server and its ack never came back (the socket dropped): the same
+    envelope goes over REST, which answers it as a duplicate; one copy is stored."""
+    p, group, _ = org_with_group(server, tmp_path, "alice")
+    owner, calls = counting_messenger(p["owner"])
+    owner.send_text(group, "warm-up")
+    sent_over_socket = LiveSession.send
+
+    def ack_lost(session: LiveSession, envelope: Any, timeout: float = 30.0) -> Any:
+        sent_over_socket(session, envelope, timeout)
+        raise TimeoutError("no answer from the server")
+
+    with owner.live():
+        monkeypatch.setattr(LiveSession, "send", ack_lost)
+        calls.clear()
+        receipt = owner.send_text(group, "once only")
+    assert calls.count(("POST", f"/channels/{group}/messages")) == 1
+    assert receipt["duplicate"] is True and receipt["seq"] == 2
+    stored = [i for i in server.stored_items() if i.get("message_id") == receipt["message_id"]]
+    assert len([i for i in stored if "ciphertext" in i]) == 1
+
+
 def test_a_watched_roster_makes_a_send_one_round_trip_until_someone_joins(
     server: Server, tmp_path: Path
 ) -> None:
@@ -96,7 +141,7 @@ def test_a_watched_roster_makes_a_send_one_round_trip_until_someone_joins(
         owner.send_text(group, "first")
         calls.clear()
         owner.send_text(group, "second")
-        assert calls == [("POST", f"/channels/{group}/messages")]
+        assert calls == []  # the send went over the open socket: no REST request at all
 
         bocage("--profile", str(p["owner"]), "channel", "add", group, members["bob"])  # another process
         assert any(isinstance(f, JoinedFrame) for f in session.frames(timeout=5))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.donations import DonationRecords
 from chalicelib.adapters.records.impact import Counts, ImpactRecords
 from chalicelib.adapters.records.invoices import InvoiceRecords, NumberClaim
@@ -154,3 +155,24 @@ def test_impact_counts_add_up_per_organisation_and_month(app_store: Store) -> No
     assert impact.counts("o_1", "2027-05") == Counts(0, 0)
     assert impact.by_month("o_1") == {"2027-03": Counts(2, 5), "2027-04": Counts(1, 0)}
     assert list(impact.by_month("o_1")) == ["2027-03", "2027-04"]
+
+
+def test_channel_month_counters_add_to_the_older_organisation_counters(app_store: Store) -> None:
+    """Sends count on their channel's STATE with the message number (no write of their own);
+    a pilot's older ``ORG#o / IMPACT#`` counts still add in. Notifications: each message reaches
+    the channel's other members (its ``members`` counter, read when the figures are)."""
+    channels = ChannelRecords(app_store)
+    app_store.put({"pk": "ORG#o_1", "sk": "CHAN#c_one", "channel_id": "c_one"})
+    app_store.put({"pk": "ORG#o_1", "sk": "CHAN#c_two", "channel_id": "c_two"})
+    channels.count_members("c_one", 4)
+    channels.count_members("c_two", 2)
+    for month in ("2027-03", "2027-03", "2027-04"):
+        channels.next_seq("c_one", month)
+    assert channels.next_seq("c_two", "2027-04") == 1
+    assert channels.next_seq("c_two") == 2  # a number without a month counts nothing
+    ImpactRecords(app_store).add("o_1", "2027-03", messages=5, notifications=7)  # counted before
+    impact = ImpactRecords(app_store)
+    assert impact.by_month("o_1") == {"2027-03": Counts(2 + 5, 2 * 3 + 7), "2027-04": Counts(2, 3 + 1)}
+    assert impact.counts("o_1", "2027-04") == Counts(2, 4)
+    assert impact.by_month("o_2") == {}
+    assert channels.counters("c_one").seq == 3  # the counters model ignores the month attributes

@@ -52,32 +52,58 @@ def test_a_stored_message_reads_back_byte_for_byte_with_its_null_target(app_stor
     assert messages.find(CID, sent.message_id) == sent
 
 
-def test_a_message_id_is_claimed_once_and_found_only_once_stored(app_store: Store) -> None:
+def test_a_message_id_is_marked_once_in_one_write_and_found_only_once_stored(app_store: Store) -> None:
     messages = MessageRecords(app_store)
-    assert messages.claim(CID, "resent-001", expires_at=NOW + 60)
-    assert not messages.claim(CID, "resent-001", expires_at=NOW + 60)
-    pending = messages.marker(CID, "resent-001")
+    first = _message(7, message_id="resent-001")
+    assert messages.mark(first, attempt="a1")
+    assert not messages.mark(_message(8, message_id="resent-001"), attempt="a2")  # a resend
+    marked = messages.marker(CID, "resent-001")
+    assert marked is not None and marked.seq == 7 and marked.expires_at == NOW + 86400
+    assert messages.find(CID, "resent-001") is None  # marked, not stored yet
+    messages.store(first)
+    assert messages.find(CID, "resent-001") == first
+
+
+def test_an_abandoned_marker_is_taken_over_only_while_it_still_names_its_number(app_store: Store) -> None:
+    messages = MessageRecords(app_store)
+    assert messages.mark(_message(3, message_id="crashed-01"), attempt="a1")
+    assert messages.mark(_message(9, message_id="crashed-01"), attempt="a2", replacing=3)
+    assert not messages.mark(_message(10, message_id="crashed-01"), attempt="a3", replacing=3)
+    marked = messages.marker(CID, "crashed-01")
+    assert marked is not None and marked.seq == 9
+
+
+def test_a_marker_of_the_older_two_step_shape_is_still_read(app_store: Store, clock: ManualClock) -> None:
+    """A pilot's store holds markers written before the one-write marker: ``pending`` ones
+    (a send at work, 60 s) read as in flight, then as absent; ``stored`` ones as before."""
+    key = {"pk": f"CHAN#{CID}", "sk": "MID#old-pending"}
+    app_store.put(key | {"state": "pending", "attempt": "x", "expires_at": NOW + 60})
+    app_store.put(
+        {
+            "pk": f"CHAN#{CID}",
+            "sk": "MID#old-stored",
+            "state": "stored",
+            "attempt": "y",
+            "seq": 4,
+            "stored_at": NOW - 5,
+            "expires_at": NOW + 86400,
+        }
+    )
+    messages = MessageRecords(app_store)
+    pending = messages.marker(CID, "old-pending")
     assert pending is not None and not pending.stored
-    assert messages.find(CID, "resent-001") is None
-    messages.add(_message(7, message_id="resent-001"))
-    stored = messages.marker(CID, "resent-001")
-    assert stored is not None and stored.seq == 7 and stored.expires_at == NOW + 86400
-
-
-def test_a_crashed_send_frees_its_message_id_when_the_claim_expires(
-    app_store: Store, clock: ManualClock
-) -> None:
-    messages = MessageRecords(app_store)
-    assert messages.claim(CID, "crashed-01", expires_at=NOW + 60)
+    stored = messages.marker(CID, "old-stored")
+    assert stored is not None and (stored.seq, stored.stored_at) == (4, NOW - 5)
     clock.advance(61)
-    assert messages.claim(CID, "crashed-01", expires_at=NOW + 121)
+    assert messages.marker(CID, "old-pending") is None
+    assert messages.mark(_message(5, message_id="old-pending"), attempt="z")
 
 
 def test_a_message_deleted_for_everyone_keeps_its_place_without_its_body(app_store: Store) -> None:
     messages = MessageRecords(app_store)
     messages.add(_message(1))
     bodiless = {"nonce": None, "ciphertext": None, "signature": None, "deleted": True, "deleted_at": 5}
-    messages.replace(_message(1).model_copy(update={**bodiless, "deleted_by": "m_admin"}))
+    messages.store(_message(1).model_copy(update={**bodiless, "deleted_by": "m_admin"}))
     (read,) = messages.after(CID, 0, 10).messages
     wire = read.wire()
     assert {"nonce", "ciphertext", "signature"}.isdisjoint(wire)

@@ -372,6 +372,33 @@ def test_increment_from_zero_and_by_negative_amounts(store: Store) -> None:
     assert store.get("ORG#o", "META") == {"pk": "ORG#o", "sk": "META", "name": "Les Amis", "members": 2}
 
 
+def test_increment_adds_to_several_counters_in_one_write(store: Store, clock: ManualClock) -> None:
+    """A message number and its month's count move together (records/channels.py)."""
+    assert store.increment("CHAN#c", "STATE", "seq", also={"m#2027-03": 1}) == 1
+    assert store.increment("CHAN#c", "STATE", "seq", also={"m#2027-03": 1, "m#2027-04": 2}) == 2
+    assert store.get("CHAN#c", "STATE") == {
+        "pk": "CHAN#c",
+        "sk": "STATE",
+        "seq": 2,
+        "m#2027-03": 2,
+        "m#2027-04": 2,
+    }
+    store.put({"pk": "CHAN#c", "sk": "STATE", "seq": 2, "m#2027-03": "two"})
+    with pytest.raises(ValueError):  # (moto, unlike DynamoDB, may apply the other additions)
+        store.increment("CHAN#c", "STATE", "seq", also={"m#2027-03": 1})
+    window_end = clock.now() + 60
+    assert store.increment("RATE#d", "W", "hits", expires_at=window_end, also={"bytes": 9}) == 1
+    clock.advance(60)
+    assert store.increment("RATE#d", "W", "hits", 2, expires_at=window_end + 60, also={"bytes": 4}) == 2
+    assert store.get("RATE#d", "W") == {
+        "pk": "RATE#d",
+        "sk": "W",
+        "hits": 2,
+        "bytes": 4,
+        "expires_at": window_end + 60,
+    }
+
+
 def test_increment_restarts_an_expired_counter(store: Store, clock: ManualClock) -> None:
     window_end = clock.now() + 60
     assert store.increment("RATE#d", "W", "hits", expires_at=window_end) == 1

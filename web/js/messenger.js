@@ -49,6 +49,9 @@ const DAY_SECONDS = 86400;
 // background tab, which browsers run late. On AWS, API Gateway answers it alone (no function runs).
 const PING_EVERY = 480_000;
 const PING_CHECK = 60_000;
+// A send over the open WebSocket waits this long for its ack, then goes over REST under the same
+// message id (the server stores an id once, so a late ack costs nothing but a duplicate answer).
+const ACK_TIMEOUT = 10_000;
 const CONNECT_PATH = '$connect';
 // Close codes (docs/protocol.md, section 9). Replaced: this device opened newer connections past
 // its cap; reconnecting by itself would close one of them in turn, so only the user brings this
@@ -95,6 +98,8 @@ export class Messenger extends EventTarget {
     /** @type {Promise<void> | null} the outbox flush at work, if any */
     this.flushing = null;
     this.replaced = false; // closed for a newer connection of this device: wait for the user
+    /** @type {Map<string, {resolve: (result: any) => void, reject: (err: Error) => void, timer: any}>} sends awaiting their ack, by ref */
+    this.acks = new Map();
   }
 
   get memberId() {
@@ -502,7 +507,7 @@ export class Messenger extends EventTarget {
       });
       let result;
       try {
-        result = await this.api.request('POST', `/channels/${channelId}/messages`, { body: envelope });
+        result = await this.postEnvelope(channelId, envelope);
       } catch (err) {
         if (err instanceof ApiError && err.code === 'stale_epoch' && attempt === 0) continue;
         throw err;
@@ -527,6 +532,48 @@ export class Messenger extends EventTarget {
       await this.accept([opened]);
       return result;
     }
+  }
+
+  /**
+   * Over the open WebSocket when there is one (the `send` action: no REST request and no token
+   * to spend; docs/protocol.md, section 9), else over REST. A socket that closes or leaves the
+   * send unanswered for ACK_TIMEOUT hands it to REST under the same message id: stored once.
+   */
+  async postEnvelope(channelId, envelope) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      try {
+        return await this.sendOverSocket(envelope);
+      } catch (err) {
+        if (err instanceof ApiError) throw err; // the server's answer: the same as over REST
+      }
+    }
+    return this.api.request('POST', `/channels/${channelId}/messages`, { body: envelope });
+  }
+
+  /** @returns {Promise<any>} the ack's receipt, as `POST .../messages` answers */
+  sendOverSocket(envelope) {
+    const ref = envelope.message_id;
+    this.settleAck(ref, null, new Error('sent again')); // a second send of one id: the REST fallback answers it
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => this.settleAck(ref, null, new Error('no ack')), ACK_TIMEOUT);
+      this.acks.set(ref, { resolve, reject, timer });
+      this.sendFrame({ action: 'send', ref, envelope });
+    });
+  }
+
+  /** Answer the send waiting on `ref`, if any: with the ack's receipt, or an error. */
+  settleAck(ref, frame, err = null) {
+    const waiting = this.acks.get(ref);
+    if (!waiting) return false;
+    this.acks.delete(ref);
+    clearTimeout(waiting.timer);
+    if (err) waiting.reject(err);
+    else if (frame.type === 'error') waiting.reject(new ApiError(frame.status || 0, frame.error || 'error', frame.message || ''));
+    else {
+      const { message_id, channel_id, seq, expires_at, duplicate, online } = frame;
+      waiting.resolve({ message_id, channel_id, seq, expires_at, duplicate, online });
+    }
+    return true;
   }
 
   sendText(channelId, text, replyTo = null) {
@@ -843,6 +890,7 @@ export class Messenger extends EventTarget {
     };
     ws.onclose = (event) => {
       clearInterval(this.pinger);
+      for (const ref of [...this.acks.keys()]) this.settleAck(ref, null, new Error('closed')); // to REST
       const was = this.online;
       // Refused at $connect: ask the REST API why (a revoked device learns it here).
       if (!was) this.api.get('/me').catch(() => null);
@@ -951,11 +999,15 @@ export class Messenger extends EventTarget {
       case 'call_ack':
         this.emit('call', frame); // the call code (web/js/call/) loads on the first one
         break;
+      case 'ack':
+        this.settleAck(frame.ref, frame);
+        break;
       case 'error':
         if (typeof frame.ref === 'string' && frame.ref.startsWith('call-')) {
           this.emit('call', frame); // a refused call signal: the call view says why
           break;
         }
+        if (frame.ref && this.settleAck(frame.ref, frame)) break; // a send's answer: its caller reports it
         if (frame.error === 'replaced') {
           this.replaced = true; // the close follows; not an error the user caused
           break;
@@ -963,7 +1015,7 @@ export class Messenger extends EventTarget {
         this.emit('error', new ApiError(frame.status || 0, frame.error || 'error', frame.message || ''));
         break;
       default:
-        break; // pong, ack
+        break; // pong
     }
   }
 }

@@ -128,9 +128,15 @@ class ChannelRecords:
     def count_followers(self, channel_id: str, delta: int) -> int:
         return self._store.increment(*keys.channel_state(channel_id), "followers", delta)
 
-    def next_seq(self, channel_id: str) -> int:
-        """The next message number: unique, increasing, possibly with gaps (crashed writers)."""
-        return self._store.increment(*keys.channel_state(channel_id), "seq")
+    def next_seq(self, channel_id: str, month: str | None = None) -> int:
+        """The next message number: unique, increasing, possibly with gaps (crashed writers).
+
+        With ``month`` (``YYYY-MM``), the same single write also counts the message in that
+        month's impact counter on the channel's ``STATE`` item (records/impact.py reads them):
+        no write of its own for the impact figures.
+        """
+        also = None if month is None else {keys.month_count_attribute(month): 1}
+        return self._store.increment(*keys.channel_state(channel_id), "seq", also=also)
 
     # -- the key epoch ------------------------------------------------------------------------
 

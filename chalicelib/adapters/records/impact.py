@@ -1,8 +1,20 @@
-"""Impact counters, ``ORG#o / IMPACT#YYYY-MM``: two atomic counters per organisation and
-month, ``messages`` and ``notifications`` (one per recipient). Metadata only, never content."""
+"""Impact counts per organisation and month: ``messages`` and ``notifications`` (one per
+recipient). Metadata only, never content.
+
+Two sources, summed:
+
+- each channel's ``STATE`` item counts its messages per month (``m#YYYY-MM``) in the same single
+  write that numbers a message (records/channels.py ``next_seq``), so a send writes nothing for
+  impact. Its notifications are that count times the channel's other members (its ``members``
+  counter when read, the sender excluded): the counts at send time are not kept, so a member
+  who joins or leaves later changes that month's estimate by that much;
+- the organisation's ``ORG#o / IMPACT#YYYY-MM`` item, two atomic counters: what sends counted
+  before the channel counters (a pilot's existing figures) and ``add``'s explicit counts.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import NamedTuple
 
 from chalicelib.adapters.records import keys
@@ -27,14 +39,30 @@ class ImpactRecords:
                 self._store.increment(pk, sk, attribute, amount)
 
     def counts(self, org_id: str, month: str) -> Counts:
-        return _counts(self._store.get(*keys.org_impact(org_id, month)) or {})
+        return self.by_month(org_id).get(month, Counts(0, 0))
 
     def by_month(self, org_id: str) -> dict[str, Counts]:
-        """month -> counts, for every month with a count, oldest first."""
-        return {
-            item["sk"].removeprefix(keys.IMPACT_PREFIX): _counts(item)
-            for item in query_all(self._store, keys.org_partition(org_id), keys.IMPACT_PREFIX)
-        }
+        """month -> counts, for every month with a count, oldest first.
+
+        One query of the organisation's counters and channel index, then one read of each
+        channel's ``STATE``: admin views and the monthly billing run, never a send.
+        """
+        messages: defaultdict[str, int] = defaultdict(int)
+        notifications: defaultdict[str, int] = defaultdict(int)
+        for item in query_all(self._store, keys.org_partition(org_id), keys.IMPACT_PREFIX):
+            month = str(item["sk"]).removeprefix(keys.IMPACT_PREFIX)
+            counted = _counts(item)
+            messages[month] += counted.messages
+            notifications[month] += counted.notifications
+        for index in query_all(self._store, keys.org_partition(org_id), keys.CHANNEL_PREFIX):
+            state = self._store.get(*keys.channel_state(str(index["channel_id"]))) or {}
+            others = max(0, int(state.get("members", 0)) - 1)
+            for name, value in state.items():
+                if name.startswith(keys.MONTH_COUNT_PREFIX):
+                    month = name.removeprefix(keys.MONTH_COUNT_PREFIX)
+                    messages[month] += int(value)
+                    notifications[month] += int(value) * others
+        return {m: Counts(messages[m], notifications[m]) for m in sorted(messages)}
 
 
 def _counts(item: Item) -> Counts:

@@ -132,6 +132,15 @@ def retention_job(scope: str) -> Key:
     return JOBS_PK, f"{RETENTION_PREFIX}{scope}"
 
 
+#: A channel's messages of one month, counted on its ``STATE`` item: ``m#YYYY-MM``.
+MONTH_COUNT_PREFIX = "m#"
+
+
+def month_count_attribute(month: str) -> str:
+    """The ``STATE`` attribute counting a channel's messages stored in ``month`` (``YYYY-MM``)."""
+    return f"{MONTH_COUNT_PREFIX}{month}"
+
+
 def channel_state(channel_id: str) -> Key:
     """Atomic counters only: the ``roster`` version, the message ``seq``, the ``members`` count."""
     return f"CHAN#{channel_id}", "STATE"

@@ -2,9 +2,9 @@
 device's read cursor per channel.
 
 A message is stored once, under its sequence number; its marker maps the client's message
-id to that number. The marker is claimed *pending* before the number is taken, and points at
-the number *before* the message is written: a send that fails after writing the message
-(a timeout that hid a landed write) still leaves its resend a way to find the first copy.
+id to that number. The marker is written once, conditionally, after the number is taken and
+*before* the message: a send that fails after writing the message (a timeout that hid a landed
+write) still leaves its resend a way to find the first copy.
 """
 
 from __future__ import annotations
@@ -46,18 +46,40 @@ class MessageRecords:
 
     # -- id markers ---------------------------------------------------------------------------
 
-    def claim(self, channel_id: str, message_id: str, expires_at: int, *, attempt: str | None = None) -> bool:
-        """Take a message id for a send (False if taken); a crashed send frees it at
-        ``expires_at``, a failed ``attempt`` at once with ``release``."""
-        key = keys.message_marker(channel_id, message_id)
-        pending: dict[str, object] = {"state": "pending", "attempt": attempt, "expires_at": expires_at}
+    def mark(self, message: StoredMessage, *, attempt: str, replacing: int | None = None) -> bool:
+        """Point the message's id at its number, once: the one conditional write that makes a
+        resend land once (False when another send of the id marked it first).
+
+        Written after the number is taken and before the message, so a send that fails after
+        storing the message (a timeout that hid a landed write) still leaves its resend a way to
+        find the first copy. ``replacing``: the number an abandoned earlier attempt marked and
+        never stored (services/messaging.py), taken over only if the marker still says so.
+        The marker expires with its message.
+        """
+        key = keys.message_marker(message.channel_id, message.message_id)
+        marker = keys.record(
+            key,
+            {
+                "state": "stored",
+                "attempt": attempt,
+                "seq": message.seq,
+                "stored_at": message.stored_at,
+                "expires_at": message.expires_at,
+            },
+        )
         try:
-            self._store.put(keys.record(key, pending), if_absent=True)
+            if replacing is None:
+                self._store.put(marker, if_absent=True)
+            else:
+                self._store.put(marker, if_match={"state": "stored", "seq": replacing})
         except ConditionFailed:
             return False
         return True
 
     def marker(self, channel_id: str, message_id: str) -> IdMarker | None:
+        """Where the id landed. A marker in the older two-step shape (``state: pending`` while
+        its send was at work, ``released`` after it failed) reads as still in flight until it
+        expires (60 s), then as absent."""
         item = self._store.get(*keys.message_marker(channel_id, message_id))
         if item is None:
             return None
@@ -65,40 +87,25 @@ class MessageRecords:
         return IdMarker(seq=seq, expires_at=int(item["expires_at"]), stored_at=int(item.get("stored_at", 0)))
 
     def release(self, channel_id: str, message_id: str, attempt: str, now: int) -> None:
-        """Give the id back after ``attempt`` failed, so a resend need not wait for the claim to
-        expire: the marker expires now, if it is still this attempt's (never another's)."""
+        """Give the id back after ``attempt`` failed, so a resend need not wait: the marker
+        expires now, if it is still this attempt's (never another's)."""
         key = keys.message_marker(channel_id, message_id)
         released = keys.record(key, {"state": "released", "expires_at": now})
-        with contextlib.suppress(ConditionFailed):  # not ours, or the claim never landed
+        with contextlib.suppress(ConditionFailed):  # not ours, or the marker never landed
             self._store.put(released, if_match={"attempt": attempt})
-
-    def reclaim(self, channel_id: str, message_id: str, attempt: str, seq: int, expires_at: int) -> bool:
-        """Take back, for ``attempt``, an id whose send marked number ``seq`` and never stored
-        the message (False if another resend did first)."""
-        key = keys.message_marker(channel_id, message_id)
-        pending = keys.record(key, {"state": "pending", "attempt": attempt, "expires_at": expires_at})
-        try:
-            self._store.put(pending, if_match={"state": "stored", "seq": seq})
-        except ConditionFailed:
-            return False
-        return True
 
     # -- messages -----------------------------------------------------------------------------
 
-    def add(self, message: StoredMessage, *, attempt: str | None = None) -> None:
-        """Point the message's id at its number (the marker expires with it), then store it."""
-        marker: dict[str, object] = {
-            "state": "stored",
-            "attempt": attempt,
-            "seq": message.seq,
-            "stored_at": message.stored_at,
-            "expires_at": message.expires_at,
-        }
-        self._store.put(keys.record(keys.message_marker(message.channel_id, message.message_id), marker))
-        self._store.put(_message_item(message))
+    def add(self, message: StoredMessage, *, attempt: str = "seeded") -> None:
+        """Mark and store a message whatever was there (tests and imports; sends use ``mark``
+        then ``store``)."""
+        self._store.delete(*keys.message_marker(message.channel_id, message.message_id))
+        self.mark(message, attempt=attempt)
+        self.store(message)
 
-    def replace(self, message: StoredMessage) -> None:
-        """Overwrite a stored message (a deletion for everyone leaves a bodiless copy)."""
+    def store(self, message: StoredMessage) -> None:
+        """Write the message under its number (its id already marked), or overwrite it (a
+        deletion for everyone leaves a bodiless copy)."""
         self._store.put(_message_item(message))
 
     def get(self, channel_id: str, seq: int) -> StoredMessage | None:
