@@ -785,10 +785,10 @@ def _send_file(args: argparse.Namespace) -> Result:
     mime = (args.type or mimetypes.guess_type(path.name)[0] or "application/octet-stream").lower()
     data, name = path.read_bytes(), path.name
     original = len(data)
-    from bocage.client.images import MAX_SIDE, compress_image, thumbnail
+    from bocage.client.images import compress_image, photo_side, thumbnail
 
     if not args.original:
-        side = int(_client(args).whoami()["org"].get("photo_max_side", MAX_SIDE))
+        side = photo_side(_client(args).whoami()["org"].get("photo_max_side"))
         data, name, mime = compress_image(data, name, mime, max_side=side)
     thumb = thumbnail(data, mime)
     sent = send_file(_messenger(args), args.channel, data, name, mime, args.text, thumb=thumb)

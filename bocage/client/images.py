@@ -21,6 +21,18 @@ THUMB_QUALITIES = (70, 55, 40, 25)
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/bmp", "image/tiff"})
 
 
+#: The sizes an organisation may choose (chalicelib/domain/files.py): anything else the server
+#: says is not believed (a photo of 1 px, or one never reduced, would be the server's doing).
+SIDE_RANGE = (480, 4096)
+
+
+def photo_side(chosen: object) -> int:
+    """The organisation's choice when it is one, else the default."""
+    low, high = SIDE_RANGE
+    believable = isinstance(chosen, int) and not isinstance(chosen, bool) and low <= chosen <= high
+    return chosen if believable else MAX_SIDE  # type: ignore[return-value]
+
+
 class ImagesUnavailable(ValueError):
     """Pillow is missing: a photo would leave with its metadata (its location) if sent as it is."""
 

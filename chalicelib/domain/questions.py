@@ -15,6 +15,8 @@ ANSWER_PURPOSE = "bocage/answer/v1"
 MAX_TEXT = 2000  # characters of a question or an answer, checked by clients (the server sees none)
 MAX_RECIPIENTS = 64  # a tribe's managers' devices, and the asker's own copy
 MAX_SEALED = 12_000  # characters of one sealed box (b64url): MAX_TEXT of 4-byte characters and the labels
+#: All of a question's boxes together: one stored item stays well under the store's 400 KB.
+MAX_SEALED_TOTAL = 300_000
 QUESTIONS_PER_HOUR = 5  # per follower device: a town hall's inbox is not a script's target
 
 

@@ -21,11 +21,12 @@ from chalicelib.domain.principal import Principal
 from chalicelib.domain.questions import (
     MAX_RECIPIENTS,
     MAX_SEALED,
+    MAX_SEALED_TOTAL,
     QUESTIONS_PER_HOUR,
     Answer,
     Question,
 )
-from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
+from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, TooManyRequests
 from chalicelib.ports import Clock, Store
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.organisations import OrganisationService
@@ -64,6 +65,10 @@ class QuestionService:
                 raise BadRequest(f"sealed box for {device_id}: 1 to {MAX_SEALED} characters")
             if device_id != who.device_id and not self._is_managers_device(channel, device_id):
                 raise BadRequest(f"{device_id} is not a device of this tribe's managers")
+        if sum(len(box) for box in sealed.values()) > MAX_SEALED_TOTAL:
+            raise PayloadTooLarge(
+                f"a question's sealed copies may take {MAX_SEALED_TOTAL} characters in all: shorten it"
+            )
         now = self._clock.now()
         if self._questions.count_asked(who.device_id, now // 3600) > QUESTIONS_PER_HOUR:
             raise TooManyRequests(

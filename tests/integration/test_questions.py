@@ -18,6 +18,7 @@ from chalicelib.domain.ids import new_id
 from chalicelib.domain.organisation import Device
 from chalicelib.domain.questions import QUESTIONS_PER_HOUR
 from chalicelib.domain.statements import public_key_of, sign_statement
+from chalicelib.services import questions as questions_service
 from tests.integration.test_followers import follow, public_tribe
 from tests.integration.test_malicious_server import plant_device
 from tests.support import People, SignedApi, messenger_for
@@ -74,7 +75,7 @@ def test_a_followers_question_reaches_the_managers_only_and_is_answered_privatel
 
 
 def test_questions_are_rate_limited_per_follower_device_and_checked(
-    people: People, api: SignedApi, tmp_path: Path, container: Any
+    people: People, api: SignedApi, tmp_path: Path, container: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cid, _, bob, lea = town(people, api, tmp_path)
     max_ = follow(api, public_tribe_url(people, cid), tmp_path / "max", "Max")
@@ -108,6 +109,11 @@ def test_questions_are_rate_limited_per_follower_device_and_checked(
         "PUT", f"/channels/{cid}/questions/{body['question_id']}/answer", {"sealed": "x"}, signer=keys
     )
     assert answer.status == 403 and "follower" in answer.body["message"]  # followers never answer
+    # All the copies together are bounded (one stored item), before the hour's count moves.
+    monkeypatch.setattr(questions_service, "MAX_SEALED_TOTAL", 15)
+    both = {owner.device_id: "x" * 10, max_.keys.device_id: "y" * 10}
+    too_big = api.call("POST", f"/channels/{cid}/questions", {**body, "sealed": both}, signer=max_.keys)
+    assert too_big.status == 413 and "in all" in too_big.body["message"]
     unknown = api.call(
         "PUT", f"/channels/{cid}/questions/{new_id('q')}/answer", {"sealed": "x"}, signer=owner
     )

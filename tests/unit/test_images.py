@@ -8,7 +8,7 @@ import random
 
 from PIL import Image
 
-from bocage.client.images import MAX_SIDE, THUMB_MAX_BYTES, compress_image, thumbnail
+from bocage.client.images import MAX_SIDE, THUMB_MAX_BYTES, compress_image, photo_side, thumbnail
 
 GPS_IFD = 0x8825
 ORIENTATION = 0x0112
@@ -66,3 +66,9 @@ def test_a_photo_s_thumbnail_fits_in_the_message() -> None:
     assert shown.format == "JPEG" and shown.size == (107, 160)  # portrait, as the EXIF said
     assert not shown.getexif() and b"Phone 12" not in thumb
     assert thumbnail(b"%PDF-1.4", "application/pdf") is None  # documents have none
+
+
+def test_the_organisations_photo_size_is_believed_only_within_its_range() -> None:
+    assert photo_side(1280) == 1280
+    for said in (0, -5, 1, 100_000, "1280", None, True, 1280.5):
+        assert photo_side(said) == MAX_SIDE

@@ -43,12 +43,14 @@ function withExtension(name, ext) {
  * @returns {Promise<Prepared>}
  */
 export async function prepareFile(file, name, mime, maxSide = MAX_SIDE) {
+  // The organisation's choice (480-4096 px) when the server's answer is one, else the default.
+  const side = Number.isInteger(maxSide) && maxSide >= 480 && maxSide <= 4096 ? maxSide : MAX_SIDE;
   if (!IMAGE_TYPES.has(mime)) return { data: new Uint8Array(await file.arrayBuffer()), name, mime, thumb: null };
   const bitmap = await createImageBitmap(file, { imageOrientation: 'from-image' });
   try {
     const png = mime === 'image/png';
     const type = png ? 'image/png' : 'image/jpeg';
-    const photo = await encoded(draw(bitmap, maxSide), type, JPEG_QUALITY);
+    const photo = await encoded(draw(bitmap, side), type, JPEG_QUALITY);
     const small = draw(bitmap, THUMB_SIDE);
     let thumb = null;
     for (const quality of THUMB_QUALITIES) {

@@ -20,7 +20,7 @@ function newQuestionId() {
 
 export function checkText(text) {
   const cleaned = String(text || '').trim();
-  if (!cleaned || cleaned.length > MAX_TEXT) throw new RangeError(`1 to ${MAX_TEXT} characters`);
+  if (!cleaned || [...cleaned].length > MAX_TEXT) throw new RangeError(`1 to ${MAX_TEXT} characters`); // code points, as Python counts
   return cleaned;
 }
 
@@ -44,7 +44,7 @@ export function openBox(m, sealed, senderDevice, senderBox, fields) {
     const payload = JSON.parse(new TextDecoder().decode(plain));
     const expected = { ...fields, sender_device: senderDevice, recipient_device: m.deviceId };
     if (Object.entries(expected).some(([k, v]) => payload?.[k] !== v)) return null;
-    return typeof payload.text === 'string' && payload.text.length <= MAX_TEXT ? payload : null;
+    return typeof payload.text === 'string' && [...payload.text].length <= MAX_TEXT ? payload : null;
   } catch {
     return null;
   }
