@@ -23,6 +23,9 @@ PLAN_QUOTAS = {Plan.FREE: 1_000_000_000, Plan.PILOT: 20_000_000_000, Plan.PRO: 2
 #: How long an upload URL works, and a download URL.
 SLOT_SECONDS = 15 * 60
 DOWNLOAD_SECONDS = 5 * 60
+#: Uploads a member may have under way (slots not yet bound to a message), in largest files: more
+#: would let one member hold the organisation's quota with slots they never use.
+PENDING_FILES = 3
 #: A blob no message references by then is deleted (the record expires, the job removes the bytes).
 UNREFERENCED_SECONDS = 60 * 60
 #: The object store's own expiry classes, in days (one lifecycle rule each, by tag, on S3): a

@@ -15,6 +15,7 @@ from chalicelib.domain.envelope import Kind
 from chalicelib.domain.events import MessageDeleted
 from chalicelib.domain.files import (
     DOWNLOAD_SECONDS,
+    PENDING_FILES,
     SLOT_SECONDS,
     UNREFERENCED_SECONDS,
     FileLimits,
@@ -24,7 +25,7 @@ from chalicelib.domain.files import (
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.organisation import require_admin
 from chalicelib.domain.principal import Principal
-from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge
+from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, TooManyRequests
 from chalicelib.ports import Clock, ObjectStore, Store
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.event_bus import EventBus
@@ -72,7 +73,7 @@ class FileService:
             expires_at=now + UNREFERENCED_SECONDS,
             reserved=True,
         )
-        self._reserve(blob, limits.quota_bytes)
+        self._reserve(blob, limits)
         self._records.add(blob)
         url = self._objects.upload_url(blob.object_key, size, SLOT_SECONDS)
         return {
@@ -85,14 +86,26 @@ class FileService:
             "expires_at": url.expires_at,
         }
 
-    def _reserve(self, blob: StoredBlob, quota: int) -> None:
+    def _reserve(self, blob: StoredBlob, limits: FileLimits) -> None:
         """Count the slot's bytes before its URL exists, so parallel slots cannot pass the quota
-        together: add first, then give back and refuse if the total went over (no transaction)."""
+        together: add first, then give back and refuse if the total went over (no transaction).
+        A member's slots not yet bound to a message are capped too, so that no one can hold the
+        organisation's quota with slots they never use."""
+        pending = self._records.count_pending(blob.org_id, blob.uploader, blob.size)
+        cap = PENDING_FILES * limits.max_file_bytes
+        if pending > cap:
+            self._records.count_pending(blob.org_id, blob.uploader, -blob.size)
+            raise TooManyRequests(
+                f"you have {pending - blob.size} bytes of uploads not yet sent (at most {cap}): "
+                "send or cancel them, or wait an hour"
+            )
         total = self._records.count(blob.org_id, blob.size)
-        if total > quota:
+        if total > limits.quota_bytes:
             self._records.count(blob.org_id, -blob.size)
+            self._records.count_pending(blob.org_id, blob.uploader, -blob.size)
+            in_use, quota = total - blob.size, limits.quota_bytes
             raise Forbidden(
-                f"the organisation's file storage is full ({total - blob.size} of {quota} bytes): "
+                f"the organisation's file storage is full ({in_use} of {quota} bytes): "
                 "delete files or ask your operator for more"
             )
 
@@ -201,6 +214,8 @@ class FileService:
                         self._records.delete(live)
                     if entry.counted and entry.org_id:
                         self._records.count(entry.org_id, -entry.counted)
+                    if entry.pending_of and entry.org_id:  # a slot never bound to a message
+                        self._records.count_pending(entry.org_id, entry.pending_of, -entry.counted)
                     purged += 1
                 self._records.forget_due(entry)
         if purged:

@@ -21,7 +21,8 @@ from bocage.client.files import FileUnavailable, fetch_file, send_file
 from bocage.client.profile import OperatorKey
 from chalicelib import wiring
 from chalicelib.adapters.local_objects import BLOB_PATH, LocalObjectStore
-from chalicelib.domain.files import PLAN_LIMITS, SLOT_SECONDS, UNREFERENCED_SECONDS
+from chalicelib.adapters.records.files import FileRecords
+from chalicelib.domain.files import PENDING_FILES, PLAN_LIMITS, SLOT_SECONDS, UNREFERENCED_SECONDS
 from chalicelib.domain.organisation import Plan
 from chalicelib.ports import Store
 from tests.support import (
@@ -339,3 +340,63 @@ def test_upload_slots_reserve_their_bytes_so_many_slots_cannot_pass_the_quota(
     assert container.files.purge(deadline=float("inf")) == 1  # the unreferenced slot
     assert people.owner.client.request("GET", "/files/usage")["bytes_in_use"] == 10_000
     assert _slot(alice, cid, 10_000)["size"] == 10_000  # room again
+
+
+def test_a_blob_bound_by_two_messages_at_once_is_counted_and_given_back_once(
+    people: People,
+    group: tuple[Any, Any, str],
+    transfer: StoreTransfer,
+    container: wiring.Container,
+    clock: Any,
+    app_store: Store,
+) -> None:
+    """Two binds racing (replayed here in the order that loses): the loser's purge entry goes
+    with it, so the bytes are given back once, at the winner's message's expiry."""
+    alice, _, cid = group
+    slot = _slot(alice, cid, 1000)
+    transfer.put(slot["upload_url"], slot["headers"], bytes(1000))
+    first = alice.send_text(cid, "premier")
+    clock.advance(60)
+    second = alice.send_text(cid, "second")  # expires a minute later
+    records = FileRecords(app_store)
+    stale = records.get(cid, slot["blob_id"])  # what both binds read before either wrote
+    assert stale is not None and stale.message_id is None
+    assert records.reference(stale, first["message_id"], first["expires_at"]) is True
+    assert records.reference(stale, second["message_id"], second["expires_at"]) is False
+
+    def usage() -> int:
+        return int(people.owner.client.request("GET", "/files/usage")["bytes_in_use"])
+
+    assert usage() == 1000
+    clock.advance(second["expires_at"] - clock.now() + 1)  # past both messages' expiry
+    assert container.files.purge(deadline=float("inf")) == 1
+    assert usage() == 0  # given back once, never below zero
+
+
+def test_a_member_cannot_hold_the_quota_with_slots_never_used(
+    people: People,
+    group: tuple[Any, Any, str],
+    transfer: StoreTransfer,
+    api: SignedApi,
+    operator: OperatorKey,
+    container: wiring.Container,
+    clock: Any,
+) -> None:
+    """At most three largest files' worth of a member's slots wait for their message: the fourth
+    is 429 for them, and the others still upload; unused slots come back when they expire."""
+    alice, bob, cid = group
+    limits = {"max_file_bytes": 10_000, "quota_bytes": 1_000_000}
+    assert api.call("PUT", f"/orgs/{alice.info['org_id']}/files", limits, signer=operator).status == 200
+    for _ in range(PENDING_FILES):
+        _slot(alice, cid, 10_000)
+    with pytest.raises(ApiError) as held:
+        _slot(alice, cid, 10_000)
+    assert held.value.status == 429 and "not yet sent" in held.value.message
+    assert _slot(bob, cid, 10_000)["size"] == 10_000  # the others are not held up
+    assert people.owner.client.request("GET", "/files/usage")["bytes_in_use"] == 40_000
+    clock.advance(UNREFERENCED_SECONDS + 1)
+    assert container.files.purge(deadline=float("inf")) == 4
+    assert people.owner.client.request("GET", "/files/usage")["bytes_in_use"] == 0
+    assert _slot(alice, cid, 10_000)["size"] == 10_000  # her slots came back with their expiry
+    for n in range(PENDING_FILES + 1):  # files sent one after the other never count as held
+        send_file(alice, cid, bytes(5_000), f"{n}.bin", "application/octet-stream", transfer=transfer)

@@ -28,7 +28,8 @@ class DueBlob:
     channel_id: str
     blob_id: str
     org_id: str = ""
-    counted: int = 0  # bytes it adds to its organisation's storage in use (once referenced)
+    counted: int = 0  # bytes it adds to its organisation's storage in use
+    pending_of: str = ""  # the uploader whose pending slots it counts in (an unreferenced slot)
 
 
 class FileRecords:
@@ -39,7 +40,8 @@ class FileRecords:
         key = keys.blob_expiry(blob.expires_at, blob.channel_id, blob.blob_id)
         fields = {"object_key": blob.object_key, "channel_id": blob.channel_id, "blob_id": blob.blob_id}
         counted = blob.size if blob.counted else 0
-        return keys.record(key, {**fields, "org_id": blob.org_id, "counted": counted})
+        pending = {"pending_of": blob.uploader} if blob.reserved and blob.message_id is None else {}
+        return keys.record(key, {**fields, "org_id": blob.org_id, "counted": counted, **pending})
 
     def add(self, blob: StoredBlob) -> None:
         """The slot's record, and its deletion an hour on (index first: never an orphan blob).
@@ -80,17 +82,26 @@ class FileRecords:
                 # An unreferenced record's expiry is its slot's hour: it changes once referenced.
                 if_match={"expires_at": blob.expires_at},
             )
-        except ConditionFailed:
+        except ConditionFailed:  # another message bound it first: undo this attempt's writes
             self._store.delete(*keys.message_blob(blob.channel_id, message_id))
+            winner = self.get(blob.channel_id, blob.blob_id)
+            if winner is None or winner.expires_at != expires_at:  # else the entry is the winner's too
+                self._store.delete(*keys.blob_expiry(expires_at, blob.channel_id, blob.blob_id))
             return self._bound(blob, message_id)
         self._store.delete(*keys.blob_expiry(blob.expires_at, blob.channel_id, blob.blob_id))
         if not blob.reserved:
             self.count(blob.org_id, blob.size)
+        else:
+            self.count_pending(blob.org_id, blob.uploader, -blob.size)
         return True
 
     def count(self, org_id: str, delta: int) -> int:
         """Move the organisation's bytes in use (blobs referenced or being uploaded); the new total."""
         return self._store.increment(*keys.org_files_usage(org_id), "bytes_in_use", delta)
+
+    def count_pending(self, org_id: str, member_id: str, delta: int) -> int:
+        """Move a member's bytes of slots not yet bound to a message; the new total."""
+        return self._store.increment(*keys.member_files_pending(org_id, member_id), "bytes", delta)
 
     def bytes_in_use(self, org_id: str) -> int:
         item = self._store.get(*keys.org_files_usage(org_id))
@@ -121,6 +132,7 @@ class FileRecords:
                 item["blob_id"],
                 item.get("org_id", ""),
                 int(item.get("counted", 0)),
+                item.get("pending_of", ""),
             )
             for item in page.items
         ]

@@ -213,6 +213,11 @@ def org_files_usage(org_id: str) -> Key:
     return f"ORG#{org_id}", "FILES#USAGE"
 
 
+def member_files_pending(org_id: str, member_id: str) -> Key:
+    """Bytes of a member's upload slots not yet bound to a message (a counter)."""
+    return f"ORG#{org_id}", f"FILES#PENDING#{member_id}"
+
+
 def org_files_limits(org_id: str) -> Key:
     """The limits the operator set for the organisation's files (else its plan's)."""
     return f"ORG#{org_id}", "FILES#LIMITS"
