@@ -389,7 +389,7 @@ def reference_file(ctx: ApiContext, channel_id: str, blob_id: str) -> dict[str, 
 
 
 @app.route("/channels/{channel_id}/files/{blob_id}", methods=["GET"])
-@endpoint("FileUrlAnswer")
+@endpoint("FileUrlAnswer", followers=True)
 def download_file(ctx: ApiContext, channel_id: str, blob_id: str) -> dict[str, Any]:
     """A short-lived URL to fetch a referenced blob, for a current member of the channel."""
     return ctx.container.files.download(ctx.principal, channel_id, blob_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -400,3 +401,22 @@ def test_a_member_cannot_hold_the_quota_with_slots_never_used(
     assert _slot(alice, cid, 10_000)["size"] == 10_000  # her slots came back with their expiry
     for n in range(PENDING_FILES + 1):  # files sent one after the other never count as held
         send_file(alice, cid, bytes(5_000), f"{n}.bin", "application/octet-stream", transfer=transfer)
+
+
+def test_a_follower_downloads_the_photos_of_their_public_tribe_only(
+    people: People, api: SignedApi, transfer: StoreTransfer, tmp_path: Path
+) -> None:
+    """A post's photo reaches the town's followers (read-only, like the post); a private group's
+    file does not, nor a file of a tribe they do not follow."""
+    from tests.integration.test_followers import follow, public_tribe
+
+    cid, url = public_tribe(people)
+    lea = follow(api, url, tmp_path / "lea", "Léa")
+    sent = send_file(people.owner, cid, PHOTO, "marché.jpg", "image/jpeg", "Le marché", transfer=transfer)
+    meta, data = fetch_file(lea, cid, sent["message_id"], transfer=transfer)
+    assert data == PHOTO and meta["name"] == "marché.jpg"
+    private = people.owner.create_channel("group", "Bureau")["channel_id"]
+    other = send_file(people.owner, private, PHOTO, "plan.jpg", "image/jpeg", transfer=transfer)
+    blob = other["attachment"]["blob_id"]
+    assert _status(lambda: lea.client.request("GET", f"/channels/{private}/files/{blob}")) == 403
+    assert _status(lambda: lea.client.request("POST", f"/channels/{cid}/files", {"size": 100})) == 403
