@@ -164,11 +164,13 @@ export class CallSession extends EventTarget {
     switch (frame.signal) {
       case 'accept':
       case 'join':
-        this.joinedMembers.add(frame.from_member);
+        // Not yet counted as joined: these carry nothing sealed, so the server could invent them;
+        // a member joined once their device's sealed offer or answer opens (below).
         if (!this.participants.includes(from)) this.participants = [...this.participants, from];
         await this.offerTo(from);
         break;
       case 'offer': {
+        this.joinedMembers.add(frame.from_member); // sealed by that certified device: it is in the call
         const peer = this.peer(from);
         await peer.pc.setRemoteDescription(/** @type {RTCSessionDescriptionInit} */ (data));
         await this.flush(peer);
@@ -181,6 +183,7 @@ export class CallSession extends EventTarget {
       case 'answer': {
         const peer = this.peers.get(from);
         if (peer) {
+          this.joinedMembers.add(frame.from_member); // sealed by that certified device
           await peer.pc.setRemoteDescription(/** @type {RTCSessionDescriptionInit} */ (data));
           await this.flush(peer);
         }
