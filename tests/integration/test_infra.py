@@ -505,7 +505,10 @@ def test_compose_runs_two_replicas_behind_a_proxy_on_alternator_and_an_smtp_rela
     assert turn["profiles"] == ["calls"] and turn["network_mode"] == "host"
     assert turn["volumes"] == ["./k8s/turnserver.conf:/etc/coturn/turnserver.conf:ro"]
     assert env["BOCAGE_TURN_SECRET"] == turn["environment"]["BOCAGE_TURN_SECRET"] == "${BOCAGE_TURN_SECRET:-}"
-    assert '--static-auth-secret="$$BOCAGE_TURN_SECRET"' in turn["command"][0]
+    script = turn["command"][0]  # the secret in a 0600 file on tmpfs, never on a command line
+    assert "static-auth-secret" not in script.split("printf")[0] and "--static-auth-secret" not in script
+    assert "umask 077" in script and "exec turnserver -c /var/tmp/turnserver.conf" in script
+    assert "/var/tmp" in turn["tmpfs"] and "BOCAGE_TURN_DENY_SELF" in turn["environment"]
 
 
 def _denied_peers(text: str) -> list[str]:
@@ -566,13 +569,12 @@ def test_kubernetes_runs_replicas_with_probes_a_budget_an_autoscaler_and_setting
     turn = k8s["Deployment/bocage-turn"]["spec"]["template"]["spec"]
     assert turn["hostNetwork"] is True  # clients reach its UDP ports directly
     (coturn,) = turn["containers"]
-    assert coturn["args"] == [
-        "-c",
-        "/etc/coturn/turnserver.conf",
-        "--static-auth-secret=$(BOCAGE_TURN_SECRET)",
-    ]
-    (secret_ref,) = coturn["env"]
+    (script,) = coturn["args"]  # the secret in a 0600 file, never on turnserver's command line
+    assert coturn["command"] == ["sh", "-c"] and "--static-auth-secret" not in script
+    assert "umask 077" in script and script.endswith("exec turnserver -c /var/lib/coturn/turnserver.conf")
+    secret_ref, deny_self = coturn["env"]
     assert secret_ref["valueFrom"]["secretKeyRef"] == {"name": "bocage-secrets", "key": "BOCAGE_TURN_SECRET"}
+    assert deny_self["valueFrom"]["fieldRef"] == {"fieldPath": "status.hostIP"}  # the node itself
     assert {"name": "config", "configMap": {"name": "bocage-turn"}} in turn["volumes"]
     kustomization = _yaml(SOVEREIGN / "k8s" / "kustomization.yaml")[0]
     assert {"name": "bocage-turn", "files": ["turnserver.conf"]} in kustomization["configMapGenerator"]
