@@ -57,6 +57,23 @@ from chalicelib.domain.ids import is_follower_id, new_id
 from chalicelib.domain.questions import ANSWER_PURPOSE, QUESTION_PURPOSE
 from chalicelib.domain.x25519 import UnsafeBoxKey
 
+
+def _refused(message: dict[str, Any], certified: dict[str, str] | None) -> dict[str, Any] | None:
+    """Why a stored message is not opened at all, or None."""
+    if message.get("deleted"):
+        return {"deleted": True, "error": "deleted for everyone"}
+    if certified is None:
+        return {"error": "sent from a device that is not certified: not shown"}
+    if is_follower_id(str(certified["member_id"])) and message["kind"] not in FOLLOWER_KINDS:
+        # 16.3: followers react and vote, nothing more, whatever a server stored in their name
+        return {"error": "a follower may only react and vote: not shown"}
+    return None
+
+
+#: What a follower's device may send (docs/protocol.md, 16.3): any other kind in a follower's name
+#: (a post, an edit, a deletion) is not applied, whoever stored it.
+FOLLOWER_KINDS = frozenset({"reaction", "vote"})
+
 # Sealed keys per PUT /keys: the server takes up to 500, but at ~400 bytes of JSON each, 500 are
 # over the 128 KiB body limit (413); 200 stay well under it (bench/followers.py found it).
 KEYS_PER_CALL = 200
@@ -432,10 +449,9 @@ class Messenger:
             "expires_at": message["expires_at"],
             "verified": False,
         }
-        if message.get("deleted"):
-            return {**shown, "deleted": True, "error": "deleted for everyone"}
-        if certified is None:
-            return {**shown, "error": "sent from a device that is not certified: not shown"}
+        refused = _refused(message, certified)
+        if refused is not None or certified is None:
+            return {**shown, **(refused or {})}
         device: RosterDevice = {
             k: certified[k] for k in ("device_id", "member_id", "sign_public_key", "box_public_key")
         }  # type: ignore[assignment]

@@ -14,7 +14,7 @@ from chalicelib.domain.followers import JoinTarget, parse_join_url
 from chalicelib.domain.ids import follower_id_for
 from chalicelib.domain.organisation import Device
 from tests.integration.test_malicious_server import codes, plant_device, sealed_to
-from tests.support import People
+from tests.support import People, SignedApi
 
 
 def follower_device(
@@ -196,3 +196,36 @@ def test_a_follower_verified_in_one_tribe_is_no_follower_in_another(
     assert not reactions[0]["verified"] and reactions[0]["sender_name"] is None
     assert "uncertified_follower" in codes(people.owner)
     assert sealed_to(container, private, spy.device_id) == []
+
+
+def test_a_post_or_deletion_stored_in_a_followers_name_is_not_applied(
+    people: People, api: SignedApi, container: Any, tmp_path: Any
+) -> None:
+    """Followers react and vote, nothing more (16.3). A server that stores a follower's genuine
+    signature on a post or a 'delete for everyone' (the API refuses both) gets neither shown nor
+    applied: the mayor's post stays."""
+    from chalicelib.adapters.records.messages import MessageRecords
+    from chalicelib.domain.frames import StoredMessage
+    from tests.integration.test_followers import follow, public_tribe
+
+    cid, url = public_tribe(people)
+    lea = follow(api, url, tmp_path / "lea", "Léa")
+    post = people.owner.send_text(cid, "Conseil municipal jeudi")
+    lea.read(cid)
+    records = MessageRecords(container.store)
+    for seq, (kind, content, target) in enumerate(
+        [
+            ("delete", {"type": "delete", "target": post["message_id"]}, post["message_id"]),
+            ("message", {"type": "text", "text": "Annulé !"}, None),
+        ],
+        start=post["seq"] + 1,
+    ):
+        envelope = lea.seal(cid, f"forged-{kind}-0001", content, kind, target)
+        now = api.clock.now()
+        stamps = {"seq": seq, "sender_member": lea.trust.member_id, "stored_at": now}
+        stamps["expires_at"] = now + 86400
+        records.add(StoredMessage.model_validate({**envelope.model_dump(), **stamps}))
+    shown = people.owner.read(cid)["messages"]
+    assert [m.get("text") for m in shown] == ["Conseil municipal jeudi", None, None]
+    assert all("only react and vote" in m["error"] for m in shown[1:])
+    assert "Conseil municipal jeudi" in [m.get("text") for m in people.owner.history(cid)]

@@ -64,6 +64,9 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 const READABLE_KINDS = new Set(['message', 'poll']);
 const DIRECT_ATTEMPTS = 5; // the other member may be opening the same direct conversation
 
+/** What a follower's device may send (docs/protocol.md, 16.3). */
+const FOLLOWER_KINDS = new Set(['reaction', 'vote']);
+
 export class Messenger extends EventTarget {
   /** `device`: the stored device record (identity and private keys). */
   constructor(store, device) {
@@ -785,6 +788,11 @@ export class Messenger extends EventTarget {
     const follower = !mine && message.sender_member?.startsWith('f_') ? await this.tribeFollower(channelId, sender) : null;
     const author = mine || follower || (await this.certifiedSender(message));
     if (!author?.sign_public_key) return { ...shown, sender_member: null, error: 'forged_sender', raw: message };
+    // 16.3: a follower reacts and votes, nothing more (a post, an edit or a deletion in a
+    // follower's name is not applied, whoever stored it).
+    if (author.member_id?.startsWith('f_') && !FOLLOWER_KINDS.has(message.kind)) {
+      return { ...shown, sender_member: author.member_id, error: 'forged_sender', raw: message };
+    }
     shown.sender_member = author.member_id; // the device certificate's member, never the server's stamp
     const device = { sign_public_key: author.sign_public_key };
     try {
