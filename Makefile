@@ -20,7 +20,7 @@ NETWORK_TESTS := tests/integration/test_api_errors.py tests/integration/test_api
 	tests/integration/test_logging.py tests/integration/test_store_contract.py \
 	tests/e2e/test_newcomer_walkthrough.py tests/e2e/test_messaging_walkthrough.py \
 	tests/e2e/test_polls_walkthrough.py tests/e2e/test_billing_cli.py tests/e2e/test_replicas.py
-NETWORK_SELECT := (dynamodb or e2e) and not test_a_crashed_job_resumes and not test_fifty_members_vote
+NETWORK_SELECT := (dynamodb or e2e) and not test_a_crashed_job_resumes and not test_twenty_members_vote
 
 CHROMIUM ?= /usr/bin/chromium
 TURNSERVER ?= /usr/bin/turnserver

@@ -148,8 +148,10 @@ def test_poll_content_is_validated_on_the_device(people: People) -> None:
             people.owner.create_poll(cid, "Q", options)
 
 
-def test_fifty_members_vote_and_change_their_minds(people: People) -> None:
-    names = [f"c{i:02d}" for i in range(50)]
+def test_twenty_members_vote_and_change_their_minds(people: People) -> None:
+    # Twenty, not fifty: the same tally under changed minds, and each vote's sealed keys grow with
+    # the square of the tribe (fifty took a quarter of CI on the DynamoDB-API store).
+    names = [f"c{i:02d}" for i in range(20)]
     cid, citizens = _tribe_with(people, names)
     poll = people.owner.create_poll(
         cid, "Quels jours pour le marché ?", ["Lundi", "Mercredi", "Samedi"], multiple=True
@@ -160,11 +162,11 @@ def test_fifty_members_vote_and_change_their_minds(people: People) -> None:
         first = sorted(rng.sample(range(3), rng.randint(1, 3)))
         citizens[name].vote(cid, poll, first)
         expected[name] = first
-    for name in rng.sample(names, 20):  # twenty change their minds
+    for name in rng.sample(names, 8):  # eight change their minds
         second = sorted(rng.sample(range(3), rng.randint(1, 3)))
         citizens[name].vote(cid, poll, second)
         expected[name] = second
     counts = [sum(1 for c in expected.values() if i in c) for i in range(3)]
     results = people.owner.poll_results(cid, poll)
-    assert results["counts"] == counts and results["voters"] == 50
+    assert results["counts"] == counts and results["voters"] == 20
     assert citizens["c07"].poll_results(cid, poll)["counts"] == counts  # any member tallies the same
