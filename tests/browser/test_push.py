@@ -23,7 +23,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import shoot, watch_console
 from tests.browser.test_pwa import NOTIFICATIONS_JS
-from tests.browser.test_web_app import activate, add_to_channel, create_channel, invite, wait_for
+from tests.browser.test_web_app import activate, add_to_channel, create_channel, invite
 from tests.e2e.conftest import Server
 from tests.push_service import PushDevice, PushServiceStandIn, verify_vapid
 
@@ -57,21 +57,31 @@ def server_key(server: Server) -> str:
 
 
 def deliver_push(page: Any, origin: str, data: str) -> None:
-    """Hand the service worker a push, as the browser does when its push service delivers one."""
+    """Hand the service worker a push, as the browser does when its push service delivers one,
+    and wait for a notification. DevTools' delivery answers before the worker has run the event,
+    and in one loaded CI run a delivery showed nothing for 20 s: it is handed over again (at most
+    three times) while no notification shows, which every shown notification's tag makes harmless."""
     cdp = page.context.new_cdp_session(page)
     registrations: list[dict[str, Any]] = []
     cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
     cdp.send("ServiceWorker.enable")
     for _ in range(40):  # CDP events arrive while Playwright waits, not while Python sleeps
-        if any(r["scopeURL"] == origin + "/app/" for r in registrations):
+        if any(r["scopeURL"] == origin + "/app/" and not r["isDeleted"] for r in registrations):
             break
         page.wait_for_timeout(250)
     registration = next(r for r in registrations if r["scopeURL"] == origin + "/app/" and not r["isDeleted"])
-    cdp.send(
-        "ServiceWorker.deliverPushMessage",
-        {"origin": origin, "registrationId": registration["registrationId"], "data": data},
-    )
+    for _ in range(3):
+        cdp.send(
+            "ServiceWorker.deliverPushMessage",
+            {"origin": origin, "registrationId": registration["registrationId"], "data": data},
+        )
+        for _ in range(28):
+            if page.evaluate(NOTIFICATIONS_JS):
+                cdp.detach()
+                return
+            page.wait_for_timeout(250)
     cdp.detach()
+    raise AssertionError(f"no notification after three pushes to registration {registration}")
 
 
 def test_opt_in_then_a_sealed_push_shows_the_channel_name_only(
@@ -131,7 +141,6 @@ def test_opt_in_then_a_sealed_push_shows_the_channel_name_only(
     page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     page.evaluate(CLOSE_NOTIFICATIONS_JS)
     deliver_push(page, push_server.url, payload)
-    wait_for(lambda: bool(page.evaluate(NOTIFICATIONS_JS)), "the push's notification")
     assert page.evaluate(NOTIFICATIONS_JS) == [
         {"title": f"Nouveau message dans {GROUP}", "body": "", "tag": f"channel:{group_id}"}
     ]
@@ -145,7 +154,6 @@ def test_opt_in_then_a_sealed_push_shows_the_channel_name_only(
     ):
         page.evaluate(CLOSE_NOTIFICATIONS_JS)
         deliver_push(page, push_server.url, forged)
-        wait_for(lambda: bool(page.evaluate(NOTIFICATIONS_JS)), "the forged push's notification")
         [shown] = page.evaluate(NOTIFICATIONS_JS)
         assert (shown["title"], shown["body"]) == ("Nouveau message dans Bocage", ""), (forged, shown)
     assert not problems, problems
