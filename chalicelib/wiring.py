@@ -126,7 +126,7 @@ def build(
         questions=QuestionService(store, clock, orgs, channels),
         delivery=delivery,
         messaging=messaging,
-        retention=RetentionService(store, clock, orgs, channels),
+        retention=RetentionService(store, clock, orgs, channels, files),
         billing=BillingService(store, clock, orgs, billing_settings),
         impact=impact,
         audit=audit,

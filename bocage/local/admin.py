@@ -8,10 +8,12 @@ module only for those commands, so everyday client commands never load the serve
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import TYPE_CHECKING, Any
 
 from bocage.local.serve import local_settings
-from chalicelib import jobs, wiring
+from chalicelib import jobs, request_logging, wiring
 from chalicelib.domain.billing import month_of
 from chalicelib.domain.organisation import Plan
 from chalicelib.services.invitations import Links
@@ -54,6 +56,10 @@ def public_impact(data: str) -> dict[str, Any]:
 
 
 def run_job(job: str, budget_seconds: float) -> dict[str, Any]:
-    """One scheduled job, as on AWS, on the store the settings describe."""
+    """One scheduled job, as on AWS, on the store the settings describe. Its log lines go to
+    stderr: stdout is the command's one JSON document."""
+    handler = request_logging.logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(sys.stderr)
     run = jobs.run_retention if job == "retention" else jobs.run_billing
     return {"job": job, **run(budget_seconds=budget_seconds)}

@@ -46,6 +46,9 @@ class StoredBlob(BaseModel):
     created_at: int
     expires_at: int  # the record's expiry: an hour while unreferenced, then its message's
     message_id: str | None = None
+    #: When its message was stored: retention counts from it, so the blob follows every change of
+    #: the channel's retention as its message does (None: unreferenced, or bound before this field).
+    message_stored_at: int | None = None
     #: Its size was added to the organisation's storage in use when its slot was issued (records
     #: written before slots reserved have False: they count from their reference on).
     reserved: bool = False

@@ -25,6 +25,7 @@ from chalicelib.domain.files import (
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.organisation import require_admin
 from chalicelib.domain.principal import Principal
+from chalicelib.domain.retention import DAY
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, TooManyRequests
 from chalicelib.ports import Clock, ObjectStore, Store
 from chalicelib.services.channels import ChannelService
@@ -137,7 +138,7 @@ class FileService:
         if stored != blob.size:  # an S3-compatible store that ignored the signed length
             self._objects.delete(blob.object_key)
             raise BadRequest(f"the upload was {stored} bytes, not the {blob.size} its slot allowed")
-        if not self._records.reference(blob, message_id, message.expires_at):
+        if not self._records.reference(blob, message_id, message.expires_at, message.stored_at):
             raise Conflict("this file is already referenced by another message")
         self._backstop(blob, message.expires_at)
         return self._answer(
@@ -158,8 +159,9 @@ class FileService:
         if access.membership is None:
             raise Forbidden("you are not a member of this channel")
         blob = self._blob(who, channel_id, blob_id)
-        if blob.message_id is None:
-            raise NotFound(f"no file {blob_id} in this channel")
+        days = self._channels.retention_days(access.channel)
+        if blob.message_id is None or _due(blob, days) <= self._clock.now():
+            raise NotFound(f"no file {blob_id} in this channel")  # or its message's time is up
         url = self._objects.download_url(blob.object_key, DOWNLOAD_SECONDS)
         return {**self._answer(blob), "url": url.url, "url_expires_at": url.expires_at}
 
@@ -191,12 +193,37 @@ class FileService:
         """Delete for everyone: the message's blob goes at once, bytes first."""
         blob_id = self._records.referenced_by(event.channel_id, event.message_id)
         blob = self._records.get(event.channel_id, blob_id) if blob_id is not None else None
-        if blob is None:
-            return
+        if blob is not None:
+            self._remove(blob)
+
+    def _remove(self, blob: StoredBlob) -> None:
+        """A blob's bytes, then its records, then its share of the storage in use."""
         self._objects.delete(blob.object_key)
         self._records.delete(blob)
         if blob.counted:
             self._records.count(blob.org_id, -blob.size)
+
+    def follow_retention(self, days: int, items: list[dict[str, Any]]) -> tuple[int, int]:
+        """The retention job's page of a channel's blob records: each referenced blob gets its
+        message's new expiry (record, purge entry and lifecycle tag), or goes now if its message
+        does. Returns how many were re-stamped and deleted."""
+        now = self._clock.now()
+        restamped = deleted = 0
+        for item in items:
+            blob = self._records.blob_of(item)
+            if blob.message_id is None:
+                continue  # an upload slot keeps its hour
+            if blob.message_stored_at is None:  # bound before blobs knew their message's time
+                message = self._messaging.find(blob.channel_id, blob.message_id)
+                blob = blob.model_copy(update={"message_stored_at": message.stored_at if message else 0})
+            due = _due(blob, days)
+            if due <= now:
+                self._remove(blob)
+                deleted += 1
+            elif due != blob.expires_at and self._records.restamp(blob, due):
+                self._backstop(blob, due)
+                restamped += 1
+        return restamped, deleted
 
     def purge(self, *, deadline: float) -> int:
         """Delete the bytes of every blob whose time is up: its message expired, or none ever
@@ -231,3 +258,11 @@ class FileService:
             "size": blob.size,
             "expires_at": blob.expires_at,
         }
+
+
+def _due(blob: StoredBlob, days: int) -> int:
+    """When a referenced blob must go under ``days`` of retention: with its message (a blob bound
+    before blobs knew their message's time: at the expiry it was given)."""
+    if blob.message_stored_at is None:
+        return blob.expires_at
+    return blob.message_stored_at + days * DAY

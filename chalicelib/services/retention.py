@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.expiring import SWEEP_ORDER, Expiring, ExpiringItem, ExpiringItems
@@ -25,6 +25,13 @@ from chalicelib.services.channels import KEY_GRACE_SECONDS, ChannelService
 from chalicelib.services.organisations import OrganisationService
 
 PAGE = 200
+
+
+class BlobLifetimes(Protocol):
+    """File blobs follow their messages' retention (services/files.py): their bytes live in an
+    object store, so the job hands their records over rather than re-stamping them itself."""
+
+    def follow_retention(self, days: int, items: list[dict[str, Any]]) -> tuple[int, int]: ...
 
 
 @dataclass
@@ -73,7 +80,12 @@ class ChannelSweep:
 
 class RetentionService:
     def __init__(
-        self, store: Store, clock: Clock, orgs: OrganisationService, channels: ChannelService
+        self,
+        store: Store,
+        clock: Clock,
+        orgs: OrganisationService,
+        channels: ChannelService,
+        blobs: BlobLifetimes,
     ) -> None:
         self._jobs = RetentionJobs(store)
         self._expiring = ExpiringItems(store)
@@ -81,6 +93,7 @@ class RetentionService:
         self._clock = clock
         self._orgs = orgs
         self._channels = channels
+        self._blobs = blobs
 
     # -- settings ------------------------------------------------------------------------------
 
@@ -180,6 +193,13 @@ class RetentionService:
                 return Outcome.DONE
 
     def _apply(self, sweep: ChannelSweep, items: list[ExpiringItem], report: JobReport) -> None:
+        files = [x.item for x in items if x.kind is Expiring.FILE]
+        if files:
+            restamped, deleted = self._blobs.follow_retention(sweep.days, files)
+            report.scanned += len(files)
+            report.restamped += restamped
+            report.deleted += deleted
+            return
         now = self._clock.now()
         restamp: list[tuple[ExpiringItem, int]] = []
         delete: list[ExpiringItem] = []

@@ -15,7 +15,7 @@ from PIL import Image
 
 from chalicelib.adapters.s3_objects import LIFETIME_TAG
 from chalicelib.domain.encoding import b64d
-from tests.e2e.conftest import Server, bocage, bocage_fails, start_server
+from tests.e2e.conftest import Server, base_env, bocage, bocage_fails, start_server
 
 BUCKET = "bocage-files-e2e"
 Blobs = Callable[[], dict[str, bytes]]
@@ -122,6 +122,14 @@ def test_a_document_on_an_s3_compatible_service(moto_endpoint: str, tmp_path: Pa
         assert key.endswith(sent["attachment"]["blob_id"])
         tags = s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]
         assert tags == [{"Key": LIFETIME_TAG, "Value": "92"}]
+        # A year's retention: the retention job moves the blob's class with its message.
+        owner = tmp_path / "owner"
+        assert bocage("--profile", str(owner), "retention", "set", "1y")["retention_days"] == 365
+        job_env = {"BOCAGE_STORE": "sqlite", "BOCAGE_DATA_DIR": str(tmp_path / "data")}
+        job_env |= {"BOCAGE_BUCKET": BUCKET, "BOCAGE_S3_ENDPOINT": moto_endpoint}
+        bocage("jobs", "run", "retention", env=base_env(**job_env))
+        tags = s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]
+        assert tags == [{"Key": LIFETIME_TAG, "Value": "366"}]
     finally:
         srv.process.terminate()
         srv.process.wait(timeout=10)

@@ -274,6 +274,41 @@ def test_no_blob_outlives_its_message_nor_an_hour_unreferenced(
     assert container.files.purge(deadline=float("inf")) == 0
 
 
+def test_a_blob_follows_its_messages_retention_when_it_is_lengthened_or_shortened(
+    people: People,
+    group: tuple[Any, Any, str],
+    transfer: StoreTransfer,
+    container: wiring.Container,
+    clock: Any,
+    app_store: Store,
+) -> None:
+    """A blob lives exactly as long as its message, whatever the retention becomes after it was
+    sent: a longer one keeps it past its first expiry, a shorter one takes it at once."""
+    alice, bob, cid = group
+    owner = people.owner.client
+    assert owner.request("PUT", "/retention", {"duration": "3m"})["retention_days"] == 90
+    container.retention.run()
+    sent = send_file(alice, cid, b"plan v2", "plan.txt", "text/plain", transfer=transfer)
+    blob_id = sent["attachment"]["blob_id"]
+    stored = sent["attachment"]["stored_bytes"]
+
+    assert owner.request("PUT", "/retention", {"duration": "1y"})["retention_days"] == 365
+    container.retention.run()
+    clock.advance(sent["expires_at"] - clock.now() + 1)  # past the 90 days it was sent under
+    assert container.files.purge(deadline=float("inf")) == 0
+    assert _stored(transfer, alice, cid, blob_id) == stored
+    assert fetch_file(bob, cid, sent["message_id"], transfer=transfer)[1] == b"plan v2"
+
+    owner.request("PUT", f"/channels/{cid}/retention", {"duration": "7d"})
+    # Before the job has run, the file is already refused, as its message is hidden.
+    assert _status(lambda: bob.client.request("GET", f"/channels/{cid}/files/{blob_id}")) == 404
+    container.retention.run()
+    assert _stored(transfer, alice, cid, blob_id) is None
+    assert owner.request("GET", "/files/usage")["bytes_in_use"] == 0
+    assert not [i for i in scan_all(app_store) if blob_id in repr(i)]  # no record, no purge entry
+    assert container.files.purge(deadline=float("inf")) == 0
+
+
 def test_storage_in_use_is_counted_and_the_operators_limits_apply(
     people: People,
     group: tuple[Any, Any, str],
@@ -356,14 +391,14 @@ def test_a_blob_bound_by_two_messages_at_once_is_counted_and_given_back_once(
     alice, _, cid = group
     slot = _slot(alice, cid, 1000)
     transfer.put(slot["upload_url"], slot["headers"], bytes(1000))
-    first = alice.send_text(cid, "premier")
+    first, first_at = alice.send_text(cid, "premier"), clock.now()
     clock.advance(60)
-    second = alice.send_text(cid, "second")  # expires a minute later
+    second, second_at = alice.send_text(cid, "second"), clock.now()  # expires a minute later
     records = FileRecords(app_store)
     stale = records.get(cid, slot["blob_id"])  # what both binds read before either wrote
     assert stale is not None and stale.message_id is None
-    assert records.reference(stale, first["message_id"], first["expires_at"]) is True
-    assert records.reference(stale, second["message_id"], second["expires_at"]) is False
+    assert records.reference(stale, first["message_id"], first["expires_at"], first_at) is True
+    assert records.reference(stale, second["message_id"], second["expires_at"], second_at) is False
 
     def usage() -> int:
         return int(people.owner.client.request("GET", "/files/usage")["bytes_in_use"])

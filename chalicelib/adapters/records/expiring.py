@@ -19,15 +19,17 @@ class Expiring(StrEnum):
     MESSAGE = "message"
     MARKER = "marker"  # a message id's marker
     KEY = "key"  # a sealed sender key
+    FILE = "file"  # a file blob's record (its bytes follow: services/files.py)
 
 
 #: The order the job walks a channel in: its saved position counts in this order.
-SWEEP_ORDER = (Expiring.MESSAGE, Expiring.MARKER, Expiring.KEY)
+SWEEP_ORDER = (Expiring.MESSAGE, Expiring.MARKER, Expiring.KEY, Expiring.FILE)
 
 _PREFIX = {
     Expiring.MESSAGE: keys.MESSAGE_PREFIX,
     Expiring.MARKER: keys.MARKER_PREFIX,
     Expiring.KEY: keys.KEY_PREFIX,
+    Expiring.FILE: keys.BLOB_PREFIX,
 }
 
 

@@ -65,7 +65,12 @@ class FileRecords:
         item = self._store.get(*keys.message_blob(channel_id, message_id))
         return str(item["blob_id"]) if item is not None else None
 
-    def reference(self, blob: StoredBlob, message_id: str, expires_at: int) -> bool:
+    @staticmethod
+    def blob_of(item: dict[str, object]) -> StoredBlob:
+        """A blob record as the retention job's page hands it over."""
+        return StoredBlob.model_validate(item)
+
+    def reference(self, blob: StoredBlob, message_id: str, expires_at: int, stored_at: int) -> bool:
         """Bind an unreferenced blob to a message that has none; False if either already is."""
         ref = keys.record(keys.message_blob(blob.channel_id, message_id), {"blob_id": blob.blob_id})
         try:
@@ -74,7 +79,9 @@ class FileRecords:
             return self.referenced_by(blob.channel_id, message_id) == blob.blob_id and self._bound(
                 blob, message_id
             )
-        bound = blob.model_copy(update={"message_id": message_id, "expires_at": expires_at})
+        bound = blob.model_copy(
+            update={"message_id": message_id, "expires_at": expires_at, "message_stored_at": stored_at}
+        )
         self._store.put(self._due(bound))
         try:
             self._store.put(
@@ -93,6 +100,26 @@ class FileRecords:
             self.count(blob.org_id, blob.size)
         else:
             self.count_pending(blob.org_id, blob.uploader, -blob.size)
+        return True
+
+    def restamp(self, blob: StoredBlob, expires_at: int) -> bool:
+        """Move a referenced blob's expiry with its message's (a retention change): the new purge
+        entry first, so the bytes never lose theirs; False if the blob changed meanwhile (deleted
+        for everyone), and then nothing is left of this attempt."""
+        moved = blob.model_copy(update={"expires_at": expires_at})
+        self._store.put(self._due(moved))
+        try:
+            self._store.put(
+                keys.record(keys.blob(blob.channel_id, blob.blob_id), moved.model_dump()),
+                if_match={"expires_at": blob.expires_at},
+            )
+        except ConditionFailed:
+            self._store.delete(*keys.blob_expiry(expires_at, blob.channel_id, blob.blob_id))
+            return False
+        if blob.message_id is not None:
+            ref = keys.record(keys.message_blob(blob.channel_id, blob.message_id), {"blob_id": blob.blob_id})
+            self._store.put({**ref, "expires_at": expires_at})
+        self._store.delete(*keys.blob_expiry(blob.expires_at, blob.channel_id, blob.blob_id))
         return True
 
     def count(self, org_id: str, delta: int) -> int:
