@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from bocage.client.api import ApiError, BocageClient
 from bocage.client.crypto import CryptoError
@@ -32,6 +32,9 @@ from chalicelib.activation_qr import qr_terminal, write_qr
 from chalicelib.domain.activation_link import TRUST_PARAMS, parse_activation
 from chalicelib.domain.followers import parse_join_url
 from chalicelib.errors import BocageError
+
+if TYPE_CHECKING:
+    from bocage.client.files import HttpTransfer
 
 DEFAULT_PROFILE = os.environ.get("BOCAGE_PROFILE", str(Path.home() / ".bocage" / "default"))
 
@@ -331,6 +334,13 @@ def _register_send_and_read(sub: Subparsers, common: argparse.ArgumentParser) ->
     download.add_argument("message_id")
     download.add_argument("--out", default=".", metavar="DIR", help="directory to write it in")
     download.set_defaults(func=cmd_download)
+    for transfers in (send, download):
+        transfers.add_argument(
+            "--progress",
+            choices=["auto", "on", "off"],
+            default="auto",
+            help="a progress bar on stderr for the file's bytes (auto: when stderr is a terminal)",
+        )
 
     read = sub.add_parser("read", parents=[common], help="decrypt a channel's messages since a cursor")
     read.add_argument("channel")
@@ -791,14 +801,24 @@ def _send_file(args: argparse.Namespace) -> Result:
         side = photo_side(_client(args).whoami()["org"].get("photo_max_side"))
         data, name, mime = compress_image(data, name, mime, max_side=side)
     thumb = thumbnail(data, mime)
-    sent = send_file(_messenger(args), args.channel, data, name, mime, args.text, thumb=thumb)
+    transfer = _transfer(args, f"uploading {name}")
+    messenger = _messenger(args)
+    sent = send_file(messenger, args.channel, data, name, mime, args.text, thumb=thumb, transfer=transfer)
     return {**sent, "attachment": {**sent["attachment"], "original_bytes": original}}
+
+
+def _transfer(args: argparse.Namespace, label: str) -> HttpTransfer:
+    from bocage.client.files import HttpTransfer
+    from bocage.progress_bar import ProgressBar, wanted
+
+    return HttpTransfer(progress=ProgressBar(label) if wanted(args.progress) else None)
 
 
 def cmd_download(args: argparse.Namespace) -> Result:
     from bocage.client.files import fetch_file
 
-    meta, data = fetch_file(_messenger(args), args.channel, args.message_id)
+    transfer = _transfer(args, f"downloading {args.message_id}")
+    meta, data = fetch_file(_messenger(args), args.channel, args.message_id, transfer=transfer)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem, suffix = Path(meta["name"]).stem, Path(meta["name"]).suffix

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -27,6 +27,10 @@ from bocage.client.messenger import Messenger
 from chalicelib.domain.encoding import b64e
 
 TRANSFER_TIMEOUT = 120
+BLOCK = 64 * 1024  # bytes read or handed to the socket at a time, and between progress reports
+
+#: Called as bytes move: (bytes done, bytes in all). An upload tried again starts again at 0.
+Progress = Callable[[int, int], None]
 
 
 class FileUnavailable(ValueError):
@@ -56,18 +60,20 @@ class HttpTransfer:
     that did land is answered 409 by `bocage serve` (S3 simply overwrites), which counts as done
     since binding the blob checks its stored size anyway."""
 
-    def __init__(self, attempts: int = 3, pause: float = 1.0) -> None:
+    def __init__(self, attempts: int = 3, pause: float = 1.0, progress: Progress | None = None) -> None:
         self._attempts = attempts
         self._pause = pause
+        self._progress = progress or (lambda done, total: None)
 
     def put(self, url: str, headers: Mapping[str, str], body: bytes) -> None:
-        request = urllib.request.Request(  # noqa: S310  (checked: HTTP(S) only)
-            _http_only(url),
-            data=body,
-            method="PUT",
-            headers={**headers, "Content-Type": "application/octet-stream"},
-        )
+        url = _http_only(url)
         for attempt in range(1, self._attempts + 1):
+            request = urllib.request.Request(  # noqa: S310  (checked: HTTP(S) only)
+                url,
+                data=_Reported(body, self._progress),
+                method="PUT",
+                headers={**headers, "Content-Type": "application/octet-stream"},
+            )
             try:
                 with urllib.request.urlopen(request, timeout=TRANSFER_TIMEOUT):  # noqa: S310
                     return
@@ -81,14 +87,35 @@ class HttpTransfer:
                 time.sleep(self._pause)
 
     def get(self, url: str, limit: int) -> bytes:
+        data = bytearray()
         try:
             with urllib.request.urlopen(_http_only(url), timeout=TRANSFER_TIMEOUT) as answer:  # noqa: S310
-                data: bytes = answer.read(limit + 1)
+                while block := answer.read(min(BLOCK, limit + 1 - len(data))):
+                    data += block
+                    self._progress(min(len(data), limit), limit)
+                    if len(data) > limit:  # a server cannot fill the disk or memory with a bigger "file"
+                        raise FileUnavailable(f"the server sent more than the file's {limit} bytes")
         except urllib.error.HTTPError as refused:
             raise FileUnavailable(f"the file could not be fetched ({refused.code})") from None
-        if len(data) > limit:  # a server cannot fill the disk or memory with a bigger "file"
-            raise FileUnavailable(f"the server sent more than the file's {limit} bytes")
-        return data
+        return bytes(data)
+
+
+class _Reported:
+    """An upload's bytes, handed to the socket a block at a time (http.client reads a body that
+    has ``read``), each block reported before it is sent."""
+
+    def __init__(self, body: bytes, progress: Progress) -> None:
+        self._body = memoryview(body)
+        self._sent = 0
+        self._progress = progress
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._body) if size < 0 else self._sent + min(size, BLOCK)
+        block = self._body[self._sent : end].tobytes()
+        if block:
+            self._sent += len(block)
+            self._progress(self._sent, len(self._body))
+        return block
 
 
 def send_file(

@@ -170,7 +170,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
     srv.process.wait(timeout=10)
 
 
-def _run_cli(args: tuple[str, ...], env: dict[str, str] | None, expected_exit: int) -> dict[str, Any]:
+def _run_cli(
+    args: tuple[str, ...], env: dict[str, str] | None, expected_exit: int
+) -> tuple[dict[str, Any], str]:
     done = subprocess.run(
         [sys.executable, "-m", "bocage", *args, "--json"],
         capture_output=True,
@@ -182,14 +184,19 @@ def _run_cli(args: tuple[str, ...], env: dict[str, str] | None, expected_exit: i
     )
     assert done.returncode == expected_exit, (done.stdout, done.stderr)
     document: dict[str, Any] = json.loads(done.stdout)
-    return document
+    return document, done.stderr
 
 
 def bocage(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run the CLI with --json and return its one JSON document; fail on a non-zero exit."""
-    return _run_cli(args, env, 0)
+    return _run_cli(args, env, 0)[0]
+
+
+def bocage_with_stderr(*args: str) -> tuple[dict[str, Any], str]:
+    """The CLI's JSON document and what it wrote on stderr (a progress bar, warnings)."""
+    return _run_cli(args, None, 0)
 
 
 def bocage_fails(*args: str) -> dict[str, Any]:
     """Run the CLI expecting a refusal (exit 1) and return its JSON error document."""
-    return _run_cli(args, None, 1)
+    return _run_cli(args, None, 1)[0]

@@ -15,7 +15,7 @@ from PIL import Image
 
 from chalicelib.adapters.s3_objects import LIFETIME_TAG
 from chalicelib.domain.encoding import b64d
-from tests.e2e.conftest import Server, base_env, bocage, bocage_fails, start_server
+from tests.e2e.conftest import Server, base_env, bocage, bocage_fails, bocage_with_stderr, start_server
 
 BUCKET = "bocage-files-e2e"
 Blobs = Callable[[], dict[str, bytes]]
@@ -46,8 +46,12 @@ def _walkthrough(server: Server, tmp_path: Path, blobs: Blobs) -> tuple[Path, Pa
     out = tmp_path / "downloads"
     got = bocage("--profile", str(owner), "download", group, sent["message_id"], "--out", str(out))
     assert Path(got["path"]).read_bytes() == content and Path(got["path"]).name == "compte rendu.pdf"
-    again = bocage("--profile", str(owner), "download", group, sent["message_id"], "--out", str(out))
+    again, drawn = bocage_with_stderr(
+        "--profile", str(owner), "download", group, sent["message_id"], "--out", str(out), "--progress", "on"
+    )
     assert Path(again["path"]).name == "compte rendu (1).pdf"  # never overwrites
+    stored_kb = f"{attachment['stored_bytes'] / 1000:.0f} kB"
+    assert drawn.endswith(f"] 100 %  {stored_kb} of {stored_kb}\n") and drawn.count("downloading ") > 2
 
     text_only = bocage("--profile", str(alice), "send", group, "sans pièce jointe")["message_id"]
     refused = bocage_fails("--profile", str(owner), "download", group, text_only)

@@ -3,6 +3,7 @@ size (a malicious or broken one) is cut off at that size, so it cannot fill memo
 
 from __future__ import annotations
 
+import io
 import socket
 import threading
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bocage.client.files import FileUnavailable, HttpTransfer
+from bocage.progress_bar import ProgressBar
 
 SERVED = 125 * 64 * 1024
 
@@ -106,3 +108,40 @@ def test_an_upload_cut_by_the_network_is_tried_again(drop_first: int) -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_uploads_and_downloads_report_their_progress_and_the_bar_draws_it(server: str) -> None:
+    """What the CLI's bar shows: bytes as they move, block after block, up to the whole; an
+    upload tried again starts again at 0 on a new line."""
+    FlakyStore.drop_first, FlakyStore.attempts, FlakyStore.stored = 2, 0, None
+    httpd, url = _serve(FlakyStore)
+    body = bytes(range(256)) * 2_000  # 512,000 bytes: eight blocks
+    reports: list[tuple[int, int]] = []
+    try:
+        HttpTransfer(pause=0, progress=lambda done, total: reports.append((done, total))).put(
+            url, {"Content-Length": str(len(body))}, body
+        )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert FlakyStore.stored == body
+    assert {total for _, total in reports} == {len(body)}
+    restarts = [i for i in range(1, len(reports)) if reports[i][0] < reports[i - 1][0]]
+    assert len(restarts) == 2  # three attempts, each from the first block
+    last = [done for done, _ in reports[restarts[-1] :]]
+    assert last == sorted(last) and len(last) >= 8 and last[-1] == len(body)
+
+    fetched: list[int] = []
+    data = HttpTransfer(progress=lambda done, total: fetched.append(done)).get(server, SERVED)
+    assert len(data) == SERVED and fetched[-1] == SERVED and len(fetched) >= 10
+    assert fetched == sorted(fetched)
+
+    drawn = io.StringIO()
+    bar = ProgressBar("uploading plan.pdf", stream=drawn)
+    for done, total in reports:
+        bar(done, total)
+    lines = drawn.getvalue().split("\n")
+    assert len(lines) == 4 and lines[-1] == ""  # each attempt sent it all: a line each
+    assert all(line.count("\r") <= 101 for line in lines)  # redrawn when the percent moves only
+    assert lines[2].endswith("[" + "#" * 30 + "] 100 %  512 kB of 512 kB")
+    assert lines[0].startswith("\ruploading plan.pdf [") and lines[2].count("\r") >= 50  # 8 kB blocks
