@@ -564,6 +564,11 @@ def co2e_avoided_ug(notifications: int, *, ug_per_email: int, ug_per_notificatio
     return notifications * max(0, ug_per_email - ug_per_notification)
 
 
+def storage_co2e_ug(bytes_stored: int, *, ug_per_gb_month: int) -> int:
+    """Micrograms of CO2e a month for keeping ``bytes_stored`` bytes (GB: 10^9 bytes)."""
+    return round_half_up(bytes_stored * ug_per_gb_month, 10**9)
+
+
 def ug_to_mg(micrograms: int) -> int:
     return round_half_up(micrograms, 1000)
 

@@ -135,6 +135,12 @@ def test_a_document_and_a_photo_sent_from_the_browser_reach_the_cli(
     owner.get_by_role("button", name="Enregistrer").nth(1).click()
     expect(owner.get_by_text(re.compile(r"Les photos partiront en 1\W280 px"))).to_be_visible()
     assert cli("--profile", clerk, "whoami")["org"]["photo_max_side"] == 1280
+    # The impact page shows the same bytes, as a footprint of their own beside what was avoided.
+    owner.get_by_role("link", name="Impact").click()
+    storage = owner.locator(".org-kpis .kpi").filter(has_text="de fichiers chiffrés conservés")
+    expect(storage.locator(".kpi-value")).to_have_text(f"{round(used / 1000)} ko")
+    sources = owner.locator("section[aria-labelledby=impact-sources] li")
+    expect(sources.last).to_contain_text("Stockage des fichiers : 808 mg de CO2e par Go et par mois")
     assert not problems, problems
 
 

@@ -108,7 +108,8 @@ def impact_page_agrees_with_itself(page: Any) -> None:
     assert headline != "0 mg", headline  # messages were sent: the figure is not a placeholder
     sources = page.locator("section[aria-labelledby=impact-sources] li")
     expect(sources.first).to_contain_text("Courriel : environ")
-    expect(sources.last).to_contain_text("Notification Bocage")
+    expect(sources.nth(1)).to_contain_text("Notification Bocage")
+    expect(sources.last).to_contain_text("Stockage des fichiers")
 
 
 def invitation_qr_above_the_fold(page: Any, name: str, artifacts: Path) -> str:

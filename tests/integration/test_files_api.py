@@ -312,6 +312,7 @@ def test_a_blob_follows_its_messages_retention_when_it_is_lengthened_or_shortene
 def test_storage_in_use_is_counted_and_the_operators_limits_apply(
     people: People,
     group: tuple[Any, Any, str],
+    stranger: Any,
     transfer: StoreTransfer,
     api: SignedApi,
     operator: OperatorKey,
@@ -324,6 +325,12 @@ def test_storage_in_use_is_counted_and_the_operators_limits_apply(
     sent = send_file(alice, cid, PHOTO, "a.jpg", "image/jpeg", transfer=transfer)
     in_use = sent["attachment"]["stored_bytes"]
     assert people.owner.client.request("GET", "/files/usage")["bytes_in_use"] == in_use
+    # The impact figures show the same bytes, and what keeping them a month emits (0.808 g per GB).
+    impact = people.owner.client.request("GET", "/impact/org")
+    assert impact["storage"] == {"bytes_in_use": in_use, "co2e_mg_per_month": round(in_use * 808 / 10**9)}
+    assert impact["assumptions"]["co2e_ug_per_gb_month"] == 808_000
+    assert "Cloud Carbon Footprint" in impact["assumptions"]["sources"]["storage"]
+    assert stranger.client.request("GET", "/impact/org")["storage"]["bytes_in_use"] == 0
 
     limits = {"max_file_bytes": 10_000, "quota_bytes": in_use + 5_000}
     assert api.call("PUT", f"/orgs/{org_id}/files", limits, signer=people.keys["owner"]).status == 401

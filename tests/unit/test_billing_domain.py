@@ -35,6 +35,7 @@ from chalicelib.domain.billing import (
     round_half_up,
     sending_allowed,
     split_largest_remainder,
+    storage_co2e_ug,
     ug_to_mg,
 )
 from chalicelib.domain.organisation import (
@@ -393,6 +394,17 @@ def test_co2e_is_integer_micrograms_computed_from_counts() -> None:
     assert ug_to_mg(avoided) == 119_993  # 119 992.8 mg, rounded half up
     assert format_grams(119_993) == "119.993"
     assert co2e_avoided_ug(5, ug_per_email=100, ug_per_notification=300) == 0  # never negative
+
+
+def test_keeping_files_costs_co2e_per_gigabyte_and_month() -> None:
+    factor = BillingSettings().co2e_ug_per_gb_month
+    assert factor == 808_000  # 0.65 Wh/TBh x 3 copies x PUE 1.135 x 730 h = 1.616 Wh/GB-month, x 0.5 kg/kWh
+    assert storage_co2e_ug(10**9, ug_per_gb_month=factor) == 808_000
+    assert storage_co2e_ug(2_500_000_000, ug_per_gb_month=factor) == 2_020_000
+    assert storage_co2e_ug(1_000, ug_per_gb_month=factor) == 1  # 0.808 ug, rounded half up
+    assert storage_co2e_ug(0, ug_per_gb_month=factor) == 0
+    env = {"BOCAGE_CO2E_MG_PER_GB_MONTH": "500"}
+    assert BillingSettings.from_env(env).co2e_ug_per_gb_month == 500_000
 
 
 # -- settings --------------------------------------------------------------------------------------

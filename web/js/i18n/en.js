@@ -381,6 +381,9 @@ export default {
   'impact.org_title': '{org}, month by month',
   'impact.org_chart': 'CO2e avoided per month',
   'impact.org_table': 'The organisation’s impact per month',
+  'impact.storage': 'of encrypted files kept',
+  'impact.storage_co2e': 'CO2e a month to keep them',
+  'impact.source_storage': 'File storage: {mass} CO2e per GB and month, an estimate of the electricity only (0.65 Wh per TB-hour on hard disks, 3 copies, a PUE of 1.135, after Cloud Carbon Footprint\'s methodology, and about 0.5 kg CO2e per kWh).',
   'impact.updated': 'Page viewed on {date}.',
 
   'device.title': 'This device',

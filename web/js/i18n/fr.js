@@ -382,6 +382,9 @@ export default {
   'impact.org_chart': 'CO2e évité par mois',
   'impact.org_table': 'Impact de l’organisation par mois',
   'impact.updated': 'Page consultée le {date}.',
+  'impact.storage': 'de fichiers chiffrés conservés',
+  'impact.storage_co2e': 'de CO2e par mois pour les conserver',
+  'impact.source_storage': 'Stockage des fichiers : {mass} de CO2e par Go et par mois, une estimation de l’électricité seule (0,65 Wh par To et par heure sur disque dur, 3 copies, PUE de 1,135, d’après la méthode de Cloud Carbon Footprint, et environ 0,5 kg de CO2e par kWh).',
 
   'device.title': 'Cet appareil',
   'device.identity': 'Identité',

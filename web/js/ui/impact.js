@@ -5,7 +5,7 @@
 // months, with the same totals as its last row, so the two always agree.
 import { Api } from '../api.js';
 import { h, replace } from '../dom.js';
-import { formatDate, formatMass, formatMoney, formatMonth, formatNumber, t } from '../i18n.js';
+import { formatDate, formatMass, formatMoney, formatMonth, formatNumber, formatSize, t } from '../i18n.js';
 import { barChart, dataTable, kpi } from '../charts.js';
 
 const RECIPIENTS = 100; // the comparison: one message to this many people
@@ -52,12 +52,13 @@ export async function renderImpact(app, main) {
         format: (v) => formatMass(v),
       }),
       h('p', { class: 'hint' }, t('impact.chart_hint', { email: formatMass(a.co2e_ug_per_email / 1000), notification: formatMass(a.co2e_ug_per_notification / 1000) }))),
-    org && org.months.length ? orgSection(app, org) : null,
+    org && (org.months.length || org.storage?.bytes_in_use) ? orgSection(app, org) : null,
     h('section', { class: 'card', 'aria-labelledby': 'impact-sources' },
       h('h2', { id: 'impact-sources' }, t('impact.sources')),
       h('ul', null,
         h('li', null, t('impact.source_email', { mass: formatMass(a.co2e_ug_per_email / 1000) })),
-        h('li', null, t('impact.source_notification', { mass: formatMass(a.co2e_ug_per_notification / 1000) }))),
+        h('li', null, t('impact.source_notification', { mass: formatMass(a.co2e_ug_per_notification / 1000) })),
+        h('li', null, t('impact.source_storage', { mass: formatMass(a.co2e_ug_per_gb_month / 1000) }))),
       h('p', { class: 'hint' }, t('impact.method'))),
     h('p', { class: 'hint' }, t('impact.updated', { date: formatDate(Date.now() / 1000) })),
   );
@@ -72,7 +73,10 @@ function orgSection(app, org) {
     h('div', { class: 'kpis org-kpis' },
       kpi(formatMass(org.totals.co2e_avoided_mg), t('impact.co2e')),
       kpi(formatNumber(org.totals.emails_avoided), t('impact.emails')),
-      kpi(formatNumber(org.totals.messages), t('impact.messages'))),
+      kpi(formatNumber(org.totals.messages), t('impact.messages')),
+      // Files are a cost, not a saving: their footprint is shown apart from what was avoided.
+      kpi(formatSize(org.storage.bytes_in_use), t('impact.storage')),
+      kpi(formatMass(org.storage.co2e_mg_per_month), t('impact.storage_co2e'))),
     barChart({
       title: t('impact.org_chart'),
       series: [t('impact.co2e_series')],
