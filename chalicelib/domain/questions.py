@@ -18,6 +18,9 @@ MAX_SEALED = 12_000  # characters of one sealed box (b64url): MAX_TEXT of 4-byte
 #: All of a question's boxes together: one stored item stays well under the store's 400 KB.
 MAX_SEALED_TOTAL = 300_000
 QUESTIONS_PER_HOUR = 5  # per follower device: a town hall's inbox is not a script's target
+#: Per public tribe, from all its followers: anyone with the poster can join again with fresh keys,
+#: so the per-device limit alone does not bound what the managers' inbox receives.
+TRIBE_QUESTIONS_PER_HOUR = 60
 
 
 class Answer(BaseModel):

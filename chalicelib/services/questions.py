@@ -23,6 +23,7 @@ from chalicelib.domain.questions import (
     MAX_SEALED,
     MAX_SEALED_TOTAL,
     QUESTIONS_PER_HOUR,
+    TRIBE_QUESTIONS_PER_HOUR,
     Answer,
     Question,
 )
@@ -70,10 +71,7 @@ class QuestionService:
                 f"a question's sealed copies may take {MAX_SEALED_TOTAL} characters in all: shorten it"
             )
         now = self._clock.now()
-        if self._questions.count_asked(who.device_id, now // 3600) > QUESTIONS_PER_HOUR:
-            raise TooManyRequests(
-                f"at most {QUESTIONS_PER_HOUR} questions an hour from one device; try again later"
-            )
+        self._count(who.device_id, channel_id, now // 3600)
         question = Question(
             question_id=question_id,
             org_id=who.org_id,
@@ -86,6 +84,18 @@ class QuestionService:
         )
         self._questions.save(question)
         return question.shown_to(who.device_id)
+
+    def _count(self, device_id: str, channel_id: str, hour: int) -> None:
+        """One more question this hour from the device, then to the tribe: 429 past either."""
+        if self._questions.count_asked(device_id, hour) > QUESTIONS_PER_HOUR:
+            raise TooManyRequests(
+                f"at most {QUESTIONS_PER_HOUR} questions an hour from one device; try again later"
+            )
+        if self._questions.count_asked(channel_id, hour) > TRIBE_QUESTIONS_PER_HOUR:
+            raise TooManyRequests(
+                f"this tribe's managers received {TRIBE_QUESTIONS_PER_HOUR} questions this hour, "
+                "as many as they take: try again in the next hour"
+            )
 
     def list(self, who: Principal, channel_id: str, cursor: str | None) -> dict[str, Any]:
         """The tribe's questions for its managers; a follower's own questions for them."""

@@ -120,6 +120,25 @@ def test_questions_are_rate_limited_per_follower_device_and_checked(
     assert unknown.status == 404
 
 
+def test_followers_joining_again_with_fresh_keys_cannot_flood_the_managers_inbox(
+    people: People, api: SignedApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-device limit is bypassed by joining again from the poster with new keys: the
+    tribe's own hourly count bounds what its managers receive, whoever asks."""
+    monkeypatch.setattr(questions_service, "TRIBE_QUESTIONS_PER_HOUR", 3)
+    cid, _, _, lea = town(people, api, tmp_path)
+    url = public_tribe_url(people, cid)
+    lea.ask(cid, "Première")
+    for n in range(2):  # the same person, joining again under new keys each time
+        follow(api, url, tmp_path / f"again-{n}", "Léa").ask(cid, f"Encore {n}")
+    with pytest.raises(ApiError) as flooded:
+        follow(api, url, tmp_path / "again-3", "Léa").ask(cid, "Et encore")
+    assert flooded.value.status == 429 and "this tribe's managers" in flooded.value.message
+    assert len(people.owner.questions(cid)) == 3  # the refused one was not kept
+    api.clock.advance(3600)
+    lea.ask(cid, "Une heure après")  # the next hour's count starts again
+
+
 def public_tribe_url(people: People, cid: str) -> str:
     return str(people.owner.profile.join_links()[cid])
 

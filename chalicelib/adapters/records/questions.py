@@ -1,6 +1,6 @@
 """Questions to the town hall (docs/protocol.md, section 20): ``CHAN#c / QUESTION#q``, one item
 each (its sealed boxes and answer), expiring with the tribe's retention; a follower device's
-hourly count is ``QRATE#d / H#hour``, expiring after the hour."""
+hourly count is ``QRATE#d / H#hour`` and the tribe's ``QRATE#c / H#hour``, expiring after the hour."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ class QuestionRecords:
         )
         return [Question.model_validate(i) for i in found.items], found.cursor
 
-    def count_asked(self, device_id: str, hour: int) -> int:
-        """This device's questions this hour (atomic ADD; the counter expires after the hour)."""
-        return self._store.increment(
-            f"QRATE#{device_id}", f"H#{hour}", "asked", 1, expires_at=(hour + 2) * 3600
-        )
+    def count_asked(self, asked_of: str, hour: int) -> int:
+        """Questions this hour from a device, or to a tribe (by its id): an atomic ADD on a
+        counter that expires after the hour."""
+        expires_at = (hour + 2) * 3600
+        return self._store.increment(f"QRATE#{asked_of}", f"H#{hour}", "asked", 1, expires_at=expires_at)
