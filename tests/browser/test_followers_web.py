@@ -25,6 +25,24 @@ def members_panel(owner: Page) -> None:
     expect(owner.get_by_role("heading", name="Canal public")).to_be_visible()
 
 
+def poster_matches_the_screen(owner: Any) -> None:
+    """The A4 poster, made in the browser as the CLI makes it: the names, and the very code on the
+    screen drawn 150 mm wide, 30 mm from each side and 75 mm from the top."""
+    link = owner.get_by_role("link", name=re.compile(r"^Télécharger l.affiche A4 \(SVG\)$"))
+    expect(link).to_have_attribute("download", f"{TRIBE} - affiche A4.svg")
+    with owner.expect_download() as download:
+        link.click()
+    poster = Path(download.value.path()).read_text(encoding="utf-8")
+    assert 'width="210mm" height="297mm" viewBox="0 0 210 297"' in poster
+    org_name = owner.locator(".org-name").first.inner_text()
+    assert org_name and f'font-weight="bold">{org_name}<' in poster
+    assert f">{TRIBE}<" in poster and "Scannez pour suivre" in poster
+    on_screen = owner.locator(".public-link svg.qr")
+    size = int(on_screen.get_attribute("viewBox").split()[2])
+    drawn = on_screen.locator("path").get_attribute("d")
+    assert f'transform="translate(30 75) scale({150 / size:.6f})"' in poster and f'd="{drawn}"' in poster
+
+
 def test_a_tribe_made_public_in_the_browser_reaches_its_followers(
     web_server: Server, new_context: Callable[..., Any], cli: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -44,6 +62,7 @@ def test_a_tribe_made_public_in_the_browser_reaches_its_followers(
     expect(owner.get_by_role("link", name="Télécharger le QR code (SVG)")).to_have_attribute(
         "download", re.compile(r"\.svg$")
     )
+    poster_matches_the_screen(owner)
     expect(owner.locator(".public-followers")).to_have_text("0 abonné")
 
     follower = str(tmp_path / "lea")

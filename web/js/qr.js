@@ -4,19 +4,30 @@
 import qrcode from '../vendor/qrcode.mjs';
 import { svg } from './dom.js';
 
-export function qrSvg(text, label) {
+/** A quiet zone of four modules, as the standard asks. */
+export const QUIET = 4;
+
+/**
+ * The code's size in modules (quiet zone included) and an SVG path of its dark modules, one unit
+ * per module: drawn on screen here, and 150 mm wide on the A4 poster (poster.js).
+ * @param {string} text
+ */
+export function qrPath(text) {
   const qr = qrcode(0, 'M');
   qr.addData(text);
   qr.make();
   const count = qr.getModuleCount();
-  const quiet = 4;
-  const size = count + quiet * 2;
   let path = '';
   for (let row = 0; row < count; row += 1) {
     for (let col = 0; col < count; col += 1) {
-      if (qr.isDark(row, col)) path += `M${col + quiet} ${row + quiet}h1v1h-1z`;
+      if (qr.isDark(row, col)) path += `M${col + QUIET} ${row + QUIET}h1v1h-1z`;
     }
   }
+  return { size: count + QUIET * 2, path };
+}
+
+export function qrSvg(text, label) {
+  const { size, path } = qrPath(text);
   return svg(
     'svg',
     { viewBox: `0 0 ${size} ${size}`, class: 'qr', role: 'img', 'aria-label': label, 'shape-rendering': 'crispEdges' },

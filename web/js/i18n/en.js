@@ -521,6 +521,7 @@ export default {
   'public.link': 'Follow link',
   'public.qr_label': 'QR code to follow {channel}',
   'public.download_qr': 'Download the QR code (SVG)',
+  'public.download_poster': 'Download the A4 poster (SVG)',
   // files (docs/protocol.md, 18)
   'file.attach': 'Attach',
   'file.remove': 'Remove',

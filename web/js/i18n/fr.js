@@ -521,6 +521,7 @@ export default {
   'public.link': "Lien d'abonnement",
   'public.qr_label': "QR code d'abonnement à {channel}",
   'public.download_qr': 'Télécharger le QR code (SVG)',
+  'public.download_poster': 'Télécharger l’affiche A4 (SVG)',
   // files (docs/protocol.md, 18)
   'file.attach': 'Joindre',
   'file.remove': 'Retirer',

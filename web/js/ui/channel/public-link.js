@@ -5,6 +5,7 @@
 import { h, field, replace } from '../../dom.js';
 import { formatDate, t } from '../../i18n.js';
 import { qrSvg } from '../../qr.js';
+import { posterSvg } from '../../poster.js';
 
 /** @typedef {import('./context.js').ChannelContext} ChannelContext */
 
@@ -74,11 +75,13 @@ function linkView(ctx, url) {
   const code = qrSvg(url, t('public.qr_label', { channel: name }));
   const file = new Blob([new XMLSerializer().serializeToString(code)], { type: 'image/svg+xml' });
   const download = h('a', { class: 'button small', href: URL.createObjectURL(file), download: `${name} - QR.svg` }, t('public.download_qr'));
+  const poster = new Blob([posterSvg(ctx.app.device.org_name || '', name, url)], { type: 'image/svg+xml' });
+  const print = h('a', { class: 'button small', href: URL.createObjectURL(poster), download: `${name} - affiche A4.svg` }, t('public.download_poster'));
   const link = h('input', { type: 'text', readOnly: true, value: url, class: 'mono', id: 'join-url' });
   return h('div', { class: 'invitation-grid' },
     h('div', { class: 'qr-box' }, code),
     h('div', { class: 'stack' },
       h('p', null, t('public.scan')),
       field(t('public.link'), link),
-      h('div', { class: 'actions' }, download)));
+      h('div', { class: 'actions' }, print, download)));
 }
