@@ -145,6 +145,13 @@ def test_a_guest_is_billed_once_to_the_inviting_organisation(
     assert other_plan["month_to_date"]["billable_users"] == 1
     roles = {m["member_id"]: m["role"] for m in owner.client.request("GET", "/members")["members"]}
     assert roles[guest["member_id"]] == "guest"
+    api.clock.advance(40 * 86400)
+    run = api.call("POST", "/billing/run", {}, signer=operator)
+    assert run.status == 200, run.body
+    invoice = owner.client.request("GET", f"/invoices/{run.body['month']}")
+    assert [line["quantity"] for line in invoice["lines"]] == [2]  # the owner and the guest
+    theirs = api.call("GET", f"/invoices/{run.body['month']}", signer=other_keys).body
+    assert [line["quantity"] for line in theirs["lines"]] == [1]
 
 
 # -- a malicious server (docs/protocol.md, 21.3) ---------------------------------------------------
