@@ -224,3 +224,31 @@ def test_signed_role_changes_across_the_guest_line_are_ignored(
     people.owner.send_text(cid, "toujours membre")
     assert "membership_invalid" in {w["code"] for w in people.owner.trust.take_warnings()}
     assert gus.trust.view(refresh=True).role(people.info["gus"]["member_id"]) == "guest"
+
+
+def test_an_emailed_guest_is_endorsed_as_a_guest_and_stays_one(
+    people: People, api: SignedApi, container: Any
+) -> None:
+    """By e-mail there is no ticket: the admin's endorsement is the first signed role and fixes
+    the side; a later statement making them a member is refused (403) or, stored anyway, ignored."""
+    invitation = people.owner.trust.invite("Paul", role="guest", email="paul@example.org")
+    keys, reply = api.activate(invitation["activation_code"], "Paul")
+    assert reply.status == 201 and reply.body["role"] == "guest"
+    paul_id = reply.body["member_id"]
+    assert people.owner.trust.view(refresh=True).role(paul_id) is None  # vouched by the server only
+    assert people.owner.trust.endorse(paul_id)["role"] == "guest"
+    assert people.owner.trust.view(refresh=True).role(paul_id) == "guest"
+    with pytest.raises(ApiError) as refused:
+        people.owner.trust.set_role(paul_id, "member")
+    assert refused.value.status == 403
+    owner = people.keys["owner"]
+    entry = api.member_row(owner, paul_id)
+    later = role_statement(owner.signing, owner.device_id, entry, "member", 2, api.clock.now())
+    members = MemberRecords(container.store)
+    row = members.get(reply.body["org_id"], paul_id)
+    assert row is not None
+    members.save(
+        row.model_copy(update={"role": Role.MEMBER, "role_statements": (*row.role_statements, later)})
+    )
+    assert people.owner.trust.view(refresh=True).role(paul_id) == "guest"
+    assert messenger_for(api, keys, people.tmp / "paul", reply.body).channels() == []
