@@ -252,3 +252,25 @@ def test_an_emailed_guest_is_endorsed_as_a_guest_and_stays_one(
     )
     assert people.owner.trust.view(refresh=True).role(paul_id) == "guest"
     assert messenger_for(api, keys, people.tmp / "paul", reply.body).channels() == []
+
+
+def test_a_guest_gets_403_on_every_admin_route(site: tuple[People, Any, str], api: SignedApi) -> None:
+    people, _, cid = site
+    keys = people.keys["gus"]
+    bob_id = people.info["bob"]["member_id"]
+    for method, path, body in [
+        ("GET", "/plan", None),
+        ("GET", "/audit", None),
+        ("GET", "/invoices", None),
+        ("GET", "/report", None),
+        ("GET", "/impact/org", None),
+        ("GET", "/files/usage", None),
+        ("PUT", "/org", {"name": "Chez Gus"}),
+        ("PUT", "/retention", {"duration": "7d"}),
+        ("PUT", f"/channels/{cid}/retention", {"duration": "7d"}),
+        ("PUT", f"/channels/{cid}", {"name": "Renommé"}),
+        ("DELETE", f"/members/{bob_id}", None),
+    ]:
+        reply = api.call(method, path, body, signer=keys)
+        assert reply.status == 403, (method, path, reply.body)
+        assert reply.body["error"] == "forbidden" and reply.body["message"], reply.body
