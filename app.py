@@ -63,7 +63,7 @@ app.api.cors = CORSConfig(
 )
 app.register_middleware(request_scope, "http")
 
-ROLES_TO_INVITE = (Role.MEMBER, Role.ADMIN)
+ROLES_TO_INVITE = (Role.MEMBER, Role.ADMIN, Role.GUEST)
 # The SQS queue large tribes fan out through; its name is fixed when the app is packaged.
 FANOUT_QUEUE = os.environ.get("BOCAGE_FANOUT_QUEUE", "bocage-fanout")
 
@@ -132,8 +132,9 @@ def link_device(ctx: ApiContext) -> dict[str, Any]:
 @app.route("/members", methods=["GET"])
 @endpoint("MembersAnswer", query=("cursor", "limit"), followers=True)
 def list_members(ctx: ApiContext) -> dict[str, Any]:
-    """Every member and device; to a follower only their tribes' members and certifiers."""
-    if ctx.principal.role.is_follower:
+    """Every member and device; to a follower or a guest only the members of their channels and
+    their certifiers (no directory)."""
+    if ctx.principal.role.is_follower or ctx.principal.role.is_guest:
         return ctx.container.followers.visible_members(ctx.principal).public()
     page = ctx.container.orgs.list_members(
         ctx.principal, cursor=ctx.query_str("cursor"), limit=ctx.query_int("limit", 100)

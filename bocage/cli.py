@@ -161,7 +161,7 @@ def register_identity(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     invite = sub.add_parser("invite", parents=[common], help="invite a person (admins)")
     invite.add_argument("--name", required=True)
     invite.add_argument("--email", default=None)
-    invite.add_argument("--role", choices=["member", "admin"], default="member")
+    invite.add_argument("--role", choices=["member", "admin", "guest"], default="member")
     invite.add_argument("--qr", default=None, help="write the activation QR code to FILE.png or FILE.svg")
     invite.set_defaults(func=cmd_invite)
 
@@ -180,7 +180,7 @@ def register_identity(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 
     role = sub.add_parser("role", parents=[common], help="set a member's role (admins)")
     role.add_argument("member")
-    role.add_argument("role", choices=["member", "admin", "owner"])
+    role.add_argument("role", choices=["guest", "member", "admin", "owner"])
     role.set_defaults(func=cmd_role)
 
     whoami = sub.add_parser("whoami", parents=[common], help="this device, its member and organisation")

@@ -40,7 +40,8 @@ __all__ = ["TrustView", "TrustWarning", "sign_statement", "verify_statement"]
 MAX_DEPTH = 16
 FOREVER = 2**53
 ADMIN_ROLES = ("admin", "owner")
-_GRANTS = {"admin": ("member", "admin"), "owner": ("member", "admin", "owner")}
+_GRANTS = {"admin": ("guest", "member", "admin"), "owner": ("guest", "member", "admin", "owner")}
+GUEST = "guest"
 
 
 @dataclass(frozen=True)
@@ -260,6 +261,7 @@ class TrustView:
                 valid.append(self._role_statement(raw, trust, depth))
             except _Untrusted:
                 continue
+        valid = _same_side(valid, trust.base_role)
         self._roles_memo[trust.member_id] = valid
         return valid
 
@@ -429,6 +431,20 @@ class TrustView:
 
     def may_join(self, member_id: str) -> bool:
         return self._role_at(member_id, FOREVER, 0) is not None and self.removed_at(member_id) is None
+
+
+def _same_side(statements: list[dict[str, Any]], base_role: str | None) -> list[dict[str, Any]]:
+    """A guest stays a guest and a member never becomes one (docs/protocol.md, 21): the role the
+    invitation's ticket signed, or for an e-mail invitee their first role statement, fixes the
+    side; a later statement across it is ignored, whoever signed it."""
+    side = None if base_role is None else base_role == GUEST
+    kept = []
+    for statement in sorted(statements, key=lambda s: (int(s["serial"]), statement_hash(s))):
+        if side is None:
+            side = statement["role"] == GUEST
+        if (statement["role"] == GUEST) == side:
+            kept.append(statement)
+    return kept
 
 
 def _ranks_before(statement: Mapping[str, Any], best: Mapping[str, Any]) -> bool:

@@ -210,6 +210,8 @@ class Trust:
             "certified": view.certified(member_id),
             "verified": self.state.verified.get(member_id) == view.identity_key(member_id),
             "vouched_by_server_only": view.vouched_only(member_id),
+            # The role the signed ticket and role statements give (13.8), not the server's `role`.
+            "certified_role": view.role(member_id),
         }
 
     def recipients(

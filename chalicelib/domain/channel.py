@@ -8,7 +8,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.domain.envelope import AUDIENCE_KINDS, Kind
-from chalicelib.domain.organisation import Role
+from chalicelib.domain.organisation import Role, require_not_guest
 from chalicelib.errors import Forbidden
 
 
@@ -51,7 +51,9 @@ class ChannelMember(BaseModel):
 
 
 def require_may_create(kind: ChannelKind, org_role: Role) -> None:
-    """Anyone starts a group; a tribe speaks for the organisation, so admins create those."""
+    """Anyone but a guest starts a group; a tribe speaks for the organisation, so admins create
+    those; a guest talks only where they were added (docs/protocol.md, 21)."""
+    require_not_guest(org_role, "talks in the channels they were added to and creates none")
     if kind is ChannelKind.TRIBE and not org_role.is_admin:
         raise Forbidden("only the organisation's admins create tribes")
 
@@ -70,6 +72,13 @@ def require_may_manage(org_role: Role, membership: ChannelMember | None) -> None
         return
     if membership is None or membership.role is not ChannelRole.AUTHOR:
         raise Forbidden("only the channel's authors and the organisation's admins manage this channel")
+
+
+def require_may_hold(channel: Channel, member_role: Role, channel_role: ChannelRole) -> None:
+    """A guest is never a channel's author (docs/protocol.md, 21): authors manage the channel,
+    post for a tribe and add people, which a guest, who sees no directory, does not do."""
+    if channel_role is ChannelRole.AUTHOR and channel.kind is not ChannelKind.DIRECT:
+        require_not_guest(member_role, "is never a channel's author: add them as a member")
 
 
 def require_may_send(channel: Channel, membership: ChannelMember | None, kind: Kind) -> None:

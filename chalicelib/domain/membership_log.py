@@ -23,6 +23,7 @@ from chalicelib.domain.statements import (
 )
 
 ADMIN_ROLES = ("admin", "owner")
+GUEST = "guest"
 DIRECT = "direct"
 
 
@@ -96,6 +97,8 @@ def create(entry: Mapping[str, Any], authority: Authority) -> LogState:
     signer = _signer(checked, authority)
     if signer != checked["member_id"]:
         raise LogError("a channel's creator signs its creation")
+    if authority.org_role(signer, checked["issued_at"]) == GUEST:
+        raise LogError("a guest creates no channel (section 21)")
     if checked["kind"] == "tribe" and authority.org_role(signer, checked["issued_at"]) not in ADMIN_ROLES:
         raise LogError("only the organisation's admins create tribes")
     return LogState(
@@ -156,6 +159,7 @@ def _apply(
     manager = members.get(signer) == "author" or authority.org_role(signer, entry["issued_at"]) in ADMIN_ROLES
     if not manager:
         raise LogError(f"entry {entry['seq']}: {signer} may not manage this channel")
+    _check_not_guest_author(entry, state, authority)
     if op == "add":
         if target in members or role is None or not authority.may_join(target):
             raise LogError(f"entry {entry['seq']}: {target} cannot be added")
@@ -170,6 +174,16 @@ def _apply(
         del members[target]
     else:
         raise LogError(f"entry {entry['seq']}: a channel is created once")
+
+
+def _check_not_guest_author(entry: dict[str, Any], state: LogState, authority: Authority) -> None:
+    """A guest is never a channel's author (section 21): they add nobody and post for no tribe."""
+    if (
+        entry["role"] == "author"
+        and state.kind != DIRECT
+        and authority.org_role(entry["member_id"], entry["issued_at"]) == GUEST
+    ):
+        raise LogError(f"entry {entry['seq']}: a guest is never a channel's author (section 21)")
 
 
 def _shape(entry: Mapping[str, Any]) -> dict[str, Any]:

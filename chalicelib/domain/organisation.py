@@ -23,14 +23,21 @@ class Role(StrEnum):
     # Reads an organisation's public tribes, reacts and votes there; never a member
     # (docs/protocol.md, section 16): not billed, not listed, certified by a join link.
     FOLLOWER = "follower"
+    # Someone from outside (a contractor on one site): a billed member who sees only the
+    # channels they are added to, no directory, and stays a guest (docs/protocol.md, 21).
+    GUEST = "guest"
 
     @property
     def rank(self) -> int:
-        return {Role.FOLLOWER: -1, Role.MEMBER: 0, Role.ADMIN: 1, Role.OWNER: 2}[self]
+        return {Role.FOLLOWER: -2, Role.GUEST: -1, Role.MEMBER: 0, Role.ADMIN: 1, Role.OWNER: 2}[self]
 
     @property
     def is_follower(self) -> bool:
         return self is Role.FOLLOWER
+
+    @property
+    def is_guest(self) -> bool:
+        return self is Role.GUEST
 
     @property
     def is_admin(self) -> bool:
@@ -158,3 +165,18 @@ def require_may_grant(actor: Role, granted: Role) -> None:
     require_admin(actor)
     if granted is Role.OWNER and actor is not Role.OWNER:
         raise Forbidden("only an owner may make someone an owner")
+
+
+def require_same_side(current: Role, granted: Role) -> None:
+    """A guest stays a guest and a member never becomes one (docs/protocol.md, 21): the role
+    their invitation signed says which people an organisation let in from outside."""
+    if current.is_guest and not granted.is_guest:
+        raise Forbidden("a guest stays a guest: invite them again as a member")
+    if granted.is_guest and not current.is_guest:
+        raise Forbidden("a member cannot be made a guest: remove them and invite them as a guest")
+
+
+def require_not_guest(role: Role, what: str) -> None:
+    """Refuse a guest what only the organisation's own people do (docs/protocol.md, 21)."""
+    if role.is_guest:
+        raise Forbidden(f"a guest {what}")

@@ -35,7 +35,7 @@ KEY_BYTES = 32
 HASH_CHARS = 43  # b64url of a SHA-256 digest
 V1_MESSAGE = "this client speaks protocol v1: update it"
 
-_ORG_ROLES = ("owner", "admin", "member")
+_ORG_ROLES = ("owner", "admin", "member", "guest")
 _CHANNEL_ROLES = ("author", "member")
 
 

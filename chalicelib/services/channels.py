@@ -21,6 +21,7 @@ from chalicelib.domain.channel import (
     ChannelRole,
     require_may_change_members,
     require_may_create,
+    require_may_hold,
     require_may_manage,
 )
 from chalicelib.domain.direct import direct_channel_id
@@ -179,6 +180,7 @@ class ChannelService:
         found = self._found_direct(who, peer, channel_id)
         if found is not None:
             return found
+        require_may_create(ChannelKind.DIRECT, who.role)  # a member opens one with a guest
         if not peer.is_active:
             raise Conflict(f"{peer.display_name} has not activated a device yet, or was removed")
         creation, addition = _direct_entries(entries, channel_id, who, member_id)
@@ -293,6 +295,7 @@ class ChannelService:
         require_may_manage(who.role, access.membership)
         current = self.membership(channel_id, member_id)
         member = self._orgs.member(who.org_id, member_id)
+        require_may_hold(access.channel, member.role, role)
         if current is None and not member.is_active:
             raise Conflict(f"{member.display_name} has not activated a device yet, or was removed")
         op: Literal["add", "role"] = "role" if current else "add"

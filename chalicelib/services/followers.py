@@ -253,12 +253,15 @@ class FollowerService:
     # -- what a follower may see of the organisation --------------------------------------------
 
     def visible_members(self, who: Principal) -> MemberPage:
-        """``GET /members`` for a follower: no directory, only the members of their tribes and
-        those whose statements certify them (up to the root), so their device can verify who
-        posts (docs/protocol.md, 16.4)."""
-        wanted: list[str] = []
+        """``GET /members`` for a follower or a guest: no directory, only the members of their
+        channels, those who signed those channels' membership logs, and those whose statements
+        certify them (up to the root), so their device can verify who posts (docs/protocol.md,
+        16.3 and 21)."""
+        wanted: list[str] = [who.member_id]
         for channel_id in self._channels.channel_ids_of(who.member_id):
             wanted += self._channels.member_ids(channel_id)
+            log = self._channels.membership_log(who, channel_id, 0, MAX_VISIBLE)
+            wanted += self._signers_of(*log["entries"])
             link = self._links.of_channel(channel_id)
             if link is not None:
                 wanted += self._signers_of({"by_device": link.ticket["issuer_device"]})

@@ -32,6 +32,7 @@ from chalicelib.domain.organisation import (
     require_admin,
     require_may_grant,
     require_may_manage,
+    require_same_side,
 )
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import check_days
@@ -40,7 +41,7 @@ from chalicelib.ports import Clock, Store
 from chalicelib.services.event_bus import EventBus
 
 MAX_PAGE = 200
-MEMBER_ROLES = (Role.OWNER, Role.ADMIN, Role.MEMBER)  # what a role statement may grant
+MEMBER_ROLES = (Role.OWNER, Role.ADMIN, Role.MEMBER, Role.GUEST)  # what a role statement may grant
 LAST_OWNER = "an organisation keeps at least one owner"
 
 
@@ -240,6 +241,7 @@ class OrganisationService:
         target = self.member(who.org_id, member_id)
         require_may_manage(who.role, target.role)
         require_may_grant(who.role, role)
+        require_same_side(target.role, role)
         if target.status is MemberStatus.REMOVED:
             raise Conflict("this member has been removed")
         if _is_owner(target) and role is not Role.OWNER and self._start_owner_count(who.org_id) <= 1:

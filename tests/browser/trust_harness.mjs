@@ -129,7 +129,8 @@ const commands = {
       out.senders.push(sender.member_id);
       if (sender.warning) out.warnings.push(sender.warning);
     }
-    return { ...out, codes: [...new Set(out.warnings.map((w) => w.code))].sort() };
+    const roles = Object.fromEntries([...trust.members.keys()].map((id) => [id, trust.role(id)]));
+    return { ...out, roles, codes: [...new Set(out.warnings.map((w) => w.code))].sort() };
   },
   async sender(args) {
     const trust = await view(args);

@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 
 from tests.browser.test_trust_compat import run_js
+from tests.integration import test_guests as guest_cases
 from tests.integration import test_malicious_server as cases
 
 group = cases.group  # the cases' fixture: a group of the owner and Bob, keys distributed
+site = guest_cases.site  # the guests' fixture: the owner's group with Bob and Gus, a guest
 
 
 def decide(messenger: Any, cid: str, *, fresh: bool = False, messages: bool = False) -> dict[str, Any]:
@@ -130,3 +132,24 @@ def test_the_web_client_shows_the_certified_sender(attacked: dict[str, Any]) -> 
     decision = decide(bob, cid, messages=True)
     assert decision["senders"] == [people.info["owner"]["member_id"]]
     assert "forged_sender" in decision["codes"]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        guest_cases.test_a_guest_the_server_makes_admin_adds_nobody,
+        guest_cases.test_signed_role_changes_across_the_guest_line_are_ignored,
+    ],
+)
+def test_the_web_client_keeps_a_guest_a_guest(
+    case: Callable[..., None], site: Any, container: Any, api: Any, operator: Any
+) -> None:
+    """docs/protocol.md 21.3: whatever the server's records and stored statements say, the web
+    client reads the signed role as Python does and refuses the same entries."""
+    people, _, cid = site
+    _run(case, {"site": site, "container": container, "api": api, "operator": operator})
+    decision = decide(people.owner, cid, fresh=True)
+    assert decision["roles"][people.info["gus"]["member_id"]] == "guest"
+    assert decision["roles"][people.info["bob"]["member_id"]] == "member"
+    assert "membership_invalid" in decision["codes"]
+    assert decision["recipients"] == sealed_by_python(people, container, cid)

@@ -150,4 +150,5 @@ def test_an_admin_who_joins_a_group_shows_as_a_signed_event(people: People, api:
         "certified": True,
         "verified": False,
         "vouched_by_server_only": False,
+        "certified_role": "owner",
     }

@@ -37,6 +37,11 @@ export const app = {
     return (this.messenger?.device.role || this.device?.role) === 'follower';
   },
 
+  /** A guest (docs/protocol.md, 21): the channels they were added to; no directory, no new channel. */
+  isGuest() {
+    return (this.messenger?.device.role || this.device?.role) === 'guest';
+  },
+
   navigate(hash) {
     if (location.hash === hash) render();
     else location.hash = hash;

@@ -26,8 +26,9 @@ const KEY_CHARS = 43;
 const FOREVER = 2 ** 53;
 const ADMIN_ROLES = ['admin', 'owner'];
 /** @type {Record<string, string[]>} */
-const GRANTS = { admin: ['member', 'admin'], owner: ['member', 'admin', 'owner'] };
-const ORG_ROLES = ['owner', 'admin', 'member'];
+const GRANTS = { admin: ['guest', 'member', 'admin'], owner: ['guest', 'member', 'admin', 'owner'] };
+const GUEST = 'guest';
+const ORG_ROLES = ['owner', 'admin', 'member', 'guest'];
 const SAFETY_LABEL = 'bocage/safety/v2';
 const VERIFY_PREFIX = 'bocage-verify:v2:';
 
@@ -668,8 +669,22 @@ export class TrustView {
         if (!(err instanceof Untrusted)) throw err;
       }
     }
-    this.rolesMemo.set(trust.member_id, valid);
-    return valid;
+    const kept = this.sameSide(valid, trust.base_role);
+    this.rolesMemo.set(trust.member_id, kept);
+    return kept;
+  }
+
+  /** A guest stays a guest and a member never becomes one (protocol section 21): the ticket's
+   * role, or an e-mail invitee's first role statement, fixes the side; a later statement across
+   * it is ignored, whoever signed it. */
+  sameSide(statements, baseRole) {
+    const hash = (s) => this.derived.hashes.get(canonical(s)) || '';
+    const ordered = [...statements].sort((a, b) => a.serial - b.serial || (hash(a) < hash(b) ? -1 : hash(a) > hash(b) ? 1 : 0));
+    let side = baseRole === null ? null : baseRole === GUEST;
+    return ordered.filter((statement) => {
+      if (side === null) side = statement.role === GUEST;
+      return (statement.role === GUEST) === side;
+    });
   }
 
   roleStatement(raw, trust, depth) {

@@ -9,6 +9,7 @@ import { FOLLOWER_CERT, MEMBERSHIP, StatementError, checkShape, prewarm, signSee
 import { base32Lower, randomBytes, sha256, utf8 } from './wire.js';
 
 const ADMIN_ROLES = ['admin', 'owner'];
+const GUEST = 'guest';
 const DIRECT_PURPOSE = 'bocage/direct/v2';
 
 /** An entry that does not extend the log: unsigned, unchained or unauthorised. */
@@ -51,6 +52,7 @@ export async function create(entry, authority) {
   if (e.role !== 'author' || e.kind === null) throw new LogError('the creation names the kind and makes its creator an author');
   const signer = signerOf(e, authority);
   if (signer !== e.member_id) throw new LogError("a channel's creator signs its creation");
+  if (authority.orgRole(signer, e.issued_at) === GUEST) throw new LogError('a guest creates no channel (section 21)');
   if (e.kind === 'tribe' && !ADMIN_ROLES.includes(authority.orgRole(signer, e.issued_at) || '')) {
     throw new LogError("only the organisation's admins create tribes");
   }
@@ -66,7 +68,7 @@ export async function extend(state, entry, authority) {
   const signer = signerOf(e, authority);
   const members = { ...state.members };
   if (state.kind === 'direct') await checkDirect(e, signer, state);
-  apply(e, signer, members, authority);
+  apply(e, signer, members, state, authority);
   return { ...state, members, seq: e.seq, head: await statementHash(e) };
 }
 
@@ -91,7 +93,7 @@ async function checkDirect(entry, signer, state) {
   }
 }
 
-function apply(entry, signer, members, authority) {
+function apply(entry, signer, members, state, authority) {
   const { op, member_id: target, role, seq } = entry;
   if (op === 'leave') {
     if (signer !== target || !(target in members) || role !== null) {
@@ -102,6 +104,9 @@ function apply(entry, signer, members, authority) {
   }
   const manager = members[signer] === 'author' || ADMIN_ROLES.includes(authority.orgRole(signer, entry.issued_at) || '');
   if (!manager) throw new LogError(`entry ${seq}: ${signer} may not manage this channel`);
+  if (role === 'author' && state.kind !== 'direct' && authority.orgRole(target, entry.issued_at) === GUEST) {
+    throw new LogError(`entry ${seq}: a guest is never a channel's author (section 21)`);
+  }
   if (op === 'add') {
     if (target in members || role === null || !authority.mayJoin(target)) throw new LogError(`entry ${seq}: ${target} cannot be added`);
     members[target] = role;

@@ -13,6 +13,12 @@ const RETENTION_PRESETS = ['7d', '30d', '3m', '6m', '1y', '2y', '5y'];
 const DAYS = { d: 1, w: 7, m: 30, y: 365 };
 const toDays = (d) => Number(d.slice(0, -1)) * DAYS[d.slice(-1)];
 
+/** The roles a member's row offers: a guest stays a guest, a member never becomes one (protocol 21). */
+function rolesFor(role, myRole) {
+  if (role === 'guest') return ['guest'];
+  return ['member', 'admin', 'owner'].filter((r) => r !== 'owner' || myRole === 'owner' || role === 'owner');
+}
+
 function roleName(role) {
   return t(`role.${role}`);
 }
@@ -46,7 +52,7 @@ function failure(app, el, err) {
 
 async function inviteSection(app, body) {
   const name = h('input', { type: 'text', maxlength: 120, required: true, autocomplete: 'off' });
-  const role = h('select', null, h('option', { value: 'member' }, roleName('member')), h('option', { value: 'admin' }, roleName('admin')));
+  const role = h('select', null, ['member', 'admin', 'guest'].map((r) => h('option', { value: r }, roleName(r))));
   const email = h('input', { type: 'email', maxlength: 254, autocomplete: 'off' });
   const status = h('p', { class: 'form-status', role: 'alert' });
   const result = h('div', { class: 'invite-result' });
@@ -129,7 +135,7 @@ async function membersSection(app, body) {
   const rows = members.map((member) => {
     const isMe = member.member_id === m.memberId;
     const mayEdit = !isMe && member.status !== 'removed' && (myRole === 'owner' || member.role !== 'owner');
-    const roleSelect = h('select', { 'aria-label': t('members.role_of', { name: member.display_name }), disabled: !mayEdit, onChange: async (e) => {
+    const roleSelect = h('select', { 'aria-label': t('members.role_of', { name: member.display_name }), disabled: !mayEdit || member.role === 'guest', onChange: async (e) => {
       try {
         await m.setRole(member.member_id, e.target.value);
         app.toast(t('members.role_set', { name: member.display_name, role: roleName(e.target.value) }));
@@ -137,7 +143,7 @@ async function membersSection(app, body) {
         app.toast(app.errorText(err), 'error');
         e.target.value = member.role;
       }
-    } }, ['member', 'admin', 'owner'].filter((r) => r !== 'owner' || myRole === 'owner' || member.role === 'owner').map((r) => h('option', { value: r, selected: r === member.role }, roleName(r))));
+    } }, rolesFor(member.role, myRole).map((r) => h('option', { value: r, selected: r === member.role }, roleName(r))));
     const devices = member.devices.length
       ? h('ul', { class: 'device-list' }, member.devices.map((d) => h('li', { class: d.revoked_at ? 'revoked' : null },
           h('span', null, d.name || t('device.unnamed'), ' ', h('code', null, d.device_id), d.device_id === m.deviceId ? ` (${t('members.this_device')})` : ''),

@@ -261,6 +261,7 @@ export async function renderMessages(app, main, route) {
       t('channel.message_direct'),
     );
     // A follower (16.3): their town's public tribes only; no channel to create, no directory.
+    // A guest (21) neither: they talk where they were added.
     const follower = app.isFollower();
     const leave = follower ? h('a', { class: 'button small', href: '#/device' }, t('follower.leave')) : null;
     const directs = directing ? await directList(app).catch((err) => h('p', { class: 'form-status' }, app.errorText(err))) : null;
@@ -268,7 +269,7 @@ export async function renderMessages(app, main, route) {
     const previews = found ? null : await channelPreviews(app, previewCache).catch(() => new Map());
     replace(
       aside,
-      h('div', { class: 'pane-head' }, h(channelId ? 'h2' : 'h1', { id: 'channels-title' }, t('channels.title')), notifyButton(app, renderAside), follower ? leave : [newButton, directToggle]),
+      h('div', { class: 'pane-head' }, h(channelId ? 'h2' : 'h1', { id: 'channels-title' }, t('channels.title')), notifyButton(app, renderAside), follower ? leave : app.isGuest() ? null : [newButton, directToggle]),
       search.form, // kept, like the creation form: typing goes on while messages arrive
       directs,
       creating ? creationForm() : null, // a live update re-renders the list, not the form
