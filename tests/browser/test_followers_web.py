@@ -6,6 +6,7 @@ follower and seals the tribe's key to them), and a revoked link takes nobody mor
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,39 @@ def poster_matches_the_screen(owner: Any) -> None:
     size = int(on_screen.get_attribute("viewBox").split()[2])
     drawn = on_screen.locator("path").get_attribute("d")
     assert f'transform="translate(30 75) scale({150 / size:.6f})"' in poster and f'd="{drawn}"' in poster
+
+
+def forged_follower_writes_are_not_applied(
+    owner: Page, server: Server, follower: str, tribe: str, shown: list[dict[str, Any]]
+) -> None:
+    """A malicious server stores, under the follower's own genuine signature, a "delete for
+    everyone" of the mayor's post and a post of its own (the API refuses both), straight into its
+    database: the mayor's browser neither applies nor shows them, and flags the post (16.3)."""
+    from bocage.client.messenger import Messenger
+    from bocage.client.profile import Profile
+    from chalicelib.adapters.clocks import SystemClock
+    from chalicelib.adapters.records.messages import MessageRecords
+    from chalicelib.adapters.sqlite_store import SqliteStore
+    from chalicelib.domain.frames import StoredMessage
+
+    lea = Messenger(Profile(follower))
+    records = MessageRecords(SqliteStore(str(server.data / "bocage.sqlite3"), SystemClock()))
+    post = next(m for m in shown if m.get("text") == POST)
+    forged = [
+        ("delete", {"type": "delete", "target": post["message_id"]}, post["message_id"]),
+        ("message", {"type": "text", "text": "Annulé !"}, None),
+    ]
+    for seq, (kind, content, target) in enumerate(forged, start=max(m["seq"] for m in shown) + 1):
+        envelope = lea.seal(tribe, f"forged-{kind}-0001", content, kind, target)
+        now = int(time.time())
+        stamps = {"seq": seq, "sender_member": lea.trust.member_id, "stored_at": now}
+        records.add(
+            StoredMessage.model_validate({**envelope.model_dump(), **stamps, "expires_at": now + 86400})
+        )
+    owner.reload()
+    expect(owner.locator(".messages .msg").filter(has_text="Message signalé")).to_have_count(1)  # the post
+    expect(message(owner, POST)).to_be_visible()  # not deleted
+    expect(owner.get_by_text("Annulé !")).to_have_count(0)
 
 
 def test_a_tribe_made_public_in_the_browser_reaches_its_followers(
@@ -108,6 +142,8 @@ def test_a_tribe_made_public_in_the_browser_reaches_its_followers(
     wait_for(
         lambda: any(m["message_id"] == published and m["verified"] for m in read()), "the published answer"
     )
+
+    forged_follower_writes_are_not_applied(owner, web_server, follower, tribe, read())
 
     members_panel(owner)
     owner.get_by_role("button", name="Révoquer le lien").click()
