@@ -112,6 +112,8 @@ def build(
     objects = objects or build_objects(settings, clock)
     files = FileService(store, clock, objects, orgs, channels, messaging)
     files.subscribe(events)
+    mention_choices = MentionChoices(store, clock, orgs, channels)
+    mention_choices.subscribe(events)
     return Container(
         settings=settings,
         store=store,
@@ -135,7 +137,7 @@ def build(
         calls=CallService(settings, clock, orgs, channels, build_turn_secret(settings)),
         call_signalling=call_signalling,
         notifications=notifications,
-        mention_choices=MentionChoices(store, clock, orgs, channels),
+        mention_choices=mention_choices,
         objects=objects,
         files=files,
     )

@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.adapters.records.mention_choices import MentionChoiceRecords
+from chalicelib.domain.events import ChannelLeft, DeviceRevoked
 from chalicelib.domain.mentions_only import MentionChoice, check_choice
 from chalicelib.domain.principal import Principal
 from chalicelib.errors import Forbidden, NotFound
 from chalicelib.ports import Clock, Store
 from chalicelib.services.channels import ChannelService
+from chalicelib.services.event_bus import EventBus
 from chalicelib.services.organisations import OrganisationService
 
 
@@ -27,6 +29,24 @@ class MentionChoices:
         self._clock = clock
         self._orgs = orgs
         self._channels = channels
+
+    def subscribe(self, bus: EventBus) -> None:
+        bus.subscribe(ChannelLeft, self.member_left)
+        bus.subscribe(DeviceRevoked, self.device_revoked)
+
+    def member_left(self, event: ChannelLeft) -> None:
+        """A member out of the channel has no choice there any more (nor if they come back)."""
+        self._records.delete(event.channel_id, event.member_id)
+
+    def device_revoked(self, event: DeviceRevoked) -> None:
+        """A choice signed by a revoked device no longer verifies for senders, who would never
+        name its member: the server forgets it too, so the member is woken by every message
+        again (never silenced by a choice nobody can check) until they choose anew."""
+        device = event.device
+        for channel_id in self._channels.channel_ids_of(device.member_id):
+            kept = self._records.get(channel_id, device.member_id)
+            if kept is not None and kept.statement.get("by_device") == device.device_id:
+                self._records.delete(channel_id, device.member_id)
 
     def choose(self, who: Principal, channel_id: str, statement: object) -> MentionChoice:
         """A member's own choice, signed by the calling device; an older one than stored is

@@ -315,3 +315,21 @@ def test_a_server_dropping_notify_only_loses_a_notification(
     assert alice.service.received == []  # no push...
     [shown] = [m for m in messenger.read(alice.cid)["messages"] if m.get("text") == "@alice important"]
     assert shown["mentions"] == [alice_id(alice)]  # ...but the message and its mention are intact
+
+
+def test_revoking_the_signing_device_forgets_the_choice(
+    alice: Subscribed, group: tuple[str, Messenger]
+) -> None:
+    """A choice signed by a revoked device verifies for no sender, who would never name alice:
+    the server forgets it, and she is not left silenced by a choice nobody can check."""
+    quiet_alice(alice, group)
+    records = MentionChoiceRecords(alice.container.store)
+    assert records.mentions_only(alice.cid) == {alice_id(alice)}
+    assert alice.api.revoke(alice.people.keys["owner"], alice.people.keys["alice"].device_id).status == 200
+    assert records.of_channel(alice.cid) == []
+
+
+def test_leaving_the_channel_forgets_the_choice(alice: Subscribed, group: tuple[str, Messenger]) -> None:
+    quiet_alice(alice, group)
+    alice.people.owner.remove_member(alice.cid, alice_id(alice))
+    assert MentionChoiceRecords(alice.container.store).of_channel(alice.cid) == []

@@ -34,6 +34,13 @@ class MentionChoiceRecords:
             return True
         return False
 
+    def get(self, channel_id: str, member_id: str) -> MentionChoice | None:
+        item = self._store.get(*keys.mention_choice(channel_id, member_id))
+        return None if item is None else MentionChoice.model_validate(item)
+
+    def delete(self, channel_id: str, member_id: str) -> None:
+        self._store.delete(*keys.mention_choice(channel_id, member_id))
+
     def of_channel(self, channel_id: str, *, consistent: bool = True) -> list[MentionChoice]:
         prefix = keys.MENTION_CHOICE_PREFIX
         items = query_all(self._store, keys.channel_partition(channel_id), prefix, consistent=consistent)
