@@ -22,9 +22,11 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from bocage.client.api import BocageClient
+from bocage.client.profile import Profile
 from tests.browser.conftest import shoot, watch_console
 from tests.browser.test_pwa import NOTIFICATIONS_JS
-from tests.browser.test_web_app import activate, add_to_channel, create_channel, invite
+from tests.browser.test_web_app import activate, add_to_channel, create_channel, invite, message
 from tests.e2e.conftest import Server
 from tests.push_service import PushDevice, PushServiceStandIn, verify_vapid
 
@@ -211,4 +213,42 @@ def test_mentions_only_wakes_the_device_only_for_a_message_naming_its_member(
     cli("--profile", profile, "send", group_id, "@Maire Dupuis signez svp", "--mention", mayor)
     assert len(push_service.wait_for(2, timeout=10)) == 2
     assert json.loads(device.open(push_service.received[1].body)) == {"channel_id": group_id}
+
+    web_sender_names_a_mentions_only_member(page, push_server, push_service, cli, profile, group_id)
     assert not problems, problems
+
+
+def web_sender_names_a_mentions_only_member(
+    page: Any,
+    push_server: Server,
+    push_service: PushServiceStandIn,
+    cli: Callable[..., dict[str, Any]],
+    profile: str,
+    group_id: str,
+) -> None:
+    """The other way round: the CLI member chose "mentions only"; the browser's composer names
+    them in ``notify`` (over its WebSocket) only in the message that mentions them."""
+    agent = Profile(Path(profile))
+    agent_device = PushDevice()
+    client = BocageClient(push_server.url, device=agent.keys())
+    client.register_push(agent.info()["device_id"], agent_device.subscription(push_service.endpoint("agent")))
+    cli("--profile", profile, "notify", group_id, "--mentions-only")
+    page.goto(push_server.url + "/app/")
+    page.get_by_role("link", name=GROUP).click()
+    box = page.get_by_label("Votre message")
+    box.fill("Réunion demain")
+    box.press("Enter")
+    expect(message(page, "Réunion demain")).to_be_visible()
+    time.sleep(3)
+    assert push_service.to("agent") == []
+    box.press_sequentially("Merci @agent")
+    box.press("Enter")  # picks "@Agent Roux"
+    box.press_sequentially("pour le compte rendu")
+    box.press("Enter")
+    expect(message(page, "pour le compte rendu")).to_be_visible()
+    for _ in range(40):
+        if push_service.to("agent"):
+            break
+        time.sleep(0.25)
+    [woken] = push_service.to("agent")
+    assert json.loads(agent_device.open(woken.body)) == {"channel_id": group_id}
