@@ -129,6 +129,7 @@ def test_js_signs_every_worked_example_byte_for_byte() -> None:
         "removal": OWNER_DEVICE_SIGN,
         "op0": OWNER_DEVICE_SIGN,
         "op1": OWNER_DEVICE_SIGN,
+        "notify": INVITEE_DEVICE_SIGN,
     }
     names = list(VECTORS)
     signed = run_js(*({"op": "sign", "body": body(v[n]), "seed": b64e(seeds[n])} for n in names))
