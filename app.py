@@ -29,6 +29,7 @@ from chalicelib.api_schemas import (
     JoinBody,
     LinkBody,
     MembershipBody,
+    MentionChoiceBody,
     OrgNameBody,
     OrgPhotosBody,
     PilotEndBody,
@@ -243,7 +244,17 @@ def remove_channel_member(ctx: ApiContext, channel_id: str, member_id: str) -> d
 @app.route("/channels/{channel_id}/members", methods=["GET"])
 @endpoint("ChannelMembersAnswer")
 def channel_members(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
-    return ctx.container.channels.members(ctx.principal, channel_id)
+    """Who is in the channel, with each member's latest "@mention me only" statement."""
+    return ctx.container.mention_choices.members(ctx.principal, channel_id)
+
+
+@app.route("/channels/{channel_id}/notify", methods=["PUT"])
+@endpoint("MentionChoiceAnswer", body=MentionChoiceBody)
+def choose_mentions_only(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    """The caller's "mentions only" (or "all") choice here, signed by the calling device."""
+    body = ctx.body(MentionChoiceBody)
+    choice = ctx.container.mention_choices.choose(ctx.principal, channel_id, body.statement)
+    return choice.model_dump(mode="json", exclude={"statement"})
 
 
 @app.route("/channels/{channel_id}/membership", methods=["GET"])
@@ -275,12 +286,15 @@ def my_sender_keys(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 
 
 @app.route("/channels/{channel_id}/messages", methods=["POST"])
-@endpoint("SendResult", body=Envelope, status=201, followers=True)
+@endpoint("SendResult", body=Envelope, status=201, query=("notify",), followers=True)
 def send_message(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    """``?notify=m_…,m_…``: the mentioned members in "mentions only" mode (never stored)."""
     envelope = parse_envelope(ctx.json())
     if envelope.channel_id != channel_id:
         raise BadRequest("the envelope's channel_id differs from the URL's")
-    return ctx.container.messaging.send(ctx.principal, envelope).public()
+    notify = ctx.query_str("notify")
+    named = None if notify is None else notify.split(",")
+    return ctx.container.messaging.send(ctx.principal, envelope, named).public()
 
 
 @app.route("/channels/{channel_id}/calls/ice", methods=["GET"])

@@ -496,9 +496,18 @@ class Deployment:
             self._rest(tally, self.api.call("GET", "/channels", signer=member.keys), 200)
         self.meter.occurred("channel_list")
 
-    def send(self, member: Member, message_bytes: int, connection_id: str | None = None) -> None:
+    def send(
+        self,
+        member: Member,
+        message_bytes: int,
+        connection_id: str | None = None,
+        *,
+        notify: list[str] | None = None,
+        activity: str = "send",
+    ) -> None:
         """Over REST, or with ``connection_id`` over that open WebSocket as both clients do by
-        default: the ``send`` action in, its ``ack`` pushed back to that connection only."""
+        default: the ``send`` action in, its ``ack`` pushed back to that connection only.
+        ``notify``: the members in "mentions only" mode the send names (WebSocket only)."""
         envelope = self.envelope(member, message_bytes)
         if connection_id is None:
             path = f"/channels/{self.channel_id}/messages"
@@ -506,15 +515,17 @@ class Deployment:
                 self._rest(tally, self.api.call("POST", path, envelope, signer=member.keys), 201)
         else:
             action = {"action": "send", "ref": envelope["message_id"], "envelope": envelope}
+            if notify:
+                action["notify"] = notify
             frame = json.dumps(action, separators=(",", ":"))
             self.meter.sending_connection = connection_id
             try:
-                with self.meter.invocation("send", frame_in=frame):
+                with self.meter.invocation(activity, frame_in=frame):
                     answer = self.api.ws("ws_message", ws_event("$default", connection_id, body=frame))
             finally:
                 self.meter.sending_connection = None
             _require(answer.get("statusCode") == 200, f"the send frame was answered {answer}")
-        self.meter.occurred("send")
+        self.meter.occurred(activity)
 
     def catch_up(self, member: Member, limit: int) -> int:
         """One catch-up page from the start; each message read is one occurrence."""

@@ -353,6 +353,15 @@ def _register_send_and_read(sub: Subparsers, common: argparse.ArgumentParser) ->
     seen.add_argument("message_id")
     seen.set_defaults(func=cmd_seen)
 
+    notify = sub.add_parser(
+        "notify", parents=[common], help="push notifications of a channel: all or @mentions only"
+    )
+    notify.add_argument("channel")
+    notify_mode = notify.add_mutually_exclusive_group(required=True)
+    notify_mode.add_argument("--mentions-only", dest="mentions_only", action="store_true")
+    notify_mode.add_argument("--all", dest="mentions_only", action="store_false")
+    notify.set_defaults(func=cmd_notify)
+
     react = sub.add_parser("react", parents=[common], help="react to a message with an emoji")
     react.add_argument("channel")
     react.add_argument("message_id")
@@ -840,6 +849,11 @@ def cmd_seen(args: argparse.Namespace) -> Result:
         return _messenger(args).seen_by(args.channel, args.message_id)
     except LookupError as exc:
         raise CliError(str(exc)) from exc
+
+
+def cmd_notify(args: argparse.Namespace) -> Result:
+    """Signs and posts this member's choice: woken by every message, or only when mentioned."""
+    return _messenger(args).set_mentions_only(args.channel, args.mentions_only)
 
 
 def cmd_react(args: argparse.Namespace) -> Result:

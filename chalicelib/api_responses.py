@@ -186,6 +186,16 @@ class ChannelMember(_Answer):
 class ChannelMembersAnswer(_Answer):
     channel_id: str
     members: list[ChannelMember]
+    notify: list[Obj]  # each member's latest "@mention me only" statement, as posted
+
+
+class MentionChoiceAnswer(_Answer):
+    """The choice as kept (an older statement than the one stored is accepted and ignored)."""
+
+    channel_id: str
+    member_id: str
+    mentions_only: bool
+    issued_at: int
 
 
 class MembershipLogAnswer(_Answer):

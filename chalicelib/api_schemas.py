@@ -73,6 +73,12 @@ class StatementBody(_Body):
     statement: Statement | None = None
 
 
+class MentionChoiceBody(_Body):
+    """A ``bocage/notify/v2`` statement: "mentions only" or "all" in one channel."""
+
+    statement: Statement
+
+
 class CreateChannelBody(_Body):
     kind: Literal["tribe", "group"]
     name: Name

@@ -20,6 +20,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from chalicelib import api_responses
 from chalicelib.api_responses import ErrorAnswer
+from chalicelib.domain.mentions_only import MAX_NOTIFY
 from chalicelib.http_api import ROUTE_DOCS, RouteDoc
 
 OPENAPI = "3.1.0"
@@ -33,6 +34,10 @@ QUERY: dict[str, tuple[dict[str, Any], str]] = {
     "since": (WHOLE, "messages after this sequence number"),
     "epoch": (WHOLE, "the channel epoch"),
     "format": ({"type": "string", "enum": ["json", "csv"]}, "csv: the report as CSV text"),
+    "notify": (
+        {"type": "string", "maxLength": MAX_NOTIFY * 19, "pattern": "^m_[a-z2-7]{16}(,m_[a-z2-7]{16})*$"},
+        'the mentioned members in "mentions only" mode, comma-separated (never stored)',
+    ),
 }
 #: What each refusal status means on every route of its kind.
 REFUSALS = {

@@ -28,6 +28,7 @@ from chalicelib.services.followers import FollowerService
 from chalicelib.services.impact import ImpactService
 from chalicelib.services.invitations import InvitationService
 from chalicelib.services.lifecycle import DeviceLifecycle
+from chalicelib.services.mention_choices import MentionChoices
 from chalicelib.services.messaging import MessagingService
 from chalicelib.services.notifications import PushNotifications
 from chalicelib.services.organisations import OrganisationService
@@ -58,6 +59,7 @@ class Container:
     calls: CallService
     call_signalling: CallSignalling
     notifications: PushNotifications
+    mention_choices: MentionChoices
     objects: ObjectStore
     files: FileService
 
@@ -110,6 +112,8 @@ def build(
     objects = objects or build_objects(settings, clock)
     files = FileService(store, clock, objects, orgs, channels, messaging)
     files.subscribe(events)
+    mention_choices = MentionChoices(store, clock, orgs, channels)
+    mention_choices.subscribe(events)
     return Container(
         settings=settings,
         store=store,
@@ -133,6 +137,7 @@ def build(
         calls=CallService(settings, clock, orgs, channels, build_turn_secret(settings)),
         call_signalling=call_signalling,
         notifications=notifications,
+        mention_choices=mention_choices,
         objects=objects,
         files=files,
     )

@@ -80,7 +80,7 @@ def on_message(event: dict[str, Any]) -> dict[str, Any]:
         if isinstance(action, SendAction):
             envelope = parse_envelope(action.envelope)
             ref = ref or envelope.message_id
-            answer: Frame = c.messaging.send(who, envelope).ack(ref)
+            answer: Frame = c.messaging.send(who, envelope, action.notify).ack(ref)
         elif isinstance(action, CallAction):
             answer = c.call_signalling.signal(who, action)
         else:

@@ -77,6 +77,10 @@ VECTORS = {
         "4A6mteTKVsLW0g8-EfTXsHqUxPGRtclFud42_Uy7I-QnEo0UfB8CqfFJ6sVQY2YZGmbTEVqxGuZZ7x2qQ3D3CQ",
         "h78F_47dJ7fPxkanElE-fkm2-JQET5jLw2TnGBcizcs",
     ),
+    "notify": (
+        "hSECWkm0eAl596zdtI3TvX0DUeN4p9jRxMS6J6yueFOLMPeZjEvtarinJpmeAFgPH8vnFsb0MA1pQFSaqYEzDQ",
+        "yIYS9xYYMgPan5pCcejWufHOX7cnEvHwWy6h1mG0NTo",
+    ),
 }
 SAFETY_NUMBER = "21096 43630 10971 71484 50396 85558 39914 11820 18960 54560 15098 43825"
 
@@ -274,5 +278,17 @@ def build_vectors() -> dict[str, dict[str, Any]]:
             "issued_at": T + 210,
         },
         OWNER_DEVICE_SIGN,
+    )
+    out["notify"] = sign_statement(
+        {
+            "purpose": "bocage/notify/v2",
+            "org_id": ORG,
+            "channel_id": CHANNEL,
+            "member_id": INVITEE,
+            "mentions_only": True,
+            "issued_at": T + 300,
+            "by_device": invitee_dev,
+        },
+        INVITEE_DEVICE_SIGN,
     )
     return out

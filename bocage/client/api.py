@@ -9,7 +9,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, cast
 from urllib.parse import urlencode
 
@@ -272,9 +272,16 @@ class BocageClient:
         query = {"epoch": str(epoch)}
         return cast(SealedKeys, self.request("GET", f"/channels/{channel_id}/keys", query=query))
 
-    def send_message(self, envelope: Envelope) -> Receipt:
+    def send_message(self, envelope: Envelope, notify: Sequence[str] = ()) -> Receipt:
+        """``notify``: mentioned members in "mentions only" mode (protocol section 17), beside
+        the envelope in the query string, never in it."""
         path = f"/channels/{envelope.channel_id}/messages"
-        return cast(Receipt, self.request("POST", path, envelope.model_dump(mode="json")))
+        query = {"notify": ",".join(notify)} if notify else None
+        return cast(Receipt, self.request("POST", path, envelope.model_dump(mode="json"), query=query))
+
+    def choose_notify(self, channel_id: str, statement: Statement) -> Document:
+        """Post this member's signed "mentions only" (or "all") choice for a channel."""
+        return self.request("PUT", f"/channels/{channel_id}/notify", {"statement": statement})
 
     def messages(self, channel_id: str, *, since: int = 0, limit: int = 100) -> MessagePage:
         query = {"since": str(since), "limit": str(limit)}

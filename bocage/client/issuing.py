@@ -22,6 +22,7 @@ from chalicelib.domain.statements import (
     FOLLOWER_CERT,
     MEMBER_CERT,
     MEMBERSHIP,
+    NOTIFY,
     REMOVAL,
     REVOCATION,
     ROLE,
@@ -230,6 +231,29 @@ def revocation(device: SigningKey, device_id: str, target: dict[str, Any], now: 
         "member_id": target["member_id"],
         "device_id": target["device_id"],
         "sign_public_key": target["sign_public_key"],
+        "issued_at": now,
+        "by_device": device_id,
+    }
+    return sign_statement(body, bytes(device))
+
+
+def notify_choice(
+    device: SigningKey,
+    device_id: str,
+    *,
+    org_id: str,
+    channel_id: str,
+    member_id: str,
+    mentions_only: bool,
+    now: int,
+) -> dict[str, Any]:
+    """This member's "@mention me only" choice for one channel (protocol section 17)."""
+    body = {
+        "purpose": NOTIFY,
+        "org_id": org_id,
+        "channel_id": channel_id,
+        "member_id": member_id,
+        "mentions_only": mentions_only,
         "issued_at": now,
         "by_device": device_id,
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from bocage.client.api import ApiError
@@ -100,11 +100,16 @@ class LiveSession:
         while (frame := self._receive(0)) is not None:
             self._pending.append(frame)
 
-    def send(self, envelope: Envelope, timeout: float = ACK_TIMEOUT) -> Receipt:
-        """Send a sealed message and wait for the server's answer to it (``ref``: its id)."""
+    def send(
+        self, envelope: Envelope, timeout: float = ACK_TIMEOUT, *, notify: Sequence[str] = ()
+    ) -> Receipt:
+        """Send a sealed message and wait for the server's answer to it (``ref``: its id);
+        ``notify`` rides beside the envelope (protocol section 17)."""
         ref = envelope.message_id
-        action = SendAction(ref=ref, envelope=envelope.model_dump(mode="json"))
-        self._ws.send(json.dumps(action.model_dump(mode="json")))
+        action = SendAction(
+            ref=ref, envelope=envelope.model_dump(mode="json"), notify=list(notify) if notify else None
+        )
+        self._ws.send(json.dumps(action.model_dump(mode="json", exclude_none=True)))
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             frame = self._receive(remaining)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from typing import Any, TypeGuard
@@ -34,6 +34,7 @@ from bocage.client.crypto import (
 from bocage.client.directory import Directory
 from bocage.client.edits import apply_edits
 from bocage.client.live import ConnectionReplaced, LiveSession
+from bocage.client.mentions import to_notify
 from bocage.client.polls import new_poll, tally
 from bocage.client.profile import DeviceKeys, Profile, sign_token
 from bocage.client.ratchet import KeyUnavailable, ReplayedMessage, SenderKeyRing, TooFarAhead
@@ -215,6 +216,7 @@ class Messenger:
         kind: str = "message",
         target: str | None = None,
         live: bool | None = None,
+        notify: Sequence[str] = (),
     ) -> Receipt:
         """Seal, sign and send; distribute this device's key first where it is missing.
 
@@ -222,14 +224,15 @@ class Messenger:
         no REST request and no token to spend (docs/protocol.md, section 9); if the socket
         closes or leaves the send unanswered, over REST under the same message id, which the
         server stores once. Else over REST. ``live=True``: the socket or an error;
-        ``live=False``: REST.
+        ``live=False``: REST. ``notify``: beside the envelope, the mentioned members in
+        "mentions only" mode whom this message may wake (``notify_for``).
         """
         post = self._poster(live)
         message_id = new_message_id()
         for attempt in range(2):
             envelope = self.seal(channel_id, message_id, content, kind, target)
             try:
-                receipt = post(envelope)
+                receipt = post(envelope, notify)
                 if not receipt["duplicate"]:  # a duplicate's key is the first attempt's
                     self.ring.confirm(
                         channel_id,
@@ -285,9 +288,35 @@ class Messenger:
         content: dict[str, Any] = {"type": "text", "text": text}
         if reply_to:
             content["reply_to"] = reply_to
+        notify: list[str] = []
         if mentions:
             content["mentions"] = list(dict.fromkeys(mentions))
-        return self.send(channel_id, content, live=live)
+            notify = self.notify_for(channel_id, content["mentions"])
+        return self.send(channel_id, content, live=live, notify=notify)
+
+    def notify_for(self, channel_id: str, mentioned: list[str]) -> list[str]:
+        """The mentioned members whose own signed choice here is "mentions only" (protocol
+        section 17): one request, made only for a text that mentions someone."""
+        statements = list(self.client.channel_members(channel_id).get("notify") or [])
+        view = self.trust.view()
+        signers = {s.get("by_device") for s in statements if isinstance(s, dict)}
+        if any(isinstance(d, str) and view.device(d) is None for d in signers):
+            view = self.trust.view(refresh=True)  # a device linked since the kept listing
+        return to_notify(view, self.trust.org_id, channel_id, mentioned, statements)
+
+    def set_mentions_only(self, channel_id: str, mentions_only: bool) -> Document:
+        """Sign and post this member's choice for the channel: be woken only when mentioned,
+        or by every message (``False``)."""
+        statement = issuing.notify_choice(
+            self.keys.signing,
+            self.device_id,
+            org_id=self.trust.org_id,
+            channel_id=channel_id,
+            member_id=self.trust.member_id,
+            mentions_only=mentions_only,
+            now=self.trust.now(),
+        )
+        return self.client.choose_notify(channel_id, statement)
 
     def edit(self, channel_id: str, message_id: str, text: str) -> Receipt:
         """Replace the text of one of this member's messages, on every device (an ``edit``)."""
@@ -741,19 +770,20 @@ class Messenger:
                 self._session_thread = None
                 self.rosters.watched = False
 
-    def _poster(self, live: bool | None) -> Callable[[Envelope], Receipt]:
+    def _poster(self, live: bool | None) -> Callable[[Envelope, Sequence[str]], Receipt]:
         """How this send goes out (see ``send``)."""
         if live:
-            return self._live_session().send
+            live_session = self._live_session()
+            return lambda envelope, notify: live_session.send(envelope, notify=notify)
         session = self._session if live is None and self._session_thread == threading.get_ident() else None
         if session is None or session.closed:
             return self.client.send_message
 
-        def over_socket(envelope: Envelope) -> Receipt:
+        def over_socket(envelope: Envelope, notify: Sequence[str]) -> Receipt:
             try:
-                return session.send(envelope)
+                return session.send(envelope, notify=notify)
             except (ConnectionError, TimeoutError, WebSocketException):  # REST settles it
-                return self.client.send_message(envelope)
+                return self.client.send_message(envelope, notify)
 
         return over_socket
 

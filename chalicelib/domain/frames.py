@@ -260,6 +260,8 @@ class SendAction(_Model):
     action: Literal["send"] = "send"
     ref: str | None = Field(default=None, max_length=64)
     envelope: dict[str, Any]
+    # The members in "mentions only" mode the text mentions (section 17); checked by messaging.
+    notify: Any = None
 
 
 _CALL_ID = r"^k_[a-z2-7]{16}$"

@@ -1,5 +1,5 @@
 """Signed statements (docs/protocol.md, section 13.1): certificates, tickets, roles, removals,
-revocations and membership-log entries, all one shape.
+revocations, membership-log entries and notification choices (section 17), all one shape.
 
 A statement is a JSON object with a ``purpose``, a fixed set of fields for that purpose and
 ``sig``, an Ed25519 signature over the ASCII canonical JSON of the rest. The server and the
@@ -30,6 +30,7 @@ REMOVAL = "bocage/removal/v2"
 REVOCATION = "bocage/revocation/v2"
 MEMBERSHIP = "bocage/membership/v2"
 FOLLOWER_CERT = "bocage/follower-cert/v2"
+NOTIFY = "bocage/notify/v2"
 MAX_STATEMENT_BYTES = 2048
 KEY_BYTES = 32
 HASH_CHARS = 43  # b64url of a SHA-256 digest
@@ -170,6 +171,14 @@ _FIELDS: dict[str, dict[str, Callable[[object], bool]]] = {
         "kind": _nullable(_one_of("tribe", "group", "direct")),
         "by_device": _id("d"),
         "issued_at": _TIME,
+    },
+    NOTIFY: {
+        "org_id": _id("o"),
+        "channel_id": _id("c"),
+        "member_id": _id("m"),
+        "mentions_only": _bool,
+        "issued_at": _TIME,
+        "by_device": _id("d"),
     },
 }
 

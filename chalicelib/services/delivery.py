@@ -38,7 +38,7 @@ from chalicelib.ports import BatchPush, Clock, ConnectionGone, Push, Queue, Stor
 class OfflineNotifier(Protocol):
     """Wakes a channel's devices the fan-out did not reach (chalicelib/services/notifications.py)."""
 
-    def notify(self, channel_id: str, reached: Iterable[str]) -> int: ...
+    def notify(self, channel_id: str, reached: Iterable[str], named: Iterable[str] = ()) -> int: ...
 
 
 PRESENCE_TTL = 2 * 3600 + 600  # API Gateway closes connections after 2 hours
@@ -170,6 +170,7 @@ class Delivery:
         seq: int | None = None,
         skip_device: str | None = None,
         wake: bool = False,
+        named: tuple[str, ...] = (),
     ) -> int:
         """Push a frame to every online device of a channel; returns how many connections.
 
@@ -178,6 +179,7 @@ class Delivery:
         the device that sent the message has it already (its other devices still get it).
         ``wake``: the channel's devices with no live connection get a Web Push (a new message),
         through the queue when there is one (the sender does not wait on push services).
+        ``named``: the sender's ``notify``, the members in "mentions only" mode it may wake.
         """
         targets = [
             t
@@ -192,9 +194,12 @@ class Delivery:
         if wake and self._notifier is not None:
             reached = sorted({d for d in (*(t.device_id for t in targets), skip_device) if d})
             if self._queue is None:
-                self._wake(channel_id, reached)
+                self._wake(channel_id, reached, named)
             else:  # the push services' round trips are a consumer's to wait for, never the sender's
-                bodies.append(json.dumps({"channel_id": channel_id, "wake": reached}))
+                wake_body: dict[str, Any] = {"channel_id": channel_id, "wake": reached}
+                if named:
+                    wake_body["named"] = list(named)
+                bodies.append(json.dumps(wake_body))
         if bodies and self._queue is not None:
             self._queue.send_batch(bodies)
         return len(targets)
@@ -206,12 +211,12 @@ class Delivery:
             for i in range(0, len(targets), self._chunk_size)
         ]
 
-    def _wake(self, channel_id: str, reached: list[str]) -> int:
+    def _wake(self, channel_id: str, reached: list[str], named: Iterable[str] = ()) -> int:
         """Web Push to the offline devices; a failure costs only the pushes, never the send."""
         if self._notifier is None:
             return 0
         try:
-            return self._notifier.notify(channel_id, reached)
+            return self._notifier.notify(channel_id, reached, named)
         except Exception:
             logger.warning("web push fan-out failed", exc_info=True)
             return 0
@@ -220,7 +225,7 @@ class Delivery:
         """Queue consumer: push one chunk; returns deliveries made."""
         chunk = json.loads(body)
         if "wake" in chunk:
-            return self._wake(chunk["channel_id"], chunk["wake"])
+            return self._wake(chunk["channel_id"], chunk["wake"], chunk.get("named", ()))
         frame = self._chunk_frame(chunk)
         if frame is None:  # the message was deleted or expired meanwhile: nothing to deliver
             return 0

@@ -22,6 +22,7 @@ from chalicelib.domain.channel import ChannelKind, may_manage, require_may_manag
 from chalicelib.domain.envelope import TARGETED, Envelope, Kind
 from chalicelib.domain.events import MessageDeleted
 from chalicelib.domain.frames import MessageFrame, StoredMessage
+from chalicelib.domain.mentions_only import parse_notify
 from chalicelib.domain.messages_api import ReadPage, SendResult
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY, effective_days
@@ -74,12 +75,15 @@ class MessagingService:
         self._delivery = delivery
         del impact  # impact counts ride on the message number (records/impact.py): no write here
 
-    def send(self, who: Principal, envelope: Envelope) -> SendResult:
+    def send(self, who: Principal, envelope: Envelope, notify: object = None) -> SendResult:
+        """``notify``: the members in "mentions only" mode the text mentions (docs/protocol.md,
+        section 17), checked here, used by this send's Web Push and never stored."""
         if envelope.sender_device != who.device_id:
             raise Forbidden("sender_device must be the device that signs the request")
         channel_id = envelope.channel_id
         access = self._channels.access(who, channel_id)
         require_may_send(access.channel, access.membership, envelope.kind)
+        named = self._check_notify(channel_id, notify)
         target = self._check_target(who, access, envelope)
         now = self._clock.now()
         retention = self._retention_for_sending(who, access, envelope, now)
@@ -95,7 +99,7 @@ class MessagingService:
             return self._lost_race(envelope, target, now)
         if envelope.kind is Kind.DELETE and target is not None:
             self._tombstone(target, message.sender_member, now)
-        delivered = self._publish(message)
+        delivered = self._publish(message, named)
         return SendResult(
             message_id=envelope.message_id,
             channel_id=channel_id,
@@ -154,7 +158,15 @@ class MessagingService:
             raise SendInFlight("this message is being stored; retry shortly")
         return resent
 
-    def _publish(self, message: StoredMessage) -> int:
+    def _check_notify(self, channel_id: str, notify: object) -> tuple[str, ...]:
+        """400 unless ``notify`` lists members of this channel (one read per name: few are)."""
+        named = parse_notify(notify)
+        strangers = [m for m in named if self._channels.membership(channel_id, m) is None]
+        if strangers:
+            raise BadRequest(f"notify names {len(strangers)} non-member(s) of this channel")
+        return named
+
+    def _publish(self, message: StoredMessage, named: tuple[str, ...] = ()) -> int:
         """Push to the online devices; the message is stored, so a failure here only costs
         them the live copy (they read it on their next catch-up), never the send."""
         try:
@@ -164,6 +176,7 @@ class MessagingService:
                 seq=message.seq,
                 skip_device=message.sender_device,  # it has the message: no echo to pay for
                 wake=message.kind in WAKING_KINDS,
+                named=named,
             )
         except Exception:
             logger.warning("fan-out failed for a stored message", exc_info=True)

@@ -2,7 +2,8 @@
 
 A device registers its own subscription (and removes it); a revoked device loses it. For each
 new message (or poll) the fan-out asks ``notify`` with the devices it reached live: every other
-device of the channel's roster with a subscription gets one push, unless it got one in the
+device of the channel's roster with a subscription gets one push, unless it muted the channel,
+its member chose "mentions only" there and the sender did not name them, or it got one in the
 last ``COALESCE`` seconds (a slot in the store, with a TTL: one push per device per burst,
 not per message). The payload names the channel by its opaque id only, sealed for the device;
 the device shows the channel's name it knows itself (docs/protocol.md, "Web Push").
@@ -14,8 +15,10 @@ import json
 from collections.abc import Iterable
 
 from chalicelib.adapters.records.channels import ChannelRecords
+from chalicelib.adapters.records.mention_choices import MentionChoiceRecords
 from chalicelib.adapters.records.push import PushRecords
 from chalicelib.domain.events import DeviceRevoked
+from chalicelib.domain.mentions_only import wakes
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.push import PushSubscription, check_endpoint, check_keys
 from chalicelib.errors import NotConfigured, NotFound
@@ -30,6 +33,7 @@ class PushNotifications:
     def __init__(self, store: Store, clock: Clock, sender: WebPush | None, services: Iterable[str]) -> None:
         self._records = PushRecords(store)
         self._roster = ChannelRecords(store)
+        self._choices = MentionChoiceRecords(store)
         self._clock = clock
         self._sender = sender
         self._services = tuple(services)
@@ -86,8 +90,12 @@ class PushNotifications:
         if device_id != who.device_id:
             raise NotFound("no such device")
 
-    def notify(self, channel_id: str, reached: Iterable[str]) -> int:
-        """Push to the channel's devices not in ``reached``; returns how many pushes went."""
+    def notify(self, channel_id: str, reached: Iterable[str], named: Iterable[str] = ()) -> int:
+        """Push to the channel's devices not in ``reached``; returns how many pushes went.
+
+        ``named``: the members the sender's ``notify`` names; a member who chose "mentions
+        only" here is woken only when named (the choices are read once, and only when some
+        device is left to push to)."""
         if self._sender is None:
             return 0
         skip = set(reached)
@@ -97,6 +105,9 @@ class PushNotifications:
             if d.device_id not in skip and (s := self._records.get(d.device_id)) is not None
             if channel_id not in s.muted
         ]
+        if subscriptions:
+            quiet = self._choices.mentions_only(channel_id)
+            subscriptions = [s for s in subscriptions if wakes(s.member_id, quiet, named)]
         until = self._clock.now() + COALESCE
         due = [s for s in subscriptions if self._records.take_slot(s.device_id, until)]
         if not due:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -21,9 +22,11 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from bocage.client.api import BocageClient
+from bocage.client.profile import Profile
 from tests.browser.conftest import shoot, watch_console
 from tests.browser.test_pwa import NOTIFICATIONS_JS
-from tests.browser.test_web_app import activate, add_to_channel, create_channel, invite
+from tests.browser.test_web_app import activate, add_to_channel, create_channel, invite, message
 from tests.e2e.conftest import Server
 from tests.push_service import PushDevice, PushServiceStandIn, verify_vapid
 
@@ -157,3 +160,95 @@ def test_opt_in_then_a_sealed_push_shows_the_channel_name_only(
         [shown] = page.evaluate(NOTIFICATIONS_JS)
         assert (shown["title"], shown["body"]) == ("Nouveau message dans Bocage", ""), (forged, shown)
     assert not problems, problems
+
+
+def test_mentions_only_wakes_the_device_only_for_a_message_naming_its_member(
+    push_server: Server,
+    push_service: PushServiceStandIn,
+    new_context: Callable[..., Any],
+    cli: Callable[..., dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """docs/protocol.md 17, "@mention me only": the person chooses "Seulement les mentions" in the
+    group; with the app closed, a CLI member's message that mentions them wakes the device, one
+    that does not wakes nothing."""
+    device = PushDevice()
+    context = new_context("push-mentions", permissions=["notifications"])
+    context.add_init_script(
+        script=f"({SUBSCRIBE_JS})({json.dumps(device.subscription(push_service.endpoint('owner')))})"
+    )
+    page = context.pages[0]
+    problems: list[str] = []
+    watch_console(page, problems)
+    activate(page, push_server.owner_url(), "Maire Dupuis")
+    profile = str(tmp_path / "cli")
+    cli("--profile", profile, "activate", invite(page, "Agent Roux"), "--name", "Agent Roux")
+    create_channel(page, GROUP, "group")
+    add_to_channel(page, "Agent Roux")
+    group_id = next(c["channel_id"] for c in cli("--profile", profile, "channels")["channels"])
+    mayor = next(
+        m["member_id"]
+        for m in cli("--profile", profile, "members")["members"]
+        if m["display_name"] == "Maire Dupuis"
+    )
+    page.get_by_role("link", name="Cet appareil").click()
+    page.get_by_role("button", name="Recevoir les notifications").click()
+    expect(page.locator(".push-status")).to_have_text("Les notifications sont activées sur cet appareil.")
+    page.get_by_role("link", name="Messages").click()
+    page.get_by_role("link", name=GROUP).click()
+    page.get_by_role("button", name="Seulement les mentions").click()
+    expect(page.get_by_role("button", name="Toutes les notifications")).to_be_visible()
+    expect(page.get_by_role("button", name="Couper les notifications")).to_be_visible()
+
+    page.goto("about:blank")  # the app closed: no WebSocket
+    for _ in range(4):  # the server may take a moment to see the WebSocket go: until then it is live
+        cli("--profile", profile, "send", group_id, "@Maire Dupuis un point ?", "--mention", mayor)
+        if push_service.wait_for(1, timeout=3):
+            break
+    assert [r.path for r in push_service.received] == ["/push/owner"]
+    time.sleep(6)  # past the coalescing window (5 s) of that push
+    cli("--profile", profile, "send", group_id, "Compte rendu en ligne")
+    time.sleep(3)
+    assert len(push_service.received) == 1  # stored, but no mention: no push
+    cli("--profile", profile, "send", group_id, "@Maire Dupuis signez svp", "--mention", mayor)
+    assert len(push_service.wait_for(2, timeout=10)) == 2
+    assert json.loads(device.open(push_service.received[1].body)) == {"channel_id": group_id}
+
+    web_sender_names_a_mentions_only_member(page, push_server, push_service, cli, profile, group_id)
+    assert not problems, problems
+
+
+def web_sender_names_a_mentions_only_member(
+    page: Any,
+    push_server: Server,
+    push_service: PushServiceStandIn,
+    cli: Callable[..., dict[str, Any]],
+    profile: str,
+    group_id: str,
+) -> None:
+    """The other way round: the CLI member chose "mentions only"; the browser's composer names
+    them in ``notify`` (over its WebSocket) only in the message that mentions them."""
+    agent = Profile(Path(profile))
+    agent_device = PushDevice()
+    client = BocageClient(push_server.url, device=agent.keys())
+    client.register_push(agent.info()["device_id"], agent_device.subscription(push_service.endpoint("agent")))
+    cli("--profile", profile, "notify", group_id, "--mentions-only")
+    page.goto(push_server.url + "/app/")
+    page.get_by_role("link", name=GROUP).click()
+    box = page.get_by_label("Votre message")
+    box.fill("Réunion demain")
+    box.press("Enter")
+    expect(message(page, "Réunion demain")).to_be_visible()
+    time.sleep(3)
+    assert push_service.to("agent") == []
+    box.press_sequentially("Merci @agent")
+    box.press("Enter")  # picks "@Agent Roux"
+    box.press_sequentially("pour le compte rendu")
+    box.press("Enter")
+    expect(message(page, "pour le compte rendu")).to_be_visible()
+    for _ in range(40):
+        if push_service.to("agent"):
+            break
+        time.sleep(0.25)
+    [woken] = push_service.to("agent")
+    assert json.loads(agent_device.open(woken.body)) == {"channel_id": group_id}

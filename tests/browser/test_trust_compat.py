@@ -129,6 +129,7 @@ def test_js_signs_every_worked_example_byte_for_byte() -> None:
         "removal": OWNER_DEVICE_SIGN,
         "op0": OWNER_DEVICE_SIGN,
         "op1": OWNER_DEVICE_SIGN,
+        "notify": INVITEE_DEVICE_SIGN,
     }
     names = list(VECTORS)
     signed = run_js(*({"op": "sign", "body": body(v[n]), "seed": b64e(seeds[n])} for n in names))
@@ -642,3 +643,62 @@ def test_the_displayed_sender_comes_from_the_device_certificate() -> None:
     }
     assert relabelled["member_id"] == INVITEE and relabelled["warning"]["code"] == "forged_sender"
     assert from_ghost["member_id"] is None and from_ghost["warning"]["code"] == "forged_sender"
+
+
+# -- "@mention me only" (section 17) -------------------------------------------------------------
+
+
+def test_notify_choices_are_the_same_bytes_and_only_the_member_s_own_count() -> None:
+    """The browser signs a member's choice to the bytes the SDK makes (and the server accepts);
+    given what a malicious server serves (a forged signature, a ghost device of the member, the
+    owner's device signing for the invitee, another channel's choice), the browser names the
+    same members in ``notify`` as bocage/client/mentions.py: only those who chose it themselves."""
+    from nacl.signing import SigningKey
+
+    from bocage.client.issuing import notify_choice
+    from bocage.client.mentions import to_notify
+    from chalicelib.domain.statements import NOTIFY
+
+    v, members, devices = org()
+    ghost = _ghost(members, devices, v)
+    fields = {"org_id": ORG, "channel_id": CHANNEL, "now": T + 500}
+
+    def made(
+        seed: bytes, device: str, member: str, mentions_only: bool = True, **over: Any
+    ) -> dict[str, Any]:
+        args = {**fields, **over}
+        return notify_choice(SigningKey(seed), device, member_id=member, mentions_only=mentions_only, **args)
+
+    device = {
+        "org_id": ORG,
+        "member_id": INVITEE,
+        "device_id": INVITEE_DEVICE,
+        "sign_seed": b64e(INVITEE_DEVICE_SIGN),
+    }
+    by_js = js("notify_choice", device=device, channel_id=CHANNEL, mentions_only=True, now=T + 500)
+    assert by_js == made(INVITEE_DEVICE_SIGN, INVITEE_DEVICE, INVITEE) and by_js["purpose"] == NOTIFY
+
+    genuine = made(INVITEE_DEVICE_SIGN, INVITEE_DEVICE, INVITEE)
+    forged_sig = {**genuine, "sig": made(OWNER_DEVICE_SIGN, INVITEE_DEVICE, INVITEE)["sig"]}
+    from_ghost = made(GHOST_SIGN, ghost["device_id"], INVITEE)
+    owner_for_invitee = made(OWNER_DEVICE_SIGN, OWNER_DEVICE, INVITEE)
+    elsewhere = made(INVITEE_DEVICE_SIGN, INVITEE_DEVICE, INVITEE, channel_id="c_ffffffffffffffff")
+    owner_own = made(OWNER_DEVICE_SIGN, OWNER_DEVICE, OWNER)
+    owner_later_all = made(OWNER_DEVICE_SIGN, OWNER_DEVICE, OWNER, mentions_only=False, now=T + 600)
+    cases = {
+        "forged": ([forged_sig, from_ghost, owner_for_invitee, elsewhere, {"purpose": NOTIFY}], []),
+        "genuine": ([genuine], [INVITEE]),
+        "changed_mind": ([owner_own, owner_later_all, genuine], [INVITEE]),
+    }
+    s = scene(members, [*devices, ghost])
+    mentioned = [OWNER, INVITEE]
+    answers = run_js(
+        *(
+            {"op": "to_notify", **s, "channel_id": CHANNEL, "mentioned": mentioned, "statements": served}
+            for served, _ in cases.values()
+        )
+    )
+    view = TrustView(ORG, ROOT, members, [*devices, ghost])
+    for (name, (served, expected)), by_browser in zip(cases.items(), answers, strict=True):
+        assert to_notify(view, ORG, CHANNEL, mentioned, served) == expected, name
+        assert by_browser == expected, name

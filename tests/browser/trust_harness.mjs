@@ -9,6 +9,7 @@ const wire = await import('../../web/js/wire.js');
 const certs = await import('../../web/js/certs.js');
 const membership = await import('../../web/js/membership.js');
 const followers = await import('../../web/js/followers.js');
+const mentions = await import('../../web/js/mentions.js');
 
 const d = wire.b64d;
 const error = (err) => ({ error: err.constructor.name, message: err.message });
@@ -135,6 +136,15 @@ const commands = {
   async sender(args) {
     const trust = await view(args);
     return certs.certifiedSender(trust, args.message);
+  },
+  async notify_choice({ device, channel_id, mentions_only, now }) {
+    const keys = wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32));
+    return mentions.notifyStatement({ ...device, signSecretKey: keys.signSecretKey }, channel_id, mentions_only, now);
+  },
+  /** Whom the web client would name in `notify`, from the server's statements. */
+  async to_notify(args) {
+    const trust = await view(args);
+    return mentions.toNotify(trust, args.org_id, args.channel_id, args.mentioned, args.statements);
   },
 };
 

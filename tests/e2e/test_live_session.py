@@ -118,8 +118,8 @@ def test_a_live_send_whose_ack_is_lost_is_resent_over_rest_and_stored_once(
     owner.send_text(group, "warm-up")
     sent_over_socket = LiveSession.send
 
-    def ack_lost(session: LiveSession, envelope: Any, timeout: float = 30.0) -> Any:
-        sent_over_socket(session, envelope, timeout)
+    def ack_lost(session: LiveSession, envelope: Any, timeout: float = 30.0, *, notify: Any = ()) -> Any:
+        sent_over_socket(session, envelope, timeout, notify=notify)
         raise TimeoutError("no answer from the server")
 
     with owner.live():

@@ -49,3 +49,40 @@ def test_bocage_serve_pushes_to_an_offline_device_and_forgets_a_gone_one(
     bocage("--profile", str(owner), "send", group, "trois")
     time.sleep(1)
     assert len(push_service.received) == 2  # nothing was sent to the forgotten subscription
+
+
+def test_bocage_serve_wakes_a_mentions_only_member_only_when_mentioned(
+    push_server: Server, push_service: PushServiceStandIn, tmp_path: Path
+) -> None:
+    """docs/protocol.md 17: the agent runs `bocage notify GROUP --mentions-only`; the owner's
+    message without a mention wakes nothing, one mentioning the agent (sent over the live
+    WebSocket, whose `send` carries `notify`) does; `--all` restores every message."""
+    owner, agent = tmp_path / "owner", tmp_path / "agent"
+    bocage("--profile", str(owner), "activate", push_server.owner_url(), "--name", "Maire")
+    invitation = bocage("--profile", str(owner), "invite", "--name", "Agent")
+    joined = bocage("--profile", str(agent), "activate", invitation["activation_url"], "--name", "Agent")
+    group = bocage("--profile", str(owner), "group", "create", "Conseil")["channel_id"]
+    bocage("--profile", str(owner), "channel", "add", group, joined["member_id"])
+    profile = Profile(agent)
+    client = BocageClient(push_server.url, device=profile.keys())
+    device = PushDevice()
+    client.register_push(profile.info()["device_id"], device.subscription(push_service.endpoint("agent")))
+
+    chosen = bocage("--profile", str(agent), "notify", group, "--mentions-only")
+    assert (chosen["channel_id"], chosen["member_id"], chosen["mentions_only"]) == (
+        group,
+        joined["member_id"],
+        True,
+    )
+    bocage("--profile", str(owner), "send", group, "Ordre du jour en ligne")
+    time.sleep(2)
+    assert push_service.received == []  # stored, read at the next start, but no push
+    mention = ("@Agent à vous", "--mention", joined["member_id"], "--live")
+    bocage("--profile", str(owner), "send", group, *mention)
+    [received] = push_service.wait_for(1)
+    assert json.loads(device.open(received.body)) == {"channel_id": group}
+
+    assert bocage("--profile", str(agent), "notify", group, "--all")["mentions_only"] is False
+    time.sleep(6)  # past the coalescing slot
+    bocage("--profile", str(owner), "send", group, "Séance levée")
+    assert len(push_service.wait_for(2)) == 2

@@ -137,3 +137,17 @@ def test_nothing_else_was_charged(measured: dict[str, Any]) -> None:
         "ping",
         "disconnect",
     }
+
+
+def test_naming_a_member_in_notify_adds_one_read_and_no_write(
+    deployment: Any, measured: dict[str, Any]
+) -> None:
+    """docs/protocol.md 17: ``notify`` is checked (one membership read per named member) and never
+    stored; without Web Push configured nothing else changes."""
+    named = str(deployment.members[1].messenger.info["member_id"])
+    deployment.connect(deployment.members[0], "c0")  # the measured slice disconnected everyone
+    deployment.send(deployment.members[0], TEXT_BYTES, "c0", notify=[named], activity="send_notify")
+    send = cost.per_operation(deployment.meter.tallies.pop("send_notify"))
+    plain = measured["send"]
+    assert send["calls"] == {**plain["calls"], "dynamodb.GetItem": plain["calls"]["dynamodb.GetItem"] + 1}
+    assert send["write_units"] == plain["write_units"] == 4

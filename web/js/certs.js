@@ -17,6 +17,7 @@ export const REMOVAL = 'bocage/removal/v2';
 export const REVOCATION = 'bocage/revocation/v2';
 export const MEMBERSHIP = 'bocage/membership/v2';
 export const FOLLOWER_CERT = 'bocage/follower-cert/v2';
+export const NOTIFY = 'bocage/notify/v2';
 export const MAX_STATEMENT_BYTES = 2048;
 export const V1_MESSAGE = 'this client speaks protocol v1: update it';
 export const MAX_DEPTH = 16;
@@ -160,6 +161,14 @@ const FIELDS = {
     kind: nullable(oneOf('tribe', 'group', 'direct')),
     by_device: isId('d'),
     issued_at: isTime,
+  },
+  [NOTIFY]: {
+    org_id: isId('o'),
+    channel_id: isId('c'),
+    member_id: isId('m'),
+    mentions_only: isBool,
+    issued_at: isTime,
+    by_device: isId('d'),
   },
 };
 

@@ -40,6 +40,7 @@ import {
 } from './wire.js';
 import { newTicket, statementHash, withFragment } from './certs.js';
 import { TrustKeeper } from './trust.js';
+import { notifyStatement, toNotify } from './mentions.js';
 
 const KEYS_PER_CALL = 200; // at ~400 bytes each, 500 sealed keys are over the 128 KiB body limit
 const READ_LIMIT = 200;
@@ -499,6 +500,7 @@ export class Messenger extends EventTarget {
 
   /** Seal, sign and send; retried once on stale_epoch (someone left: re-key). */
   async send(channelId, content, { kind = 'message', target = null, messageId = newMessageId() } = {}) {
+    const notify = content.type === 'text' && content.mentions?.length ? await this.notifyFor(channelId, content.mentions) : [];
     for (let attempt = 0; ; attempt += 1) {
       const roster = await this.roster(channelId, { fresh: true });
       if (roster.blocked) throw membershipBlocked(channelId);
@@ -510,7 +512,7 @@ export class Messenger extends EventTarget {
       });
       let result;
       try {
-        result = await this.postEnvelope(channelId, envelope);
+        result = await this.postEnvelope(channelId, envelope, notify);
       } catch (err) {
         if (err instanceof ApiError && err.code === 'stale_epoch' && attempt === 0) continue;
         throw err;
@@ -542,26 +544,59 @@ export class Messenger extends EventTarget {
    * to spend; docs/protocol.md, section 9), else over REST. A socket that closes or leaves the
    * send unanswered for ACK_TIMEOUT hands it to REST under the same message id: stored once.
    */
-  async postEnvelope(channelId, envelope) {
+  async postEnvelope(channelId, envelope, notify = []) {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) {
       try {
-        return await this.sendOverSocket(envelope);
+        return await this.sendOverSocket(envelope, notify);
       } catch (err) {
         if (err instanceof ApiError) throw err; // the server's answer: the same as over REST
       }
     }
-    return this.api.request('POST', `/channels/${channelId}/messages`, { body: envelope });
+    const query = notify.length ? { notify: notify.join(',') } : undefined;
+    return this.api.request('POST', `/channels/${channelId}/messages`, { body: envelope, query });
   }
 
   /** @returns {Promise<any>} the ack's receipt, as `POST .../messages` answers */
-  sendOverSocket(envelope) {
+  sendOverSocket(envelope, notify = []) {
     const ref = envelope.message_id;
     this.settleAck(ref, null, new Error('sent again')); // a second send of one id: the REST fallback answers it
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => this.settleAck(ref, null, new Error('no ack')), ACK_TIMEOUT);
       this.acks.set(ref, { resolve, reject, timer });
-      this.sendFrame({ action: 'send', ref, envelope });
+      this.sendFrame(notify.length ? { action: 'send', ref, envelope, notify } : { action: 'send', ref, envelope });
     });
+  }
+
+  /**
+   * The mentioned members whose own signed choice here is "mentions only" (section 17): one
+   * request, for a text that mentions someone only. A failure names nobody: the message still
+   * goes, only their notification is lost.
+   * @param {string} channelId
+   * @param {string[]} mentioned
+   * @returns {Promise<string[]>}
+   */
+  async notifyFor(channelId, mentioned) {
+    try {
+      const answer = await this.api.get(`/channels/${channelId}/members`);
+      const statements = Array.isArray(answer.notify) ? answer.notify : [];
+      const unknown = statements.some((s) => typeof s?.by_device === 'string' && !this.trust.view?.device(s.by_device));
+      if (!this.trust.view || unknown) await this.loadDirectory(); // a device linked since
+      return toNotify(this.trust.view, this.device.org_id, channelId, mentioned, statements);
+    } catch (err) {
+      console.warn('notify: the mentioned members could not be checked', err);
+      return [];
+    }
+  }
+
+  /**
+   * Be woken in this channel only when mentioned (`true`), or by every message: this member's
+   * choice, signed by this device and posted (section 17).
+   * @param {string} channelId
+   * @param {boolean} mentionsOnly
+   */
+  setMentionsOnly(channelId, mentionsOnly) {
+    const statement = notifyStatement(this.device, channelId, mentionsOnly, this.api.now());
+    return this.api.request('PUT', `/channels/${channelId}/notify`, { body: { statement } });
   }
 
   /** Answer the send waiting on `ref`, if any: with the ack's receipt, or an error. */

@@ -7,7 +7,7 @@
 // them. The push itself carries a channel id only, sealed for this device.
 import { t } from './i18n.js';
 
-/** @typedef {{enabled: boolean, muted: string[], title: string, fallback: string, names: Record<string, string>}} PushPrefs */
+/** @typedef {{enabled: boolean, muted: string[], mentionsOnly: string[], title: string, fallback: string, names: Record<string, string>}} PushPrefs */
 
 const KEY = 'push';
 
@@ -19,7 +19,7 @@ export function pushSupported() {
 /** @returns {Promise<PushPrefs>} */
 export async function pushPrefs(store) {
   const saved = await store.get(KEY).catch(() => null);
-  return { enabled: false, muted: [], title: '', fallback: '', names: {}, ...(saved || {}) };
+  return { enabled: false, muted: [], mentionsOnly: [], title: '', fallback: '', names: {}, ...(saved || {}) };
 }
 
 /** The channels' names as this device shows them, for the service worker's notification. */
@@ -90,6 +90,18 @@ export async function setMuted(messenger, channelId, muted) {
     if (subscription) await register(messenger, subscription, list);
   }
   return save(messenger, { ...prefs, muted: list });
+}
+
+/**
+ * "@mention me only" in one channel, or every message again: this member's choice, signed and
+ * posted (docs/protocol.md, section 17); the server then wakes this member's devices there only
+ * for a message whose sender names them. Kept here too, to show the choice.
+ */
+export async function setMentionsOnly(messenger, channelId, mentionsOnly) {
+  await messenger.setMentionsOnly(channelId, mentionsOnly);
+  const prefs = await pushPrefs(messenger.store);
+  const list = prefs.mentionsOnly.filter((id) => id !== channelId).concat(mentionsOnly ? [channelId] : []);
+  return save(messenger, { ...prefs, mentionsOnly: list });
 }
 
 /** Keep the names the service worker shows in step with the channel list (after each load). */

@@ -349,3 +349,13 @@ def push_subscription(device_id: str) -> Key:
 def push_slot(device_id: str) -> Key:
     """Taken (put if absent, with a TTL) by each push to the device: at most one per slot."""
     return device_partition(device_id), "PUSHED"
+
+
+# -- "@mention me only": a member's latest choice per channel ------------------------------------
+
+MENTION_CHOICE_PREFIX = "NOTIFY#"
+
+
+def mention_choice(channel_id: str, member_id: str) -> Key:
+    """In the channel's partition, so one prefix query gives the push fan-out every choice."""
+    return channel_partition(channel_id), f"{MENTION_CHOICE_PREFIX}{member_id}"

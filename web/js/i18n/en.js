@@ -489,6 +489,10 @@ export default {
   'push.unmute': 'Unmute notifications',
   'push.muted': 'Notifications muted for this conversation.',
   'push.unmuted': 'Notifications back on for this conversation.',
+  'push.mentions_only': 'Mentions only',
+  'push.all_messages': 'All notifications',
+  'push.mentions_only_on': 'Notifications only when you are mentioned in this conversation.',
+  'push.mentions_only_off': 'Notifications for every message of this conversation.',
   // reading: links, mentions, search, previews, theme
   'message.mentions_you': 'mentions you',
   'composer.mention_label': 'Mention someone',

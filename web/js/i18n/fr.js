@@ -489,6 +489,10 @@ export default {
   'push.unmute': 'Réactiver les notifications',
   'push.muted': 'Notifications coupées pour cette conversation.',
   'push.unmuted': 'Notifications réactivées pour cette conversation.',
+  'push.mentions_only': 'Seulement les mentions',
+  'push.all_messages': 'Toutes les notifications',
+  'push.mentions_only_on': 'Notifications seulement quand on vous mentionne dans cette conversation.',
+  'push.mentions_only_off': 'Notifications pour chaque message de cette conversation.',
   // reading: links, mentions, search, previews, theme
   'message.mentions_you': 'vous mentionne',
   'composer.mention_label': "Mentionner quelqu'un",

@@ -1,9 +1,10 @@
 // @ts-check
 // A channel's header: its name and kind, what the kind means, this member's role, how long
-// messages are kept, the button that shows who is in it, and (with Web Push on) its mute switch.
+// messages are kept, the button that shows who is in it, and (with Web Push on) its mute switch
+// and, for a member of a tribe or group, "Seulement les mentions".
 import { h, replace } from '../../dom.js';
 import { formatDays, t } from '../../i18n.js';
-import { pushPrefs, setMuted } from '../../push.js';
+import { pushPrefs, setMentionsOnly, setMuted } from '../../push.js';
 import { kindIcon, kindLabel } from './context.js';
 
 /** @typedef {import('./context.js').ChannelContext} ChannelContext */
@@ -32,6 +33,7 @@ export function renderHead(ctx, head, { retention, membersOpen, onToggleMembers 
         onClick: onToggleMembers,
       }, t('channel.members_button')),
       isTribe ? null : callButton(ctx),
+      follower || channel.kind === 'direct' ? null : mentionsSwitch(ctx),
       muteSwitch(ctx),
     ),
     h('p', { class: 'channel-meta' },
@@ -70,6 +72,31 @@ function muteSwitch(ctx) {
       try {
         show(await setMuted(ctx.m, ctx.channelId, !muted));
         ctx.app.toast(t(muted ? 'push.unmuted' : 'push.muted'));
+      } catch (err) {
+        ctx.app.toast(ctx.app.errorText(err), 'error');
+      }
+    };
+  };
+  pushPrefs(ctx.m.store).then(show, () => null);
+  return button;
+}
+
+/**
+ * Be woken here only when mentioned, or by every message: signed by this device and posted, so
+ * the member's other devices follow it too (docs/protocol.md, section 17).
+ * @param {ChannelContext} ctx
+ */
+function mentionsSwitch(ctx) {
+  const button = h('button', { type: 'button', class: 'small', hidden: true });
+  const show = (prefs) => {
+    const only = prefs.mentionsOnly.includes(ctx.channelId);
+    button.hidden = !prefs.enabled;
+    button.textContent = t(only ? 'push.all_messages' : 'push.mentions_only');
+    button.setAttribute('aria-pressed', only ? 'true' : 'false');
+    button.onclick = async () => {
+      try {
+        show(await setMentionsOnly(ctx.m, ctx.channelId, !only));
+        ctx.app.toast(t(only ? 'push.mentions_only_off' : 'push.mentions_only_on'));
       } catch (err) {
         ctx.app.toast(ctx.app.errorText(err), 'error');
       }

@@ -1,0 +1,52 @@
+"""The members' "@mention me only" choices of a channel (docs/protocol.md, section 17)."""
+
+from __future__ import annotations
+
+from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.paging import query_all
+from chalicelib.domain.mentions_only import MentionChoice
+from chalicelib.errors import ConditionFailed
+from chalicelib.ports import Store
+
+
+class MentionChoiceRecords:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def save(self, choice: MentionChoice) -> bool:
+        """Keep ``choice`` unless a stored one is newer; False when it was older (and dropped).
+
+        The latest choice counts: the stored ``issued_at`` is compared and the write made on
+        condition that it did not change meanwhile (retried from the newer value)."""
+        key = keys.mention_choice(choice.channel_id, choice.member_id)
+        item = keys.record(key, choice.model_dump(mode="json"))
+        for _ in range(5):
+            stored = self._store.get(*key)
+            if stored is not None and int(stored["issued_at"]) > choice.issued_at:
+                return False
+            try:
+                if stored is None:
+                    self._store.put(item, if_absent=True)
+                else:
+                    self._store.put(item, if_match={"issued_at": stored["issued_at"]})
+            except ConditionFailed:
+                continue
+            return True
+        return False
+
+    def get(self, channel_id: str, member_id: str) -> MentionChoice | None:
+        item = self._store.get(*keys.mention_choice(channel_id, member_id))
+        return None if item is None else MentionChoice.model_validate(item)
+
+    def delete(self, channel_id: str, member_id: str) -> None:
+        self._store.delete(*keys.mention_choice(channel_id, member_id))
+
+    def of_channel(self, channel_id: str, *, consistent: bool = True) -> list[MentionChoice]:
+        prefix = keys.MENTION_CHOICE_PREFIX
+        items = query_all(self._store, keys.channel_partition(channel_id), prefix, consistent=consistent)
+        return [MentionChoice.model_validate(item) for item in items]
+
+    def mentions_only(self, channel_id: str) -> set[str]:
+        """The members who chose "mentions only" here. Eventually consistent: read per woken
+        message, and a choice made in the last second may miss one push's filter."""
+        return {c.member_id for c in self.of_channel(channel_id, consistent=False) if c.mentions_only}
