@@ -58,7 +58,7 @@ def forged_follower_writes_are_not_applied(
     from chalicelib.domain.frames import StoredMessage
 
     lea = Messenger(Profile(follower))
-    records = MessageRecords(SqliteStore(str(server.data / "bocage.sqlite3"), SystemClock()))
+    records = MessageRecords(SqliteStore(str((server.data or Path()) / "bocage.sqlite3"), SystemClock()))
     post = next(m for m in shown if m.get("text") == POST)
     forged = [
         ("delete", {"type": "delete", "target": post["message_id"]}, post["message_id"]),
