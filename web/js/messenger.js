@@ -40,7 +40,6 @@ import {
 } from './wire.js';
 import { newTicket, statementHash, withFragment } from './certs.js';
 import { TrustKeeper } from './trust.js';
-import { notifyStatement, toNotify } from './mentions.js';
 
 const KEYS_PER_CALL = 200; // at ~400 bytes each, 500 sealed keys are over the 128 KiB body limit
 const READ_LIMIT = 200;
@@ -581,6 +580,7 @@ export class Messenger extends EventTarget {
       const statements = Array.isArray(answer.notify) ? answer.notify : [];
       const unknown = statements.some((s) => typeof s?.by_device === 'string' && !this.trust.view?.device(s.by_device));
       if (!this.trust.view || unknown) await this.loadDirectory(); // a device linked since
+      const { toNotify } = await import('./mentions.js'); // only when a text mentions someone
       return toNotify(this.trust.view, this.device.org_id, channelId, mentioned, statements);
     } catch (err) {
       console.warn('notify: the mentioned members could not be checked', err);
@@ -594,7 +594,8 @@ export class Messenger extends EventTarget {
    * @param {string} channelId
    * @param {boolean} mentionsOnly
    */
-  setMentionsOnly(channelId, mentionsOnly) {
+  async setMentionsOnly(channelId, mentionsOnly) {
+    const { notifyStatement } = await import('./mentions.js');
     const statement = notifyStatement(this.device, channelId, mentionsOnly, this.api.now());
     return this.api.request('PUT', `/channels/${channelId}/notify`, { body: { statement } });
   }
