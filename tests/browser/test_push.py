@@ -87,16 +87,12 @@ def deliver_push(page: Any, origin: str, data: str) -> None:
     raise AssertionError(f"no notification after three pushes to registration {registration}")
 
 
-def test_opt_in_then_a_sealed_push_shows_the_channel_name_only(
-    push_server: Server,
-    push_service: PushServiceStandIn,
-    new_context: Callable[..., Any],
-    cli: Callable[..., dict[str, Any]],
-    artifacts: Path,
-    tmp_path: Path,
-) -> None:
+def mayor_and_agent(
+    push_server: Server, push_service: PushServiceStandIn, context: Any, cli: Any, tmp_path: Path
+) -> tuple[PushDevice, Any, str, str, list[str]]:
+    """The mayor in the browser (its subscribe answering the stand-in) and an agent on the CLI,
+    in one group: the push device, the page, the agent's profile, the group and the page's problems."""
     device = PushDevice()
-    context = new_context("push-owner", permissions=["notifications"])
     context.add_init_script(
         script=f"({SUBSCRIBE_JS})({json.dumps(device.subscription(push_service.endpoint('owner')))})"
     )
@@ -109,6 +105,20 @@ def test_opt_in_then_a_sealed_push_shows_the_channel_name_only(
     create_channel(page, GROUP, "group")
     add_to_channel(page, "Agent Roux")
     group_id = next(c["channel_id"] for c in cli("--profile", profile, "channels")["channels"])
+    return device, page, profile, group_id, problems
+
+
+def test_opt_in_then_a_sealed_push_shows_the_channel_name_only(
+    push_server: Server,
+    push_service: PushServiceStandIn,
+    new_context: Callable[..., Any],
+    cli: Callable[..., dict[str, Any]],
+    artifacts: Path,
+    tmp_path: Path,
+) -> None:
+    device, page, profile, group_id, problems = mayor_and_agent(
+        push_server, push_service, new_context("push-owner", permissions=["notifications"]), cli, tmp_path
+    )
 
     # The opt-in, on the device page.
     page.get_by_role("link", name="Cet appareil").click()
@@ -172,20 +182,9 @@ def test_mentions_only_wakes_the_device_only_for_a_message_naming_its_member(
     """docs/protocol.md 17, "@mention me only": the person chooses "Seulement les mentions" in the
     group; with the app closed, a CLI member's message that mentions them wakes the device, one
     that does not wakes nothing."""
-    device = PushDevice()
-    context = new_context("push-mentions", permissions=["notifications"])
-    context.add_init_script(
-        script=f"({SUBSCRIBE_JS})({json.dumps(device.subscription(push_service.endpoint('owner')))})"
+    device, page, profile, group_id, problems = mayor_and_agent(
+        push_server, push_service, new_context("push-mentions", permissions=["notifications"]), cli, tmp_path
     )
-    page = context.pages[0]
-    problems: list[str] = []
-    watch_console(page, problems)
-    activate(page, push_server.owner_url(), "Maire Dupuis")
-    profile = str(tmp_path / "cli")
-    cli("--profile", profile, "activate", invite(page, "Agent Roux"), "--name", "Agent Roux")
-    create_channel(page, GROUP, "group")
-    add_to_channel(page, "Agent Roux")
-    group_id = next(c["channel_id"] for c in cli("--profile", profile, "channels")["channels"])
     mayor = next(
         m["member_id"]
         for m in cli("--profile", profile, "members")["members"]

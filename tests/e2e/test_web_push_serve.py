@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from bocage.client.api import BocageClient
 from bocage.client.profile import Profile
@@ -14,15 +15,21 @@ from tests.e2e.conftest import Server, bocage
 from tests.push_service import PushDevice, PushServiceStandIn, verify_vapid
 
 
-def test_bocage_serve_pushes_to_an_offline_device_and_forgets_a_gone_one(
-    push_server: Server, push_service: PushServiceStandIn, tmp_path: Path
-) -> None:
+def owner_and_agent(push_server: Server, tmp_path: Path) -> tuple[Path, Path, str, dict[str, Any]]:
+    """The owner's and an agent's CLI profiles, in one group: the profiles, the group, the agent."""
     owner, agent = tmp_path / "owner", tmp_path / "agent"
     bocage("--profile", str(owner), "activate", push_server.owner_url(), "--name", "Maire")
     invitation = bocage("--profile", str(owner), "invite", "--name", "Agent")
     joined = bocage("--profile", str(agent), "activate", invitation["activation_url"], "--name", "Agent")
     group = bocage("--profile", str(owner), "group", "create", "Conseil")["channel_id"]
     bocage("--profile", str(owner), "channel", "add", group, joined["member_id"])
+    return owner, agent, group, joined
+
+
+def test_bocage_serve_pushes_to_an_offline_device_and_forgets_a_gone_one(
+    push_server: Server, push_service: PushServiceStandIn, tmp_path: Path
+) -> None:
+    owner, agent, group, _ = owner_and_agent(push_server, tmp_path)
 
     profile = Profile(agent)
     client = BocageClient(push_server.url, device=profile.keys())
@@ -57,12 +64,7 @@ def test_bocage_serve_wakes_a_mentions_only_member_only_when_mentioned(
     """docs/protocol.md 17: the agent runs `bocage notify GROUP --mentions-only`; the owner's
     message without a mention wakes nothing, one mentioning the agent (sent over the live
     WebSocket, whose `send` carries `notify`) does; `--all` restores every message."""
-    owner, agent = tmp_path / "owner", tmp_path / "agent"
-    bocage("--profile", str(owner), "activate", push_server.owner_url(), "--name", "Maire")
-    invitation = bocage("--profile", str(owner), "invite", "--name", "Agent")
-    joined = bocage("--profile", str(agent), "activate", invitation["activation_url"], "--name", "Agent")
-    group = bocage("--profile", str(owner), "group", "create", "Conseil")["channel_id"]
-    bocage("--profile", str(owner), "channel", "add", group, joined["member_id"])
+    owner, agent, group, joined = owner_and_agent(push_server, tmp_path)
     profile = Profile(agent)
     client = BocageClient(push_server.url, device=profile.keys())
     device = PushDevice()
