@@ -104,6 +104,8 @@ class Signal(StrEnum):
 SEALED_SIGNALS = frozenset({Signal.OFFER, Signal.ANSWER, Signal.CANDIDATE})
 #: Signals that make the sending device a participant.
 JOINING_SIGNALS = frozenset({Signal.RING, Signal.ACCEPT, Signal.JOIN})
+#: Signals that answer a ring: the server also tells the sender's other devices, which stop ringing.
+ANSWERING_SIGNALS = frozenset({Signal.ACCEPT, Signal.DECLINE})
 
 
 class CallFull(Conflict):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from chalicelib.adapters.records.calls import CallRecords
 from chalicelib.domain.calls import (
+    ANSWERING_SIGNALS,
     SEALED_SIGNALS,
     CallRecord,
     Signal,
@@ -77,6 +78,8 @@ class CallSignalling:
                 at=now,
             )
             delivered += self._delivery.send_to_device(member_id, target, frame)
+        if action.signal in ANSWERING_SIGNALS:
+            delivered += self._answered_elsewhere(who, action, [d for d, _ in targets], now)
         return CallAckFrame(
             ref=action.ref,
             call_id=call.call_id,
@@ -85,6 +88,19 @@ class CallSignalling:
             participants=sorted(call.participants),
             ended=call.ended,
         )
+
+    def _answered_elsewhere(self, who: Principal, action: CallAction, targets: list[str], now: int) -> int:
+        """An accept or a decline also goes to the sender's other devices, so that they stop
+        ringing (section 19.1); a device already named got it above."""
+        frame = CallFrame(
+            channel_id=action.channel_id,
+            call_id=action.call_id,
+            signal=action.signal.value,
+            from_device=who.device_id,
+            from_member=who.member_id,
+            at=now,
+        )
+        return self._delivery.send_to_member(who.member_id, frame, skip={who.device_id, *targets})
 
     def _targets(self, channel_id: str, who: Principal, action: CallAction) -> list[tuple[str, str]]:
         """(device, member) of each named device, all in the channel's roster, each once."""

@@ -237,3 +237,51 @@ def test_a_revoked_device_is_dropped_from_the_call(room: Room, api: SignedApi) -
     room.signal("owner", call_id, "leave", [])
     ended = room.signal("bob", call_id, "join", [owner])
     assert (ended["status"], ended["error"]) == (409, "call_ended")  # the last one left: it ended
+
+
+def linked_device(room: Room, name: str) -> Any:
+    """A second device of this person, linked and certified by the first, connected as
+    ``c-<name>-2``; its Messenger."""
+    link = room.by_name[name].trust.link_device()
+    room.api._remember_url(link)
+    keys, reply = room.api.activate(link["activation_code"], "Tablette")
+    assert reply.status == 201, reply.body
+    assert room.api.ws_connect(keys, f"c-{name}-2")["statusCode"] == 200
+    return messenger_for(room.api, keys, room.people.tmp / f"{name}-2", reply.body)
+
+
+def test_an_answer_or_a_decline_stops_the_members_other_devices_ringing(room: Room) -> None:
+    owner, alice = room.device("owner"), room.device("alice")
+    tablet = linked_device(room, "alice")
+    call_id = new_call_id()
+    room.signal("owner", call_id, "ring", [alice, tablet.device_id])
+    assert [f["signal"] for f in room.push.to("c-alice-2", "call")] == ["ring"]
+
+    ack = room.signal("alice", call_id, "accept", [owner])
+    assert ack["delivered"] == 2  # the caller, and Alice's tablet
+    answered = room.push.to("c-alice-2", "call")[-1]
+    assert (answered["signal"], answered["from_device"], answered["call_id"]) == ("accept", alice, call_id)
+    assert "sealed" not in answered and "reason" not in answered
+    opened = tablet.calls.open(answered)
+    assert opened.elsewhere and opened.data is None  # it stops ringing there, nothing more
+    assert room.people.owner.calls.open(room.calls_to("owner")[-1]).elsewhere is False
+    assert room.calls_to("bob") == []  # nobody else hears of it
+    assert ack["participants"] == sorted([owner, alice])  # the tablet is not in the call
+
+    # A decline on the tablet reaches the caller and stops Alice's phone ringing.
+    other_call = new_call_id()
+    room.signal("owner", other_call, "ring", [alice, tablet.device_id])
+    before = len(room.calls_to("alice"))
+    declined = room.send("alice-2", tablet.calls.action(room.cid, other_call, "decline", [owner]).wire())
+    assert declined["delivered"] == 2 and declined["participants"] == [owner]
+    (told,) = room.calls_to("alice")[before:]
+    assert (told["signal"], told["from_device"]) == ("decline", tablet.device_id)
+    assert room.alice.calls.open(told).elsewhere
+    assert room.calls_to("owner")[-1]["signal"] == "decline"
+
+    # The one device that answered, named also as a target, hears it once.
+    third = new_call_id()
+    room.signal("owner", third, "ring", [alice, tablet.device_id])
+    count = len(room.push.to("c-alice-2", "call"))
+    room.signal("alice", third, "accept", [owner, tablet.device_id])
+    assert len(room.push.to("c-alice-2", "call")) == count + 1

@@ -37,6 +37,15 @@ export async function onCallFrame(app, frame) {
     await current.receive(frame);
     return;
   }
+  if (ringing && ringing.frame.call_id === frame.call_id && answeredHere(app, frame)) {
+    // Another device of this member answered or declined (19.1): it stops ringing here, nothing
+    // more, so a forged one (19.4) costs a missed ring, never a connection.
+    const checked = await verifySignal(app.messenger, frame);
+    if (!checked || ringing?.frame.call_id !== frame.call_id) return;
+    stopRinging();
+    app.toast(ct(frame.signal === 'accept' ? 'call.answered_elsewhere' : 'call.declined_elsewhere'));
+    return;
+  }
   if (ringing && ringing.frame.call_id === frame.call_id && (frame.signal === 'hangup' || frame.signal === 'leave')) {
     stopRinging();
     return;
@@ -45,6 +54,12 @@ export async function onCallFrame(app, frame) {
   const checked = await verifySignal(app.messenger, frame);
   if (!checked) return; // not a certified device of the channel: never rings (19.4)
   showRing(app, frame);
+}
+
+/** An accept or a decline from another device of this member. */
+function answeredHere(app, frame) {
+  const m = app.messenger;
+  return (frame.signal === 'accept' || frame.signal === 'decline') && frame.from_member === m.memberId && frame.from_device !== m.deviceId;
 }
 
 /** ICE servers for a call in this channel; throws the route's refusal (403 with its reason). */
