@@ -240,3 +240,74 @@ def test_a_third_participant_joins_the_mesh_and_leaves(call_setup: Any) -> None:
     owner.get_by_role("button", name="Raccrocher").click()
     for page in (owner, agent):
         expect(page.locator(".call-view")).to_have_count(0)
+
+
+def inbound_video(page: Page) -> dict[str, Any]:
+    """The received video as getStats says: frame size and the receiving track's id."""
+    found: dict[str, Any] = page.evaluate(
+        """async () => {
+          for (const { pc } of window.bocageCall.peers.values()) {
+            const stats = await pc.getStats();
+            for (const s of stats.values()) {
+              if (s.type === 'inbound-rtp' && s.kind === 'video' && s.frameWidth) {
+                return { width: s.frameWidth, height: s.frameHeight, track: s.trackIdentifier };
+              }
+            }
+          }
+          return { width: 0, height: 0, track: null };
+        }"""
+    )
+    return found
+
+
+def wide(page: Page) -> bool:
+    """The received video is a 16:9 screen (Chromium's fake one), not the 4:3 fake camera."""
+    got = inbound_video(page)
+    return bool(got["height"] and got["width"] / got["height"] > 1.6)
+
+
+SHARE = "Partager l\u2019écran"
+
+
+def test_a_shared_screen_replaces_the_camera_and_gives_it_back(call_setup: Any) -> None:
+    """With --use-fake-device-for-media-stream and --use-fake-ui-for-media-stream, Debian's
+    Chromium answers getDisplayMedia with a fake 1280x720 monitor ("screen:…") without asking."""
+    _, contexts, url = call_setup
+    problems: list[str] = []
+    owner, agent = contexts[0].pages[0], contexts[1].pages[0]
+    for page in (owner, agent):
+        watch_console(page, problems)
+    activate(owner, url, "Maire Dupuis")
+    activate(agent, invite(owner, "Agent Martin"), "Agent Martin")
+    create_channel(owner, "Visite de chantier", "group")
+    add_to_channel(owner, "Agent Martin")
+    owner.get_by_role("button", name="Appeler").click()
+    agent.get_by_role("alertdialog").get_by_role("button", name="Décrocher").click()
+    wait_for(lambda: flowing(agent) and inbound_video(agent)["width"] > 0, "the camera at the agent", 40)
+    camera = inbound_video(agent)
+    assert camera["width"] / camera["height"] < 1.4  # the fake camera, 4:3
+    sdp = "() => [...window.bocageCall.peers.values()][0].pc.localDescription.sdp"
+    negotiated = owner.evaluate(sdp)
+
+    owner.get_by_role("button", name=SHARE).click()
+    expect(owner.get_by_role("button", name="Arrêter le partage")).to_have_attribute("aria-pressed", "true")
+    wait_for(lambda: wide(agent), "the owner's screen at the agent", 30)
+    sent = "() => [...window.bocageCall.peers.values()][0].pc.getSenders().map((s) => s.track?.label || '')"
+    assert any(label.startswith("screen:") for label in owner.evaluate(sent))
+    assert inbound_video(agent)["track"] == camera["track"]  # the same track, new frames
+    assert owner.evaluate(sdp) == negotiated  # replaceTrack: no renegotiation
+
+    owner.get_by_role("button", name="Arrêter le partage").click()
+    expect(owner.get_by_role("button", name=SHARE)).to_have_attribute("aria-pressed", "false")
+    wait_for(lambda: not wide(agent), "the owner's camera back at the agent", 30)
+    assert owner.evaluate("() => window.bocageCall.screen") is None
+
+    # The browser's own "stop sharing" ends the screen's track: the camera comes back too.
+    owner.get_by_role("button", name=SHARE).click()
+    wait_for(lambda: wide(agent), "the screen again", 30)
+    owner.evaluate("() => window.bocageCall.screen.getVideoTracks()[0].dispatchEvent(new Event('ended'))")
+    expect(owner.get_by_role("button", name=SHARE)).to_be_visible()
+    wait_for(lambda: not wide(agent), "the camera back after the browser's stop", 30)
+    owner.get_by_role("button", name="Raccrocher").click()
+    expect(agent.locator(".call-view")).to_have_count(0)
+    assert not problems, problems

@@ -165,6 +165,27 @@ async function answer(app, frame) {
   }
 }
 
+/** "Partager l'écran" / "Arrêter le partage"; this device's preview shows what it sends. */
+function shareButton(app, session, viewOf) {
+  const button = h('button', { type: 'button', class: 'call-share', 'aria-pressed': 'false' }, ct('call.share'));
+  button.onclick = async () => {
+    try {
+      await (session.screen ? session.stopSharing() : session.shareScreen());
+    } catch (err) {
+      if (err?.name !== 'NotAllowedError' && err?.name !== 'AbortError') throw err;
+      app.toast(ct('call.share_refused'));
+    }
+  };
+  session.addEventListener('sharing', (e) => {
+    const on = /** @type {CustomEvent} */ (e).detail;
+    button.setAttribute('aria-pressed', on ? 'true' : 'false');
+    button.textContent = ct(on ? 'call.share_stop' : 'call.share');
+    const preview = /** @type {HTMLVideoElement} */ (viewOf().querySelector('video.local'));
+    preview.srcObject = on ? session.screen : session.local;
+  });
+  return button;
+}
+
 function status(view, text) {
   replace(view.querySelector('.call-status'), text);
 }
@@ -194,6 +215,7 @@ function openView(app, session) {
     h('div', { class: 'call-controls' },
       toggle('audio', 'call.mute', 'call.unmute'),
       toggle('video', 'call.camera_off', 'call.camera_on'),
+      navigator.mediaDevices?.getDisplayMedia ? shareButton(app, session, () => view) : null,
       h('button', { type: 'button', class: 'danger', onClick: () => (session.ended ? view.remove() : session.leave()) }, ct('call.leave')),
     ),
   );
