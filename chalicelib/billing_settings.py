@@ -38,6 +38,15 @@ DEFAULT_CO2E_UG_PER_EMAIL = 4_000_000
 #: about 8 KB: deliberately high, which keeps the "avoided" figure conservative. It leaves out
 #: the phone's screen time and manufacture, as a per-unit network estimate does.
 DEFAULT_CO2E_UG_PER_NOTIFICATION = 240
+#: CO2e of one participant-minute of a video call: ~2.6 g. Obringer, Rachunok, Maia-Silva,
+#: Arbabzadeh, Nateghi & Madani, "The overlooked environmental footprint of increasing Internet
+#: use", Resources, Conservation & Recycling 167 (April 2021) 105389,
+#: https://doi.org/10.1016/j.resconrec.2020.105389 (read 2026-12-03): one hour of
+#: videoconferencing emits 150 to 1,000 g CO2e per user depending on the service and the video
+#: quality (data centres and networks, per GB transferred), about 157 g for an hour with the
+#: camera on; 157 g / 60 = 2.6 g. The low end fits Bocage, whose video is capped at 1.5 Mbit/s
+#: per stream (docs/calls.md). A footprint, not a saving: it is shown as emitted.
+DEFAULT_CO2E_UG_PER_CALL_MINUTE = 2_600_000
 
 #: Admins are told this many days before their pilot ends.
 NOTICE_DAYS = 30
@@ -107,6 +116,7 @@ class BillingSettings:
     trees_opening: int = 0
     co2e_ug_per_notification: int = DEFAULT_CO2E_UG_PER_NOTIFICATION
     co2e_ug_per_email: int = DEFAULT_CO2E_UG_PER_EMAIL
+    co2e_ug_per_call_minute: int = DEFAULT_CO2E_UG_PER_CALL_MINUTE
     notice_days: int = NOTICE_DAYS
 
     def __post_init__(self) -> None:
@@ -129,4 +139,7 @@ class BillingSettings:
                 e, "BOCAGE_CO2E_MG_PER_NOTIFICATION", DEFAULT_CO2E_UG_PER_NOTIFICATION, 1000
             ),
             co2e_ug_per_email=_scaled(e, "BOCAGE_CO2E_MG_PER_EMAIL", DEFAULT_CO2E_UG_PER_EMAIL, 1000),
+            co2e_ug_per_call_minute=_scaled(
+                e, "BOCAGE_CO2E_MG_PER_CALL_MINUTE", DEFAULT_CO2E_UG_PER_CALL_MINUTE, 1000
+            ),
         )

@@ -136,6 +136,11 @@ class CallRecord(BaseModel):
     participants: dict[str, str] = {}
     #: devices that were ever in the call (for the call's summary)
     joined: list[str] = []
+    #: participant-seconds so far (for the impact page): each second with at least two devices
+    #: in the call counts once per device in it; accrued whenever the participants change
+    participant_seconds: int = 0
+    #: when the participants last changed (the start of the interval not yet accrued)
+    changed_at: int | None = None
     version: int = 0
     expires_at: int
 
@@ -170,6 +175,7 @@ def after_signal(
             started_at=now,
             participants={device_id: member_id},
             joined=[device_id],
+            changed_at=now,
             version=1,
             expires_at=now + CALL_TTL,
         )
@@ -184,21 +190,35 @@ def after_signal(
             raise NotInCall(f"{len(outside)} target device(s) are not in the call")
         return call
     if signal in JOINING_SIGNALS and not inside:
-        return _joined(call, device_id, member_id)
+        return _joined(call, device_id, member_id, now)
     if signal is Signal.LEAVE:
         return without(call, {device_id}, now)
     if signal is Signal.HANGUP:
-        return call.model_copy(update={"ended_at": now, "version": call.version + 1})
+        return call.model_copy(update={"ended_at": now, "version": call.version + 1, **_accrued(call, now)})
     return call  # a decline, or a ring or join from a device already in the call
 
 
-def _joined(call: CallRecord, device_id: str, member_id: str) -> CallRecord:
+def _accrued(call: CallRecord, now: int) -> dict[str, int]:
+    """The participant-seconds since the last change, added: a device alone in a call (ringing,
+    or left by the others) talks to nobody, so it counts only with two devices or more."""
+    start = call.started_at if call.changed_at is None else call.changed_at
+    present = len(call.participants)
+    since = max(0, now - start) * present if present >= 2 else 0
+    return {"participant_seconds": call.participant_seconds + since, "changed_at": now}
+
+
+def ended_now(before: CallRecord | None, after: CallRecord) -> bool:
+    """This change ended the call (it is counted then, once: the write is conditional)."""
+    return after.ended and (before is None or not before.ended)
+
+
+def _joined(call: CallRecord, device_id: str, member_id: str, now: int) -> CallRecord:
     if len(call.participants) >= MAX_PARTICIPANTS:
         raise CallFull(f"this call is full: {MAX_PARTICIPANTS} participants at most")
     joined = call.joined if device_id in call.joined else [*call.joined, device_id]
     participants = {**call.participants, device_id: member_id}
     update = {"participants": participants, "joined": joined, "version": call.version + 1}
-    return call.model_copy(update=update)
+    return call.model_copy(update={**update, **_accrued(call, now)})
 
 
 def without(call: CallRecord, devices: set[str], now: int) -> CallRecord:
@@ -210,5 +230,6 @@ def without(call: CallRecord, devices: set[str], now: int) -> CallRecord:
             "participants": participants,
             "ended_at": now if not participants else None,
             "version": call.version + 1,
+            **_accrued(call, now),
         }
     )

@@ -15,6 +15,7 @@ from chalicelib.domain.calls import (
     CallRecord,
     Signal,
     after_signal,
+    ended_now,
     require_calls_allowed,
     without,
 )
@@ -27,6 +28,7 @@ from chalicelib.ports import Clock, Store
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.delivery import Delivery
 from chalicelib.services.event_bus import EventBus
+from chalicelib.services.impact import ImpactService
 from chalicelib.services.organisations import OrganisationService
 
 #: Conditional writes tried before a busy call is reported (participants joining at once).
@@ -43,8 +45,10 @@ class CallSignalling:
         orgs: OrganisationService,
         channels: ChannelService,
         delivery: Delivery,
+        impact: ImpactService,
     ) -> None:
         self._calls = CallRecords(store)
+        self._impact = impact
         self._clock = clock
         self._orgs = orgs
         self._channels = channels
@@ -142,10 +146,16 @@ class CallSignalling:
                 return after
             try:
                 self._calls.save(before, after)
+                self._count_if_ended(who.org_id, before, after)
                 return after
             except ConditionFailed:
                 continue
         raise Conflict("this call is changing too fast; try again")
+
+    def _count_if_ended(self, org_id: str, before: CallRecord | None, after: CallRecord) -> None:
+        """The write that ended the call (only one can: it is conditional) counts its minutes."""
+        if ended_now(before, after) and after.ended_at is not None:
+            self._impact.record_call(org_id, after.ended_at, after.participant_seconds)
 
     # -- people who leave -----------------------------------------------------------------
 
@@ -174,6 +184,9 @@ class CallSignalling:
             after = without(call, set(gone), self._clock.now())
             try:
                 self._calls.save(call, after)
+                channel = self._channels.find(call.channel_id)
+                if channel is not None:
+                    self._count_if_ended(channel.org_id, call, after)
                 break
             except ConditionFailed:
                 fresh = self._calls.get(call.channel_id, call.call_id)

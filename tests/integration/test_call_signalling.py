@@ -285,3 +285,62 @@ def test_an_answer_or_a_decline_stops_the_members_other_devices_ringing(room: Ro
     count = len(room.push.to("c-alice-2", "call"))
     room.signal("alice", third, "accept", [owner, tablet.device_id])
     assert len(room.push.to("c-alice-2", "call")) == count + 1
+
+
+def test_an_ended_call_counts_its_participant_minutes_once_for_its_organisation(
+    room: Room, api: SignedApi, container: Any, operator: Any, clock: Any
+) -> None:
+    owner, alice, bob = room.device("owner"), room.device("alice"), room.device("bob")
+    owner_keys = room.people.keys["owner"]
+    call_id = new_call_id()
+    room.signal("owner", call_id, "ring", [alice, bob])
+    clock.advance(20)  # ringing alone: nobody to talk to, not counted
+    room.signal("alice", call_id, "accept", [owner])
+    clock.advance(125)  # two devices: 250 participant-seconds
+    room.signal("bob", call_id, "accept", [owner, alice])
+    clock.advance(60)  # three: 180
+    room.signal("owner", call_id, "leave", [alice, bob])
+    clock.advance(30)  # two: 60
+    assert room.signal("alice", call_id, "hangup", [bob])["ended"] is True
+    clock.advance(600)
+    late = room.signal("bob", call_id, "leave", [alice])
+    assert (late["status"], late["error"]) == (409, "call_ended")  # nothing more to count
+
+    # An unanswered call counts nothing; a call in another organisation counts there only.
+    unanswered = new_call_id()
+    room.signal("owner", unanswered, "ring", [alice])
+    clock.advance(45)
+    room.signal("owner", unanswered, "leave", [])
+    other = api.create_org(operator, name="Autre")
+    stranger_keys, info = api.activate(other["activation_code"], "Stranger")
+    container.orgs.set_plan(info.body["org_id"], Plan.PRO)
+    zoe_keys, zoe = api.join(stranger_keys, "Zoé", "member")
+    stranger = messenger_for(api, stranger_keys, room.people.tmp / "stranger", info.body)
+    theirs = stranger.create_channel("group", "Ailleurs")["channel_id"]
+    stranger.add_member(theirs, zoe["member_id"])
+    for name, keys in (("stranger", stranger_keys), ("zoe", zoe_keys)):
+        assert api.ws_connect(keys, f"c-{name}")["statusCode"] == 200
+    room.by_name["stranger"] = stranger
+    room.by_name["zoe"] = messenger_for(api, zoe_keys, room.people.tmp / "zoe", zoe)
+    elsewhere = new_call_id()
+    room.signal("stranger", elsewhere, "ring", [zoe_keys.device_id], cid=theirs)
+    room.signal("zoe", elsewhere, "accept", [stranger_keys.device_id], cid=theirs)
+    clock.advance(90)
+    room.signal("zoe", elsewhere, "hangup", [stranger_keys.device_id], cid=theirs)
+
+    mine = api.call("GET", "/impact/org", signer=owner_keys)
+    assert mine.status == 200, mine.body
+    totals = mine.body["totals"]
+    assert (totals["call_minutes"], totals["call_co2e_mg"]) == (8, 490 * 2_600_000 // 60_000)  # 490 s
+    assert [m["call_minutes"] for m in mine.body["months"]] == [8]
+    assert "doi.org/10.1016/j.resconrec.2020.105389" in mine.body["assumptions"]["sources"]["call_minute"]
+    (counter,) = [
+        i
+        for i in scan_all(container.store)
+        if "call_seconds" in i and info.body["org_id"] not in str(i["pk"])
+    ]
+    assert counter["call_seconds"] == 490  # one counter, one increment
+    theirs_impact = api.call("GET", "/impact/org", signer=stranger_keys).body["totals"]
+    assert theirs_impact["call_minutes"] == 3  # 2 x 90 s, in their organisation only
+    report = api.call("GET", "/report", signer=owner_keys)
+    assert report.status == 200 and report.body["totals"]["call_minutes"] == 8, report.body
