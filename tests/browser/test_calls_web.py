@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def call_setup(
 ) -> Iterator[tuple[Server, list[Any], str]]:
     data = tmp_path / "data"
     created = bocage("org", "create", "Mairie de Plouha", "--plan", "pro", "--data", str(data))
-    with coturn(tmp_path) as turn:
+    with coturn(tmp_path, verbose="throughput" in request.node.name) as turn:
         server = start_server(
             data,
             tmp_path / "serve.log",
@@ -63,6 +64,7 @@ def call_setup(
                 context.set_default_timeout(20_000)
                 context.add_init_script(RELAY_ONLY)
                 contexts.append(context)
+            request.node.coturn_log = turn.log  # the throughput test reads coturn's counters
             yield server, contexts, local_url(created["activation_url"], server)
         finally:
             for context in contexts:
@@ -311,3 +313,67 @@ def test_a_shared_screen_replaces_the_camera_and_gives_it_back(call_setup: Any) 
     owner.get_by_role("button", name="Raccrocher").click()
     expect(agent.locator(".call-view")).to_have_count(0)
     assert not problems, problems
+
+
+USAGE = re.compile(r"session (\d+): (peer )?usage: .*?rp=(\d+), rb=(\d+), sp=(\d+), sb=(\d+)")
+
+
+def relayed_bytes(log: Path) -> dict[str, int]:
+    """What coturn counted for its closed sessions (verbose log, one "usage" line for the
+    client side and one "peer usage" line for the relay side of each allocation)."""
+    totals = {"from_clients": 0, "to_clients": 0, "to_peers": 0, "from_peers": 0, "sessions": 0}
+    for _session, peer, _rp, rb, _sp, sb in USAGE.findall(log.read_text()):
+        if peer:
+            totals["from_peers"] += int(rb)
+            totals["to_peers"] += int(sb)
+        else:
+            totals["sessions"] += 1
+            totals["from_clients"] += int(rb)
+            totals["to_clients"] += int(sb)
+    return totals
+
+
+def test_coturn_measures_the_relay_throughput_of_a_two_party_call(
+    call_setup: Any, request: pytest.FixtureRequest
+) -> None:
+    """A 2-party call forced through the relay for 20 s: coturn's own counters (logged when each
+    allocation closes) give the bytes it relayed; printed per second (pytest -s)."""
+    _, contexts, url = call_setup
+    log: Path = request.node.coturn_log
+    owner, agent = contexts[0].pages[0], contexts[1].pages[0]
+    activate(owner, url, "Maire Dupuis")
+    activate(agent, invite(owner, "Agent Martin"), "Agent Martin")
+    create_channel(owner, "Visite de chantier", "group")
+    add_to_channel(owner, "Agent Martin")
+    assert relayed_bytes(log)["sessions"] == 0
+    owner.get_by_role("button", name="Appeler").click()
+    answered = time.monotonic()
+    agent.get_by_role("alertdialog").get_by_role("button", name="Décrocher").click()
+    wait_for(lambda: flowing(owner) and flowing(agent), "audio and video through the relay, both ways", 40)
+    time.sleep(20)
+    received = [received_bytes(p) for p in (owner, agent)]
+    owner.get_by_role("button", name="Raccrocher").click()
+    seconds = time.monotonic() - answered
+    expect(agent.locator(".call-view")).to_have_count(0)
+    wait_for(lambda: relayed_bytes(log)["from_peers"] > 0, "coturn's usage lines on closing", 30)
+    time.sleep(2)  # every allocation of both browsers closes within a moment of the hang-up
+    counted = relayed_bytes(log)
+    relayed = counted["to_clients"]  # media the relay delivered to the two browsers
+    per_second = relayed / seconds
+    print(
+        f"coturn, 2-party call through the relay for {seconds:.1f} s: {counted['sessions']} allocations, "
+        f"{counted['from_clients']} B from clients, {counted['to_peers']} B to peers, "
+        f"{counted['from_peers']} B from peers, {relayed} B to clients: {per_second / 1000:.0f} kB/s "
+        f"({per_second * 8 / 1e6:.2f} Mbit/s) relayed to the two devices; "
+        f"getStats bytes received: {received}"
+    )
+    # Both directions went through coturn: what the browsers received (RTP payload counted by
+    # getStats) is at most what coturn delivered (that plus SRTP, RTP and TURN headers, RTCP).
+    assert relayed >= sum(received) > 0
+    # Within the caps (1.5 Mbit/s video + 40 kbit/s audio each way), with room for headers.
+    assert per_second * 8 < 2 * (1_500_000 + 40_000) * 1.3
+
+
+def received_bytes(page: Page) -> int:
+    got = received(page)
+    return int(got["audio"] + got["video"])
