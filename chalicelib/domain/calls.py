@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from chalicelib.domain.billing import sending_allowed
 from chalicelib.domain.channel import ChannelKind
 from chalicelib.domain.organisation import Organisation, Plan
-from chalicelib.errors import Conflict, Forbidden, NotFound
+from chalicelib.errors import Conflict, Forbidden, NotFound, TooManyRequests
 
 #: Plans whose members may call; a pilot while it runs (it tries the pro offer), never a
 #: suspended one.
@@ -86,6 +86,13 @@ CALL_TTL = 6 * 3600
 MAX_SEALED_CHARS = 24 * 1024
 #: Devices one frame may go to: the other participants, or the devices a ring reaches.
 MAX_TARGETS = 64
+#: Calls a channel may start per CALL_TTL (its records, ended ones included, live that long): a
+#: bound on what removing a member or revoking a device reads, whatever a member rings.
+MAX_CALLS_PER_TTL = 60
+#: Calls going on at once in one channel (a meeting, and a second one on the side).
+MAX_OPEN_CALLS = 3
+#: A call nobody answered stops counting as open after this long (the web app rings 45 s).
+RING_SECONDS = 60
 
 
 class Signal(StrEnum):
@@ -120,6 +127,18 @@ class NotInCall(Forbidden):
     code = "not_in_call"
 
 
+class TooManyCalls(TooManyRequests):
+    code = "too_many_calls"
+
+
+class CallsBusy(Conflict):
+    code = "too_many_calls"
+
+
+class CallInProgress(Conflict):
+    code = "call_in_progress"
+
+
 class CallRecord(BaseModel):
     """What the server keeps of a call: who, where, when. Never an SDP, a candidate or a
     credential (those are sealed in the frames and relayed, never stored)."""
@@ -147,6 +166,25 @@ class CallRecord(BaseModel):
     @property
     def ended(self) -> bool:
         return self.ended_at is not None
+
+
+def require_room_for_a_call(calls: list[CallRecord], device_id: str, now: int) -> None:
+    """A new call in a channel whose current records are ``calls``: refused past the channel's
+    calls per 6 hours (429), past its open calls, or while this device's own ring goes on (409).
+    A call counts as open while two devices are in it, or while it rings (RING_SECONDS)."""
+    if len(calls) >= MAX_CALLS_PER_TTL:
+        raise TooManyCalls(f"this channel started {MAX_CALLS_PER_TTL} calls in 6 hours: try again later")
+    open_calls = [
+        c
+        for c in calls
+        if not c.ended
+        and c.expires_at > now
+        and (len(c.participants) >= 2 or now - c.started_at < RING_SECONDS)
+    ]
+    if any(c.caller_device == device_id and len(c.participants) < 2 for c in open_calls):
+        raise CallInProgress("this device's call is still ringing: hang it up first")
+    if len(open_calls) >= MAX_OPEN_CALLS:
+        raise CallsBusy(f"{MAX_OPEN_CALLS} calls are going on in this channel: join one of them")
 
 
 def after_signal(

@@ -17,6 +17,7 @@ from chalicelib.domain.calls import (
     after_signal,
     ended_now,
     require_calls_allowed,
+    require_room_for_a_call,
     without,
 )
 from chalicelib.domain.events import ChannelLeft, DeviceRevoked
@@ -132,6 +133,8 @@ class CallSignalling:
     def _apply(self, who: Principal, action: CallAction, targets: list[str], now: int) -> CallRecord:
         for _ in range(ATTEMPTS):
             before = self._calls.get(action.channel_id, action.call_id)
+            if before is None and action.signal is Signal.RING:
+                require_room_for_a_call(list(self._calls.of_channel(action.channel_id)), who.device_id, now)
             after = after_signal(
                 before,
                 call_id=action.call_id,

@@ -278,6 +278,7 @@ def test_an_answer_or_a_decline_stops_the_members_other_devices_ringing(room: Ro
     assert (told["signal"], told["from_device"]) == ("decline", tablet.device_id)
     assert room.alice.calls.open(told).elsewhere
     assert room.calls_to("owner")[-1]["signal"] == "decline"
+    room.signal("owner", other_call, "leave", [])
 
     # The one device that answered, named also as a target, hears it once.
     third = new_call_id()
@@ -344,3 +345,48 @@ def test_an_ended_call_counts_its_participant_minutes_once_for_its_organisation(
     assert theirs_impact["call_minutes"] == 3  # 2 x 90 s, in their organisation only
     report = api.call("GET", "/report", signer=owner_keys)
     assert report.status == 200 and report.body["totals"]["call_minutes"] == 8, report.body
+
+
+def test_new_calls_are_capped_per_device_per_channel_and_per_six_hours(
+    room: Room, container: Any, clock: Any
+) -> None:
+    """Finding 10: any member could make call records without limit (a ring with a new id each
+    time), and removing a member or revoking a device reads them all. A device rings one call at
+    a time, a channel has 3 open calls at most and starts 60 calls per 6 hours at most."""
+    owner, alice, bob = room.device("owner"), room.device("alice"), room.device("bob")
+    first = new_call_id()
+    room.signal("owner", first, "ring", [alice])
+    busy = room.signal("owner", new_call_id(), "ring", [bob])
+    assert (busy["status"], busy["error"]) == (409, "call_in_progress")
+    assert room.calls_to("bob") == []  # nothing relayed
+    room.signal("alice", first, "accept", [owner])  # answered: the owner may start another
+    room.signal("owner", new_call_id(), "ring", [bob])
+    room.signal("bob", new_call_id(), "ring", [alice])
+    full = room.signal("alice", new_call_id(), "ring", [bob])
+    assert (full["status"], full["error"]) == (409, "too_many_calls")
+    assert "join one of them" in full["message"]
+    clock.advance(61)  # the two unanswered rings have run out: they no longer hold a place
+    room.signal("alice", new_call_id(), "ring", [bob])
+
+    def call_items() -> list[dict[str, Any]]:
+        return [
+            i
+            for i in scan_all(container.store)
+            if str(i["sk"]).startswith("CALL#") and i["pk"].endswith(room.cid)
+        ]
+
+    while len(call_items()) < 60:
+        clock.advance(1)
+        spam = new_call_id()
+        room.signal("bob", spam, "ring", [owner])
+        room.signal("bob", spam, "leave", [])
+    refused = room.signal("bob", new_call_id(), "ring", [owner])
+    assert (refused["status"], refused["error"]) == (429, "too_many_calls")
+    assert len(call_items()) == 60  # what a member's removal or a revocation reads, at most
+    room.people.owner.remove_member(room.cid, room.people.info["alice"]["member_id"])
+    dropped = {f["call_id"] for f in room.calls_to("alice") if f.get("reason") == "removed"}
+    assert first in dropped  # the removal still reaches her calls
+    clock.advance(6 * 3600)  # the records expire: calls may start again
+    room.connect("bob")  # (a connection lasts less: the device reconnects)
+    again = room.signal("bob", new_call_id(), "ring", [owner])
+    assert again["type"] == "call_ack", again

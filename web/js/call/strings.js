@@ -34,6 +34,8 @@ export const STRINGS = {
     'error.not_a_call_channel': 'on appelle dans un groupe ou une conversation directe, pas dans une tribu.',
     'error.call_full': 'l’appel est complet (6 participants au plus).',
     'error.call_ended': 'cet appel est terminé.',
+    'error.too_many_calls': 'trop d’appels dans cette conversation : rejoignez l’appel en cours ou réessayez plus tard.',
+    'error.call_in_progress': 'votre appel précédent sonne encore : raccrochez-le d’abord.',
   },
   en: {
     'call.title': 'Call',
@@ -66,6 +68,8 @@ export const STRINGS = {
     'error.not_a_call_channel': 'calls happen in groups and direct conversations, not in tribes.',
     'error.call_full': 'the call is full (6 participants at most).',
     'error.call_ended': 'this call has ended.',
+    'error.too_many_calls': 'too many calls in this conversation: join the one going on or try again later.',
+    'error.call_in_progress': 'your previous call is still ringing: hang it up first.',
   },
 };
 
