@@ -50,7 +50,7 @@ def call_setup(
         contexts = []
         try:
             for name in ("owner", "agent", "third"):
-                if name == "third" and "third" not in request.node.name:
+                if name == "third" and not ("third" in request.node.name or "elsewhere" in request.node.name):
                     continue
                 context = api.chromium.launch_persistent_context(
                     str(tmp_path / f"chromium-{name}"),
@@ -377,3 +377,44 @@ def test_coturn_measures_the_relay_throughput_of_a_two_party_call(
 def received_bytes(page: Page) -> int:
     got = received(page)
     return int(got["audio"] + got["video"])
+
+
+def test_answered_elsewhere_a_members_other_device_stops_ringing(call_setup: Any) -> None:
+    """The agent has a laptop and a linked tablet: both ring; answering on the laptop closes the
+    tablet's ring ("Répondu sur un autre appareil"), declining on the tablet the laptop's."""
+    _, contexts, url = call_setup
+    problems: list[str] = []
+    owner, laptop, tablet = (c.pages[0] for c in contexts)
+    for page in (owner, laptop, tablet):
+        watch_console(page, problems)
+    activate(owner, url, "Maire Dupuis")
+    activate(laptop, invite(owner, "Agent Martin"), "Agent Martin")
+    laptop.get_by_role("link", name="Cet appareil").click()
+    laptop.get_by_role("button", name="Créer un lien pour un autre appareil").click()
+    activate(tablet, laptop.locator("#activation-url").input_value(), None)
+    create_channel(owner, "Visite de chantier", "group")
+    add_to_channel(owner, "Agent Martin")
+
+    owner.get_by_role("button", name="Appeler").click()
+    rings = [
+        p.get_by_role("alertdialog", name=re.compile("Maire Dupuis vous appelle")) for p in (laptop, tablet)
+    ]
+    for ring in rings:
+        expect(ring).to_be_visible()
+    rings[0].get_by_role("button", name="Décrocher").click()
+    expect(rings[1]).to_have_count(0)
+    expect(tablet.locator("#toast")).to_contain_text("Répondu sur un autre appareil")
+    expect(tablet.locator(".call-view")).to_have_count(0)  # it joined nothing
+    wait_for(lambda: flowing(owner) and flowing(laptop), "the call on the laptop", 40)
+    owner.get_by_role("button", name="Raccrocher").click()
+    expect(laptop.locator(".call-view")).to_have_count(0)
+
+    owner.get_by_role("button", name="Appeler").click()
+    for ring in rings:
+        expect(ring).to_be_visible()
+    rings[1].get_by_role("button", name="Refuser").click()
+    expect(rings[0]).to_have_count(0)
+    expect(laptop.locator("#toast")).to_contain_text("Refusé sur un autre appareil")
+    expect(owner.locator("#toast")).to_contain_text("Agent Martin a refusé l\u2019appel")
+    owner.get_by_role("button", name="Raccrocher").click()
+    assert not problems, problems
