@@ -373,6 +373,18 @@ def test_coturn_measures_the_relay_throughput_of_a_two_party_call(
     # Within the caps (1.5 Mbit/s video + 40 kbit/s audio each way), with room for headers.
     assert per_second * 8 < 2 * (1_500_000 + 40_000) * 1.3
 
+    # The call's participant-minutes (2 x ~20 s) are on the owner's impact page, with the source.
+    owner.get_by_role("link", name="Impact").click()
+    org = owner.locator("section[aria-labelledby=impact-org]")
+    minutes = org.locator(".org-kpis .kpi", has_text="minutes d\u2019appel")
+    expect(minutes.locator(".kpi-value")).to_have_text("1")
+    expect(org.locator(".org-kpis .kpi", has_text="de CO2e émis par les appels")).to_be_visible()
+    source = owner.locator("section[aria-labelledby=impact-sources] li", has_text="Appel vidéo")
+    expect(source).to_contain_text("Obringer")
+    expect(source.get_by_role("link")).to_have_attribute(
+        "href", "https://doi.org/10.1016/j.resconrec.2020.105389"
+    )
+
 
 def received_bytes(page: Page) -> int:
     got = received(page)
