@@ -287,6 +287,25 @@ def test_an_answer_or_a_decline_stops_the_members_other_devices_ringing(room: Ro
     room.signal("alice", third, "accept", [owner, tablet.device_id])
     assert len(room.push.to("c-alice-2", "call")) == count + 1
 
+    # Refused, an accept reaches none of the sender's devices either: another organisation's
+    # channel (404), or once out of the channel (403).
+    fourth = new_call_id()
+    room.signal("owner", fourth, "ring", [alice, tablet.device_id])
+    count = len(room.push.to("c-alice-2", "call"))
+    foreign = room.send(
+        "alice",
+        {"action": "call", "channel_id": "c_" + "z" * 16, "call_id": fourth, "signal": "accept", "to": []},
+    )
+    assert (foreign["status"], foreign["error"]) == (404, "not_found")
+    assert len(room.push.to("c-alice-2", "call")) == count
+    room.people.owner.remove_member(room.cid, room.people.info["alice"]["member_id"])
+    count = len(room.push.to("c-alice-2", "call"))  # (the removal's hang-ups)
+    out = room.send(
+        "alice", {"action": "call", "channel_id": room.cid, "call_id": fourth, "signal": "accept", "to": []}
+    )
+    assert (out["status"], out["error"]) == (403, "forbidden")
+    assert len(room.push.to("c-alice-2", "call")) == count
+
 
 def test_an_ended_call_counts_its_participant_minutes_once_for_its_organisation(
     room: Room, api: SignedApi, container: Any, operator: Any, clock: Any
