@@ -45,6 +45,15 @@ DEFAULT_CO2E_UG_PER_NOTIFICATION = 240
 #: PUE of 1.135, over 730 hours: 1.62 Wh per GB-month, at the same ~0.5 kg CO2e per kWh as above.
 #: The drives' manufacture is left out (it would add about a half on hard disks).
 DEFAULT_CO2E_UG_PER_GB_MONTH = 808_000
+#: CO2e of one participant-minute of a video call: ~2.6 g. Obringer, Rachunok, Maia-Silva,
+#: Arbabzadeh, Nateghi & Madani, "The overlooked environmental footprint of increasing Internet
+#: use", Resources, Conservation & Recycling 167 (April 2021) 105389,
+#: https://doi.org/10.1016/j.resconrec.2020.105389 (read 2026-12-03): one hour of
+#: videoconferencing emits 150 to 1,000 g CO2e per user depending on the service and the video
+#: quality (data centres and networks, per GB transferred), about 157 g for an hour with the
+#: camera on; 157 g / 60 = 2.6 g. The low end fits Bocage, whose video is capped at 1.5 Mbit/s
+#: per stream (docs/calls.md). A footprint, not a saving: it is shown as emitted.
+DEFAULT_CO2E_UG_PER_CALL_MINUTE = 2_600_000
 
 #: Admins are told this many days before their pilot ends.
 NOTICE_DAYS = 30
@@ -115,6 +124,7 @@ class BillingSettings:
     co2e_ug_per_notification: int = DEFAULT_CO2E_UG_PER_NOTIFICATION
     co2e_ug_per_email: int = DEFAULT_CO2E_UG_PER_EMAIL
     co2e_ug_per_gb_month: int = DEFAULT_CO2E_UG_PER_GB_MONTH
+    co2e_ug_per_call_minute: int = DEFAULT_CO2E_UG_PER_CALL_MINUTE
     notice_days: int = NOTICE_DAYS
 
     def __post_init__(self) -> None:
@@ -139,5 +149,8 @@ class BillingSettings:
             co2e_ug_per_email=_scaled(e, "BOCAGE_CO2E_MG_PER_EMAIL", DEFAULT_CO2E_UG_PER_EMAIL, 1000),
             co2e_ug_per_gb_month=_scaled(
                 e, "BOCAGE_CO2E_MG_PER_GB_MONTH", DEFAULT_CO2E_UG_PER_GB_MONTH, 1000
+            ),
+            co2e_ug_per_call_minute=_scaled(
+                e, "BOCAGE_CO2E_MG_PER_CALL_MINUTE", DEFAULT_CO2E_UG_PER_CALL_MINUTE, 1000
             ),
         )

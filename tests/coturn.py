@@ -48,11 +48,11 @@ def _require(tool: str) -> str:
 
 
 @contextmanager
-def coturn(tmp: Path, config: Path | None = None) -> Iterator[Coturn]:
+def coturn(tmp: Path, config: Path | None = None, *, verbose: bool = False) -> Iterator[Coturn]:
     """UDP only on loopback (the TCP listener fights over its port between coturn's threads in
     some containers), no TLS, a fresh secret, relay ports from a small range. With ``config``,
     that configuration file (the one infra/sovereign ships) instead of a test's, loopback peers
-    then as it says."""
+    then as it says. ``verbose``: coturn logs each session's traffic (``usage`` lines)."""
     server = Coturn(port=_udp_port(), secret=secrets.token_urlsafe(24), log=tmp / "turnserver.log")
     relay = 49152 + secrets.randbelow(1000) * 10
     settings = (
@@ -75,6 +75,7 @@ def coturn(tmp: Path, config: Path | None = None) -> Iterator[Coturn]:
         f"--listening-port={server.port}", f"--min-port={relay}", f"--max-port={relay + 9}",
         f"--static-auth-secret={server.secret}", "--no-tcp", "--simple-log",
         f"--pidfile={tmp / 'turnserver.pid'}", f"--userdb={tmp / 'turndb'}",
+        *(["--verbose"] if verbose else []),
     ]  # fmt: skip
     with server.log.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

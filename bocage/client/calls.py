@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bocage.client.crypto import CryptoError, open_call_signal, seal_call_signal
-from chalicelib.domain.calls import SEALED_SIGNALS, Signal
+from chalicelib.domain.calls import ANSWERING_SIGNALS, SEALED_SIGNALS, Signal
 from chalicelib.domain.frames import CallAckFrame, CallAction, CallFrame, CallTarget, ServerFrame
 from chalicelib.domain.ids import new_id
 
@@ -41,6 +41,9 @@ class CallSignal:
     data: dict[str, Any] | None = None  # the opened offer, answer or candidate
     by_server: str | None = None  # the server's reason when the server sent it (removed, revoked)
     display_name: str = field(default="?")
+    #: an accept or a decline from another device of this member: stop ringing, nothing more
+    #: (19.4; the server could forge it, and it opens no connection to anyone)
+    elsewhere: bool = False
 
 
 def new_call_id() -> str:
@@ -184,4 +187,7 @@ class Calls:
             frame.at,
             data=data,
             display_name=certified.get("display_name", "?"),
+            elsewhere=signal in ANSWERING_SIGNALS
+            and certified["member_id"] == self._m.info["member_id"]
+            and frame.from_device != self._m.device_id,
         )

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from chalicelib.domain.billing import sending_allowed
 from chalicelib.domain.channel import ChannelKind
 from chalicelib.domain.organisation import Organisation, Plan
-from chalicelib.errors import Conflict, Forbidden, NotFound
+from chalicelib.errors import Conflict, Forbidden, NotFound, TooManyRequests
 
 #: Plans whose members may call; a pilot while it runs (it tries the pro offer), never a
 #: suspended one.
@@ -86,6 +86,13 @@ CALL_TTL = 6 * 3600
 MAX_SEALED_CHARS = 24 * 1024
 #: Devices one frame may go to: the other participants, or the devices a ring reaches.
 MAX_TARGETS = 64
+#: Calls a channel may start per CALL_TTL (its records, ended ones included, live that long): a
+#: bound on what removing a member or revoking a device reads, whatever a member rings.
+MAX_CALLS_PER_TTL = 60
+#: Calls going on at once in one channel (a meeting, and a second one on the side).
+MAX_OPEN_CALLS = 3
+#: A call nobody answered stops counting as open after this long (the web app rings 45 s).
+RING_SECONDS = 60
 
 
 class Signal(StrEnum):
@@ -104,6 +111,8 @@ class Signal(StrEnum):
 SEALED_SIGNALS = frozenset({Signal.OFFER, Signal.ANSWER, Signal.CANDIDATE})
 #: Signals that make the sending device a participant.
 JOINING_SIGNALS = frozenset({Signal.RING, Signal.ACCEPT, Signal.JOIN})
+#: Signals that answer a ring: the server also tells the sender's other devices, which stop ringing.
+ANSWERING_SIGNALS = frozenset({Signal.ACCEPT, Signal.DECLINE})
 
 
 class CallFull(Conflict):
@@ -116,6 +125,18 @@ class CallEnded(Conflict):
 
 class NotInCall(Forbidden):
     code = "not_in_call"
+
+
+class TooManyCalls(TooManyRequests):
+    code = "too_many_calls"
+
+
+class CallsBusy(Conflict):
+    code = "too_many_calls"
+
+
+class CallInProgress(Conflict):
+    code = "call_in_progress"
 
 
 class CallRecord(BaseModel):
@@ -134,12 +155,36 @@ class CallRecord(BaseModel):
     participants: dict[str, str] = {}
     #: devices that were ever in the call (for the call's summary)
     joined: list[str] = []
+    #: participant-seconds so far (for the impact page): each second with at least two devices
+    #: in the call counts once per device in it; accrued whenever the participants change
+    participant_seconds: int = 0
+    #: when the participants last changed (the start of the interval not yet accrued)
+    changed_at: int | None = None
     version: int = 0
     expires_at: int
 
     @property
     def ended(self) -> bool:
         return self.ended_at is not None
+
+
+def require_room_for_a_call(calls: list[CallRecord], device_id: str, now: int) -> None:
+    """A new call in a channel whose current records are ``calls``: refused past the channel's
+    calls per 6 hours (429), past its open calls, or while this device's own ring goes on (409).
+    A call counts as open while two devices are in it, or while it rings (RING_SECONDS)."""
+    if len(calls) >= MAX_CALLS_PER_TTL:
+        raise TooManyCalls(f"this channel started {MAX_CALLS_PER_TTL} calls in 6 hours: try again later")
+    open_calls = [
+        c
+        for c in calls
+        if not c.ended
+        and c.expires_at > now
+        and (len(c.participants) >= 2 or now - c.started_at < RING_SECONDS)
+    ]
+    if any(c.caller_device == device_id and len(c.participants) < 2 for c in open_calls):
+        raise CallInProgress("this device's call is still ringing: hang it up first")
+    if len(open_calls) >= MAX_OPEN_CALLS:
+        raise CallsBusy(f"{MAX_OPEN_CALLS} calls are going on in this channel: join one of them")
 
 
 def after_signal(
@@ -168,6 +213,7 @@ def after_signal(
             started_at=now,
             participants={device_id: member_id},
             joined=[device_id],
+            changed_at=now,
             version=1,
             expires_at=now + CALL_TTL,
         )
@@ -182,21 +228,35 @@ def after_signal(
             raise NotInCall(f"{len(outside)} target device(s) are not in the call")
         return call
     if signal in JOINING_SIGNALS and not inside:
-        return _joined(call, device_id, member_id)
+        return _joined(call, device_id, member_id, now)
     if signal is Signal.LEAVE:
         return without(call, {device_id}, now)
     if signal is Signal.HANGUP:
-        return call.model_copy(update={"ended_at": now, "version": call.version + 1})
+        return call.model_copy(update={"ended_at": now, "version": call.version + 1, **_accrued(call, now)})
     return call  # a decline, or a ring or join from a device already in the call
 
 
-def _joined(call: CallRecord, device_id: str, member_id: str) -> CallRecord:
+def _accrued(call: CallRecord, now: int) -> dict[str, int]:
+    """The participant-seconds since the last change, added: a device alone in a call (ringing,
+    or left by the others) talks to nobody, so it counts only with two devices or more."""
+    start = call.started_at if call.changed_at is None else call.changed_at
+    present = len(call.participants)
+    since = max(0, now - start) * present if present >= 2 else 0
+    return {"participant_seconds": call.participant_seconds + since, "changed_at": now}
+
+
+def ended_now(before: CallRecord | None, after: CallRecord) -> bool:
+    """This change ended the call (it is counted then, once: the write is conditional)."""
+    return after.ended and (before is None or not before.ended)
+
+
+def _joined(call: CallRecord, device_id: str, member_id: str, now: int) -> CallRecord:
     if len(call.participants) >= MAX_PARTICIPANTS:
         raise CallFull(f"this call is full: {MAX_PARTICIPANTS} participants at most")
     joined = call.joined if device_id in call.joined else [*call.joined, device_id]
     participants = {**call.participants, device_id: member_id}
     update = {"participants": participants, "joined": joined, "version": call.version + 1}
-    return call.model_copy(update=update)
+    return call.model_copy(update={**update, **_accrued(call, now)})
 
 
 def without(call: CallRecord, devices: set[str], now: int) -> CallRecord:
@@ -208,5 +268,6 @@ def without(call: CallRecord, devices: set[str], now: int) -> CallRecord:
             "participants": participants,
             "ended_at": now if not participants else None,
             "version": call.version + 1,
+            **_accrued(call, now),
         }
     )

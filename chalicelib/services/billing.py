@@ -347,9 +347,9 @@ class BillingService:
                 run.invoices.append(invoice)
                 run.existing += 1
             return
-        messages, notifications = self._impact.counts(org_id, month)
-        run.messages += messages
-        run.notifications += notifications
+        counted = self._impact.counts(org_id, month)
+        run.messages += counted.messages
+        run.notifications += counted.notifications
         if invoice is None:
             try:
                 org = self._orgs.get(org_id)

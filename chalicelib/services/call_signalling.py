@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from chalicelib.adapters.records.calls import CallRecords
 from chalicelib.domain.calls import (
+    ANSWERING_SIGNALS,
     SEALED_SIGNALS,
     CallRecord,
     Signal,
     after_signal,
+    ended_now,
     require_calls_allowed,
+    require_room_for_a_call,
     without,
 )
 from chalicelib.domain.events import ChannelLeft, DeviceRevoked
@@ -26,6 +29,7 @@ from chalicelib.ports import Clock, Store
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.delivery import Delivery
 from chalicelib.services.event_bus import EventBus
+from chalicelib.services.impact import ImpactService
 from chalicelib.services.organisations import OrganisationService
 
 #: Conditional writes tried before a busy call is reported (participants joining at once).
@@ -42,8 +46,10 @@ class CallSignalling:
         orgs: OrganisationService,
         channels: ChannelService,
         delivery: Delivery,
+        impact: ImpactService,
     ) -> None:
         self._calls = CallRecords(store)
+        self._impact = impact
         self._clock = clock
         self._orgs = orgs
         self._channels = channels
@@ -77,6 +83,8 @@ class CallSignalling:
                 at=now,
             )
             delivered += self._delivery.send_to_device(member_id, target, frame)
+        if action.signal in ANSWERING_SIGNALS:
+            delivered += self._answered_elsewhere(who, action, [d for d, _ in targets], now)
         return CallAckFrame(
             ref=action.ref,
             call_id=call.call_id,
@@ -85,6 +93,19 @@ class CallSignalling:
             participants=sorted(call.participants),
             ended=call.ended,
         )
+
+    def _answered_elsewhere(self, who: Principal, action: CallAction, targets: list[str], now: int) -> int:
+        """An accept or a decline also goes to the sender's other devices, so that they stop
+        ringing (section 19.1); a device already named got it above."""
+        frame = CallFrame(
+            channel_id=action.channel_id,
+            call_id=action.call_id,
+            signal=action.signal.value,
+            from_device=who.device_id,
+            from_member=who.member_id,
+            at=now,
+        )
+        return self._delivery.send_to_member(who.member_id, frame, skip={who.device_id, *targets})
 
     def _targets(self, channel_id: str, who: Principal, action: CallAction) -> list[tuple[str, str]]:
         """(device, member) of each named device, all in the channel's roster, each once."""
@@ -112,6 +133,8 @@ class CallSignalling:
     def _apply(self, who: Principal, action: CallAction, targets: list[str], now: int) -> CallRecord:
         for _ in range(ATTEMPTS):
             before = self._calls.get(action.channel_id, action.call_id)
+            if before is None and action.signal is Signal.RING:
+                require_room_for_a_call(list(self._calls.of_channel(action.channel_id)), who.device_id, now)
             after = after_signal(
                 before,
                 call_id=action.call_id,
@@ -126,10 +149,16 @@ class CallSignalling:
                 return after
             try:
                 self._calls.save(before, after)
+                self._count_if_ended(who.org_id, before, after)
                 return after
             except ConditionFailed:
                 continue
         raise Conflict("this call is changing too fast; try again")
+
+    def _count_if_ended(self, org_id: str, before: CallRecord | None, after: CallRecord) -> None:
+        """The write that ended the call (only one can: it is conditional) counts its minutes."""
+        if ended_now(before, after) and after.ended_at is not None:
+            self._impact.record_call(org_id, after.ended_at, after.participant_seconds)
 
     # -- people who leave -----------------------------------------------------------------
 
@@ -158,6 +187,9 @@ class CallSignalling:
             after = without(call, set(gone), self._clock.now())
             try:
                 self._calls.save(call, after)
+                channel = self._channels.find(call.channel_id)
+                if channel is not None:
+                    self._count_if_ended(channel.org_id, call, after)
                 break
             except ConditionFailed:
                 fresh = self._calls.get(call.channel_id, call.call_id)

@@ -249,6 +249,13 @@ class Delivery:
         connections = self._presence.of_device(member_id, device_id)
         return sum(1 for c in connections if self._send(c.connection_id, data))
 
+    def send_to_member(self, member_id: str, frame: Frame, *, skip: set[str]) -> int:
+        """One frame to the connections of a member's devices but those in ``skip`` (one
+        presence query); returns how many."""
+        data = frame_bytes(frame)
+        others = [c for c in self._presence.of_member(member_id) if c.device_id not in skip]
+        return sum(1 for c in others if self._send(c.connection_id, data))
+
     def _push_all(self, targets: list[Target], data: bytes) -> int:
         """One frame to every target; returns deliveries made."""
         if self._batch is None:

@@ -1,5 +1,6 @@
 """Impact from metadata only: messages and deliveries per organisation and month, the CO2e the
-e-mails they replaced would have cost, trees funded; and the pilot report.
+e-mails they replaced would have cost, call minutes and their own CO2e, trees funded; and the
+pilot report.
 
 Counting uses what the server already knows (a message was stored, for so many recipients),
 never content: per organisation and month, two atomic counters, ``messages`` and
@@ -45,6 +46,8 @@ CSV_COLUMNS = (
     "notifications",
     "emails_avoided",
     "co2e_avoided_g",
+    "call_minutes",
+    "call_co2e_g",
     "donation_cents",
     "trees_funded",
 )
@@ -74,6 +77,14 @@ class ImpactService:
             raise ValueError("recipients cannot be negative")
         self._counters.add(org_id, month_of(at), messages=1, notifications=recipients)
 
+    def record_call(self, org_id: str, at: int, participant_seconds: int) -> None:
+        """Count an ended call's participant-seconds in its month: one atomic increment. The
+        caller calls it once, on the conditional write that ended the call."""
+        if participant_seconds < 0:
+            raise ValueError("participant seconds cannot be negative")
+        if participant_seconds:
+            self._counters.add(org_id, month_of(at), call_seconds=participant_seconds)
+
     def _co2e_mg(self, notifications: int) -> int:
         s = self.settings
         return ug_to_mg(
@@ -84,14 +95,18 @@ class ImpactService:
             )
         )
 
-    def _figures(self, messages: int, notifications: int) -> dict[str, Any]:
+    def _figures(self, messages: int, notifications: int, call_seconds: int = 0) -> dict[str, Any]:
         mg = self._co2e_mg(notifications)
+        call_mg = call_seconds * self.settings.co2e_ug_per_call_minute // 60_000  # µg/min -> mg/s
         return {
             "messages": messages,
             "notifications": notifications,
             "emails_avoided": notifications,
             "co2e_avoided_mg": mg,
             "co2e_avoided_g": format_grams(mg),
+            "call_minutes": (call_seconds + 30) // 60,
+            "call_co2e_mg": call_mg,
+            "call_co2e_g": format_grams(call_mg),
         }
 
     def assumptions(self) -> dict[str, Any]:
@@ -100,13 +115,21 @@ class ImpactService:
             "co2e_ug_per_email": s.co2e_ug_per_email,
             "co2e_ug_per_notification": s.co2e_ug_per_notification,
             "co2e_ug_per_gb_month": s.co2e_ug_per_gb_month,
+            "co2e_ug_per_call_minute": s.co2e_ug_per_call_minute,
             "emails_avoided": "one e-mail per recipient of each message",
+            "call_minutes": "participant-minutes of the calls that ended in the month: each minute "
+            "with two devices or more in a call counts once per device in it",
             "sources": {
                 "storage": "estimate: 0.65 Wh per TB-hour of hard-disk storage, 3 copies, PUE 1.135 "
                 "(Cloud Carbon Footprint's methodology) and ~0.5 kg CO2e/kWh; electricity only",
                 "email": 'Mike Berners-Lee, "How Bad Are Bananas?" (2010): ~4 g CO2e for a typical e-mail',
                 "notification": "estimate: a few KB at ~0.06 kWh/GB (Aslan et al., 2018) and ~0.5 kg "
                 "CO2e/kWh; deliberately high",
+                "call_minute": "Obringer et al., The overlooked environmental footprint of increasing "
+                "Internet use, Resources, Conservation & Recycling 167 (2021) 105389, "
+                "https://doi.org/10.1016/j.resconrec.2020.105389: 150 to 1,000 g CO2e per hour of "
+                "videoconferencing, ~157 g with the camera on; 157 g / 60 = ~2.6 g a minute "
+                "(read 2026-12-03)",
             },
         }
 
@@ -116,12 +139,11 @@ class ImpactService:
         """The organisation's messages, notifications, e-mails avoided and CO2e, month by month."""
         counts = self._counters.by_month(org_id)
         months = [{"month": m, **self._figures(*counts[m])} for m in sorted(counts)]
-        total_messages = sum(c.messages for c in counts.values())
-        total_notifications = sum(c.notifications for c in counts.values())
+        totals = [sum(column) for column in zip(*counts.values(), strict=True)] or [0, 0, 0]
         return {
             "org_id": org_id,
             "months": months,
-            "totals": self._figures(total_messages, total_notifications),
+            "totals": self._figures(*totals),
             "storage": self._storage(org_id),
             "assumptions": self.assumptions(),
         }
@@ -170,7 +192,7 @@ class ImpactService:
         rows: list[dict[str, Any]] = []
         contributed = 0
         for month in months_between(month_of(org.plan_start), last):
-            messages, notifications = counts.get(month, Counts(0, 0))
+            counted = counts.get(month, Counts(0, 0))
             donation = percent_of(invoiced.get(month, 0), s.donation_bp)
             trees_before = contributed // s.tree_cost_cents
             contributed += donation
@@ -179,13 +201,16 @@ class ImpactService:
                 {
                     "month": month,
                     "active_users": len(active),
-                    **self._figures(messages, notifications),
+                    **self._figures(*counted),
                     "invoiced_cents": invoiced.get(month, 0),
                     "donation_cents": donation,
                     "trees_funded": contributed // s.tree_cost_cents - trees_before,
                 }
             )
-        totals = self._figures(sum(r["messages"] for r in rows), sum(r["notifications"] for r in rows))
+        call_seconds = sum(c.call_seconds for m, c in counts.items() if m in {r["month"] for r in rows})
+        totals = self._figures(
+            sum(r["messages"] for r in rows), sum(r["notifications"] for r in rows), call_seconds
+        )
         totals.update(
             invoiced_cents=sum(r["invoiced_cents"] for r in rows),
             donation_cents=contributed,

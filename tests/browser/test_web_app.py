@@ -428,7 +428,7 @@ def impact_english_and_phone(w: Walkthrough) -> None:
     expect(owner.get_by_role("heading", name="Notre impact")).to_be_visible()
     expect(owner.locator("svg.chart")).not_to_have_count(0)
     expect(owner.locator(".impact > .kpis .kpi")).to_have_count(4)  # all organisations
-    expect(owner.locator(".org-kpis .kpi")).to_have_count(5)  # this one (its table agrees) and its files
+    expect(owner.locator(".org-kpis .kpi")).to_have_count(7)  # this one (its table agrees), calls, files
     w.shoot(owner, "12-impact")
     owner.get_by_label("Langue").select_option("en")
     expect(owner.get_by_role("heading", name="Our impact")).to_be_visible()

@@ -625,10 +625,11 @@ def test_the_pilot_report_shows_each_month_of_the_pilot(seed: Seed, container: A
     csv_text = impact.pilot_report_csv(org_id)
     lines = csv_text.splitlines()
     assert lines[0] == (
-        "month,active_users,messages,notifications,emails_avoided,co2e_avoided_g,donation_cents,trees_funded"
+        "month,active_users,messages,notifications,emails_avoided,co2e_avoided_g,"
+        "call_minutes,call_co2e_g,donation_cents,trees_funded"
     )
-    assert lines[1] == "2027-03,2,1,2,2,8.000,0,0"  # 7 999.52 mg -> 8 000 mg
-    assert lines[-1] == "total,,3,6,6,23.999,0,0"
+    assert lines[1] == "2027-03,2,1,2,2,8.000,0,0.000,0,0"  # 7 999.52 mg -> 8 000 mg
+    assert lines[-1] == "total,,3,6,6,23.999,0,0.000,0,0"
     assert len(lines) == 5
 
     # At and after its end, the report stops at the pilot's last month.

@@ -237,3 +237,175 @@ def test_a_revoked_device_is_dropped_from_the_call(room: Room, api: SignedApi) -
     room.signal("owner", call_id, "leave", [])
     ended = room.signal("bob", call_id, "join", [owner])
     assert (ended["status"], ended["error"]) == (409, "call_ended")  # the last one left: it ended
+
+
+def linked_device(room: Room, name: str) -> Any:
+    """A second device of this person, linked and certified by the first, connected as
+    ``c-<name>-2``; its Messenger."""
+    link = room.by_name[name].trust.link_device()
+    room.api._remember_url(link)
+    keys, reply = room.api.activate(link["activation_code"], "Tablette")
+    assert reply.status == 201, reply.body
+    assert room.api.ws_connect(keys, f"c-{name}-2")["statusCode"] == 200
+    return messenger_for(room.api, keys, room.people.tmp / f"{name}-2", reply.body)
+
+
+def test_an_answer_or_a_decline_stops_the_members_other_devices_ringing(room: Room) -> None:
+    owner, alice = room.device("owner"), room.device("alice")
+    tablet = linked_device(room, "alice")
+    call_id = new_call_id()
+    room.signal("owner", call_id, "ring", [alice, tablet.device_id])
+    assert [f["signal"] for f in room.push.to("c-alice-2", "call")] == ["ring"]
+
+    ack = room.signal("alice", call_id, "accept", [owner])
+    assert ack["delivered"] == 2  # the caller, and Alice's tablet
+    answered = room.push.to("c-alice-2", "call")[-1]
+    assert (answered["signal"], answered["from_device"], answered["call_id"]) == ("accept", alice, call_id)
+    assert "sealed" not in answered and "reason" not in answered
+    opened = tablet.calls.open(answered)
+    assert opened.elsewhere and opened.data is None  # it stops ringing there, nothing more
+    assert room.people.owner.calls.open(room.calls_to("owner")[-1]).elsewhere is False
+    assert room.calls_to("bob") == []  # nobody else hears of it
+    assert ack["participants"] == sorted([owner, alice])  # the tablet is not in the call
+
+    # A decline on the tablet reaches the caller and stops Alice's phone ringing.
+    other_call = new_call_id()
+    room.signal("owner", other_call, "ring", [alice, tablet.device_id])
+    before = len(room.calls_to("alice"))
+    declined = room.send("alice-2", tablet.calls.action(room.cid, other_call, "decline", [owner]).wire())
+    assert declined["delivered"] == 2 and declined["participants"] == [owner]
+    (told,) = room.calls_to("alice")[before:]
+    assert (told["signal"], told["from_device"]) == ("decline", tablet.device_id)
+    assert room.alice.calls.open(told).elsewhere
+    assert room.calls_to("owner")[-1]["signal"] == "decline"
+    room.signal("owner", other_call, "leave", [])
+
+    # The one device that answered, named also as a target, hears it once.
+    third = new_call_id()
+    room.signal("owner", third, "ring", [alice, tablet.device_id])
+    count = len(room.push.to("c-alice-2", "call"))
+    room.signal("alice", third, "accept", [owner, tablet.device_id])
+    assert len(room.push.to("c-alice-2", "call")) == count + 1
+
+    # Refused, an accept reaches none of the sender's devices either: another organisation's
+    # channel (404), or once out of the channel (403).
+    fourth = new_call_id()
+    room.signal("owner", fourth, "ring", [alice, tablet.device_id])
+    count = len(room.push.to("c-alice-2", "call"))
+    foreign = room.send(
+        "alice",
+        {"action": "call", "channel_id": "c_" + "z" * 16, "call_id": fourth, "signal": "accept", "to": []},
+    )
+    assert (foreign["status"], foreign["error"]) == (404, "not_found")
+    assert len(room.push.to("c-alice-2", "call")) == count
+    room.people.owner.remove_member(room.cid, room.people.info["alice"]["member_id"])
+    count = len(room.push.to("c-alice-2", "call"))  # (the removal's hang-ups)
+    out = room.send(
+        "alice", {"action": "call", "channel_id": room.cid, "call_id": fourth, "signal": "accept", "to": []}
+    )
+    assert (out["status"], out["error"]) == (403, "forbidden")
+    assert len(room.push.to("c-alice-2", "call")) == count
+
+
+def test_an_ended_call_counts_its_participant_minutes_once_for_its_organisation(
+    room: Room, api: SignedApi, container: Any, operator: Any, clock: Any
+) -> None:
+    owner, alice, bob = room.device("owner"), room.device("alice"), room.device("bob")
+    owner_keys = room.people.keys["owner"]
+    call_id = new_call_id()
+    room.signal("owner", call_id, "ring", [alice, bob])
+    clock.advance(20)  # ringing alone: nobody to talk to, not counted
+    room.signal("alice", call_id, "accept", [owner])
+    clock.advance(125)  # two devices: 250 participant-seconds
+    room.signal("bob", call_id, "accept", [owner, alice])
+    clock.advance(60)  # three: 180
+    room.signal("owner", call_id, "leave", [alice, bob])
+    clock.advance(30)  # two: 60
+    assert room.signal("alice", call_id, "hangup", [bob])["ended"] is True
+    clock.advance(600)
+    late = room.signal("bob", call_id, "leave", [alice])
+    assert (late["status"], late["error"]) == (409, "call_ended")  # nothing more to count
+
+    # An unanswered call counts nothing; a call in another organisation counts there only.
+    unanswered = new_call_id()
+    room.signal("owner", unanswered, "ring", [alice])
+    clock.advance(45)
+    room.signal("owner", unanswered, "leave", [])
+    other = api.create_org(operator, name="Autre")
+    stranger_keys, info = api.activate(other["activation_code"], "Stranger")
+    container.orgs.set_plan(info.body["org_id"], Plan.PRO)
+    zoe_keys, zoe = api.join(stranger_keys, "Zoé", "member")
+    stranger = messenger_for(api, stranger_keys, room.people.tmp / "stranger", info.body)
+    theirs = stranger.create_channel("group", "Ailleurs")["channel_id"]
+    stranger.add_member(theirs, zoe["member_id"])
+    for name, keys in (("stranger", stranger_keys), ("zoe", zoe_keys)):
+        assert api.ws_connect(keys, f"c-{name}")["statusCode"] == 200
+    room.by_name["stranger"] = stranger
+    room.by_name["zoe"] = messenger_for(api, zoe_keys, room.people.tmp / "zoe", zoe)
+    elsewhere = new_call_id()
+    room.signal("stranger", elsewhere, "ring", [zoe_keys.device_id], cid=theirs)
+    room.signal("zoe", elsewhere, "accept", [stranger_keys.device_id], cid=theirs)
+    clock.advance(90)
+    room.signal("zoe", elsewhere, "hangup", [stranger_keys.device_id], cid=theirs)
+
+    mine = api.call("GET", "/impact/org", signer=owner_keys)
+    assert mine.status == 200, mine.body
+    totals = mine.body["totals"]
+    assert (totals["call_minutes"], totals["call_co2e_mg"]) == (8, 490 * 2_600_000 // 60_000)  # 490 s
+    assert [m["call_minutes"] for m in mine.body["months"]] == [8]
+    assert "doi.org/10.1016/j.resconrec.2020.105389" in mine.body["assumptions"]["sources"]["call_minute"]
+    (counter,) = [
+        i
+        for i in scan_all(container.store)
+        if "call_seconds" in i and info.body["org_id"] not in str(i["pk"])
+    ]
+    assert counter["call_seconds"] == 490  # one counter, one increment
+    theirs_impact = api.call("GET", "/impact/org", signer=stranger_keys).body["totals"]
+    assert theirs_impact["call_minutes"] == 3  # 2 x 90 s, in their organisation only
+    report = api.call("GET", "/report", signer=owner_keys)
+    assert report.status == 200 and report.body["totals"]["call_minutes"] == 8, report.body
+
+
+def test_new_calls_are_capped_per_device_per_channel_and_per_six_hours(
+    room: Room, container: Any, clock: Any
+) -> None:
+    """Finding 10: any member could make call records without limit (a ring with a new id each
+    time), and removing a member or revoking a device reads them all. A device rings one call at
+    a time, a channel has 3 open calls at most and starts 60 calls per 6 hours at most."""
+    owner, alice, bob = room.device("owner"), room.device("alice"), room.device("bob")
+    first = new_call_id()
+    room.signal("owner", first, "ring", [alice])
+    busy = room.signal("owner", new_call_id(), "ring", [bob])
+    assert (busy["status"], busy["error"]) == (409, "call_in_progress")
+    assert room.calls_to("bob") == []  # nothing relayed
+    room.signal("alice", first, "accept", [owner])  # answered: the owner may start another
+    room.signal("owner", new_call_id(), "ring", [bob])
+    room.signal("bob", new_call_id(), "ring", [alice])
+    full = room.signal("alice", new_call_id(), "ring", [bob])
+    assert (full["status"], full["error"]) == (409, "too_many_calls")
+    assert "join one of them" in full["message"]
+    clock.advance(61)  # the two unanswered rings have run out: they no longer hold a place
+    room.signal("alice", new_call_id(), "ring", [bob])
+
+    def call_items() -> list[dict[str, Any]]:
+        return [
+            i
+            for i in scan_all(container.store)
+            if str(i["sk"]).startswith("CALL#") and i["pk"].endswith(room.cid)
+        ]
+
+    while len(call_items()) < 60:
+        clock.advance(1)
+        spam = new_call_id()
+        room.signal("bob", spam, "ring", [owner])
+        room.signal("bob", spam, "leave", [])
+    refused = room.signal("bob", new_call_id(), "ring", [owner])
+    assert (refused["status"], refused["error"]) == (429, "too_many_calls")
+    assert len(call_items()) == 60  # what a member's removal or a revocation reads, at most
+    room.people.owner.remove_member(room.cid, room.people.info["alice"]["member_id"])
+    dropped = {f["call_id"] for f in room.calls_to("alice") if f.get("reason") == "removed"}
+    assert first in dropped  # the removal still reaches her calls
+    clock.advance(6 * 3600)  # the records expire: calls may start again
+    room.connect("bob")  # (a connection lasts less: the device reconnects)
+    again = room.signal("bob", new_call_id(), "ring", [owner])
+    assert again["type"] == "call_ack", again

@@ -117,3 +117,20 @@ def test_the_server_may_only_end_a_part_in_a_call_in_its_own_name(group: Any) ->
     for signal in ("ring", "accept", "offer"):
         with pytest.raises(UntrustedSignal):
             bob.calls.open(frame(cid, owner, owner_id, signal, reason="removed"))
+
+
+def test_a_forged_answered_elsewhere_only_stops_a_ring(group: Any, container: Any) -> None:
+    """The server may push an accept or a decline "from" another device of the receiver's own
+    member: from a device it planted it is refused; from the receiver itself, or carrying a
+    payload or a reason, refused too; a well-formed one is only an answered-elsewhere notice,
+    with nothing opened (19.4)."""
+    people, bob, cid = group
+    bob_id, org_id = people.info["bob"]["member_id"], people.info["owner"]["org_id"]
+    ghost = plant_ghost(container, cid, bob_id, org_id)
+    for signal in ("accept", "decline"):
+        with pytest.raises(UntrustedSignal):
+            bob.calls.open(frame(cid, ghost.device_id, bob_id, signal))
+        with pytest.raises(UntrustedSignal):
+            bob.calls.open(frame(cid, bob.device_id, bob_id, signal, reason="removed"))
+        assert bob.calls.open(frame(cid, bob.device_id, bob_id, signal)).elsewhere is False
+    assert ghost.device_id not in bob.calls.devices(cid)  # never sealed to, never offered to

@@ -9,6 +9,9 @@ import pytest
 from chalicelib.domain.calls import (
     CallsNotInPlan,
     NotACallChannel,
+    Signal,
+    after_signal,
+    ended_now,
     ice_servers,
     require_calls_allowed,
     turn_credential,
@@ -131,3 +134,28 @@ def test_the_seventh_is_refused_a_hangup_ends_it_for_all_and_old_calls_are_over(
     with pytest.raises(CallEnded):
         _signal(call, "join", "d1", now=100 + CALL_TTL)
     assert _signal(call, "hangup", "d2", now=130).ended_at == 130
+
+
+def test_participant_seconds_count_only_while_two_devices_or_more_are_in_the_call() -> None:
+    def apply(call: Any, signal: Signal, device: str, now: int) -> Any:
+        return after_signal(
+            call,
+            call_id="k_" + "a" * 16,
+            channel_id="c_" + "b" * 16,
+            signal=signal,
+            device_id=device,
+            member_id="m_" + device[2:],
+            targets=[],
+            now=now,
+        )
+
+    call = apply(None, Signal.RING, "d_caller", 1000)
+    call = apply(call, Signal.ACCEPT, "d_alice", 1030)  # 30 s ringing alone: nothing
+    call = apply(call, Signal.JOIN, "d_bob", 1090)  # 60 s x 2
+    call = apply(call, Signal.LEAVE, "d_caller", 1100)  # 10 s x 3
+    after = apply(call, Signal.LEAVE, "d_alice", 1200)  # 100 s x 2
+    assert after.participant_seconds == 120 + 30 + 200 and not after.ended
+    last = apply(after, Signal.LEAVE, "d_bob", 1500)  # 300 s alone: nothing
+    assert last.participant_seconds == 350 and ended_now(after, last) and not ended_now(last, last)
+    lonely = apply(apply(None, Signal.RING, "d_caller", 0), Signal.HANGUP, "d_caller", 45)
+    assert lonely.participant_seconds == 0 and ended_now(None, lonely)

@@ -1,5 +1,6 @@
-"""Impact counts per organisation and month: ``messages`` and ``notifications`` (one per
-recipient). Metadata only, never content.
+"""Impact counts per organisation and month: ``messages``, ``notifications`` (one per
+recipient) and ``call_seconds`` (participant-seconds of the calls that ended that month).
+Metadata only, never content.
 
 Two sources, summed:
 
@@ -8,8 +9,9 @@ Two sources, summed:
   impact. Its notifications are that count times the channel's other members (its ``members``
   counter when read, the sender excluded): the counts at send time are not kept, so a member
   who joins or leaves later changes that month's estimate by that much;
-- the organisation's ``ORG#o / IMPACT#YYYY-MM`` item, two atomic counters: what sends counted
-  before the channel counters (a pilot's existing figures) and ``add``'s explicit counts.
+- the organisation's ``ORG#o / IMPACT#YYYY-MM`` item, atomic counters: what sends counted
+  before the channel counters (a pilot's existing figures), ``add``'s explicit counts, and
+  ``call_seconds`` (one increment when a call ends).
 """
 
 from __future__ import annotations
@@ -25,16 +27,20 @@ from chalicelib.ports import Item, Store
 class Counts(NamedTuple):
     messages: int
     notifications: int
+    call_seconds: int = 0
 
 
 class ImpactRecords:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def add(self, org_id: str, month: str, *, messages: int, notifications: int) -> None:
+    def add(
+        self, org_id: str, month: str, *, messages: int = 0, notifications: int = 0, call_seconds: int = 0
+    ) -> None:
         """Atomic increments, one per non-zero amount, all on the month's one item."""
         pk, sk = keys.org_impact(org_id, month)
-        for attribute, amount in (("messages", messages), ("notifications", notifications)):
+        amounts = (("messages", messages), ("notifications", notifications), ("call_seconds", call_seconds))
+        for attribute, amount in amounts:
             if amount:
                 self._store.increment(pk, sk, attribute, amount)
 
@@ -49,11 +55,13 @@ class ImpactRecords:
         """
         messages: defaultdict[str, int] = defaultdict(int)
         notifications: defaultdict[str, int] = defaultdict(int)
+        call_seconds: defaultdict[str, int] = defaultdict(int)
         for item in query_all(self._store, keys.org_partition(org_id), keys.IMPACT_PREFIX):
             month = str(item["sk"]).removeprefix(keys.IMPACT_PREFIX)
             counted = _counts(item)
             messages[month] += counted.messages
             notifications[month] += counted.notifications
+            call_seconds[month] += counted.call_seconds
         for index in query_all(self._store, keys.org_partition(org_id), keys.CHANNEL_PREFIX):
             state = self._store.get(*keys.channel_state(str(index["channel_id"]))) or {}
             others = max(0, int(state.get("members", 0)) - 1)
@@ -62,8 +70,11 @@ class ImpactRecords:
                     month = name.removeprefix(keys.MONTH_COUNT_PREFIX)
                     messages[month] += int(value)
                     notifications[month] += int(value) * others
-        return {m: Counts(messages[m], notifications[m]) for m in sorted(messages)}
+        months = sorted({*messages, *call_seconds})
+        return {m: Counts(messages[m], notifications[m], call_seconds[m]) for m in months}
 
 
 def _counts(item: Item) -> Counts:
-    return Counts(int(item.get("messages", 0)), int(item.get("notifications", 0)))
+    return Counts(
+        int(item.get("messages", 0)), int(item.get("notifications", 0)), int(item.get("call_seconds", 0))
+    )

@@ -96,6 +96,8 @@ export class CallSession extends EventTarget {
     /** @type {number | null} when media first came from another device (performance.now()) */
     this.connectedAt = null;
     this.isCaller = false;
+    /** @type {MediaStream | null} the shared screen, sent instead of the camera while shared */
+    this.screen = null;
     /** @type {Set<string>} members whose devices joined (certified senders of accept or join) */
     this.joinedMembers = new Set([m.memberId]);
   }
@@ -221,7 +223,7 @@ export class CallSession extends EventTarget {
     const pc = new RTCPeerConnection(this.config);
     const entry = { pc, stream: new MediaStream(), queued: [] };
     this.peers.set(deviceId, entry);
-    for (const track of this.local?.getTracks() || []) pc.addTrack(track, /** @type {MediaStream} */ (this.local));
+    for (const track of this.local?.getTracks() || []) pc.addTrack(this.outgoing(track), /** @type {MediaStream} */ (this.local));
     pc.onicecandidate = (event) => {
       if (event.candidate && !this.ended) this.send('candidate', new Map([[deviceId, event.candidate.toJSON()]])).catch(() => null);
     };
@@ -275,6 +277,53 @@ export class CallSession extends EventTarget {
     return !on;
   }
 
+  /** What is sent for a local track: the shared screen instead of the camera while it is shared. */
+  outgoing(track) {
+    return (track.kind === 'video' && this.screen?.getVideoTracks()[0]) || track;
+  }
+
+  /**
+   * Share the screen: its track replaces the camera's in every peer connection (replaceTrack, no
+   * renegotiation, so the sealed SDP already exchanged stays valid). Stopping it, here or from
+   * the browser's own "stop sharing", puts the camera back. Throws when the capture is refused.
+   */
+  async shareScreen() {
+    if (this.screen || this.ended) return;
+    const screen = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    const track = screen.getVideoTracks()[0];
+    if (this.ended) {
+      track.stop();
+      return;
+    }
+    this.screen = screen;
+    track.addEventListener('ended', () => this.stopSharing().catch(() => null));
+    await this.sendVideo(track);
+    this.dispatchEvent(new CustomEvent('sharing', { detail: true }));
+  }
+
+  async stopSharing() {
+    const screen = this.screen;
+    if (!screen) return;
+    this.screen = null;
+    for (const track of screen.getTracks()) track.stop();
+    const camera = this.local?.getVideoTracks()[0] || null;
+    if (!this.ended) await this.sendVideo(camera);
+    this.dispatchEvent(new CustomEvent('sharing', { detail: false }));
+  }
+
+  /** Send this video track on every connection, in place of the one sent now. */
+  async sendVideo(track) {
+    const swaps = [];
+    for (const { pc } of this.peers.values()) {
+      for (const transceiver of pc.getTransceivers()) {
+        if (transceiver.sender.track?.kind === 'video' || transceiver.receiver.track.kind === 'video') {
+          if (transceiver.sender.track !== track) swaps.push(transceiver.sender.replaceTrack(track));
+        }
+      }
+    }
+    await Promise.all(swaps);
+  }
+
   /** Leave: the others are told; the call ends for them when nobody is left. */
   /** @param {string} [reason] why, for the view: 'left', or 'no_answer' when a ring ran out */
   async leave(reason = 'left') {
@@ -287,7 +336,8 @@ export class CallSession extends EventTarget {
     if (this.ended) return;
     this.ended = true;
     for (const deviceId of [...this.peers.keys()]) this.drop(deviceId);
-    for (const track of this.local?.getTracks() || []) track.stop();
+    for (const track of [...(this.local?.getTracks() || []), ...(this.screen?.getTracks() || [])]) track.stop();
+    this.screen = null;
     this.dispatchEvent(new CustomEvent('ended', { detail: reason }));
   }
 

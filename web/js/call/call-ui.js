@@ -37,6 +37,15 @@ export async function onCallFrame(app, frame) {
     await current.receive(frame);
     return;
   }
+  if (ringing && ringing.frame.call_id === frame.call_id && answeredHere(app, frame)) {
+    // Another device of this member answered or declined (19.1): it stops ringing here, nothing
+    // more, so a forged one (19.4) costs a missed ring, never a connection.
+    const checked = await verifySignal(app.messenger, frame);
+    if (!checked || ringing?.frame.call_id !== frame.call_id) return;
+    stopRinging();
+    app.toast(ct(frame.signal === 'accept' ? 'call.answered_elsewhere' : 'call.declined_elsewhere'));
+    return;
+  }
   if (ringing && ringing.frame.call_id === frame.call_id && (frame.signal === 'hangup' || frame.signal === 'leave')) {
     stopRinging();
     return;
@@ -45,6 +54,12 @@ export async function onCallFrame(app, frame) {
   const checked = await verifySignal(app.messenger, frame);
   if (!checked) return; // not a certified device of the channel: never rings (19.4)
   showRing(app, frame);
+}
+
+/** An accept or a decline from another device of this member. */
+function answeredHere(app, frame) {
+  const m = app.messenger;
+  return (frame.signal === 'accept' || frame.signal === 'decline') && frame.from_member === m.memberId && frame.from_device !== m.deviceId;
 }
 
 /** ICE servers for a call in this channel; throws the route's refusal (403 with its reason). */
@@ -150,6 +165,27 @@ async function answer(app, frame) {
   }
 }
 
+/** "Partager l'écran" / "Arrêter le partage"; this device's preview shows what it sends. */
+function shareButton(app, session, viewOf) {
+  const button = h('button', { type: 'button', class: 'call-share', 'aria-pressed': 'false' }, ct('call.share'));
+  button.onclick = async () => {
+    try {
+      await (session.screen ? session.stopSharing() : session.shareScreen());
+    } catch (err) {
+      if (err?.name !== 'NotAllowedError' && err?.name !== 'AbortError') throw err;
+      app.toast(ct('call.share_refused'));
+    }
+  };
+  session.addEventListener('sharing', (e) => {
+    const on = /** @type {CustomEvent} */ (e).detail;
+    button.setAttribute('aria-pressed', on ? 'true' : 'false');
+    button.textContent = ct(on ? 'call.share_stop' : 'call.share');
+    const preview = /** @type {HTMLVideoElement} */ (viewOf().querySelector('video.local'));
+    preview.srcObject = on ? session.screen : session.local;
+  });
+  return button;
+}
+
 function status(view, text) {
   replace(view.querySelector('.call-status'), text);
 }
@@ -179,6 +215,7 @@ function openView(app, session) {
     h('div', { class: 'call-controls' },
       toggle('audio', 'call.mute', 'call.unmute'),
       toggle('video', 'call.camera_off', 'call.camera_on'),
+      navigator.mediaDevices?.getDisplayMedia ? shareButton(app, session, () => view) : null,
       h('button', { type: 'button', class: 'danger', onClick: () => (session.ended ? view.remove() : session.leave()) }, ct('call.leave')),
     ),
   );

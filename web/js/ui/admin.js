@@ -411,12 +411,13 @@ async function reportSection(app, body) {
       kpi(formatNumber(totals.messages), t('report.messages')),
       kpi(formatNumber(totals.emails_avoided), t('report.emails_avoided')),
       kpi(formatMass(totals.co2e_avoided_mg), t('report.co2e')),
+      kpi(formatNumber(totals.call_minutes ?? 0), t('report.call_minutes')),
       kpi(formatNumber(totals.trees_funded), t('report.trees_funded'))),
     chart,
     dataTable({
       caption: t('report.table_caption'),
-      columns: [t('report.month'), t('report.active_users'), t('report.messages'), t('report.emails_avoided'), t('report.co2e'), t('report.donation')],
-      rows: months.map((r) => [formatMonth(r.month), formatNumber(r.active_users), formatNumber(r.messages), formatNumber(r.emails_avoided), formatMass(r.co2e_avoided_mg), formatMoney(r.donation_cents)]),
+      columns: [t('report.month'), t('report.active_users'), t('report.messages'), t('report.emails_avoided'), t('report.co2e'), t('report.call_minutes'), t('report.call_co2e'), t('report.donation')],
+      rows: months.map((r) => [formatMonth(r.month), formatNumber(r.active_users), formatNumber(r.messages), formatNumber(r.emails_avoided), formatMass(r.co2e_avoided_mg), formatNumber(r.call_minutes ?? 0), formatMass(r.call_co2e_mg ?? 0), formatMoney(r.donation_cents)]),
     }),
     h('div', { class: 'actions' }, download),
     h('p', { class: 'hint' }, t('report.trees_all', { count: report.trees_planted_all })));

@@ -9,6 +9,8 @@ import { formatDate, formatMass, formatMoney, formatMonth, formatNumber, formatS
 import { barChart, dataTable, kpi } from '../charts.js';
 
 const RECIPIENTS = 100; // the comparison: one message to this many people
+/** The published study behind a call minute's footprint (BillingSettings, call minute). */
+const CALL_SOURCE = 'https://doi.org/10.1016/j.resconrec.2020.105389';
 
 export async function renderImpact(app, main) {
   const page = h('div', { class: 'page impact' }, h('h1', null, t('impact.title')), h('p', null, t('common.loading')));
@@ -58,6 +60,8 @@ export async function renderImpact(app, main) {
       h('ul', null,
         h('li', null, t('impact.source_email', { mass: formatMass(a.co2e_ug_per_email / 1000) })),
         h('li', null, t('impact.source_notification', { mass: formatMass(a.co2e_ug_per_notification / 1000) })),
+        h('li', null, t('impact.source_call', { mass: formatMass(a.co2e_ug_per_call_minute / 1000) }), ' ',
+          h('a', { href: CALL_SOURCE, rel: 'noopener', target: '_blank' }, CALL_SOURCE)),
         h('li', null, t('impact.source_storage', { mass: formatMass(a.co2e_ug_per_gb_month / 1000) }))),
       h('p', { class: 'hint' }, t('impact.method'))),
     h('p', { class: 'hint' }, t('impact.updated', { date: formatDate(Date.now() / 1000) })),
@@ -67,13 +71,16 @@ export async function renderImpact(app, main) {
 
 /** This organisation's figures: headline, chart and table, all from the one /impact/org answer. */
 function orgSection(app, org) {
-  const row = (label, r) => [label, formatNumber(r.messages), formatNumber(r.emails_avoided), formatMass(r.co2e_avoided_mg)];
+  // CO2e avoided stays the last column: its total is the headline figure.
+  const row = (label, r) => [label, formatNumber(r.messages), formatNumber(r.emails_avoided), formatNumber(r.call_minutes ?? 0), formatMass(r.call_co2e_mg ?? 0), formatMass(r.co2e_avoided_mg)];
   return h('section', { class: 'card', 'aria-labelledby': 'impact-org' },
     h('h2', { id: 'impact-org' }, t('impact.org_title', { org: app.device.org_name })),
     h('div', { class: 'kpis org-kpis' },
       kpi(formatMass(org.totals.co2e_avoided_mg), t('impact.co2e')),
       kpi(formatNumber(org.totals.emails_avoided), t('impact.emails')),
       kpi(formatNumber(org.totals.messages), t('impact.messages')),
+      kpi(formatNumber(org.totals.call_minutes ?? 0), t('impact.call_minutes')),
+      kpi(formatMass(org.totals.call_co2e_mg ?? 0), t('impact.call_co2e')),
       // Files are a cost, not a saving: their footprint is shown apart from what was avoided.
       kpi(formatSize(org.storage.bytes_in_use), t('impact.storage')),
       kpi(formatMass(org.storage.co2e_mg_per_month), t('impact.storage_co2e'))),
@@ -85,7 +92,7 @@ function orgSection(app, org) {
     }),
     dataTable({
       caption: t('impact.org_table'),
-      columns: [t('report.month'), t('report.messages'), t('report.emails_avoided'), t('report.co2e')],
+      columns: [t('report.month'), t('report.messages'), t('report.emails_avoided'), t('report.call_minutes'), t('report.call_co2e'), t('report.co2e')],
       rows: [...org.months.map((r) => row(formatMonth(r.month), r)), row(t('impact.total'), org.totals)],
     }));
 }
