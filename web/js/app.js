@@ -265,6 +265,7 @@ export async function render({ keepFocus = false } = {}) {
     return;
   }
   app.view = view || null;
+  if (!keepFocus) window.scrollTo(0, 0); // a new screen starts at its top, wherever the last one was
   renderTrustNotices(app);
   // Focus goes to the new screen, unless the person already moved it there while it loaded.
   const active = document.activeElement;

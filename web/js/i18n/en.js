@@ -257,7 +257,7 @@ export default {
   'invite.lead': 'An invitation makes a single-use activation link, valid for 7 days. Show the person the QR code or send them the link.',
   'invite.name': 'Person’s name',
   'invite.role': 'Role',
-  'invite.role_hint': 'Admins invite, manage members and create tribes. A guest, from outside the organisation, sees only the groups they are added to and no directory; they are billed like a member.',
+  'invite.role_hint': 'Admins invite, manage members and create tribes. A guest, from outside, sees only their groups.',
   'invite.email': 'E-mail (optional)',
   'invite.email_hint': 'If given, the link is also sent to them by e-mail.',
   'invite.need_name': 'Enter the person’s name.',

@@ -257,7 +257,7 @@ export default {
   'invite.lead': "L'invitation crée un lien d'activation à usage unique, valable 7 jours. Montrez le QR code à la personne ou envoyez-lui le lien.",
   'invite.name': 'Nom de la personne',
   'invite.role': 'Rôle',
-  'invite.role_hint': "Les administrateurs invitent, gèrent les membres et créent les tribus. Un(e) invité(e), extérieur(e) à l'organisation, ne voit que les groupes où on l'ajoute, sans annuaire ; il ou elle est facturé(e) comme un membre.",
+  'invite.role_hint': "Administrateur : invite, gère les membres, crée les tribus. Invité(e) : extérieur(e), ne voit que ses groupes.",
   'invite.email': 'Courriel (facultatif)',
   'invite.email_hint': "Si vous l'indiquez, le lien lui est aussi envoyé par courriel.",
   'invite.need_name': 'Indiquez le nom de la personne.',
