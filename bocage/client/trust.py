@@ -488,6 +488,12 @@ class Trust:
         return {**result, "activation_url": url}
 
     def set_role(self, member_id: str, role: str) -> dict[str, Any]:
+        """Never across the guest line (docs/protocol.md, 21): an honest server refuses it, and a
+        dishonest one could keep the signed statement and serve it alone. The side is the
+        certified role, else (an e-mail invitee not yet endorsed) the listed one."""
+        side = self.view(refresh=True).role(member_id) or self.member_entry(member_id).get("role")
+        if side is not None and (side == "guest") != (role == "guest"):
+            raise TrustError("a guest stays a guest and a member never becomes one (docs/protocol.md, 21)")
         return dict(self.client.set_role(member_id, role, self.role_statement(member_id, role)))
 
     def endorse(self, member_id: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import pytest
 
 from bocage.client.api import ApiError
 from bocage.client.issuing import membership_entry, role_statement
+from bocage.client.trust import TrustError
 from chalicelib.adapters.records import keys as record_keys
 from chalicelib.adapters.records.members import MemberRecords
 from chalicelib.domain.organisation import Role
@@ -65,6 +66,21 @@ def test_a_guest_sees_only_their_channels_and_no_directory(
     assert api.call("GET", f"/channels/{other}/messages", signer=keys).status == 403
 
 
+def _signed_role(people: People, member_id: str, role: str) -> Any:
+    trust = people.owner.trust
+    return trust.client.set_role(member_id, role, trust.role_statement(member_id, role))
+
+
+def test_the_sdk_signs_no_role_across_the_guest_line(site: tuple[People, Any, str]) -> None:
+    """An honest server would refuse such a statement, but a dishonest one could keep the admin's
+    signature and serve it alone: the SDK does not sign it (docs/protocol.md, 21)."""
+    people, _, _ = site
+    for name, role in (("gus", "member"), ("gus", "admin"), ("bob", "guest")):
+        with pytest.raises(TrustError, match="stays a guest"):
+            people.owner.trust.set_role(people.info[name]["member_id"], role)
+    assert people.owner.trust.view(refresh=True).role(people.info["gus"]["member_id"]) == "guest"
+
+
 @pytest.mark.parametrize(
     ("attempt", "says"),
     [
@@ -75,12 +91,10 @@ def test_a_guest_sees_only_their_channels_and_no_directory(
         (lambda p, g, cid: g.trust.invite("Zoé", role="member", email=None), "admins"),
         (lambda p, g, cid: g.trust.invite("Zoé", role="guest", email=None), "admins"),
         (lambda p, g, cid: p.owner.add_member(cid, p.info["gus"]["member_id"], "author"), "never"),
-        (lambda p, g, cid: p.owner.trust.set_role(p.info["gus"]["member_id"], "admin"), "stays a guest"),
-        (lambda p, g, cid: p.owner.trust.set_role(p.info["gus"]["member_id"], "member"), "stays a guest"),
-        (
-            lambda p, g, cid: p.owner.trust.set_role(p.info["bob"]["member_id"], "guest"),
-            "cannot be made a guest",
-        ),
+        # The SDK refuses to sign these (below); a client that signs anyway meets the server's 403.
+        (lambda p, g, cid: _signed_role(p, p.info["gus"]["member_id"], "admin"), "stays a guest"),
+        (lambda p, g, cid: _signed_role(p, p.info["gus"]["member_id"], "member"), "stays a guest"),
+        (lambda p, g, cid: _signed_role(p, p.info["bob"]["member_id"], "guest"), "cannot be made a guest"),
     ],
 )
 def test_what_a_guest_may_not_do_or_become_answers_403(
@@ -238,8 +252,10 @@ def test_an_emailed_guest_is_endorsed_as_a_guest_and_stays_one(
     assert people.owner.trust.view(refresh=True).role(paul_id) is None  # vouched by the server only
     assert people.owner.trust.endorse(paul_id)["role"] == "guest"
     assert people.owner.trust.view(refresh=True).role(paul_id) == "guest"
+    with pytest.raises(TrustError, match="stays a guest"):
+        people.owner.trust.set_role(paul_id, "member")  # not even signed
     with pytest.raises(ApiError) as refused:
-        people.owner.trust.set_role(paul_id, "member")
+        _signed_role(people, paul_id, "member")
     assert refused.value.status == 403
     owner = people.keys["owner"]
     entry = api.member_row(owner, paul_id)

@@ -347,6 +347,13 @@ export class Messenger extends EventTarget {
 
   async setRole(memberId, role) {
     if (!this.trust.view) await this.loadDirectory();
+    // Never sign across the guest line (section 21): an honest server refuses such a statement,
+    // and a dishonest one could keep it and serve it alone. The side is the certified role, else
+    // (an e-mail invitee not yet endorsed) the listed one.
+    const side = this.trust.view?.role(memberId) ?? this.directory?.members.get(memberId)?.role;
+    if (side && (side === 'guest') !== (role === 'guest')) {
+      throw Object.assign(new Error('a guest stays a guest and a member never becomes one'), { code: 'guest_line' });
+    }
     const statement = this.trust.roleStatement(memberId, role, this.api.now());
     const result = await this.api.request('PUT', `/members/${memberId}/role`, { body: { role, statement } });
     await this.loadDirectory();
@@ -356,7 +363,7 @@ export class Messenger extends EventTarget {
   /** Confirm an e-mail invitee for everyone: a role statement naming their identity key. */
   endorse(memberId) {
     const listed = this.directory?.members.get(memberId)?.role;
-    return this.setRole(memberId, listed === 'admin' ? 'admin' : 'member');
+    return this.setRole(memberId, listed === 'guest' || listed === 'admin' ? listed : 'member');
   }
 
   async removeFromOrg(memberId) {

@@ -282,6 +282,7 @@ export default {
   'members.actions': 'Actions',
   'members.role_of': 'Role of {name}',
   'members.role_set': '{name} is now {role}.',
+  'error.guest_line': 'A guest stays a guest and a member never becomes one: invite the person again.',
   'members.this_device': 'this device',
   'members.since': 'since {date}',
   'members.revoked_on': 'revoked on {date}',

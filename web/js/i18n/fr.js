@@ -282,6 +282,7 @@ export default {
   'members.actions': 'Actions',
   'members.role_of': 'Rôle de {name}',
   'members.role_set': '{name} est maintenant {role}.',
+  'error.guest_line': 'Un(e) invité(e) le reste, et un membre ne devient pas invité(e) : invitez la personne à nouveau.',
   'members.this_device': 'cet appareil',
   'members.since': 'depuis le {date}',
   'members.revoked_on': 'révoqué le {date}',
