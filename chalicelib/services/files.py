@@ -196,12 +196,16 @@ class FileService:
         if blob is not None:
             self._remove(blob)
 
-    def _remove(self, blob: StoredBlob) -> None:
-        """A blob's bytes, then its records, then its share of the storage in use."""
+    def _remove(self, blob: StoredBlob) -> bool:
+        """A blob's bytes, then its records, then its share of the storage in use: once, by
+        whichever remover claims it first (False: another did)."""
+        if not self._records.claim(blob):
+            return False
         self._objects.delete(blob.object_key)
         self._records.delete(blob)
         if blob.counted:
             self._records.count(blob.org_id, -blob.size)
+        return True
 
     def follow_retention(self, days: int, items: list[dict[str, Any]]) -> tuple[int, int]:
         """The retention job's page of a channel's blob records: each referenced blob gets its
@@ -218,12 +222,27 @@ class FileService:
                 blob = blob.model_copy(update={"message_stored_at": message.stored_at if message else 0})
             due = _due(blob, days)
             if due <= now:
-                self._remove(blob)
-                deleted += 1
-            elif due != blob.expires_at and self._records.restamp(blob, due):
-                self._backstop(blob, due)
+                deleted += self._remove(blob)
+            elif due != blob.expires_at and self._retag(blob, due) and self._records.restamp(blob, due):
                 restamped += 1
         return restamped, deleted
+
+    def _retag(self, blob: StoredBlob, due: int) -> bool:
+        """The bytes' lifecycle class for their new expiry, before the record moves: a failure
+        stops the job here, to retry this page (the record still holds its old expiry), rather
+        than leave the object store a class that would delete the bytes before their message.
+        False if the bytes are gone already (the blob is then removed)."""
+        new_class = lifetime_class(blob.created_at, due)
+        if new_class == lifetime_class(blob.created_at, blob.expires_at):
+            return True
+        try:
+            self._objects.set_lifetime(blob.object_key, new_class)
+        except Exception:
+            if self._objects.size_of(blob.object_key) is not None:
+                raise
+            self._remove(blob)  # nothing left to keep: its records and its count go too
+            return False
+        return True
 
     def purge(self, *, deadline: float) -> int:
         """Delete the bytes of every blob whose time is up: its message expired, or none ever

@@ -309,6 +309,60 @@ def test_a_blob_follows_its_messages_retention_when_it_is_lengthened_or_shortene
     assert container.files.purge(deadline=float("inf")) == 0
 
 
+def test_a_lifecycle_class_that_cannot_be_set_stops_the_job_until_it_can(
+    people: People,
+    group: tuple[Any, Any, str],
+    transfer: StoreTransfer,
+    container: wiring.Container,
+    clock: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A longer retention needs a longer lifecycle class on the bytes before the record moves: if
+    the object store refuses it (throttled, down), the job stops and tries again, rather than
+    leave a class that would delete the bytes while their message lives."""
+    alice, bob, cid = group
+    owner = people.owner.client
+    owner.request("PUT", "/retention", {"duration": "30d"})
+    container.retention.run()
+    sent = send_file(alice, cid, b"plan v3", "plan.txt", "text/plain", transfer=transfer)
+    owner.request("PUT", "/retention", {"duration": "1y"})
+    classes: list[int] = []
+
+    def refused(key: str, days: int) -> None:
+        raise ConnectionError("object store unavailable")
+
+    monkeypatch.setattr(container.objects, "set_lifetime", refused)
+    with pytest.raises(ConnectionError):
+        container.retention.run()
+    monkeypatch.setattr(container.objects, "set_lifetime", lambda key, days: classes.append(days))
+    container.retention.run()
+    assert classes == [366]  # set on the next run, with the record
+    clock.advance(sent["expires_at"] - clock.now() + 1)
+    assert container.files.purge(deadline=float("inf")) == 0
+    assert fetch_file(bob, cid, sent["message_id"], transfer=transfer)[1] == b"plan v3"
+
+
+def test_a_blob_removed_by_two_paths_at_once_is_given_back_once(
+    people: People,
+    group: tuple[Any, Any, str],
+    transfer: StoreTransfer,
+    container: wiring.Container,
+    app_store: Store,
+    clock: Any,
+) -> None:
+    """The retention job's page read before a "delete for everyone" of the same message: both
+    remove the blob, and the organisation's storage in use goes down once, never below zero."""
+    alice, _, cid = group
+    owner = people.owner.client
+    sent = send_file(alice, cid, b"brouillon", "b.txt", "text/plain", transfer=transfer)
+    stale = [i for i in scan_all(app_store) if i["sk"] == f"FILE#{sent['attachment']['blob_id']}"]
+    assert owner.request("GET", "/files/usage")["bytes_in_use"] == sent["attachment"]["stored_bytes"]
+    alice.delete(cid, sent["message_id"])
+    clock.advance(2 * 86400)  # a day's retention: the job's page says the blob must go now
+    assert container.files.follow_retention(1, stale) == (0, 0)  # it went already: nothing twice
+    assert owner.request("GET", "/files/usage")["bytes_in_use"] == 0
+
+
 def test_storage_in_use_is_counted_and_the_operators_limits_apply(
     people: People,
     group: tuple[Any, Any, str],

@@ -122,6 +122,19 @@ class FileRecords:
         self._store.delete(*keys.blob_expiry(blob.expires_at, blob.channel_id, blob.blob_id))
         return True
 
+    def claim(self, blob: StoredBlob) -> bool:
+        """Take the blob for removal, so that two removers (a "delete for everyone" and the
+        retention job, or the purge) give its bytes back once: its record is expired, on condition
+        that it is still the one read; False if another remover or a re-stamp changed it first."""
+        try:
+            self._store.put(
+                keys.record(keys.blob(blob.channel_id, blob.blob_id), {**blob.model_dump(), "expires_at": 1}),
+                if_match={"expires_at": blob.expires_at},
+            )
+        except ConditionFailed:
+            return False
+        return True
+
     def count(self, org_id: str, delta: int) -> int:
         """Move the organisation's bytes in use (blobs referenced or being uploaded); the new total."""
         return self._store.increment(*keys.org_files_usage(org_id), "bytes_in_use", delta)
