@@ -43,7 +43,12 @@ per message read, per ping, ...) is then multiplied by its occurrences per user-
 
 - sends: ``sends`` a day;
 - pushes: ``receives x devices x live-share`` plus the sender's other devices ``sends x (devices - 1) x
-  live-share`` (never the sending device: it has the message);
+  live-share`` (never the sending device: it has the message). A channel past the inline limit
+  fans out through SQS, which the slice drains through the app's ``fanout`` handler after each
+  send; there a connection's frames of one consumer batch share a WebSocket message, so that
+  path's messages and post time are cut by ``Load.coalesced_share()`` (frames that follow the
+  previous one within ``--burst-window-s``: by chance at the load's own rate, or by
+  ``--burst-share``). Inline fan-outs push one frame per connection per send: no saving;
 - pings: one per ``PING_EVERY`` of ``web/js/messenger.js`` (read from the file) per online device;
 - catch-up reads: every message of the channel (received and own) read once per device, in
   pages of ``--catch-up-page`` (the web client's ``READ_LIMIT``), plus one channel list per connect;
@@ -368,7 +373,9 @@ class AwsMeter:
         elif service == "apigatewaymanagementapi" and model.name == "PostToConnection":
             self._pushed(tally, call, time.thread_time() - call.started)
         elif service == "sqs":
-            payload = sum(len(e["MessageBody"].encode("utf-8")) for e in call.params.get("Entries", []))
+            payload = sum(
+                len(e.get("MessageBody", "").encode("utf-8")) for e in call.params.get("Entries", [])
+            )
             tally.sqs_requests += max(1, math.ceil(payload / SQS_UNIT))
 
     def _dynamodb(self, tally: Tally, operation: str, call: Call, parsed: Mapping[str, Any]) -> None:
@@ -553,9 +560,12 @@ class Deployment:
             self._rest(tally, self.api.call("GET", "/channels", signer=member.keys), 200)
         self.meter.occurred("channel_list")
 
-    def send(self, member: Member, message_bytes: int, connection_id: str | None = None) -> None:
+    def send(
+        self, member: Member, message_bytes: int, connection_id: str | None = None, *, fan_out: bool = True
+    ) -> None:
         """Over REST, or with ``connection_id`` over that open WebSocket as both clients do by
-        default: the ``send`` action in, its ``ack`` pushed back to that connection only."""
+        default: the ``send`` action in, its ``ack`` pushed back to that connection only.
+        ``fan_out``: then consume what it queued (False: a burst's chunks wait to share a batch)."""
         envelope = self.envelope(member, message_bytes)
         if connection_id is None:
             path = f"/channels/{self.channel_id}/messages"
@@ -572,7 +582,8 @@ class Deployment:
                 self.meter.sending_connection = None
             _require(answer.get("statusCode") == 200, f"the send frame was answered {answer}")
         self.meter.occurred("send")
-        self.fanout.drain(self.meter, self.api.lambda_.invoke)  # a large channel's chunks, if any
+        if fan_out:
+            self.fanout.drain(self.meter, self.api.lambda_.invoke)  # a large channel's chunks, if any
 
     def catch_up(self, member: Member, limit: int) -> int:
         """One catch-up page from the start; each message read is one occurrence."""
@@ -807,8 +818,19 @@ def estimate(measured: Measured, load: Load) -> dict[str, Any]:
         "bytes_transferred_out_per_user_month": transferred,
         "data_transfer_usd_per_user_month": usd("data_transfer_out_gb", transferred / GIB, units, prices),
         "per_operation": {a: per_operation(t) for a, t in sorted(tallies.items())},
+        "log_bytes_per_invocation": log_bytes_per_invocation(tallies),
         "prices": {m: prices[m] for m in sorted(totals)},
     }
+
+
+def log_bytes_per_invocation(tallies: Mapping[str, Tally]) -> dict[str, float]:
+    """What one function run writes to CloudWatch Logs, on average over the slice: the app's own
+    structured lines (measured, with CloudWatch's 26 bytes an event) and Lambda's START, END and
+    REPORT lines (modelled: typical lengths)."""
+    runs = sum(t.invocations for t in tallies.values()) or 1
+    app = sum(t.log_bytes + t.log_events * LOG_EVENT_OVERHEAD for t in tallies.values()) / runs
+    platform = PLATFORM_LOG_BYTES + PLATFORM_LOG_EVENTS * LOG_EVENT_OVERHEAD
+    return {"app": app, "platform": platform, "total": app + platform}
 
 
 def per_operation(tally: Tally) -> dict[str, Any]:
@@ -859,6 +881,11 @@ def print_report(result: Mapping[str, Any], load: Load) -> None:
             f"  {activity:<13} WU {row['write_units']:.2f}  RU {row['read_units']:.2f}  "
             f"{row['lambda_ms']:.1f} ms  logs {row['log_bytes']:.0f} B  [{calls}]"
         )
+    logs = result["log_bytes_per_invocation"]
+    print(
+        f"\nlogs per function run: {logs['total']:.0f} bytes billed ({logs['app']:.0f} of the app's "
+        f"structured lines, {logs['platform']:.0f} of Lambda's START/END/REPORT, modelled)"
+    )
     stored, sent = result["bytes_stored_per_user"], result["bytes_transferred_out_per_user_month"]
     print(f"\na message and its id marker: {result['bytes_stored_per_message']:.0f} bytes stored")
     transfer_usd = result["data_transfer_usd_per_user_month"]

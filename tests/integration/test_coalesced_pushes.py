@@ -18,7 +18,6 @@ from urllib.parse import unquote
 
 import boto3
 import pytest
-from chalice import test as chalice_test
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID as ACCOUNT
 from websockets.sync.client import connect
@@ -52,9 +51,8 @@ def posted(connection_id: str) -> list[Any]:
 @pytest.fixture(scope="module")
 def burst() -> Iterator[dict[str, Any]]:
     """Three members online; the first sends a burst of five over REST; the fan-out goes
-    through SQS (inline limit 0) and one batch of its chunks is pushed by the app's handler."""
-    from app import app
-
+    through SQS (inline limit 0), and the bench's poller hands one batch of its chunks to the
+    app's ``fanout`` handler."""
     with cost.deployed(REGION) as running:
         members = running.open_channel(3)
         for i, member in enumerate(members):
@@ -67,14 +65,12 @@ def burst() -> Iterator[dict[str, Any]]:
         )
         container.messaging._delivery = queued  # every send's fan-out takes the queue path
         for _ in range(BURST):
-            running.send(members[0], TEXT_BYTES)
-        bodies: list[str] = []
-        while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            bodies += [m["Body"] for m in got]
-        assert len(bodies) == BURST  # one chunk per send: all three connections fit one chunk
-        event = chalice_test.TestEventsClient(app).generate_sqs_event(bodies)
-        with running.meter.charging("fanout") as tally:
-            running.api.lambda_.invoke("fanout", event)
+            running.send(members[0], TEXT_BYTES, fan_out=False)
+        assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"
+        ]["ApproximateNumberOfMessages"] == str(BURST)  # one chunk per send: three connections fit one
+        assert running.fanout.drain(running.meter, running.api.lambda_.invoke) == 1  # one SQS batch
+        tally = running.meter.tallies["push"]
         yield {
             "tally": tally,
             "received": {c: posted(c) for c in ("c0", "c1", "c2")},
