@@ -230,12 +230,14 @@ class Delivery:
 
     def deliver_chunks(self, bodies: list[str]) -> int:
         """Queue consumer: push a batch of chunks, each connection's frames coalesced into as
-        few WebSocket messages as fit, in the batch's order; returns the frames delivered."""
+        few WebSocket messages as fit, in the batch's order, then its Web Push wake-ups; returns the
+        frames and wake-ups delivered."""
         outbox: dict[Target, list[bytes]] = {}
+        wakes: list[dict[str, Any]] = []
         for body in bodies:
             chunk = json.loads(body)
             if "wake" in chunk:
-                self._wake(chunk["channel_id"], chunk["wake"])
+                wakes.append(chunk)
                 continue
             frame = self._chunk_frame(chunk)
             if frame is None:  # the message was deleted or expired meanwhile: nothing to deliver
@@ -244,11 +246,14 @@ class Delivery:
             replicas = chunk.get("replicas") or [None] * len(chunk["connections"])
             for connection_id, replica in zip(chunk["connections"], replicas, strict=True):
                 outbox.setdefault(Target(connection_id, replica), []).append(data)
-        return self._push_coalesced(outbox)
+        delivered = self._push_coalesced(outbox)
+        for wake in wakes:  # the push services' round trips after the live pushes, never before
+            delivered += self._wake(wake["channel_id"], wake["wake"])
+        return delivered
 
     def _push_coalesced(self, outbox: dict[Target, list[bytes]]) -> int:
         """Each connection's frames as few messages as fit; connections whose messages are the
-        same bytes (the common case: one chunk's frame) share one ``_push_all``."""
+        same bytes (the common case: one chunk's frame) share one ``_push_each``."""
         same: dict[tuple[bytes, ...], list[Target]] = {}
         frames_of: dict[str, int] = {}
         for target, frames in outbox.items():
