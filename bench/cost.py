@@ -160,7 +160,7 @@ class Load:
 
     def queued(self) -> bool:
         """A send's fan-out takes the queue path (more connections than the inline limit)."""
-        return self.members() * self.connections_per_member() - 1 > INLINE_LIMIT
+        return (self.members() - 1) * self.connections_per_member() > INLINE_LIMIT  # not the sender's
 
     def coalesced_share(self) -> float:
         """Of a connection's pushes, the share that rides in an earlier frame's WebSocket message:
