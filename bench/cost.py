@@ -43,7 +43,12 @@ per message read, per ping, ...) is then multiplied by its occurrences per user-
 
 - sends: ``sends`` a day;
 - pushes: ``receives x devices x live-share`` plus the sender's other devices ``sends x (devices - 1) x
-  live-share`` (never the sending device: it has the message);
+  live-share`` (never the sending device: it has the message). A channel past the inline limit
+  fans out through SQS, which the slice drains through the app's ``fanout`` handler after each
+  send; there a connection's frames of one consumer batch share a WebSocket message, so that
+  path's messages and post time are cut by ``Load.coalesced_share()`` (frames that follow the
+  previous one within ``--burst-window-s``: by chance at the load's own rate, or by
+  ``--burst-share``). Inline fan-outs push one frame per connection per send: no saving;
 - pings: one per ``PING_EVERY`` of ``web/js/messenger.js`` (read from the file) per online device;
 - catch-up reads: every message of the channel (received and own) read once per device, in
   pages of ``--catch-up-page`` (the web client's ``READ_LIMIT``), plus one channel list per connect;
@@ -93,6 +98,7 @@ from chalicelib.adapters.records import keys
 from chalicelib.adapters.ses_mailer import SesMailer
 from chalicelib.adapters.sqs_queue import SqsQueue
 from chalicelib.request_logging import logger as app_logger
+from chalicelib.services.delivery import INLINE_LIMIT
 from chalicelib.settings import Settings
 from tests.support import People, Reply, SignedApi, ws_event
 
@@ -135,6 +141,12 @@ class Load:
     catch_up_page: int = 200  # messages per catch-up read: the web client's READ_LIMIT
     lambda_mb: int = 1024  # the prod stage's lambda_memory_size (.chalice/config.json)
     rest_share: float = 0.0  # of sends, the share over REST (clients without an open socket)
+    # Coalescing (docs/protocol.md 9): the fan-out queue's consumer joins a connection's frames of
+    # one batch into one WebSocket message. ``burst_share``: of the messages a connection receives,
+    # the share that follows the previous one within ``burst_window_s`` beyond what independent
+    # arrivals at this load give (that chance is always counted; 0: conversations do not cluster).
+    burst_share: float = 0.0
+    burst_window_s: float = 1.0  # SQS to consumer: the chunks of one burst land in one batch
     users: int = 1  # only for the monthly total of an organisation
 
     def members(self) -> int:
@@ -145,6 +157,21 @@ class Load:
 
     def connections_per_member(self) -> int:
         return max(1, round(self.devices))
+
+    def queued(self) -> bool:
+        """A send's fan-out takes the queue path (more connections than the inline limit)."""
+        return (self.members() - 1) * self.connections_per_member() > INLINE_LIMIT  # not the sender's
+
+    def coalesced_share(self) -> float:
+        """Of a connection's pushes, the share that rides in an earlier frame's WebSocket message:
+        none inline (one frame per connection per send); on the queue path, a frame that follows
+        the previous one within the window, by chance (Poisson arrivals at the load's own rate
+        while online) or by ``burst_share``."""
+        if not self.queued():
+            return 0.0
+        rate = self.receives * self.live_share / (self.online_hours * 3600)  # frames a second
+        chance = 1 - math.exp(-rate * self.burst_window_s)
+        return self.burst_share + (1 - self.burst_share) * chance
 
 
 PRESETS = {
@@ -346,7 +373,9 @@ class AwsMeter:
         elif service == "apigatewaymanagementapi" and model.name == "PostToConnection":
             self._pushed(tally, call, time.thread_time() - call.started)
         elif service == "sqs":
-            payload = sum(len(e["MessageBody"].encode("utf-8")) for e in call.params.get("Entries", []))
+            payload = sum(
+                len(e.get("MessageBody", "").encode("utf-8")) for e in call.params.get("Entries", [])
+            )
             tally.sqs_requests += max(1, math.ceil(payload / SQS_UNIT))
 
     def _dynamodb(self, tally: Tally, operation: str, call: Call, parsed: Mapping[str, Any]) -> None:
@@ -425,7 +454,39 @@ class Member:
     messenger: Any  # bocage.client.messenger.Messenger
 
 
-def assemble(region: str, operator: OperatorKey) -> tuple[AwsMeter, wiring.Container]:
+@dataclass
+class FanoutQueue:
+    """The fan-out queue as Lambda's SQS poller reads it: batches of up to ten, each handed to
+    the app's ``fanout`` handler as one invocation (its receive and delete are SQS requests)."""
+
+    sqs: Any
+    url: str
+
+    def drain(self, meter: AwsMeter, invoke: Any) -> int:
+        """Consume what a send queued, charged to the pushes; returns the batches handled."""
+        from chalice.test import TestEventsClient
+
+        from app import app
+
+        # Uncharged (no activity): the poller's empty receives are a cost of the queue, not of a user.
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages"]
+        )
+        if attributes["Attributes"]["ApproximateNumberOfMessages"] == "0":
+            return 0
+        batches = 0
+        with meter.charging("push"):
+            while got := self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages"):
+                event = TestEventsClient(app).generate_sqs_event([m["Body"] for m in got])
+                with meter.invocation("push"):
+                    invoke("fanout", event)
+                entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)]
+                self.sqs.delete_message_batch(QueueUrl=self.url, Entries=entries)
+                batches += 1
+        return batches
+
+
+def assemble(region: str, operator: OperatorKey) -> tuple[AwsMeter, wiring.Container, FanoutQueue]:
     """The app's container over moto: real DynamoDB, SQS, API Gateway push and SES adapters, watched."""
     meter_session = boto3.session.Session(region_name=region)
     clock = ManualClock()  # still: nothing expires during the slice, so reads see what they scan
@@ -455,15 +516,18 @@ def assemble(region: str, operator: OperatorKey) -> tuple[AwsMeter, wiring.Conta
         push=ApiGatewayPush(push),
         queue=SqsQueue(sqs, queue_url),
     )
-    return meter, container
+    return meter, container, FanoutQueue(sqs, queue_url)
 
 
 class Deployment:
     """The app on moto, metered, with one channel of members to drive through REST and WebSocket."""
 
-    def __init__(self, api: SignedApi, meter: AwsMeter, operator: OperatorKey, profiles: Path) -> None:
+    def __init__(
+        self, api: SignedApi, meter: AwsMeter, operator: OperatorKey, profiles: Path, fanout: FanoutQueue
+    ) -> None:
         self.api = api
         self.meter = meter
+        self.fanout = fanout
         self.operator = operator
         self.profiles = profiles
         self.channel_id = ""
@@ -504,10 +568,12 @@ class Deployment:
         *,
         notify: list[str] | None = None,
         activity: str = "send",
+        fan_out: bool = True,
     ) -> None:
         """Over REST, or with ``connection_id`` over that open WebSocket as both clients do by
         default: the ``send`` action in, its ``ack`` pushed back to that connection only.
-        ``notify``: the members in "mentions only" mode the send names (WebSocket only)."""
+        ``notify``: the members in "mentions only" mode the send names (WebSocket only).
+        ``fan_out``: then consume what it queued (False: a burst's chunks wait to share a batch)."""
         envelope = self.envelope(member, message_bytes)
         if connection_id is None:
             path = f"/channels/{self.channel_id}/messages"
@@ -526,6 +592,8 @@ class Deployment:
                 self.meter.sending_connection = None
             _require(answer.get("statusCode") == 200, f"the send frame was answered {answer}")
         self.meter.occurred(activity)
+        if fan_out:
+            self.fanout.drain(self.meter, self.api.lambda_.invoke)  # a large channel's chunks, if any
 
     def catch_up(self, member: Member, limit: int) -> int:
         """One catch-up page from the start; each message read is one occurrence."""
@@ -587,12 +655,12 @@ def deployed(region: str) -> Iterator[Deployment]:
         mock_aws(),
         tempfile.TemporaryDirectory(prefix="bocage-cost-") as profiles,
     ):
-        meter, container = assemble(region, operator)
+        meter, container, fanout = assemble(region, operator)
         wiring.use(container)
         try:
             with counting_logs(meter), Client(app) as client:
                 api = SignedApi(client.http, container.clock, client.lambda_)  # type: ignore[arg-type]
-                yield Deployment(api, meter, operator, Path(profiles))
+                yield Deployment(api, meter, operator, Path(profiles), fanout)
         finally:
             wiring.use(None)
 
@@ -643,6 +711,10 @@ LINES: dict[str, tuple[str, ...]] = {
     "connection minutes": (),
     "connects": ("connect", "disconnect"),
 }
+
+
+#: What a coalesced frame does not cost: its own WebSocket message and its own post's time.
+COALESCED_METERS = ("websocket_messages", "lambda_gb_seconds")
 
 
 def occurrences_per_user_month(load: Load) -> dict[str, float]:
@@ -703,6 +775,8 @@ def line_meters(measured: Measured, load: Load) -> dict[str, defaultdict[str, fl
         quantities = defaultdict(float, modelled.get(line, {}))
         for activity in activities:
             for meter, amount in meters_per_occurrence(measured.tallies[activity], load).items():
+                if activity == "push" and meter in COALESCED_METERS:
+                    amount *= 1 - load.coalesced_share()  # fewer messages, fewer posts to wait for
                 quantities[meter] += amount * counts[activity]
         result[line] = quantities
     return result
@@ -745,6 +819,7 @@ def estimate(measured: Measured, load: Load) -> dict[str, Any]:
         "load": dataclasses.asdict(load),
         "ping_every_seconds": ping_interval_seconds(),
         "total_usd_per_user_month": total,
+        "pushes_coalesced_share": load.coalesced_share(),
         "total_usd_per_month": total * load.users,
         "lines": lines,
         "meters": meters_out,
@@ -753,8 +828,19 @@ def estimate(measured: Measured, load: Load) -> dict[str, Any]:
         "bytes_transferred_out_per_user_month": transferred,
         "data_transfer_usd_per_user_month": usd("data_transfer_out_gb", transferred / GIB, units, prices),
         "per_operation": {a: per_operation(t) for a, t in sorted(tallies.items())},
+        "log_bytes_per_invocation": log_bytes_per_invocation(tallies),
         "prices": {m: prices[m] for m in sorted(totals)},
     }
+
+
+def log_bytes_per_invocation(tallies: Mapping[str, Tally]) -> dict[str, float]:
+    """What one function run writes to CloudWatch Logs, on average over the slice: the app's own
+    structured lines (measured, with CloudWatch's 26 bytes an event) and Lambda's START, END and
+    REPORT lines (modelled: typical lengths)."""
+    runs = sum(t.invocations for t in tallies.values()) or 1
+    app = sum(t.log_bytes + t.log_events * LOG_EVENT_OVERHEAD for t in tallies.values()) / runs
+    platform = PLATFORM_LOG_BYTES + PLATFORM_LOG_EVENTS * LOG_EVENT_OVERHEAD
+    return {"app": app, "platform": platform, "total": app + platform}
 
 
 def per_operation(tally: Tally) -> dict[str, Any]:
@@ -780,7 +866,9 @@ def describe(load: Load) -> str:
         f"{load.sends:g} sent and {load.receives:g} received a user a day, {load.online_hours:g} h online, "
         f"{load.devices:g} device(s), channel of {load.members()}, {load.live_share:.0%} of receives live, "
         f"{load.retention_days}-day retention, {load.message_bytes}-byte messages, "
-        f"{load.rest_share:.0%} of sends over REST, {load.lambda_mb} MB functions, {load.region}"
+        f"{load.rest_share:.0%} of sends over REST, {load.lambda_mb} MB functions, {load.region}; "
+        f"pushes coalesced: {load.coalesced_share():.1%} "
+        f"({'queue path' if load.queued() else f'inline: at most {INLINE_LIMIT} connections, never batched'})"
     )
 
 
@@ -803,6 +891,11 @@ def print_report(result: Mapping[str, Any], load: Load) -> None:
             f"  {activity:<13} WU {row['write_units']:.2f}  RU {row['read_units']:.2f}  "
             f"{row['lambda_ms']:.1f} ms  logs {row['log_bytes']:.0f} B  [{calls}]"
         )
+    logs = result["log_bytes_per_invocation"]
+    print(
+        f"\nlogs per function run: {logs['total']:.0f} bytes billed ({logs['app']:.0f} of the app's "
+        f"structured lines, {logs['platform']:.0f} of Lambda's START/END/REPORT, modelled)"
+    )
     stored, sent = result["bytes_stored_per_user"], result["bytes_transferred_out_per_user_month"]
     print(f"\na message and its id marker: {result['bytes_stored_per_message']:.0f} bytes stored")
     transfer_usd = result["data_transfer_usd_per_user_month"]

@@ -139,7 +139,5 @@ def on_disconnect(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def on_fanout(bodies: list[str]) -> None:
-    """Queue consumer: push each chunk (SQS on AWS, the in-process queue on one machine)."""
-    delivery = wiring.container().delivery
-    for body in bodies:
-        delivery.deliver_chunk(body)
+    """Queue consumer: push a batch of chunks, each connection's frames coalesced."""
+    wiring.container().delivery.deliver_chunks(bodies)

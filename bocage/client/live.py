@@ -26,7 +26,7 @@ from chalicelib.domain.frames import (
     ErrorFrame,
     SendAction,
     ServerFrame,
-    parse_frame,
+    parse_frames,
 )
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ class LiveSession:
         self._ws = ws
         self._on_frame = on_frame
         self._pending: deque[ServerFrame] = deque()
+        self._unread: deque[ServerFrame] = deque()  # the rest of a batch's frames, not yet returned
         self.closed = False
         self._told_replaced = False  # the "replaced" error frame, all API Gateway's close says
 
@@ -147,7 +148,7 @@ class LiveSession:
         when the time is up or the connection closed."""
         from websockets.exceptions import ConnectionClosed
 
-        while True:
+        while not self._unread:
             try:
                 raw = self._ws.recv(timeout=timeout)
             except TimeoutError:
@@ -155,14 +156,15 @@ class LiveSession:
             except ConnectionClosed:
                 self.closed = True
                 return None
-            try:
-                frame = parse_frame(json.loads(raw))
+            try:  # one frame, or a batch's frames in their order (docs/protocol.md, 9)
+                self._unread.extend(parse_frames(json.loads(raw)))
             except ValueError:  # not JSON, or not a frame this client knows (ValidationError)
                 continue
-            if isinstance(frame, ErrorFrame) and frame.error == "replaced":
-                self._told_replaced = True
-            self._on_frame(frame)
-            return frame
+        frame = self._unread.popleft()
+        if isinstance(frame, ErrorFrame) and frame.error == "replaced":
+            self._told_replaced = True
+        self._on_frame(frame)
+        return frame
 
 
 def _receipt(frame: AckFrame | ErrorFrame) -> Receipt:

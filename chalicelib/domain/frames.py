@@ -216,6 +216,16 @@ class CallAckFrame(Frame):
     ended: bool
 
 
+class BatchFrame(Frame):
+    """Several frames for one connection in one WebSocket message (docs/protocol.md, 9): API
+    Gateway bills a message per 32 KB, and about 17 message frames fit in one. The inner frames
+    stay raw objects so a client skips an inner kind it does not know, not the whole batch;
+    a batch never holds a batch."""
+
+    type: Literal["batch"] = "batch"
+    frames: list[dict[str, Any]]
+
+
 ServerFrame = Annotated[
     MessageFrame
     | JoinedFrame
@@ -229,7 +239,8 @@ ServerFrame = Annotated[
     | ErrorFrame
     | PongFrame
     | CallFrame
-    | CallAckFrame,
+    | CallAckFrame
+    | BatchFrame,
     Field(discriminator="type"),
 ]
 
@@ -316,3 +327,56 @@ def frame_dict(frame: Frame) -> dict[str, Any]:
 def frame_bytes(frame: Frame) -> bytes:
     """A frame serialised once, ready for every connection it goes to."""
     return json.dumps(frame_dict(frame), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+#: API Gateway bills a WebSocket message per 32 KB: a batch is filled up to one unit, no further.
+BATCH_UNIT = 32 * 1024
+_BATCH_OPEN = b'{"type":"batch","frames":['
+_BATCH_CLOSE = b"]}"
+
+
+def coalesce(frames: list[bytes], unit: int = BATCH_UNIT) -> list[bytes]:
+    """One connection's serialised frames as few WebSocket messages as fit, in order.
+
+    Consecutive frames share a ``batch`` while it stays within ``unit`` bytes; a frame alone
+    (or one too large to share) goes as itself, so a lone frame is never wrapped. The frames
+    are spliced as they are, never parsed again.
+    """
+    messages: list[bytes] = []
+    group: list[bytes] = []
+    size = len(_BATCH_OPEN) + len(_BATCH_CLOSE) - 1  # minus the comma the first frame does not need
+
+    def flush() -> None:
+        if len(group) == 1:
+            messages.append(group[0])
+        elif group:
+            messages.append(_BATCH_OPEN + b",".join(group) + _BATCH_CLOSE)
+
+    for data in frames:
+        if group and size + 1 + len(data) > unit:
+            flush()
+            group, size = [], len(_BATCH_OPEN) + len(_BATCH_CLOSE) - 1
+        group.append(data)
+        size += 1 + len(data)
+    flush()
+    return messages
+
+
+def parse_frames(raw: object) -> list[ServerFrame]:
+    """What one WebSocket message holds, in order: its frame, or a ``batch``'s inner frames.
+
+    An inner frame a client does not know (or a nested batch) is skipped alone, as an unknown
+    message is; ``ValidationError`` only when the message itself is not a frame.
+    """
+    frame = parse_frame(raw)
+    if not isinstance(frame, BatchFrame):
+        return [frame]
+    opened: list[ServerFrame] = []
+    for inner in frame.frames:
+        try:
+            parsed = parse_frame(inner)
+        except ValueError:  # pydantic's ValidationError is one
+            continue
+        if not isinstance(parsed, BatchFrame):
+            opened.append(parsed)
+    return opened

@@ -7,6 +7,13 @@ costs one presence query; small channels are pushed inline, large ones are cut
 into chunks handed to a queue and pushed in parallel by the queue's consumers. A Push that
 takes many connections at once (``BatchPush``: ``bocage serve``, whose replicas each hold some
 connections) gets the whole channel in one call, with the frame serialised once.
+
+Coalescing: a queue consumer takes a batch of chunks at once (up to ten SQS records); the
+frames of that batch bound for one connection go out as one ``batch`` WebSocket message, up to
+32 KB (API Gateway's billing unit), in their order. No window is waited for: a lone chunk is
+pushed as soon as the consumer has it, so coalescing costs no latency; it happens when
+messages arrive together (a burst, a consumer catching up). The inline path (channels up to
+``inline_limit`` connections) has one frame per connection per invocation, so nothing to join.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from chalicelib.domain.frames import (
     LeftFrame,
     MembershipFrame,
     MessageFrame,
+    coalesce,
     frame_bytes,
     frame_dict,
     parse_frame,
@@ -223,15 +231,48 @@ class Delivery:
 
     def deliver_chunk(self, body: str) -> int:
         """Queue consumer: push one chunk; returns deliveries made."""
-        chunk = json.loads(body)
-        if "wake" in chunk:
-            return self._wake(chunk["channel_id"], chunk["wake"], chunk.get("named", ()))
-        frame = self._chunk_frame(chunk)
-        if frame is None:  # the message was deleted or expired meanwhile: nothing to deliver
-            return 0
-        replicas = chunk.get("replicas") or [None] * len(chunk["connections"])
-        targets = [Target(c, r) for c, r in zip(chunk["connections"], replicas, strict=True)]
-        return self._push_all(targets, frame_bytes(frame))
+        return self.deliver_chunks([body])
+
+    def deliver_chunks(self, bodies: list[str]) -> int:
+        """Queue consumer: push a batch of chunks, each connection's frames coalesced into as
+        few WebSocket messages as fit, in the batch's order, then its Web Push wake-ups; returns the
+        frames and wake-ups delivered."""
+        outbox: dict[Target, list[bytes]] = {}
+        wakes: list[dict[str, Any]] = []
+        for body in bodies:
+            chunk = json.loads(body)
+            if "wake" in chunk:
+                wakes.append(chunk)
+                continue
+            frame = self._chunk_frame(chunk)
+            if frame is None:  # the message was deleted or expired meanwhile: nothing to deliver
+                continue
+            data = frame_bytes(frame)  # once per chunk, whatever its size
+            replicas = chunk.get("replicas") or [None] * len(chunk["connections"])
+            for connection_id, replica in zip(chunk["connections"], replicas, strict=True):
+                outbox.setdefault(Target(connection_id, replica), []).append(data)
+        delivered = self._push_coalesced(outbox)
+        for wake in wakes:  # the push services' round trips after the live pushes, never before
+            delivered += self._wake(wake["channel_id"], wake["wake"], wake.get("named", ()))
+        return delivered
+
+    def _push_coalesced(self, outbox: dict[Target, list[bytes]]) -> int:
+        """Each connection's frames as few messages as fit; connections whose messages are the
+        same bytes (the common case: one chunk's frame) share one ``_push_each``."""
+        same: dict[tuple[bytes, ...], list[Target]] = {}
+        frames_of: dict[str, int] = {}
+        for target, frames in outbox.items():
+            same.setdefault(tuple(coalesce(frames)), []).append(target)
+            frames_of[target.connection_id] = len(frames)
+        delivered: set[str] = set()
+        lost: set[str] = set()
+        for messages, targets in same.items():
+            for data in messages:
+                live = [t for t in targets if t.connection_id not in lost]
+                reached = self._push_each(live, data)
+                lost.update(t.connection_id for t in live if t.connection_id not in reached)
+                delivered.update(reached)
+        return sum(frames_of[c] for c in delivered if c not in lost)
 
     def _chunk_frame(self, chunk: dict[str, Any]) -> Frame | None:
         if "frame" in chunk:
@@ -258,12 +299,16 @@ class Delivery:
 
     def _push_all(self, targets: list[Target], data: bytes) -> int:
         """One frame to every target; returns deliveries made."""
+        return len(self._push_each(targets, data))
+
+    def _push_each(self, targets: list[Target], data: bytes) -> set[str]:
+        """One message to every target; returns the connections it reached."""
         if self._batch is None:
-            return sum(1 for t in targets if self._send(t.connection_id, data))
+            return {t.connection_id for t in targets if self._send(t.connection_id, data)}
         gone = self._batch.send_many(targets, data)
         for connection_id in gone:
             self.disconnect(connection_id)
-        return len(targets) - len(gone)
+        return {t.connection_id for t in targets} - set(gone)
 
     def _send(self, connection_id: str, data: bytes) -> bool:
         """One push; a failing or timed-out connection costs only its own copy, never the

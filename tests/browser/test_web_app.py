@@ -767,6 +767,69 @@ def test_live_messages_need_no_read_and_the_cursor_follows_once(
     assert not problems, problems
 
 
+def test_a_batch_frame_shows_each_of_its_messages_in_order(
+    web_server: Server, new_context: Callable[..., Any]
+) -> None:
+    """A fan-out consumer joins a connection's frames into one ``batch`` message (protocol 9):
+    a relay in front of the reader joins three live message frames the way the server does
+    (``coalesce``); the web app shows all three, in order, without reading them over REST."""
+    from chalicelib.domain.frames import coalesce
+
+    problems: list[str] = []
+    owner = new_context("owner").pages[0]
+    agent = new_context("agent").pages[0]
+    for page in (owner, agent):
+        watch_console(page, problems)
+    held: list[bytes] = []
+    batches: list[str] = []
+
+    def relay(ws: Any) -> None:  # the server's frames to the reader: three messages as one batch
+        server = ws.connect_to_server()
+
+        def from_server(text: Any) -> None:
+            data = text if isinstance(text, bytes) else str(text).encode("utf-8")
+            if json.loads(data).get("type") != "message":
+                ws.send(text)
+                return
+            held.append(data)
+            if len(held) == 3:
+                (batch,) = coalesce(held)
+                batches.append(batch.decode("utf-8"))
+                ws.send(batches[-1])
+
+        ws.on_message(lambda text: server.send(text))
+        server.on_message(from_server)
+
+    agent.route_web_socket(re.compile(r"/ws(\?|$)"), relay)
+    activate(owner, web_server.owner_url(), "Maire Dupuis")
+    url = invite(owner, "Agent Martin")
+    activate(agent, url, "Agent Martin")
+    create_channel(owner, "Voirie", "group")
+    add_to_channel(owner, "Agent Martin")
+    with agent.expect_response(lambda r: re.search(r"/channels/[^/]+/messages", r.url) is not None):
+        open_channel(agent, "Voirie")
+    agent.wait_for_timeout(500)  # for that read's page to be stored
+    reads: list[str] = []
+    agent.on(
+        "request",
+        lambda r: (
+            reads.append(r.url)
+            if r.method == "GET" and re.search(r"/channels/[^/]+/messages", r.url)
+            else None
+        ),
+    )
+    texts = ["Travaux rue Haute", "Déviation par la place", "Fin prévue vendredi"]
+    for text in texts:
+        send(owner, text)
+    for text in texts:
+        expect(message(agent, text)).to_be_visible()
+    assert len(batches) == 1 and [f["type"] for f in json.loads(batches[0])["frames"]] == ["message"] * 3
+    shown = agent.locator(".messages .msg .text").all_inner_texts()
+    assert [t for t in shown if t in texts] == texts, shown
+    assert reads == [], reads  # they came in the batch, not from a catch-up
+    assert not problems, problems
+
+
 def test_sends_go_over_the_socket_and_over_rest_when_their_ack_is_lost(
     web_server: Server, new_context: Callable[..., Any]
 ) -> None:

@@ -9,6 +9,8 @@ that adds a call, a write or a push to an operation fails here, and its cost sho
 from __future__ import annotations
 
 import importlib
+import math
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
@@ -151,3 +153,24 @@ def test_naming_a_member_in_notify_adds_one_read_and_no_write(
     plain = measured["send"]
     assert send["calls"] == {**plain["calls"], "dynamodb.GetItem": plain["calls"]["dynamodb.GetItem"] + 1}
     assert send["write_units"] == plain["write_units"] == 4
+
+
+def test_the_bench_counts_coalescing_only_where_the_queue_carries_the_pushes() -> None:
+    """Inline fan-outs have one frame per connection per send: nothing to join. On the queue path
+    a frame that follows the previous within the window rides in its WebSocket message: by
+    chance at the load's own rate (500 a day over 8 h: 1.7 % within a second), or by bursts."""
+    reference = cost.Load()
+    assert not reference.queued() and reference.coalesced_share() == 0
+    large = cost.Load(channel_size=120, burst_share=0.3)
+    assert large.queued()
+    assert large.coalesced_share() == pytest.approx(0.3 + 0.7 * (1 - math.exp(-500 / (8 * 3600))))
+    measured = cost.Measured(
+        defaultdict(cost.Tally, push=cost.Tally(occurrences=10, ws_messages=10, lambda_ms=50.0)), 2000.0
+    )
+    pushes = {load: cost.line_meters(measured, load)["pushes"] for load in (reference, large)}
+    saved = 1 - large.coalesced_share()
+    assert pushes[large]["websocket_messages"] == pytest.approx(
+        cost.occurrences_per_user_month(large)["push"] * saved
+    )
+    assert pushes[reference]["websocket_messages"] == cost.occurrences_per_user_month(reference)["push"]
+    assert pushes[large]["lambda_gb_seconds"] == pytest.approx(pushes[reference]["lambda_gb_seconds"] * saved)

@@ -1050,6 +1050,12 @@ export class Messenger extends EventTarget {
       case 'call_ack':
         this.emit('call', frame); // the call code (web/js/call/) loads on the first one
         break;
+      case 'batch': // several frames in one WebSocket message (protocol section 9): each in order
+        for (const inner of Array.isArray(frame.frames) ? frame.frames : []) {
+          if (!inner || typeof inner !== 'object' || inner.type === 'batch') continue; // never nested
+          await this.handleFrame(inner).catch((err) => this.emit('error', err)); // one bad frame, not the rest
+        }
+        break;
       case 'ack':
         this.settleAck(frame.ref, frame);
         break;
