@@ -296,8 +296,12 @@ class Messenger:
 
     def notify_for(self, channel_id: str, mentioned: list[str]) -> list[str]:
         """The mentioned members whose own signed choice here is "mentions only" (protocol
-        section 17): one request, made only for a text that mentions someone."""
-        statements = list(self.client.channel_members(channel_id).get("notify") or [])
+        section 17): one request, made only for a text that mentions someone. If it fails, the
+        message still goes, naming nobody (as the web app does): only a notification is lost."""
+        try:
+            statements = list(self.client.channel_members(channel_id).get("notify") or [])
+        except (ApiError, OSError):
+            return []
         view = self.trust.view()
         signers = {s.get("by_device") for s in statements if isinstance(s, dict)}
         if any(isinstance(d, str) and view.device(d) is None for d in signers):
