@@ -50,7 +50,8 @@ class MentionChoices:
 
     def choose(self, who: Principal, channel_id: str, statement: object) -> MentionChoice:
         """A member's own choice, signed by the calling device; an older one than stored is
-        accepted and ignored (the latest counts), so a retried request converges."""
+        accepted and ignored (the latest counts), so a retried request converges, and the answer
+        is the choice kept."""
         access = self._channels.access(who, channel_id)
         if access.membership is None:
             raise Forbidden("you are not a member of this channel")
@@ -66,8 +67,9 @@ class MentionChoices:
             sign_public_key=device.sign_public_key,
             now=self._clock.now(),
         )
-        self._records.save(choice)
-        return choice
+        if self._records.save(choice):
+            return choice
+        return self._records.get(channel_id, who.member_id) or choice  # a newer one stands: say which
 
     def members(self, who: Principal, channel_id: str) -> dict[str, Any]:
         """The channel's member list (access checked there) with every member's latest choice."""
