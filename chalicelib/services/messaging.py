@@ -83,7 +83,6 @@ class MessagingService:
         channel_id = envelope.channel_id
         access = self._channels.access(who, channel_id)
         require_may_send(access.channel, access.membership, envelope.kind)
-        named = self._check_notify(channel_id, notify)
         target = self._check_target(who, access, envelope)
         now = self._clock.now()
         retention = self._retention_for_sending(who, access, envelope, now)
@@ -94,6 +93,9 @@ class MessagingService:
             if resent is not None:
                 return resent
             abandoned = marker.seq  # its first attempt never stored it: this one does
+        # After the resend check: a member named then may have left before a retry of a send
+        # that was stored; the retry answers as the first attempt did.
+        named = self._check_notify(channel_id, notify)
         message = self._store_message(who, envelope, now, retention, abandoned)
         if message is None:  # another send of this id marked it first
             return self._lost_race(envelope, target, now)
