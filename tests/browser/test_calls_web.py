@@ -110,16 +110,24 @@ def call_once(owner: Page, agent: Page) -> float:
     return first
 
 
-def test_two_browsers_call_through_the_relay_and_hang_up(call_setup: Any) -> None:
-    server, contexts, url = call_setup
-    problems: list[str] = []
+def mayor_and_agent(contexts: Any, url: str, problems: list[str] | None = None) -> tuple[Page, Page]:
+    """The mayor and an agent activated in the first two browsers, in the group "Visite de
+    chantier"; their console problems collected in ``problems`` when given."""
     owner, agent = contexts[0].pages[0], contexts[1].pages[0]
-    for page in (owner, agent):
-        watch_console(page, problems)
+    if problems is not None:
+        for page in (owner, agent):
+            watch_console(page, problems)
     activate(owner, url, "Maire Dupuis")
     activate(agent, invite(owner, "Agent Martin"), "Agent Martin")
     create_channel(owner, "Visite de chantier", "group")
     add_to_channel(owner, "Agent Martin")
+    return owner, agent
+
+
+def test_two_browsers_call_through_the_relay_and_hang_up(call_setup: Any) -> None:
+    server, contexts, url = call_setup
+    problems: list[str] = []
+    owner, agent = mayor_and_agent(contexts, url, problems)
 
     times = [call_once(owner, agent) for _ in range(3)]
     shown = [round(t) for t in times]
@@ -276,13 +284,7 @@ def test_a_shared_screen_replaces_the_camera_and_gives_it_back(call_setup: Any) 
     Chromium answers getDisplayMedia with a fake 1280x720 monitor ("screen:…") without asking."""
     _, contexts, url = call_setup
     problems: list[str] = []
-    owner, agent = contexts[0].pages[0], contexts[1].pages[0]
-    for page in (owner, agent):
-        watch_console(page, problems)
-    activate(owner, url, "Maire Dupuis")
-    activate(agent, invite(owner, "Agent Martin"), "Agent Martin")
-    create_channel(owner, "Visite de chantier", "group")
-    add_to_channel(owner, "Agent Martin")
+    owner, agent = mayor_and_agent(contexts, url, problems)
     owner.get_by_role("button", name="Appeler").click()
     agent.get_by_role("alertdialog").get_by_role("button", name="Décrocher").click()
     wait_for(lambda: flowing(agent) and inbound_video(agent)["width"] > 0, "the camera at the agent", 40)
@@ -340,11 +342,7 @@ def test_coturn_measures_the_relay_throughput_of_a_two_party_call(
     allocation closes) give the bytes it relayed; printed per second (pytest -s)."""
     _, contexts, url = call_setup
     log: Path = request.node.coturn_log
-    owner, agent = contexts[0].pages[0], contexts[1].pages[0]
-    activate(owner, url, "Maire Dupuis")
-    activate(agent, invite(owner, "Agent Martin"), "Agent Martin")
-    create_channel(owner, "Visite de chantier", "group")
-    add_to_channel(owner, "Agent Martin")
+    owner, agent = mayor_and_agent(contexts, url)
     assert relayed_bytes(log)["sessions"] == 0
     owner.get_by_role("button", name="Appeler").click()
     answered = time.monotonic()
