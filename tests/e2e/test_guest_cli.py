@@ -29,4 +29,4 @@ def test_a_guest_invited_from_the_cli_sees_only_their_group(server: Server, tmp_
     refused = bocage_fails("--profile", guest, "group", "create", "À moi")
     assert refused["status"] == 403 and "guest" in refused["message"]
     refused = bocage_fails("--profile", owner, "role", paul["member_id"], "admin")
-    assert refused["status"] == 403 and "stays a guest" in refused["message"]
+    assert "stays a guest" in refused["message"]  # the CLI does not even sign it (21.3)
