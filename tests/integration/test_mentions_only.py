@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 from nacl.signing import SigningKey
@@ -21,14 +20,12 @@ from bocage.client.profile import DeviceKeys, OperatorKey
 from chalicelib import wiring
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.records.mention_choices import MentionChoiceRecords
-from chalicelib.adapters.sqs_queue import SqsQueue
 from chalicelib.domain.mentions_only import MAX_NOTIFY, MentionChoice
 from chalicelib.domain.statements import NOTIFY
-from chalicelib.services.delivery import Delivery
 from chalicelib.services.notifications import COALESCE
 from tests.integration import test_web_push as web_push
 from tests.integration.test_followers import follow, public_tribe
-from tests.integration.test_web_push import Subscribed, opened, register
+from tests.integration.test_web_push import Subscribed, fan_out_through_a_queue, opened, register
 from tests.integration.test_websocket_handlers import sqs_event
 from tests.push_service import PushDevice
 from tests.support import People, SignedApi, scan_all, ws_event
@@ -126,13 +123,9 @@ def test_the_queue_path_carries_the_named_members_to_the_consumer(
     alice: Subscribed, group: tuple[str, Messenger]
 ) -> None:
     quiet_alice(alice, group)
-    container, service = alice.container, alice.service
+    service = alice.service
     with mock_aws():
-        sqs = boto3.client("sqs", region_name="eu-west-3")
-        url = sqs.create_queue(QueueName="bocage-fanout")["QueueUrl"]
-        container.messaging._delivery = Delivery(
-            container.store, container.clock, alice.push, SqsQueue(sqs, url), notifier=container.notifications
-        )
+        sqs, url = fan_out_through_a_queue(alice)
         alice.people.owner.send_text(alice.cid, "sans mention")
         alice.people.owner.send_text(alice.cid, "@alice", mentions=[alice_id(alice)])
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])

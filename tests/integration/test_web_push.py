@@ -244,15 +244,22 @@ def test_a_revoked_device_loses_its_subscription(alice: Subscribed) -> None:
     assert alice.service.received == []
 
 
+def fan_out_through_a_queue(alice: Subscribed) -> tuple[Any, str]:
+    """Sends enqueue their fan-out as on AWS (inside ``mock_aws``): the SQS client and queue URL."""
+    sqs = boto3.client("sqs", region_name="eu-west-3")
+    url = sqs.create_queue(QueueName="bocage-fanout")["QueueUrl"]
+    container = alice.container
+    container.messaging._delivery = Delivery(
+        container.store, container.clock, alice.push, SqsQueue(sqs, url), notifier=container.notifications
+    )
+    return sqs, url
+
+
 def test_the_queue_path_pushes_from_the_consumer(alice: Subscribed) -> None:
     """On AWS with a fan-out queue the sender only enqueues; the SQS consumer sends the pushes."""
-    container, service = alice.container, alice.service
+    service = alice.service
     with mock_aws():
-        sqs = boto3.client("sqs", region_name="eu-west-3")
-        url = sqs.create_queue(QueueName="bocage-fanout")["QueueUrl"]
-        container.messaging._delivery = Delivery(
-            container.store, container.clock, alice.push, SqsQueue(sqs, url), notifier=container.notifications
-        )
+        sqs, url = fan_out_through_a_queue(alice)
         alice.people.owner.send_text(alice.cid, "par la file")
         assert service.received == []  # the send returned without waiting on the push service
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
