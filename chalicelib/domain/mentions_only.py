@@ -35,6 +35,11 @@ class MentionChoice(BaseModel):
     issued_at: int
     statement: dict[str, Any]
 
+    @property
+    def by_device(self) -> str:
+        """The device that signed the choice (the server forgets the choice if it is revoked)."""
+        return str(self.statement.get("by_device", ""))
+
 
 def check_choice(
     statement: object,

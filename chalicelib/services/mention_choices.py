@@ -45,7 +45,7 @@ class MentionChoices:
         device = event.device
         for channel_id in self._channels.channel_ids_of(device.member_id):
             kept = self._records.get(channel_id, device.member_id)
-            if kept is not None and kept.statement.get("by_device") == device.device_id:
+            if kept is not None and kept.by_device == device.device_id:
                 self._records.delete(channel_id, device.member_id)
 
     def choose(self, who: Principal, channel_id: str, statement: object) -> MentionChoice:
@@ -67,9 +67,21 @@ class MentionChoices:
             sign_public_key=device.sign_public_key,
             now=self._clock.now(),
         )
-        if self._records.save(choice):
-            return choice
-        return self._records.get(channel_id, who.member_id) or choice  # a newer one stands: say which
+        if not self._records.save(choice):
+            return self._records.get(channel_id, who.member_id) or choice  # a newer one stands: say which
+        self._forget_if_revoked_meanwhile(choice)
+        return choice
+
+    def _forget_if_revoked_meanwhile(self, choice: MentionChoice) -> None:
+        """A revocation that landed between the check above and the write found nothing to
+        forget: read the device again after writing (the revocation handler reads choices after
+        its own write, so one of the two sees the other) and forget the choice it signed."""
+        device = self._orgs.get_device(choice.by_device)
+        if device is not None and not device.is_revoked:
+            return
+        kept = self._records.get(choice.channel_id, choice.member_id)
+        if kept is not None and kept.by_device == choice.by_device:
+            self._records.delete(choice.channel_id, choice.member_id)
 
     def members(self, who: Principal, channel_id: str) -> dict[str, Any]:
         """The channel's member list (access checked there) with every member's latest choice."""

@@ -326,3 +326,23 @@ def test_leaving_the_channel_forgets_the_choice(alice: Subscribed, group: tuple[
     quiet_alice(alice, group)
     alice.people.owner.remove_member(alice.cid, alice_id(alice))
     assert MentionChoiceRecords(alice.container.store).of_channel(alice.cid) == []
+
+
+def test_a_revocation_racing_the_choice_does_not_leave_it_stored(
+    alice: Subscribed, group: tuple[str, Messenger], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The revocation lands after the route checked alice's device and before it wrote her
+    choice: the revocation's own clean-up found nothing, so the route must notice, or alice stays
+    silenced by a choice no sender can verify."""
+    records = alice.container.mention_choices._records
+    save = records.save
+
+    def revoked_meanwhile(choice: MentionChoice) -> bool:
+        owner, device_id = alice.people.keys["owner"], alice.people.keys["alice"].device_id
+        assert alice.api.revoke(owner, device_id).status == 200
+        return save(choice)
+
+    monkeypatch.setattr(records, "save", revoked_meanwhile)
+    _, messenger = group
+    messenger.set_mentions_only(alice.cid, True)
+    assert MentionChoiceRecords(alice.container.store).of_channel(alice.cid) == []
