@@ -53,6 +53,22 @@ CLOSE_NOTIFICATIONS_JS = """async () => {
 }"""
 
 
+# What this device remembers of its "mentions only" choices, forgotten (IndexedDB 'bocage', 'kv').
+FORGET_LOCAL_MENTIONS_JS = """() => new Promise((resolve, reject) => {
+  const opened = indexedDB.open('bocage');
+  opened.onerror = () => reject(opened.error);
+  opened.onsuccess = () => {
+    const kv = opened.result.transaction('kv', 'readwrite').objectStore('kv');
+    const read = kv.get('push');
+    read.onsuccess = () => {
+      const written = kv.put({ ...read.result, mentionsOnly: [] }, 'push');
+      written.onsuccess = () => { opened.result.close(); resolve(true); };
+      written.onerror = () => reject(written.error);
+    };
+  };
+})"""
+
+
 def server_key(server: Server) -> str:
     with urllib.request.urlopen(server.url + "/push", timeout=10) as answer:
         key: str = json.load(answer)["public_key"]
@@ -198,6 +214,12 @@ def test_mentions_only_wakes_the_device_only_for_a_message_naming_its_member(
     page.get_by_role("button", name="Seulement les mentions").click()
     expect(page.get_by_role("button", name="Toutes les notifications")).to_be_visible()
     expect(page.get_by_role("button", name="Couper les notifications")).to_be_visible()
+    # The button shows the member's choice as the server keeps it (signed, verified here), not
+    # only what this device remembers: another of its devices may have made it.
+    page.evaluate(FORGET_LOCAL_MENTIONS_JS)
+    page.reload()
+    page.get_by_role("link", name=GROUP).click()
+    expect(page.get_by_role("button", name="Toutes les notifications")).to_be_visible()
 
     page.goto("about:blank")  # the app closed: no WebSocket
     for _ in range(4):  # the server may take a moment to see the WebSocket go: until then it is live

@@ -583,16 +583,40 @@ export class Messenger extends EventTarget {
    */
   async notifyFor(channelId, mentioned) {
     try {
-      const answer = await this.api.get(`/channels/${channelId}/members`);
-      const statements = Array.isArray(answer.notify) ? answer.notify : [];
-      const unknown = statements.some((s) => typeof s?.by_device === 'string' && !this.trust.view?.device(s.by_device));
-      if (!this.trust.view || unknown) await this.loadDirectory(); // a device linked since
+      const statements = await this.choiceStatements(channelId);
       const { toNotify } = await import('./mentions.js'); // only when a text mentions someone
       return toNotify(this.trust.view, this.device.org_id, channelId, mentioned, statements);
     } catch (err) {
       console.warn('notify: the mentioned members could not be checked', err);
       return [];
     }
+  }
+
+  /**
+   * The members whose latest choice in this channel, as this browser verifies it (a device its
+   * trust view certifies for that member signed it), is "mentions only": to show this member's
+   * own choice, which another of its devices may have made.
+   * @param {string} channelId
+   * @returns {Promise<Set<string>>}
+   */
+  async mentionsOnlyMembers(channelId) {
+    const statements = await this.choiceStatements(channelId);
+    const { mentionsOnly } = await import('./mentions.js');
+    return mentionsOnly(this.trust.view, this.device.org_id, channelId, statements);
+  }
+
+  /**
+   * The members' choices the server serves for a channel (unverified: the callers check them),
+   * with the trust view reloaded when one names a device it does not know yet.
+   * @param {string} channelId
+   * @returns {Promise<unknown[]>}
+   */
+  async choiceStatements(channelId) {
+    const answer = await this.api.get(`/channels/${channelId}/members`);
+    const statements = Array.isArray(answer.notify) ? answer.notify : [];
+    const unknown = statements.some((s) => typeof s?.by_device === 'string' && !this.trust.view?.device(s.by_device));
+    if (!this.trust.view || unknown) await this.loadDirectory(); // a device linked since
+    return statements;
   }
 
   /**

@@ -99,6 +99,24 @@ export async function setMuted(messenger, channelId, muted) {
  */
 export async function setMentionsOnly(messenger, channelId, mentionsOnly) {
   await messenger.setMentionsOnly(channelId, mentionsOnly);
+  return keepMentionsOnly(messenger, channelId, mentionsOnly);
+}
+
+/**
+ * This member's own choice as the server serves it, verified (it may have been made on another
+ * device): kept here and returned; the prefs as they were when it cannot be read.
+ */
+export async function refreshMentionsOnly(messenger, channelId) {
+  try {
+    const quiet = await messenger.mentionsOnlyMembers(channelId);
+    return keepMentionsOnly(messenger, channelId, quiet.has(messenger.device.member_id));
+  } catch (err) {
+    console.warn('notify: this member\'s choice could not be read', err);
+    return pushPrefs(messenger.store);
+  }
+}
+
+async function keepMentionsOnly(messenger, channelId, mentionsOnly) {
   const prefs = await pushPrefs(messenger.store);
   const list = prefs.mentionsOnly.filter((id) => id !== channelId).concat(mentionsOnly ? [channelId] : []);
   return save(messenger, { ...prefs, mentionsOnly: list });

@@ -4,7 +4,7 @@
 // and, for a member of a tribe or group, "Seulement les mentions".
 import { h, replace } from '../../dom.js';
 import { formatDays, t } from '../../i18n.js';
-import { pushPrefs, setMentionsOnly, setMuted } from '../../push.js';
+import { pushPrefs, refreshMentionsOnly, setMentionsOnly, setMuted } from '../../push.js';
 import { kindIcon, kindLabel } from './context.js';
 
 /** @typedef {import('./context.js').ChannelContext} ChannelContext */
@@ -102,6 +102,10 @@ function mentionsSwitch(ctx) {
       }
     };
   };
-  pushPrefs(ctx.m.store).then(show, () => null);
+  pushPrefs(ctx.m.store).then((prefs) => {
+    show(prefs);
+    if (prefs.enabled) return refreshMentionsOnly(ctx.m, ctx.channelId).then(show); // chosen elsewhere?
+    return null;
+  }, () => null);
   return button;
 }
