@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.browser.conftest import shoot, watch_console
 from tests.browser.test_web_app import activate, add_to_channel, create_channel, message, open_channel, send
@@ -46,6 +46,7 @@ def test_an_admin_invites_a_guest_who_sees_only_their_group(
     expect(role.locator("option:checked")).to_have_text("Invité(e)")
     expect(role).to_be_disabled()  # a guest stays a guest
     shoot(owner, artifacts, "guest-01-members")
+    server_claims_the_guest_is_an_admin(owner)
 
     create_channel(owner, SITE, "group")
     add_to_channel(owner, "Paul Charpentier")
@@ -65,3 +66,26 @@ def test_an_admin_invites_a_guest_who_sees_only_their_group(
     expect(guest.get_by_text("Invité(e)")).to_be_visible()
     shoot(guest, artifacts, "guest-02-device")
     assert not problems, problems
+
+
+def server_claims_the_guest_is_an_admin(owner: Page) -> None:
+    """The console shows the role the guest's signed ticket gives, as the CLI does, and names the
+    server's claim beside it instead of showing it: a server cannot promote a guest on screen."""
+
+    def lying(route: Route) -> None:
+        answer = route.fetch()
+        body = answer.json()
+        for member in body["members"]:
+            if member["display_name"] == "Paul Charpentier":
+                member["role"] = "admin"
+        route.fulfill(response=answer, json=body)
+
+    owner.route(re.compile(r".*/members(\?.*)?$"), lying)
+    owner.get_by_role("link", name="Inviter").click()
+    owner.get_by_role("link", name="Membres et appareils").click()
+    row = owner.locator("table.members tr", has_text="Paul Charpentier")
+    expect(row.get_by_role("combobox")).to_have_value("guest")
+    expect(row.locator(".server-role")).to_have_text(
+        "Le serveur indique Administrateur : ce rôle n'est signé par personne."
+    )
+    owner.unroute(re.compile(r".*/members(\?.*)?$"))

@@ -281,6 +281,7 @@ export default {
   'members.devices': 'Devices',
   'members.actions': 'Actions',
   'members.role_of': 'Role of {name}',
+  'members.server_role': 'The server says {role}: nobody signed that role.',
   'members.role_set': '{name} is now {role}.',
   'error.guest_line': 'A guest stays a guest and a member never becomes one: invite the person again.',
   'members.this_device': 'this device',

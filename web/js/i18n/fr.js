@@ -281,6 +281,7 @@ export default {
   'members.devices': 'Appareils',
   'members.actions': 'Actions',
   'members.role_of': 'Rôle de {name}',
+  'members.server_role': "Le serveur indique {role} : ce rôle n'est signé par personne.",
   'members.role_set': '{name} est maintenant {role}.',
   'error.guest_line': 'Un(e) invité(e) le reste, et un membre ne devient pas invité(e) : invitez la personne à nouveau.',
   'members.this_device': 'cet appareil',

@@ -134,28 +134,35 @@ async function membersSection(app, body) {
   const members = [...directory.members.values()].sort((a, b) => Number(a.status === 'removed') - Number(b.status === 'removed') || a.display_name.localeCompare(b.display_name));
   const rows = members.map((member) => {
     const isMe = member.member_id === m.memberId;
-    const mayEdit = !isMe && member.status !== 'removed' && (myRole === 'owner' || member.role !== 'owner');
-    const roleSelect = h('select', { 'aria-label': t('members.role_of', { name: member.display_name }), disabled: !mayEdit || member.role === 'guest', onChange: async (e) => {
+    // The role the signed ticket and role statements give (protocol 13.8), as the CLI shows it;
+    // the server's own `role` only where nothing certifies one, and named where the two differ.
+    const certified = member.status === 'removed' ? null : m.trust.view?.role(member.member_id) || null;
+    const role = certified || member.role;
+    const mayEdit = !isMe && member.status !== 'removed' && (myRole === 'owner' || role !== 'owner');
+    const roleSelect = h('select', { 'aria-label': t('members.role_of', { name: member.display_name }), disabled: !mayEdit || role === 'guest', onChange: async (e) => {
       try {
         await m.setRole(member.member_id, e.target.value);
         app.toast(t('members.role_set', { name: member.display_name, role: roleName(e.target.value) }));
       } catch (err) {
         app.toast(app.errorText(err), 'error');
-        e.target.value = member.role;
+        e.target.value = role;
       }
-    } }, rolesFor(member.role, myRole).map((r) => h('option', { value: r, selected: r === member.role }, roleName(r))));
+    } }, rolesFor(role, myRole).map((r) => h('option', { value: r, selected: r === role }, roleName(r))));
+    const serverSays = certified && certified !== member.role
+      ? h('p', { class: 'hint server-role' }, t('members.server_role', { role: roleName(member.role) }))
+      : null;
     const devices = member.devices.length
       ? h('ul', { class: 'device-list' }, member.devices.map((d) => h('li', { class: d.revoked_at ? 'revoked' : null },
           h('span', null, d.name || t('device.unnamed'), ' ', h('code', null, d.device_id), d.device_id === m.deviceId ? ` (${t('members.this_device')})` : ''),
           h('span', { class: 'hint' }, d.revoked_at ? t('members.revoked_on', { date: formatDate(d.revoked_at) }) : t('members.since', { date: formatDate(d.created_at) })),
-          !d.revoked_at && d.device_id !== m.deviceId && (myRole === 'owner' || member.role !== 'owner')
+          !d.revoked_at && d.device_id !== m.deviceId && (myRole === 'owner' || role !== 'owner')
             ? revokeButton(app, d, member, () => membersSection(app, body))
             : null)))
       : h('p', { class: 'hint' }, member.status === 'invited' ? t('members.not_activated') : t('members.no_device'));
     return h('tr', { class: member.status === 'removed' ? 'removed' : null },
       h('th', { scope: 'row' }, m.memberName(member.member_id) || member.display_name, isMe ? ` (${t('channel.you')})` : '',
         !isMe && member.member_cert ? [' ', badge(m, member.member_id), ' ', h('a', { href: `#/verify/${member.member_id}`, class: 'small' }, t('verify.open'))] : null),
-      h('td', null, roleSelect),
+      h('td', null, roleSelect, serverSays),
       h('td', null, t(`status.${member.status}`)),
       h('td', null, devices),
       h('td', null, mayEdit ? removeButton(app, member, () => membersSection(app, body)) : null));
