@@ -9,7 +9,6 @@ import { Messenger } from './messenger.js';
 import { registerServiceWorker } from './pwa.js';
 import { rememberChannelNames } from './push.js';
 import { renderActivation } from './ui/activate.js';
-import { renderMessages, messagesEvent } from './ui/messages.js';
 import { membershipEventText, renderTrustNotices } from './ui/trust-notices.js';
 
 const PURGE_EVERY = 60_000;
@@ -128,6 +127,14 @@ function parseRoute() {
   return { name: 'home', params };
 }
 
+/**
+ * The channels and conversations, loaded once a device exists: a first visit opens the
+ * activation screen, and the service worker has the rest by the time it is needed.
+ */
+function messagesScreen() {
+  return import('./ui/messages.js');
+}
+
 function onMessengerEvent(type, detail) {
   if (type === 'revoked') {
     app.announce(t('device.revoked'));
@@ -148,7 +155,7 @@ function onMessengerEvent(type, detail) {
     renderTopbar();
     if (app.messenger) rememberChannelNames(app.messenger).catch(() => null); // for the service worker's pushes
   }
-  messagesEvent(app, type, detail);
+  if (type === 'message') messagesScreen().then((m) => m.messagesEvent(app, type, detail), () => null);
   if (app.view?.event) app.view.event(type, detail);
 }
 
@@ -258,7 +265,7 @@ export async function render({ keepFocus = false } = {}) {
   } else if (route.name === 'verify') {
     view = await (await import('./ui/verify.js')).renderVerify(app, main, route.params);
   } else {
-    view = await renderMessages(app, main, route);
+    view = await (await messagesScreen()).renderMessages(app, main, route);
   }
   if (ticket !== rendering) {
     view?.dispose?.();
