@@ -132,7 +132,9 @@ class TooManyCalls(TooManyRequests):
 
 
 class CallsBusy(Conflict):
-    code = "too_many_calls"
+    """Three calls already open in the channel: join one (distinct from the hourly cap's 429)."""
+
+    code = "calls_busy"
 
 
 class CallInProgress(Conflict):

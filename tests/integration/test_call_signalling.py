@@ -382,7 +382,7 @@ def test_new_calls_are_capped_per_device_per_channel_and_per_six_hours(
     room.signal("owner", new_call_id(), "ring", [bob])
     room.signal("bob", new_call_id(), "ring", [alice])
     full = room.signal("alice", new_call_id(), "ring", [bob])
-    assert (full["status"], full["error"]) == (409, "too_many_calls")
+    assert (full["status"], full["error"]) == (409, "calls_busy")
     assert "join one of them" in full["message"]
     clock.advance(61)  # the two unanswered rings have run out: they no longer hold a place
     room.signal("alice", new_call_id(), "ring", [bob])
