@@ -1,8 +1,9 @@
 """Calls from the Python SDK (docs/protocol.md, section 19): signals sealed to certified devices.
 
-``Calls`` builds each ``call`` action (sealing offers, answers and candidates to the receiving
-device's certified box key) and opens each ``call`` frame the server relays, accepting only a
-signal from a device the trust view certifies, of a member in the channel's signed membership.
+``Calls`` builds each ``call`` action (every signal sealed to the receiving device's certified
+box key: offers, answers and candidates with their media parameters, the others with the time
+they were made) and opens each ``call`` frame the server relays, accepting only a signal sealed
+by a device the trust view certifies, of a member in the channel's signed membership.
 A frame the server sends on its own account (``reason`` set: a participant removed or revoked)
 is a leave or a hang-up only, shown as the server's.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bocage.client.crypto import CryptoError, open_call_signal, seal_call_signal
-from chalicelib.domain.calls import ANSWERING_SIGNALS, SEALED_SIGNALS, Signal
+from chalicelib.domain.calls import ANSWERING_SIGNALS, MEDIA_SIGNALS, Signal
 from chalicelib.domain.frames import CallAckFrame, CallAction, CallFrame, CallTarget, ServerFrame
 from chalicelib.domain.ids import new_id
 
@@ -46,6 +47,11 @@ class CallSignal:
     elsewhere: bool = False
 
 
+#: How far from this device's clock the date sealed in a ring, an accept, a join, a decline, a
+#: leave or a hang-up may be (19.3): older ones are a server replaying them.
+FRESH_SECONDS = 300
+
+
 def new_call_id() -> str:
     return new_id("k")
 
@@ -70,23 +76,45 @@ class Calls:
         signal: Signal | str,
         to: Mapping[str, Mapping[str, Any] | None] | list[str],
     ) -> CallAction:
-        """A ``call`` action to these devices; for an offer, an answer or a candidate ``to`` maps
-        each device to the data sealed to it (its certified box key; never the roster's)."""
+        """A ``call`` action to these devices, sealed to each (its certified box key; never the
+        roster's): for an offer, an answer or a candidate ``to`` maps each device to its data; the
+        other signals carry the time they were made, and an accept or a decline also goes to this
+        member's other devices, so that they stop ringing."""
         signal = Signal(signal)
-        targets: list[CallTarget] = []
-        if signal in SEALED_SIGNALS:
+        payloads: dict[str, Mapping[str, Any]] = {}
+        if signal in MEDIA_SIGNALS:
             if not isinstance(to, Mapping):
                 raise ValueError(f"a {signal.value} maps each device to its data")
-            keys = self._certified(channel_id, list(to))
-            for device_id, data in to.items():
-                sealed = seal_call_signal(
-                    self._m.keys, device_id, keys[device_id], channel_id, call_id, signal.value, data or {}
-                )
-                targets.append(CallTarget(device_id=device_id, sealed=sealed))
+            payloads = {device_id: data or {} for device_id, data in to.items()}
         else:
-            targets = [CallTarget(device_id=d) for d in to]
+            named = list(to)
+            if signal in ANSWERING_SIGNALS:
+                named += [d for d in self._own_other_devices(channel_id) if d not in named]
+            now = self._m.trust.now()
+            payloads = {device_id: {"at": now} for device_id in named}
+        keys = self._certified(channel_id, list(payloads))
+        targets = [
+            CallTarget(
+                device_id=device_id,
+                sealed=seal_call_signal(
+                    self._m.keys, device_id, keys[device_id], channel_id, call_id, signal.value, data
+                ),
+            )
+            for device_id, data in payloads.items()
+        ]
         ref = secrets.token_hex(8)
         return CallAction(ref=ref, channel_id=channel_id, call_id=call_id, signal=signal, to=targets)
+
+    def _own_other_devices(self, channel_id: str) -> list[str]:
+        """This member's other devices on the channel's roster that the trust view certifies."""
+        certified = self.devices(channel_id)
+        roster = self._m.roster(channel_id)["devices"]
+        mine = self._m.info["member_id"]
+        return sorted(
+            d["device_id"]
+            for d in roster
+            if d["member_id"] == mine and d["device_id"] != self._m.device_id and d["device_id"] in certified
+        )
 
     def _certified(self, channel_id: str, device_ids: list[str]) -> dict[str, str]:
         keys = self.devices(channel_id)
@@ -135,10 +163,16 @@ class Calls:
 
     # -- receiving -----------------------------------------------------------------------------
 
+    def _require_fresh(self, signal: Signal, data: Mapping[str, Any] | None) -> None:
+        at = (data or {}).get("at")
+        if not isinstance(at, int) or isinstance(at, bool) or abs(self._m.trust.now() - at) > FRESH_SECONDS:
+            raise UntrustedSignal(f"a {signal.value} made more than {FRESH_SECONDS} s from now, or undated")
+
     def open(self, frame: CallFrame | Mapping[str, Any]) -> CallSignal:
         """A relayed call frame, checked: UntrustedSignal if its sender is not a certified device of
-        a member of the channel, if the server claims another member for it, or if what is sealed
-        does not open for this device, this channel, this call and this signal."""
+        a member of the channel, if the server claims another member for it, if what is sealed
+        does not open for this device, this channel, this call and this signal, or if a signal
+        without media parameters was made more than FRESH_SECONDS from now (a replay)."""
         if not isinstance(frame, CallFrame):
             frame = CallFrame.model_validate(dict(frame))
         try:
@@ -162,22 +196,23 @@ class Calls:
             raise UntrustedSignal(f"{frame.from_device} is not a certified device")
         if certified["member_id"] not in self._m.trust.membership(frame.channel_id).members:
             raise UntrustedSignal(f"{certified['member_id']} is not in the channel's signed membership")
-        data: dict[str, Any] | None = None
-        if signal in SEALED_SIGNALS:
-            if frame.sealed is None:
-                raise UntrustedSignal(f"a {signal.value} without its sealed payload")
-            try:
-                data = open_call_signal(
-                    self._m.keys,
-                    frame.sealed,
-                    frame.from_device,
-                    certified["box_public_key"],
-                    frame.channel_id,
-                    frame.call_id,
-                    signal.value,
-                )
-            except CryptoError as exc:
-                raise UntrustedSignal(str(exc)) from exc
+        if frame.sealed is None:
+            raise UntrustedSignal(f"a {signal.value} without its sealed payload")
+        try:
+            data: dict[str, Any] | None = open_call_signal(
+                self._m.keys,
+                frame.sealed,
+                frame.from_device,
+                certified["box_public_key"],
+                frame.channel_id,
+                frame.call_id,
+                signal.value,
+            )
+        except CryptoError as exc:
+            raise UntrustedSignal(str(exc)) from exc
+        if signal not in MEDIA_SIGNALS:
+            self._require_fresh(signal, data)
+            data = None
         return CallSignal(
             frame.channel_id,
             frame.call_id,

@@ -107,11 +107,13 @@ class Signal(StrEnum):
     CANDIDATE = "candidate"  # a sealed ICE candidate between two participants
 
 
-#: Signals that carry a payload sealed to the receiving device, and only between participants.
-SEALED_SIGNALS = frozenset({Signal.OFFER, Signal.ANSWER, Signal.CANDIDATE})
+#: Signals that carry media parameters (SDP, ICE candidates), and only between participants.
+#: Every signal is sealed to each device it goes to (section 19.3); these carry more than a date.
+MEDIA_SIGNALS = frozenset({Signal.OFFER, Signal.ANSWER, Signal.CANDIDATE})
 #: Signals that make the sending device a participant.
 JOINING_SIGNALS = frozenset({Signal.RING, Signal.ACCEPT, Signal.JOIN})
-#: Signals that answer a ring: the server also tells the sender's other devices, which stop ringing.
+#: Signals that answer a ring: the sender's client seals them to its member's other devices too,
+#: which stop ringing.
 ANSWERING_SIGNALS = frozenset({Signal.ACCEPT, Signal.DECLINE})
 
 
@@ -203,7 +205,7 @@ def after_signal(
     """The call once this signal from this device is applied; refuses what the rules forbid.
 
     A ring with a new call id starts the call; every other signal needs a call that has not
-    ended; sealed signals go between participants only; the seventh participant is refused."""
+    ended; media signals go between participants only; the seventh participant is refused."""
     if call is None:
         if signal is not Signal.RING:
             raise NotFound(f"no call {call_id} in this channel")
@@ -224,7 +226,7 @@ def after_signal(
     inside = device_id in call.participants
     if signal not in JOINING_SIGNALS and signal is not Signal.DECLINE and not inside:
         raise NotInCall("this device is not in the call")
-    if signal in SEALED_SIGNALS:
+    if signal in MEDIA_SIGNALS:
         outside = [t for t in targets if t not in call.participants]
         if outside:
             raise NotInCall(f"{len(outside)} target device(s) are not in the call")

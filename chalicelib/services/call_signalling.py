@@ -2,16 +2,16 @@
 
 A device sends a ``call`` action naming the channel, the call and the devices it signals; the
 server checks who may signal whom, keeps the call's small record (ids and times), and relays
-one ``call`` frame to each named device. Offers, answers and candidates are sealed by the
-sending device to each receiving one: the server relays them and never stores or logs them.
+one ``call`` frame to each named device. Every signal is sealed by the sending device to each
+receiving one (offers, answers and candidates carry the media parameters; the others a date): the
+server relays them and never stores or logs them, and cannot make one up.
 """
 
 from __future__ import annotations
 
 from chalicelib.adapters.records.calls import CallRecords
 from chalicelib.domain.calls import (
-    ANSWERING_SIGNALS,
-    SEALED_SIGNALS,
+    MEDIA_SIGNALS,
     CallRecord,
     Signal,
     after_signal,
@@ -83,8 +83,6 @@ class CallSignalling:
                 at=now,
             )
             delivered += self._delivery.send_to_device(member_id, target, frame)
-        if action.signal in ANSWERING_SIGNALS:
-            delivered += self._answered_elsewhere(who, action, [d for d, _ in targets], now)
         return CallAckFrame(
             ref=action.ref,
             call_id=call.call_id,
@@ -94,22 +92,11 @@ class CallSignalling:
             ended=call.ended,
         )
 
-    def _answered_elsewhere(self, who: Principal, action: CallAction, targets: list[str], now: int) -> int:
-        """An accept or a decline also goes to the sender's other devices, so that they stop
-        ringing (section 19.1); a device already named got it above."""
-        frame = CallFrame(
-            channel_id=action.channel_id,
-            call_id=action.call_id,
-            signal=action.signal.value,
-            from_device=who.device_id,
-            from_member=who.member_id,
-            at=now,
-        )
-        return self._delivery.send_to_member(who.member_id, frame, skip={who.device_id, *targets})
-
     def _targets(self, channel_id: str, who: Principal, action: CallAction) -> list[tuple[str, str]]:
-        """(device, member) of each named device, all in the channel's roster, each once."""
-        sealed = action.signal in SEALED_SIGNALS
+        """(device, member) of each named device, all in the channel's roster, each once, each
+        with the signal sealed to it (an accept or a decline names the sender's other devices
+        too, so that they stop ringing: the server cannot tell them on its own)."""
+        media = action.signal in MEDIA_SIGNALS
         seen: set[str] = set()
         found: list[tuple[str, str]] = []
         for target in action.to:
@@ -118,15 +105,13 @@ class CallSignalling:
             if target.device_id in seen:
                 raise BadRequest(f"{target.device_id} is named twice")
             seen.add(target.device_id)
-            if sealed and not target.sealed:
+            if not target.sealed:
                 raise BadRequest(f"a {action.signal.value} is sealed to each device it goes to")
-            if not sealed and target.sealed is not None:
-                raise BadRequest(f"a {action.signal.value} carries nothing sealed")
             device = self._channels.roster_device(channel_id, target.device_id)
             if device is None or is_follower_id(device.member_id):
                 raise Forbidden(f"{target.device_id} is not a device of this channel's members")
             found.append((target.device_id, device.member_id))
-        if sealed and not found:
+        if media and not found:
             raise BadRequest(f"a {action.signal.value} goes to at least one device")
         return found
 

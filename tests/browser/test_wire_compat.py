@@ -845,9 +845,10 @@ def test_the_call_views_strings_exist_in_both_languages() -> None:
 
 
 def test_the_web_client_acts_only_on_call_signals_from_certified_devices() -> None:
-    """protocol 19.4 on the web client's code: given its effective roster (certified devices of the
-    signed membership, certificate keys), a signal from a device outside it, one naming another
-    member, one sealed for another call, and a server notice other than leave or hang-up are refused."""
+    """protocol 19.3 and 19.4 on the web client's code: given its effective roster (certified
+    devices of the signed membership, certificate keys), a signal from a device outside it, one
+    naming another member, one sealed for another call, an unsealed one, one made minutes before
+    (a replay), and a server notice other than leave or hang-up are refused."""
     from bocage.client.crypto import seal_call_signal
 
     alice, bob, ghost = DeviceKeys.generate(), DeviceKeys.generate(), DeviceKeys.generate()
@@ -865,11 +866,17 @@ def test_the_web_client_acts_only_on_call_signals_from_certified_devices() -> No
         "sealed": sealed,
     }
 
-    def verify(frame: dict[str, Any]) -> Any:
-        return js("verify_call_signal", recipient=spec(bob), devices=roster, frame=frame)
+    def verify(frame: dict[str, Any], now: int = NOW) -> Any:
+        return js("verify_call_signal", recipient=spec(bob), devices=roster, frame=frame, now=now)
 
     assert verify(offer) == {"data": {"sdp": "v=0"}, "by_server": False}
-    assert verify({**base, "signal": "ring", "from_device": alice.device_id, "from_member": "m_alice"})
+    ring = {**offer, "signal": "ring"}
+    ring["sealed"] = seal_call_signal(
+        alice, bob.device_id, bob.box_public_key, channel, call, "ring", {"at": NOW}
+    )
+    assert verify(ring) == {"data": None, "by_server": False}
+    assert verify(ring, now=NOW + 301) is None  # made five minutes before: a replay
+    assert verify({k: v for k, v in ring.items() if k != "sealed"}) is None  # the server's word only
     assert verify({**offer, "from_device": ghost.device_id}) is None  # not a certified device of the channel
     assert verify({**offer, "from_member": "m_bob"}) is None  # the server names another member
     assert verify({**offer, "call_id": "k_otherotherother"}) is None  # sealed for another call

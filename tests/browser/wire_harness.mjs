@@ -33,11 +33,11 @@ const commands = {
     }
     return out;
   },
-  async verify_call_signal({ recipient, devices, frame }) {
+  async verify_call_signal({ recipient, devices, frame, now }) {
     // The web client's acceptance rule (protocol 19.4), with the effective roster it would hold.
     const session = await import('../../web/js/call/call-session.js');
     const keys = device(recipient);
-    const m = { keys, deviceId: keys.deviceId, roster: async () => ({ devices }) };
+    const m = { keys, deviceId: keys.deviceId, roster: async () => ({ devices }), api: { now: () => now } };
     const checked = await session.verifySignal(m, frame);
     return checked ? { data: checked.data, by_server: checked.byServer } : null;
   },

@@ -1,7 +1,9 @@
-"""The server as an attacker on calls (docs/protocol.md, 19.4): it can push any ``call`` frame to
-any connection, plant a device on a roster, or name another member as a frame's sender. The
-client acts on a signal only from a device its trust view certifies, of a member of the
-channel's signed membership, and never seals an offer to a device that is not certified."""
+"""The server as an attacker on calls (docs/protocol.md, 19.3 and 19.4): it can push any ``call``
+frame to any connection, plant a device on a roster, name another member as a frame's sender,
+replay what a device sealed, or make a signal up. The client acts on a signal only when it is
+sealed to this device by a device its trust view certifies, of a member of the channel's signed
+membership, for this channel, call and signal, and (without media parameters) made within
+minutes; it never seals anything to a device that is not certified."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bocage.client.calls import UntrustedSignal, new_call_id
+from bocage.client.calls import FRESH_SECONDS, UntrustedSignal, new_call_id
 from bocage.client.crypto import seal_call_signal
 from bocage.client.profile import DeviceKeys
 from chalicelib.adapters.records.channels import ChannelRecords
@@ -38,6 +40,21 @@ def frame(cid: str, device: str, member: str, signal: str = "ring", **extra: Any
         from_member=member,
         at=1,
         **extra,
+    )
+
+
+def sealed_by(sender: Any, cid: str, to: Any, signal: str = "ring", call_id: str | None = None) -> CallFrame:
+    """The frame the server relays for a real signal of ``sender``'s client to device ``to``."""
+    action = sender.calls.action(cid, call_id or new_call_id(), signal, [to.device_id])
+    (target,) = [t for t in action.to if t.device_id == to.device_id]
+    return CallFrame(
+        channel_id=cid,
+        call_id=action.call_id,
+        signal=signal,
+        from_device=sender.device_id,
+        from_member=sender.info["member_id"],
+        sealed=target.sealed,
+        at=1,
     )
 
 
@@ -82,7 +99,7 @@ def test_a_ring_or_an_offer_from_an_uncertified_device_is_refused(group: Any, co
 
 def test_a_signal_said_to_come_from_another_member_is_refused(group: Any) -> None:
     people, bob, cid = group
-    real = frame(cid, people.owner.device_id, people.info["owner"]["member_id"])
+    real = sealed_by(people.owner, cid, bob)
     assert bob.calls.open(real).from_member == people.info["owner"]["member_id"]
     with pytest.raises(UntrustedSignal):
         bob.calls.open(real.model_copy(update={"from_member": people.info["bob"]["member_id"]}))
@@ -119,11 +136,45 @@ def test_the_server_may_only_end_a_part_in_a_call_in_its_own_name(group: Any) ->
             bob.calls.open(frame(cid, owner, owner_id, signal, reason="removed"))
 
 
-def test_a_forged_answered_elsewhere_only_stops_a_ring(group: Any, container: Any) -> None:
+def test_a_signal_the_server_makes_up_or_moves_is_refused(group: Any) -> None:
+    """Every signal is sealed (19.3): a ring, an accept, a decline, a join, a leave or a hang-up
+    the server invents "from" a real certified device carries nothing that opens; one the owner
+    sealed to bob does not open for carol, nor as another signal, nor in another call."""
+    people, bob, cid = group
+    carol = people.join("carol")
+    people.owner.add_member(cid, people.info["carol"]["member_id"])
+    owner, owner_id = people.owner.device_id, people.info["owner"]["member_id"]
+    for signal in ("ring", "accept", "decline", "join", "leave", "hangup"):
+        with pytest.raises(UntrustedSignal):
+            bob.calls.open(frame(cid, owner, owner_id, signal))  # the server's word only
+    real = sealed_by(people.owner, cid, bob)
+    assert bob.calls.open(real).signal == "ring"
+    for moved in (
+        real.model_copy(update={"signal": "hangup"}),
+        real.model_copy(update={"call_id": new_call_id()}),
+    ):
+        with pytest.raises(UntrustedSignal):
+            bob.calls.open(moved)
+    with pytest.raises(UntrustedSignal):
+        carol.calls.open(real)
+
+
+def test_a_replayed_ring_is_refused_minutes_later(group: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server keeping a sealed ring and pushing it again later rings nobody: what is sealed
+    carries the time it was made (19.3)."""
+    people, bob, cid = group
+    real = sealed_by(people.owner, cid, bob)
+    assert bob.calls.open(real).signal == "ring"
+    now = bob.trust.now()
+    monkeypatch.setattr(bob.trust, "now", lambda: now + FRESH_SECONDS + 1)
+    with pytest.raises(UntrustedSignal):
+        bob.calls.open(real)
+
+
+def test_a_forged_answered_elsewhere_is_refused(group: Any, container: Any) -> None:
     """The server may push an accept or a decline "from" another device of the receiver's own
-    member: from a device it planted it is refused; from the receiver itself, or carrying a
-    payload or a reason, refused too; a well-formed one is only an answered-elsewhere notice,
-    with nothing opened (19.4)."""
+    member, to make a ring stop: from a device it planted, from the receiver itself, unsealed or
+    with a reason, it is refused (19.4); and no client seals anything to the planted device."""
     people, bob, cid = group
     bob_id, org_id = people.info["bob"]["member_id"], people.info["owner"]["org_id"]
     ghost = plant_ghost(container, cid, bob_id, org_id)
@@ -132,5 +183,8 @@ def test_a_forged_answered_elsewhere_only_stops_a_ring(group: Any, container: An
             bob.calls.open(frame(cid, ghost.device_id, bob_id, signal))
         with pytest.raises(UntrustedSignal):
             bob.calls.open(frame(cid, bob.device_id, bob_id, signal, reason="removed"))
-        assert bob.calls.open(frame(cid, bob.device_id, bob_id, signal)).elsewhere is False
-    assert ghost.device_id not in bob.calls.devices(cid)  # never sealed to, never offered to
+        with pytest.raises(UntrustedSignal):
+            bob.calls.open(frame(cid, bob.device_id, bob_id, signal))
+        action = bob.calls.action(cid, new_call_id(), signal, [people.owner.device_id])
+        assert ghost.device_id not in [t.device_id for t in action.to]  # never told, never sealed to
+    assert ghost.device_id not in bob.calls.devices(cid)

@@ -4,7 +4,7 @@
 // sealed to the receiving device's certified box key; a signal is acted on only when it comes
 // from a certified device of a member in the channel's verified membership (19.4).
 import { base32Lower, CryptoError, randomBytes } from '../wire.js';
-import { openCallSignal, SEALED_SIGNALS, sealCallSignal } from './sealed.js';
+import { FRESH_SECONDS, MEDIA_SIGNALS, openCallSignal, sealCallSignal } from './sealed.js';
 
 const ACK_TIMEOUT = 15_000;
 
@@ -54,16 +54,17 @@ export async function verifySignal(m, frame, devices = null) {
   if (!device && !devices) return null;
   if (!device) device = (await certifiedDevices(m, frame.channel_id)).get(frame.from_device);
   if (!device || device.member_id !== frame.from_member) return null;
-  let data = null;
-  if (SEALED_SIGNALS.includes(frame.signal)) {
-    try {
-      data = openCallSignal(m.keys, frame.sealed, frame.from_device, device.box_public_key, frame.channel_id, frame.call_id, frame.signal);
-    } catch (err) {
-      if (err instanceof CryptoError) return null;
-      throw err;
-    }
+  if (typeof frame.sealed !== 'string') return null; // every signal is sealed (19.3): the server's word alone
+  let data;
+  try {
+    data = openCallSignal(m.keys, frame.sealed, frame.from_device, device.box_public_key, frame.channel_id, frame.call_id, frame.signal);
+  } catch (err) {
+    if (err instanceof CryptoError) return null;
+    throw err;
   }
-  return { frame, data, byServer: false };
+  if (MEDIA_SIGNALS.includes(frame.signal)) return { frame, data, byServer: false };
+  const fresh = Number.isInteger(data.at) && Math.abs(m.api.now() - data.at) <= FRESH_SECONDS;
+  return fresh ? { frame, data: null, byServer: false } : null; // an old one: a replay
 }
 
 export class CallSession extends EventTarget {
@@ -116,16 +117,24 @@ export class CallSession extends EventTarget {
    * @param {string} signal
    * @param {string[] | Map<string, object>} to
    */
-  send(signal, to) {
-    const targets = [];
-    if (to instanceof Map) {
-      for (const [deviceId, data] of to) {
-        const device = this.devices.get(deviceId);
-        if (!device) throw new CryptoError(`not a certified device of this channel: ${deviceId}`);
-        targets.push({ device_id: deviceId, sealed: sealCallSignal(this.m.keys, deviceId, device.box_public_key, this.channelId, this.callId, signal, data) });
+  async send(signal, to) {
+    /** @type {Map<string, object>} */
+    let payloads = to instanceof Map ? to : new Map();
+    if (!(to instanceof Map)) {
+      const named = [...to];
+      if (!named.every((d) => this.devices.has(d))) await this.refreshDevices();
+      if (signal === 'accept' || signal === 'decline') {
+        // This member's other devices are told too, so that they stop ringing (19.1).
+        for (const [deviceId, d] of this.devices) if (d.member_id === this.m.memberId && !named.includes(deviceId)) named.push(deviceId);
       }
-    } else {
-      targets.push(...to.map((deviceId) => ({ device_id: deviceId })));
+      const stamp = { at: this.m.api.now() };
+      payloads = new Map(named.map((d) => [d, stamp]));
+    }
+    const targets = [];
+    for (const [deviceId, data] of payloads) {
+      const device = this.devices.get(deviceId);
+      if (!device) throw new CryptoError(`not a certified device of this channel: ${deviceId}`);
+      targets.push({ device_id: deviceId, sealed: sealCallSignal(this.m.keys, deviceId, device.box_public_key, this.channelId, this.callId, signal, data) });
     }
     const ref = `call-${base32Lower(randomBytes(8))}`;
     return new Promise((resolve, reject) => {
@@ -166,8 +175,8 @@ export class CallSession extends EventTarget {
     switch (frame.signal) {
       case 'accept':
       case 'join':
-        // Not yet counted as joined: these carry nothing sealed, so the server could invent them;
-        // a member joined once their device's sealed offer or answer opens (below).
+        // Not yet counted as joined: a member joined once their device's offer or answer opens
+        // and the media flow (below); an accept alone could be an old one replayed in this call.
         if (!this.participants.includes(from)) this.participants = [...this.participants, from];
         await this.offerTo(from);
         break;

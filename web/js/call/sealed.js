@@ -1,11 +1,15 @@
 // @ts-check
-// Call signals sealed to one device (docs/protocol.md 19.3): an offer, an answer or an ICE
-// candidate, boxed from this device's box key to the receiving device's certified one and bound
-// to the channel, the call, the signal and both devices. Loaded with the call code, on first use.
+// Call signals sealed to one device (docs/protocol.md 19.3): every signal, boxed from this
+// device's box key to the receiving device's certified one and bound to the channel, the call,
+// the signal and both devices; an offer, an answer or an ICE candidate carries its media
+// parameters, the others the time they were made. Loaded with the call code, on first use.
 import { b64d, b64e, canonicalJson, checkBoxPublicKey, concat, CryptoError, fromUtf8, nacl, randomBytes, utf8 } from '../wire.js';
 
 export const CALL_SIGNAL_PURPOSE = 'bocage/call-signal/v1';
-export const SEALED_SIGNALS = ['offer', 'answer', 'candidate'];
+/** The signals that carry media parameters (between participants only). */
+export const MEDIA_SIGNALS = ['offer', 'answer', 'candidate'];
+/** How far from this device's clock the date sealed in any other signal may be: older is a replay. */
+export const FRESH_SECONDS = 300;
 
 function binding(channelId, callId, signal, senderDevice, recipientDevice) {
   return {
