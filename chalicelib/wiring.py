@@ -129,7 +129,7 @@ def build(
         invitations=InvitationService(store, clock, orgs, mailer, events, ttl_days=settings.invite_ttl_days),
         channels=channels,
         followers=FollowerService(store, clock, orgs, channels),
-        partners=PartnerService(store, clock, orgs),
+        partners=PartnerService(store, clock, orgs, events),
         questions=QuestionService(store, clock, orgs, channels),
         delivery=delivery,
         messaging=messaging,

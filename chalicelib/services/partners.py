@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.adapters.records.partners import PartnerRecords
+from chalicelib.domain.events import PartnerChange, PartnershipChanged
 from chalicelib.domain.ids import looks_like, new_id
 from chalicelib.domain.organisation import Device, require_admin
 from chalicelib.domain.partners import (
@@ -29,6 +30,7 @@ from chalicelib.domain.principal import Principal
 from chalicelib.domain.statements import StatementError
 from chalicelib.errors import BadRequest, Conflict, Gone, NotFound
 from chalicelib.ports import Clock, Store
+from chalicelib.services.event_bus import EventBus
 from chalicelib.services.invitations import Links
 from chalicelib.services.organisations import OrganisationService
 
@@ -36,10 +38,11 @@ TICKET_CLOCK_SKEW = 300
 
 
 class PartnerService:
-    def __init__(self, store: Store, clock: Clock, orgs: OrganisationService) -> None:
+    def __init__(self, store: Store, clock: Clock, orgs: OrganisationService, events: EventBus) -> None:
         self._records = PartnerRecords(store)
         self._clock = clock
         self._orgs = orgs
+        self._events = events
 
     # -- the inviting side ---------------------------------------------------------------------
 
@@ -62,6 +65,7 @@ class PartnerService:
             code=new_id("p"), org_id=who.org_id, ticket=checked, created_by=who.member_id, created_at=now
         )
         self._records.save_invitation(invitation)
+        self._audit(who, None, "invited")
         return {
             "code": invitation.code,
             "org_id": who.org_id,
@@ -97,6 +101,7 @@ class PartnerService:
                 update={"statements": {**partnership.statements, who.org_id: checked}}
             )
             self._records.save(partnership)
+            self._audit(who, partner_org_id, "confirmed")
         return self._view(who.org_id, partnership)
 
     # -- the accepting side --------------------------------------------------------------------
@@ -146,6 +151,7 @@ class PartnerService:
             created_at=now,
         )
         self._records.save(partnership)
+        self._audit(who, invitation.org_id, "accepted")
         return self._view(who.org_id, partnership)
 
     # -- both sides ----------------------------------------------------------------------------
@@ -169,6 +175,7 @@ class PartnerService:
         if partnership.end is None:
             partnership = partnership.model_copy(update={"end": checked, "ended_at": self._clock.now()})
             self._records.save(partnership)
+            self._audit(who, partner_org_id, "ended")
         return self._view(who.org_id, partnership)
 
     def active_partner(self, org_id: str, partner_org_id: str) -> Partnership | None:
@@ -177,6 +184,9 @@ class PartnerService:
         return partnership if partnership is not None and partnership.status is PartnerStatus.ACTIVE else None
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _audit(self, who: Principal, partner_org_id: str | None, change: PartnerChange) -> None:
+        self._events.publish(PartnershipChanged(who, partner_org_id, change, self._clock.now()))
 
     def _of(self, who: Principal, partner_org_id: str) -> Partnership:
         """404 unless the caller's organisation is a party (another pair's ids are not shown)."""

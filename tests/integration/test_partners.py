@@ -193,6 +193,24 @@ def test_either_side_ends_it_and_a_new_invitation_makes_a_new_partnership(pair: 
     assert again["status"] == "active" and pair.a.partners.pinned_root(pair.b_org) is not None
 
 
+def test_each_sides_admins_find_their_own_partner_actions_in_the_audit_log(pair: Pair) -> None:
+    partnered(pair)
+    pair.a.partners.end(pair.b_org)
+
+    def actions(messenger: Messenger) -> set[tuple[str, str | None]]:
+        entries = messenger.client.request("GET", "/audit")["entries"]
+        return {
+            (e["action"], e["targets"].get("org_id")) for e in entries if e["action"].startswith("partner.")
+        }
+
+    assert actions(pair.a) == {
+        ("partner.ended", pair.b_org),
+        ("partner.confirmed", pair.b_org),
+        ("partner.invited", None),
+    }
+    assert actions(pair.b_owner) == {("partner.accepted", pair.a_org)}
+
+
 def test_a_second_acceptance_while_partners_is_a_conflict(pair: Pair) -> None:
     partnered(pair)
     with pytest.raises(Exception, match="already partners") as caught:
