@@ -410,7 +410,14 @@ def accept_partner(ctx: ApiContext) -> dict[str, Any]:
 @endpoint("PartnersAnswer")
 def list_partners(ctx: ApiContext) -> dict[str, Any]:
     """The organisation's partnerships, pending, active and ended (admins)."""
-    return ctx.container.partners.list(ctx.principal)
+    return ctx.container.partners.listing(ctx.principal)
+
+
+@app.route("/partners/{org_id}/members", methods=["GET"])
+@endpoint("MembersAnswer")
+def partner_members(ctx: ApiContext, org_id: str) -> dict[str, Any]:
+    """The partner's signers and their certifiers up to its root (admins; no directory)."""
+    return ctx.container.partners.partner_members(ctx.principal, org_id)
 
 
 @app.route("/partners/{org_id}", methods=["PUT"])

@@ -793,7 +793,7 @@ def cmd_partner_accept(args: argparse.Namespace) -> Result:
 
 
 def cmd_partners(args: argparse.Namespace) -> Result:
-    return {"partners": _messenger(args).partners.list(confirm=not args.no_confirm)}
+    return {"partners": _messenger(args).partners.listing(confirm=not args.no_confirm)}
 
 
 def cmd_partner_end(args: argparse.Namespace) -> Result:

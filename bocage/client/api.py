@@ -408,6 +408,11 @@ class BocageClient:
     def partners(self) -> list[Document]:
         return list(self.request("GET", "/partners")["partners"])
 
+    def partner_listing(self, org_id: str) -> tuple[list[Document], list[Document]]:
+        """A partner's signers and their certifiers (members and devices), to verify its statements."""
+        listing = self.request("GET", f"/partners/{org_id}/members")
+        return list(listing["members"]), list(listing["devices"])
+
     def confirm_partner(self, org_id: str, statement: Statement) -> Document:
         return self.request("PUT", f"/partners/{org_id}", {"statement": statement})
 

@@ -97,7 +97,7 @@ class Partners:
 
     # -- both sides ----------------------------------------------------------------------------
 
-    def list(self, *, confirm: bool = True) -> list[dict[str, Any]]:
+    def listing(self, *, confirm: bool = True) -> list[dict[str, Any]]:
         """Every partnership as this device verifies it; as the inviter's admin, countersign the
         acceptances whose root checks out (``confirm``)."""
         trust = self.trust
@@ -168,10 +168,11 @@ class Partners:
         return verify_partner_ticket(shaped, org_id=self.trust.org_id, issuer_sign_key=signer[1])
 
     def _admin_signer(self, device_id: str, at: int, view: TrustView) -> str:
-        """The signing key of ``device_id`` if it is a certified device of an admin at ``at``."""
+        """The signing key of ``device_id`` if it is a certified device of an admin at ``at``, in
+        ``view`` (our organisation's, or a partner's up to the root we pinned for it)."""
         signer = view.signer(device_id, at)
         if signer is None:
-            raise PartnerRefused(f"{device_id} is not a certified device of your organisation")
+            raise PartnerRefused(f"{device_id} is not a certified device of {view.org_id}")
         if view.org_role(signer[0], at) not in ADMIN_ROLES:
             raise PartnerRefused(f"{device_id} was not an admin's device when it signed")
         return signer[1]
@@ -188,7 +189,7 @@ class Partners:
         except (StatementError, PartnerRefused) as exc:
             if entry.get("ours") is not None:
                 self._refuse(partner, str(exc))
-        theirs_ok = root is not None and self._theirs_ok(entry.get("theirs"), partner, ticket_key)
+        theirs_ok = root is not None and self._theirs_ok(entry.get("theirs"), partner, ticket_key, root)
         ended = self._ended(entry.get("end"), partner, view)
         kept = trust.state.partners.get(partner, {})
         if kept.get("ended") and kept.get("ticket_key") == ticket_key and not ended:
@@ -237,22 +238,26 @@ class Partners:
                 raise PartnerRefused("our statement pins another root than the one the acceptance carried")
         return str(checked["partner_root"])
 
-    def _theirs_ok(self, theirs: object, partner: str, ticket_key: str) -> bool:
-        """The partner's statement names this pair, this invitation and our own root. (Its
-        signature is checked against the partner's certified admins when they are listed.)"""
+    def _theirs_ok(self, theirs: object, partner: str, ticket_key: str, root: str) -> bool:
+        """The partner's statement names this pair, this invitation and our own root, and is
+        signed by a device of one of the partner's admins, certified up to the partner's root as
+        our own statement pins it."""
         if theirs is None:
             return False
         try:
             shaped = check_shape(theirs, PARTNERSHIP)
-        except StatementError as exc:
-            self._refuse(partner, str(exc))
-            return False
-        names = (shaped["org_id"], shaped["partner_org_id"], shaped["ticket_key"])
-        if names != (partner, self.trust.org_id, ticket_key):
-            self._refuse(partner, "the partner's statement names another pair or invitation")
-            return False
-        if shaped["partner_root"] != self.trust.state.root:
-            self._refuse(partner, "the partner's statement pins another root than ours")
+            names = (shaped["org_id"], shaped["partner_org_id"], shaped["ticket_key"])
+            if names != (partner, self.trust.org_id, ticket_key):
+                raise PartnerRefused("the partner's statement names another pair or invitation")
+            if shaped["partner_root"] != self.trust.state.root:
+                raise PartnerRefused("the partner's statement pins another root than ours")
+            members, devices = self.trust.client.partner_listing(partner)
+            view = TrustView(partner, root, members, devices)
+            key = self._admin_signer(str(shaped["by_device"]), int(shaped["issued_at"]), view)
+            names_us = {"org_id": partner, "partner_org_id": self.trust.org_id, "ticket_key": ticket_key}
+            verify_partnership(shaped, **names_us, signer_key=key)
+        except (StatementError, PartnerRefused) as exc:
+            self._refuse(partner, f"the partner's statement: {exc}")
             return False
         return True
 

@@ -35,6 +35,7 @@ from chalicelib.services.invitations import Links
 from chalicelib.services.organisations import OrganisationService
 
 TICKET_CLOCK_SKEW = 300
+MAX_LISTED = 500  # a partner's signers and their chains: a handful in practice
 
 
 class PartnerService:
@@ -156,7 +157,7 @@ class PartnerService:
 
     # -- both sides ----------------------------------------------------------------------------
 
-    def list(self, who: Principal) -> dict[str, Any]:
+    def listing(self, who: Principal) -> dict[str, Any]:
         require_admin(who.role)
         found = sorted(self._records.of_org(who.org_id), key=lambda p: p.created_at)
         return {"partners": [self._view(who.org_id, p) for p in found]}
@@ -177,6 +178,18 @@ class PartnerService:
             self._records.save(partnership)
             self._audit(who, partner_org_id, "ended")
         return self._view(who.org_id, partnership)
+
+    def partner_members(self, who: Principal, partner_org_id: str) -> dict[str, Any]:
+        """The partner's members whose devices signed its side of the partnership (its statement,
+        its end, its ticket), with their certifiers up to its root: what our devices verify the
+        partner's statements with (docs/protocol.md, 22.5). No directory."""
+        require_admin(who.role)
+        partnership = self._of(who, partner_org_id)
+        theirs = [partnership.statements.get(partner_org_id), partnership.end]
+        if partnership.inviter == partner_org_id:
+            theirs.append(partnership.ticket)
+        wanted = self._orgs.signers_of(*theirs)
+        return self._orgs.with_certifiers(partner_org_id, wanted, MAX_LISTED).public()
 
     def active_partner(self, org_id: str, partner_org_id: str) -> Partnership | None:
         """The two organisations' partnership if it is active (what sharing a group needs)."""

@@ -57,7 +57,7 @@ def partnered(pair: Pair) -> dict[str, Any]:
     invitation = pair.a.partners.invite()
     accepted = pair.b_owner.partners.accept(invitation["code"])
     assert accepted["status"] == "pending" and accepted["partner_root"] == pair.a.trust.state.root
-    [listed] = pair.a.partners.list()
+    [listed] = pair.a.partners.listing()
     return listed
 
 
@@ -72,12 +72,15 @@ def test_invite_accept_countersign_and_list_pin_each_sides_root(pair: Pair, cont
     assert listed["status"] == "active" and listed["side"] == "inviter"
     assert listed["partner_org_id"] == pair.b_org and listed["partner_name"] == "Cabinet Ardoise"
     assert listed["partner_root"] == pair.b_owner.trust.state.root
-    [seen_by_b] = pair.b_owner.partners.list()
+    [seen_by_b] = pair.b_owner.partners.listing()
     assert seen_by_b["status"] == "active" and seen_by_b["partner_root"] == pair.a.trust.state.root
     assert seen_by_b["partner_name"] == "Mairie de Bocage" and seen_by_b["side"] == "accepter"
     assert pair.a.partners.pinned_root(pair.b_org) == pair.b_owner.trust.state.root
     assert pair.b_owner.partners.pinned_root(pair.a_org) == pair.a.trust.state.root
     assert pair.a.trust.take_warnings() == [] and pair.b_owner.trust.take_warnings() == []
+    members, devices = pair.a.client.partner_listing(pair.b_org)  # B's signers only: no directory
+    assert [m["member_id"] for m in members] == [pair.b_owner.trust.member_id]
+    assert [d["device_id"] for d in devices] == [pair.b_keys.device_id]
 
 
 def test_a_link_of_another_deployment_and_ones_own_invitation_are_refused(pair: Pair) -> None:
@@ -121,6 +124,7 @@ def test_partner_routes_are_for_admins_only(pair: Pair, api: SignedApi, tmp_path
         ("POST", "/partners/invitations", {"ticket": {}}),
         ("POST", "/partners/accept", {"code": "p_aaaaaaaaaaaaaaaa", "acceptance": {}, "statement": {}}),
         ("GET", "/partners", {}),
+        ("GET", f"/partners/{pair.b_org}/members", {}),
         ("PUT", f"/partners/{pair.b_org}", statement),
         ("DELETE", f"/partners/{pair.b_org}", statement),
     ]
@@ -144,6 +148,8 @@ def test_another_organisations_partnerships_answer_404(
     assert api.call("DELETE", f"/partners/{pair.b_org}", {"statement": end}, signer=keys).status == 404
     assert api.call("PUT", f"/partners/{pair.a_org}", {"statement": end}, signer=keys).status == 404
     assert api.call("DELETE", "/partners/o_unknownunknown00", {"statement": end}, signer=keys).status == 404
+    assert api.call("GET", f"/partners/{pair.b_org}/members", signer=keys).status == 404
+    assert api.call("GET", f"/partners/{voisin.trust.org_id}/members", signer=keys).status == 404
     body = {"code": "p_aaaaaaaaaaaaaaaa", "acceptance": end, "statement": end}
     assert api.call("POST", "/partners/accept", body, signer=keys).status == 404
 
@@ -186,7 +192,7 @@ def test_either_side_ends_it_and_a_new_invitation_makes_a_new_partnership(pair: 
     partnered(pair)
     ended = pair.b_owner.partners.end(pair.a_org)
     assert ended["status"] == "ended" and ended["end"]["org_id"] == pair.b_org
-    [seen_by_a] = pair.a.partners.list()
+    [seen_by_a] = pair.a.partners.listing()
     assert seen_by_a["status"] == "ended" and pair.a.partners.pinned_root(pair.b_org) is None
     assert pair.b_owner.partners.pinned_root(pair.a_org) is None
     again = partnered(pair)
@@ -231,7 +237,7 @@ def test_a_server_that_swaps_the_accepters_root_gets_no_countersignature(pair: P
     item = store.get(*key)
     forged_root = public_key_of(b"\x07" * 32)
     store.put({**item, "acceptance": {**item["acceptance"], "root": forged_root}})
-    [listed] = pair.a.partners.list()
+    [listed] = pair.a.partners.listing()
     assert listed["status"] == "pending" and listed["ours"] is None and listed["partner_root"] is None
     assert pair.a.partners.pinned_root(pair.b_org) is None
     assert [w["code"] for w in pair.a.trust.take_warnings()] == ["invalid_partnership"]
@@ -281,7 +287,7 @@ def test_a_partnership_the_server_invents_is_not_trusted(pair: Pair, container: 
             created_at=now,
         )
     )
-    [listed] = pair.a.partners.list()
+    [listed] = pair.a.partners.listing()
     assert listed["server_status"] == "active" and listed["status"] == "pending"
     assert listed["partner_root"] is None and pair.a.partners.pinned_root(pair.b_org) is None
     assert "invalid_partnership" in [w["code"] for w in pair.a.trust.take_warnings()]
@@ -296,12 +302,54 @@ def issuing_code(ticket: issuing.Ticket, org_id: str, root: str) -> str:
 def test_a_server_that_hides_an_end_it_showed_is_caught(pair: Pair, container: Any) -> None:
     partnered(pair)
     pair.b_owner.partners.end(pair.a_org)
-    assert pair.a.partners.list()[0]["status"] == "ended"
+    assert pair.a.partners.listing()[0]["status"] == "ended"
     store = container.store
     key = record_keys.partnership(pair.a_org, pair.b_org)
     item = store.get(*key)
     store.put({k: v for k, v in item.items() if k not in ("end", "ended_at")})  # the end, hidden
-    [listed] = pair.a.partners.list()
+    [listed] = pair.a.partners.listing()
     assert listed["server_status"] == "active" and listed["status"] == "ended"
     assert pair.a.partners.pinned_root(pair.b_org) is None
     assert [w["code"] for w in pair.a.trust.take_warnings()] == ["partnership_rollback"]
+
+
+def test_a_partner_statement_not_signed_by_one_of_the_partners_admins_is_refused(
+    pair: Pair, container: Any
+) -> None:
+    """The server, with a plain member of B, replaces B's statement with one that member's device
+    signed (or with one no device of B signed): A's devices check it up to B's pinned root, find
+    no admin behind it, and do not take the partnership as active."""
+    partnered(pair)
+    store = container.store
+    key = record_keys.partnership(pair.a_org, pair.b_org)
+    item = store.get(*key)
+    genuine = item["statements"][pair.b_org]
+    member = pair.b_member
+    by_member = issuing.partnership(
+        member.keys.signing,
+        member.keys.device_id,
+        pair.b_org,
+        pair.a_org,
+        genuine["partner_root"],
+        genuine["ticket_key"],
+        genuine["issued_at"],
+        allow_tribes=True,
+    )
+    from nacl.signing import SigningKey
+
+    unsigned = issuing.partnership(
+        SigningKey.generate(),
+        pair.b_keys.device_id,
+        pair.b_org,
+        pair.a_org,
+        genuine["partner_root"],
+        genuine["ticket_key"],
+        genuine["issued_at"],
+        allow_tribes=True,
+    )
+    for forged, why in ((by_member, "not an admin"), (unsigned, "signature")):
+        store.put({**item, "statements": {**item["statements"], pair.b_org: forged}})
+        [listed] = pair.a.partners.listing()
+        assert listed["server_status"] == "active" and listed["status"] == "pending", why
+        warnings = pair.a.trust.take_warnings()
+        assert [w["code"] for w in warnings] == ["invalid_partnership"] and why in warnings[0]["message"]
