@@ -353,3 +353,33 @@ def test_a_partner_statement_not_signed_by_one_of_the_partners_admins_is_refused
         assert listed["server_status"] == "active" and listed["status"] == "pending", why
         warnings = pair.a.trust.take_warnings()
         assert [w["code"] for w in warnings] == ["invalid_partnership"] and why in warnings[0]["message"]
+
+
+def test_listing_costs_one_query_and_one_read_per_partner(
+    pair: Pair, container: Any, api: SignedApi, operator: Any, tmp_path: Path
+) -> None:
+    """What DynamoDB bills for the partner records: GET /partners reads the organisation's
+    pointers with one query and each pair's record with one get; an acceptance writes the claim,
+    the record and the two pointers."""
+    from chalicelib.adapters.counting_store import CountingStore
+    from chalicelib.adapters.records.partners import PartnerRecords
+
+    counting = CountingStore(container.store)
+    container.partners._records = PartnerRecords(counting)
+    partnered(pair)
+    for i in range(4):
+        created = api.create_org(operator, f"Association {i}")
+        keys, reply = api.activate(created["activation_code"], "Présidente")
+        messenger_for(api, keys, tmp_path / f"asso{i}", dict(reply.body)).partners.accept(
+            pair.a.partners.invite()["code"]
+        )
+    counting.reset()
+    assert len(pair.a.client.partners()) == 5
+    assert dict(counting.reset()) == {"query": 1, "get": 5}
+    created = api.create_org(operator, "Club")
+    keys, reply = api.activate(created["activation_code"], "Président")
+    club = messenger_for(api, keys, tmp_path / "club", dict(reply.body))
+    code = pair.a.partners.invite()["code"]
+    counting.reset()
+    club.partners.accept(code)
+    assert counting.counts["put"] == 4 and counting.writes == 4
