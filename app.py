@@ -32,6 +32,9 @@ from chalicelib.api_schemas import (
     MentionChoiceBody,
     OrgNameBody,
     OrgPhotosBody,
+    PartnerAcceptBody,
+    PartnerInviteBody,
+    PartnerStatementBody,
     PilotEndBody,
     PublishBody,
     PushSubscriptionBody,
@@ -383,6 +386,53 @@ def answer_question(ctx: ApiContext, channel_id: str, question_id: str) -> dict[
     return ctx.container.questions.answer(
         ctx.principal, channel_id, question_id, body.sealed, body.published_message_id
     )
+
+
+# -- partner organisations (docs/protocol.md, section 22) ------------------------------------
+
+
+@app.route("/partners/invitations", methods=["POST"])
+@endpoint("PartnerInvitationAnswer", body=PartnerInviteBody, status=201)
+def invite_partner(ctx: ApiContext) -> dict[str, Any]:
+    """A partner invitation from the admin device's signed ticket (its secret stays in the code)."""
+    return ctx.container.partners.invite(ctx.principal, ctx.body(PartnerInviteBody).ticket, ctx.links)
+
+
+@app.route("/partners/accept", methods=["POST"])
+@endpoint("PartnerAnswer", body=PartnerAcceptBody, status=201)
+def accept_partner(ctx: ApiContext) -> dict[str, Any]:
+    """Another organisation's admin accepts: an acceptance signed with the code's ticket key."""
+    body = ctx.body(PartnerAcceptBody)
+    return ctx.container.partners.accept(ctx.principal, body.code, body.acceptance, body.statement)
+
+
+@app.route("/partners", methods=["GET"])
+@endpoint("PartnersAnswer")
+def list_partners(ctx: ApiContext) -> dict[str, Any]:
+    """The organisation's partnerships, pending, active and ended (admins)."""
+    return ctx.container.partners.listing(ctx.principal)
+
+
+@app.route("/partners/{org_id}/members", methods=["GET"])
+@endpoint("MembersAnswer")
+def partner_members(ctx: ApiContext, org_id: str) -> dict[str, Any]:
+    """The partner's signers and their certifiers up to its root (admins; no directory)."""
+    return ctx.container.partners.partner_members(ctx.principal, org_id)
+
+
+@app.route("/partners/{org_id}", methods=["PUT"])
+@endpoint("PartnerAnswer", body=PartnerStatementBody)
+def confirm_partner(ctx: ApiContext, org_id: str) -> dict[str, Any]:
+    """The inviter's countersignature: its partnership statement pins the accepter's root."""
+    statement = ctx.body(PartnerStatementBody).statement
+    return ctx.container.partners.confirm(ctx.principal, org_id, statement)
+
+
+@app.route("/partners/{org_id}", methods=["DELETE"])
+@endpoint("PartnerAnswer", body=PartnerStatementBody)
+def end_partner(ctx: ApiContext, org_id: str) -> dict[str, Any]:
+    """Either side ends the partnership with a signed end statement."""
+    return ctx.container.partners.end(ctx.principal, org_id, ctx.body(PartnerStatementBody).statement)
 
 
 # -- files (docs/protocol.md, section 18) ----------------------------------------------------

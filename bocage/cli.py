@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         register_messaging,
         register_polls,
         register_followers,
+        register_partners,
         register_billing_and_plan,
         register_retention,
         register_audit,
@@ -305,6 +306,34 @@ def register_followers(sub: Subparsers, common: argparse.ArgumentParser) -> None
     answer.add_argument("text")
     answer.add_argument("--publish", action="store_true", help="also post the answer in the tribe")
     answer.set_defaults(func=cmd_answer)
+
+
+def register_partners(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    """Partner organisations on the same deployment (docs/protocol.md, 22); admins."""
+    partner = sub.add_parser("partner", parents=[common], help="partner organisations (admins)")
+    partner_sub = partner.add_subparsers(dest="partner_command", required=True)
+    invite = partner_sub.add_parser(
+        "invite", parents=[common], help="a code and link for another organisation"
+    )
+    invite.add_argument("--qr", metavar="FILE", help="also write the link's QR code (.png or .svg)")
+    accept = partner_sub.add_parser(
+        "accept", parents=[common], help="accept another organisation's invitation"
+    )
+    accept.add_argument("code_or_url")
+    for parser in (invite, accept):
+        parser.add_argument(
+            "--allow-tribes", action="store_true", help="let the partner's members into our tribes too"
+        )
+    invite.set_defaults(func=cmd_partner_invite)
+    accept.set_defaults(func=cmd_partner_accept)
+    end = partner_sub.add_parser("end", parents=[common], help="end a partnership (either side)")
+    end.add_argument("org_id")
+    end.set_defaults(func=cmd_partner_end)
+    partners = sub.add_parser(
+        "partners", parents=[common], help="our partner organisations; countersigns accepted invitations"
+    )
+    partners.add_argument("--no-confirm", action="store_true", help="list only, sign nothing")
+    partners.set_defaults(func=cmd_partners)
 
 
 def _register_send_and_read(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -742,6 +771,33 @@ def cmd_follower_leave(args: argparse.Namespace) -> Result:
     result = dict(_client(args).leave_as_follower())
     profile.forget()
     return {**result, "profile_deleted": str(profile.dir)}
+
+
+# -- partner organisations (docs/protocol.md, 22) -------------------------------------------------
+
+
+def cmd_partner_invite(args: argparse.Namespace) -> Result:
+    """The code and link carry the ticket's secret: hand them to the other admin privately."""
+    result = _messenger(args).partners.invite(allow_tribes=args.allow_tribes)
+    if args.qr:
+        try:
+            write_qr(result["url"], args.qr)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        result = {**result, "qr_file": args.qr}
+    return result
+
+
+def cmd_partner_accept(args: argparse.Namespace) -> Result:
+    return _messenger(args).partners.accept(args.code_or_url, allow_tribes=args.allow_tribes)
+
+
+def cmd_partners(args: argparse.Namespace) -> Result:
+    return {"partners": _messenger(args).partners.listing(confirm=not args.no_confirm)}
+
+
+def cmd_partner_end(args: argparse.Namespace) -> Result:
+    return _messenger(args).partners.end(args.org_id)
 
 
 def cmd_channel_add(args: argparse.Namespace) -> Result:

@@ -420,6 +420,37 @@ class FollowerLeftAnswer(_Answer):
     left: bool
 
 
+# -- partner organisations (docs/protocol.md, section 22) ---------------------------------------
+
+
+class PartnerInvitationAnswer(_Answer):
+    code: str
+    org_id: str
+    expires_at: int
+    allow_tribes: bool
+    url: str  # without the ticket's secret and the root, which the inviting client appends
+
+
+class PartnerAnswer(_Answer):
+    """One partnership as one of its two organisations sees it, every statement as stored."""
+
+    partner_org_id: str
+    partner_name: str | None
+    status: str  # pending, active, ended
+    side: str  # inviter, accepter
+    ticket: Obj
+    acceptance: Obj
+    ours: Obj | None
+    theirs: Obj | None
+    end: Obj | None
+    created_at: int
+    ended_at: int | None
+
+
+class PartnersAnswer(_Answer):
+    partners: list[PartnerAnswer]
+
+
 # -- files (docs/protocol.md, section 18) ------------------------------------------------------
 
 

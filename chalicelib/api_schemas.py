@@ -192,6 +192,25 @@ class JoinBody(_Body):
     device_name: str = Field(default="", max_length=120)
 
 
+# -- partner organisations (docs/protocol.md, section 22) ---------------------------------------
+
+
+class PartnerInviteBody(_Body):
+    ticket: Statement
+
+
+class PartnerAcceptBody(_Body):
+    code: str = Field(min_length=3, max_length=40)
+    acceptance: Statement
+    statement: Statement
+
+
+class PartnerStatementBody(_Body):
+    """The caller's partnership statement (countersigning) or end statement."""
+
+    statement: Statement
+
+
 # -- files (docs/protocol.md, section 18) ------------------------------------------------------
 
 

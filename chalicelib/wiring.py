@@ -32,6 +32,7 @@ from chalicelib.services.mention_choices import MentionChoices
 from chalicelib.services.messaging import MessagingService
 from chalicelib.services.notifications import PushNotifications
 from chalicelib.services.organisations import OrganisationService
+from chalicelib.services.partners import PartnerService
 from chalicelib.services.questions import QuestionService
 from chalicelib.services.retention import RetentionService
 from chalicelib.settings import Settings
@@ -49,6 +50,7 @@ class Container:
     invitations: InvitationService
     channels: ChannelService
     followers: FollowerService
+    partners: PartnerService
     questions: QuestionService
     delivery: Delivery
     messaging: MessagingService
@@ -127,6 +129,7 @@ def build(
         invitations=InvitationService(store, clock, orgs, mailer, events, ttl_days=settings.invite_ttl_days),
         channels=channels,
         followers=FollowerService(store, clock, orgs, channels),
+        partners=PartnerService(store, clock, orgs, events),
         questions=QuestionService(store, clock, orgs, channels),
         delivery=delivery,
         messaging=messaging,

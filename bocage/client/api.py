@@ -396,6 +396,29 @@ class BocageClient:
     def leave_as_follower(self) -> Document:
         return self.request("DELETE", "/follower")
 
+    # -- partner organisations (docs/protocol.md, 22) ----------------------------------------------
+
+    def invite_partner(self, ticket: Statement) -> Document:
+        return self.request("POST", "/partners/invitations", {"ticket": ticket})
+
+    def accept_partner(self, code: str, acceptance: Statement, statement: Statement) -> Document:
+        body = {"code": code, "acceptance": acceptance, "statement": statement}
+        return self.request("POST", "/partners/accept", body)
+
+    def partners(self) -> list[Document]:
+        return list(self.request("GET", "/partners")["partners"])
+
+    def partner_listing(self, org_id: str) -> tuple[list[Document], list[Document]]:
+        """A partner's signers and their certifiers (members and devices), to verify its statements."""
+        listing = self.request("GET", f"/partners/{org_id}/members")
+        return list(listing["members"]), list(listing["devices"])
+
+    def confirm_partner(self, org_id: str, statement: Statement) -> Document:
+        return self.request("PUT", f"/partners/{org_id}", {"statement": statement})
+
+    def end_partner(self, org_id: str, statement: Statement) -> Document:
+        return self.request("DELETE", f"/partners/{org_id}", {"statement": statement})
+
     # -- questions to the town hall (docs/protocol.md, 20) ----------------------------------------
 
     def ask_question(self, channel_id: str, question_id: str, sealed: dict[str, str]) -> Document:

@@ -17,12 +17,16 @@ from chalicelib.domain.activation_link import ActivationTarget
 from chalicelib.domain.encoding import b64d, b64e
 from chalicelib.domain.followers import JoinTarget
 from chalicelib.domain.ids import device_id_for, follower_id_for, looks_like
+from chalicelib.domain.partners import PARTNER_TICKET_SECONDS, PartnerTarget
 from chalicelib.domain.statements import (
     DEVICE_CERT,
     FOLLOWER_CERT,
     MEMBER_CERT,
     MEMBERSHIP,
     NOTIFY,
+    PARTNER_ACCEPT,
+    PARTNERSHIP,
+    PARTNERSHIP_END,
     REMOVAL,
     REVOCATION,
     ROLE,
@@ -332,3 +336,79 @@ def follower_cert(
         "issued_at": now,
     }
     return sign_statement(body, target.ticket_seed)
+
+
+# -- partner organisations (docs/protocol.md, 22) ----------------------------------------------
+
+
+def partner_ticket(
+    device: SigningKey, device_id: str, org_id: str, now: int, *, allow_tribes: bool
+) -> Ticket:
+    """An admin's partner invitation: its seed goes only into the code and link."""
+    seed = secrets.token_bytes(32)
+    body = {
+        "purpose": TICKET,
+        "org_id": org_id,
+        "grant": "partner",
+        "ticket_key": public_key_of(seed),
+        "allow_tribes": allow_tribes,
+        "issuer_device": device_id,
+        "issued_at": now,
+        "expires_at": now + PARTNER_TICKET_SECONDS,
+    }
+    return Ticket(sign_statement(body, bytes(device)), seed)
+
+
+def partner_acceptance(
+    target: PartnerTarget, org_id: str, root: str, device_id: str, now: int
+) -> dict[str, Any]:
+    """The accepting organisation's root, signed with the code's ticket key: the inviter's proof
+    that this root came from whoever held the code."""
+    body = {
+        "purpose": PARTNER_ACCEPT,
+        "org_id": org_id,
+        "partner_org_id": target.org,
+        "root": root,
+        "ticket_key": public_key_of(target.ticket_seed),
+        "by_device": device_id,
+        "issued_at": now,
+    }
+    return sign_statement(body, target.ticket_seed)
+
+
+def partnership(
+    device: SigningKey,
+    device_id: str,
+    org_id: str,
+    partner_org_id: str,
+    partner_root: str,
+    ticket_key: str,
+    now: int,
+    *,
+    allow_tribes: bool,
+) -> dict[str, Any]:
+    """This organisation's statement pinning a partner's root (signed by an admin's device)."""
+    body = {
+        "purpose": PARTNERSHIP,
+        "org_id": org_id,
+        "partner_org_id": partner_org_id,
+        "partner_root": partner_root,
+        "allow_tribes": allow_tribes,
+        "ticket_key": ticket_key,
+        "by_device": device_id,
+        "issued_at": now,
+    }
+    return sign_statement(body, bytes(device))
+
+
+def partnership_end(
+    device: SigningKey, device_id: str, org_id: str, partner_org_id: str, now: int
+) -> dict[str, Any]:
+    body = {
+        "purpose": PARTNERSHIP_END,
+        "org_id": org_id,
+        "partner_org_id": partner_org_id,
+        "by_device": device_id,
+        "issued_at": now,
+    }
+    return sign_statement(body, bytes(device))

@@ -35,6 +35,7 @@ from bocage.client.directory import Directory
 from bocage.client.edits import apply_edits
 from bocage.client.live import ConnectionReplaced, LiveSession
 from bocage.client.mentions import to_notify
+from bocage.client.partners import Partners
 from bocage.client.polls import new_poll, tally
 from bocage.client.profile import DeviceKeys, Profile, sign_token
 from bocage.client.ratchet import KeyUnavailable, ReplayedMessage, SenderKeyRing, TooFarAhead
@@ -128,6 +129,7 @@ class Messenger:
         self.directory = Directory.load(profile.dir / "directory.json")
         self.rosters = RosterCache()
         self.trust = Trust(profile, self.client, self.keys, clock)
+        self.partners = Partners(self.trust, str(self.info["server"]))
         self._session: LiveSession | None = None
         self.calls = Calls(self)
         self._session_thread: int | None = None  # the thread that opened it

@@ -6,8 +6,9 @@ Layout of a profile directory::
     sign.key       Ed25519 seed, raw 32 bytes, mode 0600
     box.key        X25519 private key, raw 32 bytes, mode 0600
     identity.key   the member's identity key (Ed25519 seed), on their first device only, 0600
-    trust.json     the pinned root, verified members, identity keys seen, role serials seen and
+    trust.json     the pinned root, verified members, identity keys seen, role serials seen,
                    the last verified membership state of each channel (docs/protocol.md, 13-15)
+                   and the partner roots pinned and ends seen (section 22)
 """
 
 from __future__ import annotations
@@ -200,6 +201,9 @@ class TrustState:
     seen: dict[str, str] = field(default_factory=dict)  # member id -> identity key first seen
     role_serials: dict[str, int] = field(default_factory=dict)
     logs: dict[str, dict[str, Any]] = field(default_factory=dict)  # channel id -> LogState JSON
+    # Partner organisations (docs/protocol.md, 22): org id -> {"root", "ticket_key", "ended"}: the
+    # root pinned through our own statement, and an end once seen (a server cannot undo it).
+    partners: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> TrustState:
@@ -212,6 +216,7 @@ class TrustState:
             seen=dict(data.get("seen", {})),
             role_serials={k: int(v) for k, v in data.get("role_serials", {}).items()},
             logs=dict(data.get("logs", {})),
+            partners=dict(data.get("partners", {})),
         )
 
     def save(self, path: Path) -> None:
@@ -221,5 +226,6 @@ class TrustState:
             "seen": self.seen,
             "role_serials": self.role_serials,
             "logs": self.logs,
+            "partners": self.partners,
         }
         write_private(path, json.dumps(data, sort_keys=True).encode("utf-8"))

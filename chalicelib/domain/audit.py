@@ -52,6 +52,10 @@ class AuditAction(StrEnum):
     CHANNEL_MEMBER_ADDED = "channel.member_added"
     CHANNEL_ROLE_CHANGED = "channel.role_changed"
     CHANNEL_MEMBER_REMOVED = "channel.member_removed"
+    PARTNER_INVITED = "partner.invited"
+    PARTNER_ACCEPTED = "partner.accepted"
+    PARTNER_CONFIRMED = "partner.confirmed"
+    PARTNER_ENDED = "partner.ended"
 
 
 Detail = str | int | bool | None

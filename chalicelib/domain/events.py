@@ -125,6 +125,20 @@ class MessageDeleted:
     message_id: str
 
 
+PartnerChange = Literal["invited", "accepted", "confirmed", "ended"]
+
+
+@dataclass(frozen=True)
+class PartnershipChanged:
+    """An admin invited a partner organisation, accepted or countersigned a partnership, or ended
+    one (docs/protocol.md, 22); recorded in the acting organisation's audit log."""
+
+    by: Principal
+    partner_org_id: str | None  # None for an invitation nobody has accepted yet
+    change: PartnerChange
+    at: int
+
+
 Event = (
     DeviceAdded
     | ChannelLeft
@@ -137,4 +151,5 @@ Event = (
     | OrgSettingChanged
     | ChannelChanged
     | ChannelMembershipChanged
+    | PartnershipChanged
 )

@@ -1,5 +1,6 @@
 """Signed statements (docs/protocol.md, section 13.1): certificates, tickets, roles, removals,
-revocations, membership-log entries and notification choices (section 17), all one shape.
+revocations, membership-log entries, notification choices (section 17) and partnerships
+(section 22), all one shape.
 
 A statement is a JSON object with a ``purpose``, a fixed set of fields for that purpose and
 ``sig``, an Ed25519 signature over the ASCII canonical JSON of the rest. The server and the
@@ -31,6 +32,9 @@ REVOCATION = "bocage/revocation/v2"
 MEMBERSHIP = "bocage/membership/v2"
 FOLLOWER_CERT = "bocage/follower-cert/v2"
 NOTIFY = "bocage/notify/v2"
+PARTNER_ACCEPT = "bocage/partner-accept/v2"
+PARTNERSHIP = "bocage/partnership/v2"
+PARTNERSHIP_END = "bocage/partnership-end/v2"
 MAX_STATEMENT_BYTES = 2048
 KEY_BYTES = 32
 HASH_CHARS = 43  # b64url of a SHA-256 digest
@@ -124,6 +128,38 @@ _FIELDS: dict[str, dict[str, Callable[[object], bool]]] = {
         "issuer_device": _id("d"),
         "issued_at": _TIME,
         "expires_at": _TIME,
+    },
+    TICKET + "#partner": {
+        "org_id": _id("o"),
+        "grant": _one_of("partner"),
+        "ticket_key": _key,
+        "allow_tribes": _bool,
+        "issuer_device": _id("d"),
+        "issued_at": _TIME,
+        "expires_at": _TIME,
+    },
+    PARTNER_ACCEPT: {
+        "org_id": _id("o"),
+        "partner_org_id": _id("o"),
+        "root": _key,
+        "ticket_key": _key,
+        "by_device": _id("d"),
+        "issued_at": _TIME,
+    },
+    PARTNERSHIP: {
+        "org_id": _id("o"),
+        "partner_org_id": _id("o"),
+        "partner_root": _key,
+        "allow_tribes": _bool,
+        "ticket_key": _key,
+        "by_device": _id("d"),
+        "issued_at": _TIME,
+    },
+    PARTNERSHIP_END: {
+        "org_id": _id("o"),
+        "partner_org_id": _id("o"),
+        "by_device": _id("d"),
+        "issued_at": _TIME,
     },
     FOLLOWER_CERT: {
         "org_id": _id("o"),

@@ -25,6 +25,7 @@ from chalicelib.domain.events import (
     InvitationIssued,
     MemberRemoved,
     OrgSettingChanged,
+    PartnershipChanged,
     RoleChanged,
 )
 from chalicelib.domain.organisation import require_admin
@@ -86,6 +87,7 @@ class AuditLog:
         bus.subscribe(OrgSettingChanged, self.setting_changed)
         bus.subscribe(ChannelChanged, self.channel_changed)
         bus.subscribe(ChannelMembershipChanged, self.membership_changed)
+        bus.subscribe(PartnershipChanged, self.partnership_changed)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -216,3 +218,15 @@ class AuditLog:
             {"channel_id": channel.channel_id, "member_id": event.member_id},
             {"channel_name": channel.name, "role": event.role.value if event.role else None},
         )
+
+    def partnership_changed(self, event: PartnershipChanged) -> None:
+        targets = {} if event.partner_org_id is None else {"org_id": event.partner_org_id}
+        self._record(event.by.org_id, event.at, Actor.of(event.by), _PARTNER_ACTIONS[event.change], targets)
+
+
+_PARTNER_ACTIONS = {
+    "invited": AuditAction.PARTNER_INVITED,
+    "accepted": AuditAction.PARTNER_ACCEPTED,
+    "confirmed": AuditAction.PARTNER_CONFIRMED,
+    "ended": AuditAction.PARTNER_ENDED,
+}

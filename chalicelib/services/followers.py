@@ -261,36 +261,11 @@ class FollowerService:
         for channel_id in self._channels.channel_ids_of(who.member_id):
             wanted += self._channels.member_ids(channel_id)
             log = self._channels.membership_log(who, channel_id, 0, MAX_VISIBLE)
-            wanted += self._signers_of(*log["entries"])
+            wanted += self._orgs.signers_of(*log["entries"])
             link = self._links.of_channel(channel_id)
             if link is not None:
-                wanted += self._signers_of({"by_device": link.ticket["issuer_device"]})
-        members: dict[str, Member] = {}
-        devices: list[Device] = []
-        while wanted and len(members) < MAX_VISIBLE:
-            member_id = wanted.pop()
-            member = None if member_id in members else self._members.get(who.org_id, member_id)
-            if member is None or member.role.is_follower:
-                continue
-            members[member_id] = member
-            theirs = self._orgs.devices_of(who.org_id, member_id)
-            devices += theirs
-            wanted += self._signers_of(member.ticket, *member.role_statements, member.removal)
-            for device in theirs:
-                wanted += self._signers_of(device.ticket, device.revocation)
-        return MemberPage(members=list(members.values()), devices=devices, cursor=None)
-
-    def _signers_of(self, *statements: dict[str, Any] | None) -> list[str]:
-        """The members whose devices signed these statements."""
-        found = []
-        for statement in statements:
-            if not statement:
-                continue
-            device_id = statement.get("issuer_device") or statement.get("by_device")
-            device = self._orgs.get_device(str(device_id)) if device_id else None
-            if device is not None:
-                found.append(device.member_id)
-        return found
+                wanted += self._orgs.signers_of({"by_device": link.ticket["issuer_device"]})
+        return self._orgs.with_certifiers(who.org_id, wanted, MAX_VISIBLE)
 
 
 MAX_VISIBLE = 500  # members a follower's listing holds at most: a tribe's authors and their chain

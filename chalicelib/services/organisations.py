@@ -208,6 +208,39 @@ class OrganisationService:
     def devices_of(self, org_id: str, member_id: str) -> list[Device]:
         return self._members.devices_of(org_id, member_id)
 
+    def with_certifiers(self, org_id: str, wanted: list[str], limit: int) -> MemberPage:
+        """These members of ``org_id`` (followers left out) and, transitively, the members whose
+        devices signed their tickets, roles, removals and revocations, at most ``limit``: what a
+        device outside the directory needs to verify them up to the root (docs/protocol.md, 16.3,
+        21, 22)."""
+        wanted = list(wanted)
+        members: dict[str, Member] = {}
+        devices: list[Device] = []
+        while wanted and len(members) < limit:
+            member_id = wanted.pop()
+            member = None if member_id in members else self._members.get(org_id, member_id)
+            if member is None or member.role.is_follower:
+                continue
+            members[member_id] = member
+            theirs = self.devices_of(org_id, member_id)
+            devices += theirs
+            wanted += self.signers_of(member.ticket, *member.role_statements, member.removal)
+            for device in theirs:
+                wanted += self.signers_of(device.ticket, device.revocation)
+        return MemberPage(members=list(members.values()), devices=devices, cursor=None)
+
+    def signers_of(self, *statements: dict[str, Any] | None) -> list[str]:
+        """The members whose devices signed these statements (``issuer_device`` or ``by_device``)."""
+        found = []
+        for statement in statements:
+            if not statement:
+                continue
+            device_id = statement.get("issuer_device") or statement.get("by_device")
+            device = self.get_device(str(device_id)) if device_id else None
+            if device is not None:
+                found.append(device.member_id)
+        return found
+
     def history(self, org_id: str) -> tuple[list[Member], list[Device]]:
         """Every member ever (removed ones included) and every device ever (revoked ones included)."""
         return self._members.history(org_id)

@@ -10,6 +10,7 @@ const certs = await import('../../web/js/certs.js');
 const membership = await import('../../web/js/membership.js');
 const followers = await import('../../web/js/followers.js');
 const mentions = await import('../../web/js/mentions.js');
+const partners = await import('../../web/js/partners.js');
 
 const d = wire.b64d;
 const error = (err) => ({ error: err.constructor.name, message: err.message });
@@ -49,7 +50,46 @@ const view = (a) =>
     cache: a.cached ? new certs.VerifiedCache() : null,
   });
 
+/** A device record as the web app keeps it, from the signing seed the test gives. */
+const signer = (device) => ({ ...device, signSecretKey: wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32)).signSecretKey });
+const outcome = async (fn) => {
+  try {
+    return await fn();
+  } catch (err) {
+    return error(err);
+  }
+};
+
 const commands = {
+  async partner_ticket({ device, allow_tribes, now }) {
+    return partners.partnerTicket(signer(device), allow_tribes, now);
+  },
+  async partner_links({ answer, seed, root }) {
+    return partners.invitationLinks(answer, seed, root);
+  },
+  async partner_parse({ text }) {
+    return outcome(() => partners.parsePartner(text));
+  },
+  async partner_accept({ device, text, server, allow_tribes, now }) {
+    return outcome(() => partners.acceptInvitation(signer(device), text, server, allow_tribes, now));
+  },
+  async partner_end({ device, partner, now }) {
+    return partners.partnershipEnd(signer(device), partner, now);
+  },
+  /** Whether this admin device would countersign, and what. */
+  async partner_countersign(args) {
+    const trust = await view(args);
+    const due = partners.awaitsUs(args.entry, trust, args.device.member_id);
+    const { statement, warnings } = partners.countersignature(args.entry, trust, signer(args.device), args.now);
+    return { due, statement, codes: warnings.map((w) => w.code) };
+  },
+  /** The partnership as this device verifies it, over the partner's GET /partners/{org}/members. */
+  async partner_check(args) {
+    const trust = await view(args);
+    const kept = args.kept || {};
+    const { entry, warnings } = await partners.checkPartner(args.entry, { view: trust, ownRoot: args.root, kept, partnerListing: async () => args.partner_listing });
+    return { status: entry.status, partner_root: entry.partner_root, codes: warnings.map((w) => w.code), kept };
+  },
   async sign({ body, seed }) {
     try {
       const statement = certs.signStatement(body, d(seed));

@@ -18,6 +18,9 @@ export const REVOCATION = 'bocage/revocation/v2';
 export const MEMBERSHIP = 'bocage/membership/v2';
 export const FOLLOWER_CERT = 'bocage/follower-cert/v2';
 export const NOTIFY = 'bocage/notify/v2';
+export const PARTNER_ACCEPT = 'bocage/partner-accept/v2';
+export const PARTNERSHIP = 'bocage/partnership/v2';
+export const PARTNERSHIP_END = 'bocage/partnership-end/v2';
 export const MAX_STATEMENT_BYTES = 2048;
 export const V1_MESSAGE = 'this client speaks protocol v1: update it';
 export const MAX_DEPTH = 16;
@@ -114,6 +117,38 @@ const FIELDS = {
     issuer_device: isId('d'),
     issued_at: isTime,
     expires_at: isTime,
+  },
+  [`${TICKET}#partner`]: {
+    org_id: isId('o'),
+    grant: oneOf('partner'),
+    ticket_key: isKey,
+    allow_tribes: isBool,
+    issuer_device: isId('d'),
+    issued_at: isTime,
+    expires_at: isTime,
+  },
+  [PARTNER_ACCEPT]: {
+    org_id: isId('o'),
+    partner_org_id: isId('o'),
+    root: isKey,
+    ticket_key: isKey,
+    by_device: isId('d'),
+    issued_at: isTime,
+  },
+  [PARTNERSHIP]: {
+    org_id: isId('o'),
+    partner_org_id: isId('o'),
+    partner_root: isKey,
+    allow_tribes: isBool,
+    ticket_key: isKey,
+    by_device: isId('d'),
+    issued_at: isTime,
+  },
+  [PARTNERSHIP_END]: {
+    org_id: isId('o'),
+    partner_org_id: isId('o'),
+    by_device: isId('d'),
+    issued_at: isTime,
   },
   [FOLLOWER_CERT]: {
     org_id: isId('o'),

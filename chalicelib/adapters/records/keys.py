@@ -83,6 +83,30 @@ def join_link_index(link_id: str) -> Key:
     return f"JOIN#{link_id}", META
 
 
+PARTNER_PREFIX = "PARTNER#"
+
+
+def partner_invitation(code: str) -> Key:
+    """A partner invitation (docs/protocol.md, 22) by its code; it expires with its ticket."""
+    return f"PARTNERINV#{code}", META
+
+
+def partner_invitation_claim(code: str) -> Key:
+    """Written once, conditionally, by the one acceptance an invitation takes."""
+    return f"PARTNERINV#{code}", "ACCEPTED"
+
+
+def partnership(org_a: str, org_b: str) -> Key:
+    """The one record of two organisations' partnership, whichever side invited."""
+    low, high = sorted((org_a, org_b))
+    return f"PARTNERSHIP#{low}#{high}", META
+
+
+def org_partner(org_id: str, partner_org_id: str) -> Key:
+    """An organisation's pointer to a partner: what ``GET /partners`` walks."""
+    return org_partition(org_id), f"{PARTNER_PREFIX}{partner_org_id}"
+
+
 def member_device(org_id: str, member_id: str, device_id: str) -> Key:
     return member_home(org_id, member_id), f"{member_devices_prefix(member_id)}{device_id}"
 

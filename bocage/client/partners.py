@@ -1,0 +1,282 @@
+"""Partner organisations as this device verifies them (docs/protocol.md, section 22).
+
+A partner's root is pinned only through a ``bocage/partnership/v2`` statement signed by an admin
+device of this device's own organisation (checked up to its pinned root, 13.7). The inviting
+side's admin device signs its statement only after checking that the accepter's root came signed
+with the invitation's ticket key, which never reached the server. An end, once seen, is kept in
+the profile: a server that later hides it is caught (``partnership_rollback``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bocage.client import issuing
+from bocage.client.certs import TrustView, TrustWarning
+from bocage.client.trust import TrustError
+from chalicelib.domain.activation_link import with_fragment_params
+from chalicelib.domain.partners import (
+    PartnerStatus,
+    end_parties,
+    parse_partner,
+    partner_code,
+    verify_acceptance,
+    verify_end,
+    verify_partner_ticket,
+    verify_partnership,
+)
+from chalicelib.domain.statements import PARTNERSHIP, StatementError, check_shape, public_key_of
+
+if TYPE_CHECKING:
+    from bocage.client.trust import Trust
+
+ADMIN_ROLES = ("admin", "owner")
+
+
+class PartnerRefused(TrustError):
+    """Something this device will not sign or trust about a partnership."""
+
+
+class Partners:
+    def __init__(self, trust: Trust, server: str) -> None:
+        self.trust = trust
+        self.server = server.rstrip("/")
+
+    # -- the inviting side ---------------------------------------------------------------------
+
+    def invite(self, *, allow_tribes: bool = False) -> dict[str, Any]:
+        """A partner invitation; its ticket's secret and our root ride only in the code and link."""
+        trust = self.trust
+        ticket = issuing.partner_ticket(
+            trust.keys.signing, trust.keys.device_id, trust.org_id, trust.now(), allow_tribes=allow_tribes
+        )
+        answer = dict(trust.client.invite_partner(ticket.statement))
+        seed, root = ticket.fragment_seed, trust.state.root
+        return {
+            "invitation": answer["code"],
+            "org_id": answer["org_id"],
+            "expires_at": answer["expires_at"],
+            "allow_tribes": answer["allow_tribes"],
+            "code": partner_code(str(answer["code"]), trust.org_id, seed, root),
+            "url": with_fragment_params(str(answer["url"]), ticket=seed, root=root),
+        }
+
+    # -- the accepting side --------------------------------------------------------------------
+
+    def accept(self, code_or_url: str, *, allow_tribes: bool = False) -> dict[str, Any]:
+        """Accept another organisation's invitation: pin its root (from the code) in our statement."""
+        trust = self.trust
+        try:
+            target = parse_partner(code_or_url)
+        except ValueError as exc:
+            raise PartnerRefused(str(exc)) from exc
+        if target.org == trust.org_id:
+            raise PartnerRefused("this invitation comes from your own organisation")
+        if target.server is not None and target.server != self.server:
+            raise PartnerRefused(
+                f"this invitation is for another deployment ({target.server}): partners share one"
+            )
+        now, device_id = trust.now(), trust.keys.device_id
+        ticket_key = public_key_of(target.ticket_seed)
+        acceptance = issuing.partner_acceptance(target, trust.org_id, trust.state.root, device_id, now)
+        statement = issuing.partnership(
+            trust.keys.signing,
+            device_id,
+            trust.org_id,
+            target.org,
+            target.root,
+            ticket_key,
+            now,
+            allow_tribes=allow_tribes,
+        )
+        answer = dict(trust.client.accept_partner(target.code, acceptance, statement))
+        if answer.get("ours") != statement:
+            raise PartnerRefused("the server answered with another partnership statement than ours")
+        view = trust.view(refresh=True)
+        return self._checked(answer, view)
+
+    # -- both sides ----------------------------------------------------------------------------
+
+    def listing(self, *, confirm: bool = True) -> list[dict[str, Any]]:
+        """Every partnership as this device verifies it; as the inviter's admin, countersign the
+        acceptances whose root checks out (``confirm``)."""
+        trust = self.trust
+        view = trust.view(refresh=True)
+        found = []
+        for entry in trust.client.partners():
+            if confirm and self._awaits_us(entry, view):
+                entry = self._countersign(entry, view) or entry
+            found.append(self._checked(entry, view))
+        trust.save()
+        return found
+
+    def end(self, partner_org_id: str) -> dict[str, Any]:
+        trust = self.trust
+        statement = issuing.partnership_end(
+            trust.keys.signing, trust.keys.device_id, trust.org_id, partner_org_id, trust.now()
+        )
+        answer = dict(trust.client.end_partner(partner_org_id, statement))
+        checked = self._checked(answer, trust.view(refresh=True))
+        trust.save()
+        return checked
+
+    def pinned_root(self, partner_org_id: str) -> str | None:
+        """The partner's root this device pinned through its own organisation's statement, while
+        the partnership is active in its view (None otherwise)."""
+        kept = self.trust.state.partners.get(partner_org_id)
+        return None if kept is None or kept.get("ended") or not kept.get("active") else kept.get("root")
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    def _awaits_us(self, entry: dict[str, Any], view: TrustView) -> bool:
+        mine = view.role(self.trust.member_id) in ADMIN_ROLES
+        return (
+            mine and entry.get("side") == "inviter" and entry.get("ours") is None and entry.get("end") is None
+        )
+
+    def _countersign(self, entry: dict[str, Any], view: TrustView) -> dict[str, Any] | None:
+        """Sign our statement only if the ticket is our admin's and the acceptance its key's."""
+        trust = self.trust
+        partner = str(entry.get("partner_org_id"))
+        try:
+            ticket = self._our_ticket(entry.get("ticket"), view)
+            acceptance = verify_acceptance(entry.get("acceptance"), ticket, partner)
+        except (StatementError, PartnerRefused) as exc:
+            self._refuse(partner, f"not countersigned: {exc}")
+            return None
+        statement = issuing.partnership(
+            trust.keys.signing,
+            trust.keys.device_id,
+            trust.org_id,
+            partner,
+            str(acceptance["root"]),
+            str(ticket["ticket_key"]),
+            trust.now(),
+            allow_tribes=bool(ticket["allow_tribes"]),
+        )
+        return dict(trust.client.confirm_partner(partner, statement))
+
+    def _our_ticket(self, ticket: object, view: TrustView) -> dict[str, Any]:
+        """A partner ticket signed by a device of one of our admins, certified in our view."""
+        try:
+            shaped = check_shape(ticket, "bocage/ticket/v2")
+        except StatementError as exc:
+            raise PartnerRefused(str(exc)) from exc
+        self._admin_signer(str(shaped["issuer_device"]), int(shaped["issued_at"]), view)
+        signer = view.signer(str(shaped["issuer_device"]), int(shaped["issued_at"]))
+        assert signer is not None  # _admin_signer checked it
+        return verify_partner_ticket(shaped, org_id=self.trust.org_id, issuer_sign_key=signer[1])
+
+    def _admin_signer(self, device_id: str, at: int, view: TrustView) -> str:
+        """The signing key of ``device_id`` if it is a certified device of an admin at ``at``, in
+        ``view`` (our organisation's, or a partner's up to the root we pinned for it)."""
+        signer = view.signer(device_id, at)
+        if signer is None:
+            raise PartnerRefused(f"{device_id} is not a certified device of {view.org_id}")
+        if view.org_role(signer[0], at) not in ADMIN_ROLES:
+            raise PartnerRefused(f"{device_id} was not an admin's device when it signed")
+        return signer[1]
+
+    def _checked(self, entry: dict[str, Any], view: TrustView) -> dict[str, Any]:
+        """The entry with ``status`` and ``partner_root`` as this device verifies them."""
+        trust = self.trust
+        partner = str(entry.get("partner_org_id"))
+        ticket = entry.get("ticket")
+        ticket_key = str(ticket.get("ticket_key")) if isinstance(ticket, dict) else ""
+        root: str | None = None
+        try:
+            root = self._pinned_by_us(entry, partner, ticket_key, view)
+        except (StatementError, PartnerRefused) as exc:
+            if entry.get("ours") is not None:
+                self._refuse(partner, str(exc))
+        theirs_ok = root is not None and self._theirs_ok(entry.get("theirs"), partner, ticket_key, root)
+        ended = self._ended(entry.get("end"), partner, view)
+        kept = trust.state.partners.get(partner, {})
+        if kept.get("ended") and kept.get("ticket_key") == ticket_key and not ended:
+            trust.warn(
+                TrustWarning(
+                    "partnership_rollback",
+                    f"the server hides the end of the partnership with {partner}, which this device saw",
+                )
+            )
+            ended = True
+        if ended:
+            status = PartnerStatus.ENDED
+        elif root is not None and theirs_ok:
+            status = PartnerStatus.ACTIVE
+        else:
+            status = PartnerStatus.PENDING
+        if root is not None or ended:
+            ended_for_key = ended or (kept.get("ended") and kept.get("ticket_key") == ticket_key)
+            trust.state.partners[partner] = {
+                "root": root if root is not None else kept.get("root"),
+                "ticket_key": ticket_key,
+                "ended": bool(ended_for_key),
+                "active": status is PartnerStatus.ACTIVE,
+            }
+        return {
+            **entry,
+            "status": status.value,
+            "server_status": entry.get("status"),
+            "partner_root": root,
+            "verified": root is not None,
+        }
+
+    def _pinned_by_us(self, entry: dict[str, Any], partner: str, ticket_key: str, view: TrustView) -> str:
+        ours = entry.get("ours")
+        if ours is None:
+            raise PartnerRefused("your organisation has not signed this partnership yet")
+        shaped = check_shape(ours, PARTNERSHIP)
+        key = self._admin_signer(str(shaped["by_device"]), int(shaped["issued_at"]), view)
+        checked = verify_partnership(
+            shaped, org_id=self.trust.org_id, partner_org_id=partner, ticket_key=ticket_key, signer_key=key
+        )
+        if entry.get("side") == "inviter":
+            ticket = self._our_ticket(entry.get("ticket"), view)
+            acceptance = verify_acceptance(entry.get("acceptance"), ticket, partner)
+            if acceptance["root"] != checked["partner_root"]:
+                raise PartnerRefused("our statement pins another root than the one the acceptance carried")
+        return str(checked["partner_root"])
+
+    def _theirs_ok(self, theirs: object, partner: str, ticket_key: str, root: str) -> bool:
+        """The partner's statement names this pair, this invitation and our own root, and is
+        signed by a device of one of the partner's admins, certified up to the partner's root as
+        our own statement pins it."""
+        if theirs is None:
+            return False
+        try:
+            shaped = check_shape(theirs, PARTNERSHIP)
+            names = (shaped["org_id"], shaped["partner_org_id"], shaped["ticket_key"])
+            if names != (partner, self.trust.org_id, ticket_key):
+                raise PartnerRefused("the partner's statement names another pair or invitation")
+            if shaped["partner_root"] != self.trust.state.root:
+                raise PartnerRefused("the partner's statement pins another root than ours")
+            members, devices = self.trust.client.partner_listing(partner)
+            view = TrustView(partner, root, members, devices)
+            key = self._admin_signer(str(shaped["by_device"]), int(shaped["issued_at"]), view)
+            names_us = {"org_id": partner, "partner_org_id": self.trust.org_id, "ticket_key": ticket_key}
+            verify_partnership(shaped, **names_us, signer_key=key)
+        except (StatementError, PartnerRefused) as exc:
+            self._refuse(partner, f"the partner's statement: {exc}")
+            return False
+        return True
+
+    def _ended(self, end: object, partner: str, view: TrustView) -> bool:
+        """An end by either side counts (ending only takes trust away); ours must verify."""
+        if end is None:
+            return False
+        try:
+            signer_org, other = end_parties(end)
+            if {signer_org, other} != {partner, self.trust.org_id}:
+                raise PartnerRefused("the end statement names another pair")
+            if signer_org == self.trust.org_id:
+                shaped = check_shape(end, "bocage/partnership-end/v2")
+                key = self._admin_signer(str(shaped["by_device"]), int(shaped["issued_at"]), view)
+                verify_end(shaped, org_id=signer_org, partner_org_id=other, signer_key=key)
+        except (StatementError, PartnerRefused) as exc:
+            self._refuse(partner, f"end statement ignored: {exc}")
+            return False
+        return True
+
+    def _refuse(self, partner: str, message: str) -> None:
+        self.trust.warn(TrustWarning("invalid_partnership", f"partnership with {partner}: {message}"))

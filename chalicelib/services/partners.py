@@ -1,0 +1,251 @@
+"""Partner organisations (docs/protocol.md, section 22).
+
+An admin of A signs a partner ticket; its private half travels only in the code. An admin of B
+on the same deployment accepts: B's device signs the acceptance (B's root) with the ticket key
+and B's own partnership statement (A's root, read from the code). An admin device of A then
+countersigns with A's statement, naming the root it checked in the acceptance. The server keeps
+the statements and checks what it can (signatures by the calling devices, who may call); the
+clients pin a partner's root only through their own organisation's statement.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.adapters.records.partners import PartnerRecords
+from chalicelib.domain.events import PartnerChange, PartnershipChanged
+from chalicelib.domain.ids import looks_like, new_id
+from chalicelib.domain.organisation import Device, require_admin
+from chalicelib.domain.partners import (
+    PartnerInvitation,
+    Partnership,
+    PartnerStatus,
+    partner_url,
+    verify_acceptance,
+    verify_end,
+    verify_partner_ticket,
+    verify_partnership,
+)
+from chalicelib.domain.principal import Principal
+from chalicelib.domain.statements import StatementError
+from chalicelib.errors import BadRequest, Conflict, Gone, NotFound
+from chalicelib.ports import Clock, Store
+from chalicelib.services.event_bus import EventBus
+from chalicelib.services.invitations import Links
+from chalicelib.services.organisations import OrganisationService
+
+TICKET_CLOCK_SKEW = 300
+MAX_LISTED = 500  # a partner's signers and their chains: a handful in practice
+
+
+class PartnerService:
+    def __init__(self, store: Store, clock: Clock, orgs: OrganisationService, events: EventBus) -> None:
+        self._records = PartnerRecords(store)
+        self._clock = clock
+        self._orgs = orgs
+        self._events = events
+
+    # -- the inviting side ---------------------------------------------------------------------
+
+    def invite(self, who: Principal, ticket: object, links: Links) -> dict[str, Any]:
+        """A partner invitation from the caller's signed ticket (admins)."""
+        device = self._admin_device(who)
+        checked = self._checked(
+            lambda: verify_partner_ticket(ticket, org_id=who.org_id, issuer_sign_key=device.sign_public_key),
+            "ticket",
+        )
+        now = self._clock.now()
+        if (
+            checked["issuer_device"] != who.device_id
+            or abs(int(checked["issued_at"]) - now) > TICKET_CLOCK_SKEW
+        ):
+            raise BadRequest("ticket: issuer_device must be the calling device and issued_at now")
+        if int(checked["expires_at"]) <= now:
+            raise BadRequest("ticket: it has already expired")
+        invitation = PartnerInvitation(
+            code=new_id("p"), org_id=who.org_id, ticket=checked, created_by=who.member_id, created_at=now
+        )
+        self._records.save_invitation(invitation)
+        self._audit(who, None, "invited")
+        return {
+            "code": invitation.code,
+            "org_id": who.org_id,
+            "expires_at": invitation.expires_at,
+            "allow_tribes": bool(checked["allow_tribes"]),
+            "url": partner_url(links.app_url, links.api_url, invitation),
+        }
+
+    def confirm(self, who: Principal, partner_org_id: str, statement: object) -> dict[str, Any]:
+        """The inviter's countersignature: its partnership statement makes the partnership active."""
+        device = self._admin_device(who)
+        partnership = self._of(who, partner_org_id)
+        if partnership.status is PartnerStatus.ENDED:
+            raise Conflict("this partnership has ended: invite the organisation again")
+        if partnership.inviter != who.org_id:
+            raise Conflict("the organisation that accepted has signed already; the inviter countersigns")
+        checked = self._checked(
+            lambda: verify_partnership(
+                statement,
+                org_id=who.org_id,
+                partner_org_id=partner_org_id,
+                ticket_key=str(partnership.ticket["ticket_key"]),
+                signer_key=device.sign_public_key,
+            ),
+            "statement",
+        )
+        self._require_caller(checked, who)
+        if checked["partner_root"] != partnership.acceptance["root"]:
+            raise BadRequest("statement: partner_root must be the root the acceptance names")
+        existing = partnership.statements.get(who.org_id)
+        if existing is None:
+            partnership = partnership.model_copy(
+                update={"statements": {**partnership.statements, who.org_id: checked}}
+            )
+            self._records.save(partnership)
+            self._audit(who, partner_org_id, "confirmed")
+        return self._view(who.org_id, partnership)
+
+    # -- the accepting side --------------------------------------------------------------------
+
+    def accept(self, who: Principal, code: str, acceptance: object, statement: object) -> dict[str, Any]:
+        """B's admin accepts A's invitation: the acceptance signed with the code's ticket key."""
+        device = self._admin_device(who)
+        invitation = self._records.invitation(code) if looks_like(code, "p") else None
+        if invitation is None:
+            raise NotFound("unknown partner invitation")
+        if invitation.org_id == who.org_id:
+            raise BadRequest("an organisation cannot be its own partner")
+        now = self._clock.now()
+        if now >= invitation.expires_at:
+            raise Gone("this partner invitation has expired; ask for a new one")
+        ticket = invitation.ticket
+        checked = self._checked(lambda: verify_acceptance(acceptance, ticket, who.org_id), "acceptance")
+        self._require_caller(checked, who)
+        own = self._checked(
+            lambda: verify_partnership(
+                statement,
+                org_id=who.org_id,
+                partner_org_id=invitation.org_id,
+                ticket_key=str(ticket["ticket_key"]),
+                signer_key=device.sign_public_key,
+            ),
+            "statement",
+        )
+        self._require_caller(own, who)
+        org = self._orgs.get(who.org_id)
+        if org.root is not None and checked["root"] != org.root:
+            raise BadRequest("acceptance: root must be your organisation's root")
+        existing = self._records.get(invitation.org_id, who.org_id)
+        claimed = self._records.claimed_by(code)
+        if claimed == who.org_id and existing is not None and existing.acceptance == checked:
+            return self._view(who.org_id, existing)  # a retry of this acceptance converges
+        if existing is not None and existing.status is not PartnerStatus.ENDED:
+            raise Conflict("your organisations are already partners (or about to be)")
+        if not self._records.claim(invitation, who.org_id):
+            raise Gone("this partner invitation was already accepted")
+        partnership = Partnership(
+            inviter=invitation.org_id,
+            accepter=who.org_id,
+            ticket=ticket,
+            acceptance=checked,
+            statements={who.org_id: own},
+            created_at=now,
+        )
+        self._records.save(partnership)
+        self._audit(who, invitation.org_id, "accepted")
+        return self._view(who.org_id, partnership)
+
+    # -- both sides ----------------------------------------------------------------------------
+
+    def listing(self, who: Principal) -> dict[str, Any]:
+        require_admin(who.role)
+        found = sorted(self._records.of_org(who.org_id), key=lambda p: p.created_at)
+        return {"partners": [self._view(who.org_id, p) for p in found]}
+
+    def end(self, who: Principal, partner_org_id: str, statement: object) -> dict[str, Any]:
+        """Either side's admin ends the partnership with a signed end statement."""
+        device = self._admin_device(who)
+        partnership = self._of(who, partner_org_id)
+        checked = self._checked(
+            lambda: verify_end(
+                statement, org_id=who.org_id, partner_org_id=partner_org_id, signer_key=device.sign_public_key
+            ),
+            "statement",
+        )
+        self._require_caller(checked, who)
+        if partnership.end is None:
+            partnership = partnership.model_copy(update={"end": checked, "ended_at": self._clock.now()})
+            self._records.save(partnership)
+            self._audit(who, partner_org_id, "ended")
+        return self._view(who.org_id, partnership)
+
+    def partner_members(self, who: Principal, partner_org_id: str) -> dict[str, Any]:
+        """The partner's members whose devices signed its side of the partnership (its statement,
+        its end, its ticket), with their certifiers up to its root: what our devices verify the
+        partner's statements with (docs/protocol.md, 22.5). No directory."""
+        require_admin(who.role)
+        partnership = self._of(who, partner_org_id)
+        theirs = [partnership.statements.get(partner_org_id), partnership.end]
+        if partnership.inviter == partner_org_id:
+            theirs.append(partnership.ticket)
+        wanted = self._orgs.signers_of(*theirs)
+        return self._orgs.with_certifiers(partner_org_id, wanted, MAX_LISTED).public()
+
+    def active_partner(self, org_id: str, partner_org_id: str) -> Partnership | None:
+        """The two organisations' partnership if it is active (what sharing a group needs)."""
+        partnership = self._records.get(org_id, partner_org_id)
+        return partnership if partnership is not None and partnership.status is PartnerStatus.ACTIVE else None
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _audit(self, who: Principal, partner_org_id: str | None, change: PartnerChange) -> None:
+        self._events.publish(PartnershipChanged(who, partner_org_id, change, self._clock.now()))
+
+    def _of(self, who: Principal, partner_org_id: str) -> Partnership:
+        """404 unless the caller's organisation is a party (another pair's ids are not shown)."""
+        partnership = (
+            self._records.get(who.org_id, partner_org_id) if looks_like(partner_org_id, "o") else None
+        )
+        if partnership is None or who.org_id not in (partnership.inviter, partnership.accepter):
+            raise NotFound("no partnership with that organisation")
+        return partnership
+
+    def _admin_device(self, who: Principal) -> Device:
+        require_admin(who.role)
+        device = self._orgs.get_device(who.device_id)
+        if device is None:
+            raise NotFound("the calling device is unknown")
+        return device
+
+    @staticmethod
+    def _require_caller(checked: dict[str, Any], who: Principal) -> None:
+        if checked["by_device"] != who.device_id:
+            raise BadRequest("by_device must be the calling device")
+
+    @staticmethod
+    def _checked(check: Any, what: str) -> dict[str, Any]:
+        try:
+            return dict(check())
+        except StatementError as exc:
+            raise BadRequest(f"{what}: {exc}") from exc
+
+    def _view(self, org_id: str, partnership: Partnership) -> dict[str, Any]:
+        """One partnership as its party ``org_id`` sees it: every statement, as stored."""
+        other = partnership.other(org_id)
+        try:
+            name: str | None = self._orgs.get(other).name
+        except NotFound:
+            name = None
+        return {
+            "partner_org_id": other,
+            "partner_name": name,
+            "status": partnership.status.value,
+            "side": "inviter" if partnership.inviter == org_id else "accepter",
+            "ticket": partnership.ticket,
+            "acceptance": partnership.acceptance,
+            "ours": partnership.statements.get(org_id),
+            "theirs": partnership.statements.get(other),
+            "end": partnership.end,
+            "created_at": partnership.created_at,
+            "ended_at": partnership.ended_at,
+        }

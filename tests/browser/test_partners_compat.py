@@ -1,0 +1,348 @@
+"""The web app's partner code (web/js/partners.js) against the Python implementation (section 22).
+
+Under node, like test_trust_compat.py, over two organisations: A (the worked examples of
+tests/trust_vectors.py, an owner and a plain member) and B (an owner). What the browser signs
+verifies in Python and is byte for byte what bocage/client/issuing.py signs; what Python signs the
+browser takes as active; and the browser refuses what the Python client refuses: a root swapped
+in the acceptance, a partnership statement the server invented or a partner's plain member signed,
+an end hidden after it was seen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from bocage.client import issuing
+from chalicelib.domain.encoding import b64d, b64e
+from chalicelib.domain.partners import (
+    parse_partner,
+    partner_code,
+    verify_acceptance,
+    verify_end,
+    verify_partner_ticket,
+    verify_partnership,
+)
+from chalicelib.domain.statements import fingerprint, public_key_of, sign_statement
+from tests.browser.test_trust_compat import HARNESS, INVITEE_DEVICE, OWNER_DEVICE
+from tests.trust_vectors import (
+    INVITEE,
+    INVITEE_DEVICE_SIGN,
+    ORG,
+    OWNER,
+    OWNER_DEVICE_SIGN,
+    ROOT,
+    T,
+    box_public,
+    build_vectors,
+    device_id,
+    members_and_devices,
+)
+from tests.wire_js import run_harness
+
+B_ORG, B_OWNER = "o_bbbbbbbbbbbbbbbb", "m_cccccccccccccccc"
+B_IK, B_SIGN, B_BOX = bytes([0x81]) * 32, bytes([0x82]) * 32, bytes([0x83]) * 32
+B_ROOT = fingerprint(public_key_of(B_IK))
+B_DEVICE = device_id(B_SIGN)
+CODE = "p_" + "b" * 16
+SERVER = "https://api.bocage.test"
+
+A_OWNER = {
+    "org_id": ORG,
+    "member_id": OWNER,
+    "device_id": OWNER_DEVICE,
+    "root": ROOT,
+    "sign_seed": b64e(OWNER_DEVICE_SIGN),
+}
+A_MEMBER = {
+    **A_OWNER,
+    "member_id": INVITEE,
+    "device_id": INVITEE_DEVICE,
+    "sign_seed": b64e(INVITEE_DEVICE_SIGN),
+}
+B_OWNER_DEVICE = {
+    "org_id": B_ORG,
+    "member_id": B_OWNER,
+    "device_id": B_DEVICE,
+    "root": B_ROOT,
+    "sign_seed": b64e(B_SIGN),
+}
+
+
+def js(op: str, **args: Any) -> Any:
+    return run_harness(HARNESS, {"op": op, **args})[0]
+
+
+def listing_a() -> dict[str, Any]:
+    members, devices = members_and_devices(build_vectors())
+    return {"members": members, "devices": devices}
+
+
+def listing_b() -> dict[str, Any]:
+    """B's GET /members: its first owner (the root) and that owner's device."""
+    identity = public_key_of(B_IK)
+    member_cert = sign_statement(
+        {
+            "purpose": "bocage/member-cert/v2",
+            "org_id": B_ORG,
+            "member_id": B_OWNER,
+            "identity_key": identity,
+            "display_name": "Architecte",
+            "ticket_key": None,
+            "root": True,
+            "issued_at": T,
+        },
+        B_IK,
+    )
+    device_cert = sign_statement(
+        {
+            "purpose": "bocage/device-cert/v2",
+            "org_id": B_ORG,
+            "member_id": B_OWNER,
+            "device_id": B_DEVICE,
+            "sign_public_key": public_key_of(B_SIGN),
+            "box_public_key": box_public(B_BOX),
+            "identity_key": identity,
+            "ticket_key": None,
+            "issued_at": T,
+        },
+        B_IK,
+    )
+    member: dict[str, Any] = {
+        "member_id": B_OWNER,
+        "member_cert": member_cert,
+        "ticket": None,
+        "role_statements": [],
+        "removal": None,
+    }
+    fields = ("device_id", "member_id", "sign_public_key", "box_public_key")
+    device = {
+        **{f: device_cert[f] for f in fields},
+        "device_cert": device_cert,
+        "ticket": None,
+        "revocation": None,
+    }
+    return {"members": [member], "devices": [device]}
+
+
+def python_partnership() -> dict[str, Any]:
+    """A invites (its owner's device), B's owner accepts, A's owner countersigns: all by Python."""
+    ticket = issuing.partner_ticket(SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, T, allow_tribes=True)
+    target = parse_partner(partner_code(CODE, ORG, ticket.fragment_seed, ROOT))
+    key = ticket.statement["ticket_key"]
+    acceptance = issuing.partner_acceptance(target, B_ORG, B_ROOT, B_DEVICE, T + 10)
+    theirs = issuing.partnership(
+        SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, ROOT, key, T + 10, allow_tribes=False
+    )
+    ours = issuing.partnership(
+        SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, B_ORG, B_ROOT, key, T + 20, allow_tribes=True
+    )
+    return {
+        "ticket": ticket,
+        "target": target,
+        "a_entry": entry(B_ORG, "inviter", ticket.statement, acceptance, ours, theirs),
+        "b_entry": entry(ORG, "accepter", ticket.statement, acceptance, theirs, ours),
+    }
+
+
+def entry(partner: str, side: str, ticket: Any, acceptance: Any, ours: Any, theirs: Any) -> dict[str, Any]:
+    """One GET /partners entry as the server lists it."""
+    return {
+        "partner_org_id": partner,
+        "partner_name": "Partenaire",
+        "status": "active" if ours and theirs else "pending",
+        "side": side,
+        "ticket": ticket,
+        "acceptance": acceptance,
+        "ours": ours,
+        "theirs": theirs,
+        "end": None,
+        "created_at": T,
+        "ended_at": None,
+    }
+
+
+def a_checks(e: dict[str, Any], kept: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The partnership as A's owner's browser verifies it."""
+    scene = {"org_id": ORG, "root": ROOT, **listing_a()}
+    result: dict[str, Any] = js(
+        "partner_check", **scene, entry=e, kept=kept or {}, partner_listing=listing_b()
+    )
+    return result
+
+
+def b_checks(e: dict[str, Any]) -> dict[str, Any]:
+    scene = {"org_id": B_ORG, "root": B_ROOT, **listing_b()}
+    result: dict[str, Any] = js("partner_check", **scene, entry=e, kept={}, partner_listing=listing_a())
+    return result
+
+
+def test_what_the_browser_signs_verifies_in_python() -> None:
+    made = js("partner_ticket", device=A_OWNER, allow_tribes=True, now=T)
+    ticket = verify_partner_ticket(
+        made["ticket"], org_id=ORG, issuer_sign_key=public_key_of(OWNER_DEVICE_SIGN)
+    )
+    assert ticket["allow_tribes"] is True and ticket["expires_at"] == T + 7 * 86400
+    assert ticket["ticket_key"] == public_key_of(b64d(made["seed"]))
+    answer = {
+        "code": CODE,
+        "org_id": ORG,
+        "url": f"https://app.test/#/partner?server={SERVER}&code={CODE}&org={ORG}",
+    }
+    links = js("partner_links", answer=answer, seed=made["seed"], root=ROOT)
+    for text in (links["code"], links["url"]):
+        target = parse_partner(text)
+        assert (target.code, target.org, target.ticket_seed, target.root) == (
+            CODE,
+            ORG,
+            b64d(made["seed"]),
+            ROOT,
+        )
+    assert parse_partner(links["url"]).server == SERVER
+
+    accepted = js(
+        "partner_accept",
+        device=B_OWNER_DEVICE,
+        text=links["url"],
+        server=SERVER,
+        allow_tribes=False,
+        now=T + 10,
+    )
+    assert accepted["code"] == CODE
+    acceptance = verify_acceptance(accepted["acceptance"], ticket, B_ORG)
+    assert acceptance["root"] == B_ROOT and acceptance["by_device"] == B_DEVICE
+    statement = verify_partnership(
+        accepted["statement"],
+        org_id=B_ORG,
+        partner_org_id=ORG,
+        ticket_key=ticket["ticket_key"],
+        signer_key=public_key_of(B_SIGN),
+    )
+    assert statement["partner_root"] == ROOT and statement["allow_tribes"] is False
+
+    end = js("partner_end", device=B_OWNER_DEVICE, partner=ORG, now=T + 30)
+    verify_end(end, org_id=B_ORG, partner_org_id=ORG, signer_key=public_key_of(B_SIGN))
+
+
+def test_the_browser_signs_the_same_bytes_as_python() -> None:
+    """Ed25519 is deterministic: the same acceptance, statement and countersignature, byte for byte."""
+    p = python_partnership()
+    code = partner_code(CODE, ORG, p["ticket"].fragment_seed, ROOT)
+    accepted = js(
+        "partner_accept", device=B_OWNER_DEVICE, text=code, server=SERVER, allow_tribes=False, now=T + 10
+    )
+    assert accepted["acceptance"] == p["a_entry"]["acceptance"]
+    assert accepted["statement"] == p["b_entry"]["ours"]
+    pending = {**p["a_entry"], "ours": None, "theirs": p["b_entry"]["ours"]}
+    scene = {"org_id": ORG, "root": ROOT, **listing_a()}
+    signed = js("partner_countersign", **scene, entry=pending, device=A_OWNER, now=T + 20)
+    assert signed["due"] is True and signed["codes"] == []
+    assert signed["statement"] == p["a_entry"]["ours"]
+
+
+def test_a_partnership_python_made_is_active_on_both_sides_in_the_browser() -> None:
+    p = python_partnership()
+    assert a_checks(p["a_entry"]) == {
+        "status": "active",
+        "partner_root": B_ROOT,
+        "codes": [],
+        "kept": {
+            B_ORG: {
+                "root": B_ROOT,
+                "ticket_key": p["ticket"].statement["ticket_key"],
+                "ended": False,
+                "active": True,
+            }
+        },
+    }
+    seen_by_b = b_checks(p["b_entry"])
+    assert (seen_by_b["status"], seen_by_b["partner_root"], seen_by_b["codes"]) == ("active", ROOT, [])
+    # Before the countersignature: pending on both sides, and nothing to warn about.
+    waiting = b_checks({**p["b_entry"], "theirs": None})
+    assert (waiting["status"], waiting["partner_root"], waiting["codes"]) == ("pending", ROOT, [])
+    unsigned = a_checks({**p["a_entry"], "ours": None})
+    assert (unsigned["status"], unsigned["partner_root"], unsigned["codes"]) == ("pending", None, [])
+
+
+def test_codes_the_python_client_refuses_the_browser_refuses() -> None:
+    p = python_partnership()
+    seed = p["ticket"].fragment_seed
+    own = js(
+        "partner_accept",
+        device=A_OWNER,
+        text=partner_code(CODE, ORG, seed, ROOT),
+        server=SERVER,
+        allow_tribes=False,
+        now=T,
+    )
+    assert own["error"] == "PartnerRefused" and "your own organisation" in own["message"]
+    link = f"https://app.test/#/partner?server=https://elsewhere.test&code={CODE}&org={ORG}&ticket={seed}&root={ROOT}"
+    other = js("partner_accept", device=B_OWNER_DEVICE, text=link, server=SERVER, allow_tribes=False, now=T)
+    assert other["error"] == "PartnerRefused" and "another deployment" in other["message"]
+    for text in (
+        f"bocage-partner:v2:{CODE}:{ORG}:{seed}",
+        f"bocage-partner:v2:{CODE}:{ORG}:abc:{ROOT}",
+        "bonjour",
+    ):
+        assert js("partner_parse", text=text)["error"] == "PartnerRefused", text
+
+
+def test_a_root_swapped_in_the_acceptance_gets_no_countersignature() -> None:
+    """The server rewrites B's acceptance with a root of its own: the ticket key's signature
+    breaks, A's browser signs nothing and, were our statement there, pins nothing."""
+    p = python_partnership()
+    forged = {**p["a_entry"]["acceptance"], "root": public_key_of(b"\x07" * 32)}
+    pending = {**p["a_entry"], "ours": None, "acceptance": forged}
+    scene = {"org_id": ORG, "root": ROOT, **listing_a()}
+    signed = js("partner_countersign", **scene, entry=pending, device=A_OWNER, now=T + 20)
+    assert signed["statement"] is None and signed["codes"] == ["invalid_partnership"]
+    checked = a_checks({**p["a_entry"], "acceptance": forged})
+    assert (checked["status"], checked["partner_root"], checked["codes"]) == (
+        "pending",
+        None,
+        ["invalid_partnership"],
+    )
+    # A plain member's browser does not countersign at all.
+    as_member = js("partner_countersign", **scene, entry=pending, device=A_MEMBER, now=T + 20)
+    assert as_member["due"] is False
+
+
+def test_a_statement_the_server_invented_or_a_plain_member_signed_is_refused() -> None:
+    p = python_partnership()
+    key = p["ticket"].statement["ticket_key"]
+    # B's view of A: the server replaces A's statement with one A's plain member's device signed.
+    by_member = issuing.partnership(
+        SigningKey(INVITEE_DEVICE_SIGN), INVITEE_DEVICE, ORG, B_ORG, B_ROOT, key, T + 20, allow_tribes=True
+    )
+    seen = b_checks({**p["b_entry"], "theirs": by_member})
+    assert (seen["status"], seen["codes"]) == ("pending", ["invalid_partnership"])
+    # A's view: "our" statement signed by a device the server made up pins nothing.
+    rogue = SigningKey(bytes([0x99]) * 32)
+    invented = issuing.partnership(rogue, OWNER_DEVICE, ORG, B_ORG, B_ROOT, key, T + 20, allow_tribes=True)
+    checked = a_checks({**p["a_entry"], "ours": invented})
+    assert (checked["status"], checked["partner_root"], checked["codes"]) == (
+        "pending",
+        None,
+        ["invalid_partnership"],
+    )
+    # B's statement pinning another root than A's is not A's partner's word.
+    elsewhere = issuing.partnership(
+        SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, public_key_of(b"\x05" * 32), key, T + 10, allow_tribes=False
+    )
+    checked = a_checks({**p["a_entry"], "theirs": elsewhere})
+    assert (checked["status"], checked["codes"]) == ("pending", ["invalid_partnership"])
+
+
+def test_an_end_hidden_after_it_was_seen_is_a_rollback() -> None:
+    p = python_partnership()
+    end = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 30)
+    ended = a_checks({**p["a_entry"], "end": end, "status": "ended"})
+    assert (ended["status"], ended["codes"]) == ("ended", [])
+    assert ended["kept"][B_ORG]["ended"] is True
+    hidden = a_checks(p["a_entry"], kept=ended["kept"])
+    assert (hidden["status"], hidden["codes"]) == ("ended", ["partnership_rollback"])
+    # Our own side's end must be an admin's: a plain member's is ignored, with a warning.
+    by_member = issuing.partnership_end(SigningKey(INVITEE_DEVICE_SIGN), INVITEE_DEVICE, ORG, B_ORG, T + 30)
+    ignored = a_checks({**p["a_entry"], "end": by_member})
+    assert (ignored["status"], ignored["codes"]) == ("active", ["invalid_partnership"])

@@ -1,0 +1,45 @@
+"""`bocage partner invite|accept|end` and `bocage partners` over a real `bocage serve`
+(docs/protocol.md, section 22): two organisations of one deployment become partners, each pins
+the other's root through its own signed statement, and either side ends it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.e2e.conftest import bocage, bocage_fails, start_server
+from tests.e2e.test_call_relay import owner_of
+
+
+def test_two_organisations_become_partners_and_one_ends_it(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    town = bocage("org", "create", "Mairie de Plouha", "--data", str(data))
+    firm = bocage("org", "create", "Cabinet Ardoise", "--data", str(data))
+    server = start_server(data, tmp_path / "serve.log")
+    try:
+        mayor = owner_of(town, server, tmp_path / "mayor")
+        architect = owner_of(firm, server, tmp_path / "architect")
+        invitation = bocage("--profile", mayor, "partner", "invite", "--qr", str(tmp_path / "partner.svg"))
+        assert invitation["code"].startswith("bocage-partner:v2:") and "#/partner?" in invitation["url"]
+        assert (tmp_path / "partner.svg").read_text().startswith("<?xml")
+        accepted = bocage("--profile", architect, "partner", "accept", invitation["url"])
+        assert accepted["status"] == "pending" and accepted["partner_org_id"] == town["org_id"]
+        second = bocage("--profile", mayor, "partner", "invite")
+        refused = bocage_fails("--profile", architect, "partner", "accept", second["code"])
+        assert refused["status"] == 409  # already partners (about to be)
+
+        [seen_by_town] = bocage("--profile", mayor, "partners")["partners"]  # countersigns
+        assert seen_by_town["status"] == "active" and seen_by_town["partner_name"] == "Cabinet Ardoise"
+        assert seen_by_town["partner_org_id"] == firm["org_id"] and seen_by_town["verified"]
+        [seen_by_firm] = bocage("--profile", architect, "partners")["partners"]
+        assert seen_by_firm["status"] == "active" and seen_by_firm["partner_name"] == "Mairie de Plouha"
+        assert seen_by_firm["partner_root"] == seen_by_town["theirs"]["partner_root"]
+
+        ended = bocage("--profile", architect, "partner", "end", town["org_id"])
+        assert ended["status"] == "ended"
+        [after] = bocage("--profile", mayor, "partners")["partners"]
+        assert after["status"] == "ended" and after["end"]["org_id"] == firm["org_id"]
+        assert bocage_fails("--profile", mayor, "partner", "end", "o_nopenopenopenope")["status"] == 404
+        assert bocage_fails("--profile", mayor, "partner", "accept", "not a code")["error"] == "cli_error"
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=10)

@@ -1,0 +1,385 @@
+"""Partner organisations (docs/protocol.md, section 22): invitation, acceptance, countersigning,
+listing and end, through the real app on SQLite and moto's DynamoDB, with the real Python client
+on both sides, and what a malicious server cannot make a client pin."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bocage.client import issuing
+from bocage.client.messenger import Messenger
+from bocage.client.partners import PartnerRefused, Partners
+from chalicelib.adapters.records import keys as record_keys
+from chalicelib.domain.encoding import b64e
+from chalicelib.domain.partners import parse_partner
+from chalicelib.domain.statements import public_key_of
+from tests.integration.test_followers import follow, public_tribe
+from tests.support import People, SignedApi, messenger_for, scan_all
+
+
+@dataclass
+class Pair:
+    """The town hall (organisation A, with its people) and an architects' firm (B) on one deployment."""
+
+    people: People
+    b_owner: Messenger
+    b_keys: Any
+    b_org: str
+    b_member: Messenger
+
+    @property
+    def a(self) -> Messenger:
+        owner: Messenger = self.people.owner
+        return owner
+
+    @property
+    def a_org(self) -> str:
+        return str(self.people.info["owner"]["org_id"])
+
+
+@pytest.fixture
+def pair(people: People, api: SignedApi, operator: Any, tmp_path: Path) -> Pair:
+    created = api.create_org(operator, "Cabinet Ardoise")
+    keys, reply = api.activate(created["activation_code"], "Architecte")
+    assert reply.status == 201, reply.body
+    b_owner = messenger_for(api, keys, tmp_path / "b_owner", dict(reply.body))
+    member_keys, member_info = api.join(keys, "Dessinateur")
+    b_member = messenger_for(api, member_keys, tmp_path / "b_member", member_info)
+    return Pair(people, b_owner, keys, str(reply.body["org_id"]), b_member)
+
+
+def partnered(pair: Pair) -> dict[str, Any]:
+    """A invites, B accepts with the code, A's admin device countersigns: (A's view of B)."""
+    invitation = pair.a.partners.invite()
+    accepted = pair.b_owner.partners.accept(invitation["code"])
+    assert accepted["status"] == "pending" and accepted["partner_root"] == pair.a.trust.state.root
+    [listed] = pair.a.partners.listing()
+    return listed
+
+
+def test_invite_accept_countersign_and_list_pin_each_sides_root(pair: Pair, container: Any) -> None:
+    invitation = pair.a.partners.invite()
+    assert invitation["code"].startswith("bocage-partner:v2:") and "#/partner?" in invitation["url"]
+    target = parse_partner(invitation["url"])
+    assert target.org == pair.a_org and target.root == pair.a.trust.state.root
+    secret = b64e(target.ticket_seed)
+    assert secret in invitation["code"] and all(secret not in str(item) for item in scan_all(container.store))
+    listed = partnered(pair)
+    assert listed["status"] == "active" and listed["side"] == "inviter"
+    assert listed["partner_org_id"] == pair.b_org and listed["partner_name"] == "Cabinet Ardoise"
+    assert listed["partner_root"] == pair.b_owner.trust.state.root
+    [seen_by_b] = pair.b_owner.partners.listing()
+    assert seen_by_b["status"] == "active" and seen_by_b["partner_root"] == pair.a.trust.state.root
+    assert seen_by_b["partner_name"] == "Mairie de Bocage" and seen_by_b["side"] == "accepter"
+    assert pair.a.partners.pinned_root(pair.b_org) == pair.b_owner.trust.state.root
+    assert pair.b_owner.partners.pinned_root(pair.a_org) == pair.a.trust.state.root
+    assert pair.a.trust.take_warnings() == [] and pair.b_owner.trust.take_warnings() == []
+    members, devices = pair.a.client.partner_listing(pair.b_org)  # B's signers only: no directory
+    assert [m["member_id"] for m in members] == [pair.b_owner.trust.member_id]
+    assert [d["device_id"] for d in devices] == [pair.b_keys.device_id]
+
+
+def test_a_link_of_another_deployment_and_ones_own_invitation_are_refused(pair: Pair) -> None:
+    invitation = pair.a.partners.invite()
+    with pytest.raises(PartnerRefused, match="another deployment"):
+        pair.b_owner.partners.accept(invitation["url"])  # the profile's server is another URL
+    with pytest.raises(PartnerRefused, match="your own organisation"):
+        pair.a.partners.accept(invitation["code"])
+    same_deployment = Partners(pair.b_owner.trust, "https://api.bocage.test")
+    assert same_deployment.accept(invitation["url"])["status"] == "pending"
+
+
+def test_an_invitation_is_accepted_once_and_expires(
+    pair: Pair, api: SignedApi, operator: Any, tmp_path: Path
+) -> None:
+    invitation = pair.a.partners.invite()
+    pair.b_owner.partners.accept(invitation["code"])
+    created = api.create_org(operator, "Troisième")
+    keys, reply = api.activate(created["activation_code"], "Tiers")
+    third = messenger_for(api, keys, tmp_path / "third", dict(reply.body))
+    with pytest.raises(Exception, match="already accepted") as caught:
+        third.partners.accept(invitation["code"])
+    assert getattr(caught.value, "status", None) == 410
+    late = pair.a.partners.invite()
+    api.clock.advance(8 * 86400)
+    with pytest.raises(Exception, match="expired") as expired:
+        third.partners.accept(late["code"])
+    assert getattr(expired.value, "status", None) == 410
+
+
+def test_partner_routes_are_for_admins_only(pair: Pair, api: SignedApi, tmp_path: Path) -> None:
+    partnered(pair)
+    people = pair.people
+    people.join("ana")
+    people.join("gus", role="guest")
+    _, url = public_tribe(people)
+    lea = follow(api, url, tmp_path / "lea", "Léa")
+    outsiders = {"member": people.keys["ana"], "guest": people.keys["gus"], "follower": lea.keys}
+    statement: dict[str, Any] = {"statement": {}}
+    routes: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", "/partners/invitations", {"ticket": {}}),
+        ("POST", "/partners/accept", {"code": "p_aaaaaaaaaaaaaaaa", "acceptance": {}, "statement": {}}),
+        ("GET", "/partners", {}),
+        ("GET", f"/partners/{pair.b_org}/members", {}),
+        ("PUT", f"/partners/{pair.b_org}", statement),
+        ("DELETE", f"/partners/{pair.b_org}", statement),
+    ]
+    for who, keys in outsiders.items():
+        for method, path, body in routes:
+            reply = api.call(method, path, body or None, signer=keys)
+            assert reply.status == 403, (who, method, path, reply.body)
+
+
+def test_another_organisations_partnerships_answer_404(
+    pair: Pair, api: SignedApi, operator: Any, tmp_path: Path
+) -> None:
+    partnered(pair)
+    created = api.create_org(operator, "Voisins")
+    keys, reply = api.activate(created["activation_code"], "Voisin")
+    voisin = messenger_for(api, keys, tmp_path / "voisin", dict(reply.body))
+    assert voisin.client.partners() == []
+    end = issuing.partnership_end(
+        keys.signing, keys.device_id, voisin.trust.org_id, pair.b_org, api.clock.now()
+    )
+    assert api.call("DELETE", f"/partners/{pair.b_org}", {"statement": end}, signer=keys).status == 404
+    assert api.call("PUT", f"/partners/{pair.a_org}", {"statement": end}, signer=keys).status == 404
+    assert api.call("DELETE", "/partners/o_unknownunknown00", {"statement": end}, signer=keys).status == 404
+    assert api.call("GET", f"/partners/{pair.b_org}/members", signer=keys).status == 404
+    assert api.call("GET", f"/partners/{voisin.trust.org_id}/members", signer=keys).status == 404
+    body = {"code": "p_aaaaaaaaaaaaaaaa", "acceptance": end, "statement": end}
+    assert api.call("POST", "/partners/accept", body, signer=keys).status == 404
+
+
+def test_bad_statements_get_400_with_a_message(pair: Pair, api: SignedApi) -> None:
+    a_keys = pair.people.keys["owner"]
+    now = api.clock.now()
+    stale = issuing.partner_ticket(
+        a_keys.signing, a_keys.device_id, pair.a_org, now - 3600, allow_tribes=False
+    )
+    reply = api.call("POST", "/partners/invitations", {"ticket": stale.statement}, signer=a_keys)
+    assert reply.status == 400 and "issued_at" in reply.body["message"]
+    foreign = issuing.partner_ticket(
+        pair.b_keys.signing, pair.b_keys.device_id, pair.a_org, now, allow_tribes=False
+    )
+    reply = api.call("POST", "/partners/invitations", {"ticket": foreign.statement}, signer=a_keys)
+    assert reply.status == 400 and "signature" in reply.body["message"]
+    invitation = pair.a.partners.invite()
+    target = parse_partner(invitation["code"])
+    b = pair.b_owner.trust
+    statement = issuing.partnership(
+        b.keys.signing,
+        b.keys.device_id,
+        b.org_id,
+        target.org,
+        target.root,
+        public_key_of(target.ticket_seed),
+        now,
+        allow_tribes=False,
+    )
+    wrong_root = issuing.partner_acceptance(
+        target, b.org_id, target.root, b.keys.device_id, now
+    )  # A's, not B's
+    body = {"code": target.code, "acceptance": wrong_root, "statement": statement}
+    reply = api.call("POST", "/partners/accept", body, signer=pair.b_keys)
+    assert reply.status == 400 and "root" in reply.body["message"]
+
+
+def test_either_side_ends_it_and_a_new_invitation_makes_a_new_partnership(pair: Pair) -> None:
+    partnered(pair)
+    ended = pair.b_owner.partners.end(pair.a_org)
+    assert ended["status"] == "ended" and ended["end"]["org_id"] == pair.b_org
+    [seen_by_a] = pair.a.partners.listing()
+    assert seen_by_a["status"] == "ended" and pair.a.partners.pinned_root(pair.b_org) is None
+    assert pair.b_owner.partners.pinned_root(pair.a_org) is None
+    again = partnered(pair)
+    assert again["status"] == "active" and pair.a.partners.pinned_root(pair.b_org) is not None
+
+
+def test_each_sides_admins_find_their_own_partner_actions_in_the_audit_log(pair: Pair) -> None:
+    partnered(pair)
+    pair.a.partners.end(pair.b_org)
+
+    def actions(messenger: Messenger) -> set[tuple[str, str | None]]:
+        entries = messenger.client.request("GET", "/audit")["entries"]
+        return {
+            (e["action"], e["targets"].get("org_id")) for e in entries if e["action"].startswith("partner.")
+        }
+
+    assert actions(pair.a) == {
+        ("partner.ended", pair.b_org),
+        ("partner.confirmed", pair.b_org),
+        ("partner.invited", None),
+    }
+    assert actions(pair.b_owner) == {("partner.accepted", pair.a_org)}
+
+
+def test_a_second_acceptance_while_partners_is_a_conflict(pair: Pair) -> None:
+    partnered(pair)
+    with pytest.raises(Exception, match="already partners") as caught:
+        pair.b_owner.partners.accept(pair.a.partners.invite()["code"])
+    assert getattr(caught.value, "status", None) == 409
+
+
+# -- a malicious server (docs/protocol.md, 22.5) ---------------------------------------------------
+
+
+def test_a_server_that_swaps_the_accepters_root_gets_no_countersignature(pair: Pair, container: Any) -> None:
+    """The server rewrites B's acceptance with a root of its own: the ticket key's signature
+    breaks, so A's admin device signs nothing and pins nothing."""
+    invitation = pair.a.partners.invite()
+    pair.b_owner.partners.accept(invitation["code"])
+    store = container.store
+    key = record_keys.partnership(pair.a_org, pair.b_org)
+    item = store.get(*key)
+    forged_root = public_key_of(b"\x07" * 32)
+    store.put({**item, "acceptance": {**item["acceptance"], "root": forged_root}})
+    [listed] = pair.a.partners.listing()
+    assert listed["status"] == "pending" and listed["ours"] is None and listed["partner_root"] is None
+    assert pair.a.partners.pinned_root(pair.b_org) is None
+    assert [w["code"] for w in pair.a.trust.take_warnings()] == ["invalid_partnership"]
+
+
+def test_a_partnership_the_server_invents_is_not_trusted(pair: Pair, container: Any, api: SignedApi) -> None:
+    """The server makes up a whole partnership with a root of its own, signing with keys it made."""
+    from nacl.signing import SigningKey
+
+    from chalicelib.adapters.records.partners import PartnerRecords
+    from chalicelib.domain.partners import Partnership, parse_partner
+
+    rogue = SigningKey.generate()
+    rogue_device = "d_" + "a" * 16
+    now = api.clock.now()
+    ticket = issuing.partner_ticket(rogue, rogue_device, pair.a_org, now, allow_tribes=True)
+    target = parse_partner(issuing_code(ticket, pair.a_org, pair.a.trust.state.root))
+    root = public_key_of(b"\x09" * 32)
+    acceptance = issuing.partner_acceptance(target, pair.b_org, root, rogue_device, now)
+    theirs = issuing.partnership(
+        rogue,
+        rogue_device,
+        pair.b_org,
+        pair.a_org,
+        pair.a.trust.state.root,
+        ticket.statement["ticket_key"],
+        now,
+        allow_tribes=True,
+    )
+    ours = issuing.partnership(
+        rogue,
+        rogue_device,
+        pair.a_org,
+        pair.b_org,
+        root,
+        ticket.statement["ticket_key"],
+        now,
+        allow_tribes=True,
+    )
+    PartnerRecords(container.store).save(
+        Partnership(
+            inviter=pair.a_org,
+            accepter=pair.b_org,
+            ticket=ticket.statement,
+            acceptance=acceptance,
+            statements={pair.a_org: ours, pair.b_org: theirs},
+            created_at=now,
+        )
+    )
+    [listed] = pair.a.partners.listing()
+    assert listed["server_status"] == "active" and listed["status"] == "pending"
+    assert listed["partner_root"] is None and pair.a.partners.pinned_root(pair.b_org) is None
+    assert "invalid_partnership" in [w["code"] for w in pair.a.trust.take_warnings()]
+
+
+def issuing_code(ticket: issuing.Ticket, org_id: str, root: str) -> str:
+    from chalicelib.domain.partners import partner_code
+
+    return partner_code("p_" + "b" * 16, org_id, ticket.fragment_seed, root)
+
+
+def test_a_server_that_hides_an_end_it_showed_is_caught(pair: Pair, container: Any) -> None:
+    partnered(pair)
+    pair.b_owner.partners.end(pair.a_org)
+    assert pair.a.partners.listing()[0]["status"] == "ended"
+    store = container.store
+    key = record_keys.partnership(pair.a_org, pair.b_org)
+    item = store.get(*key)
+    store.put({k: v for k, v in item.items() if k not in ("end", "ended_at")})  # the end, hidden
+    [listed] = pair.a.partners.listing()
+    assert listed["server_status"] == "active" and listed["status"] == "ended"
+    assert pair.a.partners.pinned_root(pair.b_org) is None
+    assert [w["code"] for w in pair.a.trust.take_warnings()] == ["partnership_rollback"]
+
+
+def test_a_partner_statement_not_signed_by_one_of_the_partners_admins_is_refused(
+    pair: Pair, container: Any
+) -> None:
+    """The server, with a plain member of B, replaces B's statement with one that member's device
+    signed (or with one no device of B signed): A's devices check it up to B's pinned root, find
+    no admin behind it, and do not take the partnership as active."""
+    partnered(pair)
+    store = container.store
+    key = record_keys.partnership(pair.a_org, pair.b_org)
+    item = store.get(*key)
+    genuine = item["statements"][pair.b_org]
+    member = pair.b_member
+    by_member = issuing.partnership(
+        member.keys.signing,
+        member.keys.device_id,
+        pair.b_org,
+        pair.a_org,
+        genuine["partner_root"],
+        genuine["ticket_key"],
+        genuine["issued_at"],
+        allow_tribes=True,
+    )
+    from nacl.signing import SigningKey
+
+    unsigned = issuing.partnership(
+        SigningKey.generate(),
+        pair.b_keys.device_id,
+        pair.b_org,
+        pair.a_org,
+        genuine["partner_root"],
+        genuine["ticket_key"],
+        genuine["issued_at"],
+        allow_tribes=True,
+    )
+    for forged, why in ((by_member, "not an admin"), (unsigned, "signature")):
+        store.put({**item, "statements": {**item["statements"], pair.b_org: forged}})
+        [listed] = pair.a.partners.listing()
+        assert listed["server_status"] == "active" and listed["status"] == "pending", why
+        warnings = pair.a.trust.take_warnings()
+        assert [w["code"] for w in warnings] == ["invalid_partnership"] and why in warnings[0]["message"]
+
+
+def test_listing_costs_one_query_and_one_read_per_partner(
+    pair: Pair, container: Any, api: SignedApi, operator: Any, tmp_path: Path
+) -> None:
+    """What DynamoDB bills for the partner records: GET /partners reads the organisation's
+    pointers with one query and each pair's record with one get; an acceptance writes the claim,
+    the record and the two pointers."""
+    from chalicelib.adapters.counting_store import CountingStore
+    from chalicelib.adapters.records.partners import PartnerRecords
+
+    counting = CountingStore(container.store)
+    container.partners._records = PartnerRecords(counting)
+    partnered(pair)
+    for i in range(4):
+        created = api.create_org(operator, f"Association {i}")
+        keys, reply = api.activate(created["activation_code"], "Présidente")
+        messenger_for(api, keys, tmp_path / f"asso{i}", dict(reply.body)).partners.accept(
+            pair.a.partners.invite()["code"]
+        )
+    counting.reset()
+    assert len(pair.a.client.partners()) == 5
+    assert dict(counting.reset()) == {"query": 1, "get": 5}
+    created = api.create_org(operator, "Club")
+    keys, reply = api.activate(created["activation_code"], "Président")
+    club = messenger_for(api, keys, tmp_path / "club", dict(reply.body))
+    code = pair.a.partners.invite()["code"]
+    counting.reset()
+    club.partners.accept(code)
+    assert counting.counts["put"] == 4 and counting.writes == 4

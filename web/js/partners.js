@@ -1,0 +1,328 @@
+// @ts-check
+// Partner organisations as this browser verifies them (docs/protocol.md, section 22; the same
+// rules as bocage/client/partners.py). A partner's root is pinned only through a partnership
+// statement signed by an admin device of our own organisation, checked up to our pinned root;
+// the inviting side countersigns only an acceptance signed with the invitation's ticket key,
+// which travelled in the code alone. An end once seen is remembered (`kept`): a server that
+// hides it later is caught. Pure: the caller fetches and stores; runs under node.
+import {
+  PARTNERSHIP,
+  PARTNERSHIP_END,
+  PARTNER_ACCEPT,
+  StatementError,
+  TICKET,
+  TrustView,
+  checkShape,
+  newTicket,
+  publicKeyOf,
+  signSeed,
+  signStatement,
+  verifyStatement,
+  withFragment,
+} from './certs.js';
+import { CryptoError, b64d } from './wire.js';
+
+/** @typedef {import('./certs.js').Statement} Statement */
+/** @typedef {import('./certs.js').TrustWarning} TrustWarning */
+/** @typedef {{org_id: string, member_id: string, device_id: string, root?: string, signSecretKey: Uint8Array}} Device */
+/** @typedef {{code: string, org: string, ticket: string, root: string, server: string|null}} PartnerTarget */
+/** @typedef {{root: string|null, ticket_key: string, ended: boolean, active: boolean}} KeptPartner */
+/** @typedef {{members: Statement[], devices: Statement[]}} Listing */
+
+export const PARTNER_TICKET_SECONDS = 7 * 86400;
+const MAX_PARTNER_TICKET_SECONDS = 30 * 86400;
+const CODE_PREFIX = 'bocage-partner:v2:';
+const ADMIN_ROLES = ['admin', 'owner'];
+const PARTS = ['code', 'org', 'ticket', 'root'];
+
+/** A refusal this device reports as `invalid_partnership`. */
+export class PartnerRefused extends Error {}
+
+const looksLike = (value, prefix) => typeof value === 'string' && value.startsWith(`${prefix}_`) && value.length === prefix.length + 17;
+const warn = (code, message) => /** @type {TrustWarning} */ ({ code, member_id: null, device_id: null, message });
+const refused = (partner, message) => warn('invalid_partnership', `partnership with ${partner}: ${message}`);
+
+// -- codes and links (22.2) -----------------------------------------------------------------
+
+/** The invitation as one line to paste: the link's content without the server. */
+export function partnerCode(code, orgId, seed, root) {
+  return `${CODE_PREFIX}${code}:${orgId}:${seed}:${root}`;
+}
+
+/**
+ * A partner code or link (chalicelib/domain/partners.py parse_partner); PartnerRefused naming
+ * what is wrong.
+ * @param {string} text
+ * @returns {PartnerTarget}
+ */
+export function parsePartner(text) {
+  const value = String(text || '').trim();
+  /** @type {Record<string, string>} */
+  let params;
+  let server = null;
+  if (value.startsWith(CODE_PREFIX)) {
+    const parts = value.slice(CODE_PREFIX.length).split(':');
+    if (parts.length !== 4) throw new PartnerRefused('a partner code has four parts after bocage-partner:v2:');
+    params = Object.fromEntries(PARTS.map((name, i) => [name, parts[i]]));
+  } else {
+    const hash = value.indexOf('#');
+    const fragment = hash < 0 ? '' : value.slice(hash + 1);
+    if (!fragment.startsWith('/partner?')) throw new PartnerRefused('not a partner invitation: give its code (bocage-partner:v2:...) or link');
+    params = Object.fromEntries(new URLSearchParams(fragment.slice('/partner?'.length)));
+    server = (params.server || '').replace(/\/+$/, '') || null;
+  }
+  const missing = PARTS.filter((name) => !params[name]);
+  if (missing.length) throw new PartnerRefused(`this partner invitation lacks ${missing.join(', ')}: copy all of it`);
+  if (!looksLike(params.org, 'o') || !looksLike(params.code, 'p')) throw new PartnerRefused('this partner invitation names no organisation or code');
+  let sizes;
+  try {
+    sizes = [b64d(params.ticket).length, b64d(params.root).length];
+  } catch {
+    throw new PartnerRefused("this partner invitation's ticket or root is not base64url");
+  }
+  if (sizes[0] !== 32 || sizes[1] !== 32) throw new PartnerRefused("this partner invitation's ticket and root must be 32 bytes each");
+  return { code: params.code, org: params.org, ticket: params.ticket, root: params.root, server };
+}
+
+// -- what this device signs -----------------------------------------------------------------
+
+/**
+ * A partner ticket signed by this admin device: its seed goes only into the code and link.
+ * @param {Device} device
+ * @param {boolean} allowTribes
+ * @param {number} now
+ * @returns {{seed: string, ticket: Statement}}
+ */
+export function partnerTicket(device, allowTribes, now) {
+  return newTicket(device, { grant: 'partner', allow_tribes: allowTribes }, now, PARTNER_TICKET_SECONDS);
+}
+
+/**
+ * The code and full link to show, from POST /partners/invitations's answer: the secret seed and
+ * our root are added here, never sent.
+ * @param {{code: string, org_id: string, url: string}} answer
+ * @param {string} seed
+ * @param {string} root
+ */
+export function invitationLinks(answer, seed, root) {
+  return { code: partnerCode(answer.code, answer.org_id, seed, root), url: withFragment(answer.url, { ticket: seed, root }) };
+}
+
+/**
+ * What an admin device of the accepting organisation posts to POST /partners/accept: the
+ * acceptance carrying our root, signed with the code's ticket key, and our statement pinning
+ * the inviter's root from the code.
+ * @param {Device & {root: string}} device
+ * @param {string} codeOrUrl
+ * @param {string} server this deployment's API address (a link naming another one is refused)
+ * @param {boolean} allowTribes whether our tribes let the partner's members in
+ * @param {number} now
+ */
+export function acceptInvitation(device, codeOrUrl, server, allowTribes, now) {
+  const target = parsePartner(codeOrUrl);
+  if (target.org === device.org_id) throw new PartnerRefused('this invitation comes from your own organisation');
+  if (target.server !== null && target.server !== server.replace(/\/+$/, '')) {
+    throw new PartnerRefused(`this invitation is for another deployment (${target.server}): partners share one`);
+  }
+  const seed = b64d(target.ticket);
+  const ticketKey = publicKeyOf(seed);
+  const acceptance = signStatement(
+    { purpose: PARTNER_ACCEPT, org_id: device.org_id, partner_org_id: target.org, root: device.root, ticket_key: ticketKey, by_device: device.device_id, issued_at: now },
+    seed,
+  );
+  const statement = partnershipStatement(device, target.org, target.root, ticketKey, allowTribes, now);
+  return { code: target.code, acceptance, statement };
+}
+
+/** This organisation's statement pinning a partner's root, signed by this (admin's) device. */
+export function partnershipStatement(device, partnerOrg, partnerRoot, ticketKey, allowTribes, now) {
+  const body = {
+    purpose: PARTNERSHIP,
+    org_id: device.org_id,
+    partner_org_id: partnerOrg,
+    partner_root: partnerRoot,
+    allow_tribes: allowTribes,
+    ticket_key: ticketKey,
+    by_device: device.device_id,
+    issued_at: now,
+  };
+  return signStatement(body, signSeed(device));
+}
+
+/** The end of a partnership, signed by this (admin's) device: DELETE /partners/{org}. */
+export function partnershipEnd(device, partnerOrg, now) {
+  return signStatement({ purpose: PARTNERSHIP_END, org_id: device.org_id, partner_org_id: partnerOrg, by_device: device.device_id, issued_at: now }, signSeed(device));
+}
+
+// -- checks (the same as chalicelib/domain/partners.py) ----------------------------------------
+
+/** A partner ticket of `orgId` signed by `issuerKey`, lasting at most 30 days. */
+export function verifyPartnerTicket(ticket, orgId, issuerKey) {
+  const checked = verifyStatement(ticket, TICKET, issuerKey);
+  if (checked.grant !== 'partner' || checked.org_id !== orgId) throw new StatementError('expected a partner ticket of this organisation');
+  const issued = Number(checked.issued_at);
+  const expires = Number(checked.expires_at);
+  if (!(issued < expires && expires <= issued + MAX_PARTNER_TICKET_SECONDS)) throw new StatementError('a partner ticket expires after it is issued, within 30 days');
+  return checked;
+}
+
+/** The acceptance, signed by the ticket's key (only whoever held the code could). */
+export function verifyAcceptance(acceptance, ticket, accepter) {
+  const shaped = checkShape(acceptance, PARTNER_ACCEPT);
+  if (shaped.ticket_key !== ticket.ticket_key) throw new StatementError('the acceptance names another ticket');
+  const checked = verifyStatement(shaped, PARTNER_ACCEPT, String(ticket.ticket_key));
+  if (checked.org_id !== accepter || checked.partner_org_id !== ticket.org_id) throw new StatementError('the acceptance names other organisations');
+  if (Number(checked.issued_at) > Number(ticket.expires_at)) throw new StatementError('the acceptance was signed after the invitation expired');
+  return checked;
+}
+
+function verifyPartnership(statement, orgId, partnerOrg, ticketKey, signerKey) {
+  const checked = verifyStatement(statement, PARTNERSHIP, signerKey);
+  if (checked.org_id !== orgId || checked.partner_org_id !== partnerOrg) throw new StatementError('the partnership statement names other organisations');
+  if (checked.ticket_key !== ticketKey) throw new StatementError('the partnership statement names another invitation');
+  return checked;
+}
+
+/** The signing key of `deviceId` if it is a certified device of an admin of `view` at `at`. */
+function adminSigner(view, deviceId, at) {
+  const signer = view.signer(deviceId, at);
+  if (signer === null) throw new PartnerRefused(`${deviceId} is not a certified device of ${view.orgId}`);
+  if (!ADMIN_ROLES.includes(view.orgRole(signer[0], at) || '')) throw new PartnerRefused(`${deviceId} was not an admin's device when it signed`);
+  return signer[1];
+}
+
+/** A partner ticket signed by a device of one of our admins, certified in our view. */
+function ourTicket(view, ticket) {
+  const shaped = checkShape(ticket, TICKET);
+  const key = adminSigner(view, String(shaped.issuer_device), Number(shaped.issued_at));
+  return verifyPartnerTicket(shaped, view.orgId, key);
+}
+
+const isRefusal = (err) => err instanceof StatementError || err instanceof PartnerRefused || err instanceof CryptoError;
+
+// -- the inviting side's countersignature (22.3) --------------------------------------------------
+
+/**
+ * Whether this device, an admin's, should countersign this listed partnership.
+ * @param {Statement} entry a GET /partners entry
+ * @param {TrustView} view our organisation
+ * @param {string} memberId this device's member
+ */
+export function awaitsUs(entry, view, memberId) {
+  return ADMIN_ROLES.includes(view.role(memberId) || '') && entry.side === 'inviter' && entry.ours == null && entry.end == null;
+}
+
+/**
+ * Our statement for PUT /partners/{org}, only if the ticket is our admin's and the acceptance
+ * its key's; pinning exactly the root the acceptance carries. A refusal is a warning.
+ * @param {Statement} entry
+ * @param {TrustView} view
+ * @param {Device} device
+ * @param {number} now
+ * @returns {{statement: Statement|null, warnings: TrustWarning[]}}
+ */
+export function countersignature(entry, view, device, now) {
+  const partner = String(entry.partner_org_id);
+  try {
+    const ticket = ourTicket(view, entry.ticket);
+    const acceptance = verifyAcceptance(entry.acceptance, ticket, partner);
+    const statement = partnershipStatement(device, partner, String(acceptance.root), String(ticket.ticket_key), Boolean(ticket.allow_tribes), now);
+    return { statement, warnings: [] };
+  } catch (err) {
+    if (!isRefusal(err)) throw err;
+    return { statement: null, warnings: [refused(partner, `not countersigned: ${err.message}`)] };
+  }
+}
+
+// -- the partnership as this device verifies it (22.5) --------------------------------------------
+
+/**
+ * The entry with `status` (pending | active | ended) and `partner_root` as this device verifies
+ * them, the warnings, and `kept` updated (the caller stores it).
+ * @param {Statement} entry a GET /partners entry
+ * @param {{view: TrustView, ownRoot: string, kept: Record<string, KeptPartner>, partnerListing: (orgId: string) => Promise<Listing>}} context
+ */
+export async function checkPartner(entry, { view, ownRoot, kept, partnerListing }) {
+  const partner = String(entry.partner_org_id);
+  const ticketKey = entry.ticket && typeof entry.ticket === 'object' ? String(entry.ticket.ticket_key) : '';
+  /** @type {TrustWarning[]} */
+  const warnings = [];
+  let root = null;
+  try {
+    root = pinnedByUs(entry, partner, ticketKey, view);
+  } catch (err) {
+    if (!isRefusal(err)) throw err;
+    if (entry.ours != null) warnings.push(refused(partner, err.message));
+  }
+  let theirsOk = false;
+  if (root !== null && entry.theirs != null) {
+    try {
+      await checkTheirs(entry.theirs, partner, ticketKey, root, view.orgId, ownRoot, partnerListing);
+      theirsOk = true;
+    } catch (err) {
+      if (!isRefusal(err)) throw err;
+      warnings.push(refused(partner, `the partner's statement: ${err.message}`));
+    }
+  }
+  let ended = false;
+  if (entry.end != null) {
+    try {
+      checkEnd(entry.end, partner, view);
+      ended = true;
+    } catch (err) {
+      if (!isRefusal(err)) throw err;
+      warnings.push(refused(partner, `end statement ignored: ${err.message}`));
+    }
+  }
+  const before = kept[partner];
+  const sawEnd = Boolean(before?.ended && before.ticket_key === ticketKey);
+  if (sawEnd && !ended) {
+    warnings.push(warn('partnership_rollback', `the server hides the end of the partnership with ${partner}, which this device saw`));
+    ended = true;
+  }
+  const status = ended ? 'ended' : root !== null && theirsOk ? 'active' : 'pending';
+  if (root !== null || ended) {
+    kept[partner] = { root: root ?? before?.root ?? null, ticket_key: ticketKey, ended, active: status === 'active' };
+  }
+  return { entry: { ...entry, status, server_status: entry.status, partner_root: root, verified: root !== null }, warnings };
+}
+
+/** The partner's root our own organisation's statement pins (and, inviting, the acceptance carried). */
+function pinnedByUs(entry, partner, ticketKey, view) {
+  if (entry.ours == null) throw new PartnerRefused('your organisation has not signed this partnership yet');
+  const shaped = checkShape(entry.ours, PARTNERSHIP);
+  const key = adminSigner(view, String(shaped.by_device), Number(shaped.issued_at));
+  const ours = verifyPartnership(shaped, view.orgId, partner, ticketKey, key);
+  if (entry.side === 'inviter') {
+    const acceptance = verifyAcceptance(entry.acceptance, ourTicket(view, entry.ticket), partner);
+    if (acceptance.root !== ours.partner_root) throw new PartnerRefused('our statement pins another root than the one the acceptance carried');
+  }
+  return String(ours.partner_root);
+}
+
+/**
+ * The partner's statement names this pair, this invitation and our root, signed by a device of
+ * one of the partner's admins certified up to the root our statement pins.
+ */
+async function checkTheirs(theirs, partner, ticketKey, root, orgId, ownRoot, partnerListing) {
+  const shaped = checkShape(theirs, PARTNERSHIP);
+  if (shaped.org_id !== partner || shaped.partner_org_id !== orgId || shaped.ticket_key !== ticketKey) {
+    throw new PartnerRefused("the partner's statement names another pair or invitation");
+  }
+  if (shaped.partner_root !== ownRoot) throw new PartnerRefused("the partner's statement pins another root than ours");
+  const { members, devices } = await partnerListing(partner);
+  const theirView = await TrustView.create(partner, root, members, devices);
+  const key = adminSigner(theirView, String(shaped.by_device), Number(shaped.issued_at));
+  verifyPartnership(shaped, partner, orgId, ticketKey, key);
+}
+
+/** An end by either side counts (ending only takes trust away); ours must verify. */
+function checkEnd(end, partner, view) {
+  const shaped = checkShape(end, PARTNERSHIP_END);
+  const parties = new Set([shaped.org_id, shaped.partner_org_id]);
+  if (parties.size !== 2 || !parties.has(partner) || !parties.has(view.orgId)) throw new PartnerRefused('the end statement names another pair');
+  if (shaped.org_id === view.orgId) {
+    const key = adminSigner(view, String(shaped.by_device), Number(shaped.issued_at));
+    verifyStatement(shaped, PARTNERSHIP_END, key);
+  }
+}
