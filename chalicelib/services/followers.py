@@ -21,10 +21,12 @@ from chalicelib.adapters.records.members import MemberRecords
 from chalicelib.domain.channel import Channel, ChannelKind, require_may_manage
 from chalicelib.domain.encoding import b64d
 from chalicelib.domain.followers import (
+    HistoryChoice,
     JoinLink,
     join_proof_message,
     join_url,
     verify_follower_cert,
+    verify_history,
     verify_join_ticket,
 )
 from chalicelib.domain.ids import device_id_for, follower_id_for, looks_like, new_id
@@ -109,6 +111,40 @@ class FollowerService:
             link = link.model_copy(update={"revoked_at": self._clock.now(), "joined": self._joined(link)})
             self._links.save(link)
         return self._status(link)
+
+    def choose_history(self, who: Principal, channel_id: str, statement: object) -> dict[str, Any]:
+        """A manager's signed "last N days" choice for new followers (section 23), signed by the
+        calling device; an older one than stored is accepted and ignored (the newest counts)."""
+        self._managed_tribe(who, channel_id)
+        device = self._orgs.get_device(who.device_id)
+        if device is None or device.is_revoked:
+            raise NotFound("the calling device is unknown")
+        try:
+            choice = verify_history(
+                statement, org_id=who.org_id, channel_id=channel_id, sign_public_key=device.sign_public_key
+            )
+        except StatementError as exc:
+            raise BadRequest(f"statement: {exc}") from exc
+        if choice.by_device != who.device_id:
+            raise BadRequest("statement: by_device must be the calling device")
+        if abs(choice.issued_at - self._clock.now()) > TICKET_CLOCK_SKEW:
+            raise BadRequest("statement: issued_at must be now")
+        self._links.save_history(choice)
+        return self._history_answer(channel_id, self._links.history(channel_id) or choice)
+
+    def history(self, who: Principal, channel_id: str) -> dict[str, Any]:
+        """The tribe's latest choice, for its members' devices to verify before they seal a
+        window of history to a new follower (none: new followers read from joining)."""
+        access = self._channels.access(who, channel_id)
+        if access.channel.kind is not ChannelKind.TRIBE:
+            raise BadRequest("only a tribe can be public")
+        return self._history_answer(channel_id, self._links.history(channel_id))
+
+    @staticmethod
+    def _history_answer(channel_id: str, choice: HistoryChoice | None) -> dict[str, Any]:
+        if choice is None:
+            return {"channel_id": channel_id, "days": 0, "statement": None}
+        return {"channel_id": channel_id, "days": choice.days, "statement": choice.statement}
 
     def follower_count(self, org_id: str) -> int:
         """The organisation's followers: shown beside the plan, never billed."""

@@ -78,6 +78,11 @@ def join_link(channel_id: str) -> Key:
     return f"CHAN#{channel_id}", "JOINLINK"
 
 
+def recent_history(channel_id: str) -> Key:
+    """A public tribe's latest signed "last N days" choice (docs/protocol.md, 23)."""
+    return f"CHAN#{channel_id}", "HISTORY"
+
+
 def join_link_index(link_id: str) -> Key:
     """Which channel a join link's id names: what ``POST /join`` reads first."""
     return f"JOIN#{link_id}", META
