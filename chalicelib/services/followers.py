@@ -296,8 +296,7 @@ class FollowerService:
         wanted: list[str] = [who.member_id]
         for channel_id in self._channels.channel_ids_of(who.member_id):
             wanted += self._channels.member_ids(channel_id)
-            log = self._channels.membership_log(who, channel_id, 0, MAX_VISIBLE)
-            wanted += self._signers_of(*log["entries"])
+            wanted += self._channels.log_members(channel_id)  # the whole log's, not a first page's
             link = self._links.of_channel(channel_id)
             if link is not None:
                 wanted += self._signers_of({"by_device": link.ticket["issuer_device"]})

@@ -193,6 +193,20 @@ def message_sk(seq: int) -> str:
     return f"{MESSAGE_PREFIX}{seq:012d}"
 
 
+LOG_MEMBER_PREFIX = "LOGMEMBER#"
+
+
+def log_member(channel_id: str, member_id: str) -> Key:
+    """A member the channel's membership log names: as an entry's subject or its signer's."""
+    return channel_partition(channel_id), f"{LOG_MEMBER_PREFIX}{member_id}"
+
+
+def log_members_complete(channel_id: str) -> Key:
+    """Present once every member the log names has its ``LOGMEMBER#`` item (kept since creation,
+    or gathered once from the whole log for a channel older than these items)."""
+    return channel_partition(channel_id), "LOGMEMBERS"
+
+
 def membership_entry(channel_id: str, seq: int) -> Key:
     """Entry ``seq`` of the channel's signed membership log: put if absent, never changed."""
     return f"CHAN#{channel_id}", f"{MEMBERSHIP_LOG_PREFIX}{seq:012d}"
