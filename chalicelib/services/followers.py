@@ -33,7 +33,7 @@ from chalicelib.domain.ids import device_id_for, follower_id_for, looks_like, ne
 from chalicelib.domain.organisation import Device, Member, MemberStatus, Role
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.statements import StatementError
-from chalicelib.errors import BadRequest, Conflict, Forbidden, Gone, NotFound
+from chalicelib.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequests
 from chalicelib.ports import Clock, Store
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.invitations import Links, public_key_bytes
@@ -55,8 +55,15 @@ class JoinRequest:
 
 class FollowerService:
     def __init__(
-        self, store: Store, clock: Clock, orgs: OrganisationService, channels: ChannelService
+        self,
+        store: Store,
+        clock: Clock,
+        orgs: OrganisationService,
+        channels: ChannelService,
+        *,
+        joins_per_hour: int = 2000,
     ) -> None:
+        self._joins_per_hour = joins_per_hour
         self._links = JoinLinkRecords(store)
         self._members = MemberRecords(store)
         self._clock = clock
@@ -196,10 +203,12 @@ class FollowerService:
         device_id, follower_id = device_id_for(sign_key), follower_id_for(sign_key)
         existing = self._orgs.get_device(device_id)
         if existing is None:
+            self._count_join(channel)
             self._admit(link, channel, request, cert)
         elif existing.member_id != follower_id or existing.org_id != link.org_id:
             raise Conflict("these device keys are already registered; create a new profile")
         elif self._channels.membership(channel.channel_id, follower_id) is None:
+            self._count_join(channel)
             self._follow_another(link, channel, existing, cert)
         org = self._orgs.get(link.org_id)
         return {
@@ -213,6 +222,16 @@ class FollowerService:
             "role": Role.FOLLOWER.value,
             "root": org.root,
         }
+
+    def _count_join(self, channel: Channel) -> None:
+        """One more new follower of the tribe this hour (a retry of a join is not one): 429
+        past the deployment's cap, on top of the per-address limit of ``bocage serve``."""
+        hour = self._clock.now() // 3600
+        if self._links.count_tribe_join(channel.channel_id, hour) > self._joins_per_hour:
+            raise TooManyRequests(
+                f"this tribe took {self._joins_per_hour} new followers this hour, as many as it "
+                "takes: try again in the next hour"
+            )
 
     def _open_link(self, link_id: str) -> tuple[JoinLink, Channel]:
         """The link and its tribe, if it still takes followers: 404 unknown, 410 revoked, expired,

@@ -18,6 +18,7 @@ from chalicelib.adapters.records import keys
 from chalicelib.adapters.records.membership_log import MembershipLogRecords
 from chalicelib.domain.encoding import b64e
 from chalicelib.domain.followers import parse_join_url
+from chalicelib.settings import Settings
 from tests.support import InProcessClient, People, SignedApi, messenger_for, scan_all
 
 
@@ -326,3 +327,24 @@ def test_a_followers_listing_names_who_signed_the_log_past_its_500th_entry(
     app_store.batch_write(deletes=[(f"CHAN#{cid}", sk) for sk in named])  # a tribe older than this record
     verified_by_a_new_follower("Max")  # gathered once from the whole log (two pages), then kept
     assert app_store.get(*keys.log_members_complete(cid)) is not None
+
+
+def test_a_tribe_takes_at_most_its_hourly_cap_of_new_followers(
+    people: People, api: SignedApi, container: Any, tmp_path: Path
+) -> None:
+    """Whatever their addresses (16.2): beyond the deployment's cap, 429 until the next hour;
+    a retry of a join that went through is not a new follower."""
+    assert Settings.from_env({}).joins_per_tribe_hour == 2000  # a poster's first day
+    assert Settings.from_env({"BOCAGE_JOINS_PER_TRIBE_HOUR": "2"}).joins_per_tribe_hour == 2
+    container.followers._joins_per_hour = 2  # as wiring.build passes that setting
+    cid, url = public_tribe(people)
+    first = DeviceKeys.generate()
+    body = join_body(url, first, now=api.clock.now())
+    assert api.call("POST", "/join", body).status == 201
+    follow(api, url, tmp_path / "max", "Max")
+    refused = api.call("POST", "/join", join_body(url, DeviceKeys.generate(), now=api.clock.now()))
+    assert refused.status == 429 and "new followers this hour" in refused.body["message"]
+    assert api.call("POST", "/join", body).status == 201  # the first one's retry converges
+    assert people.owner.client.join_link(cid)["followers"] == 2
+    api.clock.advance(3600)
+    follow(api, url, tmp_path / "lea", "Léa")  # the next hour's count starts again

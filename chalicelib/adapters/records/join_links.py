@@ -37,6 +37,12 @@ class JoinLinkRecords:
         """Joins through the tribe's current link (atomic ADD): what a cap is checked against."""
         return self._store.increment(*keys.join_link(channel_id), "joined", delta)
 
+    def count_tribe_join(self, channel_id: str, hour: int) -> int:
+        """New followers of the tribe this hour (atomic ADD, expires after the hour)."""
+        return self._store.increment(
+            *keys.join_rate(channel_id, hour), "joined", 1, expires_at=(hour + 2) * 3600
+        )
+
     def follower_count(self, org_id: str) -> int:
         return int((self._store.get(*keys.follower_count(org_id)) or {}).get("followers", 0))
 

@@ -83,6 +83,16 @@ def recent_history(channel_id: str) -> Key:
     return f"CHAN#{channel_id}", "HISTORY"
 
 
+def join_rate(channel_id: str, hour: int) -> Key:
+    """New followers of a tribe this hour (an ADD counter that expires after the hour)."""
+    return f"JOINRATE#{channel_id}", f"H#{hour}"
+
+
+def question_rate(asked_of: str, hour: int) -> Key:
+    """Questions this hour from a device, to a tribe, or to a tribe from its new followers."""
+    return f"QRATE#{asked_of}", f"H#{hour}"
+
+
 def join_link_index(link_id: str) -> Key:
     """Which channel a join link's id names: what ``POST /join`` reads first."""
     return f"JOIN#{link_id}", META
