@@ -17,6 +17,7 @@ from chalicelib.adapters.records import keys
 from chalicelib.domain.encoding import b64e
 from chalicelib.domain.followers import DAY, HistoryChoice
 from chalicelib.domain.statements import signing_bytes
+from tests.browser.test_trust_compat import run_js
 from tests.integration.test_followers import follow, public_tribe
 from tests.support import People, SignedApi, messenger_for
 
@@ -30,6 +31,8 @@ def test_a_follower_joining_a_tribe_with_7_days_reads_3_days_back_not_10(
 ) -> None:
     cid, url = public_tribe(people)
     assert people.owner.set_recent_history(cid, 7)["days"] == 7
+    genuine = people.owner.client.recent_history(cid)["statement"]
+    assert web_verdict(people.owner, cid, genuine) == {"days": 7, "issued_at": genuine["issued_at"]}
     people.owner.send_text(cid, "il y a dix jours")
     api.clock.advance(7 * DAY)
     people.owner.send_text(cid, "il y a trois jours")
@@ -123,6 +126,29 @@ def test_the_choice_is_for_managers_of_a_tribe_and_answers_404_elsewhere(
     assert api.call("GET", f"/channels/{theirs}/history", signer=owner).status == 404
 
 
+def web_verdict(messenger: Any, cid: str, statement: dict[str, Any]) -> dict[str, Any]:
+    """What the web client (web/js/recent-history.js under node) makes of the statement, for the
+    device behind ``messenger``, from what the server answers it (GET /members, the log)."""
+    trust = messenger.trust
+    members, devices = trust.client.member_listing()
+    entries, head = trust.client.membership_log(cid, 0)
+    verdict: dict[str, Any] = run_js(
+        {
+            "op": "history_choice",
+            "org_id": trust.org_id,
+            "root": trust.state.root,
+            "members": members,
+            "devices": devices,
+            "verified": trust.state.verified,
+            "seen": trust.state.seen,
+            "answer": {"entries": entries, "head": head},
+            "channel_id": cid,
+            "statement": statement,
+        }
+    )[0]
+    return verdict
+
+
 def plant(container: Any, cid: str, statement: dict[str, Any], *, overwrite: bool = False) -> None:
     """The server's own store write, no check made (``overwrite``: even over a newer choice)."""
     choice = HistoryChoice(
@@ -167,7 +193,11 @@ def test_a_choice_the_server_forges_makes_no_author_share_older_state(
     people.join("ana")
     people.owner.add_member(cid, people.info["ana"]["member_id"])
     api.clock.advance(DAY)
-    plant(container, cid, forgeries(people, api, cid)[case])
+    forged = forgeries(people, api, cid)[case]
+    plant(container, cid, forged)
+    assert (
+        web_verdict(people.owner, cid, forged)["warning"]["code"] == "invalid_history"
+    )  # the web client too
     people.owner.send_text(cid, "avant")
     api.clock.advance(DAY)
     lea = follow(api, url, tmp_path / "lea", "Léa")
