@@ -71,6 +71,11 @@ def test_the_choice_is_for_managers_of_a_tribe_and_answers_404_elsewhere(
         ana.set_recent_history(cid, 7)
     assert refused.value.status == 403
     assert ana.client.recent_history(cid) == {"channel_id": cid, "days": 0, "statement": None}
+    gus = people.join("gus", role="guest")  # a guest is in no tribe: neither reads nor sets it
+    assert api.call("GET", f"/channels/{cid}/history", signer=people.keys["gus"]).status == 403
+    with pytest.raises(ApiError) as guest:
+        gus.set_recent_history(cid, 7)
+    assert guest.value.status == 403
     lea = follow(api, url, tmp_path / "lea", "Léa")
     owner, org_id = people.keys["owner"], people.info["owner"]["org_id"]
 
