@@ -25,6 +25,7 @@ from chalicelib.api_schemas import (
     FileLimitsBody,
     FileReferenceBody,
     FileSlotBody,
+    HistoryChoiceBody,
     InviteBody,
     JoinBody,
     LinkBody,
@@ -344,6 +345,21 @@ def join_link_status(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 def revoke_join_link(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
     """Revoke the tribe's join link (managers): it answers 410; followers stay."""
     return ctx.container.followers.revoke(ctx.principal, channel_id)
+
+
+@app.route("/channels/{channel_id}/history", methods=["PUT"])
+@endpoint("HistoryChoiceAnswer", body=HistoryChoiceBody)
+def choose_recent_history(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    """How many days of the tribe new followers may read (managers; signed by the calling device)."""
+    statement = ctx.body(HistoryChoiceBody).statement
+    return ctx.container.followers.choose_history(ctx.principal, channel_id, statement)
+
+
+@app.route("/channels/{channel_id}/history", methods=["GET"])
+@endpoint("HistoryChoiceAnswer")
+def recent_history(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
+    """The tribe's latest signed "last N days" choice, for its members' devices to verify."""
+    return ctx.container.followers.history(ctx.principal, channel_id)
 
 
 @app.route("/join", methods=["POST"])

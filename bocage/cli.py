@@ -31,6 +31,7 @@ from bocage.client.trust import MembershipRefused, TrustError, activate, join
 from chalicelib.activation_qr import qr_terminal, write_qr
 from chalicelib.domain.activation_link import TRUST_PARAMS, parse_activation
 from chalicelib.domain.followers import parse_join_url
+from chalicelib.domain.statements import MAX_HISTORY_DAYS
 from chalicelib.errors import BocageError
 
 if TYPE_CHECKING:
@@ -276,6 +277,14 @@ def _register_public_tribes(
     poster.add_argument("channel")
     poster.add_argument("--out", required=True, help="FILE.svg or FILE.pdf")
     poster.set_defaults(func=cmd_tribe_poster)
+    history = tribe_sub.add_parser(
+        "history", parents=[common], help="how many recent days new followers read (0: from joining)"
+    )
+    history.add_argument("channel")
+    history.add_argument(
+        "--days", type=int, default=None, help=f"0 to {MAX_HISTORY_DAYS}; without it, show the choice"
+    )
+    history.set_defaults(func=cmd_tribe_history)
 
 
 def register_followers(sub: Subparsers, common: argparse.ArgumentParser) -> None:
@@ -695,6 +704,20 @@ def cmd_tribe_link(args: argparse.Namespace) -> Result:
     messenger = _messenger(args)
     status = messenger.client.join_link(args.channel)
     return {**status, "join_url": messenger.profile.join_links().get(args.channel)}
+
+
+def cmd_tribe_history(args: argparse.Namespace) -> Result:
+    """Set (managers) or show the tribe's verified "last N days" choice (section 23)."""
+    messenger = _messenger(args)
+    if args.days is None:
+        days = messenger.recent_history(args.channel, force=True)
+        return {"channel_id": args.channel, "days": days, "warnings": messenger.trust.take_warnings()}
+    if not 0 <= args.days <= MAX_HISTORY_DAYS:
+        raise CliError(f"--days must be 0 to {MAX_HISTORY_DAYS}")
+    return {
+        **messenger.set_recent_history(args.channel, args.days),
+        "warnings": messenger.trust.take_warnings(),
+    }
 
 
 def cmd_tribe_revoke_link(args: argparse.Namespace) -> Result:

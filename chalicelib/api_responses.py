@@ -374,6 +374,15 @@ class JoinLinkAnswer(_Answer):
     join_url: str | None = None  # only when published: without the ticket's secret, which the client appends
 
 
+class HistoryChoiceAnswer(_Answer):
+    """A public tribe's latest "last N days" choice (``statement`` null: none, 0 days); clients
+    verify the statement's signer, never ``days`` alone."""
+
+    channel_id: str
+    days: int
+    statement: Obj | None
+
+
 class JoinAnswer(_Answer):
     org_id: str
     org_name: str

@@ -79,6 +79,12 @@ class MentionChoiceBody(_Body):
     statement: Statement
 
 
+class HistoryChoiceBody(_Body):
+    """A ``bocage/history/v2`` statement: how many days of a public tribe new followers read."""
+
+    statement: Statement
+
+
 class CreateChannelBody(_Body):
     kind: Literal["tribe", "group"]
     name: Name

@@ -68,6 +68,9 @@ class Settings:
     #: Files (docs/protocol.md, 18): an S3 bucket, or else a directory of the data dir.
     bucket: str | None = None
     s3_endpoint: str | None = None
+    #: New followers one public tribe takes an hour (docs/protocol.md, 16.2), whatever their
+    #: addresses: throwaway joins cannot spend its questions budget (20.3) without bound.
+    joins_per_tribe_hour: int = 2000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -109,4 +112,5 @@ class Settings:
             push_services=_split(e.get("BOCAGE_PUSH_SERVICES")),
             bucket=e.get("BOCAGE_BUCKET") or None,
             s3_endpoint=(e.get("BOCAGE_S3_ENDPOINT") or "").rstrip("/") or None,
+            joins_per_tribe_hour=max(1, int(e.get("BOCAGE_JOINS_PER_TRIBE_HOUR", cls.joins_per_tribe_hour))),
         )

@@ -128,7 +128,7 @@ def build(
         orgs=orgs,
         invitations=InvitationService(store, clock, orgs, mailer, events, ttl_days=settings.invite_ttl_days),
         channels=channels,
-        followers=FollowerService(store, clock, orgs, channels),
+        followers=FollowerService(store, clock, orgs, channels, joins_per_hour=settings.joins_per_tribe_hour),
         partners=PartnerService(store, clock, orgs, events),
         questions=QuestionService(store, clock, orgs, channels),
         delivery=delivery,

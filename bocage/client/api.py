@@ -381,6 +381,13 @@ class BocageClient:
             body["cap"] = cap
         return self.request("PUT", f"/channels/{channel_id}/public", body)
 
+    def recent_history(self, channel_id: str) -> Document:
+        """The tribe's latest signed "last N days" choice (section 23): verified by the caller."""
+        return self.request("GET", f"/channels/{channel_id}/history")
+
+    def choose_history(self, channel_id: str, statement: Statement) -> Document:
+        return self.request("PUT", f"/channels/{channel_id}/history", {"statement": statement})
+
     def join_link(self, channel_id: str) -> Document:
         return self.request("GET", f"/channels/{channel_id}/public")
 

@@ -21,6 +21,7 @@ from chalicelib.domain.partners import PARTNER_TICKET_SECONDS, PartnerTarget
 from chalicelib.domain.statements import (
     DEVICE_CERT,
     FOLLOWER_CERT,
+    HISTORY,
     MEMBER_CERT,
     MEMBERSHIP,
     NOTIFY,
@@ -258,6 +259,21 @@ def notify_choice(
         "channel_id": channel_id,
         "member_id": member_id,
         "mentions_only": mentions_only,
+        "issued_at": now,
+        "by_device": device_id,
+    }
+    return sign_statement(body, bytes(device))
+
+
+def history_choice(
+    device: SigningKey, device_id: str, *, org_id: str, channel_id: str, days: int, now: int
+) -> dict[str, Any]:
+    """A manager's choice of how many days of a public tribe new followers read (section 23)."""
+    body = {
+        "purpose": HISTORY,
+        "org_id": org_id,
+        "channel_id": channel_id,
+        "days": days,
         "issued_at": now,
         "by_device": device_id,
     }

@@ -33,18 +33,20 @@ from bocage.client.crypto import (
 )
 from bocage.client.directory import Directory
 from bocage.client.edits import apply_edits
+from bocage.client.followers import is_follower_device
 from bocage.client.live import ConnectionReplaced, LiveSession
 from bocage.client.mentions import to_notify
 from bocage.client.partners import Partners
 from bocage.client.polls import new_poll, tally
 from bocage.client.profile import DeviceKeys, Profile, sign_token
 from bocage.client.ratchet import KeyUnavailable, ReplayedMessage, SenderKeyRing, TooFarAhead
+from bocage.client.recent_history import verified_choice
 from bocage.client.results import Channel, ChannelSync, Document, Receipt, Roster, RosterDevice
 from bocage.client.rosters import RosterCache
 from bocage.client.trust import Trust
 from chalicelib.domain.activation_link import with_fragment_params
 from chalicelib.domain.envelope import Envelope
-from chalicelib.domain.followers import JoinTarget
+from chalicelib.domain.followers import DAY, JoinTarget
 from chalicelib.domain.frames import (
     DeviceFrame,
     JoinedFrame,
@@ -262,6 +264,7 @@ class Messenger:
         own message back, and never seals another one under the same index.
         """
         epoch = self.distribute_key(channel_id)
+        self.recent_history(channel_id, force=False)  # a snapshot of my chain if it opens history
         index, message_key = self.ring.next_key(channel_id, epoch, message_id, int(self.clock()))
         self.save()
         return seal_message(
@@ -411,9 +414,14 @@ class Messenger:
         targets = self.trust.recipients(channel_id, devices, watched=self.rosters.watched)
         missing = self.ring.undistributed(channel_id, epoch, list(targets))
         if missing:
-            chain_key, index = self.ring.own_state(channel_id, epoch)
+            current = self.ring.own_state(channel_id, epoch)
+            followers = {str(d["device_id"]) for d in devices if is_follower_device(d)} & set(missing)
+            window = current
+            if followers and self.recent_history(channel_id, force=True) > 0:
+                window = self.ring.history_state(channel_id, epoch, int(self.clock()))
             sealed = []
             for d in missing:
+                chain_key, index = window if d in followers else current
                 try:
                     sealed.append(
                         seal_sender_key(self.keys, d, targets[d], channel_id, epoch, chain_key, index)
@@ -723,6 +731,55 @@ class Messenger:
         )
         self.profile.save_join_link(channel_id, url)  # kept for the poster, never sent
         return {**answer, "join_url": url}
+
+    def set_recent_history(self, channel_id: str, days: int) -> dict[str, Any]:
+        """A manager lets new followers of a public tribe read its last ``days`` days (0: from
+        joining), signed by this device; the authors' devices verify it before sharing."""
+        statement = issuing.history_choice(
+            self.keys.signing,
+            self.device_id,
+            org_id=self.trust.org_id,
+            channel_id=channel_id,
+            days=days,
+            now=self.trust.now(),
+        )
+        self.client.choose_history(channel_id, statement)
+        return {"channel_id": channel_id, "days": self.recent_history(channel_id, force=True)}
+
+    def recent_history(self, channel_id: str, *, force: bool) -> int:
+        """How many days of this tribe this device shares with a new follower (section 23): the
+        latest choice it verified as a manager's (asked again once a day, or ``force``); 0 for
+        a channel that is not a tribe, on a follower's device, or with no valid choice."""
+        if self.trust.is_follower:
+            return 0
+        if force and channel_id not in self.trust.state.logs:
+            self.trust.membership(channel_id)
+        log = self.trust.state.logs.get(channel_id)
+        if not log or log.get("kind") != "tribe":
+            return 0
+        now = int(self.clock())
+        window = self.ring.window(channel_id)
+        if force or window is None or now - window.checked_at >= DAY:
+            try:
+                statement = self.client.recent_history(channel_id).get("statement")
+            except ApiError:
+                statement = None  # keep the choice verified before, if any
+            state = self.trust.membership(channel_id)
+            found = verified_choice(statement, self.trust.view(), state, self.trust.org_id, channel_id)
+            if isinstance(found, TrustWarning):  # perhaps signed on a device linked since
+                found = verified_choice(
+                    statement, self.trust.view(refresh=True), state, self.trust.org_id, channel_id
+                )
+            if isinstance(found, TrustWarning):
+                self.trust.warn(found)
+                found = None
+            if found is None:
+                self.ring.mark_checked(channel_id, now)
+            else:
+                self.ring.set_window(channel_id, found.days, found.issued_at, now)
+            self.save()
+            window = self.ring.window(channel_id)
+        return 0 if window is None else window.days
 
     def _fetch_keys(self, channel_id: str, epoch: int) -> None:
         """Open every chain state sealed to this device for the epoch that the ring does not hold."""

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from bocage.client.crypto import CryptoError
 from bocage.client.profile import write_private
 from chalicelib.domain.encoding import b64d, b64e
+from chalicelib.domain.followers import DAY, window_start
 
 KEY_BYTES = 32
 #: How far ahead of its frontier a receiver derives at once: out-of-order and missing messages
@@ -97,6 +98,26 @@ class Chain:
     retired_until: int | None = None
 
 
+@dataclass
+class Snapshot:
+    """My chain as it was before my first message of a UTC day in a public tribe that opens
+    recent history to new followers (docs/protocol.md, 23): what a new follower is sealed."""
+
+    at: int
+    index: int
+    chain_key: bytes
+
+
+@dataclass
+class Window:
+    """The verified "last N days" choice of a tribe: ``issued_at`` of the statement that set it
+    (an older one served later is not believed), and when this device last asked."""
+
+    days: int
+    issued_at: int
+    checked_at: int
+
+
 Slot = tuple[str, int, str]  # (channel, epoch, sender device); the sender is OWN for my own chains
 OWN = ""
 
@@ -113,6 +134,8 @@ class SenderKeyRing:
         self._chains: dict[Slot, Chain] = {}
         self._distributed: dict[tuple[str, int], set[str]] = {}
         self._seen: dict[tuple[str, str], tuple[Slot, int]] = {}  # (channel, message id) -> where
+        self._snapshots: dict[tuple[str, int], list[Snapshot]] = {}
+        self._windows: dict[str, Window] = {}
 
     # -- my own chains ---------------------------------------------------------------------------
 
@@ -136,6 +159,7 @@ class SenderKeyRing:
         """The (index, key) for my next message; the chain moves on and the key is kept to read
         my own message back (until the server confirms its expiry, at most UNCONFIRMED_TTL)."""
         chain_key, index = self.own_state(channel_id, epoch)
+        self._snapshot(channel_id, epoch, chain_key, index, now)
         key = message_key(chain_key)
         chain = self._chains[(channel_id, epoch, OWN)]
         chain.kept[index] = Kept(key, now + UNCONFIRMED_TTL, None, message_id)
@@ -147,6 +171,71 @@ class SenderKeyRing:
         kept = self._chains.get((channel_id, epoch, OWN), Chain(None, 0)).kept.get(index)
         if kept is not None:
             kept.seq, kept.expires_at = seq, expires_at
+
+    # -- recent history for new followers (docs/protocol.md, 23) -------------------------------
+
+    def window(self, channel_id: str) -> Window | None:
+        return self._windows.get(channel_id)
+
+    def set_window(self, channel_id: str, days: int, issued_at: int, now: int) -> None:
+        """Take a verified choice, unless it is older than the one kept (a replay)."""
+        kept = self._windows.get(channel_id)
+        if kept is not None and issued_at < kept.issued_at:
+            kept.checked_at = now
+        else:
+            self._windows[channel_id] = Window(days, issued_at, now)
+        self._prune_snapshots(now)
+
+    def mark_checked(self, channel_id: str, now: int) -> None:
+        """Asked, and no newer valid choice: keep the one kept (none: read from joining)."""
+        kept = self._windows.get(channel_id)
+        if kept is None:
+            self._windows[channel_id] = Window(0, 0, now)
+        else:
+            kept.checked_at = now
+        self._prune_snapshots(now)
+
+    def _snapshot(self, channel_id: str, epoch: int, chain_key: bytes, index: int, now: int) -> None:
+        window = self._windows.get(channel_id)
+        if window is None or window.days <= 0:
+            return
+        taken = self._snapshots.setdefault((channel_id, epoch), [])
+        if not taken or taken[-1].at // DAY != now // DAY:
+            taken.append(Snapshot(now, index, chain_key))
+
+    def history_state(self, channel_id: str, epoch: int, now: int) -> tuple[bytes, int]:
+        """What to seal to a new follower: my chain at my first message in the window (so the
+        follower derives that message's key and every later one), within MAX_SKIP of my
+        current index so that it can still reach my next message; else my current state."""
+        chain_key, index = self.own_state(channel_id, epoch)
+        window = self._windows.get(channel_id)
+        if window is None or window.days <= 0:
+            return chain_key, index
+        start = window_start(now, window.days)
+        for snap in self._snapshots.get((channel_id, epoch), []):
+            if snap.at >= start and index - snap.index <= MAX_SKIP:
+                return snap.chain_key, snap.index
+        return chain_key, index
+
+    def _prune_snapshots(self, now: int) -> None:
+        """Keep a snapshot only inside its tribe's current window, only in a chain still held,
+        and only while every key it derives is still kept (none of an expired message)."""
+        for (channel_id, epoch), taken in list(self._snapshots.items()):
+            window = self._windows.get(channel_id)
+            chain = self._chains.get((channel_id, epoch, OWN))
+            start = window_start(now, window.days if window else 0)
+            kept = [
+                s
+                for s in taken
+                if chain is not None
+                and chain.chain_key is not None
+                and s.at >= start
+                and all(i in chain.kept for i in range(s.index, chain.index))
+            ]
+            if kept:
+                self._snapshots[(channel_id, epoch)] = kept
+            else:
+                del self._snapshots[(channel_id, epoch)]
 
     # -- received chains -------------------------------------------------------------------------
 
@@ -259,6 +348,7 @@ class SenderKeyRing:
                 del self._chains[slot]
             elif chain.chain_key is not None and not chain.kept and slot[1] < current_epochs.get(slot[0], -1):
                 chain.chain_key, chain.retired_until = None, now + TOMBSTONE_TTL
+        self._prune_snapshots(now)
         self._reindex()
 
     def _reindex(self) -> None:
@@ -310,6 +400,15 @@ class SenderKeyRing:
                 {"channel_id": c, "epoch": e, "devices": sorted(ds)}
                 for (c, e), ds in sorted(self._distributed.items())
             ],
+            "snapshots": [
+                {"channel_id": c, "epoch": e, "at": s.at, "index": s.index, "chain_key": b64e(s.chain_key)}
+                for (c, e), taken in sorted(self._snapshots.items())
+                for s in taken
+            ],
+            "windows": [
+                {"channel_id": c, "days": w.days, "issued_at": w.issued_at, "checked_at": w.checked_at}
+                for c, w in sorted(self._windows.items())
+            ],
         }
         return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
@@ -327,6 +426,12 @@ class SenderKeyRing:
                 ring.mark_distributed(
                     str(item["channel_id"]), int(item["epoch"]), [str(d) for d in item["devices"]]
                 )
+            for item in data.get("snapshots", []):
+                snap = Snapshot(int(item["at"]), int(item["index"]), _key(item["chain_key"]))
+                ring._snapshots.setdefault((str(item["channel_id"]), int(item["epoch"])), []).append(snap)
+            for item in data.get("windows", []):
+                window = Window(int(item["days"]), int(item["issued_at"]), int(item["checked_at"]))
+                ring._windows[str(item["channel_id"])] = window
         except (KeyError, TypeError) as exc:
             raise ValueError("malformed sender key ring") from exc
         ring._reindex()

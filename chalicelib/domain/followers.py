@@ -15,12 +15,19 @@ from pydantic import BaseModel, ConfigDict
 
 from chalicelib.domain.encoding import b64d
 from chalicelib.domain.ids import device_id_for, follower_id_for
-from chalicelib.domain.statements import FOLLOWER_CERT, TICKET, StatementError, verify_statement
+from chalicelib.domain.statements import (
+    FOLLOWER_CERT,
+    HISTORY,
+    TICKET,
+    StatementError,
+    verify_statement,
+)
 from chalicelib.domain.x25519 import UnsafeBoxKey, check_box_public_key
 
 #: A poster stays on a wall: a join ticket may be valid for up to five years.
 MAX_JOIN_TICKET_SECONDS = 5 * 365 * 86400
 JOIN_PROOF_LABEL = "bocage-join"
+DAY = 86400
 
 
 class JoinLink(BaseModel):
@@ -150,3 +157,38 @@ def verify_follower_cert(
     except UnsafeBoxKey as exc:
         raise StatementError(str(exc)) from exc
     return checked
+
+
+class HistoryChoice(BaseModel):
+    """A public tribe's latest "last N days" choice (section 23) and the statement proving it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
+
+    channel_id: str
+    days: int
+    issued_at: int
+    by_device: str
+    statement: dict[str, Any]
+
+
+def verify_history(statement: object, *, org_id: str, channel_id: str, sign_public_key: str) -> HistoryChoice:
+    """A recent-history choice for this tribe signed by the key given (StatementError if not).
+
+    Whether the signer is one of the tribe's managers is for the caller to decide: the server
+    from its records, an author's device from its own verified view (section 23)."""
+    checked = verify_statement(statement, HISTORY, sign_public_key)
+    if (checked["org_id"], checked["channel_id"]) != (org_id, channel_id):
+        raise StatementError("history: expected a choice for this organisation's tribe")
+    return HistoryChoice(
+        channel_id=channel_id,
+        days=checked["days"],
+        issued_at=checked["issued_at"],
+        by_device=checked["by_device"],
+        statement=checked,
+    )
+
+
+def window_start(now: int, days: int) -> int:
+    """Where a new follower's history starts: 00:00 UTC ``days`` days before today's (section
+    23); with 0 days, now (they read from joining)."""
+    return now if days <= 0 else now - now % DAY - days * DAY

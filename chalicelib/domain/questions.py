@@ -21,6 +21,11 @@ QUESTIONS_PER_HOUR = 5  # per follower device: a town hall's inbox is not a scri
 #: Per public tribe, from all its followers: anyone with the poster can join again with fresh keys,
 #: so the per-device limit alone does not bound what the managers' inbox receives.
 TRIBE_QUESTIONS_PER_HOUR = 60
+#: Of those, at most this many from devices that joined in the last day: throwaway devices made
+#: from the poster to flood the inbox share this part, and followers who joined earlier keep the
+#: rest (one joiner cannot starve the others).
+NEW_FOLLOWER_QUESTIONS_PER_HOUR = 20
+NEW_FOLLOWER_SECONDS = 86400
 
 
 class Answer(BaseModel):

@@ -1,6 +1,6 @@
 """Signed statements (docs/protocol.md, section 13.1): certificates, tickets, roles, removals,
-revocations, membership-log entries, notification choices (section 17) and partnerships
-(section 22), all one shape.
+revocations, membership-log entries, notification choices (section 17), partnerships (section
+22) and a public tribe's recent-history choice (section 23), all one shape.
 
 A statement is a JSON object with a ``purpose``, a fixed set of fields for that purpose and
 ``sig``, an Ed25519 signature over the ASCII canonical JSON of the rest. The server and the
@@ -35,6 +35,9 @@ NOTIFY = "bocage/notify/v2"
 PARTNER_ACCEPT = "bocage/partner-accept/v2"
 PARTNERSHIP = "bocage/partnership/v2"
 PARTNERSHIP_END = "bocage/partnership-end/v2"
+HISTORY = "bocage/history/v2"
+#: The longest window of recent posts a public tribe may open to new followers (section 23).
+MAX_HISTORY_DAYS = 30
 MAX_STATEMENT_BYTES = 2048
 KEY_BYTES = 32
 HASH_CHARS = 43  # b64url of a SHA-256 digest
@@ -213,6 +216,13 @@ _FIELDS: dict[str, dict[str, Callable[[object], bool]]] = {
         "channel_id": _id("c"),
         "member_id": _id("m"),
         "mentions_only": _bool,
+        "issued_at": _TIME,
+        "by_device": _id("d"),
+    },
+    HISTORY: {
+        "org_id": _id("o"),
+        "channel_id": _id("c"),
+        "days": lambda v: _int(0)(v) and isinstance(v, int) and v <= MAX_HISTORY_DAYS,
         "issued_at": _TIME,
         "by_device": _id("d"),
     },

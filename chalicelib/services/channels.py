@@ -338,6 +338,11 @@ class ChannelService:
         self.access(who, channel_id)
         return self._log.page(channel_id, start, limit)
 
+    def log_members(self, channel_id: str) -> list[str]:
+        """The members the channel's membership log names, signers included (trimmed listings,
+        16.3: a follower verifies every entry, so needs each of them)."""
+        return self._log.named(channel_id)
+
     def _set_role(self, current: ChannelMember, role: ChannelRole) -> dict[str, Any]:
         channel_id, member_id = current.channel_id, current.member_id
         self._records.save_membership(current.model_copy(update={"role": role}))

@@ -21,17 +21,19 @@ from chalicelib.adapters.records.members import MemberRecords
 from chalicelib.domain.channel import Channel, ChannelKind, require_may_manage
 from chalicelib.domain.encoding import b64d
 from chalicelib.domain.followers import (
+    HistoryChoice,
     JoinLink,
     join_proof_message,
     join_url,
     verify_follower_cert,
+    verify_history,
     verify_join_ticket,
 )
 from chalicelib.domain.ids import device_id_for, follower_id_for, looks_like, new_id
 from chalicelib.domain.organisation import Device, Member, MemberStatus, Role
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.statements import StatementError
-from chalicelib.errors import BadRequest, Conflict, Forbidden, Gone, NotFound
+from chalicelib.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequests
 from chalicelib.ports import Clock, Store
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.invitations import Links, public_key_bytes
@@ -53,8 +55,15 @@ class JoinRequest:
 
 class FollowerService:
     def __init__(
-        self, store: Store, clock: Clock, orgs: OrganisationService, channels: ChannelService
+        self,
+        store: Store,
+        clock: Clock,
+        orgs: OrganisationService,
+        channels: ChannelService,
+        *,
+        joins_per_hour: int = 2000,
     ) -> None:
+        self._joins_per_hour = joins_per_hour
         self._links = JoinLinkRecords(store)
         self._members = MemberRecords(store)
         self._clock = clock
@@ -110,6 +119,40 @@ class FollowerService:
             self._links.save(link)
         return self._status(link)
 
+    def choose_history(self, who: Principal, channel_id: str, statement: object) -> dict[str, Any]:
+        """A manager's signed "last N days" choice for new followers (section 23), signed by the
+        calling device; an older one than stored is accepted and ignored (the newest counts)."""
+        self._managed_tribe(who, channel_id)
+        device = self._orgs.get_device(who.device_id)
+        if device is None or device.is_revoked:
+            raise NotFound("the calling device is unknown")
+        try:
+            choice = verify_history(
+                statement, org_id=who.org_id, channel_id=channel_id, sign_public_key=device.sign_public_key
+            )
+        except StatementError as exc:
+            raise BadRequest(f"statement: {exc}") from exc
+        if choice.by_device != who.device_id:
+            raise BadRequest("statement: by_device must be the calling device")
+        if abs(choice.issued_at - self._clock.now()) > TICKET_CLOCK_SKEW:
+            raise BadRequest("statement: issued_at must be now")
+        self._links.save_history(choice)
+        return self._history_answer(channel_id, self._links.history(channel_id) or choice)
+
+    def history(self, who: Principal, channel_id: str) -> dict[str, Any]:
+        """The tribe's latest choice, for its members' devices to verify before they seal a
+        window of history to a new follower (none: new followers read from joining)."""
+        access = self._channels.access(who, channel_id)
+        if access.channel.kind is not ChannelKind.TRIBE:
+            raise BadRequest("only a tribe can be public")
+        return self._history_answer(channel_id, self._links.history(channel_id))
+
+    @staticmethod
+    def _history_answer(channel_id: str, choice: HistoryChoice | None) -> dict[str, Any]:
+        if choice is None:
+            return {"channel_id": channel_id, "days": 0, "statement": None}
+        return {"channel_id": channel_id, "days": choice.days, "statement": choice.statement}
+
     def follower_count(self, org_id: str) -> int:
         """The organisation's followers: shown beside the plan, never billed."""
         return self._links.follower_count(org_id)
@@ -160,10 +203,12 @@ class FollowerService:
         device_id, follower_id = device_id_for(sign_key), follower_id_for(sign_key)
         existing = self._orgs.get_device(device_id)
         if existing is None:
+            self._count_join(channel)
             self._admit(link, channel, request, cert)
         elif existing.member_id != follower_id or existing.org_id != link.org_id:
             raise Conflict("these device keys are already registered; create a new profile")
         elif self._channels.membership(channel.channel_id, follower_id) is None:
+            self._count_join(channel)
             self._follow_another(link, channel, existing, cert)
         org = self._orgs.get(link.org_id)
         return {
@@ -177,6 +222,16 @@ class FollowerService:
             "role": Role.FOLLOWER.value,
             "root": org.root,
         }
+
+    def _count_join(self, channel: Channel) -> None:
+        """One more new follower of the tribe this hour (a retry of a join is not one): 429
+        past the deployment's cap, on top of the per-address limit of ``bocage serve``."""
+        hour = self._clock.now() // 3600
+        if self._links.count_tribe_join(channel.channel_id, hour) > self._joins_per_hour:
+            raise TooManyRequests(
+                f"this tribe took {self._joins_per_hour} new followers this hour, as many as it "
+                "takes: try again in the next hour"
+            )
 
     def _open_link(self, link_id: str) -> tuple[JoinLink, Channel]:
         """The link and its tribe, if it still takes followers: 404 unknown, 410 revoked, expired,
@@ -260,8 +315,7 @@ class FollowerService:
         wanted: list[str] = [who.member_id]
         for channel_id in self._channels.channel_ids_of(who.member_id):
             wanted += self._channels.member_ids(channel_id)
-            log = self._channels.membership_log(who, channel_id, 0, MAX_VISIBLE)
-            wanted += self._orgs.signers_of(*log["entries"])
+            wanted += self._channels.log_members(channel_id)  # the whole log's, not a first page's
             link = self._links.of_channel(channel_id)
             if link is not None:
                 wanted += self._orgs.signers_of({"by_device": link.ticket["issuer_device"]})

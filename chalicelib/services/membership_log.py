@@ -61,6 +61,7 @@ class MembershipLog:
 
     def append_creation(self, channel_id: str, entry: dict[str, Any]) -> None:
         self._append(channel_id, entry)
+        self._records.mark_members_complete(channel_id)  # a new log: every member named is noted from here
 
     def append(
         self, org_id: str, channel_id: str, kind: str, members: list[ChannelMember], entry: object
@@ -97,6 +98,32 @@ class MembershipLog:
             existing = self._records.get(channel_id, int(entry["seq"]))
             if existing is None or statement_hash(existing) != statement_hash(entry):
                 raise Conflict("the membership log moved; fetch it and sign again") from exc
+        self._note_members(channel_id, [entry])
+
+    def _note_members(self, channel_id: str, entries: list[dict[str, Any]]) -> set[str]:
+        found = {str(e["member_id"]) for e in entries if isinstance(e.get("member_id"), str)}
+        for device_id in {str(e.get("by_device")) for e in entries}:
+            device = self._orgs.get_device(device_id)
+            if device is not None:
+                found.add(device.member_id)
+        for member_id in found:
+            self._records.note_member(channel_id, member_id)
+        return found
+
+    def named(self, channel_id: str) -> list[str]:
+        """Every member the log names (added, removed, or signing), however long it is: kept as entries are
+        appended; for a log older than that record, gathered once, page by page, then kept."""
+        kept = self._records.named(channel_id)
+        if kept is not None:
+            return kept
+        found: set[str] = set()
+        start, more = 0, True
+        while more:
+            entries, more = self._records.page(channel_id, start, MAX_PAGE)
+            found |= self._note_members(channel_id, entries)
+            start += len(entries)
+        self._records.mark_members_complete(channel_id)
+        return sorted(found)
 
     def page(self, channel_id: str, start: int, limit: int) -> dict[str, Any]:
         entries, more = self._records.page(channel_id, max(0, start), max(1, min(limit, MAX_PAGE)))

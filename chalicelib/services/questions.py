@@ -22,6 +22,8 @@ from chalicelib.domain.questions import (
     MAX_RECIPIENTS,
     MAX_SEALED,
     MAX_SEALED_TOTAL,
+    NEW_FOLLOWER_QUESTIONS_PER_HOUR,
+    NEW_FOLLOWER_SECONDS,
     QUESTIONS_PER_HOUR,
     TRIBE_QUESTIONS_PER_HOUR,
     Answer,
@@ -71,7 +73,9 @@ class QuestionService:
                 f"a question's sealed copies may take {MAX_SEALED_TOTAL} characters in all: shorten it"
             )
         now = self._clock.now()
-        self._count(who.device_id, channel_id, now // 3600)
+        device = self._orgs.get_device(who.device_id)
+        new = device is None or now - device.created_at < NEW_FOLLOWER_SECONDS
+        self._count(who.device_id, channel_id, now // 3600, new=new)
         question = Question(
             question_id=question_id,
             org_id=who.org_id,
@@ -85,11 +89,21 @@ class QuestionService:
         self._questions.save(question)
         return question.shown_to(who.device_id)
 
-    def _count(self, device_id: str, channel_id: str, hour: int) -> None:
-        """One more question this hour from the device, then to the tribe: 429 past either."""
+    def _count(self, device_id: str, channel_id: str, hour: int, *, new: bool) -> None:
+        """One more question this hour from the device, then (from a device that joined in the
+        last day) from the tribe's new followers, then to the tribe: 429 past any; a refusal
+        counts in no later budget, so one device or one joiner cannot spend the others'."""
         if self._questions.count_asked(device_id, hour) > QUESTIONS_PER_HOUR:
             raise TooManyRequests(
                 f"at most {QUESTIONS_PER_HOUR} questions an hour from one device; try again later"
+            )
+        if (
+            new
+            and self._questions.count_asked(channel_id, hour, by_new=True) > NEW_FOLLOWER_QUESTIONS_PER_HOUR
+        ):
+            raise TooManyRequests(
+                f"this tribe's followers who joined in the last day sent {NEW_FOLLOWER_QUESTIONS_PER_HOUR} "
+                "questions this hour: try again in the next hour"
             )
         if self._questions.count_asked(channel_id, hour) > TRIBE_QUESTIONS_PER_HOUR:
             raise TooManyRequests(

@@ -225,3 +225,39 @@ def test_a_citizen_follows_a_public_tribe_in_the_browser_reads_votes_and_leaves(
     page.reload()  # nothing of the follower is left in this browser: the welcome screen again
     expect(page.get_by_role("heading", name="Bienvenue sur Bocage")).to_be_visible()
     assert not problems, problems
+
+
+def test_a_browser_author_shares_the_days_its_managers_chose_with_a_new_follower(
+    web_server: Server, new_context: Callable[..., Any], cli: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    """Section 23, the browser as the author: the mayor chooses 7 days in the members panel
+    (signed in the browser), posts, and a citizen who joins afterwards reads that earlier post,
+    because the browser seals its chain as it was at its first post of the window."""
+    problems: list[str] = []
+    owner = new_context("owner").pages[0]
+    watch_console(owner, problems)
+    activate(owner, web_server.owner_url(), "Maire Dupuis")
+    create_channel(owner, TRIBE, "tribe")
+    tribe = owner.url.rsplit("/", 1)[1]
+    members_panel(owner)
+    owner.get_by_role("button", name="Publier un lien d'abonnement").click()
+    join_url = owner.locator("#join-url").input_value()
+    choice = owner.get_by_label("Les nouveaux abonnés lisent")
+    expect(choice).to_be_enabled()
+    expect(choice).to_have_value("0")
+    choice.select_option("7")
+    expect(owner.get_by_text("Choix enregistré")).to_be_visible()
+    owner.get_by_role("button", name="Membres").click()
+    send(owner, "Déjà publié avant votre abonnement")
+
+    follower = str(tmp_path / "lea")
+    cli("--profile", follower, "join", join_url, "--name", "Léa")
+    assert cli("--profile", follower, "tribe", "history", tribe)["days"] == 0  # a follower shares nothing
+    send(owner, POST)  # the browser verifies Léa and seals her the window's state
+
+    def texts() -> list[Any]:
+        return [m.get("text") for m in cli("--profile", follower, "read", tribe)["messages"]]
+
+    wait_for(lambda: POST in texts(), "the follower to read the new post")
+    assert texts() == ["Déjà publié avant votre abonnement", POST]
+    assert not problems, problems

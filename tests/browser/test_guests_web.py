@@ -51,6 +51,10 @@ def test_an_admin_invites_a_guest_who_sees_only_their_group(
     create_channel(owner, SITE, "group")
     add_to_channel(owner, "Paul Charpentier")
     send(owner, "Livraison du bois lundi à 8h")
+    owner.get_by_role("button", name="Membres").click()
+    panel = owner.locator("#members-panel")
+    expect(panel.locator("li", has_text="Paul Charpentier").locator(".role-tag")).to_have_text("Invité(e)")
+    expect(panel.locator("li", has_text="Maire Dupuis").locator(".role-tag")).to_have_count(0)
 
     expect(guest.get_by_role("link", name=re.compile(re.escape(SITE)))).to_be_visible(timeout=30_000)
     open_channel(guest, SITE)

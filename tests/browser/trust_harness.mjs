@@ -11,6 +11,7 @@ const membership = await import('../../web/js/membership.js');
 const followers = await import('../../web/js/followers.js');
 const mentions = await import('../../web/js/mentions.js');
 const partners = await import('../../web/js/partners.js');
+const recentHistory = await import('../../web/js/recent-history.js');
 
 const d = wire.b64d;
 const error = (err) => ({ error: err.constructor.name, message: err.message });
@@ -180,6 +181,12 @@ const commands = {
   async notify_choice({ device, channel_id, mentions_only, now }) {
     const keys = wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32));
     return mentions.notifyStatement({ ...device, signSecretKey: keys.signSecretKey }, channel_id, mentions_only, now);
+  },
+  /** Whether the web client believes a tribe's recent-history choice (section 23). */
+  async history_choice(args) {
+    const trust = await view({ ...args, cached: true });
+    const advanced = await membership.advance(null, args.answer, trust);
+    return recentHistory.verifiedChoice(trust, advanced.state, args.org_id, args.channel_id, args.statement);
   },
   /** Whom the web client would name in `notify`, from the server's statements. */
   async to_notify(args) {

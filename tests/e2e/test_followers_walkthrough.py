@@ -100,3 +100,25 @@ def ask_the_town_hall_and_follow_a_second_tribe(owner: str, lea: str, tribe: str
     ]
     member_joins = bocage_fails("--profile", owner, "join", market["join_url"], "--name", "X")
     assert "another --profile" in member_joins["message"]  # a member's profile does not follow
+
+
+def test_the_cli_lets_new_followers_read_the_last_days(server: Server, tmp_path: Path) -> None:
+    """Section 23 by the CLI: the mayor chooses 7 days; an inhabitant who joins after a post
+    reads it; a choice out of range is refused before anything is signed."""
+    owner, lea = str(tmp_path / "owner"), str(tmp_path / "lea")
+    bocage("--profile", owner, "activate", server.owner_url(), "--name", "Maire")
+    created = bocage("--profile", owner, "tribe", "create", "La vie du village", "--public")
+    tribe = created["channel_id"]
+    assert bocage("--profile", owner, "tribe", "history", tribe) == {
+        "channel_id": tribe,
+        "days": 0,
+        "warnings": [],
+    }
+    chosen = bocage("--profile", owner, "tribe", "history", tribe, "--days", "7")
+    assert chosen == {"channel_id": tribe, "days": 7, "warnings": []}
+    assert "0 to 30" in bocage_fails("--profile", owner, "tribe", "history", tribe, "--days", "31")["message"]
+    bocage("--profile", owner, "send", tribe, "Publié avant l'abonnement")
+    bocage("--profile", lea, "join", created["join_url"], "--name", "Léa")
+    bocage("--profile", owner, "send", tribe, "Publié après")
+    read = bocage("--profile", lea, "read", tribe)["messages"]
+    assert [m["text"] for m in read] == ["Publié avant l'abonnement", "Publié après"]

@@ -10,12 +10,15 @@ import pytest
 
 from bocage.client.api import ApiError
 from bocage.client.api import join_body as api_join_body
-from bocage.client.issuing import follower_cert, follower_ticket
+from bocage.client.issuing import follower_cert, follower_ticket, membership_entry
 from bocage.client.messenger import Messenger
 from bocage.client.profile import DeviceKeys, Profile
 from bocage.client.trust import join
+from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.membership_log import MembershipLogRecords
 from chalicelib.domain.encoding import b64e
 from chalicelib.domain.followers import parse_join_url
+from chalicelib.settings import Settings
 from tests.support import InProcessClient, People, SignedApi, messenger_for, scan_all
 
 
@@ -279,3 +282,69 @@ def test_a_follower_follows_a_second_public_tribe_of_the_organisation_and_reads_
         devices = {d["device_id"] for d in people.owner.client.roster(cid)["devices"]}
         assert lea.device_id not in devices
         assert people.owner.client.join_link(cid)["followers"] == 0
+
+
+def test_a_followers_listing_names_who_signed_the_log_past_its_500th_entry(
+    people: People, api: SignedApi, app_store: Any, tmp_path: Path
+) -> None:
+    """A trimmed listing (16.3, and a guest's, 21) names every signer of the tribe's log, however
+    long: an admin outside the tribe who signed entry 512 is listed, so followers verify it."""
+    cid, url = public_tribe(people)
+    people.join("bob")
+    zoe = people.join("zoe", role="admin")  # not in the tribe: reachable only as a log signer
+    people.join("carl")
+    owner, org_id = people.keys["owner"], people.info["owner"]["org_id"]
+    log = MembershipLogRecords(app_store)
+    previous, fillers = log.head(cid), []
+    for n in range(510):  # the owner's device adds and removes Bob, as many times
+        op, role = ("add", "member") if n % 2 == 0 else ("remove", None)
+        previous = membership_entry(
+            owner.signing, owner.device_id, org_id=org_id, channel_id=cid, previous=previous,
+            op=op, member_id=people.info["bob"]["member_id"], role=role, now=api.clock.now(),
+        )  # fmt: skip
+        fillers.append(keys.record(keys.membership_entry(cid, previous["seq"]), {"entry": previous}))
+    app_store.batch_write(fillers)
+    bob_id, zoe_id = people.info["bob"]["member_id"], people.info["zoe"]["member_id"]
+    log.note_member(cid, bob_id)  # as the service notes each member an entry names
+    zoe.add_member(cid, people.info["carl"]["member_id"])
+    head = log.head(cid) or {}
+    assert head["seq"] == 511 and head["by_device"] == people.keys["zoe"].device_id
+
+    def verified_by_a_new_follower(name: str) -> None:
+        follower = follow(api, url, tmp_path / name, name)
+        listed = [m["member_id"] for m in follower.client.request("GET", "/members")["members"]]
+        assert {zoe_id, bob_id} <= set(listed)
+        assert people.info["carl"]["member_id"] in follower.trust.membership(cid).members
+        assert follower.trust.take_warnings() == []
+
+    verified_by_a_new_follower("Léa")
+    named = [
+        item["sk"]
+        for item in scan_all(app_store)
+        if item["pk"] == f"CHAN#{cid}" and "LOGMEMBER" in item["sk"]
+    ]
+    assert len(named) == 5  # the owner, Bob, Zoé, Carl and the set's completion mark
+    app_store.batch_write(deletes=[(f"CHAN#{cid}", sk) for sk in named])  # a tribe older than this record
+    verified_by_a_new_follower("Max")  # gathered once from the whole log (two pages), then kept
+    assert app_store.get(*keys.log_members_complete(cid)) is not None
+
+
+def test_a_tribe_takes_at_most_its_hourly_cap_of_new_followers(
+    people: People, api: SignedApi, container: Any, tmp_path: Path
+) -> None:
+    """Whatever their addresses (16.2): beyond the deployment's cap, 429 until the next hour;
+    a retry of a join that went through is not a new follower."""
+    assert Settings.from_env({}).joins_per_tribe_hour == 2000  # a poster's first day
+    assert Settings.from_env({"BOCAGE_JOINS_PER_TRIBE_HOUR": "2"}).joins_per_tribe_hour == 2
+    container.followers._joins_per_hour = 2  # as wiring.build passes that setting
+    cid, url = public_tribe(people)
+    first = DeviceKeys.generate()
+    body = join_body(url, first, now=api.clock.now())
+    assert api.call("POST", "/join", body).status == 201
+    follow(api, url, tmp_path / "max", "Max")
+    refused = api.call("POST", "/join", join_body(url, DeviceKeys.generate(), now=api.clock.now()))
+    assert refused.status == 429 and "new followers this hour" in refused.body["message"]
+    assert api.call("POST", "/join", body).status == 201  # the first one's retry converges
+    assert people.owner.client.join_link(cid)["followers"] == 2
+    api.clock.advance(3600)
+    follow(api, url, tmp_path / "lea", "Léa")  # the next hour's count starts again

@@ -209,3 +209,21 @@ def test_a_device_the_server_adds_gets_no_question(
     for device_id in (ghost.device_id, people.keys["bob"].device_id):
         body = {"question_id": new_id("q"), "sealed": {device_id: "x"}}
         assert api.call("POST", f"/channels/{cid}/questions", body, signer=lea.keys).status == 201
+
+
+def test_throwaway_joiners_cannot_starve_followers_who_joined_earlier(
+    people: People, api: SignedApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Devices that joined in the last day share part of the tribe's hourly questions: a flood
+    of fresh joins from the poster spends that part, never what earlier followers may ask."""
+    monkeypatch.setattr(questions_service, "NEW_FOLLOWER_QUESTIONS_PER_HOUR", 2)
+    cid, _, _, lea = town(people, api, tmp_path)
+    url = public_tribe_url(people, cid)
+    api.clock.advance(86400 + 1)  # Léa joined yesterday
+    for n in range(2):
+        follow(api, url, tmp_path / f"new-{n}", "Nouveau").ask(cid, f"Question {n}")
+    with pytest.raises(ApiError) as limited:
+        follow(api, url, tmp_path / "new-2", "Nouveau").ask(cid, "Encore une")
+    assert limited.value.status == 429 and "joined in the last day" in limited.value.message
+    lea.ask(cid, "Et moi ?")  # not spent by the newcomers
+    assert len(people.owner.questions(cid)) == 3

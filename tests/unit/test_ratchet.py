@@ -353,3 +353,58 @@ def test_the_protocol_vectors_reproduce() -> None:
     boxed = Box(PrivateKey(bytes(range(32, 64))), recipient_box.public_key).encrypt(payload, bytes([5]) * 24)
     assert b64e(bytes(boxed)).endswith("aOEcmN1fF2cGX3o")
     assert b64e(bytes(boxed)).startswith("BQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFjYs_nufK7SwFkFwVidkBAdL8O9iyPirx")
+
+
+def test_a_new_follower_is_sealed_the_chain_at_the_windows_first_message(tmp_path: Path) -> None:
+    """Section 23: one snapshot per UTC day of sending; the earliest inside the window is what a
+    new follower gets, it survives a restart, and closing the window forgets every snapshot."""
+    ring, start = SenderKeyRing(), NOW - NOW % DAY
+    ring.set_window(CHANNEL, 7, issued_at=start, now=start)
+    at = {}
+    for day in range(12):
+        for n in range(3):
+            at[(day, n)] = ring.own_state(CHANNEL, 0)
+            index, _ = ring.next_key(CHANNEL, 0, f"m{day}-{n}", start + day * DAY + 3600 * (n + 1))
+            ring.confirm(CHANNEL, 0, index, seq=index + 1, expires_at=start + 400 * DAY)
+    today = start + 11 * DAY + 7200
+    assert ring.history_state(CHANNEL, 0, today) == at[(4, 0)]  # 00:00 UTC seven days before today
+    ring.forget(today)
+    ring.save(tmp_path / "ring.json")
+    again = SenderKeyRing.load(tmp_path / "ring.json")
+    assert again.history_state(CHANNEL, 0, today) == at[(4, 0)]
+    assert len(json.loads((tmp_path / "ring.json").read_text())["snapshots"]) == 8  # days 4 to 11
+    assert again.history_state(CHANNEL, 1, today) == again.own_state(CHANNEL, 1)  # another epoch: now
+    again.set_window(CHANNEL, 0, issued_at=start + 1, now=today)
+    assert json.loads(again.to_json())["snapshots"] == []
+    assert again.history_state(CHANNEL, 0, today) == again.own_state(CHANNEL, 0)
+    again.set_window(CHANNEL, 30, issued_at=start, now=today)  # older than the kept choice: a replay
+    assert again.window(CHANNEL) is not None and again.window(CHANNEL).days == 0  # type: ignore[union-attr]
+
+
+def test_a_snapshot_goes_with_the_first_message_it_derives_that_expires(
+    alice: DeviceKeys, tmp_path: Path
+) -> None:
+    sender = Sender(alice)
+    sender.ring.set_window(CHANNEL, 30, issued_at=NOW, now=NOW)
+    short = sender.send("court", expires_at=NOW + DAY)
+    sender.send("long", expires_at=NOW + 30 * DAY)
+    assert sender.ring.history_state(CHANNEL, 0, NOW + 1)[1] == 0  # both messages, from the first
+    sender.ring.forget(NOW + 2 * DAY)
+    path = tmp_path / "ring.json"
+    sender.ring.save(path)
+    snapshots = [b64d(s["chain_key"]) for s in json.loads(path.read_text())["snapshots"]]
+    assert snapshots == []  # it derived the expired message's key: gone with it
+    assert sender.ring.history_state(CHANNEL, 0, NOW + 2 * DAY) == sender.state()
+    assert all(_fails(short, key, alice) for key in _derivable(path.read_text()))
+
+
+def test_a_window_further_than_the_skip_limit_starts_where_a_reader_can_still_catch_up() -> None:
+    ring, start = SenderKeyRing(), NOW - NOW % DAY
+    ring.set_window(CHANNEL, 7, issued_at=start, now=start)
+    for i in range(10):
+        ring.next_key(CHANNEL, 0, f"a{i}", start + 60)
+    second_day = ring.own_state(CHANNEL, 0)
+    for i in range(MAX_SKIP):
+        ring.next_key(CHANNEL, 0, f"b{i}", start + DAY + 60)
+    assert ring.own_state(CHANNEL, 0)[1] == 10 + MAX_SKIP
+    assert ring.history_state(CHANNEL, 0, start + DAY + 120) == second_day  # day 0 is too far back

@@ -21,6 +21,9 @@ export const NOTIFY = 'bocage/notify/v2';
 export const PARTNER_ACCEPT = 'bocage/partner-accept/v2';
 export const PARTNERSHIP = 'bocage/partnership/v2';
 export const PARTNERSHIP_END = 'bocage/partnership-end/v2';
+export const HISTORY = 'bocage/history/v2';
+/** The longest window of recent posts a public tribe may open to new followers (section 23). */
+export const MAX_HISTORY_DAYS = 30;
 export const MAX_STATEMENT_BYTES = 2048;
 export const V1_MESSAGE = 'this client speaks protocol v1: update it';
 export const MAX_DEPTH = 16;
@@ -202,6 +205,13 @@ const FIELDS = {
     channel_id: isId('c'),
     member_id: isId('m'),
     mentions_only: isBool,
+    issued_at: isTime,
+    by_device: isId('d'),
+  },
+  [HISTORY]: {
+    org_id: isId('o'),
+    channel_id: isId('c'),
+    days: (v) => isInt(0)(v) && Number(v) <= MAX_HISTORY_DAYS,
     issued_at: isTime,
     by_device: isId('d'),
   },

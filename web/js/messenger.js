@@ -18,12 +18,15 @@ import {
   emptyRing,
   forget,
   hasOwn,
+  historyState,
+  historyWindow,
   holds,
   markDistributed,
   nextKey,
   openWith,
   ownState,
   ringFrom,
+  setWindow,
   undistributed,
 } from './ratchet.js';
 import {
@@ -476,19 +479,27 @@ export class Messenger extends EventTarget {
   async distributeKey(channelId, roster = null) {
     const current = roster || (await this.roster(channelId, { fresh: true }));
     const epoch = Number(current.epoch);
+    const history = await this.historyChoice(channelId, current);
     return this.withRing(async () => {
-      await this.distributeLocked(channelId, epoch, current);
+      await this.distributeLocked(channelId, epoch, current, history);
       return epoch;
     });
   }
 
-  /** distributeKey's work, inside withRing. */
-  async distributeLocked(channelId, epoch, roster) {
+  /**
+   * distributeKey's work, inside withRing. A follower this device verified (16.3) gets my chain
+   * as it was at my first message in the tribe's recent-history window (section 23), everyone
+   * else its current state. `history`: a choice just asked for (historyChoice), to take first.
+   */
+  async distributeLocked(channelId, epoch, roster, history = null) {
+    if (history) setWindow(this.ring, channelId, history.days, history.issued_at, history.now);
     const targets = new Map(roster.devices.filter((d) => d.device_id !== this.deviceId).map((d) => [d.device_id, d]));
     const missing = undistributed(this.ring, channelId, epoch, [...targets.keys()]);
-    const { chainKey, index } = ownState(this.ring, channelId, epoch);
+    const current = ownState(this.ring, channelId, epoch);
+    const window = historyState(this.ring, channelId, epoch, nowSeconds());
     const sealed = [];
     for (const d of missing) {
+      const { chainKey, index } = targets.get(d).member_id.startsWith('f_') ? window : current;
       try {
         sealed.push(sealSenderKey(this.keys, d, targets.get(d).box_public_key, channelId, epoch, chainKey, index));
       } catch (err) {
@@ -511,8 +522,9 @@ export class Messenger extends EventTarget {
       const roster = await this.roster(channelId, { fresh: true });
       if (roster.blocked) throw membershipBlocked(channelId);
       const epoch = Number(roster.epoch);
+      const history = await this.historyChoice(channelId, roster);
       const envelope = await this.withRing(async () => {
-        await this.distributeLocked(channelId, epoch, roster);
+        await this.distributeLocked(channelId, epoch, roster, history);
         const { index, key } = await nextKey(this.ring, channelId, epoch, messageId, nowSeconds());
         return sealMessage(this.keys, key, { channelId, epoch, index, messageId, content, kind, target, sentAtMs: Date.now() });
       });
@@ -629,6 +641,66 @@ export class Messenger extends EventTarget {
     const { notifyStatement } = await import('./mentions.js');
     const statement = notifyStatement(this.device, channelId, mentionsOnly, this.api.now());
     return this.api.request('PUT', `/channels/${channelId}/notify`, { body: { statement } });
+  }
+
+  // -- recent history for new followers (section 23) ------------------------------------------
+
+  /**
+   * The tribe's recent-history choice to take into the ring, or null for nothing to change: asked
+   * once a day, and whenever a follower this device never sealed to is on the roster (so it is
+   * verified before anything older is shared); believed only if a manager's certified device
+   * signed it (`days: null`: asked, nothing newer to believe).
+   * @returns {Promise<{days: number | null, issued_at: number, now: number} | null>}
+   */
+  async historyChoice(channelId, roster, force = false) {
+    if (this.isFollower() || this.channel(channelId)?.kind !== 'tribe' || roster.blocked) return null;
+    const now = nowSeconds();
+    const kept = historyWindow(this.ring, channelId);
+    const followers = roster.devices.filter((d) => d.member_id.startsWith('f_')).map((d) => d.device_id);
+    const newcomers = undistributed(this.ring, channelId, Number(roster.epoch), followers);
+    if (!force && !newcomers.length && kept && now - kept.checked_at < 86400) return null;
+    let statement = null;
+    try {
+      statement = (await this.api.get(`/channels/${channelId}/history`)).statement;
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err; // unanswered: keep what was believed before
+    }
+    const { verifiedChoice } = await import('./recent-history.js');
+    const check = () => verifiedChoice(this.trust.view, roster.state, this.device.org_id, channelId, statement);
+    let found = check();
+    if (found && 'warning' in found) {
+      await this.loadDirectory(); // perhaps signed on a device linked since
+      found = check();
+    }
+    if (found === null) return { days: null, issued_at: 0, now };
+    if ('warning' in found) {
+      this.trust.report([{ ...found.warning, member_id: null, device_id: null }]);
+      return { days: null, issued_at: 0, now };
+    }
+    return { days: found.days, issued_at: found.issued_at, now };
+  }
+
+  /** How many days of this tribe this device shares with a new follower, asked and verified now. */
+  async recentHistoryDays(channelId) {
+    const roster = await this.roster(channelId, { fresh: true });
+    const history = await this.historyChoice(channelId, roster, true);
+    return this.withRing(async () => {
+      if (history) setWindow(this.ring, channelId, history.days, history.issued_at, history.now);
+      return historyWindow(this.ring, channelId)?.days || 0;
+    });
+  }
+
+  /**
+   * A manager lets new followers of a public tribe read its last `days` days (0: from joining),
+   * signed by this device; the authors' devices verify it before sharing anything.
+   * @param {string} channelId
+   * @param {number} days
+   */
+  async setRecentHistory(channelId, days) {
+    const { historyStatement } = await import('./recent-history.js');
+    const statement = historyStatement(this.device, channelId, days, this.api.now());
+    await this.api.request('PUT', `/channels/${channelId}/history`, { body: { statement } });
+    return this.recentHistoryDays(channelId);
   }
 
   /** Answer the send waiting on `ref`, if any: with the ack's receipt, or an error. */

@@ -50,7 +50,9 @@ export function openBox(m, sealed, senderDevice, senderBox, fields) {
   }
 }
 
-function isManager(view, state, deviceId, memberId) {
+/** The usable device if it is a manager's of the tribe (an admin or owner now, or an author in
+ * its verified log), as this browser verifies it; else null. */
+export function isManager(view, state, deviceId, memberId) {
   const usable = view?.usable(deviceId);
   if (!usable || usable.member_id !== memberId) return null;
   return ADMIN_ROLES.includes(view.orgRole(memberId, NOW) || '') || state?.members[memberId] === 'author' ? usable : null;

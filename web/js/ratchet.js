@@ -24,7 +24,9 @@ export class ReplayedMessage extends CryptoError {}
 /**
  * @typedef {{key: Uint8Array, expires_at: number, seq: number | null, message_id: string | null}} Kept
  * @typedef {{chain_key: Uint8Array | null, index: number, kept: Record<string, Kept>, retired_until: number | null}} Chain
- * @typedef {{v: number, chains: Record<string, Chain>, distributed: Record<string, string[]>, seen: Record<string, string>}} Ring
+ * @typedef {{at: number, index: number, chain_key: Uint8Array}} Snapshot
+ * @typedef {{days: number, issued_at: number, checked_at: number}} Window
+ * @typedef {{v: number, chains: Record<string, Chain>, distributed: Record<string, string[]>, seen: Record<string, string>, snapshots?: Record<string, Snapshot[]>, windows?: Record<string, Window>}} Ring
  */
 
 /** @returns {Ring} */
@@ -86,6 +88,7 @@ export function hasOwn(ring, channelId, epoch = null) {
 /** The {index, key} of my next message; the chain moves on and the key is kept to read it back. */
 export async function nextKey(ring, channelId, epoch, messageId, now) {
   const { chainKey, index } = ownState(ring, channelId, epoch);
+  snapshot(ring, channelId, epoch, chainKey, index, now);
   const chain = ring.chains[slotOf(channelId, epoch, OWN)];
   const key = await messageKey(chainKey);
   chain.kept[index] = { key, expires_at: now + UNCONFIRMED_TTL, seq: null, message_id: messageId };
@@ -98,6 +101,74 @@ export async function nextKey(ring, channelId, epoch, messageId, now) {
 export function confirm(ring, channelId, epoch, index, seq, expiresAt) {
   const kept = ring.chains[slotOf(channelId, epoch, OWN)]?.kept[index];
   if (kept) Object.assign(kept, { seq, expires_at: expiresAt });
+}
+
+// -- recent history for new followers (docs/protocol.md, 23) -------------------------------------
+
+const DAY = 86400;
+
+/** Where a new follower's history starts: 00:00 UTC `days` days before today's; 0 days: now. */
+export function windowStart(now, days) {
+  return days <= 0 ? now : now - (now % DAY) - days * DAY;
+}
+
+/** The verified "last N days" choice kept for a tribe, or null. */
+export function historyWindow(ring, channelId) {
+  return ring.windows?.[channelId] || null;
+}
+
+/** Take a verified choice, unless it is older than the one kept (a replay); `days` null: asked,
+ * and nothing newer was valid (keep what was believed, or 0 days). */
+export function setWindow(ring, channelId, days, issuedAt, now) {
+  ring.windows = ring.windows || {};
+  const kept = ring.windows[channelId];
+  if (days === null || (kept && issuedAt < kept.issued_at)) {
+    if (kept) kept.checked_at = now;
+    else ring.windows[channelId] = { days: 0, issued_at: 0, checked_at: now };
+  } else {
+    ring.windows[channelId] = { days, issued_at: issuedAt, checked_at: now };
+  }
+  pruneSnapshots(ring, now);
+}
+
+function snapshot(ring, channelId, epoch, chainKey, index, now) {
+  const window = historyWindow(ring, channelId);
+  if (!window || window.days <= 0) return;
+  ring.snapshots = ring.snapshots || {};
+  const taken = (ring.snapshots[`${channelId}|${epoch}`] ||= []);
+  const last = taken[taken.length - 1];
+  if (!last || Math.floor(last.at / DAY) !== Math.floor(now / DAY)) taken.push({ at: now, index, chain_key: chainKey });
+}
+
+/** What to seal to a new follower: my chain at my first message in the window, within MAX_SKIP
+ * of my current index; else my current state. */
+export function historyState(ring, channelId, epoch, now) {
+  const current = ownState(ring, channelId, epoch);
+  const window = historyWindow(ring, channelId);
+  if (!window || window.days <= 0) return current;
+  const start = windowStart(now, window.days);
+  for (const snap of ring.snapshots?.[`${channelId}|${epoch}`] || []) {
+    if (snap.at >= start && current.index - snap.index <= MAX_SKIP) return { chainKey: snap.chain_key, index: snap.index };
+  }
+  return current;
+}
+
+/** Keep a snapshot only inside its tribe's window, in a chain still held, and while every key it
+ * derives is still kept (none of an expired message). */
+function pruneSnapshots(ring, now) {
+  for (const [key, taken] of Object.entries(ring.snapshots || {})) {
+    const [channelId, epoch] = key.split('|');
+    const chain = ring.chains[slotOf(channelId, epoch, OWN)];
+    const start = windowStart(now, historyWindow(ring, channelId)?.days || 0);
+    const kept = taken.filter((s) => chain && chain.chain_key && s.at >= start && allKept(chain, s.index));
+    if (kept.length) /** @type {Record<string, Snapshot[]>} */ (ring.snapshots)[key] = kept;
+    else delete /** @type {Record<string, Snapshot[]>} */ (ring.snapshots)[key];
+  }
+}
+
+function allKept(chain, from) {
+  for (let i = from; i < chain.index; i += 1) if (!chain.kept[i]) return false;
+  return true;
 }
 
 // -- received chains -----------------------------------------------------------------------------
@@ -194,6 +265,7 @@ export function forget(ring, now, currentEpochs = {}) {
       chain.retired_until = now + TOMBSTONE_TTL;
     }
   }
+  pruneSnapshots(ring, now);
   ring.seen = {};
   for (const [slot, chain] of Object.entries(ring.chains)) {
     for (const [i, kept] of Object.entries(chain.kept)) {

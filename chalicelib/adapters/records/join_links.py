@@ -1,14 +1,16 @@
 """Public tribes' join links and follower counts (docs/protocol.md, section 16).
 
 A tribe's current link is ``CHAN#c / JOINLINK``, found from the link's id through
-``JOIN#j / META``; an organisation's follower count is ``FOLLOWERS#o / COUNT``, beside the
+``JOIN#j / META``; its managers' latest signed "last N days" choice is ``CHAN#c / HISTORY``
+(section 23); an organisation's follower count is ``FOLLOWERS#o / COUNT``, beside the
 followers themselves (chalicelib/adapters/records/keys.py, ``member_home``).
 """
 
 from __future__ import annotations
 
 from chalicelib.adapters.records import keys
-from chalicelib.domain.followers import JoinLink
+from chalicelib.adapters.records.latest import save_if_newer
+from chalicelib.domain.followers import HistoryChoice, JoinLink
 from chalicelib.ports import Store
 
 
@@ -35,8 +37,23 @@ class JoinLinkRecords:
         """Joins through the tribe's current link (atomic ADD): what a cap is checked against."""
         return self._store.increment(*keys.join_link(channel_id), "joined", delta)
 
+    def count_tribe_join(self, channel_id: str, hour: int) -> int:
+        """New followers of the tribe this hour (atomic ADD, expires after the hour)."""
+        return self._store.increment(
+            *keys.join_rate(channel_id, hour), "joined", 1, expires_at=(hour + 2) * 3600
+        )
+
     def follower_count(self, org_id: str) -> int:
         return int((self._store.get(*keys.follower_count(org_id)) or {}).get("followers", 0))
 
     def count_followers(self, org_id: str, delta: int) -> int:
         return self._store.increment(*keys.follower_count(org_id), "followers", delta)
+
+    def save_history(self, choice: HistoryChoice) -> bool:
+        """Keep the tribe's newest recent-history choice; False if ``choice`` was older."""
+        key = keys.recent_history(choice.channel_id)
+        return save_if_newer(self._store, key, keys.record(key, choice.model_dump(mode="json")))
+
+    def history(self, channel_id: str) -> HistoryChoice | None:
+        item = self._store.get(*keys.recent_history(channel_id))
+        return None if item is None else HistoryChoice.model_validate(item)

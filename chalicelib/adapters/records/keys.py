@@ -78,6 +78,21 @@ def join_link(channel_id: str) -> Key:
     return f"CHAN#{channel_id}", "JOINLINK"
 
 
+def recent_history(channel_id: str) -> Key:
+    """A public tribe's latest signed "last N days" choice (docs/protocol.md, 23)."""
+    return f"CHAN#{channel_id}", "HISTORY"
+
+
+def join_rate(channel_id: str, hour: int) -> Key:
+    """New followers of a tribe this hour (an ADD counter that expires after the hour)."""
+    return f"JOINRATE#{channel_id}", f"H#{hour}"
+
+
+def question_rate(asked_of: str, hour: int) -> Key:
+    """Questions this hour from a device, to a tribe, or to a tribe from its new followers."""
+    return f"QRATE#{asked_of}", f"H#{hour}"
+
+
 def join_link_index(link_id: str) -> Key:
     """Which channel a join link's id names: what ``POST /join`` reads first."""
     return f"JOIN#{link_id}", META
@@ -210,6 +225,20 @@ def message(channel_id: str, seq: int) -> Key:
 
 def message_sk(seq: int) -> str:
     return f"{MESSAGE_PREFIX}{seq:012d}"
+
+
+LOG_MEMBER_PREFIX = "LOGMEMBER#"
+
+
+def log_member(channel_id: str, member_id: str) -> Key:
+    """A member the channel's membership log names: as an entry's subject or its signer's."""
+    return channel_partition(channel_id), f"{LOG_MEMBER_PREFIX}{member_id}"
+
+
+def log_members_complete(channel_id: str) -> Key:
+    """Present once every member the log names has its ``LOGMEMBER#`` item (kept since creation,
+    or gathered once from the whole log for a channel older than these items)."""
+    return channel_partition(channel_id), "LOGMEMBERS"
 
 
 def membership_entry(channel_id: str, seq: int) -> Key:

@@ -2,6 +2,10 @@
 
 Each entry is written once with a conditional put, so two writers racing for the same number
 cannot both win and the server itself cannot overwrite an entry; entries are kept as received.
+Beside them, ``CHAN#c / LOGMEMBER#m`` for each member an entry names (its subject, or its
+signer's member), one item each however long the log, and ``CHAN#c / LOGMEMBERS`` once that
+set is complete: what a
+follower's or a guest's trimmed listing needs, read without walking the log.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.paging import query_all
 from chalicelib.ports import Store
 
 
@@ -42,3 +47,16 @@ class MembershipLogRecords:
         )
         entries = [dict(item["entry"]) for item in page.items]
         return entries[:limit], len(entries) > limit
+
+    def note_member(self, channel_id: str, member_id: str) -> None:
+        self._store.put(keys.record(keys.log_member(channel_id, member_id), {"member_id": member_id}))
+
+    def mark_members_complete(self, channel_id: str) -> None:
+        self._store.put(keys.record(keys.log_members_complete(channel_id), {"complete": True}))
+
+    def named(self, channel_id: str) -> list[str] | None:
+        """The members the log names (subjects and signers); None if never completed."""
+        if self._store.get(*keys.log_members_complete(channel_id)) is None:
+            return None
+        items = query_all(self._store, keys.channel_partition(channel_id), keys.LOG_MEMBER_PREFIX)
+        return [str(item["member_id"]) for item in items]

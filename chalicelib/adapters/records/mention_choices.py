@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.latest import save_if_newer
 from chalicelib.adapters.records.paging import query_all
 from chalicelib.domain.mentions_only import MentionChoice
-from chalicelib.errors import ConditionFailed
 from chalicelib.ports import Store
 
 
@@ -16,23 +16,9 @@ class MentionChoiceRecords:
     def save(self, choice: MentionChoice) -> bool:
         """Keep ``choice`` unless a stored one is newer; False when it was older (and dropped).
 
-        The latest choice counts: the stored ``issued_at`` is compared and the write made on
-        condition that it did not change meanwhile (retried from the newer value)."""
+        The latest choice counts."""
         key = keys.mention_choice(choice.channel_id, choice.member_id)
-        item = keys.record(key, choice.model_dump(mode="json"))
-        for _ in range(5):
-            stored = self._store.get(*key)
-            if stored is not None and int(stored["issued_at"]) > choice.issued_at:
-                return False
-            try:
-                if stored is None:
-                    self._store.put(item, if_absent=True)
-                else:
-                    self._store.put(item, if_match={"issued_at": stored["issued_at"]})
-            except ConditionFailed:
-                continue
-            return True
-        return False
+        return save_if_newer(self._store, key, keys.record(key, choice.model_dump(mode="json")))
 
     def get(self, channel_id: str, member_id: str) -> MentionChoice | None:
         item = self._store.get(*keys.mention_choice(channel_id, member_id))

@@ -1,6 +1,7 @@
 """Questions to the town hall (docs/protocol.md, section 20): ``CHAN#c / QUESTION#q``, one item
 each (its sealed boxes and answer), expiring with the tribe's retention; a follower device's
-hourly count is ``QRATE#d / H#hour`` and the tribe's ``QRATE#c / H#hour``, expiring after the hour."""
+hourly count is ``QRATE#d / H#hour``, the tribe's ``QRATE#c / H#hour`` and, from its followers who
+joined in the last day, ``QRATE#c#new / H#hour``, expiring after the hour."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ class QuestionRecords:
         )
         return [Question.model_validate(i) for i in found.items], found.cursor
 
-    def count_asked(self, asked_of: str, hour: int) -> int:
-        """Questions this hour from a device, or to a tribe (by its id): an atomic ADD on a
-        counter that expires after the hour."""
+    def count_asked(self, asked_of: str, hour: int, *, by_new: bool = False) -> int:
+        """Questions this hour from a device, or to a tribe (by its id; ``by_new``: from its
+        followers who joined lately): an atomic ADD on a counter that expires after the hour."""
         expires_at = (hour + 2) * 3600
-        return self._store.increment(f"QRATE#{asked_of}", f"H#{hour}", "asked", 1, expires_at=expires_at)
+        key = keys.question_rate(f"{asked_of}#new" if by_new else asked_of, hour)
+        return self._store.increment(*key, "asked", 1, expires_at=expires_at)

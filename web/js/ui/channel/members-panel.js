@@ -87,8 +87,12 @@ function memberRow(ctx, id, name, refresh) {
       app.toast(app.errorText(err), 'error');
     }
   };
+  // A guest (protocol 21) is marked as the console marks them, from the role this device
+  // verified (the ticket's side), never from the server's listing alone.
+  const guest = m.trust.view?.role(id) === 'guest';
   return h('li', null,
     h('span', null, name, me ? ` (${t('channel.you')})` : ''),
+    guest ? [' ', h('span', { class: 'role-tag' }, t('role.guest'))] : null,
     me ? null : [' ', badge(m, id), ' ', h('a', { href: `#/verify/${id}`, class: 'small' }, t('verify.open'))],
     me || direct ? null : [' ', directButton(app, id)],
     (ctx.mayManage() || me) && !direct

@@ -57,7 +57,41 @@ function render(ctx, box, status, again) {
     followers(status),
     h('p', { class: 'hint' }, t('public.valid_until', { date: formatDate(status.expires_at) })),
     status.join_url ? linkView(ctx, status.join_url) : h('p', null, t('public.elsewhere')),
-    h('div', { class: 'actions' }, publish, revoke));
+    h('div', { class: 'actions' }, publish, revoke),
+    historyChoice(ctx));
+}
+
+const HISTORY_CHOICES = [0, 1, 3, 7, 14, 30];
+
+/**
+ * How many recent days new followers read (section 23): the choice this device verified, and a
+ * manager's change, signed here; the authors' devices verify it before sharing anything older.
+ * @param {ChannelContext} ctx
+ */
+function historyChoice(ctx) {
+  const status = h('p', { class: 'form-status', role: 'status' });
+  const select = h('select', { id: 'recent-history', disabled: true, onChange: async () => {
+    select.disabled = true;
+    try {
+      const days = await ctx.m.setRecentHistory(ctx.channelId, Number(select.value));
+      select.value = String(days);
+      ctx.app.toast(t('public.history_set'));
+    } catch (err) {
+      status.textContent = ctx.app.errorText(err);
+    } finally {
+      select.disabled = false;
+    }
+  } }, HISTORY_CHOICES.map((days) => h('option', { value: String(days) }, days ? t('public.history_days', { count: days }) : t('public.history_none'))));
+  ctx.m.recentHistoryDays(ctx.channelId).then(
+    (days) => {
+      select.value = String(days);
+      select.disabled = false;
+    },
+    (err) => {
+      status.textContent = ctx.app.errorText(err);
+    },
+  );
+  return h('div', { class: 'stack' }, field(t('public.history_label'), select), h('p', { class: 'hint' }, t('public.history_hint')), status);
 }
 
 /** @param {any} status */

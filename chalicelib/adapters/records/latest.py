@@ -1,0 +1,29 @@
+"""Keep only the newest of a signed choice (by ``issued_at``): a member's "@mention me only"
+(section 17), a public tribe's recent-history window (section 23)."""
+
+from __future__ import annotations
+
+from chalicelib.errors import ConditionFailed
+from chalicelib.ports import Store
+
+_ATTEMPTS = 5
+
+
+def save_if_newer(store: Store, key: tuple[str, str], item: dict[str, object]) -> bool:
+    """Put ``item`` at ``key`` unless the stored one is newer; False when it was older (dropped).
+
+    The write is conditional on the stored ``issued_at`` not having changed since it was read
+    (retried from the newer value), so two clients racing keep the latest, never the last."""
+    for _ in range(_ATTEMPTS):
+        stored = store.get(*key)
+        if stored is not None and int(stored["issued_at"]) > int(str(item["issued_at"])):
+            return False
+        try:
+            if stored is None:
+                store.put(item, if_absent=True)
+            else:
+                store.put(item, if_match={"issued_at": stored["issued_at"]})
+        except ConditionFailed:
+            continue
+        return True
+    return False
