@@ -417,6 +417,78 @@ export class Messenger extends EventTarget {
     return { ...raw, listed: raw.devices, devices, members, blocked, state };
   }
 
+  // -- partner organisations (section 22; the rules are partners.js's) -------------------------
+
+  /** A partner invitation: its ticket's seed and our root ride only in the code and link shown. */
+  async invitePartner(allowTribes = false) {
+    const { partnerTicket, invitationLinks } = await import('./partners.js'); // the console's only
+    const { seed, ticket } = partnerTicket(this.device, allowTribes, this.api.now());
+    const answer = await this.api.request('POST', '/partners/invitations', { body: { ticket } });
+    return { ...answer, ...invitationLinks(answer, seed, String(this.device.root)) };
+  }
+
+  /** Accept another organisation's code or link: our statement pins the root it carries. */
+  async acceptPartner(codeOrUrl, allowTribes = false) {
+    const { acceptInvitation } = await import('./partners.js');
+    const { code, acceptance, statement } = acceptInvitation(this.device, codeOrUrl, this.api.server, allowTribes, this.api.now());
+    const answer = await this.api.request('POST', '/partners/accept', { body: { code, acceptance, statement } });
+    await this.loadDirectory();
+    return this.checkedPartner(answer);
+  }
+
+  /**
+   * Every partnership as this device verifies it; an admin's device countersigns the
+   * acceptances of our invitations that check out (as `bocage partners` does).
+   */
+  async partners() {
+    await this.loadDirectory();
+    const view = this.trust.view;
+    if (!view) return [];
+    const { awaitsUs, countersignature } = await import('./partners.js');
+    const { partners } = await this.api.get('/partners');
+    const found = [];
+    for (let entry of partners) {
+      if (awaitsUs(entry, view, this.memberId)) {
+        const { statement, warnings } = countersignature(entry, view, this.device, this.api.now());
+        this.trust.report(warnings);
+        if (statement) entry = await this.api.request('PUT', `/partners/${entry.partner_org_id}`, { body: { statement } });
+      }
+      found.push(await this.checkedPartner(entry));
+    }
+    return found;
+  }
+
+  async endPartner(partnerOrgId) {
+    const { partnershipEnd } = await import('./partners.js');
+    const statement = partnershipEnd(this.device, partnerOrgId, this.api.now());
+    const answer = await this.api.request('DELETE', `/partners/${partnerOrgId}`, { body: { statement } });
+    return this.checkedPartner(answer);
+  }
+
+  /** One partnership's status in this device's view; what it learnt is kept (ends: rollback). */
+  async checkedPartner(entry) {
+    const { checkPartner } = await import('./partners.js');
+    const view = this.trust.view;
+    if (!view) throw new Error('this device pinned no root: activate it again');
+    const kept = (this.trust.kept.partners ||= {});
+    const partnerListing = async (orgId) => {
+      const members = [];
+      const devices = [];
+      let cursor = null;
+      do {
+        const page = await this.api.get(`/partners/${orgId}/members`, cursor ? { cursor } : undefined);
+        members.push(...page.members);
+        devices.push(...page.devices);
+        cursor = page.cursor;
+      } while (cursor);
+      return { members, devices };
+    };
+    const { entry: checked, warnings } = await checkPartner(entry, { view, ownRoot: String(this.device.root), kept, partnerListing });
+    this.trust.report(warnings);
+    await this.trust.save();
+    return checked;
+  }
+
   // -- directory -----------------------------------------------------------------------------
 
   async loadDirectory() {

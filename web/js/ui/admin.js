@@ -7,7 +7,7 @@ import { qrSvg } from '../qr.js';
 import { barChart, dataTable, kpi } from '../charts.js';
 import { badge } from './trust-badge.js';
 
-const SECTIONS = ['invite', 'members', 'organisation', 'retention', 'plan', 'report', 'journal'];
+const SECTIONS = ['invite', 'members', 'partners', 'organisation', 'retention', 'plan', 'report', 'journal'];
 const JOURNAL_PRESETS = ['30d', '3m', '6m', '1y', '2y', '5y'];
 const RETENTION_PRESETS = ['7d', '30d', '3m', '6m', '1y', '2y', '5y'];
 const DAYS = { d: 1, w: 7, m: 30, y: 365 };
@@ -38,7 +38,7 @@ export async function renderAdmin(app, main, params) {
         h('ul', null, SECTIONS.map((s) => h('li', null, h('a', { href: `#/admin/${s}`, 'aria-current': s === section ? 'page' : null }, t(`admin.${s}`)))))),
       body),
   );
-  const renderers = { invite: inviteSection, members: membersSection, organisation: organisationSection, retention: retentionSection, plan: planSection, report: reportSection, journal: journalSection };
+  const renderers = { invite: inviteSection, members: membersSection, partners: (a, b) => partnersSection(a, b, params.link || ''), organisation: organisationSection, retention: retentionSection, plan: planSection, report: reportSection, journal: journalSection };
   await renderers[section](app, body);
   if (params.section) focus(body.querySelector('h2'));
   return { title: t(`admin.${section}`) };
@@ -205,6 +205,136 @@ function removeButton(app, member, done) {
       app.toast(app.errorText(err), 'error');
     }
   });
+}
+
+// -- partners (protocol 22) ----------------------------------------------------------------------
+
+async function partnersSection(app, body, link) {
+  const m = app.messenger;
+  const list = h('section', { class: 'card', 'aria-labelledby': 'partners-title' }, h('h2', { id: 'partners-title' }, t('admin.partners')), h('p', null, t('common.loading')));
+  const shown = h('div', { class: 'partner-invitation' });
+  const inviteTribes = h('input', { type: 'checkbox', id: 'partner-invite-tribes' });
+  const inviteStatus = h('p', { class: 'form-status', role: 'alert' });
+  const inviteButton = h('button', { type: 'submit', class: 'primary' }, t('partners.invite'));
+  const inviteForm = h('form', { class: 'stack', onSubmit: async (e) => {
+    e.preventDefault();
+    inviteStatus.textContent = '';
+    inviteButton.disabled = true;
+    try {
+      showPartnerInvitation(app, shown, await m.invitePartner(inviteTribes.checked));
+      focus(shown.querySelector('h3'));
+    } catch (err) {
+      inviteStatus.textContent = app.errorText(err);
+    } finally {
+      inviteButton.disabled = false;
+    }
+  } },
+  h('p', { class: 'lead' }, t('partners.invite_lead')),
+  h('label', { class: 'check' }, inviteTribes, ' ', t('partners.allow_tribes')),
+  h('div', { class: 'actions' }, inviteButton),
+  inviteStatus);
+  const code = h('textarea', { id: 'partner-code', rows: 3, class: 'mono', autocomplete: 'off', spellcheck: 'false' });
+  code.value = link;
+  const acceptTribes = h('input', { type: 'checkbox', id: 'partner-accept-tribes' });
+  const acceptStatus = h('p', { class: 'form-status', role: 'alert' });
+  const acceptButton = h('button', { type: 'submit', class: 'primary' }, t('partners.accept'));
+  const acceptForm = h('form', { class: 'stack', onSubmit: async (e) => {
+    e.preventDefault();
+    acceptStatus.textContent = '';
+    if (!code.value.trim()) {
+      acceptStatus.textContent = t('partners.need_code');
+      code.focus();
+      return;
+    }
+    acceptButton.disabled = true;
+    try {
+      const accepted = await m.acceptPartner(code.value, acceptTribes.checked);
+      code.value = '';
+      app.toast(t('partners.accepted', { name: accepted.partner_name || accepted.partner_org_id }));
+      await refresh();
+    } catch (err) {
+      acceptStatus.textContent = app.errorText(err);
+    } finally {
+      acceptButton.disabled = false;
+    }
+  } },
+  h('p', { class: 'lead' }, t('partners.accept_lead')),
+  field(t('partners.code'), code),
+  h('label', { class: 'check' }, acceptTribes, ' ', t('partners.allow_tribes')),
+  h('div', { class: 'actions' }, acceptButton),
+  acceptStatus);
+  replace(body, h('div', { class: 'stack' },
+    list,
+    h('div', { class: 'invite-layout' },
+      h('section', { class: 'card', 'aria-labelledby': 'partner-invite-title' }, h('h2', { id: 'partner-invite-title' }, t('partners.invite_title')), inviteForm),
+      shown),
+    h('section', { class: 'card', 'aria-labelledby': 'partner-accept-title' }, h('h2', { id: 'partner-accept-title' }, t('partners.accept_title')), acceptForm)));
+
+  // Listing countersigns the acceptances of our invitations that check out (as `bocage partners`).
+  async function refresh() {
+    let partners;
+    try {
+      partners = await m.partners();
+    } catch (err) {
+      failure(app, list, err);
+      return;
+    }
+    const rows = partners.map((p) => {
+      const name = p.partner_name || p.partner_org_id;
+      const waiting = p.status === 'pending' && p.side === 'inviter' && p.ours == null;
+      return h('tr', { 'data-partner': p.partner_org_id, 'data-status': p.status },
+        h('td', null, name, h('div', { class: 'hint mono' }, p.partner_org_id)),
+        h('td', null, h('span', { class: `badge partner-${p.status}` }, t(`partners.status_${p.status}`)),
+          waiting ? h('div', { class: 'hint' }, t('partners.to_confirm')) : null),
+        h('td', null, p.status === 'ended' ? null : confirmButton(t('partners.end', { name }), t('partners.end_confirm'), async () => {
+          try {
+            await m.endPartner(p.partner_org_id);
+            app.toast(t('partners.ended', { name }));
+            await refresh();
+          } catch (err) {
+            app.toast(app.errorText(err), 'error');
+          }
+        })));
+    });
+    replace(list,
+      h('h2', { id: 'partners-title' }, t('admin.partners')),
+      h('p', { class: 'lead' }, t('partners.lead')),
+      rows.length
+        ? h('table', { class: 'data partners' },
+          h('caption', { class: 'visually-hidden' }, t('admin.partners')),
+          h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('partners.name')), h('th', { scope: 'col' }, t('partners.status')), h('th', { scope: 'col' }, t('partners.actions')))),
+          h('tbody', null, rows))
+        : h('p', { class: 'hint' }, t('partners.none')));
+  }
+  await refresh();
+  if (link) focus(code);
+}
+
+/** The invitation's code, link and QR code: they carry the ticket's secret, shown here only. */
+function showPartnerInvitation(app, el, invitation) {
+  const copyable = (id, label, value) => {
+    const input = h('input', { type: 'text', readOnly: true, value, class: 'mono', id });
+    const copy = h('button', { type: 'button', onClick: async () => {
+      try {
+        await navigator.clipboard.writeText(value);
+        app.toast(t('partners.copied'));
+      } catch {
+        input.select();
+        app.toast(t('invite.copy_manually'));
+      }
+    } }, t('partners.copy', { what: label }));
+    return [field(label, input), h('div', { class: 'actions' }, copy)];
+  };
+  replace(el, h('section', { class: 'card invitation', 'aria-labelledby': 'partner-invitation-title' },
+    h('h3', { id: 'partner-invitation-title', tabindex: '-1' }, t('partners.ready')),
+    h('div', { class: 'invitation-grid' },
+      h('div', { class: 'qr-box' }, qrSvg(invitation.url, t('partners.qr_label'))),
+      h('div', { class: 'stack' },
+        h('p', null, t('partners.send')),
+        ...copyable('partner-invite-code', t('partners.code'), invitation.code),
+        ...copyable('partner-invite-url', t('partners.link'), invitation.url),
+        h('p', { class: 'hint' }, t('invite.valid_until', { date: formatDate(invitation.expires_at) })),
+        h('p', { class: 'hint' }, t('partners.secret'))))));
 }
 
 // -- retention ---------------------------------------------------------------------------------
