@@ -65,6 +65,7 @@ def test_two_organisations_become_partners_in_the_console_and_one_ends_it(
 
         architect.goto(link)  # the link opens the console, its content in the accept form
         expect(architect.locator("#partner-code")).to_have_value(link)
+        assert "ticket=" not in architect.url, "the link's secret must leave the address bar"
         architect.get_by_role("button", name="Accepter l'invitation").click()
         expect(row(architect, TOWN)).to_contain_text("En attente", timeout=30_000)
 

@@ -38,7 +38,7 @@ import {
   sealSenderKey,
   signToken,
 } from './wire.js';
-import { newTicket, statementHash, withFragment } from './certs.js';
+import { canonical, newTicket, statementHash, withFragment } from './certs.js';
 import { TrustKeeper } from './trust.js';
 
 const KEYS_PER_CALL = 200; // at ~400 bytes each, 500 sealed keys are over the 128 KiB body limit
@@ -429,9 +429,10 @@ export class Messenger extends EventTarget {
 
   /** Accept another organisation's code or link: our statement pins the root it carries. */
   async acceptPartner(codeOrUrl, allowTribes = false) {
-    const { acceptInvitation } = await import('./partners.js');
+    const { acceptInvitation, PartnerRefused } = await import('./partners.js');
     const { code, acceptance, statement } = acceptInvitation(this.device, codeOrUrl, this.api.server, allowTribes, this.api.now());
     const answer = await this.api.request('POST', '/partners/accept', { body: { code, acceptance, statement } });
+    if (canonical(answer.ours) !== canonical(statement)) throw new PartnerRefused('the server answered with another partnership statement than ours');
     await this.loadDirectory();
     return this.checkedPartner(answer);
   }

@@ -470,6 +470,8 @@ export default {
   'trust.warning.membership_rollback': "The server shows an older member list for a channel than one seen before: sending there is blocked.",
   'trust.warning.membership_fork': "The server shows a member list for a channel that contradicts the one seen before: sending there is blocked.",
   'trust.warning.forged_sender': "A message attributed to {name} does not come from one of their certified devices: it is flagged.",
+  'trust.warning.invalid_partnership': "A partnership statement between organisations does not verify: it is ignored (see Administration → Partners).",
+  'trust.warning.partnership_rollback': "The server hides the end of a partnership this device already saw: it stays ended.",
   'trust.blocking_title': "Warning: {name}'s key changed",
   'trust.blocking_body': "You had verified {name}, but their identity key is no longer the same. It may be a reinstall… or someone posing as {name}. Nothing will be sent to them until you compare your safety numbers again, in person or by voice.",
   'trust.blocking_verify': 'Verify now',

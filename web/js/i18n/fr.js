@@ -470,6 +470,8 @@ export default {
   'trust.warning.membership_rollback': "Le serveur présente une liste de membres d'un canal plus ancienne que celle déjà vue : l'envoi y est bloqué.",
   'trust.warning.membership_fork': "Le serveur présente une liste de membres d'un canal qui contredit celle déjà vue : l'envoi y est bloqué.",
   'trust.warning.forged_sender': "Un message attribué à {name} ne vient pas d'un de ses appareils certifiés : il est signalé.",
+  'trust.warning.invalid_partnership': "Une déclaration de partenariat entre organisations ne se vérifie pas : elle est ignorée (voir Administration → Partenaires).",
+  'trust.warning.partnership_rollback': "Le serveur cache la fin d'un partenariat déjà vue par cet appareil : il reste terminé.",
   'trust.blocking_title': 'Attention : la clé de {name} a changé',
   'trust.blocking_body': "Vous aviez vérifié {name}, mais sa clé d'identité n'est plus la même. Ce peut être une réinstallation… ou quelqu'un qui se fait passer pour {name}. Rien ne lui sera envoyé tant que vous n'aurez pas comparé à nouveau vos numéros de sécurité, en personne ou de vive voix.",
   'trust.blocking_verify': 'Vérifier maintenant',

@@ -235,6 +235,8 @@ async function partnersSection(app, body, link) {
   inviteStatus);
   const code = h('textarea', { id: 'partner-code', rows: 3, class: 'mono', autocomplete: 'off', spellcheck: 'false' });
   code.value = link;
+  // The link's fragment holds the ticket's secret: it leaves the address bar and the history.
+  if (link) history.replaceState(null, '', '#/admin/partners');
   const acceptTribes = h('input', { type: 'checkbox', id: 'partner-accept-tribes' });
   const acceptStatus = h('p', { class: 'form-status', role: 'alert' });
   const acceptButton = h('button', { type: 'submit', class: 'primary' }, t('partners.accept'));
