@@ -1,10 +1,13 @@
 """Partner organisations in the admin console (docs/protocol.md, section 22), in Debian's Chromium
 over `bocage serve`: the town hall's owner invites from the console, the firm's owner opens the
 link in the firm's console and accepts, the town hall's console countersigns when it lists its
-partners, both see the partnership as active, and the firm ends it."""
+partners, both see the partnership as active, and the firm ends it; a server that then hides the
+end is caught by the town hall's browser, which keeps it ended."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,16 @@ def partners_tab(page: Any) -> None:
 
 def row(page: Any, name: str) -> Any:
     return page.locator("table.partners tbody tr", has_text=name)
+
+
+def hide_the_end(data: Path) -> None:
+    """What a server that rolls back the partnership's record would show (SQLite store)."""
+    with sqlite3.connect(data / "bocage.sqlite3") as db:
+        [(pk, sk, raw)] = db.execute(
+            "select pk, sk, data from items where pk like 'PARTNERSHIP#%'"
+        ).fetchall()
+        item = {k: v for k, v in json.loads(raw).items() if k not in ("end", "ended_at")}
+        db.execute("update items set data = ? where pk = ? and sk = ?", (json.dumps(item), pk, sk))
 
 
 def test_two_organisations_become_partners_in_the_console_and_one_ends_it(
@@ -82,6 +95,11 @@ def test_two_organisations_become_partners_in_the_console_and_one_ends_it(
         expect(row(mayor, FIRM)).to_contain_text("Terminée", timeout=30_000)
         expect(row(mayor, FIRM).get_by_role("button")).to_have_count(0)
         shoot(mayor, artifacts, "partners-03-ended")
+
+        hide_the_end(data)  # a malicious server: the partnership as if nobody had ended it
+        partners_tab(mayor)
+        expect(row(mayor, FIRM)).to_contain_text("Terminée", timeout=30_000)
+        expect(mayor.locator(".trust-warning[data-code=partnership_rollback]")).to_be_visible()
         assert not problems, problems
     finally:
         server.process.terminate()
