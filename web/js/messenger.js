@@ -38,7 +38,7 @@ import {
   sealSenderKey,
   signToken,
 } from './wire.js';
-import { canonical, newTicket, statementHash, withFragment } from './certs.js';
+import { newTicket, statementHash, withFragment } from './certs.js';
 import { TrustKeeper } from './trust.js';
 
 const KEYS_PER_CALL = 200; // at ~400 bytes each, 500 sealed keys are over the 128 KiB body limit
@@ -415,68 +415,6 @@ export class Messenger extends EventTarget {
     }
     for (const f of followers.values()) members.add(f.member_id);
     return { ...raw, listed: raw.devices, devices, members, blocked, state };
-  }
-
-  // -- partner organisations (section 22; the rules are partners.js's) -------------------------
-
-  /** A partner invitation: its ticket's seed and our root ride only in the code and link shown. */
-  async invitePartner(allowTribes = false) {
-    const { partnerTicket, invitationLinks } = await import('./partners.js'); // the console's only
-    const { seed, ticket } = partnerTicket(this.device, allowTribes, this.api.now());
-    const answer = await this.api.request('POST', '/partners/invitations', { body: { ticket } });
-    return { ...answer, ...invitationLinks(answer, seed, String(this.device.root)) };
-  }
-
-  /** Accept another organisation's code or link: our statement pins the root it carries. */
-  async acceptPartner(codeOrUrl, allowTribes = false) {
-    const { acceptInvitation, PartnerRefused } = await import('./partners.js');
-    const { code, acceptance, statement } = acceptInvitation(this.device, codeOrUrl, this.api.server, allowTribes, this.api.now());
-    const answer = await this.api.request('POST', '/partners/accept', { body: { code, acceptance, statement } });
-    if (canonical(answer.ours) !== canonical(statement)) throw new PartnerRefused('the server answered with another partnership statement than ours');
-    await this.loadDirectory();
-    return this.checkedPartner(answer);
-  }
-
-  /**
-   * Every partnership as this device verifies it; an admin's device countersigns the
-   * acceptances of our invitations that check out (as `bocage partners` does).
-   */
-  async partners() {
-    await this.loadDirectory();
-    const view = this.trust.view;
-    if (!view) return [];
-    const { awaitsUs, countersignature } = await import('./partners.js');
-    const { partners } = await this.api.get('/partners');
-    const found = [];
-    for (let entry of partners) {
-      if (awaitsUs(entry, view, this.memberId)) {
-        const { statement, warnings } = countersignature(entry, view, this.device, this.api.now());
-        this.trust.report(warnings);
-        if (statement) entry = await this.api.request('PUT', `/partners/${entry.partner_org_id}`, { body: { statement } });
-      }
-      found.push(await this.checkedPartner(entry));
-    }
-    return found;
-  }
-
-  async endPartner(partnerOrgId) {
-    const { partnershipEnd } = await import('./partners.js');
-    const statement = partnershipEnd(this.device, partnerOrgId, this.api.now());
-    const answer = await this.api.request('DELETE', `/partners/${partnerOrgId}`, { body: { statement } });
-    return this.checkedPartner(answer);
-  }
-
-  /** One partnership's status in this device's view; what it learnt is kept (ends: rollback). */
-  async checkedPartner(entry) {
-    const { checkPartner } = await import('./partners.js');
-    const view = this.trust.view;
-    if (!view) throw new Error('this device pinned no root: activate it again');
-    const kept = (this.trust.kept.partners ||= {});
-    const partnerListing = (orgId) => this.memberPages(`/partners/${orgId}/members`);
-    const { entry: checked, warnings } = await checkPartner(entry, { view, ownRoot: String(this.device.root), kept, partnerListing });
-    this.trust.report(warnings);
-    await this.trust.save();
-    return checked;
   }
 
   // -- directory -----------------------------------------------------------------------------

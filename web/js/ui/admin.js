@@ -6,6 +6,8 @@ import { formatDate, formatDateTime, formatDays, formatMass, formatMoney, format
 import { qrSvg } from '../qr.js';
 import { barChart, dataTable, kpi } from '../charts.js';
 import { badge } from './trust-badge.js';
+import { canonical } from '../certs.js';
+import { PartnerRefused, acceptInvitation, awaitsUs, checkPartner, countersignature, invitationLinks, partnerTicket, partnershipEnd } from '../partners.js';
 
 const SECTIONS = ['invite', 'members', 'partners', 'organisation', 'retention', 'plan', 'report', 'journal'];
 const JOURNAL_PRESETS = ['30d', '3m', '6m', '1y', '2y', '5y'];
@@ -209,6 +211,63 @@ function removeButton(app, member, done) {
 
 // -- partners (protocol 22) ----------------------------------------------------------------------
 
+// The partner routes and what this device verifies and keeps of them (protocol 22; the rules are
+// partners.js's, loaded with the console only).
+
+/** A partner invitation: its ticket's seed and our root ride only in the code and link shown. */
+async function invitePartner(m, allowTribes) {
+  const { seed, ticket } = partnerTicket(m.device, allowTribes, m.api.now());
+  const answer = await m.api.request('POST', '/partners/invitations', { body: { ticket } });
+  return { ...answer, ...invitationLinks(answer, seed, String(m.device.root)) };
+}
+
+/** Accept another organisation's code or link: our statement pins the root it carries. */
+async function acceptPartner(m, codeOrUrl, allowTribes) {
+  const { code, acceptance, statement } = acceptInvitation(m.device, codeOrUrl, m.api.server, allowTribes, m.api.now());
+  const answer = await m.api.request('POST', '/partners/accept', { body: { code, acceptance, statement } });
+  if (canonical(answer.ours) !== canonical(statement)) throw new PartnerRefused('the server answered with another partnership statement than ours');
+  await m.loadDirectory();
+  return checkedPartner(m, answer);
+}
+
+/**
+ * Every partnership as this device verifies it; an admin's device countersigns the acceptances
+ * of our invitations that check out (as `bocage partners` does).
+ */
+async function listPartners(m) {
+  await m.loadDirectory();
+  const view = m.trust.view;
+  if (!view) return [];
+  const { partners } = await m.api.get('/partners');
+  const found = [];
+  for (let entry of partners) {
+    if (awaitsUs(entry, view, m.memberId)) {
+      const { statement, warnings } = countersignature(entry, view, m.device, m.api.now());
+      m.trust.report(warnings);
+      if (statement) entry = await m.api.request('PUT', `/partners/${entry.partner_org_id}`, { body: { statement } });
+    }
+    found.push(await checkedPartner(m, entry));
+  }
+  return found;
+}
+
+async function endPartner(m, partnerOrgId) {
+  const statement = partnershipEnd(m.device, partnerOrgId, m.api.now());
+  return checkedPartner(m, await m.api.request('DELETE', `/partners/${partnerOrgId}`, { body: { statement } }));
+}
+
+/** One partnership's status in this device's view; what it learnt is kept (an end: rollback). */
+async function checkedPartner(m, entry) {
+  const view = m.trust.view;
+  if (!view) throw new Error('this device pinned no root: activate it again');
+  const kept = (m.trust.kept.partners ||= {});
+  const partnerListing = (orgId) => m.memberPages(`/partners/${orgId}/members`);
+  const { entry: checked, warnings } = await checkPartner(entry, { view, ownRoot: String(m.device.root), kept, partnerListing });
+  m.trust.report(warnings);
+  await m.trust.save();
+  return checked;
+}
+
 async function partnersSection(app, body, link) {
   const m = app.messenger;
   const list = h('section', { class: 'card', 'aria-labelledby': 'partners-title' }, h('h2', { id: 'partners-title' }, t('admin.partners')), h('p', null, t('common.loading')));
@@ -221,7 +280,7 @@ async function partnersSection(app, body, link) {
     inviteStatus.textContent = '';
     inviteButton.disabled = true;
     try {
-      showPartnerInvitation(app, shown, await m.invitePartner(inviteTribes.checked));
+      showPartnerInvitation(app, shown, await invitePartner(m, inviteTribes.checked));
       focus(shown.querySelector('h3'));
     } catch (err) {
       inviteStatus.textContent = app.errorText(err);
@@ -250,7 +309,7 @@ async function partnersSection(app, body, link) {
     }
     acceptButton.disabled = true;
     try {
-      const accepted = await m.acceptPartner(code.value, acceptTribes.checked);
+      const accepted = await acceptPartner(m, code.value, acceptTribes.checked);
       code.value = '';
       app.toast(t('partners.accepted', { name: accepted.partner_name || accepted.partner_org_id }));
       await refresh();
@@ -276,7 +335,7 @@ async function partnersSection(app, body, link) {
   async function refresh() {
     let partners;
     try {
-      partners = await m.partners();
+      partners = await listPartners(m);
     } catch (err) {
       failure(app, list, err);
       return;
@@ -290,7 +349,7 @@ async function partnersSection(app, body, link) {
           waiting ? h('div', { class: 'hint' }, t('partners.to_confirm')) : null),
         h('td', null, p.status === 'ended' ? null : confirmButton(t('partners.end', { name }), t('partners.end_confirm'), async () => {
           try {
-            await m.endPartner(p.partner_org_id);
+            await endPartner(m, p.partner_org_id);
             app.toast(t('partners.ended', { name }));
             await refresh();
           } catch (err) {
