@@ -120,6 +120,8 @@ function parseRoute() {
   if (parts[0] === 'join') return { name: 'join', params };
   if (parts[0] === 'c' && parts[1]) return { name: 'channel', params: { channelId: parts[1], messageId: parts[2] || null } };
   if (parts[0] === 'admin') return { name: 'admin', params: { section: parts[1] || null } };
+  // A partner invitation's link (22.2) opens the console, the link's content in the accept form.
+  if (parts[0] === 'partner') return { name: 'admin', params: { section: 'partners', link: location.href } };
   if (parts[0] === 'impact') return { name: 'impact', params };
   if (parts[0] === 'device') return { name: 'device', params };
   if (parts[0] === 'verify' && parts[1]) return { name: 'verify', params: { memberId: parts[1] } };

@@ -422,16 +422,24 @@ export class Messenger extends EventTarget {
 
   // -- directory -----------------------------------------------------------------------------
 
-  async loadDirectory() {
-    const members = new Map();
+  /** Every page of a member listing (`GET /members`, or a partner's, 22.4). */
+  async memberPages(path) {
+    const members = [];
     const devices = [];
     let cursor = null;
     do {
-      const page = await this.api.get('/members', cursor ? { cursor } : undefined);
-      for (const m of page.members) members.set(m.member_id, { ...m, devices: [] });
+      const page = await this.api.get(path, cursor ? { cursor } : undefined);
+      members.push(...page.members);
       devices.push(...page.devices);
       cursor = page.cursor;
     } while (cursor);
+    return { members, devices };
+  }
+
+  async loadDirectory() {
+    const listed = await this.memberPages('/members');
+    const members = new Map(listed.members.map((m) => [m.member_id, { ...m, devices: [] }]));
+    const devices = listed.devices;
     for (const d of devices) members.get(d.member_id)?.devices.push(d);
     this.directory = { members, devices: new Map(devices.map((d) => [d.device_id, d])) };
     this.directoryAt = Date.now();

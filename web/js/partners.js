@@ -241,6 +241,7 @@ export function countersignature(entry, view, device, now) {
  * them, the warnings, and `kept` updated (the caller stores it).
  * @param {Statement} entry a GET /partners entry
  * @param {{view: TrustView, ownRoot: string, kept: Record<string, KeptPartner>, partnerListing: (orgId: string) => Promise<Listing>}} context
+ * @returns {Promise<{entry: Record<string, any>, warnings: TrustWarning[]}>}
  */
 export async function checkPartner(entry, { view, ownRoot, kept, partnerListing }) {
   const partner = String(entry.partner_org_id);

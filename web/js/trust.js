@@ -26,7 +26,8 @@ const HISTORY_KEPT = 200; // signed membership events remembered per channel, fo
  * @typedef {import('./certs.js').TrustWarning} TrustWarning
  * @typedef {import('./membership.js').LogState} LogState
  * @typedef {{op: string, member_id: string, role: string|null, by_member: string|null, at: number, seq: number}} MembershipEvent
- * @typedef {{seen: Record<string, string>, verified: Record<string, string>, serials: Record<string, number>, logs: Record<string, LogState>, history: Record<string, MembershipEvent[]>}} Kept
+ * @typedef {import('./partners.js').KeptPartner} KeptPartner
+ * @typedef {{seen: Record<string, string>, verified: Record<string, string>, serials: Record<string, number>, logs: Record<string, LogState>, history: Record<string, MembershipEvent[]>, partners?: Record<string, KeptPartner>}} Kept
  */
 
 const warningKey = (w) => `${w.code}|${w.member_id || ''}|${w.device_id || ''}`;

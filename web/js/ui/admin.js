@@ -6,8 +6,10 @@ import { formatDate, formatDateTime, formatDays, formatMass, formatMoney, format
 import { qrSvg } from '../qr.js';
 import { barChart, dataTable, kpi } from '../charts.js';
 import { badge } from './trust-badge.js';
+import { canonical } from '../certs.js';
+import { PartnerRefused, acceptInvitation, awaitsUs, checkPartner, countersignature, invitationLinks, partnerTicket, partnershipEnd } from '../partners.js';
 
-const SECTIONS = ['invite', 'members', 'organisation', 'retention', 'plan', 'report', 'journal'];
+const SECTIONS = ['invite', 'members', 'partners', 'organisation', 'retention', 'plan', 'report', 'journal'];
 const JOURNAL_PRESETS = ['30d', '3m', '6m', '1y', '2y', '5y'];
 const RETENTION_PRESETS = ['7d', '30d', '3m', '6m', '1y', '2y', '5y'];
 const DAYS = { d: 1, w: 7, m: 30, y: 365 };
@@ -38,7 +40,7 @@ export async function renderAdmin(app, main, params) {
         h('ul', null, SECTIONS.map((s) => h('li', null, h('a', { href: `#/admin/${s}`, 'aria-current': s === section ? 'page' : null }, t(`admin.${s}`)))))),
       body),
   );
-  const renderers = { invite: inviteSection, members: membersSection, organisation: organisationSection, retention: retentionSection, plan: planSection, report: reportSection, journal: journalSection };
+  const renderers = { invite: inviteSection, members: membersSection, partners: (a, b) => partnersSection(a, b, params.link || ''), organisation: organisationSection, retention: retentionSection, plan: planSection, report: reportSection, journal: journalSection };
   await renderers[section](app, body);
   if (params.section) focus(body.querySelector('h2'));
   return { title: t(`admin.${section}`) };
@@ -212,6 +214,195 @@ function removeButton(app, member, done) {
       app.toast(app.errorText(err), 'error');
     }
   });
+}
+
+// -- partners (protocol 22) ----------------------------------------------------------------------
+
+// The partner routes and what this device verifies and keeps of them (protocol 22; the rules are
+// partners.js's, loaded with the console only).
+
+/** A partner invitation: its ticket's seed and our root ride only in the code and link shown. */
+async function invitePartner(m, allowTribes) {
+  const { seed, ticket } = partnerTicket(m.device, allowTribes, m.api.now());
+  const answer = await m.api.request('POST', '/partners/invitations', { body: { ticket } });
+  return { ...answer, ...invitationLinks(answer, seed, String(m.device.root)) };
+}
+
+/** Accept another organisation's code or link: our statement pins the root it carries. */
+async function acceptPartner(m, codeOrUrl, allowTribes) {
+  const { code, acceptance, statement } = acceptInvitation(m.device, codeOrUrl, m.api.server, allowTribes, m.api.now());
+  const answer = await m.api.request('POST', '/partners/accept', { body: { code, acceptance, statement } });
+  if (canonical(answer.ours) !== canonical(statement)) throw new PartnerRefused('the server answered with another partnership statement than ours');
+  await m.loadDirectory();
+  return checkedPartner(m, answer);
+}
+
+/**
+ * Every partnership as this device verifies it; an admin's device countersigns the acceptances
+ * of our invitations that check out (as `bocage partners` does).
+ */
+async function listPartners(m) {
+  await m.loadDirectory();
+  const view = m.trust.view;
+  if (!view) return [];
+  const { partners } = await m.api.get('/partners');
+  const found = [];
+  for (let entry of partners) {
+    if (awaitsUs(entry, view, m.memberId)) {
+      const { statement, warnings } = countersignature(entry, view, m.device, m.api.now());
+      m.trust.report(warnings);
+      if (statement) entry = await m.api.request('PUT', `/partners/${entry.partner_org_id}`, { body: { statement } });
+    }
+    found.push(await checkedPartner(m, entry));
+  }
+  return found;
+}
+
+async function endPartner(m, partnerOrgId) {
+  const statement = partnershipEnd(m.device, partnerOrgId, m.api.now());
+  return checkedPartner(m, await m.api.request('DELETE', `/partners/${partnerOrgId}`, { body: { statement } }));
+}
+
+/** One partnership's status in this device's view; what it learnt is kept (an end: rollback). */
+async function checkedPartner(m, entry) {
+  const view = m.trust.view;
+  if (!view) throw new Error('this device pinned no root: activate it again');
+  const kept = (m.trust.kept.partners ||= {});
+  const partnerListing = (orgId) => m.memberPages(`/partners/${orgId}/members`);
+  const { entry: checked, warnings } = await checkPartner(entry, { view, ownRoot: String(m.device.root), kept, partnerListing });
+  m.trust.report(warnings);
+  await m.trust.save();
+  return checked;
+}
+
+async function partnersSection(app, body, link) {
+  const m = app.messenger;
+  const list = h('section', { class: 'card', 'aria-labelledby': 'partners-title' }, h('h2', { id: 'partners-title' }, t('admin.partners')), h('p', null, t('common.loading')));
+  const shown = h('div', { class: 'partner-invitation' });
+  const inviteTribes = h('input', { type: 'checkbox', id: 'partner-invite-tribes' });
+  const inviteStatus = h('p', { class: 'form-status', role: 'alert' });
+  const inviteButton = h('button', { type: 'submit', class: 'primary' }, t('partners.invite'));
+  const inviteForm = h('form', { class: 'stack', onSubmit: async (e) => {
+    e.preventDefault();
+    inviteStatus.textContent = '';
+    inviteButton.disabled = true;
+    try {
+      showPartnerInvitation(app, shown, await invitePartner(m, inviteTribes.checked));
+      focus(shown.querySelector('h3'));
+    } catch (err) {
+      inviteStatus.textContent = app.errorText(err);
+    } finally {
+      inviteButton.disabled = false;
+    }
+  } },
+  h('p', { class: 'lead' }, t('partners.invite_lead')),
+  h('label', { class: 'check' }, inviteTribes, ' ', t('partners.allow_tribes')),
+  h('div', { class: 'actions' }, inviteButton),
+  inviteStatus);
+  const code = h('textarea', { id: 'partner-code', rows: 3, class: 'mono', autocomplete: 'off', spellcheck: 'false' });
+  code.value = link;
+  // The link's fragment holds the ticket's secret: it leaves the address bar and the history.
+  if (link) history.replaceState(null, '', '#/admin/partners');
+  const acceptTribes = h('input', { type: 'checkbox', id: 'partner-accept-tribes' });
+  const acceptStatus = h('p', { class: 'form-status', role: 'alert' });
+  const acceptButton = h('button', { type: 'submit', class: 'primary' }, t('partners.accept'));
+  const acceptForm = h('form', { class: 'stack', onSubmit: async (e) => {
+    e.preventDefault();
+    acceptStatus.textContent = '';
+    if (!code.value.trim()) {
+      acceptStatus.textContent = t('partners.need_code');
+      code.focus();
+      return;
+    }
+    acceptButton.disabled = true;
+    try {
+      const accepted = await acceptPartner(m, code.value, acceptTribes.checked);
+      code.value = '';
+      app.toast(t('partners.accepted', { name: accepted.partner_name || accepted.partner_org_id }));
+      await refresh();
+    } catch (err) {
+      acceptStatus.textContent = app.errorText(err);
+    } finally {
+      acceptButton.disabled = false;
+    }
+  } },
+  h('p', { class: 'lead' }, t('partners.accept_lead')),
+  field(t('partners.code'), code),
+  h('label', { class: 'check' }, acceptTribes, ' ', t('partners.allow_tribes')),
+  h('div', { class: 'actions' }, acceptButton),
+  acceptStatus);
+  replace(body, h('div', { class: 'stack' },
+    list,
+    h('div', { class: 'invite-layout' },
+      h('section', { class: 'card', 'aria-labelledby': 'partner-invite-title' }, h('h2', { id: 'partner-invite-title' }, t('partners.invite_title')), inviteForm),
+      shown),
+    h('section', { class: 'card', 'aria-labelledby': 'partner-accept-title' }, h('h2', { id: 'partner-accept-title' }, t('partners.accept_title')), acceptForm)));
+
+  // Listing countersigns the acceptances of our invitations that check out (as `bocage partners`).
+  async function refresh() {
+    let partners;
+    try {
+      partners = await listPartners(m);
+    } catch (err) {
+      failure(app, list, err);
+      return;
+    }
+    const rows = partners.map((p) => {
+      const name = p.partner_name || p.partner_org_id;
+      const waiting = p.status === 'pending' && p.side === 'inviter' && p.ours == null;
+      return h('tr', { 'data-partner': p.partner_org_id, 'data-status': p.status },
+        h('td', null, name, h('div', { class: 'hint mono' }, p.partner_org_id)),
+        h('td', null, h('span', { class: `badge partner-${p.status}` }, t(`partners.status_${p.status}`)),
+          waiting ? h('div', { class: 'hint' }, t('partners.to_confirm')) : null),
+        h('td', null, p.status === 'ended' ? null : confirmButton(t('partners.end', { name }), t('partners.end_confirm'), async () => {
+          try {
+            await endPartner(m, p.partner_org_id);
+            app.toast(t('partners.ended', { name }));
+            await refresh();
+          } catch (err) {
+            app.toast(app.errorText(err), 'error');
+          }
+        })));
+    });
+    replace(list,
+      h('h2', { id: 'partners-title' }, t('admin.partners')),
+      h('p', { class: 'lead' }, t('partners.lead')),
+      rows.length
+        ? h('table', { class: 'data partners' },
+          h('caption', { class: 'visually-hidden' }, t('admin.partners')),
+          h('thead', null, h('tr', null, h('th', { scope: 'col' }, t('partners.name')), h('th', { scope: 'col' }, t('partners.status')), h('th', { scope: 'col' }, t('partners.actions')))),
+          h('tbody', null, rows))
+        : h('p', { class: 'hint' }, t('partners.none')));
+  }
+  await refresh();
+  if (link) focus(code);
+}
+
+/** The invitation's code, link and QR code: they carry the ticket's secret, shown here only. */
+function showPartnerInvitation(app, el, invitation) {
+  const copyable = (id, label, value) => {
+    const input = h('input', { type: 'text', readOnly: true, value, class: 'mono', id });
+    const copy = h('button', { type: 'button', onClick: async () => {
+      try {
+        await navigator.clipboard.writeText(value);
+        app.toast(t('partners.copied'));
+      } catch {
+        input.select();
+        app.toast(t('invite.copy_manually'));
+      }
+    } }, t('partners.copy', { what: label }));
+    return [field(label, input), h('div', { class: 'actions' }, copy)];
+  };
+  replace(el, h('section', { class: 'card invitation', 'aria-labelledby': 'partner-invitation-title' },
+    h('h3', { id: 'partner-invitation-title', tabindex: '-1' }, t('partners.ready')),
+    h('div', { class: 'invitation-grid' },
+      h('div', { class: 'qr-box' }, qrSvg(invitation.url, t('partners.qr_label'))),
+      h('div', { class: 'stack' },
+        h('p', null, t('partners.send')),
+        ...copyable('partner-invite-code', t('partners.code'), invitation.code),
+        ...copyable('partner-invite-url', t('partners.link'), invitation.url),
+        h('p', { class: 'hint' }, t('invite.valid_until', { date: formatDate(invitation.expires_at) })),
+        h('p', { class: 'hint' }, t('partners.secret'))))));
 }
 
 // -- retention ---------------------------------------------------------------------------------
