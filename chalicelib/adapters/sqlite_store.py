@@ -16,7 +16,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -50,6 +50,19 @@ _UPSERT = "INSERT OR REPLACE INTO items (pk, sk, data, expires_at) VALUES (?, ?,
 
 def _dump(item: Mapping[str, Any]) -> str:
     return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+
+
+#: json.loads without its wrappers (a whitespace regex, an end check): every item read is decoded,
+#: a channel's presence is ~50 per message, and this halves that. Safe on what ``_dump`` wrote.
+_scan_object: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # typeshed omits it
+
+
+def _load(data: str) -> Item:
+    try:
+        item: Item = _scan_object(data, 0)[0]
+    except StopIteration:  # the scanner's "no value here": never a stray StopIteration in a generator
+        raise json.JSONDecodeError("a stored item is not JSON", data, 0) from None
+    return item
 
 
 def _row(item: Mapping[str, Any]) -> tuple[str, str, str, int | None]:
@@ -203,7 +216,7 @@ class SqliteStore:
             "SELECT data FROM items WHERE pk = ? AND sk = ? AND (expires_at IS NULL OR expires_at > ?)",
             (pk, sk, now),
         ).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
+        return None if row is None else _load(row[0])
 
     def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None:
         """One file, one writer: every read sees every committed write (``consistent`` is moot)."""
@@ -281,7 +294,7 @@ class SqliteStore:
                 f"SELECT data FROM items WHERE {' AND '.join(clauses)} ORDER BY sk {order} LIMIT ?",  # noqa: S608
                 params,
             ).fetchall()
-        return make_page([dict(json.loads(data)) for (data,) in rows], limit)
+        return make_page([_load(data) for (data,) in rows], limit)
 
     def increment(
         self,
