@@ -82,6 +82,10 @@ class ConnectionRegistry:
         self._lock = threading.Lock()
         self._open: dict[str, LiveConnection] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Calls from other threads waiting for the loop, and whether it was woken for them.
+        self._calls_lock = threading.Lock()
+        self._calls: list[tuple[Callable[..., None], tuple[object, ...]]] = []
+        self._wake_pending = False
         self.dropped = 0  # slow clients dropped so far
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -144,6 +148,9 @@ class ConnectionRegistry:
         return True
 
     def _on_loop(self, callback: Callable[..., None], *args: object) -> None:
+        """Run on the event loop, in call order. From another thread, calls queue up and wake the
+        loop once for all that arrive before it runs them (a send's fan-out and its ack: one
+        wake-up, not two; each costs a syscall and, on a busy machine, a context switch)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -153,8 +160,28 @@ class ConnectionRegistry:
             running = None
         if running is loop:
             callback(*args)
-        else:
-            loop.call_soon_threadsafe(callback, *args)
+            return
+        with self._calls_lock:
+            self._calls.append((callback, args))
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        try:
+            loop.call_soon_threadsafe(self._run_calls)
+        except RuntimeError:  # the loop closed meanwhile: nothing is written any more
+            with self._calls_lock:
+                self._calls.clear()
+                self._wake_pending = False
+
+    def _run_calls(self) -> None:
+        with self._calls_lock:
+            calls, self._calls = self._calls, []
+            self._wake_pending = False
+        for callback, args in calls:
+            try:
+                callback(*args)
+            except Exception:  # one failed write never keeps the others from going out
+                logger.exception("a queued WebSocket write failed")
 
     # -- on the event loop ----------------------------------------------------------------------
 

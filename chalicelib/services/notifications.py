@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.mention_choices import MentionChoiceRecords
 from chalicelib.adapters.records.push import PushRecords
 from chalicelib.domain.events import DeviceRevoked
@@ -24,6 +23,7 @@ from chalicelib.domain.push import PushSubscription, check_endpoint, check_keys
 from chalicelib.errors import NotConfigured, NotFound
 from chalicelib.ports import Clock, PushRequest, Store, WebPush
 from chalicelib.services.event_bus import EventBus
+from chalicelib.services.roster_cache import RosterCache
 
 #: At most one push per device in this many seconds.
 COALESCE = 5
@@ -32,7 +32,7 @@ COALESCE = 5
 class PushNotifications:
     def __init__(self, store: Store, clock: Clock, sender: WebPush | None, services: Iterable[str]) -> None:
         self._records = PushRecords(store)
-        self._roster = ChannelRecords(store)
+        self._roster = RosterCache(store)  # read on every message: kept while its version holds
         self._choices = MentionChoiceRecords(store)
         self._clock = clock
         self._sender = sender
@@ -101,7 +101,7 @@ class PushNotifications:
         skip = set(reached)
         subscriptions = [
             s
-            for d in self._roster.roster(channel_id)
+            for d in self._roster.devices(channel_id)
             if d.device_id not in skip and (s := self._records.get(d.device_id)) is not None
             if channel_id not in s.muted
         ]

@@ -261,6 +261,34 @@ def test_unknown_connection_is_gone(stack: Stack) -> None:
         assert ws.recv(timeout=5) == "straight from the backend"
 
 
+def test_pushes_from_many_threads_all_arrive_each_thread_s_in_order_then_the_close(stack: Stack) -> None:
+    """Pushes from worker threads wait together for the event loop (one wake-up for all that
+    arrive before it runs): none is lost, each thread's come in its order, and a close pushed
+    after them comes after them."""
+    with stack.client() as ws:
+        connection_id = whoami(ws)
+        barrier = threading.Barrier(4)
+
+        def push(name: str) -> None:
+            barrier.wait()
+            for i in range(100):
+                stack.push.send(connection_id, f"{name}-{i}".encode())
+
+        threads = [threading.Thread(target=push, args=(name,)) for name in "abcd"]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(15)
+        closer = threading.Thread(target=stack.push.close, args=(connection_id, 1000, "done"))
+        closer.start()
+        closer.join(5)
+        got = [str(ws.recv(timeout=5)) for _ in range(400)]
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=5)
+    for name in "abcd":
+        assert [g for g in got if g.startswith(f"{name}-")] == [f"{name}-{i}" for i in range(100)]
+
+
 def test_one_frame_to_many_is_serialised_once(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
     real = connections_module.encode_frame

@@ -21,6 +21,7 @@ from chalicelib.adapters.sqs_queue import SqsQueue
 from chalicelib.adapters.web_push_crypto import VapidKey
 from chalicelib.services.delivery import Delivery
 from chalicelib.services.notifications import COALESCE
+from chalicelib.services.roster_cache import RosterCache
 from chalicelib.settings import Settings
 from tests.integration.test_followers import follow, public_tribe
 from tests.integration.test_websocket_handlers import sqs_event
@@ -317,3 +318,39 @@ def test_a_follower_s_device_is_woken_by_its_public_tribe(
     (received,) = push_service.wait_for(1)
     assert opened(received, device, f"https://localhost:{push_service.port}") == {"channel_id": cid}
     assert api.call("DELETE", f"/devices/{keys.device_id}/push", signer=keys).status == 200
+
+
+def test_who_is_woken_follows_the_roster_after_the_first_send(alice: Subscribed) -> None:
+    """The roster Web Push reads is kept per process while its version holds: a member added
+    after a send is woken by the next, and a member removed is no longer woken."""
+    people, cid, service = alice.people, alice.cid, alice.service
+    people.owner.send_text(cid, "un")  # this process now keeps the roster of alice and the owner
+    assert [r.path for r in service.wait_for(1)] == ["/push/alice"]
+    people.join("bob")
+    bob_device = PushDevice()
+    assert register(alice.api, people, "bob", service.endpoint("bob"), bob_device).status == 200
+    people.owner.add_member(cid, people.info["bob"]["member_id"])
+    alice.clock.advance(COALESCE + 1)
+    people.owner.send_text(cid, "deux")
+    assert sorted(r.path for r in service.wait_for(3)[1:]) == ["/push/alice", "/push/bob"]
+    people.owner.remove_member(cid, people.info["alice"]["member_id"])
+    alice.clock.advance(COALESCE + 1)
+    people.owner.send_text(cid, "trois")
+    assert [r.path for r in service.wait_for(4)[3:]] == ["/push/bob"]
+
+
+def test_a_roster_kept_by_another_process_is_read_again_once_it_changed(alice: Subscribed) -> None:
+    """Another replica (or Lambda instance) keeps its own copy: a change made through this one
+    moves the version in the shared store, and the other's next read sees it."""
+    people, cid = alice.people, alice.cid
+    elsewhere = RosterCache(alice.container.store)
+    before = {d.device_id for d in elsewhere.devices(cid)}
+    assert before == {people.keys["owner"].device_id, people.keys["alice"].device_id}
+    people.join("bob")
+    people.owner.add_member(cid, people.info["bob"]["member_id"])
+    assert {d.device_id for d in elsewhere.devices(cid)} == before | {people.keys["bob"].device_id}
+    assert alice.api.revoke(people.keys["owner"], people.keys["alice"].device_id).status == 200
+    assert {d.device_id for d in elsewhere.devices(cid)} == {
+        people.keys["owner"].device_id,
+        people.keys["bob"].device_id,
+    }
