@@ -59,7 +59,10 @@ per message read, per ping, ...) is then multiplied by its occurrences per user-
     python bench/cost.py --preset docs      # docs/deploy-aws.md's 1,000 users at 20 messages a day
     python bench/cost.py --sends 20 --receives 200 --online-hours 4 --json
 
-Prices come from ``infra/aws/prices.json`` (``--region``); no free tier is applied.
+Prices come from ``infra/aws/prices.json`` (``--region``); no free tier is applied. Energy and
+CO2e come from ``chalicelib/footprint.json`` through ``chalicelib/footprint.py``, the model the
+impact page reads: by line, the bytes the server sent over the network, the Lambda GB-seconds and
+the GB-months stored (``PHYSICAL``); per unit, a send, a push, a GB-month and a call minute.
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ from chalicelib.adapters.dynamodb_store import DynamoDbStore
 from chalicelib.adapters.records import keys
 from chalicelib.adapters.ses_mailer import SesMailer
 from chalicelib.adapters.sqs_queue import SqsQueue
+from chalicelib.footprint import GB, Footprint, model
 from chalicelib.request_logging import logger as app_logger
 from chalicelib.services.delivery import INLINE_LIMIT
 from chalicelib.settings import Settings
@@ -796,6 +800,62 @@ def usd(meter: str, quantity: float, units: Mapping[str, Any], prices: Mapping[s
     return float(quantity * prices[meter]["usd"] / units[meter]["per"])
 
 
+#: Per meter of the bill, the physical quantity the footprint model prices (GiB to its decimal GB):
+#: tables on solid-state drives, backups and logs on hard disks; the network's bytes are measured
+#: apart (``Tally.bytes_out``). Request meters (DynamoDB units, API Gateway, SQS) have no energy
+#: factor of their own: the compute behind them is AWS's and not metered, so it is left out.
+PHYSICAL = {
+    "lambda_gb_seconds": ("lambda_gb_seconds", 1.0),
+    "dynamodb_storage_gb_month": ("ssd_gb_month", GIB / GB),
+    "dynamodb_pitr_gb_month": ("hdd_gb_month", GIB / GB),
+    "logs_stored_gb_month": ("hdd_gb_month", GIB / GB),
+}
+
+
+def physical(meters: Mapping[str, float], bytes_out: float) -> dict[str, float]:
+    """What the footprint model prices, from a bill's meters and the bytes the server sent."""
+    quantities: defaultdict[str, float] = defaultdict(float, network_gb=bytes_out / GB)
+    for meter, amount in meters.items():
+        if meter in PHYSICAL:
+            name, scale = PHYSICAL[meter]
+            quantities[name] += amount * scale
+    return dict(quantities)
+
+
+def footprint_of(quantities: Mapping[str, float], f: Footprint) -> dict[str, float]:
+    wh = f.wh(quantities)
+    return {"wh": wh, "g_co2e": f.grams(wh)}
+
+
+def footprint(measured: Measured, load: Load, f: Footprint | None = None) -> dict[str, Any]:
+    """Energy and CO2e per user-month by line, and per unit (a send, a push, a GB-month of the
+    table, a call minute), from chalicelib/footprint.json: the model the impact page reads."""
+    f = f or model()
+    counts = occurrences_per_user_month(load)
+    by_line = line_meters(measured, load)
+    lines = {}
+    for line, meters in by_line.items():
+        sent = sum(
+            measured.tallies[a].bytes_out / max(1, measured.tallies[a].occurrences) * counts[a]
+            for a in LINES[line]
+        )
+        lines[line] = footprint_of(physical(meters, sent), f)
+    per_unit = {}
+    for unit, activity in (("send", "send"), ("push", "push")):
+        tally = measured.tallies[activity]
+        sent = tally.bytes_out / max(1, tally.occurrences)
+        per_unit[unit] = footprint_of(physical(meters_per_occurrence(tally, load), sent), f)
+    per_unit["table_gb_month"] = footprint_of({"ssd_gb_month": 1}, f)
+    per_unit["files_gb_month"] = footprint_of({"hdd_gb_month": 1}, f)
+    call_g = f.call_minute_ug() / 1e6
+    per_unit["call_minute"] = {"wh": f.wh_of_grams(call_g), "g_co2e": call_g}
+    return {
+        "lines": lines,
+        "total": {k: sum(row[k] for row in lines.values()) for k in ("wh", "g_co2e")},
+        "per_unit": per_unit,
+    }
+
+
 def estimate(measured: Measured, load: Load) -> dict[str, Any]:
     """The bill per user-month by line and by meter, with the bytes behind it."""
     units, prices = load_prices(load.region)
@@ -830,6 +890,7 @@ def estimate(measured: Measured, load: Load) -> dict[str, Any]:
         "per_operation": {a: per_operation(t) for a, t in sorted(tallies.items())},
         "log_bytes_per_invocation": log_bytes_per_invocation(tallies),
         "prices": {m: prices[m] for m in sorted(totals)},
+        "footprint": footprint(measured, load),
     }
 
 
@@ -875,10 +936,12 @@ def describe(load: Load) -> str:
 def print_report(result: Mapping[str, Any], load: Load) -> None:
     total = result["total_usd_per_user_month"]
     print(f"AWS cost per user-month at {describe(load)}")
-    print(f"\n{'line':<22}{'USD/user-month':>16}{'share':>8}")
+    feet = result["footprint"]
+    print(f"\n{'line':<22}{'USD/user-month':>16}{'share':>8}{'Wh':>10}{'g CO2e':>9}")
     for line, amount in result["lines"].items():
-        print(f"{line:<22}{amount:>16.4f}{amount / total:>8.0%}")
-    print(f"{'total':<22}{total:>16.4f}")
+        row = feet["lines"][line]
+        print(f"{line:<22}{amount:>16.4f}{amount / total:>8.0%}{row['wh']:>10.3f}{row['g_co2e']:>9.3f}")
+    print(f"{'total':<22}{total:>16.4f}{'':>8}{feet['total']['wh']:>10.3f}{feet['total']['g_co2e']:>9.3f}")
     if load.users > 1:
         print(f"{load.users} users: {result['total_usd_per_month']:.2f} USD a month")
     print(f"\n{'AWS meter':<30}{'quantity/user-month':>22}{'USD':>10}")
@@ -905,6 +968,15 @@ def print_report(result: Mapping[str, Any], load: Load) -> None:
         "(AWS's 100 GB a month of free transfer out covers it for most organisations)"
     )
     print("prices: infra/aws/prices.json, list prices marked 'to re-check'; no free tier")
+    units = ", ".join(
+        f"{name.replace('_', ' ')} {row['g_co2e'] * 1000:.3g} mg ({row['wh'] * 1000:.3g} mWh)"
+        for name, row in feet["per_unit"].items()
+    )
+    print(f"footprint per unit: {units}")
+    print(
+        "footprint: chalicelib/footprint.json (electricity only; the network's bytes are those the "
+        "server sends; DynamoDB, API Gateway and SQS requests have no factor), as the impact page"
+    )
 
 
 def parse_load(argv: list[str] | None) -> tuple[Load, int, bool]:

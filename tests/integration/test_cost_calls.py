@@ -174,3 +174,39 @@ def test_the_bench_counts_coalescing_only_where_the_queue_carries_the_pushes() -
     )
     assert pushes[reference]["websocket_messages"] == cost.occurrences_per_user_month(reference)["push"]
     assert pushes[large]["lambda_gb_seconds"] == pytest.approx(pushes[reference]["lambda_gb_seconds"] * saved)
+
+
+def test_the_impact_page_and_the_bench_price_a_notification_from_one_model(deployment: Any) -> None:
+    """The impact page's per-message figure (one message delivered to one recipient) is the
+    bench's per-push figure for the same inputs: the bytes chalicelib/footprint.json declares
+    on the wire and no function time (the page counts the network only)."""
+    page = deployment.api.call("GET", "/impact")
+    assert page.status == 200, page.body
+    declared = int(cost.model().value("notification_wire_bytes"))
+    push = cost.Tally(occurrences=4, bytes_out=4 * declared)
+    same_inputs = cost.Measured(defaultdict(cost.Tally, push=push), 0)
+    bench = cost.footprint(same_inputs, cost.Load())["per_unit"]["push"]
+    assert page.body["assumptions"]["co2e_ug_per_notification"] == round(bench["g_co2e"] * 1e6) == 240
+    # 8 KB x 0.06 kWh/GB = 0.48 mWh, at 500 g CO2e/kWh
+    assert bench["wh"] == pytest.approx(0.48e-3)
+    assert "Aslan" in page.body["assumptions"]["sources"]["notification"]
+
+
+def test_the_bench_s_footprint_follows_what_it_measured(measured: dict[str, Any], deployment: Any) -> None:
+    """Per line, energy is the model's price of what the bench counted: bytes the server sent,
+    Lambda GB-seconds and GB-months stored. A push of the 1 KiB message weighs its frame's bytes
+    and its function time, far under the page's deliberately high 8 KB."""
+    tallies = deployment.meter.tallies
+    push = tallies["push"]
+    load = cost.Load(lambda_mb=1024)
+    f = cost.model()
+    per_push = cost.footprint(cost.Measured(dict(tallies), 2000.0), load)["per_unit"]["push"]
+    frame = push.bytes_out / push.occurrences
+    assert 1000 < frame < 3000  # the sealed 1 KiB message and its labels
+    gb_s = push.lambda_ms / push.occurrences / 1000
+    expected = f.wh({"network_gb": frame / 1e9, "lambda_gb_seconds": gb_s})
+    assert per_push["wh"] == pytest.approx(expected)
+    assert 0 < per_push["g_co2e"] * 1e6 < f.notification_ug()
+    storage = cost.footprint(cost.Measured(dict(tallies), 2000.0), load)["lines"]["storage"]
+    stored_gb = 2000.0 * load.sends * load.retention_days / 1e9  # a table GB-month, plus its backup
+    assert storage["wh"] == pytest.approx(stored_gb * (f.wh_per_gb_month("ssd") + f.wh_per_gb_month("hdd")))
