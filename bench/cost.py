@@ -177,8 +177,10 @@ class Load:
         none inline (one frame per connection per send); on the queue path, a frame that follows
         the previous one within the window, by chance (Poisson arrivals at the load's own rate
         while online) or by ``burst_share``."""
-        if not self.queued():
-            return 0.0
+        return self.follow_share() if self.queued() else 0.0
+
+    def follow_share(self) -> float:
+        """Of a connection's frames, the share that follows the previous one within the window."""
         rate = self.receives * self.live_share / (self.online_hours * 3600)  # frames a second
         chance = 1 - math.exp(-rate * self.burst_window_s)
         return self.burst_share + (1 - self.burst_share) * chance
@@ -971,6 +973,7 @@ def estimate(measured: Measured, load: Load) -> dict[str, Any]:
         "prices": {m: prices[m] for m in sorted(totals)},
         "footprint": footprint(measured, load),
         "right_size": right_size(measured, load),
+        "delayed_batching_what_if": None if load.queued() else delayed_batching(measured, load),
     }
 
 
@@ -1000,6 +1003,36 @@ def right_size(measured: Measured, load: Load, sizes: tuple[int, ...] = SIZES) -
         for at in row["sizes"].values():
             at["ms_per_invocation"] /= max(1e-9, at.pop("invocations"))
     return out
+
+
+#: A queued follow-up's consumer time (its read and its posts' wait), an assumption: the slice of a
+#: small channel never runs the queue, so the what-if below cannot measure it.
+FOLLOW_UP_FANOUT_MS = 20.0
+
+
+def delayed_batching(measured: Measured, load: Load) -> dict[str, float]:
+    """What-if for an inline channel (not built; docs/architecture.md 6): a burst's first message
+    pushed at once, the ones following it within the window queued and joined per connection.
+    A burst of k then costs 1 + ceil((k - 1) / 17) messages a connection instead of k, so of a
+    share q of frames that follow their previous one, only q squared ride in another's message.
+    Saved: that share of the pushes' WebSocket messages and post time. Added: per queued
+    follow-up an SQS send, at most a receive and a delete, one Fanout invocation
+    (``FOLLOW_UP_FANOUT_MS`` at its size) and one message read; per inline send, one eventually
+    consistent read of the previous message to tell a follow-up."""
+    units, prices = load_prices(load.region)
+    q = load.follow_share()
+    counts = occurrences_per_user_month(load)
+    pushes = line_meters(measured, dataclasses.replace(load, burst_share=0.0))["pushes"]
+    saved = q * q * sum(usd(m, pushes[m], units, prices) for m in COALESCED_METERS)
+    follow_ups = counts["send"] * q
+    fanout_gb_s = FOLLOW_UP_FANOUT_MS / 1000 * configured_mb("fanout") / 1024
+    added = follow_ups * (
+        usd("sqs_requests", 3, units, prices)
+        + usd("lambda_requests", 1, units, prices)
+        + usd("lambda_gb_seconds", fanout_gb_s, units, prices)
+        + usd("dynamodb_read_units", 0.5, units, prices)
+    ) + counts["send"] * usd("dynamodb_read_units", 0.5, units, prices)
+    return {"follow_share": q, "saved_usd": saved, "added_usd": added, "net_usd": saved - added}
 
 
 def log_bytes_per_invocation(tallies: Mapping[str, Tally]) -> dict[str, float]:
@@ -1071,6 +1104,13 @@ def print_report(result: Mapping[str, Any], load: Load) -> None:
             f"{at['ms_per_invocation']:>10.1f} ms {at['usd']:>7.4f} $" for at in row["sizes"].values()
         )
         print(f"  {function:<22}{cells}{row['configured_mb']:>5} MB")
+    what_if = result["delayed_batching_what_if"]
+    if what_if is not None:
+        print(
+            f"\ndelayed batching for this inline channel (not built; {what_if['follow_share']:.1%} of frames "
+            f"follow within {load.burst_window_s:g} s): saves {what_if['saved_usd']:.4f}, adds "
+            f"{what_if['added_usd']:.4f}, net {what_if['net_usd']:+.4f} USD/user-month"
+        )
     logs = result["log_bytes_per_invocation"]
     print(
         f"\nlogs per function run: {logs['total']:.0f} bytes billed ({logs['app']:.0f} of the app's "
@@ -1086,7 +1126,7 @@ def print_report(result: Mapping[str, Any], load: Load) -> None:
     )
     print("prices: infra/aws/prices.json, list prices marked 'to re-check'; no free tier")
     units = ", ".join(
-        f"{name.replace('_', ' ')} {row['g_co2e'] * 1000:.3g} mg ({row['wh'] * 1000:.3g} mWh)"
+        f"{name.replace('_', ' ')} {row['g_co2e'] * 1000:.4g} mg ({row['wh'] * 1000:.4g} mWh)"
         for name, row in feet["per_unit"].items()
     )
     print(f"footprint per unit: {units}")

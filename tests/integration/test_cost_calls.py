@@ -229,3 +229,21 @@ def test_the_bench_models_lambda_memory_as_a_share_of_a_vcpu() -> None:
     # without --lambda-mb each activity's function has the size .chalice/config.json gives it
     assert cost.memory_mb("read", cost.Load()) == cost.configured_mb("api_handler")
     assert cost.function_of("push", cost.Load(channel_size=120)) == "fanout"
+
+
+def test_delayed_batching_would_lose_money_without_bursts_and_save_little_with_them() -> None:
+    """The what-if behind not building delayed batching for inline channels (docs/architecture.md
+    6): of the frames that follow their previous one (share q), only q squared would ride in
+    another's message, while every follow-up pays the queue and every send a read."""
+    push = cost.Tally(occurrences=10, ws_messages=10, lambda_ms=20.0, wait_ms=20.0)
+    send = cost.Tally(occurrences=1, invocations=1, lambda_ms=30.0, wait_ms=20.0)
+    measured = cost.Measured(defaultdict(cost.Tally, push=push, send=send), 2000.0)
+    quiet = cost.delayed_batching(measured, cost.Load())
+    assert quiet["follow_share"] == pytest.approx(1 - math.exp(-500 / (8 * 3600)))
+    assert quiet["net_usd"] < 0
+    bursty = cost.delayed_batching(measured, cost.Load(burst_share=0.3))
+    pushes = cost.line_meters(measured, cost.Load())["pushes"]
+    units, prices = cost.load_prices("eu-west-3")
+    messages_usd = cost.usd("websocket_messages", pushes["websocket_messages"], units, prices)
+    assert bursty["saved_usd"] > bursty["follow_share"] ** 2 * messages_usd > 0
+    assert 0 < bursty["net_usd"] < 0.1 * messages_usd  # a sliver of the pushes line
