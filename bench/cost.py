@@ -16,12 +16,18 @@ asks today), WebSocket messages (32 KB units) and bytes of every ``PostToConnect
 requests (64 KB units), the bytes of the app's structured log lines (the Powertools handler's
 stream is swapped for a counter), and the bytes of the items a send creates (storage).
 
-What is modelled: Lambda duration is the handler's measured in-process wall time (moto cannot
-time AWS: its in-process calls stand for the network round trips), billed per millisecond at
-``--lambda-mb``; the time of ``PostToConnection`` calls during a send is moved from the send to
+What is modelled: Lambda duration is the handler's measured in-process CPU time (moto cannot
+time AWS: its in-process calls stand for the network round trips), split into the time spent in
+AWS calls and posts (waiting: ``Tally.wait_ms``) and the rest (the handler's own CPU, taken as one
+vCPU's), billed per millisecond at each function's memory (.chalice/config.json's prod stage, or
+``--lambda-mb`` for all): Lambda's CPU share is proportional to memory, one vCPU at 1,769 MB, so
+the own CPU stretches by 1769 / MB below that and the waits do not (``duration_ms``; the table
+"right-sizing" compares 256, 512 and 1,024 MB per function). The time of ``PostToConnection``
+calls during a send is moved from the send to
 the pushes, so "pushes" carries the fan-out, whose posts run ``PARALLEL_PUSHES`` at a time
 (``chalicelib/adapters/apigw_push.py``): each post's time is divided by the concurrency a send to
-the channel reaches (each call timed on its own thread). Cold starts are not modelled. Lambda's
+the channel reaches (each call timed on its own thread). Cold starts are not in the bill
+(bench/import_time.py models their time at each size). Lambda's
 own START/END/REPORT lines are a constant per invocation. Connection minutes are the online
 hours. Storage is the steady state: a user's messages of ``--retention-days`` days, each with the
 items its send created, plus 100 bytes of DynamoDB overhead per item; point-in-time recovery is
@@ -59,7 +65,10 @@ per message read, per ping, ...) is then multiplied by its occurrences per user-
     python bench/cost.py --preset docs      # docs/deploy-aws.md's 1,000 users at 20 messages a day
     python bench/cost.py --sends 20 --receives 200 --online-hours 4 --json
 
-Prices come from ``infra/aws/prices.json`` (``--region``); no free tier is applied.
+Prices come from ``infra/aws/prices.json`` (``--region``); no free tier is applied. Energy and
+CO2e come from ``chalicelib/footprint.json`` through ``chalicelib/footprint.py``, the model the
+impact page reads: by line, the bytes the server sent over the network, the Lambda GB-seconds and
+the GB-months stored (``PHYSICAL``); per unit, a send, a push, a GB-month and a call minute.
 """
 
 from __future__ import annotations
@@ -97,6 +106,7 @@ from chalicelib.adapters.dynamodb_store import DynamoDbStore
 from chalicelib.adapters.records import keys
 from chalicelib.adapters.ses_mailer import SesMailer
 from chalicelib.adapters.sqs_queue import SqsQueue
+from chalicelib.footprint import GB, Footprint, model
 from chalicelib.request_logging import logger as app_logger
 from chalicelib.services.delivery import INLINE_LIMIT
 from chalicelib.settings import Settings
@@ -139,7 +149,7 @@ class Load:
     live_share: float = 1.0  # of received messages, the share pushed live (recipient online)
     connects_per_day: float = 0  # per device; 0: one per two hours online
     catch_up_page: int = 200  # messages per catch-up read: the web client's READ_LIMIT
-    lambda_mb: int = 1024  # the prod stage's lambda_memory_size (.chalice/config.json)
+    lambda_mb: int = 0  # every function's memory; 0: each function's, from .chalice/config.json's prod stage
     rest_share: float = 0.0  # of sends, the share over REST (clients without an open socket)
     # Coalescing (docs/protocol.md 9): the fan-out queue's consumer joins a connection's frames of
     # one batch into one WebSocket message. ``burst_share``: of the messages a connection receives,
@@ -167,8 +177,10 @@ class Load:
         none inline (one frame per connection per send); on the queue path, a frame that follows
         the previous one within the window, by chance (Poisson arrivals at the load's own rate
         while online) or by ``burst_share``."""
-        if not self.queued():
-            return 0.0
+        return self.follow_share() if self.queued() else 0.0
+
+    def follow_share(self) -> float:
+        """Of a connection's frames, the share that follows the previous one within the window."""
         rate = self.receives * self.live_share / (self.online_hours * 3600)  # frames a second
         chance = 1 - math.exp(-rate * self.burst_window_s)
         return self.burst_share + (1 - self.burst_share) * chance
@@ -183,6 +195,66 @@ PRESETS = {
         sends=20, receives=320, devices=1.5, channel_size=17, live_share=0.4, connects_per_day=6, users=1000
     ),
 }
+
+
+CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
+STAGE = "prod"
+SIZES = (256, 512, 1024)  # the memory sizes the right-sizing table compares
+#: The Lambda function (Chalice's name, as in .chalice/config.json's ``lambda_functions``) that
+#: runs each activity; a push runs in the send's function inline, in ``fanout`` on the queue path.
+FUNCTIONS = {
+    "send": "websocket_message",
+    "send_rest": "api_handler",
+    "read": "api_handler",
+    "channel_list": "api_handler",
+    "connect": "websocket_connect",
+    "disconnect": "websocket_disconnect",
+    "push": "websocket_message",
+}
+
+
+def configured_mb(function: str, stage: str = STAGE) -> int:
+    """A function's memory as Chalice resolves it: the stage's per-function setting, the stage's,
+    the top level's per-function, the top level's; Lambda's 128 MB if none."""
+    config = json.loads(CHALICE_CONFIG.read_text(encoding="utf-8"))
+    staged = config["stages"][stage]
+    scopes = (
+        staged.get("lambda_functions", {}).get(function, {}),
+        staged,
+        config.get("lambda_functions", {}).get(function, {}),
+        config,
+    )
+    return next((int(scope["lambda_memory_size"]) for scope in scopes if "lambda_memory_size" in scope), 128)
+
+
+def function_of(activity: str, load: Load) -> str:
+    return "fanout" if activity == "push" and load.queued() else FUNCTIONS[activity]
+
+
+def memory_mb(activity: str, load: Load) -> int:
+    return load.lambda_mb or configured_mb(function_of(activity, load))
+
+
+def duration_ms(tally: Tally, mb: int) -> float:
+    """A tally's billed milliseconds at ``mb`` MB. Lambda gives a function CPU in proportion to its
+    memory, one vCPU at 1,769 MB (chalicelib/footprint.json's ``lambda_mb_per_vcpu``), and a
+    single-threaded handler gains nothing past one: the measured CPU time (taken as one vCPU's)
+    stretches by 1769 / mb below it; the time spent waiting on AWS (``wait_ms``) does not."""
+    vcpu_mb = model().value("lambda_mb_per_vcpu")
+    cpu_ms = max(0.0, tally.lambda_ms - tally.wait_ms)
+    return cpu_ms * vcpu_mb / min(mb, vcpu_mb) + tally.wait_ms
+
+
+def lambda_gb_seconds(tally: Tally, load: Load, activity: str) -> float:
+    """Per occurrence; a send blends its two functions by ``rest_share``."""
+    if not tally.lambda_ms:  # no function ran (a ping, answered by API Gateway)
+        return 0.0
+    n = max(1, tally.occurrences)
+    shares = [(memory_mb(activity, load), 1.0)]
+    if activity == "send" and load.rest_share and not load.lambda_mb:
+        rest = configured_mb(FUNCTIONS["send_rest"])
+        shares = [(shares[0][0], 1 - load.rest_share), (rest, load.rest_share)]
+    return sum(share * duration_ms(tally, mb) / 1000 * mb / 1024 for mb, share in shares) / n
 
 
 def ping_interval_seconds() -> float:
@@ -270,6 +342,9 @@ class Tally:
     rest_requests: int = 0
     invocations: int = 0
     lambda_ms: float = 0.0
+    wait_ms: float = (
+        0.0  # of lambda_ms, waiting on AWS (the function's calls and posts): memory does not speed it
+    )
     log_bytes: int = 0
     log_events: int = 0
     sqs_requests: int = 0
@@ -301,6 +376,7 @@ class AwsMeter:
         self._peek = peek  # an unwatched DynamoDB client: reads item sizes around writes
         self._push_seconds = 0.0
         self._peek_seconds = 0.0  # the meter's own reads, not the function's time
+        self._aws_seconds = 0.0  # the function's own AWS calls (pushes apart): round trips on Lambda
         self.push_concurrency = 1  # posts of one fan-out in flight at once
         self.sending_connection: str | None = None  # a send over it: its ack is the send's, not a push
 
@@ -325,12 +401,14 @@ class AwsMeter:
     ) -> Iterator[Tally]:
         """One Lambda invocation: its billed milliseconds (pushes excepted), its REST request or frame."""
         with self.charging(activity) as tally:
-            pushed, peeked, started = self._push_seconds, self._peek_seconds, time.process_time()
+            pushed, peeked, waited = self._push_seconds, self._peek_seconds, self._aws_seconds
+            started = time.process_time()
             yield tally
             elapsed = time.process_time() - started
             own = elapsed - (self._push_seconds - pushed) - (self._peek_seconds - peeked)
         tally.invocations += 1
         tally.lambda_ms += math.ceil(own * 1000)
+        tally.wait_ms += min(own, self._aws_seconds - waited) * 1000
         tally.rest_requests += int(rest)
         if frame_in is not None:
             tally.ws_messages += math.ceil(len(frame_in.encode("utf-8")) / WS_UNIT)
@@ -367,11 +445,14 @@ class AwsMeter:
         call: Call | None = context.get("cost_call")
         if call is None:
             return
+        span = time.thread_time() - call.started
         tally, service = self.tallies[call.activity], model.service_model.service_name
+        if service == "apigatewaymanagementapi" and model.name == "PostToConnection":
+            self._pushed(tally, call, span)
+        else:
+            self._aws_seconds += span
         if service == "dynamodb":
             self._dynamodb(tally, model.name, call, parsed)
-        elif service == "apigatewaymanagementapi" and model.name == "PostToConnection":
-            self._pushed(tally, call, time.thread_time() - call.started)
         elif service == "sqs":
             payload = sum(
                 len(e.get("MessageBody", "").encode("utf-8")) for e in call.params.get("Entries", [])
@@ -390,9 +471,13 @@ class AwsMeter:
         size = len(call.params["Data"])
         tally.ws_messages += max(1, math.ceil(size / WS_UNIT))
         tally.bytes_out += size
-        if call.activity == "push":
+        if call.activity != "push":  # the sender's ack: the send waits for it
+            self._aws_seconds += seconds
+        else:
             tally.occurrences += 1
-            tally.lambda_ms += seconds * 1000 / self.push_concurrency  # the function waits for the slowest
+            waited = seconds * 1000 / self.push_concurrency  # the function waits for the slowest
+            tally.lambda_ms += waited
+            tally.wait_ms += waited
             self._push_seconds += seconds
 
     def _size(self, table: str, key: dict[str, Any]) -> int:
@@ -731,7 +816,7 @@ def occurrences_per_user_month(load: Load) -> dict[str, float]:
     }
 
 
-def meters_per_occurrence(tally: Tally, load: Load) -> dict[str, float]:
+def meters_per_occurrence(tally: Tally, load: Load, activity: str) -> dict[str, float]:
     """The AWS meters one occurrence of an activity runs, on average over the slice."""
     n = max(1, tally.occurrences)
     log_bytes = (
@@ -743,7 +828,7 @@ def meters_per_occurrence(tally: Tally, load: Load) -> dict[str, float]:
         "websocket_messages": tally.ws_messages / n,
         "rest_requests": tally.rest_requests / n,
         "lambda_requests": tally.invocations / n,
-        "lambda_gb_seconds": tally.lambda_ms / 1000 * load.lambda_mb / 1024 / n,
+        "lambda_gb_seconds": lambda_gb_seconds(tally, load, activity),
         "dynamodb_write_units": tally.write_units / n,
         "dynamodb_read_units": tally.read_units / n,
         "sqs_requests": tally.sqs_requests / n,
@@ -774,7 +859,7 @@ def line_meters(measured: Measured, load: Load) -> dict[str, defaultdict[str, fl
     for line, activities in LINES.items():
         quantities = defaultdict(float, modelled.get(line, {}))
         for activity in activities:
-            for meter, amount in meters_per_occurrence(measured.tallies[activity], load).items():
+            for meter, amount in meters_per_occurrence(measured.tallies[activity], load, activity).items():
                 if activity == "push" and meter in COALESCED_METERS:
                     amount *= 1 - load.coalesced_share()  # fewer messages, fewer posts to wait for
                 quantities[meter] += amount * counts[activity]
@@ -794,6 +879,62 @@ def load_prices(region: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def usd(meter: str, quantity: float, units: Mapping[str, Any], prices: Mapping[str, Any]) -> float:
     return float(quantity * prices[meter]["usd"] / units[meter]["per"])
+
+
+#: Per meter of the bill, the physical quantity the footprint model prices (GiB to its decimal GB):
+#: tables on solid-state drives, backups and logs on hard disks; the network's bytes are measured
+#: apart (``Tally.bytes_out``). Request meters (DynamoDB units, API Gateway, SQS) have no energy
+#: factor of their own: the compute behind them is AWS's and not metered, so it is left out.
+PHYSICAL = {
+    "lambda_gb_seconds": ("lambda_gb_seconds", 1.0),
+    "dynamodb_storage_gb_month": ("ssd_gb_month", GIB / GB),
+    "dynamodb_pitr_gb_month": ("hdd_gb_month", GIB / GB),
+    "logs_stored_gb_month": ("hdd_gb_month", GIB / GB),
+}
+
+
+def physical(meters: Mapping[str, float], bytes_out: float) -> dict[str, float]:
+    """What the footprint model prices, from a bill's meters and the bytes the server sent."""
+    quantities: defaultdict[str, float] = defaultdict(float, network_gb=bytes_out / GB)
+    for meter, amount in meters.items():
+        if meter in PHYSICAL:
+            name, scale = PHYSICAL[meter]
+            quantities[name] += amount * scale
+    return dict(quantities)
+
+
+def footprint_of(quantities: Mapping[str, float], f: Footprint) -> dict[str, float]:
+    wh = f.wh(quantities)
+    return {"wh": wh, "g_co2e": f.grams(wh)}
+
+
+def footprint(measured: Measured, load: Load, f: Footprint | None = None) -> dict[str, Any]:
+    """Energy and CO2e per user-month by line, and per unit (a send, a push, a GB-month of the
+    table, a call minute), from chalicelib/footprint.json: the model the impact page reads."""
+    f = f or model()
+    counts = occurrences_per_user_month(load)
+    by_line = line_meters(measured, load)
+    lines = {}
+    for line, meters in by_line.items():
+        sent = sum(
+            measured.tallies[a].bytes_out / max(1, measured.tallies[a].occurrences) * counts[a]
+            for a in LINES[line]
+        )
+        lines[line] = footprint_of(physical(meters, sent), f)
+    per_unit = {}
+    for unit, activity in (("send", "send"), ("push", "push")):
+        tally = measured.tallies[activity]
+        sent = tally.bytes_out / max(1, tally.occurrences)
+        per_unit[unit] = footprint_of(physical(meters_per_occurrence(tally, load, activity), sent), f)
+    per_unit["table_gb_month"] = footprint_of({"ssd_gb_month": 1}, f)
+    per_unit["files_gb_month"] = footprint_of({"hdd_gb_month": 1}, f)
+    call_g = f.call_minute_ug() / 1e6
+    per_unit["call_minute"] = {"wh": f.wh_of_grams(call_g), "g_co2e": call_g}
+    return {
+        "lines": lines,
+        "total": {k: sum(row[k] for row in lines.values()) for k in ("wh", "g_co2e")},
+        "per_unit": per_unit,
+    }
 
 
 def estimate(measured: Measured, load: Load) -> dict[str, Any]:
@@ -830,7 +971,68 @@ def estimate(measured: Measured, load: Load) -> dict[str, Any]:
         "per_operation": {a: per_operation(t) for a, t in sorted(tallies.items())},
         "log_bytes_per_invocation": log_bytes_per_invocation(tallies),
         "prices": {m: prices[m] for m in sorted(totals)},
+        "footprint": footprint(measured, load),
+        "right_size": right_size(measured, load),
+        "delayed_batching_what_if": None if load.queued() else delayed_batching(measured, load),
     }
+
+
+def right_size(measured: Measured, load: Load, sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
+    """Per function, at each memory size: the modelled milliseconds an invocation bills
+    (``duration_ms``) and its Lambda USD per user-month (duration and requests), the others
+    unchanged; and the size .chalice/config.json gives it now."""
+    units, prices = load_prices(load.region)
+    counts = occurrences_per_user_month(load)
+    out: dict[str, Any] = {}
+    for activity, tally in sorted(measured.tallies.items()):
+        if activity not in FUNCTIONS or not tally.invocations:
+            continue
+        function = function_of(activity, load)
+        row = out.setdefault(function, {"configured_mb": configured_mb(function), "sizes": {}})
+        for mb in sizes:
+            at = row["sizes"].setdefault(mb, {"ms_per_invocation": 0.0, "usd": 0.0, "invocations": 0.0})
+            n = max(1, tally.occurrences)
+            monthly = counts[activity] / n
+            gb_s = duration_ms(tally, mb) / 1000 * mb / 1024 * monthly
+            at["usd"] += usd("lambda_gb_seconds", gb_s, units, prices) + usd(
+                "lambda_requests", tally.invocations * monthly, units, prices
+            )
+            at["ms_per_invocation"] += duration_ms(tally, mb) * monthly  # weighted below
+            at["invocations"] += tally.invocations * monthly
+    for row in out.values():
+        for at in row["sizes"].values():
+            at["ms_per_invocation"] /= max(1e-9, at.pop("invocations"))
+    return out
+
+
+#: A queued follow-up's consumer time (its read and its posts' wait), an assumption: the slice of a
+#: small channel never runs the queue, so the what-if below cannot measure it.
+FOLLOW_UP_FANOUT_MS = 20.0
+
+
+def delayed_batching(measured: Measured, load: Load) -> dict[str, float]:
+    """What-if for an inline channel (not built; docs/architecture.md 6): a burst's first message
+    pushed at once, the ones following it within the window queued and joined per connection.
+    A burst of k then costs 1 + ceil((k - 1) / 17) messages a connection instead of k, so of a
+    share q of frames that follow their previous one, only q squared ride in another's message.
+    Saved: that share of the pushes' WebSocket messages and post time. Added: per queued
+    follow-up an SQS send, at most a receive and a delete, one Fanout invocation
+    (``FOLLOW_UP_FANOUT_MS`` at its size) and one message read; per inline send, one eventually
+    consistent read of the previous message to tell a follow-up."""
+    units, prices = load_prices(load.region)
+    q = load.follow_share()
+    counts = occurrences_per_user_month(load)
+    pushes = line_meters(measured, dataclasses.replace(load, burst_share=0.0))["pushes"]
+    saved = q * q * sum(usd(m, pushes[m], units, prices) for m in COALESCED_METERS)
+    follow_ups = counts["send"] * q
+    fanout_gb_s = FOLLOW_UP_FANOUT_MS / 1000 * configured_mb("fanout") / 1024
+    added = follow_ups * (
+        usd("sqs_requests", 3, units, prices)
+        + usd("lambda_requests", 1, units, prices)
+        + usd("lambda_gb_seconds", fanout_gb_s, units, prices)
+        + usd("dynamodb_read_units", 0.5, units, prices)
+    ) + counts["send"] * usd("dynamodb_read_units", 0.5, units, prices)
+    return {"follow_share": q, "saved_usd": saved, "added_usd": added, "net_usd": saved - added}
 
 
 def log_bytes_per_invocation(tallies: Mapping[str, Tally]) -> dict[str, float]:
@@ -866,7 +1068,9 @@ def describe(load: Load) -> str:
         f"{load.sends:g} sent and {load.receives:g} received a user a day, {load.online_hours:g} h online, "
         f"{load.devices:g} device(s), channel of {load.members()}, {load.live_share:.0%} of receives live, "
         f"{load.retention_days}-day retention, {load.message_bytes}-byte messages, "
-        f"{load.rest_share:.0%} of sends over REST, {load.lambda_mb} MB functions, {load.region}; "
+        f"{load.rest_share:.0%} of sends over REST, "
+        f"{f'{load.lambda_mb} MB functions' if load.lambda_mb else f'functions sized as {STAGE}'}, "
+        f"{load.region}; "
         f"pushes coalesced: {load.coalesced_share():.1%} "
         f"({'queue path' if load.queued() else f'inline: at most {INLINE_LIMIT} connections, never batched'})"
     )
@@ -875,10 +1079,12 @@ def describe(load: Load) -> str:
 def print_report(result: Mapping[str, Any], load: Load) -> None:
     total = result["total_usd_per_user_month"]
     print(f"AWS cost per user-month at {describe(load)}")
-    print(f"\n{'line':<22}{'USD/user-month':>16}{'share':>8}")
+    feet = result["footprint"]
+    print(f"\n{'line':<22}{'USD/user-month':>16}{'share':>8}{'Wh':>10}{'g CO2e':>9}")
     for line, amount in result["lines"].items():
-        print(f"{line:<22}{amount:>16.4f}{amount / total:>8.0%}")
-    print(f"{'total':<22}{total:>16.4f}")
+        row = feet["lines"][line]
+        print(f"{line:<22}{amount:>16.4f}{amount / total:>8.0%}{row['wh']:>10.3f}{row['g_co2e']:>9.3f}")
+    print(f"{'total':<22}{total:>16.4f}{'':>8}{feet['total']['wh']:>10.3f}{feet['total']['g_co2e']:>9.3f}")
     if load.users > 1:
         print(f"{load.users} users: {result['total_usd_per_month']:.2f} USD a month")
     print(f"\n{'AWS meter':<30}{'quantity/user-month':>22}{'USD':>10}")
@@ -890,6 +1096,20 @@ def print_report(result: Mapping[str, Any], load: Load) -> None:
         print(
             f"  {activity:<13} WU {row['write_units']:.2f}  RU {row['read_units']:.2f}  "
             f"{row['lambda_ms']:.1f} ms  logs {row['log_bytes']:.0f} B  [{calls}]"
+        )
+    print(f"\nright-sizing (modelled: CPU time x 1769/MB below one vCPU, AWS waits unchanged; {STAGE} now):")
+    print(f"  {'function':<22}" + "".join(f"{f'{mb} MB':>22}" for mb in SIZES) + f"{'now':>8}")
+    for function, row in result["right_size"].items():
+        cells = "".join(
+            f"{at['ms_per_invocation']:>10.1f} ms {at['usd']:>7.4f} $" for at in row["sizes"].values()
+        )
+        print(f"  {function:<22}{cells}{row['configured_mb']:>5} MB")
+    what_if = result["delayed_batching_what_if"]
+    if what_if is not None:
+        print(
+            f"\ndelayed batching for this inline channel (not built; {what_if['follow_share']:.1%} of frames "
+            f"follow within {load.burst_window_s:g} s): saves {what_if['saved_usd']:.4f}, adds "
+            f"{what_if['added_usd']:.4f}, net {what_if['net_usd']:+.4f} USD/user-month"
         )
     logs = result["log_bytes_per_invocation"]
     print(
@@ -905,6 +1125,15 @@ def print_report(result: Mapping[str, Any], load: Load) -> None:
         "(AWS's 100 GB a month of free transfer out covers it for most organisations)"
     )
     print("prices: infra/aws/prices.json, list prices marked 'to re-check'; no free tier")
+    units = ", ".join(
+        f"{name.replace('_', ' ')} {row['g_co2e'] * 1000:.4g} mg ({row['wh'] * 1000:.4g} mWh)"
+        for name, row in feet["per_unit"].items()
+    )
+    print(f"footprint per unit: {units}")
+    print(
+        "footprint: chalicelib/footprint.json (electricity only; the network's bytes are those the "
+        "server sends; DynamoDB, API Gateway and SQS requests have no factor), as the impact page"
+    )
 
 
 def parse_load(argv: list[str] | None) -> tuple[Load, int, bool]:

@@ -13,6 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from chalicelib.footprint import model
+
+_FOOTPRINT = model()
+
 #: 2 EUR per billable user per month (before tax).
 DEFAULT_PRICE_CENTS = 200
 #: French standard VAT rate, 20 % (Code général des impôts, art. 278).
@@ -24,36 +28,18 @@ DEFAULT_PARTNERS = "Planète Urgences:1,Ecotree:1"
 #: BOCAGE_TREE_COST_CENTS to what the partners actually charge per tree planted.
 DEFAULT_TREE_COST_CENTS = 500
 
-#: CO2e of one e-mail: ~4 g. Mike Berners-Lee, "How Bad Are Bananas? The Carbon Footprint of
-#: Everything" (Profile Books, 2010), for a typical e-mail (0.3 g for spam, 50 g with a large
-#: attachment). The 2020 edition revises a short e-mail down (~0.3 g laptop to laptop, ~17 g for
-#: a long one), so 4 g is a mid-range, older figure: configurable for that reason.
-DEFAULT_CO2E_UG_PER_EMAIL = 4_000_000
-#: CO2e of one push notification (one message delivered to one recipient): 0.00024 g = 0.24 mg.
-#: An ESTIMATE, not a measurement: a few kilobytes on the wire (a padded ciphertext frame with
-#: WebSocket, TLS and TCP/IP overhead, and its share of keep-alives), at ~0.06 kWh per GB
-#: (Aslan, Mayers, Koomey & France, "Electricity Intensity of Internet Data Transmission",
-#: Journal of Industrial Ecology, 2018, figure for 2015) and ~0.5 kg CO2e per kWh (world-average
-#: electricity; France's grid is about ten times lower) gives 0.03 mg per KB, so 0.24 mg is
-#: about 8 KB: deliberately high, which keeps the "avoided" figure conservative. It leaves out
-#: the phone's screen time and manufacture, as a per-unit network estimate does.
-DEFAULT_CO2E_UG_PER_NOTIFICATION = 240
-#: CO2e of keeping one GB (10^9 bytes) of encrypted files for a month: 0.81 g. An ESTIMATE of the
-#: electricity only, with Cloud Carbon Footprint's methodology (cloudcarbonfootprint.org, "Methodology",
-#: storage): 0.65 Wh per TB-hour for hard-disk object storage (its coefficient, after Etsy's "Cloud
-#: Jewels", 2020), times 3 for the copies S3 keeps (its replication factor for S3) and AWS's
-#: PUE of 1.135, over 730 hours: 1.62 Wh per GB-month, at the same ~0.5 kg CO2e per kWh as above.
-#: The drives' manufacture is left out (it would add about a half on hard disks).
-DEFAULT_CO2E_UG_PER_GB_MONTH = 808_000
-#: CO2e of one participant-minute of a video call: ~2.6 g. Obringer, Rachunok, Maia-Silva,
-#: Arbabzadeh, Nateghi & Madani, "The overlooked environmental footprint of increasing Internet
-#: use", Resources, Conservation & Recycling 167 (April 2021) 105389,
-#: https://doi.org/10.1016/j.resconrec.2020.105389 (read 2026-12-03): one hour of
-#: videoconferencing emits 150 to 1,000 g CO2e per user depending on the service and the video
-#: quality (data centres and networks, per GB transferred), about 157 g for an hour with the
-#: camera on; 157 g / 60 = 2.6 g. The low end fits Bocage, whose video is capped at 1.5 Mbit/s
-#: per stream (docs/calls.md). A footprint, not a saving: it is shown as emitted.
-DEFAULT_CO2E_UG_PER_CALL_MINUTE = 2_600_000
+#: The CO2e factors' defaults, in micrograms, come from the footprint model (chalicelib/footprint.py
+#: and the sources in chalicelib/footprint.json), the same one bench/cost.py reads; each
+#: BOCAGE_CO2E_MG_PER_* setting below overrides one. One e-mail: ~4 g (Berners-Lee, 2010).
+DEFAULT_CO2E_UG_PER_EMAIL = _FOOTPRINT.email_ug()
+#: One message delivered to one recipient: 0.24 mg, a deliberately high 8 KB over the network at
+#: 0.06 kWh per GB (Aslan et al., 2018) and ~0.5 kg CO2e per kWh, so "avoided" stays conservative.
+DEFAULT_CO2E_UG_PER_NOTIFICATION = _FOOTPRINT.notification_ug()
+#: Keeping one GB of files a month: 0.808 g, 0.65 Wh per TB-hour of hard disk x 3 copies x PUE
+#: 1.135 x 730 hours (Cloud Carbon Footprint's methodology), electricity only.
+DEFAULT_CO2E_UG_PER_GB_MONTH = _FOOTPRINT.gb_month_ug()
+#: One participant-minute of a video call: 2.62 g, 157 g an hour (Obringer et al., 2021) / 60.
+DEFAULT_CO2E_UG_PER_CALL_MINUTE = _FOOTPRINT.call_minute_ug()
 
 #: Admins are told this many days before their pilot ends.
 NOTICE_DAYS = 30

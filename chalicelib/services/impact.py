@@ -6,8 +6,9 @@ Counting uses what the server already knows (a message was stored, for so many r
 never content: per organisation and month, two atomic counters, ``messages`` and
 ``notifications`` (one per recipient; see chalicelib/adapters/records/impact.py). CO2e is
 never stored: it is computed on read, in integer micrograms, from the counts and the current
-factors (``BillingSettings``, whose defaults cite their sources), so a better factor restates
-history consistently.
+factors (``BillingSettings``, whose defaults come from the footprint model in
+chalicelib/footprint.py, the one bench/cost.py reads), so a better factor restates history
+consistently.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from chalicelib.domain.billing import (
     storage_co2e_ug,
     ug_to_mg,
 )
+from chalicelib.footprint import model
 from chalicelib.ports import Clock, Store
 from chalicelib.services.organisations import OrganisationService
 
@@ -51,6 +53,27 @@ CSV_COLUMNS = (
     "donation_cents",
     "trees_funded",
 )
+
+
+def footprint_sources() -> dict[str, str]:
+    """Where each default factor comes from, as chalicelib/footprint.json says (a setting that
+    overrides a factor leaves its source as the model's)."""
+    f = model()
+    storage = (
+        f"{f.source('hdd_wh_per_tb_hour')}; x {f.value('storage_replicas'):g} copies "
+        f"({f.factors['storage_replicas']['source']}), x PUE {f.value('pue'):g}, over 730 hours, "
+        f"at {f.value('grid_g_per_kwh'):g} g CO2e per kWh; electricity only"
+    )
+    notification = (
+        f"{f.source('notification_wire_bytes')}; at {f.source('network_kwh_per_gb')}; "
+        f"and {f.value('grid_g_per_kwh'):g} g CO2e per kWh"
+    )
+    return {
+        "storage": storage,
+        "email": f.source("email_g"),
+        "notification": notification,
+        "call_minute": f.source("call_g_per_hour"),
+    }
 
 
 class ImpactService:
@@ -119,18 +142,7 @@ class ImpactService:
             "emails_avoided": "one e-mail per recipient of each message",
             "call_minutes": "participant-minutes of the calls that ended in the month: each minute "
             "with two devices or more in a call counts once per device in it",
-            "sources": {
-                "storage": "estimate: 0.65 Wh per TB-hour of hard-disk storage, 3 copies, PUE 1.135 "
-                "(Cloud Carbon Footprint's methodology) and ~0.5 kg CO2e/kWh; electricity only",
-                "email": 'Mike Berners-Lee, "How Bad Are Bananas?" (2010): ~4 g CO2e for a typical e-mail',
-                "notification": "estimate: a few KB at ~0.06 kWh/GB (Aslan et al., 2018) and ~0.5 kg "
-                "CO2e/kWh; deliberately high",
-                "call_minute": "Obringer et al., The overlooked environmental footprint of increasing "
-                "Internet use, Resources, Conservation & Recycling 167 (2021) 105389, "
-                "https://doi.org/10.1016/j.resconrec.2020.105389: 150 to 1,000 g CO2e per hour of "
-                "videoconferencing, ~157 g with the camera on; 157 g / 60 = ~2.6 g a minute "
-                "(read 2026-12-03)",
-            },
+            "sources": footprint_sources(),
         }
 
     # -- views -----------------------------------------------------------------------------------

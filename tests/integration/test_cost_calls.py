@@ -159,9 +159,9 @@ def test_the_bench_counts_coalescing_only_where_the_queue_carries_the_pushes() -
     """Inline fan-outs have one frame per connection per send: nothing to join. On the queue path
     a frame that follows the previous within the window rides in its WebSocket message: by
     chance at the load's own rate (500 a day over 8 h: 1.7 % within a second), or by bursts."""
-    reference = cost.Load()
+    reference = cost.Load(lambda_mb=1024)  # one size: the inline and the queue path's functions alike
     assert not reference.queued() and reference.coalesced_share() == 0
-    large = cost.Load(channel_size=120, burst_share=0.3)
+    large = cost.Load(channel_size=120, burst_share=0.3, lambda_mb=1024)
     assert large.queued()
     assert large.coalesced_share() == pytest.approx(0.3 + 0.7 * (1 - math.exp(-500 / (8 * 3600))))
     measured = cost.Measured(
@@ -174,3 +174,76 @@ def test_the_bench_counts_coalescing_only_where_the_queue_carries_the_pushes() -
     )
     assert pushes[reference]["websocket_messages"] == cost.occurrences_per_user_month(reference)["push"]
     assert pushes[large]["lambda_gb_seconds"] == pytest.approx(pushes[reference]["lambda_gb_seconds"] * saved)
+
+
+def test_the_impact_page_and_the_bench_price_a_notification_from_one_model(deployment: Any) -> None:
+    """The impact page's per-message figure (one message delivered to one recipient) is the
+    bench's per-push figure for the same inputs: the bytes chalicelib/footprint.json declares
+    on the wire and no function time (the page counts the network only)."""
+    page = deployment.api.call("GET", "/impact")
+    assert page.status == 200, page.body
+    declared = int(cost.model().value("notification_wire_bytes"))
+    push = cost.Tally(occurrences=4, bytes_out=4 * declared)
+    same_inputs = cost.Measured(defaultdict(cost.Tally, push=push), 0)
+    bench = cost.footprint(same_inputs, cost.Load())["per_unit"]["push"]
+    assert page.body["assumptions"]["co2e_ug_per_notification"] == round(bench["g_co2e"] * 1e6) == 240
+    # 8 KB x 0.06 kWh/GB = 0.48 mWh, at 500 g CO2e/kWh
+    assert bench["wh"] == pytest.approx(0.48e-3)
+    assert "Aslan" in page.body["assumptions"]["sources"]["notification"]
+
+
+def test_the_bench_s_footprint_follows_what_it_measured(measured: dict[str, Any], deployment: Any) -> None:
+    """Per line, energy is the model's price of what the bench counted: bytes the server sent,
+    Lambda GB-seconds and GB-months stored. A push of the 1 KiB message weighs its frame's bytes
+    and its function time, far under the page's deliberately high 8 KB."""
+    tallies = deployment.meter.tallies
+    push = tallies["push"]
+    load = cost.Load(lambda_mb=1024)
+    f = cost.model()
+    per_push = cost.footprint(cost.Measured(dict(tallies), 2000.0), load)["per_unit"]["push"]
+    frame = push.bytes_out / push.occurrences
+    assert 1000 < frame < 3000  # the sealed 1 KiB message and its labels
+    gb_s = cost.lambda_gb_seconds(push, load, "push")
+    expected = f.wh({"network_gb": frame / 1e9, "lambda_gb_seconds": gb_s})
+    assert per_push["wh"] == pytest.approx(expected)
+    assert 0 < per_push["g_co2e"] * 1e6 < f.notification_ug()
+    storage = cost.footprint(cost.Measured(dict(tallies), 2000.0), load)["lines"]["storage"]
+    stored_gb = 2000.0 * load.sends * load.retention_days / 1e9  # a table GB-month, plus its backup
+    assert storage["wh"] == pytest.approx(stored_gb * (f.wh_per_gb_month("ssd") + f.wh_per_gb_month("hdd")))
+
+
+def test_the_bench_models_lambda_memory_as_a_share_of_a_vcpu() -> None:
+    """Below 1,769 MB a function's own CPU time stretches by 1769 / MB; its waits on AWS do not.
+    So a handler that mostly waits costs less at 256 MB, and one that mostly computes costs about
+    the same GB-seconds at any size under a vCPU, only slower."""
+    computing = cost.Tally(occurrences=1, invocations=1, lambda_ms=100.0, wait_ms=0.0)
+    waiting = cost.Tally(occurrences=1, invocations=1, lambda_ms=100.0, wait_ms=90.0)
+    assert cost.duration_ms(computing, 1769) == pytest.approx(100.0)
+    assert cost.duration_ms(computing, 3538) == pytest.approx(100.0)  # one thread: no gain past a vCPU
+    assert cost.duration_ms(computing, 256) == pytest.approx(100.0 * 1769 / 256)
+    assert cost.duration_ms(waiting, 256) == pytest.approx(10.0 * 1769 / 256 + 90.0)
+    gb_s = {mb: cost.lambda_gb_seconds(computing, cost.Load(lambda_mb=mb), "read") for mb in (256, 1024)}
+    assert gb_s[256] == pytest.approx(gb_s[1024])
+    waits = {mb: cost.lambda_gb_seconds(waiting, cost.Load(lambda_mb=mb), "read") for mb in (256, 1024)}
+    assert waits[256] < waits[1024] / 2
+    # without --lambda-mb each activity's function has the size .chalice/config.json gives it
+    assert cost.memory_mb("read", cost.Load()) == cost.configured_mb("api_handler")
+    assert cost.function_of("push", cost.Load(channel_size=120)) == "fanout"
+
+
+def test_delayed_batching_would_lose_money_without_bursts_and_save_little_with_them() -> None:
+    """The what-if behind not building delayed batching for inline channels (docs/architecture.md
+    6): of the frames that follow their previous one (share q), only q squared would ride in
+    another's message, while every follow-up pays the queue and every send a read."""
+    push = cost.Tally(occurrences=10, ws_messages=10, lambda_ms=20.0, wait_ms=20.0)
+    send = cost.Tally(occurrences=1, invocations=1, lambda_ms=30.0, wait_ms=20.0)
+    measured = cost.Measured(defaultdict(cost.Tally, push=push, send=send), 2000.0)
+    quiet = cost.delayed_batching(measured, cost.Load())
+    assert quiet["follow_share"] == pytest.approx(1 - math.exp(-500 / (8 * 3600)))
+    assert quiet["net_usd"] < 0
+    bursty = cost.delayed_batching(measured, cost.Load(burst_share=0.3))
+    pushes = cost.line_meters(measured, cost.Load())["pushes"]
+    units, prices = cost.load_prices("eu-west-3")
+    messages_usd = cost.usd("websocket_messages", pushes["websocket_messages"], units, prices)
+    assert bursty["saved_usd"] > bursty["follow_share"] ** 2 * messages_usd > 0
+    assert 0 < bursty["net_usd"] < 0.1 * messages_usd  # a sliver of the pushes line
