@@ -211,6 +211,7 @@ class SenderKeyRing:
         window = self._windows.get(channel_id)
         if window is None or window.days <= 0:
             return chain_key, index
+        self._prune_snapshots(now)  # a message may have expired since the last forget()
         start = window_start(now, window.days)
         for snap in self._snapshots.get((channel_id, epoch), []):
             if snap.at >= start and index - snap.index <= MAX_SKIP:
@@ -230,7 +231,7 @@ class SenderKeyRing:
                 if chain is not None
                 and chain.chain_key is not None
                 and s.at >= start
-                and all(i in chain.kept for i in range(s.index, chain.index))
+                and _derives_only_live_keys(chain, s.index, now)
             ]
             if kept:
                 self._snapshots[(channel_id, epoch)] = kept
@@ -473,3 +474,9 @@ def _chain(item: dict[str, Any]) -> Chain:
     chain_key = None if item["chain_key"] is None else _key(item["chain_key"])
     retired = item.get("retired_until")
     return Chain(chain_key, int(item["index"]), kept, None if retired is None else int(retired))
+
+
+def _derives_only_live_keys(chain: Chain, start: int, now: int) -> bool:
+    """Every message key from ``start`` to the chain's frontier is still kept and unexpired: a
+    state sealed from ``start`` lets its holder read nothing that has expired."""
+    return all(i in chain.kept and chain.kept[i].expires_at > now for i in range(start, chain.index))

@@ -884,3 +884,22 @@ def test_the_web_client_acts_only_on_call_signals_from_certified_devices() -> No
     notice = {**base, "from_device": alice.device_id, "from_member": "m_alice", "reason": "removed"}
     assert verify({**notice, "signal": "hangup"}) == {"data": None, "by_server": True}
     assert verify({**notice, "signal": "ring"}) is None  # the server only ever ends a part in a call
+
+
+def test_both_clients_share_no_state_that_derives_an_expired_message() -> None:
+    """Section 23 on both clients: a new follower is sealed the snapshot at the author's first
+    message in the window while every message it derives lives, and the current state once one
+    of them expired, even before the device's next clean-up."""
+    from bocage.client.ratchet import SenderKeyRing
+
+    day = 86_400
+    messages = [{"expires_at": NOW + day}, {"expires_at": NOW + 30 * day}]
+    ring = SenderKeyRing()
+    ring.set_window(CHANNEL, 30, issued_at=NOW, now=NOW)
+    for i, m in enumerate(messages):
+        index, _ = ring.next_key(CHANNEL, 0, f"m{i}", NOW)
+        ring.confirm(CHANNEL, 0, index, seq=i + 1, expires_at=m["expires_at"])
+    for at, expected in ((NOW + 1, 0), (NOW + 2 * day, 2)):
+        assert ring.history_state(CHANNEL, 0, at)[1] == expected
+        args = {"channel_id": CHANNEL, "days": 30, "now": NOW, "messages": messages, "at": at}
+        assert js("history_index", **args) == expected

@@ -130,6 +130,17 @@ const commands = {
     return { message_keys: keys, chain_key: e(chain) };
   },
   // The web messenger's sending path: its ring at a given chain state, nextKey then sealMessage.
+  async history_index({ channel_id, days, now, messages, at }) {
+    // Which index a new follower would be sealed at (section 23), after these own messages
+    // ({expires_at}) sent at `now`, asked at `at`: the web client's snapshot rule.
+    const ring = ratchet.emptyRing();
+    ratchet.setWindow(ring, channel_id, days, now, now);
+    for (const [i, m] of messages.entries()) {
+      const { index } = await ratchet.nextKey(ring, channel_id, 0, `m${i}`, now);
+      ratchet.confirm(ring, channel_id, 0, index, i + 1, m.expires_at);
+    }
+    return ratchet.historyState(ring, channel_id, 0, at).index;
+  },
   async ratchet_send({ sender, chain_key, index, channel_id, epoch, messages, now }) {
     const ring = ratchet.emptyRing();
     ring.chains[`${channel_id}|${epoch}|`] = { chain_key: d(chain_key), index, kept: {}, retired_until: null };

@@ -398,6 +398,17 @@ def test_a_snapshot_goes_with_the_first_message_it_derives_that_expires(
     assert all(_fails(short, key, alice) for key in _derivable(path.read_text()))
 
 
+def test_a_snapshot_deriving_an_expired_message_is_not_sealed_even_before_forget(alice: DeviceKeys) -> None:
+    """A follower arriving after a message expired but before the device's next clean-up gets
+    no state that derives that message's key (a server may have kept its ciphertext)."""
+    sender = Sender(alice)
+    sender.ring.set_window(CHANNEL, 30, issued_at=NOW, now=NOW)
+    sender.send("court", expires_at=NOW + DAY)
+    sender.send("long", expires_at=NOW + 30 * DAY)
+    assert sender.ring.history_state(CHANNEL, 0, NOW + 1)[1] == 0
+    assert sender.ring.history_state(CHANNEL, 0, NOW + 2 * DAY) == sender.state()  # no forget() between
+
+
 def test_a_window_further_than_the_skip_limit_starts_where_a_reader_can_still_catch_up() -> None:
     ring, start = SenderKeyRing(), NOW - NOW % DAY
     ring.set_window(CHANNEL, 7, issued_at=start, now=start)

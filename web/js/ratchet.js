@@ -146,6 +146,7 @@ export function historyState(ring, channelId, epoch, now) {
   const current = ownState(ring, channelId, epoch);
   const window = historyWindow(ring, channelId);
   if (!window || window.days <= 0) return current;
+  pruneSnapshots(ring, now); // a message may have expired since the last forget()
   const start = windowStart(now, window.days);
   for (const snap of ring.snapshots?.[`${channelId}|${epoch}`] || []) {
     if (snap.at >= start && current.index - snap.index <= MAX_SKIP) return { chainKey: snap.chain_key, index: snap.index };
@@ -160,14 +161,15 @@ function pruneSnapshots(ring, now) {
     const [channelId, epoch] = key.split('|');
     const chain = ring.chains[slotOf(channelId, epoch, OWN)];
     const start = windowStart(now, historyWindow(ring, channelId)?.days || 0);
-    const kept = taken.filter((s) => chain && chain.chain_key && s.at >= start && allKept(chain, s.index));
+    const kept = taken.filter((s) => chain && chain.chain_key && s.at >= start && allLive(chain, s.index, now));
     if (kept.length) /** @type {Record<string, Snapshot[]>} */ (ring.snapshots)[key] = kept;
     else delete /** @type {Record<string, Snapshot[]>} */ (ring.snapshots)[key];
   }
 }
 
-function allKept(chain, from) {
-  for (let i = from; i < chain.index; i += 1) if (!chain.kept[i]) return false;
+/** Every key from `from` to the frontier still kept and unexpired: nothing expired is readable. */
+function allLive(chain, from, now) {
+  for (let i = from; i < chain.index; i += 1) if (!chain.kept[i] || chain.kept[i].expires_at <= now) return false;
   return true;
 }
 
