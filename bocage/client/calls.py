@@ -88,6 +88,9 @@ class Calls:
             payloads = {device_id: data or {} for device_id, data in to.items()}
         else:
             named = list(to)
+            if signal in (Signal.LEAVE, Signal.HANGUP):  # one revoked meanwhile stops no one hearing it
+                certified = self.devices(channel_id)
+                named = [d for d in named if d in certified]
             if signal in ANSWERING_SIGNALS:
                 named += [d for d in self._own_other_devices(channel_id) if d not in named]
             now = self._m.trust.now()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Any
 
 import pytest
@@ -870,12 +871,17 @@ def test_the_web_client_acts_only_on_call_signals_from_certified_devices() -> No
         return js("verify_call_signal", recipient=spec(bob), devices=roster, frame=frame, now=now)
 
     assert verify(offer) == {"data": {"sdp": "v=0"}, "by_server": False}
-    ring = {**offer, "signal": "ring"}
-    ring["sealed"] = seal_call_signal(
-        alice, bob.device_id, bob.box_public_key, channel, call, "ring", {"at": NOW}
-    )
-    assert verify(ring) == {"data": None, "by_server": False}
-    assert verify(ring, now=NOW + 301) is None  # made five minutes before: a replay
+    now = int(time.time())  # the web client dates signals by this device's own clock
+
+    def ring_at(at: int) -> dict[str, Any]:
+        sealed = seal_call_signal(alice, bob.device_id, bob.box_public_key, channel, call, "ring", {"at": at})
+        return {**offer, "signal": "ring", "sealed": sealed}
+
+    ring = ring_at(now)
+    assert verify(ring, now=now) == {"data": None, "by_server": False}
+    # Made five minutes before: a replay, even when the server sets its clock (the Date header
+    # the app corrects API times by) to the replay's time.
+    assert verify(ring_at(now - 301), now=now - 301) is None
     assert verify({k: v for k, v in ring.items() if k != "sealed"}) is None  # the server's word only
     assert verify({**offer, "from_device": ghost.device_id}) is None  # not a certified device of the channel
     assert verify({**offer, "from_member": "m_bob"}) is None  # the server names another member

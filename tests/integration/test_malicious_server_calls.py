@@ -188,3 +188,13 @@ def test_a_forged_answered_elsewhere_is_refused(group: Any, container: Any) -> N
         action = bob.calls.action(cid, new_call_id(), signal, [people.owner.device_id])
         assert ghost.device_id not in [t.device_id for t in action.to]  # never told, never sealed to
     assert ghost.device_id not in bob.calls.devices(cid)
+
+
+def test_a_leave_still_reaches_the_certified_participants_when_one_is_not(group: Any, container: Any) -> None:
+    """A participant's device revoked during the call (or one the server's ack names) gets no
+    sealed leave, and does not keep the others from hearing it."""
+    people, bob, cid = group
+    owner_id, org_id = people.info["owner"]["member_id"], people.info["owner"]["org_id"]
+    ghost = plant_ghost(container, cid, owner_id, org_id)
+    action = bob.calls.action(cid, new_call_id(), "leave", [ghost.device_id, people.owner.device_id])
+    assert [t.device_id for t in action.to] == [people.owner.device_id]

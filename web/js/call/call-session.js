@@ -63,7 +63,8 @@ export async function verifySignal(m, frame, devices = null) {
     throw err;
   }
   if (MEDIA_SIGNALS.includes(frame.signal)) return { frame, data, byServer: false };
-  const fresh = Number.isInteger(data.at) && Math.abs(m.api.now() - data.at) <= FRESH_SECONDS;
+  // This device's own clock, not the server-corrected one: the server could set that to a replay's time.
+  const fresh = Number.isInteger(data.at) && Math.abs(Math.floor(Date.now() / 1000) - data.at) <= FRESH_SECONDS;
   return fresh ? { frame, data: null, byServer: false } : null; // an old one: a replay
 }
 
@@ -121,8 +122,11 @@ export class CallSession extends EventTarget {
     /** @type {Map<string, object>} */
     let payloads = to instanceof Map ? to : new Map();
     if (!(to instanceof Map)) {
-      const named = [...to];
+      let named = [...to];
       if (!named.every((d) => this.devices.has(d))) await this.refreshDevices();
+      // Leaving reaches every participant still certified: one revoked meanwhile (or named by
+      // the server's ack only) must not keep the others from hearing it.
+      if (signal === 'leave' || signal === 'hangup') named = named.filter((d) => this.devices.has(d));
       if (signal === 'accept' || signal === 'decline') {
         // This member's other devices are told too, so that they stop ringing (19.1).
         for (const [deviceId, d] of this.devices) if (d.member_id === this.m.memberId && !named.includes(deviceId)) named.push(deviceId);
