@@ -129,6 +129,11 @@ class Partners:
     # -- checks ---------------------------------------------------------------------------------
 
     def _awaits_us(self, entry: dict[str, Any], view: TrustView) -> bool:
+        """An acceptance of our invitation to countersign; never one whose end this device saw
+        (a server hiding that end would otherwise get a fresh countersignature)."""
+        kept = self.trust.state.partners.get(str(entry.get("partner_org_id")), {})
+        if _ticket_key_of(entry) in _ended_keys(kept):
+            return False
         mine = view.role(self.trust.member_id) in ADMIN_ROLES
         return (
             mine and entry.get("side") == "inviter" and entry.get("ours") is None and entry.get("end") is None
@@ -181,8 +186,7 @@ class Partners:
         """The entry with ``status`` and ``partner_root`` as this device verifies them."""
         trust = self.trust
         partner = str(entry.get("partner_org_id"))
-        ticket = entry.get("ticket")
-        ticket_key = str(ticket.get("ticket_key")) if isinstance(ticket, dict) else ""
+        ticket_key = _ticket_key_of(entry)
         root: str | None = None
         try:
             root = self._pinned_by_us(entry, partner, ticket_key, view)
@@ -192,7 +196,8 @@ class Partners:
         theirs_ok = root is not None and self._theirs_ok(entry.get("theirs"), partner, ticket_key, root)
         ended = self._ended(entry.get("end"), partner, view)
         kept = trust.state.partners.get(partner, {})
-        if kept.get("ended") and kept.get("ticket_key") == ticket_key and not ended:
+        ended_keys = _ended_keys(kept)
+        if ticket_key in ended_keys and not ended:
             trust.warn(
                 TrustWarning(
                     "partnership_rollback",
@@ -206,13 +211,15 @@ class Partners:
             status = PartnerStatus.ACTIVE
         else:
             status = PartnerStatus.PENDING
+        if ended:
+            ended_keys.add(ticket_key)
         if root is not None or ended:
-            ended_for_key = ended or (kept.get("ended") and kept.get("ticket_key") == ticket_key)
             trust.state.partners[partner] = {
                 "root": root if root is not None else kept.get("root"),
                 "ticket_key": ticket_key,
-                "ended": bool(ended_for_key),
+                "ended": ended,
                 "active": status is PartnerStatus.ACTIVE,
+                "ended_keys": sorted(ended_keys),
             }
         return {
             **entry,
@@ -280,3 +287,17 @@ class Partners:
 
     def _refuse(self, partner: str, message: str) -> None:
         self.trust.warn(TrustWarning("invalid_partnership", f"partnership with {partner}: {message}"))
+
+
+def _ticket_key_of(entry: dict[str, Any]) -> str:
+    ticket = entry.get("ticket")
+    return str(ticket.get("ticket_key")) if isinstance(ticket, dict) else ""
+
+
+def _ended_keys(kept: dict[str, Any]) -> set[str]:
+    """Every invitation (ticket key) of this partner whose end this device saw: shown again
+    without its end, even after a newer partnership, it is a rollback."""
+    keys = {str(k) for k in kept.get("ended_keys", [])}
+    if kept.get("ended"):
+        keys.add(str(kept.get("ticket_key")))
+    return keys

@@ -253,6 +253,7 @@ def test_a_partnership_python_made_is_active_on_both_sides_in_the_browser() -> N
                 "ticket_key": p["ticket"].statement["ticket_key"],
                 "ended": False,
                 "active": True,
+                "ended_keys": [],
             }
         },
     }
@@ -346,3 +347,20 @@ def test_an_end_hidden_after_it_was_seen_is_a_rollback() -> None:
     by_member = issuing.partnership_end(SigningKey(INVITEE_DEVICE_SIGN), INVITEE_DEVICE, ORG, B_ORG, T + 30)
     ignored = a_checks({**p["a_entry"], "end": by_member})
     assert (ignored["status"], ignored["codes"]) == ("active", ["invalid_partnership"])
+
+
+def test_an_ended_partnership_served_again_after_a_newer_one_is_a_rollback() -> None:
+    """The browser remembers every invitation whose end it saw: a newer partnership with the same
+    organisation does not make it forget, and it never countersigns an ended one again."""
+    p = python_partnership()
+    end = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 30)
+    kept = a_checks({**p["a_entry"], "end": end, "status": "ended"})["kept"]
+    first_key = p["ticket"].statement["ticket_key"]
+    assert kept[B_ORG]["ended_keys"] == [first_key]
+    kept[B_ORG].update(ticket_key="a-newer-invitation", ended=False, active=True)  # then a second one
+    revived = a_checks(p["a_entry"], kept=kept)
+    assert (revived["status"], revived["codes"]) == ("ended", ["partnership_rollback"])
+    pending = {**p["a_entry"], "ours": None}
+    scene = {"org_id": ORG, "root": ROOT, **listing_a()}
+    offered = js("partner_countersign", **scene, entry=pending, device=A_OWNER, now=T + 40, kept=kept)
+    assert offered["due"] is False

@@ -80,7 +80,7 @@ const commands = {
   /** Whether this admin device would countersign, and what. */
   async partner_countersign(args) {
     const trust = await view(args);
-    const due = partners.awaitsUs(args.entry, trust, args.device.member_id);
+    const due = partners.awaitsUs(args.entry, trust, args.device.member_id, args.kept || {});
     const { statement, warnings } = partners.countersignature(args.entry, trust, signer(args.device), args.now);
     return { due, statement, codes: warnings.map((w) => w.code) };
   },

@@ -313,6 +313,27 @@ def test_a_server_that_hides_an_end_it_showed_is_caught(pair: Pair, container: A
     assert [w["code"] for w in pair.a.trust.take_warnings()] == ["partnership_rollback"]
 
 
+def test_an_ended_partnership_served_again_after_a_newer_one_is_caught(pair: Pair, container: Any) -> None:
+    """The first partnership ended (both sides saw it), a new invitation was accepted: a server
+    that brings the first one's record back without its end revives nothing, and the inviting
+    admin device does not countersign it again."""
+    partnered(pair)
+    store = container.store
+    key = record_keys.partnership(pair.a_org, pair.b_org)
+    first = store.get(*key)
+    pair.b_owner.partners.end(pair.a_org)
+    assert pair.a.partners.listing()[0]["status"] == "ended"
+    pair.b_owner.partners.accept(pair.a.partners.invite()["code"])  # a second one, pending
+    assert pair.a.partners.listing(confirm=False)[0]["status"] == "pending"
+    revived = {k: v for k, v in first.items() if k not in ("end", "ended_at")}
+    revived["statements"] = {pair.b_org: first["statements"][pair.b_org]}  # A's own statement dropped
+    store.put(revived)  # the first partnership, back without its end
+    [listed] = pair.a.partners.listing()  # and, without our statement, offered for countersigning
+    assert listed["status"] == "ended" and listed["ours"] is None  # never countersigned again
+    assert pair.a.partners.pinned_root(pair.b_org) is None
+    assert "partnership_rollback" in [w["code"] for w in pair.a.trust.take_warnings()]
+
+
 def test_a_partner_statement_not_signed_by_one_of_the_partners_admins_is_refused(
     pair: Pair, container: Any
 ) -> None:

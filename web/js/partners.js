@@ -26,7 +26,24 @@ import { CryptoError, b64d } from './wire.js';
 /** @typedef {import('./certs.js').TrustWarning} TrustWarning */
 /** @typedef {{org_id: string, member_id: string, device_id: string, root?: string, signSecretKey: Uint8Array}} Device */
 /** @typedef {{code: string, org: string, ticket: string, root: string, server: string|null}} PartnerTarget */
-/** @typedef {{root: string|null, ticket_key: string, ended: boolean, active: boolean}} KeptPartner */
+/** @typedef {{root: string|null, ticket_key: string, ended: boolean, active: boolean, ended_keys?: string[]}} KeptPartner */
+
+/**
+ * Every invitation (ticket key) of this partner whose end this device saw: a listing that shows
+ * one again without its end, even after a newer partnership, is a rollback.
+ * @param {KeptPartner | undefined} before
+ * @returns {Set<string>}
+ */
+function endedKeys(before) {
+  const keys = new Set(before?.ended_keys || []);
+  if (before?.ended) keys.add(before.ticket_key);
+  return keys;
+}
+
+/** @param {Statement} entry */
+function ticketKeyOf(entry) {
+  return entry.ticket && typeof entry.ticket === 'object' ? String(entry.ticket.ticket_key) : '';
+}
 /** @typedef {{members: Statement[], devices: Statement[]}} Listing */
 
 export const PARTNER_TICKET_SECONDS = 7 * 86400;
@@ -203,12 +220,15 @@ const isRefusal = (err) => err instanceof StatementError || err instanceof Partn
 // -- the inviting side's countersignature (22.3) --------------------------------------------------
 
 /**
- * Whether this device, an admin's, should countersign this listed partnership.
+ * Whether this device, an admin's, should countersign this listed partnership: never one whose
+ * end it saw (a server hiding the end would otherwise get a fresh countersignature).
  * @param {Statement} entry a GET /partners entry
  * @param {TrustView} view our organisation
  * @param {string} memberId this device's member
+ * @param {Record<string, KeptPartner>} [kept] what this device remembers per partner
  */
-export function awaitsUs(entry, view, memberId) {
+export function awaitsUs(entry, view, memberId, kept = {}) {
+  if (endedKeys(kept[String(entry.partner_org_id)]).has(ticketKeyOf(entry))) return false;
   return ADMIN_ROLES.includes(view.role(memberId) || '') && entry.side === 'inviter' && entry.ours == null && entry.end == null;
 }
 
@@ -245,7 +265,7 @@ export function countersignature(entry, view, device, now) {
  */
 export async function checkPartner(entry, { view, ownRoot, kept, partnerListing }) {
   const partner = String(entry.partner_org_id);
-  const ticketKey = entry.ticket && typeof entry.ticket === 'object' ? String(entry.ticket.ticket_key) : '';
+  const ticketKey = ticketKeyOf(entry);
   /** @type {TrustWarning[]} */
   const warnings = [];
   let root = null;
@@ -276,14 +296,15 @@ export async function checkPartner(entry, { view, ownRoot, kept, partnerListing 
     }
   }
   const before = kept[partner];
-  const sawEnd = Boolean(before?.ended && before.ticket_key === ticketKey);
-  if (sawEnd && !ended) {
+  const ended_keys = endedKeys(before);
+  if (ended_keys.has(ticketKey) && !ended) {
     warnings.push(warn('partnership_rollback', `the server hides the end of the partnership with ${partner}, which this device saw`));
     ended = true;
   }
   const status = ended ? 'ended' : root !== null && theirsOk ? 'active' : 'pending';
+  if (ended) ended_keys.add(ticketKey);
   if (root !== null || ended) {
-    kept[partner] = { root: root ?? before?.root ?? null, ticket_key: ticketKey, ended, active: status === 'active' };
+    kept[partner] = { root: root ?? before?.root ?? null, ticket_key: ticketKey, ended, active: status === 'active', ended_keys: [...ended_keys].sort() };
   }
   return { entry: { ...entry, status, server_status: entry.status, partner_root: root, verified: root !== null }, warnings };
 }

@@ -248,7 +248,7 @@ async function listPartners(m) {
   const { partners } = await m.api.get('/partners');
   const found = [];
   for (let entry of partners) {
-    if (awaitsUs(entry, view, m.memberId)) {
+    if (awaitsUs(entry, view, m.memberId, m.trust.kept.partners || {})) {
       const { statement, warnings } = countersignature(entry, view, m.device, m.api.now());
       m.trust.report(warnings);
       if (statement) entry = await m.api.request('PUT', `/partners/${entry.partner_org_id}`, { body: { statement } });
