@@ -69,6 +69,9 @@ class Partnership(BaseModel):
     end: dict[str, Any] | None = None
     created_at: int
     ended_at: int | None = None
+    #: Bumped by each write, which is made on condition that it did not move since the read: an
+    #: end and a countersignature racing, or two acceptances for one pair, cannot undo each other.
+    version: int = 0
 
     @property
     def status(self) -> PartnerStatus:

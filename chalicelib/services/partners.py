@@ -28,7 +28,7 @@ from chalicelib.domain.partners import (
 )
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.statements import StatementError
-from chalicelib.errors import BadRequest, Conflict, Gone, NotFound
+from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Gone, NotFound
 from chalicelib.ports import Clock, Store
 from chalicelib.services.event_bus import EventBus
 from chalicelib.services.invitations import Links
@@ -98,10 +98,9 @@ class PartnerService:
             raise BadRequest("statement: partner_root must be the root the acceptance names")
         existing = partnership.statements.get(who.org_id)
         if existing is None:
-            partnership = partnership.model_copy(
-                update={"statements": {**partnership.statements, who.org_id: checked}}
-            )
-            self._records.save(partnership)
+            statements = {**partnership.statements, who.org_id: checked}
+            signed = partnership.model_copy(update={"statements": statements})
+            partnership = self._save(signed, partnership)
             self._audit(who, partner_org_id, "confirmed")
         return self._view(who.org_id, partnership)
 
@@ -151,7 +150,7 @@ class PartnerService:
             statements={who.org_id: own},
             created_at=now,
         )
-        self._records.save(partnership)
+        partnership = self._save(partnership, existing)
         self._audit(who, invitation.org_id, "accepted")
         return self._view(who.org_id, partnership)
 
@@ -174,8 +173,8 @@ class PartnerService:
         )
         self._require_caller(checked, who)
         if partnership.end is None:
-            partnership = partnership.model_copy(update={"end": checked, "ended_at": self._clock.now()})
-            self._records.save(partnership)
+            ended = partnership.model_copy(update={"end": checked, "ended_at": self._clock.now()})
+            partnership = self._save(ended, partnership)
             self._audit(who, partner_org_id, "ended")
         return self._view(who.org_id, partnership)
 
@@ -197,6 +196,12 @@ class PartnerService:
         return partnership if partnership is not None and partnership.status is PartnerStatus.ACTIVE else None
 
     # -- helpers --------------------------------------------------------------------------------
+
+    def _save(self, partnership: Partnership, read: Partnership | None) -> Partnership:
+        try:
+            return self._records.save(partnership, read)
+        except ConditionFailed as exc:
+            raise Conflict("this partnership changed meanwhile: list the partners again") from exc
 
     def _audit(self, who: Principal, partner_org_id: str | None, change: PartnerChange) -> None:
         self._events.publish(PartnershipChanged(who, partner_org_id, change, self._clock.now()))

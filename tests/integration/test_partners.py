@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bocage.client import issuing
+from bocage.client.api import ApiError
 from bocage.client.messenger import Messenger
 from bocage.client.partners import PartnerRefused, Partners
 from chalicelib.adapters.records import keys as record_keys
@@ -285,7 +286,8 @@ def test_a_partnership_the_server_invents_is_not_trusted(pair: Pair, container: 
             acceptance=acceptance,
             statements={pair.a_org: ours, pair.b_org: theirs},
             created_at=now,
-        )
+        ),
+        None,
     )
     [listed] = pair.a.partners.listing()
     assert listed["server_status"] == "active" and listed["status"] == "pending"
@@ -311,6 +313,29 @@ def test_a_server_that_hides_an_end_it_showed_is_caught(pair: Pair, container: A
     assert listed["server_status"] == "active" and listed["status"] == "ended"
     assert pair.a.partners.pinned_root(pair.b_org) is None
     assert [w["code"] for w in pair.a.trust.take_warnings()] == ["partnership_rollback"]
+
+
+def test_an_end_racing_the_countersignature_is_not_undone(
+    pair: Pair, container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B ends the partnership while A's countersignature is in flight (after A's read, before its
+    write): the countersignature is refused (409), the end stands, on the server too."""
+    invitation = pair.a.partners.invite()
+    pair.b_owner.partners.accept(invitation["code"])
+    records = container.partners._records
+    save = records.save
+
+    def ended_meanwhile(partnership: Any, read: Any) -> Any:
+        monkeypatch.setattr(records, "save", save)
+        pair.b_owner.partners.end(pair.a_org)
+        return save(partnership, read)
+
+    monkeypatch.setattr(records, "save", ended_meanwhile)
+    with pytest.raises(ApiError) as refused:
+        pair.a.partners.listing()
+    assert refused.value.status == 409
+    [listed] = pair.a.partners.listing()
+    assert listed["server_status"] == "ended" and listed["status"] == "ended"
 
 
 def test_an_ended_partnership_served_again_after_a_newer_one_is_caught(pair: Pair, container: Any) -> None:

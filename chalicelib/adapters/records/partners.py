@@ -51,17 +51,21 @@ class PartnerRecords:
         item = self._store.get(*keys.partnership(org_a, org_b))
         return None if item is None else Partnership.model_validate(item)
 
-    def save(self, partnership: Partnership) -> None:
-        """The record, then both sides' pointers (idempotent: a retry converges)."""
-        self._store.put(
-            keys.record(
-                keys.partnership(partnership.inviter, partnership.accepter),
-                partnership.model_dump(mode="json"),
-            )
-        )
-        for org_id in (partnership.inviter, partnership.accepter):
-            pointer: dict[str, object] = {"partner_org_id": partnership.other(org_id)}
-            self._store.put(keys.record(keys.org_partner(org_id, partnership.other(org_id)), pointer))
+    def save(self, partnership: Partnership, read: Partnership | None) -> Partnership:
+        """The record, on condition that it is still the one ``read`` (None: there was none),
+        then both sides' pointers; ConditionFailed if another write came first. The record as
+        written is returned."""
+        written = partnership.model_copy(update={"version": (read.version if read else 0) + 1})
+        key = keys.partnership(written.inviter, written.accepter)
+        item = keys.record(key, written.model_dump(mode="json"))
+        if read is None:
+            self._store.put(item, if_absent=True)
+        else:
+            self._store.put(item, if_match={"version": read.version})
+        for org_id in (written.inviter, written.accepter):
+            pointer: dict[str, object] = {"partner_org_id": written.other(org_id)}
+            self._store.put(keys.record(keys.org_partner(org_id, written.other(org_id)), pointer))
+        return written
 
     def of_org(self, org_id: str) -> list[Partnership]:
         found = []
