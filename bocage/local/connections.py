@@ -89,7 +89,12 @@ class ConnectionRegistry:
         self.dropped = 0  # slow clients dropped so far
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """The event loop that owns the sockets (the server's, at start-up)."""
+        """The event loop that owns the sockets (the server's, at start-up). Writes queued for a
+        previous loop that never ran them are dropped (their sockets went with it), and the next
+        call wakes the new loop."""
+        with self._calls_lock:
+            self._calls.clear()
+            self._wake_pending = False
         self._loop = loop
 
     def register(self, connection: LiveConnection) -> None:

@@ -102,10 +102,12 @@ function mentionsSwitch(ctx) {
       }
     };
   };
+  let clicked = false; // a choice made here wins over an answer still on its way
+  button.addEventListener('click', () => { clicked = true; });
   pushPrefs(ctx.m.store).then((prefs) => {
     show(prefs);
-    if (prefs.enabled) return refreshMentionsOnly(ctx.m, ctx.channelId).then(show); // chosen elsewhere?
-    return null;
+    if (!prefs.enabled) return null;
+    return refreshMentionsOnly(ctx.m, ctx.channelId).then((fresh) => { if (!clicked) show(fresh); }); // chosen elsewhere?
   }, () => null);
   return button;
 }
