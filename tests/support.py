@@ -342,10 +342,19 @@ def scan_all(store: Any) -> list[dict[str, Any]]:
     """Every raw row of the table, expired or not: what is physically stored.
 
     Reads the adapter's own storage (the SQLite file, or a DynamoDB Scan), since the
-    Store port, by design, never shows expired items.
+    Store port, by design, never shows expired items. A message item also shows its wire
+    fields by name (it is stored with short names and binary ciphertext: records/messages.py).
     """
+    from chalicelib.adapters.records.messages import message_fields
+
+    return [
+        item | message_fields(item) if str(item["sk"]).startswith("MSG#") else item for item in _rows(store)
+    ]
+
+
+def _rows(store: Any) -> list[dict[str, Any]]:
     from chalicelib.adapters.dynamodb_store import DynamoDbStore, _from_attrs
-    from chalicelib.adapters.sqlite_store import SqliteStore
+    from chalicelib.adapters.sqlite_store import SqliteStore, load_item
 
     inner = getattr(store, "inner", store)
     if isinstance(inner, SqliteStore):
@@ -353,7 +362,7 @@ def scan_all(store: Any) -> list[dict[str, Any]]:
 
         with sqlite3.connect(inner._path) as db:
             return [
-                json.loads(data) | {"pk": pk, "sk": sk}
+                load_item(data) | {"pk": pk, "sk": sk}
                 for pk, sk, data in db.execute("select pk, sk, data from items")
             ]
     if isinstance(inner, DynamoDbStore):

@@ -11,10 +11,10 @@ import random
 import time
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, SupportsBytes, cast
 
 import boto3
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -45,7 +45,10 @@ _deserializer = TypeDeserializer()
 
 
 def _plain(value: Any) -> Any:
-    """Turn the deserializer's Decimals back into the ints that were written."""
+    """Turn the deserializer's Decimals back into the ints that were written, and its Binary
+    wrappers back into the bytes."""
+    if isinstance(value, Binary):
+        return bytes(cast("SupportsBytes", value))  # the stubs omit Binary.__bytes__
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else value
     if isinstance(value, list):

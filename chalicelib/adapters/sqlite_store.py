@@ -48,8 +48,20 @@ _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _UPSERT = "INSERT OR REPLACE INTO items (pk, sk, data, expires_at) VALUES (?, ?, ?, ?)"
 
 
-def _dump(item: Mapping[str, Any]) -> str:
-    return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+def _dump(item: Mapping[str, Any]) -> str | bytes:
+    """An item as its row's ``data``: JSON text, or, when it holds binary attributes, a BLOB.
+
+    JSON has no bytes type and base64 would grow them by a third, so a binary attribute goes
+    after the JSON: the BLOB is ``[attributes, [[name, length], ...]]`` as UTF-8 JSON, a NUL
+    byte (JSON text never holds a raw one), then the values' bytes in that order.
+    """
+    binary = [(name, value) for name, value in item.items() if isinstance(value, bytes)]
+    if not binary:
+        return json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+    plain = {name: value for name, value in item.items() if not isinstance(value, bytes)}
+    lengths = [[name, len(value)] for name, value in binary]
+    head = json.dumps([plain, lengths], separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return b"".join([head, b"\0", *(value for _, value in binary)])
 
 
 #: json.loads without its wrappers (a whitespace regex, an end check): every item read is decoded,
@@ -57,15 +69,29 @@ def _dump(item: Mapping[str, Any]) -> str:
 _scan_object: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # typeshed omits it
 
 
-def _load(data: str) -> Item:
+def _scan(data: str) -> Any:
     try:
-        item: Item = _scan_object(data, 0)[0]
+        return _scan_object(data, 0)[0]
     except StopIteration:  # the scanner's "no value here": never a stray StopIteration in a generator
         raise json.JSONDecodeError("a stored item is not JSON", data, 0) from None
-    return item
 
 
-def _row(item: Mapping[str, Any]) -> tuple[str, str, str, int | None]:
+def load_item(data: str | bytes) -> Item:
+    """An item from its row's ``data``, as ``_dump`` wrote it, text or BLOB (public for the
+    tests and tools that read the file's rows, expired ones included)."""
+    if isinstance(data, str):
+        item: Item = _scan(data)
+        return item
+    split = data.index(b"\0")
+    plain, lengths = _scan(data[:split].decode("utf-8"))
+    at = split + 1
+    for name, length in lengths:
+        plain[name] = bytes(data[at : at + length])
+        at += length
+    return dict(plain)
+
+
+def _row(item: Mapping[str, Any]) -> tuple[str, str, str | bytes, int | None]:
     return item["pk"], item["sk"], _dump(item), item.get(EXPIRES_AT)
 
 
@@ -216,7 +242,7 @@ class SqliteStore:
             "SELECT data FROM items WHERE pk = ? AND sk = ? AND (expires_at IS NULL OR expires_at > ?)",
             (pk, sk, now),
         ).fetchone()
-        return None if row is None else _load(row[0])
+        return None if row is None else load_item(row[0])
 
     def get(self, pk: str, sk: str, *, consistent: bool = True) -> Item | None:
         """One file, one writer: every read sees every committed write (``consistent`` is moot)."""
@@ -294,7 +320,7 @@ class SqliteStore:
                 f"SELECT data FROM items WHERE {' AND '.join(clauses)} ORDER BY sk {order} LIMIT ?",  # noqa: S608
                 params,
             ).fetchall()
-        return make_page([_load(data) for (data,) in rows], limit)
+        return make_page([load_item(data) for (data,) in rows], limit)
 
     def increment(
         self,

@@ -30,6 +30,13 @@ MAX_EXPIRES_AT = 2**63 - 1
 BatchOp = tuple[str, str, Item | None]
 
 
+def _measure_attribute(value: Any, where: str) -> int:
+    """An item's own attribute: ``_measure``, and binary values (``bytes``), which are allowed
+    here only, not inside a list or map: SQLite keeps them beside the item's JSON
+    (sqlite_store.py), which has no bytes type."""
+    return len(value) if isinstance(value, bytes) else _measure(value, where)
+
+
 def _measure(value: Any, where: str) -> int:
     """Size of one attribute value the way DynamoDB counts it, refusing what it cannot hold."""
     if isinstance(value, str):
@@ -52,12 +59,13 @@ def _measure(value: Any, where: str) -> int:
                 raise ValueError(f"{where}: map keys must be strings, not {type(key).__name__}")
             size += 1 + len(key.encode("utf-8")) + _measure(element, f"{where}.{key}")
         return size
-    raise ValueError(f"{where}: unsupported value type {type(value).__name__}")
+    binary = " (binary values only as an item's own attributes)" if isinstance(value, bytes) else ""
+    raise ValueError(f"{where}: unsupported value type {type(value).__name__}{binary}")
 
 
 def item_size(item: Mapping[str, Any]) -> int:
     """Estimated stored size: UTF-8 bytes of attribute names and values, recursively."""
-    return sum(len(name.encode("utf-8")) + _measure(value, name) for name, value in item.items())
+    return sum(len(name.encode("utf-8")) + _measure_attribute(value, name) for name, value in item.items())
 
 
 def _check_key_part(name: str, value: Any, limit: int) -> None:
@@ -105,7 +113,7 @@ def check_conditions(if_absent: bool, if_match: Mapping[str, Any] | None) -> Non
     if if_absent and if_match is not None:
         raise ValueError("use if_absent or if_match, not both")
     for name, value in (if_match or {}).items():
-        _measure(value, f"if_match {name}")
+        _measure_attribute(value, f"if_match {name}")
 
 
 def check_increment(pk: str, sk: str, attribute: str, amount: int, expires_at: int | None) -> None:

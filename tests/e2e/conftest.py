@@ -50,10 +50,15 @@ class Server:
 
     def stored_items(self) -> list[dict[str, Any]]:
         """Every item the server stored, from its SQLite file or its DynamoDB-API table alike,
-        so that checks on what the server keeps also hold in network mode."""
+        so that checks on what the server keeps also hold in network mode. A message item also
+        shows its wire fields by name (it is stored with short names and binary ciphertext)."""
+        from chalicelib.adapters.records.messages import message_fields
+        from chalicelib.adapters.sqlite_store import load_item
+
         if self.env.get("BOCAGE_STORE") == "dynamodb":
             import boto3
-            from boto3.dynamodb.types import TypeDeserializer
+
+            from chalicelib.adapters.dynamodb_store import _from_attrs
 
             client = boto3.client(
                 "dynamodb",
@@ -62,14 +67,13 @@ class Server:
                 aws_access_key_id=self.env.get("AWS_ACCESS_KEY_ID", "testing"),
                 aws_secret_access_key=self.env.get("AWS_SECRET_ACCESS_KEY", "testing"),
             )
-            plain = TypeDeserializer()
             pages = client.get_paginator("scan").paginate(TableName=self.env["BOCAGE_TABLE"])
-            return [
-                {k: plain.deserialize(v) for k, v in item.items()} for page in pages for item in page["Items"]
-            ]
-        assert self.data is not None
-        with sqlite3.connect(self.data / "bocage.sqlite3") as db:
-            return [json.loads(data) for (data,) in db.execute("select data from items")]
+            items = [_from_attrs(item) for page in pages for item in page["Items"]]
+        else:
+            assert self.data is not None
+            with sqlite3.connect(self.data / "bocage.sqlite3") as db:
+                items = [load_item(data) for (data,) in db.execute("select data from items")]
+        return [item | message_fields(item) if str(item["sk"]).startswith("MSG#") else item for item in items]
 
     def owner_url(self) -> str:
         match = re.search(r"Activation URL:\s+(\S+)", self.banner)

@@ -13,6 +13,8 @@ from typing import Any
 
 from bocage.client.crypto import CryptoError, open_message
 from bocage.client.ratchet import SenderKeyRing, message_key, next_chain
+from chalicelib.adapters.records.messages import message_fields
+from chalicelib.adapters.sqlite_store import load_item
 from tests.e2e.conftest import ROOT, Server, base_env, bocage, bocage_fails
 
 
@@ -102,7 +104,10 @@ def test_tribe_group_live_offline_and_removal(server: Server, tmp_path: Path) ->
     assert bocage_fails("--profile", str(p["bob_phone"]), "read", group)["status"] == 403
 
     db = sqlite3.connect(tmp_path / "data" / "bocage.sqlite3")
-    rows = [json.loads(data) for (data,) in db.execute("select data from items where sk like 'MSG#%'")]
+    rows = [
+        message_fields(load_item(data)) | {"pk": pk, "sk": sk}
+        for pk, sk, data in db.execute("select pk, sk, data from items where sk like 'MSG#%'")
+    ]
     secret_row = next(r for r in rows if r["channel_id"] == group and r["epoch"] == 1)
     for device in ("bob_phone", "bob_laptop"):
         ring = SenderKeyRing.load(p[device] / "keyring.json")

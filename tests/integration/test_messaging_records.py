@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from chalicelib.adapters.clocks import ManualClock
+from chalicelib.adapters.records import keys
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.expiring import Expiring, ExpiringItems
 from chalicelib.adapters.records.messages import MessageRecords
 from chalicelib.adapters.records.presence import Connection, Presence
 from chalicelib.adapters.records.retention_jobs import RetentionJobs
 from chalicelib.adapters.records.sender_keys import SenderKeys
+from chalicelib.adapters.store_items import item_size
 from chalicelib.domain.channel import ChannelMember, ChannelRole
+from chalicelib.domain.encoding import b64e
 from chalicelib.domain.envelope import Kind
 from chalicelib.domain.frames import MessageFrame, StoredMessage, frame_bytes
 from chalicelib.domain.roster import SealedKey
@@ -50,6 +53,56 @@ def test_a_stored_message_reads_back_byte_for_byte_with_its_null_target(app_stor
     assert read.wire()["target"] is None  # the signature covers it: it must stay on the wire
     assert frame_bytes(MessageFrame(message=read)) == frame_bytes(MessageFrame(message=sent))
     assert messages.find(CID, sent.message_id) == sent
+
+
+def test_a_message_is_stored_with_short_names_and_its_ciphertext_as_bytes(app_store: Store) -> None:
+    """The stored item is the bill (write units, read units, GB-months): its key is not repeated
+    inside it, names are short and base64url fields are their bytes, a third smaller."""
+    messages = MessageRecords(app_store)
+    sent = _message(1).model_copy(update={"ciphertext": b64e(bytes(range(256)) * 4)})
+    messages.add(sent)
+    item = app_store.get(*keys.message(CID, 1))
+    assert item is not None
+    assert item["c"] == bytes(range(256)) * 4 and item["n"] == b"nonce" and item["g"] == b"sign"
+    assert {"channel_id", "seq", "ciphertext", "message_id"}.isdisjoint(item)
+    old_layout = keys.record(keys.message(CID, 1), {}) | sent.wire()
+    assert item_size(item) < item_size(old_layout) - 400  # 1,368 base64 characters became 1,024 bytes
+    assert messages.after(CID, 0, 10).messages == [sent] and messages.get(CID, 1) == sent
+
+
+def test_messages_stored_the_old_way_read_back_as_they_were(app_store: Store, clock: ManualClock) -> None:
+    """Items written before the short layout (long names, base64 text, the channel and number
+    repeated) need no migration: they read, page, find and expire beside the new ones."""
+    messages, expiring = MessageRecords(app_store), ExpiringItems(app_store)
+    old = _message(1, message_id="old-one")
+    app_store.put(keys.record(keys.message(CID, 1), {}) | old.wire())
+    app_store.put(
+        keys.record(
+            keys.message_marker(CID, "old-one"),
+            {"state": "stored", "attempt": "a0", "seq": 1, "stored_at": NOW, "expires_at": old.expires_at},
+        )
+    )
+    new = _message(2)
+    messages.add(new)
+    assert messages.after(CID, 0, 10).messages == [old, new]
+    assert messages.find(CID, "old-one") == old and messages.get(CID, 1) == old
+    (first, second), _ = expiring.page(CID, Expiring.MESSAGE, None, 10)
+    assert [(x.seq, x.epoch, x.sender_device, x.stored_at) for x in (first, second)] == [
+        (1, 2, "d_sender", NOW),
+        (2, 2, "d_sender", NOW),
+    ]
+    expiring.apply([(first, NOW + 5000), (second, NOW + 6000)], [])
+    assert [m.expires_at for m in messages.after(CID, 0, 10).messages] == [NOW + 5000, NOW + 6000]
+
+
+def test_base64_that_would_not_come_back_the_same_is_stored_as_text(app_store: Store) -> None:
+    """The signature covers the text the sender sent: padded base64url stays as it was."""
+    messages = MessageRecords(app_store)
+    padded = _message(1).model_copy(update={"nonce": "bm9uY2U=", "ciphertext": "Y2lwaGVy"})
+    messages.add(padded)
+    item = app_store.get(*keys.message(CID, 1))
+    assert item is not None and item["n"] == "bm9uY2U=" and item["c"] == b"cipher"
+    assert messages.get(CID, 1) == padded
 
 
 def test_a_message_id_is_marked_once_in_one_write_and_found_only_once_stored(app_store: Store) -> None:

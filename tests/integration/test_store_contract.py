@@ -127,6 +127,40 @@ def test_round_trip_keeps_every_value_type(store: Store, clock: ManualClock) -> 
     assert store.get("ORG#1", "OTHER") is None
 
 
+def test_binary_attributes_round_trip_beside_the_others(store: Store, clock: ManualClock) -> None:
+    """A message's ciphertext is stored as its bytes: every byte value (a NUL, bytes that are not
+    UTF-8) comes back as bytes, next to text, numbers and maps, through get, query, conditions
+    and an increment of the same item."""
+    every_byte = bytes(range(256))
+    item = {
+        "pk": "CHAN#1",
+        "sk": "MSG#1",
+        "c": every_byte,
+        "n": b"\x00" * 24,
+        "empty": b"",
+        "text": "\u0000 in text, é",
+        "map": {"k": [1, "x"]},
+        "expires_at": clock.now() + 60,
+    }
+    store.put(item)
+    got = store.get("CHAN#1", "MSG#1")
+    assert got == item and type(got["c"]) is bytes and type(got["text"]) is str
+    assert store.query("CHAN#1", prefix="MSG#", limit=5).items == [item]
+    store.put({**item, "c": b"second"}, if_match={"n": b"\x00" * 24})
+    with pytest.raises(ConditionFailed):
+        store.put({**item, "c": b"third"}, if_match={"n": b"\x01"})
+    store.increment("CHAN#1", "MSG#1", "count", 2)
+    got = store.get("CHAN#1", "MSG#1")
+    assert got is not None and got["c"] == b"second" and got["n"] == b"\x00" * 24 and got["count"] == 2
+
+
+def test_binary_values_inside_a_list_or_map_are_refused(store: Store) -> None:
+    for value in ([b"x"], {"inner": b"x"}):
+        with pytest.raises(ValueError, match="binary values only as an item's own attributes"):
+            store.put({"pk": "P", "sk": "S", "value": value})
+    assert store.get("P", "S") is None
+
+
 @pytest.mark.parametrize("value", [1.5, [1, 2.0], {"price": 0.1}])
 def test_float_values_are_rejected(store: Store, value: Any) -> None:
     with pytest.raises(ValueError, match="float"):

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.messages import message_fields
 from chalicelib.ports import Item, Store
 
 
@@ -73,14 +74,15 @@ class ExpiringItems:
 
 
 def _expiring(kind: Expiring, item: Item) -> ExpiringItem:
+    facts = message_fields(item) if kind is Expiring.MESSAGE else item  # short names (messages.py)
     return ExpiringItem(
         kind=kind,
-        expires_at=_int(item.get("expires_at")),
-        stored_at=_int(item.get("stored_at")),
-        uploaded_at=_int(item.get("uploaded_at")),
-        epoch=_int(item.get("epoch")),
-        sender_device=item.get("sender_device"),
-        seq=_int(item.get("seq")),
+        expires_at=_int(facts.get("expires_at")),
+        stored_at=_int(facts.get("stored_at")),
+        uploaded_at=_int(facts.get("uploaded_at")),
+        epoch=_int(facts.get("epoch")),
+        sender_device=facts.get("sender_device"),
+        seq=_int(facts.get("seq")),
         item=item,
     )
 
