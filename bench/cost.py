@@ -65,6 +65,13 @@ per message read, per ping, ...) is then multiplied by its occurrences per user-
     python bench/cost.py --preset docs      # docs/deploy-aws.md's 1,000 users at 20 messages a day
     python bench/cost.py --sends 20 --receives 200 --online-hours 4 --json
 
+The floor (``floor``): what the load itself costs at the carrier's list prices whatever the
+code does: a WebSocket message per live push (less those that could share one), a connection
+minute per online minute, an inbound message per send and the messages' own bytes stored. The
+what-ifs (``WHAT_IFS``) reprice the same measurement under a lighter load (fewer pushes live,
+fewer hours connected; ``--live-share`` and ``--online-hours`` set any other) and without API
+Gateway's per-message and per-minute meters.
+
 Prices come from ``infra/aws/prices.json`` (``--region``); no free tier is applied. Energy and
 CO2e come from ``chalicelib/footprint.json`` through ``chalicelib/footprint.py``, the model the
 impact page reads: by line, the bytes the server sent over the network, the Lambda GB-seconds and
@@ -847,8 +854,12 @@ def modelled_meters(measured: Measured, load: Load) -> dict[str, dict[str, float
     stored_gb = stored_bytes_per_user(measured, load) / GIB
     return {
         "storage": {"dynamodb_storage_gb_month": stored_gb, "dynamodb_pitr_gb_month": stored_gb},
-        "connection minutes": {"websocket_connection_minutes": load.devices * load.online_hours * 60 * DAYS},
+        "connection minutes": {"websocket_connection_minutes": modelled_connection_minutes(load)},
     }
+
+
+def modelled_connection_minutes(load: Load) -> float:
+    return load.devices * load.online_hours * 60 * DAYS
 
 
 def line_meters(measured: Measured, load: Load) -> dict[str, defaultdict[str, float]]:
@@ -974,7 +985,80 @@ def estimate(measured: Measured, load: Load) -> dict[str, Any]:
         "footprint": footprint(measured, load),
         "right_size": right_size(measured, load),
         "delayed_batching_what_if": None if load.queued() else delayed_batching(measured, load),
+        "floor": floor(load),
+        "floor_usd_per_user_month": sum(floor(load).values()),
+        "what_ifs": what_ifs(measured, load),
     }
+
+
+def floor(load: Load) -> dict[str, float]:
+    """USD per user-month the load itself costs at the carrier's list prices, however lean the
+    code: every live push is a WebSocket message (but those that follow another within the
+    batch window, which could share its message), every send over the socket is one inbound
+    message, every online minute a connection minute, and the messages' bytes (their text
+    alone, no item overhead, no backup) are stored for the retention period. Lambda, DynamoDB
+    units, logs and pings are left out: code can shrink them, not this."""
+    units, prices = load_prices(load.region)
+    counts = occurrences_per_user_month(load)
+    stored_gb = load.message_bytes * load.sends * load.retention_days / GIB
+    return {
+        "live pushes": usd("websocket_messages", counts["push"] * (1 - load.follow_share()), units, prices),
+        "connection minutes": usd(
+            "websocket_connection_minutes", modelled_connection_minutes(load), units, prices
+        ),
+        "sends in": usd("websocket_messages", counts["send"] * (1 - load.rest_share), units, prices)
+        + usd("rest_requests", counts["send"] * load.rest_share, units, prices),
+        "message bytes stored": usd("dynamodb_storage_gb_month", stored_gb, units, prices),
+    }
+
+
+#: What would get below the floor, each from the same measurement (the cost of one send, push,
+#: read... does not change with them): fewer receives pushed live (the app in the background:
+#: woken by Web Push, whose slot write and HTTPS post this bench does not count, and caught up
+#: on opening), fewer hours connected.
+WHAT_IFS: tuple[tuple[str, dict[str, float]], ...] = (
+    ("half the live pushes", {"live_share": 0.5}),
+    ("a quarter of the live pushes", {"live_share": 0.25}),
+    ("4 h connected a day", {"online_hours": 4}),
+    ("a quarter of the pushes, 4 h connected", {"live_share": 0.25, "online_hours": 4}),
+)
+#: The meters a carrier other than API Gateway (a socket server of one's own: ``bocage serve``,
+#: a container) bills as a machine rather than per message and per minute.
+GATEWAY_METERS = ("websocket_messages", "websocket_connection_minutes")
+
+
+def what_ifs(measured: Measured, load: Load) -> list[dict[str, Any]]:
+    """Per what-if: the load changed from this one, its total and its floor (USD/user-month)."""
+    units, prices = load_prices(load.region)
+    rows = []
+    for label, change in WHAT_IFS:
+        scaled: dict[str, Any] = {
+            k: v * load.live_share if k == "live_share" else v for k, v in change.items()
+        }
+        changed = dataclasses.replace(load, **scaled)
+        rows.append({"what_if": label, "load": scaled, **bill_and_floor(measured, changed, units, prices)})
+    total = sum(
+        usd(m, q, units, prices)
+        for meters in line_meters(measured, load).values()
+        for m, q in meters.items()
+        if m not in GATEWAY_METERS
+    )
+    rows.append(
+        {
+            "what_if": "another carrier (a machine's cost not in)",
+            "load": {},
+            "total_usd_per_user_month": total,
+            "floor_usd_per_user_month": floor(load)["message bytes stored"],
+        }
+    )
+    return rows
+
+
+def bill_and_floor(measured: Measured, load: Load, units: Any, prices: Any) -> dict[str, float]:
+    total = sum(
+        usd(m, q, units, prices) for meters in line_meters(measured, load).values() for m, q in meters.items()
+    )
+    return {"total_usd_per_user_month": total, "floor_usd_per_user_month": sum(floor(load).values())}
 
 
 def right_size(measured: Measured, load: Load, sizes: tuple[int, ...] = SIZES) -> dict[str, Any]:
@@ -1111,6 +1195,7 @@ def print_report(result: Mapping[str, Any], load: Load) -> None:
             f"follow within {load.burst_window_s:g} s): saves {what_if['saved_usd']:.4f}, adds "
             f"{what_if['added_usd']:.4f}, net {what_if['net_usd']:+.4f} USD/user-month"
         )
+    print_floor(result, load)
     logs = result["log_bytes_per_invocation"]
     print(
         f"\nlogs per function run: {logs['total']:.0f} bytes billed ({logs['app']:.0f} of the app's "
@@ -1134,6 +1219,20 @@ def print_report(result: Mapping[str, Any], load: Load) -> None:
         "footprint: chalicelib/footprint.json (electricity only; the network's bytes are those the "
         "server sends; DynamoDB, API Gateway and SQS requests have no factor), as the impact page"
     )
+
+
+def print_floor(result: Mapping[str, Any], load: Load) -> None:
+    total, lowest = result["total_usd_per_user_month"], result["floor_usd_per_user_month"]
+    print(
+        f"\nfloor the load sets at list prices, whatever the code ({load.follow_share():.1%} of pushes "
+        f"could share a message): {lowest:.4f} USD/user-month; above it: {total - lowest:.4f}"
+    )
+    for line, amount in result["floor"].items():
+        print(f"  {line:<24}{amount:>10.4f}")
+    print(f"what-ifs (same measurement; {'total':>8} {'floor':>8} USD/user-month):")
+    for row in result["what_ifs"]:
+        amounts = f"{row['total_usd_per_user_month']:>10.4f}{row['floor_usd_per_user_month']:>9.4f}"
+        print(f"  {row['what_if']:<42}{amounts}")
 
 
 def parse_load(argv: list[str] | None) -> tuple[Load, int, bool]:

@@ -247,3 +247,25 @@ def test_delayed_batching_would_lose_money_without_bursts_and_save_little_with_t
     messages_usd = cost.usd("websocket_messages", pushes["websocket_messages"], units, prices)
     assert bursty["saved_usd"] > bursty["follow_share"] ** 2 * messages_usd > 0
     assert 0 < bursty["net_usd"] < 0.1 * messages_usd  # a sliver of the pushes line
+
+
+def test_the_floor_is_what_the_load_costs_at_list_prices_whatever_the_code() -> None:
+    """At the reference load, 15,000 live pushes and 14,400 connection minutes a month already
+    cost more than the issue's 0.020 USD goal on API Gateway: the bench says so, from the price
+    table, and only a lighter load (fewer pushes live, fewer hours) lowers it."""
+    load = cost.Load()
+    prices = cost.load_prices("eu-west-3")[1]
+    per_message, per_minute = (
+        prices["websocket_messages"]["usd"] / 1e6,
+        prices["websocket_connection_minutes"]["usd"] / 1e6,
+    )
+    lowest = cost.floor(load)
+    assert lowest["live pushes"] == pytest.approx(500 * 30 * (1 - load.follow_share()) * per_message)
+    assert lowest["connection minutes"] == pytest.approx(8 * 60 * 30 * per_minute)
+    assert lowest["sends in"] == pytest.approx(50 * 30 * per_message)
+    assert lowest["message bytes stored"] == pytest.approx(
+        955 * 50 * 90 / 2**30 * prices["dynamodb_storage_gb_month"]["usd"]
+    )
+    assert lowest["live pushes"] + lowest["connection minutes"] > 0.020
+    quarter = cost.floor(cost.Load(live_share=0.25, online_hours=4))
+    assert sum(quarter.values()) < 0.5 * sum(lowest.values())
