@@ -63,7 +63,7 @@ def test_a_send_over_the_websocket_costs_11_dynamodb_calls_and_4_write_units(
         "dynamodb.Query": 1,
         "dynamodb.UpdateItem": 1,
     }
-    # sequence 1, marker 1, the 1 KiB message (a ~1.8 KB item) 2
+    # sequence 1, marker 1, the 1 KiB message (a 1,273-byte item: over 1 KB, its ciphertext alone is) 2
     assert send["write_units"] == 4
     assert send["read_units"] == 8.5
     # the frame in and the ack out; one function, no REST request
