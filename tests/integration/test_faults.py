@@ -22,6 +22,7 @@ from bocage.client.profile import DeviceKeys, OperatorKey
 from chalicelib import wiring
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.records import keys
+from chalicelib.adapters.records.messages import message_fields
 from chalicelib.adapters.records.paging import query_all
 from chalicelib.ports import Store
 from chalicelib.services.messaging import GAP_GRACE
@@ -63,7 +64,7 @@ def container(
 def stored_copies(store: FaultyStore, channel_id: str) -> Counter[str]:
     """How many stored messages of the channel carry each client message id (read under the faults)."""
     rows = query_all(store.inner, keys.channel_partition(channel_id), keys.MESSAGE_PREFIX)
-    return Counter(str(row["message_id"]) for row in rows)
+    return Counter(str(message_fields(row)["message_id"]) for row in rows)
 
 
 def retry_safe(reply: Reply) -> bool:

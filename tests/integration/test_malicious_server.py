@@ -18,6 +18,7 @@ from bocage.client.profile import DeviceKeys
 from chalicelib.adapters.records import keys
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.members import MemberRecords
+from chalicelib.adapters.records.messages import MessageRecords
 from chalicelib.adapters.records.sender_keys import SenderKeys
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from chalicelib.domain.organisation import Device
@@ -200,10 +201,10 @@ def test_a_fresh_client_does_not_trust_a_rewritten_entry(
 
 def test_a_forged_sender_member_is_shown_as_the_certified_one(group: Setup, container: Any) -> None:
     people, bob, cid = group
-    key = keys.message(cid, 1)
-    item = dict(container.store.get(*key))
-    item["sender_member"] = people.info["bob"]["member_id"]  # the server blames Bob
-    container.store.put(item)
+    messages = MessageRecords(container.store)
+    stored = messages.get(cid, 1)
+    assert stored is not None
+    messages.store(stored.model_copy(update={"sender_member": people.info["bob"]["member_id"]}))  # blames Bob
     shown = bob.read(cid)["messages"][0]
     assert shown["sender_member"] == people.info["owner"]["member_id"]
     assert shown["sender_name"] == "Maire" and shown["sender_verified"] is False
