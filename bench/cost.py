@@ -55,7 +55,8 @@ per message read, per ping, ...) is then multiplied by its occurrences per user-
   path's messages and post time are cut by ``Load.coalesced_share()`` (frames that follow the
   previous one within ``--burst-window-s``: by chance at the load's own rate, or by
   ``--burst-share``). Inline fan-outs push one frame per connection per send: no saving;
-- pings: one per ``PING_EVERY`` of ``web/js/messenger.js`` (read from the file) per online device;
+- pings: one per ``PING_EVERY`` of ``web/js/messenger.js`` (read from the file) without a send
+  of the device's own over the socket, per online device (``pings_a_day``);
 - catch-up reads: every message of the channel (received and own) read once per device, in
   pages of ``--catch-up-page`` (the web client's ``READ_LIMIT``), plus one channel list per connect;
 - connects and disconnects: ``--connects-per-day`` per device (default: one per two hours
@@ -815,12 +816,28 @@ def occurrences_per_user_month(load: Load) -> dict[str, float]:
     return {
         "send": load.sends * DAYS,
         "push": (load.receives * d * live + load.sends * (d - 1) * live) * DAYS,
-        "ping": d * load.online_hours * 3600 / ping_interval_seconds() * DAYS,
+        "ping": d * pings_a_day(load) * DAYS,
         "read": (load.receives + load.sends) * d * DAYS,
         "channel_list": connects,
         "connect": connects,
         "disconnect": connects,
     }
+
+
+def pings_a_day(load: Load) -> float:
+    """A device's keepalives a day. The web client pings only after ``PING_EVERY`` without a
+    frame of its own (``lastFrame`` in web/js/messenger.js; a push it receives does not count, a
+    send over the socket does). With its sends at random times (Poisson, rate r over the online
+    hours), a quiet gap holds one ping per full ``PING_EVERY`` it lasts: e^(-r t) / (1 - e^(-r t))
+    a gap on average, at r x online seconds gaps a day; with no sends, one ping per ``PING_EVERY``.
+    Bursty sends leave longer gaps, so this may count too few; the check every minute pings up to
+    a minute late, so it may count too many."""
+    online, every = load.online_hours * 3600, ping_interval_seconds()
+    rate = load.sends * (1 - load.rest_share) / load.devices / online if online else 0.0
+    if rate * every < 1e-9:
+        return online / every
+    quiet = math.exp(-rate * every)
+    return rate * online * quiet / (1 - quiet)
 
 
 def meters_per_occurrence(tally: Tally, load: Load, activity: str) -> dict[str, float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import random
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
@@ -269,3 +270,25 @@ def test_the_floor_is_what_the_load_costs_at_list_prices_whatever_the_code() -> 
     assert lowest["live pushes"] + lowest["connection minutes"] > 0.020
     quarter = cost.floor(cost.Load(live_share=0.25, online_hours=4))
     assert sum(quarter.values()) < 0.5 * sum(lowest.values())
+
+
+def test_pings_are_counted_only_in_the_quiet_the_device_s_own_sends_leave() -> None:
+    """The web client pings after 8 minutes without a frame of its own: replaying its rule on
+    random send times gives the bench's count, and a device that never sends pings every 8 min."""
+    every = cost.ping_interval_seconds()
+    assert cost.pings_a_day(cost.Load(sends=0)) == 8 * 3600 / every
+    load = cost.Load()  # 50 sends over 8 h online
+    rng = random.Random(18)
+    rate, online, pings, t = load.sends / (load.online_hours * 3600), load.online_hours * 3600, 0, 0.0
+    days = 400
+    for _ in range(days):
+        t, last = 0.0, 0.0
+        while True:
+            t += rng.expovariate(rate)
+            end = min(t, online)
+            pings += int((end - last) // every)  # the rule: a ping whenever 8 quiet minutes pass
+            if t >= online:
+                break
+            last = t
+    assert cost.pings_a_day(load) == pytest.approx(pings / days, rel=0.05)
+    assert cost.pings_a_day(load) < 0.7 * cost.pings_a_day(cost.Load(sends=0))
