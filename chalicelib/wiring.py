@@ -21,7 +21,7 @@ from chalicelib.services.billing import BillingService
 from chalicelib.services.call_signalling import CallSignalling
 from chalicelib.services.calls import CallService
 from chalicelib.services.channels import ChannelService
-from chalicelib.services.delivery import Delivery
+from chalicelib.services.delivery import INLINE_LIMIT, Delivery
 from chalicelib.services.event_bus import EventBus
 from chalicelib.services.files import FileService
 from chalicelib.services.followers import FollowerService
@@ -78,8 +78,10 @@ def build(
     replica: str | None = None,
     web_push: WebPush | None = None,
     objects: ObjectStore | None = None,
+    inline_limit: int = INLINE_LIMIT,
 ) -> Container:
-    """``replica``: the ``bocage serve`` replica this process is, written in presence records."""
+    """``replica``: the ``bocage serve`` replica this process is, written in presence records.
+    ``inline_limit``: channels with more connections than this are pushed through the queue."""
     clock = clock or SystemClock()
     store = store or build_store(settings, clock)
     mailer = mailer or build_mailer(settings)
@@ -98,6 +100,7 @@ def build(
         clock,
         push,
         queue,
+        inline_limit=inline_limit,
         replica=replica,
         max_per_device=settings.ws_per_device,
         notifier=notifications if notifications.enabled else None,

@@ -161,6 +161,7 @@ def build_runtime(
     from bocage.local.asgi import assemble, listen, make_server
     from bocage.local.cluster import HEARTBEAT, REPLICA_TTL, ClusterPush, InternalApi, Membership, Peers
     from bocage.local.connections import ConnectionRegistry
+    from bocage.local.local_queue import LocalQueue
     from bocage.local.vapid import with_vapid_key
     from chalicelib.adapters.clocks import SystemClock
     from chalicelib.adapters.records.cluster import ClusterRecords, Replica
@@ -186,8 +187,19 @@ def build_runtime(
     ).encode()
     connections = ConnectionRegistry(options.ws_send_buffer)
     push = ClusterPush(connections, replica.replica_id, store, Peers(secret, replica.replica_id))
-    # No fan-out queue: a push costs a socket write (or one request per replica), so inline.
-    container = wiring.build(settings, store=store, clock=clock, push=push, replica=replica.replica_id)
+    # Every channel's pushes inline: a push costs a socket write (or one request per replica).
+    # The queue carries only a new message's Web Push wake-ups, so no ack waits for push services.
+    wakes = LocalQueue()
+    container = wiring.build(
+        settings,
+        store=store,
+        clock=clock,
+        push=push,
+        queue=wakes,
+        inline_limit=sys.maxsize,
+        replica=replica.replica_id,
+    )
+    wakes.start(container.delivery.deliver_chunks)
     wiring.use(container)
     membership = Membership(store, replica)
     membership.heartbeat()  # in the directory before any presence record names this replica
@@ -210,6 +222,7 @@ def build_runtime(
     async def shutdown() -> None:
         await asyncio.to_thread(scheduler.stop)
         await asyncio.to_thread(heartbeat.stop)
+        await asyncio.to_thread(wakes.stop, options.shutdown_timeout)
         await asyncio.to_thread(membership.leave)
 
     asgi = assemble(
