@@ -47,6 +47,8 @@ from chalicelib.services.roster_cache import RosterCache
 class OfflineNotifier(Protocol):
     """Wakes a channel's devices the fan-out did not reach (chalicelib/services/notifications.py)."""
 
+    def anyone_to_wake(self, channel_id: str, reached: Iterable[str]) -> bool: ...
+
     def notify(self, channel_id: str, reached: Iterable[str], named: Iterable[str] = ()) -> int: ...
 
 
@@ -209,7 +211,8 @@ class Delivery:
             reached = sorted({d for d in (*(t.device_id for t in targets), skip_device) if d})
             if self._queue is None:
                 self._wake(channel_id, reached, named)
-            else:  # the push services' round trips are a consumer's to wait for, never the sender's
+            elif self._anyone_to_wake(channel_id, reached):
+                # the push services' round trips are a consumer's to wait for, never the sender's
                 wake_body: dict[str, Any] = {"channel_id": channel_id, "wake": reached}
                 if named:
                     wake_body["named"] = list(named)
@@ -232,6 +235,17 @@ class Delivery:
             json.dumps({"channel_id": channel_id, **reference, **_chunk(targets[i : i + self._chunk_size])})
             for i in range(0, len(targets), self._chunk_size)
         ]
+
+    def _anyone_to_wake(self, channel_id: str, reached: list[str]) -> bool:
+        """Whether a wake-up is worth queueing (no queue message, and on bocage serve no thread
+        woken, for a channel with no subscribed device offline); when the check fails, queue it."""
+        if self._notifier is None:
+            return False
+        try:
+            return self._notifier.anyone_to_wake(channel_id, reached)
+        except Exception:
+            logger.warning("web push pre-check failed", exc_info=True)
+            return True
 
     def _wake(self, channel_id: str, reached: list[str], named: Iterable[str] = ()) -> int:
         """Web Push to the offline devices; a failure costs only the pushes, never the send."""
