@@ -5,13 +5,16 @@ replica is listed, connections that replica holds are reached too (presence is r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from bocage.local.cluster import Directory
+from bocage.local.cluster import REFRESH, Directory, Membership
 from bocage.local.presence_index import PresenceIndex
-from chalicelib.adapters.clocks import ManualClock
+from chalicelib.adapters.clocks import ManualClock, SystemClock
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.cluster import ClusterRecords, Replica
+from chalicelib.adapters.sqlite_store import SqliteStore
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from chalicelib.domain.frames import PongFrame
 from chalicelib.ports import Store, Target
@@ -100,3 +103,21 @@ def test_with_another_replica_listed_its_connections_are_reached_too(
     assert first.publish("c", PongFrame()) == 2  # a copy of the directory read now lists r2
     assert second.publish("c", PongFrame()) == 2
     assert sockets.received == {"k_alice": 2, "k_bob": 2}
+
+
+def test_a_replica_joining_others_waits_until_they_have_re_read_the_directory(tmp_path: Path) -> None:
+    """The first replica serves at once; the next waits past REFRESH, after which the first's
+    directory copy, re-read, lists it: the first stops pushing from memory alone before the
+    newcomer holds any connection. (On the system clock: heartbeats are dated by it.)"""
+    app_store = SqliteStore(str(tmp_path / "bocage.sqlite3"), SystemClock())
+    first = Membership(app_store, Replica("r1", "http://127.0.0.1:1", 0))
+    started = time.monotonic()
+    first.join()
+    assert time.monotonic() - started < REFRESH
+    directory = Directory(ClusterRecords(app_store))
+    assert directory.alone("r1")
+    started = time.monotonic()
+    Membership(app_store, Replica("r2", "http://127.0.0.1:2", 0)).join()
+    assert time.monotonic() - started >= REFRESH
+    assert not directory.alone("r1")
+    app_store.close()
