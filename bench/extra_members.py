@@ -58,4 +58,6 @@ def clone_members(store: Store, device_id: str, connections: int) -> list[Clone]
             )
         )
         clones.append(Clone(keys.device_id, b64e(bytes(keys.signing))))
+    for membership in memberships:  # as a join does: copies of the channels' members are re-read
+        channels.bump_roster(membership.channel_id)
     return clones

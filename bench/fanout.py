@@ -14,7 +14,9 @@ What it measures, for each N (100, 1,000 and 10,000 by default):
 
 How: this process is the server, assembled as ``bocage serve`` assembles it (bocage/local/asgi.py:
 uvicorn, the REST and WebSocket ASGI apps, ``InProcessPush`` writing each frame, serialised once,
-straight to the sockets), on a SQLite store in a temporary directory, on a thread of its own.
+straight to the sockets, the channel's connections from a replica's memory as a replica alone
+finds them, Web Push wake-ups on their own queue), on a SQLite store in a temporary directory,
+on a thread of its own.
 The previous runtime's figures (``http.server``, a second port, pushes through an in-process
 queue, optionally through boto3 to ``@connections``) are in git history. A second process (this
 script with ``--client-process``) opens N real WebSocket clients, each with its own device token
@@ -77,6 +79,8 @@ from bocage.client.ratchet import message_key, new_chain_key
 from bocage.local.asgi import ServerThread, assemble, listen, make_server
 from bocage.local.connections import ConnectionRegistry
 from bocage.local.in_process_push import InProcessPush
+from bocage.local.local_queue import LocalQueue
+from bocage.local.presence_index import PresenceIndex
 from bocage.local.serve_settings import ServeSettings
 from bocage.local.sockets import MAX_MESSAGE
 from chalicelib import wiring, ws_api
@@ -487,7 +491,18 @@ def server_stack(data_dir: str, workers: int, connections: int) -> Iterator[Stac
     sqlite = SqliteStore(os.path.join(data_dir, "bocage.sqlite3"), SystemClock())
     store = CountingStore(sqlite)
     settings = Settings(data_dir=data_dir, public_url=rest_url, ws_url=ws_url, region=REGION)
-    container = wiring.build(settings, store=store, clock=SystemClock(), push=InProcessPush(registry))
+    # As bocage serve alone wires it: the fan-out from memory, Web Push wake-ups on their queue.
+    wakes = LocalQueue()
+    container = wiring.build(
+        settings,
+        store=store,
+        clock=SystemClock(),
+        push=InProcessPush(registry),
+        queue=wakes,
+        inline_limit=sys.maxsize,
+        local=PresenceIndex("bench", lambda: True),
+    )
+    wakes.start(container.delivery.deliver_chunks)
     wiring.use(container)
     asgi = assemble(app, executor, registry, options, domain_name=f"{HOST}:{port}")
     server = ServerThread(make_server(asgi, options), [listener]).start()
@@ -503,6 +518,7 @@ def server_stack(data_dir: str, workers: int, connections: int) -> Iterator[Stac
         )
     finally:
         server.stop()
+        wakes.stop(timeout=10)
         wiring.use(None)
         sqlite.close()
 

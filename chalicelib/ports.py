@@ -159,6 +159,23 @@ class Target:
     device_id: str | None = None  # known from presence: a send skips the sending device's own
 
 
+class LocalConnections(Protocol):
+    """The connections this very process holds, known in memory (``bocage serve``).
+
+    A send finds its channel's connections here instead of in the store's presence items, but
+    only while this process holds every live connection there is (a replica alone on its store):
+    otherwise ``of_members`` answers None and presence is read as before.
+    """
+
+    def add(self, connection_id: str, member_id: str, device_id: str) -> None: ...
+
+    def remove(self, connection_id: str) -> None: ...
+
+    def of_members(self, member_ids: Iterable[str]) -> list[Target] | None:
+        """These members' connections, or None when other processes may hold some."""
+        ...
+
+
 @runtime_checkable
 class BatchPush(Push, Protocol):
     """A Push that takes one frame for many connections at once, serialising it once."""

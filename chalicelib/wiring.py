@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from chalicelib.adapters.clocks import SystemClock
 from chalicelib.billing_settings import BillingSettings
 from chalicelib.domain.push import DEFAULT_PUSH_SERVICES
-from chalicelib.ports import Clock, Mailer, ObjectStore, Push, Queue, Store, WebPush
+from chalicelib.ports import Clock, LocalConnections, Mailer, ObjectStore, Push, Queue, Store, WebPush
 from chalicelib.services.audit import AuditLog
 from chalicelib.services.authentication import Authenticator
 from chalicelib.services.billing import BillingService
 from chalicelib.services.call_signalling import CallSignalling
 from chalicelib.services.calls import CallService
 from chalicelib.services.channels import ChannelService
-from chalicelib.services.delivery import Delivery
+from chalicelib.services.delivery import INLINE_LIMIT, Delivery
 from chalicelib.services.event_bus import EventBus
 from chalicelib.services.files import FileService
 from chalicelib.services.followers import FollowerService
@@ -78,8 +78,12 @@ def build(
     replica: str | None = None,
     web_push: WebPush | None = None,
     objects: ObjectStore | None = None,
+    inline_limit: int = INLINE_LIMIT,
+    local: LocalConnections | None = None,
 ) -> Container:
-    """``replica``: the ``bocage serve`` replica this process is, written in presence records."""
+    """``replica``: the ``bocage serve`` replica this process is, written in presence records.
+    ``inline_limit``: channels with more connections than this are pushed through the queue;
+    ``local``: this process's connections in memory (bocage/local/presence_index.py)."""
     clock = clock or SystemClock()
     store = store or build_store(settings, clock)
     mailer = mailer or build_mailer(settings)
@@ -98,9 +102,11 @@ def build(
         clock,
         push,
         queue,
+        inline_limit=inline_limit,
         replica=replica,
         max_per_device=settings.ws_per_device,
         notifier=notifications if notifications.enabled else None,
+        local=local,
     )
     channels = ChannelService(store, clock, orgs, delivery, events)
     DeviceLifecycle(channels, delivery).subscribe(events)

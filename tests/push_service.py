@@ -127,6 +127,11 @@ class PushServiceStandIn:
         self.cert_file, key_file = self_signed(directory)
         self.received: list[Received] = []
         self.answers: dict[str, int] = {}
+        #: Cleared: every push is recorded on arrival, then not answered until it is set again
+        #: (a push service that is slow to answer).
+        self.answering = threading.Event()
+        self.answering.set()
+        self.answered = 0
         self.arrived = threading.Condition()
         outer = self
 
@@ -139,12 +144,15 @@ class PushServiceStandIn:
                         Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                     )
                     outer.arrived.notify_all()
+                outer.answering.wait(30)
                 status = outer.answers.get(self.path, 201)
                 self.send_response(status)
                 if 300 <= status < 400:
                     self.send_header("Location", f"https://localhost:{outer.port}/redirected")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                with outer.arrived:
+                    outer.answered += 1
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -174,5 +182,6 @@ class PushServiceStandIn:
         return [r for r in self.received if r.path == f"/push/{name}"]
 
     def stop(self) -> None:
+        self.answering.set()
         self._server.shutdown()
         self._server.server_close()

@@ -36,6 +36,7 @@ CLOSE_PATH = "/cluster/close"
 HEARTBEAT = 5.0  # seconds between a replica's directory writes
 REPLICA_TTL = 20  # seconds a replica stays in the directory after its last heartbeat
 REFRESH = 2.0  # seconds a replica trusts its copy of the directory
+JOIN_MARGIN = 0.5  # seconds past REFRESH a joining replica waits, for the others' reads in flight
 SIGNATURE_WINDOW = 60  # seconds a signed request stays valid (clocks of one cluster agree to this)
 MAX_BODY = 16 * 1024 * 1024
 PEER_TIMEOUT = 5.0
@@ -150,6 +151,16 @@ class Directory:
                 self._read_at = now
             return self._addresses.get(replica_id)
 
+    def alone(self, replica_id: str) -> bool:
+        """Whether ``replica_id`` is the only replica listed (a copy at most ``REFRESH`` old;
+        a replica that refused lately still counts until its record expires)."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._read_at > REFRESH:
+                self._addresses = {r.replica_id: r.address for r in self._records.replicas()}
+                self._read_at = now
+            return not (self._addresses.keys() - {replica_id})
+
     def down(self, replica_id: str) -> None:
         with self._lock:
             self._down[replica_id] = time.monotonic()
@@ -158,12 +169,19 @@ class Directory:
 class ClusterPush:
     """The Push port of one replica: its own connections in process, the others' through their replica."""
 
-    def __init__(self, connections: ConnectionRegistry, replica_id: str, store: Store, peers: Peers) -> None:
+    def __init__(
+        self,
+        connections: ConnectionRegistry,
+        replica_id: str,
+        store: Store,
+        peers: Peers,
+        directory: Directory | None = None,
+    ) -> None:
         self._local = InProcessPush(connections)
         self._connections = connections
         self._replica_id = replica_id
         self._presence = Presence(store)
-        self._directory = Directory(ClusterRecords(store))
+        self._directory = directory or Directory(ClusterRecords(store))
         self._peers = peers
 
     def send(self, connection_id: str, data: bytes) -> None:
@@ -277,6 +295,15 @@ class Membership:
     def __init__(self, store: Store, replica: Replica) -> None:
         self._records = ClusterRecords(store)
         self.replica = replica
+
+    def join(self) -> None:
+        """Enter the directory; when other replicas are listed, wait until each has re-read it
+        (``REFRESH``, and a margin) before this replica takes its first connection, so none of
+        them still believes it is alone when a client of this one connects (PresenceIndex)."""
+        self.heartbeat()
+        others = [r for r in self._records.replicas() if r.replica_id != self.replica.replica_id]
+        if others:
+            time.sleep(REFRESH + JOIN_MARGIN)
 
     def heartbeat(self) -> None:
         self._records.announce(

@@ -159,8 +159,18 @@ def build_runtime(
 ) -> Runtime:
     """One replica: its public and internal listeners, its services, its place in the cluster."""
     from bocage.local.asgi import assemble, listen, make_server
-    from bocage.local.cluster import HEARTBEAT, REPLICA_TTL, ClusterPush, InternalApi, Membership, Peers
+    from bocage.local.cluster import (
+        HEARTBEAT,
+        REPLICA_TTL,
+        ClusterPush,
+        Directory,
+        InternalApi,
+        Membership,
+        Peers,
+    )
     from bocage.local.connections import ConnectionRegistry
+    from bocage.local.local_queue import LocalQueue
+    from bocage.local.presence_index import PresenceIndex
     from bocage.local.vapid import with_vapid_key
     from chalicelib.adapters.clocks import SystemClock
     from chalicelib.adapters.records.cluster import ClusterRecords, Replica
@@ -185,12 +195,27 @@ def build_runtime(
         options.cluster_secret or ClusterRecords(store).shared_secret(secrets.token_urlsafe(32))
     ).encode()
     connections = ConnectionRegistry(options.ws_send_buffer)
-    push = ClusterPush(connections, replica.replica_id, store, Peers(secret, replica.replica_id))
-    # No fan-out queue: a push costs a socket write (or one request per replica), so inline.
-    container = wiring.build(settings, store=store, clock=clock, push=push, replica=replica.replica_id)
+    directory = Directory(ClusterRecords(store))
+    peers = Peers(secret, replica.replica_id)
+    push = ClusterPush(connections, replica.replica_id, store, peers, directory)
+    index = PresenceIndex(replica.replica_id, lambda: directory.alone(replica.replica_id))
+    # Every channel's pushes inline: a push costs a socket write (or one request per replica).
+    # The queue carries only a new message's Web Push wake-ups, so no ack waits for push services.
+    wakes = LocalQueue()
+    container = wiring.build(
+        settings,
+        store=store,
+        clock=clock,
+        push=push,
+        queue=wakes,
+        inline_limit=sys.maxsize,
+        replica=replica.replica_id,
+        local=index,
+    )
+    wakes.start(container.delivery.deliver_chunks)
     wiring.use(container)
     membership = Membership(store, replica)
-    membership.heartbeat()  # in the directory before any presence record names this replica
+    membership.join()  # in the directory before any presence record names this replica
     records = ClusterRecords(store)
 
     def claim(job: str, slot: int, interval: float) -> bool:
@@ -210,6 +235,7 @@ def build_runtime(
     async def shutdown() -> None:
         await asyncio.to_thread(scheduler.stop)
         await asyncio.to_thread(heartbeat.stop)
+        await asyncio.to_thread(wakes.stop, options.shutdown_timeout)
         await asyncio.to_thread(membership.leave)
 
     asgi = assemble(

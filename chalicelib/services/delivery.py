@@ -40,11 +40,14 @@ from chalicelib.domain.frames import (
     parse_frame,
 )
 from chalicelib.errors import Replaced
-from chalicelib.ports import BatchPush, Clock, ConnectionGone, Push, Queue, Store, Target
+from chalicelib.ports import BatchPush, Clock, ConnectionGone, LocalConnections, Push, Queue, Store, Target
+from chalicelib.services.roster_cache import RosterCache
 
 
 class OfflineNotifier(Protocol):
     """Wakes a channel's devices the fan-out did not reach (chalicelib/services/notifications.py)."""
+
+    def anyone_to_wake(self, channel_id: str, reached: Iterable[str]) -> bool: ...
 
     def notify(self, channel_id: str, reached: Iterable[str], named: Iterable[str] = ()) -> int: ...
 
@@ -72,6 +75,7 @@ class Delivery:
         replica: str | None = None,
         max_per_device: int = MAX_PER_DEVICE,
         notifier: OfflineNotifier | None = None,
+        local: LocalConnections | None = None,
     ) -> None:
         self._presence = Presence(store)
         self._memberships = ChannelRecords(store)
@@ -85,6 +89,10 @@ class Delivery:
         self._chunk_size = chunk_size
         self._max_per_device = max_per_device
         self._notifier = notifier
+        # bocage serve: this process's connections in memory, and the channels' members per
+        # roster version; a send reads presence only when other replicas hold connections.
+        self._local = local
+        self._members = RosterCache(store) if local is not None else None
 
     # -- connections -----------------------------------------------------------------------
 
@@ -116,6 +124,8 @@ class Delivery:
             connected_ms=connected_ms if connected_ms else now * 1000,
         )
         self._presence.connect(connection, channels)
+        if self._local is not None:
+            self._local.add(connection_id, member_id, device_id)
         return self._trim(connection)
 
     def _trim(self, newest: Connection) -> list[str]:
@@ -140,6 +150,8 @@ class Delivery:
 
     def disconnect(self, connection_id: str) -> None:
         """Forget a connection everywhere; safe to call twice (a 410 and a $disconnect may both come)."""
+        if self._local is not None:
+            self._local.remove(connection_id)
         connection = self.connection(connection_id)
         if connection is None:
             return
@@ -189,11 +201,7 @@ class Delivery:
         through the queue when there is one (the sender does not wait on push services).
         ``named``: the sender's ``notify``, the members in "mentions only" mode it may wake.
         """
-        targets = [
-            t
-            for t in self._presence.targets_in_channel(channel_id)
-            if skip_device is None or t.device_id != skip_device
-        ]
+        targets = [t for t in self._targets(channel_id) if skip_device is None or t.device_id != skip_device]
         bodies: list[str] = []
         if len(targets) <= self._inline_limit or self._queue is None:
             self._push_all(targets, frame_bytes(frame))
@@ -203,7 +211,8 @@ class Delivery:
             reached = sorted({d for d in (*(t.device_id for t in targets), skip_device) if d})
             if self._queue is None:
                 self._wake(channel_id, reached, named)
-            else:  # the push services' round trips are a consumer's to wait for, never the sender's
+            elif self._anyone_to_wake(channel_id, reached):
+                # the push services' round trips are a consumer's to wait for, never the sender's
                 wake_body: dict[str, Any] = {"channel_id": channel_id, "wake": reached}
                 if named:
                     wake_body["named"] = list(named)
@@ -212,12 +221,31 @@ class Delivery:
             self._queue.send_batch(bodies)
         return len(targets)
 
+    def _targets(self, channel_id: str) -> Iterable[Target]:
+        """The channel's connections: from memory when this process holds them all, else presence."""
+        if self._local is not None and self._members is not None:
+            mine = self._local.of_members(self._members.member_ids(channel_id))
+            if mine is not None:
+                return mine
+        return self._presence.targets_in_channel(channel_id)
+
     def _chunks(self, channel_id: str, targets: list[Target], frame: Frame, seq: int | None) -> list[str]:
         reference: dict[str, Any] = {"seq": seq} if seq is not None else {"frame": frame_dict(frame)}
         return [
             json.dumps({"channel_id": channel_id, **reference, **_chunk(targets[i : i + self._chunk_size])})
             for i in range(0, len(targets), self._chunk_size)
         ]
+
+    def _anyone_to_wake(self, channel_id: str, reached: list[str]) -> bool:
+        """Whether a wake-up is worth queueing (no queue message, and on bocage serve no thread
+        woken, for a channel with no subscribed device offline); when the check fails, queue it."""
+        if self._notifier is None:
+            return False
+        try:
+            return self._notifier.anyone_to_wake(channel_id, reached)
+        except Exception:
+            logger.warning("web push pre-check failed", exc_info=True)
+            return True
 
     def _wake(self, channel_id: str, reached: list[str], named: Iterable[str] = ()) -> int:
         """Web Push to the offline devices; a failure costs only the pushes, never the send."""

@@ -12,7 +12,7 @@ the device shows the channel's name it knows itself (docs/protocol.md, "Web Push
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from chalicelib.adapters.records.mention_choices import MentionChoiceRecords
 from chalicelib.adapters.records.push import PushRecords
@@ -23,10 +23,11 @@ from chalicelib.domain.push import PushSubscription, check_endpoint, check_keys
 from chalicelib.errors import NotConfigured, NotFound
 from chalicelib.ports import Clock, PushRequest, Store, WebPush
 from chalicelib.services.event_bus import EventBus
-from chalicelib.services.roster_cache import RosterCache
+from chalicelib.services.roster_cache import RosterCache, RosterEntry
 
 #: At most one push per device in this many seconds.
 COALESCE = 5
+PRECHECK = 8  # subscriptions a sender reads, at most, to tell whether a wake-up is worth queueing
 
 
 class PushNotifications:
@@ -90,6 +91,18 @@ class PushNotifications:
         if device_id != who.device_id:
             raise NotFound("no such device")
 
+    def anyone_to_wake(self, channel_id: str, reached: Iterable[str]) -> bool:
+        """Whether ``notify`` may have a device to push to: False only when no device of the
+        channel's roster outside ``reached`` has a subscription that leaves the channel unmuted,
+        so a send hands nothing to the queue. Reads at most ``PRECHECK`` subscriptions (past
+        them: True, the consumer reads the rest), so the sender's cost stays bounded."""
+        if self._sender is None:
+            return False
+        for read, device in enumerate(self._offline(channel_id, reached)):
+            if read == PRECHECK or self._subscription(channel_id, device) is not None:
+                return True
+        return False
+
     def notify(self, channel_id: str, reached: Iterable[str], named: Iterable[str] = ()) -> int:
         """Push to the channel's devices not in ``reached``; returns how many pushes went.
 
@@ -98,12 +111,10 @@ class PushNotifications:
         device is left to push to)."""
         if self._sender is None:
             return 0
-        skip = set(reached)
         subscriptions = [
             s
-            for d in self._roster.devices(channel_id)
-            if d.device_id not in skip and (s := self._records.get(d.device_id)) is not None
-            if channel_id not in s.muted
+            for d in self._offline(channel_id, reached)
+            if (s := self._subscription(channel_id, d)) is not None
         ]
         if subscriptions:
             quiet = self._choices.mentions_only(channel_id)
@@ -119,3 +130,12 @@ class PushNotifications:
         for device_id in gone:
             self._records.delete(device_id)
         return len(due) - len(gone)
+
+    def _offline(self, channel_id: str, reached: Iterable[str]) -> Iterator[RosterEntry]:
+        skip = set(reached)
+        return (d for d in self._roster.devices(channel_id) if d.device_id not in skip)
+
+    def _subscription(self, channel_id: str, device: RosterEntry) -> PushSubscription | None:
+        """The device's subscription, unless it has none or it mutes the channel."""
+        subscription = self._records.get(device.device_id)
+        return None if subscription is None or channel_id in subscription.muted else subscription

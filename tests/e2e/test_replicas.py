@@ -83,22 +83,32 @@ class Cluster:
         return int(self.replicas[i].url.rsplit(":", 1)[1])
 
 
-def start_cluster(tmp_path: Path, endpoint: str, **extra: str) -> Cluster:
-    env = {
+def cluster_env(endpoint: str, table: str, **extra: str) -> dict[str, str]:
+    return {
         "BOCAGE_STORE": "dynamodb",
         "BOCAGE_DYNAMODB_ENDPOINT": endpoint,
         "BOCAGE_CREATE_TABLE": "1",
-        "BOCAGE_TABLE": f"bocage-replicas-{uuid.uuid4().hex[:12]}",
+        "BOCAGE_TABLE": table,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "BOCAGE_JOBS_INTERVAL": "1",
         **extra,
     }
-    replicas = []
-    for name in "abc":  # one after the other: the first one creates the organisation
-        replicas.append(start_server(tmp_path / name, tmp_path / f"{name}.log", port=None, **env))
-    ids = [r.banner.split("replica ", 1)[1].split(",", 1)[0] for r in replicas]
-    return Cluster(replicas, ids)
+
+
+def start_cluster(tmp_path: Path, endpoint: str, names: str = "abc", **extra: str) -> Cluster:
+    env = cluster_env(endpoint, f"bocage-replicas-{uuid.uuid4().hex[:12]}", **extra)
+    cluster = Cluster([], [])
+    for name in names:  # one after the other: the first one creates the organisation
+        add_replica(cluster, tmp_path, name, env)
+    return cluster
+
+
+def add_replica(cluster: Cluster, tmp_path: Path, name: str, env: dict[str, str]) -> Server:
+    server = start_server(tmp_path / name, tmp_path / f"{name}.log", port=None, **env)
+    cluster.replicas.append(server)
+    cluster.ids.append(server.banner.split("replica ", 1)[1].split(",", 1)[0])
+    return server
 
 
 def stop_cluster(cluster: Cluster) -> None:
@@ -219,3 +229,32 @@ def test_a_sixth_connection_on_another_replica_closes_the_oldest_with_4008(
         for ws in [*first[1:], sixth]:
             ws.send('{"action": "ping", "ref": "still"}')
             assert json.loads(ws.recv(timeout=5)) == {"type": "pong", "ref": "still"}
+
+
+def test_a_replica_joining_a_lone_one_is_pushed_to_at_once(shared_dynamodb: str, tmp_path: Path) -> None:
+    """A replica alone pushes from its memory of its own connections; once a second one is in
+    the directory, a client that connects to the newcomer gets the next message sent through
+    the first live (no catch-up: its listener connected before the send), and the reverse."""
+    env = cluster_env(shared_dynamodb, f"bocage-replicas-{uuid.uuid4().hex[:12]}")
+    cluster = Cluster([], [])
+    try:
+        first = add_replica(cluster, tmp_path, "a", env)
+        p, group = org(tmp_path, first.owner_url())
+        alice = Listener(p["alice"], 3)  # on the first replica, alone: pushed from memory
+        bocage("--profile", str(p["owner"]), "send", group, "seul")
+        second = add_replica(cluster, tmp_path, "b", env)
+        point_at(p["bob"], second.url)
+        bob = Listener(p["bob"], 2)  # on the newcomer as soon as it serves
+        held_by = {
+            str(i["member_id"]): str(i["replica"])
+            for i in first.stored_items()
+            if str(i["pk"]).startswith("CONN#")
+        }
+        assert sorted(held_by.values()) == sorted([cluster.ids[0], cluster.ids[1]])
+        bocage("--profile", str(p["owner"]), "send", group, "à deux")  # through the first
+        point_at(p["owner"], second.url)
+        bocage("--profile", str(p["owner"]), "send", group, "par l'autre")  # through the second
+        assert [m["text"] for m in alice.messages()] == ["seul", "à deux", "par l'autre"]
+        assert [m["text"] for m in bob.messages()] == ["à deux", "par l'autre"]
+    finally:
+        stop_cluster(cluster)

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from bocage.client.api import BocageClient
+from bocage.client.messenger import Messenger
 from bocage.client.profile import Profile
+from chalicelib.adapters.web_push import TIMEOUT as WEB_PUSH_TIMEOUT
 from tests.e2e.conftest import Server, bocage
 from tests.push_service import PushDevice, PushServiceStandIn, verify_vapid
 
@@ -88,3 +90,35 @@ def test_bocage_serve_wakes_a_mentions_only_member_only_when_mentioned(
     time.sleep(6)  # past the coalescing slot
     bocage("--profile", str(owner), "send", group, "Séance levée")
     assert len(push_service.wait_for(2)) == 2
+
+
+def test_a_send_is_acknowledged_without_waiting_for_the_push_service(
+    push_server: Server, push_service: PushServiceStandIn, tmp_path: Path
+) -> None:
+    """A push service that holds its answer (here until the test lets it go) never delays the
+    sender's ack: the wake-up goes out after the answer, from the replica's own queue, and still
+    reaches the offline device; and the next sends are not held behind it either."""
+    owner, agent, group, _ = owner_and_agent(push_server, tmp_path)
+    profile = Profile(agent)
+    client = BocageClient(push_server.url, device=profile.keys())
+    device = PushDevice()
+    client.register_push(profile.info()["device_id"], device.subscription(push_service.endpoint("agent")))
+    sender = Messenger(Profile(owner), client=BocageClient(push_server.url, device=Profile(owner).keys()))
+
+    push_service.answering.clear()
+    started = time.monotonic()
+    receipts = [sender.send_text(group, f"Conseil n° {i}", live=False) for i in range(3)]
+    took = time.monotonic() - started
+    assert took < WEB_PUSH_TIMEOUT / 2, f"three sends took {took:.1f} s while the push service held"
+    seqs = [r["seq"] for r in receipts]
+    assert seqs == sorted(set(seqs))
+    received = push_service.wait_for(1)[0]  # the wake-up is under way, and held
+    assert push_service.answered == 0
+
+    push_service.answering.set()
+    assert json.loads(device.open(received.body)) == {"channel_id": group}
+    deadline = time.monotonic() + 10
+    while push_service.answered < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1)
+    assert (len(push_service.received), push_service.answered) == (1, 1)  # one wake-up for the three

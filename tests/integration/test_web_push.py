@@ -354,3 +354,33 @@ def test_a_roster_kept_by_another_process_is_read_again_once_it_changed(alice: S
         people.keys["owner"].device_id,
         people.keys["bob"].device_id,
     }
+
+
+def test_the_queue_gets_a_wake_up_only_when_an_offline_device_may_be_woken(alice: Subscribed) -> None:
+    """A send whose offline devices have no subscription, or mute the channel, queues nothing
+    (bocage serve wakes no thread for it, AWS sends no SQS message); one with a subscribed
+    offline device queues its wake-up as before."""
+    keys = alice.people.keys["alice"]
+    with mock_aws():
+        sqs, url = fan_out_through_a_queue(alice)
+
+        def queued() -> list[Any]:
+            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            for m in got:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            return [json.loads(m["Body"]) for m in got]
+
+        muted = {**alice.device.subscription(alice.service.endpoint("alice")), "muted": [alice.cid]}
+        assert alice.api.call("PUT", f"/devices/{keys.device_id}/push", muted, signer=keys).status == 200
+        alice.people.owner.send_text(alice.cid, "en sourdine")
+        assert queued() == []
+        assert alice.api.call("DELETE", f"/devices/{keys.device_id}/push", None, signer=keys).status == 200
+        alice.people.owner.send_text(alice.cid, "sans abonnement")
+        assert queued() == []
+        assert (
+            register(alice.api, alice.people, "alice", alice.service.endpoint("alice"), alice.device).status
+            == 200
+        )
+        alice.people.owner.send_text(alice.cid, "abonnée")
+        assert queued() == [{"channel_id": alice.cid, "wake": [alice.people.keys["owner"].device_id]}]
+    assert alice.service.received == []
