@@ -32,7 +32,7 @@ COALESCE = 5
 class PushNotifications:
     def __init__(self, store: Store, clock: Clock, sender: WebPush | None, services: Iterable[str]) -> None:
         self._records = PushRecords(store)
-        self._roster = RosterCache(store)  # read on every message: kept while its version holds
+        self._roster = RosterCache(store, clock)  # read on every message: kept while its version holds
         self._choices = MentionChoiceRecords(store)
         self._clock = clock
         self._sender = sender

@@ -3,12 +3,16 @@
 Each new message asks which of its channel's devices the fan-out did not reach. Reading the
 roster for that on every message cost more than storing the message (each roster item carries
 the device's keys and certificate, parsed every time). The roster has a version in the store
-(``ChannelCounters.roster``), moved after every change to the roster (join, leave, a device
-registered or revoked, a follower in or out): one small read of that version per message tells
-whether the copy this process keeps is still the roster. The version is read before the roster,
-so a copy is never older than the version it is filed under; every process (a Lambda instance,
-a ``bocage serve`` replica) checks the shared store itself, so a change made through another
-is seen at the next message.
+(``ChannelCounters.roster``): one small read of it per message tells whether the copy this
+process keeps is still the roster. Every process (a Lambda instance, a ``bocage serve`` replica)
+checks the shared store itself, so a change made through another is seen at the next message.
+
+A change moves the version both before and after writing the roster, and counts itself as under
+way in between (``roster_busy``, records/channels.py ``change_roster``). A copy is kept only when
+the version was read, before the roster, with no change under way: it is then at least as new as
+that version. A process that dies half-way leaves its change counted for good; the copy is then
+kept once the version has stood still for ``SETTLE`` seconds, longer than any write of a roster
+takes, so the dead change's write is over or never happened.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ import threading
 from dataclasses import dataclass
 
 from chalicelib.adapters.records.channels import ChannelRecords
-from chalicelib.ports import Store
+from chalicelib.ports import Clock, Store
 
 #: Channels remembered per process; past it the least recently filled is forgotten.
 CHANNELS = 4096
+
+#: Seconds a version counted as changing must stand still before its roster is taken as final.
+SETTLE = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,22 +37,40 @@ class RosterEntry:
 
 
 class RosterCache:
-    def __init__(self, store: Store, size: int = CHANNELS) -> None:
+    def __init__(self, store: Store, clock: Clock, size: int = CHANNELS) -> None:
         self._records = ChannelRecords(store)
+        self._clock = clock
         self._size = size
         self._lock = threading.Lock()
         self._copies: dict[str, tuple[int, tuple[RosterEntry, ...]]] = {}
+        self._busy: dict[str, tuple[int, int]] = {}  # channel -> (version, first seen busy at)
 
     def devices(self, channel_id: str) -> tuple[RosterEntry, ...]:
         """The channel's roster devices, as of the roster version read now."""
-        version = self._records.counters(channel_id).roster
+        counters = self._records.counters(channel_id)
+        version = counters.roster
         copy = self._copies.get(channel_id)
         if copy is not None and copy[0] == version:
             return copy[1]
+        settled = counters.roster_busy <= 0 or self._stood_still(channel_id, version)
         devices = tuple(RosterEntry(d.device_id, d.member_id) for d in self._records.roster(channel_id))
-        with self._lock:
-            self._copies.pop(channel_id, None)
-            if len(self._copies) >= self._size:
-                del self._copies[next(iter(self._copies))]
-            self._copies[channel_id] = (version, devices)
+        if settled:
+            with self._lock:
+                self._busy.pop(channel_id, None)
+                self._copies.pop(channel_id, None)
+                if len(self._copies) >= self._size:
+                    del self._copies[next(iter(self._copies))]
+                self._copies[channel_id] = (version, devices)
         return devices
+
+    def _stood_still(self, channel_id: str, version: int) -> bool:
+        """Whether a change under way at ``version`` has shown no sign of life for ``SETTLE``."""
+        now = self._clock.now()
+        with self._lock:
+            seen = self._busy.get(channel_id)
+            if seen is None or seen[0] != version:
+                if len(self._busy) >= self._size:
+                    del self._busy[next(iter(self._busy))]
+                self._busy[channel_id] = (version, now)
+                return False
+            return now - seen[1] >= SETTLE
