@@ -12,6 +12,7 @@ const followers = await import('../../web/js/followers.js');
 const mentions = await import('../../web/js/mentions.js');
 const partners = await import('../../web/js/partners.js');
 const recentHistory = await import('../../web/js/recent-history.js');
+const trustModule = await import('../../web/js/trust.js');
 
 const d = wire.b64d;
 const error = (err) => ({ error: err.constructor.name, message: err.message });
@@ -181,6 +182,12 @@ const commands = {
   async notify_choice({ device, channel_id, mentions_only, now }) {
     const keys = wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32));
     return mentions.notifyStatement({ ...device, signSecretKey: keys.signSecretKey }, channel_id, mentions_only, now);
+  },
+  /** The warnings the web client lists after reporting these, in order. */
+  async kept_warnings(args) {
+    const keeper = new trustModule.TrustKeeper(null, {});
+    keeper.report(args.warnings);
+    return [...keeper.warnings.values()];
   },
   /** Whether the web client believes a tribe's recent-history choice (section 23). */
   async history_choice(args) {
