@@ -195,6 +195,14 @@ const commands = {
     const advanced = await membership.advance(null, args.answer, trust);
     return recentHistory.verifiedChoice(trust, advanced.state, args.org_id, args.channel_id, args.statement);
   },
+  /** Whether the web client withdraws the choice it kept (`kept`, as its ring holds it) when it
+   * asks again and is served `statement` (section 23). */
+  async history_withdraws(args) {
+    const trust = await view({ ...args, cached: true });
+    const advanced = await membership.advance(null, args.answer, trust);
+    const found = recentHistory.verifiedChoice(trust, advanced.state, args.org_id, args.channel_id, args.statement);
+    return recentHistory.withdrawsKept(trust, advanced.state, args.kept, found);
+  },
   /** Whom the web client would name in `notify`, from the server's statements. */
   async to_notify(args) {
     const trust = await view(args);
