@@ -203,6 +203,20 @@ const commands = {
     const found = recentHistory.verifiedChoice(trust, advanced.state, args.org_id, args.channel_id, args.statement);
     return recentHistory.withdrawsKept(trust, advanced.state, args.kept, found);
   },
+  /** Whether the web client believes the server's notice ending a device's part in a call (19.4),
+   * with the trust view and the channel's verified membership from the server's answers. */
+  async call_notice(args) {
+    const trust = await view({ ...args, cached: true });
+    const advanced = await membership.advance(null, args.answer, trust);
+    const session = await import('../../web/js/call/call-session.js');
+    const m = {
+      trust: { view: trust },
+      loadDirectory: async () => {},
+      roster: async () => ({ state: advanced.state, blocked: false, devices: [] }),
+    };
+    const checked = await session.verifySignal(m, args.frame);
+    return checked ? { by_server: checked.byServer } : null;
+  },
   /** Whom the web client would name in `notify`, from the server's statements. */
   async to_notify(args) {
     const trust = await view(args);
