@@ -366,7 +366,7 @@ def recent_history(ctx: ApiContext, channel_id: str) -> dict[str, Any]:
 @endpoint("JoinAnswer", body=JoinBody, auth="none", status=201)
 def join(ctx: ApiContext) -> dict[str, Any]:
     """A new follower's device, certified by a join link's ticket (no token)."""
-    return ctx.container.followers.join(JoinRequest(**ctx.body(JoinBody).model_dump()))
+    return ctx.container.followers.join(JoinRequest(**ctx.body(JoinBody).model_dump()), ctx.source_ip)
 
 
 @app.route("/follower", methods=["DELETE"])

@@ -115,6 +115,12 @@ class ApiContext:
         return re.sub(r"\{(\w+)\}", lambda m: str(params.get(m.group(1), m.group(0))), template)
 
     @property
+    def source_ip(self) -> str:
+        """The caller's address as API Gateway (or ``bocage serve``) saw it; "" if none."""
+        identity = self._event.get("requestContext", {}).get("identity") or {}
+        return str(identity.get("sourceIp") or "")
+
+    @property
     def token(self) -> str | None:
         try:
             return parse_authorization(self._headers.get("authorization"))

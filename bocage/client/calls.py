@@ -5,7 +5,8 @@ box key: offers, answers and candidates with their media parameters, the others 
 they were made) and opens each ``call`` frame the server relays, accepting only a signal sealed
 by a device the trust view certifies, of a member in the channel's signed membership.
 A frame the server sends on its own account (``reason`` set: a participant removed or revoked)
-is a leave or a hang-up only, shown as the server's.
+is a leave or a hang-up only, shown as the server's, and only when this device's own trust view
+or the channel's verified membership shows that removal or revocation.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bocage.client.api import ApiError
 from bocage.client.crypto import CryptoError, open_call_signal, seal_call_signal
-from chalicelib.domain.calls import ANSWERING_SIGNALS, MEDIA_SIGNALS, Signal
+from bocage.client.membership import MembershipRefused
+from chalicelib.domain.calls import ANSWERING_SIGNALS, MEDIA_SIGNALS, SERVER_REASONS, Signal
 from chalicelib.domain.frames import CallAckFrame, CallAction, CallFrame, CallTarget, ServerFrame
 from chalicelib.domain.ids import new_id
 
 if TYPE_CHECKING:
+    from bocage.client.certs import TrustView
     from bocage.client.messenger import Messenger
 
 
@@ -171,6 +175,44 @@ class Calls:
         if not isinstance(at, int) or isinstance(at, bool) or abs(self._m.trust.now() - at) > FRESH_SECONDS:
             raise UntrustedSignal(f"a {signal.value} made more than {FRESH_SECONDS} s from now, or undated")
 
+    def _server_notice(self, frame: CallFrame, signal: Signal) -> CallSignal:
+        """The server ends a device's part in its own name (19.4): a leave or a hang-up, nothing
+        sealed, for a reason this device sees for itself."""
+        if signal not in (Signal.LEAVE, Signal.HANGUP) or frame.sealed is not None:
+            raise UntrustedSignal("the server only ever ends a device's part in a call")
+        if frame.reason not in SERVER_REASONS or not self._gone(frame):
+            raise UntrustedSignal(
+                f"the server ends {frame.from_device}'s part ({frame.reason}), which this device "
+                "sees neither revoked nor out of the channel"
+            )
+        return CallSignal(
+            frame.channel_id,
+            frame.call_id,
+            signal,
+            frame.from_device,
+            frame.from_member,
+            frame.at,
+            by_server=frame.reason,
+        )
+
+    def _gone(self, frame: CallFrame) -> bool:
+        """Whether the named device, certified for the named member, is revoked or of a removed
+        member in this device's trust view (asked again if not), or that member is out of the
+        channel's verified membership."""
+        trust = self._m.trust
+        view = trust.view()
+        if not _revoked_in(view, frame):
+            view = trust.view(refresh=True)
+        device = view.device(frame.from_device)
+        if device is None or device.member_id != frame.from_member:
+            return False
+        if _revoked_in(view, frame):
+            return True
+        try:
+            return frame.from_member not in trust.membership(frame.channel_id).members
+        except (ApiError, MembershipRefused):
+            return False  # a log this device cannot read or verify shows nothing
+
     def open(self, frame: CallFrame | Mapping[str, Any]) -> CallSignal:
         """A relayed call frame, checked: UntrustedSignal if its sender is not a certified device of
         a member of the channel, if the server claims another member for it, if what is sealed
@@ -183,17 +225,7 @@ class Calls:
         except ValueError as exc:
             raise UntrustedSignal(f"unknown call signal {frame.signal!r}") from exc
         if frame.reason is not None:
-            if signal not in (Signal.LEAVE, Signal.HANGUP) or frame.sealed is not None:
-                raise UntrustedSignal("the server only ever ends a device's part in a call")
-            return CallSignal(
-                frame.channel_id,
-                frame.call_id,
-                signal,
-                frame.from_device,
-                frame.from_member,
-                frame.at,
-                by_server=frame.reason,
-            )
+            return self._server_notice(frame, signal)
         certified, lied = self._m.trust.sender(frame.from_device, frame.from_member, frame.channel_id)
         if certified is None or lied:
             raise UntrustedSignal(f"{frame.from_device} is not a certified device")
@@ -229,3 +261,13 @@ class Calls:
             and certified["member_id"] == self._m.info["member_id"]
             and frame.from_device != self._m.device_id,
         )
+
+
+def _revoked_in(view: TrustView, frame: CallFrame) -> bool:
+    """The frame's device is certified for its member, and revoked or of a removed member."""
+    device = view.device(frame.from_device)
+    return (
+        device is not None
+        and device.member_id == frame.from_member
+        and view.usable(frame.from_device) is None
+    )

@@ -40,7 +40,7 @@ from bocage.client.partners import Partners
 from bocage.client.polls import new_poll, tally
 from bocage.client.profile import DeviceKeys, Profile, sign_token
 from bocage.client.ratchet import KeyUnavailable, ReplayedMessage, SenderKeyRing, TooFarAhead
-from bocage.client.recent_history import verified_choice
+from bocage.client.recent_history import signs_for_managers, verified_choice, withdrawn
 from bocage.client.results import Channel, ChannelSync, Document, Receipt, Roster, RosterDevice
 from bocage.client.rosters import RosterCache
 from bocage.client.trust import Trust
@@ -776,7 +776,15 @@ class Messenger:
             if found is None:
                 self.ring.mark_checked(channel_id, now)
             else:
-                self.ring.set_window(channel_id, found.days, found.issued_at, now)
+                self.ring.set_window(channel_id, found.days, found.issued_at, now, found.by_device)
+            kept = self.ring.window(channel_id)
+            if (
+                kept is not None
+                and kept.days > 0
+                and not signs_for_managers(self.trust.view(), state, kept.by_device)
+            ):
+                self.trust.warn(withdrawn(channel_id))
+                self.ring.withdraw_window(channel_id, now)
             self.save()
             window = self.ring.window(channel_id)
         return 0 if window is None else window.days

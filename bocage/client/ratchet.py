@@ -111,11 +111,14 @@ class Snapshot:
 @dataclass
 class Window:
     """The verified "last N days" choice of a tribe: ``issued_at`` of the statement that set it
-    (an older one served later is not believed), and when this device last asked."""
+    (an older one served later is not believed), when this device last asked, and the device
+    that signed it (checked again at each asking: a signer no longer a manager's usable device
+    withdraws the choice)."""
 
     days: int
     issued_at: int
     checked_at: int
+    by_device: str = ""
 
 
 Slot = tuple[str, int, str]  # (channel, epoch, sender device); the sender is OWN for my own chains
@@ -177,13 +180,20 @@ class SenderKeyRing:
     def window(self, channel_id: str) -> Window | None:
         return self._windows.get(channel_id)
 
-    def set_window(self, channel_id: str, days: int, issued_at: int, now: int) -> None:
+    def set_window(self, channel_id: str, days: int, issued_at: int, now: int, by_device: str = "") -> None:
         """Take a verified choice, unless it is older than the one kept (a replay)."""
         kept = self._windows.get(channel_id)
         if kept is not None and issued_at < kept.issued_at:
             kept.checked_at = now
         else:
-            self._windows[channel_id] = Window(days, issued_at, now)
+            self._windows[channel_id] = Window(days, issued_at, now, by_device)
+        self._prune_snapshots(now)
+
+    def withdraw_window(self, channel_id: str, now: int) -> None:
+        """The kept choice's signer is no longer a manager: 0 days (its snapshots go), and
+        still no older choice believed after it."""
+        kept = self._windows.get(channel_id)
+        self._windows[channel_id] = Window(0, kept.issued_at if kept else 0, now)
         self._prune_snapshots(now)
 
     def mark_checked(self, channel_id: str, now: int) -> None:
@@ -407,7 +417,13 @@ class SenderKeyRing:
                 for s in taken
             ],
             "windows": [
-                {"channel_id": c, "days": w.days, "issued_at": w.issued_at, "checked_at": w.checked_at}
+                {
+                    "channel_id": c,
+                    "days": w.days,
+                    "issued_at": w.issued_at,
+                    "checked_at": w.checked_at,
+                    "by_device": w.by_device,
+                }
                 for c, w in sorted(self._windows.items())
             ],
         }
@@ -431,7 +447,12 @@ class SenderKeyRing:
                 snap = Snapshot(int(item["at"]), int(item["index"]), _key(item["chain_key"]))
                 ring._snapshots.setdefault((str(item["channel_id"]), int(item["epoch"])), []).append(snap)
             for item in data.get("windows", []):
-                window = Window(int(item["days"]), int(item["issued_at"]), int(item["checked_at"]))
+                window = Window(
+                    int(item["days"]),
+                    int(item["issued_at"]),
+                    int(item["checked_at"]),
+                    str(item.get("by_device") or ""),
+                )
                 ring._windows[str(item["channel_id"])] = window
         except (KeyError, TypeError) as exc:
             raise ValueError("malformed sender key ring") from exc

@@ -14,6 +14,23 @@ from chalicelib.domain.membership_log import LogState
 from chalicelib.domain.statements import HISTORY, StatementError, check_shape
 
 
+def signs_for_managers(view: TrustView, state: LogState, by_device: str) -> bool:
+    """Whether ``by_device`` is, now, a usable device of a manager of this tribe (an admin or
+    owner, or an author in its verified log): asked of a new choice and, at every asking, of the
+    one believed before, whose signer may have been revoked, demoted or have left since."""
+    signer = view.usable(by_device) if by_device else None
+    return signer is not None and is_manager(view, state, by_device, signer.member_id)
+
+
+def withdrawn(channel_id: str) -> TrustWarning:
+    """The warning when a believed choice's signer is no longer a manager's usable device."""
+    return TrustWarning(
+        "invalid_history",
+        f"{channel_id}: the recent-history choice was signed by a device that is no longer a manager's: "
+        "new followers read from joining",
+    )
+
+
 def verified_choice(
     statement: Any, view: TrustView, state: LogState, org_id: str, channel_id: str
 ) -> HistoryChoice | TrustWarning | None:
@@ -30,7 +47,7 @@ def verified_choice(
     except StatementError as exc:
         return refused(f"the recent-history choice is malformed ({exc}): new followers read from joining")
     signer = view.usable(by_device)
-    if signer is None or not is_manager(view, state, by_device, signer.member_id):
+    if signer is None or not signs_for_managers(view, state, by_device):
         return refused("the recent-history choice is not signed by a manager's certified device")
     try:
         return verify_history(

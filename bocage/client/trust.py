@@ -32,6 +32,14 @@ from chalicelib.domain.statements import canonical, statement_hash
 __all__ = ["MembershipRefused", "Trust", "TrustError", "activate", "join"]
 
 
+def warning_key(warning: TrustWarning) -> tuple[str, str | None, str | None, str]:
+    """What makes a warning a repeat: its code and whom it is about; one about no member and no
+    device (``invalid_history``, ``invalid_partnership``) is told apart by its message, which
+    names the channel or partnership, so one never hides another."""
+    about_nobody = warning.member_id is None and warning.device_id is None
+    return warning.code, warning.member_id, warning.device_id, warning.message if about_nobody else ""
+
+
 class TrustError(Exception):
     """An action this device refuses because it cannot verify what it would rely on."""
 
@@ -64,8 +72,7 @@ class Trust:
     def warn(self, warning: TrustWarning | None) -> None:
         if warning is None:
             return
-        key = (warning.code, warning.member_id, warning.device_id)
-        if all((w.code, w.member_id, w.device_id) != key for w in self.warnings):
+        if all(warning_key(w) != warning_key(warning) for w in self.warnings):
             self.warnings.append(warning)
 
     def take_warnings(self) -> list[dict[str, Any]]:

@@ -94,6 +94,12 @@ MAX_OPEN_CALLS = 3
 #: A call nobody answered stops counting as open after this long (the web app rings 45 s).
 RING_SECONDS = 60
 
+#: Why the server ends a device's part in a call in its own name (19.4): its member left or was
+#: removed from the channel or the organisation, or the device was revoked.
+REMOVED = "removed"
+REVOKED = "revoked"
+SERVER_REASONS = frozenset({REMOVED, REVOKED})
+
 
 class Signal(StrEnum):
     RING = "ring"  # starts the call (a new call id) or rings more devices into it

@@ -29,6 +29,7 @@ class ChannelCounters(_Model):
     seq: int = 0
     members: int = 0
     followers: int = 0  # a public tribe's followers (not counted in ``members``)
+    roster_busy: int = 0  # roster changes begun and not yet ended (or died half-way)
 
 
 class RosterDevice(_Model):

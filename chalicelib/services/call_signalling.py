@@ -12,6 +12,8 @@ from __future__ import annotations
 from chalicelib.adapters.records.calls import CallRecords
 from chalicelib.domain.calls import (
     MEDIA_SIGNALS,
+    REMOVED,
+    REVOKED,
     CallRecord,
     Signal,
     after_signal,
@@ -34,8 +36,6 @@ from chalicelib.services.organisations import OrganisationService
 
 #: Conditional writes tried before a busy call is reported (participants joining at once).
 ATTEMPTS = 5
-REMOVED = "removed"  # a hang-up's reason when the server drops a device from a call
-REVOKED = "revoked"
 
 
 class CallSignalling:

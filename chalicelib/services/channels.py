@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, Protocol
 
 from chalicelib.adapters.records.channels import ChannelRecords
@@ -379,10 +380,13 @@ class ChannelService:
             added_at=self._clock.now(),
             added_by=added_by,
         )
-        self._records.save_membership(membership)
         devices = [d for d in self._orgs.devices_of(channel.org_id, member_id) if not d.is_revoked]
-        self._records.add_devices(channel_id, devices)
-        roster = self._records.bump_roster(channel_id)
+
+        def write() -> None:  # inside the change: a copy kept by version never misses the member
+            self._records.save_membership(membership)
+            self._records.add_devices(channel_id, devices)
+
+        roster = self._records.change_roster(channel_id, write)
         self._records.count_members(channel_id, 1)
         frame = JoinedFrame(channel_id=channel_id, member_id=member_id, roster=roster)
         self._notifier.joined(channel_id, member_id, frame)
@@ -390,7 +394,9 @@ class ChannelService:
     def _leave(self, channel_id: str, member_id: str) -> None:
         """Remove membership and devices, then move the epoch so new keys exclude them."""
         devices = [d.device_id for d in self._records.roster(channel_id) if d.member_id == member_id]
-        self._records.remove_membership(channel_id, member_id, devices)
+        self._records.change_roster(
+            channel_id, lambda: self._records.remove_membership(channel_id, member_id, devices)
+        )
         self._records.count_members(channel_id, -1)
         epoch = self.rekey(channel_id)
         self._notifier.left(
@@ -413,9 +419,12 @@ class ChannelService:
             added_at=now,
             added_by=device.member_id,
         )
-        self._records.save_membership(membership)
-        self._records.add_device(channel_id, device)
-        roster = self._records.bump_roster(channel_id)
+
+        def write() -> None:  # inside the change, as a member's joining
+            self._records.save_membership(membership)
+            self._records.add_device(channel_id, device)
+
+        roster = self._records.change_roster(channel_id, write)
         self._records.count_followers(channel_id, 1)
         frame = JoinedFrame(channel_id=channel_id, member_id=device.member_id, roster=roster)
         self._notifier.joined(channel_id, device.member_id, frame)
@@ -423,10 +432,12 @@ class ChannelService:
     def remove_follower(self, channel_id: str, device: Device) -> None:
         """The follower leaves: no epoch change (what they could read was public to any follower),
         and the keys sealed to their device for the current epoch are deleted."""
-        self._records.remove_membership(channel_id, device.member_id, [device.device_id])
+        roster = self._records.change_roster(
+            channel_id,
+            lambda: self._records.remove_membership(channel_id, device.member_id, [device.device_id]),
+        )
         self._records.count_followers(channel_id, -1)
         self._sealed.forget_recipient(channel_id, self.epoch(channel_id).number, device.device_id)
-        roster = self._records.bump_roster(channel_id)
         self._notifier.changed(channel_id, DeviceFrame(channel_id=channel_id, roster=roster))
 
     def follower_count(self, channel_id: str) -> int:
@@ -449,14 +460,17 @@ class ChannelService:
     def device_registered(self, device: Device) -> None:
         """A member's new device joins the roster of every channel of theirs (multi-device)."""
         for channel_id in self.channel_ids_of(device.member_id):
-            self._records.add_device(channel_id, device)
-            roster = self._records.bump_roster(channel_id)
+            roster = self._records.change_roster(
+                channel_id, partial(self._records.add_device, channel_id, device)
+            )
             self._notifier.changed(channel_id, DeviceFrame(channel_id=channel_id, roster=roster))
 
     def device_revoked(self, device: Device) -> None:
         """A revoked device leaves every roster, and each channel re-keys without it."""
         for channel_id in self.channel_ids_of(device.member_id):
-            self._records.remove_device(channel_id, device.device_id)
+            self._records.change_roster(
+                channel_id, partial(self._records.remove_device, channel_id, device.device_id)
+            )
             epoch = self.rekey(channel_id)
             frame = RevokedFrame(channel_id=channel_id, device_id=device.device_id, epoch=epoch)
             self._notifier.changed(channel_id, frame)
@@ -471,10 +485,10 @@ class ChannelService:
         """A follower sees the tribe's members' devices only: followers do not see each other
         (their names and keys are in their certificates), and seal only to members."""
         self.access(who, channel_id)
+        state = self.state(channel_id)  # before the devices: never filed under a newer version
         devices, next_cursor = self._records.roster_page(channel_id, cursor, PAGE)
         if is_follower_id(who.member_id):
             devices = [d for d in devices if not is_follower_id(d.member_id) or d.device_id == who.device_id]
-        state = self.state(channel_id)
         return {
             "epoch": state.epoch,
             "roster": state.roster,

@@ -92,7 +92,7 @@ class Delivery:
         # bocage serve: this process's connections in memory, and the channels' members per
         # roster version; a send reads presence only when other replicas hold connections.
         self._local = local
-        self._members = RosterCache(store) if local is not None else None
+        self._members = RosterCache(store, clock) if local is not None else None
 
     # -- connections -----------------------------------------------------------------------
 

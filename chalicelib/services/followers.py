@@ -41,6 +41,8 @@ from chalicelib.services.organisations import MemberPage, OrganisationService
 
 TICKET_CLOCK_SKEW = 300
 MAX_CAP = 1_000_000
+#: One source address brings at most this fraction of a tribe's hourly cap of new followers.
+ADDRESS_SHARE = 10
 
 
 @dataclass(frozen=True)
@@ -180,8 +182,9 @@ class FollowerService:
 
     # -- the follower's side ---------------------------------------------------------------------
 
-    def join(self, request: JoinRequest) -> dict[str, Any]:
-        """A new follower's device, certified by the join link's ticket (section 16.2)."""
+    def join(self, request: JoinRequest, source: str = "") -> dict[str, Any]:
+        """A new follower's device, certified by the join link's ticket (section 16.2); ``source``
+        is the request's address (API Gateway's ``sourceIp``, or ``bocage serve``'s)."""
         sign_key = public_key_bytes(request.sign_public_key, "sign_public_key")
         public_key_bytes(request.box_public_key, "box_public_key")
         try:
@@ -203,12 +206,12 @@ class FollowerService:
         device_id, follower_id = device_id_for(sign_key), follower_id_for(sign_key)
         existing = self._orgs.get_device(device_id)
         if existing is None:
-            self._count_join(channel)
+            self._count_join(channel, source)
             self._admit(link, channel, request, cert)
         elif existing.member_id != follower_id or existing.org_id != link.org_id:
             raise Conflict("these device keys are already registered; create a new profile")
         elif self._channels.membership(channel.channel_id, follower_id) is None:
-            self._count_join(channel)
+            self._count_join(channel, source)
             self._follow_another(link, channel, existing, cert)
         org = self._orgs.get(link.org_id)
         return {
@@ -223,10 +226,21 @@ class FollowerService:
             "root": org.root,
         }
 
-    def _count_join(self, channel: Channel) -> None:
+    def _count_join(self, channel: Channel, source: str) -> None:
         """One more new follower of the tribe this hour (a retry of a join is not one): 429
-        past the deployment's cap, on top of the per-address limit of ``bocage serve``."""
+        past the deployment's cap, on top of the per-address limit of ``bocage serve``.
+
+        Each source address has a share of that cap, counted first: whoever holds the poster can
+        take no more than ``1 / ADDRESS_SHARE`` of a tribe's hour from one address, and their
+        refused joins do not count against the tribe's cap."""
         hour = self._clock.now() // 3600
+        share = max(1, self._joins_per_hour // ADDRESS_SHARE)
+        limited = source and share < self._joins_per_hour  # a share of all of it is no share
+        if limited and self._links.count_address_join(channel.channel_id, hour, source) > share:
+            raise TooManyRequests(
+                f"this address brought {share} new followers to this tribe this hour, its share: "
+                "try again in the next hour"
+            )
         if self._links.count_tribe_join(channel.channel_id, hour) > self._joins_per_hour:
             raise TooManyRequests(
                 f"this tribe took {self._joins_per_hour} new followers this hour, as many as it "

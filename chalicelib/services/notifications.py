@@ -33,7 +33,7 @@ PRECHECK = 8  # subscriptions a sender reads, at most, to tell whether a wake-up
 class PushNotifications:
     def __init__(self, store: Store, clock: Clock, sender: WebPush | None, services: Iterable[str]) -> None:
         self._records = PushRecords(store)
-        self._roster = RosterCache(store)  # read on every message: kept while its version holds
+        self._roster = RosterCache(store, clock)  # read on every message: kept while its version holds
         self._choices = MentionChoiceRecords(store)
         self._clock = clock
         self._sender = sender

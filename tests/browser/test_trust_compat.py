@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from bocage.client.certs import TrustView
+from bocage.client.certs import TrustView, TrustWarning
+from bocage.client.trust import Trust
 from chalicelib.domain import membership_log
 from chalicelib.domain.activation_link import activation_url, with_fragment_params
 from chalicelib.domain.encoding import b64e
@@ -702,3 +704,27 @@ def test_notify_choices_are_the_same_bytes_and_only_the_member_s_own_count() -> 
     for (name, (served, expected)), by_browser in zip(cases.items(), answers, strict=True):
         assert to_notify(view, ORG, CHANNEL, mentioned, served) == expected, name
         assert by_browser == expected, name
+
+
+def test_warnings_about_no_member_or_device_do_not_hide_each_other() -> None:
+    """Two tribes' recent-history choices refused, two partnerships' answers refused: each is its
+    own warning in both clients' lists; the same warning twice, or two about one device with the
+    same code, stay one."""
+    warnings = [
+        TrustWarning("invalid_history", "c_un: the recent-history choice does not verify"),
+        TrustWarning("invalid_history", "c_deux: the recent-history choice does not verify"),
+        TrustWarning("invalid_partnership", "p_un: the acceptance does not verify"),
+        TrustWarning("invalid_partnership", "p_deux: the acceptance does not verify"),
+        TrustWarning("invalid_history", "c_un: the recent-history choice does not verify"),
+        TrustWarning("unknown_device", "d_x is not certified", "m_a", "d_x"),
+        TrustWarning("unknown_device", "d_x is not certified (again)", "m_a", "d_x"),
+    ]
+    listed = SimpleNamespace(warnings=[])
+    for w in warnings:
+        Trust.warn(listed, w)  # type: ignore[arg-type]  # the list alone, as a Trust keeps it
+    expected = [w.to_json() for w in warnings[:4]] + [warnings[5].to_json()]
+    assert [w.to_json() for w in listed.warnings] == expected
+    web = js("kept_warnings", warnings=[w.to_json() for w in warnings])
+    assert [(w["code"], w["message"]) for w in web] == [(w["code"], w["message"]) for w in expected[:4]] + [
+        ("unknown_device", "d_x is not certified (again)")
+    ]  # the web list keeps the latest of one key

@@ -888,8 +888,45 @@ def test_the_web_client_acts_only_on_call_signals_from_certified_devices() -> No
     assert verify({**offer, "call_id": "k_otherotherother"}) is None  # sealed for another call
     assert verify({**offer, "signal": "answer"}) is None  # ...or as another signal
     notice = {**base, "from_device": alice.device_id, "from_member": "m_alice", "reason": "removed"}
-    assert verify({**notice, "signal": "hangup"}) == {"data": None, "by_server": True}
+    # A notice this device cannot see for itself (no view shows alice revoked or gone): dropped;
+    # one it can see is tested with real trust views in test_malicious_server_calls.py.
+    assert verify({**notice, "signal": "hangup"}) is None
     assert verify({**notice, "signal": "ring"}) is None  # the server only ever ends a part in a call
+
+
+def test_a_ring_stops_only_on_the_caller_s_own_sealed_leave_or_hang_up() -> None:
+    """protocol 19.4 on the web client's ringing screen: the server's word alone (an unsealed leave
+    or hang-up with the right call id, or a notice this device cannot see for itself), another
+    participant's leave, or the caller's leave sealed for another call leave the ring on; the
+    caller's own sealed leave or hang-up stops it."""
+    from bocage.client.crypto import seal_call_signal
+
+    alice, bob, carol = DeviceKeys.generate(), DeviceKeys.generate(), DeviceKeys.generate()
+    channel, call = "c_abcdefghijklmnop", "k_abcdefghijklmnop"
+    roster = [
+        {"device_id": d.device_id, "member_id": m, "box_public_key": d.box_public_key}
+        for d, m in ((alice, "m_alice"), (carol, "m_carol"))
+    ]
+    now = int(time.time())
+    ring = {"type": "call", "channel_id": channel, "call_id": call, "at": 1, "signal": "ring"}
+    ring |= {"from_device": alice.device_id, "from_member": "m_alice"}
+
+    def signal(sender: DeviceKeys, member: str, kind: str, call_id: str = call) -> dict[str, Any]:
+        sealed = seal_call_signal(
+            sender, bob.device_id, bob.box_public_key, channel, call_id, kind, {"at": now}
+        )
+        frame = {**ring, "signal": kind, "from_device": sender.device_id, "from_member": member}
+        return {**frame, "call_id": call_id, "sealed": sealed}
+
+    def stops(frame: dict[str, Any]) -> Any:
+        return js("stops_ring", recipient=spec(bob), devices=roster, ring=ring, frame=frame, now=now)
+
+    for kind in ("leave", "hangup"):
+        assert stops({**ring, "signal": kind}) is False  # the server's word only
+        assert stops({**ring, "signal": kind, "reason": "removed"}) is False  # not seen by this device
+        assert stops(signal(carol, "m_carol", kind)) is False  # another participant's
+        assert stops({**signal(alice, "m_alice", kind, "k_otherotherother"), "call_id": call}) is False
+        assert stops(signal(alice, "m_alice", kind)) is True
 
 
 def test_both_clients_share_no_state_that_derives_an_expired_message() -> None:

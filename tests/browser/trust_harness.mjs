@@ -12,6 +12,7 @@ const followers = await import('../../web/js/followers.js');
 const mentions = await import('../../web/js/mentions.js');
 const partners = await import('../../web/js/partners.js');
 const recentHistory = await import('../../web/js/recent-history.js');
+const trustModule = await import('../../web/js/trust.js');
 
 const d = wire.b64d;
 const error = (err) => ({ error: err.constructor.name, message: err.message });
@@ -182,11 +183,39 @@ const commands = {
     const keys = wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32));
     return mentions.notifyStatement({ ...device, signSecretKey: keys.signSecretKey }, channel_id, mentions_only, now);
   },
+  /** The warnings the web client lists after reporting these, in order. */
+  async kept_warnings(args) {
+    const keeper = new trustModule.TrustKeeper(null, {});
+    keeper.report(args.warnings);
+    return [...keeper.warnings.values()];
+  },
   /** Whether the web client believes a tribe's recent-history choice (section 23). */
   async history_choice(args) {
     const trust = await view({ ...args, cached: true });
     const advanced = await membership.advance(null, args.answer, trust);
     return recentHistory.verifiedChoice(trust, advanced.state, args.org_id, args.channel_id, args.statement);
+  },
+  /** Whether the web client withdraws the choice it kept (`kept`, as its ring holds it) when it
+   * asks again and is served `statement` (section 23). */
+  async history_withdraws(args) {
+    const trust = await view({ ...args, cached: true });
+    const advanced = await membership.advance(null, args.answer, trust);
+    const found = recentHistory.verifiedChoice(trust, advanced.state, args.org_id, args.channel_id, args.statement);
+    return recentHistory.withdrawsKept(trust, advanced.state, args.kept, found);
+  },
+  /** Whether the web client believes the server's notice ending a device's part in a call (19.4),
+   * with the trust view and the channel's verified membership from the server's answers. */
+  async call_notice(args) {
+    const trust = await view({ ...args, cached: true });
+    const advanced = await membership.advance(null, args.answer, trust);
+    const session = await import('../../web/js/call/call-session.js');
+    const m = {
+      trust: { view: trust },
+      loadDirectory: async () => {},
+      roster: async () => ({ state: advanced.state, blocked: false, devices: [] }),
+    };
+    const checked = await session.verifySignal(m, args.frame);
+    return checked ? { by_server: checked.byServer } : null;
   },
   /** Whom the web client would name in `notify`, from the server's statements. */
   async to_notify(args) {

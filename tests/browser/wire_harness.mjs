@@ -37,9 +37,16 @@ const commands = {
     // The web client's acceptance rule (protocol 19.4), with the effective roster it would hold.
     const session = await import('../../web/js/call/call-session.js');
     const keys = device(recipient);
-    const m = { keys, deviceId: keys.deviceId, roster: async () => ({ devices }), api: { now: () => now } };
+    const m = { keys, deviceId: keys.deviceId, roster: async () => ({ devices }), api: { now: () => now }, trust: { view: null }, loadDirectory: async () => {} };
     const checked = await session.verifySignal(m, frame);
     return checked ? { data: checked.data, by_server: checked.byServer } : null;
+  },
+  async stops_ring({ recipient, devices, ring, frame, now }) {
+    // Whether the web client stops a ring on this leave or hang-up (19.4).
+    const session = await import('../../web/js/call/call-session.js');
+    const keys = device(recipient);
+    const m = { keys, deviceId: keys.deviceId, roster: async () => ({ devices }), api: { now: () => now }, trust: { view: null }, loadDirectory: async () => {} };
+    return session.stopsRing(m, ring, frame);
   },
   async call_strings() {
     const { STRINGS } = await import('../../web/js/call/strings.js');

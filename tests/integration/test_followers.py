@@ -18,6 +18,9 @@ from chalicelib.adapters.records import keys
 from chalicelib.adapters.records.membership_log import MembershipLogRecords
 from chalicelib.domain.encoding import b64e
 from chalicelib.domain.followers import parse_join_url
+from chalicelib.errors import TooManyRequests
+from chalicelib.services import followers
+from chalicelib.services.followers import JoinRequest
 from chalicelib.settings import Settings
 from tests.support import InProcessClient, People, SignedApi, messenger_for, scan_all
 
@@ -330,13 +333,14 @@ def test_a_followers_listing_names_who_signed_the_log_past_its_500th_entry(
 
 
 def test_a_tribe_takes_at_most_its_hourly_cap_of_new_followers(
-    people: People, api: SignedApi, container: Any, tmp_path: Path
+    people: People, api: SignedApi, container: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Whatever their addresses (16.2): beyond the deployment's cap, 429 until the next hour;
     a retry of a join that went through is not a new follower."""
     assert Settings.from_env({}).joins_per_tribe_hour == 2000  # a poster's first day
     assert Settings.from_env({"BOCAGE_JOINS_PER_TRIBE_HOUR": "2"}).joins_per_tribe_hour == 2
     container.followers._joins_per_hour = 2  # as wiring.build passes that setting
+    monkeypatch.setattr(followers, "ADDRESS_SHARE", 1)  # one address may take it all: the tribe's cap alone
     cid, url = public_tribe(people)
     first = DeviceKeys.generate()
     body = join_body(url, first, now=api.clock.now())
@@ -348,3 +352,33 @@ def test_a_tribe_takes_at_most_its_hourly_cap_of_new_followers(
     assert people.owner.client.join_link(cid)["followers"] == 2
     api.clock.advance(3600)
     follow(api, url, tmp_path / "lea", "Léa")  # the next hour's count starts again
+
+
+def test_one_address_takes_only_its_share_of_a_tribe_s_hour(
+    people: People, api: SignedApi, container: Any, tmp_path: Path
+) -> None:
+    """Whoever holds the poster cannot lock real joiners out from one address (16.2): past a tenth
+    of the tribe's hourly cap from the same address, 429, and those refusals leave the tribe's
+    cap untouched, so people joining from elsewhere still get in."""
+    container.followers._joins_per_hour = 20  # a share of 2 per address
+    cid, url = public_tribe(people)
+    for _ in range(2):  # through the API: the address is the request's (the test client's 127.0.0.1)
+        assert (
+            api.call("POST", "/join", join_body(url, DeviceKeys.generate(), now=api.clock.now())).status
+            == 201
+        )
+    for _ in range(30):
+        refused = api.call("POST", "/join", join_body(url, DeviceKeys.generate(), now=api.clock.now()))
+        assert refused.status == 429 and "this address" in refused.body["message"], refused.body
+
+    def join_from(address: str) -> Any:
+        request = JoinRequest(**join_body(url, DeviceKeys.generate(), now=api.clock.now()))
+        return container.followers.join(request, address)
+
+    for n in range(18):  # the other 18 of the hour, two from each of nine other addresses
+        assert join_from(f"203.0.113.{n // 2}")["channel_id"] == cid
+    with pytest.raises(TooManyRequests, match="new followers this hour"):
+        join_from("198.51.100.1")  # now the tribe's hour is full, whatever the address
+    assert people.owner.client.join_link(cid)["followers"] == 20
+    api.clock.advance(3600)
+    assert api.call("POST", "/join", join_body(url, DeviceKeys.generate(), now=api.clock.now())).status == 201

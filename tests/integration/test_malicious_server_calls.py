@@ -19,7 +19,8 @@ from chalicelib.adapters.records.members import MemberRecords
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from chalicelib.domain.frames import CallFrame
 from chalicelib.domain.organisation import Device, Plan
-from tests.support import People
+from tests.browser.test_trust_compat import run_js
+from tests.support import People, SignedApi
 
 
 @pytest.fixture
@@ -130,10 +131,65 @@ def test_a_certified_device_of_someone_outside_the_signed_membership_is_refused(
 def test_the_server_may_only_end_a_part_in_a_call_in_its_own_name(group: Any) -> None:
     people, bob, cid = group
     owner, owner_id = people.owner.device_id, people.info["owner"]["member_id"]
-    assert bob.calls.open(frame(cid, owner, owner_id, "hangup", reason="removed")).by_server == "removed"
     for signal in ("ring", "accept", "offer"):
         with pytest.raises(UntrustedSignal):
             bob.calls.open(frame(cid, owner, owner_id, signal, reason="removed"))
+
+
+def test_a_removal_or_revocation_the_server_claims_is_believed_only_when_seen(
+    group: Any, api: SignedApi
+) -> None:
+    """19.4: the server's own leave or hang-up ends a device's part only when the receiving device
+    sees the reason itself, in its trust view or in the channel's signed membership: never for a
+    member still in the channel with a device still certified, nor for a reason it does not know."""
+    people, bob, cid = group
+    carol = people.join("carol")
+    carol_id = people.info["carol"]["member_id"]
+    people.owner.add_member(cid, carol_id)
+    owner, owner_id = people.owner.device_id, people.info["owner"]["member_id"]
+    for reason in ("removed", "revoked", "tired"):
+        for signal in ("leave", "hangup"):
+            with pytest.raises(UntrustedSignal):
+                bob.calls.open(frame(cid, owner, owner_id, signal, reason=reason))
+            with pytest.raises(UntrustedSignal):  # a real device, named for another member
+                bob.calls.open(frame(cid, carol.device_id, owner_id, signal, reason=reason))
+        assert web_notice(bob, cid, frame(cid, owner, owner_id, "leave", reason=reason)) is None
+    carols = frame(cid, carol.device_id, carol_id, "leave", reason="removed")
+    assert web_notice(bob, cid, carols) is None
+    people.owner.remove_member(cid, carol_id)  # signed in the channel's log
+    assert bob.calls.open(carols).by_server == "removed"
+    assert web_notice(bob, cid, carols) == {"by_server": True}
+    assert web_notice(bob, cid, carols.model_copy(update={"from_member": owner_id})) is None
+    people.join("dan")
+    dan_id = people.info["dan"]["member_id"]
+    people.owner.add_member(cid, dan_id)
+    dan = people.keys["dan"].device_id
+    with pytest.raises(UntrustedSignal):
+        bob.calls.open(frame(cid, dan, dan_id, "leave", reason="revoked"))
+    assert api.revoke(people.keys["owner"], dan).status == 200  # a revocation the owner signed
+    assert bob.calls.open(frame(cid, dan, dan_id, "leave", reason="revoked")).by_server == "revoked"
+    assert web_notice(bob, cid, frame(cid, dan, dan_id, "leave", reason="revoked")) == {"by_server": True}
+
+
+def web_notice(messenger: Any, cid: str, notice: CallFrame) -> Any:
+    """What the web client (web/js/call/call-session.js under node) makes of the server's notice,
+    with the trust view and the channel's log from what the server answers ``messenger``'s device."""
+    trust = messenger.trust
+    members, devices = trust.client.member_listing()
+    entries, head = trust.client.membership_log(cid, 0)
+    return run_js(
+        {
+            "op": "call_notice",
+            "org_id": trust.org_id,
+            "root": trust.state.root,
+            "members": members,
+            "devices": devices,
+            "verified": trust.state.verified,
+            "seen": trust.state.seen,
+            "answer": {"entries": entries, "head": head},
+            "frame": notice.model_dump(mode="json", exclude_none=True),
+        }
+    )[0]
 
 
 def test_a_signal_the_server_makes_up_or_moves_is_refused(group: Any) -> None:

@@ -32,7 +32,11 @@ def test_a_follower_joining_a_tribe_with_7_days_reads_3_days_back_not_10(
     cid, url = public_tribe(people)
     assert people.owner.set_recent_history(cid, 7)["days"] == 7
     genuine = people.owner.client.recent_history(cid)["statement"]
-    assert web_verdict(people.owner, cid, genuine) == {"days": 7, "issued_at": genuine["issued_at"]}
+    assert web_verdict(people.owner, cid, genuine) == {
+        "days": 7,
+        "issued_at": genuine["issued_at"],
+        "by_device": people.keys["owner"].device_id,
+    }
     people.owner.send_text(cid, "il y a dix jours")
     api.clock.advance(7 * DAY)
     people.owner.send_text(cid, "il y a trois jours")
@@ -131,15 +135,18 @@ def test_the_choice_is_for_managers_of_a_tribe_and_answers_404_elsewhere(
     assert api.call("GET", f"/channels/{theirs}/history", signer=owner).status == 404
 
 
-def web_verdict(messenger: Any, cid: str, statement: dict[str, Any]) -> dict[str, Any]:
+def web_verdict(
+    messenger: Any, cid: str, statement: dict[str, Any], op: str = "history_choice", **more: Any
+) -> Any:
     """What the web client (web/js/recent-history.js under node) makes of the statement, for the
     device behind ``messenger``, from what the server answers it (GET /members, the log)."""
     trust = messenger.trust
     members, devices = trust.client.member_listing()
     entries, head = trust.client.membership_log(cid, 0)
-    verdict: dict[str, Any] = run_js(
+    verdict: Any = run_js(
         {
-            "op": "history_choice",
+            "op": op,
+            **more,
             "org_id": trust.org_id,
             "root": trust.state.root,
             "members": members,
@@ -226,3 +233,35 @@ def test_an_older_choice_the_server_replays_does_not_reopen_history(
     lea = follow(api, url, tmp_path / "lea", "Léa")
     people.owner.send_text(cid, "après")
     assert texts(lea, cid) == [None, "après"]
+
+
+def test_a_choice_whose_signer_stopped_being_a_manager_falls_back_to_0_days(
+    people: People, api: SignedApi, tmp_path: Path
+) -> None:
+    """Ana, an author of the tribe, opened 7 days; the owner's device believed it. Ana is then a
+    plain member: the server still serves her choice, the newest, but neither client shares
+    anything older with a new follower any more, and both say why."""
+    cid, url = public_tribe(people)
+    ana = people.join("ana")
+    people.owner.add_member(cid, people.info["ana"]["member_id"], "author")
+    assert ana.set_recent_history(cid, 7)["days"] == 7
+    assert people.owner.recent_history(cid, force=True) == 7
+    kept = people.owner.ring.window(cid)
+    assert kept is not None and kept.by_device == people.keys["ana"].device_id
+    people.owner.send_text(cid, "avant")
+    signed = people.owner.client.recent_history(cid)["statement"]
+    web_kept = {"days": 7, "issued_at": kept.issued_at, "by_device": kept.by_device}
+    assert web_verdict(people.owner, cid, signed, "history_withdraws", kept=web_kept) is False
+    api.clock.advance(60)
+    people.owner.add_member(cid, people.info["ana"]["member_id"], "member")  # no longer a manager
+    assert people.owner.client.recent_history(cid)["statement"] == signed  # still the newest served
+    assert web_verdict(people.owner, cid, signed, "history_withdraws", kept=web_kept) is True
+    assert web_verdict(people.owner, cid, signed, "history_withdraws", kept=None) is False
+    people.owner.trust.take_warnings()
+    lea = follow(api, url, tmp_path / "lea", "Léa")
+    people.owner.send_text(cid, "après")  # asks again before sealing to Léa's device
+    assert texts(lea, cid) == [None, "après"]
+    assert people.owner.ring.window(cid).days == 0
+    assert people.owner.ring._snapshots == {}
+    warned = [w["message"] for w in people.owner.trust.take_warnings() if w["code"] == "invalid_history"]
+    assert any("no longer a manager" in m for m in warned), warned

@@ -13,15 +13,17 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from bocage.client.api import ApiError
 from bocage.client.profile import OperatorKey
 from chalicelib import wiring
 from chalicelib.adapters.clocks import ManualClock
+from chalicelib.adapters.records import keys
 from chalicelib.adapters.records.push import PushRecords
 from chalicelib.adapters.sqs_queue import SqsQueue
 from chalicelib.adapters.web_push_crypto import VapidKey
 from chalicelib.services.delivery import Delivery
 from chalicelib.services.notifications import COALESCE
-from chalicelib.services.roster_cache import RosterCache
+from chalicelib.services.roster_cache import SETTLE, RosterCache
 from chalicelib.settings import Settings
 from tests.integration.test_followers import follow, public_tribe
 from tests.integration.test_websocket_handlers import sqs_event
@@ -343,7 +345,7 @@ def test_a_roster_kept_by_another_process_is_read_again_once_it_changed(alice: S
     """Another replica (or Lambda instance) keeps its own copy: a change made through this one
     moves the version in the shared store, and the other's next read sees it."""
     people, cid = alice.people, alice.cid
-    elsewhere = RosterCache(alice.container.store)
+    elsewhere = RosterCache(alice.container.store, alice.clock)
     before = {d.device_id for d in elsewhere.devices(cid)}
     assert before == {people.keys["owner"].device_id, people.keys["alice"].device_id}
     people.join("bob")
@@ -384,3 +386,54 @@ def test_the_queue_gets_a_wake_up_only_when_an_offline_device_may_be_woken(alice
         alice.people.owner.send_text(alice.cid, "abonnée")
         assert queued() == [{"channel_id": alice.cid, "wake": [alice.people.keys["owner"].device_id]}]
     assert alice.service.received == []
+
+
+class Died(Exception):
+    """The process stopped here: nothing after this write happened."""
+
+
+def test_a_roster_change_that_died_half_way_is_not_kept_stale(
+    alice: Subscribed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process reads the roster while bob is being added; the adding process writes bob's
+    device and dies before it can mark the change done. The other's copy must not stay without
+    bob: he is counted at its next read, and the copy is kept again once the version stood still."""
+    people, cid, store = alice.people, alice.cid, alice.container.store
+    elsewhere = RosterCache(store, alice.clock)
+    before = {d.device_id for d in elsewhere.devices(cid)}
+    people.join("bob")
+    bob = people.keys["bob"].device_id
+    write, increment = store.batch_write, store.increment
+    wrote: list[bool] = []
+
+    def roster_write(puts: Any = (), deletes: Any = ()) -> None:
+        puts = list(puts)
+        adds_bob = any(str(p["sk"]) == keys.ROSTER_PREFIX + bob for p in puts)
+        if adds_bob:
+            elsewhere.devices(cid)  # read meanwhile, before bob's device lands
+        write(puts, deletes)
+        wrote.extend([True] if adds_bob else [])
+
+    def dies_after_the_write(*args: Any, **kwargs: Any) -> int:
+        if wrote and args[2] == "roster":
+            raise Died
+        return increment(*args, **kwargs)
+
+    monkeypatch.setattr(store, "batch_write", roster_write)
+    monkeypatch.setattr(store, "increment", dies_after_the_write)
+    with pytest.raises(ApiError):  # a 500: the request died with its process
+        people.owner.add_member(cid, people.info["bob"]["member_id"])
+    monkeypatch.undo()
+    assert wrote
+    assert {d.device_id for d in elsewhere.devices(cid)} == before | {bob}
+    query, reads = store.query, []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        reads.append(kwargs.get("prefix"))
+        return query(*args, **kwargs)
+
+    monkeypatch.setattr(store, "query", counted)
+    alice.clock.advance(SETTLE)
+    assert {d.device_id for d in elsewhere.devices(cid)} == before | {bob}  # read, and now kept
+    assert {d.device_id for d in elsewhere.devices(cid)} == before | {bob}
+    assert reads == [keys.ROSTER_PREFIX]

@@ -121,7 +121,13 @@ function parseRoute() {
   if (parts[0] === 'c' && parts[1]) return { name: 'channel', params: { channelId: parts[1], messageId: parts[2] || null } };
   if (parts[0] === 'admin') return { name: 'admin', params: { section: parts[1] || null } };
   // A partner invitation's link (22.2) opens the console, the link's content in the accept form.
-  if (parts[0] === 'partner') return { name: 'admin', params: { section: 'partners', link: location.href } };
+  // Its fragment holds the ticket's secret: it leaves the address bar and the history at once,
+  // whoever opened it (a member, a browser still to activate), kept in memory for an admin.
+  if (parts[0] === 'partner') {
+    app.partnerLink = location.href;
+    history.replaceState(null, '', `${location.pathname}${location.search}#/admin/partners`);
+    return { name: 'admin', params: { section: 'partners' } };
+  }
   if (parts[0] === 'impact') return { name: 'impact', params };
   if (parts[0] === 'device') return { name: 'device', params };
   if (parts[0] === 'verify' && parts[1]) return { name: 'verify', params: { memberId: parts[1] } };

@@ -500,7 +500,7 @@ export class Messenger extends EventTarget {
    * else its current state. `history`: a choice just asked for (historyChoice), to take first.
    */
   async distributeLocked(channelId, epoch, roster, history = null) {
-    if (history) setWindow(this.ring, channelId, history.days, history.issued_at, history.now);
+    if (history) setWindow(this.ring, channelId, history.days, history.issued_at, history.now, history.by_device);
     const targets = new Map(roster.devices.filter((d) => d.device_id !== this.deviceId).map((d) => [d.device_id, d]));
     const missing = undistributed(this.ring, channelId, epoch, [...targets.keys()]);
     const current = ownState(this.ring, channelId, epoch);
@@ -658,7 +658,7 @@ export class Messenger extends EventTarget {
    * once a day, and whenever a follower this device never sealed to is on the roster (so it is
    * verified before anything older is shared); believed only if a manager's certified device
    * signed it (`days: null`: asked, nothing newer to believe).
-   * @returns {Promise<{days: number | null, issued_at: number, now: number} | null>}
+   * @returns {Promise<{days: number | null, issued_at: number, by_device: string, now: number} | null>}
    */
   async historyChoice(channelId, roster, force = false) {
     if (this.isFollower() || this.channel(channelId)?.kind !== 'tribe' || roster.blocked) return null;
@@ -673,19 +673,21 @@ export class Messenger extends EventTarget {
     } catch (err) {
       if (!(err instanceof ApiError)) throw err; // unanswered: keep what was believed before
     }
-    const { verifiedChoice } = await import('./recent-history.js');
+    const { verifiedChoice, withdrawsKept, withdrawnWarning } = await import('./recent-history.js');
     const check = () => verifiedChoice(this.trust.view, roster.state, this.device.org_id, channelId, statement);
     let found = check();
     if (found && 'warning' in found) {
       await this.loadDirectory(); // perhaps signed on a device linked since
       found = check();
     }
-    if (found === null) return { days: null, issued_at: 0, now };
-    if ('warning' in found) {
-      this.trust.report([{ ...found.warning, member_id: null, device_id: null }]);
-      return { days: null, issued_at: 0, now };
+    if (found && 'warning' in found) this.trust.report([{ ...found.warning, member_id: null, device_id: null }]);
+    if (kept && withdrawsKept(this.trust.view, roster.state, kept, found)) {
+      // The choice believed before lost its signer's standing (revoked, demoted, gone): 0 days.
+      this.trust.report([{ ...withdrawnWarning(channelId), member_id: null, device_id: null }]);
+      return { days: 0, issued_at: kept.issued_at, by_device: '', now };
     }
-    return { days: found.days, issued_at: found.issued_at, now };
+    if (found === null || 'warning' in found) return { days: null, issued_at: 0, by_device: '', now };
+    return { days: found.days, issued_at: found.issued_at, by_device: found.by_device, now };
   }
 
   /** How many days of this tribe this device shares with a new follower, asked and verified now. */
@@ -693,7 +695,7 @@ export class Messenger extends EventTarget {
     const roster = await this.roster(channelId, { fresh: true });
     const history = await this.historyChoice(channelId, roster, true);
     return this.withRing(async () => {
-      if (history) setWindow(this.ring, channelId, history.days, history.issued_at, history.now);
+      if (history) setWindow(this.ring, channelId, history.days, history.issued_at, history.now, history.by_device);
       return historyWindow(this.ring, channelId)?.days || 0;
     });
   }

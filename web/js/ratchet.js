@@ -25,7 +25,7 @@ export class ReplayedMessage extends CryptoError {}
  * @typedef {{key: Uint8Array, expires_at: number, seq: number | null, message_id: string | null}} Kept
  * @typedef {{chain_key: Uint8Array | null, index: number, kept: Record<string, Kept>, retired_until: number | null}} Chain
  * @typedef {{at: number, index: number, chain_key: Uint8Array}} Snapshot
- * @typedef {{days: number, issued_at: number, checked_at: number}} Window
+ * @typedef {{days: number, issued_at: number, checked_at: number, by_device?: string}} Window
  * @typedef {{v: number, chains: Record<string, Chain>, distributed: Record<string, string[]>, seen: Record<string, string>, snapshots?: Record<string, Snapshot[]>, windows?: Record<string, Window>}} Ring
  */
 
@@ -118,15 +118,16 @@ export function historyWindow(ring, channelId) {
 }
 
 /** Take a verified choice, unless it is older than the one kept (a replay); `days` null: asked,
- * and nothing newer was valid (keep what was believed, or 0 days). */
-export function setWindow(ring, channelId, days, issuedAt, now) {
+ * and nothing newer was valid (keep what was believed, or 0 days). `byDevice`: its signer, asked
+ * about again at each asking (0 days and the same `issuedAt`: the kept choice withdrawn). */
+export function setWindow(ring, channelId, days, issuedAt, now, byDevice = '') {
   ring.windows = ring.windows || {};
   const kept = ring.windows[channelId];
   if (days === null || (kept && issuedAt < kept.issued_at)) {
     if (kept) kept.checked_at = now;
     else ring.windows[channelId] = { days: 0, issued_at: 0, checked_at: now };
   } else {
-    ring.windows[channelId] = { days, issued_at: issuedAt, checked_at: now };
+    ring.windows[channelId] = { days, issued_at: issuedAt, checked_at: now, by_device: byDevice };
   }
   pruneSnapshots(ring, now);
 }

@@ -31,7 +31,7 @@ export function historyStatement(device, channelId, days, now) {
  * @param {string} orgId
  * @param {string} channelId
  * @param {unknown} statement
- * @returns {{days: number, issued_at: number} | {warning: {code: string, message: string}} | null}
+ * @returns {{days: number, issued_at: number, by_device: string} | {warning: {code: string, message: string}} | null}
  */
 export function verifiedChoice(view, state, orgId, channelId, statement) {
   if (statement === null || statement === undefined) return null;
@@ -44,15 +44,51 @@ export function verifiedChoice(view, state, orgId, channelId, statement) {
     throw err;
   }
   const signer = view?.usable(byDevice);
-  if (!signer || !isManager(view, state, byDevice, signer.member_id)) {
+  if (!signer || !signsForManagers(view, state, byDevice)) {
     return refused("the recent-history choice is not signed by a manager's certified device");
   }
   try {
     const checked = verifyStatement(statement, HISTORY, signer.sign_public_key);
     if (checked.org_id !== orgId || checked.channel_id !== channelId) return refused('the recent-history choice is for another tribe');
-    return { days: Number(checked.days), issued_at: Number(checked.issued_at) };
+    return { days: Number(checked.days), issued_at: Number(checked.issued_at), by_device: byDevice };
   } catch (err) {
     if (err instanceof StatementError) return refused('the recent-history choice does not verify');
     throw err;
   }
+}
+
+/**
+ * Whether `byDevice` is, now, a usable device of a manager of this tribe (an admin or owner, or an
+ * author in its verified log): asked of a new choice and, at every asking, of the one believed
+ * before, whose signer may have been revoked, demoted or have left since.
+ * @param {any} view
+ * @param {any} state
+ * @param {string} byDevice
+ */
+export function signsForManagers(view, state, byDevice) {
+  const signer = byDevice ? view?.usable(byDevice) : null;
+  return Boolean(signer) && isManager(view, state, byDevice, signer.member_id);
+}
+
+/**
+ * Whether the choice kept in the ring is withdrawn at this asking: it opens days, the choice just
+ * verified (`found`) does not replace it, and its signer is no longer a manager's usable device.
+ * Then the device shares 0 days, and the warning is `withdrawnWarning`.
+ * @param {any} view
+ * @param {any} state
+ * @param {{days: number, issued_at: number, by_device?: string} | null} kept
+ * @param {{days: number, issued_at: number} | {warning: object} | null} found
+ */
+export function withdrawsKept(view, state, kept, found) {
+  if (!kept || kept.days <= 0) return false;
+  if (found && 'issued_at' in found && found.issued_at >= kept.issued_at) return false;
+  return !signsForManagers(view, state, kept.by_device || '');
+}
+
+/** @param {string} channelId */
+export function withdrawnWarning(channelId) {
+  return {
+    code: 'invalid_history',
+    message: `${channelId}: the recent-history choice was signed by a device that is no longer a manager's: new followers read from joining`,
+  };
 }

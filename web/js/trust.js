@@ -30,7 +30,9 @@ const HISTORY_KEPT = 200; // signed membership events remembered per channel, fo
  * @typedef {{seen: Record<string, string>, verified: Record<string, string>, serials: Record<string, number>, logs: Record<string, LogState>, history: Record<string, MembershipEvent[]>, partners?: Record<string, KeptPartner>}} Kept
  */
 
-const warningKey = (w) => `${w.code}|${w.member_id || ''}|${w.device_id || ''}`;
+// A warning about no member and no device (invalid_history, invalid_partnership) is told apart by
+// its message, which names the channel or partnership, so one never hides another.
+const warningKey = (w) => `${w.code}|${w.member_id || ''}|${w.device_id || ''}|${w.member_id || w.device_id ? '' : w.message}`;
 
 export class TrustKeeper extends EventTarget {
   /**

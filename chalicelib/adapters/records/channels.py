@@ -7,7 +7,7 @@ this channel" and "which channels is this member in" are one query.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from chalicelib.adapters.records import keys
@@ -119,8 +119,24 @@ class ChannelRecords:
         return ChannelCounters.model_validate(self._store.get(*keys.channel_state(channel_id)) or {})
 
     def bump_roster(self, channel_id: str) -> int:
-        """A new roster version: senders then know to distribute their key again."""
+        """A new roster version with no roster write: senders then distribute their key again."""
         return self._store.increment(*keys.channel_state(channel_id), "roster")
+
+    def change_roster(self, channel_id: str, write: Callable[[], None]) -> int:
+        """Run ``write`` (a change to the roster) between two version bumps; return the last.
+
+        The first bump also counts the change as under way (``roster_busy``) and the second
+        ends it, each in one write of the ``STATE`` item. A process that dies between them
+        leaves the version already moved and the change still counted, so no reader takes a
+        copy read meanwhile for the roster of the version it sees (services/roster_cache.py).
+        """
+        state = keys.channel_state(channel_id)
+        self._store.increment(*state, "roster", also={"roster_busy": 1})
+        try:
+            write()
+        finally:
+            version = self._store.increment(*state, "roster", also={"roster_busy": -1})
+        return version
 
     def count_members(self, channel_id: str, delta: int) -> int:
         return self._store.increment(*keys.channel_state(channel_id), "members", delta)

@@ -7,6 +7,8 @@ Partition ``ORG#o`` holds the organisation (``META``), its members
 
 from __future__ import annotations
 
+import hashlib
+
 from chalicelib.domain.ids import is_follower_id
 
 Key = tuple[str, str]
@@ -86,6 +88,13 @@ def recent_history(channel_id: str) -> Key:
 def join_rate(channel_id: str, hour: int) -> Key:
     """New followers of a tribe this hour (an ADD counter that expires after the hour)."""
     return f"JOINRATE#{channel_id}", f"H#{hour}"
+
+
+def join_rate_from(channel_id: str, hour: int, address: str) -> Key:
+    """New followers of a tribe this hour from one source address, named by a digest of it
+    (the address itself is not stored)."""
+    digest = hashlib.sha256(address.encode()).hexdigest()[:24]
+    return f"JOINRATE#{channel_id}", f"H#{hour}#A#{digest}"
 
 
 def question_rate(asked_of: str, hour: int) -> Key:

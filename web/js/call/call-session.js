@@ -7,6 +7,38 @@ import { base32Lower, CryptoError, randomBytes } from '../wire.js';
 import { FRESH_SECONDS, MEDIA_SIGNALS, openCallSignal, sealCallSignal } from './sealed.js';
 
 const ACK_TIMEOUT = 15_000;
+/** Why the server ends a device's part in a call in its own name (19.4). */
+const SERVER_REASONS = ['removed', 'revoked'];
+
+/** The frame's device certified for its member in `view`, and whether it is revoked or of a removed member. */
+function revokedIn(view, frame) {
+  const device = view?.device(frame.from_device);
+  const certified = Boolean(device) && device.member_id === frame.from_member;
+  return { certified, gone: certified && !view.usable(frame.from_device) };
+}
+
+/**
+ * Whether this device sees for itself what the server's notice says (19.4): the named device,
+ * certified for the named member, revoked or of a removed member in its trust view (asked again
+ * if not), or that member out of the channel's verified membership log. The same rule as
+ * bocage/client/calls.py.
+ */
+export async function seesGone(m, frame) {
+  let seen = revokedIn(m.trust.view, frame);
+  if (!seen.gone) {
+    await m.loadDirectory();
+    seen = revokedIn(m.trust.view, frame);
+  }
+  if (!seen.certified) return false;
+  if (seen.gone) return true;
+  let roster;
+  try {
+    roster = await m.roster(frame.channel_id, { fresh: true });
+  } catch {
+    return false; // a log this device cannot read or verify shows nothing
+  }
+  return Boolean(roster.state) && !roster.blocked && !Object.hasOwn(roster.state.members, frame.from_member);
+}
 
 export function newCallId() {
   return `k_${base32Lower(randomBytes(10))}`;
@@ -41,13 +73,14 @@ export async function certifiedDevices(m, channelId) {
 /**
  * A relayed call frame, checked: null when its sender is not a certified device of the channel
  * (or the server names another member for it), or when its sealed payload does not open.
- * A frame with `reason` is the server's notice: a leave or a hang-up only.
+ * A frame with `reason` is the server's notice: a leave or a hang-up only, believed only when
+ * this device sees that removal or revocation itself (seesGone).
  * @returns {Promise<{frame: any, data: any, byServer: boolean} | null>}
  */
 export async function verifySignal(m, frame, devices = null) {
   if (frame.reason !== undefined) {
-    const ok = (frame.signal === 'leave' || frame.signal === 'hangup') && frame.sealed === undefined;
-    return ok ? { frame, data: null, byServer: true } : null;
+    const ok = (frame.signal === 'leave' || frame.signal === 'hangup') && frame.sealed === undefined && SERVER_REASONS.includes(frame.reason);
+    return ok && (await seesGone(m, frame)) ? { frame, data: null, byServer: true } : null;
   }
   const known = devices || (await certifiedDevices(m, frame.channel_id));
   let device = known.get(frame.from_device);
@@ -66,6 +99,21 @@ export async function verifySignal(m, frame, devices = null) {
   // This device's own clock, not the server-corrected one: the server could set that to a replay's time.
   const fresh = Number.isInteger(data.at) && Math.abs(Math.floor(Date.now() / 1000) - data.at) <= FRESH_SECONDS;
   return fresh ? { frame, data: null, byServer: false } : null; // an old one: a replay
+}
+
+/**
+ * Whether a leave or a hang-up stops the ring of `ring` on this device: only the caller's own,
+ * sealed and verified, or the server's notice about the caller or this device that this device
+ * sees for itself (19.4); never the server's word alone, nor another participant's leave.
+ * @param {any} m the Messenger
+ * @param {any} ring the ring frame being shown
+ * @param {any} frame a leave or hang-up of the same call
+ */
+export async function stopsRing(m, ring, frame) {
+  if (frame.call_id !== ring.call_id || (frame.signal !== 'leave' && frame.signal !== 'hangup')) return false;
+  const checked = await verifySignal(m, frame);
+  if (!checked) return false;
+  return frame.from_device === ring.from_device || (checked.byServer && frame.from_device === m.deviceId);
 }
 
 export class CallSession extends EventTarget {

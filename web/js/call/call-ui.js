@@ -2,7 +2,7 @@
 // Calls in the web app, loaded on first use: the call button's start, ringing with answer and
 // decline, and the call view (the others' video, this device's, mute, camera off, hang up).
 import { h, replace } from '../dom.js';
-import { CallSession, certifiedDevices, newCallId, verifySignal } from './call-session.js';
+import { CallSession, certifiedDevices, newCallId, stopsRing, verifySignal } from './call-session.js';
 import { ct, refusal } from './strings.js';
 
 /** @type {CallSession | null} */
@@ -47,7 +47,8 @@ export async function onCallFrame(app, frame) {
     return;
   }
   if (ringing && ringing.frame.call_id === frame.call_id && (frame.signal === 'hangup' || frame.signal === 'leave')) {
-    stopRinging();
+    const stops = await stopsRing(app.messenger, ringing.frame, frame);
+    if (stops && ringing?.frame.call_id === frame.call_id) stopRinging();
     return;
   }
   if (frame.signal !== 'ring' || (current && !current.ended) || ringing) return;

@@ -40,7 +40,7 @@ export async function renderAdmin(app, main, params) {
         h('ul', null, SECTIONS.map((s) => h('li', null, h('a', { href: `#/admin/${s}`, 'aria-current': s === section ? 'page' : null }, t(`admin.${s}`)))))),
       body),
   );
-  const renderers = { invite: inviteSection, members: membersSection, partners: (a, b) => partnersSection(a, b, params.link || ''), organisation: organisationSection, retention: retentionSection, plan: planSection, report: reportSection, journal: journalSection };
+  const renderers = { invite: inviteSection, members: membersSection, partners: (a, b) => partnersSection(a, b, takePartnerLink(app)), organisation: organisationSection, retention: retentionSection, plan: planSection, report: reportSection, journal: journalSection };
   await renderers[section](app, body);
   if (params.section) focus(body.querySelector('h2'));
   return { title: t(`admin.${section}`) };
@@ -275,6 +275,13 @@ async function checkedPartner(m, entry) {
   return checked;
 }
 
+/** The partner link this page was opened with (app.js took it out of the address bar), once. */
+function takePartnerLink(app) {
+  const link = app.partnerLink || '';
+  app.partnerLink = null;
+  return link;
+}
+
 async function partnersSection(app, body, link) {
   const m = app.messenger;
   const list = h('section', { class: 'card', 'aria-labelledby': 'partners-title' }, h('h2', { id: 'partners-title' }, t('admin.partners')), h('p', null, t('common.loading')));
@@ -301,8 +308,6 @@ async function partnersSection(app, body, link) {
   inviteStatus);
   const code = h('textarea', { id: 'partner-code', rows: 3, class: 'mono', autocomplete: 'off', spellcheck: 'false' });
   code.value = link;
-  // The link's fragment holds the ticket's secret: it leaves the address bar and the history.
-  if (link) history.replaceState(null, '', '#/admin/partners');
   const acceptTribes = h('input', { type: 'checkbox', id: 'partner-accept-tribes' });
   const acceptStatus = h('p', { class: 'form-status', role: 'alert' });
   const acceptButton = h('button', { type: 'submit', class: 'primary' }, t('partners.accept'));
