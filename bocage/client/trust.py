@@ -21,6 +21,7 @@ from bocage.client.certs import TrustView, TrustWarning
 from bocage.client.followers import is_follower_device, verified_follower
 from bocage.client.membership import MembershipRefused, sync
 from bocage.client.profile import DeviceKeys, Profile, TrustState, write_private
+from bocage.client.shared import HostAuthority, PartnerView, SharedView
 from bocage.client.verification import grouped, normalise, qr_payload, safety_digits
 from chalicelib.domain.activation_link import ActivationTarget, with_fragment_params
 from chalicelib.domain.direct import direct_channel_id
@@ -50,6 +51,8 @@ class Trust:
         self.state = profile.trust()
         self.warnings: list[TrustWarning] = []
         self._view: TrustView | None = None
+        self._shared: SharedView | None = None
+        self._shared_base: TrustView | None = None
         self._listing: str = ""
         self._device_certs: dict[str, str] = {}  # device id -> hash of its certificate in the view
         self._synced: set[str] = set()  # channels whose log was fetched since the last change heard
@@ -75,7 +78,66 @@ class Trust:
 
     # -- the organisation ------------------------------------------------------------------------
 
-    def view(self, *, refresh: bool = False) -> TrustView:
+    def view(self, *, refresh: bool = False) -> SharedView:
+        """The organisation, and its active partners (22.6), as verified from the member listings
+        (kept while unchanged). ``refresh`` asks the server again, partnerships included when this
+        device has pinned a partner: an end it sees takes the partner's members out at once."""
+        own = self.own_view(refresh=refresh)
+        if self._shared is not None and not refresh and self._shared_base is own:
+            return self._shared
+        if refresh and self.state.partners:
+            self.learn_partners()
+        partners = self._partner_views(refresh=refresh)
+        self._shared = SharedView(
+            own.org_id,
+            own.root,
+            own.listed_members(),
+            own.listed_devices(),
+            verified=self.state.verified,
+            seen=self.state.seen,
+            partners=partners,
+        )
+        self._shared_base = own
+        return self._shared
+
+    def _met_host(self, org_id: str) -> None:
+        """A channel of another organisation: a partner's shared group this device may not know."""
+        self.learn_partners()
+        self.view(refresh=True)
+
+    def learn_partners(self) -> None:
+        """Ask for the partnerships and verify them (bocage/client/partners.py), without signing."""
+        from bocage.client.partners import Partners  # it builds on this module
+
+        Partners(self, "").listing(confirm=False)
+
+    def _partner_views(self, *, refresh: bool) -> list[PartnerView]:
+        """Each partner active in this device's view, checked up to the root our statement pins;
+        their listings kept in the profile beside ours."""
+        kept_path = self.profile.dir / "partner_members.json"
+        kept = json.loads(kept_path.read_text()) if kept_path.exists() else {}
+        active = {org: p for org, p in self.state.partners.items() if p.get("active") and not p.get("ended")}
+        listings: dict[str, Any] = {}
+        for org_id in active:
+            if refresh or org_id not in kept:
+                members, devices = self.client.partner_listing(org_id)
+                listings[org_id] = {"members": members, "devices": devices}
+            else:
+                listings[org_id] = kept[org_id]
+        if listings != kept:
+            write_private(kept_path, json.dumps(listings).encode())
+        return [
+            PartnerView(
+                org_id,
+                str(active[org_id].get("name") or org_id),
+                bool(active[org_id].get("allow_tribes")),
+                TrustView(org_id, str(active[org_id]["root"]), listing["members"], listing["devices"]),
+                bool(active[org_id].get("their_allow_tribes")),
+            )
+            for org_id, listing in listings.items()
+        ]
+
+    def own_view(self, *, refresh: bool = False) -> TrustView:
         """The organisation as verified from the member listing (kept while unchanged).
 
         The last listing is kept in the profile and verified again locally at start, so a message
@@ -158,17 +220,23 @@ class Trust:
         kept = LogState.from_json(kept_json) if kept_json else None
         if watched and kept is not None and channel_id in self._synced:
             return kept
+        host: dict[str, str] = {}
+
+        def fetch(start: int) -> tuple[list[dict[str, Any]], Any]:
+            entries, head = self.client.membership_log(channel_id, start)
+            if entries:
+                host["org_id"] = str(entries[0].get("org_id"))
+            return entries, head
+
         try:
-            state, warnings = sync(
-                channel_id, kept, lambda s: self.client.membership_log(channel_id, s), self.view()
-            )
+            state, warnings = sync(channel_id, kept, fetch, HostAuthority(host, self.view, self._met_host))
             if warnings:  # perhaps only a member who joined since the kept listing: look again
-                state, warnings = sync(
-                    channel_id,
-                    kept,
-                    lambda s: self.client.membership_log(channel_id, s),
-                    self.view(refresh=True),
-                )
+                self.view(refresh=True)
+                state, warnings = sync(channel_id, kept, fetch, HostAuthority(host, self.view))
+            if warnings and not self.state.partners:  # or a partner's member: learn our partners
+                self.learn_partners()
+                self.view(refresh=True)
+                state, warnings = sync(channel_id, kept, fetch, HostAuthority(host, self.view))
         except MembershipRefused as refused:
             self.warn(refused.warning)
             raise
@@ -184,7 +252,8 @@ class Trust:
         """The channel's membership history as verified from entry 0: who added whom, and when."""
         entries, _ = self.client.membership_log(channel_id, 0)
         view = self.view(refresh=True)
-        state, error = replay(entries, view)
+        host = {"org_id": str(entries[0].get("org_id"))} if entries else {}
+        state, error = replay(entries, HostAuthority(host, lambda: view))
         if error is not None:
             self.warn(TrustWarning("membership_invalid", f"{channel_id}: {error}; later entries ignored"))
         verified = entries[: (state.seq + 1) if state else 0]
@@ -314,6 +383,9 @@ class Trust:
             return self._found(follower, server_member)
         view = self.view()
         if view.device(device_id) is None:
+            view = self.view(refresh=True)
+        if view.device(device_id) is None and not self.state.partners:
+            self.learn_partners()  # perhaps a partner's member in a shared group (22.6)
             view = self.view(refresh=True)
         trusted = view.device(device_id)
         if trusted is None:
