@@ -29,6 +29,9 @@ class PartnerView:
     allow_tribes: bool  # our own statement lets its members into our tribes
     view: TrustView
     their_allow_tribes: bool = False  # the partner's statement lets our members into its tribes
+    #: False once this device saw the end: the last listing it verified still shows who wrote the
+    #: messages from before, but nobody of the partner gets a key, signs an entry or is added.
+    active: bool = True
 
 
 class SharedView(TrustView):
@@ -47,6 +50,10 @@ class SharedView(TrustView):
     ) -> None:
         super().__init__(org_id, root, members, devices, verified=verified, seen=seen)
         self.partners = {p.org_id: p for p in partners}
+
+    def active_partner(self, org_id: str) -> PartnerView | None:
+        partner = self.partners.get(org_id)
+        return partner if partner is not None and partner.active else None
 
     # -- which organisation answers -------------------------------------------------------------
 
@@ -96,6 +103,8 @@ class SharedView(TrustView):
         partner = self.partner_of_member(member_id)
         if partner is None:
             return super().why_not_member(member_id)
+        if not partner.active:
+            return _ended(member_id, partner)
         return partner.view.why_not_member(member_id)
 
     # -- devices --------------------------------------------------------------------------------
@@ -110,7 +119,9 @@ class SharedView(TrustView):
 
     def usable(self, device_id: str, at: int = FOREVER) -> DeviceTrust | None:
         partner = self._partner_of_device(device_id)
-        return super().usable(device_id, at) if partner is None else partner.view.usable(device_id, at)
+        if partner is None:
+            return super().usable(device_id, at)
+        return partner.view.usable(device_id, at) if partner.active else None
 
     def revoked_at(self, device_id: str) -> int | None:
         partner = self._partner_of_device(device_id)
@@ -123,7 +134,9 @@ class SharedView(TrustView):
 
     def signer(self, device_id: str, at: int) -> tuple[str, str] | None:
         partner = self._partner_of_device(device_id)
-        return super().signer(device_id, at) if partner is None else partner.view.signer(device_id, at)
+        if partner is None:
+            return super().signer(device_id, at)
+        return partner.view.signer(device_id, at) if partner.active else None
 
     def org_role(self, member_id: str, at: int) -> str | None:
         """A partner's member is a ``partner`` here, whatever their role at home: never a
@@ -131,15 +144,17 @@ class SharedView(TrustView):
         partner = self.partner_of_member(member_id)
         if partner is None:
             return super().org_role(member_id, at)
-        return PARTNER if partner.view.org_role(member_id, at) is not None else None
+        return PARTNER if partner.active and partner.view.org_role(member_id, at) is not None else None
 
     def may_join(self, member_id: str) -> bool:
         partner = self.partner_of_member(member_id)
-        return super().may_join(member_id) if partner is None else partner.view.may_join(member_id)
+        if partner is None:
+            return super().may_join(member_id)
+        return partner.active and partner.view.may_join(member_id)
 
     def tribes_open_to(self, member_id: str) -> bool:
         partner = self.partner_of_member(member_id)
-        return partner is None or partner.allow_tribes
+        return partner is None or (partner.active and partner.allow_tribes)
 
 
 class HostAuthority:
@@ -164,11 +179,11 @@ class HostAuthority:
         host = self._host.get("org_id", view.org_id)
         if host == view.org_id:
             return view, None, True
-        if host not in view.partners and self._learn is not None:
+        if view.active_partner(host) is None and self._learn is not None:
             learn, self._learn = self._learn, None
             learn(host)
             view = self._view()
-        return view, view.partners.get(host), False
+        return view, view.active_partner(host), False
 
     def signer(self, device_id: str, at: int) -> tuple[str, str] | None:
         view, partner, ours = self._sides()
@@ -196,3 +211,11 @@ class HostAuthority:
         if partner is None:
             return False
         return view.partner_of_member(member_id) is partner or partner.their_allow_tribes
+
+
+def _ended(member_id: str, partner: PartnerView) -> TrustWarning:
+    return TrustWarning(
+        "uncertified_member",
+        f"{member_id} is a member of {partner.name}, whose partnership with your organisation ended",
+        member_id,
+    )

@@ -112,27 +112,29 @@ class Trust:
         Partners(self, "").listing(confirm=False)
 
     def _partner_views(self, *, refresh: bool) -> list[PartnerView]:
-        """Each partner active in this device's view, checked up to the root our statement pins;
-        their listings kept in the profile beside ours."""
+        """Each partner pinned in this device's view, checked up to the root our statement pins;
+        their listings kept in the profile beside ours (an ended one's is kept, never asked again)."""
         kept_path = self.profile.dir / "partner_members.json"
         kept = json.loads(kept_path.read_text()) if kept_path.exists() else {}
-        active = {org: p for org, p in self.state.partners.items() if p.get("active") and not p.get("ended")}
+        pinned = {org: p for org, p in self.state.partners.items() if p.get("root")}
         listings: dict[str, Any] = {}
-        for org_id in active:
-            if refresh or org_id not in kept:
+        for org_id, partner in pinned.items():
+            active = bool(partner.get("active")) and not partner.get("ended")
+            if active and (refresh or org_id not in kept):
                 members, devices = self.client.partner_listing(org_id)
                 listings[org_id] = {"members": members, "devices": devices}
-            else:
+            elif org_id in kept:  # an ended partner's last listing: who wrote what, before the end
                 listings[org_id] = kept[org_id]
         if listings != kept:
             write_private(kept_path, json.dumps(listings).encode())
         return [
             PartnerView(
                 org_id,
-                str(active[org_id].get("name") or org_id),
-                bool(active[org_id].get("allow_tribes")),
-                TrustView(org_id, str(active[org_id]["root"]), listing["members"], listing["devices"]),
-                bool(active[org_id].get("their_allow_tribes")),
+                str(pinned[org_id].get("name") or org_id),
+                bool(pinned[org_id].get("allow_tribes")),
+                TrustView(org_id, str(pinned[org_id]["root"]), listing["members"], listing["devices"]),
+                bool(pinned[org_id].get("their_allow_tribes")),
+                active=bool(pinned[org_id].get("active")) and not pinned[org_id].get("ended"),
             )
             for org_id, listing in listings.items()
         ]
@@ -270,7 +272,41 @@ class Trust:
                     "issued_at": entry["issued_at"],
                 }
             )
-        return {"channel_id": channel_id, "members": dict(state.members) if state else {}, "events": events}
+        members = dict(state.members) if state else {}
+        names = {}
+        for member_id in members:
+            trusted = view.member(member_id)
+            partner = view.partner_of_member(member_id)
+            names[member_id] = {
+                "display_name": trusted.display_name if trusted else None,  # "Name (Organisation)"
+                "org_id": partner.org_id if partner else self.org_id,
+            }
+        return {"channel_id": channel_id, "members": members, "names": names, "events": events}
+
+    def partner_members(self) -> list[dict[str, Any]]:
+        """The members of active partners this device knows (those of its shared groups and the
+        partners' signers), each with its organisation and the name shown: "Name (Organisation)"."""
+        view = self.view()
+        found = []
+        for partner in view.partners.values():
+            if not partner.active:
+                continue
+            devices = partner.view.listed_devices()
+            for raw in partner.view.listed_members():
+                member_id = str(raw["member_id"])
+                trusted = view.member(member_id)
+                found.append(
+                    {
+                        **raw,
+                        "role": "partner",
+                        "org_id": partner.org_id,
+                        "organisation": partner.name,
+                        "display_name": trusted.display_name if trusted else f"{raw['display_name']} (?)",
+                        "devices": [d for d in devices if d.get("member_id") == member_id],
+                        **self.standing(member_id),
+                    }
+                )
+        return found
 
     def standing(self, member_id: str) -> dict[str, Any]:
         """How this device sees a member: certified, verified, or vouched by the server only."""

@@ -138,6 +138,33 @@ def test_a_shared_group_keeps_messages_for_the_shortest_of_both_settings(pair: P
     assert too_long.status == 400
 
 
+def test_a_partner_member_leaves_with_their_own_signed_entry_and_old_messages_stay_readable(
+    pair: Pair,
+) -> None:
+    cid = shared(pair)
+    pair.b_member.send_text(cid, "bonjour")
+    pair.b_member.remove_member(cid, member_of(pair.b_member))  # a `leave` signed by B's device
+    assert member_of(pair.b_member) not in pair.a.trust.membership(cid).members
+    pair.a.send_text(cid, "au revoir")
+    assert texts(pair.a, cid) == ["bonjour", "au revoir"]
+    assert cid not in [c["channel_id"] for c in pair.b_member.channels()]
+    pair.a.partners.end(pair.b_org)
+    [old] = [m for m in pair.a.read(cid)["messages"] if m.get("text") == "bonjour"]
+    assert old["verified"] and old["sender_name"] == "Dessinateur (Cabinet Ardoise)"  # written before
+    assert pair.a.trust.take_warnings() == []
+
+
+def test_the_retention_job_follows_the_partners_change(pair: Pair, api: SignedApi, container: Any) -> None:
+    cid = shared(pair)
+    pair.a.send_text(cid, "gardé 90 jours, puis 7")
+    container.retention.run()
+    assert api.call("PUT", "/retention", {"duration": "7d"}, signer=pair.b_keys).status == 200
+    report = container.retention.run()
+    assert pair.a_org in report.finished and report.restamped >= 1  # A's channels swept again
+    api.clock.advance(8 * 86400)
+    assert texts(pair.a, cid) == []
+
+
 def test_each_person_is_billed_once_by_their_own_organisation(pair: Pair, container: Any) -> None:
     cid = shared(pair)
     pair.b_member.send_text(cid, "présent")
