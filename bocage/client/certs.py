@@ -119,6 +119,10 @@ class TrustView:
     def listed_devices(self) -> list[Mapping[str, Any]]:
         return list(self._devices.values())
 
+    def lists_member(self, member_id: str) -> bool:
+        """Whether the listing names this member (checked or not)."""
+        return member_id in self._members
+
     # -- members -------------------------------------------------------------------------------
 
     def member(self, member_id: str) -> MemberTrust | None:

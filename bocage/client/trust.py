@@ -78,16 +78,18 @@ class Trust:
 
     # -- the organisation ------------------------------------------------------------------------
 
-    def view(self, *, refresh: bool = False) -> SharedView:
+    def view(self, *, refresh: bool = False, partners: bool | None = None) -> SharedView:
         """The organisation, and its active partners (22.6), as verified from the member listings
-        (kept while unchanged). ``refresh`` asks the server again, partnerships included when this
-        device has pinned a partner: an end it sees takes the partner's members out at once."""
+        (kept while unchanged). ``refresh`` asks the server again, and ``partners`` (by default as
+        ``refresh``) the partnerships and partners' listings too when this device has pinned a
+        partner: an end it sees takes the partner's members out at once."""
         own = self.own_view(refresh=refresh)
-        if self._shared is not None and not refresh and self._shared_base is own:
+        ask_partners = refresh if partners is None else partners
+        if self._shared is not None and not ask_partners and self._shared_base is own:
             return self._shared
-        if refresh and self.state.partners:
+        if ask_partners and self.state.partners:
             self.learn_partners()
-        partners = self._partner_views(refresh=refresh)
+        found = self._partner_views(refresh=ask_partners)
         self._shared = SharedView(
             own.org_id,
             own.root,
@@ -95,7 +97,7 @@ class Trust:
             own.listed_devices(),
             verified=self.state.verified,
             seen=self.state.seen,
-            partners=partners,
+            partners=found,
         )
         self._shared_base = own
         return self._shared
@@ -327,10 +329,14 @@ class Trust:
         Not ``watched`` (no live connection to hear of changes), the listing is asked for again:
         an unchanged one is not verified again."""
         state = self.membership(channel_id, watched=watched)
+        # The partnerships are asked again only for a channel with someone outside our listing
+        # (a partner's member, or a newcomer): a send in our own groups costs nothing more.
+        own = self.own_view()
+        shared = any(not own.lists_member(m) for m in state.members)
         view = (
             self.view_for([d for d in devices if not is_follower_device(d)])
             if watched
-            else self.view(refresh=True)
+            else self.view(refresh=True, partners=shared)
         )
         chosen: dict[str, str] = {}
         for d in devices:

@@ -4,6 +4,7 @@ cannot reach, what each side bills, and what a malicious server cannot make a cl
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from chalicelib.adapters.records.sender_keys import SenderKeys
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from chalicelib.domain.organisation import Plan
 from tests.integration.test_partners import Pair, pair, partnered
-from tests.support import SignedApi, messenger_for, plant_addition
+from tests.support import SignedApi, messenger_for, plant_addition, sealed_envelope, ws_event
 
 __all__ = ["pair"]  # the fixture, shared with tests/integration/test_partners.py
 
@@ -58,6 +59,20 @@ def test_a_partner_member_reads_and_answers_in_a_group_shown_with_their_organisa
     assert answer["text"] == "J'y serai" and answer["verified"]
     assert answer["sender_name"] == "Dessinateur (Cabinet Ardoise)"
     assert pair.a.trust.take_warnings() == [] and pair.b_member.trust.take_warnings() == []
+
+
+def test_a_partner_member_gets_live_pushes_and_hears_the_end(pair: Pair, api: SignedApi, push: Any) -> None:
+    cid = shared(pair)
+    assert api.ws_connect(pair.b_member.keys, "c-drafter")["statusCode"] == 200
+    assert api.ws_connect(pair.people.keys["owner"], "c-mayor")["statusCode"] == 200
+    envelope = sealed_envelope(pair.a, cid, {"type": "text", "text": "en direct"})
+    body = json.dumps({"action": "send", "envelope": envelope})
+    api.ws("ws_message", ws_event("$default", "c-mayor", body=body))
+    (delivered,) = push.to("c-drafter", "message")
+    assert pair.b_member.open(delivered["message"])["text"] == "en direct"
+    pair.a.partners.end(pair.b_org)
+    left = [f for f in push.to("c-mayor", "left") if f["member_id"] == member_of(pair.b_member)]
+    assert left and left[0]["channel_id"] == cid  # A's devices re-key without B's member
 
 
 def test_who_may_be_added_where(pair: Pair, api: SignedApi, operator: Any, tmp_path: Path) -> None:
