@@ -169,6 +169,16 @@ def test_a_partner_member_leaves_with_their_own_signed_entry_and_old_messages_st
     assert pair.a.trust.take_warnings() == []
 
 
+def test_the_host_removes_a_partner_member_with_a_signed_entry(pair: Pair, api: SignedApi) -> None:
+    cid = shared(pair)
+    epoch = _epoch(pair.a, cid)
+    pair.a.remove_member(cid, member_of(pair.b_member))
+    assert member_of(pair.b_member) not in pair.a.trust.membership(cid).members
+    assert _epoch(pair.a, cid) > epoch
+    assert api.call("GET", f"/channels/{cid}/messages", signer=pair.b_member.keys).status == 404
+    assert pair.a.trust.take_warnings() == []
+
+
 def test_the_retention_job_follows_the_partners_change(pair: Pair, api: SignedApi, container: Any) -> None:
     cid = shared(pair)
     pair.a.send_text(cid, "gardé 90 jours, puis 7")
