@@ -10,6 +10,7 @@ recipient list before sealing and for the sender shown on a message.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -222,13 +223,16 @@ class Trust:
         last fetch is current."""
         kept_json = self.state.logs.get(channel_id)
         kept = LogState.from_json(kept_json) if kept_json else None
+        if kept is not None and not kept.org_id:  # kept before 22.6: only our own channels were read
+            kept = dataclasses.replace(kept, org_id=self.org_id)
         if watched and kept is not None and channel_id in self._synced:
             return kept
-        host: dict[str, str] = {}
+        # The host is the creation's organisation, kept with the state; never a later entry's.
+        host: dict[str, str] = {"org_id": kept.org_id} if kept is not None else {}
 
         def fetch(start: int) -> tuple[list[dict[str, Any]], Any]:
             entries, head = self.client.membership_log(channel_id, start)
-            if entries:
+            if start == 0 and entries:
                 host["org_id"] = str(entries[0].get("org_id"))
             return entries, head
 
@@ -247,7 +251,7 @@ class Trust:
         for warning in warnings:
             self.warn(warning)
         self._synced.add(channel_id)
-        if kept is None or state.seq != kept.seq:
+        if kept is None or state.to_json() != kept_json:
             self.state.logs[channel_id] = state.to_json()
             self.save()
         return state
@@ -513,17 +517,19 @@ class Trust:
             members={self.member_id: "author"},
             seq=0,
             head=statement_hash(entry),
+            org_id=str(entry["org_id"]),
         ).to_json()
         self.save()
 
     def next_entry(self, channel_id: str, op: str, member_id: str, role: str | None) -> Statement:
-        """The entry that extends the channel's log as this device verified it."""
-        self.membership(channel_id)
-        entries, _ = self.client.membership_log(channel_id, int(self.state.logs[channel_id]["seq"]))
+        """The entry that extends the channel's log as this device verified it, naming the
+        channel's host (ours, or the partner's whose group this is: 22.6)."""
+        state = self.membership(channel_id)
+        entries, _ = self.client.membership_log(channel_id, state.seq)
         return issuing.membership_entry(
             self.keys.signing,
             self.keys.device_id,
-            org_id=self.org_id,
+            org_id=state.org_id,
             channel_id=channel_id,
             previous=entries[0],
             op=op,

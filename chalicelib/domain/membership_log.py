@@ -54,13 +54,17 @@ class Authority(Protocol):
 
 @dataclass(frozen=True)
 class LogState:
-    """The state after replaying entries 0..seq: what ``head`` hashes and who is in."""
+    """The state after replaying entries 0..seq: what ``head`` hashes and who is in.
+
+    ``org_id`` is the host, named by the creation: every later entry must name it too, so an
+    entry signed by a partner's member (22.6) never makes the channel look like the partner's."""
 
     channel_id: str
     kind: str
     members: Mapping[str, str] = field(default_factory=dict)  # member id -> channel role
     seq: int = 0
     head: str = ""
+    org_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +73,7 @@ class LogState:
             "members": dict(self.members),
             "seq": self.seq,
             "head": self.head,
+            "org_id": self.org_id,
         }
 
     @classmethod
@@ -79,6 +84,7 @@ class LogState:
             members={str(k): str(v) for k, v in dict(data["members"]).items()},
             seq=int(data["seq"]),
             head=str(data["head"]),
+            org_id=str(data.get("org_id", "")),
         )
 
 
@@ -117,6 +123,7 @@ def create(entry: Mapping[str, Any], authority: Authority) -> LogState:
         members={signer: "author"},
         seq=0,
         head=statement_hash(checked),
+        org_id=checked["org_id"],
     )
 
 
@@ -129,6 +136,8 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         raise LogError(f"entry {checked['seq']} does not follow entry {state.seq}")
     if checked["kind"] is not None:
         raise LogError(f"entry {checked['seq']}: only the creation names a kind")
+    if checked["org_id"] != state.org_id:
+        raise LogError(f"entry {checked['seq']} names another organisation than the channel's host")
     signer = _signer(checked, authority)
     members = dict(state.members)
     if state.kind == DIRECT:
@@ -140,6 +149,7 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         members=members,
         seq=checked["seq"],
         head=statement_hash(checked),
+        org_id=state.org_id,
     )
 
 

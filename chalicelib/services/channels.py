@@ -371,7 +371,7 @@ class ChannelService:
                 f"membership: expected a signed '{op}' entry for {member_id} by the calling device"
             )
         members = list(self._records.members(channel.channel_id))
-        self._log.append(who.org_id, channel.channel_id, channel.kind.value, members, entry)
+        self._log.append(channel.org_id, channel.channel_id, channel.kind.value, members, entry)
 
     def membership_log(self, who: Principal, channel_id: str, start: int, limit: int) -> dict[str, Any]:
         """The channel's signed membership log from ``start`` (members and org admins)."""

@@ -76,8 +76,8 @@ class MembershipLog:
     def append(
         self, org_id: str, channel_id: str, kind: str, members: list[ChannelMember], entry: object
     ) -> dict[str, Any]:
-        """Check ``entry`` extends the log of a ``kind`` channel whose members are ``members``, and
-        write it."""
+        """Check ``entry`` extends the log of a ``kind`` channel of ``org_id`` (its host) whose
+        members are ``members``, and write it."""
         if not isinstance(entry, dict):
             raise BadRequest("membership: a signed membership entry is required (docs/protocol.md, 14)")
         head = self._records.head(channel_id)
@@ -91,6 +91,7 @@ class MembershipLog:
             members={m.member_id: m.role.value for m in members},
             seq=int(head["seq"]),
             head=statement_hash(head),
+            org_id=org_id,
         )
         try:
             extend(state, entry, RecordsAuthority(self._orgs, self._shared, org_id))

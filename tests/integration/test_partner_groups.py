@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from bocage.client.api import ApiError
+from bocage.client.issuing import membership_entry
 from bocage.client.messenger import Messenger
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.partners import PartnerRecords
@@ -169,6 +170,21 @@ def test_a_partner_member_leaves_with_their_own_signed_entry_and_old_messages_st
     assert pair.a.trust.take_warnings() == []
 
 
+def test_after_a_partner_member_leaves_the_hosts_admin_still_manages_the_group(pair: Pair) -> None:
+    deputy = pair.people.join("adjointe", "admin")  # an admin of A, not the group's author
+    ana = pair.people.join("ana")
+    cid = shared(pair)
+    pair.a.add_member(cid, member_of(deputy))
+    pair.b_member.remove_member(cid, member_of(pair.b_member))  # B's member leaves: the last entry
+    assert member_of(pair.b_member) not in deputy.trust.membership(cid).members  # kept as the head
+    deputy.add_member(cid, member_of(ana))  # the host is still A on the deputy's next sync
+    for messenger in (deputy, pair.a):
+        assert member_of(ana) in messenger.trust.membership(cid).members
+        assert messenger.trust.take_warnings() == []
+    entries, _ = pair.a.client.membership_log(cid, 0)
+    assert {e["org_id"] for e in entries} == {pair.a_org}  # B's leave names the host's organisation
+
+
 def test_the_host_removes_a_partner_member_with_a_signed_entry(pair: Pair, api: SignedApi) -> None:
     cid = shared(pair)
     epoch = _epoch(pair.a, cid)
@@ -301,6 +317,43 @@ def test_a_partner_device_not_certified_by_its_chain_gets_no_key(pair: Pair, con
     pair.a.send_text(cid, "secret")
     assert _sealed_to(container, cid, _epoch(pair.a, cid), pair.b_member.device_id) == []
     assert "invalid_statement" in {w["code"] for w in pair.a.trust.take_warnings()}  # a bad signature
+
+
+def test_an_entry_naming_another_organisation_than_the_host_is_refused(
+    pair: Pair, api: SignedApi, container: Any
+) -> None:
+    ana = pair.people.join("ana")
+    cid = shared(pair)
+    pair.a.send_text(cid, "avant")
+    head = pair.a.client.membership_log(cid, 0)[0][-1]
+    leave = membership_entry(  # B's member signs a leave naming B: the server refuses it
+        pair.b_member.keys.signing,
+        pair.b_member.device_id,
+        org_id=pair.b_org,
+        channel_id=cid,
+        previous=head,
+        op="leave",
+        member_id=member_of(pair.b_member),
+        role=None,
+        now=api.clock.now(),
+    )
+    path = f"/channels/{cid}/members/{member_of(pair.b_member)}"
+    refused = api.call("DELETE", path, {"membership": leave}, signer=pair.b_member.keys)
+    assert refused.status == 400 and "another organisation than the channel's host" in str(refused.body)
+    plant_addition(  # the server writes an entry by A's owner that names B as the channel's host
+        container,
+        pair.people.keys["owner"],
+        org_id=pair.b_org,
+        channel_id=cid,
+        previous=head,
+        member_id=member_of(ana),
+        now=api.clock.now(),
+    )
+    ChannelRecords(container.store).add_devices(cid, container.orgs.devices_of(pair.a_org, member_of(ana)))
+    pair.a.send_text(cid, "après")
+    assert member_of(ana) not in pair.a.trust.membership(cid).members
+    assert "membership_invalid" in {w["code"] for w in pair.a.trust.take_warnings()}
+    assert _sealed_to(container, cid, _epoch(pair.a, cid), ana.device_id) == []
 
 
 def _epoch(messenger: Messenger, cid: str) -> int:
