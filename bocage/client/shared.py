@@ -50,6 +50,13 @@ class SharedView(TrustView):
     ) -> None:
         super().__init__(org_id, root, members, devices, verified=verified, seen=seen)
         self.partners = {p.org_id: p for p in partners}
+        views = [self, *(p.view for p in self.partners.values())]
+        #: Ids listed by more than one organisation (ours and a partner's, or two partners'): a
+        #: server could otherwise pass a partner's member or device off as one of ours (or of
+        #: another partner's). Nobody answers for them; a warning says why.
+        self._clashing_members = _listed_twice((v.listed_members() for v in views), "member_id")
+        self._clashing_devices = _listed_twice((v.listed_devices() for v in views), "device_id")
+        self._clash = PartnerView("", "", False, TrustView("", root, [], []), active=False)
 
     def active_partner(self, org_id: str) -> PartnerView | None:
         partner = self.partners.get(org_id)
@@ -58,15 +65,25 @@ class SharedView(TrustView):
     # -- which organisation answers -------------------------------------------------------------
 
     def partner_of_member(self, member_id: str) -> PartnerView | None:
-        """The active partner whose listing holds this member (None: ours, or nobody's)."""
+        """The partner whose listing holds this member (None: ours, or nobody's; an empty,
+        inactive view for an id listed twice)."""
+        if member_id in self._clashing_members:
+            return self._clash
         if member_id in self._members:
             return None
         return next((p for p in self.partners.values() if member_id in p.view._members), None)
 
     def _partner_of_device(self, device_id: str) -> PartnerView | None:
-        if device_id in self._devices:
+        """The partner whose listing holds this device, which must be of a member of that same
+        listing (None: ours, or nobody's; the empty view for a device listed twice, or of
+        a member another organisation lists)."""
+        if device_id in self._clashing_devices:
+            return self._clash
+        owner = next((p for p in self.partners.values() if device_id in p.view._devices), None)
+        listing = self._devices if owner is None else owner.view._devices
+        if device_id not in listing:
             return None
-        return next((p for p in self.partners.values() if device_id in p.view._devices), None)
+        return owner if self.partner_of_member(str(listing[device_id]["member_id"])) is owner else self._clash
 
     # -- members --------------------------------------------------------------------------------
 
@@ -103,6 +120,10 @@ class SharedView(TrustView):
         partner = self.partner_of_member(member_id)
         if partner is None:
             return super().why_not_member(member_id)
+        if partner is self._clash:
+            return TrustWarning(
+                "uncertified_member", f"{member_id} is listed by more than one organisation", member_id
+            )
         if not partner.active:
             return _ended(member_id, partner)
         return partner.view.why_not_member(member_id)
@@ -115,6 +136,9 @@ class SharedView(TrustView):
 
     def why_not(self, device_id: str) -> TrustWarning | None:
         partner = self._partner_of_device(device_id)
+        if partner is self._clash:
+            message = f"{device_id} is listed by more than one organisation, or for another's member"
+            return TrustWarning("uncertified_device", message, None, device_id)
         return super().why_not(device_id) if partner is None else partner.view.why_not(device_id)
 
     def usable(self, device_id: str, at: int = FOREVER) -> DeviceTrust | None:
@@ -195,9 +219,10 @@ class HostAuthority:
             return view.org_role(member_id, at)
         if partner is None:
             return None
-        if view.partner_of_member(member_id) is partner:
+        owner = view.partner_of_member(member_id)
+        if owner is partner:
             return partner.view.org_role(member_id, at)
-        if member_id in view._members:
+        if owner is None and member_id in view._members:
             return PARTNER if view.org_role(member_id, at) is not None else None
         return None  # a third organisation's member
 
@@ -219,3 +244,14 @@ def _ended(member_id: str, partner: PartnerView) -> TrustWarning:
         f"{member_id} is a member of {partner.name}, whose partnership with your organisation ended",
         member_id,
     )
+
+
+def _listed_twice(listings: Iterable[Iterable[Mapping[str, Any]]], key: str) -> frozenset[str]:
+    """The ids (``key`` of each item) found in more than one listing."""
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for listing in listings:
+        ids = {str(item[key]) for item in listing}
+        twice |= seen & ids
+        seen |= ids
+    return frozenset(twice)

@@ -356,6 +356,33 @@ def test_an_entry_naming_another_organisation_than_the_host_is_refused(
     assert _sealed_to(container, cid, _epoch(pair.a, cid), ana.device_id) == []
 
 
+def test_an_id_listed_by_both_our_organisation_and_a_partner_is_refused(
+    pair: Pair, container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ana = pair.people.join("ana")
+    cid = shared(pair)
+    pair.a.add_member(cid, member_of(ana))
+    honest = pair.a.client.partner_listing
+
+    def claiming_ana(org_id: str) -> tuple[list[Any], list[Any]]:
+        """The server's partner listing also names Ana's member id and device (a B member
+        certified under her id would otherwise pass as her, with her keys and her role)."""
+        members, devices = honest(org_id)
+        own = pair.a.trust.own_view()
+        members += [dict(m) for m in own.listed_members() if m["member_id"] == member_of(ana)]
+        devices += [dict(d) for d in own.listed_devices() if d["device_id"] == ana.device_id]
+        return members, devices
+
+    monkeypatch.setattr(pair.a.client, "partner_listing", claiming_ana)
+    pair.a.send_text(cid, "secret")
+    assert _sealed_to(container, cid, _epoch(pair.a, cid), ana.device_id) == []
+    warnings = [
+        w for w in pair.a.trust.take_warnings() if w["code"] in ("uncertified_member", "uncertified_device")
+    ]
+    assert any("more than one organisation" in w["message"] for w in warnings)
+    assert texts(pair.b_member, cid) == ["secret"]  # B's own member still gets the key
+
+
 def _epoch(messenger: Messenger, cid: str) -> int:
     return int(next(c for c in messenger.client.channels()["channels"] if c["channel_id"] == cid)["epoch"])
 
