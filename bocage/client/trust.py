@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bocage.client import issuing
-from bocage.client.api import BocageClient, Statement
+from bocage.client.api import ApiError, BocageClient, Statement
 from bocage.client.certs import TrustView, TrustWarning
 from bocage.client.followers import is_follower_device, verified_follower
 from bocage.client.membership import MembershipRefused, sync
@@ -109,10 +109,19 @@ class Trust:
         self.view(refresh=True)
 
     def learn_partners(self) -> None:
-        """Ask for the partnerships and verify them (bocage/client/partners.py), without signing."""
+        """Ask for the partnerships and verify them (bocage/client/partners.py), without signing.
+
+        Followers and guests have none (the route answers them 403, 22.4): a partner's member in
+        their channel is then someone they cannot verify, not a reason to fail the read."""
         from bocage.client.partners import Partners  # it builds on this module
 
-        Partners(self, "").listing(confirm=False)
+        if self.is_follower:
+            return
+        try:
+            Partners(self, "").listing(confirm=False)
+        except ApiError as exc:
+            if exc.status != 403:
+                raise
 
     def _partner_views(self, *, refresh: bool) -> list[PartnerView]:
         """Each partner pinned in this device's view, checked up to the root our statement pins;

@@ -335,8 +335,9 @@ class ChannelService:
         self, channel: Channel, member: Member, role: ChannelRole, current: ChannelMember | None
     ) -> None:
         """A partner's member joins a group as a plain member, a tribe only if the host's statement
-        allows it, and not again after an end left them in the log (clients would refuse a second
-        ``add`` of someone their replay still holds)."""
+        allows it, not beside members of another partner their organisation is not partnered with
+        (neither side's devices could verify the other's), and not again after an end left them in
+        the log (clients would refuse a second ``add`` of someone their replay still holds)."""
         if role is not ChannelRole.MEMBER:
             raise Forbidden("a partner's member is never a channel's author: add them as a member")
         if member.role.is_guest:
@@ -344,6 +345,19 @@ class ChannelService:
         tribes_open = self._shared.allows_tribes(channel.org_id, member.org_id)
         if channel.kind is ChannelKind.TRIBE and not tribes_open:
             raise Forbidden("your organisation lets no partner's member into its tribes (allow_tribes)")
+        strangers = [
+            o
+            for o in channel.partner_orgs
+            if o != member.org_id
+            and self._shared.active(channel.org_id, o) is not None
+            and self._shared.active(member.org_id, o) is None
+        ]
+        if strangers:  # their devices could not verify each other: nobody could seal to both
+            names = ", ".join(self._orgs.get(o).name for o in strangers)
+            raise Conflict(
+                f"{member.display_name}'s organisation is not a partner of {names}, whose members "
+                "are in this group: create another group"
+            )
         if current is None and member.member_id in self._log.named(channel.channel_id):
             raise Conflict(
                 f"{member.display_name} was in this channel before a partnership ended: "

@@ -99,6 +99,24 @@ def test_who_may_be_added_where(pair: Pair, api: SignedApi, operator: Any, tmp_p
     assert ended.value.status == 404
 
 
+def test_two_partners_that_are_not_partners_of_each_other_do_not_share_a_group(
+    pair: Pair, api: SignedApi, operator: Any, tmp_path: Path
+) -> None:
+    third = third_org(api, operator, tmp_path)
+    cid = shared(pair)  # B's member is in it
+    invitation = pair.a.partners.invite()
+    third.partners.accept(invitation["code"])
+    pair.a.partners.listing()  # A partners with C too, B and C are not partners
+    with pytest.raises(ApiError) as refused:
+        pair.a.add_member(cid, member_of(third))
+    assert refused.value.status == 409 and "not a partner of Cabinet Ardoise" in str(refused.value)
+    group = pair.a.create_channel("group", "Avec le tiers")["channel_id"]
+    pair.a.add_member(group, member_of(third))  # alone with A's members: fine
+    with pytest.raises(ApiError) as reverse:
+        pair.a.add_member(group, member_of(pair.b_member))
+    assert reverse.value.status == 409 and "not a partner of Troisième" in str(reverse.value)
+
+
 def test_a_tribe_takes_a_partner_member_when_the_host_allows_tribes(pair: Pair) -> None:
     invitation = pair.a.partners.invite(allow_tribes=True)
     pair.b_owner.partners.accept(invitation["code"])
@@ -183,6 +201,17 @@ def test_after_a_partner_member_leaves_the_hosts_admin_still_manages_the_group(p
         assert messenger.trust.take_warnings() == []
     entries, _ = pair.a.client.membership_log(cid, 0)
     assert {e["org_id"] for e in entries} == {pair.a_org}  # B's leave names the host's organisation
+
+
+def test_a_guest_reads_a_group_holding_a_partners_member_without_failing(pair: Pair) -> None:
+    guest = pair.people.join("visiteuse", "guest")  # GET /partners answers a guest 403
+    cid = shared(pair)
+    pair.a.add_member(cid, member_of(guest))
+    pair.a.send_text(cid, "pour tous")
+    pair.b_member.send_text(cid, "réponse")
+    shown = guest.read(cid)["messages"]  # the read goes on: B's member is someone it cannot verify
+    assert "réponse" not in [m.get("text") for m in shown if m.get("verified")]
+    assert {w["code"] for w in guest.trust.take_warnings()} & {"membership_invalid", "uncertified_device"}
 
 
 def test_the_host_removes_a_partner_member_with_a_signed_entry(pair: Pair, api: SignedApi) -> None:
