@@ -534,10 +534,9 @@ class ChannelService:
                 for channel_id in self.channel_ids_of(member.member_id):
                     channel = self.find(channel_id)
                     if channel is not None and channel.org_id == host_org:
+                        # ``partner_orgs`` keeps the ended organisation: what was written under its
+                        # shorter retention stays that short, and its members' files stay reachable.
                         self._leave(channel_id, member.member_id)
-                        if member_org in channel.partner_orgs:
-                            kept = tuple(o for o in channel.partner_orgs if o != member_org)
-                            self._records.save(channel.model_copy(update={"partner_orgs": kept}))
 
     # -- rosters and sender keys ------------------------------------------------------------
 

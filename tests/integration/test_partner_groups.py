@@ -172,6 +172,19 @@ def test_a_shared_group_keeps_messages_for_the_shortest_of_both_settings(pair: P
     assert too_long.status == 400
 
 
+def test_after_the_end_a_shared_group_keeps_the_ended_partners_shorter_retention(
+    pair: Pair, api: SignedApi
+) -> None:
+    cid = shared(pair)
+    assert api.call("PUT", "/retention", {"duration": "7d"}, signer=pair.b_keys).status == 200
+    pair.b_member.send_text(cid, "écrit sous 7 jours")
+    pair.a.partners.end(pair.b_org)
+    shown = pair.a.client.request("GET", f"/channels/{cid}/retention")
+    assert shown["org_retention_days"] == 7  # not back to A's 90 for what B's member wrote
+    [channel] = [c for c in pair.a.channels() if c["channel_id"] == cid]
+    assert channel["partner_orgs"] == [pair.b_org]
+
+
 def test_a_partner_member_leaves_with_their_own_signed_entry_and_old_messages_stay_readable(
     pair: Pair,
 ) -> None:
