@@ -181,7 +181,7 @@ def test_after_the_end_a_shared_group_keeps_the_ended_partners_shorter_retention
     pair.a.partners.end(pair.b_org)
     shown = pair.a.client.request("GET", f"/channels/{cid}/retention")
     assert shown["org_retention_days"] == 7  # not back to A's 90 for what B's member wrote
-    [channel] = [c for c in pair.a.channels() if c["channel_id"] == cid]
+    [channel] = [c for c in pair.a.client.request("GET", "/channels")["channels"] if c["channel_id"] == cid]
     assert channel["partner_orgs"] == [pair.b_org]
 
 
