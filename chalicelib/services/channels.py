@@ -253,6 +253,19 @@ class ChannelService:
             )
         return self._describe(renamed, access.membership.role if access.membership else None)
 
+    def live_channel_ids(self, who: Principal) -> list[str]:
+        """The channels a new WebSocket connection hears: the caller's, a partner's shared group
+        only while the partnership lasts (22.6: an end's clean-up may not have reached them yet)."""
+        ids = self.channel_ids_of(who.member_id)
+        if not self._shared.ever_partnered(who.org_id):
+            return ids  # only our own organisation's channels: nothing more to read
+        return [
+            channel_id
+            for channel_id in ids
+            if (channel := self._records.get(channel_id)) is not None
+            and self._shared.may_share(channel.org_id, who.org_id)
+        ]
+
     def list_mine(self, who: Principal) -> list[dict[str, Any]]:
         """The caller's channels, a partner's shared groups included while the partnership lasts."""
         result = []

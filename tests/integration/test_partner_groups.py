@@ -350,6 +350,31 @@ def test_a_partner_member_the_server_keeps_after_the_end_gets_no_key(pair: Pair,
     assert "uncertified_member" in {w["code"] for w in pair.a.trust.take_warnings()}
 
 
+def test_a_connect_after_the_end_does_not_subscribe_the_partners_member(
+    pair: Pair, api: SignedApi, push: Any, container: Any
+) -> None:
+    cid = shared(pair)
+    pair.b_owner.partners.end(pair.a_org)
+    records = ChannelRecords(container.store)  # as if the end's clean-up had not reached them yet
+    records.save_membership(
+        ChannelMember(
+            channel_id=cid,
+            member_id=member_of(pair.b_member),
+            role=ChannelRole.MEMBER,
+            added_at=1,
+            added_by="x",
+        )
+    )
+    assert api.ws_connect(pair.b_member.keys, "c-drafter")["statusCode"] == 200
+    assert api.ws_connect(pair.people.keys["owner"], "c-mayor")["statusCode"] == 200
+    envelope = sealed_envelope(pair.a, cid, {"type": "text", "text": "après la fin"})
+    api.ws(
+        "ws_message",
+        ws_event("$default", "c-mayor", body=json.dumps({"action": "send", "envelope": envelope})),
+    )
+    assert push.to("c-drafter", "message") == []
+
+
 def test_a_partner_device_not_certified_by_its_chain_gets_no_key(pair: Pair, container: Any) -> None:
     cid = shared(pair)
     device = container.orgs.get_device(pair.b_member.device_id)
