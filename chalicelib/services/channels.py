@@ -371,7 +371,7 @@ class ChannelService:
                 f"{member.display_name}'s organisation is not a partner of {names}, whose members "
                 "are in this group: create another group"
             )
-        if current is None and member.member_id in self._log.named(channel.channel_id):
+        if current is None and self._log.still_in(channel.channel_id, member.member_id):
             raise Conflict(
                 f"{member.display_name} was in this channel before a partnership ended: "
                 "create a new group to talk with them again"

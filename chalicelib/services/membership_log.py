@@ -136,6 +136,25 @@ class MembershipLog:
         self._records.mark_members_complete(channel_id)
         return sorted(found)
 
+    def still_in(self, channel_id: str, member_id: str) -> bool:
+        """Whether a replay of the log leaves the member in: their last ``add`` (or creation) has
+        no ``leave`` or ``remove`` after it. The end of a partnership writes no entry (22.6), so a
+        partner's member it took out is still in for clients; one who left or was removed by a
+        signed entry is not. Reads the whole log: asked only before adding a partner's member."""
+        present, start, more = False, 0, True
+        while more:
+            entries, more = self._records.page(channel_id, start, MAX_PAGE)
+            for entry in entries:
+                if entry.get("member_id") == member_id and entry.get("op") in (
+                    "create",
+                    "add",
+                    "leave",
+                    "remove",
+                ):
+                    present = entry["op"] in ("create", "add")
+            start += len(entries)
+        return present
+
     def page(self, channel_id: str, start: int, limit: int) -> dict[str, Any]:
         entries, more = self._records.page(channel_id, max(0, start), max(1, min(limit, MAX_PAGE)))
         head = self._records.head(channel_id)

@@ -227,6 +227,25 @@ def test_a_guest_reads_a_group_holding_a_partners_member_without_failing(pair: P
     assert {w["code"] for w in guest.trust.take_warnings()} & {"membership_invalid", "uncertified_device"}
 
 
+def test_a_partner_member_who_left_by_a_signed_entry_can_be_added_again(pair: Pair) -> None:
+    cid = shared(pair)
+    pair.b_member.remove_member(cid, member_of(pair.b_member))  # their own signed leave
+    pair.a.add_member(cid, member_of(pair.b_member))  # nothing in the log holds them: no 409
+    pair.a.send_text(cid, "de retour")
+    assert texts(pair.b_member, cid) == ["de retour"]
+    assert member_of(pair.b_member) in pair.a.trust.membership(cid).members
+    assert pair.a.trust.take_warnings() == []
+
+
+def test_partnering_again_does_not_bring_back_a_member_the_end_took_out(pair: Pair) -> None:
+    cid = shared(pair)
+    pair.a.partners.end(pair.b_org)
+    partnered(pair)  # a new partnership: the log still holds B's member (the end signs nothing)
+    with pytest.raises(ApiError) as again:
+        pair.a.add_member(cid, member_of(pair.b_member))
+    assert again.value.status == 409 and "create a new group" in str(again.value)
+
+
 def test_the_host_removes_a_partner_member_with_a_signed_entry(pair: Pair, api: SignedApi) -> None:
     cid = shared(pair)
     epoch = _epoch(pair.a, cid)
