@@ -215,6 +215,7 @@ class Partners:
             ended_keys.add(ticket_key)
         if root is not None or ended:
             ours, theirs = entry.get("ours") or {}, entry.get("theirs") or {}
+            name = self._pinned_name(partner, kept, str(entry.get("partner_name") or partner))
             trust.state.partners[partner] = {
                 "root": root if root is not None else kept.get("root"),
                 "ticket_key": ticket_key,
@@ -223,7 +224,7 @@ class Partners:
                 "ended_keys": sorted(ended_keys),
                 # For shared groups (22.6): the name shown beside its members', and whether each
                 # side's statement lets the other's members into its tribes.
-                "name": str(entry.get("partner_name") or partner),
+                "name": name,
                 "allow_tribes": bool(ours.get("allow_tribes")),
                 "their_allow_tribes": bool(theirs.get("allow_tribes")),
             }
@@ -234,6 +235,21 @@ class Partners:
             "partner_root": root,
             "verified": root is not None,
         }
+
+    def _pinned_name(self, partner: str, kept: dict[str, Any], served: str) -> str:
+        """The partner's name as first seen with a verified partnership: no statement signs it, so
+        a server (or the partner) renaming it later cannot make its members show as someone else's
+        (22.6); a change is reported, not taken."""
+        pinned = str(kept.get("name") or served)
+        if served != pinned:
+            self.trust.warn(
+                TrustWarning(
+                    "partner_renamed",
+                    f"the server now names {partner} {served!r}; its members stay shown with {pinned!r}, "
+                    "the name this device first saw",
+                )
+            )
+        return pinned
 
     def _pinned_by_us(self, entry: dict[str, Any], partner: str, ticket_key: str, view: TrustView) -> str:
         ours = entry.get("ours")

@@ -76,6 +76,16 @@ def test_a_partner_member_gets_live_pushes_and_hears_the_end(pair: Pair, api: Si
     assert left and left[0]["channel_id"] == cid  # A's devices re-key without B's member
 
 
+def test_a_partner_renamed_by_the_server_keeps_the_name_first_seen(pair: Pair, api: SignedApi) -> None:
+    cid = shared(pair)
+    assert api.call("PUT", "/org", {"name": "Mairie de Bocage"}, signer=pair.b_keys).status == 200
+    pair.a.partners.listing()  # the server now calls B by A's own name
+    pair.b_member.send_text(cid, "Signé : la mairie ?")
+    [shown] = pair.a.read(cid)["messages"]
+    assert shown["verified"] and shown["sender_name"] == "Dessinateur (Cabinet Ardoise)"
+    assert "partner_renamed" in {w["code"] for w in pair.a.trust.take_warnings()}
+
+
 def test_who_may_be_added_where(pair: Pair, api: SignedApi, operator: Any, tmp_path: Path) -> None:
     stranger = third_org(api, operator, tmp_path)
     cid = shared(pair)
