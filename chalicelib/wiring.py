@@ -35,7 +35,6 @@ from chalicelib.services.organisations import OrganisationService
 from chalicelib.services.partners import PartnerService
 from chalicelib.services.questions import QuestionService
 from chalicelib.services.retention import RetentionService
-from chalicelib.services.shared_groups import SharedGroups
 from chalicelib.settings import Settings
 
 
@@ -109,8 +108,7 @@ def build(
         notifier=notifications if notifications.enabled else None,
         local=local,
     )
-    shared = SharedGroups(store, orgs)
-    channels = ChannelService(store, clock, orgs, delivery, events, shared)
+    channels = ChannelService(store, clock, orgs, delivery, events)
     DeviceLifecycle(channels, delivery).subscribe(events)
     billing_settings = billing_settings or BillingSettings.from_env()
     impact = ImpactService(store, clock, orgs, billing_settings)
@@ -137,11 +135,11 @@ def build(
         invitations=InvitationService(store, clock, orgs, mailer, events, ttl_days=settings.invite_ttl_days),
         channels=channels,
         followers=FollowerService(store, clock, orgs, channels, joins_per_hour=settings.joins_per_tribe_hour),
-        partners=PartnerService(store, clock, orgs, events, channels),
+        partners=PartnerService(store, clock, orgs, events),
         questions=QuestionService(store, clock, orgs, channels),
         delivery=delivery,
         messaging=messaging,
-        retention=RetentionService(store, clock, orgs, channels, files, shared),
+        retention=RetentionService(store, clock, orgs, channels, files),
         billing=BillingService(store, clock, orgs, billing_settings),
         impact=impact,
         audit=audit,
