@@ -155,6 +155,8 @@ def cancel_an_upload(owner: Page, plan: Path) -> None:
     owner.locator(".attachment").get_by_role("button", name="Annuler").click()
     expect(owner.get_by_role("alert").filter(has_text="Envoi annulé")).to_be_visible()
     assert held  # the upload had started
+    for route in held:  # refused for good: a route left pending may go on to the server once unrouted
+        route.abort()
     owner.unroute("**/blobs/**")
     owner.locator(".attachment").get_by_role("button", name="Retirer").click()
     owner.get_by_label("Votre message").fill("")
