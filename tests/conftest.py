@@ -23,7 +23,7 @@ from bocage.client.profile import DeviceKeys, OperatorKey
 from chalicelib import wiring
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.local_objects import LocalObjectStore
-from chalicelib.ports import Store
+from chalicelib.ports import LocalConnections, Store
 from chalicelib.settings import Settings
 from tests.support import People, RecordingMailer, RecordingPush, SignedApi
 
@@ -217,6 +217,13 @@ def app_settings(operator: OperatorKey) -> Settings:
 
 
 @pytest.fixture
+def local_connections() -> LocalConnections | None:
+    """The app's connections in memory, as ``bocage serve`` keeps them; a module overrides this
+    fixture to push from them (tests/integration/test_presence_index.py)."""
+    return None
+
+
+@pytest.fixture
 def container(
     app_store: Store,
     clock: ManualClock,
@@ -224,11 +231,20 @@ def container(
     app_settings: Settings,
     push: RecordingPush,
     tmp_path: Path,
+    local_connections: LocalConnections | None,
 ) -> Iterator[wiring.Container]:
     # File blobs in a real directory of the test's own (tests/integration/test_files_api.py).
     settings = app_settings
     objects = LocalObjectStore(str(tmp_path / "data"), settings.public_url or "", clock)
-    built = wiring.build(settings, store=app_store, clock=clock, mailer=mailer, push=push, objects=objects)
+    built = wiring.build(
+        settings,
+        store=app_store,
+        clock=clock,
+        mailer=mailer,
+        push=push,
+        objects=objects,
+        local=local_connections,
+    )
     wiring.use(built)
     yield built
     wiring.use(None)

@@ -170,6 +170,7 @@ def build_runtime(
     )
     from bocage.local.connections import ConnectionRegistry
     from bocage.local.local_queue import LocalQueue
+    from bocage.local.presence_index import PresenceIndex
     from bocage.local.vapid import with_vapid_key
     from chalicelib.adapters.clocks import SystemClock
     from chalicelib.adapters.records.cluster import ClusterRecords, Replica
@@ -197,6 +198,7 @@ def build_runtime(
     directory = Directory(ClusterRecords(store))
     peers = Peers(secret, replica.replica_id)
     push = ClusterPush(connections, replica.replica_id, store, peers, directory)
+    index = PresenceIndex(replica.replica_id, lambda: directory.alone(replica.replica_id))
     # Every channel's pushes inline: a push costs a socket write (or one request per replica).
     # The queue carries only a new message's Web Push wake-ups, so no ack waits for push services.
     wakes = LocalQueue()
@@ -208,6 +210,7 @@ def build_runtime(
         queue=wakes,
         inline_limit=sys.maxsize,
         replica=replica.replica_id,
+        local=index,
     )
     wakes.start(container.delivery.deliver_chunks)
     wiring.use(container)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from chalicelib.adapters.records.channels import ChannelRecords
@@ -59,9 +60,15 @@ class RosterCache:
 
     def member_ids(self, channel_id: str) -> tuple[str, ...]:
         """The channel's members and followers (whose connections its pushes reach), as of the
-        roster version read now: every change of membership moves it (services/channels.py)."""
+        roster version read now: every change of membership moves it (services/channels.py).
+        Followers are stored apart from members (``ChannelRecords.followers``), so both are read."""
+        records = self._records
         return self._current(
-            channel_id, "members", lambda: tuple(m.member_id for m in self._records.members(channel_id))
+            channel_id,
+            "members",
+            lambda: tuple(
+                m.member_id for m in chain(records.members(channel_id), records.followers(channel_id))
+            ),
         )
 
     def _current(self, channel_id: str, what: str, read: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:

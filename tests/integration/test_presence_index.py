@@ -1,13 +1,18 @@
 """A `bocage serve` replica's fan-out from memory (bocage/local/presence_index.py), on both
 stores: while it is alone in the directory a send reaches exactly the channel's members'
 connections held here, following joins and leaves through the roster version; once another
-replica is listed, connections that replica holds are reached too (presence is read again)."""
+replica is listed, connections that replica holds are reached too (presence is read again).
+Through the app too: a public tribe's follower, a guest and a member added after connecting
+each get a post pushed live from memory."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from bocage.local.cluster import REFRESH, Directory, Membership
 from bocage.local.presence_index import PresenceIndex
@@ -16,9 +21,12 @@ from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.cluster import ClusterRecords, Replica
 from chalicelib.adapters.sqlite_store import SqliteStore
 from chalicelib.domain.channel import ChannelMember, ChannelRole
+from chalicelib.domain.followers import parse_join_url
 from chalicelib.domain.frames import PongFrame
 from chalicelib.ports import Store, Target
 from chalicelib.services.delivery import Delivery
+from tests.integration.test_followers import follow, public_tribe
+from tests.support import People, RecordingPush, SignedApi
 
 
 class Sockets:
@@ -58,10 +66,26 @@ def leave(store: Store, channel_id: str, member_id: str) -> None:
     records.bump_roster(channel_id)
 
 
-def replica(store: Store, clock: ManualClock, sockets: Sockets, replica_id: str) -> Delivery:
-    ClusterRecords(store).announce(Replica(replica_id, f"http://127.0.0.1/{replica_id}", clock.now() + 60))
+class CountingIndex(PresenceIndex):
+    """The replica's index, counting the sends it answered from memory (presence not read)."""
+
+    answered = 0
+
+    def of_members(self, member_ids: Iterable[str]) -> list[Target] | None:
+        found = super().of_members(member_ids)
+        self.answered += found is not None
+        return found
+
+
+def listed_index(store: Store, clock: ManualClock, replica_id: str, ttl: int = 60) -> CountingIndex:
+    """A replica announced in the store's directory, and its index, alone while no other is listed."""
+    ClusterRecords(store).announce(Replica(replica_id, f"http://127.0.0.1/{replica_id}", clock.now() + ttl))
     directory = Directory(ClusterRecords(store))
-    index = PresenceIndex(replica_id, lambda: directory.alone(replica_id))
+    return CountingIndex(replica_id, lambda: directory.alone(replica_id))
+
+
+def replica(store: Store, clock: ManualClock, sockets: Sockets, replica_id: str) -> Delivery:
+    index = listed_index(store, clock, replica_id)
     return Delivery(store, clock, sockets, None, replica=replica_id, local=index)
 
 
@@ -121,3 +145,56 @@ def test_a_replica_joining_others_waits_until_they_have_re_read_the_directory(tm
     assert time.monotonic() - started >= REFRESH
     assert not directory.alone("r1")
     app_store.close()
+
+
+# -- through the app: the app's Delivery pushes from this index (tests/conftest.py) -----------------
+
+
+@pytest.fixture
+def local_connections(app_store: Store, clock: ManualClock) -> CountingIndex:
+    return listed_index(app_store, clock, "r1", ttl=10**8)  # alone for the whole test
+
+
+def pushed_texts(push: RecordingPush, connection_id: str, reader: Any) -> list[tuple[str, bool]]:
+    """The posts pushed to a connection, as its device opens them: (text, verified)."""
+    opened = [reader.open(f["message"]) for f in push.to(connection_id, "message")]
+    return [(m.get("text", ""), bool(m["verified"])) for m in opened]
+
+
+def test_a_follower_connected_to_a_lone_replica_gets_a_tribe_s_posts_live(
+    people: People, api: SignedApi, push: RecordingPush, local_connections: CountingIndex, tmp_path: Path
+) -> None:
+    """Followers' places in a tribe sort apart from its members' (keys.channel_member): the
+    members the replica pushes to must count them, or a follower's screen never shows a post."""
+    tribe, url = public_tribe(people)
+    lea = follow(api, url, tmp_path / "lea", "Léa")
+    assert api.ws_connect(lea.keys, "k-lea")["statusCode"] == 200
+    assert people.owner.send_text(tribe, "Marché de Noël samedi")["online"] == 1
+    assert pushed_texts(push, "k-lea", lea) == [("Marché de Noël samedi", True)]
+    # Connected, she follows a second tribe (its roster version moves): its posts reach her too.
+    market = people.owner.create_channel("tribe", "Le marché")["channel_id"]
+    lea.follow(parse_join_url(people.owner.publish(market)["join_url"]), "Léa")
+    answered = local_connections.answered
+    people.owner.send_text(market, "Marché dimanche")
+    assert pushed_texts(push, "k-lea", lea)[1:] == [("Marché dimanche", True)]
+    assert local_connections.answered > answered  # from memory, not from presence
+    lea.client.leave_as_follower()
+    people.owner.send_text(tribe, "Après son départ")
+    assert len(push.to("k-lea", "message")) == 2  # gone from the members pushed to
+
+
+def test_a_guest_and_a_member_added_after_connecting_get_posts_live(
+    people: People, api: SignedApi, push: RecordingPush, local_connections: CountingIndex
+) -> None:
+    bob, gus = people.join("bob"), people.join("gus", role="guest")
+    assert api.ws_connect(people.keys["bob"], "k-bob")["statusCode"] == 200
+    assert api.ws_connect(people.keys["gus"], "k-gus")["statusCode"] == 200
+    group = people.owner.create_channel("group", "Chantier")["channel_id"]
+    people.owner.send_text(group, "avant eux")
+    for name in ("bob", "gus"):  # each a `joined`, after their connection was indexed
+        people.owner.add_member(group, people.info[name]["member_id"])
+    answered = local_connections.answered
+    assert people.owner.send_text(group, "Réunion lundi")["online"] == 2
+    assert local_connections.answered > answered
+    assert pushed_texts(push, "k-bob", bob) == [("Réunion lundi", True)]
+    assert pushed_texts(push, "k-gus", gus) == [("Réunion lundi", True)]

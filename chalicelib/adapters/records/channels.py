@@ -71,7 +71,13 @@ class ChannelRecords:
         )
 
     def members(self, channel_id: str) -> Iterator[ChannelMember]:
+        """The channel's members, without a public tribe's followers (their records sort apart)."""
         for item in query_all(self._store, keys.channel_partition(channel_id), keys.MEMBER_PREFIX):
+            yield ChannelMember.model_validate(item)
+
+    def followers(self, channel_id: str) -> Iterator[ChannelMember]:
+        """A public tribe's followers (``keys.channel_member`` files them apart from its members)."""
+        for item in query_all(self._store, keys.channel_partition(channel_id), keys.FOLLOWER_PREFIX):
             yield ChannelMember.model_validate(item)
 
     def memberships_of(self, member_id: str) -> Iterator[ChannelMember]:
