@@ -35,6 +35,9 @@ class Channel(BaseModel):
     created_at: int
     retention_days: int | None = None  # shorter than the organisation's, or None
     direct_members: tuple[str, str] | None = None  # a direct conversation's two members, sorted
+    #: Partner organisations whose members have been in this channel (22.6): its retention is
+    #: the shortest of theirs and its own organisation's.
+    partner_orgs: tuple[str, ...] = ()
 
     def public(self) -> dict[str, object]:
         return self.model_dump(mode="json")
