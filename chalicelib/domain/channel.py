@@ -51,6 +51,10 @@ class ChannelMember(BaseModel):
     role: ChannelRole
     added_at: int
     added_by: str
+    #: The channel's organisation when it is not the member's own (a partner's shared group,
+    #: 22.6); None in their own organisation's channels. A connection checks the partnership
+    #: of these only, so a member never partnered costs no read.
+    host_org: str | None = None
 
 
 def require_may_create(kind: ChannelKind, org_role: Role) -> None:

@@ -39,7 +39,7 @@ from chalicelib.domain.frames import (
     RotatedFrame,
 )
 from chalicelib.domain.ids import is_follower_id, looks_like
-from chalicelib.domain.organisation import Device, Member, Role
+from chalicelib.domain.organisation import Device, Member, Organisation, Role
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY, effective_days
 from chalicelib.domain.roster import Epoch, RosterDevice, SealedKey
@@ -256,16 +256,13 @@ class ChannelService:
 
     def live_channel_ids(self, who: Principal) -> list[str]:
         """The channels a new WebSocket connection hears: the caller's, a partner's shared group
-        only while the partnership lasts (22.6: an end's clean-up may not have reached them yet)."""
-        ids = self.channel_ids_of(who.member_id)
-        if not self._shared.ever_partnered(who.org_id):
-            return ids  # only our own organisation's channels: nothing more to read
-        return [
-            channel_id
-            for channel_id in ids
-            if (channel := self._records.get(channel_id)) is not None
-            and self._shared.may_share(channel.org_id, who.org_id)
-        ]
+        only while the partnership lasts (22.6: an end's clean-up may not have reached them yet).
+        A membership names the host when it is not the member's organisation, so only those cost
+        a read (one per host): a member in their own organisation's channels only costs nothing."""
+        found = list(self._records.memberships_of(who.member_id))
+        hosts = {m.host_org for m in found if m.host_org is not None and m.host_org != who.org_id}
+        ended = {host for host in hosts if not self._shared.may_share(host, who.org_id)}
+        return [m.channel_id for m in found if m.host_org not in ended]
 
     def list_mine(self, who: Principal) -> list[dict[str, Any]]:
         """The caller's channels, a partner's shared groups included while the partnership lasts."""
@@ -286,15 +283,20 @@ class ChannelService:
             "latest_seq": state.seq,
         }
 
-    def retention_days(self, channel: Channel) -> int:
+    def retention_days(self, channel: Channel, *, read: Organisation | None = None) -> int:
         """The channel's effective retention: the shorter of its own and its organisations'."""
-        return effective_days(self.org_retention_days(channel), channel.retention_days)
+        return effective_days(self.org_retention_days(channel, read=read), channel.retention_days)
 
-    def org_retention_days(self, channel: Channel) -> int:
+    def org_retention_days(self, channel: Channel, *, read: Organisation | None = None) -> int:
         """The shortest setting of the organisations whose members share the channel: its own, and
-        each partner that has had a member in it (22.6), read now so either side's change counts."""
+        each partner that has had a member in it (22.6), read now so either side's change counts.
+        ``read``: an organisation the caller read for this request, not read again (a send in a
+        channel of the sender's own organisation, with no partner, reads nothing more)."""
         orgs = (channel.org_id, *channel.partner_orgs)
-        return min(self._orgs.get(org_id).retention_days for org_id in orgs)
+        return min(
+            (read if read is not None and read.org_id == org_id else self._orgs.get(org_id)).retention_days
+            for org_id in orgs
+        )
 
     def set_retention(self, who: Principal, channel_id: str, days: int | None) -> Channel:
         access = self.access(who, channel_id)
@@ -452,6 +454,7 @@ class ChannelService:
             role=role,
             added_at=self._clock.now(),
             added_by=added_by,
+            host_org=None if org_id == channel.org_id else channel.org_id,
         )
         devices = [d for d in self._orgs.devices_of(org_id, member_id) if not d.is_revoked]
 

@@ -194,7 +194,8 @@ class MessagingService:
             raise StaleEpoch(f"the channel is at epoch {epoch.number}; distribute a key for it and resend")
         org = self._orgs.get(who.org_id)
         require_sending_allowed(org, now)  # a pilot past its end that chose to suspend
-        retention = self._channels.retention_days(access.channel)  # partners' settings too (22.6)
+        # Partners' settings too (22.6); the sender's organisation just read is not read again.
+        retention = self._channels.retention_days(access.channel, read=org)
         if now - epoch.started_at >= retention * DAY:
             # Keys older than one retention rotate, so every sealed key can expire one
             # retention after its last message (see services/retention.KeyUsage).

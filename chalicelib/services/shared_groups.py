@@ -33,11 +33,6 @@ class SharedGroups:
         """The organisations that are active partners of ``org_id``."""
         return [p.other(org_id) for p in self._partners.of_org(org_id) if p.status is PartnerStatus.ACTIVE]
 
-    def ever_partnered(self, org_id: str) -> bool:
-        """Whether the organisation has any partnership record, ended ones included: without one,
-        its members are only in its own channels."""
-        return bool(self._partners.of_org(org_id))
-
     def may_share(self, host_org: str, org_id: str) -> bool:
         """Whether a member of ``org_id`` may be in a channel of ``host_org``: their own, or an
         active partner's."""

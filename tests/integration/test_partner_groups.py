@@ -13,11 +13,14 @@ import pytest
 from bocage.client.api import ApiError
 from bocage.client.issuing import membership_entry
 from bocage.client.messenger import Messenger
+from chalicelib.adapters.counting_store import CountingStore
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.partners import PartnerRecords
 from chalicelib.adapters.records.sender_keys import SenderKeys
 from chalicelib.domain.channel import ChannelMember, ChannelRole
-from chalicelib.domain.organisation import Plan
+from chalicelib.domain.organisation import Plan, Role
+from chalicelib.domain.principal import Principal
+from chalicelib.services.shared_groups import SharedGroups
 from tests.integration.test_partners import Pair, pair, partnered
 from tests.support import SignedApi, messenger_for, plant_addition, sealed_envelope, ws_event
 
@@ -74,6 +77,35 @@ def test_a_partner_member_gets_live_pushes_and_hears_the_end(pair: Pair, api: Si
     pair.a.partners.end(pair.b_org)
     left = [f for f in push.to("c-mayor", "left") if f["member_id"] == member_of(pair.b_member)]
     assert left and left[0]["channel_id"] == cid  # A's devices re-key without B's member
+
+
+def test_a_connect_reads_a_partnership_only_for_a_partner_s_shared_groups(
+    pair: Pair, api: SignedApi, container: Any
+) -> None:
+    """What a WebSocket connect reads for its channels: one query of the member's memberships,
+    and one partnership get per other organisation hosting some of them (is it still active?).
+    A's owner, in a group with B's member, reads nothing more than a member never partnered
+    (tests/integration/test_cost_calls.py pins that case); B's member reads A's partnership."""
+    cid = shared(pair)
+    pair.a.create_channel("group", "Bureau")  # a second channel of A's owner: still one query
+    counting = CountingStore(container.store)
+    container.channels._records = ChannelRecords(counting)
+    container.channels._shared = SharedGroups(counting, container.orgs)
+    container.channels.live_channel_ids(_principal(pair.a))
+    assert dict(counting.reset()) == {"query": 1}
+    heard = container.channels.live_channel_ids(_principal(pair.b_member))
+    assert heard == [cid] and dict(counting.reset()) == {"query": 1, "get": 1}
+    assert api.ws_connect(pair.b_member.keys, "c-drafter")["statusCode"] == 200
+
+
+def _principal(messenger: Messenger) -> Principal:
+    info = messenger.info
+    return Principal(
+        org_id=info["org_id"],
+        member_id=info["member_id"],
+        device_id=messenger.keys.device_id,
+        role=Role.MEMBER,
+    )
 
 
 def test_a_partner_renamed_by_the_server_keeps_the_name_first_seen(pair: Pair, api: SignedApi) -> None:
@@ -392,6 +424,7 @@ def test_a_connect_after_the_end_does_not_subscribe_the_partners_member(
             role=ChannelRole.MEMBER,
             added_at=1,
             added_by="x",
+            host_org=pair.a_org,
         )
     )
     assert api.ws_connect(pair.b_member.keys, "c-drafter")["statusCode"] == 200
