@@ -425,14 +425,15 @@ def accept_partner(ctx: ApiContext) -> dict[str, Any]:
 @app.route("/partners", methods=["GET"])
 @endpoint("PartnersAnswer")
 def list_partners(ctx: ApiContext) -> dict[str, Any]:
-    """The organisation's partnerships, pending, active and ended (admins)."""
+    """The organisation's partnerships, pending, active and ended (members; not guests)."""
     return ctx.container.partners.listing(ctx.principal)
 
 
 @app.route("/partners/{org_id}/members", methods=["GET"])
 @endpoint("MembersAnswer")
 def partner_members(ctx: ApiContext, org_id: str) -> dict[str, Any]:
-    """The partner's signers and their certifiers up to its root (admins; no directory)."""
+    """The partner's signers, its members in the caller's shared groups, and their certifiers up
+    to its root (members; no directory)."""
     return ctx.container.partners.partner_members(ctx.principal, org_id)
 
 

@@ -637,11 +637,13 @@ def cmd_link_device(args: argparse.Namespace) -> Result:
 
 
 def cmd_members(args: argparse.Namespace) -> Result:
-    """Every member, with how this device sees them (certified, verified, vouched by the server only)."""
+    """Every member, with how this device sees them (certified, verified, vouched by the server only),
+    then the members of active partners met in shared groups, as "Name (Organisation)" (22.6)."""
     messenger = _messenger(args)
     members = messenger.client.members()
     messenger.trust.view(refresh=True)
-    return {"members": [{**m, **messenger.trust.standing(m["member_id"])} for m in members]}
+    listed = [{**m, **messenger.trust.standing(m["member_id"])} for m in members]
+    return {"members": listed + messenger.trust.partner_members()}
 
 
 def cmd_revoke(args: argparse.Namespace) -> Result:

@@ -120,6 +120,7 @@ class ChannelAnswer(_Answer):
     retention_days: int | None = None
     my_role: str | None = None
     direct_members: list[str] | None = None  # the two members of a direct conversation
+    partner_orgs: list[str] = []  # partner organisations whose members have been in it (22.6)
     epoch: int
     roster: int  # the roster's version: it changes whenever a device joins or leaves
     latest_seq: int

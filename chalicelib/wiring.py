@@ -35,6 +35,7 @@ from chalicelib.services.organisations import OrganisationService
 from chalicelib.services.partners import PartnerService
 from chalicelib.services.questions import QuestionService
 from chalicelib.services.retention import RetentionService
+from chalicelib.services.shared_groups import SharedGroups
 from chalicelib.settings import Settings
 
 
@@ -108,7 +109,8 @@ def build(
         notifier=notifications if notifications.enabled else None,
         local=local,
     )
-    channels = ChannelService(store, clock, orgs, delivery, events)
+    shared = SharedGroups(store, orgs)
+    channels = ChannelService(store, clock, orgs, delivery, events, shared)
     DeviceLifecycle(channels, delivery).subscribe(events)
     billing_settings = billing_settings or BillingSettings.from_env()
     impact = ImpactService(store, clock, orgs, billing_settings)
@@ -135,11 +137,11 @@ def build(
         invitations=InvitationService(store, clock, orgs, mailer, events, ttl_days=settings.invite_ttl_days),
         channels=channels,
         followers=FollowerService(store, clock, orgs, channels, joins_per_hour=settings.joins_per_tribe_hour),
-        partners=PartnerService(store, clock, orgs, events),
+        partners=PartnerService(store, clock, orgs, events, channels),
         questions=QuestionService(store, clock, orgs, channels),
         delivery=delivery,
         messaging=messaging,
-        retention=RetentionService(store, clock, orgs, channels, files),
+        retention=RetentionService(store, clock, orgs, channels, files, shared),
         billing=BillingService(store, clock, orgs, billing_settings),
         impact=impact,
         audit=audit,

@@ -54,7 +54,7 @@ def on_connect(event: dict[str, Any]) -> dict[str, Any]:
         org_id=who.org_id,
         member_id=who.member_id,
         device_id=who.device_id,
-        channels=c.channels.channel_ids_of(who.member_id),
+        channels=c.channels.live_channel_ids(who),
         connected_ms=_connected_ms(event),
     )
     logger.info("ws connect", status=200, replaced=len(replaced))

@@ -112,6 +112,17 @@ class TrustView:
         self._busy: set[str] = set()
         self._ticket_uses = _ticket_uses(self._members.values(), self._devices.values())
 
+    def listed_members(self) -> list[Mapping[str, Any]]:
+        """The listing's members as given (checked or not)."""
+        return list(self._members.values())
+
+    def listed_devices(self) -> list[Mapping[str, Any]]:
+        return list(self._devices.values())
+
+    def lists_member(self, member_id: str) -> bool:
+        """Whether the listing names this member (checked or not)."""
+        return member_id in self._members
+
     # -- members -------------------------------------------------------------------------------
 
     def member(self, member_id: str) -> MemberTrust | None:
@@ -431,6 +442,9 @@ class TrustView:
 
     def may_join(self, member_id: str) -> bool:
         return self._role_at(member_id, FOREVER, 0) is not None and self.removed_at(member_id) is None
+
+    def tribes_open_to(self, member_id: str) -> bool:
+        return True  # the organisation's own members; a partner's are judged by bocage/client/shared.py
 
 
 def _same_side(statements: list[dict[str, Any]], base_role: str | None) -> list[dict[str, Any]]:

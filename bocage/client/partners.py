@@ -92,7 +92,7 @@ class Partners:
         answer = dict(trust.client.accept_partner(target.code, acceptance, statement))
         if answer.get("ours") != statement:
             raise PartnerRefused("the server answered with another partnership statement than ours")
-        view = trust.view(refresh=True)
+        view = trust.own_view(refresh=True)
         return self._checked(answer, view)
 
     # -- both sides ----------------------------------------------------------------------------
@@ -101,7 +101,7 @@ class Partners:
         """Every partnership as this device verifies it; as the inviter's admin, countersign the
         acceptances whose root checks out (``confirm``)."""
         trust = self.trust
-        view = trust.view(refresh=True)
+        view = trust.own_view(refresh=True)
         found = []
         for entry in trust.client.partners():
             if confirm and self._awaits_us(entry, view):
@@ -116,7 +116,7 @@ class Partners:
             trust.keys.signing, trust.keys.device_id, trust.org_id, partner_org_id, trust.now()
         )
         answer = dict(trust.client.end_partner(partner_org_id, statement))
-        checked = self._checked(answer, trust.view(refresh=True))
+        checked = self._checked(answer, trust.own_view(refresh=True))
         trust.save()
         return checked
 
@@ -214,12 +214,19 @@ class Partners:
         if ended:
             ended_keys.add(ticket_key)
         if root is not None or ended:
+            ours, theirs = entry.get("ours") or {}, entry.get("theirs") or {}
+            name = self._pinned_name(partner, kept, str(entry.get("partner_name") or partner))
             trust.state.partners[partner] = {
                 "root": root if root is not None else kept.get("root"),
                 "ticket_key": ticket_key,
                 "ended": ended,
                 "active": status is PartnerStatus.ACTIVE,
                 "ended_keys": sorted(ended_keys),
+                # For shared groups (22.6): the name shown beside its members', and whether each
+                # side's statement lets the other's members into its tribes.
+                "name": name,
+                "allow_tribes": bool(ours.get("allow_tribes")),
+                "their_allow_tribes": bool(theirs.get("allow_tribes")),
             }
         return {
             **entry,
@@ -228,6 +235,21 @@ class Partners:
             "partner_root": root,
             "verified": root is not None,
         }
+
+    def _pinned_name(self, partner: str, kept: dict[str, Any], served: str) -> str:
+        """The partner's name as first seen with a verified partnership: no statement signs it, so
+        a server (or the partner) renaming it later cannot make its members show as someone else's
+        (22.6); a change is reported, not taken."""
+        pinned = str(kept.get("name") or served)
+        if served != pinned:
+            self.trust.warn(
+                TrustWarning(
+                    "partner_renamed",
+                    f"the server now names {partner} {served!r}; its members stay shown with {pinned!r}, "
+                    "the name this device first saw",
+                )
+            )
+        return pinned
 
     def _pinned_by_us(self, entry: dict[str, Any], partner: str, ticket_key: str, view: TrustView) -> str:
         ours = entry.get("ours")

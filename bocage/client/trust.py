@@ -10,17 +10,19 @@ recipient list before sealing and for the sender shown on a message.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
 
 from bocage.client import issuing
-from bocage.client.api import BocageClient, Statement
+from bocage.client.api import ApiError, BocageClient, Statement
 from bocage.client.certs import TrustView, TrustWarning
 from bocage.client.followers import is_follower_device, verified_follower
 from bocage.client.membership import MembershipRefused, sync
 from bocage.client.profile import DeviceKeys, Profile, TrustState, write_private
+from bocage.client.shared import HostAuthority, PartnerView, SharedView
 from bocage.client.verification import grouped, normalise, qr_payload, safety_digits
 from chalicelib.domain.activation_link import ActivationTarget, with_fragment_params
 from chalicelib.domain.direct import direct_channel_id
@@ -58,6 +60,8 @@ class Trust:
         self.state = profile.trust()
         self.warnings: list[TrustWarning] = []
         self._view: TrustView | None = None
+        self._shared: SharedView | None = None
+        self._shared_base: TrustView | None = None
         self._listing: str = ""
         self._device_certs: dict[str, str] = {}  # device id -> hash of its certificate in the view
         self._synced: set[str] = set()  # channels whose log was fetched since the last change heard
@@ -82,7 +86,79 @@ class Trust:
 
     # -- the organisation ------------------------------------------------------------------------
 
-    def view(self, *, refresh: bool = False) -> TrustView:
+    def view(self, *, refresh: bool = False, partners: bool | None = None) -> SharedView:
+        """The organisation, and its active partners (22.6), as verified from the member listings
+        (kept while unchanged). ``refresh`` asks the server again, and ``partners`` (by default as
+        ``refresh``) the partnerships and partners' listings too when this device has pinned a
+        partner: an end it sees takes the partner's members out at once."""
+        own = self.own_view(refresh=refresh)
+        ask_partners = refresh if partners is None else partners
+        if self._shared is not None and not ask_partners and self._shared_base is own:
+            return self._shared
+        if ask_partners and self.state.partners:
+            self.learn_partners()
+        found = self._partner_views(refresh=ask_partners)
+        self._shared = SharedView(
+            own.org_id,
+            own.root,
+            own.listed_members(),
+            own.listed_devices(),
+            verified=self.state.verified,
+            seen=self.state.seen,
+            partners=found,
+        )
+        self._shared_base = own
+        return self._shared
+
+    def _met_host(self, org_id: str) -> None:
+        """A channel of another organisation: a partner's shared group this device may not know."""
+        self.learn_partners()
+        self.view(refresh=True)
+
+    def learn_partners(self) -> None:
+        """Ask for the partnerships and verify them (bocage/client/partners.py), without signing.
+
+        Followers and guests have none (the route answers them 403, 22.4): a partner's member in
+        their channel is then someone they cannot verify, not a reason to fail the read."""
+        from bocage.client.partners import Partners  # it builds on this module
+
+        if self.is_follower:
+            return
+        try:
+            Partners(self, "").listing(confirm=False)
+        except ApiError as exc:
+            if exc.status != 403:
+                raise
+
+    def _partner_views(self, *, refresh: bool) -> list[PartnerView]:
+        """Each partner pinned in this device's view, checked up to the root our statement pins;
+        their listings kept in the profile beside ours (an ended one's is kept, never asked again)."""
+        kept_path = self.profile.dir / "partner_members.json"
+        kept = json.loads(kept_path.read_text()) if kept_path.exists() else {}
+        pinned = {org: p for org, p in self.state.partners.items() if p.get("root")}
+        listings: dict[str, Any] = {}
+        for org_id, partner in pinned.items():
+            active = bool(partner.get("active")) and not partner.get("ended")
+            if active and (refresh or org_id not in kept):
+                members, devices = self.client.partner_listing(org_id)
+                listings[org_id] = {"members": members, "devices": devices}
+            elif org_id in kept:  # an ended partner's last listing: who wrote what, before the end
+                listings[org_id] = kept[org_id]
+        if listings != kept:
+            write_private(kept_path, json.dumps(listings).encode())
+        return [
+            PartnerView(
+                org_id,
+                str(pinned[org_id].get("name") or org_id),
+                bool(pinned[org_id].get("allow_tribes")),
+                TrustView(org_id, str(pinned[org_id]["root"]), listing["members"], listing["devices"]),
+                bool(pinned[org_id].get("their_allow_tribes")),
+                active=bool(pinned[org_id].get("active")) and not pinned[org_id].get("ended"),
+            )
+            for org_id, listing in listings.items()
+        ]
+
+    def own_view(self, *, refresh: bool = False) -> TrustView:
         """The organisation as verified from the member listing (kept while unchanged).
 
         The last listing is kept in the profile and verified again locally at start, so a message
@@ -163,26 +239,35 @@ class Trust:
         last fetch is current."""
         kept_json = self.state.logs.get(channel_id)
         kept = LogState.from_json(kept_json) if kept_json else None
+        if kept is not None and not kept.org_id:  # kept before 22.6: only our own channels were read
+            kept = dataclasses.replace(kept, org_id=self.org_id)
         if watched and kept is not None and channel_id in self._synced:
             return kept
+        # The host is the creation's organisation, kept with the state; never a later entry's.
+        host: dict[str, str] = {"org_id": kept.org_id} if kept is not None else {}
+
+        def fetch(start: int) -> tuple[list[dict[str, Any]], Any]:
+            entries, head = self.client.membership_log(channel_id, start)
+            if start == 0 and entries:
+                host["org_id"] = str(entries[0].get("org_id"))
+            return entries, head
+
         try:
-            state, warnings = sync(
-                channel_id, kept, lambda s: self.client.membership_log(channel_id, s), self.view()
-            )
+            state, warnings = sync(channel_id, kept, fetch, HostAuthority(host, self.view, self._met_host))
             if warnings:  # perhaps only a member who joined since the kept listing: look again
-                state, warnings = sync(
-                    channel_id,
-                    kept,
-                    lambda s: self.client.membership_log(channel_id, s),
-                    self.view(refresh=True),
-                )
+                self.view(refresh=True)
+                state, warnings = sync(channel_id, kept, fetch, HostAuthority(host, self.view))
+            if warnings and not self.state.partners:  # or a partner's member: learn our partners
+                self.learn_partners()
+                self.view(refresh=True)
+                state, warnings = sync(channel_id, kept, fetch, HostAuthority(host, self.view))
         except MembershipRefused as refused:
             self.warn(refused.warning)
             raise
         for warning in warnings:
             self.warn(warning)
         self._synced.add(channel_id)
-        if kept is None or state.seq != kept.seq:
+        if kept is None or state.to_json() != kept_json:
             self.state.logs[channel_id] = state.to_json()
             self.save()
         return state
@@ -191,7 +276,8 @@ class Trust:
         """The channel's membership history as verified from entry 0: who added whom, and when."""
         entries, _ = self.client.membership_log(channel_id, 0)
         view = self.view(refresh=True)
-        state, error = replay(entries, view)
+        host = {"org_id": str(entries[0].get("org_id"))} if entries else {}
+        state, error = replay(entries, HostAuthority(host, lambda: view))
         if error is not None:
             self.warn(TrustWarning("membership_invalid", f"{channel_id}: {error}; later entries ignored"))
         verified = entries[: (state.seq + 1) if state else 0]
@@ -208,7 +294,41 @@ class Trust:
                     "issued_at": entry["issued_at"],
                 }
             )
-        return {"channel_id": channel_id, "members": dict(state.members) if state else {}, "events": events}
+        members = dict(state.members) if state else {}
+        names = {}
+        for member_id in members:
+            trusted = view.member(member_id)
+            partner = view.partner_of_member(member_id)
+            names[member_id] = {
+                "display_name": trusted.display_name if trusted else None,  # "Name (Organisation)"
+                "org_id": partner.org_id if partner else self.org_id,
+            }
+        return {"channel_id": channel_id, "members": members, "names": names, "events": events}
+
+    def partner_members(self) -> list[dict[str, Any]]:
+        """The members of active partners this device knows (those of its shared groups and the
+        partners' signers), each with its organisation and the name shown: "Name (Organisation)"."""
+        view = self.view()
+        found = []
+        for partner in view.partners.values():
+            if not partner.active:
+                continue
+            devices = partner.view.listed_devices()
+            for raw in partner.view.listed_members():
+                member_id = str(raw["member_id"])
+                trusted = view.member(member_id)
+                found.append(
+                    {
+                        **raw,
+                        "role": "partner",
+                        "org_id": partner.org_id,
+                        "organisation": partner.name,
+                        "display_name": trusted.display_name if trusted else f"{raw['display_name']} (?)",
+                        "devices": [d for d in devices if d.get("member_id") == member_id],
+                        **self.standing(member_id),
+                    }
+                )
+        return found
 
     def standing(self, member_id: str) -> dict[str, Any]:
         """How this device sees a member: certified, verified, or vouched by the server only."""
@@ -229,10 +349,14 @@ class Trust:
         Not ``watched`` (no live connection to hear of changes), the listing is asked for again:
         an unchanged one is not verified again."""
         state = self.membership(channel_id, watched=watched)
+        # The partnerships are asked again only for a channel with someone outside our listing
+        # (a partner's member, or a newcomer): a send in our own groups costs nothing more.
+        own = self.own_view()
+        shared = any(not own.lists_member(m) for m in state.members)
         view = (
             self.view_for([d for d in devices if not is_follower_device(d)])
             if watched
-            else self.view(refresh=True)
+            else self.view(refresh=True, partners=shared)
         )
         chosen: dict[str, str] = {}
         for d in devices:
@@ -322,6 +446,9 @@ class Trust:
         view = self.view()
         if view.device(device_id) is None:
             view = self.view(refresh=True)
+        if view.device(device_id) is None and not self.state.partners:
+            self.learn_partners()  # perhaps a partner's member in a shared group (22.6)
+            view = self.view(refresh=True)
         trusted = view.device(device_id)
         if trusted is None:
             self.warn(view.why_not(device_id))
@@ -406,17 +533,19 @@ class Trust:
             members={self.member_id: "author"},
             seq=0,
             head=statement_hash(entry),
+            org_id=str(entry["org_id"]),
         ).to_json()
         self.save()
 
     def next_entry(self, channel_id: str, op: str, member_id: str, role: str | None) -> Statement:
-        """The entry that extends the channel's log as this device verified it."""
-        self.membership(channel_id)
-        entries, _ = self.client.membership_log(channel_id, int(self.state.logs[channel_id]["seq"]))
+        """The entry that extends the channel's log as this device verified it, naming the
+        channel's host (ours, or the partner's whose group this is: 22.6)."""
+        state = self.membership(channel_id)
+        entries, _ = self.client.membership_log(channel_id, state.seq)
         return issuing.membership_entry(
             self.keys.signing,
             self.keys.device_id,
-            org_id=self.org_id,
+            org_id=state.org_id,
             channel_id=channel_id,
             previous=entries[0],
             op=op,

@@ -35,6 +35,9 @@ class Channel(BaseModel):
     created_at: int
     retention_days: int | None = None  # shorter than the organisation's, or None
     direct_members: tuple[str, str] | None = None  # a direct conversation's two members, sorted
+    #: Partner organisations whose members have been in this channel (22.6): its retention is
+    #: the shortest of theirs and its own organisation's.
+    partner_orgs: tuple[str, ...] = ()
 
     def public(self) -> dict[str, object]:
         return self.model_dump(mode="json")
@@ -48,6 +51,10 @@ class ChannelMember(BaseModel):
     role: ChannelRole
     added_at: int
     added_by: str
+    #: The channel's organisation when it is not the member's own (a partner's shared group,
+    #: 22.6); None in their own organisation's channels. A connection checks the partnership
+    #: of these only, so a member never partnered costs no read.
+    host_org: str | None = None
 
 
 def require_may_create(kind: ChannelKind, org_role: Role) -> None:

@@ -139,6 +139,15 @@ class PartnershipChanged:
     at: int
 
 
+@dataclass(frozen=True)
+class PartnershipEnded:
+    """A partnership is ended (published on every end request, so a retry finishes the work):
+    each side's members leave the other's channels (docs/protocol.md, 22.6)."""
+
+    org_id: str
+    partner_org_id: str
+
+
 Event = (
     DeviceAdded
     | ChannelLeft
@@ -152,4 +161,5 @@ Event = (
     | ChannelChanged
     | ChannelMembershipChanged
     | PartnershipChanged
+    | PartnershipEnded
 )

@@ -24,6 +24,10 @@ from chalicelib.domain.statements import (
 
 ADMIN_ROLES = ("admin", "owner")
 GUEST = "guest"
+#: What an ``Authority`` answers as the organisation role of a member of an active partner
+#: organisation (section 22.6): never a manager, never an author, in a tribe only if allowed.
+PARTNER = "partner"
+NEVER_AUTHORS = (GUEST, PARTNER)
 DIRECT = "direct"
 
 
@@ -43,16 +47,24 @@ class Authority(Protocol):
     def may_join(self, member_id: str) -> bool:
         """Whether the member may be added (certified, or verified by the viewer; not removed)."""
 
+    def tribes_open_to(self, member_id: str) -> bool:
+        """Whether the member may be in a tribe: a member of the organisation, or of a partner
+        whose partnership statement by the organisation says ``allow_tribes`` (22.6)."""
+
 
 @dataclass(frozen=True)
 class LogState:
-    """The state after replaying entries 0..seq: what ``head`` hashes and who is in."""
+    """The state after replaying entries 0..seq: what ``head`` hashes and who is in.
+
+    ``org_id`` is the host, named by the creation: every later entry must name it too, so an
+    entry signed by a partner's member (22.6) never makes the channel look like the partner's."""
 
     channel_id: str
     kind: str
     members: Mapping[str, str] = field(default_factory=dict)  # member id -> channel role
     seq: int = 0
     head: str = ""
+    org_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +73,7 @@ class LogState:
             "members": dict(self.members),
             "seq": self.seq,
             "head": self.head,
+            "org_id": self.org_id,
         }
 
     @classmethod
@@ -71,6 +84,7 @@ class LogState:
             members={str(k): str(v) for k, v in dict(data["members"]).items()},
             seq=int(data["seq"]),
             head=str(data["head"]),
+            org_id=str(data.get("org_id", "")),
         )
 
 
@@ -99,6 +113,8 @@ def create(entry: Mapping[str, Any], authority: Authority) -> LogState:
         raise LogError("a channel's creator signs its creation")
     if authority.org_role(signer, checked["issued_at"]) == GUEST:
         raise LogError("a guest creates no channel (section 21)")
+    if authority.org_role(signer, checked["issued_at"]) == PARTNER:
+        raise LogError("only the organisation's own members create its channels (section 22.6)")
     if checked["kind"] == "tribe" and authority.org_role(signer, checked["issued_at"]) not in ADMIN_ROLES:
         raise LogError("only the organisation's admins create tribes")
     return LogState(
@@ -107,6 +123,7 @@ def create(entry: Mapping[str, Any], authority: Authority) -> LogState:
         members={signer: "author"},
         seq=0,
         head=statement_hash(checked),
+        org_id=checked["org_id"],
     )
 
 
@@ -119,6 +136,8 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         raise LogError(f"entry {checked['seq']} does not follow entry {state.seq}")
     if checked["kind"] is not None:
         raise LogError(f"entry {checked['seq']}: only the creation names a kind")
+    if checked["org_id"] != state.org_id:
+        raise LogError(f"entry {checked['seq']} names another organisation than the channel's host")
     signer = _signer(checked, authority)
     members = dict(state.members)
     if state.kind == DIRECT:
@@ -130,6 +149,7 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         members=members,
         seq=checked["seq"],
         head=statement_hash(checked),
+        org_id=state.org_id,
     )
 
 
@@ -161,8 +181,7 @@ def _apply(
         raise LogError(f"entry {entry['seq']}: {signer} may not manage this channel")
     _check_not_guest_author(entry, state, authority)
     if op == "add":
-        if target in members or role is None or not authority.may_join(target):
-            raise LogError(f"entry {entry['seq']}: {target} cannot be added")
+        _check_may_join(entry, members, state, authority)
         members[target] = role
     elif op == "role":
         if target not in members or role is None:
@@ -176,14 +195,27 @@ def _apply(
         raise LogError(f"entry {entry['seq']}: a channel is created once")
 
 
+def _check_may_join(
+    entry: dict[str, Any], members: Mapping[str, str], state: LogState, authority: Authority
+) -> None:
+    """An ``add`` names someone not in, certified, and, for a tribe, let into tribes (22.6)."""
+    target = entry["member_id"]
+    if target in members or entry["role"] is None or not authority.may_join(target):
+        raise LogError(f"entry {entry['seq']}: {target} cannot be added")
+    if state.kind == "tribe" and not authority.tribes_open_to(target):
+        raise LogError(f"entry {entry['seq']}: the organisation lets no partner's member into its tribes")
+
+
 def _check_not_guest_author(entry: dict[str, Any], state: LogState, authority: Authority) -> None:
-    """A guest is never a channel's author (section 21): they add nobody and post for no tribe."""
-    if (
-        entry["role"] == "author"
-        and state.kind != DIRECT
-        and authority.org_role(entry["member_id"], entry["issued_at"]) == GUEST
-    ):
-        raise LogError(f"entry {entry['seq']}: a guest is never a channel's author (section 21)")
+    """A guest, or a partner's member, is never a channel's author (sections 21, 22.6): they add
+    nobody and post for no tribe."""
+    if entry["role"] == "author" and state.kind != DIRECT:
+        role = authority.org_role(entry["member_id"], entry["issued_at"])
+        if role in NEVER_AUTHORS:
+            why = "a guest is never a channel's author (section 21)"
+            if role == PARTNER:
+                why = "a partner's member is never a channel's author (section 22.6)"
+            raise LogError(f"entry {entry['seq']}: {why}")
 
 
 def _shape(entry: Mapping[str, Any]) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from chalicelib.domain.frames import (
     RotatedFrame,
 )
 from chalicelib.domain.ids import is_follower_id, looks_like
-from chalicelib.domain.organisation import Device, Member
+from chalicelib.domain.organisation import Device, Member, Organisation, Role
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY, effective_days
 from chalicelib.domain.roster import Epoch, RosterDevice, SealedKey
@@ -48,6 +48,7 @@ from chalicelib.ports import Clock, Store
 from chalicelib.services.event_bus import EventBus
 from chalicelib.services.membership_log import MembershipLog
 from chalicelib.services.organisations import OrganisationService
+from chalicelib.services.shared_groups import SharedGroups
 
 PAGE = 200
 MAX_KEYS_PER_CALL = 500
@@ -74,10 +75,13 @@ class ChannelState:
 
 @dataclass(frozen=True)
 class ChannelAccess:
-    """A caller's view of one channel: the channel, its state and the caller's membership."""
+    """A caller's view of one channel: the channel, the caller's membership, and the caller's
+    role as the channel's organisation sees it (a partner's member is a plain member there,
+    whatever their role at home: 22.6)."""
 
     channel: Channel
     membership: ChannelMember | None
+    org_role: Role
 
 
 class ChannelService:
@@ -88,9 +92,11 @@ class ChannelService:
         orgs: OrganisationService,
         notifier: MembershipNotifier,
         events: EventBus,
+        shared: SharedGroups,
     ) -> None:
         self._records = ChannelRecords(store)
-        self._log = MembershipLog(store, orgs)
+        self._log = MembershipLog(store, orgs, shared)
+        self._shared = shared
         self._sealed = SenderKeys(store)
         self._clock = clock
         self._orgs = orgs
@@ -100,14 +106,20 @@ class ChannelService:
     # -- lookups ---------------------------------------------------------------------------
 
     def access(self, who: Principal, channel_id: str, *, member_only: bool = True) -> ChannelAccess:
-        """The channel if it is in the caller's organisation (404 otherwise, so nothing leaks)."""
+        """The channel if it is in the caller's organisation, or if the caller is in it and their
+        organisation is an active partner of the channel's (22.6); 404 otherwise, so nothing leaks
+        and an ended partnership takes effect on the next request."""
         channel = self.find(channel_id)
-        if channel is None or channel.org_id != who.org_id:
+        if channel is None:
             raise NotFound(f"no channel {channel_id}")
         membership = self.membership(channel_id, who.member_id)
+        if channel.org_id != who.org_id:
+            if membership is None or self._shared.active(channel.org_id, who.org_id) is None:
+                raise NotFound(f"no channel {channel_id}")
+            return ChannelAccess(channel, membership, Role.MEMBER)
         if member_only and membership is None and not who.role.is_admin:
             raise Forbidden("you are not a member of this channel")
-        return ChannelAccess(channel, membership)
+        return ChannelAccess(channel, membership, who.role)
 
     def find(self, channel_id: str) -> Channel | None:
         """A channel by id, whoever asks (jobs); None for an unknown or malformed id."""
@@ -231,7 +243,7 @@ class ChannelService:
 
     def rename(self, who: Principal, channel_id: str, name: str) -> dict[str, Any]:
         access = self.access(who, channel_id)
-        require_may_manage(who.role, access.membership)
+        require_may_manage(access.org_role, access.membership)
         renamed = access.channel.model_copy(update={"name": name.strip()})
         self._records.save(renamed)
         self._notifier.changed(channel_id, ChannelFrame(channel_id=channel_id, name=renamed.name))
@@ -242,11 +254,22 @@ class ChannelService:
             )
         return self._describe(renamed, access.membership.role if access.membership else None)
 
+    def live_channel_ids(self, who: Principal) -> list[str]:
+        """The channels a new WebSocket connection hears: the caller's, a partner's shared group
+        only while the partnership lasts (22.6: an end's clean-up may not have reached them yet).
+        A membership names the host when it is not the member's organisation, so only those cost
+        a read (one per host): a member in their own organisation's channels only costs nothing."""
+        found = list(self._records.memberships_of(who.member_id))
+        hosts = {m.host_org for m in found if m.host_org is not None and m.host_org != who.org_id}
+        ended = {host for host in hosts if not self._shared.may_share(host, who.org_id)}
+        return [m.channel_id for m in found if m.host_org not in ended]
+
     def list_mine(self, who: Principal) -> list[dict[str, Any]]:
+        """The caller's channels, a partner's shared groups included while the partnership lasts."""
         result = []
         for membership in self._records.memberships_of(who.member_id):
             channel = self._records.get(membership.channel_id)
-            if channel is not None:
+            if channel is not None and self._shared.may_share(channel.org_id, who.org_id):
                 result.append(self._describe(channel, membership.role))
         return result
 
@@ -260,14 +283,25 @@ class ChannelService:
             "latest_seq": state.seq,
         }
 
-    def retention_days(self, channel: Channel) -> int:
-        """The channel's effective retention: the shorter of its own and its organisation's."""
-        return effective_days(self._orgs.get(channel.org_id).retention_days, channel.retention_days)
+    def retention_days(self, channel: Channel, *, read: Organisation | None = None) -> int:
+        """The channel's effective retention: the shorter of its own and its organisations'."""
+        return effective_days(self.org_retention_days(channel, read=read), channel.retention_days)
+
+    def org_retention_days(self, channel: Channel, *, read: Organisation | None = None) -> int:
+        """The shortest setting of the organisations whose members share the channel: its own, and
+        each partner that has had a member in it (22.6), read now so either side's change counts.
+        ``read``: an organisation the caller read for this request, not read again (a send in a
+        channel of the sender's own organisation, with no partner, reads nothing more)."""
+        orgs = (channel.org_id, *channel.partner_orgs)
+        return min(
+            (read if read is not None and read.org_id == org_id else self._orgs.get(org_id)).retention_days
+            for org_id in orgs
+        )
 
     def set_retention(self, who: Principal, channel_id: str, days: int | None) -> Channel:
         access = self.access(who, channel_id)
-        require_may_manage(who.role, access.membership)
-        org_days = self._orgs.get(who.org_id).retention_days
+        require_may_manage(access.org_role, access.membership)
+        org_days = self.org_retention_days(access.channel)
         if days is not None and days > org_days:
             raise BadRequest(
                 f"a channel may keep messages for less time than its organisation ({org_days} days), not more"
@@ -293,10 +327,12 @@ class ChannelService:
         """Add a member, or change the role of one already in, with the signed log entry (14)."""
         access = self.access(who, channel_id)
         require_may_change_members(access.channel)
-        require_may_manage(who.role, access.membership)
+        require_may_manage(access.org_role, access.membership)
         current = self.membership(channel_id, member_id)
-        member = self._orgs.member(who.org_id, member_id)
+        member = self._shared.member(access.channel.org_id, member_id)
         require_may_hold(access.channel, member.role, role)
+        if member.org_id != access.channel.org_id:
+            self._require_partner_may_join(access.channel, member, role, current)
         if current is None and not member.is_active:
             raise Conflict(f"{member.display_name} has not activated a device yet, or was removed")
         op: Literal["add", "role"] = "role" if current else "add"
@@ -307,9 +343,42 @@ class ChannelService:
             self._events.publish(changed)
             return described
         if self.membership(channel_id, member_id) is None:
-            self._join(access.channel, member_id, role, who.member_id)
+            self._join(access.channel, member, role, who.member_id)
         self._events.publish(changed)
         return {"channel_id": channel_id, "member_id": member_id, "role": role.value}
+
+    def _require_partner_may_join(
+        self, channel: Channel, member: Member, role: ChannelRole, current: ChannelMember | None
+    ) -> None:
+        """A partner's member joins a group as a plain member, a tribe only if the host's statement
+        allows it, not beside members of another partner their organisation is not partnered with
+        (neither side's devices could verify the other's), and not again after an end left them in
+        the log (clients would refuse a second ``add`` of someone their replay still holds)."""
+        if role is not ChannelRole.MEMBER:
+            raise Forbidden("a partner's member is never a channel's author: add them as a member")
+        if member.role.is_guest:
+            raise Forbidden("a partner's guest stays in their own organisation's channels")
+        tribes_open = self._shared.allows_tribes(channel.org_id, member.org_id)
+        if channel.kind is ChannelKind.TRIBE and not tribes_open:
+            raise Forbidden("your organisation lets no partner's member into its tribes (allow_tribes)")
+        strangers = [
+            o
+            for o in channel.partner_orgs
+            if o != member.org_id
+            and self._shared.active(channel.org_id, o) is not None
+            and self._shared.active(member.org_id, o) is None
+        ]
+        if strangers:  # their devices could not verify each other: nobody could seal to both
+            names = ", ".join(self._orgs.get(o).name for o in strangers)
+            raise Conflict(
+                f"{member.display_name}'s organisation is not a partner of {names}, whose members "
+                "are in this group: create another group"
+            )
+        if current is None and self._log.still_in(channel.channel_id, member.member_id):
+            raise Conflict(
+                f"{member.display_name} was in this channel before a partnership ended: "
+                "create a new group to talk with them again"
+            )
 
     def _append(
         self,
@@ -332,7 +401,7 @@ class ChannelService:
                 f"membership: expected a signed '{op}' entry for {member_id} by the calling device"
             )
         members = list(self._records.members(channel.channel_id))
-        self._log.append(who.org_id, channel.channel_id, channel.kind.value, members, entry)
+        self._log.append(channel.org_id, channel.channel_id, channel.kind.value, members, entry)
 
     def membership_log(self, who: Principal, channel_id: str, start: int, limit: int) -> dict[str, Any]:
         """The channel's signed membership log from ``start`` (members and org admins)."""
@@ -358,7 +427,7 @@ class ChannelService:
         access = self.access(who, channel_id)
         require_may_change_members(access.channel)
         if member_id != who.member_id:
-            require_may_manage(who.role, access.membership)
+            require_may_manage(access.org_role, access.membership)
         if self.membership(channel_id, member_id) is None:
             raise NotFound(f"{member_id} is not a member of this channel")
         op = "leave" if member_id == who.member_id else "remove"
@@ -371,16 +440,23 @@ class ChannelService:
         state = self.state(channel_id)
         return {"channel_id": channel_id, "member_id": member_id, "removed": True, "epoch": state.epoch}
 
-    def _join(self, channel: Channel, member_id: str, role: ChannelRole, added_by: str) -> None:
+    def _join(self, channel: Channel, member: Member | str, role: ChannelRole, added_by: str) -> None:
+        """``member``: the member (of the channel's organisation when given by id)."""
         channel_id = channel.channel_id
+        member_id = member if isinstance(member, str) else member.member_id
+        org_id = channel.org_id if isinstance(member, str) else member.org_id
+        if org_id not in (channel.org_id, *channel.partner_orgs):
+            channel = channel.model_copy(update={"partner_orgs": (*channel.partner_orgs, org_id)})
+            self._records.save(channel)  # its retention follows that organisation's too
         membership = ChannelMember(
             channel_id=channel_id,
             member_id=member_id,
             role=role,
             added_at=self._clock.now(),
             added_by=added_by,
+            host_org=None if org_id == channel.org_id else channel.org_id,
         )
-        devices = [d for d in self._orgs.devices_of(channel.org_id, member_id) if not d.is_revoked]
+        devices = [d for d in self._orgs.devices_of(org_id, member_id) if not d.is_revoked]
 
         def write() -> None:  # inside the change: a copy kept by version never misses the member
             self._records.save_membership(membership)
@@ -478,6 +554,19 @@ class ChannelService:
     def member_removed(self, member: Member) -> None:
         for channel_id in self.channel_ids_of(member.member_id):
             self._leave(channel_id, member.member_id)
+
+    def partnership_ended(self, org_a: str, org_b: str) -> None:
+        """Each side's members leave the other's channels, which re-key (22.6). Idempotent: the
+        end's request runs it again on a retry, and access already refuses them meanwhile."""
+        for member_org, host_org in ((org_a, org_b), (org_b, org_a)):
+            members, _ = self._orgs.history(member_org)
+            for member in members:
+                for channel_id in self.channel_ids_of(member.member_id):
+                    channel = self.find(channel_id)
+                    if channel is not None and channel.org_id == host_org:
+                        # ``partner_orgs`` keeps the ended organisation: what was written under its
+                        # shorter retention stays that short, and its members' files stay reachable.
+                        self._leave(channel_id, member.member_id)
 
     # -- rosters and sender keys ------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, TooManyRequests
 from chalicelib.ports import Clock, ObjectStore, Store
-from chalicelib.services.channels import ChannelService
+from chalicelib.services.channels import ChannelAccess, ChannelService
 from chalicelib.services.event_bus import EventBus
 from chalicelib.services.messaging import MessagingService
 from chalicelib.services.organisations import OrganisationService
@@ -110,9 +110,12 @@ class FileService:
                 "delete files or ask your operator for more"
             )
 
-    def _blob(self, who: Principal, channel_id: str, blob_id: str) -> StoredBlob:
+    def _blob(self, access: ChannelAccess, channel_id: str, blob_id: str) -> StoredBlob:
+        """A blob of this channel, uploaded by a member of an organisation in it: the channel's
+        or, in a shared group, a partner's, whose own quota it counts on (22.6)."""
         blob = self._records.get(channel_id, blob_id) if blob_id.startswith("b_") else None
-        if blob is None or blob.org_id != who.org_id:
+        orgs = (access.channel.org_id, *access.channel.partner_orgs)
+        if blob is None or blob.channel_id != channel_id or blob.org_id not in orgs:
             raise NotFound(f"no file {blob_id} in this channel")
         return blob
 
@@ -120,7 +123,7 @@ class FileService:
         """Bind an uploaded blob to the uploader's message: it then lives exactly as long."""
         access = self._channels.access(who, channel_id)
         require_may_send(access.channel, access.membership, Kind.MESSAGE)
-        blob = self._blob(who, channel_id, blob_id)
+        blob = self._blob(access, channel_id, blob_id)
         if blob.uploader != who.member_id:
             raise Forbidden("only the member who uploaded a file may reference it")
         if blob.message_id is not None:
@@ -158,7 +161,7 @@ class FileService:
         access = self._channels.access(who, channel_id)
         if access.membership is None:
             raise Forbidden("you are not a member of this channel")
-        blob = self._blob(who, channel_id, blob_id)
+        blob = self._blob(access, channel_id, blob_id)
         days = self._channels.retention_days(access.channel)
         if blob.message_id is None or _due(blob, days) <= self._clock.now():
             raise NotFound(f"no file {blob_id} in this channel")  # or its message's time is up

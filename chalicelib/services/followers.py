@@ -161,7 +161,7 @@ class FollowerService:
 
     def _managed_tribe(self, who: Principal, channel_id: str) -> Channel:
         access = self._channels.access(who, channel_id)
-        require_may_manage(who.role, access.membership)
+        require_may_manage(access.org_role, access.membership)
         if access.channel.kind is not ChannelKind.TRIBE:
             raise BadRequest("only a tribe can be public")
         return access.channel

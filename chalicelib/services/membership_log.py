@@ -12,47 +12,57 @@ from typing import Any
 
 from chalicelib.adapters.records.membership_log import MembershipLogRecords
 from chalicelib.domain.channel import ChannelMember
-from chalicelib.domain.membership_log import LogError, LogState, create, extend
+from chalicelib.domain.membership_log import PARTNER, LogError, LogState, create, extend
 from chalicelib.domain.statements import statement_hash
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict
 from chalicelib.ports import Store
 from chalicelib.services.organisations import OrganisationService
+from chalicelib.services.shared_groups import SharedGroups
 
 MAX_PAGE = 500
 
 
 class RecordsAuthority:
-    """The membership log's view of the organisation, from the server's records."""
+    """The membership log's view of the organisation and its active partners (22.6), from the
+    server's records."""
 
-    def __init__(self, orgs: OrganisationService, org_id: str) -> None:
+    def __init__(self, orgs: OrganisationService, shared: SharedGroups, org_id: str) -> None:
         self._orgs = orgs
+        self._shared = shared
         self._org_id = org_id
 
     def signer(self, device_id: str, at: int) -> tuple[str, str] | None:
         device = self._orgs.get_device(device_id)
-        if device is None or device.org_id != self._org_id or device.is_revoked:
+        if device is None or device.is_revoked or not self._shared.may_share(self._org_id, device.org_id):
             return None
         return device.member_id, device.sign_public_key
 
     def org_role(self, member_id: str, at: int) -> str | None:
-        member = self._orgs.member(self._org_id, member_id)
-        return member.role.value if member.is_active else None
+        member = self._shared.member(self._org_id, member_id)
+        if not member.is_active:
+            return None
+        return member.role.value if member.org_id == self._org_id else PARTNER
 
     def may_join(self, member_id: str) -> bool:
-        return self._orgs.member(self._org_id, member_id).is_active
+        return self._shared.member(self._org_id, member_id).is_active
+
+    def tribes_open_to(self, member_id: str) -> bool:
+        member = self._shared.member(self._org_id, member_id)
+        return member.org_id == self._org_id or self._shared.allows_tribes(self._org_id, member.org_id)
 
 
 class MembershipLog:
-    def __init__(self, store: Store, orgs: OrganisationService) -> None:
+    def __init__(self, store: Store, orgs: OrganisationService, shared: SharedGroups) -> None:
         self._records = MembershipLogRecords(store)
         self._orgs = orgs
+        self._shared = shared
 
     def check_creation(self, org_id: str, entry: object) -> dict[str, Any]:
         """Entry 0 of a new channel, checked (not yet written)."""
         if not isinstance(entry, dict):
             raise BadRequest("membership: the channel's creation entry is required (docs/protocol.md, 14)")
         try:
-            create(entry, RecordsAuthority(self._orgs, org_id))
+            create(entry, RecordsAuthority(self._orgs, self._shared, org_id))
         except LogError as exc:
             raise BadRequest(f"membership: {exc}") from exc
         if entry["org_id"] != org_id:
@@ -66,8 +76,8 @@ class MembershipLog:
     def append(
         self, org_id: str, channel_id: str, kind: str, members: list[ChannelMember], entry: object
     ) -> dict[str, Any]:
-        """Check ``entry`` extends the log of a ``kind`` channel whose members are ``members``, and
-        write it."""
+        """Check ``entry`` extends the log of a ``kind`` channel of ``org_id`` (its host) whose
+        members are ``members``, and write it."""
         if not isinstance(entry, dict):
             raise BadRequest("membership: a signed membership entry is required (docs/protocol.md, 14)")
         head = self._records.head(channel_id)
@@ -81,9 +91,10 @@ class MembershipLog:
             members={m.member_id: m.role.value for m in members},
             seq=int(head["seq"]),
             head=statement_hash(head),
+            org_id=org_id,
         )
         try:
-            extend(state, entry, RecordsAuthority(self._orgs, org_id))
+            extend(state, entry, RecordsAuthority(self._orgs, self._shared, org_id))
         except LogError as exc:
             if "does not follow" in str(exc):
                 raise Conflict(f"the membership log moved; fetch it and sign again ({exc})") from exc
@@ -124,6 +135,25 @@ class MembershipLog:
             start += len(entries)
         self._records.mark_members_complete(channel_id)
         return sorted(found)
+
+    def still_in(self, channel_id: str, member_id: str) -> bool:
+        """Whether a replay of the log leaves the member in: their last ``add`` (or creation) has
+        no ``leave`` or ``remove`` after it. The end of a partnership writes no entry (22.6), so a
+        partner's member it took out is still in for clients; one who left or was removed by a
+        signed entry is not. Reads the whole log: asked only before adding a partner's member."""
+        present, start, more = False, 0, True
+        while more:
+            entries, more = self._records.page(channel_id, start, MAX_PAGE)
+            for entry in entries:
+                if entry.get("member_id") == member_id and entry.get("op") in (
+                    "create",
+                    "add",
+                    "leave",
+                    "remove",
+                ):
+                    present = entry["op"] in ("create", "add")
+            start += len(entries)
+        return present
 
     def page(self, channel_id: str, start: int, limit: int) -> dict[str, Any]:
         entries, more = self._records.page(channel_id, max(0, start), max(1, min(limit, MAX_PAGE)))

@@ -25,7 +25,7 @@ from chalicelib.domain.frames import MessageFrame, StoredMessage
 from chalicelib.domain.mentions_only import parse_notify
 from chalicelib.domain.messages_api import ReadPage, SendResult
 from chalicelib.domain.principal import Principal
-from chalicelib.domain.retention import DAY, effective_days
+from chalicelib.domain.retention import DAY
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from chalicelib.ports import Clock, Store
 from chalicelib.services.channels import ChannelAccess, ChannelService
@@ -194,7 +194,8 @@ class MessagingService:
             raise StaleEpoch(f"the channel is at epoch {epoch.number}; distribute a key for it and resend")
         org = self._orgs.get(who.org_id)
         require_sending_allowed(org, now)  # a pilot past its end that chose to suspend
-        retention = effective_days(org.retention_days, access.channel.retention_days)
+        # Partners' settings too (22.6); the sender's organisation just read is not read again.
+        retention = self._channels.retention_days(access.channel, read=org)
         if now - epoch.started_at >= retention * DAY:
             # Keys older than one retention rotate, so every sealed key can expire one
             # retention after its last message (see services/retention.KeyUsage).
@@ -217,7 +218,7 @@ class MessagingService:
             raise BadRequest("a deletion cannot itself be deleted")
         if envelope.kind is Kind.EDIT:
             _require_editable(who, target)
-        if target.sender_member != who.member_id and not may_manage(who.role, access.membership):
+        if target.sender_member != who.member_id and not may_manage(access.org_role, access.membership):
             raise Forbidden("only its sender or the channel's managers may do this")
         return target
 
@@ -301,7 +302,7 @@ class MessagingService:
         conversation see it for what they sent; in a tribe only its managers do."""
         access = self._channels.access(who, channel_id)
         if access.channel.kind is ChannelKind.TRIBE:
-            require_may_manage(who.role, access.membership)
+            require_may_manage(access.org_role, access.membership)
         furthest: dict[str, int] = dict.fromkeys(self._channels.member_ids(channel_id), 0)
         for device in self._channels.roster_devices(channel_id):
             if device.member_id in furthest:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.adapters.records.partners import PartnerRecords
-from chalicelib.domain.events import PartnerChange, PartnershipChanged
+from chalicelib.domain.events import PartnerChange, PartnershipChanged, PartnershipEnded
 from chalicelib.domain.ids import looks_like, new_id
 from chalicelib.domain.organisation import Device, require_admin
 from chalicelib.domain.partners import (
@@ -28,8 +28,9 @@ from chalicelib.domain.partners import (
 )
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.statements import StatementError
-from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Gone, NotFound
+from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, Gone, NotFound
 from chalicelib.ports import Clock, Store
+from chalicelib.services.channels import ChannelService
 from chalicelib.services.event_bus import EventBus
 from chalicelib.services.invitations import Links
 from chalicelib.services.organisations import OrganisationService
@@ -39,11 +40,19 @@ MAX_LISTED = 500  # a partner's signers and their chains: a handful in practice
 
 
 class PartnerService:
-    def __init__(self, store: Store, clock: Clock, orgs: OrganisationService, events: EventBus) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        orgs: OrganisationService,
+        events: EventBus,
+        channels: ChannelService,
+    ) -> None:
         self._records = PartnerRecords(store)
         self._clock = clock
         self._orgs = orgs
         self._events = events
+        self._channels = channels
 
     # -- the inviting side ---------------------------------------------------------------------
 
@@ -140,7 +149,9 @@ class PartnerService:
             return self._view(who.org_id, existing)  # a retry of this acceptance converges
         if existing is not None and existing.status is not PartnerStatus.ENDED:
             raise Conflict("your organisations are already partners (or about to be)")
-        if not self._records.claim(invitation, who.org_id):
+        if not self._records.claim(invitation, who.org_id) and not self._claim_unused(
+            claimed, who.org_id, existing, ticket
+        ):
             raise Gone("this partner invitation was already accepted")
         partnership = Partnership(
             inviter=invitation.org_id,
@@ -157,7 +168,9 @@ class PartnerService:
     # -- both sides ----------------------------------------------------------------------------
 
     def listing(self, who: Principal) -> dict[str, Any]:
-        require_admin(who.role)
+        """Every member sees the partnerships (their devices verify the partner's members in shared
+        groups with them, 22.6); guests and followers get 403."""
+        _require_member(who)
         found = sorted(self._records.of_org(who.org_id), key=lambda p: p.created_at)
         return {"partners": [self._view(who.org_id, p) for p in found]}
 
@@ -176,26 +189,39 @@ class PartnerService:
             ended = partnership.model_copy(update={"end": checked, "ended_at": self._clock.now()})
             partnership = self._save(ended, partnership)
             self._audit(who, partner_org_id, "ended")
+        self._events.publish(PartnershipEnded(who.org_id, partner_org_id))  # again on a retry
         return self._view(who.org_id, partnership)
 
     def partner_members(self, who: Principal, partner_org_id: str) -> dict[str, Any]:
         """The partner's members whose devices signed its side of the partnership (its statement,
         its end, its ticket), with their certifiers up to its root: what our devices verify the
-        partner's statements with (docs/protocol.md, 22.5). No directory."""
-        require_admin(who.role)
+        partner's statements with (docs/protocol.md, 22.5); and the partner's members in the
+        caller's channels, theirs or ours, with those who signed those channels' logs (22.6). No
+        directory."""
+        _require_member(who)
         partnership = self._of(who, partner_org_id)
         theirs = [partnership.statements.get(partner_org_id), partnership.end]
         if partnership.inviter == partner_org_id:
             theirs.append(partnership.ticket)
         wanted = self._orgs.signers_of(*theirs)
+        for channel_id in self._channels.channel_ids_of(who.member_id):
+            channel = self._channels.find(channel_id)
+            if channel is not None and channel.org_id in (who.org_id, partner_org_id):
+                wanted += self._channels.member_ids(channel_id)
+                wanted += self._channels.log_members(channel_id)
         return self._orgs.with_certifiers(partner_org_id, wanted, MAX_LISTED).public()
 
-    def active_partner(self, org_id: str, partner_org_id: str) -> Partnership | None:
-        """The two organisations' partnership if it is active (what sharing a group needs)."""
-        partnership = self._records.get(org_id, partner_org_id)
-        return partnership if partnership is not None and partnership.status is PartnerStatus.ACTIVE else None
-
     # -- helpers --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _claim_unused(
+        claimed: str | None, accepter: str, existing: Partnership | None, ticket: dict[str, Any]
+    ) -> bool:
+        """The invitation was claimed by this organisation, but no partnership of it was written
+        (the request stopped between the two writes): a retry goes on instead of getting 410."""
+        return claimed == accepter and (
+            existing is None or existing.ticket.get("ticket_key") != ticket["ticket_key"]
+        )
 
     def _save(self, partnership: Partnership, read: Partnership | None) -> Partnership:
         try:
@@ -254,3 +280,10 @@ class PartnerService:
             "created_at": partnership.created_at,
             "ended_at": partnership.ended_at,
         }
+
+
+def _require_member(who: Principal) -> None:
+    """Members, admins and owners read partnerships; a guest or a follower shares no group with a
+    partner (22.6)."""
+    if who.role.is_guest or who.role.is_follower:
+        raise Forbidden("only the organisation's members see its partners")

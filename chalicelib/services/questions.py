@@ -165,7 +165,7 @@ class QuestionService:
 
     def _managed_tribe(self, who: Principal, channel_id: str) -> Channel:
         access = self._channels.access(who, channel_id)
-        require_may_manage(who.role, access.membership)
+        require_may_manage(access.org_role, access.membership)
         if access.channel.kind is not ChannelKind.TRIBE:
             raise BadRequest("only a public tribe has questions")
         return access.channel

@@ -23,6 +23,7 @@ from chalicelib.domain.roster import Epoch
 from chalicelib.ports import Clock, Store
 from chalicelib.services.channels import KEY_GRACE_SECONDS, ChannelService
 from chalicelib.services.organisations import OrganisationService
+from chalicelib.services.shared_groups import SharedGroups
 
 PAGE = 200
 
@@ -86,7 +87,9 @@ class RetentionService:
         orgs: OrganisationService,
         channels: ChannelService,
         blobs: BlobLifetimes,
+        shared: SharedGroups,
     ) -> None:
+        self._shared = shared
         self._jobs = RetentionJobs(store)
         self._expiring = ExpiringItems(store)
         self._floors = ChannelRecords(store)
@@ -99,7 +102,11 @@ class RetentionService:
 
     def set_org(self, who: Principal, days: int) -> dict[str, Any]:
         org = self._orgs.set_retention(who, days)
-        self._jobs.schedule(org.org_id, org.org_id, None, self._clock.now())
+        now = self._clock.now()
+        # A partner's shared groups follow this setting too (22.6): sweeping a partner's channels
+        # again is harmless, and finding only the shared ones would need another index.
+        for org_id in (org.org_id, *self._shared.partner_ids(org.org_id)):
+            self._jobs.schedule(org_id, org_id, None, now)
         return self.show_org(who)
 
     def set_channel(self, who: Principal, channel_id: str, days: int | None) -> dict[str, Any]:
@@ -117,7 +124,7 @@ class RetentionService:
 
     def show_channel(self, who: Principal, channel_id: str) -> dict[str, Any]:
         channel = self._channels.access(who, channel_id).channel
-        org_days = self._orgs.get(who.org_id).retention_days
+        org_days = self._channels.org_retention_days(channel)
         days = effective_days(org_days, channel.retention_days)
         return {
             "channel_id": channel_id,

@@ -462,7 +462,7 @@ def _entry(
     return sign_statement(
         {
             "purpose": "bocage/membership/v2",
-            "org_id": ORG,
+            "org_id": kw.get("org", ORG),
             "channel_id": kw.get("channel", CHANNEL),
             "seq": seq,
             "prev": prev,
@@ -496,6 +496,20 @@ def test_membership_replay_matches_python() -> None:
             v["op0"],
             _entry(1, statement_hash(v["op0"]), "add", INVITEE, "member", GHOST_SIGN),
         ],
+        # The host is the creation's organisation: a later entry naming another one stops the
+        # replay in both clients (22.6), even signed by the owner's certified device.
+        "names another organisation": [
+            v["op0"],
+            _entry(
+                1,
+                statement_hash(v["op0"]),
+                "add",
+                INVITEE,
+                "member",
+                OWNER_DEVICE_SIGN,
+                org="o_bbbbbbbbbbbbbbbb",
+            ),
+        ],
     }
     ghost_devices = [*devices, _ghost(members, devices, v)]
     view = TrustView(ORG, ROOT, members, ghost_devices)
@@ -509,6 +523,14 @@ def test_membership_replay_matches_python() -> None:
     honest = results[0]["state"]
     assert honest["members"] == {OWNER: "author"} and honest["seq"] == 2
     assert results[1]["state"]["members"] == {OWNER: "author"} and "signature" in results[1]["error"]
+    elsewhere = results[-1]
+    assert elsewhere["state"] == {
+        **honest,
+        "members": {OWNER: "author"},
+        "seq": 0,
+        "head": statement_hash(v["op0"]),
+    }
+    assert elsewhere["state"]["org_id"] == ORG and "another organisation" in elsewhere["error"]
 
 
 def test_the_web_client_refuses_a_rolled_back_or_forked_log() -> None:

@@ -43,3 +43,53 @@ def test_two_organisations_become_partners_and_one_ends_it(tmp_path: Path) -> No
     finally:
         server.process.terminate()
         server.process.wait(timeout=10)
+
+
+def test_a_partners_member_talks_in_a_group_until_the_partnership_ends(tmp_path: Path) -> None:
+    """A adds B's member to a group with `bocage channel add`, B's member reads and answers, both
+    listings show the other side's people with their organisation; after the end, B's member
+    reads nothing of what follows (docs/protocol.md, 22.6)."""
+    data = tmp_path / "data"
+    town = bocage("org", "create", "Mairie de Plouha", "--data", str(data))
+    firm = bocage("org", "create", "Cabinet Ardoise", "--data", str(data))
+    server = start_server(data, tmp_path / "serve.log")
+    try:
+        mayor = owner_of(town, server, tmp_path / "mayor")
+        architect = owner_of(firm, server, tmp_path / "architect")
+        drafter = str(tmp_path / "drafter")
+        invited = bocage("--profile", architect, "invite", "--name", "Dessinateur")
+        bocage("--profile", drafter, "activate", invited["activation_url"])
+        invitation = bocage("--profile", mayor, "partner", "invite")
+        bocage("--profile", architect, "partner", "accept", invitation["code"])
+        bocage("--profile", mayor, "partners")  # countersigns
+
+        site = bocage("--profile", mayor, "group", "create", "École")["channel_id"]
+        bocage("--profile", mayor, "channel", "add", site, invited["member_id"])
+        bocage("--profile", mayor, "send", site, "Réunion lundi")
+        read = bocage("--profile", drafter, "read", site)
+        assert [(m["text"], m["sender_name"]) for m in read["messages"]] == [
+            ("Réunion lundi", "Maire (Mairie de Plouha)")
+        ]
+        assert read.get("warnings", []) == []
+        bocage("--profile", drafter, "send", site, "J'y serai")
+        answer = bocage("--profile", mayor, "read", site)["messages"][-1]
+        assert (answer["text"], answer["sender_name"]) == ("J'y serai", "Dessinateur (Cabinet Ardoise)")
+        listed = {m["member_id"]: m for m in bocage("--profile", mayor, "members")["members"]}
+        assert listed[invited["member_id"]]["display_name"] == "Dessinateur (Cabinet Ardoise)"
+        assert listed[invited["member_id"]]["org_id"] == firm["org_id"]
+        log = bocage("--profile", mayor, "channel", "log", site)
+        assert log["names"][invited["member_id"]]["display_name"] == "Dessinateur (Cabinet Ardoise)"
+
+        bocage("--profile", mayor, "partner", "end", firm["org_id"])
+        bocage("--profile", mayor, "send", site, "Après la fin")
+        assert bocage_fails("--profile", drafter, "read", site)["status"] == 404
+        channels = bocage("--profile", drafter, "channels")["channels"]
+        assert site not in [c["channel_id"] for c in channels]
+        assert [m["text"] for m in bocage("--profile", mayor, "read", site)["messages"]] == [
+            "Réunion lundi",
+            "J'y serai",
+            "Après la fin",
+        ]
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=10)

@@ -942,6 +942,11 @@ export class TrustView {
   mayJoin(memberId) {
     return this.roleAt(memberId, FOREVER, 0) !== null && this.removedAt(memberId) === null;
   }
+
+  /** The organisation's own members may be in its tribes; a partner's are judged by shared.js. */
+  tribesOpenTo(_memberId) {
+    return true;
+  }
 }
 
 /**

@@ -10,14 +10,20 @@ import { base32Lower, randomBytes, sha256, utf8 } from './wire.js';
 
 const ADMIN_ROLES = ['admin', 'owner'];
 const GUEST = 'guest';
+/** What an authority answers as the organisation role of an active partner's member (22.6):
+ * never a manager nor an author, in a tribe only if the host's statement allows it. */
+export const PARTNER = 'partner';
+const NEVER_AUTHORS = [GUEST, PARTNER];
 const DIRECT_PURPOSE = 'bocage/direct/v2';
 
 /** An entry that does not extend the log: unsigned, unchained or unauthorised. */
 export class LogError extends Error {}
 
 /**
- * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string}} LogState
- * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string): boolean, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
+ * A state's `org_id` is the host, named by the creation: every later entry must name it too, so
+ * an entry a partner's member signs (22.6) never makes the channel look like the partner's.
+ * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string, org_id: string}} LogState
+ * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string): boolean, tribesOpenTo(memberId: string): boolean, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
  */
 
 function shape(entry) {
@@ -53,10 +59,11 @@ export async function create(entry, authority) {
   const signer = signerOf(e, authority);
   if (signer !== e.member_id) throw new LogError("a channel's creator signs its creation");
   if (authority.orgRole(signer, e.issued_at) === GUEST) throw new LogError('a guest creates no channel (section 21)');
+  if (authority.orgRole(signer, e.issued_at) === PARTNER) throw new LogError("only the organisation's own members create its channels (section 22.6)");
   if (e.kind === 'tribe' && !ADMIN_ROLES.includes(authority.orgRole(signer, e.issued_at) || '')) {
     throw new LogError("only the organisation's admins create tribes");
   }
-  return { channel_id: e.channel_id, kind: e.kind, members: { [signer]: 'author' }, seq: 0, head: await statementHash(e) };
+  return { channel_id: e.channel_id, kind: e.kind, members: { [signer]: 'author' }, seq: 0, head: await statementHash(e), org_id: e.org_id };
 }
 
 /** @returns {Promise<LogState>} the state after one more entry; LogError if it does not extend it */
@@ -65,6 +72,7 @@ export async function extend(state, entry, authority) {
   if (e.channel_id !== state.channel_id) throw new LogError(`entry ${e.seq} is for another channel`);
   if (e.seq !== state.seq + 1 || e.prev !== state.head) throw new LogError(`entry ${e.seq} does not follow entry ${state.seq}`);
   if (e.kind !== null) throw new LogError(`entry ${e.seq}: only the creation names a kind`);
+  if (e.org_id !== state.org_id) throw new LogError(`entry ${e.seq} names another organisation than the channel's host`);
   const signer = signerOf(e, authority);
   const members = { ...state.members };
   if (state.kind === 'direct') await checkDirect(e, signer, state);
@@ -104,11 +112,18 @@ function apply(entry, signer, members, state, authority) {
   }
   const manager = members[signer] === 'author' || ADMIN_ROLES.includes(authority.orgRole(signer, entry.issued_at) || '');
   if (!manager) throw new LogError(`entry ${seq}: ${signer} may not manage this channel`);
-  if (role === 'author' && state.kind !== 'direct' && authority.orgRole(target, entry.issued_at) === GUEST) {
-    throw new LogError(`entry ${seq}: a guest is never a channel's author (section 21)`);
+  if (role === 'author' && state.kind !== 'direct') {
+    const targetRole = authority.orgRole(target, entry.issued_at) || '';
+    if (NEVER_AUTHORS.includes(targetRole)) {
+      const why = targetRole === PARTNER ? "a partner's member is never a channel's author (section 22.6)" : "a guest is never a channel's author (section 21)";
+      throw new LogError(`entry ${seq}: ${why}`);
+    }
   }
   if (op === 'add') {
     if (target in members || role === null || !authority.mayJoin(target)) throw new LogError(`entry ${seq}: ${target} cannot be added`);
+    if (state.kind === 'tribe' && !authority.tribesOpenTo(target)) {
+      throw new LogError(`entry ${seq}: the organisation lets no partner's member into its tribes`);
+    }
     members[target] = role;
   } else if (op === 'role') {
     if (!(target in members) || role === null) throw new LogError(`entry ${seq}: ${target} is not in the channel`);
@@ -176,12 +191,13 @@ export const newChannelId = () => `c_${base32Lower(randomBytes(10))}`;
 
 /**
  * A signed entry by this device. `device`: {org_id, device_id, signSecretKey}; `state`: the
- * verified state it extends (null for a creation).
+ * verified state it extends (null for a creation, which names this device's organisation). An
+ * entry names the channel's host: ours, or the partner's whose group this is (22.6).
  */
 export function signEntry(device, channelId, state, { op, memberId, role = null, kind = null }, now) {
   const body = {
     purpose: MEMBERSHIP,
-    org_id: device.org_id,
+    org_id: state ? state.org_id : device.org_id,
     channel_id: channelId,
     seq: state ? state.seq + 1 : 0,
     prev: state ? state.head : null,

@@ -246,7 +246,7 @@ export class Messenger extends EventTarget {
     if (this.channels.has(channelId)) return this.channels.get(channelId);
     const now = this.api.now();
     const creation = signEntry(this.device, channelId, null, { op: 'create', memberId: this.memberId, role: 'author', kind: 'direct' }, now);
-    const state = { channel_id: channelId, kind: 'direct', members: { [this.memberId]: 'author' }, seq: 0, head: await statementHash(creation) };
+    const state = { channel_id: channelId, kind: 'direct', members: { [this.memberId]: 'author' }, seq: 0, head: await statementHash(creation), org_id: this.device.org_id };
     const addition = signEntry(this.device, channelId, state, { op: 'add', memberId, role: 'author' }, now);
     for (let attempt = 1; ; attempt += 1) {
       try {

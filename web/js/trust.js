@@ -142,7 +142,9 @@ export class TrustKeeper extends EventTarget {
    * @param {{get(path: string, query?: any): Promise<any>}} api
    */
   async membership(api, channelId, version) {
-    const kept = this.kept.logs[channelId] || null;
+    const stored = this.kept.logs[channelId] || null;
+    // Kept before 22.6, a state names no host: only our own organisation's channels were read.
+    const kept = stored && !stored.org_id ? { ...stored, org_id: this.device.org_id } : stored;
     if (kept && this.checkedAt.get(channelId) === version) {
       return { state: kept, blocked: this.blocked.get(channelId) || false };
     }
@@ -162,7 +164,7 @@ export class TrustKeeper extends EventTarget {
     this.report(result.warnings);
     this.blocked.set(channelId, result.blocked);
     this.checkedAt.set(channelId, version);
-    if (result.state && !result.blocked && result.state !== kept) {
+    if (result.state && !result.blocked && result.state !== stored) {
       this.kept.logs[channelId] = result.state;
       const events = result.applied.map((e) => ({
         op: e.op,

@@ -1,0 +1,257 @@
+"""Members of partner organisations in shared groups, as this device verifies them
+(docs/protocol.md, 22.6).
+
+A partner's members are checked with the same rules as our own (13.7, bocage/client/certs.py),
+in a ``TrustView`` of the partner whose root is the one our own organisation's partnership
+statement pins (bocage/client/partners.py), and only while that partnership is active in this
+device's view: once it sees the end, the partner's members are nobody here and get no key.
+``SharedView`` answers for our organisation and those partners at once, so the membership log's
+replay, the recipients of a sender key and the sender of a message need nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bocage.client.certs import FOREVER, DeviceTrust, MemberTrust, TrustView, TrustWarning
+from chalicelib.domain.membership_log import PARTNER
+
+
+@dataclass(frozen=True)
+class PartnerView:
+    """One active partner as this device verifies it."""
+
+    org_id: str
+    name: str  # the partner's name as the server lists it: shown beside its members' names
+    allow_tribes: bool  # our own statement lets its members into our tribes
+    view: TrustView
+    their_allow_tribes: bool = False  # the partner's statement lets our members into its tribes
+    #: False once this device saw the end: the last listing it verified still shows who wrote the
+    #: messages from before, but nobody of the partner gets a key, signs an entry or is added.
+    active: bool = True
+
+
+class SharedView(TrustView):
+    """Our organisation's view, answering for the members and devices of active partners too."""
+
+    def __init__(
+        self,
+        org_id: str,
+        root: str,
+        members: Iterable[Mapping[str, Any]],
+        devices: Iterable[Mapping[str, Any]],
+        *,
+        verified: Mapping[str, str] | None = None,
+        seen: Mapping[str, str] | None = None,
+        partners: Iterable[PartnerView] = (),
+    ) -> None:
+        super().__init__(org_id, root, members, devices, verified=verified, seen=seen)
+        self.partners = {p.org_id: p for p in partners}
+        views = [self, *(p.view for p in self.partners.values())]
+        #: Ids listed by more than one organisation (ours and a partner's, or two partners'): a
+        #: server could otherwise pass a partner's member or device off as one of ours (or of
+        #: another partner's). Nobody answers for them; a warning says why.
+        self._clashing_members = _listed_twice((v.listed_members() for v in views), "member_id")
+        self._clashing_devices = _listed_twice((v.listed_devices() for v in views), "device_id")
+        self._clash = PartnerView("", "", False, TrustView("", root, [], []), active=False)
+
+    def active_partner(self, org_id: str) -> PartnerView | None:
+        partner = self.partners.get(org_id)
+        return partner if partner is not None and partner.active else None
+
+    # -- which organisation answers -------------------------------------------------------------
+
+    def partner_of_member(self, member_id: str) -> PartnerView | None:
+        """The partner whose listing holds this member (None: ours, or nobody's; an empty,
+        inactive view for an id listed twice)."""
+        if member_id in self._clashing_members:
+            return self._clash
+        if member_id in self._members:
+            return None
+        return next((p for p in self.partners.values() if member_id in p.view._members), None)
+
+    def _partner_of_device(self, device_id: str) -> PartnerView | None:
+        """The partner whose listing holds this device, which must be of a member of that same
+        listing (None: ours, or nobody's; the empty view for a device listed twice, or of
+        a member another organisation lists)."""
+        if device_id in self._clashing_devices:
+            return self._clash
+        owner = next((p for p in self.partners.values() if device_id in p.view._devices), None)
+        listing = self._devices if owner is None else owner.view._devices
+        if device_id not in listing:
+            return None
+        return owner if self.partner_of_member(str(listing[device_id]["member_id"])) is owner else self._clash
+
+    # -- members --------------------------------------------------------------------------------
+
+    def member(self, member_id: str) -> MemberTrust | None:
+        partner = self.partner_of_member(member_id)
+        if partner is None:
+            return super().member(member_id)
+        found = partner.view.member(member_id)
+        if found is None:
+            return None
+        return dataclasses.replace(found, display_name=f"{found.display_name} ({partner.name})")
+
+    def certified(self, member_id: str) -> bool:
+        partner = self.partner_of_member(member_id)
+        return super().certified(member_id) if partner is None else partner.view.certified(member_id)
+
+    def vouched_only(self, member_id: str) -> bool:
+        partner = self.partner_of_member(member_id)
+        return super().vouched_only(member_id) if partner is None else partner.view.vouched_only(member_id)
+
+    def identity_key(self, member_id: str) -> str | None:
+        partner = self.partner_of_member(member_id)
+        return super().identity_key(member_id) if partner is None else partner.view.identity_key(member_id)
+
+    def role(self, member_id: str, at: int = FOREVER) -> str | None:
+        partner = self.partner_of_member(member_id)
+        return super().role(member_id, at) if partner is None else partner.view.role(member_id, at)
+
+    def removed_at(self, member_id: str) -> int | None:
+        partner = self.partner_of_member(member_id)
+        return super().removed_at(member_id) if partner is None else partner.view.removed_at(member_id)
+
+    def why_not_member(self, member_id: str) -> TrustWarning | None:
+        partner = self.partner_of_member(member_id)
+        if partner is None:
+            return super().why_not_member(member_id)
+        if partner is self._clash:
+            return TrustWarning(
+                "uncertified_member", f"{member_id} is listed by more than one organisation", member_id
+            )
+        if not partner.active:
+            return _ended(member_id, partner)
+        return partner.view.why_not_member(member_id)
+
+    # -- devices --------------------------------------------------------------------------------
+
+    def device(self, device_id: str) -> DeviceTrust | None:
+        partner = self._partner_of_device(device_id)
+        return super().device(device_id) if partner is None else partner.view.device(device_id)
+
+    def why_not(self, device_id: str) -> TrustWarning | None:
+        partner = self._partner_of_device(device_id)
+        if partner is self._clash:
+            message = f"{device_id} is listed by more than one organisation, or for another's member"
+            return TrustWarning("uncertified_device", message, None, device_id)
+        return super().why_not(device_id) if partner is None else partner.view.why_not(device_id)
+
+    def usable(self, device_id: str, at: int = FOREVER) -> DeviceTrust | None:
+        partner = self._partner_of_device(device_id)
+        if partner is None:
+            return super().usable(device_id, at)
+        return partner.view.usable(device_id, at) if partner.active else None
+
+    def revoked_at(self, device_id: str) -> int | None:
+        partner = self._partner_of_device(device_id)
+        return super().revoked_at(device_id) if partner is None else partner.view.revoked_at(device_id)
+
+    def device_ids(self) -> list[str]:
+        return super().device_ids() + [d for p in self.partners.values() for d in p.view.device_ids()]
+
+    # -- the membership log (chalicelib.domain.membership_log) -----------------------------------
+
+    def signer(self, device_id: str, at: int) -> tuple[str, str] | None:
+        partner = self._partner_of_device(device_id)
+        if partner is None:
+            return super().signer(device_id, at)
+        return partner.view.signer(device_id, at) if partner.active else None
+
+    def org_role(self, member_id: str, at: int) -> str | None:
+        """A partner's member is a ``partner`` here, whatever their role at home: never a
+        manager nor an author of our channels."""
+        partner = self.partner_of_member(member_id)
+        if partner is None:
+            return super().org_role(member_id, at)
+        return PARTNER if partner.active and partner.view.org_role(member_id, at) is not None else None
+
+    def may_join(self, member_id: str) -> bool:
+        partner = self.partner_of_member(member_id)
+        if partner is None:
+            return super().may_join(member_id)
+        return partner.active and partner.view.may_join(member_id)
+
+    def tribes_open_to(self, member_id: str) -> bool:
+        partner = self.partner_of_member(member_id)
+        return partner is None or (partner.active and partner.allow_tribes)
+
+
+class HostAuthority:
+    """The membership log's view (chalicelib.domain.membership_log.Authority) for a channel of
+    whichever organisation its entries name: ours (our members are members, an active partner's
+    are partners) or an active partner's (its members are members, ours are partners, let into
+    its tribes only if its statement says so). A channel of anyone else verifies nobody."""
+
+    def __init__(
+        self,
+        host: Mapping[str, str],
+        view: Callable[[], SharedView],
+        learn: Callable[[str], None] | None = None,
+    ) -> None:
+        self._host = host  # filled with the channel's org_id once its entries are fetched
+        self._view = view
+        self._learn = learn  # asked once about a host this device knows no partnership with
+
+    def _sides(self) -> tuple[SharedView, PartnerView | None, bool]:
+        """(the view, the hosting partner if not us, whether the channel is ours)."""
+        view = self._view()
+        host = self._host.get("org_id", view.org_id)
+        if host == view.org_id:
+            return view, None, True
+        if view.active_partner(host) is None and self._learn is not None:
+            learn, self._learn = self._learn, None
+            learn(host)
+            view = self._view()
+        return view, view.active_partner(host), False
+
+    def signer(self, device_id: str, at: int) -> tuple[str, str] | None:
+        view, partner, ours = self._sides()
+        return view.signer(device_id, at) if ours or partner is not None else None
+
+    def org_role(self, member_id: str, at: int) -> str | None:
+        view, partner, ours = self._sides()
+        if ours:
+            return view.org_role(member_id, at)
+        if partner is None:
+            return None
+        owner = view.partner_of_member(member_id)
+        if owner is partner:
+            return partner.view.org_role(member_id, at)
+        if owner is None and member_id in view._members:
+            return PARTNER if view.org_role(member_id, at) is not None else None
+        return None  # a third organisation's member
+
+    def may_join(self, member_id: str) -> bool:
+        return self.org_role(member_id, FOREVER) is not None and self._view().may_join(member_id)
+
+    def tribes_open_to(self, member_id: str) -> bool:
+        view, partner, ours = self._sides()
+        if ours:
+            return view.tribes_open_to(member_id)
+        if partner is None:
+            return False
+        return view.partner_of_member(member_id) is partner or partner.their_allow_tribes
+
+
+def _ended(member_id: str, partner: PartnerView) -> TrustWarning:
+    return TrustWarning(
+        "uncertified_member",
+        f"{member_id} is a member of {partner.name}, whose partnership with your organisation ended",
+        member_id,
+    )
+
+
+def _listed_twice(listings: Iterable[Iterable[Mapping[str, Any]]], key: str) -> frozenset[str]:
+    """The ids (``key`` of each item) found in more than one listing."""
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for listing in listings:
+        ids = {str(item[key]) for item in listing}
+        twice |= seen & ids
+        seen |= ids
+    return frozenset(twice)
