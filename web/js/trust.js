@@ -18,7 +18,6 @@ import {
   verifyPayload,
 } from './certs.js';
 import { advance, effectiveRoster } from './membership.js';
-import { checkPartner } from './partners.js';
 import { HostAuthority, SharedView, partnerViews } from './shared.js';
 
 const LOG_PAGE = 500;
@@ -163,6 +162,8 @@ export class TrustKeeper extends EventTarget {
     }
     const kept = (this.kept.partners ||= {});
     const listings = { ...(this.kept.partner_listings || {}) };
+    // Partnership rules load when a device meets a partner: the first screen stays light.
+    const { checkPartner } = await import('./partners.js');
     const partnerListing = (orgId) => pages(`/partners/${orgId}/members`);
     for (const entry of answer.partners || []) {
       const { warnings } = await checkPartner(entry, { view: this.own, ownRoot: String(this.device.root), kept, partnerListing });
