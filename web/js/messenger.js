@@ -41,7 +41,7 @@ import {
   sealSenderKey,
   signToken,
 } from './wire.js';
-import { newTicket, statementHash, withFragment } from './certs.js';
+import { FOLLOWER_CERT, newTicket, statementHash, withFragment } from './certs.js';
 import { TrustKeeper } from './trust.js';
 
 const KEYS_PER_CALL = 200; // at ~400 bytes each, 500 sealed keys are over the 128 KiB body limit
@@ -407,8 +407,10 @@ export class Messenger extends EventTarget {
   async certifyRoster(channelId, raw) {
     // A follower's own device is in no member listing (it is in its tribes' rosters only).
     // A partner's device is in its own organisation's listing (22.6), which the trust view holds.
-    const unknown = raw.devices.some((d) => d.device_id !== this.deviceId && !this.directory?.devices.has(d.device_id) && !this.trust.view?.device(d.device_id));
-    if (!this.trust.view || unknown) await this.loadDirectory({ partners: unknown });
+    const unplaced = raw.devices.filter((d) => d.device_id !== this.deviceId && !this.directory?.devices.has(d.device_id) && !this.trust.view?.device(d.device_id));
+    // A follower's device is in no listing (16.3): only another device may be a partner's.
+    const partners = unplaced.some((d) => d.device_cert?.purpose !== FOLLOWER_CERT);
+    if (!this.trust.view || unplaced.length) await this.loadDirectory({ partners });
     const { state, blocked } = await this.trust.membership(this.api, channelId, raw.roster);
     const devices = blocked ? [] : (await this.trust.recipients(channelId, state, raw.devices)).devices;
     const members = new Set(Object.keys(state?.members || {}));
