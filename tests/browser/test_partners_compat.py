@@ -254,9 +254,15 @@ def test_a_partnership_python_made_is_active_on_both_sides_in_the_browser() -> N
                 "ended": False,
                 "active": True,
                 "ended_keys": [],
+                "name": "Partenaire",
+                "allow_tribes": True,
+                "their_allow_tribes": False,
             }
         },
     }
+    # The name first seen stays; the server renaming the partner later is reported, not shown (22.6).
+    renamed = a_checks({**p["a_entry"], "partner_name": "Autre"}, kept=a_checks(p["a_entry"])["kept"])
+    assert renamed["codes"] == ["partner_renamed"] and renamed["kept"][B_ORG]["name"] == "Partenaire"
     seen_by_b = b_checks(p["b_entry"])
     assert (seen_by_b["status"], seen_by_b["partner_root"], seen_by_b["codes"]) == ("active", ROOT, [])
     # Before the countersignature: pending on both sides, and nothing to warn about.

@@ -13,6 +13,7 @@ const mentions = await import('../../web/js/mentions.js');
 const partners = await import('../../web/js/partners.js');
 const recentHistory = await import('../../web/js/recent-history.js');
 const trustModule = await import('../../web/js/trust.js');
+const shared = await import('../../web/js/shared.js');
 
 const d = wire.b64d;
 const error = (err) => ({ error: err.constructor.name, message: err.message });
@@ -20,28 +21,27 @@ const error = (err) => ({ error: err.constructor.name, message: err.message });
 /** Everything a view decides about every member and device it lists. */
 function verdicts(view) {
   const members = {};
-  for (const id of view.members.keys()) {
-    const trust = view.member(id);
-    members[id] = {
-      trusted: trust !== null,
-      display_name: trust?.display_name ?? null,
-      role: view.role(id),
-      certified: view.certified(id),
-      vouched_only: view.vouchedOnly(id),
-      why_not: view.whyNotMember(id)?.code ?? null,
-      removed_at: view.removedAt(id),
-    };
-  }
+  for (const id of view.members.keys()) members[id] = memberVerdict(view, id);
   const devices = {};
-  for (const id of view.devices.keys()) {
-    devices[id] = {
-      trusted: view.device(id) !== null,
-      usable: view.usable(id) !== null,
-      why_not: view.whyNot(id)?.code ?? null,
-      revoked_at: view.revokedAt(id),
-    };
-  }
+  for (const id of view.devices.keys()) devices[id] = deviceVerdict(view, id);
   return { members, devices };
+}
+
+function memberVerdict(view, id) {
+  const trust = view.member(id);
+  return {
+    trusted: trust !== null,
+    display_name: trust?.display_name ?? null,
+    role: view.role(id),
+    certified: view.certified(id),
+    vouched_only: view.vouchedOnly(id),
+    why_not: view.whyNotMember(id)?.code ?? null,
+    removed_at: view.removedAt(id),
+  };
+}
+
+function deviceVerdict(view, id) {
+  return { trusted: view.device(id) !== null, usable: view.usable(id) !== null, why_not: view.whyNot(id)?.code ?? null, revoked_at: view.revokedAt(id) };
 }
 
 // `cached`: with a cache of checked signatures, so the platform's Ed25519 checks them ahead (prewarm).
@@ -147,6 +147,31 @@ const commands = {
   async sign_entry({ device, channel_id, state, change, now }) {
     const keys = wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32));
     return membership.signEntry({ ...device, signSecretKey: keys.signSecretKey }, channel_id, state, change, now);
+  },
+  /** A log replayed from the host's side with our organisation and its partners (22.6). */
+  async shared(args) {
+    const partnerViews = await shared.partnerViews(args.kept, args.listings);
+    const trust = new shared.SharedView(await view(args), partnerViews);
+    const { state, error: err } = await membership.replay(args.entries, new shared.HostAuthority(args.host, trust));
+    const views = [trust, ...partnerViews.map((p) => p.view)];
+    const members = new Set(views.flatMap((v) => [...v.members.keys()]));
+    const devices = new Set(views.flatMap((v) => [...v.devices.keys()]));
+    const out = {
+      state,
+      error: err ? err.message : null,
+      verdicts: {
+        members: Object.fromEntries([...members].map((id) => [id, memberVerdict(trust, id)])),
+        devices: Object.fromEntries([...devices].map((id) => [id, deviceVerdict(trust, id)])),
+      },
+      recipients: [],
+      warnings: [],
+    };
+    if (args.roster) {
+      const selected = membership.effectiveRoster(trust, state, args.roster, args.self);
+      out.recipients = selected.devices.map((dev) => dev.device_id).sort();
+      out.warnings = selected.warnings.map((w) => ({ code: w.code, member_id: w.member_id, device_id: w.device_id, message: w.message }));
+    }
+    return out;
   },
   async recipients(args) {
     const trust = await view(args);

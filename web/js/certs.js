@@ -30,7 +30,7 @@ export const MAX_DEPTH = 16;
 export const MEMBER_TICKET_LIFETIME = 7 * 86400;
 export const DEVICE_TICKET_LIFETIME = 86400;
 const KEY_CHARS = 43;
-const FOREVER = 2 ** 53;
+export const FOREVER = 2 ** 53;
 const ADMIN_ROLES = ['admin', 'owner'];
 /** @type {Record<string, string[]>} */
 const GRANTS = { admin: ['guest', 'member', 'admin'], owner: ['guest', 'member', 'admin', 'owner'] };

@@ -41,7 +41,7 @@ import {
   sealSenderKey,
   signToken,
 } from './wire.js';
-import { newTicket, statementHash, withFragment } from './certs.js';
+import { FOLLOWER_CERT, newTicket, statementHash, withFragment } from './certs.js';
 import { TrustKeeper } from './trust.js';
 
 const KEYS_PER_CALL = 200; // at ~400 bytes each, 500 sealed keys are over the 128 KiB body limit
@@ -168,6 +168,9 @@ export class Messenger extends EventTarget {
     for (const c of channels) await this.refineUnread(c.channel_id);
     const strangers = channels.some((c) => c.kind === 'direct' && (c.direct_members || []).some((id) => !this.memberName(id)));
     if (strangers) await this.loadDirectory().catch(() => null); // a direct conversation is named after the other
+    if (this.trust.own && !this.trust.partnersAsked && !this.isFollower() && this.sharesWithPartners()) {
+      await this.trust.learnPartners(this.api, (path) => this.memberPages(path)).catch(() => null); // a shared group (22.6)
+    }
     this.emit('channels');
     return channels;
   }
@@ -403,8 +406,11 @@ export class Messenger extends EventTarget {
    */
   async certifyRoster(channelId, raw) {
     // A follower's own device is in no member listing (it is in its tribes' rosters only).
-    const unknown = raw.devices.some((d) => d.device_id !== this.deviceId && !this.directory?.devices.has(d.device_id));
-    if (!this.trust.view || unknown) await this.loadDirectory();
+    // A partner's device is in its own organisation's listing (22.6), which the trust view holds.
+    const unplaced = raw.devices.filter((d) => d.device_id !== this.deviceId && !this.directory?.devices.has(d.device_id) && !this.trust.view?.device(d.device_id));
+    // A follower's device is in no listing (16.3): only another device may be a partner's.
+    const partners = unplaced.some((d) => d.device_cert?.purpose !== FOLLOWER_CERT);
+    if (!this.trust.view || unplaced.length) await this.loadDirectory({ partners });
     const { state, blocked } = await this.trust.membership(this.api, channelId, raw.roster);
     const devices = blocked ? [] : (await this.trust.recipients(channelId, state, raw.devices)).devices;
     const members = new Set(Object.keys(state?.members || {}));
@@ -436,7 +442,11 @@ export class Messenger extends EventTarget {
     return { members, devices };
   }
 
-  async loadDirectory() {
+  /**
+   * Our organisation's listing, verified; and our partners' (22.6) when asked (`partners`), or
+   * whenever this device pinned one or lists a channel shared with one.
+   */
+  async loadDirectory({ partners = false } = {}) {
     const listed = await this.memberPages('/members');
     const members = new Map(listed.members.map((m) => [m.member_id, { ...m, devices: [] }]));
     const devices = listed.devices;
@@ -444,6 +454,9 @@ export class Messenger extends EventTarget {
     this.directory = { members, devices: new Map(devices.map((d) => [d.device_id, d])) };
     this.directoryAt = Date.now();
     await this.trust.rebuild([...members.values()], devices);
+    if (!this.isFollower() && (partners || this.trust.hasPartners() || this.sharesWithPartners())) {
+      await this.trust.learnPartners(this.api, (path) => this.memberPages(path));
+    }
     const me = members.get(this.memberId);
     if (me && (me.role !== this.device.role || me.display_name !== this.device.display_name)) {
       this.device = { ...this.device, role: me.role, display_name: me.display_name };
@@ -453,11 +466,17 @@ export class Messenger extends EventTarget {
     return this.directory;
   }
 
+  /** A channel listed here is another organisation's, or has had a partner's members (22.6). */
+  sharesWithPartners() {
+    return [...this.channels.values()].some((c) => (c.org_id && c.org_id !== this.device.org_id) || c.partner_orgs?.length);
+  }
+
   /** A device's certified keys (its certificate's, checked to the root); null if not certified. */
   async deviceInfo(deviceId) {
     if (!this.directory) await this.loadDirectory();
-    if (!this.directory.devices.has(deviceId) && Date.now() - this.directoryAt > 2000) {
-      await this.loadDirectory(); // a device activated since we last looked
+    const unknown = !this.directory.devices.has(deviceId) && !this.trust.view?.device(deviceId);
+    if (unknown && (Date.now() - this.directoryAt > 2000 || !this.trust.partnersAsked)) {
+      await this.loadDirectory({ partners: true }); // a device activated since we last looked, or a partner's (22.6)
     }
     return this.trust.view?.device(deviceId) || null;
   }

@@ -26,7 +26,12 @@ import { CryptoError, b64d } from './wire.js';
 /** @typedef {import('./certs.js').TrustWarning} TrustWarning */
 /** @typedef {{org_id: string, member_id: string, device_id: string, root?: string, signSecretKey: Uint8Array}} Device */
 /** @typedef {{code: string, org: string, ticket: string, root: string, server: string|null}} PartnerTarget */
-/** @typedef {{root: string|null, ticket_key: string, ended: boolean, active: boolean, ended_keys?: string[]}} KeptPartner */
+/**
+ * What this device keeps per partner; for shared groups (22.6) also the partner's name as first
+ * seen with a verified partnership, and whether our statement (`allow_tribes`) and theirs
+ * (`their_allow_tribes`) let the other's members into tribes.
+ * @typedef {{root: string|null, ticket_key: string, ended: boolean, active: boolean, ended_keys?: string[], name?: string, allow_tribes?: boolean, their_allow_tribes?: boolean}} KeptPartner
+ */
 
 /**
  * Every invitation (ticket key) of this partner whose end this device saw: a listing that shows
@@ -304,9 +309,32 @@ export async function checkPartner(entry, { view, ownRoot, kept, partnerListing 
   const status = ended ? 'ended' : root !== null && theirsOk ? 'active' : 'pending';
   if (ended) ended_keys.add(ticketKey);
   if (root !== null || ended) {
-    kept[partner] = { root: root ?? before?.root ?? null, ticket_key: ticketKey, ended, active: status === 'active', ended_keys: [...ended_keys].sort() };
+    const name = pinnedName(partner, before, String(entry.partner_name || partner), warnings);
+    kept[partner] = {
+      root: root ?? before?.root ?? null,
+      ticket_key: ticketKey,
+      ended,
+      active: status === 'active',
+      ended_keys: [...ended_keys].sort(),
+      name,
+      allow_tribes: Boolean(entry.ours?.allow_tribes),
+      their_allow_tribes: Boolean(entry.theirs?.allow_tribes),
+    };
   }
   return { entry: { ...entry, status, server_status: entry.status, partner_root: root, verified: root !== null }, warnings };
+}
+
+/**
+ * The partner's name as first seen with a verified partnership: no statement signs it, so a
+ * server renaming it later cannot make its members show as another organisation's (22.6); a
+ * change is reported (`partner_renamed`), not taken.
+ */
+function pinnedName(partner, before, served, warnings) {
+  const pinned = String(before?.name || served);
+  if (served !== pinned) {
+    warnings.push(warn('partner_renamed', `the server now names ${partner} '${served}'; its members stay shown with '${pinned}', the name this device first saw`));
+  }
+  return pinned;
 }
 
 /** The partner's root our own organisation's statement pins (and, inviting, the acceptance carried). */

@@ -18,6 +18,7 @@ import {
   verifyPayload,
 } from './certs.js';
 import { advance, effectiveRoster } from './membership.js';
+import { HostAuthority, SharedView, partnerViews } from './shared.js';
 
 const LOG_PAGE = 500;
 const HISTORY_KEPT = 200; // signed membership events remembered per channel, for display
@@ -27,7 +28,8 @@ const HISTORY_KEPT = 200; // signed membership events remembered per channel, fo
  * @typedef {import('./membership.js').LogState} LogState
  * @typedef {{op: string, member_id: string, role: string|null, by_member: string|null, at: number, seq: number}} MembershipEvent
  * @typedef {import('./partners.js').KeptPartner} KeptPartner
- * @typedef {{seen: Record<string, string>, verified: Record<string, string>, serials: Record<string, number>, logs: Record<string, LogState>, history: Record<string, MembershipEvent[]>, partners?: Record<string, KeptPartner>}} Kept
+ * @typedef {{members: any[], devices: any[]}} Listing
+ * @typedef {{seen: Record<string, string>, verified: Record<string, string>, serials: Record<string, number>, logs: Record<string, LogState>, history: Record<string, MembershipEvent[]>, partners?: Record<string, KeptPartner>, partner_listings?: Record<string, Listing>}} Kept
  */
 
 // A warning about no member and no device (invalid_history, invalid_partnership) is told apart by
@@ -45,7 +47,9 @@ export class TrustKeeper extends EventTarget {
     this.device = device;
     /** @type {Kept} */
     this.kept = { seen: {}, verified: {}, serials: {}, logs: {}, history: {} };
-    /** @type {TrustView|null} */
+    /** @type {TrustView|null} our organisation only, as GET /members shows it */
+    this.own = null;
+    /** @type {SharedView|null} ours and our active partners' members (22.6): what the log, sealing and senders use */
     this.view = null;
     this.cache = new VerifiedCache();
     /** @type {Map<string, TrustWarning>} */
@@ -54,6 +58,8 @@ export class TrustKeeper extends EventTarget {
     this.checkedAt = new Map();
     /** @type {Map<string, boolean>} */
     this.blocked = new Map();
+    /** whether the partnerships were asked for since this page opened (22.6) */
+    this.partnersAsked = false;
   }
 
   async load() {
@@ -88,6 +94,7 @@ export class TrustKeeper extends EventTarget {
   async rebuild(members, devices) {
     if (!this.device.root) {
       this.view = null;
+      this.own = null;
       this.report([{ code: 'root_mismatch', member_id: null, device_id: null, message: 'this device pinned no root: activate it again' }]);
       return null;
     }
@@ -96,8 +103,8 @@ export class TrustKeeper extends EventTarget {
       seen: this.kept.seen,
       cache: this.cache,
     });
-    this.view = view;
-    this.checkedAt.clear(); // another view may accept entries the last one refused: replay again
+    this.own = view;
+    await this.share();
     const warnings = [];
     let changed = false;
     for (const m of members) {
@@ -125,6 +132,54 @@ export class TrustKeeper extends EventTarget {
     if (changed) await this.save();
     this.report(warnings);
     return view;
+  }
+
+  /** The view over our organisation and the partners pinned here, from their last listings. */
+  async share() {
+    if (!this.own) return;
+    const found = await partnerViews(this.kept.partners || {}, this.kept.partner_listings || {}, { cache: this.cache });
+    this.view = new SharedView(this.own, found);
+    this.checkedAt.clear(); // another view may accept entries the last one refused: replay again
+  }
+
+  /**
+   * The partnerships as this device verifies them (22.5, never countersigning), then each active
+   * partner's listing (GET /partners/{o}/members), checked up to the root our statement pins
+   * (22.6). An ended partner's last listing is kept: who wrote what before the end. A guest's or
+   * a follower's 403 means no partners.
+   * @param {{get(path: string, query?: any): Promise<any>}} api
+   * @param {(path: string) => Promise<Listing>} pages every page of a member listing
+   */
+  async learnPartners(api, pages) {
+    if (!this.own || !this.device.root) return;
+    this.partnersAsked = true;
+    let answer;
+    try {
+      answer = await api.get('/partners');
+    } catch (err) {
+      if (/** @type {any} */ (err)?.status === 403) return;
+      throw err;
+    }
+    const kept = (this.kept.partners ||= {});
+    const listings = { ...(this.kept.partner_listings || {}) };
+    // Partnership rules load when a device meets a partner: the first screen stays light.
+    const { checkPartner } = await import('./partners.js');
+    const partnerListing = (orgId) => pages(`/partners/${orgId}/members`);
+    for (const entry of answer.partners || []) {
+      const { warnings } = await checkPartner(entry, { view: this.own, ownRoot: String(this.device.root), kept, partnerListing });
+      this.report(warnings);
+    }
+    for (const [orgId, partner] of Object.entries(kept)) {
+      if (partner.root && partner.active && !partner.ended) listings[orgId] = await partnerListing(orgId);
+    }
+    this.kept.partner_listings = listings;
+    await this.save();
+    await this.share();
+  }
+
+  /** Whether this device pinned a partner (so a full refresh asks the partnerships again). */
+  hasPartners() {
+    return Object.values(this.kept.partners || {}).some((p) => p.root);
   }
 
   /** The server's `root` (activation answer, hints) against the pinned one. */
@@ -159,7 +214,9 @@ export class TrustKeeper extends EventTarget {
       if (!page.length) break;
     } while (answer.more);
     if (!this.view) throw new Error('the organisation is not loaded yet');
-    const result = await advance(kept, { entries, head: answer.head }, this.view);
+    // The host is the creation's organisation, kept with the state; never a later page's entry.
+    const host = kept ? kept.org_id : String(entries[0]?.org_id ?? this.device.org_id);
+    const result = await advance(kept, { entries, head: answer.head }, new HostAuthority(host, this.view));
     for (const w of result.warnings) w.channel_id = channelId;
     this.report(result.warnings);
     this.blocked.set(channelId, result.blocked);

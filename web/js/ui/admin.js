@@ -243,7 +243,7 @@ async function acceptPartner(m, codeOrUrl, allowTribes) {
  */
 async function listPartners(m) {
   await m.loadDirectory();
-  const view = m.trust.view;
+  const view = m.trust.own;
   if (!view) return [];
   const { partners } = await m.api.get('/partners');
   const found = [];
@@ -265,7 +265,7 @@ async function endPartner(m, partnerOrgId) {
 
 /** One partnership's status in this device's view; what it learnt is kept (an end: rollback). */
 async function checkedPartner(m, entry) {
-  const view = m.trust.view;
+  const view = m.trust.own; // our organisation only: a partner's member never signs for us
   if (!view) throw new Error('this device pinned no root: activate it again');
   const kept = (m.trust.kept.partners ||= {});
   const partnerListing = (orgId) => m.memberPages(`/partners/${orgId}/members`);

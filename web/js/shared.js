@@ -1,0 +1,247 @@
+// @ts-check
+// Members of partner organisations in shared groups, as this browser verifies them
+// (docs/protocol.md, 22.6; the same rules as bocage/client/shared.py). A partner's members are
+// checked with our own rules (certs.js TrustView) up to the root our own partnership statement
+// pins (partners.js), and only while that partnership is active in this device's view.
+// SharedView answers for our organisation and those partners at once, so the log's replay
+// (membership.js), the recipients of a sender key and a message's sender need nothing else.
+// Pure: the caller fetches and stores; runs under node.
+import { FOREVER, TrustView } from './certs.js';
+import { PARTNER } from './membership.js';
+
+/** @typedef {import('./certs.js').TrustWarning} TrustWarning */
+/** @typedef {import('./certs.js').Statement} Statement */
+/**
+ * One partner as this device verifies it. `allow_tribes`: our statement lets its members into our
+ * tribes; `their_allow_tribes`: its statement lets ours into its tribes; `active` false once this
+ * device saw the end (the last listing still shows who wrote what, nobody of it gets a key).
+ * @typedef {{org_id: string, name: string, allow_tribes: boolean, their_allow_tribes: boolean, active: boolean, view: TrustView}} PartnerView
+ */
+
+const warning = (code, message, memberId = null, deviceId = null) => /** @type {TrustWarning} */ ({ code, member_id: memberId, device_id: deviceId, message });
+
+/** The ids (`key` of each item) found in more than one listing. */
+function listedTwice(listings, key) {
+  const seen = new Set();
+  const twice = new Set();
+  for (const listing of listings) {
+    const ids = new Set([...listing].map((item) => String(item[key])));
+    for (const id of ids) (seen.has(id) ? twice : seen).add(id);
+  }
+  return twice;
+}
+
+/** Our organisation's view, answering for the members and devices of active partners too. */
+export class SharedView extends TrustView {
+  /**
+   * @param {TrustView} own our organisation, as verified from GET /members
+   * @param {PartnerView[]} partners every partner pinned in this device's view
+   */
+  constructor(own, partners = []) {
+    super(own.orgId, own.root, own.members.values(), own.devices.values(), { verified: own.verified, seen: own.seen, derived: own.derived, cache: own.cache });
+    /** @type {Map<string, PartnerView>} */
+    this.partners = new Map(partners.map((p) => [p.org_id, p]));
+    const views = [own, ...partners.map((p) => p.view)];
+    // Ids listed by more than one organisation (ours and a partner's, or two partners'): a server
+    // could otherwise pass a partner's member or device off as one of ours. Nobody answers for them.
+    this.clashingMembers = listedTwice(views.map((v) => v.members.values()), 'member_id');
+    this.clashingDevices = listedTwice(views.map((v) => v.devices.values()), 'device_id');
+    /** @type {PartnerView} */
+    this.clash = { org_id: '', name: '', allow_tribes: false, their_allow_tribes: false, active: false, view: new TrustView('', own.root, [], []) };
+  }
+
+  /** @returns {PartnerView|null} */
+  activePartner(orgId) {
+    const partner = this.partners.get(orgId);
+    return partner && partner.active ? partner : null;
+  }
+
+  // -- which organisation answers ----------------------------------------------------------
+
+  /** @returns {PartnerView|null} the partner listing this member (null: ours or nobody's; the empty view for an id listed twice) */
+  partnerOfMember(memberId) {
+    if (this.clashingMembers.has(memberId)) return this.clash;
+    if (this.members.has(memberId)) return null;
+    return [...this.partners.values()].find((p) => p.view.members.has(memberId)) || null;
+  }
+
+  /** The partner listing this device, which must be of a member of that same listing. */
+  partnerOfDevice(deviceId) {
+    if (this.clashingDevices.has(deviceId)) return this.clash;
+    const owner = [...this.partners.values()].find((p) => p.view.devices.has(deviceId)) || null;
+    const listed = (owner ? owner.view.devices : this.devices).get(deviceId);
+    if (!listed) return null;
+    return this.partnerOfMember(String(listed.member_id)) === owner ? owner : this.clash;
+  }
+
+  // -- members -----------------------------------------------------------------------------
+
+  member(memberId) {
+    const partner = this.partnerOfMember(memberId);
+    if (!partner) return super.member(memberId);
+    const found = partner.view.member(memberId);
+    return found && { ...found, display_name: `${found.display_name} (${partner.name})` };
+  }
+
+  certified(memberId) {
+    const partner = this.partnerOfMember(memberId);
+    return partner ? partner.view.certified(memberId) : super.certified(memberId);
+  }
+
+  vouchedOnly(memberId) {
+    const partner = this.partnerOfMember(memberId);
+    return partner ? partner.view.vouchedOnly(memberId) : super.vouchedOnly(memberId);
+  }
+
+  identityKey(memberId) {
+    const partner = this.partnerOfMember(memberId);
+    return partner ? partner.view.identityKey(memberId) : super.identityKey(memberId);
+  }
+
+  role(memberId, at = FOREVER) {
+    const partner = this.partnerOfMember(memberId);
+    return partner ? partner.view.role(memberId, at) : super.role(memberId, at);
+  }
+
+  removedAt(memberId) {
+    const partner = this.partnerOfMember(memberId);
+    return partner ? partner.view.removedAt(memberId) : super.removedAt(memberId);
+  }
+
+  whyNotMember(memberId) {
+    const partner = this.partnerOfMember(memberId);
+    if (!partner) return super.whyNotMember(memberId);
+    if (partner === this.clash) return warning('uncertified_member', `${memberId} is listed by more than one organisation`, memberId);
+    if (!partner.active) return ended(memberId, partner);
+    return partner.view.whyNotMember(memberId);
+  }
+
+  // -- devices -----------------------------------------------------------------------------
+
+  device(deviceId) {
+    const partner = this.partnerOfDevice(deviceId);
+    return partner ? partner.view.device(deviceId) : super.device(deviceId);
+  }
+
+  whyNot(deviceId) {
+    const partner = this.partnerOfDevice(deviceId);
+    if (partner === this.clash) {
+      return warning('uncertified_device', `${deviceId} is listed by more than one organisation, or for another's member`, null, deviceId);
+    }
+    return partner ? partner.view.whyNot(deviceId) : super.whyNot(deviceId);
+  }
+
+  usable(deviceId, at = FOREVER) {
+    const partner = this.partnerOfDevice(deviceId);
+    if (!partner) return super.usable(deviceId, at);
+    return partner.active ? partner.view.usable(deviceId, at) : null;
+  }
+
+  revokedAt(deviceId) {
+    const partner = this.partnerOfDevice(deviceId);
+    return partner ? partner.view.revokedAt(deviceId) : super.revokedAt(deviceId);
+  }
+
+  // -- the membership log (membership.js) --------------------------------------------------
+
+  signer(deviceId, at) {
+    const partner = this.partnerOfDevice(deviceId);
+    if (!partner) return super.signer(deviceId, at);
+    return partner.active ? partner.view.signer(deviceId, at) : null;
+  }
+
+  /** A partner's member is a `partner` here, whatever their role at home: never a manager nor an author of our channels. */
+  orgRole(memberId, at) {
+    const partner = this.partnerOfMember(memberId);
+    if (!partner) return super.orgRole(memberId, at);
+    return partner.active && partner.view.orgRole(memberId, at) !== null ? PARTNER : null;
+  }
+
+  mayJoin(memberId) {
+    const partner = this.partnerOfMember(memberId);
+    if (!partner) return super.mayJoin(memberId);
+    return partner.active && partner.view.mayJoin(memberId);
+  }
+
+  tribesOpenTo(memberId) {
+    const partner = this.partnerOfMember(memberId);
+    return partner === null || (partner.active && partner.allow_tribes);
+  }
+}
+
+/**
+ * The membership log's authority (membership.js) for a channel of whichever organisation it
+ * belongs to, `host` (the creation's org_id): ours (our members are members, an active
+ * partner's are partners) or an active partner's (its members are members, ours are partners,
+ * let into its tribes only if its statement says so). A channel of anyone else verifies nobody.
+ */
+export class HostAuthority {
+  /**
+   * @param {string} host
+   * @param {SharedView} view
+   */
+  constructor(host, view) {
+    this.host = host;
+    this.view = view;
+    this.cache = view.cache;
+    this.ours = host === view.orgId;
+    this.partner = this.ours ? null : view.activePartner(host);
+  }
+
+  claimedKey(deviceId) {
+    return this.view.claimedKey(deviceId) ?? [...this.view.partners.values()].map((p) => p.view.claimedKey(deviceId)).find(Boolean);
+  }
+
+  signer(deviceId, at) {
+    return this.ours || this.partner ? this.view.signer(deviceId, at) : null;
+  }
+
+  orgRole(memberId, at) {
+    if (this.ours) return this.view.orgRole(memberId, at);
+    if (!this.partner) return null;
+    const owner = this.view.partnerOfMember(memberId);
+    if (owner === this.partner) return this.partner.view.orgRole(memberId, at);
+    if (owner === null && this.view.members.has(memberId)) return this.view.orgRole(memberId, at) !== null ? PARTNER : null;
+    return null; // a third organisation's member
+  }
+
+  mayJoin(memberId) {
+    return this.orgRole(memberId, FOREVER) !== null && this.view.mayJoin(memberId);
+  }
+
+  tribesOpenTo(memberId) {
+    if (this.ours) return this.view.tribesOpenTo(memberId);
+    if (!this.partner) return false;
+    return this.view.partnerOfMember(memberId) === this.partner || this.partner.their_allow_tribes;
+  }
+}
+
+/** @returns {TrustWarning} */
+function ended(memberId, partner) {
+  return warning('uncertified_member', `${memberId} is a member of ${partner.name}, whose partnership with your organisation ended`, memberId);
+}
+
+/**
+ * Each partner pinned in `kept` (partners.js), as a PartnerView over its listing checked up to
+ * the root our statement pins. `listings`: org id → {members, devices} (the last one fetched).
+ * @param {Record<string, {root: string|null, ended: boolean, active: boolean, name?: string, allow_tribes?: boolean, their_allow_tribes?: boolean}>} kept
+ * @param {Record<string, {members: Statement[], devices: Statement[]}>} listings
+ * @param {{cache?: any}} [options]
+ * @returns {Promise<PartnerView[]>}
+ */
+export async function partnerViews(kept, listings, { cache = null } = {}) {
+  const found = [];
+  for (const [orgId, listing] of Object.entries(listings)) {
+    const pinned = kept[orgId];
+    if (!pinned?.root) continue;
+    found.push({
+      org_id: orgId,
+      name: String(pinned.name || orgId),
+      allow_tribes: Boolean(pinned.allow_tribes),
+      their_allow_tribes: Boolean(pinned.their_allow_tribes),
+      active: Boolean(pinned.active) && !pinned.ended,
+      view: await TrustView.create(orgId, pinned.root, listing.members, listing.devices, { cache }),
+    });
+  }
+  return found;
+}
