@@ -4,20 +4,37 @@ the other's root through its own signed statement, and either side ends it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.conftest import bocage, bocage_fails, start_server
 from tests.e2e.test_call_relay import owner_of
 
 
-def test_two_organisations_become_partners_and_one_ends_it(tmp_path: Path) -> None:
+@contextmanager
+def town_and_firm(tmp_path: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any], str, str]]:
+    """Two organisations on one `bocage serve`, each with its owner's CLI profile: the town and
+    its mayor, the architects' firm and its architect."""
     data = tmp_path / "data"
     town = bocage("org", "create", "Mairie de Plouha", "--data", str(data))
     firm = bocage("org", "create", "Cabinet Ardoise", "--data", str(data))
     server = start_server(data, tmp_path / "serve.log")
     try:
-        mayor = owner_of(town, server, tmp_path / "mayor")
-        architect = owner_of(firm, server, tmp_path / "architect")
+        yield (
+            town,
+            firm,
+            owner_of(town, server, tmp_path / "mayor"),
+            owner_of(firm, server, tmp_path / "architect"),
+        )
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=10)
+
+
+def test_two_organisations_become_partners_and_one_ends_it(tmp_path: Path) -> None:
+    with town_and_firm(tmp_path) as (town, firm, mayor, architect):
         invitation = bocage("--profile", mayor, "partner", "invite", "--qr", str(tmp_path / "partner.svg"))
         assert invitation["code"].startswith("bocage-partner:v2:") and "#/partner?" in invitation["url"]
         assert (tmp_path / "partner.svg").read_text().startswith("<?xml")
@@ -40,22 +57,13 @@ def test_two_organisations_become_partners_and_one_ends_it(tmp_path: Path) -> No
         assert after["status"] == "ended" and after["end"]["org_id"] == firm["org_id"]
         assert bocage_fails("--profile", mayor, "partner", "end", "o_nopenopenopenope")["status"] == 404
         assert bocage_fails("--profile", mayor, "partner", "accept", "not a code")["error"] == "cli_error"
-    finally:
-        server.process.terminate()
-        server.process.wait(timeout=10)
 
 
 def test_a_partners_member_talks_in_a_group_until_the_partnership_ends(tmp_path: Path) -> None:
     """A adds B's member to a group with `bocage channel add`, B's member reads and answers, both
     listings show the other side's people with their organisation; after the end, B's member
     reads nothing of what follows (docs/protocol.md, 22.6)."""
-    data = tmp_path / "data"
-    town = bocage("org", "create", "Mairie de Plouha", "--data", str(data))
-    firm = bocage("org", "create", "Cabinet Ardoise", "--data", str(data))
-    server = start_server(data, tmp_path / "serve.log")
-    try:
-        mayor = owner_of(town, server, tmp_path / "mayor")
-        architect = owner_of(firm, server, tmp_path / "architect")
+    with town_and_firm(tmp_path) as (_town, firm, mayor, architect):
         drafter = str(tmp_path / "drafter")
         invited = bocage("--profile", architect, "invite", "--name", "Dessinateur")
         bocage("--profile", drafter, "activate", invited["activation_url"])
@@ -90,6 +98,3 @@ def test_a_partners_member_talks_in_a_group_until_the_partnership_ends(tmp_path:
             "J'y serai",
             "Après la fin",
         ]
-    finally:
-        server.process.terminate()
-        server.process.wait(timeout=10)
