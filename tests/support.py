@@ -323,6 +323,25 @@ def messenger_for(api: SignedApi, keys: DeviceKeys, directory: Any, info: dict[s
     return Messenger(profile, client=InProcessClient(api, keys), clock=api.clock.now)
 
 
+def js_trust_view(messenger: Any, channel_id: str, since: int = 0) -> dict[str, Any]:
+    """The trust view the web client would build for ``messenger``'s device, in the JS harness's
+    argument shape: its kept root, verified and seen marks, and what the server answers that
+    device now (GET /members, the channel's membership log from ``since``). Tests that hand the
+    web client's code the same server answers as the Python client's start from this."""
+    trust = messenger.trust
+    members, devices = trust.client.member_listing()
+    entries, head = trust.client.membership_log(channel_id, since)
+    return {
+        "org_id": trust.org_id,
+        "root": trust.state.root,
+        "members": members,
+        "devices": devices,
+        "verified": trust.state.verified,
+        "seen": trust.state.seen,
+        "answer": {"entries": entries, "head": head},
+    }
+
+
 class People:
     def __init__(self, api: SignedApi, owned_org: tuple[DeviceKeys, dict[str, Any]], tmp_path: Any) -> None:
         self.api = api

@@ -20,7 +20,7 @@ from chalicelib.domain.channel import ChannelMember, ChannelRole
 from chalicelib.domain.frames import CallFrame
 from chalicelib.domain.organisation import Device, Plan
 from tests.browser.test_trust_compat import run_js
-from tests.support import People, SignedApi
+from tests.support import People, SignedApi, js_trust_view
 
 
 @pytest.fixture
@@ -174,19 +174,10 @@ def test_a_removal_or_revocation_the_server_claims_is_believed_only_when_seen(
 def web_notice(messenger: Any, cid: str, notice: CallFrame) -> Any:
     """What the web client (web/js/call/call-session.js under node) makes of the server's notice,
     with the trust view and the channel's log from what the server answers ``messenger``'s device."""
-    trust = messenger.trust
-    members, devices = trust.client.member_listing()
-    entries, head = trust.client.membership_log(cid, 0)
     return run_js(
         {
             "op": "call_notice",
-            "org_id": trust.org_id,
-            "root": trust.state.root,
-            "members": members,
-            "devices": devices,
-            "verified": trust.state.verified,
-            "seen": trust.state.seen,
-            "answer": {"entries": entries, "head": head},
+            **js_trust_view(messenger, cid),
             "frame": notice.model_dump(mode="json", exclude_none=True),
         }
     )[0]

@@ -18,6 +18,7 @@ import pytest
 from tests.browser.test_trust_compat import run_js
 from tests.integration import test_guests as guest_cases
 from tests.integration import test_malicious_server as cases
+from tests.support import js_trust_view
 
 group = cases.group  # the cases' fixture: a group of the owner and Bob, keys distributed
 site = guest_cases.site  # the guests' fixture: the owner's group with Bob and Gus, a guest
@@ -26,21 +27,14 @@ site = guest_cases.site  # the guests' fixture: the owner's group with Bob and G
 def decide(messenger: Any, cid: str, *, fresh: bool = False, messages: bool = False) -> dict[str, Any]:
     """The web client's decision for the device behind ``messenger`` (its kept state unless fresh)."""
     trust = messenger.trust
-    members, devices = trust.client.member_listing()
     kept = None if fresh else trust.state.logs.get(cid)
-    entries, head = trust.client.membership_log(cid, kept["seq"] if kept else 0)
+    view = js_trust_view(messenger, cid, kept["seq"] if kept else 0)
     listed = trust.client.messages(cid)["messages"] if messages else []
     result: dict[str, Any] = run_js(
         {
             "op": "decide",
-            "org_id": trust.org_id,
-            "root": trust.state.root,
-            "members": members,
-            "devices": devices,
-            "verified": trust.state.verified,
-            "seen": trust.state.seen,
+            **view,
             "kept": kept,
-            "answer": {"entries": entries, "head": head},
             "roster": trust.client.roster(cid)["devices"],
             "channel_id": cid,
             "self": messenger.device_id,

@@ -19,7 +19,7 @@ from chalicelib.domain.followers import DAY, HistoryChoice
 from chalicelib.domain.statements import signing_bytes
 from tests.browser.test_trust_compat import run_js
 from tests.integration.test_followers import follow, public_tribe
-from tests.support import People, SignedApi, messenger_for
+from tests.support import People, SignedApi, js_trust_view, messenger_for
 
 
 def texts(messenger: Any, cid: str) -> list[str | None]:
@@ -140,20 +140,11 @@ def web_verdict(
 ) -> Any:
     """What the web client (web/js/recent-history.js under node) makes of the statement, for the
     device behind ``messenger``, from what the server answers it (GET /members, the log)."""
-    trust = messenger.trust
-    members, devices = trust.client.member_listing()
-    entries, head = trust.client.membership_log(cid, 0)
     verdict: Any = run_js(
         {
             "op": op,
             **more,
-            "org_id": trust.org_id,
-            "root": trust.state.root,
-            "members": members,
-            "devices": devices,
-            "verified": trust.state.verified,
-            "seen": trust.state.seen,
-            "answer": {"entries": entries, "head": head},
+            **js_trust_view(messenger, cid),
             "channel_id": cid,
             "statement": statement,
         }
