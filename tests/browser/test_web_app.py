@@ -86,6 +86,18 @@ def message(page: Page, text: str) -> Any:
     return page.locator(".messages .msg").filter(has=page.locator(".text, .poll-label", has_text=text))
 
 
+def arrives_readable(page: Page, text: str, timeout: float = 30) -> Any:
+    """The message with ``text`` as it arrives in an open channel: it must show readable, never
+    first as "unreadable" (its key not fetched yet) waiting for a retry or a reload."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if message(page, text).count():
+            return message(page, text)
+        assert page.locator(".messages .unreadable").count() == 0, f"{text!r} showed as unreadable first"
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {text!r}")
+
+
 def send(page: Page, text: str) -> None:
     page.get_by_label("Votre message").fill(text)
     page.get_by_role("button", name="Envoyer").click()

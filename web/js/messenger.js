@@ -94,6 +94,7 @@ export class Messenger extends EventTarget {
     this.followerNames = new Map();
     /** @type {Map<string, number>} per channel, the highest seq held with nothing missing before it */
     this.seen = new Map();
+    /** @type {Map<string, {at: number, promise: Promise<void>}>} per channel and epoch, the last key fetch */
     this.keyFetches = new Map();
     this.ws = null;
     this.online = false;
@@ -855,8 +856,9 @@ export class Messenger extends EventTarget {
   async read(channelId, since = 0, limit = READ_LIMIT) {
     await this.shareKeys(channelId);
     const page = await this.api.get(`/channels/${channelId}/messages`, { since, limit });
+    const heldSince = Date.now();
     const messages = [];
-    for (const m of page.messages) messages.push(await this.open(m));
+    for (const m of page.messages) messages.push(await this.open(m, { heldSince }));
     return { messages, cursor: page.cursor, more: page.more };
   }
 
@@ -905,10 +907,11 @@ export class Messenger extends EventTarget {
   /** Retry cached messages that had no key yet (a sender shares it on their next send or read). */
   async retryUnreadable(channelId) {
     const cached = await this.store.messages(channelId);
+    const heldSince = Date.now(); // a key fetch from before this retry is not enough: ask again
     const retried = [];
     for (const m of cached) {
       if (!['no_key', 'forged_sender'].includes(m.error) || !m.raw) continue; // a sender verified since counts now
-      const opened = await this.open(m.raw);
+      const opened = await this.open(m.raw, { heldSince });
       if (opened.verified) retried.push(opened);
     }
     await this.accept(retried, { emit: false });
@@ -931,8 +934,12 @@ export class Messenger extends EventTarget {
     if (emit) for (const m of messages) this.emit('message', m);
   }
 
-  /** Verify then decrypt one stored message; forged or unreadable ones are flagged, not shown. */
-  async open(message) {
+  /**
+   * Verify then decrypt one stored message; forged or unreadable ones are flagged, not shown.
+   * `heldSince`: when (this device's clock, ms) the message was already in hand; a key fetch
+   * begun before then may predate its sender's envelope and is not reused for it.
+   */
+  async open(message, { heldSince = Date.now() } = {}) {
     const channelId = message.channel_id;
     const epoch = Number(message.epoch);
     const sender = message.sender_device;
@@ -964,7 +971,7 @@ export class Messenger extends EventTarget {
     shown.sender_member = author.member_id; // the device certificate's member, never the server's stamp
     const device = { sign_public_key: author.sign_public_key };
     try {
-      const content = await this.openSealed(message, device);
+      const content = await this.openSealed(message, device, heldSince);
       return { ...shown, verified: true, content };
     } catch (err) {
       return { ...shown, ...openError(err, message) };
@@ -972,11 +979,11 @@ export class Messenger extends EventTarget {
   }
 
   /** Derive the message's key from the sender's chain, then verify, decrypt and check labels. */
-  async openSealed(message, device) {
+  async openSealed(message, device, heldSince) {
     const { channel_id: channelId, epoch, sender_device: sender, index, seq } = message;
     if (![epoch, index, seq].every(Number.isInteger)) throw new CryptoError('malformed message');
     const own = sender === this.deviceId;
-    if (!own && !holds(this.ring, channelId, epoch, sender)) await this.fetchKeys(channelId, epoch);
+    if (!own && !holds(this.ring, channelId, epoch, sender)) await this.fetchKeys(channelId, epoch, heldSince);
     return this.withRing(async () =>
       openWith(
         this.ring,
@@ -990,10 +997,16 @@ export class Messenger extends EventTarget {
     );
   }
 
-  async fetchKeys(channelId, epoch) {
+  /**
+   * The sealed sender keys of one epoch, asked once for many messages: a fetch is reused only
+   * if it began once the message was in hand (`heldSince`), so it saw every envelope sealed
+   * before the message was sent (a sender stores its key first). An older fetch would miss a
+   * key shared just now, say by a member who joined and sends for the first time.
+   */
+  async fetchKeys(channelId, epoch, heldSince) {
     const fetchSlot = slot(channelId, epoch);
     const last = this.keyFetches.get(fetchSlot);
-    if (last && Date.now() - last.at < 3000) return last.promise;
+    if (last && last.at >= heldSince) return last.promise;
     const promise = this.fetchKeysNow(channelId, epoch);
     this.keyFetches.set(fetchSlot, { at: Date.now(), promise });
     return promise;
@@ -1114,7 +1127,7 @@ export class Messenger extends EventTarget {
     const channelId = frame.channel_id;
     switch (frame.type) {
       case 'message': {
-        const opened = await this.open(frame.message);
+        const opened = await this.open(frame.message); // held since now: an older key fetch is not reused
         const channel = this.channels.get(opened.channel_id);
         if (channel) {
           channel.latest_seq = Math.max(channel.latest_seq || 0, opened.seq);
