@@ -277,7 +277,7 @@ class Trust:
         entries, _ = self.client.membership_log(channel_id, 0)
         view = self.view(refresh=True)
         host = {"org_id": str(entries[0].get("org_id"))} if entries else {}
-        state, error = replay(entries, HostAuthority(host, lambda: view))
+        state, error = replay(entries, HostAuthority(host, lambda: view), channel_id)
         if error is not None:
             self.warn(TrustWarning("membership_invalid", f"{channel_id}: {error}; later entries ignored"))
         verified = entries[: (state.seq + 1) if state else 0]

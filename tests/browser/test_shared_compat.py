@@ -84,6 +84,7 @@ def python(
     pinned: dict[str, Any],
     host: str,
     entries: list[dict[str, Any]],
+    asked: str | None = None,
 ) -> tuple[SharedView, Any, Any]:
     p = pinned[B_ORG]
     partner = PartnerView(
@@ -95,7 +96,7 @@ def python(
         active=p["active"] and not p["ended"],
     )
     view = SharedView(ORG, ROOT, members, devices, partners=[partner])
-    state, error = membership_log.replay(entries, HostAuthority({"org_id": host}, lambda: view))
+    state, error = membership_log.replay(entries, HostAuthority({"org_id": host}, lambda: view), asked)
     return view, state, error
 
 
@@ -106,6 +107,7 @@ def case(
     pinned: dict[str, Any] | None = None,
     b: dict[str, Any] | None = None,
     roster: list[dict[str, Any]] | None = None,
+    asked: str | None = None,
 ) -> tuple[dict[str, Any], SharedView, Any, Any]:
     """The same replay in both clients: the JS result, and the Python view, state and error."""
     _, members, devices = org()
@@ -121,9 +123,10 @@ def case(
             "entries": entries,
             "roster": roster,
             "self": OWNER_DEVICE,
+            "channel_id": asked,
         }
     )[0]
-    view, state, error = python(members, devices, b, pinned, host, entries)
+    view, state, error = python(members, devices, b, pinned, host, entries, asked)
     assert got["state"] == (state.to_json() if state else None)
     assert (got["error"] is None) == (error is None), (got["error"], error)
     for mid, verdict in got["verdicts"]["members"].items():
@@ -225,3 +228,16 @@ def test_our_member_in_the_partner_s_group_is_a_partner_there() -> None:
     assert "never a channel's author" in case(as_author, host=B_ORG)[0]["error"]
     # A group of an organisation that is not an active partner verifies nobody.
     assert case(log, host=B_ORG, pinned=kept(active=False))[0]["state"] is None
+
+
+def test_a_partner_s_group_log_served_for_our_channel_is_refused() -> None:
+    """Host substitution: asked for A's channel, the server serves B's group B_GROUP (host B, our
+    invitee a partner there). Neither client takes it for A's channel, so nothing is sealed to
+    B's members under A's channel's name; asked for B_GROUP itself, the same log is B's group."""
+    log = [entry(B_GROUP, 0, None, "create", B_OWNER, "author", B_SIGN, kind="group", org=B_ORG)]
+    log.append(entry(B_GROUP, 1, log[0], "add", INVITEE, "member", B_SIGN, org=B_ORG))
+    got, _, state, _ = case(log, host=B_ORG, asked=GROUP, roster=roster())
+    assert got["state"] is None and state is None and "another channel" in got["error"]
+    assert got["recipients"] == []
+    honest = case(log, host=B_ORG, asked=B_GROUP)[0]
+    assert honest["error"] is None and honest["state"]["channel_id"] == B_GROUP

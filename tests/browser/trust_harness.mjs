@@ -53,6 +53,9 @@ const view = (a) =>
   });
 
 /** A device record as the web app keeps it, from the signing seed the test gives. */
+/** The channel a case asks the log of: the one it names, else the one its log is of (a case
+ * that does not test a substituted log). */
+const asked = (a) => a.channel_id ?? a.kept?.channel_id ?? a.answer?.entries?.[0]?.channel_id ?? null;
 const signer = (device) => ({ ...device, signSecretKey: wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32)).signSecretKey });
 const outcome = async (fn) => {
   try {
@@ -142,7 +145,7 @@ const commands = {
     return { state, error: err ? err.message : null };
   },
   async advance(args) {
-    return membership.advance(args.kept, args.answer, await view(args));
+    return membership.advance(args.kept, args.answer, await view(args), asked(args));
   },
   async sign_entry({ device, channel_id, state, change, now }) {
     const keys = wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32));
@@ -152,7 +155,7 @@ const commands = {
   async shared(args) {
     const partnerViews = await shared.partnerViews(args.kept, args.listings);
     const trust = new shared.SharedView(await view(args), partnerViews);
-    const { state, error: err } = await membership.replay(args.entries, new shared.HostAuthority(args.host, trust));
+    const { state, error: err } = await membership.replay(args.entries, new shared.HostAuthority(args.host, trust), null, args.channel_id ?? null);
     const views = [trust, ...partnerViews.map((p) => p.view)];
     const members = new Set(views.flatMap((v) => [...v.members.keys()]));
     const devices = new Set(views.flatMap((v) => [...v.devices.keys()]));
@@ -182,7 +185,7 @@ const commands = {
     const trust = await view({ ...args, cached: true });
     const out = { blocked: false, state: null, recipients: [], senders: [], warnings: [] };
     if (args.answer) {
-      const advanced = await membership.advance(args.kept, args.answer, trust);
+      const advanced = await membership.advance(args.kept, args.answer, trust, asked(args));
       Object.assign(out, { blocked: advanced.blocked, state: advanced.state });
       out.warnings.push(...advanced.warnings);
       if (!advanced.blocked && args.roster) {
@@ -217,14 +220,14 @@ const commands = {
   /** Whether the web client believes a tribe's recent-history choice (section 23). */
   async history_choice(args) {
     const trust = await view({ ...args, cached: true });
-    const advanced = await membership.advance(null, args.answer, trust);
+    const advanced = await membership.advance(null, args.answer, trust, asked(args));
     return recentHistory.verifiedChoice(trust, advanced.state, args.org_id, args.channel_id, args.statement);
   },
   /** Whether the web client withdraws the choice it kept (`kept`, as its ring holds it) when it
    * asks again and is served `statement` (section 23). */
   async history_withdraws(args) {
     const trust = await view({ ...args, cached: true });
-    const advanced = await membership.advance(null, args.answer, trust);
+    const advanced = await membership.advance(null, args.answer, trust, asked(args));
     const found = recentHistory.verifiedChoice(trust, advanced.state, args.org_id, args.channel_id, args.statement);
     return recentHistory.withdrawsKept(trust, advanced.state, args.kept, found);
   },
@@ -232,7 +235,7 @@ const commands = {
    * with the trust view and the channel's verified membership from the server's answers. */
   async call_notice(args) {
     const trust = await view({ ...args, cached: true });
-    const advanced = await membership.advance(null, args.answer, trust);
+    const advanced = await membership.advance(null, args.answer, trust, asked(args));
     const session = await import('../../web/js/call/call-session.js');
     const m = {
       trust: { view: trust },

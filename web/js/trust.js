@@ -216,7 +216,7 @@ export class TrustKeeper extends EventTarget {
     if (!this.view) throw new Error('the organisation is not loaded yet');
     // The host is the creation's organisation, kept with the state; never a later page's entry.
     const host = kept ? kept.org_id : String(entries[0]?.org_id ?? this.device.org_id);
-    const result = await advance(kept, { entries, head: answer.head }, new HostAuthority(host, this.view));
+    const result = await advance(kept, { entries, head: answer.head }, new HostAuthority(host, this.view), channelId);
     for (const w of result.warnings) w.channel_id = channelId;
     this.report(result.warnings);
     this.blocked.set(channelId, result.blocked);
