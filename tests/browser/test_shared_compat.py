@@ -17,7 +17,7 @@ from typing import Any
 from bocage.client.certs import TrustView
 from bocage.client.shared import HostAuthority, PartnerView, SharedView
 from chalicelib.domain import membership_log
-from chalicelib.domain.statements import sign_statement, statement_hash
+from chalicelib.domain.statements import public_key_of, sign_statement, statement_hash
 from tests.browser.test_partners_compat import B_DEVICE, B_ORG, B_OWNER, B_ROOT, B_SIGN, listing_b
 from tests.browser.test_trust_compat import INVITEE_DEVICE, OWNER_DEVICE, org, run_js, scene
 from tests.trust_vectors import (
@@ -28,6 +28,7 @@ from tests.trust_vectors import (
     OWNER_DEVICE_SIGN,
     ROOT,
     T,
+    box_public,
     device_id,
 )
 
@@ -241,3 +242,62 @@ def test_a_partner_s_group_log_served_for_our_channel_is_refused() -> None:
     assert got["recipients"] == []
     honest = case(log, host=B_ORG, asked=B_GROUP)[0]
     assert honest["error"] is None and honest["state"]["channel_id"] == B_GROUP
+
+
+UNCHAINED = "m_ffffffffffffffff"
+UNCHAINED_IK, UNCHAINED_SIGN = bytes([0x91]) * 32, bytes([0x92]) * 32
+UNCHAINED_DEVICE = device_id(UNCHAINED_SIGN)
+
+
+def with_unchained_member() -> dict[str, Any]:
+    """B's listing as a malicious server serves it: one more "member" whose certificates sign
+    themselves (no chain to B's pinned root), with a device certified by that key."""
+    b = listing_b()
+    identity = public_key_of(UNCHAINED_IK)
+    common = {
+        "org_id": B_ORG,
+        "member_id": UNCHAINED,
+        "identity_key": identity,
+        "ticket_key": None,
+        "issued_at": T,
+    }
+    member_cert = sign_statement(
+        {**common, "purpose": "bocage/member-cert/v2", "display_name": "Directrice", "root": False},
+        UNCHAINED_IK,
+    )
+    device = {
+        "device_id": UNCHAINED_DEVICE,
+        "member_id": UNCHAINED,
+        "sign_public_key": public_key_of(UNCHAINED_SIGN),
+        "box_public_key": box_public(bytes([0x93]) * 32),
+    }
+    device_cert = sign_statement({**common, **device, "purpose": "bocage/device-cert/v2"}, UNCHAINED_IK)
+    b["members"].append(
+        {
+            "member_id": UNCHAINED,
+            "member_cert": member_cert,
+            "ticket": None,
+            "role_statements": [],
+            "removal": None,
+        }
+    )
+    b["devices"].append({**device, "device_cert": device_cert, "ticket": None, "revocation": None})
+    return b
+
+
+def test_a_partner_member_only_the_server_vouches_for_is_nobody() -> None:
+    """Our own e-mail invitee may be vouched for by the server alone (a weaker, reported state);
+    a partner's member may not: only B's pinned root anchors B's members. Neither client trusts
+    such a "member", their device as a sender, or adds or seals to them (server_vouched)."""
+    b = with_unchained_member()
+    rows = [*roster(), {"device_id": UNCHAINED_DEVICE, "member_id": UNCHAINED, "box_public_key": "x"}]
+    got, view, _, _ = case(a_group(("add", B_OWNER, "member")), b=b, roster=rows)
+    assert got["verdicts"]["members"][UNCHAINED]["trusted"] is False
+    assert got["verdicts"]["members"][UNCHAINED]["why_not"] == "server_vouched"
+    assert got["verdicts"]["devices"][UNCHAINED_DEVICE]["trusted"] is False
+    assert got["verdicts"]["devices"][UNCHAINED_DEVICE]["why_not"] == "server_vouched"
+    assert view.device(UNCHAINED_DEVICE) is None and view.member(UNCHAINED) is None
+    assert UNCHAINED_DEVICE not in got["recipients"] and B_DEVICE in got["recipients"]
+    assert got["verdicts"]["members"][B_OWNER]["trusted"] is True  # B's chained owner still is
+    added = case(a_group(("add", UNCHAINED, "member")), b=b)[0]
+    assert "cannot be added" in added["error"]
