@@ -301,3 +301,19 @@ def test_a_partner_member_only_the_server_vouches_for_is_nobody() -> None:
     assert got["verdicts"]["members"][B_OWNER]["trusted"] is True  # B's chained owner still is
     added = case(a_group(("add", UNCHAINED, "member")), b=b)[0]
     assert "cannot be added" in added["error"]
+
+
+def test_the_web_client_keeps_its_partners_when_the_server_fails_them() -> None:
+    """As the Python client (tests/integration/test_partner_groups.py): GET /partners or B's
+    listing failing (503) is reported, the last verified listing kept, and never thrown to the
+    caller (which would block every send, our own groups' too)."""
+    _, members, devices = org()
+    s = {**scene(members, devices), "member_id": OWNER, "device_id": OWNER_DEVICE, "kept": kept()}
+    s |= {"listings": {B_ORG: listing_b()}, "usable": [B_DEVICE, INVITEE_DEVICE]}
+    partners, listing = run_js(
+        {"op": "learn_partners", **s, "failing": ["/partners"]},
+        {"op": "learn_partners", **s, "failing": [f"/partners/{B_ORG}/members"]},
+    )
+    for got in (partners, listing):
+        assert got["thrown"] is None and "partners_unavailable" in got["codes"]
+        assert got["usable"] == [True, True]

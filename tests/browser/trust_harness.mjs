@@ -245,6 +245,27 @@ const commands = {
     const checked = await session.verifySignal(m, args.frame);
     return checked ? { by_server: checked.byServer } : null;
   },
+  /** The web client learning its partners while the server fails `failing` (paths, status 503):
+   * whether it threw, what it reported, and whether the partner's device it knew stays usable. */
+  async learn_partners(args) {
+    const memory = new Map();
+    const store = { get: async (k) => memory.get(k), put: async (k, v) => void memory.set(k, v) };
+    const keeper = new trustModule.TrustKeeper(store, { org_id: args.org_id, member_id: args.member_id, device_id: args.device_id, root: args.root });
+    await keeper.load();
+    Object.assign(keeper.kept, { partners: structuredClone(args.kept), partner_listings: structuredClone(args.listings) });
+    await keeper.rebuild(args.members, args.devices);
+    const answer = async (path) => {
+      if (args.failing.includes(path)) throw Object.assign(new Error('the server is not answering'), { status: 503 });
+      return path === '/partners' ? { partners: [] } : args.listings[path.split('/')[2]];
+    };
+    let thrown = null;
+    try {
+      await keeper.learnPartners({ get: answer }, answer);
+    } catch (err) {
+      thrown = String(err);
+    }
+    return { thrown, codes: [...keeper.warnings.values()].map((w) => w.code), usable: args.usable.map((id) => keeper.view?.usable(id) != null) };
+  },
   /** Whom the web client would name in `notify`, from the server's statements. */
   async to_notify(args) {
     const trust = await view(args);

@@ -519,3 +519,30 @@ def _epoch(messenger: Messenger, cid: str) -> int:
 def _sealed_to(container: Any, cid: str, epoch: int, device_id: str) -> list[Any]:
     """The sender keys stored for a device, read beside the API (which would answer 404)."""
     return list(SenderKeys(container.store).sealed_to(cid, epoch, device_id))
+
+
+def test_a_partner_listing_the_server_fails_to_serve_blocks_no_send(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET /partners and a partner's listing answer 503 (a transient failure, or a server that
+    withholds them): the device keeps the listings it verified, warns, and still sends in our
+    own groups and, to the members it knew, in the shared one."""
+    ana = pair.people.join("ana")
+    cid = shared(pair)
+    pair.a.send_text(cid, "avant")
+    own = str(pair.a.create_channel("group", "Bureau")["channel_id"])
+    pair.a.add_member(own, member_of(ana))
+
+    def unavailable(*_: Any) -> Any:
+        raise ApiError(503, "unavailable", "the server is not answering")
+
+    monkeypatch.setattr(pair.a.client, "partner_listing", unavailable)
+    monkeypatch.setattr(pair.a.client, "partners", unavailable)
+    pair.a.trust.learn_partners()
+    pair.a.trust.view(refresh=True)
+    pair.a.send_text(own, "ordre du jour")
+    pair.a.send_text(cid, "après")
+    assert texts(ana, own) == ["ordre du jour"]
+    assert texts(pair.b_member, cid) == ["avant", "après"]
+    codes = [w["code"] for w in pair.a.trust.take_warnings()]
+    assert codes.count("partners_unavailable") >= 2  # the partnerships and B's listing
