@@ -378,9 +378,10 @@ class Trust:
                 continue
             trusted = view.usable(device_id)
             if trusted is None or trusted.member_id != member_id:
+                # The device's reason first, then its member's: the web client's order (membership.js).
                 self.warn(
-                    view.why_not_member(member_id)
-                    or view.why_not(device_id)
+                    view.why_not(device_id)
+                    or view.why_not_member(member_id)
                     or _revoked(device_id, member_id)
                 )
                 continue
