@@ -12,6 +12,7 @@ import pytest
 
 from bocage.client.api import ApiError
 from bocage.client.issuing import membership_entry
+from bocage.client.membership import MembershipRefused
 from bocage.client.messenger import Messenger
 from chalicelib.adapters.counting_store import CountingStore
 from chalicelib.adapters.records.channels import ChannelRecords
@@ -546,3 +547,29 @@ def test_a_partner_listing_the_server_fails_to_serve_blocks_no_send(
     assert texts(pair.b_member, cid) == ["avant", "après"]
     codes = [w["code"] for w in pair.a.trust.take_warnings()]
     assert codes.count("partners_unavailable") >= 2  # the partnerships and B's listing
+
+
+def test_another_channel_s_log_served_for_a_group_gets_it_no_key(
+    pair: Pair, container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Host substitution (review groups3 H1): Ana's device reads our group "Bureau" for the
+    first time and the server answers with the log of the shared group, which holds B's member.
+    Ana's device refuses it (membership_invalid) and seals nothing to B's member."""
+    ana = pair.people.join("ana")
+    cid = shared(pair)
+    bureau = str(pair.a.create_channel("group", "Bureau")["channel_id"])
+    pair.a.add_member(bureau, member_of(ana))
+    honest = ana.client.membership_log
+    substituted = pair.a.client.membership_log(cid, 0)
+
+    def other_channel(channel_id: str, start: int = 0) -> Any:
+        if channel_id != bureau:
+            return honest(channel_id, start)
+        entries, head = substituted
+        return entries[start:], head
+
+    monkeypatch.setattr(ana.client, "membership_log", other_channel)
+    with pytest.raises(MembershipRefused):
+        ana.send_text(bureau, "confidentiel")
+    assert "membership_invalid" in {w["code"] for w in ana.trust.take_warnings()}
+    assert _sealed_to(container, bureau, _epoch(ana, bureau), pair.b_member.device_id) == []
