@@ -21,9 +21,11 @@ from chalicelib.adapters.records.sender_keys import SenderKeys
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from chalicelib.domain.organisation import Plan, Role
 from chalicelib.domain.principal import Principal
+from chalicelib.domain.statements import public_key_of, sign_statement
 from chalicelib.services.shared_groups import SharedGroups
 from tests.integration.test_partners import Pair, pair, partnered
 from tests.support import SignedApi, messenger_for, plant_addition, sealed_envelope, ws_event
+from tests.trust_vectors import box_public, device_id
 
 __all__ = ["pair"]  # the fixture, shared with tests/integration/test_partners.py
 
@@ -573,3 +575,50 @@ def test_another_channel_s_log_served_for_a_group_gets_it_no_key(
         ana.send_text(bureau, "confidentiel")
     assert "membership_invalid" in {w["code"] for w in ana.trust.take_warnings()}
     assert _sealed_to(container, bureau, _epoch(ana, bureau), pair.b_member.device_id) == []
+
+
+def test_a_partner_member_only_the_server_vouches_for_is_no_sender(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server adds to B's listing a "Directrice" whose certificates sign themselves (no chain
+    to B's pinned root) with a device certified by that key (review groups3 M1): A's device does
+    not take that device as a sender, nor as a recipient, and says server_vouched."""
+    cid = shared(pair)
+    identity_seed, sign_seed = bytes([0x91]) * 32, bytes([0x92]) * 32
+    fake_member, fake_device = "m_ffffffffffffffff", device_id(sign_seed)
+    common = {
+        "org_id": pair.b_org,
+        "member_id": fake_member,
+        "identity_key": public_key_of(identity_seed),
+        "ticket_key": None,
+        "issued_at": 1,
+    }
+    member_cert = sign_statement(
+        {**common, "purpose": "bocage/member-cert/v2", "display_name": "Directrice", "root": False},
+        identity_seed,
+    )
+    keys = {
+        "device_id": fake_device,
+        "member_id": fake_member,
+        "sign_public_key": public_key_of(sign_seed),
+        "box_public_key": box_public(bytes([0x93]) * 32),
+    }
+    device_cert = sign_statement({**common, **keys, "purpose": "bocage/device-cert/v2"}, identity_seed)
+    honest = pair.a.client.partner_listing
+
+    def with_directrice(org_id: str) -> tuple[list[Any], list[Any]]:
+        members, devices = honest(org_id)
+        members.append(
+            {"member_id": fake_member, "member_cert": member_cert, "ticket": None, "role_statements": []}
+        )
+        devices.append({**keys, "device_cert": device_cert, "ticket": None, "revocation": None})
+        return members, devices
+
+    monkeypatch.setattr(pair.a.client, "partner_listing", with_directrice)
+    pair.a.trust.view(refresh=True)
+    certified, forged = pair.a.trust.sender(fake_device, fake_member, cid)
+    assert certified is None and forged
+    assert pair.a.trust.view().member(fake_member) is None
+    assert "server_vouched" in {w["code"] for w in pair.a.trust.take_warnings()}
+    honest_sender, lied = pair.a.trust.sender(pair.b_member.device_id, member_of(pair.b_member), cid)
+    assert honest_sender is not None and not lied  # B's chained member still is a sender
