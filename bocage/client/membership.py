@@ -38,7 +38,7 @@ def sync(
     warnings: list[TrustWarning] = []
     for entry in rest:
         try:
-            state = create(entry, authority) if state is None else extend(state, entry, authority)
+            state = create(entry, authority, channel_id) if state is None else extend(state, entry, authority)
         except LogError as exc:
             warnings.append(
                 TrustWarning("membership_invalid", f"{channel_id}: {exc}; later entries ignored", None, None)
@@ -57,6 +57,10 @@ def _continue_from(
     """The kept state and the entries after it, if the server's log extends it."""
     if kept is None:
         return None, entries
+    if kept.channel_id != channel_id:
+        raise MembershipRefused(
+            TrustWarning("membership_invalid", f"{channel_id}: the state kept here is another channel's")
+        )
     if (
         head is None
         or int(head.get("seq", -1)) < kept.seq

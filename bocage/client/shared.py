@@ -57,6 +57,13 @@ class SharedView(TrustView):
         self._clashing_members = _listed_twice((v.listed_members() for v in views), "member_id")
         self._clashing_devices = _listed_twice((v.listed_devices() for v in views), "device_id")
         self._clash = PartnerView("", "", False, TrustView("", root, [], []), active=False)
+        #: Per partner, the empty, inactive view that answers for its members the server alone
+        #: vouches for: a partner's member must chain to the root our statement pins, else a
+        #: server could add anyone to a partner's listing and have them trusted as its member.
+        self._unchained = {
+            p.org_id: PartnerView(p.org_id, p.name, False, TrustView(p.org_id, root, [], []), active=False)
+            for p in self.partners.values()
+        }
 
     def active_partner(self, org_id: str) -> PartnerView | None:
         partner = self.partners.get(org_id)
@@ -71,7 +78,13 @@ class SharedView(TrustView):
             return self._clash
         if member_id in self._members:
             return None
-        return next((p for p in self.partners.values() if member_id in p.view._members), None)
+        partner = next((p for p in self.partners.values() if member_id in p.view._members), None)
+        if partner is not None and partner.view.vouched_only(member_id):
+            return self._unchained[partner.org_id]
+        return partner
+
+    def _is_unchained(self, partner: PartnerView | None) -> bool:
+        return partner is not None and partner is self._unchained.get(partner.org_id)
 
     def _partner_of_device(self, device_id: str) -> PartnerView | None:
         """The partner whose listing holds this device, which must be of a member of that same
@@ -83,7 +96,10 @@ class SharedView(TrustView):
         listing = self._devices if owner is None else owner.view._devices
         if device_id not in listing:
             return None
-        return owner if self.partner_of_member(str(listing[device_id]["member_id"])) is owner else self._clash
+        holder = self.partner_of_member(str(listing[device_id]["member_id"]))
+        if owner is not None and holder is self._unchained[owner.org_id]:
+            return holder
+        return owner if holder is owner else self._clash
 
     # -- members --------------------------------------------------------------------------------
 
@@ -124,6 +140,8 @@ class SharedView(TrustView):
             return TrustWarning(
                 "uncertified_member", f"{member_id} is listed by more than one organisation", member_id
             )
+        if self._is_unchained(partner):
+            return _unchained(member_id, partner)
         if not partner.active:
             return _ended(member_id, partner)
         return partner.view.why_not_member(member_id)
@@ -139,6 +157,9 @@ class SharedView(TrustView):
         if partner is self._clash:
             message = f"{device_id} is listed by more than one organisation, or for another's member"
             return TrustWarning("uncertified_device", message, None, device_id)
+        if partner is not None and self._is_unchained(partner):
+            member_id = str(self.partners[partner.org_id].view._devices[device_id]["member_id"])
+            return dataclasses.replace(_unchained(member_id, partner), device_id=device_id)
         return super().why_not(device_id) if partner is None else partner.view.why_not(device_id)
 
     def usable(self, device_id: str, at: int = FOREVER) -> DeviceTrust | None:
@@ -236,6 +257,14 @@ class HostAuthority:
         if partner is None:
             return False
         return view.partner_of_member(member_id) is partner or partner.their_allow_tribes
+
+
+def _unchained(member_id: str, partner: PartnerView) -> TrustWarning:
+    message = (
+        f"{member_id} is vouched for by the server only, not certified under the root of "
+        f"{partner.name} this organisation pinned: not trusted as its member"
+    )
+    return TrustWarning("server_vouched", message, member_id)
 
 
 def _ended(member_id: str, partner: PartnerView) -> TrustWarning:

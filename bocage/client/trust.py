@@ -119,7 +119,8 @@ class Trust:
         """Ask for the partnerships and verify them (bocage/client/partners.py), without signing.
 
         Followers and guests have none (the route answers them 403, 22.4): a partner's member in
-        their channel is then someone they cannot verify, not a reason to fail the read."""
+        their channel is then someone they cannot verify, not a reason to fail the read. Any other
+        failure keeps what was verified before and is reported: our own channels still work."""
         from bocage.client.partners import Partners  # it builds on this module
 
         if self.is_follower:
@@ -128,7 +129,7 @@ class Trust:
             Partners(self, "").listing(confirm=False)
         except ApiError as exc:
             if exc.status != 403:
-                raise
+                self.warn(_partners_unavailable("the partnerships", exc))
 
     def _partner_views(self, *, refresh: bool) -> list[PartnerView]:
         """Each partner pinned in this device's view, checked up to the root our statement pins;
@@ -140,9 +141,15 @@ class Trust:
         for org_id, partner in pinned.items():
             active = bool(partner.get("active")) and not partner.get("ended")
             if active and (refresh or org_id not in kept):
-                members, devices = self.client.partner_listing(org_id)
-                listings[org_id] = {"members": members, "devices": devices}
-            elif org_id in kept:  # an ended partner's last listing: who wrote what, before the end
+                try:
+                    members, devices = self.client.partner_listing(org_id)
+                    listings[org_id] = {"members": members, "devices": devices}
+                    continue
+                except ApiError as exc:  # the last listing verified stays; our own channels work
+                    if exc.status == 403:
+                        raise
+                    self.warn(_partners_unavailable(f"the listing of {org_id}", exc))
+            if org_id in kept:  # an ended (or unreadable) partner's last listing: who wrote what
                 listings[org_id] = kept[org_id]
         if listings != kept:
             write_private(kept_path, json.dumps(listings).encode())
@@ -277,7 +284,7 @@ class Trust:
         entries, _ = self.client.membership_log(channel_id, 0)
         view = self.view(refresh=True)
         host = {"org_id": str(entries[0].get("org_id"))} if entries else {}
-        state, error = replay(entries, HostAuthority(host, lambda: view))
+        state, error = replay(entries, HostAuthority(host, lambda: view), channel_id)
         if error is not None:
             self.warn(TrustWarning("membership_invalid", f"{channel_id}: {error}; later entries ignored"))
         verified = entries[: (state.seq + 1) if state else 0]
@@ -371,9 +378,10 @@ class Trust:
                 continue
             trusted = view.usable(device_id)
             if trusted is None or trusted.member_id != member_id:
+                # The device's reason first, then its member's: the web client's order (membership.js).
                 self.warn(
-                    view.why_not_member(member_id)
-                    or view.why_not(device_id)
+                    view.why_not(device_id)
+                    or view.why_not_member(member_id)
                     or _revoked(device_id, member_id)
                 )
                 continue
@@ -761,3 +769,11 @@ def join(
         message = "the server names another organisation root than the one the join link carried"
         warnings.append(TrustWarning("root_mismatch", message).to_json())
     return {**result, "member_id": result["follower_id"], "root": target.root, "warnings": warnings}
+
+
+def _partners_unavailable(what: str, exc: ApiError) -> TrustWarning:
+    return TrustWarning(
+        "partners_unavailable",
+        f"{what} could not be read ({exc}): the last verified are kept, partners' "
+        "members added since are not known yet",
+    )

@@ -101,9 +101,12 @@ def _signer(entry: Mapping[str, Any], authority: Authority) -> str:
     return member_id
 
 
-def create(entry: Mapping[str, Any], authority: Authority) -> LogState:
-    """The state after entry 0, which must create the channel."""
+def create(entry: Mapping[str, Any], authority: Authority, channel_id: str | None = None) -> LogState:
+    """The state after entry 0, which must create the channel; a client names the channel it
+    asked for, so a server cannot pass another channel's log off as this one's."""
     checked = _shape(entry)
+    if channel_id is not None and checked["channel_id"] != channel_id:
+        raise LogError(f"entry 0 is for another channel than {channel_id}")
     if checked["seq"] != 0 or checked["prev"] is not None or checked["op"] != "create":
         raise LogError("entry 0 must be the channel's creation (seq 0, prev null, op create)")
     if checked["role"] != "author" or checked["kind"] is None:
@@ -226,13 +229,13 @@ def _shape(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def replay(
-    entries: Iterable[Mapping[str, Any]], authority: Authority
+    entries: Iterable[Mapping[str, Any]], authority: Authority, channel_id: str | None = None
 ) -> tuple[LogState | None, LogError | None]:
     """Replay a log from entry 0: the last valid state and the error that stopped it, if any."""
     state: LogState | None = None
     for entry in entries:
         try:
-            state = create(entry, authority) if state is None else extend(state, entry, authority)
+            state = create(entry, authority, channel_id) if state is None else extend(state, entry, authority)
         except LogError as exc:
             return state, exc
     return state, None

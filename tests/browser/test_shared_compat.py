@@ -17,7 +17,7 @@ from typing import Any
 from bocage.client.certs import TrustView
 from bocage.client.shared import HostAuthority, PartnerView, SharedView
 from chalicelib.domain import membership_log
-from chalicelib.domain.statements import sign_statement, statement_hash
+from chalicelib.domain.statements import public_key_of, sign_statement, statement_hash
 from tests.browser.test_partners_compat import B_DEVICE, B_ORG, B_OWNER, B_ROOT, B_SIGN, listing_b
 from tests.browser.test_trust_compat import INVITEE_DEVICE, OWNER_DEVICE, org, run_js, scene
 from tests.trust_vectors import (
@@ -28,6 +28,7 @@ from tests.trust_vectors import (
     OWNER_DEVICE_SIGN,
     ROOT,
     T,
+    box_public,
     device_id,
 )
 
@@ -84,6 +85,7 @@ def python(
     pinned: dict[str, Any],
     host: str,
     entries: list[dict[str, Any]],
+    asked: str | None = None,
 ) -> tuple[SharedView, Any, Any]:
     p = pinned[B_ORG]
     partner = PartnerView(
@@ -95,7 +97,7 @@ def python(
         active=p["active"] and not p["ended"],
     )
     view = SharedView(ORG, ROOT, members, devices, partners=[partner])
-    state, error = membership_log.replay(entries, HostAuthority({"org_id": host}, lambda: view))
+    state, error = membership_log.replay(entries, HostAuthority({"org_id": host}, lambda: view), asked)
     return view, state, error
 
 
@@ -106,6 +108,7 @@ def case(
     pinned: dict[str, Any] | None = None,
     b: dict[str, Any] | None = None,
     roster: list[dict[str, Any]] | None = None,
+    asked: str | None = None,
 ) -> tuple[dict[str, Any], SharedView, Any, Any]:
     """The same replay in both clients: the JS result, and the Python view, state and error."""
     _, members, devices = org()
@@ -121,9 +124,10 @@ def case(
             "entries": entries,
             "roster": roster,
             "self": OWNER_DEVICE,
+            "channel_id": asked,
         }
     )[0]
-    view, state, error = python(members, devices, b, pinned, host, entries)
+    view, state, error = python(members, devices, b, pinned, host, entries, asked)
     assert got["state"] == (state.to_json() if state else None)
     assert (got["error"] is None) == (error is None), (got["error"], error)
     for mid, verdict in got["verdicts"]["members"].items():
@@ -225,3 +229,91 @@ def test_our_member_in_the_partner_s_group_is_a_partner_there() -> None:
     assert "never a channel's author" in case(as_author, host=B_ORG)[0]["error"]
     # A group of an organisation that is not an active partner verifies nobody.
     assert case(log, host=B_ORG, pinned=kept(active=False))[0]["state"] is None
+
+
+def test_a_partner_s_group_log_served_for_our_channel_is_refused() -> None:
+    """Host substitution: asked for A's channel, the server serves B's group B_GROUP (host B, our
+    invitee a partner there). Neither client takes it for A's channel, so nothing is sealed to
+    B's members under A's channel's name; asked for B_GROUP itself, the same log is B's group."""
+    log = [entry(B_GROUP, 0, None, "create", B_OWNER, "author", B_SIGN, kind="group", org=B_ORG)]
+    log.append(entry(B_GROUP, 1, log[0], "add", INVITEE, "member", B_SIGN, org=B_ORG))
+    got, _, state, _ = case(log, host=B_ORG, asked=GROUP, roster=roster())
+    assert got["state"] is None and state is None and "another channel" in got["error"]
+    assert got["recipients"] == []
+    honest = case(log, host=B_ORG, asked=B_GROUP)[0]
+    assert honest["error"] is None and honest["state"]["channel_id"] == B_GROUP
+
+
+UNCHAINED = "m_ffffffffffffffff"
+UNCHAINED_IK, UNCHAINED_SIGN = bytes([0x91]) * 32, bytes([0x92]) * 32
+UNCHAINED_DEVICE = device_id(UNCHAINED_SIGN)
+
+
+def with_unchained_member() -> dict[str, Any]:
+    """B's listing as a malicious server serves it: one more "member" whose certificates sign
+    themselves (no chain to B's pinned root), with a device certified by that key."""
+    b = listing_b()
+    identity = public_key_of(UNCHAINED_IK)
+    common = {
+        "org_id": B_ORG,
+        "member_id": UNCHAINED,
+        "identity_key": identity,
+        "ticket_key": None,
+        "issued_at": T,
+    }
+    member_cert = sign_statement(
+        {**common, "purpose": "bocage/member-cert/v2", "display_name": "Directrice", "root": False},
+        UNCHAINED_IK,
+    )
+    device = {
+        "device_id": UNCHAINED_DEVICE,
+        "member_id": UNCHAINED,
+        "sign_public_key": public_key_of(UNCHAINED_SIGN),
+        "box_public_key": box_public(bytes([0x93]) * 32),
+    }
+    device_cert = sign_statement({**common, **device, "purpose": "bocage/device-cert/v2"}, UNCHAINED_IK)
+    b["members"].append(
+        {
+            "member_id": UNCHAINED,
+            "member_cert": member_cert,
+            "ticket": None,
+            "role_statements": [],
+            "removal": None,
+        }
+    )
+    b["devices"].append({**device, "device_cert": device_cert, "ticket": None, "revocation": None})
+    return b
+
+
+def test_a_partner_member_only_the_server_vouches_for_is_nobody() -> None:
+    """Our own e-mail invitee may be vouched for by the server alone (a weaker, reported state);
+    a partner's member may not: only B's pinned root anchors B's members. Neither client trusts
+    such a "member", their device as a sender, or adds or seals to them (server_vouched)."""
+    b = with_unchained_member()
+    rows = [*roster(), {"device_id": UNCHAINED_DEVICE, "member_id": UNCHAINED, "box_public_key": "x"}]
+    got, view, _, _ = case(a_group(("add", B_OWNER, "member")), b=b, roster=rows)
+    assert got["verdicts"]["members"][UNCHAINED]["trusted"] is False
+    assert got["verdicts"]["members"][UNCHAINED]["why_not"] == "server_vouched"
+    assert got["verdicts"]["devices"][UNCHAINED_DEVICE]["trusted"] is False
+    assert got["verdicts"]["devices"][UNCHAINED_DEVICE]["why_not"] == "server_vouched"
+    assert view.device(UNCHAINED_DEVICE) is None and view.member(UNCHAINED) is None
+    assert UNCHAINED_DEVICE not in got["recipients"] and B_DEVICE in got["recipients"]
+    assert got["verdicts"]["members"][B_OWNER]["trusted"] is True  # B's chained owner still is
+    added = case(a_group(("add", UNCHAINED, "member")), b=b)[0]
+    assert "cannot be added" in added["error"]
+
+
+def test_the_web_client_keeps_its_partners_when_the_server_fails_them() -> None:
+    """As the Python client (tests/integration/test_partner_groups.py): GET /partners or B's
+    listing failing (503) is reported, the last verified listing kept, and never thrown to the
+    caller (which would block every send, our own groups' too)."""
+    _, members, devices = org()
+    s = {**scene(members, devices), "member_id": OWNER, "device_id": OWNER_DEVICE, "kept": kept()}
+    s |= {"listings": {B_ORG: listing_b()}, "usable": [B_DEVICE, INVITEE_DEVICE]}
+    partners, listing = run_js(
+        {"op": "learn_partners", **s, "failing": ["/partners"]},
+        {"op": "learn_partners", **s, "failing": [f"/partners/{B_ORG}/members"]},
+    )
+    for got in (partners, listing):
+        assert got["thrown"] is None and "partners_unavailable" in got["codes"]
+        assert got["usable"] == [True, True]

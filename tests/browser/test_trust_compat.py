@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from bocage.client.certs import TrustView, TrustWarning
+from bocage.client.membership import MembershipRefused, sync
 from bocage.client.trust import Trust
 from chalicelib.domain import membership_log
 from chalicelib.domain.activation_link import activation_url, with_fragment_params
@@ -589,6 +590,30 @@ def test_the_web_client_refuses_a_rolled_back_or_forked_log() -> None:
     assert not invalid["blocked"] and [w["code"] for w in invalid["warnings"]] == ["membership_invalid"]
     assert invalid["state"]["seq"] == 2 and "m_cccccccccccccccc" not in invalid["state"]["members"]
     assert fresh["state"] == kept_json
+
+
+def test_both_clients_refuse_another_channel_s_log() -> None:
+    """Asked for one channel, served another's log (from its creation, or over a state kept for
+    the other): both clients keep no state for the asked channel and say membership_invalid."""
+    v, members, devices = org()
+    view = TrustView(ORG, ROOT, members, devices)
+    other = "c_xxxxxxxxxxxxxxxx"
+    log, head = [v["op0"], v["op1"]], {"seq": 1, "hash": VECTORS["op1"][1]}
+    answer = {"entries": log, "head": head}
+    kept = membership_log.replay(log, view)[0]
+    assert kept is not None
+    s = scene(members, devices)
+    fresh, moved = run_js(
+        {"op": "advance", **s, "kept": None, "channel_id": other, "answer": answer},
+        {"op": "advance", **s, "kept": kept.to_json(), "channel_id": other, "answer": answer},
+    )
+    assert fresh["state"] is None and [w["code"] for w in fresh["warnings"]] == ["membership_invalid"]
+    assert moved["state"] is None and moved["blocked"]
+    assert [w["code"] for w in moved["warnings"]] == ["membership_invalid"]
+    for state in (None, kept):
+        with pytest.raises(MembershipRefused) as refused:
+            sync(other, state, lambda start: (log[start:], head), view)
+        assert refused.value.warning.code == "membership_invalid"
 
 
 def test_entries_the_web_client_signs_extend_the_log_for_python() -> None:

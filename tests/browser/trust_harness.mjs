@@ -53,6 +53,9 @@ const view = (a) =>
   });
 
 /** A device record as the web app keeps it, from the signing seed the test gives. */
+/** The channel a case asks the log of: the one it names, else the one its log is of (a case
+ * that does not test a substituted log). */
+const asked = (a) => a.channel_id ?? a.kept?.channel_id ?? a.answer?.entries?.[0]?.channel_id ?? null;
 const signer = (device) => ({ ...device, signSecretKey: wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32)).signSecretKey });
 const outcome = async (fn) => {
   try {
@@ -142,7 +145,7 @@ const commands = {
     return { state, error: err ? err.message : null };
   },
   async advance(args) {
-    return membership.advance(args.kept, args.answer, await view(args));
+    return membership.advance(args.kept, args.answer, await view(args), asked(args));
   },
   async sign_entry({ device, channel_id, state, change, now }) {
     const keys = wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32));
@@ -152,7 +155,7 @@ const commands = {
   async shared(args) {
     const partnerViews = await shared.partnerViews(args.kept, args.listings);
     const trust = new shared.SharedView(await view(args), partnerViews);
-    const { state, error: err } = await membership.replay(args.entries, new shared.HostAuthority(args.host, trust));
+    const { state, error: err } = await membership.replay(args.entries, new shared.HostAuthority(args.host, trust), null, args.channel_id ?? null);
     const views = [trust, ...partnerViews.map((p) => p.view)];
     const members = new Set(views.flatMap((v) => [...v.members.keys()]));
     const devices = new Set(views.flatMap((v) => [...v.devices.keys()]));
@@ -182,7 +185,7 @@ const commands = {
     const trust = await view({ ...args, cached: true });
     const out = { blocked: false, state: null, recipients: [], senders: [], warnings: [] };
     if (args.answer) {
-      const advanced = await membership.advance(args.kept, args.answer, trust);
+      const advanced = await membership.advance(args.kept, args.answer, trust, asked(args));
       Object.assign(out, { blocked: advanced.blocked, state: advanced.state });
       out.warnings.push(...advanced.warnings);
       if (!advanced.blocked && args.roster) {
@@ -217,14 +220,14 @@ const commands = {
   /** Whether the web client believes a tribe's recent-history choice (section 23). */
   async history_choice(args) {
     const trust = await view({ ...args, cached: true });
-    const advanced = await membership.advance(null, args.answer, trust);
+    const advanced = await membership.advance(null, args.answer, trust, asked(args));
     return recentHistory.verifiedChoice(trust, advanced.state, args.org_id, args.channel_id, args.statement);
   },
   /** Whether the web client withdraws the choice it kept (`kept`, as its ring holds it) when it
    * asks again and is served `statement` (section 23). */
   async history_withdraws(args) {
     const trust = await view({ ...args, cached: true });
-    const advanced = await membership.advance(null, args.answer, trust);
+    const advanced = await membership.advance(null, args.answer, trust, asked(args));
     const found = recentHistory.verifiedChoice(trust, advanced.state, args.org_id, args.channel_id, args.statement);
     return recentHistory.withdrawsKept(trust, advanced.state, args.kept, found);
   },
@@ -232,7 +235,7 @@ const commands = {
    * with the trust view and the channel's verified membership from the server's answers. */
   async call_notice(args) {
     const trust = await view({ ...args, cached: true });
-    const advanced = await membership.advance(null, args.answer, trust);
+    const advanced = await membership.advance(null, args.answer, trust, asked(args));
     const session = await import('../../web/js/call/call-session.js');
     const m = {
       trust: { view: trust },
@@ -241,6 +244,27 @@ const commands = {
     };
     const checked = await session.verifySignal(m, args.frame);
     return checked ? { by_server: checked.byServer } : null;
+  },
+  /** The web client learning its partners while the server fails `failing` (paths, status 503):
+   * whether it threw, what it reported, and whether the partner's device it knew stays usable. */
+  async learn_partners(args) {
+    const memory = new Map();
+    const store = { get: async (k) => memory.get(k), put: async (k, v) => void memory.set(k, v) };
+    const keeper = new trustModule.TrustKeeper(store, { org_id: args.org_id, member_id: args.member_id, device_id: args.device_id, root: args.root });
+    await keeper.load();
+    Object.assign(keeper.kept, { partners: structuredClone(args.kept), partner_listings: structuredClone(args.listings) });
+    await keeper.rebuild(args.members, args.devices);
+    const answer = async (path) => {
+      if (args.failing.includes(path)) throw Object.assign(new Error('the server is not answering'), { status: 503 });
+      return path === '/partners' ? { partners: [] } : args.listings[path.split('/')[2]];
+    };
+    let thrown = null;
+    try {
+      await keeper.learnPartners({ get: answer }, answer);
+    } catch (err) {
+      thrown = String(err);
+    }
+    return { thrown, codes: [...keeper.warnings.values()].map((w) => w.code), usable: args.usable.map((id) => keeper.view?.usable(id) != null) };
   },
   /** Whom the web client would name in `notify`, from the server's statements. */
   async to_notify(args) {

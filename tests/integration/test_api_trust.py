@@ -140,6 +140,22 @@ def test_membership_entries_are_checked_and_appended_once(people: People, api: S
         "PUT", f"/channels/{cid}/members/{bob_id}", {"role": "member", "membership": wrong_role}, signer=owner
     )
     assert reply.status == 400
+    other = people.owner.create_channel("group", "H")["channel_id"]  # an entry of another channel
+    elsewhere = membership_entry(
+        owner.signing,
+        owner.device_id,
+        org_id=org_id,
+        channel_id=other,
+        previous=head,
+        now=1,
+        op="add",
+        member_id=bob_id,
+        role="member",
+    )
+    reply = api.call(
+        "PUT", f"/channels/{cid}/members/{bob_id}", {"role": "member", "membership": elsewhere}, signer=owner
+    )
+    assert reply.status == 400 and "another channel" in reply.body["message"]
     good = entry(head)
     path = f"/channels/{cid}/members/{bob_id}"
     assert api.call("PUT", path, {"role": "member", "membership": good}, signer=owner).status == 200

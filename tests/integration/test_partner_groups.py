@@ -12,6 +12,7 @@ import pytest
 
 from bocage.client.api import ApiError
 from bocage.client.issuing import membership_entry
+from bocage.client.membership import MembershipRefused
 from bocage.client.messenger import Messenger
 from chalicelib.adapters.counting_store import CountingStore
 from chalicelib.adapters.records.channels import ChannelRecords
@@ -20,9 +21,11 @@ from chalicelib.adapters.records.sender_keys import SenderKeys
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from chalicelib.domain.organisation import Plan, Role
 from chalicelib.domain.principal import Principal
+from chalicelib.domain.statements import public_key_of, sign_statement
 from chalicelib.services.shared_groups import SharedGroups
 from tests.integration.test_partners import Pair, pair, partnered
 from tests.support import SignedApi, messenger_for, plant_addition, sealed_envelope, ws_event
+from tests.trust_vectors import box_public, device_id
 
 __all__ = ["pair"]  # the fixture, shared with tests/integration/test_partners.py
 
@@ -519,3 +522,103 @@ def _epoch(messenger: Messenger, cid: str) -> int:
 def _sealed_to(container: Any, cid: str, epoch: int, device_id: str) -> list[Any]:
     """The sender keys stored for a device, read beside the API (which would answer 404)."""
     return list(SenderKeys(container.store).sealed_to(cid, epoch, device_id))
+
+
+def test_a_partner_listing_the_server_fails_to_serve_blocks_no_send(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET /partners and a partner's listing answer 503 (a transient failure, or a server that
+    withholds them): the device keeps the listings it verified, warns, and still sends in our
+    own groups and, to the members it knew, in the shared one."""
+    ana = pair.people.join("ana")
+    cid = shared(pair)
+    pair.a.send_text(cid, "avant")
+    own = str(pair.a.create_channel("group", "Bureau")["channel_id"])
+    pair.a.add_member(own, member_of(ana))
+
+    def unavailable(*_: Any) -> Any:
+        raise ApiError(503, "unavailable", "the server is not answering")
+
+    monkeypatch.setattr(pair.a.client, "partner_listing", unavailable)
+    monkeypatch.setattr(pair.a.client, "partners", unavailable)
+    pair.a.trust.learn_partners()
+    pair.a.trust.view(refresh=True)
+    pair.a.send_text(own, "ordre du jour")
+    pair.a.send_text(cid, "après")
+    assert texts(ana, own) == ["ordre du jour"]
+    assert texts(pair.b_member, cid) == ["avant", "après"]
+    codes = [w["code"] for w in pair.a.trust.take_warnings()]
+    assert codes.count("partners_unavailable") >= 2  # the partnerships and B's listing
+
+
+def test_another_channel_s_log_served_for_a_group_gets_it_no_key(
+    pair: Pair, container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Host substitution (review groups3 H1): Ana's device reads our group "Bureau" for the
+    first time and the server answers with the log of the shared group, which holds B's member.
+    Ana's device refuses it (membership_invalid) and seals nothing to B's member."""
+    ana = pair.people.join("ana")
+    cid = shared(pair)
+    bureau = str(pair.a.create_channel("group", "Bureau")["channel_id"])
+    pair.a.add_member(bureau, member_of(ana))
+    honest = ana.client.membership_log
+    substituted = pair.a.client.membership_log(cid, 0)
+
+    def other_channel(channel_id: str, start: int = 0) -> Any:
+        if channel_id != bureau:
+            return honest(channel_id, start)
+        entries, head = substituted
+        return entries[start:], head
+
+    monkeypatch.setattr(ana.client, "membership_log", other_channel)
+    with pytest.raises(MembershipRefused):
+        ana.send_text(bureau, "confidentiel")
+    assert "membership_invalid" in {w["code"] for w in ana.trust.take_warnings()}
+    assert _sealed_to(container, bureau, _epoch(ana, bureau), pair.b_member.device_id) == []
+
+
+def test_a_partner_member_only_the_server_vouches_for_is_no_sender(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server adds to B's listing a "Directrice" whose certificates sign themselves (no chain
+    to B's pinned root) with a device certified by that key (review groups3 M1): A's device does
+    not take that device as a sender, nor as a recipient, and says server_vouched."""
+    cid = shared(pair)
+    identity_seed, sign_seed = bytes([0x91]) * 32, bytes([0x92]) * 32
+    fake_member, fake_device = "m_ffffffffffffffff", device_id(sign_seed)
+    common = {
+        "org_id": pair.b_org,
+        "member_id": fake_member,
+        "identity_key": public_key_of(identity_seed),
+        "ticket_key": None,
+        "issued_at": 1,
+    }
+    member_cert = sign_statement(
+        {**common, "purpose": "bocage/member-cert/v2", "display_name": "Directrice", "root": False},
+        identity_seed,
+    )
+    keys = {
+        "device_id": fake_device,
+        "member_id": fake_member,
+        "sign_public_key": public_key_of(sign_seed),
+        "box_public_key": box_public(bytes([0x93]) * 32),
+    }
+    device_cert = sign_statement({**common, **keys, "purpose": "bocage/device-cert/v2"}, identity_seed)
+    honest = pair.a.client.partner_listing
+
+    def with_directrice(org_id: str) -> tuple[list[Any], list[Any]]:
+        members, devices = honest(org_id)
+        members.append(
+            {"member_id": fake_member, "member_cert": member_cert, "ticket": None, "role_statements": []}
+        )
+        devices.append({**keys, "device_cert": device_cert, "ticket": None, "revocation": None})
+        return members, devices
+
+    monkeypatch.setattr(pair.a.client, "partner_listing", with_directrice)
+    pair.a.trust.view(refresh=True)
+    certified, forged = pair.a.trust.sender(fake_device, fake_member, cid)
+    assert certified is None and forged
+    assert pair.a.trust.view().member(fake_member) is None
+    assert "server_vouched" in {w["code"] for w in pair.a.trust.take_warnings()}
+    honest_sender, lied = pair.a.trust.sender(pair.b_member.device_id, member_of(pair.b_member), cid)
+    assert honest_sender is not None and not lied  # B's chained member still is a sender

@@ -98,3 +98,19 @@ def test_the_client_refuses_a_rollback_and_a_fork() -> None:
     assert forked.value.warning.code == "membership_fork"
     same, warnings = sync(CHANNEL, kept, lambda start: ([v["op1"]], {"seq": 1}), view)
     assert same == kept and warnings == []
+
+
+def test_the_client_refuses_another_channel_s_log() -> None:
+    """A server answering with another channel's log (from its creation, or a state kept for
+    another channel) gets no state for the channel asked: keys are never sealed to its members."""
+    v, view = org()
+    other = "c_xxxxxxxxxxxxxxxx"
+    with pytest.raises(MembershipRefused) as fresh:
+        sync(other, None, lambda start: ([v["op0"], v["op1"]][start:], {"seq": 1}), view)
+    assert fresh.value.warning.code == "membership_invalid"
+    state, error = replay([v["op0"], v["op1"]], view, other)
+    assert state is None and error is not None and "another channel" in str(error)
+    kept, _ = sync(CHANNEL, None, lambda start: ([v["op0"], v["op1"]][start:], {"seq": 1}), view)
+    with pytest.raises(MembershipRefused) as moved:
+        sync(other, kept, lambda start: ([v["op1"]], {"seq": 1}), view)
+    assert moved.value.warning.code == "membership_invalid"

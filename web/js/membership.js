@@ -49,9 +49,14 @@ function signerOf(entry, authority) {
   return memberId;
 }
 
-/** @returns {Promise<LogState>} the state after entry 0, which must create the channel */
-export async function create(entry, authority) {
+/**
+ * The state after entry 0, which must create the channel. A client names the channel it asked
+ * for (`channelId`), so a server cannot pass another channel's log off as this one's.
+ * @returns {Promise<LogState>}
+ */
+export async function create(entry, authority, channelId = null) {
   const e = shape(entry);
+  if (channelId !== null && e.channel_id !== channelId) throw new LogError(`entry 0 is for another channel than ${channelId}`);
   if (e.seq !== 0 || e.prev !== null || e.op !== 'create') {
     throw new LogError("entry 0 must be the channel's creation (seq 0, prev null, op create)");
   }
@@ -141,12 +146,12 @@ function apply(entry, signer, members, state, authority) {
  * stopped the replay, if any, and the entries applied (what members are shown as signed events).
  * @returns {Promise<{state: LogState|null, error: LogError|null, applied: Record<string, any>[]}>}
  */
-export async function replay(entries, authority, state = null) {
+export async function replay(entries, authority, state = null, channelId = null) {
   let current = state;
   const applied = [];
   for (const entry of entries) {
     try {
-      current = current === null ? await create(entry, authority) : await extend(current, entry, authority);
+      current = current === null ? await create(entry, authority, channelId) : await extend(current, entry, authority);
       applied.push(entry);
     } catch (err) {
       if (err instanceof LogError) return { state: current, error: err, applied };
@@ -164,11 +169,15 @@ export async function replay(entries, authority, state = null) {
  * @param {LogState|null} kept
  * @param {{entries: any[], head?: {seq: number, hash: string}|null}} answer
  * @param {Authority} authority
+ * @param {string} channelId the channel asked for: a log (or kept state) of another is refused
  * @returns {Promise<{state: LogState|null, blocked: boolean, warnings: import('./certs.js').TrustWarning[], applied: Record<string, any>[]}>}
  */
-export async function advance(kept, answer, authority) {
+export async function advance(kept, answer, authority, channelId) {
   const entries = Array.isArray(answer.entries) ? answer.entries : [];
   const note = (code, message) => [{ code, member_id: null, device_id: null, message }];
+  if (kept && kept.channel_id !== channelId) {
+    return { state: null, blocked: true, applied: [], warnings: note('membership_invalid', `${channelId}: the state kept here is another channel's`) };
+  }
   if (kept) {
     const headSeq = Number(answer.head?.seq ?? -1);
     if (headSeq < kept.seq) {
@@ -182,7 +191,7 @@ export async function advance(kept, answer, authority) {
   if (authority.cache && authority.claimedKey) {
     await prewarm(authority.cache, entries.map((e) => ({ statement: e, key: authority.claimedKey(e?.by_device) })));
   }
-  const { state, error, applied } = await replay(kept ? entries.slice(1) : entries, authority, kept);
+  const { state, error, applied } = await replay(kept ? entries.slice(1) : entries, authority, kept, channelId);
   return { state, blocked: false, applied, warnings: error ? note('membership_invalid', error.message) : [] };
 }
 

@@ -48,6 +48,15 @@ export class SharedView extends TrustView {
     this.clashingDevices = listedTwice(views.map((v) => v.devices.values()), 'device_id');
     /** @type {PartnerView} */
     this.clash = { org_id: '', name: '', allow_tribes: false, their_allow_tribes: false, active: false, view: new TrustView('', own.root, [], []) };
+    // Per partner, the empty, inactive view that answers for its members the server alone vouches
+    // for: a partner's member must chain to the root our statement pins, else a server could add
+    // anyone to a partner's listing and have them trusted as its member.
+    /** @type {Map<string, PartnerView>} */
+    this.unchained = new Map(partners.map((p) => [p.org_id, { ...p, allow_tribes: false, their_allow_tribes: false, active: false, view: new TrustView(p.org_id, own.root, [], []) }]));
+  }
+
+  isUnchained(partner) {
+    return partner !== null && partner === this.unchained.get(partner.org_id);
   }
 
   /** @returns {PartnerView|null} */
@@ -62,7 +71,9 @@ export class SharedView extends TrustView {
   partnerOfMember(memberId) {
     if (this.clashingMembers.has(memberId)) return this.clash;
     if (this.members.has(memberId)) return null;
-    return [...this.partners.values()].find((p) => p.view.members.has(memberId)) || null;
+    const partner = [...this.partners.values()].find((p) => p.view.members.has(memberId)) || null;
+    if (partner && partner.view.vouchedOnly(memberId)) return /** @type {PartnerView} */ (this.unchained.get(partner.org_id));
+    return partner;
   }
 
   /** The partner listing this device, which must be of a member of that same listing. */
@@ -71,7 +82,9 @@ export class SharedView extends TrustView {
     const owner = [...this.partners.values()].find((p) => p.view.devices.has(deviceId)) || null;
     const listed = (owner ? owner.view.devices : this.devices).get(deviceId);
     if (!listed) return null;
-    return this.partnerOfMember(String(listed.member_id)) === owner ? owner : this.clash;
+    const holder = this.partnerOfMember(String(listed.member_id));
+    if (owner && holder === this.unchained.get(owner.org_id)) return holder;
+    return holder === owner ? owner : this.clash;
   }
 
   // -- members -----------------------------------------------------------------------------
@@ -112,6 +125,7 @@ export class SharedView extends TrustView {
     const partner = this.partnerOfMember(memberId);
     if (!partner) return super.whyNotMember(memberId);
     if (partner === this.clash) return warning('uncertified_member', `${memberId} is listed by more than one organisation`, memberId);
+    if (this.isUnchained(partner)) return unchained(memberId, partner);
     if (!partner.active) return ended(memberId, partner);
     return partner.view.whyNotMember(memberId);
   }
@@ -127,6 +141,10 @@ export class SharedView extends TrustView {
     const partner = this.partnerOfDevice(deviceId);
     if (partner === this.clash) {
       return warning('uncertified_device', `${deviceId} is listed by more than one organisation, or for another's member`, null, deviceId);
+    }
+    if (partner && this.isUnchained(partner)) {
+      const memberId = String(this.partners.get(partner.org_id)?.view.devices.get(deviceId)?.member_id);
+      return { ...unchained(memberId, partner), device_id: deviceId };
     }
     return partner ? partner.view.whyNot(deviceId) : super.whyNot(deviceId);
   }
@@ -217,6 +235,10 @@ export class HostAuthority {
 }
 
 /** @returns {TrustWarning} */
+function unchained(memberId, partner) {
+  return warning('server_vouched', `${memberId} is vouched for by the server only, not certified under the root of ${partner.name} this organisation pinned: not trusted as its member`, memberId);
+}
+
 function ended(memberId, partner) {
   return warning('uncertified_member', `${memberId} is a member of ${partner.name}, whose partnership with your organisation ended`, memberId);
 }

@@ -146,7 +146,8 @@ export class TrustKeeper extends EventTarget {
    * The partnerships as this device verifies them (22.5, never countersigning), then each active
    * partner's listing (GET /partners/{o}/members), checked up to the root our statement pins
    * (22.6). An ended partner's last listing is kept: who wrote what before the end. A guest's or
-   * a follower's 403 means no partners.
+   * a follower's 403 means no partners. Any other failure keeps what was verified before and
+   * is reported (`partners_unavailable`): it never stops our own channels from working.
    * @param {{get(path: string, query?: any): Promise<any>}} api
    * @param {(path: string) => Promise<Listing>} pages every page of a member listing
    */
@@ -157,20 +158,35 @@ export class TrustKeeper extends EventTarget {
     try {
       answer = await api.get('/partners');
     } catch (err) {
-      if (/** @type {any} */ (err)?.status === 403) return;
-      throw err;
+      if (/** @type {any} */ (err)?.status !== 403) this.report([partnersUnavailable('the partnerships', err)]);
+      return;
     }
     const kept = (this.kept.partners ||= {});
     const listings = { ...(this.kept.partner_listings || {}) };
     // Partnership rules load when a device meets a partner: the first screen stays light.
     const { checkPartner } = await import('./partners.js');
     const partnerListing = (orgId) => pages(`/partners/${orgId}/members`);
+    // A partner whose listing fails (but for a 403) keeps its last verified listing, reported.
+    const tolerate = async (what, work) => {
+      try {
+        await work();
+      } catch (err) {
+        if (/** @type {any} */ (err)?.status === 403) throw err;
+        this.report([partnersUnavailable(what, err)]);
+      }
+    };
     for (const entry of answer.partners || []) {
-      const { warnings } = await checkPartner(entry, { view: this.own, ownRoot: String(this.device.root), kept, partnerListing });
-      this.report(warnings);
+      await tolerate(`the partnership with ${entry?.partner_org_id}`, async () => {
+        const { warnings } = await checkPartner(entry, { view: this.own, ownRoot: String(this.device.root), kept, partnerListing });
+        this.report(warnings);
+      });
     }
     for (const [orgId, partner] of Object.entries(kept)) {
-      if (partner.root && partner.active && !partner.ended) listings[orgId] = await partnerListing(orgId);
+      if (partner.root && partner.active && !partner.ended) {
+        await tolerate(`the listing of ${orgId}`, async () => {
+          listings[orgId] = await partnerListing(orgId);
+        });
+      }
     }
     this.kept.partner_listings = listings;
     await this.save();
@@ -216,7 +232,7 @@ export class TrustKeeper extends EventTarget {
     if (!this.view) throw new Error('the organisation is not loaded yet');
     // The host is the creation's organisation, kept with the state; never a later page's entry.
     const host = kept ? kept.org_id : String(entries[0]?.org_id ?? this.device.org_id);
-    const result = await advance(kept, { entries, head: answer.head }, new HostAuthority(host, this.view));
+    const result = await advance(kept, { entries, head: answer.head }, new HostAuthority(host, this.view), channelId);
     for (const w of result.warnings) w.channel_id = channelId;
     this.report(result.warnings);
     this.blocked.set(channelId, result.blocked);
@@ -366,4 +382,10 @@ export class TrustKeeper extends EventTarget {
       signSeed(this.device),
     );
   }
+}
+
+/** The partnerships or a partner's listing could not be read: the last verified are kept. */
+function partnersUnavailable(what, err) {
+  const why = /** @type {any} */ (err)?.message || String(err);
+  return { code: 'partners_unavailable', member_id: null, device_id: null, message: `${what} could not be read (${why}): the last verified are kept, partners' members added since are not known yet` };
 }
