@@ -444,10 +444,12 @@ def plant_addition(
     previous: dict[str, Any],
     member_id: str,
     now: int,
+    devices_from: str | None = None,
 ) -> None:
     """What a malicious server does to slip a member into a channel: an ``add`` entry signed by a
     device of its choosing, written after ``previous`` in the channel's log, and the membership
-    row. Clients must refuse the entry (docs/protocol.md, section 14)."""
+    row. Clients must refuse the entry (docs/protocol.md, section 14). ``devices_from``: the
+    member's organisation, to put their devices in the roster too (where keys would be sealed)."""
     signed = membership_entry(
         signer.signing,
         signer.device_id,
@@ -469,3 +471,7 @@ def plant_addition(
             added_by=member_id,
         )
     )
+    if devices_from is not None:
+        ChannelRecords(container.store).add_devices(
+            channel_id, container.orgs.devices_of(devices_from, member_id)
+        )

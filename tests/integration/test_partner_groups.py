@@ -383,9 +383,7 @@ def test_a_member_of_a_non_partner_slipped_in_by_the_server_gets_no_key(
         previous=head,
         member_id=member_of(stranger),
         now=api.clock.now(),
-    )
-    ChannelRecords(container.store).add_devices(
-        cid, [d for d in container.orgs.devices_of(stranger.info["org_id"], member_of(stranger))]
+        devices_from=stranger.info["org_id"],
     )
     pair.a.send_text(cid, "secret")
     codes = {w["code"] for w in pair.a.trust.take_warnings()}
@@ -480,8 +478,8 @@ def test_an_entry_naming_another_organisation_than_the_host_is_refused(
         previous=head,
         member_id=member_of(ana),
         now=api.clock.now(),
+        devices_from=pair.a_org,
     )
-    ChannelRecords(container.store).add_devices(cid, container.orgs.devices_of(pair.a_org, member_of(ana)))
     pair.a.send_text(cid, "après")
     assert member_of(ana) not in pair.a.trust.membership(cid).members
     assert "membership_invalid" in {w["code"] for w in pair.a.trust.take_warnings()}
