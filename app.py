@@ -437,6 +437,14 @@ def partner_members(ctx: ApiContext, org_id: str) -> dict[str, Any]:
     return ctx.container.partners.partner_members(ctx.principal, org_id)
 
 
+@app.route("/partners/{org_id}/members/{member_id}", methods=["GET"])
+@endpoint("MembersAnswer")
+def partner_member(ctx: ApiContext, org_id: str, member_id: str) -> dict[str, Any]:
+    """One member of an active partner and their certifiers up to its root: what a partner's
+    contact card is checked against before adding them to a group (members; no directory)."""
+    return ctx.container.partners.partner_member(ctx.principal, org_id, member_id)
+
+
 @app.route("/partners/{org_id}", methods=["PUT"])
 @endpoint("PartnerAnswer", body=PartnerStatementBody)
 def confirm_partner(ctx: ApiContext, org_id: str) -> dict[str, Any]:

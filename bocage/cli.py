@@ -225,7 +225,7 @@ def register_messaging(sub: Subparsers, common: argparse.ArgumentParser) -> None
     channel_sub = channel.add_subparsers(dest="channel_command", required=True)
     add = channel_sub.add_parser("add", parents=[common], help="add a member (or change their role)")
     add.add_argument("channel")
-    add.add_argument("member")
+    add.add_argument("member", help="a member id, or a partner's member's contact card link")
     add.add_argument("--role", choices=["author", "member"], default="member")
     add.set_defaults(func=cmd_channel_add)
     remove = channel_sub.add_parser("remove", parents=[common], help="remove a member; the channel re-keys")
@@ -338,6 +338,12 @@ def register_partners(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     end = partner_sub.add_parser("end", parents=[common], help="end a partnership (either side)")
     end.add_argument("org_id")
     end.set_defaults(func=cmd_partner_end)
+    card = partner_sub.add_parser(
+        "card", parents=[common], help="my contact card: the link a partner's group manager adds me with"
+    )
+    card.add_argument("--app-url", help="the web app's address the link opens (default: SERVER/app)")
+    card.add_argument("--qr", metavar="FILE", help="also write the link's QR code (.png or .svg)")
+    card.set_defaults(func=cmd_partner_card)
     partners = sub.add_parser(
         "partners", parents=[common], help="our partner organisations; countersigns accepted invitations"
     )
@@ -803,18 +809,16 @@ def cmd_follower_leave(args: argparse.Namespace) -> Result:
 
 def cmd_partner_invite(args: argparse.Namespace) -> Result:
     """The code and link carry the ticket's secret: hand them to the other admin privately."""
-    result = _messenger(args).partners.invite(allow_tribes=args.allow_tribes)
-    if args.qr:
-        try:
-            write_qr(result["url"], args.qr)
-        except ValueError as exc:
-            raise CliError(str(exc)) from exc
-        result = {**result, "qr_file": args.qr}
-    return result
+    return _with_qr(_messenger(args).partners.invite(allow_tribes=args.allow_tribes), args.qr, "url")
 
 
 def cmd_partner_accept(args: argparse.Namespace) -> Result:
     return _messenger(args).partners.accept(args.code_or_url, allow_tribes=args.allow_tribes)
+
+
+def cmd_partner_card(args: argparse.Namespace) -> Result:
+    """A member's card for partners (22.6): no secret in it, hand it over any channel."""
+    return _with_qr(_messenger(args).partners.card(args.app_url), args.qr, "url")
 
 
 def cmd_partners(args: argparse.Namespace) -> Result:
@@ -826,7 +830,12 @@ def cmd_partner_end(args: argparse.Namespace) -> Result:
 
 
 def cmd_channel_add(args: argparse.Namespace) -> Result:
-    return _messenger(args).add_member(args.channel, args.member, args.role)
+    """MEMBER is a member id, or a partner's member's contact card link, checked first (22.6)."""
+    messenger = _messenger(args)
+    member = args.member
+    if "#/card?" in member:
+        member = messenger.partners.check_card(member)["member_id"]
+    return messenger.add_member(args.channel, member, args.role)
 
 
 def cmd_channel_remove(args: argparse.Namespace) -> Result:
@@ -1123,10 +1132,11 @@ def _client(args: argparse.Namespace) -> BocageClient:
     return BocageClient(info["server"], device=keys)
 
 
-def _with_qr(result: Result, qr_file: str | None) -> Result:
+def _with_qr(result: Result, qr_file: str | None, link: str = "activation_url") -> Result:
+    """The result, its ``link`` also written as a QR code to ``qr_file`` if one is asked."""
     if qr_file:
         try:
-            write_qr(result["activation_url"], qr_file)
+            write_qr(result[link], qr_file)
         except ValueError as exc:
             raise CliError(str(exc)) from exc
         result = {**result, "qr_file": qr_file}

@@ -420,6 +420,11 @@ class BocageClient:
         listing = self.request("GET", f"/partners/{org_id}/members")
         return list(listing["members"]), list(listing["devices"])
 
+    def partner_member(self, org_id: str, member_id: str) -> tuple[list[Document], list[Document]]:
+        """One member of an active partner with their certifiers up to its root (a contact card's)."""
+        listing = self.request("GET", f"/partners/{org_id}/members/{member_id}")
+        return list(listing["members"]), list(listing["devices"])
+
     def confirm_partner(self, org_id: str, statement: Statement) -> Document:
         return self.request("PUT", f"/partners/{org_id}", {"statement": statement})
 

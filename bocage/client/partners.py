@@ -16,8 +16,11 @@ from bocage.client.certs import TrustView, TrustWarning
 from bocage.client.trust import TrustError
 from chalicelib.domain.activation_link import with_fragment_params
 from chalicelib.domain.partners import (
+    ContactCard,
     PartnerStatus,
+    card_url,
     end_parties,
+    parse_card,
     parse_partner,
     partner_code,
     verify_acceptance,
@@ -25,12 +28,13 @@ from chalicelib.domain.partners import (
     verify_partner_ticket,
     verify_partnership,
 )
-from chalicelib.domain.statements import PARTNERSHIP, StatementError, check_shape, public_key_of
+from chalicelib.domain.statements import PARTNERSHIP, StatementError, check_shape, fingerprint, public_key_of
 
 if TYPE_CHECKING:
     from bocage.client.trust import Trust
 
 ADMIN_ROLES = ("admin", "owner")
+CARD_MISMATCH = "this card's key does not match what the server lists: ask them for their card again"
 
 
 class PartnerRefused(TrustError):
@@ -125,6 +129,59 @@ class Partners:
         the partnership is active in its view (None otherwise)."""
         kept = self.trust.state.partners.get(partner_org_id)
         return None if kept is None or kept.get("ended") or not kept.get("active") else kept.get("root")
+
+    # -- contact cards (22.6) --------------------------------------------------------------------
+
+    def card(self, app_url: str | None = None) -> dict[str, Any]:
+        """This member's contact card for partners: the link a partner's group manager adds them
+        with, naming the fingerprint of the identity key our own organisation certified."""
+        trust = self.trust
+        view = trust.own_view(refresh=True)
+        me = view.member(trust.member_id)
+        if me is None:
+            raise PartnerRefused("this device does not see its own member certified yet: try again later")
+        card = ContactCard(trust.org_id, trust.member_id, me.display_name, fingerprint(me.identity_key))
+        return {
+            "url": card_url(app_url or f"{self.server}/app", card),
+            "member_id": card.member_id,
+            "org_id": card.org_id,
+            "name": card.name,
+            "fingerprint": card.fingerprint,
+        }
+
+    def check_card(self, text: str) -> dict[str, Any]:
+        """The partner's member a contact card names, once this device checked it: a member of an
+        active partner, certified up to the root our statement pins, whose identity key is the one
+        on the card (a server listing another key, or nobody, gets PartnerRefused)."""
+        try:
+            card = parse_card(text)
+        except ValueError as exc:
+            raise PartnerRefused(str(exc)) from exc
+        trust = self.trust
+        if card.org_id == trust.org_id:
+            raise PartnerRefused("this card is of your own organisation: add the member from its directory")
+        root = self.pinned_root(card.org_id)
+        if root is None:
+            trust.learn_partners()
+            root = self.pinned_root(card.org_id)
+        if root is None:
+            raise PartnerRefused("this card is of an organisation that is not an active partner of yours")
+        members, devices = trust.client.partner_member(card.org_id, card.member_id)
+        view = TrustView(card.org_id, root, members, devices)
+        listed = view.identity_key(card.member_id)
+        if listed is None or fingerprint(listed) != card.fingerprint:
+            raise PartnerRefused(CARD_MISMATCH)
+        member = view.member(card.member_id)
+        if member is None or not view.certified(card.member_id):
+            raise PartnerRefused("this card's member is not certified up to their organisation's pinned root")
+        if not view.may_join(card.member_id) or view.role(card.member_id) == "guest":
+            raise PartnerRefused("this card's member may not join your groups (removed, or a guest)")
+        name = str(trust.state.partners[card.org_id].get("name") or card.org_id)
+        return {
+            "member_id": card.member_id,
+            "org_id": card.org_id,
+            "display_name": f"{member.display_name} ({name})",
+        }
 
     # -- checks ---------------------------------------------------------------------------------
 

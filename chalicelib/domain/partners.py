@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
@@ -139,6 +139,45 @@ def parse_partner(text: str) -> PartnerTarget:
     if len(seed) != 32 or len(root) != 32:
         raise ValueError("this partner invitation's ticket and root must be 32 bytes each")
     return PartnerTarget(params["code"], params["org"], seed, params["root"], server)
+
+
+@dataclass(frozen=True)
+class ContactCard:
+    """A partner's member's contact card (22.6): who they are, by their own device's say. The
+    ``fingerprint`` (of their identity key, 13.2) is what the adding device checks the server's
+    listing against; the name is only a hint until that check passes."""
+
+    org_id: str
+    member_id: str
+    name: str
+    fingerprint: str
+
+
+def card_url(app_url: str, card: ContactCard) -> str:
+    query = urlencode(
+        {"org": card.org_id, "member": card.member_id, "name": card.name, "fp": card.fingerprint}
+    )
+    return f"{app_url.rstrip('/')}/#/card?{query}"
+
+
+def parse_card(text: str) -> ContactCard:
+    """A contact card's link, as pasted or scanned; ValueError naming what is wrong."""
+    fragment = urlsplit(text.strip()).fragment
+    if not fragment.startswith("/card?"):
+        raise ValueError("not a contact card: paste the whole link (…/#/card?org=…)")
+    params = {name: values[0] for name, values in parse_qs(fragment.split("?", 1)[1]).items()}
+    missing = [n for n in ("org", "member", "fp") if not params.get(n)]
+    if missing:
+        raise ValueError(f"this contact card lacks {', '.join(missing)}: copy all of it")
+    if not looks_like(params["org"], "o") or not looks_like(params["member"], "m"):
+        raise ValueError("this contact card names no organisation or member")
+    try:
+        key_hash = b64d(params["fp"])
+    except ValueError as exc:
+        raise ValueError("this contact card's fingerprint is not base64url") from exc
+    if len(key_hash) != 32:
+        raise ValueError("this contact card's fingerprint must be 32 bytes")
+    return ContactCard(params["org"], params["member"], params.get("name", ""), params["fp"])
 
 
 # -- checks shared by the server and the clients ----------------------------------------------------

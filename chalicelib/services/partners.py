@@ -15,7 +15,7 @@ from typing import Any
 from chalicelib.adapters.records.partners import PartnerRecords
 from chalicelib.domain.events import PartnerChange, PartnershipChanged, PartnershipEnded
 from chalicelib.domain.ids import looks_like, new_id
-from chalicelib.domain.organisation import Device, require_admin
+from chalicelib.domain.organisation import Device, MemberStatus, require_admin
 from chalicelib.domain.partners import (
     PartnerInvitation,
     Partnership,
@@ -210,6 +210,27 @@ class PartnerService:
                 wanted += self._channels.member_ids(channel_id)
                 wanted += self._channels.log_members(channel_id)
         return self._orgs.with_certifiers(partner_org_id, wanted, MAX_LISTED).public()
+
+    def partner_member(self, who: Principal, partner_org_id: str, member_id: str) -> dict[str, Any]:
+        """One member of an active partner, with their devices and certifiers up to its root, as
+        ``partner_members`` lists them: what a device verifies a partner's contact card with before
+        adding that member to a group (docs/protocol.md, 22.6). An unknown member and a partnership
+        that is not active answer the same 404, so ids cannot be probed."""
+        _require_member(who)
+        unknown = NotFound(f"no member {member_id} of an active partner {partner_org_id}")
+        try:
+            partnership = self._of(who, partner_org_id)
+        except NotFound:
+            raise unknown from None
+        if partnership.status is not PartnerStatus.ACTIVE:
+            raise unknown
+        try:
+            member = self._orgs.member(partner_org_id, member_id)
+        except NotFound:
+            raise unknown from None
+        if member.status is not MemberStatus.ACTIVE or member.role.is_guest or member.role.is_follower:
+            raise unknown
+        return self._orgs.with_certifiers(partner_org_id, [member_id], MAX_LISTED).public()
 
     # -- helpers --------------------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ an end hidden after it was seen.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from typing import Any
 
 from nacl.signing import SigningKey
@@ -17,6 +19,9 @@ from nacl.signing import SigningKey
 from bocage.client import issuing
 from chalicelib.domain.encoding import b64d, b64e
 from chalicelib.domain.partners import (
+    ContactCard,
+    card_url,
+    parse_card,
     parse_partner,
     partner_code,
     verify_acceptance,
@@ -370,3 +375,35 @@ def test_an_ended_partnership_served_again_after_a_newer_one_is_a_rollback() -> 
     scene = {"org_id": ORG, "root": ROOT, **listing_a()}
     offered = js("partner_countersign", **scene, entry=pending, device=A_OWNER, now=T + 40, kept=kept)
     assert offered["due"] is False
+
+
+def test_a_contact_card_reads_the_same_and_a_key_the_server_swapped_is_refused() -> None:
+    """A member's card (22.6) made by either client parses in the other; the browser takes the
+    card of B's owner against B's listing, and refuses it when the server lists another key for
+    that member (a certificate of its own), when the card names another key, and when B is not an
+    active partner in its view."""
+    identity = public_key_of(B_IK)
+    card = ContactCard(B_ORG, B_OWNER, "Architecte Émile", fingerprint(identity))
+    made_by_js = js("partner_card_url", app_url="https://app.test/", card=dataclasses.asdict(card))
+    assert made_by_js == card_url("https://app.test/", card) and parse_card(made_by_js) == card
+    pinned = {"root": B_ROOT, "active": True, "ended": False, "ticket_key": "k", "name": "Cabinet Ardoise"}
+    listing = listing_b()
+    ok = js("partner_card_check", text=made_by_js, pinned=pinned, listing=listing)
+    assert ok == {"member_id": B_OWNER, "org_id": B_ORG, "display_name": "Architecte (Cabinet Ardoise)"}
+
+    other_ik = bytes([0x91]) * 32
+    swapped = copy.deepcopy(listing)
+    forged = {**swapped["members"][0]["member_cert"], "identity_key": public_key_of(other_ik)}
+    swapped["members"][0]["member_cert"] = sign_statement(
+        {k: v for k, v in forged.items() if k != "sig"}, other_ik
+    )
+    lied = js("partner_card_check", text=made_by_js, pinned=pinned, listing=swapped)
+    assert lied["code"] == "card_mismatch" and "does not match what the server lists" in lied["message"]
+    wrong = card_url(
+        "https://app.test", dataclasses.replace(card, fingerprint=fingerprint(public_key_of(other_ik)))
+    )
+    assert js("partner_card_check", text=wrong, pinned=pinned, listing=listing)["code"] == "card_mismatch"
+    ended = js("partner_card_check", text=made_by_js, pinned={**pinned, "ended": True}, listing=listing)
+    assert ended["code"] == "card_not_partner"
+    for text in ("https://app.test/#/partner?org=x", made_by_js.split("&fp=")[0]):
+        assert js("partner_card_check", text=text, pinned=pinned, listing=listing)["code"] == "card_invalid"

@@ -88,6 +88,17 @@ const commands = {
     const { statement, warnings } = partners.countersignature(args.entry, trust, signer(args.device), args.now);
     return { due, statement, codes: warnings.map((w) => w.code) };
   },
+  /** A partner's member's contact card: the link made from `card`, or the one pasted checked (22.6). */
+  async partner_card_url({ app_url, card }) {
+    return partners.cardUrl(app_url, card);
+  },
+  async partner_card_check({ text, pinned, listing }) {
+    try {
+      return await partners.checkCard(partners.parseCard(text), pinned, listing);
+    } catch (err) {
+      return { ...error(err), code: err.code ?? null };
+    }
+  },
   /** The partnership as this device verifies it, over the partner's GET /partners/{org}/members. */
   async partner_check(args) {
     const trust = await view(args);

@@ -33,6 +33,17 @@ def town_and_firm(tmp_path: Path) -> Iterator[tuple[dict[str, Any], dict[str, An
         server.process.wait(timeout=10)
 
 
+def partnered_with_a_drafter(tmp_path: Path, mayor: str, architect: str) -> tuple[str, dict[str, Any]]:
+    """The firm's drafter activated (their profile, their invitation), and both sides partnered."""
+    drafter = str(tmp_path / "drafter")
+    invited = bocage("--profile", architect, "invite", "--name", "Dessinateur")
+    bocage("--profile", drafter, "activate", invited["activation_url"])
+    invitation = bocage("--profile", mayor, "partner", "invite")
+    bocage("--profile", architect, "partner", "accept", invitation["code"])
+    bocage("--profile", mayor, "partners")  # countersigns
+    return drafter, invited
+
+
 def test_two_organisations_become_partners_and_one_ends_it(tmp_path: Path) -> None:
     with town_and_firm(tmp_path) as (town, firm, mayor, architect):
         invitation = bocage("--profile", mayor, "partner", "invite", "--qr", str(tmp_path / "partner.svg"))
@@ -64,12 +75,7 @@ def test_a_partners_member_talks_in_a_group_until_the_partnership_ends(tmp_path:
     listings show the other side's people with their organisation; after the end, B's member
     reads nothing of what follows (docs/protocol.md, 22.6)."""
     with town_and_firm(tmp_path) as (_town, firm, mayor, architect):
-        drafter = str(tmp_path / "drafter")
-        invited = bocage("--profile", architect, "invite", "--name", "Dessinateur")
-        bocage("--profile", drafter, "activate", invited["activation_url"])
-        invitation = bocage("--profile", mayor, "partner", "invite")
-        bocage("--profile", architect, "partner", "accept", invitation["code"])
-        bocage("--profile", mayor, "partners")  # countersigns
+        drafter, invited = partnered_with_a_drafter(tmp_path, mayor, architect)
 
         site = bocage("--profile", mayor, "group", "create", "École")["channel_id"]
         bocage("--profile", mayor, "channel", "add", site, invited["member_id"])
@@ -98,3 +104,32 @@ def test_a_partners_member_talks_in_a_group_until_the_partnership_ends(tmp_path:
             "J'y serai",
             "Après la fin",
         ]
+
+
+def test_a_partners_member_hands_their_card_and_is_added_with_it(tmp_path: Path) -> None:
+    """`bocage partner card` gives B's member's link; A's mayor adds them to a group with it
+    (`bocage channel add GROUP CARD_URL`, checked first), and a card whose fingerprint is not the
+    member's key is refused with nothing added (docs/protocol.md, 22.6)."""
+    with town_and_firm(tmp_path) as (_town, firm, mayor, architect):
+        drafter, invited = partnered_with_a_drafter(tmp_path, mayor, architect)
+
+        card = bocage("--profile", drafter, "partner", "card", "--qr", str(tmp_path / "card.svg"))
+        assert set(card) >= {"url", "member_id", "org_id", "fingerprint"}
+        assert (card["member_id"], card["org_id"]) == (invited["member_id"], firm["org_id"])
+        assert "/app/#/card?" in card["url"] and f"fp={card['fingerprint']}" in card["url"]
+        assert (tmp_path / "card.svg").read_text().startswith("<?xml")
+        site = bocage("--profile", mayor, "group", "create", "École")["channel_id"]
+
+        architect_fp = bocage("--profile", architect, "partner", "card")["fingerprint"]
+        forged = card["url"].replace(card["fingerprint"], architect_fp)
+        refused = bocage_fails("--profile", mayor, "channel", "add", site, forged)
+        assert "does not match what the server lists" in refused["message"]
+        members = bocage("--profile", mayor, "channel", "log", site)["names"]
+        assert invited["member_id"] not in members
+
+        bocage("--profile", mayor, "channel", "add", site, card["url"])
+        bocage("--profile", mayor, "send", site, "Bienvenue")
+        assert [m["text"] for m in bocage("--profile", drafter, "read", site)["messages"]] == ["Bienvenue"]
+        bocage("--profile", drafter, "send", site, "Merci")
+        answer = bocage("--profile", mayor, "read", site)["messages"][-1]
+        assert (answer["text"], answer["sender_name"]) == ("Merci", "Dessinateur (Cabinet Ardoise)")

@@ -128,6 +128,7 @@ function parseRoute() {
     history.replaceState(null, '', `${location.pathname}${location.search}#/admin/partners`);
     return { name: 'admin', params: { section: 'partners' } };
   }
+  if (parts[0] === 'card') return { name: 'card', params }; // a member's card for partners (22.6)
   if (parts[0] === 'impact') return { name: 'impact', params };
   if (parts[0] === 'device') return { name: 'device', params };
   if (parts[0] === 'verify' && parts[1]) return { name: 'verify', params: { memberId: parts[1] } };
@@ -270,6 +271,8 @@ export async function render({ keepFocus = false } = {}) {
     view = await (await import('./ui/admin.js')).renderAdmin(app, main, route.params);
   } else if (route.name === 'device') {
     view = await (await import('./ui/device.js')).renderDevice(app, main);
+  } else if (route.name === 'card') {
+    view = await (await import('./ui/card.js')).renderCard(app, main, route.params);
   } else if (route.name === 'verify') {
     view = await (await import('./ui/verify.js')).renderVerify(app, main, route.params);
   } else {

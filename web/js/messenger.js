@@ -41,7 +41,7 @@ import {
   sealSenderKey,
   signToken,
 } from './wire.js';
-import { FOLLOWER_CERT, newTicket, statementHash, withFragment } from './certs.js';
+import { FOLLOWER_CERT, fingerprint, newTicket, statementHash, withFragment } from './certs.js';
 import { TrustKeeper } from './trust.js';
 
 const KEYS_PER_CALL = 200; // at ~400 bytes each, 500 sealed keys are over the 128 KiB body limit
@@ -273,6 +273,44 @@ export class Messenger extends EventTarget {
 
   addMember(channelId, memberId, role = 'member') {
     return this.changeMembership(channelId, memberId, 'PUT', (state) => ({ op: memberId in state.members ? 'role' : 'add', memberId, role }), { role });
+  }
+
+  // -- a partner's member's contact card (docs/protocol.md, 22.6) ------------------------------
+
+  /** This member's card for partners: the link (under `appUrl`) with our identity key's fingerprint. */
+  async myCard(appUrl) {
+    if (!this.trust.own) await this.loadDirectory();
+    const me = this.trust.own?.member(this.memberId);
+    if (!me) throw new Error('this device does not see its own member certified yet: try again later');
+    const { cardUrl } = await import('./partners.js');
+    const card = { org_id: this.device.org_id, member_id: this.memberId, name: me.display_name, fingerprint: await fingerprint(me.identity_key) };
+    return { ...card, url: cardUrl(appUrl, card) };
+  }
+
+  /**
+   * The partner's member a pasted or opened card names, checked against the server's listing of
+   * that one member (GET /partners/{o}/members/{m}); CardRefused with its reason otherwise.
+   */
+  async checkCard(text) {
+    const { parseCard, checkCard, CardRefused } = await import('./partners.js');
+    const card = parseCard(text);
+    if (card.org_id === this.device.org_id) throw new CardRefused('card_own', 'this card is of your own organisation: add the member from its directory');
+    const pinned = () => this.trust.kept.partners?.[card.org_id];
+    if (!pinned()?.active) await this.loadDirectory({ partners: true });
+    const notMember = (err) => {
+      throw err instanceof ApiError && err.status === 404 ? new CardRefused('card_not_member', err.detail) : err;
+    };
+    // Not a partner in this device's view: refused before asking the server anything.
+    const listing = pinned()?.active ? await this.api.get(`/partners/${card.org_id}/members/${card.member_id}`).catch(notMember) : { members: [], devices: [] };
+    return checkCard(card, pinned(), listing);
+  }
+
+  /** Add the member a partner's card names, once checked; then learn their listing (22.6). */
+  async addFromCard(channelId, text) {
+    const checked = await this.checkCard(text);
+    await this.addMember(channelId, checked.member_id);
+    await this.loadDirectory({ partners: true });
+    return checked;
   }
 
   removeMember(channelId, memberId) {

@@ -13,6 +13,7 @@ import {
   TICKET,
   TrustView,
   checkShape,
+  fingerprint,
   newTicket,
   publicKeyOf,
   signSeed,
@@ -104,6 +105,82 @@ export function parsePartner(text) {
   }
   if (sizes[0] !== 32 || sizes[1] !== 32) throw new PartnerRefused("this partner invitation's ticket and root must be 32 bytes each");
   return { code: params.code, org: params.org, ticket: params.ticket, root: params.root, server };
+}
+
+// -- a member's contact card for partners (22.6) --------------------------------------------
+
+/**
+ * A contact card refused; `code` names the reason for the app's message (error.<code>).
+ * @typedef {'card_invalid'|'card_own'|'card_not_partner'|'card_mismatch'|'card_uncertified'|'card_not_member'} CardCode
+ */
+export class CardRefused extends PartnerRefused {
+  /** @param {CardCode} code @param {string} message */
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export const CARD_MISMATCH = "this card's key does not match what the server lists: ask them for their card again";
+
+/**
+ * The link a member hands to a partner's group manager (chalicelib/domain/partners.py card_url):
+ * who they are, with the fingerprint of their identity key; no secret.
+ * @param {string} appUrl
+ * @param {{org_id: string, member_id: string, name: string, fingerprint: string}} card
+ */
+export function cardUrl(appUrl, card) {
+  const query = new URLSearchParams({ org: card.org_id, member: card.member_id, name: card.name, fp: card.fingerprint });
+  return `${appUrl.replace(/\/+$/, '')}/#/card?${query}`;
+}
+
+/**
+ * A contact card's link as pasted or scanned (chalicelib/domain/partners.py parse_card).
+ * @param {string} text
+ * @returns {{org_id: string, member_id: string, name: string, fingerprint: string}}
+ */
+export function parseCard(text) {
+  const value = String(text || '').trim();
+  const hash = value.indexOf('#');
+  const fragment = hash < 0 ? '' : value.slice(hash + 1);
+  if (!fragment.startsWith('/card?')) throw new CardRefused('card_invalid', 'not a contact card: paste the whole link (…/#/card?org=…)');
+  const params = Object.fromEntries(new URLSearchParams(fragment.slice('/card?'.length)));
+  const missing = ['org', 'member', 'fp'].filter((name) => !params[name]);
+  if (missing.length) throw new CardRefused('card_invalid', `this contact card lacks ${missing.join(', ')}: copy all of it`);
+  if (!looksLike(params.org, 'o') || !looksLike(params.member, 'm')) throw new CardRefused('card_invalid', 'this contact card names no organisation or member');
+  let size;
+  try {
+    size = b64d(params.fp).length;
+  } catch {
+    throw new CardRefused('card_invalid', "this contact card's fingerprint is not base64url");
+  }
+  if (size !== 32) throw new CardRefused('card_invalid', "this contact card's fingerprint must be 32 bytes");
+  return { org_id: params.org, member_id: params.member, name: params.name || '', fingerprint: params.fp };
+}
+
+/**
+ * The partner's member a card names, checked against GET /partners/{o}/members/{m}: certified up
+ * to the root our statement pins, their identity key the card's (a server listing another key,
+ * or nobody, is refused), and someone who may join our groups.
+ * @param {{org_id: string, member_id: string, fingerprint: string}} card
+ * @param {KeptPartner | undefined} pinned what this device keeps about the card's organisation
+ * @param {Listing} listing
+ */
+export async function checkCard(card, pinned, listing) {
+  if (!pinned?.root || !pinned.active || pinned.ended) {
+    throw new CardRefused('card_not_partner', 'this card is of an organisation that is not an active partner of yours');
+  }
+  const view = await TrustView.create(card.org_id, pinned.root, listing.members, listing.devices);
+  const listed = view.identityKey(card.member_id);
+  if (!listed || (await fingerprint(listed)) !== card.fingerprint) throw new CardRefused('card_mismatch', CARD_MISMATCH);
+  const member = view.member(card.member_id);
+  if (!member || !view.certified(card.member_id)) {
+    throw new CardRefused('card_uncertified', "this card's member is not certified up to their organisation's pinned root");
+  }
+  if (!view.mayJoin(card.member_id) || view.role(card.member_id) === 'guest') {
+    throw new CardRefused('card_not_member', "this card's member may not join your groups (removed, or a guest)");
+  }
+  return { member_id: card.member_id, org_id: card.org_id, display_name: `${member.display_name} (${pinned.name || card.org_id})` };
 }
 
 // -- what this device signs -----------------------------------------------------------------

@@ -95,6 +95,10 @@ export async function renderDevice(app, main) {
           }
         } }, t('device.link_button'))),
         linkResult),
+      revoked || follower || d.role === 'guest' ? null : h('section', { class: 'card', 'aria-labelledby': 'device-card' },
+        h('h2', { id: 'device-card' }, t('card.title')),
+        h('p', null, t('card.device_lead')),
+        h('div', { class: 'actions' }, h('a', { class: 'button', href: '#/card' }, t('card.open')))),
       revoked ? null : push,
       displaySettings(),
       follower && !revoked ? leaveSection(app) : h('section', { class: 'card', 'aria-labelledby': 'device-forget' },

@@ -37,6 +37,7 @@ export function createMembersPanel(ctx) {
         await render();
         panel.querySelector('select')?.focus();
       }) : null,
+      ctx.mayManage() && ctx.channel().kind !== 'direct' ? partnerCardForm(ctx, render) : null,
       ctx.mayManage() && ctx.channel().kind === 'tribe' ? publicLink(ctx) : null,
     );
   }
@@ -147,6 +148,36 @@ function addMemberForm(ctx, members, added) {
   },
   h('h3', null, t('channel.add_title')),
   h('div', { class: 'row' }, field(t('channel.add_who'), who), field(t('channel.add_role'), role), h('button', { type: 'submit', class: 'primary' }, t('channel.add_submit'))),
+  status);
+}
+
+/**
+ * "Add a partner's member": their contact card's link pasted (22.6), checked by this device
+ * against the server's listing of that one member, then the signed `add`.
+ * @param {ChannelContext} ctx
+ * @param {() => Promise<void>} added
+ */
+function partnerCardForm(ctx, added) {
+  const { app, m } = ctx;
+  const link = h('input', { type: 'text', class: 'mono', id: 'partner-card', autocomplete: 'off' });
+  const status = h('p', { class: 'form-status', role: 'alert' });
+  const submit = async () => {
+    status.textContent = '';
+    try {
+      const checked = await m.addFromCard(ctx.channelId, link.value);
+      app.toast(t('channel.added', { name: checked.display_name }));
+      await added();
+    } catch (err) {
+      status.textContent = app.errorText(err);
+    }
+  };
+  return h('form', { class: 'inline-form partner-card-form', onSubmit: (/** @type {SubmitEvent} */ e) => {
+    e.preventDefault();
+    return submit();
+  } },
+  h('h3', null, t('card.paste_title')),
+  h('p', { class: 'hint' }, t('card.paste_hint')),
+  h('div', { class: 'row' }, field(t('card.paste_label'), link), h('button', { type: 'submit' }, t('card.paste_submit'))),
   status);
 }
 
