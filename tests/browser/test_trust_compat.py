@@ -632,14 +632,14 @@ def test_both_clients_keep_who_left_and_judge_the_same_senders() -> None:
     states = [membership_log.replay(log[: n + 1], view)[0] for n in range(1, 5)]  # in, left, back, removed
     assert [dict(s.former) for s in states if s] == [{}, {INVITEE: T + 202}, {}, {INVITEE: T + 204}]
     removed_ms = (T + 204) * 1000
-    questions = [
-        [OWNER, 1],
-        [INVITEE, removed_ms],
-        [INVITEE, removed_ms + 300_000],  # within the 5 minutes of clock skew
-        [INVITEE, removed_ms + 300_001],
-        [INVITEE, True],  # not a date
-        [INVITEE, "1"],
-        ["m_cccccccccccccccc", 1],  # never in
+    questions: list[tuple[str, object]] = [
+        (OWNER, 1),
+        (INVITEE, removed_ms),
+        (INVITEE, removed_ms + 300_000),  # within the 5 minutes of clock skew
+        (INVITEE, removed_ms + 300_001),
+        (INVITEE, True),  # not a date
+        (INVITEE, "1"),
+        ("m_cccccccccccccccc", 1),  # never in
     ]
     s = scene(members, devices)
     legacy = {k: val for k, val in states[2].to_json().items() if k != "former"}  # type: ignore[union-attr]
@@ -648,7 +648,11 @@ def test_both_clients_keep_who_left_and_judge_the_same_senders() -> None:
         {"op": "replay", **s, "entries": log},
         {"op": "advance", **s, "kept": legacy, "answer": {"entries": log, "head": {"seq": 4}}},
         {"op": "advance", **s, "kept": legacy, "answer": {"entries": forked, "head": {"seq": 3}}},
-        {"op": "refuses_sender", "states": [st.to_json() for st in states if st], "questions": questions},
+        {
+            "op": "refuses_sender",
+            "states": [st.to_json() for st in states if st],
+            "questions": [list(q) for q in questions],
+        },
     )
     assert replayed["state"] == states[3].to_json()  # type: ignore[union-attr]
     legacy_state = membership_log.LogState.from_json(legacy)
