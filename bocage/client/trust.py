@@ -489,7 +489,10 @@ class Trust:
         if channel_id not in self._synced:
             try:
                 state = self.membership(channel_id)
-            except MembershipRefused:  # reported; the state kept before the fork or rollback judges
+            except (
+                MembershipRefused,
+                ApiError,
+            ):  # reported, or no longer ours to read: the kept state judges
                 self._synced.add(channel_id)
         why = state.refuses_sender(member_id, sent_at_ms) if state else "not a member of this channel"
         if why is not None:

@@ -301,8 +301,9 @@ export class TrustKeeper extends EventTarget {
     const now = Date.now();
     if (why && this.view && now - (this.senderChecks.get(channelId) || 0) > SENDER_RECHECK_MS) {
       this.senderChecks.set(channelId, now);
-      const { state } = await this.membership(api, channelId, `sender:${now}`);
-      why = refusesSender(state, memberId, sentAtMs);
+      // A log no longer ours to read (403) or unreachable: the state kept judges.
+      const fetched = await this.membership(api, channelId, `sender:${now}`).catch(() => null);
+      if (fetched) why = refusesSender(fetched.state, memberId, sentAtMs);
     }
     if (why) this.report([{ code: 'not_a_member', member_id: memberId, device_id: deviceId, channel_id: channelId, message: `${channelId}: a message from ${deviceId}: ${why}` }]);
     return why;
