@@ -18,10 +18,16 @@ from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.members import MemberRecords
 from chalicelib.adapters.sqlite_store import SqliteStore
 from chalicelib.domain.channel import ChannelMember, ChannelRole
-from tests.browser.conftest import shoot, watch_console
-from tests.browser.test_web_app import activate, arrives_readable, message, open_channel, send
-from tests.e2e.conftest import bocage, start_server
-from tests.e2e.test_call_relay import owner_of
+from tests.browser.conftest import shoot
+from tests.browser.test_web_app import (
+    arrives_readable,
+    message,
+    open_channel,
+    secretary_in_group,
+    send,
+    town_hall,
+)
+from tests.e2e.conftest import bocage
 
 GROUP = "Conseil"
 
@@ -47,18 +53,9 @@ def let_in(data: Path, channel_id: str, org_id: str, member_id: str) -> None:
 def test_a_message_from_someone_not_in_the_group_is_refused_in_the_page(
     tmp_path: Path, new_context: Callable[..., Any], artifacts: Path
 ) -> None:
-    data = tmp_path / "data"
-    town = bocage("org", "create", "Mairie de Paimpol", "--data", str(data))
-    server = start_server(data, tmp_path / "serve.log")
-    try:
-        mayor = owner_of(town, server, tmp_path / "mayor")
-        invited = bocage("--profile", mayor, "invite", "--name", "Secrétaire")
+    with town_hall(tmp_path, "Mairie de Paimpol") as (data, town, mayor):
         problems: list[str] = []
-        secretary = new_context("secretary").pages[0]
-        watch_console(secretary, problems)
-        activate(secretary, invited["activation_url"], "Secrétaire")
-        site = bocage("--profile", mayor, "group", "create", GROUP)["channel_id"]
-        bocage("--profile", mayor, "channel", "add", site, invited["member_id"])
+        secretary, site = secretary_in_group(mayor, new_context, problems, GROUP)
         eve = str(tmp_path / "eve")
         eve_invite = bocage("--profile", mayor, "invite", "--name", "Ève")
         bocage("--profile", eve, "activate", eve_invite["activation_url"], "--name", "Ève")
@@ -80,6 +77,3 @@ def test_a_message_from_someone_not_in_the_group_is_refused_in_the_page(
         expect(message(secretary, "Séance annulée")).to_have_count(0)
         shoot(secretary, artifacts, "not-a-member-01-refused")
         assert not problems, problems
-    finally:
-        server.process.terminate()
-        server.process.wait(timeout=10)
