@@ -10,11 +10,12 @@ authorised member signed never gets a key.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from bocage.client.certs import TrustWarning
-from chalicelib.domain.membership_log import Authority, LogError, LogState, create, extend
+from chalicelib.domain.membership_log import Authority, LogError, LogState, create, extend, replay
 from chalicelib.domain.statements import statement_hash
 
 #: Fetches a channel's log entries from a number on, with the server's head: ``(entries, head)``.
@@ -30,12 +31,17 @@ class MembershipRefused(Exception):
 
 
 def sync(
-    channel_id: str, kept: LogState | None, fetch: Fetch, authority: Authority
+    channel_id: str, kept: LogState | None, fetch: Fetch, authority: Authority, *, rebuild: bool = False
 ) -> tuple[LogState, list[TrustWarning]]:
-    """The verified state after what the server shows now, and what was refused on the way."""
-    entries, head = fetch(kept.seq if kept else 0)
-    state, rest = _continue_from(channel_id, kept, entries, head)
+    """The verified state after what the server shows now, and what was refused on the way.
+
+    ``rebuild``: the kept state was written before it kept who left (``former``), so the log is
+    read from entry 0 once to find them; the kept entry must still be the one replayed there."""
     warnings: list[TrustWarning] = []
+    entries, head = fetch(0 if rebuild and kept else kept.seq if kept else 0)
+    if rebuild and kept is not None:
+        kept, entries, warnings = _with_former(channel_id, kept, entries, authority)
+    state, rest = _continue_from(channel_id, kept, entries, head)
     for entry in rest:
         try:
             state = create(entry, authority, channel_id) if state is None else extend(state, entry, authority)
@@ -49,6 +55,27 @@ def sync(
             TrustWarning("membership_invalid", f"{channel_id}: no valid signed creation entry", None, None)
         )
     return state, warnings
+
+
+def _with_former(
+    channel_id: str, kept: LogState, entries: list[dict[str, Any]], authority: Authority
+) -> tuple[LogState, list[dict[str, Any]], list[TrustWarning]]:
+    """The kept state with the departures replayed up to it, and the entries from it on. An
+    entry at the kept ``seq`` that replays to another hash is a fork; a log that no longer
+    replays that far (an ended partner's entry, 22.6) leaves ``former`` empty, reported."""
+    rebuilt, error = replay(entries[: kept.seq + 1], authority, channel_id)
+    if rebuilt is not None and rebuilt.seq == kept.seq:
+        if rebuilt.head != kept.head:
+            raise MembershipRefused(
+                TrustWarning(
+                    "membership_fork",
+                    f"{channel_id}: the server shows another log up to entry {kept.seq} than the one "
+                    "this device verified (forked log)",
+                )
+            )
+        return dataclasses.replace(kept, former=rebuilt.former), entries[kept.seq :], []
+    why = f"{channel_id}: who left before entry {kept.seq} could not be replayed again ({error})"
+    return kept, entries[kept.seq :], [TrustWarning("membership_invalid", why, None, None)]
 
 
 def _continue_from(

@@ -467,6 +467,8 @@ class Messenger:
             self.distribute_key(channel_id, roster)
 
     def read(self, channel_id: str, since: int = 0, limit: int = 100) -> dict[str, Any]:
+        if not self.rosters.watched:  # nothing heard of changes: the page's senders need the log's head
+            self.trust.changed(channel_id)
         self.share_keys(channel_id)
         page = self.client.messages(channel_id, since=since, limit=limit)
         self._learn_followers(channel_id, page["messages"])
@@ -502,6 +504,16 @@ class Messenger:
         refused = _refused(message, certified)
         if refused is not None or certified is None:
             return {**shown, **(refused or {})}
+        member_id = str(certified["member_id"])
+        # 14.2: a certified device of someone not in the channel (a follower is checked against
+        # the tribe's ticket instead, 16.3) sends nothing here, whatever the server let through.
+        why = (
+            None
+            if is_follower_id(member_id)
+            else self.trust.refuses_sender(channel_id, member_id, sender, message["sent_at"])
+        )
+        if why is not None:
+            return {**shown, "sender_verified": False, "error": f"{why}: not shown"}
         device: RosterDevice = {
             k: certified[k] for k in ("device_id", "member_id", "sign_public_key", "box_public_key")
         }  # type: ignore[assignment]

@@ -255,19 +255,26 @@ class Trust:
 
         def fetch(start: int) -> tuple[list[dict[str, Any]], Any]:
             entries, head = self.client.membership_log(channel_id, start)
-            if start == 0 and entries:
+            if start == 0 and entries and kept is None:
                 host["org_id"] = str(entries[0].get("org_id"))
             return entries, head
 
+        # Kept before it kept who left (14.2): the log is replayed from entry 0 once.
+        rebuild = kept_json is not None and "former" not in kept_json
         try:
-            state, warnings = sync(channel_id, kept, fetch, HostAuthority(host, self.view, self._met_host))
+            authority = HostAuthority(host, self.view, self._met_host)
+            state, warnings = sync(channel_id, kept, fetch, authority, rebuild=rebuild)
             if warnings:  # perhaps only a member who joined since the kept listing: look again
                 self.view(refresh=True)
-                state, warnings = sync(channel_id, kept, fetch, HostAuthority(host, self.view))
+                state, warnings = sync(
+                    channel_id, kept, fetch, HostAuthority(host, self.view), rebuild=rebuild
+                )
             if warnings and not self.state.partners:  # or a partner's member: learn our partners
                 self.learn_partners()
                 self.view(refresh=True)
-                state, warnings = sync(channel_id, kept, fetch, HostAuthority(host, self.view))
+                state, warnings = sync(
+                    channel_id, kept, fetch, HostAuthority(host, self.view), rebuild=rebuild
+                )
         except MembershipRefused as refused:
             self.warn(refused.warning)
             raise
@@ -470,6 +477,31 @@ class Trust:
             "display_name": member.display_name if member else "?",
         }
         return self._found(found, server_member)
+
+    def refuses_sender(
+        self, channel_id: str, member_id: str, device_id: str, sent_at_ms: object
+    ) -> str | None:
+        """Why the channel's verified membership refuses a message of ``member_id``'s device
+        (section 14.2), or None. The log is asked again once per change heard (per read page
+        without a live connection: ``changed``), never once per message."""
+        kept_json = self.state.logs.get(channel_id)
+        state = LogState.from_json(kept_json) if kept_json else None
+        if channel_id not in self._synced:
+            try:
+                state = self.membership(channel_id)
+            except (
+                MembershipRefused,
+                ApiError,
+            ):  # reported, or no longer ours to read: the kept state judges
+                self._synced.add(channel_id)
+        why = state.refuses_sender(member_id, sent_at_ms) if state else "not a member of this channel"
+        if why is not None:
+            self.warn(
+                TrustWarning(
+                    "not_a_member", f"{channel_id}: a message from {device_id}: {why}", member_id, device_id
+                )
+            )
+        return why
 
     def _found(self, found: dict[str, str], server_member: str | None) -> tuple[dict[str, str], bool]:
         lied = server_member is not None and server_member != found["member_id"]

@@ -29,6 +29,9 @@ GUEST = "guest"
 PARTNER = "partner"
 NEVER_AUTHORS = (GUEST, PARTNER)
 DIRECT = "direct"
+#: How far after a member's departure (its entry's ``issued_at``) a message they signed may be
+#: dated and still be theirs to send: the two devices' clocks may differ (section 14.2).
+DEPARTURE_SKEW_SECONDS = 300
 
 
 class LogError(ValueError):
@@ -57,7 +60,9 @@ class LogState:
     """The state after replaying entries 0..seq: what ``head`` hashes and who is in.
 
     ``org_id`` is the host, named by the creation: every later entry must name it too, so an
-    entry signed by a partner's member (22.6) never makes the channel look like the partner's."""
+    entry signed by a partner's member (22.6) never makes the channel look like the partner's.
+    ``former`` holds who left (``remove`` or ``leave``) and not came back, with the departure's
+    ``issued_at``: their messages from before it are still theirs (section 14.2)."""
 
     channel_id: str
     kind: str
@@ -65,6 +70,7 @@ class LogState:
     seq: int = 0
     head: str = ""
     org_id: str = ""
+    former: Mapping[str, int] = field(default_factory=dict)  # member id -> departure's issued_at (s)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +80,7 @@ class LogState:
             "seq": self.seq,
             "head": self.head,
             "org_id": self.org_id,
+            "former": dict(self.former),
         }
 
     @classmethod
@@ -85,7 +92,21 @@ class LogState:
             seq=int(data["seq"]),
             head=str(data["head"]),
             org_id=str(data.get("org_id", "")),
+            former={str(k): int(v) for k, v in dict(data.get("former") or {}).items()},
         )
+
+    def refuses_sender(self, member_id: str, sent_at_ms: object) -> str | None:
+        """Why a channel message of ``member_id`` signed as sent at ``sent_at_ms`` is not theirs
+        to send here, or None (section 14.2): a member, or one who left after sending it."""
+        if member_id in self.members:
+            return None
+        left = self.former.get(member_id)
+        if left is None:
+            return "not a member of this channel"
+        late = (left + DEPARTURE_SKEW_SECONDS) * 1000  # issued_at is in seconds, sent_at in ms
+        if isinstance(sent_at_ms, bool) or not isinstance(sent_at_ms, int) or sent_at_ms > late:
+            return "sent after leaving the channel"
+        return None
 
 
 def _signer(entry: Mapping[str, Any], authority: Authority) -> str:
@@ -146,6 +167,9 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
     if state.kind == DIRECT:
         _check_direct(checked, signer, state)
     _apply(checked, signer, members, state, authority)
+    former = {m: at for m, at in state.former.items() if m not in members}
+    if checked["op"] in ("remove", "leave"):
+        former[checked["member_id"]] = int(checked["issued_at"])
     return LogState(
         channel_id=state.channel_id,
         kind=state.kind,
@@ -153,6 +177,7 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         seq=checked["seq"],
         head=statement_hash(checked),
         org_id=state.org_id,
+        former=former,
     )
 
 

@@ -13,10 +13,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import watch_console
-from tests.browser.test_web_app import activate, arrives_readable, open_channel, send
-from tests.e2e.conftest import bocage, start_server
-from tests.e2e.test_call_relay import owner_of
+from tests.browser.test_web_app import arrives_readable, open_channel, secretary_in_group, send, town_hall
+from tests.e2e.conftest import bocage
 
 GROUP = "Voirie"
 
@@ -24,18 +22,9 @@ GROUP = "Voirie"
 def test_new_members_first_messages_read_at_once_in_an_open_page(
     tmp_path: Path, new_context: Callable[..., Any]
 ) -> None:
-    data = tmp_path / "data"
-    town = bocage("org", "create", "Mairie de Binic", "--data", str(data))
-    server = start_server(data, tmp_path / "serve.log")
-    try:
-        mayor = owner_of(town, server, tmp_path / "mayor")
-        invited = bocage("--profile", mayor, "invite", "--name", "Secrétaire")
+    with town_hall(tmp_path, "Mairie de Binic") as (_, _, mayor):
         problems: list[str] = []
-        secretary = new_context("secretary").pages[0]
-        watch_console(secretary, problems)
-        activate(secretary, invited["activation_url"], "Secrétaire")
-        site = bocage("--profile", mayor, "group", "create", GROUP)["channel_id"]
-        bocage("--profile", mayor, "channel", "add", site, invited["member_id"])
+        secretary, site = secretary_in_group(mayor, new_context, problems, GROUP)
         secretary.reload()
         open_channel(secretary, GROUP)
         send(secretary, "Bonjour à tous")
@@ -54,6 +43,3 @@ def test_new_members_first_messages_read_at_once_in_an_open_page(
         expect(arrives_readable(secretary, "Les lampadaires aussi")).to_contain_text("Électricienne")
         expect(secretary.locator(".trust-warning")).to_have_count(0)
         assert not problems, problems
-    finally:
-        server.process.terminate()
-        server.process.wait(timeout=10)

@@ -25,7 +25,15 @@ from chalicelib.adapters.records.sender_keys import SenderKeys
 from chalicelib.adapters.sqlite_store import SqliteStore
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from tests.browser.conftest import shoot, watch_console
-from tests.browser.test_web_app import activate, arrives_readable, message, open_channel, send, wait_for
+from tests.browser.test_web_app import (
+    activate,
+    arrives_readable,
+    message,
+    open_channel,
+    secretary_in_group,
+    send,
+    wait_for,
+)
 from tests.e2e.conftest import bocage, start_server
 from tests.e2e.test_call_relay import owner_of
 
@@ -142,14 +150,8 @@ def test_a_web_user_and_a_partner_s_member_talk_in_a_group_and_a_stranger_is_ref
         )
         bocage("--profile", mayor, "partners")  # countersigns: active on both sides
 
-        invited = bocage("--profile", mayor, "invite", "--name", "Secrétaire")
         problems: list[str] = []
-        secretary = new_context("secretary").pages[0]
-        watch_console(secretary, problems)
-        activate(secretary, invited["activation_url"], "Secrétaire")
-
-        site = bocage("--profile", mayor, "group", "create", GROUP)["channel_id"]
-        bocage("--profile", mayor, "channel", "add", site, invited["member_id"])
+        secretary, site = secretary_in_group(mayor, new_context, problems, GROUP)
         bocage("--profile", mayor, "channel", "add", site, firm["member_id"])
         bocage("--profile", architect, "send", site, "Les plans sont prêts")
 

@@ -530,6 +530,7 @@ def test_membership_replay_matches_python() -> None:
         "members": {OWNER: "author"},
         "seq": 0,
         "head": statement_hash(v["op0"]),
+        "former": {},
     }
     assert elsewhere["state"]["org_id"] == ORG and "another organisation" in elsewhere["error"]
 
@@ -614,6 +615,60 @@ def test_both_clients_refuse_another_channel_s_log() -> None:
         with pytest.raises(MembershipRefused) as refused:
             sync(other, state, lambda start: (log[start:], head), view)
         assert refused.value.warning.code == "membership_invalid"
+
+
+def test_both_clients_keep_who_left_and_judge_the_same_senders() -> None:
+    """14.2: the same log gives the same ``former`` in both clients (a state kept without it
+    rebuilt from entry 0, a fork still refused), and the same verdict on who may have sent what."""
+    v, members, devices = org()
+    view = TrustView(ORG, ROOT, members, devices)
+    log = [v["op0"], v["op1"]]
+    for seq, op, role, signer in (
+        (2, "leave", None, INVITEE_DEVICE_SIGN),
+        (3, "add", "member", OWNER_DEVICE_SIGN),
+        (4, "remove", None, OWNER_DEVICE_SIGN),
+    ):
+        log.append(_entry(seq, statement_hash(log[-1]), op, INVITEE, role, signer))
+    states = [membership_log.replay(log[: n + 1], view)[0] for n in range(1, 5)]  # in, left, back, removed
+    assert [dict(s.former) for s in states if s] == [{}, {INVITEE: T + 202}, {}, {INVITEE: T + 204}]
+    removed_ms = (T + 204) * 1000
+    questions: list[tuple[str, object]] = [
+        (OWNER, 1),
+        (INVITEE, removed_ms),
+        (INVITEE, removed_ms + 300_000),  # within the 5 minutes of clock skew
+        (INVITEE, removed_ms + 300_001),
+        (INVITEE, True),  # not a date
+        (INVITEE, "1"),
+        ("m_cccccccccccccccc", 1),  # never in
+    ]
+    s = scene(members, devices)
+    legacy = {k: val for k, val in states[2].to_json().items() if k != "former"}  # type: ignore[union-attr]
+    forked = [*log[:3], _entry(3, statement_hash(log[2]), "add", INVITEE, "author", OWNER_DEVICE_SIGN)]
+    replayed, rebuilt, refused, verdicts = run_js(
+        {"op": "replay", **s, "entries": log},
+        {"op": "advance", **s, "kept": legacy, "answer": {"entries": log, "head": {"seq": 4}}},
+        {"op": "advance", **s, "kept": legacy, "answer": {"entries": forked, "head": {"seq": 3}}},
+        {
+            "op": "refuses_sender",
+            "states": [st.to_json() for st in states if st],
+            "questions": [list(q) for q in questions],
+        },
+    )
+    assert replayed["state"] == states[3].to_json()  # type: ignore[union-attr]
+    legacy_state = membership_log.LogState.from_json(legacy)
+    python_rebuilt, _ = sync(
+        CHANNEL, legacy_state, lambda start: (log[start:], {"seq": 4}), view, rebuild=True
+    )
+    assert not rebuilt["blocked"] and rebuilt["state"] == python_rebuilt.to_json() == states[3].to_json()  # type: ignore[union-attr]
+    assert refused["blocked"] and [w["code"] for w in refused["warnings"]] == ["membership_fork"]
+    with pytest.raises(MembershipRefused) as python_refused:
+        sync(CHANNEL, legacy_state, lambda start: (forked[start:], {"seq": 3}), view, rebuild=True)
+    assert python_refused.value.warning.code == "membership_fork"
+    python_verdicts = [[st.refuses_sender(m, at) for m, at in questions] for st in states if st]
+    assert verdicts == python_verdicts
+    after = "sent after leaving the channel"
+    assert python_verdicts[3] == [None, None, None, after, after, after, "not a member of this channel"]
+    assert python_verdicts[2][1:4] == [None, None, None]  # back in: everything is theirs again
 
 
 def test_entries_the_web_client_signs_extend_the_log_for_python() -> None:

@@ -16,7 +16,8 @@ import re
 import sqlite3
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
@@ -25,7 +26,8 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import shoot, watch_console
-from tests.e2e.conftest import Server, bocage_fails
+from tests.e2e.conftest import Server, bocage, bocage_fails, start_server
+from tests.e2e.test_call_relay import owner_of
 
 GROUP = "Équipe technique"
 TRIBE = "Infos de la mairie"
@@ -74,6 +76,34 @@ def activate(page: Page, url: str, name: str | None) -> None:
     expect(page.get_by_role("heading", name="Canaux")).to_be_visible()
     assert "code=" not in page.url, "the activation code must leave the address bar"
     expect(page.locator(".conn.online")).to_be_visible()
+
+
+@contextmanager
+def town_hall(tmp_path: Path, name: str) -> Iterator[tuple[Path, dict[str, Any], str]]:
+    """An organisation made on a data directory, `bocage serve` over it, its owner activated
+    in a CLI profile: (the data directory, the organisation, the mayor's profile)."""
+    data = tmp_path / "data"
+    town = bocage("org", "create", name, "--data", str(data))
+    server = start_server(data, tmp_path / "serve.log")
+    try:
+        yield data, town, owner_of(town, server, tmp_path / "mayor")
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=10)
+
+
+def secretary_in_group(
+    mayor: str, new_context: Callable[..., Any], problems: list[str], group: str
+) -> tuple[Page, str]:
+    """The mayor's (CLI) invitation activated in a browser, the secretary's, and a new group of
+    the mayor's with her in it: her page (console watched) and the group's id."""
+    invited = bocage("--profile", mayor, "invite", "--name", "Secrétaire")
+    secretary = new_context("secretary").pages[0]
+    watch_console(secretary, problems)
+    activate(secretary, invited["activation_url"], "Secrétaire")
+    site = bocage("--profile", mayor, "group", "create", group)["channel_id"]
+    bocage("--profile", mayor, "channel", "add", site, invited["member_id"])
+    return secretary, site
 
 
 def open_channel(page: Page, name: str) -> None:

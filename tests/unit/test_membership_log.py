@@ -10,7 +10,7 @@ import pytest
 from bocage.client.certs import TrustView
 from bocage.client.issuing import membership_entry
 from bocage.client.membership import MembershipRefused, sync
-from chalicelib.domain.membership_log import LogError, create, extend, replay
+from chalicelib.domain.membership_log import LogError, LogState, create, extend, replay
 from chalicelib.domain.statements import statement_hash
 from tests.trust_vectors import (
     CHANNEL,
@@ -114,3 +114,50 @@ def test_the_client_refuses_another_channel_s_log() -> None:
     with pytest.raises(MembershipRefused) as moved:
         sync(other, kept, lambda start: ([v["op1"]], {"seq": 1}), view)
     assert moved.value.warning.code == "membership_invalid"
+
+
+def test_who_left_is_kept_with_when_and_judges_their_messages() -> None:
+    """14.2: a member who left sends nothing dated after it (5 minutes of clock skew allowed);
+    what they sent before stays theirs; someone never in sends nothing; coming back clears it."""
+    v, view = org()
+    state = extend(create(v["op0"], view), v["op1"], view)
+    removal = entry(OWNER_DEVICE_SIGN, v["op1"], op="remove", member_id=INVITEE, role=None)
+    gone = extend(state, removal, view)
+    left_at = T + 500
+    assert dict(gone.former) == {INVITEE: left_at}
+    assert LogState.from_json(gone.to_json()) == gone  # kept across runs
+    assert gone.refuses_sender(OWNER, 1) is None
+    assert gone.refuses_sender(INVITEE, left_at * 1000) is None
+    assert gone.refuses_sender(INVITEE, (left_at + 300) * 1000) is None
+    assert gone.refuses_sender(INVITEE, (left_at + 300) * 1000 + 1) == "sent after leaving the channel"
+    assert gone.refuses_sender(INVITEE, True) == "sent after leaving the channel"  # not a date
+    assert gone.refuses_sender("m_nobody", 1) == "not a member of this channel"
+    back = extend(gone, entry(OWNER_DEVICE_SIGN, removal, op="add", member_id=INVITEE, role="member"), view)
+    assert dict(back.former) == {} and back.refuses_sender(INVITEE, 10**13) is None
+
+
+def test_a_state_kept_without_former_is_replayed_from_the_start_and_still_checked() -> None:
+    """A state kept before ``former`` existed is rebuilt from entry 0 once; the entry at its
+    ``seq`` must still replay to its ``head`` (a fork stays a fork) and a short log a rollback."""
+    v, view = org()
+    removal = entry(OWNER_DEVICE_SIGN, v["op1"], op="remove", member_id=INVITEE, role=None)
+    log = [v["op0"], v["op1"], removal]
+    kept_json = {k: val for k, val in replay(log, view)[0].to_json().items() if k != "former"}  # type: ignore[union-attr]
+    kept = LogState.from_json(kept_json)
+    asked: list[int] = []
+
+    def fetch(start: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        asked.append(start)
+        return log[start:], {"seq": 2}
+
+    state, warnings = sync(CHANNEL, kept, fetch, view, rebuild=True)
+    assert asked == [0] and warnings == []
+    assert dict(state.former) == {INVITEE: T + 500} and state.seq == 2
+    rewritten = entry(OWNER_DEVICE_SIGN, v["op1"], op="role", member_id=INVITEE, role="author")
+    other = [v["op0"], v["op1"], rewritten]
+    with pytest.raises(MembershipRefused) as forked:
+        sync(CHANNEL, kept, lambda start: (other[start:], {"seq": 2}), view, rebuild=True)
+    assert forked.value.warning.code == "membership_fork"
+    with pytest.raises(MembershipRefused) as rolled:
+        sync(CHANNEL, kept, lambda start: (log[:2][start:], {"seq": 1}), view, rebuild=True)
+    assert rolled.value.warning.code == "membership_rollback"

@@ -15,6 +15,9 @@ const GUEST = 'guest';
 export const PARTNER = 'partner';
 const NEVER_AUTHORS = [GUEST, PARTNER];
 const DIRECT_PURPOSE = 'bocage/direct/v2';
+/** How far after a member's departure (its entry's `issued_at`, seconds) a message they signed
+ * may be dated (`sent_at`, ms) and still be theirs: clocks differ (section 14.2). */
+export const DEPARTURE_SKEW_SECONDS = 300;
 
 /** An entry that does not extend the log: unsigned, unchained or unauthorised. */
 export class LogError extends Error {}
@@ -22,7 +25,9 @@ export class LogError extends Error {}
 /**
  * A state's `org_id` is the host, named by the creation: every later entry must name it too, so
  * an entry a partner's member signs (22.6) never makes the channel look like the partner's.
- * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string, org_id: string}} LogState
+ * `former`: who left (`remove`, `leave`) and did not come back, with the departure's `issued_at`
+ * (section 14.2); absent from a state kept before it existed.
+ * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string, org_id: string, former?: Record<string, number>}} LogState
  * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string): boolean, tribesOpenTo(memberId: string): boolean, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
  */
 
@@ -68,7 +73,7 @@ export async function create(entry, authority, channelId = null) {
   if (e.kind === 'tribe' && !ADMIN_ROLES.includes(authority.orgRole(signer, e.issued_at) || '')) {
     throw new LogError("only the organisation's admins create tribes");
   }
-  return { channel_id: e.channel_id, kind: e.kind, members: { [signer]: 'author' }, seq: 0, head: await statementHash(e), org_id: e.org_id };
+  return { channel_id: e.channel_id, kind: e.kind, members: { [signer]: 'author' }, seq: 0, head: await statementHash(e), org_id: e.org_id, former: {} };
 }
 
 /** @returns {Promise<LogState>} the state after one more entry; LogError if it does not extend it */
@@ -82,7 +87,24 @@ export async function extend(state, entry, authority) {
   const members = { ...state.members };
   if (state.kind === 'direct') await checkDirect(e, signer, state);
   apply(e, signer, members, state, authority);
-  return { ...state, members, seq: e.seq, head: await statementHash(e) };
+  const former = Object.fromEntries(Object.entries(state.former || {}).filter(([m]) => !(m in members)));
+  if (e.op === 'remove' || e.op === 'leave') former[e.member_id] = e.issued_at;
+  return { ...state, members, seq: e.seq, head: await statementHash(e), former };
+}
+
+/**
+ * Why a channel message of `memberId` signed as sent at `sentAtMs` is not theirs to send here,
+ * or null (section 14.2): a member, or one who left after sending it. `refusesSender` in
+ * chalicelib/domain/membership_log.py says the same.
+ * @param {LogState|null} state
+ * @returns {string|null}
+ */
+export function refusesSender(state, memberId, sentAtMs) {
+  if (state && memberId in state.members) return null;
+  const left = state?.former?.[memberId];
+  if (left === undefined) return 'not a member of this channel';
+  if (!Number.isInteger(sentAtMs) || sentAtMs > (left + DEPARTURE_SKEW_SECONDS) * 1000) return 'sent after leaving the channel';
+  return null;
 }
 
 /**
@@ -178,12 +200,30 @@ export async function advance(kept, answer, authority, channelId) {
   if (kept && kept.channel_id !== channelId) {
     return { state: null, blocked: true, applied: [], warnings: note('membership_invalid', `${channelId}: the state kept here is another channel's`) };
   }
+  let rest = entries;
+  /** @type {import('./certs.js').TrustWarning[]} */
+  const rebuilt = [];
+  if (kept && !kept.former) {
+    // Kept before it kept who left (14.2): the answer starts at entry 0, replayed once up to the
+    // kept entry, which must still hash to the kept head (a fork stays a fork).
+    const again = await replay(entries.slice(0, kept.seq + 1), authority, null, channelId);
+    if (again.state && again.state.seq === kept.seq) {
+      if (again.state.head !== kept.head) {
+        return { state: kept, blocked: true, applied: [], warnings: note('membership_fork', `the server's membership log of ${kept.channel_id} differs from the one seen here up to entry ${kept.seq}`) };
+      }
+      kept = { ...kept, former: again.state.former };
+    } else {
+      kept = { ...kept, former: {} };
+      rebuilt.push(...note('membership_invalid', `${channelId}: who left before entry ${kept.seq} could not be replayed again (${again.error?.message})`));
+    }
+    rest = entries.slice(kept.seq);
+  }
   if (kept) {
     const headSeq = Number(answer.head?.seq ?? -1);
     if (headSeq < kept.seq) {
       return { state: kept, blocked: true, applied: [], warnings: note('membership_rollback', `the server's membership log of ${kept.channel_id} ends at ${headSeq}, before entry ${kept.seq} seen here`) };
     }
-    const first = entries[0];
+    const first = rest[0];
     if (!first || first.seq !== kept.seq || (await statementHash(first)) !== kept.head) {
       return { state: kept, blocked: true, applied: [], warnings: note('membership_fork', `the server's membership log of ${kept.channel_id} differs from the one seen here at entry ${kept.seq}`) };
     }
@@ -191,8 +231,8 @@ export async function advance(kept, answer, authority, channelId) {
   if (authority.cache && authority.claimedKey) {
     await prewarm(authority.cache, entries.map((e) => ({ statement: e, key: authority.claimedKey(e?.by_device) })));
   }
-  const { state, error, applied } = await replay(kept ? entries.slice(1) : entries, authority, kept, channelId);
-  return { state, blocked: false, applied, warnings: error ? note('membership_invalid', error.message) : [] };
+  const { state, error, applied } = await replay(kept ? rest.slice(1) : rest, authority, kept, channelId);
+  return { state, blocked: false, applied, warnings: [...rebuilt, ...(error ? note('membership_invalid', error.message) : [])] };
 }
 
 /** A new channel id made by the client, so it can sign the creation (section 14). */

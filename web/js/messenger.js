@@ -1007,6 +1007,12 @@ export class Messenger extends EventTarget {
       return { ...shown, sender_member: author.member_id, error: 'forged_sender', raw: message };
     }
     shown.sender_member = author.member_id; // the device certificate's member, never the server's stamp
+    // 14.2: a certified device of someone not in the channel sends nothing here (a follower is
+    // checked against the tribe's ticket instead, 16.3), whatever the server let through.
+    if (!mine && !follower) {
+      const why = await this.trust.refusedSender(this.api, channelId, author.member_id, sender, message.sent_at);
+      if (why) return { ...shown, error: 'not_a_member', detail: why };
+    }
     const device = { sign_public_key: author.sign_public_key };
     try {
       const content = await this.openSealed(message, device, heldSince);

@@ -17,11 +17,12 @@ import {
   signStatement,
   verifyPayload,
 } from './certs.js';
-import { advance, effectiveRoster } from './membership.js';
+import { advance, effectiveRoster, refusesSender } from './membership.js';
 import { HostAuthority, SharedView, partnerViews } from './shared.js';
 
 const LOG_PAGE = 500;
 const HISTORY_KEPT = 200; // signed membership events remembered per channel, for display
+const SENDER_RECHECK_MS = 2000; // a refused sender asks for the log again at most this often per channel
 
 /**
  * @typedef {import('./certs.js').TrustWarning} TrustWarning
@@ -58,6 +59,8 @@ export class TrustKeeper extends EventTarget {
     this.checkedAt = new Map();
     /** @type {Map<string, boolean>} */
     this.blocked = new Map();
+    /** @type {Map<string, number>} when a refused sender last made each channel's log be asked again */
+    this.senderChecks = new Map();
     /** whether the partnerships were asked for since this page opened (22.6) */
     this.partnersAsked = false;
   }
@@ -220,7 +223,7 @@ export class TrustKeeper extends EventTarget {
       return { state: kept, blocked: this.blocked.get(channelId) || false };
     }
     const entries = [];
-    let from = kept ? kept.seq : 0;
+    let from = kept && kept.former ? kept.seq : 0; // kept without who left (14.2): replayed once from 0
     let answer;
     do {
       answer = await api.get(`/channels/${channelId}/membership`, { from, limit: LOG_PAGE });
@@ -286,6 +289,25 @@ export class TrustKeeper extends EventTarget {
   }
 
   // -- senders ---------------------------------------------------------------------------
+
+  /**
+   * Why the channel's verified membership refuses a message of `memberId`'s device (section
+   * 14.2), or null. A refusal asks for the log again first, at most every 2 s per channel: a
+   * page of messages costs one fetch, not one per message.
+   * @param {{get(path: string, query?: any): Promise<any>}} api
+   */
+  async refusedSender(api, channelId, memberId, deviceId, sentAtMs) {
+    let why = refusesSender(this.kept.logs[channelId] || null, memberId, sentAtMs);
+    const now = Date.now();
+    if (why && this.view && now - (this.senderChecks.get(channelId) || 0) > SENDER_RECHECK_MS) {
+      this.senderChecks.set(channelId, now);
+      // A log no longer ours to read (403) or unreachable: the state kept judges.
+      const fetched = await this.membership(api, channelId, `sender:${now}`).catch(() => null);
+      if (fetched) why = refusesSender(fetched.state, memberId, sentAtMs);
+    }
+    if (why) this.report([{ code: 'not_a_member', member_id: memberId, device_id: deviceId, channel_id: channelId, message: `${channelId}: a message from ${deviceId}: ${why}` }]);
+    return why;
+  }
 
   /** The certified sender of a message (null member: not a certified device). */
   sender(message) {

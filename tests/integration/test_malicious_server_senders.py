@@ -1,0 +1,124 @@
+"""A message's sender must be in the channel's verified membership (docs/protocol.md, 14.2),
+against a server that lets a certified device of someone not in the channel post there: through
+the real app and the real Python client, the server's own records planted as an attacker would."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from chalicelib.adapters.records.channels import ChannelRecords
+from chalicelib.adapters.records.members import MemberRecords
+from chalicelib.domain.channel import ChannelMember, ChannelRole
+from tests.support import People, SignedApi
+
+Setup = tuple[People, Any, str]
+
+
+@pytest.fixture
+def group(people: People) -> Setup:
+    """A group of the owner and Bob, where the owner has said hello."""
+    bob = people.join("bob")
+    cid = people.owner.create_channel("group", "Conseil")["channel_id"]
+    people.owner.add_member(cid, people.info["bob"]["member_id"])
+    people.owner.send_text(cid, "bonjour")
+    return people, bob, cid
+
+
+def let_in(container: Any, people: People, cid: str, name: str) -> None:
+    """The server's records say ``name`` is in the channel, with no signed entry for it."""
+    channels = ChannelRecords(container.store)
+    member_id = people.info[name]["member_id"]
+    channels.save_membership(
+        ChannelMember(channel_id=cid, member_id=member_id, role=ChannelRole.MEMBER, added_at=1, added_by="x")
+    )
+    device = MemberRecords(container.store).device(people.keys[name].device_id)
+    assert device is not None
+    channels.add_device(cid, device)
+    channels.bump_roster(cid)
+
+
+def shown(messenger: Any, cid: str) -> dict[str, dict[str, Any]]:
+    return {m.get("text") or m["message_id"]: m for m in messenger.read(cid)["messages"]}
+
+
+def warned(messenger: Any) -> dict[str, dict[str, Any]]:
+    return {w["code"]: w for w in messenger.trust.take_warnings()}
+
+
+def test_a_certified_member_not_in_the_channel_is_not_a_sender(group: Setup, container: Any) -> None:
+    people, bob, cid = group
+    eve = people.join("eve")  # certified by the organisation, never added to this channel
+    let_in(container, people, cid, "eve")
+    receipt = eve.send_text(cid, "je parle au nom du conseil")  # sealed to the owner and Bob
+    read = bob.read(cid)["messages"]
+    assert [m["text"] for m in read if m["verified"]] == ["bonjour"]
+    planted = next(m for m in read if m["message_id"] == receipt["message_id"])
+    assert planted["verified"] is False and "content" not in planted and planted.get("text") is None
+    assert planted["sender_verified"] is False
+    assert planted["error"] == "not a member of this channel: not shown"
+    warning = warned(bob)["not_a_member"]
+    assert warning["member_id"] == people.info["eve"]["member_id"]
+    assert warning["device_id"] == people.keys["eve"].device_id
+    # Her own device holds her message's key, and still does not show it as the channel's.
+    hers = [m for m in eve.read(cid)["messages"] if m["message_id"] == receipt["message_id"]]
+    assert hers and not any(m["verified"] for m in hers)
+
+
+def test_a_removed_member_sends_nothing_after_leaving_but_keeps_what_came_before(
+    group: Setup, container: Any, api: SignedApi
+) -> None:
+    people, bob, cid = group
+    carol = people.join("carol")
+    people.owner.add_member(cid, people.info["carol"]["member_id"])
+    carol.send_text(cid, "avant")
+    assert shown(bob, cid)["avant"]["verified"] is True
+    people.owner.remove_member(cid, people.info["carol"]["member_id"])
+    api.clock.advance(301)  # past the 5 minutes of clock skew allowed
+    let_in(container, people, cid, "carol")  # the server lets her back without a signed entry
+    receipt = carol.send_text(cid, "après")
+    messages = shown(bob, cid)
+    assert messages["avant"]["verified"] is True and messages["avant"]["sender_verified"] is True
+    late = next(m for m in messages.values() if m["message_id"] == receipt["message_id"])
+    assert late["verified"] is False and late.get("text") is None
+    assert late["error"] == "sent after leaving the channel: not shown"
+    assert warned(bob)["not_a_member"]["member_id"] == people.info["carol"]["member_id"]
+
+
+def test_members_added_later_or_again_are_senders(group: Setup) -> None:
+    people, bob, cid = group
+    carol, dan = people.join("carol"), people.join("dan")
+    people.owner.add_member(cid, people.info["carol"]["member_id"])
+    carol.send_text(cid, "première fois")
+    people.owner.remove_member(cid, people.info["carol"]["member_id"])
+    people.owner.add_member(cid, people.info["carol"]["member_id"])  # back: no longer a former member
+    people.owner.add_member(cid, people.info["dan"]["member_id"])
+    carol.send_text(cid, "de retour")
+    dan.send_text(cid, "nouveau")
+    people.owner.send_text(cid, "bienvenue")
+    messages = shown(bob, cid)
+    for text in ("bonjour", "première fois", "de retour", "nouveau", "bienvenue"):
+        assert messages[text]["verified"] is True and messages[text]["sender_verified"] is True, text
+    assert "not_a_member" not in warned(bob)
+    read_by_dan = [m["text"] for m in dan.read(cid)["messages"] if m["verified"]]
+    assert read_by_dan == ["de retour", "nouveau", "bienvenue"]
+
+
+def test_a_state_kept_before_former_existed_is_rebuilt_once(group: Setup, api: SignedApi) -> None:
+    """Bob kept the log's state before it kept who left: his next check replays the log from
+    entry 0, so Carol's earlier messages still read and her later ones do not."""
+    people, bob, cid = group
+    carol = people.join("carol")
+    people.owner.add_member(cid, people.info["carol"]["member_id"])
+    carol.send_text(cid, "avant")
+    people.owner.remove_member(cid, people.info["carol"]["member_id"])
+    bob.trust.membership(cid)
+    path = bob.profile.dir / "trust.json"
+    stored = json.loads(path.read_text())
+    del stored["logs"][cid]["former"]
+    path.write_text(json.dumps(stored))
+    again = type(bob)(bob.profile, client=bob.client, clock=api.clock.now)
+    assert shown(again, cid)["avant"]["verified"] is True
+    assert "former" in json.loads(path.read_text())["logs"][cid]
