@@ -14,23 +14,24 @@ import pytest
 from bocage.client.calls import UntrustedSignal, new_call_id
 from bocage.client.crypto import seal_call_signal
 from chalicelib.domain.frames import CallFrame
-from tests.support import SignedApi
 from tests.integration.test_malicious_server_calls import group  # noqa: F401  (the fixture)
+from tests.support import SignedApi
 
 
 def test_a_signal_sealed_by_a_revoked_device_is_refused(group: Any, api: SignedApi) -> None:  # noqa: F811
     people, bob, cid = group
-    carol = people.join("carol")
+    people.join("carol")
     carol_id = people.info["carol"]["member_id"]
     people.owner.add_member(cid, carol_id)
     stolen = people.keys["carol"]
     assert api.revoke(people.keys["owner"], stolen.device_id).status == 200  # the admin signed it
     assert bob.trust.view(refresh=True).usable(stolen.device_id) is None  # Bob sees the revocation
     call_id = new_call_id()
-    for signal, data in (("ring", {"at": people.owner.trust.now()}), ("offer", {"type": "offer", "sdp": "v=0"})):
-        sealed = seal_call_signal(
-            stolen, bob.device_id, bob.keys.box_public_key, cid, call_id, signal, data
-        )
+    for signal, data in (
+        ("ring", {"at": people.owner.trust.now()}),
+        ("offer", {"type": "offer", "sdp": "v=0"}),
+    ):
+        sealed = seal_call_signal(stolen, bob.device_id, bob.keys.box_public_key, cid, call_id, signal, data)
         relayed = CallFrame(
             channel_id=cid,
             call_id=call_id,

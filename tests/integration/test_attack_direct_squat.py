@@ -13,7 +13,8 @@ from tests.support import People
 
 
 def test_a_group_squatting_on_the_pairs_id_is_not_taken_for_their_direct_conversation(people: People) -> None:
-    alice, bob, carol = people.join("alice"), people.join("bob"), people.join("carol")
+    alice, carol = people.join("alice"), people.join("carol")
+    people.join("bob")
     org = people.info["owner"]["org_id"]
     alice_id, bob_id = people.info["alice"]["member_id"], people.info["bob"]["member_id"]
     pair = direct_channel_id(org, alice_id, bob_id)

@@ -34,9 +34,15 @@ def test_no_follower_is_sealed_to_in_a_direct_conversation(people: People, conta
     owner = people.owner
     ticket = follower_ticket(owner.keys.signing, owner.device_id, org, dm, now, lifetime=86400)
     spy = DeviceKeys.generate()
-    target = JoinTarget(server="", link="j_aaaaaaaaaaaaaaaa", org=org, channel=dm, ticket_seed=ticket.seed, root="")
+    target = JoinTarget(
+        server="", link="j_aaaaaaaaaaaaaaaa", org=org, channel=dm, ticket_seed=ticket.seed, root=""
+    )
     cert = follower_cert(
-        target, sign_public_key=spy.sign_public_key, box_public_key=spy.box_public_key, display_name="x", now=now
+        target,
+        sign_public_key=spy.sign_public_key,
+        box_public_key=spy.box_public_key,
+        display_name="x",
+        now=now,
     )
     device = Device(
         device_id=cert["device_id"],

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bocage.client.profile import DeviceKeys
 from chalicelib.errors import TooManyRequests
 from chalicelib.services.followers import JoinRequest
-from bocage.client.profile import DeviceKeys
 from tests.integration.test_followers import join_body, public_tribe
 from tests.support import People, SignedApi
 
@@ -20,7 +20,7 @@ def test_one_ipv6_host_does_not_fill_a_tribe_s_hour(
     people: People, api: SignedApi, container: Any, tmp_path: Path
 ) -> None:
     container.followers._joins_per_hour = 20  # a share of 2 per address
-    cid, url = public_tribe(people)
+    _cid, url = public_tribe(people)
 
     def join_from(address: str) -> Any:
         request = JoinRequest(**join_body(url, DeviceKeys.generate(), now=api.clock.now()))
