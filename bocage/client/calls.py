@@ -3,7 +3,8 @@
 ``Calls`` builds each ``call`` action (every signal sealed to the receiving device's certified
 box key: offers, answers and candidates with their media parameters, the others with the time
 they were made) and opens each ``call`` frame the server relays, accepting only a signal sealed
-by a device the trust view certifies, of a member in the channel's signed membership.
+by a device the trust view certifies and has not revoked, of a member in the channel's signed
+membership.
 A frame the server sends on its own account (``reason`` set: a participant removed or revoked)
 is a leave or a hang-up only, shown as the server's, and only when this device's own trust view
 or the channel's verified membership shows that removal or revocation.
@@ -213,11 +214,22 @@ class Calls:
         except (ApiError, MembershipRefused):
             return False  # a log this device cannot read or verify shows nothing
 
+    def _usable(self, device_id: str) -> bool:
+        """Whether the device is usable now (not revoked, its member not removed), asking the
+        server again once if not: ``Trust.sender`` also accepts a revoked device, rightly for a
+        message sent before the revocation, but a live call signal is sent now (19.4)."""
+        trust = self._m.trust
+        return (
+            trust.view().usable(device_id) is not None
+            or trust.view(refresh=True).usable(device_id) is not None
+        )
+
     def open(self, frame: CallFrame | Mapping[str, Any]) -> CallSignal:
         """A relayed call frame, checked: UntrustedSignal if its sender is not a certified device of
-        a member of the channel, if the server claims another member for it, if what is sealed
-        does not open for this device, this channel, this call and this signal, or if a signal
-        without media parameters was made more than FRESH_SECONDS from now (a replay)."""
+        a member of the channel, or is revoked (or its member removed), if the server claims
+        another member for it, if what is sealed does not open for this device, this channel,
+        this call and this signal, or if a signal without media parameters was made more than
+        FRESH_SECONDS from now (a replay)."""
         if not isinstance(frame, CallFrame):
             frame = CallFrame.model_validate(dict(frame))
         try:
@@ -231,6 +243,8 @@ class Calls:
             raise UntrustedSignal(f"{frame.from_device} is not a certified device")
         if certified["member_id"] not in self._m.trust.membership(frame.channel_id).members:
             raise UntrustedSignal(f"{certified['member_id']} is not in the channel's signed membership")
+        if not self._usable(frame.from_device):
+            raise UntrustedSignal(f"{frame.from_device} is revoked or of a removed member")
         if frame.sealed is None:
             raise UntrustedSignal(f"a {signal.value} without its sealed payload")
         try:

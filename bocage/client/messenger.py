@@ -784,10 +784,10 @@ class Messenger:
             except ApiError:
                 statement = None  # keep the choice verified before, if any
             state = self.trust.membership(channel_id)
-            found = verified_choice(statement, self.trust.view(), state, self.trust.org_id, channel_id)
+            found = verified_choice(statement, self.trust.view(), state, self.trust.org_id, channel_id, now)
             if isinstance(found, TrustWarning):  # perhaps signed on a device linked since
                 found = verified_choice(
-                    statement, self.trust.view(refresh=True), state, self.trust.org_id, channel_id
+                    statement, self.trust.view(refresh=True), state, self.trust.org_id, channel_id, now
                 )
             if isinstance(found, TrustWarning):
                 self.trust.warn(found)

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from bocage.client.crypto import CryptoError
 from bocage.client.profile import write_private
 from chalicelib.domain.encoding import b64d, b64e
-from chalicelib.domain.followers import DAY, window_start
+from chalicelib.domain.followers import DAY, dated_ahead, window_start
 
 KEY_BYTES = 32
 #: How far ahead of its frontier a receiver derives at once: out-of-order and missing messages
@@ -181,8 +181,9 @@ class SenderKeyRing:
         return self._windows.get(channel_id)
 
     def set_window(self, channel_id: str, days: int, issued_at: int, now: int, by_device: str = "") -> None:
-        """Take a verified choice, unless it is older than the one kept (a replay)."""
-        kept = self._windows.get(channel_id)
+        """Take a verified choice, unless it is older than the one kept (a replay); a kept one
+        dated ahead of ``now`` (believed before devices refused those) is no newer than any."""
+        kept = self._kept_window(channel_id, now)
         if kept is not None and issued_at < kept.issued_at:
             kept.checked_at = now
         else:
@@ -191,14 +192,20 @@ class SenderKeyRing:
 
     def withdraw_window(self, channel_id: str, now: int) -> None:
         """The kept choice's signer is no longer a manager: 0 days (its snapshots go), and
-        still no older choice believed after it."""
-        kept = self._windows.get(channel_id)
+        still no older choice believed after it (unless it was dated ahead of ``now``)."""
+        kept = self._kept_window(channel_id, now)
         self._windows[channel_id] = Window(0, kept.issued_at if kept else 0, now)
         self._prune_snapshots(now)
 
-    def mark_checked(self, channel_id: str, now: int) -> None:
-        """Asked, and no newer valid choice: keep the one kept (none: read from joining)."""
+    def _kept_window(self, channel_id: str, now: int) -> Window | None:
+        """The kept choice, unless it is dated further ahead of ``now`` than the skew (23)."""
         kept = self._windows.get(channel_id)
+        return None if kept is None or dated_ahead(kept.issued_at, now) else kept
+
+    def mark_checked(self, channel_id: str, now: int) -> None:
+        """Asked, and no newer valid choice: keep the one kept (none, or one dated ahead of
+        ``now``: read from joining)."""
+        kept = self._kept_window(channel_id, now)
         if kept is None:
             self._windows[channel_id] = Window(0, 0, now)
         else:

@@ -9,7 +9,7 @@ from typing import Any
 
 from bocage.client.certs import TrustView, TrustWarning
 from bocage.client.questions import is_manager
-from chalicelib.domain.followers import HistoryChoice, verify_history
+from chalicelib.domain.followers import HistoryChoice, dated_ahead, verify_history
 from chalicelib.domain.membership_log import LogState
 from chalicelib.domain.statements import HISTORY, StatementError, check_shape
 
@@ -32,10 +32,12 @@ def withdrawn(channel_id: str) -> TrustWarning:
 
 
 def verified_choice(
-    statement: Any, view: TrustView, state: LogState, org_id: str, channel_id: str
+    statement: Any, view: TrustView, state: LogState, org_id: str, channel_id: str, now: int
 ) -> HistoryChoice | TrustWarning | None:
     """The choice if a usable device of a manager of this tribe (an admin or owner now, or an
-    author in its verified log) signed it for this tribe; None when the server serves none."""
+    author in its verified log) signed it for this tribe, dated no further ahead of ``now``
+    than the clock skew (a later date would outrank every real later choice until then); None
+    when the server serves none."""
     if statement is None:
         return None
 
@@ -50,8 +52,11 @@ def verified_choice(
     if signer is None or not signs_for_managers(view, state, by_device):
         return refused("the recent-history choice is not signed by a manager's certified device")
     try:
-        return verify_history(
+        choice = verify_history(
             statement, org_id=org_id, channel_id=channel_id, sign_public_key=signer.sign_public_key
         )
     except StatementError as exc:
         return refused(f"the recent-history choice does not verify ({exc})")
+    if dated_ahead(choice.issued_at, now):
+        return refused("the recent-history choice is dated in the future: new followers read from joining")
+    return choice

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from chalicelib.domain.sources import source_block
+
 Clock = Callable[[], float]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -64,8 +66,9 @@ class FrameLimiter:
 
 
 class SourceLimiter:
-    """One bucket per source address, the least recently seen forgotten past ``max_sources``
-    (a forgotten source starts full again: a flood of addresses costs memory, never refusals)."""
+    """One bucket per source (an IPv4 address, an IPv6 /64: ``source_block``), the least
+    recently seen forgotten past ``max_sources`` (a forgotten source starts full again: a flood
+    of addresses costs memory, never refusals)."""
 
     def __init__(
         self,
@@ -84,6 +87,7 @@ class SourceLimiter:
     def retry_after(self, source: str) -> int:
         """0 if ``source`` may go on (one attempt counted), else whole seconds to wait."""
         now = self._clock()
+        source = source_block(source)
         bucket = self._buckets.pop(source, None) or TokenBucket.full(self._rate, self._burst, now)
         self._buckets[source] = bucket
         if len(self._buckets) > self._max:

@@ -28,6 +28,9 @@ from chalicelib.domain.x25519 import UnsafeBoxKey, check_box_public_key
 MAX_JOIN_TICKET_SECONDS = 5 * 365 * 86400
 JOIN_PROOF_LABEL = "bocage-join"
 DAY = 86400
+#: How far ahead of a clock a recent-history choice may be dated (section 23): further, it is
+#: refused (a wrong clock, or a signer planting a date no real later choice could beat).
+HISTORY_CLOCK_SKEW = 300
 
 
 class JoinLink(BaseModel):
@@ -186,6 +189,11 @@ def verify_history(statement: object, *, org_id: str, channel_id: str, sign_publ
         by_device=checked["by_device"],
         statement=checked,
     )
+
+
+def dated_ahead(issued_at: int, now: int) -> bool:
+    """Whether a choice dated ``issued_at`` is more than HISTORY_CLOCK_SKEW ahead of ``now``."""
+    return issued_at > now + HISTORY_CLOCK_SKEW
 
 
 def window_start(now: int, days: int) -> int:

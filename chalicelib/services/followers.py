@@ -136,9 +136,10 @@ class FollowerService:
             raise BadRequest(f"statement: {exc}") from exc
         if choice.by_device != who.device_id:
             raise BadRequest("statement: by_device must be the calling device")
-        if abs(choice.issued_at - self._clock.now()) > TICKET_CLOCK_SKEW:
+        now = self._clock.now()
+        if abs(choice.issued_at - now) > TICKET_CLOCK_SKEW:
             raise BadRequest("statement: issued_at must be now")
-        self._links.save_history(choice)
+        self._links.save_history(choice, now)
         return self._history_answer(channel_id, self._links.history(channel_id) or choice)
 
     def history(self, who: Principal, channel_id: str) -> dict[str, Any]:

@@ -929,6 +929,40 @@ def test_a_ring_stops_only_on_the_caller_s_own_sealed_leave_or_hang_up() -> None
         assert stops(signal(alice, "m_alice", kind)) is True
 
 
+def test_both_clients_let_a_real_choice_replace_a_kept_one_dated_ahead() -> None:
+    """Section 23: a window kept from a choice dated more than 300 s ahead (believed before
+    devices refused those) does not outrank later real choices on either client; one within
+    the skew still does (an older choice served after it is a replay)."""
+    from bocage.client.ratchet import SenderKeyRing, Window
+
+    year = 365 * 86_400
+    Step = dict[str, int | None]
+    cases: list[tuple[dict[str, int] | None, list[Step], tuple[int, int]]] = [
+        ({"days": 30, "issued_at": NOW + year}, [{"days": 7, "issued_at": NOW, "now": NOW}], (7, NOW)),
+        ({"days": 30, "issued_at": NOW + year}, [{"days": None, "issued_at": 0, "now": NOW}], (0, 0)),
+        ({"days": 30, "issued_at": NOW + 300}, [{"days": 7, "issued_at": NOW, "now": NOW}], (30, NOW + 300)),
+        (
+            None,
+            [{"days": 7, "issued_at": NOW, "now": NOW}, {"days": 3, "issued_at": NOW - 60, "now": NOW}],
+            (7, NOW),
+        ),
+    ]
+    for kept, steps, expected in cases:
+        ring = SenderKeyRing()
+        if kept:
+            ring._windows[CHANNEL] = Window(kept["days"], kept["issued_at"], 0)
+        for step in steps:
+            days, issued_at, now = step["days"], int(step["issued_at"] or 0), int(step["now"] or 0)
+            if days is None:
+                ring.mark_checked(CHANNEL, now)
+            else:
+                ring.set_window(CHANNEL, days, issued_at, now)
+        window = ring.window(CHANNEL)
+        assert window is not None and (window.days, window.issued_at) == expected, (kept, steps)
+        web = js("history_window", channel_id=CHANNEL, kept=kept, steps=steps)
+        assert (web["days"], web["issued_at"]) == expected, (kept, steps)
+
+
 def test_both_clients_share_no_state_that_derives_an_expired_message() -> None:
     """Section 23 on both clients: a new follower is sealed the snapshot at the author's first
     message in the window while every message it derives lives, and the current state once one

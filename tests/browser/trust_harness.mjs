@@ -236,14 +236,14 @@ const commands = {
   async history_choice(args) {
     const trust = await view({ ...args, cached: true });
     const advanced = await membership.advance(null, args.answer, trust, asked(args));
-    return recentHistory.verifiedChoice(trust, advanced.state, args.org_id, args.channel_id, args.statement);
+    return recentHistory.verifiedChoice(trust, advanced.state, args.org_id, args.channel_id, args.statement, args.now);
   },
   /** Whether the web client withdraws the choice it kept (`kept`, as its ring holds it) when it
    * asks again and is served `statement` (section 23). */
   async history_withdraws(args) {
     const trust = await view({ ...args, cached: true });
     const advanced = await membership.advance(null, args.answer, trust, asked(args));
-    const found = recentHistory.verifiedChoice(trust, advanced.state, args.org_id, args.channel_id, args.statement);
+    const found = recentHistory.verifiedChoice(trust, advanced.state, args.org_id, args.channel_id, args.statement, args.now);
     return recentHistory.withdrawsKept(trust, advanced.state, args.kept, found);
   },
   /** Whether the web client believes the server's notice ending a device's part in a call (19.4),

@@ -148,6 +148,15 @@ const commands = {
     }
     return ratchet.historyState(ring, channel_id, 0, at).index;
   },
+  // The window a ring keeps after these verified choices ({days, issued_at, now}; days null:
+  // asked, nothing newer valid), starting from `kept` (a window saved before): section 23.
+  async history_window({ channel_id, kept, steps }) {
+    const ring = ratchet.emptyRing();
+    if (kept) ring.windows = { [channel_id]: { ...kept } };
+    for (const { days, issued_at, now } of steps) ratchet.setWindow(ring, channel_id, days, issued_at, now);
+    const { days, issued_at } = ratchet.historyWindow(ring, channel_id);
+    return { days, issued_at };
+  },
   async ratchet_send({ sender, chain_key, index, channel_id, epoch, messages, now }) {
     const ring = ratchet.emptyRing();
     ring.chains[`${channel_id}|${epoch}|`] = { chain_key: d(chain_key), index, kept: {}, retired_until: null };

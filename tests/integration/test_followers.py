@@ -382,3 +382,29 @@ def test_one_address_takes_only_its_share_of_a_tribe_s_hour(
     assert people.owner.client.join_link(cid)["followers"] == 20
     api.clock.advance(3600)
     assert api.call("POST", "/join", join_body(url, DeviceKeys.generate(), now=api.clock.now())).status == 201
+
+
+def test_one_ipv6_host_does_not_fill_a_tribe_s_hour(people: People, api: SignedApi, container: Any) -> None:
+    """An IPv6 host picks any address of its /64 (16.2): the share is the /64's, not each
+    address's, so one person with the poster still takes only a tenth of the tribe's hour; the
+    next /64 is someone else, and an IPv4-mapped address is its IPv4 address."""
+    container.followers._joins_per_hour = 20  # a share of 2 per source
+    cid, url = public_tribe(people)
+
+    def join_from(address: str) -> Any:
+        request = JoinRequest(**join_body(url, DeviceKeys.generate(), now=api.clock.now()))
+        return container.followers.join(request, address)
+
+    admitted = 0
+    for n in range(20):  # one attacker, one /64: a fresh source address for every join
+        try:
+            join_from(f"2001:db8:1:2::{n + 1:x}")
+            admitted += 1
+        except TooManyRequests:
+            pass
+    assert admitted <= 2, f"one IPv6 /64 took {admitted} of the tribe's 20 joins this hour"
+    assert join_from("2001:db8:1:3::1")["channel_id"] == cid  # the next /64: another source
+    join_from("203.0.113.9")
+    join_from("203.0.113.9")
+    with pytest.raises(TooManyRequests, match="this address"):
+        join_from("::ffff:203.0.113.9")  # the same IPv4 host, as a dual-stack socket names it

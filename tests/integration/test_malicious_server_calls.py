@@ -128,6 +128,31 @@ def test_a_certified_device_of_someone_outside_the_signed_membership_is_refused(
     assert carol.device_id not in people.owner.calls.devices(cid)
 
 
+def test_a_signal_sealed_by_a_revoked_device_is_refused(group: Any, api: SignedApi) -> None:
+    """A stolen phone the admin revoked: its thief holds its keys and the server keeps relaying
+    for it, but a revoked device certifies nothing any more (19.4), whatever it seals."""
+    people, bob, cid = group
+    people.join("carol")
+    carol_id = people.info["carol"]["member_id"]
+    people.owner.add_member(cid, carol_id)
+    stolen = people.keys["carol"]
+    call_id = new_call_id()
+
+    def relayed(signal: str, data: dict[str, Any]) -> CallFrame:
+        sealed = seal_call_signal(stolen, bob.device_id, bob.keys.box_public_key, cid, call_id, signal, data)
+        return frame(cid, stolen.device_id, carol_id, signal, sealed=sealed).model_copy(
+            update={"call_id": call_id}
+        )
+
+    ring = ("ring", {"at": people.owner.trust.now()})
+    assert bob.calls.open(relayed(*ring)).from_member == carol_id  # before the revocation: Carol's
+    assert api.revoke(people.keys["owner"], stolen.device_id).status == 200  # the admin signed it
+    assert bob.trust.view(refresh=True).usable(stolen.device_id) is None  # Bob sees the revocation
+    for signal, data in (ring, ("offer", {"type": "offer", "sdp": "v=0"})):
+        with pytest.raises(UntrustedSignal):
+            bob.calls.open(relayed(signal, data))
+
+
 def test_the_server_may_only_end_a_part_in_a_call_in_its_own_name(group: Any) -> None:
     people, bob, cid = group
     owner, owner_id = people.owner.device_id, people.info["owner"]["member_id"]

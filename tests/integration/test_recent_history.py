@@ -21,6 +21,8 @@ from tests.browser.test_trust_compat import run_js
 from tests.integration.test_followers import follow, public_tribe
 from tests.support import People, SignedApi, js_trust_view, messenger_for
 
+YEAR = 365 * DAY
+
 
 def texts(messenger: Any, cid: str) -> list[str | None]:
     return [m.get("text") for m in messenger.history(cid) if m.get("kind", "message") == "message"]
@@ -139,7 +141,8 @@ def web_verdict(
     messenger: Any, cid: str, statement: dict[str, Any], op: str = "history_choice", **more: Any
 ) -> Any:
     """What the web client (web/js/recent-history.js under node) makes of the statement, for the
-    device behind ``messenger``, from what the server answers it (GET /members, the log)."""
+    device behind ``messenger`` at its clock, from what the server answers it (GET /members, the
+    log)."""
     verdict: Any = run_js(
         {
             "op": op,
@@ -147,6 +150,7 @@ def web_verdict(
             **js_trust_view(messenger, cid),
             "channel_id": cid,
             "statement": statement,
+            "now": int(messenger.clock()),
         }
     )[0]
     return verdict
@@ -165,8 +169,8 @@ def plant(container: Any, cid: str, statement: dict[str, Any], *, overwrite: boo
     if overwrite:
         key = keys.recent_history(cid)
         records._store.put(keys.record(key, choice.model_dump(mode="json")))
-    else:
-        records.save_history(choice)
+    else:  # no check made: to this server nothing is dated too far ahead
+        records.save_history(choice, 2**62)
 
 
 def forgeries(people: People, api: SignedApi, cid: str) -> list[dict[str, Any]]:
@@ -224,6 +228,38 @@ def test_an_older_choice_the_server_replays_does_not_reopen_history(
     lea = follow(api, url, tmp_path / "lea", "Léa")
     people.owner.send_text(cid, "après")
     assert texts(lea, cid) == [None, "après"]
+
+
+def test_a_choice_dated_ahead_is_refused_and_never_outlives_a_later_choice(
+    people: People, api: SignedApi, container: Any
+) -> None:
+    """A manager's device with its clock a year ahead (or stolen before its revocation) signs a
+    choice, and a server stores it without its 300 s check (23): neither client believes it, so
+    it cannot outrank every real choice for a year, and the server's own store replaces it with
+    the next real one instead of keeping it as "the newest"."""
+    cid, _ = public_tribe(people)
+    people.join("ana")
+    people.owner.add_member(cid, people.info["ana"]["member_id"], "author")
+    ana, org_id = people.keys["ana"], people.info["owner"]["org_id"]
+
+    def choice(days: int, ahead: int) -> dict[str, Any]:
+        now = api.clock.now() + ahead
+        return history_choice(ana.signing, ana.device_id, org_id=org_id, channel_id=cid, days=days, now=now)
+
+    near = choice(30, 290)  # within the clock skew: believed by both clients
+    assert web_verdict(people.owner, cid, near)["days"] == 30
+    ahead = choice(30, YEAR)
+    plant(container, cid, ahead)
+    assert people.owner.recent_history(cid, force=True) == 0  # not believed: read from joining
+    warned = [w["message"] for w in people.owner.trust.take_warnings() if w["code"] == "invalid_history"]
+    assert any("dated in the future" in m for m in warned), warned
+    assert "dated in the future" in web_verdict(people.owner, cid, ahead)["warning"]["message"]
+    api.clock.advance(60)
+    answer = people.owner.set_recent_history(cid, 7)  # the owner's real, later choice
+    assert answer["days"] == 7, "a choice dated a year ahead locks out every real choice for a year"
+    assert people.owner.client.recent_history(cid)["days"] == 7  # the server kept the real one
+    api.clock.advance(60)
+    assert people.owner.set_recent_history(cid, 3)["days"] == 3  # and later ones after it
 
 
 def test_a_choice_whose_signer_stopped_being_a_manager_falls_back_to_0_days(

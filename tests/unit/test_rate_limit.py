@@ -7,6 +7,7 @@ import pytest
 from bocage.local.cluster import pack_close, unpack_close
 from bocage.local.rate_limit import FrameLimiter, SourceLimiter, TokenBucket, client_address, parse_networks
 from bocage.local.serve_settings import ServeSettings
+from chalicelib.domain.sources import source_block
 
 
 class Ticks:
@@ -33,6 +34,24 @@ def test_sources_are_limited_apart_and_told_when_to_retry() -> None:
     assert limiter.retry_after("b") == 0
     ticks.now = 6.0
     assert limiter.retry_after("a") == 0
+
+
+def test_an_ipv6_host_is_one_source_across_its_64() -> None:
+    """One IPv6 host picks any address of its /64: the limiter counts the /64 (16.2)."""
+    limiter = SourceLimiter(per_minute=1, burst=2, clock=Ticks())
+    assert limiter.retry_after("2001:db8:1:2::1") == 0 and limiter.retry_after("2001:db8:1:2::2") == 0
+    assert limiter.retry_after("2001:db8:1:2:ffff:ffff:ffff:ffff") > 0
+    assert limiter.retry_after("2001:db8:1:3::1") == 0  # the next /64 is another source
+    assert limiter.retry_after("::ffff:198.51.100.7") == 0 and limiter.retry_after("198.51.100.7") == 0
+    assert limiter.retry_after("198.51.100.7") > 0  # an IPv4-mapped address is its IPv4 one
+    assert limiter.retry_after("198.51.100.8") == 0  # each IPv4 address is its own
+
+
+def test_a_source_is_an_ipv4_address_or_an_ipv6_64() -> None:
+    assert source_block("203.0.113.5") == "203.0.113.5"
+    assert source_block("2001:DB8:1:2:abcd::9") == "2001:db8:1:2::/64"
+    assert source_block("::ffff:203.0.113.5") == "203.0.113.5"
+    assert source_block("testclient") == "testclient"  # not an address: itself
 
 
 def test_forgotten_sources_start_full_and_memory_stays_bounded() -> None:

@@ -732,7 +732,7 @@ export class Messenger extends EventTarget {
       if (!(err instanceof ApiError)) throw err; // unanswered: keep what was believed before
     }
     const { verifiedChoice, withdrawsKept, withdrawnWarning } = await import('./recent-history.js');
-    const check = () => verifiedChoice(this.trust.view, roster.state, this.device.org_id, channelId, statement);
+    const check = () => verifiedChoice(this.trust.view, roster.state, this.device.org_id, channelId, statement, now);
     let found = check();
     if (found && 'warning' in found) {
       await this.loadDirectory(); // perhaps signed on a device linked since

@@ -106,6 +106,14 @@ export function confirm(ring, channelId, epoch, index, seq, expiresAt) {
 // -- recent history for new followers (docs/protocol.md, 23) -------------------------------------
 
 const DAY = 86400;
+/** How far ahead of this device's clock a recent-history choice may be dated: further, it is
+ * refused (a wrong clock, or a signer planting a date no real later choice could beat). */
+export const HISTORY_CLOCK_SKEW = 300;
+
+/** Whether a choice dated `issuedAt` is more than HISTORY_CLOCK_SKEW ahead of `now`. */
+export function datedAhead(issuedAt, now) {
+  return issuedAt > now + HISTORY_CLOCK_SKEW;
+}
 
 /** Where a new follower's history starts: 00:00 UTC `days` days before today's; 0 days: now. */
 export function windowStart(now, days) {
@@ -119,10 +127,12 @@ export function historyWindow(ring, channelId) {
 
 /** Take a verified choice, unless it is older than the one kept (a replay); `days` null: asked,
  * and nothing newer was valid (keep what was believed, or 0 days). `byDevice`: its signer, asked
- * about again at each asking (0 days and the same `issuedAt`: the kept choice withdrawn). */
+ * about again at each asking (0 days and the same `issuedAt`: the kept choice withdrawn). A kept
+ * choice dated ahead of `now` (believed before devices refused those) counts as none. */
 export function setWindow(ring, channelId, days, issuedAt, now, byDevice = '') {
   ring.windows = ring.windows || {};
-  const kept = ring.windows[channelId];
+  const stored = ring.windows[channelId];
+  const kept = stored && !datedAhead(stored.issued_at, now) ? stored : null;
   if (days === null || (kept && issuedAt < kept.issued_at)) {
     if (kept) kept.checked_at = now;
     else ring.windows[channelId] = { days: 0, issued_at: 0, checked_at: now };

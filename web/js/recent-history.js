@@ -5,6 +5,7 @@
 // bocage/client/recent_history.py; pure, runs under node.
 import { HISTORY, StatementError, checkShape, signSeed, signStatement, verifyStatement } from './certs.js';
 import { isManager } from './questions.js';
+import { datedAhead } from './ratchet.js';
 
 /** @typedef {import('./certs.js').Statement} Statement */
 
@@ -24,16 +25,19 @@ export function historyStatement(device, channelId, days, now) {
 }
 
 /**
- * The choice if a usable device of a manager of this tribe signed it for this tribe; null when
- * the server serves none; `{warning}` when it serves one that is not to be believed.
+ * The choice if a usable device of a manager of this tribe signed it for this tribe, dated no
+ * further ahead of `now` than the clock skew (a later date would outrank every real later choice
+ * until then); null when the server serves none; `{warning}` when it serves one that is not to be
+ * believed.
  * @param {any} view this browser's trust view
  * @param {any} state the tribe's verified membership state
  * @param {string} orgId
  * @param {string} channelId
  * @param {unknown} statement
+ * @param {number} now this device's clock, epoch seconds
  * @returns {{days: number, issued_at: number, by_device: string} | {warning: {code: string, message: string}} | null}
  */
-export function verifiedChoice(view, state, orgId, channelId, statement) {
+export function verifiedChoice(view, state, orgId, channelId, statement, now) {
   if (statement === null || statement === undefined) return null;
   const refused = (message) => ({ warning: { code: 'invalid_history', message: `${channelId}: ${message}` } });
   let byDevice;
@@ -50,6 +54,9 @@ export function verifiedChoice(view, state, orgId, channelId, statement) {
   try {
     const checked = verifyStatement(statement, HISTORY, signer.sign_public_key);
     if (checked.org_id !== orgId || checked.channel_id !== channelId) return refused('the recent-history choice is for another tribe');
+    if (datedAhead(Number(checked.issued_at), now)) {
+      return refused('the recent-history choice is dated in the future: new followers read from joining');
+    }
     return { days: Number(checked.days), issued_at: Number(checked.issued_at), by_device: byDevice };
   } catch (err) {
     if (err instanceof StatementError) return refused('the recent-history choice does not verify');

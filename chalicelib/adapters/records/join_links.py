@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from chalicelib.adapters.records import keys
 from chalicelib.adapters.records.latest import save_if_newer
-from chalicelib.domain.followers import HistoryChoice, JoinLink
+from chalicelib.domain.followers import HISTORY_CLOCK_SKEW, HistoryChoice, JoinLink
 from chalicelib.ports import Store
 
 
@@ -55,10 +55,12 @@ class JoinLinkRecords:
     def count_followers(self, org_id: str, delta: int) -> int:
         return self._store.increment(*keys.follower_count(org_id), "followers", delta)
 
-    def save_history(self, choice: HistoryChoice) -> bool:
-        """Keep the tribe's newest recent-history choice; False if ``choice`` was older."""
+    def save_history(self, choice: HistoryChoice, now: int) -> bool:
+        """Keep the tribe's newest recent-history choice; False if ``choice`` was older. A stored
+        one dated ahead of ``now`` (past the skew) is replaced whatever its date (23)."""
         key = keys.recent_history(choice.channel_id)
-        return save_if_newer(self._store, key, keys.record(key, choice.model_dump(mode="json")))
+        item = keys.record(key, choice.model_dump(mode="json"))
+        return save_if_newer(self._store, key, item, not_after=now + HISTORY_CLOCK_SKEW)
 
     def history(self, channel_id: str) -> HistoryChoice | None:
         item = self._store.get(*keys.recent_history(channel_id))
