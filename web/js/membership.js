@@ -15,6 +15,7 @@ const GUEST = 'guest';
 export const PARTNER = 'partner';
 const NEVER_AUTHORS = [GUEST, PARTNER];
 const DIRECT_PURPOSE = 'bocage/direct/v2';
+const CHANNEL_PURPOSE = 'bocage/channel/v2';
 
 /** An entry that does not extend the log: unsigned, unchained or unauthorised. */
 export class LogError extends Error {}
@@ -195,8 +196,17 @@ export async function advance(kept, answer, authority, channelId) {
   return { state, blocked: false, applied, warnings: error ? note('membership_invalid', error.message) : [] };
 }
 
-/** A new channel id made by the client, so it can sign the creation (section 14). */
-export const newChannelId = () => `c_${base32Lower(randomBytes(10))}`;
+/**
+ * A new channel id made by the client, so it can sign the creation (section 14), from a random
+ * seed sent with it: the server refuses an id it does not make, so no group takes a pair's
+ * direct id (14.1).
+ * @returns {Promise<{channelId: string, seed: string}>}
+ */
+export async function newChannelId() {
+  const seed = base32Lower(randomBytes(16));
+  const digest = await sha256(utf8(`${CHANNEL_PURPOSE}\n${seed}`));
+  return { channelId: `c_${base32Lower(digest.slice(0, 10))}`, seed };
+}
 
 /**
  * A signed entry by this device. `device`: {org_id, device_id, signSecretKey}; `state`: the
