@@ -45,7 +45,7 @@ from bocage.client.results import Channel, ChannelSync, Document, Receipt, Roste
 from bocage.client.rosters import RosterCache
 from bocage.client.trust import MembershipRefused, Trust
 from chalicelib.domain.activation_link import with_fragment_params
-from chalicelib.domain.direct import direct_channel_id, new_channel_seed
+from chalicelib.domain.direct import is_direct_of, new_channel_seed
 from chalicelib.domain.envelope import Envelope
 from chalicelib.domain.followers import DAY, JoinTarget
 from chalicelib.domain.frames import (
@@ -174,11 +174,7 @@ class Messenger:
         under it (14.1). Only a verified ``direct`` log of exactly us two is our conversation."""
         me = self.info["member_id"]
         state = self.trust.membership(channel_id)
-        if (
-            channel_id != direct_channel_id(self.trust.org_id, me, member_id)
-            or state.kind != "direct"
-            or set(state.members) != {me, member_id}
-        ):
+        if not is_direct_of(channel_id, self.trust.org_id, state.kind, state.members, me, member_id):
             warning = TrustWarning(
                 "direct_squatted",
                 f"{channel_id}: not the direct conversation with {member_id} "

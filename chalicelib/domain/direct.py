@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Iterable
 
 from chalicelib.domain.ids import b32_id
 
@@ -33,6 +34,14 @@ def direct_channel_id(org_id: str, member_a: str, member_b: str) -> str:
     first, second = sorted((member_a, member_b))
     digest = hashlib.sha256(f"{PURPOSE}\n{org_id}\n{first}\n{second}".encode()).digest()
     return b32_id("c", digest)
+
+
+def is_direct_of(
+    channel_id: str, org_id: str, kind: str, members: Iterable[str], me: str, other: str
+) -> bool:
+    """Whether a verified log state (its ``kind`` and members) is our direct conversation with
+    ``other``: the pair's id alone could be a group someone else made under it (14.1)."""
+    return is_direct_pair(channel_id, org_id, me, other) and kind == "direct" and set(members) == {me, other}
 
 
 def is_direct_pair(channel_id: str, org_id: str, member_a: str, member_b: str) -> bool:

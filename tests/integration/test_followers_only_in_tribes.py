@@ -18,6 +18,7 @@ from chalicelib.domain.channel import ChannelKind
 from chalicelib.domain.followers import JoinTarget
 from chalicelib.domain.organisation import Device
 from chalicelib.errors import Forbidden
+from tests.integration.test_malicious_server_js import decide
 from tests.support import People
 
 
@@ -81,3 +82,10 @@ def test_no_follower_is_sealed_to_outside_a_tribe(people: People, container: Any
         if k.sender_device == alice.device_id
     ]
     assert not opened, f"Alice's device sealed her chain of the {kind} to the admin's follower"
+
+    # The web client (web/js/followers.js under node) decides the same for Alice's device.
+    web = decide(alice, cid, fresh=True)
+    assert web["recipients"] == [people.keys["bob"].device_id]
+    assert [w["code"] for w in web["warnings"] if w.get("device_id") == device.device_id] == [
+        "uncertified_follower"
+    ]

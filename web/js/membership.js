@@ -97,6 +97,17 @@ export async function directChannelId(orgId, memberA, memberB) {
   return `c_${base32Lower(digest.slice(0, 10))}`;
 }
 
+/**
+ * Whether a verified log state is our direct conversation with `other` (14.1): the pair's id
+ * alone could be a group someone else made under it.
+ * @returns {Promise<boolean>}
+ */
+export async function isDirectOf(channelId, orgId, state, me, other) {
+  const members = Object.keys(state?.members || {});
+  const pair = me !== other && (await directChannelId(orgId, me, other)) === channelId;
+  return pair && state?.kind === 'direct' && members.length === 2 && members.includes(me) && members.includes(other);
+}
+
 /** A direct conversation's log is its creation and the addition, by its creator, of the one
  * other member its id names: nobody joins, leaves or changes role after that. */
 async function checkDirect(entry, signer, state) {

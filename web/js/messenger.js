@@ -7,7 +7,7 @@
 // Events (EventTarget): 'message' (an opened message), 'channels', 'roster' (channel id),
 // 'status' (online/offline), 'revoked', 'error'.
 import { Api, ApiError } from './api.js';
-import { directChannelId, newChannelId, signEntry } from './membership.js';
+import { directChannelId, isDirectOf, newChannelId, signEntry } from './membership.js';
 import { newPoll, tally } from './polls.js';
 import {
   KeyUnavailable,
@@ -272,9 +272,8 @@ export class Messenger extends EventTarget {
     const channelId = String(channel.channel_id);
     const { state, blocked } = await this.trust.membership(this.api, channelId, `direct:${Date.now()}`);
     if (blocked || !state) throw membershipBlocked(channelId);
+    if (await isDirectOf(channelId, this.device.org_id, state, this.memberId, memberId)) return channel;
     const members = Object.keys(state.members).sort();
-    const pair = [this.memberId, memberId].sort();
-    if (state.kind === 'direct' && members.length === 2 && members.every((m, i) => m === pair[i])) return channel;
     const message = `${channelId}: not the direct conversation with ${memberId} (its signed log is a '${state.kind}' of ${members.join(', ')}); nothing is sent there`;
     this.trust.report([{ code: 'direct_squatted', member_id: memberId, device_id: null, message, channel_id: channelId }]);
     throw Object.assign(new Error(message), { status: 409, code: 'direct_squatted' });
@@ -428,7 +427,15 @@ export class Messenger extends EventTarget {
     // A follower's device is in no listing (16.3): only another device may be a partner's.
     const partners = unplaced.some((d) => d.device_cert?.purpose !== FOLLOWER_CERT);
     if (!this.trust.view || unplaced.length) await this.loadDirectory({ partners });
-    const { state, blocked } = await this.trust.membership(this.api, channelId, raw.roster);
+    const { state, blocked: unextended } = await this.trust.membership(this.api, channelId, raw.roster);
+    // Listed as a direct conversation (so shown under the other member's name) but signed as
+    // something else: a group squatting on the pair's id (14.1). Nothing is sealed or sent there.
+    const squatted = !unextended && this.channel(channelId)?.kind === 'direct' && state?.kind !== 'direct';
+    if (squatted) {
+      const message = `${channelId}: listed as a direct conversation, but its signed log is a '${state?.kind}'; nothing is sent there`;
+      this.trust.report([{ code: 'direct_squatted', member_id: null, device_id: null, message, channel_id: channelId }]);
+    }
+    const blocked = unextended || squatted;
     const devices = blocked ? [] : (await this.trust.recipients(channelId, state, raw.devices)).devices;
     const members = new Set(Object.keys(state?.members || {}));
     if (this.isFollower()) members.add(this.memberId); // a follower's own vote counts in their own tally (16.3)
