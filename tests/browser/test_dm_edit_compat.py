@@ -1,7 +1,8 @@
 """Direct conversations and edits in the web client's code against the Python implementation,
 under node: the pair's channel id, the direct log rule (a third member, a leave or a role change
 refused on both sides), edits sealed by one side and opened by the other, a mislabelled edit
-refused, and which edit a message shows."""
+refused, and which edit a message shows; a group under a pair's id is no direct conversation to
+openDirect nor to a send from the channel list (14.1)."""
 
 from __future__ import annotations
 
@@ -123,8 +124,9 @@ def test_only_a_direct_log_of_exactly_the_pair_is_their_conversation_in_both_cli
             for e in ([create, add], [squat, joined])
         ),
     )
-    assert opened[0] == {"opened": cid, "reported": []}
-    assert opened[1] == {"opened": None, "code": "direct_squatted", "reported": ["direct_squatted"]}
+    assert opened[0] == {"opened": cid, "blocked": False, "reported": []}
+    squatted = {"opened": None, "code": "direct_squatted", "blocked": True}
+    assert opened[1] == {**squatted, "reported": ["direct_squatted", "direct_squatted"]}
 
 
 def test_a_new_channel_id_is_made_from_its_seed_alike_in_both_clients() -> None:

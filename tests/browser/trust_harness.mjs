@@ -155,15 +155,22 @@ const commands = {
     Object.assign(messenger, {
       device: { org_id: args.org_id, member_id: args.me },
       channels: new Map([[args.channel_id, { channel_id: args.channel_id, kind: 'direct' }]]),
+      directory: { devices: new Map() },
+      tribeFollowers: new Map(),
+      followerNames: new Map(),
       trust: {
+        view: trust,
         membership: async () => ({ state: (await membership.replay(args.entries, trust)).state, blocked: false }),
+        recipients: async () => ({ devices: [] }),
         report: (warnings) => reported.push(...warnings.map((w) => w.code)),
       },
     });
+    // Sending in it from the channel list (which calls it direct): is the roster blocked?
+    const { blocked } = await messenger.certifyRoster(args.channel_id, { devices: [], roster: 1 });
     try {
-      return { opened: (await messenger.openDirect(args.other)).channel_id, reported };
+      return { opened: (await messenger.openDirect(args.other)).channel_id, blocked, reported };
     } catch (err) {
-      return { opened: null, code: err.code ?? null, reported };
+      return { opened: null, code: err.code ?? null, blocked, reported };
     }
   },
   /** Whether the log replayed is the direct conversation of `me` with `other` (openDirect's check). */
