@@ -207,7 +207,9 @@ def remove_push(ctx: ApiContext, device_id: str) -> dict[str, Any]:
 @endpoint("ChannelAnswer", body=CreateChannelBody, status=201)
 def create_channel(ctx: ApiContext) -> dict[str, Any]:
     body = ctx.body(CreateChannelBody)
-    return ctx.container.channels.create(ctx.principal, ChannelKind(body.kind), body.name, body.membership)
+    return ctx.container.channels.create(
+        ctx.principal, ChannelKind(body.kind), body.name, body.membership, body.id_seed
+    )
 
 
 @app.route("/direct/{member_id}", methods=["PUT"])

@@ -91,9 +91,9 @@ from chalicelib.adapters.records.paging import query_all
 from chalicelib.adapters.sqlite_store import SqliteStore
 from chalicelib.domain.activation_link import parse_activation, with_fragment_params
 from chalicelib.domain.channel import ChannelKind, ChannelRole
+from chalicelib.domain.direct import channel_id_from_seed, new_channel_seed
 from chalicelib.domain.encoding import b64d, b64e
 from chalicelib.domain.envelope import Envelope
-from chalicelib.domain.ids import new_id
 from chalicelib.domain.invitation import activation_proof_message
 from chalicelib.domain.organisation import Plan, Role
 from chalicelib.domain.principal import Principal
@@ -575,12 +575,13 @@ def seed_tribe(stack: Stack, author: Signer, size: int) -> tuple[str, Signer]:
     url = with_fragment_params(invitation.activation_url, ticket=ticket.fragment_seed, root="-")
     listener = activate(stack, url, name)
     signing, device_id, org_id = author.keys.signing, author.keys.device_id, author.who.org_id
+    seed = new_channel_seed()
     created = membership_entry(
-        signing, device_id, org_id=org_id, channel_id=new_id("c"), previous=None, op="create",
+        signing, device_id, org_id=org_id, channel_id=channel_id_from_seed(seed), previous=None, op="create",
         member_id=author.who.member_id, role="author", kind="tribe", now=now,
     )  # fmt: skip
     channel_id = str(
-        c.channels.create(author.who, ChannelKind.TRIBE, f"Fan-out {size}", created)["channel_id"]
+        c.channels.create(author.who, ChannelKind.TRIBE, f"Fan-out {size}", created, seed)["channel_id"]
     )
     added = membership_entry(
         signing, device_id, org_id=org_id, channel_id=channel_id, previous=created, op="add",

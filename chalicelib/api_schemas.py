@@ -89,6 +89,7 @@ class CreateChannelBody(_Body):
     kind: Literal["tribe", "group"]
     name: Name
     membership: Statement | None = None
+    id_seed: Annotated[str, Field(pattern=r"^[a-z2-7]{26}$")] | None = None  # makes the id (14.1)
 
 
 class DirectBody(_Body):

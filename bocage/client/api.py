@@ -213,8 +213,8 @@ class BocageClient:
 
     # -- channels ------------------------------------------------------------------------------
 
-    def create_channel(self, kind: str, name: str, membership: Statement) -> Channel:
-        body = {"kind": kind, "name": name, "membership": membership}
+    def create_channel(self, kind: str, name: str, membership: Statement, id_seed: str) -> Channel:
+        body = {"kind": kind, "name": name, "membership": membership, "id_seed": id_seed}
         return cast(Channel, self.request("POST", "/channels", body))
 
     def open_direct(self, member_id: str, membership: list[Statement]) -> Channel:

@@ -5,7 +5,8 @@ A roster device is a follower when its certificate is a follower certificate. It
 this channel only when its join ticket names this channel and organisation and was signed by a
 device certified in this device's view, not revoked and of a member then an admin or owner, or
 an author of the channel in its verified membership; and when its certificate was signed by
-that ticket's key for exactly the roster's keys and ids.
+that ticket's key for exactly the roster's keys and ids. Only in a channel whose verified log
+is a ``tribe``: elsewhere a manager's ticket would be an unseen reader (no signed "joined").
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def verified_follower(
     def refused(message: str) -> TrustWarning:
         return TrustWarning("uncertified_follower", f"{device_id}: {message}", member_id, device_id)
 
+    if state.kind != "tribe":  # a ticket naming a group or a direct conversation makes nobody a reader
+        return refused(f"followers are a public tribe's; this channel's signed log is a {state.kind!r}")
     try:
         shape = check_shape(device.get("ticket"), TICKET)
         issued_at = int(shape["issued_at"])

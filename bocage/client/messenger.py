@@ -43,8 +43,9 @@ from bocage.client.ratchet import KeyUnavailable, ReplayedMessage, SenderKeyRing
 from bocage.client.recent_history import signs_for_managers, verified_choice, withdrawn
 from bocage.client.results import Channel, ChannelSync, Document, Receipt, Roster, RosterDevice
 from bocage.client.rosters import RosterCache
-from bocage.client.trust import Trust
+from bocage.client.trust import MembershipRefused, Trust
 from chalicelib.domain.activation_link import with_fragment_params
+from chalicelib.domain.direct import is_direct_of, new_channel_seed
 from chalicelib.domain.envelope import Envelope
 from chalicelib.domain.followers import DAY, JoinTarget
 from chalicelib.domain.frames import (
@@ -147,8 +148,9 @@ class Messenger:
 
     def create_channel(self, kind: str, name: str) -> Channel:
         """A channel whose id and signed creation entry this device makes (docs/protocol.md, 14)."""
-        entry = self.trust.new_channel_entry(kind)
-        channel = self.client.create_channel(kind, name, entry)
+        seed = new_channel_seed()
+        entry = self.trust.new_channel_entry(kind, seed)
+        channel = self.client.create_channel(kind, name, entry, seed)
         self.trust.created(entry)
         return channel
 
@@ -157,12 +159,31 @@ class Messenger:
         member opens it at the same moment the server says so (409): ask again shortly."""
         for attempt in range(DIRECT_ATTEMPTS):
             try:
-                return self.client.open_direct(member_id, self.trust.direct_entries(member_id))
+                channel = self.client.open_direct(member_id, self.trust.direct_entries(member_id))
             except ApiError as err:
                 if err.status != 409 or attempt == DIRECT_ATTEMPTS - 1:
                     raise
                 time.sleep(0.2 * (attempt + 1))
+                continue
+            self._require_direct(str(channel["channel_id"]), member_id)
+            return channel
         raise AssertionError("unreachable")
+
+    def _require_direct(self, channel_id: str, member_id: str) -> None:
+        """The server's answer is not the proof: the pair's id could be a group someone else made
+        under it (14.1). Only a verified ``direct`` log of exactly us two is our conversation."""
+        me = self.info["member_id"]
+        state = self.trust.membership(channel_id)
+        if not is_direct_of(channel_id, self.trust.org_id, state.kind, state.members, me, member_id):
+            warning = TrustWarning(
+                "direct_squatted",
+                f"{channel_id}: not the direct conversation with {member_id} "
+                f"(its signed log is a {state.kind!r} of {sorted(state.members)}); nothing is sent there",
+                member_id,
+                None,
+            )
+            self.trust.warn(warning)
+            raise MembershipRefused(warning)
 
     def channels(self) -> list[ChannelSync]:
         channels = self.client.channels()["channels"]

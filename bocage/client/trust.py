@@ -25,9 +25,9 @@ from bocage.client.profile import DeviceKeys, Profile, TrustState, write_private
 from bocage.client.shared import HostAuthority, PartnerView, SharedView
 from bocage.client.verification import grouped, normalise, qr_payload, safety_digits
 from chalicelib.domain.activation_link import ActivationTarget, with_fragment_params
-from chalicelib.domain.direct import direct_channel_id
+from chalicelib.domain.direct import channel_id_from_seed, direct_channel_id
 from chalicelib.domain.followers import JoinTarget
-from chalicelib.domain.ids import is_follower_id, new_id
+from chalicelib.domain.ids import is_follower_id
 from chalicelib.domain.membership_log import LogState, replay
 from chalicelib.domain.statements import canonical, statement_hash
 
@@ -522,12 +522,12 @@ class Trust:
     def now(self) -> int:
         return int(self.clock())
 
-    def new_channel_entry(self, kind: str) -> Statement:
+    def new_channel_entry(self, kind: str, id_seed: str) -> Statement:
         return issuing.membership_entry(
             self.keys.signing,
             self.keys.device_id,
             org_id=self.org_id,
-            channel_id=new_id("c"),
+            channel_id=channel_id_from_seed(id_seed),
             previous=None,
             op="create",
             member_id=self.member_id,

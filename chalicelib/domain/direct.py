@@ -7,11 +7,26 @@ can check from the id alone who the two members are, so a server cannot slip a t
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import secrets
+from collections.abc import Iterable
 
 from chalicelib.domain.ids import b32_id
 
 PURPOSE = "bocage/direct/v2"
+CHANNEL_PURPOSE = "bocage/channel/v2"
+
+
+def channel_id_from_seed(seed: str) -> str:
+    """Any other channel's id: made from a random seed its creator sends with it, so that nobody
+    can create a group under a pair's direct id (that would take an 80-bit preimage)."""
+    return b32_id("c", hashlib.sha256(f"{CHANNEL_PURPOSE}\n{seed}".encode()).digest())
+
+
+def new_channel_seed() -> str:
+    """128 random bits, base32-lower (26 characters)."""
+    return base64.b32encode(secrets.token_bytes(16)).decode("ascii").rstrip("=").lower()
 
 
 def direct_channel_id(org_id: str, member_a: str, member_b: str) -> str:
@@ -19,6 +34,14 @@ def direct_channel_id(org_id: str, member_a: str, member_b: str) -> str:
     first, second = sorted((member_a, member_b))
     digest = hashlib.sha256(f"{PURPOSE}\n{org_id}\n{first}\n{second}".encode()).digest()
     return b32_id("c", digest)
+
+
+def is_direct_of(
+    channel_id: str, org_id: str, kind: str, members: Iterable[str], me: str, other: str
+) -> bool:
+    """Whether a verified log state (its ``kind`` and members) is our direct conversation with
+    ``other``: the pair's id alone could be a group someone else made under it (14.1)."""
+    return is_direct_pair(channel_id, org_id, me, other) and kind == "direct" and set(members) == {me, other}
 
 
 def is_direct_pair(channel_id: str, org_id: str, member_a: str, member_b: str) -> bool:

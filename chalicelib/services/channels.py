@@ -25,7 +25,7 @@ from chalicelib.domain.channel import (
     require_may_hold,
     require_may_manage,
 )
-from chalicelib.domain.direct import direct_channel_id
+from chalicelib.domain.direct import channel_id_from_seed, direct_channel_id
 from chalicelib.domain.encoding import b64d
 from chalicelib.domain.events import ChannelChanged, ChannelLeft, ChannelMembershipChanged
 from chalicelib.domain.frames import (
@@ -156,12 +156,20 @@ class ChannelService:
 
     # -- channels ----------------------------------------------------------------------------
 
-    def create(self, who: Principal, kind: ChannelKind, name: str, membership: object) -> dict[str, Any]:
-        """A channel whose id and creation entry the creator's device made and signed (14)."""
+    def create(
+        self, who: Principal, kind: ChannelKind, name: str, membership: object, id_seed: str | None
+    ) -> dict[str, Any]:
+        """A channel whose id and creation entry the creator's device made and signed (14). The id
+        comes from ``id_seed``: a derived direct id (14.1) is never a group's or a tribe's."""
         require_may_create(kind, who.role)
         entry = self._log.check_creation(who.org_id, membership)
         if entry["kind"] != kind.value or entry["by_device"] != who.device_id:
             raise BadRequest("membership: the creation entry must be the caller's, for this kind")
+        if id_seed is None or entry["channel_id"] != channel_id_from_seed(id_seed):
+            raise BadRequest(
+                "id_seed: a channel's id is made from the id_seed sent with it (direct "
+                "conversations' ids are the pair's, opened with PUT /direct)"
+            )
         channel = Channel(
             channel_id=entry["channel_id"],
             org_id=who.org_id,
@@ -234,6 +242,12 @@ class ChannelService:
         """The direct conversation if it exists, complete: the caller in it, and the other member
         too unless they have left the organisation (a half-done creation is finished instead)."""
         channel = self.find(channel_id)
+        if channel is not None and channel.kind is not ChannelKind.DIRECT:
+            # Never handed out as the pair's conversation: its members are whoever its author chose.
+            raise Conflict(
+                f"this pair's direct conversation id is taken by a {channel.kind.value}, "
+                "not a direct conversation; an operator must delete that channel"
+            )
         membership = self.membership(channel_id, who.member_id) if channel is not None else None
         if channel is None or membership is None or channel.org_id != who.org_id:
             return None
@@ -486,7 +500,10 @@ class ChannelService:
         """The follower and their one device join the tribe's roster (idempotent: a retry converges).
 
         Like a member's joining, the roster version moves and online devices are told, so
-        senders seal their current key to the new device; nothing sent before is readable."""
+        senders seal their current key to the new device; nothing sent before is readable.
+        Only into a tribe (the join link's): clients refuse a follower anywhere else (16.3)."""
+        if channel.kind is not ChannelKind.TRIBE:
+            raise Forbidden("followers follow public tribes only")
         channel_id = channel.channel_id
         membership = ChannelMember(
             channel_id=channel_id,

@@ -1,7 +1,8 @@
 """Direct conversations and edits in the web client's code against the Python implementation,
 under node: the pair's channel id, the direct log rule (a third member, a leave or a role change
 refused on both sides), edits sealed by one side and opened by the other, a mislabelled edit
-refused, and which edit a message shows."""
+refused, and which edit a message shows; a group under a pair's id is no direct conversation to
+openDirect nor to a send from the channel list (14.1)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from bocage.client.crypto import MislabelledMessage, open_message, pad, seal_mes
 from bocage.client.edits import apply_edits
 from bocage.client.profile import DeviceKeys
 from chalicelib.domain import membership_log
-from chalicelib.domain.direct import direct_channel_id
+from chalicelib.domain.direct import channel_id_from_seed, direct_channel_id, is_direct_of
 from chalicelib.domain.encoding import b64e
 from chalicelib.domain.envelope import Envelope
 from chalicelib.domain.statements import statement_hash
@@ -82,6 +83,56 @@ def test_a_direct_log_takes_its_pair_and_nobody_else_in_both_clients() -> None:
             assert "direct conversation" in got["error"], name
     assert results[0]["state"]["members"] == {OWNER: "author", INVITEE: "author"}
     assert results[1]["state"]["members"] == {OWNER: "author", INVITEE: "author"}  # the role change refused
+
+
+def test_only_a_direct_log_of_exactly_the_pair_is_their_conversation_in_both_clients() -> None:
+    """What open_direct / openDirect require before sending (attack review H1): a group made
+    under the pair's id, with both in it, is not their direct conversation."""
+    _, members, devices = org()
+    cid = direct_channel_id(ORG, OWNER, INVITEE)
+    create = _entry(0, None, "create", OWNER, "author", OWNER_DEVICE_SIGN, kind="direct", channel=cid)
+    add = _entry(1, statement_hash(create), "add", INVITEE, "author", OWNER_DEVICE_SIGN, channel=cid)
+    squat = _entry(0, None, "create", OWNER, "author", OWNER_DEVICE_SIGN, kind="group", channel=cid)
+    joined = _entry(1, statement_hash(squat), "add", INVITEE, "author", OWNER_DEVICE_SIGN, channel=cid)
+    cases = [
+        ("honest", [create, add], INVITEE, True),
+        ("a group under the pair's id", [squat, joined], INVITEE, False),
+        ("half made: the other member not added", [create], INVITEE, False),
+        ("asked for another member than the id names", [create, add], THIRD, False),
+    ]
+    view = TrustView(ORG, ROOT, members, devices)
+    got = run_harness(
+        HARNESS,
+        *(
+            {"op": "direct_of", **scene(members, devices), "entries": e, "channel_id": cid, "org_id": ORG}
+            | {"me": OWNER, "other": other}
+            for _, e, other, _ in cases
+        ),
+    )
+    for (name, entries, other, expected), web in zip(cases, got, strict=True):
+        state, _ = membership_log.replay(entries, view)
+        assert state is not None, name
+        python = is_direct_of(cid, ORG, state.kind, state.members, OWNER, other)
+        assert (python, web) == (expected, expected), name
+
+    # openDirect itself, with the pair's id already in the channel list (the server's listing).
+    opened = run_harness(
+        HARNESS,
+        *(
+            {"op": "open_direct", **scene(members, devices), "entries": e, "channel_id": cid, "org_id": ORG}
+            | {"me": OWNER, "other": INVITEE}
+            for e in ([create, add], [squat, joined])
+        ),
+    )
+    assert opened[0] == {"opened": cid, "blocked": False, "reported": []}
+    squatted = {"opened": None, "code": "direct_squatted", "blocked": True}
+    assert opened[1] == {**squatted, "reported": ["direct_squatted", "direct_squatted"]}
+
+
+def test_a_new_channel_id_is_made_from_its_seed_alike_in_both_clients() -> None:
+    made = run_harness(HARNESS, *({"op": "new_channel_id"} for _ in range(3)))
+    assert len({m["seed"] for m in made}) == 3
+    assert [m["channelId"] for m in made] == [channel_id_from_seed(m["seed"]) for m in made]
 
 
 def _lying_edit(sender: DeviceKeys, key: bytes, target: str, named: str) -> dict[str, Any]:

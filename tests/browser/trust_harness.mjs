@@ -151,6 +151,44 @@ const commands = {
   async direct_id({ org_id, a, b }) {
     return membership.directChannelId(org_id, a, b);
   },
+  async new_channel_id() {
+    return membership.newChannelId();
+  },
+  /**
+   * The web Messenger's openDirect when its channel list already holds the pair's id and the
+   * server serves `entries` as its log: the channel, or the refusal and what was reported.
+   */
+  async open_direct(args) {
+    const { Messenger } = await import('../../web/js/messenger.js');
+    const trust = await view(args);
+    const reported = [];
+    const messenger = Object.create(Messenger.prototype);
+    Object.assign(messenger, {
+      device: { org_id: args.org_id, member_id: args.me },
+      channels: new Map([[args.channel_id, { channel_id: args.channel_id, kind: 'direct' }]]),
+      directory: { devices: new Map() },
+      tribeFollowers: new Map(),
+      followerNames: new Map(),
+      trust: {
+        view: trust,
+        membership: async () => ({ state: (await membership.replay(args.entries, trust)).state, blocked: false }),
+        recipients: async () => ({ devices: [] }),
+        report: (warnings) => reported.push(...warnings.map((w) => w.code)),
+      },
+    });
+    // Sending in it from the channel list (which calls it direct): is the roster blocked?
+    const { blocked } = await messenger.certifyRoster(args.channel_id, { devices: [], roster: 1 });
+    try {
+      return { opened: (await messenger.openDirect(args.other)).channel_id, blocked, reported };
+    } catch (err) {
+      return { opened: null, code: err.code ?? null, blocked, reported };
+    }
+  },
+  /** Whether the log replayed is the direct conversation of `me` with `other` (openDirect's check). */
+  async direct_of(args) {
+    const { state } = await membership.replay(args.entries, await view(args));
+    return membership.isDirectOf(args.channel_id, args.org_id, state, args.me, args.other);
+  },
   async replay(args) {
     const { state, error: err } = await membership.replay(args.entries, await view(args));
     return { state, error: err ? err.message : null };

@@ -24,6 +24,7 @@ from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.records import keys
 from chalicelib.adapters.records.messages import message_fields
 from chalicelib.adapters.records.paging import query_all
+from chalicelib.domain.direct import new_channel_seed
 from chalicelib.ports import Store
 from chalicelib.services.messaging import GAP_GRACE
 from chalicelib.settings import Settings
@@ -65,6 +66,13 @@ def stored_copies(store: FaultyStore, channel_id: str) -> Counter[str]:
     """How many stored messages of the channel carry each client message id (read under the faults)."""
     rows = query_all(store.inner, keys.channel_partition(channel_id), keys.MESSAGE_PREFIX)
     return Counter(str(message_fields(row)["message_id"]) for row in rows)
+
+
+def new_group_body(trust: Any) -> dict[str, Any]:
+    """A POST /channels body: the id made from a fresh seed, its creation signed by ``trust``."""
+    seed = new_channel_seed()
+    entry = trust.new_channel_entry("group", seed)
+    return {"kind": "group", "name": "H", "membership": entry, "id_seed": seed}
 
 
 def retry_safe(reply: Reply) -> bool:
@@ -243,7 +251,7 @@ def routes(people: People, api: SignedApi, operator: OperatorKey) -> list[Route]
         Route(
             "POST /channels",
             call("POST", "/channels"),
-            prepare=lambda: {"kind": "group", "name": "H", "membership": trust.new_channel_entry("group")},
+            prepare=lambda: new_group_body(trust),
         ),
         Route("PUT /channels/{id}", call("PUT", f"/channels/{cid}", {"name": "G2"})),
         Route("PUT /channels/{id}/members/{m}", call("PUT", f"/channels/{cid}/members/{bob_id}"), add_bob),
@@ -288,7 +296,7 @@ def test_a_lost_conditional_write_on_a_nonce_is_refused_not_half_done(
 ) -> None:
     """A conditional-check failure where none was expected (a replayed token's nonce): 401 and
     nothing written by the route; the next request goes through."""
-    body = {"kind": "group", "name": "H", "membership": people.owner.trust.new_channel_entry("group")}
+    body = new_group_body(people.owner.trust)
     faulty.fail("put", nth=1, error=condition_failed)
     refused = api.call("POST", "/channels", body, signer=people.keys["owner"])
     assert refused.status == 401

@@ -84,6 +84,8 @@ export async function verifyFollowers(view, state, roster, channelId) {
  */
 export async function verifiedFollower(view, state, row, channelId) {
   const refused = (/** @type {string} */ message) => ({ code: 'uncertified_follower', member_id: row.member_id ?? null, device_id: row.device_id, message: `${row.device_id}: ${message}` });
+  // A ticket naming a group or a direct conversation makes nobody a reader there (no signed "joined").
+  if (state?.kind !== 'tribe') return refused(`followers are a public tribe's; this channel's signed log is a '${state?.kind ?? 'unknown'}'`);
   try {
     const shape = checkShape(row.ticket, TICKET);
     const issuedAt = Number(shape.issued_at);

@@ -18,6 +18,7 @@ const DIRECT_PURPOSE = 'bocage/direct/v2';
 /** How far after a member's departure (its entry's `issued_at`, seconds) a message they signed
  * may be dated (`sent_at`, ms) and still be theirs: clocks differ (section 14.2). */
 export const DEPARTURE_SKEW_SECONDS = 300;
+const CHANNEL_PURPOSE = 'bocage/channel/v2';
 
 /** An entry that does not extend the log: unsigned, unchained or unauthorised. */
 export class LogError extends Error {}
@@ -116,6 +117,17 @@ export async function directChannelId(orgId, memberA, memberB) {
   const [first, second] = [memberA, memberB].sort();
   const digest = await sha256(utf8(`${DIRECT_PURPOSE}\n${orgId}\n${first}\n${second}`));
   return `c_${base32Lower(digest.slice(0, 10))}`;
+}
+
+/**
+ * Whether a verified log state is our direct conversation with `other` (14.1): the pair's id
+ * alone could be a group someone else made under it.
+ * @returns {Promise<boolean>}
+ */
+export async function isDirectOf(channelId, orgId, state, me, other) {
+  const members = Object.keys(state?.members || {});
+  const pair = me !== other && (await directChannelId(orgId, me, other)) === channelId;
+  return pair && state?.kind === 'direct' && members.length === 2 && members.includes(me) && members.includes(other);
 }
 
 /** A direct conversation's log is its creation and the addition, by its creator, of the one
@@ -235,8 +247,17 @@ export async function advance(kept, answer, authority, channelId) {
   return { state, blocked: false, applied, warnings: [...rebuilt, ...(error ? note('membership_invalid', error.message) : [])] };
 }
 
-/** A new channel id made by the client, so it can sign the creation (section 14). */
-export const newChannelId = () => `c_${base32Lower(randomBytes(10))}`;
+/**
+ * A new channel id made by the client, so it can sign the creation (section 14), from a random
+ * seed sent with it: the server refuses an id it does not make, so no group takes a pair's
+ * direct id (14.1).
+ * @returns {Promise<{channelId: string, seed: string}>}
+ */
+export async function newChannelId() {
+  const seed = base32Lower(randomBytes(16));
+  const digest = await sha256(utf8(`${CHANNEL_PURPOSE}\n${seed}`));
+  return { channelId: `c_${base32Lower(digest.slice(0, 10))}`, seed };
+}
 
 /**
  * A signed entry by this device. `device`: {org_id, device_id, signSecretKey}; `state`: the

@@ -7,7 +7,7 @@
 // Events (EventTarget): 'message' (an opened message), 'channels', 'roster' (channel id),
 // 'status' (online/offline), 'revoked', 'error'.
 import { Api, ApiError } from './api.js';
-import { directChannelId, newChannelId, signEntry } from './membership.js';
+import { directChannelId, isDirectOf, newChannelId, signEntry } from './membership.js';
 import { newPoll, tally } from './polls.js';
 import {
   KeyUnavailable,
@@ -232,10 +232,10 @@ export class Messenger extends EventTarget {
 
   /** A channel whose id this client makes, so it signs the log's creation entry (section 14). */
   async createChannel(kind, name) {
-    const channelId = newChannelId();
+    const { channelId, seed } = await newChannelId();
     const change = { op: 'create', memberId: this.memberId, role: 'author', kind };
     const membership = signEntry(this.device, channelId, null, change, this.api.now());
-    const created = await this.api.request('POST', '/channels', { body: { kind, name, membership } });
+    const created = await this.api.request('POST', '/channels', { body: { kind, name, membership, id_seed: seed } });
     await this.loadChannels();
     return created;
   }
@@ -247,7 +247,7 @@ export class Messenger extends EventTarget {
    */
   async openDirect(memberId) {
     const channelId = await directChannelId(this.device.org_id, this.memberId, memberId);
-    if (this.channels.has(channelId)) return this.channels.get(channelId);
+    if (this.channels.has(channelId)) return this.requireDirect(this.channels.get(channelId), memberId);
     const now = this.api.now();
     const creation = signEntry(this.device, channelId, null, { op: 'create', memberId: this.memberId, role: 'author', kind: 'direct' }, now);
     const state = { channel_id: channelId, kind: 'direct', members: { [this.memberId]: 'author' }, seq: 0, head: await statementHash(creation), org_id: this.device.org_id };
@@ -256,12 +256,27 @@ export class Messenger extends EventTarget {
       try {
         const opened = await this.api.request('PUT', `/direct/${memberId}`, { body: { membership: [creation, addition] } });
         await this.loadChannels();
-        return opened;
+        return this.requireDirect(opened, memberId);
       } catch (err) {
         if (!(err instanceof ApiError && err.status === 409 && attempt < DIRECT_ATTEMPTS)) throw err;
         await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
       }
     }
+  }
+
+  /**
+   * The channel, if its verified log is a `direct` one of exactly this member and us (14.1): the
+   * pair's id alone (or the server's word) could be a group someone else made under it.
+   */
+  async requireDirect(channel, memberId) {
+    const channelId = String(channel.channel_id);
+    const { state, blocked } = await this.trust.membership(this.api, channelId, `direct:${Date.now()}`);
+    if (blocked || !state) throw membershipBlocked(channelId);
+    if (await isDirectOf(channelId, this.device.org_id, state, this.memberId, memberId)) return channel;
+    const members = Object.keys(state.members).sort();
+    const message = `${channelId}: not the direct conversation with ${memberId} (its signed log is a '${state.kind}' of ${members.join(', ')}); nothing is sent there`;
+    this.trust.report([{ code: 'direct_squatted', member_id: memberId, device_id: null, message, channel_id: channelId }]);
+    throw Object.assign(new Error(message), { status: 409, code: 'direct_squatted' });
   }
 
   /** What a channel is called here: a direct conversation by the other member's certified name. */
@@ -450,7 +465,15 @@ export class Messenger extends EventTarget {
     // A follower's device is in no listing (16.3): only another device may be a partner's.
     const partners = unplaced.some((d) => d.device_cert?.purpose !== FOLLOWER_CERT);
     if (!this.trust.view || unplaced.length) await this.loadDirectory({ partners });
-    const { state, blocked } = await this.trust.membership(this.api, channelId, raw.roster);
+    const { state, blocked: unextended } = await this.trust.membership(this.api, channelId, raw.roster);
+    // Listed as a direct conversation (so shown under the other member's name) but signed as
+    // something else: a group squatting on the pair's id (14.1). Nothing is sealed or sent there.
+    const squatted = !unextended && this.channel(channelId)?.kind === 'direct' && state?.kind !== 'direct';
+    if (squatted) {
+      const message = `${channelId}: listed as a direct conversation, but its signed log is a '${state?.kind}'; nothing is sent there`;
+      this.trust.report([{ code: 'direct_squatted', member_id: null, device_id: null, message, channel_id: channelId }]);
+    }
+    const blocked = unextended || squatted;
     const devices = blocked ? [] : (await this.trust.recipients(channelId, state, raw.devices)).devices;
     const members = new Set(Object.keys(state?.members || {}));
     if (this.isFollower()) members.add(this.memberId); // a follower's own vote counts in their own tally (16.3)
@@ -719,7 +742,7 @@ export class Messenger extends EventTarget {
    * @returns {Promise<{days: number | null, issued_at: number, by_device: string, now: number} | null>}
    */
   async historyChoice(channelId, roster, force = false) {
-    if (this.isFollower() || this.channel(channelId)?.kind !== 'tribe' || roster.blocked) return null;
+    if (this.isFollower() || roster.state?.kind !== 'tribe' || roster.blocked) return null;
     const now = nowSeconds();
     const kept = historyWindow(this.ring, channelId);
     const followers = roster.devices.filter((d) => d.member_id.startsWith('f_')).map((d) => d.device_id);
