@@ -16,7 +16,7 @@ from typing import Any
 
 from bocage.client.certs import ADMIN_ROLES, TrustView, TrustWarning
 from chalicelib.domain.followers import verify_follower_cert, verify_join_ticket
-from chalicelib.domain.membership_log import LogState
+from chalicelib.domain.membership_log import ENTRY_ORDER_SKEW_SECONDS, LogState
 from chalicelib.domain.statements import FOLLOWER_CERT, TICKET, StatementError, check_shape
 
 
@@ -39,6 +39,8 @@ def verified_follower(
     try:
         shape = check_shape(device.get("ticket"), TICKET)
         issued_at = int(shape["issued_at"])
+        if issued_at < state.created_at - ENTRY_ORDER_SKEW_SECONDS:
+            return refused("its join ticket is dated before the tribe was created")
         issuer = view.usable(str(shape["issuer_device"]), issued_at)
         if issuer is None:
             return refused("its join ticket was not signed by a certified, unrevoked device")

@@ -73,7 +73,10 @@ def _with_former(
                     "this device verified (forked log)",
                 )
             )
-        return dataclasses.replace(kept, former=rebuilt.former), entries[kept.seq :], []
+        again = dataclasses.replace(
+            kept, former=rebuilt.former, created_at=rebuilt.created_at, issued_at=rebuilt.issued_at
+        )
+        return again, entries[kept.seq :], []
     why = f"{channel_id}: who left before entry {kept.seq} could not be replayed again ({error})"
     return kept, entries[kept.seq :], [TrustWarning("membership_invalid", why, None, None)]
 

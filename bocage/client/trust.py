@@ -574,6 +574,8 @@ class Trust:
             seq=0,
             head=statement_hash(entry),
             org_id=str(entry["org_id"]),
+            created_at=int(entry["issued_at"]),
+            issued_at=int(entry["issued_at"]),
         ).to_json()
         self.save()
 

@@ -32,6 +32,11 @@ DIRECT = "direct"
 #: How far after a member's departure (its entry's ``issued_at``) a message they signed may be
 #: dated and still be theirs to send: the two devices' clocks may differ (section 14.2).
 DEPARTURE_SKEW_SECONDS = 300
+#: How far before the latest entry it follows an entry may be dated. Each entry is signed at the
+#: request that appends it, whose token the server takes only within its own clock's window
+#: (section 4), so honest entries never go further back; a removed signer's backdated entry,
+#: aimed at a channel made after the removal, does (section 14, "Dates").
+ENTRY_ORDER_SKEW_SECONDS = 600
 
 
 class LogError(ValueError):
@@ -62,7 +67,10 @@ class LogState:
     ``org_id`` is the host, named by the creation: every later entry must name it too, so an
     entry signed by a partner's member (22.6) never makes the channel look like the partner's.
     ``former`` holds who left (``remove`` or ``leave``) and not came back, with the departure's
-    ``issued_at``: their messages from before it are still theirs (section 14.2)."""
+    ``issued_at``: their messages from before it are still theirs (section 14.2).
+    ``created_at`` and ``issued_at`` are the creation's date and the latest entry date seen (0 in a
+    state kept before they were kept): no later entry, nor a follower's ticket, may be dated much
+    before them."""
 
     channel_id: str
     kind: str
@@ -71,6 +79,8 @@ class LogState:
     head: str = ""
     org_id: str = ""
     former: Mapping[str, int] = field(default_factory=dict)  # member id -> departure's issued_at (s)
+    created_at: int = 0
+    issued_at: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,6 +91,8 @@ class LogState:
             "head": self.head,
             "org_id": self.org_id,
             "former": dict(self.former),
+            "created_at": self.created_at,
+            "issued_at": self.issued_at,
         }
 
     @classmethod
@@ -93,6 +105,8 @@ class LogState:
             head=str(data["head"]),
             org_id=str(data.get("org_id", "")),
             former={str(k): int(v) for k, v in dict(data.get("former") or {}).items()},
+            created_at=int(data.get("created_at") or 0),
+            issued_at=int(data.get("issued_at") or 0),
         )
 
     def refuses_sender(self, member_id: str, sent_at_ms: object) -> str | None:
@@ -148,6 +162,8 @@ def create(entry: Mapping[str, Any], authority: Authority, channel_id: str | Non
         seq=0,
         head=statement_hash(checked),
         org_id=checked["org_id"],
+        created_at=int(checked["issued_at"]),
+        issued_at=int(checked["issued_at"]),
     )
 
 
@@ -162,6 +178,8 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         raise LogError(f"entry {checked['seq']}: only the creation names a kind")
     if checked["org_id"] != state.org_id:
         raise LogError(f"entry {checked['seq']} names another organisation than the channel's host")
+    if int(checked["issued_at"]) < state.issued_at - ENTRY_ORDER_SKEW_SECONDS:
+        raise LogError(f"entry {checked['seq']} is dated before the entries it follows")
     signer = _signer(checked, authority)
     members = dict(state.members)
     if state.kind == DIRECT:
@@ -178,6 +196,8 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         head=statement_hash(checked),
         org_id=state.org_id,
         former=former,
+        created_at=state.created_at,
+        issued_at=max(state.issued_at, int(checked["issued_at"])),
     )
 
 

@@ -472,7 +472,7 @@ def _entry(
             "role": role,
             "kind": kw.get("kind"),
             "by_device": kw.get("by", device_id(signer)),
-            "issued_at": T + 200 + seq,
+            "issued_at": kw.get("at", T + 200 + seq),
         },
         signer,
     )
@@ -492,6 +492,19 @@ def test_membership_replay_matches_python() -> None:
         "broken chain": [v["op0"], _entry(1, "A" * 43, "add", INVITEE, "member", OWNER_DEVICE_SIGN)],
         "tribe by a member": [
             _entry(0, None, "create", INVITEE, "author", INVITEE_DEVICE_SIGN, kind="tribe")
+        ],
+        # Dated well before the entry it follows (a removed signer's backdating, 14 "Dates"):
+        # both stop there; 600 s back (another device's clock) is still believed.
+        "dated before the entries it follows": [
+            v["op0"],
+            v["op1"],
+            op3 := _entry(
+                2, statement_hash(v["op1"]), "role", INVITEE, "author", OWNER_DEVICE_SIGN, at=T + 2000
+            ),
+            skewed := _entry(
+                3, statement_hash(op3), "role", INVITEE, "member", OWNER_DEVICE_SIGN, at=T + 1400
+            ),
+            _entry(4, statement_hash(skewed), "remove", INVITEE, None, OWNER_DEVICE_SIGN, at=T + 1399),
         ],
         "signed by a ghost": [
             v["op0"],
@@ -524,6 +537,9 @@ def test_membership_replay_matches_python() -> None:
     honest = results[0]["state"]
     assert honest["members"] == {OWNER: "author"} and honest["seq"] == 2
     assert results[1]["state"]["members"] == {OWNER: "author"} and "signature" in results[1]["error"]
+    backdated = results[list(logs).index("dated before the entries it follows")]
+    assert backdated["state"]["seq"] == 3 and backdated["state"]["issued_at"] == T + 2000
+    assert "dated before the entries it follows" in backdated["error"]
     elsewhere = results[-1]
     assert elsewhere["state"] == {
         **honest,
@@ -531,6 +547,7 @@ def test_membership_replay_matches_python() -> None:
         "seq": 0,
         "head": statement_hash(v["op0"]),
         "former": {},
+        "issued_at": v["op0"]["issued_at"],
     }
     assert elsewhere["state"]["org_id"] == ORG and "another organisation" in elsewhere["error"]
 

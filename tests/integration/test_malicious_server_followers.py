@@ -229,3 +229,30 @@ def test_a_post_or_deletion_stored_in_a_followers_name_is_not_applied(
     assert [m.get("text") for m in shown] == ["Conseil municipal jeudi", None, None]
     assert all("only react and vote" in m["error"] for m in shown[1:])
     assert "Conseil municipal jeudi" in [m.get("text") for m in people.owner.history(cid)]
+
+
+def test_a_follower_ticket_dated_before_the_tribe_was_created_is_refused(
+    people: People, container: Any, api: Any
+) -> None:
+    """A removed admin's old device and the server can date a ticket before the removal, when the
+    device could still sign; the tribe's signed creation bounds that (16.3): a ticket dated more
+    than ENTRY_ORDER_SKEW_SECONDS before it reaches no tribe made after the removal."""
+    api.clock.advance(3600)  # the owner's device was certified an hour before the tribe
+    public, _, _, _ = setup_tribes(people, container)
+    org_id = people.info["owner"]["org_id"]
+    owner = people.keys["owner"]
+    planted = {}
+    for back in (500, 700):  # clocks differ: 500 s before the creation is a real ticket, 700 is not
+        at = api.clock.now() - back
+        ticket = follower_ticket(owner.signing, owner.device_id, org_id, public, at, lifetime=3600)
+        keys = DeviceKeys.generate()
+        target = JoinTarget("https://x.invalid", "j_aaaaaaaaaaaaaaaa", org_id, public, ticket.seed, "root")
+        keys_of = {"sign_public_key": keys.sign_public_key, "box_public_key": keys.box_public_key}
+        cert = follower_cert(target, **keys_of, display_name=f"Lecteur {back}", now=at + 10)
+        plant_device(container, public, follower_device(keys, cert, ticket.statement, org_id))
+        planted[back] = keys.device_id
+    people.owner.send_text(public, "bonjour le village")
+    assert sealed_to(container, public, planted[500]) != []
+    assert sealed_to(container, public, planted[700]) == []
+    assert "uncertified_follower" in codes(people.owner)
+    assert planted[500] in web_refuses(people, public, [planted[700]])

@@ -33,14 +33,14 @@ def org() -> tuple[dict[str, dict[str, Any]], TrustView]:
     return v, TrustView(ORG, ROOT, members, devices)
 
 
-def entry(seed: bytes, previous: dict[str, Any] | None, **fields: Any) -> dict[str, Any]:
+def entry(seed: bytes, previous: dict[str, Any] | None, now: int = T + 500, **fields: Any) -> dict[str, Any]:
     return membership_entry(
         _signing(seed),
         device_id(seed),
         org_id=ORG,
         channel_id=CHANNEL,
         previous=previous,
-        now=T + 500,
+        now=now,
         **fields,
     )
 
@@ -161,3 +161,22 @@ def test_a_state_kept_without_former_is_replayed_from_the_start_and_still_checke
     with pytest.raises(MembershipRefused) as rolled:
         sync(CHANNEL, kept, lambda start: (log[:2][start:], {"seq": 1}), view, rebuild=True)
     assert rolled.value.warning.code == "membership_rollback"
+
+
+def test_an_entry_dated_well_before_the_entries_it_follows_stops_the_replay() -> None:
+    """A removed signer's device, with the server, could date an entry before its removal: the
+    entries it follows bound that (section 14, "Dates"), up to the clocks' skew."""
+    v, view = org()
+    state = extend(create(v["op0"], view), v["op1"], view)
+    later = entry(OWNER_DEVICE_SIGN, v["op1"], now=T + 2000, op="role", member_id=INVITEE, role="author")
+    state = extend(state, later, view)
+    assert (state.created_at, state.issued_at) == (v["op0"]["issued_at"], T + 2000)
+    skewed = entry(OWNER_DEVICE_SIGN, later, now=T + 1400, op="role", member_id=INVITEE, role="member")
+    kept = extend(state, skewed, view)  # 600 s back: another device's clock, still believed
+    assert kept.issued_at == T + 2000  # the latest date stays the bound: no walking back in steps
+    with pytest.raises(LogError, match="dated before the entries it follows"):
+        removal = entry(OWNER_DEVICE_SIGN, skewed, now=T + 1399, op="remove", member_id=INVITEE, role=None)
+        extend(kept, removal, view)
+    assert LogState.from_json(kept.to_json()) == kept
+    older = {k: x for k, x in kept.to_json().items() if k not in ("created_at", "issued_at")}
+    assert LogState.from_json(older).issued_at == 0  # kept before dates were kept: no bound yet

@@ -8,6 +8,7 @@
 // for exactly the roster's keys and ids, before the link expired and before its signer left.
 import { FOLLOWER_CERT, StatementError, TICKET, checkShape, publicKeyOf, signStatement, verifyStatement } from './certs.js';
 import { CryptoError, b64d, b64e, base32Lower, checkBoxPublicKey, deviceIdFor, sha256, utf8 } from './wire.js';
+import { ENTRY_ORDER_SKEW_SECONDS } from './membership.js';
 
 /** @typedef {import('./certs.js').TrustView} TrustView */
 /** @typedef {import('./certs.js').DeviceTrust} DeviceTrust */
@@ -89,6 +90,7 @@ export async function verifiedFollower(view, state, row, channelId) {
   try {
     const shape = checkShape(row.ticket, TICKET);
     const issuedAt = Number(shape.issued_at);
+    if (issuedAt < (state?.created_at ?? 0) - ENTRY_ORDER_SKEW_SECONDS) return refused('its join ticket is dated before the tribe was created');
     const issuer = view.usable(String(shape.issuer_device), issuedAt);
     if (!issuer) return refused('its join ticket was not signed by a certified, unrevoked device');
     const role = view.orgRole(issuer.member_id, issuedAt);

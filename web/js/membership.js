@@ -18,6 +18,9 @@ const DIRECT_PURPOSE = 'bocage/direct/v2';
 /** How far after a member's departure (its entry's `issued_at`, seconds) a message they signed
  * may be dated (`sent_at`, ms) and still be theirs: clocks differ (section 14.2). */
 export const DEPARTURE_SKEW_SECONDS = 300;
+/** How far before the latest entry it follows an entry may be dated (section 14, "Dates"):
+ * `ENTRY_ORDER_SKEW_SECONDS` in chalicelib/domain/membership_log.py. */
+export const ENTRY_ORDER_SKEW_SECONDS = 600;
 const CHANNEL_PURPOSE = 'bocage/channel/v2';
 
 /** An entry that does not extend the log: unsigned, unchained or unauthorised. */
@@ -28,7 +31,7 @@ export class LogError extends Error {}
  * an entry a partner's member signs (22.6) never makes the channel look like the partner's.
  * `former`: who left (`remove`, `leave`) and did not come back, with the departure's `issued_at`
  * (section 14.2); absent from a state kept before it existed.
- * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string, org_id: string, former?: Record<string, number>}} LogState
+ * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string, org_id: string, former?: Record<string, number>, created_at?: number, issued_at?: number}} LogState
  * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string): boolean, tribesOpenTo(memberId: string): boolean, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
  */
 
@@ -74,7 +77,7 @@ export async function create(entry, authority, channelId = null) {
   if (e.kind === 'tribe' && !ADMIN_ROLES.includes(authority.orgRole(signer, e.issued_at) || '')) {
     throw new LogError("only the organisation's admins create tribes");
   }
-  return { channel_id: e.channel_id, kind: e.kind, members: { [signer]: 'author' }, seq: 0, head: await statementHash(e), org_id: e.org_id, former: {} };
+  return { channel_id: e.channel_id, kind: e.kind, members: { [signer]: 'author' }, seq: 0, head: await statementHash(e), org_id: e.org_id, former: {}, created_at: e.issued_at, issued_at: e.issued_at };
 }
 
 /** @returns {Promise<LogState>} the state after one more entry; LogError if it does not extend it */
@@ -84,13 +87,15 @@ export async function extend(state, entry, authority) {
   if (e.seq !== state.seq + 1 || e.prev !== state.head) throw new LogError(`entry ${e.seq} does not follow entry ${state.seq}`);
   if (e.kind !== null) throw new LogError(`entry ${e.seq}: only the creation names a kind`);
   if (e.org_id !== state.org_id) throw new LogError(`entry ${e.seq} names another organisation than the channel's host`);
+  const latest = state.issued_at ?? 0;
+  if (e.issued_at < latest - ENTRY_ORDER_SKEW_SECONDS) throw new LogError(`entry ${e.seq} is dated before the entries it follows`);
   const signer = signerOf(e, authority);
   const members = { ...state.members };
   if (state.kind === 'direct') await checkDirect(e, signer, state);
   apply(e, signer, members, state, authority);
   const former = Object.fromEntries(Object.entries(state.former || {}).filter(([m]) => !(m in members)));
   if (e.op === 'remove' || e.op === 'leave') former[e.member_id] = e.issued_at;
-  return { ...state, members, seq: e.seq, head: await statementHash(e), former };
+  return { ...state, members, seq: e.seq, head: await statementHash(e), former, issued_at: Math.max(latest, e.issued_at) };
 }
 
 /**
@@ -223,7 +228,7 @@ export async function advance(kept, answer, authority, channelId) {
       if (again.state.head !== kept.head) {
         return { state: kept, blocked: true, applied: [], warnings: note('membership_fork', `the server's membership log of ${kept.channel_id} differs from the one seen here up to entry ${kept.seq}`) };
       }
-      kept = { ...kept, former: again.state.former };
+      kept = { ...kept, former: again.state.former, created_at: again.state.created_at, issued_at: again.state.issued_at };
     } else {
       kept = { ...kept, former: {} };
       rebuilt.push(...note('membership_invalid', `${channelId}: who left before entry ${kept.seq} could not be replayed again (${again.error?.message})`));
