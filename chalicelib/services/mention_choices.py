@@ -12,7 +12,7 @@ from typing import Any
 
 from chalicelib.adapters.records.mention_choices import MentionChoiceRecords
 from chalicelib.domain.events import ChannelLeft, DeviceRevoked
-from chalicelib.domain.mentions_only import MentionChoice, check_choice
+from chalicelib.domain.mentions_only import CLOCK_SKEW, MentionChoice, check_choice
 from chalicelib.domain.principal import Principal
 from chalicelib.errors import Forbidden, NotFound
 from chalicelib.ports import Clock, Store
@@ -67,7 +67,7 @@ class MentionChoices:
             sign_public_key=device.sign_public_key,
             now=self._clock.now(),
         )
-        if not self._records.save(choice):
+        if not self._records.save(choice, not_after=self._clock.now() + CLOCK_SKEW):
             return self._records.get(channel_id, who.member_id) or choice  # a newer one stands: say which
         self._forget_if_revoked_meanwhile(choice)
         return choice

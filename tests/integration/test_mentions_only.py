@@ -337,12 +337,27 @@ def test_a_revocation_racing_the_choice_does_not_leave_it_stored(
     records = alice.container.mention_choices._records
     save = records.save
 
-    def revoked_meanwhile(choice: MentionChoice) -> bool:
+    def revoked_meanwhile(choice: MentionChoice, **kw: Any) -> bool:
         owner, device_id = alice.people.keys["owner"], alice.people.keys["alice"].device_id
         assert alice.api.revoke(owner, device_id).status == 200
-        return save(choice)
+        return save(choice, **kw)
 
     monkeypatch.setattr(records, "save", revoked_meanwhile)
     _, messenger = group
     messenger.set_mentions_only(alice.cid, True)
     assert MentionChoiceRecords(alice.container.store).of_channel(alice.cid) == []
+
+
+def test_a_choice_dated_ahead_never_outlives_a_later_one(
+    alice: Subscribed, group: tuple[str, Messenger]
+) -> None:
+    """A choice stored dated a year ahead (a server clock that was wrong, or a store written to
+    directly) is newer than nothing: alice's real choice replaces it, as recent history's does (23)."""
+    keys, info = alice.people.keys["alice"], alice.people.info["alice"]
+    year_ahead = alice.api.clock.now() + 365 * 86400
+    plant(alice.container, choice(keys, info, alice.cid, True, year_ahead))
+    _, messenger = group
+    kept = messenger.set_mentions_only(alice.cid, False)
+    assert kept["mentions_only"] is False
+    stored = MentionChoiceRecords(alice.container.store).get(alice.cid, alice_id(alice))
+    assert stored is not None and stored.mentions_only is False

@@ -13,12 +13,13 @@ class MentionChoiceRecords:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def save(self, choice: MentionChoice) -> bool:
+    def save(self, choice: MentionChoice, *, not_after: int | None = None) -> bool:
         """Keep ``choice`` unless a stored one is newer; False when it was older (and dropped).
 
-        The latest choice counts."""
+        The latest choice counts; one stored dated after ``not_after`` is newer than nothing."""
         key = keys.mention_choice(choice.channel_id, choice.member_id)
-        return save_if_newer(self._store, key, keys.record(key, choice.model_dump(mode="json")))
+        item = keys.record(key, choice.model_dump(mode="json"))
+        return save_if_newer(self._store, key, item, not_after=not_after)
 
     def get(self, channel_id: str, member_id: str) -> MentionChoice | None:
         item = self._store.get(*keys.mention_choice(channel_id, member_id))
