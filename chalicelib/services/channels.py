@@ -95,7 +95,7 @@ class ChannelService:
         shared: SharedGroups,
     ) -> None:
         self._records = ChannelRecords(store)
-        self._log = MembershipLog(store, orgs, shared)
+        self._log = MembershipLog(store, clock, orgs, shared)
         self._shared = shared
         self._sealed = SenderKeys(store)
         self._clock = clock

@@ -15,11 +15,15 @@ from chalicelib.domain.channel import ChannelMember
 from chalicelib.domain.membership_log import PARTNER, LogError, LogState, create, extend
 from chalicelib.domain.statements import statement_hash
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict
-from chalicelib.ports import Store
+from chalicelib.ports import Clock, Store
 from chalicelib.services.organisations import OrganisationService
 from chalicelib.services.shared_groups import SharedGroups
 
 MAX_PAGE = 500
+#: How far an entry's ``issued_at`` may be from this server's clock: the request tokens' window
+#: (section 4), so an honest device always passes and no entry is stored dated in the past or the
+#: future, where it would reorder departures (14.2) or be refused by clients (14, "Dates").
+ENTRY_CLOCK_WINDOW = 300
 
 
 class RecordsAuthority:
@@ -52,8 +56,9 @@ class RecordsAuthority:
 
 
 class MembershipLog:
-    def __init__(self, store: Store, orgs: OrganisationService, shared: SharedGroups) -> None:
+    def __init__(self, store: Store, clock: Clock, orgs: OrganisationService, shared: SharedGroups) -> None:
         self._records = MembershipLogRecords(store)
+        self._clock = clock
         self._orgs = orgs
         self._shared = shared
 
@@ -65,6 +70,7 @@ class MembershipLog:
             create(entry, RecordsAuthority(self._orgs, self._shared, org_id))
         except LogError as exc:
             raise BadRequest(f"membership: {exc}") from exc
+        self._check_date(entry)
         if entry["org_id"] != org_id:
             raise BadRequest("membership: the entry names another organisation")
         return entry
@@ -92,6 +98,7 @@ class MembershipLog:
             seq=int(head["seq"]),
             head=statement_hash(head),
             org_id=org_id,
+            issued_at=int(head["issued_at"]),
         )
         try:
             extend(state, entry, RecordsAuthority(self._orgs, self._shared, org_id))
@@ -99,8 +106,18 @@ class MembershipLog:
             if "does not follow" in str(exc):
                 raise Conflict(f"the membership log moved; fetch it and sign again ({exc})") from exc
             raise BadRequest(f"membership: {exc}") from exc
+        self._check_date(entry)
         self._append(channel_id, entry)
         return entry
+
+    def _check_date(self, entry: dict[str, Any]) -> None:
+        """An entry is dated now, by this server's clock, give or take the tokens' window."""
+        off = int(entry["issued_at"]) - self._clock.now()
+        if abs(off) > ENTRY_CLOCK_WINDOW:
+            raise BadRequest(
+                f"membership: the entry is dated {abs(off)} s {'ahead of' if off > 0 else 'behind'} this "
+                f"server's clock (at most {ENTRY_CLOCK_WINDOW}): set the device's clock and sign it again"
+            )
 
     def _append(self, channel_id: str, entry: dict[str, Any]) -> None:
         try:

@@ -126,7 +126,7 @@ def test_membership_entries_are_checked_and_appended_once(people: People, api: S
             org_id=org_id,
             channel_id=cid,
             previous=seq_from,
-            now=1,
+            now=api.clock.now(),
             **{**base, **fields},
         )
 
@@ -147,7 +147,7 @@ def test_membership_entries_are_checked_and_appended_once(people: People, api: S
         org_id=org_id,
         channel_id=other,
         previous=head,
-        now=1,
+        now=api.clock.now(),
         op="add",
         member_id=bob_id,
         role="member",
@@ -170,3 +170,35 @@ def _hash(code: str) -> str:
     from chalicelib.domain.invitation import code_hash
 
     return code_hash(code)
+
+
+def test_an_entry_dated_away_from_the_server_s_clock_is_refused(people: People, api: SignedApi) -> None:
+    """A removal dated hours back would hide the member's messages since then (14.2), one dated
+    ahead would let no honest entry follow it (14, "Dates"): the server stores entries dated now,
+    within the request tokens' window, and says what is wrong."""
+    owner = people.keys["owner"]
+    cid = people.owner.create_channel("group", "G")["channel_id"]
+    people.join("bob")
+    bob_id = people.info["bob"]["member_id"]
+    head = api.call("GET", f"/channels/{cid}/membership", signer=owner).body["entries"][0]
+
+    def add_dated(off: int) -> Any:
+        entry = membership_entry(
+            owner.signing,
+            owner.device_id,
+            org_id=people.info["owner"]["org_id"],
+            channel_id=cid,
+            previous=head,
+            now=api.clock.now() + off,
+            op="add",
+            member_id=bob_id,
+            role="member",
+        )
+        body = {"role": "member", "membership": entry}
+        return api.call("PUT", f"/channels/{cid}/members/{bob_id}", body, signer=owner)
+
+    for off, way in ((-301, "behind"), (301, "ahead of")):
+        reply = add_dated(off)
+        assert reply.status == 400 and f"dated 301 s {way} this server's clock" in reply.body["message"]
+    assert api.call("GET", f"/channels/{cid}/membership", signer=owner).body["head"]["seq"] == 0
+    assert add_dated(-300).status == 200
