@@ -53,11 +53,7 @@ class OfflineNotifier(Protocol):
     ) -> bool: ...
 
     def notify(
-        self,
-        channel_id: str,
-        reached: Iterable[str],
-        named: Iterable[str] = (),
-        counters: ChannelCounters | None = None,
+        self, channel_id: str, reached: Iterable[str], named: Iterable[str], counters: ChannelCounters | None
     ) -> int: ...
 
 
@@ -264,11 +260,7 @@ class Delivery:
             return True
 
     def _wake(
-        self,
-        channel_id: str,
-        reached: list[str],
-        named: Iterable[str] = (),
-        counters: ChannelCounters | None = None,
+        self, channel_id: str, reached: list[str], named: Iterable[str], counters: ChannelCounters | None
     ) -> int:
         """Web Push to the offline devices; a failure costs only the pushes, never the send."""
         if self._notifier is None:
@@ -303,7 +295,7 @@ class Delivery:
                 outbox.setdefault(Target(connection_id, replica), []).append(data)
         delivered = self._push_coalesced(outbox)
         for wake in wakes:  # the push services' round trips after the live pushes, never before
-            delivered += self._wake(wake["channel_id"], wake["wake"], wake.get("named", ()))
+            delivered += self._wake(wake["channel_id"], wake["wake"], wake.get("named", ()), None)
         return delivered
 
     def _push_coalesced(self, outbox: dict[Target, list[bytes]]) -> int:
