@@ -579,7 +579,16 @@ class FanoutQueue:
         return batches
 
 
-def assemble(region: str, operator: OperatorKey) -> tuple[AwsMeter, wiring.Container, FanoutQueue]:
+def new_vapid_key() -> str:
+    """A fresh VAPID key (``cryptography`` imported only by a bench that pushes)."""
+    from chalicelib.adapters.web_push_crypto import VapidKey
+
+    return VapidKey.generate().private_text()
+
+
+def assemble(
+    region: str, operator: OperatorKey, *, web_push: bool = False
+) -> tuple[AwsMeter, wiring.Container, FanoutQueue]:
     """The app's container over moto: real DynamoDB, SQS, API Gateway push and SES adapters, watched."""
     meter_session = boto3.session.Session(region_name=region)
     clock = ManualClock()  # still: nothing expires during the slice, so reads see what they scan
@@ -600,6 +609,7 @@ def assemble(region: str, operator: OperatorKey) -> tuple[AwsMeter, wiring.Conta
         public_url="https://bench.invalid",
         operator_keys=(operator.public_key,),
         fanout_queue_url=queue_url,
+        vapid_private_key=new_vapid_key() if web_push else None,
     )
     container = wiring.build(
         settings,
@@ -735,8 +745,9 @@ def _require(condition: bool, problem: str) -> None:
 
 
 @contextmanager
-def deployed(region: str) -> Iterator[Deployment]:
-    """The metered app on in-process moto, for the length of the block."""
+def deployed(region: str, *, web_push: bool = False) -> Iterator[Deployment]:
+    """The metered app on in-process moto, for the length of the block; ``web_push``: with a
+    VAPID key, so each new message asks whether a device is left to wake."""
     from chalice.test import Client
 
     from app import app
@@ -748,7 +759,7 @@ def deployed(region: str) -> Iterator[Deployment]:
         mock_aws(),
         tempfile.TemporaryDirectory(prefix="bocage-cost-") as profiles,
     ):
-        meter, container, fanout = assemble(region, operator)
+        meter, container, fanout = assemble(region, operator, web_push=web_push)
         wiring.use(container)
         try:
             with counting_logs(meter), Client(app) as client:

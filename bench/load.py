@@ -8,7 +8,8 @@ What it prints, per run and as medians over the runs:
 - deliveries/s: message frames the receivers got, over the time from the first send to the last;
 - send-to-receipt latency p50/p95/p99/max, over every (message, receiver) pair;
 - lost: deliveries missing once the senders are done and ``--grace`` seconds have passed;
-- server CPU seconds (user + system, every replica, from /proc) during the run, per delivery;
+- server CPU seconds (user + system, every replica, from /proc) during the run, per delivery,
+  and the client processes' CPU seconds (they share the cores: a busy client slows the figure);
 - peak RSS of the replicas during the run (sampled every 0.1 s; the sum over replicas).
 
 How: this process starts the replicas (``python -m bocage serve``) on a fresh store (SQLite in a
@@ -290,14 +291,19 @@ async def client_process() -> None:
 # == the server side ==============================================================================
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+
+
 @dataclass
 class Replica:
     url: str
     process: subprocess.Popen[bytes]
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+        return cpu_seconds(self.process.pid)
 
     def rss_bytes(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -426,6 +432,9 @@ class ClientProcess:
         answer: dict[str, Any] = json.loads(line)
         return answer
 
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self._process.pid)
+
     def stop(self) -> None:
         with contextlib.suppress(OSError):
             assert self._process.stdin is not None
@@ -467,6 +476,7 @@ class Result:
     lost: int
     duplicates: int
     cpu_s: float
+    client_cpu_s: float
     deliveries: int
     peak_rss: int
     refused: list[str]
@@ -479,7 +489,7 @@ class Result:
             f"p50 {percentile(lat, 50):6.1f} p95 {percentile(lat, 95):6.1f} p99 {percentile(lat, 99):6.1f} "
             f"max {max(lat):7.1f} ms, lost {self.lost}, dup {self.duplicates}, "
             f"server CPU {self.cpu_s:5.2f} s ({per_delivery:.3f} ms/delivery), "
-            f"peak RSS {self.peak_rss / 2**20:.0f} MiB"
+            f"client CPU {self.client_cpu_s:5.2f} s, peak RSS {self.peak_rss / 2**20:.0f} MiB"
         )
 
 
@@ -517,6 +527,7 @@ def measure(replicas: list[Replica], clients: list[ClientProcess], args: argpars
     for process in clients:
         process.call({"cmd": "reset"})
     cpu_before = sum(r.cpu_seconds() for r in replicas)
+    client_before = sum(c.cpu_seconds() for c in clients)
     with RssSampler(replicas) as rss:
         seen = clients[0].call(
             {"cmd": "run", "messages": args.messages, "rate": args.rate, "grace": args.grace}
@@ -526,6 +537,7 @@ def measure(replicas: list[Replica], clients: list[ClientProcess], args: argpars
             for message_id, times in more["arrivals"].items():
                 seen["arrivals"].setdefault(message_id, []).extend(times)
     cpu = sum(r.cpu_seconds() for r in replicas) - cpu_before
+    client_cpu = sum(c.cpu_seconds() for c in clients) - client_before
     sent: dict[str, float] = seen["sent"]
     acked: dict[str, float] = seen["acked"]
     arrivals: dict[str, list[float]] = seen["arrivals"]
@@ -541,6 +553,7 @@ def measure(replicas: list[Replica], clients: list[ClientProcess], args: argpars
         lost=expected - unique,
         duplicates=len(every) - unique,
         cpu_s=cpu,
+        client_cpu_s=client_cpu,
         deliveries=len(every),
         peak_rss=rss.peak,
         refused=list(seen["refused"]),
@@ -568,6 +581,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         f"max {med([max(r.latencies_ms) for r in results if r.latencies_ms] or [0]):.1f} ms, "
         f"lost {med([r.lost for r in results]):g}, server CPU {med([r.cpu_s for r in results]):.2f} s "
         f"({med([1000 * r.cpu_s / max(1, r.deliveries) for r in results]):.3f} ms/delivery), "
+        f"client CPU {med([r.client_cpu_s for r in results]):.2f} s, "
         f"peak RSS {med([r.peak_rss for r in results]) / 2**20:.0f} MiB"
     )
 

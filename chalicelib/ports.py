@@ -100,6 +100,11 @@ class Store(Protocol):
         """
         ...
 
+    def increment_item(self, pk: str, sk: str, name: str, *, also: Mapping[str, int] | None = None) -> Item:
+        """``increment`` by one, returning the whole item as that one write left it: its other
+        attributes with no read of their own (a send's number and the roster version)."""
+        ...
+
     def batch_write(self, puts: Iterable[Item] = (), deletes: Iterable[tuple[str, str]] = ()) -> None:
         """Unconditional puts and deletes, any number (adapters chunk by 25)."""
         ...

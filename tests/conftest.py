@@ -23,7 +23,7 @@ from bocage.client.profile import DeviceKeys, OperatorKey
 from chalicelib import wiring
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.local_objects import LocalObjectStore
-from chalicelib.ports import LocalConnections, Store
+from chalicelib.ports import LocalConnections, Queue, Store
 from chalicelib.settings import Settings
 from tests.support import People, RecordingMailer, RecordingPush, SignedApi
 
@@ -224,6 +224,13 @@ def local_connections() -> LocalConnections | None:
 
 
 @pytest.fixture
+def fanout_queue() -> Queue | None:
+    """The app's queue for large fan-outs and Web Push wake-ups; none by default (both then run
+    inline); a module overrides this fixture to see what a send hands it."""
+    return None
+
+
+@pytest.fixture
 def container(
     app_store: Store,
     clock: ManualClock,
@@ -232,6 +239,7 @@ def container(
     push: RecordingPush,
     tmp_path: Path,
     local_connections: LocalConnections | None,
+    fanout_queue: Queue | None,
 ) -> Iterator[wiring.Container]:
     # File blobs in a real directory of the test's own (tests/integration/test_files_api.py).
     settings = app_settings
@@ -244,6 +252,7 @@ def container(
         push=push,
         objects=objects,
         local=local_connections,
+        queue=fanout_queue,
     )
     wiring.use(built)
     yield built

@@ -213,6 +213,12 @@ class FaultyStore:
         value: int = self._call("increment", ((pk, sk),), run)
         return value
 
+    def increment_item(self, pk: str, sk: str, name: str, *, also: Mapping[str, int] | None = None) -> Item:
+        item: Item = self._call(
+            "increment", ((pk, sk),), lambda: self.inner.increment_item(pk, sk, name, also=also)
+        )
+        return item
+
     def batch_write(self, puts: Iterable[Item] = (), deletes: Iterable[tuple[str, str]] = ()) -> None:
         puts, deletes = list(puts), list(deletes)
         keys = tuple((str(i["pk"]), str(i["sk"])) for i in puts) + tuple(deletes)

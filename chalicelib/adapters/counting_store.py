@@ -77,6 +77,10 @@ class CountingStore:
         self.counts["increment"] += 1
         return self.inner.increment(pk, sk, attribute, amount, expires_at=expires_at, also=also)
 
+    def increment_item(self, pk: str, sk: str, name: str, *, also: Mapping[str, int] | None = None) -> Item:
+        self.counts["increment"] += 1  # the same one write
+        return self.inner.increment_item(pk, sk, name, also=also)
+
     def batch_write(self, puts: Iterable[Item] = (), deletes: Iterable[tuple[str, str]] = ()) -> None:
         puts, deletes = list(puts), list(deletes)
         self.counts["batch_put"] += len(puts)

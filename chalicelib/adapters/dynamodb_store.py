@@ -276,8 +276,14 @@ class DynamoDbStore:
         expires_at: int | None = None,
         also: Mapping[str, int] | None = None,
     ) -> int:
-        """ADD on a live item; an expired item counts as absent, so the count restarts."""
-        amounts = {attribute: amount, **(also or {})}
+        return int(self._add(pk, sk, {attribute: amount, **(also or {})}, expires_at)[attribute])
+
+    def increment_item(self, pk: str, sk: str, name: str, *, also: Mapping[str, int] | None = None) -> Item:
+        return self._add(pk, sk, {name: 1, **(also or {})}, None)
+
+    def _add(self, pk: str, sk: str, amounts: dict[str, int], expires_at: int | None) -> Item:
+        """ADD on a live item; an expired item counts as absent, so the count restarts. The
+        item comes back whole with the write (``ALL_NEW``: no read unit, the write's own)."""
         for name, value in amounts.items():
             check_increment(pk, sk, name, value, expires_at)
         names = {f"#c{i}": name for i, name in enumerate(amounts)} | {"#exp": EXPIRES_AT}
@@ -297,13 +303,13 @@ class DynamoDbStore:
                     ConditionExpression="attribute_not_exists(#exp) OR #exp > :now",
                     ExpressionAttributeNames=names,
                     ExpressionAttributeValues=values,
-                    ReturnValues="UPDATED_NEW",
+                    ReturnValues="ALL_NEW",
                 )
-                return int(response["Attributes"][attribute]["N"])
+                return _from_attrs(response["Attributes"])
             except ClientError as error:
                 code = _error_code(error)
                 if code == "ValidationException" and "data type" in _error_message(error):
-                    raise ValueError(f"{pk}/{sk} {attribute} is not an integer") from None
+                    raise ValueError(f"{pk}/{sk} {', '.join(amounts)}: not all integers") from None
                 if code != "ConditionalCheckFailedException":
                     raise
             # Expired but not yet deleted: replace it with a fresh counter, unless another
@@ -319,7 +325,7 @@ class DynamoDbStore:
                     ExpressionAttributeNames={"#exp": EXPIRES_AT},
                     ExpressionAttributeValues={":now": now},
                 )
-                return amount
+                return fresh
             except ClientError as error:
                 if _error_code(error) != "ConditionalCheckFailedException":
                     raise

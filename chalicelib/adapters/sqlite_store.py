@@ -332,7 +332,14 @@ class SqliteStore:
         expires_at: int | None = None,
         also: Mapping[str, int] | None = None,
     ) -> int:
-        amounts = {attribute: amount, **(also or {})}
+        value: int = self._add(pk, sk, {attribute: amount, **(also or {})}, expires_at)[attribute]
+        return value
+
+    def increment_item(self, pk: str, sk: str, name: str, *, also: Mapping[str, int] | None = None) -> Item:
+        return self._add(pk, sk, {name: 1, **(also or {})}, None)
+
+    def _add(self, pk: str, sk: str, amounts: dict[str, int], expires_at: int | None) -> Item:
+        """Add each amount to its attribute in one transaction; the item as written."""
         for name, amount_of in amounts.items():
             check_increment(pk, sk, name, amount_of, expires_at)
         with self._transaction() as conn:
@@ -346,8 +353,7 @@ class SqliteStore:
                 item[EXPIRES_AT] = expires_at
             check_item(item)
             conn.execute(_UPSERT, _row(item))
-        value: int = item[attribute]
-        return value
+        return item
 
     def batch_write(self, puts: Iterable[Item] = (), deletes: Iterable[tuple[str, str]] = ()) -> None:
         ops = batch_ops(puts, deletes)

@@ -39,6 +39,7 @@ from chalicelib.domain.frames import (
     frame_dict,
     parse_frame,
 )
+from chalicelib.domain.roster import ChannelCounters
 from chalicelib.errors import Replaced
 from chalicelib.ports import BatchPush, Clock, ConnectionGone, LocalConnections, Push, Queue, Store, Target
 from chalicelib.services.roster_cache import RosterCache
@@ -47,9 +48,13 @@ from chalicelib.services.roster_cache import RosterCache
 class OfflineNotifier(Protocol):
     """Wakes a channel's devices the fan-out did not reach (chalicelib/services/notifications.py)."""
 
-    def anyone_to_wake(self, channel_id: str, reached: Iterable[str]) -> bool: ...
+    def anyone_to_wake(
+        self, channel_id: str, reached: Iterable[str], counters: ChannelCounters | None = None
+    ) -> bool: ...
 
-    def notify(self, channel_id: str, reached: Iterable[str], named: Iterable[str] = ()) -> int: ...
+    def notify(
+        self, channel_id: str, reached: Iterable[str], named: Iterable[str], counters: ChannelCounters | None
+    ) -> int: ...
 
 
 PRESENCE_TTL = 2 * 3600 + 600  # API Gateway closes connections after 2 hours
@@ -191,6 +196,7 @@ class Delivery:
         skip_device: str | None = None,
         wake: bool = False,
         named: tuple[str, ...] = (),
+        counters: ChannelCounters | None = None,
     ) -> int:
         """Push a frame to every online device of a channel; returns how many connections.
 
@@ -200,8 +206,14 @@ class Delivery:
         ``wake``: the channel's devices with no live connection get a Web Push (a new message),
         through the queue when there is one (the sender does not wait on push services).
         ``named``: the sender's ``notify``, the members in "mentions only" mode it may wake.
+        ``counters``: the channel's, as the write that numbered the message returned them: the
+        roster version the in-memory fan-out and the Web Push check go by, with no read of it.
         """
-        targets = [t for t in self._targets(channel_id) if skip_device is None or t.device_id != skip_device]
+        targets = [
+            t
+            for t in self._targets(channel_id, counters)
+            if skip_device is None or t.device_id != skip_device
+        ]
         bodies: list[str] = []
         if len(targets) <= self._inline_limit or self._queue is None:
             self._push_all(targets, frame_bytes(frame))
@@ -210,8 +222,8 @@ class Delivery:
         if wake and self._notifier is not None:
             reached = sorted({d for d in (*(t.device_id for t in targets), skip_device) if d})
             if self._queue is None:
-                self._wake(channel_id, reached, named)
-            elif self._anyone_to_wake(channel_id, reached):
+                self._wake(channel_id, reached, named, counters)
+            elif self._anyone_to_wake(channel_id, reached, counters):
                 # the push services' round trips are a consumer's to wait for, never the sender's
                 wake_body: dict[str, Any] = {"channel_id": channel_id, "wake": reached}
                 if named:
@@ -221,10 +233,10 @@ class Delivery:
             self._queue.send_batch(bodies)
         return len(targets)
 
-    def _targets(self, channel_id: str) -> Iterable[Target]:
+    def _targets(self, channel_id: str, counters: ChannelCounters | None) -> Iterable[Target]:
         """The channel's connections: from memory when this process holds them all, else presence."""
         if self._local is not None and self._members is not None:
-            mine = self._local.of_members(self._members.member_ids(channel_id))
+            mine = self._local.of_members(self._members.member_ids(channel_id, counters))
             if mine is not None:
                 return mine
         return self._presence.targets_in_channel(channel_id)
@@ -236,23 +248,25 @@ class Delivery:
             for i in range(0, len(targets), self._chunk_size)
         ]
 
-    def _anyone_to_wake(self, channel_id: str, reached: list[str]) -> bool:
+    def _anyone_to_wake(self, channel_id: str, reached: list[str], counters: ChannelCounters | None) -> bool:
         """Whether a wake-up is worth queueing (no queue message, and on bocage serve no thread
         woken, for a channel with no subscribed device offline); when the check fails, queue it."""
         if self._notifier is None:
             return False
         try:
-            return self._notifier.anyone_to_wake(channel_id, reached)
+            return self._notifier.anyone_to_wake(channel_id, reached, counters)
         except Exception:
             logger.warning("web push pre-check failed", exc_info=True)
             return True
 
-    def _wake(self, channel_id: str, reached: list[str], named: Iterable[str] = ()) -> int:
+    def _wake(
+        self, channel_id: str, reached: list[str], named: Iterable[str], counters: ChannelCounters | None
+    ) -> int:
         """Web Push to the offline devices; a failure costs only the pushes, never the send."""
         if self._notifier is None:
             return 0
         try:
-            return self._notifier.notify(channel_id, reached, named)
+            return self._notifier.notify(channel_id, reached, named, counters)
         except Exception:
             logger.warning("web push fan-out failed", exc_info=True)
             return 0
@@ -281,7 +295,7 @@ class Delivery:
                 outbox.setdefault(Target(connection_id, replica), []).append(data)
         delivered = self._push_coalesced(outbox)
         for wake in wakes:  # the push services' round trips after the live pushes, never before
-            delivered += self._wake(wake["channel_id"], wake["wake"], wake.get("named", ()))
+            delivered += self._wake(wake["channel_id"], wake["wake"], wake.get("named", ()), None)
         return delivered
 
     def _push_coalesced(self, outbox: dict[Target, list[bytes]]) -> int:

@@ -26,6 +26,7 @@ from chalicelib.domain.mentions_only import parse_notify
 from chalicelib.domain.messages_api import ReadPage, SendResult
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.retention import DAY
+from chalicelib.domain.roster import ChannelCounters
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from chalicelib.ports import Clock, Store
 from chalicelib.services.channels import ChannelAccess, ChannelService
@@ -96,12 +97,13 @@ class MessagingService:
         # After the resend check: a member named then may have left before a retry of a send
         # that was stored; the retry answers as the first attempt did.
         named = self._check_notify(channel_id, notify)
-        message = self._store_message(who, envelope, now, retention, abandoned)
-        if message is None:  # another send of this id marked it first
+        stored = self._store_message(who, envelope, now, retention, abandoned)
+        if stored is None:  # another send of this id marked it first
             return self._lost_race(envelope, target, now)
+        message, counters = stored
         if envelope.kind is Kind.DELETE and target is not None:
             self._tombstone(target, message.sender_member, now)
-        delivered = self._publish(message, named)
+        delivered = self._publish(message, named, counters)
         return SendResult(
             message_id=envelope.message_id,
             channel_id=channel_id,
@@ -113,10 +115,11 @@ class MessagingService:
 
     def _store_message(
         self, who: Principal, envelope: Envelope, now: int, retention: int, abandoned: int | None
-    ) -> StoredMessage | None:
+    ) -> tuple[StoredMessage, ChannelCounters] | None:
         """Number, mark and store a message: three writes, the number's also counting it for
-        the month's impact figures (records/impact.py). None when another send of the same id
-        marked it first (this number then stays a gap).
+        the month's impact figures (records/impact.py) and returning the channel's counters
+        (the fan-out's roster version). None when another send of the same id marked it first
+        (this number then stays a gap).
 
         On a failure the id is given back unless the message may have landed, so the client's
         resend of the same id goes through at once and is stored exactly once.
@@ -124,7 +127,8 @@ class MessagingService:
         attempt = secrets.token_urlsafe(12)
         seq: int | None = None
         try:
-            seq = self._counters.next_seq(envelope.channel_id, month_of(now))
+            counters = self._counters.next_seq(envelope.channel_id, month_of(now))
+            seq = counters.seq
             message = StoredMessage.model_validate(
                 {
                     **envelope.model_dump(),
@@ -141,7 +145,7 @@ class MessagingService:
             if seq is not None:  # the marker may have landed (a timeout): free it unless stored
                 self._give_back(envelope, attempt, seq)
             raise
-        return message
+        return message, counters
 
     def _give_back(self, envelope: Envelope, attempt: str, seq: int) -> None:
         """Best effort after a failed attempt: free the id unless its message landed."""
@@ -168,9 +172,10 @@ class MessagingService:
             raise BadRequest(f"notify names {len(strangers)} non-member(s) of this channel")
         return named
 
-    def _publish(self, message: StoredMessage, named: tuple[str, ...] = ()) -> int:
+    def _publish(self, message: StoredMessage, named: tuple[str, ...], counters: ChannelCounters) -> int:
         """Push to the online devices; the message is stored, so a failure here only costs
-        them the live copy (they read it on their next catch-up), never the send."""
+        them the live copy (they read it on their next catch-up), never the send. ``counters``:
+        as numbering the message returned them, read before the roster (roster_cache.py)."""
         try:
             return self._delivery.publish(
                 message.channel_id,
@@ -179,6 +184,7 @@ class MessagingService:
                 skip_device=message.sender_device,  # it has the message: no echo to pay for
                 wake=message.kind in WAKING_KINDS,
                 named=named,
+                counters=counters,
             )
         except Exception:
             logger.warning("fan-out failed for a stored message", exc_info=True)

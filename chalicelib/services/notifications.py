@@ -20,6 +20,7 @@ from chalicelib.domain.events import DeviceRevoked
 from chalicelib.domain.mentions_only import wakes
 from chalicelib.domain.principal import Principal
 from chalicelib.domain.push import PushSubscription, check_endpoint, check_keys
+from chalicelib.domain.roster import ChannelCounters
 from chalicelib.errors import NotConfigured, NotFound
 from chalicelib.ports import Clock, PushRequest, Store, WebPush
 from chalicelib.services.event_bus import EventBus
@@ -91,29 +92,40 @@ class PushNotifications:
         if device_id != who.device_id:
             raise NotFound("no such device")
 
-    def anyone_to_wake(self, channel_id: str, reached: Iterable[str]) -> bool:
+    def anyone_to_wake(
+        self, channel_id: str, reached: Iterable[str], counters: ChannelCounters | None = None
+    ) -> bool:
         """Whether ``notify`` may have a device to push to: False only when no device of the
         channel's roster outside ``reached`` has a subscription that leaves the channel unmuted,
         so a send hands nothing to the queue. Reads at most ``PRECHECK`` subscriptions (past
-        them: True, the consumer reads the rest), so the sender's cost stays bounded."""
+        them: True, the consumer reads the rest), so the sender's cost stays bounded.
+        ``counters``: the channel's, as the send's numbering returned them (no read of the
+        roster version)."""
         if self._sender is None:
             return False
-        for read, device in enumerate(self._offline(channel_id, reached)):
+        for read, device in enumerate(self._offline(channel_id, reached, counters)):
             if read == PRECHECK or self._subscription(channel_id, device) is not None:
                 return True
         return False
 
-    def notify(self, channel_id: str, reached: Iterable[str], named: Iterable[str] = ()) -> int:
+    def notify(
+        self,
+        channel_id: str,
+        reached: Iterable[str],
+        named: Iterable[str] = (),
+        counters: ChannelCounters | None = None,
+    ) -> int:
         """Push to the channel's devices not in ``reached``; returns how many pushes went.
 
         ``named``: the members the sender's ``notify`` names; a member who chose "mentions
         only" here is woken only when named (the choices are read once, and only when some
-        device is left to push to)."""
+        device is left to push to). ``counters``: as for ``anyone_to_wake`` (a sender pushing
+        inline, with no queue); a queue's consumer reads the roster version itself."""
         if self._sender is None:
             return 0
         subscriptions = [
             s
-            for d in self._offline(channel_id, reached)
+            for d in self._offline(channel_id, reached, counters)
             if (s := self._subscription(channel_id, d)) is not None
         ]
         if subscriptions:
@@ -131,9 +143,11 @@ class PushNotifications:
             self._records.delete(device_id)
         return len(due) - len(gone)
 
-    def _offline(self, channel_id: str, reached: Iterable[str]) -> Iterator[RosterEntry]:
+    def _offline(
+        self, channel_id: str, reached: Iterable[str], counters: ChannelCounters | None = None
+    ) -> Iterator[RosterEntry]:
         skip = set(reached)
-        return (d for d in self._roster.devices(channel_id) if d.device_id not in skip)
+        return (d for d in self._roster.devices(channel_id, counters) if d.device_id not in skip)
 
     def _subscription(self, channel_id: str, device: RosterEntry) -> PushSubscription | None:
         """The device's subscription, unless it has none or it mutes the channel."""

@@ -7,6 +7,9 @@ the device's keys and certificate, parsed every time). The roster has a version 
 (``ChannelCounters.roster``): one small read of it per message tells whether the copy this
 process keeps is still the roster. Every process (a Lambda instance, a ``bocage serve`` replica)
 checks the shared store itself, so a change made through another is seen at the next message.
+A send reads it not at all: the write that numbers its message returns the channel's counters
+(``ChannelRecords.next_seq``), and its fan-out and Web Push check both take the version from
+them (``counters``), read before either reads the roster, as a read of its own would be.
 
 A change moves the version both before and after writing the roster, and counts itself as under
 way in between (``roster_busy``, records/channels.py ``change_roster``). A copy is kept only when
@@ -25,6 +28,7 @@ from itertools import chain
 from typing import Any
 
 from chalicelib.adapters.records.channels import ChannelRecords
+from chalicelib.domain.roster import ChannelCounters
 from chalicelib.ports import Clock, Store
 
 #: Copies remembered per process (a channel's devices, its members); past it the least recently
@@ -50,18 +54,20 @@ class RosterCache:
         self._copies: dict[tuple[str, str], tuple[int, tuple[Any, ...]]] = {}
         self._busy: dict[str, tuple[int, int]] = {}  # channel -> (version, first seen busy at)
 
-    def devices(self, channel_id: str) -> tuple[RosterEntry, ...]:
-        """The channel's roster devices, as of the roster version read now."""
+    def devices(self, channel_id: str, counters: ChannelCounters | None = None) -> tuple[RosterEntry, ...]:
+        """The channel's roster devices, as of ``counters``' roster version (read now without)."""
         return self._current(
             channel_id,
             "devices",
             lambda: tuple(RosterEntry(d.device_id, d.member_id) for d in self._records.roster(channel_id)),
+            counters,
         )
 
-    def member_ids(self, channel_id: str) -> tuple[str, ...]:
-        """The channel's members and followers (whose connections its pushes reach), as of the
-        roster version read now: every change of membership moves it (services/channels.py).
-        Followers are stored apart from members (``ChannelRecords.followers``), so both are read."""
+    def member_ids(self, channel_id: str, counters: ChannelCounters | None = None) -> tuple[str, ...]:
+        """The channel's members and followers (whose connections its pushes reach), as of
+        ``counters``' roster version (read now without): every change of membership moves it
+        (services/channels.py). Followers are stored apart from members
+        (``ChannelRecords.followers``), so both are read."""
         records = self._records
         return self._current(
             channel_id,
@@ -69,10 +75,18 @@ class RosterCache:
             lambda: tuple(
                 m.member_id for m in chain(records.members(channel_id), records.followers(channel_id))
             ),
+            counters,
         )
 
-    def _current(self, channel_id: str, what: str, read: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
-        counters = self._records.counters(channel_id)
+    def _current(
+        self,
+        channel_id: str,
+        what: str,
+        read: Callable[[], tuple[Any, ...]],
+        counters: ChannelCounters | None,
+    ) -> tuple[Any, ...]:
+        if counters is None:
+            counters = self._records.counters(channel_id)
         version = counters.roster
         copy = self._copies.get((channel_id, what))
         if copy is not None and copy[0] == version:

@@ -25,8 +25,25 @@ TEXT_BYTES = cost.Load().message_bytes  # the reference load's message: its seal
 
 
 @pytest.fixture(scope="module")
-def deployment() -> Iterator[Any]:
+def with_web_push() -> dict[str, Any]:
+    """A send over the WebSocket with Web Push configured, every device online: on a deployment
+    of its own, over before the module's starts (each moto mock resets its backends: two cannot
+    overlap). The first send copies the roster; the second is measured."""
+    with cost.deployed("eu-west-3", web_push=True) as running:
+        members = running.open_channel(MEMBERS)
+        for i, member in enumerate(members):
+            running.connect(member, f"c{i}")
+        running.send(members[0], TEXT_BYTES, "c0")
+        running.meter.tallies.pop("send")
+        running.send(members[0], TEXT_BYTES, "c0")
+        send: dict[str, Any] = cost.per_operation(running.meter.tallies["send"])
+        return send
+
+
+@pytest.fixture(scope="module")
+def deployment(with_web_push: dict[str, Any]) -> Iterator[Any]:
     """One channel of three members, each online with one connection (set up free of charge)."""
+    del with_web_push  # measured first, on its own deployment (see there)
     with cost.deployed("eu-west-3") as running:
         members = running.open_channel(MEMBERS)
         for i, member in enumerate(members):
@@ -154,6 +171,18 @@ def test_naming_a_member_in_notify_adds_one_read_and_no_write(
     plain = measured["send"]
     assert send["calls"] == {**plain["calls"], "dynamodb.GetItem": plain["calls"]["dynamodb.GetItem"] + 1}
     assert send["write_units"] == plain["write_units"] == 4
+
+
+def test_web_push_adds_no_call_to_a_send_that_reaches_every_device(
+    with_web_push: dict[str, Any], measured: dict[str, Any]
+) -> None:
+    """With Web Push configured each new message asks whether a device of the channel is left to
+    wake, by the roster copy kept under the roster version (services/roster_cache.py). That
+    version comes back with the write that numbers the message: no read of its own (issue 17),
+    and with every device online, no subscription to read and nothing queued."""
+    assert with_web_push["calls"] == measured["send"]["calls"]
+    assert with_web_push["calls"]["dynamodb.GetItem"] == 8
+    assert (with_web_push["write_units"], with_web_push["read_units"]) == (4, 8.5)
 
 
 def test_the_bench_counts_coalescing_only_where_the_queue_carries_the_pushes() -> None:

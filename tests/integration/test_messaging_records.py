@@ -204,8 +204,26 @@ def test_the_epoch_moves_on_from_the_latest_and_the_floor_never_goes_down(app_st
     channels.raise_floor(CID, 30)
     channels.raise_floor(CID, 10)
     assert channels.floor(CID) == 30
-    assert [channels.next_seq(CID), channels.next_seq(CID)] == [1, 2]
+    assert [channels.next_seq(CID).seq, channels.next_seq(CID).seq] == [1, 2]
     assert channels.counters(CID).seq == 2
+
+
+def test_numbering_a_message_returns_the_roster_version_as_that_write_left_it(app_store: Store) -> None:
+    """A send's fan-out takes the roster version from the write that numbers its message (no
+    read of its own): that write must return the counters it did not move, a change under way
+    included (services/roster_cache.py)."""
+    channels = ChannelRecords(app_store)
+    channels.bump_roster(CID)
+    channels.bump_roster(CID)
+    numbered = channels.next_seq(CID, "2027-03")
+    assert (numbered.seq, numbered.roster, numbered.roster_busy) == (1, 2, 0)
+
+    def midway() -> None:
+        during = channels.next_seq(CID)
+        assert (during.seq, during.roster, during.roster_busy) == (2, 3, 1)
+
+    assert channels.change_roster(CID, midway) == 4
+    assert channels.next_seq(CID) == channels.counters(CID)
 
 
 def test_presence_is_found_by_channel_and_member_and_forgotten_everywhere(app_store: Store) -> None:

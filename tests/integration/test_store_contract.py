@@ -444,6 +444,29 @@ def test_increment_restarts_an_expired_counter(store: Store, clock: ManualClock)
     assert store.get("RATE#d", "W") == {"pk": "RATE#d", "sk": "W", "hits": 3, "expires_at": window_end + 60}
 
 
+def test_increment_item_returns_the_whole_item_its_write_left(store: Store, clock: ManualClock) -> None:
+    """A send numbers its message and learns the roster version in one write (records/channels.py)."""
+    store.put({"pk": "CHAN#c", "sk": "STATE", "roster": 7, "roster_busy": 1, "note": "kept"})
+    item = store.increment_item("CHAN#c", "STATE", "seq", also={"m#2027-03": 1})
+    assert item == {
+        "pk": "CHAN#c",
+        "sk": "STATE",
+        "roster": 7,
+        "roster_busy": 1,
+        "note": "kept",
+        "seq": 1,
+        "m#2027-03": 1,
+    }
+    assert store.get("CHAN#c", "STATE") == item
+    assert store.increment_item("CHAN#c", "STATE", "seq") == {**item, "seq": 2}
+    window_end = clock.now() + 60
+    assert store.increment("RATE#d", "W", "hits", 5, expires_at=window_end, also={"bytes": 9}) == 5
+    clock.advance(60)  # expired: the count restarts, and so does the item
+    restarted = store.increment_item("RATE#d", "W", "hits")
+    assert restarted == {"pk": "RATE#d", "sk": "W", "hits": 1}
+    assert store.get("RATE#d", "W") == restarted
+
+
 def test_increment_of_a_non_integer_attribute_fails(store: Store) -> None:
     store.put({"pk": "P", "sk": "S", "count": "seven"})
     with pytest.raises(ValueError):

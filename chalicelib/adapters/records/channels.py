@@ -150,15 +150,18 @@ class ChannelRecords:
     def count_followers(self, channel_id: str, delta: int) -> int:
         return self._store.increment(*keys.channel_state(channel_id), "followers", delta)
 
-    def next_seq(self, channel_id: str, month: str | None = None) -> int:
-        """The next message number: unique, increasing, possibly with gaps (crashed writers).
+    def next_seq(self, channel_id: str, month: str | None = None) -> ChannelCounters:
+        """The next message number (``seq``): unique, increasing, possibly with gaps (crashed
+        writers), with the channel's other counters as that same write left them, so the send's
+        fan-out has the roster version with no read of its own (services/roster_cache.py).
 
         With ``month`` (``YYYY-MM``), the same single write also counts the message in that
         month's impact counter on the channel's ``STATE`` item (records/impact.py reads them):
         no write of its own for the impact figures.
         """
         also = None if month is None else {keys.month_count_attribute(month): 1}
-        return self._store.increment(*keys.channel_state(channel_id), "seq", also=also)
+        item = self._store.increment_item(*keys.channel_state(channel_id), "seq", also=also)
+        return ChannelCounters.model_validate(item)
 
     # -- the key epoch ------------------------------------------------------------------------
 
