@@ -165,7 +165,12 @@ class ChannelService:
         entry = self._log.check_creation(who.org_id, membership)
         if entry["kind"] != kind.value or entry["by_device"] != who.device_id:
             raise BadRequest("membership: the creation entry must be the caller's, for this kind")
-        if id_seed is None or entry["channel_id"] != channel_id_from_seed(id_seed):
+        if id_seed is None:
+            raise BadRequest(
+                "id_seed: a new channel's id is made from an id_seed sent with it (docs/protocol.md, "
+                "14.1); this client predates it: update it (reload the web app)"
+            )
+        if entry["channel_id"] != channel_id_from_seed(id_seed):
             raise BadRequest(
                 "id_seed: a channel's id is made from the id_seed sent with it (direct "
                 "conversations' ids are the pair's, opened with PUT /direct)"
