@@ -162,6 +162,7 @@ export class Messenger extends EventTarget {
 
   async loadChannels() {
     const { channels } = await this.api.get('/channels');
+    for (const c of channels) c.direct_with = await this.listedPartner(c);
     this.channels = new Map(channels.map((c) => [c.channel_id, c]));
     await this.store.put('channels', channels).catch(() => null);
     const epochs = Object.fromEntries(channels.map((c) => [c.channel_id, c.epoch]));
@@ -279,10 +280,21 @@ export class Messenger extends EventTarget {
     throw Object.assign(new Error(message), { status: 409, code: 'direct_squatted' });
   }
 
+  /**
+   * The other member of a channel listed as our direct conversation, when its id is that pair's
+   * (14.1); else null. `direct_members` is the server's word: a lying one could list our
+   * conversation with Carol as Bob's, and we would write to "Bob" sealed to Carol.
+   */
+  async listedPartner(channel) {
+    if (channel?.kind !== 'direct' || !this.device) return null;
+    const other = (channel.direct_members || []).find((id) => id !== this.memberId);
+    return other && (await directChannelId(this.device.org_id, this.memberId, other)) === channel.channel_id ? other : null;
+  }
+
   /** What a channel is called here: a direct conversation by the other member's certified name. */
   channelName(channel) {
     if (channel?.kind !== 'direct') return channel?.name || '';
-    const other = (channel.direct_members || []).find((id) => id !== this.memberId);
+    const other = channel.direct_with; // the pair its id proves (listedPartner)
     return (other && this.memberName(other)) || channel.name;
   }
 
@@ -468,9 +480,13 @@ export class Messenger extends EventTarget {
     const { state, blocked: unextended } = await this.trust.membership(this.api, channelId, raw.roster);
     // Listed as a direct conversation (so shown under the other member's name) but signed as
     // something else: a group squatting on the pair's id (14.1). Nothing is sealed or sent there.
-    const squatted = !unextended && this.channel(channelId)?.kind === 'direct' && state?.kind !== 'direct';
+    // Nor one listed as our conversation with a member its id and log do not pair us with.
+    const listed = this.channel(channelId);
+    const partner = listed?.kind === 'direct' ? await this.listedPartner(listed) : null;
+    const squatted = !unextended && listed?.kind === 'direct' && !(partner && (await isDirectOf(channelId, this.device.org_id, state, this.memberId, partner)));
     if (squatted) {
-      const message = `${channelId}: listed as a direct conversation, but its signed log is a '${state?.kind}'; nothing is sent there`;
+      const members = Object.keys(state?.members || {}).sort().join(', ');
+      const message = `${channelId}: listed as a direct conversation, but its signed log is not ours with the member listed (a '${state?.kind}' of ${members}); nothing is sent there`;
       this.trust.report([{ code: 'direct_squatted', member_id: null, device_id: null, message, channel_id: channelId }]);
     }
     const blocked = unextended || squatted;
