@@ -249,7 +249,7 @@ class ChannelController {
 
   scheduleKeyRetry(attempt = 0) {
     this.timers.clear('key-retry');
-    if (attempt >= RETRY_AFTER.length || !this.messages.some((x) => x.error === 'no_key')) return;
+    if (attempt >= RETRY_AFTER.length || !this.messages.some((x) => x.error === 'no_key' || x.error === 'pending_check')) return;
     this.timers.set('key-retry', RETRY_AFTER[attempt], async () => {
       try {
         if (await this.ctx.m.retryUnreadable(this.ctx.channelId)) await this.refresh();

@@ -1,0 +1,57 @@
+"""A new member's first message judged while the group's membership log cannot be fetched, in a
+page left open (Debian's Chromium over `bocage serve`; review M-1). The kept log does not have
+the member yet; the refetch fails (the server answers 503 for a moment). The page must neither
+refuse the message for good nor warn that an honest member is not in the group: it shows the
+message as being checked, and once the log answers again it reads, without a reload."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Route, expect
+
+from tests.browser.test_web_app import message, open_channel, secretary_in_group, send, town_hall
+from tests.e2e.conftest import bocage
+
+GROUP = "Voirie"
+MEMBERSHIP = re.compile(r".*/channels/[^/]+/membership(\?.*)?$")
+
+
+def test_a_first_message_judged_while_the_log_is_unreachable_reads_once_it_answers(
+    tmp_path: Path, new_context: Callable[..., Any]
+) -> None:
+    with town_hall(tmp_path, "Mairie d'Erquy") as (_, _, mayor):
+        problems: list[str] = []
+        secretary, site = secretary_in_group(mayor, new_context, problems, GROUP)
+        secretary.reload()
+        open_channel(secretary, GROUP)
+        send(secretary, "Bonjour à tous")
+
+        failed: list[str] = []
+
+        def unavailable(route: Route) -> None:
+            failed.append(route.request.url)
+            route.fulfill(
+                status=503, content_type="application/json", body='{"code":"unavailable","message":"later"}'
+            )
+
+        secretary.route(MEMBERSHIP, unavailable)
+        agent = str(tmp_path / "cantonnier")
+        invite = bocage("--profile", mayor, "invite", "--name", "Cantonnier")
+        bocage("--profile", agent, "activate", invite["activation_url"], "--name", "Cantonnier")
+        bocage("--profile", mayor, "channel", "add", site, invite["member_id"])
+        bocage("--profile", agent, "send", site, "Le chemin est dégagé")
+
+        checking = secretary.locator(".messages .unreadable")
+        expect(checking).to_have_count(1, timeout=20_000)
+        expect(checking).to_contain_text("Vérification que son expéditeur est membre de ce canal")
+        assert failed  # the page did ask the log, and was refused
+        expect(secretary.locator(".trust-warning")).to_have_count(0)  # nobody blamed meanwhile
+
+        secretary.unroute(MEMBERSHIP)
+        expect(message(secretary, "Le chemin est dégagé")).to_contain_text("Cantonnier", timeout=30_000)
+        expect(checking).to_have_count(0)
+        expect(secretary.locator(".trust-warning")).to_have_count(0)
