@@ -13,23 +13,17 @@ from typing import Any
 
 from playwright.sync_api import Route, expect
 
-from tests.browser.test_web_app import message, open_channel, secretary_in_group, send, town_hall
+from tests.browser.test_first_message_web import group_open
+from tests.browser.test_web_app import message
 from tests.e2e.conftest import bocage
 
-GROUP = "Voirie"
 MEMBERSHIP = re.compile(r".*/channels/[^/]+/membership(\?.*)?$")
 
 
 def test_a_first_message_judged_while_the_log_is_unreachable_reads_once_it_answers(
     tmp_path: Path, new_context: Callable[..., Any]
 ) -> None:
-    with town_hall(tmp_path, "Mairie d'Erquy") as (_, _, mayor):
-        problems: list[str] = []
-        secretary, site = secretary_in_group(mayor, new_context, problems, GROUP)
-        secretary.reload()
-        open_channel(secretary, GROUP)
-        send(secretary, "Bonjour à tous")
-
+    with group_open(tmp_path, new_context, "Mairie d'Erquy") as (mayor, secretary, site, _):
         failed: list[str] = []
 
         def unavailable(route: Route) -> None:

@@ -22,13 +22,19 @@ def counted_log_fetches(messenger: Any) -> list[str]:
     return calls
 
 
-def test_a_member_added_while_no_frame_was_heard_is_read(people: People) -> None:
+def watching_bob(people: People) -> tuple[Any, str]:
+    """Bob has read the owner's group, then listens on a live connection that missed every
+    frame since (a reconnection's gap): what he keeps judges until something says otherwise."""
     bob = people.join("bob")
     cid = people.owner.create_channel("group", "Conseil")["channel_id"]
     people.owner.add_member(cid, people.info["bob"]["member_id"])
-    people.owner.send_text(cid, "bonjour")
     bob.read(cid)
-    bob.rosters.watched = True  # a live connection that missed the 'joined' frame (a reconnection's gap)
+    bob.rosters.watched = True
+    return bob, cid
+
+
+def test_a_member_added_while_no_frame_was_heard_is_read(people: People) -> None:
+    bob, cid = watching_bob(people)
     dan = people.join("dan")
     people.owner.add_member(cid, people.info["dan"]["member_id"])
     dan.send_text(cid, "nouveau")
@@ -40,11 +46,7 @@ def test_a_member_added_while_no_frame_was_heard_is_read(people: People) -> None
 def test_a_refusal_asks_the_log_again_at_most_every_two_seconds(
     people: People, container: Any, api: SignedApi
 ) -> None:
-    bob = people.join("bob")
-    cid = people.owner.create_channel("group", "Conseil")["channel_id"]
-    people.owner.add_member(cid, people.info["bob"]["member_id"])
-    bob.read(cid)
-    bob.rosters.watched = True
+    bob, cid = watching_bob(people)
     eve = people.join("eve")  # certified, never added: the server lets her post
     let_in(container, people, cid, "eve")
     for i in range(5):

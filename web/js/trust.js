@@ -243,6 +243,7 @@ export class TrustKeeper extends EventTarget {
     this.report(result.warnings);
     this.blocked.set(channelId, result.blocked);
     this.checkedAt.set(channelId, version);
+    this.senderUnchecked.delete(channelId); // the log answered: it judges senders again
     if (result.state && !result.blocked && result.state !== stored) {
       this.kept.logs[channelId] = result.state;
       const events = result.applied.map((e) => ({
