@@ -49,3 +49,31 @@ def test_a_first_message_judged_while_the_log_is_unreachable_reads_once_it_answe
         expect(message(secretary, "Le chemin est dégagé")).to_contain_text("Cantonnier", timeout=30_000)
         expect(checking).to_have_count(0)
         expect(secretary.locator(".trust-warning")).to_have_count(0)
+
+
+def test_a_refusal_is_judged_again_once_the_log_says_otherwise(
+    tmp_path: Path, new_context: Callable[..., Any]
+) -> None:
+    """The server refuses the log for a moment (403: the kept log judges, and has not the new
+    member): the message is refused. It is kept, and read once a later membership check finds
+    the member, when the next message arrives, without a reload."""
+    with group_open(tmp_path, new_context, "Mairie de Plérin") as (mayor, secretary, site, _):
+        secretary.route(
+            MEMBERSHIP,
+            lambda route: route.fulfill(
+                status=403, content_type="application/json", body='{"code":"forbidden","message":"no"}'
+            ),
+        )
+        agent = str(tmp_path / "cantonnier")
+        invite = bocage("--profile", mayor, "invite", "--name", "Cantonnier")
+        bocage("--profile", agent, "activate", invite["activation_url"], "--name", "Cantonnier")
+        bocage("--profile", mayor, "channel", "add", site, invite["member_id"])
+        bocage("--profile", agent, "send", site, "Le chemin est dégagé")
+        refused = secretary.locator(".messages .unreadable")
+        expect(refused).to_contain_text("n'est pas membre de ce canal", timeout=20_000)
+
+        secretary.unroute(MEMBERSHIP)
+        bocage("--profile", mayor, "send", site, "Merci")
+        expect(message(secretary, "Merci")).to_be_visible(timeout=20_000)
+        expect(message(secretary, "Le chemin est dégagé")).to_contain_text("Cantonnier", timeout=20_000)
+        expect(refused).to_have_count(0)
