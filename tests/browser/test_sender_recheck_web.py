@@ -6,6 +6,7 @@ message as being checked, and once the log answers again it reads, without a rel
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -20,29 +21,34 @@ from tests.e2e.conftest import bocage
 MEMBERSHIP = re.compile(r".*/channels/[^/]+/membership(\?.*)?$")
 
 
+def answering(status: int, code: str) -> Callable[[Route], None]:
+    """A route handler: the server answers every membership request with ``status``."""
+    body = json.dumps({"code": code, "message": "not now"})
+    return lambda route: route.fulfill(status=status, content_type="application/json", body=body)
+
+
+def first_message_of_a_new_member(tmp_path: Path, mayor: str, site: str) -> None:
+    """The mayor invites the Cantonnier and adds him to the group, where he writes at once."""
+    agent = str(tmp_path / "cantonnier")
+    invite = bocage("--profile", mayor, "invite", "--name", "Cantonnier")
+    bocage("--profile", agent, "activate", invite["activation_url"], "--name", "Cantonnier")
+    bocage("--profile", mayor, "channel", "add", site, invite["member_id"])
+    bocage("--profile", agent, "send", site, "Le chemin est dégagé")
+
+
 def test_a_first_message_judged_while_the_log_is_unreachable_reads_once_it_answers(
     tmp_path: Path, new_context: Callable[..., Any]
 ) -> None:
     with group_open(tmp_path, new_context, "Mairie d'Erquy") as (mayor, secretary, site, _):
-        failed: list[str] = []
-
-        def unavailable(route: Route) -> None:
-            failed.append(route.request.url)
-            route.fulfill(
-                status=503, content_type="application/json", body='{"code":"unavailable","message":"later"}'
-            )
-
-        secretary.route(MEMBERSHIP, unavailable)
-        agent = str(tmp_path / "cantonnier")
-        invite = bocage("--profile", mayor, "invite", "--name", "Cantonnier")
-        bocage("--profile", agent, "activate", invite["activation_url"], "--name", "Cantonnier")
-        bocage("--profile", mayor, "channel", "add", site, invite["member_id"])
-        bocage("--profile", agent, "send", site, "Le chemin est dégagé")
+        asked: list[str] = []  # membership requests from now on
+        secretary.on("requestfinished", lambda r: asked.append(r.url) if MEMBERSHIP.match(r.url) else None)
+        secretary.route(MEMBERSHIP, answering(503, "unavailable"))
+        first_message_of_a_new_member(tmp_path, mayor, site)
 
         checking = secretary.locator(".messages .unreadable")
         expect(checking).to_have_count(1, timeout=20_000)
         expect(checking).to_contain_text("Vérification que son expéditeur est membre de ce canal")
-        assert failed  # the page did ask the log, and was refused
+        assert asked  # the page did ask the log, and was answered 503
         expect(secretary.locator(".trust-warning")).to_have_count(0)  # nobody blamed meanwhile
 
         secretary.unroute(MEMBERSHIP)
@@ -55,20 +61,11 @@ def test_a_refusal_is_judged_again_once_the_log_says_otherwise(
     tmp_path: Path, new_context: Callable[..., Any]
 ) -> None:
     """The server refuses the log for a moment (403: the kept log judges, and has not the new
-    member): the message is refused. It is kept, and read once a later membership check finds
-    the member, when the next message arrives, without a reload."""
+    member): the message is refused. It is kept, and read a few seconds after the log answers
+    again (the channel's retry schedule), without a reload."""
     with group_open(tmp_path, new_context, "Mairie de Plérin") as (mayor, secretary, site, _):
-        secretary.route(
-            MEMBERSHIP,
-            lambda route: route.fulfill(
-                status=403, content_type="application/json", body='{"code":"forbidden","message":"no"}'
-            ),
-        )
-        agent = str(tmp_path / "cantonnier")
-        invite = bocage("--profile", mayor, "invite", "--name", "Cantonnier")
-        bocage("--profile", agent, "activate", invite["activation_url"], "--name", "Cantonnier")
-        bocage("--profile", mayor, "channel", "add", site, invite["member_id"])
-        bocage("--profile", agent, "send", site, "Le chemin est dégagé")
+        secretary.route(MEMBERSHIP, answering(403, "forbidden"))
+        first_message_of_a_new_member(tmp_path, mayor, site)
         refused = secretary.locator(".messages .unreadable")
         expect(refused).to_contain_text("n'est pas membre de ce canal", timeout=20_000)
 
