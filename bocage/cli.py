@@ -860,6 +860,7 @@ def cmd_send(args: argparse.Namespace) -> Result:
     if not args.text:
         raise CliError("nothing to send: give a text, a --file, or both")
     messenger = _messenger(args)
+    messenger.channels()  # what the listing calls a direct conversation is checked before sending
     options: dict[str, Any] = {"reply_to": args.reply_to, "mentions": args.mention}
     if not args.live:
         return messenger.send_text(args.channel, args.text, **options)

@@ -136,6 +136,10 @@ class Messenger:
         self._session: LiveSession | None = None
         self.calls = Calls(self)
         self._session_thread: int | None = None  # the thread that opened it
+        # Channels the listing calls direct, with the other member it names; dropped once the
+        # verified log proves it is our conversation with them (14.1).
+        self._listed_direct: dict[str, str] = {}
+        self._proven_direct: set[str] = set()
 
     @property
     def device_id(self) -> str:
@@ -185,10 +189,25 @@ class Messenger:
             self.trust.warn(warning)
             raise MembershipRefused(warning)
 
+    def _require_listed_direct(self, channel_id: str) -> None:
+        """A channel the listing calls our direct conversation with someone is sent to only once
+        its verified log says so: a group listed as a direct one would seal to its own members
+        (14.1; the web app refuses it the same way)."""
+        other = self._listed_direct.get(channel_id)
+        if other is None:
+            return
+        self._require_direct(channel_id, other)
+        del self._listed_direct[channel_id]
+        self._proven_direct.add(channel_id)
+
     def channels(self) -> list[ChannelSync]:
         channels = self.client.channels()["channels"]
+        me = self.info["member_id"]
         for c in channels:
             self.rosters.heard(c["channel_id"], version=c["roster"], epoch=c["epoch"])
+            others = [m for m in c.get("direct_members") or [] if m != me]
+            if c["kind"] == "direct" and c["channel_id"] not in self._proven_direct:
+                self._listed_direct[c["channel_id"]] = others[0] if others else ""
         self.ring.forget(int(self.clock()), {c["channel_id"]: c["epoch"] for c in channels})
         self.save()
         return channels
@@ -259,6 +278,7 @@ class Messenger:
         ``live=False``: REST. ``notify``: beside the envelope, the mentioned members in
         "mentions only" mode whom this message may wake (``notify_for``).
         """
+        self._require_listed_direct(channel_id)
         post = self._poster(live)
         message_id = new_message_id()
         for attempt in range(2):

@@ -69,6 +69,7 @@ class Channel(TypedDict):
     epoch: int
     roster: int
     latest_seq: int
+    direct_members: NotRequired[list[str] | None]  # the server's word: a direct conversation's pair
 
 
 class ChannelSync(Channel):

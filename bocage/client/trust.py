@@ -33,6 +33,8 @@ from chalicelib.domain.statements import canonical, statement_hash
 
 __all__ = ["MembershipRefused", "Trust", "TrustError", "activate", "join"]
 
+RECHECK_SECONDS = 2.0  # a refusal judged on a kept log asks the log again at most this often (as the web)
+
 
 def warning_key(warning: TrustWarning) -> tuple[str, str | None, str | None, str]:
     """What makes a warning a repeat: its code and whom it is about; one about no member and no
@@ -65,6 +67,7 @@ class Trust:
         self._listing: str = ""
         self._device_certs: dict[str, str] = {}  # device id -> hash of its certificate in the view
         self._synced: set[str] = set()  # channels whose log was fetched since the last change heard
+        self._rechecked: dict[str, float] = {}  # channel id -> when a refusal last asked the log again
         # Followers of public tribes verified from rosters (docs/protocol.md, 16.3), per channel:
         # a follower is certified by one tribe's ticket, never for the organisation's other tribes.
         self.followers: dict[str, dict[str, dict[str, str]]] = {}  # channel id -> device id -> keys
@@ -483,18 +486,25 @@ class Trust:
     ) -> str | None:
         """Why the channel's verified membership refuses a message of ``member_id``'s device
         (section 14.2), or None. The log is asked again once per change heard (per read page
-        without a live connection: ``changed``), never once per message."""
+        without a live connection: ``changed``), and when the kept state refuses: a change made
+        while no connection listened (a reconnection's gap) was announced to nobody."""
         kept_json = self.state.logs.get(channel_id)
         state = LogState.from_json(kept_json) if kept_json else None
-        if channel_id not in self._synced:
-            try:
-                state = self.membership(channel_id)
-            except (
-                MembershipRefused,
-                ApiError,
-            ):  # reported, or no longer ours to read: the kept state judges
-                self._synced.add(channel_id)
+        kept = channel_id in self._synced
+        if not kept:
+            state = self._resynced(channel_id, state)
         why = state.refuses_sender(member_id, sent_at_ms) if state else "not a member of this channel"
+        now = self.clock()
+        if (
+            why is not None
+            and kept
+            and now - self._rechecked.get(channel_id, -RECHECK_SECONDS) >= RECHECK_SECONDS
+        ):
+            # Judged on a kept state: perhaps a change no frame announced (a reconnection's gap).
+            # Asked again at most once per channel per RECHECK_SECONDS, never once per message.
+            self._rechecked[channel_id] = now
+            state = self._resynced(channel_id, state)
+            why = state.refuses_sender(member_id, sent_at_ms) if state else "not a member of this channel"
         if why is not None:
             self.warn(
                 TrustWarning(
@@ -502,6 +512,14 @@ class Trust:
                 )
             )
         return why
+
+    def _resynced(self, channel_id: str, kept: LogState | None) -> LogState | None:
+        """The log asked again; the kept state when it is refused (reported) or no longer ours."""
+        try:
+            return self.membership(channel_id)
+        except (MembershipRefused, ApiError):
+            self._synced.add(channel_id)
+            return kept
 
     def _found(self, found: dict[str, str], server_member: str | None) -> tuple[dict[str, str], bool]:
         lied = server_member is not None and server_member != found["member_id"]

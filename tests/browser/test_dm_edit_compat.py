@@ -129,6 +129,34 @@ def test_only_a_direct_log_of_exactly_the_pair_is_their_conversation_in_both_cli
     assert opened[1] == {**squatted, "reported": ["direct_squatted", "direct_squatted"]}
 
 
+def test_a_direct_conversation_is_named_and_sent_to_only_as_the_pair_its_id_proves() -> None:
+    """The listing's ``direct_members`` is the server's word (review M-3): a lying server that
+    lists our conversation with one member as another's gets neither the name nor a send."""
+    _, members, devices = org()
+    cid = direct_channel_id(ORG, OWNER, INVITEE)
+    create = _entry(0, None, "create", OWNER, "author", OWNER_DEVICE_SIGN, kind="direct", channel=cid)
+    add = _entry(1, statement_hash(create), "add", INVITEE, "author", OWNER_DEVICE_SIGN, channel=cid)
+    third = direct_channel_id(ORG, OWNER, THIRD)
+    with_third = _entry(0, None, "create", OWNER, "author", OWNER_DEVICE_SIGN, kind="direct", channel=third)
+    cases = [  # (channel id, its log, the pair listed)
+        (cid, [create, add], [OWNER, INVITEE]),
+        (cid, [create, add], [OWNER, THIRD]),  # our conversation with Élise, listed as THIRD's
+        (third, [with_third], [OWNER, INVITEE]),  # THIRD's conversation, listed as Élise's
+    ]
+    got = run_harness(
+        HARNESS,
+        *(
+            {"op": "listed_direct", **scene(members, devices), "entries": e, "channel_id": c, "org_id": ORG}
+            | {"me": OWNER, "listed": listed}
+            for c, e, listed in cases
+        ),
+    )
+    assert got[0] == {"name": "Élise Martin", "blocked": False, "reported": []}
+    for lied in got[1:]:
+        assert lied["name"] == "listed" and lied["blocked"] is True, lied  # the server's name, not a member's
+        assert "direct_squatted" in lied["reported"], lied
+
+
 def test_a_new_channel_id_is_made_from_its_seed_alike_in_both_clients() -> None:
     made = run_harness(HARNESS, *({"op": "new_channel_id"} for _ in range(3)))
     assert len({m["seed"] for m in made}) == 3

@@ -7,7 +7,8 @@ it must not stand for the second message: both read at once, without a retry or 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,16 +20,25 @@ from tests.e2e.conftest import bocage
 GROUP = "Voirie"
 
 
-def test_new_members_first_messages_read_at_once_in_an_open_page(
-    tmp_path: Path, new_context: Callable[..., Any]
-) -> None:
-    with town_hall(tmp_path, "Mairie de Binic") as (_, _, mayor):
+@contextmanager
+def group_open(
+    tmp_path: Path, new_context: Callable[..., Any], town: str
+) -> Iterator[tuple[str, Any, str, list[str]]]:
+    """A town hall whose secretary has the group open in a page and has said hello in it: the
+    mayor's profile, the page, the group's id, and the page's console problems."""
+    with town_hall(tmp_path, town) as (_, _, mayor):
         problems: list[str] = []
         secretary, site = secretary_in_group(mayor, new_context, problems, GROUP)
         secretary.reload()
         open_channel(secretary, GROUP)
         send(secretary, "Bonjour à tous")
+        yield mayor, secretary, site, problems
 
+
+def test_new_members_first_messages_read_at_once_in_an_open_page(
+    tmp_path: Path, new_context: Callable[..., Any]
+) -> None:
+    with group_open(tmp_path, new_context, "Mairie de Binic") as (mayor, secretary, site, problems):
         agents = []
         for name in ("Cantonnier", "Électricienne"):
             profile = str(tmp_path / name)

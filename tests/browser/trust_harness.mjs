@@ -56,6 +56,30 @@ const view = (a) =>
 /** The channel a case asks the log of: the one it names, else the one its log is of (a case
  * that does not test a substituted log). */
 const asked = (a) => a.channel_id ?? a.kept?.channel_id ?? a.answer?.entries?.[0]?.channel_id ?? null;
+
+/** A web Messenger whose channel list holds `channel_id` as direct (of `listed`) and whose log is `entries`. */
+async function directMessenger(args) {
+  const { Messenger } = await import('../../web/js/messenger.js');
+  const trust = await view(args);
+  const reported = [];
+  const messenger = Object.create(Messenger.prototype);
+  const channel = { channel_id: args.channel_id, kind: 'direct', name: 'listed', direct_members: args.listed };
+  Object.assign(messenger, {
+    device: { org_id: args.org_id, member_id: args.me },
+    channels: new Map([[args.channel_id, channel]]),
+    directory: { devices: new Map(), members: new Map() },
+    tribeFollowers: new Map(),
+    followerNames: new Map(),
+    trust: {
+      view: trust,
+      membership: async () => ({ state: (await membership.replay(args.entries, trust)).state, blocked: false }),
+      recipients: async () => ({ devices: [] }),
+      report: (warnings) => reported.push(...warnings.map((w) => w.code)),
+      displayName: (id) => trust.displayName(id),
+    },
+  });
+  return { messenger, reported };
+}
 const signer = (device) => ({ ...device, signSecretKey: wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32)).signSecretKey });
 const outcome = async (fn) => {
   try {
@@ -159,23 +183,7 @@ const commands = {
    * server serves `entries` as its log: the channel, or the refusal and what was reported.
    */
   async open_direct(args) {
-    const { Messenger } = await import('../../web/js/messenger.js');
-    const trust = await view(args);
-    const reported = [];
-    const messenger = Object.create(Messenger.prototype);
-    Object.assign(messenger, {
-      device: { org_id: args.org_id, member_id: args.me },
-      channels: new Map([[args.channel_id, { channel_id: args.channel_id, kind: 'direct' }]]),
-      directory: { devices: new Map() },
-      tribeFollowers: new Map(),
-      followerNames: new Map(),
-      trust: {
-        view: trust,
-        membership: async () => ({ state: (await membership.replay(args.entries, trust)).state, blocked: false }),
-        recipients: async () => ({ devices: [] }),
-        report: (warnings) => reported.push(...warnings.map((w) => w.code)),
-      },
-    });
+    const { messenger, reported } = await directMessenger({ ...args, listed: [args.me, args.other] });
     // Sending in it from the channel list (which calls it direct): is the roster blocked?
     const { blocked } = await messenger.certifyRoster(args.channel_id, { devices: [], roster: 1 });
     try {
@@ -183,6 +191,17 @@ const commands = {
     } catch (err) {
       return { opened: null, code: err.code ?? null, blocked, reported };
     }
+  },
+  /**
+   * A channel the server lists as our direct conversation with the members `listed`, whose log
+   * is `entries`: the name the list shows it under, and whether a send from the list is blocked.
+   */
+  async listed_direct(args) {
+    const { messenger, reported } = await directMessenger(args);
+    const listed = messenger.channel(args.channel_id);
+    listed.direct_with = await messenger.listedPartner(listed); // as loadChannels does
+    const { blocked } = await messenger.certifyRoster(args.channel_id, { devices: [], roster: 1 });
+    return { name: messenger.channelName(listed), blocked, reported };
   },
   /** Whether the log replayed is the direct conversation of `me` with `other` (openDirect's check). */
   async direct_of(args) {

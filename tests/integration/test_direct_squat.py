@@ -14,6 +14,8 @@ import pytest
 
 from bocage.client.api import ApiError
 from bocage.client.trust import MembershipRefused
+from chalicelib.adapters.records.channels import ChannelRecords
+from chalicelib.domain.channel import ChannelKind
 from chalicelib.domain.direct import direct_channel_id, new_channel_seed
 from tests.support import People, SignedApi
 
@@ -94,3 +96,32 @@ def test_a_server_answering_a_squatting_group_as_the_direct_conversation_gets_no
     assert not list(
         channels._sealed.sealed_to(pair, channels.epoch(pair).number, people.keys["carol"].device_id)
     )
+
+
+def test_a_group_the_server_lists_as_a_direct_conversation_gets_nothing_sent(
+    people: People, container: Any
+) -> None:
+    """Carol's group of Alice, Bob and herself, relabelled by the server as Alice and Bob's direct
+    conversation: the listing is its word, the signed log says a group, so Alice sends nothing."""
+    alice, bob = people.join("alice"), people.join("bob")
+    carol = people.join("carol")
+    cid = carol.create_channel("group", "Projet")["channel_id"]
+    for name in ("alice", "bob"):
+        carol.add_member(cid, people.info[name]["member_id"])
+    records = ChannelRecords(container.store)
+    channel = records.get(cid)
+    assert channel is not None
+    pair = tuple(sorted(people.info[n]["member_id"] for n in ("alice", "bob")))
+    records.save(channel.model_copy(update={"kind": ChannelKind.DIRECT, "direct_members": pair}))
+    listed = next(c for c in alice.channels() if c["channel_id"] == cid)
+    assert listed["kind"] == "direct"
+    with pytest.raises(MembershipRefused) as refused:
+        alice.send_text(cid, SECRET)
+    assert refused.value.warning.code == "direct_squatted"
+    assert "direct_squatted" in {w["code"] for w in alice.trust.take_warnings()}
+    assert [m for m in carol.read(cid)["messages"] if m.get("text") == SECRET] == []
+    # The true direct conversation is sent to as before.
+    direct = alice.open_direct(people.info["bob"]["member_id"])["channel_id"]
+    alice.channels()
+    alice.send_text(direct, SECRET)
+    assert [m.get("text") for m in bob.read(direct)["messages"]] == [SECRET]

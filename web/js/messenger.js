@@ -42,10 +42,13 @@ import {
   signToken,
 } from './wire.js';
 import { FOLLOWER_CERT, fingerprint, newTicket, statementHash, withFragment } from './certs.js';
-import { TrustKeeper } from './trust.js';
+import { SENDER_UNCHECKED, TrustKeeper } from './trust.js';
 
 const KEYS_PER_CALL = 200; // at ~400 bytes each, 500 sealed keys are over the 128 KiB body limit
 const READ_LIMIT = 200;
+// What a retry opens again: no key yet, an uncertified sender, and the membership verdicts (14.2).
+const SENDER_RETRIED = ['not_a_member', 'pending_check'];
+const RETRIED = ['no_key', 'forged_sender', ...SENDER_RETRIED];
 const DAY_SECONDS = 86400;
 // API Gateway (and bocage serve) close a WebSocket after 10 minutes without a frame from the
 // client: a ping after 8 quiet minutes keeps it, with 2 minutes to spare for the timers of a
@@ -162,6 +165,7 @@ export class Messenger extends EventTarget {
 
   async loadChannels() {
     const { channels } = await this.api.get('/channels');
+    for (const c of channels) c.direct_with = await this.listedPartner(c);
     this.channels = new Map(channels.map((c) => [c.channel_id, c]));
     await this.store.put('channels', channels).catch(() => null);
     const epochs = Object.fromEntries(channels.map((c) => [c.channel_id, c.epoch]));
@@ -279,10 +283,21 @@ export class Messenger extends EventTarget {
     throw Object.assign(new Error(message), { status: 409, code: 'direct_squatted' });
   }
 
+  /**
+   * The other member of a channel listed as our direct conversation, when its id is that pair's
+   * (14.1); else null. `direct_members` is the server's word: a lying one could list our
+   * conversation with Carol as Bob's, and we would write to "Bob" sealed to Carol.
+   */
+  async listedPartner(channel) {
+    if (channel?.kind !== 'direct' || !this.device) return null;
+    const other = (channel.direct_members || []).find((id) => id !== this.memberId);
+    return other && (await directChannelId(this.device.org_id, this.memberId, other)) === channel.channel_id ? other : null;
+  }
+
   /** What a channel is called here: a direct conversation by the other member's certified name. */
   channelName(channel) {
     if (channel?.kind !== 'direct') return channel?.name || '';
-    const other = (channel.direct_members || []).find((id) => id !== this.memberId);
+    const other = channel.direct_with; // the pair its id proves (listedPartner)
     return (other && this.memberName(other)) || channel.name;
   }
 
@@ -468,9 +483,13 @@ export class Messenger extends EventTarget {
     const { state, blocked: unextended } = await this.trust.membership(this.api, channelId, raw.roster);
     // Listed as a direct conversation (so shown under the other member's name) but signed as
     // something else: a group squatting on the pair's id (14.1). Nothing is sealed or sent there.
-    const squatted = !unextended && this.channel(channelId)?.kind === 'direct' && state?.kind !== 'direct';
+    // Nor one listed as our conversation with a member its id and log do not pair us with.
+    const listed = this.channel(channelId);
+    const partner = listed?.kind === 'direct' ? await this.listedPartner(listed) : null;
+    const squatted = !unextended && listed?.kind === 'direct' && !(partner && (await isDirectOf(channelId, this.device.org_id, state, this.memberId, partner)));
     if (squatted) {
-      const message = `${channelId}: listed as a direct conversation, but its signed log is a '${state?.kind}'; nothing is sent there`;
+      const members = Object.keys(state?.members || {}).sort().join(', ');
+      const message = `${channelId}: listed as a direct conversation, but its signed log is not ours with the member listed (a '${state?.kind}' of ${members}); nothing is sent there`;
       this.trust.report([{ code: 'direct_squatted', member_id: null, device_id: null, message, channel_id: channelId }]);
     }
     const blocked = unextended || squatted;
@@ -965,15 +984,19 @@ export class Messenger extends EventTarget {
     return fresh;
   }
 
-  /** Retry cached messages that had no key yet (a sender shares it on their next send or read). */
-  async retryUnreadable(channelId) {
+  /**
+   * Retry cached messages that had no key yet (a sender shares it on their next send or read),
+   * and those whose sender the membership refused or could not check (14.2): a refusal judged on
+   * a log since refreshed (a member added meanwhile) must not stay for good. `errors`: which.
+   */
+  async retryUnreadable(channelId, { errors = RETRIED } = {}) {
     const cached = await this.store.messages(channelId);
     const heldSince = Date.now(); // a key fetch from before this retry is not enough: ask again
     const retried = [];
     for (const m of cached) {
-      if (!['no_key', 'forged_sender'].includes(m.error) || !m.raw) continue; // a sender verified since counts now
+      if (!errors.includes(m.error) || !m.raw) continue; // a sender verified since counts now
       const opened = await this.open(m.raw, { heldSince });
-      if (opened.verified) retried.push(opened);
+      if (opened.verified || ('error' in opened && opened.error !== m.error)) retried.push(opened);
     }
     await this.accept(retried, { emit: false });
     return retried.length;
@@ -1034,7 +1057,9 @@ export class Messenger extends EventTarget {
     // checked against the tribe's ticket instead, 16.3), whatever the server let through.
     if (!mine && !follower) {
       const why = await this.trust.refusedSender(this.api, channelId, author.member_id, sender, message.sent_at);
-      if (why) return { ...shown, error: 'not_a_member', detail: why };
+      // Kept with the message: re-judged after the next membership refresh (retryUnreadable).
+      if (why === SENDER_UNCHECKED) return { ...shown, error: 'pending_check', raw: message };
+      if (why) return { ...shown, error: 'not_a_member', detail: why, raw: message };
     }
     const device = { sign_public_key: author.sign_public_key };
     try {
@@ -1213,6 +1238,7 @@ export class Messenger extends EventTarget {
         if (frame.type === 'device') await this.loadDirectory();
         await this.shareKeys(channelId); // a new device may be waiting for my key
         if (this.channels.has(channelId)) await this.roster(channelId, { fresh: true }).catch(() => null); // the signed log: who joined, by whom
+        await this.retryUnreadable(channelId, { errors: SENDER_RETRIED }).catch(() => null); // judged before that log: shown on 'roster'
         this.emit('roster', channelId);
         break;
       case 'left':

@@ -23,6 +23,8 @@ import { HostAuthority, SharedView, partnerViews } from './shared.js';
 const LOG_PAGE = 500;
 const HISTORY_KEPT = 200; // signed membership events remembered per channel, for display
 const SENDER_RECHECK_MS = 2000; // a refused sender asks for the log again at most this often per channel
+/** `refusedSender`'s answer when the kept log refuses and the log could not be asked again. */
+export const SENDER_UNCHECKED = 'unchecked';
 
 /**
  * @typedef {import('./certs.js').TrustWarning} TrustWarning
@@ -61,6 +63,7 @@ export class TrustKeeper extends EventTarget {
     this.blocked = new Map();
     /** @type {Map<string, number>} when a refused sender last made each channel's log be asked again */
     this.senderChecks = new Map();
+    this.senderUnchecked = new Set(); // channels whose last sender check could not fetch the log
     /** whether the partnerships were asked for since this page opened (22.6) */
     this.partnersAsked = false;
   }
@@ -240,6 +243,7 @@ export class TrustKeeper extends EventTarget {
     this.report(result.warnings);
     this.blocked.set(channelId, result.blocked);
     this.checkedAt.set(channelId, version);
+    this.senderUnchecked.delete(channelId); // the log answered: it judges senders again
     if (result.state && !result.blocked && result.state !== stored) {
       this.kept.logs[channelId] = result.state;
       const events = result.applied.map((e) => ({
@@ -293,7 +297,8 @@ export class TrustKeeper extends EventTarget {
   /**
    * Why the channel's verified membership refuses a message of `memberId`'s device (section
    * 14.2), or null. A refusal asks for the log again first, at most every 2 s per channel: a
-   * page of messages costs one fetch, not one per message.
+   * page of messages costs one fetch, not one per message. SENDER_UNCHECKED when the log could
+   * not be fetched (offline, 5xx, 429): nobody is blamed on a state perhaps stale.
    * @param {{get(path: string, query?: any): Promise<any>}} api
    */
   async refusedSender(api, channelId, memberId, deviceId, sentAtMs) {
@@ -301,10 +306,17 @@ export class TrustKeeper extends EventTarget {
     const now = Date.now();
     if (why && this.view && now - (this.senderChecks.get(channelId) || 0) > SENDER_RECHECK_MS) {
       this.senderChecks.set(channelId, now);
-      // A log no longer ours to read (403) or unreachable: the state kept judges.
-      const fetched = await this.membership(api, channelId, `sender:${now}`).catch(() => null);
+      // A log no longer ours to read (403): the state kept judges.
+      let forbidden = false;
+      const fetched = await this.membership(api, channelId, `sender:${now}`).catch((err) => {
+        forbidden = err?.status === 403;
+        return null;
+      });
       if (fetched) why = refusesSender(fetched.state, memberId, sentAtMs);
+      if (fetched || forbidden) this.senderUnchecked.delete(channelId);
+      else this.senderUnchecked.add(channelId);
     }
+    if (why && this.senderUnchecked.has(channelId)) return SENDER_UNCHECKED;
     if (why) this.report([{ code: 'not_a_member', member_id: memberId, device_id: deviceId, channel_id: channelId, message: `${channelId}: a message from ${deviceId}: ${why}` }]);
     return why;
   }

@@ -27,6 +27,8 @@ const SYNC_CURSOR_WITHIN = 30_000;
 // Messages without a key yet: their senders share it when they learn of this device (a live
 // event on their side), so look again a few times while the channel is open.
 const RETRY_AFTER = [2000, 6000, 15000];
+// Opened again on that schedule: no key yet, or a sender judged on a log perhaps stale (14.2).
+const RETRIED_LATER = new Set(['no_key', 'pending_check', 'not_a_member']);
 const DAY = 86400;
 
 /** Named one-shot timers: setting one again replaces it; none runs, or starts, after dispose(). */
@@ -184,6 +186,7 @@ class ChannelController {
     this.scheduleRefresh();
     if (m.followsSeen(detail)) this.timers.once('sync-cursor', SYNC_CURSOR_WITHIN, () => this.catchUp());
     else this.scheduleCatchUp(); // fills the gap
+    if (RETRIED_LATER.has(detail.error || '')) this.scheduleKeyRetry(0, detail);
     if (detail.sender_device === m.deviceId || !SHOWN_KINDS.has(detail.kind) || !detail.verified) return;
     const who = nameOf(detail.sender_member);
     app.announce(detail.kind === 'poll'
@@ -247,9 +250,11 @@ class ChannelController {
     this.scheduleKeyRetry();
   }
 
-  scheduleKeyRetry(attempt = 0) {
+  /** @param {number} [attempt] @param {StoredMessage} [arrived] one just in, not yet listed */
+  scheduleKeyRetry(attempt = 0, arrived = undefined) {
     this.timers.clear('key-retry');
-    if (attempt >= RETRY_AFTER.length || !this.messages.some((x) => x.error === 'no_key')) return;
+    const waiting = [...this.messages, ...(arrived ? [arrived] : [])].some((x) => RETRIED_LATER.has(x.error || ''));
+    if (attempt >= RETRY_AFTER.length || !waiting) return;
     this.timers.set('key-retry', RETRY_AFTER[attempt], async () => {
       try {
         if (await this.ctx.m.retryUnreadable(this.ctx.channelId)) await this.refresh();
