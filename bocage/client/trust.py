@@ -68,6 +68,7 @@ class Trust:
         self._device_certs: dict[str, str] = {}  # device id -> hash of its certificate in the view
         self._synced: set[str] = set()  # channels whose log was fetched since the last change heard
         self._rechecked: dict[str, float] = {}  # channel id -> when a refusal last asked the log again
+        self._stale: set[str] = set()  # channels a change was heard in (or a page read) since a fetch
         # Followers of public tribes verified from rosters (docs/protocol.md, 16.3), per channel:
         # a follower is certified by one tribe's ticket, never for the organisation's other tribes.
         self.followers: dict[str, dict[str, dict[str, str]]] = {}  # channel id -> device id -> keys
@@ -239,8 +240,10 @@ class Trust:
     # -- channels ------------------------------------------------------------------------------
 
     def changed(self, channel_id: str) -> None:
-        """A frame announced a membership change: fetch the log again before relying on it."""
+        """A frame announced a membership change (or a page is read with nothing listening):
+        fetch the log again before relying on it."""
         self._synced.discard(channel_id)
+        self._stale.add(channel_id)
 
     def membership(self, channel_id: str, *, watched: bool = False) -> LogState:
         """The channel's verified membership state; MembershipRefused on a rollback or a fork.
@@ -284,6 +287,7 @@ class Trust:
         for warning in warnings:
             self.warn(warning)
         self._synced.add(channel_id)
+        self._stale.discard(channel_id)
         if kept is None or state.to_json() != kept_json:
             self.state.logs[channel_id] = state.to_json()
             self.save()
@@ -485,24 +489,24 @@ class Trust:
         self, channel_id: str, member_id: str, device_id: str, sent_at_ms: object
     ) -> str | None:
         """Why the channel's verified membership refuses a message of ``member_id``'s device
-        (section 14.2), or None. The log is asked again once per change heard (per read page
-        without a live connection: ``changed``), and when the kept state refuses: a change made
-        while no connection listened (a reconnection's gap) was announced to nobody."""
+        (section 14.2), or None. The log is asked again first when a change was heard since it was
+        fetched, or a page is read with nothing listening (``changed``); else the kept state
+        judges, and asks the log again only when it refuses: at once if this session has not
+        fetched it yet, else at most once per channel per RECHECK_SECONDS (a change made while no
+        connection listened, a reconnection's gap, was announced to nobody), never per message.
+        A server can always withhold a removal from a device that has not fetched it (14.2)."""
         kept_json = self.state.logs.get(channel_id)
         state = LogState.from_json(kept_json) if kept_json else None
-        kept = channel_id in self._synced
-        if not kept:
+        if channel_id in self._stale:
             state = self._resynced(channel_id, state)
         why = state.refuses_sender(member_id, sent_at_ms) if state else "not a member of this channel"
         now = self.clock()
-        if (
-            why is not None
-            and kept
-            and now - self._rechecked.get(channel_id, -RECHECK_SECONDS) >= RECHECK_SECONDS
+        fresh = channel_id in self._synced
+        if why is not None and (
+            not fresh or now - self._rechecked.get(channel_id, -RECHECK_SECONDS) >= RECHECK_SECONDS
         ):
-            # Judged on a kept state: perhaps a change no frame announced (a reconnection's gap).
-            # Asked again at most once per channel per RECHECK_SECONDS, never once per message.
-            self._rechecked[channel_id] = now
+            if fresh:
+                self._rechecked[channel_id] = now
             state = self._resynced(channel_id, state)
             why = state.refuses_sender(member_id, sent_at_ms) if state else "not a member of this channel"
         if why is not None:
@@ -519,6 +523,7 @@ class Trust:
             return self.membership(channel_id)
         except (MembershipRefused, ApiError):
             self._synced.add(channel_id)
+            self._stale.discard(channel_id)
             return kept
 
     def _found(self, found: dict[str, str], server_member: str | None) -> tuple[dict[str, str], bool]:
