@@ -52,8 +52,10 @@ class Authority(Protocol):
     def org_role(self, member_id: str, at: int) -> str | None:
         """The member's organisation role at ``at`` (None if not a certified member)."""
 
-    def may_join(self, member_id: str) -> bool:
-        """Whether the member may be added (certified, or verified by the viewer; not removed)."""
+    def may_join(self, member_id: str, at: int) -> bool:
+        """Whether the member could be added at ``at`` (certified, or verified by the viewer; not
+        removed by then): a replay judges an entry by its date, so a member's later removal from
+        the organisation does not stop the log at their ``add`` (section 14)."""
 
     def tribes_open_to(self, member_id: str) -> bool:
         """Whether the member may be in a tribe: a member of the organisation, or of a partner
@@ -70,7 +72,8 @@ class LogState:
     ``issued_at``: their messages from before it are still theirs (section 14.2).
     ``created_at`` and ``issued_at`` are the creation's date and the latest entry date seen (0 in a
     state kept before they were kept): no later entry, nor a follower's ticket, may be dated much
-    before them."""
+    before them. ``former_known`` is False while ``former`` could not be replayed from entry 0:
+    the state is then kept without it, so the next check tries again."""
 
     channel_id: str
     kind: str
@@ -81,9 +84,10 @@ class LogState:
     former: Mapping[str, int] = field(default_factory=dict)  # member id -> departure's issued_at (s)
     created_at: int = 0
     issued_at: int = 0
+    former_known: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        kept = {
             "channel_id": self.channel_id,
             "kind": self.kind,
             "members": dict(self.members),
@@ -94,6 +98,9 @@ class LogState:
             "created_at": self.created_at,
             "issued_at": self.issued_at,
         }
+        if not self.former_known:
+            del kept["former"]
+        return kept
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LogState:
@@ -107,6 +114,7 @@ class LogState:
             former={str(k): int(v) for k, v in dict(data.get("former") or {}).items()},
             created_at=int(data.get("created_at") or 0),
             issued_at=int(data.get("issued_at") or 0),
+            former_known="former" in data,
         )
 
     def refuses_sender(self, member_id: str, sent_at_ms: object) -> str | None:
@@ -198,6 +206,7 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         former=former,
         created_at=state.created_at,
         issued_at=max(state.issued_at, int(checked["issued_at"])),
+        former_known=state.former_known,
     )
 
 
@@ -246,9 +255,11 @@ def _apply(
 def _check_may_join(
     entry: dict[str, Any], members: Mapping[str, str], state: LogState, authority: Authority
 ) -> None:
-    """An ``add`` names someone not in, certified, and, for a tribe, let into tribes (22.6)."""
+    """An ``add`` names someone not in, certified and not removed from the organisation by the
+    entry's date (give or take the clocks' skew), and, for a tribe, let into tribes (22.6)."""
     target = entry["member_id"]
-    if target in members or entry["role"] is None or not authority.may_join(target):
+    at = int(entry["issued_at"]) - DEPARTURE_SKEW_SECONDS  # the adder's clock may be ahead of the remover's
+    if target in members or entry["role"] is None or not authority.may_join(target, at):
         raise LogError(f"entry {entry['seq']}: {target} cannot be added")
     if state.kind == "tribe" and not authority.tribes_open_to(target):
         raise LogError(f"entry {entry['seq']}: the organisation lets no partner's member into its tribes")

@@ -122,3 +122,32 @@ def test_a_state_kept_before_former_existed_is_rebuilt_once(group: Setup, api: S
     again = type(bob)(bob.profile, client=bob.client, clock=api.clock.now)
     assert shown(again, cid)["avant"]["verified"] is True
     assert "former" in json.loads(path.read_text())["logs"][cid]
+
+
+def test_a_member_since_removed_from_the_organisation_stops_no_replay(group: Setup, api: SignedApi) -> None:
+    """Carol was added, wrote, left the channel and then the organisation; Dan came after. A
+    device replaying from entry 0 (a new one) and one rebuilding who left both judge her ``add``
+    by her standing at its date: her earlier message and Dan's are still shown (section 14)."""
+    people, bob, cid = group
+    carol = people.join("carol")
+    people.owner.add_member(cid, people.info["carol"]["member_id"])
+    carol.send_text(cid, "avant")
+    people.owner.remove_member(cid, people.info["carol"]["member_id"])
+    bob.trust.membership(cid)
+    path = bob.profile.dir / "trust.json"
+    stored = json.loads(path.read_text())
+    del stored["logs"][cid]["former"]  # kept before it kept who left
+    path.write_text(json.dumps(stored))
+    api.clock.advance(3600)
+    reply = api.remove(people.keys["owner"], people.info["carol"]["member_id"])
+    assert reply.status < 300, reply.body
+    dan = people.join("dan")
+    people.owner.add_member(cid, people.info["dan"]["member_id"])
+    dan.send_text(cid, "nouveau")
+    again = type(bob)(bob.profile, client=bob.client, clock=api.clock.now)
+    again.trust.view(refresh=True)  # it has learnt of her removal
+    messages = shown(again, cid)
+    assert messages["avant"]["verified"] is True and messages["nouveau"]["verified"] is True
+    assert "not_a_member" not in warned(again) and "former" in json.loads(path.read_text())["logs"][cid]
+    fresh = [m["text"] for m in dan.read(cid)["messages"] if m["verified"]]  # replays from entry 0
+    assert fresh == ["nouveau"] and "not_a_member" not in warned(dan)

@@ -32,7 +32,7 @@ export class LogError extends Error {}
  * `former`: who left (`remove`, `leave`) and did not come back, with the departure's `issued_at`
  * (section 14.2); absent from a state kept before it existed.
  * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string, org_id: string, former?: Record<string, number>, created_at?: number, issued_at?: number}} LogState
- * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string): boolean, tribesOpenTo(memberId: string): boolean, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
+ * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string, at: number): boolean, tribesOpenTo(memberId: string): boolean, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
  */
 
 function shape(entry) {
@@ -164,7 +164,7 @@ function apply(entry, signer, members, state, authority) {
     }
   }
   if (op === 'add') {
-    if (target in members || role === null || !authority.mayJoin(target)) throw new LogError(`entry ${seq}: ${target} cannot be added`);
+    if (target in members || role === null || !authority.mayJoin(target, entry.issued_at - DEPARTURE_SKEW_SECONDS)) throw new LogError(`entry ${seq}: ${target} cannot be added`);
     if (state.kind === 'tribe' && !authority.tribesOpenTo(target)) {
       throw new LogError(`entry ${seq}: the organisation lets no partner's member into its tribes`);
     }
@@ -230,7 +230,7 @@ export async function advance(kept, answer, authority, channelId) {
       }
       kept = { ...kept, former: again.state.former, created_at: again.state.created_at, issued_at: again.state.issued_at };
     } else {
-      kept = { ...kept, former: {} };
+      // Kept without `former`, as before: the next check replays from entry 0 again.
       rebuilt.push(...note('membership_invalid', `${channelId}: who left before entry ${kept.seq} could not be replayed again (${again.error?.message})`));
     }
     rest = entries.slice(kept.seq);
@@ -249,6 +249,7 @@ export async function advance(kept, answer, authority, channelId) {
     await prewarm(authority.cache, entries.map((e) => ({ statement: e, key: authority.claimedKey(e?.by_device) })));
   }
   const { state, error, applied } = await replay(kept ? rest.slice(1) : rest, authority, kept, channelId);
+  if (rebuilt.length && state) delete state.former;
   return { state, blocked: false, applied, warnings: [...rebuilt, ...(error ? note('membership_invalid', error.message) : [])] };
 }
 
