@@ -688,6 +688,40 @@ def test_both_clients_keep_who_left_and_judge_the_same_senders() -> None:
     assert python_verdicts[2][1:4] == [None, None, None]  # back in: everything is theirs again
 
 
+def test_both_clients_judge_an_add_by_the_member_s_standing_at_its_date() -> None:
+    """Section 14: the invitee, removed from the organisation at T + 300, was added before that
+    (and again within the clocks' skew): both replays go on past those adds and stop at one dated
+    after; a state kept without ``former`` whose rebuild fails stays without it in both."""
+    v, members, devices = org()
+    before = TrustView(ORG, ROOT, members, devices)
+    log = [v["op0"], v["op1"]]  # the add is dated T + 210
+    for seq, op, role, at in ((2, "remove", None, 400), (3, "add", "member", 550), (4, "remove", None, 560)):
+        log.append(_entry(seq, statement_hash(log[-1]), op, INVITEE, role, OWNER_DEVICE_SIGN, at=T + at))
+    log.append(_entry(5, statement_hash(log[-1]), "add", INVITEE, "member", OWNER_DEVICE_SIGN, at=T + 700))
+    kept, _ = membership_log.replay(log, before)
+    assert kept is not None and kept.seq == 5
+    legacy = {k: val for k, val in kept.to_json().items() if k != "former"}
+    members[1]["removal"] = v["removal"]
+    after = TrustView(ORG, ROOT, members, devices)
+    s = scene(members, devices)
+    replayed, rebuilt = run_js(
+        {"op": "replay", **s, "entries": log},
+        {"op": "advance", **s, "kept": legacy, "answer": {"entries": log, "head": {"seq": 5}}},
+    )
+    state, error = membership_log.replay(log, after)
+    assert state is not None and state.seq == 4 and "cannot be added" in str(error)
+    assert replayed["state"] == state.to_json() and "cannot be added" in replayed["error"]
+    python_rebuilt, warnings = sync(
+        CHANNEL,
+        membership_log.LogState.from_json(legacy),
+        lambda start: (log[start:], {"seq": 5}),
+        after,
+        rebuild=True,
+    )
+    assert rebuilt["state"] == python_rebuilt.to_json() == legacy  # no empty ``former`` kept for good
+    assert [w["code"] for w in rebuilt["warnings"]] == [w.code for w in warnings] == ["membership_invalid"]
+
+
 def test_entries_the_web_client_signs_extend_the_log_for_python() -> None:
     v, members, devices = org()
     view = TrustView(ORG, ROOT, members, devices)
