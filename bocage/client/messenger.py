@@ -551,7 +551,7 @@ class Messenger:
         why = (
             None
             if is_follower_id(member_id)
-            else self.trust.refuses_sender(channel_id, member_id, sender, message["sent_at"])
+            else self.trust.refuses_sender(channel_id, member_id, sender, message["sent_at"], message["kind"])
         )
         if why is not None:
             return {**shown, "sender_verified": False, "error": f"{why}: not shown"}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib.domain.direct import is_direct_pair
+from chalicelib.domain.envelope import AUDIENCE_KINDS
 from chalicelib.domain.statements import (
     MEMBERSHIP,
     StatementError,
@@ -69,11 +70,13 @@ class LogState:
     ``org_id`` is the host, named by the creation: every later entry must name it too, so an
     entry signed by a partner's member (22.6) never makes the channel look like the partner's.
     ``former`` holds who left (``remove`` or ``leave``) and not came back, with the departure's
-    ``issued_at``: their messages from before it are still theirs (section 14.2).
+    ``issued_at``: their messages from before it are still theirs (section 14.2); those who were
+    the channel's authors when they left are in ``former_authors`` (in a tribe, only they post).
     ``created_at`` and ``issued_at`` are the creation's date and the latest entry date seen (0 in a
     state kept before they were kept): no later entry, nor a follower's ticket, may be dated much
-    before them. ``former_known`` is False while ``former`` could not be replayed from entry 0:
-    the state is then kept without it, so the next check tries again."""
+    before them. ``former_known`` is False while ``former`` could not be replayed from entry 0 (or
+    was kept without ``former_authors``): the state is then kept without it, so the next check
+    tries again."""
 
     channel_id: str
     kind: str
@@ -82,6 +85,7 @@ class LogState:
     head: str = ""
     org_id: str = ""
     former: Mapping[str, int] = field(default_factory=dict)  # member id -> departure's issued_at (s)
+    former_authors: frozenset[str] = frozenset()
     created_at: int = 0
     issued_at: int = 0
     former_known: bool = True
@@ -95,11 +99,12 @@ class LogState:
             "head": self.head,
             "org_id": self.org_id,
             "former": dict(self.former),
+            "former_authors": sorted(self.former_authors),
             "created_at": self.created_at,
             "issued_at": self.issued_at,
         }
         if not self.former_known:
-            del kept["former"]
+            del kept["former"], kept["former_authors"]
         return kept
 
     @classmethod
@@ -112,22 +117,28 @@ class LogState:
             head=str(data["head"]),
             org_id=str(data.get("org_id", "")),
             former={str(k): int(v) for k, v in dict(data.get("former") or {}).items()},
+            former_authors=frozenset(str(m) for m in data.get("former_authors") or ()),
             created_at=int(data.get("created_at") or 0),
             issued_at=int(data.get("issued_at") or 0),
-            former_known="former" in data,
+            former_known="former" in data and "former_authors" in data,
         )
 
-    def refuses_sender(self, member_id: str, sent_at_ms: object) -> str | None:
-        """Why a channel message of ``member_id`` signed as sent at ``sent_at_ms`` is not theirs
-        to send here, or None (section 14.2): a member, or one who left after sending it."""
-        if member_id in self.members:
-            return None
-        left = self.former.get(member_id)
-        if left is None:
-            return "not a member of this channel"
-        late = (left + DEPARTURE_SKEW_SECONDS) * 1000  # issued_at is in seconds, sent_at in ms
-        if isinstance(sent_at_ms, bool) or not isinstance(sent_at_ms, int) or sent_at_ms > late:
-            return "sent after leaving the channel"
+    def refuses_sender(self, member_id: str, sent_at_ms: object, kind: str) -> str | None:
+        """Why a channel message of ``kind`` from ``member_id`` signed as sent at ``sent_at_ms``
+        is not theirs to send here, or None (section 14.2): a member, or one who left after
+        sending it; in a tribe, only authors send anything but reactions and votes (as the
+        server's rule), a former member judged by their role when they left."""
+        role = self.members.get(member_id)
+        if role is None:
+            left = self.former.get(member_id)
+            if left is None:
+                return "not a member of this channel"
+            late = (left + DEPARTURE_SKEW_SECONDS) * 1000  # issued_at is in seconds, sent_at in ms
+            if isinstance(sent_at_ms, bool) or not isinstance(sent_at_ms, int) or sent_at_ms > late:
+                return "sent after leaving the channel"
+            role = "author" if member_id in self.former_authors else "member"
+        if self.kind == "tribe" and role != "author" and kind not in AUDIENCE_KINDS:
+            return "not an author of this tribe"
         return None
 
 
@@ -194,8 +205,11 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         _check_direct(checked, signer, state)
     _apply(checked, signer, members, state, authority)
     former = {m: at for m, at in state.former.items() if m not in members}
+    authors = {m for m in state.former_authors if m not in members}
     if checked["op"] in ("remove", "leave"):
         former[checked["member_id"]] = int(checked["issued_at"])
+        if state.members[checked["member_id"]] == "author":
+            authors.add(checked["member_id"])
     return LogState(
         channel_id=state.channel_id,
         kind=state.kind,
@@ -204,6 +218,7 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         head=statement_hash(checked),
         org_id=state.org_id,
         former=former,
+        former_authors=frozenset(authors),
         created_at=state.created_at,
         issued_at=max(state.issued_at, int(checked["issued_at"])),
         former_known=state.former_known,

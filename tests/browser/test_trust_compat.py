@@ -668,7 +668,7 @@ def test_both_clients_keep_who_left_and_judge_the_same_senders() -> None:
         {
             "op": "refuses_sender",
             "states": [st.to_json() for st in states if st],
-            "questions": [list(q) for q in questions],
+            "questions": [[*q, "message"] for q in questions],
         },
     )
     assert replayed["state"] == states[3].to_json()  # type: ignore[union-attr]
@@ -681,7 +681,7 @@ def test_both_clients_keep_who_left_and_judge_the_same_senders() -> None:
     with pytest.raises(MembershipRefused) as python_refused:
         sync(CHANNEL, legacy_state, lambda start: (forked[start:], {"seq": 3}), view, rebuild=True)
     assert python_refused.value.warning.code == "membership_fork"
-    python_verdicts = [[st.refuses_sender(m, at) for m, at in questions] for st in states if st]
+    python_verdicts = [[st.refuses_sender(m, at, "message") for m, at in questions] for st in states if st]
     assert verdicts == python_verdicts
     after = "sent after leaving the channel"
     assert python_verdicts[3] == [None, None, None, after, after, after, "not a member of this channel"]
@@ -700,7 +700,7 @@ def test_both_clients_judge_an_add_by_the_member_s_standing_at_its_date() -> Non
     log.append(_entry(5, statement_hash(log[-1]), "add", INVITEE, "member", OWNER_DEVICE_SIGN, at=T + 700))
     kept, _ = membership_log.replay(log, before)
     assert kept is not None and kept.seq == 5
-    legacy = {k: val for k, val in kept.to_json().items() if k != "former"}
+    legacy = {k: val for k, val in kept.to_json().items() if k not in ("former", "former_authors")}
     members[1]["removal"] = v["removal"]
     after = TrustView(ORG, ROOT, members, devices)
     s = scene(members, devices)
@@ -720,6 +720,43 @@ def test_both_clients_judge_an_add_by_the_member_s_standing_at_its_date() -> Non
     )
     assert rebuilt["state"] == python_rebuilt.to_json() == legacy  # no empty ``former`` kept for good
     assert [w["code"] for w in rebuilt["warnings"]] == [w.code for w in warnings] == ["membership_invalid"]
+
+
+def test_both_clients_let_only_a_tribe_s_authors_post() -> None:
+    """Section 14.2, as the server's rule: in a tribe only authors send anything but reactions
+    and votes; a member who left is judged by their role when they left; a group lets all post."""
+    v, members, devices = org()
+    view = TrustView(ORG, ROOT, members, devices)
+    tribe = [_entry(0, None, "create", OWNER, "author", OWNER_DEVICE_SIGN, kind="tribe")]
+    for seq, op, role in (
+        (1, "add", "member"),
+        (2, "role", "author"),
+        (3, "remove", None),  # left as an author
+        (4, "add", "member"),
+        (5, "remove", None),  # left as a member
+    ):
+        tribe.append(_entry(seq, statement_hash(tribe[-1]), op, INVITEE, role, OWNER_DEVICE_SIGN))
+    states = [membership_log.replay(tribe[: n + 1], view)[0] for n in range(1, 6)]
+    group = membership_log.replay([v["op0"], v["op1"]], view)[0]
+    assert group is not None and all(states)
+    kinds = ["message", "poll", "poll_close", "edit", "delete", "reaction", "vote"]
+    sent = (T + 200) * 1000
+    questions = [(INVITEE, sent, kind) for kind in kinds] + [(OWNER, sent, "message")]
+    judged = [*states, group]
+    (verdicts,) = run_js(
+        {
+            "op": "refuses_sender",
+            "states": [st.to_json() for st in judged if st],
+            "questions": [list(q) for q in questions],
+        }
+    )
+    python = [[st.refuses_sender(m, at, kind) for m, at, kind in questions] for st in judged if st]
+    assert verdicts == python
+    no = "not an author of this tribe"
+    member_verdicts = [no, no, no, no, no, None, None, None]
+    assert python == [member_verdicts, [None] * 8, [None] * 8, member_verdicts, member_verdicts, [None] * 8]
+    assert states[2] is not None and states[2].former_authors == {INVITEE}  # kept across runs
+    assert membership_log.LogState.from_json(states[2].to_json()) == states[2]
 
 
 def test_entries_the_web_client_signs_extend_the_log_for_python() -> None:

@@ -151,3 +151,38 @@ def test_a_member_since_removed_from_the_organisation_stops_no_replay(group: Set
     assert "not_a_member" not in warned(again) and "former" in json.loads(path.read_text())["logs"][cid]
     fresh = [m["text"] for m in dan.read(cid)["messages"] if m["verified"]]  # replays from entry 0
     assert fresh == ["nouveau"] and "not_a_member" not in warned(dan)
+
+
+def test_a_tribe_s_plain_member_posts_nothing_even_if_the_server_lets_them(
+    people: People, container: Any
+) -> None:
+    """In a tribe only authors post (section 14.2, the server's own rule): a member whose signed
+    role is ``member`` and whom a complicit server's records call an author is not shown; their
+    reactions are, and the author's posts are."""
+    bob, carol = people.join("bob"), people.join("carol")
+    cid = people.owner.create_channel("tribe", "Mairie")["channel_id"]
+    people.owner.add_member(cid, people.info["bob"]["member_id"])  # a plain member
+    people.owner.add_member(cid, people.info["carol"]["member_id"])
+    official = people.owner.send_text(cid, "officiel")
+    ChannelRecords(container.store).save_membership(
+        ChannelMember(
+            channel_id=cid,
+            member_id=people.info["bob"]["member_id"],
+            role=ChannelRole.AUTHOR,
+            added_at=1,
+            added_by="x",
+        )
+    )
+    planted = bob.send_text(cid, "annonce de la mairie")
+    reaction = bob.react(cid, official["message_id"], "👍")
+    read = {m["message_id"]: m for m in carol.read(cid)["messages"]}
+    assert read[official["message_id"]]["verified"] is True
+    assert (
+        read[planted["message_id"]]["verified"] is False and read[planted["message_id"]].get("text") is None
+    )
+    assert read[planted["message_id"]]["error"] == "not an author of this tribe: not shown"
+    assert warned(carol)["not_a_member"]["member_id"] == people.info["bob"]["member_id"]
+    assert (
+        read[reaction["message_id"]]["verified"] is True
+        and read[reaction["message_id"]]["content"]["emoji"] == "👍"
+    )

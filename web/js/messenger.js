@@ -1056,7 +1056,7 @@ export class Messenger extends EventTarget {
     // 14.2: a certified device of someone not in the channel sends nothing here (a follower is
     // checked against the tribe's ticket instead, 16.3), whatever the server let through.
     if (!mine && !follower) {
-      const why = await this.trust.refusedSender(this.api, channelId, author.member_id, sender, message.sent_at);
+      const why = await this.trust.refusedSender(this.api, channelId, author.member_id, sender, message.sent_at, message.kind);
       // Kept with the message: re-judged after the next membership refresh (retryUnreadable).
       if (why === SENDER_UNCHECKED) return { ...shown, error: 'pending_check', raw: message };
       if (why) return { ...shown, error: 'not_a_member', detail: why, raw: message };
