@@ -77,7 +77,7 @@ def _with_former(
         again = dataclasses.replace(
             kept,
             former=rebuilt.former,
-            former_authors=rebuilt.former_authors,
+            authored_until=rebuilt.authored_until,
             created_at=rebuilt.created_at,
             issued_at=rebuilt.issued_at,
             former_known=True,

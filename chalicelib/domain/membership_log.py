@@ -70,12 +70,13 @@ class LogState:
     ``org_id`` is the host, named by the creation: every later entry must name it too, so an
     entry signed by a partner's member (22.6) never makes the channel look like the partner's.
     ``former`` holds who left (``remove`` or ``leave``) and not came back, with the departure's
-    ``issued_at``: their messages from before it are still theirs (section 14.2); those who were
-    the channel's authors when they left are in ``former_authors`` (in a tribe, only they post).
+    ``issued_at``: their messages from before it are still theirs (section 14.2). Likewise
+    ``authored_until`` holds who stopped being an author (made a member, or left as an author),
+    with when: in a tribe, where only authors post, their posts from before it are still theirs.
     ``created_at`` and ``issued_at`` are the creation's date and the latest entry date seen (0 in a
     state kept before they were kept): no later entry, nor a follower's ticket, may be dated much
     before them. ``former_known`` is False while ``former`` could not be replayed from entry 0 (or
-    was kept without ``former_authors``): the state is then kept without it, so the next check
+    was kept without ``authored_until``): the state is then kept without it, so the next check
     tries again."""
 
     channel_id: str
@@ -85,7 +86,7 @@ class LogState:
     head: str = ""
     org_id: str = ""
     former: Mapping[str, int] = field(default_factory=dict)  # member id -> departure's issued_at (s)
-    former_authors: frozenset[str] = frozenset()
+    authored_until: Mapping[str, int] = field(default_factory=dict)  # member id -> issued_at (s)
     created_at: int = 0
     issued_at: int = 0
     former_known: bool = True
@@ -99,12 +100,12 @@ class LogState:
             "head": self.head,
             "org_id": self.org_id,
             "former": dict(self.former),
-            "former_authors": sorted(self.former_authors),
+            "authored_until": dict(self.authored_until),
             "created_at": self.created_at,
             "issued_at": self.issued_at,
         }
         if not self.former_known:
-            del kept["former"], kept["former_authors"]
+            del kept["former"], kept["authored_until"]
         return kept
 
     @classmethod
@@ -117,29 +118,36 @@ class LogState:
             head=str(data["head"]),
             org_id=str(data.get("org_id", "")),
             former={str(k): int(v) for k, v in dict(data.get("former") or {}).items()},
-            former_authors=frozenset(str(m) for m in data.get("former_authors") or ()),
+            authored_until={str(k): int(v) for k, v in dict(data.get("authored_until") or {}).items()},
             created_at=int(data.get("created_at") or 0),
             issued_at=int(data.get("issued_at") or 0),
-            former_known="former" in data and "former_authors" in data,
+            former_known="former" in data and "authored_until" in data,
         )
 
     def refuses_sender(self, member_id: str, sent_at_ms: object, kind: str) -> str | None:
         """Why a channel message of ``kind`` from ``member_id`` signed as sent at ``sent_at_ms``
         is not theirs to send here, or None (section 14.2): a member, or one who left after
-        sending it; in a tribe, only authors send anything but reactions and votes (as the
-        server's rule), a former member judged by their role when they left."""
+        sending it; in a tribe, only authors send anything but reactions and votes (the server's
+        rule), or one who was an author when they sent it."""
         role = self.members.get(member_id)
         if role is None:
             left = self.former.get(member_id)
             if left is None:
                 return "not a member of this channel"
-            late = (left + DEPARTURE_SKEW_SECONDS) * 1000  # issued_at is in seconds, sent_at in ms
-            if isinstance(sent_at_ms, bool) or not isinstance(sent_at_ms, int) or sent_at_ms > late:
+            if not _sent_by(sent_at_ms, left):
                 return "sent after leaving the channel"
-            role = "author" if member_id in self.former_authors else "member"
         if self.kind == "tribe" and role != "author" and kind not in AUDIENCE_KINDS:
-            return "not an author of this tribe"
+            until = self.authored_until.get(member_id)
+            if until is None or not _sent_by(sent_at_ms, until):
+                return "not an author of this tribe"
         return None
+
+
+def _sent_by(sent_at_ms: object, issued_at: int) -> bool:
+    """Whether a message's ``sent_at`` (ms) is at or before an entry's ``issued_at`` (s), give or
+    take the two devices' clocks' skew."""
+    late = (issued_at + DEPARTURE_SKEW_SECONDS) * 1000
+    return not isinstance(sent_at_ms, bool) and isinstance(sent_at_ms, int) and sent_at_ms <= late
 
 
 def _signer(entry: Mapping[str, Any], authority: Authority) -> str:
@@ -205,11 +213,14 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         _check_direct(checked, signer, state)
     _apply(checked, signer, members, state, authority)
     former = {m: at for m, at in state.former.items() if m not in members}
-    authors = {m for m in state.former_authors if m not in members}
     if checked["op"] in ("remove", "leave"):
         former[checked["member_id"]] = int(checked["issued_at"])
-        if state.members[checked["member_id"]] == "author":
-            authors.add(checked["member_id"])
+    authored = dict(state.authored_until)
+    target = checked["member_id"]
+    if members.get(target) == "author":
+        authored.pop(target, None)
+    elif state.members.get(target) == "author":
+        authored[target] = int(checked["issued_at"])
     return LogState(
         channel_id=state.channel_id,
         kind=state.kind,
@@ -218,7 +229,7 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         head=statement_hash(checked),
         org_id=state.org_id,
         former=former,
-        former_authors=frozenset(authors),
+        authored_until=authored,
         created_at=state.created_at,
         issued_at=max(state.issued_at, int(checked["issued_at"])),
         former_known=state.former_known,

@@ -700,7 +700,7 @@ def test_both_clients_judge_an_add_by_the_member_s_standing_at_its_date() -> Non
     log.append(_entry(5, statement_hash(log[-1]), "add", INVITEE, "member", OWNER_DEVICE_SIGN, at=T + 700))
     kept, _ = membership_log.replay(log, before)
     assert kept is not None and kept.seq == 5
-    legacy = {k: val for k, val in kept.to_json().items() if k not in ("former", "former_authors")}
+    legacy = {k: val for k, val in kept.to_json().items() if k not in ("former", "authored_until")}
     members[1]["removal"] = v["removal"]
     after = TrustView(ORG, ROOT, members, devices)
     s = scene(members, devices)
@@ -724,39 +724,54 @@ def test_both_clients_judge_an_add_by_the_member_s_standing_at_its_date() -> Non
 
 def test_both_clients_let_only_a_tribe_s_authors_post() -> None:
     """Section 14.2, as the server's rule: in a tribe only authors send anything but reactions
-    and votes; a member who left is judged by their role when they left; a group lets all post."""
+    and votes; what one sent while an author (before being made a member, or leaving) stays
+    theirs; in a group everyone posts."""
     v, members, devices = org()
     view = TrustView(ORG, ROOT, members, devices)
     tribe = [_entry(0, None, "create", OWNER, "author", OWNER_DEVICE_SIGN, kind="tribe")]
     for seq, op, role in (
         (1, "add", "member"),
         (2, "role", "author"),
-        (3, "remove", None),  # left as an author
-        (4, "add", "member"),
-        (5, "remove", None),  # left as a member
+        (3, "role", "member"),  # an author no more from T + 203
+        (4, "remove", None),
+        (5, "add", "author"),
+        (6, "remove", None),  # left as an author
     ):
         tribe.append(_entry(seq, statement_hash(tribe[-1]), op, INVITEE, role, OWNER_DEVICE_SIGN))
-    states = [membership_log.replay(tribe[: n + 1], view)[0] for n in range(1, 6)]
+    states = [membership_log.replay(tribe[: n + 1], view)[0] for n in range(1, 7)]
     group = membership_log.replay([v["op0"], v["op1"]], view)[0]
-    assert group is not None and all(states)
-    kinds = ["message", "poll", "poll_close", "edit", "delete", "reaction", "vote"]
-    sent = (T + 200) * 1000
-    questions = [(INVITEE, sent, kind) for kind in kinds] + [(OWNER, sent, "message")]
-    judged = [*states, group]
+    early, late = (T + 200) * 1000, (T + 2000) * 1000  # the clocks' skew is 300 s
+    questions = [
+        (INVITEE, early, "message"),
+        (INVITEE, late, "message"),
+        (INVITEE, late, "reaction"),
+        (INVITEE, early, "poll"),
+        (INVITEE, early, "vote"),
+        (OWNER, late, "message"),
+    ]
+    judged = [st for st in (*states, group) if st]
+    assert len(judged) == 7
     (verdicts,) = run_js(
         {
             "op": "refuses_sender",
-            "states": [st.to_json() for st in judged if st],
+            "states": [st.to_json() for st in judged],
             "questions": [list(q) for q in questions],
         }
     )
-    python = [[st.refuses_sender(m, at, kind) for m, at, kind in questions] for st in judged if st]
+    python = [[st.refuses_sender(m, at, kind) for m, at, kind in questions] for st in judged]
     assert verdicts == python
-    no = "not an author of this tribe"
-    member_verdicts = [no, no, no, no, no, None, None, None]
-    assert python == [member_verdicts, [None] * 8, [None] * 8, member_verdicts, member_verdicts, [None] * 8]
-    assert states[2] is not None and states[2].former_authors == {INVITEE}  # kept across runs
-    assert membership_log.LogState.from_json(states[2].to_json()) == states[2]
+    no, gone = "not an author of this tribe", "sent after leaving the channel"
+    assert python == [
+        [no, no, None, no, None, None],  # a member, never an author
+        [None] * 6,  # an author
+        [None, no, None, None, None, None],  # made a member: their earlier posts stay
+        [None, gone, gone, None, None, None],  # then removed
+        [None] * 6,  # an author again
+        [None, gone, gone, None, None, None],  # left as an author
+        [None] * 6,  # a group
+    ]
+    assert dict(judged[3].authored_until) == {INVITEE: T + 203} and not judged[4].authored_until
+    assert membership_log.LogState.from_json(judged[3].to_json()) == judged[3]  # kept across runs
 
 
 def test_entries_the_web_client_signs_extend_the_log_for_python() -> None:

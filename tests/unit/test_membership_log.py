@@ -219,7 +219,7 @@ def test_a_rebuild_that_fails_keeps_the_state_without_former_to_try_again() -> N
     full, _ = replay(log, view)
     assert full is not None
     kept = LogState.from_json(
-        {k: x for k, x in full.to_json().items() if k not in ("former", "former_authors")}
+        {k: x for k, x in full.to_json().items() if k not in ("former", "authored_until")}
     )
     assert not kept.former_known
 

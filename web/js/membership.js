@@ -32,9 +32,10 @@ export class LogError extends Error {}
  * A state's `org_id` is the host, named by the creation: every later entry must name it too, so
  * an entry a partner's member signs (22.6) never makes the channel look like the partner's.
  * `former`: who left (`remove`, `leave`) and did not come back, with the departure's `issued_at`
- * (section 14.2), and `former_authors` those of them who were authors when they left (in a tribe,
- * only they post); both absent from a state kept before they existed, or whose rebuild failed.
- * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string, org_id: string, former?: Record<string, number>, former_authors?: string[], created_at?: number, issued_at?: number}} LogState
+ * (section 14.2); `authored_until`: who stopped being an author (made a member, or left as an
+ * author), with when (in a tribe only authors post); both absent from a state kept before they
+ * existed, or whose rebuild failed.
+ * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string, org_id: string, former?: Record<string, number>, authored_until?: Record<string, number>, created_at?: number, issued_at?: number}} LogState
  * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string, at: number): boolean, tribesOpenTo(memberId: string): boolean, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
  */
 
@@ -80,7 +81,7 @@ export async function create(entry, authority, channelId = null) {
   if (e.kind === 'tribe' && !ADMIN_ROLES.includes(authority.orgRole(signer, e.issued_at) || '')) {
     throw new LogError("only the organisation's admins create tribes");
   }
-  return { channel_id: e.channel_id, kind: e.kind, members: { [signer]: 'author' }, seq: 0, head: await statementHash(e), org_id: e.org_id, former: {}, former_authors: [], created_at: e.issued_at, issued_at: e.issued_at };
+  return { channel_id: e.channel_id, kind: e.kind, members: { [signer]: 'author' }, seq: 0, head: await statementHash(e), org_id: e.org_id, former: {}, authored_until: {}, created_at: e.issued_at, issued_at: e.issued_at };
 }
 
 /** @returns {Promise<LogState>} the state after one more entry; LogError if it does not extend it */
@@ -97,20 +98,18 @@ export async function extend(state, entry, authority) {
   if (state.kind === 'direct') await checkDirect(e, signer, state);
   apply(e, signer, members, state, authority);
   const former = Object.fromEntries(Object.entries(state.former || {}).filter(([m]) => !(m in members)));
-  const authors = new Set((state.former_authors || []).filter((m) => !(m in members)));
-  if (e.op === 'remove' || e.op === 'leave') {
-    former[e.member_id] = e.issued_at;
-    if (state.members[e.member_id] === 'author') authors.add(e.member_id);
-  }
-  const formerAuthors = [...authors].sort();
-  return { ...state, members, seq: e.seq, head: await statementHash(e), former, former_authors: formerAuthors, issued_at: Math.max(latest, e.issued_at) };
+  if (e.op === 'remove' || e.op === 'leave') former[e.member_id] = e.issued_at;
+  const authored = { ...(state.authored_until || {}) };
+  if (members[e.member_id] === 'author') delete authored[e.member_id];
+  else if (state.members[e.member_id] === 'author') authored[e.member_id] = e.issued_at;
+  return { ...state, members, seq: e.seq, head: await statementHash(e), former, authored_until: authored, issued_at: Math.max(latest, e.issued_at) };
 }
 
 /**
  * Why a channel message of `kind` from `memberId` signed as sent at `sentAtMs` is not theirs to
  * send here, or null (section 14.2): a member, or one who left after sending it; in a tribe,
- * only authors send anything but reactions and votes, a former member judged by their role when
- * they left. `refuses_sender` in chalicelib/domain/membership_log.py says the same.
+ * only authors send anything but reactions and votes (the server's rule), or one who was an
+ * author when they sent it. `refuses_sender` in chalicelib/domain/membership_log.py says the same.
  * @param {LogState|null} state
  * @param {string} memberId
  * @param {unknown} sentAtMs
@@ -118,15 +117,22 @@ export async function extend(state, entry, authority) {
  * @returns {string|null}
  */
 export function refusesSender(state, memberId, sentAtMs, kind) {
-  let role = state && memberId in state.members ? state.members[memberId] : null;
+  const role = state && memberId in state.members ? state.members[memberId] : null;
   if (role === null) {
     const left = state?.former?.[memberId];
     if (left === undefined) return 'not a member of this channel';
-    if (!Number.isInteger(sentAtMs) || Number(sentAtMs) > (left + DEPARTURE_SKEW_SECONDS) * 1000) return 'sent after leaving the channel';
-    role = (state?.former_authors || []).includes(memberId) ? 'author' : 'member';
+    if (!sentBy(sentAtMs, left)) return 'sent after leaving the channel';
   }
-  if (state?.kind === 'tribe' && role !== 'author' && !AUDIENCE_KINDS.has(kind)) return 'not an author of this tribe';
+  if (state?.kind === 'tribe' && role !== 'author' && !AUDIENCE_KINDS.has(kind)) {
+    const until = state.authored_until?.[memberId];
+    if (until === undefined || !sentBy(sentAtMs, until)) return 'not an author of this tribe';
+  }
   return null;
+}
+
+/** Whether a message's `sent_at` (ms) is at or before an entry's `issued_at` (s), give or take the clocks' skew. */
+function sentBy(sentAtMs, issuedAt) {
+  return Number.isInteger(sentAtMs) && Number(sentAtMs) <= (issuedAt + DEPARTURE_SKEW_SECONDS) * 1000;
 }
 
 /**
@@ -135,7 +141,7 @@ export function refusesSender(state, memberId, sentAtMs, kind) {
  * @param {LogState|null} state
  */
 export function formerKnown(state) {
-  return Boolean(state && state.former && state.former_authors);
+  return Boolean(state && state.former && state.authored_until);
 }
 
 /**
@@ -253,7 +259,7 @@ export async function advance(kept, answer, authority, channelId) {
       if (again.state.head !== kept.head) {
         return { state: kept, blocked: true, applied: [], warnings: note('membership_fork', `the server's membership log of ${kept.channel_id} differs from the one seen here up to entry ${kept.seq}`) };
       }
-      kept = { ...kept, former: again.state.former, former_authors: again.state.former_authors, created_at: again.state.created_at, issued_at: again.state.issued_at };
+      kept = { ...kept, former: again.state.former, authored_until: again.state.authored_until, created_at: again.state.created_at, issued_at: again.state.issued_at };
     } else {
       // Kept without `former`, as before: the next check replays from entry 0 again.
       rebuilt.push(...note('membership_invalid', `${channelId}: who left before entry ${kept.seq} could not be replayed again (${again.error?.message})`));
@@ -276,7 +282,7 @@ export async function advance(kept, answer, authority, channelId) {
   const { state, error, applied } = await replay(kept ? rest.slice(1) : rest, authority, kept, channelId);
   if (rebuilt.length && state) {
     delete state.former;
-    delete state.former_authors;
+    delete state.authored_until;
   }
   return { state, blocked: false, applied, warnings: [...rebuilt, ...(error ? note('membership_invalid', error.message) : [])] };
 }
