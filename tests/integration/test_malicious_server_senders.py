@@ -11,6 +11,7 @@ import pytest
 
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.members import MemberRecords
+from chalicelib.adapters.records.messages import MessageRecords
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from tests.support import People, SignedApi
 
@@ -186,3 +187,23 @@ def test_a_tribe_s_plain_member_posts_nothing_even_if_the_server_lets_them(
         read[reaction["message_id"]]["verified"] is True
         and read[reaction["message_id"]]["content"]["emoji"] == "👍"
     )
+
+
+def test_a_rewritten_date_is_a_forgery_not_the_former_member_s_doing(
+    group: Setup, container: Any, api: SignedApi
+) -> None:
+    """The signature is checked before the sender's standing: a server that moves a former
+    member's message after their departure gets it called forged, and no warning blames her."""
+    people, bob, cid = group
+    carol = people.join("carol")
+    people.owner.add_member(cid, people.info["carol"]["member_id"])
+    receipt = carol.send_text(cid, "avant")
+    people.owner.remove_member(cid, people.info["carol"]["member_id"])
+    records = MessageRecords(container.store)
+    stored = records.find(cid, receipt["message_id"])
+    assert stored is not None
+    records.store(stored.model_copy(update={"sent_at": stored.sent_at + 3_600_000}))
+    moved = next(m for m in bob.read(cid)["messages"] if m["message_id"] == receipt["message_id"])
+    assert moved["verified"] is False and moved.get("text") is None
+    assert moved["error"] == "forged or tampered message: signature does not verify"
+    assert "not_a_member" not in warned(bob)
