@@ -51,20 +51,32 @@ def let_in(data: Path, channel_id: str, org_id: str, member_id: str) -> None:
     store.close()
 
 
+def eve_in_town(
+    tmp_path: Path, mayor: str, new_context: Callable[..., Any], problems: list[str], *, in_group: bool
+) -> tuple[Any, str, str, str]:
+    """The secretary in the mayor's group and Eve, certified by the town hall (added to the group
+    if ``in_group``); the secretary's page open on the group, where she has written: (her page,
+    the group's id, Eve's profile, Eve's member id)."""
+    secretary, site = secretary_in_group(mayor, new_context, problems, GROUP)
+    eve = str(tmp_path / "eve")
+    eve_invite = bocage("--profile", mayor, "invite", "--name", "Ève")
+    bocage("--profile", eve, "activate", eve_invite["activation_url"], "--name", "Ève")
+    if in_group:
+        bocage("--profile", mayor, "channel", "add", site, eve_invite["member_id"])
+    secretary.reload()
+    open_channel(secretary, GROUP)
+    send(secretary, "Ordre du jour")
+    return secretary, site, eve, eve_invite["member_id"]
+
+
 def test_a_message_from_someone_not_in_the_group_is_refused_in_the_page(
     tmp_path: Path, new_context: Callable[..., Any], artifacts: Path
 ) -> None:
     with town_hall(tmp_path, "Mairie de Paimpol") as (data, town, mayor):
         problems: list[str] = []
-        secretary, site = secretary_in_group(mayor, new_context, problems, GROUP)
-        eve = str(tmp_path / "eve")
-        eve_invite = bocage("--profile", mayor, "invite", "--name", "Ève")
-        bocage("--profile", eve, "activate", eve_invite["activation_url"], "--name", "Ève")
-        secretary.reload()
-        open_channel(secretary, GROUP)
-        send(secretary, "Ordre du jour")
+        secretary, site, eve, eve_id = eve_in_town(tmp_path, mayor, new_context, problems, in_group=False)
 
-        let_in(data, site, town["org_id"], eve_invite["member_id"])
+        let_in(data, site, town["org_id"], eve_id)
         bocage("--profile", eve, "send", site, "Séance annulée")
         refused = secretary.locator(".messages .msg").filter(
             has=secretary.get_by_text("son expéditeur n'est pas membre de ce canal")
@@ -96,19 +108,12 @@ def test_a_moved_date_is_called_forged_not_blamed_on_the_former_member(
 ) -> None:
     with town_hall(tmp_path, "Mairie de Paimpol") as (data, _town, mayor):
         problems: list[str] = []
-        secretary, site = secretary_in_group(mayor, new_context, problems, GROUP)
-        eve = str(tmp_path / "eve")
-        eve_invite = bocage("--profile", mayor, "invite", "--name", "Ève")
-        bocage("--profile", eve, "activate", eve_invite["activation_url"], "--name", "Ève")
-        bocage("--profile", mayor, "channel", "add", site, eve_invite["member_id"])
-        secretary.reload()
-        open_channel(secretary, GROUP)
-        send(secretary, "Ordre du jour")
+        secretary, site, eve, eve_id = eve_in_town(tmp_path, mayor, new_context, problems, in_group=True)
         app = secretary.url
         secretary.goto("about:blank")  # away while Eve writes, leaves, and the server lies
 
         sent = bocage("--profile", eve, "send", site, "Avant mon départ")
-        bocage("--profile", mayor, "channel", "remove", site, eve_invite["member_id"])
+        bocage("--profile", mayor, "channel", "remove", site, eve_id)
         move_date(data, site, sent["message_id"])
         secretary.goto(app)
         open_channel(secretary, GROUP)

@@ -5,6 +5,7 @@ the real app and the real Python client, the server's own records planted as an 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,12 +29,14 @@ def group(people: People) -> Setup:
     return people, bob, cid
 
 
-def let_in(container: Any, people: People, cid: str, name: str) -> None:
-    """The server's records say ``name`` is in the channel, with no signed entry for it."""
+def let_in(
+    container: Any, people: People, cid: str, name: str, role: ChannelRole = ChannelRole.MEMBER
+) -> None:
+    """The server's records say ``name`` is in the channel with ``role``, with no signed entry for it."""
     channels = ChannelRecords(container.store)
     member_id = people.info[name]["member_id"]
     channels.save_membership(
-        ChannelMember(channel_id=cid, member_id=member_id, role=ChannelRole.MEMBER, added_at=1, added_by="x")
+        ChannelMember(channel_id=cid, member_id=member_id, role=role, added_at=1, added_by="x")
     )
     device = MemberRecords(container.store).device(people.keys[name].device_id)
     assert device is not None
@@ -107,19 +110,27 @@ def test_members_added_later_or_again_are_senders(group: Setup) -> None:
     assert read_by_dan == ["de retour", "nouveau", "bienvenue"]
 
 
-def test_a_state_kept_before_former_existed_is_rebuilt_once(group: Setup, api: SignedApi) -> None:
-    """Bob kept the log's state before it kept who left: his next check replays the log from
-    entry 0, so Carol's earlier messages still read and her later ones do not."""
+def carol_wrote_and_left(group: Setup) -> Path:
+    """Carol wrote "avant" and was removed from the channel; Bob keeps the log's state as before
+    it kept who left. Bob's trust.json."""
     people, bob, cid = group
     carol = people.join("carol")
     people.owner.add_member(cid, people.info["carol"]["member_id"])
     carol.send_text(cid, "avant")
     people.owner.remove_member(cid, people.info["carol"]["member_id"])
     bob.trust.membership(cid)
-    path = bob.profile.dir / "trust.json"
+    path: Path = bob.profile.dir / "trust.json"
     stored = json.loads(path.read_text())
     del stored["logs"][cid]["former"]
     path.write_text(json.dumps(stored))
+    return path
+
+
+def test_a_state_kept_before_former_existed_is_rebuilt_once(group: Setup, api: SignedApi) -> None:
+    """Bob kept the log's state before it kept who left: his next check replays the log from
+    entry 0, so Carol's earlier messages still read and her later ones do not."""
+    _, bob, cid = group
+    path = carol_wrote_and_left(group)
     again = type(bob)(bob.profile, client=bob.client, clock=api.clock.now)
     assert shown(again, cid)["avant"]["verified"] is True
     assert "former" in json.loads(path.read_text())["logs"][cid]
@@ -130,15 +141,7 @@ def test_a_member_since_removed_from_the_organisation_stops_no_replay(group: Set
     device replaying from entry 0 (a new one) and one rebuilding who left both judge her ``add``
     by her standing at its date: her earlier message and Dan's are still shown (section 14)."""
     people, bob, cid = group
-    carol = people.join("carol")
-    people.owner.add_member(cid, people.info["carol"]["member_id"])
-    carol.send_text(cid, "avant")
-    people.owner.remove_member(cid, people.info["carol"]["member_id"])
-    bob.trust.membership(cid)
-    path = bob.profile.dir / "trust.json"
-    stored = json.loads(path.read_text())
-    del stored["logs"][cid]["former"]  # kept before it kept who left
-    path.write_text(json.dumps(stored))
+    path = carol_wrote_and_left(group)
     api.clock.advance(3600)
     reply = api.remove(people.keys["owner"], people.info["carol"]["member_id"])
     assert reply.status < 300, reply.body
@@ -165,15 +168,7 @@ def test_a_tribe_s_plain_member_posts_nothing_even_if_the_server_lets_them(
     people.owner.add_member(cid, people.info["bob"]["member_id"])  # a plain member
     people.owner.add_member(cid, people.info["carol"]["member_id"])
     official = people.owner.send_text(cid, "officiel")
-    ChannelRecords(container.store).save_membership(
-        ChannelMember(
-            channel_id=cid,
-            member_id=people.info["bob"]["member_id"],
-            role=ChannelRole.AUTHOR,
-            added_at=1,
-            added_by="x",
-        )
-    )
+    let_in(container, people, cid, "bob", ChannelRole.AUTHOR)
     planted = bob.send_text(cid, "annonce de la mairie")
     reaction = bob.react(cid, official["message_id"], "👍")
     read = {m["message_id"]: m for m in carol.read(cid)["messages"]}
