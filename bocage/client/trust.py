@@ -504,7 +504,9 @@ class Trust:
             # Asked again at most once per channel per RECHECK_SECONDS, never once per message.
             self._rechecked[channel_id] = now
             state = self._resynced(channel_id, state)
-            why = state.refuses_sender(member_id, sent_at_ms, kind) if state else "not a member of this channel"
+            why = (
+                state.refuses_sender(member_id, sent_at_ms, kind) if state else "not a member of this channel"
+            )
         if why is not None:
             self.warn(
                 TrustWarning(
