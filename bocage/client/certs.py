@@ -440,8 +440,10 @@ class TrustView:
         """Every device the listing named (trusted or not: ``usable`` decides)."""
         return list(self._devices)
 
-    def may_join(self, member_id: str) -> bool:
-        return self._role_at(member_id, FOREVER, 0) is not None and self.removed_at(member_id) is None
+    def may_join(self, member_id: str, at: int) -> bool:
+        """Certified, and not yet removed at ``at`` (an entry's date: section 14)."""
+        removed = self.removed_at(member_id)
+        return self._role_at(member_id, FOREVER, 0) is not None and (removed is None or at < removed)
 
     def tribes_open_to(self, member_id: str) -> bool:
         return True  # the organisation's own members; a partner's are judged by bocage/client/shared.py

@@ -279,10 +279,10 @@ def parse_envelope(envelope: Envelope | Mapping[str, Any]) -> Envelope:
         raise CryptoError("malformed envelope") from exc
 
 
-def open_message(
-    envelope: Envelope | Mapping[str, Any], message_key: bytes, sender_sign_public_key: str
-) -> dict[str, Any]:
-    """Verify the signature first, then decrypt, unpad and check the labels; returns the content.
+def verify_envelope(envelope: Envelope | Mapping[str, Any], sender_sign_public_key: str) -> Envelope:
+    """The signed envelope, once its signature verifies with the sender device's key
+    (ForgedMessage if not): checked before any verdict on the sender, so a server's rewrite is
+    called a forgery rather than blamed on the member.
 
     A dict may carry server-added fields (seq, stored_at, ...): they are not signed and ignored.
     The signing key must belong to the envelope's ``sender_device`` (ids derive from the key).
@@ -299,6 +299,15 @@ def open_message(
         verify_key.verify(envelope.signing_bytes(), b64d(envelope.signature))
     except nacl.exceptions.BadSignatureError as exc:
         raise ForgedMessage("envelope signature does not verify") from exc
+    return envelope
+
+
+def open_message(
+    envelope: Envelope | Mapping[str, Any], message_key: bytes, sender_sign_public_key: str
+) -> dict[str, Any]:
+    """Verify the signature first (``verify_envelope``), then decrypt, unpad and check the
+    labels; returns the content."""
+    envelope = verify_envelope(envelope, sender_sign_public_key)
     try:
         padded = SecretBox(message_key).decrypt(b64d(envelope.ciphertext), b64d(envelope.nonce))
     except (nacl.exceptions.CryptoError, ValueError) as exc:

@@ -62,7 +62,8 @@ def _with_former(
 ) -> tuple[LogState, list[dict[str, Any]], list[TrustWarning]]:
     """The kept state with the departures replayed up to it, and the entries from it on. An
     entry at the kept ``seq`` that replays to another hash is a fork; a log that no longer
-    replays that far (an ended partner's entry, 22.6) leaves ``former`` empty, reported."""
+    replays that far (an ended partner's entry, 22.6) is reported, and the state stays without
+    ``former`` (kept so), to be rebuilt again at the next check."""
     rebuilt, error = replay(entries[: kept.seq + 1], authority, channel_id)
     if rebuilt is not None and rebuilt.seq == kept.seq:
         if rebuilt.head != kept.head:
@@ -74,11 +75,17 @@ def _with_former(
                 )
             )
         again = dataclasses.replace(
-            kept, former=rebuilt.former, created_at=rebuilt.created_at, issued_at=rebuilt.issued_at
+            kept,
+            former=rebuilt.former,
+            authored_until=rebuilt.authored_until,
+            created_at=rebuilt.created_at,
+            issued_at=rebuilt.issued_at,
+            former_known=True,
         )
         return again, entries[kept.seq :], []
     why = f"{channel_id}: who left before entry {kept.seq} could not be replayed again ({error})"
-    return kept, entries[kept.seq :], [TrustWarning("membership_invalid", why, None, None)]
+    retry = dataclasses.replace(kept, former_known=False)
+    return retry, entries[kept.seq :], [TrustWarning("membership_invalid", why, None, None)]
 
 
 def _continue_from(

@@ -30,6 +30,7 @@ from bocage.client.crypto import (
     open_sender_key,
     seal_message,
     seal_sender_key,
+    verify_envelope,
 )
 from bocage.client.directory import Directory
 from bocage.client.edits import apply_edits
@@ -72,6 +73,12 @@ def _refused(message: dict[str, Any], certified: dict[str, str] | None) -> dict[
     if is_follower_id(str(certified["member_id"])) and message["kind"] not in FOLLOWER_KINDS:
         # 16.3: followers react and vote, nothing more, whatever a server stored in their name
         return {"error": "a follower may only react and vote: not shown"}
+    try:  # before any verdict on the sender: a server's rewrite (of sent_at, say) is no member's doing
+        verify_envelope(message, str(certified["sign_public_key"]))
+    except ForgedMessage:
+        return {"error": "forged or tampered message: signature does not verify"}
+    except CryptoError:
+        return {"error": "could not decrypt this message"}
     return None
 
 
@@ -551,7 +558,7 @@ class Messenger:
         why = (
             None
             if is_follower_id(member_id)
-            else self.trust.refuses_sender(channel_id, member_id, sender, message["sent_at"])
+            else self.trust.refuses_sender(channel_id, member_id, sender, message["sent_at"], message["kind"])
         )
         if why is not None:
             return {**shown, "sender_verified": False, "error": f"{why}: not shown"}

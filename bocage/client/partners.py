@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bocage.client import issuing
-from bocage.client.certs import TrustView, TrustWarning
+from bocage.client.certs import FOREVER, TrustView, TrustWarning
 from bocage.client.trust import TrustError
 from chalicelib.domain.activation_link import with_fragment_params
 from chalicelib.domain.partners import (
@@ -174,7 +174,7 @@ class Partners:
         member = view.member(card.member_id)
         if member is None or not view.certified(card.member_id):
             raise PartnerRefused("this card's member is not certified up to their organisation's pinned root")
-        if not view.may_join(card.member_id) or view.role(card.member_id) == "guest":
+        if not view.may_join(card.member_id, FOREVER) or view.role(card.member_id) == "guest":
             raise PartnerRefused("this card's member may not join your groups (removed, or a guest)")
         name = str(trust.state.partners[card.org_id].get("name") or card.org_id)
         return {

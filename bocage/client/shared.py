@@ -191,11 +191,12 @@ class SharedView(TrustView):
             return super().org_role(member_id, at)
         return PARTNER if partner.active and partner.view.org_role(member_id, at) is not None else None
 
-    def may_join(self, member_id: str) -> bool:
+    def may_join(self, member_id: str, at: int) -> bool:
+        """A partner's member: while the partnership is active (its end date is not known here)."""
         partner = self.partner_of_member(member_id)
         if partner is None:
-            return super().may_join(member_id)
-        return partner.active and partner.view.may_join(member_id)
+            return super().may_join(member_id, at)
+        return partner.active and partner.view.may_join(member_id, at)
 
     def tribes_open_to(self, member_id: str) -> bool:
         partner = self.partner_of_member(member_id)
@@ -247,8 +248,14 @@ class HostAuthority:
             return PARTNER if view.org_role(member_id, at) is not None else None
         return None  # a third organisation's member
 
-    def may_join(self, member_id: str) -> bool:
-        return self.org_role(member_id, FOREVER) is not None and self._view().may_join(member_id)
+    def may_join(self, member_id: str, at: int) -> bool:
+        """On a side this channel admits (as ``org_role``), and not removed by ``at``."""
+        view, partner, ours = self._sides()
+        if not ours:
+            owner = view.partner_of_member(member_id)
+            if partner is None or not (owner is partner or (owner is None and member_id in view._members)):
+                return False
+        return view.may_join(member_id, at)
 
     def tribes_open_to(self, member_id: str) -> bool:
         view, partner, ours = self._sides()

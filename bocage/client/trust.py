@@ -265,8 +265,8 @@ class Trust:
                 host["org_id"] = str(entries[0].get("org_id"))
             return entries, head
 
-        # Kept before it kept who left (14.2): the log is replayed from entry 0 once.
-        rebuild = kept_json is not None and "former" not in kept_json
+        # Kept before it kept who left, and who of them were authors (14.2): replayed from entry 0.
+        rebuild = kept is not None and not kept.former_known
         try:
             authority = HostAuthority(host, self.view, self._met_host)
             state, warnings = sync(channel_id, kept, fetch, authority, rebuild=rebuild)
@@ -486,7 +486,7 @@ class Trust:
         return self._found(found, server_member)
 
     def refuses_sender(
-        self, channel_id: str, member_id: str, device_id: str, sent_at_ms: object
+        self, channel_id: str, member_id: str, device_id: str, sent_at_ms: object, kind: str
     ) -> str | None:
         """Why the channel's verified membership refuses a message of ``member_id``'s device
         (section 14.2), or None. The log is asked again first when a change was heard since it was
@@ -499,7 +499,7 @@ class Trust:
         state = LogState.from_json(kept_json) if kept_json else None
         if channel_id in self._stale:
             state = self._resynced(channel_id, state)
-        why = state.refuses_sender(member_id, sent_at_ms) if state else "not a member of this channel"
+        why = state.refuses_sender(member_id, sent_at_ms, kind) if state else "not a member of this channel"
         now = self.clock()
         fresh = channel_id in self._synced
         if why is not None and (
@@ -508,7 +508,9 @@ class Trust:
             if fresh:
                 self._rechecked[channel_id] = now
             state = self._resynced(channel_id, state)
-            why = state.refuses_sender(member_id, sent_at_ms) if state else "not a member of this channel"
+            why = (
+                state.refuses_sender(member_id, sent_at_ms, kind) if state else "not a member of this channel"
+            )
         if why is not None:
             self.warn(
                 TrustWarning(

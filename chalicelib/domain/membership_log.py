@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib.domain.direct import is_direct_pair
+from chalicelib.domain.envelope import AUDIENCE_KINDS
 from chalicelib.domain.statements import (
     MEMBERSHIP,
     StatementError,
@@ -52,8 +53,10 @@ class Authority(Protocol):
     def org_role(self, member_id: str, at: int) -> str | None:
         """The member's organisation role at ``at`` (None if not a certified member)."""
 
-    def may_join(self, member_id: str) -> bool:
-        """Whether the member may be added (certified, or verified by the viewer; not removed)."""
+    def may_join(self, member_id: str, at: int) -> bool:
+        """Whether the member could be added at ``at`` (certified, or verified by the viewer; not
+        removed by then): a replay judges an entry by its date, so a member's later removal from
+        the organisation does not stop the log at their ``add`` (section 14)."""
 
     def tribes_open_to(self, member_id: str) -> bool:
         """Whether the member may be in a tribe: a member of the organisation, or of a partner
@@ -67,10 +70,14 @@ class LogState:
     ``org_id`` is the host, named by the creation: every later entry must name it too, so an
     entry signed by a partner's member (22.6) never makes the channel look like the partner's.
     ``former`` holds who left (``remove`` or ``leave``) and not came back, with the departure's
-    ``issued_at``: their messages from before it are still theirs (section 14.2).
+    ``issued_at``: their messages from before it are still theirs (section 14.2). Likewise
+    ``authored_until`` holds who stopped being an author (made a member, or left as an author),
+    with when: in a tribe, where only authors post, their posts from before it are still theirs.
     ``created_at`` and ``issued_at`` are the creation's date and the latest entry date seen (0 in a
     state kept before they were kept): no later entry, nor a follower's ticket, may be dated much
-    before them."""
+    before them. ``former_known`` is False while ``former`` could not be replayed from entry 0 (or
+    was kept without ``authored_until``): the state is then kept without it, so the next check
+    tries again."""
 
     channel_id: str
     kind: str
@@ -79,11 +86,13 @@ class LogState:
     head: str = ""
     org_id: str = ""
     former: Mapping[str, int] = field(default_factory=dict)  # member id -> departure's issued_at (s)
+    authored_until: Mapping[str, int] = field(default_factory=dict)  # member id -> issued_at (s)
     created_at: int = 0
     issued_at: int = 0
+    former_known: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        kept = {
             "channel_id": self.channel_id,
             "kind": self.kind,
             "members": dict(self.members),
@@ -91,9 +100,13 @@ class LogState:
             "head": self.head,
             "org_id": self.org_id,
             "former": dict(self.former),
+            "authored_until": dict(self.authored_until),
             "created_at": self.created_at,
             "issued_at": self.issued_at,
         }
+        if not self.former_known:
+            del kept["former"], kept["authored_until"]
+        return kept
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> LogState:
@@ -105,22 +118,36 @@ class LogState:
             head=str(data["head"]),
             org_id=str(data.get("org_id", "")),
             former={str(k): int(v) for k, v in dict(data.get("former") or {}).items()},
+            authored_until={str(k): int(v) for k, v in dict(data.get("authored_until") or {}).items()},
             created_at=int(data.get("created_at") or 0),
             issued_at=int(data.get("issued_at") or 0),
+            former_known="former" in data and "authored_until" in data,
         )
 
-    def refuses_sender(self, member_id: str, sent_at_ms: object) -> str | None:
-        """Why a channel message of ``member_id`` signed as sent at ``sent_at_ms`` is not theirs
-        to send here, or None (section 14.2): a member, or one who left after sending it."""
-        if member_id in self.members:
-            return None
-        left = self.former.get(member_id)
-        if left is None:
-            return "not a member of this channel"
-        late = (left + DEPARTURE_SKEW_SECONDS) * 1000  # issued_at is in seconds, sent_at in ms
-        if isinstance(sent_at_ms, bool) or not isinstance(sent_at_ms, int) or sent_at_ms > late:
-            return "sent after leaving the channel"
+    def refuses_sender(self, member_id: str, sent_at_ms: object, kind: str) -> str | None:
+        """Why a channel message of ``kind`` from ``member_id`` signed as sent at ``sent_at_ms``
+        is not theirs to send here, or None (section 14.2): a member, or one who left after
+        sending it; in a tribe, only authors send anything but reactions and votes (the server's
+        rule), or one who was an author when they sent it."""
+        role = self.members.get(member_id)
+        if role is None:
+            left = self.former.get(member_id)
+            if left is None:
+                return "not a member of this channel"
+            if not _sent_by(sent_at_ms, left):
+                return "sent after leaving the channel"
+        if self.kind == "tribe" and role != "author" and kind not in AUDIENCE_KINDS:
+            until = self.authored_until.get(member_id)
+            if until is None or not _sent_by(sent_at_ms, until):
+                return "not an author of this tribe"
         return None
+
+
+def _sent_by(sent_at_ms: object, issued_at: int) -> bool:
+    """Whether a message's ``sent_at`` (ms) is at or before an entry's ``issued_at`` (s), give or
+    take the two devices' clocks' skew."""
+    late = (issued_at + DEPARTURE_SKEW_SECONDS) * 1000
+    return not isinstance(sent_at_ms, bool) and isinstance(sent_at_ms, int) and sent_at_ms <= late
 
 
 def _signer(entry: Mapping[str, Any], authority: Authority) -> str:
@@ -188,6 +215,12 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
     former = {m: at for m, at in state.former.items() if m not in members}
     if checked["op"] in ("remove", "leave"):
         former[checked["member_id"]] = int(checked["issued_at"])
+    authored = dict(state.authored_until)
+    target = checked["member_id"]
+    if members.get(target) == "author":
+        authored.pop(target, None)
+    elif state.members.get(target) == "author":
+        authored[target] = int(checked["issued_at"])
     return LogState(
         channel_id=state.channel_id,
         kind=state.kind,
@@ -196,8 +229,10 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         head=statement_hash(checked),
         org_id=state.org_id,
         former=former,
+        authored_until=authored,
         created_at=state.created_at,
         issued_at=max(state.issued_at, int(checked["issued_at"])),
+        former_known=state.former_known,
     )
 
 
@@ -246,9 +281,11 @@ def _apply(
 def _check_may_join(
     entry: dict[str, Any], members: Mapping[str, str], state: LogState, authority: Authority
 ) -> None:
-    """An ``add`` names someone not in, certified, and, for a tribe, let into tribes (22.6)."""
+    """An ``add`` names someone not in, certified and not removed from the organisation by the
+    entry's date (give or take the clocks' skew), and, for a tribe, let into tribes (22.6)."""
     target = entry["member_id"]
-    if target in members or entry["role"] is None or not authority.may_join(target):
+    at = int(entry["issued_at"]) - DEPARTURE_SKEW_SECONDS  # the adder's clock may be ahead of the remover's
+    if target in members or entry["role"] is None or not authority.may_join(target, at):
         raise LogError(f"entry {entry['seq']}: {target} cannot be added")
     if state.kind == "tribe" and not authority.tribes_open_to(target):
         raise LogError(f"entry {entry['seq']}: the organisation lets no partner's member into its tribes")

@@ -47,7 +47,9 @@ class RecordsAuthority:
             return None
         return member.role.value if member.org_id == self._org_id else PARTNER
 
-    def may_join(self, member_id: str) -> bool:
+    def may_join(self, member_id: str, at: int) -> bool:
+        """Judged now, whatever ``at``: the server only checks entries it is about to append, and
+        appends no ``add`` of someone removed from the organisation (section 14)."""
         return self._shared.member(self._org_id, member_id).is_active
 
     def tribes_open_to(self, member_id: str) -> bool:

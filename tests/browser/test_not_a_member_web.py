@@ -3,7 +3,8 @@ web app reading (docs/protocol.md, 14.2), in Debian's Chromium over `bocage serv
 lets Eve (a certified member of the town hall, never added to the group) into its records and
 roster without a signed entry; her CLI seals its key to the group's devices and posts. The open
 page shows no content for her message, says why, and warns `not_a_member`; the owner's next
-message still reads."""
+message still reads. A former member's message whose date the server moved after her departure
+is called forged, not blamed on her: the signature is checked before the sender's standing."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from playwright.sync_api import expect
 from chalicelib.adapters.clocks import SystemClock
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.members import MemberRecords
+from chalicelib.adapters.records.messages import MessageRecords
 from chalicelib.adapters.sqlite_store import SqliteStore
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from tests.browser.conftest import shoot
@@ -49,20 +51,32 @@ def let_in(data: Path, channel_id: str, org_id: str, member_id: str) -> None:
     store.close()
 
 
+def eve_in_town(
+    tmp_path: Path, mayor: str, new_context: Callable[..., Any], problems: list[str], *, in_group: bool
+) -> tuple[Any, str, str, str]:
+    """The secretary in the mayor's group and Eve, certified by the town hall (added to the group
+    if ``in_group``); the secretary's page open on the group, where she has written: (her page,
+    the group's id, Eve's profile, Eve's member id)."""
+    secretary, site = secretary_in_group(mayor, new_context, problems, GROUP)
+    eve = str(tmp_path / "eve")
+    eve_invite = bocage("--profile", mayor, "invite", "--name", "Ève")
+    bocage("--profile", eve, "activate", eve_invite["activation_url"], "--name", "Ève")
+    if in_group:
+        bocage("--profile", mayor, "channel", "add", site, eve_invite["member_id"])
+    secretary.reload()
+    open_channel(secretary, GROUP)
+    send(secretary, "Ordre du jour")
+    return secretary, site, eve, eve_invite["member_id"]
+
+
 def test_a_message_from_someone_not_in_the_group_is_refused_in_the_page(
     tmp_path: Path, new_context: Callable[..., Any], artifacts: Path
 ) -> None:
     with town_hall(tmp_path, "Mairie de Paimpol") as (data, town, mayor):
         problems: list[str] = []
-        secretary, site = secretary_in_group(mayor, new_context, problems, GROUP)
-        eve = str(tmp_path / "eve")
-        eve_invite = bocage("--profile", mayor, "invite", "--name", "Ève")
-        bocage("--profile", eve, "activate", eve_invite["activation_url"], "--name", "Ève")
-        secretary.reload()
-        open_channel(secretary, GROUP)
-        send(secretary, "Ordre du jour")
+        secretary, site, eve, eve_id = eve_in_town(tmp_path, mayor, new_context, problems, in_group=False)
 
-        let_in(data, site, town["org_id"], eve_invite["member_id"])
+        let_in(data, site, town["org_id"], eve_id)
         bocage("--profile", eve, "send", site, "Séance annulée")
         refused = secretary.locator(".messages .msg").filter(
             has=secretary.get_by_text("son expéditeur n'est pas membre de ce canal")
@@ -76,4 +90,38 @@ def test_a_message_from_someone_not_in_the_group_is_refused_in_the_page(
         expect(message(secretary, "La séance est maintenue")).to_contain_text("Maire", timeout=30_000)
         expect(message(secretary, "Séance annulée")).to_have_count(0)
         shoot(secretary, artifacts, "not-a-member-01-refused")
+        assert not problems, problems
+
+
+def move_date(data: Path, channel_id: str, message_id: str) -> None:
+    """What a lying server does: the stored message's (signed) sent_at an hour later."""
+    store = SqliteStore(str(data / "bocage.sqlite3"), SystemClock())
+    records = MessageRecords(store)
+    stored = records.find(channel_id, message_id)
+    assert stored is not None
+    records.store(stored.model_copy(update={"sent_at": stored.sent_at + 3_600_000}))
+    store.close()
+
+
+def test_a_moved_date_is_called_forged_not_blamed_on_the_former_member(
+    tmp_path: Path, new_context: Callable[..., Any], artifacts: Path
+) -> None:
+    with town_hall(tmp_path, "Mairie de Paimpol") as (data, _town, mayor):
+        problems: list[str] = []
+        secretary, site, eve, eve_id = eve_in_town(tmp_path, mayor, new_context, problems, in_group=True)
+        app = secretary.url
+        secretary.goto("about:blank")  # away while Eve writes, leaves, and the server lies
+
+        sent = bocage("--profile", eve, "send", site, "Avant mon départ")
+        bocage("--profile", mayor, "channel", "remove", site, eve_id)
+        move_date(data, site, sent["message_id"])
+        secretary.goto(app)
+        open_channel(secretary, GROUP)
+        forged = secretary.locator(".messages .msg").filter(
+            has=secretary.get_by_text("sa signature ne correspond pas")
+        )
+        expect(forged).to_have_count(1, timeout=30_000)
+        expect(message(secretary, "Avant mon départ")).to_have_count(0)
+        expect(secretary.locator(".trust-warning[data-code=not_a_member]")).to_have_count(0)
+        shoot(secretary, artifacts, "not-a-member-02-forged")
         assert not problems, problems

@@ -668,7 +668,7 @@ def test_both_clients_keep_who_left_and_judge_the_same_senders() -> None:
         {
             "op": "refuses_sender",
             "states": [st.to_json() for st in states if st],
-            "questions": [list(q) for q in questions],
+            "questions": [[*q, "message"] for q in questions],
         },
     )
     assert replayed["state"] == states[3].to_json()  # type: ignore[union-attr]
@@ -681,11 +681,97 @@ def test_both_clients_keep_who_left_and_judge_the_same_senders() -> None:
     with pytest.raises(MembershipRefused) as python_refused:
         sync(CHANNEL, legacy_state, lambda start: (forked[start:], {"seq": 3}), view, rebuild=True)
     assert python_refused.value.warning.code == "membership_fork"
-    python_verdicts = [[st.refuses_sender(m, at) for m, at in questions] for st in states if st]
+    python_verdicts = [[st.refuses_sender(m, at, "message") for m, at in questions] for st in states if st]
     assert verdicts == python_verdicts
     after = "sent after leaving the channel"
     assert python_verdicts[3] == [None, None, None, after, after, after, "not a member of this channel"]
     assert python_verdicts[2][1:4] == [None, None, None]  # back in: everything is theirs again
+
+
+def test_both_clients_judge_an_add_by_the_member_s_standing_at_its_date() -> None:
+    """Section 14: the invitee, removed from the organisation at T + 300, was added before that
+    (and again within the clocks' skew): both replays go on past those adds and stop at one dated
+    after; a state kept without ``former`` whose rebuild fails stays without it in both."""
+    v, members, devices = org()
+    before = TrustView(ORG, ROOT, members, devices)
+    log = [v["op0"], v["op1"]]  # the add is dated T + 210
+    for seq, op, role, at in ((2, "remove", None, 400), (3, "add", "member", 550), (4, "remove", None, 560)):
+        log.append(_entry(seq, statement_hash(log[-1]), op, INVITEE, role, OWNER_DEVICE_SIGN, at=T + at))
+    log.append(_entry(5, statement_hash(log[-1]), "add", INVITEE, "member", OWNER_DEVICE_SIGN, at=T + 700))
+    kept, _ = membership_log.replay(log, before)
+    assert kept is not None and kept.seq == 5
+    legacy = {k: val for k, val in kept.to_json().items() if k not in ("former", "authored_until")}
+    members[1]["removal"] = v["removal"]
+    after = TrustView(ORG, ROOT, members, devices)
+    s = scene(members, devices)
+    replayed, rebuilt = run_js(
+        {"op": "replay", **s, "entries": log},
+        {"op": "advance", **s, "kept": legacy, "answer": {"entries": log, "head": {"seq": 5}}},
+    )
+    state, error = membership_log.replay(log, after)
+    assert state is not None and state.seq == 4 and "cannot be added" in str(error)
+    assert replayed["state"] == state.to_json() and "cannot be added" in replayed["error"]
+    python_rebuilt, warnings = sync(
+        CHANNEL,
+        membership_log.LogState.from_json(legacy),
+        lambda start: (log[start:], {"seq": 5}),
+        after,
+        rebuild=True,
+    )
+    assert rebuilt["state"] == python_rebuilt.to_json() == legacy  # no empty ``former`` kept for good
+    assert [w["code"] for w in rebuilt["warnings"]] == [w.code for w in warnings] == ["membership_invalid"]
+
+
+def test_both_clients_let_only_a_tribe_s_authors_post() -> None:
+    """Section 14.2, as the server's rule: in a tribe only authors send anything but reactions
+    and votes; what one sent while an author (before being made a member, or leaving) stays
+    theirs; in a group everyone posts."""
+    v, members, devices = org()
+    view = TrustView(ORG, ROOT, members, devices)
+    tribe = [_entry(0, None, "create", OWNER, "author", OWNER_DEVICE_SIGN, kind="tribe")]
+    for seq, op, role in (
+        (1, "add", "member"),
+        (2, "role", "author"),
+        (3, "role", "member"),  # an author no more from T + 203
+        (4, "remove", None),
+        (5, "add", "author"),
+        (6, "remove", None),  # left as an author
+    ):
+        tribe.append(_entry(seq, statement_hash(tribe[-1]), op, INVITEE, role, OWNER_DEVICE_SIGN))
+    states = [membership_log.replay(tribe[: n + 1], view)[0] for n in range(1, 7)]
+    group = membership_log.replay([v["op0"], v["op1"]], view)[0]
+    early, late = (T + 200) * 1000, (T + 2000) * 1000  # the clocks' skew is 300 s
+    questions = [
+        (INVITEE, early, "message"),
+        (INVITEE, late, "message"),
+        (INVITEE, late, "reaction"),
+        (INVITEE, early, "poll"),
+        (INVITEE, early, "vote"),
+        (OWNER, late, "message"),
+    ]
+    judged = [st for st in (*states, group) if st]
+    assert len(judged) == 7
+    (verdicts,) = run_js(
+        {
+            "op": "refuses_sender",
+            "states": [st.to_json() for st in judged],
+            "questions": [list(q) for q in questions],
+        }
+    )
+    python = [[st.refuses_sender(m, at, kind) for m, at, kind in questions] for st in judged]
+    assert verdicts == python
+    no, gone = "not an author of this tribe", "sent after leaving the channel"
+    assert python == [
+        [no, no, None, no, None, None],  # a member, never an author
+        [None] * 6,  # an author
+        [None, no, None, None, None, None],  # made a member: their earlier posts stay
+        [None, gone, gone, None, None, None],  # then removed
+        [None] * 6,  # an author again
+        [None, gone, gone, None, None, None],  # left as an author
+        [None] * 6,  # a group
+    ]
+    assert dict(judged[3].authored_until) == {INVITEE: T + 203} and not judged[4].authored_until
+    assert membership_log.LogState.from_json(judged[3].to_json()) == judged[3]  # kept across runs
 
 
 def test_entries_the_web_client_signs_extend_the_log_for_python() -> None:

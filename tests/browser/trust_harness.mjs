@@ -215,9 +215,9 @@ const commands = {
   async advance(args) {
     return membership.advance(args.kept, args.answer, await view(args), asked(args));
   },
-  /** Each state's verdict on each (member, sent_at) question: the reason refused, or null. */
+  /** Each state's verdict on each (member, sent_at, kind) question: the reason refused, or null. */
   async refuses_sender({ states, questions }) {
-    return states.map((state) => questions.map(([member, sentAt]) => membership.refusesSender(state, member, sentAt)));
+    return states.map((state) => questions.map(([member, sentAt, kind]) => membership.refusesSender(state, member, sentAt, kind)));
   },
   async sign_entry({ device, channel_id, state, change, now }) {
     const keys = wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32));

@@ -5,12 +5,14 @@ the real app and the real Python client, the server's own records planted as an 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.members import MemberRecords
+from chalicelib.adapters.records.messages import MessageRecords
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from tests.support import People, SignedApi
 
@@ -27,12 +29,14 @@ def group(people: People) -> Setup:
     return people, bob, cid
 
 
-def let_in(container: Any, people: People, cid: str, name: str) -> None:
-    """The server's records say ``name`` is in the channel, with no signed entry for it."""
+def let_in(
+    container: Any, people: People, cid: str, name: str, role: ChannelRole = ChannelRole.MEMBER
+) -> None:
+    """The server's records say ``name`` is in the channel with ``role``, with no signed entry for it."""
     channels = ChannelRecords(container.store)
     member_id = people.info[name]["member_id"]
     channels.save_membership(
-        ChannelMember(channel_id=cid, member_id=member_id, role=ChannelRole.MEMBER, added_at=1, added_by="x")
+        ChannelMember(channel_id=cid, member_id=member_id, role=role, added_at=1, added_by="x")
     )
     device = MemberRecords(container.store).device(people.keys[name].device_id)
     assert device is not None
@@ -106,19 +110,95 @@ def test_members_added_later_or_again_are_senders(group: Setup) -> None:
     assert read_by_dan == ["de retour", "nouveau", "bienvenue"]
 
 
-def test_a_state_kept_before_former_existed_is_rebuilt_once(group: Setup, api: SignedApi) -> None:
-    """Bob kept the log's state before it kept who left: his next check replays the log from
-    entry 0, so Carol's earlier messages still read and her later ones do not."""
+def carol_wrote_and_left(group: Setup) -> Path:
+    """Carol wrote "avant" and was removed from the channel; Bob keeps the log's state as before
+    it kept who left. Bob's trust.json."""
     people, bob, cid = group
     carol = people.join("carol")
     people.owner.add_member(cid, people.info["carol"]["member_id"])
     carol.send_text(cid, "avant")
     people.owner.remove_member(cid, people.info["carol"]["member_id"])
     bob.trust.membership(cid)
-    path = bob.profile.dir / "trust.json"
+    path: Path = bob.profile.dir / "trust.json"
     stored = json.loads(path.read_text())
     del stored["logs"][cid]["former"]
     path.write_text(json.dumps(stored))
+    return path
+
+
+def test_a_state_kept_before_former_existed_is_rebuilt_once(group: Setup, api: SignedApi) -> None:
+    """Bob kept the log's state before it kept who left: his next check replays the log from
+    entry 0, so Carol's earlier messages still read and her later ones do not."""
+    _, bob, cid = group
+    path = carol_wrote_and_left(group)
     again = type(bob)(bob.profile, client=bob.client, clock=api.clock.now)
     assert shown(again, cid)["avant"]["verified"] is True
     assert "former" in json.loads(path.read_text())["logs"][cid]
+
+
+def test_a_member_since_removed_from_the_organisation_stops_no_replay(group: Setup, api: SignedApi) -> None:
+    """Carol was added, wrote, left the channel and then the organisation; Dan came after. A
+    device replaying from entry 0 (a new one) and one rebuilding who left both judge her ``add``
+    by her standing at its date: her earlier message and Dan's are still shown (section 14)."""
+    people, bob, cid = group
+    path = carol_wrote_and_left(group)
+    api.clock.advance(3600)
+    reply = api.remove(people.keys["owner"], people.info["carol"]["member_id"])
+    assert reply.status < 300, reply.body
+    dan = people.join("dan")
+    people.owner.add_member(cid, people.info["dan"]["member_id"])
+    dan.send_text(cid, "nouveau")
+    again = type(bob)(bob.profile, client=bob.client, clock=api.clock.now)
+    again.trust.view(refresh=True)  # it has learnt of her removal
+    messages = shown(again, cid)
+    assert messages["avant"]["verified"] is True and messages["nouveau"]["verified"] is True
+    assert "not_a_member" not in warned(again) and "former" in json.loads(path.read_text())["logs"][cid]
+    fresh = [m["text"] for m in dan.read(cid)["messages"] if m["verified"]]  # replays from entry 0
+    assert fresh == ["nouveau"] and "not_a_member" not in warned(dan)
+
+
+def test_a_tribe_s_plain_member_posts_nothing_even_if_the_server_lets_them(
+    people: People, container: Any
+) -> None:
+    """In a tribe only authors post (section 14.2, the server's own rule): a member whose signed
+    role is ``member`` and whom a complicit server's records call an author is not shown; their
+    reactions are, and the author's posts are."""
+    bob, carol = people.join("bob"), people.join("carol")
+    cid = people.owner.create_channel("tribe", "Mairie")["channel_id"]
+    people.owner.add_member(cid, people.info["bob"]["member_id"])  # a plain member
+    people.owner.add_member(cid, people.info["carol"]["member_id"])
+    official = people.owner.send_text(cid, "officiel")
+    let_in(container, people, cid, "bob", ChannelRole.AUTHOR)
+    planted = bob.send_text(cid, "annonce de la mairie")
+    reaction = bob.react(cid, official["message_id"], "👍")
+    read = {m["message_id"]: m for m in carol.read(cid)["messages"]}
+    assert read[official["message_id"]]["verified"] is True
+    assert (
+        read[planted["message_id"]]["verified"] is False and read[planted["message_id"]].get("text") is None
+    )
+    assert read[planted["message_id"]]["error"] == "not an author of this tribe: not shown"
+    assert warned(carol)["not_a_member"]["member_id"] == people.info["bob"]["member_id"]
+    assert (
+        read[reaction["message_id"]]["verified"] is True
+        and read[reaction["message_id"]]["content"]["emoji"] == "👍"
+    )
+
+
+def test_a_rewritten_date_is_a_forgery_not_the_former_member_s_doing(
+    group: Setup, container: Any, api: SignedApi
+) -> None:
+    """The signature is checked before the sender's standing: a server that moves a former
+    member's message after their departure gets it called forged, and no warning blames her."""
+    people, bob, cid = group
+    carol = people.join("carol")
+    people.owner.add_member(cid, people.info["carol"]["member_id"])
+    receipt = carol.send_text(cid, "avant")
+    people.owner.remove_member(cid, people.info["carol"]["member_id"])
+    records = MessageRecords(container.store)
+    stored = records.find(cid, receipt["message_id"])
+    assert stored is not None
+    records.store(stored.model_copy(update={"sent_at": stored.sent_at + 3_600_000}))
+    moved = next(m for m in bob.read(cid)["messages"] if m["message_id"] == receipt["message_id"])
+    assert moved["verified"] is False and moved.get("text") is None
+    assert moved["error"] == "forged or tampered message: signature does not verify"
+    assert "not_a_member" not in warned(bob)

@@ -126,14 +126,17 @@ def test_who_left_is_kept_with_when_and_judges_their_messages() -> None:
     left_at = T + 500
     assert dict(gone.former) == {INVITEE: left_at}
     assert LogState.from_json(gone.to_json()) == gone  # kept across runs
-    assert gone.refuses_sender(OWNER, 1) is None
-    assert gone.refuses_sender(INVITEE, left_at * 1000) is None
-    assert gone.refuses_sender(INVITEE, (left_at + 300) * 1000) is None
-    assert gone.refuses_sender(INVITEE, (left_at + 300) * 1000 + 1) == "sent after leaving the channel"
-    assert gone.refuses_sender(INVITEE, True) == "sent after leaving the channel"  # not a date
-    assert gone.refuses_sender("m_nobody", 1) == "not a member of this channel"
+    assert gone.refuses_sender(OWNER, 1, "message") is None
+    assert gone.refuses_sender(INVITEE, left_at * 1000, "message") is None
+    assert gone.refuses_sender(INVITEE, (left_at + 300) * 1000, "message") is None
+    assert (
+        gone.refuses_sender(INVITEE, (left_at + 300) * 1000 + 1, "message")
+        == "sent after leaving the channel"
+    )
+    assert gone.refuses_sender(INVITEE, True, "message") == "sent after leaving the channel"  # not a date
+    assert gone.refuses_sender("m_nobody", 1, "message") == "not a member of this channel"
     back = extend(gone, entry(OWNER_DEVICE_SIGN, removal, op="add", member_id=INVITEE, role="member"), view)
-    assert dict(back.former) == {} and back.refuses_sender(INVITEE, 10**13) is None
+    assert dict(back.former) == {} and back.refuses_sender(INVITEE, 10**13, "message") is None
 
 
 def test_a_state_kept_without_former_is_replayed_from_the_start_and_still_checked() -> None:
@@ -180,3 +183,71 @@ def test_an_entry_dated_well_before_the_entries_it_follows_stops_the_replay() ->
     assert LogState.from_json(kept.to_json()) == kept
     older = {k: x for k, x in kept.to_json().items() if k not in ("created_at", "issued_at")}
     assert LogState.from_json(older).issued_at == 0  # kept before dates were kept: no bound yet
+
+
+def _removed_view(v: dict[str, dict[str, Any]]) -> TrustView:
+    """The worked example's organisation after it removed the invitee (at T + 300)."""
+    members, devices = members_and_devices(v)
+    members[1]["removal"] = v["removal"]
+    return TrustView(ORG, ROOT, members, devices)
+
+
+def test_an_add_is_judged_by_the_member_s_standing_at_its_date() -> None:
+    """Replaying from entry 0 after a member left the organisation: their ``add`` from before
+    the removal still replays, so who came after stays verified (section 14)."""
+    v, _ = org()
+    view = _removed_view(v)
+    assert view.may_join(INVITEE, T + 299) and not view.may_join(INVITEE, T + 300)
+    assert view.may_join(OWNER, 10**12)
+    state, error = replay([v["op0"], v["op1"]], view)  # the add is dated T + 210
+    assert error is None and state is not None and dict(state.members) == {OWNER: "author", INVITEE: "member"}
+    removal = entry(OWNER_DEVICE_SIGN, v["op1"], now=T + 400, op="remove", member_id=INVITEE, role=None)
+    gone = extend(state, removal, view)
+    again = entry(OWNER_DEVICE_SIGN, removal, now=T + 400, op="add", member_id=INVITEE, role="member")
+    assert dict(extend(gone, again, view).members)[INVITEE] == "member"  # within the clocks' skew
+    late = entry(OWNER_DEVICE_SIGN, removal, now=T + 601, op="add", member_id=INVITEE, role="member")
+    with pytest.raises(LogError, match="cannot be added"):
+        extend(gone, late, view)
+
+
+def test_a_rebuild_that_fails_keeps_the_state_without_former_to_try_again() -> None:
+    """A log that no longer replays up to the kept entry leaves ``former`` unknown, not empty
+    for good: the state is kept without it and the next check replays from entry 0 again."""
+    v, view = org()
+    removal = entry(OWNER_DEVICE_SIGN, v["op1"], now=T + 400, op="remove", member_id=INVITEE, role=None)
+    log = [v["op0"], v["op1"], removal]
+    full, _ = replay(log, view)
+    assert full is not None
+    kept = LogState.from_json(
+        {k: x for k, x in full.to_json().items() if k not in ("former", "authored_until")}
+    )
+    assert not kept.former_known
+
+    def fetch(start: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        return log[start:], {"seq": 2}
+
+    state, warnings = sync(CHANNEL, kept, fetch, _TrustlessAdd(view), rebuild=True)
+    assert [w.code for w in warnings] == ["membership_invalid"]
+    assert "could not be replayed" in warnings[0].message
+    assert "former" not in state.to_json() and state.seq == 2
+    state, warnings = sync(CHANNEL, kept, fetch, view, rebuild=True)
+    assert warnings == [] and "former" in state.to_json() and dict(state.former) == {INVITEE: T + 400}
+
+
+class _TrustlessAdd:
+    """An authority under which no ``add`` replays (as for an ended partner's member, 22.6)."""
+
+    def __init__(self, view: TrustView) -> None:
+        self._view = view
+
+    def signer(self, device_id: str, at: int) -> tuple[str, str] | None:
+        return self._view.signer(device_id, at)
+
+    def org_role(self, member_id: str, at: int) -> str | None:
+        return self._view.org_role(member_id, at)
+
+    def may_join(self, member_id: str, at: int) -> bool:
+        return False
+
+    def tribes_open_to(self, member_id: str) -> bool:
+        return True

@@ -939,8 +939,10 @@ export class TrustView {
     return this.roleAt(memberId, at, 0);
   }
 
-  mayJoin(memberId) {
-    return this.roleAt(memberId, FOREVER, 0) !== null && this.removedAt(memberId) === null;
+  /** Certified, and not yet removed at `at` (an entry's date: section 14). */
+  mayJoin(memberId, at) {
+    const removed = this.removedAt(memberId);
+    return this.roleAt(memberId, FOREVER, 0) !== null && (removed === null || at < removed);
   }
 
   /** The organisation's own members may be in its tribes; a partner's are judged by shared.js. */

@@ -18,6 +18,8 @@ const DIRECT_PURPOSE = 'bocage/direct/v2';
 /** How far after a member's departure (its entry's `issued_at`, seconds) a message they signed
  * may be dated (`sent_at`, ms) and still be theirs: clocks differ (section 14.2). */
 export const DEPARTURE_SKEW_SECONDS = 300;
+/** What a tribe's members who are not its authors may send (as the server's rule, section 14.2). */
+const AUDIENCE_KINDS = new Set(['reaction', 'vote']);
 /** How far before the latest entry it follows an entry may be dated (section 14, "Dates"):
  * `ENTRY_ORDER_SKEW_SECONDS` in chalicelib/domain/membership_log.py. */
 export const ENTRY_ORDER_SKEW_SECONDS = 600;
@@ -30,9 +32,11 @@ export class LogError extends Error {}
  * A state's `org_id` is the host, named by the creation: every later entry must name it too, so
  * an entry a partner's member signs (22.6) never makes the channel look like the partner's.
  * `former`: who left (`remove`, `leave`) and did not come back, with the departure's `issued_at`
- * (section 14.2); absent from a state kept before it existed.
- * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string, org_id: string, former?: Record<string, number>, created_at?: number, issued_at?: number}} LogState
- * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string): boolean, tribesOpenTo(memberId: string): boolean, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
+ * (section 14.2); `authored_until`: who stopped being an author (made a member, or left as an
+ * author), with when (in a tribe only authors post); both absent from a state kept before they
+ * existed, or whose rebuild failed.
+ * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string, org_id: string, former?: Record<string, number>, authored_until?: Record<string, number>, created_at?: number, issued_at?: number}} LogState
+ * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string, at: number): boolean, tribesOpenTo(memberId: string): boolean, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
  */
 
 function shape(entry) {
@@ -77,7 +81,7 @@ export async function create(entry, authority, channelId = null) {
   if (e.kind === 'tribe' && !ADMIN_ROLES.includes(authority.orgRole(signer, e.issued_at) || '')) {
     throw new LogError("only the organisation's admins create tribes");
   }
-  return { channel_id: e.channel_id, kind: e.kind, members: { [signer]: 'author' }, seq: 0, head: await statementHash(e), org_id: e.org_id, former: {}, created_at: e.issued_at, issued_at: e.issued_at };
+  return { channel_id: e.channel_id, kind: e.kind, members: { [signer]: 'author' }, seq: 0, head: await statementHash(e), org_id: e.org_id, former: {}, authored_until: {}, created_at: e.issued_at, issued_at: e.issued_at };
 }
 
 /** @returns {Promise<LogState>} the state after one more entry; LogError if it does not extend it */
@@ -95,22 +99,49 @@ export async function extend(state, entry, authority) {
   apply(e, signer, members, state, authority);
   const former = Object.fromEntries(Object.entries(state.former || {}).filter(([m]) => !(m in members)));
   if (e.op === 'remove' || e.op === 'leave') former[e.member_id] = e.issued_at;
-  return { ...state, members, seq: e.seq, head: await statementHash(e), former, issued_at: Math.max(latest, e.issued_at) };
+  const authored = { ...(state.authored_until || {}) };
+  if (members[e.member_id] === 'author') delete authored[e.member_id];
+  else if (state.members[e.member_id] === 'author') authored[e.member_id] = e.issued_at;
+  return { ...state, members, seq: e.seq, head: await statementHash(e), former, authored_until: authored, issued_at: Math.max(latest, e.issued_at) };
 }
 
 /**
- * Why a channel message of `memberId` signed as sent at `sentAtMs` is not theirs to send here,
- * or null (section 14.2): a member, or one who left after sending it. `refusesSender` in
- * chalicelib/domain/membership_log.py says the same.
+ * Why a channel message of `kind` from `memberId` signed as sent at `sentAtMs` is not theirs to
+ * send here, or null (section 14.2): a member, or one who left after sending it; in a tribe,
+ * only authors send anything but reactions and votes (the server's rule), or one who was an
+ * author when they sent it. `refuses_sender` in chalicelib/domain/membership_log.py says the same.
  * @param {LogState|null} state
+ * @param {string} memberId
+ * @param {unknown} sentAtMs
+ * @param {string} kind
  * @returns {string|null}
  */
-export function refusesSender(state, memberId, sentAtMs) {
-  if (state && memberId in state.members) return null;
-  const left = state?.former?.[memberId];
-  if (left === undefined) return 'not a member of this channel';
-  if (!Number.isInteger(sentAtMs) || sentAtMs > (left + DEPARTURE_SKEW_SECONDS) * 1000) return 'sent after leaving the channel';
+export function refusesSender(state, memberId, sentAtMs, kind) {
+  const role = state && memberId in state.members ? state.members[memberId] : null;
+  if (role === null) {
+    const left = state?.former?.[memberId];
+    if (left === undefined) return 'not a member of this channel';
+    if (!sentBy(sentAtMs, left)) return 'sent after leaving the channel';
+  }
+  if (state?.kind === 'tribe' && role !== 'author' && !AUDIENCE_KINDS.has(kind)) {
+    const until = state.authored_until?.[memberId];
+    if (until === undefined || !sentBy(sentAtMs, until)) return 'not an author of this tribe';
+  }
   return null;
+}
+
+/** Whether a message's `sent_at` (ms) is at or before an entry's `issued_at` (s), give or take the clocks' skew. */
+function sentBy(sentAtMs, issuedAt) {
+  return Number.isInteger(sentAtMs) && Number(sentAtMs) <= (issuedAt + DEPARTURE_SKEW_SECONDS) * 1000;
+}
+
+/**
+ * Whether a kept state knows who left and who of them were authors (else it is rebuilt from
+ * entry 0, section 14.2).
+ * @param {LogState|null} state
+ */
+export function formerKnown(state) {
+  return Boolean(state && state.former && state.authored_until);
 }
 
 /**
@@ -164,7 +195,7 @@ function apply(entry, signer, members, state, authority) {
     }
   }
   if (op === 'add') {
-    if (target in members || role === null || !authority.mayJoin(target)) throw new LogError(`entry ${seq}: ${target} cannot be added`);
+    if (target in members || role === null || !authority.mayJoin(target, entry.issued_at - DEPARTURE_SKEW_SECONDS)) throw new LogError(`entry ${seq}: ${target} cannot be added`);
     if (state.kind === 'tribe' && !authority.tribesOpenTo(target)) {
       throw new LogError(`entry ${seq}: the organisation lets no partner's member into its tribes`);
     }
@@ -220,7 +251,7 @@ export async function advance(kept, answer, authority, channelId) {
   let rest = entries;
   /** @type {import('./certs.js').TrustWarning[]} */
   const rebuilt = [];
-  if (kept && !kept.former) {
+  if (kept && !formerKnown(kept)) {
     // Kept before it kept who left (14.2): the answer starts at entry 0, replayed once up to the
     // kept entry, which must still hash to the kept head (a fork stays a fork).
     const again = await replay(entries.slice(0, kept.seq + 1), authority, null, channelId);
@@ -228,9 +259,9 @@ export async function advance(kept, answer, authority, channelId) {
       if (again.state.head !== kept.head) {
         return { state: kept, blocked: true, applied: [], warnings: note('membership_fork', `the server's membership log of ${kept.channel_id} differs from the one seen here up to entry ${kept.seq}`) };
       }
-      kept = { ...kept, former: again.state.former, created_at: again.state.created_at, issued_at: again.state.issued_at };
+      kept = { ...kept, former: again.state.former, authored_until: again.state.authored_until, created_at: again.state.created_at, issued_at: again.state.issued_at };
     } else {
-      kept = { ...kept, former: {} };
+      // Kept without `former`, as before: the next check replays from entry 0 again.
       rebuilt.push(...note('membership_invalid', `${channelId}: who left before entry ${kept.seq} could not be replayed again (${again.error?.message})`));
     }
     rest = entries.slice(kept.seq);
@@ -249,6 +280,10 @@ export async function advance(kept, answer, authority, channelId) {
     await prewarm(authority.cache, entries.map((e) => ({ statement: e, key: authority.claimedKey(e?.by_device) })));
   }
   const { state, error, applied } = await replay(kept ? rest.slice(1) : rest, authority, kept, channelId);
+  if (rebuilt.length && state) {
+    delete state.former;
+    delete state.authored_until;
+  }
   return { state, blocked: false, applied, warnings: [...rebuilt, ...(error ? note('membership_invalid', error.message) : [])] };
 }
 

@@ -40,6 +40,7 @@ import {
   sealMessage,
   sealSenderKey,
   signToken,
+  verifyEnvelope,
 } from './wire.js';
 import { FOLLOWER_CERT, fingerprint, newTicket, statementHash, withFragment } from './certs.js';
 import { SENDER_UNCHECKED, TrustKeeper } from './trust.js';
@@ -1056,7 +1057,10 @@ export class Messenger extends EventTarget {
     // 14.2: a certified device of someone not in the channel sends nothing here (a follower is
     // checked against the tribe's ticket instead, 16.3), whatever the server let through.
     if (!mine && !follower) {
-      const why = await this.trust.refusedSender(this.api, channelId, author.member_id, sender, message.sent_at);
+      // The signature first: a server's rewrite (of sent_at, say) is no member's doing.
+      const forged = await verifyEnvelope(message, author.sign_public_key).then(() => null, (err) => openError(err, message));
+      if (forged) return { ...shown, ...forged };
+      const why = await this.trust.refusedSender(this.api, channelId, author.member_id, sender, message.sent_at, message.kind);
       // Kept with the message: re-judged after the next membership refresh (retryUnreadable).
       if (why === SENDER_UNCHECKED) return { ...shown, error: 'pending_check', raw: message };
       if (why) return { ...shown, error: 'not_a_member', detail: why, raw: message };

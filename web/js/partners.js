@@ -6,6 +6,7 @@
 // which travelled in the code alone. An end once seen is remembered (`kept`): a server that
 // hides it later is caught. Pure: the caller fetches and stores; runs under node.
 import {
+  FOREVER,
   PARTNERSHIP,
   PARTNERSHIP_END,
   PARTNER_ACCEPT,
@@ -177,7 +178,7 @@ export async function checkCard(card, pinned, listing) {
   if (!member || !view.certified(card.member_id)) {
     throw new CardRefused('card_uncertified', "this card's member is not certified up to their organisation's pinned root");
   }
-  if (!view.mayJoin(card.member_id) || view.role(card.member_id) === 'guest') {
+  if (!view.mayJoin(card.member_id, FOREVER) || view.role(card.member_id) === 'guest') {
     throw new CardRefused('card_not_member', "this card's member may not join your groups (removed, or a guest)");
   }
   return { member_id: card.member_id, org_id: card.org_id, display_name: `${member.display_name} (${pinned.name || card.org_id})` };

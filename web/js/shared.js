@@ -175,10 +175,11 @@ export class SharedView extends TrustView {
     return partner.active && partner.view.orgRole(memberId, at) !== null ? PARTNER : null;
   }
 
-  mayJoin(memberId) {
+  /** A partner's member: while the partnership is active (its end date is not known here). */
+  mayJoin(memberId, at) {
     const partner = this.partnerOfMember(memberId);
-    if (!partner) return super.mayJoin(memberId);
-    return partner.active && partner.view.mayJoin(memberId);
+    if (!partner) return super.mayJoin(memberId, at);
+    return partner.active && partner.view.mayJoin(memberId, at);
   }
 
   tribesOpenTo(memberId) {
@@ -223,8 +224,13 @@ export class HostAuthority {
     return null; // a third organisation's member
   }
 
-  mayJoin(memberId) {
-    return this.orgRole(memberId, FOREVER) !== null && this.view.mayJoin(memberId);
+  /** On a side this channel admits (as `orgRole`), and not removed by `at`. */
+  mayJoin(memberId, at) {
+    if (!this.ours) {
+      const owner = this.view.partnerOfMember(memberId);
+      if (!this.partner || !(owner === this.partner || (owner === null && this.view.members.has(memberId)))) return false;
+    }
+    return this.view.mayJoin(memberId, at);
   }
 
   tribesOpenTo(memberId) {

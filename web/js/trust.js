@@ -17,7 +17,7 @@ import {
   signStatement,
   verifyPayload,
 } from './certs.js';
-import { advance, effectiveRoster, refusesSender } from './membership.js';
+import { advance, effectiveRoster, formerKnown, refusesSender } from './membership.js';
 import { HostAuthority, SharedView, partnerViews } from './shared.js';
 
 const LOG_PAGE = 500;
@@ -226,7 +226,7 @@ export class TrustKeeper extends EventTarget {
       return { state: kept, blocked: this.blocked.get(channelId) || false };
     }
     const entries = [];
-    let from = kept && kept.former ? kept.seq : 0; // kept without who left (14.2): replayed once from 0
+    let from = formerKnown(kept) ? kept.seq : 0; // kept without who left (14.2): replayed once from 0
     let answer;
     do {
       answer = await api.get(`/channels/${channelId}/membership`, { from, limit: LOG_PAGE });
@@ -301,8 +301,8 @@ export class TrustKeeper extends EventTarget {
    * not be fetched (offline, 5xx, 429): nobody is blamed on a state perhaps stale.
    * @param {{get(path: string, query?: any): Promise<any>}} api
    */
-  async refusedSender(api, channelId, memberId, deviceId, sentAtMs) {
-    let why = refusesSender(this.kept.logs[channelId] || null, memberId, sentAtMs);
+  async refusedSender(api, channelId, memberId, deviceId, sentAtMs, kind) {
+    let why = refusesSender(this.kept.logs[channelId] || null, memberId, sentAtMs, kind);
     const now = Date.now();
     if (why && this.view && now - (this.senderChecks.get(channelId) || 0) > SENDER_RECHECK_MS) {
       this.senderChecks.set(channelId, now);
@@ -312,7 +312,7 @@ export class TrustKeeper extends EventTarget {
         forbidden = err?.status === 403;
         return null;
       });
-      if (fetched) why = refusesSender(fetched.state, memberId, sentAtMs);
+      if (fetched) why = refusesSender(fetched.state, memberId, sentAtMs, kind);
       if (fetched || forbidden) this.senderUnchecked.delete(channelId);
       else this.senderUnchecked.add(channelId);
     }

@@ -508,8 +508,12 @@ export function sealMessage(sender, messageKey, { channelId, epoch, index, messa
   return { ...envelope, signature: b64e(signature) };
 }
 
-/** Verify first (the key must be the sender device's), then decrypt, unpad and check the labels. */
-export async function openMessage(raw, messageKey, senderSignPublicKey) {
+/**
+ * The signed envelope of a stored message, once its signature verifies with the sender device's
+ * key (ForgedMessage if not): checked before any verdict on the sender, so a server's rewrite is
+ * called a forgery rather than blamed on the member.
+ */
+export async function verifyEnvelope(raw, senderSignPublicKey) {
   const envelope = envelopeFields(raw);
   for (const field of ['channel_id', 'message_id', 'sender_device', 'nonce', 'ciphertext', 'signature']) {
     if (typeof envelope[field] !== 'string') throw new CryptoError('malformed envelope');
@@ -536,6 +540,12 @@ export async function openMessage(raw, messageKey, senderSignPublicKey) {
   if (!(await verifySignature(envelopeSigningBytes(envelope), signature, verifyKey))) {
     throw new ForgedMessage('envelope signature does not verify');
   }
+  return envelope;
+}
+
+/** Verify first (the key must be the sender device's), then decrypt, unpad and check the labels. */
+export async function openMessage(raw, messageKey, senderSignPublicKey) {
+  const envelope = await verifyEnvelope(raw, senderSignPublicKey);
   let padded;
   try {
     padded = nacl().secretbox.open(b64d(envelope.ciphertext), b64d(envelope.nonce), messageKey);
