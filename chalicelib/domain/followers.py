@@ -18,6 +18,7 @@ from chalicelib.domain.ids import device_id_for, follower_id_for
 from chalicelib.domain.statements import (
     FOLLOWER_CERT,
     HISTORY,
+    STATEMENT_CLOCK_SKEW,
     TICKET,
     StatementError,
     verify_statement,
@@ -30,7 +31,7 @@ JOIN_PROOF_LABEL = "bocage-join"
 DAY = 86400
 #: How far ahead of a clock a recent-history choice may be dated (section 23): further, it is
 #: refused (a wrong clock, or a signer planting a date no real later choice could beat).
-HISTORY_CLOCK_SKEW = 300
+HISTORY_CLOCK_SKEW = STATEMENT_CLOCK_SKEW
 
 
 class JoinLink(BaseModel):

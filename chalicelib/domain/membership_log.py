@@ -17,6 +17,7 @@ from chalicelib.domain.direct import is_direct_pair
 from chalicelib.domain.envelope import AUDIENCE_KINDS
 from chalicelib.domain.statements import (
     MEMBERSHIP,
+    STATEMENT_CLOCK_SKEW,
     StatementError,
     check_shape,
     statement_hash,
@@ -32,7 +33,7 @@ NEVER_AUTHORS = (GUEST, PARTNER)
 DIRECT = "direct"
 #: How far after a member's departure (its entry's ``issued_at``) a message they signed may be
 #: dated and still be theirs to send: the two devices' clocks may differ (section 14.2).
-DEPARTURE_SKEW_SECONDS = 300
+DEPARTURE_SKEW_SECONDS = STATEMENT_CLOCK_SKEW
 #: How far before the latest entry it follows an entry may be dated. Each entry is signed at the
 #: request that appends it, whose token the server takes only within its own clock's window
 #: (section 4), so honest entries never go further back; a removed signer's backdated entry,

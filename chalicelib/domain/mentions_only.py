@@ -15,13 +15,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from chalicelib.domain.ids import is_follower_id, looks_like
-from chalicelib.domain.statements import NOTIFY, StatementError, verify_statement
+from chalicelib.domain.statements import NOTIFY, STATEMENT_CLOCK_SKEW, StatementError, verify_statement
 from chalicelib.errors import BadRequest
 
 #: At most this many members named in one message's ``notify`` (a message mentions few people).
 MAX_NOTIFY = 50
 #: How far a choice's ``issued_at`` may run ahead of the server's clock.
-CLOCK_SKEW = 300
+CLOCK_SKEW = STATEMENT_CLOCK_SKEW
 
 
 class MentionChoice(BaseModel):

@@ -36,6 +36,10 @@ PARTNER_ACCEPT = "bocage/partner-accept/v2"
 PARTNERSHIP = "bocage/partnership/v2"
 PARTNERSHIP_END = "bocage/partnership-end/v2"
 HISTORY = "bocage/history/v2"
+#: How far a signed statement's ``issued_at`` may be from a clock (the server's, or a reading
+#: device's) and still be taken as "now": two honest devices' clocks differ by less, and the
+#: request tokens' own window is the same (section 4). One allowance for every statement kind.
+STATEMENT_CLOCK_SKEW = 300
 #: The longest window of recent posts a public tribe may open to new followers (section 23).
 MAX_HISTORY_DAYS = 30
 MAX_STATEMENT_BYTES = 2048

@@ -32,14 +32,14 @@ from chalicelib.domain.followers import (
 from chalicelib.domain.ids import device_id_for, follower_id_for, looks_like, new_id
 from chalicelib.domain.organisation import Device, Member, MemberStatus, Role
 from chalicelib.domain.principal import Principal
-from chalicelib.domain.statements import StatementError
+from chalicelib.domain.statements import STATEMENT_CLOCK_SKEW, StatementError
 from chalicelib.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequests
 from chalicelib.ports import Clock, Store
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.invitations import Links, public_key_bytes
 from chalicelib.services.organisations import MemberPage, OrganisationService
 
-TICKET_CLOCK_SKEW = 300
+TICKET_CLOCK_SKEW = STATEMENT_CLOCK_SKEW
 MAX_CAP = 1_000_000
 #: One source address brings at most this fraction of a tribe's hourly cap of new followers.
 ADDRESS_SHARE = 10

@@ -13,7 +13,7 @@ from typing import Any
 from chalicelib.adapters.records.membership_log import MembershipLogRecords
 from chalicelib.domain.channel import ChannelMember
 from chalicelib.domain.membership_log import PARTNER, LogError, LogState, create, extend
-from chalicelib.domain.statements import statement_hash
+from chalicelib.domain.statements import STATEMENT_CLOCK_SKEW, statement_hash
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict
 from chalicelib.ports import Clock, Store
 from chalicelib.services.organisations import OrganisationService
@@ -23,7 +23,7 @@ MAX_PAGE = 500
 #: How far an entry's ``issued_at`` may be from this server's clock: the request tokens' window
 #: (section 4), so an honest device always passes and no entry is stored dated in the past or the
 #: future, where it would reorder departures (14.2) or be refused by clients (14, "Dates").
-ENTRY_CLOCK_WINDOW = 300
+ENTRY_CLOCK_WINDOW = STATEMENT_CLOCK_SKEW
 
 
 class RecordsAuthority:

@@ -27,7 +27,7 @@ from chalicelib.domain.partners import (
     verify_partnership,
 )
 from chalicelib.domain.principal import Principal
-from chalicelib.domain.statements import StatementError
+from chalicelib.domain.statements import STATEMENT_CLOCK_SKEW, StatementError
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, Gone, NotFound
 from chalicelib.ports import Clock, Store
 from chalicelib.services.channels import ChannelService
@@ -35,7 +35,7 @@ from chalicelib.services.event_bus import EventBus
 from chalicelib.services.invitations import Links
 from chalicelib.services.organisations import OrganisationService
 
-TICKET_CLOCK_SKEW = 300
+TICKET_CLOCK_SKEW = STATEMENT_CLOCK_SKEW
 MAX_LISTED = 500  # a partner's signers and their chains: a handful in practice
 
 
