@@ -80,6 +80,7 @@ def _with_former(
             authored_until=rebuilt.authored_until,
             created_at=rebuilt.created_at,
             issued_at=rebuilt.issued_at,
+            joined=rebuilt.joined,
             former_known=True,
         )
         return again, entries[kept.seq :], []

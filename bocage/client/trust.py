@@ -28,8 +28,8 @@ from chalicelib.domain.activation_link import ActivationTarget, with_fragment_pa
 from chalicelib.domain.direct import channel_id_from_seed, direct_channel_id
 from chalicelib.domain.followers import JoinTarget
 from chalicelib.domain.ids import is_follower_id
-from chalicelib.domain.membership_log import LogState, replay
-from chalicelib.domain.statements import canonical, statement_hash
+from chalicelib.domain.membership_log import LogState, created_state, replay
+from chalicelib.domain.statements import canonical
 
 __all__ = ["MembershipRefused", "Trust", "TrustError", "activate", "join"]
 
@@ -592,16 +592,7 @@ class Trust:
 
     def created(self, entry: Statement) -> None:
         """Keep the state of a channel this device just created."""
-        self.state.logs[str(entry["channel_id"])] = LogState(
-            channel_id=str(entry["channel_id"]),
-            kind=str(entry["kind"]),
-            members={self.member_id: "author"},
-            seq=0,
-            head=statement_hash(entry),
-            org_id=str(entry["org_id"]),
-            created_at=int(entry["issued_at"]),
-            issued_at=int(entry["issued_at"]),
-        ).to_json()
+        self.state.logs[str(entry["channel_id"])] = created_state(entry, self.member_id).to_json()
         self.save()
 
     def next_entry(self, channel_id: str, op: str, member_id: str, role: str | None) -> Statement:

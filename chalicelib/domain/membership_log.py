@@ -9,7 +9,8 @@ verified (bocage/client/certs.py). Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,9 +77,11 @@ class LogState:
     with when: in a tribe, where only authors post, their posts from before it are still theirs.
     ``created_at`` and ``issued_at`` are the creation's date and the latest entry date seen (0 in a
     state kept before they were kept): no later entry, nor a follower's ticket, may be dated much
-    before them. ``former_known`` is False while ``former`` could not be replayed from entry 0 (or
-    was kept without ``authored_until``): the state is then kept without it, so the next check
-    tries again."""
+    before them. ``joined`` holds when each member was last added (the creation for its creator):
+    a partner's member stops being one at the first end of the partnership after it (22.7).
+    ``former_known`` is False while ``former`` could not be replayed from entry 0 (or was kept
+    without ``authored_until`` or ``joined``): the state is then kept without them, so the next
+    check tries again."""
 
     channel_id: str
     kind: str
@@ -90,6 +93,7 @@ class LogState:
     authored_until: Mapping[str, int] = field(default_factory=dict)  # member id -> issued_at (s)
     created_at: int = 0
     issued_at: int = 0
+    joined: Mapping[str, int] = field(default_factory=dict)  # member id -> their add's issued_at (s)
     former_known: bool = True
 
     def to_json(self) -> dict[str, Any]:
@@ -104,9 +108,10 @@ class LogState:
             "authored_until": dict(self.authored_until),
             "created_at": self.created_at,
             "issued_at": self.issued_at,
+            "joined": dict(self.joined),
         }
         if not self.former_known:
-            del kept["former"], kept["authored_until"]
+            del kept["former"], kept["authored_until"], kept["joined"]
         return kept
 
     @classmethod
@@ -122,7 +127,8 @@ class LogState:
             authored_until={str(k): int(v) for k, v in dict(data.get("authored_until") or {}).items()},
             created_at=int(data.get("created_at") or 0),
             issued_at=int(data.get("issued_at") or 0),
-            former_known="former" in data and "authored_until" in data,
+            joined={str(k): int(v) for k, v in dict(data.get("joined") or {}).items()},
+            former_known="former" in data and "authored_until" in data and "joined" in data,
         )
 
     def refuses_sender(self, member_id: str, sent_at_ms: object, kind: str) -> str | None:
@@ -142,6 +148,26 @@ class LogState:
             if until is None or not _sent_by(sent_at_ms, until):
                 return "not an author of this tribe"
         return None
+
+    def cut_at_ends(self, ends_of: Callable[[str], Iterable[int]]) -> LogState:
+        """This state as a device judges senders and recipients with (section 22.7): a member of a
+        partner organisation whose partnership with the device's own ended after they joined is
+        no longer in, from the first such end (``ends_of``: the end dates, in seconds, of the
+        partnerships with that member's organisation; none for our own members), as if they had
+        left then. The log itself never changes: only ever extend the uncut state."""
+        members, former, authored = dict(self.members), dict(self.former), dict(self.authored_until)
+        for member_id, role in self.members.items():
+            since = self.joined.get(member_id, self.created_at) - DEPARTURE_SKEW_SECONDS
+            end = min((e for e in ends_of(member_id) if e >= since), default=None)
+            if end is None:
+                continue
+            del members[member_id]
+            former[member_id] = end
+            if role == "author":
+                authored[member_id] = end
+        if members == self.members:
+            return self
+        return dataclasses.replace(self, members=members, former=former, authored_until=authored)
 
 
 def _sent_by(sent_at_ms: object, issued_at: int) -> bool:
@@ -183,15 +209,22 @@ def create(entry: Mapping[str, Any], authority: Authority, channel_id: str | Non
         raise LogError("only the organisation's own members create its channels (section 22.6)")
     if checked["kind"] == "tribe" and authority.org_role(signer, checked["issued_at"]) not in ADMIN_ROLES:
         raise LogError("only the organisation's admins create tribes")
+    return created_state(checked, signer)
+
+
+def created_state(entry: Mapping[str, Any], creator: str) -> LogState:
+    """The state after a creation already checked (``create``), or signed by this very device."""
+    at = int(entry["issued_at"])
     return LogState(
-        channel_id=checked["channel_id"],
-        kind=checked["kind"],
-        members={signer: "author"},
+        channel_id=str(entry["channel_id"]),
+        kind=str(entry["kind"]),
+        members={creator: "author"},
         seq=0,
-        head=statement_hash(checked),
-        org_id=checked["org_id"],
-        created_at=int(checked["issued_at"]),
-        issued_at=int(checked["issued_at"]),
+        head=statement_hash(dict(entry)),
+        org_id=str(entry["org_id"]),
+        created_at=at,
+        issued_at=at,
+        joined={creator: at},
     )
 
 
@@ -213,27 +246,32 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
     if state.kind == DIRECT:
         _check_direct(checked, signer, state)
     _apply(checked, signer, members, state, authority)
-    former = {m: at for m, at in state.former.items() if m not in members}
-    if checked["op"] in ("remove", "leave"):
-        former[checked["member_id"]] = int(checked["issued_at"])
+    return _after(state, checked, members)
+
+
+def _after(state: LogState, entry: dict[str, Any], members: dict[str, str]) -> LogState:
+    """The state once ``entry`` (checked) made ``members``: who left, stopped authoring, joined."""
+    op, target, at = entry["op"], entry["member_id"], int(entry["issued_at"])
+    former = {m: left for m, left in state.former.items() if m not in members}
+    if op in ("remove", "leave"):
+        former[target] = at
     authored = dict(state.authored_until)
-    target = checked["member_id"]
     if members.get(target) == "author":
         authored.pop(target, None)
     elif state.members.get(target) == "author":
-        authored[target] = int(checked["issued_at"])
-    return LogState(
-        channel_id=state.channel_id,
-        kind=state.kind,
+        authored[target] = at
+    joined = {m: since for m, since in state.joined.items() if m in members}
+    if op == "add":
+        joined[target] = at
+    return dataclasses.replace(
+        state,
         members=members,
-        seq=checked["seq"],
-        head=statement_hash(checked),
-        org_id=state.org_id,
+        seq=entry["seq"],
+        head=statement_hash(entry),
         former=former,
         authored_until=authored,
-        created_at=state.created_at,
-        issued_at=max(state.issued_at, int(checked["issued_at"])),
-        former_known=state.former_known,
+        issued_at=max(state.issued_at, at),
+        joined=joined,
     )
 
 
