@@ -391,7 +391,10 @@ class Partners:
         try:
             members, devices = self.trust.client.partner_listing(partner)
             return self._signed_end(end, partner, us, TrustView(partner, root, members, devices))
-        except (StatementError, PartnerRefused, ApiError):
+        except ApiError:
+            return None
+        except (StatementError, PartnerRefused) as exc:
+            self._refuse(partner, f"its end does not verify ({exc}): dated when this device first saw it")
             return None
 
     def _refuse(self, partner: str, message: str) -> None:
