@@ -35,8 +35,8 @@ from unittest.mock import patch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nacl.signing import VerifyKey
+from retention import deployed, require, text_content  # the sibling bench script's set-up
 
-from bench.retention import deployed, require, text_content
 from bocage.client.messenger import Messenger
 
 PAGE = 100  # the server's largest page
