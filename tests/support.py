@@ -291,12 +291,16 @@ def ws_event(
     return event
 
 
+IN_PROCESS_SERVER = "http://in-process.invalid"
+
+
 class InProcessClient(BocageClient):
     """A BocageClient whose transport is the app through chalice.test.Client."""
 
-    def __init__(self, api: SignedApi, keys: DeviceKeys) -> None:  # no URL, no socket
+    def __init__(self, api: SignedApi, keys: DeviceKeys) -> None:  # no socket
         self.api = api
         self.keys = keys
+        self.server = IN_PROCESS_SERVER
 
     def request(
         self, method: str, path: str, body: dict[str, Any] | None = None, query: dict[str, str] | None = None
@@ -315,7 +319,7 @@ def messenger_for(api: SignedApi, keys: DeviceKeys, directory: Any, info: dict[s
 
     profile = Profile(directory)
     profile.save_keys(keys)
-    profile.save_info({"server": "http://in-process.invalid", **info})
+    profile.save_info({"server": IN_PROCESS_SERVER, **info})
     mine = api.devices[keys.device_id]
     if mine["first"]:
         profile.save_identity(api.identities[mine["member_id"]])

@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from bocage.client.filecrypt import (
     FileCryptoError,
@@ -54,6 +55,30 @@ def _http_only(url: str) -> str:
     return url
 
 
+def blob_url(url: str, server: str) -> str:
+    """A blob URL the API server named, checked before any request (attacker review L4): HTTPS
+    (an object store, S3 on AWS), or the API server's own host (`bocage serve` stores blobs
+    itself, over plain HTTP on one machine). Else a server could point this device at any
+    plain-HTTP address of its network, a router's page or a metadata service."""
+    target, api = urlsplit(_http_only(url)), urlsplit(server)
+    if target.username is not None or target.password is not None:
+        raise FileUnavailable("the server gave a file URL with credentials in it")
+    if target.scheme != "https" and target.hostname != api.hostname:
+        raise FileUnavailable(f"the server gave a plain-HTTP file URL on another host than {api.hostname}")
+    return url
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A blob URL is fetched where it points, never where an answer redirects to (which
+    ``blob_url`` did not check): the 3xx is an error."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 class HttpTransfer:
     """Blob bytes over HTTP(S). An upload cut by the network is tried again (``attempts`` in all,
     a second apart): the slot's URL stays valid for 15 minutes, and a retry after an upload
@@ -75,7 +100,7 @@ class HttpTransfer:
                 headers={**headers, "Content-Type": "application/octet-stream"},
             )
             try:
-                with urllib.request.urlopen(request, timeout=TRANSFER_TIMEOUT):  # noqa: S310
+                with _OPENER.open(request, timeout=TRANSFER_TIMEOUT):
                     return
             except urllib.error.HTTPError as refused:
                 if refused.code == HTTPStatus.CONFLICT and attempt > 1:
@@ -89,7 +114,7 @@ class HttpTransfer:
     def get(self, url: str, limit: int) -> bytes:
         data = bytearray()
         try:
-            with urllib.request.urlopen(_http_only(url), timeout=TRANSFER_TIMEOUT) as answer:  # noqa: S310
+            with _OPENER.open(_http_only(url), timeout=TRANSFER_TIMEOUT) as answer:
                 while block := answer.read(min(BLOCK, limit + 1 - len(data))):
                     data += block
                     self._progress(min(len(data), limit), limit)
@@ -138,7 +163,7 @@ def send_file(
     client = messenger.client
     slot = client.request("POST", f"/channels/{channel_id}/files", {"size": blob_size(len(data))})
     ref, blob = seal_file(data, slot["blob_id"], name, mime)
-    transfer.put(slot["upload_url"], slot["headers"], blob)
+    transfer.put(blob_url(slot["upload_url"], client.server), slot["headers"], blob)
     content: dict[str, Any] = {"type": "text", "text": text, "file": ref.to_content()}
     if thumb is not None:
         if len(thumb) > THUMB_MAX_BYTES:
@@ -168,7 +193,8 @@ def fetch_file(
         raise FileUnavailable(f"message {message_id} carries no file")
     ref = parse_file_ref(raw)
     answer = messenger.client.request("GET", f"/channels/{channel_id}/files/{ref.blob_id}")
-    data = decrypt_file(transfer.get(answer["url"], blob_size(ref.size)), ref)
+    url = blob_url(answer["url"], messenger.client.server)
+    data = decrypt_file(transfer.get(url, blob_size(ref.size)), ref)
     return {"name": ref.name, "mime": ref.mime, "size": ref.size, "sha256": ref.sha256}, data
 
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from bocage.client.files import FileUnavailable, HttpTransfer
+from bocage.client.files import FileUnavailable, HttpTransfer, blob_url
 from bocage.progress_bar import ProgressBar
 
 SERVED = 125 * 64 * 1024
@@ -145,3 +145,48 @@ def test_uploads_and_downloads_report_their_progress_and_the_bar_draws_it(server
     assert all(line.count("\r") <= 101 for line in lines)  # redrawn when the percent moves only
     assert lines[2].endswith("[" + "#" * 30 + "] 100 %  512 kB of 512 kB")
     assert lines[0].startswith("\ruploading plan.pdf [") and lines[2].count("\r") >= 50  # 8 kB blocks
+
+
+class Redirecting(BaseHTTPRequestHandler):
+    """A blob URL that answers "look over there" (where ``blob_url`` never looked)."""
+
+    def do_GET(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_a_redirect_is_not_followed() -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(FileUnavailable, match=r"could not be fetched \(302\)"):
+            HttpTransfer().get(f"http://127.0.0.1:{httpd.server_address[1]}/blob", 1000)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://bocage-files.s3.eu-west-3.amazonaws.com/b_1?X-Amz-Signature=x", True),
+        ("http://127.0.0.1:8000/files/b_1?sig=x", True),  # `bocage serve`'s own host
+        ("https://127.0.0.1:9000/b_1", True),
+        ("http://192.168.1.1/admin", False),  # a plain-HTTP address of the user's network
+        ("http://169.254.169.254/latest/meta-data/", False),
+        ("https://user:pw@bocage-files.s3.amazonaws.com/b_1", False),
+        ("http://127.0.0.1:8000@192.168.1.1/", False),  # the host is what follows the @
+        ("ftp://127.0.0.1/b_1", False),
+    ],
+)
+def test_a_blob_url_is_https_or_on_the_api_servers_own_host(url: str, allowed: bool) -> None:
+    server = "http://127.0.0.1:8000"
+    if allowed:
+        assert blob_url(url, server) == url
+    else:
+        with pytest.raises(FileUnavailable):
+            blob_url(url, server)
