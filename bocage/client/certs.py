@@ -97,6 +97,8 @@ class TrustView:
         *,
         verified: Mapping[str, str] | None = None,
         seen: Mapping[str, str] | None = None,
+        revoked: Mapping[str, int] | None = None,
+        removed: Mapping[str, int] | None = None,
     ) -> None:
         self.org_id = org_id
         self.root = root
@@ -104,6 +106,12 @@ class TrustView:
         self._devices = {str(d["device_id"]): d for d in devices}
         self._verified = dict(verified or {})
         self._seen = dict(seen or {})
+        #: Revocations and removals this viewer verified before (device / member id -> date): a
+        #: listing without them, or with a later date, cannot bring the device or member back.
+        self._kept_revoked = dict(revoked or {})
+        self._kept_removed = dict(removed or {})
+        #: (member id, device id or None, kept date) per revocation or removal the listing dropped.
+        self.rollbacks: list[tuple[str | None, str | None, int]] = []
         self._member_memo: dict[str, MemberTrust | _Untrusted] = {}
         self._device_memo: dict[str, DeviceTrust | _Untrusted] = {}
         self._roles_memo: dict[str, list[dict[str, Any]]] = {}
@@ -299,8 +307,22 @@ class TrustView:
         """When a valid removal statement removed the member, if one did."""
         if member_id not in self._removed_memo:
             self._removed_memo[member_id] = None
-            self._removed_memo[member_id] = self._removal(member_id, 0)
+            listed = self._removal(member_id, 0)
+            self._removed_memo[member_id] = self._kept((member_id, None), listed, self._kept_removed)
         return self._removed_memo[member_id]
+
+    def _kept(
+        self, who: tuple[str | None, str | None], listed: int | None, kept: Mapping[str, int]
+    ) -> int | None:
+        """The earlier of the listed date and the one kept for ``who`` (member id, and device id
+        for a revocation); a kept one the listing lost, or dates later, is a rollback."""
+        before = kept.get(who[1] or str(who[0]))
+        if before is None:
+            return listed
+        if listed is None or listed > before:
+            self.rollbacks.append((*who, before))
+            return before
+        return listed
 
     def _removal(self, member_id: str, depth: int) -> int | None:
         raw = self._members.get(member_id, {}).get("removal")
@@ -396,7 +418,9 @@ class TrustView:
     def revoked_at(self, device_id: str) -> int | None:
         if device_id not in self._revoked_memo:
             self._revoked_memo[device_id] = None
-            self._revoked_memo[device_id] = self._revocation(device_id)
+            member_id = self._devices.get(device_id, {}).get("member_id")
+            owner = (str(member_id) if member_id else None, device_id)
+            self._revoked_memo[device_id] = self._kept(owner, self._revocation(device_id), self._kept_revoked)
         return self._revoked_memo[device_id]
 
     def _revocation(self, device_id: str) -> int | None:

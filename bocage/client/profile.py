@@ -204,6 +204,10 @@ class TrustState:
     # Partner organisations (docs/protocol.md, 22): org id -> {"root", "ticket_key", "ended"}: the
     # root pinned through our own statement, and an end once seen (a server cannot undo it).
     partners: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Revocations and removals verified once (13.7), ours and partners': a listing that later
+    # drops one is a rollback, and the device or member stays out from the kept date.
+    revoked: dict[str, int] = field(default_factory=dict)  # device id -> revocation's issued_at
+    removed: dict[str, int] = field(default_factory=dict)  # member id -> removal's issued_at
 
     @classmethod
     def load(cls, path: Path) -> TrustState:
@@ -217,6 +221,8 @@ class TrustState:
             role_serials={k: int(v) for k, v in data.get("role_serials", {}).items()},
             logs=dict(data.get("logs", {})),
             partners=dict(data.get("partners", {})),
+            revoked={str(k): int(v) for k, v in data.get("revoked", {}).items()},
+            removed={str(k): int(v) for k, v in data.get("removed", {}).items()},
         )
 
     def save(self, path: Path) -> None:
@@ -227,5 +233,7 @@ class TrustState:
             "role_serials": self.role_serials,
             "logs": self.logs,
             "partners": self.partners,
+            "revoked": self.revoked,
+            "removed": self.removed,
         }
         write_private(path, json.dumps(data, sort_keys=True).encode("utf-8"))

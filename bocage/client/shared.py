@@ -55,9 +55,13 @@ class SharedView(TrustView):
         *,
         verified: Mapping[str, str] | None = None,
         seen: Mapping[str, str] | None = None,
+        revoked: Mapping[str, int] | None = None,
+        removed: Mapping[str, int] | None = None,
         partners: Iterable[PartnerView] = (),
     ) -> None:
-        super().__init__(org_id, root, members, devices, verified=verified, seen=seen)
+        super().__init__(
+            org_id, root, members, devices, verified=verified, seen=seen, revoked=revoked, removed=removed
+        )
         self.partners = {p.org_id: p for p in partners}
         views = [self, *(p.view for p in self.partners.values())]
         #: Ids listed by more than one organisation (ours and a partner's, or two partners'): a

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bocage.client import issuing
@@ -111,6 +111,8 @@ class Trust:
             own.listed_devices(),
             verified=self.state.verified,
             seen=self.state.seen,
+            revoked=self.state.revoked,
+            removed=self.state.removed,
             partners=found,
         )
         self._shared_base = (own, json.dumps(self.state.partners, sort_keys=True))
@@ -124,6 +126,7 @@ class Trust:
         key under one of our members' ids)."""
         changed = False
         for partner in shared.partners.values():
+            self._keep_endings(partner.view)
             for raw in partner.view.listed_members() if partner.active else ():
                 member_id = str(raw["member_id"])
                 trusted = partner.view.member(member_id)
@@ -199,6 +202,8 @@ class Trust:
                     listing["devices"],
                     verified=self.state.verified,
                     seen=self.state.seen,
+                    revoked=self.state.revoked,
+                    removed=self.state.removed,
                 ),
                 bool(pinned[org_id].get("their_allow_tribes")),
                 active=bool(pinned[org_id].get("active")) and not pinned[org_id].get("ended"),
@@ -227,13 +232,21 @@ class Trust:
         if not self.state.root:
             raise TrustError("this profile has no pinned root: activate it again with protocol v2")
         view = TrustView(
-            self.org_id, self.state.root, members, devices, verified=self.state.verified, seen=self.state.seen
+            self.org_id,
+            self.state.root,
+            members,
+            devices,
+            verified=self.state.verified,
+            seen=self.state.seen,
+            revoked=self.state.revoked,
+            removed=self.state.removed,
         )
         self._view, self._listing = view, listing
         self._device_certs = {
             str(d["device_id"]): _hash(d.get("device_cert")) for d in devices if d.get("device_cert")
         }
         self._remember(view, members)
+        self._keep_endings(view)
         return view
 
     def view_for(self, devices: list[dict[str, Any]]) -> TrustView:
@@ -269,6 +282,23 @@ class Trust:
             elif highest > self.state.role_serials.get(member_id, 0):
                 self.state.role_serials[member_id] = highest
                 changed = True
+        if changed:
+            self.save()
+
+    def _keep_endings(self, view: TrustView) -> None:
+        """Revocations and removals this listing proves are kept (13.7); one a later listing
+        drops, or dates later, is reported (``revocation_rollback``) and stays: a server cannot
+        bring a stolen device back into the keys by serving an older listing."""
+        state = self.state
+        changed = _keep(view.listed_devices(), "device_id", "revocation", state.revoked, view.revoked_at)
+        changed |= _keep(view.listed_members(), "member_id", "removal", state.removed, view.removed_at)
+        for member_id, device_id, at in view.rollbacks:
+            what = f"device {device_id}" if device_id else f"member {member_id}"
+            message = (
+                f"the server no longer shows the {'revocation' if device_id else 'removal'} of {what} "
+                f"this device verified (dated {at}): kept"
+            )
+            self.warn(TrustWarning("revocation_rollback", message, member_id, device_id))
         if changed:
             self.save()
 
@@ -791,6 +821,27 @@ def _hash(statement: object) -> str:
     if not isinstance(statement, dict):
         return ""
     return hashlib.sha256(canonical(statement)).hexdigest()
+
+
+def _keep(
+    listed: list[Mapping[str, Any]],
+    key: str,
+    field_name: str,
+    kept: dict[str, int],
+    date_of: Callable[[str], int | None],
+) -> bool:
+    """Record in ``kept`` the date of each listed item's valid ``field_name`` statement (and
+    check again the ones kept); whether anything changed."""
+    changed = False
+    for raw in listed:
+        subject = str(raw[key])
+        if raw.get(field_name) is None and subject not in kept:
+            continue
+        at = date_of(subject)
+        if at is not None and kept.get(subject) != at:
+            kept[subject] = at
+            changed = True
+    return changed
 
 
 def _revoked(device_id: str, member_id: str) -> TrustWarning:

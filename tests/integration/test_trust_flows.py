@@ -152,3 +152,29 @@ def test_an_admin_who_joins_a_group_shows_as_a_signed_event(people: People, api:
         "vouched_by_server_only": False,
         "certified_role": "owner",
     }
+
+
+def test_a_revocation_the_server_later_hides_stays(people: People, container: Any) -> None:
+    """Bob's phone is stolen and revoked; once the owner's device verified the revocation, a
+    server serving the old device record again (no revocation), and putting the phone back in the
+    roster, gets it no key: the revocation is kept, and the rollback reported."""
+    bob = people.join("bob")
+    cid = people.owner.create_channel("group", "Conseil")["channel_id"]
+    people.owner.add_member(cid, people.info["bob"]["member_id"])
+    people.owner.send_text(cid, "avant le vol")
+    stolen = people.keys["bob"].device_id
+    people.owner.trust.revoke(stolen)
+    people.owner.trust.view(refresh=True)
+    assert stolen in people.owner.trust.state.revoked
+    members = MemberRecords(container.store)
+    device = members.device(stolen)
+    assert device is not None and device.revocation is not None
+    restored = device.model_copy(update={"revocation": None, "revoked_at": None})
+    members.save_device(restored)
+    ChannelRecords(container.store).add_device(cid, restored)
+    container.channels.rekey(cid)
+    people.owner.send_text(cid, "après le vol")
+    assert sealed_to(container, cid, stolen) == []
+    [rollback] = [w for w in people.owner.trust.take_warnings() if w["code"] == "revocation_rollback"]
+    assert rollback["device_id"] == stolen and "revocation" in rollback["message"]
+    assert bob.trust.state.revoked == {}  # kept per device, by the devices that verified it
