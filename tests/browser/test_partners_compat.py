@@ -168,18 +168,24 @@ def entry(partner: str, side: str, ticket: Any, acceptance: Any, ours: Any, thei
     }
 
 
-def a_checks(e: dict[str, Any], kept: dict[str, Any] | None = None) -> dict[str, Any]:
+#: The browser's clock when it checks a partnership (an end first seen is dated no later, 22.7).
+SEEN = T + 3600
+
+
+def a_checks(e: dict[str, Any], kept: dict[str, Any] | None = None, now: int = SEEN) -> dict[str, Any]:
     """The partnership as A's owner's browser verifies it."""
     scene = {"org_id": ORG, "root": ROOT, **listing_a()}
     result: dict[str, Any] = js(
-        "partner_check", **scene, entry=e, kept=kept or {}, partner_listing=listing_b()
+        "partner_check", **scene, entry=e, kept=kept or {}, partner_listing=listing_b(), now=now
     )
     return result
 
 
 def b_checks(e: dict[str, Any]) -> dict[str, Any]:
     scene = {"org_id": B_ORG, "root": B_ROOT, **listing_b()}
-    result: dict[str, Any] = js("partner_check", **scene, entry=e, kept={}, partner_listing=listing_a())
+    result: dict[str, Any] = js(
+        "partner_check", **scene, entry=e, kept={}, partner_listing=listing_a(), now=SEEN
+    )
     return result
 
 
@@ -258,7 +264,7 @@ def test_a_partnership_python_made_is_active_on_both_sides_in_the_browser() -> N
                 "ticket_key": p["ticket"].statement["ticket_key"],
                 "ended": False,
                 "active": True,
-                "ended_keys": [],
+                "ends": {},
                 "name": "Partenaire",
                 "allow_tribes": True,
                 "their_allow_tribes": False,
@@ -367,7 +373,7 @@ def test_an_ended_partnership_served_again_after_a_newer_one_is_a_rollback() -> 
     end = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 30)
     kept = a_checks({**p["a_entry"], "end": end, "status": "ended"})["kept"]
     first_key = p["ticket"].statement["ticket_key"]
-    assert kept[B_ORG]["ended_keys"] == [first_key]
+    assert kept[B_ORG]["ends"] == {first_key: T + 30}
     kept[B_ORG].update(ticket_key="a-newer-invitation", ended=False, active=True)  # then a second one
     revived = a_checks(p["a_entry"], kept=kept)
     assert (revived["status"], revived["codes"]) == ("ended", ["partnership_rollback"])
