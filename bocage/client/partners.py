@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bocage.client import issuing
+from bocage.client.api import ApiError
 from bocage.client.certs import FOREVER, TrustView, TrustWarning
 from bocage.client.trust import TrustError
 from chalicelib.domain.activation_link import with_fragment_params
@@ -189,7 +190,7 @@ class Partners:
         """An acceptance of our invitation to countersign; never one whose end this device saw
         (a server hiding that end would otherwise get a fresh countersignature)."""
         kept = self.trust.state.partners.get(str(entry.get("partner_org_id")), {})
-        if _ticket_key_of(entry) in _ended_keys(kept):
+        if _ticket_key_of(entry) in _ends(kept, 0):
             return False
         mine = view.role(self.trust.member_id) in ADMIN_ROLES
         return (
@@ -251,10 +252,12 @@ class Partners:
             if entry.get("ours") is not None:
                 self._refuse(partner, str(exc))
         theirs_ok = root is not None and self._theirs_ok(entry.get("theirs"), partner, ticket_key, root)
-        ended = self._ended(entry.get("end"), partner, view)
         kept = trust.state.partners.get(partner, {})
-        ended_keys = _ended_keys(kept)
-        if ticket_key in ended_keys and not ended:
+        ends = _ends(kept, trust.now())
+        pinned = root or kept.get("root")
+        ended_at = self._ended(entry.get("end"), partner, view, ends.get(ticket_key), pinned)
+        ended = ended_at is not None
+        if ticket_key in ends and not ended:
             trust.warn(
                 TrustWarning(
                     "partnership_rollback",
@@ -268,8 +271,8 @@ class Partners:
             status = PartnerStatus.ACTIVE
         else:
             status = PartnerStatus.PENDING
-        if ended:
-            ended_keys.add(ticket_key)
+        if ended_at is not None:
+            ends.setdefault(ticket_key, ended_at)
         if root is not None or ended:
             ours, theirs = entry.get("ours") or {}, entry.get("theirs") or {}
             name = self._pinned_name(partner, kept, str(entry.get("partner_name") or partner))
@@ -278,7 +281,7 @@ class Partners:
                 "ticket_key": ticket_key,
                 "ended": ended,
                 "active": status is PartnerStatus.ACTIVE,
-                "ended_keys": sorted(ended_keys),
+                "ends": ends,
                 # For shared groups (22.6): the name shown beside its members', and whether each
                 # side's statement lets the other's members into its tribes.
                 "name": name,
@@ -347,22 +350,49 @@ class Partners:
             return False
         return True
 
-    def _ended(self, end: object, partner: str, view: TrustView) -> bool:
-        """An end by either side counts (ending only takes trust away); ours must verify."""
+    def _ended(
+        self, end: object, partner: str, view: TrustView, kept_at: int | None, root: object
+    ) -> int | None:
+        """When the partnership ended in this device's view, or None (22.5, 22.7). An end by
+        either side counts (ending only takes trust away), but ours must verify; it is dated by
+        its signature when that verifies (the partner's, against the root we pinned), else when
+        first seen, whichever is earlier, and a date kept once never moves."""
         if end is None:
-            return False
+            return None
+        signed_at: int | None = None
         try:
             signer_org, other = end_parties(end)
             if {signer_org, other} != {partner, self.trust.org_id}:
                 raise PartnerRefused("the end statement names another pair")
             if signer_org == self.trust.org_id:
-                shaped = check_shape(end, "bocage/partnership-end/v2")
-                key = self._admin_signer(str(shaped["by_device"]), int(shaped["issued_at"]), view)
-                verify_end(shaped, org_id=signer_org, partner_org_id=other, signer_key=key)
+                signed_at = self._signed_end(end, signer_org, other, view)
+            elif kept_at is None:
+                signed_at = self._partners_end(end, signer_org, other, root)
         except (StatementError, PartnerRefused) as exc:
             self._refuse(partner, f"end statement ignored: {exc}")
-            return False
-        return True
+            return None
+        if kept_at is not None:
+            return kept_at
+        now = self.trust.now()
+        return now if signed_at is None else min(now, signed_at)
+
+    def _signed_end(self, end: object, signer_org: str, other: str, view: TrustView) -> int:
+        """The end's ``issued_at``, once checked signed by a device of an admin of its side."""
+        shaped = check_shape(end, "bocage/partnership-end/v2")
+        key = self._admin_signer(str(shaped["by_device"]), int(shaped["issued_at"]), view)
+        verify_end(shaped, org_id=signer_org, partner_org_id=other, signer_key=key)
+        return int(shaped["issued_at"])
+
+    def _partners_end(self, end: object, partner: str, us: str, root: object) -> int | None:
+        """The partner's end's ``issued_at`` if one of its admins signed it, up to the root we
+        pinned (its listing names the end's signers); None when that cannot be shown."""
+        if not isinstance(root, str) or not root:
+            return None
+        try:
+            members, devices = self.trust.client.partner_listing(partner)
+            return self._signed_end(end, partner, us, TrustView(partner, root, members, devices))
+        except (StatementError, PartnerRefused, ApiError):
+            return None
 
     def _refuse(self, partner: str, message: str) -> None:
         self.trust.warn(TrustWarning("invalid_partnership", f"partnership with {partner}: {message}"))
@@ -373,10 +403,12 @@ def _ticket_key_of(entry: dict[str, Any]) -> str:
     return str(ticket.get("ticket_key")) if isinstance(ticket, dict) else ""
 
 
-def _ended_keys(kept: dict[str, Any]) -> set[str]:
-    """Every invitation (ticket key) of this partner whose end this device saw: shown again
-    without its end, even after a newer partnership, it is a rollback."""
-    keys = {str(k) for k in kept.get("ended_keys", [])}
+def _ends(kept: dict[str, Any], now: int) -> dict[str, int]:
+    """Every invitation (ticket key) of this partner whose end this device saw, with the end's
+    date (22.7): shown again without its end, even after a newer partnership, it is a rollback.
+    A profile kept before ends had dates has their keys only: dated now, as first seen."""
+    ends = {str(k): int(v) for k, v in dict(kept.get("ends") or {}).items()}
+    undated = {str(k) for k in kept.get("ended_keys", [])}
     if kept.get("ended"):
-        keys.add(str(kept.get("ticket_key")))
-    return keys
+        undated.add(str(kept.get("ticket_key")))
+    return {**dict.fromkeys(undated - ends.keys(), now), **ends}

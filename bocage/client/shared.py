@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bocage.client.certs import FOREVER, DeviceTrust, MemberTrust, TrustView, TrustWarning
-from chalicelib.domain.membership_log import PARTNER
+from chalicelib.domain.membership_log import DEPARTURE_SKEW_SECONDS, PARTNER
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,15 @@ class PartnerView:
     #: False once this device saw the end: the last listing it verified still shows who wrote the
     #: messages from before, but nobody of the partner gets a key, signs an entry or is added.
     active: bool = True
+    #: The dates (s) of the ends of every partnership with this organisation this device saw
+    #: (22.7): the log's entries from before the latest still verify, and a member in a channel
+    #: is out from the first end after they joined.
+    ends: tuple[int, ...] = ()
+
+    def partnered_at(self, at: int) -> bool:
+        """Whether its members count as the partner's for an entry dated ``at`` (22.7): while
+        active, or up to the latest end (give or take the clocks' skew)."""
+        return self.active or any(at <= end + DEPARTURE_SKEW_SECONDS for end in self.ends)
 
 
 class SharedView(TrustView):
@@ -181,7 +190,7 @@ class SharedView(TrustView):
         partner = self._partner_of_device(device_id)
         if partner is None:
             return super().signer(device_id, at)
-        return partner.view.signer(device_id, at) if partner.active else None
+        return partner.view.signer(device_id, at) if partner.partnered_at(at) else None
 
     def org_role(self, member_id: str, at: int) -> str | None:
         """A partner's member is a ``partner`` here, whatever their role at home: never a
@@ -189,18 +198,25 @@ class SharedView(TrustView):
         partner = self.partner_of_member(member_id)
         if partner is None:
             return super().org_role(member_id, at)
-        return PARTNER if partner.active and partner.view.org_role(member_id, at) is not None else None
+        known = partner.partnered_at(at) and partner.view.org_role(member_id, at) is not None
+        return PARTNER if known else None
 
     def may_join(self, member_id: str, at: int) -> bool:
-        """A partner's member: while the partnership is active (its end date is not known here)."""
+        """A partner's member: while partners at ``at`` (22.7)."""
         partner = self.partner_of_member(member_id)
         if partner is None:
             return super().may_join(member_id, at)
-        return partner.active and partner.view.may_join(member_id, at)
+        return partner.partnered_at(at) and partner.view.may_join(member_id, at)
 
     def tribes_open_to(self, member_id: str) -> bool:
+        """Undated: whether partners at the entry's date is ``may_join``'s to say."""
         partner = self.partner_of_member(member_id)
-        return partner is None or (partner.active and partner.allow_tribes)
+        return partner is None or (partner.allow_tribes and (partner.active or bool(partner.ends)))
+
+    def ends_of(self, member_id: str) -> tuple[int, ...]:
+        """The partnership ends that cut this member out of channels (22.7): none for ours."""
+        partner = self.partner_of_member(member_id)
+        return () if partner is None else partner.ends
 
 
 class HostAuthority:

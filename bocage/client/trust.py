@@ -33,6 +33,7 @@ from chalicelib.domain.statements import canonical
 
 __all__ = ["MembershipRefused", "Trust", "TrustError", "activate", "join"]
 
+_NOT_IN = "not a member of this channel"
 RECHECK_SECONDS = 2.0  # a refusal judged on a kept log asks the log again at most this often (as the web)
 
 
@@ -63,7 +64,7 @@ class Trust:
         self.warnings: list[TrustWarning] = []
         self._view: TrustView | None = None
         self._shared: SharedView | None = None
-        self._shared_base: TrustView | None = None
+        self._shared_base: tuple[TrustView, str] | None = None  # what the shared view was built on
         self._listing: str = ""
         self._device_certs: dict[str, str] = {}  # device id -> hash of its certificate in the view
         self._synced: set[str] = set()  # channels whose log was fetched since the last change heard
@@ -97,7 +98,8 @@ class Trust:
         partner: an end it sees takes the partner's members out at once."""
         own = self.own_view(refresh=refresh)
         ask_partners = refresh if partners is None else partners
-        if self._shared is not None and not ask_partners and self._shared_base is own:
+        pinned = json.dumps(self.state.partners, sort_keys=True)  # an end seen since changes it
+        if self._shared is not None and not ask_partners and self._shared_base == (own, pinned):
             return self._shared
         if ask_partners and self.state.partners:
             self.learn_partners()
@@ -111,7 +113,7 @@ class Trust:
             seen=self.state.seen,
             partners=found,
         )
-        self._shared_base = own
+        self._shared_base = (own, json.dumps(self.state.partners, sort_keys=True))
         return self._shared
 
     def _met_host(self, org_id: str) -> None:
@@ -137,14 +139,16 @@ class Trust:
 
     def _partner_views(self, *, refresh: bool) -> list[PartnerView]:
         """Each partner pinned in this device's view, checked up to the root our statement pins;
-        their listings kept in the profile beside ours (an ended one's is kept, never asked again)."""
+        their listings kept in the profile beside ours. An ended one's is kept and never asked
+        again, except once by a device that kept none: the log's entries from before the end
+        are verified with it (22.7)."""
         kept_path = self.profile.dir / "partner_members.json"
         kept = json.loads(kept_path.read_text()) if kept_path.exists() else {}
         pinned = {org: p for org, p in self.state.partners.items() if p.get("root")}
         listings: dict[str, Any] = {}
         for org_id, partner in pinned.items():
             active = bool(partner.get("active")) and not partner.get("ended")
-            if active and (refresh or org_id not in kept):
+            if (active and refresh) or org_id not in kept:
                 try:
                     members, devices = self.client.partner_listing(org_id)
                     listings[org_id] = {"members": members, "devices": devices}
@@ -165,6 +169,7 @@ class Trust:
                 TrustView(org_id, str(pinned[org_id]["root"]), listing["members"], listing["devices"]),
                 bool(pinned[org_id].get("their_allow_tribes")),
                 active=bool(pinned[org_id].get("active")) and not pinned[org_id].get("ended"),
+                ends=tuple(sorted(int(v) for v in dict(pinned[org_id].get("ends") or {}).values())),
             )
             for org_id, listing in listings.items()
         ]
@@ -369,7 +374,7 @@ class Trust:
 
         Not ``watched`` (no live connection to hear of changes), the listing is asked for again:
         an unchanged one is not verified again."""
-        state = self.membership(channel_id, watched=watched)
+        state = self._judged(self.membership(channel_id, watched=watched))
         # The partnerships are asked again only for a channel with someone outside our listing
         # (a partner's member, or a newcomer): a send in our own groups costs nothing more.
         own = self.own_view()
@@ -499,7 +504,7 @@ class Trust:
         state = LogState.from_json(kept_json) if kept_json else None
         if channel_id in self._stale:
             state = self._resynced(channel_id, state)
-        why = state.refuses_sender(member_id, sent_at_ms, kind) if state else "not a member of this channel"
+        why = self._judged(state).refuses_sender(member_id, sent_at_ms, kind) if state else _NOT_IN
         now = self.clock()
         fresh = channel_id in self._synced
         if why is not None and (
@@ -508,9 +513,7 @@ class Trust:
             if fresh:
                 self._rechecked[channel_id] = now
             state = self._resynced(channel_id, state)
-            why = (
-                state.refuses_sender(member_id, sent_at_ms, kind) if state else "not a member of this channel"
-            )
+            why = self._judged(state).refuses_sender(member_id, sent_at_ms, kind) if state else _NOT_IN
         if why is not None:
             self.warn(
                 TrustWarning(
@@ -518,6 +521,13 @@ class Trust:
                 )
             )
         return why
+
+    def _judged(self, state: LogState) -> LogState:
+        """The state senders and recipients are judged on: cut at the partnership ends this
+        device saw (22.7); as it is when it saw none, without building a view."""
+        if not any(p.get("ends") or p.get("ended") for p in self.state.partners.values()):
+            return state
+        return state.cut_at_ends(self.view().ends_of)
 
     def _resynced(self, channel_id: str, kept: LogState | None) -> LogState | None:
         """The log asked again; the kept state when it is refused (reported) or no longer ours."""

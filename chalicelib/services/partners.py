@@ -185,6 +185,14 @@ class PartnerService:
             "statement",
         )
         self._require_caller(checked, who)
+        off = int(checked["issued_at"]) - self._clock.now()
+        if abs(off) > TICKET_CLOCK_SKEW:
+            # Clients date the end by its signature (section 22.7): a date away from now would
+            # take back, or keep, the partner's members' messages of that time.
+            raise BadRequest(
+                f"statement: dated {abs(off)} s {'ahead of' if off > 0 else 'behind'} this server's clock "
+                f"(at most {TICKET_CLOCK_SKEW}): set the device's clock and sign it again"
+            )
         if partnership.end is None:
             ended = partnership.model_copy(update={"end": checked, "ended_at": self._clock.now()})
             partnership = self._save(ended, partnership)

@@ -205,6 +205,21 @@ def test_either_side_ends_it_and_a_new_invitation_makes_a_new_partnership(pair: 
     assert again["status"] == "active" and pair.a.partners.pinned_root(pair.b_org) is not None
 
 
+@pytest.mark.parametrize("off", [-301, 301])
+def test_an_end_dated_away_from_the_server_s_clock_is_refused(pair: Pair, off: int) -> None:
+    """Clients date an end by its signature (22.7): the server takes one dated now only."""
+    partnered(pair)
+    trust = pair.b_owner.trust
+    statement = issuing.partnership_end(
+        trust.keys.signing, trust.keys.device_id, trust.org_id, pair.a_org, trust.now() + off
+    )
+    with pytest.raises(ApiError) as refused:
+        trust.client.end_partner(pair.a_org, statement)
+    assert refused.value.status == 400 and "server's clock (at most 300)" in str(refused.value)
+    [seen_by_a] = pair.a.partners.listing()
+    assert seen_by_a["status"] == "active" and seen_by_a["end"] is None
+
+
 def test_each_sides_admins_find_their_own_partner_actions_in_the_audit_log(pair: Pair) -> None:
     partnered(pair)
     pair.a.partners.end(pair.b_org)

@@ -1,0 +1,118 @@
+"""A partnership's end has a date (docs/protocol.md, 22.7): through the real app on SQLite and
+moto's DynamoDB with the real Python client on both sides. What the ended partner's members wrote
+while partners stays theirs, on devices that first replay the group after the end too; what the
+server attributes to them after the end, or seals to them after partnering again, does not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bocage.client.messenger import Messenger
+from chalicelib.adapters.records.channels import ChannelRecords
+from chalicelib.domain.channel import ChannelMember, ChannelRole
+from tests.integration.test_partner_groups import _epoch, _sealed_to, member_of, shared
+from tests.integration.test_partners import Pair, pair, partnered
+from tests.support import People, SignedApi, sealed_envelope
+
+__all__ = ["pair"]
+
+
+def by_text(messenger: Messenger, cid: str) -> dict[str, dict[str, Any]]:
+    return {m.get("text") or m["message_id"]: m for m in messenger.read(cid)["messages"]}
+
+
+def codes(messenger: Messenger) -> set[str]:
+    return {w["code"] for w in messenger.trust.take_warnings()}
+
+
+def post_dated(messenger: Messenger, api: SignedApi, cid: str, text: str, sent_at_ms: int) -> str:
+    """A message ``messenger``'s device signs as sent at ``sent_at_ms`` (its clock, or a lie)."""
+    envelope = sealed_envelope(messenger, cid, {"type": "text", "text": text}, sent_at_ms=sent_at_ms)
+    assert api.call("POST", f"/channels/{cid}/messages", envelope, signer=messenger.keys).status == 201
+    return str(envelope["message_id"])
+
+
+def test_members_added_after_the_end_replay_past_the_ended_partners_entries(
+    pair: Pair, people: People
+) -> None:
+    """Bob and Carol join the group after the end: their devices never saw B, replay the log from
+    entry 0 (B's member's add included, dated before the end) and read each other."""
+    cid = shared(pair)
+    pair.b_member.send_text(cid, "plans envoyés")
+    pair.a.partners.end(pair.b_org)
+    bob, carol = people.join("bob"), people.join("carol")
+    for name in ("bob", "carol"):
+        pair.a.add_member(cid, people.info[name]["member_id"])
+    carol.send_text(cid, "bien reçu")
+    read = by_text(bob, cid)["bien reçu"]
+    assert read["verified"] is True and read["sender_verified"] is True
+    log = bob.trust.events(cid)
+    assert [e["op"] for e in log["events"]] == ["create", "add", "add", "add"]  # B's member's add verified
+    assert {"membership_invalid", "not_a_member"}.isdisjoint(codes(bob))
+    kept = bob.trust.state.partners[pair.b_org]
+    assert kept["ended"] is True and len(kept["ends"]) == 1
+
+
+def test_an_ended_partners_member_sends_nothing_dated_after_the_end(
+    pair: Pair, people: People, api: SignedApi
+) -> None:
+    """B's member, with the server, signs messages dated later than the end: from 300 s after it,
+    they are not theirs to send any more; before, they are."""
+    cid = shared(pair)
+    now_ms = int(pair.b_member.clock()) * 1000
+    post_dated(pair.b_member, api, cid, "juste avant", now_ms + 200_000)
+    late = post_dated(pair.b_member, api, cid, "bien après", now_ms + 3_600_000)
+    pair.b_owner.partners.end(pair.a_org)
+    pair.a.partners.listing()  # A's owner sees the end, dated by B's admin's signature
+    ended_at = next(iter(pair.a.trust.state.partners[pair.b_org]["ends"].values()))
+    assert abs(ended_at * 1000 - now_ms) <= 5_000
+    shown = by_text(pair.a, cid)
+    assert shown["juste avant"]["verified"] is True
+    assert shown["juste avant"]["sender_name"] == "Dessinateur (Cabinet Ardoise)"
+    assert shown[late]["verified"] is False and shown[late].get("text") is None
+    assert shown[late]["error"] == "sent after leaving the channel: not shown"
+    assert "not_a_member" in codes(pair.a)
+
+
+def test_partnering_again_neither_seals_to_nor_hears_a_member_the_end_took_out(
+    pair: Pair, container: Any, api: SignedApi
+) -> None:
+    """After a new partnership, a server that puts B's member back in the group without a signed
+    entry gets them no key and their new messages are refused; their old ones stay theirs."""
+    cid = shared(pair)
+    pair.b_member.send_text(cid, "première époque")
+    pair.a.partners.end(pair.b_org)
+    api.clock.advance(400)
+    partnered(pair)
+    pair.b_member.trust.learn_partners()
+    records = ChannelRecords(container.store)
+    records.save_membership(
+        ChannelMember(
+            channel_id=cid,
+            member_id=member_of(pair.b_member),
+            role=ChannelRole.MEMBER,
+            added_at=1,
+            added_by="x",
+        )
+    )
+    records.add_devices(cid, container.orgs.devices_of(pair.b_org, member_of(pair.b_member)))
+    records.bump_roster(cid)
+    pair.a.send_text(cid, "deuxième époque")
+    assert _sealed_to(container, cid, _epoch(pair.a, cid), pair.b_member.device_id) == []
+    assert "not_in_membership" in codes(pair.a)
+    late = pair.b_member.send_text(cid, "me revoilà")
+    shown = by_text(pair.a, cid)
+    assert shown["première époque"]["verified"] is True
+    again = next(m for m in shown.values() if m["message_id"] == late["message_id"])
+    assert again["verified"] is False and again["error"] == "sent after leaving the channel: not shown"
+
+
+def test_an_end_date_once_kept_does_not_move(pair: Pair, container: Any) -> None:
+    """A listing showing the same end with another date (a rewritten record) changes nothing."""
+    shared(pair)
+    pair.a.partners.end(pair.b_org)
+    kept = dict(pair.a.trust.state.partners[pair.b_org]["ends"])
+    [(ticket_key, ended_at)] = kept.items()
+    pair.a.trust.now = lambda: ended_at + 86_400  # type: ignore[method-assign]
+    pair.a.partners.listing()
+    assert pair.a.trust.state.partners[pair.b_org]["ends"] == {ticket_key: ended_at}
