@@ -383,6 +383,33 @@ def test_an_ended_partnership_served_again_after_a_newer_one_is_a_rollback() -> 
     assert offered["due"] is False
 
 
+def test_an_end_is_dated_by_its_signature_or_when_first_seen_and_never_moves() -> None:
+    """22.7, as bocage/client/partners.py dates it: the earlier of the end's signed date, when it
+    verifies (B's against B's listing up to the root A pinned, ours against ours), and the clock
+    of the device that first sees it; kept per invitation and never moved."""
+    p = python_partnership()
+    key = p["ticket"].statement["ticket_key"]
+    b_end = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 30)
+    assert a_checks({**p["a_entry"], "end": b_end}, now=T + 10)["kept"][B_ORG]["ends"] == {key: T + 10}
+    # B's end with a signature B's owner's device did not make: still an end (ending only takes
+    # trust away, 22.5), dated when first seen.
+    forged = {**b_end, "sig": issuing.partnership_end(SigningKey(bytes([0x99]) * 32), B_DEVICE, B_ORG, ORG, T + 30)["sig"]}
+    unsigned = a_checks({**p["a_entry"], "end": forged})
+    assert (unsigned["status"], unsigned["kept"][B_ORG]["ends"]) == ("ended", {key: SEEN})
+    kept = a_checks({**p["a_entry"], "end": b_end})["kept"]
+    assert kept[B_ORG]["ends"] == {key: T + 30}
+    moved = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 3)
+    again = a_checks({**p["a_entry"], "end": moved}, kept=copy.deepcopy(kept), now=SEEN + 100)
+    assert (again["status"], again["kept"][B_ORG]["ends"]) == ("ended", {key: T + 30})
+    ours = issuing.partnership_end(SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, B_ORG, T + 40)
+    assert a_checks({**p["a_entry"], "end": ours})["kept"][B_ORG]["ends"] == {key: T + 40}
+    # A record kept before ends had dates names the ended invitation only: the rollback is still
+    # caught, and the end dated when this device first reads it.
+    legacy = {k: v for k, v in kept[B_ORG].items() if k != "ends"} | {"ended_keys": [key]}
+    hidden = a_checks(p["a_entry"], kept={B_ORG: legacy})
+    assert hidden["codes"] == ["partnership_rollback"] and hidden["kept"][B_ORG]["ends"] == {key: SEEN}
+
+
 def test_a_contact_card_reads_the_same_and_a_key_the_server_swapped_is_refused() -> None:
     """A member's card (22.6) made by either client parses in the other; the browser takes the
     card of B's owner against B's listing, and refuses it when the server lists another key for

@@ -338,6 +338,40 @@ const commands = {
     }
     return { thrown, codes: [...keeper.warnings.values()].map((w) => w.code), usable: args.usable.map((id) => keeper.view?.usable(id) != null) };
   },
+  /**
+   * The web client's TrustKeeper (trust.js) over `stored` (its IndexedDB record 'trust'), our
+   * organisation's listing and a server that serves `entries` as the channel's log: the state it
+   * keeps, its verdict on each [member, device, sent_at, kind] question, whom it seals to in
+   * `roster`, what it reports and what it stores (22.7).
+   */
+  async keeper(args) {
+    const memory = new Map(args.stored ? [['trust', structuredClone(args.stored)]] : []);
+    const store = { get: async (k) => memory.get(k), put: async (k, v) => void memory.set(k, structuredClone(v)) };
+    const keeper = new trustModule.TrustKeeper(store, { org_id: args.org_id, member_id: args.member_id, device_id: args.device_id, root: args.root });
+    await keeper.load();
+    await keeper.rebuild(args.members, args.devices);
+    const channel = args.channel_id;
+    const entries = args.entries;
+    const head = entries.length ? { seq: entries.length - 1, hash: await certs.statementHash(entries[entries.length - 1]) } : null;
+    const api = {
+      get: async (path, query) => {
+        if (path !== `/channels/${channel}/membership`) throw Object.assign(new Error(`nothing at ${path}`), { status: 404 });
+        return { channel_id: channel, entries: entries.slice(Number(query?.from ?? 0)), head, more: false };
+      },
+    };
+    const { state } = await keeper.membership(api, channel, 'listed');
+    const refuses = [];
+    for (const [member, device, sentAt, kind] of args.questions || []) refuses.push(await keeper.refusedSender(api, channel, member, device, sentAt, kind));
+    const sealed = args.roster ? await keeper.recipients(channel, state, args.roster) : { devices: [], warnings: [] };
+    return {
+      state,
+      refuses,
+      recipients: sealed.devices.map((dev) => dev.device_id).sort(),
+      roster_warnings: sealed.warnings.map((w) => ({ code: w.code, device_id: w.device_id })),
+      codes: [...new Set([...keeper.warnings.values()].map((w) => w.code))].sort(),
+      stored: memory.get('trust') ?? null,
+    };
+  },
   /** Whom the web client would name in `notify`, from the server's statements. */
   async to_notify(args) {
     const trust = await view(args);

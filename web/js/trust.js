@@ -204,8 +204,9 @@ export class TrustKeeper extends EventTarget {
       });
     }
     for (const [orgId, partner] of Object.entries(kept)) {
-      const ended = Object.keys(partner.ends || {}).length > 0;
-      if (partner.root && ((partner.active && !partner.ended) || (ended && !listings[orgId]))) {
+      // An ended partner's listing is asked once, when none is kept: the log's entries from
+      // before its end are verified with it (22.7).
+      if (partner.root && ((partner.active && !partner.ended) || !listings[orgId])) {
         await tolerate(`the listing of ${orgId}`, async () => {
           listings[orgId] = await partnerListing(orgId);
         });
