@@ -502,3 +502,20 @@ def test_an_end_kept_without_a_date_is_dated_when_the_web_app_first_reads_it() -
     dated = got["stored"]["partners"][B_ORG]["ends"]
     assert list(dated) == ["k_now"] and before <= dated["k_now"] <= int(time.time())
     assert got["state"]["seq"] == 2 and got["refuses"] == [None, AFTER]
+
+
+def test_an_ended_partner_s_listing_is_asked_once_when_none_is_kept() -> None:
+    """A device that never kept B's listing (a new one) asks for it once after the end, to verify
+    the log's entries from before it (22.7); one that kept it does not ask again, and neither
+    makes B's device usable."""
+    _, members, devices = org()
+    s = {**scene(members, devices), "member_id": OWNER, "device_id": OWNER_DEVICE, "failing": []}
+    s |= {"kept": kept(active=False, ends={"k_old": E}), "usable": [B_DEVICE], "served": {B_ORG: listing_b()}}
+    fresh, known = run_js(
+        {"op": "learn_partners", **s, "listings": {}},
+        {"op": "learn_partners", **s, "listings": {B_ORG: listing_b()}},
+    )
+    listing = f"/partners/{B_ORG}/members"
+    assert fresh["asked"] == ["/partners", listing] and fresh["listed"] == [B_ORG]
+    assert known["asked"] == ["/partners"] and known["listed"] == [B_ORG]
+    assert fresh["usable"] == known["usable"] == [False] and fresh["thrown"] is None

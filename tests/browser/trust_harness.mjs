@@ -318,7 +318,8 @@ const commands = {
     return checked ? { by_server: checked.byServer } : null;
   },
   /** The web client learning its partners while the server fails `failing` (paths, status 503):
-   * whether it threw, what it reported, and whether the partner's device it knew stays usable. */
+   * whether it threw, what it reported, whether the partner's device it knew stays usable, what
+   * it asked and whose listings it keeps. The server serves `served` (else the `listings` kept). */
   async learn_partners(args) {
     const memory = new Map();
     const store = { get: async (k) => memory.get(k), put: async (k, v) => void memory.set(k, v) };
@@ -326,9 +327,11 @@ const commands = {
     await keeper.load();
     Object.assign(keeper.kept, { partners: structuredClone(args.kept), partner_listings: structuredClone(args.listings) });
     await keeper.rebuild(args.members, args.devices);
+    const asked = [];
     const answer = async (path) => {
+      asked.push(path);
       if (args.failing.includes(path)) throw Object.assign(new Error('the server is not answering'), { status: 503 });
-      return path === '/partners' ? { partners: [] } : args.listings[path.split('/')[2]];
+      return path === '/partners' ? { partners: [] } : (args.served ?? args.listings)[path.split('/')[2]];
     };
     let thrown = null;
     try {
@@ -336,7 +339,13 @@ const commands = {
     } catch (err) {
       thrown = String(err);
     }
-    return { thrown, codes: [...keeper.warnings.values()].map((w) => w.code), usable: args.usable.map((id) => keeper.view?.usable(id) != null) };
+    return {
+      thrown,
+      codes: [...keeper.warnings.values()].map((w) => w.code),
+      usable: args.usable.map((id) => keeper.view?.usable(id) != null),
+      asked,
+      listed: Object.keys(keeper.kept.partner_listings || {}),
+    };
   },
   /**
    * The web client's TrustKeeper (trust.js) over `stored` (its IndexedDB record 'trust'), our
