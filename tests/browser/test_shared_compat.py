@@ -13,6 +13,7 @@ member in B's group is a partner there.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from bocage.client.certs import TrustView
@@ -349,7 +350,7 @@ def ended_group() -> list[dict[str, Any]]:
 def keeper_case(
     entries: list[dict[str, Any]],
     pinned: dict[str, Any],
-    questions: list[tuple[str, str, object, str]],
+    questions: Sequence[tuple[str, str, int, str]],
     *,
     rows: list[dict[str, Any]] | None = None,
     logs: dict[str, Any] | None = None,
@@ -474,7 +475,8 @@ def test_a_state_kept_without_joined_is_rebuilt_once_from_entry_0() -> None:
     view, full, _ = python(members, devices, listing_b(), pinned, ORG, log, GROUP)
     legacy = {k: v for k, v in full.to_json().items() if k != "joined"}
     assert not membership_log.LogState.from_json(legacy).former_known
-    got = keeper_case(log, pinned, [(B_OWNER, B_DEVICE, (E + SKEW) * 1000 + 1, "message")], logs={GROUP: legacy})[0]
+    late = [(B_OWNER, B_DEVICE, (E + SKEW) * 1000 + 1, "message")]
+    got = keeper_case(log, pinned, late, logs={GROUP: legacy})[0]
     rebuilt, warnings = sync(
         GROUP,
         membership_log.LogState.from_json(legacy),

@@ -2,9 +2,10 @@
 // Members of partner organisations in shared groups, as this browser verifies them
 // (docs/protocol.md, 22.6; the same rules as bocage/client/shared.py). A partner's members are
 // checked with our own rules (certs.js TrustView) up to the root our own partnership statement
-// pins (partners.js), and only while that partnership is active in this device's view.
-// SharedView answers for our organisation and those partners at once, so the log's replay
-// (membership.js), the recipients of a sender key and a message's sender need nothing else.
+// pins (partners.js), and only while that partnership is active in this device's view (a log's
+// entry: at its date, so what was signed before an end stays verified, 22.7). SharedView answers
+// for our organisation and those partners at once, so the log's replay (membership.js), the
+// recipients of a sender key and a message's sender need nothing else.
 // Pure: the caller fetches and stores; runs under node.
 import { FOREVER, TrustView } from './certs.js';
 import { DEPARTURE_SKEW_SECONDS, PARTNER } from './membership.js';
