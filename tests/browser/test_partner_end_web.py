@@ -16,25 +16,17 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import shoot, watch_console
 from tests.browser.test_web_app import activate, message, open_channel
-from tests.e2e.conftest import bocage, start_server
-from tests.e2e.test_call_relay import owner_of
+from tests.e2e.conftest import bocage
+from tests.e2e.test_partner_cli import become_partners, town_and_firm
 
-TOWN, FIRM, GROUP = "Mairie de Plouha", "Cabinet Ardoise", "Chantier"
+FIRM, GROUP = "Cabinet Ardoise", "Chantier"  # the firm as town_and_firm names it
 
 
 def test_a_browser_first_opening_a_group_after_the_end_shows_each_message_as_its_sender_s(
     tmp_path: Path, new_context: Callable[..., Any], artifacts: Path
 ) -> None:
-    data = tmp_path / "data"
-    town = bocage("org", "create", TOWN, "--data", str(data))
-    firm = bocage("org", "create", FIRM, "--data", str(data))
-    server = start_server(data, tmp_path / "serve.log")
-    try:
-        mayor = owner_of(town, server, tmp_path / "mayor")
-        architect = owner_of(firm, server, tmp_path / "architect")
-        invitation = bocage("--profile", mayor, "partner", "invite")["code"]
-        bocage("--profile", architect, "partner", "accept", invitation)
-        bocage("--profile", mayor, "partners")  # countersigns: active on both sides
+    with town_and_firm(tmp_path) as (_, firm, mayor, architect):
+        become_partners(mayor, architect)
 
         # The secretary activates her browser, then closes the app until after the end: her
         # browser never sees the group's log before it.
@@ -71,6 +63,3 @@ def test_a_browser_first_opening_a_group_after_the_end_shows_each_message_as_its
         expect(page.locator(".trust-warning")).to_have_count(0)
         shoot(page, artifacts, "partner-end-01-history-after-the-end")
         assert not problems, problems
-    finally:
-        server.process.terminate()
-        server.process.wait(timeout=10)
