@@ -55,7 +55,8 @@ class Store(Protocol):
         """Write an item whole.
 
         ``if_absent``: fail unless no live item has this key.
-        ``if_match``: fail unless a live item exists whose attributes equal these values.
+        ``if_match``: fail unless a live item exists whose attributes equal these values (a
+        value ``None``: whose attribute is absent, as items hold no ``None``).
         Raises ``ConditionFailed`` when a condition does not hold, ``ItemTooLarge``
         over ``MAX_ITEM_BYTES``.
         """

@@ -26,8 +26,8 @@ from bocage.client.crypto import (
     ForgedMessage,
     MislabelledMessage,
     new_message_id,
-    open_message,
     open_sender_key,
+    open_verified,
     seal_message,
     seal_sender_key,
     verify_envelope,
@@ -64,8 +64,9 @@ from chalicelib.domain.questions import ANSWER_PURPOSE, QUESTION_PURPOSE
 from chalicelib.domain.x25519 import UnsafeBoxKey
 
 
-def _refused(message: dict[str, Any], certified: dict[str, str] | None) -> dict[str, Any] | None:
-    """Why a stored message is not opened at all, or None."""
+def _verified(message: dict[str, Any], certified: dict[str, str] | None) -> Envelope | dict[str, Any]:
+    """The message's envelope, its signature verified with the certified sender device's key
+    (the one verification: ``open_verified`` decrypts it), or why it is not opened at all."""
     if message.get("deleted"):
         return {"deleted": True, "error": "deleted for everyone"}
     if certified is None:
@@ -74,12 +75,11 @@ def _refused(message: dict[str, Any], certified: dict[str, str] | None) -> dict[
         # 16.3: followers react and vote, nothing more, whatever a server stored in their name
         return {"error": "a follower may only react and vote: not shown"}
     try:  # before any verdict on the sender: a server's rewrite (of sent_at, say) is no member's doing
-        verify_envelope(message, str(certified["sign_public_key"]))
+        return verify_envelope(message, str(certified["sign_public_key"]))
     except ForgedMessage:
         return {"error": "forged or tampered message: signature does not verify"}
     except CryptoError:
         return {"error": "could not decrypt this message"}
-    return None
 
 
 #: What a follower's device may send (docs/protocol.md, 16.3): any other kind in a follower's name
@@ -549,9 +549,9 @@ class Messenger:
             "expires_at": message["expires_at"],
             "verified": False,
         }
-        refused = _refused(message, certified)
-        if refused is not None or certified is None:
-            return {**shown, **(refused or {})}
+        envelope = _verified(message, certified)
+        if not isinstance(envelope, Envelope) or certified is None:
+            return {**shown, **(envelope if isinstance(envelope, dict) else {})}
         member_id = str(certified["member_id"])
         # 14.2: a certified device of someone not in the channel (a follower is checked against
         # the tribe's ticket instead, 16.3) sends nothing here, whatever the server let through.
@@ -562,13 +562,8 @@ class Messenger:
         )
         if why is not None:
             return {**shown, "sender_verified": False, "error": f"{why}: not shown"}
-        device: RosterDevice = {
-            k: certified[k] for k in ("device_id", "member_id", "sign_public_key", "box_public_key")
-        }  # type: ignore[assignment]
         try:
-            content = self._open_sealed(message, device)
-        except ForgedMessage:
-            return {**shown, "error": "forged or tampered message: signature does not verify"}
+            content = self._open_sealed(message, envelope)
         except MislabelledMessage as err:
             return {**shown, "error": f"mislabelled message, dropped: {err}"}
         except ReplayedMessage as err:
@@ -585,8 +580,9 @@ class Messenger:
             shown["mentions"] = mentions
         return shown
 
-    def _open_sealed(self, message: dict[str, Any], device: RosterDevice) -> dict[str, Any]:
-        """Derive the message's key from the sender's chain, then verify, decrypt and check labels."""
+    def _open_sealed(self, message: dict[str, Any], envelope: Envelope) -> dict[str, Any]:
+        """Derive the message's key from the sender's chain, then decrypt ``envelope`` (the
+        message's, already verified) and check its labels."""
         channel_id, epoch, sender = message["channel_id"], message["epoch"], message["sender_device"]
         index, seq = message.get("index"), message.get("seq")
         if not (_is_int(epoch) and _is_int(index) and _is_int(seq)):
@@ -602,7 +598,7 @@ class Messenger:
             seq=seq,
             message_id=message["message_id"],
             expires_at=int(message["expires_at"]),
-            opener=lambda key: open_message(message, key, device["sign_public_key"]),
+            opener=lambda key: open_verified(envelope, key),
         )
 
     def _learn_followers(self, channel_id: str, messages: list[dict[str, Any]]) -> None:

@@ -178,6 +178,7 @@ class Partners:
         if not view.may_join(card.member_id, FOREVER) or view.role(card.member_id) == "guest":
             raise PartnerRefused("this card's member may not join your groups (removed, or a guest)")
         name = str(trust.state.partners[card.org_id].get("name") or card.org_id)
+        trust.pin_identity(card.member_id, listed)  # the card's key, checked: kept from now on
         return {
             "member_id": card.member_id,
             "org_id": card.org_id,
@@ -391,7 +392,10 @@ class Partners:
         try:
             members, devices = self.trust.client.partner_listing(partner)
             return self._signed_end(end, partner, us, TrustView(partner, root, members, devices))
-        except (StatementError, PartnerRefused, ApiError):
+        except ApiError:
+            return None
+        except (StatementError, PartnerRefused) as exc:
+            self._refuse(partner, f"its end does not verify ({exc}): dated when this device first saw it")
             return None
 
     def _refuse(self, partner: str, message: str) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bocage.client.certs import FOREVER, DeviceTrust, MemberTrust, TrustView, TrustWarning
-from chalicelib.domain.membership_log import DEPARTURE_SKEW_SECONDS, PARTNER
+from chalicelib.domain.membership_log import DEPARTURE_SKEW_SECONDS, GUEST, PARTNER
 
 
 @dataclass(frozen=True)
@@ -202,11 +202,15 @@ class SharedView(TrustView):
         return PARTNER if known else None
 
     def may_join(self, member_id: str, at: int) -> bool:
-        """A partner's member: while partners at ``at`` (22.7)."""
+        """A partner's member: while partners at ``at`` (22.7), never a partner's guest (21)."""
         partner = self.partner_of_member(member_id)
         if partner is None:
             return super().may_join(member_id, at)
-        return partner.partnered_at(at) and partner.view.may_join(member_id, at)
+        return (
+            partner.partnered_at(at)
+            and partner.view.may_join(member_id, at)
+            and partner.view.org_role(member_id, at) != GUEST
+        )
 
     def tribes_open_to(self, member_id: str) -> bool:
         """Undated: whether partners at the entry's date is ``may_join``'s to say."""
@@ -267,11 +271,16 @@ class HostAuthority:
     def may_join(self, member_id: str, at: int) -> bool:
         """On a side this channel admits (as ``org_role``), and not removed by ``at``."""
         view, partner, ours = self._sides()
-        if not ours:
-            owner = view.partner_of_member(member_id)
-            if partner is None or not (owner is partner or (owner is None and member_id in view._members)):
-                return False
-        return view.may_join(member_id, at)
+        if ours:
+            return view.may_join(member_id, at)
+        if partner is None:
+            return False
+        owner = view.partner_of_member(member_id)
+        if owner is partner:  # the host's own member, its guests included
+            return partner.partnered_at(at) and partner.view.may_join(member_id, at)
+        if owner is None and member_id in view._members:  # ours; our guests stay in our channels (21)
+            return view.org_role(member_id, at) != GUEST and view.may_join(member_id, at)
+        return False
 
     def tribes_open_to(self, member_id: str) -> bool:
         view, partner, ours = self._sides()

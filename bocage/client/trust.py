@@ -114,7 +114,33 @@ class Trust:
             partners=found,
         )
         self._shared_base = (own, json.dumps(self.state.partners, sort_keys=True))
+        self._pin_partners(self._shared)
         return self._shared
+
+    def _pin_partners(self, shared: SharedView) -> None:
+        """Partners' members' identity keys, seen for the first time, are kept like our own
+        members' (a later change is ``identity_changed``, 22.6): only for members that chain to
+        the partner's pinned root and no other organisation lists (else a server could pin a
+        key under one of our members' ids)."""
+        changed = False
+        for partner in shared.partners.values():
+            for raw in partner.view.listed_members() if partner.active else ():
+                member_id = str(raw["member_id"])
+                trusted = partner.view.member(member_id)
+                if trusted is None or member_id in self.state.seen:
+                    continue
+                if shared.partner_of_member(member_id) is partner and partner.view.certified(member_id):
+                    self.state.seen[member_id] = trusted.identity_key
+                    changed = True
+        if changed:
+            self.save()
+
+    def pin_identity(self, member_id: str, identity_key: str) -> None:
+        """Keep this identity key as the one seen for the member (a partner's contact card whose
+        fingerprint matched, 22.6): a later different key is ``identity_changed``."""
+        self.state.seen[member_id] = identity_key
+        self.save()
+        self._view = None
 
     def _met_host(self, org_id: str) -> None:
         """A channel of another organisation: a partner's shared group this device may not know."""
@@ -166,7 +192,14 @@ class Trust:
                 org_id,
                 str(pinned[org_id].get("name") or org_id),
                 bool(pinned[org_id].get("allow_tribes")),
-                TrustView(org_id, str(pinned[org_id]["root"]), listing["members"], listing["devices"]),
+                TrustView(
+                    org_id,
+                    str(pinned[org_id]["root"]),
+                    listing["members"],
+                    listing["devices"],
+                    verified=self.state.verified,
+                    seen=self.state.seen,
+                ),
                 bool(pinned[org_id].get("their_allow_tribes")),
                 active=bool(pinned[org_id].get("active")) and not pinned[org_id].get("ended"),
                 ends=tuple(sorted(int(v) for v in dict(pinned[org_id].get("ends") or {}).values())),

@@ -204,8 +204,11 @@ class DynamoDbStore:
             names = {"#pk": "pk", "#exp": EXPIRES_AT}
             values = {":now": now}
             for i, (name, value) in enumerate(if_match.items()):
-                parts.append(f"#a{i} = :v{i}")
                 names[f"#a{i}"] = name
+                if value is None:
+                    parts.append(f"attribute_not_exists(#a{i})")
+                    continue
+                parts.append(f"#a{i} = :v{i}")
                 values[f":v{i}"] = dict(_serializer.serialize(value))
             request["ConditionExpression"] = " AND ".join(parts)
             request["ExpressionAttributeNames"] = names

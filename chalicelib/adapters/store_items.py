@@ -142,8 +142,12 @@ def same_value(a: Any, b: Any) -> bool:
 
 
 def matches(item: Mapping[str, Any], expected: Mapping[str, Any]) -> bool:
-    """Every expected attribute is present with the same value (the ``if_match`` rule)."""
-    return all(name in item and same_value(item[name], value) for name, value in expected.items())
+    """Every expected attribute is present with the same value, or absent where ``None`` is
+    expected (the ``if_match`` rule)."""
+    return all(
+        name not in item if value is None else name in item and same_value(item[name], value)
+        for name, value in expected.items()
+    )
 
 
 def batch_ops(puts: Iterable[Item], deletes: Iterable[tuple[str, str]]) -> list[BatchOp]:

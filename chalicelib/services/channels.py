@@ -8,7 +8,7 @@ distribute their key to new devices (multi-device) without asking every time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, Protocol
@@ -48,6 +48,7 @@ from chalicelib.ports import Clock, Store
 from chalicelib.services.event_bus import EventBus
 from chalicelib.services.membership_log import MembershipLog
 from chalicelib.services.organisations import OrganisationService
+from chalicelib.services.retries import until_written
 from chalicelib.services.shared_groups import SharedGroups
 
 PAGE = 200
@@ -263,8 +264,7 @@ class ChannelService:
     def rename(self, who: Principal, channel_id: str, name: str) -> dict[str, Any]:
         access = self.access(who, channel_id)
         require_may_manage(access.org_role, access.membership)
-        renamed = access.channel.model_copy(update={"name": name.strip()})
-        self._records.save(renamed)
+        renamed = self._update(channel_id, lambda c: c.model_copy(update={"name": name.strip()}))
         self._notifier.changed(channel_id, ChannelFrame(channel_id=channel_id, name=renamed.name))
         if renamed.name != access.channel.name:
             old = access.channel.name
@@ -272,6 +272,13 @@ class ChannelService:
                 ChannelChanged(who, renamed, "renamed", old, renamed.name, self._clock.now())
             )
         return self._describe(renamed, access.membership.role if access.membership else None)
+
+    def _update(self, channel_id: str, change: Callable[[Channel], Channel]) -> Channel:
+        """The channel changed on what is stored (a concurrent change is kept, not undone)."""
+        updated = until_written(lambda: self._records.update(channel_id, change), "the channel")
+        if updated is None:
+            raise NotFound("no such channel")
+        return updated
 
     def live_channel_ids(self, who: Principal) -> list[str]:
         """The channels a new WebSocket connection hears: the caller's, a partner's shared group
@@ -325,8 +332,7 @@ class ChannelService:
             raise BadRequest(
                 f"a channel may keep messages for less time than its organisation ({org_days} days), not more"
             )
-        updated = access.channel.model_copy(update={"retention_days": days})
-        self._records.save(updated)
+        updated = self._update(channel_id, lambda c: c.model_copy(update={"retention_days": days}))
         old = access.channel.retention_days
         if old != days:
             self._events.publish(ChannelChanged(who, updated, "retention", old, days, self._clock.now()))
@@ -464,9 +470,15 @@ class ChannelService:
         channel_id = channel.channel_id
         member_id = member if isinstance(member, str) else member.member_id
         org_id = channel.org_id if isinstance(member, str) else member.org_id
-        if org_id not in (channel.org_id, *channel.partner_orgs):
-            channel = channel.model_copy(update={"partner_orgs": (*channel.partner_orgs, org_id)})
-            self._records.save(channel)  # its retention follows that organisation's too
+        if org_id not in (channel.org_id, *channel.partner_orgs):  # its retention follows theirs too
+            channel = self._update(
+                channel_id,
+                lambda c: (
+                    c
+                    if org_id in (c.org_id, *c.partner_orgs)
+                    else c.model_copy(update={"partner_orgs": (*c.partner_orgs, org_id)})
+                ),
+            )
         membership = ChannelMember(
             channel_id=channel_id,
             member_id=member_id,

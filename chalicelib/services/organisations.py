@@ -39,6 +39,7 @@ from chalicelib.domain.retention import check_days
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, NotFound
 from chalicelib.ports import Clock, Store
 from chalicelib.services.event_bus import EventBus
+from chalicelib.services.retries import until_written
 
 MAX_PAGE = 200
 MEMBER_ROLES = (Role.OWNER, Role.ADMIN, Role.MEMBER, Role.GUEST)  # what a role statement may grant
@@ -146,15 +147,10 @@ class OrganisationService:
 
     def _update_org(self, org_id: str, **changes: Any) -> Organisation:
         """Change some fields, conditionally on the ones others change still being as read."""
-        for _ in range(5):
-            try:
-                updated = self._organisations.update(org_id, changes)
-            except ConditionFailed:
-                continue
-            if updated is None:
-                raise NotFound("no such organisation")
-            return updated
-        raise Conflict("the organisation changed meanwhile; retry")
+        updated = until_written(lambda: self._organisations.update(org_id, changes), "the organisation")
+        if updated is None:
+            raise NotFound("no such organisation")
+        return updated
 
     def set_root(self, org_id: str, root: str) -> Organisation:
         """Record the first owner's identity-key fingerprint (a hint: clients pin their own)."""

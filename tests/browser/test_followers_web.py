@@ -49,7 +49,9 @@ def forged_follower_writes_are_not_applied(
 ) -> None:
     """A malicious server stores, under the follower's own genuine signature, a "delete for
     everyone" of the mayor's post and a post of its own (the API refuses both), straight into its
-    database: the mayor's browser neither applies nor shows them, and flags the post (16.3)."""
+    database: the mayor's browser neither applies nor shows them, and flags the post (16.3). Nor
+    does it count her reaction whose date the server moved after she signed it: a follower's
+    envelope is verified like a member's before it is opened."""
     from bocage.client.messenger import Messenger
     from bocage.client.profile import Profile
     from chalicelib.adapters.clocks import SystemClock
@@ -60,12 +62,16 @@ def forged_follower_writes_are_not_applied(
     lea = Messenger(Profile(follower))
     records = MessageRecords(SqliteStore(str((server.data or Path()) / "bocage.sqlite3"), SystemClock()))
     post = next(m for m in shown if m.get("text") == POST)
+    heart = {"type": "reaction", "target": post["message_id"], "emoji": "❤️", "remove": False}
     forged = [
         ("delete", {"type": "delete", "target": post["message_id"]}, post["message_id"]),
         ("message", {"type": "text", "text": "Annulé !"}, None),
+        ("reaction", heart, None),
     ]
     for seq, (kind, content, target) in enumerate(forged, start=max(m["seq"] for m in shown) + 1):
         envelope = lea.seal(tribe, f"forged-{kind}-0001", content, kind, target)
+        if kind == "reaction":  # a reaction she may send, its signed date moved by the server
+            envelope = envelope.model_copy(update={"sent_at": envelope.sent_at + 3_600_000})
         now = int(time.time())
         stamps = {"seq": seq, "sender_member": lea.trust.member_id, "stored_at": now}
         records.add(
@@ -75,6 +81,10 @@ def forged_follower_writes_are_not_applied(
     expect(owner.locator(".messages .msg").filter(has_text="Message signalé")).to_have_count(1)  # the post
     expect(message(owner, POST)).to_be_visible()  # not deleted
     expect(owner.get_by_text("Annulé !")).to_have_count(0)
+    expect(message(owner, POST).locator(".reactions .chip")).to_have_count(1)  # her 👍 only, no ❤️
+    expect(message(owner, POST).locator(".reactions .chip")).to_have_attribute(
+        "aria-label", re.compile(r"^👍 : 1, par Léa\.")
+    )
 
 
 def test_a_tribe_made_public_in_the_browser_reaches_its_followers(

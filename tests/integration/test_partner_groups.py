@@ -620,3 +620,48 @@ def test_a_partner_member_only_the_server_vouches_for_is_no_sender(
     assert "server_vouched" in {w["code"] for w in pair.a.trust.take_warnings()}
     honest_sender, lied = pair.a.trust.sender(pair.b_member.device_id, member_of(pair.b_member), cid)
     assert honest_sender is not None and not lied  # B's chained member still is a sender
+
+
+def test_a_partners_guest_slipped_in_by_the_server_gets_no_key(
+    pair: Pair, api: SignedApi, tmp_path: Path, container: Any
+) -> None:
+    """A guest of B stays in B's channels (21, 22.6): an ``add`` of them in A's group, even signed
+    by A's own admin device, is refused by A's devices, which seal them nothing."""
+    keys, info = api.join(pair.b_keys, "Invité du cabinet", "guest")
+    guest = messenger_for(api, keys, tmp_path / "b_guest", info)
+    cid = shared(pair)
+    pair.b_owner.partners.listing()
+    head = pair.a.client.membership_log(cid, 0)[0][-1]
+    plant_addition(
+        container,
+        pair.people.keys["owner"],
+        org_id=pair.a_org,
+        channel_id=cid,
+        previous=head,
+        member_id=member_of(guest),
+        now=api.clock.now(),
+        devices_from=pair.b_org,
+    )
+    pair.a.send_text(cid, "réservé aux membres")
+    assert "membership_invalid" in {w["code"] for w in pair.a.trust.take_warnings()}
+    assert member_of(guest) not in pair.a.trust.membership(cid).members
+    assert _sealed_to(container, cid, _epoch(pair.a, cid), guest.device_id) == []
+    assert texts(pair.b_member, cid) == ["réservé aux membres"]
+
+
+def test_a_partner_members_identity_key_is_kept_and_a_change_is_caught(pair: Pair, container: Any) -> None:
+    """A's devices keep the identity key of B's member they first verified (22.6), as for their
+    own organisation's members: a listing with another key (B's admin and the server together
+    re-certifying them) is ``identity_changed``, nothing sealed to them, their messages not shown."""
+    cid = shared(pair)
+    pair.b_member.send_text(cid, "clé d'origine")
+    assert texts(pair.a, cid) == ["clé d'origine"]
+    b_member = member_of(pair.b_member)
+    identity = pair.b_member.trust.view().identity_key(b_member)
+    assert identity is not None and pair.a.trust.state.seen[b_member] == identity
+    pair.a.trust.pin_identity(b_member, public_key_of(bytes([0x42]) * 32))  # as if first seen so
+    pair.a.send_text(cid, "après le changement")
+    assert _sealed_to(container, cid, _epoch(pair.a, cid), pair.b_member.device_id) == []
+    [changed] = [w for w in pair.a.trust.take_warnings() if w["member_id"] == b_member]
+    assert "identity key changed" in changed["message"]
+    assert texts(pair.a, cid) == [None, "après le changement"]  # theirs no longer shown

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from bocage.client.messenger import Messenger
+from chalicelib.adapters.records import keys as record_keys
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from tests.integration.test_partner_groups import _epoch, _sealed_to, member_of, shared
@@ -107,12 +108,24 @@ def test_partnering_again_neither_seals_to_nor_hears_a_member_the_end_took_out(
     assert again["verified"] is False and again["error"] == "sent after leaving the channel: not shown"
 
 
-def test_an_end_date_once_kept_does_not_move(pair: Pair, container: Any) -> None:
-    """A listing showing the same end with another date (a rewritten record) changes nothing."""
+def test_an_end_that_does_not_verify_still_ends_dated_when_first_seen_and_never_moves(
+    pair: Pair, container: Any
+) -> None:
+    """B's end arrives with a signature that does not verify (a server that rewrote it): it still
+    ends the partnership (ending only takes trust away), dated when A first saw it, and a later
+    listing does not move that date."""
     shared(pair)
-    pair.a.partners.end(pair.b_org)
-    kept = dict(pair.a.trust.state.partners[pair.b_org]["ends"])
-    [(ticket_key, ended_at)] = kept.items()
-    pair.a.trust.now = lambda: ended_at + 86_400  # type: ignore[method-assign]
+    pair.b_owner.partners.end(pair.a_org)
+    key = record_keys.partnership(pair.a_org, pair.b_org)
+    item = container.store.get(*key)
+    end = dict(item["end"])
+    end["issued_at"] = int(end["issued_at"]) - 86_400  # backdated by a day: the signature breaks
+    container.store.put({**item, "end": end})
+    first_seen = pair.a.trust.now()
+    [listed] = pair.a.partners.listing()
+    assert listed["status"] == "ended" and "invalid_partnership" in codes(pair.a)
+    [(ticket_key, ended_at)] = pair.a.trust.state.partners[pair.b_org]["ends"].items()
+    assert ended_at == first_seen  # not the server's date, a day earlier
+    pair.a.trust.now = lambda: first_seen + 86_400  # type: ignore[method-assign]
     pair.a.partners.listing()
     assert pair.a.trust.state.partners[pair.b_org]["ends"] == {ticket_key: ended_at}

@@ -199,6 +199,13 @@ def test_put_if_match(store: Store, clock: ManualClock) -> None:
         store.put({"pk": "INV#2", "sk": "META", "state": "used"}, if_match={"state": "pending"})
     assert store.get("INV#2", "META") is None
 
+    # None expects the attribute absent, as items store no None (keys.record drops them).
+    kept = {"pk": "INV#1", "sk": "META", "state": "kept", "n": 3}
+    store.put(kept, if_match={"state": "used", "note": None})
+    with pytest.raises(ConditionFailed):
+        store.put({"pk": "INV#1", "sk": "META", "state": "lost"}, if_match={"n": None})
+    assert store.get("INV#1", "META") == {"pk": "INV#1", "sk": "META", "state": "kept", "n": 3}
+
     # An expired item counts as missing.
     store.put({"pk": "INV#3", "sk": "META", "state": "pending", "expires_at": clock.now() + 5})
     clock.advance(5)

@@ -35,8 +35,8 @@ import {
   MislabelledMessage,
   b64e,
   newMessageId,
-  openMessage,
   openSenderKey,
+  openVerified,
   sealMessage,
   sealSenderKey,
   signToken,
@@ -1054,28 +1054,35 @@ export class Messenger extends EventTarget {
       return { ...shown, sender_member: author.member_id, error: 'forged_sender', raw: message };
     }
     shown.sender_member = author.member_id; // the device certificate's member, never the server's stamp
+    // The signature first, once (the envelope it returns is the one decrypted): a server's
+    // rewrite (of sent_at, say) is no member's doing.
+    let envelope;
+    try {
+      envelope = await verifyEnvelope(message, author.sign_public_key);
+    } catch (err) {
+      return { ...shown, ...openError(err, message) };
+    }
     // 14.2: a certified device of someone not in the channel sends nothing here (a follower is
     // checked against the tribe's ticket instead, 16.3), whatever the server let through.
     if (!mine && !follower) {
-      // The signature first: a server's rewrite (of sent_at, say) is no member's doing.
-      const forged = await verifyEnvelope(message, author.sign_public_key).then(() => null, (err) => openError(err, message));
-      if (forged) return { ...shown, ...forged };
       const why = await this.trust.refusedSender(this.api, channelId, author.member_id, sender, message.sent_at, message.kind);
       // Kept with the message: re-judged after the next membership refresh (retryUnreadable).
       if (why === SENDER_UNCHECKED) return { ...shown, error: 'pending_check', raw: message };
       if (why) return { ...shown, error: 'not_a_member', detail: why, raw: message };
     }
-    const device = { sign_public_key: author.sign_public_key };
     try {
-      const content = await this.openSealed(message, device, heldSince);
+      const content = await this.openSealed(message, envelope, heldSince);
       return { ...shown, verified: true, content };
     } catch (err) {
       return { ...shown, ...openError(err, message) };
     }
   }
 
-  /** Derive the message's key from the sender's chain, then verify, decrypt and check labels. */
-  async openSealed(message, device, heldSince) {
+  /**
+   * Derive the message's key from the sender's chain, then decrypt `envelope` (the message's,
+   * already verified) and check its labels.
+   */
+  async openSealed(message, envelope, heldSince) {
     const { channel_id: channelId, epoch, sender_device: sender, index, seq } = message;
     if (![epoch, index, seq].every(Number.isInteger)) throw new CryptoError('malformed message');
     const own = sender === this.deviceId;
@@ -1088,7 +1095,7 @@ export class Messenger extends EventTarget {
         own ? null : sender,
         index,
         { seq, messageId: message.message_id, expiresAt: message.expires_at },
-        (key) => openMessage(message, key, device.sign_public_key),
+        (key) => openVerified(envelope, key),
       ),
     );
   }

@@ -18,6 +18,9 @@ from chalicelib.domain.roster import ChannelCounters, Epoch, RosterDevice
 from chalicelib.errors import ConditionFailed
 from chalicelib.ports import Item, Store
 
+#: The channel's fields that change after its creation, compared on each ``update``.
+WATCHED = ("name", "retention_days", "partner_orgs")
+
 
 class ChannelRecords:
     def __init__(self, store: Store) -> None:
@@ -38,6 +41,19 @@ class ChannelRecords:
 
     def save(self, channel: Channel) -> None:
         self._store.put(_channel_item(channel))
+
+    def update(self, channel_id: str, change: Callable[[Channel], Channel]) -> Channel | None:
+        """One read-change-write of the channel; None if there is none. Raises ``ConditionFailed``
+        if a field others change (``WATCHED``) moved between the read and the write, so a rename
+        racing a retention change, or a partner's first member, never undoes the other."""
+        item = self._store.get(*keys.channel(channel_id))
+        if item is None:
+            return None
+        read = Channel.model_validate(item)
+        changed = change(read)
+        if changed != read:
+            self._store.put(_channel_item(changed), if_match={name: item.get(name) for name in WATCHED})
+        return changed
 
     def org_channel_ids(self, org_id: str) -> Iterator[str]:
         """The organisation's channels in id order."""

@@ -35,7 +35,7 @@ class OrganisationRecords:
         """One read-change-write; None if there is no such organisation.
 
         Raises ``ConditionFailed`` if a ``WATCHED`` field changed between the read and the write
-        (compared as stored: an organisation stored before a field existed has none).
+        (compared as stored: one absent then, a None, must still be absent).
         """
         item = self._store.get(*keys.org(org_id))
         if item is None:
@@ -43,7 +43,7 @@ class OrganisationRecords:
         updated = Organisation.model_validate(item).model_copy(update=dict(changes))
         self._store.put(
             keys.record(keys.org(org_id), updated.model_dump(mode="json")),
-            if_match={name: item[name] for name in WATCHED if name in item},
+            if_match={name: item.get(name) for name in WATCHED},
         )
         return updated
 
