@@ -392,11 +392,12 @@ def test_an_end_is_dated_by_its_signature_or_when_first_seen_and_never_moves() -
     b_end = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 30)
     assert a_checks({**p["a_entry"], "end": b_end}, now=T + 10)["kept"][B_ORG]["ends"] == {key: T + 10}
     # B's end with a signature B's owner's device did not make: still an end (ending only takes
-    # trust away, 22.5), dated when first seen.
+    # trust away, 22.5), dated when first seen, and reported.
     rogue = issuing.partnership_end(SigningKey(bytes([0x99]) * 32), B_DEVICE, B_ORG, ORG, T + 30)
     forged = {**b_end, "sig": rogue["sig"]}
     unsigned = a_checks({**p["a_entry"], "end": forged})
     assert (unsigned["status"], unsigned["kept"][B_ORG]["ends"]) == ("ended", {key: SEEN})
+    assert unsigned["codes"] == ["invalid_partnership"]
     kept = a_checks({**p["a_entry"], "end": b_end})["kept"]
     assert kept[B_ORG]["ends"] == {key: T + 30}
     moved = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 3)

@@ -383,7 +383,7 @@ export async function checkPartner(entry, { view, ownRoot, kept, partnerListing,
   let endedAt = null;
   if (entry.end != null) {
     try {
-      endedAt = await endDate(entry.end, partner, { view, keptAt, root: root ?? before?.root ?? null, partnerListing, now });
+      endedAt = await endDate(entry.end, partner, { view, keptAt, root: root ?? before?.root ?? null, partnerListing, now, warnings });
     } catch (err) {
       if (!isRefusal(err)) throw err;
       warnings.push(refused(partner, `end statement ignored: ${err.message}`));
@@ -462,16 +462,16 @@ async function checkTheirs(theirs, partner, ticketKey, root, orgId, ownRoot, par
  * moves.
  * @param {Statement} end
  * @param {string} partner
- * @param {{view: TrustView, keptAt: number|null, root: string|null, partnerListing: (orgId: string) => Promise<Listing>, now: number}} context
+ * @param {{view: TrustView, keptAt: number|null, root: string|null, partnerListing: (orgId: string) => Promise<Listing>, now: number, warnings: TrustWarning[]}} context
  * @returns {Promise<number>}
  */
-async function endDate(end, partner, { view, keptAt, root, partnerListing, now }) {
+async function endDate(end, partner, { view, keptAt, root, partnerListing, now, warnings }) {
   const shaped = checkShape(end, PARTNERSHIP_END);
   const parties = new Set([shaped.org_id, shaped.partner_org_id]);
   if (parties.size !== 2 || !parties.has(partner) || !parties.has(view.orgId)) throw new PartnerRefused('the end statement names another pair');
   let signedAt = null;
   if (shaped.org_id === view.orgId) signedAt = signedEnd(shaped, view);
-  else if (keptAt === null) signedAt = await partnersEnd(shaped, partner, root, partnerListing);
+  else if (keptAt === null) signedAt = await partnersEnd(shaped, partner, root, partnerListing, warnings);
   if (keptAt !== null) return keptAt;
   return signedAt === null ? now : Math.min(now, signedAt);
 }
@@ -486,15 +486,24 @@ function signedEnd(shaped, view) {
 /**
  * The partner's end's `issued_at` if one of its admins signed it, up to the root we pinned (its
  * listing names the end's signers); null when that cannot be shown (nothing pinned, a listing
- * the server does not give, a signature that does not check): the end is then dated when seen.
+ * the server does not give, or a signature that does not check, reported): the end is then
+ * dated when seen.
+ * @param {TrustWarning[]} warnings
  */
-async function partnersEnd(shaped, partner, root, partnerListing) {
+async function partnersEnd(shaped, partner, root, partnerListing, warnings) {
   if (!root) return null;
+  let listing;
   try {
-    const { members, devices } = await partnerListing(partner);
-    return signedEnd(shaped, await TrustView.create(partner, root, members, devices));
+    listing = await partnerListing(partner);
   } catch (err) {
-    if (isRefusal(err) || typeof (/** @type {any} */ (err)?.status) === 'number') return null;
+    if (typeof (/** @type {any} */ (err)?.status) === 'number') return null;
     throw err;
+  }
+  try {
+    return signedEnd(shaped, await TrustView.create(partner, root, listing.members, listing.devices));
+  } catch (err) {
+    if (!isRefusal(err)) throw err;
+    warnings.push(refused(partner, `its end does not verify (${err.message}): dated when this device first saw it`));
+    return null;
   }
 }
