@@ -272,6 +272,7 @@ async function checkedPartner(m, entry) {
   const { entry: checked, warnings } = await checkPartner(entry, { view, ownRoot: String(m.device.root), kept, partnerListing, now: m.api.now() });
   m.trust.report(warnings);
   await m.trust.save();
+  await m.trust.share(); // an end seen here (and its date, 22.7) counts at once, as in the Python client
   return checked;
 }
 
