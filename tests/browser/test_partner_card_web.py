@@ -18,7 +18,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import shoot, watch_console
 from tests.browser.test_web_app import activate, arrives_readable, create_channel, open_channel, send
 from tests.e2e.conftest import bocage
-from tests.e2e.test_partner_cli import town_and_firm
+from tests.e2e.test_partner_cli import become_partners, town_and_firm
 
 TOWN, FIRM = "Mairie de Plouha", "Cabinet Ardoise"  # as town_and_firm names them
 MISMATCH = "La clé de cette carte ne correspond pas à ce que le serveur présente"
@@ -58,9 +58,7 @@ def test_a_web_admin_adds_a_partners_web_member_with_their_card(
     tmp_path: Path, new_context: Callable[..., Any], artifacts: Path
 ) -> None:
     with town_and_firm(tmp_path) as (_town, firm, mayor, architect):
-        code = bocage("--profile", mayor, "partner", "invite")["code"]
-        bocage("--profile", architect, "partner", "accept", code)
-        bocage("--profile", mayor, "partners")  # countersigns: active on both sides
+        become_partners(mayor, architect)
 
         problems: list[str] = []
         secretary = new_context("secretary").pages[0]

@@ -168,18 +168,24 @@ def entry(partner: str, side: str, ticket: Any, acceptance: Any, ours: Any, thei
     }
 
 
-def a_checks(e: dict[str, Any], kept: dict[str, Any] | None = None) -> dict[str, Any]:
+#: The browser's clock when it checks a partnership (an end first seen is dated no later, 22.7).
+SEEN = T + 3600
+
+
+def a_checks(e: dict[str, Any], kept: dict[str, Any] | None = None, now: int = SEEN) -> dict[str, Any]:
     """The partnership as A's owner's browser verifies it."""
     scene = {"org_id": ORG, "root": ROOT, **listing_a()}
     result: dict[str, Any] = js(
-        "partner_check", **scene, entry=e, kept=kept or {}, partner_listing=listing_b()
+        "partner_check", **scene, entry=e, kept=kept or {}, partner_listing=listing_b(), now=now
     )
     return result
 
 
 def b_checks(e: dict[str, Any]) -> dict[str, Any]:
     scene = {"org_id": B_ORG, "root": B_ROOT, **listing_b()}
-    result: dict[str, Any] = js("partner_check", **scene, entry=e, kept={}, partner_listing=listing_a())
+    result: dict[str, Any] = js(
+        "partner_check", **scene, entry=e, kept={}, partner_listing=listing_a(), now=SEEN
+    )
     return result
 
 
@@ -258,7 +264,7 @@ def test_a_partnership_python_made_is_active_on_both_sides_in_the_browser() -> N
                 "ticket_key": p["ticket"].statement["ticket_key"],
                 "ended": False,
                 "active": True,
-                "ended_keys": [],
+                "ends": {},
                 "name": "Partenaire",
                 "allow_tribes": True,
                 "their_allow_tribes": False,
@@ -367,7 +373,7 @@ def test_an_ended_partnership_served_again_after_a_newer_one_is_a_rollback() -> 
     end = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 30)
     kept = a_checks({**p["a_entry"], "end": end, "status": "ended"})["kept"]
     first_key = p["ticket"].statement["ticket_key"]
-    assert kept[B_ORG]["ended_keys"] == [first_key]
+    assert kept[B_ORG]["ends"] == {first_key: T + 30}
     kept[B_ORG].update(ticket_key="a-newer-invitation", ended=False, active=True)  # then a second one
     revived = a_checks(p["a_entry"], kept=kept)
     assert (revived["status"], revived["codes"]) == ("ended", ["partnership_rollback"])
@@ -375,6 +381,35 @@ def test_an_ended_partnership_served_again_after_a_newer_one_is_a_rollback() -> 
     scene = {"org_id": ORG, "root": ROOT, **listing_a()}
     offered = js("partner_countersign", **scene, entry=pending, device=A_OWNER, now=T + 40, kept=kept)
     assert offered["due"] is False
+
+
+def test_an_end_is_dated_by_its_signature_or_when_first_seen_and_never_moves() -> None:
+    """22.7, as bocage/client/partners.py dates it: the earlier of the end's signed date, when it
+    verifies (B's against B's listing up to the root A pinned, ours against ours), and the clock
+    of the device that first sees it; kept per invitation and never moved."""
+    p = python_partnership()
+    key = p["ticket"].statement["ticket_key"]
+    b_end = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 30)
+    assert a_checks({**p["a_entry"], "end": b_end}, now=T + 10)["kept"][B_ORG]["ends"] == {key: T + 10}
+    # B's end with a signature B's owner's device did not make: still an end (ending only takes
+    # trust away, 22.5), dated when first seen, and reported.
+    rogue = issuing.partnership_end(SigningKey(bytes([0x99]) * 32), B_DEVICE, B_ORG, ORG, T + 30)
+    forged = {**b_end, "sig": rogue["sig"]}
+    unsigned = a_checks({**p["a_entry"], "end": forged})
+    assert (unsigned["status"], unsigned["kept"][B_ORG]["ends"]) == ("ended", {key: SEEN})
+    assert unsigned["codes"] == ["invalid_partnership"]
+    kept = a_checks({**p["a_entry"], "end": b_end})["kept"]
+    assert kept[B_ORG]["ends"] == {key: T + 30}
+    moved = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 3)
+    again = a_checks({**p["a_entry"], "end": moved}, kept=copy.deepcopy(kept), now=SEEN + 100)
+    assert (again["status"], again["kept"][B_ORG]["ends"]) == ("ended", {key: T + 30})
+    ours = issuing.partnership_end(SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, B_ORG, T + 40)
+    assert a_checks({**p["a_entry"], "end": ours})["kept"][B_ORG]["ends"] == {key: T + 40}
+    # A record kept before ends had dates names the ended invitation only: the rollback is still
+    # caught, and the end dated when this device first reads it.
+    legacy = {k: v for k, v in kept[B_ORG].items() if k != "ends"} | {"ended_keys": [key]}
+    hidden = a_checks(p["a_entry"], kept={B_ORG: legacy})
+    assert hidden["codes"] == ["partnership_rollback"] and hidden["kept"][B_ORG]["ends"] == {key: SEEN}
 
 
 def test_a_contact_card_reads_the_same_and_a_key_the_server_swapped_is_refused() -> None:

@@ -12,9 +12,12 @@ member in B's group is a partner there.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import Any
 
 from bocage.client.certs import TrustView
+from bocage.client.membership import sync
 from bocage.client.shared import HostAuthority, PartnerView, SharedView
 from chalicelib.domain import membership_log
 from chalicelib.domain.statements import public_key_of, sign_statement, statement_hash
@@ -59,21 +62,30 @@ def entry(
             "role": role,
             "kind": kw.get("kind"),
             "by_device": device_id(signer),
-            "issued_at": T + 300 + seq,
+            "issued_at": kw.get("at", T + 300 + seq),
         },
         signer,
     )
 
 
-def kept(*, active: bool = True, allow_tribes: bool = False, theirs: bool = False) -> dict[str, Any]:
+def kept(
+    *,
+    active: bool = True,
+    allow_tribes: bool = False,
+    theirs: bool = False,
+    ends: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """What a device keeps about B; ``ends``: ticket key -> the end's date (22.7)."""
     return {
         B_ORG: {
             "root": B_ROOT,
+            "ticket_key": "k_now",
             "ended": not active,
             "active": active,
             "name": NAME,
             "allow_tribes": allow_tribes,
             "their_allow_tribes": theirs,
+            **({"ends": ends} if ends is not None else {}),
         }
     }
 
@@ -95,6 +107,7 @@ def python(
         TrustView(B_ORG, B_ROOT, b["members"], b["devices"]),
         p["their_allow_tribes"],
         active=p["active"] and not p["ended"],
+        ends=tuple(sorted(int(at) for at in dict(p.get("ends") or {}).values())),
     )
     view = SharedView(ORG, ROOT, members, devices, partners=[partner])
     state, error = membership_log.replay(entries, HostAuthority({"org_id": host}, lambda: view), asked)
@@ -317,3 +330,194 @@ def test_the_web_client_keeps_its_partners_when_the_server_fails_them() -> None:
     for got in (partners, listing):
         assert got["thrown"] is None and "partners_unavailable" in got["codes"]
         assert got["usable"] == [True, True]
+
+
+# -- 22.7: ends have a date ------------------------------------------------------------------
+
+E = T + 1000  # B's partnership with A ended then, as A's devices keep the end's date
+LATER = T + 2000  # A's owner adds the invitee after the end
+SKEW = 300  # the clocks' allowance (DEPARTURE_SKEW_SECONDS)
+AFTER = "sent after leaving the channel"
+
+
+def ended_group() -> list[dict[str, Any]]:
+    """A's group: B's owner added while partners (T + 301); after the end, our invitee."""
+    log = a_group(("add", B_OWNER, "member"))
+    log.append(entry(GROUP, 2, log[-1], "add", INVITEE, "member", OWNER_DEVICE_SIGN, at=LATER))
+    return log
+
+
+def keeper_case(
+    entries: list[dict[str, Any]],
+    pinned: dict[str, Any],
+    questions: Sequence[tuple[str, str, int, str]],
+    *,
+    rows: list[dict[str, Any]] | None = None,
+    logs: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], SharedView, Any]:
+    """The web app's TrustKeeper (what it keeps: `logs`, `pinned`, B's listing) reading A's group
+    GROUP, and the Python view and state replayed from entry 0 on the same log and ends."""
+    _, members, devices = org()
+    stored = {
+        "seen": {},
+        "verified": {},
+        "serials": {},
+        "logs": logs or {},
+        "history": {},
+        "partners": pinned,
+        "partner_listings": {B_ORG: listing_b()},
+    }
+    got = run_js(
+        {
+            "op": "keeper",
+            **scene(members, devices),
+            "member_id": OWNER,
+            "device_id": OWNER_DEVICE,
+            "stored": stored,
+            "channel_id": GROUP,
+            "entries": entries,
+            "questions": [list(q) for q in questions],
+            "roster": rows,
+        }
+    )[0]
+    view, state, _ = python(members, devices, listing_b(), pinned, ORG, entries, GROUP)
+    return got, view, state
+
+
+def test_a_device_replaying_after_the_end_verifies_the_ended_partner_s_entries() -> None:
+    """B's owner was added while partners, the partnership ended, then A's owner added the
+    invitee: a device replaying from entry 0 after the end (a new one) verifies every entry, in
+    both clients. Without the end's date (as before 22.7) both stopped at B's add, and every
+    later member's messages were refused."""
+    log = ended_group()
+    pinned = kept(active=False, ends={"k_old": E})
+    got, _, state, error = case(log, pinned=pinned)
+    assert error is None and got["error"] is None
+    assert state.members == {OWNER: "author", B_OWNER: "member", INVITEE: "member"}
+    assert state.joined == {OWNER: T + 300, B_OWNER: T + 301, INVITEE: LATER}
+    undated = case(log, pinned=kept(active=False))[0]
+    assert "cannot be added" in undated["error"] and undated["state"]["seq"] == 0
+    # B's owner's own entry counts as B's up to the end and its 300 s, not after.
+    for at, verifies in ((E + SKEW, True), (E + SKEW + 1, False)):
+        left = [*log[:2], entry(GROUP, 2, log[1], "leave", B_OWNER, None, B_SIGN, at=at)]
+        got, _, _, error = case(left, pinned=pinned)
+        assert (error is None, got["error"] is None) == (verifies, verifies), at
+    # The web app's TrustKeeper, with no state kept for the group, keeps all three entries.
+    through = keeper_case(log, pinned, [])[0]
+    assert through["stored"]["logs"][GROUP] == state.to_json()
+    assert "membership_invalid" not in through["codes"]
+
+
+def test_senders_are_judged_on_the_state_cut_at_the_end_in_both_clients() -> None:
+    """B's owner's messages signed up to 300 s after the end stay theirs, later ones are refused
+    (the uncut log would accept them); our own members are never cut; the state kept is the
+    log's, uncut."""
+    log = ended_group()
+    edge, late = (E + SKEW) * 1000, (T + 10**6) * 1000
+    questions = [
+        (B_OWNER, B_DEVICE, edge, "message"),
+        (B_OWNER, B_DEVICE, edge + 1, "message"),
+        (B_OWNER, B_DEVICE, (T + 400) * 1000, "reaction"),
+        (OWNER, OWNER_DEVICE, late, "message"),
+        (INVITEE, INVITEE_DEVICE, late, "message"),
+    ]
+    got, view, state = keeper_case(log, kept(active=False, ends={"k_old": E}), questions)
+    cut = state.cut_at_ends(view.ends_of)
+    python = [cut.refuses_sender(member, at, kind) for member, _, at, kind in questions]
+    assert got["refuses"] == python == [None, AFTER, None, None, None]
+    assert state.refuses_sender(B_OWNER, edge + 1, "message") is None
+    assert got["stored"]["logs"][GROUP] == state.to_json() and "not_a_member" in got["codes"]
+
+
+def test_a_member_added_again_after_an_end_is_cut_by_a_later_end_only() -> None:
+    """B's owner, added and removed in a first partnership that ended at E, is added again once
+    the organisations partnered anew: the first end does not cut them (they joined after it);
+    the second one, at E2, does, from its date."""
+    e2 = T + 5000
+    log = a_group(("add", B_OWNER, "member"), ("remove", B_OWNER, None))
+    log.append(entry(GROUP, 3, log[-1], "add", B_OWNER, "member", OWNER_DEVICE_SIGN, at=LATER))
+    questions = [
+        (B_OWNER, B_DEVICE, (LATER + 100) * 1000, "message"),
+        (B_OWNER, B_DEVICE, (e2 + SKEW) * 1000, "message"),
+        (B_OWNER, B_DEVICE, (e2 + SKEW) * 1000 + 1, "message"),
+    ]
+    for pinned, expected in (
+        (kept(active=True, ends={"k_old": E}), [None, None, None]),
+        (kept(active=False, ends={"k_old": E, "k_now": e2}), [None, None, AFTER]),
+    ):
+        got, view, state = keeper_case(log, pinned, questions)
+        assert state.seq == 3 and got["state"]["seq"] == 3
+        cut = state.cut_at_ends(view.ends_of)
+        assert got["refuses"] == [cut.refuses_sender(m, at, kind) for m, _, at, kind in questions] == expected
+
+
+def test_after_partnering_again_a_member_the_end_took_out_gets_no_key() -> None:
+    """The log still holds B's owner from before the end (nobody signed their removal), the
+    organisations partner again and the server lists B's device in the roster: neither client
+    seals to them any more (judged on the uncut log, both would)."""
+    log = a_group(("add", INVITEE, "member"), ("add", B_OWNER, "member"))
+    got, view, state = keeper_case(log, kept(active=True, ends={"k_old": E}), [], rows=roster())
+    assert view.usable(B_DEVICE) is not None and B_OWNER in state.members
+    assert B_OWNER not in state.cut_at_ends(view.ends_of).members
+    assert got["recipients"] == [INVITEE_DEVICE]
+    assert {"code": "not_in_membership", "device_id": B_DEVICE} in got["roster_warnings"]
+    never_ended = keeper_case(log, kept(active=True), [], rows=roster())[0]
+    assert never_ended["recipients"] == sorted([INVITEE_DEVICE, B_DEVICE])
+
+
+def test_a_state_kept_without_joined_is_rebuilt_once_from_entry_0() -> None:
+    """A state kept before 22.7 (no ``joined``) of a log holding the ended partner's add: both
+    clients replay the log from entry 0 once (B's add verifying by its date), keep ``joined``,
+    and judge B's owner by it."""
+    log = ended_group()
+    pinned = kept(active=False, ends={"k_old": E})
+    _, members, devices = org()
+    view, full, _ = python(members, devices, listing_b(), pinned, ORG, log, GROUP)
+    legacy = {k: v for k, v in full.to_json().items() if k != "joined"}
+    assert not membership_log.LogState.from_json(legacy).former_known
+    late = [(B_OWNER, B_DEVICE, (E + SKEW) * 1000 + 1, "message")]
+    got = keeper_case(log, pinned, late, logs={GROUP: legacy})[0]
+    rebuilt, warnings = sync(
+        GROUP,
+        membership_log.LogState.from_json(legacy),
+        lambda start: (log[start:], {"seq": 2}),
+        HostAuthority({"org_id": ORG}, lambda: view),
+        rebuild=True,
+    )
+    assert warnings == [] and rebuilt.to_json() == full.to_json()
+    assert got["stored"]["logs"][GROUP] == full.to_json() and "membership_invalid" not in got["codes"]
+    assert got["refuses"] == [AFTER]
+
+
+def test_an_end_kept_without_a_date_is_dated_when_the_web_app_first_reads_it() -> None:
+    """The web app kept B's end before ends had dates (its invitation in ``ended_keys`` only): it
+    dates it when it first reads it and keeps that date, so B's owner's messages until then stay
+    theirs, and the group's log replays past B's entries."""
+    legacy = kept(active=False)
+    legacy[B_ORG]["ended_keys"] = ["k_now"]
+    before = int(time.time())
+    questions = [
+        (B_OWNER, B_DEVICE, (LATER + 100) * 1000, "message"),
+        (B_OWNER, B_DEVICE, (before + 3600) * 1000, "message"),
+    ]
+    got = keeper_case(ended_group(), legacy, questions)[0]
+    dated = got["stored"]["partners"][B_ORG]["ends"]
+    assert list(dated) == ["k_now"] and before <= dated["k_now"] <= int(time.time())
+    assert got["state"]["seq"] == 2 and got["refuses"] == [None, AFTER]
+
+
+def test_an_ended_partner_s_listing_is_asked_once_when_none_is_kept() -> None:
+    """A device that never kept B's listing (a new one) asks for it once after the end, to verify
+    the log's entries from before it (22.7); one that kept it does not ask again, and neither
+    makes B's device usable."""
+    _, members, devices = org()
+    s = {**scene(members, devices), "member_id": OWNER, "device_id": OWNER_DEVICE, "failing": []}
+    s |= {"kept": kept(active=False, ends={"k_old": E}), "usable": [B_DEVICE], "served": {B_ORG: listing_b()}}
+    fresh, known = run_js(
+        {"op": "learn_partners", **s, "listings": {}},
+        {"op": "learn_partners", **s, "listings": {B_ORG: listing_b()}},
+    )
+    listing = f"/partners/{B_ORG}/members"
+    assert fresh["asked"] == ["/partners", listing] and fresh["listed"] == [B_ORG]
+    assert known["asked"] == ["/partners"] and known["listed"] == [B_ORG]
+    assert fresh["usable"] == known["usable"] == [False] and fresh["thrown"] is None

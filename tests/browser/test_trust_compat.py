@@ -700,7 +700,7 @@ def test_both_clients_judge_an_add_by_the_member_s_standing_at_its_date() -> Non
     log.append(_entry(5, statement_hash(log[-1]), "add", INVITEE, "member", OWNER_DEVICE_SIGN, at=T + 700))
     kept, _ = membership_log.replay(log, before)
     assert kept is not None and kept.seq == 5
-    legacy = {k: val for k, val in kept.to_json().items() if k not in ("former", "authored_until")}
+    legacy = {k: val for k, val in kept.to_json().items() if k not in ("former", "authored_until", "joined")}
     members[1]["removal"] = v["removal"]
     after = TrustView(ORG, ROOT, members, devices)
     s = scene(members, devices)

@@ -127,7 +127,7 @@ const commands = {
   async partner_check(args) {
     const trust = await view(args);
     const kept = args.kept || {};
-    const { entry, warnings } = await partners.checkPartner(args.entry, { view: trust, ownRoot: args.root, kept, partnerListing: async () => args.partner_listing });
+    const { entry, warnings } = await partners.checkPartner(args.entry, { view: trust, ownRoot: args.root, kept, partnerListing: async () => args.partner_listing, now: args.now });
     return { status: entry.status, partner_root: entry.partner_root, codes: warnings.map((w) => w.code), kept };
   },
   async sign({ body, seed }) {
@@ -318,7 +318,8 @@ const commands = {
     return checked ? { by_server: checked.byServer } : null;
   },
   /** The web client learning its partners while the server fails `failing` (paths, status 503):
-   * whether it threw, what it reported, and whether the partner's device it knew stays usable. */
+   * whether it threw, what it reported, whether the partner's device it knew stays usable, what
+   * it asked and whose listings it keeps. The server serves `served` (else the `listings` kept). */
   async learn_partners(args) {
     const memory = new Map();
     const store = { get: async (k) => memory.get(k), put: async (k, v) => void memory.set(k, v) };
@@ -326,9 +327,11 @@ const commands = {
     await keeper.load();
     Object.assign(keeper.kept, { partners: structuredClone(args.kept), partner_listings: structuredClone(args.listings) });
     await keeper.rebuild(args.members, args.devices);
+    const asked = [];
     const answer = async (path) => {
+      asked.push(path);
       if (args.failing.includes(path)) throw Object.assign(new Error('the server is not answering'), { status: 503 });
-      return path === '/partners' ? { partners: [] } : args.listings[path.split('/')[2]];
+      return path === '/partners' ? { partners: [] } : (args.served ?? args.listings)[path.split('/')[2]];
     };
     let thrown = null;
     try {
@@ -336,7 +339,47 @@ const commands = {
     } catch (err) {
       thrown = String(err);
     }
-    return { thrown, codes: [...keeper.warnings.values()].map((w) => w.code), usable: args.usable.map((id) => keeper.view?.usable(id) != null) };
+    return {
+      thrown,
+      codes: [...keeper.warnings.values()].map((w) => w.code),
+      usable: args.usable.map((id) => keeper.view?.usable(id) != null),
+      asked,
+      listed: Object.keys(keeper.kept.partner_listings || {}),
+    };
+  },
+  /**
+   * The web client's TrustKeeper (trust.js) over `stored` (its IndexedDB record 'trust'), our
+   * organisation's listing and a server that serves `entries` as the channel's log: the state it
+   * keeps, its verdict on each [member, device, sent_at, kind] question, whom it seals to in
+   * `roster`, what it reports and what it stores (22.7).
+   */
+  async keeper(args) {
+    const memory = new Map(args.stored ? [['trust', structuredClone(args.stored)]] : []);
+    const store = { get: async (k) => memory.get(k), put: async (k, v) => void memory.set(k, structuredClone(v)) };
+    const keeper = new trustModule.TrustKeeper(store, { org_id: args.org_id, member_id: args.member_id, device_id: args.device_id, root: args.root });
+    await keeper.load();
+    await keeper.rebuild(args.members, args.devices);
+    const channel = args.channel_id;
+    const entries = args.entries;
+    const head = entries.length ? { seq: entries.length - 1, hash: await certs.statementHash(entries[entries.length - 1]) } : null;
+    const api = {
+      get: async (path, query) => {
+        if (path !== `/channels/${channel}/membership`) throw Object.assign(new Error(`nothing at ${path}`), { status: 404 });
+        return { channel_id: channel, entries: entries.slice(Number(query?.from ?? 0)), head, more: false };
+      },
+    };
+    const { state } = await keeper.membership(api, channel, 'listed');
+    const refuses = [];
+    for (const [member, device, sentAt, kind] of args.questions || []) refuses.push(await keeper.refusedSender(api, channel, member, device, sentAt, kind));
+    const sealed = args.roster ? await keeper.recipients(channel, state, args.roster) : { devices: [], warnings: [] };
+    return {
+      state,
+      refuses,
+      recipients: sealed.devices.map((dev) => dev.device_id).sort(),
+      roster_warnings: sealed.warnings.map((w) => ({ code: w.code, device_id: w.device_id })),
+      codes: [...new Set([...keeper.warnings.values()].map((w) => w.code))].sort(),
+      stored: memory.get('trust') ?? null,
+    };
   },
   /** Whom the web client would name in `notify`, from the server's statements. */
   async to_notify(args) {

@@ -33,14 +33,19 @@ def town_and_firm(tmp_path: Path) -> Iterator[tuple[dict[str, Any], dict[str, An
         server.process.wait(timeout=10)
 
 
+def become_partners(mayor: str, architect: str) -> None:
+    """The town invites, the firm accepts, the town's listing countersigns: active on both sides."""
+    invitation = bocage("--profile", mayor, "partner", "invite")
+    bocage("--profile", architect, "partner", "accept", invitation["code"])
+    bocage("--profile", mayor, "partners")  # countersigns
+
+
 def partnered_with_a_drafter(tmp_path: Path, mayor: str, architect: str) -> tuple[str, dict[str, Any]]:
     """The firm's drafter activated (their profile, their invitation), and both sides partnered."""
     drafter = str(tmp_path / "drafter")
     invited = bocage("--profile", architect, "invite", "--name", "Dessinateur")
     bocage("--profile", drafter, "activate", invited["activation_url"])
-    invitation = bocage("--profile", mayor, "partner", "invite")
-    bocage("--profile", architect, "partner", "accept", invitation["code"])
-    bocage("--profile", mayor, "partners")  # countersigns
+    become_partners(mayor, architect)
     return drafter, invited
 
 

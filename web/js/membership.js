@@ -33,9 +33,11 @@ export class LogError extends Error {}
  * an entry a partner's member signs (22.6) never makes the channel look like the partner's.
  * `former`: who left (`remove`, `leave`) and did not come back, with the departure's `issued_at`
  * (section 14.2); `authored_until`: who stopped being an author (made a member, or left as an
- * author), with when (in a tribe only authors post); both absent from a state kept before they
- * existed, or whose rebuild failed.
- * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string, org_id: string, former?: Record<string, number>, authored_until?: Record<string, number>, created_at?: number, issued_at?: number}} LogState
+ * author), with when (in a tribe only authors post); `joined`: when each member was last added
+ * (the creation for its creator), so a partner's member is out from the first end of the
+ * partnership after it (22.7). All three are absent from a state kept before they existed, or
+ * whose rebuild failed.
+ * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string, org_id: string, former?: Record<string, number>, authored_until?: Record<string, number>, joined?: Record<string, number>, created_at?: number, issued_at?: number}} LogState
  * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string, at: number): boolean, tribesOpenTo(memberId: string): boolean, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
  */
 
@@ -81,7 +83,7 @@ export async function create(entry, authority, channelId = null) {
   if (e.kind === 'tribe' && !ADMIN_ROLES.includes(authority.orgRole(signer, e.issued_at) || '')) {
     throw new LogError("only the organisation's admins create tribes");
   }
-  return { channel_id: e.channel_id, kind: e.kind, members: { [signer]: 'author' }, seq: 0, head: await statementHash(e), org_id: e.org_id, former: {}, authored_until: {}, created_at: e.issued_at, issued_at: e.issued_at };
+  return { channel_id: e.channel_id, kind: e.kind, members: { [signer]: 'author' }, seq: 0, head: await statementHash(e), org_id: e.org_id, former: {}, authored_until: {}, joined: { [signer]: e.issued_at }, created_at: e.issued_at, issued_at: e.issued_at };
 }
 
 /** @returns {Promise<LogState>} the state after one more entry; LogError if it does not extend it */
@@ -102,7 +104,9 @@ export async function extend(state, entry, authority) {
   const authored = { ...(state.authored_until || {}) };
   if (members[e.member_id] === 'author') delete authored[e.member_id];
   else if (state.members[e.member_id] === 'author') authored[e.member_id] = e.issued_at;
-  return { ...state, members, seq: e.seq, head: await statementHash(e), former, authored_until: authored, issued_at: Math.max(latest, e.issued_at) };
+  const joined = Object.fromEntries(Object.entries(state.joined || {}).filter(([m]) => m in members));
+  if (e.op === 'add') joined[e.member_id] = e.issued_at;
+  return { ...state, members, seq: e.seq, head: await statementHash(e), former, authored_until: authored, joined, issued_at: Math.max(latest, e.issued_at) };
 }
 
 /**
@@ -130,18 +134,49 @@ export function refusesSender(state, memberId, sentAtMs, kind) {
   return null;
 }
 
+/**
+ * The state as this device judges senders and recipients with (section 22.7): a member of a
+ * partner organisation whose partnership with ours ended after they joined (less the clocks'
+ * skew) is out from the first such end, as if they had left then (and stopped authoring, for an
+ * author). `endsOf(memberId)`: the end dates (s) of the partnerships with that member's
+ * organisation, none for our own. The log is never cut: only ever keep and extend the uncut
+ * state. `cut_at_ends` in chalicelib/domain/membership_log.py says the same.
+ * @template {LogState|null} S
+ * @param {S} state
+ * @param {(memberId: string) => Iterable<number>} endsOf
+ * @returns {S}
+ */
+export function cutAtEnds(state, endsOf) {
+  if (!state) return state;
+  const members = { ...state.members };
+  const former = { ...(state.former || {}) };
+  const authored = { ...(state.authored_until || {}) };
+  let cut = false;
+  for (const [memberId, role] of Object.entries(state.members)) {
+    const since = (state.joined?.[memberId] ?? state.created_at ?? 0) - DEPARTURE_SKEW_SECONDS;
+    const after = [...endsOf(memberId)].filter((end) => end >= since);
+    if (!after.length) continue;
+    const end = Math.min(...after);
+    delete members[memberId];
+    former[memberId] = end;
+    if (role === 'author') authored[memberId] = end;
+    cut = true;
+  }
+  return cut ? { ...state, members, former, authored_until: authored } : state;
+}
+
 /** Whether a message's `sent_at` (ms) is at or before an entry's `issued_at` (s), give or take the clocks' skew. */
 function sentBy(sentAtMs, issuedAt) {
   return Number.isInteger(sentAtMs) && Number(sentAtMs) <= (issuedAt + DEPARTURE_SKEW_SECONDS) * 1000;
 }
 
 /**
- * Whether a kept state knows who left and who of them were authors (else it is rebuilt from
- * entry 0, section 14.2).
+ * Whether a kept state knows who left, who of them were authors and when each member joined
+ * (else it is rebuilt from entry 0, sections 14.2 and 22.7).
  * @param {LogState|null} state
  */
 export function formerKnown(state) {
-  return Boolean(state && state.former && state.authored_until);
+  return Boolean(state && state.former && state.authored_until && state.joined);
 }
 
 /**
@@ -252,14 +287,16 @@ export async function advance(kept, answer, authority, channelId) {
   /** @type {import('./certs.js').TrustWarning[]} */
   const rebuilt = [];
   if (kept && !formerKnown(kept)) {
-    // Kept before it kept who left (14.2): the answer starts at entry 0, replayed once up to the
-    // kept entry, which must still hash to the kept head (a fork stays a fork).
+    // Kept before it kept who left (14.2) or when each joined (22.7): the answer starts at entry
+    // 0, replayed once up to the kept entry, which must still hash to the kept head (a fork stays
+    // a fork).
     const again = await replay(entries.slice(0, kept.seq + 1), authority, null, channelId);
     if (again.state && again.state.seq === kept.seq) {
       if (again.state.head !== kept.head) {
         return { state: kept, blocked: true, applied: [], warnings: note('membership_fork', `the server's membership log of ${kept.channel_id} differs from the one seen here up to entry ${kept.seq}`) };
       }
-      kept = { ...kept, former: again.state.former, authored_until: again.state.authored_until, created_at: again.state.created_at, issued_at: again.state.issued_at };
+      const { former, authored_until, joined, created_at, issued_at } = again.state;
+      kept = { ...kept, former, authored_until, joined, created_at, issued_at };
     } else {
       // Kept without `former`, as before: the next check replays from entry 0 again.
       rebuilt.push(...note('membership_invalid', `${channelId}: who left before entry ${kept.seq} could not be replayed again (${again.error?.message})`));
@@ -283,6 +320,7 @@ export async function advance(kept, answer, authority, channelId) {
   if (rebuilt.length && state) {
     delete state.former;
     delete state.authored_until;
+    delete state.joined;
   }
   return { state, blocked: false, applied, warnings: [...rebuilt, ...(error ? note('membership_invalid', error.message) : [])] };
 }

@@ -3,8 +3,8 @@
 // rules as bocage/client/partners.py). A partner's root is pinned only through a partnership
 // statement signed by an admin device of our own organisation, checked up to our pinned root;
 // the inviting side countersigns only an acceptance signed with the invitation's ticket key,
-// which travelled in the code alone. An end once seen is remembered (`kept`): a server that
-// hides it later is caught. Pure: the caller fetches and stores; runs under node.
+// which travelled in the code alone. An end once seen is remembered with its date (`kept`): a
+// server that hides it later is caught. Pure: the caller fetches and stores; runs under node.
 import {
   FOREVER,
   PARTNERSHIP,
@@ -29,22 +29,30 @@ import { CryptoError, b64d } from './wire.js';
 /** @typedef {{org_id: string, member_id: string, device_id: string, root?: string, signSecretKey: Uint8Array}} Device */
 /** @typedef {{code: string, org: string, ticket: string, root: string, server: string|null}} PartnerTarget */
 /**
- * What this device keeps per partner; for shared groups (22.6) also the partner's name as first
- * seen with a verified partnership, and whether our statement (`allow_tribes`) and theirs
- * (`their_allow_tribes`) let the other's members into tribes.
- * @typedef {{root: string|null, ticket_key: string, ended: boolean, active: boolean, ended_keys?: string[], name?: string, allow_tribes?: boolean, their_allow_tribes?: boolean}} KeptPartner
+ * What this device keeps per partner; `ends`: ticket key → the end's date (s) of every
+ * partnership with it whose end this device saw (22.7); for shared groups (22.6) also the
+ * partner's name as first seen with a verified partnership, and whether our statement
+ * (`allow_tribes`) and theirs (`their_allow_tribes`) let the other's members into tribes.
+ * `ended_keys` is how a record kept before ends had dates names them.
+ * @typedef {{root: string|null, ticket_key: string, ended: boolean, active: boolean, ends?: Record<string, number>, ended_keys?: string[], name?: string, allow_tribes?: boolean, their_allow_tribes?: boolean}} KeptPartner
  */
 
 /**
- * Every invitation (ticket key) of this partner whose end this device saw: a listing that shows
- * one again without its end, even after a newer partnership, is a rollback.
+ * Every invitation (ticket key) of this partner whose end this device saw, with the end's date
+ * (22.7): a listing that shows one again without its end, even after a newer partnership, is a
+ * rollback. A record kept before ends had dates names their keys only: dated `now`, as first
+ * seen (the caller keeps them so). `_ends` in bocage/client/partners.py says the same.
  * @param {KeptPartner | undefined} before
- * @returns {Set<string>}
+ * @param {number} now
+ * @returns {Record<string, number>}
  */
-function endedKeys(before) {
-  const keys = new Set(before?.ended_keys || []);
-  if (before?.ended) keys.add(before.ticket_key);
-  return keys;
+export function keptEnds(before, now) {
+  /** @type {Record<string, number>} */
+  const ends = Object.fromEntries(Object.entries(before?.ends || {}).map(([key, at]) => [key, Number(at)]));
+  const undated = new Set((before?.ended_keys || []).map(String));
+  if (before?.ended) undated.add(String(before.ticket_key));
+  for (const key of undated) if (!Object.hasOwn(ends, key)) ends[key] = now;
+  return ends;
 }
 
 /** @param {Statement} entry */
@@ -311,7 +319,7 @@ const isRefusal = (err) => err instanceof StatementError || err instanceof Partn
  * @param {Record<string, KeptPartner>} [kept] what this device remembers per partner
  */
 export function awaitsUs(entry, view, memberId, kept = {}) {
-  if (endedKeys(kept[String(entry.partner_org_id)]).has(ticketKeyOf(entry))) return false;
+  if (Object.hasOwn(keptEnds(kept[String(entry.partner_org_id)], 0), ticketKeyOf(entry))) return false;
   return ADMIN_ROLES.includes(view.role(memberId) || '') && entry.side === 'inviter' && entry.ours == null && entry.end == null;
 }
 
@@ -341,12 +349,13 @@ export function countersignature(entry, view, device, now) {
 
 /**
  * The entry with `status` (pending | active | ended) and `partner_root` as this device verifies
- * them, the warnings, and `kept` updated (the caller stores it).
+ * them, the warnings, and `kept` updated (the caller stores it). `now`: this device's clock (s),
+ * which dates an end first seen here (22.7).
  * @param {Statement} entry a GET /partners entry
- * @param {{view: TrustView, ownRoot: string, kept: Record<string, KeptPartner>, partnerListing: (orgId: string) => Promise<Listing>}} context
+ * @param {{view: TrustView, ownRoot: string, kept: Record<string, KeptPartner>, partnerListing: (orgId: string) => Promise<Listing>, now: number}} context
  * @returns {Promise<{entry: Record<string, any>, warnings: TrustWarning[]}>}
  */
-export async function checkPartner(entry, { view, ownRoot, kept, partnerListing }) {
+export async function checkPartner(entry, { view, ownRoot, kept, partnerListing, now }) {
   const partner = String(entry.partner_org_id);
   const ticketKey = ticketKeyOf(entry);
   /** @type {TrustWarning[]} */
@@ -368,24 +377,25 @@ export async function checkPartner(entry, { view, ownRoot, kept, partnerListing 
       warnings.push(refused(partner, `the partner's statement: ${err.message}`));
     }
   }
-  let ended = false;
+  const before = kept[partner];
+  const ends = keptEnds(before, now);
+  const keptAt = Object.hasOwn(ends, ticketKey) ? ends[ticketKey] : null;
+  let endedAt = null;
   if (entry.end != null) {
     try {
-      checkEnd(entry.end, partner, view);
-      ended = true;
+      endedAt = await endDate(entry.end, partner, { view, keptAt, root: root ?? before?.root ?? null, partnerListing, now, warnings });
     } catch (err) {
       if (!isRefusal(err)) throw err;
       warnings.push(refused(partner, `end statement ignored: ${err.message}`));
     }
   }
-  const before = kept[partner];
-  const ended_keys = endedKeys(before);
-  if (ended_keys.has(ticketKey) && !ended) {
+  let ended = endedAt !== null;
+  if (keptAt !== null && !ended) {
     warnings.push(warn('partnership_rollback', `the server hides the end of the partnership with ${partner}, which this device saw`));
     ended = true;
   }
   const status = ended ? 'ended' : root !== null && theirsOk ? 'active' : 'pending';
-  if (ended) ended_keys.add(ticketKey);
+  if (endedAt !== null && keptAt === null) ends[ticketKey] = endedAt;
   if (root !== null || ended) {
     const name = pinnedName(partner, before, String(entry.partner_name || partner), warnings);
     kept[partner] = {
@@ -393,7 +403,7 @@ export async function checkPartner(entry, { view, ownRoot, kept, partnerListing 
       ticket_key: ticketKey,
       ended,
       active: status === 'active',
-      ended_keys: [...ended_keys].sort(),
+      ends,
       name,
       allow_tribes: Boolean(entry.ours?.allow_tribes),
       their_allow_tribes: Boolean(entry.theirs?.allow_tribes),
@@ -444,13 +454,56 @@ async function checkTheirs(theirs, partner, ticketKey, root, orgId, ownRoot, par
   verifyPartnership(shaped, partner, orgId, ticketKey, key);
 }
 
-/** An end by either side counts (ending only takes trust away); ours must verify. */
-function checkEnd(end, partner, view) {
+/**
+ * When the partnership ended in this device's view (22.5, 22.7); a refusal if the end does not
+ * count. An end by either side counts (ending only takes trust away), but ours must verify. It is
+ * dated by its signature when that verifies (the partner's, over its listing up to the root we
+ * pinned), else when first seen (`now`), whichever is earlier; a date kept once (`keptAt`) never
+ * moves.
+ * @param {Statement} end
+ * @param {string} partner
+ * @param {{view: TrustView, keptAt: number|null, root: string|null, partnerListing: (orgId: string) => Promise<Listing>, now: number, warnings: TrustWarning[]}} context
+ * @returns {Promise<number>}
+ */
+async function endDate(end, partner, { view, keptAt, root, partnerListing, now, warnings }) {
   const shaped = checkShape(end, PARTNERSHIP_END);
   const parties = new Set([shaped.org_id, shaped.partner_org_id]);
   if (parties.size !== 2 || !parties.has(partner) || !parties.has(view.orgId)) throw new PartnerRefused('the end statement names another pair');
-  if (shaped.org_id === view.orgId) {
-    const key = adminSigner(view, String(shaped.by_device), Number(shaped.issued_at));
-    verifyStatement(shaped, PARTNERSHIP_END, key);
+  let signedAt = null;
+  if (shaped.org_id === view.orgId) signedAt = signedEnd(shaped, view);
+  else if (keptAt === null) signedAt = await partnersEnd(shaped, partner, root, partnerListing, warnings);
+  if (keptAt !== null) return keptAt;
+  return signedAt === null ? now : Math.min(now, signedAt);
+}
+
+/** The end's `issued_at`, once checked signed by a device of an admin of its side (`view`). */
+function signedEnd(shaped, view) {
+  const key = adminSigner(view, String(shaped.by_device), Number(shaped.issued_at));
+  verifyStatement(shaped, PARTNERSHIP_END, key);
+  return Number(shaped.issued_at);
+}
+
+/**
+ * The partner's end's `issued_at` if one of its admins signed it, up to the root we pinned (its
+ * listing names the end's signers); null when that cannot be shown (nothing pinned, a listing
+ * the server does not give, or a signature that does not check, reported): the end is then
+ * dated when seen.
+ * @param {TrustWarning[]} warnings
+ */
+async function partnersEnd(shaped, partner, root, partnerListing, warnings) {
+  if (!root) return null;
+  let listing;
+  try {
+    listing = await partnerListing(partner);
+  } catch (err) {
+    if (typeof (/** @type {any} */ (err)?.status) === 'number') return null;
+    throw err;
+  }
+  try {
+    return signedEnd(shaped, await TrustView.create(partner, root, listing.members, listing.devices));
+  } catch (err) {
+    if (!isRefusal(err)) throw err;
+    warnings.push(refused(partner, `its end does not verify (${err.message}): dated when this device first saw it`));
+    return null;
   }
 }

@@ -2,12 +2,13 @@
 // Members of partner organisations in shared groups, as this browser verifies them
 // (docs/protocol.md, 22.6; the same rules as bocage/client/shared.py). A partner's members are
 // checked with our own rules (certs.js TrustView) up to the root our own partnership statement
-// pins (partners.js), and only while that partnership is active in this device's view.
-// SharedView answers for our organisation and those partners at once, so the log's replay
-// (membership.js), the recipients of a sender key and a message's sender need nothing else.
+// pins (partners.js), and only while that partnership is active in this device's view (a log's
+// entry: at its date, so what was signed before an end stays verified, 22.7). SharedView answers
+// for our organisation and those partners at once, so the log's replay (membership.js), the
+// recipients of a sender key and a message's sender need nothing else.
 // Pure: the caller fetches and stores; runs under node.
 import { FOREVER, TrustView } from './certs.js';
-import { PARTNER } from './membership.js';
+import { DEPARTURE_SKEW_SECONDS, PARTNER } from './membership.js';
 
 /** @typedef {import('./certs.js').TrustWarning} TrustWarning */
 /** @typedef {import('./certs.js').Statement} Statement */
@@ -15,8 +16,22 @@ import { PARTNER } from './membership.js';
  * One partner as this device verifies it. `allow_tribes`: our statement lets its members into our
  * tribes; `their_allow_tribes`: its statement lets ours into its tribes; `active` false once this
  * device saw the end (the last listing still shows who wrote what, nobody of it gets a key).
- * @typedef {{org_id: string, name: string, allow_tribes: boolean, their_allow_tribes: boolean, active: boolean, view: TrustView}} PartnerView
+ * `ends`: the dates (s) of the ends of every partnership with this organisation this device saw
+ * (22.7): the log's entries from before the latest still verify, and a member in a channel is out
+ * from the first end after they joined.
+ * @typedef {{org_id: string, name: string, allow_tribes: boolean, their_allow_tribes: boolean, active: boolean, ends: number[], view: TrustView}} PartnerView
  */
+
+/**
+ * Whether a partner's members count as its members for an entry dated `at` (s, 22.7): while the
+ * partnership is active, or up to its latest end (give or take the clocks' skew).
+ * `PartnerView.partnered_at` in bocage/client/shared.py says the same.
+ * @param {PartnerView} partner
+ * @param {number} at
+ */
+export function partneredAt(partner, at) {
+  return partner.active || partner.ends.some((end) => at <= end + DEPARTURE_SKEW_SECONDS);
+}
 
 const warning = (code, message, memberId = null, deviceId = null) => /** @type {TrustWarning} */ ({ code, member_id: memberId, device_id: deviceId, message });
 
@@ -47,12 +62,12 @@ export class SharedView extends TrustView {
     this.clashingMembers = listedTwice(views.map((v) => v.members.values()), 'member_id');
     this.clashingDevices = listedTwice(views.map((v) => v.devices.values()), 'device_id');
     /** @type {PartnerView} */
-    this.clash = { org_id: '', name: '', allow_tribes: false, their_allow_tribes: false, active: false, view: new TrustView('', own.root, [], []) };
+    this.clash = { org_id: '', name: '', allow_tribes: false, their_allow_tribes: false, active: false, ends: [], view: new TrustView('', own.root, [], []) };
     // Per partner, the empty, inactive view that answers for its members the server alone vouches
     // for: a partner's member must chain to the root our statement pins, else a server could add
     // anyone to a partner's listing and have them trusted as its member.
     /** @type {Map<string, PartnerView>} */
-    this.unchained = new Map(partners.map((p) => [p.org_id, { ...p, allow_tribes: false, their_allow_tribes: false, active: false, view: new TrustView(p.org_id, own.root, [], []) }]));
+    this.unchained = new Map(partners.map((p) => [p.org_id, { ...p, allow_tribes: false, their_allow_tribes: false, active: false, ends: [], view: new TrustView(p.org_id, own.root, [], []) }]));
   }
 
   isUnchained(partner) {
@@ -165,26 +180,36 @@ export class SharedView extends TrustView {
   signer(deviceId, at) {
     const partner = this.partnerOfDevice(deviceId);
     if (!partner) return super.signer(deviceId, at);
-    return partner.active ? partner.view.signer(deviceId, at) : null;
+    return partneredAt(partner, at) ? partner.view.signer(deviceId, at) : null;
   }
 
   /** A partner's member is a `partner` here, whatever their role at home: never a manager nor an author of our channels. */
   orgRole(memberId, at) {
     const partner = this.partnerOfMember(memberId);
     if (!partner) return super.orgRole(memberId, at);
-    return partner.active && partner.view.orgRole(memberId, at) !== null ? PARTNER : null;
+    return partneredAt(partner, at) && partner.view.orgRole(memberId, at) !== null ? PARTNER : null;
   }
 
-  /** A partner's member: while the partnership is active (its end date is not known here). */
+  /** A partner's member: while partners at `at` (22.7). */
   mayJoin(memberId, at) {
     const partner = this.partnerOfMember(memberId);
     if (!partner) return super.mayJoin(memberId, at);
-    return partner.active && partner.view.mayJoin(memberId, at);
+    return partneredAt(partner, at) && partner.view.mayJoin(memberId, at);
   }
 
+  /** Undated: whether partners at the entry's date is `mayJoin`'s to say. */
   tribesOpenTo(memberId) {
     const partner = this.partnerOfMember(memberId);
-    return partner === null || (partner.active && partner.allow_tribes);
+    return partner === null || (partner.allow_tribes && (partner.active || partner.ends.length > 0));
+  }
+
+  /**
+   * The partnership ends that cut this member out of channels (22.7, membership.js `cutAtEnds`):
+   * those of the partner whose listing holds them; none for our own members.
+   * @returns {number[]}
+   */
+  endsOf(memberId) {
+    return this.partnerOfMember(memberId)?.ends ?? [];
   }
 }
 
@@ -252,7 +277,7 @@ function ended(memberId, partner) {
 /**
  * Each partner pinned in `kept` (partners.js), as a PartnerView over its listing checked up to
  * the root our statement pins. `listings`: org id → {members, devices} (the last one fetched).
- * @param {Record<string, {root: string|null, ended: boolean, active: boolean, name?: string, allow_tribes?: boolean, their_allow_tribes?: boolean}>} kept
+ * @param {Record<string, {root: string|null, ended: boolean, active: boolean, ends?: Record<string, number>, name?: string, allow_tribes?: boolean, their_allow_tribes?: boolean}>} kept
  * @param {Record<string, {members: Statement[], devices: Statement[]}>} listings
  * @param {{cache?: any}} [options]
  * @returns {Promise<PartnerView[]>}
@@ -268,6 +293,7 @@ export async function partnerViews(kept, listings, { cache = null } = {}) {
       allow_tribes: Boolean(pinned.allow_tribes),
       their_allow_tribes: Boolean(pinned.their_allow_tribes),
       active: Boolean(pinned.active) && !pinned.ended,
+      ends: Object.values(pinned.ends || {}).map(Number),
       view: await TrustView.create(orgId, pinned.root, listing.members, listing.devices, { cache }),
     });
   }

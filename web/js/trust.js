@@ -17,7 +17,7 @@ import {
   signStatement,
   verifyPayload,
 } from './certs.js';
-import { advance, effectiveRoster, formerKnown, refusesSender } from './membership.js';
+import { advance, cutAtEnds, effectiveRoster, formerKnown, refusesSender } from './membership.js';
 import { HostAuthority, SharedView, partnerViews } from './shared.js';
 
 const LOG_PAGE = 500;
@@ -71,7 +71,21 @@ export class TrustKeeper extends EventTarget {
   async load() {
     const stored = await this.store.get('trust');
     if (stored) this.kept = { seen: {}, verified: {}, serials: {}, logs: {}, history: {}, ...stored };
+    await this.dateEnds();
     this.checkRoot(this.device.server_root);
+  }
+
+  /**
+   * Ends kept before they had dates (22.7) are dated now, when this device first reads them,
+   * and kept so: an ended partner's members are then cut from now on, never from the beginning.
+   */
+  async dateEnds() {
+    const undated = Object.values(this.kept.partners || {}).filter((p) => (p.ended || p.ended_keys?.length) && !p.ends);
+    if (!undated.length) return;
+    const { keptEnds } = await import('./partners.js');
+    const now = Math.floor(Date.now() / 1000);
+    for (const partner of undated) partner.ends = keptEnds(partner, now);
+    await this.save();
   }
 
   async save() {
@@ -151,10 +165,11 @@ export class TrustKeeper extends EventTarget {
   /**
    * The partnerships as this device verifies them (22.5, never countersigning), then each active
    * partner's listing (GET /partners/{o}/members), checked up to the root our statement pins
-   * (22.6). An ended partner's last listing is kept: who wrote what before the end. A guest's or
-   * a follower's 403 means no partners. Any other failure keeps what was verified before and
-   * is reported (`partners_unavailable`): it never stops our own channels from working.
-   * @param {{get(path: string, query?: any): Promise<any>}} api
+   * (22.6). An ended partner's last listing is kept: who wrote what before the end; one this
+   * device never had (a new device) is asked for once (22.7). A guest's or a follower's 403
+   * means no partners. Any other failure keeps what was verified before and is reported
+   * (`partners_unavailable`): it never stops our own channels from working.
+   * @param {{get(path: string, query?: any): Promise<any>, now?(): number}} api
    * @param {(path: string) => Promise<Listing>} pages every page of a member listing
    */
   async learnPartners(api, pages) {
@@ -181,14 +196,17 @@ export class TrustKeeper extends EventTarget {
         this.report([partnersUnavailable(what, err)]);
       }
     };
+    const now = api.now ? api.now() : Math.floor(Date.now() / 1000);
     for (const entry of answer.partners || []) {
       await tolerate(`the partnership with ${entry?.partner_org_id}`, async () => {
-        const { warnings } = await checkPartner(entry, { view: this.own, ownRoot: String(this.device.root), kept, partnerListing });
+        const { warnings } = await checkPartner(entry, { view: this.own, ownRoot: String(this.device.root), kept, partnerListing, now });
         this.report(warnings);
       });
     }
     for (const [orgId, partner] of Object.entries(kept)) {
-      if (partner.root && partner.active && !partner.ended) {
+      // An ended partner's listing is asked once, when none is kept: the log's entries from
+      // before its end are verified with it (22.7).
+      if (partner.root && ((partner.active && !partner.ended) || !listings[orgId])) {
         await tolerate(`the listing of ${orgId}`, async () => {
           listings[orgId] = await partnerListing(orgId);
         });
@@ -275,9 +293,19 @@ export class TrustKeeper extends EventTarget {
     const followers = hasFollowers
       ? await (await import('./followers.js')).verifyFollowers(this.view, state, rosterDevices, channelId)
       : new Map();
-    const { devices, warnings } = effectiveRoster(this.view, state, rosterDevices, this.device.device_id, followers);
+    const { devices, warnings } = effectiveRoster(this.view, this.cut(state), rosterDevices, this.device.device_id, followers);
     this.report(warnings.map((w) => ({ ...w, channel_id: channelId })));
     return { devices, warnings };
+  }
+
+  /**
+   * The state senders and recipients are judged on (22.7): an ended partner's members are out
+   * from the end. Only the judgment is cut: the state kept and extended never is.
+   * @param {LogState|null} state
+   */
+  cut(state) {
+    const view = this.view;
+    return view ? cutAtEnds(state, (memberId) => view.endsOf(memberId)) : state;
   }
 
   /** The signed membership events verified for a channel, oldest first. */
@@ -302,7 +330,7 @@ export class TrustKeeper extends EventTarget {
    * @param {{get(path: string, query?: any): Promise<any>}} api
    */
   async refusedSender(api, channelId, memberId, deviceId, sentAtMs, kind) {
-    let why = refusesSender(this.kept.logs[channelId] || null, memberId, sentAtMs, kind);
+    let why = refusesSender(this.cut(this.kept.logs[channelId] || null), memberId, sentAtMs, kind);
     const now = Date.now();
     if (why && this.view && now - (this.senderChecks.get(channelId) || 0) > SENDER_RECHECK_MS) {
       this.senderChecks.set(channelId, now);
@@ -312,7 +340,7 @@ export class TrustKeeper extends EventTarget {
         forbidden = err?.status === 403;
         return null;
       });
-      if (fetched) why = refusesSender(fetched.state, memberId, sentAtMs, kind);
+      if (fetched) why = refusesSender(this.cut(fetched.state), memberId, sentAtMs, kind);
       if (fetched || forbidden) this.senderUnchecked.delete(channelId);
       else this.senderUnchecked.add(channelId);
     }

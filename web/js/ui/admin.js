@@ -269,9 +269,10 @@ async function checkedPartner(m, entry) {
   if (!view) throw new Error('this device pinned no root: activate it again');
   const kept = (m.trust.kept.partners ||= {});
   const partnerListing = (orgId) => m.memberPages(`/partners/${orgId}/members`);
-  const { entry: checked, warnings } = await checkPartner(entry, { view, ownRoot: String(m.device.root), kept, partnerListing });
+  const { entry: checked, warnings } = await checkPartner(entry, { view, ownRoot: String(m.device.root), kept, partnerListing, now: m.api.now() });
   m.trust.report(warnings);
   await m.trust.save();
+  await m.trust.share(); // an end seen here (and its date, 22.7) counts at once, as in the Python client
   return checked;
 }
 
