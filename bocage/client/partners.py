@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from bocage.client import issuing
 from bocage.client.api import ApiError
 from bocage.client.certs import FOREVER, TrustView, TrustWarning
+from bocage.client.shared import kept_ends
 from bocage.client.trust import TrustError
 from chalicelib.domain.activation_link import with_fragment_params
 from chalicelib.domain.partners import (
@@ -191,7 +192,7 @@ class Partners:
         """An acceptance of our invitation to countersign; never one whose end this device saw
         (a server hiding that end would otherwise get a fresh countersignature)."""
         kept = self.trust.state.partners.get(str(entry.get("partner_org_id")), {})
-        if _ticket_key_of(entry) in _ends(kept, 0):
+        if _ticket_key_of(entry) in kept_ends(kept, 0):
             return False
         mine = view.role(self.trust.member_id) in ADMIN_ROLES
         return (
@@ -254,7 +255,7 @@ class Partners:
                 self._refuse(partner, str(exc))
         theirs_ok = root is not None and self._theirs_ok(entry.get("theirs"), partner, ticket_key, root)
         kept = trust.state.partners.get(partner, {})
-        ends = _ends(kept, trust.now())
+        ends = kept_ends(kept, trust.now())
         pinned = root or kept.get("root")
         ended_at = self._ended(entry.get("end"), partner, view, ends.get(ticket_key), pinned)
         ended = ended_at is not None
@@ -405,14 +406,3 @@ class Partners:
 def _ticket_key_of(entry: dict[str, Any]) -> str:
     ticket = entry.get("ticket")
     return str(ticket.get("ticket_key")) if isinstance(ticket, dict) else ""
-
-
-def _ends(kept: dict[str, Any], now: int) -> dict[str, int]:
-    """Every invitation (ticket key) of this partner whose end this device saw, with the end's
-    date (22.7): shown again without its end, even after a newer partnership, it is a rollback.
-    A profile kept before ends had dates has their keys only: dated now, as first seen."""
-    ends = {str(k): int(v) for k, v in dict(kept.get("ends") or {}).items()}
-    undated = {str(k) for k in kept.get("ended_keys", [])}
-    if kept.get("ended"):
-        undated.add(str(kept.get("ticket_key")))
-    return {**dict.fromkeys(undated - ends.keys(), now), **ends}

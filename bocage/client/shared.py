@@ -320,3 +320,14 @@ def _listed_twice(listings: Iterable[Iterable[Mapping[str, Any]]], key: str) -> 
         twice |= seen & ids
         seen |= ids
     return frozenset(twice)
+
+
+def kept_ends(kept: Mapping[str, Any], now: int) -> dict[str, int]:
+    """Every invitation (ticket key) of this partner whose end this device saw, with the end's
+    date (22.7): shown again without its end, even after a newer partnership, it is a rollback.
+    A profile kept before ends had dates has their keys only: dated now, as first seen."""
+    ends = {str(k): int(v) for k, v in dict(kept.get("ends") or {}).items()}
+    undated = {str(k) for k in kept.get("ended_keys", [])}
+    if kept.get("ended"):
+        undated.add(str(kept.get("ticket_key")))
+    return {**dict.fromkeys(undated - ends.keys(), now), **ends}

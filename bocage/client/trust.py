@@ -22,7 +22,7 @@ from bocage.client.certs import TrustView, TrustWarning
 from bocage.client.followers import is_follower_device, verified_follower
 from bocage.client.membership import MembershipRefused, sync
 from bocage.client.profile import DeviceKeys, Profile, TrustState, write_private
-from bocage.client.shared import HostAuthority, PartnerView, SharedView
+from bocage.client.shared import HostAuthority, PartnerView, SharedView, kept_ends
 from bocage.client.verification import grouped, normalise, qr_payload, safety_digits
 from chalicelib.domain.activation_link import ActivationTarget, with_fragment_params
 from chalicelib.domain.direct import channel_id_from_seed, direct_channel_id
@@ -61,6 +61,7 @@ class Trust:
         self.org_id: str = str(info["org_id"])
         self.member_id: str = str(info["member_id"])
         self.state = profile.trust()
+        self._date_old_ends()
         self.warnings: list[TrustWarning] = []
         self._view: TrustView | None = None
         self._shared: SharedView | None = None
@@ -149,6 +150,20 @@ class Trust:
         """A channel of another organisation: a partner's shared group this device may not know."""
         self.learn_partners()
         self.view(refresh=True)
+
+    def _date_old_ends(self) -> None:
+        """Partnership ends kept before they had dates (22.7) are dated now, as first seen, and
+        kept so: the replay then takes the ended partner's entries from before that date."""
+        old = {
+            org: p
+            for org, p in self.state.partners.items()
+            if "ends" not in p and (p.get("ended") or p.get("ended_keys"))
+        }
+        for kept in old.values():
+            kept["ends"] = kept_ends(kept, int(self.clock()))
+            kept.pop("ended_keys", None)
+        if old:
+            self.save()
 
     def learn_partners(self) -> None:
         """Ask for the partnerships and verify them (bocage/client/partners.py), without signing.

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from bocage.client.messenger import Messenger
+from bocage.client.trust import Trust
 from chalicelib.adapters.records import keys as record_keys
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.domain.channel import ChannelMember, ChannelRole
@@ -129,3 +130,23 @@ def test_an_end_that_does_not_verify_still_ends_dated_when_first_seen_and_never_
     pair.a.trust.now = lambda: first_seen + 86_400  # type: ignore[method-assign]
     pair.a.partners.listing()
     assert pair.a.trust.state.partners[pair.b_org]["ends"] == {ticket_key: ended_at}
+
+
+def test_an_end_kept_before_ends_had_dates_is_dated_when_the_profile_is_opened(pair: Pair) -> None:
+    """A profile written before 22.7 kept the ended invitations' keys only: opening it dates
+    them now (as first seen), as the web app does, and keeps that date."""
+    shared(pair)
+    pair.a.partners.end(pair.b_org)
+    trust = pair.a.trust
+    kept = trust.state.partners[pair.b_org]
+    [ticket_key] = kept["ends"]
+    trust.state.partners[pair.b_org] = {k: v for k, v in kept.items() if k != "ends"} | {
+        "ended_keys": [ticket_key]
+    }
+    trust.save()
+    opened_at = trust.now() + 3_600
+    again = Trust(trust.profile, trust.client, trust.keys, lambda: opened_at)
+    assert again.state.partners[pair.b_org]["ends"] == {ticket_key: opened_at}
+    assert Trust(trust.profile, trust.client, trust.keys, lambda: opened_at + 99).state.partners[pair.b_org][
+        "ends"
+    ] == {ticket_key: opened_at}
