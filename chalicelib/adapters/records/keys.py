@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 
 from chalicelib.domain.ids import is_follower_id
-from chalicelib.domain.sources import source_block
 
 Key = tuple[str, str]
 
@@ -91,10 +90,10 @@ def join_rate(channel_id: str, hour: int) -> Key:
     return f"JOINRATE#{channel_id}", f"H#{hour}"
 
 
-def join_rate_from(channel_id: str, hour: int, address: str) -> Key:
-    """New followers of a tribe this hour from one source (an IPv4 address, an IPv6 /64: see
-    ``source_block``), named by a digest of it (the address itself is not stored)."""
-    digest = hashlib.sha256(source_block(address).encode()).hexdigest()[:24]
+def join_rate_from(channel_id: str, hour: int, block: str) -> Key:
+    """New followers of a tribe this hour from one source block (an IPv4 address, an IPv6 /64 or
+    /48: see ``source_tiers``), named by a digest of it (the address itself is not stored)."""
+    digest = hashlib.sha256(block.encode()).hexdigest()[:24]
     return f"JOINRATE#{channel_id}", f"H#{hour}#A#{digest}"
 
 
