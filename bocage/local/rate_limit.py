@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from chalicelib.domain.sources import source_block
+from chalicelib.domain.sources import Source, source_tiers
 
 Clock = Callable[[], float]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -37,12 +37,16 @@ class TokenBucket:
 
     def take(self, now: float) -> float:
         """Spend a token: 0.0 if there was one, else the seconds until there is (nothing spent)."""
+        wait = self.wait(now)
+        if wait == 0:
+            self.tokens -= 1
+        return wait
+
+    def wait(self, now: float) -> float:
+        """The seconds until a token is there (0.0: one is), spending nothing."""
         self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
         self.at = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0.0
-        return (1 - self.tokens) / self.rate
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
 
 
 class FrameLimiter:
@@ -66,9 +70,11 @@ class FrameLimiter:
 
 
 class SourceLimiter:
-    """One bucket per source (an IPv4 address, an IPv6 /64: ``source_block``), the least
-    recently seen forgotten past ``max_sources`` (a forgotten source starts full again: a flood
-    of addresses costs memory, never refusals)."""
+    """One bucket per source (an IPv4 address, an IPv6 /64) and one per IPv6 /48, its rate and
+    burst ``SITE_SHARES`` times a source's (``source_tiers``); an attempt spends a token of each
+    only when each has one, so a /64 refused on its own spends nothing of its /48's. The least
+    recently seen buckets are forgotten past ``max_sources`` (a forgotten one starts full again:
+    a flood of addresses costs memory, never refusals)."""
 
     def __init__(
         self,
@@ -87,13 +93,23 @@ class SourceLimiter:
     def retry_after(self, source: str) -> int:
         """0 if ``source`` may go on (one attempt counted), else whole seconds to wait."""
         now = self._clock()
-        source = source_block(source)
-        bucket = self._buckets.pop(source, None) or TokenBucket.full(self._rate, self._burst, now)
-        self._buckets[source] = bucket
+        buckets = [self._bucket(tier, now) for tier in source_tiers(source)]
+        wait = max(bucket.wait(now) for bucket in buckets)
+        if wait > 0:
+            return max(1, math.ceil(wait))
+        for bucket in buckets:
+            bucket.tokens -= 1
+        return 0
+
+    def _bucket(self, tier: Source, now: float) -> TokenBucket:
+        """The tier's bucket, now the most recently seen (a new one full)."""
+        bucket = self._buckets.pop(tier.block, None) or TokenBucket.full(
+            self._rate * tier.shares, self._burst * tier.shares, now
+        )
+        self._buckets[tier.block] = bucket
         if len(self._buckets) > self._max:
             self._buckets.popitem(last=False)
-        wait = bucket.take(now)
-        return 0 if wait == 0 else max(1, math.ceil(wait))
+        return bucket
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:

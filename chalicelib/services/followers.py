@@ -32,6 +32,7 @@ from chalicelib.domain.followers import (
 from chalicelib.domain.ids import device_id_for, follower_id_for, looks_like, new_id
 from chalicelib.domain.organisation import Device, Member, MemberStatus, Role
 from chalicelib.domain.principal import Principal
+from chalicelib.domain.sources import source_tiers
 from chalicelib.domain.statements import STATEMENT_CLOCK_SKEW, StatementError
 from chalicelib.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooManyRequests
 from chalicelib.ports import Clock, Store
@@ -232,16 +233,21 @@ class FollowerService:
         past the deployment's cap, on top of the per-address limit of ``bocage serve``.
 
         Each source address has a share of that cap, counted first: whoever holds the poster can
-        take no more than ``1 / ADDRESS_SHARE`` of a tribe's hour from one address, and their
-        refused joins do not count against the tribe's cap."""
+        take no more than ``1 / ADDRESS_SHARE`` of a tribe's hour from one address (an IPv6 /64),
+        nor ``SITE_SHARES`` shares from one IPv6 /48, and their refused joins do not count
+        against the tribe's cap (nor, refused by their /64, against their /48's)."""
         hour = self._clock.now() // 3600
         share = max(1, self._joins_per_hour // ADDRESS_SHARE)
-        limited = source and share < self._joins_per_hour  # a share of all of it is no share
-        if limited and self._links.count_address_join(channel.channel_id, hour, source) > share:
-            raise TooManyRequests(
-                f"this address brought {share} new followers to this tribe this hour, its share: "
-                "try again in the next hour"
-            )
+        for tier in source_tiers(source) if source else ():
+            allowed = share * tier.shares
+            if allowed >= self._joins_per_hour:  # a share of all of it is no share
+                continue
+            if self._links.count_source_join(channel.channel_id, hour, tier.block) > allowed:
+                whose = "this address" if tier.shares == 1 else f"this address's network ({tier.block})"
+                raise TooManyRequests(
+                    f"{whose} brought {allowed} new followers to this tribe this hour, its share: "
+                    "try again in the next hour"
+                )
         if self._links.count_tribe_join(channel.channel_id, hour) > self._joins_per_hour:
             raise TooManyRequests(
                 f"this tribe took {self._joins_per_hour} new followers this hour, as many as it "

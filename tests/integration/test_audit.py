@@ -13,6 +13,8 @@ from bocage.client.issuing import role_statement
 from bocage.client.profile import DeviceKeys, OperatorKey
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.records.audit import AuditRecords
+from chalicelib.domain.audit import OPERATOR, AuditAction
+from chalicelib.domain.audit import entry as audit_entry
 from chalicelib.domain.organisation import Plan
 from chalicelib.domain.retention import DAY
 from tests.support import InProcessClient, People, SignedApi, scan_all
@@ -40,7 +42,6 @@ def the(api: SignedApi, by: DeviceKeys, action: str) -> dict[str, Any]:
 def test_invitations_activations_roles_devices_and_removals_are_recorded(
     api: SignedApi, operator: OperatorKey, clock: ManualClock
 ) -> None:
-    # Entries of one second come in no set order: the clock moves between steps.
     created = api.create_org(operator, owner_name="Maire")
     clock.advance(10)
     owner, reply = api.activate(created["activation_code"], "Maire")
@@ -231,6 +232,78 @@ def test_newest_first_in_pages(api: SignedApi, owned_org: Owner, clock: ManualCl
     assert [e["at"] for e in seen] == sorted((e["at"] for e in seen), reverse=True)
     assert [e["details"].get("name") for e in seen[:5]] == [f"Personne {i}" for i in range(4, -1, -1)]
     assert page["retention_days"] == 365 and page["retention"] == "1y"
+
+
+def test_entries_of_one_second_list_in_the_order_they_were_written(
+    api: SignedApi, owned_org: Owner, clock: ManualClock
+) -> None:
+    """The clock stands still: the role change, the retention change and the invitations share
+    one second, and still list newest first as they were made (a journal that reads backwards
+    within a second tells the wrong story)."""
+    owner, _ = owned_org
+    _, agent = api.join(owner, "Agent")
+    clock.advance(10)
+    client = InProcessClient(api, owner)
+    assert api.set_role(owner, agent["member_id"], "admin").status == 200
+    client.set_retention("1y")
+    for i in range(4):
+        api.invite(owner, f"Personne {i}")
+    newest = entries(api, owner, limit="6")
+    assert {e["at"] for e in newest} == {clock.now()}
+    assert [e["action"] for e in newest] == [
+        *["invitation.issued"] * 4,
+        "org.retention_changed",
+        "member.role_changed",
+    ]
+    assert [e["details"]["name"] for e in newest[:4]] == [f"Personne {i}" for i in (3, 2, 1, 0)]
+
+
+def test_an_entry_written_again_keeps_its_place_in_its_second(
+    api: SignedApi, owned_org: Owner, clock: ManualClock, container: Any
+) -> None:
+    """A re-published event (a step retried after a crash) rewrites its entry where it is: not a
+    second copy, and not moved after the entries written since in that second."""
+    owner, org = owned_org
+    clock.advance(10)
+    records = AuditRecords(container.store)
+    first, second = (
+        audit_entry(org["org_id"], clock.now(), OPERATOR, AuditAction.PLAN_CHANGED, {}, {"new": plan})
+        for plan in ("pro", "basic")
+    )
+    for written in (first, second, first):
+        records.add(written, expires_at=clock.now() + DAY)
+    assert [e["entry_id"] for e in entries(api, owner, limit="2")] == [second.entry_id, first.entry_id]
+    assert len(entries(api, owner)) == 4
+
+
+def test_entries_stored_before_ranks_still_list_and_page_with_new_ones(
+    api: SignedApi, owned_org: Owner, clock: ManualClock, container: Any
+) -> None:
+    """Entries written under the older key, ``AT#<at>#<entry id>``, list among the new ones by
+    their second, and a cursor left on one (a page read before the change) reads on."""
+    owner, org = owned_org
+    org_id = org["org_id"]
+    for name in ("Ancienne 1", "Ancienne 2"):
+        clock.advance(10)
+        old = audit_entry(org_id, clock.now(), OPERATOR, AuditAction.INVITATION_ISSUED, {}, {"name": name})
+        container.store.put(
+            {"pk": f"AUDIT#{org_id}", "sk": f"AT#{old.at:012d}#{old.entry_id}", **old.model_dump(mode="json")}
+        )
+    clock.advance(10)
+    for name in ("Nouvelle 1", "Nouvelle 2"):
+        api.invite(owner, name)
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {"limit": "1", **({"cursor": cursor} if cursor else {})}
+        page = api.call("GET", "/audit", signer=owner, query=query).body
+        seen += page["entries"]
+        cursor = page["cursor"]
+        if not cursor:
+            break
+    names = [e["details"].get("name") for e in seen if e["action"] == "invitation.issued"]
+    assert names[:4] == ["Nouvelle 2", "Nouvelle 1", "Ancienne 2", "Ancienne 1"]
+    assert len(seen) == len({e["entry_id"] for e in seen}) == 6
 
 
 def test_entries_expire_after_the_organisations_audit_period(

@@ -18,6 +18,7 @@ from chalicelib.adapters.records import keys
 from chalicelib.adapters.records.membership_log import MembershipLogRecords
 from chalicelib.domain.encoding import b64e
 from chalicelib.domain.followers import parse_join_url
+from chalicelib.domain.sources import SITE_SHARES
 from chalicelib.errors import TooManyRequests
 from chalicelib.services import followers
 from chalicelib.services.followers import JoinRequest
@@ -408,3 +409,35 @@ def test_one_ipv6_host_does_not_fill_a_tribe_s_hour(people: People, api: SignedA
     join_from("203.0.113.9")
     with pytest.raises(TooManyRequests, match="this address"):
         join_from("::ffff:203.0.113.9")  # the same IPv4 host, as a dual-stack socket names it
+
+
+def test_one_ipv6_48_takes_a_few_shares_however_many_64s_it_holds(
+    people: People, api: SignedApi, container: Any
+) -> None:
+    """A site's /48 holds 65,536 /64s (16.2): its /64s together take SITE_SHARES shares of the
+    tribe's hour, a /64 refused on its own share spends none of them, and another /48 is not
+    charged for it."""
+    container.followers._joins_per_hour = 20  # a share of 2 per source, 8 per /48
+    cid, url = public_tribe(people)
+
+    def join_from(address: str) -> Any:
+        request = JoinRequest(**join_body(url, DeviceKeys.generate(), now=api.clock.now()))
+        return container.followers.join(request, address)
+
+    def admitted(addresses: list[str]) -> int:
+        taken = 0
+        for address in addresses:
+            try:
+                join_from(address)
+                taken += 1
+            except TooManyRequests as refused:
+                assert "this address" in str(refused)
+        return taken
+
+    assert admitted([f"2001:db8:1:0::{n + 1:x}" for n in range(5)]) == 2  # one /64: its own share
+    fresh_64s = [f"2001:db8:1:{n + 1:x}::1" for n in range(30)]  # one host, a fresh /64 each time
+    assert 2 + admitted(fresh_64s) == 2 * SITE_SHARES
+    with pytest.raises(TooManyRequests, match=r"network \(2001:db8:1::/48\) brought 8"):
+        join_from("2001:db8:1:ff::1")
+    assert join_from("2001:db8:2:1::1")["channel_id"] == cid  # another /48: its own shares
+    assert people.owner.client.join_link(cid)["followers"] == 2 * SITE_SHARES + 1

@@ -7,7 +7,7 @@ import pytest
 from bocage.local.cluster import pack_close, unpack_close
 from bocage.local.rate_limit import FrameLimiter, SourceLimiter, TokenBucket, client_address, parse_networks
 from bocage.local.serve_settings import ServeSettings
-from chalicelib.domain.sources import source_block
+from chalicelib.domain.sources import SITE_SHARES, Source, source_block, source_tiers
 
 
 class Ticks:
@@ -47,11 +47,29 @@ def test_an_ipv6_host_is_one_source_across_its_64() -> None:
     assert limiter.retry_after("198.51.100.8") == 0  # each IPv4 address is its own
 
 
+def test_an_ipv6_48_takes_a_few_sources_worth_however_many_64s_it_holds() -> None:
+    """A site's /48 holds 65,536 /64s: together they get SITE_SHARES sources' burst, and a /64
+    refused on its own spends nothing of its /48's; another /48 has its own (16.2)."""
+    limiter = SourceLimiter(per_minute=1, burst=2, clock=Ticks())
+    hammered = [limiter.retry_after(f"2001:db8:1:0::{n + 1:x}") for n in range(10)]
+    assert hammered.count(0) == 2  # one /64: its own two, whatever it tries after
+    admitted = 2 + sum(limiter.retry_after(f"2001:db8:1:{n + 1:x}::1") == 0 for n in range(100))
+    assert admitted == 2 * SITE_SHARES
+    assert limiter.retry_after("2001:db8:1:ffff::1") > 0  # a fresh /64 of that /48: its share is spent
+    assert limiter.retry_after("2001:db8:2:1::1") == 0  # another /48 is not charged for it
+
+
 def test_a_source_is_an_ipv4_address_or_an_ipv6_64() -> None:
     assert source_block("203.0.113.5") == "203.0.113.5"
     assert source_block("2001:DB8:1:2:abcd::9") == "2001:db8:1:2::/64"
     assert source_block("::ffff:203.0.113.5") == "203.0.113.5"
     assert source_block("testclient") == "testclient"  # not an address: itself
+    assert source_tiers("2001:db8:1:2::9") == (
+        Source("2001:db8:1:2::/64"),
+        Source("2001:db8:1::/48", SITE_SHARES),
+    )
+    assert source_tiers("::ffff:203.0.113.5") == (Source("203.0.113.5"),)
+    assert source_tiers("testclient") == (Source("testclient"),)
 
 
 def test_forgotten_sources_start_full_and_memory_stays_bounded() -> None:

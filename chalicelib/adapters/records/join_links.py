@@ -43,10 +43,10 @@ class JoinLinkRecords:
             *keys.join_rate(channel_id, hour), "joined", 1, expires_at=(hour + 2) * 3600
         )
 
-    def count_address_join(self, channel_id: str, hour: int, address: str) -> int:
-        """New followers of the tribe this hour from ``address`` (atomic ADD, expires likewise)."""
+    def count_source_join(self, channel_id: str, hour: int, block: str) -> int:
+        """New followers of the tribe this hour from a source ``block`` (atomic ADD, expires likewise)."""
         return self._store.increment(
-            *keys.join_rate_from(channel_id, hour, address), "joined", 1, expires_at=(hour + 2) * 3600
+            *keys.join_rate_from(channel_id, hour, block), "joined", 1, expires_at=(hour + 2) * 3600
         )
 
     def follower_count(self, org_id: str) -> int:

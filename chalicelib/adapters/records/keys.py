@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 
 from chalicelib.domain.ids import is_follower_id
-from chalicelib.domain.sources import source_block
 
 Key = tuple[str, str]
 
@@ -91,10 +90,10 @@ def join_rate(channel_id: str, hour: int) -> Key:
     return f"JOINRATE#{channel_id}", f"H#{hour}"
 
 
-def join_rate_from(channel_id: str, hour: int, address: str) -> Key:
-    """New followers of a tribe this hour from one source (an IPv4 address, an IPv6 /64: see
-    ``source_block``), named by a digest of it (the address itself is not stored)."""
-    digest = hashlib.sha256(source_block(address).encode()).hexdigest()[:24]
+def join_rate_from(channel_id: str, hour: int, block: str) -> Key:
+    """New followers of a tribe this hour from one source block (an IPv4 address, an IPv6 /64 or
+    /48: see ``source_tiers``), named by a digest of it (the address itself is not stored)."""
+    digest = hashlib.sha256(block.encode()).hexdigest()[:24]
     return f"JOINRATE#{channel_id}", f"H#{hour}#A#{digest}"
 
 
@@ -388,6 +387,7 @@ def job_lease(job: str, slot: int) -> Key:
 # -- the administrators' audit log -------------------------------------------------------------
 
 AUDIT_PREFIX = "AT#"
+AUDIT_RANK_DIGITS = 6  # a million entries in one second of one organisation: never
 
 
 def audit_partition(org_id: str) -> str:
@@ -396,9 +396,22 @@ def audit_partition(org_id: str) -> str:
     return f"AUDIT#{org_id}"
 
 
-def audit_entry(org_id: str, at: int, entry_id: str) -> Key:
-    """Sorted by time, so the newest come first in one descending query."""
-    return audit_partition(org_id), f"{AUDIT_PREFIX}{at:012d}#{entry_id}"
+def audit_second(at: int) -> str:
+    """The sort-key prefix of the entries written in second ``at``."""
+    return f"{AUDIT_PREFIX}{at:012d}#"
+
+
+def audit_entry(org_id: str, at: int, rank: int, entry_id: str) -> Key:
+    """Sorted by time, then by ``rank``, the entry's place among those of its second (0 the
+    first written), so the newest come first in one descending query. Entries stored before
+    ranks, ``AT#<at>#<entry id>``, still sort by their second."""
+    return audit_partition(org_id), f"{audit_second(at)}{rank:0{AUDIT_RANK_DIGITS}d}#{entry_id}"
+
+
+def audit_rank(sk: str) -> int:
+    """The rank an entry's sort key holds; -1 for an entry stored before ranks."""
+    parts = sk.split("#")
+    return int(parts[2]) if len(parts) == 4 else -1
 
 
 # -- Web Push: a device's subscription and its coalescing slot -----------------------------------
