@@ -179,7 +179,7 @@ class Partners:
         if not view.may_join(card.member_id, FOREVER) or view.role(card.member_id) == "guest":
             raise PartnerRefused("this card's member may not join your groups (removed, or a guest)")
         name = str(trust.state.partners[card.org_id].get("name") or card.org_id)
-        trust.pin_identity(card.member_id, listed)  # the card's key, checked: kept from now on
+        trust.pin_identity(card.org_id, card.member_id, listed)  # the card's key, checked: kept from now on
         return {
             "member_id": card.member_id,
             "org_id": card.org_id,

@@ -17,9 +17,10 @@ import json
 import os
 import secrets
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
@@ -192,6 +193,15 @@ class Profile:
         (self.dir / "profile.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
 
 
+T = TypeVar("T")
+
+
+def _per_org(data: object, value: Callable[[Any], T]) -> dict[str, dict[str, T]]:
+    """A kept ``org -> id -> value`` map, as written by ``TrustState.save``."""
+    found = data if isinstance(data, dict) else {}
+    return {str(org): {str(k): value(v) for k, v in dict(ids).items()} for org, ids in found.items()}
+
+
 @dataclass
 class TrustState:
     """What this device verified and must never forget (a server cannot roll it back)."""
@@ -204,10 +214,14 @@ class TrustState:
     # Partner organisations (docs/protocol.md, 22): org id -> {"root", "ticket_key", "ended"}: the
     # root pinned through our own statement, and an end once seen (a server cannot undo it).
     partners: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # Revocations and removals verified once (13.7), ours and partners': a listing that later
-    # drops one is a rollback, and the device or member stays out from the kept date.
-    revoked: dict[str, int] = field(default_factory=dict)  # device id -> revocation's issued_at
-    removed: dict[str, int] = field(default_factory=dict)  # member id -> removal's issued_at
+    # Revocations and removals verified once (13.7), ours and partners', per organisation (a
+    # partner's listing never speaks for our ids): a listing that later drops one is a rollback,
+    # and the device or member stays out from the kept date.
+    revoked: dict[str, dict[str, int]] = field(default_factory=dict)  # org -> device -> issued_at
+    removed: dict[str, dict[str, int]] = field(default_factory=dict)  # org -> member -> issued_at
+    # Partners' members' identity keys first verified (22.6), per partner organisation: apart
+    # from ``seen``, so a partner's listing cannot pin a key under one of our members' ids.
+    partner_seen: dict[str, dict[str, str]] = field(default_factory=dict)  # org -> member -> key
 
     @classmethod
     def load(cls, path: Path) -> TrustState:
@@ -221,8 +235,9 @@ class TrustState:
             role_serials={k: int(v) for k, v in data.get("role_serials", {}).items()},
             logs=dict(data.get("logs", {})),
             partners=dict(data.get("partners", {})),
-            revoked={str(k): int(v) for k, v in data.get("revoked", {}).items()},
-            removed={str(k): int(v) for k, v in data.get("removed", {}).items()},
+            revoked=_per_org(data.get("revoked"), int),
+            removed=_per_org(data.get("removed"), int),
+            partner_seen=_per_org(data.get("partner_seen"), str),
         )
 
     def save(self, path: Path) -> None:
@@ -235,5 +250,6 @@ class TrustState:
             "partners": self.partners,
             "revoked": self.revoked,
             "removed": self.removed,
+            "partner_seen": self.partner_seen,
         }
         write_private(path, json.dumps(data, sort_keys=True).encode("utf-8"))

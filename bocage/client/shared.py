@@ -99,7 +99,7 @@ class SharedView(TrustView):
     def _is_unchained(self, partner: PartnerView | None) -> bool:
         return partner is not None and partner is self._unchained.get(partner.org_id)
 
-    def _partner_of_device(self, device_id: str) -> PartnerView | None:
+    def partner_of_device(self, device_id: str) -> PartnerView | None:
         """The partner whose listing holds this device, which must be of a member of that same
         listing (None: ours, or nobody's; the empty view for a device listed twice, or of
         a member another organisation lists)."""
@@ -162,11 +162,11 @@ class SharedView(TrustView):
     # -- devices --------------------------------------------------------------------------------
 
     def device(self, device_id: str) -> DeviceTrust | None:
-        partner = self._partner_of_device(device_id)
+        partner = self.partner_of_device(device_id)
         return super().device(device_id) if partner is None else partner.view.device(device_id)
 
     def why_not(self, device_id: str) -> TrustWarning | None:
-        partner = self._partner_of_device(device_id)
+        partner = self.partner_of_device(device_id)
         if partner is self._clash:
             message = f"{device_id} is listed by more than one organisation, or for another's member"
             return TrustWarning("uncertified_device", message, None, device_id)
@@ -176,13 +176,13 @@ class SharedView(TrustView):
         return super().why_not(device_id) if partner is None else partner.view.why_not(device_id)
 
     def usable(self, device_id: str, at: int = FOREVER) -> DeviceTrust | None:
-        partner = self._partner_of_device(device_id)
+        partner = self.partner_of_device(device_id)
         if partner is None:
             return super().usable(device_id, at)
         return partner.view.usable(device_id, at) if partner.active else None
 
     def revoked_at(self, device_id: str) -> int | None:
-        partner = self._partner_of_device(device_id)
+        partner = self.partner_of_device(device_id)
         return super().revoked_at(device_id) if partner is None else partner.view.revoked_at(device_id)
 
     def device_ids(self) -> list[str]:
@@ -191,7 +191,7 @@ class SharedView(TrustView):
     # -- the membership log (chalicelib.domain.membership_log) -----------------------------------
 
     def signer(self, device_id: str, at: int) -> tuple[str, str] | None:
-        partner = self._partner_of_device(device_id)
+        partner = self.partner_of_device(device_id)
         if partner is None:
             return super().signer(device_id, at)
         return partner.view.signer(device_id, at) if partner.partnered_at(at) else None

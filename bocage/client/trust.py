@@ -112,8 +112,8 @@ class Trust:
             own.listed_devices(),
             verified=self.state.verified,
             seen=self.state.seen,
-            revoked=self.state.revoked,
-            removed=self.state.removed,
+            revoked=self.state.revoked.get(self.org_id),
+            removed=self.state.removed.get(self.org_id),
             partners=found,
         )
         self._shared_base = (own, json.dumps(self.state.partners, sort_keys=True))
@@ -121,28 +121,39 @@ class Trust:
         return self._shared
 
     def _pin_partners(self, shared: SharedView) -> None:
-        """Partners' members' identity keys, seen for the first time, are kept like our own
-        members' (a later change is ``identity_changed``, 22.6): only for members that chain to
-        the partner's pinned root and no other organisation lists (else a server could pin a
-        key under one of our members' ids)."""
+        """Partners' members' identity keys, seen for the first time, are kept per partner like
+        our own members' (a later change is ``identity_changed``, 22.6), and so are their
+        revocations and removals; only for the ids the shared view gives that partner (chained
+        to its pinned root, listed by no other organisation): a partner's listing never speaks
+        for our ids, nor for another partner's."""
         changed = False
         for partner in shared.partners.values():
-            self._keep_endings(partner.view)
+
+            def theirs(kind: str, subject: str, partner: PartnerView = partner) -> bool:
+                owner = (
+                    shared.partner_of_device(subject)
+                    if kind == "device"
+                    else shared.partner_of_member(subject)
+                )
+                return owner is partner
+
+            self._keep_endings(partner.view, theirs)
+            seen = self.state.partner_seen.setdefault(partner.org_id, {})
             for raw in partner.view.listed_members() if partner.active else ():
                 member_id = str(raw["member_id"])
                 trusted = partner.view.member(member_id)
-                if trusted is None or member_id in self.state.seen:
+                if trusted is None or member_id in seen:
                     continue
-                if shared.partner_of_member(member_id) is partner and partner.view.certified(member_id):
-                    self.state.seen[member_id] = trusted.identity_key
+                if theirs("member", member_id) and partner.view.certified(member_id):
+                    seen[member_id] = trusted.identity_key
                     changed = True
         if changed:
             self.save()
 
-    def pin_identity(self, member_id: str, identity_key: str) -> None:
-        """Keep this identity key as the one seen for the member (a partner's contact card whose
+    def pin_identity(self, org_id: str, member_id: str, identity_key: str) -> None:
+        """Keep this identity key as the one seen for a partner's member (a contact card whose
         fingerprint matched, 22.6): a later different key is ``identity_changed``."""
-        self.state.seen[member_id] = identity_key
+        self.state.partner_seen.setdefault(org_id, {})[member_id] = identity_key
         self.save()
         self._view = None
 
@@ -216,9 +227,9 @@ class Trust:
                     listing["members"],
                     listing["devices"],
                     verified=self.state.verified,
-                    seen=self.state.seen,
-                    revoked=self.state.revoked,
-                    removed=self.state.removed,
+                    seen=self.state.partner_seen.get(org_id),
+                    revoked=self.state.revoked.get(org_id),
+                    removed=self.state.removed.get(org_id),
                 ),
                 bool(pinned[org_id].get("their_allow_tribes")),
                 active=bool(pinned[org_id].get("active")) and not pinned[org_id].get("ended"),
@@ -253,15 +264,15 @@ class Trust:
             devices,
             verified=self.state.verified,
             seen=self.state.seen,
-            revoked=self.state.revoked,
-            removed=self.state.removed,
+            revoked=self.state.revoked.get(self.org_id),
+            removed=self.state.removed.get(self.org_id),
         )
         self._view, self._listing = view, listing
         self._device_certs = {
             str(d["device_id"]): _hash(d.get("device_cert")) for d in devices if d.get("device_cert")
         }
         self._remember(view, members)
-        self._keep_endings(view)
+        self._keep_endings(view, lambda kind, subject: True)
         return view
 
     def view_for(self, devices: list[dict[str, Any]]) -> TrustView:
@@ -300,13 +311,17 @@ class Trust:
         if changed:
             self.save()
 
-    def _keep_endings(self, view: TrustView) -> None:
-        """Revocations and removals this listing proves are kept (13.7); one a later listing
-        drops, or dates later, is reported (``revocation_rollback``) and stays: a server cannot
-        bring a stolen device back into the keys by serving an older listing."""
-        state = self.state
-        changed = _keep(view.listed_devices(), "device_id", "revocation", state.revoked, view.revoked_at)
-        changed |= _keep(view.listed_members(), "member_id", "removal", state.removed, view.removed_at)
+    def _keep_endings(self, view: TrustView, speaks_for: Callable[[str, str], bool]) -> None:
+        """Revocations and removals this listing proves are kept (13.7), under its organisation,
+        for the ids it ``speaks_for`` ("device"/"member", id); one a later listing drops, or
+        dates later, is reported (``revocation_rollback``) and stays: a server cannot bring a
+        stolen device back into the keys by serving an older listing."""
+        revoked = self.state.revoked.setdefault(view.org_id, {})
+        removed = self.state.removed.setdefault(view.org_id, {})
+        devices = [d for d in view.listed_devices() if speaks_for("device", str(d["device_id"]))]
+        members = [m for m in view.listed_members() if speaks_for("member", str(m["member_id"]))]
+        changed = _keep(devices, "device_id", "revocation", revoked, view.revoked_at)
+        changed |= _keep(members, "member_id", "removal", removed, view.removed_at)
         for member_id, device_id, at in view.rollbacks:
             what = f"device {device_id}" if device_id else f"member {member_id}"
             message = (

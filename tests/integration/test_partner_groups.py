@@ -658,8 +658,9 @@ def test_a_partner_members_identity_key_is_kept_and_a_change_is_caught(pair: Pai
     assert texts(pair.a, cid) == ["clé d'origine"]
     b_member = member_of(pair.b_member)
     identity = pair.b_member.trust.view().identity_key(b_member)
-    assert identity is not None and pair.a.trust.state.seen[b_member] == identity
-    pair.a.trust.pin_identity(b_member, public_key_of(bytes([0x42]) * 32))  # as if first seen so
+    assert identity is not None and pair.a.trust.state.partner_seen[pair.b_org][b_member] == identity
+    assert b_member not in pair.a.trust.state.seen  # our own members' keys are kept apart
+    pair.a.trust.pin_identity(pair.b_org, b_member, public_key_of(bytes([0x42]) * 32))  # as if seen so
     pair.a.send_text(cid, "après le changement")
     assert _sealed_to(container, cid, _epoch(pair.a, cid), pair.b_member.device_id) == []
     [changed] = [w for w in pair.a.trust.take_warnings() if w["member_id"] == b_member]
