@@ -30,7 +30,14 @@ from chalicelib.domain.partners import (
     verify_partner_ticket,
     verify_partnership,
 )
-from chalicelib.domain.statements import PARTNERSHIP, StatementError, check_shape, fingerprint, public_key_of
+from chalicelib.domain.statements import (
+    PARTNERSHIP,
+    STATEMENT_CLOCK_SKEW,
+    StatementError,
+    check_shape,
+    fingerprint,
+    public_key_of,
+)
 
 if TYPE_CHECKING:
     from bocage.client.trust import Trust
@@ -257,7 +264,7 @@ class Partners:
         kept = trust.state.partners.get(partner, {})
         ends = kept_ends(kept, trust.now())
         pinned = root or kept.get("root")
-        ended_at = self._ended(entry.get("end"), partner, view, ends.get(ticket_key), pinned)
+        ended_at = self._ended(entry, partner, view, ends.get(ticket_key), pinned)
         ended = ended_at is not None
         if ticket_key in ends and not ended:
             trust.warn(
@@ -353,12 +360,15 @@ class Partners:
         return True
 
     def _ended(
-        self, end: object, partner: str, view: TrustView, kept_at: int | None, root: object
+        self, entry: dict[str, Any], partner: str, view: TrustView, kept_at: int | None, root: object
     ) -> int | None:
         """When the partnership ended in this device's view, or None (22.5, 22.7). An end by
         either side counts (ending only takes trust away), but ours must verify; it is dated by
         its signature when that verifies (the partner's, against the root we pinned), else when
-        first seen, whichever is earlier, and a date kept once never moves."""
+        first seen, whichever is earlier, and a date kept once never moves. An end statement
+        names no invitation, so one signed before this partnership's own statements is an
+        earlier partnership's, served again: dated when first seen, and reported."""
+        end = entry.get("end")
         if end is None:
             return None
         signed_at: int | None = None
@@ -373,6 +383,9 @@ class Partners:
         except (StatementError, PartnerRefused) as exc:
             self._refuse(partner, f"end statement ignored: {exc}")
             return None
+        if signed_at is not None and signed_at + STATEMENT_CLOCK_SKEW < _begun(entry):
+            self._refuse(partner, "its end is dated before the partnership began: dated when first seen")
+            signed_at = None
         if kept_at is not None:
             return kept_at
         now = self.trust.now()
@@ -401,6 +414,13 @@ class Partners:
 
     def _refuse(self, partner: str, message: str) -> None:
         self.trust.warn(TrustWarning("invalid_partnership", f"partnership with {partner}: {message}"))
+
+
+def _begun(entry: dict[str, Any]) -> int:
+    """The latest date among the partnership's own statements (ticket, acceptance, each side's
+    statement): an honest end is never signed before them."""
+    parts = (entry.get(name) for name in ("ticket", "acceptance", "ours", "theirs"))
+    return max((int(p["issued_at"]) for p in parts if isinstance(p, dict) and "issued_at" in p), default=0)
 
 
 def _ticket_key_of(entry: dict[str, Any]) -> str:

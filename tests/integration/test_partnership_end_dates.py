@@ -150,3 +150,55 @@ def test_an_end_kept_before_ends_had_dates_is_dated_when_the_profile_is_opened(p
     assert Trust(trust.profile, trust.client, trust.keys, lambda: opened_at + 99).state.partners[pair.b_org][
         "ends"
     ] == {ticket_key: opened_at}
+
+
+def two_partnerships(pair: Pair, container: Any, api: SignedApi) -> tuple[str, dict[str, Any], Any]:
+    """A and B partner, B ends it, a day later they partner again and share a new group: the
+    first partnership's signed end is kept by the server (end statements name no invitation)."""
+    partnered(pair)
+    pair.b_owner.partners.listing()
+    pair.b_owner.partners.end(pair.a_org)
+    key = record_keys.partnership(pair.a_org, pair.b_org)
+    first_end = dict(container.store.get(*key)["end"])
+    api.clock.advance(86_400)
+    partnered(pair)
+    pair.b_owner.partners.listing()
+    pair.b_member.trust.learn_partners()
+    cid = str(pair.a.create_channel("group", "Deuxième chantier")["channel_id"])
+    pair.a.add_member(cid, member_of(pair.b_member))
+    return cid, first_end, key
+
+
+def test_an_earlier_partnerships_end_served_again_is_dated_when_seen(
+    pair: Pair, container: Any, api: SignedApi
+) -> None:
+    """The server shows the first partnership's genuine end as the second's (to date it a day
+    back): it ends the partnership, but dated when first seen, and reported; B's member's
+    message of the second partnership still reads on a device that replays everything again."""
+    cid, first_end, key = two_partnerships(pair, container, api)
+    pair.b_member.send_text(cid, "deuxième époque")
+    api.clock.advance(10)
+    container.store.put({**container.store.get(*key), "end": first_end})
+    pair.a.trust.state.logs.pop(cid, None)  # as a new device of A: nothing kept of the group
+    pair.a.trust.save()
+    first_seen = pair.a.trust.now()
+    [listed] = pair.a.partners.listing()
+    assert listed["status"] == "ended" and "invalid_partnership" in codes(pair.a)
+    assert first_seen in pair.a.trust.state.partners[pair.b_org]["ends"].values()
+    shown = by_text(pair.a, cid)["deuxième époque"]
+    assert shown["verified"] is True and shown["sender_name"] == "Dessinateur (Cabinet Ardoise)"
+
+
+def test_an_earlier_partnerships_end_cannot_hide_the_real_one(
+    pair: Pair, container: Any, api: SignedApi
+) -> None:
+    """B's member signs a message dated an hour ahead, then the partnership ends, and the server
+    shows the first partnership's end instead of the real one: the message is still refused."""
+    cid, first_end, key = two_partnerships(pair, container, api)
+    now_ms = int(pair.b_member.clock()) * 1000
+    late = post_dated(pair.b_member, api, cid, "bien après la fin", now_ms + 3_600_000)
+    pair.b_owner.partners.end(pair.a_org)
+    container.store.put({**container.store.get(*key), "end": first_end})
+    pair.a.partners.listing()
+    shown = next(m for m in pair.a.read(cid)["messages"] if m["message_id"] == late)
+    assert shown["verified"] is False and shown["error"] == "sent after leaving the channel: not shown"
