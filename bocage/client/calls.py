@@ -210,7 +210,7 @@ class Calls:
         if _revoked_in(view, frame):
             return True
         try:
-            return frame.from_member not in trust.membership(frame.channel_id).members
+            return frame.from_member not in trust.members_now(frame.channel_id)
         except (ApiError, MembershipRefused):
             return False  # a log this device cannot read or verify shows nothing
 
@@ -241,7 +241,7 @@ class Calls:
         certified, lied = self._m.trust.sender(frame.from_device, frame.from_member, frame.channel_id)
         if certified is None or lied:
             raise UntrustedSignal(f"{frame.from_device} is not a certified device")
-        if certified["member_id"] not in self._m.trust.membership(frame.channel_id).members:
+        if certified["member_id"] not in self._m.trust.members_now(frame.channel_id):
             raise UntrustedSignal(f"{certified['member_id']} is not in the channel's signed membership")
         if not self._usable(frame.from_device):
             raise UntrustedSignal(f"{frame.from_device} is revoked or of a removed member")

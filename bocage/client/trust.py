@@ -615,6 +615,11 @@ class Trust:
             )
         return why
 
+    def members_now(self, channel_id: str) -> Mapping[str, str]:
+        """The channel's members as a live act (a call) is judged with: the verified state cut at
+        the partnership ends this device saw (22.7)."""
+        return self._judged(self.membership(channel_id)).members
+
     def _judged(self, state: LogState) -> LogState:
         """The state senders and recipients are judged on: cut at the partnership ends this
         device saw (22.7); as it is when it saw none, without building a view."""

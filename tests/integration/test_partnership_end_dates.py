@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bocage.client.messenger import Messenger
 from bocage.client.trust import Trust
 from chalicelib.adapters.records import keys as record_keys
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.domain.channel import ChannelMember, ChannelRole
+from chalicelib.domain.organisation import Plan
 from tests.integration.test_partner_groups import _epoch, _sealed_to, member_of, shared
 from tests.integration.test_partners import Pair, pair, partnered
 from tests.support import People, SignedApi, sealed_envelope
@@ -32,6 +35,18 @@ def post_dated(messenger: Messenger, api: SignedApi, cid: str, text: str, sent_a
     envelope = sealed_envelope(messenger, cid, {"type": "text", "text": text}, sent_at_ms=sent_at_ms)
     assert api.call("POST", f"/channels/{cid}/messages", envelope, signer=messenger.keys).status == 201
     return str(envelope["message_id"])
+
+
+def put_back(container: Any, cid: str, pair: Pair) -> None:
+    """What a server does to keep B's member in the group after the end: their membership and
+    devices back in the records, with no signed entry."""
+    records = ChannelRecords(container.store)
+    member = ChannelMember(
+        channel_id=cid, member_id=member_of(pair.b_member), role=ChannelRole.MEMBER, added_at=1, added_by="x"
+    )
+    records.save_membership(member)
+    records.add_devices(cid, container.orgs.devices_of(pair.b_org, member_of(pair.b_member)))
+    records.bump_roster(cid)
 
 
 def test_members_added_after_the_end_replay_past_the_ended_partners_entries(
@@ -87,18 +102,7 @@ def test_partnering_again_neither_seals_to_nor_hears_a_member_the_end_took_out(
     api.clock.advance(400)
     partnered(pair)
     pair.b_member.trust.learn_partners()
-    records = ChannelRecords(container.store)
-    records.save_membership(
-        ChannelMember(
-            channel_id=cid,
-            member_id=member_of(pair.b_member),
-            role=ChannelRole.MEMBER,
-            added_at=1,
-            added_by="x",
-        )
-    )
-    records.add_devices(cid, container.orgs.devices_of(pair.b_org, member_of(pair.b_member)))
-    records.bump_roster(cid)
+    put_back(container, cid, pair)
     pair.a.send_text(cid, "deuxième époque")
     assert _sealed_to(container, cid, _epoch(pair.a, cid), pair.b_member.device_id) == []
     assert "not_in_membership" in codes(pair.a)
@@ -202,3 +206,26 @@ def test_an_earlier_partnerships_end_cannot_hide_the_real_one(
     pair.a.partners.listing()
     shown = next(m for m in pair.a.read(cid)["messages"] if m["message_id"] == late)
     assert shown["verified"] is False and shown["error"] == "sent after leaving the channel: not shown"
+
+
+def test_a_member_the_end_took_out_cannot_ring_after_partnering_again(
+    pair: Pair, container: Any, api: SignedApi
+) -> None:
+    """Calls are live acts judged on the cut membership too (22.7): after a new partnership, B's
+    member, still in the group's log from before the end, rings A's owner: refused."""
+    from bocage.client.calls import UntrustedSignal
+    from tests.integration.test_malicious_server_calls import sealed_by
+
+    for org_id in (pair.a_org, pair.b_org):
+        container.orgs.set_plan(org_id, Plan.PRO)
+    cid = shared(pair)
+    ring = sealed_by(pair.b_member, cid, pair.a)
+    assert pair.a.calls.open(ring).signal.value == "ring"  # while partners
+    pair.a.partners.end(pair.b_org)
+    api.clock.advance(400)
+    partnered(pair)
+    pair.b_member.trust.learn_partners()
+    put_back(container, cid, pair)  # the server lets them in again, without a signed entry
+    again = sealed_by(pair.b_member, cid, pair.a)
+    with pytest.raises(UntrustedSignal, match="not in the channel's signed membership"):
+        pair.a.calls.open(again)
