@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -27,7 +28,7 @@ def run_retention(budget_seconds: float) -> dict[str, Any]:
     report = container.retention.run(deadline=deadline)
     summary = {**report.public(), "blobs_purged": container.files.purge(deadline=deadline)}
     ends = container.partner_ends.run(deadline=deadline)
-    summary["partner_ends"] = ends.public()
+    summary["partner_ends"] = dataclasses.asdict(ends)
     if report.jobs or ends.jobs:
         logger.info("retention jobs", **summary)
     return summary

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.adapters.records.partner_ends import PartnerEndJob, PartnerEndJobs
@@ -31,9 +30,6 @@ class EndReport:
     channels: int = 0
     members: int = 0
     finished: list[str] = field(default_factory=list)
-
-    def public(self) -> dict[str, Any]:
-        return self.__dict__.copy()
 
 
 class PartnershipEnds:

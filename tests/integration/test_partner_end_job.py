@@ -73,7 +73,8 @@ def _left_in(container: Any, groups: dict[str, list[str]]) -> dict[str, list[str
 
 
 def _index(container: Any, host: str, member_org: str) -> list[Any]:
-    return container.store.query(keys.shared_memberships(host, member_org), limit=100).items
+    """The pair's index of shared memberships, as stored."""
+    return list(container.store.query(keys.shared_memberships(host, member_org), limit=100).items)
 
 
 def test_an_end_takes_every_partner_member_out_and_each_channel_rekeys_once(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from chalicelib.adapters.records import keys
-from chalicelib.errors import ConditionFailed
+from chalicelib.adapters.records.retention_jobs import delete_if_current, put_if_current
 from chalicelib.ports import Item, Store
 
 MAX_JOBS = 100
@@ -55,18 +55,11 @@ class PartnerEndJobs:
     def checkpoint(self, job: PartnerEndJob, side: int, after: str | None) -> PartnerEndJob | None:
         """The position saved, unless a later end restarted the pair's job (then None)."""
         moved = job.model_copy(update={"side": side, "after": after})
-        try:
-            self._store.put(_item(moved), if_match={"ended_at": job.ended_at})
-        except ConditionFailed:
-            return None
-        return moved
+        return moved if put_if_current(self._store, _item(moved), "ended_at", job.ended_at) else None
 
     def finish(self, job: PartnerEndJob) -> None:
         """The job is done, unless a later end restarted it meanwhile."""
-        key = keys.partner_end_job(job.org_a, job.org_b)
-        latest = self._store.get(*key)
-        if latest is not None and int(latest["ended_at"]) == job.ended_at:
-            self._store.delete(*key)
+        delete_if_current(self._store, keys.partner_end_job(job.org_a, job.org_b), "ended_at", job.ended_at)
 
 
 def _item(job: PartnerEndJob) -> Item:
