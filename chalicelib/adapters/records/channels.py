@@ -124,7 +124,9 @@ class ChannelRecords:
 
     def forget_shared(self, memberships: Iterable[ChannelMember]) -> None:
         """Drop memberships from the index, after they left their channel."""
-        self._store.batch_write(deletes=[k for k in map(_shared_key, memberships) if k is not None])
+        entries = [k for k in map(_shared_key, memberships) if k is not None]
+        if entries:  # none for a member of the channel's own organisation: no call at all
+            self._store.batch_write(deletes=entries)
 
     def members(self, channel_id: str) -> Iterator[ChannelMember]:
         """The channel's members, without a public tribe's followers (their records sort apart)."""
