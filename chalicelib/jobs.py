@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -19,11 +20,15 @@ def run_billing(budget_seconds: float) -> dict[str, Any]:
 
 def run_retention(budget_seconds: float) -> dict[str, Any]:
     """Advance pending retention jobs until done or the budget is spent, then delete the file
-    blobs whose message expired or that no message referenced within the hour; log counts only."""
+    blobs whose message expired or that no message referenced within the hour, then finish the
+    ended partnerships' clean-ups their end requests left (the same schedule: storage following
+    what was already decided); log counts only."""
     container = wiring.container()
     deadline = time.monotonic() + budget_seconds
     report = container.retention.run(deadline=deadline)
     summary = {**report.public(), "blobs_purged": container.files.purge(deadline=deadline)}
-    if report.jobs:
+    ends = container.partner_ends.run(deadline=deadline)
+    summary["partner_ends"] = dataclasses.asdict(ends)
+    if report.jobs or ends.jobs:
         logger.info("retention jobs", **summary)
     return summary

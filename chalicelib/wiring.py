@@ -32,6 +32,7 @@ from chalicelib.services.mention_choices import MentionChoices
 from chalicelib.services.messaging import MessagingService
 from chalicelib.services.notifications import PushNotifications
 from chalicelib.services.organisations import OrganisationService
+from chalicelib.services.partner_ends import PartnershipEnds
 from chalicelib.services.partners import PartnerService
 from chalicelib.services.questions import QuestionService
 from chalicelib.services.retention import RetentionService
@@ -52,6 +53,7 @@ class Container:
     channels: ChannelService
     followers: FollowerService
     partners: PartnerService
+    partner_ends: PartnershipEnds
     questions: QuestionService
     delivery: Delivery
     messaging: MessagingService
@@ -112,6 +114,8 @@ def build(
     shared = SharedGroups(store, orgs)
     channels = ChannelService(store, clock, orgs, delivery, events, shared)
     DeviceLifecycle(channels, delivery).subscribe(events)
+    partner_ends = PartnershipEnds(store, channels)
+    partner_ends.subscribe(events)
     billing_settings = billing_settings or BillingSettings.from_env()
     impact = ImpactService(store, clock, orgs, billing_settings)
     call_signalling = CallSignalling(store, clock, orgs, channels, delivery, impact)
@@ -138,6 +142,7 @@ def build(
         channels=channels,
         followers=FollowerService(store, clock, orgs, channels, joins_per_hour=settings.joins_per_tribe_hour),
         partners=PartnerService(store, clock, orgs, events, channels),
+        partner_ends=partner_ends,
         questions=QuestionService(store, clock, orgs, channels),
         delivery=delivery,
         messaging=messaging,

@@ -55,6 +55,9 @@ class ChannelMember(BaseModel):
     #: 22.6); None in their own organisation's channels. A connection checks the partnership
     #: of these only, so a member never partnered costs no read.
     host_org: str | None = None
+    #: The member's own organisation, with ``host_org`` only: the pair's index of shared
+    #: memberships (an end's clean-up) is found from the membership alone.
+    member_org: str | None = None
 
 
 def require_may_create(kind: ChannelKind, org_role: Role) -> None:

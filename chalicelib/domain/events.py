@@ -142,10 +142,12 @@ class PartnershipChanged:
 @dataclass(frozen=True)
 class PartnershipEnded:
     """A partnership is ended (published on every end request, so a retry finishes the work):
-    each side's members leave the other's channels (docs/protocol.md, 22.6)."""
+    each side's members leave the other's channels (docs/protocol.md, 22.6), those added up to
+    ``ended_at`` (a later partnership's are not the end's)."""
 
     org_id: str
     partner_org_id: str
+    ended_at: int
 
 
 Event = (

@@ -453,11 +453,12 @@ class ChannelService:
         require_may_change_members(access.channel)
         if member_id != who.member_id:
             require_may_manage(access.org_role, access.membership)
-        if self.membership(channel_id, member_id) is None:
+        current = self.membership(channel_id, member_id)
+        if current is None:
             raise NotFound(f"{member_id} is not a member of this channel")
         op = "leave" if member_id == who.member_id else "remove"
         self._append(who, access.channel, membership, op=op, member_id=member_id, role=None)
-        self._leave(channel_id, member_id)
+        self.take_out(channel_id, [current])
         if op == "remove":
             self._events.publish(
                 ChannelMembershipChanged(who, access.channel, member_id, "remove", None, self._clock.now())
@@ -486,6 +487,7 @@ class ChannelService:
             added_at=self._clock.now(),
             added_by=added_by,
             host_org=None if org_id == channel.org_id else channel.org_id,
+            member_org=None if org_id == channel.org_id else org_id,
         )
         devices = [d for d in self._orgs.devices_of(org_id, member_id) if not d.is_revoked]
 
@@ -498,18 +500,31 @@ class ChannelService:
         frame = JoinedFrame(channel_id=channel_id, member_id=member_id, roster=roster)
         self._notifier.joined(channel_id, member_id, frame)
 
-    def _leave(self, channel_id: str, member_id: str) -> None:
-        """Remove membership and devices, then move the epoch so new keys exclude them."""
-        devices = [d.device_id for d in self._records.roster(channel_id) if d.member_id == member_id]
-        self._records.change_roster(
-            channel_id, lambda: self._records.remove_membership(channel_id, member_id, devices)
-        )
-        self._records.count_members(channel_id, -1)
+    def take_out(self, channel_id: str, memberships: list[ChannelMember], *, recheck: bool = False) -> None:
+        """Remove memberships and their devices, then move the epoch once so new keys exclude
+        them all. With ``recheck`` (an end's clean-up, which reads them from the index), those
+        already gone (a run cut after their removal) are not counted again, but the channel still
+        re-keys and everyone is told; index entries go last, so a cut run is found and finished."""
+        if not memberships:
+            return
+        present = {
+            m.member_id
+            for m in memberships
+            if not recheck or self.membership(channel_id, m.member_id) is not None
+        }
+        devices = [d.device_id for d in self._records.roster(channel_id) if d.member_id in present]
+        if present:
+            self._records.change_roster(
+                channel_id, lambda: self._records.remove_memberships(channel_id, sorted(present), devices)
+            )
+            self._records.count_members(channel_id, -len(present))
         epoch = self.rekey(channel_id)
-        self._notifier.left(
-            channel_id, member_id, LeftFrame(channel_id=channel_id, member_id=member_id, epoch=epoch)
-        )
-        self._events.publish(ChannelLeft(channel_id, member_id))
+        for membership in memberships:
+            member_id = membership.member_id
+            frame = LeftFrame(channel_id=channel_id, member_id=member_id, epoch=epoch)
+            self._notifier.left(channel_id, member_id, frame)
+            self._events.publish(ChannelLeft(channel_id, member_id))
+        self._records.forget_shared(memberships)
 
     # -- followers of a public tribe (docs/protocol.md, 16) ----------------------------------
 
@@ -586,21 +601,8 @@ class ChannelService:
             self._notifier.changed(channel_id, frame)
 
     def member_removed(self, member: Member) -> None:
-        for channel_id in self.channel_ids_of(member.member_id):
-            self._leave(channel_id, member.member_id)
-
-    def partnership_ended(self, org_a: str, org_b: str) -> None:
-        """Each side's members leave the other's channels, which re-key (22.6). Idempotent: the
-        end's request runs it again on a retry, and access already refuses them meanwhile."""
-        for member_org, host_org in ((org_a, org_b), (org_b, org_a)):
-            members, _ = self._orgs.history(member_org)
-            for member in members:
-                for channel_id in self.channel_ids_of(member.member_id):
-                    channel = self.find(channel_id)
-                    if channel is not None and channel.org_id == host_org:
-                        # ``partner_orgs`` keeps the ended organisation: what was written under its
-                        # shorter retention stays that short, and its members' files stay reachable.
-                        self._leave(channel_id, member.member_id)
+        for membership in list(self._records.memberships_of(member.member_id)):
+            self.take_out(membership.channel_id, [membership])
 
     # -- rosters and sender keys ------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.domain.events import DeviceAdded, DeviceRevoked, MemberRemoved, PartnershipEnded
+from chalicelib.domain.events import DeviceAdded, DeviceRevoked, MemberRemoved
 from chalicelib.services.channels import ChannelService
 from chalicelib.services.delivery import Delivery
 from chalicelib.services.event_bus import EventBus
@@ -19,7 +19,6 @@ class DeviceLifecycle:
         bus.subscribe(DeviceAdded, self.device_added)
         bus.subscribe(DeviceRevoked, self.device_revoked)
         bus.subscribe(MemberRemoved, self.member_removed)
-        bus.subscribe(PartnershipEnded, self.partnership_ended)
 
     def device_added(self, event: DeviceAdded) -> None:
         self._channels.device_registered(event.device)
@@ -30,6 +29,3 @@ class DeviceLifecycle:
 
     def member_removed(self, event: MemberRemoved) -> None:
         self._channels.member_removed(event.member)
-
-    def partnership_ended(self, event: PartnershipEnded) -> None:
-        self._channels.partnership_ended(event.org_id, event.partner_org_id)

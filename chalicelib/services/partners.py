@@ -197,7 +197,8 @@ class PartnerService:
             ended = partnership.model_copy(update={"end": checked, "ended_at": self._clock.now()})
             partnership = self._save(ended, partnership)
             self._audit(who, partner_org_id, "ended")
-        self._events.publish(PartnershipEnded(who.org_id, partner_org_id))  # again on a retry
+        ended_at = partnership.ended_at if partnership.ended_at is not None else self._clock.now()
+        self._events.publish(PartnershipEnded(who.org_id, partner_org_id, ended_at))  # again on a retry
         return self._view(who.org_id, partnership)
 
     def partner_members(self, who: Principal, partner_org_id: str) -> dict[str, Any]:

@@ -20,6 +20,8 @@ from chalicelib.ports import Item, Store
 
 #: The channel's fields that change after its creation, compared on each ``update``.
 WATCHED = ("name", "retention_days", "partner_orgs")
+#: Index entries read at once by the end's clean-up: a channel's partner members fit in one.
+PAGE_OF_SHARED = 100
 
 
 class ChannelRecords:
@@ -67,24 +69,64 @@ class ChannelRecords:
         return None if item is None else ChannelMember.model_validate(item)
 
     def save_membership(self, membership: ChannelMember) -> None:
+        """Both sides of the membership, and a partner's member's entry in the pair's index."""
         fields = membership.model_dump(mode="json")
         channel_id, member_id = membership.channel_id, membership.member_id
-        self._store.batch_write(
-            puts=[
-                keys.record(keys.channel_member(channel_id, member_id), fields),
-                keys.record(keys.member_channel(member_id, channel_id), fields),
-            ]
-        )
+        puts = [
+            keys.record(keys.channel_member(channel_id, member_id), fields),
+            keys.record(keys.member_channel(member_id, channel_id), fields),
+        ]
+        shared = _shared_key(membership)
+        if shared is not None:
+            puts.append(keys.record(shared, fields))
+        self._store.batch_write(puts=puts)
 
     def remove_membership(self, channel_id: str, member_id: str, device_ids: Iterable[str]) -> None:
         """The member and their devices leave the channel, in one batch."""
+        self.remove_memberships(channel_id, [member_id], device_ids)
+
+    def remove_memberships(
+        self, channel_id: str, member_ids: Iterable[str], device_ids: Iterable[str]
+    ) -> None:
+        """Members and their devices leave the channel, in one batch (their entries in the index
+        of shared memberships stay: ``forget_shared``, once the channel re-keyed)."""
         self._store.batch_write(
             deletes=[
-                keys.channel_member(channel_id, member_id),
-                keys.member_channel(member_id, channel_id),
+                *(
+                    k
+                    for m in member_ids
+                    for k in (keys.channel_member(channel_id, m), keys.member_channel(m, channel_id))
+                ),
                 *(keys.channel_device(channel_id, d) for d in device_ids),
             ]
         )
+
+    # -- the index of shared memberships (a partner's members in a host's channels, 22.6) ------
+
+    def next_shared_channel(
+        self, host_org: str, member_org: str, after: str | None
+    ) -> tuple[str, list[ChannelMember]] | None:
+        """The first channel after ``after`` (channel id order) holding members of ``member_org``
+        in the index, with all of them; None when there is none left."""
+        pk = keys.shared_memberships(host_org, member_org)
+        start = keys.CHANNEL_PREFIX if after is None else f"{keys.shared_channel_prefix(after)[:-1]}$"
+        page = self._store.query(pk, start=start, limit=PAGE_OF_SHARED)
+        if not page.items:
+            return None
+        found = [ChannelMember.model_validate(item) for item in page.items]
+        channel_id = found[0].channel_id
+        if page.cursor is not None and found[-1].channel_id == channel_id:  # it may go on
+            found = [
+                ChannelMember.model_validate(item)
+                for item in query_all(self._store, pk, keys.shared_channel_prefix(channel_id))
+            ]
+        return channel_id, [m for m in found if m.channel_id == channel_id]
+
+    def forget_shared(self, memberships: Iterable[ChannelMember]) -> None:
+        """Drop memberships from the index, after they left their channel."""
+        entries = [k for k in map(_shared_key, memberships) if k is not None]
+        if entries:  # none for a member of the channel's own organisation: no call at all
+            self._store.batch_write(deletes=entries)
 
     def members(self, channel_id: str) -> Iterator[ChannelMember]:
         """The channel's members, without a public tribe's followers (their records sort apart)."""
@@ -222,6 +264,15 @@ class ChannelRecords:
             except ConditionFailed:
                 continue
             return
+
+
+def _shared_key(membership: ChannelMember) -> tuple[str, str] | None:
+    """A partner's member's entry in the pair's index of shared memberships (None otherwise)."""
+    if membership.host_org is None or membership.member_org is None:
+        return None
+    return keys.shared_membership(
+        membership.host_org, membership.member_org, membership.channel_id, membership.member_id
+    )
 
 
 def _org_channels(org_id: str) -> tuple[str, str]:

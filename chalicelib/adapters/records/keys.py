@@ -28,6 +28,7 @@ KEY_PREFIX = "KEY#"
 MARKER_PREFIX = "MID#"
 CURSOR_PREFIX = "CURSOR#"
 RETENTION_PREFIX = "RETENTION#"
+PARTNER_END_PREFIX = "PARTNEREND#"
 MEMBERSHIP_LOG_PREFIX = "MLOG#"
 FOLLOWER_PREFIX = "FOLLOWER#"
 BLOB_PREFIX = "FILE#"
@@ -124,6 +125,28 @@ def partnership(org_a: str, org_b: str) -> Key:
     """The one record of two organisations' partnership, whichever side invited."""
     low, high = sorted((org_a, org_b))
     return f"PARTNERSHIP#{low}#{high}", META
+
+
+def shared_memberships(host_org: str, member_org: str) -> str:
+    """The memberships of ``member_org``'s members in ``host_org``'s channels (22.6): what an
+    end's clean-up walks, instead of both organisations' members and channels."""
+    return f"SHARED#{host_org}#{member_org}"
+
+
+def shared_channel_prefix(channel_id: str) -> str:
+    """One channel's entries in a pair's index of shared memberships."""
+    return f"{CHANNEL_PREFIX}{channel_id}#"
+
+
+def shared_membership(host_org: str, member_org: str, channel_id: str, member_id: str) -> Key:
+    """One partner's member in one shared channel, sorted by channel so a channel's are together."""
+    return shared_memberships(host_org, member_org), f"{shared_channel_prefix(channel_id)}{member_id}"
+
+
+def partner_end_job(org_a: str, org_b: str) -> Key:
+    """The pending clean-up of an ended partnership, whichever side ended it."""
+    low, high = sorted((org_a, org_b))
+    return JOBS_PK, f"{PARTNER_END_PREFIX}{low}#{high}"
 
 
 def org_partner(org_id: str, partner_org_id: str) -> Key:

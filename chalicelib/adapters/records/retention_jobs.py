@@ -53,18 +53,28 @@ class RetentionJobs:
     ) -> bool:
         """Save the position, unless a newer setting restarted the job meanwhile (then False)."""
         moved = job.model_copy(update={"at": at, "step": step, "cursor": cursor, "uses": dict(uses)})
-        try:
-            self._store.put(_item(moved), if_match={"requested_at": job.requested_at})
-        except ConditionFailed:
-            return False
-        return True
+        return put_if_current(self._store, _item(moved), "requested_at", job.requested_at)
 
     def finish(self, job: RetentionJob) -> None:
         """The job is done, unless a newer setting restarted it meanwhile."""
-        key = keys.retention_job(job.scope)
-        latest = self._store.get(*key)
-        if latest is not None and latest.get("requested_at") == job.requested_at:
-            self._store.delete(*key)
+        delete_if_current(self._store, keys.retention_job(job.scope), "requested_at", job.requested_at)
+
+
+def put_if_current(store: Store, item: Item, name: str, value: int) -> bool:
+    """A job's new position, saved only while the stored job is still the same request (its
+    ``name`` still ``value``); False when a newer request restarted it: that run takes over."""
+    try:
+        store.put(item, if_match={name: value})
+    except ConditionFailed:
+        return False
+    return True
+
+
+def delete_if_current(store: Store, key: tuple[str, str], name: str, value: int) -> None:
+    """A finished job goes, unless a newer request restarted it meanwhile."""
+    latest = store.get(*key)
+    if latest is not None and latest.get(name) == value:
+        store.delete(*key)
 
 
 def _item(job: RetentionJob) -> Item:
