@@ -122,9 +122,12 @@ def case(
     b: dict[str, Any] | None = None,
     roster: list[dict[str, Any]] | None = None,
     asked: str | None = None,
+    extra: Sequence[dict[str, Any]] = (),
 ) -> tuple[dict[str, Any], SharedView, Any, Any]:
-    """The same replay in both clients: the JS result, and the Python view, state and error."""
+    """The same replay in both clients: the JS result, and the Python view, state and error.
+    ``extra``: more members of A's listing."""
     _, members, devices = org()
+    members = [*members, *extra]
     b = b or listing_b()
     pinned = pinned or kept()
     got = run_js(
@@ -521,3 +524,77 @@ def test_an_ended_partner_s_listing_is_asked_once_when_none_is_kept() -> None:
     assert fresh["asked"] == ["/partners", listing] and fresh["listed"] == [B_ORG]
     assert known["asked"] == ["/partners"] and known["listed"] == [B_ORG]
     assert fresh["usable"] == known["usable"] == [False] and fresh["thrown"] is None
+
+
+# -- 21 and 22.6: guests stay in their own organisation's channels ----------------------------
+
+B_GUEST, A_GUEST = "m_gbgbgbgbgbgbgbgb", "m_gagagagagagagaga"
+
+
+def guest(org_id: str, member_id: str, issuer: bytes, seed: int) -> dict[str, Any]:
+    """A guest of ``org_id`` as its GET /members lists them: invited by ``issuer``'s device with a
+    guest ticket, activated (no device needed: the log checks the member)."""
+    ticket_seed, identity = bytes([seed]) * 32, bytes([seed + 1]) * 32
+    ticket = sign_statement(
+        {
+            "purpose": "bocage/ticket/v2",
+            "org_id": org_id,
+            "grant": "member",
+            "ticket_key": public_key_of(ticket_seed),
+            "role": "guest",
+            "display_name": "Invité",
+            "issuer_device": device_id(issuer),
+            "issued_at": T,
+            "expires_at": T + 7 * 86400,
+        },
+        issuer,
+    )
+    cert = sign_statement(
+        {
+            "purpose": "bocage/member-cert/v2",
+            "org_id": org_id,
+            "member_id": member_id,
+            "identity_key": public_key_of(identity),
+            "display_name": "Invité",
+            "ticket_key": public_key_of(ticket_seed),
+            "root": False,
+            "issued_at": T + 60,
+        },
+        ticket_seed,
+    )
+    return {"member_id": member_id, "member_cert": cert, "ticket": ticket, "role_statements": [], "removal": None}
+
+
+def with_b_guest() -> dict[str, Any]:
+    b = listing_b()
+    b["members"].append(guest(B_ORG, B_GUEST, B_SIGN, 0xA1))
+    return b
+
+
+def test_a_partner_s_guest_added_to_our_group_stops_the_replay_in_both_clients() -> None:
+    """B's guest is B's guest only (21): an add of them in A's group, even signed by A's owner,
+    stops both clients' replay at that entry; B's member added next to it is never reached."""
+    log = a_group(("add", B_GUEST, "member"), ("add", B_OWNER, "member"))
+    got, view, state, error = case(log, b=with_b_guest())
+    assert "cannot be added" in got["error"] and error is not None and "cannot be added" in str(error)
+    assert got["state"]["seq"] == state.seq == 0 and got["state"]["members"] == {OWNER: "author"}
+    assert got["verdicts"]["members"][B_GUEST]["trusted"] is True  # certified by B: a guest there
+    assert case(a_group(("add", B_OWNER, "member")), b=with_b_guest())[0]["error"] is None
+
+
+def test_a_partner_hosted_group_takes_its_own_guest_and_refuses_ours() -> None:
+    """In B's group B's rules hold for B's members, its guest included; A's guest stays in A's
+    channels, so an add of them there is refused by both clients."""
+    a_guest = guest(ORG, A_GUEST, OWNER_DEVICE_SIGN, 0xB1)
+    log = [entry(B_GROUP, 0, None, "create", B_OWNER, "author", B_SIGN, kind="group", org=B_ORG)]
+    log.append(entry(B_GROUP, 1, log[0], "add", B_GUEST, "member", B_SIGN, org=B_ORG))
+    got, _, state, error = case(log, host=B_ORG, b=with_b_guest(), extra=[a_guest])
+    assert got["error"] is None and error is None
+    assert got["state"]["members"] == state.members == {B_OWNER: "author", B_GUEST: "member"}
+    ours = [*log, entry(B_GROUP, 2, log[1], "add", A_GUEST, "member", B_SIGN, org=B_ORG)]
+    got, _, state, error = case(ours, host=B_ORG, b=with_b_guest(), extra=[a_guest])
+    assert "cannot be added" in got["error"] and error is not None
+    assert got["state"]["seq"] == state.seq == 1 and A_GUEST not in got["state"]["members"]
+    # Our plain member is let in the same way: only the guest is refused.
+    invitee = [*log, entry(B_GROUP, 2, log[1], "add", INVITEE, "member", B_SIGN, org=B_ORG)]
+    assert case(invitee, host=B_ORG, b=with_b_guest(), extra=[a_guest])[0]["error"] is None

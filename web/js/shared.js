@@ -8,7 +8,7 @@
 // recipients of a sender key and a message's sender need nothing else.
 // Pure: the caller fetches and stores; runs under node.
 import { FOREVER, TrustView } from './certs.js';
-import { DEPARTURE_SKEW_SECONDS, PARTNER } from './membership.js';
+import { DEPARTURE_SKEW_SECONDS, GUEST, PARTNER } from './membership.js';
 
 /** @typedef {import('./certs.js').TrustWarning} TrustWarning */
 /** @typedef {import('./certs.js').Statement} Statement */
@@ -190,11 +190,11 @@ export class SharedView extends TrustView {
     return partneredAt(partner, at) && partner.view.orgRole(memberId, at) !== null ? PARTNER : null;
   }
 
-  /** A partner's member: while partners at `at` (22.7). */
+  /** A partner's member: while partners at `at` (22.7), never a partner's guest (21). */
   mayJoin(memberId, at) {
     const partner = this.partnerOfMember(memberId);
     if (!partner) return super.mayJoin(memberId, at);
-    return partneredAt(partner, at) && partner.view.mayJoin(memberId, at);
+    return partneredAt(partner, at) && partner.view.mayJoin(memberId, at) && partner.view.orgRole(memberId, at) !== GUEST;
   }
 
   /** Undated: whether partners at the entry's date is `mayJoin`'s to say. */
@@ -251,11 +251,14 @@ export class HostAuthority {
 
   /** On a side this channel admits (as `orgRole`), and not removed by `at`. */
   mayJoin(memberId, at) {
-    if (!this.ours) {
-      const owner = this.view.partnerOfMember(memberId);
-      if (!this.partner || !(owner === this.partner || (owner === null && this.view.members.has(memberId)))) return false;
-    }
-    return this.view.mayJoin(memberId, at);
+    if (this.ours) return this.view.mayJoin(memberId, at);
+    if (!this.partner) return false;
+    const owner = this.view.partnerOfMember(memberId);
+    // The host's own member, its guests included: the host's rules.
+    if (owner === this.partner) return partneredAt(this.partner, at) && this.partner.view.mayJoin(memberId, at);
+    // Ours: our guests stay in our own channels (21).
+    if (owner === null && this.view.members.has(memberId)) return this.view.orgRole(memberId, at) !== GUEST && this.view.mayJoin(memberId, at);
+    return false; // a third organisation's member, or an id nobody answers for
   }
 
   tribesOpenTo(memberId) {
