@@ -12,15 +12,20 @@ member in B's group is a partner there.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from bocage.client.certs import TrustView
 from bocage.client.membership import sync
+from bocage.client.profile import TrustState
 from bocage.client.shared import HostAuthority, PartnerView, SharedView
+from bocage.client.trust import Trust
 from chalicelib.domain import membership_log
-from chalicelib.domain.statements import public_key_of, sign_statement, statement_hash
+from chalicelib.domain.partners import ContactCard, card_url
+from chalicelib.domain.statements import fingerprint, public_key_of, sign_statement, statement_hash
 from tests.browser.test_partners_compat import B_DEVICE, B_ORG, B_OWNER, B_ROOT, B_SIGN, listing_b
 from tests.browser.test_trust_compat import INVITEE_DEVICE, OWNER_DEVICE, org, run_js, scene
 from tests.trust_vectors import (
@@ -531,9 +536,10 @@ def test_an_ended_partner_s_listing_is_asked_once_when_none_is_kept() -> None:
 B_GUEST, A_GUEST = "m_gbgbgbgbgbgbgbgb", "m_gagagagagagagaga"
 
 
-def guest(org_id: str, member_id: str, issuer: bytes, seed: int) -> dict[str, Any]:
-    """A guest of ``org_id`` as its GET /members lists them: invited by ``issuer``'s device with a
-    guest ticket, activated (no device needed: the log checks the member)."""
+def invited(org_id: str, member_id: str, issuer: bytes, seed: int, role: str = "guest") -> dict[str, Any]:
+    """A member of ``org_id`` as its GET /members lists them: invited by ``issuer``'s device with a
+    ``role`` ticket, activated (no device needed: the log checks the member); ``seed`` makes
+    their ticket and identity keys."""
     ticket_seed, identity = bytes([seed]) * 32, bytes([seed + 1]) * 32
     ticket = sign_statement(
         {
@@ -541,7 +547,7 @@ def guest(org_id: str, member_id: str, issuer: bytes, seed: int) -> dict[str, An
             "org_id": org_id,
             "grant": "member",
             "ticket_key": public_key_of(ticket_seed),
-            "role": "guest",
+            "role": role,
             "display_name": "Invité",
             "issuer_device": device_id(issuer),
             "issued_at": T,
@@ -567,7 +573,7 @@ def guest(org_id: str, member_id: str, issuer: bytes, seed: int) -> dict[str, An
 
 def with_b_guest() -> dict[str, Any]:
     b = listing_b()
-    b["members"].append(guest(B_ORG, B_GUEST, B_SIGN, 0xA1))
+    b["members"].append(invited(B_ORG, B_GUEST, B_SIGN, 0xA1))
     return b
 
 
@@ -585,7 +591,7 @@ def test_a_partner_s_guest_added_to_our_group_stops_the_replay_in_both_clients()
 def test_a_partner_hosted_group_takes_its_own_guest_and_refuses_ours() -> None:
     """In B's group B's rules hold for B's members, its guest included; A's guest stays in A's
     channels, so an add of them there is refused by both clients."""
-    a_guest = guest(ORG, A_GUEST, OWNER_DEVICE_SIGN, 0xB1)
+    a_guest = invited(ORG, A_GUEST, OWNER_DEVICE_SIGN, 0xB1)
     log = [entry(B_GROUP, 0, None, "create", B_OWNER, "author", B_SIGN, kind="group", org=B_ORG)]
     log.append(entry(B_GROUP, 1, log[0], "add", B_GUEST, "member", B_SIGN, org=B_ORG))
     got, _, state, error = case(log, host=B_ORG, b=with_b_guest(), extra=[a_guest])
@@ -598,3 +604,100 @@ def test_a_partner_hosted_group_takes_its_own_guest_and_refuses_ours() -> None:
     # Our plain member is let in the same way: only the guest is refused.
     invitee = [*log, entry(B_GROUP, 2, log[1], "add", INVITEE, "member", B_SIGN, org=B_ORG)]
     assert case(invitee, host=B_ORG, b=with_b_guest(), extra=[a_guest])[0]["error"] is None
+
+
+# -- 22.6: partners' members' identity keys are kept ------------------------------------------
+
+B_MEMBER = "m_bmbmbmbmbmbmbmbm"
+
+
+def with_b_member(seed: int = 0xC1) -> dict[str, Any]:
+    """B's listing with a plain member, certified under the identity key ``seed`` makes (another
+    seed: B's admin and the server re-certifying them under another key)."""
+    b = listing_b()
+    b["members"].append(invited(B_ORG, B_MEMBER, B_SIGN, seed, role="member"))
+    return b
+
+
+def python_keeper(state: TrustState, b: dict[str, Any], pinned: dict[str, Any]) -> tuple[SharedView, list[Any]]:
+    """What the Python client's Trust does with its ``trust.json`` (``state``, changed in place)
+    and these listings: our listing remembered and its endings kept, the shared view built with
+    what it keeps, partners' keys pinned (Trust.view)."""
+    _, members, devices = org()
+    ns = SimpleNamespace(state=state, warnings=[], save=lambda: None)
+    ns.warn = lambda w: Trust.warn(ns, w)
+    ns._keep_endings = lambda view: Trust._keep_endings(ns, view)
+    known = {"verified": state.verified, "seen": state.seen, "revoked": state.revoked, "removed": state.removed}
+    own = TrustView(ORG, ROOT, members, devices, **known)
+    Trust._remember(ns, own, members)
+    Trust._keep_endings(ns, own)
+    p = pinned[B_ORG]
+    partner = PartnerView(
+        B_ORG,
+        NAME,
+        p["allow_tribes"],
+        TrustView(B_ORG, B_ROOT, b["members"], b["devices"], **known),
+        p["their_allow_tribes"],
+        active=p["active"] and not p["ended"],
+        ends=tuple(sorted(int(at) for at in dict(p.get("ends") or {}).values())),
+    )
+    shared = SharedView(ORG, ROOT, members, devices, partners=[partner], **known)
+    Trust._pin_partners(ns, shared)
+    return shared, ns.warnings
+
+
+def keeper_partners(
+    stored: dict[str, Any], b: dict[str, Any], card: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The web app's TrustKeeper over ``stored`` (its IndexedDB record) with B's listing ``b``."""
+    _, members, devices = org()
+    return run_js(
+        {
+            "op": "keeper_partners",
+            **scene(members, devices),
+            "member_id": OWNER,
+            "device_id": OWNER_DEVICE,
+            "stored": {**stored, "partners": kept(), "partner_listings": {B_ORG: b}},
+            "card": card,
+        }
+    )[0]
+
+
+def web_state(stored: dict[str, Any] | None) -> dict[str, Any]:
+    """The part of the web app's record the Python client keeps in its ``trust.json`` too."""
+    keys = ("seen", "verified", "revoked", "removed")
+    return {k: (stored or {}).get(k, {}) for k in keys}
+
+
+def test_a_partner_member_s_key_is_kept_and_another_key_later_is_identity_changed() -> None:
+    """Both clients keep the key of B's member the first time they verify them; a later listing
+    certifying them under another key makes them untrusted (identity_changed) in both, where a
+    device that never saw the first key would trust them; a card whose fingerprint matches the
+    new key pins it, and they are trusted again."""
+    first = keeper_partners({}, with_b_member())
+    state = TrustState()
+    python_keeper(state, with_b_member(), kept())
+    assert web_state(first["stored"])["seen"] == state.seen
+    assert state.seen[B_MEMBER] == with_b_member()["members"][1]["member_cert"]["identity_key"]
+    assert B_OWNER in state.seen  # B's root, certified: kept too
+
+    swapped = with_b_member(0xC3)
+    later = keeper_partners(first["stored"], swapped)
+    view, _ = python_keeper(copy.deepcopy(state), swapped, kept())
+    why = view.why_not_member(B_MEMBER)
+    assert later["members"][B_MEMBER]["why_not"] == (why.code if why else None) == "identity_changed"
+    assert later["members"][B_MEMBER]["trusted"] is False and view.member(B_MEMBER) is None
+    assert web_state(later["stored"])["seen"][B_MEMBER] == state.seen[B_MEMBER]  # never replaced
+    fresh = keeper_partners({}, swapped)
+    assert fresh["members"][B_MEMBER]["trusted"] is True and fresh["members"][B_MEMBER]["why_not"] is None
+
+    new_key = swapped["members"][1]["member_cert"]["identity_key"]
+    text = card_url("https://app.test", ContactCard(B_ORG, B_MEMBER, "Invité", fingerprint(new_key)))
+    pinned = {**kept()[B_ORG]}
+    carded = keeper_partners(first["stored"], swapped, {"text": text, "pinned": pinned, "listing": swapped})
+    assert web_state(carded["stored"])["seen"][B_MEMBER] == new_key
+    assert carded["members"][B_MEMBER]["trusted"] is True and carded["members"][B_MEMBER]["why_not"] is None
+    ns = SimpleNamespace(state=copy.deepcopy(state), save=lambda: None)
+    Trust.pin_identity(ns, B_MEMBER, new_key)  # type: ignore[arg-type]  # the state alone, as check_card pins
+    view, _ = python_keeper(ns.state, swapped, kept())
+    assert view.member(B_MEMBER) is not None and web_state(carded["stored"])["seen"] == ns.state.seen

@@ -381,6 +381,31 @@ const commands = {
       stored: memory.get('trust') ?? null,
     };
   },
+  /**
+   * The web client's TrustKeeper over `stored` (its IndexedDB record 'trust'), our listing and
+   * the partners' kept in it: what it keeps, what it reports, and its verdict on every member and
+   * device of every partner. `card`: a partner's member's contact card checked (against `pinned`
+   * and `listing`) and its key pinned, as the Messenger does, after the listings were read.
+   */
+  async keeper_partners(args) {
+    const memory = new Map(args.stored ? [['trust', structuredClone(args.stored)]] : []);
+    const store = { get: async (k) => memory.get(k), put: async (k, v) => void memory.set(k, structuredClone(v)) };
+    const keeper = new trustModule.TrustKeeper(store, { org_id: args.org_id, member_id: args.member_id, device_id: args.device_id, root: args.root });
+    await keeper.load();
+    await keeper.rebuild(args.members, args.devices);
+    if (args.card) {
+      const checked = await partners.checkCard(partners.parseCard(args.card.text), args.card.pinned, args.card.listing);
+      await keeper.pinIdentity(checked.member_id, checked.identity_key);
+    }
+    const view = /** @type {any} */ (keeper.view);
+    const partnerViews = [...view.partners.values()].map((p) => p.view);
+    return {
+      members: Object.fromEntries(partnerViews.flatMap((v) => [...v.members.keys()]).map((id) => [id, memberVerdict(view, id)])),
+      devices: Object.fromEntries([view, ...partnerViews].flatMap((v) => [...v.devices.keys()]).map((id) => [id, deviceVerdict(view, id)])),
+      warnings: [...keeper.warnings.values()].map((w) => ({ code: w.code, member_id: w.member_id, device_id: w.device_id, message: w.message })),
+      stored: memory.get('trust') ?? null,
+    };
+  },
   /** Whom the web client would name in `notify`, from the server's statements. */
   async to_notify(args) {
     const trust = await view(args);

@@ -280,12 +280,14 @@ function ended(memberId, partner) {
 /**
  * Each partner pinned in `kept` (partners.js), as a PartnerView over its listing checked up to
  * the root our statement pins. `listings`: org id → {members, devices} (the last one fetched).
+ * `options`: what this device keeps (`verified`, `seen`: a partner's member's identity key,
+ * once kept, is held against their listing as our own members', 22.6) and the signatures cache.
  * @param {Record<string, {root: string|null, ended: boolean, active: boolean, ends?: Record<string, number>, name?: string, allow_tribes?: boolean, their_allow_tribes?: boolean}>} kept
  * @param {Record<string, {members: Statement[], devices: Statement[]}>} listings
- * @param {{cache?: any}} [options]
+ * @param {{cache?: any, verified?: Record<string, string>, seen?: Record<string, string>}} [options]
  * @returns {Promise<PartnerView[]>}
  */
-export async function partnerViews(kept, listings, { cache = null } = {}) {
+export async function partnerViews(kept, listings, options = {}) {
   const found = [];
   for (const [orgId, listing] of Object.entries(listings)) {
     const pinned = kept[orgId];
@@ -297,7 +299,7 @@ export async function partnerViews(kept, listings, { cache = null } = {}) {
       their_allow_tribes: Boolean(pinned.their_allow_tribes),
       active: Boolean(pinned.active) && !pinned.ended,
       ends: Object.values(pinned.ends || {}).map(Number),
-      view: await TrustView.create(orgId, pinned.root, listing.members, listing.devices, { cache }),
+      view: await TrustView.create(orgId, pinned.root, listing.members, listing.devices, options),
     });
   }
   return found;

@@ -157,9 +157,44 @@ export class TrustKeeper extends EventTarget {
   /** The view over our organisation and the partners pinned here, from their last listings. */
   async share() {
     if (!this.own) return;
-    const found = await partnerViews(this.kept.partners || {}, this.kept.partner_listings || {}, { cache: this.cache });
+    const { verified, seen } = this.kept;
+    const found = await partnerViews(this.kept.partners || {}, this.kept.partner_listings || {}, { cache: this.cache, verified, seen });
     this.view = new SharedView(this.own, found);
     this.checkedAt.clear(); // another view may accept entries the last one refused: replay again
+    await this.pinPartners(this.view);
+  }
+
+  /**
+   * Partners' members' identity keys, seen for the first time, are kept like our own members'
+   * (a later change is `identity_changed`, 22.6): only for members of an active partner that
+   * chain to its pinned root and no other organisation lists (else a server could pin a key
+   * under one of our members' ids).
+   * @param {SharedView} shared
+   */
+  async pinPartners(shared) {
+    let changed = false;
+    for (const partner of shared.partners.values()) {
+      if (!partner.active) continue;
+      for (const memberId of partner.view.members.keys()) {
+        const trusted = partner.view.member(memberId);
+        if (!trusted || memberId in this.kept.seen) continue;
+        if (shared.partnerOfMember(memberId) === partner && partner.view.certified(memberId)) {
+          this.kept.seen[memberId] = trusted.identity_key;
+          changed = true;
+        }
+      }
+    }
+    if (changed) await this.save();
+  }
+
+  /**
+   * Keep this identity key as the one seen for a partner's member (their contact card, whose
+   * fingerprint matched, 22.6): a later different key is `identity_changed`.
+   */
+  async pinIdentity(memberId, identityKey) {
+    this.kept.seen[memberId] = identityKey;
+    await this.save();
+    await this.share();
   }
 
   /**
