@@ -27,7 +27,7 @@ from chalicelib.domain import membership_log
 from chalicelib.domain.partners import ContactCard, card_url
 from chalicelib.domain.statements import fingerprint, public_key_of, sign_statement, statement_hash
 from tests.browser.test_partners_compat import B_DEVICE, B_ORG, B_OWNER, B_ROOT, B_SIGN, listing_b
-from tests.browser.test_trust_compat import INVITEE_DEVICE, OWNER_DEVICE, org, run_js, scene
+from tests.browser.test_trust_compat import INVITEE_DEVICE, OWNER_DEVICE, org, rollbacks, run_js, scene
 from tests.trust_vectors import (
     INVITEE,
     INVITEE_DEVICE_SIGN,
@@ -653,7 +653,7 @@ def keeper_partners(
     _, members, devices = org()
     return run_js(
         {
-            "op": "keeper_partners",
+            "op": "keeper_view",
             **scene(members, devices),
             "member_id": OWNER,
             "device_id": OWNER_DEVICE,
@@ -701,3 +701,36 @@ def test_a_partner_member_s_key_is_kept_and_another_key_later_is_identity_change
     Trust.pin_identity(ns, B_MEMBER, new_key)  # type: ignore[arg-type]  # the state alone, as check_card pins
     view, _ = python_keeper(ns.state, swapped, kept())
     assert view.member(B_MEMBER) is not None and web_state(carded["stored"])["seen"] == ns.state.seen
+
+
+# -- 13.7 for partners: their revocations verified once are kept too --------------------------
+
+
+def test_a_partner_s_revocation_verified_once_stays_when_the_server_drops_it() -> None:
+    """B's owner revoked their device and A's devices verified it: B's listing served again
+    without the revocation leaves the device out in both clients, which report the same
+    revocation_rollback; a device that never saw the revocation takes the device as listed."""
+    revoked = listing_b()
+    revoked["devices"][0]["revocation"] = sign_statement(
+        {
+            "purpose": "bocage/revocation/v2",
+            "org_id": B_ORG,
+            "member_id": B_OWNER,
+            "device_id": B_DEVICE,
+            "sign_public_key": public_key_of(B_SIGN),
+            "issued_at": T + 50,
+            "by_device": B_DEVICE,
+        },
+        B_SIGN,
+    )
+    first = keeper_partners({}, revoked)
+    state = TrustState()
+    python_keeper(state, revoked, kept())
+    assert first["stored"]["revoked"] == state.revoked == {B_DEVICE: T + 50}
+    got = keeper_partners(first["stored"], listing_b())
+    view, warnings = python_keeper(copy.deepcopy(state), listing_b(), kept())
+    assert (got["devices"][B_DEVICE]["usable"], got["devices"][B_DEVICE]["revoked_at"]) == (False, T + 50)
+    assert view.usable(B_DEVICE) is None and view.revoked_at(B_DEVICE) == T + 50
+    web = rollbacks(got["warnings"])
+    assert web == rollbacks([w.to_json() for w in warnings]) and {(m, d) for m, d, _ in web} == {(B_OWNER, B_DEVICE)}
+    assert keeper_partners({}, listing_b())["devices"][B_DEVICE]["usable"] is True

@@ -19,6 +19,7 @@ import pytest
 
 from bocage.client.certs import TrustView, TrustWarning
 from bocage.client.membership import MembershipRefused, sync
+from bocage.client.profile import TrustState
 from bocage.client.trust import Trust
 from chalicelib.domain import membership_log
 from chalicelib.domain.activation_link import activation_url, with_fragment_params
@@ -933,3 +934,78 @@ def test_warnings_about_no_member_or_device_do_not_hide_each_other() -> None:
     assert [(w["code"], w["message"]) for w in web] == [(w["code"], w["message"]) for w in expected[:4]] + [
         ("unknown_device", "d_x is not certified (again)")
     ]  # the web list keeps the latest of one key
+
+
+# -- 13.7: revocations and removals verified once are kept ------------------------------------
+
+
+def python_trust(state: TrustState) -> Any:
+    """The Python client's Trust reduced to ``state`` (its trust.json) and its warnings: its own
+    methods run on it, nothing is saved."""
+    trust = SimpleNamespace(state=state, warnings=[], save=lambda: None)
+    trust.warn = lambda w: Trust.warn(trust, w)
+    trust._keep_endings = lambda view: Trust._keep_endings(trust, view)
+    return trust
+
+
+def python_kept(
+    state: TrustState, members: list[dict[str, Any]], devices: list[dict[str, Any]]
+) -> tuple[TrustView, list[TrustWarning]]:
+    """What the Python client's Trust.own_view makes of our listing with ``state`` (changed in
+    place): the view, and the warnings."""
+    trust = python_trust(state)
+    known = {"verified": state.verified, "seen": state.seen, "revoked": state.revoked, "removed": state.removed}
+    view = TrustView(ORG, ROOT, members, devices, **known)
+    Trust._remember(trust, view, members)
+    Trust._keep_endings(trust, view)
+    return view, trust.warnings
+
+
+def keeper_view(stored: dict[str, Any], members: list[dict[str, Any]], devices: list[dict[str, Any]]) -> Any:
+    """The web app's TrustKeeper over ``stored`` (its IndexedDB record) and our listing."""
+    s = {**scene(members, devices), "member_id": OWNER, "device_id": OWNER_DEVICE, "stored": stored}
+    return js("keeper_view", **s)
+
+
+def rollbacks(warnings: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
+    return {
+        (w["member_id"], w["device_id"], w["message"]) for w in warnings if w["code"] == "revocation_rollback"
+    }
+
+
+def test_a_revocation_or_removal_verified_once_stays_when_the_server_drops_it() -> None:
+    """Both clients keep the invitee's linked device's revocation and the invitee's removal they
+    verified (13.7): the same listing served again without them, or with the revocation dated
+    later, leaves the device and the member out from the kept dates, in the same verdicts, and
+    both report the same revocation_rollback warnings. A device that never saw them (a new one)
+    takes the listing as it is."""
+    v, members, devices = org()
+    ended_m, ended_d = copy.deepcopy(members), copy.deepcopy(devices)
+    ended_m[1]["removal"], ended_d[2]["revocation"] = v["removal"], v["revoc"]
+    first = keeper_view({}, ended_m, ended_d)
+    state = TrustState()
+    _, warnings = python_kept(state, ended_m, ended_d)
+    kept = {"revoked": {LINKED: T + 240}, "removed": {INVITEE: T + 300}}
+    assert {k: first["stored"][k] for k in kept} == {"revoked": state.revoked, "removed": state.removed} == kept
+    assert rollbacks(first["warnings"]) == rollbacks([w.to_json() for w in warnings]) == set()
+
+    later_d = copy.deepcopy(devices)
+    later_d[2]["revocation"] = sign_statement({**body(v["revoc"]), "issued_at": T + 260}, INVITEE_DEVICE_SIGN)
+    for served in (devices, later_d):
+        got = keeper_view(first["stored"], members, served)
+        view, warnings = python_kept(copy.deepcopy(state), members, served)
+        for did, verdict in got["devices"].items():
+            assert (verdict["usable"], verdict["revoked_at"]) == (
+                view.usable(did) is not None,
+                view.revoked_at(did),
+            ), did
+        assert got["devices"][LINKED] == {**got["devices"][LINKED], "usable": False, "revoked_at": T + 240}
+        assert got["devices"][INVITEE_DEVICE]["usable"] is False  # the invitee stays removed
+        assert got["members"][INVITEE]["removed_at"] == view.removed_at(INVITEE) == T + 300
+        web = rollbacks(got["warnings"])
+        assert web == rollbacks([w.to_json() for w in warnings])
+        assert {(m, d) for m, d, _ in web} == {(INVITEE, LINKED), (INVITEE, None)}
+        assert {k: got["stored"][k] for k in kept} == kept  # never moved later
+    fresh = keeper_view({}, members, devices)
+    assert fresh["devices"][LINKED]["usable"] is True and fresh["devices"][INVITEE_DEVICE]["usable"] is True
+    assert rollbacks(fresh["warnings"]) == set()

@@ -384,10 +384,10 @@ const commands = {
   /**
    * The web client's TrustKeeper over `stored` (its IndexedDB record 'trust'), our listing and
    * the partners' kept in it: what it keeps, what it reports, and its verdict on every member and
-   * device of every partner. `card`: a partner's member's contact card checked (against `pinned`
-   * and `listing`) and its key pinned, as the Messenger does, after the listings were read.
+   * device, ours and partners'. `card`: a partner's member's contact card checked (against
+   * `pinned` and `listing`) and its key pinned, as the Messenger does, after the listings were read.
    */
-  async keeper_partners(args) {
+  async keeper_view(args) {
     const memory = new Map(args.stored ? [['trust', structuredClone(args.stored)]] : []);
     const store = { get: async (k) => memory.get(k), put: async (k, v) => void memory.set(k, structuredClone(v)) };
     const keeper = new trustModule.TrustKeeper(store, { org_id: args.org_id, member_id: args.member_id, device_id: args.device_id, root: args.root });
@@ -398,10 +398,10 @@ const commands = {
       await keeper.pinIdentity(checked.member_id, checked.identity_key);
     }
     const view = /** @type {any} */ (keeper.view);
-    const partnerViews = [...view.partners.values()].map((p) => p.view);
+    const views = [view, ...[...view.partners.values()].map((p) => p.view)];
     return {
-      members: Object.fromEntries(partnerViews.flatMap((v) => [...v.members.keys()]).map((id) => [id, memberVerdict(view, id)])),
-      devices: Object.fromEntries([view, ...partnerViews].flatMap((v) => [...v.devices.keys()]).map((id) => [id, deviceVerdict(view, id)])),
+      members: Object.fromEntries(views.flatMap((v) => [...v.members.keys()]).map((id) => [id, memberVerdict(view, id)])),
+      devices: Object.fromEntries(views.flatMap((v) => [...v.devices.keys()]).map((id) => [id, deviceVerdict(view, id)])),
       warnings: [...keeper.warnings.values()].map((w) => ({ code: w.code, member_id: w.member_id, device_id: w.device_id, message: w.message })),
       stored: memory.get('trust') ?? null,
     };

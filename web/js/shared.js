@@ -53,7 +53,7 @@ export class SharedView extends TrustView {
    * @param {PartnerView[]} partners every partner pinned in this device's view
    */
   constructor(own, partners = []) {
-    super(own.orgId, own.root, own.members.values(), own.devices.values(), { verified: own.verified, seen: own.seen, derived: own.derived, cache: own.cache });
+    super(own.orgId, own.root, own.members.values(), own.devices.values(), { verified: own.verified, seen: own.seen, revoked: own.keptRevoked, removed: own.keptRemoved, derived: own.derived, cache: own.cache });
     /** @type {Map<string, PartnerView>} */
     this.partners = new Map(partners.map((p) => [p.org_id, p]));
     const views = [own, ...partners.map((p) => p.view)];
@@ -281,10 +281,11 @@ function ended(memberId, partner) {
  * Each partner pinned in `kept` (partners.js), as a PartnerView over its listing checked up to
  * the root our statement pins. `listings`: org id → {members, devices} (the last one fetched).
  * `options`: what this device keeps (`verified`, `seen`: a partner's member's identity key,
- * once kept, is held against their listing as our own members', 22.6) and the signatures cache.
+ * once kept, is held against their listing as our own members', 22.6; `revoked`, `removed`:
+ * the revocations and removals it verified, 13.7) and the signatures cache.
  * @param {Record<string, {root: string|null, ended: boolean, active: boolean, ends?: Record<string, number>, name?: string, allow_tribes?: boolean, their_allow_tribes?: boolean}>} kept
  * @param {Record<string, {members: Statement[], devices: Statement[]}>} listings
- * @param {{cache?: any, verified?: Record<string, string>, seen?: Record<string, string>}} [options]
+ * @param {{cache?: any, verified?: Record<string, string>, seen?: Record<string, string>, revoked?: Record<string, number>, removed?: Record<string, number>}} [options]
  * @returns {Promise<PartnerView[]>}
  */
 export async function partnerViews(kept, listings, options = {}) {
