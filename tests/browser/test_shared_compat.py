@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Sequence
-from types import SimpleNamespace
 from typing import Any
 
 from bocage.client.certs import TrustView
@@ -27,7 +26,17 @@ from chalicelib.domain import membership_log
 from chalicelib.domain.partners import ContactCard, card_url
 from chalicelib.domain.statements import fingerprint, public_key_of, sign_statement, statement_hash
 from tests.browser.test_partners_compat import B_DEVICE, B_ORG, B_OWNER, B_ROOT, B_SIGN, listing_b
-from tests.browser.test_trust_compat import INVITEE_DEVICE, OWNER_DEVICE, org, rollbacks, run_js, scene
+from tests.browser.test_trust_compat import (
+    INVITEE_DEVICE,
+    OWNER_DEVICE,
+    known,
+    org,
+    python_kept,
+    python_trust,
+    rollbacks,
+    run_js,
+    scene,
+)
 from tests.trust_vectors import (
     INVITEE,
     INVITEE_DEVICE_SIGN,
@@ -568,7 +577,13 @@ def invited(org_id: str, member_id: str, issuer: bytes, seed: int, role: str = "
         },
         ticket_seed,
     )
-    return {"member_id": member_id, "member_cert": cert, "ticket": ticket, "role_statements": [], "removal": None}
+    return {
+        "member_id": member_id,
+        "member_cert": cert,
+        "ticket": ticket,
+        "role_statements": [],
+        "removal": None,
+    }
 
 
 def with_b_guest() -> dict[str, Any]:
@@ -581,7 +596,7 @@ def test_a_partner_s_guest_added_to_our_group_stops_the_replay_in_both_clients()
     """B's guest is B's guest only (21): an add of them in A's group, even signed by A's owner,
     stops both clients' replay at that entry; B's member added next to it is never reached."""
     log = a_group(("add", B_GUEST, "member"), ("add", B_OWNER, "member"))
-    got, view, state, error = case(log, b=with_b_guest())
+    got, _, state, error = case(log, b=with_b_guest())
     assert "cannot be added" in got["error"] and error is not None and "cannot be added" in str(error)
     assert got["state"]["seq"] == state.seq == 0 and got["state"]["members"] == {OWNER: "author"}
     assert got["verdicts"]["members"][B_GUEST]["trusted"] is True  # certified by B: a guest there
@@ -619,36 +634,31 @@ def with_b_member(seed: int = 0xC1) -> dict[str, Any]:
     return b
 
 
-def python_keeper(state: TrustState, b: dict[str, Any], pinned: dict[str, Any]) -> tuple[SharedView, list[Any]]:
+def python_keeper(
+    state: TrustState, b: dict[str, Any], pinned: dict[str, Any]
+) -> tuple[SharedView, list[Any]]:
     """What the Python client's Trust does with its ``trust.json`` (``state``, changed in place)
     and these listings: our listing remembered and its endings kept, the shared view built with
-    what it keeps, partners' keys pinned (Trust.view)."""
+    what it keeps, partners' keys pinned and endings kept (Trust.view); and its warnings."""
     _, members, devices = org()
-    ns = SimpleNamespace(state=state, warnings=[], save=lambda: None)
-    ns.warn = lambda w: Trust.warn(ns, w)
-    ns._keep_endings = lambda view: Trust._keep_endings(ns, view)
-    known = {"verified": state.verified, "seen": state.seen, "revoked": state.revoked, "removed": state.removed}
-    own = TrustView(ORG, ROOT, members, devices, **known)
-    Trust._remember(ns, own, members)
-    Trust._keep_endings(ns, own)
+    _, warnings = python_kept(state, members, devices)
     p = pinned[B_ORG]
     partner = PartnerView(
         B_ORG,
         NAME,
         p["allow_tribes"],
-        TrustView(B_ORG, B_ROOT, b["members"], b["devices"], **known),
+        TrustView(B_ORG, B_ROOT, b["members"], b["devices"], **known(state)),
         p["their_allow_tribes"],
         active=p["active"] and not p["ended"],
         ends=tuple(sorted(int(at) for at in dict(p.get("ends") or {}).values())),
     )
-    shared = SharedView(ORG, ROOT, members, devices, partners=[partner], **known)
-    Trust._pin_partners(ns, shared)
-    return shared, ns.warnings
+    shared = SharedView(ORG, ROOT, members, devices, partners=[partner], **known(state))
+    trust = python_trust(state)
+    Trust._pin_partners(trust, shared)
+    return shared, [*warnings, *trust.warnings]
 
 
-def keeper_partners(
-    stored: dict[str, Any], b: dict[str, Any], card: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def keeper_partners(stored: dict[str, Any], b: dict[str, Any], card: dict[str, Any] | None = None) -> Any:
     """The web app's TrustKeeper over ``stored`` (its IndexedDB record) with B's listing ``b``."""
     _, members, devices = org()
     return run_js(
@@ -697,10 +707,10 @@ def test_a_partner_member_s_key_is_kept_and_another_key_later_is_identity_change
     carded = keeper_partners(first["stored"], swapped, {"text": text, "pinned": pinned, "listing": swapped})
     assert web_state(carded["stored"])["seen"][B_MEMBER] == new_key
     assert carded["members"][B_MEMBER]["trusted"] is True and carded["members"][B_MEMBER]["why_not"] is None
-    ns = SimpleNamespace(state=copy.deepcopy(state), save=lambda: None)
-    Trust.pin_identity(ns, B_MEMBER, new_key)  # type: ignore[arg-type]  # the state alone, as check_card pins
-    view, _ = python_keeper(ns.state, swapped, kept())
-    assert view.member(B_MEMBER) is not None and web_state(carded["stored"])["seen"] == ns.state.seen
+    trust = python_trust(copy.deepcopy(state))
+    Trust.pin_identity(trust, B_MEMBER, new_key)  # as check_card pins the card's key
+    view, _ = python_keeper(trust.state, swapped, kept())
+    assert view.member(B_MEMBER) is not None and web_state(carded["stored"])["seen"] == trust.state.seen
 
 
 # -- 13.7 for partners: their revocations verified once are kept too --------------------------
@@ -732,5 +742,6 @@ def test_a_partner_s_revocation_verified_once_stays_when_the_server_drops_it() -
     assert (got["devices"][B_DEVICE]["usable"], got["devices"][B_DEVICE]["revoked_at"]) == (False, T + 50)
     assert view.usable(B_DEVICE) is None and view.revoked_at(B_DEVICE) == T + 50
     web = rollbacks(got["warnings"])
-    assert web == rollbacks([w.to_json() for w in warnings]) and {(m, d) for m, d, _ in web} == {(B_OWNER, B_DEVICE)}
+    assert web == rollbacks([w.to_json() for w in warnings])
+    assert {(m, d) for m, d, _ in web} == {(B_OWNER, B_DEVICE)}
     assert keeper_partners({}, listing_b())["devices"][B_DEVICE]["usable"] is True

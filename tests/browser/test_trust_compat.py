@@ -942,10 +942,20 @@ def test_warnings_about_no_member_or_device_do_not_hide_each_other() -> None:
 def python_trust(state: TrustState) -> Any:
     """The Python client's Trust reduced to ``state`` (its trust.json) and its warnings: its own
     methods run on it, nothing is saved."""
-    trust = SimpleNamespace(state=state, warnings=[], save=lambda: None)
+    trust: Any = SimpleNamespace(state=state, warnings=[], save=lambda: None)
     trust.warn = lambda w: Trust.warn(trust, w)
     trust._keep_endings = lambda view: Trust._keep_endings(trust, view)
     return trust
+
+
+def known(state: TrustState) -> dict[str, Any]:
+    """What a Python TrustView is given of the state kept (Trust.own_view, _partner_views)."""
+    return {
+        "verified": state.verified,
+        "seen": state.seen,
+        "revoked": state.revoked,
+        "removed": state.removed,
+    }
 
 
 def python_kept(
@@ -954,8 +964,7 @@ def python_kept(
     """What the Python client's Trust.own_view makes of our listing with ``state`` (changed in
     place): the view, and the warnings."""
     trust = python_trust(state)
-    known = {"verified": state.verified, "seen": state.seen, "revoked": state.revoked, "removed": state.removed}
-    view = TrustView(ORG, ROOT, members, devices, **known)
+    view = TrustView(ORG, ROOT, members, devices, **known(state))
     Trust._remember(trust, view, members)
     Trust._keep_endings(trust, view)
     return view, trust.warnings
@@ -986,7 +995,8 @@ def test_a_revocation_or_removal_verified_once_stays_when_the_server_drops_it() 
     state = TrustState()
     _, warnings = python_kept(state, ended_m, ended_d)
     kept = {"revoked": {LINKED: T + 240}, "removed": {INVITEE: T + 300}}
-    assert {k: first["stored"][k] for k in kept} == {"revoked": state.revoked, "removed": state.removed} == kept
+    python = {"revoked": state.revoked, "removed": state.removed}
+    assert {k: first["stored"][k] for k in kept} == python == kept
     assert rollbacks(first["warnings"]) == rollbacks([w.to_json() for w in warnings]) == set()
 
     later_d = copy.deepcopy(devices)
