@@ -25,7 +25,8 @@ TOWN, FIRM = "Mairie de Plouha", "Cabinet Ardoise"  # as town_and_firm names the
 MISMATCH = "La clé de cette carte ne correspond pas à ce que le serveur présente"
 
 
-# The identity keys the browser keeps as seen (IndexedDB 'kv', record 'trust'); `[id, key]` sets one.
+# The partners' members' identity keys the browser keeps (IndexedDB 'kv', record 'trust',
+# `partner_seen`: org -> member -> key); `[org, id, key]` sets one.
 SEEN_JS = """async (pin) => {
   const db = await new Promise((ok, ko) => {
     const r = indexedDB.open('bocage');
@@ -35,11 +36,11 @@ SEEN_JS = """async (pin) => {
   const wait = (r) => new Promise((ok, ko) => { r.onsuccess = () => ok(r.result); r.onerror = ko; });
   const trust = await wait(db.transaction('kv').objectStore('kv').get('trust'));
   if (pin) {
-    trust.seen[pin[0]] = pin[1];
+    trust.partner_seen[pin[0]] = { ...trust.partner_seen[pin[0]], [pin[1]]: pin[2] };
     await wait(db.transaction('kv', 'readwrite').objectStore('kv').put(trust, 'trust'));
   }
   db.close();
-  return trust.seen;
+  return trust.partner_seen;
 }"""
 
 
@@ -112,12 +113,12 @@ def test_a_web_admin_adds_a_partners_web_member_with_their_card(
         # The secretary's browser kept another key for her (as if the firm had certified her anew
         # since): the card, whose fingerprint the listed key matches, pins that key (22.6).
         other = public_key_of(bytes([0x42]) * 32)
-        secretary.evaluate(SEEN_JS, [invited["member_id"], other])
+        secretary.evaluate(SEEN_JS, [firm["org_id"], invited["member_id"], other])
         secretary.reload()
         secretary.get_by_role("button", name="Membres").click()
         paste_card(secretary, card)
         expect(secretary.locator(".member-list")).to_contain_text(f"Dessinatrice ({FIRM})", timeout=30_000)
-        pinned = secretary.evaluate(SEEN_JS, None)[invited["member_id"]]
+        pinned = secretary.evaluate(SEEN_JS, None)[firm["org_id"]][invited["member_id"]]
         assert pinned != other and fingerprint(pinned) == fp.group(1)
         secretary.get_by_role("button", name="Membres").click()
         send(secretary, "Bienvenue sur le chantier")

@@ -12,27 +12,24 @@ member in B's group is a partner there.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bocage.client.certs import TrustView
 from bocage.client.membership import sync
-from bocage.client.profile import TrustState
 from bocage.client.shared import HostAuthority, PartnerView, SharedView
-from bocage.client.trust import Trust
 from chalicelib.domain import membership_log
 from chalicelib.domain.partners import ContactCard, card_url
 from chalicelib.domain.statements import fingerprint, public_key_of, sign_statement, statement_hash
-from tests.browser.test_partners_compat import B_DEVICE, B_ORG, B_OWNER, B_ROOT, B_SIGN, listing_b
+from tests.browser.test_partners_compat import B_DEVICE, B_IK, B_ORG, B_OWNER, B_ROOT, B_SIGN, listing_b
 from tests.browser.test_trust_compat import (
     INVITEE_DEVICE,
     OWNER_DEVICE,
-    known,
+    kept_by_org,
     org,
-    python_kept,
-    python_trust,
+    python_client,
     rollbacks,
     run_js,
     scene,
@@ -48,6 +45,7 @@ from tests.trust_vectors import (
     box_public,
     device_id,
 )
+from tests.unit.test_kept_endings import partner_listing_naming
 
 NAME = "Cabinet Ardoise"
 GROUP, TRIBE, B_GROUP = "c_gggggggggggggggg", "c_rrrrrrrrrrrrrrrr", "c_bbbbbbbbbbbbbbbb"
@@ -634,28 +632,11 @@ def with_b_member(seed: int = 0xC1) -> dict[str, Any]:
     return b
 
 
-def python_keeper(
-    state: TrustState, b: dict[str, Any], pinned: dict[str, Any]
-) -> tuple[SharedView, list[Any]]:
-    """What the Python client's Trust does with its ``trust.json`` (``state``, changed in place)
-    and these listings: our listing remembered and its endings kept, the shared view built with
-    what it keeps, partners' keys pinned and endings kept (Trust.view); and its warnings."""
+def python_partners(home: Path, b: dict[str, Any]) -> tuple[Any, SharedView]:
+    """The Python client of A's owner (profile ``home``, kept between calls) after a refresh that
+    served our listing and B's listing ``b``, B an active partner: its Trust and shared view."""
     _, members, devices = org()
-    _, warnings = python_kept(state, members, devices)
-    p = pinned[B_ORG]
-    partner = PartnerView(
-        B_ORG,
-        NAME,
-        p["allow_tribes"],
-        TrustView(B_ORG, B_ROOT, b["members"], b["devices"], **known(state)),
-        p["their_allow_tribes"],
-        active=p["active"] and not p["ended"],
-        ends=tuple(sorted(int(at) for at in dict(p.get("ends") or {}).values())),
-    )
-    shared = SharedView(ORG, ROOT, members, devices, partners=[partner], **known(state))
-    trust = python_trust(state)
-    Trust._pin_partners(trust, shared)
-    return shared, [*warnings, *trust.warnings]
+    return python_client(home, members, devices, kept(), {B_ORG: b})
 
 
 def keeper_partners(stored: dict[str, Any], b: dict[str, Any], card: dict[str, Any] | None = None) -> Any:
@@ -673,53 +654,50 @@ def keeper_partners(stored: dict[str, Any], b: dict[str, Any], card: dict[str, A
     )[0]
 
 
-def web_state(stored: dict[str, Any] | None) -> dict[str, Any]:
-    """The part of the web app's record the Python client keeps in its ``trust.json`` too."""
-    keys = ("seen", "verified", "revoked", "removed")
-    return {k: (stored or {}).get(k, {}) for k in keys}
-
-
-def test_a_partner_member_s_key_is_kept_and_another_key_later_is_identity_changed() -> None:
-    """Both clients keep the key of B's member the first time they verify them; a later listing
-    certifying them under another key makes them untrusted (identity_changed) in both, where a
-    device that never saw the first key would trust them; a card whose fingerprint matches the
-    new key pins it, and they are trusted again."""
+def test_a_partner_member_s_key_is_kept_and_another_key_later_is_identity_changed(tmp_path: Path) -> None:
+    """Both clients keep the key of B's member the first time they verify them, under B and apart
+    from our own members' keys; a later listing certifying them under another key makes them
+    untrusted (identity_changed) in both, where a device that never saw the first key would trust
+    them; a card whose fingerprint matches the new key pins it, and they are trusted again."""
     first = keeper_partners({}, with_b_member())
-    state = TrustState()
-    python_keeper(state, with_b_member(), kept())
-    assert web_state(first["stored"])["seen"] == state.seen
-    assert state.seen[B_MEMBER] == with_b_member()["members"][1]["member_cert"]["identity_key"]
-    assert B_OWNER in state.seen  # B's root, certified: kept too
+    trust, _ = python_partners(tmp_path, with_b_member())
+    key = with_b_member()["members"][1]["member_cert"]["identity_key"]
+    for record in (first["stored"], {"partner_seen": trust.state.partner_seen, "seen": trust.state.seen}):
+        assert kept_by_org(record["partner_seen"]) == {B_ORG: {B_OWNER: public_key_of(B_IK), B_MEMBER: key}}
+        assert B_MEMBER not in record["seen"] and B_OWNER not in record["seen"]
 
     swapped = with_b_member(0xC3)
     later = keeper_partners(first["stored"], swapped)
-    view, _ = python_keeper(copy.deepcopy(state), swapped, kept())
+    trust, view = python_partners(tmp_path, swapped)
     why = view.why_not_member(B_MEMBER)
     assert later["members"][B_MEMBER]["why_not"] == (why.code if why else None) == "identity_changed"
     assert later["members"][B_MEMBER]["trusted"] is False and view.member(B_MEMBER) is None
-    assert web_state(later["stored"])["seen"][B_MEMBER] == state.seen[B_MEMBER]  # never replaced
+    assert (
+        later["stored"]["partner_seen"][B_ORG][B_MEMBER] == trust.state.partner_seen[B_ORG][B_MEMBER] == key
+    )
     fresh = keeper_partners({}, swapped)
     assert fresh["members"][B_MEMBER]["trusted"] is True and fresh["members"][B_MEMBER]["why_not"] is None
 
     new_key = swapped["members"][1]["member_cert"]["identity_key"]
     text = card_url("https://app.test", ContactCard(B_ORG, B_MEMBER, "Invité", fingerprint(new_key)))
-    pinned = {**kept()[B_ORG]}
-    carded = keeper_partners(first["stored"], swapped, {"text": text, "pinned": pinned, "listing": swapped})
-    assert web_state(carded["stored"])["seen"][B_MEMBER] == new_key
+    carded = keeper_partners(
+        first["stored"], swapped, {"text": text, "pinned": kept()[B_ORG], "listing": swapped}
+    )
     assert carded["members"][B_MEMBER]["trusted"] is True and carded["members"][B_MEMBER]["why_not"] is None
-    trust = python_trust(copy.deepcopy(state))
-    Trust.pin_identity(trust, B_MEMBER, new_key)  # as check_card pins the card's key
-    view, _ = python_keeper(trust.state, swapped, kept())
-    assert view.member(B_MEMBER) is not None and web_state(carded["stored"])["seen"] == trust.state.seen
+    trust.pin_identity(B_ORG, B_MEMBER, new_key)  # as check_card pins the card's key
+    assert trust.view().member(B_MEMBER) is not None
+    assert carded["stored"]["partner_seen"][B_ORG] == trust.state.partner_seen[B_ORG]
+    assert trust.state.partner_seen[B_ORG][B_MEMBER] == new_key
 
 
 # -- 13.7 for partners: their revocations verified once are kept too --------------------------
 
 
-def test_a_partner_s_revocation_verified_once_stays_when_the_server_drops_it() -> None:
-    """B's owner revoked their device and A's devices verified it: B's listing served again
-    without the revocation leaves the device out in both clients, which report the same
-    revocation_rollback; a device that never saw the revocation takes the device as listed."""
+def test_a_partner_s_revocation_verified_once_stays_when_the_server_drops_it(tmp_path: Path) -> None:
+    """B's owner revoked their device and A's devices verified it: both keep it under B, and B's
+    listing served again without the revocation leaves the device out in both clients, which
+    report the same revocation_rollback; a device that never saw the revocation takes the device
+    as listed."""
     revoked = listing_b()
     revoked["devices"][0]["revocation"] = sign_statement(
         {
@@ -734,14 +712,34 @@ def test_a_partner_s_revocation_verified_once_stays_when_the_server_drops_it() -
         B_SIGN,
     )
     first = keeper_partners({}, revoked)
-    state = TrustState()
-    python_keeper(state, revoked, kept())
-    assert first["stored"]["revoked"] == state.revoked == {B_DEVICE: T + 50}
+    trust, _ = python_partners(tmp_path, revoked)
+    assert (
+        kept_by_org(first["stored"]["revoked"])
+        == kept_by_org(trust.state.revoked)
+        == {B_ORG: {B_DEVICE: T + 50}}
+    )
     got = keeper_partners(first["stored"], listing_b())
-    view, warnings = python_keeper(copy.deepcopy(state), listing_b(), kept())
+    trust, view = python_partners(tmp_path, listing_b())
     assert (got["devices"][B_DEVICE]["usable"], got["devices"][B_DEVICE]["revoked_at"]) == (False, T + 50)
     assert view.usable(B_DEVICE) is None and view.revoked_at(B_DEVICE) == T + 50
     web = rollbacks(got["warnings"])
-    assert web == rollbacks([w.to_json() for w in warnings])
+    assert web == rollbacks(trust.take_warnings())
     assert {(m, d) for m, d, _ in web} == {(B_OWNER, B_DEVICE)}
     assert keeper_partners({}, listing_b())["devices"][B_DEVICE]["usable"] is True
+
+
+def test_a_partner_s_listing_naming_our_device_revokes_nothing_of_ours(tmp_path: Path) -> None:
+    """B's owner certifies to themselves a device with the id and keys of our invitee's device
+    (public keys) and revokes it: in both clients that id is nobody's while B lists it, and once
+    B's listing no longer names it our device is usable again, with no rollback: B's listing
+    never speaks for our ids (the revocation is kept under no organisation)."""
+    _, _, devices = org()
+    b = partner_listing_naming(next(d for d in devices if d["device_id"] == INVITEE_DEVICE))
+    first = keeper_partners({}, b)
+    trust, view = python_partners(tmp_path, b)
+    assert first["devices"][INVITEE_DEVICE]["usable"] is False and view.usable(INVITEE_DEVICE) is None
+    assert kept_by_org(first["stored"]["revoked"]) == kept_by_org(trust.state.revoked) == {}
+    got = keeper_partners(first["stored"], listing_b())
+    trust, view = python_partners(tmp_path, listing_b())
+    assert got["devices"][INVITEE_DEVICE]["usable"] is True and view.usable(INVITEE_DEVICE) is not None
+    assert rollbacks(got["warnings"]) == rollbacks(trust.take_warnings()) == set()

@@ -396,7 +396,7 @@ const commands = {
     const { keeper, memory } = await rebuiltKeeper(args);
     if (args.card) {
       const checked = await partners.checkCard(partners.parseCard(args.card.text), args.card.pinned, args.card.listing);
-      await keeper.pinIdentity(checked.member_id, checked.identity_key);
+      await keeper.pinIdentity(checked.org_id, checked.member_id, checked.identity_key);
     }
     const view = keeper.view;
     const views = [view, ...[...view.partners.values()].map((p) => p.view)];

@@ -334,7 +334,7 @@ export class Messenger extends EventTarget {
     // Not a partner in this device's view: refused before asking the server anything.
     const listing = pinned()?.active ? await this.api.get(`/partners/${card.org_id}/members/${card.member_id}`).catch(notMember) : { members: [], devices: [] };
     const checked = await checkCard(card, pinned(), listing);
-    await this.trust.pinIdentity(checked.member_id, checked.identity_key); // the card's key, checked: kept from now on
+    await this.trust.pinIdentity(card.org_id, checked.member_id, checked.identity_key); // the card's key, checked: kept from now on
     return checked;
   }
 

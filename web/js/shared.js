@@ -280,15 +280,16 @@ function ended(memberId, partner) {
 /**
  * Each partner pinned in `kept` (partners.js), as a PartnerView over its listing checked up to
  * the root our statement pins. `listings`: org id → {members, devices} (the last one fetched).
- * `options`: what this device keeps (`verified`, `seen`: a partner's member's identity key,
- * once kept, is held against their listing as our own members', 22.6; `revoked`, `removed`:
- * the revocations and removals it verified, 13.7) and the signatures cache.
+ * `options`: what this device keeps, the `verified` keys and, per organisation (org id → id →
+ * value), the keys `seen` of partners' members (held against their listing as our own
+ * members', 22.6) and the revocations and removals verified (`revoked`, `removed`, 13.7); and
+ * the signatures cache.
  * @param {Record<string, {root: string|null, ended: boolean, active: boolean, ends?: Record<string, number>, name?: string, allow_tribes?: boolean, their_allow_tribes?: boolean}>} kept
  * @param {Record<string, {members: Statement[], devices: Statement[]}>} listings
- * @param {{cache?: any, verified?: Record<string, string>, seen?: Record<string, string>, revoked?: Record<string, number>, removed?: Record<string, number>}} [options]
+ * @param {{cache?: any, verified?: Record<string, string>, seen?: Record<string, Record<string, string>>, revoked?: Record<string, Record<string, number>>, removed?: Record<string, Record<string, number>>}} [options]
  * @returns {Promise<PartnerView[]>}
  */
-export async function partnerViews(kept, listings, options = {}) {
+export async function partnerViews(kept, listings, { cache = null, verified = {}, seen = {}, revoked = {}, removed = {} } = {}) {
   const found = [];
   for (const [orgId, listing] of Object.entries(listings)) {
     const pinned = kept[orgId];
@@ -300,7 +301,13 @@ export async function partnerViews(kept, listings, options = {}) {
       their_allow_tribes: Boolean(pinned.their_allow_tribes),
       active: Boolean(pinned.active) && !pinned.ended,
       ends: Object.values(pinned.ends || {}).map(Number),
-      view: await TrustView.create(orgId, pinned.root, listing.members, listing.devices, options),
+      view: await TrustView.create(orgId, pinned.root, listing.members, listing.devices, {
+        cache,
+        verified,
+        seen: seen[orgId],
+        revoked: revoked[orgId],
+        removed: removed[orgId],
+      }),
     });
   }
   return found;

@@ -32,9 +32,12 @@ export const SENDER_UNCHECKED = 'unchecked';
  * @typedef {{op: string, member_id: string, role: string|null, by_member: string|null, at: number, seq: number}} MembershipEvent
  * @typedef {import('./partners.js').KeptPartner} KeptPartner
  * @typedef {{members: any[], devices: any[]}} Listing
- * `revoked` / `removed`: device id / member id → the date of the revocation / removal verified
- * once (13.7), ours and partners'.
- * @typedef {{seen: Record<string, string>, verified: Record<string, string>, revoked: Record<string, number>, removed: Record<string, number>, serials: Record<string, number>, logs: Record<string, LogState>, history: Record<string, MembershipEvent[]>, partners?: Record<string, KeptPartner>, partner_listings?: Record<string, Listing>}} Kept
+ * `revoked` / `removed`: org id → device id / member id → the date of the revocation / removal
+ * verified once (13.7), ours and partners', each under the organisation whose listing speaks for
+ * that id; `partner_seen`: org id → member id → the identity key first verified of a partner's
+ * member (22.6), apart from `seen` (our own members'), so a partner's listing pins nothing under
+ * one of our ids.
+ * @typedef {{seen: Record<string, string>, verified: Record<string, string>, revoked: Record<string, Record<string, number>>, removed: Record<string, Record<string, number>>, partner_seen: Record<string, Record<string, string>>, serials: Record<string, number>, logs: Record<string, LogState>, history: Record<string, MembershipEvent[]>, partners?: Record<string, KeptPartner>, partner_listings?: Record<string, Listing>}} Kept
  */
 
 // A warning about no member and no device (invalid_history, invalid_partnership) is told apart by
@@ -51,7 +54,7 @@ export class TrustKeeper extends EventTarget {
     this.store = store;
     this.device = device;
     /** @type {Kept} */
-    this.kept = { seen: {}, verified: {}, revoked: {}, removed: {}, serials: {}, logs: {}, history: {} };
+    this.kept = { seen: {}, verified: {}, revoked: {}, removed: {}, partner_seen: {}, serials: {}, logs: {}, history: {} };
     /** @type {TrustView|null} our organisation only, as GET /members shows it */
     this.own = null;
     /** @type {SharedView|null} ours and our active partners' members (22.6): what the log, sealing and senders use */
@@ -72,7 +75,7 @@ export class TrustKeeper extends EventTarget {
 
   async load() {
     const stored = await this.store.get('trust');
-    if (stored) this.kept = { seen: {}, verified: {}, revoked: {}, removed: {}, serials: {}, logs: {}, history: {}, ...stored };
+    if (stored) this.kept = { seen: {}, verified: {}, revoked: {}, removed: {}, partner_seen: {}, serials: {}, logs: {}, history: {}, ...stored };
     await this.dateEnds();
     this.checkRoot(this.device.server_root);
   }
@@ -121,9 +124,10 @@ export class TrustKeeper extends EventTarget {
       return null;
     }
     const { verified, seen, revoked, removed } = this.kept;
-    const view = await TrustView.create(this.device.org_id, this.device.root, members, devices, { verified, seen, revoked, removed, cache: this.cache });
+    const org = this.device.org_id;
+    const view = await TrustView.create(org, this.device.root, members, devices, { verified, seen, revoked: revoked[org], removed: removed[org], cache: this.cache });
     this.own = view;
-    await this.keepEndings(view);
+    await this.keepEndings(view, () => true);
     await this.share();
     const warnings = [];
     let changed = false;
@@ -157,23 +161,28 @@ export class TrustKeeper extends EventTarget {
   /** The view over our organisation and the partners pinned here, from their last listings. */
   async share() {
     if (!this.own) return;
-    const { verified, seen, revoked, removed } = this.kept;
+    const { verified, partner_seen: seen, revoked, removed } = this.kept;
     const found = await partnerViews(this.kept.partners || {}, this.kept.partner_listings || {}, { cache: this.cache, verified, seen, revoked, removed });
     this.view = new SharedView(this.own, found);
     this.checkedAt.clear(); // another view may accept entries the last one refused: replay again
-    for (const partner of found) await this.keepEndings(partner.view);
     await this.pinPartners(this.view);
   }
 
   /**
-   * Revocations and removals this listing proves are kept (13.7); one a later listing drops, or
-   * dates later, is reported (`revocation_rollback`) and stays: a server cannot bring a stolen
-   * device back into the keys by serving an older listing.
+   * Revocations and removals this listing proves are kept (13.7), under its organisation, for
+   * the ids it `speaksFor` ('device' / 'member', id); one a later listing drops, or dates later,
+   * is reported (`revocation_rollback`) and stays: a server cannot bring a stolen device back
+   * into the keys by serving an older listing.
    * @param {TrustView} view
+   * @param {(kind: string, id: string) => boolean} speaksFor
    */
-  async keepEndings(view) {
-    let changed = keep(view.devices, 'revocation', this.kept.revoked, (id) => view.revokedAt(id));
-    changed = keep(view.members, 'removal', this.kept.removed, (id) => view.removedAt(id)) || changed;
+  async keepEndings(view, speaksFor) {
+    const revoked = (this.kept.revoked[view.orgId] ||= {});
+    const removed = (this.kept.removed[view.orgId] ||= {});
+    const devices = [...view.devices].filter(([id]) => speaksFor('device', id));
+    const members = [...view.members].filter(([id]) => speaksFor('member', id));
+    let changed = keep(devices, 'revocation', revoked, (id) => view.revokedAt(id));
+    changed = keep(members, 'removal', removed, (id) => view.removedAt(id)) || changed;
     this.report(view.rollbacks.map(({ member_id: memberId, device_id: deviceId, at }) => {
       const what = deviceId ? `the revocation of device ${deviceId}` : `the removal of member ${memberId}`;
       return { code: 'revocation_rollback', member_id: memberId, device_id: deviceId, message: `the server no longer shows ${what} this device verified (dated ${at}): kept` };
@@ -182,21 +191,25 @@ export class TrustKeeper extends EventTarget {
   }
 
   /**
-   * Partners' members' identity keys, seen for the first time, are kept like our own members'
-   * (a later change is `identity_changed`, 22.6): only for members of an active partner that
-   * chain to its pinned root and no other organisation lists (else a server could pin a key
-   * under one of our members' ids).
+   * Partners' members' identity keys, seen for the first time, are kept per partner like our own
+   * members' (a later change is `identity_changed`, 22.6), and so are their revocations and
+   * removals; only for the ids the shared view gives that partner (chained to its pinned root,
+   * listed by no other organisation): a partner's listing never speaks for our ids, nor for
+   * another partner's.
    * @param {SharedView} shared
    */
   async pinPartners(shared) {
     let changed = false;
     for (const partner of shared.partners.values()) {
+      const theirs = (kind, id) => (kind === 'device' ? shared.partnerOfDevice(id) : shared.partnerOfMember(id)) === partner;
+      await this.keepEndings(partner.view, theirs);
       if (!partner.active) continue;
+      const seen = (this.kept.partner_seen[partner.org_id] ||= {});
       for (const memberId of partner.view.members.keys()) {
         const trusted = partner.view.member(memberId);
-        if (!trusted || memberId in this.kept.seen) continue;
-        if (shared.partnerOfMember(memberId) === partner && partner.view.certified(memberId)) {
-          this.kept.seen[memberId] = trusted.identity_key;
+        if (!trusted || memberId in seen) continue;
+        if (theirs('member', memberId) && partner.view.certified(memberId)) {
+          seen[memberId] = trusted.identity_key;
           changed = true;
         }
       }
@@ -208,8 +221,8 @@ export class TrustKeeper extends EventTarget {
    * Keep this identity key as the one seen for a partner's member (their contact card, whose
    * fingerprint matched, 22.6): a later different key is `identity_changed`.
    */
-  async pinIdentity(memberId, identityKey) {
-    this.kept.seen[memberId] = identityKey;
+  async pinIdentity(orgId, memberId, identityKey) {
+    (this.kept.partner_seen[orgId] ||= {})[memberId] = identityKey;
     await this.save();
     await this.share();
   }
@@ -501,7 +514,7 @@ export class TrustKeeper extends EventTarget {
 /**
  * Record in `kept` the date of each listed item's valid `field` statement (and check again the
  * ones kept); whether anything changed.
- * @param {Map<string, any>} listed id → the listing's record
+ * @param {[string, any][]} listed [id, the listing's record]
  * @param {string} field
  * @param {Record<string, number>} kept
  * @param {(id: string) => number|null} dateOf
