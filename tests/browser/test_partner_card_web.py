@@ -15,6 +15,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
+from chalicelib.domain.statements import fingerprint, public_key_of
 from tests.browser.conftest import shoot, watch_console
 from tests.browser.test_web_app import activate, arrives_readable, create_channel, open_channel, send
 from tests.e2e.conftest import bocage
@@ -22,6 +23,25 @@ from tests.e2e.test_partner_cli import become_partners, town_and_firm
 
 TOWN, FIRM = "Mairie de Plouha", "Cabinet Ardoise"  # as town_and_firm names them
 MISMATCH = "La clé de cette carte ne correspond pas à ce que le serveur présente"
+
+
+# The partners' members' identity keys the browser keeps (IndexedDB 'kv', record 'trust',
+# `partner_seen`: org -> member -> key); `[org, id, key]` sets one.
+SEEN_JS = """async (pin) => {
+  const db = await new Promise((ok, ko) => {
+    const r = indexedDB.open('bocage');
+    r.onsuccess = () => ok(r.result);
+    r.onerror = () => ko(r.error);
+  });
+  const wait = (r) => new Promise((ok, ko) => { r.onsuccess = () => ok(r.result); r.onerror = ko; });
+  const trust = await wait(db.transaction('kv').objectStore('kv').get('trust'));
+  if (pin) {
+    trust.partner_seen[pin[0]] = { ...trust.partner_seen[pin[0]], [pin[1]]: pin[2] };
+    await wait(db.transaction('kv', 'readwrite').objectStore('kv').put(trust, 'trust'));
+  }
+  db.close();
+  return trust.partner_seen;
+}"""
 
 
 def my_card(page: Page) -> str:
@@ -90,8 +110,16 @@ def test_a_web_admin_adds_a_partners_web_member_with_their_card(
         secretary.locator(".partner-card-form .form-status").scroll_into_view_if_needed()
         shoot(secretary, artifacts, "partner-card-02-wrong-key-refused")
 
+        # The secretary's browser kept another key for her (as if the firm had certified her anew
+        # since): the card, whose fingerprint the listed key matches, pins that key (22.6).
+        other = public_key_of(bytes([0x42]) * 32)
+        secretary.evaluate(SEEN_JS, [firm["org_id"], invited["member_id"], other])
+        secretary.reload()
+        secretary.get_by_role("button", name="Membres").click()
         paste_card(secretary, card)
         expect(secretary.locator(".member-list")).to_contain_text(f"Dessinatrice ({FIRM})", timeout=30_000)
+        pinned = secretary.evaluate(SEEN_JS, None)[firm["org_id"]][invited["member_id"]]
+        assert pinned != other and fingerprint(pinned) == fp.group(1)
         secretary.get_by_role("button", name="Membres").click()
         send(secretary, "Bienvenue sur le chantier")
         drafter.goto(card.split("#")[0] + "#/")

@@ -424,7 +424,12 @@ def test_a_contact_card_reads_the_same_and_a_key_the_server_swapped_is_refused()
     pinned = {"root": B_ROOT, "active": True, "ended": False, "ticket_key": "k", "name": "Cabinet Ardoise"}
     listing = listing_b()
     ok = js("partner_card_check", text=made_by_js, pinned=pinned, listing=listing)
-    assert ok == {"member_id": B_OWNER, "org_id": B_ORG, "display_name": "Architecte (Cabinet Ardoise)"}
+    assert ok == {
+        "member_id": B_OWNER,
+        "org_id": B_ORG,
+        "display_name": "Architecte (Cabinet Ardoise)",
+        "identity_key": identity,  # checked against the card: the caller keeps it (22.6)
+    }
 
     other_ik = bytes([0x91]) * 32
     swapped = copy.deepcopy(listing)

@@ -14,15 +14,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from bocage.client.certs import TrustView
 from bocage.client.membership import sync
 from bocage.client.shared import HostAuthority, PartnerView, SharedView
 from chalicelib.domain import membership_log
-from chalicelib.domain.statements import public_key_of, sign_statement, statement_hash
-from tests.browser.test_partners_compat import B_DEVICE, B_ORG, B_OWNER, B_ROOT, B_SIGN, listing_b
-from tests.browser.test_trust_compat import INVITEE_DEVICE, OWNER_DEVICE, org, run_js, scene
+from chalicelib.domain.partners import ContactCard, card_url
+from chalicelib.domain.statements import fingerprint, public_key_of, sign_statement, statement_hash
+from tests.browser.test_partners_compat import B_DEVICE, B_IK, B_ORG, B_OWNER, B_ROOT, B_SIGN, listing_b
+from tests.browser.test_trust_compat import (
+    INVITEE_DEVICE,
+    OWNER_DEVICE,
+    kept_by_org,
+    org,
+    python_client,
+    rollbacks,
+    run_js,
+    scene,
+)
 from tests.trust_vectors import (
     INVITEE,
     INVITEE_DEVICE_SIGN,
@@ -34,6 +45,7 @@ from tests.trust_vectors import (
     box_public,
     device_id,
 )
+from tests.unit.test_kept_endings import partner_listing_naming
 
 NAME = "Cabinet Ardoise"
 GROUP, TRIBE, B_GROUP = "c_gggggggggggggggg", "c_rrrrrrrrrrrrrrrr", "c_bbbbbbbbbbbbbbbb"
@@ -122,9 +134,12 @@ def case(
     b: dict[str, Any] | None = None,
     roster: list[dict[str, Any]] | None = None,
     asked: str | None = None,
+    extra: Sequence[dict[str, Any]] = (),
 ) -> tuple[dict[str, Any], SharedView, Any, Any]:
-    """The same replay in both clients: the JS result, and the Python view, state and error."""
+    """The same replay in both clients: the JS result, and the Python view, state and error.
+    ``extra``: more members of A's listing."""
     _, members, devices = org()
+    members = [*members, *extra]
     b = b or listing_b()
     pinned = pinned or kept()
     got = run_js(
@@ -521,3 +536,210 @@ def test_an_ended_partner_s_listing_is_asked_once_when_none_is_kept() -> None:
     assert fresh["asked"] == ["/partners", listing] and fresh["listed"] == [B_ORG]
     assert known["asked"] == ["/partners"] and known["listed"] == [B_ORG]
     assert fresh["usable"] == known["usable"] == [False] and fresh["thrown"] is None
+
+
+# -- 21 and 22.6: guests stay in their own organisation's channels ----------------------------
+
+B_GUEST, A_GUEST = "m_gbgbgbgbgbgbgbgb", "m_gagagagagagagaga"
+
+
+def invited(org_id: str, member_id: str, issuer: bytes, seed: int, role: str = "guest") -> dict[str, Any]:
+    """A member of ``org_id`` as its GET /members lists them: invited by ``issuer``'s device with a
+    ``role`` ticket, activated (no device needed: the log checks the member); ``seed`` makes
+    their ticket and identity keys."""
+    ticket_seed, identity = bytes([seed]) * 32, bytes([seed + 1]) * 32
+    ticket = sign_statement(
+        {
+            "purpose": "bocage/ticket/v2",
+            "org_id": org_id,
+            "grant": "member",
+            "ticket_key": public_key_of(ticket_seed),
+            "role": role,
+            "display_name": "Invité",
+            "issuer_device": device_id(issuer),
+            "issued_at": T,
+            "expires_at": T + 7 * 86400,
+        },
+        issuer,
+    )
+    cert = sign_statement(
+        {
+            "purpose": "bocage/member-cert/v2",
+            "org_id": org_id,
+            "member_id": member_id,
+            "identity_key": public_key_of(identity),
+            "display_name": "Invité",
+            "ticket_key": public_key_of(ticket_seed),
+            "root": False,
+            "issued_at": T + 60,
+        },
+        ticket_seed,
+    )
+    return {
+        "member_id": member_id,
+        "member_cert": cert,
+        "ticket": ticket,
+        "role_statements": [],
+        "removal": None,
+    }
+
+
+def with_b_guest() -> dict[str, Any]:
+    b = listing_b()
+    b["members"].append(invited(B_ORG, B_GUEST, B_SIGN, 0xA1))
+    return b
+
+
+def test_a_partner_s_guest_added_to_our_group_stops_the_replay_in_both_clients() -> None:
+    """B's guest is B's guest only (21): an add of them in A's group, even signed by A's owner,
+    stops both clients' replay at that entry; B's member added next to it is never reached."""
+    log = a_group(("add", B_GUEST, "member"), ("add", B_OWNER, "member"))
+    got, _, state, error = case(log, b=with_b_guest())
+    assert "cannot be added" in got["error"] and error is not None and "cannot be added" in str(error)
+    assert got["state"]["seq"] == state.seq == 0 and got["state"]["members"] == {OWNER: "author"}
+    assert got["verdicts"]["members"][B_GUEST]["trusted"] is True  # certified by B: a guest there
+    assert case(a_group(("add", B_OWNER, "member")), b=with_b_guest())[0]["error"] is None
+
+
+def test_a_partner_hosted_group_takes_its_own_guest_and_refuses_ours() -> None:
+    """In B's group B's rules hold for B's members, its guest included; A's guest stays in A's
+    channels, so an add of them there is refused by both clients."""
+    a_guest = invited(ORG, A_GUEST, OWNER_DEVICE_SIGN, 0xB1)
+    log = [entry(B_GROUP, 0, None, "create", B_OWNER, "author", B_SIGN, kind="group", org=B_ORG)]
+    log.append(entry(B_GROUP, 1, log[0], "add", B_GUEST, "member", B_SIGN, org=B_ORG))
+    got, _, state, error = case(log, host=B_ORG, b=with_b_guest(), extra=[a_guest])
+    assert got["error"] is None and error is None
+    assert got["state"]["members"] == state.members == {B_OWNER: "author", B_GUEST: "member"}
+    ours = [*log, entry(B_GROUP, 2, log[1], "add", A_GUEST, "member", B_SIGN, org=B_ORG)]
+    got, _, state, error = case(ours, host=B_ORG, b=with_b_guest(), extra=[a_guest])
+    assert "cannot be added" in got["error"] and error is not None
+    assert got["state"]["seq"] == state.seq == 1 and A_GUEST not in got["state"]["members"]
+    # Our plain member is let in the same way: only the guest is refused.
+    invitee = [*log, entry(B_GROUP, 2, log[1], "add", INVITEE, "member", B_SIGN, org=B_ORG)]
+    assert case(invitee, host=B_ORG, b=with_b_guest(), extra=[a_guest])[0]["error"] is None
+
+
+# -- 22.6: partners' members' identity keys are kept ------------------------------------------
+
+B_MEMBER = "m_bmbmbmbmbmbmbmbm"
+
+
+def with_b_member(seed: int = 0xC1) -> dict[str, Any]:
+    """B's listing with a plain member, certified under the identity key ``seed`` makes (another
+    seed: B's admin and the server re-certifying them under another key)."""
+    b = listing_b()
+    b["members"].append(invited(B_ORG, B_MEMBER, B_SIGN, seed, role="member"))
+    return b
+
+
+def python_partners(home: Path, b: dict[str, Any]) -> tuple[Any, SharedView]:
+    """The Python client of A's owner (profile ``home``, kept between calls) after a refresh that
+    served our listing and B's listing ``b``, B an active partner: its Trust and shared view."""
+    _, members, devices = org()
+    return python_client(home, members, devices, kept(), {B_ORG: b})
+
+
+def keeper_partners(stored: dict[str, Any], b: dict[str, Any], card: dict[str, Any] | None = None) -> Any:
+    """The web app's TrustKeeper over ``stored`` (its IndexedDB record) with B's listing ``b``."""
+    _, members, devices = org()
+    return run_js(
+        {
+            "op": "keeper_view",
+            **scene(members, devices),
+            "member_id": OWNER,
+            "device_id": OWNER_DEVICE,
+            "stored": {**stored, "partners": kept(), "partner_listings": {B_ORG: b}},
+            "card": card,
+        }
+    )[0]
+
+
+def test_a_partner_member_s_key_is_kept_and_another_key_later_is_identity_changed(tmp_path: Path) -> None:
+    """Both clients keep the key of B's member the first time they verify them, under B and apart
+    from our own members' keys; a later listing certifying them under another key makes them
+    untrusted (identity_changed) in both, where a device that never saw the first key would trust
+    them; a card whose fingerprint matches the new key pins it, and they are trusted again."""
+    first = keeper_partners({}, with_b_member())
+    trust, _ = python_partners(tmp_path, with_b_member())
+    key = with_b_member()["members"][1]["member_cert"]["identity_key"]
+    for record in (first["stored"], {"partner_seen": trust.state.partner_seen, "seen": trust.state.seen}):
+        assert kept_by_org(record["partner_seen"]) == {B_ORG: {B_OWNER: public_key_of(B_IK), B_MEMBER: key}}
+        assert B_MEMBER not in record["seen"] and B_OWNER not in record["seen"]
+
+    swapped = with_b_member(0xC3)
+    later = keeper_partners(first["stored"], swapped)
+    trust, view = python_partners(tmp_path, swapped)
+    why = view.why_not_member(B_MEMBER)
+    assert later["members"][B_MEMBER]["why_not"] == (why.code if why else None) == "identity_changed"
+    assert later["members"][B_MEMBER]["trusted"] is False and view.member(B_MEMBER) is None
+    assert (
+        later["stored"]["partner_seen"][B_ORG][B_MEMBER] == trust.state.partner_seen[B_ORG][B_MEMBER] == key
+    )
+    fresh = keeper_partners({}, swapped)
+    assert fresh["members"][B_MEMBER]["trusted"] is True and fresh["members"][B_MEMBER]["why_not"] is None
+
+    new_key = swapped["members"][1]["member_cert"]["identity_key"]
+    text = card_url("https://app.test", ContactCard(B_ORG, B_MEMBER, "Invité", fingerprint(new_key)))
+    carded = keeper_partners(
+        first["stored"], swapped, {"text": text, "pinned": kept()[B_ORG], "listing": swapped}
+    )
+    assert carded["members"][B_MEMBER]["trusted"] is True and carded["members"][B_MEMBER]["why_not"] is None
+    trust.pin_identity(B_ORG, B_MEMBER, new_key)  # as check_card pins the card's key
+    assert trust.view().member(B_MEMBER) is not None
+    assert carded["stored"]["partner_seen"][B_ORG] == trust.state.partner_seen[B_ORG]
+    assert trust.state.partner_seen[B_ORG][B_MEMBER] == new_key
+
+
+# -- 13.7 for partners: their revocations verified once are kept too --------------------------
+
+
+def test_a_partner_s_revocation_verified_once_stays_when_the_server_drops_it(tmp_path: Path) -> None:
+    """B's owner revoked their device and A's devices verified it: both keep it under B, and B's
+    listing served again without the revocation leaves the device out in both clients, which
+    report the same revocation_rollback; a device that never saw the revocation takes the device
+    as listed."""
+    revoked = listing_b()
+    revoked["devices"][0]["revocation"] = sign_statement(
+        {
+            "purpose": "bocage/revocation/v2",
+            "org_id": B_ORG,
+            "member_id": B_OWNER,
+            "device_id": B_DEVICE,
+            "sign_public_key": public_key_of(B_SIGN),
+            "issued_at": T + 50,
+            "by_device": B_DEVICE,
+        },
+        B_SIGN,
+    )
+    first = keeper_partners({}, revoked)
+    trust, _ = python_partners(tmp_path, revoked)
+    assert (
+        kept_by_org(first["stored"]["revoked"])
+        == kept_by_org(trust.state.revoked)
+        == {B_ORG: {B_DEVICE: T + 50}}
+    )
+    got = keeper_partners(first["stored"], listing_b())
+    trust, view = python_partners(tmp_path, listing_b())
+    assert (got["devices"][B_DEVICE]["usable"], got["devices"][B_DEVICE]["revoked_at"]) == (False, T + 50)
+    assert view.usable(B_DEVICE) is None and view.revoked_at(B_DEVICE) == T + 50
+    web = rollbacks(got["warnings"])
+    assert web == rollbacks(trust.take_warnings())
+    assert {(m, d) for m, d, _ in web} == {(B_OWNER, B_DEVICE)}
+    assert keeper_partners({}, listing_b())["devices"][B_DEVICE]["usable"] is True
+
+
+def test_a_partner_s_listing_naming_our_device_revokes_nothing_of_ours(tmp_path: Path) -> None:
+    """B's owner certifies to themselves a device with the id and keys of our invitee's device
+    (public keys) and revokes it: in both clients that id is nobody's while B lists it, and once
+    B's listing no longer names it our device is usable again, with no rollback: B's listing
+    never speaks for our ids (the revocation is kept under no organisation)."""
+    _, _, devices = org()
+    b = partner_listing_naming(next(d for d in devices if d["device_id"] == INVITEE_DEVICE))
+    first = keeper_partners({}, b)
+    trust, view = python_partners(tmp_path, b)
+    assert first["devices"][INVITEE_DEVICE]["usable"] is False and view.usable(INVITEE_DEVICE) is None
+    assert kept_by_org(first["stored"]["revoked"]) == kept_by_org(trust.state.revoked) == {}
+    got = keeper_partners(first["stored"], listing_b())
+    trust, view = python_partners(tmp_path, listing_b())
+    assert got["devices"][INVITEE_DEVICE]["usable"] is True and view.usable(INVITEE_DEVICE) is not None
+    assert rollbacks(got["warnings"]) == rollbacks(trust.take_warnings()) == set()

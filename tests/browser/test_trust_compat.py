@@ -11,14 +11,16 @@ sender key would go to the attacker's device.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from bocage.client.certs import TrustView, TrustWarning
 from bocage.client.membership import MembershipRefused, sync
+from bocage.client.profile import DeviceKeys, Profile
 from bocage.client.trust import Trust
 from chalicelib.domain import membership_log
 from chalicelib.domain.activation_link import activation_url, with_fragment_params
@@ -933,3 +935,85 @@ def test_warnings_about_no_member_or_device_do_not_hide_each_other() -> None:
     assert [(w["code"], w["message"]) for w in web] == [(w["code"], w["message"]) for w in expected[:4]] + [
         ("unknown_device", "d_x is not certified (again)")
     ]  # the web list keeps the latest of one key
+
+
+# -- 13.7: revocations and removals verified once are kept ------------------------------------
+
+
+def python_client(
+    home: Path,
+    members: list[dict[str, Any]],
+    devices: list[dict[str, Any]],
+    partners: dict[str, Any] | None = None,
+    listings: dict[str, Any] | None = None,
+) -> tuple[Trust, Any]:
+    """The Python client of our owner's device whose profile is ``home`` (its ``trust.json`` kept
+    from one call to the next), after a refresh that served our listing and the partners'
+    ``listings`` (pinned as ``partners``): the real Trust and its shared view; nothing asks the
+    server (the listings are the files a refresh writes)."""
+    profile = Profile(home)
+    keys = DeviceKeys.generate()
+    profile.save_keys(keys)
+    profile.save_info({"server": "http://in-process.invalid", "org_id": ORG, "member_id": OWNER})
+    state = profile.trust()
+    state.root, state.partners = ROOT, copy.deepcopy(partners or {})
+    profile.save_trust(state)
+    (home / "members.json").write_text(json.dumps({"members": members, "devices": devices}))
+    (home / "partner_members.json").write_text(json.dumps(listings or {}))
+    trust = Trust(profile, cast(Any, None), keys, lambda: T + 100)
+    return trust, trust.view()
+
+
+def kept_by_org(kept: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """A client's ``org -> id -> value`` record without the organisations it holds nothing for."""
+    return {org: ids for org, ids in kept.items() if ids}
+
+
+def keeper_view(stored: dict[str, Any], members: list[dict[str, Any]], devices: list[dict[str, Any]]) -> Any:
+    """The web app's TrustKeeper over ``stored`` (its IndexedDB record) and our listing."""
+    s = {**scene(members, devices), "member_id": OWNER, "device_id": OWNER_DEVICE, "stored": stored}
+    return js("keeper_view", **s)
+
+
+def rollbacks(warnings: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
+    return {
+        (w["member_id"], w["device_id"], w["message"]) for w in warnings if w["code"] == "revocation_rollback"
+    }
+
+
+def test_a_revocation_or_removal_verified_once_stays_when_the_server_drops_it(tmp_path: Path) -> None:
+    """Both clients keep the invitee's linked device's revocation and the invitee's removal they
+    verified (13.7): the same listing served again without them, or with the revocation dated
+    later, leaves the device and the member out from the kept dates, in the same verdicts, and
+    both report the same revocation_rollback warnings. A device that never saw them (a new one)
+    takes the listing as it is."""
+    v, members, devices = org()
+    ended_m, ended_d = copy.deepcopy(members), copy.deepcopy(devices)
+    ended_m[1]["removal"], ended_d[2]["revocation"] = v["removal"], v["revoc"]
+    first = keeper_view({}, ended_m, ended_d)
+    trust, _ = python_client(tmp_path, ended_m, ended_d)
+    kept = {"revoked": {ORG: {LINKED: T + 240}}, "removed": {ORG: {INVITEE: T + 300}}}
+    for record in (first["stored"], {"revoked": trust.state.revoked, "removed": trust.state.removed}):
+        assert {k: kept_by_org(record[k]) for k in kept} == kept
+    assert rollbacks(first["warnings"]) == rollbacks(trust.take_warnings()) == set()
+
+    later_d = copy.deepcopy(devices)
+    later_d[2]["revocation"] = sign_statement({**body(v["revoc"]), "issued_at": T + 260}, INVITEE_DEVICE_SIGN)
+    for served in (devices, later_d):
+        got = keeper_view(first["stored"], members, served)
+        trust, view = python_client(tmp_path, members, served)
+        for did, verdict in got["devices"].items():
+            assert (verdict["usable"], verdict["revoked_at"]) == (
+                view.usable(did) is not None,
+                view.revoked_at(did),
+            ), did
+        assert got["devices"][LINKED] == {**got["devices"][LINKED], "usable": False, "revoked_at": T + 240}
+        assert got["devices"][INVITEE_DEVICE]["usable"] is False  # the invitee stays removed
+        assert got["members"][INVITEE]["removed_at"] == view.removed_at(INVITEE) == T + 300
+        web = rollbacks(got["warnings"])
+        assert web == rollbacks(trust.take_warnings())
+        assert {(m, d) for m, d, _ in web} == {(INVITEE, LINKED), (INVITEE, None)}
+        assert {k: kept_by_org(got["stored"][k]) for k in kept} == kept  # never moved later
+    fresh = keeper_view({}, members, devices)
+    assert fresh["devices"][LINKED]["usable"] is True and fresh["devices"][INVITEE_DEVICE]["usable"] is True
+    assert rollbacks(fresh["warnings"]) == set()

@@ -80,6 +80,15 @@ async function directMessenger(args) {
   });
   return { messenger, reported };
 }
+/** A TrustKeeper over `stored` (its IndexedDB record 'trust', in `memory`), once it read our listing. */
+async function rebuiltKeeper(args) {
+  const memory = new Map(args.stored ? [['trust', structuredClone(args.stored)]] : []);
+  const store = { get: async (k) => memory.get(k), put: async (k, v) => void memory.set(k, structuredClone(v)) };
+  const keeper = new trustModule.TrustKeeper(store, { org_id: args.org_id, member_id: args.member_id, device_id: args.device_id, root: args.root });
+  await keeper.load();
+  await keeper.rebuild(args.members, args.devices);
+  return { keeper, memory };
+}
 const signer = (device) => ({ ...device, signSecretKey: wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32)).signSecretKey });
 const outcome = async (fn) => {
   try {
@@ -354,11 +363,7 @@ const commands = {
    * `roster`, what it reports and what it stores (22.7).
    */
   async keeper(args) {
-    const memory = new Map(args.stored ? [['trust', structuredClone(args.stored)]] : []);
-    const store = { get: async (k) => memory.get(k), put: async (k, v) => void memory.set(k, structuredClone(v)) };
-    const keeper = new trustModule.TrustKeeper(store, { org_id: args.org_id, member_id: args.member_id, device_id: args.device_id, root: args.root });
-    await keeper.load();
-    await keeper.rebuild(args.members, args.devices);
+    const { keeper, memory } = await rebuiltKeeper(args);
     const channel = args.channel_id;
     const entries = args.entries;
     const head = entries.length ? { seq: entries.length - 1, hash: await certs.statementHash(entries[entries.length - 1]) } : null;
@@ -378,6 +383,27 @@ const commands = {
       recipients: sealed.devices.map((dev) => dev.device_id).sort(),
       roster_warnings: sealed.warnings.map((w) => ({ code: w.code, device_id: w.device_id })),
       codes: [...new Set([...keeper.warnings.values()].map((w) => w.code))].sort(),
+      stored: memory.get('trust') ?? null,
+    };
+  },
+  /**
+   * The web client's TrustKeeper over `stored` (its IndexedDB record 'trust'), our listing and
+   * the partners' kept in it: what it keeps, what it reports, and its verdict on every member and
+   * device, ours and partners'. `card`: a partner's member's contact card checked (against
+   * `pinned` and `listing`) and its key pinned, as the Messenger does, after the listings were read.
+   */
+  async keeper_view(args) {
+    const { keeper, memory } = await rebuiltKeeper(args);
+    if (args.card) {
+      const checked = await partners.checkCard(partners.parseCard(args.card.text), args.card.pinned, args.card.listing);
+      await keeper.pinIdentity(checked.org_id, checked.member_id, checked.identity_key);
+    }
+    const view = keeper.view;
+    const views = [view, ...[...view.partners.values()].map((p) => p.view)];
+    return {
+      members: Object.fromEntries(views.flatMap((v) => [...v.members.keys()]).map((id) => [id, memberVerdict(view, id)])),
+      devices: Object.fromEntries(views.flatMap((v) => [...v.devices.keys()]).map((id) => [id, deviceVerdict(view, id)])),
+      warnings: [...keeper.warnings.values()].map((w) => ({ code: w.code, member_id: w.member_id, device_id: w.device_id, message: w.message })),
       stored: memory.get('trust') ?? null,
     };
   },

@@ -504,7 +504,10 @@ function checked(raw, purpose, memberId, deviceId = null) {
 
 /**
  * The organisation as this client can verify it, from what GET /members returns, the root it
- * pinned, and what it verified (`verified`) or saw before (`seen`): member id → identity key.
+ * pinned, and what it verified (`verified`) or saw before (`seen`): member id → identity key;
+ * and the revocations (`revoked`: device id → date) and removals (`removed`: member id → date)
+ * it verified before (13.7): a listing without them, or dating them later, cannot bring the
+ * device or member back (each such one is in `rollbacks`).
  */
 export class TrustView {
   /**
@@ -512,9 +515,9 @@ export class TrustView {
    * @param {string} root
    * @param {Iterable<Statement>} members
    * @param {Iterable<Statement>} devices
-   * @param {{verified?: Record<string, string>, seen?: Record<string, string>, derived?: Derived, cache?: VerifiedCache|null}} [options]
+   * @param {{verified?: Record<string, string>, seen?: Record<string, string>, revoked?: Record<string, number>, removed?: Record<string, number>, derived?: Derived, cache?: VerifiedCache|null}} [options]
    */
-  constructor(orgId, root, members, devices, { verified = {}, seen = {}, derived = null, cache = null } = {}) {
+  constructor(orgId, root, members, devices, { verified = {}, seen = {}, revoked = {}, removed = {}, derived = null, cache = null } = {}) {
     this.orgId = orgId;
     this.root = root;
     /** @type {Map<string, Statement>} */
@@ -523,6 +526,10 @@ export class TrustView {
     this.devices = new Map([...devices].map((d) => [String(d.device_id), d]));
     this.verified = { ...verified };
     this.seen = { ...seen };
+    this.keptRevoked = { ...revoked };
+    this.keptRemoved = { ...removed };
+    /** @type {{member_id: string|null, device_id: string|null, at: number}[]} each revocation or removal kept that the listing dropped or dated later */
+    this.rollbacks = [];
     this.derived = derived || { ids: new Map(), fingerprints: new Map(), hashes: new Map() };
     this.cache = cache;
     this.memberMemo = new Map();
@@ -769,9 +776,28 @@ export class TrustView {
   removedAt(memberId) {
     if (!this.removedMemo.has(memberId)) {
       this.removedMemo.set(memberId, null);
-      this.removedMemo.set(memberId, this.removal(memberId, 0));
+      this.removedMemo.set(memberId, this.keptDate(memberId, null, this.removal(memberId, 0), this.keptRemoved));
     }
     return this.removedMemo.get(memberId);
+  }
+
+  /**
+   * The earlier of the listed date and the one kept for the member (`deviceId`: for their
+   * device's revocation); a kept one the listing lost, or dates later, is a rollback.
+   * @param {string|null} memberId
+   * @param {string|null} deviceId
+   * @param {number|null} listed
+   * @param {Record<string, number>} kept
+   */
+  keptDate(memberId, deviceId, listed, kept) {
+    const key = deviceId || String(memberId);
+    if (!Object.hasOwn(kept, key)) return listed;
+    const before = kept[key];
+    if (listed === null || listed > before) {
+      this.rollbacks.push({ member_id: memberId, device_id: deviceId, at: before });
+      return before;
+    }
+    return listed;
   }
 
   removal(memberId, depth) {
@@ -897,7 +923,8 @@ export class TrustView {
   revokedAt(deviceId) {
     if (!this.revokedMemo.has(deviceId)) {
       this.revokedMemo.set(deviceId, null);
-      this.revokedMemo.set(deviceId, this.revocation(deviceId));
+      const memberId = this.devices.get(deviceId)?.member_id;
+      this.revokedMemo.set(deviceId, this.keptDate(memberId ? String(memberId) : null, deviceId, this.revocation(deviceId), this.keptRevoked));
     }
     return this.revokedMemo.get(deviceId);
   }

@@ -9,7 +9,8 @@ import { FOLLOWER_CERT, MEMBERSHIP, StatementError, checkShape, prewarm, signSee
 import { base32Lower, randomBytes, sha256, utf8 } from './wire.js';
 
 const ADMIN_ROLES = ['admin', 'owner'];
-const GUEST = 'guest';
+/** A guest's organisation role: in their own organisation's channels only (section 21). */
+export const GUEST = 'guest';
 /** What an authority answers as the organisation role of an active partner's member (22.6):
  * never a manager nor an author, in a tribe only if the host's statement allows it. */
 export const PARTNER = 'partner';

@@ -333,7 +333,9 @@ export class Messenger extends EventTarget {
     };
     // Not a partner in this device's view: refused before asking the server anything.
     const listing = pinned()?.active ? await this.api.get(`/partners/${card.org_id}/members/${card.member_id}`).catch(notMember) : { members: [], devices: [] };
-    return checkCard(card, pinned(), listing);
+    const checked = await checkCard(card, pinned(), listing);
+    await this.trust.pinIdentity(card.org_id, checked.member_id, checked.identity_key); // the card's key, checked: kept from now on
+    return checked;
   }
 
   /** Add the member a partner's card names, once checked; then learn their listing (22.6). */

@@ -170,7 +170,8 @@ export function parseCard(text) {
 /**
  * The partner's member a card names, checked against GET /partners/{o}/members/{m}: certified up
  * to the root our statement pins, their identity key the card's (a server listing another key,
- * or nobody, is refused), and someone who may join our groups.
+ * or nobody, is refused), and someone who may join our groups. With the identity key checked,
+ * which the caller keeps (22.6).
  * @param {{org_id: string, member_id: string, fingerprint: string}} card
  * @param {KeptPartner | undefined} pinned what this device keeps about the card's organisation
  * @param {Listing} listing
@@ -189,7 +190,7 @@ export async function checkCard(card, pinned, listing) {
   if (!view.mayJoin(card.member_id, FOREVER) || view.role(card.member_id) === 'guest') {
     throw new CardRefused('card_not_member', "this card's member may not join your groups (removed, or a guest)");
   }
-  return { member_id: card.member_id, org_id: card.org_id, display_name: `${member.display_name} (${pinned.name || card.org_id})` };
+  return { member_id: card.member_id, org_id: card.org_id, display_name: `${member.display_name} (${pinned.name || card.org_id})`, identity_key: listed };
 }
 
 // -- what this device signs -----------------------------------------------------------------

@@ -8,7 +8,7 @@
 // recipients of a sender key and a message's sender need nothing else.
 // Pure: the caller fetches and stores; runs under node.
 import { FOREVER, TrustView } from './certs.js';
-import { DEPARTURE_SKEW_SECONDS, PARTNER } from './membership.js';
+import { DEPARTURE_SKEW_SECONDS, GUEST, PARTNER } from './membership.js';
 
 /** @typedef {import('./certs.js').TrustWarning} TrustWarning */
 /** @typedef {import('./certs.js').Statement} Statement */
@@ -53,7 +53,7 @@ export class SharedView extends TrustView {
    * @param {PartnerView[]} partners every partner pinned in this device's view
    */
   constructor(own, partners = []) {
-    super(own.orgId, own.root, own.members.values(), own.devices.values(), { verified: own.verified, seen: own.seen, derived: own.derived, cache: own.cache });
+    super(own.orgId, own.root, own.members.values(), own.devices.values(), { verified: own.verified, seen: own.seen, revoked: own.keptRevoked, removed: own.keptRemoved, derived: own.derived, cache: own.cache });
     /** @type {Map<string, PartnerView>} */
     this.partners = new Map(partners.map((p) => [p.org_id, p]));
     const views = [own, ...partners.map((p) => p.view)];
@@ -190,11 +190,11 @@ export class SharedView extends TrustView {
     return partneredAt(partner, at) && partner.view.orgRole(memberId, at) !== null ? PARTNER : null;
   }
 
-  /** A partner's member: while partners at `at` (22.7). */
+  /** A partner's member: while partners at `at` (22.7), never a partner's guest (21). */
   mayJoin(memberId, at) {
     const partner = this.partnerOfMember(memberId);
     if (!partner) return super.mayJoin(memberId, at);
-    return partneredAt(partner, at) && partner.view.mayJoin(memberId, at);
+    return partneredAt(partner, at) && partner.view.mayJoin(memberId, at) && partner.view.orgRole(memberId, at) !== GUEST;
   }
 
   /** Undated: whether partners at the entry's date is `mayJoin`'s to say. */
@@ -251,11 +251,14 @@ export class HostAuthority {
 
   /** On a side this channel admits (as `orgRole`), and not removed by `at`. */
   mayJoin(memberId, at) {
-    if (!this.ours) {
-      const owner = this.view.partnerOfMember(memberId);
-      if (!this.partner || !(owner === this.partner || (owner === null && this.view.members.has(memberId)))) return false;
-    }
-    return this.view.mayJoin(memberId, at);
+    if (this.ours) return this.view.mayJoin(memberId, at);
+    if (!this.partner) return false;
+    const owner = this.view.partnerOfMember(memberId);
+    // The host's own member, its guests included: the host's rules.
+    if (owner === this.partner) return partneredAt(this.partner, at) && this.partner.view.mayJoin(memberId, at);
+    // Ours: our guests stay in our own channels (21).
+    if (owner === null && this.view.members.has(memberId)) return this.view.orgRole(memberId, at) !== GUEST && this.view.mayJoin(memberId, at);
+    return false; // a third organisation's member, or an id nobody answers for
   }
 
   tribesOpenTo(memberId) {
@@ -277,12 +280,16 @@ function ended(memberId, partner) {
 /**
  * Each partner pinned in `kept` (partners.js), as a PartnerView over its listing checked up to
  * the root our statement pins. `listings`: org id → {members, devices} (the last one fetched).
+ * `options`: what this device keeps, the `verified` keys and, per organisation (org id → id →
+ * value), the keys `seen` of partners' members (held against their listing as our own
+ * members', 22.6) and the revocations and removals verified (`revoked`, `removed`, 13.7); and
+ * the signatures cache.
  * @param {Record<string, {root: string|null, ended: boolean, active: boolean, ends?: Record<string, number>, name?: string, allow_tribes?: boolean, their_allow_tribes?: boolean}>} kept
  * @param {Record<string, {members: Statement[], devices: Statement[]}>} listings
- * @param {{cache?: any}} [options]
+ * @param {{cache?: any, verified?: Record<string, string>, seen?: Record<string, Record<string, string>>, revoked?: Record<string, Record<string, number>>, removed?: Record<string, Record<string, number>>}} [options]
  * @returns {Promise<PartnerView[]>}
  */
-export async function partnerViews(kept, listings, { cache = null } = {}) {
+export async function partnerViews(kept, listings, { cache = null, verified = {}, seen = {}, revoked = {}, removed = {} } = {}) {
   const found = [];
   for (const [orgId, listing] of Object.entries(listings)) {
     const pinned = kept[orgId];
@@ -294,7 +301,13 @@ export async function partnerViews(kept, listings, { cache = null } = {}) {
       their_allow_tribes: Boolean(pinned.their_allow_tribes),
       active: Boolean(pinned.active) && !pinned.ended,
       ends: Object.values(pinned.ends || {}).map(Number),
-      view: await TrustView.create(orgId, pinned.root, listing.members, listing.devices, { cache }),
+      view: await TrustView.create(orgId, pinned.root, listing.members, listing.devices, {
+        cache,
+        verified,
+        seen: seen[orgId],
+        revoked: revoked[orgId],
+        removed: removed[orgId],
+      }),
     });
   }
   return found;

@@ -1,7 +1,7 @@
 // @ts-check
 // What this browser trusts, kept between sessions (IndexedDB key 'trust'): the identity keys it
-// saw and verified, the role serials and membership-log heads it saw, and the warnings it must
-// show. certs.js and membership.js decide; this module remembers and reports (protocol.md 13-15).
+// saw and verified, the revocations and removals it verified, the role serials and membership-log
+// heads it saw, and the warnings it must show. certs.js and membership.js decide; this module remembers and reports (protocol.md 13-15).
 import {
   FOLLOWER_CERT,
   REMOVAL,
@@ -32,7 +32,12 @@ export const SENDER_UNCHECKED = 'unchecked';
  * @typedef {{op: string, member_id: string, role: string|null, by_member: string|null, at: number, seq: number}} MembershipEvent
  * @typedef {import('./partners.js').KeptPartner} KeptPartner
  * @typedef {{members: any[], devices: any[]}} Listing
- * @typedef {{seen: Record<string, string>, verified: Record<string, string>, serials: Record<string, number>, logs: Record<string, LogState>, history: Record<string, MembershipEvent[]>, partners?: Record<string, KeptPartner>, partner_listings?: Record<string, Listing>}} Kept
+ * `revoked` / `removed`: org id → device id / member id → the date of the revocation / removal
+ * verified once (13.7), ours and partners', each under the organisation whose listing speaks for
+ * that id; `partner_seen`: org id → member id → the identity key first verified of a partner's
+ * member (22.6), apart from `seen` (our own members'), so a partner's listing pins nothing under
+ * one of our ids.
+ * @typedef {{seen: Record<string, string>, verified: Record<string, string>, revoked: Record<string, Record<string, number>>, removed: Record<string, Record<string, number>>, partner_seen: Record<string, Record<string, string>>, serials: Record<string, number>, logs: Record<string, LogState>, history: Record<string, MembershipEvent[]>, partners?: Record<string, KeptPartner>, partner_listings?: Record<string, Listing>}} Kept
  */
 
 // A warning about no member and no device (invalid_history, invalid_partnership) is told apart by
@@ -49,7 +54,7 @@ export class TrustKeeper extends EventTarget {
     this.store = store;
     this.device = device;
     /** @type {Kept} */
-    this.kept = { seen: {}, verified: {}, serials: {}, logs: {}, history: {} };
+    this.kept = { seen: {}, verified: {}, revoked: {}, removed: {}, partner_seen: {}, serials: {}, logs: {}, history: {} };
     /** @type {TrustView|null} our organisation only, as GET /members shows it */
     this.own = null;
     /** @type {SharedView|null} ours and our active partners' members (22.6): what the log, sealing and senders use */
@@ -70,7 +75,7 @@ export class TrustKeeper extends EventTarget {
 
   async load() {
     const stored = await this.store.get('trust');
-    if (stored) this.kept = { seen: {}, verified: {}, serials: {}, logs: {}, history: {}, ...stored };
+    if (stored) this.kept = { seen: {}, verified: {}, revoked: {}, removed: {}, partner_seen: {}, serials: {}, logs: {}, history: {}, ...stored };
     await this.dateEnds();
     this.checkRoot(this.device.server_root);
   }
@@ -118,12 +123,11 @@ export class TrustKeeper extends EventTarget {
       this.report([{ code: 'root_mismatch', member_id: null, device_id: null, message: 'this device pinned no root: activate it again' }]);
       return null;
     }
-    const view = await TrustView.create(this.device.org_id, this.device.root, members, devices, {
-      verified: this.kept.verified,
-      seen: this.kept.seen,
-      cache: this.cache,
-    });
+    const { verified, seen, revoked, removed } = this.kept;
+    const org = this.device.org_id;
+    const view = await TrustView.create(org, this.device.root, members, devices, { verified, seen, revoked: revoked[org], removed: removed[org], cache: this.cache });
     this.own = view;
+    await this.keepEndings(view, () => true);
     await this.share();
     const warnings = [];
     let changed = false;
@@ -157,9 +161,70 @@ export class TrustKeeper extends EventTarget {
   /** The view over our organisation and the partners pinned here, from their last listings. */
   async share() {
     if (!this.own) return;
-    const found = await partnerViews(this.kept.partners || {}, this.kept.partner_listings || {}, { cache: this.cache });
+    const { verified, partner_seen: seen, revoked, removed } = this.kept;
+    const found = await partnerViews(this.kept.partners || {}, this.kept.partner_listings || {}, { cache: this.cache, verified, seen, revoked, removed });
     this.view = new SharedView(this.own, found);
     this.checkedAt.clear(); // another view may accept entries the last one refused: replay again
+    await this.pinPartners(this.view);
+  }
+
+  /**
+   * Revocations and removals this listing proves are kept (13.7), under its organisation, for
+   * the ids it `speaksFor` ('device' / 'member', id); one a later listing drops, or dates later,
+   * is reported (`revocation_rollback`) and stays: a server cannot bring a stolen device back
+   * into the keys by serving an older listing.
+   * @param {TrustView} view
+   * @param {(kind: string, id: string) => boolean} speaksFor
+   */
+  async keepEndings(view, speaksFor) {
+    const revoked = (this.kept.revoked[view.orgId] ||= {});
+    const removed = (this.kept.removed[view.orgId] ||= {});
+    const devices = [...view.devices].filter(([id]) => speaksFor('device', id));
+    const members = [...view.members].filter(([id]) => speaksFor('member', id));
+    let changed = keep(devices, 'revocation', revoked, (id) => view.revokedAt(id));
+    changed = keep(members, 'removal', removed, (id) => view.removedAt(id)) || changed;
+    this.report(view.rollbacks.map(({ member_id: memberId, device_id: deviceId, at }) => {
+      const what = deviceId ? `the revocation of device ${deviceId}` : `the removal of member ${memberId}`;
+      return { code: 'revocation_rollback', member_id: memberId, device_id: deviceId, message: `the server no longer shows ${what} this device verified (dated ${at}): kept` };
+    }));
+    if (changed) await this.save();
+  }
+
+  /**
+   * Partners' members' identity keys, seen for the first time, are kept per partner like our own
+   * members' (a later change is `identity_changed`, 22.6), and so are their revocations and
+   * removals; only for the ids the shared view gives that partner (chained to its pinned root,
+   * listed by no other organisation): a partner's listing never speaks for our ids, nor for
+   * another partner's.
+   * @param {SharedView} shared
+   */
+  async pinPartners(shared) {
+    let changed = false;
+    for (const partner of shared.partners.values()) {
+      const theirs = (kind, id) => (kind === 'device' ? shared.partnerOfDevice(id) : shared.partnerOfMember(id)) === partner;
+      await this.keepEndings(partner.view, theirs);
+      if (!partner.active) continue;
+      const seen = (this.kept.partner_seen[partner.org_id] ||= {});
+      for (const memberId of partner.view.members.keys()) {
+        const trusted = partner.view.member(memberId);
+        if (!trusted || memberId in seen) continue;
+        if (theirs('member', memberId) && partner.view.certified(memberId)) {
+          seen[memberId] = trusted.identity_key;
+          changed = true;
+        }
+      }
+    }
+    if (changed) await this.save();
+  }
+
+  /**
+   * Keep this identity key as the one seen for a partner's member (their contact card, whose
+   * fingerprint matched, 22.6): a later different key is `identity_changed`.
+   */
+  async pinIdentity(orgId, memberId, identityKey) {
+    (this.kept.partner_seen[orgId] ||= {})[memberId] = identityKey;
+    await this.save();
+    await this.share();
   }
 
   /**
@@ -444,6 +509,27 @@ export class TrustKeeper extends EventTarget {
       signSeed(this.device),
     );
   }
+}
+
+/**
+ * Record in `kept` the date of each listed item's valid `field` statement (and check again the
+ * ones kept); whether anything changed.
+ * @param {[string, any][]} listed [id, the listing's record]
+ * @param {string} field
+ * @param {Record<string, number>} kept
+ * @param {(id: string) => number|null} dateOf
+ */
+function keep(listed, field, kept, dateOf) {
+  let changed = false;
+  for (const [id, raw] of listed) {
+    if (raw[field] == null && !Object.hasOwn(kept, id)) continue;
+    const at = dateOf(id);
+    if (at !== null && kept[id] !== at) {
+      kept[id] = at;
+      changed = true;
+    }
+  }
+  return changed;
 }
 
 /** The partnerships or a partner's listing could not be read: the last verified are kept. */

@@ -468,6 +468,7 @@ export default {
   'trust.warning.ticket_reused': 'Two certificates use the same invitation ({name}): both are refused.',
   'trust.warning.invalid_statement': 'An invalid signed statement was ignored ({name}).',
   'trust.warning.role_rollback': 'The server shows an older role for {name} than one seen before: the newer one is kept.',
+  'trust.warning.revocation_rollback': 'The server no longer shows a device revocation or a removal ({name}) this device already verified: it still counts.',
   'trust.warning.root_mismatch': 'The server names another root of trust than the one this device recorded at activation.',
   'trust.warning.not_in_membership': "A device of {name}'s is in the channel without a signed addition: it receives nothing.",
   'trust.warning.membership_invalid': "A change to a channel's members is not properly signed: it is ignored.",

@@ -468,6 +468,7 @@ export default {
   'trust.warning.ticket_reused': "Deux certificats utilisent la même invitation ({name}) : les deux sont refusés.",
   'trust.warning.invalid_statement': 'Une déclaration signée invalide a été ignorée ({name}).',
   'trust.warning.role_rollback': 'Le serveur montre pour {name} un rôle plus ancien que celui déjà vu : le plus récent est gardé.',
+  'trust.warning.revocation_rollback': "Le serveur ne montre plus une révocation d'appareil ou un retrait ({name}) déjà vérifiés par cet appareil : ils comptent toujours.",
   'trust.warning.root_mismatch': "Le serveur annonce une autre racine de confiance que celle enregistrée sur cet appareil lors de l'activation.",
   'trust.warning.not_in_membership': 'Un appareil de {name} figure dans le canal sans ajout signé : il ne reçoit rien.',
   'trust.warning.membership_invalid': "Une modification des membres d'un canal n'est pas correctement signée : elle est ignorée.",
