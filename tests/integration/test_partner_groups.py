@@ -39,6 +39,24 @@ def shared(pair: Pair, *, kind: str = "group", name: str = "Chantier de l'école
     return cid
 
 
+def owner_adds(
+    pair: Pair, container: Any, api: SignedApi, cid: str, who: Messenger, *, host: str, devices_from: str
+) -> None:
+    """What a malicious server writes: an ``add`` of ``who`` signed by A's owner's real device
+    after the log's head, naming ``host``, with ``who``'s devices (of ``devices_from``) in the roster."""
+    head = pair.a.client.membership_log(cid, 0)[0][-1]
+    plant_addition(
+        container,
+        pair.people.keys["owner"],
+        org_id=host,
+        channel_id=cid,
+        previous=head,
+        member_id=member_of(who),
+        now=api.clock.now(),
+        devices_from=devices_from,
+    )
+
+
 def member_of(messenger: Messenger) -> str:
     return str(messenger.info["member_id"])
 
@@ -374,17 +392,7 @@ def test_a_member_of_a_non_partner_slipped_in_by_the_server_gets_no_key(
 ) -> None:
     stranger = third_org(api, operator, tmp_path)
     cid = shared(pair)
-    head = pair.a.client.membership_log(cid, 0)[0][-1]
-    plant_addition(
-        container,
-        pair.people.keys["owner"],
-        org_id=pair.a_org,
-        channel_id=cid,
-        previous=head,
-        member_id=member_of(stranger),
-        now=api.clock.now(),
-        devices_from=stranger.info["org_id"],
-    )
+    owner_adds(pair, container, api, cid, stranger, host=pair.a_org, devices_from=stranger.info["org_id"])
     pair.a.send_text(cid, "secret")
     codes = {w["code"] for w in pair.a.trust.take_warnings()}
     assert "membership_invalid" in codes
@@ -470,16 +478,8 @@ def test_an_entry_naming_another_organisation_than_the_host_is_refused(
     path = f"/channels/{cid}/members/{member_of(pair.b_member)}"
     refused = api.call("DELETE", path, {"membership": leave}, signer=pair.b_member.keys)
     assert refused.status == 400 and "another organisation than the channel's host" in str(refused.body)
-    plant_addition(  # the server writes an entry by A's owner that names B as the channel's host
-        container,
-        pair.people.keys["owner"],
-        org_id=pair.b_org,
-        channel_id=cid,
-        previous=head,
-        member_id=member_of(ana),
-        now=api.clock.now(),
-        devices_from=pair.a_org,
-    )
+    # The server writes an entry by A's owner that names B as the channel's host.
+    owner_adds(pair, container, api, cid, ana, host=pair.b_org, devices_from=pair.a_org)
     pair.a.send_text(cid, "après")
     assert member_of(ana) not in pair.a.trust.membership(cid).members
     assert "membership_invalid" in {w["code"] for w in pair.a.trust.take_warnings()}
@@ -631,17 +631,7 @@ def test_a_partners_guest_slipped_in_by_the_server_gets_no_key(
     guest = messenger_for(api, keys, tmp_path / "b_guest", info)
     cid = shared(pair)
     pair.b_owner.partners.listing()
-    head = pair.a.client.membership_log(cid, 0)[0][-1]
-    plant_addition(
-        container,
-        pair.people.keys["owner"],
-        org_id=pair.a_org,
-        channel_id=cid,
-        previous=head,
-        member_id=member_of(guest),
-        now=api.clock.now(),
-        devices_from=pair.b_org,
-    )
+    owner_adds(pair, container, api, cid, guest, host=pair.a_org, devices_from=pair.b_org)
     pair.a.send_text(cid, "réservé aux membres")
     assert "membership_invalid" in {w["code"] for w in pair.a.trust.take_warnings()}
     assert member_of(guest) not in pair.a.trust.membership(cid).members
