@@ -420,7 +420,8 @@ def _begun(entry: dict[str, Any]) -> int:
     """The latest date among the partnership's own statements (ticket, acceptance, each side's
     statement): an honest end is never signed before them."""
     parts = (entry.get(name) for name in ("ticket", "acceptance", "ours", "theirs"))
-    return max((int(p["issued_at"]) for p in parts if isinstance(p, dict) and "issued_at" in p), default=0)
+    dates = (p.get("issued_at") for p in parts if isinstance(p, dict))
+    return max((d for d in dates if isinstance(d, int) and not isinstance(d, bool)), default=0)
 
 
 def _ticket_key_of(entry: dict[str, Any]) -> str:
