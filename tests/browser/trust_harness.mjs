@@ -137,7 +137,7 @@ const commands = {
     const trust = await view(args);
     const kept = args.kept || {};
     const { entry, warnings } = await partners.checkPartner(args.entry, { view: trust, ownRoot: args.root, kept, partnerListing: async () => args.partner_listing, now: args.now });
-    return { status: entry.status, partner_root: entry.partner_root, codes: warnings.map((w) => w.code), kept };
+    return { status: entry.status, partner_root: entry.partner_root, codes: warnings.map((w) => w.code), messages: warnings.map((w) => w.message), kept };
   },
   async sign({ body, seed }) {
     try {
