@@ -5,18 +5,23 @@ tests/trust_vectors.py, an owner and a plain member) and B (an owner). What the 
 verifies in Python and is byte for byte what bocage/client/issuing.py signs; what Python signs the
 browser takes as active; and the browser refuses what the Python client refuses: a root swapped
 in the acceptance, a partnership statement the server invented or a partner's plain member signed,
-an end hidden after it was seen.
+an end hidden after it was seen, an earlier partnership's end served as the current one's.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any
+import json
+from pathlib import Path
+from typing import Any, cast
 
 from nacl.signing import SigningKey
 
 from bocage.client import issuing
+from bocage.client.partners import Partners
+from bocage.client.profile import DeviceKeys, Profile
+from bocage.client.trust import Trust
 from chalicelib.domain.encoding import b64d, b64e
 from chalicelib.domain.partners import (
     ContactCard,
@@ -131,17 +136,18 @@ def listing_b() -> dict[str, Any]:
     return {"members": [member], "devices": [device]}
 
 
-def python_partnership() -> dict[str, Any]:
-    """A invites (its owner's device), B's owner accepts, A's owner countersigns: all by Python."""
-    ticket = issuing.partner_ticket(SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, T, allow_tribes=True)
+def python_partnership(at: int = T) -> dict[str, Any]:
+    """A invites (its owner's device), B's owner accepts, A's owner countersigns: all by Python,
+    from ``at`` on."""
+    ticket = issuing.partner_ticket(SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, at, allow_tribes=True)
     target = parse_partner(partner_code(CODE, ORG, ticket.fragment_seed, ROOT))
     key = ticket.statement["ticket_key"]
-    acceptance = issuing.partner_acceptance(target, B_ORG, B_ROOT, B_DEVICE, T + 10)
+    acceptance = issuing.partner_acceptance(target, B_ORG, B_ROOT, B_DEVICE, at + 10)
     theirs = issuing.partnership(
-        SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, ROOT, key, T + 10, allow_tribes=False
+        SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, ROOT, key, at + 10, allow_tribes=False
     )
     ours = issuing.partnership(
-        SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, B_ORG, B_ROOT, key, T + 20, allow_tribes=True
+        SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, B_ORG, B_ROOT, key, at + 20, allow_tribes=True
     )
     return {
         "ticket": ticket,
@@ -258,6 +264,7 @@ def test_a_partnership_python_made_is_active_on_both_sides_in_the_browser() -> N
         "status": "active",
         "partner_root": B_ROOT,
         "codes": [],
+        "messages": [],
         "kept": {
             B_ORG: {
                 "root": B_ROOT,
@@ -410,6 +417,82 @@ def test_an_end_is_dated_by_its_signature_or_when_first_seen_and_never_moves() -
     legacy = {k: v for k, v in kept[B_ORG].items() if k != "ends"} | {"ended_keys": [key]}
     hidden = a_checks(p["a_entry"], kept={B_ORG: legacy})
     assert hidden["codes"] == ["partnership_rollback"] and hidden["kept"][B_ORG]["ends"] == {key: SEEN}
+
+
+class PartnersServer:
+    """What A's owner's Python client asks the server when it lists partnerships: A's listing,
+    the one entry, and B's listing."""
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        self.entry = entry
+
+    def member_listing(self) -> tuple[list[Any], list[Any]]:
+        a = listing_a()
+        return a["members"], a["devices"]
+
+    def partners(self) -> list[dict[str, Any]]:
+        return [copy.deepcopy(self.entry)]
+
+    def partner_listing(self, org_id: str) -> tuple[list[Any], list[Any]]:
+        b = listing_b()
+        return b["members"], b["devices"]
+
+
+def python_checks(home: Path, e: dict[str, Any], now: int) -> dict[str, Any]:
+    """The partnership as A's owner's Python client verifies it (a fresh profile ``home``, its
+    clock at ``now``), in the shape of ``a_checks``, with the warnings' messages."""
+    profile = Profile(home)
+    keys = DeviceKeys.generate()
+    profile.save_keys(keys)
+    profile.save_info({"server": SERVER, "org_id": ORG, "member_id": OWNER})
+    state = profile.trust()
+    state.root = ROOT
+    profile.save_trust(state)
+    a = listing_a()
+    (home / "members.json").write_text(json.dumps({"members": a["members"], "devices": a["devices"]}))
+    trust = Trust(profile, cast(Any, PartnersServer(e)), keys, lambda: now)
+    [listed] = Partners(trust, SERVER).listing(confirm=False)
+    warnings = trust.take_warnings()
+    return {
+        "status": listed["status"],
+        "codes": [w["code"] for w in warnings],
+        "messages": [w["message"] for w in warnings],
+        "kept": trust.state.partners,
+    }
+
+
+def test_an_earlier_partnerships_end_served_again_is_dated_when_first_seen(tmp_path: Path) -> None:
+    """22.7: an end statement names no invitation, so the server can serve the first
+    partnership's genuine end (B's, or our own) as the end of a second one a day later, to date
+    it back before it began. Both clients take it as an end, dated when first seen, and report
+    the same warning; the second partnership's own end is dated by its signature, unreported."""
+    first = python_partnership()
+    second = python_partnership(at=T + 86_400)
+    key = second["ticket"].statement["ticket_key"]
+    seen = T + 86_400 + 3600
+    stale_ends = (
+        issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 30),
+        issuing.partnership_end(SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, B_ORG, T + 40),
+    )
+    began = "its end is dated before the partnership began: dated when first seen"
+    warning = f"partnership with {B_ORG}: {began}"
+    for n, stale in enumerate(stale_ends):
+        e = {**second["a_entry"], "end": stale, "status": "ended"}
+        web = a_checks(e, now=seen)
+        python = python_checks(tmp_path / f"stale{n}", e, seen)
+        assert web["messages"] == python["messages"] == [warning]
+        for checked in (web, python):
+            assert (checked["status"], checked["codes"]) == ("ended", ["invalid_partnership"])
+            assert checked["kept"][B_ORG]["ends"] == {key: seen}
+    assert first["ticket"].statement["ticket_key"] != key
+    own = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 86_400 + 30)
+    e = {**second["a_entry"], "end": own, "status": "ended"}
+    for checked in (a_checks(e, now=seen), python_checks(tmp_path / "own", e, seen)):
+        assert (checked["status"], checked["codes"], checked["kept"][B_ORG]["ends"]) == (
+            "ended",
+            [],
+            {key: T + 86_400 + 30},
+        )
 
 
 def test_a_contact_card_reads_the_same_and_a_key_the_server_swapped_is_refused() -> None:

@@ -17,10 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bocage.client.calls import _revoked_in, new_call_id
 from bocage.client.certs import TrustView
 from bocage.client.membership import sync
 from bocage.client.shared import HostAuthority, PartnerView, SharedView
 from chalicelib.domain import membership_log
+from chalicelib.domain.frames import CallFrame
 from chalicelib.domain.partners import ContactCard, card_url
 from chalicelib.domain.statements import fingerprint, public_key_of, sign_statement, statement_hash
 from tests.browser.test_partners_compat import B_DEVICE, B_IK, B_ORG, B_OWNER, B_ROOT, B_SIGN, listing_b
@@ -369,6 +371,7 @@ def keeper_case(
     *,
     rows: list[dict[str, Any]] | None = None,
     logs: dict[str, Any] | None = None,
+    notices: Sequence[dict[str, Any]] = (),
 ) -> tuple[dict[str, Any], SharedView, Any]:
     """The web app's TrustKeeper (what it keeps: `logs`, `pinned`, B's listing) reading A's group
     GROUP, and the Python view and state replayed from entry 0 on the same log and ends."""
@@ -393,6 +396,7 @@ def keeper_case(
             "entries": entries,
             "questions": [list(q) for q in questions],
             "roster": rows,
+            "notices": list(notices),
         }
     )[0]
     view, state, _ = python(members, devices, listing_b(), pinned, ORG, entries, GROUP)
@@ -478,6 +482,29 @@ def test_after_partnering_again_a_member_the_end_took_out_gets_no_key() -> None:
     assert {"code": "not_in_membership", "device_id": B_DEVICE} in got["roster_warnings"]
     never_ended = keeper_case(log, kept(active=True), [], rows=roster())[0]
     assert never_ended["recipients"] == sorted([INVITEE_DEVICE, B_DEVICE])
+
+
+def test_after_partnering_again_a_member_the_end_took_out_is_out_of_calls_too() -> None:
+    """Call signals are judged on the membership cut at the ends as well (19.4, 22.7): B's owner,
+    still in the log from before the end, is out of the channel in both clients, so the
+    server's notice that they were removed ends their part in a call (on the uncut log, B's
+    owner still a member and their device usable again, the web client dropped it); never
+    ended, the notice is not believed."""
+    log = a_group(("add", INVITEE, "member"), ("add", B_OWNER, "member"))
+    notice = CallFrame(
+        channel_id=GROUP,
+        call_id=new_call_id(),
+        signal="leave",
+        from_device=B_DEVICE,
+        from_member=B_OWNER,
+        at=T + 3000,
+        reason="removed",
+    )
+    sent = [notice.model_dump(mode="json", exclude_none=True)]
+    for pinned, gone in ((kept(active=True, ends={"k_old": E}), True), (kept(active=True), False)):
+        got, view, state = keeper_case(log, pinned, [], notices=sent)
+        python = _revoked_in(view, notice) or B_OWNER not in state.cut_at_ends(view.ends_of).members
+        assert got["notices"] == [python] == [gone]
 
 
 def test_a_state_kept_without_joined_is_rebuilt_once_from_entry_0() -> None:

@@ -137,7 +137,7 @@ const commands = {
     const trust = await view(args);
     const kept = args.kept || {};
     const { entry, warnings } = await partners.checkPartner(args.entry, { view: trust, ownRoot: args.root, kept, partnerListing: async () => args.partner_listing, now: args.now });
-    return { status: entry.status, partner_root: entry.partner_root, codes: warnings.map((w) => w.code), kept };
+    return { status: entry.status, partner_root: entry.partner_root, codes: warnings.map((w) => w.code), messages: warnings.map((w) => w.message), kept };
   },
   async sign({ body, seed }) {
     try {
@@ -319,7 +319,7 @@ const commands = {
     const advanced = await membership.advance(null, args.answer, trust, asked(args));
     const session = await import('../../web/js/call/call-session.js');
     const m = {
-      trust: { view: trust },
+      trust: { view: trust, cut: (state) => state }, // one organisation, no partner: nothing to cut
       loadDirectory: async () => {},
       roster: async () => ({ state: advanced.state, blocked: false, devices: [] }),
     };
@@ -377,9 +377,15 @@ const commands = {
     const refuses = [];
     for (const [member, device, sentAt, kind] of args.questions || []) refuses.push(await keeper.refusedSender(api, channel, member, device, sentAt, kind));
     const sealed = args.roster ? await keeper.recipients(channel, state, args.roster) : { devices: [], warnings: [] };
+    // The server's notices ending a device's part in a call (19.4), judged with this keeper.
+    const session = await import('../../web/js/call/call-session.js');
+    const m = { trust: keeper, loadDirectory: async () => {}, roster: async () => ({ state, blocked: false, devices: [] }) };
+    const notices = [];
+    for (const frame of args.notices || []) notices.push(Boolean((await session.verifySignal(m, frame))?.byServer));
     return {
       state,
       refuses,
+      notices,
       recipients: sealed.devices.map((dev) => dev.device_id).sort(),
       roster_warnings: sealed.warnings.map((w) => ({ code: w.code, device_id: w.device_id })),
       codes: [...new Set([...keeper.warnings.values()].map((w) => w.code))].sort(),

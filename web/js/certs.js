@@ -25,6 +25,8 @@ export const HISTORY = 'bocage/history/v2';
 /** The longest window of recent posts a public tribe may open to new followers (section 23). */
 export const MAX_HISTORY_DAYS = 30;
 export const MAX_STATEMENT_BYTES = 2048;
+/** How far apart two devices' clocks may be when one statement's date is judged against another's. */
+export const STATEMENT_CLOCK_SKEW = 300;
 export const V1_MESSAGE = 'this client speaks protocol v1: update it';
 export const MAX_DEPTH = 16;
 export const MEMBER_TICKET_LIFETIME = 7 * 86400;

@@ -10,6 +10,7 @@ import {
   PARTNERSHIP,
   PARTNERSHIP_END,
   PARTNER_ACCEPT,
+  STATEMENT_CLOCK_SKEW,
   StatementError,
   TICKET,
   TrustView,
@@ -384,7 +385,7 @@ export async function checkPartner(entry, { view, ownRoot, kept, partnerListing,
   let endedAt = null;
   if (entry.end != null) {
     try {
-      endedAt = await endDate(entry.end, partner, { view, keptAt, root: root ?? before?.root ?? null, partnerListing, now, warnings });
+      endedAt = await endDate(entry, partner, { view, keptAt, root: root ?? before?.root ?? null, partnerListing, now, warnings });
     } catch (err) {
       if (!isRefusal(err)) throw err;
       warnings.push(refused(partner, `end statement ignored: ${err.message}`));
@@ -460,21 +461,39 @@ async function checkTheirs(theirs, partner, ticketKey, root, orgId, ownRoot, par
  * count. An end by either side counts (ending only takes trust away), but ours must verify. It is
  * dated by its signature when that verifies (the partner's, over its listing up to the root we
  * pinned), else when first seen (`now`), whichever is earlier; a date kept once (`keptAt`) never
- * moves.
- * @param {Statement} end
+ * moves. An end statement names no invitation, so one signed before this partnership's own
+ * statements is an earlier partnership's, served again: dated when first seen, and reported.
+ * @param {Statement} entry the GET /partners entry, with its `end`
  * @param {string} partner
  * @param {{view: TrustView, keptAt: number|null, root: string|null, partnerListing: (orgId: string) => Promise<Listing>, now: number, warnings: TrustWarning[]}} context
  * @returns {Promise<number>}
  */
-async function endDate(end, partner, { view, keptAt, root, partnerListing, now, warnings }) {
-  const shaped = checkShape(end, PARTNERSHIP_END);
+async function endDate(entry, partner, { view, keptAt, root, partnerListing, now, warnings }) {
+  const shaped = checkShape(entry.end, PARTNERSHIP_END);
   const parties = new Set([shaped.org_id, shaped.partner_org_id]);
   if (parties.size !== 2 || !parties.has(partner) || !parties.has(view.orgId)) throw new PartnerRefused('the end statement names another pair');
   let signedAt = null;
   if (shaped.org_id === view.orgId) signedAt = signedEnd(shaped, view);
   else if (keptAt === null) signedAt = await partnersEnd(shaped, partner, root, partnerListing, warnings);
+  if (signedAt !== null && signedAt + STATEMENT_CLOCK_SKEW < begun(entry)) {
+    warnings.push(refused(partner, 'its end is dated before the partnership began: dated when first seen'));
+    signedAt = null;
+  }
   if (keptAt !== null) return keptAt;
   return signedAt === null ? now : Math.min(now, signedAt);
+}
+
+/**
+ * The latest date among the partnership's own statements (ticket, acceptance, each side's
+ * statement): an honest end is never signed before them.
+ * @param {Statement} entry
+ */
+function begun(entry) {
+  const dates = ['ticket', 'acceptance', 'ours', 'theirs']
+    .map((name) => entry[name])
+    .filter((part) => part && typeof part === 'object' && Object.hasOwn(part, 'issued_at'))
+    .map((part) => Number(part.issued_at));
+  return dates.length ? Math.max(...dates) : 0;
 }
 
 /** The end's `issued_at`, once checked signed by a device of an admin of its side (`view`). */

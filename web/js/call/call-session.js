@@ -20,8 +20,8 @@ function revokedIn(view, frame) {
 /**
  * Whether this device sees for itself what the server's notice says (19.4): the named device,
  * certified for the named member, revoked or of a removed member in its trust view (asked again
- * if not), or that member out of the channel's verified membership log. The same rule as
- * bocage/client/calls.py.
+ * if not), or that member out of the channel's verified membership log, cut at the partnership
+ * ends (22.7). The same rule as bocage/client/calls.py.
  */
 export async function seesGone(m, frame) {
   let seen = revokedIn(m.trust.view, frame);
@@ -37,7 +37,9 @@ export async function seesGone(m, frame) {
   } catch {
     return false; // a log this device cannot read or verify shows nothing
   }
-  return Boolean(roster.state) && !roster.blocked && !Object.hasOwn(roster.state.members, frame.from_member);
+  // Judged on the membership cut at the partnership ends (22.7), as the sealed signals are.
+  const members = roster.state && m.trust.cut(roster.state).members;
+  return Boolean(members) && !roster.blocked && !Object.hasOwn(members, frame.from_member);
 }
 
 export function newCallId() {
