@@ -259,30 +259,41 @@ class HostAuthority:
         view, partner, ours = self._sides()
         return view.signer(device_id, at) if ours or partner is not None else None
 
-    def org_role(self, member_id: str, at: int) -> str | None:
+    def _side_of(self, member_id: str) -> tuple[SharedView, PartnerView | None, str | None]:
+        """(the view, the hosting partner, whose member this is here): ``ours`` in a channel we
+        host; in an active partner's channel, ``host`` for its own member and ``us`` for ours;
+        None for anyone else (a third organisation's, or a host with no active partnership)."""
         view, partner, ours = self._sides()
         if ours:
-            return view.org_role(member_id, at)
+            return view, None, "ours"
         if partner is None:
-            return None
+            return view, None, None
         owner = view.partner_of_member(member_id)
         if owner is partner:
-            return partner.view.org_role(member_id, at)
+            return view, partner, "host"
         if owner is None and member_id in view._members:
+            return view, partner, "us"
+        return view, partner, None
+
+    def org_role(self, member_id: str, at: int) -> str | None:
+        view, partner, side = self._side_of(member_id)
+        if side == "ours":
+            return view.org_role(member_id, at)
+        if side == "host" and partner is not None:
+            return partner.view.org_role(member_id, at)
+        if side == "us":
             return PARTNER if view.org_role(member_id, at) is not None else None
-        return None  # a third organisation's member
+        return None
 
     def may_join(self, member_id: str, at: int) -> bool:
-        """On a side this channel admits (as ``org_role``), and not removed by ``at``."""
-        view, partner, ours = self._sides()
-        if ours:
+        """On a side this channel admits (as ``org_role``), and not removed by ``at``: the host's
+        own members by its rules (its guests included); ours never as a guest (21)."""
+        view, partner, side = self._side_of(member_id)
+        if side == "ours":
             return view.may_join(member_id, at)
-        if partner is None:
-            return False
-        owner = view.partner_of_member(member_id)
-        if owner is partner:  # the host's own member, its guests included
-            return partner.partnered_at(at) and partner.view.may_join(member_id, at)
-        if owner is None and member_id in view._members:  # ours; our guests stay in our channels (21)
+        if side == "host" and partner is not None:
+            return partner.view.may_join(member_id, at)
+        if side == "us":
             return view.org_role(member_id, at) != GUEST and view.may_join(member_id, at)
         return False
 
