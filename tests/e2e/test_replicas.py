@@ -22,7 +22,7 @@ import pytest
 
 from bocage.client.profile import Profile
 from chalicelib.domain.frames import CLOSE_REPLACED
-from tests.e2e.conftest import Server, bocage, free_port, start_server
+from tests.e2e.conftest import Server, bocage, start_server
 from tests.e2e.test_messaging_walkthrough import Listener
 
 pytestmark = pytest.mark.e2e
@@ -31,10 +31,15 @@ pytestmark = pytest.mark.e2e
 class FailoverProxy:
     """A TCP load balancer in miniature: each connection goes to the first backend that accepts it."""
 
-    def __init__(self, port: int, backends: list[int]) -> None:
-        self.backends = backends
-        self._listener = socket.create_server(("127.0.0.1", port))
+    def __init__(self) -> None:
+        # Bound before the replicas pick their ports, so none of them can take the balancer's.
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self.backends: list[int] = []
         self._stopped = False
+
+    def start(self, backends: list[int]) -> None:
+        self.backends = backends
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -178,16 +183,19 @@ def test_messages_sent_through_each_replica_reach_clients_on_all(cluster: Cluste
 
 
 def test_a_replica_killed_mid_stream_loses_no_message(shared_dynamodb: str, tmp_path: Path) -> None:
-    balancer_port = free_port()
-    balancer_url = f"http://127.0.0.1:{balancer_port}"
-    cluster = start_cluster(
-        tmp_path,
-        shared_dynamodb,
-        BOCAGE_PUBLIC_URL=balancer_url,
-        BOCAGE_WS_URL=f"ws://127.0.0.1:{balancer_port}/ws",
-    )
+    balancer = FailoverProxy()
+    try:
+        cluster = start_cluster(
+            tmp_path,
+            shared_dynamodb,
+            BOCAGE_PUBLIC_URL=f"http://127.0.0.1:{balancer.port}",
+            BOCAGE_WS_URL=f"ws://127.0.0.1:{balancer.port}/ws",
+        )
+    except BaseException:
+        balancer.stop()
+        raise
     # The balancer prefers the third replica: the listeners' connections all land there.
-    balancer = FailoverProxy(balancer_port, [cluster.port(2), cluster.port(1), cluster.port(0)])
+    balancer.start([cluster.port(2), cluster.port(1), cluster.port(0)])
     try:
         p, group = org(tmp_path, cluster.replicas[0].owner_url())  # its links name the balancer
         point_at(p["owner"], cluster.replicas[0].url)  # the sender talks to the first replica only
