@@ -119,8 +119,22 @@ def network_store_env() -> dict[str, str]:
 
 
 def start_server(data: Path, log_path: Path, *, port: int | None = None, **env: str) -> Server:
+    if port is not None:
+        return _start_server(data, log_path, port, env)
+    for _ in range(2):  # a port found free may be taken by another process before the server binds it
+        try:
+            return _start_server(data, log_path, free_port(), env)
+        except PortTaken:
+            continue
+    return _start_server(data, log_path, free_port(), env)
+
+
+class PortTaken(RuntimeError):
+    """The server could not bind the port it was given."""
+
+
+def _start_server(data: Path, log_path: Path, port: int, env: dict[str, str]) -> Server:
     env = {**network_store_env(), **env}  # what a test asks for explicitly wins
-    port = port or free_port()
     log = log_path.open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "bocage", "serve", "--port", str(port), "--data", str(data)],
@@ -136,6 +150,8 @@ def start_server(data: Path, log_path: Path, *, port: int | None = None, **env: 
         if "serving the REST API" in text:
             return Server(f"http://127.0.0.1:{port}", process, log_path, banner=text, env=env, data=data)
         if process.poll() is not None:
+            if "Address already in use" in text:
+                raise PortTaken(f"bocage serve could not bind {port}: {text}")
             raise RuntimeError(f"bocage serve exited: {text}")
         time.sleep(0.1)
     process.kill()
