@@ -40,8 +40,8 @@ class SharedGroup:
 @contextmanager
 def group_with_the_firm(tmp_path: Path, new_context: Callable[..., Any]) -> Iterator[SharedGroup]:
     """The town and the firm partnered; the secretary activates her browser, then closes the app
-    until after the end: her browser never sees the group's log before it. The mayor creates
-    the group with her and the firm's member in it."""
+    (before the group exists: until she opens it again, her browser has never seen its log).
+    The mayor creates the group with her and the firm's member in it."""
     with town_and_firm(tmp_path) as (_, firm, mayor, architect):
         become_partners(mayor, architect)
         problems: list[str] = []
@@ -61,7 +61,7 @@ def group_with_the_firm(tmp_path: Path, new_context: Callable[..., Any]) -> Iter
 def test_a_browser_first_opening_a_group_after_the_end_shows_each_message_as_its_sender_s(
     tmp_path: Path, new_context: Callable[..., Any], artifacts: Path
 ) -> None:
-    with group_with_the_firm(tmp_path, new_context) as g:
+    with group_with_the_firm(tmp_path, new_context) as g:  # her browser is away until after the end
         firm, mayor, architect, site, problems = g.firm, g.mayor, g.architect, g.site, g.problems
         deputy = str(tmp_path / "deputy")
         deputy_invited = bocage("--profile", mayor, "invite", "--name", "Adjoint")

@@ -939,7 +939,7 @@ export class Messenger extends EventTarget {
 
   async pollResults(channelId, pollId, messages) {
     const roster = await this.roster(channelId);
-    return tally(messages, pollId, roster.voters, Date.now() / 1000);
+    return tally(messages, pollId, this.voters(channelId, roster.state), Date.now() / 1000); // cut with the ends known now
   }
 
   // -- reading -------------------------------------------------------------------------------

@@ -224,7 +224,7 @@ class ChannelController {
     const cached = await cachedMessages(app, channelId, this.retention);
     this.messages = cached;
     try {
-      this.roster = (await m.roster(channelId)).voters;
+      this.roster = m.voters(channelId, (await m.roster(channelId)).state); // cut with the ends known now
     } catch {
       this.roster = this.roster || m.voters(channelId); // offline: the kept verified state, never who sent
     }
