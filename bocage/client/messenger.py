@@ -420,9 +420,11 @@ class Messenger:
     def poll_results(self, channel_id: str, poll_id: str) -> dict[str, Any]:
         """Tallied here, on the device: the server never sees a question, an option or a vote.
 
-        Voters are the signed membership's members and, in a public tribe, the followers this
-        device verified (one device each, so one vote per device), counted apart."""
-        members = set(self.trust.membership(channel_id).members)  # the signed membership, not the server's
+        Voters are the members of the verified membership cut at the partnership ends this
+        device saw (as senders are judged: an ended partner's member votes no more, whatever the
+        server's roster says) and, in a public tribe, the followers this device verified (one
+        device each, so one vote per device), counted apart."""
+        members = set(self.trust.members_now(channel_id))
         messages = self.history(channel_id)
         followers = {f["member_id"] for f in self.trust.followers.get(channel_id, {}).values()}
         if self.trust.is_follower:

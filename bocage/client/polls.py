@@ -51,7 +51,9 @@ def new_poll(
 def tally(messages: list[dict[str, Any]], poll_id: str, members: set[str], *, now: float) -> dict[str, Any]:
     """Results of one poll from a channel's opened messages (as Messenger.open returns them).
 
-    ``now`` (the caller's clock) decides whether a poll's closing time has passed.
+    ``members``: who may vote (the verified membership cut at the ends, and a tribe's verified
+    followers; never the server's roster: section 8). ``now`` (the caller's clock) decides
+    whether a poll's closing time has passed.
     """
     poll = next(
         (m for m in messages if m["message_id"] == poll_id and m["kind"] == "poll" and m.get("verified")),

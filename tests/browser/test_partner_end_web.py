@@ -8,7 +8,9 @@ message from after it as the deputy's, and no warning is raised."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +24,26 @@ from tests.e2e.test_partner_cli import become_partners, town_and_firm
 FIRM, GROUP = "Cabinet Ardoise", "Chantier"  # the firm as town_and_firm names it
 
 
-def test_a_browser_first_opening_a_group_after_the_end_shows_each_message_as_its_sender_s(
-    tmp_path: Path, new_context: Callable[..., Any], artifacts: Path
-) -> None:
+@dataclass
+class SharedGroup:
+    """A's group with the secretary (the browser, away since activating) and the firm's member."""
+
+    firm: dict[str, Any]
+    mayor: str
+    architect: str
+    context: Any  # the secretary's browser
+    app_url: str
+    site: str  # the group's id
+    problems: list[str] = field(default_factory=list)  # the console's
+
+
+@contextmanager
+def group_with_the_firm(tmp_path: Path, new_context: Callable[..., Any]) -> Iterator[SharedGroup]:
+    """The town and the firm partnered; the secretary activates her browser, then closes the app
+    (before the group exists: until she opens it again, her browser has never seen its log).
+    The mayor creates the group with her and the firm's member in it."""
     with town_and_firm(tmp_path) as (_, firm, mayor, architect):
         become_partners(mayor, architect)
-
-        # The secretary activates her browser, then closes the app until after the end: her
-        # browser never sees the group's log before it.
         problems: list[str] = []
         invited = bocage("--profile", mayor, "invite", "--name", "Secrétaire")
         context = new_context("secretary")
@@ -38,21 +52,28 @@ def test_a_browser_first_opening_a_group_after_the_end_shows_each_message_as_its
         activate(page, invited["activation_url"], "Secrétaire")
         app_url = page.url
         page.close()
+        site = str(bocage("--profile", mayor, "group", "create", GROUP)["channel_id"])
+        bocage("--profile", mayor, "channel", "add", site, invited["member_id"])
+        bocage("--profile", mayor, "channel", "add", site, firm["member_id"])
+        yield SharedGroup(firm, mayor, architect, context, app_url, site, problems)
+
+
+def test_a_browser_first_opening_a_group_after_the_end_shows_each_message_as_its_sender_s(
+    tmp_path: Path, new_context: Callable[..., Any], artifacts: Path
+) -> None:
+    with group_with_the_firm(tmp_path, new_context) as g:  # her browser is away until after the end
+        firm, mayor, architect, site, problems = g.firm, g.mayor, g.architect, g.site, g.problems
         deputy = str(tmp_path / "deputy")
         deputy_invited = bocage("--profile", mayor, "invite", "--name", "Adjoint")
         bocage("--profile", deputy, "activate", deputy_invited["activation_url"])
-
-        site = bocage("--profile", mayor, "group", "create", GROUP)["channel_id"]
-        bocage("--profile", mayor, "channel", "add", site, invited["member_id"])
-        bocage("--profile", mayor, "channel", "add", site, firm["member_id"])
         bocage("--profile", architect, "send", site, "Les plans sont prêts")
         bocage("--profile", mayor, "partner", "end", firm["org_id"])
         bocage("--profile", mayor, "channel", "add", site, deputy_invited["member_id"])
         bocage("--profile", deputy, "send", site, "Je prends le relais")
 
-        page = context.new_page()
+        page = g.context.new_page()
         watch_console(page, problems)
-        page.goto(app_url)
+        page.goto(g.app_url)
         open_channel(page, GROUP)
         before = message(page, "Les plans sont prêts")
         expect(before).to_be_visible(timeout=30_000)

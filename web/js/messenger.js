@@ -497,8 +497,6 @@ export class Messenger extends EventTarget {
     }
     const blocked = unextended || squatted;
     const devices = blocked ? [] : (await this.trust.recipients(channelId, state, raw.devices)).devices;
-    const members = new Set(Object.keys(state?.members || {}));
-    if (this.isFollower()) members.add(this.memberId); // a follower's own vote counts in their own tally (16.3)
     // The followers verified in this tribe (their certificates, this tribe's ticket): their
     // reactions and votes open and count here, and only here.
     const followers = new Map(devices.filter((d) => d.member_id.startsWith('f_')).map((d) => [d.device_id, d]));
@@ -506,8 +504,25 @@ export class Messenger extends EventTarget {
     for (const row of raw.devices) {
       if (followers.has(row.device_id)) this.followerNames.set(row.member_id, String(row.device_cert?.display_name || ''));
     }
-    for (const f of followers.values()) members.add(f.member_id);
-    return { ...raw, listed: raw.devices, devices, members, blocked, state };
+    const voters = this.voters(channelId, state);
+    // Listed as in: the verified state uncut (a manager still sees, and may remove, a member an
+    // end cut), the followers and this follower.
+    const members = new Set([...Object.keys(state?.members || {}), ...voters]);
+    return { ...raw, listed: raw.devices, devices, members, voters, blocked, state };
+  }
+
+  /**
+   * Who may vote in the channel (section 8): the verified membership cut at the ends (22.7), as
+   * senders are judged, and the followers verified in this tribe (16.3); never the server's
+   * roster. Without a verified state (none kept yet), no member.
+   * @param {string} channelId
+   * @param {import('./membership.js').LogState|null} [state] the verified state (default: the kept one)
+   */
+  voters(channelId, state = this.trust.kept.logs[channelId] || null) {
+    const voters = new Set(Object.keys(this.trust.cut(state)?.members || {}));
+    for (const f of this.tribeFollowers.get(channelId)?.values() || []) voters.add(f.member_id);
+    if (this.isFollower()) voters.add(this.memberId); // a follower's own vote counts in their own tally (16.3)
+    return voters;
   }
 
   // -- directory -----------------------------------------------------------------------------
@@ -924,7 +939,7 @@ export class Messenger extends EventTarget {
 
   async pollResults(channelId, pollId, messages) {
     const roster = await this.roster(channelId);
-    return tally(messages, pollId, roster.members, Date.now() / 1000);
+    return tally(messages, pollId, this.voters(channelId, roster.state), Date.now() / 1000); // cut with the ends known now
   }
 
   // -- reading -------------------------------------------------------------------------------

@@ -35,7 +35,8 @@ function validChoices(raw, size, multiple) {
 
 /**
  * Results of one poll from a channel's opened messages (`kind`, `seq`, `verified`, `content`,
- * `sender_member`, `stored_at`), `members` the channel's current member ids, `now` in seconds.
+ * `sender_member`, `stored_at`), `members` who may vote (`Messenger.voters`: the verified
+ * membership cut at the ends, never the server's roster; section 8), `now` in seconds.
  */
 export function tally(messages, pollId, members, now = Date.now() / 1000) {
   const poll = messages.find((m) => m.message_id === pollId && m.kind === 'poll' && m.verified);

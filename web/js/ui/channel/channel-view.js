@@ -224,9 +224,9 @@ class ChannelController {
     const cached = await cachedMessages(app, channelId, this.retention);
     this.messages = cached;
     try {
-      this.roster = (await m.roster(channelId)).members;
+      this.roster = m.voters(channelId, (await m.roster(channelId)).state); // cut with the ends known now
     } catch {
-      this.roster = this.roster || new Set(cached.map((x) => x.sender_member));
+      this.roster = this.roster || m.voters(channelId); // offline: the kept verified state, never who sent
     }
     const pending = (await app.store.outbox()).filter((x) => x.channel_id === channelId);
     this.list.show(this.messages, this.roster, pending, this.seen);

@@ -1,0 +1,50 @@
+"""A poll's tally counts the verified membership cut at the partnership ends (docs/protocol.md,
+sections 8 and 22.7), in Debian's Chromium over `bocage serve`, and in the CLI on the same
+poll: the town hall (A) and the firm (B) are partners; A's group holds A's secretary (the
+browser), A's mayor and B's architect; the mayor and the architect vote, and the browser counts
+both. Once the mayor ends the partnership, the architect's vote, cast while partners, no longer
+counts: not in the browser (the same one, reloaded), not in the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.browser.conftest import shoot, watch_console
+from tests.browser.test_partner_end_web import GROUP, group_with_the_firm
+from tests.browser.test_web_app import message, open_channel
+from tests.e2e.conftest import bocage
+
+QUESTION = "Réunion de chantier ?"
+
+
+def test_an_ended_partners_member_s_vote_leaves_the_tally_in_the_browser_and_the_cli(
+    tmp_path: Path, new_context: Callable[..., Any], artifacts: Path
+) -> None:
+    with group_with_the_firm(tmp_path, new_context) as g:
+        firm, mayor, architect, site, problems = g.firm, g.mayor, g.architect, g.site, g.problems
+        poll = bocage("--profile", mayor, "poll", "create", site, QUESTION, "Lundi", "Mardi")["poll_id"]
+        bocage("--profile", architect, "poll", "vote", site, poll, "0")
+        bocage("--profile", mayor, "poll", "vote", site, poll, "1")
+        assert bocage("--profile", mayor, "poll", "results", site, poll)["voters"] == 2  # while partners
+        page = g.context.new_page()
+        watch_console(page, problems)
+        page.goto(g.app_url)
+        open_channel(page, GROUP)
+        card = message(page, QUESTION)
+        expect(card.locator(".poll-meta")).to_contain_text("2 votants", timeout=30_000)
+
+        bocage("--profile", mayor, "partner", "end", firm["org_id"])
+        after = bocage("--profile", mayor, "poll", "results", site, poll)
+        assert after["voters"] == 1 and after["counts"] == [0, 1]
+        page.reload()  # the app asks the partnerships again on a full reload (22.6)
+        open_channel(page, GROUP)
+        expect(card).to_be_visible(timeout=30_000)
+        expect(card.locator(".poll-meta")).to_contain_text("1 votant", timeout=30_000)
+        expect(card.locator(".poll-option").nth(0)).to_contain_text("0 vote")
+        expect(card.locator(".poll-option").nth(1)).to_contain_text("1 vote")
+        shoot(page, artifacts, "poll-voters-01-after-the-end")
+        assert not problems, problems
