@@ -100,3 +100,22 @@ def test_a_partners_member_and_the_followers_do_not_read_each_other_and_say_why(
     ]
     assert not vote["verified"] and "no key" in vote["error"]
     assert codes(pair.b_member) == []
+
+
+def test_a_partners_member_verifies_followers_of_a_link_an_admin_outside_the_tribe_made(
+    pair: Pair, api: SignedApi, tmp_path: Path
+) -> None:
+    """The join ticket's signer is an admin of the host in no entry of the tribe's log: the
+    host's listing for the partner's member names them (22.6), so its device checks the ticket
+    with the host's roles (16.3) and names the follower; without them, ``uncertified_follower``."""
+    tribe = open_tribe(pair)
+    clerk = pair.people.join("clerk", role="admin")
+    lea = follow(api, clerk.publish(tribe)["join_url"], tmp_path / "lea", "Léa")
+    poll = pair.a.create_poll(tribe, "Un marché le dimanche ?", ["Oui", "Non"])["poll_id"]
+    lea.read(tribe)
+    lea.vote(tribe, poll, [0])
+    [vote] = [m for m in pair.b_member.history(tribe) if m["kind"] == "vote"]
+    assert vote["sender_name"] == "Léa" and not vote["verified"]  # named, but sealed no key (16.3)
+    assert codes(pair.b_member) == []
+    listed = pair.b_member.client.request("GET", f"/partners/{pair.a_org}/members")
+    assert str(clerk.info["member_id"]) in {m["member_id"] for m in listed["members"]}
