@@ -40,12 +40,12 @@ def test_a_follower_and_a_partners_member_share_a_tribe_without_reading_each_oth
     tmp_path: Path, new_context: Callable[..., Any]
 ) -> None:
     data = tmp_path / "data"
-    town = bocage("org", "create", TOWN, "--data", str(data))
-    firm = bocage("org", "create", FIRM, "--data", str(data))
+    orgs = {name: bocage("org", "create", name, "--data", str(data)) for name in (TOWN, FIRM)}
     server = start_server(data, tmp_path / "serve.log")
     try:
-        mayor = owner_of(town, server, tmp_path / "mayor")
-        architect = owner_of(firm, server, tmp_path / "architect")
+        mayor, architect = (
+            owner_of(orgs[n], server, tmp_path / p) for n, p in ((TOWN, "mayor"), (FIRM, "arch"))
+        )
         code = bocage("--profile", mayor, "partner", "invite", "--allow-tribes")["code"]
         bocage("--profile", architect, "partner", "accept", code)
         bocage("--profile", mayor, "partners")  # countersigns: active on both sides
