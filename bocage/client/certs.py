@@ -472,6 +472,9 @@ class TrustView:
     def tribes_open_to(self, member_id: str) -> bool:
         return True  # the organisation's own members; a partner's are judged by bocage/client/shared.py
 
+    def unplaced(self, member_id: str) -> bool:
+        return False  # a follower's view says otherwise (bocage/client/shared.py)
+
 
 def _same_side(statements: list[dict[str, Any]], base_role: str | None) -> list[dict[str, Any]]:
     """A guest stays a guest and a member never becomes one (docs/protocol.md, 21): the role the

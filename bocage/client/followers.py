@@ -11,7 +11,7 @@ is a ``tribe``: elsewhere a manager's ticket would be an unseen reader (no signe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bocage.client.certs import ADMIN_ROLES, TrustView, TrustWarning
@@ -26,9 +26,16 @@ def is_follower_device(device: Mapping[str, Any]) -> bool:
 
 
 def verified_follower(
-    device: Mapping[str, Any], channel_id: str, org_id: str, view: TrustView, state: LogState
+    device: Mapping[str, Any],
+    channel_id: str,
+    org_id: str,
+    view: TrustView,
+    state: LogState,
+    org_role: Callable[[str, int], str | None] | None = None,
 ) -> dict[str, str] | TrustWarning:
-    """The follower's keys and name, from their certificate, or why they are refused."""
+    """The follower's keys and name, from their certificate, or why they are refused. ``org_id``
+    is the tribe's host and ``org_role`` the roles in it (a partner's member verifies the host's
+    followers with the host's admins, 22.6); by default the view's own."""
     device_id, member_id = str(device.get("device_id")), str(device.get("member_id"))
 
     def refused(message: str) -> TrustWarning:
@@ -44,7 +51,7 @@ def verified_follower(
         issuer = view.usable(str(shape["issuer_device"]), issued_at)
         if issuer is None:
             return refused("its join ticket was not signed by a certified, unrevoked device")
-        role = view.org_role(issuer.member_id, issued_at)
+        role = (org_role or view.org_role)(issuer.member_id, issued_at)
         if role not in ADMIN_ROLES and state.members.get(issuer.member_id) != "author":
             return refused("its join ticket was signed by someone who does not manage this tribe")
         ticket = verify_join_ticket(

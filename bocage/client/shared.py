@@ -58,11 +58,15 @@ class SharedView(TrustView):
         revoked: Mapping[str, int] | None = None,
         removed: Mapping[str, int] | None = None,
         partners: Iterable[PartnerView] = (),
+        follower: bool = False,
     ) -> None:
         super().__init__(
             org_id, root, members, devices, verified=verified, seen=seen, revoked=revoked, removed=removed
         )
         self.partners = {p.org_id: p for p in partners}
+        #: A follower's view (16.3): it pins its organisation's root only and has no partnership
+        #: statement, so a partner's member in its tribe is someone it cannot verify.
+        self.follower = follower
         views = [self, *(p.view for p in self.partners.values())]
         #: Ids listed by more than one organisation (ours and a partner's, or two partners'): a
         #: server could otherwise pass a partner's member or device off as one of ours (or of
@@ -147,6 +151,8 @@ class SharedView(TrustView):
 
     def why_not_member(self, member_id: str) -> TrustWarning | None:
         partner = self.partner_of_member(member_id)
+        if self.unplaced(member_id):
+            return TrustWarning("uncertified_member", f"{member_id}: {_FOLLOWERS_VERIFY_OWN}", member_id)
         if partner is None:
             return super().why_not_member(member_id)
         if partner is self._clash:
@@ -167,6 +173,10 @@ class SharedView(TrustView):
 
     def why_not(self, device_id: str) -> TrustWarning | None:
         partner = self.partner_of_device(device_id)
+        if self.follower and device_id not in self._devices:
+            return TrustWarning(
+                "uncertified_device", f"{device_id}: {_FOLLOWERS_VERIFY_OWN}", None, device_id
+            )
         if partner is self._clash:
             message = f"{device_id} is listed by more than one organisation, or for another's member"
             return TrustWarning("uncertified_device", message, None, device_id)
@@ -200,6 +210,8 @@ class SharedView(TrustView):
         """A partner's member is a ``partner`` here, whatever their role at home: never a
         manager nor an author of our channels."""
         partner = self.partner_of_member(member_id)
+        if self.unplaced(member_id):
+            return PARTNER  # never a manager nor an author, whoever they are
         if partner is None:
             return super().org_role(member_id, at)
         known = partner.partnered_at(at) and partner.view.org_role(member_id, at) is not None
@@ -208,6 +220,8 @@ class SharedView(TrustView):
     def may_join(self, member_id: str, at: int) -> bool:
         """A partner's member: while partners at ``at`` (22.7), never a partner's guest (21)."""
         partner = self.partner_of_member(member_id)
+        if self.unplaced(member_id):
+            return True  # the host's manager signed the add; the server checked the partnership
         if partner is None:
             return super().may_join(member_id, at)
         return (
@@ -219,7 +233,16 @@ class SharedView(TrustView):
     def tribes_open_to(self, member_id: str) -> bool:
         """Undated: whether partners at the entry's date is ``may_join``'s to say."""
         partner = self.partner_of_member(member_id)
-        return partner is None or (partner.allow_tribes and (partner.active or bool(partner.ends)))
+        return (
+            self.unplaced(member_id)
+            or partner is None
+            or (partner.allow_tribes and (partner.active or bool(partner.ends)))
+        )
+
+    def unplaced(self, member_id: str) -> bool:
+        """In a follower's view, anyone its organisation's listing does not name (a partner's
+        member, 22.6): in the tribe's state as a member it cannot verify, shown and sealed nothing."""
+        return self.follower and member_id not in self._members
 
     def ends_of(self, member_id: str) -> tuple[int, ...]:
         """The partnership ends that cut this member out of channels (22.7): none for ours."""
@@ -304,6 +327,17 @@ class HostAuthority:
         if partner is None:
             return False
         return view.partner_of_member(member_id) is partner or partner.their_allow_tribes
+
+    def unplaced(self, member_id: str) -> bool:
+        view, _, ours = self._sides()
+        return ours and view.unplaced(member_id)
+
+
+_FOLLOWERS_VERIFY_OWN = (
+    "not listed as a member of this organisation: a follower verifies the organisation's own "
+    "members only, never a partner organisation's (its root is pinned by no statement a follower "
+    "holds, 16.3), so nothing of theirs is shown or sealed to them here"
+)
 
 
 def _unchained(member_id: str, partner: PartnerView) -> TrustWarning:

@@ -115,6 +115,7 @@ class Trust:
             revoked=self.state.revoked.get(self.org_id),
             removed=self.state.removed.get(self.org_id),
             partners=found,
+            follower=self.is_follower,
         )
         self._shared_base = (own, json.dumps(self.state.partners, sort_keys=True))
         self._pin_partners(self._shared)
@@ -275,7 +276,7 @@ class Trust:
         self._keep_endings(view, lambda kind, subject: True)
         return view
 
-    def view_for(self, devices: list[dict[str, Any]]) -> TrustView:
+    def view_for(self, devices: list[dict[str, Any]]) -> SharedView:
         """A view that knows these devices (with these certificates), refreshed if it did not."""
         view = self.view()
         for d in devices:
@@ -483,8 +484,10 @@ class Trust:
             if device_id == self.keys.device_id:
                 continue
             if is_follower_device(d):
-                # A follower's own votes and reactions go to the tribe's members only.
-                found = None if self.is_follower else self._follower(channel_id, d, view, state)
+                # A follower's own votes and reactions go to the tribe's members only; a partner's
+                # member seals nothing to the host's followers, who cannot verify them (16.3).
+                theirs = state.org_id not in ("", self.org_id)
+                found = None if self.is_follower or theirs else self._follower(channel_id, d, view, state)
                 if found is not None:
                     chosen[device_id] = found["box_public_key"]
                 continue
@@ -515,7 +518,7 @@ class Trust:
         return is_follower_id(self.member_id)
 
     def _follower(
-        self, channel_id: str, device: dict[str, Any], view: TrustView, state: LogState
+        self, channel_id: str, device: dict[str, Any], view: SharedView, state: LogState
     ) -> dict[str, str] | None:
         seen = (
             channel_id,
@@ -528,7 +531,10 @@ class Trust:
         kept = self.followers.get(channel_id, {}).get(str(device["device_id"]))
         if kept is not None and self._follower_seen.get((channel_id, kept["device_id"])) == seen:
             return kept  # verified already from these very statements: a town's tribe checks each once
-        found = verified_follower(device, channel_id, self.org_id, view, state)
+        # In a partner's tribe (22.6), the host's ticket is checked with the host's roles.
+        host = state.org_id or self.org_id
+        roles = HostAuthority({"org_id": host}, lambda: view).org_role
+        found = verified_follower(device, channel_id, host, view, state, roles)
         if isinstance(found, TrustWarning):
             self.warn(found)
             self.followers.get(channel_id, {}).pop(str(device["device_id"]), None)  # no longer certified

@@ -64,6 +64,11 @@ class Authority(Protocol):
         """Whether the member may be in a tribe: a member of the organisation, or of a partner
         whose partnership statement by the organisation says ``allow_tribes`` (22.6)."""
 
+    def unplaced(self, member_id: str) -> bool:
+        """Whether this view holds the member as someone it cannot verify, though a manager may
+        add them: a follower's view of a partner's member in its tribe (16.3). Such a member's
+        own ``leave`` is signed by a device the view cannot place either."""
+
 
 @dataclass(frozen=True)
 class LogState:
@@ -241,12 +246,31 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
         raise LogError(f"entry {checked['seq']} names another organisation than the channel's host")
     if int(checked["issued_at"]) < state.issued_at - ENTRY_ORDER_SKEW_SECONDS:
         raise LogError(f"entry {checked['seq']} is dated before the entries it follows")
-    signer = _signer(checked, authority)
     members = dict(state.members)
+    if _unplaced_leave(checked, state, authority):
+        del members[checked["member_id"]]
+        return _after(state, checked, members)
+    signer = _signer(checked, authority)
     if state.kind == DIRECT:
         _check_direct(checked, signer, state)
     _apply(checked, signer, members, state, authority)
     return _after(state, checked, members)
+
+
+def _unplaced_leave(entry: Mapping[str, Any], state: LogState, authority: Authority) -> bool:
+    """A member this view cannot verify leaves (16.3: a follower's view of a partner's member):
+    the view cannot check the signature, but the entry takes out only someone it never trusted
+    (never a sender shown, sealed nothing), so the entries after it still verify. A forged one
+    is no worse than a withheld log: the managers' later entries do not chain to it."""
+    target = entry["member_id"]
+    return (
+        state.kind == "tribe"
+        and entry["op"] == "leave"
+        and entry["role"] is None
+        and target in state.members
+        and authority.unplaced(target)
+        and authority.signer(str(entry["by_device"]), int(entry["issued_at"])) is None
+    )
 
 
 def _after(state: LogState, entry: dict[str, Any], members: dict[str, str]) -> LogState:

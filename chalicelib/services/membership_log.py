@@ -56,6 +56,9 @@ class RecordsAuthority:
         member = self._shared.member(self._org_id, member_id)
         return member.org_id == self._org_id or self._shared.allows_tribes(self._org_id, member.org_id)
 
+    def unplaced(self, member_id: str) -> bool:
+        return False  # the server knows every organisation's members
+
 
 class MembershipLog:
     def __init__(self, store: Store, clock: Clock, orgs: OrganisationService, shared: SharedGroups) -> None:

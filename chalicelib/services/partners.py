@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.adapters.records.join_links import JoinLinkRecords
 from chalicelib.adapters.records.partners import PartnerRecords
+from chalicelib.domain.channel import ChannelKind
 from chalicelib.domain.events import PartnerChange, PartnershipChanged, PartnershipEnded
 from chalicelib.domain.ids import looks_like, new_id
 from chalicelib.domain.organisation import Device, MemberStatus, require_admin
@@ -53,6 +55,7 @@ class PartnerService:
         self._orgs = orgs
         self._events = events
         self._channels = channels
+        self._links = JoinLinkRecords(store)
 
     # -- the inviting side ---------------------------------------------------------------------
 
@@ -205,8 +208,9 @@ class PartnerService:
         """The partner's members whose devices signed its side of the partnership (its statement,
         its end, its ticket), with their certifiers up to its root: what our devices verify the
         partner's statements with (docs/protocol.md, 22.5); and the partner's members in the
-        caller's channels, theirs or ours, with those who signed those channels' logs (22.6). No
-        directory."""
+        caller's channels, theirs or ours, with those who signed those channels' logs (22.6), and
+        the signer of the join ticket of the partner's public tribes the caller is in, whose
+        followers its devices verify (16.3). No directory."""
         _require_member(who)
         partnership = self._of(who, partner_org_id)
         theirs = [partnership.statements.get(partner_org_id), partnership.end]
@@ -218,6 +222,9 @@ class PartnerService:
             if channel is not None and channel.org_id in (who.org_id, partner_org_id):
                 wanted += self._channels.member_ids(channel_id)
                 wanted += self._channels.log_members(channel_id)
+            if channel is not None and channel.org_id == partner_org_id and channel.kind is ChannelKind.TRIBE:
+                link = self._links.of_channel(channel_id)
+                wanted += self._orgs.signers_of(link.ticket if link is not None else None)
         return self._orgs.with_certifiers(partner_org_id, wanted, MAX_LISTED).public()
 
     def partner_member(self, who: Principal, partner_org_id: str, member_id: str) -> dict[str, Any]:

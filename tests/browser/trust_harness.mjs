@@ -232,14 +232,15 @@ const commands = {
     const keys = wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32));
     return membership.signEntry({ ...device, signSecretKey: keys.signSecretKey }, channel_id, state, change, now);
   },
-  /** A log replayed from the host's side with our organisation and its partners (22.6). */
+  /** A log replayed from the host's side with our organisation and its partners (22.6); a
+   * follower's view (`follower`, 16.3) with none. `ids`: more member and device ids to judge. */
   async shared(args) {
     const partnerViews = await shared.partnerViews(args.kept, args.listings);
-    const trust = new shared.SharedView(await view(args), partnerViews);
+    const trust = new shared.SharedView(await view(args), partnerViews, { follower: Boolean(args.follower) });
     const { state, error: err } = await membership.replay(args.entries, new shared.HostAuthority(args.host, trust), null, args.channel_id ?? null);
     const views = [trust, ...partnerViews.map((p) => p.view)];
-    const members = new Set(views.flatMap((v) => [...v.members.keys()]));
-    const devices = new Set(views.flatMap((v) => [...v.devices.keys()]));
+    const members = new Set([...views.flatMap((v) => [...v.members.keys()]), ...(args.ids?.members || [])]);
+    const devices = new Set([...views.flatMap((v) => [...v.devices.keys()]), ...(args.ids?.devices || [])]);
     const out = {
       state,
       error: err ? err.message : null,

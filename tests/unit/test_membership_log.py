@@ -251,3 +251,6 @@ class _TrustlessAdd:
 
     def tribes_open_to(self, member_id: str) -> bool:
         return True
+
+    def unplaced(self, member_id: str) -> bool:
+        return False

@@ -9,6 +9,7 @@
 import { FOLLOWER_CERT, StatementError, TICKET, checkShape, publicKeyOf, signStatement, verifyStatement } from './certs.js';
 import { CryptoError, b64d, b64e, base32Lower, checkBoxPublicKey, deviceIdFor, sha256, utf8 } from './wire.js';
 import { ENTRY_ORDER_SKEW_SECONDS } from './membership.js';
+import { HostAuthority, SharedView } from './shared.js';
 
 /** @typedef {import('./certs.js').TrustView} TrustView */
 /** @typedef {import('./certs.js').DeviceTrust} DeviceTrust */
@@ -93,11 +94,14 @@ export async function verifiedFollower(view, state, row, channelId) {
     if (issuedAt < (state?.created_at ?? 0) - ENTRY_ORDER_SKEW_SECONDS) return refused('its join ticket is dated before the tribe was created');
     const issuer = view.usable(String(shape.issuer_device), issuedAt);
     if (!issuer) return refused('its join ticket was not signed by a certified, unrevoked device');
-    const role = view.orgRole(issuer.member_id, issuedAt);
+    // In a partner's tribe (22.6), the host's ticket is checked with the host's roles.
+    const host = state?.org_id || view.orgId;
+    const roles = host !== view.orgId && view instanceof SharedView ? new HostAuthority(host, view) : view;
+    const role = roles.orgRole(issuer.member_id, issuedAt);
     if (!ADMIN_ROLES.includes(role || '') && state?.members[issuer.member_id] !== 'author') {
       return refused('its join ticket was signed by someone who does not manage this tribe');
     }
-    const ticket = joinTicket(shape, view.orgId, channelId, issuer.sign_public_key, view.cache);
+    const ticket = joinTicket(shape, host, channelId, issuer.sign_public_key, view.cache);
     const cert = await followerCert(row, ticket, view.cache);
     const revoked = view.revokedAt(issuer.device_id);
     const removed = view.removedAt(issuer.member_id);

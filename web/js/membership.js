@@ -39,7 +39,7 @@ export class LogError extends Error {}
  * partnership after it (22.7). All three are absent from a state kept before they existed, or
  * whose rebuild failed.
  * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string, org_id: string, former?: Record<string, number>, authored_until?: Record<string, number>, joined?: Record<string, number>, created_at?: number, issued_at?: number}} LogState
- * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string, at: number): boolean, tribesOpenTo(memberId: string): boolean, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
+ * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string, at: number): boolean, tribesOpenTo(memberId: string): boolean, unplaced?: (memberId: string) => boolean, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
  */
 
 function shape(entry) {
@@ -96,10 +96,14 @@ export async function extend(state, entry, authority) {
   if (e.org_id !== state.org_id) throw new LogError(`entry ${e.seq} names another organisation than the channel's host`);
   const latest = state.issued_at ?? 0;
   if (e.issued_at < latest - ENTRY_ORDER_SKEW_SECONDS) throw new LogError(`entry ${e.seq} is dated before the entries it follows`);
-  const signer = signerOf(e, authority);
   const members = { ...state.members };
-  if (state.kind === 'direct') await checkDirect(e, signer, state);
-  apply(e, signer, members, state, authority);
+  if (unplacedLeave(e, state, authority)) {
+    delete members[e.member_id];
+  } else {
+    const signer = signerOf(e, authority);
+    if (state.kind === 'direct') await checkDirect(e, signer, state);
+    apply(e, signer, members, state, authority);
+  }
   const former = Object.fromEntries(Object.entries(state.former || {}).filter(([m]) => !(m in members)));
   if (e.op === 'remove' || e.op === 'leave') former[e.member_id] = e.issued_at;
   const authored = { ...(state.authored_until || {}) };
@@ -108,6 +112,20 @@ export async function extend(state, entry, authority) {
   const joined = Object.fromEntries(Object.entries(state.joined || {}).filter(([m]) => m in members));
   if (e.op === 'add') joined[e.member_id] = e.issued_at;
   return { ...state, members, seq: e.seq, head: await statementHash(e), former, authored_until: authored, joined, issued_at: Math.max(latest, e.issued_at) };
+}
+
+/**
+ * A member this view cannot verify leaves (16.3: a follower's view of a partner's member): the
+ * signature cannot be checked, but the entry takes out only someone never trusted here, so the
+ * entries after it still verify. A forged one is no worse than a withheld log: the managers'
+ * later entries do not chain to it. `_unplaced_leave` in chalicelib/domain/membership_log.py.
+ * @param {Record<string, any>} e
+ * @param {LogState} state
+ * @param {Authority} authority
+ */
+function unplacedLeave(e, state, authority) {
+  const target = e.member_id;
+  return state.kind === 'tribe' && e.op === 'leave' && e.role === null && target in state.members && Boolean(authority.unplaced?.(target)) && authority.signer(String(e.by_device), Number(e.issued_at)) === null;
 }
 
 /**

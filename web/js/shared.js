@@ -51,11 +51,15 @@ export class SharedView extends TrustView {
   /**
    * @param {TrustView} own our organisation, as verified from GET /members
    * @param {PartnerView[]} partners every partner pinned in this device's view
+   * @param {{follower?: boolean}} [options] a follower's view (16.3): it pins its organisation's
+   *   root only and holds no partnership statement, so a partner's member in its tribe is
+   *   someone it cannot verify
    */
-  constructor(own, partners = []) {
+  constructor(own, partners = [], { follower = false } = {}) {
     super(own.orgId, own.root, own.members.values(), own.devices.values(), { verified: own.verified, seen: own.seen, revoked: own.keptRevoked, removed: own.keptRemoved, derived: own.derived, cache: own.cache });
     /** @type {Map<string, PartnerView>} */
     this.partners = new Map(partners.map((p) => [p.org_id, p]));
+    this.follower = follower;
     const views = [own, ...partners.map((p) => p.view)];
     // Ids listed by more than one organisation (ours and a partner's, or two partners'): a server
     // could otherwise pass a partner's member or device off as one of ours. Nobody answers for them.
@@ -138,6 +142,7 @@ export class SharedView extends TrustView {
 
   whyNotMember(memberId) {
     const partner = this.partnerOfMember(memberId);
+    if (this.unplaced(memberId)) return warning('uncertified_member', `${memberId}: ${FOLLOWERS_VERIFY_OWN}`, memberId);
     if (!partner) return super.whyNotMember(memberId);
     if (partner === this.clash) return warning('uncertified_member', `${memberId} is listed by more than one organisation`, memberId);
     if (this.isUnchained(partner)) return unchained(memberId, partner);
@@ -154,6 +159,7 @@ export class SharedView extends TrustView {
 
   whyNot(deviceId) {
     const partner = this.partnerOfDevice(deviceId);
+    if (this.follower && !this.devices.has(deviceId)) return warning('uncertified_device', `${deviceId}: ${FOLLOWERS_VERIFY_OWN}`, null, deviceId);
     if (partner === this.clash) {
       return warning('uncertified_device', `${deviceId} is listed by more than one organisation, or for another's member`, null, deviceId);
     }
@@ -186,6 +192,7 @@ export class SharedView extends TrustView {
   /** A partner's member is a `partner` here, whatever their role at home: never a manager nor an author of our channels. */
   orgRole(memberId, at) {
     const partner = this.partnerOfMember(memberId);
+    if (this.unplaced(memberId)) return PARTNER; // never a manager nor an author, whoever they are
     if (!partner) return super.orgRole(memberId, at);
     return partneredAt(partner, at) && partner.view.orgRole(memberId, at) !== null ? PARTNER : null;
   }
@@ -193,6 +200,7 @@ export class SharedView extends TrustView {
   /** A partner's member: while partners at `at` (22.7), never a partner's guest (21). */
   mayJoin(memberId, at) {
     const partner = this.partnerOfMember(memberId);
+    if (this.unplaced(memberId)) return true; // the host's manager signed the add; the server checked the partnership
     if (!partner) return super.mayJoin(memberId, at);
     return partneredAt(partner, at) && partner.view.mayJoin(memberId, at) && partner.view.orgRole(memberId, at) !== GUEST;
   }
@@ -200,7 +208,16 @@ export class SharedView extends TrustView {
   /** Undated: whether partners at the entry's date is `mayJoin`'s to say. */
   tribesOpenTo(memberId) {
     const partner = this.partnerOfMember(memberId);
-    return partner === null || (partner.allow_tribes && (partner.active || partner.ends.length > 0));
+    return this.unplaced(memberId) || partner === null || (partner.allow_tribes && (partner.active || partner.ends.length > 0));
+  }
+
+  /**
+   * In a follower's view, anyone its organisation's listing does not name (a partner's member,
+   * 22.6): in the tribe's state as a member it cannot verify, shown and sealed nothing.
+   * @param {string} memberId
+   */
+  unplaced(memberId) {
+    return this.follower && !this.members.has(memberId);
   }
 
   /**
@@ -266,7 +283,13 @@ export class HostAuthority {
     if (!this.partner) return false;
     return this.view.partnerOfMember(memberId) === this.partner || this.partner.their_allow_tribes;
   }
+
+  unplaced(memberId) {
+    return this.ours && this.view.unplaced(memberId);
+  }
 }
+
+const FOLLOWERS_VERIFY_OWN = "not listed as a member of this organisation: a follower verifies the organisation's own members only, never a partner organisation's (its root is pinned by no statement a follower holds, 16.3), so nothing of theirs is shown or sealed to them here";
 
 /** @returns {TrustWarning} */
 function unchained(memberId, partner) {

@@ -163,7 +163,7 @@ export class TrustKeeper extends EventTarget {
     if (!this.own) return;
     const { verified, partner_seen: seen, revoked, removed } = this.kept;
     const found = await partnerViews(this.kept.partners || {}, this.kept.partner_listings || {}, { cache: this.cache, verified, seen, revoked, removed });
-    this.view = new SharedView(this.own, found);
+    this.view = new SharedView(this.own, found, { follower: this.device.member_id.startsWith('f_') });
     this.checkedAt.clear(); // another view may accept entries the last one refused: replay again
     await this.pinPartners(this.view);
   }
@@ -348,9 +348,10 @@ export class TrustKeeper extends EventTarget {
   /** Who gets a sender key in the channel (section 14; its followers, 16.3), the rest reported. */
   async recipients(channelId, state, rosterDevices) {
     if (!this.view) return { devices: [], warnings: [] };
-    if (this.device.member_id.startsWith('f_')) {
+    if (this.device.member_id.startsWith('f_') || (state?.org_id && state.org_id !== this.view.orgId)) {
       // A follower seals its own votes and reactions to the tribe's members only (16.3), never
-      // to another follower a server would list.
+      // to another follower a server would list; a partner's member seals nothing to the host's
+      // followers, who cannot verify them.
       rosterDevices = rosterDevices.filter((d) => d.device_cert?.purpose !== FOLLOWER_CERT);
     }
     // Followers are a public tribe's only: their rules load with the first one (first screen's weight).
