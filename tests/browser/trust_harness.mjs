@@ -111,8 +111,8 @@ const commands = {
   async partner_accept({ device, text, server, allow_tribes, now }) {
     return outcome(() => partners.acceptInvitation(signer(device), text, server, allow_tribes, now));
   },
-  async partner_end({ device, partner, now }) {
-    return partners.partnershipEnd(signer(device), partner, now);
+  async partner_end({ device, partner, ticket_key, now }) {
+    return partners.partnershipEnd(signer(device), partner, ticket_key, now);
   },
   /** Whether this admin device would countersign, and what. */
   async partner_countersign(args) {
