@@ -116,10 +116,11 @@ class Partners:
         trust = self.trust
         view = trust.own_view(refresh=True)
         found = []
-        for entry in trust.client.partners():
-            if confirm and self._awaits_us(entry, view):
-                entry = self._countersign(entry, view) or entry
-            found.append(self._checked(entry, view))
+        with trust.one_listing_per_partner():
+            for entry in trust.client.partners():
+                if confirm and self._awaits_us(entry, view):
+                    entry = self._countersign(entry, view) or entry
+                found.append(self._checked(entry, view))
         trust.save()
         return found
 
@@ -359,7 +360,7 @@ class Partners:
                 raise PartnerRefused("the partner's statement names another pair or invitation")
             if shaped["partner_root"] != self.trust.state.root:
                 raise PartnerRefused("the partner's statement pins another root than ours")
-            members, devices = self.trust.client.partner_listing(partner)
+            members, devices = self.trust.partner_listing(partner)
             view = TrustView(partner, root, members, devices)
             key = self._admin_signer(str(shaped["by_device"]), int(shaped["issued_at"]), view)
             names_us = {"org_id": partner, "partner_org_id": self.trust.org_id, "ticket_key": ticket_key}
@@ -424,7 +425,7 @@ class Partners:
         if not isinstance(root, str) or not root:
             return None
         try:
-            members, devices = self.trust.client.partner_listing(partner)
+            members, devices = self.trust.partner_listing(partner)
             return self._signed_end(end, partner, us, TrustView(partner, root, members, devices))
         except ApiError:
             return None

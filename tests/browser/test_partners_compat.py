@@ -446,9 +446,34 @@ class PartnersServer:
         return b["members"], b["devices"]
 
 
+class CountingServer(PartnersServer):
+    """The same server, counting the partners' listings it is asked for."""
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        super().__init__(entry)
+        self.listings_asked: list[str] = []
+
+    def partner_listing(self, org_id: str) -> tuple[list[Any], list[Any]]:
+        self.listings_asked.append(org_id)
+        return super().partner_listing(org_id)
+
+
 def python_checks(home: Path, e: dict[str, Any], now: int) -> dict[str, Any]:
     """The partnership as A's owner's Python client verifies it (a fresh profile ``home``, its
     clock at ``now``), in the shape of ``a_checks``, with the warnings' messages."""
+    trust = python_trust(home, PartnersServer(e), now)
+    [listed] = Partners(trust, SERVER).listing(confirm=False)
+    warnings = trust.take_warnings()
+    return {
+        "status": listed["status"],
+        "codes": [w["code"] for w in warnings],
+        "messages": [w["message"] for w in warnings],
+        "kept": trust.state.partners,
+    }
+
+
+def python_trust(home: Path, server: PartnersServer, now: int) -> Trust:
+    """A's owner's Python client over ``server``: a fresh profile ``home``, its clock at ``now``."""
     profile = Profile(home)
     keys = DeviceKeys.generate()
     profile.save_keys(keys)
@@ -458,15 +483,32 @@ def python_checks(home: Path, e: dict[str, Any], now: int) -> dict[str, Any]:
     profile.save_trust(state)
     a = listing_a()
     (home / "members.json").write_text(json.dumps({"members": a["members"], "devices": a["devices"]}))
-    trust = Trust(profile, cast(Any, PartnersServer(e)), keys, lambda: now)
-    [listed] = Partners(trust, SERVER).listing(confirm=False)
-    warnings = trust.take_warnings()
-    return {
-        "status": listed["status"],
-        "codes": [w["code"] for w in warnings],
-        "messages": [w["message"] for w in warnings],
-        "kept": trust.state.partners,
+    return Trust(profile, cast(Any, server), keys, lambda: now)
+
+
+def test_a_refresh_asks_each_partners_listing_once(tmp_path: Path) -> None:
+    """Review L7: refreshing the partners, both clients check B's statement (and B's end) with
+    B's listing and build the shared view from it: one GET /partners/{B}/members for both."""
+    p = python_partnership()
+    key = p["ticket"].statement["ticket_key"]
+    listing = f"/partners/{B_ORG}/members"
+    a = listing_a()
+    scene = {"org_id": ORG, "root": ROOT, "member_id": OWNER, "device_id": OWNER_DEVICE, **a}
+    scene |= {"kept": {}, "listings": {}, "served": {B_ORG: listing_b()}, "failing": [], "usable": [B_DEVICE]}
+    ended = {
+        **p["a_entry"],
+        "end": issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, key, T + 30),
     }
+    for n, e in enumerate((p["a_entry"], ended)):
+        web = js("learn_partners", **scene, entries=[e])
+        assert web["asked"] == ["/partners", listing] and web["listed"] == [B_ORG] and web["codes"] == []
+        server = CountingServer(e)
+        trust = python_trust(tmp_path / f"once{n}", server, SEEN)
+        trust.learn_partners()  # pinned B: a refresh now asks the partners again
+        server.listings_asked.clear()
+        shared = trust.view(refresh=True)
+        assert server.listings_asked == [B_ORG] and trust.take_warnings() == []
+        assert list(shared.partners) == [B_ORG]
 
 
 def both_check(home: Path, e: dict[str, Any], now: int) -> list[dict[str, Any]]:
