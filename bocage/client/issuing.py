@@ -418,12 +418,14 @@ def partnership(
 
 
 def partnership_end(
-    device: SigningKey, device_id: str, org_id: str, partner_org_id: str, now: int
+    device: SigningKey, device_id: str, org_id: str, partner_org_id: str, ticket_key: str, now: int
 ) -> dict[str, Any]:
+    """The end of the partnership made by the invitation ``ticket_key`` (22.7: it names it)."""
     body = {
         "purpose": PARTNERSHIP_END,
         "org_id": org_id,
         "partner_org_id": partner_org_id,
+        "ticket_key": ticket_key,
         "by_device": device_id,
         "issued_at": now,
     }

@@ -21,7 +21,7 @@ from chalicelib.domain.partners import (
     ContactCard,
     PartnerStatus,
     card_url,
-    end_parties,
+    end_shape,
     parse_card,
     parse_partner,
     partner_code,
@@ -116,17 +116,27 @@ class Partners:
         trust = self.trust
         view = trust.own_view(refresh=True)
         found = []
-        for entry in trust.client.partners():
-            if confirm and self._awaits_us(entry, view):
-                entry = self._countersign(entry, view) or entry
-            found.append(self._checked(entry, view))
+        with trust.one_listing_per_partner():
+            for entry in trust.client.partners():
+                if confirm and self._awaits_us(entry, view):
+                    entry = self._countersign(entry, view) or entry
+                found.append(self._checked(entry, view))
         trust.save()
         return found
 
     def end(self, partner_org_id: str) -> dict[str, Any]:
+        """End the partnership with ``partner_org_id``, naming its invitation as listed (22.7)."""
         trust = self.trust
+        listed = next((e for e in trust.client.partners() if e.get("partner_org_id") == partner_org_id), None)
+        if listed is None:
+            raise PartnerRefused(f"no partnership with {partner_org_id}")
         statement = issuing.partnership_end(
-            trust.keys.signing, trust.keys.device_id, trust.org_id, partner_org_id, trust.now()
+            trust.keys.signing,
+            trust.keys.device_id,
+            trust.org_id,
+            partner_org_id,
+            _ticket_key_of(listed),
+            trust.now(),
         )
         answer = dict(trust.client.end_partner(partner_org_id, statement))
         checked = self._checked(answer, trust.own_view(refresh=True))
@@ -264,7 +274,8 @@ class Partners:
         kept = trust.state.partners.get(partner, {})
         ends = kept_ends(kept, trust.now())
         pinned = root or kept.get("root")
-        ended_at = self._ended(entry, partner, view, ends.get(ticket_key), pinned)
+        verified = (entry.get("ours") if root else None, entry.get("theirs") if theirs_ok else None)
+        ended_at = self._ended(entry, partner, view, ends.get(ticket_key), pinned, _begun(*verified))
         ended = ended_at is not None
         if ticket_key in ends and not ended:
             trust.warn(
@@ -349,7 +360,7 @@ class Partners:
                 raise PartnerRefused("the partner's statement names another pair or invitation")
             if shaped["partner_root"] != self.trust.state.root:
                 raise PartnerRefused("the partner's statement pins another root than ours")
-            members, devices = self.trust.client.partner_listing(partner)
+            members, devices = self.trust.partner_listing(partner)
             view = TrustView(partner, root, members, devices)
             key = self._admin_signer(str(shaped["by_device"]), int(shaped["issued_at"]), view)
             names_us = {"org_id": partner, "partner_org_id": self.trust.org_id, "ticket_key": ticket_key}
@@ -360,30 +371,41 @@ class Partners:
         return True
 
     def _ended(
-        self, entry: dict[str, Any], partner: str, view: TrustView, kept_at: int | None, root: object
+        self,
+        entry: dict[str, Any],
+        partner: str,
+        view: TrustView,
+        kept_at: int | None,
+        root: object,
+        begun: int,
     ) -> int | None:
         """When the partnership ended in this device's view, or None (22.5, 22.7). An end by
-        either side counts (ending only takes trust away), but ours must verify; it is dated by
-        its signature when that verifies (the partner's, against the root we pinned), else when
-        first seen, whichever is earlier, and a date kept once never moves. An end statement
-        names no invitation, so one signed before this partnership's own statements is an
-        earlier partnership's, served again: dated when first seen, and reported."""
+        either side counts (ending only takes trust away), but ours must verify, and one naming
+        another invitation (an earlier partnership's, served again) is not this one's; it is
+        dated by its signature when that verifies (the partner's, against the root we pinned),
+        else when first seen, whichever is earlier, and a date kept once never moves. A v2 end
+        names no invitation: one signed before this partnership's verified statements
+        (``begun``) is an earlier partnership's, dated when first seen, and reported."""
         end = entry.get("end")
         if end is None:
             return None
         signed_at: int | None = None
         try:
-            signer_org, other = end_parties(end)
+            shaped = end_shape(end)
+            signer_org, other = str(shaped["org_id"]), str(shaped["partner_org_id"])
             if {signer_org, other} != {partner, self.trust.org_id}:
                 raise PartnerRefused("the end statement names another pair")
+            named = shaped.get("ticket_key")
+            if named is not None and named != _ticket_key_of(entry):
+                raise PartnerRefused("it names another invitation than this partnership's")
             if signer_org == self.trust.org_id:
-                signed_at = self._signed_end(end, signer_org, other, view)
+                signed_at = self._signed_end(shaped, signer_org, other, view)
             elif kept_at is None:
-                signed_at = self._partners_end(end, signer_org, other, root)
+                signed_at = self._partners_end(shaped, signer_org, other, root)
         except (StatementError, PartnerRefused) as exc:
             self._refuse(partner, f"end statement ignored: {exc}")
             return None
-        if signed_at is not None and signed_at + STATEMENT_CLOCK_SKEW < _begun(entry):
+        if named is None and signed_at is not None and signed_at + STATEMENT_CLOCK_SKEW < begun:
             self._refuse(partner, "its end is dated before the partnership began: dated when first seen")
             signed_at = None
         if kept_at is not None:
@@ -391,20 +413,19 @@ class Partners:
         now = self.trust.now()
         return now if signed_at is None else min(now, signed_at)
 
-    def _signed_end(self, end: object, signer_org: str, other: str, view: TrustView) -> int:
+    def _signed_end(self, end: dict[str, Any], signer_org: str, other: str, view: TrustView) -> int:
         """The end's ``issued_at``, once checked signed by a device of an admin of its side."""
-        shaped = check_shape(end, "bocage/partnership-end/v2")
-        key = self._admin_signer(str(shaped["by_device"]), int(shaped["issued_at"]), view)
-        verify_end(shaped, org_id=signer_org, partner_org_id=other, signer_key=key)
-        return int(shaped["issued_at"])
+        key = self._admin_signer(str(end["by_device"]), int(end["issued_at"]), view)
+        verify_end(end, org_id=signer_org, partner_org_id=other, signer_key=key)
+        return int(end["issued_at"])
 
-    def _partners_end(self, end: object, partner: str, us: str, root: object) -> int | None:
+    def _partners_end(self, end: dict[str, Any], partner: str, us: str, root: object) -> int | None:
         """The partner's end's ``issued_at`` if one of its admins signed it, up to the root we
         pinned (its listing names the end's signers); None when that cannot be shown."""
         if not isinstance(root, str) or not root:
             return None
         try:
-            members, devices = self.trust.client.partner_listing(partner)
+            members, devices = self.trust.partner_listing(partner)
             return self._signed_end(end, partner, us, TrustView(partner, root, members, devices))
         except ApiError:
             return None
@@ -416,12 +437,11 @@ class Partners:
         self.trust.warn(TrustWarning("invalid_partnership", f"partnership with {partner}: {message}"))
 
 
-def _begun(entry: dict[str, Any]) -> int:
-    """The latest date among the partnership's own statements (ticket, acceptance, each side's
-    statement): an honest end is never signed before them."""
-    parts = (entry.get(name) for name in ("ticket", "acceptance", "ours", "theirs"))
-    dates = (p.get("issued_at") for p in parts if isinstance(p, dict))
-    return max((d for d in dates if isinstance(d, int) and not isinstance(d, bool)), default=0)
+def _begun(*verified: dict[str, Any] | None) -> int:
+    """The latest date among the partnership's statements that verified (ours, theirs; the ticket
+    and the acceptance are older): an honest end is never signed before them, and a statement
+    the server made up cannot push that date later."""
+    return max((int(s["issued_at"]) for s in verified if s is not None), default=0)
 
 
 def _ticket_key_of(entry: dict[str, Any]) -> str:

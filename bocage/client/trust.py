@@ -13,7 +13,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from bocage.client import issuing
@@ -67,6 +68,8 @@ class Trust:
         self._shared: SharedView | None = None
         self._shared_base: tuple[TrustView, str] | None = None  # what the shared view was built on
         self._listing: str = ""
+        # Partners' listings asked within one refresh of the partners: one GET each (L7).
+        self._partner_listings: dict[str, tuple[list[Any], list[Any]]] | None = None
         self._device_certs: dict[str, str] = {}  # device id -> hash of its certificate in the view
         self._synced: set[str] = set()  # channels whose log was fetched since the last change heard
         self._rechecked: dict[str, float] = {}  # channel id -> when a refusal last asked the log again
@@ -102,9 +105,10 @@ class Trust:
         pinned = json.dumps(self.state.partners, sort_keys=True)  # an end seen since changes it
         if self._shared is not None and not ask_partners and self._shared_base == (own, pinned):
             return self._shared
-        if ask_partners and self.state.partners:
-            self.learn_partners()
-        found = self._partner_views(refresh=ask_partners)
+        with self.one_listing_per_partner():
+            if ask_partners and self.state.partners:
+                self.learn_partners()
+            found = self._partner_views(refresh=ask_partners)
         self._shared = SharedView(
             own.org_id,
             own.root,
@@ -193,6 +197,27 @@ class Trust:
             if exc.status != 403:
                 self.warn(_partners_unavailable("the partnerships", exc))
 
+    @contextmanager
+    def one_listing_per_partner(self) -> Iterator[None]:
+        """Within it, each partner's listing is asked once (``partner_listing``): checking the
+        partnership and building the shared view read the same answer."""
+        outer = self._partner_listings is None
+        if outer:
+            self._partner_listings = {}
+        try:
+            yield
+        finally:
+            if outer:
+                self._partner_listings = None
+
+    def partner_listing(self, org_id: str) -> tuple[list[Any], list[Any]]:
+        """GET /partners/{org_id}/members, once per partner within ``one_listing_per_partner``."""
+        if self._partner_listings is None:
+            return self.client.partner_listing(org_id)
+        if org_id not in self._partner_listings:
+            self._partner_listings[org_id] = self.client.partner_listing(org_id)
+        return self._partner_listings[org_id]
+
     def _partner_views(self, *, refresh: bool) -> list[PartnerView]:
         """Each partner pinned in this device's view, checked up to the root our statement pins;
         their listings kept in the profile beside ours. An ended one's is kept and never asked
@@ -206,7 +231,7 @@ class Trust:
             active = bool(partner.get("active")) and not partner.get("ended")
             if (active and refresh) or org_id not in kept:
                 try:
-                    members, devices = self.client.partner_listing(org_id)
+                    members, devices = self.partner_listing(org_id)
                     listings[org_id] = {"members": members, "devices": devices}
                     continue
                 except ApiError as exc:  # the last listing verified stays; our own channels work

@@ -34,7 +34,10 @@ FOLLOWER_CERT = "bocage/follower-cert/v2"
 NOTIFY = "bocage/notify/v2"
 PARTNER_ACCEPT = "bocage/partner-accept/v2"
 PARTNERSHIP = "bocage/partnership/v2"
-PARTNERSHIP_END = "bocage/partnership-end/v2"
+#: An end names its invitation (``ticket_key``), so an earlier partnership's end cannot pass
+#: for the current one's (22.7); v2, which named none, is only read where it is stored.
+PARTNERSHIP_END = "bocage/partnership-end/v3"
+PARTNERSHIP_END_V2 = "bocage/partnership-end/v2"
 HISTORY = "bocage/history/v2"
 #: How far a signed statement's ``issued_at`` may be from a clock (the server's, or a reading
 #: device's) and still be taken as "now": two honest devices' clocks differ by less, and the
@@ -162,9 +165,16 @@ _FIELDS: dict[str, dict[str, Callable[[object], bool]]] = {
         "by_device": _id("d"),
         "issued_at": _TIME,
     },
+    PARTNERSHIP_END_V2: {
+        "org_id": _id("o"),
+        "partner_org_id": _id("o"),
+        "by_device": _id("d"),
+        "issued_at": _TIME,
+    },
     PARTNERSHIP_END: {
         "org_id": _id("o"),
         "partner_org_id": _id("o"),
+        "ticket_key": _key,
         "by_device": _id("d"),
         "issued_at": _TIME,
     },

@@ -29,7 +29,7 @@ from chalicelib.domain.partners import (
     verify_partnership,
 )
 from chalicelib.domain.principal import Principal
-from chalicelib.domain.statements import STATEMENT_CLOCK_SKEW, StatementError
+from chalicelib.domain.statements import PARTNERSHIP_END, STATEMENT_CLOCK_SKEW, StatementError
 from chalicelib.errors import BadRequest, ConditionFailed, Conflict, Forbidden, Gone, NotFound
 from chalicelib.ports import Clock, Store
 from chalicelib.services.channels import ChannelService
@@ -178,7 +178,8 @@ class PartnerService:
         return {"partners": [self._view(who.org_id, p) for p in found]}
 
     def end(self, who: Principal, partner_org_id: str, statement: object) -> dict[str, Any]:
-        """Either side's admin ends the partnership with a signed end statement."""
+        """Either side's admin ends the partnership with a signed end statement naming its
+        invitation (v3): clients then cannot mistake it for the end of a later one (22.7)."""
         device = self._admin_device(who)
         partnership = self._of(who, partner_org_id)
         checked = self._checked(
@@ -188,6 +189,12 @@ class PartnerService:
             "statement",
         )
         self._require_caller(checked, who)
+        if checked["purpose"] != PARTNERSHIP_END:
+            raise BadRequest(f"statement: sign {PARTNERSHIP_END}, which names the invitation: update the app")
+        if checked["ticket_key"] != partnership.ticket["ticket_key"]:
+            raise BadRequest(
+                "statement: the end names another invitation than this partnership's: list the partners again"
+            )
         off = int(checked["issued_at"]) - self._clock.now()
         if abs(off) > TICKET_CLOCK_SKEW:
             # Clients date the end by its signature (section 22.7): a date away from now would

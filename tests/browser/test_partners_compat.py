@@ -5,7 +5,8 @@ tests/trust_vectors.py, an owner and a plain member) and B (an owner). What the 
 verifies in Python and is byte for byte what bocage/client/issuing.py signs; what Python signs the
 browser takes as active; and the browser refuses what the Python client refuses: a root swapped
 in the acceptance, a partnership statement the server invented or a partner's plain member signed,
-an end hidden after it was seen, an earlier partnership's end served as the current one's.
+an end hidden after it was seen, an earlier partnership's end served as the current one's (v3:
+naming its invitation; v2: dated when first seen).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from chalicelib.domain.partners import (
 )
 from chalicelib.domain.statements import fingerprint, public_key_of, sign_statement
 from tests.browser.test_trust_compat import HARNESS, INVITEE_DEVICE, OWNER_DEVICE
+from tests.integration.test_partners import v2_end
 from tests.trust_vectors import (
     INVITEE,
     INVITEE_DEVICE_SIGN,
@@ -238,8 +240,11 @@ def test_what_the_browser_signs_verifies_in_python() -> None:
     )
     assert statement["partner_root"] == ROOT and statement["allow_tribes"] is False
 
-    end = js("partner_end", device=B_OWNER_DEVICE, partner=ORG, now=T + 30)
+    key = ticket["ticket_key"]
+    end = js("partner_end", device=B_OWNER_DEVICE, partner=ORG, ticket_key=key, now=T + 30)
     verify_end(end, org_id=B_ORG, partner_org_id=ORG, signer_key=public_key_of(B_SIGN))
+    assert (end["purpose"], end["ticket_key"]) == ("bocage/partnership-end/v3", key)
+    assert end == issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, key, T + 30)
 
 
 def test_the_browser_signs_the_same_bytes_as_python() -> None:
@@ -361,14 +366,17 @@ def test_a_statement_the_server_invented_or_a_plain_member_signed_is_refused() -
 
 def test_an_end_hidden_after_it_was_seen_is_a_rollback() -> None:
     p = python_partnership()
-    end = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 30)
+    key = p["ticket"].statement["ticket_key"]
+    end = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, key, T + 30)
     ended = a_checks({**p["a_entry"], "end": end, "status": "ended"})
     assert (ended["status"], ended["codes"]) == ("ended", [])
     assert ended["kept"][B_ORG]["ended"] is True
     hidden = a_checks(p["a_entry"], kept=ended["kept"])
     assert (hidden["status"], hidden["codes"]) == ("ended", ["partnership_rollback"])
     # Our own side's end must be an admin's: a plain member's is ignored, with a warning.
-    by_member = issuing.partnership_end(SigningKey(INVITEE_DEVICE_SIGN), INVITEE_DEVICE, ORG, B_ORG, T + 30)
+    by_member = issuing.partnership_end(
+        SigningKey(INVITEE_DEVICE_SIGN), INVITEE_DEVICE, ORG, B_ORG, key, T + 30
+    )
     ignored = a_checks({**p["a_entry"], "end": by_member})
     assert (ignored["status"], ignored["codes"]) == ("active", ["invalid_partnership"])
 
@@ -377,10 +385,10 @@ def test_an_ended_partnership_served_again_after_a_newer_one_is_a_rollback() -> 
     """The browser remembers every invitation whose end it saw: a newer partnership with the same
     organisation does not make it forget, and it never countersigns an ended one again."""
     p = python_partnership()
-    end = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 30)
+    key = p["ticket"].statement["ticket_key"]
+    end = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, key, T + 30)
     kept = a_checks({**p["a_entry"], "end": end, "status": "ended"})["kept"]
-    first_key = p["ticket"].statement["ticket_key"]
-    assert kept[B_ORG]["ends"] == {first_key: T + 30}
+    assert kept[B_ORG]["ends"] == {key: T + 30}
     kept[B_ORG].update(ticket_key="a-newer-invitation", ended=False, active=True)  # then a second one
     revived = a_checks(p["a_entry"], kept=kept)
     assert (revived["status"], revived["codes"]) == ("ended", ["partnership_rollback"])
@@ -396,21 +404,21 @@ def test_an_end_is_dated_by_its_signature_or_when_first_seen_and_never_moves() -
     of the device that first sees it; kept per invitation and never moved."""
     p = python_partnership()
     key = p["ticket"].statement["ticket_key"]
-    b_end = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 30)
+    b_end = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, key, T + 30)
     assert a_checks({**p["a_entry"], "end": b_end}, now=T + 10)["kept"][B_ORG]["ends"] == {key: T + 10}
     # B's end with a signature B's owner's device did not make: still an end (ending only takes
     # trust away, 22.5), dated when first seen, and reported.
-    rogue = issuing.partnership_end(SigningKey(bytes([0x99]) * 32), B_DEVICE, B_ORG, ORG, T + 30)
+    rogue = issuing.partnership_end(SigningKey(bytes([0x99]) * 32), B_DEVICE, B_ORG, ORG, key, T + 30)
     forged = {**b_end, "sig": rogue["sig"]}
     unsigned = a_checks({**p["a_entry"], "end": forged})
     assert (unsigned["status"], unsigned["kept"][B_ORG]["ends"]) == ("ended", {key: SEEN})
     assert unsigned["codes"] == ["invalid_partnership"]
     kept = a_checks({**p["a_entry"], "end": b_end})["kept"]
     assert kept[B_ORG]["ends"] == {key: T + 30}
-    moved = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 3)
+    moved = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, key, T + 3)
     again = a_checks({**p["a_entry"], "end": moved}, kept=copy.deepcopy(kept), now=SEEN + 100)
     assert (again["status"], again["kept"][B_ORG]["ends"]) == ("ended", {key: T + 30})
-    ours = issuing.partnership_end(SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, B_ORG, T + 40)
+    ours = issuing.partnership_end(SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, B_ORG, key, T + 40)
     assert a_checks({**p["a_entry"], "end": ours})["kept"][B_ORG]["ends"] == {key: T + 40}
     # A record kept before ends had dates names the ended invitation only: the rollback is still
     # caught, and the end dated when this device first reads it.
@@ -438,19 +446,22 @@ class PartnersServer:
         return b["members"], b["devices"]
 
 
+class CountingServer(PartnersServer):
+    """The same server, counting the partners' listings it is asked for."""
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        super().__init__(entry)
+        self.listings_asked: list[str] = []
+
+    def partner_listing(self, org_id: str) -> tuple[list[Any], list[Any]]:
+        self.listings_asked.append(org_id)
+        return super().partner_listing(org_id)
+
+
 def python_checks(home: Path, e: dict[str, Any], now: int) -> dict[str, Any]:
     """The partnership as A's owner's Python client verifies it (a fresh profile ``home``, its
     clock at ``now``), in the shape of ``a_checks``, with the warnings' messages."""
-    profile = Profile(home)
-    keys = DeviceKeys.generate()
-    profile.save_keys(keys)
-    profile.save_info({"server": SERVER, "org_id": ORG, "member_id": OWNER})
-    state = profile.trust()
-    state.root = ROOT
-    profile.save_trust(state)
-    a = listing_a()
-    (home / "members.json").write_text(json.dumps({"members": a["members"], "devices": a["devices"]}))
-    trust = Trust(profile, cast(Any, PartnersServer(e)), keys, lambda: now)
+    trust = python_trust(home, PartnersServer(e), now)
     [listed] = Partners(trust, SERVER).listing(confirm=False)
     warnings = trust.take_warnings()
     return {
@@ -461,38 +472,127 @@ def python_checks(home: Path, e: dict[str, Any], now: int) -> dict[str, Any]:
     }
 
 
-def test_an_earlier_partnerships_end_served_again_is_dated_when_first_seen(tmp_path: Path) -> None:
-    """22.7: an end statement names no invitation, so the server can serve the first
-    partnership's genuine end (B's, or our own) as the end of a second one a day later, to date
-    it back before it began. Both clients take it as an end, dated when first seen, and report
-    the same warning; the second partnership's own end is dated by its signature, unreported."""
+def python_trust(home: Path, server: PartnersServer, now: int) -> Trust:
+    """A's owner's Python client over ``server``: a fresh profile ``home``, its clock at ``now``."""
+    profile = Profile(home)
+    keys = DeviceKeys.generate()
+    profile.save_keys(keys)
+    profile.save_info({"server": SERVER, "org_id": ORG, "member_id": OWNER})
+    state = profile.trust()
+    state.root = ROOT
+    profile.save_trust(state)
+    a = listing_a()
+    (home / "members.json").write_text(json.dumps({"members": a["members"], "devices": a["devices"]}))
+    return Trust(profile, cast(Any, server), keys, lambda: now)
+
+
+def test_a_refresh_asks_each_partners_listing_once(tmp_path: Path) -> None:
+    """Review L7: refreshing the partners, both clients check B's statement (and B's end) with
+    B's listing and build the shared view from it: one GET /partners/{B}/members for both."""
+    p = python_partnership()
+    key = p["ticket"].statement["ticket_key"]
+    listing = f"/partners/{B_ORG}/members"
+    a = listing_a()
+    scene = {"org_id": ORG, "root": ROOT, "member_id": OWNER, "device_id": OWNER_DEVICE, **a}
+    scene |= {"kept": {}, "listings": {}, "served": {B_ORG: listing_b()}, "failing": [], "usable": [B_DEVICE]}
+    ended = {
+        **p["a_entry"],
+        "end": issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, key, T + 30),
+    }
+    for n, e in enumerate((p["a_entry"], ended)):
+        web = js("learn_partners", **scene, entries=[e])
+        assert web["asked"] == ["/partners", listing] and web["listed"] == [B_ORG] and web["codes"] == []
+        server = CountingServer(e)
+        trust = python_trust(tmp_path / f"once{n}", server, SEEN)
+        trust.learn_partners()  # pinned B: a refresh now asks the partners again
+        server.listings_asked.clear()
+        shared = trust.view(refresh=True)
+        assert server.listings_asked == [B_ORG] and trust.take_warnings() == []
+        assert list(shared.partners) == [B_ORG]
+
+
+def both_check(home: Path, e: dict[str, Any], now: int) -> list[dict[str, Any]]:
+    """The entry as A's owner's browser and Python client check it, from nothing kept."""
+    return [a_checks(e, now=now), python_checks(home, e, now)]
+
+
+def test_an_earlier_partnerships_end_served_again_ends_nothing(tmp_path: Path) -> None:
+    """22.7: the server serves the first partnership's genuine end (B's, or our own) as the end
+    of a second one a day later. It names the first invitation: both clients keep the second
+    active, date nothing and report the same warning; the second's own end, naming it, ends it,
+    dated by its signature, unreported."""
     first = python_partnership()
     second = python_partnership(at=T + 86_400)
-    key = second["ticket"].statement["ticket_key"]
+    old, key = first["ticket"].statement["ticket_key"], second["ticket"].statement["ticket_key"]
     seen = T + 86_400 + 3600
     stale_ends = (
-        issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 30),
-        issuing.partnership_end(SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, B_ORG, T + 40),
+        issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, old, T + 30),
+        issuing.partnership_end(SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, B_ORG, old, T + 40),
     )
-    began = "its end is dated before the partnership began: dated when first seen"
-    warning = f"partnership with {B_ORG}: {began}"
+    ignored = "end statement ignored: it names another invitation than this partnership's"
+    warning = f"partnership with {B_ORG}: {ignored}"
     for n, stale in enumerate(stale_ends):
-        e = {**second["a_entry"], "end": stale, "status": "ended"}
-        web = a_checks(e, now=seen)
-        python = python_checks(tmp_path / f"stale{n}", e, seen)
+        web, python = both_check(
+            tmp_path / f"stale{n}", {**second["a_entry"], "end": stale, "status": "ended"}, seen
+        )
         assert web["messages"] == python["messages"] == [warning]
         for checked in (web, python):
-            assert (checked["status"], checked["codes"]) == ("ended", ["invalid_partnership"])
-            assert checked["kept"][B_ORG]["ends"] == {key: seen}
-    assert first["ticket"].statement["ticket_key"] != key
-    own = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, T + 86_400 + 30)
-    e = {**second["a_entry"], "end": own, "status": "ended"}
-    for checked in (a_checks(e, now=seen), python_checks(tmp_path / "own", e, seen)):
+            assert (checked["status"], checked["codes"]) == ("active", ["invalid_partnership"])
+            assert checked["kept"][B_ORG]["ends"] == {} and checked["kept"][B_ORG]["active"] is True
+    own = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, key, T + 86_400 + 30)
+    for checked in both_check(tmp_path / "own", {**second["a_entry"], "end": own, "status": "ended"}, seen):
         assert (checked["status"], checked["codes"], checked["kept"][B_ORG]["ends"]) == (
             "ended",
             [],
             {key: T + 86_400 + 30},
         )
+
+
+def test_an_earlier_partnerships_v2_end_served_again_is_dated_when_first_seen(tmp_path: Path) -> None:
+    """22.7: a v2 end names no invitation, so a server can serve the first partnership's (B's,
+    or our own, signed before v3) as the end of a second one a day later, to date it back before
+    it began. Both clients take it as an end, dated when first seen, and report the same
+    warning; the second partnership's own v2 end is dated by its signature, unreported."""
+    second = python_partnership(at=T + 86_400)
+    key = second["ticket"].statement["ticket_key"]
+    seen = T + 86_400 + 3600
+    stale_ends = (
+        v2_end(B_SIGN, B_DEVICE, B_ORG, ORG, T + 30),
+        v2_end(OWNER_DEVICE_SIGN, OWNER_DEVICE, ORG, B_ORG, T + 40),
+    )
+    began = "its end is dated before the partnership began: dated when first seen"
+    for n, stale in enumerate(stale_ends):
+        web, python = both_check(
+            tmp_path / f"stale{n}", {**second["a_entry"], "end": stale, "status": "ended"}, seen
+        )
+        assert web["messages"] == python["messages"] == [f"partnership with {B_ORG}: {began}"]
+        for checked in (web, python):
+            assert (checked["status"], checked["codes"]) == ("ended", ["invalid_partnership"])
+            assert checked["kept"][B_ORG]["ends"] == {key: seen}
+    own = v2_end(B_SIGN, B_DEVICE, B_ORG, ORG, T + 86_400 + 30)
+    for checked in both_check(tmp_path / "own", {**second["a_entry"], "end": own, "status": "ended"}, seen):
+        assert (checked["status"], checked["codes"], checked["kept"][B_ORG]["ends"]) == (
+            "ended",
+            [],
+            {key: T + 86_400 + 30},
+        )
+
+
+def test_a_v2_end_is_judged_against_the_statements_that_verify_only(tmp_path: Path) -> None:
+    """The interim check of a v2 end reads the dates of the partnership's statements that verify:
+    a partner's statement the server made up, dated a day later, does not make the partnership's
+    genuine v2 end look earlier than its beginning (which would date it when first seen, later)."""
+    p = python_partnership()
+    key = p["ticket"].statement["ticket_key"]
+    forged = issuing.partnership(
+        SigningKey(bytes([0x99]) * 32), B_DEVICE, B_ORG, ORG, ROOT, key, T + 86_400, allow_tribes=False
+    )
+    e = {**p["a_entry"], "theirs": forged, "end": v2_end(B_SIGN, B_DEVICE, B_ORG, ORG, T + 30)}
+    web, python = both_check(tmp_path / "forged", e, SEEN)
+    assert web["messages"] == python["messages"]
+    for checked in (web, python):
+        assert (checked["status"], checked["codes"]) == ("ended", ["invalid_partnership"])
+        assert checked["kept"][B_ORG]["ends"] == {key: T + 30}
 
 
 def test_a_contact_card_reads_the_same_and_a_key_the_server_swapped_is_refused() -> None:

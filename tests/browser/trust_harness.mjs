@@ -111,8 +111,8 @@ const commands = {
   async partner_accept({ device, text, server, allow_tribes, now }) {
     return outcome(() => partners.acceptInvitation(signer(device), text, server, allow_tribes, now));
   },
-  async partner_end({ device, partner, now }) {
-    return partners.partnershipEnd(signer(device), partner, now);
+  async partner_end({ device, partner, ticket_key, now }) {
+    return partners.partnershipEnd(signer(device), partner, ticket_key, now);
   },
   /** Whether this admin device would countersign, and what. */
   async partner_countersign(args) {
@@ -329,7 +329,8 @@ const commands = {
   },
   /** The web client learning its partners while the server fails `failing` (paths, status 503):
    * whether it threw, what it reported, whether the partner's device it knew stays usable, what
-   * it asked and whose listings it keeps. The server serves `served` (else the `listings` kept). */
+   * it asked and whose listings it keeps. The server serves `served` (else the `listings` kept),
+   * and `entries` as GET /partners (none by default). */
   async learn_partners(args) {
     const memory = new Map();
     const store = { get: async (k) => memory.get(k), put: async (k, v) => void memory.set(k, v) };
@@ -341,7 +342,7 @@ const commands = {
     const answer = async (path) => {
       asked.push(path);
       if (args.failing.includes(path)) throw Object.assign(new Error('the server is not answering'), { status: 503 });
-      return path === '/partners' ? { partners: [] } : (args.served ?? args.listings)[path.split('/')[2]];
+      return path === '/partners' ? { partners: args.entries ?? [] } : (args.served ?? args.listings)[path.split('/')[2]];
     };
     let thrown = null;
     try {

@@ -71,7 +71,10 @@ def test_two_organisations_become_partners_and_one_ends_it(tmp_path: Path) -> No
         assert ended["status"] == "ended"
         [after] = bocage("--profile", mayor, "partners")["partners"]
         assert after["status"] == "ended" and after["end"]["org_id"] == firm["org_id"]
-        assert bocage_fails("--profile", mayor, "partner", "end", "o_nopenopenopenope")["status"] == 404
+        assert after["end"]["purpose"] == "bocage/partnership-end/v3"  # it names the invitation (22.7)
+        assert after["end"]["ticket_key"] == after["ticket"]["ticket_key"]
+        nope = bocage_fails("--profile", mayor, "partner", "end", "o_nopenopenopenope")
+        assert "no partnership with o_nopenopenopenope" in nope["message"]
         assert bocage_fails("--profile", mayor, "partner", "accept", "not a code")["error"] == "cli_error"
 
 

@@ -17,7 +17,7 @@ from chalicelib.adapters.records import keys
 from chalicelib.ports import Store
 from tests.faults import FaultyStore
 from tests.integration.test_partner_groups import member_of, shared
-from tests.integration.test_partners import Pair, pair
+from tests.integration.test_partners import Pair, listed_ticket_key, pair
 from tests.support import SignedApi, messenger_for
 
 __all__ = ["pair"]
@@ -102,9 +102,10 @@ def _end(pair: Pair) -> dict[str, Any]:
     from bocage.client import issuing
 
     trust = pair.a.trust
+    ticket_key = listed_ticket_key(pair.a, pair.b_org)
     return {
         "statement": issuing.partnership_end(
-            trust.keys.signing, trust.keys.device_id, trust.org_id, pair.b_org, trust.now()
+            trust.keys.signing, trust.keys.device_id, trust.org_id, pair.b_org, ticket_key, trust.now()
         )
     }
 

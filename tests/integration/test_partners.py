@@ -17,7 +17,7 @@ from bocage.client.partners import PartnerRefused, Partners
 from chalicelib.adapters.records import keys as record_keys
 from chalicelib.domain.encoding import b64e
 from chalicelib.domain.partners import parse_partner
-from chalicelib.domain.statements import public_key_of
+from chalicelib.domain.statements import PARTNERSHIP_END_V2, public_key_of, sign_statement
 from tests.integration.test_followers import follow, public_tribe
 from tests.support import People, SignedApi, messenger_for, scan_all
 
@@ -60,6 +60,20 @@ def partnered(pair: Pair) -> dict[str, Any]:
     assert accepted["status"] == "pending" and accepted["partner_root"] == pair.a.trust.state.root
     [listed] = pair.a.partners.listing()
     return listed
+
+
+def listed_ticket_key(messenger: Messenger, partner: str) -> str:
+    """The invitation's ticket key of ``messenger``'s organisation's partnership with ``partner``,
+    as the server lists it: what an end names (22.7)."""
+    return next(
+        str(e["ticket"]["ticket_key"]) for e in messenger.client.partners() if e["partner_org_id"] == partner
+    )
+
+
+def v2_end(seed: bytes, device_id: str, org_id: str, partner_org_id: str, at: int) -> dict[str, Any]:
+    """An end as clients signed it before v3: naming no invitation (read where it is stored, 22.7)."""
+    body = {"org_id": org_id, "partner_org_id": partner_org_id, "by_device": device_id, "issued_at": at}
+    return sign_statement({"purpose": PARTNERSHIP_END_V2, **body}, seed)
 
 
 def test_invite_accept_countersign_and_list_pin_each_sides_root(pair: Pair, container: Any) -> None:
@@ -148,8 +162,9 @@ def test_another_organisations_partnerships_answer_404(
     keys, reply = api.activate(created["activation_code"], "Voisin")
     voisin = messenger_for(api, keys, tmp_path / "voisin", dict(reply.body))
     assert voisin.client.partners() == []
+    ticket_key = listed_ticket_key(pair.a, pair.b_org)
     end = issuing.partnership_end(
-        keys.signing, keys.device_id, voisin.trust.org_id, pair.b_org, api.clock.now()
+        keys.signing, keys.device_id, voisin.trust.org_id, pair.b_org, ticket_key, api.clock.now()
     )
     assert api.call("DELETE", f"/partners/{pair.b_org}", {"statement": end}, signer=keys).status == 404
     assert api.call("PUT", f"/partners/{pair.a_org}", {"statement": end}, signer=keys).status == 404
@@ -210,14 +225,42 @@ def test_an_end_dated_away_from_the_server_s_clock_is_refused(pair: Pair, off: i
     """Clients date an end by its signature (22.7): the server takes one dated now only."""
     partnered(pair)
     trust = pair.b_owner.trust
+    ticket_key = listed_ticket_key(pair.b_owner, pair.a_org)
     statement = issuing.partnership_end(
-        trust.keys.signing, trust.keys.device_id, trust.org_id, pair.a_org, trust.now() + off
+        trust.keys.signing, trust.keys.device_id, trust.org_id, pair.a_org, ticket_key, trust.now() + off
     )
     with pytest.raises(ApiError) as refused:
         trust.client.end_partner(pair.a_org, statement)
     assert refused.value.status == 400 and "server's clock (at most 300)" in str(refused.value)
     [seen_by_a] = pair.a.partners.listing()
     assert seen_by_a["status"] == "active" and seen_by_a["end"] is None
+
+
+def test_an_end_must_name_this_partnerships_invitation(pair: Pair, container: Any, api: SignedApi) -> None:
+    """22.7: the server takes a v3 end naming the invitation of the partnership it ends, and
+    nothing else: not one naming another invitation (the first partnership's, kept by a device,
+    signed again), nor a v2 end, which names none; either gets 400 and ends nothing."""
+    partnered(pair)
+    first = listed_ticket_key(pair.b_owner, pair.a_org)
+    pair.b_owner.partners.end(pair.a_org)
+    api.clock.advance(400)
+    partnered(pair)
+    trust = pair.b_owner.trust
+    sign, device = trust.keys.signing, trust.keys.device_id
+    other = issuing.partnership_end(sign, device, trust.org_id, pair.a_org, first, trust.now())
+    unnamed = v2_end(bytes(sign), device, trust.org_id, pair.a_org, trust.now())
+    for statement, message in (
+        (other, "the end names another invitation than this partnership's"),
+        (unnamed, "sign bocage/partnership-end/v3, which names the invitation"),
+    ):
+        reply = api.call("DELETE", f"/partners/{pair.a_org}", {"statement": statement}, signer=pair.b_keys)
+        assert reply.status == 400 and message in reply.body["message"], reply.body
+        stored = container.store.get(*record_keys.partnership(pair.a_org, pair.b_org))
+        assert stored.get("end") is None and stored.get("ended_at") is None
+    [seen_by_a] = pair.a.partners.listing()
+    assert (seen_by_a["server_status"], seen_by_a["status"]) == ("active", "active")
+    ended = pair.b_owner.partners.end(pair.a_org)
+    assert ended["status"] == "ended" and ended["end"]["ticket_key"] == ended["ticket"]["ticket_key"] != first
 
 
 def test_each_sides_admins_find_their_own_partner_actions_in_the_audit_log(pair: Pair) -> None:

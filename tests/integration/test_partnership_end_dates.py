@@ -16,7 +16,7 @@ from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from chalicelib.domain.organisation import Plan
 from tests.integration.test_partner_groups import _epoch, _sealed_to, member_of, shared
-from tests.integration.test_partners import Pair, pair, partnered
+from tests.integration.test_partners import Pair, pair, partnered, v2_end
 from tests.support import People, SignedApi, sealed_envelope
 
 __all__ = ["pair"]
@@ -156,14 +156,22 @@ def test_an_end_kept_before_ends_had_dates_is_dated_when_the_profile_is_opened(p
     ] == {ticket_key: opened_at}
 
 
-def two_partnerships(pair: Pair, container: Any, api: SignedApi) -> tuple[str, dict[str, Any], Any]:
+def two_partnerships(
+    pair: Pair, container: Any, api: SignedApi, *, legacy: bool = False
+) -> tuple[str, dict[str, Any], Any]:
     """A and B partner, B ends it, a day later they partner again and share a new group: the
-    first partnership's signed end is kept by the server (end statements name no invitation)."""
+    first partnership's signed end (as an old client signed it: v2, if ``legacy``), which A's
+    owner never saw (the second acceptance replaced the record first)."""
     partnered(pair)
     pair.b_owner.partners.listing()
     pair.b_owner.partners.end(pair.a_org)
     key = record_keys.partnership(pair.a_org, pair.b_org)
     first_end = dict(container.store.get(*key)["end"])
+    if legacy:
+        signer = pair.b_owner.keys
+        first_end = v2_end(
+            bytes(signer.signing), signer.device_id, pair.b_org, pair.a_org, first_end["issued_at"]
+        )
     api.clock.advance(86_400)
     partnered(pair)
     pair.b_owner.partners.listing()
@@ -173,13 +181,66 @@ def two_partnerships(pair: Pair, container: Any, api: SignedApi) -> tuple[str, d
     return cid, first_end, key
 
 
-def test_an_earlier_partnerships_end_served_again_is_dated_when_seen(
+def test_an_earlier_partnerships_end_served_again_ends_nothing(
     pair: Pair, container: Any, api: SignedApi
 ) -> None:
-    """The server shows the first partnership's genuine end as the second's (to date it a day
-    back): it ends the partnership, but dated when first seen, and reported; B's member's
-    message of the second partnership still reads on a device that replays everything again."""
+    """The server shows the first partnership's genuine end as the second's (to end it a day
+    back): it names the first invitation, so the second stays active, reported, and B's member's
+    message of the second partnership reads on a device that replays everything again; the
+    second's own end then ends it, dated by its signature."""
     cid, first_end, key = two_partnerships(pair, container, api)
+    assert first_end["purpose"] == "bocage/partnership-end/v3"
+    pair.b_member.send_text(cid, "deuxième époque")
+    api.clock.advance(10)
+    genuine = container.store.get(*key)
+    container.store.put({**genuine, "end": first_end})
+    pair.a.trust.state.logs.pop(cid, None)  # as a new device of A: nothing kept of the group
+    pair.a.trust.save()
+    [listed] = pair.a.partners.listing()
+    assert (listed["server_status"], listed["status"]) == ("ended", "active")
+    warnings = pair.a.trust.take_warnings()
+    assert [w["code"] for w in warnings] == ["invalid_partnership"]
+    assert "names another invitation" in warnings[0]["message"]
+    assert pair.a.trust.state.partners[pair.b_org]["ends"] == {}  # nothing dated
+    shown = by_text(pair.a, cid)["deuxième époque"]
+    assert shown["verified"] is True and shown["sender_name"] == "Dessinateur (Cabinet Ardoise)"
+    container.store.put(genuine)  # the server lets the real end through
+    api.clock.advance(50)
+    real = pair.b_owner.partners.end(pair.a_org)["end"]
+    [listed] = pair.a.partners.listing()
+    assert listed["status"] == "ended" and pair.a.trust.take_warnings() == []
+    current = listed["ticket"]["ticket_key"]
+    assert real["ticket_key"] == current != first_end["ticket_key"]
+    assert pair.a.trust.state.partners[pair.b_org]["ends"] == {current: real["issued_at"]}
+
+
+def test_an_earlier_partnerships_end_served_after_the_real_one_was_seen_is_caught(
+    pair: Pair, container: Any, api: SignedApi
+) -> None:
+    """B's member signs a message dated an hour ahead, the partnership ends, A's owner sees it;
+    then the server shows the first partnership's end instead: still ended (a rollback, the
+    date kept), and the message is still refused."""
+    cid, first_end, key = two_partnerships(pair, container, api)
+    now_ms = int(pair.b_member.clock()) * 1000
+    late = post_dated(pair.b_member, api, cid, "bien après la fin", now_ms + 3_600_000)
+    pair.b_owner.partners.end(pair.a_org)
+    pair.a.partners.listing()
+    ends = dict(pair.a.trust.state.partners[pair.b_org]["ends"])
+    container.store.put({**container.store.get(*key), "end": first_end})
+    [listed] = pair.a.partners.listing()
+    assert listed["status"] == "ended" and "partnership_rollback" in codes(pair.a)
+    assert pair.a.trust.state.partners[pair.b_org]["ends"] == ends
+    shown = next(m for m in pair.a.read(cid)["messages"] if m["message_id"] == late)
+    assert shown["verified"] is False and shown["error"] == "sent after leaving the channel: not shown"
+
+
+def test_an_earlier_partnerships_v2_end_served_again_is_dated_when_seen(
+    pair: Pair, container: Any, api: SignedApi
+) -> None:
+    """The first partnership's end is a v2 one (an old client's, naming no invitation), served
+    as the second's: it ends the partnership, but dated when first seen, and reported; B's
+    member's message of the second partnership still reads on a device that replays again."""
+    cid, first_end, key = two_partnerships(pair, container, api, legacy=True)
     pair.b_member.send_text(cid, "deuxième époque")
     api.clock.advance(10)
     container.store.put({**container.store.get(*key), "end": first_end})
@@ -193,12 +254,12 @@ def test_an_earlier_partnerships_end_served_again_is_dated_when_seen(
     assert shown["verified"] is True and shown["sender_name"] == "Dessinateur (Cabinet Ardoise)"
 
 
-def test_an_earlier_partnerships_end_cannot_hide_the_real_one(
+def test_an_earlier_partnerships_v2_end_cannot_hide_the_real_one(
     pair: Pair, container: Any, api: SignedApi
 ) -> None:
     """B's member signs a message dated an hour ahead, then the partnership ends, and the server
-    shows the first partnership's end instead of the real one: the message is still refused."""
-    cid, first_end, key = two_partnerships(pair, container, api)
+    shows the first partnership's v2 end instead of the real one: the message is still refused."""
+    cid, first_end, key = two_partnerships(pair, container, api, legacy=True)
     now_ms = int(pair.b_member.clock()) * 1000
     late = post_dated(pair.b_member, api, cid, "bien après la fin", now_ms + 3_600_000)
     pair.b_owner.partners.end(pair.a_org)

@@ -20,7 +20,9 @@ export const FOLLOWER_CERT = 'bocage/follower-cert/v2';
 export const NOTIFY = 'bocage/notify/v2';
 export const PARTNER_ACCEPT = 'bocage/partner-accept/v2';
 export const PARTNERSHIP = 'bocage/partnership/v2';
-export const PARTNERSHIP_END = 'bocage/partnership-end/v2';
+/** An end names its invitation (`ticket_key`, 22.7); v2, which named none, is only read where stored. */
+export const PARTNERSHIP_END = 'bocage/partnership-end/v3';
+export const PARTNERSHIP_END_V2 = 'bocage/partnership-end/v2';
 export const HISTORY = 'bocage/history/v2';
 /** The longest window of recent posts a public tribe may open to new followers (section 23). */
 export const MAX_HISTORY_DAYS = 30;
@@ -149,9 +151,16 @@ const FIELDS = {
     by_device: isId('d'),
     issued_at: isTime,
   },
+  [PARTNERSHIP_END_V2]: {
+    org_id: isId('o'),
+    partner_org_id: isId('o'),
+    by_device: isId('d'),
+    issued_at: isTime,
+  },
   [PARTNERSHIP_END]: {
     org_id: isId('o'),
     partner_org_id: isId('o'),
+    ticket_key: isKey,
     by_device: isId('d'),
     issued_at: isTime,
   },

@@ -9,6 +9,7 @@ import {
   FOREVER,
   PARTNERSHIP,
   PARTNERSHIP_END,
+  PARTNERSHIP_END_V2,
   PARTNER_ACCEPT,
   STATEMENT_CLOCK_SKEW,
   StatementError,
@@ -56,8 +57,11 @@ export function keptEnds(before, now) {
   return ends;
 }
 
-/** @param {Statement} entry */
-function ticketKeyOf(entry) {
+/**
+ * The invitation's ticket key a GET /partners entry lists (what our end names, 22.7).
+ * @param {Statement} entry
+ */
+export function ticketKeyOf(entry) {
   return entry.ticket && typeof entry.ticket === 'object' ? String(entry.ticket.ticket_key) : '';
 }
 /** @typedef {{members: Statement[], devices: Statement[]}} Listing */
@@ -259,9 +263,23 @@ export function partnershipStatement(device, partnerOrg, partnerRoot, ticketKey,
   return signStatement(body, signSeed(device));
 }
 
-/** The end of a partnership, signed by this (admin's) device: DELETE /partners/{org}. */
-export function partnershipEnd(device, partnerOrg, now) {
-  return signStatement({ purpose: PARTNERSHIP_END, org_id: device.org_id, partner_org_id: partnerOrg, by_device: device.device_id, issued_at: now }, signSeed(device));
+/**
+ * The end of the partnership made by the invitation `ticketKey`, signed by this (admin's)
+ * device: DELETE /partners/{org}. It names the invitation, so it ends no later partnership (22.7).
+ */
+export function partnershipEnd(device, partnerOrg, ticketKey, now) {
+  const body = { purpose: PARTNERSHIP_END, org_id: device.org_id, partner_org_id: partnerOrg, ticket_key: ticketKey, by_device: device.device_id, issued_at: now };
+  return signStatement(body, signSeed(device));
+}
+
+/**
+ * An end statement, its shape checked: v3 names its invitation (`ticket_key`); v2, signed before
+ * ends did, names none (still read where stored). chalicelib/domain/partners.py end_shape.
+ * @param {unknown} statement
+ */
+function endShape(statement) {
+  const purpose = statement && typeof statement === 'object' ? /** @type {Statement} */ (statement).purpose : null;
+  return checkShape(statement, purpose === PARTNERSHIP_END_V2 ? PARTNERSHIP_END_V2 : PARTNERSHIP_END);
 }
 
 // -- checks (the same as chalicelib/domain/partners.py) ----------------------------------------
@@ -384,8 +402,9 @@ export async function checkPartner(entry, { view, ownRoot, kept, partnerListing,
   const keptAt = Object.hasOwn(ends, ticketKey) ? ends[ticketKey] : null;
   let endedAt = null;
   if (entry.end != null) {
+    const begun = latestOf(root !== null ? entry.ours : null, theirsOk ? entry.theirs : null);
     try {
-      endedAt = await endDate(entry, partner, { view, keptAt, root: root ?? before?.root ?? null, partnerListing, now, warnings });
+      endedAt = await endDate(entry, partner, { view, keptAt, root: root ?? before?.root ?? null, begun, partnerListing, now, warnings });
     } catch (err) {
       if (!isRefusal(err)) throw err;
       warnings.push(refused(partner, `end statement ignored: ${err.message}`));
@@ -458,24 +477,27 @@ async function checkTheirs(theirs, partner, ticketKey, root, orgId, ownRoot, par
 
 /**
  * When the partnership ended in this device's view (22.5, 22.7); a refusal if the end does not
- * count. An end by either side counts (ending only takes trust away), but ours must verify. It is
- * dated by its signature when that verifies (the partner's, over its listing up to the root we
- * pinned), else when first seen (`now`), whichever is earlier; a date kept once (`keptAt`) never
- * moves. An end statement names no invitation, so one signed before this partnership's own
- * statements is an earlier partnership's, served again: dated when first seen, and reported.
+ * count. An end by either side counts (ending only takes trust away), but ours must verify, and
+ * one naming another invitation (an earlier partnership's, served again) is not this one's. It
+ * is dated by its signature when that verifies (the partner's, over its listing up to the root
+ * we pinned), else when first seen (`now`), whichever is earlier; a date kept once (`keptAt`)
+ * never moves. A v2 end names no invitation: one signed before this partnership's verified
+ * statements (`begun`) is an earlier partnership's, dated when first seen, and reported.
  * @param {Statement} entry the GET /partners entry, with its `end`
  * @param {string} partner
- * @param {{view: TrustView, keptAt: number|null, root: string|null, partnerListing: (orgId: string) => Promise<Listing>, now: number, warnings: TrustWarning[]}} context
+ * @param {{view: TrustView, keptAt: number|null, root: string|null, begun: number, partnerListing: (orgId: string) => Promise<Listing>, now: number, warnings: TrustWarning[]}} context
  * @returns {Promise<number>}
  */
-async function endDate(entry, partner, { view, keptAt, root, partnerListing, now, warnings }) {
-  const shaped = checkShape(entry.end, PARTNERSHIP_END);
+async function endDate(entry, partner, { view, keptAt, root, begun, partnerListing, now, warnings }) {
+  const shaped = endShape(entry.end);
   const parties = new Set([shaped.org_id, shaped.partner_org_id]);
   if (parties.size !== 2 || !parties.has(partner) || !parties.has(view.orgId)) throw new PartnerRefused('the end statement names another pair');
+  const named = shaped.ticket_key ?? null;
+  if (named !== null && named !== ticketKeyOf(entry)) throw new PartnerRefused("it names another invitation than this partnership's");
   let signedAt = null;
   if (shaped.org_id === view.orgId) signedAt = signedEnd(shaped, view);
   else if (keptAt === null) signedAt = await partnersEnd(shaped, partner, root, partnerListing, warnings);
-  if (signedAt !== null && signedAt + STATEMENT_CLOCK_SKEW < begun(entry)) {
+  if (named === null && signedAt !== null && signedAt + STATEMENT_CLOCK_SKEW < begun) {
     warnings.push(refused(partner, 'its end is dated before the partnership began: dated when first seen'));
     signedAt = null;
   }
@@ -484,22 +506,19 @@ async function endDate(entry, partner, { view, keptAt, root, partnerListing, now
 }
 
 /**
- * The latest date among the partnership's own statements (ticket, acceptance, each side's
- * statement): an honest end is never signed before them.
- * @param {Statement} entry
+ * The latest date among the partnership's statements that verified (ours, theirs; the ticket and
+ * the acceptance are older): an honest end is never signed before them, and a statement the
+ * server made up cannot push that date later.
+ * @param {...(Statement|null|undefined)} verified
  */
-function begun(entry) {
-  const dates = ['ticket', 'acceptance', 'ours', 'theirs']
-    .map((name) => entry[name])
-    .filter((part) => part && typeof part === 'object' && Object.hasOwn(part, 'issued_at'))
-    .map((part) => Number(part.issued_at));
-  return dates.length ? Math.max(...dates) : 0;
+function latestOf(...verified) {
+  return Math.max(0, ...verified.filter((s) => s != null).map((s) => Number(/** @type {Statement} */ (s).issued_at)));
 }
 
 /** The end's `issued_at`, once checked signed by a device of an admin of its side (`view`). */
 function signedEnd(shaped, view) {
   const key = adminSigner(view, String(shaped.by_device), Number(shaped.issued_at));
-  verifyStatement(shaped, PARTNERSHIP_END, key);
+  verifyStatement(shaped, String(shaped.purpose), key);
   return Number(shaped.issued_at);
 }
 

@@ -251,7 +251,14 @@ export class TrustKeeper extends EventTarget {
     const listings = { ...(this.kept.partner_listings || {}) };
     // Partnership rules load when a device meets a partner: the first screen stays light.
     const { checkPartner } = await import('./partners.js');
-    const partnerListing = (orgId) => pages(`/partners/${orgId}/members`);
+    // Each partner's listing is asked once per refresh: the partnership's check and the shared
+    // view read the same answer (a failure too, reported where it is read).
+    /** @type {Map<string, Promise<Listing>>} */
+    const asked = new Map();
+    const partnerListing = (orgId) => {
+      if (!asked.has(orgId)) asked.set(orgId, pages(`/partners/${orgId}/members`));
+      return /** @type {Promise<Listing>} */ (asked.get(orgId));
+    };
     // A partner whose listing fails (but for a 403) keeps its last verified listing, reported.
     const tolerate = async (what, work) => {
       try {

@@ -7,7 +7,7 @@ import { qrSvg } from '../qr.js';
 import { barChart, dataTable, kpi } from '../charts.js';
 import { badge } from './trust-badge.js';
 import { canonical } from '../certs.js';
-import { PartnerRefused, acceptInvitation, awaitsUs, checkPartner, countersignature, invitationLinks, partnerTicket, partnershipEnd } from '../partners.js';
+import { PartnerRefused, acceptInvitation, awaitsUs, checkPartner, countersignature, invitationLinks, partnerTicket, partnershipEnd, ticketKeyOf } from '../partners.js';
 
 const SECTIONS = ['invite', 'members', 'partners', 'organisation', 'retention', 'plan', 'report', 'journal'];
 const JOURNAL_PRESETS = ['30d', '3m', '6m', '1y', '2y', '5y'];
@@ -258,8 +258,10 @@ async function listPartners(m) {
   return found;
 }
 
-async function endPartner(m, partnerOrgId) {
-  const statement = partnershipEnd(m.device, partnerOrgId, m.api.now());
+/** End the listed partnership `entry`, naming its invitation (22.7). */
+async function endPartner(m, entry) {
+  const partnerOrgId = String(entry.partner_org_id);
+  const statement = partnershipEnd(m.device, partnerOrgId, ticketKeyOf(entry), m.api.now());
   return checkedPartner(m, await m.api.request('DELETE', `/partners/${partnerOrgId}`, { body: { statement } }));
 }
 
@@ -362,7 +364,7 @@ async function partnersSection(app, body, link) {
           waiting ? h('div', { class: 'hint' }, t('partners.to_confirm')) : null),
         h('td', null, p.status === 'ended' ? null : confirmButton(t('partners.end', { name }), t('partners.end_confirm'), async () => {
           try {
-            await endPartner(m, p.partner_org_id);
+            await endPartner(m, p);
             app.toast(t('partners.ended', { name }));
             await refresh();
           } catch (err) {
