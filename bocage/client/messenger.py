@@ -424,8 +424,8 @@ class Messenger:
         device saw (as senders are judged: an ended partner's member votes no more, whatever the
         server's roster says) and, in a public tribe, the followers this device verified (one
         device each, so one vote per device), counted apart."""
-        members = set(self.trust.members_now(channel_id))
         messages = self.history(channel_id)
+        members = set(self.trust.members_now(channel_id, fresh=True))
         followers = {f["member_id"] for f in self.trust.followers.get(channel_id, {}).values()}
         if self.trust.is_follower:
             followers.add(self.trust.member_id)  # a follower's own vote counts in their own tally

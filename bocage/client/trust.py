@@ -494,14 +494,12 @@ class Trust:
         Not ``watched`` (no live connection to hear of changes), the listing is asked for again:
         an unchanged one is not verified again."""
         state = self._judged(self.membership(channel_id, watched=watched))
-        # The partnerships are asked again only for a channel with someone outside our listing
-        # (a partner's member, or a newcomer): a send in our own groups costs nothing more.
-        own = self.own_view()
-        shared = any(not own.lists_member(m) for m in state.members)
+        # The partnerships are asked again only for a channel with someone outside our listing:
+        # a send in our own groups costs nothing more.
         view = (
             self.view_for([d for d in devices if not is_follower_device(d)])
             if watched
-            else self.view(refresh=True, partners=shared)
+            else self.view(refresh=True, partners=self._beyond_own(state))
         )
         chosen: dict[str, str] = {}
         for d in devices:
@@ -646,10 +644,21 @@ class Trust:
             )
         return why
 
-    def members_now(self, channel_id: str) -> Mapping[str, str]:
+    def members_now(self, channel_id: str, *, fresh: bool = False) -> Mapping[str, str]:
         """The channel's members as a live act (a call) is judged with: the verified state cut at
-        the partnership ends this device saw (22.7)."""
-        return self._judged(self.membership(channel_id)).members
+        the partnership ends this device saw (22.7). ``fresh`` (a tally, read rarely) asks the
+        partnerships again first when someone outside our listing is in the channel, as a send
+        does: an end another device of ours signed is seen here too."""
+        state = self.membership(channel_id)
+        if fresh and self._beyond_own(state):
+            self.view(refresh=True, partners=True)
+        return self._judged(state).members
+
+    def _beyond_own(self, state: LogState) -> bool:
+        """Whether a verified state holds someone outside our own listing (a partner's member,
+        or a newcomer): only then are the partnerships worth asking again."""
+        own = self.own_view()
+        return any(not own.lists_member(m) for m in state.members)
 
     def _judged(self, state: LogState) -> LogState:
         """The state senders and recipients are judged on: cut at the partnership ends this

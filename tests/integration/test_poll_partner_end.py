@@ -41,3 +41,22 @@ def test_an_ended_partners_member_no_longer_votes_whatever_the_roster_says(
     after = pair.a.poll_results(cid, poll)
     assert after["voter_ids"] == [member_of(pair.a)]
     assert after["voters"] == 1 and after["counts"] == [0, 1]
+
+
+def test_another_device_of_ours_sees_the_end_before_it_tallies(pair: Pair, container: Any) -> None:
+    """Bob, A's plain member in the group, never sent there and did not sign the end: his tally
+    asks the partnerships again (someone of another organisation is in the channel), so the
+    ended partner's vote drops out on his device too, as on the web app's next load."""
+    cid = shared(pair)
+    bob = pair.people.join("Bob")
+    pair.a.add_member(cid, member_of(bob))
+    poll = str(pair.a.create_poll(cid, "Réunion de chantier ?", ["Lundi", "Mardi"])["poll_id"])
+    pair.a.vote(cid, poll, [1])
+    pair.b_member.vote(cid, poll, [0])
+    assert bob.poll_results(cid, poll)["voters"] == 2  # while partners, Bob's device knows B's member
+
+    pair.a.partners.end(pair.b_org)
+    put_back(container, cid, pair)
+    after = bob.poll_results(cid, poll)
+    assert after["voter_ids"] == [member_of(pair.a)]
+    assert after["voters"] == 1 and after["counts"] == [0, 1]
