@@ -422,14 +422,16 @@ class Messenger:
 
         Voters are the members of the verified membership cut at the partnership ends this
         device saw (as senders are judged: an ended partner's member votes no more, whatever the
-        server's roster says) and, in a public tribe, the followers this device verified (one
-        device each, so one vote per device), counted apart."""
+        server's roster says), and those still in when a closed poll closed; in a public tribe,
+        the followers this device verified (one device each, so one vote per device), counted
+        apart."""
         messages = self.history(channel_id)
-        members = set(self.trust.members_now(channel_id, fresh=True))
+        state = self.trust.judged_fresh(channel_id)
         followers = {f["member_id"] for f in self.trust.followers.get(channel_id, {}).values()}
         if self.trust.is_follower:
             followers.add(self.trust.member_id)  # a follower's own vote counts in their own tally
-        return tally(messages, poll_id, members | followers, now=self.clock())
+        voters = set(state.members) | followers
+        return tally(messages, poll_id, voters, now=self.clock(), departed=state.former)
 
     def seen_by(self, channel_id: str, message_id: str) -> dict[str, Any]:
         """Who of the channel's other members has read up to one message ("vu par N / M"), from

@@ -9,6 +9,7 @@ manager's, ``poll_close``, or its closing time).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.domain.ids import is_follower_id
@@ -48,12 +49,20 @@ def new_poll(
     return {**content, "show_voters": True} if show_voters else content
 
 
-def tally(messages: list[dict[str, Any]], poll_id: str, members: set[str], *, now: float) -> dict[str, Any]:
+def tally(
+    messages: list[dict[str, Any]],
+    poll_id: str,
+    members: set[str],
+    *,
+    now: float,
+    departed: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
     """Results of one poll from a channel's opened messages (as Messenger.open returns them).
 
     ``members``: who may vote (the verified membership cut at the ends, and a tribe's verified
-    followers; never the server's roster: section 8). ``now`` (the caller's clock) decides
-    whether a poll's closing time has passed.
+    followers; never the server's roster: section 8). ``departed``: who left (or was cut), with
+    when (s): a closed poll also counts those still in when it closed, so its result stays as
+    it was. ``now`` (the caller's clock) decides whether a poll's closing time has passed.
     """
     poll = next(
         (m for m in messages if m["message_id"] == poll_id and m["kind"] == "poll" and m.get("verified")),
@@ -70,22 +79,10 @@ def tally(messages: list[dict[str, Any]], poll_id: str, members: set[str], *, no
         if m["kind"] == "poll_close" and m.get("verified") and m["content"].get("poll_id") == poll_id
     ]
     closed_seq = min(closes) if closes else None
-    latest: dict[str, dict[str, Any]] = {}
-    for m in messages:
-        if m["kind"] != "vote" or not m.get("verified") or m["content"].get("poll_id") != poll_id:
-            continue
-        late = (closed_seq is not None and m["seq"] > closed_seq) or (
-            closes_at is not None and m["stored_at"] > closes_at
-        )
-        if late or m["seq"] < poll["seq"] or m["sender_member"] not in members:
-            continue
-        choices = _valid_choices(
-            m["content"].get("choices"), len(options), multiple=bool(content.get("multiple"))
-        )
-        if choices is None:
-            continue
-        if m["sender_member"] not in latest or latest[m["sender_member"]]["seq"] < m["seq"]:
-            latest[m["sender_member"]] = {"seq": m["seq"], "choices": choices}
+    closed_at = _closed_at(messages, closed_seq, closes_at, now)
+    if closed_at is not None:
+        members = members | {m for m, left in (departed or {}).items() if left > closed_at}
+    latest = _latest_votes(messages, poll, members, closed_seq)
     counts = [0] * len(options)
     for vote in latest.values():
         for choice in vote["choices"]:
@@ -109,8 +106,45 @@ def tally(messages: list[dict[str, Any]], poll_id: str, members: set[str], *, no
         "follower_voters": sum(1 for voter in latest if is_follower_id(voter)),
         "multiple": bool(content.get("multiple")),
         "closes_at": closes_at,
-        "closed": closed_seq is not None or (closes_at is not None and now >= closes_at),
+        "closed": closed_at is not None,
     }
+
+
+def _latest_votes(
+    messages: list[dict[str, Any]], poll: dict[str, Any], members: set[str], closed_seq: int | None
+) -> dict[str, dict[str, Any]]:
+    """Per voter among ``members``, their last valid vote on ``poll`` cast before it closed."""
+    content = poll["content"]
+    closes_at = content.get("closes_at")
+    latest: dict[str, dict[str, Any]] = {}
+    for m in messages:
+        if m["kind"] != "vote" or not m.get("verified") or m["content"].get("poll_id") != poll["message_id"]:
+            continue
+        late = (closed_seq is not None and m["seq"] > closed_seq) or (
+            closes_at is not None and m["stored_at"] > closes_at
+        )
+        if late or m["seq"] < poll["seq"] or m["sender_member"] not in members:
+            continue
+        choices = _valid_choices(
+            m["content"].get("choices"), len(content["options"]), multiple=bool(content.get("multiple"))
+        )
+        if choices is None:
+            continue
+        if m["sender_member"] not in latest or latest[m["sender_member"]]["seq"] < m["seq"]:
+            latest[m["sender_member"]] = {"seq": m["seq"], "choices": choices}
+    return latest
+
+
+def _closed_at(
+    messages: list[dict[str, Any]], closed_seq: int | None, closes_at: float | None, now: float
+) -> float | None:
+    """When the poll closed (s), or None while open: the first verified close's signed date,
+    or the poll's closing time once passed, whichever came first."""
+    when = [] if closes_at is None or now < closes_at else [float(closes_at)]
+    closing = next((m for m in messages if closed_seq is not None and m["seq"] == closed_seq), None)
+    if closing is not None:
+        when.append(closing["sent_at_ms"] / 1000)
+    return min(when) if when else None
 
 
 def _valid_choices(raw: object, size: int, *, multiple: bool) -> list[int] | None:

@@ -644,15 +644,19 @@ class Trust:
             )
         return why
 
-    def members_now(self, channel_id: str, *, fresh: bool = False) -> Mapping[str, str]:
+    def members_now(self, channel_id: str) -> Mapping[str, str]:
         """The channel's members as a live act (a call) is judged with: the verified state cut at
-        the partnership ends this device saw (22.7). ``fresh`` (a tally, read rarely) asks the
-        partnerships again first when someone outside our listing is in the channel, as a send
-        does: an end another device of ours signed is seen here too."""
+        the partnership ends this device saw (22.7)."""
+        return self._judged(self.membership(channel_id)).members
+
+    def judged_fresh(self, channel_id: str) -> LogState:
+        """The verified state cut at the ends (as ``members_now``), for a tally (read rarely):
+        the partnerships are asked again first when someone outside our listing is in the
+        channel, as a send does, so an end another device of ours signed is seen here too."""
         state = self.membership(channel_id)
-        if fresh and self._beyond_own(state):
+        if self._beyond_own(state):
             self.view(refresh=True, partners=True)
-        return self._judged(state).members
+        return self._judged(state)
 
     def _beyond_own(self, state: LogState) -> bool:
         """Whether a verified state holds someone outside our own listing (a partner's member,

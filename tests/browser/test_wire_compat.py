@@ -634,6 +634,7 @@ def test_poll_tally_and_validation_match_python() -> None:
             "verified": verified,
             "content": content,
             "stored_at": stored_at,
+            "sent_at_ms": seq * 100_000,
         }
 
     poll = new_poll("Aire de jeux ?", ["Oui", "Non", "Ailleurs"], closes_at=10_000)
@@ -667,6 +668,22 @@ def test_poll_tally_and_validation_match_python() -> None:
         == expected
     )
     assert all("voter_ids" not in o for o in tally(messages, poll_id, set(members), now=5_000)["options"])
+
+    # A closed poll keeps the votes of those still in when it closed (closed by seq 10, signed at
+    # 1,000 s): m_gone left after, so theirs counts; m_x left then, so theirs does not.
+    # While the poll is open, only the current members count.
+    vote_x = msg(8, "vote", "m_x", {"type": "vote", "poll_id": poll_id, "choices": [0]})
+    closed = [*messages[:7], vote_x, *messages[9:10]]
+    departed = {"m_gone": 1_001, "m_x": 1_000}
+    frozen = tally(closed, poll_id, set(members), now=5_000, departed=departed)
+    assert frozen["closed"] is True and frozen["voter_ids"] == ["m_a", "m_b", "m_gone"]
+    assert js("tally", messages=closed, poll_id=poll_id, members=members, now=5_000, departed=departed) == frozen
+    still_open = tally(closed[:-1], poll_id, set(members), now=5_000, departed=departed)
+    assert still_open["closed"] is False and still_open["voter_ids"] == ["m_a", "m_b"]
+    assert (
+        js("tally", messages=closed[:-1], poll_id=poll_id, members=members, now=5_000, departed=departed)
+        == still_open
+    )
 
     # Created with show_voters: each option names who chose it, the same on both clients.
     named = new_poll("Aire de jeux ?", ["Oui", "Non", "Ailleurs"], closes_at=10_000, show_voters=True)

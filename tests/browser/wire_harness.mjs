@@ -247,8 +247,8 @@ const commands = {
     const m = { deviceId: keys.deviceId, device: { boxSecretKey: keys.boxSecretKey } };
     return questions.openBox(m, sealed, sender_device, sender_box, fields);
   },
-  async tally({ messages, poll_id, members, now }) {
-    const result = polls.tally(messages, poll_id, new Set(members), now);
+  async tally({ messages, poll_id, members, now, departed = {} }) {
+    const result = polls.tally(messages, poll_id, new Set(members), now, departed);
     delete result.votes_by; // the browser's extra (who voted what, for "your vote")
     return result;
   },

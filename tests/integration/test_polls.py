@@ -170,3 +170,23 @@ def test_twenty_members_vote_and_change_their_minds(people: People) -> None:
     results = people.owner.poll_results(cid, poll)
     assert results["counts"] == counts and results["voters"] == 20
     assert citizens["c07"].poll_results(cid, poll)["counts"] == counts  # any member tallies the same
+
+
+def test_a_closed_polls_result_stays_when_a_voter_leaves_afterwards(people: People, api: SignedApi) -> None:
+    """Dan votes, the poll closes, a minute later Dan is removed: the closed poll still counts him
+    (he was in when it closed). Ana is removed while another poll is open: hers drops out of it."""
+    cid, citizens = _tribe_with(people, ["ana", "dan"])
+    closed = people.owner.create_poll(cid, "Fête du village ?", ["Juin", "Juillet"])["poll_id"]
+    still_open = people.owner.create_poll(cid, "Marché le dimanche ?", ["Oui", "Non"])["poll_id"]
+    citizens["dan"].vote(cid, closed, [1])
+    citizens["ana"].vote(cid, still_open, [0])
+    people.owner.close_poll(cid, closed)
+    api.clock.advance(60)
+    people.owner.remove_member(cid, people.info["dan"]["member_id"])
+    people.owner.remove_member(cid, people.info["ana"]["member_id"])
+
+    kept = people.owner.poll_results(cid, closed)
+    assert kept["closed"] is True
+    assert kept["voter_ids"] == [people.info["dan"]["member_id"]] and kept["counts"] == [0, 1]
+    dropped = people.owner.poll_results(cid, still_open)
+    assert dropped["closed"] is False and dropped["voters"] == 0

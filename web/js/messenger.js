@@ -8,7 +8,7 @@
 // 'status' (online/offline), 'revoked', 'error'.
 import { Api, ApiError } from './api.js';
 import { directChannelId, isDirectOf, newChannelId, signEntry } from './membership.js';
-import { newPoll, tally } from './polls.js';
+import { isFollowerId, newPoll, tally } from './polls.js';
 import {
   KeyUnavailable,
   ReplayedMessage,
@@ -504,25 +504,32 @@ export class Messenger extends EventTarget {
     for (const row of raw.devices) {
       if (followers.has(row.device_id)) this.followerNames.set(row.member_id, String(row.device_cert?.display_name || ''));
     }
-    const voters = this.voters(channelId, state);
     // Listed as in: the verified state uncut (a manager still sees, and may remove, a member an
     // end cut), the followers and this follower.
-    const members = new Set([...Object.keys(state?.members || {}), ...voters]);
-    return { ...raw, listed: raw.devices, devices, members, voters, blocked, state };
+    const members = new Set([...Object.keys(state?.members || {}), ...this.voters(channelId, state).members]);
+    return { ...raw, listed: raw.devices, devices, members, blocked, state };
   }
 
   /**
    * Who may vote in the channel (section 8): the verified membership cut at the ends (22.7), as
    * senders are judged, and the followers verified in this tribe (16.3); never the server's
-   * roster. Without a verified state (none kept yet), no member.
+   * roster; with who left or was cut, and when (a closed poll counts those in at its close).
+   * Without a verified state (none kept yet), no member. Offline (no roster asked yet), the
+   * followers are those whose votes this device verified against the tribe's ticket when it
+   * opened them (`opened`, the kept messages).
    * @param {string} channelId
    * @param {import('./membership.js').LogState|null} [state] the verified state (default: the kept one)
+   * @param {any[]} [opened] the channel's opened messages, for the followers when offline
+   * @returns {import('./polls.js').Electorate}
    */
-  voters(channelId, state = this.trust.kept.logs[channelId] || null) {
-    const voters = new Set(Object.keys(this.trust.cut(state)?.members || {}));
-    for (const f of this.tribeFollowers.get(channelId)?.values() || []) voters.add(f.member_id);
-    if (this.isFollower()) voters.add(this.memberId); // a follower's own vote counts in their own tally (16.3)
-    return voters;
+  voters(channelId, state = this.trust.kept.logs[channelId] || null, opened = []) {
+    const cut = this.trust.cut(state);
+    const members = new Set(Object.keys(cut?.members || {}));
+    const verified = this.tribeFollowers.get(channelId);
+    for (const f of verified?.values() || []) members.add(f.member_id);
+    if (!verified) for (const x of opened) if (x.verified && x.kind === 'vote' && isFollowerId(x.sender_member)) members.add(x.sender_member);
+    if (this.isFollower()) members.add(this.memberId); // a follower's own vote counts in their own tally (16.3)
+    return { members, departed: { ...(cut?.former || {}) } };
   }
 
   // -- directory -----------------------------------------------------------------------------
@@ -939,7 +946,8 @@ export class Messenger extends EventTarget {
 
   async pollResults(channelId, pollId, messages) {
     const roster = await this.roster(channelId);
-    return tally(messages, pollId, this.voters(channelId, roster.state), Date.now() / 1000); // cut with the ends known now
+    const { members, departed } = this.voters(channelId, roster.state); // cut with the ends known now
+    return tally(messages, pollId, members, Date.now() / 1000, departed);
   }
 
   // -- reading -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ export const MAX_OPTION = 200;
 export class PollError extends Error {}
 
 /** A follower's id (chalicelib/domain/ids.py is_follower_id): f_ and 16 characters. */
-const isFollowerId = (/** @type {string} */ id) => id.startsWith('f_') && id.length === 18;
+export const isFollowerId = (/** @type {string} */ id) => id.startsWith('f_') && id.length === 18;
 
 /** The content of a poll message; PollError on what no client should accept either. */
 export function newPoll(question, options, { multiple = false, closesAt = null, showVoters = false } = {}) {
@@ -34,11 +34,24 @@ function validChoices(raw, size, multiple) {
 }
 
 /**
- * Results of one poll from a channel's opened messages (`kind`, `seq`, `verified`, `content`,
- * `sender_member`, `stored_at`), `members` who may vote (`Messenger.voters`: the verified
- * membership cut at the ends, never the server's roster; section 8), `now` in seconds.
+ * Who may vote in a channel, as a device judges it (section 8): the current `members` (and a
+ * tribe's verified followers), and who left or was cut (`departed`: member id -> when, s).
+ * @typedef {{members: Set<string>, departed: Record<string, number>}} Electorate
  */
-export function tally(messages, pollId, members, now = Date.now() / 1000) {
+
+/**
+ * Results of one poll from a channel's opened messages (`kind`, `seq`, `verified`, `content`,
+ * `sender_member`, `stored_at`, `sent_at_ms`), `members` who may vote (`Messenger.voters`: the
+ * verified membership cut at the ends, never the server's roster; section 8), `now` in seconds,
+ * `departed` who left or was cut (member id -> when, s): a closed poll also counts those still
+ * in when it closed, so its result stays as it was.
+ * @param {any[]} messages
+ * @param {string} pollId
+ * @param {Set<string>} members
+ * @param {number} [now]
+ * @param {Record<string, number>} [departed]
+ */
+export function tally(messages, pollId, members, now = Date.now() / 1000, departed = {}) {
   const poll = messages.find((m) => m.message_id === pollId && m.kind === 'poll' && m.verified);
   if (!poll) throw new PollError('no_poll');
   const content = poll.content;
@@ -48,6 +61,10 @@ export function tally(messages, pollId, members, now = Date.now() / 1000) {
     .filter((m) => m.kind === 'poll_close' && m.verified && m.content?.poll_id === pollId)
     .map((m) => m.seq);
   const closedSeq = closes.length ? Math.min(...closes) : null;
+  const closedAt = closedAtOf(messages, closedSeq, closesAt, now);
+  if (closedAt !== null) {
+    members = new Set([...members, ...Object.keys(departed).filter((m) => departed[m] > closedAt)]);
+  }
   const latest = new Map();
   for (const m of messages) {
     if (m.kind !== 'vote' || !m.verified || m.content?.poll_id !== pollId) continue;
@@ -76,6 +93,21 @@ export function tally(messages, pollId, members, now = Date.now() / 1000) {
     votes_by: Object.fromEntries([...latest].map(([member, v]) => [member, v.choices])),
     multiple: Boolean(content.multiple),
     closes_at: closesAt,
-    closed: closedSeq !== null || (closesAt !== null && now >= closesAt),
+    closed: closedAt !== null,
   };
+}
+
+/**
+ * When the poll closed (s), or null while open: the first verified close's signed date, or the
+ * poll's closing time once passed, whichever came first.
+ * @param {any[]} messages
+ * @param {number|null} closedSeq
+ * @param {number|null} closesAt
+ * @param {number} now
+ */
+function closedAtOf(messages, closedSeq, closesAt, now) {
+  const when = closesAt === null || now < closesAt ? [] : [closesAt];
+  const closing = closedSeq === null ? null : messages.find((m) => m.seq === closedSeq);
+  if (closing) when.push(closing.sent_at_ms / 1000);
+  return when.length ? Math.min(...when) : null;
 }

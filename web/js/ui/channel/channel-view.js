@@ -114,7 +114,7 @@ class ChannelController {
     this.timers = new Timers();
     /** @type {StoredMessage[]} sorted by seq */
     this.messages = [];
-    /** @type {Set<string> | null} who may vote in the channel's polls */
+    /** @type {import('../../polls.js').Electorate | null} who may vote in the channel's polls */
     this.roster = null;
     /** @type {Map<string, number> | null} how far each member read, for "vu par N / M" */
     this.seen = null;
@@ -226,7 +226,7 @@ class ChannelController {
     try {
       this.roster = m.voters(channelId, (await m.roster(channelId)).state); // cut with the ends known now
     } catch {
-      this.roster = this.roster || m.voters(channelId); // offline: the kept verified state, never who sent
+      this.roster = this.roster || m.voters(channelId, undefined, cached); // offline: the kept verified state
     }
     const pending = (await app.store.outbox()).filter((x) => x.channel_id === channelId);
     this.list.show(this.messages, this.roster, pending, this.seen);

@@ -22,7 +22,7 @@ import { FIRST_EMOJI, reactionChips, reactionPicker } from './reactions.js';
  * @property {StoredMessage[]} messages
  * @property {Effects} done deletions and reactions
  * @property {Map<string, StoredMessage>} byId
- * @property {Set<string> | null} roster the channel's members, who may vote
+ * @property {import('../../polls.js').Electorate | null} roster who may vote in the channel
  * @property {Map<string, number> | null} seen how far each member read (member id -> seq)
  */
 
@@ -90,7 +90,8 @@ function seenCount(ctx, msg, seen) {
  */
 function pollResult(msg, log) {
   try {
-    return tally(log.messages, msg.message_id, log.roster, Date.now() / 1000);
+    if (!log.roster) return null;
+    return tally(log.messages, msg.message_id, log.roster.members, Date.now() / 1000, log.roster.departed);
   } catch {
     return null;
   }

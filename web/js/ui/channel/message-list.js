@@ -83,7 +83,7 @@ export function createMessageList(ctx, { onReply }) {
     /**
      * Show the log (sorted by seq) against the channel's members.
      * @param {StoredMessage[]} messages
-     * @param {Set<string> | null} roster
+     * @param {import('../../polls.js').Electorate | null} roster who may vote
      * @param {{message_id: string, content: {text: string}}[]} [waiting] the outbox's, for this channel
      * @param {Map<string, number> | null} [seen] how far each member read
      */
