@@ -1018,7 +1018,8 @@ export class Messenger extends EventTarget {
       const cached = await this.store.messages(d.channel_id);
       const hit = cached.find((m) => m.message_id === d.target);
       if (hit && !hit.deleted) {
-        await this.store.putMessages([{ ...hit, deleted: true, content: null, raw: null, verified: false }]);
+        const { held, ...gone } = hit; // a refused message's content aside (judgeCached) goes too
+        await this.store.putMessages([{ ...gone, deleted: true, content: null, raw: null, verified: false }]);
       }
     }
     if (emit) for (const m of messages) this.emit('message', m);
