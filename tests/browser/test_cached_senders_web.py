@@ -17,9 +17,9 @@ from playwright.sync_api import Page, expect
 from bocage.client.api import BocageClient
 from bocage.client.messenger import Messenger
 from bocage.client.profile import Profile
-from tests.browser.conftest import shoot, watch_console
+from tests.browser.conftest import shoot
 from tests.browser.test_not_a_member_web import GROUP, eve_in_town
-from tests.browser.test_web_app import activate, message, open_channel, town_hall, wait_for
+from tests.browser.test_web_app import message, open_channel, secretary_in_group, town_hall, wait_for
 from tests.e2e.conftest import bocage
 from tests.e2e.test_partner_cli import become_partners, town_and_firm
 
@@ -164,12 +164,7 @@ def test_a_kept_message_of_a_partner_is_refused_once_an_end_dated_before_it_is_s
     with town_and_firm(tmp_path) as (_, firm, mayor, architect):
         become_partners(mayor, architect)
         problems: list[str] = []
-        invited = bocage("--profile", mayor, "invite", "--name", "Secrétaire")
-        secretary = new_context("secretary").pages[0]
-        watch_console(secretary, problems)
-        activate(secretary, invited["activation_url"], "Secrétaire")
-        site = bocage("--profile", mayor, "group", "create", "Chantier")["channel_id"]
-        bocage("--profile", mayor, "channel", "add", site, invited["member_id"])
+        secretary, site = secretary_in_group(mayor, new_context, problems, "Chantier")
         bocage("--profile", mayor, "channel", "add", site, firm["member_id"])
         secretary.reload()
         open_channel(secretary, "Chantier")
