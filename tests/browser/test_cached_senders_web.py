@@ -49,7 +49,8 @@ def back_to(page: Page, url: str, group: str) -> None:
     open_channel(page, group)
 
 
-#: What the device keeps of a channel: its read cursor and its opened messages' texts by seq.
+#: What the device keeps of a channel: its read cursor, its opened messages' texts by seq and the
+#: texts of refused ones kept aside.
 KEPT = """async (channelId) => {
   const db = await new Promise((resolve, reject) => {
     const request = indexedDB.open('bocage');
@@ -63,7 +64,11 @@ KEPT = """async (channelId) => {
   const cursor = (await get('kv', `cursor:${channelId}`)) || 0;
   const messages = (await get('messages')).filter((m) => m.channel_id === channelId);
   db.close();
-  return { cursor, opened: messages.filter((m) => m.verified).map((m) => [m.seq, m.content.text]) };
+  return {
+    cursor,
+    opened: messages.filter((m) => m.verified).map((m) => [m.seq, m.content.text]),
+    held: messages.filter((m) => m.held).map((m) => m.held.text),
+  };
 }"""
 
 
@@ -86,7 +91,7 @@ def test_a_kept_message_is_refused_once_a_removal_dated_before_it_is_seen(
     with town_hall(tmp_path, "Mairie de Lannion") as (_data, _town, mayor):
         problems: list[str] = []
         secretary, site, eve, eve_id = eve_in_town(tmp_path, mayor, new_context, problems, in_group=True)
-        clock_ahead(eve).send_text(site, "Rendez-vous demain")
+        sent = clock_ahead(eve).send_text(site, "Rendez-vous demain")
         expect(message(secretary, "Rendez-vous demain")).to_contain_text("Ève", timeout=30_000)
         app = secretary.url
         kept_and_read(secretary, GROUP, site, "Rendez-vous demain")
@@ -104,7 +109,17 @@ def test_a_kept_message_is_refused_once_a_removal_dated_before_it_is_seen(
         back_to(secretary, app, GROUP)  # the refusal is kept: the next start shows it at once
         expect(refused(secretary)).to_have_count(1, timeout=30_000)
         expect(message(secretary, "Rendez-vous demain")).to_have_count(0)
+        assert "Rendez-vous demain" in kept_aside(secretary, site)  # unseen, for a later verdict
+
+        bocage("--profile", mayor, "delete", site, sent["message_id"])  # deleted for everyone
+        expect(secretary.get_by_text("Message supprimé")).to_be_visible(timeout=30_000)
+        wait_for(lambda: not kept_aside(secretary, site), "the refused message's content gone with it")
         assert not problems, problems
+
+
+def kept_aside(page: Page, channel_id: str) -> list[str]:
+    """The texts the device keeps aside for refused messages (`held`, never shown)."""
+    return page.evaluate(KEPT, channel_id)["held"]
 
 
 #: A cached record as the app wrote it before 14.2's check: opened, `verified`, its content in
