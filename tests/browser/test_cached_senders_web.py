@@ -119,7 +119,8 @@ def test_a_kept_message_is_refused_once_a_removal_dated_before_it_is_seen(
 
 def kept_aside(page: Page, channel_id: str) -> list[str]:
     """The texts the device keeps aside for refused messages (`held`, never shown)."""
-    return page.evaluate(KEPT, channel_id)["held"]
+    held: list[str] = page.evaluate(KEPT, channel_id)["held"]
+    return held
 
 
 #: A cached record as the app wrote it before 14.2's check: opened, `verified`, its content in
