@@ -162,6 +162,13 @@ def test_a_record_kept_in_the_old_shape_is_judged_not_trusted(
         fields = secretary.evaluate(OLD_RECORD, [site, eve_id, Profile(eve).keys().device_id])
         assert "held" not in fields.split(","), fields  # the shape before this version's
 
+        # An offline start: the organisation's listing is not verified, the kept log judges.
+        secretary.context.set_offline(True)
+        back_to(secretary, app, GROUP)
+        expect(refused(secretary)).to_have_count(1, timeout=30_000)
+        expect(message(secretary, "Séance annulée")).to_have_count(0)
+        secretary.context.set_offline(False)
+
         back_to(secretary, app, GROUP)
         expect(refused(secretary)).to_have_count(1, timeout=30_000)
         expect(message(secretary, "Séance annulée")).to_have_count(0)
