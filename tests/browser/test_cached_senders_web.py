@@ -104,6 +104,8 @@ def test_a_kept_message_is_refused_once_a_removal_dated_before_it_is_seen(
         expect(message(secretary, "Rendez-vous demain")).to_have_count(0)
         expect(secretary.locator(".trust-warning[data-code=not_a_member]")).to_be_visible()
         expect(message(secretary, "Ordre du jour")).to_be_visible()  # her own stays
+        expect(secretary.locator(f"#preview-{site}")).to_be_visible()  # the channel list's line
+        expect(secretary.locator(f"#preview-{site}")).not_to_contain_text("Rendez-vous demain")
         shoot(secretary, artifacts, "cached-senders-01-removal")
 
         back_to(secretary, app, GROUP)  # the refusal is kept: the next start shows it at once

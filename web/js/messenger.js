@@ -1109,7 +1109,10 @@ export class Messenger extends EventTarget {
     const judged = [];
     for (const m of messages) judged.push(await this.judgedAgain(m, ask));
     const revised = judged.map((m, i) => [messages[i], m]).filter(([before, after]) => before !== after);
-    if (revised.length) await this.store.reviseMessages(revised);
+    if (revised.length) {
+      await this.store.reviseMessages(revised);
+      this.emit('channels'); // the channel list's previews may show them
+    }
     return judged;
   }
 

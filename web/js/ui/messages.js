@@ -295,6 +295,9 @@ export async function renderMessages(app, main, route) {
     };
   }
   const view = await channelView(app, pane, channelId, route.params.messageId || null);
+  // Events are forwarded once this returns: what the channel's start changed (its catch-up, its
+  // kept messages judged again) shows in the list now.
+  renderAside().catch(() => null);
   return {
     title: view.title,
     event(type, detail) {
