@@ -168,9 +168,9 @@ export class TrustKeeper extends EventTarget {
     const { verified, partner_seen: seen, revoked, removed } = this.kept;
     const found = await partnerViews(this.kept.partners || {}, this.kept.partner_listings || {}, { cache: this.cache, verified, seen, revoked, removed });
     this.view = new SharedView(this.own, found);
-    this.version += 1;
     this.checkedAt.clear(); // another view may accept entries the last one refused: replay again
     await this.pinPartners(this.view);
+    this.version += 1; // senders are judged on the new view
   }
 
   /**
