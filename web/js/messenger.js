@@ -1131,7 +1131,10 @@ export class Messenger extends EventTarget {
     let memberId = m.sender_member;
     let refused = null;
     if (view) {
-      if (ask && !view.device(m.sender_device)) await this.deviceInfo(m.sender_device).catch(() => null);
+      // A device this view does not know: the listing asked again, as for a fresh message; when
+      // it cannot be, the record waits for the next read rather than be called forged.
+      const known = view.device(m.sender_device) || (await this.deviceInfo(m.sender_device).catch(() => undefined));
+      if (known === undefined) return m;
       memberId = this.trust.sender({ sender_device: m.sender_device, sender_member: null })?.member_id ?? null;
       if (!memberId) refused = { error: 'forged_sender' };
     }
