@@ -12,7 +12,11 @@ the signed bytes are a message envelope's (canonical JSON starting ``{"channel_i
     python bench/read_path_web.py [--count 200]
 
 Printed: how many messages the page opened, the envelope
-verifications per message (most, fewest, mean) and the other verifications.
+verifications per message (most, fewest, mean) and the other verifications. Then the channel
+is opened again in the same page, from the device's cache, under Chromium's sampling profiler
+(50 µs): the envelope verifications made then (none: kept messages are not verified again) and
+the time spent judging the kept messages' senders again (docs/protocol.md 14.2, `judgeCached`)
+beside the page's busy time while the channel opened.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 
 from bocage.client.messenger import Messenger
 from bocage.client.profile import Profile
@@ -54,6 +58,50 @@ COUNT_VERIFIES = """
   };
 })();
 """
+
+
+#: The functions that judge kept messages' senders again (web/js/messenger.js, trust.js).
+JUDGING = {"judgeCached", "judgedAgain", "senderRefusal", "refusedSender"}
+
+
+def from_the_cache(page: Page, last: str) -> dict[str, Any]:
+    """The channel left for the list and opened again in the same page, profiled: everything
+    it shows comes from the cache (the catch-up finds nothing new)."""
+    page.goto(page.url.split("#")[0] + "#/")  # the route only: the same page and messenger
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Profiler.enable")
+    cdp.send("Profiler.setSamplingInterval", {"interval": 50})
+    cdp.send("Profiler.start")
+    open_channel(page, GROUP)
+    expect(message(page, last)).to_be_visible(timeout=60_000)
+    page.wait_for_timeout(1000)  # the catch-up and its refresh
+    profile: dict[str, Any] = cdp.send("Profiler.stop")["profile"]
+    cdp.detach()
+    return profile
+
+
+def judging_ms(profile: dict[str, Any]) -> tuple[float, float]:
+    """(ms sampled inside JUDGING, ms sampled busy at all) in a V8 CPU profile: a sample counts
+    for the interval after it; a resumed async function has no caller frames, so any JUDGING
+    frame on the sampled stack counts."""
+    nodes = {n["id"]: n for n in profile["nodes"]}
+    parent = {child: n["id"] for n in profile["nodes"] for child in n.get("children", [])}
+
+    def judging(node_id: int | None) -> bool:
+        while node_id is not None:
+            if nodes[node_id]["callFrame"]["functionName"] in JUDGING:
+                return True
+            node_id = parent.get(node_id)
+        return False
+
+    judged = busy = 0.0
+    for sample, after in zip(profile["samples"], [*profile["timeDeltas"][1:], 0], strict=True):
+        if nodes[sample]["callFrame"]["functionName"] in ("(idle)", "(program)"):
+            continue
+        busy += after
+        if judging(sample):
+            judged += after
+    return judged / 1000, busy / 1000
 
 
 def main() -> None:
@@ -94,6 +142,8 @@ def main() -> None:
         open_channel(secretary, GROUP)
         expect(message(secretary, texts[-1])).to_be_visible(timeout=120_000)
         counted: dict[str, Any] = secretary.evaluate("globalThis.__verifies")
+        profile = from_the_cache(secretary, texts[-1])
+        again: dict[str, Any] = secretary.evaluate("globalThis.__verifies")
         secretary.context.close()
     per_message = list(counted["envelopes"].values())
     if not per_message:
@@ -104,6 +154,12 @@ def main() -> None:
         f"mean {statistics.mean(per_message):.2f}"
     )
     print(f"  other verifications (certificates, log entries): {counted['other']}")
+    verified_again = sum(again["envelopes"].values()) - sum(counted["envelopes"].values())
+    judging, busy = judging_ms(profile)
+    print(
+        f"  opened again from the cache: {verified_again} envelope verifications; judging the "
+        f"{args.count} kept senders again {judging:.1f} ms of {busy:.1f} ms busy"
+    )
     if problems:
         print(f"  page problems: {problems}")
 

@@ -146,6 +146,24 @@ export class DeviceStore {
     this.changed([...new Set(messages.map((m) => m.channel_id))]);
   }
 
+  /**
+   * Replace cached messages by their revision (`[before, after]` pairs), each only if the store
+   * still holds `before`: a record written meanwhile (a deletion, a message opened again) wins.
+   * @param {[any, any][]} revisions
+   */
+  async reviseMessages(revisions) {
+    const tx = this.db.transaction('messages', 'readwrite');
+    const store = tx.objectStore('messages');
+    for (const [before, after] of revisions) {
+      const request = store.get([before.channel_id, before.seq]);
+      request.onsuccess = () => {
+        if (JSON.stringify(request.result) === JSON.stringify(before)) store.put(after);
+      };
+    }
+    await done(tx);
+    this.changed([...new Set(revisions.map(([before]) => before.channel_id))]);
+  }
+
   async messages(channelId, now = Math.floor(Date.now() / 1000)) {
     const range = IDBKeyRange.bound([channelId, 0], [channelId, Number.MAX_SAFE_INTEGER]);
     return unexpired(await promisify(this.db.transaction('messages').objectStore('messages').getAll(range)), now);

@@ -1025,7 +1025,10 @@ export class Messenger extends EventTarget {
       if (opened.verified || ('error' in opened && opened.error !== m.error)) retried.push(opened);
     }
     await this.accept(retried, { emit: false });
-    return retried.length;
+    // Opened once, refused since (judgeCached): judged again, the content already in hand.
+    const held = cached.filter((m) => m.held !== undefined && errors.includes(m.error));
+    const judged = await this.judgeCached(held, { ask: true });
+    return retried.length + judged.filter((m, i) => m !== held[i]).length;
   }
 
   /** Store opened messages, apply deletions, and tell the UI. */
@@ -1038,7 +1041,8 @@ export class Messenger extends EventTarget {
       const cached = await this.store.messages(d.channel_id);
       const hit = cached.find((m) => m.message_id === d.target);
       if (hit && !hit.deleted) {
-        await this.store.putMessages([{ ...hit, deleted: true, content: null, raw: null, verified: false }]);
+        const { held, ...gone } = hit; // a refused message's content aside (judgeCached) goes too
+        await this.store.putMessages([{ ...gone, deleted: true, content: null, raw: null, verified: false }]);
       }
     }
     if (emit) for (const m of messages) this.emit('message', m);
@@ -1090,10 +1094,9 @@ export class Messenger extends EventTarget {
     // 14.2: a certified device of someone not in the channel sends nothing here (a follower is
     // checked against the tribe's ticket instead, 16.3), whatever the server let through.
     if (!mine && !follower) {
-      const why = await this.trust.refusedSender(this.api, channelId, author.member_id, sender, message.sent_at, message.kind);
+      const refused = await this.senderRefusal(channelId, author.member_id, sender, message.sent_at, message.kind);
       // Kept with the message: re-judged after the next membership refresh (retryUnreadable).
-      if (why === SENDER_UNCHECKED) return { ...shown, error: 'pending_check', raw: message };
-      if (why) return { ...shown, error: 'not_a_member', detail: why, raw: message };
+      if (refused) return { ...shown, ...refused, raw: message };
     }
     try {
       const content = await this.openSealed(message, envelope, heldSince);
@@ -1101,6 +1104,71 @@ export class Messenger extends EventTarget {
     } catch (err) {
       return { ...shown, ...openError(err, message) };
     }
+  }
+
+  /**
+   * 14.2's verdict on a certified member's message, fresh or cached: null when its sender may
+   * send in the channel, else the error (and reason) it is shown with. `ask`: a refusal may ask
+   * the log again (trust.refusedSender); otherwise the kept state judges alone.
+   */
+  async senderRefusal(channelId, memberId, deviceId, sentAtMs, kind, ask = true) {
+    const why = await this.trust.refusedSender(this.api, channelId, memberId, deviceId, sentAtMs, kind, { ask });
+    if (why === SENDER_UNCHECKED) return { error: 'pending_check' };
+    return why ? { error: 'not_a_member', detail: why } : null;
+  }
+
+  /**
+   * Cached messages as the current verified state judges their senders (14.2, 15, 22.7). The
+   * cache keeps an opened message's content with what judges its sender (its device, signed
+   * `sent_at_ms`, kind), never a verdict to trust: one written by an older version of this app,
+   * or before this device saw a removal, a partnership's end or a revocation, is judged again
+   * here, without verifying or decrypting again. A refused one keeps its content aside (`held`,
+   * never shown) for a later verdict; a verdict that changed is written back. `ask`: a refusal
+   * may ask the log again (a retry); the open channel, its previews and search judge on what is
+   * kept (the roster keeps an open channel's log fresh).
+   * @param {any[]} messages cached records, of any channels
+   */
+  async judgeCached(messages, { ask = false } = {}) {
+    const judged = [];
+    for (const m of messages) judged.push(await this.judgedAgain(m, ask));
+    const revised = judged.map((m, i) => [messages[i], m]).filter(([before, after]) => before !== after);
+    if (revised.length) {
+      await this.store.reviseMessages(revised);
+      this.emit('channels'); // the channel list's previews may show them
+    }
+    return judged;
+  }
+
+  /**
+   * One cached record judged again (judgeCached): itself when the verdict stands. Without a
+   * kept log (the channel's roster brings it) there is nothing to judge with. Until the
+   * organisation's listing is verified here (an offline start), the kept log alone judges, and
+   * only to refuse (a stored refusal was reached knowing more).
+   */
+  async judgedAgain(m, ask) {
+    const content = m.verified ? m.content : m.held;
+    // A follower's reaction or vote is checked against the tribe's ticket (16.3), not the log.
+    const follower = m.sender_member?.startsWith('f_') || (this.isFollower() && m.sender_device === this.deviceId);
+    if (m.deleted || content === undefined || follower || !this.trust.kept.logs[m.channel_id]) return m;
+    const view = this.trust.view;
+    let memberId = m.sender_member;
+    let refused = null;
+    if (view) {
+      // A device this view does not know: the listing asked again, as for a fresh message; when
+      // it cannot be, the record waits for the next read rather than be called forged.
+      const known = view.device(m.sender_device) || (await this.deviceInfo(m.sender_device).catch(() => undefined));
+      if (known === undefined) return m;
+      memberId = this.trust.sender({ sender_device: m.sender_device, sender_member: null })?.member_id ?? null;
+      if (!memberId) refused = { error: 'forged_sender' };
+    }
+    refused ||= memberId ? await this.senderRefusal(m.channel_id, memberId, m.sender_device, m.sent_at_ms, m.kind, ask) : null;
+    if (!refused && !view) return m;
+    const { error, detail, held, ...rest } = m;
+    const again = refused
+      ? { ...rest, sender_member: memberId, verified: false, content: null, held: content, ...refused }
+      : { ...rest, sender_member: memberId, verified: true, content };
+    const same = again.verified === m.verified && again.error === error && again.detail === detail && again.sender_member === m.sender_member;
+    return same ? m : again;
   }
 
   /**

@@ -71,6 +71,8 @@ export class TrustKeeper extends EventTarget {
     this.senderUnchecked = new Set(); // channels whose last sender check could not fetch the log
     /** whether the partnerships were asked for since this page opened (22.6) */
     this.partnersAsked = false;
+    /** Bumped whenever what judges senders may have changed (the view, a kept log or end): cached verdicts are read again. */
+    this.version = 0;
   }
 
   async load() {
@@ -94,6 +96,7 @@ export class TrustKeeper extends EventTarget {
   }
 
   async save() {
+    this.version += 1;
     await this.store.put('trust', this.kept);
   }
 
@@ -120,6 +123,7 @@ export class TrustKeeper extends EventTarget {
     if (!this.device.root) {
       this.view = null;
       this.own = null;
+      this.version += 1;
       this.report([{ code: 'root_mismatch', member_id: null, device_id: null, message: 'this device pinned no root: activate it again' }]);
       return null;
     }
@@ -166,6 +170,7 @@ export class TrustKeeper extends EventTarget {
     this.view = new SharedView(this.own, found, { follower: this.device.member_id.startsWith('f_') });
     this.checkedAt.clear(); // another view may accept entries the last one refused: replay again
     await this.pinPartners(this.view);
+    this.version += 1; // senders are judged on the new view
   }
 
   /**
@@ -399,13 +404,14 @@ export class TrustKeeper extends EventTarget {
    * Why the channel's verified membership refuses a message of `memberId`'s device (section
    * 14.2), or null. A refusal asks for the log again first, at most every 2 s per channel: a
    * page of messages costs one fetch, not one per message. SENDER_UNCHECKED when the log could
-   * not be fetched (offline, 5xx, 429): nobody is blamed on a state perhaps stale.
+   * not be fetched (offline, 5xx, 429): nobody is blamed on a state perhaps stale. `ask: false`:
+   * the kept state judges alone (a cached message shown again, whose log the roster keeps fresh).
    * @param {{get(path: string, query?: any): Promise<any>}} api
    */
-  async refusedSender(api, channelId, memberId, deviceId, sentAtMs, kind) {
+  async refusedSender(api, channelId, memberId, deviceId, sentAtMs, kind, { ask = true } = {}) {
     let why = refusesSender(this.cut(this.kept.logs[channelId] || null), memberId, sentAtMs, kind);
     const now = Date.now();
-    if (why && this.view && now - (this.senderChecks.get(channelId) || 0) > SENDER_RECHECK_MS) {
+    if (why && ask && this.view && now - (this.senderChecks.get(channelId) || 0) > SENDER_RECHECK_MS) {
       this.senderChecks.set(channelId, now);
       // A log no longer ours to read (403): the state kept judges.
       let forbidden = false;

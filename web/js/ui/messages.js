@@ -46,7 +46,8 @@ function notifyButton(app, onAnswer) {
 
 /**
  * Each channel's last shown message, from what this device keeps (readable offline). A
- * channel's is read again only when its cached messages changed (or it expired): a live
+ * channel's is read again only when its cached messages or what judges their senders changed
+ * (or it expired): a live
  * message re-renders the list, and re-reading every channel then cost one IndexedDB walk each.
  * @param {Map<string, { version: string, found: Found | null }>} cache kept by the caller
  * @returns {Promise<Map<string, Found | null>>}
@@ -55,10 +56,10 @@ async function channelPreviews(app, cache) {
   const ids = [...app.messenger.channels.keys()];
   const now = Date.now() / 1000;
   await Promise.all(ids.map(async (id) => {
-    const version = app.store.version(id);
+    const version = `${app.store.version(id)}/${app.messenger.trust.version}`; // a verdict may change with either
     const kept = cache.get(id);
     if (kept && kept.version === version && !(kept.found && kept.found.msg.expires_at <= now)) return;
-    const found = await app.store.recentMessages(id, PREVIEW_WINDOW).then(lastShown, () => null);
+    const found = await app.store.recentMessages(id, PREVIEW_WINDOW).then((kept) => app.messenger.judgeCached(kept)).then(lastShown, () => null);
     cache.set(id, { version, found });
   }));
   return new Map(ids.map((id) => [id, cache.get(id)?.found ?? null]));
@@ -192,11 +193,11 @@ function searchBox(app, onChange) {
   });
   const form = h('form', { role: 'search', class: 'search-form', onSubmit: (e) => e.preventDefault() },
     h('label', { for: 'message-search', class: 'visually-hidden' }, t('search.label')), input);
-  /** The messages searched, read again only after the device's cache changed. */
-  let kept = { writes: -1, messages: /** @type {any[]} */ ([]) };
+  /** The messages searched, read (and their senders judged, 14.2) again only after the device's cache changed. */
+  let kept = { writes: '', messages: /** @type {any[]} */ ([]) };
   const cached = async () => {
-    const writes = app.store.writes;
-    if (kept.writes !== writes) kept = { writes, messages: await app.store.allMessages() };
+    const writes = `${app.store.writes}/${app.messenger.trust.version}`;
+    if (kept.writes !== writes) kept = { writes, messages: await app.messenger.judgeCached(await app.store.allMessages()) };
     const now = Date.now() / 1000;
     return kept.messages.filter((msg) => !(msg.expires_at <= now));
   };
@@ -294,6 +295,9 @@ export async function renderMessages(app, main, route) {
     };
   }
   const view = await channelView(app, pane, channelId, route.params.messageId || null);
+  // Events are forwarded once this returns: what the channel's start changed (its catch-up, its
+  // kept messages judged again) shows in the list now.
+  renderAside().catch(() => null);
   return {
     title: view.title,
     event(type, detail) {

@@ -218,16 +218,19 @@ class ChannelController {
     this.timers.set('catch-up', CATCH_UP_AFTER, () => this.catchUp());
   }
 
-  /** Show the device's copy of the channel, its roster as fresh as the messenger has it. */
+  /**
+   * Show the device's copy of the channel, its roster as fresh as the messenger has it, and each
+   * message's sender judged again on the verified state that roster brought (14.2).
+   */
   async refresh() {
     const { app, m, channelId } = this.ctx;
     const cached = await cachedMessages(app, channelId, this.retention);
-    this.messages = cached;
     try {
       this.roster = m.voters(channelId, (await m.roster(channelId)).state); // cut with the ends known now
     } catch {
       this.roster = this.roster || m.voters(channelId, undefined, cached); // offline: the kept verified state
     }
+    this.messages = await m.judgeCached(cached);
     const pending = (await app.store.outbox()).filter((x) => x.channel_id === channelId);
     this.list.show(this.messages, this.roster, pending, this.seen);
   }
