@@ -349,6 +349,8 @@ def tribe_reader(w: Walkthrough) -> None:
     expect(why).to_be_visible()
     agent.locator("#composer-notice summary").click()
     expect(why).to_be_hidden()
+    # The fold is remembered on the `toggle` event, a task after the click: reload once it is.
+    agent.wait_for_function("localStorage.getItem('bocage.tribe_notice') === 'folded'")
     agent.reload()
     expect(message(agent, TRIBE_NEWS)).to_be_visible()
     expect(agent.locator("#composer-notice summary")).to_contain_text("Canal d")
