@@ -677,7 +677,9 @@ def test_poll_tally_and_validation_match_python() -> None:
     departed = {"m_gone": 1_001, "m_x": 1_000}
     frozen = tally(closed, poll_id, set(members), now=5_000, departed=departed)
     assert frozen["closed"] is True and frozen["voter_ids"] == ["m_a", "m_b", "m_gone"]
-    assert js("tally", messages=closed, poll_id=poll_id, members=members, now=5_000, departed=departed) == frozen
+    assert (
+        js("tally", messages=closed, poll_id=poll_id, members=members, now=5_000, departed=departed) == frozen
+    )
     still_open = tally(closed[:-1], poll_id, set(members), now=5_000, departed=departed)
     assert still_open["closed"] is False and still_open["voter_ids"] == ["m_a", "m_b"]
     assert (
