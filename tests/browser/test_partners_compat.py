@@ -588,14 +588,9 @@ def test_an_end_signed_before_the_partnership_began_is_dated_when_first_seen(tmp
         issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, key, SECOND - 3000),
     )
     began = f"partnership with {B_ORG}: its end is dated before the partnership began: dated when first seen"
-    for n, end in enumerate(presigned):
-        web, python = both_check(
-            tmp_path / f"pre{n}", {**second["a_entry"], "end": end, "status": "ended"}, seen
-        )
-        assert web["messages"] == python["messages"] == [began]
-        for checked in (web, python):
-            assert (checked["status"], checked["codes"]) == ("ended", ["invalid_partnership"])
-            assert checked["kept"][B_ORG]["ends"] == {key: seen}
+    for checked in both_check_ends(tmp_path, second["a_entry"], presigned, seen, began):
+        assert (checked["status"], checked["codes"]) == ("ended", ["invalid_partnership"])
+        assert checked["kept"][B_ORG]["ends"] == {key: seen}
 
 
 def test_an_end_is_dated_by_its_signature_only_once_our_statement_verified(tmp_path: Path) -> None:
@@ -677,6 +672,19 @@ def both_check(home: Path, e: dict[str, Any], now: int) -> list[dict[str, Any]]:
     return [a_checks(e, now=now), python_checks(home, e, now)]
 
 
+def both_check_ends(
+    home: Path, e: dict[str, Any], ends: tuple[dict[str, Any], ...], now: int, warning: str
+) -> list[dict[str, Any]]:
+    """Each of ``ends`` served in the entry, as both clients check it from nothing kept, once
+    they both report exactly ``warning``."""
+    checked = []
+    for n, end in enumerate(ends):
+        web, python = both_check(home / f"end{n}", {**e, "end": end, "status": "ended"}, now)
+        assert web["messages"] == python["messages"] == [warning]
+        checked += [web, python]
+    return checked
+
+
 def test_an_earlier_partnerships_end_served_again_ends_nothing(tmp_path: Path) -> None:
     """22.7: the server serves the first partnership's genuine end (B's, or our own) as the end
     of a second one a day later. It names the first invitation: both clients keep the second
@@ -692,14 +700,9 @@ def test_an_earlier_partnerships_end_served_again_ends_nothing(tmp_path: Path) -
     )
     ignored = "end statement ignored: it names another invitation than this partnership's"
     warning = f"partnership with {B_ORG}: {ignored}"
-    for n, stale in enumerate(stale_ends):
-        web, python = both_check(
-            tmp_path / f"stale{n}", {**second["a_entry"], "end": stale, "status": "ended"}, seen
-        )
-        assert web["messages"] == python["messages"] == [warning]
-        for checked in (web, python):
-            assert (checked["status"], checked["codes"]) == ("active", ["invalid_partnership"])
-            assert checked["kept"][B_ORG]["ends"] == {} and checked["kept"][B_ORG]["active"] is True
+    for checked in both_check_ends(tmp_path, second["a_entry"], stale_ends, seen, warning):
+        assert (checked["status"], checked["codes"]) == ("active", ["invalid_partnership"])
+        assert checked["kept"][B_ORG]["ends"] == {} and checked["kept"][B_ORG]["active"] is True
     own = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, key, T + 86_400 + 30)
     for checked in both_check(tmp_path / "own", {**second["a_entry"], "end": own, "status": "ended"}, seen):
         assert (checked["status"], checked["codes"], checked["kept"][B_ORG]["ends"]) == (
