@@ -309,7 +309,7 @@ class Partners:
         ended_at = self._ended(entry, partner, view, ends.get(ticket_key), pinned, begun.get(ticket_key))
         ended = ended_at is not None
         began = int(entry["ours"]["issued_at"]) if root is not None else None  # verified
-        rollback = None if ended else self._rollback(entry, root, view, kept, ends, began)
+        rollback = None if ended else self._rollback(entry, root, view, kept, ends, (began, begun))
         if rollback is not None:
             trust.warn(TrustWarning("partnership_rollback", f"partnership with {partner}: {rollback[0]}"))
             ended, ended_at = True, rollback[1]
@@ -353,18 +353,25 @@ class Partners:
         view: TrustView,
         kept: dict[str, Any],
         ends: dict[str, int],
-        began: int | None,
+        dates: tuple[int | None, dict[str, int]],
     ) -> tuple[str, int | None] | None:
         """Why an entry showing no end is ended all the same (``partnership_rollback``), and the
         date of its end (None: the kept record stays the one whose end this device saw): an end
         seen of its invitation; a kept end behind an entry whose invitation does not verify; or
-        an older partnership than one whose end was seen (it ended before the next began)."""
+        an older partnership (``dates``: our verified statement's date, and ``begun``) than one
+        whose end was seen, and whose beginning was verified here (it ended before that one began;
+        an end dated when a profile was upgraded, with no known beginning, proves nothing)."""
         key = _ticket_key_of(entry)
         if key in ends:
             return "the server hides its end, which this device saw", ends[key]
         if kept.get("ended") and not self._vouched(entry, root, view):
             return "the server hides its end, which this device saw, behind another invitation", None
-        later = [at for at in ends.values() if began is not None and at > began + STATEMENT_CLOCK_SKEW]
+        began, begun = dates
+        later = [
+            begun[k]
+            for k in ends
+            if k in begun and began is not None and begun[k] > began + STATEMENT_CLOCK_SKEW
+        ]
         if later:
             return "the server shows an older one again than one whose end this device saw", min(later)
         return None

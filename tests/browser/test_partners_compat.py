@@ -639,10 +639,11 @@ def test_an_end_is_dated_by_its_signature_only_once_our_statement_verified(tmp_p
 def test_an_older_partnership_than_a_seen_end_and_a_seen_end_behind_another_ticket_stay_ended(
     tmp_path: Path,
 ) -> None:
-    """Rollbacks (22.7): after seeing the second partnership's end, both clients keep it ended when
-    the server serves the first one as active (it ended before the second began: dated at the
-    second's end), or the second one behind a ticket that is not its invitation's (the kept
-    record stays the one whose end was seen)."""
+    """Rollbacks (22.5): after seeing the second partnership's end, both clients keep it ended when
+    the server serves the first one as active (it ended before the second began: dated then), or
+    the second one behind a ticket that is not its invitation's (the kept record stays the one
+    whose end was seen). An end kept before ends had dates (dated when first read, no known
+    beginning) makes no partnership older: the current one stays active."""
     first, second = python_partnership(), python_partnership(at=SECOND)
     key = second["ticket"].statement["ticket_key"]
     end = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, key, SECOND + 30)
@@ -653,7 +654,7 @@ def test_an_older_partnership_than_a_seen_end_and_a_seen_end_behind_another_tick
     older = first["ticket"].statement["ticket_key"]
     hidden = {**second["a_entry"], "ticket": {**second["a_entry"]["ticket"], "ticket_key": "x" * 43}}
     for n, (e, ends) in enumerate(
-        ((first["a_entry"], {key: SECOND + 30, older: SECOND + 30}), (hidden, {key: SECOND + 30}))
+        ((first["a_entry"], {key: SECOND + 30, older: SECOND + 20}), (hidden, {key: SECOND + 30}))
     ):
         web = a_checks(e, kept=copy.deepcopy(kept), now=seen + 60)
         trust = python_trust(tmp_path / f"back{n}", PartnersServer(e), seen + 60)
@@ -665,6 +666,19 @@ def test_an_older_partnership_than_a_seen_end_and_a_seen_end_behind_another_tick
         for record in (web["kept"][B_ORG], trust.state.partners[B_ORG]):
             assert record["ended"] is True and record["active"] is False and record["ends"] == ends
         assert Partners(trust, SERVER).pinned_root(B_ORG) is None
+    upgraded = {
+        B_ORG: {"root": B_ROOT, "ticket_key": key, "ended": False, "active": True, "ended_keys": [older]}
+    }
+    web = a_checks(second["a_entry"], kept=copy.deepcopy(upgraded), now=seen)
+    trust = python_trust(tmp_path / "upgraded", PartnersServer(second["a_entry"]), seen)
+    trust.state.partners = copy.deepcopy(upgraded)
+    [listed] = Partners(trust, SERVER).listing(confirm=False)
+    assert (web["status"], web["codes"], listed["status"], trust.take_warnings()) == (
+        "active",
+        [],
+        "active",
+        [],
+    )
 
 
 def both_check(home: Path, e: dict[str, Any], now: int) -> list[dict[str, Any]]:

@@ -416,7 +416,7 @@ export async function checkPartner(entry, { view, ownRoot, kept, partnerListing,
   }
   let ended = endedAt !== null;
   const began = root !== null ? Number(entry.ours.issued_at) : null; // verified
-  const rollback = ended ? null : rolledBack(entry, root, view, before, ends, began);
+  const rollback = ended ? null : rolledBack(entry, root, view, before, ends, began, begun);
   if (rollback !== null) {
     warnings.push(warn('partnership_rollback', `partnership with ${partner}: ${rollback.why}`));
     ended = true;
@@ -522,20 +522,23 @@ const UNVERIFIED_BEGIN = 'this device never verified our statement of this partn
  * Why an entry showing no end is ended all the same (`partnership_rollback`), and its end's date
  * (null: the kept record stays the one whose end this device saw), or null: an end seen of its
  * invitation; a kept end behind an entry whose invitation does not verify; or an older
- * partnership (`began`: our verified statement) than one whose end was seen.
+ * partnership (`began`: our verified statement) than one whose end was seen, and whose beginning
+ * was verified here (`begun`: it ended before that one began; an end dated when an old record was
+ * first read, with no known beginning, proves nothing).
  * @param {Statement} entry
  * @param {string|null} root
  * @param {TrustView} view
  * @param {KeptPartner|undefined} before
  * @param {Record<string, number>} ends
  * @param {number|null} began
+ * @param {Record<string, number>} begun
  * @returns {{why: string, at: number|null}|null}
  */
-function rolledBack(entry, root, view, before, ends, began) {
+function rolledBack(entry, root, view, before, ends, began, begun) {
   const key = ticketKeyOf(entry);
   if (Object.hasOwn(ends, key)) return { why: 'the server hides its end, which this device saw', at: ends[key] };
   if (before?.ended && root === null && !vouched(entry, view)) return { why: 'the server hides its end, which this device saw, behind another invitation', at: null };
-  const later = Object.values(ends).filter((at) => began !== null && at > began + STATEMENT_CLOCK_SKEW);
+  const later = Object.keys(ends).filter((k) => Object.hasOwn(begun, k) && began !== null && begun[k] > began + STATEMENT_CLOCK_SKEW).map((k) => begun[k]);
   if (later.length) return { why: 'the server shows an older one again than one whose end this device saw', at: Math.min(...later) };
   return null;
 }
