@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from bocage.client.trust import Trust
 
 ADMIN_ROLES = ("admin", "owner")
+UNVERIFIED_BEGIN = "this device never verified our statement of this partnership"
 CARD_MISMATCH = "this card's key does not match what the server lists: ask them for their card again"
 
 
@@ -125,7 +126,9 @@ class Partners:
         return found
 
     def end(self, partner_org_id: str) -> dict[str, Any]:
-        """End the partnership with ``partner_org_id``, naming its invitation as listed (22.7)."""
+        """End the partnership with ``partner_org_id``, naming its invitation (22.7): only one this
+        device verified, never a key the listing alone gives (a server could get an end signed
+        for an invitation not yet accepted and serve it later as that partnership's)."""
         trust = self.trust
         listed = next((e for e in trust.client.partners() if e.get("partner_org_id") == partner_org_id), None)
         if listed is None:
@@ -135,13 +138,38 @@ class Partners:
             trust.keys.device_id,
             trust.org_id,
             partner_org_id,
-            _ticket_key_of(listed),
+            self._verified_key(listed, partner_org_id, trust.own_view(refresh=True)),
             trust.now(),
         )
         answer = dict(trust.client.end_partner(partner_org_id, statement))
         checked = self._checked(answer, trust.own_view(refresh=True))
         trust.save()
         return checked
+
+    def _verified_key(self, entry: dict[str, Any], partner: str, view: TrustView) -> str:
+        """The entry's ticket key if this device kept it for a pinned partnership or the entry
+        shows it: our statement naming it, or our admin's ticket with an acceptance of its key."""
+        key = _ticket_key_of(entry)
+        kept = self.trust.state.partners.get(partner, {})
+        if key and kept.get("root") and kept.get("ticket_key") == key:
+            return key
+        try:
+            self._vouch(entry, partner, key, view)
+        except (StatementError, PartnerRefused) as exc:
+            raise PartnerRefused(
+                f"not ending the partnership with {partner}: its invitation does not verify ({exc})"
+            ) from exc
+        return key
+
+    def _vouch(self, entry: dict[str, Any], partner: str, key: str, view: TrustView) -> None:
+        """Raise unless the entry's invitation verifies: through our statement, or (the inviter's
+        pending case) our admin's ticket and an acceptance signed with its key."""
+        if entry.get("ours") is not None:
+            self._pinned_by_us(entry, partner, key, view)
+        elif entry.get("side") == "inviter":
+            verify_acceptance(entry.get("acceptance"), self._our_ticket(entry.get("ticket"), view), partner)
+        else:
+            raise PartnerRefused("your organisation has not signed this partnership")
 
     def pinned_root(self, partner_org_id: str) -> str | None:
         """The partner's root this device pinned through its own organisation's statement, while
@@ -274,17 +302,17 @@ class Partners:
         kept = trust.state.partners.get(partner, {})
         ends = kept_ends(kept, trust.now())
         pinned = root or kept.get("root")
-        verified = (entry.get("ours") if root else None, entry.get("theirs") if theirs_ok else None)
-        ended_at = self._ended(entry, partner, view, ends.get(ticket_key), pinned, _begun(*verified))
+        begun = {str(k): int(v) for k, v in dict(kept.get("begun") or {}).items()}
+        if root is not None:
+            verified = (entry.get("ours"), entry.get("theirs") if theirs_ok else None)
+            begun[ticket_key] = max(begun.get(ticket_key, 0), _begun(*verified))
+        ended_at = self._ended(entry, partner, view, ends.get(ticket_key), pinned, begun.get(ticket_key))
         ended = ended_at is not None
-        if ticket_key in ends and not ended:
-            trust.warn(
-                TrustWarning(
-                    "partnership_rollback",
-                    f"the server hides the end of the partnership with {partner}, which this device saw",
-                )
-            )
-            ended = True
+        began = int(entry["ours"]["issued_at"]) if root is not None else None  # verified
+        rollback = None if ended else self._rollback(entry, root, view, kept, ends, (began, begun))
+        if rollback is not None:
+            trust.warn(TrustWarning("partnership_rollback", f"partnership with {partner}: {rollback[0]}"))
+            ended, ended_at = True, rollback[1]
         if ended:
             status = PartnerStatus.ENDED
         elif root is not None and theirs_ok:
@@ -293,7 +321,7 @@ class Partners:
             status = PartnerStatus.PENDING
         if ended_at is not None:
             ends.setdefault(ticket_key, ended_at)
-        if root is not None or ended:
+        if root is not None or ended_at is not None:  # not a hidden end: the kept record stays
             ours, theirs = entry.get("ours") or {}, entry.get("theirs") or {}
             name = self._pinned_name(partner, kept, str(entry.get("partner_name") or partner))
             trust.state.partners[partner] = {
@@ -302,6 +330,8 @@ class Partners:
                 "ended": ended,
                 "active": status is PartnerStatus.ACTIVE,
                 "ends": ends,
+                # When each invitation's partnership began, as verified here (22.7): ends dated before.
+                "begun": begun,
                 # For shared groups (22.6): the name shown beside its members', and whether each
                 # side's statement lets the other's members into its tribes.
                 "name": name,
@@ -315,6 +345,46 @@ class Partners:
             "partner_root": root,
             "verified": root is not None,
         }
+
+    def _rollback(
+        self,
+        entry: dict[str, Any],
+        root: str | None,
+        view: TrustView,
+        kept: dict[str, Any],
+        ends: dict[str, int],
+        dates: tuple[int | None, dict[str, int]],
+    ) -> tuple[str, int | None] | None:
+        """Why an entry showing no end is ended all the same (``partnership_rollback``), and the
+        date of its end (None: the kept record stays the one whose end this device saw): an end
+        seen of its invitation; a kept end behind an entry whose invitation does not verify; or
+        an older partnership (``dates``: our verified statement's date, and ``begun``) than one
+        whose end was seen, and whose beginning was verified here (it ended before that one began;
+        an end dated when a profile was upgraded, with no known beginning, proves nothing)."""
+        key = _ticket_key_of(entry)
+        if key in ends:
+            return "the server hides its end, which this device saw", ends[key]
+        if kept.get("ended") and not self._vouched(entry, root, view):
+            return "the server hides its end, which this device saw, behind another invitation", None
+        began, begun = dates
+        later = [
+            begun[k]
+            for k in ends
+            if k in begun and began is not None and begun[k] > began + STATEMENT_CLOCK_SKEW
+        ]
+        if later:
+            return "the server shows an older one again than one whose end this device saw", min(later)
+        return None
+
+    def _vouched(self, entry: dict[str, Any], root: str | None, view: TrustView) -> bool:
+        """Whether the entry's invitation verifies (``_vouch``) without reporting why not."""
+        if root is not None:
+            return True
+        try:
+            self._vouch(entry, str(entry.get("partner_org_id")), _ticket_key_of(entry), view)
+        except (StatementError, PartnerRefused):
+            return False
+        return True
 
     def _pinned_name(self, partner: str, kept: dict[str, Any], served: str) -> str:
         """The partner's name as first seen with a verified partnership: no statement signs it, so
@@ -377,15 +447,17 @@ class Partners:
         view: TrustView,
         kept_at: int | None,
         root: object,
-        begun: int,
+        begun: int | None,
     ) -> int | None:
         """When the partnership ended in this device's view, or None (22.5, 22.7). An end by
         either side counts (ending only takes trust away), but ours must verify, and one naming
         another invitation (an earlier partnership's, served again) is not this one's; it is
         dated by its signature when that verifies (the partner's, against the root we pinned),
-        else when first seen, whichever is earlier, and a date kept once never moves. A v2 end
-        names no invitation: one signed before this partnership's verified statements
-        (``begun``) is an earlier partnership's, dated when first seen, and reported."""
+        else when first seen, whichever is earlier, and a date kept once never moves. Its signature
+        dates it only after our statement of this partnership verified here (``begun``, now or
+        before) and if it is not older than that: else it is dated when first seen, reported when
+        that moves it (a v2 end of an earlier partnership, or an end signed for an invitation
+        before it was accepted)."""
         end = entry.get("end")
         if end is None:
             return None
@@ -405,12 +477,20 @@ class Partners:
         except (StatementError, PartnerRefused) as exc:
             self._refuse(partner, f"end statement ignored: {exc}")
             return None
-        if named is None and signed_at is not None and signed_at + STATEMENT_CLOCK_SKEW < begun:
-            self._refuse(partner, "its end is dated before the partnership began: dated when first seen")
-            signed_at = None
         if kept_at is not None:
             return kept_at
+        return self._dated(partner, signed_at, begun)
+
+    def _dated(self, partner: str, signed_at: int | None, begun: int | None) -> int:
+        """An end first seen now: dated by its signature only if not before the partnership began
+        as verified here (``begun``); otherwise now, reported when that moves it."""
         now = self.trust.now()
+        if signed_at is not None and (begun is None or signed_at + STATEMENT_CLOCK_SKEW < begun):
+            if begun is not None:
+                self._refuse(partner, "its end is dated before the partnership began: dated when first seen")
+            elif signed_at + STATEMENT_CLOCK_SKEW < now:
+                self._refuse(partner, f"{UNVERIFIED_BEGIN}: its end is dated when first seen")
+            signed_at = None
         return now if signed_at is None else min(now, signed_at)
 
     def _signed_end(self, end: dict[str, Any], signer_org: str, other: str, view: TrustView) -> int:

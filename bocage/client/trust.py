@@ -99,14 +99,15 @@ class Trust:
         """The organisation, and its active partners (22.6), as verified from the member listings
         (kept while unchanged). ``refresh`` asks the server again, and ``partners`` (by default as
         ``refresh``) the partnerships and partners' listings too when this device has pinned a
-        partner: an end it sees takes the partner's members out at once."""
+        partner (``partners=True``: even when none is pinned yet, as one listing): an end it sees
+        takes the partner's members out at once."""
         own = self.own_view(refresh=refresh)
         ask_partners = refresh if partners is None else partners
         pinned = json.dumps(self.state.partners, sort_keys=True)  # an end seen since changes it
         if self._shared is not None and not ask_partners and self._shared_base == (own, pinned):
             return self._shared
         with self.one_listing_per_partner():
-            if ask_partners and self.state.partners:
+            if ask_partners and (self.state.partners or partners):
                 self.learn_partners()
             found = self._partner_views(refresh=ask_partners)
         self._shared = SharedView(
@@ -164,8 +165,7 @@ class Trust:
 
     def _met_host(self, org_id: str) -> None:
         """A channel of another organisation: a partner's shared group this device may not know."""
-        self.learn_partners()
-        self.view(refresh=True)
+        self.view(refresh=True, partners=True)
 
     def _date_old_ends(self) -> None:
         """Partnership ends kept before they had dates (22.7) are dated now, as first seen, and
@@ -400,8 +400,7 @@ class Trust:
                     channel_id, kept, fetch, HostAuthority(host, self.view), rebuild=rebuild
                 )
             if warnings and not self.state.partners:  # or a partner's member: learn our partners
-                self.learn_partners()
-                self.view(refresh=True)
+                self.view(refresh=True, partners=True)
                 state, warnings = sync(
                     channel_id, kept, fetch, HostAuthority(host, self.view), rebuild=rebuild
                 )
@@ -596,8 +595,7 @@ class Trust:
         if view.device(device_id) is None:
             view = self.view(refresh=True)
         if view.device(device_id) is None and not self.state.partners:
-            self.learn_partners()  # perhaps a partner's member in a shared group (22.6)
-            view = self.view(refresh=True)
+            view = self.view(refresh=True, partners=True)  # perhaps a partner's member (22.6)
         trusted = view.device(device_id)
         if trusted is None:
             self.warn(view.why_not(device_id))

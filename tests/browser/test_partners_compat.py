@@ -17,10 +17,11 @@ import json
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from nacl.signing import SigningKey
 
 from bocage.client import issuing
-from bocage.client.partners import Partners
+from bocage.client.partners import PartnerRefused, Partners
 from bocage.client.profile import DeviceKeys, Profile
 from bocage.client.trust import Trust
 from chalicelib.domain.encoding import b64d, b64e
@@ -277,6 +278,7 @@ def test_a_partnership_python_made_is_active_on_both_sides_in_the_browser() -> N
                 "ended": False,
                 "active": True,
                 "ends": {},
+                "begun": {p["ticket"].statement["ticket_key"]: T + 20},  # our statement's date
                 "name": "Partenaire",
                 "allow_tribes": True,
                 "their_allow_tribes": False,
@@ -510,10 +512,191 @@ def test_a_refresh_asks_each_partners_listing_once(tmp_path: Path) -> None:
         assert server.listings_asked == [B_ORG] and trust.take_warnings() == []
         assert list(shared.partners) == [B_ORG]
 
+    # Meeting a partner's host with nothing pinned asks the partnerships and B's listing once.
+    server = CountingServer(p["a_entry"])
+    trust = python_trust(tmp_path / "met", server, SEEN)
+    asked: list[str] = []
+    listed = server.partners
+
+    def counted() -> list[dict[str, Any]]:
+        asked.append("/partners")
+        return listed()
+
+    server.partners = counted  # type: ignore[method-assign]
+    trust._met_host(B_ORG)
+    assert asked == ["/partners"] and server.listings_asked == [B_ORG]
+    assert trust.state.partners[B_ORG]["active"] is True
+
+
+class EndingServer(PartnersServer):
+    """The same server, keeping the end A's owner's Python client sends (DELETE /partners/{org})."""
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        super().__init__(entry)
+        self.ended: list[dict[str, Any]] = []
+
+    def end_partner(self, partner: str, statement: dict[str, Any]) -> dict[str, Any]:
+        self.ended.append(statement)
+        return {**self.entry, "end": statement, "status": "ended"}
+
+
+def test_an_end_names_only_an_invitation_this_device_verified(tmp_path: Path) -> None:
+    """22.7: both clients sign an end for the invitation they kept for the partnership, or one
+    the entry shows (our statement naming it, or, inviting, our ticket and an acceptance of its
+    key); a key the server alone lists (another invitation of ours, not yet accepted) is refused."""
+    first, second = python_partnership(), python_partnership(at=SECOND)
+    key = first["ticket"].statement["ticket_key"]
+    kept = a_checks(first["a_entry"])["kept"]
+    swapped = {"ticket": second["ticket"].statement}
+    cases = [
+        ("listed", first["a_entry"], {}, key),
+        ("kept", {**first["a_entry"], "ours": None}, kept, key),
+        ("pending", {**first["a_entry"], "ours": None}, {}, key),
+        ("swapped", {**first["a_entry"], **swapped}, {}, None),
+        ("swapped_pending", {**first["a_entry"], **swapped, "ours": None}, {}, None),
+        ("swapped_kept", {**first["a_entry"], **swapped}, kept, None),
+    ]
+    scene = {"org_id": ORG, "root": ROOT, **listing_a()}
+    for name, e, before, named in cases:
+        web = js("partner_end_key", **scene, entry=e, kept=before)
+        server = EndingServer(e)
+        trust = python_trust(tmp_path / name, server, SEEN)
+        trust.state.partners = copy.deepcopy(before)
+        if named is None:
+            assert web["error"] == "PartnerRefused" and "its invitation does not verify" in web["message"]
+            with pytest.raises(PartnerRefused, match="its invitation does not verify"):
+                Partners(trust, SERVER).end(B_ORG)
+            assert server.ended == []
+        else:
+            assert web == {"ticket_key": named}
+            Partners(trust, SERVER).end(B_ORG)
+            assert [end["ticket_key"] for end in server.ended] == [named]
+
+
+SECOND = T + 86_400
+
+
+def test_an_end_signed_before_the_partnership_began_is_dated_when_first_seen(tmp_path: Path) -> None:
+    """22.7: an end naming the second invitation but signed (by either side) before the second
+    partnership began, as a server could have had one signed before the invitation was accepted:
+    both clients date it when first seen and report it, not by its signature."""
+    second = python_partnership(at=SECOND)
+    key = second["ticket"].statement["ticket_key"]
+    seen = SECOND + 3600
+    presigned = (
+        issuing.partnership_end(SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, B_ORG, key, SECOND - 3000),
+        issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, key, SECOND - 3000),
+    )
+    began = f"partnership with {B_ORG}: its end is dated before the partnership began: dated when first seen"
+    for checked in both_check_ends(tmp_path, second["a_entry"], presigned, seen, began):
+        assert (checked["status"], checked["codes"]) == ("ended", ["invalid_partnership"])
+        assert checked["kept"][B_ORG]["ends"] == {key: seen}
+
+
+def test_an_end_is_dated_by_its_signature_only_once_our_statement_verified(tmp_path: Path) -> None:
+    """22.7: the server leaves our own statement out of the entry, so that nothing dates the
+    partnership's beginning: an old end (the first partnership's v2 end, or an end of this
+    invitation) is dated when first seen, reported; with the beginning kept from an earlier
+    listing, an end signed before it is too. A fresh end of a pending one is quietly dated now."""
+    second = python_partnership(at=SECOND)
+    key = second["ticket"].statement["ticket_key"]
+    seen = SECOND + 3600
+    unverified = f"partnership with {B_ORG}: this device never verified our statement of this partnership"
+    for n, end in enumerate(
+        (
+            v2_end(OWNER_DEVICE_SIGN, OWNER_DEVICE, ORG, B_ORG, T + 40),
+            issuing.partnership_end(
+                SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, B_ORG, key, SECOND + 30
+            ),
+        )
+    ):
+        e = {**second["a_entry"], "ours": None, "end": end, "status": "ended"}
+        web, python = both_check(tmp_path / f"strip{n}", e, seen)
+        assert web["messages"] == python["messages"] == [f"{unverified}: its end is dated when first seen"]
+        for checked in (web, python):
+            assert (checked["status"], checked["codes"]) == ("ended", ["invalid_partnership"])
+            assert checked["kept"][B_ORG]["ends"] == {key: seen}
+    kept = a_checks(second["a_entry"], now=SECOND + 60)["kept"]  # seen active: began at SECOND + 20
+    stale = {**second["a_entry"], "ours": None, "end": v2_end(B_SIGN, B_DEVICE, B_ORG, ORG, T + 30)}
+    web = a_checks(stale, kept=copy.deepcopy(kept), now=seen)
+    trust = python_trust(tmp_path / "kept", PartnersServer(stale), seen)
+    trust.state.partners = copy.deepcopy(kept)
+    Partners(trust, SERVER).listing(confirm=False)
+    for codes, ends in (
+        (web["codes"], web["kept"]),
+        ([w["code"] for w in trust.take_warnings()], trust.state.partners),
+    ):
+        assert codes == ["invalid_partnership"] and ends[B_ORG]["ends"] == {key: seen}
+    fresh = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, key, seen - 100)
+    for checked in both_check(tmp_path / "fresh", {**second["a_entry"], "ours": None, "end": fresh}, seen):
+        assert (checked["status"], checked["codes"], checked["kept"][B_ORG]["ends"]) == (
+            "ended",
+            [],
+            {key: seen},
+        )
+
+
+def test_an_older_partnership_than_a_seen_end_and_a_seen_end_behind_another_ticket_stay_ended(
+    tmp_path: Path,
+) -> None:
+    """Rollbacks (22.5): after seeing the second partnership's end, both clients keep it ended when
+    the server serves the first one as active (it ended before the second began: dated then), or
+    the second one behind a ticket that is not its invitation's (the kept record stays the one
+    whose end was seen). An end kept before ends had dates (dated when first read, no known
+    beginning) makes no partnership older: the current one stays active."""
+    first, second = python_partnership(), python_partnership(at=SECOND)
+    key = second["ticket"].statement["ticket_key"]
+    end = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, key, SECOND + 30)
+    ended = {**second["a_entry"], "end": end, "status": "ended"}
+    seen = SECOND + 3600
+    kept = a_checks(ended, now=seen)["kept"]
+    assert kept[B_ORG]["ends"] == {key: SECOND + 30}
+    older = first["ticket"].statement["ticket_key"]
+    hidden = {**second["a_entry"], "ticket": {**second["a_entry"]["ticket"], "ticket_key": "x" * 43}}
+    for n, (e, ends) in enumerate(
+        ((first["a_entry"], {key: SECOND + 30, older: SECOND + 20}), (hidden, {key: SECOND + 30}))
+    ):
+        web = a_checks(e, kept=copy.deepcopy(kept), now=seen + 60)
+        trust = python_trust(tmp_path / f"back{n}", PartnersServer(e), seen + 60)
+        trust.state.partners = copy.deepcopy(kept)
+        [listed] = Partners(trust, SERVER).listing(confirm=False)
+        python = {"status": listed["status"], "codes": [w["code"] for w in trust.take_warnings()]}
+        assert web["codes"] == python["codes"] and "partnership_rollback" in web["codes"]
+        assert web["status"] == python["status"] == "ended"
+        for record in (web["kept"][B_ORG], trust.state.partners[B_ORG]):
+            assert record["ended"] is True and record["active"] is False and record["ends"] == ends
+        assert Partners(trust, SERVER).pinned_root(B_ORG) is None
+    upgraded = {
+        B_ORG: {"root": B_ROOT, "ticket_key": key, "ended": False, "active": True, "ended_keys": [older]}
+    }
+    web = a_checks(second["a_entry"], kept=copy.deepcopy(upgraded), now=seen)
+    trust = python_trust(tmp_path / "upgraded", PartnersServer(second["a_entry"]), seen)
+    trust.state.partners = copy.deepcopy(upgraded)
+    [listed] = Partners(trust, SERVER).listing(confirm=False)
+    assert (web["status"], web["codes"], listed["status"], trust.take_warnings()) == (
+        "active",
+        [],
+        "active",
+        [],
+    )
+
 
 def both_check(home: Path, e: dict[str, Any], now: int) -> list[dict[str, Any]]:
     """The entry as A's owner's browser and Python client check it, from nothing kept."""
     return [a_checks(e, now=now), python_checks(home, e, now)]
+
+
+def both_check_ends(
+    home: Path, e: dict[str, Any], ends: tuple[dict[str, Any], ...], now: int, warning: str
+) -> list[dict[str, Any]]:
+    """Each of ``ends`` served in the entry, as both clients check it from nothing kept, once
+    they both report exactly ``warning``."""
+    checked = []
+    for n, end in enumerate(ends):
+        web, python = both_check(home / f"end{n}", {**e, "end": end, "status": "ended"}, now)
+        assert web["messages"] == python["messages"] == [warning]
+        checked += [web, python]
+    return checked
 
 
 def test_an_earlier_partnerships_end_served_again_ends_nothing(tmp_path: Path) -> None:
@@ -531,14 +714,9 @@ def test_an_earlier_partnerships_end_served_again_ends_nothing(tmp_path: Path) -
     )
     ignored = "end statement ignored: it names another invitation than this partnership's"
     warning = f"partnership with {B_ORG}: {ignored}"
-    for n, stale in enumerate(stale_ends):
-        web, python = both_check(
-            tmp_path / f"stale{n}", {**second["a_entry"], "end": stale, "status": "ended"}, seen
-        )
-        assert web["messages"] == python["messages"] == [warning]
-        for checked in (web, python):
-            assert (checked["status"], checked["codes"]) == ("active", ["invalid_partnership"])
-            assert checked["kept"][B_ORG]["ends"] == {} and checked["kept"][B_ORG]["active"] is True
+    for checked in both_check_ends(tmp_path, second["a_entry"], stale_ends, seen, warning):
+        assert (checked["status"], checked["codes"]) == ("active", ["invalid_partnership"])
+        assert checked["kept"][B_ORG]["ends"] == {} and checked["kept"][B_ORG]["active"] is True
     own = issuing.partnership_end(SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, key, T + 86_400 + 30)
     for checked in both_check(tmp_path / "own", {**second["a_entry"], "end": own, "status": "ended"}, seen):
         assert (checked["status"], checked["codes"], checked["kept"][B_ORG]["ends"]) == (

@@ -121,6 +121,11 @@ const commands = {
     const { statement, warnings } = partners.countersignature(args.entry, trust, signer(args.device), args.now);
     return { due, statement, codes: warnings.map((w) => w.code) };
   },
+  /** The ticket key an end of the listed `entry` would name, or the refusal (22.7). */
+  async partner_end_key(args) {
+    const trust = await view(args);
+    return outcome(() => ({ ticket_key: partners.verifiedTicketKey(args.entry, trust, args.kept || {}) }));
+  },
   /** A partner's member's contact card: the link made from `card`, or the one pasted checked (22.6). */
   async partner_card_url({ app_url, card }) {
     return partners.cardUrl(app_url, card);

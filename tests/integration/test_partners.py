@@ -492,3 +492,23 @@ def test_listing_costs_one_query_and_one_read_per_partner(
     counting.reset()
     club.partners.accept(code)
     assert counting.counts["put"] == 4 and counting.writes == 4
+
+
+def test_an_older_partnership_than_a_seen_end_is_not_active_again(
+    pair: Pair, container: Any, api: SignedApi
+) -> None:
+    """A's owner never saw the first partnership's end but saw the second's: a server serving the
+    first one's record as it was while active revives nothing (it ended before the second began)."""
+    partnered(pair)
+    key = record_keys.partnership(pair.a_org, pair.b_org)
+    first = dict(container.store.get(*key))
+    pair.b_owner.partners.end(pair.a_org)
+    api.clock.advance(86_400)
+    partnered(pair)
+    pair.b_owner.partners.end(pair.a_org)
+    assert pair.a.partners.listing()[0]["status"] == "ended"
+    container.store.put({**first, "version": container.store.get(*key).get("version", 0)})
+    [listed] = pair.a.partners.listing()
+    assert listed["server_status"] == "active" and listed["status"] == "ended"
+    assert "partnership_rollback" in [w["code"] for w in pair.a.trust.take_warnings()]
+    assert pair.a.partners.pinned_root(pair.b_org) is None

@@ -9,12 +9,16 @@ from typing import Any
 
 import pytest
 
+from bocage.client import issuing
 from bocage.client.messenger import Messenger
+from bocage.client.partners import PartnerRefused
 from bocage.client.trust import Trust
 from chalicelib.adapters.records import keys as record_keys
 from chalicelib.adapters.records.channels import ChannelRecords
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from chalicelib.domain.organisation import Plan
+from chalicelib.domain.partners import parse_partner
+from chalicelib.domain.statements import public_key_of
 from tests.integration.test_partner_groups import _epoch, _sealed_to, member_of, shared
 from tests.integration.test_partners import Pair, pair, partnered, v2_end
 from tests.support import People, SignedApi, sealed_envelope
@@ -290,3 +294,79 @@ def test_a_member_the_end_took_out_cannot_ring_after_partnering_again(
     again = sealed_by(pair.b_member, cid, pair.a)
     with pytest.raises(UntrustedSignal, match="not in the channel's signed membership"):
         pair.a.calls.open(again)
+
+
+def test_an_admin_signs_no_end_for_an_invitation_the_listing_alone_names(
+    pair: Pair, container: Any, api: SignedApi
+) -> None:
+    """The first partnership ended; A posts a new invitation. B's admin ends the old one again
+    while the server lists the new invitation's key in its entry (to keep an end of a partnership
+    not yet begun): B's device signs nothing. Had it, that end served once the new partnership
+    began would date it before it began: A dates it when first seen, reported, and B's member's
+    message of the new partnership reads on a device that replays it."""
+    partnered(pair)
+    pair.b_owner.partners.listing()
+    pair.b_owner.partners.end(pair.a_org)
+    api.clock.advance(3_600)
+    invitation = pair.a.partners.invite()
+    new_key = public_key_of(parse_partner(invitation["code"]).ticket_seed)  # the server stores it
+    honest, signed = pair.b_owner.client.partners, list[dict[str, Any]]()
+    lying = [{**e, "ticket": {**e["ticket"], "ticket_key": new_key}} for e in honest()]
+    pair.b_owner.client.partners = lambda: lying  # type: ignore[method-assign]
+
+    def recording(org_id: str, statement: dict[str, Any]) -> dict[str, Any]:
+        signed.append(statement)
+        return {}
+
+    pair.b_owner.client.end_partner = recording  # type: ignore[method-assign]
+    with pytest.raises(PartnerRefused, match="its invitation does not verify"):
+        pair.b_owner.partners.end(pair.a_org)
+    assert signed == []
+    presigned_at = pair.b_owner.trust.now()
+    presigned = issuing.partnership_end(
+        pair.b_owner.keys.signing, pair.b_owner.keys.device_id, pair.b_org, pair.a_org, new_key, presigned_at
+    )
+    api.clock.advance(86_400)
+    pair.b_owner.client.partners = honest  # type: ignore[method-assign]
+    pair.b_owner.partners.accept(invitation["code"])
+    assert pair.a.partners.listing()[0]["status"] == "active"
+    pair.b_member.trust.learn_partners()
+    cid = str(pair.a.create_channel("group", "Deuxième chantier")["channel_id"])
+    pair.a.add_member(cid, member_of(pair.b_member))
+    pair.b_member.send_text(cid, "deuxième époque, honnête")
+    api.clock.advance(60)
+    key = record_keys.partnership(pair.a_org, pair.b_org)
+    container.store.put({**container.store.get(*key), "end": presigned})
+    pair.a.trust.state.logs.pop(cid, None)  # as a device replaying the group
+    pair.a.trust.save()
+    first_seen = pair.a.trust.now()
+    [listed] = pair.a.partners.listing()
+    warnings = pair.a.trust.take_warnings()
+    assert listed["status"] == "ended" and [w["code"] for w in warnings] == ["invalid_partnership"]
+    assert "dated before the partnership began" in warnings[0]["message"]
+    assert pair.a.trust.state.partners[pair.b_org]["ends"][new_key] == first_seen != presigned_at
+    shown = by_text(pair.a, cid)["deuxième époque, honnête"]
+    assert shown["verified"] is True and shown["sender_name"] == "Dessinateur (Cabinet Ardoise)"
+
+
+def test_an_earlier_v2_end_with_our_statement_left_out_is_dated_when_seen(
+    pair: Pair, container: Any, api: SignedApi
+) -> None:
+    """As above with a v2 end, the server also leaving A's own statement out of the entry (so
+    that nothing of the second partnership verifies in this listing): A's device verified that
+    statement before and kept when the partnership began, so the end is still dated when first
+    seen, reported, and B's member's message of the second partnership still reads."""
+    cid, first_end, key = two_partnerships(pair, container, api, legacy=True)
+    pair.b_member.send_text(cid, "deuxième époque")
+    api.clock.advance(10)
+    item = container.store.get(*key)
+    statements = {org: s for org, s in item["statements"].items() if org != pair.a_org}
+    container.store.put({**item, "end": first_end, "statements": statements})
+    pair.a.trust.state.logs.pop(cid, None)  # as a device replaying the group
+    pair.a.trust.save()
+    first_seen = pair.a.trust.now()
+    [listed] = pair.a.partners.listing()
+    assert listed["status"] == "ended" and "invalid_partnership" in codes(pair.a)
+    assert list(pair.a.trust.state.partners[pair.b_org]["ends"].values()) == [first_seen]
+    shown = by_text(pair.a, cid)["deuxième époque"]
+    assert shown["verified"] is True and shown["sender_name"] == "Dessinateur (Cabinet Ardoise)"

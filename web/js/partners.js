@@ -35,8 +35,10 @@ import { CryptoError, b64d } from './wire.js';
  * partnership with it whose end this device saw (22.7); for shared groups (22.6) also the
  * partner's name as first seen with a verified partnership, and whether our statement
  * (`allow_tribes`) and theirs (`their_allow_tribes`) let the other's members into tribes.
+ * `begun`: ticket key → when that partnership began as verified here (its verified statements),
+ * which an end's signature may not predate; a record without it knows none (ends first seen).
  * `ended_keys` is how a record kept before ends had dates names them.
- * @typedef {{root: string|null, ticket_key: string, ended: boolean, active: boolean, ends?: Record<string, number>, ended_keys?: string[], name?: string, allow_tribes?: boolean, their_allow_tribes?: boolean}} KeptPartner
+ * @typedef {{root: string|null, ticket_key: string, ended: boolean, active: boolean, ends?: Record<string, number>, begun?: Record<string, number>, ended_keys?: string[], name?: string, allow_tribes?: boolean, their_allow_tribes?: boolean}} KeptPartner
  */
 
 /**
@@ -399,25 +401,30 @@ export async function checkPartner(entry, { view, ownRoot, kept, partnerListing,
   }
   const before = kept[partner];
   const ends = keptEnds(before, now);
+  /** @type {Record<string, number>} */
+  const begun = Object.fromEntries(Object.entries(before?.begun || {}).map(([key, at]) => [key, Number(at)]));
+  if (root !== null) begun[ticketKey] = Math.max(begun[ticketKey] ?? 0, latestOf(entry.ours, theirsOk ? entry.theirs : null));
   const keptAt = Object.hasOwn(ends, ticketKey) ? ends[ticketKey] : null;
   let endedAt = null;
   if (entry.end != null) {
-    const begun = latestOf(root !== null ? entry.ours : null, theirsOk ? entry.theirs : null);
     try {
-      endedAt = await endDate(entry, partner, { view, keptAt, root: root ?? before?.root ?? null, begun, partnerListing, now, warnings });
+      endedAt = await endDate(entry, partner, { view, keptAt, root: root ?? before?.root ?? null, begun: begun[ticketKey] ?? null, partnerListing, now, warnings });
     } catch (err) {
       if (!isRefusal(err)) throw err;
       warnings.push(refused(partner, `end statement ignored: ${err.message}`));
     }
   }
   let ended = endedAt !== null;
-  if (keptAt !== null && !ended) {
-    warnings.push(warn('partnership_rollback', `the server hides the end of the partnership with ${partner}, which this device saw`));
+  const began = root !== null ? Number(entry.ours.issued_at) : null; // verified
+  const rollback = ended ? null : rolledBack(entry, root, view, before, ends, began, begun);
+  if (rollback !== null) {
+    warnings.push(warn('partnership_rollback', `partnership with ${partner}: ${rollback.why}`));
     ended = true;
+    endedAt = rollback.at;
   }
   const status = ended ? 'ended' : root !== null && theirsOk ? 'active' : 'pending';
-  if (endedAt !== null && keptAt === null) ends[ticketKey] = endedAt;
-  if (root !== null || ended) {
+  if (endedAt !== null && !Object.hasOwn(ends, ticketKey)) ends[ticketKey] = endedAt;
+  if (root !== null || endedAt !== null) { // not a hidden end: the kept record stays
     const name = pinnedName(partner, before, String(entry.partner_name || partner), warnings);
     kept[partner] = {
       root: root ?? before?.root ?? null,
@@ -425,6 +432,7 @@ export async function checkPartner(entry, { view, ownRoot, kept, partnerListing,
       ended,
       active: status === 'active',
       ends,
+      begun,
       name,
       allow_tribes: Boolean(entry.ours?.allow_tribes),
       their_allow_tribes: Boolean(entry.theirs?.allow_tribes),
@@ -481,11 +489,13 @@ async function checkTheirs(theirs, partner, ticketKey, root, orgId, ownRoot, par
  * one naming another invitation (an earlier partnership's, served again) is not this one's. It
  * is dated by its signature when that verifies (the partner's, over its listing up to the root
  * we pinned), else when first seen (`now`), whichever is earlier; a date kept once (`keptAt`)
- * never moves. A v2 end names no invitation: one signed before this partnership's verified
- * statements (`begun`) is an earlier partnership's, dated when first seen, and reported.
+ * never moves. Its signature dates it only after our statement of this partnership verified
+ * here (`begun`, now or before) and if not older than that: else it is dated when first seen,
+ * reported when that moves it (a v2 end of an earlier partnership, or an end signed for an
+ * invitation before it was accepted).
  * @param {Statement} entry the GET /partners entry, with its `end`
  * @param {string} partner
- * @param {{view: TrustView, keptAt: number|null, root: string|null, begun: number, partnerListing: (orgId: string) => Promise<Listing>, now: number, warnings: TrustWarning[]}} context
+ * @param {{view: TrustView, keptAt: number|null, root: string|null, begun: number|null, partnerListing: (orgId: string) => Promise<Listing>, now: number, warnings: TrustWarning[]}} context
  * @returns {Promise<number>}
  */
 async function endDate(entry, partner, { view, keptAt, root, begun, partnerListing, now, warnings }) {
@@ -497,12 +507,89 @@ async function endDate(entry, partner, { view, keptAt, root, begun, partnerListi
   let signedAt = null;
   if (shaped.org_id === view.orgId) signedAt = signedEnd(shaped, view);
   else if (keptAt === null) signedAt = await partnersEnd(shaped, partner, root, partnerListing, warnings);
-  if (named === null && signedAt !== null && signedAt + STATEMENT_CLOCK_SKEW < begun) {
-    warnings.push(refused(partner, 'its end is dated before the partnership began: dated when first seen'));
+  if (keptAt !== null) return keptAt;
+  if (signedAt !== null && (begun === null || signedAt + STATEMENT_CLOCK_SKEW < begun)) {
+    if (begun !== null) warnings.push(refused(partner, 'its end is dated before the partnership began: dated when first seen'));
+    else if (signedAt + STATEMENT_CLOCK_SKEW < now) warnings.push(refused(partner, `${UNVERIFIED_BEGIN}: its end is dated when first seen`));
     signedAt = null;
   }
-  if (keptAt !== null) return keptAt;
   return signedAt === null ? now : Math.min(now, signedAt);
+}
+
+const UNVERIFIED_BEGIN = 'this device never verified our statement of this partnership';
+
+/**
+ * Why an entry showing no end is ended all the same (`partnership_rollback`), and its end's date
+ * (null: the kept record stays the one whose end this device saw), or null: an end seen of its
+ * invitation; a kept end behind an entry whose invitation does not verify; or an older
+ * partnership (`began`: our verified statement) than one whose end was seen, and whose beginning
+ * was verified here (`begun`: it ended before that one began; an end dated when an old record was
+ * first read, with no known beginning, proves nothing).
+ * @param {Statement} entry
+ * @param {string|null} root
+ * @param {TrustView} view
+ * @param {KeptPartner|undefined} before
+ * @param {Record<string, number>} ends
+ * @param {number|null} began
+ * @param {Record<string, number>} begun
+ * @returns {{why: string, at: number|null}|null}
+ */
+function rolledBack(entry, root, view, before, ends, began, begun) {
+  const key = ticketKeyOf(entry);
+  if (Object.hasOwn(ends, key)) return { why: 'the server hides its end, which this device saw', at: ends[key] };
+  if (before?.ended && root === null && !vouched(entry, view)) return { why: 'the server hides its end, which this device saw, behind another invitation', at: null };
+  const later = Object.keys(ends).filter((k) => Object.hasOwn(begun, k) && began !== null && begun[k] > began + STATEMENT_CLOCK_SKEW).map((k) => begun[k]);
+  if (later.length) return { why: 'the server shows an older one again than one whose end this device saw', at: Math.min(...later) };
+  return null;
+}
+
+/** Whether the entry's invitation verifies (`vouch`), without saying why not. */
+function vouched(entry, view) {
+  try {
+    vouch(entry, String(entry.partner_org_id), ticketKeyOf(entry), view);
+    return true;
+  } catch (err) {
+    if (!isRefusal(err)) throw err;
+    return false;
+  }
+}
+
+/**
+ * Throw unless the entry's invitation verifies: through our statement, or (the inviter's pending
+ * case) our admin's ticket and an acceptance signed with its key.
+ * @param {Statement} entry
+ * @param {string} partner
+ * @param {string} ticketKey
+ * @param {TrustView} view
+ */
+function vouch(entry, partner, ticketKey, view) {
+  if (entry.ours != null) pinnedByUs(entry, partner, ticketKey, view);
+  else if (entry.side === 'inviter') verifyAcceptance(entry.acceptance, ourTicket(view, entry.ticket), partner);
+  else throw new PartnerRefused('your organisation has not signed this partnership');
+}
+
+/**
+ * The ticket key an end of the listed partnership `entry` names (22.7): one this device kept for
+ * a pinned partnership, or one the entry shows (`vouch`); never a key the listing alone gives (a
+ * server could get an end signed for an invitation not yet accepted and serve it later as that
+ * partnership's).
+ * @param {Statement} entry
+ * @param {TrustView} view
+ * @param {Record<string, KeptPartner>} kept
+ * @returns {string}
+ */
+export function verifiedTicketKey(entry, view, kept) {
+  const partner = String(entry.partner_org_id);
+  const key = ticketKeyOf(entry);
+  const before = kept[partner];
+  if (key && before?.root && before.ticket_key === key) return key;
+  try {
+    vouch(entry, partner, key, view);
+  } catch (err) {
+    if (!isRefusal(err)) throw err;
+    throw new PartnerRefused(`not ending the partnership with ${partner}: its invitation does not verify (${err.message})`);
+  }
+  return key;
 }
 
 /**

@@ -7,7 +7,7 @@ import { qrSvg } from '../qr.js';
 import { barChart, dataTable, kpi } from '../charts.js';
 import { badge } from './trust-badge.js';
 import { canonical } from '../certs.js';
-import { PartnerRefused, acceptInvitation, awaitsUs, checkPartner, countersignature, invitationLinks, partnerTicket, partnershipEnd, ticketKeyOf } from '../partners.js';
+import { PartnerRefused, acceptInvitation, awaitsUs, checkPartner, countersignature, invitationLinks, partnerTicket, partnershipEnd, verifiedTicketKey } from '../partners.js';
 
 const SECTIONS = ['invite', 'members', 'partners', 'organisation', 'retention', 'plan', 'report', 'journal'];
 const JOURNAL_PRESETS = ['30d', '3m', '6m', '1y', '2y', '5y'];
@@ -258,10 +258,14 @@ async function listPartners(m) {
   return found;
 }
 
-/** End the listed partnership `entry`, naming its invitation (22.7). */
+/** End the listed partnership `entry`, naming its invitation as this device verified it (22.7). */
 async function endPartner(m, entry) {
   const partnerOrgId = String(entry.partner_org_id);
-  const statement = partnershipEnd(m.device, partnerOrgId, ticketKeyOf(entry), m.api.now());
+  await m.loadDirectory();
+  const view = m.trust.own;
+  if (!view) throw new Error('this device pinned no root: activate it again');
+  const ticketKey = verifiedTicketKey(entry, view, m.trust.kept.partners || {});
+  const statement = partnershipEnd(m.device, partnerOrgId, ticketKey, m.api.now());
   return checkedPartner(m, await m.api.request('DELETE', `/partners/${partnerOrgId}`, { body: { statement } }));
 }
 
