@@ -120,6 +120,7 @@ class Trust:
             removed=self.state.removed.get(self.org_id),
             partners=found,
             follower=self.is_follower,
+            clock=self.clock,
         )
         self._shared_base = (own, json.dumps(self.state.partners, sort_keys=True))
         self._pin_partners(self._shared)
