@@ -10,6 +10,7 @@ check is ignored and reported. The server's own fields (role, status, keys) are 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -474,6 +475,9 @@ class TrustView:
 
     def unplaced(self, member_id: str) -> bool:
         return False  # a follower's view says otherwise (bocage/client/shared.py)
+
+    def now(self) -> int:
+        return int(time.time())  # a follower's view is given the client's clock (shared.py)
 
 
 def _same_side(statements: list[dict[str, Any]], base_role: str | None) -> list[dict[str, Any]]:

@@ -81,6 +81,7 @@ def _with_former(
             created_at=rebuilt.created_at,
             issued_at=rebuilt.issued_at,
             joined=rebuilt.joined,
+            unplaced=rebuilt.unplaced,
             former_known=True,
         )
         return again, entries[kept.seq :], []

@@ -12,6 +12,7 @@ replay, the recipients of a sender key and the sender of a message need nothing 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,7 @@ class SharedView(TrustView):
         removed: Mapping[str, int] | None = None,
         partners: Iterable[PartnerView] = (),
         follower: bool = False,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(
             org_id, root, members, devices, verified=verified, seen=seen, revoked=revoked, removed=removed
@@ -67,6 +69,7 @@ class SharedView(TrustView):
         #: A follower's view (16.3): it pins its organisation's root only and has no partnership
         #: statement, so a partner's member in its tribe is someone it cannot verify.
         self.follower = follower
+        self._clock = clock
         views = [self, *(p.view for p in self.partners.values())]
         #: Ids listed by more than one organisation (ours and a partner's, or two partners'): a
         #: server could otherwise pass a partner's member or device off as one of ours (or of
@@ -241,8 +244,17 @@ class SharedView(TrustView):
 
     def unplaced(self, member_id: str) -> bool:
         """In a follower's view, anyone its organisation's listing does not name (a partner's
-        member, 22.6): in the tribe's state as a member it cannot verify, shown and sealed nothing."""
-        return self.follower and member_id not in self._members
+        member, 22.6): in the tribe's state as a member it cannot verify, shown and sealed nothing.
+        Never one whose identity key this device keeps: a server leaving our own member out of
+        the listing makes them unverified (``why_not_member``), not someone of a partner."""
+        return self.follower and member_id not in self._members and not self.kept_identity(member_id)
+
+    def kept_identity(self, member_id: str) -> bool:
+        """Whether this device verified or saw this member's identity key before."""
+        return member_id in self._verified or member_id in self._seen
+
+    def now(self) -> int:
+        return int(self._clock())
 
     def ends_of(self, member_id: str) -> tuple[int, ...]:
         """The partnership ends that cut this member out of channels (22.7): none for ours."""
@@ -331,6 +343,9 @@ class HostAuthority:
     def unplaced(self, member_id: str) -> bool:
         view, _, ours = self._sides()
         return ours and view.unplaced(member_id)
+
+    def now(self) -> int:
+        return self._view().now()
 
 
 _FOLLOWERS_VERIFY_OWN = (

@@ -121,6 +121,7 @@ class Trust:
             removed=self.state.removed.get(self.org_id),
             partners=found,
             follower=self.is_follower,
+            clock=self.clock,
         )
         self._shared_base = (own, json.dumps(self.state.partners, sort_keys=True))
         self._pin_partners(self._shared)
@@ -542,19 +543,20 @@ class Trust:
     def _follower(
         self, channel_id: str, device: dict[str, Any], view: SharedView, state: LogState
     ) -> dict[str, str] | None:
+        # In a partner's tribe (22.6), the host's ticket is checked with the host's roles.
+        host = state.org_id or self.org_id
         seen = (
             channel_id,
             _hash(device.get("device_cert")),
             _hash(device.get("ticket")),
             device.get("box_public_key"),
-            state.head,  # the tribe's log and the organisation's listing as verified: a change there
-            self._listing,  # (an author removed, a device revoked) checks every follower again
+            state.head,  # the tribe's log and the listings as verified (ours, and the host
+            self._listing,  # partner's in its tribe): a change there (an author removed, a device
+            _partner_listing_hash(view, host),  # revoked, the link's signer) checks them again
         )
         kept = self.followers.get(channel_id, {}).get(str(device["device_id"]))
         if kept is not None and self._follower_seen.get((channel_id, kept["device_id"])) == seen:
             return kept  # verified already from these very statements: a town's tribe checks each once
-        # In a partner's tribe (22.6), the host's ticket is checked with the host's roles.
-        host = state.org_id or self.org_id
         roles = HostAuthority({"org_id": host}, lambda: view).org_role
         found = verified_follower(device, channel_id, host, view, state, roles)
         if isinstance(found, TrustWarning):
@@ -892,6 +894,15 @@ class Trust:
         self.save()
         self._view = None
         return {**shown, "verified": True}
+
+
+def _partner_listing_hash(view: SharedView, org_id: str) -> str:
+    """The partner's listing this view verified, and whether it is still a partner ("" for us)."""
+    partner = view.partners.get(org_id)
+    if partner is None:
+        return ""
+    listed = {"m": partner.view.listed_members(), "d": partner.view.listed_devices()}
+    return _hash({**listed, "active": partner.active, "ends": list(partner.ends)})
 
 
 def _hash(statement: object) -> str:

@@ -69,6 +69,10 @@ class Authority(Protocol):
         add them: a follower's view of a partner's member in its tribe (16.3). Such a member's
         own ``leave`` is signed by a device the view cannot place either."""
 
+    def now(self) -> int:
+        """The viewer's clock (s): an entry no signature vouches for is dated no later than it
+        (give or take ``STATEMENT_CLOCK_SKEW``)."""
+
 
 @dataclass(frozen=True)
 class LogState:
@@ -86,7 +90,8 @@ class LogState:
     a partner's member stops being one at the first end of the partnership after it (22.7).
     ``former_known`` is False while ``former`` could not be replayed from entry 0 (or was kept
     without ``authored_until`` or ``joined``): the state is then kept without them, so the next
-    check tries again."""
+    check tries again. ``unplaced`` holds the members whose ``add`` this viewer replayed as
+    someone it cannot verify (16.3): only their own unsigned ``leave`` may take them out."""
 
     channel_id: str
     kind: str
@@ -100,6 +105,7 @@ class LogState:
     issued_at: int = 0
     joined: Mapping[str, int] = field(default_factory=dict)  # member id -> their add's issued_at (s)
     former_known: bool = True
+    unplaced: frozenset[str] = frozenset()
 
     def to_json(self) -> dict[str, Any]:
         kept = {
@@ -115,6 +121,8 @@ class LogState:
             "issued_at": self.issued_at,
             "joined": dict(self.joined),
         }
+        if self.unplaced:
+            kept["unplaced"] = sorted(self.unplaced)
         if not self.former_known:
             del kept["former"], kept["authored_until"], kept["joined"]
         return kept
@@ -134,6 +142,7 @@ class LogState:
             issued_at=int(data.get("issued_at") or 0),
             joined={str(k): int(v) for k, v in dict(data.get("joined") or {}).items()},
             former_known="former" in data and "authored_until" in data and "joined" in data,
+            unplaced=frozenset(str(m) for m in data.get("unplaced") or ()),  # kept before: none
         )
 
     def refuses_sender(self, member_id: str, sent_at_ms: object, kind: str) -> str | None:
@@ -254,28 +263,40 @@ def extend(state: LogState, entry: Mapping[str, Any], authority: Authority) -> L
     if state.kind == DIRECT:
         _check_direct(checked, signer, state)
     _apply(checked, signer, members, state, authority)
-    return _after(state, checked, members)
+    unplaced = checked["op"] == "add" and authority.unplaced(str(checked["member_id"]))
+    return _after(state, checked, members, unplaced)
 
 
 def _unplaced_leave(entry: Mapping[str, Any], state: LogState, authority: Authority) -> bool:
     """A member this view cannot verify leaves (16.3: a follower's view of a partner's member):
     the view cannot check the signature, but the entry takes out only someone it never trusted
-    (never a sender shown, sealed nothing), so the entries after it still verify. A forged one
-    is no worse than a withheld log: the managers' later entries do not chain to it."""
-    target = entry["member_id"]
+    (never a sender shown, sealed nothing), so the entries after it still verify. Only one whose
+    ``add`` this view replayed as such (never an author, nor anyone the view now verifies: a
+    server leaving a verified author out of a listing forges nothing), dated no earlier than the
+    entries it follows nor later than this device's clock: a forged one is then no worse than a
+    withheld log, and the managers' later entries do not chain to it."""
+    target, at = entry["member_id"], int(entry["issued_at"])
     return (
         state.kind == "tribe"
         and entry["op"] == "leave"
         and entry["role"] is None
-        and target in state.members
+        and target in state.unplaced
+        and state.members.get(target) not in (None, "author")
+        and state.issued_at <= at <= authority.now() + STATEMENT_CLOCK_SKEW
         and authority.unplaced(target)
-        and authority.signer(str(entry["by_device"]), int(entry["issued_at"])) is None
+        and authority.signer(str(entry["by_device"]), at) is None
     )
 
 
-def _after(state: LogState, entry: dict[str, Any], members: dict[str, str]) -> LogState:
-    """The state once ``entry`` (checked) made ``members``: who left, stopped authoring, joined."""
+def _after(
+    state: LogState, entry: dict[str, Any], members: dict[str, str], unplaced: bool = False
+) -> LogState:
+    """The state once ``entry`` (checked) made ``members``: who left, stopped authoring, joined,
+    and (``unplaced``, an ``add`` of someone this view cannot verify) who is held unverified."""
     op, target, at = entry["op"], entry["member_id"], int(entry["issued_at"])
+    held = {m for m in state.unplaced if m in members}
+    if unplaced:
+        held.add(target)
     former = {m: left for m, left in state.former.items() if m not in members}
     if op in ("remove", "leave"):
         former[target] = at
@@ -296,6 +317,7 @@ def _after(state: LogState, entry: dict[str, Any], members: dict[str, str]) -> L
         authored_until=authored,
         issued_at=max(state.issued_at, at),
         joined=joined,
+        unplaced=frozenset(held),
     )
 
 

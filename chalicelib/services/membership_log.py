@@ -30,10 +30,11 @@ class RecordsAuthority:
     """The membership log's view of the organisation and its active partners (22.6), from the
     server's records."""
 
-    def __init__(self, orgs: OrganisationService, shared: SharedGroups, org_id: str) -> None:
+    def __init__(self, orgs: OrganisationService, shared: SharedGroups, org_id: str, clock: Clock) -> None:
         self._orgs = orgs
         self._shared = shared
         self._org_id = org_id
+        self._clock = clock
 
     def signer(self, device_id: str, at: int) -> tuple[str, str] | None:
         device = self._orgs.get_device(device_id)
@@ -59,6 +60,9 @@ class RecordsAuthority:
     def unplaced(self, member_id: str) -> bool:
         return False  # the server knows every organisation's members
 
+    def now(self) -> int:
+        return self._clock.now()
+
 
 class MembershipLog:
     def __init__(self, store: Store, clock: Clock, orgs: OrganisationService, shared: SharedGroups) -> None:
@@ -72,7 +76,7 @@ class MembershipLog:
         if not isinstance(entry, dict):
             raise BadRequest("membership: the channel's creation entry is required (docs/protocol.md, 14)")
         try:
-            create(entry, RecordsAuthority(self._orgs, self._shared, org_id))
+            create(entry, RecordsAuthority(self._orgs, self._shared, org_id, self._clock))
         except LogError as exc:
             raise BadRequest(f"membership: {exc}") from exc
         self._check_date(entry)
@@ -106,7 +110,7 @@ class MembershipLog:
             issued_at=int(head["issued_at"]),
         )
         try:
-            extend(state, entry, RecordsAuthority(self._orgs, self._shared, org_id))
+            extend(state, entry, RecordsAuthority(self._orgs, self._shared, org_id, self._clock))
         except LogError as exc:
             if "does not follow" in str(exc):
                 raise Conflict(f"the membership log moved; fetch it and sign again ({exc})") from exc

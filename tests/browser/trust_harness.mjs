@@ -238,11 +238,12 @@ const commands = {
     return membership.signEntry({ ...device, signSecretKey: keys.signSecretKey }, channel_id, state, change, now);
   },
   /** A log replayed from the host's side with our organisation and its partners (22.6); a
-   * follower's view (`follower`, 16.3) with none. `ids`: more member and device ids to judge. */
+   * follower's view (`follower`, 16.3) with none. `ids`: more member and device ids to judge;
+   * `from`: a kept state the entries extend (else they start at entry 0). */
   async shared(args) {
     const partnerViews = await shared.partnerViews(args.kept, args.listings);
     const trust = new shared.SharedView(await view(args), partnerViews, { follower: Boolean(args.follower) });
-    const { state, error: err } = await membership.replay(args.entries, new shared.HostAuthority(args.host, trust), null, args.channel_id ?? null);
+    const { state, error: err } = await membership.replay(args.entries, new shared.HostAuthority(args.host, trust), args.from ?? null, args.channel_id ?? null);
     const views = [trust, ...partnerViews.map((p) => p.view)];
     const members = new Set([...views.flatMap((v) => [...v.members.keys()]), ...(args.ids?.members || [])]);
     const devices = new Set([...views.flatMap((v) => [...v.devices.keys()]), ...(args.ids?.devices || [])]);

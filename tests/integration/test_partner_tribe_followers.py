@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from bocage.client.messenger import Messenger
+from bocage.client.profile import DeviceKeys
 from chalicelib.adapters.records.sender_keys import SenderKeys
+from chalicelib.domain.encoding import b64e
+from chalicelib.domain.statements import statement_hash
 from tests.integration.test_followers import follow
 from tests.integration.test_partners import Pair, pair
 from tests.support import SignedApi
@@ -119,3 +122,63 @@ def test_a_partners_member_verifies_followers_of_a_link_an_admin_outside_the_tri
     assert codes(pair.b_member) == []
     listed = pair.b_member.client.request("GET", f"/partners/{pair.a_org}/members")
     assert str(clerk.info["member_id"]) in {m["member_id"] for m in listed["members"]}
+
+
+def test_a_server_cannot_take_a_verified_author_out_of_a_followers_tribe(
+    pair: Pair, api: SignedApi, tmp_path: Path
+) -> None:
+    """The attack on the unsigned ``leave`` a follower takes from a partner's member (16.3): the
+    server leaves a verified author out of the follower's listing once and serves a ``leave`` of
+    them signed by a made-up device with a zero signature. The follower refuses it, keeps the
+    author and their posts, and goes on with the honest log when the server serves it again."""
+    tribe = open_tribe(pair)
+    ana = pair.people.join("ana")
+    ana_id = str(ana.info["member_id"])
+    pair.a.add_member(tribe, ana_id, role="author")
+    lea = follow(api, pair.a.publish(tribe)["join_url"], tmp_path / "lea", "Léa")
+    ana.send_text(tribe, "un")
+    assert [(m["text"], m["verified"]) for m in shown(lea, tribe, "message")] == [("un", True)]
+    entries, _ = pair.a.client.membership_log(tribe, 0)
+    last = entries[-1]
+    forged = {
+        **{k: last[k] for k in ("purpose", "org_id", "channel_id", "kind")},
+        "seq": last["seq"] + 1,
+        "prev": statement_hash(last),
+        "op": "leave",
+        "member_id": ana_id,
+        "role": None,
+        "by_device": DeviceKeys.generate().device_id,
+        "issued_at": last["issued_at"] + 1,
+        "sig": b64e(bytes(64)),
+    }
+    honest = lea.client.request
+
+    def hiding(method: str, path: str, body: Any = None, query: Any = None) -> Any:
+        reply = honest(method, path, body, query)
+        if method == "GET" and path == "/members":
+            reply = {
+                **reply,
+                "members": [m for m in reply["members"] if m["member_id"] != ana_id],
+                "devices": [d for d in reply["devices"] if d["member_id"] != ana_id],
+            }
+        if method == "GET" and path == f"/channels/{tribe}/membership":
+            start = int((query or {}).get("from", 0))
+            page = [e for e in entries if e["seq"] >= start] + [forged]
+            head = {"seq": forged["seq"], "hash": statement_hash(forged)}
+            reply = {**reply, "entries": page, "more": False, "head": head}
+        return reply
+
+    lea.client.request = hiding  # type: ignore[method-assign]
+    lea.trust.view(refresh=True)
+    state = lea.trust.membership(tribe)
+    assert state.members.get(ana_id) == "author" and ana_id not in state.former
+    assert "membership_invalid" in codes(lea)
+    lea.client.request = honest  # type: ignore[method-assign]
+    lea.trust.view(refresh=True)
+    ana.send_text(tribe, "deux")
+    assert [(m["text"], m["verified"]) for m in shown(lea, tribe, "message")] == [
+        ("un", True),
+        ("deux", True),
+    ]
+    assert lea.trust.membership(tribe).members.get(ana_id) == "author"
+    assert not {"membership_fork", "membership_invalid"} & set(codes(lea))

@@ -254,3 +254,6 @@ class _TrustlessAdd:
 
     def unplaced(self, member_id: str) -> bool:
         return False
+
+    def now(self) -> int:
+        return self._view.now()

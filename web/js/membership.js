@@ -5,7 +5,7 @@
 //
 // The organisation side of each check (who signed, with which role at the time, who may join)
 // comes from an authority: a TrustView (certs.js) built from the certificates this client checked.
-import { FOLLOWER_CERT, MEMBERSHIP, StatementError, checkShape, prewarm, signSeed, signStatement, statementHash, verifyStatement } from './certs.js';
+import { FOLLOWER_CERT, MEMBERSHIP, STATEMENT_CLOCK_SKEW, StatementError, checkShape, prewarm, signSeed, signStatement, statementHash, verifyStatement } from './certs.js';
 import { base32Lower, randomBytes, sha256, utf8 } from './wire.js';
 
 const ADMIN_ROLES = ['admin', 'owner'];
@@ -38,8 +38,8 @@ export class LogError extends Error {}
  * (the creation for its creator), so a partner's member is out from the first end of the
  * partnership after it (22.7). All three are absent from a state kept before they existed, or
  * whose rebuild failed.
- * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string, org_id: string, former?: Record<string, number>, authored_until?: Record<string, number>, joined?: Record<string, number>, created_at?: number, issued_at?: number}} LogState
- * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string, at: number): boolean, tribesOpenTo(memberId: string): boolean, unplaced?: (memberId: string) => boolean, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
+ * @typedef {{channel_id: string, kind: string, members: Record<string, string>, seq: number, head: string, org_id: string, former?: Record<string, number>, authored_until?: Record<string, number>, joined?: Record<string, number>, created_at?: number, issued_at?: number, unplaced?: string[]}} LogState
+ * @typedef {{signer(deviceId: string, at: number): [string, string]|null, orgRole(memberId: string, at: number): string|null, mayJoin(memberId: string, at: number): boolean, tribesOpenTo(memberId: string): boolean, unplaced?: (memberId: string) => boolean, now?: () => number, cache?: any, claimedKey?: (deviceId: string) => unknown}} Authority
  */
 
 function shape(entry) {
@@ -97,13 +97,16 @@ export async function extend(state, entry, authority) {
   const latest = state.issued_at ?? 0;
   if (e.issued_at < latest - ENTRY_ORDER_SKEW_SECONDS) throw new LogError(`entry ${e.seq} is dated before the entries it follows`);
   const members = { ...state.members };
+  const held = (state.unplaced || []).filter((m) => m in members);
   if (unplacedLeave(e, state, authority)) {
     delete members[e.member_id];
   } else {
     const signer = signerOf(e, authority);
     if (state.kind === 'direct') await checkDirect(e, signer, state);
     apply(e, signer, members, state, authority);
+    if (e.op === 'add' && authority.unplaced?.(e.member_id)) held.push(e.member_id);
   }
+  const unplaced = held.filter((m) => m in members).sort();
   const former = Object.fromEntries(Object.entries(state.former || {}).filter(([m]) => !(m in members)));
   if (e.op === 'remove' || e.op === 'leave') former[e.member_id] = e.issued_at;
   const authored = { ...(state.authored_until || {}) };
@@ -111,21 +114,30 @@ export async function extend(state, entry, authority) {
   else if (state.members[e.member_id] === 'author') authored[e.member_id] = e.issued_at;
   const joined = Object.fromEntries(Object.entries(state.joined || {}).filter(([m]) => m in members));
   if (e.op === 'add') joined[e.member_id] = e.issued_at;
-  return { ...state, members, seq: e.seq, head: await statementHash(e), former, authored_until: authored, joined, issued_at: Math.max(latest, e.issued_at) };
+  const next = { ...state, members, seq: e.seq, head: await statementHash(e), former, authored_until: authored, joined, issued_at: Math.max(latest, e.issued_at) };
+  if (unplaced.length) next.unplaced = unplaced;
+  else delete next.unplaced;
+  return next;
 }
 
 /**
  * A member this view cannot verify leaves (16.3: a follower's view of a partner's member): the
  * signature cannot be checked, but the entry takes out only someone never trusted here, so the
- * entries after it still verify. A forged one is no worse than a withheld log: the managers'
- * later entries do not chain to it. `_unplaced_leave` in chalicelib/domain/membership_log.py.
+ * entries after it still verify. Only one whose `add` this view replayed as such (`unplaced` in
+ * the state; never an author, nor anyone the view now verifies), dated no earlier than the
+ * entries it follows nor later than this device's clock: a forged one is then no worse than a
+ * withheld log, the managers' later entries do not chain to it. `_unplaced_leave` in
+ * chalicelib/domain/membership_log.py.
  * @param {Record<string, any>} e
  * @param {LogState} state
  * @param {Authority} authority
  */
 function unplacedLeave(e, state, authority) {
   const target = e.member_id;
-  return state.kind === 'tribe' && e.op === 'leave' && e.role === null && target in state.members && Boolean(authority.unplaced?.(target)) && authority.signer(String(e.by_device), Number(e.issued_at)) === null;
+  const at = Number(e.issued_at);
+  const now = authority.now?.() ?? Math.floor(Date.now() / 1000); // a test's authority may set the clock
+  return state.kind === 'tribe' && e.op === 'leave' && e.role === null && (state.unplaced || []).includes(target) && target in state.members && state.members[target] !== 'author'
+    && (state.issued_at ?? 0) <= at && at <= now + STATEMENT_CLOCK_SKEW && Boolean(authority.unplaced?.(target)) && authority.signer(String(e.by_device), at) === null;
 }
 
 /**
@@ -314,8 +326,9 @@ export async function advance(kept, answer, authority, channelId) {
       if (again.state.head !== kept.head) {
         return { state: kept, blocked: true, applied: [], warnings: note('membership_fork', `the server's membership log of ${kept.channel_id} differs from the one seen here up to entry ${kept.seq}`) };
       }
-      const { former, authored_until, joined, created_at, issued_at } = again.state;
+      const { former, authored_until, joined, created_at, issued_at, unplaced } = again.state;
       kept = { ...kept, former, authored_until, joined, created_at, issued_at };
+      if (unplaced) kept.unplaced = unplaced;
     } else {
       // Kept without `former`, as before: the next check replays from entry 0 again.
       rebuilt.push(...note('membership_invalid', `${channelId}: who left before entry ${kept.seq} could not be replayed again (${again.error?.message})`));

@@ -50,6 +50,8 @@ const READ_LIMIT = 200;
 // What a retry opens again: no key yet, an uncertified sender, and the membership verdicts (14.2).
 const SENDER_RETRIED = ['not_a_member', 'pending_check'];
 const RETRIED = ['no_key', 'forged_sender', ...SENDER_RETRIED];
+/** How often a tribe's roster is asked again for a follower's device not verified there (16.3). */
+const FOLLOWER_ROSTER_MS = 2000;
 const DAY_SECONDS = 86400;
 // API Gateway (and bocage serve) close a WebSocket after 10 minutes without a frame from the
 // client: a ping after 8 quiet minutes keeps it, with 2 minutes to spare for the timers of a
@@ -94,6 +96,8 @@ export class Messenger extends EventTarget {
     /** @type {Map<string, Map<string, {device_id: string, member_id: string, sign_public_key: string, box_public_key: string}>>}
      * per public tribe, the followers this device verified there (16.3): never across tribes */
     this.tribeFollowers = new Map();
+    /** @type {Map<string, number>} channel id -> when its roster was last asked for a follower */
+    this.followerRosterAt = new Map();
     /** @type {Map<string, string>} a verified follower's name, from their certificate */
     this.followerNames = new Map();
     /** @type {Map<string, number>} per channel, the highest seq held with nothing missing before it */
@@ -496,10 +500,10 @@ export class Messenger extends EventTarget {
       this.trust.report([{ code: 'direct_squatted', member_id: null, device_id: null, message, channel_id: channelId }]);
     }
     const blocked = unextended || squatted;
-    const devices = blocked ? [] : (await this.trust.recipients(channelId, state, raw.devices)).devices;
-    // The followers verified in this tribe (their certificates, this tribe's ticket): their
-    // reactions and votes open and count here, and only here.
-    const followers = new Map(devices.filter((d) => d.member_id.startsWith('f_')).map((d) => [d.device_id, d]));
+    // The followers verified in this tribe (their certificates, this tribe's ticket), sealed to
+    // or not (a partner's member seals them nothing): their reactions and votes open and count
+    // here, and only here.
+    const { devices, followers } = blocked ? { devices: [], followers: new Map() } : await this.trust.recipients(channelId, state, raw.devices);
     this.tribeFollowers.set(channelId, followers);
     for (const row of raw.devices) {
       if (followers.has(row.device_id)) this.followerNames.set(row.member_id, String(row.device_cert?.display_name || ''));
@@ -581,22 +585,36 @@ export class Messenger extends EventTarget {
   async deviceInfo(deviceId) {
     if (!this.directory) await this.loadDirectory();
     const unknown = !this.directory.devices.has(deviceId) && !this.trust.view?.device(deviceId);
-    if (unknown && (Date.now() - this.directoryAt > 2000 || !this.trust.partnersAsked)) {
+    // A follower has no partners to ask (16.3): it reloads for a device activated since only.
+    const partnersAsked = this.trust.partnersAsked || this.isFollower();
+    if (unknown && (Date.now() - this.directoryAt > 2000 || !partnersAsked)) {
       await this.loadDirectory({ partners: true }); // a device activated since we last looked, or a partner's (22.6)
     }
     return this.trust.view?.device(deviceId) || null;
   }
 
-  /** The certified sender of a stored message, the server's stamp only compared (section 15). */
-  async certifiedSender(message) {
-    await this.deviceInfo(message.sender_device);
+  /**
+   * The certified sender of a stored message, the server's stamp only compared (section 15). A
+   * follower does not reload its directory for a member its tribe's verified log holds as one it
+   * cannot verify (a partner's, 16.3): no listing of its own would name them.
+   */
+  async certifiedSender(message, channelId = '') {
+    const unplaced = this.isFollower() && (this.trust.kept.logs[channelId]?.unplaced || []).includes(message.sender_member);
+    if (!unplaced) await this.deviceInfo(message.sender_device);
     return this.trust.sender(message);
   }
 
-  /** A follower verified in this tribe (16.3): their certified keys, or null. */
+  /**
+   * A follower verified in this tribe (16.3): their certified keys, or null. An unknown one asks
+   * the roster again at most every FOLLOWER_ROSTER_MS per channel, not per message.
+   */
   async tribeFollower(channelId, deviceId) {
     if (this.isFollower() || this.channel(channelId)?.kind !== 'tribe') return null; // followers do not read each other
-    if (!this.tribeFollowers.get(channelId)?.has(deviceId)) await this.roster(channelId, { fresh: true }).catch(() => null);
+    const asked = this.followerRosterAt.get(channelId) ?? -Infinity;
+    if (!this.tribeFollowers.get(channelId)?.has(deviceId) && Date.now() - asked >= FOLLOWER_ROSTER_MS) {
+      this.followerRosterAt.set(channelId, Date.now());
+      await this.roster(channelId, { fresh: true }).catch(() => null);
+    }
     return this.tribeFollowers.get(channelId)?.get(deviceId) || null;
   }
 
@@ -1075,8 +1093,8 @@ export class Messenger extends EventTarget {
     const mine = this.isFollower() && sender === this.deviceId ? { member_id: this.memberId, sign_public_key: b64e(this.device.signPublicKey) } : null;
     // A follower's reaction or vote: their certificate, checked against this tribe's ticket.
     const follower = !mine && message.sender_member?.startsWith('f_') ? await this.tribeFollower(channelId, sender) : null;
-    const author = mine || follower || (await this.certifiedSender(message));
-    if (!author?.sign_public_key) return { ...shown, sender_member: null, error: 'forged_sender', raw: message };
+    const author = mine || follower || (await this.certifiedSender(message, channelId));
+    if (!author?.sign_public_key) return { ...shown, sender_member: null, error: author && 'uncertified' in author && author.uncertified ? 'uncertified_device' : 'forged_sender', raw: message };
     // 16.3: a follower reacts and votes, nothing more (a post, an edit or a deletion in a
     // follower's name is not applied, whoever stored it).
     if (author.member_id?.startsWith('f_') && !FOLLOWER_KINDS.has(message.kind)) {

@@ -217,7 +217,16 @@ export class SharedView extends TrustView {
    * @param {string} memberId
    */
   unplaced(memberId) {
-    return this.follower && !this.members.has(memberId);
+    return this.follower && !this.members.has(memberId) && !this.keptIdentity(memberId);
+  }
+
+  /**
+   * Whether this device verified or saw this member's identity key before: a server leaving our
+   * own member out of the listing makes them unverified, never someone of a partner.
+   * @param {string} memberId
+   */
+  keptIdentity(memberId) {
+    return memberId in this.verified || memberId in this.seen;
   }
 
   /**

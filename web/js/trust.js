@@ -357,23 +357,31 @@ export class TrustKeeper extends EventTarget {
     return { state: result.state, blocked: result.blocked, entries };
   }
 
-  /** Who gets a sender key in the channel (section 14; its followers, 16.3), the rest reported. */
+  /**
+   * Who gets a sender key in the channel (section 14; its followers, 16.3), the rest reported,
+   * and the followers verified there (`followers`: their votes and reactions are theirs), whether
+   * sealed to or not.
+   */
   async recipients(channelId, state, rosterDevices) {
-    if (!this.view) return { devices: [], warnings: [] };
-    if (this.device.member_id.startsWith('f_') || (state?.org_id && state.org_id !== this.view.orgId)) {
-      // A follower seals its own votes and reactions to the tribe's members only (16.3), never
-      // to another follower a server would list; a partner's member seals nothing to the host's
-      // followers, who cannot verify them.
-      rosterDevices = rosterDevices.filter((d) => d.device_cert?.purpose !== FOLLOWER_CERT);
-    }
+    if (!this.view) return { devices: [], warnings: [], followers: new Map() };
+    // A follower reads no other follower, nor seals to one a server would list (16.3).
+    const follower = this.device.member_id.startsWith('f_');
+    const listed = follower ? [] : rosterDevices.filter((d) => d.device_cert?.purpose === FOLLOWER_CERT);
     // Followers are a public tribe's only: their rules load with the first one (first screen's weight).
-    const hasFollowers = rosterDevices.some((d) => d.device_cert?.purpose === FOLLOWER_CERT);
-    const followers = hasFollowers
-      ? await (await import('./followers.js')).verifyFollowers(this.view, state, rosterDevices, channelId)
-      : new Map();
-    const { devices, warnings } = effectiveRoster(this.view, this.cut(state), rosterDevices, this.device.device_id, followers);
+    const checked = listed.length ? await (await import('./followers.js')).verifyFollowers(this.view, state, listed, channelId) : new Map();
+    /** @type {Map<string, import('./certs.js').DeviceTrust>} */
+    const followers = new Map();
+    for (const [deviceId, found] of checked) if ('sign_public_key' in found) followers.set(deviceId, found);
+    let sealed = checked;
+    if (follower || (state?.org_id && state.org_id !== this.view.orgId)) {
+      // A follower seals its own votes and reactions to the tribe's members only; a partner's
+      // member seals nothing to the host's followers, who cannot verify them, and warns nothing.
+      rosterDevices = rosterDevices.filter((d) => d.device_cert?.purpose !== FOLLOWER_CERT);
+      sealed = new Map();
+    }
+    const { devices, warnings } = effectiveRoster(this.view, this.cut(state), rosterDevices, this.device.device_id, sealed);
     this.report(warnings.map((w) => ({ ...w, channel_id: channelId })));
-    return { devices, warnings };
+    return { devices, warnings, followers };
   }
 
   /**
@@ -432,8 +440,12 @@ export class TrustKeeper extends EventTarget {
   sender(message) {
     if (!this.view) return null;
     const found = certifiedSender(this.view, message);
-    if (found.warning) this.report([found.warning]);
-    return found;
+    // A follower cannot place a partner's member's device (16.3): "not certified", with why, as
+    // the Python client says; never flagged as a forgery.
+    const why = found.warning && this.view.follower ? this.view.whyNot(message.sender_device) : null;
+    const uncertified = why?.code === 'uncertified_device' ? why : null;
+    if (found.warning) this.report([uncertified || found.warning]);
+    return { ...found, uncertified: Boolean(uncertified) };
   }
 
   displayName(memberId) {

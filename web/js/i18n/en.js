@@ -454,6 +454,7 @@ export default {
   'error.membership_blocked': "Sending in this channel is blocked: the server shows a member list that does not extend the one seen before.",
   'error.direct_squatted': "This channel is not your direct conversation: its signed member list is not just the two of you. Nothing is sent there.",
   'message.forged_sender': '⚠ Message flagged: it does not come from a device certified by the organisation.',
+  'message.uncertified_device': "⚠ Sent from a device that is not certified: a follower verifies the organisation's own members only.",
   'message.pending_check': 'Checking that its sender is in this channel…',
   'message.not_a_member': '⚠ Message flagged: its sender is not in this channel (or sent it after leaving, or posts in a tribe without being an author).',
   'trust.title': 'Security alerts',

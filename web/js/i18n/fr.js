@@ -454,6 +454,7 @@ export default {
   'error.membership_blocked': "L'envoi dans ce canal est bloqué : le serveur présente une liste de membres qui ne prolonge pas celle déjà vue.",
   'error.direct_squatted': "Ce canal n'est pas votre conversation directe : sa liste de membres signée n'est pas la vôtre à deux. Rien n'y est envoyé.",
   'message.forged_sender': "⚠ Message signalé : il ne vient pas d'un appareil certifié par l'organisation.",
+  'message.uncertified_device': "⚠ Envoyé d'un appareil non certifié : un abonné ne vérifie que les membres de l'organisation.",
   'message.pending_check': "Vérification que son expéditeur est membre de ce canal…",
   'message.not_a_member': "⚠ Message signalé : son expéditeur n'est pas membre de ce canal (ou l'a envoyé après en être parti, ou publie dans une tribu sans en être auteur).",
   'trust.title': 'Alertes de sécurité',

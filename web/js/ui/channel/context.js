@@ -28,7 +28,7 @@ import { t } from '../../i18n.js';
  * @property {string} sender_member
  * @property {string} sender_device
  * @property {boolean} verified
- * @property {string} [error] 'no_key', 'forged', 'forged_sender', 'not_a_member', 'pending_check', 'mislabelled', 'too_far_ahead' or 'undecryptable'
+ * @property {string} [error] 'no_key', 'forged', 'forged_sender', 'uncertified_device', 'not_a_member', 'pending_check', 'mislabelled', 'too_far_ahead' or 'undecryptable'
  * @property {any} [content] the decrypted content, its fields by kind
  * @property {number} [sent_at_ms]
  * @property {number} [stored_at]

@@ -147,7 +147,7 @@ function messageBody(ctx, handlers, view) {
   const { msg } = view;
   if (msg.deleted) return h('p', { class: 'unreadable deleted' }, t('message.deleted_placeholder'));
   if (!msg.verified) {
-    const reason = { forged: 'message.forged', forged_sender: 'message.forged_sender', not_a_member: 'message.not_a_member', pending_check: 'message.pending_check', mislabelled: 'message.mislabelled', too_far_ahead: 'message.too_far_ahead' }[msg.error || ''];
+    const reason = { forged: 'message.forged', forged_sender: 'message.forged_sender', uncertified_device: 'message.uncertified_device', not_a_member: 'message.not_a_member', pending_check: 'message.pending_check', mislabelled: 'message.mislabelled', too_far_ahead: 'message.too_far_ahead' }[msg.error || ''];
     return h('p', { class: 'unreadable' }, t(reason || 'message.no_key'));
   }
   if (msg.kind === 'poll') {
