@@ -9,7 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from bocage.client.messenger import Messenger
+from tests.integration.test_partner_groups import member_of, shared
+from tests.integration.test_partners import Pair, pair
 from tests.support import People, SignedApi, sealed_envelope
+
+__all__ = ["pair"]
 
 
 def post_dated(
@@ -79,3 +83,21 @@ def test_a_message_dated_after_its_member_was_removed_is_nobodys(people: People,
     assert shown[late]["verified"] is False and "content" not in shown[late]
     assert shown[late]["error"] == "sent after its member was removed from the organisation: not shown"
     assert any("removed from the organisation" in w["message"] for w in refusals(people.owner))
+
+
+def test_a_partner_s_message_dated_after_its_own_organisation_revoked_the_device_is_nobodys(
+    pair: Pair, api: SignedApi
+) -> None:
+    """The firm (a partner, 22.6) revokes its architect's phone: in the town hall's shared group,
+    what the phone signed dated later is refused by the town hall's client; earlier, it is theirs."""
+    cid = shared(pair)
+    now_ms = int(pair.b_member.clock()) * 1000
+    early = post_dated(pair.b_member, api, cid, {"type": "text", "text": "plans envoyés"}, now_ms)
+    late = post_dated(pair.b_member, api, cid, {"type": "text", "text": "devis modifié"}, now_ms + 3_600_000)
+    pair.b_owner.trust.revoke(pair.b_member.device_id)
+    pair.a.trust.view(refresh=True)
+    shown = by_id(pair.a, cid)
+    assert shown[early]["verified"] is True and shown[early]["sender_member"] == member_of(pair.b_member)
+    assert shown[late]["verified"] is False and "content" not in shown[late]
+    assert shown[late]["error"] == "sent after its device was revoked: not shown"
+    assert [w["device_id"] for w in refusals(pair.a)] == [pair.b_member.device_id]
