@@ -29,7 +29,7 @@ from chalicelib.domain.activation_link import ActivationTarget, with_fragment_pa
 from chalicelib.domain.direct import channel_id_from_seed, direct_channel_id
 from chalicelib.domain.followers import JoinTarget
 from chalicelib.domain.ids import is_follower_id
-from chalicelib.domain.membership_log import LogState, created_state, replay
+from chalicelib.domain.membership_log import LogState, created_state, refuses_ended_device, replay
 from chalicelib.domain.statements import canonical
 
 __all__ = ["MembershipRefused", "Trust", "TrustError", "activate", "join"]
@@ -621,7 +621,15 @@ class Trust:
         judges, and asks the log again only when it refuses: at once if this session has not
         fetched it yet, else at most once per channel per RECHECK_SECONDS (a change made while no
         connection listened, a reconnection's gap, was announced to nobody), never per message.
-        A server can always withhold a removal from a device that has not fetched it (14.2)."""
+        A server can always withhold a removal from a device that has not fetched it (14.2).
+        First, whatever the log says: nothing the device signed after its revocation, or its
+        member's removal from the organisation (ours or a partner's, kept dates included), counts
+        (13.7)."""
+        view = self.view()
+        why = refuses_ended_device(sent_at_ms, view.revoked_at(device_id), view.removed_at(member_id))
+        if why is not None:
+            self._refused(channel_id, member_id, device_id, why)
+            return why
         kept_json = self.state.logs.get(channel_id)
         state = LogState.from_json(kept_json) if kept_json else None
         if channel_id in self._stale:
@@ -637,12 +645,12 @@ class Trust:
             state = self._resynced(channel_id, state)
             why = self._judged(state).refuses_sender(member_id, sent_at_ms, kind) if state else _NOT_IN
         if why is not None:
-            self.warn(
-                TrustWarning(
-                    "not_a_member", f"{channel_id}: a message from {device_id}: {why}", member_id, device_id
-                )
-            )
+            self._refused(channel_id, member_id, device_id, why)
         return why
+
+    def _refused(self, channel_id: str, member_id: str, device_id: str, why: str) -> None:
+        message = f"{channel_id}: a message from {device_id}: {why}"
+        self.warn(TrustWarning("not_a_member", message, member_id, device_id))
 
     def members_now(self, channel_id: str) -> Mapping[str, str]:
         """The channel's members as a live act (a call) is judged with: the verified state cut at

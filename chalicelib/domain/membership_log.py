@@ -184,6 +184,18 @@ class LogState:
         return dataclasses.replace(self, members=members, former=former, authored_until=authored)
 
 
+def refuses_ended_device(sent_at_ms: object, revoked_at: int | None, removed_at: int | None) -> str | None:
+    """Why a message signed at ``sent_at_ms`` counts for nobody (section 13.7), or None: it is
+    dated later than its device's revocation or its member's removal from the organisation, give
+    or take the clocks' skew. A revoked device's key still verifies, so only its date tells a
+    thief's message, with a complicit server, from one the owner sent before."""
+    if revoked_at is not None and not _sent_by(sent_at_ms, revoked_at):
+        return "sent after its device was revoked"
+    if removed_at is not None and not _sent_by(sent_at_ms, removed_at):
+        return "sent after its member was removed from the organisation"
+    return None
+
+
 def _sent_by(sent_at_ms: object, issued_at: int) -> bool:
     """Whether a message's ``sent_at`` (ms) is at or before an entry's ``issued_at`` (s), give or
     take the two devices' clocks' skew."""

@@ -690,6 +690,72 @@ def test_both_clients_keep_who_left_and_judge_the_same_senders() -> None:
     assert python_verdicts[2][1:4] == [None, None, None]  # back in: everything is theirs again
 
 
+def test_both_clients_refuse_a_message_dated_after_its_device_s_revocation_or_removal() -> None:
+    """Section 13.7: a message signed later than its device's revocation, or its member's removal
+    from the organisation, + 300 s for the clocks, counts for nobody; earlier, it does. Both
+    clients give the same verdict, a non-integer date refused once there is a date to compare."""
+    at_ms = T * 1000
+    questions: list[tuple[object, int | None, int | None]] = [
+        (at_ms + 3_600_000, None, None),  # never revoked nor removed
+        (at_ms, T, None),
+        (at_ms + 300_000, T, None),  # within the clocks' skew
+        (at_ms + 300_001, T, None),
+        (at_ms + 300_001, None, T),
+        (at_ms + 300_001, T + 1000, T),  # the removal first
+        (at_ms - 1, T + 1000, T),
+        (True, T, None),  # not a date
+        ("1", None, T),
+    ]
+    (verdicts,) = run_js({"op": "refuses_ended_device", "questions": [list(q) for q in questions]})
+    python = [membership_log.refuses_ended_device(*q) for q in questions]
+    assert verdicts == python
+    revoked, removed = (
+        "sent after its device was revoked",
+        "sent after its member was removed from the organisation",
+    )
+    assert python == [None, None, None, revoked, removed, removed, None, revoked, removed]
+
+
+def test_an_offline_web_app_refuses_by_the_revocations_and_removals_it_kept() -> None:
+    """Before its listing is verified (an offline start), the web app judges a sender with the
+    revocation and removal dates it kept (13.7, ours and a partner's) besides the kept log: a
+    message dated after them is refused for that reason; one dated before, by the log alone."""
+    v, members, devices = org()
+    state = membership_log.replay([v["op0"], v["op1"]], TrustView(ORG, ROOT, members, devices))[0]
+    assert state is not None and INVITEE in state.members
+    partner_member, partner_device = "m_pppppppppppppppp", "d_pppppppppppppppp"
+    stored = {
+        "revoked": {ORG: {INVITEE_DEVICE: T}},
+        "removed": {"o_partner": {partner_member: T}},
+        "logs": {CHANNEL: state.to_json()},
+    }
+    late, early = (T + 301) * 1000, T * 1000
+    questions = [
+        [INVITEE, INVITEE_DEVICE, late, "reaction"],
+        [INVITEE, INVITEE_DEVICE, early, "message"],
+        [partner_member, partner_device, late, "message"],
+        [partner_member, partner_device, early, "message"],
+    ]
+    (got,) = run_js(
+        {
+            "op": "offline_senders",
+            **scene(members, devices),
+            "member_id": OWNER,
+            "device_id": OWNER_DEVICE,
+            "stored": stored,
+            "channel_id": CHANNEL,
+            "questions": questions,
+        }
+    )
+    assert got["view"] is False
+    assert got["refuses"] == [
+        "sent after its device was revoked",
+        None,
+        "sent after its member was removed from the organisation",
+        "not a member of this channel",
+    ]
+
+
 def test_both_clients_judge_an_add_by_the_member_s_standing_at_its_date() -> None:
     """Section 14: the invitee, removed from the organisation at T + 300, was added before that
     (and again within the clocks' skew): both replays go on past those adds and stop at one dated

@@ -233,6 +233,24 @@ const commands = {
   async refuses_sender({ states, questions }) {
     return states.map((state) => questions.map(([member, sentAt, kind]) => membership.refusesSender(state, member, sentAt, kind)));
   },
+  /** Each (sent_at, revoked_at, removed_at) question's verdict (13.7): the reason refused, or null. */
+  async refuses_ended_device({ questions }) {
+    return questions.map(([sentAt, revokedAt, removedAt]) => membership.refusesEndedDevice(sentAt, revokedAt, removedAt));
+  },
+  /**
+   * The web client's TrustKeeper over `stored` alone, before any listing is verified (an offline
+   * start): its verdict on each [member, device, sent_at, kind] question in `channel_id`.
+   */
+  async offline_senders(args) {
+    const memory = new Map([['trust', structuredClone(args.stored)]]);
+    const store = { get: async (k) => memory.get(k), put: async (k, v) => void memory.set(k, structuredClone(v)) };
+    const keeper = new trustModule.TrustKeeper(store, { org_id: args.org_id, member_id: args.member_id, device_id: args.device_id, root: args.root });
+    await keeper.load();
+    const api = { get: async () => Promise.reject(Object.assign(new Error('offline'), { status: 0 })) };
+    const refuses = [];
+    for (const [member, device, sentAt, kind] of args.questions) refuses.push(await keeper.refusedSender(api, args.channel_id, member, device, sentAt, kind, { ask: false }));
+    return { view: keeper.view !== null, refuses };
+  },
   async sign_entry({ device, channel_id, state, change, now }) {
     const keys = wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32));
     return membership.signEntry({ ...device, signSecretKey: keys.signSecretKey }, channel_id, state, change, now);

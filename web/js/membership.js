@@ -166,6 +166,23 @@ export function refusesSender(state, memberId, sentAtMs, kind) {
 }
 
 /**
+ * Why a message signed at `sentAtMs` counts for nobody (section 13.7), or null: it is dated later
+ * than its device's revocation or its member's removal from the organisation (dates in s, null
+ * when none), give or take the clocks' skew. A revoked device's key still verifies: only the date
+ * tells a thief's message, with a complicit server, from one the owner sent before.
+ * `refuses_ended_device` in chalicelib/domain/membership_log.py says the same.
+ * @param {unknown} sentAtMs
+ * @param {number|null} revokedAt
+ * @param {number|null} removedAt
+ * @returns {string|null}
+ */
+export function refusesEndedDevice(sentAtMs, revokedAt, removedAt) {
+  if (revokedAt !== null && !sentBy(sentAtMs, revokedAt)) return 'sent after its device was revoked';
+  if (removedAt !== null && !sentBy(sentAtMs, removedAt)) return 'sent after its member was removed from the organisation';
+  return null;
+}
+
+/**
  * The state as this device judges senders and recipients with (section 22.7): a member of a
  * partner organisation whose partnership with ours ended after they joined (less the clocks'
  * skew) is out from the first such end, as if they had left then (and stopped authoring, for an

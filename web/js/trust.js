@@ -17,7 +17,7 @@ import {
   signStatement,
   verifyPayload,
 } from './certs.js';
-import { advance, cutAtEnds, effectiveRoster, formerKnown, refusesSender } from './membership.js';
+import { advance, cutAtEnds, effectiveRoster, formerKnown, refusesEndedDevice, refusesSender } from './membership.js';
 import { HostAuthority, SharedView, partnerViews } from './shared.js';
 
 const LOG_PAGE = 500;
@@ -414,9 +414,17 @@ export class TrustKeeper extends EventTarget {
    * page of messages costs one fetch, not one per message. SENDER_UNCHECKED when the log could
    * not be fetched (offline, 5xx, 429): nobody is blamed on a state perhaps stale. `ask: false`:
    * the kept state judges alone (a cached message shown again, whose log the roster keeps fresh).
+   * First, whatever the log says: nothing the device signed after its revocation, or its
+   * member's removal from the organisation (ours or a partner's, kept dates included), counts
+   * (13.7); before the listing is verified here, the kept dates judge.
    * @param {{get(path: string, query?: any): Promise<any>}} api
    */
   async refusedSender(api, channelId, memberId, deviceId, sentAtMs, kind, { ask = true } = {}) {
+    const view = this.view;
+    const ended = view
+      ? refusesEndedDevice(sentAtMs, view.revokedAt(deviceId), view.removedAt(memberId))
+      : refusesEndedDevice(sentAtMs, keptEnding(this.kept.revoked, deviceId), keptEnding(this.kept.removed, memberId));
+    if (ended) return this.refused(channelId, memberId, deviceId, ended);
     let why = refusesSender(this.cut(this.kept.logs[channelId] || null), memberId, sentAtMs, kind);
     const now = Date.now();
     if (why && ask && this.view && now - (this.senderChecks.get(channelId) || 0) > SENDER_RECHECK_MS) {
@@ -432,7 +440,12 @@ export class TrustKeeper extends EventTarget {
       else this.senderUnchecked.add(channelId);
     }
     if (why && this.senderUnchecked.has(channelId)) return SENDER_UNCHECKED;
-    if (why) this.report([{ code: 'not_a_member', member_id: memberId, device_id: deviceId, channel_id: channelId, message: `${channelId}: a message from ${deviceId}: ${why}` }]);
+    return why ? this.refused(channelId, memberId, deviceId, why) : null;
+  }
+
+  /** A sender refused (14.2), reported as `not_a_member`; the reason is returned. */
+  refused(channelId, memberId, deviceId, why) {
+    this.report([{ code: 'not_a_member', member_id: memberId, device_id: deviceId, channel_id: channelId, message: `${channelId}: a message from ${deviceId}: ${why}` }]);
     return why;
   }
 
@@ -556,6 +569,18 @@ function keep(listed, field, kept, dateOf) {
     }
   }
   return changed;
+}
+
+/**
+ * The earliest date kept for an id under any organisation (`revoked` / `removed`), or null: what
+ * judges a sender before the listing is verified (an offline start).
+ * @param {Record<string, Record<string, number>>} kept
+ * @param {string} id
+ * @returns {number|null}
+ */
+function keptEnding(kept, id) {
+  const dates = Object.values(kept || {}).flatMap((byId) => (Object.hasOwn(byId, id) ? [byId[id]] : []));
+  return dates.length ? Math.min(...dates) : null;
 }
 
 /** The partnerships or a partner's listing could not be read: the last verified are kept. */
