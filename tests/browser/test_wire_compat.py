@@ -240,6 +240,23 @@ def test_messages_sealed_by_js_open_in_python_and_back(text: str) -> None:
     assert js("open_message", envelope=old, key=b64e(sender_key), sign_public_key=alice.sign_public_key) == {
         "error": "CryptoError"
     }
+    # Dates and epochs out of the Envelope's bounds, signed by the sender itself: refused by both
+    # clients (a date the web took as -5 would pass a revocation check, one as a string close a poll).
+    for field, bad in [
+        ("sent_at", 2**50),
+        ("sent_at", -5),
+        ("sent_at", "1800000000000"),
+        ("sent_at", 1.5),
+        ("epoch", 2**40),
+    ]:
+        resigned = {**python_env, field: bad}
+        resigned["signature"] = b64e(alice.signing.sign(signing_bytes(resigned)).signature)
+        with pytest.raises((CryptoError, ForgedMessage)):
+            open_message(resigned, sender_key, alice.sign_public_key)
+        refused = js(
+            "open_message", envelope=resigned, key=b64e(sender_key), sign_public_key=alice.sign_public_key
+        )
+        assert refused == {"error": "CryptoError"}, (field, bad)
 
 
 def test_signatures_verify_as_strictly_as_libsodium() -> None:

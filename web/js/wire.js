@@ -521,6 +521,10 @@ export async function verifyEnvelope(raw, senderSignPublicKey) {
   if (envelope.v !== ENVELOPE_VERSION || !KINDS.includes(envelope.kind) || !isIndex(envelope.index)) {
     throw new CryptoError('malformed envelope');
   }
+  // The bounds of the Python Envelope: a date or epoch it refuses is refused here too, so both
+  // clients judge (13.7, 14.2) and tally (section 8) on the same numbers.
+  const within = (/** @type {unknown} */ value, /** @type {number} */ max) => Number.isSafeInteger(value) && Number(value) >= 0 && Number(value) <= max;
+  if (!within(envelope.sent_at, 2 ** 42) || !within(envelope.epoch, 2 ** 31)) throw new CryptoError('malformed envelope');
   let verifyKey;
   try {
     verifyKey = b64d(senderSignPublicKey);
