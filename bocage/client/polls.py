@@ -9,6 +9,7 @@ manager's, ``poll_close``, or its closing time).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -72,7 +73,7 @@ def tally(
         raise LookupError(f"no readable poll {poll_id} in this channel")
     content = poll["content"]
     options: list[str] = content["options"]
-    closes_at = content.get("closes_at")
+    closes_at = _closes_at(content)
     closes = [
         m["seq"]
         for m in messages
@@ -115,7 +116,7 @@ def _latest_votes(
 ) -> dict[str, dict[str, Any]]:
     """Per voter among ``members``, their last valid vote on ``poll`` cast before it closed."""
     content = poll["content"]
-    closes_at = content.get("closes_at")
+    closes_at = _closes_at(content)
     latest: dict[str, dict[str, Any]] = {}
     for m in messages:
         if m["kind"] != "vote" or not m.get("verified") or m["content"].get("poll_id") != poll["message_id"]:
@@ -145,6 +146,13 @@ def _closed_at(
     if closing is not None:
         when.append(closing["sent_at_ms"] / 1000)
     return min(when) if when else None
+
+
+def _closes_at(content: dict[str, Any]) -> float | None:
+    """The poll's closing time, when it is a number (a sender's poll may hold anything else:
+    then it has none, as in the web app)."""
+    raw = content.get("closes_at")
+    return raw if isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw) else None
 
 
 def _valid_choices(raw: object, size: int, *, multiple: bool) -> list[int] | None:

@@ -704,6 +704,16 @@ def test_poll_tally_and_validation_match_python() -> None:
         == still_open
     )
 
+    # A sender's poll whose closing time is not a number has none, on both clients.
+    for odd in ("x", True, None, [1]):
+        odd_poll = [
+            msg(2, "poll", "m_owner", {**poll, "closes_at": odd}) if m["kind"] == "poll" else m
+            for m in messages[:9]
+        ]
+        expected = tally(odd_poll, poll_id, set(members), now=5_000)
+        assert expected["closed"] is False and expected["closes_at"] is None, odd
+        assert js("tally", messages=odd_poll, poll_id=poll_id, members=members, now=5_000) == expected, odd
+
     # Created with show_voters: each option names who chose it, the same on both clients.
     named = new_poll("Aire de jeux ?", ["Oui", "Non", "Ailleurs"], closes_at=10_000, show_voters=True)
     assert (

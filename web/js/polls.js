@@ -56,7 +56,7 @@ export function tally(messages, pollId, members, now = Date.now() / 1000, depart
   if (!poll) throw new PollError('no_poll');
   const content = poll.content;
   const options = content.options;
-  const closesAt = content.closes_at ?? null;
+  const closesAt = Number.isFinite(content.closes_at) ? content.closes_at : null; // anything else: no closing time, as in Python
   const closes = messages
     .filter((m) => m.kind === 'poll_close' && m.verified && m.content?.poll_id === pollId)
     .map((m) => m.seq);
