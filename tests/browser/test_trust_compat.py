@@ -1083,3 +1083,47 @@ def test_a_revocation_or_removal_verified_once_stays_when_the_server_drops_it(tm
     fresh = keeper_view({}, members, devices)
     assert fresh["devices"][LINKED]["usable"] is True and fresh["devices"][INVITEE_DEVICE]["usable"] is True
     assert rollbacks(fresh["warnings"]) == set()
+
+
+def test_a_cached_message_nothing_else_can_judge_is_refused_by_a_kept_revocation() -> None:
+    """A record in the web app's cache, signed after its device's revocation this device kept
+    (13.7), is refused even when nothing else can judge it now: no log kept for its channel, or a
+    listing that no longer names the device and cannot be asked again (a server hiding it). One
+    signed before stays as it was."""
+    v, members, devices = org()
+    state = membership_log.replay([v["op0"], v["op1"]], TrustView(ORG, ROOT, members, devices))[0]
+    assert state is not None
+    late, early = (T + 3600) * 1000, (T - 60) * 1000
+
+    def record(channel: str, sent_at_ms: int) -> dict[str, Any]:
+        return {
+            "channel_id": channel,
+            "seq": 5,
+            "kind": "message",
+            "sender_member": INVITEE,
+            "sender_device": INVITEE_DEVICE,
+            "sent_at_ms": sent_at_ms,
+            "verified": True,
+            "content": {"type": "text", "text": "volé"},
+        }
+
+    stored = {"revoked": {ORG: {INVITEE_DEVICE: T}}, "removed": {}, "logs": {CHANNEL: state.to_json()}}
+    refused = {
+        "verified": False,
+        "error": "not_a_member",
+        "detail": "sent after its device was revoked",
+        "held": {"type": "text", "text": "volé"},
+    }
+    for lost_device, channel in ((False, "c_unkeptunkeptunk"), (True, CHANNEL)):
+        (got,) = run_js(
+            {
+                "op": "cached_judged",
+                **scene(members, devices),
+                "member_id": OWNER,
+                "device_id": OWNER_DEVICE,
+                "stored": stored,
+                "lost_device": lost_device,
+                "records": [record(channel, late), record(channel, early)],
+            }
+        )
+        assert got == [refused, "unchanged"], lost_device

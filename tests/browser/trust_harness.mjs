@@ -251,6 +251,32 @@ const commands = {
     for (const [member, device, sentAt, kind] of args.questions) refuses.push(await keeper.refusedSender(api, args.channel_id, member, device, sentAt, kind, { ask: false }));
     return { view: keeper.view !== null, refuses };
   },
+  /**
+   * The web client's re-judgment of cached records (Messenger.judgedAgain) over `stored`, where
+   * nothing but the kept revocations and removals can judge: no log kept for the channel, or
+   * (`lost_device`) a verified view whose listing no longer names the device and cannot be asked.
+   */
+  async cached_judged(args) {
+    const { Messenger } = await import('../../web/js/messenger.js');
+    const memory = new Map([['trust', structuredClone(args.stored)]]);
+    const store = { get: async (k) => memory.get(k), put: async (k, v) => void memory.set(k, structuredClone(v)) };
+    const keeper = new trustModule.TrustKeeper(store, { org_id: args.org_id, member_id: args.member_id, device_id: args.device_id, root: args.root });
+    await keeper.load();
+    const m = Object.create(Messenger.prototype);
+    m.trust = keeper;
+    m.device = { role: 'member', org_id: args.org_id, member_id: args.member_id, device_id: args.device_id };
+    m.api = { get: async () => Promise.reject(Object.assign(new Error('unavailable'), { status: 503 })) };
+    if (args.lost_device) {
+      keeper.view = { device: () => null, revokedAt: () => null, removedAt: () => null, endsOf: () => [] };
+      m.deviceInfo = async () => Promise.reject(Object.assign(new Error('unavailable'), { status: 503 }));
+    }
+    const judged = [];
+    for (const record of args.records) {
+      const after = await m.judgedAgain(record, false);
+      judged.push(after === record ? 'unchanged' : { verified: after.verified, error: after.error ?? null, detail: after.detail ?? null, held: after.held ?? null });
+    }
+    return judged;
+  },
   async sign_entry({ device, channel_id, state, change, now }) {
     const keys = wire.deviceKeysFromSeeds(d(device.sign_seed), new Uint8Array(32));
     return membership.signEntry({ ...device, signSecretKey: keys.signSecretKey }, channel_id, state, change, now);

@@ -1167,7 +1167,12 @@ export class Messenger extends EventTarget {
     const content = m.verified ? m.content : m.held;
     // A follower's reaction or vote is checked against the tribe's ticket (16.3), not the log.
     const follower = m.sender_member?.startsWith('f_') || (this.isFollower() && m.sender_device === this.deviceId);
-    if (m.deleted || content === undefined || follower || !this.trust.kept.logs[m.channel_id]) return m;
+    if (m.deleted || content === undefined || follower) return m;
+    // What needs neither a log nor the listing (13.7: signed after a revocation or removal this
+    // device kept) refuses whatever else cannot be judged now.
+    const kept = this.trust.keptEnded(m.sent_at_ms, m.sender_device, m.sender_member);
+    const unjudged = () => (kept ? this.judgedAs(m, content, m.sender_member, { error: 'not_a_member', detail: kept }) : m);
+    if (!this.trust.kept.logs[m.channel_id]) return unjudged();
     const view = this.trust.view;
     let memberId = m.sender_member;
     let refused = null;
@@ -1175,12 +1180,17 @@ export class Messenger extends EventTarget {
       // A device this view does not know: the listing asked again, as for a fresh message; when
       // it cannot be, the record waits for the next read rather than be called forged.
       const known = view.device(m.sender_device) || (await this.deviceInfo(m.sender_device).catch(() => undefined));
-      if (known === undefined) return m;
+      if (known === undefined) return unjudged();
       memberId = this.trust.sender({ sender_device: m.sender_device, sender_member: null })?.member_id ?? null;
       if (!memberId) refused = { error: 'forged_sender' };
     }
     refused ||= memberId ? await this.senderRefusal(m.channel_id, memberId, m.sender_device, m.sent_at_ms, m.kind, ask) : null;
     if (!refused && !view) return m;
+    return this.judgedAs(m, content, memberId, refused);
+  }
+
+  /** A cached record with a verdict: refused (its content kept aside, `held`) or shown; itself when unchanged. */
+  judgedAs(m, content, memberId, refused) {
     const { error, detail, held, ...rest } = m;
     const again = refused
       ? { ...rest, sender_member: memberId, verified: false, content: null, held: content, ...refused }

@@ -419,11 +419,22 @@ export class TrustKeeper extends EventTarget {
    * (13.7); before the listing is verified here, the kept dates judge.
    * @param {{get(path: string, query?: any): Promise<any>}} api
    */
+  /**
+   * Why a message is refused by the revocations and removals this device kept alone (13.7), or
+   * null: for a record nothing else can judge now (no log kept, a device the listing lost).
+   * @param {unknown} sentAtMs
+   * @param {string} deviceId
+   * @param {string|null} memberId
+   */
+  keptEnded(sentAtMs, deviceId, memberId) {
+    return refusesEndedDevice(sentAtMs, keptEnding(this.kept.revoked, deviceId), memberId ? keptEnding(this.kept.removed, memberId) : null);
+  }
+
   async refusedSender(api, channelId, memberId, deviceId, sentAtMs, kind, { ask = true } = {}) {
     const view = this.view;
     const ended = view
       ? refusesEndedDevice(sentAtMs, view.revokedAt(deviceId), view.removedAt(memberId))
-      : refusesEndedDevice(sentAtMs, keptEnding(this.kept.revoked, deviceId), keptEnding(this.kept.removed, memberId));
+      : this.keptEnded(sentAtMs, deviceId, memberId);
     if (ended) return this.refused(channelId, memberId, deviceId, ended);
     let why = refusesSender(this.cut(this.kept.logs[channelId] || null), memberId, sentAtMs, kind);
     const now = Date.now();
