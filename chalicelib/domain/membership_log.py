@@ -187,8 +187,9 @@ class LogState:
 def refuses_ended_device(sent_at_ms: object, revoked_at: int | None, removed_at: int | None) -> str | None:
     """Why a message signed at ``sent_at_ms`` counts for nobody (section 13.7), or None: it is
     dated later than its device's revocation or its member's removal from the organisation, give
-    or take the clocks' skew. A revoked device's key still verifies, so only its date tells a
-    thief's message, with a complicit server, from one the owner sent before."""
+    or take the clocks' skew. A revoked device's key still verifies, so its signed date is all
+    there is to go on: this stops what a device (or a thief holding it) dates honestly after the
+    revocation, not a thief who backdates (13.7)."""
     if revoked_at is not None and not _sent_by(sent_at_ms, revoked_at):
         return "sent after its device was revoked"
     if removed_at is not None and not _sent_by(sent_at_ms, removed_at):

@@ -168,8 +168,9 @@ export function refusesSender(state, memberId, sentAtMs, kind) {
 /**
  * Why a message signed at `sentAtMs` counts for nobody (section 13.7), or null: it is dated later
  * than its device's revocation or its member's removal from the organisation (dates in s, null
- * when none), give or take the clocks' skew. A revoked device's key still verifies: only the date
- * tells a thief's message, with a complicit server, from one the owner sent before.
+ * when none), give or take the clocks' skew. A revoked device's key still verifies, so its signed
+ * date is all there is to go on: this stops what is dated honestly after the revocation, not a
+ * thief who backdates (13.7).
  * `refuses_ended_device` in chalicelib/domain/membership_log.py says the same.
  * @param {unknown} sentAtMs
  * @param {number|null} revokedAt
