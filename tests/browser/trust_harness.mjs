@@ -73,7 +73,8 @@ async function directMessenger(args) {
     trust: {
       view: trust,
       membership: async () => ({ state: (await membership.replay(args.entries, trust)).state, blocked: false }),
-      recipients: async () => ({ devices: [] }),
+      recipients: async () => ({ devices: [], followers: new Map() }),
+      cut: (state) => state, // no partner here: nothing to cut at an end
       report: (warnings) => reported.push(...warnings.map((w) => w.code)),
       displayName: (id) => trust.displayName(id),
     },
