@@ -391,7 +391,22 @@ export class TrustKeeper extends EventTarget {
    */
   cut(state) {
     const view = this.view;
-    return view ? cutAtEnds(state, (memberId) => view.endsOf(memberId)) : state;
+    return cutAtEnds(state, view ? (memberId) => view.endsOf(memberId) : (memberId) => this.keptEndsOf(memberId));
+  }
+
+  /**
+   * Before a view is verified (an offline start): the ends this device kept for the partner
+   * whose kept listing names the member (22.7), so an offline start cuts as the last online
+   * view did. Only ever used to cut (take trust away), so the listing need not be verified
+   * again: a member it names wrongly is cut, never let in.
+   * @param {string} memberId
+   */
+  keptEndsOf(memberId) {
+    const ends = [];
+    for (const [orgId, listing] of Object.entries(this.kept.partner_listings || {})) {
+      if ((listing?.members || []).some((m) => String(m?.member_id) === memberId)) ends.push(...Object.values(this.kept.partners?.[orgId]?.ends || {}).map(Number));
+    }
+    return ends;
   }
 
   /** The signed membership events verified for a channel, oldest first. */
