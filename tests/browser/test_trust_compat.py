@@ -1178,3 +1178,20 @@ def test_an_offline_web_app_cuts_at_the_partnership_ends_it_kept() -> None:
     assert got["view"] is False
     assert got["refuses"][1:] == [None, None]
     assert got["refuses"][0] is not None and "after leaving" in got["refuses"][0]
+
+
+def test_a_retry_does_not_undo_a_deletion_that_landed_while_it_waited() -> None:
+    """The web app retries a message it could not read (no key yet) and, while it waits on the
+    network, the message is deleted for everyone: the retry writes over the record only as it
+    read it, so the deletion stands and the text is not put back on the device."""
+    record = {
+        "channel_id": CHANNEL,
+        "seq": 7,
+        "message_id": "m" * 22,
+        "kind": "message",
+        "verified": False,
+        "error": "no_key",
+        "raw": {"channel_id": CHANNEL, "seq": 7, "message_id": "m" * 22, "kind": "message"},
+    }
+    (stored,) = run_js({"op": "retry_during_deletion", "record": record})
+    assert stored["deleted"] is True and stored["content"] is None and stored["raw"] is None
