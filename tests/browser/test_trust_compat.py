@@ -728,7 +728,11 @@ def test_an_offline_web_app_refuses_by_the_revocations_and_removals_it_kept() ->
         "revoked": {ORG: {INVITEE_DEVICE: T}},
         "removed": {"o_partner": {partner_member: T}},
         "logs": {CHANNEL: state.to_json()},
+        # A partner's removal is kept with the listing that named it; our invitee's id there
+        # (shared by a partner) borrows nothing from it.
+        "partner_listings": {"o_partner": {"members": [{"member_id": partner_member}], "devices": []}},
     }
+    stored["removed"]["o_other"] = {INVITEE: T - 10_000}
     late, early = (T + 301) * 1000, T * 1000
     questions = [
         [INVITEE, INVITEE_DEVICE, late, "reaction"],
