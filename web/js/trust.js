@@ -610,7 +610,6 @@ function keep(listed, field, kept, dateOf) {
   return changed;
 }
 
-
 /** The partnerships or a partner's listing could not be read: the last verified are kept. */
 function partnersUnavailable(what, err) {
   const why = /** @type {any} */ (err)?.message || String(err);
