@@ -728,7 +728,11 @@ def test_an_offline_web_app_refuses_by_the_revocations_and_removals_it_kept() ->
         "revoked": {ORG: {INVITEE_DEVICE: T}},
         "removed": {"o_partner": {partner_member: T}},
         "logs": {CHANNEL: state.to_json()},
+        # A partner's removal is kept with the listing that named it; our invitee's id there
+        # (shared by a partner) borrows nothing from it.
+        "partner_listings": {"o_partner": {"members": [{"member_id": partner_member}], "devices": []}},
     }
+    stored["removed"]["o_other"] = {INVITEE: T - 10_000}
     late, early = (T + 301) * 1000, T * 1000
     questions = [
         [INVITEE, INVITEE_DEVICE, late, "reaction"],
@@ -1127,3 +1131,71 @@ def test_a_cached_message_nothing_else_can_judge_is_refused_by_a_kept_revocation
             }
         )
         assert got == [refused, "unchanged"], lost_device
+
+
+def test_an_offline_web_app_cuts_at_the_partnership_ends_it_kept() -> None:
+    """Before its listing is verified (an offline start), the web app cuts a channel at the ends
+    it kept (22.7), as its last online view did: the ended partner's member, named by the kept
+    listing, sends nothing dated after the end; what they sent before stays theirs; our own
+    member is never cut."""
+    partner_member, partner_device = "m_pppppppppppppppp", "d_pppppppppppppppp"
+    state = {
+        "channel_id": CHANNEL,
+        "kind": "group",
+        "members": {OWNER: "author", partner_member: "member", INVITEE: "member"},
+        "seq": 2,
+        "head": "h",
+        "org_id": ORG,
+        "former": {},
+        "authored_until": {},
+        "created_at": T - 2000,
+        "issued_at": T - 1000,
+        "joined": {OWNER: T - 2000, partner_member: T - 1000, INVITEE: T - 1000},
+    }
+    stored = {
+        "revoked": {},
+        "removed": {},
+        "logs": {CHANNEL: state},
+        "partners": {
+            "o_partner": {"root": "r", "ticket_key": "k", "ended": True, "active": False, "ends": {"k": T}}
+        },
+        "partner_listings": {"o_partner": {"members": [{"member_id": partner_member}], "devices": []}},
+    }
+    late, early = (T + 3600) * 1000, (T - 60) * 1000
+    questions = [
+        [partner_member, partner_device, late, "message"],
+        [partner_member, partner_device, early, "message"],
+        [INVITEE, INVITEE_DEVICE, late, "message"],
+    ]
+    _, members, devices = org()
+    (got,) = run_js(
+        {
+            "op": "offline_senders",
+            **scene(members, devices),
+            "member_id": OWNER,
+            "device_id": OWNER_DEVICE,
+            "stored": stored,
+            "channel_id": CHANNEL,
+            "questions": questions,
+        }
+    )
+    assert got["view"] is False
+    assert got["refuses"][1:] == [None, None]
+    assert got["refuses"][0] is not None and "after leaving" in got["refuses"][0]
+
+
+def test_a_retry_does_not_undo_a_deletion_that_landed_while_it_waited() -> None:
+    """The web app retries a message it could not read (no key yet) and, while it waits on the
+    network, the message is deleted for everyone: the retry writes over the record only as it
+    read it, so the deletion stands and the text is not put back on the device."""
+    record = {
+        "channel_id": CHANNEL,
+        "seq": 7,
+        "message_id": "m" * 22,
+        "kind": "message",
+        "verified": False,
+        "error": "no_key",
+        "raw": {"channel_id": CHANNEL, "seq": 7, "message_id": "m" * 22, "kind": "message"},
+    }
+    (stored,) = run_js({"op": "retry_during_deletion", "record": record})
+    assert stored["deleted"] is True and stored["content"] is None and stored["raw"] is None

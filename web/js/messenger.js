@@ -1040,9 +1040,13 @@ export class Messenger extends EventTarget {
     for (const m of cached) {
       if (!errors.includes(m.error) || !m.raw) continue; // a sender verified since counts now
       const opened = await this.open(m.raw, { heldSince });
-      if (opened.verified || ('error' in opened && opened.error !== m.error)) retried.push(opened);
+      if ('error' in opened && opened.error === 'replayed') continue; // shown once: never a second copy
+      if (opened.verified || ('error' in opened && opened.error !== m.error)) retried.push([m, opened]);
     }
-    await this.accept(retried, { emit: false });
+    // Written over the records as they were read only: a deletion for everyone (or anything
+    // else) that landed during the network waits above is not undone.
+    if (retried.length) await this.store.reviseMessages(retried);
+    await this.applyDeletions(retried.map(([, opened]) => opened));
     // Opened once, refused since (judgeCached): judged again, the content already in hand.
     const held = cached.filter((m) => m.held !== undefined && errors.includes(m.error));
     const judged = await this.judgeCached(held, { ask: true });
@@ -1054,6 +1058,12 @@ export class Messenger extends EventTarget {
     const messages = opened.filter((m) => m.error !== 'replayed'); // shown once: never a second copy
     if (!messages.length) return;
     await this.store.putMessages(messages);
+    await this.applyDeletions(messages);
+    if (emit) for (const m of messages) this.emit('message', m);
+  }
+
+  /** The verified deletions for everyone among `messages` applied to the records they name. */
+  async applyDeletions(messages) {
     const deletions = messages.filter((m) => m.kind === 'delete' && m.verified && m.target);
     for (const d of deletions) {
       const cached = await this.store.messages(d.channel_id);
@@ -1063,7 +1073,6 @@ export class Messenger extends EventTarget {
         await this.store.putMessages([{ ...gone, deleted: true, content: null, raw: null, verified: false }]);
       }
     }
-    if (emit) for (const m of messages) this.emit('message', m);
   }
 
   /**

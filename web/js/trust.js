@@ -391,7 +391,22 @@ export class TrustKeeper extends EventTarget {
    */
   cut(state) {
     const view = this.view;
-    return view ? cutAtEnds(state, (memberId) => view.endsOf(memberId)) : state;
+    return cutAtEnds(state, view ? (memberId) => view.endsOf(memberId) : (memberId) => this.keptEndsOf(memberId));
+  }
+
+  /**
+   * Before a view is verified (an offline start): the ends this device kept for the partner
+   * whose kept listing names the member (22.7), so an offline start cuts as the last online
+   * view did. Only ever used to cut (take trust away), so the listing need not be verified
+   * again: a member it names wrongly is cut, never let in.
+   * @param {string} memberId
+   */
+  keptEndsOf(memberId) {
+    const ends = [];
+    for (const [orgId, listing] of Object.entries(this.kept.partner_listings || {})) {
+      if ((listing?.members || []).some((m) => String(m?.member_id) === memberId)) ends.push(...Object.values(this.kept.partners?.[orgId]?.ends || {}).map(Number));
+    }
+    return ends;
   }
 
   /** The signed membership events verified for a channel, oldest first. */
@@ -427,7 +442,20 @@ export class TrustKeeper extends EventTarget {
    * @param {string|null} memberId
    */
   keptEnded(sentAtMs, deviceId, memberId) {
-    return refusesEndedDevice(sentAtMs, keptEnding(this.kept.revoked, deviceId), memberId ? keptEnding(this.kept.removed, memberId) : null);
+    // Each date in its own organisation's record (a partner's, when its kept listing names the
+    // id; else ours), as the online view reads them: an id another organisation also uses
+    // borrows nothing.
+    const orgOf = (/** @type {'members'|'devices'} */ rows, /** @type {string} */ id) => {
+      const key = rows === 'members' ? 'member_id' : 'device_id';
+      const found = Object.entries(this.kept.partner_listings || {}).find(([, l]) => (l?.[rows] || []).some((r) => String(r?.[key]) === id));
+      return found ? found[0] : this.device.org_id;
+    };
+    const at = (/** @type {Record<string, Record<string, number>>} */ kept, /** @type {string} */ org, /** @type {string} */ id) => {
+      const byId = kept?.[org] || {};
+      return Object.hasOwn(byId, id) ? byId[id] : null;
+    };
+    const revoked = at(this.kept.revoked, orgOf('devices', deviceId), deviceId);
+    return refusesEndedDevice(sentAtMs, revoked, memberId ? at(this.kept.removed, orgOf('members', memberId), memberId) : null);
   }
 
   async refusedSender(api, channelId, memberId, deviceId, sentAtMs, kind, { ask = true } = {}) {
@@ -580,18 +608,6 @@ function keep(listed, field, kept, dateOf) {
     }
   }
   return changed;
-}
-
-/**
- * The earliest date kept for an id under any organisation (`revoked` / `removed`), or null: what
- * judges a sender before the listing is verified (an offline start).
- * @param {Record<string, Record<string, number>>} kept
- * @param {string} id
- * @returns {number|null}
- */
-function keptEnding(kept, id) {
-  const dates = Object.values(kept || {}).flatMap((byId) => (Object.hasOwn(byId, id) ? [byId[id]] : []));
-  return dates.length ? Math.min(...dates) : null;
 }
 
 /** The partnerships or a partner's listing could not be read: the last verified are kept. */
