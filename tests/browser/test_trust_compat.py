@@ -716,6 +716,28 @@ def test_both_clients_refuse_a_message_dated_after_its_device_s_revocation_or_re
     assert python == [None, None, None, revoked, removed, removed, None, revoked, removed]
 
 
+def offline_verdicts(
+    members: list[dict[str, Any]],
+    devices: list[dict[str, Any]],
+    stored: dict[str, Any],
+    questions: list[list[Any]],
+) -> dict[str, Any]:
+    """The web app's verdicts on `questions` in CHANNEL, the owner's TrustKeeper over `stored`
+    alone (an offline start, no listing verified)."""
+    (got,) = run_js(
+        {
+            "op": "offline_senders",
+            **scene(members, devices),
+            "member_id": OWNER,
+            "device_id": OWNER_DEVICE,
+            "stored": stored,
+            "channel_id": CHANNEL,
+            "questions": questions,
+        }
+    )
+    return cast(dict[str, Any], got)
+
+
 def test_an_offline_web_app_refuses_by_the_revocations_and_removals_it_kept() -> None:
     """Before its listing is verified (an offline start), the web app judges a sender with the
     revocation and removal dates it kept (13.7, ours and a partner's) besides the kept log: a
@@ -740,17 +762,7 @@ def test_an_offline_web_app_refuses_by_the_revocations_and_removals_it_kept() ->
         [partner_member, partner_device, late, "message"],
         [partner_member, partner_device, early, "message"],
     ]
-    (got,) = run_js(
-        {
-            "op": "offline_senders",
-            **scene(members, devices),
-            "member_id": OWNER,
-            "device_id": OWNER_DEVICE,
-            "stored": stored,
-            "channel_id": CHANNEL,
-            "questions": questions,
-        }
-    )
+    got = offline_verdicts(members, devices, stored, questions)
     assert got["view"] is False
     assert got["refuses"] == [
         "sent after its device was revoked",
@@ -1168,17 +1180,7 @@ def test_an_offline_web_app_cuts_at_the_partnership_ends_it_kept() -> None:
         [INVITEE, INVITEE_DEVICE, late, "message"],
     ]
     _, members, devices = org()
-    (got,) = run_js(
-        {
-            "op": "offline_senders",
-            **scene(members, devices),
-            "member_id": OWNER,
-            "device_id": OWNER_DEVICE,
-            "stored": stored,
-            "channel_id": CHANNEL,
-            "questions": questions,
-        }
-    )
+    got = offline_verdicts(members, devices, stored, questions)
     assert got["view"] is False
     assert got["refuses"][1:] == [None, None]
     assert got["refuses"][0] is not None and "after leaving" in got["refuses"][0]
