@@ -67,6 +67,35 @@ export function replace(el, ...children) {
   return el;
 }
 
+/**
+ * Like replace, but a node already in `el` that stays is never taken out of the page: removing
+ * a focused field blurs it, and the keys typed next would go nowhere. Nodes before it that go
+ * are removed, new ones are inserted; a kept node is never moved. Kept nodes keep their order.
+ */
+export function replaceKeeping(el, ...children) {
+  const wanted = [];
+  append({ append: (/** @type {Node} */ node) => wanted.push(node) }, children);
+  let at = el.firstChild;
+  for (const node of wanted) {
+    if (node.parentNode === el) {
+      while (at && at !== node) {
+        const stale = at;
+        at = at.nextSibling;
+        stale.remove();
+      }
+      at = node.nextSibling;
+    } else {
+      el.insertBefore(node, at);
+    }
+  }
+  while (at) {
+    const stale = at;
+    at = at.nextSibling;
+    stale.remove();
+  }
+  return el;
+}
+
 let uid = 0;
 export function newId(prefix = 'id') {
   uid += 1;

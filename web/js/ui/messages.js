@@ -3,7 +3,7 @@
 // channel, whose parts live in ui/channel/.
 import { askPermission, mayAskPermission, notifyHidden } from '../attention.js';
 import { enablePush, pushSupported } from '../push.js';
-import { h, field, replace } from '../dom.js';
+import { h, field, replace, replaceKeeping } from '../dom.js';
 import { formatDate, formatDateTime, formatTime, t } from '../i18n.js';
 import { lastShown, MIN_QUERY, searchMessages } from '../search.js';
 import { channelView } from './channel/channel-view.js';
@@ -242,14 +242,19 @@ export async function renderMessages(app, main, route) {
     });
     return form;
   };
+  // Renders overlap (a live update while the previews are judged): only the latest started
+  // fills the pane, so an older one never puts back what a newer one changed.
+  let renders = 0;
+  let toggled = false; // the form was opened or closed: focus goes to it, or back to its button
   const renderAside = async () => {
+    const ticket = ++renders;
     const newButton = h(
       'button',
-      { type: 'button', class: 'small', 'aria-expanded': creating ? 'true' : 'false', onClick: () => {
+      { type: 'button', class: 'small new-channel-toggle', 'aria-expanded': creating ? 'true' : 'false', onClick: () => {
         creating = !creating;
         if (!creating) form = null;
+        toggled = true;
         renderAside();
-        aside.querySelector(creating ? 'input' : 'button')?.focus();
       } },
       t('channels.new'),
     );
@@ -268,7 +273,9 @@ export async function renderMessages(app, main, route) {
     const directs = directing ? await directList(app).catch((err) => h('p', { class: 'form-status' }, app.errorText(err))) : null;
     const found = search.searching() ? await search.results() : null;
     const previews = found ? null : await channelPreviews(app, previewCache).catch(() => new Map());
-    replace(
+    if (ticket !== renders) return;
+    // The kept forms stay in the page: moving a field out and back would blur it mid-typing.
+    replaceKeeping(
       aside,
       h('div', { class: 'pane-head' }, h(channelId ? 'h2' : 'h1', { id: 'channels-title' }, t('channels.title')), notifyButton(app, renderAside), follower ? leave : app.isGuest() ? null : [newButton, directToggle]),
       search.form, // kept, like the creation form: typing goes on while messages arrive
@@ -276,6 +283,11 @@ export async function renderMessages(app, main, route) {
       creating ? creationForm() : null, // a live update re-renders the list, not the form
       found || channelList(app, channelId, previews || new Map()),
     );
+    if (!toggled) return;
+    toggled = false;
+    /** @type {HTMLElement | null | undefined} */
+    const next = creating ? form?.querySelector('input') : aside.querySelector('.new-channel-toggle');
+    next?.focus();
   };
   const search = searchBox(app, () => renderAside());
   await renderAside();
