@@ -7,6 +7,8 @@ counts: not in the browser (the same one, reloaded), not in the CLI."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,8 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import shoot, watch_console
 from tests.browser.test_partner_end_web import GROUP, group_with_the_firm
-from tests.browser.test_web_app import message, open_channel
-from tests.e2e.conftest import bocage
+from tests.browser.test_web_app import message, open_channel, secretary_in_group, town_hall
+from tests.e2e.conftest import bocage, bocage_fails
 
 QUESTION = "Réunion de chantier ?"
 
@@ -48,3 +50,39 @@ def test_an_ended_partners_member_s_vote_leaves_the_tally_in_the_browser_and_the
         expect(card.locator(".poll-option").nth(1)).to_contain_text("1 vote")
         shoot(page, artifacts, "poll-voters-01-after-the-end")
         assert not problems, problems
+
+
+def roll_back_the_log(data: Path, channel_id: str) -> None:
+    """What a server that rolls a channel's membership log back shows: its last entry gone."""
+    with sqlite3.connect(data / "bocage.sqlite3") as db:
+        [(sk,)] = db.execute(
+            "select sk from items where pk = ? and sk like 'MLOG#%' order by sk desc limit 1",
+            (f"CHAN#{channel_id}",),
+        ).fetchall()
+        db.execute("delete from items where pk = ? and sk = ?", (f"CHAN#{channel_id}", sk))
+
+
+def test_a_tally_on_a_rolled_back_log_says_it_counts_the_last_verified_members(
+    tmp_path: Path, new_context: Callable[..., Any]
+) -> None:
+    """The server rolls the group's membership log back: the CLI refuses to tally (exit 3), the
+    browser still shows the tally on the members it verified last, and says so on the poll."""
+    with town_hall(tmp_path, "Mairie de Plouzané") as (data, _, mayor):
+        problems: list[str] = []
+        secretary, site = secretary_in_group(mayor, new_context, problems, GROUP)
+        poll = bocage("--profile", mayor, "poll", "create", site, QUESTION, "Lundi", "Mardi")["poll_id"]
+        bocage("--profile", mayor, "poll", "vote", site, poll, "1")
+        secretary.reload()
+        open_channel(secretary, GROUP)
+        card = message(secretary, QUESTION)
+        expect(card.locator(".poll-meta")).to_contain_text("1 votant", timeout=30_000)
+        expect(card.locator(".poll-warning")).to_have_count(0)
+
+        roll_back_the_log(data, site)
+        refused = bocage_fails("--profile", mayor, "poll", "results", site, poll, code=3)
+        assert "membership" in json.dumps(refused)
+        secretary.reload()
+        open_channel(secretary, GROUP)
+        expect(card.locator(".poll-warning")).to_contain_text("ne se vérifie pas", timeout=30_000)
+        expect(card.locator(".poll-meta")).to_contain_text("1 votant")
+        expect(secretary.locator('.trust-warning[data-code="membership_rollback"]')).to_have_count(1)

@@ -217,6 +217,7 @@ def bocage_with_stderr(*args: str) -> tuple[dict[str, Any], str]:
     return _run_cli(args, None, 0)
 
 
-def bocage_fails(*args: str) -> dict[str, Any]:
-    """Run the CLI expecting a refusal (exit 1) and return its JSON error document."""
-    return _run_cli(args, None, 1)[0]
+def bocage_fails(*args: str, code: int = 1) -> dict[str, Any]:
+    """Run the CLI expecting a refusal (exit 1; 3 when the trust check refuses) and return its
+    JSON error document."""
+    return _run_cli(args, None, code)[0]

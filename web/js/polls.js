@@ -36,7 +36,7 @@ function validChoices(raw, size, multiple) {
 /**
  * Who may vote in a channel, as a device judges it (section 8): the current `members` (and a
  * tribe's verified followers), and who left or was cut (`departed`: member id -> when, s).
- * @typedef {{members: Set<string>, departed: Record<string, number>}} Electorate
+ * @typedef {{members: Set<string>, departed: Record<string, number>, blocked?: boolean}} Electorate
  */
 
 /**

@@ -556,6 +556,7 @@ export default {
   'poll.show_voters_hint': "Otherwise only the totals show. Either way the server sees no vote; members' devices receive each encrypted vote, and the app does not show the names.",
   'poll.voters_shown': 'named votes',
   'poll.voters_hidden': 'totals only',
+  'poll.unverified_members': 'Counted on the last member list this device verified: the server serves a membership history of this channel that does not verify.',
   // public tribes (docs/protocol.md, 16)
   'public.title': 'Public channel',
   'public.lead': 'Make this channel public: residents follow it by scanning a poster, with no e-mail or phone number. They read, react and vote; they do not write and see no one.',

@@ -556,6 +556,7 @@ export default {
   'poll.show_voters_hint': "Sinon, seuls les totaux s'affichent. Dans les deux cas le serveur ne voit aucun vote ; les appareils des membres reçoivent chaque vote chiffré, c'est l'application qui n'affiche pas les noms.",
   'poll.voters_shown': 'votes nominatifs',
   'poll.voters_hidden': 'totaux seulement',
+  'poll.unverified_members': 'Décompte sur la dernière liste des membres vérifiée par cet appareil : le serveur sert un historique des membres de ce canal qui ne se vérifie pas.',
   // public tribes (docs/protocol.md, 16)
   'public.title': 'Canal public',
   'public.lead': "Rendez ce canal public : les habitants s'y abonnent en scannant une affiche, sans courriel ni numéro. Ils lisent, réagissent et votent ; ils n'écrivent pas et ne voient personne.",

@@ -226,7 +226,9 @@ class ChannelController {
     const { app, m, channelId } = this.ctx;
     const cached = await cachedMessages(app, channelId, this.retention);
     try {
-      this.roster = m.voters(channelId, (await m.roster(channelId)).state); // cut with the ends known now
+      const roster = await m.roster(channelId);
+      // Cut with the ends known now; on a rolled-back or forked log, the kept state, said so (8).
+      this.roster = { ...m.voters(channelId, roster.state), blocked: roster.blocked };
     } catch {
       this.roster = this.roster || m.voters(channelId, undefined, cached); // offline: the kept verified state
     }

@@ -91,7 +91,8 @@ function seenCount(ctx, msg, seen) {
 function pollResult(msg, log) {
   try {
     if (!log.roster) return null;
-    return tally(log.messages, msg.message_id, log.roster.members, Date.now() / 1000, log.roster.departed);
+    const result = tally(log.messages, msg.message_id, log.roster.members, Date.now() / 1000, log.roster.departed);
+    return { ...result, unverified: Boolean(log.roster.blocked) };
   } catch {
     return null;
   }

@@ -6,7 +6,7 @@ import { formatDateTime, t } from '../../i18n.js';
 
 /** @typedef {import('./context.js').ChannelContext} ChannelContext */
 /** @typedef {import('./context.js').StoredMessage} StoredMessage */
-/** @typedef {ReturnType<typeof import('../../polls.js').tally>} PollResult */
+/** @typedef {ReturnType<typeof import('../../polls.js').tally> & {unverified?: boolean}} PollResult `unverified`: counted on the kept state, the log served not verifying */
 /** @typedef {Map<string, number[]>} PendingChoices poll id -> the options ticked, not yet sent */
 
 /**
@@ -35,6 +35,7 @@ export function pollCard(ctx, msg, result, pending) {
   h('p', { class: 'poll-label', id: legendId }, h('span', { class: 'poll-tag' }, t('poll.tag')), ' ', result.question),
   h('div', { class: 'poll-options', role: type === 'radio' ? 'radiogroup' : 'group', 'aria-labelledby': legendId }, options),
   pollMeta(result, sent),
+  result.unverified ? h('p', { class: 'poll-warning', role: 'note' }, t('poll.unverified_members')) : null,
   result.closed ? null : pollActions(ctx, msg, sent));
   return form;
 }
