@@ -17,8 +17,15 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import shoot, watch_console
 from tests.browser.test_partner_end_web import GROUP, group_with_the_firm
-from tests.browser.test_web_app import message, open_channel, secretary_in_group, town_hall
-from tests.e2e.conftest import bocage, bocage_fails
+from tests.browser.test_web_app import (
+    activate,
+    message,
+    open_channel,
+    secretary_in_group,
+    town_hall,
+    wait_for,
+)
+from tests.e2e.conftest import Server, bocage, bocage_fails
 
 QUESTION = "Réunion de chantier ?"
 
@@ -86,3 +93,39 @@ def test_a_tally_on_a_rolled_back_log_says_it_counts_the_last_verified_members(
         expect(card.locator(".poll-warning")).to_contain_text("ne se vérifie pas", timeout=30_000)
         expect(card.locator(".poll-meta")).to_contain_text("1 votant")
         expect(secretary.locator('.trust-warning[data-code="membership_rollback"]')).to_have_count(1)
+
+
+def test_a_member_offline_still_counts_the_followers_votes_it_verified(
+    web_server: Server, new_context: Callable[..., Any], cli: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    """A public tribe's poll: the mayor (CLI) and a follower (CLI) vote; the secretary's browser
+    counts both. Started again with no network, it counts the follower's vote it verified when it
+    opened it (the tribe's followers cannot be asked), not the members alone."""
+    problems: list[str] = []
+    mayor = str(tmp_path / "mayor")
+    cli("--profile", mayor, "activate", web_server.owner_url(), "--name", "Maire Dupuis")
+    created = cli("--profile", mayor, "tribe", "create", "Vie du village", "--public")
+    tribe, join_url = created["channel_id"], created["join_url"]
+    invited = cli("--profile", mayor, "invite", "--name", "Secrétaire")
+    page = new_context("secretary").pages[0]
+    watch_console(page, problems)
+    activate(page, invited["activation_url"], "Secrétaire")
+    cli("--profile", mayor, "channel", "add", tribe, invited["member_id"])
+    citizen = str(tmp_path / "citizen")
+    cli("--profile", citizen, "join", join_url, "--name", "Léa")
+    poll = cli("--profile", mayor, "poll", "create", tribe, QUESTION, "Lundi", "Mardi")["poll_id"]
+    cli("--profile", mayor, "poll", "vote", tribe, poll, "0")
+    cli("--profile", citizen, "poll", "vote", tribe, poll, "1")
+
+    open_channel(page, "Vie du village")
+    card = message(page, QUESTION)
+    expect(card.locator(".poll-meta")).to_contain_text("2 votants", timeout=30_000)
+    wait_for(lambda: page.evaluate("Boolean(navigator.serviceWorker.controller)"), "the worker in control")
+
+    page.context.set_offline(True)
+    page.reload()
+    expect(page.get_by_text("Hors ligne", exact=False).first).to_be_visible()
+    expect(card.locator(".poll-meta")).to_contain_text("2 votants", timeout=30_000)
+    expect(card.locator(".poll-option").nth(1)).to_contain_text("1 vote")
+    page.context.set_offline(False)
+    assert not problems, problems
