@@ -306,7 +306,13 @@ class Partners:
         if root is not None:
             verified = (entry.get("ours"), entry.get("theirs") if theirs_ok else None)
             begun[ticket_key] = max(begun.get(ticket_key, 0), _begun(*verified))
-        ended_at = self._ended(entry, partner, view, ends.get(ticket_key), pinned, begun.get(ticket_key))
+        # Our own invitation, never countersigned, of a partner of which this device keeps nothing.
+        unpinned = entry.get("end") is not None and entry.get("ours") is None
+        unpinned = unpinned and not kept.get("root") and not kept.get("begun")
+        unpinned = unpinned and self._vouched(entry, None, view)
+        ended_at = self._ended(
+            entry, partner, view, ends.get(ticket_key), (pinned, unpinned), begun.get(ticket_key)
+        )
         ended = ended_at is not None
         began = int(entry["ours"]["issued_at"]) if root is not None else None  # verified
         rollback = None if ended else self._rollback(entry, root, view, kept, ends, (began, begun))
@@ -446,7 +452,7 @@ class Partners:
         partner: str,
         view: TrustView,
         kept_at: int | None,
-        root: object,
+        pins: tuple[object, bool],
         begun: int | None,
     ) -> int | None:
         """When the partnership ended in this device's view, or None (22.5, 22.7). An end by
@@ -457,7 +463,10 @@ class Partners:
         dates it only after our statement of this partnership verified here (``begun``, now or
         before) and if it is not older than that: else it is dated when first seen, reported when
         that moves it (a v2 end of an earlier partnership, or an end signed for an invitation
-        before it was accepted)."""
+        before it was accepted). ``pins``: the partner's root we pinned, and whether the entry is
+        our own invitation never countersigned, of a partner this device keeps nothing of: its v3
+        end, dated when first seen, is not reported (that date changes nothing judged here)."""
+        root, unpinned = pins
         end = entry.get("end")
         if end is None:
             return None
@@ -479,16 +488,17 @@ class Partners:
             return None
         if kept_at is not None:
             return kept_at
-        return self._dated(partner, signed_at, begun)
+        return self._dated(partner, signed_at, begun, unpinned and named is not None)
 
-    def _dated(self, partner: str, signed_at: int | None, begun: int | None) -> int:
+    def _dated(self, partner: str, signed_at: int | None, begun: int | None, quiet: bool) -> int:
         """An end first seen now: dated by its signature only if not before the partnership began
-        as verified here (``begun``); otherwise now, reported when that moves it."""
+        as verified here (``begun``); otherwise now, reported when that moves it unless ``quiet``
+        (the end of our pending invitation, on a device that never pinned that partner)."""
         now = self.trust.now()
         if signed_at is not None and (begun is None or signed_at + STATEMENT_CLOCK_SKEW < begun):
             if begun is not None:
                 self._refuse(partner, "its end is dated before the partnership began: dated when first seen")
-            elif signed_at + STATEMENT_CLOCK_SKEW < now:
+            elif signed_at + STATEMENT_CLOCK_SKEW < now and not quiet:
                 self._refuse(partner, f"{UNVERIFIED_BEGIN}: its end is dated when first seen")
             signed_at = None
         return now if signed_at is None else min(now, signed_at)

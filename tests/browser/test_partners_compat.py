@@ -595,27 +595,23 @@ def test_an_end_signed_before_the_partnership_began_is_dated_when_first_seen(tmp
 
 def test_an_end_is_dated_by_its_signature_only_once_our_statement_verified(tmp_path: Path) -> None:
     """22.7: the server leaves our own statement out of the entry, so that nothing dates the
-    partnership's beginning: an old end (the first partnership's v2 end, or an end of this
-    invitation) is dated when first seen, reported; with the beginning kept from an earlier
-    listing, an end signed before it is too. A fresh end of a pending one is quietly dated now."""
+    partnership's beginning: an old end (the first partnership's v2 end) is dated when first
+    seen, reported; with the beginning kept from an earlier listing, an end signed before it is
+    too. A fresh end of a pending one is quietly dated now (an old v3 one too: see below)."""
     second = python_partnership(at=SECOND)
     key = second["ticket"].statement["ticket_key"]
     seen = SECOND + 3600
     unverified = f"partnership with {B_ORG}: this device never verified our statement of this partnership"
-    for n, end in enumerate(
-        (
-            v2_end(OWNER_DEVICE_SIGN, OWNER_DEVICE, ORG, B_ORG, T + 40),
-            issuing.partnership_end(
-                SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, B_ORG, key, SECOND + 30
-            ),
-        )
-    ):
-        e = {**second["a_entry"], "ours": None, "end": end, "status": "ended"}
-        web, python = both_check(tmp_path / f"strip{n}", e, seen)
-        assert web["messages"] == python["messages"] == [f"{unverified}: its end is dated when first seen"]
-        for checked in (web, python):
-            assert (checked["status"], checked["codes"]) == ("ended", ["invalid_partnership"])
-            assert checked["kept"][B_ORG]["ends"] == {key: seen}
+    e = {
+        **second["a_entry"],
+        "ours": None,
+        "end": v2_end(OWNER_DEVICE_SIGN, OWNER_DEVICE, ORG, B_ORG, T + 40),
+    }
+    web, python = both_check(tmp_path / "strip", {**e, "status": "ended"}, seen)
+    assert web["messages"] == python["messages"] == [f"{unverified}: its end is dated when first seen"]
+    for checked in (web, python):
+        assert (checked["status"], checked["codes"]) == ("ended", ["invalid_partnership"])
+        assert checked["kept"][B_ORG]["ends"] == {key: seen}
     kept = a_checks(second["a_entry"], now=SECOND + 60)["kept"]  # seen active: began at SECOND + 20
     stale = {**second["a_entry"], "ours": None, "end": v2_end(B_SIGN, B_DEVICE, B_ORG, ORG, T + 30)}
     web = a_checks(stale, kept=copy.deepcopy(kept), now=seen)
@@ -808,3 +804,41 @@ def test_a_contact_card_reads_the_same_and_a_key_the_server_swapped_is_refused()
     assert ended["code"] == "card_not_partner"
     for text in ("https://app.test/#/partner?org=x", made_by_js.split("&fp=")[0]):
         assert js("partner_card_check", text=text, pinned=pinned, listing=listing)["code"] == "card_invalid"
+
+
+def test_our_pending_invitations_end_seen_late_is_reported_only_where_the_partner_was_pinned(
+    tmp_path: Path,
+) -> None:
+    """22.7: B accepted our invitation, our admin ended it before countersigning (so nothing
+    pinned B's root through it). A device of ours that keeps nothing of B first sees that end an
+    hour later: ended, dated when first seen, and not reported, on both clients. The same entry
+    on a device that pinned B's root in an earlier partnership is reported, as is B's side with
+    B's statement left out (an honest accepter's entry always carries it)."""
+    second = python_partnership(at=SECOND)
+    key = second["ticket"].statement["ticket_key"]
+    seen = SECOND + 3600
+    ours = issuing.partnership_end(SigningKey(OWNER_DEVICE_SIGN), OWNER_DEVICE, ORG, B_ORG, key, SECOND + 30)
+    pending = {**second["a_entry"], "ours": None, "end": ours, "status": "ended"}
+    for checked in both_check(tmp_path / "new", pending, seen):
+        assert (checked["status"], checked["messages"]) == ("ended", [])
+        assert checked["kept"][B_ORG]["ends"] == {key: seen}
+    kept = a_checks(python_partnership()["a_entry"], now=T + 60)["kept"]  # B's root pinned
+    assert kept[B_ORG]["root"] == B_ROOT
+    web = a_checks(pending, kept=copy.deepcopy(kept), now=seen)
+    trust = python_trust(tmp_path / "pinned", PartnersServer(pending), seen)
+    trust.state.partners = copy.deepcopy(kept)
+    [listed] = Partners(trust, SERVER).listing(confirm=False)
+    unverified = f"partnership with {B_ORG}: this device never verified our statement of this partnership"
+    assert (
+        web["messages"]
+        == [w["message"] for w in trust.take_warnings()]
+        == [f"{unverified}: its end is dated when first seen"]
+    )
+    assert web["status"] == listed["status"] == "ended"
+    assert web["kept"][B_ORG]["ends"] == trust.state.partners[B_ORG]["ends"] == {key: seen}
+    first = python_partnership()
+    b_end = issuing.partnership_end(
+        SigningKey(B_SIGN), B_DEVICE, B_ORG, ORG, first["ticket"].statement["ticket_key"], T + 30
+    )
+    stripped = b_checks({**first["b_entry"], "ours": None, "end": b_end, "status": "ended"})
+    assert (stripped["status"], stripped["codes"]) == ("ended", ["invalid_partnership"])

@@ -20,7 +20,7 @@ from chalicelib.domain.organisation import Plan
 from chalicelib.domain.partners import parse_partner
 from chalicelib.domain.statements import public_key_of
 from tests.integration.test_partner_groups import _epoch, _sealed_to, member_of, shared
-from tests.integration.test_partners import Pair, pair, partnered, v2_end
+from tests.integration.test_partners import Pair, listed_ticket_key, pair, partnered, v2_end
 from tests.support import People, SignedApi, sealed_envelope
 
 __all__ = ["pair"]
@@ -370,3 +370,51 @@ def test_an_earlier_v2_end_with_our_statement_left_out_is_dated_when_seen(
     assert list(pair.a.trust.state.partners[pair.b_org]["ends"].values()) == [first_seen]
     shown = by_text(pair.a, cid)["deuxième époque"]
     assert shown["verified"] is True and shown["sender_name"] == "Dessinateur (Cabinet Ardoise)"
+
+
+def test_our_pending_invitations_end_seen_late_is_reported_only_where_the_partner_was_pinned(
+    pair: Pair, api: SignedApi
+) -> None:
+    """A's and B's first partnership ended; B accepts A's second invitation and A's owner ends it
+    before countersigning it (nothing pinned B's root through it). A device of A's that keeps
+    nothing of B first lists it an hour later: ended, dated then, not reported (that date changes
+    nothing it judges). A device of A's that pinned B's root in the first partnership reports it."""
+    partnered(pair)
+    pinned = pair.people.join("Secrétaire")
+    assert pinned.partners.listing(confirm=False)[0]["status"] == "active"
+    pair.a.partners.end(pair.b_org)
+    assert pinned.partners.listing(confirm=False)[0]["status"] == "ended"
+    api.clock.advance(400)
+    pair.b_owner.partners.accept(pair.a.partners.invite()["code"])
+    assert pair.a.partners.end(pair.b_org)["status"] == "ended"
+    key = listed_ticket_key(pair.a, pair.b_org)
+    api.clock.advance(3_600)
+    fresh = pair.people.join("Comptable")
+    [listed] = fresh.partners.listing(confirm=False)
+    assert (listed["status"], codes(fresh)) == ("ended", set())
+    assert fresh.trust.state.partners[pair.b_org]["ends"] == {key: fresh.trust.now()}
+    [listed] = pinned.partners.listing(confirm=False)
+    warnings = pinned.trust.take_warnings()
+    assert listed["status"] == "ended" and [w["code"] for w in warnings] == ["invalid_partnership"]
+    assert "never verified our statement of this partnership" in warnings[0]["message"]
+    assert pinned.trust.state.partners[pair.b_org]["ends"][key] == pinned.trust.now()
+
+
+def test_an_accepted_partnerships_end_with_the_accepters_statement_left_out_is_reported(
+    pair: Pair, container: Any, api: SignedApi
+) -> None:
+    """B's owner ends an active partnership; an hour later the server leaves B's own statement out
+    of the entry, as if it were pending, for a device of B's that keeps nothing of A: the end is
+    still reported (an honest accepter's entry always carries its own statement)."""
+    partnered(pair)
+    pair.b_owner.partners.listing(confirm=False)
+    pair.b_owner.partners.end(pair.a_org)
+    api.clock.advance(3_600)
+    key = record_keys.partnership(pair.a_org, pair.b_org)
+    item = container.store.get(*key)
+    statements = {org: s for org, s in item["statements"].items() if org != pair.b_org}
+    container.store.put({**item, "statements": statements})
+    [listed] = pair.b_member.partners.listing(confirm=False)
+    warnings = pair.b_member.trust.take_warnings()
+    assert listed["status"] == "ended" and [w["code"] for w in warnings] == ["invalid_partnership"]
+    assert "never verified our statement of this partnership" in warnings[0]["message"]

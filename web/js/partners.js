@@ -407,8 +407,10 @@ export async function checkPartner(entry, { view, ownRoot, kept, partnerListing,
   const keptAt = Object.hasOwn(ends, ticketKey) ? ends[ticketKey] : null;
   let endedAt = null;
   if (entry.end != null) {
+    // Our own invitation, never countersigned, of a partner of which this device keeps nothing.
+    const unpinned = entry.ours == null && !before?.root && Object.keys(before?.begun || {}).length === 0 && vouched(entry, view);
     try {
-      endedAt = await endDate(entry, partner, { view, keptAt, root: root ?? before?.root ?? null, begun: begun[ticketKey] ?? null, partnerListing, now, warnings });
+      endedAt = await endDate(entry, partner, { view, keptAt, root: root ?? before?.root ?? null, unpinned, begun: begun[ticketKey] ?? null, partnerListing, now, warnings });
     } catch (err) {
       if (!isRefusal(err)) throw err;
       warnings.push(refused(partner, `end statement ignored: ${err.message}`));
@@ -492,13 +494,14 @@ async function checkTheirs(theirs, partner, ticketKey, root, orgId, ownRoot, par
  * never moves. Its signature dates it only after our statement of this partnership verified
  * here (`begun`, now or before) and if not older than that: else it is dated when first seen,
  * reported when that moves it (a v2 end of an earlier partnership, or an end signed for an
- * invitation before it was accepted).
+ * invitation before it was accepted), except a v3 end of our own invitation never countersigned
+ * (`unpinned`, nothing of that partner kept here): that date changes nothing judged here.
  * @param {Statement} entry the GET /partners entry, with its `end`
  * @param {string} partner
- * @param {{view: TrustView, keptAt: number|null, root: string|null, begun: number|null, partnerListing: (orgId: string) => Promise<Listing>, now: number, warnings: TrustWarning[]}} context
+ * @param {{view: TrustView, keptAt: number|null, root: string|null, unpinned: boolean, begun: number|null, partnerListing: (orgId: string) => Promise<Listing>, now: number, warnings: TrustWarning[]}} context
  * @returns {Promise<number>}
  */
-async function endDate(entry, partner, { view, keptAt, root, begun, partnerListing, now, warnings }) {
+async function endDate(entry, partner, { view, keptAt, root, unpinned, begun, partnerListing, now, warnings }) {
   const shaped = endShape(entry.end);
   const parties = new Set([shaped.org_id, shaped.partner_org_id]);
   if (parties.size !== 2 || !parties.has(partner) || !parties.has(view.orgId)) throw new PartnerRefused('the end statement names another pair');
@@ -510,7 +513,7 @@ async function endDate(entry, partner, { view, keptAt, root, begun, partnerListi
   if (keptAt !== null) return keptAt;
   if (signedAt !== null && (begun === null || signedAt + STATEMENT_CLOCK_SKEW < begun)) {
     if (begun !== null) warnings.push(refused(partner, 'its end is dated before the partnership began: dated when first seen'));
-    else if (signedAt + STATEMENT_CLOCK_SKEW < now) warnings.push(refused(partner, `${UNVERIFIED_BEGIN}: its end is dated when first seen`));
+    else if (signedAt + STATEMENT_CLOCK_SKEW < now && !(unpinned && named !== null)) warnings.push(refused(partner, `${UNVERIFIED_BEGIN}: its end is dated when first seen`));
     signedAt = null;
   }
   return signedAt === null ? now : Math.min(now, signedAt);
