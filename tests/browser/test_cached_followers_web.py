@@ -1,9 +1,9 @@
-"""What the web app keeps (IndexedDB) is judged like what it reads fresh, for followers too
-(docs/protocol.md 14.2 "Kept messages are judged again", 16.3; docs/web.md), in Debian's
-Chromium over `bocage serve`. A follower's kept reaction counts only while the tribe's
+"""What the web app keeps (IndexedDB) is judged like what it reads fresh, for followers and the
+unread count too (docs/protocol.md 14.2 "Kept messages are judged again", 16.3; docs/web.md), in
+Debian's Chromium over `bocage serve`. A follower's kept reaction counts only while the tribe's
 roster still verifies them: once they left, it is refused as a fresh one is, and the roster is
 not asked once per kept record. A record a follower's device cannot place is "not certified",
-as a fresh one, never a forgery."""
+as a fresh one, never a forgery. A message refused on arrival is no unread message."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from playwright.sync_api import Page, expect
 
 from bocage.client.profile import Profile
 from tests.browser.conftest import shoot, watch_console
-from tests.browser.test_cached_senders_web import KEPT, OLD_RECORD, back_to
+from tests.browser.test_cached_senders_web import KEPT, OLD_RECORD, back_to, clock_ahead
+from tests.browser.test_not_a_member_web import GROUP, eve_in_town, let_in
 from tests.browser.test_partner_tribe_followers_web import requests
 from tests.browser.test_web_app import activate, message, open_channel, town_hall, wait_for
 from tests.e2e.conftest import bocage
@@ -138,4 +139,65 @@ def test_a_kept_record_a_follower_cannot_place_is_not_certified_as_a_fresh_one(
         [kept] = [r for r in records(lea, tribe)["records"] if r["error"]]
         assert (kept["error"], kept["member"]) == ("uncertified_device", None), kept
         shoot(lea, artifacts, "cached-followers-02-unplaced")
+        assert not problems, problems
+
+
+def unread_badge(page: Page, name: str) -> Any:
+    return page.get_by_role("link", name=re.compile(re.escape(name))).locator(".badge.count")
+
+
+def channel_list(page: Page) -> None:
+    """The channel list alone (its title the page's heading): no channel open reads on arrival."""
+    page.goto(page.url.split("#")[0] + "#/")
+    expect(page.get_by_role("heading", level=1, name="Canaux")).to_be_visible()
+
+
+def test_a_refused_message_is_no_unread_message(
+    tmp_path: Path, new_context: Callable[..., Any], artifacts: Path
+) -> None:
+    with town_hall(tmp_path, "Mairie de Paimpol") as (data, town, mayor):
+        problems: list[str] = []
+        secretary, site, eve, eve_id = eve_in_town(tmp_path, mayor, new_context, problems, in_group=False)
+        channel_list(secretary)
+        expect(unread_badge(secretary, GROUP)).to_have_count(0)
+
+        let_in(data, site, town["org_id"], eve_id)  # a complicit server: no signed entry
+        bocage("--profile", eve, "send", site, "Séance annulée")
+        wait_for(
+            lambda: any(r["error"] == "not_a_member" for r in records(secretary, site)["records"]),
+            "Eve's message received and refused",
+        )
+        expect(unread_badge(secretary, GROUP)).to_have_count(0)
+        assert not secretary.title().startswith("(")
+
+        bocage("--profile", mayor, "send", site, "La séance est maintenue")
+        expect(unread_badge(secretary, GROUP)).to_have_text(re.compile(r"^1\b"), timeout=30_000)
+        assert secretary.title().startswith("(1) "), secretary.title()
+        shoot(secretary, artifacts, "cached-followers-03-unread")
+        open_channel(secretary, GROUP)
+        expect(message(secretary, "La séance est maintenue")).to_be_visible(timeout=30_000)
+        assert not problems, problems
+
+
+def test_a_kept_unread_message_refused_since_is_no_unread_message(
+    tmp_path: Path, new_context: Callable[..., Any], artifacts: Path
+) -> None:
+    with town_hall(tmp_path, "Mairie de Tréguier") as (_data, _town, mayor):
+        problems: list[str] = []
+        secretary, site, eve, eve_id = eve_in_town(tmp_path, mayor, new_context, problems, in_group=True)
+        channel_list(secretary)
+        clock_ahead(eve).send_text(site, "Rendez-vous demain")  # dated 10 minutes ahead
+        expect(unread_badge(secretary, GROUP)).to_have_text(re.compile(r"^1\b"), timeout=30_000)
+        wait_for(
+            lambda: any(r["verified"] for r in records(secretary, site)["records"] if r["member"] == eve_id),
+            "kept",
+        )
+        secretary.goto("about:blank")  # away: the revocation is not heard live
+
+        bocage("--profile", mayor, "revoke", Profile(eve).keys().device_id)
+        secretary.go_back()  # the app again: the kept message, signed after the revocation, is refused
+        expect(secretary.get_by_role("heading", level=1, name="Canaux")).to_be_visible()
+        expect(unread_badge(secretary, GROUP)).to_have_count(0, timeout=30_000)
+        assert not secretary.title().startswith("("), secretary.title()
+        shoot(secretary, artifacts, "cached-followers-04-unread-revoked")
         assert not problems, problems

@@ -44,6 +44,7 @@ import {
 } from './wire.js';
 import { FOLLOWER_CERT, fingerprint, newTicket, statementHash, withFragment } from './certs.js';
 import { SENDER_UNCHECKED, TrustKeeper } from './trust.js';
+import { isNews } from './attention.js';
 
 const KEYS_PER_CALL = 200; // at ~400 bytes each, 500 sealed keys are over the 128 KiB body limit
 const READ_LIMIT = 200;
@@ -195,7 +196,9 @@ export class Messenger extends EventTarget {
 
   /**
    * The server counts every envelope past this device's cursor, reactions and votes too. When
-   * the cache holds that whole range, count only what a person reads: others' messages and polls.
+   * the cache holds that whole range, count only what a person reads: others' messages and polls
+   * news to them (isNews), their senders judged again as the channel would show them
+   * (judgeCached): a refused one (14.2, 15) is no unread message.
    */
   async refineUnread(channelId) {
     const c = this.channels.get(channelId);
@@ -208,7 +211,8 @@ export class Messenger extends EventTarget {
     }
     const inRange = (await this.store.messages(channelId)).filter((m) => m.seq > from && m.seq <= to);
     if (inRange.length < to - from) return; // a gap: keep the server's count
-    c.unread = inRange.filter((m) => READABLE_KINDS.has(m.kind) && m.sender_member !== this.memberId && !m.deleted).length;
+    const others = inRange.filter((m) => READABLE_KINDS.has(m.kind) && m.sender_device !== this.deviceId && m.sender_member !== this.memberId && !m.deleted);
+    c.unread = (await this.judgeCached(others)).filter(isNews).length;
   }
 
   channel(channelId) {
