@@ -49,8 +49,8 @@ def back_to(page: Page, url: str, group: str) -> None:
     open_channel(page, group)
 
 
-#: What the device keeps of a channel: its read cursor, its opened messages' texts by seq and the
-#: texts of refused ones kept aside.
+#: What the device keeps of a channel: its read cursor, its opened messages' texts by seq, the
+#: texts of refused ones kept aside, and every record's kind, verdict and certified member.
 KEPT = """async (channelId) => {
   const db = await new Promise((resolve, reject) => {
     const request = indexedDB.open('bocage');
@@ -68,6 +68,10 @@ KEPT = """async (channelId) => {
     cursor,
     opened: messages.filter((m) => m.verified).map((m) => [m.seq, m.content.text]),
     held: messages.filter((m) => m.held).map((m) => m.held.text),
+    records: messages.map((m) => ({
+      seq: m.seq, kind: m.kind, verified: Boolean(m.verified), error: m.error || null,
+      member: m.sender_member, text: m.content?.text ?? null,
+    })),
   };
 }"""
 
@@ -126,8 +130,9 @@ def kept_aside(page: Page, channel_id: str) -> list[str]:
 
 
 #: A cached record as the app wrote it before 14.2's check: opened, `verified`, its content in
-#: clear; here made from the secretary's own kept message, said to come from Eve's device.
-OLD_RECORD = """async ([channelId, memberId, deviceId]) => {
+#: clear (``text``); made from a kept message (the one saying ``source``), said to come from
+#: another member's device.
+OLD_RECORD = """async ([channelId, memberId, deviceId, source, text]) => {
   const db = await new Promise((resolve, reject) => {
     const request = indexedDB.open('bocage');
     request.onsuccess = () => resolve(request.result);
@@ -139,11 +144,11 @@ OLD_RECORD = """async ([channelId, memberId, deviceId]) => {
     const request = read.objectStore('messages').getAll();
     request.onsuccess = () => resolve(request.result.filter((m) => m.channel_id === channelId));
   });
-  const mine = all.find((m) => m.verified && m.content?.text === 'Ordre du jour');
+  const mine = all.find((m) => m.verified && m.content?.text === source);
   const seq = Math.max(...all.map((m) => m.seq)) + 1;
   const record = {
     ...mine, seq, message_id: `m_old${seq}`, sender_member: memberId, sender_device: deviceId,
-    sent_at_ms: mine.sent_at_ms + 1000, content: { type: 'text', text: 'Séance annulée' },
+    sent_at_ms: mine.sent_at_ms + 1000, content: { type: 'text', text },
   };
   const tx = db.transaction('messages', 'readwrite');
   tx.objectStore('messages').put(record);
@@ -161,7 +166,8 @@ def test_a_record_kept_in_the_old_shape_is_judged_not_trusted(
         secretary, site, eve, eve_id = eve_in_town(tmp_path, mayor, new_context, problems, in_group=False)
         app = secretary.url
         kept_and_read(secretary, GROUP, site, "Ordre du jour")
-        fields = secretary.evaluate(OLD_RECORD, [site, eve_id, Profile(eve).keys().device_id])
+        eve_device = Profile(eve).keys().device_id
+        fields = secretary.evaluate(OLD_RECORD, [site, eve_id, eve_device, "Ordre du jour", "Séance annulée"])
         assert "held" not in fields.split(","), fields  # the shape before this version's
 
         # An offline start: the organisation's listing is not verified, the kept log judges.

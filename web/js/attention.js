@@ -6,6 +6,16 @@
 // the service worker's notificationclick already opens the channel for both.
 import { t } from './i18n.js';
 
+/**
+ * Whether a message (opened now, or kept and judged again) is news to its reader: opened, or
+ * waiting for its sender's key (a retry may open it); one whose sender is refused (14.2, 15) or
+ * that did not verify never is, neither as an unread message nor as a notification.
+ * @param {{verified?: boolean, error?: string|null}} m
+ */
+export function isNews(m) {
+  return Boolean(m.verified) || m.error === 'no_key';
+}
+
 /** Unread messages over every channel the messenger holds. */
 export function unreadTotal(messenger) {
   return messenger ? [...messenger.channels.values()].reduce((n, c) => n + (c.unread || 0), 0) : 0;

@@ -44,6 +44,7 @@ import {
 } from './wire.js';
 import { FOLLOWER_CERT, fingerprint, newTicket, statementHash, withFragment } from './certs.js';
 import { SENDER_UNCHECKED, TrustKeeper } from './trust.js';
+import { isNews } from './attention.js';
 
 const KEYS_PER_CALL = 200; // at ~400 bytes each, 500 sealed keys are over the 128 KiB body limit
 const READ_LIMIT = 200;
@@ -195,7 +196,9 @@ export class Messenger extends EventTarget {
 
   /**
    * The server counts every envelope past this device's cursor, reactions and votes too. When
-   * the cache holds that whole range, count only what a person reads: others' messages and polls.
+   * the cache holds that whole range, count only what a person reads: others' messages and polls
+   * news to them (isNews), their senders judged again as the channel would show them
+   * (judgeCached): a refused one (14.2, 15) is no unread message.
    */
   async refineUnread(channelId) {
     const c = this.channels.get(channelId);
@@ -208,7 +211,8 @@ export class Messenger extends EventTarget {
     }
     const inRange = (await this.store.messages(channelId)).filter((m) => m.seq > from && m.seq <= to);
     if (inRange.length < to - from) return; // a gap: keep the server's count
-    c.unread = inRange.filter((m) => READABLE_KINDS.has(m.kind) && m.sender_member !== this.memberId && !m.deleted).length;
+    const others = inRange.filter((m) => READABLE_KINDS.has(m.kind) && m.sender_device !== this.deviceId && m.sender_member !== this.memberId && !m.deleted);
+    c.unread = (await this.judgeCached(others)).filter(isNews).length;
   }
 
   channel(channelId) {
@@ -605,17 +609,20 @@ export class Messenger extends EventTarget {
   }
 
   /**
-   * A follower verified in this tribe (16.3): their certified keys, or null. An unknown one asks
-   * the roster again at most every FOLLOWER_ROSTER_MS per channel, not per message.
+   * A follower verified in this tribe (16.3): their certified keys, or null (undefined: the
+   * tribe's roster never verified here, say offline). An unknown one asks the roster again at
+   * most every FOLLOWER_ROSTER_MS per channel, not per message; never without `ask` (a cached
+   * record shown again: the roster as kept judges).
    */
-  async tribeFollower(channelId, deviceId) {
+  async tribeFollower(channelId, deviceId, ask = true) {
     if (this.isFollower() || this.channel(channelId)?.kind !== 'tribe') return null; // followers do not read each other
     const asked = this.followerRosterAt.get(channelId) ?? -Infinity;
-    if (!this.tribeFollowers.get(channelId)?.has(deviceId) && Date.now() - asked >= FOLLOWER_ROSTER_MS) {
+    if (ask && !this.tribeFollowers.get(channelId)?.has(deviceId) && Date.now() - asked >= FOLLOWER_ROSTER_MS) {
       this.followerRosterAt.set(channelId, Date.now());
       await this.roster(channelId, { fresh: true }).catch(() => null);
     }
-    return this.tribeFollowers.get(channelId)?.get(deviceId) || null;
+    const verified = this.tribeFollowers.get(channelId);
+    return verified ? verified.get(deviceId) || null : undefined;
   }
 
   /** The name a member's certificate carries (the server's listing only for the uncertified). */
@@ -1098,17 +1105,9 @@ export class Messenger extends EventTarget {
       verified: false,
     };
     if (message.deleted) return { ...shown, deleted: true };
-    // A follower's own device is in no member listing: its own messages verify with its own key.
-    const mine = this.isFollower() && sender === this.deviceId ? { member_id: this.memberId, sign_public_key: b64e(this.device.signPublicKey) } : null;
-    // A follower's reaction or vote: their certificate, checked against this tribe's ticket.
-    const follower = !mine && message.sender_member?.startsWith('f_') ? await this.tribeFollower(channelId, sender) : null;
-    const author = mine || follower || (await this.certifiedSender(message, channelId));
-    if (!author?.sign_public_key) return { ...shown, sender_member: null, error: author && 'uncertified' in author && author.uncertified ? 'uncertified_device' : 'forged_sender', raw: message };
-    // 16.3: a follower reacts and votes, nothing more (a post, an edit or a deletion in a
-    // follower's name is not applied, whoever stored it).
-    if (author.member_id?.startsWith('f_') && !FOLLOWER_KINDS.has(message.kind)) {
-      return { ...shown, sender_member: author.member_id, error: 'forged_sender', raw: message };
-    }
+    const signed = await this.signer(message);
+    if ('refused' in signed) return { ...shown, sender_member: signed.memberId, ...signed.refused, raw: message };
+    const { author, member } = signed;
     shown.sender_member = author.member_id; // the device certificate's member, never the server's stamp
     // The signature first, once (the envelope it returns is the one decrypted): a server's
     // rewrite (of sent_at, say) is no member's doing.
@@ -1120,7 +1119,7 @@ export class Messenger extends EventTarget {
     }
     // 14.2: a certified device of someone not in the channel sends nothing here (a follower is
     // checked against the tribe's ticket instead, 16.3), whatever the server let through.
-    if (!mine && !follower) {
+    if (member) {
       const refused = await this.senderRefusal(channelId, author.member_id, sender, message.sent_at, message.kind);
       // Kept with the message: re-judged after the next membership refresh (retryUnreadable).
       if (refused) return { ...shown, ...refused, raw: message };
@@ -1131,6 +1130,31 @@ export class Messenger extends EventTarget {
     } catch (err) {
       return { ...shown, ...openError(err, message) };
     }
+  }
+
+  /**
+   * Who signed a message, fresh or cached (15, 16.3): this follower's own device (in no member
+   * listing), a follower verified in this tribe (their certificate against its ticket; a
+   * reaction or a vote only) or a certified device, whose member 14.2 judges next (`member`).
+   * Otherwise `refused`, with the member it is shown as. The server's stamp only says where to
+   * look first: a follower's, or none (a refused record keeps none), asks the tribe's followers
+   * (its roster at most every FOLLOWER_ROSTER_MS, and only if `ask`); `followersUnknown` when
+   * this tribe's roster was never verified here (a cached verdict then stands).
+   * @returns {Promise<{author: {member_id: string, sign_public_key: string}, member: boolean} | {refused: {error: string}, memberId: string|null, followersUnknown?: boolean}>}
+   */
+  async signer(message, { ask = true } = {}) {
+    const { channel_id: channelId, sender_device: sender, sender_member: stamp } = message;
+    const mine = this.isFollower() && sender === this.deviceId ? { member_id: this.memberId, sign_public_key: b64e(this.device.signPublicKey) } : null;
+    const follower = !mine && (!stamp || stamp.startsWith('f_')) ? await this.tribeFollower(channelId, sender, ask) : null;
+    const author = mine || follower || (await this.certifiedSender(message, channelId));
+    if (!author?.sign_public_key) {
+      const error = author && 'uncertified' in author && author.uncertified ? 'uncertified_device' : 'forged_sender';
+      return { refused: { error }, memberId: null, followersUnknown: follower === undefined };
+    }
+    // 16.3: a follower reacts and votes, nothing more (a post, an edit or a deletion in a
+    // follower's name is not applied, whoever stored it).
+    if (author.member_id?.startsWith('f_') && !FOLLOWER_KINDS.has(message.kind)) return { refused: { error: 'forged_sender' }, memberId: author.member_id };
+    return { author, member: !mine && !follower };
   }
 
   /**
@@ -1151,8 +1175,9 @@ export class Messenger extends EventTarget {
    * or before this device saw a removal, a partnership's end or a revocation, is judged again
    * here, without verifying or decrypting again. A refused one keeps its content aside (`held`,
    * never shown) for a later verdict; a verdict that changed is written back. `ask`: a refusal
-   * may ask the log again (a retry); the open channel, its previews and search judge on what is
-   * kept (the roster keeps an open channel's log fresh).
+   * may ask the log, or a tribe's roster for a follower, again (a retry); the open channel, its
+   * previews and search judge on what is kept (the roster keeps an open channel's log and
+   * followers fresh).
    * @param {any[]} messages cached records, of any channels
    */
   async judgeCached(messages, { ask = false } = {}) {
@@ -1170,31 +1195,30 @@ export class Messenger extends EventTarget {
    * One cached record judged again (judgeCached): itself when the verdict stands. Without a
    * kept log (the channel's roster brings it) there is nothing to judge with. Until the
    * organisation's listing is verified here (an offline start), the kept log alone judges, and
-   * only to refuse (a stored refusal was reached knowing more).
+   * only to refuse (a stored refusal was reached knowing more). Its signer is found as for a
+   * fresh message (signer: a follower against the tribe's ticket, 16.3), its verdict the same.
    */
   async judgedAgain(m, ask) {
     const content = m.verified ? m.content : m.held;
-    // A follower's reaction or vote is checked against the tribe's ticket (16.3), not the log.
-    const follower = m.sender_member?.startsWith('f_') || (this.isFollower() && m.sender_device === this.deviceId);
-    if (m.deleted || content === undefined || follower) return m;
+    if (m.deleted || content === undefined) return m;
     // What needs neither a log nor the listing (13.7: signed after a revocation or removal this
     // device kept) refuses whatever else cannot be judged now.
     const kept = this.trust.keptEnded(m.sent_at_ms, m.sender_device, m.sender_member);
     const unjudged = () => (kept ? this.judgedAs(m, content, m.sender_member, { error: 'not_a_member', detail: kept }) : m);
     if (!this.trust.kept.logs[m.channel_id]) return unjudged();
-    const view = this.trust.view;
-    let memberId = m.sender_member;
-    let refused = null;
-    if (view) {
-      // A device this view does not know: the listing asked again, as for a fresh message; when
-      // it cannot be, the record waits for the next read rather than be called forged.
-      const known = view.device(m.sender_device) || (await this.deviceInfo(m.sender_device).catch(() => undefined));
-      if (known === undefined) return unjudged();
-      memberId = this.trust.sender({ sender_device: m.sender_device, sender_member: null })?.member_id ?? null;
-      if (!memberId) refused = { error: 'forged_sender' };
+    if (!this.trust.view) {
+      // A follower's reaction or vote needs the tribe's roster verified (16.3): it waits.
+      if (!m.sender_member || m.sender_member.startsWith('f_')) return unjudged();
+      const refused = await this.senderRefusal(m.channel_id, m.sender_member, m.sender_device, m.sent_at_ms, m.kind, ask);
+      return refused ? this.judgedAs(m, content, m.sender_member, refused) : m;
     }
-    refused ||= memberId ? await this.senderRefusal(m.channel_id, memberId, m.sender_device, m.sent_at_ms, m.kind, ask) : null;
-    if (!refused && !view) return m;
+    // A device the listing (or a tribe's roster, for a follower) cannot be asked about now: the
+    // record waits for the next read rather than be called forged.
+    const signed = await this.signer(m, { ask }).catch(() => undefined);
+    if (signed === undefined || ('refused' in signed && signed.followersUnknown)) return unjudged();
+    if ('refused' in signed) return this.judgedAs(m, content, signed.memberId, signed.refused);
+    const memberId = signed.author.member_id;
+    const refused = signed.member ? await this.senderRefusal(m.channel_id, memberId, m.sender_device, m.sent_at_ms, m.kind, ask) : null;
     return this.judgedAs(m, content, memberId, refused);
   }
 

@@ -1,7 +1,7 @@
 // @ts-check
 // The messaging page: the list of channels (and the form that creates one) beside the open
 // channel, whose parts live in ui/channel/.
-import { askPermission, mayAskPermission, notifyHidden } from '../attention.js';
+import { askPermission, isNews, mayAskPermission, notifyHidden } from '../attention.js';
 import { enablePush, pushSupported } from '../push.js';
 import { h, field, replace, replaceKeeping } from '../dom.js';
 import { formatDate, formatDateTime, formatTime, t } from '../i18n.js';
@@ -20,7 +20,7 @@ const SEARCH_DELAY_MS = 200;
 /** Global reactions to messenger events (whatever view is shown): announce other channels. */
 export function messagesEvent(app, type, detail) {
   if (type !== 'message' || !detail || detail.sender_device === app.messenger?.deviceId) return;
-  if (!SHOWN_KINDS.has(detail.kind)) return;
+  if (!SHOWN_KINDS.has(detail.kind) || !isNews(detail)) return;
   const open = app.route.name === 'channel' && app.route.params.channelId === detail.channel_id;
   const channel = app.messenger.channel(detail.channel_id);
   if (!channel) return;
