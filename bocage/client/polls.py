@@ -85,9 +85,11 @@ def tally(
         members = members | {m for m, left in (departed or {}).items() if left > closed_at}
     latest = _latest_votes(messages, poll, members, closed_seq)
     counts = [0] * len(options)
-    for vote in latest.values():
+    follower_counts = [0] * len(options)
+    for voter, vote in latest.items():
         for choice in vote["choices"]:
             counts[choice] += 1
+            follower_counts[choice] += is_follower_id(voter)
     show_voters = content.get("show_voters") is True
 
     def who_chose(i: int) -> dict[str, list[str]]:
@@ -101,9 +103,11 @@ def tally(
         ],
         "show_voters": show_voters,
         "counts": counts,
+        # A public tribe's followers vote too (one device each): per option and in all, the part
+        # of the counts that is theirs, so members' and followers' votes show apart.
+        "follower_counts": follower_counts,
         "voters": len(latest),
         "voter_ids": sorted(latest),
-        # A public tribe's followers vote too (one device each): counted apart from members.
         "follower_voters": sum(1 for voter in latest if is_follower_id(voter)),
         "multiple": bool(content.get("multiple")),
         "closes_at": closes_at,

@@ -164,6 +164,17 @@ def test_a_tribe_made_public_in_the_browser_reaches_its_followers(
     assert not problems, problems
 
 
+def vote_no_in_the_browser(page: Page) -> None:
+    """The follower votes "Non"; her card shows totals only: her tally counts no other follower
+    (their votes are sealed to members only), so a members/followers split would mislead."""
+    page.get_by_label("Non").check()
+    page.get_by_role("button", name="Voter").click()
+    expect(page.get_by_role("button", name="Changer mon vote")).to_be_visible()
+    card = message(page, "Un sapin sur la place ?")
+    expect(card.locator(".poll-meta")).to_contain_text("1 votant · ouvert")
+    expect(card.locator(".poll-option").nth(1)).to_contain_text("1 vote · 100 %")
+
+
 def test_a_citizen_follows_a_public_tribe_in_the_browser_reads_votes_and_leaves(
     web_server: Server, new_context: Callable[..., Any], cli: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:
@@ -192,9 +203,7 @@ def test_a_citizen_follows_a_public_tribe_in_the_browser_reads_votes_and_leaves(
     cli("--profile", owner, "send", tribe, POST)
     poll = cli("--profile", owner, "poll", "create", tribe, "Un sapin sur la place ?", "Oui", "Non")
     expect(message(page, POST)).to_be_visible()  # sealed to her device by the mayor's CLI, opened here
-    page.get_by_label("Non").check()
-    page.get_by_role("button", name="Voter").click()
-    expect(page.get_by_role("button", name="Changer mon vote")).to_be_visible()
+    vote_no_in_the_browser(page)
 
     def results() -> dict[str, Any]:
         found: dict[str, Any] = cli("--profile", owner, "poll", "results", tribe, poll["poll_id"])

@@ -98,9 +98,10 @@ def test_a_tally_on_a_rolled_back_log_says_it_counts_the_last_verified_members(
 def test_a_member_offline_still_counts_the_followers_votes_it_verified(
     web_server: Server, new_context: Callable[..., Any], cli: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:
-    """A public tribe's poll: the mayor (CLI) and a follower (CLI) vote; the secretary's browser
-    counts both. Started again with no network, it counts the follower's vote it verified when it
-    opened it (the tribe's followers cannot be asked), not the members alone."""
+    """A public tribe's poll: the mayor (CLI) and a follower (CLI, changing her vote) vote; the
+    secretary's browser counts both, the member's and the follower's apart, hers once, as last
+    cast. Started again with no network, it counts the follower's vote it verified when it opened
+    it (the tribe's followers cannot be asked), not the members alone."""
     problems: list[str] = []
     mayor = str(tmp_path / "mayor")
     cli("--profile", mayor, "activate", web_server.owner_url(), "--name", "Maire Dupuis")
@@ -115,17 +116,22 @@ def test_a_member_offline_still_counts_the_followers_votes_it_verified(
     cli("--profile", citizen, "join", join_url, "--name", "Léa")
     poll = cli("--profile", mayor, "poll", "create", tribe, QUESTION, "Lundi", "Mardi")["poll_id"]
     cli("--profile", mayor, "poll", "vote", tribe, poll, "0")
-    cli("--profile", citizen, "poll", "vote", tribe, poll, "1")
+    cli("--profile", citizen, "poll", "vote", tribe, poll, "0")
+    cli("--profile", citizen, "poll", "vote", tribe, poll, "1")  # changed her mind: her last vote counts
 
     open_channel(page, "Vie du village")
     card = message(page, QUESTION)
-    expect(card.locator(".poll-meta")).to_contain_text("2 votants", timeout=30_000)
+    # Members' and followers' votes apart (section 16.3): in all, and per option.
+    meta = "2 votants : 1 membre, 1 abonné · un vote par membre, un par appareil d'abonné"
+    expect(card.locator(".poll-meta")).to_contain_text(meta, timeout=30_000)
+    expect(card.locator(".poll-option").nth(0)).to_contain_text("1 vote · 1 membre, 0 abonné · 50 %")
+    expect(card.locator(".poll-option").nth(1)).to_contain_text("1 vote · 0 membre, 1 abonné · 50 %")
     wait_for(lambda: page.evaluate("Boolean(navigator.serviceWorker.controller)"), "the worker in control")
 
     page.context.set_offline(True)
     page.reload()
     expect(page.get_by_text("Hors ligne", exact=False).first).to_be_visible()
-    expect(card.locator(".poll-meta")).to_contain_text("2 votants", timeout=30_000)
-    expect(card.locator(".poll-option").nth(1)).to_contain_text("1 vote")
+    expect(card.locator(".poll-meta")).to_contain_text(meta, timeout=30_000)
+    expect(card.locator(".poll-option").nth(1)).to_contain_text("1 vote · 0 membre, 1 abonné")
     page.context.set_offline(False)
     assert not problems, problems

@@ -674,14 +674,28 @@ def test_poll_tally_and_validation_match_python() -> None:
         expected = tally(messages[:cut], poll_id, set(members), now=5_000)
         assert js("tally", messages=messages[:cut], poll_id=poll_id, members=members, now=5_000) == expected
     assert tally(messages, poll_id, set(members), now=5_000)["counts"] == [0, 1, 1]
-    # A public tribe's follower votes too, counted apart (section 16), the same on both clients.
-    follower = "f_" + "a" * 16
+    # A public tribe's followers vote too, counted apart per option (section 16), the same on both
+    # clients; a follower who changes their vote (one device, so one vote) counts once, as last cast.
+    follower, other = "f_" + "a" * 16, "f_" + "b" * 16
     vote = {"type": "vote", "poll_id": poll_id, "choices": [1]}
-    with_follower = [*messages[:9], msg(13, "vote", follower, vote)]
-    expected = tally(with_follower, poll_id, {*members, follower}, now=5_000)
-    assert (expected["follower_voters"], expected["voters"]) == (1, 3)
+    with_follower = [
+        *messages[:9],
+        msg(13, "vote", follower, {**vote, "choices": [0]}),
+        msg(14, "vote", other, vote),
+        msg(15, "vote", follower, vote),
+    ]
+    expected = tally(with_follower, poll_id, {*members, follower, other}, now=5_000)
+    assert (expected["follower_voters"], expected["voters"]) == (2, 4)
+    assert (expected["counts"], expected["follower_counts"]) == ([0, 3, 1], [0, 2, 0])
     assert (
-        js("tally", messages=with_follower, poll_id=poll_id, members=[*members, follower], now=5_000)
+        js("tally", messages=with_follower, poll_id=poll_id, members=[*members, follower, other], now=5_000)
+        == expected
+    )
+    with_follower = with_follower[:-1]  # before the follower changed their mind
+    expected = tally(with_follower, poll_id, {*members, follower, other}, now=5_000)
+    assert (expected["counts"], expected["follower_counts"]) == ([1, 2, 1], [1, 1, 0])
+    assert (
+        js("tally", messages=with_follower, poll_id=poll_id, members=[*members, follower, other], now=5_000)
         == expected
     )
     assert all("voter_ids" not in o for o in tally(messages, poll_id, set(members), now=5_000)["options"])

@@ -41,6 +41,11 @@ def test_a_town_hall_publishes_a_tribe_and_an_inhabitant_follows_it(server: Serv
     bocage("--profile", lea, "poll", "vote", tribe, poll["poll_id"], "0")
     results = bocage("--profile", owner, "poll", "results", tribe, poll["poll_id"])
     assert results["counts"] == [1, 0] and results["follower_voters"] == 1
+    # She changes her mind, the mayor votes: hers counts once, as last cast, apart from his.
+    bocage("--profile", lea, "poll", "vote", tribe, poll["poll_id"], "1")
+    bocage("--profile", owner, "poll", "vote", tribe, poll["poll_id"], "1")
+    results = bocage("--profile", owner, "poll", "results", tribe, poll["poll_id"])
+    assert (results["counts"], results["follower_counts"], results["voters"]) == ([0, 2], [0, 1], 2)
 
     assert bocage_fails("--profile", lea, "send", tribe, "moi aussi")["status"] == 403
     assert [m["display_name"] for m in bocage("--profile", lea, "members")["members"]] == ["Maire"]

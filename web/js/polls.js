@@ -76,7 +76,13 @@ export function tally(messages, pollId, members, now = Date.now() / 1000, depart
     if (!seen || seen.seq < m.seq) latest.set(m.sender_member, { seq: m.seq, choices });
   }
   const counts = options.map(() => 0);
-  for (const vote of latest.values()) for (const c of vote.choices) counts[c] += 1;
+  const followerCounts = options.map(() => 0);
+  for (const [voter, vote] of latest) {
+    for (const c of vote.choices) {
+      counts[c] += 1;
+      if (isFollowerId(voter)) followerCounts[c] += 1;
+    }
+  }
   const showVoters = content.show_voters === true;
   /** @param {number} index */
   const chose = (index) => [...latest].filter(([, v]) => v.choices.includes(index)).map(([member]) => member).sort();
@@ -86,9 +92,11 @@ export function tally(messages, pollId, members, now = Date.now() / 1000, depart
     options: options.map((option, index) => ({ index, option, votes: counts[index], ...(showVoters ? { voter_ids: chose(index) } : {}) })),
     show_voters: showVoters,
     counts,
+    // A public tribe's followers vote too (one device each): per option and in all, the part of
+    // the counts that is theirs, so members' and followers' votes show apart.
+    follower_counts: followerCounts,
     voters: latest.size,
     voter_ids: [...latest.keys()].sort(),
-    // A public tribe's followers vote too (one device each): counted apart from members.
     follower_voters: [...latest.keys()].filter(isFollowerId).length,
     votes_by: Object.fromEntries([...latest].map(([member, v]) => [member, v.choices])),
     multiple: Boolean(content.multiple),

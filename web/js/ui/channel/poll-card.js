@@ -34,7 +34,7 @@ export function pollCard(ctx, msg, result, pending) {
   },
   h('p', { class: 'poll-label', id: legendId }, h('span', { class: 'poll-tag' }, t('poll.tag')), ' ', result.question),
   h('div', { class: 'poll-options', role: type === 'radio' ? 'radiogroup' : 'group', 'aria-labelledby': legendId }, options),
-  pollMeta(result, sent),
+  pollMeta(ctx, result, sent),
   result.unverified ? h('p', { class: 'poll-warning', role: 'note' }, t('poll.unverified_members')) : null,
   result.closed ? null : pollActions(ctx, msg, sent));
   return form;
@@ -89,20 +89,47 @@ function pollOption(ctx, result, o, { name, type, sent, chosen, onPick }) {
       }),
       h('label', { for: inputId }, o.option)),
     h('span', { class: 'poll-bar', 'aria-hidden': 'true' }, fill),
-    h('span', { class: 'poll-count' }, t('poll.votes', { count: o.votes }), total ? ` · ${percent} %` : ''),
+    h('span', { class: 'poll-count' },
+      t('poll.votes', { count: o.votes }),
+      split(ctx, result) ? ` · ${apart(o.votes, result.follower_counts[o.index])}` : '',
+      total ? ` · ${percent} %` : ''),
     o.voter_ids?.length ? h('p', { class: 'poll-voters' }, o.voter_ids.map((id) => ctx.nameOf(id)).join(', ')) : null);
 }
 
 /**
+ * Whether to show members' and followers' votes apart: when followers voted (a public tribe, 16.3),
+ * on a member's device; a follower's own tally counts no other follower (their votes are sealed
+ * to members only), so it keeps the plain totals.
+ * @param {ChannelContext} ctx
+ * @param {PollResult} result
+ */
+function split(ctx, result) {
+  return result.follower_voters > 0 && !ctx.m.isFollower();
+}
+
+/**
+ * "3 membres, 9 abonnés": the part of `total` that is members' and followers'.
+ * @param {number} total
+ * @param {number} followers
+ */
+function apart(total, followers) {
+  return `${t('poll.members', { count: total - followers })}, ${t('poll.followers', { count: followers })}`;
+}
+
+/**
+ * @param {ChannelContext} ctx
  * @param {PollResult} result
  * @param {number[]} sent this member's vote
  */
-function pollMeta(result, sent) {
+function pollMeta(ctx, result, sent) {
   const state = result.closed
     ? h('strong', null, t('poll.closed'))
     : result.closes_at ? t('poll.closes_on', { date: formatDateTime(result.closes_at) }) : t('poll.open');
+  const voters = t('poll.voters', { count: result.voters });
   return h('p', { class: 'poll-meta' },
-    t('poll.voters', { count: result.voters }),
+    split(ctx, result)
+      ? [t('poll.voters_apart', { voters, apart: apart(result.voters, result.follower_voters) }), ' · ', t('poll.one_per_device')]
+      : voters,
     ' · ',
     state,
     result.multiple ? [' · ', t('poll.multiple_short')] : null,
