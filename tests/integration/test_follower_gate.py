@@ -76,7 +76,7 @@ def test_a_follower_gets_403_on_every_member_route(people: People, api: SignedAp
     closed = {route for route, doc in routes().items() if doc.auth == "device" and not doc.followers}
     answered: dict[tuple[str, str], Any] = {}
     for method, template in sorted(closed):
-        body = {} if method in ("POST", "PUT") else None
+        body: dict[str, Any] | None = {} if method in ("POST", "PUT") else None
         reply = api.call(method, concrete(template), body, signer=lea.keys)
         answered[(method, template)] = (reply.status, reply.body)
     refused = {route for route, (status, body) in answered.items() if status == 403}
