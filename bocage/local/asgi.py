@@ -25,7 +25,7 @@ from chalice.app import Chalice
 
 from bocage.local.connections import ConnectionRegistry
 from bocage.local.protocols import timed_http
-from bocage.local.rate_limit import SourceLimiter
+from bocage.local.rate_limit import SourceLimiter, VoteAllowance
 from bocage.local.rest import Receive, RestGateway, Scope, Send
 from bocage.local.serve_settings import ServeSettings
 from bocage.local.sockets import MAX_AGE, MAX_MESSAGE, WebSocketRoutes
@@ -158,12 +158,14 @@ def assemble(
         if options.activation_rate > 0
         else None
     )
+    votes = VoteAllowance(options.vote_rate, options.vote_burst) if options.vote_rate > 0 else None
     rest = RestGateway(
         app,
         executor,
         read_timeout=options.read_timeout,
         handler_timeout=options.handler_timeout,
         attempts=attempts,
+        votes=votes,
         trusted_proxies=options.trusted_proxies,
     )
     sockets = WebSocketRoutes(
@@ -175,6 +177,8 @@ def assemble(
         frame_rate=options.ws_frame_rate,
         frame_burst=options.ws_frame_burst,
         internal_port=internal_port,
+        votes=votes,
+        trusted_proxies=options.trusted_proxies,
     )
     background: list[asyncio.Task[None]] = []
     idle = options.ws_idle_timeout

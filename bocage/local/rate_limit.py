@@ -1,4 +1,5 @@
-"""Token buckets: the per-source limit on activation attempts and the per-connection frame rate.
+"""Token buckets: the per-source limits on activation attempts and on votes, and the
+per-connection frame rate.
 
 API Gateway throttles by stage and route on AWS (infra/aws/resources.json); ``bocage serve``
 does it here, in memory. Each replica counts on its own, so with N replicas behind a load
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from chalicelib.domain.sources import Source, source_tiers
+from chalicelib.errors import BadRequest
+from chalicelib.json_input import parse_object
 
 Clock = Callable[[], float]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -110,6 +114,38 @@ class SourceLimiter:
         if len(self._buckets) > self._max:
             self._buckets.popitem(last=False)
         return bucket
+
+
+class VoteAllowance:
+    """Vote envelopes per source address, one budget for both paths a vote takes (``POST
+    /channels/{c}/messages`` and the WebSocket ``send`` action): one vote per device counts, so
+    this bounds how fast one address churns votes, not who wins (docs/protocol.md, 8). Only the
+    envelope's clear ``kind`` is read, parsed as the app parses it: other kinds, and what is no
+    JSON object, spend nothing. Counted before the handler runs (a refusal costs the store
+    nothing), like activation attempts. Checked on the worker threads: locked."""
+
+    def __init__(self, per_minute: float, burst: int, *, clock: Clock = time.monotonic) -> None:
+        self._sources = SourceLimiter(per_minute, burst, clock=clock)
+        self._lock = threading.Lock()
+
+    def retry_after(self, source: str, envelope: object) -> int:
+        """0 if ``envelope`` is no vote or ``source`` may send one (one counted), else seconds to wait."""
+        if not isinstance(envelope, dict) or envelope.get("kind") != "vote":
+            return 0
+        with self._lock:
+            return self._sources.retry_after(source)
+
+    @staticmethod
+    def refusal(wait: int) -> str:
+        return f"too many votes from this address; retry in {wait} s"
+
+
+def json_object(text: str | bytes) -> dict[str, object]:
+    """A REST body or a WebSocket frame as the app reads it; {} where the app answers 400."""
+    try:
+        return parse_object(text, malformed="", not_object="")
+    except BadRequest:
+        return {}
 
 
 def parse_networks(text: str) -> tuple[Network, ...]:

@@ -21,14 +21,16 @@ from typing import Any, TypeVar
 from chalice.app import Chalice
 
 from bocage.local.answers import BODILESS, Answer, compressed, json_answer, refusal
-from bocage.local.lambda_events import compile_routes, find_route, invoke, proxy_event
-from bocage.local.rate_limit import Network, SourceLimiter, client_address
+from bocage.local.lambda_events import Route, compile_routes, find_route, invoke, proxy_event
+from bocage.local.rate_limit import Network, SourceLimiter, VoteAllowance, client_address, json_object
 from bocage.local.static_files import StaticFiles, is_app_path
 from chalicelib.openapi import build_spec
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's own payload limit
 #: Unauthenticated routes that consume or probe codes: limited per source (``attempts``).
 LIMITED = frozenset({("POST", "/activate"), ("POST", "/join")})  # each a device made from nothing
+#: The route a REST vote takes (its envelope's ``kind`` is in clear): limited per source (``votes``).
+MESSAGES = ("POST", "/channels/{channel_id}/messages")
 SPEC_PATH = "/openapi.json"
 DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() and int() accept far more
 
@@ -99,6 +101,7 @@ class RestGateway:
         read_timeout: float = 10.0,
         handler_timeout: float = 29.0,
         attempts: SourceLimiter | None = None,
+        votes: VoteAllowance | None = None,
         trusted_proxies: tuple[Network, ...] = (),
     ) -> None:
         self._app = app
@@ -108,6 +111,7 @@ class RestGateway:
         self._read_timeout = read_timeout
         self._handler_timeout = handler_timeout
         self._attempts = attempts
+        self._votes = votes
         self._trusted = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -150,12 +154,15 @@ class RestGateway:
         if self._attempts is None or (scope["method"], scope["path"].rstrip("/")) not in LIMITED:
             return None
         wait = self._attempts.retry_after(source)
-        if not wait:
+        return too_many(f"too many activation or join attempts from this address; retry in {wait} s", wait)
+
+    def _vote_refusal(self, method: str, route: Route, body: bytes, source: str) -> Answer | None:
+        """429 for a source past its allowance of votes (``votes``); read on a worker thread, as
+        the body is parsed (up to 10 MiB: never on the event loop)."""
+        if self._votes is None or (method, route.template) != MESSAGES:
             return None
-        answer = refusal(
-            429, "rate_limited", f"too many activation or join attempts from this address; retry in {wait} s"
-        )
-        return dataclasses.replace(answer, headers=[*answer.headers, ("Retry-After", str(wait))])
+        wait = self._votes.retry_after(source, json_object(body))
+        return too_many(VoteAllowance.refusal(wait), wait)
 
     def _answer(self, scope: Scope, headers: list[tuple[str, str]], body: bytes, source: str) -> Answer:
         """On a worker thread: the web app's file or the Lambda's answer, compressed if it pays."""
@@ -181,7 +188,18 @@ class RestGateway:
         route = find_route(self._routes, raw_path)
         if route is None:
             return json_answer(404, {"error": "not_found", "message": f"no route for {raw_path}"})
+        refused = self._vote_refusal(method, route, body, source_ip)
+        if refused is not None:
+            return refused
         query = scope["query_string"].decode("latin-1")
         target = f"{raw_path}?{query}" if query else raw_path
         headers.setdefault("x-forwarded-proto", "http")
         return invoke(self._app, proxy_event(route, method, target, headers, body, source_ip))
+
+
+def too_many(message: str, wait: int) -> Answer | None:
+    """The 429 of a per-source limit, with ``Retry-After``; None when ``wait`` is 0 (go on)."""
+    if not wait:
+        return None
+    answer = refusal(429, "rate_limited", message)
+    return dataclasses.replace(answer, headers=[*answer.headers, ("Retry-After", str(wait))])

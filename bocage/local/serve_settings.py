@@ -54,6 +54,10 @@ class ServeSettings:
     #: a source may spend at once (a training session behind one office address).
     activation_rate: float = 10.0
     activation_burst: int = 20
+    #: Vote envelopes per minute and per client address, REST and WebSocket together (0: no
+    #: limit), and the burst: a town hall behind one address votes at once, then 300 an hour.
+    vote_rate: float = 5.0
+    vote_burst: int = 300
     #: Proxies whose ``X-Forwarded-For`` is believed (addresses or CIDR blocks); none by default.
     trusted_proxies: tuple[Network, ...] = ()
 
@@ -82,6 +86,8 @@ class ServeSettings:
             internal_advertise=e.get("BOCAGE_INTERNAL_ADVERTISE") or None,
             activation_rate=float(e.get("BOCAGE_ACTIVATION_RATE", d.activation_rate)),
             activation_burst=int(e.get("BOCAGE_ACTIVATION_BURST", d.activation_burst)),
+            vote_rate=float(e.get("BOCAGE_VOTE_RATE", d.vote_rate)),
+            vote_burst=int(e.get("BOCAGE_VOTE_BURST", d.vote_burst)),
             trusted_proxies=_networks(e.get("BOCAGE_TRUSTED_PROXIES", "")),
         )
 

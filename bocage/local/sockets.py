@@ -10,6 +10,7 @@ sockets themselves are ``LeanWebSocket`` protocols (websocket_protocol.py), whic
 
 Each connection's frames are rate-limited here, before any handler runs (``FrameLimiter``):
 on AWS every frame is a Lambda invocation and API Gateway throttles them per stage instead.
+A ``send`` of a vote also spends its source address's ``VoteAllowance``, shared with REST.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -29,7 +31,7 @@ from chalice.app import Chalice
 
 from bocage.local.connections import ConnectionRegistry, LiveConnection
 from bocage.local.lambda_events import STAGE, LambdaContext, result_body
-from bocage.local.rate_limit import FrameLimiter
+from bocage.local.rate_limit import FrameLimiter, Network, VoteAllowance, client_address, json_object
 from chalicelib.domain.frames import CLOSE_RATE_LIMITED, ErrorFrame, frame_bytes
 from chalicelib.errors import TooManyRequests
 
@@ -70,6 +72,8 @@ class WebSocketRoutes:
         frame_rate: float = FRAME_RATE,
         frame_burst: int = FRAME_BURST,
         internal_port: int | None = None,
+        votes: VoteAllowance | None = None,
+        trusted_proxies: tuple[Network, ...] = (),
     ) -> None:
         self._app = app
         self._executor = executor
@@ -80,6 +84,8 @@ class WebSocketRoutes:
         self._frame_rate = frame_rate  # 0: no limit
         self._frame_burst = frame_burst
         self._internal_port = internal_port  # the replicas' endpoint: no WebSocket there
+        self._votes = votes
+        self._trusted = trusted_proxies
         self._rate_limited = frame_bytes(
             ErrorFrame.of(
                 TooManyRequests(f"more than {frame_rate:g} frames a second: this one was not handled")
@@ -105,12 +111,13 @@ class WebSocketRoutes:
         response = wire.check(request)
         if response is None:
             return
-        peer = wire.peer()
         headers = [(name.lower(), value) for name, value in request.headers.raw_items()]
+        # The client, as REST counts it: behind a trusted proxy, the address it forwarded.
+        forwarded = (value for name, value in headers if name == "x-forwarded-for")
         connection = LiveConnection(
             connection_id=new_connection_id(),
             wire=wire,
-            source_ip=peer,
+            source_ip=client_address(wire.peer(), forwarded, self._trusted),
             user_agent=next((v for k, v in headers if k == "user-agent"), ""),
             limiter=self._limiter(time.monotonic()),
         )
@@ -176,7 +183,7 @@ class WebSocketRoutes:
             event["body"] = base64.b64encode(message).decode("ascii")
             event["isBase64Encoded"] = True
         try:
-            await self._call("$default", event)
+            await self._call("$default", event, admit=lambda: self._admit_vote(connection, message))
         except Exception:
             # The handler's answer is not sent back (no route response), but a failed
             # integration is: API Gateway tells the client "Internal server error".
@@ -197,10 +204,33 @@ class WebSocketRoutes:
         except Exception:
             logger.exception("$disconnect handler failed", extra={"connection_id": connection.connection_id})
 
-    def _call(self, route_key: str, event: dict[str, Any]) -> asyncio.Future[dict[str, Any]]:
+    def _admit_vote(self, connection: LiveConnection, message: str | bytes) -> bool:
+        """On a worker thread: False, and the client told why, for a vote past its source's
+        allowance (``ref`` as the handler would echo it: the frame's, else the message id)."""
+        if self._votes is None or not isinstance(message, str):  # a binary frame is no action
+            return True
+        frame = json_object(message)
+        envelope = frame.get("envelope") if frame.get("action") == "send" else None
+        if not isinstance(envelope, dict):
+            return True
+        wait = self._votes.retry_after(connection.source_ip, envelope)
+        if not wait:
+            return True
+        refs = (frame.get("ref"), envelope.get("message_id"))
+        ref = next((r for r in refs if isinstance(r, str) and r), None)
+        refused = ErrorFrame.of(TooManyRequests(VoteAllowance.refusal(wait)), ref)
+        self.connections.post_many((connection.connection_id,), frame_bytes(refused))
+        return False
+
+    def _call(
+        self, route_key: str, event: dict[str, Any], admit: Callable[[], bool] | None = None
+    ) -> asyncio.Future[dict[str, Any]]:
+        """The route's handler on a worker thread; not run if ``admit`` (there too) says no."""
         handler = self._app.handler_map[self._routes[route_key]]
 
         def run() -> dict[str, Any]:
+            if admit is not None and not admit():
+                return {"statusCode": 200}
             result = handler(event, LambdaContext())
             return result if isinstance(result, dict) else {"statusCode": 200}
 

@@ -189,6 +189,43 @@ def test_another_organisations_ids_answer_404(
         assert api.call("GET", path, signer=lea.keys).status == 404
 
 
+def test_another_organisations_device_keys_cannot_join_a_tribe_here(
+    people: People, api: SignedApi, operator: Any, tmp_path: Path
+) -> None:
+    """Device keys are registered once, in one organisation: a follower of A, or a member's device
+    of A, scanning B's poster gets 409 and a way out, and B's tribe, roster and count are as before
+    (a device must never be a follower of B under A's records, nor move there)."""
+    cid_a, url_a = public_tribe(people)
+    lea = follow(api, url_a, tmp_path / "lea", "Léa")
+    created = api.create_org(operator, "Autre mairie")
+    b_keys, reply = api.activate(created["activation_code"], "Voisin")
+    voisin = messenger_for(api, b_keys, tmp_path / "voisin", dict(reply.body))
+    cid_b = voisin.create_channel("tribe", "Chez eux")["channel_id"]
+    url_b = voisin.publish(cid_b)["join_url"]
+    roster_before = voisin.client.roster(cid_b)
+    for registered in (lea.keys, people.keys["owner"]):  # A's follower, then A's owner's device
+        refused = api.call("POST", "/join", join_body(url_b, registered, now=api.clock.now()))
+        assert refused.status == 409, refused.body
+        assert refused.body == {
+            "error": "conflict",
+            "message": "these device keys are already registered; create a new profile",
+        }
+    assert voisin.client.roster(cid_b) == roster_before
+    status = voisin.client.join_link(cid_b)
+    assert (status["joined"], status["followers"]) == (0, 0)
+    assert voisin.client.request("GET", "/plan")["followers"] == 0
+    assert [c["channel_id"] for c in lea.channels()] == [cid_a]  # still A's follower, of A's tribe only
+    # A's link with a certificate from B's ticket: not signed by A's ticket key, 400; B's tribe
+    # id is no join link: 404, as an unknown link.
+    stranger = DeviceKeys.generate()
+    crossed = join_body(url_b, stranger, now=api.clock.now(), link=parse_join_url(url_a).link)
+    answer = api.call("POST", "/join", crossed)
+    assert answer.status == 400 and "does not verify" in answer.body["message"], answer.body
+    not_a_link = join_body(url_b, stranger, now=api.clock.now(), link=cid_b)
+    assert api.call("POST", "/join", not_a_link).status == 404
+    assert api.call("POST", "/join", join_body(url_b, stranger, now=api.clock.now())).status == 201
+
+
 def test_leaving_deletes_the_follower_and_keeps_the_epoch(
     people: People, api: SignedApi, tmp_path: Path, container: Any
 ) -> None:

@@ -230,17 +230,22 @@ def test_the_websocket_stage_in_the_settings_is_the_deployed_one(template: Templ
     assert ws_stage["Properties"]["StageName"] == CONFIG["stages"][stage_of(template)]["api_gateway_stage"]
 
 
-def test_both_apis_are_throttled_by_stage_and_activation_more_strictly(template: Template) -> None:
+def test_both_apis_are_throttled_by_stage_and_device_making_routes_more_strictly(template: Template) -> None:
     """API Gateway's throttles (per stage and route, for all clients together: docs/deploy-aws.md)
-    bound what a flood costs; ``bocage serve`` limits per source address instead."""
+    bound what a flood costs; ``bocage serve`` limits per source address instead. The two routes
+    that make a device from nothing, ``POST /activate`` and a poster's ``POST /join`` (the cost
+    of each follower a script would add to stuff a poll, protocol 16.2), have their own."""
     settings = template["Resources"]["RestAPI"]["Properties"]["MethodSettings"]
     by_route = {(s["ResourcePath"], s["HttpMethod"]): s for s in settings}
-    stage_wide, activation = by_route[("/*", "*")], by_route[("/activate", "POST")]
-    assert "/activate" in template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
-    for limits in (stage_wide, activation):
-        assert 0 < limits["ThrottlingRateLimit"] <= limits["ThrottlingBurstLimit"]
-    assert activation["ThrottlingRateLimit"] < stage_wide["ThrottlingRateLimit"] / 10
-    assert activation["ThrottlingBurstLimit"] < stage_wide["ThrottlingBurstLimit"] / 10
+    stage_wide = by_route[("/*", "*")]
+    assert 0 < stage_wide["ThrottlingRateLimit"] <= stage_wide["ThrottlingBurstLimit"]
+    paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    for path in ("/activate", "/join"):
+        strict = by_route[(path, "POST")]
+        assert "post" in paths[path]  # a throttle on a route that does not exist throttles nothing
+        assert 0 < strict["ThrottlingRateLimit"] <= strict["ThrottlingBurstLimit"]
+        assert strict["ThrottlingRateLimit"] < stage_wide["ThrottlingRateLimit"] / 10, path
+        assert strict["ThrottlingBurstLimit"] < stage_wide["ThrottlingBurstLimit"] / 10, path
     (ws_stage,) = resources(template, "AWS::ApiGatewayV2::Stage").values()
     frames = ws_stage["Properties"]["DefaultRouteSettings"]
     connects = ws_stage["Properties"]["RouteSettings"]["$connect"]

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from bocage.local.cluster import pack_close, unpack_close
-from bocage.local.rate_limit import FrameLimiter, SourceLimiter, TokenBucket, client_address, parse_networks
+from bocage.local.rate_limit import (
+    FrameLimiter,
+    SourceLimiter,
+    TokenBucket,
+    VoteAllowance,
+    client_address,
+    json_object,
+    parse_networks,
+)
 from bocage.local.serve_settings import ServeSettings
 from chalicelib.domain.sources import SITE_SHARES, Source, source_block, source_tiers
 
@@ -34,6 +42,32 @@ def test_sources_are_limited_apart_and_told_when_to_retry() -> None:
     assert limiter.retry_after("b") == 0
     ticks.now = 6.0
     assert limiter.retry_after("a") == 0
+
+
+def test_only_votes_spend_the_vote_allowance_and_each_address_has_its_own() -> None:
+    """A flood of votes from one address is refused past the burst, told when to retry; other
+    kinds, unparsable bodies and other addresses are never held up by it."""
+    ticks = Ticks()
+    votes = VoteAllowance(per_minute=5, burst=2, clock=ticks)
+    vote = json_object(b'{"kind": "vote", "v": 2}')
+    assert [votes.retry_after("203.0.113.9", vote) for _ in range(2)] == [0, 0]
+    assert votes.retry_after("203.0.113.9", vote) == 12  # one back every 12 s (5 a minute)
+    for other in ({"kind": "message"}, {"kind": "reaction"}, json_object(b"[1]"), json_object(b"{"), None):
+        assert votes.retry_after("203.0.113.9", other) == 0
+    assert votes.retry_after("198.51.100.1", vote) == 0
+    assert votes.retry_after("2001:db8::1", vote) == 0 and votes.retry_after("2001:db8::2", vote) == 0
+    assert votes.retry_after("2001:db8::3", vote) > 0  # an IPv6 host is its /64, as for joins
+    ticks.now = 12.0
+    assert votes.retry_after("203.0.113.9", vote) == 0
+    assert "too many votes" in VoteAllowance.refusal(12) and "12 s" in VoteAllowance.refusal(12)
+
+
+def test_the_vote_allowance_is_configurable_and_on_by_default() -> None:
+    """A town hall of 300 behind one address votes at once, then 300 an hour (5 a minute)."""
+    default = ServeSettings.from_env({})
+    assert (default.vote_rate, default.vote_burst) == (5.0, 300)
+    tuned = ServeSettings.from_env({"BOCAGE_VOTE_RATE": "0", "BOCAGE_VOTE_BURST": "10"})
+    assert (tuned.vote_rate, tuned.vote_burst) == (0.0, 10)
 
 
 def test_an_ipv6_host_is_one_source_across_its_64() -> None:
