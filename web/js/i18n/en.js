@@ -579,6 +579,7 @@ export default {
   'public.qr_label': 'QR code to follow {channel}',
   'public.download_qr': 'Download the QR code (SVG)',
   'public.download_poster': 'Download the A4 poster (SVG)',
+  'public.download_poster_pdf': 'Download the A4 poster (PDF)',
   // files (docs/protocol.md, 18)
   'file.attach': 'Attach',
   'file.remove': 'Remove',

@@ -579,6 +579,7 @@ export default {
   'public.qr_label': "QR code d'abonnement à {channel}",
   'public.download_qr': 'Télécharger le QR code (SVG)',
   'public.download_poster': 'Télécharger l’affiche A4 (SVG)',
+  'public.download_poster_pdf': 'Télécharger l’affiche A4 (PDF)',
   // files (docs/protocol.md, 18)
   'file.attach': 'Joindre',
   'file.remove': 'Retirer',
