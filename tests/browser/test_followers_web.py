@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from bocage.client.poster import MM_TO_PT
 from tests.browser.conftest import watch_console
-from tests.browser.test_web_app import activate, create_channel, message, send, wait_for
+from tests.browser.test_web_app import activate, create_channel, message, open_channel, send, wait_for
 from tests.e2e.conftest import Server, bocage_fails
 from tests.posters import assert_one_a4_page_with_sound_xref, decode_qr, runs_to_modules
 
@@ -101,6 +101,17 @@ def pdf_poster_matches_the_screen(owner: Any, join_url: str) -> None:
     assert f"/Title <FEFF{title}>".encode() in made
 
 
+def plan_counts_followers_apart(owner: Page, followers: int) -> None:
+    """The admin's plan view shows the followers' count (GET /plan), apart: a follower is never
+    billed (issue 16). Then back to the tribe."""
+    owner.get_by_role("link", name="Administration").click()
+    owner.get_by_role("link", name="Offre et factures").click()
+    facts = owner.locator("dl.facts")
+    expect(facts.locator("dt:text-is('Abonnés (non facturés)') + dd")).to_have_text(str(followers))
+    owner.get_by_role("link", name="Messages").click()
+    open_channel(owner, TRIBE)
+
+
 def forged_follower_writes_are_not_applied(
     owner: Page, server: Server, follower: str, tribe: str, shown: list[dict[str, Any]]
 ) -> None:
@@ -173,6 +184,7 @@ def test_a_tribe_made_public_in_the_browser_reaches_its_followers(
     members_panel(owner)
     expect(owner.locator(".public-followers")).to_have_text("1 abonné")
     owner.get_by_role("button", name="Membres").click()
+    plan_counts_followers_apart(owner, 1)
 
     send(owner, POST)  # the browser verifies Léa's certificate and seals its key to her device
 

@@ -349,6 +349,7 @@ export default {
   'plan.pilot_ends': 'Pilot period ends',
   'plan.pilot_ends_value': { one: '{date} (in {count} day)', other: '{date} (in {count} days)' },
   'plan.files': 'Files',
+  'plan.followers': 'Followers (not billed)',
   'plan.files_value': '{used} used of {quota} (a file: {max} at most)',
   'plan.pro_since': 'Pro since',
   'plan.name_free': 'Free',

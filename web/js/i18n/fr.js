@@ -349,6 +349,7 @@ export default {
   'plan.pilot_ends': 'Fin de la période pilote',
   'plan.pilot_ends_value': { one: '{date} (dans {count} jour)', other: '{date} (dans {count} jours)' },
   'plan.files': 'Fichiers',
+  'plan.followers': 'Abonnés (non facturés)',
   'plan.files_value': '{used} utilisés sur {quota} (un fichier : {max} au plus)',
   'plan.pro_since': 'Offre Pro depuis',
   'plan.name_free': 'Gratuite',
