@@ -10,6 +10,7 @@ would add megabytes for what is a few hundred bytes of drawing operators.
 from __future__ import annotations
 
 import html
+import unicodedata
 
 import segno
 
@@ -120,8 +121,10 @@ def poster_pdf(org_name: str, tribe_name: str, join_url: str) -> bytes:
 
 
 def _pdf_text(text: str) -> str:
-    """A PDF string in WinAnsi (Latin-1 here): characters outside it become '?'."""
-    latin = text.encode("latin-1", "replace").decode("latin-1")
+    """A PDF string in WinAnsi (Windows-1252: French needs its œ, typographic apostrophe and €,
+    which Latin-1 lacks), one character per byte; accents typed as combining marks are composed
+    first, and characters outside it become '?'."""
+    latin = unicodedata.normalize("NFC", text).encode("cp1252", "replace").decode("latin-1")
     return latin.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 

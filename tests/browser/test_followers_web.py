@@ -13,9 +13,11 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
+from bocage.client.poster import MM_TO_PT
 from tests.browser.conftest import watch_console
-from tests.browser.test_web_app import activate, create_channel, message, send, wait_for
+from tests.browser.test_web_app import activate, create_channel, message, open_channel, send, wait_for
 from tests.e2e.conftest import Server, bocage_fails
+from tests.posters import assert_one_a4_page_with_sound_xref, decode_qr, runs_to_modules
 
 TRIBE = "Vie du village"
 POST = "Marché de Noël samedi sur la place"
@@ -42,6 +44,72 @@ def poster_matches_the_screen(owner: Any) -> None:
     size = int(on_screen.get_attribute("viewBox").split()[2])
     drawn = on_screen.locator("path").get_attribute("d")
     assert f'transform="translate(30 75) scale({150 / size:.6f})"' in poster and f'd="{drawn}"' in poster
+
+
+# poster.js's PDF of words French needs beyond Latin-1, accents typed as combining marks, a
+# character Helvetica lacks, and the parentheses a PDF string escapes.
+POSTER_PDF_JS = """async () => {
+  const { posterPdf } = await import('/app/js/poster.js');
+  return Array.from(posterPdf('Cœur d\u2019E\u0301loi (5 €)', 'Fête — 漢', 'https://bocage.example/j'));
+}"""
+
+
+def pdf_poster_matches_the_screen(owner: Any, join_url: str) -> None:
+    """The PDF beside it (docs/web.md): a sound one-page A4 file whose names are in the standard
+    font's WinAnsi encoding, and whose code is the very one on the screen, drawn 150 mm wide, 30 mm
+    from each side and 75 mm from the top, which decodes to the join link."""
+    link = owner.get_by_role("link", name=re.compile(r"^Télécharger l.affiche A4 \(PDF\)$"))
+    expect(link).to_have_attribute("download", f"{TRIBE} - affiche A4.pdf")
+    with owner.expect_download() as download:
+        link.click()
+    pdf = Path(download.value.path()).read_bytes()
+    assert_one_a4_page_with_sound_xref(pdf)
+    org_name = owner.locator(".org-name").first.inner_text()
+    for name, font in (
+        (org_name, "F2"),
+        (TRIBE, "F1"),
+        ("Scannez pour suivre : ni e-mail, ni numéro de téléphone", "F1"),
+    ):
+        assert re.search(
+            rb"BT /"
+            + font.encode()
+            + rb" [\d.]+ Tf [\d.]+ [\d.]+ Td \("
+            + re.escape(name.encode("cp1252"))
+            + rb"\) Tj ET",
+            pdf,
+        ), name
+    on_screen = owner.locator(".public-link svg.qr")
+    size = int(on_screen.get_attribute("viewBox").split()[2])
+    d = on_screen.locator("path").get_attribute("d")
+    screen = runs_to_modules(
+        [(int(r), int(c), int(n)) for c, r, n in re.findall(r"M(\d+) (\d+)h(\d+)v1h-\3z", d)]
+    )
+    qr = re.search(rb"q ([\d.]+) 0 0 -([\d.]+) ([\d.]+) ([\d.]+) cm 0 g\n(.*?)\nf Q", pdf, re.S)
+    assert qr and qr[1] == qr[2]
+    module, left, top = (float(qr[i]) for i in (1, 3, 4))
+    assert abs(module - 150 / size * MM_TO_PT) < 1e-5 and abs(left - 30 * MM_TO_PT) < 1e-3
+    assert abs(top - (297 - 75) * MM_TO_PT) < 1e-3
+    drawn = runs_to_modules(
+        [(int(r), int(c), int(n)) for c, r, n in re.findall(rb"(\d+) (\d+) (\d+) 1 re", qr[5])]
+    )
+    assert drawn == screen and decode_qr(drawn, size) == join_url
+
+    made = bytes(owner.evaluate(POSTER_PDF_JS))
+    assert_one_a4_page_with_sound_xref(made)
+    assert b"(C\x9cur d\x92\xc9loi \\(5 \x80\\)) Tj" in made and b"(F\xeate \x97 ?) Tj" in made
+    title = "Cœur d\u2019E\u0301loi (5 €) - Fête — 漢".encode("utf-16-be").hex().upper()
+    assert f"/Title <FEFF{title}>".encode() in made
+
+
+def plan_counts_followers_apart(owner: Page, followers: int) -> None:
+    """The admin's plan view shows the followers' count (GET /plan), apart: a follower is never
+    billed (issue 16). Then back to the tribe."""
+    owner.get_by_role("link", name="Administration").click()
+    owner.get_by_role("link", name="Offre et factures").click()
+    facts = owner.locator("dl.facts")
+    expect(facts.locator("dt:text-is('Abonnés (non facturés)') + dd")).to_have_text(str(followers))
+    owner.get_by_role("link", name="Messages").click()
+    open_channel(owner, TRIBE)
 
 
 def forged_follower_writes_are_not_applied(
@@ -107,6 +175,7 @@ def test_a_tribe_made_public_in_the_browser_reaches_its_followers(
         "download", re.compile(r"\.svg$")
     )
     poster_matches_the_screen(owner)
+    pdf_poster_matches_the_screen(owner, join_url)
     expect(owner.locator(".public-followers")).to_have_text("0 abonné")
 
     follower = str(tmp_path / "lea")
@@ -115,6 +184,7 @@ def test_a_tribe_made_public_in_the_browser_reaches_its_followers(
     members_panel(owner)
     expect(owner.locator(".public-followers")).to_have_text("1 abonné")
     owner.get_by_role("button", name="Membres").click()
+    plan_counts_followers_apart(owner, 1)
 
     send(owner, POST)  # the browser verifies Léa's certificate and seals its key to her device
 

@@ -8,6 +8,7 @@ import re
 import segno
 
 from bocage.client.poster import A4_MM, MM_TO_PT, QR_MM, poster_pdf, poster_svg
+from tests.posters import assert_one_a4_page_with_sound_xref
 
 URL = (
     "https://bocage.example/app/#/join?server=https%3A%2F%2Fbocage.example&link=j_abcdefghijklmnop"
@@ -49,14 +50,9 @@ def test_the_svg_draws_exactly_the_join_links_qr_code_150_mm_wide() -> None:
 
 def test_the_pdf_is_one_a4_page_with_a_sound_cross_reference_table() -> None:
     pdf = poster_pdf("Mairie de Saint-Éloi", "Marché (du dimanche)", URL)
-    assert pdf.startswith(b"%PDF-1.4") and pdf.rstrip().endswith(b"%%EOF")
-    start = int(pdf.rsplit(b"startxref\n", 1)[1].split(b"\n")[0])
-    table = pdf[start:].split(b"trailer")[0].split(b"\n")[3:-1]
-    for number, line in enumerate(table, start=1):
-        offset = int(line.split(b" ")[0])
-        assert pdf[offset:].startswith(f"{number} 0 obj".encode())
-    width, height = (f"{v * MM_TO_PT:.2f}".encode() for v in A4_MM)
-    assert b"/MediaBox [0 0 " + width + b" " + height + b"]" in pdf
+    assert_one_a4_page_with_sound_xref(pdf)
+    other = poster_pdf("C\u0153ur d\u2019E\u0301loi", "5 \u20ac \u6f22", URL)  # beyond Latin-1
+    assert b"(C\x9cur d\x92\xc9loi) Tj" in other and b"(5 \x80 ?) Tj" in other
     assert "Mairie de Saint-Éloi".encode("latin-1") in pdf and b"March\xe9 \\(du dimanche\\)" in pdf
     size, dark = _expected(URL)
     runs = re.findall(rb"[\d.]+ [\d.]+ ([\d.]+) [\d.]+ re", pdf)

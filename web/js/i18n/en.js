@@ -353,6 +353,7 @@ export default {
   'plan.pilot_ends': 'Pilot period ends',
   'plan.pilot_ends_value': { one: '{date} (in {count} day)', other: '{date} (in {count} days)' },
   'plan.files': 'Files',
+  'plan.followers': 'Followers (not billed)',
   'plan.files_value': '{used} used of {quota} (a file: {max} at most)',
   'plan.pro_since': 'Pro since',
   'plan.name_free': 'Free',
@@ -583,6 +584,7 @@ export default {
   'public.qr_label': 'QR code to follow {channel}',
   'public.download_qr': 'Download the QR code (SVG)',
   'public.download_poster': 'Download the A4 poster (SVG)',
+  'public.download_poster_pdf': 'Download the A4 poster (PDF)',
   // files (docs/protocol.md, 18)
   'file.attach': 'Attach',
   'file.remove': 'Remove',

@@ -353,6 +353,7 @@ export default {
   'plan.pilot_ends': 'Fin de la période pilote',
   'plan.pilot_ends_value': { one: '{date} (dans {count} jour)', other: '{date} (dans {count} jours)' },
   'plan.files': 'Fichiers',
+  'plan.followers': 'Abonnés (non facturés)',
   'plan.files_value': '{used} utilisés sur {quota} (un fichier : {max} au plus)',
   'plan.pro_since': 'Offre Pro depuis',
   'plan.name_free': 'Gratuite',
@@ -583,6 +584,7 @@ export default {
   'public.qr_label': "QR code d'abonnement à {channel}",
   'public.download_qr': 'Télécharger le QR code (SVG)',
   'public.download_poster': 'Télécharger l’affiche A4 (SVG)',
+  'public.download_poster_pdf': 'Télécharger l’affiche A4 (PDF)',
   // files (docs/protocol.md, 18)
   'file.attach': 'Joindre',
   'file.remove': 'Retirer',

@@ -530,6 +530,8 @@ async function planSection(app, body) {
   ];
   if (plan.pilot_ends_at) facts.push([t('plan.pilot_ends'), t('plan.pilot_ends_value', { date: formatDate(plan.pilot_ends_at), count: plan.days_left })]);
   if (plan.pro_since) facts.push([t('plan.pro_since'), formatDate(plan.pro_since)]);
+  // Public tribes' followers are never billed (docs/protocol.md, 16): counted here, apart.
+  facts.push([t('plan.followers'), formatNumber(plan.followers)]);
   // Encrypted photos and documents: what they take (uploads under way included) and the limits.
   facts.push([t('plan.files'), t('plan.files_value', { used: formatSize(files.bytes_in_use), quota: formatSize(files.quota_bytes), max: formatSize(files.max_file_bytes) })]);
   let choice = null;

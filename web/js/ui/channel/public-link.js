@@ -5,7 +5,7 @@
 import { h, field, replace } from '../../dom.js';
 import { formatDate, t } from '../../i18n.js';
 import { qrSvg } from '../../qr.js';
-import { posterSvg } from '../../poster.js';
+import { posterPdf, posterSvg } from '../../poster.js';
 
 /** @typedef {import('./context.js').ChannelContext} ChannelContext */
 
@@ -100,7 +100,8 @@ function followers(status) {
 }
 
 /**
- * The link, its QR code and the QR code as an SVG file for a poster.
+ * The link, its QR code, the A4 poster as PDF (to print as is) and as SVG (to edit), and the QR
+ * code alone as an SVG file.
  * @param {ChannelContext} ctx
  * @param {string} url
  */
@@ -109,7 +110,10 @@ function linkView(ctx, url) {
   const code = qrSvg(url, t('public.qr_label', { channel: name }));
   const file = new Blob([new XMLSerializer().serializeToString(code)], { type: 'image/svg+xml' });
   const download = h('a', { class: 'button small', href: URL.createObjectURL(file), download: `${name} - QR.svg` }, t('public.download_qr'));
-  const poster = new Blob([posterSvg(ctx.app.device.org_name || '', name, url)], { type: 'image/svg+xml' });
+  const orgName = ctx.app.device.org_name || '';
+  const pdf = new Blob([posterPdf(orgName, name, url)], { type: 'application/pdf' });
+  const printPdf = h('a', { class: 'button small', href: URL.createObjectURL(pdf), download: `${name} - affiche A4.pdf` }, t('public.download_poster_pdf'));
+  const poster = new Blob([posterSvg(orgName, name, url)], { type: 'image/svg+xml' });
   const print = h('a', { class: 'button small', href: URL.createObjectURL(poster), download: `${name} - affiche A4.svg` }, t('public.download_poster'));
   const link = h('input', { type: 'text', readOnly: true, value: url, class: 'mono', id: 'join-url' });
   return h('div', { class: 'invitation-grid' },
@@ -117,5 +121,5 @@ function linkView(ctx, url) {
     h('div', { class: 'stack' },
       h('p', null, t('public.scan')),
       field(t('public.link'), link),
-      h('div', { class: 'actions' }, print, download)));
+      h('div', { class: 'actions' }, printPdf, print, download)));
 }
