@@ -135,3 +135,25 @@ def test_a_member_offline_still_counts_the_followers_votes_it_verified(
     expect(card.locator(".poll-option").nth(1)).to_contain_text("1 vote · 0 membre, 1 abonné")
     page.context.set_offline(False)
     assert not problems, problems
+
+
+def test_a_vote_past_the_addresss_allowance_is_refused_with_a_clear_message(
+    tmp_path: Path, new_context: Callable[..., Any]
+) -> None:
+    """`bocage serve` limits votes per source address (section 8): with an allowance of one, the
+    browser's first vote counts, changing it at once is refused with a message that says why,
+    and the first vote stands."""
+    with town_hall(tmp_path, "Mairie de Plouzané", BOCAGE_VOTE_BURST="1") as (_, _, mayor):
+        problems: list[str] = []
+        secretary, site = secretary_in_group(mayor, new_context, problems, GROUP)
+        poll = bocage("--profile", mayor, "poll", "create", site, QUESTION, "Lundi", "Mardi")["poll_id"]
+        secretary.reload()
+        open_channel(secretary, GROUP)
+        card = message(secretary, QUESTION)
+        card.get_by_label("Lundi").check()
+        card.get_by_role("button", name="Voter").click()
+        expect(card.get_by_role("button", name="Changer mon vote")).to_be_visible()
+        card.get_by_label("Mardi").check()
+        card.get_by_role("button", name="Changer mon vote").click()
+        expect(secretary.locator("#toast")).to_contain_text("Trop de demandes depuis cette adresse")
+        assert bocage("--profile", mayor, "poll", "results", site, poll)["counts"] == [1, 0]

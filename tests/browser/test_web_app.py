@@ -79,12 +79,13 @@ def activate(page: Page, url: str, name: str | None) -> None:
 
 
 @contextmanager
-def town_hall(tmp_path: Path, name: str) -> Iterator[tuple[Path, dict[str, Any], str]]:
-    """An organisation made on a data directory, `bocage serve` over it, its owner activated
-    in a CLI profile: (the data directory, the organisation, the mayor's profile)."""
+def town_hall(tmp_path: Path, name: str, **env: str) -> Iterator[tuple[Path, dict[str, Any], str]]:
+    """An organisation made on a data directory, `bocage serve` over it (``env``: its settings),
+    its owner activated in a CLI profile: (the data directory, the organisation, the mayor's
+    profile)."""
     data = tmp_path / "data"
     town = bocage("org", "create", name, "--data", str(data))
-    server = start_server(data, tmp_path / "serve.log")
+    server = start_server(data, tmp_path / "serve.log", **env)
     try:
         yield data, town, owner_of(town, server, tmp_path / "mayor")
     finally:
