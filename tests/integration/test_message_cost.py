@@ -7,6 +7,7 @@ into in-process moto takes minutes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from chalicelib.domain.channel import ChannelRole
 from chalicelib.domain.organisation import MemberStatus, Role
 from chalicelib.domain.principal import Principal
 from chalicelib.ports import Store
-from tests.support import People
+from chalicelib.settings import Settings
+from tests.support import People, SignedApi, join_followers
 
 
 @pytest.fixture
@@ -33,19 +35,38 @@ def app_store(tmp_path: Path, clock: ManualClock) -> Iterator[Store]:
     store.close()
 
 
+@pytest.fixture
+def app_settings(app_settings: Settings) -> Settings:
+    """Every join comes from the test client's one address: no hourly share in the way."""
+    return dataclasses.replace(app_settings, joins_per_tribe_hour=10**9)
+
+
+def counted_send_path(container: Any) -> CountingStore:
+    """Counts exactly the send path's own store use (its message and counter records)."""
+    counting = CountingStore(container.store)
+    container.messaging._messages = MessageRecords(counting)
+    container.messaging._counters = ChannelRecords(counting)
+    return counting
+
+
+def writes_for_one_message(people: People, counting: CountingStore, channel_id: str) -> int:
+    """The send path's writes for one message, its sender key already distributed."""
+    people.owner.distribute_key(channel_id)
+    counting.reset()
+    people.owner.send_text(channel_id, "Réunion publique lundi")
+    return counting.writes
+
+
 def test_one_message_to_a_tribe_of_1000_costs_the_same_writes_as_to_10(
     people: People, container: Any, clock: ManualClock
 ) -> None:
-    counting = CountingStore(container.store)
-    # measure exactly the send path's own store use
-    container.messaging._messages = MessageRecords(counting)
-    container.messaging._counters = ChannelRecords(counting)
+    counting = counted_send_path(container)
     org_id, owner_id = people.info["owner"]["org_id"], people.info["owner"]["member_id"]
     owner = Principal(
         org_id=org_id, member_id=owner_id, device_id=people.keys["owner"].device_id, role=Role.OWNER
     )
 
-    def writes_for_one_message(size: int) -> int:
+    def tribe_of(size: int) -> str:
         cid = people.owner.create_channel("tribe", f"Tribe {size}")["channel_id"]
         previous = container.channels.membership_log(owner, cid, 0, 1)["entries"][0]
         for i in range(size):  # members seeded through the services: activation is not what we measure
@@ -63,12 +84,25 @@ def test_one_message_to_a_tribe_of_1000_costs_the_same_writes_as_to_10(
                 now=clock.now(),
             )
             container.channels.add_member(owner, cid, member.member_id, ChannelRole.MEMBER, previous)
-        people.owner.distribute_key(cid)
-        counting.reset()
-        people.owner.send_text(cid, "Réunion publique lundi")
-        return counting.writes
+        return cid
 
-    small, large = writes_for_one_message(10), writes_for_one_message(1000)
+    small = writes_for_one_message(people, counting, tribe_of(10))
+    large = writes_for_one_message(people, counting, tribe_of(1000))
     # the sequence number (which also counts the month's impact), the id marker, the message:
     # one stored copy, and nothing that grows with the tribe.
     assert small == large == 3
+
+
+def test_one_message_to_a_public_tribe_of_1000_followers_costs_the_same_writes_as_to_10(
+    people: People, api: SignedApi, container: Any
+) -> None:
+    counting = counted_send_path(container)
+
+    def followed_by(size: int) -> str:
+        cid = people.owner.create_channel("tribe", f"Public {size}")["channel_id"]
+        join_followers(api, people.owner.publish(cid)["join_url"], size)  # through POST /join
+        return cid
+
+    small = writes_for_one_message(people, counting, followed_by(10))
+    large = writes_for_one_message(people, counting, followed_by(1000))
+    assert small == large == 3  # followers are read from the roster, never written per message
