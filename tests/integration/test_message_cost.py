@@ -1,4 +1,6 @@
-"""Invariant 2: one stored copy per message, whatever the channel's size.
+"""Invariant 2: one stored copy per message, whatever the channel's size, members or a public
+tribe's followers (issue 16, item 4); and the sender key reaches hundreds of followers in
+batches of ``KEYS_PER_CALL`` sealed keys.
 
 Runs on the SQLite store only: what is counted is the service's own calls to
 the Store port, which do not depend on the adapter, and seeding 1,000 members
@@ -8,6 +10,7 @@ into in-process moto takes minutes.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import pytest
 
 from bocage.client.issuing import membership_entry
+from bocage.client.messenger import KEYS_PER_CALL
 from chalicelib.adapters.clocks import ManualClock
 from chalicelib.adapters.counting_store import CountingStore
 from chalicelib.adapters.records.channels import ChannelRecords
@@ -26,6 +30,8 @@ from chalicelib.domain.principal import Principal
 from chalicelib.ports import Store
 from chalicelib.settings import Settings
 from tests.support import People, SignedApi, join_followers
+
+FOLLOWERS = 450  # three calls of at most 200: two full, one partial
 
 
 @pytest.fixture
@@ -67,7 +73,7 @@ def test_one_message_to_a_tribe_of_1000_costs_the_same_writes_as_to_10(
     )
 
     def tribe_of(size: int) -> str:
-        cid = people.owner.create_channel("tribe", f"Tribe {size}")["channel_id"]
+        cid = str(people.owner.create_channel("tribe", f"Tribe {size}")["channel_id"])
         previous = container.channels.membership_log(owner, cid, 0, 1)["entries"][0]
         for i in range(size):  # members seeded through the services: activation is not what we measure
             member = container.orgs.add_invited_member(org_id, f"Citizen {i}", Role.MEMBER)
@@ -99,10 +105,41 @@ def test_one_message_to_a_public_tribe_of_1000_followers_costs_the_same_writes_a
     counting = counted_send_path(container)
 
     def followed_by(size: int) -> str:
-        cid = people.owner.create_channel("tribe", f"Public {size}")["channel_id"]
+        cid = str(people.owner.create_channel("tribe", f"Public {size}")["channel_id"])
         join_followers(api, people.owner.publish(cid)["join_url"], size)  # through POST /join
         return cid
 
     small = writes_for_one_message(people, counting, followed_by(10))
     large = writes_for_one_message(people, counting, followed_by(1000))
     assert small == large == 3  # followers are read from the roster, never written per message
+
+
+def test_one_message_seals_the_key_to_every_follower_in_batches_of_200(
+    people: People, api: SignedApi
+) -> None:
+    ana = people.join("ana")  # a member's device is sealed to in the same calls
+    tribe = people.owner.create_channel("tribe", "La vie du village")["channel_id"]
+    people.owner.add_member(tribe, people.info["ana"]["member_id"])
+    followers = join_followers(api, people.owner.publish(tribe)["join_url"], FOLLOWERS)
+    calls: list[tuple[str, str, int]] = []
+    request = people.owner.client.request
+
+    def recorded(method: str, path: str, body: dict[str, Any] | None = None, query: Any = None) -> Any:
+        calls.append((method, path, len((body or {}).get("keys", ()))))
+        return request(method, path, body, query)
+
+    people.owner.client.request = recorded
+    people.owner.send_text(tribe, "Marché de Noël samedi sur la place")
+    uploads = [size for method, path, size in calls if (method, path) == ("PUT", f"/channels/{tribe}/keys")]
+    recipients = FOLLOWERS + 1  # every follower's device and Ana's; never the author's own
+    assert len(uploads) == math.ceil(recipients / KEYS_PER_CALL) == 3
+    assert uploads == [KEYS_PER_CALL, KEYS_PER_CALL, recipients - 2 * KEYS_PER_CALL]
+    epoch = people.owner.roster(tribe)["epoch"]
+    author = people.keys["owner"].device_id
+    for device in followers:
+        reply = api.call("GET", f"/channels/{tribe}/keys", signer=device, query={"epoch": str(epoch)})
+        assert reply.status == 200, reply.body
+        assert [(k["sender_device"], k["recipient_device"]) for k in reply.body["keys"]] == [
+            (author, device.device_id)
+        ]
+    assert ana.read(tribe)["messages"][-1]["text"] == "Marché de Noël samedi sur la place"
