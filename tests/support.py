@@ -8,10 +8,11 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
-from bocage.client.api import ApiError, BocageClient
+from bocage.client.api import ApiError, BocageClient, join_body
 from bocage.client.issuing import (
     device_ticket,
     enrol,
+    follower_cert,
     member_ticket,
     membership_entry,
     removal,
@@ -26,6 +27,7 @@ from chalicelib.domain.activation_link import ActivationTarget, parse_activation
 from chalicelib.domain.auth_token import SCHEME
 from chalicelib.domain.channel import ChannelMember, ChannelRole
 from chalicelib.domain.encoding import b64e
+from chalicelib.domain.followers import parse_join_url
 from chalicelib.domain.invitation import activation_proof_message, normalise_code
 from chalicelib.domain.organisation import Device
 from chalicelib.domain.statements import public_key_of
@@ -240,6 +242,25 @@ class SignedApi:
         keys, reply = self.activate(invite["activation_code"], name)
         assert reply.status == 201, reply.body
         return keys, dict(reply.body)
+
+
+def follower_join_body(url: str, keys: DeviceKeys, name: str, now: int) -> dict[str, Any]:
+    """``POST /join`` for a new follower device as a client builds it (its certificate made),
+    without a profile: cheap enough to join thousands (bench/followers.py)."""
+    target = parse_join_url(url)
+    keys_of = {"sign_public_key": keys.sign_public_key, "box_public_key": keys.box_public_key}
+    return join_body(target.link, keys, follower_cert(target, **keys_of, display_name=name, now=now))
+
+
+def join_followers(api: SignedApi, url: str, count: int) -> list[DeviceKeys]:
+    """``count`` follower devices joined from a public tribe's link, one ``POST /join`` each."""
+    joined = []
+    for i in range(count):
+        device = DeviceKeys.generate()
+        reply = api.call("POST", "/join", follower_join_body(url, device, f"Habitant {i}", api.clock.now()))
+        assert reply.status == 201, reply.body
+        joined.append(device)
+    return joined
 
 
 class RecordingPush:
