@@ -19,6 +19,8 @@ QR_MM = 150.0
 BORDER_MODULES = 4
 MM_TO_PT = 72 / 25.4
 TITLE_MM, SUBTITLE_MM, NOTE_MM = 14.0, 10.0, 5.0
+TEXT_WIDTH_MM = 180.0  # a line never runs into the page's 15 mm margins
+BOLD_EM = 0.62  # Helvetica Bold's wide letters (capitals, m, w) on average, with room to spare
 
 
 def _dark_runs(url: str) -> tuple[int, list[tuple[int, int, int]]]:
@@ -42,13 +44,19 @@ def _dark_runs(url: str) -> tuple[int, list[tuple[int, int, int]]]:
 
 
 def _lines(org_name: str, tribe_name: str) -> list[tuple[str, float, float, bool]]:
-    """(text, baseline from the top in mm, size in mm, bold) of the poster's words."""
+    """(text, baseline from the top in mm, size in mm, bold) of the poster's words. A long name
+    ("Communauté de communes du Pays de ...") is set smaller to fit the page's width."""
     return [
-        (org_name, 40.0, TITLE_MM, True),
-        (tribe_name, 58.0, SUBTITLE_MM, False),
+        (org_name, 40.0, _fitted(org_name, TITLE_MM), True),
+        (tribe_name, 58.0, _fitted(tribe_name, SUBTITLE_MM), False),
         ("Scannez pour suivre : ni e-mail, ni numéro de téléphone", 250.0, NOTE_MM, False),
         ("Scan to follow: no e-mail, no phone number", 260.0, NOTE_MM, False),
     ]
+
+
+def _fitted(text: str, size_mm: float) -> float:
+    """``size_mm``, or less so that the line fits TEXT_WIDTH_MM (bold's width: the widest)."""
+    return round(min(size_mm, TEXT_WIDTH_MM / (BOLD_EM * max(len(text), 1))), 2)
 
 
 def poster_svg(org_name: str, tribe_name: str, join_url: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from bocage.client.poster import MM_TO_PT
+from bocage.client.poster import BOLD_EM, MM_TO_PT, TEXT_WIDTH_MM, poster_svg
 from tests.browser.conftest import watch_console
 from tests.browser.test_web_app import activate, create_channel, message, open_channel, send, wait_for
 from tests.e2e.conftest import Server, bocage_fails
@@ -52,6 +52,19 @@ POSTER_PDF_JS = """async () => {
   const { posterPdf } = await import('/app/js/poster.js');
   return Array.from(posterPdf('Cœur d\u2019E\u0301loi (5 €)', 'Fête — 漢', 'https://bocage.example/j'));
 }"""
+
+
+POSTER_SVG_JS = """async ([org, tribe]) => {
+  const { posterSvg } = await import('/app/js/poster.js');
+  return posterSvg(org, tribe, 'https://bocage.example/j');
+}"""
+LONG_ORG = "Communauté de communes du Pays de Landerneau-Daoulas"
+LONG_TRIBE = "Informations pratiques pour les habitants des quatorze communes"
+
+
+def sizes_in(svg: str) -> list[float]:
+    """A poster's font sizes, top to bottom, in millimetres."""
+    return [float(size) for size in re.findall(r'font-size="([\d.]+)"', svg)]
 
 
 def pdf_poster_matches_the_screen(owner: Any, join_url: str) -> None:
@@ -99,6 +112,10 @@ def pdf_poster_matches_the_screen(owner: Any, join_url: str) -> None:
     assert b"(C\x9cur d\x92\xc9loi \\(5 \x80\\)) Tj" in made and b"(F\xeate \x97 ?) Tj" in made
     title = "Cœur d\u2019E\u0301loi (5 €) - Fête — 漢".encode("utf-16-be").hex().upper()
     assert f"/Title <FEFF{title}>".encode() in made
+    # A long name is set smaller to fit the page, the same in both clients.
+    sizes = sizes_in(owner.evaluate(POSTER_SVG_JS, [LONG_ORG, LONG_TRIBE]))
+    assert sizes == sizes_in(poster_svg(LONG_ORG, LONG_TRIBE, "https://bocage.example/j"))
+    assert sizes[0] * BOLD_EM * len(LONG_ORG) <= TEXT_WIDTH_MM and sizes[0] < 14
 
 
 def plan_counts_followers_apart(owner: Page, followers: int) -> None:

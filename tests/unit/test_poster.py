@@ -7,7 +7,17 @@ import re
 
 import segno
 
-from bocage.client.poster import A4_MM, MM_TO_PT, QR_MM, poster_pdf, poster_svg
+from bocage.client.poster import (
+    A4_MM,
+    BOLD_EM,
+    MM_TO_PT,
+    QR_MM,
+    SUBTITLE_MM,
+    TEXT_WIDTH_MM,
+    TITLE_MM,
+    poster_pdf,
+    poster_svg,
+)
 from tests.posters import assert_one_a4_page_with_sound_xref
 
 URL = (
@@ -58,3 +68,16 @@ def test_the_pdf_is_one_a4_page_with_a_sound_cross_reference_table() -> None:
     runs = re.findall(rb"[\d.]+ [\d.]+ ([\d.]+) [\d.]+ re", pdf)
     module = QR_MM / size * MM_TO_PT
     assert sum(round(float(w) / module) for w in runs) == len(dark)
+
+
+def test_a_long_name_is_set_smaller_to_fit_the_page_and_a_short_one_is_not() -> None:
+    long_org = "Communauté de communes du Pays de Landerneau-Daoulas"
+    svg = poster_svg(long_org, "Vie du village", URL)
+    sizes = [float(s) for s in re.findall(r'font-size="([\d.]+)"', svg)]
+    assert sizes[0] < TITLE_MM and sizes[0] * BOLD_EM * len(long_org) <= TEXT_WIDTH_MM
+    assert sizes[1:] == [SUBTITLE_MM, 5.0, 5.0]
+    short = [
+        float(s)
+        for s in re.findall(r'font-size="([\d.]+)"', poster_svg("Mairie de Plouzané", "Vie du village", URL))
+    ]
+    assert short == [TITLE_MM, SUBTITLE_MM, 5.0, 5.0]

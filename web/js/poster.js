@@ -11,15 +11,25 @@ const QR_MM = 150;
 const QR_TOP = 75;
 const PT_PER_MM = 72 / 25.4;
 
+const TEXT_WIDTH_MM = 180; // a line never runs into the page's 15 mm margins
+const BOLD_EM = 0.62; // Helvetica Bold's wide letters (capitals, m, w) on average, with room to spare
+
 /**
- * The poster's words: [text, baseline from the top in mm, size in mm, bold].
+ * `sizeMm`, or less so that a long name fits the page's width (as poster.py's `_fitted`).
+ * @param {string} text
+ * @param {number} sizeMm
+ */
+const fitted = (text, sizeMm) => Math.round(Math.min(sizeMm, TEXT_WIDTH_MM / (BOLD_EM * Math.max(text.length, 1))) * 100) / 100;
+
+/**
+ * The poster's words: [text, baseline from the top in mm, size in mm, bold]; long names smaller.
  * @param {string} orgName
  * @param {string} tribeName
  * @returns {Array<[string, number, number, boolean]>}
  */
 const lines = (orgName, tribeName) => [
-  [orgName, 40, 14, true],
-  [tribeName, 58, 10, false],
+  [orgName, 40, fitted(orgName, 14), true],
+  [tribeName, 58, fitted(tribeName, 10), false],
   ['Scannez pour suivre : ni e-mail, ni numéro de téléphone', 250, 5, false],
   ['Scan to follow: no e-mail, no phone number', 260, 5, false],
 ];
