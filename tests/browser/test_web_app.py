@@ -85,7 +85,7 @@ def town_hall(tmp_path: Path, name: str, **env: str) -> Iterator[tuple[Path, dic
     profile)."""
     data = tmp_path / "data"
     town = bocage("org", "create", name, "--data", str(data))
-    server = start_server(data, tmp_path / "serve.log", **env)
+    server = start_server(data, tmp_path / "serve.log", port=None, **env)
     try:
         yield data, town, owner_of(town, server, tmp_path / "mayor")
     finally:
