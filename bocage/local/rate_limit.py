@@ -158,7 +158,10 @@ def client_address(peer: str, forwarded_for: Iterable[str], trusted: tuple[Netwo
 
     Then ``X-Forwarded-For`` is read from the right (each proxy appends the address it saw),
     skipping trusted proxies: the first other address is the client. A client can write any
-    address at the left of the header, so nothing to the left of that one is believed.
+    address at the left of the header, so nothing to the left of that one is believed. When every
+    hop is in a trusted range (a client on the town hall's own network, behind the proxy), the
+    client is the right-most hop, the one the nearest proxy saw: a left-most one would let that
+    client pick a fresh address, and a fresh allowance, at each request.
     """
     if not _is_trusted(peer, trusted):
         return peer
@@ -166,7 +169,7 @@ def client_address(peer: str, forwarded_for: Iterable[str], trusted: tuple[Netwo
     for hop in reversed(hops):
         if not _is_trusted(hop, trusted):
             return hop
-    return hops[0] if hops else peer
+    return hops[-1] if hops else peer
 
 
 def _is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:

@@ -124,6 +124,9 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
     assert client_address("10.1.2.3", ["6.6.6.6", "203.0.113.1"], trusted) == "203.0.113.1"
     assert client_address("10.1.2.3", [], trusted) == "10.1.2.3"
     assert client_address("10.1.2.3", ["10.0.0.5"], trusted) == "10.0.0.5"
+    # A client inside a trusted range (the town hall's network) cannot choose its address.
+    assert client_address("10.1.2.3", ["10.77.0.1, 10.0.0.5"], trusted) == "10.0.0.5"
+    assert client_address("10.1.2.3", ["10.77.0.1", "10.0.0.5"], trusted) == "10.0.0.5"
     assert client_address("10.1.2.3", ["unknown"], trusted) == "unknown"
 
 
