@@ -105,6 +105,13 @@ class SourceLimiter:
             bucket.tokens -= 1
         return 0
 
+    def give_back(self, source: str) -> None:
+        """Return the token ``retry_after`` took for an attempt refused after all."""
+        for tier in source_tiers(source):
+            bucket = self._buckets.get(tier.block)
+            if bucket is not None:
+                bucket.tokens = min(bucket.burst, bucket.tokens + 1)
+
     def _bucket(self, tier: Source, now: float) -> TokenBucket:
         """The tier's bucket, now the most recently seen (a new one full)."""
         bucket = self._buckets.pop(tier.block, None) or TokenBucket.full(
@@ -122,7 +129,9 @@ class VoteAllowance:
     this bounds how fast one address churns votes, not who wins (docs/protocol.md, 8). Only the
     envelope's clear ``kind`` is read, parsed as the app parses it: other kinds, and what is no
     JSON object, spend nothing. Counted before the handler runs (a refusal costs the store
-    nothing), like activation attempts. Checked on the worker threads: locked."""
+    nothing), and given back when the app does not store the vote (``give_back``: no device, not
+    in the channel, a resend): junk from a shared address cannot spend its people's votes.
+    Checked on the worker threads: locked."""
 
     def __init__(self, per_minute: float, burst: int, *, clock: Clock = time.monotonic) -> None:
         self._sources = SourceLimiter(per_minute, burst, clock=clock)
@@ -134,6 +143,11 @@ class VoteAllowance:
             return 0
         with self._lock:
             return self._sources.retry_after(source)
+
+    def give_back(self, source: str) -> None:
+        """The vote ``retry_after`` counted was not stored: its token goes back."""
+        with self._lock:
+            self._sources.give_back(source)
 
     @staticmethod
     def refusal(wait: int) -> str:

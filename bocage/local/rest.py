@@ -156,13 +156,14 @@ class RestGateway:
         wait = self._attempts.retry_after(source)
         return too_many(f"too many activation or join attempts from this address; retry in {wait} s", wait)
 
-    def _vote_refusal(self, method: str, route: Route, body: bytes, source: str) -> Answer | None:
-        """429 for a source past its allowance of votes (``votes``); read on a worker thread, as
-        the body is parsed (up to 10 MiB: never on the event loop)."""
+    def _voted(self, method: str, route: Route, body: bytes, source: str) -> tuple[Answer | None, bool]:
+        """(429 for a source past its allowance of votes, whether a vote was counted); read on a
+        worker thread, as the body is parsed (up to 10 MiB: never on the event loop)."""
         if self._votes is None or (method, route.template) != MESSAGES:
-            return None
-        wait = self._votes.retry_after(source, json_object(body))
-        return too_many(VoteAllowance.refusal(wait), wait)
+            return None, False
+        envelope = json_object(body)
+        wait = self._votes.retry_after(source, envelope)
+        return too_many(VoteAllowance.refusal(wait), wait), not wait and envelope.get("kind") == "vote"
 
     def _answer(self, scope: Scope, headers: list[tuple[str, str]], body: bytes, source: str) -> Answer:
         """On a worker thread: the web app's file or the Lambda's answer, compressed if it pays."""
@@ -188,13 +189,16 @@ class RestGateway:
         route = find_route(self._routes, raw_path)
         if route is None:
             return json_answer(404, {"error": "not_found", "message": f"no route for {raw_path}"})
-        refused = self._vote_refusal(method, route, body, source_ip)
+        refused, counted = self._voted(method, route, body, source_ip)
         if refused is not None:
             return refused
         query = scope["query_string"].decode("latin-1")
         target = f"{raw_path}?{query}" if query else raw_path
         headers.setdefault("x-forwarded-proto", "http")
-        return invoke(self._app, proxy_event(route, method, target, headers, body, source_ip))
+        answer = invoke(self._app, proxy_event(route, method, target, headers, body, source_ip))
+        if counted and answer.status != 201 and self._votes is not None:
+            self._votes.give_back(source_ip)  # not stored (401, 403, 400, a resend): not a vote spent
+        return answer
 
 
 def too_many(message: str, wait: int) -> Answer | None:

@@ -137,3 +137,29 @@ def vote_over_socket(owner: Messenger, channel_id: str, poll_id: str, *, forward
             frame = json.loads(ws.recv(timeout=10))
             if frame.get("ref") == "v1":
                 return str(frame["type"] if frame["type"] == "ack" else frame["error"])
+
+
+def test_votes_the_server_refuses_spend_nothing_of_the_addresss_allowance(
+    limited: Server, tmp_path: Path
+) -> None:
+    """Someone on the town hall's network posting junk votes (no device: 401) spends nothing of
+    the votes the people behind that address may cast: a vote the app does not store gives its
+    token back."""
+    bocage("--profile", str(tmp_path / "owner"), "activate", limited.owner_url(), "--name", "Maire")
+    owner = Messenger(Profile(tmp_path / "owner"))
+    tribe = owner.create_channel("tribe", "Consultation")["channel_id"]
+    poll = owner.create_poll(tribe, "Un marché le dimanche ?", ["Oui", "Non"])["poll_id"]
+    junk = json.dumps({"kind": "vote", "channel_id": tribe}).encode()
+    for _ in range(BURST + 2):
+        request = urllib.request.Request(
+            f"{limited.url}/channels/{quote(tribe)}/messages",
+            data=junk,
+            headers={"Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as unsigned:
+            urllib.request.urlopen(request, timeout=10)
+        assert unsigned.value.code == 401
+    for choice in (0, 1, 0):  # the whole allowance is still there
+        owner.vote(tribe, poll, [choice])
+    status, _, body = post_envelope(limited, owner, tribe, poll)
+    assert status == 429 and body["error"] == "rate_limited", body
