@@ -1146,6 +1146,15 @@ export class Messenger extends EventTarget {
     const { channel_id: channelId, sender_device: sender, sender_member: stamp } = message;
     const mine = this.isFollower() && sender === this.deviceId ? { member_id: this.memberId, sign_public_key: b64e(this.device.signPublicKey) } : null;
     const follower = !mine && (!stamp || stamp.startsWith('f_')) ? await this.tribeFollower(channelId, sender, ask) : null;
+    // Stamped a follower's, and no follower of the tribe's verified roster: one who left (most
+    // days, in a town), or the roster not verified yet here (`followersUnknown`, `pending_check`:
+    // tried again). Not placed, quietly: no forgery alert, no directory asked again; a post so
+    // stamped is refused anyway (16.3), and a server can withhold a message as well. The stamp
+    // stays on the refused record, so it is judged the same way at the next start.
+    if (!mine && !follower && stamp?.startsWith('f_')) {
+      const unknown = follower === undefined;
+      return { refused: { error: unknown ? 'pending_check' : 'uncertified_device' }, memberId: stamp, followersUnknown: unknown };
+    }
     const author = mine || follower || (await this.certifiedSender(message, channelId));
     if (!author?.sign_public_key) {
       const error = author && 'uncertified' in author && author.uncertified ? 'uncertified_device' : 'forged_sender';
