@@ -212,7 +212,10 @@ export class Messenger extends EventTarget {
     const inRange = (await this.store.messages(channelId)).filter((m) => m.seq > from && m.seq <= to);
     if (inRange.length < to - from) return; // a gap: keep the server's count
     const others = inRange.filter((m) => READABLE_KINDS.has(m.kind) && m.sender_device !== this.deviceId && m.sender_member !== this.memberId && !m.deleted);
-    c.unread = (await this.judgeCached(others)).filter(isNews).length;
+    const unread = (await this.judgeCached(others)).filter(isNews).length;
+    // Frames are handled concurrently: a count made for a range that moved meanwhile (a newer
+    // message, the channel read) is stale; the refine that moved it counts.
+    if ((c.cursor || 0) === from && (c.latest_seq || 0) === to) c.unread = unread;
   }
 
   channel(channelId) {
@@ -490,7 +493,8 @@ export class Messenger extends EventTarget {
     const unplaced = raw.devices.filter((d) => d.device_id !== this.deviceId && !this.directory?.devices.has(d.device_id) && !this.trust.view?.device(d.device_id));
     // A follower's device is in no listing (16.3): only another device may be a partner's.
     const partners = unplaced.some((d) => d.device_cert?.purpose !== FOLLOWER_CERT);
-    if (!this.trust.view || unplaced.length) await this.loadDirectory({ partners });
+    // Followers are in no listing: only another unplaced device is worth asking the listing again.
+    if (!this.trust.view || partners) await this.loadDirectory({ partners });
     const { state, blocked: unextended } = await this.trust.membership(this.api, channelId, raw.roster);
     // Listed as a direct conversation (so shown under the other member's name) but signed as
     // something else: a group squatting on the pair's id (14.1). Nothing is sealed or sent there.
@@ -508,7 +512,9 @@ export class Messenger extends EventTarget {
     // or not (a partner's member seals them nothing): their reactions and votes open and count
     // here, and only here.
     const { devices, followers } = blocked ? { devices: [], followers: new Map() } : await this.trust.recipients(channelId, state, raw.devices);
-    this.tribeFollowers.set(channelId, followers);
+    // On a rolled-back or forked log, the followers last verified stand (the tally says it
+    // counts the last verified members, 8): nothing is sealed to anyone there anyway.
+    if (!blocked) this.tribeFollowers.set(channelId, followers);
     for (const row of raw.devices) {
       if (followers.has(row.device_id)) this.followerNames.set(row.member_id, String(row.device_cert?.display_name || ''));
     }

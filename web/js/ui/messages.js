@@ -242,9 +242,11 @@ export async function renderMessages(app, main, route) {
     });
     return form;
   };
-  // Renders overlap (a live update while the previews are judged): only the latest started
-  // fills the pane, so an older one never puts back what a newer one changed.
+  // Renders overlap (a live update while the previews are judged): one that finishes after a
+  // newer one painted is dropped, so an older one never puts back what a newer one changed, and
+  // steady traffic still paints (each render that finishes first does).
   let renders = 0;
+  let painted = 0;
   let toggled = false; // the form was opened or closed: focus goes to it, or back to its button
   const renderAside = async () => {
     const ticket = ++renders;
@@ -273,7 +275,8 @@ export async function renderMessages(app, main, route) {
     const directs = directing ? await directList(app).catch((err) => h('p', { class: 'form-status' }, app.errorText(err))) : null;
     const found = search.searching() ? await search.results() : null;
     const previews = found ? null : await channelPreviews(app, previewCache).catch(() => new Map());
-    if (ticket !== renders) return;
+    if (ticket < painted) return;
+    painted = ticket;
     // The kept forms stay in the page: moving a field out and back would blur it mid-typing.
     replaceKeeping(
       aside,
