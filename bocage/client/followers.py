@@ -69,6 +69,10 @@ def verified_follower(
         return refused("the roster names another device or follower than its certificate")
     if not _before_withdrawal(view, issuer.device_id, issuer.member_id, int(cert["issued_at"])):
         return refused("certified after its join ticket's signer was revoked or removed")
+    # Anyone with the poster can certify a "follower" over a member's public keys: the device
+    # stays the member's, or the server could file her votes under that follower and refuse her posts.
+    if view.device(device_id) is not None:
+        return refused("its keys are a certified member device's: a follower certificate cannot take them over")
     return {
         "device_id": device_id,
         "member_id": member_id,

@@ -256,3 +256,32 @@ def test_a_follower_ticket_dated_before_the_tribe_was_created_is_refused(
     assert sealed_to(container, public, planted[700]) == []
     assert "uncertified_follower" in codes(people.owner)
     assert planted[500] in web_refuses(people, public, [planted[700]])
+
+
+def test_a_follower_certified_over_a_members_keys_does_not_take_her_device_over(
+    people: People, container: Any, api: Any
+) -> None:
+    """Anyone with the poster can certify a "follower" over a member's public keys (they are no
+    secret). A server listing that follower in the tribe, under her device id, must not get her
+    vote counted as that follower's: both clients refuse the follower and keep the device hers."""
+    public, _, url, ticket = setup_tribes(people, container)
+    org_id = people.info["owner"]["org_id"]
+    ana = people.join("ana")
+    people.owner.add_member(public, people.info["ana"]["member_id"])
+    poll = people.owner.create_poll(public, "Un marché le dimanche ?", ["Oui", "Non"])["poll_id"]
+    ana.read(public)
+    ana.vote(public, poll, [1])
+    taken = people.keys["ana"]
+    plant_device(
+        container, public, follower_device(taken, certified(url, taken, api.clock.now()), ticket, org_id)
+    )
+    results = people.owner.poll_results(public, poll)
+    assert (results["counts"], results["voters"], results["follower_voters"]) == ([0, 1], 1, 0), results
+    refused = [w for w in people.owner.trust.take_warnings() if w["code"] == "uncertified_follower"]
+    assert any("a certified member device's" in w["message"] for w in refused), refused
+    from tests.integration.test_malicious_server_js import decide
+
+    decided = decide(people.owner, public, fresh=True)
+    assert [w["code"] for w in decided["warnings"] if w.get("device_id") == taken.device_id] == [
+        "uncertified_follower"
+    ]

@@ -109,6 +109,9 @@ export async function verifiedFollower(view, state, row, channelId) {
     if ((revoked !== null && at >= revoked) || (removed !== null && at >= removed)) {
       return refused("certified after its join ticket's signer was revoked or removed");
     }
+    // Anyone with the poster can certify a "follower" over a member's public keys: the device
+    // stays the member's, or the server could file her votes under that follower and refuse her posts.
+    if (view.device(row.device_id)) return refused("its keys are a certified member device's: a follower certificate cannot take them over");
     /** @type {DeviceTrust} the certificate's keys, never the roster's */
     const device = {
       device_id: row.device_id,
