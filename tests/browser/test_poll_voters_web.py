@@ -155,5 +155,5 @@ def test_a_vote_past_the_addresss_allowance_is_refused_with_a_clear_message(
         expect(card.get_by_role("button", name="Changer mon vote")).to_be_visible()
         card.get_by_label("Mardi").check()
         card.get_by_role("button", name="Changer mon vote").click()
-        expect(secretary.locator("#toast")).to_contain_text("Trop de demandes depuis cette adresse")
+        expect(secretary.locator("#toast")).to_contain_text("Trop de demandes à la suite")
         assert bocage("--profile", mayor, "poll", "results", site, poll)["counts"] == [1, 0]

@@ -36,7 +36,7 @@ export default {
   'role.guest': 'Guest',
 
   'error.generic': 'Something went wrong. Please try again in a moment.',
-  'error.rate_limited': 'Too many requests from this address: try again in a moment.',
+  'error.rate_limited': 'Too many requests in a row: try again in a moment.',
   'error.network': 'The server is not answering. Check your connection; you can still read saved messages.',
   'error.forbidden': 'You are not allowed to do this.',
   'error.unauthorized': 'The server no longer recognises this device (revoked or removed).',

@@ -36,7 +36,7 @@ export default {
   'role.guest': 'Invité(e)',
 
   'error.generic': 'Une erreur est survenue. Réessayez dans un instant.',
-  'error.rate_limited': 'Trop de demandes depuis cette adresse : réessayez dans un moment.',
+  'error.rate_limited': 'Trop de demandes à la suite : réessayez dans un moment.',
   'error.network': 'Le serveur ne répond pas. Vérifiez votre connexion ; vous pouvez continuer à lire les messages enregistrés.',
   'error.forbidden': "Vous n'avez pas le droit de faire cela.",
   'error.unauthorized': "Cet appareil n'est plus reconnu par le serveur (révoqué ou retiré).",
