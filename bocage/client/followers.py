@@ -72,7 +72,9 @@ def verified_follower(
     # Anyone with the poster can certify a "follower" over a member's public keys: the device
     # stays the member's, or the server could file her votes under that follower and refuse her posts.
     if view.device(device_id) is not None:
-        return refused("its keys are a certified member device's: a follower certificate cannot take them over")
+        return refused(
+            "its keys are a certified member device's: a follower certificate cannot take them over"
+        )
     return {
         "device_id": device_id,
         "member_id": member_id,
