@@ -129,8 +129,8 @@ class VoteAllowance:
     this bounds how fast one address churns votes, not who wins (docs/protocol.md, 8). Only the
     envelope's clear ``kind`` is read, parsed as the app parses it: other kinds, and what is no
     JSON object, spend nothing. Counted before the handler runs (a refusal costs the store
-    nothing), and given back when the app does not store the vote (``give_back``: no device, not
-    in the channel, a resend): junk from a shared address cannot spend its people's votes.
+    nothing), and given back when the app does not store a REST vote (``give_back``: no device,
+    not in the channel, malformed): junk from a shared address cannot spend its people's votes.
     Checked on the worker threads: locked."""
 
     def __init__(self, per_minute: float, burst: int, *, clock: Clock = time.monotonic) -> None:

@@ -197,7 +197,7 @@ class RestGateway:
         headers.setdefault("x-forwarded-proto", "http")
         answer = invoke(self._app, proxy_event(route, method, target, headers, body, source_ip))
         if counted and answer.status != 201 and self._votes is not None:
-            self._votes.give_back(source_ip)  # not stored (401, 403, 400, a resend): not a vote spent
+            self._votes.give_back(source_ip)  # not stored (401, 403, 400): not a vote spent
         return answer
 
 

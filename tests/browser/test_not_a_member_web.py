@@ -103,6 +103,35 @@ def move_date(data: Path, channel_id: str, message_id: str) -> None:
     store.close()
 
 
+def restamp(data: Path, channel_id: str, message_id: str, sender_member: str) -> None:
+    """What a lying server does: the stored message's sender stamp (never signed) changed."""
+    store = SqliteStore(str(data / "bocage.sqlite3"), SystemClock())
+    records = MessageRecords(store)
+    stored = records.find(channel_id, message_id)
+    assert stored is not None
+    records.store(stored.model_copy(update={"sender_member": sender_member}))
+    store.close()
+
+
+def test_a_members_message_stamped_as_a_followers_is_shown_as_hers_and_the_lie_reported(
+    tmp_path: Path, new_context: Callable[..., Any]
+) -> None:
+    """A server stamping a member's message with a follower's id cannot have it dropped quietly
+    (as a departed follower's reaction is): her certified device makes it hers, and the
+    relabelling is reported (forged_sender)."""
+    with town_hall(tmp_path, "Mairie de Paimpol") as (data, _town, mayor):
+        problems: list[str] = []
+        secretary, site, _eve, _eve_id = eve_in_town(tmp_path, mayor, new_context, problems, in_group=False)
+        app = secretary.url
+        secretary.goto("about:blank")
+        sent = bocage("--profile", mayor, "send", site, "Séance jeudi à 18 h")
+        restamp(data, site, sent["message_id"], "f_aaaaaaaaaaaaaaaa")
+        secretary.goto(app)
+        open_channel(secretary, GROUP)
+        expect(message(secretary, "Séance jeudi à 18 h")).to_be_visible(timeout=30_000)
+        expect(secretary.locator(".trust-warning[data-code=forged_sender]")).to_have_count(1, timeout=30_000)
+
+
 def test_a_moved_date_is_called_forged_not_blamed_on_the_former_member(
     tmp_path: Path, new_context: Callable[..., Any], artifacts: Path
 ) -> None:

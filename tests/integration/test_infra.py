@@ -500,8 +500,11 @@ def test_compose_runs_two_replicas_behind_a_proxy_on_alternator_and_an_smtp_rela
     nginx = (SOVEREIGN / "nginx.conf").read_text()
     assert "server bocage-a:8000" in nginx and "server bocage-b:8000" in nginx
     assert "proxy_set_header Upgrade $http_upgrade" in nginx
-    # Activation attempts are limited per client: the proxy forwards it, the replicas believe it.
-    assert nginx.count("proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for") == 2
+    # Activations, joins and votes are limited per client: the proxy sets the address it saw (never
+    # what the client wrote: one on a private range the replicas trust could pick its own), and
+    # the replicas believe it.
+    assert nginx.count("proxy_set_header X-Forwarded-For $remote_addr;") == 2
+    assert "$proxy_add_x_forwarded_for;" not in nginx
     assert ServeSettings.from_env(env).trusted_proxies
     assert proxy["volumes"] == ["./nginx.conf:/etc/nginx/conf.d/default.conf:ro"]
     # Calls: coturn on demand (profile), configured by the file Kubernetes uses, sharing the

@@ -493,8 +493,12 @@ export class Messenger extends EventTarget {
     const unplaced = raw.devices.filter((d) => d.device_id !== this.deviceId && !this.directory?.devices.has(d.device_id) && !this.trust.view?.device(d.device_id));
     // A follower's device is in no listing (16.3): only another device may be a partner's.
     const partners = unplaced.some((d) => d.device_cert?.purpose !== FOLLOWER_CERT);
-    // Followers are in no listing: only another unplaced device is worth asking the listing again.
-    if (!this.trust.view || partners) await this.loadDirectory({ partners });
+    // Followers are in no listing: only another unplaced device is worth asking the listing again,
+    // or a follower's ticket signed by a device this view does not know yet (a manager's new
+    // phone), at most every FOLLOWER_ROSTER_MS.
+    const newIssuer = raw.devices.some((d) => d.device_cert?.purpose === FOLLOWER_CERT && d.ticket?.issuer_device && !this.trust.view?.device(String(d.ticket.issuer_device)));
+    const stale = newIssuer && Date.now() - this.directoryAt >= FOLLOWER_ROSTER_MS;
+    if (!this.trust.view || partners || stale) await this.loadDirectory({ partners });
     const { state, blocked: unextended } = await this.trust.membership(this.api, channelId, raw.roster);
     // Listed as a direct conversation (so shown under the other member's name) but signed as
     // something else: a group squatting on the pair's id (14.1). Nothing is sealed or sent there.
@@ -1050,8 +1054,11 @@ export class Messenger extends EventTarget {
     const cached = await this.store.messages(channelId);
     const heldSince = Date.now(); // a key fetch from before this retry is not enough: ask again
     const retried = [];
+    // A follower's reaction or vote not placed (signer) may be a new follower's the roster did
+    // not hold yet (asked at most every FOLLOWER_ROSTER_MS): tried again, never lost.
+    const retriable = (m) => errors.includes(m.error) || (m.error === 'uncertified_device' && isFollowerId(m.sender_member));
     for (const m of cached) {
-      if (!errors.includes(m.error) || !m.raw) continue; // a sender verified since counts now
+      if (!retriable(m) || !m.raw) continue; // a sender verified since counts now
       const opened = await this.open(m.raw, { heldSince });
       if ('error' in opened && opened.error === 'replayed') continue; // shown once: never a second copy
       if (opened.verified || ('error' in opened && opened.error !== m.error)) retried.push([m, opened]);
@@ -1061,7 +1068,7 @@ export class Messenger extends EventTarget {
     if (retried.length) await this.store.reviseMessages(retried);
     await this.applyDeletions(retried.map(([, opened]) => opened));
     // Opened once, refused since (judgeCached): judged again, the content already in hand.
-    const held = cached.filter((m) => m.held !== undefined && errors.includes(m.error));
+    const held = cached.filter((m) => m.held !== undefined && retriable(m));
     const judged = await this.judgeCached(held, { ask: true });
     return retried.length + judged.filter((m, i) => m !== held[i]).length;
   }
@@ -1156,8 +1163,10 @@ export class Messenger extends EventTarget {
     // days, in a town), or the roster not verified yet here (`followersUnknown`, `pending_check`:
     // tried again). Not placed, quietly: no forgery alert, no directory asked again; a post so
     // stamped is refused anyway (16.3), and a server can withhold a message as well. The stamp
-    // stays on the refused record, so it is judged the same way at the next start.
-    if (!mine && !follower && stamp?.startsWith('f_')) {
+    // stays on the refused record, so it is judged the same way at the next start, and such a
+    // record is tried again with the roster (retryUnreadable: a new follower's, not yet listed).
+    // A certified member's device stamped so goes to the certified check: a relabel, warned.
+    if (!mine && !follower && stamp?.startsWith('f_') && !this.trust.view?.device(sender)) {
       const unknown = follower === undefined;
       return { refused: { error: unknown ? 'pending_check' : 'uncertified_device' }, memberId: stamp, followersUnknown: unknown };
     }
@@ -1229,7 +1238,10 @@ export class Messenger extends EventTarget {
     }
     // A device the listing (or a tribe's roster, for a follower) cannot be asked about now: the
     // record waits for the next read rather than be called forged.
-    const signed = await this.signer(m, { ask }).catch(() => undefined);
+    // Refused by an older version, a record may have lost the server's stamp: its raw envelope
+    // keeps it (only where to look first: a follower's, or a member's).
+    const stamped = m.sender_member || !m.raw ? m : { ...m, sender_member: m.raw.sender_member ?? null };
+    const signed = await this.signer(stamped, { ask }).catch(() => undefined);
     if (signed === undefined || ('refused' in signed && signed.followersUnknown)) return unjudged();
     if ('refused' in signed) return this.judgedAs(m, content, signed.memberId, signed.refused);
     const memberId = signed.author.member_id;
