@@ -593,15 +593,15 @@ class Trust:
             }
         if follower is not None:
             return self._found(follower, server_member)
+        view = self.view()
         if (
             is_follower_id(server_member or "")
             and channel_id in self.followers
-            and self.view().device(device_id) is None
+            and view.device(device_id) is None
         ):
             # Stamped a follower's the tribe's verified roster no longer holds (one who left, most
             # days in a town): not placed, quietly, with no listing reload (as the web app).
             return None, False
-        view = self.view()
         if view.device(device_id) is None:
             view = self.view(refresh=True)
         if view.device(device_id) is None and not self.state.partners:

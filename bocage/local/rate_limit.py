@@ -137,9 +137,14 @@ class VoteAllowance:
         self._sources = SourceLimiter(per_minute, burst, clock=clock)
         self._lock = threading.Lock()
 
+    @staticmethod
+    def is_vote(envelope: object) -> bool:
+        """Whether ``envelope`` spends the allowance: a JSON object of kind ``vote``."""
+        return isinstance(envelope, dict) and envelope.get("kind") == "vote"
+
     def retry_after(self, source: str, envelope: object) -> int:
         """0 if ``envelope`` is no vote or ``source`` may send one (one counted), else seconds to wait."""
-        if not isinstance(envelope, dict) or envelope.get("kind") != "vote":
+        if not self.is_vote(envelope):
             return 0
         with self._lock:
             return self._sources.retry_after(source)

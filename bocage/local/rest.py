@@ -163,7 +163,7 @@ class RestGateway:
             return None, False
         envelope = json_object(body)
         wait = self._votes.retry_after(source, envelope)
-        return too_many(VoteAllowance.refusal(wait), wait), not wait and envelope.get("kind") == "vote"
+        return too_many(VoteAllowance.refusal(wait), wait), not wait and VoteAllowance.is_vote(envelope)
 
     def _answer(self, scope: Scope, headers: list[tuple[str, str]], body: bytes, source: str) -> Answer:
         """On a worker thread: the web app's file or the Lambda's answer, compressed if it pays."""

@@ -75,24 +75,24 @@ export function replace(el, ...children) {
 export function replaceKeeping(el, ...children) {
   const wanted = [];
   append({ append: (/** @type {Node} */ node) => wanted.push(node) }, children);
+  /** Remove `from` and its next siblings up to `until` (excluded; null: to the end). */
+  const dropUntil = (/** @type {ChildNode | null} */ from, /** @type {Node | null} */ until) => {
+    while (from && from !== until) {
+      const stale = from;
+      from = from.nextSibling;
+      stale.remove();
+    }
+  };
   let at = el.firstChild;
   for (const node of wanted) {
     if (node.parentNode === el) {
-      while (at && at !== node) {
-        const stale = at;
-        at = at.nextSibling;
-        stale.remove();
-      }
+      dropUntil(at, node);
       at = node.nextSibling;
     } else {
       el.insertBefore(node, at);
     }
   }
-  while (at) {
-    const stale = at;
-    at = at.nextSibling;
-    stale.remove();
-  }
+  dropUntil(at, null);
   return el;
 }
 
